@@ -1,0 +1,34 @@
+# The two quick-start commands of the README: `make quickstart` and `make test`.
+PYTHON ?= python3
+QUICKSTART_OUT ?= build/quickstart
+
+.PHONY: install install-test chromium quickstart test lint
+
+install:
+	$(PYTHON) -m pip install --quiet .
+
+install-test:
+	$(PYTHON) -m pip install --quiet '.[test]'
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Run the bundled quickstart notebook headless on the embedded DuckDB, with lineage on,
+# then print what it computed and recorded.
+quickstart: install
+	rm -rf $(QUICKSTART_OUT) && mkdir -p $(QUICKSTART_OUT)
+	cp -r example_notebooks/. $(QUICKSTART_OUT)/
+	cd $(QUICKSTART_OUT) && nbgov run 01_quickstart.ipynb
+	nbgov show $(QUICKSTART_OUT)/01_quickstart.ipynb
+	nbgov verify $(QUICKSTART_OUT)/01_quickstart.ipynb
+
+# Everything the suite needs (Chromium, the package with its test extra), then the suite.
+test: chromium install-test
+	@$(PYTHON) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; \
+	exit $$status
+
+lint:
+	$(PYTHON) -m mypy

@@ -1,0 +1,97 @@
+/**
+ * Shapes of the lineage log as the kernel and the notebook file carry it
+ * (see the team BRIEF: "lineage record" and "notebook metadata").
+ */
+
+export interface Fingerprint {
+  kind: string;
+  hash: string | null;
+  weak: boolean;
+  summary: string;
+}
+
+export interface ReadUse {
+  name: string;
+  fingerprint: Fingerprint;
+  source: string | null;
+}
+
+export interface WriteUse {
+  name: string;
+  fingerprint: Fingerprint;
+  mutated: boolean;
+}
+
+export interface FileUse {
+  path: string;
+  abspath: string;
+  mode: string;
+  size: number | null;
+  hash: string | null;
+  source: string | null;
+}
+
+export interface ModelUse {
+  name: string;
+  version: number | null;
+  sha256: string;
+  producer: string | null;
+  opset: number | null;
+  source: string | null;
+}
+
+export interface SqlUse {
+  statement: string;
+  kind: string;
+  tables_read: string[];
+  tables_written: string[];
+  files_read: string[];
+  files_written: string[];
+  models: string[];
+}
+
+export interface ExecutionBody {
+  schema: string;
+  id: string;
+  session: string;
+  execution_count: number | null;
+  cell_id: string | null;
+  code: string;
+  code_hash: string;
+  started: string;
+  duration_s: number | null;
+  status: string;
+  error: { type: string; message: string } | null;
+  reads: ReadUse[];
+  writes: WriteUse[];
+  deletes: string[];
+  files: FileUse[];
+  models: ModelUse[];
+  sql: SqlUse[];
+  packages_added: Record<string, string>;
+}
+
+export interface EntryHead {
+  seq: number;
+  prev: string;
+  hash: string;
+}
+
+export interface ExecutionEntry extends EntryHead {
+  kind: 'execution';
+  body: ExecutionBody;
+}
+
+export interface SessionEntry extends EntryHead {
+  kind: 'session';
+  body: { session: string; [key: string]: unknown };
+}
+
+export type LineageEntry = ExecutionEntry | SessionEntry;
+
+/** Stale reasons per execution id. */
+export type StaleMap = Map<string, string[]>;
+
+export const NOTEBOOK_SCHEMA = 'nbgov.notebook/1';
+export const CELL_SCHEMA = 'nbgov.cell/1';
+export const META_KEY = 'nbgov';

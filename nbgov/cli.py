@@ -1,0 +1,186 @@
+"""`nbgov` command line: run, show, replay, verify, export, graph.
+
+A thin face over nbgov.replay: parse, call, print, map outcomes to exit codes.
+Exit 0 = fine, 1 = a divergence / tampering / failed cell, 2 = could not run (any
+NbgovError: one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from nbgov.errors import NbgovError
+
+NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
+
+
+class NbgovGroup(click.Group):
+    """Turns user mistakes into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NbgovError as exc:
+            click.echo(f"nbgov: error: {exc}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("nbgov: interrupted", err=True)
+            ctx.exit(2)
+        except Exception as exc:
+            if os.environ.get("NBGOV_DEBUG"):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"nbgov: error: {type(exc).__name__}: {first} (set NBGOV_DEBUG=1 for details)",
+                       err=True)
+            ctx.exit(2)
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False, width=max(100, Console().width))
+
+
+def _write_or_print(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@click.group(cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nbgov", prog_name="nbgov")
+def cli() -> None:
+    """Review and reproduce notebooks from their recorded lineage."""
+
+
+@cli.command()
+@NOTEBOOK
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the executed notebook here (default: in place).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds allowed per cell.")
+@click.option("--kernel", "kernel_name", help="Kernel spec to use (default: the notebook's).")
+@click.option("--allow-errors", is_flag=True, help="Keep running after a cell fails.")
+def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | None,
+        allow_errors: bool) -> None:
+    """Execute NOTEBOOK headless on a real kernel, recording lineage."""
+    from nbgov.replay.runner import run_notebook
+
+    summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
+    errors = sum(1 for e in summary.recorded if e["body"].get("status") == "error")
+    click.echo(f"ran {summary.cells_run} cells of {notebook.name} in {summary.seconds:.2f}s; "
+               f"recorded {len(summary.recorded)} executions ({errors} failed) in {summary.sidecar}")
+    click.echo(f"wrote {summary.output}")
+    if summary.error:
+        click.echo(f"stopped at a failing cell: {summary.error}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@NOTEBOOK
+@click.option("--json", "as_json", is_flag=True, help="Print the log as JSON instead of a table.")
+def show(notebook: Path, as_json: bool) -> None:
+    """Show the recorded execution log of NOTEBOOK."""
+    from nbgov.replay.report import log_table
+    from nbgov.replay.source import load_log
+
+    log = load_log(notebook)
+    if as_json:
+        click.echo(json.dumps({"notebook": str(notebook), "source": log.source, "entries": log.entries},
+                              indent=2, ensure_ascii=False))
+        return
+    _console().print(log_table(log.executions(), f"{notebook.name} — {len(log.executions())} "
+                                                 f"executions ({log.source})"))
+
+
+@cli.command()
+@NOTEBOOK
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write a self-contained HTML report here.")
+@click.option("--until", type=click.IntRange(min=1), help="Replay only the first N recorded executions.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds allowed per step.")
+@click.option("--kernel", "kernel_name", help="Kernel spec to use (default: the notebook's).")
+def replay(notebook: Path, report: Path | None, until: int | None, timeout: float,
+           kernel_name: str | None) -> None:
+    """Re-run NOTEBOOK's recorded executions in a fresh kernel and compare.
+
+    Exit 0: every step reproduced; 1: a divergence; 2: it could not run.
+    """
+    from nbgov.replay.replayer import replay as do_replay
+    from nbgov.replay.report import print_replay, replay_html
+    from nbgov.replay.source import load_log
+
+    result = do_replay(load_log(notebook), until=until, timeout=timeout, kernel_name=kernel_name)
+    print_replay(result, _console())
+    if report is not None:
+        report.write_text(replay_html(result), encoding="utf-8")
+        click.echo(f"wrote {report}")
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@NOTEBOOK
+def verify(notebook: Path) -> None:
+    """Check the hash chain and the notebook metadata against the sidecar.
+
+    Exit 0: intact; 1: tampered or inconsistent; 2: nothing to check.
+    """
+    from nbgov.replay.report import print_verify
+    from nbgov.replay.verify import verify as do_verify
+
+    result = do_verify(notebook)
+    print_verify(result, _console())
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@NOTEBOOK
+@click.option("--format", "fmt", type=click.Choice(["openlineage", "prov"]), required=True,
+              help="openlineage: run events (JSON lines); prov: W3C PROV-JSON.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file.")
+def export(notebook: Path, fmt: str, output: Path | None) -> None:
+    """Export NOTEBOOK's lineage as OpenLineage events or W3C PROV-JSON."""
+    from nbgov.replay.export import openlineage_events, prov_document
+    from nbgov.replay.source import load_log
+
+    log = load_log(notebook)
+    if fmt == "openlineage":
+        text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in openlineage_events(log))
+    else:
+        text = json.dumps(prov_document(log), indent=2, ensure_ascii=False) + "\n"
+    _write_or_print(text, output)
+
+
+@cli.command()
+@NOTEBOOK
+@click.option("--format", "fmt", type=click.Choice(["dot", "svg"]), default="dot", show_default=True,
+              help="svg uses graphviz `dot` when installed, else nbgov's own drawing.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file.")
+def graph(notebook: Path, fmt: str, output: Path | None) -> None:
+    """Print NOTEBOOK's lineage graph (executions, variables, files, models)."""
+    from nbgov.replay.graph import build_graph, render_svg, to_dot
+    from nbgov.replay.source import load_log
+
+    lineage = build_graph(load_log(notebook).executions())
+    render: Callable[[Any], str] = to_dot if fmt == "dot" else render_svg
+    _write_or_print(render(lineage), output)
+
+
+def main() -> None:
+    """Console-script entry point (`nbgov = nbgov.cli:main`)."""
+    cli(prog_name="nbgov")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""Which notebook names a cell reads, writes and deletes — from its AST.
+
+The cell is analysed after IPython's input transforms (``%magic`` and ``!cmd``
+become real Python), in evaluation order, so ``x = x + 1`` reads ``x`` before
+it writes it. Stores to an attribute or item of a name (``df['a'] = 1``,
+``obj.x = 2``) and augmented assignments count as in-place writes of that name.
+Function bodies only contribute the globals they read or declare ``global``.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+_DYNAMIC = frozenset({"get_ipython", "exec", "eval", "globals", "vars", "locals", "__import__", "setattr", "delattr"})
+
+
+@dataclass
+class CellNames:
+    """Names at notebook (module) level, by what the cell does with them."""
+
+    loads: set[str] = field(default_factory=set)  # read before (or without) being stored
+    stores: set[str] = field(default_factory=set)  # rebound
+    mutates: set[str] = field(default_factory=set)  # attribute/item store, augmented assignment
+    deletes: set[str] = field(default_factory=set)
+    referenced: set[str] = field(default_factory=set)  # every global name mentioned at all
+    syntax_ok: bool = True
+    dynamic: bool = False  # uses exec/globals()/magics: may rebind any name
+    impure: set[str] = field(default_factory=set)  # used other than as an operand (may escape/mutate)
+
+    def pure_only(self, name: str) -> bool:
+        """Every use is an operand of an operator/comparison or an argument of a builtin
+        like len/print: for numpy/pandas values such uses cannot change the value."""
+        return name in self.referenced and name not in self.impure
+
+    def note_dynamic(self, name: str) -> None:
+        if name in _DYNAMIC:
+            self.dynamic = True
+
+    @property
+    def candidates(self) -> set[str]:
+        """Names whose values the cell may touch: fingerprinted before and after."""
+        return self.referenced
+
+
+_NEEDS_TRANSFORM = re.compile(r"[%!?]|^\s*(>>>|In \[|\.\.\.)", re.MULTILINE)
+
+
+def transform(shell: Any, raw_cell: str) -> str:
+    """The Python IPython will actually run for ``raw_cell`` (magics expanded).
+
+    Plain Python (no %, !, ? or pasted prompts) is returned as is: IPython's
+    transformers would not change it, and they cost more than the rest of a record.
+    """
+    if not _NEEDS_TRANSFORM.search(raw_cell):
+        return raw_cell
+    try:
+        return str(shell.transform_cell(raw_cell))
+    except Exception:
+        return raw_cell
+
+
+_CACHE_SIZE = 256
+
+
+def analyze(code: str) -> CellNames:
+    """Parse transformed cell code; a syntax error yields empty sets (syntax_ok False).
+
+    Re-run cells are common, so results are cached by code (treat them as read-only).
+    """
+    return _analyze_cached(code)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _analyze_cached(code: str) -> CellNames:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return CellNames(syntax_ok=False, dynamic=True)
+    visitor = _CellVisitor()
+    for stmt in tree.body:
+        visitor.visit(stmt)
+    return visitor.names
+
+
+class _CellVisitor(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.names = CellNames()
+        self._first: dict[str, str] = {}  # name -> "load" | "store": first event at module level
+        self._scopes: list[_Scope] = []  # function/lambda/comprehension/class scopes
+
+    # -- events ------------------------------------------------------------
+    def _deferred(self) -> bool:
+        """Inside a def/lambda body: runs later, when called, not when the cell runs."""
+        return any(scope.deferred for scope in self._scopes)
+
+    def _load(self, name: str) -> None:
+        if self._scopes and self._scopes[-1].is_local(name):
+            return
+        self.names.referenced.add(name)
+        self.names.note_dynamic(name)
+        if self._deferred():
+            return
+        if self._first.setdefault(name, "load") == "load":
+            self.names.loads.add(name)
+
+    def _store(self, name: str) -> None:
+        if self._scopes:
+            scope = self._scopes[-1]
+            if name not in scope.globals:
+                scope.locals.add(name)
+                return
+        self.names.referenced.add(name)
+        if self._deferred():
+            return
+        self._first.setdefault(name, "store")
+        self.names.stores.add(name)
+        self.names.deletes.discard(name)
+
+    def _delete(self, name: str) -> None:
+        if self._scopes and name not in self._scopes[-1].globals:
+            self._scopes[-1].locals.discard(name)
+            return
+        self.names.referenced.add(name)
+        if self._deferred():
+            return
+        self.names.deletes.add(name)
+        self.names.stores.discard(name)
+
+    def _mutate(self, target: ast.expr) -> None:
+        root = _root_name(target)
+        if root is None:
+            self.visit(target)
+            return
+        self._load(root)
+        self.names.impure.add(root)
+        if not (self._scopes and self._scopes[-1].is_local(root)) and not self._deferred():
+            self.names.mutates.add(root)
+        # visit subscripts/attribute chains for the names used inside (df[col] loads col)
+        self._visit_target_parts(target)
+
+    def _visit_target_parts(self, node: ast.expr) -> None:
+        while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
+            if isinstance(node, ast.Subscript):
+                self.visit(node.slice)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            self.visit(node)
+
+    def _target(self, target: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            self._store(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self._target(elt)
+        elif isinstance(target, ast.Starred):
+            self._target(target.value)
+        elif isinstance(target, (ast.Attribute, ast.Subscript)):
+            self._mutate(target)
+        else:
+            self.visit(target)
+
+    # -- pure uses: operands cannot escape or be changed by the operation ----
+    def _operand(self, node: ast.expr) -> None:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if self._deferred():
+                self.names.impure.add(node.id)
+            self._load(node.id)
+        else:
+            self.visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        self._operand(node.left)
+        self._operand(node.right)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
+        self._operand(node.operand)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        self._operand(node.left)
+        for comp in node.comparators:
+            self._operand(comp)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id in _PURE_CALLS and not node.keywords:
+            self.visit(node.func)
+            for arg in node.args:
+                self._operand(arg)
+            return
+        self.generic_visit(node)
+
+    # -- evaluation order ----------------------------------------------------
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.names.impure.add(node.id)
+            self._load(node.id)
+        elif isinstance(node.ctx, ast.Store):
+            self._store(node.id)
+        else:
+            self._delete(node.id)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for target in node.targets:
+            self._target(target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            self._target(node.target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):
+            name = node.target.id
+            self._load(name)
+            self.names.impure.add(name)
+            if not (self._scopes and self._scopes[-1].is_local(name)) and not self._deferred():
+                self.names.mutates.add(name)  # `lst += [1]` mutates a list in place
+            self._store(name)
+        else:
+            self._mutate(node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self._target(node.target)
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self.visit(node.iter)
+        self._target(node.target)
+        for stmt in node.body + node.orelse:
+            self.visit(stmt)
+
+    visit_AsyncFor = visit_For
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self._target(item.optional_vars)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    visit_AsyncWith = visit_With
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self._store(node.name)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._store(alias.asname or alias.name.split(".", 1)[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name != "*":
+                self._store(alias.asname or alias.name)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        if self._scopes:
+            self._scopes[-1].globals.update(node.names)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            if isinstance(target, (ast.Attribute, ast.Subscript)):
+                self._mutate(target)  # `del df['a']` changes df
+            else:
+                self.visit(target)
+
+    # -- scopes ------------------------------------------------------------
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+            self.visit(default)
+        if not isinstance(node, ast.Lambda):
+            for deco in node.decorator_list:
+                self.visit(deco)
+        scope = _Scope(deferred=True)
+        args = node.args
+        for arg in args.posonlyargs + args.args + args.kwonlyargs:
+            scope.locals.add(arg.arg)
+        if args.vararg:
+            scope.locals.add(args.vararg.arg)
+        if args.kwarg:
+            scope.locals.add(args.kwarg.arg)
+        body: list[ast.stmt] = node.body if isinstance(node.body, list) else [ast.Expr(node.body)]
+        scope.locals.update(_local_stores(body))
+        scope.globals.update(_global_decls(body))
+        scope.locals.difference_update(scope.globals)
+        self._scopes.append(scope)
+        for stmt in body:
+            self.visit(stmt)
+        self._scopes.pop()
+        if not isinstance(node, ast.Lambda):
+            self._store(node.name)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._function(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._function(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._function(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in node.bases + [k.value for k in node.keywords] + node.decorator_list:
+            self.visit(expr)
+        scope = _Scope()
+        scope.locals.update(_local_stores(node.body))
+        self._scopes.append(scope)
+        for stmt in node.body:
+            self.visit(stmt)
+        self._scopes.pop()
+        self._store(node.name)
+
+    def _comprehension(self, node: Any, elements: list[ast.expr]) -> None:
+        generators: list[ast.comprehension] = node.generators
+        self.visit(generators[0].iter)  # evaluated in the enclosing scope
+        scope = _Scope()
+        for gen in generators:
+            for n in ast.walk(gen.target):
+                if isinstance(n, ast.Name):
+                    scope.locals.add(n.id)
+        if self._scopes:
+            scope.globals.update(self._scopes[-1].globals)
+            scope.locals.update(self._scopes[-1].locals)
+        self._scopes.append(scope)
+        for i, gen in enumerate(generators):
+            if i:
+                self.visit(gen.iter)
+            for cond in gen.ifs:
+                self.visit(cond)
+        for element in elements:
+            self.visit(element)
+        self._scopes.pop()
+
+    def visit_ListComp(self, node: ast.ListComp) -> None:
+        self._comprehension(node, [node.elt])
+
+    def visit_SetComp(self, node: ast.SetComp) -> None:
+        self._comprehension(node, [node.elt])
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> None:
+        self._comprehension(node, [node.elt])
+
+    def visit_DictComp(self, node: ast.DictComp) -> None:
+        self._comprehension(node, [node.key, node.value])
+
+
+_PURE_CALLS = frozenset({"len", "print", "repr", "str", "type", "isinstance", "id", "display", "bool", "hash"})
+
+
+@dataclass
+class _Scope:
+    locals: set[str] = field(default_factory=set)
+    globals: set[str] = field(default_factory=set)
+    deferred: bool = False
+
+    def is_local(self, name: str) -> bool:
+        return name in self.locals and name not in self.globals
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _local_stores(body: list[ast.stmt]) -> set[str]:
+    """Names bound anywhere in a function body (not in nested functions)."""
+    found: set[str] = set()
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            found.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+            continue
+        elif isinstance(node, ast.Lambda):
+            continue
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                found.add(alias.asname or alias.name.split(".", 1)[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found.add(node.name)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _global_decls(body: list[ast.stmt]) -> set[str]:
+    found: set[str] = set()
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Global):
+            found.update(node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found

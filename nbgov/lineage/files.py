@@ -1,0 +1,206 @@
+"""Files a cell opens, caught by a Python audit hook, then sized and hashed.
+
+Audit hooks cannot be removed, so one hook is added per process, the first time
+a watcher starts; it does nothing unless a watcher is active (one list check).
+Python's own imports, the interpreter's installation and tool caches are not the
+notebook's data and are ignored. Contents are hashed after the cell ends, when
+written files are closed; an unchanged file (same size, mtime, inode, ctime) is
+not re-read.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import site
+import stat
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import xxhash
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_CHUNK = 4 * 1024 * 1024
+DEFAULT_MAX_FILE_BYTES = 8 * 1024**3
+
+# Process-wide by necessity (sys.addaudithook is forever): the active watchers.
+_active: list[FileWatcher] = []
+_hook_installed = False
+_install_lock = threading.Lock()
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _active or event != "open":
+        return
+    for watcher in tuple(_active):
+        watcher._on_open(args)
+
+
+def _ensure_hook() -> None:
+    global _hook_installed
+    with _install_lock:
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+
+
+@dataclass(frozen=True)
+class FileEvent:
+    path: str  # as the code gave it
+    abspath: str
+    mode: str  # "read" | "write"
+
+
+_CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
+
+
+def _code_roots() -> tuple[str, ...]:
+    """sys.path folders other than the working folder: where imported code lives."""
+    cwd = os.path.join(os.path.abspath(os.getcwd()), "")
+    roots = []
+    for entry in sys.path:
+        if not entry or not isinstance(entry, str):
+            continue
+        root = os.path.join(os.path.abspath(entry), "")
+        if root != cwd:
+            roots.append(root)
+    return tuple(roots)
+
+
+def _ignored_roots() -> tuple[str, ...]:
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/proc", "/sys", "/dev", "/usr/lib", "/usr/share"}
+    try:
+        roots.update(site.getsitepackages())
+        roots.add(site.getusersitepackages())
+    except Exception:
+        pass
+    home = os.path.expanduser("~")
+    for sub in (".ipython", ".jupyter", ".cache", ".config", ".local", ".matplotlib", ".keras"):
+        roots.add(os.path.join(home, sub))
+    return tuple(sorted(os.path.join(os.path.realpath(r), "") for r in roots if r))
+
+
+@dataclass
+class FileWatcher:
+    """Collects the files opened between start() and stop()."""
+
+    ignore: tuple[str, ...] = field(default_factory=_ignored_roots)
+    events: list[FileEvent] = field(default_factory=list)
+    _suppressed: threading.local = field(default_factory=threading.local)
+    _code_roots: tuple[str, ...] = ()
+
+    def start(self) -> None:
+        _ensure_hook()
+        self._code_roots = _code_roots()
+        self.events = []
+        if self not in _active:
+            _active.append(self)
+
+    def stop(self) -> list[FileEvent]:
+        try:
+            _active.remove(self)
+        except ValueError:
+            pass
+        events, self.events = self.events, []
+        return events
+
+    @property
+    def active(self) -> bool:
+        return self in _active
+
+    def _on_open(self, args: tuple[Any, ...]) -> None:
+        try:
+            if getattr(self._suppressed, "on", False):
+                return
+            target = args[0]
+            if isinstance(target, int):
+                return  # an already-open descriptor: its open was seen (or is not a path)
+            path = os.fsdecode(os.fspath(target))
+            mode = args[1] if len(args) > 1 else None
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            if isinstance(mode, str):
+                writing = any(c in mode for c in "wax+")
+            else:
+                writing = bool(flags & _WRITE_FLAGS)
+            abspath = os.path.abspath(path)
+            if self._ignored(abspath):
+                return
+            self.events.append(FileEvent(path, abspath, "write" if writing else "read"))
+        except Exception:
+            return  # an audit hook must never raise into user code
+
+    def _ignored(self, abspath: str) -> bool:
+        if "__pycache__" in abspath or f"{os.sep}.nbgov{os.sep}" in abspath:
+            return True
+        if abspath.endswith(_CODE_SUFFIXES) and abspath.startswith(self._code_roots):
+            return True  # an import from sys.path (a module in the notebook's folder still counts)
+        return abspath.startswith(self.ignore)
+
+
+class FileHasher:
+    """Size + xxh3_128 of files, cached by (size, mtime, inode, ctime)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._cache: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
+
+    def hash(self, abspath: str) -> tuple[int | None, str | None]:
+        """(size, hash); (None, None) when the file is gone or is not a regular file."""
+        try:
+            st = os.stat(abspath)
+        except OSError:
+            return None, None
+        if not stat.S_ISREG(st.st_mode):
+            return None, None
+        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        hit = self._cache.get(abspath)
+        if hit is not None and hit[0] == key:
+            return st.st_size, hit[1]
+        digest: str | None = None
+        if st.st_size <= self.max_bytes:
+            try:
+                digest = hash_file(abspath)
+            except OSError:
+                digest = None
+        self._cache[abspath] = (key, digest)
+        return st.st_size, digest
+
+
+def hash_file(abspath: str) -> str:
+    h = xxhash.xxh3_128()
+    with open(abspath, "rb", buffering=0) as fh:
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def expand_sql_paths(paths: Iterable[str], cwd: str | None = None) -> list[tuple[str, str]]:
+    """(path as written, abspath) for DuckDB file arguments, globs expanded; URLs skipped."""
+    out: list[tuple[str, str]] = []
+    base = cwd or os.getcwd()
+    for path in paths:
+        if "://" in path:
+            continue
+        full = path if os.path.isabs(path) else os.path.join(base, path)
+        if any(c in path for c in "*?["):
+            matches = sorted(glob.glob(full, recursive=True))
+            out.extend((path if len(matches) == 1 else m, os.path.abspath(m)) for m in matches)
+        else:
+            out.append((path, os.path.abspath(full)))
+    return out
+
+
+def is_under(path: str, root: str | Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+        return True
+    except ValueError:
+        return False

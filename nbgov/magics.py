@@ -1,0 +1,266 @@
+"""``%%sqlml`` / ``%sqlml``: a thin IPython face over ``nbgov.sqlml.Engine``.
+
+Flags are declared with IPython's magic_arguments; user mistakes (``NbgovError``)
+become ``UsageError`` (one line, no traceback). The engine lives on the Magics
+instance (one per shell), never in a module global. Every executed statement is
+reported to the lineage recorder; a failing recorder never breaks the cell.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import warnings
+import weakref
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Integer, Unicode
+
+from nbgov.errors import NbgovError
+from nbgov.sqlml.engine import Engine, StatementResult
+
+_VALUE_FLAGS = {"-o", "--out", "--db", "--limit"}
+
+
+def split_flags(line: str) -> tuple[str, str]:
+    """Separate leading ``-flags`` from the SQL of a line, keeping the SQL verbatim."""
+    position = 0
+    expect_value = False
+    while position < len(line):
+        while position < len(line) and line[position].isspace():
+            position += 1
+        end = position
+        while end < len(line) and not line[end].isspace():
+            end += 1
+        word = line[position:end]
+        if not word:
+            break
+        if expect_value:
+            expect_value = False
+        elif word.startswith("-") and not word.startswith("--") or word.startswith("--") and len(word) > 2:
+            expect_value = word in _VALUE_FLAGS
+        else:
+            break
+        position = end
+    return line[:position].strip(), line[position:].strip()
+
+
+def split_assignment(sql: str) -> tuple[str | None, str]:
+    """JupySQL's first-line ``NAME << SELECT ...`` form."""
+    first, newline, rest = sql.partition("\n")
+    target, marker, remainder = first.partition("<<")
+    if marker and target.strip().isidentifier():
+        return target.strip(), (remainder + newline + rest).strip()
+    return None, sql
+
+
+class ScoringProgress:
+    """A progress bar for batched scoring that renders in JupyterLab (HTML) and terminals.
+
+    Shown only once scoring has taken more than ``delay`` seconds, so quick cells stay quiet.
+    """
+
+    def __init__(self, delay: float = 1.0) -> None:
+        self._delay = delay
+        self._started: float | None = None
+        self._handle: Any = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+        if self._handle is None and now - self._started < self._delay and done < total:
+            return
+        fraction = done / total if total else 1.0
+        text = f"{label}: {done:,} / {total:,} rows scored ({fraction:.0%})"
+        bundle = {
+            "text/plain": text,
+            "text/html": f'<progress value="{done}" max="{max(total, 1)}"></progress> <code>{html.escape(text)}</code>',
+        }
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+        if done >= total:
+            self._started, self._handle = None, None
+
+
+@magics_class
+class SqlML(Magics):
+    """SQL + ONNX models on an embedded DuckDB (see ``%%sqlml?``)."""
+
+    database = Unicode(":memory:", help="DuckDB database: ':memory:' or a file path.").tag(config=True)
+    displaylimit = Integer(10, help="Rows shown when a result is displayed (0 = all).").tag(config=True)
+
+    def __init__(self, shell: Any = None, recorder: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.recorder = recorder
+        self._engine: Engine | None = None
+        self._shown: dict[int, tuple[weakref.ref[pd.DataFrame], int]] = {}
+        self._warned = False
+
+    @property
+    def engine(self) -> Engine:
+        """The engine for ``self.database``; reopened when the setting changes."""
+        if self._engine is None or self._engine.database != self.database:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            try:
+                self._engine = Engine(self.database)
+            except NbgovError as error:
+                raise UsageError(str(error)) from None
+            self._engine.progress = ScoringProgress()
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    @magic_arguments()
+    @argument("-o", "--out", metavar="NAME", help="Assign the full result DataFrame to NAME.")
+    @argument("--db", metavar="PATH", help="Use (and switch to) this DuckDB file; ':memory:' for memory.")
+    @argument("--limit", type=int, metavar="N", help="Show at most N rows of the result.")
+    @argument("--explain", action="store_true", help="Show the plan and the model-call notes; run nothing.")
+    @argument("--no-optimize", action="store_true", help="Turn every model rewrite and batching off.")
+    @line_cell_magic
+    def sqlml(self, line: str, cell: str | None = None) -> Any:
+        """Run SQL (with predict(...) and model statements) on the kernel's DuckDB."""
+        flags, sql = split_flags(line)
+        if cell is not None:
+            if sql:
+                raise UsageError(f"unexpected text after the flags of %%sqlml: {sql!r}; put the SQL in the cell")
+            sql = cell
+        args = parse_argstring(self.sqlml, flags)
+        target, sql = split_assignment(sql)
+        target = target or args.out
+        if target is not None and not target.isidentifier():
+            raise UsageError(f"-o expects a Python variable name, got {target!r}")
+        if not sql.strip():
+            raise UsageError("no SQL given; usage: %%sqlml [flags] then SQL statements")
+        if args.db:
+            self.database = args.db
+        engine = self.engine
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        optimize = not args.no_optimize
+        if args.explain:
+            try:
+                print(engine.explain(sql, params=namespace, frames=namespace, optimize=optimize))
+            except NbgovError as error:
+                raise UsageError(str(error)) from None
+            return None
+        last = self._run_all(engine, sql, namespace, optimize)
+        if last is None or last.df is None:
+            return None
+        if target is not None:
+            namespace[target] = last.df
+        limit = self.displaylimit if args.limit is None else args.limit
+        self._limit_display(last.df, limit)
+        return last.df
+
+    def _run_all(self, engine: Engine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
+        statements = engine.split(sql)
+        last: StatementResult | None = None
+        for index, statement in enumerate(statements):
+            try:
+                results = engine.execute(statement, params=namespace, frames=namespace, optimize=optimize)
+            except NbgovError as error:
+                raise UsageError(str(error)) from None
+            for result in results:
+                self._note(result.activity)
+                final = index == len(statements) - 1
+                if result.df is None or not final:
+                    if result.df is None and result.summary:
+                        print(result.summary)
+                last = result
+        return last
+
+    def _note(self, activity: dict[str, Any]) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.note_sql(activity)
+        except Exception as error:  # recording must never break a user's cell
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"nbgov: could not record SQL lineage ({error})", stacklevel=2)
+
+    def _limit_display(self, frame: pd.DataFrame, limit: int) -> None:
+        self._shown = {k: v for k, v in self._shown.items() if v[0]() is not None}
+        if limit and limit > 0 and len(frame) > limit:
+            self._shown[id(frame)] = (weakref.ref(frame), limit)
+
+    def limited(self, frame: Any) -> tuple[pd.DataFrame, int] | None:
+        """(rows to show, total) when ``frame`` is a result displayed with a row limit."""
+        entry = self._shown.get(id(frame))
+        if entry is None:
+            return None
+        shown = entry[0]()
+        if shown is None or shown is not frame:
+            return None
+        return shown.head(entry[1]), len(shown)
+
+
+class _Installed:
+    """Undo handle returned by ``install``."""
+
+    def __init__(self, shell: Any, magics: SqlML) -> None:
+        self._shell = shell
+        self._magics = magics
+        self._previous: dict[str, Any] = {}
+        formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
+        for mime, render in (("text/html", self._html), ("text/plain", self._plain)):
+            formatter = formatters.get(mime)
+            if formatter is None:
+                continue
+            self._previous[mime] = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter else None
+            formatter.for_type(pd.DataFrame, render)
+
+    def _html(self, frame: pd.DataFrame) -> str | None:
+        limited = self._magics.limited(frame)
+        if limited is None:
+            previous = self._previous.get("text/html")
+            return previous(frame) if previous else frame._repr_html_()
+        head, total = limited
+        return str(head._repr_html_()) + f"<p>{len(head)} of {total:,} rows shown (--limit / SqlML.displaylimit)</p>"
+
+    def _plain(self, frame: pd.DataFrame, printer: Any, cycle: bool) -> None:
+        limited = self._magics.limited(frame)
+        if limited is None:
+            printer.text(repr(frame))
+            return
+        head, total = limited
+        printer.text(f"{head!r}\n{len(head)} of {total:,} rows shown")
+
+    def uninstall(self) -> None:
+        shell = self._shell
+        manager = getattr(shell, "magics_manager", None)
+        if manager is not None:
+            for kind in ("line", "cell"):
+                manager.magics[kind].pop("sqlml", None)
+            if self._magics in manager.registry.values():
+                manager.registry.pop(type(self._magics).__name__, None)
+        if self._magics in getattr(shell, "configurables", []):
+            shell.configurables.remove(self._magics)
+        formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
+        for mime, previous in self._previous.items():
+            formatter = formatters.get(mime)
+            if formatter is None:
+                continue
+            formatter.pop(pd.DataFrame, None)
+            if previous is not None:
+                formatter.for_type(pd.DataFrame, previous)
+        self._magics.close()
+
+
+def install(shell: Any, recorder: Any = None) -> _Installed:
+    """Register %%sqlml / %sqlml and the SqlML config on ``shell``."""
+    magics = SqlML(shell=shell, recorder=recorder)
+    shell.register_magics(magics)
+    return _Installed(shell, magics)

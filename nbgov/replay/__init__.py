@@ -1,0 +1,1 @@
+"""Reviewer tools: headless run, replay in recorded order, verify, export, reports."""

@@ -1,0 +1,216 @@
+"""A real Jupyter kernel that records lineage, driven headless.
+
+Two things a headless runner must do that nbclient does not: tell the kernel which
+cell it is running (ipykernel reads ``metadata.cellId`` of the execute_request, as
+JupyterLab sends it) and load nbgov without adding a cell to the notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.manager import KernelManager
+
+from nbgov.errors import ReplayError
+
+LOAD_NBGOV = "%load_ext nbgov"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _execute_request(
+    client: Any, code: str, silent: bool, store_history: bool, cell_id: str | None,
+    user_expressions: dict[str, Any] | None, allow_stdin: bool | None, stop_on_error: bool,
+) -> str:
+    content = {
+        "code": code,
+        "silent": silent,
+        "store_history": store_history,
+        "user_expressions": user_expressions or {},
+        "allow_stdin": client.allow_stdin if allow_stdin is None else allow_stdin,
+        "stop_on_error": stop_on_error,
+    }
+    metadata = {"cellId": cell_id} if cell_id else {}
+    msg = client.session.msg("execute_request", content, metadata=metadata)
+    client.shell_channel.send(msg)
+    return str(msg["header"]["msg_id"])
+
+
+class CellIdKernelClient(BlockingKernelClient):
+    """A blocking client whose execute_request carries ``next_cell_id`` like JupyterLab's."""
+
+    next_cell_id: str | None = None
+
+    def execute(
+        self, code: str, silent: bool = False, store_history: bool = True,
+        user_expressions: dict[str, Any] | None = None, allow_stdin: bool | None = None,
+        stop_on_error: bool = True,
+    ) -> str:
+        cell_id = None if silent else self.next_cell_id
+        return _execute_request(
+            self, code, silent, store_history, cell_id, user_expressions, allow_stdin,
+            stop_on_error,
+        )
+
+
+class AsyncCellIdKernelClient(AsyncKernelClient):
+    """The asynchronous twin of CellIdKernelClient, for nbclient."""
+
+    next_cell_id: str | None = None
+
+    def execute(
+        self, code: str, silent: bool = False, store_history: bool = True,
+        user_expressions: dict[str, Any] | None = None, allow_stdin: bool | None = None,
+        stop_on_error: bool = True,
+    ) -> str:
+        cell_id = None if silent else self.next_cell_id
+        return _execute_request(
+            self, code, silent, store_history, cell_id, user_expressions, allow_stdin,
+            stop_on_error,
+        )
+
+
+def kernel_env(session_name: Path) -> dict[str, str]:
+    """Environment for a recording kernel: JPY_SESSION_NAME as jupyter_server sets it.
+
+    The folder holding the nbgov package goes on PYTHONPATH so a kernel can import
+    nbgov even when it is run from a source checkout.
+    """
+    env = dict(os.environ)
+    import nbgov
+
+    package_root = str(Path(nbgov.__file__).resolve().parents[1])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if package_root not in paths:
+        paths.insert(0, package_root)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["JPY_SESSION_NAME"] = str(session_name)
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    return env
+
+
+def missing_kernel_message(name: str) -> str:
+    return f"kernel spec {name!r} not found (install it, e.g. `python -m ipykernel install --user`)"
+
+
+@dataclass
+class Outcome:
+    """What one execute_request did."""
+
+    status: str  # "ok" | "error" | "timeout"
+    ename: str | None = None
+    evalue: str | None = None
+    seconds: float = 0.0
+    stdout: list[str] = field(default_factory=list)
+
+
+class RecordingKernel:
+    """One kernel session with nbgov loaded; the unit replay restarts between sessions."""
+
+    def __init__(self, kernel_name: str, cwd: Path, session_name: Path,
+                 startup_timeout: float = 60.0) -> None:
+        self.kernel_name = kernel_name
+        self.cwd = cwd
+        self.session_name = session_name
+        self.startup_timeout = startup_timeout
+        self.km: KernelManager | None = None
+        self.kc: CellIdKernelClient | None = None
+
+    def __enter__(self) -> RecordingKernel:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    def start(self) -> None:
+        """Start the kernel and load nbgov silently (no cell, no record)."""
+        km = KernelManager(kernel_name=self.kernel_name)
+        km.client_class = f"{__name__}.CellIdKernelClient"
+        try:
+            km.start_kernel(env=kernel_env(self.session_name), cwd=str(self.cwd),
+                            stderr=subprocess.DEVNULL)
+        except NoSuchKernel:
+            raise ReplayError(missing_kernel_message(self.kernel_name)) from None
+        self.km = km
+        kc = km.client()
+        assert isinstance(kc, CellIdKernelClient)
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=self.startup_timeout)
+        except RuntimeError as exc:
+            self.shutdown()
+            raise ReplayError(f"kernel {self.kernel_name!r} did not start: {exc}") from None
+        self.kc = kc
+        loaded = self.execute(LOAD_NBGOV, silent=True, timeout=self.startup_timeout)
+        if loaded.status != "ok":
+            self.shutdown()
+            raise ReplayError(f"could not load nbgov in the kernel: {loaded.ename}: {loaded.evalue}")
+
+    def execute(self, code: str, cell_id: str | None = None, timeout: float | None = None,
+                silent: bool = False) -> Outcome:
+        """Run code as a cell (store_history on) and wait for its reply.
+
+        Polls instead of blocking so a dead kernel or a timeout is noticed (a timed-out
+        cell is interrupted); the reply comes after post_run_cell, i.e. after the
+        recorder has appended the record.
+        """
+        if self.kc is None or self.km is None:
+            raise ReplayError("kernel is not running")
+        kc, km = self.kc, self.km
+        kc.next_cell_id = cell_id
+        stdout: list[str] = []
+        started = time.perf_counter()
+        deadline = None if timeout is None else started + timeout
+        msg_id = kc.execute(code, silent=silent, store_history=not silent, stop_on_error=False)
+        while True:
+            self._drain_iopub(msg_id, stdout)
+            if deadline is not None and time.perf_counter() > deadline:
+                km.interrupt_kernel()
+                return Outcome("timeout", "Timeout", f"no reply within {timeout}s",
+                               time.perf_counter() - started, stdout)
+            try:
+                reply = kc.get_shell_msg(timeout=0.05)
+            except queue.Empty:
+                if not km.is_alive():
+                    return Outcome("dead", "DeadKernel", "the kernel died",
+                                   time.perf_counter() - started, stdout)
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                break
+        seconds = time.perf_counter() - started
+        self._drain_iopub(msg_id, stdout)
+        content = reply["content"]
+        if content.get("status") == "ok":
+            return Outcome("ok", seconds=seconds, stdout=stdout)
+        return Outcome("error", content.get("ename"), content.get("evalue"), seconds, stdout)
+
+    def _drain_iopub(self, msg_id: str, stdout: list[str]) -> None:
+        assert self.kc is not None
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0)
+            except queue.Empty:
+                return
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                stdout.append(str(msg["content"].get("text", "")))
+
+    def shutdown(self) -> None:
+        if self.kc is not None:
+            self.kc.stop_channels()
+            self.kc = None
+        if self.km is not None:
+            if self.km.has_kernel:
+                self.km.shutdown_kernel(now=True)
+            self.km = None
+

@@ -1,0 +1,106 @@
+"""`nbgov run`: execute a notebook headless on a real kernel with lineage recording on."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.kernelspec import NoSuchKernel
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from nbgov.errors import ReplayError
+from nbgov.lineage import notebook_meta
+from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
+from nbgov.replay.source import read_sidecar, sidecar_file
+
+
+class RecordingNotebookClient(NotebookClient):
+    """nbclient that loads nbgov before the first cell and sends each cell's id."""
+
+    def create_kernel_manager(self) -> Any:
+        km = super().create_kernel_manager()
+        km.client_class = f"{AsyncCellIdKernelClient.__module__}.{AsyncCellIdKernelClient.__name__}"
+        return km
+
+    async def async_start_new_kernel_client(self) -> Any:
+        kc = await super().async_start_new_kernel_client()
+        assert isinstance(kc, AsyncCellIdKernelClient), "kernel client class not applied"
+        reply = await kc.execute_interactive(LOAD_NBGOV, silent=True, timeout=self.startup_timeout)
+        content = reply["content"]
+        if content.get("status") != "ok":
+            await self._async_cleanup_kernel()
+            raise ReplayError(
+                f"could not load nbgov in the kernel: {content.get('ename')}: {content.get('evalue')}"
+            )
+        return kc
+
+    async def async_execute_cell(
+        self, cell: nbformat.NotebookNode, cell_index: int, execution_count: int | None = None,
+        store_history: bool = True,
+    ) -> nbformat.NotebookNode:
+        if isinstance(self.kc, AsyncCellIdKernelClient):
+            self.kc.next_cell_id = cell.get("id")
+        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+
+@dataclass
+class RunSummary:
+    """What `nbgov run` did, for the terminal summary."""
+
+    output: Path
+    sidecar: Path
+    cells_run: int
+    recorded: list[dict[str, Any]]
+    seconds: float
+    error: str | None
+
+
+def kernel_name_of(nb: nbformat.NotebookNode, override: str | None = None) -> str:
+    if override:
+        return override
+    spec = nb.metadata.get("kernelspec") or {}
+    return str(spec.get("name") or "python3")
+
+
+def run_notebook(
+    notebook: Path, output: Path | None = None, timeout: float = 600,
+    kernel_name: str | None = None, allow_errors: bool = False,
+) -> RunSummary:
+    """Execute every code cell top to bottom, record lineage, write outputs + metadata."""
+    nb = notebook_meta.read_notebook(notebook)
+    target = (output or notebook).resolve()
+    if target != notebook.resolve():
+        # A new notebook gets its own sidecar; lineage of the source file does not apply to it.
+        nb.metadata.pop(notebook_meta.META_KEY, None)
+        for cell in nb.cells:
+            cell.get("metadata", {}).pop(notebook_meta.META_KEY, None)
+    sidecar = sidecar_file(target)
+    before = len(read_sidecar(sidecar)) if sidecar.exists() else 0
+    name = kernel_name_of(nb)
+    client = RecordingNotebookClient(
+        nb, timeout=int(timeout), kernel_name=name, allow_errors=allow_errors,
+        resources={"metadata": {"path": str(notebook.resolve().parent)}},
+    )
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        client.execute(env=kernel_env(target), cwd=str(notebook.resolve().parent),
+                       stderr=subprocess.DEVNULL)
+    except NoSuchKernel:
+        raise ReplayError(missing_kernel_message(name)) from None
+    except CellExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+    except (CellTimeoutError, DeadKernelError) as exc:
+        error = str(exc).splitlines()[0]
+    seconds = time.perf_counter() - started
+    entries = read_sidecar(sidecar) if sidecar.exists() else []
+    notebook_meta.merge_entries(nb, entries, notebook_meta.sidecar_relpath(target))
+    notebook_meta.write_notebook(nb, target)
+    cells_run = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count"))
+    recorded = [e for e in entries[before:] if e["kind"] == "execution"]
+    return RunSummary(target, sidecar, cells_run, recorded, seconds, error)

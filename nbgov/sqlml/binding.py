@@ -1,0 +1,149 @@
+"""Bind ``predict(model, ...)`` arguments to a model's inputs (a ``ModelCall``).
+
+Each model input is split into *slots*: a 2-D numeric ``[N, k]`` input has k slots
+(one per feature, named by the model's feature names when known), every other
+input has one slot named after the input. Positional arguments fill slots in
+order, ``name := expr`` fills the slot of that name, ``*`` fills every remaining
+slot with the column of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlglot.expressions as exp
+
+from nbgov.errors import ModelBindingError, SqlmlError
+from nbgov.sqlml.onnxtypes import NUMERIC, describe, width
+from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion
+from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
+
+
+@dataclass(frozen=True)
+class Slot:
+    input_index: int
+    name: str | None  # None: a feature whose name is unknown
+
+
+def signature(model: ModelVersion) -> str:
+    """``churn@1(plan string[N,1], age float[N,1])`` for error messages."""
+    parts = []
+    for spec in model.inputs:
+        text = describe(spec)
+        if model.feature_names and len(model.inputs) == 1 and (width(spec) or 0) > 1:
+            text += " (" + ", ".join(model.feature_names) + ")"
+        parts.append(text)
+    return f"{model.ref}({', '.join(parts)})"
+
+
+def slots(model: ModelVersion) -> list[Slot]:
+    """The flat list of values a model takes, in positional order."""
+    result: list[Slot] = []
+    for index, spec in enumerate(model.inputs):
+        cols = width(spec)
+        multi = spec.elem_type in NUMERIC and len(spec.shape) == 2 and cols != 1
+        if not multi:
+            result.append(Slot(index, spec.name))
+            continue
+        names = model.feature_names if len(model.inputs) == 1 else None
+        if cols is None:
+            cols = len(names) if names else 0
+        for i in range(cols):
+            result.append(Slot(index, names[i] if names and i < len(names) else None))
+    return result
+
+
+def predict_calls(tree: exp.Expression) -> list[exp.Anonymous]:
+    """Every predict(...) node (renamed by the pre-pass), outermost first."""
+    return [
+        node
+        for node in tree.find_all(exp.Anonymous)
+        if isinstance(node.this, str) and node.this.lower() == PREDICT_PLACEHOLDER
+    ]
+
+
+def model_ref(node: exp.Anonymous) -> str:
+    """The first argument: an identifier, or a string such as 'churn@2'."""
+    if not node.expressions:
+        raise ModelBindingError("predict() needs a model as its first argument: predict(model, ...)")
+    first = node.expressions[0]
+    if isinstance(first, exp.Literal) and first.is_string:
+        return str(first.this)
+    if isinstance(first, exp.Column) and not first.table and isinstance(first.this, exp.Identifier):
+        return str(first.this.this)
+    raise ModelBindingError(
+        f"predict() expects a model name first, got {first.sql(dialect='duckdb')!r}; "
+        "write predict(model, ...) or predict('model@2', ...)"
+    )
+
+
+def bind(node: exp.Anonymous, statement: exp.Expression, resolve: Callable[[str], ModelVersion]) -> ModelCall:
+    model = resolve(model_ref(node))
+    return ModelCall(model=model, inputs=bind_arguments(model, node.expressions[1:]), node=node, statement=statement)
+
+
+def bind_arguments(model: ModelVersion, args: Sequence[exp.Expression]) -> tuple[BoundInput, ...]:
+    wanted = slots(model)
+    filled: list[exp.Expression | None] = [None] * len(wanted)
+    position = 0
+    star = False
+    for arg in args:
+        if isinstance(arg, exp.Star) or (isinstance(arg, exp.Column) and isinstance(arg.this, exp.Star)):
+            star = True
+            continue
+        if isinstance(arg, (exp.PropertyEQ, exp.Kwarg)) and isinstance(arg.this, (exp.Identifier, exp.Column)):
+            name = arg.this.name
+            index = _slot_named(wanted, name)
+            if index is None:
+                raise ModelBindingError(f"predict({model.ref}): no input named {name!r}; expected {signature(model)}")
+            if filled[index] is not None:
+                raise ModelBindingError(f"predict({model.ref}): input {name!r} is bound twice; expected {signature(model)}")
+            filled[index] = arg.expression
+            continue
+        if star or any(f is not None for f in filled[position:]):
+            raise SqlmlError(
+                f"predict({model.ref}): positional arguments must come before '*' and 'name := value'"
+            )
+        if position >= len(wanted):
+            raise ModelBindingError(
+                f"predict({model.ref}) takes {len(wanted)} value(s), got {_count_positional(args)}; "
+                f"expected {signature(model)}"
+            )
+        filled[position] = arg
+        position += 1
+    for index, slot in enumerate(wanted):
+        if filled[index] is not None:
+            continue
+        if not star:
+            raise ModelBindingError(
+                f"predict({model.ref}) takes {len(wanted)} value(s), got {sum(f is not None for f in filled)}; "
+                f"expected {signature(model)}"
+            )
+        if slot.name is None:
+            raise ModelBindingError(
+                f"predict({model.ref}, *): the model's feature names are unknown, so '*' cannot bind "
+                f"input {model.inputs[slot.input_index].name!r}; pass the columns positionally; "
+                f"expected {signature(model)}"
+            )
+        filled[index] = exp.column(slot.name, quoted=True)
+    if not wanted:
+        raise ModelBindingError(f"predict({model.ref}): cannot tell how many values the model takes")
+    grouped: dict[int, list[exp.Expression]] = {}
+    for slot, value in zip(wanted, filled):
+        assert value is not None
+        grouped.setdefault(slot.input_index, []).append(value)
+    return tuple(
+        BoundInput(spec=spec, columns=tuple(grouped.get(i, []))) for i, spec in enumerate(model.inputs)
+    )
+
+
+def _slot_named(wanted: list[Slot], name: str) -> int | None:
+    for index, slot in enumerate(wanted):
+        if slot.name is not None and slot.name.lower() == name.lower():
+            return index
+    return None
+
+
+def _count_positional(args: Sequence[exp.Expression]) -> int:
+    return sum(1 for a in args if not isinstance(a, (exp.Star, exp.PropertyEQ, exp.Kwarg)))

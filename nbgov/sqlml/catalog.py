@@ -1,0 +1,172 @@
+"""The model catalog, stored in DuckDB itself so a ``--db`` file carries its models.
+
+Table ``nbgov.models``: one row per (name, version) with the ONNX bytes, sha256,
+signature (JSON), producer, opset, feature names and creation time. Registering
+bytes that differ from the newest version makes version n+1; identical bytes are a
+no-op. ``name`` means the newest version, ``name@2`` pins version 2.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+
+from nbgov.errors import ModelNotFoundError, SqlmlError
+from nbgov.sqlml.modelfile import LoadedModel
+from nbgov.sqlml.plan import ModelVersion, TensorSpec
+
+_SCHEMA = "nbgov"
+_TABLE = "nbgov.models"
+_COLUMNS = "name, version, sha256, inputs, outputs, producer, opset, feature_names, created"
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """``churn@2`` -> ("churn", 2); ``churn`` -> ("churn", None)."""
+    name, sep, version = ref.partition("@")
+    if not sep:
+        return ref, None
+    if not version.isdigit() or int(version) < 1:
+        raise SqlmlError(f"bad model reference {ref!r}; expected NAME or NAME@VERSION (VERSION ≥ 1)")
+    return name, int(version)
+
+
+class ModelCatalog:
+    """Register, resolve, list and drop model versions in one DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._bytes: dict[str, bytes] = {}
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}").fetchall()
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
+                name VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
+                onnx BLOB NOT NULL, inputs VARCHAR NOT NULL, outputs VARCHAR NOT NULL,
+                producer VARCHAR, opset INTEGER, feature_names VARCHAR, created VARCHAR NOT NULL,
+                PRIMARY KEY (name, version))"""
+        ).fetchall()
+
+    def register(self, name: str, model: LoadedModel) -> tuple[ModelVersion, bool]:
+        """Store ``model`` under ``name``; returns the version and whether it is new."""
+        if not name or "@" in name:
+            raise SqlmlError(f"bad model name {name!r}; expected a plain identifier")
+        latest = self._latest_row(name)
+        if latest is not None and latest[2] == model.sha256:
+            return self._version(latest), False
+        stored_name = latest[0] if latest is not None else name
+        version = (latest[1] + 1) if latest is not None else 1
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._con.execute(
+            f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                stored_name,
+                version,
+                model.sha256,
+                model.onnx_bytes,
+                _specs_json(model.inputs),
+                _specs_json(model.outputs),
+                model.producer,
+                model.opset,
+                json.dumps(list(model.feature_names)) if model.feature_names is not None else None,
+                created,
+            ],
+        ).fetchall()
+        self._bytes[model.sha256] = model.onnx_bytes
+        row = self._row(stored_name, version)
+        assert row is not None
+        return self._version(row), True
+
+    def resolve(self, ref: str) -> ModelVersion:
+        """Find ``name`` (newest) or ``name@version``, or say which models exist."""
+        name, version = split_ref(ref)
+        row = self._latest_row(name) if version is None else self._row(name, version)
+        if row is None:
+            known = self.refs()
+            listing = ", ".join(known) if known else "none registered yet"
+            raise ModelNotFoundError(f"unknown model {ref!r}; known models: {listing}")
+        return self._version(row)
+
+    def exists(self, name: str) -> bool:
+        return self._latest_row(name) is not None
+
+    def refs(self) -> list[str]:
+        rows = self._con.execute(
+            f"SELECT name, max(version) FROM {_TABLE} GROUP BY name ORDER BY name"
+        ).fetchall()
+        return [f"{n}@{v}" if v > 1 else str(n) for n, v in rows]
+
+    def versions(self) -> list[ModelVersion]:
+        """Every stored version, by name then version."""
+        rows = self._con.execute(f"SELECT {_COLUMNS} FROM {_TABLE} ORDER BY name, version").fetchall()
+        return [self._version(r) for r in rows]
+
+    def drop(self, name: str, *, if_exists: bool = False) -> int:
+        """Remove every version of ``name``; returns how many were removed."""
+        plain, version = split_ref(name)
+        if not self.exists(plain):
+            if if_exists:
+                return 0
+            self.resolve(plain)  # raises with the list of known models
+        if version is None:
+            rows = self._con.execute(
+                f"DELETE FROM {_TABLE} WHERE lower(name) = lower(?) RETURNING version", [plain]
+            ).fetchall()
+        else:
+            rows = self._con.execute(
+                f"DELETE FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ? RETURNING version",
+                [plain, version],
+            ).fetchall()
+            if not rows and not if_exists:
+                self.resolve(name)
+        return len(rows)
+
+    def _latest_row(self, name: str) -> tuple[Any, ...] | None:
+        rows = self._con.execute(
+            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) ORDER BY version DESC LIMIT 1",
+            [name],
+        ).fetchall()
+        return rows[0] if rows else None
+
+    def _row(self, name: str, version: int) -> tuple[Any, ...] | None:
+        rows = self._con.execute(
+            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ?",
+            [name, version],
+        ).fetchall()
+        return rows[0] if rows else None
+
+    def _payload(self, name: str, version: int, sha256: str) -> bytes:
+        cached = self._bytes.get(sha256)
+        if cached is None:
+            rows = self._con.execute(
+                f"SELECT onnx FROM {_TABLE} WHERE name = ? AND version = ?", [name, version]
+            ).fetchall()
+            cached = bytes(rows[0][0])
+            self._bytes[sha256] = cached
+        return cached
+
+    def _version(self, row: tuple[Any, ...]) -> ModelVersion:
+        name, version, sha256, inputs, outputs, producer, opset, features, created = row
+        return ModelVersion(
+            name=name,
+            version=int(version),
+            sha256=sha256,
+            onnx_bytes=self._payload(name, int(version), sha256),
+            inputs=_specs_from_json(inputs),
+            outputs=_specs_from_json(outputs),
+            producer=producer,
+            opset=int(opset) if opset is not None else None,
+            feature_names=tuple(json.loads(features)) if features else None,
+            created=str(created),
+        )
+
+
+def _specs_json(specs: tuple[TensorSpec, ...]) -> str:
+    return json.dumps([{"name": s.name, "type": s.elem_type, "shape": list(s.shape)} for s in specs])
+
+
+def _specs_from_json(text: str) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(name=d["name"], elem_type=d["type"], shape=tuple(d["shape"])) for d in json.loads(text)
+    )

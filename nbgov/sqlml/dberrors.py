@@ -1,0 +1,29 @@
+"""Turn DuckDB exceptions into one-line nbgov errors, keeping DuckDB's message and position."""
+
+from __future__ import annotations
+
+import duckdb
+
+from nbgov.errors import SqlmlError
+
+
+class SqlError(SqlmlError):
+    """DuckDB refused the SQL (syntax, binding, conversion, constraint...)."""
+
+
+def one_line(error: duckdb.Error) -> str:
+    """``Parser Error: syntax error at or near "t" (line 1, column 15)``."""
+    lines = str(error).splitlines()
+    head = lines[0].strip() if lines else type(error).__name__
+    for index, line in enumerate(lines):
+        if line.startswith("LINE ") and ":" in line and index + 1 < len(lines):
+            prefix = line.index(":") + 2
+            caret = lines[index + 1].find("^")
+            number = line[5 : line.index(":")]
+            if caret >= prefix and number.isdigit():
+                return f"{head} (line {number}, column {caret - prefix + 1})"
+    return head
+
+
+def sql_error(error: duckdb.Error) -> SqlError:
+    return SqlError(one_line(error))

@@ -1,0 +1,522 @@
+"""The SQLML engine: DuckDB + a model catalog + ONNX scoring, with no IPython in sight.
+
+``Engine.execute(sql)`` splits a cell into statements and runs each one:
+model statements go to the catalog, ``ML.PREDICT`` relations are scored in large
+batches, ``predict(...)`` calls are bound, planned (optimizer or naive) and run as
+batched scoring or vectorized Arrow UDFs; everything else reaches DuckDB untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import sqlglot
+import sqlglot.expressions as exp
+from sqlglot.errors import ParseError
+
+from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
+from nbgov.sqlml import activity as act
+from nbgov.sqlml.batching import (
+    DEFAULT_BATCH_ROWS,
+    ScoringJob,
+    inner_query,
+    needed_columns,
+    refusal,
+    rewrite_outer,
+    score_relation,
+    source_alias,
+    split_batches,
+    target_select,
+)
+from nbgov.sqlml.binding import bind, predict_calls, signature, slots
+from nbgov.sqlml.catalog import ModelCatalog
+from nbgov.sqlml.dberrors import one_line, sql_error
+from nbgov.sqlml.frames import FrameScope, as_relation_source
+from nbgov.sqlml.models_sql import run_model_statement
+from nbgov.sqlml.plan import (
+    BoundInput,
+    CallPlan,
+    ModelCall,
+    ModelVersion,
+    NaivePlanner,
+    OnnxPlan,
+    Planner,
+    SqlPlan,
+    original_cache_key,
+)
+from nbgov.sqlml.scoring import SessionCache
+from nbgov.sqlml.statements import MlPredict, Statement, model_statement, rewrite_extensions, split, tokenize
+from nbgov.sqlml.udf import UdfSet, cast_argument, make_scorer
+
+_QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
+_DDL_TYPES = {"CREATE", "DROP", "ALTER"}
+
+
+@dataclass
+class StatementResult:
+    """One executed statement: its result frame (or None), a summary line and its activity."""
+
+    statement: str
+    kind: str
+    df: pd.DataFrame | None
+    summary: str
+    activity: dict[str, Any]
+    explain: str | None = None
+
+
+@dataclass
+class _Context:
+    """Per-statement state: bound values, what was touched, explain notes."""
+
+    params: Mapping[str, Any]
+    frames: Mapping[str, Any]
+    optimize: bool
+    dry: bool
+    activity: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    hidden: set[str] = field(default_factory=set)
+    signatures: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """One DuckDB connection with its model catalog, session cache and scoring pool."""
+
+    def __init__(
+        self,
+        database: str = ":memory:",
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        threads: int | None = None,
+        progress_bar: bool = True,
+    ) -> None:
+        self.database = database
+        self.batch_rows = batch_rows
+        self.threads = threads or max(os.cpu_count() or 1, 1)
+        try:
+            self.con = duckdb.connect(database)
+        except duckdb.Error as error:
+            raise SqlmlError(f"cannot open database {database!r}: {one_line(error)}") from None
+        if progress_bar:
+            self.con.execute("SET enable_progress_bar = true").fetchall()
+        self.catalog = ModelCatalog(self.con)
+        self.sessions = SessionCache()
+        self._ids = count()
+        self._pool: ThreadPoolExecutor | None = None
+        self._optimizer: Planner | None = None
+        # Called as progress(label, rows_done, rows_total) while relations are scored in batches.
+        self.progress: Callable[[str, int, int], None] | None = None
+
+    # --- public API ---------------------------------------------------------------
+
+    @staticmethod
+    def split(sql: str) -> list[str]:
+        """The statements of a cell, as written (comments inside kept)."""
+        return [s.text for s in split(sql)]
+
+    def execute(
+        self,
+        sql: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        frames: Mapping[str, Any] | None = None,
+        optimize: bool = True,
+    ) -> list[StatementResult]:
+        """Run every statement of ``sql``; ``$name`` values come from ``params``,
+        tables named like an entry of ``frames`` (DataFrames, Arrow tables...) read it."""
+        return [
+            self._run(statement, params or {}, frames or {}, optimize, dry=False)
+            for statement in split(sql)
+        ]
+
+    def explain(
+        self,
+        sql: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        frames: Mapping[str, Any] | None = None,
+        optimize: bool = True,
+    ) -> str:
+        """DuckDB's plan of each statement plus, per model call, what was done and why."""
+        parts = [
+            self._run(statement, params or {}, frames or {}, optimize, dry=True).explain or ""
+            for statement in split(sql)
+        ]
+        return "\n\n".join(p for p in parts if p)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.sessions.clear()
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- one statement -------------------------------------------------------------
+
+    def _run(
+        self,
+        statement: Statement,
+        params: Mapping[str, Any],
+        frames: Mapping[str, Any],
+        optimize: bool,
+        *,
+        dry: bool,
+    ) -> StatementResult:
+        parsed = model_statement(statement)
+        if parsed is not None:
+            if dry:
+                text = f"{type(parsed).__name__}: a model catalog statement (nothing to plan)"
+                return StatementResult(statement.text, "model", None, "", act.new_activity(statement.text, "model"), text)
+            frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
+            return StatementResult(statement.text, activity["kind"], frame, summary, activity)
+        ctx = _Context(params, frames, optimize, dry, act.new_activity(statement.text, "other"))
+        names = self._frame_candidates(statement)
+        with ExitStack() as stack:
+            scope = stack.enter_context(FrameScope(self.con, frames, names))
+            ctx.activity["frames"] = list(scope.registered)
+            ctx.hidden.update(scope.registered)
+            try:
+                final_sql, tree = self._prepare(statement, ctx, stack, top=True)
+                kind = self._statement_type(final_sql)
+                bound = self._bind_params(final_sql, ctx)
+                if tree is not None:
+                    act.collect(tree, ctx.activity, ctx.hidden)
+                else:
+                    self._collect_plain(statement.text, ctx)
+                for name in scope.registered:
+                    if name in ctx.activity["tables_read"]:
+                        ctx.activity["tables_read"].remove(name)
+                ctx.activity["kind"] = _kind_name(kind)
+                if dry:
+                    plan = self._explain_plan(final_sql, bound)
+                    text = "\n".join([plan, *ctx.notes]) if ctx.notes else plan
+                    return StatementResult(statement.text, ctx.activity["kind"], None, "", ctx.activity, text)
+                frame, summary = self._fetch(final_sql, bound, kind)
+            except duckdb.Error as error:
+                if ctx.signatures and isinstance(error, duckdb.ConversionException):
+                    raise ModelBindingError(
+                        f"{one_line(error)}; expected {'; '.join(ctx.signatures)}"
+                    ) from None
+                if ctx.signatures and isinstance(error, duckdb.BinderException):
+                    raise SqlmlError(f"{one_line(error)}; model inputs: {'; '.join(ctx.signatures)}") from None
+                raise sql_error(error) from None
+        explain = "\n".join(ctx.notes) if ctx.notes else None
+        return StatementResult(statement.text, ctx.activity["kind"], frame, summary, ctx.activity, explain)
+
+    def _prepare(
+        self, statement: Statement, ctx: _Context, stack: ExitStack, *, top: bool
+    ) -> tuple[str, exp.Expression | None]:
+        """Final SQL for DuckDB (plus its parsed tree when it had to be rewritten)."""
+        rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self._ids)}_")
+        self._check_syntax(statement.text if not rewritten.ml_predicts else rewritten.text)
+        for ml_call in rewritten.ml_predicts:
+            table = self._ml_predict(ml_call, ctx, stack)
+            self.con.register(ml_call.placeholder, table)
+            stack.callback(self._unregister, ml_call.placeholder)
+            ctx.hidden.add(ml_call.placeholder)
+        if not rewritten.has_predict:
+            if not rewritten.ml_predicts:
+                return statement.text, None
+            return rewritten.text, _parse(rewritten.text)
+        tree = _parse(rewritten.text)
+        if tree is None:
+            raise SqlmlError("cannot parse the statement around predict(); check its syntax")
+        calls = [bind(node, tree, self.catalog.resolve) for node in predict_calls(tree)]
+        plans = [self._plan(call, ctx) for call in calls]
+        for call in calls:
+            act.add_model(ctx.activity, call.model)
+            if signature(call.model) not in ctx.signatures:
+                ctx.signatures.append(signature(call.model))
+        for call, plan in zip(calls, plans):
+            if isinstance(plan.strategy, SqlPlan):
+                call.node.replace(plan.strategy.expression.copy())
+        batched: set[int] = set()
+        if top and ctx.optimize:
+            reason = refusal(tree, calls, plans)
+            if reason is None:
+                batched = self._batch(tree, calls, plans, ctx, stack)
+            else:
+                ctx.notes.append(f"batching: not applied ({reason}); scoring through an Arrow UDF")
+        elif top:
+            ctx.notes.append("batching: off (--no-optimize); scoring through an Arrow UDF")
+        udfs = UdfSet(self.con, self.sessions, self._ids)
+        stack.callback(udfs.close)
+        shared: dict[tuple[str, ...], exp.Expression] = {}
+        for index, (call, plan) in enumerate(zip(calls, plans)):
+            if index in batched or not isinstance(plan.strategy, OnnxPlan):
+                continue
+            key = _call_key(plan.strategy)
+            if key not in shared:  # identical calls share one UDF, so GROUP BY can match them
+                shared[key] = udfs.add(plan.strategy, call.model.outputs)
+            call.node.replace(shared[key].copy())
+        return tree.sql(dialect="duckdb"), tree
+
+    def _plan(self, call: ModelCall, ctx: _Context) -> CallPlan:
+        planner = self._planner(ctx.optimize)
+        try:
+            plan = planner.plan_call(call)
+        except NbgovError:
+            raise
+        except Exception as error:  # an optimizer bug must not break the user's query
+            plan = NaivePlanner().plan_call(call)
+            plan = CallPlan(plan.strategy, (f"optimizer failed ({type(error).__name__}: {error}); kept as ONNX",), {})
+        header = f"predict({call.model.ref}):"
+        ctx.notes.append(" ".join([header, "; ".join(plan.notes) or "no notes"]))
+        if plan.stats:
+            ctx.notes.append("  stats: " + ", ".join(f"{k}={v}" for k, v in plan.stats.items()))
+        return plan
+
+    def _planner(self, optimize: bool) -> Planner:
+        if not optimize:
+            return NaivePlanner()
+        if self._optimizer is None:
+            try:
+                from nbgov.sqlml.optimizer import Planner as OptimizerPlanner
+
+                self._optimizer = OptimizerPlanner()
+            except Exception:  # not shipped yet, or broken: run unoptimized
+                self._optimizer = NaivePlanner()
+        return self._optimizer
+
+    # --- batched scoring -----------------------------------------------------------------
+
+    def _batch(
+        self,
+        tree: exp.Expression,
+        calls: list[ModelCall],
+        plans: list[CallPlan],
+        ctx: _Context,
+        stack: ExitStack,
+    ) -> set[int]:
+        """Score the FROM relation once in big batches; predict(...) becomes a column."""
+        select = target_select(tree)
+        assert select is not None
+        alias = source_alias(select)
+        arguments: list[tuple[str, exp.Expression]] = []
+        jobs: list[ScoringJob] = []
+        outputs: dict[int, str] = {}
+        tag = next(self._ids)
+        shared: dict[tuple[str, ...], str] = {}
+        for index, (call, plan) in enumerate(zip(calls, plans)):
+            if not isinstance(plan.strategy, OnnxPlan):
+                continue
+            key = _call_key(plan.strategy)
+            if key in shared:  # identical calls share one column, so GROUP BY can match them
+                outputs[index] = shared[key]
+                continue
+            names: list[str] = []
+            for bound in plan.strategy.inputs:
+                for column in bound.columns:
+                    name = f"nbgov_a{tag}_{index}_{len(names)}"
+                    arguments.append((name, cast_argument(bound.spec, column)))
+                    names.append(name)
+            outputs[index] = shared[key] = f"nbgov_p{tag}_{index}"
+            jobs.append(
+                ScoringJob(
+                    scorer=make_scorer(self.sessions, plan.strategy, call.model.outputs),
+                    arguments=tuple(names),
+                    columns=(outputs[index],),
+                    label=f"predict({call.model.ref})",
+                    expected=signature(call.model),
+                )
+            )
+        batched_nodes = [calls[index].node for index in outputs]
+        inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb")
+        table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments))
+        if ctx.dry:
+            ctx.notes.append("batched relation (scored before the query above):")
+            ctx.notes.append(self._explain_plan(inner_sql, self._bind_params(inner_sql, ctx)))
+        scored_name = f"nbgov_batch_{tag}"
+        self.con.register(scored_name, table)
+        stack.callback(self._unregister, scored_name)
+        ctx.hidden.add(scored_name)
+        for index, helper in outputs.items():
+            calls[index].node.replace(exp.column(helper, table=alias, quoted=True))
+        rewrite_outer(select, scored_name, alias, sorted(set(outputs.values())))
+        ctx.notes.append(
+            f"batching: the relation is scored once, in Arrow batches of {self.batch_rows:,} rows "
+            f"on {self.threads} threads (instead of 2,048-row UDF calls)"
+            + ("" if ctx.dry else f"; {table.num_rows:,} rows scored")
+        )
+        return set(outputs)
+
+    def _score(self, sql: str, jobs: list[ScoringJob], ctx: _Context, drop: frozenset[str]) -> pa.Table:
+        if ctx.dry:
+            sql = f"SELECT * FROM ({sql}) LIMIT 0"
+        bound = self._bind_params(sql, ctx)
+        reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
+        return score_relation(reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"))
+
+    def _ml_predict(self, call: MlPredict, ctx: _Context, stack: ExitStack) -> pa.Table:
+        """Score ``ML.PREDICT(MODEL m, relation)``: input columns + predicted_<output>."""
+        model = self.catalog.resolve(call.model_ref)
+        act.add_model(ctx.activity, model)
+        inner = Statement(call.query, tokenize(call.query))
+        sql, tree = self._prepare(inner, ctx, stack, top=False)
+        if tree is not None:
+            act.collect(tree, ctx.activity, ctx.hidden)
+        else:
+            self._collect_plain(call.query, ctx)
+        if ctx.dry:
+            sql = f"SELECT * FROM ({sql}) LIMIT 0"
+        bound = self._bind_params(sql, ctx)
+        table = self.con.sql(sql, params=bound or None).to_arrow_table()
+        columns = {n.lower(): n for n in table.schema.names}
+        arguments: list[str] = []
+        for slot in slots(model):
+            spec = model.inputs[slot.input_index]
+            if slot.name is None:
+                raise ModelBindingError(
+                    f"ML.PREDICT(MODEL {model.ref}): the model's feature names are unknown, so input "
+                    f"{spec.name!r} cannot be bound by column name; expected {signature(model)}"
+                )
+            if slot.name.lower() not in columns:
+                raise ModelBindingError(
+                    f"ML.PREDICT(MODEL {model.ref}): the relation has no column {slot.name!r}; "
+                    f"expected {signature(model)}"
+                )
+            arguments.append(columns[slot.name.lower()])
+        plan = OnnxPlan(
+            model_bytes=model.onnx_bytes,
+            cache_key=original_cache_key(model),
+            inputs=tuple(BoundInput(spec, ()) for spec in model.inputs),
+        )
+        counts = [sum(1 for s in slots(model) if s.input_index == i) for i in range(len(model.inputs))]
+        scorer = make_scorer(self.sessions, plan, model.outputs)
+        scorer = type(scorer)(scorer.session, tuple(zip(model.inputs, counts)), model.outputs)
+        job = ScoringJob(
+            scorer=scorer,
+            arguments=tuple(arguments),
+            columns=tuple(f"predicted_{o.name}" for o in model.outputs),
+            label=f"ML.PREDICT(MODEL {model.ref})",
+            expected=signature(model),
+        )
+        scored = score_relation(
+            split_batches(table, self.batch_rows), table.schema, [job], self._threadpool(),
+            progress=self._reporter(f"ML.PREDICT(MODEL {model.ref})"),
+        )
+        ctx.notes.append(
+            f"ML.PREDICT(MODEL {model.ref}): scored {scored.num_rows:,} rows in Arrow batches of "
+            f"{self.batch_rows:,} on {self.threads} threads; kept as ONNX"
+        )
+        return scored
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _reporter(self, label: str) -> Callable[[int, int], None] | None:
+        callback = self.progress
+        if callback is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            try:
+                callback(label, done, total)
+            except Exception:  # a progress display must never break scoring
+                pass
+
+        return report
+
+    def _threadpool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="nbgov-score")
+        return self._pool
+
+    def _unregister(self, name: str) -> None:
+        try:
+            self.con.unregister(name)
+        except duckdb.Error:
+            pass
+
+    def _check_syntax(self, sql: str) -> None:
+        try:
+            self.con.extract_statements(sql)
+        except duckdb.Error as error:
+            raise sql_error(error) from None
+
+    def _statement_type(self, sql: str) -> str:
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as error:
+            raise sql_error(error) from None
+        if len(statements) != 1:
+            return "SELECT"
+        return str(statements[0].type.name)
+
+    def _bind_params(self, sql: str, ctx: _Context) -> dict[str, Any]:
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as error:
+            raise sql_error(error) from None
+        names: set[str] = set()
+        for statement in statements:
+            names.update(statement.named_parameters)
+        bound: dict[str, Any] = {}
+        for name in sorted(names):
+            if name.isdigit():
+                raise SqlmlError(f"positional parameter ${name} is not supported; use $name for a notebook variable")
+            if name not in ctx.params:
+                raise SqlmlError(f"unknown parameter ${name}: no notebook variable of that name")
+            bound[name] = ctx.params[name]
+            if name not in ctx.activity["params"]:
+                ctx.activity["params"].append(name)
+        return bound
+
+    def _fetch(self, sql: str, params: dict[str, Any], kind: str) -> tuple[pd.DataFrame | None, str]:
+        result = self.con.execute(sql, params or None)
+        if kind in _QUERY_TYPES:
+            frame = result.df()
+            return frame, f"{len(frame):,} row(s)"
+        rows = result.fetchall()
+        if kind in ("INSERT", "UPDATE", "DELETE", "COPY") and rows and len(rows[0]) == 1:
+            return None, f"{kind}: {int(rows[0][0]):,} row(s)"
+        return None, f"{kind}: ok"
+
+    def _explain_plan(self, sql: str, params: dict[str, Any]) -> str:
+        rows = self.con.execute(f"EXPLAIN {sql}", params or None).fetchall()
+        return "\n".join(str(r[1]) for r in rows)
+
+    def _frame_candidates(self, statement: Statement) -> list[str]:
+        if statement.tokens is None:
+            return []
+        return [t.text for t in statement.tokens if t.text.isidentifier()]
+
+    def _collect_plain(self, text: str, ctx: _Context) -> None:
+        tree = _parse(text)
+        if tree is not None:
+            act.collect(tree, ctx.activity, ctx.hidden)
+
+
+def _call_key(plan: OnnxPlan) -> tuple[str, ...]:
+    columns = (c.sql(dialect="duckdb") for bound in plan.inputs for c in bound.columns)
+    return (plan.cache_key, *columns)
+
+
+def _parse(text: str) -> exp.Expression | None:
+    try:
+        tree = sqlglot.parse_one(text, read="duckdb")
+        return tree if isinstance(tree, exp.Expression) else None
+    except (ParseError, sqlglot.errors.TokenError, ValueError):
+        return None
+
+
+def _kind_name(statement_type: str) -> str:
+    if statement_type in _DDL_TYPES:
+        return "ddl"
+    return statement_type.lower()

@@ -1,0 +1,181 @@
+"""Turn what the user names in CREATE MODEL (a file, bytes, a ModelProto, a fitted
+scikit-learn estimator) into validated, self-contained ONNX bytes plus a signature.
+
+Validation happens before anything is stored: the ONNX checker, the external-data
+folder rule and an onnxruntime session (which refuses unsupported operators).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from nbgov.errors import InvalidModelError
+from nbgov.sqlml.onnxtypes import is_supported, ort_type_name
+from nbgov.sqlml.plan import TensorSpec
+
+FEATURE_NAMES_KEY = "nbgov.feature_names"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Self-contained ONNX bytes and the signature the engine scores against."""
+
+    onnx_bytes: bytes
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    producer: str | None
+    opset: int | None
+    feature_names: tuple[str, ...] | None
+
+
+def load_path(path: str, *, cwd: Path | None = None) -> LoadedModel:
+    """Read an ONNX file; external data must stay inside the model's folder."""
+    full = Path(path) if Path(path).is_absolute() else (cwd or Path.cwd()) / path
+    if not full.is_file():
+        raise InvalidModelError(f"model file not found: {path!r}; expected a path to an .onnx file")
+    try:
+        proto = onnx.load_model(str(full), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ...
+        raise InvalidModelError(f"not a valid ONNX file: {path!r} ({_first_line(exc)})") from None
+    _load_external_data(proto, full.parent, path)
+    return from_proto(proto, label=repr(path))
+
+
+def load_object(value: Any, *, label: str) -> LoadedModel:
+    """A Python value bound by ``$name``: bytes, an onnx.ModelProto, a fitted sklearn
+    model, or a path (str / PathLike) to an ONNX file."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return from_bytes(bytes(value), label=label)
+    if isinstance(value, (str, os.PathLike)):
+        return load_path(os.fspath(value))
+    if isinstance(value, onnx.ModelProto):
+        return from_proto(value, label=label)
+    if _looks_like_sklearn(value):
+        from nbgov.sqlml.sklearn_convert import convert
+
+        return from_proto(convert(value, label=label), label=label)
+    raise InvalidModelError(
+        f"{label} is a {type(value).__name__}; expected ONNX bytes, an onnx.ModelProto "
+        "or a fitted scikit-learn estimator"
+    )
+
+
+def from_bytes(payload: bytes, *, label: str) -> LoadedModel:
+    try:
+        proto = onnx.load_model_from_string(payload)
+    except Exception as exc:
+        raise InvalidModelError(f"{label} is not a valid ONNX model ({_first_line(exc)})") from None
+    return from_proto(proto, label=label)
+
+
+def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
+    """Check the model, open an onnxruntime session on it and read its signature."""
+    if not proto.graph.node and not proto.graph.output:
+        raise InvalidModelError(f"{label} is not a valid ONNX model (empty graph)")
+    for tensor in _all_tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise InvalidModelError(f"{label} refers to external data that was not loaded")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise InvalidModelError(f"{label} is not a valid ONNX model ({_first_line(exc)})") from None
+    payload = proto.SerializeToString()
+    from nbgov.sqlml.scoring import open_session
+
+    try:
+        session = open_session(payload)
+    except Exception as exc:
+        raise InvalidModelError(f"onnxruntime cannot run {label} ({_first_line(exc)})") from None
+    inputs = tuple(_spec(arg) for arg in session.get_inputs())
+    outputs = tuple(_spec(arg) for arg in session.get_outputs())
+    for spec in inputs + outputs:
+        if not is_supported(spec.elem_type):
+            raise InvalidModelError(
+                f"{label}: {spec.name} has type {spec.elem_type}; supported are tensors of "
+                "float, double, int and string"
+            )
+    return LoadedModel(
+        onnx_bytes=payload,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        inputs=inputs,
+        outputs=outputs,
+        producer=proto.producer_name or None,
+        opset=_default_opset(proto),
+        feature_names=_feature_names(proto, inputs),
+    )
+
+
+def _spec(arg: Any) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else None for d in (arg.shape or ()))
+    return TensorSpec(name=arg.name, elem_type=ort_type_name(arg.type), shape=shape)
+
+
+def _default_opset(proto: onnx.ModelProto) -> int | None:
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return None
+
+
+def _feature_names(proto: onnx.ModelProto, inputs: tuple[TensorSpec, ...]) -> tuple[str, ...] | None:
+    for prop in proto.metadata_props:
+        if prop.key == FEATURE_NAMES_KEY:
+            try:
+                names = json.loads(prop.value)
+            except ValueError:
+                return None
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                return tuple(names)
+    return None
+
+
+def _all_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    tensors = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.t is not None and attr.HasField("t"):
+                tensors.append(attr.t)
+            for sub in list(attr.graphs) + ([attr.g] if attr.HasField("g") else []):
+                tensors.extend(_all_tensors(sub))
+    return tensors
+
+
+def _load_external_data(proto: onnx.ModelProto, folder: Path, label: str) -> None:
+    """Inline external tensors, refusing any location that leaves ``folder``."""
+    root = folder.resolve()
+    external = [t for t in _all_tensors(proto.graph) if t.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor in external:
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        target = (root / location).resolve()
+        if os.path.isabs(location) or not target.is_relative_to(root):
+            raise InvalidModelError(
+                f"{label}: external data {location!r} lies outside the model's folder; "
+                "expected a path inside it"
+            )
+        if not target.is_file():
+            raise InvalidModelError(f"{label}: external data file {location!r} is missing")
+    if external:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(proto, str(root))
+        except Exception as exc:
+            raise InvalidModelError(f"{label}: cannot read external data ({_first_line(exc)})") from None
+
+
+def _looks_like_sklearn(value: Any) -> bool:
+    return hasattr(value, "fit") and type(value).__module__.split(".")[0] in ("sklearn", "imblearn") or (
+        hasattr(value, "fit") and hasattr(value, "get_params")
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]

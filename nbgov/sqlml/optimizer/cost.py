@@ -1,0 +1,52 @@
+"""Cost model: run a model in onnxruntime, or as a SQL expression inside DuckDB?
+
+Per-row costs in microseconds, calibrated on this project's machines (2 cores,
+1M-row table, batched scoring; see ENVIRONMENT.md and benchmarks/): handing
+rows to onnxruntime and back costs ≈ 0.15 µs/row before any model work, each
+tree level ≈ 0.02 µs/row there but ≈ 0.045 µs/row as a nested SQL CASE (a
+10-tree depth-5 forest: ORT 0.9 s, SQL 2.3 s), so only trees with a handful
+of levels in total are cheaper in SQL; a linear term costs DuckDB ≈ 0.004 µs.
+Decisions are reported relative to the ORT cost (ORT = 1.0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UDF_TRANSFER_US = 0.15  # per row per call: Arrow batches in/out of onnxruntime
+ORT_TREE_LEVEL_US = 0.02  # one tree level (comparison + pointer chase) in ORT
+ORT_LINEAR_TERM_US = 0.001
+SQL_TREE_LEVEL_US = 0.045  # one CASE level in DuckDB (vectorised, but per-branch selection)
+SQL_LINEAR_TERM_US = 0.004
+SQL_BASE_US = 0.01
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Estimated per-row cost of both strategies, in microseconds."""
+
+    ort_us: float
+    sql_us: float
+
+    @property
+    def prefer_sql(self) -> bool:
+        return self.sql_us < self.ort_us
+
+    def describe(self) -> str:
+        return f"SQL {self.sql_us / self.ort_us:.2f} vs ORT 1.0"
+
+
+def tree_costs(levels: int) -> CostEstimate:
+    """``levels`` = sum over trees of the mean leaf depth (comparisons per row)."""
+    return CostEstimate(
+        ort_us=UDF_TRANSFER_US + ORT_TREE_LEVEL_US * levels,
+        sql_us=SQL_BASE_US + SQL_TREE_LEVEL_US * levels,
+    )
+
+
+def linear_costs(terms: int) -> CostEstimate:
+    """``terms`` = multiply-adds per row over all scores."""
+    return CostEstimate(
+        ort_us=UDF_TRANSFER_US + ORT_LINEAR_TERM_US * terms,
+        sql_us=SQL_BASE_US + SQL_LINEAR_TERM_US * terms,
+    )

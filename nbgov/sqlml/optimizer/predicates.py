@@ -1,0 +1,324 @@
+"""What a statement proves about the inputs of one predict(...) call.
+
+Pruning is only sound for constraints that hold on every row the call is
+evaluated for.  That is the case for the SELECT list, ORDER BY, GROUP BY and
+HAVING of a scope (its WHERE and inner-join ON filters ran first), for columns
+of derived tables (CTEs, subqueries) whose own filters ran first, and for the
+THEN branch of ``CASE WHEN cond`` (DuckDB evaluates it only on rows where cond
+holds).  A call inside the WHERE or ON it would be pruned by is refused: DuckDB
+may evaluate conjuncts in any order.  Anything not understood gives no
+constraint, never a wrong one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot.expressions as exp
+
+from nbgov.sqlml.optimizer.domains import Domain
+from nbgov.sqlml.plan import ModelCall
+
+ColumnKey = tuple[str | None, str]  # (table qualifier or None, column name), lower-cased
+
+_FILTERED_POSITIONS = {"expressions", "order", "group", "having", "qualify", "distinct"}
+_FILTER_POSITIONS = {"where", "joins"}
+_MAX_DEPTH = 8
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
+_OPS: dict[type[exp.Expr], str] = {
+    exp.GT: ">",
+    exp.GTE: ">=",
+    exp.LT: "<",
+    exp.LTE: "<=",
+    exp.EQ: "=",
+}
+
+
+@dataclass(frozen=True)
+class FeatureConstraints:
+    """Domains proven for model features, keyed by (input index, column index)."""
+
+    domains: dict[tuple[int, int], Domain] = field(default_factory=dict)
+    text: tuple[str, ...] = ()  # e.g. ("age > 60",) for EXPLAIN notes
+    refusals: tuple[str, ...] = ()  # why some constraints were not used
+
+
+@dataclass
+class _Scope:
+    """Constraints of one SELECT scope, on its own column keys."""
+
+    select: exp.Select
+    sources: set[str]
+    domains: dict[ColumnKey, Domain]
+
+
+def call_constraints(call: ModelCall) -> FeatureConstraints:
+    """Constraints on each bound feature of ``call`` that hold wherever the call is evaluated."""
+    located = _locate(call.node)
+    if located is None:
+        return FeatureConstraints(refusals=("no pruning: call is inside a lambda or outside a SELECT",))
+    select, position, guards = located
+    use_filters = position in _FILTERED_POSITIONS
+    scope = _scope_domains(select, use_filters=use_filters, depth=0)
+    if guards:
+        extra: dict[ColumnKey, Domain] = {}
+        for guard in guards:
+            _collect(_conjuncts(guard), scope.sources, extra, [])
+        for key, dom in extra.items():
+            scope.domains[key] = scope.domains[key].intersect(dom) if key in scope.domains else dom
+    refusals: list[str] = []
+    if position in _FILTER_POSITIONS:
+        unsafe = _feature_domains(call, _scope_domains(select, use_filters=True, depth=0))[1]
+        if unsafe:
+            where = "join condition" if position == "joins" else "WHERE"
+            refusals.append(f"refused pruning: {' AND '.join(unsafe)} is in the same {where} as the call")
+    domains, text = _feature_domains(call, scope)
+    return FeatureConstraints(domains=domains, text=tuple(text), refusals=tuple(refusals))
+
+
+def _feature_domains(call: ModelCall, scope: _Scope) -> tuple[dict[tuple[int, int], Domain], list[str]]:
+    domains: dict[tuple[int, int], Domain] = {}
+    text: list[str] = []
+    for i, bound in enumerate(call.inputs):
+        for j, column in enumerate(bound.columns):
+            if not isinstance(column, exp.Column) or not column.name:
+                continue
+            dom = _lookup(_key(column), scope)
+            if dom is None:
+                continue
+            domains[(i, j)] = dom
+            if not dom.unconstrained:
+                text.append(dom.describe(column.sql(dialect="duckdb")))
+    return domains, text
+
+
+def _locate(node: exp.Expression) -> tuple[exp.Select, str, list[exp.Expr]] | None:
+    """The SELECT whose rows the call sees, the clause it sits in, and CASE guards around it."""
+    guards: list[exp.Expr] = []
+    child: exp.Expr = node
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Lambda):
+            return None
+        if isinstance(parent, exp.If) and child.arg_key == "true":
+            case = parent.parent
+            if not (isinstance(case, exp.Case) and case.this is not None):
+                guards.append(parent.this)
+        if isinstance(parent, exp.Select):
+            return parent, child.arg_key or "", guards
+        child, parent = parent, parent.parent
+    return None
+
+
+def _scope_domains(select: exp.Select, use_filters: bool, depth: int) -> _Scope:
+    """Constraints holding on rows of ``select`` (after its filters when ``use_filters``)."""
+    sources: dict[str, exp.Expression] = {}
+    from_ = select.args.get("from_")
+    inner_joins: list[exp.Join] = []
+    if from_ is not None:
+        sources[from_.this.alias_or_name.lower()] = from_.this
+    preserved = True  # FROM rows are never NULL-extended by a RIGHT/FULL join
+    for join in select.args.get("joins") or []:
+        name = join.this.alias_or_name.lower()
+        sources[name] = join.this
+        side = (join.args.get("side") or "").upper()
+        kind = (join.args.get("kind") or "").upper()
+        if not side and kind in ("", "INNER"):
+            inner_joins.append(join)
+        elif side in ("RIGHT", "FULL"):
+            preserved = False
+    scope = _Scope(select=select, sources=set(sources), domains={})
+    if depth > _MAX_DEPTH:
+        return scope
+
+    if use_filters:
+        conjuncts: list[exp.Expr] = []
+        where = select.args.get("where")
+        if where is not None:
+            conjuncts += _conjuncts(where.this)
+        for join in inner_joins:
+            if join.args.get("on") is not None:
+                conjuncts += _conjuncts(join.args["on"])
+        equalities: list[tuple[ColumnKey, ColumnKey]] = []
+        _collect(conjuncts, scope.sources, scope.domains, equalities)
+        _propagate_equalities(scope.domains, equalities)
+
+    # Derived tables in FROM / inner joins: their filters ran before this scope saw the rows.
+    derived_sources = [from_.this] if from_ is not None and preserved else []
+    derived_sources += [j.this for j in inner_joins]
+    for source in derived_sources:
+        inner = _derived_select(source, select)
+        if inner is None:
+            continue
+        alias = source.alias_or_name.lower()
+        for name, dom in _exported(inner, depth + 1).items():
+            key = (alias, name)
+            scope.domains[key] = scope.domains[key].intersect(dom) if key in scope.domains else dom
+    if len(scope.sources) == 1:
+        only = next(iter(scope.sources))
+        scope.domains = _qualify_all(scope.domains, only)
+    return scope
+
+
+def _exported(inner: exp.Select, depth: int) -> dict[str, Domain]:
+    """Constraints on the output columns of a derived table, by output name."""
+    scope = _scope_domains(inner, use_filters=True, depth=depth)
+    out: dict[str, Domain] = {}
+    for proj in inner.expressions:
+        if isinstance(proj, exp.Star):
+            if len(scope.sources) != 1:
+                continue
+            for (_, name), dom in scope.domains.items():
+                out[name] = out[name].intersect(dom) if name in out else dom
+        else:
+            target = proj.this if isinstance(proj, exp.Alias) else proj
+            if isinstance(target, exp.Column) and target.name:
+                found = _lookup(_key(target), scope)
+                if found is not None:
+                    out[proj.alias_or_name.lower()] = found
+    return out
+
+
+def _derived_select(source: exp.Expression, scope_select: exp.Select) -> exp.Select | None:
+    """The SELECT behind a subquery or CTE reference, if it is a plain SELECT."""
+    if isinstance(source, exp.Subquery):
+        inner = source.this
+        return inner if isinstance(inner, exp.Select) else None
+    if isinstance(source, exp.Table) and not source.args.get("db"):
+        name = source.name.lower()
+        node: exp.Expr | None = scope_select
+        while node is not None:
+            with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
+            if with_ is not None and not with_.args.get("recursive"):
+                for cte in with_.expressions:
+                    if cte.alias_or_name.lower() == name:
+                        inner = cte.this
+                        return inner if isinstance(inner, exp.Select) else None
+            node = node.parent
+    return None
+
+
+def _conjuncts(cond: exp.Expr) -> list[exp.Expr]:
+    while isinstance(cond, exp.Paren):
+        cond = cond.this
+    if isinstance(cond, exp.And):
+        return _conjuncts(cond.this) + _conjuncts(cond.expression)
+    return [cond]
+
+
+def _collect(
+    conjuncts: list[exp.Expr],
+    sources: set[str],
+    domains: dict[ColumnKey, Domain],
+    equalities: list[tuple[ColumnKey, ColumnKey]],
+) -> None:
+    """Add the domain proven by each understood conjunct; ignore the rest."""
+    for cond in conjuncts:
+        found = _leaf_domain(cond)
+        if found is None:
+            pair = _column_equality(cond)
+            if pair is not None:
+                equalities.append(pair)
+            continue
+        key, dom = found
+        domains[key] = domains[key].intersect(dom) if key in domains else dom
+
+
+def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Domain] | None:
+    op = _OPS.get(type(cond))
+    if op is not None:
+        left, right = cond.this, cond.expression
+        if isinstance(left, exp.Column) and (value := _number(right)) is not None:
+            return _key(left), Domain.compare(op, value)
+        if isinstance(right, exp.Column) and (value := _number(left)) is not None:
+            return _key(right), Domain.compare(_FLIP[op], value)
+        return None
+    if isinstance(cond, exp.Between) and isinstance(cond.this, exp.Column):
+        low, high = _number(cond.args.get("low")), _number(cond.args.get("high"))
+        if low is None or high is None:
+            return None
+        return _key(cond.this), Domain.compare(">=", low).intersect(Domain.compare("<=", high))
+    if isinstance(cond, exp.In) and isinstance(cond.this, exp.Column) and not cond.args.get("query"):
+        values = [_number(v) for v in cond.expressions]
+        if not values or any(v is None for v in values):
+            return None
+        return _key(cond.this), Domain.one_of([v for v in values if v is not None])
+    if isinstance(cond, exp.Not) and isinstance(cond.this, exp.Is):
+        target = cond.this
+        if isinstance(target.this, exp.Column) and isinstance(target.expression, exp.Null):
+            return _key(target.this), Domain()
+    return None
+
+
+def _column_equality(cond: exp.Expr) -> tuple[ColumnKey, ColumnKey] | None:
+    if isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Column) and isinstance(cond.expression, exp.Column):
+        return _key(cond.this), _key(cond.expression)
+    return None
+
+
+def _propagate_equalities(domains: dict[ColumnKey, Domain], pairs: list[tuple[ColumnKey, ColumnKey]]) -> None:
+    """``a.x = b.x``: both columns get the intersection of their constraints."""
+    parent: dict[ColumnKey, ColumnKey] = {}
+
+    def find(k: ColumnKey) -> ColumnKey:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    groups: dict[ColumnKey, list[ColumnKey]] = {}
+    for k in set(parent) | {b for _, b in pairs}:
+        groups.setdefault(find(k), []).append(k)
+    for members in groups.values():
+        combined = Domain()
+        for m in members:
+            if m in domains:
+                combined = combined.intersect(domains[m])
+        for m in members:
+            domains[m] = combined
+
+
+def _qualify_all(domains: dict[ColumnKey, Domain], only: str) -> dict[ColumnKey, Domain]:
+    out: dict[ColumnKey, Domain] = {}
+    for (qual, name), dom in domains.items():
+        key = (qual or only, name)
+        out[key] = out[key].intersect(dom) if key in out else dom
+    return out
+
+
+def _lookup(key: ColumnKey, scope: _Scope) -> Domain | None:
+    """The constraint on ``key`` in ``scope``: same name, and compatible qualifiers."""
+    qual, name = key
+    if qual is None and len(scope.sources) == 1:
+        qual = next(iter(scope.sources))
+    found: Domain | None = None
+    for (cq, cname), dom in scope.domains.items():
+        if cname != name:
+            continue
+        same = cq == qual or (qual is None and cq in scope.sources) or (cq is None and qual in scope.sources)
+        if same:
+            found = dom if found is None else found.intersect(dom)
+    return found
+
+
+def _key(column: exp.Column) -> ColumnKey:
+    table = column.table
+    return (table.lower() if table else None, column.name.lower())
+
+
+def _number(node: exp.Expr | None) -> float | None:
+    """A numeric literal (possibly negated), else None (parameters, strings, expressions)."""
+    if isinstance(node, exp.Paren):
+        return _number(node.this)
+    if isinstance(node, exp.Neg):
+        inner = _number(node.this)
+        return None if inner is None else -inner
+    if isinstance(node, exp.Boolean):
+        return 1.0 if node.this else 0.0  # a boolean input reaches the model as 1.0 / 0.0
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            return float(node.this)
+        except ValueError:
+            return None
+    return None

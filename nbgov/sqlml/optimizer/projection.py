@@ -1,0 +1,48 @@
+"""Model projection pushdown: a model that reads only the features its trees still test.
+
+After pruning, features no tree tests any more (including ones the query fixed
+to a constant) need not be read, cast or passed.  The plan model's 2-D input
+shrinks to the used columns, renumbered in their original order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from nbgov.sqlml.optimizer.forest import Forest, write_forest
+from nbgov.sqlml.optimizer.treegraph import TreeGraph
+
+
+@dataclass(frozen=True)
+class Projected:
+    """The rebuilt model and which original feature columns it reads, in order."""
+
+    model: onnx.ModelProto
+    kept: tuple[int, ...]
+
+
+def rebuild(tree_graph: TreeGraph, forests: list[Forest], project: bool = True) -> Projected:
+    """A copy of the model with ``forests`` in place of its trees, reading only used features.
+
+    At least one column is kept so onnxruntime still learns the batch size.
+    """
+    used: set[int] = set()
+    for forest in forests:
+        used |= forest.used_features()
+    if project:
+        kept = tuple(sorted(used)) or (0,)
+    else:
+        kept = tuple(range(tree_graph.n_features))
+    remap = {old: new for new, old in enumerate(kept)}
+    model = onnx.ModelProto()
+    model.CopyFrom(tree_graph.model)
+    graph = model.graph
+    for pos, forest in zip(tree_graph.tree_nodes, forests):
+        graph.node[pos].CopyFrom(write_forest(tree_graph.model.graph.node[pos], forest, remap))
+    if len(kept) != tree_graph.n_features:
+        for value_info in graph.input:
+            if value_info.name == tree_graph.input_name:
+                value_info.type.tensor_type.shape.dim[1].dim_value = len(kept)
+    return Projected(model, kept)

@@ -1,0 +1,366 @@
+"""Model → SQL: small models as DuckDB expressions with predict's value and type.
+
+Linear models (LinearRegressor, LinearClassifier with the Scaler before and the
+Normalizer / ZipMap / Cast after that skl2onnx emits for scikit-learn linear
+and logistic regression) are interpreted symbolically, one SQL expression per
+tensor column.  Tree regressors become a sum of nested CASEs in FLOAT, added in
+onnxruntime's order, so their values match exactly; linear scores are computed
+in DOUBLE from float32-rounded inputs and rounded once at the end (within float
+tolerance of onnxruntime's float32 GEMM).  NULL in any input gives NULL, as
+predict does.  Anything not understood returns None: the call stays in ONNX.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import sqlglot
+import sqlglot.expressions as exp
+from onnx import helper
+
+from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.plan import TensorSpec
+
+_SQL_TYPES = {"float": "FLOAT", "double": "DOUBLE", "int64": "BIGINT", "int32": "INTEGER"}
+_ONNX_TO_NAME: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float",
+    onnx.TensorProto.DOUBLE: "double",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+}
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    """SQL text per output (with ``__f{i}__`` feature placeholders) plus its shape for costing."""
+
+    outputs: dict[str, str | list[str]]  # output name -> scalar text, or list text per column
+    kind: str  # "linear" or "trees"
+    terms: int  # multiply-adds (linear) or tree levels evaluated per row (trees)
+
+
+def _lit(value: float, elem: str = "double") -> str:
+    v = float(np.float32(value)) if elem == "float" else float(value)
+    if math.isnan(v):
+        return "CAST('nan' AS DOUBLE)"
+    if math.isinf(v):
+        return "CAST('inf' AS DOUBLE)" if v > 0 else "CAST('-inf' AS DOUBLE)"
+    return repr(v)
+
+
+@dataclass(frozen=True)
+class _Affine:
+    """``weights · x + bias`` over the model's input features (composed in float64)."""
+
+    weights: np.ndarray
+    bias: float
+
+    def text(self) -> str:
+        parts = [f"CAST(__f{j}__ AS DOUBLE) * {_lit(w)}" for j, w in enumerate(self.weights) if w != 0.0]
+        return "(" + " + ".join(parts + [_lit(self.bias)]) + ")"
+
+
+def linear_sql(model: onnx.ModelProto, in_elem: str, n_features: int) -> SqlModel | None:
+    """Interpret a linear graph symbolically; None if any node is not understood.
+
+    Scalers and linear layers compose into one affine form per score (so the
+    SQL has one multiply-add per feature); only the post transform is nonlinear.
+    """
+    graph = model.graph
+    if len(graph.input) != 1:
+        return None
+    affine: dict[str, list[_Affine]] = {
+        graph.input[0].name: [_Affine(np.eye(n_features)[i], 0.0) for i in range(n_features)]
+    }
+    values: dict[str, list[str]] = {}
+    labels: dict[str, str] = {}
+    terms = 0
+    for node in graph.node:
+        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+        cols = affine.get(node.input[0]) if node.input else None
+        if node.op_type == "Scaler":
+            if cols is None:
+                return None
+            offset = [_f32(v) for v in (a.get("offset") or [0.0])]
+            scale = [_f32(v) for v in (a.get("scale") or [1.0])]
+            offset = offset * len(cols) if len(offset) == 1 else offset
+            scale = scale * len(cols) if len(scale) == 1 else scale
+            if len(offset) != len(cols) or len(scale) != len(cols):
+                return None
+            affine[node.output[0]] = [
+                _Affine(c.weights * s, (c.bias - o) * s) for c, o, s in zip(cols, offset, scale)
+            ]
+        elif node.op_type == "LinearRegressor":
+            if cols is None or a.get("post_transform", b"NONE") != b"NONE" or int(a.get("targets", 1)) != 1:
+                return None
+            coef = [_f32(v) for v in a["coefficients"]]
+            intercept = _f32(list(a.get("intercepts") or [0.0])[0])
+            if len(coef) != len(cols):
+                return None
+            values[node.output[0]] = [_combine(cols, coef, intercept).text()]
+            terms += n_features
+        elif node.op_type == "LinearClassifier":
+            ints = list(a.get("classlabels_ints") or [])
+            if cols is None or not ints or int(a.get("multi_class", 0)) != 0:
+                return None
+            coef = [_f32(v) for v in a["coefficients"]]
+            intercepts = [_f32(v) for v in (a.get("intercepts") or [])]
+            k = len(cols)
+            rows = len(coef) // k
+            if rows < 2 or rows != len(ints) or len(intercepts) != rows:
+                return None  # single-row (binary) encodings are left to onnxruntime
+            forms = [_combine(cols, coef[r * k : (r + 1) * k], intercepts[r]) for r in range(rows)]
+            post = a.get("post_transform", b"NONE")
+            if rows == 2 and _negated(coef, intercepts, k):
+                # skl2onnx's binary LogisticRegression: class 0 scores exactly -score(class 1)
+                s1 = forms[1].text()
+                scores = [f"(-{s1})", s1]
+                label = f"CAST(CASE WHEN {s1} > 0 THEN {int(ints[1])} ELSE {int(ints[0])} END AS BIGINT)"
+                terms += n_features
+            else:
+                scores = [f.text() for f in forms]
+                label = _argmax_label(scores, ints)
+                terms += rows * n_features
+            if post == b"NONE":
+                probs = scores
+            elif post == b"LOGISTIC":
+                probs = [f"(1.0 / (1.0 + exp(-({sc}))))" for sc in scores]
+            elif post == b"SOFTMAX":
+                mx = f"greatest({', '.join(scores)})"
+                exps = [f"exp(({sc}) - {mx})" for sc in scores]
+                total = " + ".join(exps)
+                probs = [f"({e} / ({total}))" for e in exps]
+            else:
+                return None
+            labels[node.output[0]] = label
+            values[node.output[1]] = probs
+        elif node.op_type == "Normalizer":
+            texts = values.get(node.input[0])
+            norm = a.get("norm", b"MAX")
+            if texts is None:
+                return None
+            if norm == b"L1":
+                total = " + ".join(f"abs({c})" for c in texts)
+            elif norm == b"L2":
+                total = "sqrt(" + " + ".join(f"({c}) * ({c})" for c in texts) + ")"
+            elif norm == b"MAX":
+                total = f"greatest({', '.join(texts)})"
+            else:
+                return None
+            values[node.output[0]] = [f"(({c}) / ({total}))" for c in texts]
+        elif node.op_type in ("ZipMap", "Identity", "Cast"):
+            to = int(a.get("to", 0))
+            if node.input[0] in labels and (node.op_type != "Cast" or to in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)):
+                labels[node.output[0]] = labels[node.input[0]]
+            elif node.input[0] in values and (node.op_type != "Cast" or to in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)):
+                values[node.output[0]] = values[node.input[0]]
+            else:
+                return None
+        else:
+            return None
+    outputs: dict[str, str | list[str]] = {}
+    for out in graph.output:
+        if out.name in labels:
+            outputs[out.name] = labels[out.name]
+        elif out.name in values:
+            outputs[out.name] = values[out.name]
+        else:
+            return None
+    return SqlModel(outputs, "linear", terms)
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def _combine(cols: list[_Affine], coef: list[float], intercept: float) -> _Affine:
+    weights = np.zeros_like(cols[0].weights)
+    bias = intercept
+    for c, w in zip(cols, coef):
+        weights = weights + c.weights * w
+        bias += c.bias * w
+    return _Affine(weights, float(bias))
+
+
+def _negated(coef: list[float], intercepts: list[float], k: int) -> bool:
+    return all(coef[i] == -coef[k + i] for i in range(k)) and intercepts[0] == -intercepts[1]
+
+
+def _argmax_label(scores: list[str], labels: list[int]) -> str:
+    """The first class with the highest score, as onnxruntime picks it."""
+    whens = []
+    for c in range(len(scores) - 1):
+        conds = [f"({scores[c]}) > ({scores[j]})" for j in range(c)]
+        conds += [f"({scores[c]}) >= ({scores[j]})" for j in range(c + 1, len(scores))]
+        whens.append(f"WHEN {' AND '.join(conds)} THEN {int(labels[c])}")
+    return f"CAST(CASE {' '.join(whens)} ELSE {int(labels[-1])} END AS BIGINT)"
+
+
+def tree_regressor_sql(node: onnx.NodeProto, forest: Forest, in_elem: str) -> SqlModel | None:
+    """A single-target tree regressor as a FLOAT sum of nested CASEs, or None."""
+    a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+    if node.op_type != "TreeEnsembleRegressor" or in_elem != "float" or forest.threshold_dtype is not np.float32:
+        return None
+    if int(a.get("n_targets", 1)) != 1 or a.get("post_transform", b"NONE") != b"NONE":
+        return None
+    aggregate = a.get("aggregate_function", b"SUM")
+    if aggregate not in (b"SUM", b"AVERAGE"):
+        return None
+    base = list(a.get("base_values") or [])
+    if len(base) > 1 or "base_values_as_tensor" in a:
+        return None
+    trees = []
+    levels = 0
+    for tree in forest.trees:
+        text = _tree_case(tree, 0)
+        if text is None:
+            return None
+        trees.append(text)
+        levels += max(1, round(_mean_depth(tree)))
+    total = trees[0]
+    for t in trees[1:]:
+        total = f"({total} + {t})"
+    if aggregate == b"AVERAGE":
+        total = f"({total} / CAST({len(trees)} AS FLOAT))"
+    if base:
+        total = f"({total} + CAST({_lit(base[0], 'float')} AS FLOAT))"
+    return SqlModel({"__single__": f"CAST({total} AS FLOAT)"}, "trees", levels)
+
+
+def _tree_case(tree: Tree, pos: int) -> str | None:
+    node = tree.nodes[pos]
+    if isinstance(node, Leaf):
+        if len(node.weights) > 1 or any(t != 0 for t, _ in node.weights):
+            return None
+        w = node.weights[0][1] if node.weights else 0.0
+        return f"CAST({_lit(w, 'float')} AS FLOAT)"
+    assert isinstance(node, Branch)
+    # DuckDB sorts NaN above every number, so only <= and < agree with onnxruntime on NaN.
+    if node.mode not in ("BRANCH_LEQ", "BRANCH_LT") or node.nan_true:
+        return None
+    op = "<=" if node.mode == "BRANCH_LEQ" else "<"
+    yes, no = _tree_case(tree, node.true), _tree_case(tree, node.false)
+    if yes is None or no is None:
+        return None
+    test = f"CAST(__f{node.feature}__ AS FLOAT) {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
+    return f"CASE WHEN {test} THEN {yes} ELSE {no} END"
+
+
+def _mean_depth(tree: Tree) -> float:
+    depths: list[int] = []
+
+    def walk(pos: int, d: int) -> None:
+        node = tree.nodes[pos]
+        if isinstance(node, Leaf):
+            depths.append(d)
+        else:
+            walk(node.true, d + 1)
+            walk(node.false, d + 1)
+
+    walk(0, 0)
+    return sum(depths) / len(depths) if depths else 0.0
+
+
+def mean_depth(forest: Forest) -> float:
+    """Average leaf depth over all trees (a proxy for comparisons per row)."""
+    if not forest.trees:
+        return 0.0
+    return sum(_mean_depth(t) for t in forest.trees) / len(forest.trees)
+
+
+def render(
+    sql_model: SqlModel,
+    outputs: tuple[TensorSpec, ...],
+    feature_exprs: list[exp.Expression],
+    null_guard: list[exp.Expression],
+) -> exp.Expression | None:
+    """The final expression: predict's value (scalar or STRUCT), NULL when an input is NULL."""
+    shape = template(sql_model, outputs, len(null_guard))
+    return None if shape is None else fill(shape, feature_exprs, null_guard)
+
+
+def template(sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression | None:
+    """The parsed expression with ``__f{i}__`` / ``__g{i}__`` placeholders (cacheable: parsing is slow)."""
+    parts: list[str] = []
+    for spec in outputs:
+        text = sql_model.outputs.get(spec.name)
+        if text is None and len(outputs) == 1:
+            text = sql_model.outputs.get("__single__")
+        if text is None:
+            return None
+        sql_type = _SQL_TYPES.get(spec.elem_type)
+        if sql_type is None:
+            return None
+        width = _width(spec)
+        if isinstance(text, list):
+            if width == 1 and len(text) == 1:
+                value = f"CAST({text[0]} AS {sql_type})"
+            elif width == len(text) or width is None:
+                value = "[" + ", ".join(f"CAST({t} AS {sql_type})" for t in text) + "]"
+            else:
+                return None
+        else:
+            if width != 1:
+                return None
+            value = f"CAST({text} AS {sql_type})"
+        parts.append(value)
+    if len(outputs) == 1:
+        body = parts[0]
+    else:
+        body = "struct_pack(" + ", ".join(f"__o{i}__ := {p}" for i, p in enumerate(parts)) + ")"
+    if guards:
+        conds = " OR ".join(f"__g{i}__ IS NULL" for i in range(guards))
+        body = f"CASE WHEN {conds} THEN NULL ELSE {body} END"
+    tree = sqlglot.parse_one(body, dialect="duckdb")
+    names = {f"__o{i}__": spec.name for i, spec in enumerate(outputs)}
+
+    def rename(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Identifier) and node.this in names:
+            return exp.to_identifier(names[node.this], quoted=True)
+        return node
+
+    return tree.transform(rename)
+
+
+def fill(shape: exp.Expression, feature_exprs: list[exp.Expression], null_guard: list[exp.Expression]) -> exp.Expression:
+    """Put the call's column expressions into a template's placeholders."""
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table:
+            name = node.name
+            if name.startswith("__f") and name.endswith("__"):
+                return feature_exprs[int(name[3:-2])].copy()
+            if name.startswith("__g") and name.endswith("__"):
+                return null_guard[int(name[3:-2])].copy()
+        return node
+
+    return shape.transform(substitute)
+
+
+def _width(spec: TensorSpec) -> int | None:
+    if len(spec.shape) <= 1:
+        return 1
+    if len(spec.shape) == 2:
+        k = spec.shape[1]
+        return k if isinstance(k, int) else None
+    return None
+
+
+def elem_name(onnx_type: int) -> str | None:
+    return _ONNX_TO_NAME.get(onnx_type)
+
+
+def input_elem(model: onnx.ModelProto) -> tuple[str, int] | None:
+    """(element type, feature count) of the single 2-D input, if that is what the model takes."""
+    if len(model.graph.input) != 1:
+        return None
+    ttype = model.graph.input[0].type.tensor_type
+    elem = elem_name(ttype.elem_type)
+    dims = ttype.shape.dim
+    if elem is None or len(dims) != 2 or not dims[1].HasField("dim_value"):
+        return None
+    return elem, int(dims[1].dim_value)
+

@@ -1,0 +1,189 @@
+"""Run ONNX models on Arrow columns with onnxruntime: no per-row Python.
+
+``Scorer`` turns the Arrow arrays of one bound call into ORT feeds with numpy,
+runs one cached session and turns the outputs back into Arrow (a scalar column,
+a LIST column for ``[N, k]`` outputs, a STRUCT when there are several outputs).
+ZipMap outputs (scikit-learn classifiers converted with default options return a
+list of dicts per row) are rewired at session creation to return the underlying
+float probability matrix, i.e. a ``LIST<FLOAT>`` in class order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pyarrow as pa
+from onnx import helper
+
+from nbgov.sqlml.onnxtypes import numpy_dtype, width
+from nbgov.sqlml.plan import TensorSpec
+
+
+def strip_zipmap(payload: bytes) -> bytes:
+    """Replace each ZipMap graph output by the float matrix that feeds it."""
+    proto = onnx.load_model_from_string(payload)
+    graph = proto.graph
+    outputs = {o.name: o for o in graph.output}
+    zipmaps = [n for n in graph.node if n.op_type == "ZipMap" and n.output[0] in outputs]
+    if not zipmaps:
+        return payload
+    for node in zipmaps:
+        classes = 0
+        for attr in node.attribute:
+            if attr.name in ("classlabels_int64s", "classlabels_strings"):
+                classes = len(attr.ints) or len(attr.strings)
+        name = node.output[0]
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(position, helper.make_node("Identity", [node.input[0]], [name]))
+        replacement = helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, [None, classes or None]
+        )
+        index = [o.name for o in graph.output].index(name)
+        graph.output.remove(outputs[name])
+        graph.output.insert(index, replacement)
+    return proto.SerializeToString()
+
+
+def open_session(payload: bytes) -> ort.InferenceSession:
+    """One single-threaded session; parallelism comes from running batches on a pool."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        strip_zipmap(payload), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+class SessionCache:
+    """Sessions keyed by plan cache key; owned by one Engine (no global state)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    def get(self, cache_key: str, payload: bytes) -> ort.InferenceSession:
+        with self._lock:
+            session = self._sessions.get(cache_key)
+            if session is None:
+                session = open_session(payload)
+                self._sessions[cache_key] = session
+            return session
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A session plus how its inputs are laid out over a flat list of Arrow columns."""
+
+    session: ort.InferenceSession
+    inputs: tuple[tuple[TensorSpec, int], ...]  # (spec, number of columns feeding it)
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def arity(self) -> int:
+        return sum(count for _, count in self.inputs)
+
+    def run(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[np.ndarray]:
+        """Score rows that are all non-NULL; returns one numpy array per output."""
+        feeds: dict[str, np.ndarray] = {}
+        position = 0
+        for spec, count in self.inputs:
+            feeds[spec.name] = _feed(spec, columns[position : position + count])
+            position += count
+        names = [o.name for o in self.outputs]
+        rows = len(columns[0]) if columns else 0
+        if rows == 0:
+            return [_empty(o) for o in self.outputs]
+        results = self.session.run(names, feeds)
+        return [np.asarray(r) for r in results]
+
+    def to_arrow(self, results: Sequence[np.ndarray]) -> list[pa.Array]:
+        return [_to_arrow(spec, value) for spec, value in zip(self.outputs, results)]
+
+    def value(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> pa.Array:
+        """The SQL value of predict(...): one output as is, several as a STRUCT."""
+        arrays = self.to_arrow(self.run(columns))
+        if len(arrays) == 1:
+            return arrays[0]
+        return pa.StructArray.from_arrays(arrays, names=[o.name for o in self.outputs])
+
+
+def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+    dtype = numpy_dtype(spec.elem_type)
+    arrays = [_numpy(c, dtype) for c in columns]
+    rows = len(arrays[0])
+    if len(spec.shape) <= 1:
+        return arrays[0]
+    if len(arrays) == 1:
+        return arrays[0].reshape(rows, 1)
+    matrix: np.ndarray = np.empty((rows, len(arrays)), dtype=dtype)
+    for i, values in enumerate(arrays):
+        matrix[:, i] = values
+    return matrix
+
+
+def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
+    if dtype is np.object_:
+        values = column.to_numpy(zero_copy_only=False)
+        return values if values.dtype == np.object_ else values.astype(object)
+    values = column.to_numpy(zero_copy_only=False) if isinstance(column, pa.ChunkedArray) else column.to_numpy(zero_copy_only=False)
+    return values if values.dtype == dtype else values.astype(dtype)
+
+
+def _empty(spec: TensorSpec) -> np.ndarray:
+    cols = width(spec) or 1
+    dtype = numpy_dtype(spec.elem_type)
+    return np.empty((0,) if cols == 1 else (0, cols), dtype=dtype)
+
+
+def _to_arrow(spec: TensorSpec, value: np.ndarray) -> pa.Array:
+    dtype = numpy_dtype(spec.elem_type)
+    if value.dtype != dtype and dtype is not np.object_:
+        value = value.astype(dtype)
+    rows = value.shape[0] if value.ndim else 0
+    if value.ndim == 1 or (value.ndim == 2 and value.shape[1] == 1 and width(spec) == 1):
+        flat = value.reshape(rows)
+        return pa.array(flat, type=pa.string()) if dtype is np.object_ else pa.array(flat)
+    cols = value.shape[1] if value.ndim >= 2 else 1
+    flat_values = value.reshape(rows * cols)
+    inner = pa.array(flat_values, type=pa.string()) if dtype is np.object_ else pa.array(flat_values)
+    offsets = pa.array(np.arange(0, rows * cols + 1, cols, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, inner)
+
+
+def arrow_type(spec: TensorSpec) -> pa.DataType:
+    """The Arrow type ``_to_arrow`` produces for an output."""
+    dtype = numpy_dtype(spec.elem_type)
+    scalar = pa.string() if dtype is np.object_ else pa.from_numpy_dtype(dtype)
+    return scalar if width(spec) == 1 else pa.list_(scalar)
+
+
+def value_type(outputs: Sequence[TensorSpec]) -> pa.DataType:
+    """Arrow type of predict(...): the single output, or a STRUCT of all outputs."""
+    if len(outputs) == 1:
+        return arrow_type(outputs[0])
+    return pa.struct([pa.field(o.name, arrow_type(o)) for o in outputs])
+
+
+def arrow_input(spec: TensorSpec, column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Cast a column to what the model input wants (raises pyarrow errors on bad values)."""
+    dtype = numpy_dtype(spec.elem_type)
+    target = pa.string() if dtype is np.object_ else pa.from_numpy_dtype(dtype)
+    if column.type == target:
+        return column
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.cast(target, safe=False) if target != pa.string() else column.cast(target)

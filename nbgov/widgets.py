@@ -1,0 +1,223 @@
+"""`%lineage`: the session's lineage inline, as an ipywidgets widget (timeline + details).
+
+For frontends without the nbgov labextension (classic tools, VS Code, Colab-like hosts).
+Everything from the notebook (code, names, paths, messages) is escaped before it reaches
+an HTML widget, and the timeline is a Select whose options are plain text.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from nbgov.errors import NbgovError
+
+DEFAULT_LAST = 200
+
+
+class LineageUsageError(NbgovError):
+    """Bad arguments to %lineage."""
+
+
+class Recorder(Protocol):
+    """The part of the lineage recorder the widget reads."""
+
+    records: list[dict[str, Any]]
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+
+
+def short(hash_: str | None, n: int = 8) -> str:
+    """First characters of a hash, for display."""
+    return hash_[:n] if hash_ else "—"
+
+
+def _clock(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%H:%M:%S")
+    except (ValueError, AttributeError):
+        return str(iso)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def timeline_rows(
+    records: Sequence[Mapping[str, Any]], stale: Mapping[str, Sequence[str]], last: int = DEFAULT_LAST
+) -> list[tuple[str, str]]:
+    """(label, record id) per execution, newest first: count, time, duration, status, stale."""
+    rows: list[tuple[str, str]] = []
+    for entry in list(records)[::-1][:last]:
+        body = entry.get("body", {})
+        if entry.get("kind") != "execution" or not isinstance(body, Mapping):
+            continue
+        rid = str(body.get("id", ""))
+        first_line = str(body.get("code", "")).strip().splitlines()[0:1]
+        parts = [
+            f"[{body.get('execution_count', ' ')}]",
+            _clock(str(body.get("started", ""))),
+            _duration(body.get("duration_s")),
+            "ok" if body.get("status") == "ok" else "ERROR",
+        ]
+        if rid in stale:
+            parts.append("STALE")
+        parts.append((first_line[0][:60] if first_line else ""))
+        rows.append(("  ".join(parts), rid))
+    return rows
+
+
+def _fp(fingerprint: Mapping[str, Any] | None) -> str:
+    fp = fingerprint or {}
+    text = " ".join(str(x) for x in (fp.get("kind"), fp.get("summary")) if x)
+    return f"{text} {short(fp.get('hash'))}" + (" (weak)" if fp.get("weak") else "")
+
+
+def details_text(body: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]], stale: Sequence[str]) -> str:
+    """One execution as plain text: status, code, reads/writes, files, models, SQL."""
+
+    def producer(source: str | None) -> str:
+        if not source:
+            return "before lineage"
+        other = by_id.get(source)
+        return f"[{other.get('execution_count')}]" if other else source
+
+    lines = [
+        f"Execution [{body.get('execution_count')}]  {_clock(str(body.get('started', '')))}"
+        f"  {_duration(body.get('duration_s'))}  {body.get('status')}",
+    ]
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        lines.append(f"error: {error.get('type')}: {error.get('message')}")
+    lines += [f"stale: {reason}" for reason in stale]
+    lines += ["", "code as executed:", str(body.get("code", ""))]
+    sections: list[tuple[str, list[str]]] = [
+        ("reads", [f"{r['name']}: {_fp(r.get('fingerprint'))} from {producer(r.get('source'))}" for r in body.get("reads", [])]),
+        ("writes", [f"{w['name']}: {_fp(w.get('fingerprint'))}" + (" (mutated)" if w.get("mutated") else "") for w in body.get("writes", [])]),
+        ("deletes", [str(d) for d in body.get("deletes", [])]),
+        ("files", [f"{f.get('mode')} {f.get('path')} {short(f.get('hash'))}" for f in body.get("files", [])]),
+        ("models", [f"{m.get('name')}@{m.get('version')} sha256 {short(m.get('sha256'))} {m.get('producer') or ''} opset {m.get('opset')}" for m in body.get("models", [])]),
+        ("sql", [f"{q.get('kind')}: {q.get('statement')}" for q in body.get("sql", [])]),
+    ]
+    for title, items in sections:
+        if items:
+            lines += ["", f"{title}:"] + [f"  {item}" for item in items]
+    return "\n".join(lines)
+
+
+class LineageWidget:
+    """Timeline (a Select of text rows) above the selected execution's details; live."""
+
+    def __init__(self, recorder: Recorder, last: int = DEFAULT_LAST) -> None:
+        import ipywidgets as w
+
+        self._recorder = recorder
+        self._last = last
+        self._by_id: dict[str, Mapping[str, Any]] = {}
+        self.timeline = w.Select(options=[], rows=12, layout=w.Layout(width="100%"))
+        self.details = w.HTML()
+        self.header = w.Label()
+        self.widget = w.VBox([self.header, self.timeline, self.details])
+        self.timeline.observe(lambda _change: self._show_details(), names="value")
+        self._unsubscribe: Callable[[], None] | None = recorder.subscribe(self._on_entry)
+        self.refresh()
+
+    def _on_entry(self, entry: dict[str, Any]) -> None:
+        # Subscribers may be told before the entry lands in recorder.records.
+        self.refresh(extra=entry)
+
+    def _records(self, extra: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
+        records: list[Mapping[str, Any]] = [e for e in self._recorder.records if e.get("kind") == "execution"]
+        if extra is not None and extra.get("kind") == "execution":
+            if all(e.get("hash") != extra.get("hash") for e in records):
+                records.append(extra)
+        return records
+
+    def _stale(self) -> Mapping[str, Sequence[str]]:
+        stale = getattr(self._recorder, "stale", None)
+        try:
+            return stale(now_files=False) if callable(stale) else {}
+        except Exception:
+            return {}
+
+    def refresh(self, extra: Mapping[str, Any] | None = None) -> None:
+        """Rebuild the timeline from the recorder (keeps the selection when still there)."""
+        records = self._records(extra)
+        self._by_id = {str(e["body"].get("id")): e["body"] for e in records}
+        rows = timeline_rows(records, self._stale(), self._last)
+        shown = min(self._last, len(records))
+        self.header.value = f"Lineage: {len(records)} executions (newest first, showing {shown})"
+        selected = self.timeline.value
+        self.timeline.options = rows
+        if rows:
+            self.timeline.value = selected if selected in {rid for _, rid in rows} else rows[0][1]
+        self._show_details()
+
+    def _show_details(self) -> None:
+        by_id = self._by_id
+        body = by_id.get(str(self.timeline.value))
+        if body is None:
+            self.details.value = "<i>No executions recorded yet.</i>"
+            return
+        text = details_text(body, by_id, self._stale().get(str(body.get("id")), []))
+        self.details.value = f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
+
+    def close(self) -> None:
+        """Stop following the recorder and close the widgets."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.widget.close()
+
+
+def parse_args(line: str) -> int:
+    """`%lineage [--last N]` → N."""
+    try:
+        args = shlex.split(line)
+    except ValueError as exc:
+        raise LineageUsageError(f"%lineage: {exc} (expected: %lineage [--last N])") from None
+    if not args:
+        return DEFAULT_LAST
+    if len(args) == 2 and args[0] == "--last" and args[1].isdigit() and int(args[1]) > 0:
+        return int(args[1])
+    raise LineageUsageError(f"%lineage: unexpected arguments {line.strip()!r} (expected: %lineage [--last N], N > 0)")
+
+
+class InstalledLineageMagic:
+    """The registered %lineage magic; ``uninstall()`` removes it and closes its widgets."""
+
+    def __init__(self, shell: Any, recorder: Recorder) -> None:
+        self._shell = shell
+        self._recorder = recorder
+        self.widgets: list[LineageWidget] = []
+        shell.register_magic_function(self.lineage, magic_kind="line", magic_name="lineage")
+
+    def lineage(self, line: str = "") -> None:
+        """Show this session's lineage: a timeline of executions and the selected one's details."""
+        from IPython.core.error import UsageError
+        from IPython.display import display
+
+        try:
+            last = parse_args(line)
+        except NbgovError as exc:
+            raise UsageError(str(exc)) from None
+        view = LineageWidget(self._recorder, last)
+        self.widgets.append(view)
+        display(view.widget)
+
+    def uninstall(self) -> None:
+        """Unregister %lineage and stop every widget it created."""
+        for view in self.widgets:
+            view.close()
+        self.widgets.clear()
+        self._shell.magics_manager.magics["line"].pop("lineage", None)
+
+
+def install(shell: Any, recorder: Recorder) -> InstalledLineageMagic:
+    """Register `%lineage` on ``shell`` for ``recorder``'s session."""
+    return InstalledLineageMagic(shell, recorder)

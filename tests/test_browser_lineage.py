@@ -1,0 +1,200 @@
+"""The Lineage sidebar in a real JupyterLab: live timeline, details, stale flags, graph,
+metadata persisted on save, catch-up after reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.lab import UI_TIMEOUT_MS, Lab
+
+pytestmark = pytest.mark.browser
+
+CELLS = ["%load_ext nbgov", "a = 10", "b = a * 2", "c = b + 1"]
+
+
+def timeline(lab: Lab) -> list[str]:
+    return lab.page.locator("#nbgov-lineage .nbgov-Timeline-row").all_inner_texts()
+
+
+def wait_rows(lab: Lab, n: int) -> None:
+    lab.page.wait_for_function(
+        "(n) => document.querySelectorAll('#nbgov-lineage .nbgov-Timeline-row').length === n",
+        arg=n,
+        timeout=UI_TIMEOUT_MS,
+    )
+
+
+def row(lab: Lab, count: int) -> Any:
+    return lab.page.locator("#nbgov-lineage .nbgov-Timeline-row").filter(
+        has=lab.page.locator(".nbgov-count", has_text=f"[{count}]")
+    )
+
+
+def details(lab: Lab) -> str:
+    return str(lab.page.locator("#nbgov-lineage .nbgov-Details").text_content())
+
+
+def active_cell(lab: Lab) -> int:
+    return int(lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex"))
+
+
+def open_with_runs(lab: Lab, name: str, order: list[int], cells: list[str] = CELLS) -> Path:
+    path = lab.write_notebook(name, cells)
+    lab.open_notebook(path)
+    for index in order:
+        lab.run_cell(index)
+    lab.open_lineage()
+    return path
+
+
+def test_timeline_lists_out_of_order_runs_newest_first_and_jumps_to_the_cell(lab: Lab) -> None:
+    # c before b fails (NameError), then b and c succeed: 4 recorded executions.
+    open_with_runs(lab, "order.ipynb", [0, 1, 3, 2, 3])
+    wait_rows(lab, 4)
+
+    rows = timeline(lab)
+    counts = [r.split()[0] for r in rows]
+    assert counts == ["[5]", "[4]", "[3]", "[2]"]
+    assert ["cell 4" in rows[0], "cell 3" in rows[1], "cell 4" in rows[2], "cell 2" in rows[3]] == [True] * 4
+    assert "error" in rows[2] and "ok" in rows[0]
+    lab.command("notebook:move-cursor-down")  # the active cell is wherever the last run left it
+
+    row(lab, 4).click()
+
+    lab.page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex === 2", timeout=UI_TIMEOUT_MS
+    )
+    assert "b = a * 2" in details(lab)
+    assert "NameError" in row(lab, 3).locator(".nbgov-status").get_attribute("title")
+    lab.screenshot("lineage-timeline")
+    assert lab.page_errors == []
+
+
+def test_details_show_inputs_with_their_producer_and_a_diff_once_the_cell_is_edited(lab: Lab) -> None:
+    open_with_runs(lab, "details.ipynb", [0, 1, 2])
+    wait_rows(lab, 2)
+    lab.set_cell_source(2, "b = a * 3")
+
+    row(lab, 3).click()
+
+    text = details(lab)
+    assert "Code as executed" in text and "b = a * 2" in text
+    reads = lab.page.locator("#nbgov-lineage .nbgov-Details table").first.inner_text()
+    assert "a" in reads and "int" in reads and "[2]" in reads, reads
+    assert "Edited since this run" in text
+    assert lab.page.locator("#nbgov-lineage .nbgov-diff-del").inner_text() == "- b = a * 2"
+    assert lab.page.locator("#nbgov-lineage .nbgov-diff-add").inner_text() == "+ b = a * 3"
+    # "from [2]" links to the producing execution.
+    lab.page.locator("#nbgov-lineage .nbgov-link").first.click()
+    lab.page.wait_for_function(
+        "() => document.querySelector('#nbgov-lineage .nbgov-Details-title').textContent.startsWith('Execution [2]')",
+        timeout=UI_TIMEOUT_MS,
+    )
+    lab.screenshot("lineage-details")
+
+
+def test_changing_an_upstream_cell_marks_its_consumers_stale(lab: Lab) -> None:
+    open_with_runs(lab, "stale.ipynb", [0, 1, 2, 3])
+    wait_rows(lab, 3)
+    assert lab.page.locator("#nbgov-lineage .nbgov-stale").count() == 0
+
+    lab.set_cell_source(1, "a = 11")
+    lab.run_cell(1)
+    wait_rows(lab, 4)
+
+    stale_rows = [r.split()[0] for r in timeline(lab) if "stale" in r]
+    assert stale_rows == ["[4]", "[3]"], "b read the old a; c depends on b"
+    assert "a" in row(lab, 3).locator(".nbgov-stale").get_attribute("title")
+    row(lab, 3).click()
+    assert "stale:" in details(lab)
+    lab.screenshot("lineage-stale")
+
+
+def test_saving_writes_the_log_into_the_notebook_file(lab: Lab) -> None:
+    path = open_with_runs(lab, "saved.ipynb", [0, 1, 2])
+    wait_rows(lab, 2)
+
+    lab.save()
+
+    nb = json.loads(path.read_text())
+    meta = nb["metadata"]["nbgov"]
+    assert meta["schema"] == "nbgov.notebook/1"
+    assert meta["sidecar"] == ".nbgov/saved.jsonl"
+    assert [e["body"]["code"] for e in meta["log"]] == ["a = 10", "b = a * 2"]
+    assert len(meta["sessions"]) == 1 and meta["sessions"][0]["kind"] == "session"
+    sidecar = [json.loads(line) for line in (path.parent / ".nbgov" / "saved.jsonl").read_text().splitlines()]
+    assert [e["hash"] for e in sidecar] == [e["hash"] for e in meta["sessions"] + meta["log"]]
+    cell_meta = [c["metadata"].get("nbgov") for c in nb["cells"]]
+    assert cell_meta[0] is None and cell_meta[3] is None
+    assert cell_meta[1]["schema"] == "nbgov.cell/1"
+    assert cell_meta[1]["latest"]["hash"] == meta["log"][0]["hash"]
+    assert cell_meta[2]["latest"] == meta["log"][1], "the cell carries its latest entry verbatim"
+
+
+def test_after_a_reload_the_log_survives_without_duplicates(lab: Lab) -> None:
+    path = open_with_runs(lab, "reload.ipynb", [0, 1, 2])
+    wait_rows(lab, 2)
+    lab.save()
+    lab.run_cell(3)  # not saved: only the kernel knows this one
+    wait_rows(lab, 3)
+
+    lab.page.reload()
+    lab.open_notebook(path)
+    lab.open_lineage()
+
+    wait_rows(lab, 3)  # two from the file + one caught up from the kernel, none twice
+    assert [r.split()[0] for r in timeline(lab)] == ["[4]", "[3]", "[2]"]
+    lab.save()
+    meta = json.loads(path.read_text())["metadata"]["nbgov"]
+    assert [e["body"]["execution_count"] for e in meta["log"]] == [2, 3, 4]
+    assert len(meta["sessions"]) == 1
+    lab.screenshot("lineage-after-reload")
+
+
+def test_graph_view_draws_cells_and_data_and_highlights_ancestors(lab: Lab) -> None:
+    open_with_runs(lab, "graph.ipynb", [0, 1, 2, 3])
+    wait_rows(lab, 3)
+    row(lab, 4).click()
+
+    lab.page.locator("#nbgov-lineage .nbgov-tab", has_text="Graph").click()
+
+    graph = lab.page.locator("#nbgov-lineage .nbgov-Graph-svg")
+    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    labels = graph.locator(".nbgov-Graph-node text").all_text_contents()
+    assert {"a", "b", "c"} <= set(labels)
+    assert {"[2] cell 2", "[3] cell 3", "[4] cell 4"} <= set(labels)
+    highlighted = graph.locator(".nbgov-Graph-node.nbgov-mod-highlighted text").all_text_contents()
+    assert {"[2] cell 2", "[3] cell 3", "[4] cell 4", "a", "b"} <= set(highlighted)
+    assert "c" not in highlighted
+    assert graph.locator(".nbgov-Graph-edge.nbgov-mod-highlighted").count() >= 4
+    lab.screenshot("lineage-graph")
+
+    graph.locator(".nbgov-Graph-node", has_text="[3] cell 3").click()
+    lab.page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex === 2", timeout=UI_TIMEOUT_MS
+    )
+    highlighted = graph.locator(".nbgov-Graph-node.nbgov-mod-highlighted text").all_text_contents()
+    assert "[4] cell 4" not in highlighted
+
+
+def test_dark_theme_recolours_the_panel(lab: Lab) -> None:
+    open_with_runs(lab, "theme.ipynb", [0, 1])
+    wait_rows(lab, 1)
+    panel = lab.page.locator("#nbgov-lineage")
+    light = panel.evaluate("n => getComputedStyle(n).backgroundColor")
+
+    lab.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+    lab.page.wait_for_function(
+        "() => document.body.dataset.jpThemeLight === 'false'", timeout=UI_TIMEOUT_MS
+    )
+    lab.page.wait_for_function(
+        "(before) => getComputedStyle(document.querySelector('#nbgov-lineage')).backgroundColor !== before",
+        arg=light,
+        timeout=UI_TIMEOUT_MS,
+    )
+    lab.screenshot("lineage-dark")
+    lab.command("apputils:change-theme", {"theme": "JupyterLab Light"})

@@ -1,0 +1,124 @@
+"""The `nbgov` command itself: every command documented, bad input gives one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbgov.cli import cli
+from nbgov.lineage.store import sidecar_path
+from tests.test_replay_helpers import invoke, record, write_nb
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = sorted(cli.commands)
+
+
+def test_the_contract_commands_exist() -> None:
+    assert COMMANDS == ["export", "graph", "replay", "run", "show", "verify"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_is_in_the_readme(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert f"{command} [OPTIONS] NOTEBOOK" in result.output
+    assert (cli.commands[command].help or "").strip()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"nbgov {command}\b", readme), f"README.md does not document `nbgov {command}`"
+
+
+def one_line_error(result_output: str, exit_code: int) -> str:
+    assert exit_code == 2, result_output
+    lines = [ln for ln in result_output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result_output
+    assert "Traceback" not in result_output
+    assert lines[0].startswith("nbgov: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["show"], ["replay"], ["verify"], ["export", "--format", "prov"],
+                                     ["graph"], ["run"]])
+def test_not_a_notebook_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("just some text")
+    result = invoke(command[0], junk, *command[1:])
+    assert "not a Jupyter notebook" in one_line_error(result.output, result.exit_code)
+    missing = invoke(command[0], tmp_path / "nope.ipynb", *command[1:])
+    assert "no such file" in one_line_error(missing.output, missing.exit_code)
+
+
+@pytest.mark.parametrize("command", ["show", "replay", "verify", "graph"])
+def test_notebook_without_lineage_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    path = write_nb(tmp_path, "x = 1")
+    result = invoke(command, path)
+    assert "no lineage recorded" in one_line_error(result.output, result.exit_code)
+
+
+@pytest.mark.kernel
+def test_corrupted_sidecar_and_metadata_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "x = 1", "y = 2")
+    lines = sidecar_path(path).read_text().splitlines()
+    sidecar_path(path).write_text("\n".join([lines[0], "{garbage", *lines[1:]]) + "\n")
+    for command in ("show", "verify", "replay", "export"):
+        extra = ["--format", "openlineage"] if command == "export" else []
+        result = invoke(command, path, *extra)
+        assert "corrupted" in one_line_error(result.output, result.exit_code)
+    sidecar_path(path).unlink()
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["nbgov"] = {"schema": "someone.else/9", "log": "?"}
+    nbformat.write(nb, str(path))
+    result = invoke("show", path)
+    assert "expected 'nbgov.notebook/1'" in one_line_error(result.output, result.exit_code)
+
+
+@pytest.mark.kernel
+def test_missing_kernel_spec_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "x = 1")
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["kernelspec"]["name"] = "no-such-kernel"
+    nbformat.write(nb, str(path))
+    for command in ("run", "replay"):
+        result = invoke(command, path)
+        assert "kernel spec 'no-such-kernel' not found" in one_line_error(result.output, result.exit_code)
+
+
+def test_bad_option_values_exit_2(tmp_path: Path) -> None:
+    path = write_nb(tmp_path, "x = 1")
+    assert invoke("replay", path, "--until", "0").exit_code == 2
+    assert invoke("export", path, "--format", "csv").exit_code == 2
+    assert invoke("graph", path, "--format", "png").exit_code == 2
+
+
+def test_the_module_runs_as_a_real_process(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    junk = tmp_path / "bad.ipynb"
+    junk.write_text("{ not json")
+    done = subprocess.run([sys.executable, "-m", "nbgov.cli", "verify", str(junk)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("nbgov: error: ")
+    helped = subprocess.run([sys.executable, "-m", "nbgov.cli", "--help"], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    assert helped.returncode == 0
+    for command in COMMANDS:
+        assert command in helped.stdout
+
+
+@pytest.mark.kernel
+def test_show_lists_the_log_as_a_table_and_as_json(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "alpha = 1", "beta = alpha + 1")
+    table = invoke("show", path)
+    assert table.exit_code == 0
+    assert "alpha = 1" in table.output and "beta = alpha + 1" in table.output
+    data = json.loads(invoke("show", path, "--json").output)
+    kinds = [e["kind"] for e in data["entries"]]
+    assert kinds == ["session", "execution", "execution"]
+    assert data["entries"][2]["body"]["reads"][0]["name"] == "alpha"

@@ -1,0 +1,71 @@
+"""Static reads/writes of a cell, in evaluation order, after IPython's transforms."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from nbgov.lineage.analysis import analyze, transform
+
+
+@pytest.mark.parametrize(
+    ("code", "loads", "stores", "mutates", "deletes"),
+    [
+        ("x = x + 1", {"x"}, {"x"}, set(), set()),
+        ("x = 1\nprint(x)", {"print"}, {"x"}, set(), set()),
+        ("df['a'] = 1\nb = df", {"df"}, {"b"}, {"df"}, set()),
+        ("obj.attr.deep = value", {"obj", "value"}, set(), {"obj"}, set()),
+        ("lst.append(3)", {"lst"}, set(), set(), set()),
+        ("n += 1", {"n"}, {"n"}, {"n"}, set()),
+        ("del z\nq = 1", set(), {"q"}, set(), {"z"}),
+        ("del df['col']", {"df"}, set(), {"df"}, set()),
+        ("for i in items:\n    total = total + i", {"items", "total"}, {"i", "total"}, set(), set()),
+        ("[i * k for i in rng if i > lim]", {"k", "rng", "lim"}, set(), set(), set()),
+        ("import numpy as np, os.path\nfrom json import dumps as d", set(), {"np", "os", "d"}, set(), set()),
+        ("with open(p) as fh:\n    text = fh.read()", {"open", "p"}, {"fh", "text"}, set(), set()),
+        ("if (m := compute()):\n    pass", {"compute"}, {"m"}, set(), set()),
+        ("try:\n    risky()\nexcept ValueError as err:\n    e2 = err", {"risky", "ValueError"}, {"err", "e2"}, set(), set()),
+    ],
+)
+def test_module_level_names(code: str, loads: set[str], stores: set[str], mutates: set[str], deletes: set[str]) -> None:
+    names = analyze(code)
+    assert names.syntax_ok
+    assert names.loads == loads
+    assert names.stores == stores
+    assert names.mutates == mutates
+    assert names.deletes == deletes
+
+
+def test_function_bodies_run_later_so_only_their_globals_become_candidates() -> None:
+    names = analyze("def f(a):\n    global g\n    g = a + h\n    t = 1\n    return t\n")
+    assert names.stores == {"f"}
+    assert names.loads == set()  # defining f reads nothing yet
+    assert {"g", "h"} <= names.referenced and "t" not in names.referenced and "a" not in names.referenced
+    lam = analyze("key = lambda row: row[col]")
+    assert lam.stores == {"key"} and lam.loads == set() and "col" in lam.referenced
+
+
+def test_class_bodies_run_immediately() -> None:
+    names = analyze("class C(Base):\n    size = default_size\n    def m(self):\n        return q\n")
+    assert names.loads == {"Base", "default_size"} and names.stores == {"C"}
+
+
+def test_syntax_errors_yield_no_names_and_are_marked() -> None:
+    names = analyze("x = (")
+    assert not names.syntax_ok and names.loads == set() and names.dynamic
+
+
+def test_exec_globals_and_magics_mark_the_cell_dynamic() -> None:
+    assert analyze("exec('y = 1')").dynamic
+    assert analyze("globals()['y'] = 2").dynamic
+    assert not analyze("y = 2").dynamic
+
+
+def test_magics_are_analysed_after_ipython_transforms(bare_shell: InteractiveShell) -> None:
+    code = transform(bare_shell, "files = !ls {folder}\n%time total = compute(files)")
+    assert "get_ipython()" in code
+    names = analyze(code)
+    assert "files" in names.stores and "folder" not in names.stores
+    assert names.dynamic  # get_ipython().run_line_magic may bind anything
+    plain = "x = 1\n"
+    assert transform(bare_shell, plain) == plain

@@ -1,0 +1,102 @@
+"""The recorder inside real kernels: nbclient runs, SIGKILL mid-session, two kernels on one sidecar."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbgov.lineage.store import read_entries, verify_chain
+from tests.fixtures.kernel import make_notebook
+from tests.fixtures.lineage import INSTALL_RECORDER
+
+pytestmark = pytest.mark.kernel
+
+
+def _wait_until(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def test_a_notebook_run_by_nbclient_is_recorded_next_to_it(
+    run_notebook: Any, tmp_path: Path, lineage_schema: Any
+) -> None:
+    nb = make_notebook(
+        INSTALL_RECORDER,
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})",
+        "df.to_csv('out.csv', index=False)",
+        "again = pd.read_csv('out.csv')\ntotal = int(again['a'].sum())",
+        "raise ValueError('bad input')",
+    )
+    path = tmp_path / "analysis.ipynb"
+    run_notebook(nb, path=path, allow_errors=True)
+    entries, problems = read_entries(tmp_path / ".nbgov" / "analysis.jsonl")
+    assert problems == [] and verify_chain(entries) == []
+    for entry in entries:
+        lineage_schema.validate(entry)
+    assert [e["kind"] for e in entries] == ["session"] + ["execution"] * 4
+    session = entries[0]["body"]
+    assert session["notebook"] == str(path) and session["packages"]["pandas"]
+    bodies = [e["body"] for e in entries[1:]]
+    assert [b["execution_count"] for b in bodies] == [2, 3, 4, 5]
+    assert all(b["cell_id"] is None for b in bodies)  # nbclient sends no cell id
+    assert [w["name"] for w in bodies[0]["writes"]] == ["df"]
+    assert [(f["path"], f["mode"]) for f in bodies[1]["files"]] == [("out.csv", "write")]
+    read = bodies[2]["files"][0]
+    assert (read["path"], read["mode"], read["source"]) == ("out.csv", "read", bodies[1]["id"])
+    assert read["hash"] == bodies[1]["files"][0]["hash"]
+    assert bodies[2]["reads"] == []  # pd is a module: not data
+    assert bodies[3]["status"] == "error" and bodies[3]["error"] == {"type": "ValueError", "message": "bad input"}
+
+
+def test_sigkill_mid_session_loses_no_finished_cell(lineage_kernels: Any, tmp_path: Path) -> None:
+    kernel = lineage_kernels(tmp_path / "crash.ipynb")
+    sidecar = tmp_path / ".nbgov" / "crash.jsonl"
+    for i in range(5):
+        reply = kernel.execute(f"v{i} = {i} * 2")
+        assert reply["content"]["status"] == "ok"
+        count = reply["content"]["execution_count"]
+        entries, _ = read_entries(sidecar)  # on disk as soon as the reply arrives
+        assert entries[-1]["body"]["execution_count"] == count
+    kernel.kc.execute("import time\nwhile True: time.sleep(0.1)")  # a cell still running...
+    _wait_until(lambda: _busy(kernel))
+    os.kill(kernel.pid, signal.SIGKILL)  # ...when the kernel dies
+    _wait_until(lambda: kernel.km.provisioner.process.poll() is not None)
+    entries, problems = read_entries(sidecar)
+    assert problems == [] and verify_chain(entries) == []
+    codes = [e["body"]["code"] for e in entries if e["kind"] == "execution"]
+    assert codes == [f"v{i} = {i} * 2" for i in range(5)]
+
+
+def _busy(kernel: Any) -> bool:
+    try:
+        msg = kernel.kc.get_iopub_msg(timeout=0.2)
+    except Exception:
+        return False
+    return msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy"
+
+
+def test_two_kernels_writing_one_sidecar_keep_one_valid_chain(lineage_kernels: Any, tmp_path: Path) -> None:
+    notebook = tmp_path / "shared.ipynb"
+    first, second = lineage_kernels(notebook), lineage_kernels(notebook)
+    for i in range(25):  # queue cells on both kernels without waiting: they run concurrently
+        for kernel in (first, second):
+            kernel.kc.execute(f"x = {i}")
+    for kernel in (first, second):
+        for _ in range(25):
+            reply = kernel.kc.get_shell_msg(timeout=120)
+            assert reply["content"]["status"] == "ok"
+    entries, problems = read_entries(tmp_path / ".nbgov" / "shared.jsonl")
+    assert problems == [] and verify_chain(entries) == []
+    sessions = [e["body"]["session"] for e in entries if e["kind"] == "session"]
+    assert len(sessions) == 2 and len(set(sessions)) == 2
+    for session in sessions:
+        mine = [e for e in entries if e["kind"] == "execution" and e["body"]["session"] == session]
+        assert [e["body"]["code"] for e in mine] == [f"x = {i}" for i in range(25)]

@@ -1,0 +1,512 @@
+"""The recorder through a real IPython shell: one record per execution, exact and safe."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import duckdb
+import pytest
+import xxhash
+
+from nbgov.lineage import files as files_mod
+from nbgov.lineage import recorder as recorder_mod
+from nbgov.lineage.stale import stale_cells, stale_records
+from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
+from tests.fixtures.lineage import RecordingShell, read_sidecar
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [i["name"] for i in items]
+
+
+def writes(body: dict[str, Any]) -> dict[str, bool]:
+    return {w["name"]: w["mutated"] for w in body["writes"]}
+
+
+def test_a_record_per_execution_with_reads_writes_and_sources(recording: RecordingShell, tmp_path: Path) -> None:
+    recording.run("x = 21", cell_id="cell-a")
+    recording.run("y = x * 2", cell_id="cell-b")
+    a, b = recording.body(0), recording.body(1)
+    assert a["id"] == f"{recording.rec.session_id}:1" and a["execution_count"] == 1
+    assert a["cell_id"] == "cell-a" and a["code"] == "x = 21"
+    assert a["code_hash"] == xxhash.xxh3_128_hexdigest(b"x = 21")
+    assert a["status"] == "ok" and a["error"] is None and a["duration_s"] >= 0
+    assert writes(a) == {"x": False} and a["reads"] == []
+    assert names(b["reads"]) == ["x"] and b["reads"][0]["source"] == a["id"]
+    assert b["reads"][0]["fingerprint"] == a["writes"][0]["fingerprint"]  # same value, same hash
+    assert writes(b) == {"y": False}
+    assert b["writes"][0]["fingerprint"]["kind"] == "int"
+
+
+def test_out_of_order_reexecution_and_edited_cells(recording: RecordingShell) -> None:
+    run = recording.run
+    run("x = 1", cell_id="A")
+    run("y = x + 1", cell_id="B")
+    run("x = 5", cell_id="A")  # cell A edited and re-run after B
+    run("y = x + 1", cell_id="B")
+    r = [recording.body(i) for i in range(4)]
+    assert r[0]["code_hash"] != r[2]["code_hash"] and r[0]["cell_id"] == r[2]["cell_id"] == "A"
+    assert r[1]["reads"][0]["source"] == r[0]["id"]
+    assert r[3]["reads"][0]["source"] == r[2]["id"]  # the execution that *last* wrote x
+    assert r[1]["reads"][0]["fingerprint"]["hash"] != r[3]["reads"][0]["fingerprint"]["hash"]
+    stale = recording.rec.stale(now_files=False)
+    assert stale[r[1]["id"]] == ["input x rewritten by [3]"]
+    assert r[3]["id"] not in stale
+    assert stale_cells(recording.rec.entries(), now_files=False) == {}  # latest runs are fresh
+
+
+def test_a_cell_is_stale_when_its_input_is_rewritten_and_staleness_flows_downstream(
+    recording: RecordingShell,
+) -> None:
+    run = recording.run
+    run("base = 10", cell_id="A")
+    run("mid = base * 2", cell_id="B")
+    run("top = mid + 1", cell_id="C")
+    run("base = 11", cell_id="D")
+    cells = stale_cells(recording.rec.entries(), now_files=False)
+    assert cells == {"B": ["input base rewritten by [4]"], "C": ["input mid comes from stale [2]"]}
+
+
+def test_deleted_variables(recording: RecordingShell) -> None:
+    recording.run("tmp = [1, 2]")
+    recording.run("del tmp")
+    body = recording.body()
+    assert body["deletes"] == ["tmp"] and body["writes"] == []
+    recording.run("tmp = 3")
+    assert writes(recording.body()) == {"tmp": False}
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
+def test_in_place_mutations_count_as_writes_whatever_api_did_them(recording: RecordingShell) -> None:
+    run = recording.run
+    run(
+        "import numpy as np, pandas as pd\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "df = pd.DataFrame({'a': [1, 2, 3], 'b': [4.0, 5.0, 6.0]})\n"
+        "lst = [1]\n"
+        "model = LinearRegression()\n"
+        "X = np.arange(6.0).reshape(3, 2); yv = np.array([1.0, 2.0, 3.0])"
+    )
+    created = recording.body()
+    assert {"df", "lst", "model", "X", "yv"} <= set(writes(created))
+    assert "np" not in writes(created)  # modules are not data
+    for code, name in [
+        ("df.drop(columns=['a'], inplace=True)", "df"),
+        ("lst.append(2)", "lst"),
+        ("model.fit(X, yv)", "model"),
+        ("X.sort(axis=0)\nX[0, 0] = 99", "X"),
+    ]:
+        run(code)
+        body = recording.body()
+        assert body["status"] == "ok", body["error"]
+        assert writes(body) == {name: True}, code
+        assert name in names(body["reads"])
+        assert body["writes"][0]["fingerprint"]["hash"] != body["reads"][0]["fingerprint"]["hash"]
+    run("n = len(df) + len(lst)")
+    assert writes(recording.body()) == {"n": False}  # reading is not writing
+
+
+def test_functions_that_mutate_globals_are_seen_through_their_code(recording: RecordingShell) -> None:
+    recording.run("items = []\ndef add(v):\n    items.append(v)\n")
+    recording.run("add(3)")
+    body = recording.body()
+    assert writes(body) == {"items": True}
+    assert set(names(body["reads"])) == {"add", "items"}
+
+
+def test_files_read_and_written_with_size_hash_and_source(recording: RecordingShell, tmp_path: Path) -> None:
+    recording.run("with open('data.txt', 'w') as fh:\n    fh.write('a,b\\n1,2\\n')")
+    w = recording.body()
+    content = b"a,b\n1,2\n"
+    assert [(f["path"], f["mode"], f["size"], f["hash"]) for f in w["files"]] == [
+        ("data.txt", "write", len(content), xxhash.xxh3_128_hexdigest(content))
+    ]
+    assert w["files"][0]["abspath"] == str(tmp_path / "data.txt")
+    recording.run("import pandas as pd\nframe = pd.read_csv('data.txt')")
+    r = recording.body()
+    reads = [f for f in r["files"] if f["mode"] == "read"]
+    assert [(f["path"], f["hash"], f["source"]) for f in reads] == [
+        ("data.txt", xxhash.xxh3_128_hexdigest(content), w["id"])
+    ]
+    assert stale_records(recording.rec.entries()) == {}
+    (tmp_path / "data.txt").write_text("a,b\n9,9\n")
+    assert stale_records(recording.rec.entries())[r["id"]] == ["file data.txt changed on disk since read"]
+
+
+def test_imports_and_the_interpreter_are_not_files_of_the_notebook(recording: RecordingShell) -> None:
+    recording.run("import json.tool, email.mime.text\nv = 1")
+    assert recording.body()["files"] == []
+
+
+def test_errors_are_recorded_with_what_happened_before_them(recording: RecordingShell) -> None:
+    result = recording.run("partial = 1\n1 / 0")
+    assert not result.success
+    body = recording.body()
+    assert body["status"] == "error"
+    assert body["error"] == {"type": "ZeroDivisionError", "message": "division by zero"}
+    assert writes(body) == {"partial": False}
+    recording.run("x = (")
+    body = recording.body()
+    assert body["status"] == "error" and body["error"]["type"] == "SyntaxError"
+
+
+def test_session_entry_sidecar_location_chain_and_schema(
+    recording: RecordingShell, tmp_path: Path, lineage_schema: Any
+) -> None:
+    recording.run("import numpy as np\nv = np.arange(3)")
+    recording.run("w = v + 1", cell_id="c2")
+    rec = recording.rec
+    assert rec.store is not None and rec.store.path == tmp_path / ".nbgov" / "test.jsonl"
+    on_disk = read_sidecar(rec.store.path)
+    assert on_disk == rec.entries()
+    assert [e["kind"] for e in on_disk] == ["session", "execution", "execution"]
+    session = on_disk[0]["body"]
+    assert session["session"] == rec.session_id and session["notebook"] == str(tmp_path / "test.ipynb")
+    assert session["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert session["cwd"] == str(tmp_path)
+    assert session["packages"]["IPython"]
+    assert verify_chain(on_disk) == []
+    for entry in on_disk:
+        lineage_schema.validate(entry)
+    recording.run("z = 1")
+    assert sum(1 for e in read_sidecar(rec.store.path) if e["kind"] == "session") == 1
+
+
+def test_packages_added_names_modules_first_imported_by_the_cell(
+    recording: RecordingShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "lib" / "nbgov_probe_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("__version__ = '4.5.6'\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    monkeypatch.delitem(sys.modules, "nbgov_probe_pkg", raising=False)
+    recording.run("a = 1")
+    recording.run("import nbgov_probe_pkg")
+    assert recording.body()["packages_added"] == {"nbgov_probe_pkg": "4.5.6"}
+    recording.run("import nbgov_probe_pkg as again")
+    assert recording.body()["packages_added"] == {}
+
+
+def test_notebook_name_falls_back_to_untitled_in_the_cwd(bare_shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    bare_shell.user_ns.pop("__session__", None)
+    rec = recorder_mod.install(bare_shell)
+    try:
+        bare_shell.run_cell("q = 1", store_history=True)
+        assert rec.store is not None and rec.store.path == tmp_path / ".nbgov" / "untitled.jsonl"
+        assert rec.session_entry is not None and rec.session_entry["body"]["notebook"] is None
+    finally:
+        rec.uninstall()
+
+
+def test_subscribers_get_every_entry_in_order_and_can_leave(recording: RecordingShell) -> None:
+    seen: list[dict[str, Any]] = []
+    unsubscribe = recording.rec.subscribe(seen.append)
+    recording.run("a = 1")
+    recording.run("b = a")
+    assert [e["kind"] for e in seen] == ["session", "execution", "execution"]
+    assert seen[1:] == recording.rec.records and seen[0] == recording.rec.session_entry
+    unsubscribe()
+    recording.run("c = b")
+    assert len(seen) == 3
+
+
+def test_record_is_on_disk_before_the_cell_returns(recording: RecordingShell) -> None:
+    seen_on_disk: list[int] = []
+
+    def check(entry: dict[str, Any]) -> None:
+        assert recording.rec.store is not None
+        seen_on_disk.append(len(read_sidecar(recording.rec.store.path)))
+
+    recording.rec.subscribe(check)
+    recording.run("a = 1")
+    recording.run("b = 2")
+    assert seen_on_disk == [1, 2, 3]
+
+
+def _one_warning(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nbgov: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_a_hashing_failure_is_one_warning_line_and_the_cell_result_is_unchanged(
+    recording: RecordingShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Broken:
+        def fingerprint(self, obj: Any) -> Any:
+            raise MemoryError("hashing exploded")
+
+    recording.run("v = 41")
+    capsys.readouterr()
+    recording.rec.fingerprinter = Broken()  # type: ignore[assignment]
+    result = recording.run("v + 1")
+    assert result.success and result.result == 42
+    assert "hashing exploded" in _one_warning(capsys.readouterr().err)
+    assert recording.shell.user_ns["v"] == 41
+
+
+def test_a_read_only_folder_is_one_warning_line_and_records_stay_in_memory(
+    bare_shell: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if os.geteuid() == 0:
+        notebook = "/proc/self/nbgov-readonly/nb.ipynb"  # root ignores chmod; procfs refuses mkdir
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        notebook = str(folder / "nb.ipynb")
+    rec = recorder_mod.Recorder(bare_shell, notebook=notebook)
+    rec.register()
+    try:
+        seen: list[dict[str, Any]] = []
+        rec.subscribe(seen.append)
+        result = bare_shell.run_cell("7 * 6", store_history=True)
+        assert result.success and result.result == 42
+        line = _one_warning(capsys.readouterr().err)
+        assert "lineage not saved" in line and "nb.jsonl" in line
+        assert [e["kind"] for e in seen] == ["session", "execution"]  # the sidebar still gets them
+        assert verify_chain(seen) == []
+    finally:
+        rec.uninstall()
+
+
+class _FullDisk:
+    def __init__(self, real: BinaryIO) -> None:
+        self.real = real
+        self.full = False
+
+    def write(self, data: Any) -> int:
+        if self.full:
+            self.real.write(bytes(data)[:7])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real.write(data) or 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_full_disk_is_one_warning_line_no_torn_log_and_recording_resumes(
+    recording: RecordingShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    disk: dict[str, _FullDisk] = {}
+
+    def opener(p: Path) -> BinaryIO:
+        disk["f"] = _FullDisk(open(p, "a+b", buffering=0))
+        return disk["f"]  # type: ignore[return-value]
+
+    path = tmp_path / ".nbgov" / "test.jsonl"
+    recording.rec.store = SidecarStore(path, opener=opener)
+    recording.run("a = 1")
+    disk["f"].full = True
+    capsys.readouterr()
+    result = recording.run("b = a + 1\nb")
+    assert result.success and result.result == 2
+    assert "No space left on device" in _one_warning(capsys.readouterr().err)
+    entries, problems = read_entries(path)
+    assert problems == [] and len(entries) == 2  # session + first cell; no torn line
+    disk["f"].full = False
+    recording.run("c = b + 1")
+    entries, problems = read_entries(path)
+    assert problems == [] and verify_chain(entries) == []
+    assert [e["body"].get("code") for e in entries[1:]] == ["a = 1", "c = b + 1"]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_failing_subscriber_is_one_warning_line(recording: RecordingShell, capsys: pytest.CaptureFixture[str]) -> None:
+    def bad(entry: dict[str, Any]) -> None:
+        raise RuntimeError("frontend gone")
+
+    recording.rec.subscribe(bad)
+    result = recording.run("5")
+    assert result.success and result.result == 5
+    assert "frontend gone" in _one_warning(capsys.readouterr().err)
+    assert len(recording.rec.records) == 1
+
+
+def test_uninstall_removes_the_callbacks_and_stops_watching_files(bare_shell: Any) -> None:
+    rec = recorder_mod.install(bare_shell)
+    assert rec.pre_run_cell in bare_shell.events.callbacks["pre_run_cell"]
+    bare_shell.run_cell("a = 1", store_history=True)
+    rec.uninstall()
+    assert rec.pre_run_cell not in bare_shell.events.callbacks["pre_run_cell"]
+    assert rec.post_run_cell not in bare_shell.events.callbacks["post_run_cell"]
+    bare_shell.run_cell("open('after.txt', 'w').close()", store_history=True)
+    assert len(rec.records) == 1
+    assert files_mod._active == []
+
+
+def _register_test_sql_magic(recording: RecordingShell, model: Any, csv: Path) -> None:
+    """A minimal stand-in for %%sqlml's reporting: runs real DuckDB and reports like the magic."""
+    rec = recording.rec
+    shell = recording.shell
+
+    def testsql(line: str, cell: str) -> Any:
+        frame = shell.user_ns["customers"]
+        con = duckdb.connect()
+        con.register("customers", frame)
+        out = con.execute(cell).df()
+        con.close()
+        sha = hashlib.sha256(model.onnx).hexdigest()
+        rec.note_sql(
+            {
+                "statement": cell.strip(),
+                "kind": "select",
+                "tables_read": ["customers"],
+                "tables_written": [],
+                "files_read": [csv.name],
+                "files_written": [],
+                "models": [{"name": "churn", "version": 1, "sha256": sha, "producer": "skl2onnx", "opset": 17}],
+                "frames": ["customers"],
+                "params": ["limit"],
+            }
+        )
+        return out
+
+    shell.register_magic_function(testsql, "cell", "testsql")
+
+
+def test_sql_reports_become_reads_files_models_and_statements(
+    recording: RecordingShell, onnx_models: Any, tmp_path: Path
+) -> None:
+    model = onnx_models.get("logreg")
+    csv = tmp_path / "extra.csv"
+    csv.write_text("id\n1\n")
+    recording.run("import pandas as pd\ncustomers = pd.DataFrame({'age': [30, 70]})\nlimit = 1")
+    writer = recording.body()
+    _register_test_sql_magic(recording, model, csv)
+    recording.run("%%testsql\nSELECT count(*) AS n FROM customers, read_csv('extra.csv')")
+    body = recording.body()
+    assert body["status"] == "ok", body["error"]
+    assert {r["name"]: r["source"] for r in body["reads"]} == {"customers": writer["id"], "limit": writer["id"]}
+    assert body["sql"] == [
+        {
+            "statement": "SELECT count(*) AS n FROM customers, read_csv('extra.csv')",
+            "kind": "select",
+            "tables_read": ["customers"],
+            "tables_written": [],
+            "files_read": ["extra.csv"],
+            "files_written": [],
+            "models": ["churn@1"],
+        }
+    ]
+    assert body["models"] == [
+        {
+            "name": "churn",
+            "version": 1,
+            "sha256": hashlib.sha256(model.onnx).hexdigest(),
+            "producer": "skl2onnx",
+            "opset": 17,
+            "source": None,
+        }
+    ]
+    assert [(f["path"], f["mode"], f["hash"]) for f in body["files"]] == [
+        ("extra.csv", "read", xxhash.xxh3_128_hexdigest(b"id\n1\n"))
+    ]
+
+
+def test_sql_reported_outside_a_cell_is_attached_to_the_next_one(recording: RecordingShell) -> None:
+    recording.rec.note_sql({"statement": "SELECT 1", "kind": "select"})
+    recording.run("x = 1")
+    assert [s["statement"] for s in recording.body()["sql"]] == ["SELECT 1"]
+    recording.run("y = 2")
+    assert recording.body()["sql"] == []
+
+
+def test_a_later_model_version_makes_users_of_the_old_one_stale(recording: RecordingShell) -> None:
+    sha1, sha2 = "1" * 64, "2" * 64
+
+    def report(version: int, sha: str, kind: str) -> None:
+        recording.rec.note_sql(
+            {
+                "statement": f"-- v{version}",
+                "kind": kind,
+                "models": [{"name": "churn", "version": version, "sha256": sha, "producer": None, "opset": None}],
+            }
+        )
+
+    report(1, sha1, "create_model")
+    recording.run("m1 = 1")
+    report(1, sha1, "select")
+    recording.run("s1 = 1")
+    scoring = recording.body()
+    assert scoring["models"][0]["source"] == recording.body(0)["id"]
+    report(2, sha2, "create_model")
+    recording.run("m2 = 1")
+    assert stale_records(recording.rec.entries())[scoring["id"]] == ["model churn changed: version 2 since [3]"]
+
+
+def test_records_json_round_trip_through_the_dataclass(recording: RecordingShell) -> None:
+    from nbgov.lineage.record import ExecutionRecord, SessionInfo
+
+    recording.run("import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf['b'] = 2")
+    body = recording.body()
+    assert ExecutionRecord.from_json(body).to_json() == body
+    assert recording.rec.session_entry is not None
+    session = recording.rec.session_entry["body"]
+    assert SessionInfo.from_json(session).to_json() == session
+    json.dumps(body)  # plain JSON, nothing exotic
+
+
+def test_cells_run_from_inside_a_cell_are_covered_by_the_outer_record(recording: RecordingShell) -> None:
+    recording.run("get_ipython().run_cell('inner = 1', store_history=True)\nouter = inner + 1")
+    assert len(recording.rec.records) == 1
+    assert writes(recording.body()) == {"inner": False, "outer": False}
+
+
+def test_big_values_used_only_as_operands_are_not_rehashed_but_aliases_still_count(
+    recording: RecordingShell,
+) -> None:
+    fper = recording.rec.fingerprinter
+    recording.run("import numpy as np\nbig = np.ones(1_000_000)\nview = big[:10]\nholder = {'b': big}")
+    work = fper.hashed_bytes
+    recording.run("out = big * 2 + 1")
+    body = recording.body()
+    assert [r["name"] for r in body["reads"]] == ["big"] and writes(body) == {"out": False}
+    # big: before-hash reused from the last cell (probe unchanged), after-hash skipped
+    # (pure operand use); out: hashed once
+    assert fper.hashed_bytes - work == 8_000_000
+    recording.run("out = big * 2\nview[0] = -1")  # a view of big changes it
+    body = recording.body()
+    assert writes(body) == {"out": False, "big": True, "view": True}
+    recording.run("out = big * 3\nholder['b'][1] = -2")  # so does a container holding it
+    assert writes(recording.body()) == {"out": False, "big": True, "holder": True}
+
+
+def test_a_change_between_cells_is_not_hidden_by_the_reused_fingerprint(recording: RecordingShell) -> None:
+    recording.run("import numpy as np\narr = np.zeros(1_000_000)")
+    first = recording.body()["writes"][0]["fingerprint"]
+    recording.shell.user_ns["arr"][:] = 1.0  # e.g. a widget callback or a thread, outside any cell
+    recording.run("total = arr.sum()")
+    read = recording.body()["reads"][0]["fingerprint"]
+    assert read["hash"] != first["hash"]
+    from nbgov.lineage.fingerprint import fingerprint
+
+    assert read["hash"] == fingerprint(recording.shell.user_ns["arr"]).hash
+
+
+def test_imported_code_is_neither_data_nor_a_file_but_a_local_module_file_is(
+    recording: RecordingShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "helpers_for_lineage.py").write_text("def double(v):\n    return v * 2\n")  # notebook folder
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "vendored_for_lineage.py").write_text("def triple(v):\n    return v * 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for mod in ("helpers_for_lineage", "vendored_for_lineage"):
+        monkeypatch.delitem(sys.modules, mod, raising=False)
+    recording.run("from collections import OrderedDict\nfrom json import dumps\ndef mine():\n    return 1")
+    assert writes(recording.body()) == {"mine": False}  # the notebook's own function is data
+    recording.run("from vendored_for_lineage import triple\nfrom helpers_for_lineage import double")
+    body = recording.body()
+    assert writes(body) == {}
+    assert [(f["abspath"], f["mode"]) for f in body["files"]] == [
+        (str(tmp_path / "helpers_for_lineage.py"), "read")
+    ]

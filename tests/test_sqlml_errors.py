@@ -1,0 +1,102 @@
+"""User mistakes give short one-line NbgovError messages that say what was expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbgov.errors import ModelBindingError, ModelNotFoundError, NbgovError
+from nbgov.sqlml.engine import Engine
+from tests.fixtures.sqlml import register
+
+
+@pytest.fixture
+def churn(engine: Engine, onnx_models, customers_frame) -> Engine:
+    register(engine, "churn", onnx_models.get("pipeline_mixed").path)
+    register(engine, "spend", onnx_models.get("gb_reg").path)
+    engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": customers_frame})
+    return engine
+
+
+def _error(engine: Engine, sql: str, kind: type[Exception] = NbgovError, **kwargs) -> str:
+    with pytest.raises(kind) as info:
+        engine.execute(sql, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+EXPECTED = "churn@1(plan string[N,1], age float[N,1], income float[N,1], tenure float[N,1], visits float[N,1], balance float[N,1])"
+
+
+def test_unknown_model_lists_known_models(churn):
+    message = _error(churn, "SELECT predict(nosuch, age) FROM customers", ModelNotFoundError)
+    assert "nosuch" in message and "known models: churn, spend" in message
+    _error(churn, "SELECT predict('churn@7', *) FROM customers", ModelNotFoundError)
+    _error(churn, "SELECT * FROM ML.PREDICT(MODEL nosuch, TABLE customers)", ModelNotFoundError)
+    _error(churn, "DESCRIBE MODEL nosuch", ModelNotFoundError)
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_wrong_arity_shows_the_signature(churn, optimize):
+    message = _error(churn, "SELECT predict(churn, plan, age) FROM customers", ModelBindingError, optimize=optimize)
+    assert "takes 6 value(s), got 2" in message and EXPECTED in message
+    message = _error(churn, "SELECT predict(spend, 1, 2, 3, 4, 5, 6) FROM customers", ModelBindingError)
+    assert "takes 5 value(s), got 6" in message and "input float[N,5]" in message
+
+
+def test_missing_column_for_star_names_the_inputs(churn, customers_frame):
+    without_plan = customers_frame.drop(columns=["plan"])
+    message = _error(churn, "SELECT predict(churn, *) FROM f", frames={"f": without_plan})
+    assert '"plan"' in message and EXPECTED in message
+    message = _error(churn, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT age FROM customers))", ModelBindingError)
+    assert "no column 'plan'" in message and EXPECTED in message
+
+
+def test_star_without_feature_names_says_so(churn):
+    message = _error(churn, "SELECT predict(spend, *) FROM customers", ModelBindingError)
+    assert "feature names are unknown" in message and "input float[N,5]" in message
+
+
+def test_unknown_named_input(churn):
+    message = _error(churn, "SELECT predict(churn, height := age, *) FROM customers", ModelBindingError)
+    assert "no input named 'height'" in message and EXPECTED in message
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_value_that_cannot_be_cast_shows_the_signature(churn, optimize):
+    message = _error(
+        churn,
+        "SELECT predict(churn, plan, 'old', income, tenure, visits, balance) FROM customers",
+        ModelBindingError,
+        optimize=optimize,
+    )
+    assert "'old'" in message and EXPECTED in message
+    message = _error(churn, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * REPLACE ('x' AS age) FROM customers))", ModelBindingError)
+    assert "cannot be cast" in message and EXPECTED in message
+
+
+def test_syntax_error_keeps_duckdb_message_and_position(churn):
+    message = _error(churn, "SELECT * FORM customers")
+    assert message.startswith("Parser Error: syntax error at or near") and "(line 1, column 15)" in message
+    message = _error(churn, "SELECT id,\n  predict(churn, *) FROM customers WHERE")
+    assert "Parser Error" in message and "line 2" in message
+
+
+def test_unknown_parameter_is_named(churn):
+    message = _error(churn, "SELECT * FROM customers WHERE age > $threshold", params={"other": 1})
+    assert "$threshold" in message
+    message = _error(churn, "CREATE MODEL x FROM $clf", params={})
+    assert "$clf" in message
+
+
+def test_not_a_model_argument(churn):
+    message = _error(churn, "SELECT predict(1 + 2, age) FROM customers", ModelBindingError)
+    assert "model name first" in message
+    message = _error(churn, "SELECT * FROM ML.PREDICT(churn, TABLE customers)")
+    assert "usage: ML.PREDICT(MODEL name" in message
+
+
+def test_a_failed_statement_leaves_the_engine_usable(churn):
+    _error(churn, "SELECT predict(churn, plan) FROM customers")
+    assert churn.execute("SELECT count(*) AS n FROM customers")[0].df.n[0] == 400
+    assert not [f for f in churn.con.execute("SELECT function_name FROM duckdb_functions()").fetchall() if f[0].startswith("nbgov_udf")]

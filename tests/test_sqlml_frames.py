@@ -1,0 +1,111 @@
+"""Notebook data by variable name, and $name parameters that always stay data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from nbgov.errors import NbgovError
+from nbgov.sqlml.engine import Engine
+from tests.fixtures.sqlml import register
+
+
+def _frames(customers: pd.DataFrame) -> dict[str, object]:
+    return {
+        "pandas_df": customers,
+        "polars_df": pl.from_pandas(customers),
+        "arrow_table": pa.Table.from_pandas(customers, preserve_index=False),
+        "records": customers.drop(columns=["plan"]).to_records(index=False),
+    }
+
+
+@pytest.mark.parametrize("name", ["pandas_df", "polars_df", "arrow_table", "records"])
+def test_frames_usable_by_variable_name(engine: Engine, onnx_models, customers_frame, name):
+    register(engine, "spend", onnx_models.get("gb_reg").path)
+    namespace = _frames(customers_frame)
+    result = engine.execute(
+        f"SELECT id, predict(spend, age, income, tenure, visits, balance) AS s FROM {name} ORDER BY id",
+        frames=namespace,
+        params=namespace,
+    )[0]
+    model = onnx_models.get("gb_reg")
+    np.testing.assert_allclose(result.df.s, model.estimator.predict(model.X), rtol=1e-3, atol=0.05)
+    assert result.activity["frames"] == [name]
+    assert result.activity["tables_read"] == []
+    assert result.activity["models"][0]["name"] == "spend"
+
+
+def test_frames_are_unregistered_afterwards_and_tables_win(engine: Engine, customers_frame):
+    engine.execute("SELECT count(*) FROM c", frames={"c": customers_frame})
+    with pytest.raises(NbgovError, match="c does not exist"):
+        engine.execute("SELECT count(*) FROM c")
+    engine.execute("CREATE TABLE c AS SELECT 1 AS one")
+    df = engine.execute("SELECT * FROM c", frames={"c": customers_frame})[0].df
+    assert df.columns.tolist() == ["one"]
+
+
+def test_a_frame_named_like_the_catalog_table_still_works(engine: Engine, customers_frame):
+    df = engine.execute("SELECT count(*) AS n FROM models", frames={"models": customers_frame})[0].df
+    assert df.n[0] == len(customers_frame)
+
+
+def test_join_frame_with_table_and_files(engine: Engine, customers_frame, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    customers_frame[["id", "plan"]].to_csv("plans.csv", index=False)
+    result = engine.execute(
+        "CREATE TABLE joined AS SELECT c.id, p.plan FROM cust c JOIN read_csv('plans.csv') p ON c.id = p.id",
+        frames={"cust": customers_frame},
+    )[0]
+    assert result.kind == "ddl" and result.df is None
+    assert result.activity["tables_written"] == ["joined"]
+    assert result.activity["files_read"] == ["plans.csv"]
+    assert result.activity["frames"] == ["cust"]
+    copy = engine.execute("COPY joined TO 'out.parquet'")[0]
+    assert copy.activity["files_written"] == ["out.parquet"] and "400" in copy.summary
+    assert engine.execute("SELECT count(*) AS n FROM 'out.parquet'")[0].activity["files_read"] == ["out.parquet"]
+
+
+def test_parameters_bind_values(engine: Engine, customers_frame):
+    params = {"min_age": 60, "plan": "gold"}
+    result = engine.execute(
+        "SELECT count(*) AS n FROM c WHERE age > $min_age AND plan = $plan", frames={"c": customers_frame}, params=params
+    )[0]
+    assert result.df.n[0] == int(((customers_frame.age > 60) & (customers_frame.plan == "gold")).sum())
+    assert sorted(result.activity["params"]) == ["min_age", "plan"]
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "gold' OR '1'='1",
+        "x'; DROP TABLE customers; --",
+        '"; DELETE FROM customers; --',
+        "$plan",
+    ],
+)
+def test_injection_through_parameters_stays_data(engine: Engine, customers_frame, attack):
+    engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": customers_frame})
+    df = engine.execute("SELECT count(*) AS n, $plan AS echoed FROM customers WHERE plan = $plan", params={"plan": attack})[0].df
+    assert df.n[0] == 0 and df.echoed[0] == attack
+    assert engine.execute("SELECT count(*) AS n FROM customers")[0].df.n[0] == len(customers_frame)
+
+
+def test_parameters_inside_predict_and_ml_predict(engine: Engine, onnx_models, customers_frame):
+    register(engine, "churn", onnx_models.get("pipeline_mixed").path)
+    params = {"who": "gold' --", "age": 70}
+    df = engine.execute(
+        "SELECT predict(churn, plan := $who, *).output_label AS y FROM c WHERE age > $age",
+        frames={"c": customers_frame},
+        params=params,
+    )[0].df
+    assert len(df) == int((customers_frame.age > 70).sum())
+    ml = engine.execute(
+        "SELECT count(*) AS n FROM ML.PREDICT(MODEL churn, (SELECT * FROM c WHERE age > $age))",
+        frames={"c": customers_frame},
+        params=params,
+    )[0]
+    assert ml.df.n[0] == int((customers_frame.age > 70).sum())
+    assert ml.activity["params"] == ["age"] and ml.activity["frames"] == ["c"]

@@ -1,0 +1,182 @@
+"""%%sqlml / %sqlml on a real IPython shell: flags, assignment, display, errors, lineage notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+
+from nbgov.magics import SqlML, split_assignment, split_flags
+from tests.fixtures.sqlml import NotedSql
+
+
+def _run(shell, code: str):
+    result = shell.run_cell(code)
+    return result
+
+
+def _ok(shell, code: str):
+    result = shell.run_cell(code)
+    result.raise_error()
+    return result.result
+
+
+@pytest.fixture
+def loaded(sql_shell, onnx_models, customers_frame):
+    sql_shell.user_ns["customers"] = customers_frame
+    sql_shell.user_ns["model_path"] = str(onnx_models.get("pipeline_mixed").path)
+    _ok(sql_shell, "%%sqlml\nCREATE MODEL churn FROM $model_path")
+    return sql_shell
+
+
+def test_cell_magic_returns_the_last_result(loaded, customers_frame, capsys):
+    out = _ok(
+        loaded,
+        "%%sqlml\nCREATE TABLE t AS SELECT * FROM customers;\nSELECT id, predict(churn, *).output_label AS y FROM t ORDER BY id",
+    )
+    assert isinstance(out, pd.DataFrame) and len(out) == len(customers_frame)
+    assert "CREATE: ok" in capsys.readouterr().out
+
+
+def test_line_magic_value_is_the_full_result(loaded, customers_frame):
+    _ok(loaded, "df = %sqlml SELECT id, age FROM customers WHERE age > 50")
+    df = loaded.user_ns["df"]
+    assert df.id.tolist() == customers_frame[customers_frame.age > 50].id.tolist()
+
+
+def test_first_line_assignment_and_dash_o(loaded, customers_frame):
+    _ok(loaded, "%%sqlml\nhigh_risk << SELECT id FROM customers\nWHERE predict(churn, *).output_probability[2] > 0.8")
+    model = loaded.user_ns["model_path"]
+    assert isinstance(loaded.user_ns["high_risk"], pd.DataFrame) and model
+    _ok(loaded, "%%sqlml -o everyone\nSELECT * FROM customers")
+    assert len(loaded.user_ns["everyone"]) == len(customers_frame)
+
+
+def test_display_is_limited_but_assignment_is_full(loaded, customers_frame):
+    _ok(loaded, "%config SqlML.displaylimit = 3")
+    out = _ok(loaded, "%%sqlml -o full\nSELECT id FROM customers ORDER BY id")
+    data, _ = loaded.display_formatter.format(out)
+    assert "3 of 400 rows shown" in data["text/plain"]
+    assert "3 of 400 rows shown" in data["text/html"]
+    assert len(loaded.user_ns["full"]) == 400
+    out = _ok(loaded, "%%sqlml --limit 7\nSELECT id FROM customers ORDER BY id")
+    assert "7 of 400 rows shown" in loaded.display_formatter.format(out)[0]["text/plain"]
+    other = pd.DataFrame({"a": range(50)})
+    assert "rows shown" not in loaded.display_formatter.format(other)[0]["text/plain"]
+
+
+def test_explain_shows_plan_and_notes_without_running(loaded, capsys):
+    out = _ok(loaded, "%%sqlml --explain\nCREATE TABLE never AS SELECT predict(churn, *) AS p FROM customers")
+    text = capsys.readouterr().out
+    assert out is None
+    assert "predict(churn@1)" in text and "batching" in text
+    assert "Python Arrow Scan" in text or "ARROW" in text.upper()
+    tables = _ok(loaded, "%sqlml SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'never'")
+    assert tables.n[0] == 0
+
+
+def test_no_optimize_gives_the_same_result(loaded, capsys):
+    sql = "SELECT id, predict(churn, *).output_probability[2] AS p FROM customers ORDER BY id"
+    optimized = _ok(loaded, f"%%sqlml\n{sql}")
+    naive = _ok(loaded, f"%%sqlml --no-optimize\n{sql}")
+    np.testing.assert_allclose(optimized.p, naive.p, rtol=1e-6)
+    explained = _ok(loaded, f"%%sqlml --explain --no-optimize\n{sql}")
+    assert explained is None and "optimizer off" in capsys.readouterr().out
+
+
+def test_db_flag_switches_to_a_file_that_keeps_models(loaded, tmp_path, customers_frame):
+    db = tmp_path / "work.duckdb"
+    _ok(loaded, f"%%sqlml --db {db}\nCREATE MODEL churn FROM $model_path;\nCREATE TABLE c AS SELECT * FROM customers")
+    assert loaded.magics_manager.registry["SqlML"].database == str(db)
+    _ok(loaded, "%config SqlML.database = ':memory:'")
+    assert _ok(loaded, "%sqlml SHOW MODELS").empty
+    _ok(loaded, f"%config SqlML.database = '{db}'")
+    out = _ok(loaded, "%sqlml SELECT count(predict(churn, *)) AS n FROM c")
+    assert out.n[0] == len(customers_frame)
+
+
+def test_user_mistakes_become_one_line_usage_errors(loaded):
+    for code in (
+        "%sqlml SELECT predict(nosuch, 1)",
+        "%sqlml SELECT * FORM customers",
+        "%sqlml SELECT $missing",
+        "%%sqlml --limit notanumber\nSELECT 1",
+        "%%sqlml\n",
+    ):
+        result = _run(loaded, code)
+        assert isinstance(result.error_in_exec, UsageError), code
+        assert "\n" not in str(result.error_in_exec)
+    assert "known models: churn" in str(_run(loaded, "%sqlml SELECT predict(nosuch, 1)").error_in_exec)
+
+
+def test_every_statement_is_reported_to_the_recorder(loaded, noted_sql: NotedSql):
+    _ok(loaded, "%%sqlml\nCREATE TABLE scores AS SELECT id, predict(churn, *).output_label AS y FROM customers;\nSELECT * FROM scores")
+    kinds = [a["kind"] for a in noted_sql.activities]
+    assert kinds == ["create_model", "ddl", "select"]
+    create, ddl, select = noted_sql.activities
+    assert create["params"] == ["model_path"] and create["models"][0]["version"] == 1
+    assert ddl["frames"] == ["customers"] and ddl["tables_written"] == ["scores"]
+    assert ddl["models"][0]["name"] == "churn"
+    assert select["tables_read"] == ["scores"]
+    assert set(select) == {"statement", "kind", "tables_read", "tables_written", "files_read", "files_written", "models", "frames", "params"}
+
+
+def test_a_failing_recorder_never_breaks_the_cell(bare_shell, customers_frame):
+    from nbgov import magics
+
+    class Broken:
+        def note_sql(self, activity):
+            raise RuntimeError("disk full")
+
+    installed = magics.install(bare_shell, recorder=Broken())
+    try:
+        bare_shell.user_ns["customers"] = customers_frame
+        with pytest.warns(UserWarning, match="could not record"):
+            out = _ok(bare_shell, "%sqlml SELECT count(*) AS n FROM customers")
+        assert out.n[0] == len(customers_frame)
+    finally:
+        installed.uninstall()
+
+
+def test_uninstall_removes_magic_and_config(bare_shell):
+    from nbgov import magics
+
+    installed = magics.install(bare_shell)
+    assert _ok(bare_shell, "%sqlml SELECT 41 + 1 AS x").x[0] == 42
+    installed.uninstall()
+    assert "sqlml" not in bare_shell.magics_manager.magics["line"]
+    assert not any(isinstance(c, SqlML) for c in bare_shell.configurables)
+    assert bare_shell.run_cell("%sqlml SELECT 1").error_in_exec is not None
+
+
+def test_engines_belong_to_their_shell(bare_shell):
+    from nbgov import magics
+
+    first = SqlML(shell=bare_shell)
+    second = SqlML(shell=bare_shell)
+    first.engine.execute("CREATE TABLE only_here AS SELECT 1")
+    assert second.engine.execute("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'only_here'")[0].df.n[0] == 0
+    first.close()
+    second.close()
+    bare_shell.configurables.remove(first)
+    bare_shell.configurables.remove(second)
+    assert magics.install  # the factory stays the public entry point
+
+
+def test_flag_and_assignment_parsing():
+    assert split_flags("-o x --limit 5 SELECT -1") == ("-o x --limit 5", "SELECT -1")
+    assert split_flags("--explain --no-optimize") == ("--explain --no-optimize", "")
+    assert split_flags("SELECT 'a -o b'") == ("", "SELECT 'a -o b'")
+    assert split_assignment("res << SELECT 1\nFROM t") == ("res", "SELECT 1\nFROM t")
+    assert split_assignment("SELECT 1 << 2") == (None, "SELECT 1 << 2")
+
+
+def test_scoring_progress_renders_as_a_display(sql_shell, capsys):
+    from nbgov.magics import ScoringProgress
+
+    progress = ScoringProgress(delay=0)
+    progress("ML.PREDICT(MODEL m@1)", 500, 1000)
+    progress("ML.PREDICT(MODEL m@1)", 1000, 1000)
+    out = capsys.readouterr().out
+    assert "500 / 1,000 rows scored (50%)" in out and "1,000 / 1,000 rows scored (100%)" in out

@@ -1,0 +1,135 @@
+"""predict(...) is a scalar usable anywhere an expression is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbgov.sqlml.engine import Engine
+from tests.fixtures.sqlml import register
+
+
+@pytest.fixture
+def scored(engine: Engine, onnx_models, customers_frame) -> tuple[Engine, pd.DataFrame]:
+    """An engine with model `churn` (mixed pipeline) and the customers table, plus expected p."""
+    model = onnx_models.get("pipeline_mixed")
+    register(engine, "churn", model.path)
+    engine.execute("CREATE TABLE customers AS SELECT * FROM frame", frames={"frame": customers_frame})
+    expected = customers_frame.assign(p=model.estimator.predict_proba(model.X)[:, 1])
+    return engine, expected
+
+
+P = "predict(churn, *).output_probability[2]"
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_in_where(scored, optimize):
+    engine, expected = scored
+    df = engine.execute(f"SELECT id FROM customers WHERE {P} > 0.7 ORDER BY id", optimize=optimize)[0].df
+    assert df.id.tolist() == expected[expected.p > 0.7].id.tolist()
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_in_order_by_with_limit(scored, optimize):
+    engine, expected = scored
+    df = engine.execute(f"SELECT id FROM customers ORDER BY {P} DESC LIMIT 5", optimize=optimize)[0].df
+    assert df.id.tolist() == expected.sort_values("p", ascending=False).id.head(5).tolist()
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_in_group_by_and_aggregate(scored, optimize):
+    engine, expected = scored
+    df = engine.execute(
+        f"SELECT predict(churn, *).output_label AS label, count(*) AS n, avg({P}) AS mean_p "
+        "FROM customers GROUP BY predict(churn, *).output_label ORDER BY label",
+        optimize=optimize,
+    )[0].df
+    labels = (expected.p > 0.5).astype(int)
+    want = expected.assign(label=labels).groupby("label").agg(n=("id", "size"), mean_p=("p", "mean")).reset_index()
+    assert df.label.tolist() == want.label.tolist()
+    assert df.n.tolist() == want.n.tolist()
+    np.testing.assert_allclose(df.mean_p, want.mean_p, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_in_join(scored, optimize):
+    engine, expected = scored
+    engine.execute("CREATE TABLE regions AS SELECT range AS id, range % 3 AS region FROM range(400)")
+    df = engine.execute(
+        f"SELECT r.region, avg({P}) AS p FROM customers c JOIN regions r ON c.id = r.id "
+        "GROUP BY r.region ORDER BY r.region",
+        optimize=optimize,
+    )[0].df
+    want = expected.assign(region=expected.id % 3).groupby("region").p.mean()
+    np.testing.assert_allclose(df.p.to_numpy(), want.to_numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_in_cte_and_subquery(scored, optimize):
+    engine, expected = scored
+    df = engine.execute(
+        f"WITH s AS (SELECT id, {P} AS p FROM customers) "
+        "SELECT id, p FROM s WHERE p > (SELECT avg(p) FROM s) ORDER BY id",
+        optimize=optimize,
+    )[0].df
+    assert df.id.tolist() == expected[expected.p > expected.p.mean()].id.tolist()
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_select_star_with_prediction_and_having(scored, optimize):
+    engine, expected = scored
+    df = engine.execute(f"SELECT *, {P} AS p FROM customers ORDER BY id", optimize=optimize)[0].df
+    assert list(df.columns) == [*expected.columns[:-1], "p"]
+    np.testing.assert_allclose(df.p, expected.p, atol=1e-5)
+    having = engine.execute(
+        f"SELECT plan, max({P}) AS top FROM customers GROUP BY plan HAVING max({P}) > 0.9 ORDER BY plan",
+        optimize=optimize,
+    )[0].df
+    want = expected.groupby("plan").p.max()
+    assert having.plan.tolist() == sorted(want[want > 0.9].index)
+
+
+def test_create_table_as_and_insert_select(scored):
+    engine, expected = scored
+    engine.execute(f"CREATE TABLE scores AS SELECT id, {P} AS p FROM customers")
+    engine.execute(f"INSERT INTO scores SELECT id + 1000, {P} FROM customers WHERE id < 10")
+    df = engine.execute("SELECT * FROM scores ORDER BY id")[0].df
+    assert len(df) == 410
+    np.testing.assert_allclose(df.p.head(400), expected.p, atol=1e-5)
+
+
+def test_pinned_version_and_ml_predict_inside_a_larger_query(scored, onnx_models):
+    engine, expected = scored
+    register(engine, "churn", onnx_models.get("rf_clf").path)  # churn@2 now has other inputs
+    df = engine.execute(
+        "SELECT plan, avg(predict('churn@1', *).output_probability[2]) AS p FROM customers GROUP BY plan ORDER BY plan"
+    )[0].df
+    np.testing.assert_allclose(df.p, expected.groupby("plan").p.mean().sort_index(), atol=1e-5)
+    counted = engine.execute(
+        "SELECT count(*) AS n FROM ML.PREDICT(MODEL 'churn@1', (SELECT * FROM customers)) "
+        "WHERE predicted_output_label = 1"
+    )[0].df
+    assert counted.n[0] == int((expected.p > 0.5).sum())
+
+
+@pytest.mark.parametrize(
+    ("sql", "note"),
+    [
+        (f"SELECT id, {P} AS p FROM customers", "scored once"),
+        (f"SELECT avg({P}) AS p FROM customers WHERE age > 50", "scored once"),
+        (f"SELECT c.id, {P} AS p FROM customers AS c ORDER BY c.id", "scored once"),
+        (f"SELECT id FROM customers WHERE {P} > 0.5", "predict() inside WHERE"),
+        (f"SELECT id, {P} AS p FROM customers LIMIT 5", "LIMIT/OFFSET"),
+        (f"SELECT c.id, {P} AS p FROM customers c JOIN (SELECT id AS rid FROM customers) d ON c.id = d.rid", "joins several relations"),
+    ],
+)
+def test_batching_is_applied_only_where_sound(scored, sql, note):
+    engine, _ = scored
+    optimized = engine.execute(sql)[0]
+    assert note in (optimized.explain or "")
+    naive = engine.execute(sql, optimize=False)[0]
+    sort = list(optimized.df.columns)
+    pd.testing.assert_frame_equal(
+        optimized.df.sort_values(sort).reset_index(drop=True), naive.df.sort_values(sort).reset_index(drop=True)
+    )

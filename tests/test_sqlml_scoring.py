@@ -1,0 +1,205 @@
+"""predict(...) and ML.PREDICT give the same numbers as scikit-learn and onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from nbgov.sqlml.engine import Engine
+from tests.fixtures.models import NUMERIC_FEATURES
+from tests.fixtures.sqlml import register
+
+CLASSIFIERS = ["logreg", "rf_clf", "gb_clf", "mlp", "tree_clf"]
+REGRESSORS = ["linreg", "rf_reg", "gb_reg", "tree_reg"]
+FEATURES = ", ".join(NUMERIC_FEATURES)
+
+
+def _ort_outputs(onnx_bytes: bytes, X: pd.DataFrame, mixed: bool) -> list[object]:
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    if mixed:
+        feeds = {
+            i.name: (X[[i.name]].to_numpy().astype(object) if i.type == "tensor(string)" else X[[i.name]].to_numpy(np.float32))
+            for i in session.get_inputs()
+        }
+    else:
+        feeds = {"input": X[list(NUMERIC_FEATURES)].to_numpy(np.float32)}
+    return session.run(None, feeds)
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
+@pytest.mark.parametrize("kind", CLASSIFIERS)
+def test_classifier_probabilities_equal_sklearn(engine: Engine, onnx_models, customers_frame, kind, optimize):
+    model = onnx_models.get(kind)
+    register(engine, "m", model.path)
+    result = engine.execute(
+        f"SELECT id, predict(m, {FEATURES}) AS p FROM customers ORDER BY id",
+        frames={"customers": customers_frame},
+        optimize=optimize,
+    )[0].df
+    labels = np.array([row["output_label"] for row in result.p])
+    probabilities = np.array([row["output_probability"] for row in result.p])
+    expected = model.estimator.predict_proba(customers_frame[list(NUMERIC_FEATURES)])
+    np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+    assert (labels == model.estimator.predict(customers_frame[list(NUMERIC_FEATURES)])).mean() > 0.99
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
+@pytest.mark.parametrize("kind", REGRESSORS)
+def test_regressor_values_equal_onnxruntime_and_sklearn(engine: Engine, onnx_models, customers_frame, kind, optimize):
+    model = onnx_models.get(kind)
+    register(engine, "m", model.path)
+    result = engine.execute(
+        f"SELECT id, predict(m, {FEATURES}) AS p FROM customers ORDER BY id",
+        frames={"customers": customers_frame},
+        optimize=optimize,
+    )[0].df
+    raw = np.asarray(_ort_outputs(model.onnx, customers_frame, mixed=False)[0]).reshape(-1)
+    np.testing.assert_allclose(result.p.to_numpy(), raw, rtol=1e-5, atol=1e-3)
+    sklearn = model.estimator.predict(customers_frame[list(NUMERIC_FEATURES)])
+    np.testing.assert_allclose(result.p.to_numpy(), sklearn, rtol=1e-3, atol=0.05)
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
+def test_mixed_pipeline_string_and_float_inputs(engine: Engine, onnx_models, customers_frame, optimize):
+    model = onnx_models.get("pipeline_mixed")
+    register(engine, "churn", model.path)
+    result = engine.execute(
+        "SELECT id, predict(churn, *) AS p, predict(churn, *).output_probability[2] AS p1 FROM customers ORDER BY id",
+        frames={"customers": customers_frame},
+        optimize=optimize,
+    )[0].df
+    expected = model.estimator.predict_proba(model.X)
+    np.testing.assert_allclose(np.stack(result.p.map(lambda r: r["output_probability"])), expected, atol=1e-4)
+    np.testing.assert_allclose(result.p1.to_numpy(), expected[:, 1], atol=1e-4)
+    assert (result.p.map(lambda r: r["output_label"]).to_numpy() == model.estimator.predict(model.X)).all()
+
+
+def test_positional_arguments_feed_mixed_inputs_in_order(engine: Engine, onnx_models, customers_frame):
+    model = onnx_models.get("pipeline_mixed")
+    register(engine, "churn", model.path)
+    df = engine.execute(
+        "SELECT predict(churn, plan, age, income, tenure, visits, balance).output_probability[2] AS p "
+        "FROM customers ORDER BY id",
+        frames={"customers": customers_frame},
+    )[0].df
+    np.testing.assert_allclose(df.p.to_numpy(), model.estimator.predict_proba(model.X)[:, 1], atol=1e-4)
+
+
+def test_named_argument_renames_one_input(engine: Engine, onnx_models, customers_frame):
+    model = onnx_models.get("pipeline_mixed")
+    register(engine, "churn", model.path)
+    renamed = customers_frame.rename(columns={"age": "years"})
+    df = engine.execute(
+        "SELECT predict(churn, age := years, *).output_probability[2] AS p FROM customers ORDER BY id",
+        frames={"customers": renamed},
+    )[0].df
+    np.testing.assert_allclose(df.p.to_numpy(), model.estimator.predict_proba(model.X)[:, 1], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "rf_clf", "gb_reg", "mlp"])
+def test_estimator_registered_from_variable_binds_star_by_feature_name(engine: Engine, onnx_models, customers_frame, kind):
+    model = onnx_models.get(kind)
+    register(engine, "m", model.estimator)  # converted with skl2onnx, feature names kept
+    df = engine.execute("SELECT predict(m, *) AS p FROM customers ORDER BY id", frames={"customers": customers_frame})[0].df
+    X = customers_frame[list(NUMERIC_FEATURES)]
+    if model.is_classifier:
+        got = np.stack(df.p.map(lambda r: r["probabilities"]))
+        np.testing.assert_allclose(got, model.estimator.predict_proba(X), atol=1e-4)
+    else:
+        np.testing.assert_allclose(df.p.to_numpy(), model.estimator.predict(X), rtol=1e-3, atol=0.05)
+
+
+def test_mixed_pipeline_estimator_converts_with_string_input(engine: Engine, onnx_models, customers_frame):
+    model = onnx_models.get("pipeline_mixed")
+    register(engine, "m", model.estimator)
+    described = engine.execute("DESCRIBE MODEL m")[0].df
+    inputs = described[described.kind == "input"].set_index("name")["type"].to_dict()
+    assert inputs["plan"] == "string" and inputs["age"] == "float"
+    df = engine.execute("SELECT predict(m, *).probabilities[2] AS p FROM c ORDER BY id", frames={"c": customers_frame})[0].df
+    np.testing.assert_allclose(df.p.to_numpy(), model.estimator.predict_proba(model.X)[:, 1], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["pipeline_mixed", "rf_clf", "gb_reg", "mlp"])
+def test_ml_predict_returns_input_columns_and_predicted_outputs(engine: Engine, onnx_models, customers_frame, kind):
+    model = onnx_models.get(kind)
+    register(engine, "m", model.estimator)
+    df = engine.execute(
+        "SELECT * FROM ML.PREDICT(MODEL m, (SELECT * FROM customers WHERE age > 60)) ORDER BY id",
+        frames={"customers": customers_frame},
+    )[0].df
+    subset = customers_frame[customers_frame.age > 60].sort_values("id")
+    assert list(df.columns[: len(customers_frame.columns)]) == list(customers_frame.columns)
+    assert df.id.tolist() == subset.id.tolist()
+    X = subset[list(model.feature_names)]
+    if model.is_classifier:
+        assert {"predicted_label", "predicted_probabilities"} <= set(df.columns)
+        np.testing.assert_allclose(np.stack(df.predicted_probabilities), model.estimator.predict_proba(X), atol=1e-4)
+    else:
+        np.testing.assert_allclose(df.predicted_variable.to_numpy(), model.estimator.predict(X), rtol=1e-3, atol=0.05)
+
+
+def test_ml_predict_table_form_scores_in_large_batches(onnx_models, customers_frame):
+    model = onnx_models.get("pipeline_mixed")
+    big = pd.concat([customers_frame] * 50, ignore_index=True)  # 20,000 rows
+    with Engine(batch_rows=4096) as eng:
+        register(eng, "m", model.path)
+        eng.execute("CREATE TABLE customers AS SELECT * FROM big", frames={"big": big})
+        result = eng.execute("SELECT * FROM ML.PREDICT(MODEL m, TABLE customers)")[0]
+    assert len(result.df) == len(big)
+    expected = model.estimator.predict_proba(big[list(model.feature_names)])
+    np.testing.assert_allclose(np.stack(result.df.predicted_output_probability), expected, atol=1e-4)
+    assert "batches of 4,096" in (result.explain or "")
+
+
+def test_null_input_gives_null_output_and_other_rows_are_scored(engine: Engine, onnx_models, customers_frame):
+    model = onnx_models.get("pipeline_mixed")
+    register(engine, "m", model.path)
+    frame = customers_frame.head(20).copy()
+    frame.loc[3, "age"] = np.nan
+    frame["age"] = frame["age"].astype("Float64")
+    frame.loc[3, "age"] = pd.NA
+    frame.loc[5, "plan"] = None
+    for optimize in (True, False):
+        df = engine.execute(
+            "SELECT id, predict(m, *).output_probability[2] AS p FROM f ORDER BY id", frames={"f": frame}, optimize=optimize
+        )[0].df
+        assert df.p.isna().tolist() == [i in (3, 5) for i in range(20)]
+        keep = frame.drop(index=[3, 5])
+        expected = model.estimator.predict_proba(keep[list(model.feature_names)].astype({"age": float}))[:, 1]
+        np.testing.assert_allclose(df.p.dropna().to_numpy(), expected, atol=1e-4)
+    ml = engine.execute("SELECT id, predicted_output_label FROM ML.PREDICT(MODEL m, TABLE f) ORDER BY id", frames={"f": frame})[0].df
+    assert ml.predicted_output_label.isna().tolist() == [i in (3, 5) for i in range(20)]
+
+
+def test_batched_and_udf_paths_agree(engine: Engine, onnx_models, customers_frame):
+    register(engine, "m", onnx_models.get("rf_reg").path)
+    sql = f"SELECT id, predict(m, {FEATURES}) AS p FROM c ORDER BY id"
+    batched = engine.execute(sql, frames={"c": customers_frame})[0]
+    naive = engine.execute(sql, frames={"c": customers_frame}, optimize=False)[0]
+    assert "scored once" in (batched.explain or "")
+    assert "batching: off" in (naive.explain or "")
+    pd.testing.assert_frame_equal(batched.df, naive.df)
+
+
+def test_session_is_cached_per_model_version(engine: Engine, onnx_models, customers_frame):
+    register(engine, "m", onnx_models.get("rf_clf").path)
+    for _ in range(3):
+        engine.execute(f"SELECT predict(m, {FEATURES}) FROM c", frames={"c": customers_frame}, optimize=False)
+    assert len(engine.sessions) == 1
+    register(engine, "m", onnx_models.get("tree_clf").path)  # version 2
+    engine.execute(f"SELECT predict(m, {FEATURES}) FROM c", frames={"c": customers_frame}, optimize=False)
+    assert len(engine.sessions) == 2
+
+
+def test_batched_scoring_reports_progress(onnx_models, customers_frame):
+    big = pd.concat([customers_frame] * 10, ignore_index=True)  # 4,000 rows
+    seen: list[tuple[str, int, int]] = []
+    with Engine(batch_rows=1000) as eng:
+        eng.progress = lambda label, done, total: seen.append((label, done, total))
+        register(eng, "m", onnx_models.get("pipeline_mixed").path)
+        eng.execute("SELECT count(*) FROM ML.PREDICT(MODEL m, TABLE big)", frames={"big": big})
+    assert [done for _, done, _ in seen] == [1000, 2000, 3000, 4000]
+    assert {total for _, _, total in seen} == {4000}
+    assert seen[0][0] == "ML.PREDICT(MODEL m@1)"

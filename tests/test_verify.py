@@ -1,0 +1,155 @@
+"""`nbgov verify` on a really recorded notebook, then tampered with in every way we name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbgov.lineage.store import entry_hash, sidecar_path
+from tests.test_replay_helpers import invoke, record, sidecar_lines, write_sidecar_lines
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine recorded notebook (session + 4 executions); tests copy it."""
+    folder = tmp_path_factory.mktemp("verify")
+    return record(folder / "audit.ipynb", "a = 1", "b = a + 1", "c = b * 3", "d = c - a")
+
+
+@pytest.fixture
+def nb_path(recorded: Path, tmp_path: Path) -> Path:
+    (tmp_path / ".nbgov").mkdir()
+    target = tmp_path / "audit.ipynb"
+    target.write_bytes(recorded.read_bytes())
+    sidecar_path(target).write_bytes(sidecar_path(recorded).read_bytes())
+    return target
+
+
+def verify_output(path: Path, code: int) -> str:
+    result = invoke("verify", path)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def named(out: str, *fragments: str) -> bool:
+    """Does one reported line contain every fragment?"""
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    return any(all(f in line for f in fragments) for line in lines)
+
+
+def test_untouched_lineage_verifies(nb_path: Path) -> None:
+    out = verify_output(nb_path, 0)
+    assert named(out, "lineage intact (5 sidecar entries, 5 in notebook metadata)")
+
+
+def test_edited_code_in_the_sidecar_is_named(nb_path: Path) -> None:
+    entries = sidecar_lines(nb_path)
+    entries[2]["body"]["code"] = "b = a + 1000"
+    write_sidecar_lines(nb_path, entries)
+    out = verify_output(nb_path, 1)
+    assert named(out, "sidecar: entry 2", "edited")
+    assert named(out, "notebook metadata: entry 2 (execution [2] of cell", "differs from the sidecar")
+
+
+def test_edited_hash_is_named(nb_path: Path) -> None:
+    entries = sidecar_lines(nb_path)
+    entries[3]["hash"] = "f" * 32
+    write_sidecar_lines(nb_path, entries)
+    out = verify_output(nb_path, 1)
+    assert named(out, "sidecar: entry 3", "edited")
+    assert named(out, "sidecar: entry 4", "entry 3")
+
+
+def test_deleted_record_is_named(nb_path: Path) -> None:
+    entries = sidecar_lines(nb_path)
+    del entries[2]
+    write_sidecar_lines(nb_path, entries)
+    out = verify_output(nb_path, 1)
+    assert named(out, "sidecar: entry 2", "deleted")
+    assert named(out, "notebook metadata: entry 2 (execution [2]", "not in the sidecar")
+
+
+def test_reordered_records_are_named(nb_path: Path) -> None:
+    entries = sidecar_lines(nb_path)
+    entries[2], entries[3] = entries[3], entries[2]
+    write_sidecar_lines(nb_path, entries)
+    out = verify_output(nb_path, 1)
+    assert named(out, "sidecar: entry 2", "entry 3", "reordered")
+
+
+def test_inserted_record_is_named(nb_path: Path) -> None:
+    entries = sidecar_lines(nb_path)
+    forged = dict(entries[2], body=dict(entries[2]["body"], code="b = 'forged'"))
+    forged["hash"] = entry_hash(forged)
+    entries.insert(3, forged)
+    write_sidecar_lines(nb_path, entries)
+    out = verify_output(nb_path, 1)
+    assert named(out, "sidecar: entry 2", "inserted")
+
+
+def test_a_consistently_rechained_forgery_is_caught_by_the_notebook_metadata(nb_path: Path) -> None:
+    entries = sidecar_lines(nb_path)
+    entries[3]["body"]["code"] = "c = b * 300"
+    prev = entries[2]["hash"]
+    for entry in entries[3:]:
+        entry["prev"] = prev
+        entry["hash"] = entry_hash(entry)
+        prev = entry["hash"]
+    write_sidecar_lines(nb_path, entries)
+    out = verify_output(nb_path, 1)
+    assert "sidecar:" not in out  # the chain alone looks fine ...
+    assert named(out, "notebook metadata: entry 3 (execution [3] of cell", "differs")  # ... not the notebook
+
+
+def test_edited_notebook_metadata_is_named(nb_path: Path) -> None:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.metadata["nbgov"]["log"][1]["body"]["code"] = "b = 2"
+    nbformat.write(nb, str(nb_path))
+    out = verify_output(nb_path, 1)
+    assert named(out, "notebook metadata: entry 2 (execution [2]", "edited")
+
+
+def test_record_deleted_from_notebook_metadata_is_named(nb_path: Path) -> None:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    del nb.metadata["nbgov"]["log"][1]
+    nbformat.write(nb, str(nb_path))
+    out = verify_output(nb_path, 1)
+    assert named(out, "notebook metadata: entry 2 (execution [2]", "deleted")
+
+
+def test_cell_metadata_moved_to_another_cell_is_named(nb_path: Path) -> None:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.cells[0].metadata["nbgov"] = nb.cells[1].metadata["nbgov"]
+    nbformat.write(nb, str(nb_path))
+    out = verify_output(nb_path, 1)
+    assert named(out, f"cell {nb.cells[0].id} metadata: holds entry 2", "another cell")
+
+
+def test_newer_sidecar_entries_are_a_notice_not_tampering(nb_path: Path) -> None:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.metadata["nbgov"]["log"] = nb.metadata["nbgov"]["log"][:2]
+    nb.cells[2].metadata.pop("nbgov")
+    nb.cells[3].metadata.pop("nbgov")
+    nbformat.write(nb, str(nb_path))
+    out = verify_output(nb_path, 0)
+    assert named(out, "2 entries newer than the notebook metadata")
+
+
+def test_sidecar_alone_and_metadata_alone_are_checked(nb_path: Path) -> None:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    saved = nb.metadata.pop("nbgov")
+    for cell in nb.cells:
+        cell.metadata.pop("nbgov")
+    nbformat.write(nb, str(nb_path))
+    assert named(verify_output(nb_path, 0), "checked the sidecar only")
+    nb.metadata["nbgov"] = saved
+    saved["log"][0]["body"]["code"] = "a = 100"
+    nbformat.write(nb, str(nb_path))
+    sidecar_path(nb_path).unlink()
+    out = verify_output(nb_path, 1)
+    assert named(out, "checked the metadata's own chain only")
+    assert named(out, "notebook metadata: entry 1", "edited")

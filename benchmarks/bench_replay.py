@@ -29,6 +29,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from nbgov.errors import NbgovError  # noqa: E402
 from nbgov.replay.replayer import replay  # noqa: E402
 from nbgov.replay.runner import run_notebook  # noqa: E402
 from nbgov.replay.source import load_log  # noqa: E402
@@ -102,7 +103,11 @@ def main(argv: list[str]) -> int:
             nb.metadata.pop("nbgov", None)
             nbformat.write(nb, str(notebook))
             started = time.perf_counter()
-            recorded, client, replayed, kernel, steps, diverged = measure(notebook)
+            try:
+                recorded, client, replayed, kernel, steps, diverged = measure(notebook)
+            except NbgovError as exc:
+                print(f"{source.name:26} could not run: {exc}")
+                continue
             ratio = replayed / recorded if recorded > 0 else float("inf")
             like = replayed / client if client > 0 else float("inf")
             worst = max(worst, ratio)

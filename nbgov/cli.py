@@ -17,6 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from nbgov import __version__
 from nbgov.errors import NbgovError
 
 NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
@@ -58,7 +59,7 @@ def _write_or_print(text: str, output: Path | None) -> None:
 
 
 @click.group(cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="nbgov", prog_name="nbgov")
+@click.version_option(__version__, prog_name="nbgov")
 def cli() -> None:
     """Review and reproduce notebooks from their recorded lineage."""
 

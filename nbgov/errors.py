@@ -33,3 +33,7 @@ class LineageError(NbgovError):
 
 class ReplayError(NbgovError):
     """A replay or verification could not run at all."""
+
+
+class SqlError(SqlmlError):
+    """DuckDB refused the SQL (syntax, binding, conversion, constraint); DuckDB's message, one line."""

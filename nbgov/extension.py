@@ -20,8 +20,10 @@ def load_ipython_extension(shell: Any) -> None:
     """Register %%sqlml, %lineage, the lineage recorder and its frontend delivery."""
     if getattr(shell, _STATE_ATTR, None):
         return
-    from nbgov import magics, widgets
-    from nbgov.lineage import delivery, recorder
+    import nbgov.lineage.delivery as delivery
+    import nbgov.lineage.recorder as recorder
+    import nbgov.magics as magics
+    import nbgov.widgets as widgets
 
     installed: list[Installed] = []
     try:

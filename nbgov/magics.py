@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Integer, Unicode
@@ -123,6 +123,7 @@ class SqlML(Magics):
             self._engine.close()
             self._engine = None
 
+    @no_var_expand  # `$name` is a bound parameter, never text pasted by IPython
     @magic_arguments()
     @argument("-o", "--out", metavar="NAME", help="Assign the full result DataFrame to NAME.")
     @argument("--db", metavar="PATH", help="Use (and switch to) this DuckDB file; ':memory:' for memory.")
@@ -167,17 +168,15 @@ class SqlML(Magics):
     def _run_all(self, engine: Engine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
         statements = engine.split(sql)
         last: StatementResult | None = None
-        for index, statement in enumerate(statements):
+        for statement in statements:
             try:
                 results = engine.execute(statement, params=namespace, frames=namespace, optimize=optimize)
             except NbgovError as error:
                 raise UsageError(str(error)) from None
             for result in results:
                 self._note(result.activity)
-                final = index == len(statements) - 1
-                if result.df is None or not final:
-                    if result.df is None and result.summary:
-                        print(result.summary)
+                if result.df is None and result.summary:
+                    print(result.summary)
                 last = result
         return last
 

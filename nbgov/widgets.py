@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import shlex
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from nbgov.errors import NbgovError
 
 DEFAULT_LAST = 200
+MAX_LIVE = 3
 
 
 class LineageUsageError(NbgovError):
@@ -49,7 +51,9 @@ def _duration(seconds: float | None) -> str:
 
 
 def timeline_rows(
-    records: Sequence[Mapping[str, Any]], stale: Mapping[str, Sequence[str]], last: int = DEFAULT_LAST
+    records: Sequence[Mapping[str, Any]],
+    stale: Mapping[str, Sequence[str]],
+    last: int = DEFAULT_LAST,
 ) -> list[tuple[str, str]]:
     """(label, record id) per execution, newest first: count, time, duration, status, stale."""
     rows: list[tuple[str, str]] = []
@@ -96,12 +100,22 @@ def details_text(body: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]
         lines.append(f"error: {error.get('type')}: {error.get('message')}")
     lines += [f"stale: {reason}" for reason in stale]
     lines += ["", "code as executed:", str(body.get("code", ""))]
+    def read(r: Mapping[str, Any]) -> str:
+        return f"{r['name']}: {_fp(r.get('fingerprint'))} from {producer(r.get('source'))}"
+
+    def write(w: Mapping[str, Any]) -> str:
+        return f"{w['name']}: {_fp(w.get('fingerprint'))}" + (" (mutated)" if w.get("mutated") else "")
+
+    def model(m: Mapping[str, Any]) -> str:
+        producer_ = m.get("producer") or ""
+        return f"{m.get('name')}@{m.get('version')} sha256 {short(m.get('sha256'))} {producer_} opset {m.get('opset')}"
+
     sections: list[tuple[str, list[str]]] = [
-        ("reads", [f"{r['name']}: {_fp(r.get('fingerprint'))} from {producer(r.get('source'))}" for r in body.get("reads", [])]),
-        ("writes", [f"{w['name']}: {_fp(w.get('fingerprint'))}" + (" (mutated)" if w.get("mutated") else "") for w in body.get("writes", [])]),
+        ("reads", [read(r) for r in body.get("reads", [])]),
+        ("writes", [write(w) for w in body.get("writes", [])]),
         ("deletes", [str(d) for d in body.get("deletes", [])]),
         ("files", [f"{f.get('mode')} {f.get('path')} {short(f.get('hash'))}" for f in body.get("files", [])]),
-        ("models", [f"{m.get('name')}@{m.get('version')} sha256 {short(m.get('sha256'))} {m.get('producer') or ''} opset {m.get('opset')}" for m in body.get("models", [])]),
+        ("models", [model(m) for m in body.get("models", [])]),
         ("sql", [f"{q.get('kind')}: {q.get('statement')}" for q in body.get("sql", [])]),
     ]
     for title, items in sections:
@@ -119,6 +133,7 @@ class LineageWidget:
         self._recorder = recorder
         self._last = last
         self._by_id: dict[str, Mapping[str, Any]] = {}
+        self._stale_now: Mapping[str, Sequence[str]] = {}
         self.timeline = w.Select(options=[], rows=12, layout=w.Layout(width="100%"))
         self.details = w.HTML()
         self.header = w.Label()
@@ -128,8 +143,12 @@ class LineageWidget:
         self.refresh()
 
     def _on_entry(self, entry: dict[str, Any]) -> None:
-        # Subscribers may be told before the entry lands in recorder.records.
-        self.refresh(extra=entry)
+        # Subscribers may be told before the entry lands in recorder.records; and a
+        # display problem must never break the user's cell.
+        try:
+            self.refresh(extra=entry)
+        except Exception as exc:
+            warnings.warn(f"nbgov: %lineage widget not updated: {type(exc).__name__}: {exc}", stacklevel=2)
 
     def _records(self, extra: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
         records: list[Mapping[str, Any]] = [e for e in self._recorder.records if e.get("kind") == "execution"]
@@ -149,7 +168,8 @@ class LineageWidget:
         """Rebuild the timeline from the recorder (keeps the selection when still there)."""
         records = self._records(extra)
         self._by_id = {str(e["body"].get("id")): e["body"] for e in records}
-        rows = timeline_rows(records, self._stale(), self._last)
+        self._stale_now = self._stale()
+        rows = timeline_rows(records, self._stale_now, self._last)
         shown = min(self._last, len(records))
         self.header.value = f"Lineage: {len(records)} executions (newest first, showing {shown})"
         selected = self.timeline.value
@@ -159,19 +179,22 @@ class LineageWidget:
         self._show_details()
 
     def _show_details(self) -> None:
-        by_id = self._by_id
-        body = by_id.get(str(self.timeline.value))
+        body = self._by_id.get(str(self.timeline.value))
         if body is None:
             self.details.value = "<i>No executions recorded yet.</i>"
             return
-        text = details_text(body, by_id, self._stale().get(str(body.get("id")), []))
+        text = details_text(body, self._by_id, self._stale_now.get(str(body.get("id")), []))
         self.details.value = f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
 
-    def close(self) -> None:
-        """Stop following the recorder and close the widgets."""
+    def stop(self) -> None:
+        """Stop following the recorder (the view stays, frozen)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+
+    def close(self) -> None:
+        """Stop following the recorder and close the widgets."""
+        self.stop()
         self.widget.close()
 
 
@@ -185,7 +208,9 @@ def parse_args(line: str) -> int:
         return DEFAULT_LAST
     if len(args) == 2 and args[0] == "--last" and args[1].isdigit() and int(args[1]) > 0:
         return int(args[1])
-    raise LineageUsageError(f"%lineage: unexpected arguments {line.strip()!r} (expected: %lineage [--last N], N > 0)")
+    raise LineageUsageError(
+        f"%lineage: unexpected arguments {line.strip()!r} (expected: %lineage [--last N], N > 0)"
+    )
 
 
 class InstalledLineageMagic:
@@ -208,6 +233,8 @@ class InstalledLineageMagic:
             raise UsageError(str(exc)) from None
         view = LineageWidget(self._recorder, last)
         self.widgets.append(view)
+        for old in self.widgets[:-MAX_LIVE]:
+            old.stop()  # only the newest few keep updating, so many %lineage calls stay cheap
         display(view.widget)
 
     def uninstall(self) -> None:

@@ -61,7 +61,7 @@ def test_timeline_lists_out_of_order_runs_newest_first_and_jumps_to_the_cell(lab
     assert counts == ["[5]", "[4]", "[3]", "[2]"]
     assert ["cell 4" in rows[0], "cell 3" in rows[1], "cell 4" in rows[2], "cell 2" in rows[3]] == [True] * 4
     assert "error" in rows[2] and "ok" in rows[0]
-    lab.command("notebook:move-cursor-down")  # the active cell is wherever the last run left it
+    assert active_cell(lab) == 3, "the last run left the cursor on cell 4"
 
     row(lab, 4).click()
 
@@ -196,5 +196,25 @@ def test_dark_theme_recolours_the_panel(lab: Lab) -> None:
         arg=light,
         timeout=UI_TIMEOUT_MS,
     )
+    lab.page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=UI_TIMEOUT_MS)
+    row(lab, 2).click()
     lab.screenshot("lineage-dark")
     lab.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+
+
+def test_a_kernel_restart_starts_a_second_session_in_the_same_log(lab: Lab) -> None:
+    path = open_with_runs(lab, "restart.ipynb", [0, 1], cells=["%load_ext nbgov", "a = 1", "b = 2"])
+    wait_rows(lab, 1)
+
+    lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.restartKernel()")
+    lab.wait_kernel_idle()
+    lab.run_cell(0)
+    lab.run_cell(2)
+
+    wait_rows(lab, 2)
+    snippets = lab.page.locator("#nbgov-lineage .nbgov-snippet").all_text_contents()
+    assert snippets == ["b = 2", "a = 1"]
+    lab.save()
+    meta = json.loads(path.read_text())["metadata"]["nbgov"]
+    assert len(meta["sessions"]) == 2
+    assert [e["body"]["session"] for e in meta["log"]] == [s["body"]["session"] for s in meta["sessions"]]

@@ -122,6 +122,35 @@ def test_a_rewritten_input_shows_up_as_stale_in_the_log_reply(kernel: BlockingKe
     assert derived["body"]["id"] in log["stale"]
 
 
+def test_the_log_reply_flags_a_file_changed_on_disk_since_it_was_read(
+    kernel: BlockingKernelClient, tmp_path: Path
+) -> None:
+    (tmp_path / "data.csv").write_text("x\n1\n")
+    _execute(kernel, "%load_ext nbgov")
+    reader = _entry_comms(_execute(kernel, "text = open('data.csv').read()"))[-1]
+    assert [f["path"] for f in reader["body"]["files"]] == ["data.csv"]
+    log = next(m["content"]["data"] for m in _request_log(kernel) if m["msg_type"] == "comm_msg")
+    assert reader["body"]["id"] not in log["stale"]
+
+    (tmp_path / "data.csv").write_text("x\n2\n")
+
+    log = next(m["content"]["data"] for m in _request_log(kernel) if m["msg_type"] == "comm_msg")
+    assert any("data.csv" in reason for reason in log["stale"][reader["body"]["id"]])
+
+
+def test_live_entries_carry_stale_flags_including_the_rewrite_just_made(kernel: BlockingKernelClient) -> None:
+    _execute(kernel, "%load_ext nbgov")
+    _execute(kernel, "base = 1")
+    derived = _entry_comms(_execute(kernel, "derived = base * 2"))[0]
+    before = next(m["content"]["data"] for m in _execute(kernel, "other = 0") if m["msg_type"] == "comm_open")
+    assert derived["body"]["id"] not in before["stale"]
+
+    rewrite = next(m["content"]["data"] for m in _execute(kernel, "base = 5") if m["msg_type"] == "comm_open")
+
+    assert rewrite["entry"]["body"]["code"] == "base = 5"
+    assert any("base" in reason for reason in rewrite["stale"][derived["body"]["id"]])
+
+
 def test_unloading_stops_delivery_and_drops_the_sync_target(kernel: BlockingKernelClient) -> None:
     _execute(kernel, "%load_ext nbgov")
     assert _entry_comms(_execute(kernel, "z = 1"))

@@ -34,10 +34,15 @@ EXPECTED_NOTEBOOKS = {
 }
 
 
-def nbgov_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """`nbgov ARGS` as a user types it, importing nbgov from this checkout."""
+def nbgov_cli(*args: str, cwd: Path, tmpdir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`nbgov ARGS` as a user types it, importing nbgov from this checkout.
+
+    TMPDIR points into the test's folder, so scratch files the notebooks make in the
+    system temp folder (03 works on a scratch copy there) are cleaned up with it.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["TMPDIR"] = str(tmpdir)
     env.pop("JPY_SESSION_NAME", None)
     return subprocess.run(
         [sys.executable, "-m", "nbgov.cli", *args],
@@ -110,8 +115,10 @@ def test_notebook_runs_recorded_and_replays(source: Path, tmp_path: Path) -> Non
     work.mkdir()
     notebook = work / source.name
     shutil.copyfile(source, notebook)  # the notebook alone: it makes its own data files
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
 
-    run = nbgov_cli("run", notebook.name, cwd=work)
+    run = nbgov_cli("run", notebook.name, cwd=work, tmpdir=tmpdir)
     assert run.returncode == 0, said(run)
 
     nb = nbformat.read(notebook, as_version=4)
@@ -132,9 +139,9 @@ def test_notebook_runs_recorded_and_replays(source: Path, tmp_path: Path) -> Non
     log = nb.metadata["nbgov"]["log"]
     assert [entry["hash"] for entry in log] == [entry["hash"] for entry in executions]
 
-    verify = nbgov_cli("verify", notebook.name, cwd=work)
+    verify = nbgov_cli("verify", notebook.name, cwd=work, tmpdir=tmpdir)
     assert verify.returncode == 0, said(verify)
 
-    replay = nbgov_cli("replay", notebook.name, "--report", "replay.html", cwd=work)
+    replay = nbgov_cli("replay", notebook.name, "--report", "replay.html", cwd=work, tmpdir=tmpdir)
     assert replay.returncode == 0, said(replay)
     assert (work / "replay.html").stat().st_size > 0

@@ -510,3 +510,60 @@ def test_imported_code_is_neither_data_nor_a_file_but_a_local_module_file_is(
     assert [(f["abspath"], f["mode"]) for f in body["files"]] == [
         (str(tmp_path / "helpers_for_lineage.py"), "read")
     ]
+
+
+def test_subscribers_see_the_entry_already_in_rec_records(recording: RecordingShell) -> None:
+    states: list[tuple[str, bool]] = []
+
+    def check(entry: dict[str, Any]) -> None:
+        rec = recording.rec
+        present = entry is rec.session_entry if entry["kind"] == "session" else rec.records[-1] is entry
+        states.append((entry["kind"], present))
+
+    recording.rec.subscribe(check)
+    recording.run("a = 1")
+    recording.run("b = 2")
+    assert states == [("session", True), ("execution", True), ("execution", True)]
+
+
+def test_capture_magic_runs_a_nested_cell_recorded_once(recording: RecordingShell) -> None:
+    recording.run("%%capture captured\nprint('hi')\ninside = 1")
+    assert len(recording.rec.records) == 1
+    assert set(writes(recording.body())) == {"captured", "inside"}
+
+
+def test_a_lost_post_run_cell_does_not_stop_recording(recording: RecordingShell) -> None:
+    from IPython.core.interactiveshell import ExecutionInfo
+
+    recording.rec.pre_run_cell(ExecutionInfo("lost = 1", False, False, True, None))  # no post ever comes
+    recording.run("after = 2")
+    assert [r["body"]["code"] for r in recording.rec.records] == ["after = 2"]
+
+
+def test_two_recorded_shells_keep_their_own_files(tmp_path: Path) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    first, second = InteractiveShell(), InteractiveShell()
+    recs = [recorder_mod.Recorder(s, notebook=str(tmp_path / f"nb{i}.ipynb")) for i, s in enumerate((first, second))]
+    for rec in recs:
+        rec.register()
+    try:
+        first.run_cell(f"open({str(tmp_path / 'one.txt')!r}, 'w').close()", store_history=True)
+        second.run_cell(f"open({str(tmp_path / 'two.txt')!r}, 'w').close()", store_history=True)
+        assert [f["path"] for f in recs[0].records[-1]["body"]["files"]] == [str(tmp_path / "one.txt")]
+        assert [f["path"] for f in recs[1].records[-1]["body"]["files"]] == [str(tmp_path / "two.txt")]
+    finally:
+        for rec in recs:
+            rec.uninstall()
+    assert files_mod._active == []
+
+
+def test_reset_deletes_everything_and_recording_goes_on(
+    recording: RecordingShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recording.run("a = 1\nb = [2]")
+    recording.run("%reset -f")
+    assert set(recording.body()["deletes"]) >= {"a", "b"}
+    recording.run("c = 3")
+    assert writes(recording.body()) == {"c": False}
+    assert "nbgov:" not in capsys.readouterr().err

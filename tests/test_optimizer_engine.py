@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from nbgov.sqlml.engine import Engine
 from tests.fixtures.optimizer import FEATURES
 
-KINDS = ["tree_reg", "tree_clf", "rf_reg", "rf_clf", "gb_reg", "gb_clf", "logreg", "linreg"]
+KINDS = [
+    "tree_reg",
+    "tree_clf",
+    "rf_reg",
+    "rf_clf",
+    "gb_reg",
+    "gb_clf",
+    "logreg",
+    "linreg",
+]
 F = ", ".join(FEATURES)
 
 
@@ -47,14 +56,20 @@ def table(seed: int, n: int, null_rate: float) -> pd.DataFrame:
 
 
 def _missing(v: Any) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v))
+    return (
+        v is None
+        or v is pd.NA
+        or (isinstance(v, (float, np.floating)) and math.isnan(v))
+    )
 
 
 def same(a: Any, b: Any) -> bool:
     """Equal, with float tolerance (SQL-inlined linear models round differently)."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple, np.ndarray)) and isinstance(b, (list, tuple, np.ndarray)):
+    if isinstance(a, (list, tuple, np.ndarray)) and isinstance(
+        b, (list, tuple, np.ndarray)
+    ):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if _missing(a) or _missing(b):
         return _missing(a) and _missing(b)
@@ -76,30 +91,54 @@ TEMPLATES = [
     "WITH c AS (SELECT * FROM t WHERE {pred}) SELECT id, predict({m}, {F}) AS p FROM c ORDER BY id",
     "SELECT id, CASE WHEN {pred} THEN predict({m}, {F}) END AS p FROM t ORDER BY id",
     "SELECT id, predict({m}, {F}) AS p FROM t WHERE {pred} AND predict({m}, {F}) IS NOT NULL ORDER BY id",
-    "SELECT a.id, predict({m}, a.age, a.income, a.tenure, a.visits, a.balance) AS p "
-    "FROM t a JOIN t b ON a.id = b.id AND a.age = b.age WHERE {bpred} ORDER BY a.id",
+    (
+        "SELECT a.id, predict({m}, a.age, a.income, a.tenure, a.visits, a.balance) AS p "
+        "FROM t a JOIN t b ON a.id = b.id AND a.age = b.age WHERE {bpred} ORDER BY a.id"
+    ),
     "SELECT id, predict({m}, {F}) AS p FROM (SELECT * FROM t WHERE {pred}) s WHERE visits >= 0 ORDER BY id",
 ]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     kind=st.sampled_from(KINDS),
     template=st.sampled_from(TEMPLATES),
     picks=st.lists(
-        st.tuples(st.sampled_from(FEATURES), st.sampled_from([">", ">=", "<", "<=", "=", "IN", "BETWEEN"]), st.floats(0.05, 0.95)),
-        min_size=1, max_size=2, unique_by=lambda t: t[0],
+        st.tuples(
+            st.sampled_from(FEATURES),
+            st.sampled_from([">", ">=", "<", "<=", "=", "IN", "BETWEEN"]),
+            st.floats(0.05, 0.95),
+        ),
+        min_size=1,
+        max_size=2,
+        unique_by=lambda t: t[0],
     ),
     seed=st.integers(0, 2**16),
     n=st.integers(1, 300),
     null_rate=st.sampled_from([0.0, 0.05]),
 )
-def test_optimized_equals_unoptimized(engine: Engine, kind: str, template: str, picks: list[tuple[str, str, float]], seed: int, n: int, null_rate: float) -> None:
+def test_optimized_equals_unoptimized(
+    engine: Engine,
+    kind: str,
+    template: str,
+    picks: list[tuple[str, str, float]],
+    seed: int,
+    n: int,
+    null_rate: float,
+) -> None:
     frame = table(seed, n, null_rate)
     reference = table(1, 400, 0.0)
     preds, bpreds = [], []
     for name, op, q in picks:
-        value = float(np.quantile(reference[name], q).round(0 if name in ("age", "tenure", "visits") else 1))
+        value = float(
+            np.quantile(reference[name], q).round(
+                0 if name in ("age", "tenure", "visits") else 1
+            )
+        )
         if op == "IN":
             text = f"{{c}} IN ({value!r}, {value + 1!r}, {value + 3!r})"
         elif op == "BETWEEN":
@@ -108,21 +147,28 @@ def test_optimized_equals_unoptimized(engine: Engine, kind: str, template: str, 
             text = f"{{c}} {op} {value!r}"
         preds.append(text.format(c=name))
         bpreds.append(text.format(c=f"b.{name}"))
-    sql = template.format(m=kind, F=F, pred=" AND ".join(preds), bpred=" AND ".join(bpreds))
+    sql = template.format(
+        m=kind, F=F, pred=" AND ".join(preds), bpred=" AND ".join(bpreds)
+    )
     optimized = engine.execute(sql, frames={"t": frame}, optimize=True)[-1].df
     plain = engine.execute(sql, frames={"t": frame}, optimize=False)[-1].df
     assert optimized is not None and plain is not None
     assert_same_frames(optimized, plain)
 
 
-def test_explain_reports_pruning_projection_and_choice(engine: Engine, onnx_models: Any) -> None:
+def test_explain_reports_pruning_projection_and_choice(
+    engine: Engine, onnx_models: Any
+) -> None:
     frame = table(4, 500, 0.0)
     sql = f"SELECT id, predict(gb_reg_100x8, {F}) AS p FROM t WHERE age > 60 AND tenure = 3"
     text = engine.explain(sql, frames={"t": frame})
     assert "predict(gb_reg_100x8@1): " in text
     line = next(l for l in text.splitlines() if l.startswith("predict(gb_reg_100x8@1)"))
     assert "tree nodes using age > 60 AND tenure = 3" in line
-    pruned, total = (int(x.replace(",", "")) for x in line.split("pruned ")[1].split(" tree nodes")[0].split(" of "))
+    pruned, total = (
+        int(x.replace(",", ""))
+        for x in line.split("pruned ")[1].split(" tree nodes")[0].split(" of ")
+    )
     assert 0 < pruned < total
     assert "dropped 1 of 5 unused inputs (tenure)" in line
     assert "kept as ONNX: 100 trees, estimated cheaper (SQL " in line
@@ -135,24 +181,57 @@ def test_explain_reports_inlining_and_refusals(engine: Engine) -> None:
     frame = table(5, 200, 0.0)
     text = engine.explain(f"SELECT predict(logreg, {F}) FROM t", frames={"t": frame})
     assert "inlined as SQL expression: linear model" in text and "strategy=sql" in text
-    text = engine.explain(f"SELECT id FROM t WHERE age > 60 AND predict(gb_reg, {F}) > 100", frames={"t": frame})
+    text = engine.explain(
+        f"SELECT id FROM t WHERE age > 60 AND predict(gb_reg, {F}) > 100",
+        frames={"t": frame},
+    )
     assert "refused pruning: age > 60 is in the same WHERE as the call" in text
-    text = engine.explain(f"SELECT predict(mlp, {F}) FROM t WHERE age > 60", frames={"t": frame})
+    text = engine.explain(
+        f"SELECT predict(mlp, {F}) FROM t WHERE age > 60", frames={"t": frame}
+    )
     assert "kept as ONNX: no SQL translation for this model's operators" in text
 
 
 def test_no_optimize_disables_every_rewrite(engine: Engine) -> None:
     frame = table(6, 200, 0.0)
     for kind in ("logreg", "tree_reg", "gb_reg"):
-        text = engine.explain(f"SELECT predict({kind}, {F}) FROM t WHERE age > 60", frames={"t": frame}, optimize=False)
+        text = engine.explain(
+            f"SELECT predict({kind}, {F}) FROM t WHERE age > 60",
+            frames={"t": frame},
+            optimize=False,
+        )
         assert f"predict({kind}@1): optimizer off" in text
         assert "pruned" not in text and "inlined" not in text and "dropped" not in text
 
 
 def test_pruning_speeds_up_a_selective_query_in_the_plan(engine: Engine) -> None:
     frame = table(7, 300, 0.0)
-    sql = f"SELECT id, predict(gb_reg_100x8, {F}) AS p FROM t WHERE age > 80 ORDER BY id"
+    sql = (
+        f"SELECT id, predict(gb_reg_100x8, {F}) AS p FROM t WHERE age > 80 ORDER BY id"
+    )
     result = engine.execute(sql, frames={"t": frame})[-1]
     plain = engine.execute(sql, frames={"t": frame}, optimize=False)[-1]
     assert result.df is not None and plain.df is not None
-    np.testing.assert_array_equal(result.df.p.to_numpy(), plain.df.p.to_numpy())  # identical, not just close
+    np.testing.assert_array_equal(
+        result.df.p.to_numpy(), plain.df.p.to_numpy()
+    )  # identical, not just close
+
+
+def test_ml_predict_relation_filters_prune_the_model(onnx_models: Any) -> None:
+    trained = onnx_models.get("gb_reg")
+    frame = table(8, 400, 0.0)
+    sql = (
+        "SELECT * FROM ML.PREDICT(MODEL g, (SELECT age, income, tenure, visits, balance "
+        "FROM t WHERE age > 60 AND tenure = 2)) ORDER BY age, income"
+    )
+    eng = Engine(progress_bar=False)
+    try:
+        eng.execute("CREATE MODEL g FROM $est", params={"est": trained.estimator})
+        text = eng.explain(sql, frames={"t": frame})
+        assert 'tree nodes using "age" > 60 AND "tenure" = 2' in text
+        fast = eng.execute(sql, frames={"t": frame})[-1].df
+        plain = eng.execute(sql, frames={"t": frame}, optimize=False)[-1].df
+    finally:
+        eng.close()
+    assert fast is not None and plain is not None and len(fast) > 0
+    assert fast.equals(plain)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import numpy as np
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.predicates import call_constraints
 from tests.fixtures.optimizer import calls_in, model_version
 
-CASES = json.loads((Path(__file__).parent / "optimizer_cases" / "predicates.json").read_text())
+CASES = json.loads(
+    (Path(__file__).parent / "optimizer_cases" / "predicates.json").read_text()
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,9 @@ def test_float32_rounding_closes_strict_bounds() -> None:
     dom = Domain.compare(">", 60).in_model_space("float")
     assert dom.lo == 60.0
     below = Domain.compare("<", 0.1).in_model_space("float")
-    assert below.hi == float(np.float32(0.1)) and below.hi > 0.1  # 0.0999999 rounds up to it
+    assert (
+        below.hi == float(np.float32(0.1)) and below.hi > 0.1
+    )  # 0.0999999 rounds up to it
 
 
 def test_contradiction_is_empty() -> None:

@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import sqlglot.expressions as exp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import sqlglot.expressions as exp
 from onnx import helper
 
 from nbgov.sqlml.optimizer import Planner
@@ -32,7 +32,12 @@ TREE_KINDS = ["tree_reg", "tree_clf", "rf_reg", "rf_clf", "gb_reg", "gb_clf"]
 def run(payload: bytes, X: np.ndarray) -> list[np.ndarray]:
     session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
     outs = session.run(None, {session.get_inputs()[0].name: X})
-    return [np.asarray(o) if not isinstance(o, list) else np.array([[d[k] for k in sorted(d)] for d in o]) for o in outs]
+    return [
+        np.asarray(o)
+        if not isinstance(o, list)
+        else np.array([[d[k] for k in sorted(d)] for d in o])
+        for o in outs
+    ]
 
 
 def kept_features(plan: OnnxPlan) -> list[int]:
@@ -50,23 +55,40 @@ def to_v5(payload: bytes) -> bytes:
     node = model.graph.node[0]
     assert node.op_type == "TreeEnsembleRegressor"
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    base = float(list(attrs.get("base_values") or [0.0])[0])
+    base = float(next(iter(attrs.get("base_values") or [0.0])))
     forest = read_forest(node)
     tree = helper.make_node(
-        "TreeEnsemble", [node.input[0]], ["raw"], domain="ai.onnx.ml",
-        aggregate_function=1, post_transform=0, n_targets=1, **_write_v5(forest, {}),
+        "TreeEnsemble",
+        [node.input[0]],
+        ["raw"],
+        domain="ai.onnx.ml",
+        aggregate_function=1,
+        post_transform=0,
+        n_targets=1,
+        **_write_v5(forest, {}),
     )
     add = helper.make_node("Add", ["raw", "base"], [node.output[0]])
     graph = helper.make_graph(
-        [tree, add], "v5", list(model.graph.input), list(model.graph.output),
+        [tree, add],
+        "v5",
+        list(model.graph.input),
+        list(model.graph.output),
         [helper.make_tensor("base", onnx.TensorProto.FLOAT, [1], [base])],
     )
-    v5 = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 5)])
+    v5 = helper.make_model(
+        graph,
+        opset_imports=[
+            helper.make_opsetid("", 17),
+            helper.make_opsetid("ai.onnx.ml", 5),
+        ],
+    )
     v5.ir_version = 10
     return v5.SerializeToString()
 
 
-def rows_in(X: np.ndarray, constraints: list[tuple[int, str, float]], rng: np.random.Generator) -> np.ndarray:
+def rows_in(
+    X: np.ndarray, constraints: list[tuple[int, str, float]], rng: np.random.Generator
+) -> np.ndarray:
     """Rows near the training data, forced into the constrained region."""
     rows = X[rng.integers(0, len(X), 300)] + rng.normal(0, 0.5, (300, X.shape[1]))
     for feature, op, value in constraints:
@@ -74,9 +96,17 @@ def rows_in(X: np.ndarray, constraints: list[tuple[int, str, float]], rng: np.ra
         if op == "=":
             col[:] = value
         elif op in (">", ">="):
-            col[:] = np.where(col > value, col, value + np.abs(rng.normal(0, 5, len(col))) + (op == ">") * 1e-9)
+            col[:] = np.where(
+                col > value,
+                col,
+                value + np.abs(rng.normal(0, 5, len(col))) + (op == ">") * 1e-9,
+            )
         else:
-            col[:] = np.where(col < value, col, value - np.abs(rng.normal(0, 5, len(col))) - (op == "<") * 1e-9)
+            col[:] = np.where(
+                col < value,
+                col,
+                value - np.abs(rng.normal(0, 5, len(col))) - (op == "<") * 1e-9,
+            )
     return rows
 
 
@@ -97,32 +127,53 @@ def test_pruned_model_is_identical_on_allowed_rows(kind: str, onnx_models: Any) 
     assert FEATURES.index("tenure") not in kept_features(plan.strategy)
     rows = rows_in(X, [(0, ">", age_cut), (2, "=", 3.0)], rng).astype(np.float32)
     kept = kept_features(plan.strategy)
-    for original, pruned in zip(run(payload, rows), run(plan.strategy.model_bytes, rows[:, kept])):
+    for original, pruned in zip(
+        run(payload, rows), run(plan.strategy.model_bytes, rows[:, kept])
+    ):
         np.testing.assert_array_equal(original, pruned)
 
 
-def test_pruning_is_sound_outside_constraints_only_where_promised(onnx_models: Any) -> None:
+def test_pruning_is_sound_outside_constraints_only_where_promised(
+    onnx_models: Any,
+) -> None:
     # Rows violating the predicate may score differently: that is why placement matters.
     trained = onnx_models.get("gb_reg")
     tg = analyze(onnx.load_model_from_string(trained.onnx))
     assert tg is not None
-    pruned = [prune_forest(f, {0: Domain.compare(">", 80).in_model_space("float")}).forest for f in tg.forests]
+    pruned = [
+        prune_forest(f, {0: Domain.compare(">", 80).in_model_space("float")}).forest
+        for f in tg.forests
+    ]
     rebuilt = rebuild(tg, pruned, project=False)
     young = trained.X.to_numpy().astype(np.float32)[trained.X.age.to_numpy() < 30]
-    differ = run(trained.onnx, young)[0] != run(rebuilt.model.SerializeToString(), young)[0]
+    differ = (
+        run(trained.onnx, young)[0] != run(rebuilt.model.SerializeToString(), young)[0]
+    )
     assert differ.any()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     kind=st.sampled_from(TREE_KINDS + ["gb_reg_v5"]),
     picks=st.lists(
-        st.tuples(st.integers(0, 4), st.sampled_from([">", ">=", "<", "<=", "="]), st.floats(0.05, 0.95)),
-        min_size=1, max_size=2, unique_by=lambda t: t[0],
+        st.tuples(
+            st.integers(0, 4),
+            st.sampled_from([">", ">=", "<", "<=", "="]),
+            st.floats(0.05, 0.95),
+        ),
+        min_size=1,
+        max_size=2,
+        unique_by=lambda t: t[0],
     ),
     seed=st.integers(0, 2**16),
 )
-def test_random_predicates_keep_outputs_identical(kind: str, picks: list[tuple[int, str, float]], seed: int, onnx_models: Any) -> None:
+def test_random_predicates_keep_outputs_identical(
+    kind: str, picks: list[tuple[int, str, float]], seed: int, onnx_models: Any
+) -> None:
     base_kind = kind.removesuffix("_v5")
     trained = onnx_models.get(base_kind)
     payload = to_v5(trained.onnx) if kind.endswith("_v5") else trained.onnx
@@ -138,7 +189,10 @@ def test_random_predicates_keep_outputs_identical(kind: str, picks: list[tuple[i
     assert "nodes_before" in plan.stats, plan.notes  # the tree rules ran
     rows = rows_in(X, constraints, np.random.default_rng(seed))
     kept = kept_features(plan.strategy)
-    for original, pruned in zip(run(payload, rows.astype(np.float32)), run(plan.strategy.model_bytes, rows[:, kept].astype(np.float32))):
+    for original, pruned in zip(
+        run(payload, rows.astype(np.float32)),
+        run(plan.strategy.model_bytes, rows[:, kept].astype(np.float32)),
+    ):
         np.testing.assert_array_equal(original, pruned)
 
 
@@ -167,13 +221,16 @@ def test_nan_rows_follow_the_original_model(onnx_models: Any) -> None:
     # `income > c` admits NaN in DuckDB; the pruned model must route NaN like the original.
     trained = onnx_models.get("rf_reg")
     sql = f"SELECT predict(m, {', '.join(FEATURES)}) FROM t WHERE income > 60000"
-    plan = Planner(inline_sql=False).plan_call(calls_in(sql, model_version(trained.onnx))[0])
+    plan = Planner(inline_sql=False).plan_call(
+        calls_in(sql, model_version(trained.onnx))[0]
+    )
     assert isinstance(plan.strategy, OnnxPlan)
     rows = trained.X.to_numpy()[:50].copy()
     rows[:, 1] = np.nan
     kept = kept_features(plan.strategy)
     np.testing.assert_array_equal(
-        run(trained.onnx, rows.astype(np.float32))[0], run(plan.strategy.model_bytes, rows[:, kept].astype(np.float32))[0]
+        run(trained.onnx, rows.astype(np.float32))[0],
+        run(plan.strategy.model_bytes, rows[:, kept].astype(np.float32))[0],
     )
 
 
@@ -182,7 +239,9 @@ def test_unconstrained_call_keeps_the_original_model(onnx_models: Any) -> None:
     sql = f"SELECT predict(m, {', '.join(FEATURES)}) FROM t"
     call = calls_in(sql, model_version(trained.onnx))[0]
     plan = Planner().plan_call(call)
-    assert isinstance(plan.strategy, OnnxPlan) and not isinstance(plan.strategy, SqlPlan)
+    assert isinstance(plan.strategy, OnnxPlan) and not isinstance(
+        plan.strategy, SqlPlan
+    )
     assert plan.strategy.model_bytes == call.model.onnx_bytes
     assert any("no pruning" in n for n in plan.notes)
 
@@ -191,10 +250,28 @@ def test_pruned_models_are_cached_by_predicate(onnx_models: Any) -> None:
     trained = onnx_models.get("gb_reg")
     planner = Planner(inline_sql=False)
     mv = model_version(trained.onnx)
-    first = planner.plan_call(calls_in(f"SELECT predict(m, {', '.join(FEATURES)}) FROM t WHERE age > 60", mv)[0])
-    again = planner.plan_call(calls_in(f"SELECT predict(m, {', '.join(FEATURES)}) FROM u WHERE 60 < age", mv)[0])
-    other = planner.plan_call(calls_in(f"SELECT predict(m, {', '.join(FEATURES)}) FROM t WHERE age > 71", mv)[0])
-    assert isinstance(first.strategy, OnnxPlan) and isinstance(again.strategy, OnnxPlan) and isinstance(other.strategy, OnnxPlan)
-    assert first.strategy.cache_key == again.strategy.cache_key != other.strategy.cache_key
+    first = planner.plan_call(
+        calls_in(f"SELECT predict(m, {', '.join(FEATURES)}) FROM t WHERE age > 60", mv)[
+            0
+        ]
+    )
+    again = planner.plan_call(
+        calls_in(f"SELECT predict(m, {', '.join(FEATURES)}) FROM u WHERE 60 < age", mv)[
+            0
+        ]
+    )
+    other = planner.plan_call(
+        calls_in(f"SELECT predict(m, {', '.join(FEATURES)}) FROM t WHERE age > 71", mv)[
+            0
+        ]
+    )
+    assert (
+        isinstance(first.strategy, OnnxPlan)
+        and isinstance(again.strategy, OnnxPlan)
+        and isinstance(other.strategy, OnnxPlan)
+    )
+    assert (
+        first.strategy.cache_key == again.strategy.cache_key != other.strategy.cache_key
+    )
     assert "pruned model reused from cache" in again.notes
     assert first.strategy.cache_key.startswith(mv.sha256)

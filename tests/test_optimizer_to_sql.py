@@ -14,7 +14,13 @@ from nbgov.sqlml.optimizer import Planner
 from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
 from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 from tests.fixtures.models import customers
-from tests.fixtures.optimizer import FEATURES, calls_in, model_version, score_onnx, sql_values
+from tests.fixtures.optimizer import (
+    FEATURES,
+    calls_in,
+    model_version,
+    score_onnx,
+    sql_values,
+)
 
 SELECT_ALL = f"SELECT predict(m, {', '.join(FEATURES)}) FROM rows"
 
@@ -28,7 +34,9 @@ def frame_with_holes() -> pd.DataFrame:
     frame = customers(500, seed=11)
     frame.loc[3, "income"] = None
     frame.loc[7, "age"] = None
-    frame.loc[9, "balance"] = np.nan  # stays NaN in pandas float → DuckDB NULL; see below
+    frame.loc[9, "balance"] = (
+        np.nan
+    )  # stays NaN in pandas float → DuckDB NULL; see below
     return frame
 
 
@@ -36,33 +44,52 @@ def test_linear_regression_is_inlined_and_matches_onnxruntime(onnx_models: Any) 
     trained = onnx_models.get("linreg")
     call, plan = plan_for(trained)
     assert isinstance(plan.strategy, SqlPlan)
-    assert any(n.startswith("inlined as SQL expression: linear model, 5 terms (cost SQL ") for n in plan.notes)
+    assert any(
+        n.startswith("inlined as SQL expression: linear model, 5 terms (cost SQL ")
+        for n in plan.notes
+    )
     frame = customers(800, seed=5)
-    expected = score_onnx(OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame)[0].ravel()
+    expected = score_onnx(OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame)[
+        0
+    ].ravel()
     got = np.array(sql_values(plan.strategy, frame), dtype=np.float64)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
 
 
 def test_logistic_pipeline_is_inlined_as_struct(onnx_models: Any) -> None:
-    trained = onnx_models.get("logreg")  # StandardScaler + LogisticRegression → Scaler + LinearClassifier
+    trained = onnx_models.get(
+        "logreg"
+    )  # StandardScaler + LogisticRegression → Scaler + LinearClassifier
     call, plan = plan_for(trained)
     assert isinstance(plan.strategy, SqlPlan)
     frame = customers(800, seed=6)
-    labels, probabilities = score_onnx(OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame)
+    labels, probabilities = score_onnx(
+        OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame
+    )
     values = sql_values(plan.strategy, frame)
     assert [v["output_label"] for v in values] == labels.tolist()
-    np.testing.assert_allclose(np.array([v["output_probability"] for v in values]), probabilities, atol=1e-6)
-    np.testing.assert_allclose(np.array([v["output_probability"] for v in values]), trained.estimator.predict_proba(frame[list(FEATURES)]), atol=1e-5)
+    np.testing.assert_allclose(
+        np.array([v["output_probability"] for v in values]), probabilities, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.array([v["output_probability"] for v in values]),
+        trained.estimator.predict_proba(frame[list(FEATURES)]),
+        atol=1e-5,
+    )
 
 
 def test_sql_result_types_match_predict(onnx_models: Any) -> None:
     con = duckdb.connect()
     con.register("rows", customers(10))
     _, plan = plan_for(onnx_models.get("logreg"))
-    described = con.execute(f"DESCRIBE SELECT {plan.strategy.expression.sql(dialect='duckdb')} AS p FROM rows").fetchall()
-    assert described[0][1] == 'STRUCT(output_label BIGINT, output_probability FLOAT[])'
+    described = con.execute(
+        f"DESCRIBE SELECT {plan.strategy.expression.sql(dialect='duckdb')} AS p FROM rows"
+    ).fetchall()
+    assert described[0][1] == "STRUCT(output_label BIGINT, output_probability FLOAT[])"
     _, plan = plan_for(onnx_models.get("linreg"))
-    described = con.execute(f"DESCRIBE SELECT {plan.strategy.expression.sql(dialect='duckdb')} AS p FROM rows").fetchall()
+    described = con.execute(
+        f"DESCRIBE SELECT {plan.strategy.expression.sql(dialect='duckdb')} AS p FROM rows"
+    ).fetchall()
     assert described[0][1] == "FLOAT"
 
 
@@ -81,10 +108,12 @@ def test_small_tree_after_pruning_is_inlined_exactly(onnx_models: Any) -> None:
     sql = SELECT_ALL + " WHERE age > 60"
     call, plan = plan_for(trained, sql)
     assert isinstance(plan.strategy, SqlPlan)
-    assert any(n.startswith("inlined as SQL CASE: 1 trees") for n in plan.notes)
+    assert any(n.startswith("inlined as SQL CASE: 1 tree") for n in plan.notes)
     frame = customers(2000, seed=8)
     frame = frame[frame.age > 60].reset_index(drop=True)
-    expected = score_onnx(OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame)[0].ravel()
+    expected = score_onnx(OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame)[
+        0
+    ].ravel()
     got = np.array(sql_values(plan.strategy, frame), dtype=np.float32)
     np.testing.assert_array_equal(got, expected)
 
@@ -106,14 +135,21 @@ def test_tree_sql_routes_nan_like_onnxruntime(onnx_models: Any) -> None:
         name = FEATURES[feature]
         # a real NaN (not NULL): DuckDB sorts NaN above all numbers, ORT sends it to the false branch
         source = f"SELECT * REPLACE (CASE WHEN id % 3 = 0 THEN 'nan'::DOUBLE ELSE {name} END AS {name}) FROM raw"
-        rows = con.execute(f"SELECT {plan.strategy.expression.sql(dialect='duckdb')} FROM ({source}) ORDER BY id").fetchall()
-        np.testing.assert_array_equal(np.array([r[0] for r in rows], dtype=np.float32), expected)
+        rows = con.execute(
+            f"SELECT {plan.strategy.expression.sql(dialect='duckdb')} FROM ({source}) ORDER BY id"
+        ).fetchall()
+        np.testing.assert_array_equal(
+            np.array([r[0] for r in rows], dtype=np.float32), expected
+        )
 
 
 def test_big_ensembles_stay_in_onnx(onnx_models: Any) -> None:
     _, plan = plan_for(onnx_models.get("gb_reg_100x8"))
     assert isinstance(plan.strategy, OnnxPlan)
-    assert any(n.startswith("kept as ONNX: 100 trees, estimated cheaper (SQL ") for n in plan.notes)
+    assert any(
+        n.startswith("kept as ONNX: 100 trees, estimated cheaper (SQL ")
+        for n in plan.notes
+    )
     assert float(plan.stats["cost_sql"]) > float(plan.stats["cost_ort"])  # type: ignore[arg-type]
 
 
@@ -121,10 +157,17 @@ def test_big_ensembles_stay_in_onnx(onnx_models: Any) -> None:
 def test_unsupported_models_run_unchanged(kind: str, onnx_models: Any) -> None:
     trained = onnx_models.get(kind)
     model = model_version(trained.onnx)
-    args = "plan, " + ", ".join(FEATURES) if kind == "pipeline_mixed" else ", ".join(FEATURES)
+    args = (
+        "plan, " + ", ".join(FEATURES)
+        if kind == "pipeline_mixed"
+        else ", ".join(FEATURES)
+    )
     call = calls_in(f"SELECT predict(m, {args}) FROM rows WHERE age > 50", model)[0]
     plan = Planner().plan_call(call)
-    assert isinstance(plan.strategy, OnnxPlan) and plan.strategy.model_bytes == model.onnx_bytes
+    assert (
+        isinstance(plan.strategy, OnnxPlan)
+        and plan.strategy.model_bytes == model.onnx_bytes
+    )
     assert plan.strategy.inputs == call.inputs
     assert any(n.startswith("kept as ONNX") for n in plan.notes)
 
@@ -132,6 +175,32 @@ def test_unsupported_models_run_unchanged(kind: str, onnx_models: Any) -> None:
 def test_cost_model_prefers_sql_for_linear_and_onnx_for_forests() -> None:
     assert linear_costs(10).prefer_sql
     assert not tree_costs(50 * 8).prefer_sql
-    assert tree_costs(4).prefer_sql  # one depth-4 tree: measured 0.19 s (SQL) vs 0.28 s (ORT) per 1M rows
-    assert not tree_costs(10 * 5).prefer_sql  # 10 trees of depth 5: 2.3 s (SQL) vs 0.9 s (ORT)
+    assert tree_costs(
+        4
+    ).prefer_sql  # one depth-4 tree: measured 0.19 s (SQL) vs 0.28 s (ORT) per 1M rows
+    assert not tree_costs(
+        10 * 5
+    ).prefer_sql  # 10 trees of depth 5: 2.3 s (SQL) vs 0.9 s (ORT)
     assert tree_costs(400).describe().startswith("SQL 2.")
+
+
+@pytest.mark.parametrize("kind", ["tree_clf", "tree_reg"])
+def test_single_tree_is_tabulated_exactly(kind: str, onnx_models: Any) -> None:
+    # every leaf's output comes from onnxruntime itself: labels and probabilities are exact
+    trained = onnx_models.get(kind)
+    call, plan = plan_for(trained, SELECT_ALL + " WHERE age > 40")
+    assert isinstance(plan.strategy, SqlPlan)
+    frame = customers(1500, seed=31)
+    frame = frame[frame.age > 40].reset_index(drop=True)
+    expected = score_onnx(OnnxPlan(call.model.onnx_bytes, "k", call.inputs), frame)
+    values = sql_values(plan.strategy, frame)
+    if kind == "tree_clf":
+        assert [v["output_label"] for v in values] == expected[0].tolist()
+        np.testing.assert_array_equal(
+            np.array([v["output_probability"] for v in values], dtype=np.float32),
+            expected[1],
+        )
+    else:
+        np.testing.assert_array_equal(
+            np.array(values, dtype=np.float32), expected[0].ravel()
+        )

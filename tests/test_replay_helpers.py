@@ -120,3 +120,20 @@ def test_run_reports_a_failing_cell_and_still_records_it(tmp_path: Path) -> None
     executions = [e for e in sidecar_lines(path) if e["kind"] == "execution"]
     assert [e["body"]["status"] for e in executions] == ["ok", "error"]
     assert executions[1]["body"]["error"]["type"] == "ZeroDivisionError"
+
+
+def test_a_notebook_shared_without_its_sidecar_continues_its_chain(tmp_path: Path) -> None:
+    path = record(tmp_path / "shared.ipynb", "first = 1")
+    sidecar_path(path).unlink()
+    result = invoke("run", path)
+    assert result.exit_code == 0, result.output
+    entries = sidecar_lines(path)
+    assert [e["seq"] for e in entries] == [0, 1, 2, 3]
+    assert len({e["body"]["session"] for e in entries}) == 2
+    assert invoke("verify", path).exit_code == 0
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["nbgov"]["log"][0]["body"]["code"] = "first = 'edited'"
+    nbformat.write(nb, str(path))
+    sidecar_path(path).unlink()
+    refused = invoke("run", path)
+    assert refused.exit_code == 2 and "does not verify" in refused.output

@@ -23,7 +23,7 @@ def _models(engine: Engine):
 
 def test_create_from_file_stores_bytes_sha_and_signature(engine: Engine, onnx_models):
     model = onnx_models.get("pipeline_mixed")
-    result = engine.execute(f"CREATE MODEL churn FROM $path", params={"path": str(model.path)})[0]
+    result = engine.execute("CREATE MODEL churn FROM $path", params={"path": str(model.path)})[0]
     assert result.kind == "create_model" and result.df is None
     assert "version 1" in result.summary
     shown = _models(engine)
@@ -36,6 +36,7 @@ def test_create_from_file_stores_bytes_sha_and_signature(engine: Engine, onnx_mo
         {"name": "churn", "version": 1, "sha256": shown.sha256[0], "producer": "skl2onnx", "opset": activity["models"][0]["opset"]}
     ]
     assert activity["params"] == ["path"]
+    assert activity["files_read"] == [str(model.path)]
 
 
 def test_create_from_quoted_path_relative_to_cwd(engine: Engine, onnx_models, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbgov.errors import ModelBindingError, ModelNotFoundError, NbgovError
+from nbgov.errors import ModelBindingError, ModelNotFoundError, NbgovError, SqlError
 from nbgov.sqlml.engine import Engine
 from tests.fixtures.sqlml import register
 
@@ -76,7 +76,7 @@ def test_value_that_cannot_be_cast_shows_the_signature(churn, optimize):
 
 
 def test_syntax_error_keeps_duckdb_message_and_position(churn):
-    message = _error(churn, "SELECT * FORM customers")
+    message = _error(churn, "SELECT * FORM customers", SqlError)
     assert message.startswith("Parser Error: syntax error at or near") and "(line 1, column 15)" in message
     message = _error(churn, "SELECT id,\n  predict(churn, *) FROM customers WHERE")
     assert "Parser Error" in message and "line 2" in message
@@ -100,3 +100,34 @@ def test_a_failed_statement_leaves_the_engine_usable(churn):
     _error(churn, "SELECT predict(churn, plan) FROM customers")
     assert churn.execute("SELECT count(*) AS n FROM customers")[0].df.n[0] == 400
     assert not [f for f in churn.con.execute("SELECT function_name FROM duckdb_functions()").fetchall() if f[0].startswith("nbgov_udf")]
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_engine_usable_after_a_failure_while_scoring(churn, optimize):
+    _error(churn, "SELECT predict(churn, plan, 'old', income, tenure, visits, balance) FROM customers", ModelBindingError, optimize=optimize)
+    _error(churn, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * REPLACE ('x' AS age) FROM customers))", ModelBindingError)
+    df = churn.execute("SELECT count(predict(churn, *)) AS n FROM customers", optimize=not optimize)[0].df
+    assert df.n[0] == 400
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_onnxruntime_failure_is_a_one_line_error(engine: Engine, optimize):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), name="w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "fixed_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2])],  # exactly 3 rows
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])],
+        initializer=[weights],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    engine.execute("CREATE MODEL fixed FROM $p", params={"p": proto})
+    message = _error(engine, "SELECT predict(fixed, i, i) FROM range(10) t(i)", optimize=optimize)
+    assert "onnxruntime could not score" in message
+
+
+def test_nested_predict_is_refused_clearly(churn):
+    message = _error(churn, "SELECT predict(spend, predict(churn, *).output_label, age, income, tenure, visits) FROM customers")
+    assert "cannot be nested" in message

@@ -109,3 +109,23 @@ def test_parameters_inside_predict_and_ml_predict(engine: Engine, onnx_models, c
     )[0]
     assert ml.df.n[0] == int((customers_frame.age > 70).sum())
     assert ml.activity["params"] == ["age"] and ml.activity["frames"] == ["c"]
+
+
+def test_only_frames_used_as_tables_are_registered(engine: Engine, customers_frame):
+    namespace = {"c": customers_frame, "age": pd.DataFrame({"x": [1]})}
+    result = engine.execute("SELECT max(age) AS a FROM c", frames=namespace)[0]
+    assert result.activity["frames"] == ["c"] and result.df.a[0] == customers_frame.age.max()
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_activity_names_tables_read_even_when_batched(engine: Engine, onnx_models, customers_frame, optimize):
+    register(engine, "churn", onnx_models.get("pipeline_mixed").path)
+    engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": customers_frame})
+    result = engine.execute(
+        "CREATE TABLE scored AS SELECT id, predict(churn, *).output_label AS y FROM customers WHERE age > 30",
+        optimize=optimize,
+    )[0]
+    assert result.activity["tables_read"] == ["customers"]
+    assert result.activity["tables_written"] == ["scored"]
+    ml = engine.execute("SELECT count(*) FROM ML.PREDICT(MODEL churn, TABLE customers)")[0]
+    assert ml.activity["tables_read"] == ["customers"] and ml.activity["models"][0]["name"] == "churn"

@@ -180,3 +180,10 @@ def test_scoring_progress_renders_as_a_display(sql_shell, capsys):
     progress("ML.PREDICT(MODEL m@1)", 1000, 1000)
     out = capsys.readouterr().out
     assert "500 / 1,000 rows scored (50%)" in out and "1,000 / 1,000 rows scored (100%)" in out
+
+
+def test_line_magic_binds_dollar_names_instead_of_pasting_them(loaded, noted_sql: NotedSql):
+    loaded.user_ns["who"] = "gold' OR '1'='1"
+    out = _ok(loaded, "%sqlml SELECT count(*) AS n, $who AS echoed FROM customers WHERE plan = $who")
+    assert out.n[0] == 0 and out.echoed[0] == "gold' OR '1'='1"
+    assert noted_sql.activities[-1]["params"] == ["who"]

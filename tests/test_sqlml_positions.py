@@ -133,3 +133,38 @@ def test_batching_is_applied_only_where_sound(scored, sql, note):
     pd.testing.assert_frame_equal(
         optimized.df.sort_values(sort).reset_index(drop=True), naive.df.sort_values(sort).reset_index(drop=True)
     )
+
+
+@pytest.mark.parametrize("kind", ["rf_clf", "gb_reg", "tree_reg", "logreg"])
+def test_planned_calls_equal_naive_ones_in_every_executor_path(engine: Engine, onnx_models, customers_frame, kind):
+    """Whatever the planner returns (pruned ONNX, fewer features, SQL), batched or UDF, the values match."""
+    register(engine, "m", onnx_models.get(kind).path)
+    args = "age, income, tenure, visits, balance"
+    value = f"predict(m, {args})" + (".output_probability[2]" if onnx_models.get(kind).is_classifier else "")
+    for sql in (
+        f"SELECT id, {value} AS p FROM c WHERE age > 60 AND tenure < 5 ORDER BY id",  # batched
+        f"SELECT id, {value} AS p FROM c WHERE age > 60 ORDER BY id LIMIT 50",  # UDF
+        f"SELECT id, CASE WHEN age > 70 THEN {value} END AS p FROM c ORDER BY id",
+    ):
+        optimized = engine.execute(sql, frames={"c": customers_frame})[0]
+        naive = engine.execute(sql, frames={"c": customers_frame}, optimize=False)[0]
+        assert optimized.df.id.tolist() == naive.df.id.tolist()
+        np.testing.assert_allclose(optimized.df.p.astype(float), naive.df.p.astype(float), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "select",
+    [
+        "COLUMNS('a.*')",
+        "* LIKE 'a%'",
+        "c.* EXCLUDE (plan)",
+        "* REPLACE (age * 2 AS age)",
+    ],
+)
+def test_star_forms_never_show_helper_columns(scored, select):
+    engine, _ = scored
+    sql = f"SELECT {select}, {P} AS p FROM customers AS c ORDER BY id"
+    optimized = engine.execute(sql)[0].df
+    naive = engine.execute(sql, optimize=False)[0].df
+    assert not [c for c in optimized.columns if c.startswith("nbgov")]
+    pd.testing.assert_frame_equal(optimized, naive)

@@ -203,3 +203,19 @@ def test_batched_scoring_reports_progress(onnx_models, customers_frame):
     assert [done for _, done, _ in seen] == [1000, 2000, 3000, 4000]
     assert {total for _, _, total in seen} == {4000}
     assert seen[0][0] == "ML.PREDICT(MODEL m@1)"
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_ml_predict_goes_through_the_planner_only_when_optimizing(engine: Engine, onnx_models, customers_frame, optimize):
+    model = onnx_models.get("rf_clf")
+    register(engine, "churn", model.estimator)
+    result = engine.execute(
+        "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * FROM c WHERE age > 60)) ORDER BY id",
+        frames={"c": customers_frame},
+        optimize=optimize,
+    )[0]
+    subset = customers_frame[customers_frame.age > 60].sort_values("id")
+    expected = model.estimator.predict_proba(subset[list(model.feature_names)])
+    np.testing.assert_allclose(np.stack(result.df.predicted_probabilities), expected, atol=1e-5)
+    planned = "predict(churn@1)" in (result.explain or "")
+    assert planned is optimize

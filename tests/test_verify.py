@@ -113,6 +113,15 @@ def test_edited_notebook_metadata_is_named(nb_path: Path) -> None:
     assert named(out, "notebook metadata: entry 2 (execution [2]", "edited")
 
 
+def test_reordered_notebook_metadata_is_named(nb_path: Path) -> None:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    log = nb.metadata["nbgov"]["log"]
+    log[0], log[1] = log[1], log[0]
+    nbformat.write(nb, str(nb_path))
+    out = verify_output(nb_path, 1)
+    assert named(out, "notebook metadata log: entry 1 (execution [1]", "after entry 2", "reordered")
+
+
 def test_record_deleted_from_notebook_metadata_is_named(nb_path: Path) -> None:
     nb = nbformat.read(str(nb_path), as_version=4)
     del nb.metadata["nbgov"]["log"][1]

@@ -73,6 +73,18 @@ def test_notebook_content_is_escaped_in_the_details(shell: InteractiveShell) -> 
     assert "<script>" not in html and "<img" not in html
 
 
+def test_only_the_newest_widgets_keep_updating(shell: InteractiveShell) -> None:
+    for _ in range(widgets.MAX_LIVE + 1):
+        run(shell, "%lineage")
+    oldest, newest = lineage_views(shell)[0], lineage_views(shell)[-1]
+    frozen, live = len(oldest.timeline.options), len(newest.timeline.options)
+
+    run(shell, "w = 1")
+
+    assert len(oldest.timeline.options) == frozen
+    assert len(newest.timeline.options) == live + 1
+
+
 def test_last_limits_the_timeline(shell: InteractiveShell) -> None:
     for i in range(3):
         run(shell, f"v{i} = {i}")

@@ -24,7 +24,9 @@ export class NotebookLineageModel implements IDisposable {
   private _selectionChanged = new Signal<this, string | null>(this);
   private _raw = new Map<string, unknown>();
   private _foreign = false;
-  private _kernelStale: StaleMap = new Map();
+  /** Stale flags from the kernel: full check (log reply) and live check (entry messages). */
+  private _fullStale: StaleMap = new Map();
+  private _liveStale: StaleMap = new Map();
   private _stale: StaleMap | null = null;
   private _kernel: Kernel.IKernelConnection | null = null;
   private _selected: string | null = null;
@@ -67,7 +69,7 @@ export class NotebookLineageModel implements IDisposable {
     if (this._stale === null) {
       // A cell is stale, not a superseded run: keep flags of each cell's latest run only.
       const current = new Set(this.log.currentExecutions().map(e => e.body.id));
-      const merged = mergeStale(this.log.staleFromLog(), this._kernelStale);
+      const merged = mergeStale(this.log.staleFromLog(), this._liveStale, this._fullStale);
       this._stale = new Map([...merged].filter(([id]) => current.has(id)));
     }
     return this._stale;
@@ -136,7 +138,7 @@ export class NotebookLineageModel implements IDisposable {
         const data = msg.content.data as Json;
         if (data && data.type === 'log') {
           const entries = Array.isArray(data.entries) ? data.entries : [];
-          this.receive(data.session ? [data.session, ...entries] : entries, data.stale);
+          this.receive(data.session ? [data.session, ...entries] : entries, data.stale, true);
           if (!comm.isDisposed) {
             comm.close();
           }
@@ -148,8 +150,11 @@ export class NotebookLineageModel implements IDisposable {
     }
   }
 
-  /** Take entries from the kernel: validate, deduplicate, persist into metadata, notify. */
-  receive(rawEntries: unknown[], stale?: unknown): void {
+  /**
+   * Take entries from the kernel: validate, deduplicate, persist into metadata, notify.
+   * `stale` is the kernel's map; `full` when it came with a whole-log reply.
+   */
+  receive(rawEntries: unknown[], stale?: unknown, full = false): void {
     const parsed: Parsed[] = [];
     let bad = 0;
     for (const raw of rawEntries) {
@@ -165,7 +170,11 @@ export class NotebookLineageModel implements IDisposable {
     }
     const added = this._merge(parsed);
     if (stale !== undefined) {
-      this._kernelStale = parseStale(stale);
+      if (full) {
+        this._fullStale = parseStale(stale);
+      } else {
+        this._liveStale = parseStale(stale);
+      }
     }
     if (added.length > 0) {
       this._persist(added);
@@ -269,7 +278,7 @@ export class NotebookLineageModel implements IDisposable {
 
   private _onStatus(_: Kernel.IKernelConnection, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting') {
-      this._kernelStale = new Map();
+      this._liveStale = new Map();
       this._stale = null;
     }
   }

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-
 _DYNAMIC = frozenset({"get_ipython", "exec", "eval", "globals", "vars", "locals", "__import__", "setattr", "delattr"})
 
 

@@ -31,13 +31,31 @@ def _warn(what: str, exc: BaseException) -> None:
 
 
 def stale_map(recorder: Any, now_files: bool) -> dict[str, list[str]] | None:
-    """Stale reasons per record id from the recorder, or None when it cannot tell."""
+    """Stale reasons per record id over the whole sidecar (all sessions), or None."""
     stale = getattr(recorder, "stale", None)
     if not callable(stale):
         return None
     try:
         return {str(k): [str(r) for r in v] for k, v in stale(now_files=now_files).items()}
     except Exception as exc:  # a stale check is advisory; never let it stop delivery
+        _warn("compute stale cells", exc)
+        return None
+
+
+def session_stale_map(recorder: Any, latest: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """Cheap stale check for live updates: this session's entries in memory, no file hashing
+    and no sidecar read (the log reply on connect/reload does the full check)."""
+    entries = getattr(recorder, "entries", None)
+    if not callable(entries):
+        return None
+    try:
+        from nbgov.lineage.stale import stale_records
+
+        known = list(entries())
+        if all(e.get("hash") != latest.get("hash") for e in known):
+            known.append(latest)  # subscribers hear of an entry before the recorder lists it
+        return {str(k): [str(r) for r in v] for k, v in stale_records(known, now_files=False).items()}
+    except Exception as exc:
         _warn("compute stale cells", exc)
         return None
 
@@ -57,9 +75,7 @@ class Delivery:
         try:
             data: dict[str, Any] = {"type": "entry", "entry": dict(entry)}
             if entry.get("kind") == "execution":
-                # Cheap check (no file hashing) so stale flags update live; the log reply
-                # on connect/reload also compares files on disk.
-                stale = stale_map(self._recorder, now_files=False)
+                stale = session_stale_map(self._recorder, entry)
                 if stale is not None:
                     data["stale"] = stale
             comm = self._create_comm(target_name=ENTRY_TARGET, data=data)

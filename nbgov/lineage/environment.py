@@ -11,7 +11,7 @@ import importlib.metadata
 import platform
 import sys
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 _ALIASES = {
     "sklearn": "scikit-learn",

@@ -16,9 +16,10 @@ import site
 import stat
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import xxhash
 
@@ -72,6 +73,7 @@ def _code_roots() -> tuple[str, ...]:
 
 def _ignored_roots() -> tuple[str, ...]:
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/proc", "/sys", "/dev", "/usr/lib", "/usr/share"}
+    roots.add(str(Path(__file__).resolve().parents[1]))  # nbgov's own code, even from a checkout
     try:
         roots.update(site.getsitepackages())
         roots.add(site.getusersitepackages())
@@ -83,7 +85,7 @@ def _ignored_roots() -> tuple[str, ...]:
     return tuple(sorted(os.path.join(os.path.realpath(r), "") for r in roots if r))
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: watchers are registered and removed by identity
 class FileWatcher:
     """Collects the files opened between start() and stop()."""
 
@@ -96,20 +98,17 @@ class FileWatcher:
         _ensure_hook()
         self._code_roots = _code_roots()
         self.events = []
-        if self not in _active:
+        if not any(w is self for w in _active):
             _active.append(self)
 
     def stop(self) -> list[FileEvent]:
-        try:
-            _active.remove(self)
-        except ValueError:
-            pass
+        _active[:] = [w for w in _active if w is not self]
         events, self.events = self.events, []
         return events
 
     @property
     def active(self) -> bool:
-        return self in _active
+        return any(w is self for w in _active)
 
     def _on_open(self, args: tuple[Any, ...]) -> None:
         try:

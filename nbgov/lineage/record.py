@@ -7,8 +7,9 @@ Frozen dataclasses so a record cannot drift after it is hashed into the log;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 RECORD_SCHEMA = "nbgov.record/1"
 SESSION_SCHEMA = "nbgov.session/1"

@@ -19,16 +19,21 @@ import time
 import types
 import uuid
 import warnings
-import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from nbgov.lineage.analysis import CellNames, analyze, transform
-from nbgov.lineage.environment import VersionLookup, platform_string, python_version, top_level_modules
+from nbgov.lineage.environment import (
+    VersionLookup,
+    platform_string,
+    python_version,
+    top_level_modules,
+)
 from nbgov.lineage.files import FileHasher, FileWatcher, expand_sql_paths
-from nbgov.lineage.fingerprint import Fingerprinter, _frame_columns, hash_bytes
+from nbgov.lineage.fingerprint import Fingerprinter, hash_bytes
 from nbgov.lineage.record import (
     ErrorInfo,
     ExecutionRecord,
@@ -39,9 +44,9 @@ from nbgov.lineage.record import (
     SessionInfo,
     SqlStatement,
     Write,
-    record_id,
 )
 from nbgov.lineage.store import ZERO_HASH, SidecarStore, make_entry, sidecar_path
+from nbgov.lineage.values import ValueTracker
 
 Entry = dict[str, Any]
 Subscriber = Callable[[Entry], None]
@@ -94,7 +99,7 @@ class Recorder:
         self._store_resolved = store is not None
         self.records: list[Entry] = []
         self.session_entry: Entry | None = None
-        self.fingerprinter = Fingerprinter()
+        self.values = ValueTracker()
         self.files = FileHasher()
         self.last_writer: dict[str, str] = {}  # variable name -> record id
         self.file_writer: dict[str, str] = {}  # abspath -> record id
@@ -109,14 +114,18 @@ class Recorder:
         self._last_count = 0
         self._last_entry: tuple[int, str] = (-1, ZERO_HASH)  # (seq, hash), for the in-memory chain
         self._registered = False
-        # name -> (weak ref to the value, its fingerprint after the last cell, its probe)
-        self._after: dict[str, tuple[weakref.ref[Any], Fingerprint, str]] = {}
-        self.reuse_between_cells = True  # see _fingerprint_before; False = always rehash
-        self.skip_pure_reads = True  # see _provably_unchanged; False = always rehash after
-        self._depth = 0  # nesting of run_cell calls (a cell may run cells)
         self._modules_at_install = top_level_modules()
         self._known_modules: set[str] | None = None
         self._hidden: dict[str, Any] = getattr(shell, "user_ns_hidden", {}) or {}
+
+    @property
+    def fingerprinter(self) -> Fingerprinter:
+        """Hashes values (owned by ``values``; replaceable, e.g. to inject faults in tests)."""
+        return self.values.fingerprinter
+
+    @fingerprinter.setter
+    def fingerprinter(self, value: Fingerprinter) -> None:
+        self.values.fingerprinter = value
 
     @property
     def store(self) -> SidecarStore | None:
@@ -178,7 +187,7 @@ class Recorder:
                 entries = self.store.entries()
             except Exception:
                 pass
-        return stale_records(entries, now_files=now_files)
+        return stale_records(entries, now_files=now_files, hasher=self.files)
 
     # -- reports from the SQL magic ------------------------------------------
     def note_sql(self, activity: Mapping[str, Any]) -> None:
@@ -219,9 +228,8 @@ class Recorder:
             self._post_run_cell(result)
 
     def _pre_run_cell(self, info: Any) -> None:
-        self._depth += 1
-        if self._depth > 1:
-            return  # a cell run from inside a cell: the outer cell's record covers its effects
+        if _running_cells() > 1:
+            return  # a cell run from inside a cell (%%capture, run_cell): the outer record covers it
         self._cell = None
         self._problems = []
         if getattr(info, "silent", False):
@@ -231,7 +239,7 @@ class Recorder:
             raw = info.raw_cell if isinstance(getattr(info, "raw_cell", None), str) else ""
             names = analyze(transform(self.shell, raw))
             candidates = self._candidates(names, ns)
-            before = {name: self._fingerprint_before(name, ns[name]) for name in candidates}
+            before = {name: self.values.before(name, ns[name]) for name in candidates}
             cell = _CellState(
                 raw=raw,
                 cell_id=getattr(info, "cell_id", None),
@@ -244,7 +252,7 @@ class Recorder:
                 sql=self._pending_sql,
                 models=self._pending_models,
             )
-            cell.unchanged = self._provably_unchanged(names, candidates, ns)
+            cell.unchanged = self.values.provably_unchanged(names, candidates, ns)
             self._pending_sql, self._pending_models = [], []
             self._cell = cell
             self._watcher.start()
@@ -254,9 +262,8 @@ class Recorder:
             self._warn(_describe(exc))
 
     def _post_run_cell(self, result: Any) -> None:
-        self._depth = max(0, self._depth - 1)
-        if self._depth > 0:
-            return
+        if _running_cells() > 0:
+            return  # the end of a cell run from inside a cell
         t1 = time.perf_counter()
         events = self._watcher.stop()
         cell, self._cell = self._cell, None
@@ -266,9 +273,11 @@ class Recorder:
             body = self._build(cell, result, t1 - cell.t0, events).to_json()
             if self.session_entry is None:
                 self.session_entry = self._append("session", self._session_info().to_json())
+                self._notify(self.session_entry)
             entry = self._append("execution", body)
             self.records.append(entry)
             self._after_record(body)
+            self._notify(entry)  # after rec.records holds it: subscribers see a consistent state
         except Exception as exc:
             self._problems.append(_describe(exc))
         if self._problems:
@@ -290,60 +299,12 @@ class Recorder:
                         found.add(g)
         return found
 
-    def _provably_unchanged(self, names: CellNames, candidates: set[str], ns: Mapping[str, Any]) -> set[str]:
-        """Candidates the cell can only read: big arrays/frames used purely as operands.
-
-        Skipped when anything in the cell could reach them another way: exec/magics,
-        notebook functions, or another name used in the cell that may share memory.
-        """
-        if names.dynamic or not self.skip_pure_reads:
-            return set()
-        pure = {n for n in candidates if names.pure_only(n) and _numeric_buffers(ns[n]) is not None}
-        if not pure:
-            return set()
-        buffers = {n: _numeric_buffers(ns[n]) or [] for n in pure}
-        for other in candidates - pure:
-            if other in names.stores and other not in names.loads and other not in names.mutates:
-                continue  # only rebound: its old value is not used
-            value = ns[other]
-            if isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
-                continue
-            theirs = _numeric_buffers(value)
-            if theirs is None:
-                return set()  # a container or object might hold one of them: hash for real
-            for name in list(pure):
-                if any(_may_share(a, b) for a in buffers[name] for b in theirs):
-                    pure.discard(name)
-        return pure
-
-    def _fingerprint_before(self, name: str, value: Any) -> Fingerprint:
-        """Reuse the previous cell's after-fingerprint of a big value if its probe is unchanged."""
-        known = self._after.get(name)
-        if known is not None and self.reuse_between_cells and known[0]() is value:
-            if self.fingerprinter.probe(value) == known[2]:
-                return known[1]
-        return self.fingerprinter.fingerprint(value)
-
-    def _remember_after(self, name: str, value: Any, fp: Fingerprint) -> None:
-        self._after.pop(name, None)
-        if not self.reuse_between_cells or fp.hash is None:
-            return
-        probe = self.fingerprinter.probe(value)
-        if probe is None:
-            return
-        try:
-            ref = weakref.ref(value)
-        except TypeError:
-            return
-        self._after[name] = (ref, fp, probe)
-
     def _build(self, cell: _CellState, result: Any, duration: float, events: list[Any]) -> ExecutionRecord:
         ns = self.shell.user_ns
         count = getattr(result, "execution_count", None)
         if not isinstance(count, int):
             count = self._last_count + 1
         self._last_count = max(self._last_count, count)
-        rid = record_id(self.session_id, count)
 
         error: ErrorInfo | None = None
         exc = getattr(result, "error_before_exec", None) or getattr(result, "error_in_exec", None)
@@ -381,16 +342,13 @@ class Recorder:
             if self._is_data_name(name, value):
                 rebound.add(name)
         for name in sorted(rebound):
-            fp = self.fingerprinter.fingerprint(ns[name])
-            self._remember_after(name, ns[name], fp)
-            writes.append(Write(name, fp, False))
+            writes.append(Write(name, self.values.after(name, ns[name]), False))
         for name in sorted(cell.before):
             if name in rebound or name not in ns:
                 continue
             if name in cell.unchanged:
                 continue  # used only as an operand: same object, same content
-            after = self.fingerprinter.fingerprint(ns[name])
-            self._remember_after(name, ns[name], after)
+            after = self.values.after(name, ns[name])
             changed = cell.before[name].same_content(after) is False
             if changed or name in names.mutates:
                 writes.append(Write(name, after, True))
@@ -500,7 +458,7 @@ class Recorder:
         return self._store
 
     def _append(self, kind: str, body: Mapping[str, Any]) -> Entry:
-        """Append to the sidecar; if that fails, keep the entry in memory and say why."""
+        """Append to the sidecar; if that fails, chain the entry in memory and say why."""
         entry: Entry | None = None
         try:
             store = self._resolve_store()
@@ -513,12 +471,14 @@ class Recorder:
             seq, prev = self._last_entry
             entry = make_entry(seq + 1, prev, kind, body)
         self._last_entry = (entry["seq"], entry["hash"])
+        return entry
+
+    def _notify(self, entry: Entry) -> None:
         for callback in list(self._subscribers):
             try:
                 callback(entry)
             except Exception as exc:
                 self._problems.append(f"lineage subscriber failed: {_describe(exc)}")
-        return entry
 
     def _is_data_name(self, name: str, value: Any) -> bool:
         """Notebook data, not IPython's own names, builtins it injects, or modules."""
@@ -539,34 +499,17 @@ class Recorder:
 
 
 
-def _numeric_buffers(value: Any) -> list[Any] | None:
-    """The numpy buffers of a numpy array or pandas frame/series with numpy columns, else None."""
-    np = sys.modules.get("numpy")
-    if np is None:
-        return None
-    if isinstance(value, np.ndarray):
-        return None if value.dtype.hasobject else [value]
-    pd = sys.modules.get("pandas")
-    if pd is None:
-        return None
-    if isinstance(value, pd.Series):
-        columns = [value.array]
-    elif isinstance(value, pd.DataFrame):
-        columns = _frame_columns(value)
-    else:
-        return None
-    out = []
-    for col in columns:
-        arr = col if isinstance(col, np.ndarray) else getattr(col, "_ndarray", None)
-        if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
-            return None
-        out.append(arr)
-    return out
-
-
-def _may_share(a: Any, b: Any) -> bool:
-    np = sys.modules["numpy"]
-    return bool(np.may_share_memory(a, b))
+def _running_cells() -> int:
+    """How many IPython cell executions are on the call stack (stateless, so a lost
+    post_run_cell can never leave the recorder believing it is nested)."""
+    count = 0
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "run_cell_async" and code.co_filename.endswith("interactiveshell.py"):
+            count += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return count
 
 
 def _code_globals(code: types.CodeType, depth: int = 0) -> set[str]:

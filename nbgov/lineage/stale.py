@@ -9,7 +9,8 @@ metadata), so the sidebar, the CLI and the recorder share one answer.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from nbgov.lineage.files import FileHasher
 

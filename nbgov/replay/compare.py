@@ -218,14 +218,21 @@ def compare_outputs(original: Mapping[str, Any], replay: Mapping[str, Any]) -> l
     return changed
 
 
-def failure_cause(original: Mapping[str, Any], ename: str | None, evalue: str | None) -> Cause:
-    """A replay error: state the log cannot explain, or the cell simply failed."""
+def failure_cause(original: Mapping[str, Any], ename: str | None, evalue: str | None,
+                  upstream: Upstream) -> Cause:
+    """A replay error: a name an earlier failed step should have made, state the log
+    cannot explain, or the cell simply failed."""
     if ename == "NameError":
         for read in original.get("reads") or []:
-            if read.get("source") is None and f"'{read.get('name')}'" in str(evalue):
-                return Cause(UNEXPLAINED_STATE,
-                             f"`{read.get('name')}` is not defined by any recorded execution "
-                             f"({ename}: {evalue})", str(read.get("name")))
+            name = str(read.get("name"))
+            if f"'{name}'" not in str(evalue):
+                continue
+            if read.get("source") in upstream.records:
+                step = upstream.records[str(read["source"])]
+                return Cause(UPSTREAM, f"`{name}` was not made again: step {step} diverged", name)
+            if read.get("source") is None:
+                return Cause(UNEXPLAINED_STATE, f"`{name}` is not defined by any recorded execution "
+                                                f"({ename}: {evalue})", name)
         return Cause(UNEXPLAINED_STATE, f"{ename}: {evalue} (a name the log does not define)")
     return Cause(CELL_FAILED, f"{ename}: {evalue}")
 
@@ -237,7 +244,7 @@ def compare_step(original: Mapping[str, Any], replay: Mapping[str, Any] | None,
     causes = list(pre)
     recorded_ok = original.get("status", "ok") == "ok"
     if status != "ok" and recorded_ok:
-        causes.append(failure_cause(original, ename, evalue))
+        causes.append(failure_cause(original, ename, evalue, upstream))
     elif status == "ok" and not recorded_ok:
         err = original.get("error") or {}
         causes.append(Cause(CELL_FAILED, f"recorded error {err.get('type')}: {err.get('message')} "

@@ -24,59 +24,44 @@ from jupyter_client.manager import KernelManager
 from nbgov.errors import ReplayError
 
 LOAD_NBGOV = "%load_ext nbgov"
+INTERRUPT_GRACE_S = 10.0
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _execute_request(
-    client: Any, code: str, silent: bool, store_history: bool, cell_id: str | None,
-    user_expressions: dict[str, Any] | None, allow_stdin: bool | None, stop_on_error: bool,
-) -> str:
-    content = {
-        "code": code,
-        "silent": silent,
-        "store_history": store_history,
-        "user_expressions": user_expressions or {},
-        "allow_stdin": client.allow_stdin if allow_stdin is None else allow_stdin,
-        "stop_on_error": stop_on_error,
-    }
-    metadata = {"cellId": cell_id} if cell_id else {}
-    msg = client.session.msg("execute_request", content, metadata=metadata)
-    client.shell_channel.send(msg)
-    return str(msg["header"]["msg_id"])
-
-
-class CellIdKernelClient(BlockingKernelClient):
-    """A blocking client whose execute_request carries ``next_cell_id`` like JupyterLab's."""
+class _CellIdMixin:
+    """execute_request carries ``next_cell_id`` in its metadata, as JupyterLab sends it."""
 
     next_cell_id: str | None = None
+    allow_stdin: bool
+    session: Any
+    shell_channel: Any
 
     def execute(
         self, code: str, silent: bool = False, store_history: bool = True,
         user_expressions: dict[str, Any] | None = None, allow_stdin: bool | None = None,
         stop_on_error: bool = True,
     ) -> str:
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": self.allow_stdin if allow_stdin is None else allow_stdin,
+            "stop_on_error": stop_on_error,
+        }
         cell_id = None if silent else self.next_cell_id
-        return _execute_request(
-            self, code, silent, store_history, cell_id, user_expressions, allow_stdin,
-            stop_on_error,
-        )
+        metadata = {"cellId": cell_id} if cell_id else {}
+        msg = self.session.msg("execute_request", content, metadata=metadata)
+        self.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
 
 
-class AsyncCellIdKernelClient(AsyncKernelClient):
-    """The asynchronous twin of CellIdKernelClient, for nbclient."""
+class CellIdKernelClient(_CellIdMixin, BlockingKernelClient):
+    """A blocking client that tells the kernel which cell it runs (for replay)."""
 
-    next_cell_id: str | None = None
 
-    def execute(
-        self, code: str, silent: bool = False, store_history: bool = True,
-        user_expressions: dict[str, Any] | None = None, allow_stdin: bool | None = None,
-        stop_on_error: bool = True,
-    ) -> str:
-        cell_id = None if silent else self.next_cell_id
-        return _execute_request(
-            self, code, silent, store_history, cell_id, user_expressions, allow_stdin,
-            stop_on_error,
-        )
+class AsyncCellIdKernelClient(_CellIdMixin, AsyncKernelClient):
+    """The asynchronous twin of CellIdKernelClient, for nbclient (`nbgov run`)."""
 
 
 def kernel_env(session_name: Path) -> dict[str, str]:
@@ -173,27 +158,39 @@ class RecordingKernel:
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
         msg_id = kc.execute(code, silent=silent, store_history=not silent, stop_on_error=False)
-        while True:
-            self._drain_iopub(msg_id, stdout)
-            if deadline is not None and time.perf_counter() > deadline:
-                km.interrupt_kernel()
-                return Outcome("timeout", "Timeout", f"no reply within {timeout}s",
-                               time.perf_counter() - started, stdout)
-            try:
-                reply = kc.get_shell_msg(timeout=0.05)
-            except queue.Empty:
-                if not km.is_alive():
-                    return Outcome("dead", "DeadKernel", "the kernel died",
-                                   time.perf_counter() - started, stdout)
-                continue
-            if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                break
+        reply = self._wait_reply(msg_id, deadline, stdout)
+        if reply is None and km.is_alive():
+            # interrupt, and give the cell a moment to unwind so the next step starts on an
+            # idle kernel; one that does not come back counts as dead (replay restarts it)
+            km.interrupt_kernel()
+            late = self._wait_reply(msg_id, time.perf_counter() + INTERRUPT_GRACE_S, stdout)
+            status = "timeout" if late is not None else "dead"
+            return Outcome(status, "Timeout", f"no reply within {timeout}s",
+                           time.perf_counter() - started, stdout)
+        if reply is None:
+            return Outcome("dead", "DeadKernel", "the kernel died", time.perf_counter() - started, stdout)
         seconds = time.perf_counter() - started
         self._drain_iopub(msg_id, stdout)
         content = reply["content"]
         if content.get("status") == "ok":
             return Outcome("ok", seconds=seconds, stdout=stdout)
         return Outcome("error", content.get("ename"), content.get("evalue"), seconds, stdout)
+
+    def _wait_reply(self, msg_id: str, deadline: float | None, stdout: list[str]) -> dict[str, Any] | None:
+        """The execute_reply to msg_id; None at the deadline or when the kernel died."""
+        assert self.kc is not None and self.km is not None
+        while True:
+            self._drain_iopub(msg_id, stdout)
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            try:
+                reply: dict[str, Any] = self.kc.get_shell_msg(timeout=0.05)
+            except queue.Empty:
+                if not self.km.is_alive():
+                    return None
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                return reply
 
     def _drain_iopub(self, msg_id: str, stdout: list[str]) -> None:
         assert self.kc is not None

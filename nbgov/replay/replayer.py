@@ -102,6 +102,24 @@ def _mark_upstream(upstream: compare.Upstream, step: StepResult, body: dict[str,
             upstream.files[str(file["abspath"])] = step.step
 
 
+def _replay_step(index: int, body: dict[str, Any], kernel: RecordingKernel, tail: SidecarTail,
+                 upstream: compare.Upstream, timeout: float | None) -> tuple[StepResult, str]:
+    """Check the step's files, run its recorded code, compare the fresh record with the old."""
+    pre = compare.precheck_files(body, kernel.cwd, upstream)
+    code = str(body.get("code", ""))
+    outcome = kernel.execute(code, body.get("cell_id"), timeout)
+    new = [e for e in tail.new_entries() if e["kind"] == "execution"]
+    again = new[-1]["body"] if new else None
+    status = "ok" if outcome.status == "ok" else "error"
+    causes, changed = compare.compare_step(body, again, status, outcome.ename, outcome.evalue, pre,
+                                           upstream)
+    step = StepResult(index, str(body.get("id")), body.get("cell_id"), body.get("execution_count"),
+                      code, float(body.get("duration_s") or 0.0), outcome.seconds, causes, changed,
+                      again)
+    _mark_upstream(upstream, step, body)
+    return step, outcome.status
+
+
 def replay(log: LineageLog, until: int | None = None, timeout: float | None = None,
            kernel_name: str | None = None) -> ReplayResult:
     """Replay log.executions() (the first `until` of them) in fresh recording kernels."""
@@ -111,14 +129,13 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
     name = kernel_name_of(log.nb, kernel_name)
     upstream = compare.Upstream()
     steps: list[StepResult] = []
-    started = time.perf_counter()
+    started = finished = time.perf_counter()
     kernel_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="nbgov-replay-") as tmp:
-        session_name = Path(tmp) / log.notebook.name
+        session_name = Path(tmp) / log.notebook.name  # the replay kernel's sidecar lives here
         tail = SidecarTail(sidecar_file(session_name))
         kernel: RecordingKernel | None = None
         current: str | None = None
-        finished = started
         try:
             for index, entry in enumerate(todo, start=1):
                 body = entry["body"]
@@ -128,28 +145,16 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
                         kernel.shutdown()
                     current = body.get("session")
                     session = sessions.get(str(current))
-                    cwd = _cwd_for(session["body"] if session else None, log.notebook)
-                    kernel = RecordingKernel(name, cwd, session_name)
+                    kernel = RecordingKernel(name, _cwd_for(session["body"] if session else None,
+                                                            log.notebook), session_name)
                     kernel.start()
                     kernel_seconds += time.perf_counter() - t0
-                pre = compare.precheck_files(body, kernel.cwd, upstream)
-                outcome = kernel.execute(str(body.get("code", "")), body.get("cell_id"), timeout)
-                new = [e for e in tail.new_entries() if e["kind"] == "execution"]
-                again = new[-1]["body"] if new else None
-                status = "ok" if outcome.status == "ok" else "error"
-                ename, evalue = outcome.ename, outcome.evalue
-                if outcome.status == "dead":  # later steps get a fresh kernel (and say what they miss)
-                    kernel.shutdown()
-                    kernel = None
-                causes, changed = compare.compare_step(body, again, status, ename, evalue, pre,
-                                                       upstream)
-                step = StepResult(index, str(body.get("id")), body.get("cell_id"),
-                                  body.get("execution_count"), str(body.get("code", "")),
-                                  float(body.get("duration_s") or 0.0), outcome.seconds,
-                                  causes, changed, again)
-                _mark_upstream(upstream, step, body)
+                step, status = _replay_step(index, body, kernel, tail, upstream, timeout)
                 steps.append(step)
                 finished = time.perf_counter()
+                if status == "dead":  # later steps get a fresh kernel (and say what they miss)
+                    kernel.shutdown()
+                    kernel = None
         finally:
             if kernel is not None:
                 kernel.shutdown()

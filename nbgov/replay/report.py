@@ -31,7 +31,7 @@ def _names(items: Any, key: str = "name") -> str:
 
 def log_table(executions: list[dict[str, Any]], title: str) -> Table:
     """`nbgov show`: one row per recorded execution."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     for column in ("seq", "#", "cell", "status", "s", "reads", "writes", "files", "models", "code"):
         table.add_column(column, overflow="fold")
     for entry in executions:
@@ -50,7 +50,7 @@ def log_table(executions: list[dict[str, Any]], title: str) -> Table:
 
 def print_replay(result: ReplayResult, console: Console) -> None:
     """Summary table, then the first divergence in a panel, then the others."""
-    table = Table(title=f"replay of {result.notebook.name}", title_justify="left")
+    table = Table(title=Text(f"replay of {result.notebook.name}"), title_justify="left")
     for column in ("step", "#", "cell", "result", "recorded s", "replay s", "code"):
         table.add_column(column, overflow="fold")
     for step in result.steps:

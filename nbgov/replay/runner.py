@@ -13,14 +13,20 @@ from jupyter_client.kernelspec import NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from nbgov.errors import ReplayError
+from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage import notebook_meta
+from nbgov.lineage.store import canonical_json, verify_chain
 from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
 from nbgov.replay.source import read_sidecar, sidecar_file
 
 
 class RecordingNotebookClient(NotebookClient):
     """nbclient that loads nbgov before the first cell and sends each cell's id."""
+
+    def __init__(self, nb: nbformat.NotebookNode, **kwargs: Any) -> None:
+        super().__init__(nb, **kwargs)
+        # the kernel announces each lineage entry on this comm; a headless run has no sidebar
+        self.comm_open_handlers["nbgov.lineage"] = lambda msg: None
 
     def create_kernel_manager(self) -> Any:
         km = super().create_kernel_manager()
@@ -60,6 +66,23 @@ class RunSummary:
     error: str | None
 
 
+def restore_sidecar(nb: nbformat.NotebookNode, notebook: Path, sidecar: Path) -> None:
+    """A notebook shared without its sidecar: rebuild the sidecar from the metadata (when its
+    chain verifies) so the new records continue the same chain instead of starting another."""
+    meta = notebook_meta.read_lineage(nb)
+    if meta is None or not meta.entries() or sidecar.exists():
+        return
+    entries = meta.entries()
+    problems = verify_chain(entries)
+    if problems:
+        raise LineageError(
+            f"{notebook}: no sidecar, and the lineage in its metadata does not verify "
+            f"({problems[0].message}); run it into a new notebook with -o OUT"
+        )
+    sidecar.parent.mkdir(parents=True, exist_ok=True)
+    sidecar.write_bytes(b"".join(canonical_json(e) + b"\n" for e in entries))
+
+
 def kernel_name_of(nb: nbformat.NotebookNode, override: str | None = None) -> str:
     if override:
         return override
@@ -80,6 +103,7 @@ def run_notebook(
         for cell in nb.cells:
             cell.get("metadata", {}).pop(notebook_meta.META_KEY, None)
     sidecar = sidecar_file(target)
+    restore_sidecar(nb, target, sidecar)
     before = len(read_sidecar(sidecar)) if sidecar.exists() else 0
     name = kernel_name_of(nb)
     client = RecordingNotebookClient(

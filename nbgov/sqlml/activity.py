@@ -74,10 +74,9 @@ def collect(tree: exp.Expression, activity: dict[str, Any], hidden: set[str]) ->
                     _add(activity["files_written"], str(file.this))
                 else:
                     _add(activity["files_read"], str(file.this))
-        if isinstance(tree.this, exp.Table):
-            if tree.args.get("kind"):
-                _add(activity["tables_written"], _table_name(tree.this))
-                written.add(id(tree.this))
+        if isinstance(tree.this, exp.Table) and tree.args.get("kind"):
+            _add(activity["tables_written"], _table_name(tree.this))
+            written.add(id(tree.this))
     for func in tree.find_all(exp.Func):
         name = (func.sql_name() if not isinstance(func, exp.Anonymous) else str(func.this)).lower()
         if name in _FILE_READERS or type(func).__name__.lower() in _FILE_READERS:

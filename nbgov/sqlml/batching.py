@@ -144,6 +144,8 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
     if not isinstance(source.this, (exp.Table, exp.Subquery)):
         return "unsupported FROM source"
     alias = source.this.alias_or_name
+    if any(isinstance(node, exp.Columns) for node in select.find_all(exp.Columns)):
+        return "COLUMNS(...) would see the helper columns"
     if select.args.get("with_") is not None and any(
         inner is not select and inner.find_ancestor(exp.With) is None
         for inner in select.find_all(exp.Select)

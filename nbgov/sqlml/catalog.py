@@ -39,6 +39,8 @@ class ModelCatalog:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
         self._bytes: dict[str, bytes] = {}
+        # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
+        self._resolved: dict[str, ModelVersion] = {}
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}").fetchall()
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
@@ -58,6 +60,7 @@ class ModelCatalog:
         stored_name = latest[0] if latest is not None else name
         version = (latest[1] + 1) if latest is not None else 1
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._resolved.clear()
         self._con.execute(
             f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -80,13 +83,18 @@ class ModelCatalog:
 
     def resolve(self, ref: str) -> ModelVersion:
         """Find ``name`` (newest) or ``name@version``, or say which models exist."""
+        cached = self._resolved.get(ref.lower())
+        if cached is not None:
+            return cached
         name, version = split_ref(ref)
         row = self._latest_row(name) if version is None else self._row(name, version)
         if row is None:
             known = self.refs()
             listing = ", ".join(known) if known else "none registered yet"
             raise ModelNotFoundError(f"unknown model {ref!r}; known models: {listing}")
-        return self._version(row)
+        resolved = self._version(row)
+        self._resolved[ref.lower()] = resolved
+        return resolved
 
     def exists(self, name: str) -> bool:
         return self._latest_row(name) is not None
@@ -104,6 +112,7 @@ class ModelCatalog:
 
     def drop(self, name: str, *, if_exists: bool = False) -> int:
         """Remove every version of ``name``; returns how many were removed."""
+        self._resolved.clear()
         plain, version = split_ref(name)
         if not self.exists(plain):
             if if_exists:

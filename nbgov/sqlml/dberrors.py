@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from nbgov.errors import SqlmlError
-
-
-class SqlError(SqlmlError):
-    """DuckDB refused the SQL (syntax, binding, conversion, constraint...)."""
+from nbgov.errors import SqlError
 
 
 def one_line(error: duckdb.Error) -> str:

@@ -34,16 +34,15 @@ from nbgov.sqlml.batching import (
     rewrite_outer,
     score_relation,
     source_alias,
-    split_batches,
     target_select,
 )
-from nbgov.sqlml.binding import bind, predict_calls, signature, slots
+from nbgov.sqlml.binding import bind, predict_calls, signature
 from nbgov.sqlml.catalog import ModelCatalog
 from nbgov.sqlml.dberrors import one_line, sql_error
-from nbgov.sqlml.frames import FrameScope, as_relation_source
+from nbgov.sqlml.frames import FrameScope
+from nbgov.sqlml.mlpredict import relation_arguments, relation_call, slot_counts
 from nbgov.sqlml.models_sql import run_model_statement
 from nbgov.sqlml.plan import (
-    BoundInput,
     CallPlan,
     ModelCall,
     ModelVersion,
@@ -53,8 +52,15 @@ from nbgov.sqlml.plan import (
     SqlPlan,
     original_cache_key,
 )
-from nbgov.sqlml.scoring import SessionCache
-from nbgov.sqlml.statements import MlPredict, Statement, model_statement, rewrite_extensions, split, tokenize
+from nbgov.sqlml.scoring import Scorer, SessionCache
+from nbgov.sqlml.statements import (
+    MlPredict,
+    Statement,
+    model_statement,
+    rewrite_extensions,
+    split,
+    tokenize,
+)
 from nbgov.sqlml.udf import UdfSet, cast_argument, make_scorer
 
 _QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
@@ -112,6 +118,7 @@ class Engine:
         self._ids = count()
         self._pool: ThreadPoolExecutor | None = None
         self._optimizer: Planner | None = None
+        self._onnx_optimizer: Planner | None = None
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches.
         self.progress: Callable[[str, int, int], None] | None = None
 
@@ -187,7 +194,7 @@ class Engine:
             frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
             return StatementResult(statement.text, activity["kind"], frame, summary, activity)
         ctx = _Context(params, frames, optimize, dry, act.new_activity(statement.text, "other"))
-        names = self._frame_candidates(statement)
+        names = self._frame_candidates(statement) if frames else []
         with ExitStack() as stack:
             scope = stack.enter_context(FrameScope(self.con, frames, names))
             ctx.activity["frames"] = list(scope.registered)
@@ -196,10 +203,6 @@ class Engine:
                 final_sql, tree = self._prepare(statement, ctx, stack, top=True)
                 kind = self._statement_type(final_sql)
                 bound = self._bind_params(final_sql, ctx)
-                if tree is not None:
-                    act.collect(tree, ctx.activity, ctx.hidden)
-                else:
-                    self._collect_plain(statement.text, ctx)
                 for name in scope.registered:
                     if name in ctx.activity["tables_read"]:
                         ctx.activity["tables_read"].remove(name)
@@ -231,14 +234,19 @@ class Engine:
             self.con.register(ml_call.placeholder, table)
             stack.callback(self._unregister, ml_call.placeholder)
             ctx.hidden.add(ml_call.placeholder)
+        tree = _parse(rewritten.text)
+        if tree is not None:  # before any rewrite moves the FROM into a scored relation
+            act.collect(tree, ctx.activity, ctx.hidden)
         if not rewritten.has_predict:
             if not rewritten.ml_predicts:
                 return statement.text, None
-            return rewritten.text, _parse(rewritten.text)
-        tree = _parse(rewritten.text)
+            return rewritten.text, tree
         if tree is None:
             raise SqlmlError("cannot parse the statement around predict(); check its syntax")
-        calls = [bind(node, tree, self.catalog.resolve) for node in predict_calls(tree)]
+        nodes = predict_calls(tree)
+        if any(_inside_another(node, nodes) for node in nodes):
+            raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")
+        calls = [bind(node, tree, self.catalog.resolve) for node in nodes]
         plans = [self._plan(call, ctx) for call in calls]
         for call in calls:
             act.add_model(ctx.activity, call.model)
@@ -268,8 +276,8 @@ class Engine:
             call.node.replace(shared[key].copy())
         return tree.sql(dialect="duckdb"), tree
 
-    def _plan(self, call: ModelCall, ctx: _Context) -> CallPlan:
-        planner = self._planner(ctx.optimize)
+    def _plan(self, call: ModelCall, ctx: _Context, *, onnx_only: bool = False) -> CallPlan:
+        planner = self._onnx_planner(ctx.optimize) if onnx_only else self._planner(ctx.optimize)
         try:
             plan = planner.plan_call(call)
         except NbgovError:
@@ -294,6 +302,19 @@ class Engine:
             except Exception:  # not shipped yet, or broken: run unoptimized
                 self._optimizer = NaivePlanner()
         return self._optimizer
+
+    def _onnx_planner(self, optimize: bool) -> Planner:
+        """For ML.PREDICT, which always scores ONNX in batches: rewrites of the model only."""
+        if not optimize:
+            return NaivePlanner()
+        if self._onnx_optimizer is None:
+            try:
+                from nbgov.sqlml.optimizer import Planner as OptimizerPlanner
+
+                self._onnx_optimizer = OptimizerPlanner(inline_sql=False)
+            except Exception:  # not shipped yet, or another signature: the general planner
+                self._onnx_optimizer = self._planner(optimize)
+        return self._onnx_optimizer
 
     # --- batched scoring -----------------------------------------------------------------
 
@@ -369,38 +390,15 @@ class Engine:
         model = self.catalog.resolve(call.model_ref)
         act.add_model(ctx.activity, model)
         inner = Statement(call.query, tokenize(call.query))
-        sql, tree = self._prepare(inner, ctx, stack, top=False)
-        if tree is not None:
-            act.collect(tree, ctx.activity, ctx.hidden)
-        else:
-            self._collect_plain(call.query, ctx)
+        sql, _ = self._prepare(inner, ctx, stack, top=False)
+        relation_sql = sql
         if ctx.dry:
             sql = f"SELECT * FROM ({sql}) LIMIT 0"
         bound = self._bind_params(sql, ctx)
-        table = self.con.sql(sql, params=bound or None).to_arrow_table()
-        columns = {n.lower(): n for n in table.schema.names}
-        arguments: list[str] = []
-        for slot in slots(model):
-            spec = model.inputs[slot.input_index]
-            if slot.name is None:
-                raise ModelBindingError(
-                    f"ML.PREDICT(MODEL {model.ref}): the model's feature names are unknown, so input "
-                    f"{spec.name!r} cannot be bound by column name; expected {signature(model)}"
-                )
-            if slot.name.lower() not in columns:
-                raise ModelBindingError(
-                    f"ML.PREDICT(MODEL {model.ref}): the relation has no column {slot.name!r}; "
-                    f"expected {signature(model)}"
-                )
-            arguments.append(columns[slot.name.lower()])
-        plan = OnnxPlan(
-            model_bytes=model.onnx_bytes,
-            cache_key=original_cache_key(model),
-            inputs=tuple(BoundInput(spec, ()) for spec in model.inputs),
-        )
-        counts = [sum(1 for s in slots(model) if s.input_index == i) for i in range(len(model.inputs))]
-        scorer = make_scorer(self.sessions, plan, model.outputs)
-        scorer = type(scorer)(scorer.session, tuple(zip(model.inputs, counts)), model.outputs)
+        reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
+        columns = {n.lower(): n for n in reader.schema.names}
+        arguments = relation_arguments(model, columns)
+        scorer, arguments = self._ml_predict_scorer(model, arguments, relation_sql, columns, ctx)
         job = ScoringJob(
             scorer=scorer,
             arguments=tuple(arguments),
@@ -409,14 +407,49 @@ class Engine:
             expected=signature(model),
         )
         scored = score_relation(
-            split_batches(table, self.batch_rows), table.schema, [job], self._threadpool(),
+            reader, reader.schema, [job], self._threadpool(),
             progress=self._reporter(f"ML.PREDICT(MODEL {model.ref})"),
         )
         ctx.notes.append(
-            f"ML.PREDICT(MODEL {model.ref}): scored {scored.num_rows:,} rows in Arrow batches of "
-            f"{self.batch_rows:,} on {self.threads} threads; kept as ONNX"
+            f"ML.PREDICT(MODEL {model.ref}): the relation is scored in Arrow batches of "
+            f"{self.batch_rows:,} rows on {self.threads} threads"
+            + ("" if ctx.dry else f"; {scored.num_rows:,} rows scored")
         )
         return scored
+
+    def _ml_predict_scorer(
+        self,
+        model: ModelVersion,
+        arguments: list[str],
+        relation_sql: str,
+        columns: dict[str, str],
+        ctx: _Context,
+    ) -> tuple[Scorer, list[str]]:
+        """Let the planner see ML.PREDICT as ``SELECT predict(m, cols) FROM (relation)``, so
+        the relation's filters can prune the model; ONNX plans only (scoring stays batched)."""
+        counts = slot_counts(model)
+        original = Scorer(
+            session=self.sessions.get(original_cache_key(model), model.onnx_bytes),
+            inputs=tuple(zip(model.inputs, counts)),
+            outputs=model.outputs,
+        )
+        relation = _parse(relation_sql)
+        if relation is None or not ctx.optimize:
+            return original, arguments
+        plan = self._plan(relation_call(model, arguments, relation), ctx, onnx_only=True)
+        strategy = plan.strategy
+        if not isinstance(strategy, OnnxPlan):
+            ctx.notes.append(f"ML.PREDICT(MODEL {model.ref}): keeps the ONNX model (batched scoring), not the SQL form")
+            return original, arguments
+        names = [c.name.lower() if isinstance(c, exp.Column) else "" for b in strategy.inputs for c in b.columns]
+        if not all(name in columns for name in names):
+            return original, arguments
+        scorer = Scorer(
+            session=self.sessions.get(strategy.cache_key, strategy.model_bytes),
+            inputs=tuple((b.spec, len(b.columns)) for b in strategy.inputs),
+            outputs=model.outputs,
+        )
+        return scorer, [columns[name] for name in names]
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -493,14 +526,32 @@ class Engine:
         return "\n".join(str(r[1]) for r in rows)
 
     def _frame_candidates(self, statement: Statement) -> list[str]:
-        if statement.tokens is None:
-            return []
-        return [t.text for t in statement.tokens if t.text.isidentifier()]
+        """Table names the statement (and its ML.PREDICT relations) refers to."""
+        try:
+            rewritten = rewrite_extensions(statement, "nbgov_probe_")
+        except NbgovError:
+            rewritten = None
+        tree = _parse(rewritten.text) if rewritten is not None else None
+        if rewritten is None or tree is None:  # DuckDB will report the error; over-approximate
+            return [t.text for t in statement.tokens or () if t.text.isidentifier()]
+        names = [
+            table.name
+            for table in tree.find_all(exp.Table)
+            if isinstance(table.this, exp.Identifier) and not table.db
+        ]
+        for call in rewritten.ml_predicts:
+            names.extend(self._frame_candidates(Statement(call.query, tokenize(call.query))))
+        return names
 
-    def _collect_plain(self, text: str, ctx: _Context) -> None:
-        tree = _parse(text)
-        if tree is not None:
-            act.collect(tree, ctx.activity, ctx.hidden)
+
+def _inside_another(node: exp.Expression, nodes: list[exp.Anonymous]) -> bool:
+    ids = {id(n) for n in nodes}
+    parent = node.parent
+    while parent is not None:
+        if id(parent) in ids:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _call_key(plan: OnnxPlan) -> tuple[str, ...]:

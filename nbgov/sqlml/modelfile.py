@@ -171,9 +171,7 @@ def _load_external_data(proto: onnx.ModelProto, folder: Path, label: str) -> Non
 
 
 def _looks_like_sklearn(value: Any) -> bool:
-    return hasattr(value, "fit") and type(value).__module__.split(".")[0] in ("sklearn", "imblearn") or (
-        hasattr(value, "fit") and hasattr(value, "get_params")
-    )
+    return hasattr(value, "fit") and hasattr(value, "get_params")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,13 @@ from nbgov.sqlml.activity import add_model, new_activity
 from nbgov.sqlml.catalog import ModelCatalog
 from nbgov.sqlml.modelfile import load_object, load_path
 from nbgov.sqlml.plan import TensorSpec
-from nbgov.sqlml.statements import CreateModel, DescribeModel, DropModel, ModelStatement, ShowModels
+from nbgov.sqlml.statements import (
+    CreateModel,
+    DescribeModel,
+    DropModel,
+    ModelStatement,
+    ShowModels,
+)
 
 
 def _shape(spec: TensorSpec) -> str:
@@ -40,8 +47,11 @@ def run_model_statement(
             assert parsed.variable is not None
             if params is None or parsed.variable not in params:
                 raise SqlmlError(f"unknown parameter ${parsed.variable}: no notebook variable of that name")
-            loaded = load_object(params[parsed.variable], label=f"${parsed.variable}")
+            value = params[parsed.variable]
+            loaded = load_object(value, label=f"${parsed.variable}")
             activity["params"].append(parsed.variable)
+            if isinstance(value, (str, os.PathLike)):
+                activity["files_read"].append(os.fspath(value))
         model, new = catalog.register(parsed.name, loaded)
         add_model(activity, model)
         state = "registered" if new else "unchanged (same bytes)"

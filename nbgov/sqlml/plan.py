@@ -8,8 +8,9 @@ optimizer, the DuckDB executor and a later distributed engine share one shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import sqlglot.expressions as exp
 

@@ -20,6 +20,7 @@ import onnxruntime as ort
 import pyarrow as pa
 from onnx import helper
 
+from nbgov.errors import ModelBindingError
 from nbgov.sqlml.onnxtypes import numpy_dtype, width
 from nbgov.sqlml.plan import TensorSpec
 
@@ -107,7 +108,11 @@ class Scorer:
         rows = len(columns[0]) if columns else 0
         if rows == 0:
             return [_empty(o) for o in self.outputs]
-        results = self.session.run(names, feeds)
+        try:
+            results = self.session.run(names, feeds)
+        except Exception as error:  # onnxruntime's Fail/InvalidArgument: a model/input mismatch
+            message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ModelBindingError(f"onnxruntime could not score the rows: {message}") from None
         return [np.asarray(r) for r in results]
 
     def to_arrow(self, results: Sequence[np.ndarray]) -> list[pa.Array]:
@@ -139,7 +144,7 @@ def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
     if dtype is np.object_:
         values = column.to_numpy(zero_copy_only=False)
         return values if values.dtype == np.object_ else values.astype(object)
-    values = column.to_numpy(zero_copy_only=False) if isinstance(column, pa.ChunkedArray) else column.to_numpy(zero_copy_only=False)
+    values = column.to_numpy(zero_copy_only=False)
     return values if values.dtype == dtype else values.astype(dtype)
 
 

@@ -32,7 +32,7 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
     names = _feature_names(estimator)
     transformer = _column_transformer(estimator)
     if transformer is not None and names is not None:
-        strings = _string_columns(transformer)
+        strings = _string_columns(transformer, names)
         initial: list[tuple[str, Any]] = [
             (name, StringTensorType([None, 1]) if name in strings else FloatTensorType([None, 1]))
             for name in names
@@ -42,11 +42,14 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
         if count is None:
             raise InvalidModelError(f"{label}: cannot tell how many features the estimator takes")
         initial = [("input", FloatTensorType([None, int(count)]))]
+    # A fixed graph name: skl2onnx otherwise puts a random uuid in it, so the same
+    # estimator would give new bytes (a new model version) on every run or replay.
+    graph_name = f"ONNX({type(estimator).__name__})"
     try:
-        proto = convert_sklearn(estimator, initial_types=initial, options={"zipmap": False})
+        proto = convert_sklearn(estimator, name=graph_name, initial_types=initial, options={"zipmap": False})
     except Exception as exc:
         try:  # regressors and transformers reject the zipmap option
-            proto = convert_sklearn(estimator, initial_types=initial)
+            proto = convert_sklearn(estimator, name=graph_name, initial_types=initial)
         except Exception:
             message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise InvalidModelError(f"skl2onnx cannot convert {label}: {message}") from None
@@ -87,7 +90,7 @@ def _column_transformer(estimator: Any) -> Any:
     return None
 
 
-def _string_columns(transformer: Any) -> set[str]:
+def _string_columns(transformer: Any, names: tuple[str, ...]) -> set[str]:
     """Columns routed to a transformer whose fitted categories are strings."""
     strings: set[str] = set()
     for _name, step, columns in transformer.transformers_:
@@ -97,8 +100,10 @@ def _string_columns(transformer: Any) -> set[str]:
         categories = getattr(first, "categories_", None)
         if categories is None:
             continue
-        cols = [columns] if isinstance(columns, str) else list(columns)
+        cols = [columns] if isinstance(columns, (str, int)) else list(columns)
+        if cols and all(isinstance(c, (bool, np.bool_)) for c in cols):  # a boolean mask
+            cols = [name for name, keep in zip(names, cols) if keep]
         for col, cats in zip(cols, categories):
             if np.asarray(cats).dtype.kind in ("O", "U", "S"):
-                strings.add(str(col))
+                strings.add(names[col] if isinstance(col, (int, np.integer)) else str(col))
     return strings

@@ -98,18 +98,6 @@ def split(text: str) -> list[Statement]:
     return statements
 
 
-def parameter_names(tokens: tuple[Token, ...] | None) -> list[str]:
-    """Names used as ``$name`` (DuckDB named parameters), in order, without repeats."""
-    names: list[str] = []
-    if tokens is None:
-        return names
-    for first, second in zip(tokens, tokens[1:]):
-        if first.token_type == TokenType.PARAMETER and first.text == "$" and second.end == first.end + 1:
-            if second.text.isidentifier() and second.text not in names:
-                names.append(second.text)
-    return names
-
-
 def _word(token: Token) -> str:
     return token.text.upper() if token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER) else ""
 
@@ -119,9 +107,7 @@ def _name_at(tokens: tuple[Token, ...], i: int, what: str) -> tuple[str, int]:
     if i >= len(tokens):
         raise SqlmlError(f"expected a model name after {what}")
     token = tokens[i]
-    if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER):
-        name = token.text
-    elif token.text.replace("_", "a").isalnum():
+    if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER) or token.text.replace("_", "a").isalnum():
         name = token.text
     else:
         raise SqlmlError(f"expected a model name after {what}, got {token.text!r}")

@@ -7,20 +7,21 @@ wrapped in CAST(... AS <model input type>) so DuckDB does the type conversion.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import inspect
+from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
 import duckdb
-from duckdb.func import PythonUDFType
-import pyarrow as pa
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.onnxtypes import duckdb_scalar_type, output_duckdb_type
 from nbgov.sqlml.plan import BoundInput, OnnxPlan, TensorSpec
 from nbgov.sqlml.quoting import quote_ident
 from nbgov.sqlml.scoring import Scorer, SessionCache
+
+
+_ARROW: Any = "arrow"  # accepted by DuckDB 1.x and 2.x alike (the enum moved between them)
 
 
 def cast_argument(spec: TensorSpec, column: exp.Expression) -> exp.Expression:
@@ -79,7 +80,7 @@ class UdfSet:
             predict,
             parameters,
             duckdb.sqltype(value_sql_type(outputs)),
-            type=PythonUDFType.ARROW,
+            type=_ARROW,
         )
         self.registered.append(name)
         return exp.Anonymous(this=name, expressions=flat_arguments(plan.inputs))

@@ -17,12 +17,30 @@ import xxhash
 
 from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
 from nbgov.sqlml.optimizer.domains import ModelDomain
+from nbgov.sqlml.optimizer.output_predicates import output_comparison, passing_leaves
 from nbgov.sqlml.optimizer.predicates import FeatureConstraints, call_constraints
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import prune_forest
-from nbgov.sqlml.optimizer.to_sql import SqlModel, fill, input_elem, linear_sql, mean_depth, template, tree_regressor_sql
+from nbgov.sqlml.optimizer.to_sql import (
+    SqlModel,
+    fill,
+    input_elem,
+    linear_sql,
+    mean_depth,
+    single_tree_sql,
+    template,
+    tree_regressor_sql,
+)
 from nbgov.sqlml.optimizer.treegraph import TreeGraph, analyze
-from nbgov.sqlml.plan import BoundInput, CallPlan, ModelCall, OnnxPlan, SqlPlan, TensorSpec, original_cache_key
+from nbgov.sqlml.plan import (
+    BoundInput,
+    CallPlan,
+    ModelCall,
+    OnnxPlan,
+    SqlPlan,
+    TensorSpec,
+    original_cache_key,
+)
 
 __all__ = ["Planner"]
 
@@ -33,7 +51,9 @@ class Planner:
     def __init__(self, *, inline_sql: bool = True, max_cache: int = 64) -> None:
         self.inline_sql = inline_sql
         self._max_cache = max_cache
-        self._pruned: dict[str, tuple[TreeGraph | None, bytes, tuple[int, ...], dict[str, object]]] = {}
+        self._pruned: dict[
+            str, tuple[TreeGraph | None, bytes, tuple[int, ...], dict[str, object]]
+        ] = {}
         self._parsed: dict[str, onnx.ModelProto] = {}
         self._graphs: dict[str, TreeGraph | None] = {}
         self._linear: dict[str, SqlModel | None] = {}
@@ -42,9 +62,13 @@ class Planner:
     def plan_call(self, call: ModelCall) -> CallPlan:
         try:
             return self._plan(call)
-        except Exception as err:  # the optimizer must never break a query
-            plan = OnnxPlan(call.model.onnx_bytes, original_cache_key(call.model), call.inputs)
-            return CallPlan(plan, (f"optimizer skipped: {type(err).__name__}: {err}",), {})
+        except Exception as err:  # noqa: BLE001 - the optimizer must never break a query
+            plan = OnnxPlan(
+                call.model.onnx_bytes, original_cache_key(call.model), call.inputs
+            )
+            return CallPlan(
+                plan, (f"optimizer skipped: {type(err).__name__}: {err}",), {}
+            )
 
     # -- rules -------------------------------------------------------------------------
 
@@ -53,13 +77,24 @@ class Planner:
         notes: list[str] = []
         stats: dict[str, object] = {}
         shape = input_elem(model)
-        if shape is None or len(call.inputs) != 1 or len(call.inputs[0].columns) != shape[1]:
-            notes.append("kept as ONNX: model inputs are not one 2-D numeric tensor (no rule applies)")
+        if (
+            shape is None
+            or len(call.inputs) != 1
+            or len(call.inputs[0].columns) != shape[1]
+        ):
+            notes.append(
+                "kept as ONNX: model inputs are not one 2-D numeric tensor (no rule applies)"
+            )
             return self._original(call, notes, stats)
         elem, n_features = shape
         bound = call.inputs[0]
         constraints = call_constraints(call)
         notes.extend(constraints.refusals)
+        compared = output_comparison(call.node)
+        if compared is not None:
+            notes.append(
+                f"not used for pruning: predict(...) {compared[0]} {compared[1]:g} restricts the model's output, not its inputs"
+            )
 
         if call.model.sha256 not in self._graphs:
             self._graphs[call.model.sha256] = analyze(model)
@@ -71,16 +106,28 @@ class Planner:
         linear = self._linear[call.model.sha256] if self.inline_sql else None
         if linear is not None:
             estimate = linear_costs(linear.terms)
-            stats.update(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
+            stats.update(
+                cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4)
+            )
             if estimate.prefer_sql:
-                guard = [c for j, c in enumerate(bound.columns) if (0, j) not in constraints.domains]
-                expression = self._render(call.model.sha256, linear, call, list(bound.columns), guard)
+                guard = [
+                    c
+                    for j, c in enumerate(bound.columns)
+                    if (0, j) not in constraints.domains
+                ]
+                expression = self._render(
+                    call.model.sha256, linear, call, list(bound.columns), guard
+                )
                 if expression is not None:
                     stats["strategy"] = "sql"
-                    notes.append(f"inlined as SQL expression: linear model, {linear.terms} terms "
-                                 f"(cost {estimate.describe()})")
+                    notes.append(
+                        f"inlined as SQL expression: linear model, {linear.terms} terms "
+                        f"(cost {estimate.describe()})"
+                    )
                     return CallPlan(SqlPlan(expression), tuple(notes), stats)
-            notes.append(f"kept as ONNX: linear model estimated cheaper in onnxruntime ({estimate.describe()})")
+            notes.append(
+                f"kept as ONNX: linear model estimated cheaper in onnxruntime ({estimate.describe()})"
+            )
         else:
             notes.append("kept as ONNX: no SQL translation for this model's operators")
         return self._original(call, notes, stats)
@@ -95,11 +142,27 @@ class Planner:
     ) -> CallPlan:
         bound = call.inputs[0]
         elem = tree_graph.elem_type
+        compared = output_comparison(call.node)
+        first = tree_graph.model.graph.node[tree_graph.tree_nodes[0]]
+        plain_regressor = first.op_type == "TreeEnsembleRegressor" and not any(
+            a.name.startswith("base_values")
+            or (a.name == "post_transform" and a.s != b"NONE")
+            for a in first.attribute
+        )
+        if compared is not None and plain_regressor and len(tree_graph.forests) == 1:
+            counted = passing_leaves(tree_graph.forests[0], *compared)
+            if counted is not None:
+                notes.append(
+                    f"output predicate {compared[0]} {compared[1]:g}: {counted[0]} of {counted[1]} leaves can pass"
+                )
         domains: dict[int, ModelDomain] = {}
         for (i, j), dom in constraints.domains.items():
             if i == 0 and not dom.unconstrained:
                 domains[j] = dom.in_model_space(elem)
-        if any(d.values == () or (d.values is None and d.lo > d.hi and not d.nan) for d in domains.values()):
+        if any(
+            d.values == () or (d.values is None and d.lo > d.hi and not d.nan)
+            for d in domains.values()
+        ):
             notes.append("no pruning: the predicate admits no rows")
             domains = {}
         normalized = ";".join(f"{j}:{domains[j].key()}" for j in sorted(domains))
@@ -119,7 +182,12 @@ class Planner:
             if pruned_graph is not None and len(pruned_graph.forests) == 1:
                 only = pruned_graph.forests[0]
                 info["levels"] = max(1, round(mean_depth(only) * len(only.trees)))
-            cached = (pruned_graph, projected.model.SerializeToString(), projected.kept, info)
+            cached = (
+                pruned_graph,
+                projected.model.SerializeToString(),
+                projected.kept,
+                info,
+            )
             if len(self._pruned) >= self._max_cache:
                 self._pruned.pop(next(iter(self._pruned)))
             self._pruned[key] = cached
@@ -128,16 +196,23 @@ class Planner:
             reused = True
         pruned_graph, payload, kept, info = cached
         before, after = int(info["nodes_before"]), int(info["nodes_after"])  # type: ignore[call-overload]
-        stats.update(nodes_before=before, nodes_after=after, trees=tree_graph.tree_count)
+        stats.update(
+            nodes_before=before, nodes_after=after, trees=tree_graph.tree_count
+        )
         using = " AND ".join(constraints.text)
         if after < before:
-            notes.append(f"pruned {before - after:,} of {before:,} tree nodes" + (f" using {using}" if using else ""))
+            notes.append(
+                f"pruned {before - after:,} of {before:,} tree nodes"
+                + (f" using {using}" if using else "")
+            )
             if reused:
                 notes.append("pruned model reused from cache")
         elif domains:
             notes.append(f"no tree nodes pruned: no test is decided by {using}")
         else:
-            notes.append(f"no pruning: no usable predicate on the model's inputs ({before:,} tree nodes)")
+            notes.append(
+                f"no pruning: no usable predicate on the model's inputs ({before:,} tree nodes)"
+            )
         n = len(bound.columns)
         dropped = [j for j in range(n) if j not in kept]
         stats.update(inputs_before=n, inputs_after=len(kept))
@@ -147,25 +222,49 @@ class Planner:
         # A dropped column that may be NULL must still make the result NULL.
         guard = [bound.columns[j] for j in dropped if (0, j) not in constraints.domains]
 
-        if self.inline_sql and pruned_graph is not None and len(pruned_graph.forests) == 1:
+        if (
+            self.inline_sql
+            and pruned_graph is not None
+            and len(pruned_graph.forests) == 1
+        ):
             forest = pruned_graph.forests[0]
             node = pruned_graph.model.graph.node[pruned_graph.tree_nodes[0]]
             levels = int(info["levels"])  # type: ignore[call-overload]
             estimate = tree_costs(levels)
-            stats.update(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
-            sql_model = tree_regressor_sql(node, forest, elem) if estimate.prefer_sql else None
+            stats.update(
+                cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4)
+            )
+            sql_model = None
+            if estimate.prefer_sql and len(forest.trees) == 1 and elem == "float":
+                sql_model = single_tree_sql(
+                    payload, forest, len(kept), call.model.outputs
+                )
+            elif estimate.prefer_sql:
+                sql_model = tree_regressor_sql(node, forest, elem)
             if sql_model is not None:
                 kept_exprs = [bound.columns[j] for j in kept]
-                all_guard = guard + [c for j, c in enumerate(bound.columns) if j in kept and (0, j) not in constraints.domains]
+                all_guard = guard + [
+                    c
+                    for j, c in enumerate(bound.columns)
+                    if j in kept and (0, j) not in constraints.domains
+                ]
                 expression = self._render(key, sql_model, call, kept_exprs, all_guard)
                 if expression is not None:
                     stats["strategy"] = "sql"
-                    notes.append(f"inlined as SQL CASE: {len(forest.trees)} trees (cost {estimate.describe()})")
+                    notes.append(
+                        f"inlined as SQL CASE: {_trees(len(forest.trees))} (cost {estimate.describe()})"
+                    )
                     return CallPlan(SqlPlan(expression), tuple(notes), stats)
-            reason = "estimated cheaper" if not estimate.prefer_sql else "no SQL translation for this ensemble"
-            notes.append(f"kept as ONNX: {tree_graph.tree_count} trees, {reason} ({estimate.describe()})")
+            reason = (
+                "estimated cheaper"
+                if not estimate.prefer_sql
+                else "no SQL translation for this ensemble"
+            )
+            notes.append(
+                f"kept as ONNX: {_trees(tree_graph.tree_count)}, {reason} ({estimate.describe()})"
+            )
         else:
-            notes.append(f"kept as ONNX: {tree_graph.tree_count} trees")
+            notes.append(f"kept as ONNX: {_trees(tree_graph.tree_count)}")
         if after == before and not dropped:
             return self._original(call, notes, stats)
         columns = [bound.columns[j] for j in kept]
@@ -173,8 +272,14 @@ class Planner:
             conds: exp.Expr = exp.Is(this=guard[0].copy(), expression=exp.Null())
             for g in guard[1:]:
                 conds = exp.or_(conds, exp.Is(this=g.copy(), expression=exp.Null()))
-            columns[0] = exp.Case(ifs=[exp.If(this=conds, true=exp.Null())], default=columns[0].copy())
-        spec = TensorSpec(bound.spec.name, bound.spec.elem_type, (bound.spec.shape[0] if bound.spec.shape else None, len(kept)))
+            columns[0] = exp.Case(
+                ifs=[exp.If(this=conds, true=exp.Null())], default=columns[0].copy()
+            )
+        spec = TensorSpec(
+            bound.spec.name,
+            bound.spec.elem_type,
+            (bound.spec.shape[0] if bound.spec.shape else None, len(kept)),
+        )
         stats["strategy"] = "onnx"
         plan = OnnxPlan(payload, key, (BoundInput(spec, tuple(columns)),))
         return CallPlan(plan, tuple(notes), stats)
@@ -182,7 +287,12 @@ class Planner:
     # -- helpers -----------------------------------------------------------------------
 
     def _render(
-        self, key: str, sql_model: SqlModel, call: ModelCall, features: list[exp.Expression], guard: list[exp.Expression]
+        self,
+        key: str,
+        sql_model: SqlModel,
+        call: ModelCall,
+        features: list[exp.Expression],
+        guard: list[exp.Expression],
     ) -> exp.Expression | None:
         slot = (key, len(guard))
         if slot not in self._templates:
@@ -196,7 +306,15 @@ class Planner:
             self._parsed[sha] = onnx.load_model_from_string(call.model.onnx_bytes)
         return self._parsed[sha]
 
-    def _original(self, call: ModelCall, notes: list[str], stats: dict[str, object]) -> CallPlan:
+    def _original(
+        self, call: ModelCall, notes: list[str], stats: dict[str, object]
+    ) -> CallPlan:
         stats.setdefault("strategy", "onnx")
-        plan = OnnxPlan(call.model.onnx_bytes, original_cache_key(call.model), call.inputs)
+        plan = OnnxPlan(
+            call.model.onnx_bytes, original_cache_key(call.model), call.inputs
+        )
         return CallPlan(plan, tuple(notes), stats)
+
+
+def _trees(count: int) -> str:
+    return f"{count} tree" if count == 1 else f"{count:,} trees"

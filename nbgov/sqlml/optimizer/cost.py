@@ -16,7 +16,9 @@ from dataclasses import dataclass
 UDF_TRANSFER_US = 0.15  # per row per call: Arrow batches in/out of onnxruntime
 ORT_TREE_LEVEL_US = 0.02  # one tree level (comparison + pointer chase) in ORT
 ORT_LINEAR_TERM_US = 0.001
-SQL_TREE_LEVEL_US = 0.045  # one CASE level in DuckDB (vectorised, but per-branch selection)
+SQL_TREE_LEVEL_US = (
+    0.045  # one CASE level in DuckDB (vectorised, but per-branch selection)
+)
 SQL_LINEAR_TERM_US = 0.004
 SQL_BASE_US = 0.01
 

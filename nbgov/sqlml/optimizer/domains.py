@@ -30,7 +30,7 @@ class Domain:
     nan: bool = True
 
     @staticmethod
-    def compare(op: str, value: float) -> "Domain":
+    def compare(op: str, value: float) -> Domain:
         """The domain proven by ``x <op> value`` in DuckDB (NaN sorts above all numbers)."""
         if math.isnan(value):
             raise ValueError("NaN bound")
@@ -47,13 +47,15 @@ class Domain:
         raise ValueError(f"unsupported comparison {op!r}")
 
     @staticmethod
-    def one_of(values: list[float]) -> "Domain":
+    def one_of(values: list[float]) -> Domain:
         """``x IN (v1, v2, ...)``."""
         if any(math.isnan(v) for v in values) or not values:
             raise ValueError("unsupported IN list")
-        return Domain(lo=min(values), hi=max(values), values=frozenset(values), nan=False)
+        return Domain(
+            lo=min(values), hi=max(values), values=frozenset(values), nan=False
+        )
 
-    def intersect(self, other: "Domain") -> "Domain":
+    def intersect(self, other: Domain) -> Domain:
         """Both constraints hold."""
         lo, lo_open = _tighter_lo(self.lo, self.lo_open, other.lo, other.lo_open)
         hi, hi_open = _tighter_hi(self.hi, self.hi_open, other.hi, other.hi_open)
@@ -94,15 +96,21 @@ class Domain:
         """Says nothing about values (only that they are not NULL)."""
         return self.lo == -_INF and self.hi == _INF and self.values is None and self.nan
 
-    def in_model_space(self, elem_type: str) -> "ModelDomain":
+    def in_model_space(self, elem_type: str) -> ModelDomain:
         """What the model sees after the engine casts the column to ``elem_type``.
 
         Casting to float32 rounds to nearest, which is monotone but can turn
         ``x > 60`` into ``x32 == 60``: bounds become closed in model space.
         """
         cast = _caster(elem_type)
-        values = None if self.values is None else tuple(sorted({cast(v) for v in self.values}))
-        return ModelDomain(lo=cast(self.lo), hi=cast(self.hi), values=values, nan=self.nan)
+        values = (
+            None
+            if self.values is None
+            else tuple(sorted({cast(v) for v in self.values}))
+        )
+        return ModelDomain(
+            lo=cast(self.lo), hi=cast(self.hi), values=values, nan=self.nan
+        )
 
     def describe(self, column: str) -> str:
         """Human text, e.g. ``age > 60`` or ``60 <= age <= 70`` or ``plan IN (1, 2)``."""

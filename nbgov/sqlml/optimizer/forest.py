@@ -18,7 +18,15 @@ import onnx
 from onnx import helper, numpy_helper
 
 TREE_OPS = ("TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble")
-_V5_MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "BRANCH_MEMBER")
+_V5_MODES = (
+    "BRANCH_LEQ",
+    "BRANCH_LT",
+    "BRANCH_GTE",
+    "BRANCH_GT",
+    "BRANCH_EQ",
+    "BRANCH_NEQ",
+    "BRANCH_MEMBER",
+)
 
 
 @dataclass
@@ -57,7 +65,9 @@ class Forest:
 
     op_type: str
     trees: list[Tree]
-    threshold_dtype: type  # np.float32 or np.float64: how thresholds are stored / compared
+    threshold_dtype: (
+        type  # np.float32 or np.float64: how thresholds are stored / compared
+    )
     weight_tensor: bool  # weights stored as a tensor attribute (double models)
 
     @property
@@ -116,14 +126,21 @@ def _read_classic(node: onnx.NodeProto) -> Forest:
     for t, n, target, w in zip(w_trees, w_nodes, w_ids, weights):
         leaf_weights.setdefault((t, n), []).append((int(target), w))
 
-    referenced = {(tree_ids[i], c) for i in range(len(tree_ids)) if modes[i] != "LEAF" for c in (trues[i], falses[i])}
+    referenced = {
+        (tree_ids[i], c)
+        for i in range(len(tree_ids))
+        if modes[i] != "LEAF"
+        for c in (trues[i], falses[i])
+    }
     trees: list[Tree] = []
     for t in order:
         roots = [n for (tt, n) in rows if tt == t and (tt, n) not in referenced]
         tree = Tree()
         index: dict[int, int] = {}
 
-        def visit(nid: int, t: int = t, tree: Tree = tree, index: dict[int, int] = index) -> int:
+        def visit(
+            nid: int, t: int = t, tree: Tree = tree, index: dict[int, int] = index
+        ) -> int:
             pos = len(tree.nodes)
             index[nid] = pos
             i = rows[(t, nid)]
@@ -183,7 +200,15 @@ def _read_v5(node: onnx.NodeProto) -> Forest:
             if is_leaf:
                 tree.nodes.append(Leaf([(int(leaf_ids[idx]), leaf_w[idx])]))
                 return pos
-            branch = Branch(features[idx], splits[idx], modes[idx], bool(missing[idx]), -1, -1, tuple(members[idx]))
+            branch = Branch(
+                features[idx],
+                splits[idx],
+                modes[idx],
+                bool(missing[idx]),
+                -1,
+                -1,
+                tuple(members[idx]),
+            )
             tree.nodes.append(branch)
             branch.true = visit(trues[idx], bool(true_leaf[idx]))
             branch.false = visit(falses[idx], bool(false_leaf[idx]))
@@ -196,24 +221,47 @@ def _read_v5(node: onnx.NodeProto) -> Forest:
     return Forest("TreeEnsemble", trees, dtype, True)
 
 
-def write_forest(original: onnx.NodeProto, forest: Forest, feature_map: dict[int, int] | None = None) -> onnx.NodeProto:
+def write_forest(
+    original: onnx.NodeProto, forest: Forest, feature_map: dict[int, int] | None = None
+) -> onnx.NodeProto:
     """A copy of ``original`` with the trees of ``forest`` (features renumbered by ``feature_map``)."""
     remap = feature_map or {}
     if original.op_type == "TreeEnsemble":
         attrs = _write_v5(forest, remap)
         structural = {
-            "nodes_featureids", "nodes_splits", "nodes_modes", "nodes_truenodeids", "nodes_trueleafs",
-            "nodes_falsenodeids", "nodes_falseleafs", "nodes_missing_value_tracks_true", "nodes_hitrates",
-            "tree_roots", "leaf_targetids", "leaf_weights", "membership_values",
+            "nodes_featureids",
+            "nodes_splits",
+            "nodes_modes",
+            "nodes_truenodeids",
+            "nodes_trueleafs",
+            "nodes_falsenodeids",
+            "nodes_falseleafs",
+            "nodes_missing_value_tracks_true",
+            "nodes_hitrates",
+            "tree_roots",
+            "leaf_targetids",
+            "leaf_weights",
+            "membership_values",
         }
     else:
         prefix = "class" if original.op_type == "TreeEnsembleClassifier" else "target"
         attrs = _write_classic(forest, remap, prefix)
         structural = {
-            "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
-            "nodes_values_as_tensor", "nodes_truenodeids", "nodes_falsenodeids",
-            "nodes_missing_value_tracks_true", "nodes_hitrates", "nodes_hitrates_as_tensor",
-            f"{prefix}_treeids", f"{prefix}_nodeids", f"{prefix}_ids", f"{prefix}_weights",
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_modes",
+            "nodes_values",
+            "nodes_values_as_tensor",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "nodes_missing_value_tracks_true",
+            "nodes_hitrates",
+            "nodes_hitrates_as_tensor",
+            f"{prefix}_treeids",
+            f"{prefix}_nodeids",
+            f"{prefix}_ids",
+            f"{prefix}_weights",
             f"{prefix}_weights_as_tensor",
         }
     new = onnx.NodeProto()
@@ -227,12 +275,26 @@ def write_forest(original: onnx.NodeProto, forest: Forest, feature_map: dict[int
     return new
 
 
-def _write_classic(forest: Forest, remap: dict[int, int], prefix: str) -> dict[str, object]:
-    out: dict[str, list[object]] = {k: [] for k in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
-        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
-        "w_tree", "w_node", "w_id", "w_weight",
-    )}
+def _write_classic(
+    forest: Forest, remap: dict[int, int], prefix: str
+) -> dict[str, object]:
+    out: dict[str, list[object]] = {
+        k: []
+        for k in (
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_modes",
+            "nodes_values",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "nodes_missing_value_tracks_true",
+            "w_tree",
+            "w_node",
+            "w_id",
+            "w_weight",
+        )
+    }
     for t, tree in enumerate(forest.trees):
         for nid, node in enumerate(tree.nodes):
             out["nodes_treeids"].append(t)
@@ -258,12 +320,16 @@ def _write_classic(forest: Forest, remap: dict[int, int], prefix: str) -> dict[s
                 out["nodes_missing_value_tracks_true"].append(int(node.nan_true))
     attrs: dict[str, object] = {k: v for k, v in out.items() if not k.startswith("w_")}
     if forest.threshold_dtype is np.float64:
-        attrs["nodes_values_as_tensor"] = numpy_helper.from_array(np.array(attrs.pop("nodes_values"), dtype=np.float64))
+        attrs["nodes_values_as_tensor"] = numpy_helper.from_array(
+            np.array(attrs.pop("nodes_values"), dtype=np.float64)
+        )
     attrs[f"{prefix}_treeids"] = out["w_tree"]
     attrs[f"{prefix}_nodeids"] = out["w_node"]
     attrs[f"{prefix}_ids"] = out["w_id"]
     if forest.weight_tensor:
-        attrs[f"{prefix}_weights_as_tensor"] = numpy_helper.from_array(np.array(out["w_weight"], dtype=np.float64))
+        attrs[f"{prefix}_weights_as_tensor"] = numpy_helper.from_array(
+            np.array(out["w_weight"], dtype=np.float64)
+        )
     else:
         attrs[f"{prefix}_weights"] = out["w_weight"]
     return attrs
@@ -284,7 +350,7 @@ def _write_v5(forest: Forest, remap: dict[int, int]) -> dict[str, object]:
     leaf_w: list[float] = []
 
     def emit_leaf(leaf: Leaf) -> int:
-        (target, w), = leaf.weights
+        ((target, w),) = leaf.weights
         leaf_ids.append(target)
         leaf_w.append(w)
         return len(leaf_ids) - 1
@@ -299,10 +365,16 @@ def _write_v5(forest: Forest, remap: dict[int, int]) -> dict[str, object]:
         missing.append(int(node.nan_true))
         if node.mode == "BRANCH_MEMBER":
             members.extend(list(node.members) + [float("nan")])
-        for child, node_list, leaf_list in ((node.true, tnode, tleaf), (node.false, fnode, fleaf)):
+        for child, node_list, leaf_list in (
+            (node.true, tnode, tleaf),
+            (node.false, fnode, fleaf),
+        ):
             node_list.append(-1)
             leaf_list.append(0)
-        for child, node_list, leaf_list in ((node.true, tnode, tleaf), (node.false, fnode, fleaf)):
+        for child, node_list, leaf_list in (
+            (node.true, tnode, tleaf),
+            (node.false, fnode, fleaf),
+        ):
             target = tree.nodes[child]
             if isinstance(target, Leaf):
                 node_list[idx] = emit_leaf(target)
@@ -342,5 +414,7 @@ def _write_v5(forest: Forest, remap: dict[int, int]) -> dict[str, object]:
         "leaf_weights": numpy_helper.from_array(np.array(leaf_w, dtype=dtype)),
     }
     if members:
-        attrs["membership_values"] = numpy_helper.from_array(np.array(members, dtype=dtype))
+        attrs["membership_values"] = numpy_helper.from_array(
+            np.array(members, dtype=dtype)
+        )
     return attrs

@@ -19,7 +19,9 @@ import sqlglot.expressions as exp
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.plan import ModelCall
 
-ColumnKey = tuple[str | None, str]  # (table qualifier or None, column name), lower-cased
+ColumnKey = tuple[
+    str | None, str
+]  # (table qualifier or None, column name), lower-cased
 
 _FILTERED_POSITIONS = {"expressions", "order", "group", "having", "qualify", "distinct"}
 _FILTER_POSITIONS = {"where", "joins"}
@@ -54,9 +56,11 @@ class _Scope:
 
 def call_constraints(call: ModelCall) -> FeatureConstraints:
     """Constraints on each bound feature of ``call`` that hold wherever the call is evaluated."""
-    located = _locate(call.node)
+    located = _locate(_node_in_statement(call))
     if located is None:
-        return FeatureConstraints(refusals=("no pruning: call is inside a lambda or outside a SELECT",))
+        return FeatureConstraints(
+            refusals=("no pruning: call is inside a lambda or outside a SELECT",)
+        )
     select, position, guards = located
     use_filters = position in _FILTERED_POSITIONS
     scope = _scope_domains(select, use_filters=use_filters, depth=0)
@@ -65,18 +69,36 @@ def call_constraints(call: ModelCall) -> FeatureConstraints:
         for guard in guards:
             _collect(_conjuncts(guard), scope.sources, extra, [])
         for key, dom in extra.items():
-            scope.domains[key] = scope.domains[key].intersect(dom) if key in scope.domains else dom
+            scope.domains[key] = (
+                scope.domains[key].intersect(dom) if key in scope.domains else dom
+            )
     refusals: list[str] = []
     if position in _FILTER_POSITIONS:
-        unsafe = _feature_domains(call, _scope_domains(select, use_filters=True, depth=0))[1]
+        unsafe = _feature_domains(
+            call, _scope_domains(select, use_filters=True, depth=0)
+        )[1]
         if unsafe:
             where = "join condition" if position == "joins" else "WHERE"
-            refusals.append(f"refused pruning: {' AND '.join(unsafe)} is in the same {where} as the call")
+            refusals.append(
+                f"refused pruning: {' AND '.join(unsafe)} is in the same {where} as the call"
+            )
     domains, text = _feature_domains(call, scope)
-    return FeatureConstraints(domains=domains, text=tuple(text), refusals=tuple(refusals))
+    return FeatureConstraints(
+        domains=domains, text=tuple(text), refusals=tuple(refusals)
+    )
 
 
-def _feature_domains(call: ModelCall, scope: _Scope) -> tuple[dict[tuple[int, int], Domain], list[str]]:
+def _node_in_statement(call: ModelCall) -> exp.Expr:
+    """``call.node`` as found inside ``call.statement`` (a builder may have copied one of them)."""
+    if any(n is call.node for n in call.statement.walk()):
+        return call.node
+    same = [n for n in call.statement.walk() if n == call.node]
+    return same[0] if len(same) == 1 else call.node
+
+
+def _feature_domains(
+    call: ModelCall, scope: _Scope
+) -> tuple[dict[tuple[int, int], Domain], list[str]]:
     domains: dict[tuple[int, int], Domain] = {}
     text: list[str] = []
     for i, bound in enumerate(call.inputs):
@@ -92,7 +114,7 @@ def _feature_domains(call: ModelCall, scope: _Scope) -> tuple[dict[tuple[int, in
     return domains, text
 
 
-def _locate(node: exp.Expression) -> tuple[exp.Select, str, list[exp.Expr]] | None:
+def _locate(node: exp.Expr) -> tuple[exp.Select, str, list[exp.Expr]] | None:
     """The SELECT whose rows the call sees, the clause it sits in, and CASE guards around it."""
     guards: list[exp.Expr] = []
     child: exp.Expr = node
@@ -153,7 +175,9 @@ def _scope_domains(select: exp.Select, use_filters: bool, depth: int) -> _Scope:
         alias = source.alias_or_name.lower()
         for name, dom in _exported(inner, depth + 1).items():
             key = (alias, name)
-            scope.domains[key] = scope.domains[key].intersect(dom) if key in scope.domains else dom
+            scope.domains[key] = (
+                scope.domains[key].intersect(dom) if key in scope.domains else dom
+            )
     if len(scope.sources) == 1:
         only = next(iter(scope.sources))
         scope.domains = _qualify_all(scope.domains, only)
@@ -179,7 +203,9 @@ def _exported(inner: exp.Select, depth: int) -> dict[str, Domain]:
     return out
 
 
-def _derived_select(source: exp.Expression, scope_select: exp.Select) -> exp.Select | None:
+def _derived_select(
+    source: exp.Expression, scope_select: exp.Select
+) -> exp.Select | None:
     """The SELECT behind a subquery or CTE reference, if it is a plain SELECT."""
     if isinstance(source, exp.Subquery):
         inner = source.this
@@ -228,35 +254,49 @@ def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Domain] | None:
     op = _OPS.get(type(cond))
     if op is not None:
         left, right = cond.this, cond.expression
-        if isinstance(left, exp.Column) and (value := _number(right)) is not None:
+        if isinstance(left, exp.Column) and (value := number(right)) is not None:
             return _key(left), Domain.compare(op, value)
-        if isinstance(right, exp.Column) and (value := _number(left)) is not None:
+        if isinstance(right, exp.Column) and (value := number(left)) is not None:
             return _key(right), Domain.compare(_FLIP[op], value)
         return None
     if isinstance(cond, exp.Between) and isinstance(cond.this, exp.Column):
-        low, high = _number(cond.args.get("low")), _number(cond.args.get("high"))
+        low, high = number(cond.args.get("low")), number(cond.args.get("high"))
         if low is None or high is None:
             return None
-        return _key(cond.this), Domain.compare(">=", low).intersect(Domain.compare("<=", high))
-    if isinstance(cond, exp.In) and isinstance(cond.this, exp.Column) and not cond.args.get("query"):
-        values = [_number(v) for v in cond.expressions]
+        return _key(cond.this), Domain.compare(">=", low).intersect(
+            Domain.compare("<=", high)
+        )
+    if (
+        isinstance(cond, exp.In)
+        and isinstance(cond.this, exp.Column)
+        and not cond.args.get("query")
+    ):
+        values = [number(v) for v in cond.expressions]
         if not values or any(v is None for v in values):
             return None
         return _key(cond.this), Domain.one_of([v for v in values if v is not None])
     if isinstance(cond, exp.Not) and isinstance(cond.this, exp.Is):
         target = cond.this
-        if isinstance(target.this, exp.Column) and isinstance(target.expression, exp.Null):
+        if isinstance(target.this, exp.Column) and isinstance(
+            target.expression, exp.Null
+        ):
             return _key(target.this), Domain()
     return None
 
 
 def _column_equality(cond: exp.Expr) -> tuple[ColumnKey, ColumnKey] | None:
-    if isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Column) and isinstance(cond.expression, exp.Column):
+    if (
+        isinstance(cond, exp.EQ)
+        and isinstance(cond.this, exp.Column)
+        and isinstance(cond.expression, exp.Column)
+    ):
         return _key(cond.this), _key(cond.expression)
     return None
 
 
-def _propagate_equalities(domains: dict[ColumnKey, Domain], pairs: list[tuple[ColumnKey, ColumnKey]]) -> None:
+def _propagate_equalities(
+    domains: dict[ColumnKey, Domain], pairs: list[tuple[ColumnKey, ColumnKey]]
+) -> None:
     """``a.x = b.x``: both columns get the intersection of their constraints."""
     parent: dict[ColumnKey, ColumnKey] = {}
 
@@ -279,7 +319,9 @@ def _propagate_equalities(domains: dict[ColumnKey, Domain], pairs: list[tuple[Co
             domains[m] = combined
 
 
-def _qualify_all(domains: dict[ColumnKey, Domain], only: str) -> dict[ColumnKey, Domain]:
+def _qualify_all(
+    domains: dict[ColumnKey, Domain], only: str
+) -> dict[ColumnKey, Domain]:
     out: dict[ColumnKey, Domain] = {}
     for (qual, name), dom in domains.items():
         key = (qual or only, name)
@@ -296,7 +338,11 @@ def _lookup(key: ColumnKey, scope: _Scope) -> Domain | None:
     for (cq, cname), dom in scope.domains.items():
         if cname != name:
             continue
-        same = cq == qual or (qual is None and cq in scope.sources) or (cq is None and qual in scope.sources)
+        same = (
+            cq == qual
+            or (qual is None and cq in scope.sources)
+            or (cq is None and qual in scope.sources)
+        )
         if same:
             found = dom if found is None else found.intersect(dom)
     return found
@@ -307,15 +353,17 @@ def _key(column: exp.Column) -> ColumnKey:
     return (table.lower() if table else None, column.name.lower())
 
 
-def _number(node: exp.Expr | None) -> float | None:
+def number(node: exp.Expr | None) -> float | None:
     """A numeric literal (possibly negated), else None (parameters, strings, expressions)."""
     if isinstance(node, exp.Paren):
-        return _number(node.this)
+        return number(node.this)
     if isinstance(node, exp.Neg):
-        inner = _number(node.this)
+        inner = number(node.this)
         return None if inner is None else -inner
     if isinstance(node, exp.Boolean):
-        return 1.0 if node.this else 0.0  # a boolean input reaches the model as 1.0 / 0.0
+        return (
+            1.0 if node.this else 0.0
+        )  # a boolean input reaches the model as 1.0 / 0.0
     if isinstance(node, exp.Literal) and not node.is_string:
         try:
             return float(node.this)

@@ -23,7 +23,9 @@ class Projected:
     kept: tuple[int, ...]
 
 
-def rebuild(tree_graph: TreeGraph, forests: list[Forest], project: bool = True) -> Projected:
+def rebuild(
+    tree_graph: TreeGraph, forests: list[Forest], project: bool = True
+) -> Projected:
     """A copy of the model with ``forests`` in place of its trees, reading only used features.
 
     At least one column is kept so onnxruntime still learns the batch size.
@@ -40,7 +42,9 @@ def rebuild(tree_graph: TreeGraph, forests: list[Forest], project: bool = True) 
     model.CopyFrom(tree_graph.model)
     graph = model.graph
     for pos, forest in zip(tree_graph.tree_nodes, forests):
-        graph.node[pos].CopyFrom(write_forest(tree_graph.model.graph.node[pos], forest, remap))
+        graph.node[pos].CopyFrom(
+            write_forest(tree_graph.model.graph.node[pos], forest, remap)
+        )
     if len(kept) != tree_graph.n_features:
         for value_info in graph.input:
             if value_info.name == tree_graph.input_name:

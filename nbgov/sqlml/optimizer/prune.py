@@ -55,7 +55,9 @@ def _prune_tree(tree: Tree, domains: dict[int, ModelDomain], dtype: type) -> Tre
         if not can_true:  # no row reaches this node at all; keep it intact
             return _copy(pos)
         me = len(out.nodes)
-        copy = Branch(node.feature, node.threshold, node.mode, node.nan_true, -1, -1, node.members)
+        copy = Branch(
+            node.feature, node.threshold, node.mode, node.nan_true, -1, -1, node.members
+        )
         out.nodes.append(copy)
         copy.true = visit(node.true, _narrowed(doms, node, True, dtype))
         copy.false = visit(node.false, _narrowed(doms, node, False, dtype))
@@ -67,7 +69,9 @@ def _prune_tree(tree: Tree, domains: dict[int, ModelDomain], dtype: type) -> Tre
             out.nodes.append(Leaf(list(node.weights)))
             return len(out.nodes) - 1
         me = len(out.nodes)
-        copy = Branch(node.feature, node.threshold, node.mode, node.nan_true, -1, -1, node.members)
+        copy = Branch(
+            node.feature, node.threshold, node.mode, node.nan_true, -1, -1, node.members
+        )
         out.nodes.append(copy)
         copy.true = _copy(node.true)
         copy.false = _copy(node.false)
@@ -141,7 +145,9 @@ def _test(mode: str, v: float, t: float) -> bool:
     return v != t
 
 
-def _narrowed(doms: dict[int, ModelDomain], node: Branch, went_true: bool, dtype: type) -> dict[int, ModelDomain]:
+def _narrowed(
+    doms: dict[int, ModelDomain], node: Branch, went_true: bool, dtype: type
+) -> dict[int, ModelDomain]:
     """Domains after taking one branch of ``node`` (exact: inputs and thresholds share a float type)."""
     dom = doms.get(node.feature, _FULL)
     t = node.threshold

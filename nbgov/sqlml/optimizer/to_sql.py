@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -24,7 +25,12 @@ from onnx import helper
 from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.plan import TensorSpec
 
-_SQL_TYPES = {"float": "FLOAT", "double": "DOUBLE", "int64": "BIGINT", "int32": "INTEGER"}
+_SQL_TYPES = {
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+}
 _ONNX_TO_NAME: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float",
     onnx.TensorProto.DOUBLE: "double",
@@ -37,9 +43,12 @@ _ONNX_TO_NAME: dict[int, str] = {
 class SqlModel:
     """SQL text per output (with ``__f{i}__`` feature placeholders) plus its shape for costing."""
 
-    outputs: dict[str, str | list[str]]  # output name -> scalar text, or list text per column
+    outputs: dict[
+        str, str | list[str]
+    ]  # output name -> scalar text, or list text per column
     kind: str  # "linear" or "trees"
     terms: int  # multiply-adds (linear) or tree levels evaluated per row (trees)
+    body: str | None = None  # the complete, typed value expression (tabulated trees)
 
 
 def _lit(value: float, elem: str = "double") -> str:
@@ -59,11 +68,17 @@ class _Affine:
     bias: float
 
     def text(self) -> str:
-        parts = [f"CAST(__f{j}__ AS DOUBLE) * {_lit(w)}" for j, w in enumerate(self.weights) if w != 0.0]
+        parts = [
+            f"CAST(__f{j}__ AS DOUBLE) * {_lit(w)}"
+            for j, w in enumerate(self.weights)
+            if w != 0.0
+        ]
         return "(" + " + ".join(parts + [_lit(self.bias)]) + ")"
 
 
-def linear_sql(model: onnx.ModelProto, in_elem: str, n_features: int) -> SqlModel | None:
+def linear_sql(
+    model: onnx.ModelProto, in_elem: str, n_features: int
+) -> SqlModel | None:
     """Interpret a linear graph symbolically; None if any node is not understood.
 
     Scalers and linear layers compose into one affine form per score (so the
@@ -73,7 +88,9 @@ def linear_sql(model: onnx.ModelProto, in_elem: str, n_features: int) -> SqlMode
     if len(graph.input) != 1:
         return None
     affine: dict[str, list[_Affine]] = {
-        graph.input[0].name: [_Affine(np.eye(n_features)[i], 0.0) for i in range(n_features)]
+        graph.input[0].name: [
+            _Affine(np.eye(n_features)[i], 0.0) for i in range(n_features)
+        ]
     }
     values: dict[str, list[str]] = {}
     labels: dict[str, str] = {}
@@ -91,13 +108,18 @@ def linear_sql(model: onnx.ModelProto, in_elem: str, n_features: int) -> SqlMode
             if len(offset) != len(cols) or len(scale) != len(cols):
                 return None
             affine[node.output[0]] = [
-                _Affine(c.weights * s, (c.bias - o) * s) for c, o, s in zip(cols, offset, scale)
+                _Affine(c.weights * s, (c.bias - o) * s)
+                for c, o, s in zip(cols, offset, scale)
             ]
         elif node.op_type == "LinearRegressor":
-            if cols is None or a.get("post_transform", b"NONE") != b"NONE" or int(a.get("targets", 1)) != 1:
+            if (
+                cols is None
+                or a.get("post_transform", b"NONE") != b"NONE"
+                or int(a.get("targets", 1)) != 1
+            ):
                 return None
             coef = [_f32(v) for v in a["coefficients"]]
-            intercept = _f32(list(a.get("intercepts") or [0.0])[0])
+            intercept = _f32(next(iter(a.get("intercepts") or [0.0])))
             if len(coef) != len(cols):
                 return None
             values[node.output[0]] = [_combine(cols, coef, intercept).text()]
@@ -112,7 +134,10 @@ def linear_sql(model: onnx.ModelProto, in_elem: str, n_features: int) -> SqlMode
             rows = len(coef) // k
             if rows < 2 or rows != len(ints) or len(intercepts) != rows:
                 return None  # single-row (binary) encodings are left to onnxruntime
-            forms = [_combine(cols, coef[r * k : (r + 1) * k], intercepts[r]) for r in range(rows)]
+            forms = [
+                _combine(cols, coef[r * k : (r + 1) * k], intercepts[r])
+                for r in range(rows)
+            ]
             post = a.get("post_transform", b"NONE")
             if rows == 2 and _negated(coef, intercepts, k):
                 # skl2onnx's binary LogisticRegression: class 0 scores exactly -score(class 1)
@@ -153,9 +178,15 @@ def linear_sql(model: onnx.ModelProto, in_elem: str, n_features: int) -> SqlMode
             values[node.output[0]] = [f"(({c}) / ({total}))" for c in texts]
         elif node.op_type in ("ZipMap", "Identity", "Cast"):
             to = int(a.get("to", 0))
-            if node.input[0] in labels and (node.op_type != "Cast" or to in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)):
+            if node.input[0] in labels and (
+                node.op_type != "Cast"
+                or to in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+            ):
                 labels[node.output[0]] = labels[node.input[0]]
-            elif node.input[0] in values and (node.op_type != "Cast" or to in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)):
+            elif node.input[0] in values and (
+                node.op_type != "Cast"
+                or to in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+            ):
                 values[node.output[0]] = values[node.input[0]]
             else:
                 return None
@@ -186,7 +217,10 @@ def _combine(cols: list[_Affine], coef: list[float], intercept: float) -> _Affin
 
 
 def _negated(coef: list[float], intercepts: list[float], k: int) -> bool:
-    return all(coef[i] == -coef[k + i] for i in range(k)) and intercepts[0] == -intercepts[1]
+    return (
+        all(coef[i] == -coef[k + i] for i in range(k))
+        and intercepts[0] == -intercepts[1]
+    )
 
 
 def _argmax_label(scores: list[str], labels: list[int]) -> str:
@@ -199,10 +233,16 @@ def _argmax_label(scores: list[str], labels: list[int]) -> str:
     return f"CAST(CASE {' '.join(whens)} ELSE {int(labels[-1])} END AS BIGINT)"
 
 
-def tree_regressor_sql(node: onnx.NodeProto, forest: Forest, in_elem: str) -> SqlModel | None:
+def tree_regressor_sql(
+    node: onnx.NodeProto, forest: Forest, in_elem: str
+) -> SqlModel | None:
     """A single-target tree regressor as a FLOAT sum of nested CASEs, or None."""
     a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-    if node.op_type != "TreeEnsembleRegressor" or in_elem != "float" or forest.threshold_dtype is not np.float32:
+    if (
+        node.op_type != "TreeEnsembleRegressor"
+        or in_elem != "float"
+        or forest.threshold_dtype is not np.float32
+    ):
         return None
     if int(a.get("n_targets", 1)) != 1 or a.get("post_transform", b"NONE") != b"NONE":
         return None
@@ -249,6 +289,98 @@ def _tree_case(tree: Tree, pos: int) -> str | None:
     return f"CASE WHEN {test} THEN {yes} ELSE {no} END"
 
 
+def single_tree_sql(
+    payload: bytes, forest: Forest, n_features: int, outputs: tuple[TensorSpec, ...]
+) -> SqlModel | None:
+    """One tree (any post-processing) as a CASE whose leaves are its exact outputs.
+
+    Each leaf's output is computed by onnxruntime itself on a witness row that
+    reaches that leaf, so labels, probabilities and post transforms are exactly
+    the model's, whatever the encoding.
+    """
+    if len(forest.trees) != 1 or forest.threshold_dtype is not np.float32:
+        return None
+    tree = forest.trees[0]
+    witnesses: dict[int, list[float]] = {}
+
+    def walk(pos: int, lo: list[float], hi: list[float], nan: list[bool]) -> bool:
+        node = tree.nodes[pos]
+        if isinstance(node, Leaf):
+            row = []
+            for f in range(n_features):
+                if lo[f] <= hi[f]:
+                    row.append(
+                        lo[f]
+                        if lo[f] != -math.inf
+                        else (hi[f] if hi[f] != math.inf else 0.0)
+                    )
+                else:
+                    row.append(math.nan if nan[f] else 0.0)
+            witnesses[pos] = row
+            return True
+        if node.mode not in ("BRANCH_LEQ", "BRANCH_LT") or node.nan_true:
+            return False  # DuckDB sorts NaN above all numbers: only <= and < route NaN like ORT
+        f, t = node.feature, node.threshold
+        after = float(np.nextafter(np.float32(t), np.float32(math.inf)))
+        before = float(np.nextafter(np.float32(t), np.float32(-math.inf)))
+        true_hi = t if node.mode == "BRANCH_LEQ" else before
+        false_lo = after if node.mode == "BRANCH_LEQ" else t
+        ok = walk(node.true, lo, _set(hi, f, min(hi[f], true_hi)), _set(nan, f, False))
+        return ok and walk(node.false, _set(lo, f, max(lo[f], false_lo)), hi, nan)
+
+    inf = math.inf
+    if not walk(0, [-inf] * n_features, [inf] * n_features, [True] * n_features):
+        return None
+    from nbgov.sqlml.scoring import open_session
+
+    session = open_session(payload)
+    order = sorted(witnesses)
+    X = np.array([witnesses[p] for p in order], dtype=np.float32).reshape(
+        len(order), n_features
+    )
+    results = session.run([o.name for o in outputs], {session.get_inputs()[0].name: X})
+    leaf_text: dict[int, str] = {}
+    for row, pos in enumerate(order):
+        parts = []
+        for spec, result in zip(outputs, results):
+            sql_type = _SQL_TYPES.get(spec.elem_type)
+            if sql_type is None:
+                return None
+            value = np.asarray(result)[row]
+            flat = np.ravel(value)
+            if _width(spec) == 1 and flat.size == 1:
+                parts.append(f"CAST({_value(flat[0])} AS {sql_type})")
+            else:
+                parts.append(
+                    "["
+                    + ", ".join(f"CAST({_value(v)} AS {sql_type})" for v in flat)
+                    + "]"
+                )
+        leaf_text[pos] = _pack(parts)
+
+    def case(pos: int) -> str:
+        node = tree.nodes[pos]
+        if isinstance(node, Leaf):
+            return leaf_text[pos]
+        op = "<=" if node.mode == "BRANCH_LEQ" else "<"
+        test = f"CAST(__f{node.feature}__ AS FLOAT) {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
+        return f"CASE WHEN {test} THEN {case(node.true)} ELSE {case(node.false)} END"
+
+    return SqlModel({}, "trees", max(1, round(_mean_depth(tree))), body=case(0))
+
+
+def _set(values: list[Any], index: int, value: object) -> list[Any]:
+    copy = list(values)
+    copy[index] = value
+    return copy
+
+
+def _value(v: object) -> str:
+    if isinstance(v, (np.integer, int)):
+        return str(int(v))
+    return _lit(float(v))  # type: ignore[arg-type]
+
+
 def _mean_depth(tree: Tree) -> float:
     depths: list[int] = []
 
@@ -282,8 +414,12 @@ def render(
     return None if shape is None else fill(shape, feature_exprs, null_guard)
 
 
-def template(sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression | None:
+def template(
+    sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int
+) -> exp.Expression | None:
     """The parsed expression with ``__f{i}__`` / ``__g{i}__`` placeholders (cacheable: parsing is slow)."""
+    if sql_model.body is not None:
+        return _finish(sql_model.body, outputs, guards)
     parts: list[str] = []
     for spec in outputs:
         text = sql_model.outputs.get(spec.name)
@@ -307,10 +443,20 @@ def template(sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int) 
                 return None
             value = f"CAST({text} AS {sql_type})"
         parts.append(value)
-    if len(outputs) == 1:
-        body = parts[0]
-    else:
-        body = "struct_pack(" + ", ".join(f"__o{i}__ := {p}" for i, p in enumerate(parts)) + ")"
+    return _finish(_pack(parts), outputs, guards)
+
+
+def _pack(parts: list[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return (
+        "struct_pack("
+        + ", ".join(f"__o{i}__ := {p}" for i, p in enumerate(parts))
+        + ")"
+    )
+
+
+def _finish(body: str, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression:
     if guards:
         conds = " OR ".join(f"__g{i}__ IS NULL" for i in range(guards))
         body = f"CASE WHEN {conds} THEN NULL ELSE {body} END"
@@ -325,7 +471,11 @@ def template(sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int) 
     return tree.transform(rename)
 
 
-def fill(shape: exp.Expression, feature_exprs: list[exp.Expression], null_guard: list[exp.Expression]) -> exp.Expression:
+def fill(
+    shape: exp.Expression,
+    feature_exprs: list[exp.Expression],
+    null_guard: list[exp.Expression],
+) -> exp.Expression:
     """Put the call's column expressions into a template's placeholders."""
 
     def substitute(node: exp.Expression) -> exp.Expression:
@@ -363,4 +513,3 @@ def input_elem(model: onnx.ModelProto) -> tuple[str, int] | None:
     if elem is None or len(dims) != 2 or not dims[1].HasField("dim_value"):
         return None
     return elem, int(dims[1].dim_value)
-

@@ -58,11 +58,16 @@ def analyze(model: onnx.ModelProto) -> TreeGraph | None:
     consumers = [i for i, n in enumerate(graph.node) if the_input.name in n.input]
     if not consumers:
         return None
-    if any(graph.node[i].op_type not in TREE_OPS or graph.node[i].domain != "ai.onnx.ml" for i in consumers):
+    if any(
+        graph.node[i].op_type not in TREE_OPS or graph.node[i].domain != "ai.onnx.ml"
+        for i in consumers
+    ):
         return None
     if any(list(graph.node[i].input) != [the_input.name] for i in consumers):
         return None
-    if any(n.op_type in TREE_OPS for j, n in enumerate(graph.node) if j not in consumers):
+    if any(
+        n.op_type in TREE_OPS for j, n in enumerate(graph.node) if j not in consumers
+    ):
         return None
     forests = [read_forest(graph.node[i]) for i in consumers]
     return TreeGraph(model, the_input.name, elem, dims[1].dim_value, consumers, forests)

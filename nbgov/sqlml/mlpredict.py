@@ -1,0 +1,74 @@
+"""ML.PREDICT binding: model inputs ← relation columns by name, and the planner's view
+of ``ML.PREDICT(MODEL m, relation)`` as ``SELECT predict(m, cols) FROM relation``."""
+
+from __future__ import annotations
+
+import sqlglot.expressions as exp
+
+from nbgov.errors import ModelBindingError
+from nbgov.sqlml.binding import signature, slots
+from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion
+from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
+
+
+def relation_arguments(model: ModelVersion, columns: dict[str, str]) -> list[str]:
+    """Column names (as in the relation) feeding the model's slots, in positional order.
+
+    ``columns`` maps lower-cased names to the relation's own spelling.
+    """
+    arguments: list[str] = []
+    for slot in slots(model):
+        spec = model.inputs[slot.input_index]
+        if slot.name is None:
+            raise ModelBindingError(
+                f"ML.PREDICT(MODEL {model.ref}): the model's feature names are unknown, so input "
+                f"{spec.name!r} cannot be bound by column name; expected {signature(model)}"
+            )
+        if slot.name.lower() not in columns:
+            raise ModelBindingError(
+                f"ML.PREDICT(MODEL {model.ref}): the relation has no column {slot.name!r}; "
+                f"expected {signature(model)}"
+            )
+        arguments.append(columns[slot.name.lower()])
+    return arguments
+
+
+def slot_counts(model: ModelVersion) -> list[int]:
+    """How many columns feed each model input."""
+    wanted = slots(model)
+    return [sum(1 for s in wanted if s.input_index == i) for i in range(len(model.inputs))]
+
+
+def relation_call(model: ModelVersion, arguments: list[str], relation: exp.Expression) -> ModelCall:
+    """A ModelCall a planner can optimize, e.g. prune with the relation's WHERE."""
+    node = exp.Anonymous(
+        this=PREDICT_PLACEHOLDER,
+        expressions=[exp.Literal.string(model.ref), *[exp.column(a, quoted=True) for a in arguments]],
+    )
+    statement = scoring_statement(relation, node)
+    values = iter(node.expressions[1:])
+    inputs = tuple(
+        BoundInput(spec, tuple(next(values) for _ in range(count)))
+        for spec, count in zip(model.inputs, slot_counts(model))
+    )
+    return ModelCall(model=model, inputs=inputs, node=node, statement=statement)
+
+
+def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Expression:
+    """``SELECT predict(...) FROM relation`` in the form a planner reads best: for a plain
+    ``SELECT * FROM t WHERE p`` the call goes into that SELECT list (rows filtered by p)."""
+    simple = (
+        isinstance(relation, exp.Select)
+        and len(relation.expressions) == 1
+        and isinstance(relation.expressions[0], exp.Star)
+        and not relation.expressions[0].args.get("except_")
+        and not any(
+            relation.args.get(k) for k in ("group", "having", "limit", "offset", "distinct", "qualify", "windows")
+        )
+    )
+    if simple:
+        statement = relation.copy()
+        statement.set("expressions", [node])
+        return statement
+    alias = exp.TableAlias(this=exp.to_identifier("nbgov_in"))
+    return exp.select(node).from_(exp.Subquery(this=relation, alias=alias))

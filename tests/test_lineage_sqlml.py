@@ -1,0 +1,58 @@
+"""Lineage of %%sqlml cells through the whole extension (`%load_ext nbgov`): real DuckDB, real models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nbgov.lineage.recorder import Recorder
+from nbgov.lineage.store import verify_chain
+
+
+def _recorder(shell: Any) -> Recorder:
+    found = [part for part in shell._nbgov_installed if isinstance(part, Recorder)]
+    assert len(found) == 1
+    return found[0]
+
+
+def _run(shell: Any, code: str) -> dict[str, Any]:
+    result = shell.run_cell(code, store_history=True)
+    assert result.success, result.error_in_exec or result.error_before_exec
+    return _recorder(shell).records[-1]["body"]
+
+
+def test_sqlml_cells_record_models_frames_results_and_files(shell: Any, tmp_path: Path, lineage_schema: Any) -> None:
+    frame = _run(shell, "import pandas as pd\ncustomers = pd.DataFrame({'age': [30.0, 70.0, 50.0], 'income': [1.0, 2.0, 3.0]})")
+    fit = _run(shell, "from sklearn.linear_model import LogisticRegression\nclf = LogisticRegression().fit(customers, [0, 1, 1])")
+    create = _run(shell, "%%sqlml\nCREATE MODEL churn FROM $clf")
+    assert {r["name"]: r["source"] for r in create["reads"]} == {"clf": fit["id"]}
+    assert [(s["kind"], s["models"]) for s in create["sql"]] == [("create_model", ["churn@1"])]
+    (model,) = create["models"]
+    assert (model["name"], model["version"], model["producer"]) == ("churn", 1, "skl2onnx")
+    assert len(model["sha256"]) == 64 and isinstance(model["opset"], int)
+
+    score = _run(shell, "%%sqlml -o scored\nSELECT age, predict(churn, age, income) AS p FROM customers")
+    assert {r["name"]: r["source"] for r in score["reads"]} == {"customers": frame["id"]}
+    assert [(w["name"], w["mutated"]) for w in score["writes"]] == [("scored", False)]
+    assert score["writes"][0]["fingerprint"]["summary"] == "3×2"
+    assert [(m["name"], m["version"], m["source"]) for m in score["models"]] == [("churn", 1, create["id"])]
+    assert [s["kind"] for s in score["sql"]] == ["select"]
+
+    wrote = _run(shell, "customers.to_csv('c.csv', index=False)")
+    counted = _run(shell, "%%sqlml -o n\nSELECT count(*) AS n FROM read_csv('c.csv')")
+    (read,) = [f for f in counted["files"] if f["mode"] == "read"]
+    assert read["path"] == "c.csv" and read["abspath"] == str(tmp_path / "c.csv")
+    assert read["hash"] == wrote["files"][0]["hash"] and read["source"] == wrote["id"]
+
+    rec = _recorder(shell)
+    assert rec.stale(now_files=True) == {}
+    _run(shell, "clf = LogisticRegression(C=0.01).fit(customers, [1, 0, 1])")
+    recreate = _run(shell, "%%sqlml\nCREATE OR REPLACE MODEL churn FROM $clf")
+    assert [m["version"] for m in recreate["models"]] == [2]
+    stale = rec.stale(now_files=True)
+    assert f"model churn changed: version 2 since [{recreate['execution_count']}]" in stale[score["id"]]
+    assert create["id"] in stale  # the old registration is superseded too
+    entries = rec.store.entries() if rec.store else []
+    assert verify_chain(entries) == []
+    for entry in entries:
+        lineage_schema.validate(entry)

@@ -1,6 +1,6 @@
 """Lineage recorder benchmark: time added per cell, and fingerprint throughput.
 
-Run:  python3 benchmarks/bench_lineage.py [--repeat N] [--no-peer]
+Run:  python3 benchmarks/bench_recorder.py [--repeat N] [--no-peer]
 
 Per-cell overhead: two real IPython shells in this process, one recorded and one
 not, run the same cell alternately; the added time is the median of the paired

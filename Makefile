@@ -20,7 +20,7 @@ chromium:
 quickstart: install
 	rm -rf $(QUICKSTART_OUT) && mkdir -p $(QUICKSTART_OUT)
 	cp -r example_notebooks/. $(QUICKSTART_OUT)/
-	cd $(QUICKSTART_OUT) && nbgov run 01_quickstart.ipynb
+	cd $(QUICKSTART_OUT) && nbgov run --print-outputs 01_quickstart.ipynb
 	nbgov show $(QUICKSTART_OUT)/01_quickstart.ipynb
 	nbgov verify $(QUICKSTART_OUT)/01_quickstart.ipynb
 

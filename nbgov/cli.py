@@ -47,7 +47,7 @@ class NbgovGroup(click.Group):
 
 
 def _console() -> Console:
-    return Console(soft_wrap=False, width=max(100, Console().width))
+    return Console(soft_wrap=False, width=max(140, Console().width))
 
 
 def _write_or_print(text: str, output: Path | None) -> None:
@@ -72,12 +72,19 @@ def cli() -> None:
               help="Seconds allowed per cell.")
 @click.option("--kernel", "kernel_name", help="Kernel spec to use (default: the notebook's).")
 @click.option("--allow-errors", is_flag=True, help="Keep running after a cell fails.")
+@click.option("--print-outputs", is_flag=True, help="Print each cell's text output after the run.")
 def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | None,
-        allow_errors: bool) -> None:
+        allow_errors: bool, print_outputs: bool) -> None:
     """Execute NOTEBOOK headless on a real kernel, recording lineage."""
+    import nbformat
+
+    from nbgov.replay.outputs import cell_texts
     from nbgov.replay.runner import run_notebook
 
     summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
+    if print_outputs:
+        for count, text in cell_texts(nbformat.read(summary.output, as_version=4)):
+            click.echo(f"[{count}]\n{text}\n")
     errors = sum(1 for e in summary.recorded if e["body"].get("status") == "error")
     click.echo(f"ran {summary.cells_run} cells of {notebook.name} in {summary.seconds:.2f}s; "
                f"recorded {len(summary.recorded)} executions ({errors} failed) in {summary.sidecar}")

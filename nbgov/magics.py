@@ -9,12 +9,12 @@ reported to the lineage recorder; a failing recorder never breaks the cell.
 from __future__ import annotations
 
 import html
+import sys
 import time
 import warnings
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -22,7 +22,14 @@ from IPython.display import display
 from traitlets import Integer, Unicode
 
 from nbgov.errors import NbgovError
-from nbgov.sqlml.engine import Engine, StatementResult
+
+if TYPE_CHECKING:  # the engine (pandas, DuckDB, onnxruntime) loads on first %%sqlml use
+    import pandas as pd
+
+    from nbgov.sqlml.engine import Engine, StatementResult
+
+# DataFrame's dotted names (``__module__`` is "pandas" in pandas >= 3, "pandas.core.frame" before)
+_FRAME_NAMES = ("pandas.DataFrame", "pandas.core.frame.DataFrame")
 
 _VALUE_FLAGS = {"-o", "--out", "--db", "--limit"}
 
@@ -111,6 +118,8 @@ class SqlML(Magics):
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None
+            from nbgov.sqlml.engine import Engine
+
             try:
                 self._engine = Engine(self.database)
             except NbgovError as error:
@@ -218,8 +227,9 @@ class _Installed:
             formatter = formatters.get(mime)
             if formatter is None:
                 continue
-            self._previous[mime] = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter else None
-            formatter.for_type(pd.DataFrame, render)
+            self._previous[mime] = _frame_printer(formatter)
+            for frame_type in _frame_types():
+                formatter.for_type(frame_type, render)
 
     def _html(self, frame: pd.DataFrame) -> str | None:
         limited = self._magics.limited(frame)
@@ -252,10 +262,28 @@ class _Installed:
             formatter = formatters.get(mime)
             if formatter is None:
                 continue
-            formatter.pop(pd.DataFrame, None)
+            for name in _FRAME_NAMES:
+                formatter.pop(name, None)
             if previous is not None:
-                formatter.for_type(pd.DataFrame, previous)
+                formatter.for_type(_frame_types()[0], previous)
         self._magics.close()
+
+
+def _frame_types() -> list[Any]:
+    """pandas' DataFrame when pandas is loaded, else its dotted names (IPython then binds
+    the formatter when the first DataFrame is shown), so loading stays light."""
+    pandas = sys.modules.get("pandas")
+    return [pandas.DataFrame] if pandas is not None else list(_FRAME_NAMES)
+
+
+def _frame_printer(formatter: Any) -> Any:
+    """The printer registered for DataFrame before ours, if any."""
+    for name in _FRAME_NAMES:
+        try:
+            return formatter.lookup_by_type(name)
+        except KeyError:
+            continue
+    return None
 
 
 def install(shell: Any, recorder: Any = None) -> _Installed:

@@ -100,6 +100,7 @@ def details_text(body: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]
         lines.append(f"error: {error.get('type')}: {error.get('message')}")
     lines += [f"stale: {reason}" for reason in stale]
     lines += ["", "code as executed:", str(body.get("code", ""))]
+
     def read(r: Mapping[str, Any]) -> str:
         return f"{r['name']}: {_fp(r.get('fingerprint'))} from {producer(r.get('source'))}"
 

@@ -14,7 +14,7 @@ import pytest
 
 from nbgov.cli import cli
 from nbgov.lineage.store import sidecar_path
-from tests.test_replay_helpers import invoke, record, write_nb
+from tests.fixtures.replay import invoke, record, write_nb
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = sorted(cli.commands)

@@ -14,7 +14,7 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import dataset_version_dataset, parent_run
 from openlineage.client.serde import Serde
 
-from tests.test_replay_helpers import invoke, record, sidecar_lines
+from tests.fixtures.replay import invoke, record, sidecar_lines
 
 pytestmark = pytest.mark.kernel
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import duckdb
 import pytest
@@ -18,7 +17,7 @@ from nbgov.lineage import files as files_mod
 from nbgov.lineage import recorder as recorder_mod
 from nbgov.lineage.stale import stale_cells, stale_records
 from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
-from tests.fixtures.lineage import RecordingShell, read_sidecar
+from tests.fixtures.lineage import FullDisk, RecordingShell, read_sidecar
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:
@@ -278,41 +277,21 @@ def test_a_read_only_folder_is_one_warning_line_and_records_stay_in_memory(
         rec.uninstall()
 
 
-class _FullDisk:
-    def __init__(self, real: BinaryIO) -> None:
-        self.real = real
-        self.full = False
-
-    def write(self, data: Any) -> int:
-        if self.full:
-            self.real.write(bytes(data)[:7])
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return self.real.write(data) or 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 def test_a_full_disk_is_one_warning_line_no_torn_log_and_recording_resumes(
     recording: RecordingShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    disk: dict[str, _FullDisk] = {}
-
-    def opener(p: Path) -> BinaryIO:
-        disk["f"] = _FullDisk(open(p, "a+b", buffering=0))
-        return disk["f"]  # type: ignore[return-value]
-
+    disk = FullDisk()
     path = tmp_path / ".nbgov" / "test.jsonl"
-    recording.rec.store = SidecarStore(path, opener=opener)
+    recording.rec.store = SidecarStore(path, opener=disk)
     recording.run("a = 1")
-    disk["f"].full = True
+    disk.full = True
     capsys.readouterr()
     result = recording.run("b = a + 1\nb")
     assert result.success and result.result == 2
     assert "No space left on device" in _one_warning(capsys.readouterr().err)
     entries, problems = read_entries(path)
     assert problems == [] and len(entries) == 2  # session + first cell; no torn line
-    disk["f"].full = False
+    disk.full = False
     recording.run("c = b + 1")
     entries, problems = read_entries(path)
     assert problems == [] and verify_chain(entries) == []

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from nbgov.lineage.store import (
     sidecar_path,
     verify_chain,
 )
+from tests.fixtures.lineage import FullDisk
 
 
 def _filled(tmp_path: Path, n: int = 6) -> tuple[SidecarStore, list[dict[str, Any]]]:
@@ -141,39 +141,17 @@ def test_append_after_a_torn_line_starts_a_fresh_line_and_links_to_the_last_entr
     again.close()
 
 
-class _DiskFull:
-    """A file object whose writes stop half-way with ENOSPC, like a full disk."""
-
-    def __init__(self, real: BinaryIO) -> None:
-        self.real = real
-        self.full = True
-
-    def write(self, data: Any) -> int:
-        if self.full:
-            self.real.write(bytes(data)[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return self.real.write(data) or 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 def test_a_full_disk_leaves_no_torn_line_and_the_store_recovers(tmp_path: Path) -> None:
     path = tmp_path / ".nbgov" / "nb.jsonl"
-    holder: dict[str, _DiskFull] = {}
-
-    def opener(p: Path) -> BinaryIO:
-        holder["f"] = _DiskFull(open(p, "a+b", buffering=0))
-        return holder["f"]  # type: ignore[return-value]
-
-    store = SidecarStore(path, opener=opener)
+    disk = FullDisk(full=True)
+    store = SidecarStore(path, opener=disk)
     holder_ok = SidecarStore(path)
     first = holder_ok.append("session", {"s": 1})
     holder_ok.close()
     with pytest.raises(OSError, match="No space left"):
         store.append("execution", {"n": 1})
     assert path.read_bytes() == canonical_json(first) + b"\n"  # the partial line was undone
-    holder["f"].full = False
+    disk.full = False
     entry = store.append("execution", {"n": 1})
     assert entry["seq"] == 1 and entry["prev"] == first["hash"]
     assert store.verify() == []

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbgov.sqlml.engine import Engine
+from tests.fixtures.models import customers
 from tests.fixtures.optimizer import FEATURES
 
 KINDS = [
@@ -39,17 +40,9 @@ def engine(onnx_models: Any) -> Iterator[Engine]:
 
 
 def table(seed: int, n: int, null_rate: float) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "id": np.arange(n, dtype=np.int64),
-            "age": rng.integers(18, 90, n).astype(np.float64),
-            "income": rng.normal(50_000, 15_000, n).round(2),
-            "tenure": rng.integers(0, 20, n).astype(np.float64),
-            "visits": rng.poisson(4, n).astype(np.float64),
-            "balance": rng.normal(1_000, 400, n).round(2),
-        }
-    )
+    """The customers' id and numeric features, with NULLs sprinkled in at ``null_rate``."""
+    frame = customers(n, seed)[["id", *FEATURES]].copy()
+    rng = np.random.default_rng(seed + 1_000)
     for name in FEATURES:
         frame.loc[rng.random(n) < null_rate, name] = None
     return frame
@@ -181,6 +174,7 @@ def test_explain_reports_inlining_and_refusals(engine: Engine) -> None:
     frame = table(5, 200, 0.0)
     text = engine.explain(f"SELECT predict(logreg, {F}) FROM t", frames={"t": frame})
     assert "inlined as SQL expression: linear model" in text and "strategy=sql" in text
+    assert "batching: not needed (no ONNX call left" in text and "Arrow UDF" not in text
     text = engine.explain(
         f"SELECT id FROM t WHERE age > 60 AND predict(gb_reg, {F}) > 100",
         frames={"t": frame},
@@ -235,3 +229,25 @@ def test_ml_predict_relation_filters_prune_the_model(onnx_models: Any) -> None:
         eng.close()
     assert fast is not None and plain is not None and len(fast) > 0
     assert fast.equals(plain)
+
+
+def test_reading_one_output_value_computes_only_that_value(engine: Engine) -> None:
+    frame = table(9, 300, 0.1)
+    frames = {"t": frame}
+    projected = engine.execute(
+        f"SELECT id, predict(logreg, {F}).output_probability[2] AS p, predict(logreg, {F}).output_label AS l "
+        "FROM t ORDER BY id",
+        frames=frames,
+    )[0]
+    assert "output projection: only the output value the query reads is computed" in (projected.explain or "")
+    whole = engine.execute(f"SELECT id, predict(logreg, {F}) AS s FROM t ORDER BY id", frames=frames)[0].df
+    assert "output projection" not in (engine.explain(f"SELECT predict(logreg, {F}) FROM t", frames=frames))
+    expected_p = [None if not isinstance(s, dict) else s["output_probability"][1] for s in whole.s]
+    expected_l = [None if not isinstance(s, dict) else s["output_label"] for s in whole.s]
+    assert [None if pd.isna(v) else v for v in projected.df.p] == expected_p
+    assert [None if pd.isna(v) else v for v in projected.df.l] == expected_l
+    assert projected.df.p.isna().sum() > 0  # NULL inputs still give NULL
+    naive = engine.execute(
+        f"SELECT id, predict(logreg, {F}).output_probability[2] AS p FROM t ORDER BY id", frames=frames, optimize=False
+    )[0].df
+    np.testing.assert_allclose(projected.df.p.to_numpy(float), naive.p.to_numpy(float), rtol=1e-5, equal_nan=True)

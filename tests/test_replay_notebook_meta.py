@@ -11,7 +11,7 @@ import pytest
 from nbgov.errors import LineageError
 from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import SidecarStore, sidecar_path
-from tests.test_replay_helpers import make_nb
+from tests.fixtures.kernel import make_notebook
 
 
 def body(cell_id: str | None, count: int, code: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def store_entries(tmp_path: Path, nb: nbformat.NotebookNode) -> list[dict[str, A
 
 
 def test_merge_writes_the_log_and_each_cells_latest_entry(tmp_path: Path) -> None:
-    nb = make_nb("a = 1", "b = a", "untouched = True")
+    nb = make_notebook("a = 1", "b = a", "untouched = True")
     entries = store_entries(tmp_path, nb)
     assert notebook_meta.merge_entries(nb, entries, ".nbgov/nb.jsonl") == 5
     meta = notebook_meta.read_lineage(nb)
@@ -44,7 +44,7 @@ def test_merge_writes_the_log_and_each_cells_latest_entry(tmp_path: Path) -> Non
 
 
 def test_merge_dedupes_by_hash_and_survives_a_save(tmp_path: Path) -> None:
-    nb = make_nb("a = 1", "b = a")
+    nb = make_notebook("a = 1", "b = a")
     entries = store_entries(tmp_path, nb)
     notebook_meta.merge_entries(nb, entries[:3], ".nbgov/nb.jsonl")
     path = tmp_path / "nb.ipynb"
@@ -57,7 +57,7 @@ def test_merge_dedupes_by_hash_and_survives_a_save(tmp_path: Path) -> None:
 
 
 def test_a_notebook_without_lineage_has_none() -> None:
-    assert notebook_meta.read_lineage(make_nb("x = 1")) is None
+    assert notebook_meta.read_lineage(make_notebook("x = 1")) is None
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_a_notebook_without_lineage_has_none() -> None:
     ],
 )
 def test_malformed_metadata_is_refused_with_a_clear_message(raw: Any, message: str) -> None:
-    nb = make_nb("x = 1")
+    nb = make_notebook("x = 1")
     nb.metadata["nbgov"] = raw
     with pytest.raises(LineageError) as caught:
         notebook_meta.read_lineage(nb)
@@ -81,7 +81,7 @@ def test_malformed_metadata_is_refused_with_a_clear_message(raw: Any, message: s
 
 
 def test_foreign_cell_metadata_is_ignored(tmp_path: Path) -> None:
-    nb = make_nb("a = 1", "b = a")
+    nb = make_notebook("a = 1", "b = a")
     nb.cells[0].metadata["nbgov"] = {"schema": "someone-else/2", "latest": 42}
     assert notebook_meta.cell_latest(nb) == {}
 

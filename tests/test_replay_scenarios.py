@@ -13,9 +13,11 @@ import pytest
 
 from nbgov.lineage.store import sidecar_path
 from nbgov.replay.kernel import RecordingKernel
-from nbgov.replay.replayer import replay
+from nbgov.replay.replayer import ReplayResult, replay
 from nbgov.replay.source import load_log
-from tests.test_replay_helpers import invoke, make_nb, record, run_in_order, sidecar_lines, write_nb
+from tests.fixtures.kernel import make_notebook
+from tests.fixtures.models import ModelFactory
+from tests.fixtures.replay import invoke, record, run_in_order, sidecar_lines, write_nb
 
 pytestmark = pytest.mark.kernel
 
@@ -62,7 +64,15 @@ def test_changed_data_file_is_flagged_at_the_step_that_read_it(tmp_path: Path) -
     assert "first divergence" in cli.output and "input file changed: data.csv" in cli.output
 
 
-def test_replaced_model_file_is_flagged_as_model_changed(tmp_path: Path, onnx_models) -> None:  # type: ignore[no-untyped-def]
+def replay_after_swapping_model(path: Path, replacement: Path) -> ReplayResult:
+    """Replay the recorded notebook: first as recorded (it must reproduce), then with its
+    model.onnx replaced by ``replacement``."""
+    assert invoke("replay", path).exit_code == 0
+    shutil.copy(replacement, path.parent / "model.onnx")
+    return replay(load_log(path))
+
+
+def test_replaced_model_file_is_flagged_as_model_changed(tmp_path: Path, onnx_models: ModelFactory) -> None:
     logreg, tree = onnx_models.get("logreg"), onnx_models.get("tree_clf")
     shutil.copy(logreg.path, tmp_path / "model.onnx")
     np.save(tmp_path / "X.npy", logreg.X.to_numpy(dtype=np.float32)[:50])
@@ -73,9 +83,7 @@ def test_replaced_model_file_is_flagged_as_model_changed(tmp_path: Path, onnx_mo
         "blob = open('model.onnx', 'rb').read()\nsess = ort.InferenceSession(blob)",
         "labels = sess.run(None, {'input': X})[0]",
     )
-    assert invoke("replay", path).exit_code == 0
-    shutil.copy(tree.path, tmp_path / "model.onnx")
-    result = replay(load_log(path))
+    result = replay_after_swapping_model(path, tree.path)
     assert result.exit_code == 1
     first = result.first_divergence
     assert first is not None and first.step == 3
@@ -125,7 +133,7 @@ def test_state_the_log_does_not_explain_is_named(tmp_path: Path) -> None:
 
 def test_each_recorded_kernel_session_replays_in_a_fresh_kernel(tmp_path: Path) -> None:
     path = record(tmp_path / "two.ipynb", "x = 1")
-    nbformat.write(make_nb("fresh = 'x' not in globals()"), str(path))  # edited, then re-run
+    nbformat.write(make_notebook("fresh = 'x' not in globals()"), str(path))  # edited, then re-run
     assert invoke("run", path).exit_code == 0
     log = load_log(path)
     assert len(log.sessions()) == 2
@@ -162,7 +170,7 @@ def test_replay_leaves_the_original_sidecar_untouched(tmp_path: Path) -> None:
 
 
 def test_model_file_replaced_under_sqlml_is_flagged_where_it_was_registered(
-    tmp_path: Path, onnx_models  # type: ignore[no-untyped-def]
+    tmp_path: Path, onnx_models: ModelFactory
 ) -> None:
     linreg, tree = onnx_models.get("linreg"), onnx_models.get("tree_reg")
     shutil.copy(linreg.path, tmp_path / "model.onnx")
@@ -175,9 +183,7 @@ def test_model_file_replaced_under_sqlml_is_flagged_where_it_was_registered(
     )
     recorded = [e["body"] for e in sidecar_lines(path) if e["kind"] == "execution"]
     assert recorded[0]["models"][0]["name"] == "spend"
-    assert invoke("replay", path).exit_code == 0
-    shutil.copy(tree.path, tmp_path / "model.onnx")
-    result = replay(load_log(path))
+    result = replay_after_swapping_model(path, tree.path)
     assert result.exit_code == 1
     first = result.first_divergence
     assert first is not None and first.step == 1

@@ -196,3 +196,25 @@ def test_model_statement_syntax_errors_are_one_line(engine: Engine):
         with pytest.raises(NbgovError) as info:
             engine.execute(bad)
         assert "\n" not in str(info.value)
+
+
+def test_explain_plans_queries_on_a_model_created_in_the_same_cell_without_storing_it(
+    engine: Engine, onnx_models, customers_frame
+):
+    first, second = onnx_models.get("rf_clf"), onnx_models.get("logreg")
+    register(engine, "churn", first.path)
+    cell = (
+        "CREATE MODEL churn FROM $new; CREATE MODEL fresh FROM $new;\n"
+        f"SELECT predict(churn, {', '.join(NUMERIC_FEATURES)}) AS p, predict(fresh, {', '.join(NUMERIC_FEATURES)}) AS q FROM c"
+    )
+    text = engine.explain(cell, params={"new": str(second.path)}, frames={"c": customers_frame})
+    assert "CREATE MODEL: would register model churn version 2" in text
+    assert "CREATE MODEL: would register model fresh version 1" in text
+    assert "predict(churn@2)" in text and "predict(fresh@1)" in text
+    # nothing stored: the catalog is as before, and the new model does not resolve
+    assert _models(engine)[["name", "version"]].values.tolist() == [["churn", 1]]
+    assert engine.catalog.resolve("churn").version == 1
+    with pytest.raises(ModelNotFoundError, match="unknown model 'fresh'"):
+        engine.execute(f"SELECT predict(fresh, {', '.join(NUMERIC_FEATURES)}) FROM c", frames={"c": customers_frame})
+    same = engine.explain("CREATE MODEL churn FROM $old", params={"old": str(first.path)})
+    assert "would leave unchanged (same bytes)" in same and "version 1" in same

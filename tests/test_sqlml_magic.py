@@ -187,3 +187,31 @@ def test_line_magic_binds_dollar_names_instead_of_pasting_them(loaded, noted_sql
     out = _ok(loaded, "%sqlml SELECT count(*) AS n, $who AS echoed FROM customers WHERE plan = $who")
     assert out.n[0] == 0 and out.echoed[0] == "gold' OR '1'='1"
     assert noted_sql.activities[-1]["params"] == ["who"]
+
+
+def test_loading_the_magic_is_light_and_the_engine_starts_on_first_use():
+    """%load_ext must not pay for pandas/DuckDB/onnxruntime; the first %%sqlml does."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+from nbgov import magics
+shell = InteractiveShell()
+installed = magics.install(shell)
+heavy = sorted(m for m in ("pandas", "duckdb", "onnxruntime", "onnx", "pyarrow", "sqlglot") if m in sys.modules)
+print("heavy at load:", heavy)
+shell.run_line_magic("config", "SqlML.displaylimit = 3")
+result = shell.run_cell("%sqlml SELECT range AS i FROM range(10)")
+result.raise_error()
+print(shell.display_formatter.format(result.result)[0]["text/plain"].splitlines()[-1])
+installed.uninstall()
+"""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert "heavy at load: []" in lines, done.stdout
+    assert lines[-1] == "3 of 10 rows shown", done.stdout

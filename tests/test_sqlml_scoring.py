@@ -28,16 +28,21 @@ def _ort_outputs(onnx_bytes: bytes, X: pd.DataFrame, mixed: bool) -> list[object
     return session.run(None, feeds)
 
 
+def _scored(engine: Engine, path, frame: pd.DataFrame, optimize: bool) -> pd.DataFrame:
+    """``SELECT id, predict(m, features) AS p`` over ``frame``, ordered by id."""
+    register(engine, "m", path)
+    return engine.execute(
+        f"SELECT id, predict(m, {FEATURES}) AS p FROM customers ORDER BY id",
+        frames={"customers": frame},
+        optimize=optimize,
+    )[0].df
+
+
 @pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
 @pytest.mark.parametrize("kind", CLASSIFIERS)
 def test_classifier_probabilities_equal_sklearn(engine: Engine, onnx_models, customers_frame, kind, optimize):
     model = onnx_models.get(kind)
-    register(engine, "m", model.path)
-    result = engine.execute(
-        f"SELECT id, predict(m, {FEATURES}) AS p FROM customers ORDER BY id",
-        frames={"customers": customers_frame},
-        optimize=optimize,
-    )[0].df
+    result = _scored(engine, model.path, customers_frame, optimize)
     labels = np.array([row["output_label"] for row in result.p])
     probabilities = np.array([row["output_probability"] for row in result.p])
     expected = model.estimator.predict_proba(customers_frame[list(NUMERIC_FEATURES)])
@@ -49,12 +54,7 @@ def test_classifier_probabilities_equal_sklearn(engine: Engine, onnx_models, cus
 @pytest.mark.parametrize("kind", REGRESSORS)
 def test_regressor_values_equal_onnxruntime_and_sklearn(engine: Engine, onnx_models, customers_frame, kind, optimize):
     model = onnx_models.get(kind)
-    register(engine, "m", model.path)
-    result = engine.execute(
-        f"SELECT id, predict(m, {FEATURES}) AS p FROM customers ORDER BY id",
-        frames={"customers": customers_frame},
-        optimize=optimize,
-    )[0].df
+    result = _scored(engine, model.path, customers_frame, optimize)
     raw = np.asarray(_ort_outputs(model.onnx, customers_frame, mixed=False)[0]).reshape(-1)
     np.testing.assert_allclose(result.p.to_numpy(), raw, rtol=1e-5, atol=1e-3)
     sklearn = model.estimator.predict(customers_frame[list(NUMERIC_FEATURES)])
@@ -219,3 +219,49 @@ def test_ml_predict_goes_through_the_planner_only_when_optimizing(engine: Engine
     np.testing.assert_allclose(np.stack(result.df.predicted_probabilities), expected, atol=1e-5)
     planned = "predict(churn@1)" in (result.explain or "")
     assert planned is optimize
+
+
+def test_relation_call_node_is_inside_its_statement():
+    import sqlglot
+
+    from nbgov.sqlml.mlpredict import relation_call
+
+    for relation in ("SELECT * FROM t WHERE age > 1", "SELECT age, income FROM t GROUP BY ALL"):
+        model = _two_feature_model()
+        call = relation_call(model, ["age", "income"], sqlglot.parse_one(relation, read="duckdb"))
+        assert any(node is call.node for node in call.statement.walk()), relation
+
+
+def _two_feature_model():
+    from nbgov.sqlml.plan import ModelVersion, TensorSpec
+
+    spec = TensorSpec("input", "float", (None, 2))
+    return ModelVersion(
+        name="m", version=1, sha256="0" * 64, onnx_bytes=b"", inputs=(spec,),
+        outputs=(TensorSpec("variable", "float", (None, 1)),), producer=None, opset=None,
+        feature_names=("age", "income"), created="",
+    )
+
+
+def test_ml_predict_scores_with_the_pruned_model_when_a_dropped_input_needs_a_null_guard(engine: Engine):
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    frame = pd.DataFrame(
+        {"age": rng.integers(18, 90, n).astype(float), "income": rng.normal(5e4, 1e4, n), "tenure": rng.integers(0, 10, n).astype(float)}
+    )
+    label = np.where(frame.age > 50, frame.income > 5e4, frame.tenure > 5).astype(int)
+    clf = DecisionTreeClassifier(max_depth=2, random_state=0).fit(frame, label)
+    split_income = float(clf.tree_.threshold[0])
+    assert clf.tree_.feature[0] == 1  # the root tests income; tenure only matters below it
+    frame.loc[frame.index[frame.income > split_income + 5000][:3], "tenure"] = np.nan
+    register(engine, "m", clf)
+    query = f"SELECT * FROM ML.PREDICT(MODEL m, (SELECT * FROM d WHERE income > {split_income + 5000})) ORDER BY income"
+    optimized = engine.execute(query, frames={"d": frame})[0]
+    keys = engine.sessions.keys()
+    assert any(":pruned:" in k for k in keys) and not any(k.endswith(":original") for k in keys), keys
+    assert "dropped 2 of 3 unused inputs" in (optimized.explain or "")
+    naive = engine.execute(query, frames={"d": frame}, optimize=False)[0]
+    pd.testing.assert_frame_equal(optimized.df, naive.df)
+    assert optimized.df.predicted_label.isna().sum() == 3

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 
 from nbgov.lineage.store import entry_hash, sidecar_path
-from tests.test_replay_helpers import invoke, record, sidecar_lines, write_sidecar_lines
+from tests.fixtures.replay import invoke, record, sidecar_lines, write_sidecar_lines
 
 pytestmark = pytest.mark.kernel
 
@@ -29,6 +32,22 @@ def nb_path(recorded: Path, tmp_path: Path) -> Path:
     return target
 
 
+@contextmanager
+def tampered_sidecar(path: Path) -> Iterator[list[dict[str, Any]]]:
+    """The sidecar's entries, to edit in place; written back as canonical lines."""
+    entries = sidecar_lines(path)
+    yield entries
+    write_sidecar_lines(path, entries)
+
+
+@contextmanager
+def tampered_notebook(path: Path) -> Iterator[nbformat.NotebookNode]:
+    """The notebook, to edit in place; written back with nbformat."""
+    nb = nbformat.read(str(path), as_version=4)
+    yield nb
+    nbformat.write(nb, str(path))
+
+
 def verify_output(path: Path, code: int) -> str:
     result = invoke("verify", path)
     assert result.exit_code == code, result.output
@@ -47,113 +66,101 @@ def test_untouched_lineage_verifies(nb_path: Path) -> None:
 
 
 def test_edited_code_in_the_sidecar_is_named(nb_path: Path) -> None:
-    entries = sidecar_lines(nb_path)
-    entries[2]["body"]["code"] = "b = a + 1000"
-    write_sidecar_lines(nb_path, entries)
+    with tampered_sidecar(nb_path) as entries:
+        entries[2]["body"]["code"] = "b = a + 1000"
     out = verify_output(nb_path, 1)
     assert named(out, "sidecar: entry 2", "edited")
     assert named(out, "notebook metadata: entry 2 (execution [2] of cell", "differs from the sidecar")
 
 
 def test_edited_hash_is_named(nb_path: Path) -> None:
-    entries = sidecar_lines(nb_path)
-    entries[3]["hash"] = "f" * 32
-    write_sidecar_lines(nb_path, entries)
+    with tampered_sidecar(nb_path) as entries:
+        entries[3]["hash"] = "f" * 32
     out = verify_output(nb_path, 1)
     assert named(out, "sidecar: entry 3", "edited")
     assert named(out, "sidecar: entry 4", "entry 3")
 
 
 def test_deleted_record_is_named(nb_path: Path) -> None:
-    entries = sidecar_lines(nb_path)
-    del entries[2]
-    write_sidecar_lines(nb_path, entries)
+    with tampered_sidecar(nb_path) as entries:
+        del entries[2]
     out = verify_output(nb_path, 1)
     assert named(out, "sidecar: entry 2", "deleted")
     assert named(out, "notebook metadata: entry 2 (execution [2]", "not in the sidecar")
 
 
 def test_reordered_records_are_named(nb_path: Path) -> None:
-    entries = sidecar_lines(nb_path)
-    entries[2], entries[3] = entries[3], entries[2]
-    write_sidecar_lines(nb_path, entries)
+    with tampered_sidecar(nb_path) as entries:
+        entries[2], entries[3] = entries[3], entries[2]
     out = verify_output(nb_path, 1)
     assert named(out, "sidecar: entry 2", "entry 3", "reordered")
 
 
 def test_inserted_record_is_named(nb_path: Path) -> None:
-    entries = sidecar_lines(nb_path)
-    forged = dict(entries[2], body=dict(entries[2]["body"], code="b = 'forged'"))
-    forged["hash"] = entry_hash(forged)
-    entries.insert(3, forged)
-    write_sidecar_lines(nb_path, entries)
+    with tampered_sidecar(nb_path) as entries:
+        forged = dict(entries[2], body=dict(entries[2]["body"], code="b = 'forged'"))
+        forged["hash"] = entry_hash(forged)
+        entries.insert(3, forged)
     out = verify_output(nb_path, 1)
     assert named(out, "sidecar: entry 2", "inserted")
 
 
 def test_a_consistently_rechained_forgery_is_caught_by_the_notebook_metadata(nb_path: Path) -> None:
-    entries = sidecar_lines(nb_path)
-    entries[3]["body"]["code"] = "c = b * 300"
-    prev = entries[2]["hash"]
-    for entry in entries[3:]:
-        entry["prev"] = prev
-        entry["hash"] = entry_hash(entry)
-        prev = entry["hash"]
-    write_sidecar_lines(nb_path, entries)
+    with tampered_sidecar(nb_path) as entries:
+        entries[3]["body"]["code"] = "c = b * 300"
+        prev = entries[2]["hash"]
+        for entry in entries[3:]:
+            entry["prev"] = prev
+            entry["hash"] = entry_hash(entry)
+            prev = entry["hash"]
     out = verify_output(nb_path, 1)
     assert "sidecar:" not in out  # the chain alone looks fine ...
     assert named(out, "notebook metadata: entry 3 (execution [3] of cell", "differs")  # ... not the notebook
 
 
 def test_edited_notebook_metadata_is_named(nb_path: Path) -> None:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    nb.metadata["nbgov"]["log"][1]["body"]["code"] = "b = 2"
-    nbformat.write(nb, str(nb_path))
+    with tampered_notebook(nb_path) as nb:
+        nb.metadata["nbgov"]["log"][1]["body"]["code"] = "b = 2"
     out = verify_output(nb_path, 1)
     assert named(out, "notebook metadata: entry 2 (execution [2]", "edited")
 
 
 def test_reordered_notebook_metadata_is_named(nb_path: Path) -> None:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    log = nb.metadata["nbgov"]["log"]
-    log[0], log[1] = log[1], log[0]
-    nbformat.write(nb, str(nb_path))
+    with tampered_notebook(nb_path) as nb:
+        log = nb.metadata["nbgov"]["log"]
+        log[0], log[1] = log[1], log[0]
     out = verify_output(nb_path, 1)
     assert named(out, "notebook metadata log: entry 1 (execution [1]", "after entry 2", "reordered")
 
 
 def test_record_deleted_from_notebook_metadata_is_named(nb_path: Path) -> None:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    del nb.metadata["nbgov"]["log"][1]
-    nbformat.write(nb, str(nb_path))
+    with tampered_notebook(nb_path) as nb:
+        del nb.metadata["nbgov"]["log"][1]
     out = verify_output(nb_path, 1)
     assert named(out, "notebook metadata: entry 2 (execution [2]", "deleted")
 
 
 def test_cell_metadata_moved_to_another_cell_is_named(nb_path: Path) -> None:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    nb.cells[0].metadata["nbgov"] = nb.cells[1].metadata["nbgov"]
-    nbformat.write(nb, str(nb_path))
+    with tampered_notebook(nb_path) as nb:
+        nb.cells[0].metadata["nbgov"] = nb.cells[1].metadata["nbgov"]
     out = verify_output(nb_path, 1)
     assert named(out, f"cell {nb.cells[0].id} metadata: holds entry 2", "another cell")
 
 
 def test_newer_sidecar_entries_are_a_notice_not_tampering(nb_path: Path) -> None:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    nb.metadata["nbgov"]["log"] = nb.metadata["nbgov"]["log"][:2]
-    nb.cells[2].metadata.pop("nbgov")
-    nb.cells[3].metadata.pop("nbgov")
-    nbformat.write(nb, str(nb_path))
+    with tampered_notebook(nb_path) as nb:
+        nb.metadata["nbgov"]["log"] = nb.metadata["nbgov"]["log"][:2]
+        nb.cells[2].metadata.pop("nbgov")
+        nb.cells[3].metadata.pop("nbgov")
     out = verify_output(nb_path, 0)
     assert named(out, "2 entries newer than the notebook metadata")
 
 
 def test_sidecar_alone_and_metadata_alone_are_checked(nb_path: Path) -> None:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    saved = nb.metadata.pop("nbgov")
-    for cell in nb.cells:
-        cell.metadata.pop("nbgov")
-    nbformat.write(nb, str(nb_path))
+    with tampered_notebook(nb_path) as nb:
+        saved = nb.metadata.pop("nbgov")
+        for cell in nb.cells:
+            cell.metadata.pop("nbgov")
     assert named(verify_output(nb_path, 0), "checked the sidecar only")
     nb.metadata["nbgov"] = saved
     saved["log"][0]["body"]["code"] = "a = 100"

@@ -1,22 +1,14 @@
 /** One execution in full: code as run (diffed against the cell now), data, files, models, SQL. */
-import { Widget } from '@lumino/widgets';
 import { lineDiff } from './diff';
 import { cellLabel, clock, duration, el } from './dom';
 import { shortHash } from './log';
 import { NotebookLineageModel } from './model';
 import { ExecutionEntry, Fingerprint } from './types';
+import { LineageView } from './view';
 
-export class DetailsView extends Widget {
-  private _model: NotebookLineageModel | null = null;
-
+export class DetailsView extends LineageView {
   constructor() {
-    super();
-    this.addClass('nbgov-Details');
-  }
-
-  setModel(model: NotebookLineageModel | null): void {
-    this._model = model;
-    this.render();
+    super('nbgov-Details');
   }
 
   render(): void {
@@ -30,8 +22,8 @@ export class DetailsView extends Widget {
     this._header(model, entry);
     this._code(model, entry);
     this._data(model, entry);
-    this._files(model, entry);
-    this._models(model, entry);
+    this._files(entry);
+    this._models(entry);
     this._sql(entry);
   }
 
@@ -109,7 +101,7 @@ export class DetailsView extends Widget {
     }
   }
 
-  private _files(model: NotebookLineageModel, entry: ExecutionEntry): void {
+  private _files(entry: ExecutionEntry): void {
     const files = entry.body.files;
     if (files.length > 0) {
       this._section('Files');
@@ -120,7 +112,7 @@ export class DetailsView extends Widget {
     }
   }
 
-  private _models(model: NotebookLineageModel, entry: ExecutionEntry): void {
+  private _models(entry: ExecutionEntry): void {
     const models = entry.body.models;
     if (models.length > 0) {
       this._section('Models');

@@ -1,24 +1,16 @@
 /** The lineage graph, laid out by dagre and drawn as SVG (labels as text nodes). */
 import * as dagre from '@dagrejs/dagre';
-import { Widget } from '@lumino/widgets';
 import { cellLabel, el, svg } from './dom';
 import { buildGraph, GraphData, GraphNode } from './graphdata';
 import { NotebookLineageModel } from './model';
+import { LineageView } from './view';
 
 const CHAR_W = 7;
 const NODE_H = 26;
 
-export class GraphView extends Widget {
-  private _model: NotebookLineageModel | null = null;
-
+export class GraphView extends LineageView {
   constructor() {
-    super();
-    this.addClass('nbgov-Graph');
-  }
-
-  setModel(model: NotebookLineageModel | null): void {
-    this._model = model;
-    this.render();
+    super('nbgov-Graph');
   }
 
   render(): void {

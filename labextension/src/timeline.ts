@@ -1,23 +1,20 @@
 /** Executions newest first, a page at a time (usable with thousands of runs). */
-import { Widget } from '@lumino/widgets';
 import { cellLabel, clock, duration, el } from './dom';
 import { NotebookLineageModel } from './model';
+import { LineageView } from './view';
 
 export const PAGE_SIZE = 100;
 
-export class TimelineView extends Widget {
-  private _model: NotebookLineageModel | null = null;
+export class TimelineView extends LineageView {
   private _shown = PAGE_SIZE;
 
   constructor() {
-    super();
-    this.addClass('nbgov-Timeline');
+    super('nbgov-Timeline');
   }
 
   setModel(model: NotebookLineageModel | null): void {
-    this._model = model;
-    this._shown = PAGE_SIZE;
-    this.render();
+    this._shown = PAGE_SIZE; // a new notebook starts at the first page
+    super.setModel(model);
   }
 
   render(): void {

@@ -497,8 +497,6 @@ class Recorder:
             pass
 
 
-
-
 def _running_cells() -> int:
     """How many IPython cell executions are on the call stack (stateless, so a lost
     post_run_cell can never leave the recorder believing it is nested)."""

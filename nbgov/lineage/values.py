@@ -69,10 +69,15 @@ class ValueTracker:
         """
         if names.dynamic or not self.skip_pure_reads:
             return set()
-        pure = {n for n in candidates if names.pure_only(n) and numeric_buffers(ns[n]) is not None}
+        buffers: dict[str, list[Any]] = {}
+        for name in candidates:
+            if names.pure_only(name):
+                found = numeric_buffers(ns[name])
+                if found is not None:
+                    buffers[name] = found
+        pure = set(buffers)
         if not pure:
             return set()
-        buffers = {n: numeric_buffers(ns[n]) or [] for n in pure}
         for other in candidates - pure:
             if other in names.stores and other not in names.loads and other not in names.mutates:
                 continue  # only rebound: its old value is not used

@@ -41,10 +41,10 @@ def _specs(scorer: Scorer) -> list[TensorSpec]:
     return [spec for spec, count in scorer.inputs for _ in range(count)]
 
 
-def score_batch(batch: pa.RecordBatch, jobs: Sequence[ScoringJob], drop: frozenset[str]) -> pa.RecordBatch:
+def score_batch(batch: pa.RecordBatch | pa.Table, jobs: Sequence[ScoringJob], drop: frozenset[str]) -> pa.Table:
     """Append each job's prediction columns to ``batch`` and drop helper columns."""
     names = [n for n in batch.schema.names if n not in drop]
-    arrays: list[pa.Array] = [batch.column(n) for n in names]
+    arrays: list[pa.Array | pa.ChunkedArray] = [batch.column(n) for n in names]
     for job in jobs:
         try:
             inputs = [arrow_input(spec, batch.column(name)) for spec, name in zip(_specs(job.scorer), job.arguments)]
@@ -58,10 +58,12 @@ def score_batch(batch: pa.RecordBatch, jobs: Sequence[ScoringJob], drop: frozens
             else:
                 names.append(name)
                 arrays.append(values)
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
-def _score_valid_rows(scorer: Scorer, inputs: list[pa.Array], rows: int, *, combine: bool) -> list[pa.Array]:
+def _score_valid_rows(
+    scorer: Scorer, inputs: list[pa.Array | pa.ChunkedArray], rows: int, *, combine: bool
+) -> list[pa.Array]:
     """NULL in any input gives NULL output for that row; the other rows are scored."""
     valid = None
     for column in inputs:
@@ -92,14 +94,22 @@ def score_relation(
     pool: ThreadPoolExecutor,
     drop: frozenset[str] = frozenset(),
     progress: Callable[[int, int], None] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> pa.Table:
-    """Score every batch on ``pool`` (in order) and return one Arrow table.
+    """Score the relation on ``pool`` in equal slices (in order) and return one Arrow table.
 
-    ``progress(rows_done, rows_total)`` is called from this thread as batches finish.
+    The relation is read first (DuckDB's scan is quick next to scoring) and cut into
+    slices of at most ``batch_rows``, their count a multiple of the pool's threads, so
+    every core gets the same amount of work even when a filter leaves few rows.
+    ``progress(rows_done, rows_total)`` is called from this thread as slices finish.
     """
-    pending = [(len(batch), pool.submit(score_batch, batch, jobs, drop)) for batch in batches if len(batch)]
+    table = pa.Table.from_batches([b for b in batches if len(b)], schema=schema)
+    pending = [
+        (len(piece), pool.submit(score_batch, piece, jobs, drop))
+        for piece in even_slices(table, batch_rows, getattr(pool, "_max_workers", 1))
+    ]
     total = sum(rows for rows, _ in pending)
-    scored: list[pa.RecordBatch] = []
+    scored: list[pa.Table] = []
     done = 0
     for rows, future in pending:
         scored.append(future.result())
@@ -108,11 +118,19 @@ def score_relation(
             progress(done, total)
     if not scored:
         scored = [score_batch(pa.RecordBatch.from_pylist([], schema=schema), jobs, drop)]
-    return pa.Table.from_batches(scored)
+    return pa.concat_tables(scored)
 
 
-def split_batches(table: pa.Table, rows: int) -> list[pa.RecordBatch]:
-    return table.to_batches(max_chunksize=rows)
+def even_slices(table: pa.Table, batch_rows: int, threads: int) -> list[pa.Table]:
+    """``table`` as contiguous zero-copy slices of near-equal size: at most ``batch_rows``
+    rows each, and a multiple of ``threads`` of them (when there are enough rows)."""
+    rows = table.num_rows
+    if rows == 0:
+        return []
+    count = -(-rows // max(batch_rows, 1))
+    count = min(rows, -(-count // max(threads, 1)) * max(threads, 1))
+    size = -(-rows // count)
+    return [table.slice(start, size) for start in range(0, rows, size)]
 
 
 # --- the batching rewrite of scalar predict -------------------------------------------

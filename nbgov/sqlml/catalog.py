@@ -9,6 +9,8 @@ no-op. ``name`` means the newest version, ``name@2`` pins version 2.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,6 +43,8 @@ class ModelCatalog:
         self._bytes: dict[str, bytes] = {}
         # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
         self._resolved: dict[str, ModelVersion] = {}
+        # Models an EXPLAIN would create, by lower-cased name (see ``previewing``).
+        self._pending: dict[str, ModelVersion] | None = None
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}").fetchall()
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
@@ -81,8 +85,44 @@ class ModelCatalog:
         assert row is not None
         return self._version(row), True
 
+    @contextmanager
+    def previewing(self) -> Iterator[None]:
+        """While open, ``preview`` makes models resolvable without storing them, so
+        EXPLAIN of a cell can plan queries on a model the same cell creates."""
+        self._pending = {}
+        try:
+            yield
+        finally:
+            self._pending = None
+
+    def preview(self, name: str, model: LoadedModel) -> tuple[ModelVersion, bool]:
+        """What ``register`` would store (version, whether new), without storing it."""
+        if not name or "@" in name:
+            raise SqlmlError(f"bad model name {name!r}; expected a plain identifier")
+        pending = self._pending.get(name.lower()) if self._pending is not None else None
+        if pending is not None:
+            latest: tuple[str, int, str] | None = (pending.name, pending.version, pending.sha256)
+        else:
+            row = self._latest_row(name)
+            latest = (row[0], int(row[1]), row[2]) if row is not None else None
+        if latest is not None and latest[2] == model.sha256:
+            return self.resolve(f"{latest[0]}@{latest[1]}"), False
+        version = model.as_version(
+            latest[0] if latest is not None else name,
+            latest[1] + 1 if latest is not None else 1,
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        if self._pending is not None:
+            self._pending[name.lower()] = version
+        return version, True
+
     def resolve(self, ref: str) -> ModelVersion:
         """Find ``name`` (newest) or ``name@version``, or say which models exist."""
+        if self._pending:
+            name, version = split_ref(ref)
+            pending = self._pending.get(name.lower())
+            if pending is not None and version in (None, pending.version):
+                return pending
         cached = self._resolved.get(ref.lower())
         if cached is not None:
             return cached

@@ -41,7 +41,8 @@ from nbgov.sqlml.catalog import ModelCatalog
 from nbgov.sqlml.dberrors import one_line, sql_error
 from nbgov.sqlml.frames import FrameScope
 from nbgov.sqlml.mlpredict import relation_arguments, relation_call, slot_counts
-from nbgov.sqlml.models_sql import run_model_statement
+from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
+from nbgov.sqlml.optimizer.fields import fold_access
 from nbgov.sqlml.plan import (
     CallPlan,
     ModelCall,
@@ -153,10 +154,11 @@ class Engine:
         optimize: bool = True,
     ) -> str:
         """DuckDB's plan of each statement plus, per model call, what was done and why."""
-        parts = [
-            self._run(statement, params or {}, frames or {}, optimize, dry=True).explain or ""
-            for statement in split(sql)
-        ]
+        with self.catalog.previewing():  # models created earlier in the cell resolve, unstored
+            parts = [
+                self._run(statement, params or {}, frames or {}, optimize, dry=True).explain or ""
+                for statement in split(sql)
+            ]
         return "\n\n".join(p for p in parts if p)
 
     def close(self) -> None:
@@ -189,8 +191,8 @@ class Engine:
         parsed = model_statement(statement)
         if parsed is not None:
             if dry:
-                text = f"{type(parsed).__name__}: a model catalog statement (nothing to plan)"
-                return StatementResult(statement.text, "model", None, "", act.new_activity(statement.text, "model"), text)
+                text, activity = explain_model_statement(self.catalog, parsed, statement.text, params)
+                return StatementResult(statement.text, activity["kind"], None, "", activity, text)
             frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
             return StatementResult(statement.text, activity["kind"], frame, summary, activity)
         ctx = _Context(params, frames, optimize, dry, act.new_activity(statement.text, "other"))
@@ -254,9 +256,16 @@ class Engine:
                 ctx.signatures.append(signature(call.model))
         for call, plan in zip(calls, plans):
             if isinstance(plan.strategy, SqlPlan):
-                call.node.replace(plan.strategy.expression.copy())
+                inlined = plan.strategy.expression.copy()
+                call.node.replace(inlined)
+                if ctx.optimize and fold_access(inlined) is not inlined:
+                    ctx.notes.append(
+                        f"predict({call.model.ref}): output projection: only the output value the query reads is computed"
+                    )
         batched: set[int] = set()
-        if top and ctx.optimize:
+        if top and not any(isinstance(p.strategy, OnnxPlan) for p in plans):
+            ctx.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
+        elif top and ctx.optimize:
             reason = refusal(tree, calls, plans)
             if reason is None:
                 batched = self._batch(tree, calls, plans, ctx, stack)
@@ -383,32 +392,43 @@ class Engine:
             sql = f"SELECT * FROM ({sql}) LIMIT 0"
         bound = self._bind_params(sql, ctx)
         reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
-        return score_relation(reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"))
+        return score_relation(
+            reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
+        )
 
     def _ml_predict(self, call: MlPredict, ctx: _Context, stack: ExitStack) -> pa.Table:
         """Score ``ML.PREDICT(MODEL m, relation)``: input columns + predicted_<output>."""
         model = self.catalog.resolve(call.model_ref)
         act.add_model(ctx.activity, model)
         inner = Statement(call.query, tokenize(call.query))
-        sql, _ = self._prepare(inner, ctx, stack, top=False)
-        relation_sql = sql
+        relation_sql, _ = self._prepare(inner, ctx, stack, top=False)
+        probe = f"SELECT * FROM ({relation_sql}) AS nbgov_in LIMIT 0"
+        names = [d[0] for d in self.con.execute(probe, self._bind_params(probe, ctx) or None).description or ()]
+        columns = {n.lower(): n for n in names}
+        arguments = relation_arguments(model, columns)
+        scorer, feeds = self._ml_predict_scorer(model, arguments, relation_sql, columns, ctx)
+        helpers = [(f"nbgov_x{next(self._ids)}", e) for e in feeds if not isinstance(e, str)]
+        sql = relation_sql
+        if helpers:  # plan inputs that are expressions (e.g. a NULL guard) are computed by DuckDB
+            projected = exp.select(exp.Star(), *[exp.alias_(e, n, quoted=True) for n, e in helpers])
+            sql = projected.from_(f"({relation_sql}) AS nbgov_in").sql(dialect="duckdb")
         if ctx.dry:
             sql = f"SELECT * FROM ({sql}) LIMIT 0"
         bound = self._bind_params(sql, ctx)
         reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
-        columns = {n.lower(): n for n in reader.schema.names}
-        arguments = relation_arguments(model, columns)
-        scorer, arguments = self._ml_predict_scorer(model, arguments, relation_sql, columns, ctx)
+        named = iter(n for n, _ in helpers)
         job = ScoringJob(
             scorer=scorer,
-            arguments=tuple(arguments),
+            arguments=tuple(f if isinstance(f, str) else next(named) for f in feeds),
             columns=tuple(f"predicted_{o.name}" for o in model.outputs),
             label=f"ML.PREDICT(MODEL {model.ref})",
             expected=signature(model),
         )
         scored = score_relation(
             reader, reader.schema, [job], self._threadpool(),
+            drop=frozenset(n for n, _ in helpers),
             progress=self._reporter(f"ML.PREDICT(MODEL {model.ref})"),
+            batch_rows=self.batch_rows,
         )
         ctx.notes.append(
             f"ML.PREDICT(MODEL {model.ref}): the relation is scored in Arrow batches of "
@@ -424,32 +444,36 @@ class Engine:
         relation_sql: str,
         columns: dict[str, str],
         ctx: _Context,
-    ) -> tuple[Scorer, list[str]]:
+    ) -> tuple[Scorer, list[str | exp.Expression]]:
         """Let the planner see ML.PREDICT as ``SELECT predict(m, cols) FROM (relation)``, so
-        the relation's filters can prune the model; ONNX plans only (scoring stays batched)."""
-        counts = slot_counts(model)
-        original = Scorer(
-            session=self.sessions.get(original_cache_key(model), model.onnx_bytes),
-            inputs=tuple(zip(model.inputs, counts)),
-            outputs=model.outputs,
-        )
+        the relation's filters can prune the model; ONNX plans only (scoring stays batched).
+
+        Returns the scorer and what feeds it: a relation column name, or an expression
+        over the relation's columns (which the caller projects in SQL).
+        """
+        def original() -> tuple[Scorer, list[str | exp.Expression]]:
+            session = self.sessions.get(original_cache_key(model), model.onnx_bytes)
+            return Scorer(session, tuple(zip(model.inputs, slot_counts(model))), model.outputs), list(arguments)
+
         relation = _parse(relation_sql)
         if relation is None or not ctx.optimize:
-            return original, arguments
+            return original()
         plan = self._plan(relation_call(model, arguments, relation), ctx, onnx_only=True)
         strategy = plan.strategy
         if not isinstance(strategy, OnnxPlan):
             ctx.notes.append(f"ML.PREDICT(MODEL {model.ref}): keeps the ONNX model (batched scoring), not the SQL form")
-            return original, arguments
-        names = [c.name.lower() if isinstance(c, exp.Column) else "" for b in strategy.inputs for c in b.columns]
-        if not all(name in columns for name in names):
-            return original, arguments
+            return original()
+        feeds: list[str | exp.Expression] = []
+        for bound in strategy.inputs:
+            for column in bound.columns:
+                plain = isinstance(column, exp.Column) and not column.table and column.name.lower() in columns
+                feeds.append(columns[column.name.lower()] if plain else column)
         scorer = Scorer(
             session=self.sessions.get(strategy.cache_key, strategy.model_bytes),
             inputs=tuple((b.spec, len(b.columns)) for b in strategy.inputs),
             outputs=model.outputs,
         )
-        return scorer, [columns[name] for name in names]
+        return scorer, feeds
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -71,4 +71,5 @@ def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Exp
         statement.set("expressions", [node])
         return statement
     alias = exp.TableAlias(this=exp.to_identifier("nbgov_in"))
-    return exp.select(node).from_(exp.Subquery(this=relation, alias=alias))
+    # copy=False: ``node`` must stay the very node inside the statement (ModelCall identity).
+    return exp.select(node, copy=False).from_(exp.Subquery(this=relation, alias=alias), copy=False)

@@ -18,7 +18,7 @@ import onnx
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.onnxtypes import is_supported, ort_type_name
-from nbgov.sqlml.plan import TensorSpec
+from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 FEATURE_NAMES_KEY = "nbgov.feature_names"
 
@@ -34,6 +34,21 @@ class LoadedModel:
     producer: str | None
     opset: int | None
     feature_names: tuple[str, ...] | None
+
+    def as_version(self, name: str, version: int, created: str) -> ModelVersion:
+        """This model as catalog version ``name@version`` (what resolve would return)."""
+        return ModelVersion(
+            name=name,
+            version=version,
+            sha256=self.sha256,
+            onnx_bytes=self.onnx_bytes,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            producer=self.producer,
+            opset=self.opset,
+            feature_names=self.feature_names,
+            created=created,
+        )
 
 
 def load_path(path: str, *, cwd: Path | None = None) -> LoadedModel:

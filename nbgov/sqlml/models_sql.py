@@ -12,7 +12,7 @@ import pandas as pd
 from nbgov.errors import SqlmlError
 from nbgov.sqlml.activity import add_model, new_activity
 from nbgov.sqlml.catalog import ModelCatalog
-from nbgov.sqlml.modelfile import load_object, load_path
+from nbgov.sqlml.modelfile import LoadedModel, load_object, load_path
 from nbgov.sqlml.plan import TensorSpec
 from nbgov.sqlml.statements import (
     CreateModel,
@@ -31,6 +31,41 @@ def _signature(specs: tuple[TensorSpec, ...]) -> str:
     return ", ".join(f"{s.name} {s.elem_type}{_shape(s)}" for s in specs)
 
 
+def _load(parsed: CreateModel, params: Mapping[str, Any] | None, activity: dict[str, Any]) -> LoadedModel:
+    """The model a CREATE MODEL names (a file, or a notebook variable), noting what it read."""
+    if parsed.path is not None:
+        activity["files_read"].append(parsed.path)
+        return load_path(parsed.path, cwd=Path.cwd())
+    assert parsed.variable is not None
+    if params is None or parsed.variable not in params:
+        raise SqlmlError(f"unknown parameter ${parsed.variable}: no notebook variable of that name")
+    value = params[parsed.variable]
+    activity["params"].append(parsed.variable)
+    if isinstance(value, (str, os.PathLike)):
+        activity["files_read"].append(os.fspath(value))
+    return load_object(value, label=f"${parsed.variable}")
+
+
+def explain_model_statement(
+    catalog: ModelCatalog, parsed: ModelStatement, text: str, params: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """What a model statement would do, changing nothing. CREATE MODEL loads and checks
+    the model and makes it resolvable for the rest of the explained cell (see
+    ``ModelCatalog.previewing``), so later statements can be planned with it."""
+    if not isinstance(parsed, CreateModel):
+        kind = type(parsed).__name__
+        return f"{kind}: a model catalog statement (nothing to plan)", new_activity(text, "model")
+    activity = new_activity(text, "create_model")
+    model, new = catalog.preview(parsed.name, _load(parsed, params, activity))
+    add_model(activity, model)
+    state = "would register" if new else "would leave unchanged (same bytes)"
+    return (
+        f"CREATE MODEL: {state} model {model.name} version {model.version}, sha256 {model.sha256[:12]}; "
+        f"inputs {_signature(model.inputs)}; outputs {_signature(model.outputs)} (--explain: nothing stored)",
+        activity,
+    )
+
+
 def run_model_statement(
     catalog: ModelCatalog,
     parsed: ModelStatement,
@@ -40,19 +75,7 @@ def run_model_statement(
     """Returns (result frame or None, one-line summary, activity)."""
     if isinstance(parsed, CreateModel):
         activity = new_activity(text, "create_model")
-        if parsed.path is not None:
-            loaded = load_path(parsed.path, cwd=Path.cwd())
-            activity["files_read"].append(parsed.path)
-        else:
-            assert parsed.variable is not None
-            if params is None or parsed.variable not in params:
-                raise SqlmlError(f"unknown parameter ${parsed.variable}: no notebook variable of that name")
-            value = params[parsed.variable]
-            loaded = load_object(value, label=f"${parsed.variable}")
-            activity["params"].append(parsed.variable)
-            if isinstance(value, (str, os.PathLike)):
-                activity["files_read"].append(os.fspath(value))
-        model, new = catalog.register(parsed.name, loaded)
+        model, new = catalog.register(parsed.name, _load(parsed, params, activity))
         add_model(activity, model)
         state = "registered" if new else "unchanged (same bytes)"
         return None, f"model {model.name} version {model.version} {state}, sha256 {model.sha256[:12]}", activity

@@ -80,6 +80,11 @@ class SessionCache:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def keys(self) -> list[str]:
+        """Cache keys of the open sessions (which models, pruned or original, were run)."""
+        with self._lock:
+            return list(self._sessions)
+
     def clear(self) -> None:
         with self._lock:
             self._sessions.clear()
@@ -128,15 +133,19 @@ class Scorer:
 
 def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     dtype = numpy_dtype(spec.elem_type)
-    arrays = [_numpy(c, dtype) for c in columns]
-    rows = len(arrays[0])
-    if len(spec.shape) <= 1:
-        return arrays[0]
-    if len(arrays) == 1:
-        return arrays[0].reshape(rows, 1)
-    matrix: np.ndarray = np.empty((rows, len(arrays)), dtype=dtype)
-    for i, values in enumerate(arrays):
-        matrix[:, i] = values
+    if len(spec.shape) <= 1 or len(columns) == 1:
+        values = _numpy(columns[0], dtype)
+        return values if len(spec.shape) <= 1 else values.reshape(len(values), 1)
+    # One pass per column straight into the [N, k] matrix: numpy casts while it copies
+    # (double -> float once), reading Arrow buffers in place (no concatenation first).
+    rows = len(columns[0])
+    matrix: np.ndarray = np.empty((rows, len(columns)), dtype=dtype)
+    for i, column in enumerate(columns):
+        start = 0
+        for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+            values = chunk.to_numpy(zero_copy_only=False)
+            matrix[start : start + len(values), i] = values
+            start += len(values)
     return matrix
 
 
@@ -189,6 +198,10 @@ def arrow_input(spec: TensorSpec, column: pa.Array | pa.ChunkedArray) -> pa.Arra
     target = pa.string() if dtype is np.object_ else pa.from_numpy_dtype(dtype)
     if column.type == target:
         return column
+    if target != pa.string() and any(
+        check(column.type) for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+    ):
+        return column  # numpy converts while building the feed matrix: one copy, not two
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     return column.cast(target, safe=False) if target != pa.string() else column.cast(target)

@@ -11,17 +11,7 @@ from __future__ import annotations
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.optimizer.forest import Forest, Leaf
-from nbgov.sqlml.optimizer.predicates import number
-
-_OPS: dict[type[exp.Expr], str] = {
-    exp.GT: ">",
-    exp.GTE: ">=",
-    exp.LT: "<",
-    exp.LTE: "<=",
-    exp.EQ: "=",
-}
-_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
-
+from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number
 
 def output_comparison(node: exp.Expression) -> tuple[str, float] | None:
     """``(op, constant)`` when the call's value is compared with a number, e.g. ``('>', 0.9)``."""
@@ -29,13 +19,13 @@ def output_comparison(node: exp.Expression) -> tuple[str, float] | None:
     parent = node.parent
     while isinstance(parent, (exp.Dot, exp.Bracket, exp.Paren, exp.Cast)):
         child, parent = parent, parent.parent
-    op = _OPS.get(type(parent)) if parent is not None else None
+    op = COMPARISONS.get(type(parent)) if parent is not None else None
     if op is None or parent is None:
         return None
     if parent.this is child and (value := number(parent.expression)) is not None:
         return op, value
     if parent.expression is child and (value := number(parent.this)) is not None:
-        return _FLIP[op], value
+        return FLIP[op], value
     return None
 
 

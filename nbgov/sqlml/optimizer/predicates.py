@@ -26,8 +26,8 @@ ColumnKey = tuple[
 _FILTERED_POSITIONS = {"expressions", "order", "group", "having", "qualify", "distinct"}
 _FILTER_POSITIONS = {"where", "joins"}
 _MAX_DEPTH = 8
-_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
-_OPS: dict[type[exp.Expr], str] = {
+FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
+COMPARISONS: dict[type[exp.Expr], str] = {
     exp.GT: ">",
     exp.GTE: ">=",
     exp.LT: "<",
@@ -56,7 +56,7 @@ class _Scope:
 
 def call_constraints(call: ModelCall) -> FeatureConstraints:
     """Constraints on each bound feature of ``call`` that hold wherever the call is evaluated."""
-    located = _locate(_node_in_statement(call))
+    located = _locate(call.node)
     if located is None:
         return FeatureConstraints(
             refusals=("no pruning: call is inside a lambda or outside a SELECT",)
@@ -86,14 +86,6 @@ def call_constraints(call: ModelCall) -> FeatureConstraints:
     return FeatureConstraints(
         domains=domains, text=tuple(text), refusals=tuple(refusals)
     )
-
-
-def _node_in_statement(call: ModelCall) -> exp.Expr:
-    """``call.node`` as found inside ``call.statement`` (a builder may have copied one of them)."""
-    if any(n is call.node for n in call.statement.walk()):
-        return call.node
-    same = [n for n in call.statement.walk() if n == call.node]
-    return same[0] if len(same) == 1 else call.node
 
 
 def _feature_domains(
@@ -251,13 +243,13 @@ def _collect(
 
 
 def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Domain] | None:
-    op = _OPS.get(type(cond))
+    op = COMPARISONS.get(type(cond))
     if op is not None:
         left, right = cond.this, cond.expression
         if isinstance(left, exp.Column) and (value := number(right)) is not None:
             return _key(left), Domain.compare(op, value)
         if isinstance(right, exp.Column) and (value := number(left)) is not None:
-            return _key(right), Domain.compare(_FLIP[op], value)
+            return _key(right), Domain.compare(FLIP[op], value)
         return None
     if isinstance(cond, exp.Between) and isinstance(cond.this, exp.Column):
         low, high = number(cond.args.get("low")), number(cond.args.get("high"))

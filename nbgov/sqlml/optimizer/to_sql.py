@@ -23,6 +23,7 @@ import sqlglot.expressions as exp
 from onnx import helper
 
 from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.onnxtypes import width
 from nbgov.sqlml.plan import TensorSpec
 
 _SQL_TYPES = {
@@ -348,7 +349,7 @@ def single_tree_sql(
                 return None
             value = np.asarray(result)[row]
             flat = np.ravel(value)
-            if _width(spec) == 1 and flat.size == 1:
+            if width(spec) == 1 and flat.size == 1:
                 parts.append(f"CAST({_value(flat[0])} AS {sql_type})")
             else:
                 parts.append(
@@ -430,16 +431,16 @@ def template(
         sql_type = _SQL_TYPES.get(spec.elem_type)
         if sql_type is None:
             return None
-        width = _width(spec)
+        cols = width(spec)
         if isinstance(text, list):
-            if width == 1 and len(text) == 1:
+            if cols == 1 and len(text) == 1:
                 value = f"CAST({text[0]} AS {sql_type})"
-            elif width == len(text) or width is None:
+            elif cols == len(text) or cols is None:
                 value = "[" + ", ".join(f"CAST({t} AS {sql_type})" for t in text) + "]"
             else:
                 return None
         else:
-            if width != 1:
+            if cols != 1:
                 return None
             value = f"CAST({text} AS {sql_type})"
         parts.append(value)
@@ -488,15 +489,6 @@ def fill(
         return node
 
     return shape.transform(substitute)
-
-
-def _width(spec: TensorSpec) -> int | None:
-    if len(spec.shape) <= 1:
-        return 1
-    if len(spec.shape) == 2:
-        k = spec.shape[1]
-        return k if isinstance(k, int) else None
-    return None
 
 
 def elem_name(onnx_type: int) -> str | None:

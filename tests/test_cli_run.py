@@ -1,77 +1,14 @@
-"""Helpers shared by the reviewer-tool tests (run, replay, verify, export), and their own checks.
-
-Every scenario is recorded for real: a real ipykernel with `%load_ext nbgov`, the real
-recorder writing the real sidecar, driven by `nbgov run` or by a RecordingKernel when
-a test needs cells run out of order.
-"""
+"""`nbgov run` records every cell for real; the helpers these tests use live in
+tests/fixtures/replay.py, shared by all reviewer-tool tests."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import nbformat
-from click.testing import CliRunner, Result
 
-from nbgov.cli import cli
-from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import sidecar_path
-from nbgov.replay.kernel import RecordingKernel
-from nbgov.replay.source import read_sidecar
-
-
-def make_nb(*sources: str) -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
-    return nb
-
-
-def write_nb(folder: Path, *sources: str, name: str = "analysis.ipynb") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    nbformat.write(make_nb(*sources), str(path))
-    return path
-
-
-def invoke(*args: Any) -> Result:
-    """Run the real `nbgov` command in-process (click's runner)."""
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def record(path: Path, *sources: str) -> Path:
-    """Write a notebook and record it with `nbgov run` (real kernel, real recorder)."""
-    write_nb(path.parent, *sources, name=path.name)
-    result = invoke("run", path)
-    assert result.exit_code == 0, result.output
-    return path
-
-
-def run_in_order(path: Path, order: Sequence[int]) -> list[dict[str, Any]]:
-    """Execute the notebook's cells in the given order (by index) in one recording kernel,
-    as a user clicking around would, then save the lineage into the notebook metadata."""
-    nb = notebook_meta.read_notebook(path)
-    with RecordingKernel("python3", path.parent, path) as kernel:
-        for index in order:
-            cell = nb.cells[index]
-            outcome = kernel.execute(cell.source, cell.id, timeout=120)
-            assert outcome.status == "ok", (outcome.ename, outcome.evalue)
-    entries = read_sidecar(sidecar_path(path))
-    notebook_meta.merge_entries(nb, entries, notebook_meta.sidecar_relpath(path))
-    notebook_meta.write_notebook(nb, path)
-    return entries
-
-
-def sidecar_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in sidecar_path(path).read_text().splitlines() if line.strip()]
-
-
-def write_sidecar_lines(path: Path, entries: list[dict[str, Any]]) -> None:
-    text = "".join(json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-                   for e in entries)
-    sidecar_path(path).write_text(text)
+from tests.fixtures.replay import invoke, record, sidecar_lines, write_nb
 
 
 def test_run_records_every_cell_with_its_cell_id(tmp_path: Path) -> None:
@@ -137,3 +74,12 @@ def test_a_notebook_shared_without_its_sidecar_continues_its_chain(tmp_path: Pat
     sidecar_path(path).unlink()
     refused = invoke("run", path)
     assert refused.exit_code == 2 and "does not verify" in refused.output
+
+
+def test_run_prints_what_each_cell_computed_when_asked(tmp_path: Path) -> None:
+    path = write_nb(tmp_path, "print('hello from cell 1')", "x = 6 * 7", "x", "raise ValueError('boom')")
+    result = invoke("run", "--print-outputs", "--allow-errors", path)
+    assert "[1]\nhello from cell 1\n" in result.output
+    assert "[3]\n42\n" in result.output
+    assert "[4]\nValueError: boom" in result.output
+    assert "[2]" not in result.output  # a cell without output prints nothing

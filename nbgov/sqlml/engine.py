@@ -39,6 +39,7 @@ from nbgov.sqlml.batching import (
 from nbgov.sqlml.binding import bind, predict_calls, signature
 from nbgov.sqlml.catalog import ModelCatalog
 from nbgov.sqlml.dberrors import one_line, sql_error
+from nbgov.sqlml.dedupe import inputs_feed_trees_only, score_distinct
 from nbgov.sqlml.frames import FrameScope
 from nbgov.sqlml.mlpredict import relation_arguments, relation_call, slot_counts
 from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
@@ -120,6 +121,7 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._optimizer: Planner | None = None
         self._onnx_optimizer: Planner | None = None
+        self._tree_models: dict[str, bool] = {}  # plan cache key -> inputs feed trees only
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches.
         self.progress: Callable[[str, int, int], None] | None = None
 
@@ -369,7 +371,9 @@ class Engine:
             )
         batched_nodes = [calls[index].node for index in outputs]
         inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb")
-        table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments))
+        onnx_plans = [p.strategy for p in plans if isinstance(p.strategy, OnnxPlan)]
+        dedupe = len(jobs) == 1 and self._trees_only(onnx_plans[0])
+        table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments), dedupe=dedupe)
         if ctx.dry:
             ctx.notes.append("batched relation (scored before the query above):")
             ctx.notes.append(self._explain_plan(inner_sql, self._bind_params(inner_sql, ctx)))
@@ -387,11 +391,33 @@ class Engine:
         )
         return set(outputs)
 
-    def _score(self, sql: str, jobs: list[ScoringJob], ctx: _Context, drop: frozenset[str]) -> pa.Table:
+    def _trees_only(self, plan: OnnxPlan) -> bool:
+        if plan.cache_key not in self._tree_models:
+            self._tree_models[plan.cache_key] = inputs_feed_trees_only(plan.model_bytes)
+        return self._tree_models[plan.cache_key]
+
+    def _score(
+        self, sql: str, jobs: list[ScoringJob], ctx: _Context, drop: frozenset[str], *, dedupe: bool = False
+    ) -> pa.Table:
         if ctx.dry:
             sql = f"SELECT * FROM ({sql}) LIMIT 0"
         bound = self._bind_params(sql, ctx)
         reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
+        if dedupe and not ctx.dry:
+            rows = reader.read_all()
+            deduped = score_distinct(
+                self.con, rows, jobs[0], self._threadpool(), drop, str(next(self._ids)), self.batch_rows,
+                self._reporter("scoring"),
+            )
+            if deduped is not None:
+                ctx.notes.append(
+                    f"deduplication: {deduped[1]:,} distinct input rows scored for {rows.num_rows:,} rows "
+                    "(a tree ensemble scores equal inputs equally)"
+                )
+                return deduped[0]
+            return score_relation(
+                rows.to_batches(), rows.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
+            )
         return score_relation(
             reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
         )

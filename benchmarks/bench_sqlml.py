@@ -6,8 +6,13 @@ of issue 3, in one process, printed as ratios to raw onnxruntime on a numpy matr
 Baselines: raw onnxruntime on numpy (the floor), scikit-learn predict, a naive
 row-at-a-time DuckDB Python UDF (measured on --naive-rows rows and scaled, it is
 slow), a hand-written DuckDB Arrow UDF. nbgov: predict (optimized, the default),
-predict --no-optimize, and ML.PREDICT. Every SQL variant sums the scores, so all
-variants compute every prediction and return one number.
+predict --no-optimize, and ML.PREDICT. Every SQL variant sums the positive-class
+probability over all rows, so every variant scores every row and returns one number;
+the raw onnxruntime floor returns the full output arrays (label and probabilities) as
+numpy, with the float32 input matrix built before timing. What each side materializes:
+the SQL variants return a 1-row frame; the optimized logistic regression is inlined as
+SQL and, as the query reads only probabilities[2], computes only that value (EXPLAIN
+says "output projection"), while the floor also computes the label.
 """
 
 from __future__ import annotations

@@ -144,30 +144,27 @@ class LineageWidget:
         self.refresh()
 
     def _on_entry(self, entry: dict[str, Any]) -> None:
-        # Subscribers may be told before the entry lands in recorder.records; and a
-        # display problem must never break the user's cell.
+        # The recorder lists the entry before telling subscribers, so a refresh sees it;
+        # a display problem must never break the user's cell.
         try:
-            self.refresh(extra=entry)
+            self.refresh()
         except Exception as exc:
             warnings.warn(f"nbgov: %lineage widget not updated: {type(exc).__name__}: {exc}", stacklevel=2)
 
-    def _records(self, extra: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
-        records: list[Mapping[str, Any]] = [e for e in self._recorder.records if e.get("kind") == "execution"]
-        if extra is not None and extra.get("kind") == "execution":
-            if all(e.get("hash") != extra.get("hash") for e in records):
-                records.append(extra)
-        return records
+    def _records(self) -> list[Mapping[str, Any]]:
+        return [e for e in self._recorder.records if e.get("kind") == "execution"]
 
     def _stale(self) -> Mapping[str, Sequence[str]]:
+        # cheap: the recorder keeps stale flags current per entry, no sidecar reread
         stale = getattr(self._recorder, "stale", None)
         try:
             return stale(now_files=False) if callable(stale) else {}
         except Exception:
             return {}
 
-    def refresh(self, extra: Mapping[str, Any] | None = None) -> None:
+    def refresh(self) -> None:
         """Rebuild the timeline from the recorder (keeps the selection when still there)."""
-        records = self._records(extra)
+        records = self._records()
         self._by_id = {str(e["body"].get("id")): e["body"] for e in records}
         self._stale_now = self._stale()
         rows = timeline_rows(records, self._stale_now, self._last)

@@ -546,3 +546,68 @@ def test_reset_deletes_everything_and_recording_goes_on(
     recording.run("c = 3")
     assert writes(recording.body()) == {"c": False}
     assert "nbgov:" not in capsys.readouterr().err
+
+
+def _count_sidecar_reads(recording: RecordingShell, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    store = recording.rec.store
+    assert store is not None
+    reads = [0]
+    real = store.entries
+
+    def counting() -> list[dict[str, Any]]:
+        reads[0] += 1
+        return real()
+
+    monkeypatch.setattr(store, "entries", counting)
+    return reads
+
+
+def test_stale_answers_follow_the_sidecar_without_rereading_it(
+    recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording.run("base = 1")
+    reads = _count_sidecar_reads(recording, monkeypatch)
+    assert recording.rec.stale(now_files=False) == {}
+    assert reads[0] == 1, "the first question reads the sidecar"
+    for i in range(12):
+        recording.run(["mid = base + 1", "out = mid * 2", f"base = {i}"][i % 3])
+        recording.rec.stale(now_files=False)
+    store = recording.rec.store
+    assert store is not None
+    on_disk = read_sidecar(store.path)
+    assert recording.rec.stale(now_files=False) == stale_records(on_disk, now_files=False)
+    assert recording.rec.stale(now_files=True) == stale_records(on_disk, now_files=True)
+    assert recording.rec.stale(now_files=False), "base was rewritten: something is stale"
+    assert reads[0] == 1, "own appends are followed in memory, never by reading the file again"
+
+
+def test_an_append_by_another_writer_makes_stale_read_the_sidecar_again(
+    recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording.run("x = 1")
+    recording.run("y = x + 1")
+    reads = _count_sidecar_reads(recording, monkeypatch)
+    reader = recording.body()["id"]
+    assert reader not in recording.rec.stale(now_files=False)
+    store = recording.rec.store
+    assert store is not None
+    other = SidecarStore(store.path, background_fsync=False)  # e.g. a second kernel on this notebook
+    try:
+        body = dict(recording.body(0), id="other:1", execution_count=1, reads=[])
+        other.append("execution", body)
+    finally:
+        other.close()
+    stale = recording.rec.stale(now_files=False)
+    assert stale[reader] == ["input x rewritten by [1]"]
+    assert stale == stale_records(read_sidecar(store.path), now_files=False)
+    assert reads[0] == 2
+    recording.run("z = y")  # after a foreign append, our own next append is not assumed to be the only change
+    assert recording.rec.stale(now_files=False) == stale_records(read_sidecar(store.path), now_files=False)
+
+
+def test_session_stale_is_this_sessions_answer_kept_current(recording: RecordingShell) -> None:
+    assert recording.rec.session_stale() == {}
+    for code in ["a = 1", "b = a + 1", "c = b + 1", "a = 2", "d = c", "b = a"]:
+        recording.run(code)
+        assert recording.rec.session_stale() == stale_records(recording.rec.entries(), now_files=False)
+    assert set(recording.rec.session_stale()) == {recording.body(i)["id"] for i in (1, 2, 4)}

@@ -239,7 +239,7 @@ def test_reading_one_output_value_computes_only_that_value(engine: Engine) -> No
         "FROM t ORDER BY id",
         frames=frames,
     )[0]
-    assert "output projection: only the output value the query reads is computed" in (projected.explain or "")
+    assert "output projection: only the output values the query reads are computed" in (projected.explain or "")
     whole = engine.execute(f"SELECT id, predict(logreg, {F}) AS s FROM t ORDER BY id", frames=frames)[0].df
     assert "output projection" not in (engine.explain(f"SELECT predict(logreg, {F}) FROM t", frames=frames))
     expected_p = [None if not isinstance(s, dict) else s["output_probability"][1] for s in whole.s]
@@ -251,3 +251,53 @@ def test_reading_one_output_value_computes_only_that_value(engine: Engine) -> No
         f"SELECT id, predict(logreg, {F}).output_probability[2] AS p FROM t ORDER BY id", frames=frames, optimize=False
     )[0].df
     np.testing.assert_allclose(projected.df.p.to_numpy(float), naive.p.to_numpy(float), rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind", ["gb_reg", "rf_clf", "gb_clf"])
+def test_repeated_inputs_are_scored_once_with_identical_results(engine: Engine, kind: str) -> None:
+    rng = np.random.default_rng(11)
+    n = 6_000
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "age": rng.choice([55.0, 61.0, 63.0, 64.0], n),
+            "income": rng.choice([20_000.0, 50_000.0, 90_000.0], n),
+            "tenure": rng.choice([0.0, 5.0], n),
+            "visits": rng.choice([1.0, 2.0], n),
+            "balance": rng.choice([-0.0, 0.0, 1_000.0, np.nan], n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.05, "tenure"] = None
+    sql = f"SELECT id, predict({kind}, {F}) AS p, age FROM t WHERE age > 60 ORDER BY id"
+    optimized = engine.execute(sql, frames={"t": frame})[0]
+    assert "deduplication:" in (optimized.explain or ""), optimized.explain
+    naive = engine.execute(sql, frames={"t": frame}, optimize=False)[0]
+    pd.testing.assert_frame_equal(optimized.df, naive.df)
+    unordered = engine.execute(sql.replace(" ORDER BY id", ""), frames={"t": frame})[0].df
+    assert unordered.id.tolist() == naive.df.id.tolist()  # scan order kept, as without deduplication
+
+
+
+@pytest.mark.parametrize(
+    ("query", "folds"),
+    [
+        ("WITH s AS (SELECT id, predict(logreg, {F}) AS p FROM t) "
+         "SELECT id, p.output_probability[2] AS q, p.output_label AS l FROM s WHERE p.output_label = 1 ORDER BY id", True),
+        ("WITH s AS (SELECT id, predict(logreg, {F}) AS p FROM t) SELECT id, p.output_probability[2] AS q, "
+         "p.output_label AS l FROM s ORDER BY id", True),
+        ("WITH s AS (SELECT id, predict(logreg, {F}) AS p FROM t) SELECT id, p.output_probability[2] AS q, "
+         "p.output_label AS l FROM s JOIN t USING (id) ORDER BY id", False),
+        ("WITH s AS (SELECT id, predict(logreg, {F}) AS p FROM t) SELECT id, p.output_probability[2] AS q, "
+         "(p).output_label AS l FROM s ORDER BY id", None),
+    ],
+)
+def test_values_read_through_a_cte_are_the_only_ones_computed(engine: Engine, query: str, folds: bool | None) -> None:
+    frame = table(12, 300, 0.1)
+    sql = query.format(F=F)
+    optimized = engine.execute(sql, frames={"t": frame})[0]
+    if folds is not None:
+        assert ("output projection" in (optimized.explain or "")) is folds, optimized.explain
+    naive = engine.execute(sql, frames={"t": frame}, optimize=False)[0].df
+    assert optimized.df.id.tolist() == naive.id.tolist()
+    assert optimized.df.l.tolist() == naive.l.tolist()
+    np.testing.assert_allclose(optimized.df.q.to_numpy(float), naive.q.to_numpy(float), rtol=1e-5, atol=1e-7, equal_nan=True)

@@ -64,6 +64,32 @@ def test_errors_and_stale_runs_are_marked(shell: InteractiveShell) -> None:
     assert "a = 5" in labels[2] and "STALE" not in labels[2]
 
 
+def test_open_widgets_mark_new_stale_runs_without_rereading_the_sidecar(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(shell, "a = 1")
+    run(shell, "b = a + 1")
+    for _ in range(3):
+        run(shell, "%lineage")
+    rec = lineage_views(shell)[-1]._recorder
+    store = rec.store  # type: ignore[attr-defined]
+    reads = [0]
+    real = store.entries
+
+    def counting() -> list[dict[str, Any]]:
+        reads[0] += 1
+        return real()
+
+    monkeypatch.setattr(store, "entries", counting)
+    run(shell, "a = 5")
+    run(shell, "c = 3")
+
+    for view in lineage_views(shell):
+        labels = [label for label, _ in view.timeline.options]
+        assert "c = 3" in labels[0] and "b = a + 1" in labels[-2] and "STALE" in labels[-2], labels
+    assert reads[0] == 0, "live updates come from the recorder's memory, not the file"
+
+
 def test_notebook_content_is_escaped_in_the_details(shell: InteractiveShell) -> None:
     run(shell, "s = '<script>alert(1)</script><img src=x onerror=alert(2)>'")
     run(shell, "%lineage")

@@ -42,19 +42,15 @@ def stale_map(recorder: Any, now_files: bool) -> dict[str, list[str]] | None:
         return None
 
 
-def session_stale_map(recorder: Any, latest: Mapping[str, Any]) -> dict[str, list[str]] | None:
-    """Cheap stale check for live updates: this session's entries in memory, no file hashing
-    and no sidecar read (the log reply on connect/reload does the full check)."""
-    entries = getattr(recorder, "entries", None)
-    if not callable(entries):
+def session_stale_map(recorder: Any) -> dict[str, list[str]] | None:
+    """Cheap stale check for live updates: this session's entries, kept current by the
+    recorder one entry at a time; no file hashing and no sidecar read (the log reply on
+    connect/reload does the full check)."""
+    session_stale = getattr(recorder, "session_stale", None)
+    if not callable(session_stale):
         return None
     try:
-        from nbgov.lineage.stale import stale_records
-
-        known = list(entries())
-        if all(e.get("hash") != latest.get("hash") for e in known):
-            known.append(latest)  # subscribers hear of an entry before the recorder lists it
-        return {str(k): [str(r) for r in v] for k, v in stale_records(known, now_files=False).items()}
+        return {str(k): [str(r) for r in v] for k, v in session_stale().items()}
     except Exception as exc:
         _warn("compute stale cells", exc)
         return None
@@ -75,7 +71,7 @@ class Delivery:
         try:
             data: dict[str, Any] = {"type": "entry", "entry": dict(entry)}
             if entry.get("kind") == "execution":
-                stale = session_stale_map(self._recorder, entry)
+                stale = session_stale_map(self._recorder)
                 if stale is not None:
                     data["stale"] = stale
             comm = self._create_comm(target_name=ENTRY_TARGET, data=data)

@@ -45,6 +45,7 @@ from nbgov.lineage.record import (
     SqlStatement,
     Write,
 )
+from nbgov.lineage.stale import StaleTracker, stale_records
 from nbgov.lineage.store import ZERO_HASH, SidecarStore, make_entry, sidecar_path
 from nbgov.lineage.values import ValueTracker
 
@@ -117,6 +118,10 @@ class Recorder:
         self._modules_at_install = top_level_modules()
         self._known_modules: set[str] | None = None
         self._hidden: dict[str, Any] = getattr(shell, "user_ns_hidden", {}) or {}
+        # stale answers kept current per entry instead of recomputed per question
+        self._session_stale: StaleTracker | None = None
+        self._sidecar_stale: StaleTracker | None = None
+        self._sidecar_key: tuple[int, int] | None = None  # sidecar (size, mtime_ns) it reflects
 
     @property
     def fingerprinter(self) -> Fingerprinter:
@@ -178,16 +183,53 @@ class Recorder:
         return ([self.session_entry] if self.session_entry else []) + list(self.records)
 
     def stale(self, now_files: bool = True) -> dict[str, list[str]]:
-        """Stale records of the whole sidecar (all sessions), or of this session without one."""
-        from nbgov.lineage.stale import stale_records
+        """Stale records of the whole sidecar (all sessions), or of this session without one.
 
-        entries: list[Entry] = self.entries()
-        if self.store is not None:
+        The sidecar is read once and then followed entry by entry; it is read again only
+        when its size or mtime shows a change this recorder did not make.
+        """
+        tracker = self._sidecar_tracker()
+        if now_files:
+            return stale_records(tracker.entries, now_files=True, hasher=self.files)
+        return tracker.stale()
+
+    def session_stale(self) -> dict[str, list[str]]:
+        """Stale records among this session's entries only (in memory, no disk access)."""
+        return self._session_tracker().stale()
+
+    def _session_tracker(self) -> StaleTracker:
+        if self._session_stale is None:
+            self._session_stale = StaleTracker(self.entries())
+        return self._session_stale
+
+    def _sidecar_tracker(self) -> StaleTracker:
+        store = self.store
+        if store is None:
+            return self._session_tracker()
+        key = _file_key(store.path)
+        if self._sidecar_stale is None or key != self._sidecar_key:
+            entries: list[Entry] = self.entries()
             try:
-                entries = self.store.entries()
+                entries = store.entries()
             except Exception:
                 pass
-        return stale_records(entries, now_files=now_files, hasher=self.files)
+            self._sidecar_stale, self._sidecar_key = StaleTracker(entries), key
+        return self._sidecar_stale
+
+    def _follow(self, entry: Entry, sidecar_before: tuple[int, int] | None, stored: bool) -> None:
+        """Feed a new entry to the stale trackers built so far."""
+        if self._session_stale is not None:
+            self._session_stale.add(entry)
+        tracker = self._sidecar_stale
+        if tracker is None:
+            return
+        last_seq = tracker.entries[-1].get("seq", -1) if tracker.entries else -1
+        untouched = sidecar_before == self._sidecar_key and entry["seq"] == last_seq + 1
+        if stored and untouched and self.store is not None:
+            tracker.add(entry)  # the file changed by exactly this append
+            self._sidecar_key = _file_key(self.store.path)
+        elif stored:
+            self._sidecar_stale = None  # someone else wrote too: read it again when asked
 
     # -- reports from the SQL magic ------------------------------------------
     def note_sql(self, activity: Mapping[str, Any]) -> None:
@@ -460,17 +502,25 @@ class Recorder:
     def _append(self, kind: str, body: Mapping[str, Any]) -> Entry:
         """Append to the sidecar; if that fails, chain the entry in memory and say why."""
         entry: Entry | None = None
+        sidecar_before: tuple[int, int] | None = None
         try:
             store = self._resolve_store()
             if store is not None:
+                if self._sidecar_stale is not None:
+                    sidecar_before = _file_key(store.path)
                 entry = store.append(kind, body)
         except Exception as exc:
             where = f" to {self.store.path}" if self.store is not None else ""
             self._problems.append(f"lineage not saved{where}: {_describe(exc)}")
+        stored = entry is not None
         if entry is None:
             seq, prev = self._last_entry
             entry = make_entry(seq + 1, prev, kind, body)
         self._last_entry = (entry["seq"], entry["hash"])
+        try:
+            self._follow(entry, sidecar_before, stored)
+        except Exception:  # stale flags are advisory: start over at the next question
+            self._sidecar_stale = self._session_stale = None
         return entry
 
     def _notify(self, entry: Entry) -> None:
@@ -495,6 +545,15 @@ class Recorder:
             print(f"nbgov: {_short(message, 300)} (the cell itself ran normally)", file=sys.stderr)
         except Exception:
             pass
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None if it is missing: tells whether it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _running_cells() -> int:

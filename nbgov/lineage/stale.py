@@ -9,6 +9,7 @@ metadata), so the sidebar, the CLI and the recorder share one answer.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -101,6 +102,154 @@ def _label_of(bodies: list[Mapping[str, Any]], rid: str) -> str:
         if body.get("id") == rid:
             return _label(body)
     return rid
+
+
+class StaleTracker:
+    """``stale_records(entries, now_files=False)`` kept up to date one entry at a time.
+
+    Recomputing the whole log after every cell is quadratic over a session; a new
+    entry can only change the records that read what it writes (a name, a file, a
+    model) and, through "comes from stale", the records downstream of those. So
+    per-name indexes of writers and readers are kept, and only those records are
+    re-judged, oldest first. Disk checks (``now_files``) are not incremental:
+    run ``stale_records(tracker.entries)`` for those.
+    """
+
+    def __init__(self, entries: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._reset()
+        for entry in sorted(entries, key=lambda e: e.get("seq", 0)):
+            self.add(entry)
+
+    def _reset(self) -> None:
+        self.entries: list[Mapping[str, Any]] = []  # everything added, in arrival order
+        self._last_seq: Any = None
+        self._bodies: list[Mapping[str, Any]] = []
+        self._ids: list[str] = []
+        self._reasons: list[list[str]] = []
+        self._index_of: dict[str, list[int]] = {}  # record id -> positions (ids may repeat)
+        self._var_last: dict[str, int] = {}  # name -> position of its latest writer
+        self._file_last: dict[str, int] = {}  # abspath -> position of its latest writer
+        self._model_uses: dict[str, list[tuple[int, int, str]]] = {}
+        self._var_readers: dict[str, list[int]] = {}
+        self._file_readers: dict[str, list[int]] = {}
+        self._model_users: dict[str, list[int]] = {}
+        self._source_readers: dict[Any, list[int]] = {}  # record id -> positions reading from it
+        self._stale: dict[str, list[str]] = {}
+
+    def add(self, entry: Mapping[str, Any]) -> None:
+        """Take one more entry (non-execution entries are kept but judge nothing)."""
+        seq = entry.get("seq", 0)
+        if self._last_seq is not None and seq < self._last_seq:
+            earlier = self.entries + [entry]  # out of order: judge again from the start
+            self._reset()
+            for old in sorted(earlier, key=lambda e: e.get("seq", 0)):
+                self.add(old)
+            return
+        self.entries.append(entry)
+        self._last_seq = seq
+        body = entry.get("body")
+        if entry.get("kind") == "execution" and isinstance(body, Mapping):
+            self._add_execution(body)
+
+    def stale(self) -> dict[str, list[str]]:
+        """Record id -> reasons, as ``stale_records(self.entries, now_files=False)`` (a copy)."""
+        return {rid: list(reasons) for rid, reasons in self._stale.items()}
+
+    def _add_execution(self, body: Mapping[str, Any]) -> None:
+        n = len(self._bodies)
+        rid = str(body.get("id"))
+        self._bodies.append(body)
+        self._ids.append(rid)
+        self._reasons.append([])
+        self._index_of.setdefault(rid, []).append(n)
+        touched: set[int] = {n}
+        # its writes first: they move on what earlier records consumed
+        for w in body.get("writes", ()):
+            touched.update(self._var_readers.get(w["name"], ()))
+            self._var_last[w["name"]] = n
+        for f in body.get("files", ()):
+            if f.get("mode") == "write":
+                touched.update(self._file_readers.get(f["abspath"], ()))
+                self._file_last[f["abspath"]] = n
+        for m in body.get("models", ()):
+            touched.update(self._model_users.get(m["name"], ()))
+            self._model_uses.setdefault(m["name"], []).append((n, int(m["version"]), str(m["sha256"])))
+        for stmt in body.get("sql", ()):
+            if stmt.get("kind") == "create_model":
+                for key in stmt.get("models", ()):
+                    name, _, version = str(key).rpartition("@")
+                    if name and version.isdigit():
+                        touched.update(self._model_users.get(name, ()))
+                        self._model_uses.setdefault(name, []).append((n, int(version), ""))
+        # then what it consumed, so later entries can find it
+        for r in body.get("reads", ()):
+            self._var_readers.setdefault(r["name"], []).append(n)
+            self._source_readers.setdefault(r.get("source"), []).append(n)
+        for f in body.get("files", ()):
+            if f.get("mode") == "read":
+                self._file_readers.setdefault(f["abspath"], []).append(n)
+        for m in body.get("models", ()):
+            self._model_users.setdefault(m["name"], []).append(n)
+        self._rejudge(touched)
+
+    def _rejudge(self, positions: Iterable[int]) -> None:
+        """Judge ``positions`` again, oldest first, following staleness downstream."""
+        queue = list(set(positions))
+        heapq.heapify(queue)
+        queued = set(queue)
+        while queue:
+            i = heapq.heappop(queue)
+            queued.discard(i)
+            reasons = self._judge(i)
+            was_stale = bool(self._reasons[i])
+            if reasons == self._reasons[i]:
+                continue
+            self._reasons[i] = reasons
+            self._publish(self._ids[i])
+            if bool(reasons) != was_stale:
+                for k in self._source_readers.get(self._ids[i], ()):
+                    if k > i and k not in queued:
+                        heapq.heappush(queue, k)
+                        queued.add(k)
+
+    def _publish(self, rid: str) -> None:
+        # like stale_records: the latest stale record carrying an id speaks for it
+        for i in reversed(self._index_of[rid]):
+            if self._reasons[i]:
+                self._stale[rid] = self._reasons[i]
+                return
+        self._stale.pop(rid, None)
+
+    def _stale_before(self, rid: Any, i: int) -> bool:
+        if not isinstance(rid, str):
+            return False
+        return any(k < i and self._reasons[k] for k in self._index_of.get(rid, ()))
+
+    def _judge(self, i: int) -> list[str]:
+        body = self._bodies[i]
+        reasons: list[str] = []
+        own_writes = {w["name"] for w in body.get("writes", ())}
+        for r in body.get("reads", ()):
+            last = self._var_last.get(r["name"], -1)
+            if last > i:
+                reasons.append(f"input {r['name']} rewritten by {_label(self._bodies[last])}")
+            elif self._stale_before(r.get("source"), i) and r["name"] not in own_writes:
+                first = self._bodies[self._index_of[r["source"]][0]]
+                reasons.append(f"input {r['name']} comes from stale {_label(first)}")
+        for f in body.get("files", ()):
+            if f.get("mode") != "read":
+                continue
+            last = self._file_last.get(f["abspath"], -1)
+            if last > i:
+                reasons.append(f"file {f['path']} rewritten by {_label(self._bodies[last])}")
+        for m in body.get("models", ()):
+            for j, version, sha in reversed(self._model_uses.get(m["name"], ())):
+                if j <= i:
+                    break
+                if version != int(m["version"]) or (sha and sha != m["sha256"]):
+                    reasons.append(f"model {m['name']} changed: version {version} since {_label(self._bodies[j])}")
+                    break
+        return reasons
 
 
 def latest_by_cell(entries: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import onnx
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbgov.sqlml.batching import ScoringJob, score_relation
 from nbgov.sqlml.quoting import quote_ident
@@ -24,6 +25,7 @@ from nbgov.sqlml.quoting import quote_ident
 _TREE_OPS = {"TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble"}
 _MIN_ROWS = 4_096  # below this, scoring every row is as quick as deduplicating
 _MAX_SHARE = 0.25  # deduplicate only when it removes at least 3 rows in 4
+_SAMPLE_ROWS = 2_048
 
 
 def inputs_feed_trees_only(model_bytes: bytes) -> bool:
@@ -59,6 +61,15 @@ def score_distinct(
     distinct argument rows only; None when deduplicating would not pay off."""
     if rows.num_rows < _MIN_ROWS:
         return None
+    arguments = list(job.arguments)
+    # A quick estimate with Arrow decides; the distinct rows themselves come from DuckDB,
+    # whose key equality (NaN = NaN, -0.0 = 0.0) is the one the join below uses.
+    keyed = rows.select(arguments)
+    sample = keyed.slice(0, _SAMPLE_ROWS)
+    if _distinct_count(sample) > 0.9 * sample.num_rows:
+        return None  # the first rows are nearly all distinct: no need to look further
+    if _distinct_count(keyed) > _MAX_SHARE * rows.num_rows:
+        return None  # mostly distinct rows: scoring them all is cheaper
     table, scores = f"nbgov_rows_{tag}", f"nbgov_distinct_{tag}"
     order = f"nbgov_row_{tag}"
     keys = [quote_ident(k) for k in job.arguments]
@@ -66,8 +77,6 @@ def score_distinct(
     try:
         not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
         distinct = _arrow(con, f"SELECT DISTINCT {', '.join(keys)} FROM {table} WHERE {not_null}")
-        if distinct.num_rows > _MAX_SHARE * rows.num_rows:
-            return None
         scored = score_relation(distinct.to_batches(), distinct.schema, [job], pool, frozenset(), progress, batch_rows)
         con.register(scores, scored)
         try:
@@ -86,6 +95,10 @@ def score_distinct(
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    table = con.execute(sql).to_arrow_table()
+    table = con.sql(sql).to_arrow_table()
     assert table is not None
     return table
+
+
+def _distinct_count(table: pa.Table) -> int:
+    return int(pc.drop_null(table).group_by(table.schema.names, use_threads=True).aggregate([]).num_rows)

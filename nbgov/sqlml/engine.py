@@ -43,7 +43,7 @@ from nbgov.sqlml.dedupe import inputs_feed_trees_only, score_distinct
 from nbgov.sqlml.frames import FrameScope
 from nbgov.sqlml.mlpredict import relation_arguments, relation_call, slot_counts
 from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
-from nbgov.sqlml.optimizer.fields import fold_access
+from nbgov.sqlml.optimizer.fields import fold_access, fold_through_cte
 from nbgov.sqlml.plan import (
     CallPlan,
     ModelCall,
@@ -260,9 +260,9 @@ class Engine:
             if isinstance(plan.strategy, SqlPlan):
                 inlined = plan.strategy.expression.copy()
                 call.node.replace(inlined)
-                if ctx.optimize and fold_access(inlined) is not inlined:
+                if ctx.optimize and (fold_access(inlined) is not inlined or fold_through_cte(inlined)):
                     ctx.notes.append(
-                        f"predict({call.model.ref}): output projection: only the output value the query reads is computed"
+                        f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
                     )
         batched: set[int] = set()
         if top and not any(isinstance(p.strategy, OnnxPlan) for p in plans):

@@ -75,3 +75,81 @@ def _index(bracket: exp.Bracket) -> int | None:
     if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
         return int(key.this)
     return None
+
+
+def fold_through_cte(node: exp.Expression) -> bool:
+    """``WITH s AS (SELECT predict(...) AS p ...) SELECT avg(p.f[k]) FROM s``: give the CTE
+    one column per value read (``p.f[k]``) and drop the STRUCT column ``p``.
+
+    Only in the plain shape where every use is provably that CTE's column: the outer
+    query is one SELECT reading only the CTE (no joins, subqueries or ``*``), and each
+    use of ``p`` there is a field access. Returns True when rewritten.
+    """
+    alias = node.parent
+    body = alias.parent if isinstance(alias, exp.Alias) else None
+    cte = body.parent if isinstance(body, exp.Select) else None
+    outer = cte.parent.parent if isinstance(cte, exp.CTE) and isinstance(cte.parent, exp.With) else None
+    if not isinstance(alias, exp.Alias) or not isinstance(body, exp.Select) or not isinstance(cte, exp.CTE):
+        return False
+    if not isinstance(outer, exp.Select):
+        return False
+    if cte.args.get("columns") or (cte.args.get("alias") and cte.args["alias"].columns):
+        return False
+    name, source = alias.alias.lower(), cte.alias_or_name.lower()
+    if [e for e in body.expressions if e.alias_or_name.lower() == name] != [alias]:
+        return False
+    from_ = outer.args.get("from_") or outer.args.get("from")
+    if (
+        from_ is None
+        or not isinstance(from_.this, exp.Table)
+        or from_.this.name.lower() != source
+        or outer.args.get("joins")
+        or outer.args.get("laterals")
+        or len(outer.args["with_"].expressions) != 1
+    ):
+        return False
+    outer_nodes = [n for n in outer.walk(prune=lambda n: n is outer.args["with_"]) if n is not outer.args["with_"]]
+    if any(isinstance(n, (exp.Star, exp.Subquery)) or (isinstance(n, exp.Select) and n is not outer) for n in outer_nodes):
+        return False
+    sources = {source, from_.this.alias_or_name.lower()}
+    if name in sources:
+        return False
+    paths: list[tuple[exp.Expression, exp.Expression]] = []  # (access node in the outer query, folded value)
+    for use in outer_nodes:
+        if not isinstance(use, exp.Column):
+            continue
+        probe = node.copy()
+        holder = exp.Paren(this=probe)  # a detached stand-in, so the access is folded on a copy
+        if use.table.lower() == name and (not use.args.get("db") or use.args["db"].name.lower() in sources):
+            rebuilt: exp.Expression = exp.Dot(this=probe, expression=exp.to_identifier(use.name))  # p.field
+        elif use.name.lower() == name and (not use.table or use.table.lower() in sources):
+            rebuilt = probe  # p, then .field / [k] around it
+        else:
+            continue
+        access: exp.Expression = use
+        chain: list[exp.Expression] = []
+        while isinstance(access.parent, (exp.Dot, exp.Bracket)) and access.parent.this is access:
+            access = access.parent
+            chain.append(access)
+        if rebuilt is probe and not chain:
+            return False  # the whole STRUCT is used
+        for step in chain:
+            copy = step.copy()
+            copy.set("this", rebuilt)
+            rebuilt = copy
+        holder.set("this", rebuilt)
+        folded = fold_access(probe)
+        if folded.parent is not holder:  # some access could not be folded into the value
+            return False
+        paths.append((access, folded))
+    if not paths:
+        return False
+    columns: dict[str, str] = {}
+    for access, folded in paths:
+        key = folded.sql(dialect="duckdb")
+        if key not in columns:
+            columns[key] = f"{alias.alias}__v{len(columns)}"
+            body.append("expressions", exp.alias_(folded.copy(), columns[key], quoted=True))
+        access.replace(exp.column(columns[key], quoted=True))
+    alias.pop()
+    return True

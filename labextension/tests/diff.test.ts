@@ -1,9 +1,8 @@
-import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { expect, test } from 'vitest';
 import { lineDiff } from '../src/diff';
 
 test('unchanged lines are kept, edits show as - then +', () => {
-  assert.deepEqual(lineDiff('a\nb\nc', 'a\nB\nc'), [
+  expect(lineDiff('a\nb\nc', 'a\nB\nc')).toStrictEqual([
     { op: ' ', text: 'a' },
     { op: '-', text: 'b' },
     { op: '+', text: 'B' },
@@ -12,10 +11,10 @@ test('unchanged lines are kept, edits show as - then +', () => {
 });
 
 test('insertions and deletions at the ends', () => {
-  assert.deepEqual(lineDiff('x', 'x\ny').map(l => l.op), [' ', '+']);
-  assert.deepEqual(lineDiff('w\nx', 'x').map(l => l.op), ['-', ' ']);
+  expect(lineDiff('x', 'x\ny').map(l => l.op)).toStrictEqual([' ', '+']);
+  expect(lineDiff('w\nx', 'x').map(l => l.op)).toStrictEqual(['-', ' ']);
 });
 
 test('identical code has no changes', () => {
-  assert.ok(lineDiff('p\nq', 'p\nq').every(l => l.op === ' '));
+  expect(lineDiff('p\nq', 'p\nq').every(l => l.op === ' ')).toBe(true);
 });

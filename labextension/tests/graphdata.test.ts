@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { expect, test } from 'vitest';
 import { buildGraph } from '../src/graphdata';
 import { LineageLog } from '../src/log';
 import { run } from './fixtures';
@@ -19,9 +18,9 @@ function chainLog(n: number): LineageLog {
 test('cells and variables are nodes; writes and reads are edges; ancestors highlighted', () => {
   const log = chainLog(3);
   const g = buildGraph(log, 's1:2', label);
-  assert.deepEqual(g.nodes.map(n => n.label).sort(), ['[1]', '[2]', '[3]', 'v1', 'v2', 'v3']);
+  expect(g.nodes.map(n => n.label).sort()).toStrictEqual(['[1]', '[2]', '[3]', 'v1', 'v2', 'v3']);
   const edges = g.edges.map(e => `${e.from}>${e.to}${e.highlighted ? '*' : ''}`).sort();
-  assert.deepEqual(edges, [
+  expect(edges).toStrictEqual([
     'v:v1>x:s1:2*',
     'v:v2>x:s1:3',
     'x:s1:1>v:v1*',
@@ -29,23 +28,23 @@ test('cells and variables are nodes; writes and reads are edges; ancestors highl
     'x:s1:3>v:v3'
   ]);
   const lit = g.nodes.filter(n => n.highlighted).map(n => n.label).sort();
-  assert.deepEqual(lit, ['[1]', '[2]', 'v1']);
-  assert.equal(g.nodes.find(n => n.selected)?.label, '[2]');
-  assert.equal(g.truncated, false);
+  expect(lit).toStrictEqual(['[1]', '[2]', 'v1']);
+  expect(g.nodes.find(n => n.selected)?.label).toBe('[2]');
+  expect(g.truncated).toBe(false);
 });
 
 test('a huge graph is cut to the nearest ancestors of the selection', () => {
   const log = chainLog(1000);
   const g = buildGraph(log, 's1:1000', label, 300);
-  assert.equal(g.truncated, true);
-  assert.ok(g.nodes.length <= 300, `${g.nodes.length} nodes`);
-  assert.ok(g.nodes.some(n => n.label === '[999]'));
-  assert.ok(!g.nodes.some(n => n.label === '[1]'));
+  expect(g.truncated).toBe(true);
+  expect(g.nodes.length, `${g.nodes.length} nodes`).toBeLessThanOrEqual(300);
+  expect(g.nodes.some(n => n.label === '[999]')).toBe(true);
+  expect(g.nodes.some(n => n.label === '[1]')).toBe(false);
 });
 
 test('without a selection a huge graph shows the latest runs', () => {
   const g = buildGraph(chainLog(1000), null, label, 300);
-  assert.equal(g.truncated, true);
-  assert.ok(g.nodes.length <= 300);
-  assert.ok(g.nodes.some(n => n.label === '[1000]'));
+  expect(g.truncated).toBe(true);
+  expect(g.nodes.length).toBeLessThanOrEqual(300);
+  expect(g.nodes.some(n => n.label === '[1000]')).toBe(true);
 });

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { expect, test } from 'vitest';
 import { LineageLog, mergeStale, shortHash, sidecarFor } from '../src/log';
 import { run, session } from './fixtures';
 
@@ -8,10 +7,10 @@ test('merge drops entries already seen (by hash) and reports only new ones', () 
   const s = session();
   const a = run({ n: 1 });
   const b = run({ n: 2 });
-  assert.equal(log.merge([s, a]).length, 2);
-  assert.deepEqual(log.merge([a, b, b]), [b]);
-  assert.equal(log.size, 2);
-  assert.equal(log.sessions.length, 1);
+  expect(log.merge([s, a]).length).toBe(2);
+  expect(log.merge([a, b, b])).toStrictEqual([b]);
+  expect(log.size).toBe(2);
+  expect(log.sessions.length).toBe(1);
 });
 
 test('entries that arrive out of order are kept in session then sequence order', () => {
@@ -20,10 +19,7 @@ test('entries that arrive out of order are kept in session then sequence order',
   log.merge([late]);
   log.merge([run({ n: 1, seq: 1 }), run({ n: 2, seq: 2 })]);
   log.merge([run({ n: 1, seq: 1, session: 's2' })]);
-  assert.deepEqual(
-    log.executions.map(e => e.body.id),
-    ['s1:1', 's1:2', 's1:3', 's2:1']
-  );
+  expect(log.executions.map(e => e.body.id)).toStrictEqual(['s1:1', 's1:2', 's1:3', 's2:1']);
 });
 
 test('latest run per cell', () => {
@@ -32,8 +28,8 @@ test('latest run per cell', () => {
   const second = run({ n: 2, cell: 'A' });
   const other = run({ n: 3, cell: 'B' });
   log.merge([first, second, other]);
-  assert.equal(log.latestByCell().get('A'), second);
-  assert.deepEqual(log.currentExecutions(), [second, other]);
+  expect(log.latestByCell().get('A')).toBe(second);
+  expect(log.currentExecutions()).toStrictEqual([second, other]);
 });
 
 test('a run is stale when an input it read is rewritten with other content', () => {
@@ -43,7 +39,7 @@ test('a run is stale when an input it read is rewritten with other content', () 
     run({ n: 2, cell: 'B', reads: [['a', 's1:1', 'v1']], writes: [['b', 'w1']] }),
     run({ n: 3, cell: 'A', writes: [['a', 'v2']] })
   ]);
-  assert.deepEqual([...log.staleFromLog()], [['s1:2', ['input a rewritten by [3]']]]);
+  expect([...log.staleFromLog()]).toStrictEqual([['s1:2', ['input a rewritten by [3]']]]);
 });
 
 test('rewriting an input with identical content does not make a run stale', () => {
@@ -53,7 +49,7 @@ test('rewriting an input with identical content does not make a run stale', () =
     run({ n: 2, cell: 'B', reads: [['a', 's1:1', 'v1']] }),
     run({ n: 3, cell: 'A', writes: [['a', 'v1']] })
   ]);
-  assert.equal(log.staleFromLog().size, 0);
+  expect(log.staleFromLog().size).toBe(0);
 });
 
 test('deleting an input makes its readers stale; superseded runs are not flagged', () => {
@@ -64,8 +60,8 @@ test('deleting an input makes its readers stale; superseded runs are not flagged
     run({ n: 3, cell: 'B', reads: [['a', 's1:1', 'v1']] }),
     run({ n: 4, cell: 'C', deletes: ['a'] })
   ]);
-  assert.deepEqual([...log.staleFromLog().keys()], ['s1:3']);
-  assert.match(log.staleFromLog().get('s1:3')![0], /deleted by \[4\]/);
+  expect([...log.staleFromLog().keys()]).toStrictEqual(['s1:3']);
+  expect(log.staleFromLog().get('s1:3')![0]).toMatch(/deleted by \[4\]/);
 });
 
 test('ancestors follow read sources transitively, nearest first', () => {
@@ -76,17 +72,17 @@ test('ancestors follow read sources transitively, nearest first', () => {
     run({ n: 3, writes: [['z']] }),
     run({ n: 4, reads: [['b', 's1:2'], ['z', null]] })
   ]);
-  assert.deepEqual([...log.ancestors('s1:4')], ['s1:2', 's1:1']);
-  assert.deepEqual([...log.ancestors('s1:1')], []);
+  expect([...log.ancestors('s1:4')]).toStrictEqual(['s1:2', 's1:1']);
+  expect([...log.ancestors('s1:1')]).toStrictEqual([]);
 });
 
 test('stale maps merge without repeating a reason', () => {
   const merged = mergeStale(new Map([['x', ['r1']]]), new Map([['x', ['r1', 'r2']], ['y', ['r3']]]));
-  assert.deepEqual([...merged], [['x', ['r1', 'r2']], ['y', ['r3']]]);
+  expect([...merged]).toStrictEqual([['x', ['r1', 'r2']], ['y', ['r3']]]);
 });
 
 test('display helpers', () => {
-  assert.equal(shortHash('0123456789abcdef'), '01234567');
-  assert.equal(shortHash(null), '—');
-  assert.equal(sidecarFor('dir/my analysis.ipynb'), '.nbgov/my analysis.jsonl');
+  expect(shortHash('0123456789abcdef')).toBe('01234567');
+  expect(shortHash(null)).toBe('—');
+  expect(sidecarFor('dir/my analysis.ipynb')).toBe('.nbgov/my analysis.jsonl');
 });

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { expect, test } from 'vitest';
 import { parseEntry, parseNotebookMeta, parseStale } from '../src/parse';
 import { NOTEBOOK_SCHEMA } from '../src/types';
 import { run, session } from './fixtures';
@@ -9,8 +8,8 @@ const json = (x: unknown) => JSON.parse(JSON.stringify(x));
 test('a well-formed execution entry parses to the same content', () => {
   const raw = json(run({ n: 1, reads: [['a', null]] }));
   const { entry, problem } = parseEntry(raw);
-  assert.equal(problem, null);
-  assert.deepEqual(entry, raw);
+  expect(problem).toBe(null);
+  expect(entry).toStrictEqual(raw);
 });
 
 test('malformed entries are rejected with a reason, never half-accepted', () => {
@@ -25,17 +24,17 @@ test('malformed entries are rejected with a reason, never half-accepted', () => 
   ];
   for (const [raw, reason] of cases) {
     const { entry, problem } = parseEntry(raw);
-    assert.equal(entry, null);
-    assert.match(problem!, reason);
+    expect(entry).toBe(null);
+    expect(problem!).toMatch(reason);
   }
 });
 
 test('notebook metadata: foreign schema is flagged, malformed entries counted', () => {
-  assert.deepEqual(parseNotebookMeta(undefined, NOTEBOOK_SCHEMA), { entries: [], foreign: false, notices: [] });
+  expect(parseNotebookMeta(undefined, NOTEBOOK_SCHEMA)).toStrictEqual({ entries: [], foreign: false, notices: [] });
   const foreign = parseNotebookMeta({ schema: 'other/1' }, NOTEBOOK_SCHEMA);
-  assert.equal(foreign.foreign, true);
-  assert.match(foreign.notices[0], /ignored/);
-  assert.equal(parseNotebookMeta('text', NOTEBOOK_SCHEMA).foreign, true);
+  expect(foreign.foreign).toBe(true);
+  expect(foreign.notices[0]).toMatch(/ignored/);
+  expect(parseNotebookMeta('text', NOTEBOOK_SCHEMA).foreign).toBe(true);
 
   const meta = {
     schema: NOTEBOOK_SCHEMA,
@@ -43,13 +42,13 @@ test('notebook metadata: foreign schema is flagged, malformed entries counted', 
     log: [json(run({ n: 1 })), { seq: 1 }, null]
   };
   const parsed = parseNotebookMeta(meta, NOTEBOOK_SCHEMA);
-  assert.equal(parsed.foreign, false);
-  assert.deepEqual(parsed.entries.map(p => p.entry.kind), ['session', 'execution']);
-  assert.equal(parsed.entries[1].raw, meta.log[0], 'the raw JSON is kept for re-saving');
-  assert.match(parsed.notices[0], /^2 malformed lineage entries ignored/);
+  expect(parsed.foreign).toBe(false);
+  expect(parsed.entries.map(p => p.entry.kind)).toStrictEqual(['session', 'execution']);
+  expect(parsed.entries[1].raw, 'the raw JSON is kept for re-saving').toBe(meta.log[0]);
+  expect(parsed.notices[0]).toMatch(/^2 malformed lineage entries ignored/);
 });
 
 test('kernel stale maps keep only lists of strings', () => {
-  assert.deepEqual([...parseStale({ a: ['x', 3], b: 'no' })], [['a', ['x']]]);
-  assert.equal(parseStale(null).size, 0);
+  expect([...parseStale({ a: ['x', 3], b: 'no' })]).toStrictEqual([['a', ['x']]]);
+  expect(parseStale(null).size).toBe(0);
 });

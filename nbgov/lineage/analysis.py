@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ class CellNames:
     syntax_ok: bool = True
     dynamic: bool = False  # uses exec/globals()/magics: may rebind any name
     impure: set[str] = field(default_factory=set)  # used other than as an operand (may escape/mutate)
+    strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -83,7 +85,112 @@ def _analyze_cached(code: str) -> CellNames:
     visitor = _CellVisitor()
     for stmt in tree.body:
         visitor.visit(stmt)
+    visitor.names.strings = path_literals(tree)
     return visitor.names
+
+
+MAX_PATH_LITERAL = 4096
+MAX_PATH_LITERALS = 256
+_PATH_CALLS = frozenset({"Path", "PurePath", "PosixPath", "WindowsPath", "PurePosixPath"})
+
+
+def plausible_path(text: str) -> bool:
+    """A string a file could be named by: not empty, one line, not a URL, not huge."""
+    return (
+        0 < len(text) <= MAX_PATH_LITERAL
+        and "\n" not in text
+        and "\0" not in text
+        and "://" not in text
+        and text.strip() == text
+    )
+
+
+def path_literals(tree: ast.AST) -> tuple[str, ...]:
+    """String constants of the code, plus constant path joins (``Path('d') / 'x.csv'``,
+    ``os.path.join('d', 'x.csv')``): the paths native readers and writers may open,
+    where Python's audit hook cannot see them."""
+    found: dict[str, None] = {}
+    skip = _metadata_only_args(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        value: str | None = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            value = node.value
+        elif isinstance(node, (ast.BinOp, ast.Call)):
+            value = _joined_path(node)
+        if value is not None and plausible_path(value):
+            found[value] = None
+            if len(found) >= MAX_PATH_LITERALS:
+                break
+    return tuple(found)
+
+
+# Calls that look at a file's name or metadata, never its content: not evidence of a read.
+_METADATA_CALLS = frozenset({
+    "exists", "isfile", "isdir", "islink", "lexists", "getsize", "getmtime", "getctime", "getatime",
+    "stat", "lstat", "access", "remove", "unlink", "rmdir", "basename", "dirname", "splitext",
+    "is_file", "is_dir", "touch", "with_suffix", "with_name",
+})
+
+
+def _metadata_only_args(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``os.path.exists('x')``, ``Path('x').is_file()`` and the like."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name not in _METADATA_CALLS:
+            continue
+        roots: list[ast.AST] = list(node.args)
+        if isinstance(func, ast.Attribute) and _is_path_call(func.value):
+            roots.append(func.value)  # Path('x').exists()
+        for root in roots:
+            skip.update(id(sub) for sub in ast.walk(root))
+    return skip
+
+
+def _joined_path(node: ast.expr, depth: int = 0) -> str | None:
+    """The path a join of string constants builds, or None if it is not one."""
+    if depth > 8:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        left, right = _joined_path(node.left, depth + 1), _joined_path(node.right, depth + 1)
+        is_path = _is_path_call(node.left) or _is_path_call(node.right) or isinstance(node.left, ast.BinOp)
+        if left is None or right is None or not is_path:
+            return None
+        return posixpath.join(left, right)
+    if isinstance(node, ast.Call) and not node.keywords and node.args:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in _PATH_CALLS or (name == "join" and _dotted(func).endswith("path.join")):
+            parts = [_joined_path(arg, depth + 1) for arg in node.args]
+            if any(p is None for p in parts):
+                return None
+            return posixpath.join(*[p for p in parts if p is not None])
+    return None
+
+
+def _is_path_call(node: ast.expr) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    return name in _PATH_CALLS
+
+
+def _dotted(node: ast.expr) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
 
 
 class _CellVisitor(ast.NodeVisitor):

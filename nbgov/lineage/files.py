@@ -5,7 +5,8 @@ a watcher starts; it does nothing unless a watcher is active (one list check).
 Python's own imports, the interpreter's installation and tool caches are not the
 notebook's data and are ignored. Contents are hashed after the cell ends, when
 written files are closed; an unchanged file (same size, mtime, inode, ctime) is
-not re-read.
+not re-read. Native code (pyarrow, polars, DuckDB) bypasses ``open``: ``PathProbe``
+stats the paths a cell names before and after it instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import site
 import stat
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,80 @@ class FileWatcher:
         except Exception:
             return  # an audit hook must never raise into user code
 
+    def ignored(self, abspath: str) -> bool:
+        """Not the notebook's data: nbgov's own files, installed code, imports, .nbgov."""
+        return self._ignored(abspath)
+
     def _ignored(self, abspath: str) -> bool:
         if "__pycache__" in abspath or f"{os.sep}.nbgov{os.sep}" in abspath:
             return True
         if abspath.endswith(_CODE_SUFFIXES) and abspath.startswith(self._code_roots):
             return True  # an import from sys.path (a module in the notebook's folder still counts)
         return abspath.startswith(self.ignore)
+
+
+StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
+MAX_PROBED_PATHS = 64
+
+
+def stat_key(abspath: str) -> StatKey | None:
+    """(size, mtime_ns, inode) of a regular file; None when missing or not a regular file."""
+    try:
+        st = os.stat(abspath)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+@dataclass
+class PathProbe:
+    """Files a cell names, stat'ed before and after it runs.
+
+    Native readers and writers (pyarrow, polars, DuckDB, …) open files without
+    Python's ``open``, so the audit hook misses them. A path the cell mentions
+    (a constant, or the value of a name it reads) that is created or changed by
+    the cell was written; one that is unchanged was (most likely) read — the
+    mention is the evidence. Only a bounded number of paths is stat'ed.
+    """
+
+    paths: dict[str, str] = field(default_factory=dict)  # abspath -> path as written
+    before: dict[str, StatKey | None] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls,
+        mentions: Iterable[str],
+        ignored: Callable[[str], bool],
+        cwd: str | None = None,
+        limit: int = MAX_PROBED_PATHS,
+    ) -> PathProbe | None:
+        """Stat the mentioned paths now; None when the cell mentions none."""
+        probe = cls()
+        base: str | None = cwd
+        for path in mentions:
+            if len(probe.paths) >= limit:
+                break
+            if base is None:
+                base = os.getcwd()
+            full = os.path.expanduser(path) if path.startswith("~") else path
+            abspath = os.path.normpath(os.path.join(base, full))
+            if abspath in probe.paths or ignored(abspath):
+                continue
+            probe.paths[abspath] = path
+            probe.before[abspath] = stat_key(abspath)
+        return probe if probe.paths else None
+
+    def events(self) -> list[FileEvent]:
+        """Writes (created or changed files) and reads (unchanged files), in mention order."""
+        out: list[FileEvent] = []
+        for abspath, path in self.paths.items():
+            before, after = self.before[abspath], stat_key(abspath)
+            if after is None:
+                continue  # never a file, or deleted by the cell
+            out.append(FileEvent(path, abspath, "read" if after == before else "write"))
+        return out
 
 
 class FileHasher:

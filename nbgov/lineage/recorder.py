@@ -3,7 +3,8 @@
 Registered on IPython's ``pre_run_cell``/``post_run_cell``. Before a cell runs it
 fingerprints the values the cell may touch; after, it fingerprints them again
 (a changed hash is an in-place write whatever API caused it), diffs the
-namespace bindings, collects files the cell opened and SQL the ``%%sqlml`` magic
+namespace bindings, collects files the cell opened (through Python's ``open``, or
+named by the cell and touched by native code) and SQL the ``%%sqlml`` magic
 reported, then appends the record to the sidecar and tells subscribers.
 Any internal failure becomes one warning line on stderr; the cell's own result
 is never touched.
@@ -25,14 +26,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nbgov.lineage.analysis import CellNames, analyze, transform
+from nbgov.lineage.analysis import CellNames, analyze, plausible_path, transform
 from nbgov.lineage.environment import (
     VersionLookup,
     platform_string,
     python_version,
     top_level_modules,
 )
-from nbgov.lineage.files import FileHasher, FileWatcher, expand_sql_paths
+from nbgov.lineage.files import (
+    FileEvent,
+    FileHasher,
+    FileWatcher,
+    PathProbe,
+    expand_sql_paths,
+)
 from nbgov.lineage.fingerprint import Fingerprinter, hash_bytes
 from nbgov.lineage.record import (
     ErrorInfo,
@@ -87,6 +94,7 @@ class _CellState:
     models: list[Mapping[str, Any]] = field(default_factory=list)
     sql_reads: dict[str, Fingerprint] = field(default_factory=dict)
     unchanged: set[str] = field(default_factory=set)  # provably untouched: no after-hash needed
+    probe: PathProbe | None = None  # paths the cell names, for files opened by native code
 
 
 class Recorder:
@@ -298,6 +306,7 @@ class Recorder:
             self._pending_sql, self._pending_models = [], []
             self._cell = cell
             self._watcher.start()
+            cell.probe = self._probe(names, ns)
             cell.t0 = time.perf_counter()
         except Exception as exc:
             self._cell = None
@@ -340,6 +349,27 @@ class Recorder:
                     if g in ns and self._is_data_name(g, ns[g]):
                         found.add(g)
         return found
+
+    def _probe(self, names: CellNames, ns: Mapping[str, Any]) -> PathProbe | None:
+        """Stat the paths the cell names (values of names it reads, then its string constants)."""
+        mentions: list[str] = []
+        for name in names.loads:
+            value = ns.get(name)
+            if isinstance(value, os.PathLike):
+                try:
+                    value = os.fspath(value)
+                except Exception:
+                    continue
+            if isinstance(value, str) and plausible_path(value):
+                mentions.append(value)
+        mentions.extend(names.strings)
+        if not mentions:
+            return None
+        try:
+            return PathProbe.start(mentions, self._watcher.ignored)
+        except Exception as exc:  # an advisory detector: the record goes on without it
+            self._problems.append(f"native file check skipped: {_describe(exc)}")
+            return None
 
     def _build(self, cell: _CellState, result: Any, duration: float, events: list[Any]) -> ExecutionRecord:
         ns = self.shell.user_ns
@@ -409,13 +439,15 @@ class Recorder:
             reads=tuple(reads),
             writes=tuple(writes),
             deletes=tuple(deletes),
-            files=tuple(self._files(events, cell.sql)),
+            files=tuple(self._files(events, cell.sql, cell.probe)),
             models=tuple(self._models(cell)),
             sql=tuple(_sql_statement(a) for a in cell.sql),
             packages_added=self._packages_added(cell),
         )
 
-    def _files(self, events: list[Any], sql: list[Mapping[str, Any]]) -> list[FileAccess]:
+    def _files(
+        self, events: list[Any], sql: list[Mapping[str, Any]], probe: PathProbe | None = None
+    ) -> list[FileAccess]:
         seen: dict[tuple[str, str], str] = {}
         for ev in events:
             seen.setdefault((ev.abspath, ev.mode), ev.path)
@@ -423,6 +455,9 @@ class Recorder:
             for mode, key in (("read", "files_read"), ("write", "files_written")):
                 for path, abspath in expand_sql_paths([p for p in activity.get(key) or [] if isinstance(p, str)]):
                     seen.setdefault((abspath, mode), path)
+        for ev in self._native_events(probe):
+            if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
+                seen.setdefault((ev.abspath, ev.mode), ev.path)
         out: list[FileAccess] = []
         for (abspath, mode), path in seen.items():
             size, digest = self.files.hash(abspath)
@@ -431,6 +466,16 @@ class Recorder:
             source = self.file_writer.get(abspath) if mode == "read" else None
             out.append(FileAccess(path, abspath, mode, size, digest, source))
         return out
+
+    def _native_events(self, probe: PathProbe | None) -> list[FileEvent]:
+        """Files the cell named and native code may have opened (the audit hook cannot see)."""
+        if probe is None:
+            return []
+        try:
+            return probe.events()
+        except Exception as exc:
+            self._problems.append(f"native file check skipped: {_describe(exc)}")
+            return []
 
     def _models(self, cell: _CellState) -> list[ModelUse]:
         found: dict[str, ModelUse] = {}

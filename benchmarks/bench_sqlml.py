@@ -12,7 +12,9 @@ the raw onnxruntime floor returns the full output arrays (label and probabilitie
 numpy, with the float32 input matrix built before timing. What each side materializes:
 the SQL variants return a 1-row frame; the optimized logistic regression is inlined as
 SQL and, as the query reads only probabilities[2], computes only that value (EXPLAIN
-says "output projection"), while the floor also computes the label.
+says "output projection"), while the floor also computes the label. ML.PREDICT follows
+the same plan: inlined as SQL (DuckDB computes the predicted columns) or ONNX scoring in
+Arrow batches; its note says which.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def bench_model(kind: str, data: pd.DataFrame, args: argparse.Namespace) -> list
         ("hand-written DuckDB Arrow UDF", lambda: con.execute(f"SELECT sum(hand_arrow({cols})) FROM t").fetchall(), ""),
         ("nbgov predict (optimized)", lambda: engine.execute(score), _strategy(engine, score)),
         ("nbgov predict --no-optimize", lambda: engine.execute(score, optimize=False), "Arrow UDF, original model"),
-        ("nbgov ML.PREDICT", lambda: engine.execute(ml), "batched, original model"),
+        ("nbgov ML.PREDICT", lambda: engine.execute(ml), _strategy(engine, ml, ("ML.PREDICT(",))),
     ]
     best = {name: float("inf") for name, _, _ in variants}
     repeat = args.repeat if "forest" in kind else max(args.repeat, 7)  # cheap models: more runs, less noise
@@ -139,9 +141,9 @@ def bench_model(kind: str, data: pd.DataFrame, args: argparse.Namespace) -> list
     return results
 
 
-def _strategy(engine: Engine, sql: str) -> str:
+def _strategy(engine: Engine, sql: str, prefixes: tuple[str, ...] = ("predict(", "batching:")) -> str:
     notes = engine.explain(sql).splitlines()
-    picked = [n for n in notes if n.startswith(("predict(", "batching:"))]
+    picked = [n for n in notes if n.startswith(prefixes)]
     return " | ".join(p[:90] for p in picked)
 
 

@@ -243,8 +243,18 @@ def _two_feature_model():
     )
 
 
-def test_ml_predict_scores_with_the_pruned_model_when_a_dropped_input_needs_a_null_guard(engine: Engine):
+def test_ml_predict_scores_with_the_pruned_model_when_a_dropped_input_needs_a_null_guard():
     from sklearn.tree import DecisionTreeClassifier
+
+    from nbgov.sqlml.optimizer import Planner
+
+    # This small tree would be inlined as SQL; a planner that keeps ONNX exercises the
+    # batched scoring of a pruned model whose dropped input still needs its NULL guard.
+    with Engine(planner=Planner(inline_sql=False), progress_bar=False) as engine:
+        _pruned_onnx_ml_predict_keeps_null_guard(engine, DecisionTreeClassifier)
+
+
+def _pruned_onnx_ml_predict_keeps_null_guard(engine: Engine, DecisionTreeClassifier: type) -> None:
 
     rng = np.random.default_rng(0)
     n = 4000
@@ -262,6 +272,7 @@ def test_ml_predict_scores_with_the_pruned_model_when_a_dropped_input_needs_a_nu
     keys = engine.sessions.keys()
     assert any(":pruned:" in k for k in keys) and not any(k.endswith(":original") for k in keys), keys
     assert "dropped 2 of 3 unused inputs" in (optimized.explain or "")
+    assert "ML.PREDICT(MODEL m@1): ONNX: the relation is scored in Arrow batches" in (optimized.explain or "")
     naive = engine.execute(query, frames={"d": frame}, optimize=False)[0]
     pd.testing.assert_frame_equal(optimized.df, naive.df)
     assert optimized.df.predicted_label.isna().sum() == 3

@@ -9,6 +9,7 @@ batched scoring or vectorized Arrow UDFs; everything else reaches DuckDB untouch
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -41,7 +42,7 @@ from nbgov.sqlml.catalog import ModelCatalog
 from nbgov.sqlml.dberrors import one_line, sql_error
 from nbgov.sqlml.dedupe import inputs_feed_trees_only, score_distinct
 from nbgov.sqlml.frames import FrameScope
-from nbgov.sqlml.mlpredict import relation_arguments, relation_call, slot_counts
+from nbgov.sqlml.mlpredict import fold_outputs, inlined_relation, typed_stand_in, relation_arguments, relation_call, slot_counts
 from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
 from nbgov.sqlml.optimizer.fields import fold_access, fold_through_cte
 from nbgov.sqlml.plan import (
@@ -105,7 +106,10 @@ class Engine:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         threads: int | None = None,
         progress_bar: bool = True,
+        planner: Planner | None = None,
     ) -> None:
+        """``planner``: the one used when optimizing (default: nbgov's optimizer), e.g. a
+        second engine's or one with some rewrites off."""
         self.database = database
         self.batch_rows = batch_rows
         self.threads = threads or max(os.cpu_count() or 1, 1)
@@ -119,8 +123,8 @@ class Engine:
         self.sessions = SessionCache()
         self._ids = count()
         self._pool: ThreadPoolExecutor | None = None
-        self._optimizer: Planner | None = None
-        self._onnx_optimizer: Planner | None = None
+        self._optimizer: Planner | None = planner
+        self._batched_optimizer: Planner | None = planner
         self._tree_models: dict[str, bool] = {}  # plan cache key -> inputs feed trees only
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches.
         self.progress: Callable[[str, int, int], None] | None = None
@@ -233,12 +237,19 @@ class Engine:
         """Final SQL for DuckDB (plus its parsed tree when it had to be rewritten)."""
         rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self._ids)}_")
         self._check_syntax(statement.text if not rewritten.ml_predicts else rewritten.text)
+        as_sql: dict[str, tuple[exp.Select, str]] = {}
         for ml_call in rewritten.ml_predicts:
-            table = self._ml_predict(ml_call, ctx, stack)
-            self.con.register(ml_call.placeholder, table)
+            scored = self._ml_predict(ml_call, ctx, stack)
+            if isinstance(scored, tuple):  # the model runs as SQL: the relation becomes a subquery
+                as_sql[ml_call.placeholder] = scored
+                continue
+            self.con.register(ml_call.placeholder, scored)
             stack.callback(self._unregister, ml_call.placeholder)
             ctx.hidden.add(ml_call.placeholder)
-        tree = _parse(rewritten.text)
+        inlined: exp.Expression | None = None
+        if as_sql:
+            rewritten.text, inlined = self._inline_relations(rewritten.text, as_sql, ctx)
+        tree = inlined if inlined is not None else _parse(rewritten.text)
         if tree is not None:  # before any rewrite moves the FROM into a scored relation
             act.collect(tree, ctx.activity, ctx.hidden)
         if not rewritten.has_predict:
@@ -287,8 +298,57 @@ class Engine:
             call.node.replace(shared[key].copy())
         return tree.sql(dialect="duckdb"), tree
 
-    def _plan(self, call: ModelCall, ctx: _Context, *, onnx_only: bool = False) -> CallPlan:
-        planner = self._onnx_planner(ctx.optimize) if onnx_only else self._planner(ctx.optimize)
+    def _inline_relations(
+        self, text: str, as_sql: dict[str, tuple[exp.Select, str]], ctx: _Context
+    ) -> tuple[str, exp.Expression | None]:
+        """Put each ML.PREDICT inlined as SQL in place of its placeholder: as a CTE when the
+        statement is one plain SELECT from it, so that the optimizer's output projection
+        computes only the predicted values read (``predicted_probabilities[2]``); else as a
+        subquery, text otherwise untouched. Returns the SQL and, for the CTE, its tree."""
+
+        def nested() -> str:
+            for select, _ in as_sql.values():
+                fold_outputs(select)
+            return re.sub(
+                r"\b(" + "|".join(re.escape(p) for p in as_sql) + r")\b",
+                lambda match: f"({as_sql[match.group(1)][0].sql(dialect='duckdb')})",
+                text,
+            )
+
+        if len(as_sql) != 1 or not ctx.optimize:
+            return nested(), None
+        ((placeholder, (body, stand_in)),) = as_sql.items()
+        outer = _parse(text)
+        from_ = (outer.args.get("from_") or outer.args.get("from")) if isinstance(outer, exp.Select) else None
+        if (
+            not isinstance(outer, exp.Select)
+            or from_ is None
+            or not isinstance(from_.this, exp.Table)
+            or from_.this.name != placeholder
+            or outer.args.get("with_")
+            or outer.args.get("joins")
+        ):
+            return nested(), None
+        named = re.sub(rf"\b{re.escape(placeholder)}\b", lambda _: f"({stand_in})", text)
+        probe = f"SELECT * FROM ({named}) AS nbgov_names LIMIT 0"  # the column names as written
+        try:
+            names = [d[0] for d in self.con.execute(probe, self._bind_params(probe, ctx) or None).description or ()]
+        except duckdb.Error:  # let the query itself report what is wrong
+            return nested(), None
+        fold_outputs(body)
+        tree = outer.with_(placeholder, as_=body, copy=False)
+        values = [e.this for e in body.expressions if isinstance(e, exp.Alias) and e.alias.startswith("predicted_")]
+        if not [value for value in values if fold_through_cte(value)] or len(names) != len(tree.expressions):
+            return nested(), None
+        for item, name in zip(list(tree.expressions), names):  # keep the result's column names as written
+            if not (isinstance(item, exp.Alias) and item.alias == name):
+                item.replace(exp.alias_(item.this if isinstance(item, exp.Alias) else item, name, quoted=True))
+        ctx.hidden.add(placeholder)
+        ctx.notes.append("ML.PREDICT: output projection: only the predicted values the query reads are computed")
+        return tree.sql(dialect="duckdb"), tree
+
+    def _plan(self, call: ModelCall, ctx: _Context, *, batched: bool = False) -> CallPlan:
+        planner = self._batched_planner(ctx.optimize) if batched else self._planner(ctx.optimize)
         try:
             plan = planner.plan_call(call)
         except NbgovError:
@@ -314,18 +374,19 @@ class Engine:
                 self._optimizer = NaivePlanner()
         return self._optimizer
 
-    def _onnx_planner(self, optimize: bool) -> Planner:
-        """For ML.PREDICT, which always scores ONNX in batches: rewrites of the model only."""
+    def _batched_planner(self, optimize: bool) -> Planner:
+        """For ML.PREDICT, whose ONNX plans score the relation in large batches: the cost
+        estimate compares SQL with batched onnxruntime, not with the per-call UDF."""
         if not optimize:
             return NaivePlanner()
-        if self._onnx_optimizer is None:
+        if self._batched_optimizer is None:
             try:
                 from nbgov.sqlml.optimizer import Planner as OptimizerPlanner
 
-                self._onnx_optimizer = OptimizerPlanner(inline_sql=False)
-            except Exception:  # not shipped yet, or another signature: the general planner
-                self._onnx_optimizer = self._planner(optimize)
-        return self._onnx_optimizer
+                self._batched_optimizer = OptimizerPlanner(batched=True)
+            except Exception:  # not shipped, or another signature: the general planner
+                self._batched_optimizer = self._planner(optimize)
+        return self._batched_optimizer
 
     # --- batched scoring -----------------------------------------------------------------
 
@@ -422,8 +483,12 @@ class Engine:
             reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
         )
 
-    def _ml_predict(self, call: MlPredict, ctx: _Context, stack: ExitStack) -> pa.Table:
-        """Score ``ML.PREDICT(MODEL m, relation)``: input columns + predicted_<output>."""
+    def _ml_predict(self, call: MlPredict, ctx: _Context, stack: ExitStack) -> pa.Table | tuple[exp.Select, str]:
+        """``ML.PREDICT(MODEL m, relation)``: input columns + predicted_<output>.
+
+        Returns the scored table (ONNX, in Arrow batches), or, when the planner inlines the
+        model as SQL, the SQL of the relation with the predicted columns computed by DuckDB.
+        """
         model = self.catalog.resolve(call.model_ref)
         act.add_model(ctx.activity, model)
         inner = Statement(call.query, tokenize(call.query))
@@ -432,7 +497,20 @@ class Engine:
         names = [d[0] for d in self.con.execute(probe, self._bind_params(probe, ctx) or None).description or ()]
         columns = {n.lower(): n for n in names}
         arguments = relation_arguments(model, columns)
-        scorer, feeds = self._ml_predict_scorer(model, arguments, relation_sql, columns, ctx)
+        label = f"ML.PREDICT(MODEL {model.ref})"
+        strategy = self._ml_predict_strategy(model, arguments, relation_sql, ctx)
+        relation = _parse(relation_sql) if isinstance(strategy, SqlPlan) else None
+        if isinstance(strategy, SqlPlan) and relation is not None:
+            if signature(model) not in ctx.signatures:
+                ctx.signatures.append(signature(model))
+            ctx.notes.append(
+                f"{label}: inlined as SQL: DuckDB computes "
+                + ", ".join(f"predicted_{o.name}" for o in model.outputs)
+                + " natively (no ONNX scoring, no batching)"
+            )
+            return inlined_relation(model, relation, strategy.expression), typed_stand_in(model, relation_sql)
+        onnx = strategy if isinstance(strategy, OnnxPlan) else None
+        scorer, feeds = self._ml_predict_scorer(model, arguments, columns, onnx)
         helpers = [(f"nbgov_x{next(self._ids)}", e) for e in feeds if not isinstance(e, str)]
         sql = relation_sql
         if helpers:  # plan inputs that are expressions (e.g. a NULL guard) are computed by DuckDB
@@ -447,48 +525,45 @@ class Engine:
             scorer=scorer,
             arguments=tuple(f if isinstance(f, str) else next(named) for f in feeds),
             columns=tuple(f"predicted_{o.name}" for o in model.outputs),
-            label=f"ML.PREDICT(MODEL {model.ref})",
+            label=label,
             expected=signature(model),
         )
         scored = score_relation(
             reader, reader.schema, [job], self._threadpool(),
             drop=frozenset(n for n, _ in helpers),
-            progress=self._reporter(f"ML.PREDICT(MODEL {model.ref})"),
+            progress=self._reporter(label),
             batch_rows=self.batch_rows,
         )
         ctx.notes.append(
-            f"ML.PREDICT(MODEL {model.ref}): the relation is scored in Arrow batches of "
+            f"{label}: ONNX: the relation is scored in Arrow batches of "
             f"{self.batch_rows:,} rows on {self.threads} threads"
             + ("" if ctx.dry else f"; {scored.num_rows:,} rows scored")
         )
         return scored
 
+    def _ml_predict_strategy(
+        self, model: ModelVersion, arguments: list[str], relation_sql: str, ctx: _Context
+    ) -> OnnxPlan | SqlPlan | None:
+        """The planner's full decision for ML.PREDICT seen as ``SELECT predict(m, cols) FROM
+        (relation)``: the relation's filters can prune the model, and a model cheaper as SQL
+        is inlined. None: the original model (--no-optimize, or an unparsable relation)."""
+        relation = _parse(relation_sql)
+        if relation is None or not ctx.optimize:
+            return None
+        return self._plan(relation_call(model, arguments, relation), ctx, batched=True).strategy
+
     def _ml_predict_scorer(
         self,
         model: ModelVersion,
         arguments: list[str],
-        relation_sql: str,
         columns: dict[str, str],
-        ctx: _Context,
+        strategy: OnnxPlan | None,
     ) -> tuple[Scorer, list[str | exp.Expression]]:
-        """Let the planner see ML.PREDICT as ``SELECT predict(m, cols) FROM (relation)``, so
-        the relation's filters can prune the model; ONNX plans only (scoring stays batched).
-
-        Returns the scorer and what feeds it: a relation column name, or an expression
-        over the relation's columns (which the caller projects in SQL).
-        """
-        def original() -> tuple[Scorer, list[str | exp.Expression]]:
+        """The ONNX scorer and what feeds it: a relation column name, or an expression over
+        the relation's columns (which the caller projects in SQL)."""
+        if strategy is None:
             session = self.sessions.get(original_cache_key(model), model.onnx_bytes)
             return Scorer(session, tuple(zip(model.inputs, slot_counts(model))), model.outputs), list(arguments)
-
-        relation = _parse(relation_sql)
-        if relation is None or not ctx.optimize:
-            return original()
-        plan = self._plan(relation_call(model, arguments, relation), ctx, onnx_only=True)
-        strategy = plan.strategy
-        if not isinstance(strategy, OnnxPlan):
-            ctx.notes.append(f"ML.PREDICT(MODEL {model.ref}): keeps the ONNX model (batched scoring), not the SQL form")
-            return original()
         feeds: list[str | exp.Expression] = []
         for bound in strategy.inputs:
             for column in bound.columns:

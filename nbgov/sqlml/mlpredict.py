@@ -7,7 +7,10 @@ import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.binding import signature, slots
+from nbgov.sqlml.onnxtypes import output_duckdb_type
+from nbgov.sqlml.optimizer.fields import fold_access
 from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion
+from nbgov.sqlml.quoting import quote_ident
 from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
 
 
@@ -73,3 +76,42 @@ def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Exp
     alias = exp.TableAlias(this=exp.to_identifier("nbgov_in"))
     # copy=False: ``node`` must stay the very node inside the statement (ModelCall identity).
     return exp.select(node, copy=False).from_(exp.Subquery(this=relation, alias=alias), copy=False)
+
+
+def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: exp.Expression) -> exp.Select:
+    """``SELECT relation.*, <value per output> AS predicted_<output> FROM (relation)``: the
+    planner's SQL form of the model, so DuckDB scores the relation natively (no ONNX).
+
+    ``expression`` is a SqlPlan's replacement of the predict() node over the relation's
+    columns: a scalar for one output, else a STRUCT whose fields are read one per output
+    (``fold_outputs`` then folds each into that field's own expression where it can, so
+    nothing is computed twice; left to the caller, which may first fold what a query reads).
+    """
+    select = exp.select(exp.column(exp.Star(), table="nbgov_in"))
+    if len(model.outputs) == 1:
+        value = exp.alias_(expression.copy(), f"predicted_{model.outputs[0].name}", quoted=True, copy=False)
+        select = select.select(value, copy=False)
+    else:
+        for output in model.outputs:
+            held = exp.Paren(this=expression.copy())
+            access = exp.Dot(this=held, expression=exp.to_identifier(output.name, quoted=True))
+            select = select.select(exp.alias_(access, f"predicted_{output.name}", quoted=True, copy=False), copy=False)
+    source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+    return select.from_(source, copy=False)
+
+
+def fold_outputs(select: exp.Select) -> None:
+    """Fold the per-output STRUCT field reads of an ``inlined_relation`` still unfolded."""
+    for item in select.expressions:
+        access = item.this if isinstance(item, exp.Alias) else None
+        if isinstance(access, exp.Dot) and isinstance(access.this, exp.Paren):
+            fold_access(access.this)
+
+
+def typed_stand_in(model: ModelVersion, relation_sql: str) -> str:
+    """The relation with NULL predicted columns of the output types: cheap to bind, to learn
+    the column names DuckDB gives a query over ``ML.PREDICT``."""
+    columns = ", ".join(
+        f"CAST(NULL AS {output_duckdb_type(o)}) AS {quote_ident(f'predicted_{o.name}')}" for o in model.outputs
+    )
+    return f"SELECT nbgov_in.*, {columns} FROM ({relation_sql}) AS nbgov_in"

@@ -48,8 +48,11 @@ __all__ = ["Planner"]
 class Planner:
     """Plans calls; keeps a per-engine cache of pruned models keyed by (sha256, predicate)."""
 
-    def __init__(self, *, inline_sql: bool = True, max_cache: int = 64) -> None:
+    def __init__(self, *, inline_sql: bool = True, batched: bool = False, max_cache: int = 64) -> None:
+        """``batched``: an ONNX plan will score the relation in large batches (ML.PREDICT),
+        which makes onnxruntime cheaper than through the per-call UDF."""
         self.inline_sql = inline_sql
+        self.batched = batched
         self._max_cache = max_cache
         self._pruned: dict[
             str, tuple[TreeGraph | None, bytes, tuple[int, ...], dict[str, object]]
@@ -105,7 +108,7 @@ class Planner:
             self._linear[call.model.sha256] = linear_sql(model, elem, n_features)
         linear = self._linear[call.model.sha256] if self.inline_sql else None
         if linear is not None:
-            estimate = linear_costs(linear.terms)
+            estimate = linear_costs(linear.terms, batched=self.batched)
             stats.update(
                 cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4)
             )
@@ -230,7 +233,7 @@ class Planner:
             forest = pruned_graph.forests[0]
             node = pruned_graph.model.graph.node[pruned_graph.tree_nodes[0]]
             levels = int(info["levels"])  # type: ignore[call-overload]
-            estimate = tree_costs(levels)
+            estimate = tree_costs(levels, batched=self.batched)
             stats.update(
                 cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4)
             )

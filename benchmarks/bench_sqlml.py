@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -126,8 +127,13 @@ def bench_model(kind: str, data: pd.DataFrame, args: argparse.Namespace) -> list
     ]
     best = {name: float("inf") for name, _, _ in variants}
     repeat = args.repeat if "forest" in kind else max(args.repeat, 7)  # cheap models: more runs, less noise
-    for _ in range(repeat):  # interleaved, so background load hits every variant alike
-        for name, run, _ in variants:
+    # Interleaved, so background load hits every variant alike, and in a new (seeded) order
+    # each round: a variant run right after one that leaves onnxruntime's spinning
+    # intra-op threads or DuckDB's workers busy (the floor, the hand-written UDF) is
+    # slowed by them; a fixed order charged that to whichever variant came next.
+    order = random.Random(0)
+    for _ in range(repeat):
+        for name, run, _ in order.sample(variants, len(variants)):
             best[name] = min(best[name], best_of(1, run))
     naive = best_of(1, lambda: con.execute(f"SELECT sum(naive_row({cols})) FROM (SELECT * FROM t LIMIT {naive_rows})").fetchall())
     results = [(name, best[name], note) for name, _, note in variants]

@@ -17,7 +17,12 @@ from nbgov.lineage import files as files_mod
 from nbgov.lineage import recorder as recorder_mod
 from nbgov.lineage.stale import stale_cells, stale_records
 from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
-from tests.fixtures.lineage import FullDisk, RecordingShell, read_sidecar
+from tests.fixtures.lineage import (
+    FullDisk,
+    RecordingShell,
+    count_sidecar_reads,
+    read_sidecar,
+)
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:
@@ -549,17 +554,8 @@ def test_reset_deletes_everything_and_recording_goes_on(
 
 
 def _count_sidecar_reads(recording: RecordingShell, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    store = recording.rec.store
-    assert store is not None
-    reads = [0]
-    real = store.entries
-
-    def counting() -> list[dict[str, Any]]:
-        reads[0] += 1
-        return real()
-
-    monkeypatch.setattr(store, "entries", counting)
-    return reads
+    assert recording.rec.store is not None
+    return count_sidecar_reads(recording.rec.store, monkeypatch)
 
 
 def test_stale_answers_follow_the_sidecar_without_rereading_it(

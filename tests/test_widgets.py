@@ -9,6 +9,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov import widgets
+from tests.fixtures.lineage import count_sidecar_reads
 
 
 def run(shell: InteractiveShell, code: str) -> Any:
@@ -72,15 +73,7 @@ def test_open_widgets_mark_new_stale_runs_without_rereading_the_sidecar(
     for _ in range(3):
         run(shell, "%lineage")
     rec = lineage_views(shell)[-1]._recorder
-    store = rec.store  # type: ignore[attr-defined]
-    reads = [0]
-    real = store.entries
-
-    def counting() -> list[dict[str, Any]]:
-        reads[0] += 1
-        return real()
-
-    monkeypatch.setattr(store, "entries", counting)
+    reads = count_sidecar_reads(rec.store, monkeypatch)  # type: ignore[attr-defined]
     run(shell, "a = 5")
     run(shell, "c = 3")
 

@@ -83,3 +83,11 @@ def test_run_prints_what_each_cell_computed_when_asked(tmp_path: Path) -> None:
     assert "[3]\n42\n" in result.output
     assert "[4]\nValueError: boom" in result.output
     assert "[2]" not in result.output  # a cell without output prints nothing
+
+
+def test_the_notebooks_own_load_ext_stays_quiet_under_run(tmp_path: Path) -> None:
+    path = record(tmp_path / "quiet.ipynb", "%load_ext nbgov", "x = 1")
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[0].outputs == []
+    executions = [e for e in sidecar_lines(path) if e["kind"] == "execution"]
+    assert [e["body"]["code"] for e in executions] == ["%load_ext nbgov", "x = 1"]

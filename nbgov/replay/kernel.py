@@ -23,7 +23,9 @@ from jupyter_client.manager import KernelManager
 
 from nbgov.errors import ReplayError
 
-LOAD_NBGOV = "%load_ext nbgov"
+# Installed by a direct call rather than %load_ext, so the notebook's own
+# `%load_ext nbgov` cell stays quiet instead of printing "already loaded".
+LOAD_NBGOV = "import nbgov as _nbgov; _nbgov.load_ipython_extension(get_ipython()); del _nbgov"
 INTERRUPT_GRACE_S = 10.0
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 

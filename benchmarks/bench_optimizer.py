@@ -21,6 +21,7 @@ filtered rows; logistic regression within 1.5x of raw ORT.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -132,11 +133,15 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def interleaved(repeat: int, *variants: Callable[[], Any]) -> list[tuple[float, Any]]:
     """Best time (and last value) of each variant, run in rounds so that background
-    load on the machine hits every variant alike."""
+    load on the machine hits every variant alike, in a new (seeded) order each round:
+    a variant run right after raw onnxruntime (whose idle intra-op threads keep
+    spinning for a while) or after DuckDB's workers is slowed by them, and a fixed
+    order would always charge that to the same variant."""
     best = [(float("inf"), None)] * len(variants)
+    order = random.Random(0)
     for _ in range(repeat):
-        for i, fn in enumerate(variants):
-            seconds, value = best_of(1, fn)
+        for i in order.sample(range(len(variants)), len(variants)):
+            seconds, value = best_of(1, variants[i])
             best[i] = (min(best[i][0], seconds), value)
     return best
 
@@ -193,7 +198,7 @@ def main() -> None:
         ).fetchnumpy()
         X = np.column_stack([np.asarray(subset[c], dtype=np.float32) for c in FEATURES])
         (t_opt, opt), (t_plain, plain), (t_raw, raw) = interleaved(
-            args.repeat,
+            max(args.repeat, 9),  # quick queries: more rounds, less noise
             lambda sql=sql: engine.execute(sql)[-1].df,
             lambda sql=sql: engine.execute(sql, optimize=False)[-1].df,
             lambda X=X: raw_gb.run(None, {"input": X})[0],

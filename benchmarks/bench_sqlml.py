@@ -126,7 +126,7 @@ def bench_model(kind: str, data: pd.DataFrame, args: argparse.Namespace) -> list
         ("nbgov ML.PREDICT", lambda: engine.execute(ml), _strategy(engine, ml, ("ML.PREDICT(",))),
     ]
     best = {name: float("inf") for name, _, _ in variants}
-    repeat = args.repeat if "forest" in kind else max(args.repeat, 7)  # cheap models: more runs, less noise
+    repeat = args.repeat if "forest" in kind else max(args.repeat, 15)  # cheap models: more runs, less noise
     # Interleaved, so background load hits every variant alike, and in a new (seeded) order
     # each round: a variant run right after one that leaves onnxruntime's spinning
     # intra-op threads or DuckDB's workers busy (the floor, the hand-written UDF) is
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["random forest (50 trees, depth 8)", "logistic regression", "MLP (32, 16)"])
     args = parser.parse_args()
     data = make_data(args.rows)
-    print(f"nbgov SQLML benchmark: {args.rows:,} rows, best of {args.repeat} (at least 7 for the cheap models), interleaved, duckdb {duckdb.__version__}, onnxruntime {ort.__version__}")
+    print(f"nbgov SQLML benchmark: {args.rows:,} rows, best of {args.repeat} (at least 15 for the cheap models), interleaved, duckdb {duckdb.__version__}, onnxruntime {ort.__version__}")
     for kind in args.models:
         results = bench_model(kind, data, args)
         floor = results[0][1]

@@ -77,23 +77,26 @@ class ScoringProgress:
         self._started: float | None = None
         self._handle: Any = None
 
-    def __call__(self, label: str, done: int, total: int) -> None:
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        """``total`` is None while the relation is still being read (the bar is then indeterminate)."""
         now = time.monotonic()
         if self._started is None:
             self._started = now
-        if self._handle is None and now - self._started < self._delay and done < total:
+        finished = total is not None and done >= total
+        if self._handle is None and now - self._started < self._delay and not finished:
             return
-        fraction = done / total if total else 1.0
-        text = f"{label}: {done:,} / {total:,} rows scored ({fraction:.0%})"
-        bundle = {
-            "text/plain": text,
-            "text/html": f'<progress value="{done}" max="{max(total, 1)}"></progress> <code>{html.escape(text)}</code>',
-        }
+        if total is None:
+            text = f"{label}: {done:,} rows scored"
+            bar = "<progress></progress>"
+        else:
+            text = f"{label}: {done:,} / {total:,} rows scored ({done / total if total else 1.0:.0%})"
+            bar = f'<progress value="{done}" max="{max(total, 1)}"></progress>'
+        bundle = {"text/plain": text, "text/html": f"{bar} <code>{html.escape(text)}</code>"}
         if self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
-        if done >= total:
+        if finished:
             self._started, self._handle = None, None
 
 

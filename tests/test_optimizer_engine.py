@@ -270,7 +270,7 @@ def test_repeated_inputs_are_scored_once_with_identical_results(engine: Engine, 
     frame.loc[rng.random(n) < 0.05, "tenure"] = None
     sql = f"SELECT id, predict({kind}, {F}) AS p, age FROM t WHERE age > 60 ORDER BY id"
     optimized = engine.execute(sql, frames={"t": frame})[0]
-    assert "deduplication:" in (optimized.explain or ""), optimized.explain
+    assert f"predict({kind}@1): decision regions:" in (optimized.explain or ""), optimized.explain
     naive = engine.execute(sql, frames={"t": frame}, optimize=False)[0]
     pd.testing.assert_frame_equal(optimized.df, naive.df)
     unordered = engine.execute(sql.replace(" ORDER BY id", ""), frames={"t": frame})[0].df

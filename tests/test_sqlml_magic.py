@@ -180,6 +180,8 @@ def test_scoring_progress_renders_as_a_display(sql_shell, capsys):
     progress("ML.PREDICT(MODEL m@1)", 1000, 1000)
     out = capsys.readouterr().out
     assert "500 / 1,000 rows scored (50%)" in out and "1,000 / 1,000 rows scored (100%)" in out
+    progress("ML.PREDICT(MODEL m@1)", 300, None)  # still reading: no total yet
+    assert "300 rows scored" in capsys.readouterr().out
 
 
 def test_line_magic_binds_dollar_names_instead_of_pasting_them(loaded, noted_sql: NotedSql):

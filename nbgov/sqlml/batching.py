@@ -6,9 +6,10 @@ onnxruntime releases the GIL, so batches run truly in parallel on every core.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -16,25 +17,38 @@ import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.plan import CallPlan, ModelCall, OnnxPlan, TensorSpec
-from nbgov.sqlml.scoring import Scorer, arrow_input
+from nbgov.sqlml.picks import Pick
+from nbgov.sqlml.regions import ScoreStats
+from nbgov.sqlml.scoring import Scorer, arrow_input, valid_rows
 from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
 
 DEFAULT_BATCH_ROWS = 65_536
+_PROBE_ROWS = 2_048  # rows looked at to tell whether a small relation is worth splitting
 
 
 @dataclass(frozen=True)
 class ScoringJob:
-    """Feed ``arguments`` (column names, in scorer order) to ``scorer``.
-
-    ``columns`` names the result: one name (the predict value, a STRUCT when the
-    model has several outputs) or one name per output (ML.PREDICT).
-    """
+    """Feed ``arguments`` (column names, in scorer order) to ``scorer``; ``picks`` say
+    which result columns to append (ML.PREDICT: one per output)."""
 
     scorer: Scorer
     arguments: tuple[str, ...]
-    columns: tuple[str, ...]
+    picks: tuple[Pick, ...]
     label: str  # for error messages, e.g. "ML.PREDICT(churn@1)"
     expected: str  # the model signature, for error messages
+    stats: ScoreStats = field(default_factory=ScoreStats, compare=False)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(pick.column for pick in self.picks)
+
+    @property
+    def outputs(self) -> tuple[str, ...] | None:
+        """The model outputs to compute (None: all)."""
+        if any(pick.output is None for pick in self.picks):
+            return None
+        wanted = {pick.output for pick in self.picks}
+        return tuple(o.name for o in self.scorer.outputs if o.name in wanted)
 
 
 def _specs(scorer: Scorer) -> list[TensorSpec]:
@@ -46,13 +60,8 @@ def score_batch(batch: pa.RecordBatch | pa.Table, jobs: Sequence[ScoringJob], dr
     names = [n for n in batch.schema.names if n not in drop]
     arrays: list[pa.Array | pa.ChunkedArray] = [batch.column(n) for n in names]
     for job in jobs:
-        try:
-            inputs = [arrow_input(spec, batch.column(name)) for spec, name in zip(_specs(job.scorer), job.arguments)]
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
-            message = str(error).splitlines()[0][:160]
-            raise ModelBindingError(f"{job.label}: an input cannot be cast ({message}); expected {job.expected}") from None
-        outputs = _score_valid_rows(job.scorer, inputs, len(batch), combine=len(job.columns) == 1)
-        for name, values in zip(job.columns, outputs):
+        inputs = _inputs(job, batch)
+        for name, values in zip(job.columns, _score_valid_rows(job, inputs, len(batch))):
             if name in names:
                 arrays[names.index(name)] = values
             else:
@@ -61,29 +70,38 @@ def score_batch(batch: pa.RecordBatch | pa.Table, jobs: Sequence[ScoringJob], dr
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _score_valid_rows(
-    scorer: Scorer, inputs: list[pa.Array | pa.ChunkedArray], rows: int, *, combine: bool
-) -> list[pa.Array]:
+def _inputs(job: ScoringJob, batch: pa.RecordBatch | pa.Table) -> list[pa.Array | pa.ChunkedArray]:
+    """The job's argument columns, cast to what the model's inputs want."""
+    try:
+        return [arrow_input(spec, batch.column(name)) for spec, name in zip(_specs(job.scorer), job.arguments)]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        message = str(error).splitlines()[0][:160]
+        raise ModelBindingError(f"{job.label}: an input cannot be cast ({message}); expected {job.expected}") from None
+
+
+def _score_valid_rows(job: ScoringJob, inputs: list[pa.Array | pa.ChunkedArray], rows: int) -> list[pa.Array]:
     """NULL in any input gives NULL output for that row; the other rows are scored."""
-    valid = None
-    for column in inputs:
-        if column.null_count:
-            mask = np.asarray(column.is_valid())
-            valid = mask if valid is None else valid & mask
+    valid = valid_rows(inputs)
     if valid is None:
-        return _as_columns(scorer, scorer.run(inputs), combine)
+        return _picked(job, inputs)
     keep = pa.array(valid)
-    scored = _as_columns(scorer, scorer.run([c.filter(keep) for c in inputs]), combine)
+    scored = _picked(job, [c.filter(keep) for c in inputs])
     positions = np.full(rows, -1, dtype=np.int64)
     positions[valid] = np.arange(int(valid.sum()))
     take = pa.array(positions, mask=positions < 0)
     return [values.take(take) for values in scored]
 
 
-def _as_columns(scorer: Scorer, results: list[np.ndarray], combine: bool) -> list[pa.Array]:
-    arrays = scorer.to_arrow(results)
-    if combine and len(arrays) > 1:
-        return [pa.StructArray.from_arrays(arrays, names=[o.name for o in scorer.outputs])]
+def _picked(job: ScoringJob, inputs: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
+    scorer = job.scorer
+    names = job.outputs
+    results = dict(zip(names or [o.name for o in scorer.outputs], scorer.run(inputs, names, job.stats)))
+    arrays: list[pa.Array] = []
+    for pick in job.picks:
+        if pick.output is None:
+            arrays.append(scorer.value_of(results))
+        else:
+            arrays.append(scorer.output_arrow(pick.output, results[pick.output], pick.element))
     return arrays
 
 
@@ -93,32 +111,78 @@ def score_relation(
     jobs: Sequence[ScoringJob],
     pool: ThreadPoolExecutor,
     drop: frozenset[str] = frozenset(),
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> pa.Table:
-    """Score the relation on ``pool`` in equal slices (in order) and return one Arrow table.
+    """Score the relation on ``pool`` (results in order) and return one Arrow table.
 
-    The relation is read first (DuckDB's scan is quick next to scoring) and cut into
-    slices of at most ``batch_rows``, their count a multiple of the pool's threads, so
-    every core gets the same amount of work even when a filter leaves few rows.
-    ``progress(rows_done, rows_total)`` is called from this thread as slices finish.
+    Batches are scored while DuckDB still produces the next ones: each run of at least
+    half ``batch_rows`` rows goes to the pool as it arrives. What is left at the end (all
+    of a small relation) is cut into near-equal slices, a multiple of the pool's threads,
+    so that every core gets work even when a filter leaves few rows.
+    ``progress(rows_done, rows_total)`` is called from this thread as slices finish;
+    the total is None until the relation has been read.
     """
-    table = pa.Table.from_batches([b for b in batches if len(b)], schema=schema)
-    pending = [
-        (len(piece), pool.submit(score_batch, piece, jobs, drop))
-        for piece in even_slices(table, batch_rows, getattr(pool, "_max_workers", 1))
-    ]
-    total = sum(rows for rows, _ in pending)
+    threads = getattr(pool, "_max_workers", 1)
+    pending: deque[tuple[int, Future[pa.Table]]] = deque()
     scored: list[pa.Table] = []
+    buffered: list[pa.RecordBatch] = []
     done = 0
-    for rows, future in pending:
-        scored.append(future.result())
-        done += rows
-        if progress is not None:
-            progress(done, total)
+
+    def collect(wait: bool, total: int | None) -> None:
+        nonlocal done
+        while pending and (wait or pending[0][1].done()):
+            rows, future = pending.popleft()
+            scored.append(future.result())
+            done += rows
+            if progress is not None:
+                progress(done, total)
+
+    submitted = 0
+    for batch in batches:
+        if not len(batch):
+            continue
+        buffered.append(batch)
+        rows = sum(len(b) for b in buffered)
+        if rows >= batch_rows // 2:
+            piece = pa.Table.from_batches(buffered, schema=schema)
+            for part in even_slices(piece, batch_rows, 1):
+                pending.append((len(part), pool.submit(score_batch, part, jobs, drop)))
+            submitted += rows
+            buffered = []
+            collect(False, None)
+    rest = pa.Table.from_batches(buffered, schema=schema)
+    parts = even_slices(rest, batch_rows, threads if _worth_splitting(rest, jobs) else 1)
+    for part in parts[:-1]:
+        pending.append((len(part), pool.submit(score_batch, part, jobs, drop)))
+    if parts:  # this thread scores the last slice instead of waiting idle
+        here: Future[pa.Table] = Future()
+        here.set_result(score_batch(parts[-1], jobs, drop))
+        pending.append((len(parts[-1]), here))
+    collect(True, submitted + rest.num_rows)
     if not scored:
         scored = [score_batch(pa.RecordBatch.from_pylist([], schema=schema), jobs, drop)]
     return pa.concat_tables(scored)
+
+
+def _worth_splitting(table: pa.Table, jobs: Sequence[ScoringJob]) -> bool:
+    """Whether to spread ``table`` over the pool's threads: not for a few rows, nor when
+    its first rows share few decision regions (scoring them is then mostly numpy work
+    under the GIL, and the thread handoffs would cost more than they save)."""
+    if table.num_rows < 2 * _PROBE_ROWS:
+        return False
+    probe = table.slice(0, _PROBE_ROWS)
+    return not all(job.scorer.shares_regions(_inputs(job, probe)) for job in jobs)
+
+
+def note_regions(job: ScoringJob, notes: list[str]) -> None:
+    """Say how many rows onnxruntime really scored when decision regions were shared."""
+    stats = job.stats
+    if stats.scored < stats.rows:
+        notes.append(
+            f"{job.label}: decision regions: {stats.scored:,} rows scored for {stats.rows:,} "
+            "(rows that take the same path through every tree share one score)"
+        )
 
 
 def even_slices(table: pa.Table, batch_rows: int, threads: int) -> list[pa.Table]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import count
 from typing import Any
 
@@ -31,6 +32,7 @@ from nbgov.sqlml.batching import (
     ScoringJob,
     inner_query,
     needed_columns,
+    note_regions,
     refusal,
     rewrite_outer,
     score_relation,
@@ -40,11 +42,11 @@ from nbgov.sqlml.batching import (
 from nbgov.sqlml.binding import bind, predict_calls, signature
 from nbgov.sqlml.catalog import ModelCatalog
 from nbgov.sqlml.dberrors import one_line, sql_error
-from nbgov.sqlml.dedupe import inputs_feed_trees_only, score_distinct
 from nbgov.sqlml.frames import FrameScope
 from nbgov.sqlml.mlpredict import fold_outputs, inlined_relation, typed_stand_in, relation_arguments, relation_call, slot_counts
 from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
 from nbgov.sqlml.optimizer.fields import fold_access, fold_through_cte
+from nbgov.sqlml.picks import Pick, output_access, relation_picks
 from nbgov.sqlml.plan import (
     CallPlan,
     ModelCall,
@@ -125,9 +127,10 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._optimizer: Planner | None = planner
         self._batched_optimizer: Planner | None = planner
-        self._tree_models: dict[str, bool] = {}  # plan cache key -> inputs feed trees only
-        # Called as progress(label, rows_done, rows_total) while relations are scored in batches.
-        self.progress: Callable[[str, int, int], None] | None = None
+        self._parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
+        # Called as progress(label, rows_done, rows_total) while relations are scored in batches;
+        # rows_total is None while DuckDB is still producing rows.
+        self.progress: Callable[[str, int, int | None], None] | None = None
 
     # --- public API ---------------------------------------------------------------
 
@@ -238,18 +241,24 @@ class Engine:
         rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self._ids)}_")
         self._check_syntax(statement.text if not rewritten.ml_predicts else rewritten.text)
         as_sql: dict[str, tuple[exp.Select, str]] = {}
+        outer = _Outer(rewritten.text) if rewritten.ml_predicts and ctx.optimize else None
+        projected = False
         for ml_call in rewritten.ml_predicts:
-            scored = self._ml_predict(ml_call, ctx, stack)
+            scored = self._ml_predict(ml_call, ctx, stack, outer)
             if isinstance(scored, tuple):  # the model runs as SQL: the relation becomes a subquery
                 as_sql[ml_call.placeholder] = scored
                 continue
-            self.con.register(ml_call.placeholder, scored)
+            self.con.register(ml_call.placeholder, scored.table)
             stack.callback(self._unregister, ml_call.placeholder)
             ctx.hidden.add(ml_call.placeholder)
+            projected = projected or scored.projected
+        if projected and outer is not None and outer.tree is not None:  # predicted_x[k] now reads a helper column
+            rewritten.text = outer.tree.sql(dialect="duckdb")
         inlined: exp.Expression | None = None
         if as_sql:
             rewritten.text, inlined = self._inline_relations(rewritten.text, as_sql, ctx)
-        tree = inlined if inlined is not None else _parse(rewritten.text)
+        reuse = projected and not as_sql
+        tree = inlined if inlined is not None else (outer.tree if reuse and outer else _parse(rewritten.text))
         if tree is not None:  # before any rewrite moves the FROM into a scored relation
             act.collect(tree, ctx.activity, ctx.hidden)
         if not rewritten.has_predict:
@@ -286,7 +295,7 @@ class Engine:
                 ctx.notes.append(f"batching: not applied ({reason}); scoring through an Arrow UDF")
         elif top:
             ctx.notes.append("batching: off (--no-optimize); scoring through an Arrow UDF")
-        udfs = UdfSet(self.con, self.sessions, self._ids)
+        udfs = UdfSet(self.con, self.sessions, self._ids, regions=ctx.optimize)
         stack.callback(udfs.close)
         shared: dict[tuple[str, ...], exp.Expression] = {}
         for index, (call, plan) in enumerate(zip(calls, plans)):
@@ -404,37 +413,36 @@ class Engine:
         alias = source_alias(select)
         arguments: list[tuple[str, exp.Expression]] = []
         jobs: list[ScoringJob] = []
-        outputs: dict[int, str] = {}
         tag = next(self._ids)
-        shared: dict[tuple[str, ...], str] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}  # identical calls share one scoring
         for index, (call, plan) in enumerate(zip(calls, plans)):
-            if not isinstance(plan.strategy, OnnxPlan):
-                continue
-            key = _call_key(plan.strategy)
-            if key in shared:  # identical calls share one column, so GROUP BY can match them
-                outputs[index] = shared[key]
-                continue
+            if isinstance(plan.strategy, OnnxPlan):
+                groups.setdefault(_call_key(plan.strategy), []).append(index)
+        reads: dict[int, tuple[exp.Expression, str]] = {}  # call -> (node read, its column)
+        for group in groups.values():
+            first = group[0]
+            strategy = plans[first].strategy
+            assert isinstance(strategy, OnnxPlan)
             names: list[str] = []
-            for bound in plan.strategy.inputs:
+            for bound in strategy.inputs:
                 for column in bound.columns:
-                    name = f"nbgov_a{tag}_{index}_{len(names)}"
+                    name = f"nbgov_a{tag}_{first}_{len(names)}"
                     arguments.append((name, cast_argument(bound.spec, column)))
                     names.append(name)
-            outputs[index] = shared[key] = f"nbgov_p{tag}_{index}"
+            picks = self._picks(group, calls, f"nbgov_p{tag}_{first}", ctx, reads)
             jobs.append(
                 ScoringJob(
-                    scorer=make_scorer(self.sessions, plan.strategy, call.model.outputs),
+                    scorer=make_scorer(self.sessions, strategy, calls[first].model.outputs),
                     arguments=tuple(names),
-                    columns=(outputs[index],),
-                    label=f"predict({call.model.ref})",
-                    expected=signature(call.model),
+                    picks=tuple(picks),
+                    label=f"predict({calls[first].model.ref})",
+                    expected=signature(calls[first].model),
                 )
             )
+        outputs = {index: column for index, (_, column) in reads.items()}
         batched_nodes = [calls[index].node for index in outputs]
         inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb")
-        onnx_plans = [p.strategy for p in plans if isinstance(p.strategy, OnnxPlan)]
-        dedupe = len(jobs) == 1 and self._trees_only(onnx_plans[0])
-        table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments), dedupe=dedupe)
+        table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments))
         if ctx.dry:
             ctx.notes.append("batched relation (scored before the query above):")
             ctx.notes.append(self._explain_plan(inner_sql, self._bind_params(inner_sql, ctx)))
@@ -442,8 +450,8 @@ class Engine:
         self.con.register(scored_name, table)
         stack.callback(self._unregister, scored_name)
         ctx.hidden.add(scored_name)
-        for index, helper in outputs.items():
-            calls[index].node.replace(exp.column(helper, table=alias, quoted=True))
+        for node, helper in reads.values():
+            node.replace(exp.column(helper, table=alias, quoted=True))
         rewrite_outer(select, scored_name, alias, sorted(set(outputs.values())))
         ctx.notes.append(
             f"batching: the relation is scored once, in Arrow batches of {self.batch_rows:,} rows "
@@ -452,42 +460,54 @@ class Engine:
         )
         return set(outputs)
 
-    def _trees_only(self, plan: OnnxPlan) -> bool:
-        if plan.cache_key not in self._tree_models:
-            self._tree_models[plan.cache_key] = inputs_feed_trees_only(plan.model_bytes)
-        return self._tree_models[plan.cache_key]
+    def _picks(
+        self,
+        group: list[int],
+        calls: list[ModelCall],
+        column: str,
+        ctx: _Context,
+        reads: dict[int, tuple[exp.Expression, str]],
+    ) -> list[Pick]:
+        """The result columns for identical calls: only the outputs (or elements) they
+        read when every call reads a part (``predict(...).probabilities[2]``), else the
+        whole value for all of them (GROUP BY predict(...) must match its SELECT)."""
+        accesses = [output_access(calls[i].node, calls[i].model.outputs) for i in group]
+        if not ctx.optimize or any(pick.output is None for _, pick in accesses):
+            reads.update({i: (calls[i].node, column) for i in group})
+            return [Pick(column)]
+        picks: dict[tuple[str | None, int | None], Pick] = {}
+        for index, (node, pick) in zip(group, accesses):
+            key = (pick.output, pick.element)
+            if key not in picks:
+                picks[key] = Pick(f"{column}_{len(picks)}", pick.output, pick.element)
+            reads[index] = (node, picks[key].column)
+        outputs = calls[group[0]].model.outputs
+        if len(outputs) > 1 or any(p.element is not None for p in picks.values()):
+            read = ", ".join(p.describe() for p in picks.values())
+            ctx.notes.append(f"predict({calls[group[0]].model.ref}): output projection: only {read} computed and returned")
+        return list(picks.values())
 
-    def _score(
-        self, sql: str, jobs: list[ScoringJob], ctx: _Context, drop: frozenset[str], *, dedupe: bool = False
-    ) -> pa.Table:
+    def _score(self, sql: str, jobs: list[ScoringJob], ctx: _Context, drop: frozenset[str]) -> pa.Table:
         if ctx.dry:
             sql = f"SELECT * FROM ({sql}) LIMIT 0"
         bound = self._bind_params(sql, ctx)
         reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
-        if dedupe and not ctx.dry:
-            rows = reader.read_all()
-            deduped = score_distinct(
-                self.con, rows, jobs[0], self._threadpool(), drop, str(next(self._ids)), self.batch_rows,
-                self._reporter("scoring"),
-            )
-            if deduped is not None:
-                ctx.notes.append(
-                    f"deduplication: {deduped[1]:,} distinct input rows scored for {rows.num_rows:,} rows "
-                    "(a tree ensemble scores equal inputs equally)"
-                )
-                return deduped[0]
-            return score_relation(
-                rows.to_batches(), rows.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
-            )
-        return score_relation(
+        scored = score_relation(
             reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
         )
+        for job in jobs:
+            note_regions(job, ctx.notes)
+        return scored
 
-    def _ml_predict(self, call: MlPredict, ctx: _Context, stack: ExitStack) -> pa.Table | tuple[exp.Select, str]:
+    def _ml_predict(
+        self, call: MlPredict, ctx: _Context, stack: ExitStack, outer: _Outer | None
+    ) -> _Scored | tuple[exp.Select, str]:
         """``ML.PREDICT(MODEL m, relation)``: input columns + predicted_<output>.
 
         Returns the scored table (ONNX, in Arrow batches), or, when the planner inlines the
         model as SQL, the SQL of the relation with the predicted columns computed by DuckDB.
+        With ``outer`` (the statement, when optimizing), only the predicted values it reads
+        are computed, and its reads of them are rewritten to the helper columns.
         """
         model = self.catalog.resolve(call.model_ref)
         act.add_model(ctx.activity, model)
@@ -521,10 +541,13 @@ class Engine:
         bound = self._bind_params(sql, ctx)
         reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
         named = iter(n for n, _ in helpers)
+        statement = outer.tree if outer is not None else None
+        found = relation_picks(statement, call.placeholder, model.outputs, f"nbgov_po{next(self._ids)}_") if statement else None
+        picks, reads = found or ([Pick(f"predicted_{o.name}", o.name) for o in model.outputs], [])
         job = ScoringJob(
             scorer=scorer,
             arguments=tuple(f if isinstance(f, str) else next(named) for f in feeds),
-            columns=tuple(f"predicted_{o.name}" for o in model.outputs),
+            picks=tuple(picks),
             label=label,
             expected=signature(model),
         )
@@ -534,12 +557,18 @@ class Engine:
             progress=self._reporter(label),
             batch_rows=self.batch_rows,
         )
+        note_regions(job, ctx.notes)
         ctx.notes.append(
             f"{label}: ONNX: the relation is scored in Arrow batches of "
             f"{self.batch_rows:,} rows on {self.threads} threads"
             + ("" if ctx.dry else f"; {scored.num_rows:,} rows scored")
         )
-        return scored
+        if found is not None:
+            for node, column in reads:
+                table = node.this.table if isinstance(node.this, exp.Column) else ""
+                node.replace(exp.column(column, table=table or None, quoted=True))
+            ctx.notes.append(f"{label}: output projection: only {', '.join(p.describe() for p in picks)} computed and returned")
+        return _Scored(scored, found is not None)
 
     def _ml_predict_strategy(
         self, model: ModelVersion, arguments: list[str], relation_sql: str, ctx: _Context
@@ -569,21 +598,16 @@ class Engine:
             for column in bound.columns:
                 plain = isinstance(column, exp.Column) and not column.table and column.name.lower() in columns
                 feeds.append(columns[column.name.lower()] if plain else column)
-        scorer = Scorer(
-            session=self.sessions.get(strategy.cache_key, strategy.model_bytes),
-            inputs=tuple((b.spec, len(b.columns)) for b in strategy.inputs),
-            outputs=model.outputs,
-        )
-        return scorer, feeds
+        return make_scorer(self.sessions, strategy, model.outputs), feeds
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _reporter(self, label: str) -> Callable[[int, int], None] | None:
+    def _reporter(self, label: str) -> Callable[[int, int | None], None] | None:
         callback = self.progress
         if callback is None:
             return None
 
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int | None) -> None:
             try:
                 callback(label, done, total)
             except Exception:  # a progress display must never break scoring
@@ -602,26 +626,31 @@ class Engine:
         except duckdb.Error:
             pass
 
+    def _statements(self, sql: str) -> list[Any]:
+        """DuckDB's parse of ``sql`` (its statement types and ``$names``), kept for reuse:
+        the same text is asked about several times per statement and per re-run."""
+        statements = self._parsed.get(sql)
+        if statements is None:
+            try:
+                statements = self.con.extract_statements(sql)
+            except duckdb.Error as error:
+                raise sql_error(error) from None
+            if len(self._parsed) >= 256:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[sql] = statements
+        return statements
+
     def _check_syntax(self, sql: str) -> None:
-        try:
-            self.con.extract_statements(sql)
-        except duckdb.Error as error:
-            raise sql_error(error) from None
+        self._statements(sql)
 
     def _statement_type(self, sql: str) -> str:
-        try:
-            statements = self.con.extract_statements(sql)
-        except duckdb.Error as error:
-            raise sql_error(error) from None
+        statements = self._statements(sql)
         if len(statements) != 1:
             return "SELECT"
         return str(statements[0].type.name)
 
     def _bind_params(self, sql: str, ctx: _Context) -> dict[str, Any]:
-        try:
-            statements = self.con.extract_statements(sql)
-        except duckdb.Error as error:
-            raise sql_error(error) from None
+        statements = self._statements(sql)
         names: set[str] = set()
         for statement in statements:
             names.update(statement.named_parameters)
@@ -667,6 +696,26 @@ class Engine:
         for call in rewritten.ml_predicts:
             names.extend(self._frame_candidates(Statement(call.query, tokenize(call.query))))
         return names
+
+
+class _Outer:
+    """The statement around ML.PREDICT calls, parsed only if an ONNX-scored one needs it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def tree(self) -> exp.Expression | None:
+        return _parse(self.text)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """An ML.PREDICT relation scored with ONNX; ``projected``: the statement's reads of
+    its predicted values were rewritten (only those were computed)."""
+
+    table: pa.Table
+    projected: bool
 
 
 def _inside_another(node: exp.Expression, nodes: list[exp.Anonymous]) -> bool:

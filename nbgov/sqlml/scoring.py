@@ -23,6 +23,11 @@ from onnx import helper
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.onnxtypes import numpy_dtype, width
 from nbgov.sqlml.plan import TensorSpec
+from nbgov.sqlml.regions import Regions, ScoreStats, regions_of
+
+# Rows per onnxruntime run: a network's intermediate activations then stay in cache
+# (measured about 5% faster for an MLP than one run over a 64k-row batch; neutral for trees).
+RUN_ROWS = 16_384
 
 
 def strip_zipmap(payload: bytes) -> bytes:
@@ -67,6 +72,7 @@ class SessionCache:
 
     def __init__(self) -> None:
         self._sessions: dict[str, ort.InferenceSession] = {}
+        self._regions: dict[str, Regions | None] = {}
         self._lock = threading.Lock()
 
     def get(self, cache_key: str, payload: bytes) -> ort.InferenceSession:
@@ -76,6 +82,13 @@ class SessionCache:
                 session = open_session(payload)
                 self._sessions[cache_key] = session
             return session
+
+    def regions(self, cache_key: str, payload: bytes) -> Regions | None:
+        """The decision regions of a tree-only model (None for other models), read once."""
+        with self._lock:
+            if cache_key not in self._regions:
+                self._regions[cache_key] = regions_of(payload)
+            return self._regions[cache_key]
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -88,6 +101,7 @@ class SessionCache:
     def clear(self) -> None:
         with self._lock:
             self._sessions.clear()
+            self._regions.clear()
 
 
 @dataclass(frozen=True)
@@ -97,38 +111,96 @@ class Scorer:
     session: ort.InferenceSession
     inputs: tuple[tuple[TensorSpec, int], ...]  # (spec, number of columns feeding it)
     outputs: tuple[TensorSpec, ...]
+    regions: Regions | None = None  # tree-only models: score each decision region once
 
     @property
     def arity(self) -> int:
         return sum(count for _, count in self.inputs)
 
-    def run(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> list[np.ndarray]:
-        """Score rows that are all non-NULL; returns one numpy array per output."""
+    def run(
+        self,
+        columns: Sequence[pa.Array | pa.ChunkedArray],
+        names: Sequence[str] | None = None,
+        stats: ScoreStats | None = None,
+    ) -> list[np.ndarray]:
+        """Score rows that are all non-NULL; returns one numpy array per output (or per
+        name in ``names``: onnxruntime then computes only what those outputs need).
+        With ``regions``, one row per decision region is scored (see regions.py)."""
         feeds: dict[str, np.ndarray] = {}
         position = 0
         for spec, count in self.inputs:
             feeds[spec.name] = _feed(spec, columns[position : position + count])
             position += count
-        names = [o.name for o in self.outputs]
+        wanted = list(names) if names is not None else [o.name for o in self.outputs]
         rows = len(columns[0]) if columns else 0
         if rows == 0:
-            return [_empty(o) for o in self.outputs]
+            return [_empty(o) for o in self.outputs if o.name in wanted]
+        grouped = None
+        if self.regions is not None and list(feeds) == [self.regions.input_name]:
+            grouped = self.regions.group(feeds[self.regions.input_name])
+        if grouped is None:
+            if stats is not None:
+                stats.add(rows, rows)
+            return self._run(wanted, feeds, rows)
+        codes, first = grouped
+        if stats is not None:
+            stats.add(rows, len(first))
+        results = self._run(wanted, {name: feed[first] for name, feed in feeds.items()}, len(first))
+        return [result[codes] for result in results]
+
+    def shares_regions(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> bool:
+        """Whether these rows (a sample) fall into few decision regions."""
+        if self.regions is None or [spec.name for spec, _ in self.inputs] != [self.regions.input_name]:
+            return False
+        valid = valid_rows(columns)
+        if valid is not None:
+            keep = pa.array(valid)
+            columns = [column.filter(keep) for column in columns]
+        return self.regions.group(_feed(self.inputs[0][0], columns)) is not None
+
+    def _run(self, wanted: list[str], feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         try:
-            results = self.session.run(names, feeds)
+            parts = [
+                self.session.run(wanted, {name: feed[start : start + RUN_ROWS] for name, feed in feeds.items()})
+                for start in range(0, rows, RUN_ROWS)
+            ]
         except Exception as error:  # onnxruntime's Fail/InvalidArgument: a model/input mismatch
             message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise ModelBindingError(f"onnxruntime could not score the rows: {message}") from None
-        return [np.asarray(r) for r in results]
+        if len(parts) == 1:
+            return [np.asarray(r) for r in parts[0]]
+        return [np.concatenate([np.asarray(part[i]) for part in parts]) for i in range(len(wanted))]
 
     def to_arrow(self, results: Sequence[np.ndarray]) -> list[pa.Array]:
         return [_to_arrow(spec, value) for spec, value in zip(self.outputs, results)]
 
     def value(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> pa.Array:
         """The SQL value of predict(...): one output as is, several as a STRUCT."""
-        arrays = self.to_arrow(self.run(columns))
+        return self.value_of(dict(zip((o.name for o in self.outputs), self.run(columns))))
+
+    def value_of(self, results: dict[str, np.ndarray]) -> pa.Array:
+        """``value`` from the outputs already computed, by name."""
+        arrays = [_to_arrow(spec, results[spec.name]) for spec in self.outputs]
         if len(arrays) == 1:
             return arrays[0]
         return pa.StructArray.from_arrays(arrays, names=[o.name for o in self.outputs])
+
+    def output_arrow(self, name: str, value: np.ndarray, element: int | None = None) -> pa.Array:
+        """One output as Arrow, or only its 0-based ``element`` (``probabilities[2]``)."""
+        spec = next(o for o in self.outputs if o.name == name)
+        if element is None:
+            return _to_arrow(spec, value)
+        return _to_arrow(TensorSpec(spec.name, spec.elem_type, (None,)), np.ascontiguousarray(value[:, element]))
+
+
+def valid_rows(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray | None:
+    """Rows with no NULL in any column (a boolean mask); None when there is no NULL."""
+    valid = None
+    for column in columns:
+        if column.null_count:
+            mask = np.asarray(column.is_valid())
+            valid = mask if valid is None else valid & mask
+    return valid
 
 
 def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:

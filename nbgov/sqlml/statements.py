@@ -91,7 +91,8 @@ def split(text: str) -> list[Statement]:
             if current:
                 start, end = current[0].start, current[-1].end + 1
                 piece = text[start:end]
-                statements.append(Statement(piece, tokenize(piece)))
+                whole = start == 0 and len(current) == len(tokens)  # positions already relative to the piece
+                statements.append(Statement(piece, tokens if whole else tokenize(piece)))
             current = []
         else:
             current.append(token)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from functools import lru_cache
 from itertools import count
 from typing import Any
 
@@ -25,7 +26,13 @@ _ARROW: Any = "arrow"  # accepted by DuckDB 1.x and 2.x alike (the enum moved be
 
 
 def cast_argument(spec: TensorSpec, column: exp.Expression) -> exp.Expression:
-    return exp.Cast(this=column.copy(), to=exp.DataType.build(duckdb_scalar_type(spec.elem_type), dialect="duckdb"))
+    return exp.Cast(this=column.copy(), to=_sql_type(duckdb_scalar_type(spec.elem_type)).copy())
+
+
+@lru_cache(maxsize=None)
+def _sql_type(name: str) -> exp.DataType:
+    """Parsed once: building a DataType from its name runs the SQL parser."""
+    return exp.DataType.build(name, dialect="duckdb")
 
 
 def value_sql_type(outputs: tuple[TensorSpec, ...]) -> str:
@@ -35,12 +42,16 @@ def value_sql_type(outputs: tuple[TensorSpec, ...]) -> str:
     return f"STRUCT({fields})"
 
 
-def make_scorer(sessions: SessionCache, plan: OnnxPlan, outputs: tuple[TensorSpec, ...]) -> Scorer:
+def make_scorer(
+    sessions: SessionCache, plan: OnnxPlan, outputs: tuple[TensorSpec, ...], *, regions: bool = True
+) -> Scorer:
+    """``regions``: score each decision region of a tree-only model once (off for --no-optimize)."""
     session = sessions.get(plan.cache_key, plan.model_bytes)
     return Scorer(
         session=session,
         inputs=tuple((bound.spec, len(bound.columns)) for bound in plan.inputs),
         outputs=outputs,
+        regions=sessions.regions(plan.cache_key, plan.model_bytes) if regions else None,
     )
 
 
@@ -51,15 +62,18 @@ def flat_arguments(inputs: tuple[BoundInput, ...]) -> list[exp.Expression]:
 class UdfSet:
     """The UDFs registered for one statement; ``close()`` removes them all."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, sessions: SessionCache, names: Iterator[int]):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, sessions: SessionCache, names: Iterator[int], *, regions: bool = True
+    ):
         self._con = con
         self._sessions = sessions
         self._names = names
+        self._regions = regions
         self.registered: list[str] = []
 
     def add(self, plan: OnnxPlan, outputs: tuple[TensorSpec, ...]) -> exp.Expression:
         """Register a UDF for ``plan`` and return the SQL call that replaces predict(...)."""
-        scorer = make_scorer(self._sessions, plan, outputs)
+        scorer = make_scorer(self._sessions, plan, outputs, regions=self._regions)
         name = f"nbgov_udf_{next(self._names)}"
 
         def predict(*columns: Any) -> Any:

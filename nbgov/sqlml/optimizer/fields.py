@@ -21,7 +21,7 @@ def fold_access(node: exp.Expression) -> exp.Expression:
         if isinstance(parent, exp.Dot) and parent.this is node and isinstance(parent.expression, exp.Identifier):
             picked = _pick(node, lambda e: _field(e, parent.expression.name))
         elif isinstance(parent, exp.Bracket) and parent.this is node:
-            index = _index(parent)
+            index = constant_index(parent)
             if index is not None:
                 picked = _pick(node, lambda e: _element(e, index))
         if picked is None or parent is None:
@@ -67,7 +67,7 @@ def _element(value: exp.Expression, index: int) -> exp.Expression | None:
     return None
 
 
-def _index(bracket: exp.Bracket) -> int | None:
+def constant_index(bracket: exp.Bracket) -> int | None:
     """The 0-based constant index of ``x[k]`` (sqlglot stores DuckDB's 1-based k as k-1)."""
     if bracket.args.get("offset") or bracket.args.get("safe") or len(bracket.expressions) != 1:
         return None

@@ -4,8 +4,8 @@ A hospital-stay-like table (1M rows, 10 mixed INTEGER/DOUBLE/BOOLEAN features), 
 100-tree depth-8 gradient-boosted length-of-stay model and selective queries on
 1–2 features, run three ways in the same process:
 
-  * nbgov optimized      (pruning + projection + batching + scoring each distinct
-                          input row once; warm pruned-model cache)
+  * nbgov optimized      (pruning + projection + batching + scoring each decision
+                          region of the pruned model once; warm pruned-model cache)
   * nbgov --no-optimize  (the original model through the Arrow UDF)
   * raw onnxruntime      on the pre-filtered numpy rows (filtering not timed)
 

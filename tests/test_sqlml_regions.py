@@ -113,3 +113,13 @@ def test_engine_scores_regions_only_when_optimizing():
     assert optimized.df.p.isna().sum() == frame[frame.a > 1.2].b.isna().sum()  # NULL in, NULL out
     assert "ML.PREDICT(MODEL m@1): decision regions:" in (ml.explain or "")
     np.testing.assert_array_equal(ml.df.p.to_numpy(), naive.df.p.to_numpy())
+
+
+def test_rows_in_regions_of_their_own_are_scored_as_usual():
+    """An unpruned forest on continuous values: almost every row is its own region."""
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(3_000, 3)).astype(np.float32), columns=list(FEATURES))
+    forest = RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(X, X.a + X.b > 0)
+    regions = regions_of(_convert(forest))
+    assert regions is not None
+    assert regions.group(rng.normal(size=(10_000, 3)).astype(np.float32)) is None

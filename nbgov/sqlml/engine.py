@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import count
 from typing import Any
 
@@ -96,6 +96,9 @@ class _Context:
     notes: list[str] = field(default_factory=list)
     hidden: set[str] = field(default_factory=set)
     signatures: list[str] = field(default_factory=list)
+    # Helper names (registered tables, UDFs, columns) are numbered per statement: all are
+    # removed when it ends, and the same statement then gives the same SQL each time.
+    ids: Iterator[int] = field(default_factory=count)
 
 
 class Engine:
@@ -123,7 +126,6 @@ class Engine:
             self.con.execute("SET enable_progress_bar = true").fetchall()
         self.catalog = ModelCatalog(self.con)
         self.sessions = SessionCache()
-        self._ids = count()
         self._pool: ThreadPoolExecutor | None = None
         self._optimizer: Planner | None = planner
         self._batched_optimizer: Planner | None = planner
@@ -211,7 +213,7 @@ class Engine:
             ctx.activity["frames"] = list(scope.registered)
             ctx.hidden.update(scope.registered)
             try:
-                final_sql, tree = self._prepare(statement, ctx, stack, top=True)
+                final_sql = self._prepare(statement, ctx, stack, top=True)
                 kind = self._statement_type(final_sql)
                 bound = self._bind_params(final_sql, ctx)
                 for name in scope.registered:
@@ -236,9 +238,9 @@ class Engine:
 
     def _prepare(
         self, statement: Statement, ctx: _Context, stack: ExitStack, *, top: bool
-    ) -> tuple[str, exp.Expression | None]:
-        """Final SQL for DuckDB (plus its parsed tree when it had to be rewritten)."""
-        rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self._ids)}_")
+    ) -> str:
+        """The statement's final SQL for DuckDB, model extensions rewritten."""
+        rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(ctx.ids)}_")
         self._check_syntax(statement.text if not rewritten.ml_predicts else rewritten.text)
         as_sql: dict[str, tuple[exp.Select, str]] = {}
         outer = _Outer(rewritten.text) if rewritten.ml_predicts and ctx.optimize else None
@@ -263,8 +265,8 @@ class Engine:
             act.collect(tree, ctx.activity, ctx.hidden)
         if not rewritten.has_predict:
             if not rewritten.ml_predicts:
-                return statement.text, None
-            return rewritten.text, tree
+                return statement.text
+            return rewritten.text
         if tree is None:
             raise SqlmlError("cannot parse the statement around predict(); check its syntax")
         nodes = predict_calls(tree)
@@ -295,7 +297,7 @@ class Engine:
                 ctx.notes.append(f"batching: not applied ({reason}); scoring through an Arrow UDF")
         elif top:
             ctx.notes.append("batching: off (--no-optimize); scoring through an Arrow UDF")
-        udfs = UdfSet(self.con, self.sessions, self._ids, regions=ctx.optimize)
+        udfs = UdfSet(self.con, self.sessions, ctx.ids, regions=ctx.optimize)
         stack.callback(udfs.close)
         shared: dict[tuple[str, ...], exp.Expression] = {}
         for index, (call, plan) in enumerate(zip(calls, plans)):
@@ -305,7 +307,7 @@ class Engine:
             if key not in shared:  # identical calls share one UDF, so GROUP BY can match them
                 shared[key] = udfs.add(plan.strategy, call.model.outputs)
             call.node.replace(shared[key].copy())
-        return tree.sql(dialect="duckdb"), tree
+        return tree.sql(dialect="duckdb", copy=False)  # the tree is not used again
 
     def _inline_relations(
         self, text: str, as_sql: dict[str, tuple[exp.Select, str]], ctx: _Context
@@ -413,7 +415,7 @@ class Engine:
         alias = source_alias(select)
         arguments: list[tuple[str, exp.Expression]] = []
         jobs: list[ScoringJob] = []
-        tag = next(self._ids)
+        tag = next(ctx.ids)
         groups: dict[tuple[str, ...], list[int]] = {}  # identical calls share one scoring
         for index, (call, plan) in enumerate(zip(calls, plans)):
             if isinstance(plan.strategy, OnnxPlan):
@@ -441,7 +443,7 @@ class Engine:
             )
         outputs = {index: column for index, (_, column) in reads.items()}
         batched_nodes = [calls[index].node for index in outputs]
-        inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb")
+        inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb", copy=False)
         table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments))
         if ctx.dry:
             ctx.notes.append("batched relation (scored before the query above):")
@@ -472,7 +474,7 @@ class Engine:
         read when every call reads a part (``predict(...).probabilities[2]``), else the
         whole value for all of them (GROUP BY predict(...) must match its SELECT)."""
         accesses = [output_access(calls[i].node, calls[i].model.outputs) for i in group]
-        if not ctx.optimize or any(pick.output is None for _, pick in accesses):
+        if any(pick.output is None for _, pick in accesses):
             reads.update({i: (calls[i].node, column) for i in group})
             return [Pick(column)]
         picks: dict[tuple[str | None, int | None], Pick] = {}
@@ -512,7 +514,7 @@ class Engine:
         model = self.catalog.resolve(call.model_ref)
         act.add_model(ctx.activity, model)
         inner = Statement(call.query, tokenize(call.query))
-        relation_sql, _ = self._prepare(inner, ctx, stack, top=False)
+        relation_sql = self._prepare(inner, ctx, stack, top=False)
         probe = f"SELECT * FROM ({relation_sql}) AS nbgov_in LIMIT 0"
         names = [d[0] for d in self.con.execute(probe, self._bind_params(probe, ctx) or None).description or ()]
         columns = {n.lower(): n for n in names}
@@ -531,7 +533,7 @@ class Engine:
             return inlined_relation(model, relation, strategy.expression), typed_stand_in(model, relation_sql)
         onnx = strategy if isinstance(strategy, OnnxPlan) else None
         scorer, feeds = self._ml_predict_scorer(model, arguments, columns, onnx)
-        helpers = [(f"nbgov_x{next(self._ids)}", e) for e in feeds if not isinstance(e, str)]
+        helpers = [(f"nbgov_x{next(ctx.ids)}", e) for e in feeds if not isinstance(e, str)]
         sql = relation_sql
         if helpers:  # plan inputs that are expressions (e.g. a NULL guard) are computed by DuckDB
             projected = exp.select(exp.Star(), *[exp.alias_(e, n, quoted=True) for n, e in helpers])
@@ -542,7 +544,7 @@ class Engine:
         reader = self.con.sql(sql, params=bound or None).to_arrow_reader(self.batch_rows)
         named = iter(n for n, _ in helpers)
         statement = outer.tree if outer is not None else None
-        found = relation_picks(statement, call.placeholder, model.outputs, f"nbgov_po{next(self._ids)}_") if statement else None
+        found = relation_picks(statement, call.placeholder, model.outputs, f"nbgov_po{next(ctx.ids)}_") if statement else None
         picks, reads = found or ([Pick(f"predicted_{o.name}", o.name) for o in model.outputs], [])
         job = ScoringJob(
             scorer=scorer,
@@ -734,6 +736,14 @@ def _call_key(plan: OnnxPlan) -> tuple[str, ...]:
 
 
 def _parse(text: str) -> exp.Expression | None:
+    """The statement as a sqlglot tree of its own (callers rewrite it in place)."""
+    tree = _parsed(text)
+    return tree.copy() if tree is not None else None
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> exp.Expression | None:
+    """Parsed once per text: a re-run cell costs a copy (a quarter of a parse)."""
     try:
         tree = sqlglot.parse_one(text, read="duckdb")
         return tree if isinstance(tree, exp.Expression) else None

@@ -16,6 +16,7 @@ can see the difference between two rows of a region.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from nbgov.sqlml.optimizer.treegraph import analyze
 MIN_ROWS = 1_024  # below this, scoring every row is as quick as grouping them
 MAX_SHARE = 0.5  # group only when it removes at least every other row
 _MAX_KEY = 2**62
+_PROBE_ROWS = 2_048  # nearly all distinct here: the batch is not worth grouping
 _FEW_CUTS = 8  # up to this many cuts, comparing is quicker than a binary search
 
 
@@ -39,8 +41,8 @@ class Regions:
     input_name: str
     cuts: tuple[np.ndarray, ...]
 
-    def key(self, matrix: np.ndarray) -> np.ndarray | None:
-        """One int64 region number per row (None: too many regions to number)."""
+    def key(self, matrix: np.ndarray) -> np.ndarray:
+        """One int64 region number per row."""
         rows = len(matrix)
         key = np.zeros(rows, dtype=np.int64)
         size = 1
@@ -49,8 +51,6 @@ class Regions:
             if not len(cuts):
                 continue  # no tree tests this feature: one region
             count = 2 * len(cuts) + 2  # below/at each cut, above the last, NaN
-            if size > _MAX_KEY // count:
-                return None
             common = np.result_type(values.dtype, cuts.dtype)  # compare as the runtime does, never narrower
             values, points = values.astype(common, copy=False), cuts.astype(common, copy=False)
             # 2 * (cuts below the value) + (1 if the value is a cut): NaN compares false everywhere
@@ -70,14 +70,14 @@ class Regions:
 
     def group(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(region index of each row, first row of each region), or None when grouping
-        would not pay off."""
+        would not pay off — told from the first rows first, so that a model whose rows
+        are nearly all in regions of their own pays for a small probe only."""
         rows = len(matrix)
         if rows < MIN_ROWS or matrix.ndim != 2 or matrix.shape[1] != len(self.cuts):
             return None
-        key = self.key(matrix)
-        if key is None:
+        if rows >= 2 * _PROBE_ROWS and len(pd.unique(self.key(matrix[:_PROBE_ROWS]))) > 0.9 * _PROBE_ROWS:
             return None
-        codes, uniques = pd.factorize(key)
+        codes, uniques = pd.factorize(self.key(matrix))
         if len(uniques) > MAX_SHARE * rows:
             return None
         # factorize numbers regions in order of appearance: a region's first row is
@@ -107,6 +107,8 @@ def regions_of(payload: bytes) -> Regions | None:
     cuts = tuple(np.array(sorted(p), dtype=dtype) for p in points)
     if any(np.isnan(c).any() for c in cuts):
         return None
+    if math.prod(2 * len(c) + 2 for c in cuts) > _MAX_KEY:
+        return None  # too many regions to number them in an int64 (an unpruned big forest)
     return Regions(graph.input_name, cuts)
 
 

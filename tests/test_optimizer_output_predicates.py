@@ -1,9 +1,11 @@
-"""Rule 4: predicates on the model's own output never prune; they are reported."""
+"""Rule 4: predicates on the model's own output never prune; on a single regression tree
+they become a boolean tree that DuckDB runs as a filter, with exactly the same rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -36,7 +38,7 @@ def test_output_comparison_is_recognised(
     assert output_comparison(call.node) == expected
 
 
-def test_output_predicate_never_prunes(onnx_models: Any) -> None:
+def test_output_predicate_never_prunes_and_becomes_a_boolean_tree(onnx_models: Any) -> None:
     trained = onnx_models.get("tree_reg")
     call = calls_in(
         f"SELECT id FROM t WHERE predict(m, {F}) > 100", model_version(trained.onnx)
@@ -47,14 +49,47 @@ def test_output_predicate_never_prunes(onnx_models: Any) -> None:
         in plan.notes
     )
     assert plan.stats["nodes_after"] == plan.stats["nodes_before"]
-    leaves = next(n for n in plan.notes if n.startswith("output predicate > 100: "))
-    passing, total = (
-        int(x)
-        for x in leaves.removeprefix("output predicate > 100: ")
-        .split(" leaves")[0]
-        .split(" of ")
-    )
-    assert 0 < passing < total == 16
+    assert isinstance(plan.strategy, SqlPlan) and plan.strategy.comparison
+    assert 0 < plan.stats["leaves_passing"] < plan.stats["leaves"] == 16
+    assert plan.stats["branches_kept"] < 15  # leaves that agree were collapsed
+    assert any(n.startswith("output predicate > 100: boolean tree: ") for n in plan.notes)
+
+
+def _leaf_values(engine: Engine, frame: pd.DataFrame) -> list[float]:
+    """Every distinct output of the tree on ``frame``, as onnxruntime computes it."""
+    values = engine.execute(f"SELECT DISTINCT predict(tree_reg, {F}) AS v FROM t ORDER BY v", frames={"t": frame})
+    return [float(v) for v in values[0].df.v if pd.notna(v)]
+
+
+def test_boolean_tree_keeps_exactly_the_rows_at_every_boundary(onnx_models: Any) -> None:
+    """Constants equal to a leaf's exact output (as DuckDB prints it) and integer
+    constants, with every comparison, on both sides, in WHERE and in SELECT with NULLs."""
+    frame = customers(800, seed=5)
+    frame.loc[frame.id % 7 == 0, "income"] = None
+    engine = Engine(progress_bar=False)
+    try:
+        engine.execute(f"CREATE MODEL tree_reg FROM '{onnx_models.get('tree_reg').path}'")
+        values = _leaf_values(engine, frame)
+        middle = values[len(values) // 2]
+        # the exact value, its shortest FLOAT spelling (equal as FLOAT, not as DOUBLE), an integer
+        constants = [repr(middle), str(np.float32(middle)), repr(values[1]), str(int(values[-1]))]
+        for constant in constants:
+            for op in (">", ">=", "<", "<=", "="):
+                for shape in (
+                    f"SELECT id FROM t WHERE predict(tree_reg, {F}) {op} {constant} ORDER BY id",
+                    f"SELECT id FROM t WHERE {constant} {op} (predict(tree_reg, {F})) ORDER BY id",
+                    f"SELECT id, predict(tree_reg, {F}) {op} {constant} AS passes FROM t ORDER BY id",
+                ):
+                    fast = engine.execute(shape, frames={"t": frame})[-1]
+                    plain = engine.execute(shape, frames={"t": frame}, optimize=False)[-1].df
+                    assert "boolean tree" in (fast.explain or ""), shape
+                    pd.testing.assert_frame_equal(fast.df, plain, check_dtype=False)
+        flags = engine.execute(
+            f"SELECT id, predict(tree_reg, {F}) > {constants[0]} AS passes FROM t ORDER BY id", frames={"t": frame}
+        )[-1].df
+        assert flags.passes[frame.sort_values("id").income.isna().to_numpy()].isna().all()  # NULL in, NULL out
+    finally:
+        engine.close()
 
 
 def test_output_predicate_results_are_unchanged(onnx_models: Any) -> None:
@@ -77,7 +112,7 @@ def test_output_predicate_results_are_unchanged(onnx_models: Any) -> None:
         engine.close()
 
 
-def test_plans_for_output_predicates_keep_exact_models(onnx_models: Any) -> None:
+def test_plans_for_output_predicates_on_ensembles_keep_exact_models(onnx_models: Any) -> None:
     call = calls_in(
         f"SELECT id FROM t WHERE predict(m, {F}) > 1",
         model_version(onnx_models.get("gb_reg").onnx),

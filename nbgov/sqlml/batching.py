@@ -19,11 +19,11 @@ from nbgov.errors import ModelBindingError
 from nbgov.sqlml.plan import CallPlan, ModelCall, OnnxPlan, TensorSpec
 from nbgov.sqlml.picks import Pick
 from nbgov.sqlml.regions import ScoreStats
-from nbgov.sqlml.scoring import Scorer, arrow_input, valid_rows
+from nbgov.sqlml.scoring import Scorer, arrow_input
 from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
 
 DEFAULT_BATCH_ROWS = 65_536
-_PROBE_ROWS = 2_048  # rows looked at to tell whether a small relation is worth splitting
+_SPLIT_ROWS = 4_096  # fewer rows than this are scored on one thread
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _inputs(job: ScoringJob, batch: pa.RecordBatch | pa.Table) -> list[pa.Array 
 
 def _score_valid_rows(job: ScoringJob, inputs: list[pa.Array | pa.ChunkedArray], rows: int) -> list[pa.Array]:
     """NULL in any input gives NULL output for that row; the other rows are scored."""
-    valid = valid_rows(inputs)
+    valid = _valid_rows(inputs)
     if valid is None:
         return _picked(job, inputs)
     keep = pa.array(valid)
@@ -90,6 +90,16 @@ def _score_valid_rows(job: ScoringJob, inputs: list[pa.Array | pa.ChunkedArray],
     positions[valid] = np.arange(int(valid.sum()))
     take = pa.array(positions, mask=positions < 0)
     return [values.take(take) for values in scored]
+
+
+def _valid_rows(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray | None:
+    """Rows with no NULL in any column (a boolean mask); None when there is no NULL."""
+    valid = None
+    for column in columns:
+        if column.null_count:
+            mask = np.asarray(column.is_valid())
+            valid = mask if valid is None else valid & mask
+    return valid
 
 
 def _picked(job: ScoringJob, inputs: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
@@ -166,13 +176,11 @@ def score_relation(
 
 
 def _worth_splitting(table: pa.Table, jobs: Sequence[ScoringJob]) -> bool:
-    """Whether to spread ``table`` over the pool's threads: not for a few rows, nor when
-    its first rows share few decision regions (scoring them is then mostly numpy work
-    under the GIL, and the thread handoffs would cost more than they save)."""
-    if table.num_rows < 2 * _PROBE_ROWS:
-        return False
-    probe = table.slice(0, _PROBE_ROWS)
-    return not all(job.scorer.shares_regions(_inputs(job, probe)) for job in jobs)
+    """Whether to spread the last rows over the pool's threads: not for a few rows, nor
+    for models with decision regions (pruned trees), whose rows mostly share a few
+    regions: their scoring is then numpy work under the GIL, and thread handoffs would
+    cost more than they save (at worst, such a remainder runs on one thread)."""
+    return table.num_rows >= _SPLIT_ROWS and any(job.scorer.regions is None for job in jobs)
 
 
 def note_regions(job: ScoringJob, notes: list[str]) -> None:

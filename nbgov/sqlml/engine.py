@@ -46,6 +46,7 @@ from nbgov.sqlml.frames import FrameScope
 from nbgov.sqlml.mlpredict import fold_outputs, inlined_relation, typed_stand_in, relation_arguments, relation_call, slot_counts
 from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
 from nbgov.sqlml.optimizer.fields import fold_access, fold_through_cte
+from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.picks import Pick, output_access, relation_picks
 from nbgov.sqlml.plan import (
     CallPlan,
@@ -281,6 +282,10 @@ class Engine:
         for call, plan in zip(calls, plans):
             if isinstance(plan.strategy, SqlPlan):
                 inlined = plan.strategy.expression.copy()
+                compared = comparison_node(call.node) if plan.strategy.comparison else None
+                if compared is not None:  # an output predicate, now a boolean filter
+                    compared[0].replace(inlined)
+                    continue
                 call.node.replace(inlined)
                 if ctx.optimize and (fold_access(inlined) is not inlined or fold_through_cte(inlined)):
                     ctx.notes.append(

@@ -82,9 +82,12 @@ class OnnxPlan:
 
 @dataclass(frozen=True)
 class SqlPlan:
-    """Replace the predict(...) node by a plain SQL expression of the same value and type."""
+    """Replace the predict(...) node by a plain SQL expression of the same value and type;
+    with ``comparison``, replace the comparison around it (``predict(...) > 0.9``) by a
+    boolean expression of the same truth value (an output predicate turned into a filter)."""
 
     expression: exp.Expression
+    comparison: bool = False
 
 
 @dataclass(frozen=True)

@@ -148,16 +148,6 @@ class Scorer:
         results = self._run(wanted, {name: feed[first] for name, feed in feeds.items()}, len(first))
         return [result[codes] for result in results]
 
-    def shares_regions(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> bool:
-        """Whether these rows (a sample) fall into few decision regions."""
-        if self.regions is None or [spec.name for spec, _ in self.inputs] != [self.regions.input_name]:
-            return False
-        valid = valid_rows(columns)
-        if valid is not None:
-            keep = pa.array(valid)
-            columns = [column.filter(keep) for column in columns]
-        return self.regions.group(_feed(self.inputs[0][0], columns)) is not None
-
     def _run(self, wanted: list[str], feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         try:
             parts = [
@@ -191,16 +181,6 @@ class Scorer:
         if element is None:
             return _to_arrow(spec, value)
         return _to_arrow(TensorSpec(spec.name, spec.elem_type, (None,)), np.ascontiguousarray(value[:, element]))
-
-
-def valid_rows(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray | None:
-    """Rows with no NULL in any column (a boolean mask); None when there is no NULL."""
-    valid = None
-    for column in columns:
-        if column.null_count:
-            mask = np.asarray(column.is_valid())
-            valid = mask if valid is None else valid & mask
-    return valid
 
 
 def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:

@@ -15,9 +15,10 @@ import onnx
 import sqlglot.expressions as exp
 import xxhash
 
+from nbgov.sqlml.onnxtypes import width
 from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
 from nbgov.sqlml.optimizer.domains import ModelDomain
-from nbgov.sqlml.optimizer.output_predicates import output_comparison, passing_leaves
+from nbgov.sqlml.optimizer.output_predicates import boolean_tree_sql, comparison_node, output_comparison
 from nbgov.sqlml.optimizer.predicates import FeatureConstraints, call_constraints
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import prune_forest
@@ -145,19 +146,6 @@ class Planner:
     ) -> CallPlan:
         bound = call.inputs[0]
         elem = tree_graph.elem_type
-        compared = output_comparison(call.node)
-        first = tree_graph.model.graph.node[tree_graph.tree_nodes[0]]
-        plain_regressor = first.op_type == "TreeEnsembleRegressor" and not any(
-            a.name.startswith("base_values")
-            or (a.name == "post_transform" and a.s != b"NONE")
-            for a in first.attribute
-        )
-        if compared is not None and plain_regressor and len(tree_graph.forests) == 1:
-            counted = passing_leaves(tree_graph.forests[0], *compared)
-            if counted is not None:
-                notes.append(
-                    f"output predicate {compared[0]} {compared[1]:g}: {counted[0]} of {counted[1]} leaves can pass"
-                )
         domains: dict[int, ModelDomain] = {}
         for (i, j), dom in constraints.domains.items():
             if i == 0 and not dom.unconstrained:
@@ -224,6 +212,14 @@ class Planner:
             notes.append(f"dropped {len(dropped)} of {n} unused inputs ({names})")
         # A dropped column that may be NULL must still make the result NULL.
         guard = [bound.columns[j] for j in dropped if (0, j) not in constraints.domains]
+        all_guard = guard + [
+            c for j, c in enumerate(bound.columns) if j in kept and (0, j) not in constraints.domains
+        ]
+        kept_exprs = [bound.columns[j] for j in kept]
+        if self.inline_sql and pruned_graph is not None and elem == "float":
+            filtered = self._boolean_tree(call, key, pruned_graph, payload, kept_exprs, all_guard, notes, stats)
+            if filtered is not None:
+                return filtered
 
         if (
             self.inline_sql
@@ -245,12 +241,6 @@ class Planner:
             elif estimate.prefer_sql:
                 sql_model = tree_regressor_sql(node, forest, elem)
             if sql_model is not None:
-                kept_exprs = [bound.columns[j] for j in kept]
-                all_guard = guard + [
-                    c
-                    for j, c in enumerate(bound.columns)
-                    if j in kept and (0, j) not in constraints.domains
-                ]
                 expression = self._render(key, sql_model, call, kept_exprs, all_guard)
                 if expression is not None:
                     stats["strategy"] = "sql"
@@ -286,6 +276,40 @@ class Planner:
         stats["strategy"] = "onnx"
         plan = OnnxPlan(payload, key, (BoundInput(spec, tuple(columns)),))
         return CallPlan(plan, tuple(notes), stats)
+
+    def _boolean_tree(
+        self,
+        call: ModelCall,
+        key: str,
+        graph: TreeGraph,
+        payload: bytes,
+        features: list[exp.Expression],
+        guard: list[exp.Expression],
+        notes: list[str],
+        stats: dict[str, object],
+    ) -> CallPlan | None:
+        """``predict(...) > c`` on a single-tree regressor: the comparison becomes a boolean
+        tree run by DuckDB as a filter (sound: each leaf's exact output is compared)."""
+        compared = comparison_node(call.node)
+        outputs = call.model.outputs
+        if compared is None or len(graph.forests) != 1 or len(outputs) != 1 or width(outputs[0]) != 1:
+            return None
+        _, op, constant = compared
+        built = boolean_tree_sql(payload, graph.forests[0], len(features), outputs[0], op, constant)
+        if built is None:
+            return None
+        sql_model, kept = built
+        literal = constant.sql(dialect="duckdb")
+        expression = self._render(f"{key}:{op}:{literal}", sql_model, call, features, guard)
+        if expression is None:
+            return None
+        stats.update(strategy="sql-filter", leaves=kept.leaves, leaves_passing=kept.passing, branches_kept=kept.branches)
+        boundary = f" ({kept.boundary} at the boundary, compared by DuckDB)" if kept.boundary else ""
+        notes.append(
+            f"output predicate {op} {literal}: boolean tree: {kept.passing} of {kept.leaves} leaves pass{boundary}, "
+            f"{kept.branches} branches kept; runs in DuckDB as a filter (no model scoring)"
+        )
+        return CallPlan(SqlPlan(expression, comparison=True), tuple(notes), stats)
 
     # -- helpers -----------------------------------------------------------------------
 

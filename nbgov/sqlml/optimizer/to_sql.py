@@ -299,6 +299,49 @@ def single_tree_sql(
     reaches that leaf, so labels, probabilities and post transforms are exactly
     the model's, whatever the encoding.
     """
+    scored = leaf_outputs(payload, forest, n_features, outputs)
+    if scored is None:
+        return None
+    tree = forest.trees[0]
+    leaf_text: dict[int, str] = {}
+    for pos, values in scored.items():
+        parts = []
+        for spec, value in zip(outputs, values):
+            sql_type = _SQL_TYPES.get(spec.elem_type)
+            if sql_type is None:
+                return None
+            flat = np.ravel(value)
+            if width(spec) == 1 and flat.size == 1:
+                parts.append(f"CAST({value_literal(flat[0])} AS {sql_type})")
+            else:
+                parts.append(
+                    "["
+                    + ", ".join(f"CAST({value_literal(v)} AS {sql_type})" for v in flat)
+                    + "]"
+                )
+        leaf_text[pos] = _pack(parts)
+
+    def case(pos: int) -> str:
+        node = tree.nodes[pos]
+        if isinstance(node, Leaf):
+            return leaf_text[pos]
+        return f"CASE WHEN {branch_test(node)} THEN {case(node.true)} ELSE {case(node.false)} END"
+
+    return SqlModel({}, "trees", max(1, round(_mean_depth(tree))), body=case(0))
+
+
+def branch_test(node: Branch) -> str:
+    """The SQL test of a ``<=`` / ``<`` branch, on the ``__f{i}__`` feature placeholder."""
+    op = "<=" if node.mode == "BRANCH_LEQ" else "<"
+    return f"CAST(__f{node.feature}__ AS FLOAT) {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
+
+
+def leaf_outputs(
+    payload: bytes, forest: Forest, n_features: int, outputs: tuple[TensorSpec, ...]
+) -> dict[int, list[np.ndarray]] | None:
+    """The model's exact outputs at each leaf of a single float tree (by node position),
+    computed by onnxruntime on a witness row that reaches the leaf; None when the tree
+    has tests DuckDB would route differently (NaN goes above every number there)."""
     if len(forest.trees) != 1 or forest.threshold_dtype is not np.float32:
         return None
     tree = forest.trees[0]
@@ -340,34 +383,7 @@ def single_tree_sql(
         len(order), n_features
     )
     results = session.run([o.name for o in outputs], {session.get_inputs()[0].name: X})
-    leaf_text: dict[int, str] = {}
-    for row, pos in enumerate(order):
-        parts = []
-        for spec, result in zip(outputs, results):
-            sql_type = _SQL_TYPES.get(spec.elem_type)
-            if sql_type is None:
-                return None
-            value = np.asarray(result)[row]
-            flat = np.ravel(value)
-            if width(spec) == 1 and flat.size == 1:
-                parts.append(f"CAST({_value(flat[0])} AS {sql_type})")
-            else:
-                parts.append(
-                    "["
-                    + ", ".join(f"CAST({_value(v)} AS {sql_type})" for v in flat)
-                    + "]"
-                )
-        leaf_text[pos] = _pack(parts)
-
-    def case(pos: int) -> str:
-        node = tree.nodes[pos]
-        if isinstance(node, Leaf):
-            return leaf_text[pos]
-        op = "<=" if node.mode == "BRANCH_LEQ" else "<"
-        test = f"CAST(__f{node.feature}__ AS FLOAT) {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
-        return f"CASE WHEN {test} THEN {case(node.true)} ELSE {case(node.false)} END"
-
-    return SqlModel({}, "trees", max(1, round(_mean_depth(tree))), body=case(0))
+    return {pos: [np.asarray(result)[row] for result in results] for row, pos in enumerate(order)}
 
 
 def _set(values: list[Any], index: int, value: object) -> list[Any]:
@@ -376,7 +392,7 @@ def _set(values: list[Any], index: int, value: object) -> list[Any]:
     return copy
 
 
-def _value(v: object) -> str:
+def value_literal(v: object) -> str:
     if isinstance(v, (np.integer, int)):
         return str(int(v))
     return _lit(float(v))  # type: ignore[arg-type]

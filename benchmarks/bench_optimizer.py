@@ -15,6 +15,11 @@ model is translated to SQL, against raw onnxruntime on the full numpy matrix.
 Targets: trees ≥3x faster than --no-optimize and faster than raw ORT on the
 filtered rows; logistic regression within 1.5x of raw ORT.
 
+Times are the best of several warm runs, as for the baselines (whose onnxruntime
+session is created once): the engine then reuses the statement's plan and pruned
+model. Each query's first, cold run (planning, pruning, session creation) is shown
+in parentheses.
+
     python3 benchmarks/bench_optimizer.py [--rows 1000000] [--repeat 5]
 """
 

@@ -43,6 +43,7 @@ class ModelCatalog:
         self._bytes: dict[str, bytes] = {}
         # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
         self._resolved: dict[str, ModelVersion] = {}
+        self.changes = 0  # counts registers and drops: plans made before a change are stale
         # Models an EXPLAIN would create, by lower-cased name (see ``previewing``).
         self._pending: dict[str, ModelVersion] | None = None
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}").fetchall()
@@ -65,6 +66,7 @@ class ModelCatalog:
         version = (latest[1] + 1) if latest is not None else 1
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._resolved.clear()
+        self.changes += 1
         self._con.execute(
             f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -153,6 +155,7 @@ class ModelCatalog:
     def drop(self, name: str, *, if_exists: bool = False) -> int:
         """Remove every version of ``name``; returns how many were removed."""
         self._resolved.clear()
+        self.changes += 1
         plain, version = split_ref(name)
         if not self.exists(plain):
             if if_exists:

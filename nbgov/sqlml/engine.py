@@ -8,12 +8,13 @@ batched scoring or vectorized Arrow UDFs; everything else reaches DuckDB untouch
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from itertools import count
 from typing import Any
@@ -58,6 +59,8 @@ from nbgov.sqlml.plan import (
     SqlPlan,
     original_cache_key,
 )
+from nbgov.sqlml.plancache import BatchStep, PlanCache, Prepared, Step, UdfStep
+from nbgov.sqlml.regions import ScoreStats
 from nbgov.sqlml.scoring import Scorer, SessionCache
 from nbgov.sqlml.statements import (
     MlPredict,
@@ -94,12 +97,15 @@ class _Context:
     optimize: bool
     dry: bool
     activity: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what planning did and why
+    run_notes: list[str] = field(default_factory=list)  # what running found (rows scored)
     hidden: set[str] = field(default_factory=set)
     signatures: list[str] = field(default_factory=list)
     # Helper names (registered tables, UDFs, columns) are numbered per statement: all are
     # removed when it ends, and the same statement then gives the same SQL each time.
     ids: Iterator[int] = field(default_factory=count)
+    steps: list[Step] = field(default_factory=list)  # what runs before the final SQL
+    cacheable: bool = True  # False once planning read something a later run may not see alike
 
 
 class Engine:
@@ -130,7 +136,8 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._optimizer: Planner | None = planner
         self._batched_optimizer: Planner | None = planner
-        self._parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
+        self._duckdb_parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
+        self._plans = PlanCache()
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches;
         # rows_total is None while DuckDB is still producing rows.
         self.progress: Callable[[str, int, int | None], None] | None = None
@@ -214,7 +221,7 @@ class Engine:
             ctx.activity["frames"] = list(scope.registered)
             ctx.hidden.update(scope.registered)
             try:
-                final_sql = self._prepare(statement, ctx, stack, top=True)
+                final_sql = self._prepared(statement, ctx, stack, tuple(scope.registered))
                 kind = self._statement_type(final_sql)
                 bound = self._bind_params(final_sql, ctx)
                 for name in scope.registered:
@@ -223,7 +230,7 @@ class Engine:
                 ctx.activity["kind"] = _kind_name(kind)
                 if dry:
                     plan = self._explain_plan(final_sql, bound)
-                    text = "\n".join([plan, *ctx.notes]) if ctx.notes else plan
+                    text = "\n".join([plan, *ctx.notes, *ctx.run_notes])
                     return StatementResult(statement.text, ctx.activity["kind"], None, "", ctx.activity, text)
                 frame, summary = self._fetch(final_sql, bound, kind)
             except duckdb.Error as error:
@@ -234,8 +241,37 @@ class Engine:
                 if ctx.signatures and isinstance(error, duckdb.BinderException):
                     raise SqlmlError(f"{one_line(error)}; model inputs: {'; '.join(ctx.signatures)}") from None
                 raise sql_error(error) from None
-        explain = "\n".join(ctx.notes) if ctx.notes else None
+        explain = "\n".join([*ctx.notes, *ctx.run_notes]) or None
         return StatementResult(statement.text, ctx.activity["kind"], frame, summary, ctx.activity, explain)
+
+    def _prepared(self, statement: Statement, ctx: _Context, stack: ExitStack, frames: tuple[str, ...]) -> str:
+        """The final SQL, planned, or replayed from the plan of an earlier run of the same
+        text: parsing, binding and optimizing cost a few milliseconds, which is what a
+        selective query or a re-run cell otherwise pays for most. A plan is reused only
+        while the model catalog is unchanged, with the same frames and settings, and never
+        for what planning had to ask DuckDB about (``*`` arguments, ML.PREDICT)."""
+        key = (statement.text, ctx.optimize, frames, self.catalog.changes, self.batch_rows)
+        cached = None if ctx.dry else self._plans.get(key)
+        if cached is None:
+            final_sql = self._prepare(statement, ctx, stack, top=True)
+            if not ctx.dry and ctx.cacheable:
+                self._plans.put(key, Prepared(
+                    final_sql, tuple(ctx.steps), tuple(ctx.notes), copy.deepcopy(ctx.activity),
+                    frozenset(ctx.hidden), tuple(ctx.signatures),
+                ))
+            return final_sql
+        ctx.notes.extend(cached.notes)
+        ctx.activity.update(copy.deepcopy(cached.activity))
+        ctx.hidden.update(cached.hidden)
+        ctx.signatures.extend(cached.signatures)
+        udfs = UdfSet(self.con, self.sessions, ctx.ids, regions=ctx.optimize)
+        stack.callback(udfs.close)
+        for step in cached.steps:
+            if isinstance(step, UdfStep):
+                udfs.add(step.plan, step.outputs, step.name)
+            else:
+                self._run_batch(step, ctx, stack)
+        return cached.sql
 
     def _prepare(
         self, statement: Statement, ctx: _Context, stack: ExitStack, *, top: bool
@@ -243,6 +279,8 @@ class Engine:
         """The statement's final SQL for DuckDB, model extensions rewritten."""
         rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(ctx.ids)}_")
         self._check_syntax(statement.text if not rewritten.ml_predicts else rewritten.text)
+        if rewritten.ml_predicts:
+            ctx.cacheable = False  # the relations' columns come from DuckDB
         as_sql: dict[str, tuple[exp.Select, str]] = {}
         outer = _Outer(rewritten.text) if rewritten.ml_predicts and ctx.optimize else None
         projected = False
@@ -273,6 +311,8 @@ class Engine:
         nodes = predict_calls(tree)
         if any(_inside_another(node, nodes) for node in nodes):
             raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")
+        if any(isinstance(arg, (exp.Star, exp.Columns)) or arg.find(exp.Star) for node in nodes for arg in node.expressions):
+            ctx.cacheable = False  # '*' binds by the relation's columns, which may change
         calls = [bind(node, tree, self.catalog.resolve) for node in nodes]
         plans = [self._plan(call, ctx) for call in calls]
         for call in calls:
@@ -311,6 +351,7 @@ class Engine:
             key = _call_key(plan.strategy)
             if key not in shared:  # identical calls share one UDF, so GROUP BY can match them
                 shared[key] = udfs.add(plan.strategy, call.model.outputs)
+                ctx.steps.append(UdfStep(plan.strategy, call.model.outputs, str(shared[key].this)))
             call.node.replace(shared[key].copy())
         return tree.sql(dialect="duckdb", copy=False)  # the tree is not used again
 
@@ -449,23 +490,30 @@ class Engine:
         outputs = {index: column for index, (_, column) in reads.items()}
         batched_nodes = [calls[index].node for index in outputs]
         inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb", copy=False)
-        table = self._score(inner_sql, jobs, ctx, drop=frozenset(n for n, _ in arguments))
-        if ctx.dry:
-            ctx.notes.append("batched relation (scored before the query above):")
-            ctx.notes.append(self._explain_plan(inner_sql, self._bind_params(inner_sql, ctx)))
-        scored_name = f"nbgov_batch_{tag}"
-        self.con.register(scored_name, table)
-        stack.callback(self._unregister, scored_name)
-        ctx.hidden.add(scored_name)
-        for node, helper in reads.values():
-            node.replace(exp.column(helper, table=alias, quoted=True))
-        rewrite_outer(select, scored_name, alias, sorted(set(outputs.values())))
+        step = BatchStep(inner_sql, tuple(jobs), frozenset(n for n, _ in arguments), f"nbgov_batch_{tag}")
         ctx.notes.append(
             f"batching: the relation is scored once, in Arrow batches of {self.batch_rows:,} rows "
             f"on {self.threads} threads (instead of 2,048-row UDF calls)"
-            + ("" if ctx.dry else f"; {table.num_rows:,} rows scored")
         )
+        if ctx.dry:
+            ctx.notes.append("batched relation (scored before the query above):")
+            ctx.notes.append(self._explain_plan(inner_sql, self._bind_params(inner_sql, ctx)))
+        self._run_batch(step, ctx, stack)
+        ctx.steps.append(step)
+        ctx.hidden.add(step.name)
+        for node, helper in reads.values():
+            node.replace(exp.column(helper, table=alias, quoted=True))
+        rewrite_outer(select, step.name, alias, sorted(set(outputs.values())))
         return set(outputs)
+
+    def _run_batch(self, step: BatchStep, ctx: _Context, stack: ExitStack) -> None:
+        """Score the step's relation (fresh row counts for the notes) and register it."""
+        jobs = [replace(job, stats=ScoreStats()) for job in step.jobs]
+        table = self._score(step.sql, jobs, ctx, step.drop)
+        self.con.register(step.name, table)
+        stack.callback(self._unregister, step.name)
+        if not ctx.dry:
+            ctx.run_notes.append(f"batching: {table.num_rows:,} rows scored")
 
     def _picks(
         self,
@@ -503,7 +551,7 @@ class Engine:
             reader, reader.schema, jobs, self._threadpool(), drop, self._reporter("scoring"), self.batch_rows
         )
         for job in jobs:
-            note_regions(job, ctx.notes)
+            note_regions(job, ctx.run_notes)
         return scored
 
     def _ml_predict(
@@ -564,7 +612,7 @@ class Engine:
             progress=self._reporter(label),
             batch_rows=self.batch_rows,
         )
-        note_regions(job, ctx.notes)
+        note_regions(job, ctx.run_notes)
         ctx.notes.append(
             f"{label}: ONNX: the relation is scored in Arrow batches of "
             f"{self.batch_rows:,} rows on {self.threads} threads"
@@ -636,15 +684,15 @@ class Engine:
     def _statements(self, sql: str) -> list[Any]:
         """DuckDB's parse of ``sql`` (its statement types and ``$names``), kept for reuse:
         the same text is asked about several times per statement and per re-run."""
-        statements = self._parsed.get(sql)
+        statements = self._duckdb_parsed.get(sql)
         if statements is None:
             try:
                 statements = self.con.extract_statements(sql)
             except duckdb.Error as error:
                 raise sql_error(error) from None
-            if len(self._parsed) >= 256:
-                self._parsed.pop(next(iter(self._parsed)))
-            self._parsed[sql] = statements
+            if len(self._duckdb_parsed) >= 256:
+                self._duckdb_parsed.pop(next(iter(self._duckdb_parsed)))
+            self._duckdb_parsed[sql] = statements
         return statements
 
     def _check_syntax(self, sql: str) -> None:

@@ -71,10 +71,11 @@ class UdfSet:
         self._regions = regions
         self.registered: list[str] = []
 
-    def add(self, plan: OnnxPlan, outputs: tuple[TensorSpec, ...]) -> exp.Expression:
-        """Register a UDF for ``plan`` and return the SQL call that replaces predict(...)."""
+    def add(self, plan: OnnxPlan, outputs: tuple[TensorSpec, ...], name: str | None = None) -> exp.Expression:
+        """Register a UDF for ``plan`` (named ``name``, else a new name) and return the SQL
+        call that replaces predict(...)."""
         scorer = make_scorer(self._sessions, plan, outputs, regions=self._regions)
-        name = f"nbgov_udf_{next(self._names)}"
+        name = name or f"nbgov_udf_{next(self._names)}"
 
         def predict(*columns: Any) -> Any:
             return scorer.value(columns)

@@ -1,0 +1,75 @@
+"""A statement run again replays its plan: same rows, same lineage, fresh run notes —
+and a changed model catalog, frame set or setting makes it plan afresh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.optimizer import Planner
+from nbgov.sqlml.plan import CallPlan, ModelCall
+from tests.fixtures.models import NUMERIC_FEATURES
+from tests.fixtures.sqlml import register
+
+FEATURES = ", ".join(NUMERIC_FEATURES)
+
+
+class CountingPlanner(Planner):
+    """The optimizer, counting the calls it plans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.planned = 0
+
+    def plan_call(self, call: ModelCall) -> CallPlan:
+        self.planned += 1
+        return super().plan_call(call)
+
+
+def test_a_rerun_gives_the_same_rows_lineage_and_fresh_notes(onnx_models, customers_frame):
+    sql = f"SELECT id, predict(m, {FEATURES}) AS p FROM c WHERE age > 40 ORDER BY id"
+    planner = CountingPlanner()
+    with Engine(progress_bar=False, planner=planner) as engine:
+        register(engine, "m", onnx_models.get("gb_reg").path)
+        first = engine.execute(sql, frames={"c": customers_frame})[0]
+        again = engine.execute(sql, frames={"c": customers_frame})[0]
+    assert planner.planned == 1  # the second run replayed the plan
+    pd.testing.assert_frame_equal(first.df, again.df)
+    assert first.activity == again.activity
+    assert first.explain == again.explain  # planning notes once, run notes (rows scored) fresh
+    assert (again.explain or "").count("rows scored") == 1
+
+
+def test_a_new_model_version_is_planned_afresh(onnx_models, customers_frame):
+    sql = f"SELECT id, predict(m, {FEATURES}) AS p FROM c ORDER BY id"
+    planner = CountingPlanner()
+    with Engine(progress_bar=False, planner=planner) as engine:
+        register(engine, "m", onnx_models.get("linreg").path)
+        before = engine.execute(sql, frames={"c": customers_frame})[0]
+        register(engine, "m", onnx_models.get("rf_reg").path)  # CREATE OR REPLACE: version 2
+        after = engine.execute(sql, frames={"c": customers_frame})[0]
+        assert planner.planned == 2
+        fresh = Engine(progress_bar=False)
+        try:
+            register(fresh, "m", onnx_models.get("rf_reg").path)
+            expected = fresh.execute(sql, frames={"c": customers_frame})[0].df
+        finally:
+            fresh.close()
+    assert before.activity["models"][0]["version"] == 1 and after.activity["models"][0]["version"] == 2
+    assert not np.allclose(before.df.p, after.df.p)
+    np.testing.assert_array_equal(after.df.p.to_numpy(), expected.p.to_numpy())
+
+
+def test_a_rerun_sees_new_rows_and_changed_parameters(onnx_models, customers_frame):
+    sql = f"SELECT count(*) AS n, sum(predict(m, {FEATURES})) AS s FROM c WHERE age > $lo"
+    with Engine(progress_bar=False) as engine:
+        register(engine, "m", onnx_models.get("gb_reg").path)
+        half = customers_frame.head(len(customers_frame) // 2)
+        small = engine.execute(sql, params={"lo": 30}, frames={"c": half})[0].df
+        full = engine.execute(sql, params={"lo": 30}, frames={"c": customers_frame})[0].df
+        older = engine.execute(sql, params={"lo": 60}, frames={"c": customers_frame})[0].df
+        plain = engine.execute(sql, params={"lo": 60}, frames={"c": customers_frame}, optimize=False)[0].df
+    assert small.n[0] < full.n[0] and older.n[0] < full.n[0]
+    assert older.n[0] == (customers_frame.age > 60).sum()
+    np.testing.assert_allclose(older.s[0], plain.s[0], rtol=1e-6)

@@ -161,9 +161,6 @@ class Scorer:
             return [np.asarray(r) for r in parts[0]]
         return [np.concatenate([np.asarray(part[i]) for part in parts]) for i in range(len(wanted))]
 
-    def to_arrow(self, results: Sequence[np.ndarray]) -> list[pa.Array]:
-        return [_to_arrow(spec, value) for spec, value in zip(self.outputs, results)]
-
     def value(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> pa.Array:
         """The SQL value of predict(...): one output as is, several as a STRUCT."""
         return self.value_of(dict(zip((o.name for o in self.outputs), self.run(columns))))

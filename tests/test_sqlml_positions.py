@@ -119,7 +119,10 @@ def test_pinned_version_and_ml_predict_inside_a_larger_query(scored, onnx_models
         (f"SELECT id, {P} AS p FROM customers", "scored once"),
         (f"SELECT avg({P}) AS p FROM customers WHERE age > 50", "scored once"),
         (f"SELECT c.id, {P} AS p FROM customers AS c ORDER BY c.id", "scored once"),
-        (f"SELECT id FROM customers WHERE {P} > 0.5", "predict() inside WHERE"),
+        (f"SELECT id FROM customers WHERE {P} > 0.5", "scored once"),
+        (f"SELECT id FROM customers WHERE {P} > 0.5 AND age > 40 AND plan <> 'basic'", "scored once"),
+        (f"SELECT id FROM customers WHERE ({P} > 0.5 OR age > 70) AND tenure < 5", "scored once"),
+        (f"SELECT id, {P} AS p FROM customers WHERE p > 0.5 AND age > 40", "scored once"),  # a select alias in WHERE
         (f"SELECT id, {P} AS p FROM customers LIMIT 5", "LIMIT/OFFSET"),
         (f"SELECT c.id, {P} AS p FROM customers c JOIN (SELECT id AS rid FROM customers) d ON c.id = d.rid", "joins several relations"),
     ],
@@ -133,6 +136,15 @@ def test_batching_is_applied_only_where_sound(scored, sql, note):
     pd.testing.assert_frame_equal(
         optimized.df.sort_values(sort).reset_index(drop=True), naive.df.sort_values(sort).reset_index(drop=True)
     )
+
+
+def test_a_where_with_predict_filters_before_scoring_and_keeps_the_rest(scored):
+    """Conjuncts without predict() filter the rows that are scored; the others run after."""
+    engine, expected = scored
+    result = engine.execute(f"SELECT id FROM customers WHERE {P} > 0.5 AND age > 40 ORDER BY id")[0]
+    older = expected[expected.age > 40]
+    assert f"batching: {len(older):,} rows scored" in (result.explain or "")
+    assert result.df.id.tolist() == sorted(older[older.p > 0.5].id)
 
 
 @pytest.mark.parametrize("kind", ["rf_clf", "gb_reg", "tree_reg", "logreg"])

@@ -247,8 +247,8 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
     for call in onnx_calls:
         if call.node.find_ancestor(exp.Select) is not select:
             return "predict() inside a subquery"
-        if call.node.find_ancestor(exp.Where, exp.Join, exp.From) is not None:
-            return "predict() inside WHERE: rows must be scored before filtering"
+        if call.node.find_ancestor(exp.Join, exp.From) is not None:
+            return "predict() inside a JOIN condition"
     for call in onnx_calls:
         for bound in call.inputs:
             for column in bound.columns:
@@ -269,11 +269,35 @@ def source_alias(select: exp.Select) -> str:
     return select.args[_FROM].this.alias_or_name or "nbgov_src"
 
 
-def needed_columns(select: exp.Select, scored: Sequence[exp.Expression]) -> list[str] | None:
-    """Source columns the outer query still reads once predict calls are columns;
+def split_where(select: exp.Select, scored: Sequence[exp.Expression]) -> tuple[list[exp.Expr], list[exp.Expr]]:
+    """The WHERE's conjuncts as (pushed, kept): pushed ones filter the rows before they
+    are scored; kept ones read a prediction (or a select-list alias, which DuckDB allows
+    in WHERE) and stay in the outer query, over the scored rows."""
+    where = select.args.get("where")
+    if where is None:
+        return [], []
+    conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    aliases = {e.alias.lower() for e in select.expressions if e.alias}
+    scored_ids = {id(node) for node in scored}
+    pushed: list[exp.Expr] = []
+    kept: list[exp.Expr] = []
+    for conjunct in conjuncts:
+        reads_outer = any(
+            id(node) in scored_ids or (isinstance(node, exp.Column) and not node.table and node.name.lower() in aliases)
+            for node in conjunct.walk()
+        )
+        (kept if reads_outer else pushed).append(conjunct)
+    return pushed, kept
+
+
+def needed_columns(
+    select: exp.Select, scored: Sequence[exp.Expression], pushed: Sequence[exp.Expr] = ()
+) -> list[str] | None:
+    """Source columns the outer query still reads once predict calls are columns and the
+    ``pushed`` conjuncts of its WHERE have moved into the scored relation's query;
     None when that cannot be told (a ``*``, a subquery), meaning all of them."""
-    skip = {id(node) for node in scored}
-    for key in ("where", _FROM, "with_"):
+    skip = {id(node) for node in [*scored, *pushed]}
+    for key in (_FROM, "with_"):
         if select.args.get(key) is not None:
             skip.add(id(select.args[key]))
     aliases = {e.alias.lower() for e in select.expressions if e.alias}
@@ -297,27 +321,32 @@ def needed_columns(select: exp.Select, scored: Sequence[exp.Expression]) -> list
 
 
 def inner_query(
-    select: exp.Select, arguments: Sequence[tuple[str, exp.Expression]], columns: list[str] | None = None
+    select: exp.Select,
+    arguments: Sequence[tuple[str, exp.Expression]],
+    columns: list[str] | None = None,
+    pushed: Sequence[exp.Expr] = (),
 ) -> exp.Select:
-    """``SELECT *, CAST(arg) AS helper, ... FROM source WHERE ...`` — the rows to score."""
+    """``SELECT *, CAST(arg) AS helper, ... FROM source WHERE <pushed>`` — the rows to score."""
     kept: list[exp.Expression] = (
         [exp.Star()] if columns is None else [exp.column(name, quoted=True) for name in columns]
     )
     inner = exp.select(*kept, *[exp.alias_(e, name, quoted=True) for name, e in arguments])
     inner.set(_FROM, select.args[_FROM].copy())
-    where = select.args.get("where")
-    if where is not None:
-        inner.set("where", where.copy())
+    if pushed:
+        inner.set("where", exp.Where(this=exp.and_(*pushed)))  # and_ copies them
     with_ = select.args.get("with_")
     if with_ is not None:
         inner.set("with_", with_.copy())
     return inner
 
 
-def rewrite_outer(select: exp.Select, table: str, alias: str, hidden: Sequence[str]) -> None:
-    """Read from the scored table (aliased like the source); hide helper columns from ``*``."""
+def rewrite_outer(
+    select: exp.Select, table: str, alias: str, hidden: Sequence[str], kept: Sequence[exp.Expr] = ()
+) -> None:
+    """Read from the scored table (aliased like the source), filtered by the ``kept``
+    conjuncts of the WHERE (those reading predictions); hide helper columns from ``*``."""
     select.set(_FROM, exp.From(this=exp.Table(this=exp.to_identifier(table, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))))
-    select.set("where", None)
+    select.set("where", exp.Where(this=exp.and_(*kept, copy=False)) if kept else None)
     select.set("with_", None)
     hidden_ids = [exp.to_identifier(h, quoted=True) for h in hidden]
     for star in list(select.find_all(exp.Star)):

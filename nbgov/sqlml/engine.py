@@ -38,6 +38,7 @@ from nbgov.sqlml.batching import (
     rewrite_outer,
     score_relation,
     source_alias,
+    split_where,
     target_select,
 )
 from nbgov.sqlml.binding import bind, predict_calls, signature
@@ -489,7 +490,9 @@ class Engine:
             )
         outputs = {index: column for index, (_, column) in reads.items()}
         batched_nodes = [calls[index].node for index in outputs]
-        inner_sql = inner_query(select, arguments, needed_columns(select, batched_nodes)).sql(dialect="duckdb", copy=False)
+        pushed, kept = split_where(select, batched_nodes)
+        columns = needed_columns(select, batched_nodes, pushed)
+        inner_sql = inner_query(select, arguments, columns, pushed).sql(dialect="duckdb", copy=False)
         step = BatchStep(inner_sql, tuple(jobs), frozenset(n for n, _ in arguments), f"nbgov_batch_{tag}")
         ctx.notes.append(
             f"batching: the relation is scored once, in Arrow batches of {self.batch_rows:,} rows "
@@ -503,7 +506,7 @@ class Engine:
         ctx.hidden.add(step.name)
         for node, helper in reads.values():
             node.replace(exp.column(helper, table=alias, quoted=True))
-        rewrite_outer(select, step.name, alias, sorted(set(outputs.values())))
+        rewrite_outer(select, step.name, alias, sorted(set(outputs.values())), kept)
         return set(outputs)
 
     def _run_batch(self, step: BatchStep, ctx: _Context, stack: ExitStack) -> None:

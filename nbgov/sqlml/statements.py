@@ -8,6 +8,7 @@ can be handed to DuckDB untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sqlglot.expressions as exp
 from sqlglot.dialects.duckdb import DuckDB
@@ -78,12 +79,14 @@ def tokenize(text: str) -> tuple[Token, ...] | None:
         return None
 
 
-def split(text: str) -> list[Statement]:
-    """Split on top-level semicolons; empty statements are dropped."""
+@lru_cache(maxsize=256)
+def split(text: str) -> tuple[Statement, ...]:
+    """Split on top-level semicolons; empty statements are dropped. Kept per text: a
+    re-run cell is not tokenized again."""
     tokens = tokenize(text)
     if tokens is None:
         stripped = text.strip()
-        return [Statement(stripped, None)] if stripped else []
+        return (Statement(stripped, None),) if stripped else ()
     statements: list[Statement] = []
     current: list[Token] = []
     for token in [*tokens, None]:
@@ -96,7 +99,7 @@ def split(text: str) -> list[Statement]:
             current = []
         else:
             current.append(token)
-    return statements
+    return tuple(statements)
 
 
 def _word(token: Token) -> str:

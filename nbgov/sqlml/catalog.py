@@ -4,6 +4,10 @@ Table ``nbgov.models``: one row per (name, version) with the ONNX bytes, sha256,
 signature (JSON), producer, opset, feature names and creation time. Registering
 bytes that differ from the newest version makes version n+1; identical bytes are a
 no-op. ``name`` means the newest version, ``name@2`` pins version 2.
+
+The rules live in ``ModelCatalog``; where rows are kept is a ``ModelStore`` (DuckDB
+here, a Spark warehouse table in ``nbgov.sqlml.spark.catalog_store``), so every
+engine has the same statements, versions and errors.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Protocol
 
 import duckdb
 
@@ -35,17 +40,46 @@ def split_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-class ModelCatalog:
-    """Register, resolve, list and drop model versions in one DuckDB connection."""
+@dataclass(frozen=True)
+class StoredModel:
+    """One stored version without its bytes; signatures and feature names as JSON text."""
+
+    name: str
+    version: int
+    sha256: str
+    inputs: str
+    outputs: str
+    producer: str | None
+    opset: int | None
+    feature_names: str | None
+    created: str
+
+
+class ModelStore(Protocol):
+    """Where catalog rows live. Names match case-insensitively."""
+
+    def latest(self, name: str) -> StoredModel | None: ...
+
+    def get(self, name: str, version: int) -> StoredModel | None: ...
+
+    def add(self, row: StoredModel, payload: bytes) -> None: ...
+
+    def remove(self, name: str, version: int | None) -> int:
+        """Remove one version (or all, ``version`` None); returns how many were removed."""
+        ...
+
+    def rows(self) -> list[StoredModel]:
+        """Every stored version, by name then version."""
+        ...
+
+    def payload(self, name: str, version: int) -> bytes: ...
+
+
+class DuckDbModelStore:
+    """Catalog rows in the table ``nbgov.models`` of one DuckDB connection."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
-        self._bytes: dict[str, bytes] = {}
-        # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
-        self._resolved: dict[str, ModelVersion] = {}
-        self.changes = 0  # counts registers and drops: plans made before a change are stale
-        # Models an EXPLAIN would create, by lower-cased name (see ``previewing``).
-        self._pending: dict[str, ModelVersion] | None = None
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}").fetchall()
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
@@ -55,35 +89,89 @@ class ModelCatalog:
                 PRIMARY KEY (name, version))"""
         ).fetchall()
 
+    def latest(self, name: str) -> StoredModel | None:
+        rows = self._con.execute(
+            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) ORDER BY version DESC LIMIT 1",
+            [name],
+        ).fetchall()
+        return StoredModel(*rows[0]) if rows else None
+
+    def get(self, name: str, version: int) -> StoredModel | None:
+        rows = self._con.execute(
+            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ?",
+            [name, version],
+        ).fetchall()
+        return StoredModel(*rows[0]) if rows else None
+
+    def add(self, row: StoredModel, payload: bytes) -> None:
+        self._con.execute(
+            f"INSERT INTO {_TABLE} ({_COLUMNS}, onnx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [row.name, row.version, row.sha256, row.inputs, row.outputs, row.producer, row.opset,
+             row.feature_names, row.created, payload],
+        ).fetchall()
+
+    def remove(self, name: str, version: int | None) -> int:
+        if version is None:
+            rows = self._con.execute(
+                f"DELETE FROM {_TABLE} WHERE lower(name) = lower(?) RETURNING version", [name]
+            ).fetchall()
+        else:
+            rows = self._con.execute(
+                f"DELETE FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ? RETURNING version",
+                [name, version],
+            ).fetchall()
+        return len(rows)
+
+    def rows(self) -> list[StoredModel]:
+        rows = self._con.execute(f"SELECT {_COLUMNS} FROM {_TABLE} ORDER BY name, version").fetchall()
+        return [StoredModel(*r) for r in rows]
+
+    def payload(self, name: str, version: int) -> bytes:
+        rows = self._con.execute(
+            f"SELECT onnx FROM {_TABLE} WHERE name = ? AND version = ?", [name, version]
+        ).fetchall()
+        return bytes(rows[0][0])
+
+
+class ModelCatalog:
+    """Register, resolve, list and drop model versions kept in a ``ModelStore`` (a DuckDB
+    connection is wrapped in ``DuckDbModelStore``)."""
+
+    def __init__(self, store: ModelStore | duckdb.DuckDBPyConnection) -> None:
+        self._store: ModelStore = DuckDbModelStore(store) if isinstance(store, duckdb.DuckDBPyConnection) else store
+        self._bytes: dict[str, bytes] = {}
+        # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
+        self._resolved: dict[str, ModelVersion] = {}
+        self.changes = 0  # counts registers and drops: plans made before a change are stale
+        # Models an EXPLAIN would create, by lower-cased name (see ``previewing``).
+        self._pending: dict[str, ModelVersion] | None = None
+
     def register(self, name: str, model: LoadedModel) -> tuple[ModelVersion, bool]:
         """Store ``model`` under ``name``; returns the version and whether it is new."""
         if not name or "@" in name:
             raise SqlmlError(f"bad model name {name!r}; expected a plain identifier")
-        latest = self._latest_row(name)
-        if latest is not None and latest[2] == model.sha256:
+        latest = self._store.latest(name)
+        if latest is not None and latest.sha256 == model.sha256:
             return self._version(latest), False
-        stored_name = latest[0] if latest is not None else name
-        version = (latest[1] + 1) if latest is not None else 1
+        stored_name = latest.name if latest is not None else name
+        version = (latest.version + 1) if latest is not None else 1
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._resolved.clear()
         self.changes += 1
-        self._con.execute(
-            f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                stored_name,
-                version,
-                model.sha256,
-                model.onnx_bytes,
-                _specs_json(model.inputs),
-                _specs_json(model.outputs),
-                model.producer,
-                model.opset,
-                json.dumps(list(model.feature_names)) if model.feature_names is not None else None,
-                created,
-            ],
-        ).fetchall()
+        stored = StoredModel(
+            name=stored_name,
+            version=version,
+            sha256=model.sha256,
+            inputs=_specs_json(model.inputs),
+            outputs=_specs_json(model.outputs),
+            producer=model.producer,
+            opset=model.opset,
+            feature_names=json.dumps(list(model.feature_names)) if model.feature_names is not None else None,
+            created=created,
+        )
+        self._store.add(stored, model.onnx_bytes)
         self._bytes[model.sha256] = model.onnx_bytes
-        row = self._row(stored_name, version)
+        row = self._store.get(stored_name, version)
         assert row is not None
         return self._version(row), True
 
@@ -105,8 +193,8 @@ class ModelCatalog:
         if pending is not None:
             latest: tuple[str, int, str] | None = (pending.name, pending.version, pending.sha256)
         else:
-            row = self._latest_row(name)
-            latest = (row[0], int(row[1]), row[2]) if row is not None else None
+            row = self._store.latest(name)
+            latest = (row.name, row.version, row.sha256) if row is not None else None
         if latest is not None and latest[2] == model.sha256:
             return self.resolve(f"{latest[0]}@{latest[1]}"), False
         version = model.as_version(
@@ -129,7 +217,7 @@ class ModelCatalog:
         if cached is not None:
             return cached
         name, version = split_ref(ref)
-        row = self._latest_row(name) if version is None else self._row(name, version)
+        row = self._store.latest(name) if version is None else self._store.get(name, version)
         if row is None:
             known = self.refs()
             listing = ", ".join(known) if known else "none registered yet"
@@ -139,18 +227,17 @@ class ModelCatalog:
         return resolved
 
     def exists(self, name: str) -> bool:
-        return self._latest_row(name) is not None
+        return self._store.latest(name) is not None
 
     def refs(self) -> list[str]:
-        rows = self._con.execute(
-            f"SELECT name, max(version) FROM {_TABLE} GROUP BY name ORDER BY name"
-        ).fetchall()
-        return [f"{n}@{v}" if v > 1 else str(n) for n, v in rows]
+        newest: dict[str, int] = {}
+        for row in self._store.rows():
+            newest[row.name] = max(row.version, newest.get(row.name, 0))
+        return [f"{n}@{v}" if v > 1 else n for n, v in sorted(newest.items())]
 
     def versions(self) -> list[ModelVersion]:
         """Every stored version, by name then version."""
-        rows = self._con.execute(f"SELECT {_COLUMNS} FROM {_TABLE} ORDER BY name, version").fetchall()
-        return [self._version(r) for r in rows]
+        return [self._version(r) for r in self._store.rows()]
 
     def drop(self, name: str, *, if_exists: bool = False) -> int:
         """Remove every version of ``name``; returns how many were removed."""
@@ -161,56 +248,30 @@ class ModelCatalog:
             if if_exists:
                 return 0
             self.resolve(plain)  # raises with the list of known models
-        if version is None:
-            rows = self._con.execute(
-                f"DELETE FROM {_TABLE} WHERE lower(name) = lower(?) RETURNING version", [plain]
-            ).fetchall()
-        else:
-            rows = self._con.execute(
-                f"DELETE FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ? RETURNING version",
-                [plain, version],
-            ).fetchall()
-            if not rows and not if_exists:
-                self.resolve(name)
-        return len(rows)
-
-    def _latest_row(self, name: str) -> tuple[Any, ...] | None:
-        rows = self._con.execute(
-            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) ORDER BY version DESC LIMIT 1",
-            [name],
-        ).fetchall()
-        return rows[0] if rows else None
-
-    def _row(self, name: str, version: int) -> tuple[Any, ...] | None:
-        rows = self._con.execute(
-            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ?",
-            [name, version],
-        ).fetchall()
-        return rows[0] if rows else None
+        removed = self._store.remove(plain, version)
+        if version is not None and not removed and not if_exists:
+            self.resolve(name)
+        return removed
 
     def _payload(self, name: str, version: int, sha256: str) -> bytes:
         cached = self._bytes.get(sha256)
         if cached is None:
-            rows = self._con.execute(
-                f"SELECT onnx FROM {_TABLE} WHERE name = ? AND version = ?", [name, version]
-            ).fetchall()
-            cached = bytes(rows[0][0])
+            cached = self._store.payload(name, version)
             self._bytes[sha256] = cached
         return cached
 
-    def _version(self, row: tuple[Any, ...]) -> ModelVersion:
-        name, version, sha256, inputs, outputs, producer, opset, features, created = row
+    def _version(self, row: StoredModel) -> ModelVersion:
         return ModelVersion(
-            name=name,
-            version=int(version),
-            sha256=sha256,
-            onnx_bytes=self._payload(name, int(version), sha256),
-            inputs=_specs_from_json(inputs),
-            outputs=_specs_from_json(outputs),
-            producer=producer,
-            opset=int(opset) if opset is not None else None,
-            feature_names=tuple(json.loads(features)) if features else None,
-            created=str(created),
+            name=row.name,
+            version=int(row.version),
+            sha256=row.sha256,
+            onnx_bytes=self._payload(row.name, int(row.version), row.sha256),
+            inputs=_specs_from_json(row.inputs),
+            outputs=_specs_from_json(row.outputs),
+            producer=row.producer,
+            opset=int(row.opset) if row.opset is not None else None,
+            feature_names=tuple(json.loads(row.feature_names)) if row.feature_names else None,
+            created=str(row.created),
         )
 
 

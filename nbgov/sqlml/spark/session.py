@@ -1,0 +1,103 @@
+"""The SparkSession a ``--engine spark`` cell runs on.
+
+The active session when the notebook already has one (its settings are the user's and
+are left alone); otherwise one started from ``SqlML.spark_master``, configured so a
+notebook stays readable: Arrow transfers on, no UI, no console progress bar, Spark's
+own log lines off, and the executors' Python the kernel's own (so they import nbgov).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nbgov.errors import SqlmlError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DEFAULT_MASTER = "local[*]"
+_LOG4J = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+
+# Settings of a session nbgov starts; a session the user started keeps its own.
+STARTED_SESSION_CONF: dict[str, str] = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
+    "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
+    "spark.pyspark.python": sys.executable,
+    "spark.pyspark.driver.python": sys.executable,
+}
+
+
+@dataclass(frozen=True)
+class SparkHandle:
+    """A session and whether nbgov started it (then nbgov may stop it)."""
+
+    session: SparkSession
+    started: bool
+
+
+def pyspark_missing() -> str | None:
+    """Why the Spark engine cannot start here, or None when it can."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "the spark engine needs PySpark: pip install 'nbgov[spark]'"
+    return None
+
+
+def java_missing() -> str | None:
+    """Why no JVM can be launched, or None: PySpark starts Spark with ``java``."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.exists(os.path.join(home, "bin", "java")):
+        return None
+    if shutil.which("java"):
+        return None
+    return "the spark engine needs Java 17 (Debian: apt-get install openjdk-17-jre-headless) or JAVA_HOME set"
+
+
+def active_session() -> SparkSession | None:
+    """The notebook's active (or default) SparkSession, if it has one; never starts one."""
+    if pyspark_missing() is not None:
+        return None
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.sql import SparkSession
+
+    try:
+        return SparkSession.active()
+    except PySparkRuntimeError:  # NO_ACTIVE_OR_DEFAULT_SESSION
+        return None
+
+
+def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None) -> SparkHandle:
+    """The active session, or a new one on ``master`` (e.g. ``local[2]``, ``spark://host:7077``)
+    with nbgov's settings plus ``conf``."""
+    missing = pyspark_missing()
+    if missing is not None:
+        raise SqlmlError(missing)
+    active = active_session()
+    if active is not None:
+        return SparkHandle(active, started=False)
+    missing = java_missing()
+    if missing is not None:
+        raise SqlmlError(missing)
+    from pyspark.sql import SparkSession
+
+    builder: Any = SparkSession.builder.master(master).appName("nbgov")
+    for key, value in {**STARTED_SESSION_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as error:  # the JVM did not start: bad master URL, no memory, ...
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise SqlmlError(f"cannot start Spark on master {master!r}: {message}") from None
+    session.sparkContext.setLogLevel("OFF")
+    return SparkHandle(session, started=True)

@@ -1,0 +1,67 @@
+"""Spark's exceptions as one-line nbgov errors: no Java stack trace, no query plan.
+
+PySpark raises structured exceptions (``AnalysisException``, ``ParseException``,
+``NumberFormatException``... all ``PySparkException`` with an error condition); a
+failure in an executor's Python (our scoring) arrives as ``PythonException`` whose
+text is the worker's traceback, from which the nbgov error it raised is rebuilt.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nbgov import errors as nbgov_errors
+from nbgov.errors import SqlError, SqlmlError
+
+_SQLSTATE = re.compile(r"\s*SQLSTATE: \w+;?\s*")
+
+
+def condition(error: BaseException) -> str | None:
+    """Spark's error condition (``TABLE_OR_VIEW_NOT_FOUND``...), when it has one."""
+    getter = getattr(error, "getCondition", None)
+    try:
+        return str(getter()) if callable(getter) and getter() else None
+    except Exception:  # a JVM that is gone cannot be asked
+        return None
+
+
+def spark_error(error: BaseException) -> SqlmlError:
+    """The one-line nbgov error for an exception raised while Spark ran a statement."""
+    from py4j.protocol import Py4JError, Py4JJavaError
+    from pyspark.errors import PySparkException, PythonException
+
+    if isinstance(error, PythonException):
+        return _worker_error(str(error))
+    if isinstance(error, PySparkException):
+        return SqlError(_first_line(str(error)))
+    if isinstance(error, Py4JJavaError):
+        try:
+            message = str(error.java_exception.getMessage())
+        except Exception:
+            message = str(error)
+        return SqlError(_first_line(message))
+    if isinstance(error, Py4JError):
+        return SqlmlError("Spark is not reachable (its JVM stopped?); restart the kernel or the SparkSession")
+    return SqlmlError(_first_line(str(error)) or type(error).__name__)
+
+
+def _first_line(text: str) -> str:
+    """The message's first line with its position, without SQLSTATE, plan or stack."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "Spark reported an error without a message"
+    head = _SQLSTATE.sub(" ", lines[0]).strip()
+    return head[:400]
+
+
+def _worker_error(text: str) -> SqlmlError:
+    """``nbgov.errors.ModelBindingError: message`` (the traceback's last line) -> that error."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else ""
+    qualified, sep, message = last.partition(": ")
+    module, _, name = qualified.rpartition(".")
+    if sep and module == "nbgov.errors":
+        found = getattr(nbgov_errors, name, None)
+        if isinstance(found, type) and issubclass(found, SqlmlError):
+            return found(message)
+    return SqlmlError(f"scoring failed on a Spark executor: {last[:300] or 'no message'}")

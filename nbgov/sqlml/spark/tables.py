@@ -1,0 +1,120 @@
+"""Which version of a Spark table a statement read, for lineage.
+
+Delta and Iceberg tables carry versions: the table's current version (Delta's
+``DESCRIBE HISTORY``, Iceberg's newest snapshot) names the data exactly. Other
+tables are identified by their location plus an xxh3-128 fingerprint of the file
+listing (path, size, modification time of every file), which changes whenever a
+file is added, removed or rewritten. A view has no storage of its own: it is named
+as a view, with the reason it cannot be pinned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlglot.expressions as exp
+import xxhash
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+MAX_LISTED_FILES = 100_000
+
+
+@dataclass(frozen=True)
+class TableIdentity:
+    """A table as read: ``version`` for Delta/Iceberg, else ``location`` + ``listing``
+    (fingerprint of its files); ``reason`` says why neither could be told."""
+
+    name: str
+    provider: str | None
+    version: str | None = None
+    location: str | None = None
+    listing: str | None = None
+    reason: str | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.version is not None or self.listing is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "version": self.version,
+            "location": self.location,
+            "listing": self.listing,
+            "reason": self.reason,
+        }
+
+
+def quoted(name: str) -> str:
+    """A (possibly qualified) table name as a quoted Spark identifier."""
+    return exp.to_table(name, dialect="spark").sql(dialect="spark", identify=True)
+
+
+def table_identity(spark: SparkSession, name: str) -> TableIdentity:
+    """The identity of table ``name`` as it is now; never raises."""
+    try:
+        return _identity(spark, name)
+    except Exception as error:  # lineage never breaks a statement
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        return TableIdentity(name, None, reason=f"could not read the table's identity: {message}")
+
+
+def _identity(spark: SparkSession, name: str) -> TableIdentity:
+    table = spark.catalog.getTable(name)
+    if table.isTemporary or (table.tableType or "").upper() == "VIEW":
+        kind = "temporary view" if table.isTemporary else "view"
+        return TableIdentity(name, None, reason=f"a {kind}: the data it shows is read from other tables")
+    details = {
+        str(row[0]).strip(): str(row[1]).strip()
+        for row in spark.sql(f"DESCRIBE TABLE EXTENDED {quoted(name)}").collect()
+        if row[0] is not None and row[1] is not None
+    }
+    provider = details.get("Provider", "").lower() or None
+    location = details.get("Location") or None
+    if provider == "delta":
+        history = spark.sql(f"DESCRIBE HISTORY {quoted(name)} LIMIT 1").collect()
+        if history:
+            return TableIdentity(name, provider, version=str(history[0]["version"]), location=location)
+    if provider == "iceberg":
+        snapshots = spark.sql(
+            f"SELECT snapshot_id FROM {quoted(name + '.snapshots')} ORDER BY committed_at DESC LIMIT 1"
+        ).collect()
+        if snapshots:
+            return TableIdentity(name, provider, version=str(snapshots[0][0]), location=location)
+    if location is None:
+        return TableIdentity(name, provider, reason="the table has no location to fingerprint")
+    listing, reason = listing_fingerprint(spark, location)
+    return TableIdentity(name, provider, location=location, listing=listing, reason=reason)
+
+
+def listing_fingerprint(spark: SparkSession, location: str) -> tuple[str | None, str | None]:
+    """xxh3-128 of every file under ``location`` (relative path, size, modification
+    time), listed through Hadoop's file system API so HDFS and object stores work too;
+    or None and why it could not be listed."""
+    jvm: Any = getattr(spark, "_jvm", None)
+    jsc: Any = getattr(spark, "_jsc", None)
+    if jvm is None or jsc is None:
+        return None, "the session does not expose the file system (Spark Connect)"
+    root = jvm.org.apache.hadoop.fs.Path(location)
+    fs = root.getFileSystem(jsc.hadoopConfiguration())
+    if not fs.exists(root):
+        return None, f"the table's location {location} does not exist"
+    prefix = str(fs.makeQualified(root).toString()).rstrip("/") + "/"
+    entries: list[str] = []
+    files = fs.listFiles(root, True)
+    while files.hasNext():
+        status = files.next()
+        if len(entries) >= MAX_LISTED_FILES:
+            return None, f"more than {MAX_LISTED_FILES:,} files under the table's location"
+        path = str(status.getPath().toString())
+        relative = path[len(prefix):] if path.startswith(prefix) else path
+        entries.append(f"{relative}\t{status.getLen()}\t{status.getModificationTime()}")
+    digest = xxhash.xxh3_128()
+    for entry in sorted(entries):
+        digest.update(entry.encode("utf-8"))
+        digest.update(b"\n")
+    return f"xxh3_128:{digest.hexdigest()}", None

@@ -1,0 +1,136 @@
+"""DuckDB SQL on Spark: translation, parameters, notebook frames, errors, table identity."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+import sqlglot
+
+from nbgov.errors import ModelBindingError, SqlError, SqlmlError
+from nbgov.sqlml.spark.dialect import bind_parameters, parameter_names, to_spark
+from nbgov.sqlml.spark.errors import spark_error
+from nbgov.sqlml.spark.frames import SparkFrames
+from nbgov.sqlml.spark.tables import table_identity
+
+
+def _spark_rows(spark, duckdb_sql: str, params: dict | None = None):
+    tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
+    args = bind_parameters(parameter_names(tree), params or {})
+    return spark.sql(to_spark(tree), args=args or None).toArrow().to_pylist()
+
+
+def test_duckdb_dialect_runs_on_spark_with_the_same_results(spark):
+    query = (
+        "SELECT id, [id, id * 2, id * 3][2] AS second, {'a': id, 'b': 'x'}.a AS field, "
+        "id // 2 AS half, CAST(id AS DOUBLE) / 4 AS quarter, id::VARCHAR || '!' AS text "
+        "FROM t WHERE id % 2 = 0 ORDER BY id"
+    )
+    spark.range(6).createOrReplaceTempView("t")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT range AS id FROM range(6)")
+    try:
+        expected = con.execute(query)
+        names = [d[0] for d in expected.description]
+        assert _spark_rows(spark, query) == [dict(zip(names, row)) for row in expected.fetchall()]
+    finally:
+        spark.catalog.dropTempView("t")
+
+
+def test_parameters_are_bound_never_pasted(spark):
+    tree = sqlglot.parse_one("SELECT * FROM t WHERE name = $who AND n > $low", read="duckdb")
+    text = to_spark(tree)
+    assert ":who" in text and ":low" in text and "O'Brien" not in text
+    spark.createDataFrame(pa.table({"name": ["O'Brien", "x"], "n": [5, 1]})).createOrReplaceTempView("t")
+    try:
+        rows = _spark_rows(spark, "SELECT n FROM t WHERE name = $who AND n > $low", {"who": "O'Brien", "low": np.int64(2)})
+        assert rows == [{"n": 5}]
+        assert _spark_rows(spark, "SELECT count(*) AS c FROM t WHERE n IN (SELECT explode($ns))", {"ns": [1, 5]}) == [{"c": 2}]
+        with pytest.raises(SqlmlError, match=r"^unknown parameter \$nobody: no notebook variable of that name$"):
+            _spark_rows(spark, "SELECT * FROM t WHERE name = $nobody")
+        with pytest.raises(SqlmlError, match=r"parameter \$who is a DataFrame"):
+            _spark_rows(spark, "SELECT * FROM t WHERE name = $who", {"who": pd.DataFrame()})
+    finally:
+        spark.catalog.dropTempView("t")
+
+
+def test_notebook_frames_become_temporary_views_for_one_statement(spark):
+    frames = {
+        "pdf": pd.DataFrame({"k": [1, 2], "s": pd.array(["a", None], dtype="str")}),
+        "plf": pl.DataFrame({"k": [3], "s": ["c"]}),
+        "arw": pa.table({"k": [4], "s": pa.array(["d"], pa.large_string())}),
+        "rec": np.array([(5, "e")], dtype=[("k", "i8"), ("s", "U1")]),
+        "existing": pd.DataFrame({"k": [99]}),
+        "not_a_frame": 42,
+    }
+    spark.range(1).createOrReplaceTempView("existing")  # a Spark view of the same name wins
+    names = list(frames)
+    try:
+        with SparkFrames(spark, frames, names) as scope:
+            assert scope.registered == ["pdf", "plf", "arw", "rec"]
+            rows = spark.sql(
+                "SELECT k, s FROM pdf UNION ALL SELECT k, s FROM plf UNION ALL SELECT k, s FROM arw "
+                "UNION ALL SELECT k, s FROM rec UNION ALL SELECT id, 'view' FROM existing ORDER BY k"
+            ).collect()
+        assert [tuple(r) for r in rows] == [(0, "view"), (1, "a"), (2, None), (3, "c"), (4, "d"), (5, "e")]
+        assert not any(spark.catalog.tableExists(n) for n in ["pdf", "plf", "arw", "rec"])
+    finally:
+        spark.catalog.dropTempView("existing")
+
+
+@pytest.mark.parametrize(
+    ("sql", "pattern"),
+    [
+        ("SELECT * FROM no_such_table", r"^\[TABLE_OR_VIEW_NOT_FOUND\] The table or view `no_such_table` cannot be found"),
+        ("SELEC 1", r"^\[PARSE_SYNTAX_ERROR\] Syntax error at or near 'SELEC'\. \(line 1, pos 0\)$"),
+        ("SELECT CAST('x' AS DOUBLE) + id FROM range(2)", r"^\[CAST_INVALID_INPUT\] The value 'x'"),
+    ],
+)
+def test_spark_errors_are_one_line_without_java(spark, sql, pattern):
+    with pytest.raises(Exception) as caught:
+        spark.sql(sql).collect()
+    error = spark_error(caught.value)
+    assert isinstance(error, SqlError)
+    text = str(error)
+    assert "\n" not in text and "org.apache" not in text and "SQLSTATE" not in text
+    assert re.search(pattern, text), text
+
+
+def test_an_nbgov_error_raised_on_an_executor_comes_back_as_itself(spark):
+    from pyspark.sql.functions import udf
+
+    def refuse(value: int) -> int:
+        raise ModelBindingError(f"predict(m@1): row {value} cannot be scored; expected m@1(x float[N,1])")
+
+    failing = udf(refuse, "int")
+    with pytest.raises(Exception) as caught:
+        spark.range(1).select(failing("id")).collect()
+    error = spark_error(caught.value)
+    assert type(error) is ModelBindingError
+    assert str(error) == "predict(m@1): row 0 cannot be scored; expected m@1(x float[N,1])"
+
+
+def test_table_identity_follows_the_files_of_a_table(spark):
+    spark.sql("DROP TABLE IF EXISTS visits")
+    spark.sql("CREATE TABLE visits (id BIGINT, n INT) USING parquet")
+    try:
+        spark.sql("INSERT INTO visits VALUES (1, 2)")
+        first = table_identity(spark, "visits")
+        assert first.provider == "parquet" and first.location and first.listing and first.reason is None
+        assert table_identity(spark, "visits") == first  # nothing changed: same identity
+        spark.sql("INSERT INTO visits VALUES (3, 4)")
+        second = table_identity(spark, "visits")
+        assert second.location == first.location and second.listing != first.listing
+        spark.sql("CREATE OR REPLACE TEMPORARY VIEW recent AS SELECT * FROM visits")
+        view = table_identity(spark, "recent")
+        assert not view.exact and "temporary view" in (view.reason or "")
+        missing = table_identity(spark, "nowhere")
+        assert not missing.exact and missing.reason and missing.reason.startswith("could not read")
+    finally:
+        spark.sql("DROP VIEW IF EXISTS recent")
+        spark.sql("DROP TABLE IF EXISTS visits")

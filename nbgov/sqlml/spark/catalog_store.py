@@ -92,6 +92,7 @@ class SparkModelStore:
         from pyspark.sql.types import StructType
 
         schema = StructType.fromDDL(_DDL)
+        assert isinstance(schema, StructType)
         if spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "hive":
             spark.catalog.createTable(TABLE, source="parquet", schema=schema)
             return

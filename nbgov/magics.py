@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Integer, Unicode
+from traitlets import CaselessStrEnum, Integer, Unicode
 
 from nbgov.errors import NbgovError
 
@@ -27,11 +27,13 @@ if TYPE_CHECKING:  # the engine (pandas, DuckDB, onnxruntime) loads on first %%s
     import pandas as pd
 
     from nbgov.sqlml.engine import Engine, StatementResult
+    from nbgov.sqlml.spark.engine import SparkEngine
 
 # DataFrame's dotted names (``__module__`` is "pandas" in pandas >= 3, "pandas.core.frame" before)
 _FRAME_NAMES = ("pandas.DataFrame", "pandas.core.frame.DataFrame")
 
-_VALUE_FLAGS = {"-o", "--out", "--db", "--limit"}
+_VALUE_FLAGS = {"-o", "--out", "--db", "--limit", "--engine"}
+ENGINES = ("duckdb", "spark")
 
 
 def split_flags(line: str) -> tuple[str, str]:
@@ -106,17 +108,22 @@ class SqlML(Magics):
 
     database = Unicode(":memory:", help="DuckDB database: ':memory:' or a file path.").tag(config=True)
     displaylimit = Integer(10, help="Rows shown when a result is displayed (0 = all).").tag(config=True)
+    engine = CaselessStrEnum(ENGINES, "duckdb", help="Where cells run: 'duckdb' (embedded) or 'spark'.").tag(config=True)
+    spark_master = Unicode(
+        "local[*]", help="Master of the SparkSession nbgov starts when none is active (engine 'spark')."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, recorder: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.recorder = recorder
         self._engine: Engine | None = None
+        self._spark: SparkEngine | None = None
         self._shown: dict[int, tuple[weakref.ref[pd.DataFrame], int]] = {}
         self._warned = False
 
     @property
-    def engine(self) -> Engine:
-        """The engine for ``self.database``; reopened when the setting changes."""
+    def duckdb(self) -> Engine:
+        """The DuckDB engine for ``self.database``; reopened when the setting changes."""
         if self._engine is None or self._engine.database != self.database:
             if self._engine is not None:
                 self._engine.close()
@@ -130,10 +137,28 @@ class SqlML(Magics):
             self._engine.progress = ScoringProgress()
         return self._engine
 
+    @property
+    def spark(self) -> SparkEngine:
+        """The Spark engine: on the active SparkSession, else on one started on ``spark_master``."""
+        if self._spark is None or self._spark.master != self.spark_master:
+            if self._spark is not None:
+                self._spark.close()
+                self._spark = None
+            from nbgov.sqlml.spark.engine import SparkEngine
+
+            try:
+                self._spark = SparkEngine(self.spark_master)
+            except NbgovError as error:
+                raise UsageError(str(error)) from None
+        return self._spark
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        if self._spark is not None:
+            self._spark.close()
+            self._spark = None
 
     @no_var_expand  # `$name` is a bound parameter, never text pasted by IPython
     @magic_arguments()
@@ -142,6 +167,7 @@ class SqlML(Magics):
     @argument("--limit", type=int, metavar="N", help="Show at most N rows of the result.")
     @argument("--explain", action="store_true", help="Show the plan and the model-call notes; run nothing.")
     @argument("--no-optimize", action="store_true", help="Turn every model rewrite and batching off.")
+    @argument("--engine", metavar="NAME", help="Run this cell on 'duckdb' or 'spark' (default: SqlML.engine).")
     @line_cell_magic
     def sqlml(self, line: str, cell: str | None = None) -> Any:
         """Run SQL (with predict(...) and model statements) on the kernel's DuckDB."""
@@ -157,9 +183,14 @@ class SqlML(Magics):
             raise UsageError(f"-o expects a Python variable name, got {target!r}")
         if not sql.strip():
             raise UsageError("no SQL given; usage: %%sqlml [flags] then SQL statements")
+        engine_name = (args.engine or self.engine).lower()
+        if engine_name not in ENGINES:
+            raise UsageError(f"unknown engine {args.engine!r}; expected one of: {', '.join(ENGINES)}")
+        if args.db and engine_name != "duckdb":
+            raise UsageError("--db names a DuckDB file; it does not apply to --engine spark")
         if args.db:
             self.database = args.db
-        engine = self.engine
+        engine = self.spark if engine_name == "spark" else self.duckdb
         namespace = self.shell.user_ns if self.shell is not None else {}
         optimize = not args.no_optimize
         if args.explain:
@@ -177,7 +208,7 @@ class SqlML(Magics):
         self._limit_display(last.df, limit)
         return last.df
 
-    def _run_all(self, engine: Engine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
+    def _run_all(self, engine: Engine | SparkEngine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
         statements = engine.split(sql)
         last: StatementResult | None = None
         for statement in statements:

@@ -155,8 +155,8 @@ def test_engines_belong_to_their_shell(bare_shell):
 
     first = SqlML(shell=bare_shell)
     second = SqlML(shell=bare_shell)
-    first.engine.execute("CREATE TABLE only_here AS SELECT 1")
-    assert second.engine.execute("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'only_here'")[0].df.n[0] == 0
+    first.duckdb.execute("CREATE TABLE only_here AS SELECT 1")
+    assert second.duckdb.execute("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'only_here'")[0].df.n[0] == 0
     first.close()
     second.close()
     bare_shell.configurables.remove(first)

@@ -12,7 +12,8 @@ anywhere else. Helper views and functions live for one statement.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+import logging
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -136,6 +137,7 @@ class SparkEngine:
             activity["engine"] = ENGINE
             return StatementResult(statement.text, activity["kind"], frame, summary, activity)
         with ExitStack() as stack:
+            stack.enter_context(_quiet_query_logger())
             state = _Statement(params, frames, optimize, act.new_activity(statement.text, "other"), stack)
             state.activity["engine"] = ENGINE
             try:
@@ -179,6 +181,8 @@ class SparkEngine:
         if not rewritten.has_predict:
             return tree
         nodes = predict_calls(tree)
+        if any(node.find_ancestor(exp.Anonymous) in nodes for node in nodes):
+            raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")
         calls = [bind(node, tree, self.catalog.resolve) for node in nodes]
         plans = [self._plan(call, state) for call in calls]
         for call in calls:
@@ -346,6 +350,19 @@ class SparkEngine:
             if "UNRESOLVED" in found:
                 return SqlmlError(f"{mapped}; model inputs: {'; '.join(state.signatures)}")
         return mapped
+
+
+@contextmanager
+def _quiet_query_logger() -> Iterator[None]:
+    """PySpark logs every failed query (with its Java stack) before raising; nbgov
+    reports the error itself, in one line."""
+    logger = logging.getLogger("SQLQueryContextLogger")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _call_key(plan: OnnxPlan) -> str:

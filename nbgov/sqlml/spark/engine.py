@@ -320,6 +320,7 @@ class SparkEngine:
     def _frame(self, tree: exp.Expression, state: _Statement) -> DataFrame:
         """A lazy Spark DataFrame of a DuckDB-dialect query (parameters bound)."""
         args = bind_parameters(parameter_names(tree), state.params)
+        state.activity["params"].extend(n for n in args if n not in state.activity["params"])
         return self.spark.sql(to_spark(tree), args=args or None)
 
     def _view(self, name: str, frame: DataFrame, state: _Statement) -> None:

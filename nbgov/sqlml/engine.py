@@ -28,7 +28,7 @@ from sqlglot.errors import ParseError
 
 from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
 from nbgov.sqlml import activity as act
-from nbgov.sqlml.batching import (
+from nbgov.sqlml.execution.batching import (
     DEFAULT_BATCH_ROWS,
     ScoringJob,
     inner_query,
@@ -41,15 +41,15 @@ from nbgov.sqlml.batching import (
     split_where,
     target_select,
 )
-from nbgov.sqlml.binding import bind, predict_calls, signature
-from nbgov.sqlml.catalog import ModelCatalog
-from nbgov.sqlml.dberrors import one_line, sql_error
-from nbgov.sqlml.frames import FrameScope
-from nbgov.sqlml.mlpredict import fold_outputs, inlined_relation, typed_stand_in, relation_arguments, relation_call, slot_counts
-from nbgov.sqlml.models_sql import explain_model_statement, run_model_statement
-from nbgov.sqlml.optimizer.fields import fold_access, fold_through_cte
+from nbgov.sqlml.planning.binding import bind, predict_calls, signature
+from nbgov.sqlml.catalog.catalog import ModelCatalog
+from nbgov.sqlml.sql.dberrors import one_line, sql_error
+from nbgov.sqlml.sql.frames import FrameScope
+from nbgov.sqlml.planning.mlpredict import fold_outputs, inlined_relation, typed_stand_in, relation_arguments, relation_call, slot_counts
+from nbgov.sqlml.catalog.models_sql import explain_model_statement, run_model_statement
+from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
-from nbgov.sqlml.picks import Pick, output_access, relation_picks
+from nbgov.sqlml.planning.picks import Pick, output_access, relation_picks
 from nbgov.sqlml.plan import (
     CallPlan,
     ModelCall,
@@ -60,10 +60,10 @@ from nbgov.sqlml.plan import (
     SqlPlan,
     original_cache_key,
 )
-from nbgov.sqlml.plancache import BatchStep, PlanCache, Prepared, Step, UdfStep
-from nbgov.sqlml.regions import ScoreStats
-from nbgov.sqlml.scoring import Scorer, SessionCache
-from nbgov.sqlml.statements import (
+from nbgov.sqlml.planning.plancache import BatchStep, PlanCache, Prepared, Step, UdfStep
+from nbgov.sqlml.execution.regions import ScoreStats
+from nbgov.sqlml.execution.scoring import Scorer, SessionCache
+from nbgov.sqlml.sql.statements import (
     MlPredict,
     Statement,
     model_statement,
@@ -71,7 +71,7 @@ from nbgov.sqlml.statements import (
     split,
     tokenize,
 )
-from nbgov.sqlml.udf import UdfSet, cast_argument, make_scorer
+from nbgov.sqlml.execution.udf import UdfSet, cast_argument, make_scorer
 
 _QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
 _DDL_TYPES = {"CREATE", "DROP", "ALTER"}

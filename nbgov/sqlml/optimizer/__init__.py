@@ -15,7 +15,7 @@ import onnx
 import sqlglot.expressions as exp
 import xxhash
 
-from nbgov.sqlml.onnxtypes import width
+from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
 from nbgov.sqlml.optimizer.domains import ModelDomain
 from nbgov.sqlml.optimizer.output_predicates import boolean_tree_sql, comparison_node, output_comparison
@@ -32,7 +32,7 @@ from nbgov.sqlml.optimizer.to_sql import (
     template,
     tree_regressor_sql,
 )
-from nbgov.sqlml.optimizer.treegraph import TreeGraph, analyze
+from nbgov.sqlml.models.treegraph import TreeGraph, analyze
 from nbgov.sqlml.plan import (
     BoundInput,
     CallPlan,

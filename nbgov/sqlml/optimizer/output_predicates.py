@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf
 from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number
 from nbgov.sqlml.optimizer.to_sql import SqlModel, branch_test, leaf_outputs, value_literal
 from nbgov.sqlml.plan import TensorSpec

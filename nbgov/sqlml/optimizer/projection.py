@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import onnx
 
-from nbgov.sqlml.optimizer.forest import Forest, write_forest
-from nbgov.sqlml.optimizer.treegraph import TreeGraph
+from nbgov.sqlml.models.forest import Forest, write_forest
+from nbgov.sqlml.models.treegraph import TreeGraph
 
 
 @dataclass(frozen=True)

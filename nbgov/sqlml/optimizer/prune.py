@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nbgov.sqlml.optimizer.domains import ModelDomain
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 
 _FULL = ModelDomain(lo=-math.inf, hi=math.inf, values=None, nan=True)
 

@@ -22,8 +22,9 @@ import sqlglot
 import sqlglot.expressions as exp
 from onnx import helper
 
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
-from nbgov.sqlml.onnxtypes import width
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.models.runtime import open_session
 from nbgov.sqlml.plan import TensorSpec
 
 _SQL_TYPES = {
@@ -375,8 +376,6 @@ def leaf_outputs(
     inf = math.inf
     if not walk(0, [-inf] * n_features, [inf] * n_features, [True] * n_features):
         return None
-    from nbgov.sqlml.scoring import open_session
-
     session = open_session(payload)
     order = sorted(witnesses)
     X = np.array([witnesses[p] for p in order], dtype=np.float32).reshape(

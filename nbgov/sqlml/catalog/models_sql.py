@@ -11,10 +11,10 @@ import pandas as pd
 
 from nbgov.errors import SqlmlError
 from nbgov.sqlml.activity import add_model, new_activity
-from nbgov.sqlml.catalog import ModelCatalog
-from nbgov.sqlml.modelfile import LoadedModel, load_object, load_path
+from nbgov.sqlml.catalog.catalog import ModelCatalog
+from nbgov.sqlml.catalog.modelfile import LoadedModel, load_object, load_path
 from nbgov.sqlml.plan import TensorSpec
-from nbgov.sqlml.statements import (
+from nbgov.sqlml.sql.statements import (
     CreateModel,
     DescribeModel,
     DropModel,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.onnxtypes import width
-from nbgov.sqlml.optimizer.fields import constant_index
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.planning.fields import constant_index
 from nbgov.sqlml.plan import TensorSpec
 
 

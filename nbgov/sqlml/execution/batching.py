@@ -17,10 +17,10 @@ import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.plan import CallPlan, ModelCall, OnnxPlan, TensorSpec
-from nbgov.sqlml.picks import Pick
-from nbgov.sqlml.regions import ScoreStats
-from nbgov.sqlml.scoring import Scorer, arrow_input
-from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
+from nbgov.sqlml.planning.picks import Pick
+from nbgov.sqlml.execution.regions import ScoreStats
+from nbgov.sqlml.execution.scoring import Scorer, arrow_input
+from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER
 
 DEFAULT_BATCH_ROWS = 65_536
 _SPLIT_ROWS = 4_096  # fewer rows than this are scored on one thread

@@ -6,12 +6,12 @@ from __future__ import annotations
 import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError
-from nbgov.sqlml.binding import signature, slots
-from nbgov.sqlml.onnxtypes import output_duckdb_type
-from nbgov.sqlml.optimizer.fields import fold_access
+from nbgov.sqlml.planning.binding import signature, slots
+from nbgov.sqlml.models.onnxtypes import output_duckdb_type
+from nbgov.sqlml.planning.fields import fold_access
 from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion
-from nbgov.sqlml.quoting import quote_ident
-from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
+from nbgov.sqlml.sql.quoting import quote_ident
+from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER
 
 
 def relation_arguments(model: ModelVersion, columns: dict[str, str]) -> list[str]:

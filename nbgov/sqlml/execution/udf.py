@@ -16,10 +16,10 @@ from typing import Any
 import duckdb
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.onnxtypes import duckdb_scalar_type, output_duckdb_type
+from nbgov.sqlml.models.onnxtypes import duckdb_scalar_type, output_duckdb_type
 from nbgov.sqlml.plan import BoundInput, OnnxPlan, TensorSpec
-from nbgov.sqlml.quoting import quote_ident
-from nbgov.sqlml.scoring import Scorer, SessionCache
+from nbgov.sqlml.sql.quoting import quote_ident
+from nbgov.sqlml.execution.scoring import Scorer, SessionCache
 
 
 _ARROW: Any = "arrow"  # accepted by DuckDB 1.x and 2.x alike (the enum moved between them)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nbgov.sqlml.batching import ScoringJob
+from nbgov.sqlml.execution.batching import ScoringJob
 from nbgov.sqlml.plan import OnnxPlan, TensorSpec
 
 MAX_PLANS = 128  # statements remembered per engine

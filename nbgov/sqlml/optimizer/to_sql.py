@@ -419,17 +419,6 @@ def mean_depth(forest: Forest) -> float:
     return sum(_mean_depth(t) for t in forest.trees) / len(forest.trees)
 
 
-def render(
-    sql_model: SqlModel,
-    outputs: tuple[TensorSpec, ...],
-    feature_exprs: list[exp.Expression],
-    null_guard: list[exp.Expression],
-) -> exp.Expression | None:
-    """The final expression: predict's value (scalar or STRUCT), NULL when an input is NULL."""
-    shape = template(sql_model, outputs, len(null_guard))
-    return None if shape is None else fill(shape, feature_exprs, null_guard)
-
-
 def template(
     sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int
 ) -> exp.Expression | None:

@@ -22,7 +22,7 @@ from typing import Protocol
 import duckdb
 
 from nbgov.errors import ModelNotFoundError, SqlmlError
-from nbgov.sqlml.modelfile import LoadedModel
+from nbgov.sqlml.catalog.modelfile import LoadedModel
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 _SCHEMA = "nbgov"

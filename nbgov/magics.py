@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the engine (pandas, DuckDB, onnxruntime) loads on first %%s
     import pandas as pd
 
     from nbgov.sqlml.activity import Activity
-    from nbgov.sqlml.engine import Engine, StatementResult
+    from nbgov.sqlml.engine import BaseEngine, Engine, StatementResult
     from nbgov.sqlml.spark.engine import SparkEngine
 
 # DataFrame's dotted names (``__module__`` is "pandas" in pandas >= 3, "pandas.core.frame" before)
@@ -209,7 +209,7 @@ class SqlML(Magics):
         self._limit_display(last.df, limit)
         return last.df
 
-    def _run_all(self, engine: Engine | SparkEngine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
+    def _run_all(self, engine: BaseEngine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
         statements = engine.split(sql)
         last: StatementResult | None = None
         for statement in statements:

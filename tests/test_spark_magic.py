@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
-from tests.test_spark_engine import _reset_warehouse
+pytestmark = pytest.mark.spark
 
 
 @pytest.fixture
-def spark_shell(spark, sql_shell):
-    _reset_warehouse(spark)
+def spark_shell(spark, spark_database, sql_shell):
     yield sql_shell
-    _reset_warehouse(spark)
 
 
 def _run(shell, cell: str):
@@ -36,13 +34,13 @@ def test_one_cell_on_spark_then_every_cell(spark_shell, noted_sql, onnx_models, 
     assert df.id.tolist() == expected.id.tolist()
     np.testing.assert_allclose(df.p, model.estimator.predict_proba(model.X[customers_frame.age > 60])[:, 1], atol=1e-5)
     assert spark_shell.user_ns["risk"] is df
-    assert [a["engine"] for a in noted_sql.activities] == ["spark", "spark"]
-    assert noted_sql.activities[1]["params"] == ["low"] and noted_sql.activities[1]["frames"] == ["customers"]
+    assert [a.engine for a in noted_sql.activities] == ["spark", "spark"]
+    assert noted_sql.activities[1].params == ("low",) and noted_sql.activities[1].frames == ("customers",)
     with pytest.raises(UsageError, match="unknown model 'churn'"):
         _run(spark_shell, "%sqlml SELECT predict(churn, *) FROM customers")  # DuckDB's catalog is its own
     _run(spark_shell, '%config SqlML.engine = "spark"')
     assert _run(spark_shell, "%sqlml SELECT count(*) AS n FROM customers").n.tolist() == [len(customers_frame)]
-    assert noted_sql.activities[-1]["engine"] == "spark"
+    assert noted_sql.activities[-1].engine == "spark"
     with pytest.raises(UsageError) as caught:
         _run(spark_shell, "%sqlml SELECT * FROM no_such_table")
     assert str(caught.value).startswith("[TABLE_OR_VIEW_NOT_FOUND]") and "\n" not in str(caught.value)

@@ -7,24 +7,24 @@ import onnxruntime as ort
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from nbgov.sqlml.mlpredict import slot_counts
-from nbgov.sqlml.modelfile import from_bytes
-from nbgov.sqlml.picks import Pick
-from nbgov.sqlml.plan import BoundInput, OnnxPlan
-from nbgov.sqlml.spark.scoring import SparkScoring
-from nbgov.sqlml.spark.worker import ShippedJob
-from tests.fixtures.models import NUMERIC_FEATURES
-
 import sqlglot.expressions as exp
 
+from nbgov.sqlml.catalog.modelfile import from_bytes
+from nbgov.sqlml.plan import BoundInput, OnnxPlan
+from nbgov.sqlml.planning.mlpredict import slot_counts
+from nbgov.sqlml.planning.prepared import Pick, RegisterUdf, ScoringJob
+from nbgov.sqlml.spark.scoring import SparkScoring
+from tests.fixtures.models import NUMERIC_FEATURES
 
-def _plan(payload: bytes) -> tuple[OnnxPlan, tuple]:
+pytestmark = pytest.mark.spark
+
+
+def _plan(payload: bytes, columns: list[str]) -> tuple[OnnxPlan, tuple]:
     loaded = from_bytes(payload, label="test")
     version = loaded.as_version("m", 1, "now")
-    columns = iter(exp.column(n) for n in [*NUMERIC_FEATURES, "plan"])
+    names = iter(exp.column(n) for n in columns)
     inputs = tuple(
-        BoundInput(spec, tuple(next(columns) for _ in range(count)))
+        BoundInput(spec, tuple(next(names) for _ in range(count)))
         for spec, count in zip(version.inputs, slot_counts(version))
     )
     return OnnxPlan(payload, f"{loaded.sha256}:original", inputs), version.outputs
@@ -49,21 +49,23 @@ def customers_view(spark, customers_frame):
 
 def test_map_in_arrow_scores_on_executors_and_reads_only_picked_outputs(spark, onnx_models, customers_view):
     model = onnx_models.get("rf_clf")
-    plan, outputs = _plan(model.onnx)
+    arguments = tuple(f"a{i}" for i in range(len(NUMERIC_FEATURES)))
+    plan, outputs = _plan(model.onnx, list(arguments))
     scoring = SparkScoring(spark)
-    arguments = [f"CAST({n} AS FLOAT) AS a{i}" for i, n in enumerate(NUMERIC_FEATURES)]
-    relation = spark.sql(f"SELECT id, {', '.join(arguments)} FROM customers")
-    job = ShippedJob(
-        scoring.ship(plan, outputs),
-        tuple(f"a{i}" for i in range(len(NUMERIC_FEATURES))),
-        (Pick("label", "output_label"), Pick("p1", "output_probability", 1)),
-        "predict(m@1)",
-        "m@1(input float[N,5])",
+    casts = [f"CAST({n} AS FLOAT) AS a{i}" for i, n in enumerate(NUMERIC_FEATURES)]
+    relation = spark.sql(f"SELECT id, {', '.join(casts)} FROM customers")
+    job = ScoringJob(
+        plan, outputs, arguments, (Pick("label", "output_label"), Pick("p1", "output_probability", 1)),
+        "predict(m@1)", "m@1(input float[N,5])",
     )
-    scored = scoring.score(relation, [job], drop=frozenset(job.arguments))
+    scored, shipped = scoring.score(relation, [job], drop=frozenset(arguments))
     assert scored.columns == ["id", "label", "p1"]
     assert "MapInArrow" in scored._jdf.queryExecution().executedPlan().toString()
     result = scored.toArrow().to_pandas().sort_values("id").reset_index(drop=True)
+    ((label, stats),) = shipped.stats()  # counted on the executors
+    assert shipped.rows() == len(customers_view)
+    assert label == "predict(m@1)" and stats.rows == customers_view.age.notna().sum()  # a NULL is not scored
+    assert scoring.keys() == [plan.cache_key]  # the bytes were broadcast once
     reference = _reference(model.onnx, customers_view.fillna(0.0))
     valid = customers_view.age.notna().to_numpy()
     assert result.label.isna().tolist() == (~valid).tolist()
@@ -80,20 +82,19 @@ def test_arrow_udf_gives_predict_value_anywhere_in_sql(spark, onnx_models, custo
     inputs = tuple(BoundInput(spec, (exp.column(spec.name),)) for spec in version.inputs)
     plan = OnnxPlan(model.onnx, f"{loaded.sha256}:original", inputs)
     scoring = SparkScoring(spark)
-    names = tuple(spec.name for spec in version.inputs)
-    job = ShippedJob(scoring.ship(plan, version.outputs), names, (Pick("value"),), "predict(churn@1)", "")
-    scoring.register_udf("nbgov_test_udf", job)
-    casts = ", ".join(
-        f"CAST({n} AS {'STRING' if n == 'plan' else 'FLOAT'})" for n in names
-    )
-    result = spark.sql(
-        f"SELECT id, nbgov_test_udf({casts}).output_probability[1] AS p FROM customers "
-        f"WHERE nbgov_test_udf({casts}).output_label = 1 ORDER BY id"
-    ).toArrow().to_pandas()
+    scoring.register_udf(RegisterUdf("nbgov_test_udf", plan, version.outputs, label="predict(churn@1)"), "churn@1(...)")
+    names = [spec.name for spec in version.inputs]
+    casts = ", ".join(f"CAST({n} AS {'STRING' if n == 'plan' else 'FLOAT'})" for n in names)
+    try:
+        result = spark.sql(
+            f"SELECT id, nbgov_test_udf({casts}).output_probability[1] AS p FROM customers "
+            f"WHERE nbgov_test_udf({casts}).output_label = 1 ORDER BY id"
+        ).toArrow().to_pandas()
+    finally:
+        spark.sql("DROP TEMPORARY FUNCTION IF EXISTS nbgov_test_udf")
+        scoring.close()
     frame = customers_view.dropna()
     expected = frame.assign(p=model.estimator.predict_proba(frame[list(model.X.columns)])[:, 1])
     expected = expected[model.estimator.predict(frame[list(model.X.columns)]) == 1]
     assert result.id.tolist() == expected.id.tolist()
     np.testing.assert_allclose(result.p.to_numpy(), expected.p.to_numpy(), atol=1e-5)
-    spark.sql("DROP TEMPORARY FUNCTION IF EXISTS nbgov_test_udf")
-    scoring.close()

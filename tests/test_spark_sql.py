@@ -13,16 +13,19 @@ import pytest
 import sqlglot
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
-from nbgov.sqlml.spark.dialect import bind_parameters, parameter_names, to_spark
+from nbgov.sqlml.spark.dialect import DIALECT, bind_parameters, parameter_names
 from nbgov.sqlml.spark.errors import spark_error
-from nbgov.sqlml.spark.frames import SparkFrames
-from nbgov.sqlml.spark.tables import table_identity
+from nbgov.sqlml.spark.frames import FrameCache, SparkFrames, arrow_digest, as_arrow
+from nbgov.sqlml.spark.tables import table_content, table_identity
+from nbgov.sqlml.sql.frames import FrameNames
+
+pytestmark = pytest.mark.spark
 
 
 def _spark_rows(spark, duckdb_sql: str, params: dict | None = None):
     tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
     args = bind_parameters(parameter_names(tree), params or {})
-    return spark.sql(to_spark(tree), args=args or None).toArrow().to_pylist()
+    return spark.sql(tree.sql(dialect=DIALECT), args=args or None).toArrow().to_pylist()
 
 
 def test_duckdb_dialect_runs_on_spark_with_the_same_results(spark):
@@ -42,9 +45,15 @@ def test_duckdb_dialect_runs_on_spark_with_the_same_results(spark):
         spark.catalog.dropTempView("t")
 
 
+def test_duckdb_file_tables_read_as_spark_file_tables(spark, tmp_path):
+    path = tmp_path / "points.parquet"
+    duckdb.sql("SELECT range AS id FROM range(3)").write_parquet(str(path))
+    assert _spark_rows(spark, f"SELECT sum(id) AS s FROM '{path}'") == [{"s": 3}]
+
+
 def test_parameters_are_bound_never_pasted(spark):
     tree = sqlglot.parse_one("SELECT * FROM t WHERE name = $who AND n > $low", read="duckdb")
-    text = to_spark(tree)
+    text = tree.sql(dialect=DIALECT)
     assert ":who" in text and ":low" in text and "O'Brien" not in text
     spark.createDataFrame(pa.table({"name": ["O'Brien", "x"], "n": [5, 1]})).createOrReplaceTempView("t")
     try:
@@ -55,6 +64,8 @@ def test_parameters_are_bound_never_pasted(spark):
             _spark_rows(spark, "SELECT * FROM t WHERE name = $nobody")
         with pytest.raises(SqlmlError, match=r"parameter \$who is a DataFrame"):
             _spark_rows(spark, "SELECT * FROM t WHERE name = $who", {"who": pd.DataFrame()})
+        with pytest.raises(SqlmlError, match=r"positional parameter \$1 is not supported"):
+            _spark_rows(spark, "SELECT * FROM t WHERE name = $1")
     finally:
         spark.catalog.dropTempView("t")
 
@@ -66,12 +77,10 @@ def test_notebook_frames_become_temporary_views_for_one_statement(spark):
         "arw": pa.table({"k": [4], "s": pa.array(["d"], pa.large_string())}),
         "rec": np.array([(5, "e")], dtype=[("k", "i8"), ("s", "U1")]),
         "existing": pd.DataFrame({"k": [99]}),
-        "not_a_frame": 42,
     }
     spark.range(1).createOrReplaceTempView("existing")  # a Spark view of the same name wins
-    names = list(frames)
     try:
-        with SparkFrames(spark, frames, names) as scope:
+        with SparkFrames(spark, FrameCache(spark), frames, FrameNames(tuple(frames), exact=True)) as scope:
             assert scope.registered == ["pdf", "plf", "arw", "rec"]
             rows = spark.sql(
                 "SELECT k, s FROM pdf UNION ALL SELECT k, s FROM plf UNION ALL SELECT k, s FROM arw "
@@ -81,6 +90,24 @@ def test_notebook_frames_become_temporary_views_for_one_statement(spark):
         assert not any(spark.catalog.tableExists(n) for n in ["pdf", "plf", "arw", "rec"])
     finally:
         spark.catalog.dropTempView("existing")
+
+
+def test_a_notebook_variable_that_is_not_a_table_is_named(spark):
+    with pytest.raises(SqlmlError, match=r"^'limit' is a int, not a table"):
+        with SparkFrames(spark, FrameCache(spark), {"limit": 42}, FrameNames(("limit",), exact=True)):
+            pass
+
+
+def test_a_frame_is_copied_to_spark_once_while_its_data_is_the_same(spark):
+    cache = FrameCache(spark)
+    frame = pd.DataFrame({"k": [1, 2, 3]})
+    first = cache.frame(as_arrow(frame))
+    assert cache.frame(as_arrow(frame.copy())) is first  # equal data, another object: reused
+    frame.loc[0, "k"] = 10  # changed in place: copied again
+    changed = cache.frame(as_arrow(frame))
+    assert changed is not first and sorted(r.k for r in changed.collect()) == [2, 3, 10]
+    sliced = pa.table({"k": [1, 2, 3, 4]}).slice(1, 3)
+    assert arrow_digest(sliced) != arrow_digest(pa.table({"k": [1, 2, 3]}))
 
 
 @pytest.mark.parametrize(
@@ -115,22 +142,32 @@ def test_an_nbgov_error_raised_on_an_executor_comes_back_as_itself(spark):
     assert str(error) == "predict(m@1): row 0 cannot be scored; expected m@1(x float[N,1])"
 
 
-def test_table_identity_follows_the_files_of_a_table(spark):
-    spark.sql("DROP TABLE IF EXISTS visits")
+def test_table_identity_follows_the_files_of_a_table(spark, spark_database):
     spark.sql("CREATE TABLE visits (id BIGINT, n INT) USING parquet")
+    spark.sql("INSERT INTO visits VALUES (1, 2)")
+    first = table_identity(spark, "visits")
+    assert first.provider == "parquet" and first.location and first.listing and first.reason is None
+    assert not first.exact  # a file listing is not a version
+    assert table_identity(spark, "visits") == first  # nothing changed: same identity
+    spark.sql("INSERT INTO visits VALUES (3, 4)")
+    second = table_identity(spark, "visits")
+    assert second.location == first.location and second.listing != first.listing
+    spark.sql("CREATE OR REPLACE TEMPORARY VIEW recent AS SELECT * FROM visits")
     try:
-        spark.sql("INSERT INTO visits VALUES (1, 2)")
-        first = table_identity(spark, "visits")
-        assert first.provider == "parquet" and first.location and first.listing and first.reason is None
-        assert table_identity(spark, "visits") == first  # nothing changed: same identity
-        spark.sql("INSERT INTO visits VALUES (3, 4)")
-        second = table_identity(spark, "visits")
-        assert second.location == first.location and second.listing != first.listing
-        spark.sql("CREATE OR REPLACE TEMPORARY VIEW recent AS SELECT * FROM visits")
         view = table_identity(spark, "recent")
-        assert not view.exact and "temporary view" in (view.reason or "")
-        missing = table_identity(spark, "nowhere")
-        assert not missing.exact and missing.reason and missing.reason.startswith("could not read")
+        assert view.listing is None and "a view" in (view.reason or "")
     finally:
-        spark.sql("DROP VIEW IF EXISTS recent")
-        spark.sql("DROP TABLE IF EXISTS visits")
+        spark.catalog.dropTempView("recent")
+    missing = table_identity(spark, "nowhere")
+    assert missing.listing is None and missing.reason and missing.reason.startswith("could not read")
+
+
+def test_table_content_of_a_written_table_is_its_rows_hash(spark, spark_database):
+    spark.sql("CREATE TABLE a USING parquet AS SELECT id, id * 2 AS twice FROM range(5)")
+    spark.sql("CREATE TABLE b USING parquet AS SELECT id, id * 2 AS twice FROM range(4, -1, -1)")
+    first, second = table_content(spark, "a"), table_content(spark, "b")
+    assert first.rows == 5 and first.hash and first.hash == second.hash  # same rows, any order
+    spark.sql("INSERT INTO b VALUES (9, 9)")
+    assert table_content(spark, "b").hash != first.hash
+    gone = table_content(spark, "nowhere")
+    assert gone.hash is None and "no longer exists" in (gone.reason or "")

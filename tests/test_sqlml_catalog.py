@@ -1,4 +1,5 @@
-"""Models are first-class: stored in the database, versioned, described, dropped, refused when bad."""
+"""Models are first-class: stored in the database, versioned, described, dropped, refused when
+bad -- the same statements and errors on DuckDB and on Spark (its warehouse table)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,22 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nbgov.errors import InvalidModelError, ModelNotFoundError, NbgovError
 from nbgov.sqlml.activity import ModelRef
-from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.engine import BaseEngine, Engine
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.sqlml import register
 
 
-def _models(engine: Engine):
+@pytest.fixture
+def engine(any_engine: BaseEngine) -> BaseEngine:
+    """Every test here runs on DuckDB and on Spark."""
+    return any_engine
+
+
+def _models(engine: BaseEngine):
     return engine.execute("SHOW MODELS")[0].df
 
 
-def test_create_from_file_stores_bytes_sha_and_signature(engine: Engine, onnx_models):
+def test_create_from_file_stores_bytes_sha_and_signature(engine: BaseEngine, onnx_models):
     model = onnx_models.get("pipeline_mixed")
     result = engine.execute("CREATE MODEL churn FROM $path", params={"path": str(model.path)})[0]
     assert result.kind == "create_model" and result.df is None
@@ -41,7 +48,7 @@ def test_create_from_file_stores_bytes_sha_and_signature(engine: Engine, onnx_mo
     assert activity.files_read == (str(model.path),)
 
 
-def test_create_from_quoted_path_relative_to_cwd(engine: Engine, onnx_models, tmp_path, monkeypatch):
+def test_create_from_quoted_path_relative_to_cwd(engine: BaseEngine, onnx_models, tmp_path, monkeypatch):
     model = onnx_models.get("logreg")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "churn.onnx").write_bytes(model.onnx)
@@ -51,7 +58,7 @@ def test_create_from_quoted_path_relative_to_cwd(engine: Engine, onnx_models, tm
     assert engine.catalog.resolve("churn").onnx_bytes == model.onnx
 
 
-def test_new_bytes_make_a_new_version_and_pins_work(engine: Engine, onnx_models, customers_frame):
+def test_new_bytes_make_a_new_version_and_pins_work(engine: BaseEngine, onnx_models, customers_frame):
     register(engine, "m", onnx_models.get("rf_reg").path)
     register(engine, "m", onnx_models.get("rf_reg").path)  # same bytes: no new version
     assert _models(engine).version.tolist() == [1]
@@ -73,7 +80,7 @@ def test_new_bytes_make_a_new_version_and_pins_work(engine: Engine, onnx_models,
     assert described.activity.models_used[0].version == 2
 
 
-def test_describe_lists_inputs_and_outputs(engine: Engine, onnx_models):
+def test_describe_lists_inputs_and_outputs(engine: BaseEngine, onnx_models):
     register(engine, "churn", onnx_models.get("pipeline_mixed").path)
     df = engine.execute("DESCRIBE MODEL churn")[0].df
     assert df[["kind", "name", "type", "shape"]].values.tolist() == [
@@ -84,7 +91,7 @@ def test_describe_lists_inputs_and_outputs(engine: Engine, onnx_models):
     ]
 
 
-def test_drop_model_removes_every_version(engine: Engine, onnx_models):
+def test_drop_model_removes_every_version(engine: BaseEngine, onnx_models):
     register(engine, "a", onnx_models.get("rf_reg").path)
     register(engine, "a", onnx_models.get("tree_reg").path)
     register(engine, "b", onnx_models.get("tree_reg").path)
@@ -106,11 +113,11 @@ def test_models_persist_in_a_database_file(tmp_path, onnx_models, customers_fram
         assert second.execute("SHOW MODELS")[0].df.name.tolist() == ["churn"]
 
 
-def _assert_nothing_registered(engine: Engine) -> None:
+def _assert_nothing_registered(engine: BaseEngine) -> None:
     assert _models(engine).empty
 
 
-def test_not_an_onnx_file_is_refused(engine: Engine, tmp_path):
+def test_not_an_onnx_file_is_refused(engine: BaseEngine, tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_text("this is not a model")
     with pytest.raises(InvalidModelError, match="not a valid ONNX"):
@@ -118,7 +125,7 @@ def test_not_an_onnx_file_is_refused(engine: Engine, tmp_path):
     _assert_nothing_registered(engine)
 
 
-def test_truncated_file_is_refused(engine: Engine, onnx_models, tmp_path):
+def test_truncated_file_is_refused(engine: BaseEngine, onnx_models, tmp_path):
     payload = onnx_models.get("rf_clf").onnx
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(payload[: len(payload) // 2])
@@ -127,7 +134,7 @@ def test_truncated_file_is_refused(engine: Engine, onnx_models, tmp_path):
     _assert_nothing_registered(engine)
 
 
-def test_unsupported_operator_is_refused(engine: Engine):
+def test_unsupported_operator_is_refused(engine: BaseEngine):
     node = helper.make_node("NoSuchOperator", ["x"], ["y"], domain="com.example.nowhere")
     graph = helper.make_graph(
         [node], "g",
@@ -161,14 +168,14 @@ def _external_model(folder: Path, location: str) -> Path:
     return path
 
 
-def test_external_data_inside_the_folder_is_inlined(engine: Engine, tmp_path):
+def test_external_data_inside_the_folder_is_inlined(engine: BaseEngine, tmp_path):
     path = _external_model(tmp_path / "model", "w.bin")
     engine.execute("CREATE MODEL ext FROM $p", params={"p": str(path)})
     df = engine.execute("SELECT predict(ext, 1.0, 2.0) AS y")[0].df
     assert list(df.y[0]) == [3.0, 3.0]
 
 
-def test_external_data_outside_the_folder_is_refused(engine: Engine, tmp_path):
+def test_external_data_outside_the_folder_is_refused(engine: BaseEngine, tmp_path):
     (tmp_path / "secret.bin").write_bytes(np.ones(4, dtype=np.float32).tobytes())
     path = _external_model(tmp_path / "model", "../secret.bin")
     with pytest.raises(InvalidModelError, match="outside the model's folder"):
@@ -176,14 +183,14 @@ def test_external_data_outside_the_folder_is_refused(engine: Engine, tmp_path):
     _assert_nothing_registered(engine)
 
 
-def test_sklearn_without_skl2onnx_names_the_package(engine: Engine, onnx_models, monkeypatch):
+def test_sklearn_without_skl2onnx_names_the_package(engine: BaseEngine, onnx_models, monkeypatch):
     monkeypatch.setitem(sys.modules, "skl2onnx", None)  # as if it were not installed
     with pytest.raises(InvalidModelError, match="skl2onnx"):
         engine.execute("CREATE MODEL m FROM $clf", params={"clf": onnx_models.get("rf_clf").estimator})
     _assert_nothing_registered(engine)
 
 
-def test_unfitted_estimator_and_other_objects_are_refused(engine: Engine):
+def test_unfitted_estimator_and_other_objects_are_refused(engine: BaseEngine):
     from sklearn.linear_model import LogisticRegression
 
     with pytest.raises(InvalidModelError, match="unfitted"):
@@ -193,7 +200,7 @@ def test_unfitted_estimator_and_other_objects_are_refused(engine: Engine):
     _assert_nothing_registered(engine)
 
 
-def test_model_statement_syntax_errors_are_one_line(engine: Engine):
+def test_model_statement_syntax_errors_are_one_line(engine: BaseEngine):
     for bad in ("CREATE MODEL m", "CREATE MODEL m FROM 42", "DROP MODEL", "DESCRIBE MODEL a b"):
         with pytest.raises(NbgovError) as info:
             engine.execute(bad)
@@ -201,7 +208,7 @@ def test_model_statement_syntax_errors_are_one_line(engine: Engine):
 
 
 def test_explain_plans_queries_on_a_model_created_in_the_same_cell_without_storing_it(
-    engine: Engine, onnx_models, customers_frame
+    engine: BaseEngine, onnx_models, customers_frame
 ):
     first, second = onnx_models.get("rf_clf"), onnx_models.get("logreg")
     register(engine, "churn", first.path)

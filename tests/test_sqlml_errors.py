@@ -1,23 +1,31 @@
-"""User mistakes give short one-line NbgovError messages that say what was expected."""
+"""User mistakes give short one-line NbgovError messages that say what was expected, on
+DuckDB and on Spark."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from nbgov.errors import ModelBindingError, ModelNotFoundError, NbgovError, SqlError
-from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.engine import BaseEngine, Engine
+from tests.fixtures.spark import helper_functions
 from tests.fixtures.sqlml import register
 
 
 @pytest.fixture
-def churn(engine: Engine, onnx_models, customers_frame) -> Engine:
-    register(engine, "churn", onnx_models.get("pipeline_mixed").path)
-    register(engine, "spend", onnx_models.get("gb_reg").path)
-    engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": customers_frame})
-    return engine
+def churn(any_engine: BaseEngine, onnx_models, customers_frame) -> BaseEngine:
+    register(any_engine, "churn", onnx_models.get("pipeline_mixed").path)
+    register(any_engine, "spend", onnx_models.get("gb_reg").path)
+    any_engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": customers_frame})
+    return any_engine
 
 
-def _error(engine: Engine, sql: str, kind: type[Exception] = NbgovError, **kwargs) -> str:
+# a relation whose age is text: a value the model's float input cannot take
+TEXT_AGE = "(SELECT id, plan, 'x' AS age, income, tenure, visits, balance FROM customers)"
+
+
+def _error(engine: BaseEngine, sql: str, kind: type[Exception] = NbgovError, **kwargs) -> str:
     with pytest.raises(kind) as info:
         engine.execute(sql, **kwargs)
     message = str(info.value)
@@ -47,7 +55,7 @@ def test_wrong_arity_shows_the_signature(churn, optimize):
 def test_missing_column_for_star_names_the_inputs(churn, customers_frame):
     without_plan = customers_frame.drop(columns=["plan"])
     message = _error(churn, "SELECT predict(churn, *) FROM f", frames={"f": without_plan})
-    assert '"plan"' in message and EXPECTED in message
+    assert ('"plan"' in message or "`plan`" in message) and EXPECTED in message
     message = _error(churn, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT age FROM customers))", ModelBindingError)
     assert "no column 'plan'" in message and EXPECTED in message
 
@@ -71,15 +79,23 @@ def test_value_that_cannot_be_cast_shows_the_signature(churn, optimize):
         optimize=optimize,
     )
     assert "'old'" in message and EXPECTED in message
-    message = _error(churn, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * REPLACE ('x' AS age) FROM customers))", ModelBindingError)
+    message = _error(churn, f"SELECT * FROM ML.PREDICT(MODEL churn, {TEXT_AGE})", ModelBindingError)
     assert "cannot be cast" in message and EXPECTED in message
 
 
-def test_syntax_error_keeps_duckdb_message_and_position(churn):
-    message = _error(churn, "SELECT * FORM customers", SqlError)
+def test_syntax_error_keeps_duckdb_message_and_position(engine: Engine):
+    message = _error(engine, "SELECT * FORM customers", SqlError)
     assert message.startswith("Parser Error: syntax error at or near") and "(line 1, column 15)" in message
-    message = _error(churn, "SELECT id,\n  predict(churn, *) FROM customers WHERE")
+    message = _error(engine, "SELECT id,\n  predict(churn, *) FROM customers WHERE")
     assert "Parser Error" in message and "line 2" in message
+
+
+def test_syntax_error_on_spark_names_the_position(spark_engine: BaseEngine):
+    """Spark reads the DuckDB dialect through sqlglot, whose message gives the position."""
+    message = _error(spark_engine, "SELECT * FORM customers", SqlError)
+    assert message == "cannot parse the statement for Spark: Invalid expression / Unexpected token at 'customers' (line 1, column 23)"
+    message = _error(spark_engine, "SELECT id,\n  predict(churn, *) FROM customers WHERE")
+    assert message.startswith("cannot parse the statement for Spark") and "(line 2, column" in message
 
 
 def test_unknown_parameter_is_named(churn):
@@ -99,20 +115,20 @@ def test_not_a_model_argument(churn):
 def test_a_failed_statement_leaves_the_engine_usable(churn):
     _error(churn, "SELECT predict(churn, plan) FROM customers")
     assert churn.execute("SELECT count(*) AS n FROM customers")[0].df.n[0] == 400
-    assert not [f for f in churn.con.execute("SELECT function_name FROM duckdb_functions()").fetchall() if f[0].startswith("nbgov_udf")]
+    assert helper_functions(churn) == []
 
 
 @pytest.mark.parametrize("optimize", [True, False])
 def test_engine_usable_after_a_failure_while_scoring(churn, optimize):
     _error(churn, "SELECT predict(churn, plan, 'old', income, tenure, visits, balance) FROM customers", ModelBindingError, optimize=optimize)
-    _error(churn, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * REPLACE ('x' AS age) FROM customers))", ModelBindingError)
+    _error(churn, f"SELECT * FROM ML.PREDICT(MODEL churn, {TEXT_AGE})", ModelBindingError)
+    assert helper_functions(churn) == []
     df = churn.execute("SELECT count(predict(churn, *)) AS n FROM customers", optimize=not optimize)[0].df
     assert df.n[0] == 400
 
 
 @pytest.mark.parametrize("optimize", [True, False])
-def test_onnxruntime_failure_is_a_one_line_error(engine: Engine, optimize):
-    import numpy as np
+def test_onnxruntime_failure_is_a_one_line_error(any_engine: BaseEngine, optimize):
     from onnx import TensorProto, helper, numpy_helper
 
     weights = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), name="w")
@@ -123,8 +139,9 @@ def test_onnxruntime_failure_is_a_one_line_error(engine: Engine, optimize):
         initializer=[weights],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    engine.execute("CREATE MODEL fixed FROM $p", params={"p": proto})
-    message = _error(engine, "SELECT predict(fixed, i, i) FROM range(10) t(i)", optimize=optimize)
+    any_engine.execute("CREATE MODEL fixed FROM $p", params={"p": proto})
+    rows = {"t": pd.DataFrame({"i": np.arange(10.0)})}
+    message = _error(any_engine, "SELECT predict(fixed, i, i) FROM t", optimize=optimize, frames=rows)
     assert "onnxruntime could not score" in message
 
 

@@ -2,7 +2,8 @@
 
 ``compile`` names what the statement reads and writes (it never runs it); the executor
 adds, after the statement ran, a content fingerprint of each database table it created
-or changed. Only the standard library is imported here, so lineage can read these
+or changed, and, on engines whose tables have versions or files (Spark), the identity
+of each table the statement read, taken as it ran. Only the standard library is imported here, so lineage can read these
 records without loading the engine.
 """
 
@@ -75,13 +76,47 @@ class TableContent:
 
 
 @dataclass(frozen=True)
+class TableIdentity:
+    """A warehouse table as a statement read it: for Delta and Iceberg tables their
+    ``version`` (the table version, or snapshot id), which names the data exactly; else
+    its ``location`` and ``listing``, an xxh3-128 fingerprint of its file listing (path,
+    size, modification time of every file): it changes when a file is added, removed or
+    rewritten, but it is not a hash of the content. ``reason`` says why neither was taken
+    (a view, a table without files, a listing too long)."""
+
+    table: str
+    provider: str | None
+    version: str | None = None
+    location: str | None = None
+    listing: str | None = None
+    reason: str | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether ``version`` pins the data (a listing only says the files are the same)."""
+        return self.version is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "provider": self.provider,
+            "version": self.version,
+            "location": self.location,
+            "listing": self.listing,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class Activity:
     """One executed statement: its kind, the engine that ran it, and what it touched.
 
     ``frames`` are notebook objects read by variable name, ``params`` the notebook
     variables bound as ``$name``; ``models_created`` the versions a CREATE MODEL
     registered (or found registered with the same bytes); ``written`` the content of the
-    tables in ``tables_written`` (empty until the executor has run the statement).
+    tables in ``tables_written`` and ``read`` the identity of the tables in ``tables_read``
+    (both empty until the executor has run the statement; ``read`` stays empty on DuckDB,
+    whose tables have no versions).
     """
 
     statement: str
@@ -96,6 +131,7 @@ class Activity:
     models_used: tuple[ModelRef, ...] = ()
     models_created: tuple[ModelRef, ...] = ()
     written: tuple[TableContent, ...] = ()
+    read: tuple[TableIdentity, ...] = ()
 
     @property
     def models(self) -> tuple[ModelRef, ...]:
@@ -117,6 +153,7 @@ class Activity:
             "models": [m.to_json() for m in self.models],
             "models_created": [m.ref for m in self.models_created],
             "written": [t.to_json() for t in self.written],
+            "read": [t.to_json() for t in self.read],
         }
 
 

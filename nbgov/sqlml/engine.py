@@ -4,6 +4,8 @@
 catalog; every other statement is compiled (``planning.compile``: a ``Prepared``, no
 data touched; reused from the plan cache when nothing it depends on changed) and run by
 the DuckDB executor. ``Engine.explain`` renders the ``Prepared`` with DuckDB's plans.
+``BaseEngine`` is that statement loop over any catalog and executor: the Spark engine
+(``nbgov.sqlml.spark``) is the same loop over its own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pandas as pd
@@ -48,37 +50,25 @@ class StatementResult:
     explain: str | None = None
 
 
-class Engine:
-    """One DuckDB connection with its model catalog, compiler, executor and plan cache."""
+class BaseEngine:
+    """The statement loop over one model catalog and one executor: model statements go to
+    the catalog, the rest are compiled (plan cache) and run by the executor."""
 
     def __init__(
-        self,
-        database: str = ":memory:",
-        *,
-        batch_rows: int = DEFAULT_BATCH_ROWS,
-        threads: int | None = None,
-        progress_bar: bool = True,
-        planner: Planner | None = None,
+        self, catalog: ModelCatalog, executor: Executor, *, batch_rows: int, threads: int, planner: Planner | None
     ) -> None:
         """``planner``: the one used when optimizing (default: nbgov's optimizer), e.g. a
         second engine's or one with some rewrites off."""
-        self.database = database
         self.batch_rows = batch_rows
-        self.threads = threads or max(os.cpu_count() or 1, 1)
-        try:
-            self.con = duckdb.connect(database)
-        except duckdb.Error as error:
-            raise SqlmlError(f"cannot open database {database!r}: {one_line(error)}") from None
-        if progress_bar:
-            self.con.execute("SET enable_progress_bar = true").fetchall()
-        self.catalog = ModelCatalog(self.con)
-        self.executor = DuckDbExecutor(self.con, threads=self.threads)
+        self.threads = threads
+        self.catalog = catalog
+        self.executor: Executor = executor
         self.compiler = Compiler(self.catalog, self.executor, self._planners)
         self._planner = planner
         self._optimizers: Planners | None = None
         self._plans = PlanCache()
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches;
-        # rows_total is None while DuckDB is still producing rows.
+        # rows_total is None while the engine is still producing rows.
         self.progress: Progress | None = None
 
     # --- public API ---------------------------------------------------------------
@@ -115,19 +105,10 @@ class Engine:
             parts = [self._explain(statement, params or {}, frames or {}, settings) for statement in split(sql)]
         return "\n\n".join(p for p in parts if p)
 
-    @property
-    def sessions(self) -> SessionCache:
-        """The onnxruntime sessions open for this engine (one per model plan)."""
-        return self.executor.sessions
-
     def close(self) -> None:
         self.executor.close()
-        try:
-            self.con.close()
-        except duckdb.Error:
-            pass
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -141,13 +122,14 @@ class Engine:
         parsed = model_statement(statement)
         if parsed is not None:
             frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
+            activity = replace(activity, engine=self.executor.engine)
             return StatementResult(statement.text, activity.kind, frame, summary, activity)
-        executor = self._executor()
+        executor = self.executor
         names = frame_candidates(statement) if frames else FrameNames((), exact=True)
         with executor.exposing(frames, names) as visible:
             prepared = self._compiled(statement, params, visible, settings)
             outcome = executor.run(prepared, params, self.progress)
-        activity = replace(prepared.activity, written=outcome.written)
+        activity = replace(prepared.activity, read=outcome.read, written=outcome.written)
         notes = "\n".join([*prepared.notes, *outcome.notes]) or None
         return StatementResult(statement.text, activity.kind, outcome.frame, outcome.summary, activity, notes)
 
@@ -157,7 +139,7 @@ class Engine:
         parsed = model_statement(statement)
         if parsed is not None:
             return explain_model_statement(self.catalog, parsed, statement.text, params)[0]
-        executor = self._executor()
+        executor = self.executor
         names = frame_candidates(statement) if frames else FrameNames((), exact=True)
         with executor.exposing(frames, names) as visible:
             # compiled afresh: a model previewed by CREATE MODEL may stand in for a stored one
@@ -187,10 +169,6 @@ class Engine:
                 return False
         return True
 
-    def _executor(self) -> Executor:
-        """The engine behind the statements, seen through the executor interface only."""
-        return self.executor
-
     def _settings(self, optimize: bool) -> Settings:
         return Settings(optimize=optimize, batch_rows=self.batch_rows, threads=self.threads)
 
@@ -200,11 +178,54 @@ class Engine:
         if self._optimizers is None:
             if self._planner is not None:
                 self._optimizers = Planners(self._planner, self._planner)
-            else:  # ML.PREDICT's ONNX plans score in large batches: their own cost estimate
-                self._optimizers = Planners(Optimizer(), Optimizer(batched=True))
+            else:
+                self._optimizers = self._default_optimizers()
         return self._optimizers
+
+    def _default_optimizers(self) -> Planners:
+        """ML.PREDICT's ONNX plans score in large batches: their own cost estimate."""
+        return Planners(Optimizer(), Optimizer(batched=True))
+
+
+class Engine(BaseEngine):
+    """One DuckDB connection with its model catalog, compiler, executor and plan cache."""
+
+    executor: DuckDbExecutor
+
+    def __init__(
+        self,
+        database: str = ":memory:",
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        threads: int | None = None,
+        progress_bar: bool = True,
+        planner: Planner | None = None,
+    ) -> None:
+        self.database = database
+        try:
+            self.con = duckdb.connect(database)
+        except duckdb.Error as error:
+            raise SqlmlError(f"cannot open database {database!r}: {one_line(error)}") from None
+        if progress_bar:
+            self.con.execute("SET enable_progress_bar = true").fetchall()
+        threads = threads or max(os.cpu_count() or 1, 1)
+        super().__init__(
+            ModelCatalog(self.con), DuckDbExecutor(self.con, threads=threads),
+            batch_rows=batch_rows, threads=threads, planner=planner,
+        )
+
+    @property
+    def sessions(self) -> SessionCache:
+        """The onnxruntime sessions open for this engine (one per model plan)."""
+        return self.executor.sessions
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass
 
     def _threadpool(self) -> ThreadPoolExecutor:
         """The scoring pool (for benchmarks comparing hand-written scoring on the same pool)."""
         return self.executor.threadpool()
-

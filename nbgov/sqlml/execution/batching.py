@@ -169,11 +169,15 @@ def _worth_splitting(table: pa.Table, jobs: Sequence[Scoring]) -> bool:
 
 def regions_note(job: Scoring) -> str | None:
     """How many rows onnxruntime really scored, when decision regions were shared."""
-    stats = job.stats
+    return stats_note(job.job.label, job.stats)
+
+
+def stats_note(label: str, stats: ScoreStats) -> str | None:
+    """``regions_note`` from the rows a job saw and scored (also summed over executors)."""
     if stats.scored >= stats.rows:
         return None
     return (
-        f"{job.job.label}: decision regions: {stats.scored:,} rows scored for {stats.rows:,} "
+        f"{label}: decision regions: {stats.scored:,} rows scored for {stats.rows:,} "
         "(rows that take the same path through every tree share one score)"
     )
 

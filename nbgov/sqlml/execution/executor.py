@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nbgov.sqlml.activity import TableContent
+from nbgov.sqlml.activity import TableContent, TableIdentity
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Prepared
 from nbgov.sqlml.planning.relations import Relations
@@ -34,13 +34,15 @@ Progress = Callable[[str, int, int | None], None]
 @dataclass(frozen=True)
 class Outcome:
     """What running a ``Prepared`` gave: the result (None for statements without rows), a
-    one-line summary, what running found (rows scored, decision regions) and the content
-    of the tables the statement wrote."""
+    one-line summary, what running found (rows scored, decision regions), the content
+    of the tables the statement wrote and, where the engine can tell, the identity of
+    the tables it read."""
 
     frame: pd.DataFrame | None
     summary: str
     notes: tuple[str, ...]
     written: tuple[TableContent, ...]
+    read: tuple[TableIdentity, ...] = ()
 
 
 class Executor(Relations, Protocol):

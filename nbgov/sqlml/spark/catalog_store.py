@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from nbgov.sqlml.catalog import StoredModel
+from nbgov.sqlml.catalog.catalog import StoredModel
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -84,8 +84,8 @@ class SparkModelStore:
 
     def _ensure_table(self) -> None:
         """Create ``nbgov_models`` when missing. With Spark's in-memory catalog (no Hive
-        metastore) the table is external at a fixed place in the warehouse folder, so a
-        later session finds the models already there."""
+        metastore) the table is external where Spark would keep it as a managed table of
+        the current database, so a later session finds the models already there."""
         spark = self._spark
         if spark.catalog.tableExists(TABLE):
             return
@@ -97,7 +97,9 @@ class SparkModelStore:
             spark.catalog.createTable(TABLE, source="parquet", schema=schema)
             return
         warehouse = str(spark.conf.get("spark.sql.warehouse.dir")).rstrip("/")
-        spark.catalog.createTable(TABLE, path=f"{warehouse}/{TABLE}", source="parquet", schema=schema)
+        database = spark.catalog.currentDatabase()
+        folder = warehouse if database == "default" else f"{warehouse}/{database}.db"
+        spark.catalog.createTable(TABLE, path=f"{folder}/{TABLE}", source="parquet", schema=schema)
 
     def _table(self) -> DataFrame:
         return self._spark.table(TABLE)

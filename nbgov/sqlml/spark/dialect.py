@@ -1,6 +1,8 @@
-"""Users write DuckDB SQL; Spark runs Spark SQL. sqlglot translates the tree, and
-``$name`` parameters become Spark's named parameter markers (``:name``), bound by
-``spark.sql(query, args=...)``: values never enter the SQL text."""
+"""Users write DuckDB SQL; Spark runs Spark SQL. sqlglot generates the compiled tree in
+``DIALECT`` (Spark's, plus DuckDB's ``FROM 'file.parquet'`` as Spark's
+``parquet.`file.parquet```), and ``$name`` parameters become Spark's named parameter
+markers (``:name``), bound by ``spark.sql(query, args=...)``: values never enter the SQL
+text."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from typing import Any
 
 import numpy as np
 import sqlglot.expressions as exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.dialects.spark import Spark
+from sqlglot.generators.spark import SparkGenerator
+from sqlglot.parsers.duckdb import DuckDBParser
 
 from nbgov.errors import SqlmlError
 
@@ -18,15 +24,48 @@ from nbgov.errors import SqlmlError
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 _SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.datetime)
 
+# Statement types as the DuckDB executor names them (its parser's), for sqlglot's trees.
+_STATEMENT_TYPES: tuple[tuple[type[exp.Expr], str], ...] = (
+    (exp.Query, "SELECT"),
+    (exp.Create, "CREATE"),
+    (exp.Insert, "INSERT"),
+    (exp.Update, "UPDATE"),
+    (exp.Delete, "DELETE"),
+    (exp.Drop, "DROP"),
+    (exp.Alter, "ALTER"),
+    (exp.Describe, "DESCRIBE"),
+    (exp.Show, "SHOW"),
+    (exp.Use, "USE"),
+    (exp.Set, "SET"),
+)
 
-def to_spark(tree: exp.Expression) -> str:
-    """The Spark SQL text of a DuckDB statement tree (the tree is not changed)."""
-    tree = tree.copy()
-    for table in list(tree.find_all(exp.Table)):
-        fmt = _file_format(table)
-        if fmt is not None:
-            table.set("db", exp.to_identifier(fmt))
-    return tree.sql(dialect="spark")
+
+class NbgovSpark(Spark):
+    """Spark SQL, reading DuckDB's quoted file paths as Spark's file tables. sqlglot
+    registers the dialect under its lower-cased class name."""
+
+    class Generator(SparkGenerator):
+        def table_sql(self, expression: exp.Table, sep: str = " AS ") -> str:
+            fmt = _file_format(expression)
+            if fmt is not None:
+                expression = expression.copy()
+                expression.set("db", exp.to_identifier(fmt))
+            return super().table_sql(expression, sep)
+
+
+DIALECT = NbgovSpark.__name__.lower()
+
+
+class NbgovDuckDB(DuckDB):
+    """DuckDB's dialect where ``predict(...)`` is nbgov's model call, any arity (sqlglot
+    knows a three-argument SQL ``PREDICT`` function), so a cell reads as written: the
+    positions in a syntax error are the user's."""
+
+    class Parser(DuckDBParser):
+        FUNCTIONS = {name: build for name, build in DuckDBParser.FUNCTIONS.items() if name != "PREDICT"}
+
+
+READER = NbgovDuckDB.__name__.lower()
 
 
 def _file_format(table: exp.Table) -> str | None:
@@ -37,22 +76,34 @@ def _file_format(table: exp.Table) -> str | None:
     return next((fmt for ext, fmt in _FILE_FORMATS.items() if name.endswith(ext)), None)
 
 
-def parameter_names(tree: exp.Expression) -> list[str]:
-    """The ``$name`` parameters of a statement, in order of first use."""
+def statement_type(tree: exp.Expression) -> str:
+    """The statement's type name (``SELECT``, ``CREATE``...) as the DuckDB executor gives it."""
+    for kind, name in _STATEMENT_TYPES:
+        if isinstance(tree, kind):
+            return name
+    if isinstance(tree, exp.Command):
+        return str(tree.this).upper()
+    return tree.key.upper()
+
+
+def parameter_names(tree: exp.Expression) -> tuple[str, ...]:
+    """The ``$name`` parameters of a statement, in order of first use; ``$1`` or ``?`` are
+    refused (Spark binds notebook variables by name only)."""
     names: list[str] = []
     for node in tree.find_all(exp.Placeholder, exp.Parameter):
         name = node.name
-        if name and name not in names:
+        if not name or name.isdigit():
+            shown = f"${name}" if name else "?"
+            raise SqlmlError(f"positional parameter {shown} is not supported; use $name for a notebook variable")
+        if name not in names:
             names.append(name)
-    return names
+    return tuple(names)
 
 
-def bind_parameters(names: list[str], params: Mapping[str, Any]) -> dict[str, Any]:
+def bind_parameters(names: tuple[str, ...], params: Mapping[str, Any]) -> dict[str, Any]:
     """Spark ``args`` for the statement's parameters, from notebook variables."""
     bound: dict[str, Any] = {}
     for name in names:
-        if name.isdigit():
-            raise SqlmlError(f"positional parameter ${name} is not supported; use $name for a notebook variable")
         if name not in params:
             raise SqlmlError(f"unknown parameter ${name}: no notebook variable of that name")
         bound[name] = spark_value(name, params[name])
@@ -61,12 +112,12 @@ def bind_parameters(names: list[str], params: Mapping[str, Any]) -> dict[str, An
 
 def spark_value(name: str, value: Any) -> Any:
     """A value Spark binds as a literal: Python scalars as they are, numpy scalars as
-    Python ones, lists and arrays as ARRAY literals."""
+    Python ones, lists and 1-D arrays as ARRAY literals."""
     if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, (list, tuple, np.ndarray)) and not (isinstance(value, np.ndarray) and value.ndim != 1):
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
         from pyspark.sql import functions as F
 
         items = value.tolist() if isinstance(value, np.ndarray) else list(value)

@@ -8,13 +8,8 @@ text is the worker's traceback, from which the nbgov error it raised is rebuilt.
 
 from __future__ import annotations
 
-import re
-
 from nbgov import errors as nbgov_errors
 from nbgov.errors import SqlError, SqlmlError
-
-_SQLSTATE = re.compile(r"\s*SQLSTATE: \w+;?\s*")
-
 
 def condition(error: BaseException) -> str | None:
     """Spark's error condition (``TABLE_OR_VIEW_NOT_FOUND``...), when it has one."""
@@ -50,8 +45,21 @@ def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "Spark reported an error without a message"
-    head = _SQLSTATE.sub(" ", lines[0]).strip()
-    return head[:400]
+    return " ".join(_without_sqlstate(lines[0].split()))[:400]
+
+
+def _without_sqlstate(words: list[str]) -> list[str]:
+    """The words of a message without Spark's ``SQLSTATE: 42P01;`` marker."""
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if word == "SQLSTATE:":
+            skip = True
+        elif skip:
+            skip = False
+        else:
+            kept.append(word)
+    return kept
 
 
 def _worker_error(text: str) -> SqlmlError:

@@ -1,18 +1,30 @@
 """Notebook DataFrames (pandas, polars, pyarrow, numpy record arrays) as Spark temporary
 views, by variable name, for one statement. Data goes through Arrow; Spark tables and
-views of the same name win, as tables do on DuckDB."""
+views of the same name win, as tables do on DuckDB.
+
+Handing a frame to Spark copies it into the JVM, which costs far more than the query
+over a small frame: the Spark DataFrame made from a notebook frame is kept and reused
+while the frame's Arrow data is the same (an xxh3-128 digest of its buffers, read in
+place), so a cell run again, or the next statement over the same frame, copies nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import xxhash
 
-from nbgov.sqlml.frames import as_relation_source
+from nbgov.errors import SqlmlError
+from nbgov.sqlml.sql.frames import FrameNames, as_relation_source, not_a_table
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
+
+KEPT_FRAMES = 16  # Spark DataFrames kept for reuse
+KEPT_BYTES = 1 << 30  # ... holding at most this much Arrow data
 
 
 def as_arrow(value: Any) -> pa.Table | None:
@@ -26,7 +38,8 @@ def as_arrow(value: Any) -> pa.Table | None:
         table = source
     else:  # pandas
         table = pa.Table.from_pandas(source, preserve_index=False)
-    return table.cast(pa.schema([pa.field(f.name, _spark_readable(f.type), f.nullable) for f in table.schema]))
+    readable = pa.schema([pa.field(f.name, _spark_readable(f.type), f.nullable) for f in table.schema])
+    return table if readable == table.schema else table.cast(readable)
 
 
 def _spark_readable(kind: pa.DataType) -> pa.DataType:
@@ -37,33 +50,81 @@ def _spark_readable(kind: pa.DataType) -> pa.DataType:
         return pa.string()
     if pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
         return pa.binary()
-    if pa.types.is_large_list(kind) or pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
-        return pa.list_(_spark_readable(kind.value_type))
-    if pa.types.is_list(kind):
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
         return pa.list_(_spark_readable(kind.value_type))
     if pa.types.is_struct(kind):
         return pa.struct([pa.field(f.name, _spark_readable(f.type), f.nullable) for f in kind])
     return kind
 
 
-class SparkFrames:
-    """Registers the named notebook frames as temporary views on enter, drops them on exit."""
+def arrow_digest(table: pa.Table) -> str:
+    """xxh3-128 of the table's schema and of every buffer of every chunk (with its offset
+    and length), read in place: equal digests mean equal data."""
+    digest = xxhash.xxh3_128()
+    digest.update(table.schema.serialize())
+    for column in table.columns:
+        for chunk in column.chunks:
+            _digest_array(digest, chunk)
+    return digest.hexdigest()
 
-    def __init__(self, spark: SparkSession, frames: Mapping[str, Any] | None, names: Iterable[str]) -> None:
+
+def _digest_array(digest: Any, array: pa.Array) -> None:
+    digest.update(f"{len(array)}:{array.offset}:{array.null_count};".encode())
+    for buffer in array.buffers():
+        digest.update(b"-" if buffer is None else memoryview(buffer))
+        digest.update(b"|")
+
+
+class FrameCache:
+    """Spark DataFrames made from notebook frames, by the digest of their Arrow data."""
+
+    def __init__(self, spark: SparkSession) -> None:
         self._spark = spark
+        self._kept: OrderedDict[str, tuple[DataFrame, int]] = OrderedDict()
+
+    def frame(self, table: pa.Table) -> DataFrame:
+        key = arrow_digest(table)
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found[0]
+        made = self._spark.createDataFrame(table)
+        self._kept[key] = (made, table.nbytes)
+        while len(self._kept) > KEPT_FRAMES or (len(self._kept) > 1 and sum(n for _, n in self._kept.values()) > KEPT_BYTES):
+            self._kept.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
+class SparkFrames:
+    """Registers the named notebook frames as temporary views on enter, drops them on
+    exit. A name read that is a notebook variable but not a table is an error naming
+    what it is (as on DuckDB), unless Spark has a table or view of that name."""
+
+    def __init__(self, spark: SparkSession, cache: FrameCache, frames: Mapping[str, Any] | None, names: FrameNames) -> None:
+        self._spark = spark
+        self._cache = cache
         self._frames = frames or {}
-        self._names = list(dict.fromkeys(names))
+        self._names = names
         self.registered: list[str] = []
 
     def __enter__(self) -> SparkFrames:
-        for name in self._names:
-            if name not in self._frames or self._spark.catalog.tableExists(name):
-                continue
-            table = as_arrow(self._frames[name])
-            if table is None:
-                continue
-            self._spark.createDataFrame(table).createOrReplaceTempView(name)
-            self.registered.append(name)
+        try:
+            for name in dict.fromkeys(self._names.names):
+                if name not in self._frames or self._spark.catalog.tableExists(name):
+                    continue
+                table = as_arrow(self._frames[name])
+                if table is None:
+                    if self._names.exact:
+                        raise SqlmlError(not_a_table(name, self._frames[name]))
+                    continue
+                self._cache.frame(table).createOrReplaceTempView(name)
+                self.registered.append(name)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -72,3 +133,4 @@ class SparkFrames:
                 self._spark.catalog.dropTempView(name)
             except Exception:  # the session is gone: nothing left to drop
                 pass
+        self.registered.clear()

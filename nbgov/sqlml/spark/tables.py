@@ -1,52 +1,30 @@
-"""Which version of a Spark table a statement read, for lineage.
+"""The Spark tables a statement read and wrote, for lineage.
 
-Delta and Iceberg tables carry versions: the table's current version (Delta's
-``DESCRIBE HISTORY``, Iceberg's newest snapshot) names the data exactly. Other
-tables are identified by their location plus an xxh3-128 fingerprint of the file
-listing (path, size, modification time of every file), which changes whenever a
-file is added, removed or rewritten. A view has no storage of its own: it is named
-as a view, with the reason it cannot be pinned.
+Read: which version of each table. Delta and Iceberg tables carry versions: the table's
+current version (Delta's ``DESCRIBE HISTORY``, Iceberg's newest snapshot) names the data
+exactly. Other tables are identified by their location plus an xxh3-128 fingerprint of
+the file listing (path, size, modification time of every file), which changes whenever
+a file is added, removed or rewritten. A view has no storage of its own: it is named as
+a view, with the reason it cannot be pinned.
+
+Written: the table's content, hashed as on DuckDB (xxh3-128 of its Arrow data in a
+stable row order) when it is small enough, else the reason it was not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlglot.expressions as exp
 import xxhash
 
+from nbgov.sqlml.activity import TableContent, TableIdentity
+from nbgov.sqlml.execution.contents import MAX_CELLS, arrow_hash
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 MAX_LISTED_FILES = 100_000
-
-
-@dataclass(frozen=True)
-class TableIdentity:
-    """A table as read: ``version`` for Delta/Iceberg, else ``location`` + ``listing``
-    (fingerprint of its files); ``reason`` says why neither could be told."""
-
-    name: str
-    provider: str | None
-    version: str | None = None
-    location: str | None = None
-    listing: str | None = None
-    reason: str | None = None
-
-    @property
-    def exact(self) -> bool:
-        return self.version is not None or self.listing is not None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "provider": self.provider,
-            "version": self.version,
-            "location": self.location,
-            "listing": self.listing,
-            "reason": self.reason,
-        }
 
 
 def quoted(name: str) -> str:
@@ -59,15 +37,35 @@ def table_identity(spark: SparkSession, name: str) -> TableIdentity:
     try:
         return _identity(spark, name)
     except Exception as error:  # lineage never breaks a statement
-        message = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        return TableIdentity(name, None, reason=f"could not read the table's identity: {message}")
+        return TableIdentity(name, None, reason=f"could not read the table's identity: {_first_line(error)}")
+
+
+def table_content(spark: SparkSession, name: str) -> TableContent:
+    """The content fingerprint of table ``name`` after a statement wrote it; never raises."""
+    try:
+        if not spark.catalog.tableExists(name):
+            return TableContent(name, None, None, "the table no longer exists (dropped or renamed)")
+        if _is_view(spark, name):
+            return TableContent(name, None, None, "a view: its rows are computed when it is read")
+        table = spark.table(quoted(name))
+        rows, columns = table.count(), len(table.columns)
+        if rows * columns > MAX_CELLS:
+            return TableContent(
+                name, rows, None, f"{rows:,} rows x {columns} columns: above the {MAX_CELLS:,}-cell bound for hashing"
+            )
+        return TableContent(name, rows, arrow_hash(table.orderBy(*table.columns).toArrow()))
+    except Exception as error:  # lineage never breaks a statement
+        return TableContent(name, None, None, f"not readable for hashing: {_first_line(error)}")
+
+
+def _is_view(spark: SparkSession, name: str) -> bool:
+    table = spark.catalog.getTable(name)
+    return bool(table.isTemporary) or (table.tableType or "").upper() == "VIEW"
 
 
 def _identity(spark: SparkSession, name: str) -> TableIdentity:
-    table = spark.catalog.getTable(name)
-    if table.isTemporary or (table.tableType or "").upper() == "VIEW":
-        kind = "temporary view" if table.isTemporary else "view"
-        return TableIdentity(name, None, reason=f"a {kind}: the data it shows is read from other tables")
+    if _is_view(spark, name):
+        return TableIdentity(name, None, reason="a view: the data it shows is read from other tables")
     details = {
         str(row[0]).strip(): str(row[1]).strip()
         for row in spark.sql(f"DESCRIBE TABLE EXTENDED {quoted(name)}").collect()
@@ -118,3 +116,7 @@ def listing_fingerprint(spark: SparkSession, location: str) -> tuple[str | None,
         digest.update(entry.encode("utf-8"))
         digest.update(b"\n")
     return f"xxh3_128:{digest.hexdigest()}", None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]

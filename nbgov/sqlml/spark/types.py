@@ -1,19 +1,23 @@
-"""ONNX tensor specs as Spark SQL types (the schema of scored columns)."""
+"""ONNX tensor specs as Spark SQL types (the schema of scored columns).
+
+Spark has no unsigned integers: each unsigned type widens to the next signed one (the
+worker casts the Arrow column to the schema promised to Spark)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nbgov.sqlml.onnxtypes import width
-from nbgov.sqlml.picks import Pick
+import sqlglot.expressions as exp
+
+from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.plan import TensorSpec
+from nbgov.sqlml.planning.prepared import Pick
 
 if TYPE_CHECKING:
     from pyspark.sql.types import DataType
 
-# ONNX element type -> Spark DDL type. Spark has no unsigned integers: each unsigned
-# type widens to the next signed one (the worker casts the Arrow column to match).
+# ONNX element type -> Spark DDL type.
 _SPARK_TYPES = {
     "float": "FLOAT",
     "double": "DOUBLE",
@@ -30,13 +34,9 @@ _SPARK_TYPES = {
 }
 
 
-def scalar_ddl(elem_type: str) -> str:
-    return _SPARK_TYPES[elem_type]
-
-
 def output_ddl(spec: TensorSpec, element: bool = False) -> str:
     """A ``[N]``/``[N, 1]`` output (or one ``element`` of a wider one) is a scalar; ``[N, k]`` an ARRAY."""
-    scalar = scalar_ddl(spec.elem_type)
+    scalar = _SPARK_TYPES[spec.elem_type]
     return scalar if element or width(spec) == 1 else f"ARRAY<{scalar}>"
 
 
@@ -44,7 +44,8 @@ def value_ddl(outputs: Sequence[TensorSpec]) -> str:
     """The type of ``predict(...)``: its single output, or a STRUCT of all of them."""
     if len(outputs) == 1:
         return output_ddl(outputs[0])
-    return "STRUCT<" + ", ".join(f"`{o.name.replace('`', '``')}`: {output_ddl(o)}" for o in outputs) + ">"
+    fields = ", ".join(f"{exp.to_identifier(o.name, quoted=True).sql('spark')}: {output_ddl(o)}" for o in outputs)
+    return f"STRUCT<{fields}>"
 
 
 def pick_ddl(pick: Pick, outputs: Sequence[TensorSpec]) -> str:

@@ -1,88 +1,74 @@
 """What runs in Spark's executor Python processes: score Arrow batches with onnxruntime.
 
-Imported by the executors (PySpark pickles references to these functions), so it
-keeps its imports to nbgov's scoring code. One onnxruntime session per model and
-process, cached here by the plan's cache key (the model's sha256, or that of the
-pruned/projected model the optimizer made): Spark reuses its Python workers, so a
-model is loaded once per worker process, not once per task or batch. The bytes come
-from a broadcast variable, read only when the session is not cached yet.
+Imported by the executors (PySpark pickles references to these functions), so it keeps
+its imports to nbgov's execution code. A ``ScoringJob`` travels without its model bytes:
+they come from a broadcast variable, read once per executor process, and the
+onnxruntime session is opened once per process and plan (``SESSIONS``, keyed by the
+plan's cache key: the model's sha256, or that of the pruned/projected model the
+optimizer made). Spark reuses its Python workers, so a model is loaded once per worker,
+not once per task or batch.
+
+Compiled tree kernels (``nbgov.sqlml.compiled``, when present) plug in where the session
+is opened: ``SparkScoring.ship`` would bundle the kernel on the driver next to the
+bytes, and ``scorer`` would load it here, falling back to onnxruntime.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 
-from nbgov.sqlml.batching import ScoringJob, score_batch
-from nbgov.sqlml.picks import Pick
-from nbgov.sqlml.plan import TensorSpec
-from nbgov.sqlml.regions import regions_of
-from nbgov.sqlml.scoring import Scorer, open_session
+from nbgov.sqlml.execution.batching import Scoring, score_batch
+from nbgov.sqlml.execution.regions import ScoreStats
+from nbgov.sqlml.execution.scoring import SessionCache
+from nbgov.sqlml.execution.udf import make_scorer
+from nbgov.sqlml.planning.prepared import ScoringJob
+
+SESSIONS = SessionCache()  # this process's onnxruntime sessions, by plan cache key
 
 
 @dataclass(frozen=True)
-class ShippedModel:
-    """A model as executors receive it: bytes by broadcast (or inline, on Spark Connect)."""
+class Counter:
+    """Spark accumulators, summed on the driver: rows of the relation (``seen``), and of
+    those without NULL inputs, rows given to the model and rows onnxruntime really scored
+    (fewer when decision regions were shared). None on Spark Connect, which has none."""
 
-    cache_key: str
-    payload: Any  # pyspark Broadcast[bytes], or bytes
-    inputs: tuple[tuple[TensorSpec, int], ...]  # (spec, columns feeding it)
-    outputs: tuple[TensorSpec, ...]
-    regions: bool  # score each decision region of a tree-only model once
+    seen: Any
+    rows: Any
+    scored: Any
 
-    def bytes(self) -> bytes:
-        return self.payload if isinstance(self.payload, bytes) else self.payload.value
+    def add(self, seen: int, stats: ScoreStats) -> None:
+        self.seen.add(seen)
+        self.rows.add(stats.rows)
+        self.scored.add(stats.scored)
 
 
 @dataclass(frozen=True)
 class ShippedJob:
-    """Feed the columns ``arguments`` to ``model``; append ``picks`` (see ScoringJob)."""
+    """A ``ScoringJob`` as executors receive it: the plan without its model bytes, which
+    travel once per executor in ``payload`` (a broadcast; the bytes themselves on Spark
+    Connect) instead of inside every task."""
 
-    model: ShippedModel
-    arguments: tuple[str, ...]
-    picks: tuple[Pick, ...]
-    label: str
-    expected: str
+    job: ScoringJob  # its plan's model_bytes empty
+    payload: Any
+    counter: Counter | None = None
 
+    @classmethod
+    def of(cls, job: ScoringJob, payload: Any, counter: Counter | None) -> ShippedJob:
+        return cls(replace(job, plan=replace(job.plan, model_bytes=b"")), payload, counter)
 
-_SCORERS: dict[str, Scorer] = {}
-_LOCK = threading.Lock()
+    def scoring(self) -> Scoring:
+        """The job with its bytes and this process's scorer."""
+        payload = self.payload if isinstance(self.payload, bytes) else self.payload.value
+        job = replace(self.job, plan=replace(self.job.plan, model_bytes=payload))
+        return Scoring(job, make_scorer(SESSIONS, job.plan, job.outputs, regions=job.regions))
 
-
-def scorer(model: ShippedModel) -> Scorer:
-    """This process's scorer for ``model``, opened on first use."""
-    with _LOCK:
-        found = _SCORERS.get(model.cache_key)
-        if found is None:
-            payload = model.bytes()
-            found = Scorer(
-                session=open_session(payload),
-                inputs=model.inputs,
-                outputs=model.outputs,
-                regions=regions_of(payload) if model.regions else None,
-            )
-            _SCORERS[model.cache_key] = found
-        return found
-
-
-def cached_models() -> list[str]:
-    """Cache keys of the sessions open in this process (for tests and diagnostics)."""
-    with _LOCK:
-        return list(_SCORERS)
-
-
-def _job(shipped: ShippedJob) -> ScoringJob:
-    return ScoringJob(
-        scorer=scorer(shipped.model),
-        arguments=shipped.arguments,
-        picks=shipped.picks,
-        label=shipped.label,
-        expected=shipped.expected,
-    )
+    def count(self, seen: int, run: Scoring) -> None:
+        if self.counter is not None:
+            self.counter.add(seen, run.stats)
 
 
 def score_partition(
@@ -90,21 +76,27 @@ def score_partition(
 ) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: each batch with the jobs' columns appended, helpers dropped,
     cast to the schema Spark was promised."""
-    scoring = [_job(job) for job in jobs]
+    runs = [job.scoring() for job in jobs]
+    seen = 0
     for batch in batches:
-        if not len(batch):
-            continue
-        table = score_batch(batch, scoring, drop)
-        yield from table.select(schema.names).cast(schema).to_batches()
+        if len(batch):
+            seen += len(batch)
+            yield from score_batch(batch, runs, drop).select(schema.names).cast(schema).to_batches()
+    for job, run in zip(jobs, runs):
+        job.count(seen, run)
 
 
 def udf_function(job: ShippedJob, result: pa.DataType) -> Callable[..., pa.Array]:
-    """An Arrow UDF body: the predict value of one batch of argument arrays."""
-    names = job.arguments
+    """An Arrow UDF body: predict's value for one batch of argument arrays (NULL in any
+    argument gives NULL for that row)."""
+    names = list(job.job.arguments)
+    (value,) = job.job.columns
 
     def predict(*columns: pa.Array) -> pa.Array:
-        batch = pa.RecordBatch.from_arrays(list(columns), names=list(names))
-        value = score_batch(batch, [_job(job)], frozenset(names)).column(job.picks[0].column)
-        return value.combine_chunks().cast(result) if isinstance(value, pa.ChunkedArray) else value.cast(result)
+        run = job.scoring()
+        batch = pa.RecordBatch.from_arrays(list(columns), names=names)
+        scored = score_batch(batch, [run], frozenset(names))
+        job.count(len(batch), run)
+        return scored.column(value).combine_chunks().cast(result)
 
     return predict

@@ -1,0 +1,217 @@
+"""The Spark executor: runs ``Prepared`` statements on a SparkSession.
+
+The same ``Prepared`` the DuckDB executor runs: the final SQL and each step's query are
+generated from their sqlglot trees in Spark's dialect (``dialect.DIALECT``). A
+``RegisterUdf`` step becomes an Arrow UDF, a ``ScoreRelation`` step a temporary view of
+its relation scored by ``mapInArrow`` on the executors; both are lazy, so Spark plans
+the scoring with the query around it (filters below, aggregates above), and EXPLAIN
+shows it. Helper views and functions live for one statement. Before the final SQL runs,
+the tables it reads are identified (version, or location + file listing) for lineage;
+after it, the tables it wrote are fingerprinted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlglot
+import sqlglot.expressions as exp
+from sqlglot.errors import ParseError, TokenError
+
+from nbgov.errors import ModelBindingError, NbgovError, SqlError, SqlmlError
+from nbgov.sqlml.activity import TableContent
+from nbgov.sqlml.execution.batching import stats_note
+from nbgov.sqlml.execution.executor import Outcome, Progress
+from nbgov.sqlml.planning.explain import EnginePlans
+from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
+from nbgov.sqlml.planning.relations import Parsed
+from nbgov.sqlml.spark.dialect import DIALECT, READER, bind_parameters, parameter_names, statement_type
+from nbgov.sqlml.spark.errors import condition, spark_error
+from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
+from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
+from nbgov.sqlml.spark.tables import quoted, table_content, table_identity
+from nbgov.sqlml.sql.frames import FrameNames
+from nbgov.sqlml.sql.parse import parse
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+# Statement types whose result is rows; the others report "<TYPE>: ok".
+_QUERY_TYPES = {"SELECT", "DESCRIBE", "SHOW", "EXPLAIN"}
+_WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "ALTER", "DROP"}
+
+
+class SparkExecutor:
+    """Runs compiled statements on ``spark`` (owned by the caller)."""
+
+    engine = "spark"
+    dialect = DIALECT
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self.scoring = SparkScoring(spark)
+        self.frames = FrameCache(spark)
+
+    # --- compile's questions -------------------------------------------------------------
+
+    def parse(self, text: str) -> Parsed:
+        """sqlglot reads the DuckDB-dialect text as written (Spark parses the translation later)."""
+        tree = _read(text)
+        return Parsed(statement_type(tree), parameter_names(tree))
+
+    def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
+        with self._errors(()):
+            schema = self._frame(query, params).schema
+        return tuple(Column(field.name, field.dataType.simpleString()) for field in schema.fields)
+
+    # --- running ---------------------------------------------------------------------------
+
+    @contextmanager
+    def exposing(self, frames: Mapping[str, Any], names: FrameNames) -> Iterator[tuple[str, ...]]:
+        with self._errors(()), SparkFrames(self.spark, self.frames, frames, names) as scope:
+            yield tuple(scope.registered)
+
+    def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
+        """Steps, then the final SQL; Spark shows its own progress, so ``progress`` is unused."""
+        with self._errors(prepared.signatures), ExitStack() as stack:
+            shipped = self._steps(prepared, params, stack)
+            read = tuple(table_identity(self.spark, table) for table in prepared.activity.tables_read)
+            frame, summary = self._fetch(prepared, params)
+        notes = [note for each in shipped for label, stats in each.stats() if (note := stats_note(label, stats))]
+        notes += [f"{step.label}: {rows:,} rows scored" for step, rows in self._scored_rows(prepared, shipped)]
+        written: tuple[TableContent, ...] = ()
+        if prepared.statement_type in _WRITING_TYPES:
+            written = tuple(table_content(self.spark, table) for table in prepared.activity.tables_written)
+        return Outcome(frame, summary, tuple(notes), written, read)
+
+    def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
+        """Spark's formatted physical plan of the final SQL, scoring included: the steps are
+        lazy views and functions, so nothing is scored or read."""
+        with self._errors(prepared.signatures), ExitStack() as stack:
+            self._steps(prepared, params, stack)
+            sql = prepared.query.sql(self.dialect)
+            plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
+            return EnginePlans(str(plan.collect()[0][0]).strip())
+
+    def close(self) -> None:
+        self.scoring.close()
+        self.frames.clear()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _steps(self, prepared: Prepared, params: Mapping[str, Any], stack: ExitStack) -> list[Shipped]:
+        """Register the statement's functions and scored views (dropped when ``stack`` closes)."""
+        expected = "; ".join(prepared.signatures)
+        shipped: list[Shipped] = []
+        for step in prepared.steps:
+            if isinstance(step, RegisterUdf):
+                stack.callback(self._drop_function, step.name)
+                shipped.append(self.scoring.register_udf(step, expected))
+            else:
+                scored, jobs = self.scoring.score(self._frame(step.query, params), step.jobs, step.drop)
+                if _read_twice(prepared.query, step.name):  # keep the scores: never score a row twice
+                    scored = scored.persist()
+                    stack.callback(scored.unpersist)
+                stack.callback(self._drop_view, step.name)
+                scored.createOrReplaceTempView(step.name)
+                shipped.append(jobs)
+        return shipped
+
+    def _scored_rows(self, prepared: Prepared, shipped: list[Shipped]) -> list[tuple[ScoreRelation, int]]:
+        """Rows of each scored relation, as counted on the executors."""
+        found: list[tuple[ScoreRelation, int]] = []
+        for step, jobs in zip(prepared.steps, shipped):
+            rows = jobs.rows()
+            if isinstance(step, ScoreRelation) and rows is not None:
+                found.append((step, rows))
+        return found
+
+    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
+        result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
+        kind = prepared.statement_type
+        if kind in _QUERY_TYPES:
+            frame = result.toArrow().to_pandas()
+            return frame, f"{len(frame):,} row(s)"
+        return None, f"{kind}: ok"
+
+    def _frame(self, query: Query, params: Mapping[str, Any]) -> DataFrame:
+        """``query`` as a Spark DataFrame (lazy for queries), its parameters bound."""
+        return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
+
+    def _args(self, query: Query, params: Mapping[str, Any]) -> dict[str, Any]:
+        tree = query.tree if query.tree is not None else parse(query.text or "")
+        return bind_parameters(parameter_names(tree), params) if tree is not None else {}
+
+    @contextmanager
+    def _errors(self, signatures: Sequence[str]) -> Iterator[None]:
+        """Spark's errors as one line (PySpark's own log of a failed query kept out of the
+        cell); a cast or column error around model calls names the models' inputs."""
+        from pyspark.logger import PySparkLogger  # its own logger class: plain getLogger would break it
+
+        logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+        level = logger.level
+        logger.setLevel(logging.CRITICAL + 1)
+        try:
+            yield
+        except NbgovError:
+            raise
+        except Exception as error:
+            raise _mapped(error, signatures) from None
+        finally:
+            logger.setLevel(level)
+
+    def _drop_view(self, name: str) -> None:
+        try:
+            self.spark.catalog.dropTempView(name)
+        except Exception:  # the session is gone
+            pass
+
+    def _drop_function(self, name: str) -> None:
+        try:
+            self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
+        except Exception:  # the session is gone
+            pass
+
+
+def _read_twice(query: Query, name: str) -> bool:
+    """Whether Spark would compute the relation ``name`` more than once for ``query``: it is
+    read in several places, or the query sorts globally (Spark samples the sort's input in
+    a job of its own before sorting it)."""
+    tree = query.tree
+    if tree is None:
+        return False
+    reads = sum(1 for table in tree.find_all(exp.Table) if table.name == name and not table.db)
+    sorts = any(not isinstance(order.parent, exp.Window) for order in tree.find_all(exp.Order))
+    return reads > 1 or (reads == 1 and sorts)
+
+
+def _mapped(error: Exception, signatures: Sequence[str]) -> SqlmlError:
+    mapped = spark_error(error)
+    if signatures and isinstance(mapped, SqlError):
+        found = condition(error) or ""
+        if "CAST" in found:
+            return ModelBindingError(f"{mapped}; expected {'; '.join(signatures)}")
+        if "UNRESOLVED" in found:
+            return SqlmlError(f"{mapped}; model inputs: {'; '.join(signatures)}")
+    return mapped
+
+
+def _read(text: str) -> exp.Expression:
+    """The statement's sqlglot tree, or a ``SqlError`` saying what is wrong, at which token, where."""
+    try:
+        tree = sqlglot.parse_one(text, read=READER)
+    except ParseError as error:
+        found = error.errors[0] if error.errors else {}
+        where = f" at {found['highlight']!r}" if found.get("highlight") else ""
+        position = f" (line {found['line']}, column {found['col']})" if found.get("line") else ""
+        problem = f"{found.get('description') or 'syntax error'}{where}{position}"
+        raise SqlError(f"cannot parse the statement for Spark: {problem[:300]}") from None
+    except TokenError as error:
+        raise SqlError(f"cannot parse the statement for Spark: {str(error).splitlines()[0][:300]}") from None
+    if not isinstance(tree, exp.Expression):
+        raise SqlError("cannot parse the statement for Spark: no statement found")
+    return tree

@@ -27,6 +27,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -117,7 +118,8 @@ def main() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     data = make_data(args.rows)
     payload = train_forest(data)
-    spark = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2"}).session
+    warehouse = tempfile.mkdtemp(prefix="nbgov-bench-warehouse-")  # the models table, kept out of the checkout
+    spark = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.sql.warehouse.dir": warehouse}).session
     frame = spark.createDataFrame(data).repartition(2)
     frame.cache().count()
     frame.createOrReplaceTempView("data")

@@ -254,7 +254,7 @@ class Compilation:
         self.add_relation(ScoreRelation(name, Query(inner), tuple(jobs), drop, "batching", Query(stand_in(inner, drop, jobs))))
         self.notes.append(
             f"batching: the relation is scored once, in Arrow batches of {self.settings.batch_rows:,} rows "
-            f"on {self.settings.threads} threads (instead of 2,048-row UDF calls)"
+            f"on {self.settings.threads} threads (instead of small batches through a UDF)"
         )
         for node, helper in reads.values():
             node.replace(exp.column(helper, table=alias, quoted=True))

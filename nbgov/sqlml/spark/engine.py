@@ -41,9 +41,9 @@ class SparkEngine(BaseEngine):
         try:
             catalog = ModelCatalog(SparkModelStore(self.spark))
             batch_rows = int(self.spark.conf.get(_BATCH_ROWS_CONF, "10000") or 10_000)
-            threads = int(self.spark.sparkContext.defaultParallelism)
         except Exception as error:
             raise spark_error(error) from None
+        threads = _parallelism(self.spark)
         super().__init__(catalog, SparkExecutor(self.spark), batch_rows=batch_rows, threads=threads, planner=planner)
 
     def close(self) -> None:
@@ -58,3 +58,11 @@ class SparkEngine(BaseEngine):
         """Every ONNX plan is scored in Arrow batches on Spark (mapInArrow or an Arrow
         UDF), never 2,048 rows at a time: both planners cost ONNX as batched."""
         return Planners(Optimizer(batched=True), Optimizer(batched=True))
+
+
+def _parallelism(spark: SparkSession) -> int:
+    """How many tasks Spark runs at once by default (for the notes)."""
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect: no SparkContext on the client
+        return int(spark.conf.get("spark.default.parallelism", "1") or 1)

@@ -1,0 +1,1 @@
+"""The one representation of models the optimizer and the executors share."""

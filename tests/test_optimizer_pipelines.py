@@ -222,7 +222,7 @@ def test_lowered_model_is_identical_on_hostile_rows(sklearn_pipelines: Any, kind
     assert not any(c.encoder is None and c.source.elem_type == "string" for c in lowered.columns)
     table = arrow_table(hostile_rows(trained.frame))
     call = calls_in("SELECT predict(m, *) FROM t", version)[0]
-    plan = PipelineRule().plan(call, pipeline, lowered, {}, [], {})
+    plan = PipelineRule().plan_trees(call, pipeline, lowered, {}, [], {})
     assert isinstance(plan.strategy, OnnxPlan)
     assert plan_values(plan.strategy, version.outputs, table) == original_values(trained.onnx, table)
 
@@ -271,7 +271,7 @@ def plan_for(trained: Any, where: str, strings: dict[str, Categories]) -> tuple[
     categorical = {(names.index(name), 0): cats for name, cats in strings.items()}
     raw = raw_domains(call, call_constraints(call).domains, categorical)
     notes: list[str] = []
-    plan = PipelineRule().plan(call, pipeline, lowered, raw, notes, {})
+    plan = PipelineRule().plan_trees(call, pipeline, lowered, raw, notes, {})
     return plan, version, notes
 
 
@@ -407,3 +407,76 @@ def test_optimized_equals_original_on_random_predicates(sklearn_pipelines: Any, 
     plan, version, _ = plan_for(trained, where, strings)
     table = arrow_table(frame)
     assert plan_values(plan.strategy, version.outputs, table, where) == original_values(trained.onnx, table, where)
+
+
+# -- featurizer + linear model as one SQL expression ------------------------------------
+
+
+def sql_plan_values(plan: Any, table: Any, where: str) -> list[Any]:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("t", table)
+        return [row[0] for row in con.execute(f"SELECT {plan.expression.sql(dialect='duckdb')} FROM t WHERE {where}").fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("where", ["TRUE", "plan = 'gold' AND age > 40", "income IS NOT NULL"])
+def test_linear_pipeline_inlined_as_sql_matches_onnxruntime(sklearn_pipelines: Any, where: str) -> None:
+    from nbgov.sqlml.optimizer.pipeline_sql import linear_pipeline_sql
+    from nbgov.sqlml.plan import SqlPlan
+
+    trained = sklearn_pipelines.get("logreg")
+    version = model_version(trained.onnx)
+    pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
+    translated = linear_pipeline_sql(pipeline, version.outputs)
+    call = calls_in(f"SELECT predict(m, *) FROM t WHERE {where}", version)[0]
+    strings = {(4, 0): Categories.equal("gold")} if "gold" in where else {}
+    raw = raw_domains(call, call_constraints(call).domains, strings)
+    notes: list[str] = []
+    plan = PipelineRule().plan_linear(call, pipeline, translated, raw, notes, {}, batched=True)
+    assert plan is not None and isinstance(plan.strategy, SqlPlan)
+    assert "inlined as SQL expression: pipeline (OneHotEncoder, Imputer, Scaler) + linear model" in plan.notes[-1]
+    rows = hostile_rows(trained.frame)
+    rows = rows[~rows.age.isin([np.inf, -np.inf, 3.4e38]) & ~rows.income.isin([1e9, -1e9])]  # in range for a scaler
+    table = arrow_table(rows)
+    mine = sql_plan_values(plan.strategy, table, where)
+    label, proba = original_values(trained.onnx, table, where)
+    assert len(mine) == len(label) > 0
+    for value, expected_label, expected_proba in zip(mine, label, proba):
+        if expected_label is None:
+            assert value is None
+            continue
+        assert value["probabilities"] == pytest.approx(expected_proba, abs=1e-5)
+        if abs(expected_proba[1] - 0.5) > 1e-5:
+            assert value["label"] == expected_label
+
+
+def test_linear_pipeline_with_strict_encoder_fails_on_unknown_category() -> None:
+    import duckdb
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline as SkPipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from nbgov.sqlml.optimizer.pipeline_sql import linear_pipeline_sql
+    from nbgov.sqlml.sklearn_convert import convert
+
+    frame = churn_frame()
+    estimator = SkPipeline(
+        [("pre", ColumnTransformer([("c", OneHotEncoder(), ["plan"]), ("n", StandardScaler(), ["age"])])), ("m", LogisticRegression())]
+    ).fit(frame[["age", "plan"]], frame.churned)
+    payload = convert(estimator, label="m").SerializeToString()
+    version = model_version(payload)
+    pipeline = read_pipeline(onnx.load_model_from_string(payload))
+    call = calls_in("SELECT predict(m, *) FROM t", version)[0]
+    plan = PipelineRule().plan_linear(call, pipeline, linear_pipeline_sql(pipeline, version.outputs), {}, [], {}, batched=True)
+    assert plan is not None
+    table = arrow_table(pd.DataFrame({"age": [30.0, 40.0, None], "plan": ["gold", "diamond", "diamond"]}, dtype=object))
+    with pytest.raises(duckdb.InvalidInputException, match="does not know"):
+        sql_plan_values(plan.strategy, table, "TRUE")
+    # the NULL row alone is not scored, so it does not fail (as in onnxruntime)
+    assert sql_plan_values(plan.strategy, table, "age IS NULL") == [None]
+    assert sql_plan_values(plan.strategy, table, "plan = 'gold'")[0]["label"] in (0, 1)

@@ -33,9 +33,11 @@ from nbgov.sqlml.models.pipeline import (
     Pipeline,
     Source,
 )
-from nbgov.sqlml.models.steps import Step, fails_on_nan, origin
+from nbgov.sqlml.models.steps import Step, origin
 from nbgov.sqlml.optimizer.categories import Categories
+from nbgov.sqlml.optimizer.checks import Check, Unrefusable, refusals
 from nbgov.sqlml.optimizer.domains import Domain, ModelDomain
+from nbgov.sqlml.optimizer.encoders_sql import encoded_sql
 from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
 from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree, write_forest
 from nbgov.sqlml.optimizer.treegraph import analyze
@@ -57,19 +59,7 @@ class LoweredColumn:
         """The column's value from the call's argument ``value`` (NULL stays NULL)."""
         if self.encoder is None:
             return value.copy()
-        text = exp.cast(value.copy(), "VARCHAR")
-        if isinstance(self.encoder, OneHot):
-            return exp.cast(exp.EQ(this=text, expression=exp.Literal.string(self.encoder.category)), "FLOAT")
-        case = exp.Case(
-            this=text,
-            ifs=[exp.If(this=exp.Literal.string(k), true=_number(v)) for k, v in self.encoder.mapping],
-            default=_number(self.encoder.default),
-        )
-        guarded = exp.Case(
-            ifs=[exp.If(this=exp.Is(this=value.copy(), expression=exp.Null()), true=exp.Null())],
-            default=case,
-        )
-        return exp.cast(guarded, "FLOAT")
+        return encoded_sql(self.encoder, value, "FLOAT")
 
     def domain(self, raw: Domain | Categories | None) -> ModelDomain | None:
         """The values this column can take given what the query proves about its source."""
@@ -97,44 +87,6 @@ class LoweredColumn:
 
 
 @dataclass(frozen=True)
-class Check:
-    """A value onnxruntime would refuse: an unknown category, or NaN into a Binarizer."""
-
-    source: Source
-    categories: tuple[str, ...] = ()  # non-empty: the strict encoder's known categories
-
-    @property
-    def unknown_category(self) -> bool:
-        return bool(self.categories)
-
-    def needed(self, raw: Domain | Categories | None) -> bool:
-        """Whether the query leaves room for the refused value."""
-        if self.unknown_category:
-            return not (isinstance(raw, Categories) and raw.only_within(self.categories))
-        return not (isinstance(raw, Domain) and not raw.nan)
-
-    def failing(self, value: exp.Expression) -> exp.Expression:
-        """True on the rows onnxruntime would refuse (NULL on NULL rows)."""
-        if self.unknown_category:
-            return exp.Not(
-                this=exp.In(
-                    this=exp.cast(value.copy(), "VARCHAR"),
-                    expressions=[exp.Literal.string(c) for c in self.categories],
-                )
-            )
-        return exp.Anonymous(this="isnan", expressions=[exp.cast(value.copy(), "DOUBLE")])
-
-    def message(self, model_ref: str) -> str:
-        name = self.source.input
-        if self.unknown_category:
-            return (
-                f"predict({model_ref}): input {name!r} holds a category the model's OneHotEncoder "
-                f"does not know (it refuses unknown categories); known: {', '.join(self.categories)}"
-            )
-        return f"predict({model_ref}): input {name!r} is NaN, which the model's Binarizer refuses"
-
-
-@dataclass(frozen=True)
 class LoweredTrees:
     """The lowered model (tree ensembles over ``columns``) and what keeps it honest."""
 
@@ -153,7 +105,10 @@ def lower_trees(pipeline: Pipeline) -> LoweredTrees:
         raise NotLowerable("the model proper is not tree ensembles alone")
     if graph.elem_type != "float" or any(f.threshold_dtype is not np.float32 for f in graph.forests):
         raise NotLowerable("the trees compare doubles (only float trees are lowered)")
-    checks = _checks(pipeline)
+    try:
+        checks = refusals(pipeline)
+    except Unrefusable as err:
+        raise NotLowerable(str(err)) from None
     used = sorted(graph.used_features())
     columns: list[LoweredColumn] = []
     index: dict[tuple[Source, object], int] = {}
@@ -212,21 +167,6 @@ def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tup
     return LoweredColumn(source, column.encoder, through), column.steps
 
 
-def _checks(pipeline: Pipeline) -> tuple[Check, ...]:
-    """What onnxruntime may refuse anywhere in the featurizer (it computes every feature)."""
-    found: dict[tuple[Source, bool], Check] = {}
-    for column in pipeline.features:
-        if isinstance(column, Mixed):
-            if column.fallible:
-                raise NotLowerable(f"{column.op} may fail on some values; kept for onnxruntime to decide")
-            continue
-        if isinstance(column.encoder, OneHot) and column.encoder.strict:
-            found.setdefault((column.source, True), Check(column.source, column.encoder.categories))
-        if column.encoder is None and fails_on_nan(column.steps):
-            found.setdefault((column.source, False), Check(column.source))
-    return tuple(found.values())
-
-
 def _lower_tree(tree: Tree, folded: dict[tuple[int, TreeTest], Decided | tuple[int, TreeTest]]) -> Tree:
     out = Tree()
 
@@ -248,12 +188,6 @@ def _lower_tree(tree: Tree, folded: dict[tuple[int, TreeTest], Decided | tuple[i
 
     visit(0)
     return out
-
-
-def _number(value: float) -> exp.Expression:
-    text = str(int(value)) if float(value).is_integer() else repr(abs(float(value)))
-    literal = exp.Literal.number(text.lstrip("-"))
-    return exp.Neg(this=literal) if value < 0 else literal
 
 
 def _finite(values: set[float]) -> ModelDomain:

@@ -20,12 +20,15 @@ import xxhash
 
 from nbgov.sqlml.models.pipeline import Pipeline, Source
 from nbgov.sqlml.optimizer.categories import Categories
+from nbgov.sqlml.optimizer.checks import Check, refusals
+from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs
 from nbgov.sqlml.optimizer.domains import Domain, ModelDomain
-from nbgov.sqlml.optimizer.lowering import Check, LoweredTrees
+from nbgov.sqlml.optimizer.lowering import LoweredTrees
+from nbgov.sqlml.optimizer.pipeline_sql import SQL_FEATURE_US, LinearPipelineSql, featurizer_ort_us
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import prune_forest
 from nbgov.sqlml.optimizer.treegraph import TreeGraph, analyze
-from nbgov.sqlml.plan import BoundInput, CallPlan, ModelCall, OnnxPlan, TensorSpec
+from nbgov.sqlml.plan import BoundInput, CallPlan, ModelCall, OnnxPlan, SqlPlan, TensorSpec
 
 RawDomains = Mapping[Source, Domain | Categories]
 
@@ -149,7 +152,7 @@ class PipelineRule:
         self._max_cache = max_cache
         self._pruned: dict[str, PrunedPipeline] = {}
 
-    def plan(
+    def plan_trees(
         self,
         call: ModelCall,
         pipeline: Pipeline,
@@ -187,7 +190,7 @@ class PipelineRule:
         if unread:
             names = ", ".join(display(values[s]) for s in unread)
             notes.append(f"dropped {len(unread)} of {len(lowered.sources)} inputs no kept test reads ({names})")
-        checks = [(c.failing(values[c.source]), c.message(call.model.ref)) for c in lowered.checks if c.needed(raw.get(c.source))]
+        checks = refused_rows(lowered.checks, raw, values, call.model.ref)
         nullable = [values[s] for s in lowered.sources if (s not in read or checks) and s not in raw]
         columns = guarded_columns([lowered.columns[k].sql(values[lowered.columns[k].source]) for k in pruned.kept], nullable, checks)
         stats.update(
@@ -202,6 +205,47 @@ class PipelineRule:
         plan = OnnxPlan(pruned.payload, key, (BoundInput(spec, tuple(columns)),))
         notes.append(f"runs as ONNX over {len(pruned.kept)} lowered column(s): {trees:,} tree(s) on one float input")
         return CallPlan(plan, tuple(notes), stats)
+
+    def plan_linear(
+        self,
+        call: ModelCall,
+        pipeline: Pipeline,
+        translated: LinearPipelineSql,
+        raw: RawDomains,
+        notes: list[str],
+        stats: dict[str, object],
+        *,
+        batched: bool,
+    ) -> CallPlan | None:
+        """The whole pipeline as one SQL expression, when the cost model prefers it."""
+        estimate = linear_costs(translated.terms, batched=batched)
+        estimate = CostEstimate(
+            ort_us=estimate.ort_us + featurizer_ort_us(pipeline),
+            sql_us=estimate.sql_us + SQL_FEATURE_US * len(translated.features),
+        )
+        stats.update(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
+        transforms = ", ".join(dict.fromkeys(op for op in pipeline.transforms if op not in _ROUTING))
+        if not estimate.prefer_sql:
+            notes.append(f"kept as ONNX: pipeline ({transforms}) + linear model estimated cheaper in onnxruntime ({estimate.describe()})")
+            return None
+        values = bound_values(call)
+        sources = pipeline.sources()
+        checks = refused_rows(refusals(pipeline), raw, values, call.model.ref)
+        nullable = [values[s] for s in sources if s not in raw]
+        expression = guarded_columns([translated.render(values)], nullable, checks)[0]
+        stats["strategy"] = "sql"
+        notes.append(
+            f"inlined as SQL expression: pipeline ({transforms or 'column routing'}) + linear model, "
+            f"{len(translated.features)} features (cost {estimate.describe()})"
+        )
+        return CallPlan(SqlPlan(expression), tuple(notes), stats)
+
+
+def refused_rows(
+    checks: tuple[Check, ...], raw: RawDomains, values: Mapping[Source, exp.Expression], model_ref: str
+) -> list[tuple[exp.Expression, str]]:
+    """(condition, error message) for each check the query does not already rule out."""
+    return [(c.failing(values[c.source]), c.message(model_ref)) for c in checks if c.needed(raw.get(c.source))]
 
 
 def _lowering_note(pipeline: Pipeline, lowered: LoweredTrees, trees: int) -> str:

@@ -480,3 +480,49 @@ def test_linear_pipeline_with_strict_encoder_fails_on_unknown_category() -> None
     # the NULL row alone is not scored, so it does not fail (as in onnxruntime)
     assert sql_plan_values(plan.strategy, table, "age IS NULL") == [None]
     assert sql_plan_values(plan.strategy, table, "plan = 'gold'")[0]["label"] in (0, 1)
+
+
+# -- onnxruntime's binary label rule survives pruning ----------------------------------
+
+
+def test_pruning_keeps_the_binary_label_rule() -> None:
+    """onnxruntime labels a binary tree classifier with score > 0.5 when all its leaf weights
+    are positive, score > 0 otherwise: pruning away the negative leaves must not switch rules."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from nbgov.sqlml.optimizer.domains import Domain
+    from nbgov.sqlml.optimizer.forest import read_forest, write_forest
+    from nbgov.sqlml.optimizer.label_rule import has_negative_weight, keep_label_rule
+    from nbgov.sqlml.optimizer.prune import prune_forest
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2_000, 2)).astype(np.float32)
+    y = ((X[:, 0] + 0.3 * rng.normal(size=2_000)) > 0.8).astype(int)
+    model = convert_sklearn(
+        GradientBoostingClassifier(n_estimators=3, max_depth=1, random_state=0).fit(X, y),
+        initial_types=[("input", FloatTensorType([None, 2]))],
+        options={"zipmap": False},
+    )
+    node = model.graph.node[0]
+    forest = read_forest(node)
+    right = sum(max(w for n in t.nodes if hasattr(n, "weights") for _, w in n.weights) for t in forest.trees)
+    for attr in node.attribute:  # a base score that puts x0 > 1 rows between 0 and 0.5
+        if attr.name == "base_values":
+            attr.floats[:] = [0.25 - right]
+    rows = np.column_stack([np.linspace(1.0, 3.0, 50), rng.normal(size=50)]).astype(np.float32)
+    pruned = prune_forest(forest, {0: Domain.compare(">", 1.0).in_model_space("float")}).forest
+    assert has_negative_weight(forest) and not has_negative_weight(pruned)
+
+    def labels(f: Any) -> np.ndarray:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        copy.graph.node[0].CopyFrom(write_forest(node, f))
+        session = ort.InferenceSession(copy.SerializeToString(), providers=["CPUExecutionProvider"])
+        return np.asarray(session.run(None, {"input": rows})[0])
+
+    original = labels(forest)
+    assert set(original.tolist()) == {1}  # 0 < score < 0.5: label 1 under the signed rule
+    assert set(labels(pruned).tolist()) == {0}  # what plain pruning would give
+    assert np.array_equal(labels(keep_label_rule(forest, pruned)), original)

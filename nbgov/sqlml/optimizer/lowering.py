@@ -40,6 +40,7 @@ from nbgov.sqlml.optimizer.domains import Domain, ModelDomain
 from nbgov.sqlml.optimizer.encoders_sql import encoded_sql
 from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
 from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree, write_forest
+from nbgov.sqlml.optimizer.label_rule import keep_label_rule
 from nbgov.sqlml.optimizer.treegraph import analyze
 
 
@@ -148,6 +149,7 @@ def lower_trees(pipeline: Pipeline) -> LoweredTrees:
     model.CopyFrom(pipeline.head)
     for position, forest in zip(graph.tree_nodes, graph.forests):
         lowered = Forest(forest.op_type, [_lower_tree(t, folded) for t in forest.trees], forest.threshold_dtype, forest.weight_tensor)
+        lowered = keep_label_rule(forest, lowered)  # a transform may have decided the negative leaves away
         model.graph.node[position].CopyFrom(write_forest(pipeline.head.graph.node[position], lowered))
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[1].dim_value = max(len(columns), 1)

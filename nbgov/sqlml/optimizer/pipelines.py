@@ -23,6 +23,7 @@ from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, refusals
 from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs
 from nbgov.sqlml.optimizer.domains import Domain, ModelDomain
+from nbgov.sqlml.optimizer.label_rule import keep_label_rule
 from nbgov.sqlml.optimizer.lowering import LoweredTrees
 from nbgov.sqlml.optimizer.pipeline_sql import SQL_FEATURE_US, LinearPipelineSql, featurizer_ort_us
 from nbgov.sqlml.optimizer.projection import rebuild
@@ -67,7 +68,7 @@ def prune_lowered(lowered: LoweredTrees, domains: Mapping[int, ModelDomain]) -> 
     before = after = 0
     for forest in graph.forests:
         result = prune_forest(forest, dict(domains))
-        forests.append(result.forest)
+        forests.append(keep_label_rule(forest, result.forest))
         before += result.nodes_before
         after += result.nodes_after
     projected = rebuild(graph, forests)

@@ -222,7 +222,7 @@ def test_lowered_model_is_identical_on_hostile_rows(sklearn_pipelines: Any, kind
     assert not any(c.encoder is None and c.source.elem_type == "string" for c in lowered.columns)
     table = arrow_table(hostile_rows(trained.frame))
     call = calls_in("SELECT predict(m, *) FROM t", version)[0]
-    plan = PipelineRule().plan_trees(call, pipeline, lowered, {}, [], {})
+    plan = PipelineRule().plan_trees(call, pipeline, lowered, {}, [], {}, inline_sql=False)
     assert isinstance(plan.strategy, OnnxPlan)
     assert plan_values(plan.strategy, version.outputs, table) == original_values(trained.onnx, table)
 
@@ -262,7 +262,7 @@ def test_lowering_refuses_normalizer_and_numeric_categories() -> None:
 # -- the rule: predicates through the featurizer ----------------------------------------
 
 
-def plan_for(trained: Any, where: str, strings: dict[str, Categories]) -> tuple[Any, Any, Any]:
+def plan_for(trained: Any, where: str, strings: dict[str, Categories], inline_sql: bool = False) -> tuple[Any, Any, Any]:
     version = model_version(trained.onnx)
     pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
     lowered = lower_trees(pipeline)
@@ -271,7 +271,7 @@ def plan_for(trained: Any, where: str, strings: dict[str, Categories]) -> tuple[
     categorical = {(names.index(name), 0): cats for name, cats in strings.items()}
     raw = raw_domains(call, call_constraints(call).domains, categorical)
     notes: list[str] = []
-    plan = PipelineRule().plan_trees(call, pipeline, lowered, raw, notes, {})
+    plan = PipelineRule().plan_trees(call, pipeline, lowered, raw, notes, {}, inline_sql=inline_sql, batched=True)
     return plan, version, notes
 
 
@@ -398,15 +398,31 @@ def scenario(draw: Any) -> tuple[pd.DataFrame, str, dict[str, Categories]]:
     return frame, " AND ".join(conditions) or "TRUE", strings
 
 
-@pytest.mark.parametrize("kind", ["gbc", "rfr_ordinal"])
+@pytest.mark.parametrize("kind", ["gbc", "rfr_ordinal", "tree_ordinal"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=scenario())
-def test_optimized_equals_original_on_random_predicates(sklearn_pipelines: Any, kind: str, case: Any) -> None:
+@given(case=scenario(), inline_sql=st.booleans())
+def test_optimized_equals_original_on_random_predicates(sklearn_pipelines: Any, kind: str, case: Any, inline_sql: bool) -> None:
     frame, where, strings = case
     trained = sklearn_pipelines.get(kind)
-    plan, version, _ = plan_for(trained, where, strings)
+    plan, version, _ = plan_for(trained, where, strings, inline_sql)
     table = arrow_table(frame)
-    assert plan_values(plan.strategy, version.outputs, table, where) == original_values(trained.onnx, table, where)
+    expected = original_values(trained.onnx, table, where)
+    if isinstance(plan.strategy, OnnxPlan):
+        assert plan_values(plan.strategy, version.outputs, table, where) == expected
+    else:  # inlined: the same values per row (labels exact, probabilities within 1e-6)
+        assert_same_rows(sql_plan_values(plan.strategy, table, where), expected, version.outputs)
+
+
+def assert_same_rows(mine: list[Any], expected: list[list[Any]], outputs: Any) -> None:
+    assert len(mine) == len(expected[0])
+    for row, value in enumerate(mine):
+        if expected[0][row] is None:
+            assert value is None
+        elif len(outputs) == 1:
+            assert value == expected[0][row]
+        else:
+            assert value[outputs[0].name] == expected[0][row]
+            assert value[outputs[1].name] == pytest.approx(expected[1][row], abs=1e-6)
 
 
 # -- featurizer + linear model as one SQL expression ------------------------------------
@@ -526,3 +542,49 @@ def test_pruning_keeps_the_binary_label_rule() -> None:
     assert set(original.tolist()) == {1}  # 0 < score < 0.5: label 1 under the signed rule
     assert set(labels(pruned).tolist()) == {0}  # what plain pruning would give
     assert np.array_equal(labels(keep_label_rule(forest, pruned)), original)
+
+
+# -- small pruned ensembles inlined as SQL -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, where, strings", [
+    ("tree_ordinal", "plan = 'gold' AND age > 50", {"plan": Categories.equal("gold")}),
+    ("tree_strict", "plan = 'basic' AND NOT isnan(visits)", {"plan": Categories.equal("basic")}),
+])
+def test_pruned_pipeline_inlined_as_sql_is_identical(sklearn_pipelines: Any, kind: str, where: str, strings: dict[str, Categories]) -> None:
+    from nbgov.sqlml.plan import SqlPlan
+
+    trained = sklearn_pipelines.get(kind)
+    version = model_version(trained.onnx)
+    pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
+    call = calls_in(f"SELECT predict(m, *) FROM t WHERE {where}", version)[0]
+    names = [b.spec.name for b in call.inputs]
+    raw = raw_domains(call, call_constraints(call).domains, {(names.index(n), 0): c for n, c in strings.items()})
+    plan = PipelineRule().plan_trees(call, pipeline, lower_trees(pipeline), raw, [], {}, batched=True)
+    assert isinstance(plan.strategy, SqlPlan), plan.notes
+    assert "one CASE per tree" in plan.notes[-1]
+    frame = hostile_rows(trained.frame)
+    frame.loc[frame.index[:40], "plan"] = strings["plan"].allowed and next(iter(strings["plan"].allowed))
+    frame.loc[frame.index[:10], "region"] = None
+    table = arrow_table(frame)
+    mine = sql_plan_values(plan.strategy, table, where)
+    (expected,) = original_values(trained.onnx, table, where)
+    assert len(mine) == len(expected) > 0
+    assert mine == expected  # FLOAT sums in onnxruntime's order: identical, NULL where NULL
+
+
+def test_inlined_pipeline_refuses_what_onnxruntime_refuses(sklearn_pipelines: Any) -> None:
+    import duckdb
+
+    from nbgov.errors import ModelBindingError
+    from nbgov.sqlml.plan import SqlPlan
+
+    trained = sklearn_pipelines.get("tree_strict")
+    plan, version, _ = plan_for(trained, "age > 20", {}, inline_sql=True)
+    assert isinstance(plan.strategy, SqlPlan)
+    table = arrow_table(hostile_rows(trained.frame))
+    for where, reason in (("age > 20 AND NOT isnan(visits)", "does not know"), ("age > 20 AND plan = 'basic'", "Binarizer")):
+        with pytest.raises(ModelBindingError):
+            original_values(trained.onnx, table, where)
+        with pytest.raises(duckdb.InvalidInputException, match=reason):
+            sql_plan_values(plan.strategy, table, where)

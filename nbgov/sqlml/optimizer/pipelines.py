@@ -21,13 +21,16 @@ import xxhash
 from nbgov.sqlml.models.pipeline import Pipeline, Source
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, refusals
-from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs
+from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs, tree_costs
+from nbgov.sqlml.optimizer.forest import Forest, Leaf
+from nbgov.sqlml.optimizer.forest_sql import SQL_FOLD_US, NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.domains import Domain, ModelDomain
 from nbgov.sqlml.optimizer.label_rule import keep_label_rule
 from nbgov.sqlml.optimizer.lowering import LoweredTrees
 from nbgov.sqlml.optimizer.pipeline_sql import SQL_FEATURE_US, LinearPipelineSql, featurizer_ort_us
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import prune_forest
+from nbgov.sqlml.optimizer.to_sql import fill, mean_depth, template
 from nbgov.sqlml.optimizer.treegraph import TreeGraph, analyze
 from nbgov.sqlml.plan import BoundInput, CallPlan, ModelCall, OnnxPlan, SqlPlan, TensorSpec
 
@@ -152,6 +155,7 @@ class PipelineRule:
     def __init__(self, max_cache: int = 64) -> None:
         self._max_cache = max_cache
         self._pruned: dict[str, PrunedPipeline] = {}
+        self._templates: dict[str, exp.Expression] = {}
 
     def plan_trees(
         self,
@@ -161,8 +165,11 @@ class PipelineRule:
         raw: RawDomains,
         notes: list[str],
         stats: dict[str, object],
+        *,
+        inline_sql: bool = True,
+        batched: bool = False,
     ) -> CallPlan:
-        """The call as ONNX over the lowered, pruned columns."""
+        """The call over the lowered, pruned columns: as SQL when cheaper, else as ONNX."""
         values = bound_values(call)
         domains = lowered_domains(lowered, raw)
         contradiction = any(d.values == () or (d.values is None and d.lo > d.hi and not d.nan) for d in domains.values())
@@ -176,7 +183,8 @@ class PipelineRule:
             if len(self._pruned) >= self._max_cache:
                 self._pruned.pop(next(iter(self._pruned)))
             self._pruned[key] = pruned
-        trees = sum(len(f.trees) for f in (pruned.graph.forests if pruned.graph else []))
+        forests = pruned.graph.forests if pruned.graph else []
+        trees = sum(len(f.trees) for f in forests)
         notes.append(_lowering_note(pipeline, lowered, trees))
         using = " AND ".join(constraint_text(lowered, raw, values))
         if pruned.nodes_after < pruned.nodes_before:
@@ -191,21 +199,67 @@ class PipelineRule:
         if unread:
             names = ", ".join(display(values[s]) for s in unread)
             notes.append(f"dropped {len(unread)} of {len(lowered.sources)} inputs no kept test reads ({names})")
-        checks = refused_rows(lowered.checks, raw, values, call.model.ref)
-        nullable = [values[s] for s in lowered.sources if (s not in read or checks) and s not in raw]
-        columns = guarded_columns([lowered.columns[k].sql(values[lowered.columns[k].source]) for k in pruned.kept], nullable, checks)
         stats.update(
-            strategy="onnx",
             nodes_before=pruned.nodes_before,
             nodes_after=pruned.nodes_after,
             inputs_before=len(lowered.sources),
             inputs_after=len(lowered.sources) - len(unread),
             lowered_columns=len(pruned.kept),
         )
+        checks = refused_rows(lowered.checks, raw, values, call.model.ref)
+        features = [lowered.columns[k].sql(values[lowered.columns[k].source]) for k in pruned.kept]
+        if inline_sql and pruned.graph is not None and len(forests) == 1:
+            sql = self._as_sql(call, pruned, key, features, raw, values, checks, notes, stats, batched=batched)
+            if sql is not None:
+                return sql
+        nullable = [values[s] for s in lowered.sources if (s not in read or checks) and s not in raw]
+        columns = guarded_columns(features, nullable, checks)
         spec = TensorSpec(lowered.model.graph.input[0].name, "float", (None, len(pruned.kept)))
         plan = OnnxPlan(pruned.payload, key, (BoundInput(spec, tuple(columns)),))
+        stats["strategy"] = "onnx"
         notes.append(f"runs as ONNX over {len(pruned.kept)} lowered column(s): {trees:,} tree(s) on one float input")
         return CallPlan(plan, tuple(notes), stats)
+
+    def _as_sql(
+        self,
+        call: ModelCall,
+        pruned: PrunedPipeline,
+        key: str,
+        features: list[exp.Expression],
+        raw: RawDomains,
+        values: Mapping[Source, exp.Expression],
+        checks: list[tuple[exp.Expression, str]],
+        notes: list[str],
+        stats: dict[str, object],
+        *,
+        batched: bool,
+    ) -> CallPlan | None:
+        """The pruned ensemble as one CASE per tree, when the cost model prefers DuckDB."""
+        assert pruned.graph is not None
+        forest = pruned.graph.forests[0]
+        estimate = ensemble_costs(forest, batched=batched)
+        stats.update(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
+        if not estimate.prefer_sql:
+            notes.append(f"not inlined as SQL: {len(forest.trees):,} tree(s) estimated cheaper in onnxruntime ({estimate.describe()})")
+            return None
+        node = pruned.graph.model.graph.node[pruned.graph.tree_nodes[0]]
+        try:
+            sql_model = ensemble_sql(node, forest, call.model.outputs)
+        except NotTranslatable as err:
+            notes.append(f"not inlined as SQL: {err}")
+            return None
+        shape = self._templates.get(key)
+        if shape is None:
+            shape = template(sql_model, call.model.outputs, 0)
+            if shape is None:
+                return None
+            self._templates[key] = shape
+        # every input's NULL must show: a NULL compared in a CASE would pick a branch
+        nullable = [value for source, value in values.items() if source not in raw]
+        expression = guarded_columns([fill(shape, features, [])], nullable, checks)[0]
+        stats["strategy"] = "sql"
+        notes.append(f"inlined as SQL: {len(forest.trees):,} tree(s), one CASE per tree (cost {estimate.describe()})")
+        return CallPlan(SqlPlan(expression), tuple(notes), stats)
 
     def plan_linear(
         self,
@@ -240,6 +294,18 @@ class PipelineRule:
             f"{len(translated.features)} features (cost {estimate.describe()})"
         )
         return CallPlan(SqlPlan(expression), tuple(notes), stats)
+
+
+def ensemble_costs(forest: Forest, *, batched: bool) -> CostEstimate:
+    """ORT vs one CASE per tree (per class scored) plus DuckDB's fold over the trees."""
+    scored = max(1, len({t for tree in forest.trees for n in tree.nodes if isinstance(n, Leaf) for t, _ in n.weights}))
+    per_class = 1 if all(len(n.weights) <= 1 for tree in forest.trees for n in tree.nodes if isinstance(n, Leaf)) else scored
+    levels = max(1, round(mean_depth(forest) * len(forest.trees)))
+    base = tree_costs(levels * per_class, batched=batched)
+    return CostEstimate(
+        ort_us=tree_costs(levels, batched=batched).ort_us,
+        sql_us=base.sql_us + (SQL_FOLD_US * len(forest.trees) * per_class if len(forest.trees) > 1 else 0.0),
+    )
 
 
 def refused_rows(

@@ -3,6 +3,7 @@ and labels identical, probabilities through LOGISTIC / SOFTMAX within 1e-6."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import duckdb
@@ -19,6 +20,7 @@ from nbgov.sqlml.scoring import open_session
 from tests.fixtures.optimizer import model_version
 
 
+@functools.lru_cache(maxsize=None)
 def fitted(kind: str) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType

@@ -332,7 +332,7 @@ class SidecarStore:
         torn = _read_torn(fh, cut, size)
         whole = torn.complete_entry
         if (whole is not None and whole.get("seq") == seq + 1 and whole.get("prev") == last
-                and whole.get("kind") in ENTRY_KINDS and whole.get("hash") == _safe_hash(whole)):
+                and whole.get("kind") in ENTRY_KINDS and whole.get("hash") == safe_entry_hash(whole)):
             return size, int(whole["seq"]), str(whole["hash"]), b"\n"
         fh.truncate(cut)
         repair, line = _entry_and_line(seq + 1, last, REPAIR, {
@@ -457,13 +457,24 @@ def read_log(path: str | os.PathLike[str]) -> SidecarRead:
     return read
 
 
+def write_log(path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
+    """Write entries as a new sidecar (restoring one from notebook metadata), never through
+    a symlink and never over an existing file."""
+    fd = open_in_folder(path, os.O_WRONLY | os.O_EXCL, create=True)
+    assert fd is not None
+    with os.fdopen(fd, "wb") as fh:
+        for entry in entries:
+            fh.write(canonical_json(entry) + b"\n")
+
+
 def read_entries(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[ChainProblem]]:
     """Parse a sidecar; returns the entries and a problem per malformed line."""
     read = read_log(path)
     return read.entries, read.problems
 
 
-def _safe_hash(entry: Mapping[str, Any]) -> str | None:
+def safe_entry_hash(entry: Mapping[str, Any]) -> str | None:
+    """entry_hash, or None when the entry cannot be serialised (so it cannot match)."""
     try:
         return entry_hash(entry)
     except (ValueError, TypeError, RecursionError):
@@ -517,7 +528,7 @@ def verify_chain(entries: Iterable[Mapping[str, Any]]) -> list[ChainProblem]:
     seen: set[int] = set()
     for entry in valid:
         seq = int(entry["seq"])
-        if _safe_hash(entry) != entry["hash"]:
+        if safe_entry_hash(entry) != entry["hash"]:
             problems.append(ChainProblem(seq, f"entry {seq}: hash mismatch (edited)"))
         if seq in seen:
             problems.append(ChainProblem(seq, f"entry {seq}: duplicate sequence number (inserted)"))

@@ -148,7 +148,7 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
     if report is not None:
         report.write_text(replay_html(result), encoding="utf-8")
         click.echo(f"wrote {for_terminal(str(report))}")
-    sys.exit(result.exit_code(allow_unverifiable))
+    sys.exit(result.exit_status(allow_unverifiable))
 
 
 @cli.command()

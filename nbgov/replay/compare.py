@@ -73,7 +73,7 @@ class StepContext:
     """What a comparison needs beyond the two records."""
 
     relocation: Relocation
-    hash_seed_fixed: bool = True  # the recorded session ran with a set PYTHONHASHSEED
+    hash_seed_random: bool = False  # the recorded session says it ran with a random PYTHONHASHSEED
 
 
 @dataclass
@@ -326,7 +326,7 @@ def _explain_changes(original: ExecutionRecord, changed: list[tuple[str, str]], 
             verdict.causes.append(Cause(
                 UNVERIFIED_UPSTREAM, f"`{name}` differs ({how}); inputs that could not be compared: "
                 f"{'; '.join(verdict.unverifiable)}", name))
-        elif not context.hash_seed_fixed:
+        elif context.hash_seed_random:
             verdict.causes.append(Cause(
                 HASH_ORDER, f"`{name}` differs although every input matched ({how}); the recorded session "
                 "ran with a random PYTHONHASHSEED, so set and dict-of-set order may differ", name))

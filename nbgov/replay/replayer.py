@@ -93,7 +93,12 @@ class ReplayResult:
     def count(self, status: str) -> int:
         return sum(1 for s in self.steps if s.status == status)
 
-    def exit_code(self, allow_unverifiable: bool = False) -> int:
+    @property
+    def exit_code(self) -> int:
+        """0 when every step reproduced; else 1."""
+        return self.exit_status(allow_unverifiable=False)
+
+    def exit_status(self, allow_unverifiable: bool) -> int:
         """0 when every step reproduced (or, if allowed, only could not be compared); else 1."""
         if self.first_divergence is not None:
             return 1
@@ -176,6 +181,7 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
     executions = log.execution_records()
     todo = executions[:until] if until else executions
     sessions = log.session_infos()
+    random_seeds = log.random_seed_sessions()
     name = kernel_name_of(log.nb, kernel_name)
     folder = log.notebook.resolve().parent
     if not folder.is_dir():
@@ -200,8 +206,7 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
                     session = sessions.get(current)
                     seed = session.hash_seed if session and session.hash_seed is not None else FIXED_HASH_SEED
                     context = compare.StepContext(compare.Relocation(_recorded_folder(session), folder),
-                                                  hash_seed_fixed=session is not None
-                                                  and session.hash_seed is not None)
+                                                  hash_seed_random=current in random_seeds)
                     kernel = RecordingKernel(name, folder, session_name, hash_seed=seed)
                     kernel.start()
                     kernel_seconds += time.perf_counter() - t0

@@ -113,6 +113,12 @@ class LineageLog:
         """session uuid -> session entry."""
         return {str(e["body"].get("session")): e for e in self.entries if e["kind"] == "session"}
 
+    def random_seed_sessions(self) -> set[str]:
+        """Sessions recorded as running with a random PYTHONHASHSEED (``hash_seed: null``);
+        older logs, which do not say, are not among them."""
+        return {str(e["body"].get("session")) for e in self.entries
+                if e["kind"] == "session" and "hash_seed" in e["body"] and e["body"]["hash_seed"] is None}
+
     def execution_records(self) -> list[ExecutionRecord]:
         """The executions as typed records, in log order (the one place bodies are parsed)."""
         return [typed_execution(e) for e in self.executions()]

@@ -265,7 +265,7 @@ def _on_chain(head: SignedHead, entries: Sequence[Mapping[str, Any]]) -> str | N
     return None
 
 
-def _signer(signature: StoredSignature, head: SignedHead, allowed: Path) -> tuple[str | None, str]:
+def _signer(signature: StoredSignature, allowed: Path) -> tuple[str | None, str]:
     """(principal, description) when the signature verifies against ``allowed``, else (None, why)."""
     with _signature_file(signature.signature) as sig_path:
         found = _run(["-Y", "find-principals", "-s", sig_path, "-f", str(allowed)], b"")
@@ -303,7 +303,7 @@ def check_signatures(notebook: Path, sidecar: Path, entries: Sequence[Mapping[st
             continue
         off = _on_chain(head, entries)
         if allowed is not None:
-            principal, how = _signer(stored, head, allowed)
+            principal, how = _signer(stored, allowed)
             if principal is None:
                 report.problems.append(f"signature of entry {head.seq} ({stored.name}): {how}")
                 continue
@@ -321,5 +321,6 @@ def check_signatures(notebook: Path, sidecar: Path, entries: Sequence[Mapping[st
         report.notices.append(f"{len(found)} signed head(s) found; signers not checked (pass --allowed-signers FILE)")
     last = int(entries[-1]["seq"]) if entries else -1
     if 0 <= newest < last:
-        report.notices.append(f"entries {newest + 1}-{last} were added after the newest signed head (entry {newest})")
+        added = f"entry {last} was" if newest + 1 == last else f"entries {newest + 1}-{last} were"
+        report.notices.append(f"{added} added after the newest signed head (entry {newest})")
     return report

@@ -109,7 +109,7 @@ def show(notebook: Path, as_json: bool) -> None:
 
     log = load_log(notebook)
     if as_json:
-        click.echo(json.dumps(log_json(log), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(log_json(log), indent=2))  # ASCII: no raw control or bidi character
         return
     print_log(log, _console())
 
@@ -202,9 +202,9 @@ def export(notebook: Path, fmt: str, output: Path | None) -> None:
 
     log = load_log(notebook)
     if fmt == "openlineage":
-        text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in openlineage_events(log))
+        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in openlineage_events(log))
     else:
-        text = json.dumps(prov_document(log), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(prov_document(log), indent=2) + "\n"
     _write_or_print(text, output)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -43,34 +44,46 @@ def stale_of(log: LineageLog) -> dict[str, list[str]]:
 
 # -- nbgov show ----------------------------------------------------------------------
 
-def log_table(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence[str]], title: str) -> Table:
-    """`nbgov show`: one row per recorded execution, columns that shrink to the terminal."""
-    table = Table(title=_t(title), title_justify="left", expand=False, pad_edge=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("cell", no_wrap=True, max_width=8)
-    table.add_column("status", no_wrap=True)
-    table.add_column("s", justify="right", no_wrap=True)
-    table.add_column("code", overflow="ellipsis", no_wrap=True, min_width=16, ratio=3)
-    table.add_column("reads → writes", overflow="ellipsis", no_wrap=True, min_width=8, ratio=2)
-    table.add_column("error / stale", overflow="ellipsis", no_wrap=True, min_width=10, ratio=3)
+WIDE = 120  # from this terminal width on, `show` adds the duration and data-flow columns
+
+
+def log_table(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence[str]], title: str,
+              width: int) -> Table:
+    """`nbgov show`: one row per recorded execution, fitted to ``width`` columns: narrow
+    terminals keep the count, cell, status, code preview and error or stale reason."""
+    wide = width >= WIDE
+    fixed = {"#": 4, "cell": 8, "status": 12, **({"s": 6} if wide else {})}
+    shares = {"code": 3, **({"reads → writes": 2} if wide else {}), "error / stale": 3}
+    room = max(30, width - sum(fixed.values()) - 2 * (len(fixed) + len(shares)))
+    table = Table(title=_t(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    for name, size in fixed.items():
+        table.add_column(name, justify="right" if name in ("#", "s") else "left", no_wrap=True, max_width=size)
+    for name, share in shares.items():
+        table.add_column(name, overflow="ellipsis", no_wrap=True,
+                         width=max(8, room * share // sum(shares.values())))
     for record in records:
         reasons = stale.get(record.id, ())
         status = Text(record.status, style="green" if record.status == "ok" else "red")
         if reasons:
             status.append(" stale", style="yellow")
-        flow = f"{_names(record.reads) or '—'} → {_names(record.writes) or '—'}"
-        note = (f"{record.error.type}: {record.error.message}" if record.error
-                else "; ".join(reasons))
-        table.add_row(str(record.execution_count), _t((record.cell_id or "")[:8]), status,
-                      f"{record.duration_s:.2f}", _t(preview(record.code, 200)), _t(flow),
-                      Text(for_terminal(note, keep_newlines=False), style="red" if record.error else "yellow"))
+        notes = ([f"{record.error.type}: {record.error.message}"] if record.error else [])
+        notes += [f"stale: {reason}" for reason in reasons]
+        note = Text(for_terminal("; ".join(notes), keep_newlines=False), style="red" if record.error else "yellow")
+        row: list[Text | str] = [str(record.execution_count), _t((record.cell_id or "")[:8]), status]
+        if wide:
+            row.append(f"{record.duration_s:.2f}")
+        row.append(_t(preview(record.code, 200)))
+        if wide:
+            row.append(_t(f"{_names(record.reads) or '—'} → {_names(record.writes) or '—'}"))
+        row.append(note)
+        table.add_row(*row)
     return table
 
 
 def print_log(log: LineageLog, console: Console) -> None:
     records = log.execution_records()
     title = f"{log.notebook.name} — {count_entries(log.entries)} ({log.source})"
-    console.print(log_table(records, stale_of(log), title))
+    console.print(log_table(records, stale_of(log), title, console.width))
 
 
 def log_json(log: LineageLog) -> dict[str, Any]:

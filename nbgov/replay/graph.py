@@ -192,8 +192,9 @@ def to_svg(graph: LineageGraph, status: Mapping[str, str] | None = None) -> str:
             out.append(f'<g class="execution"><title>{hover}</title><rect x="{x}" y="{top}" width="{w}" '
                        f'height="{BOX_H}" rx="4" fill="{fill}" stroke="{color}" stroke-width="2"{dash}/>')
             label = _fit(node.label, 56 - len(badge))
+            badge_color = "#c62828" if node.failed else "#ef6c00"
             out.append(f'<text x="{x + 8}" y="{y + 4}" fill="#212121">{for_xml(label)}'
-                       f'<tspan fill="{color}">{for_xml(badge)}</tspan></text></g>')
+                       f'<tspan fill="{badge_color}">{for_xml(badge)}</tspan></text></g>')
         else:
             fill = "#e3f2fd" if node.kind == "file" else "#fff3e0"
             out.append(f'<g class="{node.kind}"><title>{title}</title><rect x="{x}" y="{top + 4}" width="{w}" '

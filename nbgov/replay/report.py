@@ -179,7 +179,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#212121;max-width:1200px
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #cfd8dc;padding:4px 8px;
 vertical-align:top;text-align:left}pre{margin:0;white-space:pre-wrap;font-size:12px;max-width:640px}
 .reproduced{color:#2e7d32}.diverged{color:#c62828;font-weight:bold}.unverifiable{color:#ef6c00;font-weight:bold}
-tr.diverged td{background:#ffebee}tr.unverifiable td{background:#fff8e1}
+tr.row-diverged td{background:#ffebee}tr.row-unverifiable td{background:#fff8e1}
 .first{border:2px solid #c62828;padding:1rem;background:#ffebee;margin:1rem 0}
 .warning{border:2px solid #c62828;padding:.5rem 1rem;background:#fff3e0}
 .cell{font-family:monospace;font-size:12px}.note{color:#546e7a}
@@ -191,7 +191,7 @@ def _step_row(step: StepResult) -> str:
     causes += "".join(f"<div>? not compared: {for_xml(u)}</div>" for u in step.verdict.unverifiable)
     causes += "".join(f"<div class='note'>· {for_xml(n.text())}</div>" for n in step.verdict.notes)
     cell = step.cell_id or ""
-    return (f"<tr id='step-{step.step}' class='{step.status}'><td>{step.step}</td>"
+    return (f"<tr id='step-{step.step}' class='row-{step.status}'><td>{step.step}</td>"
             f"<td>{step.execution_count}</td>"
             f"<td class='cell' title='{for_xml(cell)}'>{for_xml(cell[:8])}</td>"
             f"<td class='{step.status}'>{step.status}</td>"
@@ -205,7 +205,8 @@ def replay_html(result: ReplayResult) -> str:
     counts = (f"{result.count(REPRODUCED)} reproduced, {result.count(DIVERGED)} diverged, "
               f"{result.count(UNVERIFIABLE)} unverifiable")
     if first is None:
-        verdict = f"<p class='reproduced'>{len(result.steps)} steps: {counts}.</p>"
+        tone = UNVERIFIABLE if result.count(UNVERIFIABLE) else REPRODUCED
+        verdict = f"<p class='{tone}'>{len(result.steps)} steps: {counts}.</p>"
     else:
         items = "".join(f"<li>{for_xml(c.text())}</li>" for c in first.causes)
         verdict = (f"<div class='first'><h2>First divergence: step {first.step}</h2>"

@@ -457,6 +457,21 @@ def read_log(path: str | os.PathLike[str]) -> SidecarRead:
     return read
 
 
+def count_entries(entries: Iterable[Mapping[str, Any]]) -> str:
+    """The one wording for counts in `show`, `verify` and `%lineage`: '15 entries: 1 session, 14 executions'."""
+    tally: dict[str, int] = {}
+    total = 0
+    for entry in entries:
+        total += 1
+        kind = str(entry.get("kind"))
+        tally[kind] = tally.get(kind, 0) + 1
+    order = {kind: i for i, kind in enumerate(ENTRY_KINDS)}
+    parts = [f"{n} {kind}{'' if n == 1 else 's'}"
+             for kind, n in sorted(tally.items(), key=lambda kv: order.get(kv[0], len(order)))]
+    head = f"{total} {'entry' if total == 1 else 'entries'}"
+    return f"{head}: {', '.join(parts)}" if parts else head
+
+
 def write_log(path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
     """Write entries as a new sidecar (restoring one from notebook metadata), never through
     a symlink and never over an existing file."""

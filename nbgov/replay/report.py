@@ -19,11 +19,12 @@ from rich.text import Text
 
 from nbgov.lineage.record import ExecutionRecord
 from nbgov.lineage.stale import stale_records
+from nbgov.lineage.store import count_entries
 from nbgov.replay.graph import build_graph, to_svg
 from nbgov.replay.replayer import DIVERGED, REPRODUCED, UNVERIFIABLE, ReplayResult, StepResult
 from nbgov.replay.safe_text import for_terminal, for_xml, preview
 from nbgov.replay.source import LineageLog
-from nbgov.replay.verify import VerifyResult, count_entries
+from nbgov.replay.verify import VerifyResult
 
 STATUS_STYLE = {REPRODUCED: "green", DIVERGED: "red", UNVERIFIABLE: "yellow"}
 

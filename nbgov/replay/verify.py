@@ -27,6 +27,7 @@ from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import (
     REPAIR,
     ZERO_HASH,
+    count_entries,
     SidecarRead,
     SidecarRefused,
     malformation,
@@ -55,21 +56,6 @@ class VerifyResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.problems else 0
-
-
-def count_entries(entries: Iterable[Entry]) -> str:
-    """The one wording for counts: '15 entries: 1 session, 14 executions'."""
-    tally: dict[str, int] = {}
-    total = 0
-    for entry in entries:
-        total += 1
-        kind = str(entry.get("kind"))
-        tally[kind] = tally.get(kind, 0) + 1
-    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in
-             sorted(tally.items(), key=lambda kv: ("session", "execution", REPAIR).index(kv[0])
-                    if kv[0] in ("session", "execution", REPAIR) else 3)]
-    head = f"{total} {'entry' if total == 1 else 'entries'}"
-    return f"{head}: {', '.join(parts)}" if parts else head
 
 
 def describe(entry: Entry) -> str:

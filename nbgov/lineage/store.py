@@ -313,6 +313,9 @@ class SidecarStore:
         if self._closed:
             raise LineageError(f"sidecar {self.path} is closed")
         if self._fh is None:
+            folder = open_folder(self.path.parent, create=True)  # refused here for any opener
+            if folder is not None:
+                os.close(folder)
             self._fh = self._opener(self.path)
         return self._fh
 

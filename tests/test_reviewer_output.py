@@ -133,6 +133,8 @@ def test_the_report_and_the_svg_are_well_formed_xml_for_hostile_content(hostile:
     assert doc.documentElement.tagName == "html"
     assert doc.getElementsByTagName("script") == []
     assert "<script>alert" not in page and "\x1b" not in page and "\x00" not in page
+    assert "failed when recorded: SqlError: no table \\x1b[31mcustomers" in page
+    assert "⚠ stale: input x\\x1b[1A rewritten by [3]" in page
     svg = to_svg(build_graph(records, {records[0].id: ["input rewritten \x1b"]}))
     assert xml.dom.minidom.parseString(svg.encode("utf-8")).documentElement.tagName == "svg"
     for raw in RAW:

@@ -183,12 +183,16 @@ vertical-align:top;text-align:left}pre{margin:0;white-space:pre-wrap;font-size:1
 tr.row-diverged td{background:#ffebee}tr.row-unverifiable td{background:#fff8e1}
 .first{border:2px solid #c62828;padding:1rem;background:#ffebee;margin:1rem 0}
 .warning{border:2px solid #c62828;padding:.5rem 1rem;background:#fff3e0}
-.cell{font-family:monospace;font-size:12px}.note{color:#546e7a}
+.cell{font-family:monospace;font-size:12px}.note{color:#546e7a}.stale{color:#ef6c00}.failed{color:#c62828}
 """
 
 
-def _step_row(step: StepResult) -> str:
+def _step_row(step: StepResult, stale: Sequence[str]) -> str:
     causes = "".join(f"<div>✗ {for_xml(c.text())}</div>" for c in step.causes)
+    error = step.original.error
+    if error is not None:
+        causes += f"<div class='failed'>failed when recorded: {for_xml(f'{error.type}: {error.message}')}</div>"
+    causes += "".join(f"<div class='stale'>⚠ stale: {for_xml(reason)}</div>" for reason in stale)
     causes += "".join(f"<div>? not compared: {for_xml(u)}</div>" for u in step.verdict.unverifiable)
     causes += "".join(f"<div class='note'>· {for_xml(n.text())}</div>" for n in step.verdict.notes)
     cell = step.cell_id or ""
@@ -215,8 +219,9 @@ def replay_html(result: ReplayResult) -> str:
                    f"<pre>{for_xml(first.code)}</pre><ul>{items}</ul><p>{counts}</p></div>")
     warning = (f"<p class='warning'>Unverified log: {for_xml(result.unverified)}</p>" if result.unverified else "")
     status = {s.record_id: s.status for s in result.steps}
-    svg = to_svg(build_graph(result.log.execution_records(), stale_of(result.log)), status)
-    rows = "".join(_step_row(s) for s in result.steps)
+    stale = stale_of(result.log)
+    svg = to_svg(build_graph(result.log.execution_records(), stale), status)
+    rows = "".join(_step_row(s, stale.get(s.record_id, ())) for s in result.steps)
     title = for_xml(f"nbgov replay: {result.notebook.name}")
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <!DOCTYPE html>

@@ -1,1 +1,3 @@
-"""The one representation of models the optimizer and the executors share."""
+"""The one representation of models shared by the optimizer and execution: ONNX types,
+tree ensembles (forest, tree graph), pipelines (featurizer + model proper, with their
+elementwise steps), and onnxruntime sessions on model bytes."""

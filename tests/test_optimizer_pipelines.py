@@ -352,10 +352,10 @@ def test_category_text_reaches_sql_as_a_literal(sklearn_pipelines: Any) -> None:
 
     plan, _, _ = plan_for(sklearn_pipelines.get("rf"), "TRUE", {})
     sql = ", ".join(c.sql(dialect="duckdb") for c in plan.strategy.inputs[0].columns)
-    assert """CAST(CAST("plan" AS TEXT) = 'gold' AS REAL)""" in sql  # REAL is DuckDB's FLOAT
+    assert """CAST(ENCODE(CAST("plan" AS TEXT)) = ENCODE('gold') AS REAL)""" in sql  # REAL is DuckDB's FLOAT
     hostile = LoweredColumn(Source("plan", 0, "string"), OneHot("o'brien'); DROP TABLE t; --", ("x",), False))
     rendered = hostile.sql(exp.column("plan")).sql(dialect="duckdb")
-    assert "= 'o''brien''); DROP TABLE t; --'" in rendered
+    assert "ENCODE('o''brien''); DROP TABLE t; --')" in rendered
 
 
 # -- optimized == original, over random predicates and data ------------------------------
@@ -588,3 +588,42 @@ def test_inlined_pipeline_refuses_what_onnxruntime_refuses(sklearn_pipelines: An
             original_values(trained.onnx, table, where)
         with pytest.raises(duckdb.InvalidInputException, match=reason):
             sql_plan_values(plan.strategy, table, where)
+
+
+def test_categories_compare_byte_for_byte_under_a_collation(sklearn_pipelines: Any) -> None:
+    """'GOLD' is not the model's 'gold', even where DuckDB's collation says they are equal."""
+    import duckdb
+
+    trained = sklearn_pipelines.get("rf")
+    version = model_version(trained.onnx)
+    pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
+    call = calls_in("SELECT predict(m, *) FROM t", version)[0]
+    plan = PipelineRule().plan_trees(call, pipeline, lower_trees(pipeline), {}, [], {}, inline_sql=False)
+    rows = hostile_rows(trained.frame)
+    rows.loc[rows.index[:50], "plan"] = "GOLD"
+    table = arrow_table(rows)
+    expected = original_values(trained.onnx, table)
+    con = duckdb.connect()
+    try:
+        con.execute("PRAGMA default_collation = 'nocase'")
+        con.register("raw", table)
+        con.execute("CREATE TABLE t AS SELECT * FROM raw")
+        assert con.execute("SELECT count(*) FROM t WHERE plan = 'gold'").fetchone()[0] >= 50  # the collation at work
+        select = ", ".join(c.sql(dialect="duckdb") for c in plan.strategy.inputs[0].columns)
+        lowered = con.sql(f"SELECT {select} FROM t").to_arrow_table()
+    finally:
+        con.close()
+    assert plan_values_from(plan.strategy, version.outputs, lowered) == expected
+
+
+def plan_values_from(plan: OnnxPlan, outputs: Any, lowered: Any) -> list[list[Any]]:
+    """Score the plan on columns already computed (named c0, c1, ... in order)."""
+    import pyarrow as pa
+    import sqlglot.expressions as exp
+
+    from nbgov.sqlml.plan import BoundInput
+
+    renamed = lowered.rename_columns([f"c{i}" for i in range(lowered.num_columns)])
+    spec = plan.inputs[0].spec
+    columns = tuple(exp.column(f"c{i}") for i in range(lowered.num_columns))
+    return score_plan_inputs(plan.model_bytes, (BoundInput(spec, columns),), outputs, pa.table(renamed))

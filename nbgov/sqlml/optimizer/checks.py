@@ -17,6 +17,7 @@ from nbgov.sqlml.models.pipeline import Mixed, OneHot, Pipeline, Source
 from nbgov.sqlml.models.steps import fails_on_nan
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.domains import Domain
+from nbgov.sqlml.optimizer.encoders_sql import as_bytes, bytes_literal
 
 
 class Unrefusable(ValueError):
@@ -45,8 +46,8 @@ class Check:
         if self.unknown_category:
             return exp.Not(
                 this=exp.In(
-                    this=exp.cast(value.copy(), "VARCHAR"),
-                    expressions=[exp.Literal.string(c) for c in self.categories],
+                    this=as_bytes(value),
+                    expressions=[bytes_literal(c) for c in self.categories],
                 )
             )
         return exp.Anonymous(this="isnan", expressions=[exp.cast(value.copy(), "DOUBLE")])

@@ -76,8 +76,8 @@ NAIVE = Planners(NaivePlanner(), NaivePlanner())
 class Compiler:
     """Compiles statements against one model catalog and one engine's relations."""
 
-    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[bool], Planners]) -> None:
-        """``planners(optimize)``: the planners for the optimizer on or off."""
+    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[Settings], Planners]) -> None:
+        """``planners(settings)``: the planners for these settings (optimizer on or off)."""
         self.catalog = catalog
         self.relations = relations
         self.planners = planners
@@ -96,7 +96,7 @@ class Compilation:
     def __init__(self, compiler: Compiler, settings: Settings, params: Mapping[str, Any], frames: Sequence[str]) -> None:
         self.catalog = compiler.catalog
         self.relations = compiler.relations
-        self.planners = compiler.planners(settings.optimize)
+        self.planners = compiler.planners(settings)
         self.settings = settings
         self.params = params
         self.frames = tuple(frames)

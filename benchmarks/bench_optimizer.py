@@ -155,11 +155,21 @@ def interleaved(repeat: int, *variants: Callable[[], Any]) -> list[tuple[float, 
 
 PIPELINE_NUMERIC = ("age", "visits", "income", "balance", "is_member")
 PIPELINE_STRINGS = ("plan", "region")
-PIPELINE_QUERIES = (  # selective, 2-6% of the rows; the last one filters on the prediction
-    ("plan = 'gold' AND age >= 70", None),
-    ("region = 'north' AND plan = 'platinum' AND visits <= 2", None),
-    ("age BETWEEN 25 AND 29 AND is_member = true AND plan = 'basic'", None),
-    ("plan = 'silver' AND age >= 75", 0.5),
+# selective, 2-6% of the rows: (SQL filter, the same filter in pandas, threshold when the
+# query also filters on the prediction)
+PIPELINE_QUERIES: tuple[tuple[str, Callable[[pd.DataFrame], Any], float | None], ...] = (
+    ("plan = 'gold' AND age >= 70", lambda f: (f.plan == "gold") & (f.age >= 70), None),
+    (
+        "region = 'north' AND plan = 'platinum' AND visits <= 2",
+        lambda f: (f.region == "north") & (f.plan == "platinum") & (f.visits <= 2),
+        None,
+    ),
+    (
+        "age BETWEEN 25 AND 29 AND is_member = true AND plan = 'basic'",
+        lambda f: f.age.between(25, 29) & f.is_member & (f.plan == "basic"),
+        None,
+    ),
+    ("plan = 'silver' AND age >= 75", lambda f: (f.plan == "silver") & (f.age >= 75), 0.5),
 )
 
 
@@ -262,12 +272,12 @@ def pipeline_scenario(engine: Engine, frame: pd.DataFrame, args: argparse.Namesp
     print(f"\n== pipeline: OneHotEncoder + StandardScaler -> GradientBoosting (100 trees, depth 6), {len(frame):,} rows ==")
     print(f"{'predicate':62} {'rows':>7} {'opt/noopt':>10} {'opt/raw':>8} {'same':>5}  plan")
     vs_raw: list[float] = []
-    for where, threshold in PIPELINE_QUERIES:
+    for where, mask, threshold in PIPELINE_QUERIES:
         if threshold is None:
             sql = f"SELECT avg(predict(churn, *).probabilities[2]) AS p, count(*) AS n FROM customers WHERE {where}"
         else:
             sql = f"SELECT count(*) AS n FROM customers WHERE {where} AND predict(churn, *).probabilities[2] > {threshold}"
-        subset = frame.query(where.replace(" = true", " == True").replace(" = ", " == ").replace("BETWEEN 25 AND 29", ">= 25 and age <= 29"))
+        subset = frame[mask(frame)]
         feeds = raw_feeds(subset)
         engine.execute(sql)
         engine.execute(sql, optimize=False)

@@ -63,6 +63,7 @@ def test_the_rules_run_in_the_documented_order() -> None:
         "projection.rule",
         "pipelines.report",
         "output_predicates.rule",
+        "ensemble_bounds.rule",
         "inline.rule",
         "pipelines.inline_linear",
     ]

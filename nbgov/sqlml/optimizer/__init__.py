@@ -11,6 +11,8 @@ taking the plan state and returning a new one with its own EXPLAIN notes:
 3. ``projection`` — features the pruned trees no longer test are not read
    (``pipelines.report`` names the model inputs no longer read at all);
 4. ``output_predicates`` — ``predict(...) > c`` on one tree becomes a boolean filter;
+   ``ensemble_bounds`` — on an ensemble, a boolean CASE decides it where bounds of the
+   leaf sums prove it, the model scoring only the other rows;
 5. ``inline`` — small models run as DuckDB expressions when ``cost`` says so;
 6. ``pipelines.inline_linear`` — a featurizer + linear model, likewise.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nbgov.sqlml.optimizer import inline, output_predicates, pipelines, predicates, projection, prune
+from nbgov.sqlml.optimizer import ensemble_bounds, inline, output_predicates, pipelines, predicates, projection, prune
 from nbgov.sqlml.optimizer.state import Memo, PlanState, original_plan
 from nbgov.sqlml.plan import CallPlan, ModelCall
 
@@ -38,11 +40,12 @@ RULES: tuple[Rule, ...] = (
     projection.rule,
     pipelines.report,
     output_predicates.rule,
+    ensemble_bounds.rule,
     inline.rule,
     pipelines.inline_linear,
 )
 # the rules that translate to SQL
-SQL_RULES: tuple[Rule, ...] = (output_predicates.rule, inline.rule, pipelines.inline_linear)
+SQL_RULES: tuple[Rule, ...] = (output_predicates.rule, ensemble_bounds.rule, inline.rule, pipelines.inline_linear)
 
 
 def optimize(

@@ -7,6 +7,9 @@ onnxruntime; SQL runs on DuckDB.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -610,3 +613,86 @@ def plan_values_from(plan: OnnxPlan, outputs: Any, lowered: Any) -> list[list[An
     spec = plan.inputs[0].spec
     columns = tuple(exp.column(f"c{i}") for i in range(lowered.num_columns))
     return score_plan_inputs(plan.model_bytes, (BoundInput(spec, columns),), outputs, pa.table(renamed))
+
+
+# -- through the engine: fixture cases, --no-optimize, collations, errors -------------------
+
+PIPELINE_CASES = json.loads((Path(__file__).parent / "optimizer_cases" / "pipelines.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pipeline_engines(sklearn_pipelines: Any) -> Iterator[Any]:
+    """One engine per pipeline kind, the model registered as ``m`` and hostile rows as ``t``."""
+    from nbgov.sqlml.engine import Engine
+
+    made: dict[str, Engine] = {}
+
+    def get(kind: str) -> Engine:
+        if kind not in made:
+            trained = sklearn_pipelines.get(kind)
+            engine = Engine(progress_bar=False)
+            engine.execute("CREATE MODEL m FROM $model", params={"model": trained.onnx})
+            engine.con.register("raw", arrow_table(hostile_rows(trained.frame)))
+            engine.con.execute("CREATE TABLE t AS SELECT * FROM raw").fetchall()
+            engine.con.unregister("raw")
+            made[kind] = engine
+        return made[kind]
+
+    try:
+        yield get
+    finally:
+        for engine in made.values():
+            engine.close()
+
+
+@pytest.mark.parametrize("case", PIPELINE_CASES, ids=[c["name"] for c in PIPELINE_CASES])
+def test_pipeline_case(case: dict[str, Any], sklearn_pipelines: Any, pipeline_engines: Any) -> None:
+    trained = sklearn_pipelines.get(case["pipeline"])
+    call = calls_in(case["sql"], model_version(trained.onnx))[0]
+    plan = optimize(call, batched=True, exact_strings=True)
+    expect = case["expect"]
+    text = " | ".join(plan.notes)
+    assert all(note in text for note in expect["notes"]), plan.notes
+    pruned = "nodes_after" in plan.stats and plan.stats["nodes_after"] < plan.stats["nodes_before"]  # type: ignore[operator]
+    assert pruned is expect["pruned"]
+    assert isinstance(plan.strategy, SqlPlan if expect["strategy"] == "sql" else OnnxPlan)
+    engine = pipeline_engines(case["pipeline"])
+    sql = f"SELECT * FROM ({case['sql']}) AS q ORDER BY id"
+    fast = engine.execute(sql)[-1].df
+    plain = engine.execute(sql, optimize=False)[-1].df
+    assert fast.id.tolist() == plain.id.tolist()
+    if "p" in plain:
+        if case["pipeline"] == "logreg":  # SQL arithmetic in DOUBLE: float tolerance
+            np.testing.assert_allclose(fast.p.astype(float), plain.p.astype(float), rtol=1e-5, atol=1e-6)
+        else:  # trees: identical, NULL where NULL
+            pd.testing.assert_series_equal(fast.p, plain.p, check_exact=True)
+
+
+def test_string_predicates_are_not_trusted_under_a_collation(sklearn_pipelines: Any) -> None:
+    from nbgov.sqlml.engine import Engine
+
+    trained = sklearn_pipelines.get("gbc")
+    rows = hostile_rows(trained.frame)
+    rows.loc[rows.index[:60], "plan"] = "GOLD"  # not a category the model knows
+    sql = "SELECT id, predict(m, *).probabilities[2] AS p FROM t WHERE plan = 'gold' ORDER BY id"
+    with Engine(progress_bar=False) as engine:
+        engine.execute("CREATE MODEL m FROM $model", params={"model": trained.onnx})
+        engine.con.register("raw", arrow_table(rows))
+        engine.execute("CREATE TABLE t AS SELECT * FROM raw")
+        assert "plan = 'gold' (one-hot)" in (engine.explain(sql) or "")
+        engine.execute("PRAGMA default_collation = 'nocase'")
+        assert engine.execute("SELECT count(*) AS n FROM t WHERE plan = 'gold'")[-1].df.n[0] > 60
+        explained = engine.explain(sql)
+        assert "string predicates not used" in explained and "plan = 'gold' (one-hot)" not in explained
+        fast = engine.execute(sql)[-1].df
+        plain = engine.execute(sql, optimize=False)[-1].df
+    pd.testing.assert_series_equal(fast.p, plain.p, check_exact=True)
+
+
+@pytest.mark.parametrize("optimize_", [True, False])
+def test_unknown_category_fails_with_and_without_the_optimizer(pipeline_engines: Any, optimize_: bool) -> None:
+    from nbgov.errors import NbgovError
+
+    engine = pipeline_engines("gbr_strict")
+    with pytest.raises(NbgovError):  # 'diamond' and 'GOLD' are not categories the encoder knows
+        engine.execute("SELECT id, predict(m, *) AS p FROM t WHERE age > 30 AND NOT isnan(visits)", optimize=optimize_)

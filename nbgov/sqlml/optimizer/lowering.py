@@ -81,6 +81,14 @@ class LoweredColumn:
             return Domain(lo=1.0, hi=0.0, values=frozenset(), nan=False)
         return Domain(lo=min(values), hi=max(values), values=frozenset(values), nan=False)
 
+    def name(self, column: str) -> str:
+        """What this column computes, for notes: ``plan = 'gold'``, ``plan (label-encoded)``, ``age``."""
+        if isinstance(self.encoder, OneHot):
+            return f"{column} = {exp.Literal.string(self.encoder.category).sql(dialect='duckdb')}"
+        if isinstance(self.encoder, LabelCode):
+            return f"{column} (label-encoded)"
+        return column
+
     def describe(self, column: str) -> str:
         if isinstance(self.encoder, OneHot):
             return f"{column} (one-hot)"

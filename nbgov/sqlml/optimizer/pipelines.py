@@ -80,7 +80,7 @@ def lower(state: PlanState) -> PlanState:
     unread = [values[s] for s in lowered.sources if s not in read and s not in raw]
     checks = tuple(refused_rows(lowered.checks, raw, values, state.call.model.ref))
     trees = state.memo.get("trees", call.model.sha256, lambda: analyze(lowered.model))
-    names = tuple(c.describe(display(values[c.source])) for c in lowered.columns)
+    names = tuple(c.name(display(values[c.source])) for c in lowered.columns)
     info = Lowered(names, tuple(c.source.input for c in lowered.columns), tuple(dict.fromkeys(s.input for s in lowered.sources)))
     state = replace(
         state,

@@ -15,8 +15,8 @@ import sqlglot.expressions as exp
 
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, boolean_ensemble, compared_value
-from nbgov.sqlml.optimizer.forest import read_forest
-from nbgov.sqlml.scoring import open_session
+from nbgov.sqlml.models.forest import read_forest
+from nbgov.sqlml.models.runtime import open_session
 from tests.test_optimizer_forest_sql import fitted, rows
 
 OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}

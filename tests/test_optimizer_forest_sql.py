@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.optimizer.forest import read_forest
+from nbgov.sqlml.models.forest import read_forest
 from nbgov.sqlml.optimizer.forest_sql import NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.to_sql import fill, template
-from nbgov.sqlml.scoring import open_session
+from nbgov.sqlml.models.runtime import open_session
 from tests.fixtures.optimizer import model_version
 
 

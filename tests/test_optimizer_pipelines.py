@@ -7,6 +7,9 @@ onnxruntime; SQL runs on DuckDB.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +22,10 @@ from hypothesis import strategies as st
 
 from nbgov.sqlml.models.pipeline import Feature, Mixed, NotAPipeline, OneHot, LabelCode, Pipeline, read_pipeline
 from nbgov.sqlml.models.steps import Arith, Binarize, Impute, apply_steps
-from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
 from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
-from nbgov.sqlml.optimizer.pipelines import PipelineRule, raw_domains
-from nbgov.sqlml.optimizer.predicates import call_constraints
-from nbgov.sqlml.plan import OnnxPlan
+from nbgov.sqlml.optimizer import RULES, SQL_RULES, optimize
+from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 from tests.fixtures.optimizer import calls_in, model_version
 from tests.fixtures.pipelines import arrow_table, churn_frame, score_plan_inputs
 
@@ -221,9 +222,8 @@ def test_lowered_model_is_identical_on_hostile_rows(sklearn_pipelines: Any, kind
     lowered = lower_trees(pipeline)
     assert not any(c.encoder is None and c.source.elem_type == "string" for c in lowered.columns)
     table = arrow_table(hostile_rows(trained.frame))
-    call = calls_in("SELECT predict(m, *) FROM t", version)[0]
-    plan = PipelineRule().plan_trees(call, pipeline, lowered, {}, [], {}, inline_sql=False)
-    assert isinstance(plan.strategy, OnnxPlan)
+    plan, _, _ = plan_for(trained, "TRUE")
+    assert isinstance(plan.strategy, OnnxPlan) and plan.strategy.model_bytes != trained.onnx
     assert plan_values(plan.strategy, version.outputs, table) == original_values(trained.onnx, table)
 
 
@@ -245,7 +245,7 @@ def test_lowering_refuses_normalizer_and_numeric_categories() -> None:
     from sklearn.pipeline import Pipeline as SkPipeline
     from sklearn.preprocessing import Normalizer, OneHotEncoder
 
-    from nbgov.sqlml.sklearn_convert import convert
+    from nbgov.sqlml.catalog.sklearn_convert import convert
 
     frame = churn_frame()
     X = frame[["age", "income", "visits"]].astype(float)
@@ -262,23 +262,20 @@ def test_lowering_refuses_normalizer_and_numeric_categories() -> None:
 # -- the rule: predicates through the featurizer ----------------------------------------
 
 
-def plan_for(trained: Any, where: str, strings: dict[str, Categories], inline_sql: bool = False) -> tuple[Any, Any, Any]:
+def plan_for(trained: Any, where: str, inline_sql: bool = False, exact_strings: bool = True) -> tuple[Any, Any, Any]:
+    """The optimizer's plan for ``predict(m, *)`` under ``where`` (string predicates used
+    unless ``exact_strings`` is off), with or without the rules that translate to SQL."""
     version = model_version(trained.onnx)
-    pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
-    lowered = lower_trees(pipeline)
     call = calls_in(f"SELECT predict(m, *) FROM t WHERE {where}", version)[0]
-    names = [b.spec.name for b in call.inputs]
-    categorical = {(names.index(name), 0): cats for name, cats in strings.items()}
-    raw = raw_domains(call, call_constraints(call).domains, categorical)
-    notes: list[str] = []
-    plan = PipelineRule().plan_trees(call, pipeline, lowered, raw, notes, {}, inline_sql=inline_sql, batched=True)
-    return plan, version, notes
+    rules = RULES if inline_sql else tuple(r for r in RULES if r not in SQL_RULES)
+    plan = optimize(call, rules, batched=True, exact_strings=exact_strings)
+    return plan, version, plan.notes
 
 
 def test_predicates_prune_through_one_hot_and_scaler(sklearn_pipelines: Any) -> None:
     trained = sklearn_pipelines.get("gbc")
     where = "plan = 'gold' AND age > 60"
-    plan, version, notes = plan_for(trained, where, {"plan": Categories.equal("gold")})
+    plan, version, notes = plan_for(trained, where)
     text = "\n".join(plan.notes)
     assert "plan = 'gold' (one-hot)" in text and "age > 60 (through Imputer, Scaler)" in text
     before, after = plan.stats["nodes_before"], plan.stats["nodes_after"]
@@ -288,13 +285,13 @@ def test_predicates_prune_through_one_hot_and_scaler(sklearn_pipelines: Any) -> 
     assert plan_values(plan.strategy, version.outputs, table, where) == original_values(trained.onnx, table, where)
     # plan's one-hot columns are constants on these rows: plan is not read at all (and the
     # filter proves it is not NULL, so it needs no guard either)
-    assert "inputs no kept test reads (plan" in text
+    assert "reads 5 of 6 model inputs (not plan: no kept test uses them)" in text
     assert all('"plan"' not in c.sql(dialect="duckdb") and "plan " not in c.sql(dialect="duckdb") for c in plan.strategy.inputs[0].columns)
 
 
 def test_dropped_input_still_gives_null(sklearn_pipelines: Any) -> None:
     trained = sklearn_pipelines.get("gbc")
-    plan, version, _ = plan_for(trained, "plan = 'gold' AND region = 'north'", {"plan": Categories.equal("gold"), "region": Categories.equal("north")})
+    plan, version, _ = plan_for(trained, "plan = 'gold' AND region = 'north'")
     assert isinstance(plan.strategy, OnnxPlan)
     rows = trained.frame.head(40).copy().astype(object)
     rows.loc[rows.index[:20], "plan"] = "gold"
@@ -316,14 +313,14 @@ def test_strict_encoder_fails_with_and_without_lowering(sklearn_pipelines: Any) 
     trained = sklearn_pipelines.get("gbr_strict")
     table = arrow_table(hostile_rows(trained.frame))
     where = "age > 30 AND NOT isnan(visits)"  # NaN into the Binarizer fails too: tested apart
-    plan, version, _ = plan_for(trained, where, {})
+    plan, version, _ = plan_for(trained, where)
     with pytest.raises(ModelBindingError, match="Unknown Category"):
         original_values(trained.onnx, table, where)
     with pytest.raises(duckdb.InvalidInputException, match="does not know"):
         plan_values(plan.strategy, version.outputs, table, where)
     # the same query over known categories only: identical results, and no check needed
     known = "plan IN ('basic', 'gold') AND age > 30 AND NOT isnan(visits)"
-    plan, version, _ = plan_for(trained, known, {"plan": Categories.one_of(["basic", "gold"])})
+    plan, version, _ = plan_for(trained, known)
     assert "error(" not in plan.strategy.inputs[0].columns[0].sql()
     assert plan_values(plan.strategy, version.outputs, table, known) == original_values(trained.onnx, table, known)
 
@@ -337,7 +334,7 @@ def test_binarizer_refuses_nan_like_onnxruntime(sklearn_pipelines: Any) -> None:
     rows = trained.frame.head(30).astype(object)
     rows.loc[rows.index[3], "visits"] = np.nan
     table = arrow_table(rows[["id", *COLUMNS]])
-    plan, version, _ = plan_for(trained, "plan = 'basic'", {"plan": Categories.equal("basic")})
+    plan, version, _ = plan_for(trained, "plan = 'basic'")
     with pytest.raises(ModelBindingError, match="NaN"):
         original_values(trained.onnx, table, "plan = 'basic' OR TRUE")
     with pytest.raises(duckdb.InvalidInputException, match="Binarizer"):
@@ -350,7 +347,7 @@ def test_category_text_reaches_sql_as_a_literal(sklearn_pipelines: Any) -> None:
     from nbgov.sqlml.models.pipeline import Source
     from nbgov.sqlml.optimizer.lowering import LoweredColumn
 
-    plan, _, _ = plan_for(sklearn_pipelines.get("rf"), "TRUE", {})
+    plan, _, _ = plan_for(sklearn_pipelines.get("rf"), "TRUE")
     sql = ", ".join(c.sql(dialect="duckdb") for c in plan.strategy.inputs[0].columns)
     assert """CAST(ENCODE(CAST("plan" AS TEXT)) = ENCODE('gold') AS REAL)""" in sql  # REAL is DuckDB's FLOAT
     hostile = LoweredColumn(Source("plan", 0, "string"), OneHot("o'brien'); DROP TABLE t; --", ("x",), False))
@@ -365,7 +362,7 @@ values_plan = st.one_of(st.sampled_from(["basic", "silver", "gold", "platinum", 
 
 
 @st.composite
-def scenario(draw: Any) -> tuple[pd.DataFrame, str, dict[str, Categories]]:
+def scenario(draw: Any) -> tuple[pd.DataFrame, str]:
     n = draw(st.integers(5, 40))
     frame = pd.DataFrame(
         {
@@ -380,7 +377,6 @@ def scenario(draw: Any) -> tuple[pd.DataFrame, str, dict[str, Categories]]:
         dtype=object,
     )
     conditions: list[str] = []
-    strings: dict[str, Categories] = {}
     if draw(st.booleans()):
         op = draw(st.sampled_from([">", ">=", "<", "<=", "="]))
         conditions.append(f"age {op} {draw(st.integers(15, 95))}")
@@ -392,19 +388,18 @@ def scenario(draw: Any) -> tuple[pd.DataFrame, str, dict[str, Categories]]:
         negate = draw(st.booleans())
         listed = ", ".join(f"'{c}'" for c in chosen)
         conditions.append(f"plan {'NOT ' if negate else ''}IN ({listed})")
-        strings["plan"] = Categories.none_of(chosen) if negate else Categories.one_of(chosen)
     if draw(st.booleans()):
         conditions.append(f"visits <= {draw(st.integers(0, 6))}")
-    return frame, " AND ".join(conditions) or "TRUE", strings
+    return frame, " AND ".join(conditions) or "TRUE"
 
 
 @pytest.mark.parametrize("kind", ["gbc", "rfr_ordinal", "tree_ordinal"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=scenario(), inline_sql=st.booleans())
 def test_optimized_equals_original_on_random_predicates(sklearn_pipelines: Any, kind: str, case: Any, inline_sql: bool) -> None:
-    frame, where, strings = case
+    frame, where = case
     trained = sklearn_pipelines.get(kind)
-    plan, version, _ = plan_for(trained, where, strings, inline_sql)
+    plan, version, _ = plan_for(trained, where, inline_sql)
     table = arrow_table(frame)
     expected = original_values(trained.onnx, table, where)
     if isinstance(plan.strategy, OnnxPlan):
@@ -447,12 +442,8 @@ def test_linear_pipeline_inlined_as_sql_matches_onnxruntime(sklearn_pipelines: A
     trained = sklearn_pipelines.get("logreg")
     version = model_version(trained.onnx)
     pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
-    translated = linear_pipeline_sql(pipeline, version.outputs)
-    call = calls_in(f"SELECT predict(m, *) FROM t WHERE {where}", version)[0]
-    strings = {(4, 0): Categories.equal("gold")} if "gold" in where else {}
-    raw = raw_domains(call, call_constraints(call).domains, strings)
-    notes: list[str] = []
-    plan = PipelineRule().plan_linear(call, pipeline, translated, raw, notes, {}, batched=True)
+    assert linear_pipeline_sql(pipeline, version.outputs).terms > 0
+    plan, _, _ = plan_for(trained, where, inline_sql=True)
     assert plan is not None and isinstance(plan.strategy, SqlPlan)
     assert "inlined as SQL expression: pipeline (OneHotEncoder, Imputer, Scaler) + linear model" in plan.notes[-1]
     rows = hostile_rows(trained.frame)
@@ -478,7 +469,7 @@ def test_linear_pipeline_with_strict_encoder_fails_on_unknown_category() -> None
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from nbgov.sqlml.optimizer.pipeline_sql import linear_pipeline_sql
-    from nbgov.sqlml.sklearn_convert import convert
+    from nbgov.sqlml.catalog.sklearn_convert import convert
 
     frame = churn_frame()
     estimator = SkPipeline(
@@ -487,9 +478,8 @@ def test_linear_pipeline_with_strict_encoder_fails_on_unknown_category() -> None
     payload = convert(estimator, label="m").SerializeToString()
     version = model_version(payload)
     pipeline = read_pipeline(onnx.load_model_from_string(payload))
-    call = calls_in("SELECT predict(m, *) FROM t", version)[0]
-    plan = PipelineRule().plan_linear(call, pipeline, linear_pipeline_sql(pipeline, version.outputs), {}, [], {}, batched=True)
-    assert plan is not None
+    plan = optimize(calls_in("SELECT predict(m, *) FROM t", version)[0])
+    assert isinstance(plan.strategy, SqlPlan), plan.notes
     table = arrow_table(pd.DataFrame({"age": [30.0, 40.0, None], "plan": ["gold", "diamond", "diamond"]}, dtype=object))
     with pytest.raises(duckdb.InvalidInputException, match="does not know"):
         sql_plan_values(plan.strategy, table, "TRUE")
@@ -509,7 +499,7 @@ def test_pruning_keeps_the_binary_label_rule() -> None:
     from sklearn.ensemble import GradientBoostingClassifier
 
     from nbgov.sqlml.optimizer.domains import Domain
-    from nbgov.sqlml.optimizer.forest import read_forest, write_forest
+    from nbgov.sqlml.models.forest import read_forest, write_forest
     from nbgov.sqlml.optimizer.label_rule import has_negative_weight, keep_label_rule
     from nbgov.sqlml.optimizer.prune import prune_forest
 
@@ -547,24 +537,21 @@ def test_pruning_keeps_the_binary_label_rule() -> None:
 # -- small pruned ensembles inlined as SQL -------------------------------------------------
 
 
-@pytest.mark.parametrize("kind, where, strings", [
-    ("tree_ordinal", "plan = 'gold' AND age > 50", {"plan": Categories.equal("gold")}),
-    ("tree_strict", "plan = 'basic' AND NOT isnan(visits)", {"plan": Categories.equal("basic")}),
+@pytest.mark.parametrize("kind, where, category", [
+    ("tree_ordinal", "plan = 'gold' AND age > 50", "gold"),
+    ("tree_strict", "plan = 'basic' AND NOT isnan(visits)", "basic"),
 ])
-def test_pruned_pipeline_inlined_as_sql_is_identical(sklearn_pipelines: Any, kind: str, where: str, strings: dict[str, Categories]) -> None:
+def test_pruned_pipeline_inlined_as_sql_is_identical(sklearn_pipelines: Any, kind: str, where: str, category: str) -> None:
     from nbgov.sqlml.plan import SqlPlan
 
     trained = sklearn_pipelines.get(kind)
     version = model_version(trained.onnx)
     pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
-    call = calls_in(f"SELECT predict(m, *) FROM t WHERE {where}", version)[0]
-    names = [b.spec.name for b in call.inputs]
-    raw = raw_domains(call, call_constraints(call).domains, {(names.index(n), 0): c for n, c in strings.items()})
-    plan = PipelineRule().plan_trees(call, pipeline, lower_trees(pipeline), raw, [], {}, batched=True)
+    plan, _, _ = plan_for(trained, where, inline_sql=True)
     assert isinstance(plan.strategy, SqlPlan), plan.notes
-    assert "one CASE per tree" in plan.notes[-1]
+    assert any(n.startswith("inlined as SQL CASE") for n in plan.notes)
     frame = hostile_rows(trained.frame)
-    frame.loc[frame.index[:40], "plan"] = strings["plan"].allowed and next(iter(strings["plan"].allowed))
+    frame.loc[frame.index[:40], "plan"] = category
     frame.loc[frame.index[:10], "region"] = None
     table = arrow_table(frame)
     mine = sql_plan_values(plan.strategy, table, where)
@@ -580,7 +567,7 @@ def test_inlined_pipeline_refuses_what_onnxruntime_refuses(sklearn_pipelines: An
     from nbgov.sqlml.plan import SqlPlan
 
     trained = sklearn_pipelines.get("tree_strict")
-    plan, version, _ = plan_for(trained, "age > 20", {}, inline_sql=True)
+    plan, version, _ = plan_for(trained, "age > 20", inline_sql=True)
     assert isinstance(plan.strategy, SqlPlan)
     table = arrow_table(hostile_rows(trained.frame))
     for where, reason in (("age > 20 AND NOT isnan(visits)", "does not know"), ("age > 20 AND plan = 'basic'", "Binarizer")):
@@ -597,18 +584,17 @@ def test_categories_compare_byte_for_byte_under_a_collation(sklearn_pipelines: A
     trained = sklearn_pipelines.get("rf")
     version = model_version(trained.onnx)
     pipeline = read_pipeline(onnx.load_model_from_string(trained.onnx))
-    call = calls_in("SELECT predict(m, *) FROM t", version)[0]
-    plan = PipelineRule().plan_trees(call, pipeline, lower_trees(pipeline), {}, [], {}, inline_sql=False)
+    plan, _, _ = plan_for(trained, "TRUE")
     rows = hostile_rows(trained.frame)
     rows.loc[rows.index[:50], "plan"] = "GOLD"
     table = arrow_table(rows)
     expected = original_values(trained.onnx, table)
     con = duckdb.connect()
     try:
-        con.execute("PRAGMA default_collation = 'nocase'")
+        con.execute("PRAGMA default_collation = 'nocase'").fetchall()
         con.register("raw", table)
-        con.execute("CREATE TABLE t AS SELECT * FROM raw")
-        assert con.execute("SELECT count(*) FROM t WHERE plan = 'gold'").fetchone()[0] >= 50  # the collation at work
+        con.execute("CREATE TABLE t AS SELECT * FROM raw").fetchall()
+        assert con.execute("SELECT count(*) FROM t WHERE plan = 'gold'").fetchall()[0][0] >= 50  # the collation at work
         select = ", ".join(c.sql(dialect="duckdb") for c in plan.strategy.inputs[0].columns)
         lowered = con.sql(f"SELECT {select} FROM t").to_arrow_table()
     finally:
@@ -627,3 +613,86 @@ def plan_values_from(plan: OnnxPlan, outputs: Any, lowered: Any) -> list[list[An
     spec = plan.inputs[0].spec
     columns = tuple(exp.column(f"c{i}") for i in range(lowered.num_columns))
     return score_plan_inputs(plan.model_bytes, (BoundInput(spec, columns),), outputs, pa.table(renamed))
+
+
+# -- through the engine: fixture cases, --no-optimize, collations, errors -------------------
+
+PIPELINE_CASES = json.loads((Path(__file__).parent / "optimizer_cases" / "pipelines.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pipeline_engines(sklearn_pipelines: Any) -> Iterator[Any]:
+    """One engine per pipeline kind, the model registered as ``m`` and hostile rows as ``t``."""
+    from nbgov.sqlml.engine import Engine
+
+    made: dict[str, Engine] = {}
+
+    def get(kind: str) -> Engine:
+        if kind not in made:
+            trained = sklearn_pipelines.get(kind)
+            engine = Engine(progress_bar=False)
+            engine.execute("CREATE MODEL m FROM $model", params={"model": trained.onnx})
+            engine.con.register("raw", arrow_table(hostile_rows(trained.frame)))
+            engine.con.execute("CREATE TABLE t AS SELECT * FROM raw").fetchall()
+            engine.con.unregister("raw")
+            made[kind] = engine
+        return made[kind]
+
+    try:
+        yield get
+    finally:
+        for engine in made.values():
+            engine.close()
+
+
+@pytest.mark.parametrize("case", PIPELINE_CASES, ids=[c["name"] for c in PIPELINE_CASES])
+def test_pipeline_case(case: dict[str, Any], sklearn_pipelines: Any, pipeline_engines: Any) -> None:
+    trained = sklearn_pipelines.get(case["pipeline"])
+    call = calls_in(case["sql"], model_version(trained.onnx))[0]
+    plan = optimize(call, batched=True, exact_strings=True)
+    expect = case["expect"]
+    text = " | ".join(plan.notes)
+    assert all(note in text for note in expect["notes"]), plan.notes
+    pruned = "nodes_after" in plan.stats and plan.stats["nodes_after"] < plan.stats["nodes_before"]  # type: ignore[operator]
+    assert pruned is expect["pruned"]
+    assert isinstance(plan.strategy, SqlPlan if expect["strategy"] == "sql" else OnnxPlan)
+    engine = pipeline_engines(case["pipeline"])
+    sql = f"SELECT * FROM ({case['sql']}) AS q ORDER BY id"
+    fast = engine.execute(sql)[-1].df
+    plain = engine.execute(sql, optimize=False)[-1].df
+    assert fast.id.tolist() == plain.id.tolist()
+    if "p" in plain:
+        if case["pipeline"] == "logreg":  # SQL arithmetic in DOUBLE: float tolerance
+            np.testing.assert_allclose(fast.p.astype(float), plain.p.astype(float), rtol=1e-5, atol=1e-6)
+        else:  # trees: identical, NULL where NULL
+            pd.testing.assert_series_equal(fast.p, plain.p, check_exact=True)
+
+
+def test_string_predicates_are_not_trusted_under_a_collation(sklearn_pipelines: Any) -> None:
+    from nbgov.sqlml.engine import Engine
+
+    trained = sklearn_pipelines.get("gbc")
+    rows = hostile_rows(trained.frame)
+    rows.loc[rows.index[:60], "plan"] = "GOLD"  # not a category the model knows
+    sql = "SELECT id, predict(m, *).probabilities[2] AS p FROM t WHERE plan = 'gold' ORDER BY id"
+    with Engine(progress_bar=False) as engine:
+        engine.execute("CREATE MODEL m FROM $model", params={"model": trained.onnx})
+        engine.con.register("raw", arrow_table(rows))
+        engine.execute("CREATE TABLE t AS SELECT * FROM raw")
+        assert "plan = 'gold' (one-hot)" in (engine.explain(sql) or "")
+        engine.execute("PRAGMA default_collation = 'nocase'")
+        assert engine.execute("SELECT count(*) AS n FROM t WHERE plan = 'gold'")[-1].df.n[0] > 60
+        explained = engine.explain(sql)
+        assert "string predicates not used" in explained and "plan = 'gold' (one-hot)" not in explained
+        fast = engine.execute(sql)[-1].df
+        plain = engine.execute(sql, optimize=False)[-1].df
+    pd.testing.assert_series_equal(fast.p, plain.p, check_exact=True)
+
+
+@pytest.mark.parametrize("optimize_", [True, False])
+def test_unknown_category_fails_with_and_without_the_optimizer(pipeline_engines: Any, optimize_: bool) -> None:
+    from nbgov.errors import NbgovError
+
+    engine = pipeline_engines("gbr_strict")
+    with pytest.raises(NbgovError):  # 'diamond' and 'GOLD' are not categories the encoder knows
+        engine.execute("SELECT id, predict(m, *) AS p FROM t WHERE age > 30 AND NOT isnan(visits)", optimize=optimize_)

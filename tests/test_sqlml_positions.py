@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.optimizer import Planner
 from tests.fixtures.sqlml import register
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """These tests are about where predict() sits and how ONNX calls are batched: the mixed
+    pipeline stays in ONNX here (the optimizer would otherwise inline it as SQL)."""
+    eng = Engine(planner=Planner(inline_sql=False))
+    try:
+        yield eng
+    finally:
+        eng.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.optimizer import Planner
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.sqlml import register
 
@@ -143,7 +144,7 @@ def test_ml_predict_returns_input_columns_and_predicted_outputs(engine: Engine, 
 def test_ml_predict_table_form_scores_in_large_batches(onnx_models, customers_frame):
     model = onnx_models.get("pipeline_mixed")
     big = pd.concat([customers_frame] * 50, ignore_index=True)  # 20,000 rows
-    with Engine(batch_rows=4096) as eng:
+    with Engine(batch_rows=4096, planner=Planner(inline_sql=False, batched=True)) as eng:  # kept in ONNX
         register(eng, "m", model.path)
         eng.execute("CREATE TABLE customers AS SELECT * FROM big", frames={"big": big})
         result = eng.execute("SELECT * FROM ML.PREDICT(MODEL m, TABLE customers)")[0]
@@ -196,7 +197,7 @@ def test_session_is_cached_per_model_version(engine: Engine, onnx_models, custom
 def test_batched_scoring_reports_progress(onnx_models, customers_frame):
     big = pd.concat([customers_frame] * 10, ignore_index=True)  # 4,000 rows
     seen: list[tuple[str, int, int]] = []
-    with Engine(batch_rows=1000) as eng:
+    with Engine(batch_rows=1000, planner=Planner(inline_sql=False, batched=True)) as eng:  # kept in ONNX
         eng.progress = lambda label, done, total: seen.append((label, done, total))
         register(eng, "m", onnx_models.get("pipeline_mixed").path)
         eng.execute("SELECT count(*) FROM ML.PREDICT(MODEL m, TABLE big)", frames={"big": big})

@@ -161,10 +161,13 @@ def score_relation(
 
 def _worth_splitting(table: pa.Table, jobs: Sequence[Scoring]) -> bool:
     """Whether to spread the last rows over the pool's threads: not for a few rows, nor
-    for models with decision regions (pruned trees), whose rows mostly share a few
-    regions: their scoring is then numpy work under the GIL, and thread handoffs would
-    cost more than they save (at worst, such a remainder runs on one thread)."""
-    return table.num_rows >= _SPLIT_ROWS and any(job.scorer.regions is None for job in jobs)
+    for models with decision regions (pruned trees) whose first rows share a few regions:
+    their scoring is then numpy work under the GIL, and thread handoffs would cost more
+    than they save (at worst, such a remainder runs on one thread)."""
+    if table.num_rows < _SPLIT_ROWS:
+        return False
+    probe = table.slice(0, _SPLIT_ROWS // 2)  # rows of their own (a finely cut feature): split
+    return any(job.scorer.regions is None or not job.scorer.shares_regions(_inputs(job, probe)) for job in jobs)
 
 
 def regions_note(job: Scoring) -> str | None:

@@ -49,6 +49,10 @@ class Categories:
             return Categories(allowed=allowed - excluded)
         return Categories(excluded=excluded)
 
+    @property
+    def unconstrained(self) -> bool:
+        return self.allowed is None and not self.excluded
+
     def admits(self, value: str) -> bool:
         if value in self.excluded:
             return False

@@ -75,3 +75,23 @@ def refusals(pipeline: Pipeline) -> tuple[Check, ...]:
         if column.encoder is None and fails_on_nan(column.steps):
             found.setdefault((column.source, False), Check(column.source))
     return tuple(found.values())
+
+
+def guarded_columns(
+    columns: list[exp.Expression],
+    nullable: list[exp.Expression],
+    checks: list[tuple[exp.Expression, str]],
+) -> list[exp.Expression]:
+    """``columns`` with the first one NULL when any of ``nullable`` is NULL, and failing
+    (DuckDB's ``error()``) on rows a check refuses — only rows that would be scored."""
+    if not nullable and not checks:
+        return columns
+    ifs: list[exp.If] = []
+    if nullable:
+        any_null: exp.Expr = exp.Is(this=nullable[0].copy(), expression=exp.Null())
+        for value in nullable[1:]:
+            any_null = exp.or_(any_null, exp.Is(this=value.copy(), expression=exp.Null()))
+        ifs.append(exp.If(this=any_null, true=exp.Null()))
+    for condition, message in checks:
+        ifs.append(exp.If(this=condition, true=exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])))
+    return [exp.Case(ifs=ifs, default=columns[0].copy()), *columns[1:]]

@@ -18,18 +18,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+import sqlglot
+import sqlglot.expressions as exp
 from onnx import helper
 
 from nbgov.sqlml.optimizer.domains import ModelDomain
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.forest_sql import branch_sql
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
+from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number
+from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 
-FALLBACK = "__fallback__"  # placeholder for the comparison itself, in undecided cells
+if TYPE_CHECKING:
+    from nbgov.sqlml.optimizer.state import PlanState
+
+FALLBACK = "nbgov_fallback__"  # stands for the comparison itself, in undecided cells
 MAX_DEPTH = 6  # cells at most 2**6: a shallow CASE DuckDB runs at scan speed
 _UNIT = 2.0**-24
 _KERNEL_MARGIN = 1e-5  # onnxruntime's float LOGISTIC vs the exact one
@@ -56,6 +64,137 @@ class BooleanEnsemble:
     decided_true: int
     decided_false: int
     undecided: int
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """``predict(...)[.output][[k]] op constant`` around a call."""
+
+    node: exp.Expr  # the comparison
+    op: str  # as ``value op constant``
+    constant: float
+    output: str | None  # the output read (None: predict's whole value)
+    element: int | None  # 0-based element of that output, if indexed
+
+
+def output_comparison_node(call: exp.Expression) -> tuple[exp.Expr, str, float] | None:
+    """(comparison, op, constant) around ``call`` (compile's view of ``read_comparison``)."""
+    found = read_comparison(call)
+    return None if found is None else (found.node, found.op, found.constant)
+
+
+def read_comparison(call: exp.Expression) -> OutputComparison | None:
+    """The comparison of the call's value, one of its outputs or one element of it with a
+    numeric constant, e.g. ``predict(m, *).probabilities[2] > 0.8``; None otherwise."""
+    child: exp.Expression = call
+    output: str | None = None
+    element: int | None = None
+    parent = call.parent
+    while isinstance(parent, (exp.Paren, exp.Dot, exp.Bracket)):
+        if isinstance(parent, exp.Dot):
+            if parent.this is not child or output is not None or element is not None:
+                return None
+            output = parent.expression.name
+        elif isinstance(parent, exp.Bracket):
+            index = _constant_index(parent)
+            if parent.this is not child or index is None or element is not None:
+                return None
+            element = index
+        child, parent = parent, parent.parent
+    op = COMPARISONS.get(type(parent)) if parent is not None else None
+    if op is None or parent is None:
+        return None
+    if parent.this is child and (value := number(parent.expression)) is not None:
+        return OutputComparison(parent, op, value, output, element)
+    if parent.expression is child and (value := number(parent.this)) is not None:
+        return OutputComparison(parent, FLIP[op], value, output, element)
+    return None
+
+
+def _constant_index(bracket: exp.Bracket) -> int | None:
+    """The 0-based constant index of ``x[k]`` (sqlglot stores DuckDB's 1-based k as k-1)."""
+    if bracket.args.get("offset") or bracket.args.get("safe") or len(bracket.expressions) != 1:
+        return None
+    key = bracket.expressions[0]
+    if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
+        return int(key.this)
+    return None
+
+
+def rule(state: PlanState) -> PlanState:
+    """Rule 4b: ``predict(ensemble, ...) op c`` becomes a boolean CASE over the trees'
+    tests where bounds decide it, the model scoring only the other rows."""
+    if state.decided is not None or state.trees is None or len(state.trees.forests) != 1:
+        return state
+    compared = read_comparison(state.call.node)
+    if compared is None:
+        return state
+    rebuilt = state.rebuilt()
+    graph = rebuilt.graph
+    if graph is None or len(graph.forests) != 1 or len(graph.forests[0].trees) < 2:
+        return state  # one tree: output_predicates decides it leaf by leaf
+    forest = graph.forests[0]
+    node = graph.model.graph.node[graph.tree_nodes[0]]
+    outputs = state.call.model.outputs
+    element = compared.element
+    if compared.output is None and len(outputs) == 1 and element is None:
+        pass  # a regressor's scalar
+    elif compared.output is not None and len(outputs) == 2 and compared.output.lower() == outputs[1].name.lower():
+        pass  # a classifier's probabilities[k]
+    else:
+        return state
+    value = compared_value(node, forest, element, compared.op, compared.constant)
+    if value is None:
+        return state
+    cells = _cell_domains(state, rebuilt.kept)
+    key = f"{rebuilt.cache_key}:bounds:{compared.op}:{compared.constant!r}:{element}"
+    built = state.memo.get("bounds", key, lambda: boolean_ensemble(forest, cells, value))
+    if built.decided_true + built.decided_false == 0:
+        return state.note(f"output predicate {compared.op} {compared.constant:g}: the trees' bounds decide no rows")
+    shape = state.memo.get("bounds-sql", key, lambda: sqlglot.parse_one(built.body, dialect="duckdb"))
+    features = [state.bound.columns[j] for j in rebuilt.kept]
+    guard = state.null_guard([*state.dropped(), *rebuilt.kept])
+    expression = _fill(shape, features, guard)
+    fallback = replace(state, decided=None).finish().strategy
+    assert isinstance(fallback, OnnxPlan)
+    cells_total = built.decided_true + built.decided_false + built.undecided
+    state = state.with_stats(strategy="sql-filter+onnx", cells=cells_total, cells_decided=cells_total - built.undecided).note(
+        f"output predicate {compared.op} {compared.constant:g}: bounds of the trees' leaf sums decide "
+        f"{cells_total - built.undecided} of {cells_total} cells of the inputs ({built.decided_true} true, "
+        f"{built.decided_false} false); the model scores only rows in the other {built.undecided}"
+    )
+    return replace(state, decided=SqlPlan(state.checked(expression), comparison=True, fallback=fallback))
+
+
+def _cell_domains(state: PlanState, kept: tuple[int, ...]) -> Domains:
+    """The query's domains on the kept features, renumbered as the rebuilt model reads them."""
+    if state.constraints is None or state.trees is None:
+        return {}
+    elem = state.trees.elem_type
+    out: Domains = {}
+    for new, old in enumerate(kept):
+        domain = state.constraints.domains.get((0, old))
+        if domain is not None and not domain.unconstrained:
+            out[new] = domain.in_model_space(elem)
+    return out
+
+
+def _fill(shape: exp.Expr, features: list[exp.Expression], guard: list[exp.Expression]) -> exp.Expression:
+    """The boolean CASE over the call's columns; NULL (like the comparison) when an input is."""
+
+    def put(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name.startswith("__f") and node.name.endswith("__"):
+            return features[int(node.name[3:-2])].copy()
+        return node
+
+    body = shape.transform(put)
+    assert isinstance(body, exp.Expression)
+    if not guard:
+        return body
+    any_null: exp.Expr = exp.Is(this=guard[0].copy(), expression=exp.Null())
+    for value in guard[1:]:
+        any_null = exp.or_(any_null, exp.Is(this=value.copy(), expression=exp.Null()))
+    return exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=body)
 
 
 def compared_value(node: onnx.NodeProto, forest: Forest, element: int | None, op: str, constant: float) -> Compared | None:

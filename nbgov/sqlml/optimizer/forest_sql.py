@@ -23,8 +23,8 @@ import onnx
 import sqlglot.expressions as exp
 from onnx import helper
 
-from nbgov.sqlml.onnxtypes import width
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
 from nbgov.sqlml.optimizer.to_sql import SqlModel, mean_depth
 from nbgov.sqlml.plan import TensorSpec

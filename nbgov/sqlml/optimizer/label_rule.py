@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 
 
 def has_negative_weight(forest: Forest) -> bool:

@@ -36,12 +36,12 @@ from nbgov.sqlml.models.pipeline import (
 from nbgov.sqlml.models.steps import Step, origin
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, Unrefusable, refusals
-from nbgov.sqlml.optimizer.domains import Domain, ModelDomain
+from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.encoders_sql import encoded_sql
 from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree, write_forest
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree, write_forest
 from nbgov.sqlml.optimizer.label_rule import keep_label_rule
-from nbgov.sqlml.optimizer.treegraph import analyze
+from nbgov.sqlml.models.treegraph import analyze
 
 
 class NotLowerable(ValueError):
@@ -62,22 +62,32 @@ class LoweredColumn:
             return value.copy()
         return encoded_sql(self.encoder, value, "FLOAT")
 
-    def domain(self, raw: Domain | Categories | None) -> ModelDomain | None:
-        """The values this column can take given what the query proves about its source."""
+    def query_domain(self, raw: Domain | Categories | None) -> Domain | None:
+        """The values this column takes given what the query proves about its source."""
         if self.encoder is None:
-            return raw.in_model_space("float") if isinstance(raw, Domain) else None
+            return raw if isinstance(raw, Domain) else None
         strings = raw if isinstance(raw, Categories) else Categories()
+        values: set[float] = set()
         if isinstance(self.encoder, OneHot):
-            values = set()
             if strings.admits(self.encoder.category):
                 values.add(1.0)
             if strings.allowed is None or strings.allowed - {self.encoder.category}:
                 values.add(0.0)
-            return _finite(values)
-        codes = {v for k, v in self.encoder.mapping if strings.admits(k)}
-        if not strings.only_within(tuple(k for k, _ in self.encoder.mapping)):
-            codes.add(self.encoder.default)
-        return _finite(codes)
+        else:
+            values = {v for k, v in self.encoder.mapping if strings.admits(k)}
+            if not strings.only_within(tuple(k for k, _ in self.encoder.mapping)):
+                values.add(self.encoder.default)
+        if not values:  # the query admits no row here
+            return Domain(lo=1.0, hi=0.0, values=frozenset(), nan=False)
+        return Domain(lo=min(values), hi=max(values), values=frozenset(values), nan=False)
+
+    def name(self, column: str) -> str:
+        """What this column computes, for notes: ``plan = 'gold'``, ``plan (label-encoded)``, ``age``."""
+        if isinstance(self.encoder, OneHot):
+            return f"{column} = {exp.Literal.string(self.encoder.category).sql(dialect='duckdb')}"
+        if isinstance(self.encoder, LabelCode):
+            return f"{column} (label-encoded)"
+        return column
 
     def describe(self, column: str) -> str:
         if isinstance(self.encoder, OneHot):
@@ -190,10 +200,3 @@ def _lower_tree(tree: Tree, folded: dict[tuple[int, TreeTest], Decided | tuple[i
 
     visit(0)
     return out
-
-
-def _finite(values: set[float]) -> ModelDomain:
-    ordered = tuple(sorted(values))
-    if not ordered:
-        return ModelDomain(lo=1.0, hi=0.0, values=(), nan=False)
-    return ModelDomain(lo=ordered[0], hi=ordered[-1], values=ordered, nan=False)

@@ -19,6 +19,7 @@ import xxhash
 
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.domains import ModelDomain
+from nbgov.sqlml.optimizer.label_rule import keep_label_rule
 
 if TYPE_CHECKING:
     from nbgov.sqlml.optimizer.state import PlanState
@@ -67,7 +68,7 @@ def rule(state: PlanState) -> PlanState:
         results = [prune_forest(forest, domains) for forest in trees.forests]
         return Pruning(
             key,
-            tuple(r.forest for r in results),
+            tuple(keep_label_rule(forest, r.forest) for forest, r in zip(trees.forests, results)),
             sum(r.nodes_before for r in results),
             sum(r.nodes_after for r in results),
         )

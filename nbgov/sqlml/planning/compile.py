@@ -49,6 +49,7 @@ from nbgov.sqlml.planning.prepared import (
     Step,
 )
 from nbgov.sqlml.planning.relations import Relations, StandIns
+from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, output_comparison_node
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.references import References, references
@@ -76,8 +77,8 @@ NAIVE = Planners(NaivePlanner(), NaivePlanner())
 class Compiler:
     """Compiles statements against one model catalog and one engine's relations."""
 
-    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[bool], Planners]) -> None:
-        """``planners(optimize)``: the planners for the optimizer on or off."""
+    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[Settings], Planners]) -> None:
+        """``planners(settings)``: the planners for these settings (optimizer on or off)."""
         self.catalog = catalog
         self.relations = relations
         self.planners = planners
@@ -96,7 +97,7 @@ class Compilation:
     def __init__(self, compiler: Compiler, settings: Settings, params: Mapping[str, Any], frames: Sequence[str]) -> None:
         self.catalog = compiler.catalog
         self.relations = compiler.relations
-        self.planners = compiler.planners(settings.optimize)
+        self.planners = compiler.planners(settings)
         self.settings = settings
         self.params = params
         self.frames = tuple(frames)
@@ -180,6 +181,8 @@ class Compilation:
             self.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
         elif top and self.settings.optimize:
             reason = refusal(tree, calls, plans)
+            if reason is None and any(isinstance(p.strategy, SqlPlan) and p.strategy.fallback for p in plans):
+                reason = "an output predicate scores only the rows its bounds leave open"
             if reason is None:
                 batched = self.batch(tree, calls, plans)
             else:
@@ -198,6 +201,9 @@ class Compilation:
     def inline_call(self, call: ModelCall, plan: SqlPlan) -> None:
         """Put a model inlined as SQL where its call was (or its comparison, for a filter)."""
         inlined = plan.expression.copy()
+        if plan.fallback is not None:
+            self.filter_with_fallback(call, plan, plan.fallback)
+            return
         compared = comparison_node(call.node) if plan.comparison else None
         if compared is not None:  # an output predicate, now a boolean filter
             compared[0].replace(inlined)
@@ -207,6 +213,20 @@ class Compilation:
             self.notes.append(
                 f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
             )
+
+    def filter_with_fallback(self, call: ModelCall, plan: SqlPlan, fallback: OnnxPlan) -> None:
+        """An output predicate decided by bounds on some rows: elsewhere the comparison
+        itself, its predict() scored by a UDF that DuckDB calls on those rows only."""
+        compared = output_comparison_node(call.node)
+        assert compared is not None
+        scored = compared[0].copy()
+        inner = next(n for n in scored.find_all(exp.Anonymous) if n == call.node)
+        inner.replace(self.function(fallback, call.model))
+
+        def fill(node: exp.Expr) -> exp.Expr:
+            return scored.copy() if isinstance(node, exp.Column) and node.name == FALLBACK else node
+
+        compared[0].replace(plan.expression.copy().transform(fill))
 
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""

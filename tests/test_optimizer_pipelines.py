@@ -696,3 +696,31 @@ def test_unknown_category_fails_with_and_without_the_optimizer(pipeline_engines:
     engine = pipeline_engines("gbr_strict")
     with pytest.raises(NbgovError):  # 'diamond' and 'GOLD' are not categories the encoder knows
         engine.execute("SELECT id, predict(m, *) AS p FROM t WHERE age > 30 AND NOT isnan(visits)", optimize=optimize_)
+
+
+def test_scaler_in_front_of_trees_on_one_matrix_input() -> None:
+    """make_pipeline(StandardScaler(), GradientBoostingRegressor()) over one [N, 5] input: the
+    scaler is folded into the thresholds and age > 60 prunes the trees."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tests.fixtures.models import NUMERIC_FEATURES, customers
+
+    frame = customers(600)
+    estimator = make_pipeline(StandardScaler(), GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0))
+    estimator.fit(frame[list(NUMERIC_FEATURES)].to_numpy(np.float32), frame.spend)
+    payload = convert_sklearn(estimator, initial_types=[("input", FloatTensorType([None, 5]))]).SerializeToString()
+    version = model_version(payload)
+    columns = ", ".join(NUMERIC_FEATURES)
+    where = "age > 60"
+    call = calls_in(f"SELECT predict(m, {columns}) FROM t WHERE {where}", version)[0]
+    plan = optimize(call, tuple(r for r in RULES if r not in SQL_RULES), batched=True)
+    assert any("tree nodes using age > 60 (through Scaler)" in n for n in plan.notes), plan.notes
+    assert isinstance(plan.strategy, OnnxPlan)
+    rows = frame.assign(age=frame.age.where(frame.id % 11 != 0)).astype({"age": object})
+    table = arrow_table(rows)
+    expected = score_plan_inputs(payload, call.inputs, version.outputs, table, where)
+    assert plan_values(plan.strategy, version.outputs, table, where) == expected

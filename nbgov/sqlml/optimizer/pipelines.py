@@ -53,15 +53,17 @@ class Lowered:
 
 def lower(state: PlanState) -> PlanState:
     """Lower a featurizer + trees call (see the module docstring); other models pass."""
-    if state.tensor is not None:
-        return state  # one 2-D numeric input: a bare model, the other rules' own case
+    if state.trees is not None:
+        return state  # trees reading one 2-D input directly: the other rules' own case
     pipeline = _pipeline(state)
     if isinstance(pipeline, str):
+        if state.tensor is not None:
+            return state  # one numeric input (a linear model, ...): ``inline`` decides
         return replace(state, onnx_reason=f"model inputs are not one 2-D numeric tensor and not a pipeline nbgov reads ({pipeline})")
+    if pipeline.is_bare or not pipeline.trees_only:
+        return state  # a linear head: ``inline`` / ``inline_linear`` decide
     constraints = call_constraints(state.call, exact_strings=state.exact_strings)
     state = state.note(*constraints.refusals)
-    if not pipeline.trees_only:
-        return state  # a linear head: ``inline_linear`` decides
     sha = state.call.model.sha256
     lowered = state.memo.get("lowered", sha, lambda: _lowered(pipeline))
     if isinstance(lowered, str):

@@ -133,12 +133,6 @@ def _from_keys(keys: np.ndarray) -> np.ndarray:
     return np.where(keys < 0, -magnitude, magnitude).astype(np.float32)
 
 
-def key_of(value: float) -> int:
-    """The order key of a float32 number (-0 and +0 share key 0)."""
-    bits = int(np.array([abs(value)], dtype=np.float32).view(np.int32)[0])
-    return -bits if value < 0 else bits
-
-
 def _as_test(lo: int, hi: int, nan_outcome: bool) -> Folded:
     """The branch that is true exactly on keys [lo, hi] and, for NaN, ``nan_outcome``."""
     inf = math.inf

@@ -64,11 +64,6 @@ def ensemble_sql(node: onnx.NodeProto, forest: Forest, outputs: tuple[TensorSpec
     return SqlModel({}, "trees", levels, body=body)
 
 
-def sql_cost_levels(forest: Forest) -> float:
-    """Tree levels DuckDB evaluates per row, plus the folds, in SQL tree-level units."""
-    return mean_depth(forest) * len(forest.trees)
-
-
 def _ensemble(node: onnx.NodeProto) -> _Ensemble:
     a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
     if "base_values_as_tensor" in a:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import onnx
 
 from nbgov.sqlml.models.forest import Forest
-from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
-from nbgov.sqlml.optimizer.forest_sql import NotTranslatable, ensemble_sql
+from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs, tree_costs
+from nbgov.sqlml.optimizer.forest_sql import SQL_FOLD_US, NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.state import trees_text
 from nbgov.sqlml.optimizer.to_sql import SqlModel, linear_sql, single_tree_sql, tree_regressor_sql
 from nbgov.sqlml.plan import SqlPlan
@@ -65,7 +65,7 @@ def _trees(state: PlanState) -> PlanState:
         sql_model = single_tree_sql(rebuilt.payload, forest, len(rebuilt.kept), state.call.model.outputs)
     elif estimate.prefer_sql:
         node = graph.model.graph.node[graph.tree_nodes[0]]
-        sql_model = tree_regressor_sql(node, forest, elem) or _ensemble(node, forest, state)
+        sql_model = tree_regressor_sql(node, forest, elem) or _ensemble(node, forest, state, estimate)
     if sql_model is not None:
         features = [state.bound.columns[j] for j in rebuilt.kept]
         guard = state.null_guard([*state.dropped(), *rebuilt.kept])
@@ -79,8 +79,12 @@ def _trees(state: PlanState) -> PlanState:
     return replace(state, onnx_reason=f"{trees_text(trees.tree_count)}, {reason} ({estimate.describe()})")
 
 
-def _ensemble(node: onnx.NodeProto, forest: Forest, state: PlanState) -> SqlModel | None:
-    """Any float ensemble ``forest_sql`` reproduces: classifiers too, one CASE per tree."""
+def _ensemble(node: onnx.NodeProto, forest: Forest, state: PlanState, estimate: CostEstimate) -> SqlModel | None:
+    """Any float ensemble ``forest_sql`` reproduces: classifiers too, one CASE per tree
+    (still cheaper once DuckDB's fold over the trees is paid for)."""
+    fold = SQL_FOLD_US * len(forest.trees) if len(forest.trees) > 1 else 0.0
+    if estimate.sql_us + fold >= estimate.ort_us:
+        return None
     try:
         return ensemble_sql(node, forest, state.call.model.outputs)
     except NotTranslatable:

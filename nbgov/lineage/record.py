@@ -17,30 +17,55 @@ SESSION_SCHEMA = "nbgov.session/1"
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Content hash of one value; ``weak`` when the hash cannot prove equality."""
+    """Content hash of one value.
+
+    ``weak`` when the content could not be read exactly (then ``hash`` is None and
+    ``reason`` says why). ``reason`` may also say how a strong hash was taken (a
+    memory-mapped file hashed from its data regions). ``semantic``, for ONNX models,
+    hashes the model without graph/node names and doc strings.
+    """
 
     kind: str
     hash: str | None
     weak: bool = False
     summary: str = ""
+    reason: str | None = None
+    semantic: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        out: dict[str, Any] = {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.semantic is not None:
+            out["semantic"] = self.semantic
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fingerprint:
+        """Logs written before ``reason``/``semantic`` existed read with both None."""
+        reason, semantic = data.get("reason"), data.get("semantic")
         return cls(
             kind=str(data["kind"]),
             hash=data.get("hash"),
             weak=bool(data.get("weak", False)),
             summary=str(data.get("summary", "")),
+            reason=str(reason) if reason is not None else None,
+            semantic=str(semantic) if semantic is not None else None,
         )
 
     def same_content(self, other: Fingerprint) -> bool | None:
-        """True/False when both hashes are known, None when it cannot be told."""
-        if self.hash is None or other.hash is None:
+        """True/False when both hashes are strong, None when it cannot be told."""
+        if self.weak or other.weak or self.hash is None or other.hash is None:
             return None
         return self.kind == other.kind and self.hash == other.hash
+
+    def differs_only_in_names(self, other: Fingerprint) -> bool:
+        """Two ONNX models with other bytes but the same meaning (names, doc strings aside)."""
+        return (
+            self.same_content(other) is False
+            and self.semantic is not None
+            and self.semantic == other.semantic
+        )
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ def region(arr: Any) -> Region | None:
     state = read_state(root) if read_state is not None else None
     if type(state) is not dict:
         return None
-    path, offset, mode = state.get("filename"), state.get("offset"), state.get("mode")
-    if type(path) is not str or type(offset) is not int or mode not in _SHARED_MODES:
+    path, offset, mode = _path_text(state.get("filename")), state.get("offset"), state.get("mode")
+    if path is None or type(offset) is not int or mode not in _SHARED_MODES:
         return None  # private copy-on-write maps may differ from the file: hash memory
     root_address = root.__array_interface__["data"][0]
     start = offset + (arr.__array_interface__["data"][0] - root_address)
@@ -106,6 +106,16 @@ def hash_region(walk: Walk, arr: Any, where: Region) -> None:
         f"memory-mapped file {name}: hashed from the file, {read:,} of {nbytes:,} bytes read"
         + (", the rest are holes (zeros)" if read < nbytes else "")
     )
+
+
+def _path_text(path: Any) -> str | None:
+    """The mapped file's name: a str, or a path object of pathlib itself (not a subclass)."""
+    if type(path) is str:
+        return path
+    if static.module_of(type(path)) == "pathlib" and static.verified(type(path)):
+        text = static.library_class("pathlib", "PurePath").__str__(path)
+        return text if type(text) is str else None
+    return None
 
 
 def _mapped_root(arr: Any) -> tuple[Any, Any]:

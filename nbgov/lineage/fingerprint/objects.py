@@ -114,12 +114,13 @@ def slice_value(walk: Walk, value: slice) -> None:
 
 
 def mappingproxy_value(walk: Walk, proxy: types.MappingProxyType[Any, Any]) -> None:
-    """A read-only view: hashed as the dict it wraps, found without calling the proxy."""
-    wrapped = [m for m in gc.get_referents(proxy) if type(m) is dict]
-    if len(wrapped) != 1:
-        raise NotExact("a mapping proxy over a mapping other than a dict")
+    """A read-only view: hashed as the dict it wraps (found by the garbage collector's
+    traversal, which calls no Python code), never through the proxy's methods."""
+    wrapped = gc.get_referents(proxy)
+    if len(wrapped) != 1 or not static.inherits(type(wrapped[0]), dict):
+        raise NotExact("a mapping proxy over a mapping other than a dict: reading it would run its code")
     walk.emit(b"p")
-    dict_value(walk, wrapped[0])
+    walk.push(wrapped[0])
 
 
 # -- code -------------------------------------------------------------------------
@@ -128,8 +129,8 @@ def mappingproxy_value(walk: Walk, proxy: types.MappingProxyType[Any, Any]) -> N
 def function_value(walk: Walk, fn: types.FunctionType) -> None:
     module = fn.__module__ if type(fn.__module__) is str else "?"
     name = enc_str(f"{module}.{fn.__qualname__}")
-    if module != "__main__" and fn.__closure__ is None:
-        walk.emit(b"n" + name)  # library code: its name is its identity
+    if fn.__closure__ is None and static.installed_module(module):
+        walk.emit(b"n" + name)  # installed code: its name (and the recorded versions) say what it is
         return
     if not walk.enter(fn):
         return

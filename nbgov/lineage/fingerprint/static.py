@@ -242,6 +242,40 @@ def _lookup_class(module: str, qualname: str) -> type | None:
     return found
 
 
+_installed: dict[str, bool] = {}
+
+
+def installed_module(name: str) -> bool:
+    """A module of the Python installation or an installed package (not the notebook's own
+    code next to it): its functions are identified by their qualified names."""
+    known = _installed.get(name)
+    if known is not None:
+        return known
+    namespace = loaded_module(name)
+    path = namespace.get("__file__") if namespace is not None else None
+    if namespace is None or name == "__main__":
+        found = False
+    elif type(path) is not str:
+        found = True  # built into the interpreter
+    else:
+        found = os.path.realpath(path).startswith(_install_roots())
+    _installed[name] = found
+    return found
+
+
+def _install_roots() -> tuple[str, ...]:
+    import site
+    import sysconfig
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    try:
+        roots.update(site.getsitepackages())
+        roots.add(site.getusersitepackages())
+    except AttributeError:  # a virtualenv's site module may lack them
+        pass
+    return tuple(os.path.join(os.path.realpath(r), "") for r in roots if r)
+
+
 def defines_python_code(tp: type) -> bool:
     """A class statement's functions are plain functions; compiled classes have none."""
     return any(type(value) is types.FunctionType for value in _type_dict(tp).values())

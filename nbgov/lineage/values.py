@@ -40,7 +40,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames
-from nbgov.lineage.fingerprint import Fingerprinter, Measurement, static
+from nbgov.lineage.fingerprint import INTERRUPTED, Fingerprinter, Measurement, static
 from nbgov.lineage.fingerprint.columnar import frame_columns
 from nbgov.lineage.record import Fingerprint
 
@@ -73,14 +73,23 @@ class ValueTracker:
 
     def before(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint before a cell; reuses the last after-fingerprint if the probe agrees."""
-        known = self._after.get(name)
-        if known is not None and self.reuse_between_cells and known[0]() is value:
-            if self.fingerprinter.probe(value) == known[2]:
-                return known[1]
-        return self._measure(name, value).fingerprint
+        try:
+            known = self._after.get(name)
+            if known is not None and self.reuse_between_cells and known[0]() is value:
+                if self.fingerprinter.probe(value) == known[2]:
+                    return known[1]
+            return self._measure(name, value).fingerprint
+        except KeyboardInterrupt:
+            return self._interrupted(value)
 
     def after(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint after a cell, remembered (with a probe) for the next cell."""
+        try:
+            return self._after_cell(name, value)
+        except KeyboardInterrupt:
+            return self._interrupted(value)
+
+    def _after_cell(self, name: str, value: Any) -> Fingerprint:
         fp = self._measure(name, value).fingerprint
         self._after.pop(name, None)
         if not self.reuse_between_cells or fp.hash is None:
@@ -94,6 +103,12 @@ class ValueTracker:
             return fp
         self._after[name] = (ref, fp, probe)
         return fp
+
+    def _interrupted(self, value: Any) -> Fingerprint:
+        """An interrupt landed outside the fingerprinter's own guard: same outcome, same flag."""
+        if isinstance(self.fingerprinter, Fingerprinter):
+            self.fingerprinter.interrupted = True
+        return Fingerprint(static.kind_name(type(value)), None, True, "", reason=INTERRUPTED)
 
     def forget(self, names: Iterable[str]) -> None:
         """Names deleted from the namespace: drop what the tracker knows of them."""

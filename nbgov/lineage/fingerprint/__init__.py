@@ -22,14 +22,14 @@ recorder can finish its record quickly and say what was not hashed.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import xxhash
 
 from nbgov.lineage.fingerprint import columnar, protobuf, static
 from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT
 from nbgov.lineage.fingerprint.kinds import Kinds
+from nbgov.lineage.fingerprint.objects import flat_encoding
 from nbgov.lineage.fingerprint.summary import summarize
 from nbgov.lineage.fingerprint.walk import Limits, NotExact, Walk
 from nbgov.lineage.record import Fingerprint
@@ -44,8 +44,7 @@ _NO_REACH: frozenset[int] = frozenset()
 _CACHE_LIMIT = 4096
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(NamedTuple):
     """A fingerprint, and the ids of the mutable objects the value's graph holds.
 
     ``complete`` is False when the walk stopped early (a weak part, the reach
@@ -124,6 +123,11 @@ class Fingerprinter:
         if encode is not None and not (tp is str and len(obj) > LONG_TEXT):
             digest = xxhash.xxh3_128_hexdigest(encode(obj))
             return Measurement(Fingerprint(_ATOM_KINDS[id(tp)], digest, False, summarize(obj)), _NO_REACH, True)
+        flat = flat_encoding(obj) if id(tp) in _FLAT_KINDS and 2 * len(obj) < self.limits.max_items else None
+        if flat is not None:
+            reach = _NO_REACH if tp is tuple else frozenset((id(obj),))
+            fp = Fingerprint(_FLAT_KINDS[id(tp)], xxhash.xxh3_128_hexdigest(flat), False, summarize(obj))
+            return Measurement(fp, reach, True)
         cached = self._immutable.get(id(obj))
         if cached is not None and cached[0]() is obj:
             return cached[1]
@@ -159,6 +163,7 @@ class Fingerprinter:
 
 
 _ATOM_KINDS = {id(tp): static.kind_name(tp) for tp in (int, float, str, bool, type(None), complex)}
+_FLAT_KINDS = {id(tp): static.kind_name(tp) for tp in (list, tuple, dict)}
 
 
 def _weak(obj: Any, reason: str) -> Measurement:

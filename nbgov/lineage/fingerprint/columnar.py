@@ -18,7 +18,7 @@ from typing import Any
 
 import xxhash
 
-from nbgov.lineage.fingerprint import memmap
+from nbgov.lineage.fingerprint import memmap, static
 from nbgov.lineage.fingerprint.encode import BLOCK, SCALAR_RUN, enc_str, scalar_run
 from nbgov.lineage.fingerprint.static import dict_reader, inherits, library_class, loaded_module
 from nbgov.lineage.fingerprint.walk import NotExact, Walk
@@ -414,10 +414,10 @@ def _fixed_width(t: Any) -> int | None:
 def probe_parts(obj: Any) -> tuple[list[Any] | None, str, list[Any]]:
     """Numeric buffers of a plain array or RangeIndex frame, a text of their identity, and
     the small labels (column names, index name) to fingerprint with them."""
-    ndarray = library_class("numpy", "ndarray")
-    if ndarray is None:
-        return None, "", []
     tp = type(obj)
+    if static.module_of(tp).split(".", 1)[0] not in ("numpy", "pandas"):
+        return None, "", []
+    ndarray = library_class("numpy", "ndarray")
     if tp is ndarray:
         if obj.dtype.hasobject or not obj.flags.c_contiguous:
             return None, "", []

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.fingerprint.encode import LONG_TEXT, SCALAR_RUN, enc_bytes, enc_int, enc_str, scalar_run
+from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT, SCALAR_RUN, enc_bytes, enc_int, enc_str, scalar_run
 from nbgov.lineage.fingerprint.walk import NotExact, Task, Walk
 
 Handler = Callable[[Walk, Any], None]
@@ -56,6 +56,36 @@ def sequence(walk: Walk, tag: bytes, items: list[Any]) -> None:
             return
     walk.emit(tag + b"%x;" % len(items))
     walk.push_all(items)
+
+
+def flat_encoding(value: Any) -> bytes | None:
+    """The walk's exact output for a list, tuple or dict holding only plain scalars, or None.
+
+    Most names in a big namespace hold such values: encoding them here skips the
+    walk's setup. Must produce the same bytes as ``list_value``/``tuple_value``/
+    ``dict_value`` followed by ``Walk.push_all`` (a property test holds it to that).
+    """
+    tp = type(value)
+    if tp is dict:
+        items = [x for pair in _dict_items(value) for x in pair]
+        head = b"D%x;" % len(value)
+    elif tp is list or tp is tuple:
+        items = list(value)
+        head = (b"L" if tp is list else b"U")
+        if len(items) >= SCALAR_RUN:
+            run = scalar_run(items)
+            if run is not None:
+                return head + run
+        head += b"%x;" % len(items)
+    else:
+        return None
+    parts = [head]
+    for item in items:
+        encode = ATOMS.get(id(type(item)))
+        if encode is None or (type(item) is str and len(item) > LONG_TEXT):
+            return None
+        parts.append(encode(item))
+    return b"".join(parts)
 
 
 def list_value(walk: Walk, value: list[Any]) -> None:

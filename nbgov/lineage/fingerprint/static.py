@@ -213,7 +213,7 @@ def library_class(module: str, qualname: str) -> Any:
     to the module's namespace do not move them.
     """
     found = _classes.get((module, qualname))
-    if found is None:
+    if found is None and module.partition(".")[0] in sys.modules:
         found = _lookup_class(module, qualname)
         if found is not None:
             _classes[(module, qualname)] = found

@@ -4,8 +4,10 @@ Each handler emits its node's tag and pushes the children the walk visits next.
 Containers are read through the base type's C methods (``list.__getitem__``,
 ``dict.items``), never through a subclass's overrides; instances through the
 genuine ``__dict__`` and slot descriptors. Functions are their code, defaults,
-keyword defaults, captured cells and attributes; a notebook class is its bases and
-namespace; anything from a library module is its qualified name.
+keyword defaults, captured cells and attributes (those of installed packages,
+without closures, their qualified name); a notebook class is its bases and
+namespace, any other class its qualified name. Compiled classes of trusted
+libraries are read through the library's own pickling support (``reduce_handler``).
 """
 
 from __future__ import annotations

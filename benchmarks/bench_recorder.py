@@ -339,8 +339,7 @@ if sys.argv[2] == "nbgov":
 shell.run_cell("import numpy as np", store_history=True)
 start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 assert shell.run_cell("a = np.ones(int(40e6))", store_history=True).success
-assert shell.run_cell("del a
-b = np.ones(int(40e6))", store_history=True).success
+assert shell.run_cell("del a\nb = np.ones(int(40e6))", store_history=True).success
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start)
 """
 

@@ -156,28 +156,12 @@ def _mapping_at(address: int) -> tuple[int, int, int] | None:
 def _data_extents(path: str, identity: tuple[int, ...], start: int, nbytes: int) -> list[tuple[int, int]]:
     """Data regions (begin, end) of the file overlapping [start, start + nbytes)."""
     end = start + nbytes
-    if static.SEEK_DATA is None or static.SEEK_HOLE is None:
-        return [(start, end)]
     fd = static.os_open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = static.os_fstat(fd)
         if (st.st_dev, st.st_ino) != identity[:2]:
             return [(start, end)]
-        extents: list[tuple[int, int]] = []
-        position = start
-        while position < end:
-            try:
-                data = static.os_lseek(fd, position, static.SEEK_DATA)
-            except OSError:  # ENXIO: no data after position
-                break
-            if data >= end:
-                break
-            hole = static.os_lseek(fd, data, static.SEEK_HOLE)
-            extents.append((data, min(hole, end)))
-            position = hole
-        return extents
-    except OSError:
-        return [(start, end)]
+        return static.data_extents(fd, start, end)
     finally:
         static.os_close(fd)
 

@@ -16,6 +16,7 @@ so a notebook that patches ``open`` or ``os.open`` is not called by the recorder
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import types
@@ -44,10 +45,36 @@ os_open = os.open
 os_close = os.close
 os_fstat = os.fstat
 os_lseek = os.lseek
+os_preadv = os.preadv
 os_stat = os.stat
 builtin_open = open
 SEEK_DATA = getattr(os, "SEEK_DATA", None)
 SEEK_HOLE = getattr(os, "SEEK_HOLE", None)
+
+
+def data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """The regions of [start, end) of an open file that hold data; the rest are holes
+    (zeros). The whole range when the file system cannot tell (SEEK_DATA unsupported)."""
+    if SEEK_DATA is None or SEEK_HOLE is None:
+        return [(start, end)]
+    extents: list[tuple[int, int]] = []
+    position = start
+    try:
+        while position < end:
+            try:
+                data = os_lseek(fd, position, SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data after position
+                    break
+                raise
+            if data >= end:
+                break
+            hole = os_lseek(fd, data, SEEK_HOLE)
+            extents.append((data, min(hole, end)))
+            position = hole
+    except OSError:
+        return [(start, end)]
+    return extents
 
 
 def mro(tp: type) -> tuple[type, ...]:

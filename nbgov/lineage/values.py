@@ -167,10 +167,22 @@ class ValueTracker:
 
     def _index(self, name: str, reach: frozenset[int]) -> None:
         """Replace ``name``'s reach in the reverse index (work ∝ the ids that changed)."""
-        old = self._reach.get(name, frozenset())
+        owners = self._owners
+        old = self._reach.get(name)
+        if old is None:  # a name seen for the first time: only additions
+            if reach:
+                for key in reach:
+                    held = owners.get(key)
+                    if held is None:
+                        owners[key] = name
+                    elif isinstance(held, str):
+                        owners[key] = {held, name}
+                    else:
+                        held.add(name)
+                self._reach[name] = reach
+            return
         if old == reach:
             return
-        owners = self._owners
         for key in old - reach:
             held = owners.get(key)
             if held == name:

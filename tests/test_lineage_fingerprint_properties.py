@@ -126,7 +126,7 @@ def test_frames_equal_when_copied_and_different_after_one_cell_changes(rows: lis
     assert h(changed) != h(frame)
     value = float(frame.loc[row, "f"])
     nudged = frame.copy()
-    nudged.loc[row, "f"] = math.nextafter(value, math.inf)
+    nudged.loc[row, "f"] = math.nextafter(value, -math.inf if value == math.inf else math.inf)
     assert h(nudged) != h(frame)
 
 

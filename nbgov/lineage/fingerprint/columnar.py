@@ -47,7 +47,11 @@ def numpy_array(walk: Walk, arr: Any) -> None:
         if not walk.enter(arr):
             return
         walk.emit(header)
-        object_values(walk, arr.reshape(-1).tolist(), extra)
+        children = object_items(walk, arr)
+        if extra:
+            walk.emit(b"D%x;" % len(extra))
+            children += [x for pair in extra for x in pair]
+        walk.push_all(children)
         return
     walk.reached(id(buffer_owner(arr)))
     walk.emit(header)
@@ -99,9 +103,7 @@ def _strided(walk: Walk, arr: Any) -> None:
     if arr.nbytes <= BLOCK:
         walk.buffer(b"a", memoryview(np["ascontiguousarray"](arr).reshape(-1).view("u1")))
         return
-    walk.spend(arr.nbytes)
-    walk.bytes_left += arr.nbytes  # counted again by digest_blocks
-    walk.hashed_bytes -= arr.nbytes
+    walk.afford(arr.nbytes)
     sink = _BlockSink()
     flags = ["external_loop", "buffered", "zerosize_ok"]
     for chunk in np["nditer"](arr, flags=flags, order="C", buffersize=max(1, BLOCK // arr.itemsize)):
@@ -149,18 +151,17 @@ def numpy_scalar(walk: Walk, value: Any) -> None:
     walk.emit(b"g" + enc_str(dtype.str) + value.tobytes())
 
 
-def object_values(walk: Walk, items: list[Any], extra: list[tuple[str, Any]] | None = None) -> None:
-    """Python objects of an object array or column: columnar if plain scalars, else walked."""
+def object_items(walk: Walk, values: Any) -> list[Any]:
+    """Python objects of an object array or column: encoded at once when they are plain
+    scalars (nothing left to visit), else a count and the objects to visit, in order."""
+    items = values.reshape(-1).tolist()
     run = scalar_run(items) if len(items) >= SCALAR_RUN else None
     if run is not None:
         walk.count(len(items))
         walk.emit(run)
-    else:
-        walk.emit(b"L%x;" % len(items))
-        walk.push_all(items)
-    if extra:
-        walk.emit(b"D%x;" % len(extra))
-        walk.push_items(extra)
+        return []
+    walk.emit(b"L%x;" % len(items))
+    return items
 
 
 # pandas -----------------------------------------------------------------------
@@ -242,7 +243,7 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
     walk.emit(b"k" + enc_str(str(dtype)))
     if inherits(type(arr), ndarray):
         if dtype.hasobject:
-            _object_column(walk, arr, deferred)
+            deferred += object_items(walk, arr)
         else:
             numpy_array(walk, arr)
         return
@@ -262,7 +263,7 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
     if pa_arr is not None:
         arrow_values(walk, pa_arr)
         return
-    _object_column(walk, np["asarray"](arr, dtype=object), deferred)
+    deferred += object_items(walk, np["asarray"](arr, dtype=object))
 
 
 def _arrow_of(arr: Any) -> Any:
@@ -275,17 +276,6 @@ def _arrow_of(arr: Any) -> Any:
         return arr.__arrow_array__()
     except Exception:
         return None
-
-
-def _object_column(walk: Walk, values: Any, deferred: list[Any]) -> None:
-    items = values.reshape(-1).tolist()
-    run = scalar_run(items) if len(items) >= SCALAR_RUN else None
-    if run is not None:
-        walk.count(len(items))
-        walk.emit(run)
-        return
-    walk.emit(b"L%x;" % len(items))
-    deferred.extend(items)
 
 
 # polars -----------------------------------------------------------------------

@@ -80,7 +80,6 @@ class Walk:
         self.bytes_left = limits.max_bytes
         self.hashed_bytes = 0
         self.notes: list[str] = []  # how parts were read, for Fingerprint.reason
-        self.semantic: str | None = None
 
     # -- driving -------------------------------------------------------------
     def run(self, root: Any) -> str:
@@ -126,10 +125,14 @@ class Walk:
     def emit(self, data: bytes) -> None:
         self.parts.append(data)
 
-    def spend(self, nbytes: int) -> None:
-        self.bytes_left -= nbytes
-        if self.bytes_left < 0:
+    def afford(self, nbytes: int) -> None:
+        """Refuse before the work when the byte budget cannot cover it."""
+        if nbytes > self.bytes_left:
             raise NotExact(f"more than {self.limits.max_bytes:,} bytes to hash")
+
+    def spend(self, nbytes: int) -> None:
+        self.afford(nbytes)
+        self.bytes_left -= nbytes
         self.hashed_bytes += nbytes
 
     def buffer(self, tag: bytes, view: memoryview, zero_blocks: Callable[[int], bool] | None = None) -> None:

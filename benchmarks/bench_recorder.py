@@ -17,16 +17,17 @@ numeric fingerprinting ≥ 50% of raw xxh3 throughput.
 
 Fingerprint, namespace and memory cases (issues 12, 13), each a median of paired
 ratios, the variants of a round run in a seeded random order:
-- a fitted 100-tree RandomForest fingerprinted, against pickle.dumps of it
-  (target: ≤ 5 ms median);
+- a fitted 100-tree RandomForest fingerprinted, against pickle.dumps of it, in
+  CPU time of this process (target: ≤ 5 ms median);
 - a trivial cell with 100,000 names in the namespace, recorded vs bare shell
   (target: ≤ 1 ms added), and the cell that defines those 100,000 names
   (target: ≤ 2x plain);
 - a cell that maps a 2 GB file (np.memmap, mode w+, a few values written;
   --memmap-gb scales it), recorded vs bare (the fingerprint reads only the
   file's data regions);
-- peak memory of `a = np.ones(40e6); del a; b = np.ones(40e6)`, recorded vs bare,
-  each in a fresh interpreter (ratio of peak RSS).
+- peak memory of the cell `del a; b = np.ones(40e6)` after `a = np.ones(40e6)`,
+  recorded vs bare, each in a fresh interpreter (tracemalloc peak; numpy reports
+  its buffers to it).
 
 Run only these: python3 benchmarks/bench_recorder.py --cases forest,names,memmap,memory
 """
@@ -221,14 +222,16 @@ def paired(variants: dict[str, Callable[[], float]], rounds: int, seed: int = 0)
 
 
 def median_ratio(times: dict[str, list[float]], ours: str, base: str) -> float:
-    return statistics.median(a / b for a, b in zip(times[ours], times[base], strict=True))
+    return statistics.median(a / b for a, b in zip(times[ours], times[base], strict=True) if b > 0)
 
 
 def _cpu(fn: Callable[[], Any]) -> Callable[[], float]:
+    """CPU time of this process (single-threaded work): robust to other processes' load."""
+
     def timed() -> float:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        return time.perf_counter() - t0
+        return time.process_time() - t0
 
     return timed
 
@@ -328,7 +331,7 @@ def memmap_case(gigabytes: float, rounds: int) -> dict[str, float]:
 
 
 MEMORY_SCRIPT = r"""
-import resource, sys
+import sys, tracemalloc
 sys.path.insert(0, sys.argv[1])
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
@@ -337,10 +340,11 @@ if sys.argv[2] == "nbgov":
     from nbgov.lineage import recorder
     recorder.install(shell)
 shell.run_cell("import numpy as np", store_history=True)
-start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()  # numpy reports its buffers to tracemalloc
 assert shell.run_cell("a = np.ones(int(40e6))", store_history=True).success
+tracemalloc.reset_peak()
 assert shell.run_cell("del a\nb = np.ones(int(40e6))", store_history=True).success
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start)
+print(tracemalloc.get_traced_memory()[1] // 1024)  # the most held at once during that cell
 """
 
 
@@ -353,7 +357,7 @@ def memory_case(rounds: int) -> dict[str, float]:
             )  # fmt: skip
         if proc.returncode != 0:
             raise RuntimeError(f"memory case failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return float(proc.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is KiB on Linux
+        return float(proc.stdout.strip().splitlines()[-1]) / 1024  # KiB -> MiB
 
     times = paired({"bare": lambda: peak("bare"), "nbgov": lambda: peak("nbgov")}, rounds)
     return {
@@ -388,7 +392,7 @@ def report_fingerprint_cases(cases: set[str], repeat: int, memmap_gb: float) -> 
         print(f"recorded: {mm['reason']}")
     if "memory" in cases:
         mem = memory_case(3)
-        print("\n== peak memory of `a = np.ones(40e6); del a; b = np.ones(40e6)` (fresh interpreters) ==")
+        print("\n== peak memory of the cell `del a; b = np.ones(40e6)` (fresh interpreters, tracemalloc) ==")
         print(f"bare {mem['bare_mb']:8.1f} MB   nbgov {mem['nbgov_mb']:8.1f} MB   nbgov/bare = {mem['ratio']:.2f}")
 
 

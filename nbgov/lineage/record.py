@@ -150,9 +150,10 @@ class ModelUse:
     producer: str | None = None
     opset: int | None = None
     source: str | None = None
+    role: str | None = None  # "input" | "output" (None in logs written before roles)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
@@ -160,6 +161,9 @@ class ModelUse:
             "opset": self.opset,
             "source": self.source,
         }
+        if self.role is not None:
+            out["role"] = self.role
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelUse:
@@ -170,6 +174,7 @@ class ModelUse:
             data.get("producer"),
             data.get("opset"),
             data.get("source"),
+            data.get("role"),
         )
 
 
@@ -232,6 +237,7 @@ class SessionInfo:
     packages: Mapping[str, str] = field(default_factory=dict)
     cwd: str = ""
     schema: str = SESSION_SCHEMA
+    hash_seed: str | None = None  # PYTHONHASHSEED at kernel start; None: random (or not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -243,6 +249,7 @@ class SessionInfo:
             "platform": self.platform,
             "packages": dict(sorted(self.packages.items())),
             "cwd": self.cwd,
+            **({"hash_seed": self.hash_seed} if self.hash_seed is not None else {}),
         }
 
     @classmethod
@@ -256,6 +263,7 @@ class SessionInfo:
             packages=dict(data.get("packages", {})),
             cwd=data.get("cwd", ""),
             schema=data.get("schema", SESSION_SCHEMA),
+            hash_seed=data.get("hash_seed"),
         )
 
 
@@ -280,6 +288,7 @@ class ExecutionRecord:
     sql: tuple[SqlStatement, ...] = ()
     packages_added: Mapping[str, str] = field(default_factory=dict)
     schema: str = RECORD_SCHEMA
+    result: Fingerprint | None = None  # the displayed value, Out[n]
 
     @property
     def id(self) -> str:
@@ -305,6 +314,7 @@ class ExecutionRecord:
             "models": [m.to_json() for m in self.models],
             "sql": [s.to_json() for s in self.sql],
             "packages_added": dict(sorted(self.packages_added.items())),
+            **({"result": self.result.to_json()} if self.result is not None else {}),
         }
 
     @classmethod
@@ -328,6 +338,7 @@ class ExecutionRecord:
             sql=tuple(SqlStatement.from_json(s) for s in data.get("sql", ())),
             packages_added=dict(data.get("packages_added", {})),
             schema=data.get("schema", RECORD_SCHEMA),
+            result=Fingerprint.from_json(data["result"]) if data.get("result") else None,
         )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from nbgov.errors import ModelBindingError, SqlmlError
+from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import Scoring, regions_note, score_relation
 from nbgov.sqlml.execution.contents import table_content
@@ -66,8 +66,8 @@ class DuckDbExecutor:
             result = self.con.execute(sql, self._bound(sql, params) or None)
             description = result.description or ()
             result.fetchall()
-        except duckdb.Error as error:
-            raise sql_error(error) from None
+        except duckdb.Error as error:  # the query is nbgov's wrapper: a position would mislead
+            raise sql_error(error, position=False) from None
         return tuple(Column(str(d[0]), str(d[1])) for d in description)
 
     # --- running ---------------------------------------------------------------------------
@@ -79,7 +79,7 @@ class DuckDbExecutor:
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         notes: list[str] = []
-        with self._errors(prepared.signatures), ExitStack() as stack:
+        with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
             for step in prepared.steps:
@@ -98,7 +98,7 @@ class DuckDbExecutor:
         """DuckDB's EXPLAIN of the final SQL and of each scored relation; a scored table is
         stood in for by an empty one of the same columns, so nothing is scored."""
         relations: list[tuple[str, str]] = []
-        with self._errors(prepared.signatures), ExitStack() as stack:
+        with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
             for step in prepared.steps:
@@ -177,16 +177,21 @@ class DuckDbExecutor:
         return statements
 
     @contextmanager
-    def _errors(self, signatures: Sequence[str]) -> Iterator[None]:
-        """DuckDB errors as one line; around model calls, naming the models' inputs."""
+    def _errors(self, prepared: Prepared) -> Iterator[None]:
+        """DuckDB errors as one line; around model calls, naming the models' inputs. A
+        position is given only in the statement as written: in SQL nbgov generated it
+        would point elsewhere (and differ with and without the optimizer)."""
+        signatures = prepared.signatures
+        as_written = not prepared.steps and prepared.query.tree is None and prepared.query.text == prepared.statement
         try:
             yield
         except duckdb.Error as error:
+            message = one_line(error, position=as_written)
             if signatures and isinstance(error, duckdb.ConversionException):
-                raise ModelBindingError(f"{one_line(error)}; expected {'; '.join(signatures)}") from None
+                raise ModelBindingError(f"{message}; expected {'; '.join(signatures)}") from None
             if signatures and isinstance(error, duckdb.BinderException):
-                raise SqlmlError(f"{one_line(error)}; model inputs: {'; '.join(signatures)}") from None
-            raise sql_error(error) from None
+                raise SqlmlError(f"{message}; model inputs: {'; '.join(signatures)}") from None
+            raise SqlError(message) from None
 
     def threadpool(self) -> ThreadPoolExecutor:
         if self._pool is None:

@@ -61,14 +61,15 @@ class DuckDbExecutor:
         return Parsed(statement_type, tuple(sorted(names)))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
+        """Bound, not run: DuckDB names and types the query's columns without executing it
+        (compile asks on every statement, and again to reuse a cached plan)."""
         sql = query.sql(self.dialect)
         try:
-            result = self.con.execute(sql, self._bound(sql, params) or None)
-            description = result.description or ()
-            result.fetchall()
+            relation = self.con.sql(sql, params=self._bound(sql, params) or None)
+            names, types = relation.columns, relation.types
         except duckdb.Error as error:  # the query is nbgov's wrapper: a position would mislead
             raise sql_error(error, position=False) from None
-        return tuple(Column(str(d[0]), str(d[1])) for d in description)
+        return tuple(Column(str(name), str(kind)) for name, kind in zip(names, types))
 
     # --- running ---------------------------------------------------------------------------
 

@@ -308,7 +308,8 @@ class Compilation:
         inner = inner_query(select, arguments, columns, pushed)
         drop = frozenset(n for n, _ in arguments)
         name = f"nbgov_batch_{tag}"
-        self.add_relation(ScoreRelation(name, Query(inner), tuple(jobs), drop, "batching", Query(stand_in(inner, drop, jobs))))
+        label = "scoring: " + ", ".join(job.label for job in jobs)  # run notes and the progress bar
+        self.add_relation(ScoreRelation(name, Query(inner), tuple(jobs), drop, label, Query(stand_in(inner, drop, jobs))))
         self.notes.append(
             f"batching: the relation is scored once, in Arrow batches of {self.settings.batch_rows:,} rows "
             f"on {self.settings.threads} threads (instead of 2,048-row UDF calls)"

@@ -26,7 +26,6 @@ pruning, session creation) is shown in parentheses.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parents[1])
 )  # run from a checkout without installing
 
+from benchmarks.pairs import median_ratio, paired
 from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.models.runtime import strip_zipmap
 
@@ -127,26 +127,6 @@ def train_models(frame: pd.DataFrame, train_rows: int) -> tuple[bytes, bytes]:
         logreg, initial_types=initial, target_opset=opsets
     ).SerializeToString()
     return gb_onnx, lr_onnx
-
-
-def paired(rounds: int, variants: dict[str, Callable[[], Any]], seed: int = 0) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Every variant once per round, in a new seeded random order each round (background
-    load and warm-up hit each alike); the times per round, and each variant's last value."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    values: dict[str, Any] = {}
-    order = random.Random(seed)
-    names = list(variants)
-    for _ in range(rounds):
-        for name in order.sample(names, len(names)):
-            start = time.perf_counter()
-            values[name] = variants[name]()
-            times[name].append(time.perf_counter() - start)
-    return times, values
-
-
-def median_ratio(numerator: list[float], denominator: list[float]) -> float:
-    """The median over rounds of numerator / denominator (paired by round)."""
-    return float(np.median([a / b for a, b in zip(numerator, denominator)]))
 
 
 def tree_scenario(engine: Engine, frame: pd.DataFrame, gb_onnx: bytes, rounds: int) -> bool:

@@ -20,6 +20,7 @@ from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import Scoring, regions_note, score_relation
 from nbgov.sqlml.execution.contents import table_content
 from nbgov.sqlml.execution.executor import Outcome, Progress
+from nbgov.sqlml.execution.results import result_frame
 from nbgov.sqlml.execution.scoring import SessionCache
 from nbgov.sqlml.execution.udf import UdfSet, make_scorer
 from nbgov.sqlml.planning.explain import EnginePlans
@@ -127,10 +128,10 @@ class DuckDbExecutor:
     ) -> list[str]:
         """Score the step's relation and register it under the step's name."""
         sql = step.query.sql(self.dialect)
-        reader = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_reader(batch_rows)
+        rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions)) for job in step.jobs]
         table = score_relation(
-            reader, reader.schema, jobs, self.threadpool(), step.drop, _reporter(progress, step.label), batch_rows
+            rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows
         )
         self.con.register(step.name, table)
         notes = [note for job in jobs if (note := regions_note(job)) is not None]
@@ -138,8 +139,11 @@ class DuckDbExecutor:
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
         sql = prepared.query.sql(self.dialect)
-        result = self.con.execute(sql, self._bound(sql, params) or None)
         kind = prepared.statement_type
+        if kind == "SELECT":  # bound before it runs, so nested columns can skip Python objects
+            frame = result_frame(self.con, self.con.sql(sql, params=self._bound(sql, params) or None))
+            return frame, f"{len(frame):,} row(s)"
+        result = self.con.execute(sql, self._bound(sql, params) or None)
         if kind in _QUERY_TYPES:
             frame = result.df()
             return frame, f"{len(frame):,} row(s)"
@@ -206,11 +210,11 @@ class DuckDbExecutor:
             pass
 
 
-def _reporter(progress: Progress | None, label: str) -> Callable[[int, int | None], None] | None:
+def _reporter(progress: Progress | None, label: str) -> Callable[[int, int], None] | None:
     if progress is None:
         return None
 
-    def report(done: int, total: int | None) -> None:
+    def report(done: int, total: int) -> None:
         try:
             progress(label, done, total)
         except Exception:  # a progress display must never break scoring

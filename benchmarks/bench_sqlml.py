@@ -151,7 +151,7 @@ def _check_whole(frame: pd.DataFrame, raw: list[np.ndarray]) -> None:
     scored = frame.sort_values("id").p
     assert np.array_equal(scored.struct.field("label").to_numpy(), label), "labels differ"
     got = np.array(scored.struct.field("probabilities").to_list(), dtype=np.float32)
-    np.testing.assert_allclose(got, probabilities, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got, probabilities, rtol=1e-5, atol=1e-6)  # float32 sums in another order
 
 
 def _strategy(engine: Engine, sql: str, prefixes: tuple[str, ...] = ("predict(", "batching:")) -> str:

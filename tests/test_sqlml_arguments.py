@@ -217,3 +217,16 @@ def test_the_check_reads_no_rows_and_is_reused(engines):
         engine.execute(sql)
     with pytest.raises(SqlmlError):
         engine.execute(sql, optimize=False)
+
+
+def test_a_cached_ml_predict_sees_its_relation_change_type(engines):
+    """ML.PREDICT's relation is described when compiled; a re-run reuses the plan only
+    while that description holds, so a column turned to text is refused, not scored."""
+    engine = engines["pipeline_mixed"]
+    engine.execute("CREATE OR REPLACE TABLE moving AS SELECT * FROM customers")
+    sql = "SELECT count(*) AS n, avg(predicted_output_label) AS l FROM ML.PREDICT(MODEL m, (SELECT * FROM moving WHERE age > 30))"
+    first = engine.execute(sql)[0].df
+    assert engine.execute(sql)[0].df.equals(first) and first.n[0] > 0
+    engine.execute("CREATE OR REPLACE TABLE moving AS SELECT * REPLACE (CAST(tenure AS VARCHAR) AS tenure) FROM customers")
+    name, message = both_ways(engine, sql)
+    assert name == "ModelBindingError" and '"tenure" is VARCHAR' in message

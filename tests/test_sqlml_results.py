@@ -26,7 +26,7 @@ MIXED = (
 def test_scalar_columns_keep_duckdbs_dtypes_beside_nested_ones():
     con = duckdb.connect()
     plain = con.sql(MIXED).df()
-    frame = result_frame(con, con.sql(MIXED))
+    frame = result_frame(con, MIXED, None)
     assert list(frame.columns) == list(plain.columns) == unique_names([c for c in con.sql(MIXED).columns])
     for name in plain.columns:
         if name in ("st", "li", "ar"):
@@ -42,7 +42,7 @@ def test_scalar_columns_keep_duckdbs_dtypes_beside_nested_ones():
 def test_a_result_without_nested_columns_is_duckdbs_own_frame():
     con = duckdb.connect()
     sql = "SELECT range AS id, range * 1.5 AS x, 'v' || range AS s FROM range(5)"
-    pd.testing.assert_frame_equal(result_frame(con, con.sql(sql)), con.sql(sql).df())
+    pd.testing.assert_frame_equal(result_frame(con, sql, None), con.sql(sql).df())
 
 
 @pytest.mark.parametrize("optimize", [True, False])

@@ -141,7 +141,7 @@ class DuckDbExecutor:
         sql = prepared.query.sql(self.dialect)
         kind = prepared.statement_type
         if kind == "SELECT":  # bound before it runs, so nested columns can skip Python objects
-            frame = result_frame(self.con, self.con.sql(sql, params=self._bound(sql, params) or None))
+            frame = result_frame(self.con, sql, self._bound(sql, params) or None)
             return frame, f"{len(frame):,} row(s)"
         result = self.con.execute(sql, self._bound(sql, params) or None)
         if kind in _QUERY_TYPES:

@@ -22,12 +22,13 @@ from nbgov.sqlml.sql.quoting import quote_ident
 NESTED = frozenset({"struct", "list", "map", "array", "union"})  # DuckDB type ids
 
 
-def result_frame(con: duckdb.DuckDBPyConnection, relation: Any) -> pd.DataFrame:
-    """The rows of ``relation`` (a DuckDB relation, not yet run) as a DataFrame."""
+def result_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> pd.DataFrame:
+    """The rows of the query ``sql`` as a DataFrame (its types are known before it runs)."""
+    relation = con.sql(sql, params=params)
     types = list(relation.types)
     nested = [str(kind.id) in NESTED for kind in types]
-    if not any(nested):
-        frame: pd.DataFrame = relation.df()
+    if not any(nested):  # DuckDB's own frame (its DB-API path has the least fixed cost)
+        frame: pd.DataFrame = con.execute(sql, params).df()
         return frame
     table: pa.Table = relation.to_arrow_table()
     names = list(table.column_names)

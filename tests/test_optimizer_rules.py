@@ -76,6 +76,7 @@ def test_rule_case(rule_name: str, case: dict[str, Any], onnx_models: Any, engin
     expect = case["expect"]
     text = " | ".join(added)
     assert all(note in text for note in expect["notes"]), added
+    assert not any(note in text for note in expect.get("absent", ())), added
     if not expect["notes"]:
         assert added == (), added
     if "pruned" in expect:

@@ -199,6 +199,16 @@ def test_scoring_progress_renders_as_a_display(sql_shell, capsys):
     assert "300 rows scored" in capsys.readouterr().out
 
 
+def test_quick_scoring_shows_no_progress(sql_shell, capsys):
+    from nbgov.magics import ScoringProgress
+
+    progress = ScoringProgress(delay=60)
+    progress("scoring: predict(m@1)", 500, None)
+    progress("scoring: predict(m@1)", 1000, 1000)
+    progress("scoring: predict(m@2)", 1000, 1000)
+    assert "rows scored" not in capsys.readouterr().out
+
+
 def test_line_magic_binds_dollar_names_instead_of_pasting_them(loaded, noted_sql: NotedSql):
     loaded.user_ns["who"] = "gold' OR '1'='1"
     out = _ok(loaded, "%sqlml SELECT count(*) AS n, $who AS echoed FROM customers WHERE plan = $who")

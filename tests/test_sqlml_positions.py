@@ -157,7 +157,7 @@ def test_a_where_with_predict_filters_before_scoring_and_keeps_the_rest(scored):
     engine, expected = scored
     result = engine.execute(f"SELECT id FROM customers WHERE {P} > 0.5 AND age > 40 ORDER BY id")[0]
     older = expected[expected.age > 40]
-    assert f"batching: {len(older):,} rows scored" in (result.explain or "")
+    assert f"scoring: predict(churn@1): {len(older):,} rows scored" in (result.explain or "")
     assert result.df.id.tolist() == sorted(older[older.p > 0.5].id)
 
 

@@ -202,9 +202,8 @@ def test_batched_scoring_reports_progress(onnx_models, customers_frame):
         register(eng, "m", onnx_models.get("pipeline_mixed").path)
         eng.execute("SELECT count(*) FROM ML.PREDICT(MODEL m, TABLE big)", frames={"big": big})
     done = [d for _, d, _ in seen]
-    assert done == sorted(done) and done[-1] == 4000 and len(done) >= 4  # batches stream in
-    assert seen[-1][2] == 4000  # the total is known once the relation has been read
-    assert all(total in (None, 4000) for _, _, total in seen)
+    assert done == sorted(done) and done[-1] == 4000 and len(done) >= 4  # one report per slice scored
+    assert all(total == 4000 for _, _, total in seen)
     assert seen[0][0] == "ML.PREDICT(MODEL m@1)"
 
 
@@ -281,8 +280,8 @@ def _pruned_onnx_ml_predict_keeps_null_guard(engine: Engine, DecisionTreeClassif
     assert optimized.df.predicted_label.isna().sum() == 3
 
 
-def test_streamed_batches_keep_the_scan_order_and_values(onnx_models, customers_frame):
-    """Batches are scored while DuckDB still reads: results come back in scan order."""
+def test_sliced_scoring_keeps_the_scan_order_and_values(onnx_models, customers_frame):
+    """The relation is scored in slices on the pool: results come back in scan order."""
     big = pd.concat([customers_frame] * 25, ignore_index=True)  # 10,000 rows
     big["row"] = np.arange(len(big))
     sql = f"SELECT row, predict(m, {FEATURES}).output_probability[2] AS p FROM big"

@@ -118,7 +118,7 @@ class ScoreRelation:
     query: Query
     jobs: tuple[ScoringJob, ...]
     drop: frozenset[str]
-    label: str  # "batching" or "ML.PREDICT(MODEL m@1)": run notes and progress
+    label: str  # "scoring: predict(m@1)" or "ML.PREDICT(MODEL m@1)": run notes and progress
     stand_in: Query
 
 

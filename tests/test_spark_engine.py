@@ -73,5 +73,5 @@ def test_warehouse_tables_by_name_and_their_identity_in_lineage(forest, spark, c
 def test_a_sorted_query_scores_each_row_once(forest, customers_frame):
     """Spark samples a sort's input in a job of its own: the scored relation is kept, not recomputed."""
     result = forest.execute(f"SELECT id, {RF}.output_label AS l FROM customers ORDER BY l, id", frames={"customers": customers_frame})[0]
-    assert f"batching: {len(customers_frame):,} rows scored" in (result.explain or "")
+    assert f"scoring: predict(rf@1): {len(customers_frame):,} rows scored" in (result.explain or "")
     assert result.df.l.tolist() == sorted(result.df.l.tolist())

@@ -15,32 +15,77 @@ RECORD_SCHEMA = "nbgov.record/1"
 SESSION_SCHEMA = "nbgov.session/1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Fingerprint:
-    """Content hash of one value; ``weak`` when the hash cannot prove equality."""
+    """Content hash of one value.
+
+    ``weak`` when the content could not be read exactly (then ``hash`` is None and
+    ``reason`` says why). ``reason`` may also say how a strong hash was taken (a
+    memory-mapped file hashed from its data regions). ``semantic``, for ONNX models,
+    hashes the model without graph/node names and doc strings.
+    """
 
     kind: str
     hash: str | None
     weak: bool = False
     summary: str = ""
+    reason: str | None = None
+    semantic: str | None = None
+
+    def __init__(
+        self,
+        kind: str,
+        hash: str | None,  # noqa: A002 - the field's name in every log
+        weak: bool = False,
+        summary: str = "",
+        reason: str | None = None,
+        semantic: str | None = None,
+    ) -> None:
+        # Made once per value a cell touches (100,000 for a big namespace): filling the
+        # instance dict directly is twice as fast as the frozen dataclass's generated
+        # __init__, and the instance is as frozen afterwards.
+        state = self.__dict__
+        state["kind"] = kind
+        state["hash"] = hash
+        state["weak"] = weak
+        state["summary"] = summary
+        state["reason"] = reason
+        state["semantic"] = semantic
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        out: dict[str, Any] = {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.semantic is not None:
+            out["semantic"] = self.semantic
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fingerprint:
+        """Logs written before ``reason``/``semantic`` existed read with both None."""
+        reason, semantic = data.get("reason"), data.get("semantic")
         return cls(
             kind=str(data["kind"]),
             hash=data.get("hash"),
             weak=bool(data.get("weak", False)),
             summary=str(data.get("summary", "")),
+            reason=str(reason) if reason is not None else None,
+            semantic=str(semantic) if semantic is not None else None,
         )
 
     def same_content(self, other: Fingerprint) -> bool | None:
-        """True/False when both hashes are known, None when it cannot be told."""
-        if self.hash is None or other.hash is None:
+        """True/False when both hashes are strong, None when it cannot be told."""
+        if self.weak or other.weak or self.hash is None or other.hash is None:
             return None
         return self.kind == other.kind and self.hash == other.hash
+
+    def differs_only_in_names(self, other: Fingerprint) -> bool:
+        """Two ONNX models with other bytes but the same meaning (names, doc strings aside)."""
+        return (
+            self.same_content(other) is False
+            and self.semantic is not None
+            and self.semantic == other.semantic
+        )
 
 
 @dataclass(frozen=True)
@@ -105,9 +150,10 @@ class ModelUse:
     producer: str | None = None
     opset: int | None = None
     source: str | None = None
+    role: str | None = None  # "input" | "output" (None in logs written before roles)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
@@ -115,6 +161,9 @@ class ModelUse:
             "opset": self.opset,
             "source": self.source,
         }
+        if self.role is not None:
+            out["role"] = self.role
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelUse:
@@ -125,6 +174,7 @@ class ModelUse:
             data.get("producer"),
             data.get("opset"),
             data.get("source"),
+            data.get("role"),
         )
 
 
@@ -187,6 +237,7 @@ class SessionInfo:
     packages: Mapping[str, str] = field(default_factory=dict)
     cwd: str = ""
     schema: str = SESSION_SCHEMA
+    hash_seed: str | None = None  # PYTHONHASHSEED at kernel start; None: random (or not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -198,6 +249,7 @@ class SessionInfo:
             "platform": self.platform,
             "packages": dict(sorted(self.packages.items())),
             "cwd": self.cwd,
+            **({"hash_seed": self.hash_seed} if self.hash_seed is not None else {}),
         }
 
     @classmethod
@@ -211,6 +263,7 @@ class SessionInfo:
             packages=dict(data.get("packages", {})),
             cwd=data.get("cwd", ""),
             schema=data.get("schema", SESSION_SCHEMA),
+            hash_seed=data.get("hash_seed"),
         )
 
 
@@ -235,6 +288,7 @@ class ExecutionRecord:
     sql: tuple[SqlStatement, ...] = ()
     packages_added: Mapping[str, str] = field(default_factory=dict)
     schema: str = RECORD_SCHEMA
+    result: Fingerprint | None = None  # the displayed value, Out[n]
 
     @property
     def id(self) -> str:
@@ -260,6 +314,7 @@ class ExecutionRecord:
             "models": [m.to_json() for m in self.models],
             "sql": [s.to_json() for s in self.sql],
             "packages_added": dict(sorted(self.packages_added.items())),
+            **({"result": self.result.to_json()} if self.result is not None else {}),
         }
 
     @classmethod
@@ -283,6 +338,7 @@ class ExecutionRecord:
             sql=tuple(SqlStatement.from_json(s) for s in data.get("sql", ())),
             packages_added=dict(data.get("packages_added", {})),
             schema=data.get("schema", RECORD_SCHEMA),
+            result=Fingerprint.from_json(data["result"]) if data.get("result") else None,
         )
 
 

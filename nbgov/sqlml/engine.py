@@ -37,6 +37,13 @@ from nbgov.sqlml.sql.frames import FrameNames, frame_candidates
 from nbgov.sqlml.sql.statements import Statement, model_statement, split
 
 
+_COLLATION_QUERY = (
+    "SELECT current_setting('default_collation') = '' "
+    "AND NOT EXISTS (SELECT 1 FROM duckdb_tables() WHERE upper(sql) LIKE '%COLLATE%') "
+    "AND NOT EXISTS (SELECT 1 FROM duckdb_views() WHERE NOT internal AND upper(sql) LIKE '%COLLATE%')"
+)
+
+
 @dataclass
 class StatementResult:
     """One executed statement: its result frame (or None), a summary line, its activity,
@@ -65,7 +72,8 @@ class BaseEngine:
         self.executor: Executor = executor
         self.compiler = Compiler(self.catalog, self.executor, self._planners)
         self._planner = planner
-        self._optimizers: Planners | None = None
+        self._optimizers: dict[bool, Planners] = {}  # by settings.exact_strings
+        self._collation_free: bool | None = None  # see _no_collation
         self._plans = PlanCache()
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches;
         # rows_total is None while the engine is still producing rows.
@@ -88,8 +96,7 @@ class BaseEngine:
     ) -> list[StatementResult]:
         """Run every statement of ``sql``; ``$name`` values come from ``params``,
         tables named like an entry of ``frames`` (DataFrames, Arrow tables...) read it."""
-        settings = self._settings(optimize)
-        return [self._run(statement, params or {}, frames or {}, settings) for statement in split(sql)]
+        return [self._run(statement, params or {}, frames or {}, self._settings(optimize)) for statement in split(sql)]
 
     def explain(
         self,
@@ -128,6 +135,8 @@ class BaseEngine:
         names = frame_candidates(statement) if frames else FrameNames((), exact=True)
         with executor.exposing(frames, names) as visible:
             prepared = self._compiled(statement, params, visible, settings)
+            if prepared.statement_type != "SELECT":  # DDL or a setting may add a collation
+                self._collation_free = None
             outcome = executor.run(prepared, params, self.progress)
         activity = replace(prepared.activity, read=outcome.read, written=outcome.written)
         notes = "\n".join([*prepared.notes, *outcome.notes]) or None
@@ -170,21 +179,35 @@ class BaseEngine:
         return True
 
     def _settings(self, optimize: bool) -> Settings:
-        return Settings(optimize=optimize, batch_rows=self.batch_rows, threads=self.threads)
+        exact = optimize and self._no_collation()
+        return Settings(optimize=optimize, batch_rows=self.batch_rows, threads=self.threads, exact_strings=exact)
 
-    def _planners(self, optimize: bool) -> Planners:
-        if not optimize:
+    def _no_collation(self) -> bool:
+        """Whether the engine compares strings byte for byte everywhere (lets the optimizer
+        reason about string categories). Asked once, again after any statement that is not
+        a query (DDL, SET, PRAGMA)."""
+        if self._collation_free is None:
+            self._collation_free = self._compares_bytes()
+        return self._collation_free
+
+    def _compares_bytes(self) -> bool:
+        """Unknown engines: assume a collation may be in effect (the safe answer)."""
+        return False
+
+    def _planners(self, settings: Settings) -> Planners:
+        if not settings.optimize:
             return NAIVE
-        if self._optimizers is None:
+        exact = settings.exact_strings
+        if exact not in self._optimizers:
             if self._planner is not None:
-                self._optimizers = Planners(self._planner, self._planner)
+                self._optimizers[exact] = Planners(self._planner, self._planner)
             else:
-                self._optimizers = self._default_optimizers()
-        return self._optimizers
+                self._optimizers[exact] = self._default_optimizers(exact)
+        return self._optimizers[exact]
 
-    def _default_optimizers(self) -> Planners:
+    def _default_optimizers(self, exact_strings: bool) -> Planners:
         """ML.PREDICT's ONNX plans score in large batches: their own cost estimate."""
-        return Planners(Optimizer(), Optimizer(batched=True))
+        return Planners(Optimizer(exact_strings=exact_strings), Optimizer(batched=True, exact_strings=exact_strings))
 
 
 class Engine(BaseEngine):
@@ -225,6 +248,15 @@ class Engine(BaseEngine):
             self.con.close()
         except duckdb.Error:
             pass
+
+    def _compares_bytes(self) -> bool:
+        """No default collation and no COLLATE in any table or view definition (a
+        conservative test of their DDL)."""
+        try:
+            found = self.con.execute(_COLLATION_QUERY).fetchall()
+        except duckdb.Error:
+            return False
+        return bool(found) and bool(found[0][0])
 
     def _threadpool(self) -> ThreadPoolExecutor:
         """The scoring pool (for benchmarks comparing hand-written scoring on the same pool)."""

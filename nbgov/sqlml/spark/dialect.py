@@ -52,6 +52,13 @@ class NbgovSpark(Spark):
                 expression.set("db", exp.to_identifier(fmt))
             return super().table_sql(expression, sep)
 
+        def anonymous_sql(self, expression: exp.Anonymous) -> str:
+            """DuckDB's one-argument ``encode(text)`` (UTF-8 bytes, compared byte for byte
+            whatever the collation) is Spark's ``encode(text, 'UTF-8')``."""
+            if str(expression.this).lower() == "encode" and len(expression.expressions) == 1:
+                expression = exp.Anonymous(this="encode", expressions=[*expression.expressions, exp.Literal.string("UTF-8")])
+            return super().anonymous_sql(expression)
+
 
 DIALECT = NbgovSpark.__name__.lower()
 

@@ -54,10 +54,12 @@ class SparkEngine(BaseEngine):
             except Exception:  # already stopped
                 pass
 
-    def _default_optimizers(self) -> Planners:
+    def _default_optimizers(self, exact_strings: bool) -> Planners:
         """Every ONNX plan is scored in Arrow batches on Spark (mapInArrow or an Arrow
-        UDF), never 2,048 rows at a time: both planners cost ONNX as batched."""
-        return Planners(Optimizer(batched=True), Optimizer(batched=True))
+        UDF), never 2,048 rows at a time: both planners cost ONNX as batched. Strings are
+        never taken as compared byte for byte (Spark 4 columns may carry a collation)."""
+        optimizer = Optimizer(batched=True, exact_strings=exact_strings)
+        return Planners(optimizer, optimizer)
 
 
 def _parallelism(spark: SparkSession) -> int:

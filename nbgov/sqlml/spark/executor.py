@@ -35,6 +35,7 @@ from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
 from nbgov.sqlml.spark.tables import quoted, table_content, table_identity
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.parse import parse
+from nbgov.sqlml.sql.statements import rewrite_extensions, split
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,8 +60,10 @@ class SparkExecutor:
     # --- compile's questions -------------------------------------------------------------
 
     def parse(self, text: str) -> Parsed:
-        """sqlglot reads the DuckDB-dialect text as written (Spark parses the translation later)."""
-        tree = _read(text)
+        """sqlglot reads the DuckDB-dialect text as written (Spark parses the translation
+        later), a pinned ``predict(m@2, ...)`` read as ``predict('m@2', ...)`` (``@`` is an
+        operator DuckDB parses there; sqlglot does not)."""
+        tree = _read(_pins_quoted(text))
         return Parsed(statement_type(tree), parameter_names(tree))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
@@ -198,6 +201,15 @@ def _mapped(error: Exception, signatures: Sequence[str]) -> SqlmlError:
         if "UNRESOLVED" in found:
             return SqlmlError(f"{mapped}; model inputs: {'; '.join(signatures)}")
     return mapped
+
+
+def _pins_quoted(text: str) -> str:
+    """``text`` with every unquoted model pin in a predict(...) call quoted; the rest as written."""
+    statements = split(text)
+    if len(statements) != 1 or "@" not in text:
+        return text
+    rewritten = rewrite_extensions(statements[0], "nbgov_parse_")
+    return text if rewritten.ml_predicts else rewritten.text
 
 
 def _read(text: str) -> exp.Expression:

@@ -8,9 +8,12 @@ plan's cache key: the model's sha256, or that of the pruned/projected model the
 optimizer made). Spark reuses its Python workers, so a model is loaded once per worker,
 not once per task or batch.
 
-Compiled tree kernels (``nbgov.sqlml.compiled``, when present) plug in where the session
-is opened: ``SparkScoring.ship`` would bundle the kernel on the driver next to the
-bytes, and ``scorer`` would load it here, falling back to onnxruntime.
+Compiled tree kernels plug in at two points (``nbgov.sqlml.execution.compiled.worker``,
+not merged yet): ``SparkScoring.ship`` builds the kernel on the driver
+(``bundle_for(model_bytes)``) and ships it in the ``ShippedJob`` next to the broadcast
+bytes, and ``ShippedJob.scoring`` opens it with ``executor_scorer(SESSIONS, plan,
+outputs, kernel, regions=...)`` instead of ``make_scorer``, which falls back to
+onnxruntime when the kernel does not load on this executor.
 """
 
 from __future__ import annotations

@@ -93,28 +93,6 @@ def test_a_file_rewritten_natively_between_cells_makes_its_reader_stale(
     assert stale_flags(rec.entries(), FileHasher())[again["id"]] == ["file in.parquet changed on disk since read"]
 
 
-def test_strings_that_are_not_existing_files_record_nothing(shell: InteractiveShell, tmp_path: Path) -> None:
-    (tmp_path / "folder").mkdir()
-    body = run(
-        shell,
-        "label = 'missing.parquet'\n"
-        "cols = ['a', 'b', 'folder', 'http://example.com/x.csv', 'x' * 5000]\n"
-        "note = 'line one\\nline two'\n"
-        "text = f'{label} not here'",
-    )
-    assert body["files"] == []
-    body = run(shell, "n = len(label) + len(cols)")
-    assert body["files"] == []
-
-
-def test_nbgov_own_files_are_not_files_of_the_notebook(shell: InteractiveShell, tmp_path: Path) -> None:
-    run(shell, "x = 1")  # creates the sidecar
-    sidecar = ".nbgov/test.jsonl"
-    assert (tmp_path / sidecar).is_file()
-    body = run(shell, f"name = '{sidecar}'\nsize = len(name)")
-    assert body["files"] == []
-
-
 def test_numpy_save_and_load(shell: InteractiveShell, tmp_path: Path) -> None:
     w = run(shell, "import numpy as np\nnp.save('arr.npy', np.arange(5))")
     assert files(w) == [("arr.npy", "write")]

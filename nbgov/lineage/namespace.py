@@ -65,6 +65,8 @@ class Hashing:
             return self.values.fingerprinter.fingerprint(value)
         except KeyboardInterrupt:
             return self._mark(name, value)
+        except BaseException as exc:  # noqa: BLE001 - user code reached by hashing may raise SystemExit
+            return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
 
     def _mark(self, name: str, value: Any) -> Fingerprint:
         self.unfinished.append(name)
@@ -131,7 +133,9 @@ class NamespaceObserver:
             identities = {n: _identity(ns[n]) for n in touched if n in ns}
         try:
             unchanged = self.values.provably_unchanged(names, set(candidates), ns)
-        except Exception:  # an optimisation only: hash after the cell instead
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # noqa: BLE001 - an optimisation only (a stub module may raise anything)
             unchanged = set()
         return Snapshot(names, before, identities, unchanged, called, _last_key(ns), len(ns))
 

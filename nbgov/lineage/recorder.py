@@ -42,7 +42,7 @@ from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.journal import Journal, Subscriber, describe
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot
 from nbgov.lineage.native_files import NativeWatch, mentioned_paths
-from nbgov.lineage.record import ErrorInfo, ExecutionRecord, Fingerprint, LogEntry, SessionInfo
+from nbgov.lineage.record import ErrorInfo, Fingerprint, LogEntry, SessionInfo
 from nbgov.lineage.sqlreport import ReportedModel, SqlReport, read_activity
 from nbgov.lineage.store import SidecarStore
 from nbgov.lineage.values import ValueTracker
@@ -294,7 +294,7 @@ class Recorder:
                 if self.journal.session_entry is None:
                     self.journal.append_session(self._session_info())
                 self.journal.append_execution(record, tuple(facts.changes.more_written))
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - a subscriber or the disk must not end the kernel
                 self._problems.append(describe(exc))
         return len(held)
 
@@ -321,7 +321,7 @@ class Recorder:
             return observe()
         except KeyboardInterrupt:
             notes.append(f"{what} not recorded: recording was interrupted")
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - user code reached by a probe may raise SystemExit
             notes.append(f"{what} not recorded: {describe(exc)}")
             self._problems.append(f"{what} not recorded: {describe(exc)}")
         return default

@@ -115,6 +115,7 @@ def test_a_new_record_round_trips_and_validates_against_the_schema() -> None:
         (lambda e: e["body"].__setitem__("id", "other:3"), "'id' 'other:3' is not session:execution_count"),
         (lambda e: e["body"].__setitem__("writes", {"y": 1}), "'writes' must be a list, got dict"),
         (lambda e: e.__setitem__("kind", "rename"), "entry 1: unknown entry kind 'rename'"),
+        (lambda e: e.__setitem__("kind", "repair"), "entry 1 body: 'cut_bytes' must be an integer"),
         (lambda e: e.__setitem__("body", [1]), "entry 1 body: expected an object, got list"),
         (lambda e: e["body"]["reads"][0].__setitem__("fingerprint", {"hash": 5}),
          "body.reads[0].fingerprint: 'kind' must be a string"),
@@ -154,3 +155,14 @@ def test_model_use_key_and_default_role() -> None:
     use = ModelUse("churn", 4, SHA)
     assert use.key == "churn@4" and use.role == "input"
     assert ModelUse.from_json(use.to_json()) == use
+
+
+def test_a_repair_entry_of_the_store_is_typed_and_judges_nothing() -> None:
+    from nbgov.lineage.record import RepairInfo
+    from nbgov.lineage.stale import stale_flags
+
+    repair = RepairInfo(17, "9" * 32, '{"seq": 4, "bo', "torn last line (crash mid-append)")
+    raw = make_entry(2, "0" * 32, "session", old_session_body()) | {"kind": "repair", "body": repair.to_json()}
+    entry = parse_entry(raw)
+    assert entry.kind == "repair" and entry.body == repair and entry.record is None and entry.session is None
+    assert stale_flags([raw]) == {}

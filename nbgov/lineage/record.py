@@ -526,8 +526,28 @@ def record_id(session: str, execution_count: int) -> str:
     return f"{session}:{execution_count}"
 
 
-EntryKind = Literal["session", "execution"]
-ENTRY_KINDS: tuple[EntryKind, ...] = ("session", "execution")
+@dataclass(frozen=True)
+class RepairInfo:
+    """Body of a "repair" entry: the store found the log ending in a line cut short by a
+    crash, set it aside and chained this note before the next append."""
+
+    cut_bytes: int
+    cut_xxh3: str
+    cut_preview: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cut_bytes": self.cut_bytes, "cut_xxh3": self.cut_xxh3, "cut_preview": self.cut_preview,
+                "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "repair") -> RepairInfo:
+        f = _Fields(data, where)
+        return cls(f.integer("cut_bytes"), f.text("cut_xxh3"), f.text("cut_preview", ""), f.text("reason", ""))
+
+
+EntryKind = Literal["session", "execution", "repair"]
+ENTRY_KINDS: tuple[EntryKind, ...] = ("session", "execution", "repair")
 
 
 @dataclass(frozen=True)
@@ -538,12 +558,14 @@ class LogEntry:
     seq: int
     prev: str
     hash: str
-    body: ExecutionRecord | SessionInfo
+    body: ExecutionRecord | SessionInfo | RepairInfo
     raw: Mapping[str, Any] = field(compare=False, repr=False, hash=False)
 
     @property
     def kind(self) -> EntryKind:
-        return "execution" if isinstance(self.body, ExecutionRecord) else "session"
+        if isinstance(self.body, ExecutionRecord):
+            return "execution"
+        return "session" if isinstance(self.body, SessionInfo) else "repair"
 
     @property
     def record(self) -> ExecutionRecord | None:
@@ -563,13 +585,15 @@ def parse_entry(raw: Any, where: str | None = None) -> LogEntry:
     place = where or f"entry {seq}"
     f.where = place
     kind = f.text("kind")
-    body: ExecutionRecord | SessionInfo
+    body: ExecutionRecord | SessionInfo | RepairInfo
     if kind == "execution":
         body = ExecutionRecord.from_json(raw.get("body"), f"{place} body")
     elif kind == "session":
         body = SessionInfo.from_json(raw.get("body"), f"{place} body")
+    elif kind == "repair":
+        body = RepairInfo.from_json(raw.get("body"), f"{place} body")
     else:
-        raise RecordError(f"{place}: unknown entry kind {kind!r} (expected session or execution)")
+        raise RecordError(f"{place}: unknown entry kind {kind!r} (expected session, execution or repair)")
     return LogEntry(seq, f.text("prev"), f.text("hash"), body, raw)
 
 

@@ -267,6 +267,14 @@ def stale_flags(
     return tracker.flags()
 
 
+def stale_records(entries: Iterable[LogEntry | Mapping[str, Any]], now_files: bool = True) -> dict[str, list[str]]:
+    """``stale_flags`` as a reviewer asks it: with ``now_files``, files read are compared
+    with what is on disk now."""
+    from nbgov.lineage.files import FileHasher
+
+    return stale_flags(entries, FileHasher() if now_files else None)
+
+
 def stale_cells(
     entries: Iterable[LogEntry | Mapping[str, Any]], hasher: FileHashes | None = None
 ) -> dict[str, list[str]]:

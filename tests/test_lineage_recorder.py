@@ -625,3 +625,22 @@ def test_session_stale_is_this_sessions_answer_kept_current(recording: Recording
         recording.run(code)
         assert recording.rec.session_stale() == stale_flags(recording.rec.entries())
     assert set(recording.rec.session_stale()) == {recording.body(i)["id"] for i in (1, 2, 4)}
+
+
+def test_the_displayed_result_is_fingerprinted_like_a_written_value(recording: RecordingShell) -> None:
+    recording.run("import numpy as np\nrng = np.random.default_rng()")
+    recording.run("rng.random(3)", cell_id="draw")
+    first = recording.body()["result"]
+    recording.run("rng.random(3)", cell_id="draw")
+    second = recording.body()["result"]
+    assert first["kind"] == second["kind"] == "numpy.ndarray" and first["weak"] is False
+    assert first["hash"] != second["hash"], "an unseeded draw shows up in Out[n]"
+    recording.run("total = 41 + 1\ntotal")
+    body = recording.body()
+    assert body["result"] == body["writes"][0]["fingerprint"], "the same object: one fingerprint"
+    recording.run("total")
+    assert recording.body()["result"] == body["writes"][0]["fingerprint"]
+    recording.run("total;")
+    assert recording.body()["result"] is None, "a suppressed result is not displayed"
+    recording.run("quiet = 1")
+    assert recording.body()["result"] is None

@@ -54,6 +54,7 @@ def test_a_cell_defining_100000_names_is_summarised_and_cheap(recording: Recordi
     summary = body["more_writes"]
     assert summary["count"] == 100_000 - MAX_NAMED_WRITES
     assert summary["fingerprint"]["weak"] is False, "plain ints are fingerprinted together, exactly"
+    assert [w["name"] for w in body["writes"]][:3] == ["v0", "v1", "v10"], "the first names defined, sorted"
     store = recording.rec.store
     assert store is not None
     line = store.path.read_text().splitlines()[-1]
@@ -68,7 +69,7 @@ def test_a_cell_defining_100000_names_is_summarised_and_cheap(recording: Recordi
 def test_a_summary_of_names_holding_objects_is_weak_and_says_why(recording: RecordingShell) -> None:
     recording.run("globals().update({f'o{i}': [i] for i in range(1500)})")
     summary = recording.body()["more_writes"]
-    assert summary["count"] == 500 and summary["fingerprint"]["weak"] is True
+    assert summary["count"] == 1500 - MAX_NAMED_WRITES and summary["fingerprint"]["weak"] is True
     assert "only plain scalars" in summary["fingerprint"]["summary"]
 
 
@@ -196,3 +197,15 @@ def test_the_sidecar_stays_json_lines_with_one_record_per_cell(recording: Record
     assert store is not None
     lines = store.path.read_text().splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["session"] + ["execution"] * 4
+
+
+def test_the_summary_of_many_names_is_exact_about_their_values(recording: RecordingShell) -> None:
+    define = "globals().update({{f'u{{i}}': {} for i in range(5000)}})"
+    digests = []
+    for values in ("i", "i", "i if i != 4321 else -1", "float(i)", "str(i)", "10**30 + i"):
+        recording.run(define.format(values))
+        summary = recording.body()["more_writes"]
+        assert summary["fingerprint"]["weak"] is False
+        digests.append(summary["fingerprint"]["hash"])
+    assert digests[0] == digests[1], "the same content gives the same aggregate"
+    assert len(set(digests[1:])) == 5, "one changed value, or another type, changes it"

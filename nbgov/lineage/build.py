@@ -41,21 +41,41 @@ class ObservedFile:
 
 @dataclass
 class Provenance:
-    """Who wrote what last: record ids by variable name, file abspath and "model@version"."""
+    """Who wrote what last: record ids by variable name, file abspath and "model@version".
+
+    Names a record summarises (a cell defining 100,000 names) are kept as one set per
+    record instead of one entry per name; ``writer`` looks there too, newest first.
+    """
 
     variables: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+    _stamps: dict[str, int] = field(default_factory=dict)  # name -> when it was last written one by one
+    _bulk: list[tuple[int, frozenset[str], str]] = field(default_factory=list)  # (when, names, record id)
+    _clock: int = 0
+
+    def writer(self, name: str) -> str | None:
+        """The record that last wrote (and did not since delete) this variable."""
+        stamp = self._stamps.get(name, -1)
+        for when, names, rid in reversed(self._bulk):
+            if when < stamp:
+                break
+            if name in names:
+                return rid
+        return self.variables.get(name)
 
     def note(self, record: ExecutionRecord, also_written: tuple[str, ...] = ()) -> None:
         """Take in a record just appended (``also_written``: names its WriteSummary stands for)."""
+        self._clock += 1
         rid = record.id
         for write in record.writes:
             self.variables[write.name] = rid
-        for name in also_written:
-            self.variables[name] = rid
+            self._stamps[write.name] = self._clock
         for name in record.deletes:
             self.variables.pop(name, None)
+            self._stamps[name] = self._clock
+        if also_written:
+            self._bulk.append((self._clock, frozenset(also_written), rid))
         for file in record.files:
             if file.mode == "write":
                 self.files[file.abspath] = rid
@@ -88,11 +108,11 @@ class CellFacts:
 def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
     """The record of one execution; sources come from ``provenance`` as it was before it."""
     changes = facts.changes
-    reads = [Read(name, fp, provenance.variables.get(name)) for name, fp in changes.reads]
+    reads = [Read(name, fp, provenance.writer(name)) for name, fp in changes.reads]
     read_names = {r.name for r in reads}
     for name, fp in sorted(facts.sql_values.items()):
         if name not in read_names:
-            reads.append(Read(name, fp, provenance.variables.get(name)))
+            reads.append(Read(name, fp, provenance.writer(name)))
     return ExecutionRecord(
         session=facts.session,
         execution_count=facts.execution_count,

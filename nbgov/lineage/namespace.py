@@ -1,8 +1,8 @@
 """What a cell did to the notebook's names, observed without holding on to the user's objects.
 
 Before a cell: fingerprints of the values the cell may read or change (those its code
-names, and the globals of notebook functions it calls) and the identities (``id`` and
-type, never the object) of the names it may rebind. After: which names were rebound,
+names, and the globals of notebook functions it calls) and the identities (``id``,
+never the object) of the names it may rebind. After: which names were rebound,
 created, changed in place or deleted, with fingerprints of what was written.
 
 The cost follows the names a cell touches, not the size of the namespace: new names
@@ -21,8 +21,11 @@ from __future__ import annotations
 import inspect
 import re
 import types
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import is_, ne
 from typing import Any
 
 import xxhash
@@ -32,13 +35,14 @@ from nbgov.lineage.fingerprint import type_name
 from nbgov.lineage.record import Fingerprint, Write, WriteSummary
 from nbgov.lineage.values import ValueTracker
 
-MAX_NAMED_WRITES = 1000  # beyond this, a cell's new bindings are summarised (WriteSummary)
+MAX_NAMED_WRITES = 250  # beyond this, a cell's new bindings are summarised (WriteSummary)
 _INTERNAL = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|__.*__|In|Out|get_ipython|exit|quit)$")
+_MAYBE_INTERNAL = re.compile(r"^(?:_[^\n]*|In|Out|get_ipython|exit|quit)$", re.MULTILINE)  # one scan of many names
 _MISSING = object()
-_SCALARS = (int, float, bool, type(None), str, bytes)
 _TYPE_MODULE = type.__dict__["__module__"]
 
-Identity = tuple[int, type]
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
+_SCALAR_KINDS = frozenset({int, float, bool, type(None), str, bytes})  # exact types: repr is theirs
 
 
 def weak(kind: str, why: str) -> Fingerprint:
@@ -53,6 +57,7 @@ class Hashing:
     def __init__(self, values: ValueTracker) -> None:
         self.values = values
         self.unfinished: list[str] = []
+        self.failures: list[str] = []  # fingerprints that failed (the fingerprinter should never raise)
 
     def _take(self, name: str, value: Any, how: str) -> Fingerprint:
         if self.unfinished:
@@ -66,6 +71,7 @@ class Hashing:
         except KeyboardInterrupt:
             return self._mark(name, value)
         except BaseException as exc:  # noqa: BLE001 - user code reached by hashing may raise SystemExit
+            self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
             return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
 
     def _mark(self, name: str, value: Any) -> Fingerprint:
@@ -88,7 +94,8 @@ class Snapshot:
 
     names: CellNames
     before: dict[str, Fingerprint]  # candidates: values the cell may read or change
-    identities: dict[str, Identity]  # names the cell may rebind (all data names if dynamic)
+    identities: dict[str, int]  # id() of the names the cell may rebind
+    every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their ids, in order
     unchanged: set[str]  # candidates provably only read: no after-fingerprint needed
     called_globals: set[str]  # globals named by the code of notebook functions the cell calls
     marker: Any  # the last key of the namespace before the cell (insertion order)
@@ -114,6 +121,7 @@ class NamespaceObserver:
     def __init__(self, values: ValueTracker, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
         self.values = values
         self.hidden = hidden
+        self._data_kinds: dict[type, Any] = {}  # type -> True, False or _BY_VALUE
         self._known: set[str] = set(ns)
         self._end_marker: Any = _last_key(ns)
 
@@ -126,18 +134,16 @@ class NamespaceObserver:
             n for n in (names.referenced - only_rebound) | called if n in ns and self.is_data(n, ns[n])
         )
         before = {name: hashing.before(name, ns[name]) for name in candidates}
-        if names.dynamic:
-            identities = {k: _identity(v) for k, v in ns.items() if not _INTERNAL.match(k)}
-        else:
-            touched = names.referenced | names.stores | names.deletes | called
-            identities = {n: _identity(ns[n]) for n in touched if n in ns}
+        touched = names.referenced | names.stores | names.deletes | called
+        identities = {n: id(ns[n]) for n in touched if n in ns}
+        every_name = (list(ns), list(map(id, ns.values()))) if names.dynamic else None  # C loops
         try:
             unchanged = self.values.provably_unchanged(names, set(candidates), ns)
         except KeyboardInterrupt:
             raise
         except BaseException:  # noqa: BLE001 - an optimisation only (a stub module may raise anything)
             unchanged = set()
-        return Snapshot(names, before, identities, unchanged, called, _last_key(ns), len(ns))
+        return Snapshot(names, before, identities, every_name, unchanged, called, _last_key(ns), len(ns))
 
     def _catch_up(self, ns: Mapping[str, Any]) -> None:
         """Names added or removed between cells (widgets, threads): follow them cheaply."""
@@ -160,35 +166,53 @@ class NamespaceObserver:
     # -- after -------------------------------------------------------------
     def after(self, snap: Snapshot, ns: Mapping[str, Any], hashing: Hashing) -> NamespaceChanges:
         changes = NamespaceChanges()
-        names = snap.names
-        new_keys = _keys_after(ns, snap.marker)
-        if new_keys is None:  # the marker itself was deleted: compare with every name
-            new_keys = [k for k in ns if k not in self._known]
-        created = {k for k in new_keys if k not in self._known}
-        rebound = set(new_keys) | {n for n in names.stores if n in ns}
-        for name, identity in snap.identities.items():
-            value = ns.get(name, _MISSING)
-            if value is not _MISSING and _identity(value) != identity:
-                rebound.add(name)
+        rebound = self._rebound(snap, ns)  # in namespace order
+        known = self._known
         deleted = {n for n in snap.identities if n not in ns}
-        if len(ns) != snap.size + len(created) - len(deleted & self._known):
-            deleted = self._known - ns.keys()  # something the code did not show removed names
-        self._known |= created
-        self._known -= deleted
+        known -= deleted
+        known.update(rebound)
+        if len(known) != len(ns):  # names removed by something the code does not show
+            gone = known - ns.keys()
+            deleted |= gone
+            known -= gone
         self._end_marker = _last_key(ns)
 
         changes.reads = self._reads(snap)
-        rebound_data = sorted(n for n in rebound if self.is_data(n, ns[n]))
-        named, more = rebound_data[:MAX_NAMED_WRITES], rebound_data[MAX_NAMED_WRITES:]
+        data, values = self._data_items(rebound, ns)
+        named, more = sorted(data[:MAX_NAMED_WRITES]), data[MAX_NAMED_WRITES:]
         for name in named:
             changes.writes.append(self._write(name, ns[name], False, hashing, changes))
         if more:
-            changes.more_writes = summarise_writes(more, ns)
+            changes.more_writes = summarise_writes(more, values[len(values) - len(more):] if values else None, ns)
             changes.more_written = more
-        mutated = self._mutated(snap, ns, rebound, hashing, changes)
-        changes.writes += mutated
+        changes.writes += self._mutated(snap, ns, rebound, hashing, changes)
         changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
         return changes
+
+    def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> list[str]:
+        """Names bound to another object (or created) by the cell, in namespace order. A dynamic
+        cell compares every name; others only the names they can reach and the names added
+        after the last key seen before the cell."""
+        stored = [n for n in sorted(snap.names.stores) if n in ns]
+        if snap.every_name is not None:
+            keys, ids = snap.every_name
+            now_keys, now_ids = list(ns), list(map(id, ns.values()))
+            if len(now_keys) >= len(keys) and all(map(is_, keys, now_keys)):  # nothing removed or moved
+                changed = list(compress(keys, map(ne, ids, now_ids))) + now_keys[len(keys):]
+            else:
+                before = dict(zip(keys, ids))
+                changed = [k for k, i in zip(now_keys, now_ids) if before.get(k) != i]
+            # names stored again with the very same object are written too
+            return changed + [n for n in stored if snap.identities.get(n) == id(ns[n])]
+        new_keys = _keys_after(ns, snap.marker)
+        if new_keys is None:  # the marker itself was deleted: look at every name
+            new_keys = [k for k in ns if k not in self._known]
+        found = dict.fromkeys(reversed(new_keys))
+        found.update(dict.fromkeys(stored))
+        for name, identity in snap.identities.items():
+            if name in ns and id(ns[name]) != identity:
+                found[name] = None
+        return list(found)
 
     def _reads(self, snap: Snapshot) -> list[tuple[str, Fingerprint]]:
         """Names loaded before being stored (or read by called notebook functions) that existed."""
@@ -196,20 +220,21 @@ class NamespaceObserver:
         return [(name, snap.before[name]) for name in sorted(wanted)]
 
     def _mutated(
-        self, snap: Snapshot, ns: Mapping[str, Any], rebound: set[str], hashing: Hashing, changes: NamespaceChanges
+        self, snap: Snapshot, ns: Mapping[str, Any], rebound: list[str], hashing: Hashing, changes: NamespaceChanges
     ) -> list[Write]:
         """Candidates changed in place (whatever API did it), then names sharing their objects."""
         out: list[Write] = []
+        skip = snap.unchanged | set(snap.before).intersection(rebound)
         for name, before in snap.before.items():
-            if name in rebound or name not in ns or name in snap.unchanged:
+            if name in skip or name not in ns:
                 continue
             write = self._write(name, ns[name], True, hashing, changes)
             if before.same_content(write.fingerprint) is False or name in snap.names.mutates:
                 out.append(write)
         sharing = getattr(self.values, "sharing", None)  # aliases reached through another name
         if out and callable(sharing):
-            done = rebound | {w.name for w in out}
-            for other in sorted(set(sharing([w.name for w in out], ns)) - done):
+            reached = set(sharing([w.name for w in out], ns)) - {w.name for w in out}
+            for other in sorted(reached.difference(rebound)):
                 if other in ns and self.is_data(other, ns[other]):
                     out.append(self._write(other, ns[other], True, hashing, changes))
         return out
@@ -223,54 +248,92 @@ class NamespaceObserver:
 
     def is_data(self, name: str, value: Any) -> bool:
         """Notebook data: not IPython's own names, injected builtins, modules or imported code."""
-        if _INTERNAL.match(name):
-            return False
-        kind = type(value)
-        if issubclass(kind, types.ModuleType):
-            return False
-        if kind is types.FunctionType:
-            if value.__module__ != "__main__":
-                return False  # from x import f: imported code, not notebook data
-        elif kind is types.BuiltinFunctionType or issubclass(kind, type):
-            if _static_module(value) != "__main__":
-                return False
-        return self.hidden.get(name, _MISSING) is not value
+        return bool(self._data_items([name], {name: value})[0])
+
+    def _data_items(self, names: list[str], ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
+        """The names that hold notebook data (and, when all are plain, their values). A cell
+        may bind 100,000 names, so the common case (every value of a plain data type) runs
+        in C loops; the decision by type is cached, names are checked only when they could
+        be IPython's."""
+        values = list(map(ns.__getitem__, names))
+        verdicts = {self._verdict(kind) for kind in set(map(type, values))}
+        if verdicts <= {True}:
+            maybe = _MAYBE_INTERNAL.findall("\n".join(names)) if len(names) > 64 else names
+            drop = set(filter(_INTERNAL.match, maybe))
+            injected = [n for n in self.hidden if n in ns and self.hidden[n] is ns[n]]
+            if injected:
+                drop.update(set(injected).intersection(names))
+            if not drop:
+                return names, values
+            kept = [n not in drop for n in names]
+            return list(compress(names, kept)), list(compress(values, kept))
+        out: list[str] = []
+        for name, value in zip(names, values):
+            kind = type(value)
+            verdict = self._verdict(kind)
+            if verdict is False or (verdict is _BY_VALUE and not _defined_here(kind, value)):
+                continue
+            if (name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name):
+                continue
+            if name in self.hidden and self.hidden[name] is value:
+                continue
+            out.append(name)
+        return out, None
+
+    def _verdict(self, kind: type) -> Any:
+        verdict = self._data_kinds.get(kind)
+        if verdict is None:
+            verdict = self._data_kinds[kind] = _data_kind(kind)
+        return verdict
 
 
-def summarise_writes(names: list[str], ns: Mapping[str, Any]) -> WriteSummary:
-    """One aggregate for many names: exact when every value is a plain scalar or string
-    (hashed directly, cheap), weak otherwise (fingerprinting each would cost more than
-    the cell)."""
-    names_hash = xxhash.xxh3_128()
-    content = xxhash.xxh3_128()
-    exact = True
-    for name in names:
-        names_hash.update(name.encode("utf-8", "surrogatepass") + b"\0")
-        value = ns.get(name)
-        kind = type(value)
-        data = _scalar_bytes(value) if exact else None
-        if data is None:
-            exact = False
-        else:
-            content.update(kind.__name__.encode() + b":" + len(data).to_bytes(8, "little") + data)
-    if exact:
-        fp = Fingerprint("names", content.hexdigest(), False, f"{len(names):,} more names")
+_BY_VALUE = object()  # functions and classes: data when defined in the notebook
+
+
+def _data_kind(kind: type) -> Any:
+    if issubclass(kind, types.ModuleType):
+        return False
+    if kind is types.FunctionType or kind is types.BuiltinFunctionType or issubclass(kind, type):
+        return _BY_VALUE
+    return True
+
+
+def _defined_here(kind: type, value: Any) -> bool:
+    """A function or class of the notebook itself, not imported code (from x import f)."""
+    module = value.__module__ if kind is types.FunctionType else _static_module(value)
+    return module == "__main__"
+
+
+def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str, Any]) -> WriteSummary:
+    """One aggregate for many names: exact when every value is a plain scalar or string of
+    an exact builtin type (hashed together in C loops: machine numbers as an array, other
+    scalars by their unambiguous reprs), weak otherwise (fingerprinting each would cost
+    more than the cell)."""
+    if values is None:
+        values = list(map(ns.__getitem__, names))
+    names_hash = xxhash.xxh3_128_hexdigest("\0".join(names).encode("utf-8", "surrogatepass"))
+    content = _scalars_digest(values)
+    if content is not None:
+        fp = Fingerprint("names", content, False, f"{len(names):,} more names")
     else:
         fp = weak("names", f"{len(names):,} more names written; beyond {MAX_NAMED_WRITES:,} names "
                            "only plain scalars are fingerprinted together")
-    return WriteSummary(len(names), names_hash.hexdigest(), fp, tuple(names[:10]))
+    return WriteSummary(len(names), names_hash, fp, tuple(names[:10]))
 
 
-def _scalar_bytes(value: Any) -> bytes | None:
-    """The exact bytes of a plain scalar or string (exact builtin types only), else None."""
-    kind = type(value)
-    if kind is bytes:
-        return bytes(value)
-    if kind is str:
-        return str(value).encode("utf-8", "surrogatepass")
-    if kind in _SCALARS:
-        return repr(value).encode("ascii")
-    return None
+def _scalars_digest(values: list[Any]) -> str | None:
+    """xxh3 of a list of exact-builtin scalars, tagged by kind; None if any value is not one."""
+    kinds = set(map(type, values))
+    if not kinds <= _SCALAR_KINDS:
+        return None
+    if len(kinds) == 1 and (int in kinds or float in kinds):
+        try:
+            packed = array("q" if int in kinds else "d", values)
+        except OverflowError:  # an int beyond 64 bits: by repr below
+            pass
+        else:
+            return xxhash.xxh3_128_hexdigest(packed.typecode.encode() + packed.tobytes())
+    return xxhash.xxh3_128_hexdigest("\0".join(map(repr, values)).encode("utf-8", "surrogatepass"))
 
 
 def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
@@ -281,10 +344,6 @@ def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
             if inspect.iscode(const):
                 found |= code_globals(const, depth + 1)
     return found
-
-
-def _identity(value: Any) -> Identity:
-    return id(value), type(value)
 
 
 def _kind(value: Any) -> str:

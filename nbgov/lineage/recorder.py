@@ -275,8 +275,8 @@ class Recorder:
             count = len(cell.hashing.unfinished)
             self._warn(f"recording was interrupted; the record was saved with {count} fingerprint(s) "
                        "marked unfinished")
-        elif self._problems or self.journal.problems:
-            self._warn((self._problems or self.journal.problems)[0])
+        elif self._problems or cell.hashing.failures or self.journal.problems:
+            self._warn((self._problems or cell.hashing.failures or self.journal.problems)[0])
         self._problems = []
         self.journal.problems.clear()
 

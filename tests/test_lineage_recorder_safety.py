@@ -212,3 +212,70 @@ def test_the_summary_of_many_names_is_exact_about_their_values(recording: Record
         digests.append(summary["fingerprint"]["hash"])
     assert digests[0] == digests[1], "the same content gives the same aggregate"
     assert len(set(digests[1:])) == 5, "one changed value, or another type, changes it"
+
+
+def test_hostile_objects_cannot_end_the_session_or_lose_the_record(recording: RecordingShell) -> None:
+    recording.run(
+        "class Hostile:\n"
+        "    def __init__(self, exc):\n"
+        "        object.__setattr__(self, 'exc', exc)\n"
+        "    def __getattr__(self, name):\n"
+        "        raise self.exc('from a user object')\n"
+        "    def __len__(self):\n"
+        "        raise self.exc('len')\n"
+        "    def __iter__(self):\n"
+        "        raise self.exc('iter')"
+    )
+    for exc in ("SystemExit", "GeneratorExit", "RecursionError", "MemoryError"):
+        result = recording.run(f"h = Hostile({exc})\nalive = 1")
+        assert result.success, exc
+        body = recording.body()
+        assert {w["name"] for w in body["writes"]} == {"h", "alive"}, exc
+    recording.run("again = alive + 1")
+    assert recording.body()["reads"][0]["name"] == "alive"
+
+
+def test_files_are_hashed_with_the_open_captured_at_import_and_pathlikes_are_not_called(
+    recording: RecordingShell, tmp_path: Any
+) -> None:
+    recording.run("first = 1")  # the sidecar is open from here on
+    recording.run(
+        "import builtins, io\n"
+        "real_open = builtins.open\n"
+        "patched_calls = []\n"
+        "def patched(*a, **k):\n"
+        "    patched_calls.append(a[0])\n"
+        "    return real_open(*a, **k)\n"
+        "builtins.open = io.open = patched\n"
+        "class Where:\n"
+        "    calls = 0\n"
+        "    def __fspath__(self):\n"
+        "        Where.calls += 1\n"
+        "        return 'p.txt'"
+    )
+    try:
+        recording.run("with real_open(Where(), 'w') as fh:\n    fh.write('data')")
+        body = recording.body()
+        assert recording.ns()["patched_calls"] == [], "hashing the written file did not use the patched open"
+        assert recording.ns()["Where"].calls == 1, "only Python itself called __fspath__"
+        assert [(f["path"], f["mode"]) for f in body["files"]] == [("p.txt", "write")]  # seen by the OS
+    finally:
+        recording.run("builtins.open = io.open = real_open")
+
+
+def test_package_versions_are_read_without_touching_stub_modules() -> None:
+    import sys
+    import types
+
+    from nbgov.lineage.environment import VersionLookup
+
+    class Stub(types.ModuleType):
+        def __getattr__(self, name: str) -> Any:
+            raise SystemExit("stub touched")
+
+    sys.modules["nbgov_stub_pkg"] = Stub("nbgov_stub_pkg")
+    sys.modules["nbgov_plain_obj"] = object()  # type: ignore[assignment]
+    try:
+        assert VersionLookup().versions(["nbgov_stub_pkg", "nbgov_plain_obj", "xxhash"]).keys() == {"xxhash"}
+    finally:
+        del sys.modules["nbgov_stub_pkg"], sys.modules["nbgov_plain_obj"]

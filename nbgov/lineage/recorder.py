@@ -106,6 +106,7 @@ class Recorder:
         self._registered = False
         self._modules_at_install = top_level_modules()
         self._known_modules: set[str] | None = None
+        platform_string()  # now, before any cell can patch what it uses
 
     # -- the journal's face (delivery, widgets and tests read these) ---------
     @property

@@ -57,3 +57,53 @@ def test_a_malformed_sql_report_is_kept_with_its_problems_noted() -> None:
                             "models": [{"name": "m"}, {"name": "ok", "version": 1, "sha256": "a"}]})
     assert report.statement == "" and report.tables_read == () and [m.name for m in report.models] == ["ok"]
     assert len(report.problems) == 2
+
+
+def test_a_frozen_activity_gives_model_roles_and_table_contents() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Ref:
+        name: str
+        version: int
+        sha256: str
+        producer: str | None = None
+        opset: int | None = None
+
+    @dataclass(frozen=True)
+    class Content:
+        table: str
+        rows: int | None
+        hash: str | None
+        reason: str | None = None
+
+    @dataclass(frozen=True)
+    class Activity:  # the shape nbgov.sqlml.activity.Activity hands over
+        statement: str
+        kind: str
+        engine: str = "duckdb"
+        tables_read: tuple[str, ...] = ()
+        tables_written: tuple[str, ...] = ()
+        files_read: tuple[str, ...] = ()
+        files_written: tuple[str, ...] = ()
+        frames: tuple[str, ...] = ()
+        params: tuple[str, ...] = ()
+        models_used: tuple[Ref, ...] = ()
+        models_created: tuple[Ref, ...] = ()
+        written: tuple[Content, ...] = ()
+
+    report = read_activity(Activity(
+        "CREATE TABLE scored AS SELECT *, predict(churn, *) FROM df; ...", "create", tables_read=("df",),
+        tables_written=("scored", "big"), frames=("df",), models_used=(Ref("churn", 1, "a" * 64),),
+        models_created=(Ref("churn", 2, "b" * 64),),
+        written=(Content("scored", 1200, "c" * 32), Content("big", None, None, "larger than 1 GB")),
+    ))
+    assert report.problems == ()
+    assert [(m.name, m.version, m.role) for m in report.models] == [("churn", 1, "input"), ("churn", 2, "output")]
+    assert report.table_fingerprints["scored"] == Fingerprint("table", "c" * 32, False, "1,200 rows")
+    big = report.table_fingerprints["big"]
+    assert big.weak and big.hash is None and "larger than 1 GB" in big.summary
+    rec = build_record(CellFacts(S, 1, None, "", "", 0.0, sql=[report], sql_values={"df": FP}), Provenance())
+    tables = {(t.name, t.mode): (t.origin, t.fingerprint) for t in rec.sql[0].tables}
+    assert tables[("scored", "write")] == ("database", report.table_fingerprints["scored"])
+    assert tables[("df", "read")] == ("notebook", FP)

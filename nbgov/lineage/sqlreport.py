@@ -1,9 +1,11 @@
 """What ``%%sqlml`` reports about each statement, read once into a typed ``SqlReport``.
 
-The engine hands over one activity per statement (today a dict, soon a frozen
-``Activity``); this module is the only place that reads its fields, so the recorder
-never walks it. A field of the wrong type is dropped with a note instead of breaking
-the record.
+The engine hands over one frozen ``Activity`` per statement (``nbgov.sqlml.activity``;
+older engines a dict of the same fields); this module is the only place that reads it,
+so the recorder never walks it. Models the statement registered are outputs, those it
+scored or described inputs; tables it created or changed come with the content
+fingerprint the engine took after the statement (or its reason for not taking one).
+A field of the wrong type is dropped with a note instead of breaking the record.
 """
 
 from __future__ import annotations
@@ -67,8 +69,7 @@ def _model(raw: Any, creating: bool) -> ReportedModel:
     if not isinstance(name, str) or not isinstance(version, int) or isinstance(version, bool):
         raise ValueError("a model needs a name and an integer version")
     producer, opset = _field(raw, "producer"), _field(raw, "opset")
-    created = _field(raw, "created")
-    role: ModelRole = "output" if (created if isinstance(created, bool) else creating) else "input"
+    role: ModelRole = "output" if creating else "input"
     return ReportedModel(
         name, version, str(sha or ""),
         producer if isinstance(producer, str) else None,
@@ -88,16 +89,6 @@ def read_activity(activity: Any) -> SqlReport:
         if value is None:
             problems.append(f"SQL report field {key} ignored (not a list of names)")
         names[key] = value or ()
-    models: list[ReportedModel] = []
-    for raw in _field(activity, "models") or ():
-        try:
-            models.append(_model(raw, kind == CREATE_MODEL))
-        except (TypeError, ValueError) as exc:
-            problems.append(f"SQL report model ignored ({exc})")
-    fingerprints: dict[str, Fingerprint] = {}
-    reported = _field(activity, "table_fingerprints")
-    if isinstance(reported, Mapping):
-        fingerprints = {str(k): v for k, v in reported.items() if isinstance(v, Fingerprint)}
     statement, engine = _field(activity, "statement"), _field(activity, "engine")
     return SqlReport(
         statement=statement if isinstance(statement, str) else "",
@@ -109,7 +100,49 @@ def read_activity(activity: Any) -> SqlReport:
         files_written=names["files_written"],
         frames=names["frames"],
         params=names["params"],
-        models=tuple(models),
-        table_fingerprints=fingerprints,
+        models=_models(activity, kind, problems),
+        table_fingerprints=_written(activity, problems),
         problems=tuple(problems),
     )
+
+
+def _models(activity: Any, kind: str, problems: list[str]) -> tuple[ReportedModel, ...]:
+    """Used versions as inputs, registered ones as outputs (one entry per version)."""
+    reported: list[tuple[Any, bool]] = []
+    if dataclasses.is_dataclass(activity):
+        reported += [(m, False) for m in _field(activity, "models_used") or ()]
+        reported += [(m, True) for m in _field(activity, "models_created") or ()]
+    else:
+        created = _strings(_field(activity, "models_created"))
+        for m in _field(activity, "models") or ():
+            ref = f"{_field(m, 'name')}@{_field(m, 'version')}"
+            reported.append((m, ref in created if created else kind == CREATE_MODEL))
+    found: dict[tuple[str, int], ReportedModel] = {}
+    for raw, creating in reported:
+        try:
+            model = _model(raw, creating)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"SQL report model ignored ({exc})")
+            continue
+        key = (model.name, model.version)
+        if key not in found or model.role == "output":
+            found[key] = model
+    return tuple(found.values())
+
+
+def _written(activity: Any, problems: list[str]) -> dict[str, Fingerprint]:
+    """Content fingerprints of the tables the statement created or changed."""
+    out: dict[str, Fingerprint] = {}
+    for content in _field(activity, "written") or ():
+        table, digest = _field(content, "table"), _field(content, "hash")
+        rows, reason = _field(content, "rows"), _field(content, "reason")
+        if not isinstance(table, str) or not (digest is None or isinstance(digest, str)):
+            problems.append("SQL report table content ignored (malformed)")
+            continue
+        summary = f"{rows:,} rows" if isinstance(rows, int) and not isinstance(rows, bool) else ""
+        if digest is None:
+            why = reason if isinstance(reason, str) and reason else "not fingerprinted by the engine"
+            out[table] = Fingerprint("table", None, True, f"{summary}; {why}" if summary else why)
+        else:
+            out[table] = Fingerprint("table", digest, False, summary)
+    return out

@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import compress
-from operator import is_, ne
+from operator import ne
 from typing import Any
 
 import xxhash
@@ -37,7 +37,6 @@ from nbgov.lineage.values import ValueTracker
 
 MAX_NAMED_WRITES = 250  # beyond this, a cell's new bindings are summarised (WriteSummary)
 _INTERNAL = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|__.*__|In|Out|get_ipython|exit|quit)$")
-_MAYBE_INTERNAL = re.compile(r"^(?:_[^\n]*|In|Out|get_ipython|exit|quit)$", re.MULTILINE)  # one scan of many names
 _MISSING = object()
 _TYPE_MODULE = type.__dict__["__module__"]
 
@@ -166,19 +165,20 @@ class NamespaceObserver:
     # -- after -------------------------------------------------------------
     def after(self, snap: Snapshot, ns: Mapping[str, Any], hashing: Hashing) -> NamespaceChanges:
         changes = NamespaceChanges()
-        rebound = self._rebound(snap, ns)  # in namespace order
+        rebound, rebound_values = self._rebound(snap, ns)  # in namespace order
         known = self._known
         deleted = {n for n in snap.identities if n not in ns}
         known -= deleted
-        known.update(rebound)
-        if len(known) != len(ns):  # names removed by something the code does not show
+        if len(known) != len(ns):  # names were created (or removed by something the code does not show)
+            known.update(rebound)
+        if len(known) != len(ns):
             gone = known - ns.keys()
             deleted |= gone
             known -= gone
         self._end_marker = _last_key(ns)
 
         changes.reads = self._reads(snap)
-        data, values = self._data_items(rebound, ns)
+        data, values = self._data_items(rebound, ns, rebound_values)
         named, more = sorted(data[:MAX_NAMED_WRITES]), data[MAX_NAMED_WRITES:]
         for name in named:
             changes.writes.append(self._write(name, ns[name], False, hashing, changes))
@@ -189,21 +189,26 @@ class NamespaceObserver:
         changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
         return changes
 
-    def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> list[str]:
+    def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
         """Names bound to another object (or created) by the cell, in namespace order. A dynamic
         cell compares every name; others only the names they can reach and the names added
-        after the last key seen before the cell."""
+        after the last key seen before the cell. A dynamic cell also gets the values, taken
+        along in the same C loops."""
         stored = [n for n in sorted(snap.names.stores) if n in ns]
         if snap.every_name is not None:
             keys, ids = snap.every_name
-            now_keys, now_ids = list(ns), list(map(id, ns.values()))
-            if len(now_keys) >= len(keys) and all(map(is_, keys, now_keys)):  # nothing removed or moved
-                changed = list(compress(keys, map(ne, ids, now_ids))) + now_keys[len(keys):]
+            now_keys, now_values = list(ns), list(ns.values())
+            now_ids = list(map(id, now_values))
+            added = _keys_after(ns, snap.marker)
+            if added is not None and len(now_keys) == len(keys) + len(added):  # none removed, none moved
+                moved = list(map(ne, ids, now_ids)) + [True] * (len(now_keys) - len(keys))
             else:
                 before = dict(zip(keys, ids))
-                changed = [k for k, i in zip(now_keys, now_ids) if before.get(k) != i]
+                moved = [before.get(k) != i for k, i in zip(now_keys, now_ids)]
             # names stored again with the very same object are written too
-            return changed + [n for n in stored if snap.identities.get(n) == id(ns[n])]
+            same = [n for n in stored if snap.identities.get(n) == id(ns[n])]
+            return (list(compress(now_keys, moved)) + same,
+                    list(compress(now_values, moved)) + [ns[n] for n in same])
         new_keys = _keys_after(ns, snap.marker)
         if new_keys is None:  # the marker itself was deleted: look at every name
             new_keys = [k for k in ns if k not in self._known]
@@ -212,7 +217,7 @@ class NamespaceObserver:
         for name, identity in snap.identities.items():
             if name in ns and id(ns[name]) != identity:
                 found[name] = None
-        return list(found)
+        return list(found), None
 
     def _reads(self, snap: Snapshot) -> list[tuple[str, Fingerprint]]:
         """Names loaded before being stored (or read by called notebook functions) that existed."""
@@ -250,16 +255,18 @@ class NamespaceObserver:
         """Notebook data: not IPython's own names, injected builtins, modules or imported code."""
         return bool(self._data_items([name], {name: value})[0])
 
-    def _data_items(self, names: list[str], ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
+    def _data_items(
+        self, names: list[str], ns: Mapping[str, Any], values: list[Any] | None = None
+    ) -> tuple[list[str], list[Any] | None]:
         """The names that hold notebook data (and, when all are plain, their values). A cell
         may bind 100,000 names, so the common case (every value of a plain data type) runs
         in C loops; the decision by type is cached, names are checked only when they could
         be IPython's."""
-        values = list(map(ns.__getitem__, names))
+        if values is None:
+            values = list(map(ns.__getitem__, names))
         verdicts = {self._verdict(kind) for kind in set(map(type, values))}
         if verdicts <= {True}:
-            maybe = _MAYBE_INTERNAL.findall("\n".join(names)) if len(names) > 64 else names
-            drop = set(filter(_INTERNAL.match, maybe))
+            drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
             injected = [n for n in self.hidden if n in ns and self.hidden[n] is ns[n]]
             if injected:
                 drop.update(set(injected).intersection(names))
@@ -285,6 +292,21 @@ class NamespaceObserver:
         if verdict is None:
             verdict = self._data_kinds[kind] = _data_kind(kind)
         return verdict
+
+
+def _maybe_internal(names: list[str]) -> list[str]:
+    """Names that could be IPython's: those starting with "_" (found by scanning one joined
+    string, not name by name) and the few IPython names without one."""
+    if len(names) <= 64:
+        return names
+    joined = "\n" + "\n".join(names)
+    found = list(_IPYTHON_NAMES.intersection(names))
+    start = joined.find("\n_")
+    while start >= 0:
+        end = joined.find("\n", start + 1)
+        found.append(joined[start + 1 : end if end >= 0 else len(joined)])
+        start = joined.find("\n_", start + 1)
+    return found
 
 
 _BY_VALUE = object()  # functions and classes: data when defined in the notebook

@@ -102,7 +102,7 @@ class NativeWatch:
             probe, self._probe = self._probe, None
             return probe.writes() if probe is not None else []
         touches, overflow = self._inotify.collect()
-        self._inotify.clear()
+        self._inotify.quiet()
         if overflow:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
         events: list[FileEvent] = []

@@ -41,7 +41,7 @@ WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
 OPENED = IN_OPEN | IN_CLOSE_NOWRITE
 QUIET_MASK = IN_DELETE_SELF  # between cells: nothing but the folder's own removal
 _EVENT = struct.Struct("iIII")
-_BUFFER = 64 * 1024
+_BUFFER = 4096  # grows while reads come back full
 MAX_KEPT_WATCHES = 64
 
 
@@ -94,15 +94,18 @@ class Inotify:
         events (overflow)."""
         masks: dict[tuple[str, str], int] = {}
         overflow = False
+        size = _BUFFER
         while True:
             try:
-                data = os.read(self.fd, _BUFFER)
+                data = os.read(self.fd, size)
             except BlockingIOError:
                 break
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
                 raise
+            if len(data) > size // 2:
+                size = min(size * 4, 1 << 20)
             offset = 0
             while offset + _EVENT.size <= len(data):
                 wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)

@@ -46,6 +46,7 @@ from nbgov.lineage.record import ErrorInfo, Fingerprint, LogEntry, SessionInfo
 from nbgov.lineage.sqlreport import ReportedModel, SqlReport, read_activity
 from nbgov.lineage.store import SidecarStore
 from nbgov.lineage.values import ValueTracker
+from nbgov.sqlml.activity import Activity
 
 T = TypeVar("T")
 _ARGS = BaseException.__dict__["args"]
@@ -184,7 +185,7 @@ class Recorder:
         self.journal.close()
 
     # -- reports from the SQL magic ------------------------------------------
-    def note_sql(self, activity: Any) -> None:
+    def note_sql(self, activity: Activity | Mapping[str, Any]) -> None:
         """One executed %%sqlml statement; outside a cell it is kept for the next one."""
         try:
             report = read_activity(activity)

@@ -64,3 +64,25 @@ def test_sqlml_cells_record_models_frames_results_and_files(shell: Any, tmp_path
     assert verify_chain(entries) == []
     for entry in entries:
         lineage_schema.validate(entry)
+
+
+def test_tables_sqlml_writes_carry_their_content_and_their_readers_go_stale(shell: Any) -> None:
+    _run(shell, "import pandas as pd\norders = pd.DataFrame({'id': [1, 2, 3], 'amount': [10.0, 20.0, 30.0]})")
+    made = _run(shell, "%%sqlml\nCREATE TABLE big_orders AS SELECT * FROM orders WHERE amount > 15")
+    (written,) = [t for t in made["sql"][0]["tables"] if t["mode"] == "write"]
+    assert (written["name"], written["origin"]) == ("big_orders", "database")
+    assert written["fingerprint"]["weak"] is False and len(written["fingerprint"]["hash"]) == 32
+    assert written["fingerprint"]["summary"] == "2 rows"
+    (frame,) = [t for t in made["sql"][0]["tables"] if t["mode"] == "read"]
+    assert (frame["name"], frame["origin"]) == ("orders", "notebook") and frame["fingerprint"]["hash"]
+    reader = _run(shell, "%%sqlml -o total\nSELECT sum(amount) AS s FROM big_orders")
+    assert [(t["name"], t["origin"], t["mode"]) for t in reader["sql"][0]["tables"]] == [
+        ("big_orders", "database", "read")
+    ]
+    rec = _recorder(shell)
+    assert reader["id"] not in rec.stale(now_files=False)
+    same = _run(shell, "%%sqlml\nUPDATE big_orders SET amount = amount WHERE id = 2")  # same content
+    assert [t["fingerprint"]["hash"] for t in same["sql"][0]["tables"]] == [written["fingerprint"]["hash"]]
+    assert reader["id"] not in rec.stale(now_files=False)
+    changed = _run(shell, "%%sqlml\nUPDATE big_orders SET amount = 0 WHERE id = 2")
+    assert rec.stale(now_files=False)[reader["id"]] == [f"table big_orders rewritten by [{changed['execution_count']}]"]

@@ -6,6 +6,8 @@ An execution is stale when something it consumed has moved on since it ran:
   with equal content changes nothing; a weak fingerprint cannot prove equality);
 - a file it read was later rewritten with different content by a recorded execution,
   or differs on disk now (known after ``check_files``);
+- a database table a ``%%sqlml`` statement read was later rewritten with content other
+  than what it held when read (as the engine fingerprinted it after each write);
 - a model version it used as an input was replaced by a newer registration (the
   execution that registered a model is its writer, never stale because of it);
 - a value it read came from an execution that is itself stale ("comes from stale"),
@@ -25,7 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nbgov.lineage.record import ExecutionRecord, FileAccess, LogEntry, ModelUse, Write, as_entries
+from nbgov.lineage.record import (
+    ExecutionRecord,
+    FileAccess,
+    Fingerprint,
+    LogEntry,
+    ModelUse,
+    Write,
+    as_entries,
+)
 
 DISK = -1  # the cause of a reason found on disk, not in the log
 
@@ -48,6 +58,15 @@ class _VarEvent:
     write: Write | None  # None: deleted
 
 
+TableKey = tuple[str, str]  # (engine, table name)
+
+
+def _tables(record: ExecutionRecord, mode: str) -> list[tuple[TableKey, Fingerprint | None]]:
+    """Database tables the record's SQL read or wrote (notebook frames are variables)."""
+    return [((stmt.engine, t.name), t.fingerprint) for stmt in record.sql for t in stmt.tables
+            if t.origin == "database" and t.mode == mode]
+
+
 class StaleTracker:
     """Entries in, stale flags out; see the module docstring for the rule."""
 
@@ -65,10 +84,12 @@ class StaleTracker:
         self._var_last: dict[str, _VarEvent] = {}
         self._file_last: dict[str, tuple[int, FileAccess]] = {}  # abspath -> latest writer
         self._model_last: dict[str, tuple[int, ModelUse]] = {}  # name -> latest registration
+        self._table_writes: dict[TableKey, list[tuple[int, Fingerprint | None]]] = {}
         self._disk: dict[str, str | None] = {}  # abspath -> hash on disk at the last check
         self._var_readers: dict[str, list[int]] = {}
         self._file_readers: dict[str, list[int]] = {}
         self._model_users: dict[str, list[int]] = {}
+        self._table_readers: dict[TableKey, list[int]] = {}
         self._dependents: dict[int, list[int]] = {}  # position -> positions reading from it
         self._memo: dict[int, tuple[_Reason, ...]] = {}
 
@@ -113,6 +134,14 @@ class StaleTracker:
             if model.role == "output":
                 self._model_last[model.name] = (n, model)
                 changed += self._model_users.get(model.name, ())
+        for key, content in _tables(record, "write"):
+            self._table_writes.setdefault(key, []).append((n, content))
+            changed += self._table_readers.get(key, ())
+        for key, _ in _tables(record, "read"):
+            self._table_readers.setdefault(key, []).append(n)
+            writer = self._table_writer_before(key, n)
+            if writer is not None:
+                self._dependents.setdefault(writer[0], []).append(n)
         for read in record.reads:
             self._var_readers.setdefault(read.name, []).append(n)
             self._depend(n, read.source)
@@ -189,8 +218,18 @@ class StaleTracker:
         sources = [r.source for r in record.reads]
         sources += [f.source for f in record.files if f.mode == "read"]
         sources += [m.source for m in record.models if m.role == "input"]
-        found = (self._source_position(s, position) for s in sources)
+        found = [self._source_position(s, position) for s in sources]
+        for key, _ in _tables(record, "read"):
+            writer = self._table_writer_before(key, position)
+            found.append(writer[0] if writer else None)
         return [p for p in found if p is not None]
+
+    def _table_writer_before(self, key: TableKey, position: int) -> tuple[int, Fingerprint | None] | None:
+        """The last write of a table before ``position``: what a read there saw."""
+        for write in reversed(self._table_writes.get(key, ())):
+            if write[0] < position:
+                return write
+        return None
 
     def _source_position(self, source: str | None, before: int) -> int | None:
         """The latest position carrying record id ``source`` before ``before``."""
@@ -218,6 +257,8 @@ class StaleTracker:
         for file in record.files:
             if file.mode == "read":
                 reasons += self._file_reasons(file, i)
+        for key in dict.fromkeys(k for k, _ in _tables(record, "read")):
+            reasons += self._table_reasons(key, i)
         for model in record.models:
             if model.role != "input":
                 continue
@@ -244,6 +285,21 @@ class StaleTracker:
             if now != file.hash:
                 return [_Reason(f"file {file.path} changed on disk since read", frozenset({DISK}))]
         return self._inherited(f"file {file.path}", file.source, i)
+
+    def _table_reasons(self, key: TableKey, i: int) -> list[_Reason]:
+        name = key[1]
+        seen = self._table_writer_before(key, i)
+        latest = self._table_writes.get(key, [(-1, None)])[-1]
+        if latest[0] > i:
+            same = seen is not None and seen[1] is not None and latest[1] is not None and (
+                seen[1].same_content(latest[1]) is True
+            )
+            if not same:
+                label = self._records[latest[0]].label
+                return [_Reason(f"table {name} rewritten by {label}", frozenset({latest[0]}))]
+        if seen is None:
+            return []
+        return self._inherited(f"table {name}", self._records[seen[0]].id, i)
 
     def _inherited(self, what: str, source: str | None, i: int) -> list[_Reason]:
         """'comes from stale' when the producer is stale for a cause other than ``i`` itself."""

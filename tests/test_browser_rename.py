@@ -44,3 +44,27 @@ def test_renaming_untitled_on_first_save_moves_the_log_and_recording_goes_on(lab
     assert saved["metadata"]["nbgov"]["sidecar"] == ".nbgov/analysis.jsonl"
     verified = invoke("verify", path.with_name("analysis.ipynb"))
     assert verified.exit_code == 0, verified.output
+
+
+def test_a_notebook_renamed_while_no_kernel_ran_continues_its_log(lab: Lab) -> None:
+    path = lab.write_notebook("draft.ipynb", ["%load_ext nbgov", "a = 1", "b = 2"])
+    lab.open_notebook(path)
+    lab.run_cell(0)
+    lab.run_cell(1)
+    lab.save()
+    lab.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    lab.command("application:close-all")
+    final = path.with_name("final.ipynb")
+    lab.page.evaluate(
+        "([a, b]) => window.jupyterapp.serviceManager.contents.rename(a, b)", [lab.rel(path), lab.rel(final)]
+    )
+    assert executions(path.parent / ".nbgov" / "draft.jsonl") == ["a = 1"]
+
+    lab.open_notebook(final)  # a new kernel, which only knows the new name
+    lab.run_cell(0)  # loading nbgov greets the sidebar, which names the old log
+    lab.run_cell(2)
+    assert not (path.parent / ".nbgov" / "draft.jsonl").exists()
+    assert executions(path.parent / ".nbgov" / "final.jsonl") == ["a = 1", "b = 2"]
+    lab.save()
+    verified = invoke("verify", final)
+    assert verified.exit_code == 0, verified.output

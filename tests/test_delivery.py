@@ -64,9 +64,15 @@ def _entry_comms(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     }
     closed = {m["content"]["comm_id"] for m in messages if m["msg_type"] == "comm_close"}
     assert set(opened) <= closed, "every entry comm is closed right after its message"
-    for data in opened.values():
-        assert data["type"] == "entry"
-    return [data["entry"] for data in opened.values()]
+    assert {data["type"] for data in opened.values()} <= {"entry", "hello"}
+    return [data["entry"] for data in opened.values() if data["type"] == "entry"]
+
+
+def test_loading_nbgov_greets_the_frontend_before_any_record(kernel: BlockingKernelClient) -> None:
+    messages = _execute(kernel, "%load_ext nbgov")
+    greetings = [m["content"]["data"] for m in messages
+                 if m["msg_type"] == "comm_open" and m["content"]["target_name"] == delivery.ENTRY_TARGET]
+    assert greetings == [{"type": "hello"}]
 
 
 def _request_log(kc: BlockingKernelClient) -> list[dict[str, Any]]:

@@ -264,8 +264,12 @@ export class NotebookLineageModel implements IDisposable {
     kernel.connectionStatusChanged.connect(this._onConnection, this);
     kernel.statusChanged.connect(this._onStatus, this);
     this.requestLog();
+    this._adoptOldLog();
+  }
+
+  /** Renamed while no kernel recorded: the log under the old name continues here. */
+  private _adoptOldLog(): void {
     if (this._savedSidecar !== null && this._savedSidecar !== sidecarFor(this.path)) {
-      // renamed while no kernel recorded: the log under the old name continues here
       this._tellPath({ path: this.path, previous: this.path, sidecar: this._savedSidecar });
     }
   }
@@ -315,6 +319,8 @@ export class NotebookLineageModel implements IDisposable {
     const data = msg.content.data as Json;
     if (data && data.type === 'entry') {
       this.receive([data.entry], data.stale);
+    } else if (data && data.type === 'hello') {
+      this._adoptOldLog(); // nbgov was just loaded in the kernel: before its first record
     }
   };
 }

@@ -132,7 +132,7 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
         packages_added=dict(facts.packages_added),
         result=facts.result,
         more_writes=changes.more_writes,
-        notes=tuple(dict.fromkeys([*facts.notes, *changes.notes])),
+        notes=tuple(dict.fromkeys(facts.notes)),
     )
 
 

@@ -118,6 +118,15 @@ class Delivery:
         self._unsubscribe: Callable[[], None] | None = recorder.subscribe(self.send_entry)
         comm_manager.register_target(SYNC_TARGET, self._on_sync_open)
 
+    def announce(self) -> None:
+        """Tell connected frontends that recording started here (``%load_ext nbgov``), so one
+        that knows a sidecar under the notebook's old name can say so before the first record."""
+        try:
+            comm = self._create_comm(target_name=ENTRY_TARGET, data={"type": "hello"})
+            comm.close()
+        except Exception as exc:
+            _warn("greet the frontend", exc)
+
     def send_entry(self, entry: LogEntry) -> None:
         """Open a comm carrying one entry, and close it at once."""
         try:
@@ -203,4 +212,6 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
         return _NoDelivery()
     import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
 
-    return Delivery(recorder, comm_manager, comm_module.create_comm)
+    delivery = Delivery(recorder, comm_manager, comm_module.create_comm)
+    delivery.announce()
+    return delivery

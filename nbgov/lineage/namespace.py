@@ -110,7 +110,6 @@ class NamespaceChanges:
     deletes: list[str] = field(default_factory=list)
     more_writes: WriteSummary | None = None
     more_written: list[str] = field(default_factory=list)  # the names the summary stands for
-    notes: list[str] = field(default_factory=list)
     by_identity: dict[int, Fingerprint] = field(default_factory=dict)  # id(value) -> after-fingerprint
 
 
@@ -183,7 +182,7 @@ class NamespaceObserver:
         for name in named:
             changes.writes.append(self._write(name, ns[name], False, hashing, changes))
         if more:
-            changes.more_writes = summarise_writes(more, values[len(values) - len(more):] if values else None, ns)
+            changes.more_writes = summarise_writes(more, values[MAX_NAMED_WRITES:] if values else None, ns)
             changes.more_written = more
         changes.writes += self._mutated(snap, ns, rebound, hashing, changes)
         changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))

@@ -102,7 +102,7 @@ def test_a_frozen_activity_gives_model_roles_and_table_contents() -> None:
     assert [(m.name, m.version, m.role) for m in report.models] == [("churn", 1, "input"), ("churn", 2, "output")]
     assert report.table_fingerprints["scored"] == Fingerprint("table", "c" * 32, False, "1,200 rows")
     big = report.table_fingerprints["big"]
-    assert big.weak and big.hash is None and "larger than 1 GB" in big.summary
+    assert big.weak and big.hash is None and big.reason == "larger than 1 GB"
     rec = build_record(CellFacts(S, 1, None, "", "", 0.0, sql=[report], sql_values={"df": FP}), Provenance())
     tables = {(t.name, t.mode): (t.origin, t.fingerprint) for t in rec.sql[0].tables}
     assert tables[("scored", "write")] == ("database", report.table_fingerprints["scored"])

@@ -113,7 +113,7 @@ def test_an_interrupt_while_the_recorder_hashes_keeps_the_record_and_prints_one_
     body = kernel.bodies()[-1]
     assert body["code"] == "h = Huge()\nafter = 1"
     fps = {w["name"]: w["fingerprint"] for w in body["writes"]}
-    assert fps["h"]["weak"] is True and "interrupted" in fps["h"]["summary"]
+    assert fps["h"]["weak"] is True and "interrupted" in fps["h"]["reason"]
     assert any("interrupted" in note for note in body["notes"])
     assert kernel.execute("still = after + 1")["content"]["status"] == "ok"
     assert kernel.bodies()[-1]["code"] == "still = after + 1"

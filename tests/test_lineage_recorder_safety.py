@@ -70,7 +70,7 @@ def test_a_summary_of_names_holding_objects_is_weak_and_says_why(recording: Reco
     recording.run("globals().update({f'o{i}': [i] for i in range(1500)})")
     summary = recording.body()["more_writes"]
     assert summary["count"] == 1500 - MAX_NAMED_WRITES and summary["fingerprint"]["weak"] is True
-    assert "only plain scalars" in summary["fingerprint"]["summary"]
+    assert "only plain scalars" in summary["fingerprint"]["reason"]
 
 
 def test_the_cost_of_a_trivial_cell_does_not_grow_with_the_namespace(recording: RecordingShell) -> None:
@@ -127,7 +127,7 @@ def test_an_interrupt_while_hashing_saves_the_record_with_unfinished_fingerprint
     assert result.success
     body = recording.body()
     fps = {w["name"]: w["fingerprint"] for w in body["writes"]}
-    assert fps["big"]["weak"] is True and "interrupted" in fps["big"]["summary"]
+    assert fps["big"]["weak"] is True and "interrupted" in fps["big"]["reason"]
     assert fps["zz_after"]["weak"] is True, "once interrupted, the rest of the cell is not hashed"
     assert any("interrupted" in note for note in body["notes"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

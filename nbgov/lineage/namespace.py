@@ -44,9 +44,9 @@ _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 _SCALAR_KINDS = frozenset({int, float, bool, type(None), str, bytes})  # exact types: repr is theirs
 
 
-def weak(kind: str, why: str) -> Fingerprint:
+def weak(kind: str, why: str, summary: str = "") -> Fingerprint:
     """A fingerprint that proves nothing, saying why."""
-    return Fingerprint(kind, None, True, why)
+    return Fingerprint(kind, None, True, summary, reason=why)
 
 
 class Hashing:
@@ -337,8 +337,8 @@ def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str
     if content is not None:
         fp = Fingerprint("names", content, False, f"{len(names):,} more names")
     else:
-        fp = weak("names", f"{len(names):,} more names written; beyond {MAX_NAMED_WRITES:,} names "
-                           "only plain scalars are fingerprinted together")
+        fp = weak("names", f"beyond {MAX_NAMED_WRITES:,} names only plain scalars are fingerprinted together",
+                  f"{len(names):,} more names")
     return WriteSummary(len(names), names_hash, fp, tuple(names[:10]))
 
 

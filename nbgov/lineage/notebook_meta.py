@@ -18,6 +18,7 @@ from typing import Any
 import nbformat
 
 from nbgov.errors import LineageError
+from nbgov.lineage.record import LogEntry
 from nbgov.lineage.stale import stale_flags
 
 NOTEBOOK_SCHEMA = "nbgov.notebook/1"
@@ -131,7 +132,7 @@ def cell_latest(nb: nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
 
 
 def merge_entries(
-    nb: nbformat.NotebookNode, entries: Iterable[Mapping[str, Any]], sidecar: str
+    nb: nbformat.NotebookNode, entries: Iterable[Mapping[str, Any] | LogEntry], sidecar: str
 ) -> int:
     """Merge sidecar entries into the notebook metadata (dedupe by hash); returns how many were new.
 
@@ -141,7 +142,8 @@ def merge_entries(
     current = read_lineage(nb) or NotebookLineage(sidecar=sidecar)
     known = {e["hash"] for e in current.entries()}
     added = 0
-    for raw in entries:
+    for item in entries:
+        raw = item.raw if isinstance(item, LogEntry) else item
         entry = _check_entry(raw, f"sidecar entry {raw.get('seq', '?')}")
         if entry["hash"] in known:
             continue

@@ -139,9 +139,16 @@ class Fingerprint:
     hash: str | None
     weak: bool = False
     summary: str = ""
+    reason: str | None = None  # why it is weak, or how it was taken
+    semantic: str | None = None  # ONNX models: a hash that ignores names and doc strings
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        out: dict[str, Any] = {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.semantic is not None:
+            out["semantic"] = self.semantic
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fingerprint:
@@ -150,11 +157,13 @@ class Fingerprint:
             hash=data.get("hash"),
             weak=bool(data.get("weak", False)),
             summary=str(data.get("summary", "")),
+            reason=data.get("reason"),
+            semantic=data.get("semantic"),
         )
 
     def same_content(self, other: Fingerprint) -> bool | None:
-        """True/False when both hashes are known, None when it cannot be told."""
-        if self.hash is None or other.hash is None:
+        """True/False when both hashes are strong, None when it cannot be told."""
+        if self.hash is None or other.hash is None or self.weak or other.weak:
             return None
         return self.kind == other.kind and self.hash == other.hash
 
@@ -493,7 +502,7 @@ class ExecutionRecord:
         status = f.text("status")
         if status not in ("ok", "error"):
             raise RecordError(f"{where}: 'status' must be ok or error, got {status!r}")
-        record = cls(
+        return cls(
             session=f.text("session"),
             execution_count=f.integer("execution_count"),
             cell_id=f.opt_text("cell_id"),
@@ -514,11 +523,7 @@ class ExecutionRecord:
             more_writes=WriteSummary.from_json(data["more_writes"]) if f.has("more_writes") else None,
             notes=f.strs("notes"),
             schema=f.text("schema", RECORD_SCHEMA),
-        )
-        claimed = data.get("id")
-        if claimed is not None and claimed != record.id:
-            raise RecordError(f"{where}: 'id' {claimed!r} is not session:execution_count ({record.id})")
-        return record
+        )  # the stored "id" is not read: it is derived (session:execution_count)
 
 
 def record_id(session: str, execution_count: int) -> str:

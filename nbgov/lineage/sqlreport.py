@@ -142,7 +142,7 @@ def _written(activity: Any, problems: list[str]) -> dict[str, Fingerprint]:
         summary = f"{rows:,} rows" if isinstance(rows, int) and not isinstance(rows, bool) else ""
         if digest is None:
             why = reason if isinstance(reason, str) and reason else "not fingerprinted by the engine"
-            out[table] = Fingerprint("table", None, True, f"{summary}; {why}" if summary else why)
+            out[table] = Fingerprint("table", None, True, summary, reason=why)
         else:
             out[table] = Fingerprint("table", digest, False, summary)
     return out

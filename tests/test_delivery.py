@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,7 +183,8 @@ def test_outside_a_kernel_delivery_installs_nothing(shell: Any) -> None:
 
 
 def _start_kernel(notebook: Path) -> tuple[KernelManager, BlockingKernelClient]:
-    km = KernelManager(kernel_name="python3")
+    # ipc sockets in the notebook's folder: no TCP port another process on the machine can take first
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nbgov-ipc-"), "kernel"))
     km.start_kernel(env=kernel_env(notebook), cwd=str(notebook.parent))
     kc = km.blocking_client()
     kc.start_channels()

@@ -4,6 +4,7 @@ read system files, and an interrupt that lands while the recorder is hashing."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ class Kernel:
                 environment.pop(key, None)
             else:
                 environment[key] = value
-        self.km = KernelManager(kernel_name="python3")
+        # ipc sockets: no TCP port another process on the machine can take first
+        self.km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nbgov-ipc-"), "kernel"))
         self.km.start_kernel(env=environment, cwd=str(notebook.parent))
         self.kc = self.km.client()
         self.kc.start_channels()

@@ -88,13 +88,13 @@ def test_an_interrupt_while_the_recorder_hashes_keeps_the_record_and_prints_one_
     slow_hashing = (
         "import time, sys\n"
         "_fp = _nbgov_rec.fingerprinter\n"
-        "_real = _fp.fingerprint\n"
+        "_real = _fp._measure\n"
         "def _slow(value):\n"
         "    if type(value).__name__ == 'Huge':\n"
         "        print('nbgov-test: hashing', flush=True)\n"
         "        time.sleep(60)\n"
         "    return _real(value)\n"
-        "_fp.fingerprint = _slow\n"
+        "_fp._measure = _slow\n"
         "class Huge:\n"
         "    pass"
     )

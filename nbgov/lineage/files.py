@@ -5,16 +5,15 @@ a watcher starts; it does nothing unless a watcher is active (one list check).
 Python's own imports, the interpreter's installation, system folders (``/etc``,
 ``/usr``, ``/proc``, ``/sys``, ``/dev``…) and tool caches are not the notebook's data
 and are ignored: a library reading ``/etc/os-release`` at import is not an input.
-Contents are hashed after the cell ends, when written files are closed, with the
-``open`` captured here at import (a user's patched ``builtins.open`` is never called);
-an unchanged file (same size, mtime, inode, ctime) is not re-read. Native code
-(pyarrow, polars, DuckDB) bypasses ``open``: see ``native_files``.
+Contents are hashed after the cell ends, when written files are closed, with the ``os``
+functions captured at import (a user's patched ``open`` is never called); an unchanged
+file (same size, mtime, inode, ctime) is not re-read. Native code (pyarrow, polars,
+DuckDB) bypasses ``open``: see ``native_files``.
 """
 
 from __future__ import annotations
 
 import glob
-import io
 import os
 import pathlib
 import site
@@ -28,7 +27,8 @@ from typing import Any
 
 import xxhash
 
-_open = io.open  # captured at import: hashing never calls a user-patched builtins.open
+from nbgov.lineage.fingerprint import static
+
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
                 "/dev", "/var/lib", "/var/cache", "/var/run", "/snap")
@@ -193,15 +193,30 @@ def _opened_path(target: Any) -> str | None:
 
 
 def hash_file(abspath: str) -> str:
+    """xxh3_128 of the file's bytes, read with the ``os`` functions captured at import (a
+    notebook's patched ``open`` is never called). Holes of a sparse file are fed as zeros
+    without reading them: the digest is the same, a 2 GB sparse file costs no disk reads."""
     h = xxhash.xxh3_128()
-    with _open(abspath, "rb", buffering=0) as fh:
+    fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = static.os_fstat(fd).st_size
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
-        while True:
-            n = fh.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
+        zeros = memoryview(bytes(_CHUNK))
+        position = 0
+        for begin, end in [*static.data_extents(fd, 0, size), (size, size)]:
+            while position < begin:  # a hole: zeros by definition
+                step = min(_CHUNK, begin - position)
+                h.update(zeros[:step])
+                position += step
+            while position < end:
+                n = static.os_preadv(fd, [view[: min(_CHUNK, end - position)]], position)
+                if not n:
+                    return h.hexdigest()  # truncated meanwhile: what was there
+                h.update(view[:n])
+                position += n
+    finally:
+        static.os_close(fd)
     return h.hexdigest()
 
 

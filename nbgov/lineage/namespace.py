@@ -31,7 +31,7 @@ from typing import Any
 import xxhash
 
 from nbgov.lineage.analysis import CellNames
-from nbgov.lineage.fingerprint import type_name
+from nbgov.lineage.fingerprint import INTERRUPTED, static
 from nbgov.lineage.record import Fingerprint, Write, WriteSummary
 from nbgov.lineage.values import ValueTracker
 
@@ -63,19 +63,23 @@ class Hashing:
             return self._mark(name, value)
         try:
             if how == "before":
-                return self.values.before(name, value)
-            if how == "after":
-                return self.values.after(name, value)
-            return self.values.fingerprinter.fingerprint(value)
-        except KeyboardInterrupt:
+                fp = self.values.before(name, value)
+            elif how == "after":
+                fp = self.values.after(name, value)
+            else:
+                fp = self.values.fingerprinter.fingerprint(value)
+        except KeyboardInterrupt:  # the fingerprinter guards itself; this is the last line
             return self._mark(name, value)
         except BaseException as exc:  # noqa: BLE001 - user code reached by hashing may raise SystemExit
             self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
             return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
+        if fp.reason == INTERRUPTED:
+            self.unfinished.append(name)
+        return fp
 
     def _mark(self, name: str, value: Any) -> Fingerprint:
         self.unfinished.append(name)
-        return weak(_kind(value), "not fingerprinted: recording was interrupted")
+        return weak(_kind(value), INTERRUPTED)
 
     def before(self, name: str, value: Any) -> Fingerprint:
         return self._take(name, value, "before")
@@ -125,6 +129,7 @@ class NamespaceObserver:
 
     # -- before ------------------------------------------------------------
     def before(self, names: CellNames, ns: Mapping[str, Any], hashing: Hashing) -> Snapshot:
+        self.values.start_cell()
         self._catch_up(ns)
         called = self._called_globals(names, ns)
         only_rebound = names.stores - names.loads - names.mutates - names.impure
@@ -186,6 +191,7 @@ class NamespaceObserver:
             changes.more_written = more
         changes.writes += self._mutated(snap, ns, rebound, hashing, changes)
         changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
+        self.values.forget(changes.deletes)
         return changes
 
     def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
@@ -235,12 +241,13 @@ class NamespaceObserver:
             write = self._write(name, ns[name], True, hashing, changes)
             if before.same_content(write.fingerprint) is False or name in snap.names.mutates:
                 out.append(write)
-        sharing = getattr(self.values, "sharing", None)  # aliases reached through another name
-        if out and callable(sharing):
-            reached = set(sharing([w.name for w in out], ns)) - {w.name for w in out}
-            for other in sorted(reached.difference(rebound)):
-                if other in ns and self.is_data(other, ns[other]):
-                    out.append(self._write(other, ns[other], True, hashing, changes))
+        written = [w.name for w in (*changes.writes, *out)]
+        if written:  # changed through another name: the tracker's sharing index knows who else holds it
+            handled = set(snap.before).union(rebound)
+            for name, fp in sorted(self.values.shared_writes(written, ns, handled).items()):
+                if name in ns and self.is_data(name, ns[name]):
+                    changes.by_identity[id(ns[name])] = fp
+                    out.append(Write(name, fp, True))
         return out
 
     def _write(
@@ -369,7 +376,7 @@ def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
 
 def _kind(value: Any) -> str:
     try:
-        return type_name(value)
+        return static.kind_name(type(value))
     except Exception:
         return "object"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nbgov.lineage.sqlreport import read_activity
 from nbgov.sqlml.execution.duckdb_executor import DuckDbExecutor
 from nbgov.sqlml.planning.prepared import Settings
 from nbgov.sqlml.sql.frames import FrameNames
@@ -64,6 +65,11 @@ def test_warehouse_tables_by_name_and_their_identity_in_lineage(forest, spark, c
     (written,) = activity.written
     assert written.table == "scored" and written.rows == len(customers_frame) and written.hash
     assert activity.to_json()["read"][0]["listing"] == identity.listing
+    # in the lineage record: a file listing is weak (the same files, not their content)
+    fingerprints = read_activity(activity).table_fingerprints
+    assert fingerprints["warehouse_customers"].weak and fingerprints["warehouse_customers"].hash is None
+    assert identity.listing in (fingerprints["warehouse_customers"].reason or "")
+    assert fingerprints["scored"].hash == written.hash and not fingerprints["scored"].weak
     again = forest.execute("SELECT count(*) AS n FROM scored WHERE l = 1")[0]
     assert again.activity.read[0].listing != identity.listing  # another table, its own files
     model = onnx_models.get("rf_clf")

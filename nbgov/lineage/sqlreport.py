@@ -101,7 +101,7 @@ def read_activity(activity: Any) -> SqlReport:
         frames=names["frames"],
         params=names["params"],
         models=_models(activity, kind, problems),
-        table_fingerprints=_written(activity, problems),
+        table_fingerprints={**_read(activity, problems), **_written(activity, problems)},
         problems=tuple(problems),
     )
 
@@ -128,6 +128,28 @@ def _models(activity: Any, kind: str, problems: list[str]) -> tuple[ReportedMode
         if key not in found or model.role == "output":
             found[key] = model
     return tuple(found.values())
+
+
+def _read(activity: Any, problems: list[str]) -> dict[str, Fingerprint]:
+    """Identities of the warehouse tables the statement read (Spark): a Delta/Iceberg
+    version pins the data; a file listing only says the files are unchanged, so it is
+    weak (unverifiable), its fingerprint kept in the reason."""
+    out: dict[str, Fingerprint] = {}
+    for identity in _field(activity, "read") or ():
+        table, provider = _field(identity, "table"), _field(identity, "provider")
+        version, location = _field(identity, "version"), _field(identity, "location")
+        listing, reason = _field(identity, "listing"), _field(identity, "reason")
+        if not isinstance(table, str) or not all(v is None or isinstance(v, str) for v in (provider, version, location, listing, reason)):
+            problems.append("SQL report table identity ignored (malformed)")
+            continue
+        if version is not None:
+            out[table] = Fingerprint("table", f"{provider}-version:{version}", False, f"{provider} version {version}")
+        elif listing is not None:
+            why = f"file listing {listing} of {location}: the same files, not a hash of their content"
+            out[table] = Fingerprint("table", None, True, location or "", reason=why)
+        else:
+            out[table] = Fingerprint("table", None, True, reason=reason or "not identified by the engine")
+    return out
 
 
 def _written(activity: Any, problems: list[str]) -> dict[str, Fingerprint]:

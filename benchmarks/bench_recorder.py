@@ -292,6 +292,7 @@ def namespace_cases(rounds: int) -> dict[str, dict[str, float]]:
 
 def memmap_case(gigabytes: float, rounds: int) -> dict[str, float]:
     from nbgov.lineage import recorder
+    from nbgov.lineage.record import ExecutionRecord
 
     folder = Path(tempfile.mkdtemp(prefix="nbgov-memmap-"))
     rows = int(gigabytes * 1024**3) // 8
@@ -315,7 +316,8 @@ def memmap_case(gigabytes: float, rounds: int) -> dict[str, float]:
         for shell in (bare, recorded):
             _time(shell, "import numpy as np")
         times = paired({"bare": lambda: run(bare), "nbgov": lambda: run(recorded)}, rounds)
-        reason = rec.records[-1]["body"]["writes"][0]["fingerprint"].get("reason", "")
+        body = rec.records[-1].body
+        reason = body.writes[0].fingerprint.reason if isinstance(body, ExecutionRecord) and body.writes else ""
     finally:
         rec.uninstall()
     return {

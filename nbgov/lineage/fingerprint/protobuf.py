@@ -51,7 +51,9 @@ def _session_semantic(session: Any, model_proto: Any) -> str | None:
         return None
     read, _ = dict_reader(session_class)
     state = read(session) if read is not None else None
-    data = state.get("_model_bytes") if type(state) is dict else None
+    if type(state) is not dict:
+        return None
+    data = state.get("_model_bytes")
     if type(data) is not bytes:
         return None
     try:

@@ -391,7 +391,8 @@ def report_fingerprint_cases(cases: set[str], repeat: int, memmap_gb: float) -> 
     if "memory" in cases:
         mem = memory_case(3)
         print("\n== peak memory of the cell `del a; b = np.ones(40e6)` (fresh interpreters, tracemalloc) ==")
-        print(f"bare {mem['bare_mb']:8.1f} MB   nbgov {mem['nbgov_mb']:8.1f} MB   nbgov/bare = {mem['ratio']:.2f}")
+        print(f"bare {mem['bare_mb']:8.1f} MB   nbgov {mem['nbgov_mb']:8.1f} MB   nbgov/bare = {mem['ratio']:.2f}   "
+              f"target ≤ 1.05x (as without nbgov) -> {'PASS' if mem['ratio'] <= 1.05 else 'MISS'}")
 
 
 ALL_CASES = "overhead,throughput,forest,names,memmap,memory"

@@ -46,12 +46,14 @@ class PostTransform(Enum):
     PROBIT = "PROBIT"
 
 
-# TreeEnsemble (ai.onnx.ml opset 5) encodes both as integers.
+# TreeEnsemble (ai.onnx.ml opset 5) encodes both as integers, which onnxruntime reads
+# in the order of its own enums (measured: 2 is SOFTMAX there, though the ONNX text
+# lists SOFTMAX as 1): the runtime's reading is the one results must match.
 _V5_AGGREGATE = (Aggregate.AVERAGE, Aggregate.SUM, Aggregate.MIN, Aggregate.MAX)
 _V5_TRANSFORM = (
     PostTransform.NONE,
-    PostTransform.SOFTMAX,
     PostTransform.LOGISTIC,
+    PostTransform.SOFTMAX,
     PostTransform.SOFTMAX_ZERO,
     PostTransform.PROBIT,
 )

@@ -87,7 +87,7 @@ def lay_out(ensemble: Ensemble) -> Layout:
     depths: list[int] = []
     for tree in ensemble.forest.trees:
         offsets.append(len(columns["thresholds"]))
-        depths.append(_depth(tree))
+        depths.append(tree_depth(tree))
         order = _breadth_first(tree)
         positions = {index: position for position, index in enumerate(order)}
         for position, index in enumerate(order):
@@ -163,7 +163,8 @@ def _emit(
     columns["member_counts"].append(0)
 
 
-def _depth(tree: Tree) -> int:
+def tree_depth(tree: Tree) -> int:
+    """Steps from the root to the deepest leaf."""
     depth = {0: 0}
     deepest = 0
     for index in _breadth_first(tree):

@@ -21,6 +21,7 @@ used (see toolchain.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def _tables(ensemble: Ensemble, layout: Layout) -> str:
     return "\n".join(out) + "\n"
 
 
-def _array(ctype: str, name: str, values: list) -> str:  # type: ignore[type-arg]
+def _array(ctype: str, name: str, values: Sequence[object]) -> str:
     return f"static const {ctype} {name}[{max(len(values), 1)}] = {{{','.join(map(str, values)) or '0'}}};"
 
 

@@ -14,7 +14,7 @@ model uses one mode the kernel compares with that mode alone.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -75,41 +75,34 @@ def lay_out(ensemble: Ensemble) -> Layout:
     modes = {n.mode for t in ensemble.forest.trees for n in t.nodes if isinstance(n, Branch)}
     uniform = OPS.index(modes.pop()) if len(modes) == 1 else None
     leaf_op = uniform if uniform is not None and uniform != OPS.index("BRANCH_MEMBER") else LEQ
-    columns: dict[str, list[float] | list[int]] = {
-        name: []
-        for name in (
-            "thresholds", "bases", "features", "ops", "nan_true", "leaf_values",
-            "entry_offsets", "entry_counts", "entry_classes", "entry_values",
-            "member_offsets", "member_counts", "members",
-        )
-    }
+    columns = _Columns()
     offsets: list[int] = []
     depths: list[int] = []
     for tree in ensemble.forest.trees:
-        offsets.append(len(columns["thresholds"]))
+        offsets.append(len(columns.thresholds))
         depths.append(tree_depth(tree))
         order = _breadth_first(tree)
         positions = {index: position for position, index in enumerate(order)}
         for position, index in enumerate(order):
-            _emit(columns, tree.nodes[index], position, positions, leaf_op)
+            columns.add(tree.nodes[index], position, positions, leaf_op)
     multi = not ensemble.single_output
     return Layout(
         value_dtype=value_dtype,
-        thresholds=np.array(columns["thresholds"], dtype=value_dtype),
-        bases=np.array(columns["bases"], dtype=np.uint32),
-        features=np.array(columns["features"], dtype=np.uint32),
-        ops=np.array(columns["ops"], dtype=np.uint8),
-        nan_true=np.array(columns["nan_true"], dtype=np.uint8),
+        thresholds=np.array(columns.thresholds, dtype=value_dtype),
+        bases=np.array(columns.bases, dtype=np.uint32),
+        features=np.array(columns.features, dtype=np.uint32),
+        ops=np.array(columns.ops, dtype=np.uint8),
+        nan_true=np.array(columns.nan_true, dtype=np.uint8),
         tree_offsets=np.array(offsets, dtype=np.int64),
         depths=np.array(depths, dtype=np.int32),
-        leaf_values=np.array(columns["leaf_values"], dtype=value_dtype),
-        entry_offsets=np.array(columns["entry_offsets"], dtype=np.uint32),
-        entry_counts=np.array(columns["entry_counts"], dtype=np.uint32),
-        entry_classes=np.array(columns["entry_classes"], dtype=np.uint32),
-        entry_values=np.array(columns["entry_values"], dtype=value_dtype),
-        member_offsets=np.array(columns["member_offsets"], dtype=np.uint32),
-        member_counts=np.array(columns["member_counts"], dtype=np.uint32),
-        members=np.array(columns["members"], dtype=np.int32),
+        leaf_values=np.array(columns.leaf_values, dtype=value_dtype),
+        entry_offsets=np.array(columns.entry_offsets, dtype=np.uint32),
+        entry_counts=np.array(columns.entry_counts, dtype=np.uint32),
+        entry_classes=np.array(columns.entry_classes, dtype=np.uint32),
+        entry_values=np.array(columns.entry_values, dtype=value_dtype),
+        member_offsets=np.array(columns.member_offsets, dtype=np.uint32),
+        member_counts=np.array(columns.member_counts, dtype=np.uint32),
+        members=np.array(columns.members, dtype=np.int32),
         uniform_op=uniform,
         tree_classes=_tree_classes(ensemble.forest.trees) if multi else None,
         static_scored=_static_scored(ensemble) if multi else None,
@@ -128,39 +121,50 @@ def _breadth_first(tree: Tree) -> list[int]:
     return order
 
 
-def _emit(
-    columns: dict[str, list[float] | list[int]],
-    node: Branch | Leaf,
-    position: int,
-    positions: dict[int, int],
-    leaf_op: int,
-) -> None:
-    columns["entry_offsets"].append(len(columns["entry_classes"]))
-    columns["member_offsets"].append(len(columns["members"]))
-    if isinstance(node, Branch):
-        columns["thresholds"].append(node.threshold)
-        columns["features"].append(node.feature)
-        columns["ops"].append(OPS.index(node.mode))
-        columns["nan_true"].append(int(node.nan_true))
-        columns["bases"].append(positions[node.true])
-        columns["leaf_values"].append(0.0)
-        columns["entry_counts"].append(0)
-        columns["member_counts"].append(len(node.members))
-        columns["members"].extend(int(m) for m in node.members)
-        return
-    assert isinstance(node, Leaf)
-    # Never true (a NaN threshold; BRANCH_NEQ is the one mode true on NaN), so the
-    # false child -- itself -- is taken: base + 1 == position.
-    columns["thresholds"].append(float("nan"))
-    columns["features"].append(0)
-    columns["ops"].append(leaf_op)
-    columns["nan_true"].append(0)
-    columns["bases"].append(position if leaf_op == NEQ else max(position - 1, 0))  # a root leaf never steps
-    columns["leaf_values"].append(node.weights[0][1])
-    columns["entry_counts"].append(len(node.weights))
-    columns["entry_classes"].extend(target for target, _ in node.weights)
-    columns["entry_values"].extend(weight for _, weight in node.weights)
-    columns["member_counts"].append(0)
+@dataclass
+class _Columns:
+    """The node fields as they are appended, one entry per node in layout order."""
+
+    thresholds: list[float] = field(default_factory=list)
+    bases: list[int] = field(default_factory=list)
+    features: list[int] = field(default_factory=list)
+    ops: list[int] = field(default_factory=list)
+    nan_true: list[int] = field(default_factory=list)
+    leaf_values: list[float] = field(default_factory=list)
+    entry_offsets: list[int] = field(default_factory=list)
+    entry_counts: list[int] = field(default_factory=list)
+    entry_classes: list[int] = field(default_factory=list)
+    entry_values: list[float] = field(default_factory=list)
+    member_offsets: list[int] = field(default_factory=list)
+    member_counts: list[int] = field(default_factory=list)
+    members: list[int] = field(default_factory=list)
+
+    def add(self, node: Branch | Leaf, position: int, positions: dict[int, int], leaf_op: int) -> None:
+        self.entry_offsets.append(len(self.entry_classes))
+        self.member_offsets.append(len(self.members))
+        if isinstance(node, Branch):
+            self.thresholds.append(node.threshold)
+            self.features.append(node.feature)
+            self.ops.append(OPS.index(node.mode))
+            self.nan_true.append(int(node.nan_true))
+            self.bases.append(positions[node.true])
+            self.leaf_values.append(0.0)
+            self.entry_counts.append(0)
+            self.member_counts.append(len(node.members))
+            self.members.extend(int(m) for m in node.members)
+            return
+        # Never true (a NaN threshold; BRANCH_NEQ is the one mode true on NaN), so the
+        # false child -- itself -- is taken: base + 1 == position. A root leaf never steps.
+        self.thresholds.append(float("nan"))
+        self.features.append(0)
+        self.ops.append(leaf_op)
+        self.nan_true.append(0)
+        self.bases.append(position if leaf_op == NEQ else max(position - 1, 0))
+        self.leaf_values.append(node.weights[0][1])
+        self.entry_counts.append(len(node.weights))
+        self.entry_classes.extend(target for target, _ in node.weights)
+        self.entry_values.extend(weight for _, weight in node.weights)
+        self.member_counts.append(0)
 
 
 def tree_depth(tree: Tree) -> int:

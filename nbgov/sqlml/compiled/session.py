@@ -8,7 +8,7 @@ releases the GIL); callers that already run batches on a pool use one thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -74,8 +74,7 @@ class CompiledSession:
         labels = np.empty(rows, dtype=np.int64) if self._classifier is not None else None
         return scores, labels
 
-    def _parallel(self, rows: int, work: object) -> None:
-        assert callable(work)
+    def _parallel(self, rows: int, work: Callable[[int, int], None]) -> None:
         slices = min(self.threads, max(1, rows // MIN_SLICE_ROWS))
         if slices <= 1 or self._pool is None:
             work(0, rows)

@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -153,13 +155,185 @@ def _strategy(engine: Engine, sql: str, prefixes: tuple[str, ...] = ("predict(",
     return " | ".join(p[:90] for p in picked)
 
 
+# --- compiled tree ensembles (issue 17) -------------------------------------------------
+#
+#     python3 benchmarks/bench_sqlml.py --trees [--rows 1000000] [--rounds 5]
+#
+# Full-table scoring of a [rows, 10] float32 matrix: nbgov's compiled kernel (2 threads,
+# library cached) against raw onnxruntime on the same model -- one run with its default
+# threads (the issue's floor) and the better of its configurations here, 64k-row chunks
+# on a 2-thread pool of single-threaded sessions -- and against lleaves (LightGBM's own
+# model file, compiled with LLVM) when lightgbm, onnxmltools and lleaves are installed.
+# Variants run interleaved in a seeded random order each round; each figure is the
+# median over rounds of the paired ratio. "first run" compiles from an empty cache.
+
+TREE_FEATURES = 10
+
+
+def tree_data(rows: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, TREE_FEATURES)).astype(np.float32)
+    X[:, 7] = rng.integers(0, 12, rows)
+    return X
+
+
+def _tree_target(X: np.ndarray) -> np.ndarray:
+    return X[:, 0] + X[:, 1] * X[:, 2] - X[:, 3] ** 2 + 0.2 * X[:, 7] + np.sin(3 * X[:, 4])
+
+
+def tree_models(folder: Path) -> dict[str, tuple[bytes, Path | None]]:
+    """name -> (ONNX bytes, LightGBM model file for lleaves or None)."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+
+    X = tree_data(20_000, seed=1)
+    y = _tree_target(X) + np.random.default_rng(2).normal(size=len(X)) * 0.3
+    forest = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0).fit(X, (y > 0).astype(int))
+    boosted = GradientBoostingRegressor(n_estimators=100, max_depth=8, random_state=0).fit(X, y)
+    models: dict[str, tuple[bytes, Path | None]] = {
+        "random forest 50 x depth 8 (classifier)": (
+            to_onnx(forest, X[:1], options={id(forest): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString(),
+            None,
+        ),
+        "gradient boosting 100 x depth 8 (regressor)": (
+            to_onnx(boosted, X[:1], target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString(),
+            None,
+        ),
+    }
+    try:
+        import lightgbm
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError:
+        print("  (lightgbm/onnxmltools not installed: no LightGBM model)")
+        return models
+    booster = lightgbm.LGBMRegressor(n_estimators=100, num_leaves=256, min_child_samples=5, verbose=-1, random_state=0).fit(X, y)
+    text = folder / "lightgbm.txt"
+    booster.booster_.save_model(str(text))
+    converted = convert_lightgbm(booster, initial_types=[("X", FloatTensorType([None, TREE_FEATURES]))], target_opset=15)
+    models["LightGBM 100 trees x 256 leaves (regressor)"] = (converted.SerializeToString(), text)
+    return models
+
+
+def paired_medians(variants: dict[str, Callable[[], object]], baseline: str, rounds: int, seed: int = 0) -> dict[str, float]:
+    """Median over rounds of (variant time / baseline time), variants in a seeded random order."""
+    order = random.Random(seed)
+    ratios: dict[str, list[float]] = {name: [] for name in variants}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        timed: dict[str, float] = {}
+        for name in order.sample(list(variants), len(variants)):
+            start = time.perf_counter()
+            variants[name]()
+            timed[name] = time.perf_counter() - start
+        for name, value in timed.items():
+            ratios[name].append(value / timed[baseline])
+            seconds[name].append(value)
+    return {name: statistics.median(values) for name, values in ratios.items()} | {
+        f"{name} [s]": statistics.median(values) for name, values in seconds.items()
+    }
+
+
+def bench_trees(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from nbgov.sqlml.compiled.build import compile_session
+    from nbgov.sqlml.compiled.cache import ArtifactCache
+    from nbgov.sqlml.compiled.policy import AdaptiveSession, TreeCompiler
+    from nbgov.sqlml.scoring import open_session
+
+    X = tree_data(args.rows)
+    chunks = [X[i : i + 65_536] for i in range(0, len(X), 65_536)]
+    pool = ThreadPoolExecutor(2)
+    print(f"compiled tree scoring: {args.rows:,} rows x {TREE_FEATURES} float32 features, median of {args.rounds} interleaved paired ratios, onnxruntime {ort.__version__}")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (payload, lightgbm_file) in tree_models(Path(folder)).items():
+            input_name = ort.InferenceSession(payload, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+            raw = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+            single = open_session(payload)
+            cache = ArtifactCache(Path(folder) / "warm")
+            compiled, artifact = compile_session(payload, cache, threads=2)
+            check = single.run(None, {input_name: X[:200_000]})
+            mine = compiled.run(None, {input_name: X[:200_000]})
+            exact = all(np.array_equal(a, b) for a, b in zip(check, mine))
+            variants: dict[str, Callable[[], object]] = {
+                "raw onnxruntime, default threads": lambda: raw.run(None, {input_name: X}),
+                "raw onnxruntime, 64k chunks on 2 threads": lambda: list(pool.map(lambda c: single.run(None, {input_name: c}), chunks)),
+                "nbgov compiled, 2 threads (cached)": lambda: compiled.run(None, {input_name: X}),
+            }
+            lleaves_compile = None
+            if lightgbm_file is not None:
+                lleaves_model, lleaves_compile = _lleaves(lightgbm_file, Path(folder))
+                if lleaves_model is not None:
+                    X64 = X.astype(np.float64)
+                    variants["lleaves, 2 threads"] = lambda: lleaves_model.predict(X64, n_jobs=2)
+            warm = paired_medians(variants, "raw onnxruntime, default threads", args.rounds)
+            chunked = paired_medians(
+                {k: v for k, v in variants.items() if k != "raw onnxruntime, default threads"},
+                "raw onnxruntime, 64k chunks on 2 threads",
+                args.rounds,
+                seed=1,
+            )
+
+            def first_run() -> object:
+                fresh = ArtifactCache(Path(tempfile.mkdtemp(dir=folder)))
+                session, _ = compile_session(payload, fresh, threads=2)
+                return session.run(None, {input_name: X})
+
+            def first_adaptive() -> object:
+                trees = TreeCompiler(ArtifactCache(Path(tempfile.mkdtemp(dir=folder))))
+                adaptive = trees.session("bench", payload, open_session(payload))
+                assert isinstance(adaptive, AdaptiveSession)
+                adaptive.expect(len(X))
+                result = list(pool.map(lambda c: adaptive.run(None, {input_name: c}), chunks))
+                trees.close()
+                return result
+
+            first = paired_medians(
+                {"raw onnxruntime, default threads": variants["raw onnxruntime, default threads"], "first run: compile, then score": first_run, "first run: onnxruntime until compiled (nbgov's policy)": first_adaptive},
+                "raw onnxruntime, default threads",
+                max(2, args.rounds // 2),
+                seed=2,
+            )
+            print(f"\n== {name}: {compiled.kernel.tree_count} trees; compile {artifact.info.compile_seconds:.2f} s (generate + gcc); results equal single-threaded onnxruntime bit for bit: {exact}")
+            for label in variants:
+                extra = f"   {chunked[label]:5.2f}x of chunked onnxruntime" if label in chunked else ""
+                print(f"  {label:<48} {warm[label + ' [s]'] * 1000:9.1f} ms  {warm[label]:5.2f}x of raw onnxruntime{extra}")
+            for label in ("first run: compile, then score", "first run: onnxruntime until compiled (nbgov's policy)"):
+                print(f"  {label:<48} {first[label + ' [s]'] * 1000:9.1f} ms  {first[label]:5.2f}x of raw onnxruntime")
+            if "lleaves, 2 threads" in warm:
+                print(
+                    f"  nbgov compiled / lleaves: {warm['nbgov compiled, 2 threads (cached)'] / warm['lleaves, 2 threads']:.2f}x"
+                    f"   (lleaves compile {lleaves_compile:.1f} s)"
+                )
+            compiled.close()
+    pool.shutdown()
+
+
+def _lleaves(model_file: Path, folder: Path) -> tuple[object | None, float | None]:
+    try:
+        import lleaves
+    except ImportError:
+        print("  (lleaves not installed: no lleaves baseline)")
+        return None, None
+    model = lleaves.Model(model_file=str(model_file))
+    start = time.perf_counter()
+    model.compile(cache=str(folder / "lleaves.o"))
+    return model, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--naive-rows", type=int, default=100_000)
     parser.add_argument("--models", nargs="*", default=["random forest (50 trees, depth 8)", "logistic regression", "MLP (32, 16)"])
+    parser.add_argument("--trees", action="store_true", help="compiled tree ensembles against onnxruntime and lleaves (issue 17)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds for --trees")
     args = parser.parse_args()
+    if args.trees:
+        bench_trees(args)
+        return
     data = make_data(args.rows)
     print(f"nbgov SQLML benchmark: {args.rows:,} rows, best of {args.repeat} (at least 15 for the cheap models), interleaved, duckdb {duckdb.__version__}, onnxruntime {ort.__version__}")
     for kind in args.models:

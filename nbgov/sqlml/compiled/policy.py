@@ -41,6 +41,7 @@ COMPILE_SECONDS_PER_NODE = 20e-6
 ORT_SECONDS_PER_STEP = 5e-9  # one row through one tree level, single-threaded onnxruntime
 COMPILED_SHARE = 0.25  # compiled time / onnxruntime time, measured on forests and boosted trees
 START_SHARE = 0.25  # compile once this share of the break-even rows has been seen
+SWITCH_ROWS = 16_384  # onnxruntime slices while a kernel is on its way
 
 
 class RunsLikeOnnxruntime(Protocol):
@@ -106,6 +107,17 @@ class AdaptiveSession:
 
     def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray], run_options: object = None) -> list[np.ndarray]:
         rows = len(next(iter(feeds.values()))) if feeds else 0
+        if self._ready() is not None or self.candidate is None or rows <= SWITCH_ROWS:
+            return self._run(output_names, feeds, rows, run_options)
+        # While a kernel may become ready, score in slices so a large batch switches over
+        # within the call instead of after it.
+        parts = [
+            self._run(output_names, {name: feed[start : start + SWITCH_ROWS] for name, feed in feeds.items()}, min(SWITCH_ROWS, rows - start), run_options)
+            for start in range(0, rows, SWITCH_ROWS)
+        ]
+        return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
+
+    def _run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray], rows: int, run_options: object) -> list[np.ndarray]:
         compiled = self._ready()
         if compiled is not None:
             result = compiled.run(output_names, feeds)

@@ -13,11 +13,16 @@ import hashlib
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import onnx
+import xxhash
 
+from nbgov.sqlml.compiled import codegen as codegen_module
+from nbgov.sqlml.compiled import ensemble as ensemble_module
+from nbgov.sqlml.compiled import layout as layout_module
 from nbgov.sqlml.compiled.cache import ArtifactCache, ArtifactInfo, CacheError, cache_key
 from nbgov.sqlml.compiled.codegen import ABI_VERSION, generate
 from nbgov.sqlml.compiled.ensemble import Ensemble, NotCompilable, read_ensemble
@@ -26,6 +31,7 @@ from nbgov.sqlml.compiled.native import NativeKernel
 from nbgov.sqlml.compiled.session import CompiledSession
 from nbgov.sqlml.compiled.split import GraphSplit, split_graph
 from nbgov.sqlml.compiled.toolchain import Compiler, build as compile_library, find_compiler
+from nbgov.sqlml.optimizer import forest as forest_module
 from nbgov.sqlml.scoring import strip_zipmap
 
 
@@ -62,7 +68,7 @@ def examine(payload: bytes, compiler: Compiler | None = None) -> Candidate:
     split = split_graph(model)
     ensemble = read_ensemble(split.node, split.value_type, split.n_features)
     sha = hashlib.sha256(payload).hexdigest()
-    return Candidate(cache_key(sha, ABI_VERSION, identity, split.value_type), sha, ensemble, split)
+    return Candidate(cache_key(sha, generator_version(), identity), sha, ensemble, split)
 
 
 def build(candidate: Candidate, cache: ArtifactCache, compiler: Compiler | None = None) -> Artifact:
@@ -122,6 +128,17 @@ def compile_session(
     candidate = examine(payload)
     artifact = build(candidate, cache or ArtifactCache())
     return load(candidate, artifact, threads=threads), artifact
+
+
+@lru_cache(maxsize=1)
+def generator_version() -> str:
+    """The ABI plus a hash of the modules that decide what a kernel computes: an nbgov
+    upgrade that changes them never loads a kernel an older version built."""
+    digest = xxhash.xxh3_64()
+    digest.update(str(ABI_VERSION).encode())
+    for module in (codegen_module, ensemble_module, layout_module, forest_module):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
 
 
 def _dtype(value_type: str) -> type:

@@ -54,10 +54,10 @@ def default_directory() -> Path:
     return Path(base) / "nbgov" / "trees"
 
 
-def cache_key(model_sha256: str, abi: int, compiler_identity: str, value_type: str) -> str:
+def cache_key(model_sha256: str, generator: str, compiler_identity: str) -> str:
     """Stable across sessions: same model bytes, generator and compiler give the same key."""
     digest = xxhash.xxh3_128()
-    for part in (model_sha256, str(abi), compiler_identity, value_type):
+    for part in (model_sha256, generator, compiler_identity):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()

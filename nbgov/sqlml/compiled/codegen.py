@@ -1,8 +1,8 @@
 """C source for one laid-out ensemble: data tables plus a kernel specialised to them.
 
 Measured on these machines before choosing (100 trees of depth 8, 1M rows, one core,
-ratios to single-threaded onnxruntime): one nested ``if`` per node (what treelite and
-lleaves emit) compiled in 3-7 s with gcc and ran at 0.65-0.75x, its branches
+ratios to single-threaded onnxruntime): one nested ``if`` per node (the shape treelite
+and lleaves generate) compiled in 3-7 s with gcc and ran at 0.65-0.75x, its branches
 mispredicted on every other level; the tables below walked by a kernel specialised
 to the model's shape compiled in about 0.5 s and ran at 0.23-0.3x. So the trees are
 data, and what is compiled is the walk: the number of features, outputs and trees,
@@ -40,7 +40,7 @@ def generate(ensemble: Ensemble, layout: Layout, key: str) -> str:
         _tables(ensemble, layout),
         _node_test(layout),
         _leaf_step(ensemble, layout),
-        _runtime_c(ensemble),
+        _RUNTIME_C,
         _finalize(ensemble, layout),
         _KERNEL,
     ]
@@ -219,9 +219,8 @@ def _leaf_step(ensemble: Ensemble, layout: Layout) -> str:
     )
 
 
-def _runtime_c(ensemble: Ensemble) -> str:
-    """onnxruntime's scalar helpers (ml_common.h), in float as there."""
-    return """
+# onnxruntime's scalar helpers (ml_common.h), in float as there.
+_RUNTIME_C = """
 static float ort_erfinv(float x) {
   float sgn = x < 0 ? -1.0f : 1.0f;
   x = (1 - x) * (1 + x);

@@ -20,6 +20,7 @@ Everything here is owned by one engine; nothing is global.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -85,6 +86,7 @@ class AdaptiveSession:
         self.reason = reason  # why onnxruntime runs (until compiled)
         self._owner = owner
         self._lock = threading.Lock()
+        self._while_compiling = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
         self._compiled: CompiledSession | None = None
         self._pending: Future[CompiledSession] | None = None
         self.artifact: Artifact | None = None
@@ -124,7 +126,16 @@ class AdaptiveSession:
             with self._lock:
                 self.rows_compiled += rows
             return result
-        result = self._fallback.run(output_names, feeds, run_options)
+        if self.compiling:
+            # One core compiles: onnxruntime gets the others, one slice per core, so the
+            # compiler is not starved and the kernel takes over as early as it can.
+            with self._while_compiling:
+                compiled = self._ready()
+                if compiled is not None:
+                    return self._run(output_names, feeds, rows, run_options)
+                result = self._fallback.run(output_names, feeds, run_options)
+        else:
+            result = self._fallback.run(output_names, feeds, run_options)
         with self._lock:
             self.rows_onnxruntime += rows
             seen = self.rows_onnxruntime

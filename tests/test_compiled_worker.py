@@ -1,0 +1,82 @@
+"""Shipping a compiled kernel to another process (a Spark executor): it loads when the
+machine and the model bytes match, otherwise the executor keeps onnxruntime."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from nbgov.sqlml.compiled import worker
+from nbgov.sqlml.compiled.cache import ArtifactCache
+from nbgov.sqlml.compiled.session import CompiledSession
+from nbgov.sqlml.compiled.worker import bundle_for, worker_session
+from tests.fixtures.ensembles import TrainedEnsembles, ort_session
+
+EXECUTOR = """
+import pickle, sys
+import numpy as np
+from pathlib import Path
+from nbgov.sqlml.compiled.cache import ArtifactCache
+from nbgov.sqlml.compiled.session import CompiledSession
+from nbgov.sqlml.compiled.worker import worker_session
+from nbgov.sqlml.scoring import open_session
+payload, bundle, X = pickle.loads(Path(sys.argv[1]).read_bytes())
+session = worker_session(payload, bundle, lambda: open_session(payload), ArtifactCache(Path(sys.argv[2])))
+outputs = session.run(None, {"X": X})
+Path(sys.argv[3]).write_bytes(pickle.dumps((isinstance(session, CompiledSession), outputs)))
+"""
+
+
+def test_an_executor_without_a_compiler_loads_the_shipped_kernel(tmp_path: Path, trained_ensembles: TrainedEnsembles) -> None:
+    model = trained_ensembles.get("random_forest_3_classes")
+    bundle = bundle_for(model.payload, ArtifactCache(tmp_path / "driver"))
+    assert bundle is not None and bundle.library.startswith(b"\x7fELF")
+    job = tmp_path / "job.pkl"
+    job.write_bytes(pickle.dumps((model.payload, bundle, model.X)))
+    env = {**os.environ, "PATH": str(tmp_path / "no-tools")}  # no gcc/cc/clang on this "executor"
+    done = subprocess.run(
+        [sys.executable, "-c", EXECUTOR, str(job), str(tmp_path / "executor"), str(tmp_path / "out.pkl")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    compiled, outputs = pickle.loads((tmp_path / "out.pkl").read_bytes())
+    assert compiled
+    for got, expected in zip(outputs, ort_session(model.payload).run(None, {"X": model.X})):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_another_machine_or_other_model_bytes_keep_onnxruntime(tmp_path: Path, trained_ensembles: TrainedEnsembles) -> None:
+    model = trained_ensembles.get("gradient_boosting_binary")
+    other = trained_ensembles.get("random_forest_binary")
+    bundle = bundle_for(model.payload, ArtifactCache(tmp_path / "driver"))
+    assert bundle is not None
+    fallback = ort_session(model.payload)
+    cache = ArtifactCache(tmp_path / "executor")
+    elsewhere = replace(bundle, platform="plan9-pdp11")
+    assert worker_session(model.payload, elsewhere, lambda: fallback, cache) is fallback
+    wrong = ort_session(other.payload)
+    assert worker_session(other.payload, bundle, lambda: wrong, cache) is wrong
+    assert not cache.directory.exists() or list(cache.directory.glob("*.so")) == []
+
+
+def test_sessions_are_loaded_once_per_process(tmp_path: Path, trained_ensembles: TrainedEnsembles) -> None:
+    model = trained_ensembles.get("gradient_boosting_3_classes")
+    bundle = bundle_for(model.payload, ArtifactCache(tmp_path / "driver"))
+    assert bundle is not None
+    worker._LOADED.pop(bundle.key, None)
+    first = worker_session(model.payload, bundle, lambda: ort_session(model.payload), ArtifactCache(tmp_path / "executor"))
+    again = worker_session(model.payload, bundle, lambda: ort_session(model.payload), ArtifactCache(tmp_path / "executor"))
+    assert isinstance(first, CompiledSession) and again is first
+
+
+def test_a_model_without_trees_has_no_bundle(tmp_path: Path, onnx_models: object) -> None:
+    assert bundle_for(onnx_models.get("mlp").onnx, ArtifactCache(tmp_path / "driver")) is None  # type: ignore[attr-defined]

@@ -280,3 +280,34 @@ def test_trees_behind_an_encoder_are_refused(onnx_models: object) -> None:
     pipeline = onnx_models.get("pipeline_mixed")  # type: ignore[attr-defined]
     with pytest.raises(NotCompilable):
         examine(pipeline.onnx)
+
+
+def test_results_never_depend_on_how_far_rows_walk_together(
+    trained_ensembles: TrainedEnsembles, artifact_cache: ArtifactCache
+) -> None:
+    """Lanes walk each tree together for ``steps[t]`` levels and deeper rows finish alone:
+    a speed choice made from the rows' depths, never a change of result."""
+    model = trained_ensembles.get("lightgbm_3_classes")
+    kernel = compiled(model.payload, artifact_cache).kernel
+    trees = kernel.tree_count
+    histogram = kernel.profile(model.X)
+    assert histogram.shape == (trees, kernel.max_depth + 1) and (histogram.sum(axis=1) == len(model.X)).all()
+    reference = np.empty((len(model.X), 3), dtype=np.float32)
+    kernel.score_rows(model.X, reference, None)
+    rng = np.random.default_rng(0)
+    for steps in (np.zeros(trees), np.full(trees, kernel.max_depth), rng.integers(0, kernel.max_depth + 1, trees)):
+        got = np.empty_like(reference)
+        kernel.score_rows(model.X, got, None, np.ascontiguousarray(steps, dtype=np.int32))
+        np.testing.assert_array_equal(got, reference)
+
+
+def test_lock_steps_follow_the_depths_rows_reach() -> None:
+    from nbgov.sqlml.compiled.session import lock_steps
+
+    balanced = np.zeros((1, 9), dtype=np.int64)
+    balanced[0, 8] = 1000  # every row goes 8 deep: walk all 8 together
+    lopsided = np.zeros((1, 31), dtype=np.int64)
+    lopsided[0, 5] = 990
+    lopsided[0, 30] = 10  # a long, rarely taken branch: not worth 25 steps for every row
+    assert lock_steps(balanced).tolist() == [8]
+    assert lock_steps(lopsided).tolist() == [5]

@@ -28,7 +28,7 @@ import numpy as np
 from nbgov.sqlml.compiled.ensemble import Aggregate, Ensemble, PostTransform
 from nbgov.sqlml.compiled.layout import OPS, Layout
 
-ABI_VERSION = 1  # bump when the exported functions or the table format change
+ABI_VERSION = 2  # bump when the exported functions or the table format change
 LANES = 16
 _BLOCK_VALUES = 16_384  # per-block buffers (inputs, accumulators) stay within 64-128 KiB
 
@@ -91,18 +91,20 @@ typedef {feature_t} feature_t;
 #define LANES {LANES}
 #define BLOCK {block_rows(ensemble)}
 #define ABI {ABI_VERSION}
+#define MAXDEPTH {int(layout.depths.max()) if len(layout.depths) else 0}
+#define LEAF_FLAG 16
 
 typedef struct {{ value_t thr; base_t base; feature_t feat; uint8_t flags; }} node_t;
 
 int nbgov_abi(void) {{ return ABI; }}
 const char* nbgov_key(void) {{ return "{key}"; }}
-void nbgov_shape(int64_t* out) {{ out[0] = NF; out[1] = NO; out[2] = NT; }}
+void nbgov_shape(int64_t* out) {{ out[0] = NF; out[1] = NO; out[2] = NT; out[3] = MAXDEPTH; }}
 """
 
 
 def _tables(ensemble: Ensemble, layout: Layout) -> str:
     vt = ensemble.value_type
-    flags = layout.ops.astype(np.uint32) | (layout.nan_true.astype(np.uint32) << 3)
+    flags = layout.ops.astype(np.uint32) | (layout.nan_true.astype(np.uint32) << 3) | (layout.leaves.astype(np.uint32) << 4)
     nodes = ",".join(
         f"{{{literal(t, vt)},{b},{f},{g}}}"
         for t, b, f, g in zip(layout.thresholds.tolist(), layout.bases.tolist(), layout.features.tolist(), flags.tolist())
@@ -365,8 +367,11 @@ def _finalize_classifier(ensemble: Ensemble) -> str:
 
 _KERNEL = r"""
 /* One block of rows (row-major, `stride` values apart): every tree in order, LANES
-   rows walking it together, then each row finalised into z (and y). */
-static void score_block(const value_t* x, int64_t stride, int64_t rows, output_t* z, int64_t* y) {
+   rows walking it together, then each row finalised into z (and y). `steps[t]` is how
+   far the lanes walk tree t together: DEPTH[t] reaches every leaf; fewer (chosen from
+   the depths real rows reach, see session.py) leaves the rare deep rows to finish
+   one by one -- cheaper for lopsided trees (LightGBM's leaf-wise ones). */
+static void score_block(const value_t* x, int64_t stride, int64_t rows, output_t* z, int64_t* y, const int32_t* steps) {
   value_t acc[BLOCK * NO];
   uint8_t scored[TRACK_SCORED ? BLOCK * NO : 1];
   memset(acc, 0, sizeof(value_t) * rows * NO);
@@ -375,21 +380,29 @@ static void score_block(const value_t* x, int64_t stride, int64_t rows, output_t
     const node_t* tree = NODES + TREE_OFF[t];
     const int64_t off = TREE_OFF[t];
     const int depth = DEPTH[t];
+    const int together = steps[t] < depth ? steps[t] : depth;
     int64_t r = 0;
     for (; r + LANES <= rows; r += LANES) {
       uint32_t at[LANES];
       for (int k = 0; k < LANES; k++) at[k] = 0;
-      for (int d = 0; d < depth; d++) {
+      for (int d = 0; d < together; d++) {
         for (int k = 0; k < LANES; k++) {
           const node_t* nd = tree + at[k];
           at[k] = (uint32_t)nd->base + !test(nd, x[(r + k) * stride + nd->feat]);
+        }
+      }
+      if (together < depth) {
+        for (int k = 0; k < LANES; k++) {
+          uint32_t a = at[k];
+          while (!(tree[a].flags & LEAF_FLAG)) { const node_t* nd = tree + a; a = (uint32_t)nd->base + !test(nd, x[(r + k) * stride + nd->feat]); }
+          at[k] = a;
         }
       }
       for (int k = 0; k < LANES; k++) { const int64_t g = off + at[k]; LEAF_STEP(r + k, g, t); }
     }
     for (; r < rows; r++) {
       uint32_t at = 0;
-      for (int d = 0; d < depth; d++) { const node_t* nd = tree + at; at = (uint32_t)nd->base + !test(nd, x[r * stride + nd->feat]); }
+      while (!(tree[at].flags & LEAF_FLAG)) { const node_t* nd = tree + at; at = (uint32_t)nd->base + !test(nd, x[r * stride + nd->feat]); }
       const int64_t g = off + at;
       LEAF_STEP(r, g, t);
     }
@@ -399,23 +412,39 @@ static void score_block(const value_t* x, int64_t stride, int64_t rows, output_t
 }
 
 /* Rows [0, n) of a row-major matrix. */
-void nbgov_score_rows(const value_t* x, int64_t n, int64_t stride, output_t* z, int64_t* y) {
+void nbgov_score_rows(const value_t* x, int64_t n, int64_t stride, output_t* z, int64_t* y, const int32_t* steps) {
+  if (!steps) steps = DEPTH;
   for (int64_t r = 0; r < n; r += BLOCK) {
     const int64_t rows = n - r < BLOCK ? n - r : BLOCK;
-    score_block(x + r * stride, stride, rows, z + r * NO, y ? y + r : 0);
+    score_block(x + r * stride, stride, rows, z + r * NO, y ? y + r : 0, steps);
   }
 }
 
 /* Rows [0, n) of NF separate columns (Arrow buffers): each block is gathered first. */
-void nbgov_score_columns(const value_t* const* columns, int64_t n, output_t* z, int64_t* y) {
+void nbgov_score_columns(const value_t* const* columns, int64_t n, output_t* z, int64_t* y, const int32_t* steps) {
   value_t buffer[BLOCK * NF];
+  if (!steps) steps = DEPTH;
   for (int64_t r = 0; r < n; r += BLOCK) {
     const int64_t rows = n - r < BLOCK ? n - r : BLOCK;
     for (int f = 0; f < NF; f++) {
       const value_t* column = columns[f] + r;
       for (int64_t i = 0; i < rows; i++) buffer[i * NF + f] = column[i];
     }
-    score_block(buffer, NF, rows, z + r * NO, y ? y + r : 0);
+    score_block(buffer, NF, rows, z + r * NO, y ? y + r : 0, steps);
+  }
+}
+
+/* How deep rows go: histogram[t * (MAXDEPTH + 1) + d] counts the rows that reach a
+   leaf of tree t after d steps. */
+void nbgov_profile(const value_t* x, int64_t n, int64_t stride, int64_t* histogram) {
+  for (int t = 0; t < NT; t++) {
+    const node_t* tree = NODES + TREE_OFF[t];
+    for (int64_t r = 0; r < n; r++) {
+      uint32_t at = 0;
+      int d = 0;
+      while (!(tree[at].flags & LEAF_FLAG)) { const node_t* nd = tree + at; at = (uint32_t)nd->base + !test(nd, x[r * stride + nd->feat]); d++; }
+      histogram[(int64_t)t * (MAXDEPTH + 1) + d]++;
+    }
   }
 }
 """

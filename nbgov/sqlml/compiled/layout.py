@@ -37,6 +37,7 @@ class Layout:
     features: np.ndarray  # uint32
     ops: np.ndarray  # uint8, index into OPS
     nan_true: np.ndarray  # uint8: NaN goes to the true child
+    leaves: np.ndarray  # uint8: the node is a leaf
     tree_offsets: np.ndarray  # int64, first node of each tree
     depths: np.ndarray  # int32, steps from the root to the deepest leaf
     leaf_values: np.ndarray  # single output: the leaf's first weight (0 on branches)
@@ -93,6 +94,7 @@ def lay_out(ensemble: Ensemble) -> Layout:
         features=np.array(columns.features, dtype=np.uint32),
         ops=np.array(columns.ops, dtype=np.uint8),
         nan_true=np.array(columns.nan_true, dtype=np.uint8),
+        leaves=np.array(columns.leaves, dtype=np.uint8),
         tree_offsets=np.array(offsets, dtype=np.int64),
         depths=np.array(depths, dtype=np.int32),
         leaf_values=np.array(columns.leaf_values, dtype=value_dtype),
@@ -130,6 +132,7 @@ class _Columns:
     features: list[int] = field(default_factory=list)
     ops: list[int] = field(default_factory=list)
     nan_true: list[int] = field(default_factory=list)
+    leaves: list[int] = field(default_factory=list)
     leaf_values: list[float] = field(default_factory=list)
     entry_offsets: list[int] = field(default_factory=list)
     entry_counts: list[int] = field(default_factory=list)
@@ -147,6 +150,7 @@ class _Columns:
             self.features.append(node.feature)
             self.ops.append(OPS.index(node.mode))
             self.nan_true.append(int(node.nan_true))
+            self.leaves.append(0)
             self.bases.append(positions[node.true])
             self.leaf_values.append(0.0)
             self.entry_counts.append(0)
@@ -159,6 +163,7 @@ class _Columns:
         self.features.append(0)
         self.ops.append(leaf_op)
         self.nan_true.append(0)
+        self.leaves.append(1)
         self.bases.append(position if leaf_op == NEQ else max(position - 1, 0))
         self.leaf_values.append(node.weights[0][1])
         self.entry_counts.append(len(node.weights))

@@ -35,7 +35,7 @@ from nbgov.sqlml.compiled.ensemble import NotCompilable
 from nbgov.sqlml.compiled.layout import tree_depth
 from nbgov.sqlml.compiled.native import KernelMismatch
 from nbgov.sqlml.compiled.session import CompiledSession
-from nbgov.sqlml.compiled.toolchain import ToolchainError, find_compiler
+from nbgov.sqlml.compiled.toolchain import find_compiler
 
 COMPILE_SECONDS_FIXED = 0.4
 COMPILE_SECONDS_PER_NODE = 20e-6
@@ -170,9 +170,9 @@ class AdaptiveSession:
                 return
             try:
                 self._compiled = future.result()
-            except (NotCompilable, ToolchainError, KernelMismatch, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - a background failure never reaches the query
                 self.candidate = None  # do not try again in this engine
-                self.reason = f"compiling failed ({error})"
+                self.reason = f"compiling failed ({str(error).splitlines()[0][:160] if str(error) else type(error).__name__})"
 
     def use(self, session: CompiledSession, artifact: Artifact) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ releases the GIL); callers that already run batches on a pool use one thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,9 @@ from nbgov.sqlml.compiled.native import NativeKernel
 from nbgov.sqlml.compiled.split import GraphSplit
 
 MIN_SLICE_ROWS = 8_192  # fewer rows per thread cost more in hand-offs than they save
+PROFILE_ROWS = 4_096  # rows whose depths decide how far lanes walk together
+STRAGGLER_STEP = 5.0  # a row walking alone pays about this many lock steps per step (no overlap)
+STRAGGLER_EXIT = 8.0  # plus a mispredicted loop exit, in lock steps
 
 
 class CompiledSession:
@@ -34,6 +38,8 @@ class CompiledSession:
         self._scores_name = outputs[1] if ensemble.classifier is not None else outputs[0]
         self._suffix = _open(split.suffix) if split.suffix is not None else None
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nbgov-trees") if self.threads > 1 else None
+        self._steps: np.ndarray | None = None
+        self._profiled = threading.Lock()
 
     @property
     def input_name(self) -> str:
@@ -56,14 +62,27 @@ class CompiledSession:
         """As ``run``, from one contiguous array per feature (read in place, no matrix built)."""
         rows = len(columns[0]) if columns else 0
         scores, labels = self._allocate(rows)
-        self._parallel(rows, lambda a, b: self.kernel.score_columns([c[a:b] for c in columns], scores[a:b], _cut(labels, a, b)))
+        steps = self._lock_steps(lambda: np.ascontiguousarray(np.column_stack([c[:PROFILE_ROWS] for c in columns])), rows)
+        self._parallel(
+            rows, lambda a, b: self.kernel.score_columns([c[a:b] for c in columns], scores[a:b], _cut(labels, a, b), steps)
+        )
         return self._outputs(output_names, scores, labels, {})
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The tree node's outputs for a contiguous matrix: scores [N, k] and int64 label codes."""
         scores, labels = self._allocate(len(matrix))
-        self._parallel(len(matrix), lambda a, b: self.kernel.score_rows(matrix[a:b], scores[a:b], _cut(labels, a, b)))
+        steps = self._lock_steps(lambda: matrix[:PROFILE_ROWS], len(matrix))
+        self._parallel(len(matrix), lambda a, b: self.kernel.score_rows(matrix[a:b], scores[a:b], _cut(labels, a, b), steps))
         return scores, labels
+
+    def _lock_steps(self, sample: Callable[[], np.ndarray], rows: int) -> np.ndarray | None:
+        """Per tree, how far lanes walk together: chosen once, from the first batch big
+        enough to tell (until then, every lane walks to the deepest leaf)."""
+        if self._steps is None and rows >= PROFILE_ROWS // 4:
+            with self._profiled:
+                if self._steps is None:
+                    self._steps = lock_steps(self.kernel.profile(sample()))
+        return self._steps
 
     def close(self) -> None:
         if self._pool is not None:
@@ -108,6 +127,19 @@ class CompiledSession:
         if spec is not None and spec.string_labels is not None:
             return np.array(spec.string_labels, dtype=object)[codes]
         return codes
+
+
+def lock_steps(histogram: np.ndarray) -> np.ndarray:
+    """For each tree (a row of ``histogram``: rows reaching a leaf after d steps), the
+    lock-step depth with the least expected cost: ``d`` steps for every lane, plus, for
+    the rows deeper than ``d``, the rest of their walk alone and a mispredicted exit."""
+    depths = np.arange(histogram.shape[1], dtype=np.float64)
+    share = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), 1)
+    costs = np.stack(
+        [d + (share * np.where(depths > d, (depths - d) * STRAGGLER_STEP + STRAGGLER_EXIT, 0.0)).sum(axis=1) for d in depths],
+        axis=1,
+    )
+    return np.ascontiguousarray(costs.argmin(axis=1).astype(np.int32))
 
 
 def _cut(labels: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:

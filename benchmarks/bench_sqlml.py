@@ -237,10 +237,10 @@ def paired_medians(variants: dict[str, Callable[[], object]], baseline: str, rou
 def bench_trees(args: argparse.Namespace) -> None:
     import tempfile
 
-    from nbgov.sqlml.compiled.build import compile_session
-    from nbgov.sqlml.compiled.cache import ArtifactCache
-    from nbgov.sqlml.compiled.policy import AdaptiveSession, TreeCompiler
-    from nbgov.sqlml.scoring import open_session
+    from nbgov.sqlml.execution.compiled.build import compile_session
+    from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+    from nbgov.sqlml.execution.compiled.policy import AdaptiveSession, TreeCompiler
+    from nbgov.sqlml.models.runtime import open_session
 
     X = tree_data(args.rows)
     chunks = [X[i : i + 65_536] for i in range(0, len(X), 65_536)]

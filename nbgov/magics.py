@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from nbgov.errors import NbgovError
 
@@ -107,6 +107,9 @@ class SqlML(Magics):
 
     database = Unicode(":memory:", help="DuckDB database: ':memory:' or a file path.").tag(config=True)
     displaylimit = Integer(10, help="Rows shown when a result is displayed (0 = all).").tag(config=True)
+    compile_trees = Bool(
+        True, help="Score tree ensembles with compiled native code when the rows repay compiling."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, recorder: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -129,6 +132,7 @@ class SqlML(Magics):
             except NbgovError as error:
                 raise UsageError(str(error)) from None
             self._engine.progress = ScoringProgress()
+        self._engine.compile_trees = self.compile_trees
         return self._engine
 
     def close(self) -> None:

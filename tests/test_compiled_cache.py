@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbgov.sqlml.compiled import cache as cache_module
-from nbgov.sqlml.compiled.build import build, examine, load
-from nbgov.sqlml.compiled.cache import ArtifactCache
-from nbgov.sqlml.compiled.native import KernelMismatch
-from nbgov.sqlml.compiled.toolchain import Compiler
-from nbgov.sqlml.optimizer.forest import Leaf
+from nbgov.sqlml.execution.compiled import cache as cache_module
+from nbgov.sqlml.execution.compiled.build import build, examine, load
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.native import KernelMismatch
+from nbgov.sqlml.execution.compiled.toolchain import Compiler
+from nbgov.sqlml.models.forest import Leaf
 from tests.fixtures.ensembles import TrainedEnsembles, ensemble_model, ort_session, stump
 
 NO_COMPILER = Compiler("/nonexistent/cc", "unused")
@@ -54,6 +54,9 @@ def test_the_key_follows_the_exact_model_bytes() -> None:
 
 
 def test_the_default_folder_is_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NBGOV_CACHE_DIR", str(tmp_path / "own"))
+    assert cache_module.default_directory() == tmp_path / "own" / "trees"
+    monkeypatch.delenv("NBGOV_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_module.default_directory() == tmp_path / "xdg" / "nbgov" / "trees"
     monkeypatch.delenv("XDG_CACHE_HOME")
@@ -132,8 +135,8 @@ def test_concurrent_writers_publish_one_complete_artifact(tmp_path: Path) -> Non
     script = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from nbgov.sqlml.compiled.build import compile_session\n"
-        "from nbgov.sqlml.compiled.cache import ArtifactCache\n"
+        "from nbgov.sqlml.execution.compiled.build import compile_session\n"
+        "from nbgov.sqlml.execution.compiled.cache import ArtifactCache\n"
         "session, _ = compile_session(Path(sys.argv[1]).read_bytes(), ArtifactCache(Path(sys.argv[2])))\n"
         "print(session.run(None, {'X': np.zeros((1, 2), dtype=np.float32)})[0][0, 0])\n"
     )

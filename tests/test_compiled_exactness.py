@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbgov.sqlml.compiled.build import build, examine, load
-from nbgov.sqlml.compiled.cache import ArtifactCache
-from nbgov.sqlml.compiled.ensemble import NotCompilable
-from nbgov.sqlml.compiled.session import CompiledSession
-from nbgov.sqlml.optimizer.forest import Branch, Leaf, Tree
+from nbgov.sqlml.execution.compiled.build import build, examine, load
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.ensemble import NotCompilable
+from nbgov.sqlml.execution.compiled.session import CompiledSession
+from nbgov.sqlml.models.forest import Branch, Leaf, Tree
 from tests.fixtures.ensembles import TRAINED, TrainedEnsembles, ensemble_model, ort_session, stump
 
 
@@ -302,7 +302,7 @@ def test_results_never_depend_on_how_far_rows_walk_together(
 
 
 def test_lock_steps_follow_the_depths_rows_reach() -> None:
-    from nbgov.sqlml.compiled.session import lock_steps
+    from nbgov.sqlml.execution.compiled.session import lock_steps
 
     balanced = np.zeros((1, 9), dtype=np.int64)
     balanced[0, 8] = 1000  # every row goes 8 deep: walk all 8 together

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbgov.sqlml.compiled import policy
-from nbgov.sqlml.compiled import toolchain
-from nbgov.sqlml.compiled.build import build, examine
-from nbgov.sqlml.compiled.cache import ArtifactCache
-from nbgov.sqlml.compiled.policy import AdaptiveSession, TreeCompiler
+from nbgov.sqlml.execution.compiled import policy
+from nbgov.sqlml.execution.compiled import toolchain
+from nbgov.sqlml.execution.compiled.build import build, examine
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.policy import AdaptiveSession, TreeCompiler
 from tests.fixtures.ensembles import TrainedEnsembles, ort_session
 
 MODEL = "gradient_boosting_regressor"
@@ -116,7 +116,7 @@ def test_a_failing_compiler_keeps_onnxruntime_and_never_raises(
     model = trained_ensembles.get("random_forest_binary")
     failing = toolchain.Compiler("/bin/false", "a compiler that always fails")
     monkeypatch.setattr(policy, "find_compiler", lambda: failing)
-    monkeypatch.setattr("nbgov.sqlml.compiled.build.find_compiler", lambda: failing)
+    monkeypatch.setattr("nbgov.sqlml.execution.compiled.build.find_compiler", lambda: failing)
     compiler = TreeCompiler(ArtifactCache(tmp_path / "trees"))
     session = compiler.session("rf@1", model.payload, ort_session(model.payload))
     assert isinstance(session, AdaptiveSession)

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgov.sqlml.compiled import worker
-from nbgov.sqlml.compiled.cache import ArtifactCache
-from nbgov.sqlml.compiled.session import CompiledSession
-from nbgov.sqlml.compiled.worker import bundle_for, worker_session
+from nbgov.sqlml.execution.compiled import worker
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.session import CompiledSession
+from nbgov.sqlml.execution.compiled.worker import bundle_for, worker_session
 from tests.fixtures.ensembles import TrainedEnsembles, ort_session
 
 EXECUTOR = """
 import pickle, sys
 import numpy as np
 from pathlib import Path
-from nbgov.sqlml.compiled.cache import ArtifactCache
-from nbgov.sqlml.compiled.session import CompiledSession
-from nbgov.sqlml.compiled.worker import worker_session
-from nbgov.sqlml.scoring import open_session
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.session import CompiledSession
+from nbgov.sqlml.execution.compiled.worker import worker_session
+from nbgov.sqlml.models.runtime import open_session
 payload, bundle, X = pickle.loads(Path(sys.argv[1]).read_bytes())
 session = worker_session(payload, bundle, lambda: open_session(payload), ArtifactCache(Path(sys.argv[2])))
 outputs = session.run(None, {"X": X})

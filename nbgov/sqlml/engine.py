@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,6 +22,7 @@ from nbgov.errors import NbgovError, SqlmlError
 from nbgov.sqlml.activity import Activity
 from nbgov.sqlml.catalog.catalog import ModelCatalog
 from nbgov.sqlml.catalog.models_sql import explain_model_statement, run_model_statement
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
 from nbgov.sqlml.execution.duckdb_executor import DuckDbExecutor
 from nbgov.sqlml.execution.executor import Executor, Progress
 from nbgov.sqlml.execution.scoring import SessionCache
@@ -59,9 +61,13 @@ class Engine:
         threads: int | None = None,
         progress_bar: bool = True,
         planner: Planner | None = None,
+        compile_trees: bool = True,
+        tree_cache: Path | None = None,
     ) -> None:
         """``planner``: the one used when optimizing (default: nbgov's optimizer), e.g. a
-        second engine's or one with some rewrites off."""
+        second engine's or one with some rewrites off. ``compile_trees``: score tree
+        ensembles with compiled code when the rows repay compiling (``tree_cache``: where
+        compiled kernels are kept, default ``$XDG_CACHE_HOME/nbgov/trees``)."""
         self.database = database
         self.batch_rows = batch_rows
         self.threads = threads or max(os.cpu_count() or 1, 1)
@@ -72,7 +78,12 @@ class Engine:
         if progress_bar:
             self.con.execute("SET enable_progress_bar = true").fetchall()
         self.catalog = ModelCatalog(self.con)
-        self.executor = DuckDbExecutor(self.con, threads=self.threads)
+        self.executor = DuckDbExecutor(
+            self.con,
+            threads=self.threads,
+            compile_trees=compile_trees,
+            tree_cache=ArtifactCache(tree_cache) if tree_cache is not None else None,
+        )
         self.compiler = Compiler(self.catalog, self.executor, self._planners)
         self._planner = planner
         self._optimizers: Planners | None = None
@@ -114,6 +125,15 @@ class Engine:
         with self.catalog.previewing():  # models created earlier in the cell resolve, unstored
             parts = [self._explain(statement, params or {}, frames or {}, settings) for statement in split(sql)]
         return "\n\n".join(p for p in parts if p)
+
+    @property
+    def compile_trees(self) -> bool:
+        """Whether tree ensembles may score with compiled code (``SqlML.compile_trees``)."""
+        return self.executor.trees.enabled
+
+    @compile_trees.setter
+    def compile_trees(self, enabled: bool) -> None:
+        self.executor.trees.enabled = enabled
 
     @property
     def sessions(self) -> SessionCache:

@@ -211,7 +211,7 @@ class Compilation:
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""
         name = f"nbgov_udf_{next(self.ids)}"
-        self.steps.append(RegisterUdf(name, plan, model.outputs, regions=self.settings.optimize))
+        self.steps.append(RegisterUdf(name, plan, model.outputs, regions=self.settings.optimize, label=f"predict({model.ref})"))
         self.functions[name] = value_duckdb_type(model.outputs)
         arguments = [cast_to_input(bound.spec, column) for bound in plan.inputs for column in bound.columns]
         return exp.Anonymous(this=name, expressions=arguments)

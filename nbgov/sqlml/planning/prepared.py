@@ -128,6 +128,7 @@ class RegisterUdf:
     plan: OnnxPlan
     outputs: tuple[TensorSpec, ...]
     regions: bool = True
+    label: str = ""  # for run notes, e.g. "predict(churn@1)"
 
 
 Step = ScoreRelation | RegisterUdf

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nbgov.sqlml.compiled.ensemble import Aggregate, Ensemble
-from nbgov.sqlml.optimizer.forest import Branch, Leaf, Tree
+from nbgov.sqlml.execution.compiled.ensemble import Aggregate, Ensemble
+from nbgov.sqlml.models.forest import Branch, Leaf, Tree
 
 # Operation codes shared with the generated C (codegen.py).
 OPS = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "BRANCH_MEMBER")

@@ -25,17 +25,16 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
 
-from nbgov.sqlml.compiled.build import Artifact, Candidate, build, examine, load
-from nbgov.sqlml.compiled.cache import ArtifactCache
-from nbgov.sqlml.compiled.ensemble import NotCompilable
-from nbgov.sqlml.compiled.layout import tree_depth
-from nbgov.sqlml.compiled.native import KernelMismatch
-from nbgov.sqlml.compiled.session import CompiledSession
-from nbgov.sqlml.compiled.toolchain import find_compiler
+from nbgov.sqlml.execution.compiled.build import Artifact, Candidate, build, examine, has_tree_ensemble, load
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.ensemble import NoTreeEnsemble, NotCompilable
+from nbgov.sqlml.execution.compiled.layout import tree_depth
+from nbgov.sqlml.execution.compiled.native import KernelMismatch
+from nbgov.sqlml.execution.compiled.session import CompiledSession
+from nbgov.sqlml.execution.compiled.toolchain import find_compiler
+from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime
 
 COMPILE_SECONDS_FIXED = 0.4
 COMPILE_SECONDS_PER_NODE = 20e-6
@@ -43,10 +42,6 @@ ORT_SECONDS_PER_STEP = 5e-9  # one row through one tree level, single-threaded o
 COMPILED_SHARE = 0.25  # compiled time / onnxruntime time, measured on forests and boosted trees
 START_SHARE = 0.25  # compile once this share of the break-even rows has been seen
 SWITCH_ROWS = 16_384  # onnxruntime slices while a kernel is on its way
-
-
-class RunsLikeOnnxruntime(Protocol):
-    def run(self, output_names: Sequence[str] | None, feeds: dict[str, np.ndarray], run_options: object = None) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -179,6 +174,21 @@ class AdaptiveSession:
             self._compiled = session
             self.artifact = artifact
 
+    def counts(self) -> tuple[int, int]:
+        """Rows scored so far by onnxruntime and by the compiled kernel."""
+        with self._lock:
+            return self.rows_onnxruntime, self.rows_compiled
+
+    def run_note(self, before: tuple[int, int]) -> str:
+        """What scored the rows since ``counts()`` was ``before``, and why."""
+        onnxruntime, compiled = (now - then for now, then in zip(self.counts(), before))
+        if onnxruntime and compiled:
+            return f"{self.note()}; onnxruntime scored the first {onnxruntime:,} rows while it compiled, the kernel {compiled:,}"
+        if onnxruntime and (self.compiling or self.compiled):
+            state = "is ready" if self.compiled else "is being built"
+            return f"onnxruntime scored these {onnxruntime:,} rows; they repay compiling: a compiled kernel {state} for the next statements"
+        return self.note()
+
     def note(self) -> str:
         """What runs and why, for --explain."""
         if self._ready() is not None:
@@ -198,33 +208,48 @@ class AdaptiveSession:
 
 
 class TreeCompiler:
-    """Per engine: one AdaptiveSession per model, one compile at a time in the background."""
+    """Per engine: one AdaptiveSession per tree model, one compile at a time in the background."""
 
     def __init__(self, cache: ArtifactCache | None = None, enabled: bool = True) -> None:
         self.cache = cache or ArtifactCache()
         self.enabled = enabled
-        self._sessions: dict[str, AdaptiveSession] = {}
+        self._sessions: dict[str, AdaptiveSession | None] = {}  # None: a model without trees
+        self._trees_off: dict[str, bool] = {}  # while off: whether each model has trees (for notes)
         self._lock = threading.Lock()
         self._worker: ThreadPoolExecutor | None = None
 
     def session(self, key: str, payload: bytes, fallback: RunsLikeOnnxruntime) -> RunsLikeOnnxruntime:
-        """What to score ``payload`` with: an AdaptiveSession, or ``fallback`` itself when
-        compiled scoring is off (``key`` names the model bytes, e.g. the plan cache key)."""
+        """What to score ``payload`` with: an AdaptiveSession for a tree model, else (and
+        when compiled scoring is off) ``fallback`` itself. ``key`` names the model bytes
+        (the plan's cache key)."""
         if not self.enabled:
+            with self._lock:
+                if key not in self._trees_off:
+                    self._trees_off[key] = has_tree_ensemble(payload)
             return fallback
         with self._lock:
-            adaptive = self._sessions.get(key)
-            if adaptive is None:
-                adaptive = self._open(payload, fallback)
-                self._sessions[key] = adaptive
-            return adaptive
+            if key not in self._sessions:
+                self._sessions[key] = self._open(payload, fallback)
+            adaptive = self._sessions[key]
+        return fallback if adaptive is None else adaptive
 
-    def note(self, key: str) -> str:
+    def note(self, key: str) -> str | None:
+        """What scores the model of ``key`` and why (None: not a tree model, or not seen)."""
         if not self.enabled:
-            return "onnxruntime: compiled tree scoring is off (SqlML.compile_trees = False)"
-        with self._lock:
-            adaptive = self._sessions.get(key)
-        return adaptive.note() if adaptive is not None else "onnxruntime"
+            return _OFF if self._trees_off.get(key) else None
+        adaptive = self.get(key)
+        return adaptive.note() if adaptive is not None else None
+
+    def counts(self, key: str) -> tuple[int, int]:
+        adaptive = self.get(key)
+        return adaptive.counts() if adaptive is not None else (0, 0)
+
+    def run_note(self, key: str, before: tuple[int, int]) -> str | None:
+        """``note`` for a statement that ran, with the rows each path scored since ``before``."""
+        if not self.enabled:
+            return self.note(key)
+        adaptive = self.get(key)
+        return adaptive.run_note(before) if adaptive is not None else None
 
     def get(self, key: str) -> AdaptiveSession | None:
         with self._lock:
@@ -240,7 +265,7 @@ class TreeCompiler:
     def wait(self, timeout: float | None = None) -> None:
         """Let compiles under way finish (tests, and close)."""
         with self._lock:
-            sessions = list(self._sessions.values())
+            sessions = [s for s in self._sessions.values() if s is not None]
         for adaptive in sessions:
             adaptive.wait(timeout)
 
@@ -248,12 +273,15 @@ class TreeCompiler:
         with self._lock:
             worker, self._worker = self._worker, None
             self._sessions.clear()
+            self._trees_off.clear()
         if worker is not None:
             worker.shutdown(wait=True, cancel_futures=True)
 
-    def _open(self, payload: bytes, fallback: RunsLikeOnnxruntime) -> AdaptiveSession:
+    def _open(self, payload: bytes, fallback: RunsLikeOnnxruntime) -> AdaptiveSession | None:
         try:
             candidate = examine(payload)
+        except NoTreeEnsemble:
+            return None
         except NotCompilable as refused:
             return AdaptiveSession(fallback, None, str(refused), self)
         found = self.cache.lookup(candidate.key)
@@ -275,3 +303,6 @@ class TreeCompiler:
         session = load(candidate, artifact)
         adaptive.artifact = artifact
         return session
+
+
+_OFF = "onnxruntime: compiled tree scoring is off (SqlML.compile_trees = False)"

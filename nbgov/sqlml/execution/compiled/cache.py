@@ -1,10 +1,10 @@
 """Compiled kernels on disk, reused across kernels and sessions.
 
 An artifact is ``<key>.so`` plus ``<key>.json`` (what was compiled, and a hash of the
-library) in a directory only this user can write: ``$XDG_CACHE_HOME/nbgov/trees`` (or
-``~/.cache/nbgov/trees``). The key is a hash of the exact model bytes compiled -- so
-the original model and each pruned variant have their own -- with the code
-generator's version and the compiler's identity.
+library) in a directory only this user can write (``default_directory``). The key is
+a hash of the exact model bytes compiled -- so the original model and each pruned
+variant have their own -- with the code generator's version and the compiler's
+identity.
 
 Loading a library runs its code, so nothing is loaded that this user did not write:
 the directory must be a real directory (not a symlink) owned by the user and closed
@@ -50,6 +50,10 @@ class ArtifactInfo:
 
 
 def default_directory() -> Path:
+    """``$NBGOV_CACHE_DIR/trees``, else ``$XDG_CACHE_HOME/nbgov/trees``, else ``~/.cache/nbgov/trees``."""
+    own = os.environ.get("NBGOV_CACHE_DIR")
+    if own:
+        return Path(own) / "trees"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "nbgov" / "trees"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nbgov.sqlml.compiled.codegen import ABI_VERSION
+from nbgov.sqlml.execution.compiled.codegen import ABI_VERSION
 
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nbgov.sqlml.compiled.ensemble import Aggregate, Ensemble, PostTransform
-from nbgov.sqlml.compiled.layout import OPS, Layout
+from nbgov.sqlml.execution.compiled.ensemble import Aggregate, Ensemble, PostTransform
+from nbgov.sqlml.execution.compiled.layout import OPS, Layout
 
 ABI_VERSION = 2  # bump when the exported functions or the table format change
 LANES = 16

@@ -1,7 +1,7 @@
 """Compiled scoring for tree ensembles: native code generated from the trees, exact to
 onnxruntime's kernel, cached on disk and chosen by cost (see policy.py)."""
 
-from nbgov.sqlml.compiled.build import compile_session, examine
-from nbgov.sqlml.compiled.ensemble import NotCompilable
+from nbgov.sqlml.execution.compiled.build import compile_session, examine
+from nbgov.sqlml.execution.compiled.ensemble import NotCompilable
 
 __all__ = ["NotCompilable", "compile_session", "examine"]

@@ -20,19 +20,20 @@ import numpy as np
 import onnx
 import xxhash
 
-from nbgov.sqlml.compiled import codegen as codegen_module
-from nbgov.sqlml.compiled import ensemble as ensemble_module
-from nbgov.sqlml.compiled import layout as layout_module
-from nbgov.sqlml.compiled.cache import ArtifactCache, ArtifactInfo, CacheError, cache_key
-from nbgov.sqlml.compiled.codegen import ABI_VERSION, generate
-from nbgov.sqlml.compiled.ensemble import Ensemble, NotCompilable, read_ensemble
-from nbgov.sqlml.compiled.layout import lay_out
-from nbgov.sqlml.compiled.native import NativeKernel
-from nbgov.sqlml.compiled.session import CompiledSession
-from nbgov.sqlml.compiled.split import GraphSplit, split_graph
-from nbgov.sqlml.compiled.toolchain import Compiler, build as compile_library, find_compiler
-from nbgov.sqlml.optimizer import forest as forest_module
-from nbgov.sqlml.scoring import strip_zipmap
+from nbgov.sqlml.execution.compiled import codegen as codegen_module
+from nbgov.sqlml.execution.compiled import ensemble as ensemble_module
+from nbgov.sqlml.execution.compiled import layout as layout_module
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache, ArtifactInfo, CacheError, cache_key
+from nbgov.sqlml.execution.compiled.codegen import ABI_VERSION, generate
+from nbgov.sqlml.execution.compiled.ensemble import Ensemble, NotCompilable, read_ensemble
+from nbgov.sqlml.execution.compiled.layout import lay_out
+from nbgov.sqlml.execution.compiled.native import NativeKernel
+from nbgov.sqlml.execution.compiled.session import CompiledSession
+from nbgov.sqlml.execution.compiled.split import GraphSplit, split_graph
+from nbgov.sqlml.execution.compiled.toolchain import Compiler, build as compile_library, find_compiler
+from nbgov.sqlml.models import forest as forest_module
+from nbgov.sqlml.models.forest import TREE_OPS
+from nbgov.sqlml.models.runtime import strip_zipmap
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,15 @@ def examine(payload: bytes, compiler: Compiler | None = None) -> Candidate:
     ensemble = read_ensemble(split.node, split.value_type, split.n_features)
     sha = hashlib.sha256(payload).hexdigest()
     return Candidate(cache_key(sha, generator_version(), identity), sha, ensemble, split)
+
+
+def has_tree_ensemble(payload: bytes) -> bool:
+    """Whether the model has a tree-ensemble node (a graph scan, no tree is read)."""
+    try:
+        graph = onnx.load_model_from_string(payload).graph
+    except Exception:  # noqa: BLE001 - unreadable: certainly nothing to compile
+        return False
+    return any(node.op_type in TREE_OPS and node.domain == "ai.onnx.ml" for node in graph.node)
 
 
 def build(candidate: Candidate, cache: ArtifactCache, compiler: Compiler | None = None) -> Artifact:

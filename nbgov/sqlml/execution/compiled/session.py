@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import onnxruntime as ort
 
-from nbgov.sqlml.compiled.ensemble import Ensemble
-from nbgov.sqlml.compiled.native import NativeKernel
-from nbgov.sqlml.compiled.split import GraphSplit
+from nbgov.sqlml.execution.compiled.ensemble import Ensemble
+from nbgov.sqlml.execution.compiled.native import NativeKernel
+from nbgov.sqlml.execution.compiled.split import GraphSplit
+from nbgov.sqlml.models.runtime import open_session
 
 MIN_SLICE_ROWS = 8_192  # fewer rows per thread cost more in hand-offs than they save
 PROFILE_ROWS = 4_096  # rows whose depths decide how far lanes walk together
@@ -36,7 +36,7 @@ class CompiledSession:
         outputs = [o for o in split.node.output]
         self._label_name = outputs[0] if ensemble.classifier is not None else None
         self._scores_name = outputs[1] if ensemble.classifier is not None else outputs[0]
-        self._suffix = _open(split.suffix) if split.suffix is not None else None
+        self._suffix = open_session(split.suffix) if split.suffix is not None else None
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nbgov-trees") if self.threads > 1 else None
         self._steps: np.ndarray | None = None
         self._profiled = threading.Lock()
@@ -144,11 +144,3 @@ def lock_steps(histogram: np.ndarray) -> np.ndarray:
 
 def _cut(labels: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
     return None if labels is None else labels[start:stop]
-
-
-def _open(payload: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(payload, sess_options=options, providers=["CPUExecutionProvider"])

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import onnx
 from onnx import helper
 
-from nbgov.sqlml.compiled.ensemble import NotCompilable
-from nbgov.sqlml.optimizer.forest import TREE_OPS
+from nbgov.sqlml.execution.compiled.ensemble import NoTreeEnsemble, NotCompilable
+from nbgov.sqlml.models.forest import TREE_OPS
 
 _VALUE_TYPES = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
 
@@ -43,8 +43,10 @@ def split_graph(model: onnx.ModelProto) -> GraphSplit:
     """Find the one tree ensemble reading a float/double graph input; raise NotCompilable."""
     graph = model.graph
     trees = [n for n in graph.node if n.op_type in TREE_OPS and n.domain == "ai.onnx.ml"]
+    if not trees:
+        raise NoTreeEnsemble("no tree ensemble")
     if len(trees) != 1:
-        raise NotCompilable("no tree ensemble" if not trees else f"{len(trees)} tree-ensemble nodes")
+        raise NotCompilable(f"{len(trees)} tree-ensemble nodes")
     node = trees[0]
     initializers = {t.name for t in graph.initializer}
     inputs = {i.name: i for i in graph.input if i.name not in initializers}

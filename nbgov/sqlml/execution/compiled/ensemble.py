@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, read_forest
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, read_forest
 
 
 class Aggregate(Enum):
@@ -61,6 +61,10 @@ _V5_TRANSFORM = (
 
 class NotCompilable(Exception):
     """The ensemble cannot be reproduced exactly by compiled code; the message says why."""
+
+
+class NoTreeEnsemble(NotCompilable):
+    """The model has no tree ensemble at all: compiled scoring does not concern it."""
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nbgov.sqlml.compiled.build import Artifact, build, examine, load
-from nbgov.sqlml.compiled.cache import ArtifactCache, ArtifactInfo, CacheError
-from nbgov.sqlml.compiled.ensemble import NotCompilable
-from nbgov.sqlml.compiled.native import KernelMismatch
-from nbgov.sqlml.compiled.policy import RunsLikeOnnxruntime
-from nbgov.sqlml.compiled.toolchain import ToolchainError
+from nbgov.sqlml.execution.compiled.build import Artifact, build, examine, load
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache, ArtifactInfo, CacheError
+from nbgov.sqlml.execution.compiled.ensemble import NotCompilable
+from nbgov.sqlml.execution.compiled.native import KernelMismatch
+from nbgov.sqlml.execution.compiled.toolchain import ToolchainError
+from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime
 
 
 @dataclass(frozen=True)

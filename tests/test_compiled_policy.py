@@ -14,7 +14,8 @@ from nbgov.sqlml.execution.compiled import toolchain
 from nbgov.sqlml.execution.compiled.build import build, examine
 from nbgov.sqlml.execution.compiled.cache import ArtifactCache
 from nbgov.sqlml.execution.compiled.policy import AdaptiveSession, TreeCompiler
-from tests.fixtures.ensembles import TrainedEnsembles, ort_session
+from nbgov.sqlml.models.forest import Leaf
+from tests.fixtures.ensembles import TrainedEnsembles, ensemble_model, ort_session, stump
 
 MODEL = "gradient_boosting_regressor"
 
@@ -92,12 +93,20 @@ def test_announced_rows_start_the_compile_before_any_row(
     assert session.wait(timeout=300)
 
 
-def test_a_model_without_trees_keeps_onnxruntime_and_says_why(tmp_path: Path, onnx_models: object) -> None:
+def test_a_model_without_trees_is_handed_back_untouched(tmp_path: Path, onnx_models: object) -> None:
     logistic = onnx_models.get("logreg")  # type: ignore[attr-defined]
+    fallback = ort_session(logistic.onnx)
     compiler = TreeCompiler(ArtifactCache(tmp_path / "trees"))
-    session = compiler.session("lr@1", logistic.onnx, ort_session(logistic.onnx))
+    assert compiler.session("lr@1", logistic.onnx, fallback) is fallback
+    assert compiler.note("lr@1") is None  # nothing to say about a model without trees
+
+
+def test_trees_that_cannot_be_reproduced_keep_onnxruntime_and_say_why(tmp_path: Path) -> None:
+    payload = ensemble_model([stump(0, 0.0, "BRANCH_LEQ", False, Leaf([]), Leaf([(0, 1.0)]))])
+    compiler = TreeCompiler(ArtifactCache(tmp_path / "trees"))
+    session = compiler.session("odd@1", payload, ort_session(payload))
     assert isinstance(session, AdaptiveSession) and session.candidate is None
-    assert compiler.note("lr@1") == "onnxruntime: no tree ensemble"
+    assert compiler.note("odd@1") == "onnxruntime: leaf 1 of tree 0 has no weight"
     session.expect(10**9)
     assert not session.compiling
 

@@ -237,89 +237,132 @@ def paired_medians(variants: dict[str, Callable[[], object]], baseline: str, rou
 def bench_trees(args: argparse.Namespace) -> None:
     import tempfile
 
+    X = tree_data(args.rows)
+    pool = ThreadPoolExecutor(2)
+    print(
+        f"compiled tree scoring: {args.rows:,} rows x {TREE_FEATURES} float32 features, median of {args.rounds} "
+        f"interleaved paired ratios, onnxruntime {ort.__version__}"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (payload, lightgbm_file) in tree_models(Path(folder)).items():
+            _bench_tree_model(name, payload, lightgbm_file, X, pool, Path(folder), args.rounds)
+    pool.shutdown()
+
+
+def _bench_tree_model(
+    name: str, payload: bytes, lightgbm_file: Path | None, X: np.ndarray, pool: ThreadPoolExecutor, folder: Path, rounds: int
+) -> None:
+    from nbgov.sqlml.execution.compiled.build import compile_session
+    from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+    from nbgov.sqlml.models.runtime import open_session
+
+    input_name = ort.InferenceSession(payload, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    raw = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    single = open_session(payload)
+    chunks = [X[i : i + 65_536] for i in range(0, len(X), 65_536)]
+    compiled, artifact = compile_session(payload, ArtifactCache(folder / "warm"), threads=2)
+    exact = all(np.array_equal(a, b) for a, b in zip(single.run(None, {input_name: X[:200_000]}), compiled.run(None, {input_name: X[:200_000]})))
+    RAW, CHUNKED, COMPILED = "raw onnxruntime, default threads", "raw onnxruntime, 64k chunks on 2 threads", "nbgov compiled, 2 threads (cached)"
+    variants: dict[str, Callable[[], object]] = {
+        RAW: lambda: raw.run(None, {input_name: X}),
+        CHUNKED: lambda: list(pool.map(lambda c: single.run(None, {input_name: c}), chunks)),
+        COMPILED: lambda: compiled.run(None, {input_name: X}),
+    }
+    variants.update(_engine_variants(payload, X, folder / "warm"))
+    lleaves_compile = ""
+    if lightgbm_file is not None:
+        lleaves_model, lleaves_compile = _lleaves(lightgbm_file, folder)
+        if lleaves_model is not None:
+            X64 = X.astype(np.float64)
+            variants["lleaves, 2 threads"] = lambda: lleaves_model.predict(X64, n_jobs=2)  # type: ignore[attr-defined]
+    warm = paired_medians(variants, RAW, rounds)
+    chunked = paired_medians({k: v for k, v in variants.items() if k != RAW}, CHUNKED, rounds, seed=1)
+    first = paired_medians({RAW: variants[RAW], **_first_runs(payload, input_name, chunks, pool, folder)}, RAW, max(2, rounds // 2), seed=2)
+    print(
+        f"\n== {name}: {compiled.kernel.tree_count} trees; compile {artifact.info.compile_seconds:.2f} s (generate + gcc); "
+        f"results equal single-threaded onnxruntime bit for bit: {exact}"
+    )
+    for label in variants:
+        extra = f"   {chunked[label]:5.2f}x of chunked onnxruntime" if label in chunked else ""
+        print(f"  {label:<52} {warm[label + ' [s]'] * 1000:9.1f} ms  {warm[label]:5.2f}x of raw onnxruntime{extra}")
+    for label in first:
+        if label != RAW and not label.endswith("[s]"):
+            print(f"  {label:<52} {first[label + ' [s]'] * 1000:9.1f} ms  {first[label]:5.2f}x of raw onnxruntime")
+    if "lleaves, 2 threads" in variants:
+        versus = paired_medians({k: variants[k] for k in (COMPILED, "lleaves, 2 threads")}, "lleaves, 2 threads", rounds, seed=3)
+        print(f"  nbgov compiled / lleaves (paired): {versus[COMPILED]:.2f}x   ({lleaves_compile})")
+    compiled.close()
+
+
+def _engine_variants(payload: bytes, X: np.ndarray, cache: Path) -> dict[str, Callable[[], object]]:
+    """Full-table scoring through nbgov (batched predict over a DuckDB table), with the
+    compiled kernel already in the cache, and with compiled scoring off."""
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(TREE_FEATURES)])
+    engines = {}
+    for label, enabled in (("nbgov predict over a table (compiled, cached)", True), ("nbgov predict over a table, compile_trees off", False)):
+        engine = Engine(progress_bar=False, compile_trees=enabled, tree_cache=cache)
+        engine.execute("CREATE MODEL m FROM $payload", params={"payload": payload})
+        engine.execute("CREATE TABLE t AS SELECT * FROM frame", frames={"frame": frame})
+        engines[label] = engine
+    outputs = [o.name for o in ort.InferenceSession(payload, providers=["CPUExecutionProvider"]).get_outputs()]
+    read = "predict(m, {}).probabilities[2]" if "probabilities" in outputs else "predict(m, {})"
+    sql = f"SELECT sum({read.format(', '.join(frame.columns))}) FROM t"
+    for engine in engines.values():
+        engine.execute(sql)  # plan cached; the compiled one loads the kernel from the cache
+    return {label: (lambda engine=engine: engine.execute(sql)) for label, engine in engines.items()}
+
+
+def _first_runs(
+    payload: bytes, input_name: str, chunks: list[np.ndarray], pool: ThreadPoolExecutor, folder: Path
+) -> dict[str, Callable[[], object]]:
+    """Scoring every row the first time a model is seen (an empty cache each run)."""
+    import tempfile
+
     from nbgov.sqlml.execution.compiled.build import compile_session
     from nbgov.sqlml.execution.compiled.cache import ArtifactCache
     from nbgov.sqlml.execution.compiled.policy import AdaptiveSession, TreeCompiler
     from nbgov.sqlml.models.runtime import open_session
 
-    X = tree_data(args.rows)
-    chunks = [X[i : i + 65_536] for i in range(0, len(X), 65_536)]
-    pool = ThreadPoolExecutor(2)
-    print(f"compiled tree scoring: {args.rows:,} rows x {TREE_FEATURES} float32 features, median of {args.rounds} interleaved paired ratios, onnxruntime {ort.__version__}")
-    with tempfile.TemporaryDirectory() as folder:
-        for name, (payload, lightgbm_file) in tree_models(Path(folder)).items():
-            input_name = ort.InferenceSession(payload, providers=["CPUExecutionProvider"]).get_inputs()[0].name
-            raw = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
-            single = open_session(payload)
-            cache = ArtifactCache(Path(folder) / "warm")
-            compiled, artifact = compile_session(payload, cache, threads=2)
-            check = single.run(None, {input_name: X[:200_000]})
-            mine = compiled.run(None, {input_name: X[:200_000]})
-            exact = all(np.array_equal(a, b) for a, b in zip(check, mine))
-            variants: dict[str, Callable[[], object]] = {
-                "raw onnxruntime, default threads": lambda: raw.run(None, {input_name: X}),
-                "raw onnxruntime, 64k chunks on 2 threads": lambda: list(pool.map(lambda c: single.run(None, {input_name: c}), chunks)),
-                "nbgov compiled, 2 threads (cached)": lambda: compiled.run(None, {input_name: X}),
-            }
-            lleaves_compile = None
-            if lightgbm_file is not None:
-                lleaves_model, lleaves_compile = _lleaves(lightgbm_file, Path(folder))
-                if lleaves_model is not None:
-                    X64 = X.astype(np.float64)
-                    variants["lleaves, 2 threads"] = lambda: lleaves_model.predict(X64, n_jobs=2)
-            warm = paired_medians(variants, "raw onnxruntime, default threads", args.rounds)
-            chunked = paired_medians(
-                {k: v for k, v in variants.items() if k != "raw onnxruntime, default threads"},
-                "raw onnxruntime, 64k chunks on 2 threads",
-                args.rounds,
-                seed=1,
-            )
+    def compile_then_score() -> object:
+        session, _ = compile_session(payload, ArtifactCache(Path(tempfile.mkdtemp(dir=folder))), threads=2)
+        return [session.run(None, {input_name: c}) for c in chunks]
 
-            def first_run() -> object:
-                fresh = ArtifactCache(Path(tempfile.mkdtemp(dir=folder)))
-                session, _ = compile_session(payload, fresh, threads=2)
-                return session.run(None, {input_name: X})
+    def policy() -> object:
+        trees = TreeCompiler(ArtifactCache(Path(tempfile.mkdtemp(dir=folder))))
+        adaptive = trees.session("bench", payload, open_session(payload))
+        assert isinstance(adaptive, AdaptiveSession)
+        adaptive.expect(sum(len(c) for c in chunks))
+        result = list(pool.map(lambda c: adaptive.run(None, {input_name: c}), chunks))
+        trees.close()
+        return result
 
-            def first_adaptive() -> object:
-                trees = TreeCompiler(ArtifactCache(Path(tempfile.mkdtemp(dir=folder))))
-                adaptive = trees.session("bench", payload, open_session(payload))
-                assert isinstance(adaptive, AdaptiveSession)
-                adaptive.expect(len(X))
-                result = list(pool.map(lambda c: adaptive.run(None, {input_name: c}), chunks))
-                trees.close()
-                return result
-
-            first = paired_medians(
-                {"raw onnxruntime, default threads": variants["raw onnxruntime, default threads"], "first run: compile, then score": first_run, "first run: onnxruntime until compiled (nbgov's policy)": first_adaptive},
-                "raw onnxruntime, default threads",
-                max(2, args.rounds // 2),
-                seed=2,
-            )
-            print(f"\n== {name}: {compiled.kernel.tree_count} trees; compile {artifact.info.compile_seconds:.2f} s (generate + gcc); results equal single-threaded onnxruntime bit for bit: {exact}")
-            for label in variants:
-                extra = f"   {chunked[label]:5.2f}x of chunked onnxruntime" if label in chunked else ""
-                print(f"  {label:<48} {warm[label + ' [s]'] * 1000:9.1f} ms  {warm[label]:5.2f}x of raw onnxruntime{extra}")
-            for label in ("first run: compile, then score", "first run: onnxruntime until compiled (nbgov's policy)"):
-                print(f"  {label:<48} {first[label + ' [s]'] * 1000:9.1f} ms  {first[label]:5.2f}x of raw onnxruntime")
-            if "lleaves, 2 threads" in warm:
-                print(
-                    f"  nbgov compiled / lleaves: {warm['nbgov compiled, 2 threads (cached)'] / warm['lleaves, 2 threads']:.2f}x"
-                    f"   (lleaves compile {lleaves_compile:.1f} s)"
-                )
-            compiled.close()
-    pool.shutdown()
+    return {
+        "first run: compile (blocking), then score": compile_then_score,
+        "first run: onnxruntime until compiled (nbgov's policy)": policy,
+    }
 
 
-def _lleaves(model_file: Path, folder: Path) -> tuple[object | None, float | None]:
+def _lleaves(model_file: Path, folder: Path) -> tuple[object | None, str]:
+    """lleaves' model for the LightGBM file, compiled once and kept (lleaves' LLVM -O3
+    takes minutes on 100 trees x 256 leaves) in the user cache, by the file's hash."""
     try:
         import lleaves
     except ImportError:
         print("  (lleaves not installed: no lleaves baseline)")
-        return None, None
+        return None, ""
+    import xxhash
+
+    from nbgov.sqlml.execution.compiled.cache import default_directory
+
+    kept = default_directory().parent / "bench-lleaves"
+    kept.mkdir(parents=True, exist_ok=True)
+    cache = kept / f"{xxhash.xxh3_64_hexdigest(model_file.read_bytes())}.o"
+    cached = cache.exists()
     model = lleaves.Model(model_file=str(model_file))
     start = time.perf_counter()
-    model.compile(cache=str(folder / "lleaves.o"))
-    return model, time.perf_counter() - start
+    model.compile(cache=str(cache))
+    took = time.perf_counter() - start
+    return model, ("lleaves loaded from its cache" if cached else f"lleaves compile {took:.1f} s")
 
 
 def main() -> None:

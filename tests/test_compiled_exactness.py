@@ -311,3 +311,27 @@ def test_lock_steps_follow_the_depths_rows_reach() -> None:
     lopsided[0, 30] = 10  # a long, rarely taken branch: not worth 25 steps for every row
     assert lock_steps(balanced).tolist() == [8]
     assert lock_steps(lopsided).tolist() == [5]
+
+
+def test_hostile_trees_are_refused_not_followed() -> None:
+    """A node that points back to its ancestor, or to a node that does not exist."""
+    from onnx import TensorProto, helper
+
+    def model(true_ids: list[int], false_ids: list[int]) -> bytes:
+        node = helper.make_node(
+            "TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=1,
+            nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, 0, 0],
+            nodes_modes=["BRANCH_LEQ", "BRANCH_LEQ", "LEAF"], nodes_values=[0.0, 1.0, 0.0],
+            nodes_truenodeids=true_ids, nodes_falsenodeids=false_ids,
+            target_treeids=[0], target_nodeids=[2], target_ids=[0], target_weights=[1.0],
+        )
+        graph = helper.make_graph(
+            [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 1])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])],
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]).SerializeToString()
+
+    with pytest.raises(NotCompilable, match="could not be read"):
+        examine(model([1, 0, 0], [2, 2, 0]))  # node 1 sends rows back to the root
+    with pytest.raises(NotCompilable, match="could not be read"):
+        examine(model([1, 7, 0], [2, 2, 0]))  # a child that does not exist

@@ -67,7 +67,7 @@ class Engine:
         """``planner``: the one used when optimizing (default: nbgov's optimizer), e.g. a
         second engine's or one with some rewrites off. ``compile_trees``: score tree
         ensembles with compiled code when the rows repay compiling (``tree_cache``: where
-        compiled kernels are kept, default ``$XDG_CACHE_HOME/nbgov/trees``)."""
+        compiled kernels are kept, default the user's cache, ``~/.cache/nbgov/trees``)."""
         self.database = database
         self.batch_rows = batch_rows
         self.threads = threads or max(os.cpu_count() or 1, 1)

@@ -66,8 +66,14 @@ def examine(payload: bytes, compiler: Compiler | None = None) -> Candidate:
         model = onnx.load_model_from_string(strip_zipmap(payload))
     except Exception:  # noqa: BLE001 - anything onnx cannot parse is simply not compiled
         raise NotCompilable("the model could not be read") from None
-    split = split_graph(model)
-    ensemble = read_ensemble(split.node, split.value_type, split.n_features)
+    try:
+        split = split_graph(model)
+        ensemble = read_ensemble(split.node, split.value_type, split.n_features)
+    except NotCompilable:
+        raise
+    except (RecursionError, KeyError, ValueError, IndexError, TypeError, AssertionError) as error:
+        # a cyclic or inconsistent tree: onnxruntime alone decides what it makes of it
+        raise NotCompilable(f"the trees could not be read ({type(error).__name__})") from None
     sha = hashlib.sha256(payload).hexdigest()
     return Candidate(cache_key(sha, generator_version(), identity), sha, ensemble, split)
 

@@ -8,8 +8,8 @@ afterwards (the kernel runs in about a quarter of it). So per model:
 - otherwise onnxruntime scores, and the rows it scores are counted; once the rows
   seen -- or the rows a caller says are coming -- reach a quarter of the break-even
   count (the rows whose savings equal the compile time), the kernel is compiled on a
-  background thread while onnxruntime keeps scoring, and every batch after it is
-  ready runs compiled. A first use on a large table therefore switches mid-statement;
+  background thread while onnxruntime keeps scoring (on one core fewer, so the
+  compiler is not starved), and every slice of rows after it is ready runs compiled. A first use on a large table therefore switches mid-statement;
   one on a small table keeps onnxruntime and, if it is big enough to matter, leaves
   a compiled kernel for the next statement (and, through the cache, the next session);
 - a model the kernel cannot reproduce exactly, a failed compile, or
@@ -25,6 +25,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
 import numpy as np
 
 from nbgov.sqlml.execution.compiled.build import Artifact, Candidate, build, examine, has_tree_ensemble, load
@@ -229,7 +230,10 @@ class TreeCompiler:
             return fallback
         with self._lock:
             if key not in self._sessions:
-                self._sessions[key] = self._open(payload, fallback)
+                try:
+                    self._sessions[key] = self._open(payload, fallback)
+                except Exception as error:  # noqa: BLE001 - an optional speed-up never fails a query
+                    self._sessions[key] = AdaptiveSession(fallback, None, f"compiled scoring failed ({type(error).__name__})", self)
             adaptive = self._sessions[key]
         return fallback if adaptive is None else adaptive
 

@@ -13,6 +13,14 @@ matching the model -- and otherwise scores with onnxruntime. Two calls::
 
 Both never raise for a model or a machine that cannot use compiled code: the driver
 gets None, the executor gets ``fallback()``.
+
+An executor that scores ``ScoringJob``s with ``batching.score_batch`` takes its scorer
+from ``executor_scorer`` instead of ``udf.make_scorer`` -- one call, same ``Scorer``::
+
+    # driver: ship the kernel beside the job when SqlML.compile_trees is on
+    kernel = bundle_for(job.plan.model_bytes) if compile_trees else None
+    # executor, per batch (sessions memoised per process)
+    run = Scoring(job, executor_scorer(SESSIONS, job.plan, job.outputs, kernel, regions=job.regions))
 """
 
 from __future__ import annotations
@@ -30,7 +38,10 @@ from nbgov.sqlml.execution.compiled.cache import ArtifactCache, ArtifactInfo, Ca
 from nbgov.sqlml.execution.compiled.ensemble import NotCompilable
 from nbgov.sqlml.execution.compiled.native import KernelMismatch
 from nbgov.sqlml.execution.compiled.toolchain import ToolchainError
+from nbgov.sqlml.execution.scoring import Scorer, SessionCache
+from nbgov.sqlml.execution.udf import make_scorer
 from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime
+from nbgov.sqlml.plan import OnnxPlan, TensorSpec
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,22 @@ def worker_session(
             return fallback()
         _LOADED[bundle.key] = (payload, session)
         return session
+
+
+def executor_scorer(
+    sessions: SessionCache,
+    plan: OnnxPlan,
+    outputs: tuple[TensorSpec, ...],
+    kernel: KernelBundle | None,
+    *,
+    regions: bool = True,
+    cache: ArtifactCache | None = None,
+) -> Scorer:
+    """The scorer a Spark executor uses for ``plan``: the shipped ``kernel`` when it loads in
+    this process for the plan's model bytes, else ``sessions``' onnxruntime session (opened
+    only then). Results are the same either way; only the time differs."""
+    session = worker_session(plan.model_bytes, kernel, lambda: sessions.get(plan.cache_key, plan.model_bytes), cache)
+    return make_scorer(sessions, plan, outputs, regions=regions, session=session)
 
 
 def _load(payload: bytes, bundle: KernelBundle, cache: ArtifactCache | None) -> RunsLikeOnnxruntime | None:

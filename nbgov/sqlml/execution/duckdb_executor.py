@@ -149,6 +149,8 @@ class DuckDbExecutor:
         sql = step.query.sql(self.dialect)
         rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions)) for job in step.jobs]
+        for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
+            self.trees.expect(run.scorer.session, rows.num_rows)
         table = score_relation(
             rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows
         )

@@ -244,6 +244,11 @@ class TreeCompiler:
         adaptive = self.get(key)
         return adaptive.note() if adaptive is not None else None
 
+    def expect(self, session: RunsLikeOnnxruntime, rows: int) -> None:
+        """``rows`` are about to be scored with ``session`` (one this compiler handed out)."""
+        if isinstance(session, AdaptiveSession):
+            session.expect(rows)
+
     def counts(self, key: str) -> tuple[int, int]:
         adaptive = self.get(key)
         return adaptive.counts() if adaptive is not None else (0, 0)

@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import CaselessStrEnum, Integer, Unicode
+from traitlets import Bool, CaselessStrEnum, Integer, Unicode
 
 from nbgov.errors import NbgovError
 
@@ -116,6 +116,9 @@ class SqlML(Magics):
     spark_master = Unicode(
         "local[*]", help="Master of the SparkSession nbgov starts when none is active (engine 'spark')."
     ).tag(config=True)
+    compile_trees = Bool(
+        True, help="Score tree ensembles with compiled native code when the rows repay compiling."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, recorder: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -139,6 +142,7 @@ class SqlML(Magics):
             except NbgovError as error:
                 raise UsageError(str(error)) from None
             self._engine.progress = ScoringProgress()
+        self._engine.compile_trees = self.compile_trees
         return self._engine
 
     @property

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Self
 
 import duckdb
@@ -23,6 +24,7 @@ from nbgov.errors import NbgovError, SqlmlError
 from nbgov.sqlml.activity import Activity
 from nbgov.sqlml.catalog.catalog import ModelCatalog
 from nbgov.sqlml.catalog.models_sql import explain_model_statement, run_model_statement
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
 from nbgov.sqlml.execution.duckdb_executor import DuckDbExecutor
 from nbgov.sqlml.execution.executor import Executor, Progress
 from nbgov.sqlml.execution.scoring import SessionCache
@@ -223,7 +225,12 @@ class Engine(BaseEngine):
         threads: int | None = None,
         progress_bar: bool = True,
         planner: Planner | None = None,
+        compile_trees: bool = True,
+        tree_cache: Path | None = None,
     ) -> None:
+        """``compile_trees``: score tree ensembles with compiled code when the rows repay
+        compiling (``tree_cache``: where compiled kernels are kept, default the user's cache,
+        ``~/.cache/nbgov/trees``)."""
         self.database = database
         try:
             self.con = duckdb.connect(database)
@@ -233,9 +240,24 @@ class Engine(BaseEngine):
             self.con.execute("SET enable_progress_bar = true").fetchall()
         threads = threads or max(os.cpu_count() or 1, 1)
         super().__init__(
-            ModelCatalog(self.con), DuckDbExecutor(self.con, threads=threads),
+            ModelCatalog(self.con),
+            DuckDbExecutor(
+                self.con,
+                threads=threads,
+                compile_trees=compile_trees,
+                tree_cache=ArtifactCache(tree_cache) if tree_cache is not None else None,
+            ),
             batch_rows=batch_rows, threads=threads, planner=planner,
         )
+
+    @property
+    def compile_trees(self) -> bool:
+        """Whether tree ensembles may score with compiled code (``SqlML.compile_trees``)."""
+        return self.executor.trees.enabled
+
+    @compile_trees.setter
+    def compile_trees(self, enabled: bool) -> None:
+        self.executor.trees.enabled = enabled
 
     @property
     def sessions(self) -> SessionCache:

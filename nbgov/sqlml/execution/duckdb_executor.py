@@ -18,11 +18,14 @@ import duckdb
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import Scoring, regions_note, score_relation
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.policy import TreeCompiler
 from nbgov.sqlml.execution.contents import table_content
 from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import result_frame
 from nbgov.sqlml.execution.scoring import SessionCache
 from nbgov.sqlml.execution.udf import UdfSet, make_scorer
+from nbgov.sqlml.plan import OnnxPlan
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
@@ -44,10 +47,20 @@ class DuckDbExecutor:
     engine = "duckdb"
     dialect = "duckdb"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, threads: int) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        threads: int,
+        compile_trees: bool = True,
+        tree_cache: ArtifactCache | None = None,
+    ) -> None:
+        """``compile_trees``: score tree ensembles with compiled code when that pays
+        (``tree_cache``: where kernels are kept; default the user's cache folder)."""
         self.con = con
         self.threads = threads
-        self.sessions = SessionCache()
+        self.trees = TreeCompiler(tree_cache, enabled=compile_trees)
+        self.sessions = SessionCache(self.trees)
         self._pool: ThreadPoolExecutor | None = None
         self._parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
 
@@ -81,6 +94,8 @@ class DuckDbExecutor:
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         notes: list[str] = []
+        models = _model_plans(prepared)
+        before = {plan.cache_key: self.trees.counts(plan.cache_key) for _, plan in models}
         with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
@@ -91,6 +106,7 @@ class DuckDbExecutor:
                     notes += self._score(step, params, prepared.settings.batch_rows, progress)
                     stack.callback(self._unregister, step.name)
             frame, summary = self._fetch(prepared, params)
+        notes += _tree_notes(models, lambda key: self.trees.run_note(key, before[key]))
         written: tuple[TableContent, ...] = ()
         if prepared.statement_type in _WRITING_TYPES:
             written = tuple(table_content(self.con, table) for table in prepared.activity.tables_written)
@@ -113,7 +129,10 @@ class DuckDbExecutor:
                 self.con.register(step.name, empty)
                 stack.callback(self._unregister, step.name)
             final = self._explain(prepared.query.sql(self.dialect), params)
-        return EnginePlans(final, tuple(relations))
+        models = _model_plans(prepared)
+        for _, plan in models:  # sessions opened now say which path will run (nothing is scored)
+            self.sessions.get(plan.cache_key, plan.model_bytes)
+        return EnginePlans(final, tuple(relations), tuple(_tree_notes(models, self.trees.note)))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -130,6 +149,8 @@ class DuckDbExecutor:
         sql = step.query.sql(self.dialect)
         rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions)) for job in step.jobs]
+        for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
+            self.trees.expect(run.scorer.session, rows.num_rows)
         table = score_relation(
             rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows
         )
@@ -208,6 +229,21 @@ class DuckDbExecutor:
             self.con.unregister(name)
         except duckdb.Error:
             pass
+
+
+def _model_plans(prepared: Prepared) -> list[tuple[str, OnnxPlan]]:
+    """(label, plan) of every model plan the steps run, each plan once."""
+    found: dict[str, tuple[str, OnnxPlan]] = {}
+    for step in prepared.steps:
+        pairs = [(step.label, step.plan)] if isinstance(step, RegisterUdf) else [(job.label, job.plan) for job in step.jobs]
+        for label, plan in pairs:
+            found.setdefault(plan.cache_key, (label, plan))
+    return list(found.values())
+
+
+def _tree_notes(models: list[tuple[str, OnnxPlan]], note: Callable[[str], str | None]) -> list[str]:
+    """One line per tree model: compiled or onnxruntime, and why."""
+    return [f"{label}: {text}" for label, plan in models if (text := note(plan.cache_key)) is not None]
 
 
 def _reporter(progress: Progress | None, label: str) -> Callable[[int, int], None] | None:

@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.models.onnxtypes import numpy_dtype, width
-from nbgov.sqlml.models.runtime import open_session
+from nbgov.sqlml.execution.compiled.policy import TreeCompiler
+from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime, open_session
 from nbgov.sqlml.plan import TensorSpec
 from nbgov.sqlml.execution.regions import Regions, ScoreStats, regions_of
 
@@ -28,20 +29,25 @@ RUN_ROWS = 16_384
 
 
 class SessionCache:
-    """Sessions keyed by plan cache key; owned by one Engine (no global state)."""
+    """Sessions keyed by plan cache key; owned by one Engine (no global state). With
+    ``trees``, tree ensembles score with compiled code when that pays (see
+    ``compiled/policy.py``); every other model, and trees until then, with onnxruntime."""
 
-    def __init__(self) -> None:
+    def __init__(self, trees: TreeCompiler | None = None) -> None:
+        self.trees = trees
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._regions: dict[str, Regions | None] = {}
         self._lock = threading.Lock()
 
-    def get(self, cache_key: str, payload: bytes) -> ort.InferenceSession:
+    def get(self, cache_key: str, payload: bytes) -> RunsLikeOnnxruntime:
         with self._lock:
             session = self._sessions.get(cache_key)
             if session is None:
                 session = open_session(payload)
                 self._sessions[cache_key] = session
+        if self.trees is None:
             return session
+        return self.trees.session(cache_key, payload, session)
 
     def regions(self, cache_key: str, payload: bytes) -> Regions | None:
         """The decision regions of a tree-only model (None for other models), read once."""
@@ -62,13 +68,15 @@ class SessionCache:
         with self._lock:
             self._sessions.clear()
             self._regions.clear()
+        if self.trees is not None:
+            self.trees.close()
 
 
 @dataclass(frozen=True)
 class Scorer:
     """A session plus how its inputs are laid out over a flat list of Arrow columns."""
 
-    session: ort.InferenceSession
+    session: RunsLikeOnnxruntime
     inputs: tuple[tuple[TensorSpec, int], ...]  # (spec, number of columns feeding it)
     outputs: tuple[TensorSpec, ...]
     regions: Regions | None = None  # tree-only models: score each decision region once

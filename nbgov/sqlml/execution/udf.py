@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from nbgov.sqlml.execution.scoring import Scorer, SessionCache
+from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime
 from nbgov.sqlml.models.onnxtypes import duckdb_scalar_type, value_duckdb_type
 from nbgov.sqlml.plan import OnnxPlan, TensorSpec
 from nbgov.sqlml.planning.prepared import RegisterUdf
@@ -21,12 +22,17 @@ _ARROW: Any = "arrow"  # accepted by DuckDB 1.x and 2.x alike (the enum moved be
 
 
 def make_scorer(
-    sessions: SessionCache, plan: OnnxPlan, outputs: tuple[TensorSpec, ...], *, regions: bool = True
+    sessions: SessionCache,
+    plan: OnnxPlan,
+    outputs: tuple[TensorSpec, ...],
+    *,
+    regions: bool = True,
+    session: RunsLikeOnnxruntime | None = None,
 ) -> Scorer:
-    """``regions``: score each decision region of a tree-only model once (off for --no-optimize)."""
-    session = sessions.get(plan.cache_key, plan.model_bytes)
+    """``regions``: score each decision region of a tree-only model once (off for --no-optimize);
+    ``session``: what runs the model (default: ``sessions``' session for the plan)."""
     return Scorer(
-        session=session,
+        session=session if session is not None else sessions.get(plan.cache_key, plan.model_bytes),
         inputs=tuple((bound.spec, len(bound.columns)) for bound in plan.inputs),
         outputs=outputs,
         regions=sessions.regions(plan.cache_key, plan.model_bytes) if regions else None,

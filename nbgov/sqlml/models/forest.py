@@ -113,11 +113,10 @@ def _read_classic(node: onnx.NodeProto) -> Forest:
     w_nodes = list(a[f"{prefix}_nodeids"])  # type: ignore[call-overload]
     w_ids = list(a[f"{prefix}_ids"])  # type: ignore[call-overload]
 
-    order: list[int] = []  # tree ids in order of first appearance
+    nodes_of: dict[int, list[int]] = {}  # tree id -> its node ids; keys in order of first appearance
     rows: dict[tuple[int, int], int] = {}
     for i, (t, n) in enumerate(zip(tree_ids, node_ids)):
-        if t not in order and (t, n) not in rows:
-            order.append(t)
+        nodes_of.setdefault(t, []).append(n)
         rows[(t, n)] = i
     leaf_weights: dict[tuple[int, int], list[tuple[int, float]]] = {}
     for t, n, target, w in zip(w_trees, w_nodes, w_ids, weights):
@@ -130,8 +129,8 @@ def _read_classic(node: onnx.NodeProto) -> Forest:
         for c in (trues[i], falses[i])
     }
     trees: list[Tree] = []
-    for t in order:
-        roots = [n for (tt, n) in rows if tt == t and (tt, n) not in referenced]
+    for t, tree_nodes in nodes_of.items():
+        roots = [n for n in tree_nodes if (t, n) not in referenced]
         tree = Tree()
         index: dict[int, int] = {}
 

@@ -7,9 +7,21 @@ probability matrix, i.e. a ``LIST<FLOAT>`` in class order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper
+
+
+class RunsLikeOnnxruntime(Protocol):
+    """What scoring needs of a session: an onnxruntime session, or nbgov's compiled trees."""
+
+    def run(
+        self, output_names: Sequence[str] | None, input_feed: dict[str, np.ndarray], run_options: object = None
+    ) -> list[np.ndarray]: ...
 
 
 def strip_zipmap(payload: bytes) -> bytes:

@@ -11,14 +11,15 @@ from nbgov.sqlml.planning.prepared import Prepared
 @dataclass(frozen=True)
 class EnginePlans:
     """An engine's own plans: of the final SQL, and of each relation a step scores
-    (by the step's label), in step order."""
+    (by the step's label), in step order; and its notes on how model plans will run."""
 
     final: str
     relations: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # how the engine will run the model plans (e.g. compiled trees)
 
 
 def render(prepared: Prepared, plans: EnginePlans) -> str:
-    lines = [plans.final, *prepared.notes]
+    lines = [plans.final, *prepared.notes, *plans.notes]
     for label, plan in plans.relations:
         lines += [f"{label}: relation scored before the query above:", plan]
     return "\n".join(lines)

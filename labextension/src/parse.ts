@@ -67,14 +67,15 @@ function strList(x: unknown, what: string): string[] {
 
 function fingerprint(x: unknown): Fingerprint {
   if (x === undefined || x === null) {
-    return { kind: '', hash: null, weak: true, summary: '' };
+    return { kind: '', hash: null, weak: true, summary: '', reason: 'not recorded' };
   }
   const o = obj(x, 'fingerprint');
   return {
     kind: optStr(o.kind, 'fingerprint.kind') ?? '',
     hash: optStr(o.hash, 'fingerprint.hash'),
     weak: o.weak === true,
-    summary: optStr(o.summary, 'fingerprint.summary') ?? ''
+    summary: optStr(o.summary, 'fingerprint.summary') ?? '',
+    reason: optStr(o.reason, 'fingerprint.reason')
   };
 }
 
@@ -111,8 +112,13 @@ function file(x: unknown): FileUse {
 
 function model(x: unknown): ModelUse {
   const o = obj(x, 'model');
+  const role = optStr(o.role, 'model.role');
+  if (role !== null && role !== 'input' && role !== 'output') {
+    throw new Malformed('model.role: expected "input" or "output"');
+  }
   return {
     name: str(o.name, 'model.name'),
+    role,
     version: optNum(o.version, 'model.version'),
     sha256: optStr(o.sha256, 'model.sha256') ?? '',
     producer: optStr(o.producer, 'model.producer'),
@@ -165,6 +171,7 @@ function executionBody(x: unknown): ExecutionBody {
     duration_s: optNum(o.duration_s, 'duration_s'),
     status: str(o.status, 'status'),
     error,
+    result: o.result === undefined || o.result === null ? null : fingerprint(o.result),
     reads: list(o.reads, 'reads', read),
     writes: list(o.writes, 'writes', write),
     deletes: strList(o.deletes, 'deletes'),

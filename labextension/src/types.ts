@@ -8,6 +8,8 @@ export interface Fingerprint {
   hash: string | null;
   weak: boolean;
   summary: string;
+  /** Why the fingerprint is weak, or how it was taken (absent in older logs). */
+  reason: string | null;
 }
 
 export interface ReadUse {
@@ -31,8 +33,13 @@ export interface FileUse {
   source: string | null;
 }
 
+/** "output": the execution created or registered this model version; "input": it used it. */
+export type ModelRole = 'input' | 'output';
+
 export interface ModelUse {
   name: string;
+  /** Absent in logs written before roles were recorded: see `modelRole` in graphdata.ts. */
+  role: ModelRole | null;
   version: number | null;
   sha256: string;
   producer: string | null;
@@ -62,6 +69,8 @@ export interface ExecutionBody {
   duration_s: number | null;
   status: string;
   error: { type: string; message: string } | null;
+  /** The value the cell displayed (`Out[n]`), when it displayed one. */
+  result: Fingerprint | null;
   reads: ReadUse[];
   writes: WriteUse[];
   deletes: string[];

@@ -136,6 +136,28 @@ def test_rows_preview_sql_and_show_errors_and_stale_reasons_at_the_default_width
     )
     assert overflow == 0, "every strip of a row fits the row's computed height"
     lab.panel_screenshot("sidebar-timeline-default-width")
+    clock = row(lab, 3).locator(".nbgov-time")
+    assert not clock.is_visible(), "at the default width the clock gives way to the cell and duration"
+
+    # Wider, as a user drags the sidebar's edge: the clock appears, rows refit their text.
+    before = sql.locator(".nbgov-snippet").text_content()
+    handle = lab.page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").last
+    box = handle.bounding_box()
+    assert box is not None
+    lab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    lab.page.mouse.down()
+    lab.page.mouse.move(box["x"] - 250, box["y"] + box["height"] / 2, steps=8)
+    lab.page.mouse.up()
+    assert panel_width(lab) > 450
+    clock.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    lab.page.wait_for_function(
+        "(before) => document.querySelector('#nbgov-lineage .nbgov-Timeline-row[data-id$=\":3\"] .nbgov-snippet')"
+        ".textContent.length > before.length",
+        arg=before,
+        timeout=UI_TIMEOUT_MS,
+    )
+    assert panel.evaluate(_JS_BROKEN_WORDS) == []
+    lab.panel_screenshot("sidebar-timeline-wide")
     assert lab.page_errors == []
 
 
@@ -307,4 +329,32 @@ def test_reloading_the_notebook_from_disk_rereads_its_lineage(lab: Lab) -> None:
     meta = json.loads(path.read_text())["metadata"]["nbgov"]
     assert len(meta["log"]) == 5 and len(meta["sessions"]) == 2
     lab.panel_screenshot("sidebar-after-reload-from-disk")
+    assert lab.page_errors == []
+
+
+def test_lineage_magic_renders_as_a_live_widget_in_jupyterlab(lab: Lab) -> None:
+    path = lab.write_notebook("inline.ipynb", ["%load_ext nbgov", "a = 1", "b = a / 0", "%lineage", "c = 3"])
+    lab.open_notebook(path)
+    for index in range(4):
+        lab.run_cell(index)
+    output = lab.page.locator(".jp-Cell").nth(3).locator(".jp-OutputArea-output")
+    select = output.locator("select")
+    select.wait_for(timeout=UI_TIMEOUT_MS)
+    header = output.locator(".widget-label").first
+    lab.page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-Cell')][3].querySelectorAll('select option').length === 3",
+        timeout=UI_TIMEOUT_MS,
+    )
+    assert header.text_content() == "Lineage: 3 executions in 1 session · 1 failed (newest first)"
+    options = [o.replace("\xa0", " ") for o in select.locator("option").all_text_contents()]  # Select pads with nbsp
+    assert options[0].endswith("%lineage") and "error" in options[1] and options[2].endswith("a = 1")
+    assert output.locator("table").count() == 0, "the widget, not the HTML fallback, where widgets run"
+
+    lab.run_cell(4)  # it stays live
+    lab.page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-Cell')][3].querySelectorAll('select option').length === 4",
+        timeout=UI_TIMEOUT_MS,
+    )
+    assert header.text_content().startswith("Lineage: 4 executions")
+    lab.screenshot("lineage-magic-widget")
     assert lab.page_errors == []

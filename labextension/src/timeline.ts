@@ -52,11 +52,6 @@ export class TimelineView extends LineageView {
     }
   }
 
-  /** Number of rows currently in the DOM (the rest are virtual). */
-  get drawnRows(): number {
-    return this._drawn.size;
-  }
-
   dispose(): void {
     this._resize?.disconnect();
     cancelAnimationFrame(this._frame);

@@ -42,7 +42,7 @@ sys.path.insert(
 )  # run from a checkout without installing
 
 from nbgov.sqlml.engine import Engine
-from nbgov.sqlml.scoring import strip_zipmap
+from nbgov.sqlml.models.runtime import strip_zipmap
 
 FEATURES = (
     "age",

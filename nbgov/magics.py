@@ -26,6 +26,7 @@ from nbgov.errors import NbgovError
 if TYPE_CHECKING:  # the engine (pandas, DuckDB, onnxruntime) loads on first %%sqlml use
     import pandas as pd
 
+    from nbgov.sqlml.activity import Activity
     from nbgov.sqlml.engine import Engine, StatementResult
 
 # DataFrame's dotted names (``__module__`` is "pandas" in pandas >= 3, "pandas.core.frame" before)
@@ -192,7 +193,7 @@ class SqlML(Magics):
                 last = result
         return last
 
-    def _note(self, activity: dict[str, Any]) -> None:
+    def _note(self, activity: Activity) -> None:
         if self.recorder is None:
             return
         try:

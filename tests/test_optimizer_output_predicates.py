@@ -11,7 +11,7 @@ import pytest
 
 from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.optimizer import Planner
-from nbgov.sqlml.optimizer.output_predicates import output_comparison
+from nbgov.sqlml.optimizer.predicates import output_comparison
 from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 from tests.fixtures.models import customers
 from tests.fixtures.optimizer import FEATURES, calls_in, model_version

@@ -19,10 +19,10 @@ from onnx import helper
 
 from nbgov.sqlml.optimizer import Planner
 from nbgov.sqlml.optimizer.domains import Domain
-from nbgov.sqlml.optimizer.forest import _write_v5, read_forest, write_forest
+from nbgov.sqlml.models.forest import _write_v5, read_forest, write_forest
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import prune_forest
-from nbgov.sqlml.optimizer.treegraph import analyze
+from nbgov.sqlml.models.treegraph import analyze
 from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 from tests.fixtures.optimizer import FEATURES, calls_in, model_version
 

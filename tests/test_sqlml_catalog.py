@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from nbgov.errors import InvalidModelError, ModelNotFoundError, NbgovError
+from nbgov.sqlml.activity import ModelRef
 from nbgov.sqlml.engine import Engine
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.sqlml import register
@@ -32,11 +33,12 @@ def test_create_from_file_stores_bytes_sha_and_signature(engine: Engine, onnx_mo
     assert "plan string[N, 1]" in shown.inputs[0] and "output_probability float[N, 2]" in shown.outputs[0]
     assert set(shown.columns) >= {"name", "version", "sha256", "inputs", "outputs", "created"}
     activity = result.activity
-    assert activity["models"] == [
-        {"name": "churn", "version": 1, "sha256": shown.sha256[0], "producer": "skl2onnx", "opset": activity["models"][0]["opset"]}
-    ]
-    assert activity["params"] == ["path"]
-    assert activity["files_read"] == [str(model.path)]
+    assert activity.models_created == (
+        ModelRef("churn", 1, shown.sha256[0], "skl2onnx", activity.models_created[0].opset),
+    )
+    assert activity.models_used == () and activity.kind == "create_model"
+    assert activity.params == ("path",)
+    assert activity.files_read == (str(model.path),)
 
 
 def test_create_from_quoted_path_relative_to_cwd(engine: Engine, onnx_models, tmp_path, monkeypatch):
@@ -45,7 +47,7 @@ def test_create_from_quoted_path_relative_to_cwd(engine: Engine, onnx_models, tm
     (tmp_path / "models" / "churn.onnx").write_bytes(model.onnx)
     monkeypatch.chdir(tmp_path)
     result = engine.execute("CREATE MODEL churn FROM 'models/churn.onnx'")[0]
-    assert result.activity["files_read"] == ["models/churn.onnx"]
+    assert result.activity.files_read == ("models/churn.onnx",)
     assert engine.catalog.resolve("churn").onnx_bytes == model.onnx
 
 
@@ -66,9 +68,9 @@ def test_new_bytes_make_a_new_version_and_pins_work(engine: Engine, onnx_models,
     np.testing.assert_allclose(df.v2, onnx_models.get("tree_reg").estimator.predict(X), rtol=1e-3, atol=0.05)
     unquoted = engine.execute(f"SELECT predict(m@2, {features}) AS v2 FROM c ORDER BY id", frames={"c": customers_frame})[0]
     np.testing.assert_allclose(unquoted.df.v2, df.v2, rtol=1e-6)
-    assert unquoted.activity["models"][0]["version"] == 2
+    assert unquoted.activity.models_used[0].version == 2
     described = engine.execute("DESCRIBE MODEL m@2")[0]
-    assert described.activity["models"][0]["version"] == 2
+    assert described.activity.models_used[0].version == 2
 
 
 def test_describe_lists_inputs_and_outputs(engine: Engine, onnx_models):

@@ -33,9 +33,9 @@ def test_frames_usable_by_variable_name(engine: Engine, onnx_models, customers_f
     )[0]
     model = onnx_models.get("gb_reg")
     np.testing.assert_allclose(result.df.s, model.estimator.predict(model.X), rtol=1e-3, atol=0.05)
-    assert result.activity["frames"] == [name]
-    assert result.activity["tables_read"] == []
-    assert result.activity["models"][0]["name"] == "spend"
+    assert result.activity.frames == (name,)
+    assert result.activity.tables_read == ()
+    assert result.activity.models_used[0].name == "spend"
 
 
 def test_frames_are_unregistered_afterwards_and_tables_win(engine: Engine, customers_frame):
@@ -60,12 +60,12 @@ def test_join_frame_with_table_and_files(engine: Engine, customers_frame, tmp_pa
         frames={"cust": customers_frame},
     )[0]
     assert result.kind == "ddl" and result.df is None
-    assert result.activity["tables_written"] == ["joined"]
-    assert result.activity["files_read"] == ["plans.csv"]
-    assert result.activity["frames"] == ["cust"]
+    assert result.activity.tables_written == ("joined",)
+    assert result.activity.files_read == ("plans.csv",)
+    assert result.activity.frames == ("cust",)
     copy = engine.execute("COPY joined TO 'out.parquet'")[0]
-    assert copy.activity["files_written"] == ["out.parquet"] and "400" in copy.summary
-    assert engine.execute("SELECT count(*) AS n FROM 'out.parquet'")[0].activity["files_read"] == ["out.parquet"]
+    assert copy.activity.files_written == ("out.parquet",) and "400" in copy.summary
+    assert engine.execute("SELECT count(*) AS n FROM 'out.parquet'")[0].activity.files_read == ("out.parquet",)
 
 
 def test_parameters_bind_values(engine: Engine, customers_frame):
@@ -74,7 +74,7 @@ def test_parameters_bind_values(engine: Engine, customers_frame):
         "SELECT count(*) AS n FROM c WHERE age > $min_age AND plan = $plan", frames={"c": customers_frame}, params=params
     )[0]
     assert result.df.n[0] == int(((customers_frame.age > 60) & (customers_frame.plan == "gold")).sum())
-    assert sorted(result.activity["params"]) == ["min_age", "plan"]
+    assert sorted(result.activity.params) == ["min_age", "plan"]
 
 
 @pytest.mark.parametrize(
@@ -108,13 +108,35 @@ def test_parameters_inside_predict_and_ml_predict(engine: Engine, onnx_models, c
         params=params,
     )[0]
     assert ml.df.n[0] == int((customers_frame.age > 70).sum())
-    assert ml.activity["params"] == ["age"] and ml.activity["frames"] == ["c"]
+    assert ml.activity.params == ("age",) and ml.activity.frames == ("c",)
 
 
 def test_only_frames_used_as_tables_are_registered(engine: Engine, customers_frame):
     namespace = {"c": customers_frame, "age": pd.DataFrame({"x": [1]})}
     result = engine.execute("SELECT max(age) AS a FROM c", frames=namespace)[0]
-    assert result.activity["frames"] == ["c"] and result.df.a[0] == customers_frame.age.max()
+    assert result.activity.frames == ("c",) and result.df.a[0] == customers_frame.age.max()
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [([{"a": 1}], "a list"), ({"a": [1]}, "a dict"), (np.arange(3), "a numpy.ndarray"), (pd.Series([1]), "a pandas.Series")],
+)
+def test_a_variable_that_is_not_a_table_says_what_it_is(engine: Engine, value, what):
+    with pytest.raises(NbgovError) as raised:
+        engine.execute("SELECT * FROM rows", frames={"rows": value})
+    message = str(raised.value)
+    assert message.startswith(f"'rows' is {what}, not a table") and "\n" not in message
+    assert "pandas or polars DataFrames, pyarrow Tables or numpy record arrays" in message
+    with pytest.raises(NbgovError, match="'rows' is"):  # in a join, and in ML.PREDICT's relation
+        engine.execute("SELECT * FROM range(3) AS r JOIN rows ON true", frames={"rows": value})
+
+
+def test_names_that_are_not_reads_do_not_need_to_be_tables(engine: Engine):
+    rows = [1, 2, 3]  # a list named like a CTE, a written table, then a database table
+    with_cte = engine.execute("WITH rows AS (SELECT 2 AS a) SELECT a FROM rows", frames={"rows": rows})[0]
+    assert with_cte.df.a.tolist() == [2]
+    engine.execute("CREATE TABLE rows AS SELECT 1 AS a", frames={"rows": rows})
+    assert engine.execute("SELECT a FROM rows", frames={"rows": rows})[0].df.a.tolist() == [1]
 
 
 @pytest.mark.parametrize("optimize", [True, False])
@@ -125,7 +147,7 @@ def test_activity_names_tables_read_even_when_batched(engine: Engine, onnx_model
         "CREATE TABLE scored AS SELECT id, predict(churn, *).output_label AS y FROM customers WHERE age > 30",
         optimize=optimize,
     )[0]
-    assert result.activity["tables_read"] == ["customers"]
-    assert result.activity["tables_written"] == ["scored"]
+    assert result.activity.tables_read == ("customers",)
+    assert result.activity.tables_written == ("scored",)
     ml = engine.execute("SELECT count(*) FROM ML.PREDICT(MODEL churn, TABLE customers)")[0]
-    assert ml.activity["tables_read"] == ["customers"] and ml.activity["models"][0]["name"] == "churn"
+    assert ml.activity.tables_read == ("customers",) and ml.activity.models_used[0].name == "churn"

@@ -110,16 +110,29 @@ def test_user_mistakes_become_one_line_usage_errors(loaded):
     assert "known models: churn" in str(_run(loaded, "%sqlml SELECT predict(nosuch, 1)").error_in_exec)
 
 
+def test_a_python_list_in_from_is_named_as_such(loaded):
+    loaded.user_ns["rows"] = [{"id": 1}, {"id": 2}]
+    error = _run(loaded, "%sqlml SELECT * FROM rows").error_in_exec
+    assert isinstance(error, UsageError)
+    assert str(error).startswith("'rows' is a list, not a table:") and "\n" not in str(error)
+    assert "Catalog Error" not in str(error)
+
+
 def test_every_statement_is_reported_to_the_recorder(loaded, noted_sql: NotedSql):
     _ok(loaded, "%%sqlml\nCREATE TABLE scores AS SELECT id, predict(churn, *).output_label AS y FROM customers;\nSELECT * FROM scores")
-    kinds = [a["kind"] for a in noted_sql.activities]
+    kinds = [a.kind for a in noted_sql.activities]
     assert kinds == ["create_model", "ddl", "select"]
     create, ddl, select = noted_sql.activities
-    assert create["params"] == ["model_path"] and create["models"][0]["version"] == 1
-    assert ddl["frames"] == ["customers"] and ddl["tables_written"] == ["scores"]
-    assert ddl["models"][0]["name"] == "churn"
-    assert select["tables_read"] == ["scores"]
-    assert set(select) == {"statement", "kind", "tables_read", "tables_written", "files_read", "files_written", "models", "frames", "params"}
+    assert create.params == ("model_path",) and create.models_created[0].version == 1
+    assert ddl.frames == ("customers",) and ddl.tables_written == ("scores",) and ddl.engine == "duckdb"
+    assert ddl.models_used[0].name == "churn" and ddl.models_created == ()
+    (written,) = ddl.written  # the new table's content, hashed after the statement ran
+    assert written.table == "scores" and written.rows == len(loaded.user_ns["customers"]) and written.hash
+    assert select.tables_read == ("scores",) and select.written == ()
+    assert set(select.to_json()) == {
+        "statement", "kind", "engine", "tables_read", "tables_written", "files_read", "files_written", "models",
+        "models_created", "frames", "params", "written",
+    }
 
 
 def test_a_failing_recorder_never_breaks_the_cell(bare_shell, customers_frame):
@@ -188,7 +201,7 @@ def test_line_magic_binds_dollar_names_instead_of_pasting_them(loaded, noted_sql
     loaded.user_ns["who"] = "gold' OR '1'='1"
     out = _ok(loaded, "%sqlml SELECT count(*) AS n, $who AS echoed FROM customers WHERE plan = $who")
     assert out.n[0] == 0 and out.echoed[0] == "gold' OR '1'='1"
-    assert noted_sql.activities[-1]["params"] == ["who"]
+    assert noted_sql.activities[-1].params == ("who",)
 
 
 def test_loading_the_magic_is_light_and_the_engine_starts_on_first_use():

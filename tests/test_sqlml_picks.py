@@ -9,7 +9,7 @@ import pytest
 import sqlglot
 
 from nbgov.sqlml.engine import Engine
-from nbgov.sqlml.picks import relation_picks
+from nbgov.sqlml.planning.picks import relation_picks
 from nbgov.sqlml.plan import TensorSpec
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.sqlml import register

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+
+from nbgov.errors import NbgovError
 
 from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.optimizer import Planner
@@ -56,7 +59,7 @@ def test_a_new_model_version_is_planned_afresh(onnx_models, customers_frame):
             expected = fresh.execute(sql, frames={"c": customers_frame})[0].df
         finally:
             fresh.close()
-    assert before.activity["models"][0]["version"] == 1 and after.activity["models"][0]["version"] == 2
+    assert before.activity.models_used[0].version == 1 and after.activity.models_used[0].version == 2
     assert not np.allclose(before.df.p, after.df.p)
     np.testing.assert_array_equal(after.df.p.to_numpy(), expected.p.to_numpy())
 
@@ -73,3 +76,36 @@ def test_a_rerun_sees_new_rows_and_changed_parameters(onnx_models, customers_fra
     assert small.n[0] < full.n[0] and older.n[0] < full.n[0]
     assert older.n[0] == (customers_frame.age > 60).sum()
     np.testing.assert_allclose(older.s[0], plain.s[0], rtol=1e-6)
+
+
+def test_ml_predict_is_reused_while_its_relation_keeps_its_columns(onnx_models, customers_frame):
+    sql = "SELECT id, predicted_variable AS p FROM ML.PREDICT(MODEL m, (SELECT * FROM c WHERE age > $lo)) ORDER BY id"
+    planner = CountingPlanner()
+    with Engine(progress_bar=False, planner=planner) as engine:
+        register(engine, "m", onnx_models.get("gb_reg").estimator)
+        first = engine.execute(sql, params={"lo": 30}, frames={"c": customers_frame})[0].df
+        shuffled = customers_frame.sample(frac=1.0, random_state=3)  # other row order, same columns
+        again = engine.execute(sql, params={"lo": 30}, frames={"c": shuffled})[0].df
+        assert planner.planned == 1
+        reordered = customers_frame[list(reversed(customers_frame.columns))]  # the relation's columns changed
+        moved = engine.execute(sql, params={"lo": 30}, frames={"c": reordered})[0].df
+        assert planner.planned == 2
+        typed = customers_frame.assign(age=customers_frame.age.astype("float64") + 0.5)
+        retyped = engine.execute(sql, params={"lo": 30}, frames={"c": typed})[0].df
+        assert planner.planned == 3
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first, moved)
+    assert len(retyped) == (typed.age > 30).sum()
+
+
+def test_star_binds_by_name_so_its_plan_is_reused(onnx_models, customers_frame):
+    sql = "SELECT id, predict(m, *) AS p FROM c ORDER BY id"
+    planner = CountingPlanner()
+    with Engine(progress_bar=False, planner=planner) as engine:
+        register(engine, "m", onnx_models.get("gb_reg").estimator)
+        first = engine.execute(sql, frames={"c": customers_frame})[0].df
+        reordered = engine.execute(sql, frames={"c": customers_frame[list(reversed(customers_frame.columns))]})[0].df
+        assert planner.planned == 1
+        with pytest.raises(NbgovError, match="age"):  # a column '*' needs is gone: DuckDB says so, as before
+            engine.execute(sql, frames={"c": customers_frame.drop(columns=["age"])})
+    pd.testing.assert_frame_equal(first, reordered)

@@ -13,8 +13,8 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.neural_network import MLPRegressor
 
 from nbgov.sqlml.engine import Engine
-from nbgov.sqlml.regions import Regions, regions_of
-from nbgov.sqlml.scoring import open_session
+from nbgov.sqlml.execution.regions import Regions, regions_of
+from nbgov.sqlml.models.runtime import open_session
 
 FEATURES = ("a", "b", "c")
 

@@ -226,7 +226,7 @@ def test_ml_predict_goes_through_the_planner_only_when_optimizing(engine: Engine
 def test_relation_call_node_is_inside_its_statement():
     import sqlglot
 
-    from nbgov.sqlml.mlpredict import relation_call
+    from nbgov.sqlml.planning.mlpredict import relation_call
 
     for relation in ("SELECT * FROM t WHERE age > 1", "SELECT age, income FROM t GROUP BY ALL"):
         model = _two_feature_model()

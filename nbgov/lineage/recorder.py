@@ -55,6 +55,7 @@ from nbgov.lineage.record import (
 from nbgov.lineage.stale import StaleTracker, stale_records
 from nbgov.lineage.store import ZERO_HASH, SidecarStore, make_entry, sidecar_path
 from nbgov.lineage.values import ValueTracker
+from nbgov.sqlml.activity import Activity
 
 Entry = dict[str, Any]
 Subscriber = Callable[[Entry], None]
@@ -240,10 +241,10 @@ class Recorder:
             self._sidecar_stale = None  # someone else wrote too: read it again when asked
 
     # -- reports from the SQL magic ------------------------------------------
-    def note_sql(self, activity: Mapping[str, Any]) -> None:
+    def note_sql(self, statement: Activity | Mapping[str, Any]) -> None:
         """One executed %%sqlml statement; outside a cell it is kept for the next one."""
         try:
-            activity = dict(activity)
+            activity = statement.to_json() if isinstance(statement, Activity) else dict(statement)
             cell = self._cell
             if cell is None:
                 self._pending_sql.append(activity)

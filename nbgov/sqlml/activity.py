@@ -1,100 +1,125 @@
-"""What a statement read and wrote, for the lineage recorder (see BRIEF "engine → recorder")."""
+"""What one ``%%sqlml`` statement touched, handed to the lineage recorder as a frozen record.
+
+``compile`` names what the statement reads and writes (it never runs it); the executor
+adds, after the statement ran, a content fingerprint of each database table it created
+or changed. Only the standard library is imported here, so lineage can read these
+records without loading the engine.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlglot.expressions as exp
-
-from nbgov.sqlml.plan import ModelVersion
-
-_FILE_READERS = {
-    "read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
-    "read_ndjson", "read_ndjson_auto", "read_text", "read_blob", "read_xlsx",
-}
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 
-def new_activity(statement: str, kind: str) -> dict[str, Any]:
-    return {
-        "statement": statement,
-        "kind": kind,
-        "tables_read": [],
-        "tables_written": [],
-        "files_read": [],
-        "files_written": [],
-        "models": [],
-        "frames": [],
-        "params": [],
-    }
+class _ModelVersion(Protocol):
+    """What a model reference is taken from (``nbgov.sqlml.plan.ModelVersion``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def producer(self) -> str | None: ...
+
+    @property
+    def opset(self) -> int | None: ...
 
 
-def model_entry(model: ModelVersion) -> dict[str, Any]:
-    return {
-        "name": model.name,
-        "version": model.version,
-        "sha256": model.sha256,
-        "producer": model.producer,
-        "opset": model.opset,
-    }
+@dataclass(frozen=True)
+class ModelRef:
+    """One model version a statement scored with, described or registered."""
+
+    name: str
+    version: int
+    sha256: str
+    producer: str | None
+    opset: int | None
+
+    @classmethod
+    def of(cls, model: _ModelVersion) -> ModelRef:
+        return cls(model.name, model.version, model.sha256, model.producer, model.opset)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "producer": self.producer,
+            "opset": self.opset,
+        }
 
 
-def add_model(activity: dict[str, Any], model: ModelVersion) -> None:
-    entry = model_entry(model)
-    if entry not in activity["models"]:
-        activity["models"].append(entry)
+@dataclass(frozen=True)
+class TableContent:
+    """A database table the statement created or changed, fingerprinted after it ran:
+    xxh3-128 over its Arrow data in a stable row order (``hash``), or None with the
+    ``reason`` it was not taken (too large, dropped, unreadable)."""
+
+    table: str
+    rows: int | None
+    hash: str | None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "hash": self.hash, "reason": self.reason}
 
 
-def _add(items: list[str], value: str) -> None:
-    if value and value not in items:
-        items.append(value)
+@dataclass(frozen=True)
+class Activity:
+    """One executed statement: its kind, the engine that ran it, and what it touched.
+
+    ``frames`` are notebook objects read by variable name, ``params`` the notebook
+    variables bound as ``$name``; ``models_created`` the versions a CREATE MODEL
+    registered (or found registered with the same bytes); ``written`` the content of the
+    tables in ``tables_written`` (empty until the executor has run the statement).
+    """
+
+    statement: str
+    kind: str
+    engine: str = "duckdb"
+    tables_read: tuple[str, ...] = ()
+    tables_written: tuple[str, ...] = ()
+    files_read: tuple[str, ...] = ()
+    files_written: tuple[str, ...] = ()
+    frames: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    models_used: tuple[ModelRef, ...] = ()
+    models_created: tuple[ModelRef, ...] = ()
+    written: tuple[TableContent, ...] = ()
+
+    @property
+    def models(self) -> tuple[ModelRef, ...]:
+        """Every model version the statement touched, used ones first."""
+        return tuple(dict.fromkeys([*self.models_used, *self.models_created]))
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data (``models`` lists used and created versions)."""
+        return {
+            "statement": self.statement,
+            "kind": self.kind,
+            "engine": self.engine,
+            "tables_read": list(self.tables_read),
+            "tables_written": list(self.tables_written),
+            "files_read": list(self.files_read),
+            "files_written": list(self.files_written),
+            "frames": list(self.frames),
+            "params": list(self.params),
+            "models": [m.to_json() for m in self.models],
+            "models_created": [m.ref for m in self.models_created],
+            "written": [t.to_json() for t in self.written],
+        }
 
 
-def _looks_like_file(name: str) -> bool:
-    return "." in name or "/" in name
-
-
-def collect(tree: exp.Expression, activity: dict[str, Any], hidden: set[str]) -> None:
-    """Fill tables/files read and written from a parsed statement; skip ``hidden`` names."""
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    written: set[int] = set()
-    target = None
-    if isinstance(tree, (exp.Create, exp.Insert)):
-        target = tree.this.find(exp.Table) if isinstance(tree.this, exp.Expression) else None
-        if isinstance(tree.this, exp.Table):
-            target = tree.this
-    elif isinstance(tree, (exp.Update, exp.Delete, exp.Drop, exp.Alter)):
-        target = tree.this if isinstance(tree.this, exp.Table) else None
-    if target is not None:
-        _add(activity["tables_written"], _table_name(target))
-        written.add(id(target))
-    if isinstance(tree, exp.Copy):
-        for file in tree.args.get("files") or []:
-            if isinstance(file, exp.Literal) and file.is_string:
-                if tree.args.get("kind") is False or tree.args.get("kind") is None:
-                    _add(activity["files_written"], str(file.this))
-                else:
-                    _add(activity["files_read"], str(file.this))
-        if isinstance(tree.this, exp.Table) and tree.args.get("kind"):
-            _add(activity["tables_written"], _table_name(tree.this))
-            written.add(id(tree.this))
-    for func in tree.find_all(exp.Func):
-        name = (func.sql_name() if not isinstance(func, exp.Anonymous) else str(func.this)).lower()
-        if name in _FILE_READERS or type(func).__name__.lower() in _FILE_READERS:
-            first = func.this if isinstance(func.this, exp.Expression) else (func.expressions or [None])[0]
-            if isinstance(first, exp.Literal) and first.is_string:
-                _add(activity["files_read"], str(first.this))
-    for table in tree.find_all(exp.Table):
-        if id(table) in written or not isinstance(table.this, exp.Identifier):
-            continue
-        name = _table_name(table)
-        if name.lower() in ctes or name in hidden or name.lower().startswith("nbgov"):
-            continue
-        if table.this.quoted and _looks_like_file(table.name) and not table.db:
-            _add(activity["files_read"], table.name)
-        else:
-            _add(activity["tables_read"], name)
-
-
-def _table_name(table: exp.Table) -> str:
-    parts = [p for p in (table.catalog, table.db, table.name) if p]
-    return ".".join(parts)
+def unique(items: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``items`` without empty names or repeats, in first-seen order."""
+    return tuple(dict.fromkeys(item for item in items if item))

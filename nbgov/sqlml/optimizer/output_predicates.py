@@ -11,34 +11,58 @@ filter, with no model scoring at all.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf
-from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number, output_comparison
 from nbgov.sqlml.optimizer.to_sql import SqlModel, branch_test, leaf_outputs, value_literal
-from nbgov.sqlml.plan import TensorSpec
+from nbgov.sqlml.plan import SqlPlan, TensorSpec
+
+if TYPE_CHECKING:
+    from nbgov.sqlml.optimizer.state import PlanState
+
+__all__ = ["BooleanTree", "boolean_tree_sql", "comparison_node", "output_comparison", "rule"]
 
 MAX_BRANCHES = 256  # a bigger boolean CASE costs DuckDB more to plan than it saves
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "=": operator.eq}
 
-def output_comparison(node: exp.Expression) -> tuple[str, float] | None:
-    """``(op, constant)`` when the call's value is compared with a number, e.g. ``('>', 0.9)``."""
-    child: exp.Expr = node
-    parent = node.parent
-    while isinstance(parent, (exp.Dot, exp.Bracket, exp.Paren, exp.Cast)):
-        child, parent = parent, parent.parent
-    op = COMPARISONS.get(type(parent)) if parent is not None else None
-    if op is None or parent is None:
-        return None
-    if parent.this is child and (value := number(parent.expression)) is not None:
-        return op, value
-    if parent.expression is child and (value := number(parent.this)) is not None:
-        return FLIP[op], value
-    return None
+def rule(state: PlanState) -> PlanState:
+    """Rule 4: ``predict(...) op c`` on a single float tree with one scalar output becomes a
+    boolean tree DuckDB runs as a filter (each leaf's exact output is compared)."""
+    compared = comparison_node(state.call.node)
+    outputs = state.call.model.outputs
+    if state.decided is not None or state.trees is None or state.trees.elem_type != "float" or compared is None:
+        return state
+    if len(outputs) != 1 or width(outputs[0]) != 1:
+        return state
+    rebuilt = state.rebuilt()
+    if rebuilt.graph is None or len(rebuilt.graph.forests) != 1:
+        return state
+    _, op, constant = compared
+    built = boolean_tree_sql(rebuilt.payload, rebuilt.graph.forests[0], len(rebuilt.kept), outputs[0], op, constant)
+    if built is None:
+        return state
+    sql_model, kept = built
+    literal = constant.sql(dialect="duckdb")
+    features = [state.bound.columns[j] for j in rebuilt.kept]
+    guard = state.null_guard(state.dropped()) + state.null_guard(rebuilt.kept)
+    expression = state.render(f"{rebuilt.cache_key}:{op}:{literal}", sql_model, features, guard)
+    if expression is None:
+        return state
+    boundary = f" ({kept.boundary} at the boundary, compared by DuckDB)" if kept.boundary else ""
+    state = state.with_stats(
+        strategy="sql-filter", leaves=kept.leaves, leaves_passing=kept.passing, branches_kept=kept.branches
+    ).note(
+        f"output predicate {op} {literal}: boolean tree: {kept.passing} of {kept.leaves} leaves pass{boundary}, "
+        f"{kept.branches} branches kept; runs in DuckDB as a filter (no model scoring)"
+    )
+    return replace(state, decided=SqlPlan(expression, comparison=True))
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,16 @@ constraint, never a wrong one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.plan import ModelCall
+
+if TYPE_CHECKING:
+    from nbgov.sqlml.optimizer.state import PlanState
 
 ColumnKey = tuple[
     str | None, str
@@ -52,6 +56,38 @@ class _Scope:
     select: exp.Select
     sources: set[str]
     domains: dict[ColumnKey, Domain]
+
+
+def rule(state: PlanState) -> PlanState:
+    """Rule 1: what the query proves about the call's features (``state.constraints``),
+    with a note for every filter that could not be used."""
+    if state.tensor is None:
+        return state
+    constraints = call_constraints(state.call)
+    state = replace(state, constraints=constraints).note(*constraints.refusals)
+    compared = output_comparison(state.call.node)
+    if compared is not None:
+        op, value = compared
+        state = state.note(
+            f"not used for pruning: predict(...) {op} {value:g} restricts the model's output, not its inputs"
+        )
+    return state
+
+
+def output_comparison(node: exp.Expression) -> tuple[str, float] | None:
+    """``(op, constant)`` when the call's value is compared with a number, e.g. ``('>', 0.9)``."""
+    child: exp.Expr = node
+    parent = node.parent
+    while isinstance(parent, (exp.Dot, exp.Bracket, exp.Paren, exp.Cast)):
+        child, parent = parent, parent.parent
+    op = COMPARISONS.get(type(parent)) if parent is not None else None
+    if op is None or parent is None:
+        return None
+    if parent.this is child and (value := number(parent.expression)) is not None:
+        return op, value
+    if parent.expression is child and (value := number(parent.this)) is not None:
+        return FLIP[op], value
+    return None
 
 
 def call_constraints(call: ModelCall) -> FeatureConstraints:

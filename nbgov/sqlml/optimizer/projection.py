@@ -7,12 +7,17 @@ shrinks to the used columns, renumbered in their original order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import onnx
 
-from nbgov.sqlml.optimizer.forest import Forest, write_forest
-from nbgov.sqlml.optimizer.treegraph import TreeGraph
+from nbgov.sqlml.models.forest import Forest, write_forest
+from nbgov.sqlml.models.treegraph import TreeGraph
+
+if TYPE_CHECKING:
+    from nbgov.sqlml.optimizer.state import PlanState
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,31 @@ class Projected:
     kept: tuple[int, ...]
 
 
+def rule(state: PlanState) -> PlanState:
+    """Rule 3: read only the features the (pruned) trees still test (``state.kept``)."""
+    if state.trees is None:
+        return state
+    forests = state.pruning.forests if state.pruning is not None else state.trees.forests
+    kept = used_features(forests)
+    state = replace(state, kept=kept)
+    columns = state.bound.columns
+    dropped = state.dropped()
+    state = state.with_stats(inputs_before=len(columns), inputs_after=len(kept))
+    if not dropped:
+        return state
+    names = ", ".join(columns[j].sql(dialect="duckdb") for j in dropped)
+    return state.note(f"dropped {len(dropped)} of {len(columns)} unused inputs ({names})")
+
+
+def used_features(forests: Sequence[Forest]) -> tuple[int, ...]:
+    """Features some tree tests, in order; at least one, so onnxruntime still learns the
+    batch size."""
+    used: set[int] = set()
+    for forest in forests:
+        used |= forest.used_features()
+    return tuple(sorted(used)) or (0,)
+
+
 def rebuild(
     tree_graph: TreeGraph, forests: list[Forest], project: bool = True
 ) -> Projected:
@@ -30,11 +60,8 @@ def rebuild(
 
     At least one column is kept so onnxruntime still learns the batch size.
     """
-    used: set[int] = set()
-    for forest in forests:
-        used |= forest.used_features()
     if project:
-        kept = tuple(sorted(used)) or (0,)
+        kept = used_features(forests)
     else:
         kept = tuple(range(tree_graph.n_features))
     remap = {old: new for new, old in enumerate(kept)}

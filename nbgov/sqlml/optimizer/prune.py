@@ -12,13 +12,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+import xxhash
 
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.domains import ModelDomain
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
+
+if TYPE_CHECKING:
+    from nbgov.sqlml.optimizer.state import PlanState
 
 _FULL = ModelDomain(lo=-math.inf, hi=math.inf, values=None, nan=True)
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What pruning left of the model's forests; ``key`` names it (model + predicates)."""
+
+    key: str
+    forests: tuple[Forest, ...]
+    nodes_before: int
+    nodes_after: int
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,45 @@ class PruneResult:
     forest: Forest
     nodes_before: int
     nodes_after: int
+
+
+def rule(state: PlanState) -> PlanState:
+    """Rule 2: prune every tree ensemble of the model with the query's constraints
+    (``state.pruning``); pruned forests are kept per model and predicate."""
+    if state.trees is None or state.constraints is None:
+        return state
+    trees, constraints = state.trees, state.constraints
+    domains = {
+        j: domain.in_model_space(trees.elem_type)
+        for (i, j), domain in constraints.domains.items()
+        if i == 0 and not domain.unconstrained
+    }
+    if any(d.values == () or (d.values is None and d.lo > d.hi and not d.nan) for d in domains.values()):
+        state = state.note("no pruning: the predicate admits no rows")
+        domains = {}
+    normalized = ";".join(f"{j}:{domains[j].key()}" for j in sorted(domains))
+    key = f"{state.call.model.sha256}:pruned:{xxhash.xxh3_128_hexdigest(normalized.encode())}"
+    reused = state.memo.has("pruned", key)
+
+    def build() -> Pruning:
+        results = [prune_forest(forest, domains) for forest in trees.forests]
+        return Pruning(
+            key,
+            tuple(r.forest for r in results),
+            sum(r.nodes_before for r in results),
+            sum(r.nodes_after for r in results),
+        )
+
+    pruning = state.memo.get("pruned", key, build)
+    before, after = pruning.nodes_before, pruning.nodes_after
+    state = replace(state, pruning=pruning).with_stats(nodes_before=before, nodes_after=after, trees=trees.tree_count)
+    using = " AND ".join(constraints.text)
+    if after < before:
+        state = state.note(f"pruned {before - after:,} of {before:,} tree nodes" + (f" using {using}" if using else ""))
+        return state.note("pruned model reused from cache") if reused else state
+    if domains:
+        return state.note(f"no tree nodes pruned: no test is decided by {using}")
+    return state.note(f"no pruning: no usable predicate on the model's inputs ({before:,} tree nodes)")
 
 
 def prune_forest(forest: Forest, domains: dict[int, ModelDomain]) -> PruneResult:

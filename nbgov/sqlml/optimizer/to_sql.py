@@ -22,8 +22,9 @@ import sqlglot
 import sqlglot.expressions as exp
 from onnx import helper
 
-from nbgov.sqlml.optimizer.forest import Branch, Forest, Leaf, Tree
-from nbgov.sqlml.onnxtypes import width
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.models.runtime import open_session
 from nbgov.sqlml.plan import TensorSpec
 
 _SQL_TYPES = {
@@ -375,8 +376,6 @@ def leaf_outputs(
     inf = math.inf
     if not walk(0, [-inf] * n_features, [inf] * n_features, [True] * n_features):
         return None
-    from nbgov.sqlml.scoring import open_session
-
     session = open_session(payload)
     order = sorted(witnesses)
     X = np.array([witnesses[p] for p in order], dtype=np.float32).reshape(
@@ -418,17 +417,6 @@ def mean_depth(forest: Forest) -> float:
     if not forest.trees:
         return 0.0
     return sum(_mean_depth(t) for t in forest.trees) / len(forest.trees)
-
-
-def render(
-    sql_model: SqlModel,
-    outputs: tuple[TensorSpec, ...],
-    feature_exprs: list[exp.Expression],
-    null_guard: list[exp.Expression],
-) -> exp.Expression | None:
-    """The final expression: predict's value (scalar or STRUCT), NULL when an input is NULL."""
-    shape = template(sql_model, outputs, len(null_guard))
-    return None if shape is None else fill(shape, feature_exprs, null_guard)
 
 
 def template(

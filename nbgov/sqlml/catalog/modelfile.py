@@ -17,7 +17,7 @@ from typing import Any
 import onnx
 
 from nbgov.errors import InvalidModelError
-from nbgov.sqlml.onnxtypes import is_supported, ort_type_name
+from nbgov.sqlml.models.onnxtypes import is_supported, ort_type_name
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 FEATURE_NAMES_KEY = "nbgov.feature_names"
@@ -74,7 +74,7 @@ def load_object(value: Any, *, label: str) -> LoadedModel:
     if isinstance(value, onnx.ModelProto):
         return from_proto(value, label=label)
     if _looks_like_sklearn(value):
-        from nbgov.sqlml.sklearn_convert import convert
+        from nbgov.sqlml.catalog.sklearn_convert import convert
 
         return from_proto(convert(value, label=label), label=label)
     raise InvalidModelError(
@@ -103,7 +103,7 @@ def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
     except Exception as exc:
         raise InvalidModelError(f"{label} is not a valid ONNX model ({_first_line(exc)})") from None
     payload = proto.SerializeToString()
-    from nbgov.sqlml.scoring import open_session
+    from nbgov.sqlml.models.runtime import open_session
 
     try:
         session = open_session(payload)

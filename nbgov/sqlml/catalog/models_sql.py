@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nbgov.errors import SqlmlError
-from nbgov.sqlml.activity import add_model, new_activity
-from nbgov.sqlml.catalog import ModelCatalog
-from nbgov.sqlml.modelfile import LoadedModel, load_object, load_path
-from nbgov.sqlml.plan import TensorSpec
-from nbgov.sqlml.statements import (
+from nbgov.sqlml.activity import Activity, ModelRef
+from nbgov.sqlml.catalog.catalog import ModelCatalog
+from nbgov.sqlml.catalog.modelfile import LoadedModel, load_object, load_path
+from nbgov.sqlml.plan import ModelVersion, TensorSpec
+from nbgov.sqlml.sql.statements import (
     CreateModel,
     DescribeModel,
     DropModel,
@@ -31,38 +32,47 @@ def _signature(specs: tuple[TensorSpec, ...]) -> str:
     return ", ".join(f"{s.name} {s.elem_type}{_shape(s)}" for s in specs)
 
 
-def _load(parsed: CreateModel, params: Mapping[str, Any] | None, activity: dict[str, Any]) -> LoadedModel:
-    """The model a CREATE MODEL names (a file, or a notebook variable), noting what it read."""
+@dataclass(frozen=True)
+class _Source:
+    """Where a CREATE MODEL read its model from: a file, a notebook variable (maybe a path)."""
+
+    files: tuple[str, ...]
+    params: tuple[str, ...]
+
+    def created(self, text: str, model: ModelVersion) -> Activity:
+        return Activity(
+            text, "create_model", files_read=self.files, params=self.params, models_created=(ModelRef.of(model),)
+        )
+
+
+def _load(parsed: CreateModel, params: Mapping[str, Any] | None) -> tuple[LoadedModel, _Source]:
+    """The model a CREATE MODEL names (a file, or a notebook variable), and where it was read."""
     if parsed.path is not None:
-        activity["files_read"].append(parsed.path)
-        return load_path(parsed.path, cwd=Path.cwd())
+        return load_path(parsed.path, cwd=Path.cwd()), _Source((parsed.path,), ())
     assert parsed.variable is not None
     if params is None or parsed.variable not in params:
         raise SqlmlError(f"unknown parameter ${parsed.variable}: no notebook variable of that name")
     value = params[parsed.variable]
-    activity["params"].append(parsed.variable)
-    if isinstance(value, (str, os.PathLike)):
-        activity["files_read"].append(os.fspath(value))
-    return load_object(value, label=f"${parsed.variable}")
+    files = (os.fspath(value),) if isinstance(value, (str, os.PathLike)) else ()
+    return load_object(value, label=f"${parsed.variable}"), _Source(files, (parsed.variable,))
 
 
 def explain_model_statement(
     catalog: ModelCatalog, parsed: ModelStatement, text: str, params: Mapping[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, Activity]:
     """What a model statement would do, changing nothing. CREATE MODEL loads and checks
     the model and makes it resolvable for the rest of the explained cell (see
     ``ModelCatalog.previewing``), so later statements can be planned with it."""
     if not isinstance(parsed, CreateModel):
         kind = type(parsed).__name__
-        return f"{kind}: a model catalog statement (nothing to plan)", new_activity(text, "model")
-    activity = new_activity(text, "create_model")
-    model, new = catalog.preview(parsed.name, _load(parsed, params, activity))
-    add_model(activity, model)
+        return f"{kind}: a model catalog statement (nothing to plan)", Activity(text, "model")
+    loaded, source = _load(parsed, params)
+    model, new = catalog.preview(parsed.name, loaded)
     state = "would register" if new else "would leave unchanged (same bytes)"
     return (
         f"CREATE MODEL: {state} model {model.name} version {model.version}, sha256 {model.sha256[:12]}; "
         f"inputs {_signature(model.inputs)}; outputs {_signature(model.outputs)} (--explain: nothing stored)",
-        activity,
+        source.created(text, model),
     )
 
 
@@ -71,16 +81,16 @@ def run_model_statement(
     parsed: ModelStatement,
     text: str,
     params: Mapping[str, Any] | None,
-) -> tuple[pd.DataFrame | None, str, dict[str, Any]]:
+) -> tuple[pd.DataFrame | None, str, Activity]:
     """Returns (result frame or None, one-line summary, activity)."""
     if isinstance(parsed, CreateModel):
-        activity = new_activity(text, "create_model")
-        model, new = catalog.register(parsed.name, _load(parsed, params, activity))
-        add_model(activity, model)
+        loaded, source = _load(parsed, params)
+        model, new = catalog.register(parsed.name, loaded)
         state = "registered" if new else "unchanged (same bytes)"
-        return None, f"model {model.name} version {model.version} {state}, sha256 {model.sha256[:12]}", activity
+        summary = f"model {model.name} version {model.version} {state}, sha256 {model.sha256[:12]}"
+        return None, summary, source.created(text, model)
     if isinstance(parsed, ShowModels):
-        activity = new_activity(text, "show_models")
+        activity = Activity(text, "show_models")
         rows = [
             {
                 "name": m.name,
@@ -97,9 +107,8 @@ def run_model_statement(
         columns = ["name", "version", "sha256", "inputs", "outputs", "producer", "opset", "created"]
         return pd.DataFrame(rows, columns=columns), f"{len(rows)} model version(s)", activity
     if isinstance(parsed, DescribeModel):
-        activity = new_activity(text, "describe_model")
         model = catalog.resolve(parsed.ref)
-        add_model(activity, model)
+        activity = Activity(text, "describe_model", models_used=(ModelRef.of(model),))
         rows = [
             {"kind": kind, "name": s.name, "type": s.elem_type, "shape": _shape(s)}
             for kind, specs in (("input", model.inputs), ("output", model.outputs))
@@ -112,6 +121,6 @@ def run_model_statement(
             ]
         return frame, f"model {model.ref}", activity
     assert isinstance(parsed, DropModel)
-    activity = new_activity(text, "drop_model")
+    activity = Activity(text, "drop_model")
     removed = catalog.drop(parsed.ref, if_exists=parsed.if_exists)
     return None, f"model {parsed.ref} dropped ({removed} version(s))", activity

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+
 import numpy as np
+import sqlglot.expressions as exp
 
 from nbgov.sqlml.plan import TensorSpec
+from nbgov.sqlml.sql.quoting import quote_ident
 
 # ONNX type name -> (numpy dtype, DuckDB type)
 _TYPES: dict[str, tuple[type, str]] = {
@@ -58,6 +63,30 @@ def output_duckdb_type(spec: TensorSpec) -> str:
     """A ``[N]``/``[N, 1]`` output is a scalar column; ``[N, k]`` becomes a LIST."""
     scalar = duckdb_scalar_type(spec.elem_type)
     return scalar if width(spec) == 1 else f"{scalar}[]"
+
+
+def value_duckdb_type(outputs: Sequence[TensorSpec]) -> str:
+    """The type of ``predict(...)``: its one output's, or a STRUCT of every output."""
+    if len(outputs) == 1:
+        return output_duckdb_type(outputs[0])
+    fields = ", ".join(f"{quote_ident(o.name)} {output_duckdb_type(o)}" for o in outputs)
+    return f"STRUCT({fields})"
+
+
+@lru_cache(maxsize=None)
+def _data_type(name: str) -> exp.DataType:
+    return exp.DataType.build(name, dialect="duckdb")
+
+
+def data_type(name: str) -> exp.DataType:
+    """A DuckDB type name as a sqlglot type (parsed once per name: building one runs the
+    SQL parser); a copy the caller may put in a tree."""
+    return _data_type(name).copy()
+
+
+def cast_to_input(spec: TensorSpec, column: exp.Expression) -> exp.Cast:
+    """``CAST(column AS <the model input's scalar type>)``: DuckDB converts the argument."""
+    return exp.Cast(this=column.copy(), to=data_type(duckdb_scalar_type(spec.elem_type)))
 
 
 def describe(spec: TensorSpec) -> str:

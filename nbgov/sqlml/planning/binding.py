@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError, SqlmlError
-from nbgov.sqlml.onnxtypes import NUMERIC, describe, width
+from nbgov.sqlml.models.onnxtypes import NUMERIC, describe, width
 from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion
-from nbgov.sqlml.statements import PREDICT_PLACEHOLDER
+from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from nbgov.errors import ModelNotFoundError, SqlmlError
-from nbgov.sqlml.modelfile import LoadedModel
+from nbgov.sqlml.catalog.modelfile import LoadedModel
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 _SCHEMA = "nbgov"

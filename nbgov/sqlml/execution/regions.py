@@ -24,8 +24,8 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from nbgov.sqlml.optimizer.forest import Branch
-from nbgov.sqlml.optimizer.treegraph import analyze
+from nbgov.sqlml.models.forest import Branch
+from nbgov.sqlml.models.treegraph import analyze
 
 MIN_ROWS = 1_024  # below this, scoring every row is as quick as grouping them
 MAX_SHARE = 0.5  # group only when it removes at least every other row

@@ -3,9 +3,7 @@
 ``Scorer`` turns the Arrow arrays of one bound call into ORT feeds with numpy,
 runs one cached session and turns the outputs back into Arrow (a scalar column,
 a LIST column for ``[N, k]`` outputs, a STRUCT when there are several outputs).
-ZipMap outputs (scikit-learn classifiers converted with default options return a
-list of dicts per row) are rewired at session creation to return the underlying
-float probability matrix, i.e. a ``LIST<FLOAT>`` in class order.
+Sessions come from ``models.runtime`` (ZipMap outputs there become float matrices).
 """
 
 from __future__ import annotations
@@ -15,56 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pyarrow as pa
-from onnx import helper
 
 from nbgov.errors import ModelBindingError
-from nbgov.sqlml.onnxtypes import numpy_dtype, width
+from nbgov.sqlml.models.onnxtypes import numpy_dtype, width
+from nbgov.sqlml.models.runtime import open_session
 from nbgov.sqlml.plan import TensorSpec
-from nbgov.sqlml.regions import Regions, ScoreStats, regions_of
+from nbgov.sqlml.execution.regions import Regions, ScoreStats, regions_of
 
 # Rows per onnxruntime run: a network's intermediate activations then stay in cache
 # (measured about 5% faster for an MLP than one run over a 64k-row batch; neutral for trees).
 RUN_ROWS = 16_384
-
-
-def strip_zipmap(payload: bytes) -> bytes:
-    """Replace each ZipMap graph output by the float matrix that feeds it."""
-    proto = onnx.load_model_from_string(payload)
-    graph = proto.graph
-    outputs = {o.name: o for o in graph.output}
-    zipmaps = [n for n in graph.node if n.op_type == "ZipMap" and n.output[0] in outputs]
-    if not zipmaps:
-        return payload
-    for node in zipmaps:
-        classes = 0
-        for attr in node.attribute:
-            if attr.name in ("classlabels_int64s", "classlabels_strings"):
-                classes = len(attr.ints) or len(attr.strings)
-        name = node.output[0]
-        position = list(graph.node).index(node)
-        graph.node.remove(node)
-        graph.node.insert(position, helper.make_node("Identity", [node.input[0]], [name]))
-        replacement = helper.make_tensor_value_info(
-            name, onnx.TensorProto.FLOAT, [None, classes or None]
-        )
-        index = [o.name for o in graph.output].index(name)
-        graph.output.remove(outputs[name])
-        graph.output.insert(index, replacement)
-    return proto.SerializeToString()
-
-
-def open_session(payload: bytes) -> ort.InferenceSession:
-    """One single-threaded session; parallelism comes from running batches on a pool."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(
-        strip_zipmap(payload), sess_options=options, providers=["CPUExecutionProvider"]
-    )
 
 
 class SessionCache:

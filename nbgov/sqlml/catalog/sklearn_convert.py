@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from nbgov.errors import InvalidModelError
-from nbgov.sqlml.modelfile import FEATURE_NAMES_KEY
+from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
 
 
 def convert(estimator: Any, *, label: str) -> onnx.ModelProto:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from nbgov.sqlml.optimizer.forest import TREE_OPS, Forest, read_forest
+from nbgov.sqlml.models.forest import TREE_OPS, Forest, read_forest
 
 _ELEM = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double"}
 

@@ -6,27 +6,12 @@ label and a LIST. The same for ``ML.PREDICT``'s ``predicted_<output>`` columns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.onnxtypes import width
-from nbgov.sqlml.optimizer.fields import constant_index
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.planning.fields import constant_index
 from nbgov.sqlml.plan import TensorSpec
-
-
-@dataclass(frozen=True)
-class Pick:
-    """One result column of a scoring job: the predict value (``output`` None: the single
-    output, or a STRUCT of all of them), one output, or one element of an ``[N, k]`` output
-    (``element`` is 0-based)."""
-
-    column: str
-    output: str | None = None
-    element: int | None = None
-
-    def describe(self) -> str:
-        return f"{self.output}" + ("" if self.element is None else f"[{self.element + 1}]")
+from nbgov.sqlml.planning.prepared import Pick
 
 
 def output_access(node: exp.Expression, outputs: Sequence[TensorSpec]) -> tuple[exp.Expression, Pick]:

@@ -1,0 +1,190 @@
+"""Score whole relations in large Arrow batches on a thread pool (the ``ScoreRelation``
+steps of ML.PREDICT and of batched scalar ``predict``), instead of DuckDB's 2048-row
+UDF calls.
+
+onnxruntime releases the GIL, so batches run truly in parallel on every core.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from nbgov.errors import ModelBindingError
+from nbgov.sqlml.execution.regions import ScoreStats
+from nbgov.sqlml.execution.scoring import Scorer, arrow_input
+from nbgov.sqlml.plan import TensorSpec
+from nbgov.sqlml.planning.prepared import ScoringJob
+
+_SPLIT_ROWS = 4_096  # fewer rows than this are scored on one thread
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """One run of a ``ScoringJob``: its scorer, and the rows seen and really scored."""
+
+    job: ScoringJob
+    scorer: Scorer
+    stats: ScoreStats = field(default_factory=ScoreStats)
+
+
+def _specs(scorer: Scorer) -> list[TensorSpec]:
+    return [spec for spec, count in scorer.inputs for _ in range(count)]
+
+
+def score_batch(batch: pa.RecordBatch | pa.Table, jobs: Sequence[Scoring], drop: frozenset[str]) -> pa.Table:
+    """Append each job's prediction columns to ``batch`` and drop helper columns."""
+    names = [n for n in batch.schema.names if n not in drop]
+    arrays: list[pa.Array | pa.ChunkedArray] = [batch.column(n) for n in names]
+    for job in jobs:
+        inputs = _inputs(job, batch)
+        for name, values in zip(job.job.columns, _score_valid_rows(job, inputs, len(batch))):
+            if name in names:
+                arrays[names.index(name)] = values
+            else:
+                names.append(name)
+                arrays.append(values)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _inputs(job: Scoring, batch: pa.RecordBatch | pa.Table) -> list[pa.Array | pa.ChunkedArray]:
+    """The job's argument columns, cast to what the model's inputs want."""
+    try:
+        return [arrow_input(spec, batch.column(name)) for spec, name in zip(_specs(job.scorer), job.job.arguments)]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        message = str(error).splitlines()[0][:160]
+        raise ModelBindingError(
+            f"{job.job.label}: an input cannot be cast ({message}); expected {job.job.expected}"
+        ) from None
+
+
+def _score_valid_rows(job: Scoring, inputs: list[pa.Array | pa.ChunkedArray], rows: int) -> list[pa.Array]:
+    """NULL in any input gives NULL output for that row; the other rows are scored."""
+    valid = _valid_rows(inputs)
+    if valid is None:
+        return _picked(job, inputs)
+    keep = pa.array(valid)
+    scored = _picked(job, [c.filter(keep) for c in inputs])
+    positions = np.full(rows, -1, dtype=np.int64)
+    positions[valid] = np.arange(int(valid.sum()))
+    take = pa.array(positions, mask=positions < 0)
+    return [values.take(take) for values in scored]
+
+
+def _valid_rows(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray | None:
+    """Rows with no NULL in any column (a boolean mask); None when there is no NULL."""
+    valid = None
+    for column in columns:
+        if column.null_count:
+            mask = np.asarray(column.is_valid())
+            valid = mask if valid is None else valid & mask
+    return valid
+
+
+def _picked(job: Scoring, inputs: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
+    scorer = job.scorer
+    names = job.job.wanted
+    results = dict(zip(names or [o.name for o in scorer.outputs], scorer.run(inputs, names, job.stats)))
+    arrays: list[pa.Array] = []
+    for pick in job.job.picks:
+        if pick.output is None:
+            arrays.append(scorer.value_of(results))
+        else:
+            arrays.append(scorer.output_arrow(pick.output, results[pick.output], pick.element))
+    return arrays
+
+
+def score_relation(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    jobs: Sequence[Scoring],
+    pool: ThreadPoolExecutor,
+    drop: frozenset[str],
+    progress: Callable[[int, int | None], None] | None,
+    batch_rows: int,
+) -> pa.Table:
+    """Score the relation on ``pool`` (results in order) and return one Arrow table.
+
+    Batches are scored while DuckDB still produces the next ones: each run of at least
+    half ``batch_rows`` rows goes to the pool as it arrives. What is left at the end (all
+    of a small relation) is cut into near-equal slices, a multiple of the pool's threads,
+    so that every core gets work even when a filter leaves few rows.
+    ``progress(rows_done, rows_total)`` is called from this thread as slices finish;
+    the total is None until the relation has been read.
+    """
+    threads = getattr(pool, "_max_workers", 1)
+    pending: deque[tuple[int, Future[pa.Table]]] = deque()
+    scored: list[pa.Table] = []
+    buffered: list[pa.RecordBatch] = []
+    done = 0
+
+    def collect(wait: bool, total: int | None) -> None:
+        nonlocal done
+        while pending and (wait or pending[0][1].done()):
+            rows, future = pending.popleft()
+            scored.append(future.result())
+            done += rows
+            if progress is not None:
+                progress(done, total)
+
+    submitted = 0
+    for batch in batches:
+        if not len(batch):
+            continue
+        buffered.append(batch)
+        rows = sum(len(b) for b in buffered)
+        if rows >= batch_rows // 2:
+            piece = pa.Table.from_batches(buffered, schema=schema)
+            for part in even_slices(piece, batch_rows, 1):
+                pending.append((len(part), pool.submit(score_batch, part, jobs, drop)))
+            submitted += rows
+            buffered = []
+            collect(False, None)
+    rest = pa.Table.from_batches(buffered, schema=schema)
+    parts = even_slices(rest, batch_rows, threads if _worth_splitting(rest, jobs) else 1)
+    for part in parts[:-1]:
+        pending.append((len(part), pool.submit(score_batch, part, jobs, drop)))
+    if parts:  # this thread scores the last slice instead of waiting idle
+        here: Future[pa.Table] = Future()
+        here.set_result(score_batch(parts[-1], jobs, drop))
+        pending.append((len(parts[-1]), here))
+    collect(True, submitted + rest.num_rows)
+    if not scored:
+        scored = [score_batch(pa.RecordBatch.from_pylist([], schema=schema), jobs, drop)]
+    return pa.concat_tables(scored)
+
+
+def _worth_splitting(table: pa.Table, jobs: Sequence[Scoring]) -> bool:
+    """Whether to spread the last rows over the pool's threads: not for a few rows, nor
+    for models with decision regions (pruned trees), whose rows mostly share a few
+    regions: their scoring is then numpy work under the GIL, and thread handoffs would
+    cost more than they save (at worst, such a remainder runs on one thread)."""
+    return table.num_rows >= _SPLIT_ROWS and any(job.scorer.regions is None for job in jobs)
+
+
+def regions_note(job: Scoring) -> str | None:
+    """How many rows onnxruntime really scored, when decision regions were shared."""
+    stats = job.stats
+    if stats.scored >= stats.rows:
+        return None
+    return (
+        f"{job.job.label}: decision regions: {stats.scored:,} rows scored for {stats.rows:,} "
+        "(rows that take the same path through every tree share one score)"
+    )
+
+
+def even_slices(table: pa.Table, batch_rows: int, threads: int) -> list[pa.Table]:
+    """``table`` as contiguous zero-copy slices of near-equal size: at most ``batch_rows``
+    rows each, and a multiple of ``threads`` of them (when there are enough rows)."""
+    rows = table.num_rows
+    if rows == 0:
+        return []
+    count = -(-rows // max(batch_rows, 1))
+    count = min(rows, -(-count // max(threads, 1)) * max(threads, 1))
+    size = -(-rows // count)
+    return [table.slice(start, size) for start in range(0, rows, size)]

@@ -1,0 +1,213 @@
+"""The DuckDB executor: runs ``Prepared`` statements on one DuckDB connection.
+
+Steps run in order: a ``RegisterUdf`` becomes a vectorized Arrow UDF, a ``ScoreRelation``
+streams its query's rows in Arrow batches to onnxruntime on a thread pool and registers
+the scored table. Then the final SQL runs with the notebook's parameters bound by name,
+and everything registered for the statement is removed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from nbgov.errors import ModelBindingError, SqlmlError
+from nbgov.sqlml.activity import TableContent
+from nbgov.sqlml.execution.batching import Scoring, regions_note, score_relation
+from nbgov.sqlml.execution.contents import table_content
+from nbgov.sqlml.execution.executor import Outcome, Progress
+from nbgov.sqlml.execution.scoring import SessionCache
+from nbgov.sqlml.execution.udf import UdfSet, make_scorer
+from nbgov.sqlml.planning.explain import EnginePlans
+from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
+from nbgov.sqlml.planning.relations import Parsed
+from nbgov.sqlml.sql.dberrors import one_line, sql_error
+from nbgov.sqlml.sql.frames import FrameNames, FrameScope
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
+_COUNTED_TYPES = {"INSERT", "UPDATE", "DELETE", "COPY"}
+_WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "ALTER", "DROP"}
+_PARSED_TEXTS = 256  # DuckDB parses kept per executor
+
+
+class DuckDbExecutor:
+    """Runs compiled statements on ``con`` (owned by the caller), scoring on ``threads``."""
+
+    engine = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, threads: int) -> None:
+        self.con = con
+        self.threads = threads
+        self.sessions = SessionCache()
+        self._pool: ThreadPoolExecutor | None = None
+        self._parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
+
+    # --- compile's questions -------------------------------------------------------------
+
+    def parse(self, text: str) -> Parsed:
+        statements = self._statements(text)
+        names: set[str] = set()
+        for statement in statements:
+            names.update(statement.named_parameters)
+        statement_type = str(statements[0].type.name) if len(statements) == 1 else "SELECT"
+        return Parsed(statement_type, tuple(sorted(names)))
+
+    def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
+        sql = query.sql(self.dialect)
+        try:
+            result = self.con.execute(sql, self._bound(sql, params) or None)
+            description = result.description or ()
+            result.fetchall()
+        except duckdb.Error as error:
+            raise sql_error(error) from None
+        return tuple(Column(str(d[0]), str(d[1])) for d in description)
+
+    # --- running ---------------------------------------------------------------------------
+
+    @contextmanager
+    def exposing(self, frames: Mapping[str, Any], names: FrameNames) -> Iterator[tuple[str, ...]]:
+        with FrameScope(self.con, frames, names) as scope:
+            yield tuple(scope.registered)
+
+    def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
+        notes: list[str] = []
+        with self._errors(prepared.signatures), ExitStack() as stack:
+            udfs = UdfSet(self.con, self.sessions)
+            stack.callback(udfs.close)
+            for step in prepared.steps:
+                if isinstance(step, RegisterUdf):
+                    udfs.add(step)
+                else:
+                    notes += self._score(step, params, prepared.settings.batch_rows, progress)
+                    stack.callback(self._unregister, step.name)
+            frame, summary = self._fetch(prepared, params)
+        written: tuple[TableContent, ...] = ()
+        if prepared.statement_type in _WRITING_TYPES:
+            written = tuple(table_content(self.con, table) for table in prepared.activity.tables_written)
+        return Outcome(frame, summary, tuple(notes), written)
+
+    def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
+        """DuckDB's EXPLAIN of the final SQL and of each scored relation; a scored table is
+        stood in for by an empty one of the same columns, so nothing is scored."""
+        relations: list[tuple[str, str]] = []
+        with self._errors(prepared.signatures), ExitStack() as stack:
+            udfs = UdfSet(self.con, self.sessions)
+            stack.callback(udfs.close)
+            for step in prepared.steps:
+                if isinstance(step, RegisterUdf):
+                    udfs.add(step)
+                    continue
+                relations.append((step.label, self._explain(step.query.sql(self.dialect), params)))
+                stand_in = step.stand_in.sql(self.dialect)
+                empty = self.con.sql(stand_in, params=self._bound(stand_in, params) or None).to_arrow_table()
+                self.con.register(step.name, empty)
+                stack.callback(self._unregister, step.name)
+            final = self._explain(prepared.query.sql(self.dialect), params)
+        return EnginePlans(final, tuple(relations))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.sessions.clear()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _score(
+        self, step: ScoreRelation, params: Mapping[str, Any], batch_rows: int, progress: Progress | None
+    ) -> list[str]:
+        """Score the step's relation and register it under the step's name."""
+        sql = step.query.sql(self.dialect)
+        reader = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_reader(batch_rows)
+        jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions)) for job in step.jobs]
+        table = score_relation(
+            reader, reader.schema, jobs, self.threadpool(), step.drop, _reporter(progress, step.label), batch_rows
+        )
+        self.con.register(step.name, table)
+        notes = [note for job in jobs if (note := regions_note(job)) is not None]
+        return [*notes, f"{step.label}: {table.num_rows:,} rows scored"]
+
+    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
+        sql = prepared.query.sql(self.dialect)
+        result = self.con.execute(sql, self._bound(sql, params) or None)
+        kind = prepared.statement_type
+        if kind in _QUERY_TYPES:
+            frame = result.df()
+            return frame, f"{len(frame):,} row(s)"
+        rows = result.fetchall()
+        if kind in _COUNTED_TYPES and rows and len(rows[0]) == 1:
+            return None, f"{kind}: {int(rows[0][0]):,} row(s)"
+        return None, f"{kind}: ok"
+
+    def _explain(self, sql: str, params: Mapping[str, Any]) -> str:
+        rows = self.con.execute(f"EXPLAIN {sql}", self._bound(sql, params) or None).fetchall()
+        return "\n".join(str(r[1]) for r in rows)
+
+    def _bound(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``$name`` parameters of ``sql`` with the notebook's values."""
+        bound: dict[str, Any] = {}
+        for name in self.parse(sql).parameters:
+            if name.isdigit():
+                raise SqlmlError(f"positional parameter ${name} is not supported; use $name for a notebook variable")
+            if name not in params:
+                raise SqlmlError(f"unknown parameter ${name}: no notebook variable of that name")
+            bound[name] = params[name]
+        return bound
+
+    def _statements(self, sql: str) -> list[Any]:
+        """DuckDB's parse of ``sql`` (statement types and ``$names``), kept for reuse: the
+        same text is asked about several times per statement and per re-run."""
+        statements = self._parsed.get(sql)
+        if statements is None:
+            try:
+                statements = self.con.extract_statements(sql)
+            except duckdb.Error as error:
+                raise sql_error(error) from None
+            if len(self._parsed) >= _PARSED_TEXTS:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[sql] = statements
+        return statements
+
+    @contextmanager
+    def _errors(self, signatures: Sequence[str]) -> Iterator[None]:
+        """DuckDB errors as one line; around model calls, naming the models' inputs."""
+        try:
+            yield
+        except duckdb.Error as error:
+            if signatures and isinstance(error, duckdb.ConversionException):
+                raise ModelBindingError(f"{one_line(error)}; expected {'; '.join(signatures)}") from None
+            if signatures and isinstance(error, duckdb.BinderException):
+                raise SqlmlError(f"{one_line(error)}; model inputs: {'; '.join(signatures)}") from None
+            raise sql_error(error) from None
+
+    def threadpool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="nbgov-score")
+        return self._pool
+
+    def _unregister(self, name: str) -> None:
+        try:
+            self.con.unregister(name)
+        except duckdb.Error:
+            pass
+
+
+def _reporter(progress: Progress | None, label: str) -> Callable[[int, int | None], None] | None:
+    if progress is None:
+        return None
+
+    def report(done: int, total: int | None) -> None:
+        try:
+            progress(label, done, total)
+        except Exception:  # a progress display must never break scoring
+            pass
+
+    return report

@@ -1,0 +1,163 @@
+"""The batching rewrite of scalar ``predict``: instead of DuckDB's 2,048-row UDF calls,
+the statement's FROM relation is scored once, in large Arrow batches, as a step before
+the final SQL, which then reads the predictions as columns of that scored table.
+
+Only the tree is rewritten here; the scoring is the executor's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlglot.expressions as exp
+
+from nbgov.sqlml.plan import CallPlan, ModelCall, OnnxPlan
+from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER
+
+_FROM = "from_" if "from_" in exp.Select.arg_types else "from"
+
+
+def target_select(tree: exp.Expression) -> exp.Select | None:
+    """The SELECT whose rows the predictions belong to (also under CREATE TABLE AS / INSERT)."""
+    if isinstance(tree, exp.Select):
+        return tree
+    if isinstance(tree, (exp.Create, exp.Insert)) and isinstance(tree.expression, exp.Select):
+        return tree.expression
+    return None
+
+
+def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[CallPlan]) -> str | None:
+    """Why the statement cannot be batched, or None when it can."""
+    select = target_select(tree)
+    if select is None:
+        return "not a plain SELECT"
+    source = select.args.get(_FROM)
+    if source is None:
+        return "no FROM clause"
+    if select.args.get("joins") or select.args.get("laterals"):
+        return "the query joins several relations"
+    if select.args.get("limit") or select.args.get("offset"):
+        return "LIMIT/OFFSET: row-at-a-time scoring stops early"
+    if not isinstance(source.this, (exp.Table, exp.Subquery)):
+        return "unsupported FROM source"
+    alias = source.this.alias_or_name
+    if any(isinstance(node, exp.Columns) for node in select.find_all(exp.Columns)):
+        return "COLUMNS(...) would see the helper columns"
+    if select.args.get("with_") is not None and any(
+        inner is not select and inner.find_ancestor(exp.With) is None
+        for inner in select.find_all(exp.Select)
+    ):
+        return "WITH plus subqueries: the CTEs must stay visible"
+    onnx_calls = [c for c, p in zip(calls, plans) if isinstance(p.strategy, OnnxPlan)]
+    if not onnx_calls:
+        return "no ONNX calls left to batch"
+    for call in onnx_calls:
+        if call.node.find_ancestor(exp.Select) is not select:
+            return "predict() inside a subquery"
+        if call.node.find_ancestor(exp.Join, exp.From) is not None:
+            return "predict() inside a JOIN condition"
+    for call in onnx_calls:
+        for bound in call.inputs:
+            for column in bound.columns:
+                if column.find(exp.AggFunc, exp.Window, exp.Subquery, exp.Select) is not None:
+                    return "predict() arguments use aggregates, windows or subqueries"
+                if any(
+                    isinstance(n, exp.Anonymous) and str(n.this).lower() == PREDICT_PLACEHOLDER
+                    for n in column.find_all(exp.Anonymous)
+                ):
+                    return "nested predict() calls"
+                for ref in column.find_all(exp.Column):
+                    if ref.table and ref.table.lower() != alias.lower():
+                        return f"argument refers to another relation ({ref.table})"
+    return None
+
+
+def source_alias(select: exp.Select) -> str:
+    return select.args[_FROM].this.alias_or_name or "nbgov_src"
+
+
+def split_where(select: exp.Select, scored: Sequence[exp.Expression]) -> tuple[list[exp.Expr], list[exp.Expr]]:
+    """The WHERE's conjuncts as (pushed, kept): pushed ones filter the rows before they
+    are scored; kept ones read a prediction (or a select-list alias, which DuckDB allows
+    in WHERE) and stay in the outer query, over the scored rows."""
+    where = select.args.get("where")
+    if where is None:
+        return [], []
+    conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    aliases = {e.alias.lower() for e in select.expressions if e.alias}
+    scored_ids = {id(node) for node in scored}
+    pushed: list[exp.Expr] = []
+    kept: list[exp.Expr] = []
+    for conjunct in conjuncts:
+        reads_outer = any(
+            id(node) in scored_ids or (isinstance(node, exp.Column) and not node.table and node.name.lower() in aliases)
+            for node in conjunct.walk()
+        )
+        (kept if reads_outer else pushed).append(conjunct)
+    return pushed, kept
+
+
+def needed_columns(
+    select: exp.Select, scored: Sequence[exp.Expression], pushed: Sequence[exp.Expr] = ()
+) -> list[str] | None:
+    """Source columns the outer query still reads once predict calls are columns and the
+    ``pushed`` conjuncts of its WHERE have moved into the scored relation's query;
+    None when that cannot be told (a ``*``, a subquery), meaning all of them."""
+    skip = {id(node) for node in [*scored, *pushed]}
+    for key in (_FROM, "with_"):
+        if select.args.get(key) is not None:
+            skip.add(id(select.args[key]))
+    aliases = {e.alias.lower() for e in select.expressions if e.alias}
+    alias = source_alias(select).lower()
+    names: list[str] = []
+    for node in select.walk(prune=lambda n: id(n) in skip):
+        if id(node) in skip:
+            continue
+        if isinstance(node, (exp.Subquery, exp.Select)) and node is not select:
+            return None
+        if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
+            return None
+        if isinstance(node, exp.Column):
+            if isinstance(node.this, exp.Star) or (node.table and node.table.lower() != alias):
+                return None
+            if node.name.lower() in aliases and not node.table:
+                continue
+            if node.name and node.name not in names:
+                names.append(node.name)
+    return names
+
+
+def inner_query(
+    select: exp.Select,
+    arguments: Sequence[tuple[str, exp.Expression]],
+    columns: list[str] | None = None,
+    pushed: Sequence[exp.Expr] = (),
+) -> exp.Select:
+    """``SELECT *, CAST(arg) AS helper, ... FROM source WHERE <pushed>`` — the rows to score."""
+    kept: list[exp.Expression] = (
+        [exp.Star()] if columns is None else [exp.column(name, quoted=True) for name in columns]
+    )
+    inner = exp.select(*kept, *[exp.alias_(e, name, quoted=True) for name, e in arguments])
+    inner.set(_FROM, select.args[_FROM].copy())
+    if pushed:
+        inner.set("where", exp.Where(this=exp.and_(*pushed)))  # and_ copies them
+    with_ = select.args.get("with_")
+    if with_ is not None:
+        inner.set("with_", with_.copy())
+    return inner
+
+
+def rewrite_outer(
+    select: exp.Select, table: str, alias: str, hidden: Sequence[str], kept: Sequence[exp.Expr] = ()
+) -> None:
+    """Read from the scored table (aliased like the source), filtered by the ``kept``
+    conjuncts of the WHERE (those reading predictions); hide helper columns from ``*``."""
+    select.set(_FROM, exp.From(this=exp.Table(this=exp.to_identifier(table, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))))
+    select.set("where", exp.Where(this=exp.and_(*kept, copy=False)) if kept else None)
+    select.set("with_", None)
+    hidden_ids = [exp.to_identifier(h, quoted=True) for h in hidden]
+    for star in list(select.find_all(exp.Star)):
+        if star.find_ancestor(exp.Select) is not select or isinstance(star.parent, (exp.Count, exp.AggFunc)):
+            continue
+        existing = list(star.args.get("except_") or [])
+        star.set("except_", existing + [h.copy() for h in hidden_ids])

@@ -1,0 +1,374 @@
+"""compile: one statement in, a ``Prepared`` out — no data read, nothing scored or registered.
+
+The model extensions are rewritten on the statement's sqlglot tree: each ``predict(...)``
+is bound to its model and planned (optimizer or naive), then becomes a SQL expression
+(a model inlined as SQL), a column of a relation scored in batches before the final SQL
+(a ``ScoreRelation`` step), or a call of a scalar function (a ``RegisterUdf`` step).
+``ML.PREDICT`` relations become scored tables or, inlined, subqueries (see ``mlpredict``).
+What compile asks the engine (how it parses a statement, a relation's columns) is
+recorded, so a cached ``Prepared`` is reused only while the answers are the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import count
+from typing import Any, Protocol
+
+import sqlglot.expressions as exp
+
+from nbgov.errors import NbgovError, SqlmlError
+from nbgov.sqlml.activity import Activity, ModelRef, unique
+from nbgov.sqlml.models.onnxtypes import cast_to_input, value_duckdb_type
+from nbgov.sqlml.plan import CallPlan, ModelCall, ModelVersion, NaivePlanner, OnnxPlan, Planner, SqlPlan
+from nbgov.sqlml.planning.batching import (
+    inner_query,
+    needed_columns,
+    refusal,
+    rewrite_outer,
+    source_alias,
+    split_where,
+    target_select,
+)
+from nbgov.sqlml.planning.binding import bind, predict_calls, signature
+from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
+from nbgov.sqlml.planning.mlpredict import Inlined, compile_ml_predict, inline_relations
+from nbgov.sqlml.planning.picks import output_access
+from nbgov.sqlml.planning.prepared import (
+    Column,
+    Pick,
+    Prepared,
+    Probe,
+    Query,
+    RegisterUdf,
+    ScoreRelation,
+    ScoringJob,
+    Settings,
+    Step,
+)
+from nbgov.sqlml.planning.relations import Relations, StandIns
+from nbgov.sqlml.optimizer.output_predicates import comparison_node
+from nbgov.sqlml.sql.parse import parse
+from nbgov.sqlml.sql.references import References, references
+from nbgov.sqlml.sql.statements import Statement, rewrite_extensions
+
+_DDL_TYPES = {"CREATE", "DROP", "ALTER"}
+
+
+class ModelResolver(Protocol):
+    def resolve(self, ref: str) -> ModelVersion: ...
+
+
+@dataclass(frozen=True)
+class Planners:
+    """Who plans each model call: ``calls`` for scalar predict(), ``relations`` for
+    ML.PREDICT, whose ONNX plans always score the relation in large batches."""
+
+    calls: Planner
+    relations: Planner
+
+
+NAIVE = Planners(NaivePlanner(), NaivePlanner())
+
+
+class Compiler:
+    """Compiles statements against one model catalog and one engine's relations."""
+
+    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[bool], Planners]) -> None:
+        """``planners(optimize)``: the planners for the optimizer on or off."""
+        self.catalog = catalog
+        self.relations = relations
+        self.planners = planners
+
+    def compile(
+        self, statement: Statement, *, settings: Settings, params: Mapping[str, Any], frames: Sequence[str]
+    ) -> Prepared:
+        """``params``: the notebook's values (only to describe relations that use them);
+        ``frames``: the notebook frames visible to the engine by name."""
+        return Compilation(self, settings, params, frames).prepared(statement)
+
+
+class Compilation:
+    """One statement being compiled: what it found so far."""
+
+    def __init__(self, compiler: Compiler, settings: Settings, params: Mapping[str, Any], frames: Sequence[str]) -> None:
+        self.catalog = compiler.catalog
+        self.relations = compiler.relations
+        self.planners = compiler.planners(settings.optimize)
+        self.settings = settings
+        self.params = params
+        self.frames = tuple(frames)
+        # Helper names (scored tables, functions, columns) are numbered per statement, so the
+        # same statement always compiles to the same SQL.
+        self.ids = count()
+        self.hidden: set[str] = set(frames)  # names that are not lineage tables
+        self.notes: list[str] = []
+        self.steps: list[Step] = []
+        self.models: dict[str, ModelVersion] = {}
+        self.signatures: list[str] = []
+        self.references = References()
+        self.parameters: list[str] = []
+        self.probes: list[Probe] = []
+        self.stand_ins: dict[str, exp.Expression] = {}
+        self.functions: dict[str, str] = {}
+
+    def prepared(self, statement: Statement) -> Prepared:
+        statement_type, query = self.query(statement, top=True)
+        found = self.references
+        activity = Activity(
+            statement=statement.text,
+            kind=kind_name(statement_type),
+            engine=self.relations.engine,
+            tables_read=found.tables_read,
+            tables_written=found.tables_written,
+            files_read=found.files_read,
+            files_written=found.files_written,
+            frames=self.frames,
+            params=unique(self.parameters),
+            models_used=tuple(ModelRef.of(m) for m in self.models.values()),
+        )
+        return Prepared(
+            statement.text, statement_type, query, tuple(self.steps), tuple(self.notes), activity,
+            tuple(self.signatures), tuple(self.probes), self.settings,
+        )
+
+    # --- one statement (the top one, or an ML.PREDICT relation) ---------------------------
+
+    def query(self, statement: Statement, *, top: bool) -> tuple[str, Query]:
+        """The statement's type and its final SQL, model extensions rewritten."""
+        rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self.ids)}_")
+        parsed = self.relations.parse(rewritten.text if rewritten.ml_predicts else statement.text)
+        self.parameters.extend(parsed.parameters)
+        outer = Outer(rewritten.text)
+        inlined: dict[str, Inlined] = {}
+        for call in rewritten.ml_predicts:
+            relation = compile_ml_predict(self, call, outer)
+            if relation is not None:
+                inlined[call.placeholder] = relation
+        tree = outer.tree
+        if inlined:
+            assert tree is not None  # only a parsed statement gets ML.PREDICT inlined
+            tree = inline_relations(self, tree, inlined)
+            outer.changed = True
+        if tree is not None:  # before any rewrite moves the FROM into a scored relation
+            self.references += references(tree, self.hidden)
+        if not rewritten.has_predict:
+            if tree is None or not outer.changed:
+                return parsed.statement_type, Query(text=statement.text if not rewritten.ml_predicts else rewritten.text)
+            return parsed.statement_type, Query(tree=tree)
+        if tree is None:
+            raise SqlmlError("cannot parse the statement around predict(); check its syntax")
+        self.predict_calls(tree, top=top)
+        return parsed.statement_type, Query(tree=tree)
+
+    def predict_calls(self, tree: exp.Expression, *, top: bool) -> None:
+        """Bind, plan and rewrite every predict(...) of ``tree`` in place."""
+        nodes = predict_calls(tree)
+        if any(_inside_another(node, nodes) for node in nodes):
+            raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")
+        calls = [bind(node, tree, self.catalog.resolve) for node in nodes]
+        plans = [self.plan(call) for call in calls]
+        for call in calls:
+            self.use(call.model, signature_too=True)
+        for call, plan in zip(calls, plans):
+            if isinstance(plan.strategy, SqlPlan):
+                self.inline_call(call, plan.strategy)
+        batched: set[int] = set()
+        if top and not any(isinstance(p.strategy, OnnxPlan) for p in plans):
+            self.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
+        elif top and self.settings.optimize:
+            reason = refusal(tree, calls, plans)
+            if reason is None:
+                batched = self.batch(tree, calls, plans)
+            else:
+                self.notes.append(f"batching: not applied ({reason}); scoring through an Arrow UDF")
+        elif top:
+            self.notes.append("batching: off (--no-optimize); scoring through an Arrow UDF")
+        functions: dict[tuple[str, ...], exp.Expression] = {}
+        for index, (call, plan) in enumerate(zip(calls, plans)):
+            if index in batched or not isinstance(plan.strategy, OnnxPlan):
+                continue
+            key = _call_key(plan.strategy)
+            if key not in functions:  # identical calls share one function, so GROUP BY can match them
+                functions[key] = self.function(plan.strategy, call.model)
+            call.node.replace(functions[key].copy())
+
+    def inline_call(self, call: ModelCall, plan: SqlPlan) -> None:
+        """Put a model inlined as SQL where its call was (or its comparison, for a filter)."""
+        inlined = plan.expression.copy()
+        compared = comparison_node(call.node) if plan.comparison else None
+        if compared is not None:  # an output predicate, now a boolean filter
+            compared[0].replace(inlined)
+            return
+        call.node.replace(inlined)
+        if self.settings.optimize and (fold_access(inlined) is not inlined or fold_through_cte(inlined)):
+            self.notes.append(
+                f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
+            )
+
+    def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
+        """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""
+        name = f"nbgov_udf_{next(self.ids)}"
+        self.steps.append(RegisterUdf(name, plan, model.outputs, regions=self.settings.optimize))
+        self.functions[name] = value_duckdb_type(model.outputs)
+        arguments = [cast_to_input(bound.spec, column) for bound in plan.inputs for column in bound.columns]
+        return exp.Anonymous(this=name, expressions=arguments)
+
+    # --- batched scalar predict ------------------------------------------------------------
+
+    def batch(self, tree: exp.Expression, calls: list[ModelCall], plans: list[CallPlan]) -> set[int]:
+        """Score the FROM relation once in big batches (a step); predict(...) becomes a column."""
+        select = target_select(tree)
+        assert select is not None
+        alias = source_alias(select)
+        arguments: list[tuple[str, exp.Expression]] = []
+        jobs: list[ScoringJob] = []
+        tag = next(self.ids)
+        groups: dict[tuple[str, ...], list[int]] = {}  # identical calls share one scoring
+        for index, (call, plan) in enumerate(zip(calls, plans)):
+            if isinstance(plan.strategy, OnnxPlan):
+                groups.setdefault(_call_key(plan.strategy), []).append(index)
+        reads: dict[int, tuple[exp.Expression, str]] = {}  # call -> (node read, its column)
+        for group in groups.values():
+            first = group[0]
+            strategy = plans[first].strategy
+            assert isinstance(strategy, OnnxPlan)
+            names: list[str] = []
+            for bound in strategy.inputs:
+                for column in bound.columns:
+                    name = f"nbgov_a{tag}_{first}_{len(names)}"
+                    arguments.append((name, cast_to_input(bound.spec, column)))
+                    names.append(name)
+            model = calls[first].model
+            picks = self.picks(group, calls, f"nbgov_p{tag}_{first}", reads)
+            jobs.append(ScoringJob(strategy, model.outputs, tuple(names), tuple(picks), f"predict({model.ref})", signature(model)))
+        outputs = {index: column for index, (_, column) in reads.items()}
+        batched_nodes = [calls[index].node for index in outputs]
+        pushed, kept = split_where(select, batched_nodes)
+        columns = needed_columns(select, batched_nodes, pushed)
+        inner = inner_query(select, arguments, columns, pushed)
+        drop = frozenset(n for n, _ in arguments)
+        name = f"nbgov_batch_{tag}"
+        self.add_relation(ScoreRelation(name, Query(inner), tuple(jobs), drop, "batching", Query(stand_in(inner, drop, jobs))))
+        self.notes.append(
+            f"batching: the relation is scored once, in Arrow batches of {self.settings.batch_rows:,} rows "
+            f"on {self.settings.threads} threads (instead of 2,048-row UDF calls)"
+        )
+        for node, helper in reads.values():
+            node.replace(exp.column(helper, table=alias, quoted=True))
+        rewrite_outer(select, name, alias, sorted(set(outputs.values())), kept)
+        return set(outputs)
+
+    def picks(
+        self, group: list[int], calls: list[ModelCall], column: str, reads: dict[int, tuple[exp.Expression, str]]
+    ) -> list[Pick]:
+        """The result columns for identical calls: only the outputs (or elements) they
+        read when every call reads a part (``predict(...).probabilities[2]``), else the
+        whole value for all of them (GROUP BY predict(...) must match its SELECT)."""
+        accesses = [output_access(calls[i].node, calls[i].model.outputs) for i in group]
+        if any(pick.output is None for _, pick in accesses):
+            reads.update({i: (calls[i].node, column) for i in group})
+            return [Pick(column)]
+        picks: dict[tuple[str | None, int | None], Pick] = {}
+        for index, (node, pick) in zip(group, accesses):
+            key = (pick.output, pick.element)
+            if key not in picks:
+                picks[key] = Pick(f"{column}_{len(picks)}", pick.output, pick.element)
+            reads[index] = (node, picks[key].column)
+        outputs = calls[group[0]].model.outputs
+        if len(outputs) > 1 or any(p.element is not None for p in picks.values()):
+            read = ", ".join(p.describe() for p in picks.values())
+            self.notes.append(
+                f"predict({calls[group[0]].model.ref}): output projection: only {read} computed and returned"
+            )
+        return list(picks.values())
+
+    # --- what the parts above share --------------------------------------------------------
+
+    def plan(self, call: ModelCall, *, relation: bool = False) -> CallPlan:
+        """The planner's plan for ``call``, its notes added; an optimizer bug keeps ONNX."""
+        planner = self.planners.relations if relation else self.planners.calls
+        try:
+            plan = planner.plan_call(call)
+        except NbgovError:
+            raise
+        except Exception as error:  # an optimizer bug must not break the user's query
+            naive = NaivePlanner().plan_call(call)
+            plan = CallPlan(naive.strategy, (f"optimizer failed ({type(error).__name__}: {error}); kept as ONNX",), {})
+        self.notes.append(f"predict({call.model.ref}): " + ("; ".join(plan.notes) or "no notes"))
+        if plan.stats:
+            self.notes.append("  stats: " + ", ".join(f"{k}={v}" for k, v in plan.stats.items()))
+        return plan
+
+    def use(self, model: ModelVersion, *, signature_too: bool) -> None:
+        """Note a model the statement uses (lineage), and its signature for error messages."""
+        self.models.setdefault(model.ref, model)
+        if signature_too and signature(model) not in self.signatures:
+            self.signatures.append(signature(model))
+
+    def add_relation(self, step: ScoreRelation) -> None:
+        """A table the executor scores before the final SQL; described by its stand-in."""
+        assert step.stand_in.tree is not None
+        self.steps.append(step)
+        self.stand_ins[step.name] = step.stand_in.tree
+        self.hidden.add(step.name)
+
+    def describe(self, tree: exp.Expression) -> tuple[Column, ...]:
+        """The columns of ``tree`` as the engine sees them (helper tables and functions of
+        earlier steps by their stand-ins); the answer is recorded for plan reuse."""
+        query = Query(StandIns(dict(self.stand_ins), dict(self.functions)).apply(tree))
+        try:
+            columns = self.relations.columns(query, self.params)
+        except NbgovError:
+            self.probes.append(Probe(query, None))
+            raise
+        self.probes.append(Probe(query, columns))
+        return columns
+
+
+class Outer:
+    """The statement around ML.PREDICT calls and predict(), parsed once when first needed;
+    ``changed`` once a rewrite edited the tree (then its SQL is generated from it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.changed = False
+
+    @cached_property
+    def tree(self) -> exp.Expression | None:
+        return parse(self.text)
+
+
+def stand_in(query: exp.Expression, drop: frozenset[str], jobs: Sequence[ScoringJob]) -> exp.Select:
+    """The scored relation's columns and types with no rows: the query's columns except the
+    helper ones, then each job's picks (typed NULLs)."""
+    star = exp.Star(except_=[exp.to_identifier(name, quoted=True) for name in sorted(drop)]) if drop else exp.Star()
+    typed = [
+        exp.alias_(exp.Cast(this=exp.Null(), to=exp.DataType.build(pick.duckdb_type(job.outputs), dialect="duckdb")), pick.column, quoted=True)
+        for job in jobs
+        for pick in job.picks
+    ]
+    source = exp.Subquery(this=query.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+    return exp.select(star, *typed).from_(source, copy=False).limit(0, copy=False)
+
+
+def kind_name(statement_type: str) -> str:
+    """The lineage kind of a statement type: ``ddl`` for CREATE/DROP/ALTER, else lower-case."""
+    return "ddl" if statement_type in _DDL_TYPES else statement_type.lower()
+
+
+def _inside_another(node: exp.Expression, nodes: list[exp.Anonymous]) -> bool:
+    ids = {id(n) for n in nodes}
+    parent = node.parent
+    while parent is not None:
+        if id(parent) in ids:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _call_key(plan: OnnxPlan) -> tuple[str, ...]:
+    columns = (c.sql(dialect="duckdb") for bound in plan.inputs for c in bound.columns)
+    return (plan.cache_key, *columns)

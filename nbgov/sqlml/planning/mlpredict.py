@@ -1,0 +1,298 @@
+"""ML.PREDICT: model inputs ← relation columns by name, the planner's view of
+``ML.PREDICT(MODEL m, relation)`` as ``SELECT predict(m, cols) FROM relation``, and its
+compile step: the relation becomes a table scored in batches before the final SQL (a
+``ScoreRelation`` step, computing only the predicted values the statement reads), or,
+when the planner inlines the model as SQL, a subquery (a CTE when that lets the
+statement compute only what it reads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlglot.expressions as exp
+
+from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
+from nbgov.sqlml.models.onnxtypes import data_type, output_duckdb_type
+from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion, OnnxPlan, SqlPlan, original_cache_key
+from nbgov.sqlml.planning.binding import signature, slots
+from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
+from nbgov.sqlml.planning.picks import relation_picks
+from nbgov.sqlml.planning.prepared import Column, Pick, Query, ScoreRelation, ScoringJob
+from nbgov.sqlml.planning.relations import StandIns, select_all
+from nbgov.sqlml.sql.parse import parse
+from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER, MlPredict, Statement, tokenize
+
+if TYPE_CHECKING:
+    from nbgov.sqlml.planning.compile import Compilation, Outer
+
+
+@dataclass(frozen=True)
+class Inlined:
+    """An ML.PREDICT the planner inlined as SQL: the relation with its predicted columns
+    computed by DuckDB (``body``), and a typed stand-in with the same columns."""
+
+    body: exp.Select
+    stand_in: exp.Select
+
+
+def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inlined | None:
+    """Compile one ML.PREDICT of the statement ``outer``: a ``ScoreRelation`` step named
+    like its placeholder (None returned), or the relation inlined as SQL."""
+    model = work.catalog.resolve(call.model_ref)
+    work.use(model, signature_too=False)
+    _, query = work.query(Statement(call.query, tokenize(call.query)), top=False)
+    relation = query.tree if query.tree is not None else parse(query.text or "")
+    if relation is None:
+        raise SqlmlError(f"cannot parse the relation of ML.PREDICT(MODEL {model.ref}); check its syntax")
+    columns = work.describe(select_all(relation.copy(), "nbgov_in"))
+    names = {c.name.lower(): c.name for c in columns}
+    arguments = relation_arguments(model, names)
+    label = f"ML.PREDICT(MODEL {model.ref})"
+    strategy = (
+        work.plan(relation_call(model, arguments, relation.copy()), relation=True).strategy
+        if work.settings.optimize
+        else None
+    )
+    if isinstance(strategy, SqlPlan) and outer.tree is not None:
+        work.use(model, signature_too=True)
+        work.notes.append(
+            f"{label}: inlined as SQL: DuckDB computes "
+            + ", ".join(f"predicted_{o.name}" for o in model.outputs)
+            + " natively (no ONNX scoring, no batching)"
+        )
+        return Inlined(inlined_relation(model, relation.copy(), strategy.expression), typed_stand_in(model, relation))
+    if isinstance(strategy, SqlPlan):
+        work.notes.append(f"{label}: kept as ONNX: the statement around it could not be parsed to inline it")
+    plan = strategy if isinstance(strategy, OnnxPlan) else _original(model, arguments, relation)
+    _score(work, call, outer, model, plan, relation, columns, label)
+    return None
+
+
+def _score(
+    work: Compilation,
+    call: MlPredict,
+    outer: Outer,
+    model: ModelVersion,
+    plan: OnnxPlan,
+    relation: exp.Expression,
+    columns: tuple[Column, ...],
+    label: str,
+) -> None:
+    """The relation scored with ``plan`` as a step; plan inputs that are expressions (a
+    NULL guard) become helper columns DuckDB computes."""
+    names = {c.name.lower(): c.name for c in columns}
+    feeds: list[str | exp.Expression] = []
+    for bound in plan.inputs:
+        for column in bound.columns:
+            plain = isinstance(column, exp.Column) and not column.table and column.name.lower() in names
+            feeds.append(names[column.name.lower()] if plain else column)
+    helpers = [(f"nbgov_x{next(work.ids)}", e) for e in feeds if not isinstance(e, str)]
+    scored = relation
+    if helpers:
+        source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+        scored = exp.select(exp.Star(), *[exp.alias_(e, n, quoted=True) for n, e in helpers]).from_(source, copy=False)
+    named = iter(n for n, _ in helpers)
+    tree = outer.tree if work.settings.optimize else None
+    found = relation_picks(tree, call.placeholder, model.outputs, f"nbgov_po{next(work.ids)}_") if tree else None
+    picks, reads = found or ([Pick(f"predicted_{o.name}", o.name) for o in model.outputs], [])
+    job = ScoringJob(
+        plan, model.outputs, tuple(f if isinstance(f, str) else next(named) for f in feeds), tuple(picks),
+        label, signature(model), regions=work.settings.optimize,
+    )
+    stand_in = _scored_stand_in(relation, columns, job)
+    work.add_relation(
+        ScoreRelation(call.placeholder, Query(scored), (job,), frozenset(n for n, _ in helpers), label, Query(stand_in))
+    )
+    work.notes.append(
+        f"{label}: ONNX: the relation is scored in Arrow batches of "
+        f"{work.settings.batch_rows:,} rows on {work.settings.threads} threads"
+    )
+    if found is not None:
+        for node, helper in reads:
+            qualifier = node.this.table if isinstance(node.this, exp.Column) else ""
+            node.replace(exp.column(helper, table=qualifier or None, quoted=True))
+        outer.changed = True
+        work.notes.append(f"{label}: output projection: only {', '.join(p.describe() for p in picks)} computed and returned")
+
+
+def _original(model: ModelVersion, arguments: list[str], relation: exp.Expression) -> OnnxPlan:
+    """The registered model on the relation's columns (--no-optimize)."""
+    inputs = relation_call(model, arguments, relation.copy()).inputs
+    return OnnxPlan(model.onnx_bytes, original_cache_key(model), inputs)
+
+
+def _scored_stand_in(relation: exp.Expression, columns: tuple[Column, ...], job: ScoringJob) -> exp.Select:
+    """The scored table's columns with no rows: the relation's (a predicted column of the
+    same name takes its place), then the other predicted columns."""
+    picks = {pick.column: pick for pick in job.picks}
+
+    def typed(pick: Pick) -> exp.Alias:
+        value = exp.Cast(this=exp.Null(), to=data_type(pick.duckdb_type(job.outputs)))
+        return exp.Alias(this=value, alias=exp.to_identifier(pick.column, quoted=True))
+
+    items = [typed(picks[c.name]) if c.name in picks else exp.column(c.name, table="nbgov_in", quoted=True) for c in columns]
+    placed = {c.name for c in columns}
+    items += [typed(pick) for pick in job.picks if pick.column not in placed]
+    source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+    return exp.select(*items).from_(source, copy=False).limit(0, copy=False)
+
+
+def inline_relations(work: Compilation, tree: exp.Expression, inlined: dict[str, Inlined]) -> exp.Expression:
+    """Put each ML.PREDICT inlined as SQL in place of its placeholder: as a CTE when the
+    statement is one plain SELECT from it, so that the output projection computes only
+    the predicted values read (``predicted_probabilities[2]``); else as a subquery."""
+    if len(inlined) == 1 and work.settings.optimize:
+        ((placeholder, relation),) = inlined.items()
+        with_cte = _as_cte(work, tree, placeholder, relation)
+        if with_cte is not None:
+            return with_cte
+    for relation in inlined.values():
+        fold_outputs(relation.body)
+
+    def nested(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.db and node.name in inlined:
+            alias = node.args.get("alias")
+            return exp.Subquery(this=inlined[node.name].body.copy(), alias=alias.copy() if alias else None)
+        return node
+
+    return tree.transform(nested, copy=False)
+
+
+def _as_cte(work: Compilation, tree: exp.Expression, placeholder: str, relation: Inlined) -> exp.Expression | None:
+    """``WITH placeholder AS (body) SELECT ...`` with the result's column names as written,
+    when the output projection folds what the statement reads into the CTE; else None."""
+    from_ = (tree.args.get("from_") or tree.args.get("from")) if isinstance(tree, exp.Select) else None
+    if (
+        not isinstance(tree, exp.Select)
+        or from_ is None
+        or not isinstance(from_.this, exp.Table)
+        or from_.this.name != placeholder
+        or tree.args.get("with_")
+        or tree.args.get("joins")
+    ):
+        return None
+    named = StandIns({placeholder: relation.stand_in}, {}).apply(tree.copy())
+    try:
+        names = [c.name for c in work.describe(select_all(named, "nbgov_names"))]  # as written
+    except NbgovError:  # let the query itself report what is wrong
+        return None
+    body = relation.body.copy()
+    fold_outputs(body)
+    candidate = tree.copy().with_(placeholder, as_=body, copy=False)
+    values = [e.this for e in body.expressions if isinstance(e, exp.Alias) and e.alias.startswith("predicted_")]
+    if not [value for value in values if fold_through_cte(value)] or len(names) != len(candidate.expressions):
+        return None
+    for item, name in zip(list(candidate.expressions), names):  # keep the result's column names as written
+        if not (isinstance(item, exp.Alias) and item.alias == name):
+            item.replace(exp.alias_(item.this if isinstance(item, exp.Alias) else item, name, quoted=True))
+    work.hidden.add(placeholder)
+    work.notes.append("ML.PREDICT: output projection: only the predicted values the query reads are computed")
+    return candidate
+
+
+def relation_arguments(model: ModelVersion, columns: dict[str, str]) -> list[str]:
+    """Column names (as in the relation) feeding the model's slots, in positional order.
+
+    ``columns`` maps lower-cased names to the relation's own spelling.
+    """
+    arguments: list[str] = []
+    for slot in slots(model):
+        spec = model.inputs[slot.input_index]
+        if slot.name is None:
+            raise ModelBindingError(
+                f"ML.PREDICT(MODEL {model.ref}): the model's feature names are unknown, so input "
+                f"{spec.name!r} cannot be bound by column name; expected {signature(model)}"
+            )
+        if slot.name.lower() not in columns:
+            raise ModelBindingError(
+                f"ML.PREDICT(MODEL {model.ref}): the relation has no column {slot.name!r}; "
+                f"expected {signature(model)}"
+            )
+        arguments.append(columns[slot.name.lower()])
+    return arguments
+
+
+def slot_counts(model: ModelVersion) -> list[int]:
+    """How many columns feed each model input."""
+    wanted = slots(model)
+    return [sum(1 for s in wanted if s.input_index == i) for i in range(len(model.inputs))]
+
+
+def relation_call(model: ModelVersion, arguments: list[str], relation: exp.Expression) -> ModelCall:
+    """A ModelCall a planner can optimize, e.g. prune with the relation's WHERE."""
+    node = exp.Anonymous(
+        this=PREDICT_PLACEHOLDER,
+        expressions=[exp.Literal.string(model.ref), *[exp.column(a, quoted=True) for a in arguments]],
+    )
+    statement = scoring_statement(relation, node)
+    values = iter(node.expressions[1:])
+    inputs = tuple(
+        BoundInput(spec, tuple(next(values) for _ in range(count)))
+        for spec, count in zip(model.inputs, slot_counts(model))
+    )
+    return ModelCall(model=model, inputs=inputs, node=node, statement=statement)
+
+
+def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Expression:
+    """``SELECT predict(...) FROM relation`` in the form a planner reads best: for a plain
+    ``SELECT * FROM t WHERE p`` the call goes into that SELECT list (rows filtered by p)."""
+    simple = (
+        isinstance(relation, exp.Select)
+        and len(relation.expressions) == 1
+        and isinstance(relation.expressions[0], exp.Star)
+        and not relation.expressions[0].args.get("except_")
+        and not any(
+            relation.args.get(k) for k in ("group", "having", "limit", "offset", "distinct", "qualify", "windows")
+        )
+    )
+    if simple:
+        statement = relation.copy()
+        statement.set("expressions", [node])
+        return statement
+    alias = exp.TableAlias(this=exp.to_identifier("nbgov_in"))
+    # copy=False: ``node`` must stay the very node inside the statement (ModelCall identity).
+    return exp.select(node, copy=False).from_(exp.Subquery(this=relation, alias=alias), copy=False)
+
+
+def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: exp.Expression) -> exp.Select:
+    """``SELECT relation.*, <value per output> AS predicted_<output> FROM (relation)``: the
+    planner's SQL form of the model, so DuckDB scores the relation natively (no ONNX).
+
+    ``expression`` is a SqlPlan's replacement of the predict() node over the relation's
+    columns: a scalar for one output, else a STRUCT whose fields are read one per output
+    (``fold_outputs`` then folds each into that field's own expression where it can, so
+    nothing is computed twice; left to the caller, which may first fold what a query reads).
+    """
+    select = exp.select(exp.column(exp.Star(), table="nbgov_in"))
+    if len(model.outputs) == 1:
+        value = exp.alias_(expression.copy(), f"predicted_{model.outputs[0].name}", quoted=True, copy=False)
+        select = select.select(value, copy=False)
+    else:
+        for output in model.outputs:
+            held = exp.Paren(this=expression.copy())
+            access = exp.Dot(this=held, expression=exp.to_identifier(output.name, quoted=True))
+            select = select.select(exp.alias_(access, f"predicted_{output.name}", quoted=True, copy=False), copy=False)
+    source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+    return select.from_(source, copy=False)
+
+
+def fold_outputs(select: exp.Select) -> None:
+    """Fold the per-output STRUCT field reads of an ``inlined_relation`` still unfolded."""
+    for item in select.expressions:
+        access = item.this if isinstance(item, exp.Alias) else None
+        if isinstance(access, exp.Dot) and isinstance(access.this, exp.Paren):
+            fold_access(access.this)
+
+
+def typed_stand_in(model: ModelVersion, relation: exp.Expression) -> exp.Select:
+    """The relation with NULL predicted columns of the output types: cheap to bind, to learn
+    the column names DuckDB gives a query over ``ML.PREDICT``."""
+    typed = [
+        exp.alias_(exp.Cast(this=exp.Null(), to=data_type(output_duckdb_type(o))), f"predicted_{o.name}", quoted=True)
+        for o in model.outputs
+    ]
+    source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+    return exp.select(exp.column(exp.Star(), table="nbgov_in"), *typed).from_(source, copy=False)
+

@@ -1,0 +1,166 @@
+"""What compile hands to an executor: a ``Prepared`` statement.
+
+It says everything about running the statement and nothing about any one engine: the
+final SQL as a sqlglot tree (each executor generates its own dialect), the steps that
+run before it (score a relation with a model plan and make it a table; make a model
+plan callable as a scalar function), the EXPLAIN notes, the lineage activity, and the
+questions compile asked the engine (so a cached plan can be checked for reuse).
+Trees held here are never changed after compile: executors only read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlglot.expressions as exp
+
+from nbgov.errors import SqlmlError
+from nbgov.sqlml.activity import Activity
+from nbgov.sqlml.models.onnxtypes import duckdb_scalar_type, output_duckdb_type, value_duckdb_type
+from nbgov.sqlml.plan import OnnxPlan, TensorSpec
+from nbgov.sqlml.sql.parse import parse
+
+DEFAULT_BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a statement is compiled (part of the plan cache key)."""
+
+    optimize: bool = True
+    batch_rows: int = DEFAULT_BATCH_ROWS  # rows per Arrow batch when a relation is scored
+    threads: int = 1  # scoring threads (for the notes)
+
+
+@dataclass(frozen=True)
+class Query:
+    """SQL to run: a sqlglot tree, or (``tree`` None) text nbgov did not rewrite, which
+    DuckDB reads byte for byte and other engines transpile from DuckDB's dialect."""
+
+    tree: exp.Expression | None = None
+    text: str | None = None
+    _rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def sql(self, dialect: str = "duckdb") -> str:
+        """The SQL in ``dialect``, generated once per dialect."""
+        rendered = self._rendered.get(dialect)
+        if rendered is None:
+            if self.tree is None and dialect == "duckdb":
+                rendered = self.text or ""
+            else:
+                tree = self.tree if self.tree is not None else parse(self.text or "")
+                if tree is None:
+                    raise SqlmlError(f"cannot translate this statement to {dialect}: nbgov could not parse it")
+                rendered = tree.sql(dialect=dialect)
+            self._rendered[dialect] = rendered
+        return rendered
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One result column of a scoring job: the predict value (``output`` None: the single
+    output, or a STRUCT of all of them), one output, or one element of an ``[N, k]`` output
+    (``element`` is 0-based)."""
+
+    column: str
+    output: str | None = None
+    element: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.output}" + ("" if self.element is None else f"[{self.element + 1}]")
+
+    def duckdb_type(self, outputs: Sequence[TensorSpec]) -> str:
+        """The column's type: predict's value type, the output's, or its element's."""
+        if self.output is None:
+            return value_duckdb_type(outputs)
+        spec = next(o for o in outputs if o.name == self.output)
+        return output_duckdb_type(spec) if self.element is None else duckdb_scalar_type(spec.elem_type)
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """Score ``plan`` on the relation's ``arguments`` columns (in the order of the plan's
+    inputs) and append the ``picks`` as columns. ``regions``: rows of a tree-only model
+    that share a decision region are scored once (off with --no-optimize)."""
+
+    plan: OnnxPlan
+    outputs: tuple[TensorSpec, ...]  # the model's outputs, as declared
+    arguments: tuple[str, ...]
+    picks: tuple[Pick, ...]
+    label: str  # for notes and errors, e.g. "predict(churn@1)"
+    expected: str  # the model's signature, for error messages
+    regions: bool = True
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(pick.column for pick in self.picks)
+
+    @property
+    def wanted(self) -> tuple[str, ...] | None:
+        """The outputs to compute (None: all of them)."""
+        if any(pick.output is None for pick in self.picks):
+            return None
+        read = {pick.output for pick in self.picks}
+        return tuple(o.name for o in self.outputs if o.name in read)
+
+
+@dataclass(frozen=True)
+class ScoreRelation:
+    """Before the final SQL: score the rows of ``query`` with ``jobs`` and make the result
+    (helper columns ``drop`` removed) a table named ``name``. ``stand_in`` has the same
+    columns and types and no rows: what compile describes and EXPLAIN plans with."""
+
+    name: str
+    query: Query
+    jobs: tuple[ScoringJob, ...]
+    drop: frozenset[str]
+    label: str  # "batching" or "ML.PREDICT(MODEL m@1)": run notes and progress
+    stand_in: Query
+
+
+@dataclass(frozen=True)
+class RegisterUdf:
+    """Before the final SQL: make ``plan`` a scalar function ``name`` (its arguments cast to
+    the plan's input types, its value predict's)."""
+
+    name: str
+    plan: OnnxPlan
+    outputs: tuple[TensorSpec, ...]
+    regions: bool = True
+
+
+Step = ScoreRelation | RegisterUdf
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a relation, as the engine describes it."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A question compile asked the engine: the columns of ``query`` (with the notebook's
+    parameters bound; None: the engine refused it). A cached plan is reused only while
+    every answer is the same."""
+
+    query: Query
+    columns: tuple[Column, ...] | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A compiled statement, ready for any executor."""
+
+    statement: str  # as written
+    statement_type: str  # the engine parser's type name: "SELECT", "CREATE", "INSERT", ...
+    query: Query  # the final SQL
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...]  # what planning did and why (EXPLAIN)
+    activity: Activity
+    signatures: tuple[str, ...]  # the models' signatures, for error messages
+    probes: tuple[Probe, ...]
+    settings: Settings

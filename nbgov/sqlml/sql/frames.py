@@ -1,0 +1,134 @@
+"""Make notebook DataFrames visible to DuckDB by variable name, for one statement.
+
+DuckDB 2.0 only finds Python objects in the calling frame, so the engine registers
+the objects a statement reads from (pandas/polars DataFrames, pyarrow Tables, numpy
+record arrays) and unregisters them afterwards. Existing tables and views win; the
+database is asked for them only when a name the statement reads is a notebook variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import sqlglot.expressions as exp
+
+from nbgov.errors import NbgovError, SqlmlError
+from nbgov.sqlml.sql.parse import parse
+from nbgov.sqlml.sql.references import written_tables
+from nbgov.sqlml.sql.statements import Statement, rewrite_extensions, tokenize
+
+
+def as_relation_source(value: Any) -> Any | None:
+    """What con.register accepts for ``value``, or None if it is not table-like."""
+    module = type(value).__module__.split(".")[0]
+    if module == "pandas" and type(value).__name__ == "DataFrame":
+        return value
+    if module == "polars" and type(value).__name__ in ("DataFrame", "LazyFrame"):
+        frame = value.collect() if type(value).__name__ == "LazyFrame" else value
+        return frame.to_arrow()
+    if isinstance(value, (pa.Table, pa.RecordBatch)):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.names:
+        import pandas as pd
+
+        return pd.DataFrame.from_records(value)
+    return None
+
+
+@dataclass(frozen=True)
+class FrameNames:
+    """The names a statement reads tables by. ``exact``: read from its parsed tree; else
+    every identifier of its text (when it does not parse), an over-approximation."""
+
+    names: tuple[str, ...]
+    exact: bool
+
+
+class FrameScope:
+    """Registers the named frames on enter and removes them on exit. A name the statement
+    reads from that is a notebook variable but not a table (a list, a dict...) is an error
+    naming what it is, unless the database has a table or view of that name."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, frames: Mapping[str, Any] | None, names: FrameNames):
+        self._con = con
+        self._frames = frames or {}
+        self._names = names
+        self.registered: list[str] = []
+
+    def __enter__(self) -> FrameScope:
+        wanted = [name for name in dict.fromkeys(self._names.names) if name in self._frames]
+        if not wanted:
+            return self
+        existing = self._existing_relations()
+        try:
+            for name in wanted:
+                if name.lower() in existing:
+                    continue
+                source = as_relation_source(self._frames[name])
+                if source is None:
+                    if self._names.exact:
+                        raise SqlmlError(not_a_table(name, self._frames[name]))
+                    continue
+                self._con.register(name, source)
+                self.registered.append(name)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.registered:
+            try:
+                self._con.unregister(name)
+            except duckdb.Error:
+                pass
+        self.registered.clear()
+
+    def _existing_relations(self) -> set[str]:
+        rows = self._con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = current_schema()"
+        ).fetchall()
+        return {str(r[0]).lower() for r in rows}
+
+
+def not_a_table(name: str, value: Any) -> str:
+    """One line saying what ``value`` is and which notebook objects a query can read."""
+    kind = type(value)
+    what = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return (
+        f"{name!r} is a {what}, not a table: FROM and JOIN read notebook variables that are pandas or "
+        f"polars DataFrames, pyarrow Tables or numpy record arrays (e.g. pandas.DataFrame({name}) first)"
+    )
+
+
+def frame_candidates(statement: Statement) -> FrameNames:
+    """Names the statement (and its ML.PREDICT relations) reads tables by: the notebook
+    objects of those names are the ones to make visible. CTEs and the table a statement
+    writes are not read."""
+    try:
+        rewritten = rewrite_extensions(statement, "nbgov_probe_")
+    except NbgovError:
+        rewritten = None
+    tree = parse(rewritten.text) if rewritten is not None else None
+    if rewritten is None or tree is None:  # the engine will report the error; over-approximate
+        return FrameNames(tuple(t.text for t in statement.tokens or () if t.text.isidentifier()), exact=False)
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    targets = {id(table) for table in written_tables(tree)}
+    names = [
+        table.name
+        for table in tree.find_all(exp.Table)
+        if isinstance(table.this, exp.Identifier) and not table.db and id(table) not in targets
+        and table.name.lower() not in ctes
+    ]
+    exact = True
+    for call in rewritten.ml_predicts:
+        inner = frame_candidates(Statement(call.query, tokenize(call.query)))
+        names.extend(inner.names)
+        exact = exact and inner.exact
+    return FrameNames(tuple(names), exact)

@@ -103,7 +103,7 @@ def panel_width(lab: Lab) -> float:
     return float(lab.page.locator(PANEL).evaluate("n => n.getBoundingClientRect().width"))
 
 
-def test_rows_preview_sql_and_show_errors_and_stale_reasons_at_the_default_width(lab: Lab) -> None:
+def test_rows_and_details_are_readable_at_the_default_width_and_refit_when_wider(lab: Lab) -> None:
     run_all(lab, "analysis.ipynb", ANALYSIS)
     wait_rows(lab, 5)
     assert 200 <= panel_width(lab) <= 300, "the sidebar's default width"
@@ -136,6 +136,26 @@ def test_rows_preview_sql_and_show_errors_and_stale_reasons_at_the_default_width
     )
     assert overflow == 0, "every strip of a row fits the row's computed height"
     lab.panel_screenshot("sidebar-timeline-default-width")
+
+    # Details, compact: each value a name line and a type/summary/hash line.
+    row(lab, 3).click()
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    reads = details.locator(".nbgov-items[aria-label='Reads'] .nbgov-item")
+    assert reads.count() == 1
+    assert reads.locator(".nbgov-item-name").text_content() == "customer_churn_features"
+    assert reads.locator(".nbgov-from").text_content() == "[2]"
+    assert "DataFrame" in reads.locator(".nbgov-item-sub").text_content()
+    name_box = reads.locator(".nbgov-item-name").evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert name_box[0] <= name_box[1], "a 23-character name fits whole at the default width"
+    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
+    assert panel.evaluate(_JS_BROKEN_WORDS) == []
+    assert panel.evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
+    lab.panel_screenshot("sidebar-details-default-width")
+    row(lab, 2).click()  # the DataFrame write: "pandas.DataFrame" stays whole
+    assert "DataFrame" in details.inner_text()
+    assert panel.evaluate(_JS_BROKEN_WORDS) == []
+    lab.panel_screenshot("sidebar-details-dataframe")
+
     clock = row(lab, 3).locator(".nbgov-time")
     assert not clock.is_visible(), "at the default width the clock gives way to the cell and duration"
 
@@ -159,30 +179,6 @@ def test_rows_preview_sql_and_show_errors_and_stale_reasons_at_the_default_width
     assert panel.evaluate(_JS_BROKEN_WORDS) == []
     lab.panel_screenshot("sidebar-timeline-wide")
     assert lab.page_errors == []
-
-
-def test_details_are_compact_and_never_break_words_at_the_default_width(lab: Lab) -> None:
-    run_all(lab, "details.ipynb", ANALYSIS)
-    wait_rows(lab, 5)
-    row(lab, 3).click()
-
-    details = lab.page.locator(f"{PANEL} .nbgov-Details")
-    reads = details.locator(".nbgov-items[aria-label='Reads'] .nbgov-item")
-    assert reads.count() == 1
-    assert reads.locator(".nbgov-item-name").text_content() == "customer_churn_features"
-    assert reads.locator(".nbgov-from").text_content() == "[2]"
-    assert "DataFrame" in reads.locator(".nbgov-item-sub").text_content()
-    name_box = reads.locator(".nbgov-item-name").evaluate("e => [e.scrollWidth, e.clientWidth]")
-    assert name_box[0] <= name_box[1], "a 23-character name fits whole at the default width"
-    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
-    assert lab.page.locator(PANEL).evaluate(_JS_BROKEN_WORDS) == []
-    assert lab.page.locator(PANEL).evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
-    lab.panel_screenshot("sidebar-details-default-width")
-
-    row(lab, 2).click()  # the DataFrame write: "pandas.DataFrame" stays whole
-    assert "DataFrame" in details.inner_text()
-    assert lab.page.locator(PANEL).evaluate(_JS_BROKEN_WORDS) == []
-    lab.panel_screenshot("sidebar-details-dataframe")
 
 
 def graph_layer_inside_viewport(lab: Lab) -> bool:

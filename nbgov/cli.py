@@ -1,8 +1,9 @@
-"""`nbgov` command line: run, show, replay, verify, export, graph.
+"""`nbgov` command line: run, show, replay, verify, sign, export, graph.
 
 A thin face over nbgov.replay: parse, call, print, map outcomes to exit codes.
 Exit 0 = fine, 1 = a divergence / tampering / failed cell, 2 = could not run (any
-NbgovError: one line on stderr, never a traceback).
+NbgovError: one line on stderr, never a traceback). Everything printed that came
+from a notebook goes through nbgov.replay.safe_text first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.console import Console
 
 from nbgov import __version__
 from nbgov.errors import NbgovError
+from nbgov.replay.safe_text import for_terminal
 
 NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
 
@@ -30,7 +32,7 @@ class NbgovGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NbgovError as exc:
-            click.echo(f"nbgov: error: {exc}", err=True)
+            click.echo(f"nbgov: error: {for_terminal(str(exc), keep_newlines=False)}", err=True)
             ctx.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -40,14 +42,16 @@ class NbgovGroup(click.Group):
         except Exception as exc:
             if os.environ.get("NBGOV_DEBUG"):
                 raise
-            first = str(exc).splitlines()[0] if str(exc) else ""
+            first = for_terminal(str(exc).splitlines()[0], keep_newlines=False) if str(exc) else ""
             click.echo(f"nbgov: error: {type(exc).__name__}: {first} (set NBGOV_DEBUG=1 for details)",
                        err=True)
             ctx.exit(2)
 
 
 def _console() -> Console:
-    return Console(soft_wrap=False, width=max(140, Console().width))
+    """The terminal's width (80 when output is not a terminal); markup and emoji codes off,
+    so notebook text is printed as the text it is."""
+    return Console(soft_wrap=False, markup=False, emoji=False, highlight=False)
 
 
 def _write_or_print(text: str, output: Path | None) -> None:
@@ -84,13 +88,14 @@ def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | 
     summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
     if print_outputs:
         for count, text in cell_texts(nbformat.read(summary.output, as_version=4)):
-            click.echo(f"[{count}]\n{text}\n")
+            click.echo(f"[{count}]\n{for_terminal(text)}\n")
     errors = sum(1 for e in summary.recorded if e["body"].get("status") == "error")
-    click.echo(f"ran {summary.cells_run} cells of {notebook.name} in {summary.seconds:.2f}s; "
-               f"recorded {len(summary.recorded)} executions ({errors} failed) in {summary.sidecar}")
-    click.echo(f"wrote {summary.output}")
+    click.echo(f"ran {summary.cells_run} cells of {for_terminal(notebook.name)} in {summary.seconds:.2f}s; "
+               f"recorded {len(summary.recorded)} executions ({errors} failed) in "
+               f"{for_terminal(str(summary.sidecar))}")
+    click.echo(f"wrote {for_terminal(str(summary.output))}")
     if summary.error:
-        click.echo(f"stopped at a failing cell: {summary.error}", err=True)
+        click.echo(f"stopped at a failing cell: {for_terminal(summary.error, keep_newlines=False)}", err=True)
         sys.exit(1)
 
 
@@ -98,17 +103,15 @@ def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | 
 @NOTEBOOK
 @click.option("--json", "as_json", is_flag=True, help="Print the log as JSON instead of a table.")
 def show(notebook: Path, as_json: bool) -> None:
-    """Show the recorded execution log of NOTEBOOK."""
-    from nbgov.replay.report import log_table
+    """Show the recorded execution log of NOTEBOOK, with stale flags and why."""
+    from nbgov.replay.report import log_json, print_log
     from nbgov.replay.source import load_log
 
     log = load_log(notebook)
     if as_json:
-        click.echo(json.dumps({"notebook": str(notebook), "source": log.source, "entries": log.entries},
-                              indent=2, ensure_ascii=False))
+        click.echo(json.dumps(log_json(log), indent=2))  # ASCII: no raw control or bidi character
         return
-    _console().print(log_table(log.executions(), f"{notebook.name} — {len(log.executions())} "
-                                                 f"executions ({log.source})"))
+    print_log(log, _console())
 
 
 @cli.command()
@@ -119,37 +122,72 @@ def show(notebook: Path, as_json: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
               help="Seconds allowed per step.")
 @click.option("--kernel", "kernel_name", help="Kernel spec to use (default: the notebook's).")
+@click.option("--unverified", is_flag=True,
+              help="Replay even a log that `nbgov verify` rejects (the result says so).")
+@click.option("--allow-unverifiable", is_flag=True,
+              help="Exit 0 when steps whose values cannot be compared (weak fingerprints) are the only "
+                   "ones not reproduced.")
 def replay(notebook: Path, report: Path | None, until: int | None, timeout: float,
-           kernel_name: str | None) -> None:
+           kernel_name: str | None, unverified: bool, allow_unverifiable: bool) -> None:
     """Re-run NOTEBOOK's recorded executions in a fresh kernel and compare.
 
-    Exit 0: every step reproduced; 1: a divergence; 2: it could not run.
+    Exit 0: every step reproduced; 1: a divergence (or a step that could not be
+    compared); 2: it could not run, or the log does not verify.
     """
     from nbgov.replay.replayer import replay as do_replay
+    from nbgov.replay.replayer import require_verified
     from nbgov.replay.report import print_replay, replay_html
     from nbgov.replay.source import load_log
 
-    result = do_replay(load_log(notebook), until=until, timeout=timeout, kernel_name=kernel_name)
+    warning = require_verified(notebook, unverified)
+    if warning:
+        click.echo(f"nbgov: WARNING: {for_terminal(warning, keep_newlines=False)}", err=True)
+    result = do_replay(load_log(notebook), until=until, timeout=timeout, kernel_name=kernel_name,
+                       unverified=warning)
     print_replay(result, _console())
     if report is not None:
         report.write_text(replay_html(result), encoding="utf-8")
-        click.echo(f"wrote {report}")
+        click.echo(f"wrote {for_terminal(str(report))}")
+    sys.exit(result.exit_status(allow_unverifiable))
+
+
+@cli.command()
+@NOTEBOOK
+@click.option("--require-sidecar", is_flag=True, help="Fail (exit 1) when the sidecar log is missing.")
+@click.option("--allowed-signers", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also check signed heads against this file (git's gpg.ssh.allowedSignersFile format); "
+                   "at least one valid signature is then required.")
+def verify(notebook: Path, require_sidecar: bool, allowed_signers: Path | None) -> None:
+    """Check the hash chain and the notebook metadata against the sidecar.
+
+    Exit 0: intact; 1: tampered, corrupted or inconsistent; 2: it could not run.
+    """
+    from nbgov.replay.report import print_verify
+    from nbgov.replay.verify import verify as do_verify
+
+    result = do_verify(notebook, require_sidecar=require_sidecar, allowed_signers=allowed_signers)
+    print_verify(result, _console())
     sys.exit(result.exit_code)
 
 
 @cli.command()
 @NOTEBOOK
-def verify(notebook: Path) -> None:
-    """Check the hash chain and the notebook metadata against the sidecar.
+@click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
+              default=lambda: str(Path("~/.ssh/id_ed25519").expanduser()), show_default="~/.ssh/id_ed25519",
+              help="SSH private key (or a public key whose private half is in ssh-agent).")
+def sign(notebook: Path, key: Path) -> None:
+    """Sign the head of NOTEBOOK's verified lineage with an SSH key (git's signature format).
 
-    Exit 0: intact; 1: tampered or inconsistent; 2: nothing to check.
+    The signature is stored beside the sidecar; `nbgov verify --allowed-signers FILE`
+    checks it, and so does `ssh-keygen -Y verify -n nbgov`.
     """
-    from nbgov.replay.report import print_verify
-    from nbgov.replay.verify import verify as do_verify
+    from nbgov.replay.sign import sign as do_sign
 
-    result = do_verify(notebook)
-    print_verify(result, _console())
-    sys.exit(result.exit_code)
+    outcome = do_sign(notebook, key)
+    click.echo(f"signed entry {outcome.head.seq} of {for_terminal(notebook.name)} "
+               f"(hash {outcome.head.hash[:16]}) with {for_terminal(outcome.key_description)}")
+    for path in outcome.files:
+        click.echo(f"wrote {for_terminal(str(path))}")
 
 
 @cli.command()
@@ -164,9 +202,9 @@ def export(notebook: Path, fmt: str, output: Path | None) -> None:
 
     log = load_log(notebook)
     if fmt == "openlineage":
-        text = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in openlineage_events(log))
+        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in openlineage_events(log))
     else:
-        text = json.dumps(prov_document(log), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(prov_document(log), indent=2) + "\n"
     _write_or_print(text, output)
 
 
@@ -178,9 +216,11 @@ def export(notebook: Path, fmt: str, output: Path | None) -> None:
 def graph(notebook: Path, fmt: str, output: Path | None) -> None:
     """Print NOTEBOOK's lineage graph (executions, variables, files, models)."""
     from nbgov.replay.graph import build_graph, render_svg, to_dot
+    from nbgov.replay.report import stale_of
     from nbgov.replay.source import load_log
 
-    lineage = build_graph(load_log(notebook).executions())
+    log = load_log(notebook)
+    lineage = build_graph(log.execution_records(), stale_of(log))
     render: Callable[[Any], str] = to_dot if fmt == "dot" else render_svg
     _write_or_print(render(lineage), output)
 

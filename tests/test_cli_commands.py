@@ -21,7 +21,7 @@ COMMANDS = sorted(cli.commands)
 
 
 def test_the_contract_commands_exist() -> None:
-    assert COMMANDS == ["export", "graph", "replay", "run", "show", "verify"]
+    assert COMMANDS == ["export", "graph", "replay", "run", "show", "sign", "verify"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -66,7 +66,9 @@ def test_corrupted_sidecar_and_metadata_are_one_line_and_exit_2(tmp_path: Path) 
     path = record(tmp_path / "nb.ipynb", "x = 1", "y = 2")
     lines = sidecar_path(path).read_text().splitlines()
     sidecar_path(path).write_text("\n".join([lines[0], "{garbage", *lines[1:]]) + "\n")
-    for command in ("show", "verify", "replay", "export"):
+    checked = invoke("verify", path)  # verify ran, and found corruption: exit 1
+    assert checked.exit_code == 1 and "line 2: not a JSON entry (corrupted)" in checked.output
+    for command in ("show", "replay", "export"):
         extra = ["--format", "openlineage"] if command == "export" else []
         result = invoke(command, path, *extra)
         assert "corrupted" in one_line_error(result.output, result.exit_code)

@@ -128,16 +128,37 @@ def test_verify_reports_malformed_lines_but_tolerates_a_torn_tail(tmp_path: Path
     assert [p.message for p in SidecarStore(store.path).verify()] == ["line 2: not a JSON entry (corrupted)"]
 
 
-def test_append_after_a_torn_line_starts_a_fresh_line_and_links_to_the_last_entry(tmp_path: Path) -> None:
+def test_append_after_a_torn_line_cuts_it_and_chains_a_repair_entry(tmp_path: Path) -> None:
+    import xxhash
+
     store, entries = _filled(tmp_path, 2)
     store.close()
+    torn = b'{"seq": 2, "pr'
     with open(store.path, "ab") as fh:
-        fh.write(b'{"seq": 2, "pr')
+        fh.write(torn)
     again = SidecarStore(store.path)
     entry = again.append("execution", {"after": "crash"})
-    assert entry["seq"] == 2 and entry["prev"] == entries[-1]["hash"]
-    lines = store.path.read_bytes().splitlines()
-    assert lines[-1] == canonical_json(entry) and lines[-2] == b'{"seq": 2, "pr'
+    repair = again.entries()[-2]
+    assert repair["kind"] == "repair" and repair["seq"] == 2 and repair["prev"] == entries[-1]["hash"]
+    assert repair["body"]["cut_bytes"] == len(torn)
+    assert repair["body"]["cut_xxh3"] == xxhash.xxh3_128_hexdigest(torn)
+    assert repair["body"]["cut_preview"] == torn.decode()
+    assert entry["seq"] == 3 and entry["prev"] == repair["hash"]
+    assert torn not in store.path.read_bytes()
+    assert again.verify() == []
+    again.close()
+
+
+def test_a_last_line_that_lost_only_its_newline_is_completed_not_cut(tmp_path: Path) -> None:
+    store, entries = _filled(tmp_path, 3)
+    store.close()
+    data = store.path.read_bytes()
+    store.path.write_bytes(data[:-1])  # the final newline never reached the disk
+    again = SidecarStore(store.path)
+    entry = again.append("execution", {"n": 3})
+    assert entry["seq"] == 3 and entry["prev"] == entries[-1]["hash"]
+    assert [e["kind"] for e in again.entries()] == ["session", "execution", "execution", "execution"]
+    assert again.verify() == []
     again.close()
 
 

@@ -23,9 +23,16 @@ class Fingerprint:
     hash: str | None
     weak: bool = False
     summary: str = ""
+    reason: str | None = None  # why it is weak, or how it was taken
+    semantic: str | None = None  # ONNX models: a hash that ignores names and doc strings
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        out: dict[str, Any] = {"kind": self.kind, "hash": self.hash, "weak": self.weak, "summary": self.summary}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.semantic is not None:
+            out["semantic"] = self.semantic
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fingerprint:
@@ -34,11 +41,13 @@ class Fingerprint:
             hash=data.get("hash"),
             weak=bool(data.get("weak", False)),
             summary=str(data.get("summary", "")),
+            reason=data.get("reason"),
+            semantic=data.get("semantic"),
         )
 
     def same_content(self, other: Fingerprint) -> bool | None:
-        """True/False when both hashes are known, None when it cannot be told."""
-        if self.hash is None or other.hash is None:
+        """True/False when both hashes are strong, None when it cannot be told."""
+        if self.hash is None or other.hash is None or self.weak or other.weak:
             return None
         return self.kind == other.kind and self.hash == other.hash
 
@@ -105,9 +114,10 @@ class ModelUse:
     producer: str | None = None
     opset: int | None = None
     source: str | None = None
+    role: str | None = None  # "input" | "output" (None in logs written before roles)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
@@ -115,6 +125,9 @@ class ModelUse:
             "opset": self.opset,
             "source": self.source,
         }
+        if self.role is not None:
+            out["role"] = self.role
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelUse:
@@ -125,6 +138,7 @@ class ModelUse:
             data.get("producer"),
             data.get("opset"),
             data.get("source"),
+            data.get("role"),
         )
 
 
@@ -187,6 +201,7 @@ class SessionInfo:
     packages: Mapping[str, str] = field(default_factory=dict)
     cwd: str = ""
     schema: str = SESSION_SCHEMA
+    hash_seed: str | None = None  # PYTHONHASHSEED at kernel start; None: random (or not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -198,6 +213,7 @@ class SessionInfo:
             "platform": self.platform,
             "packages": dict(sorted(self.packages.items())),
             "cwd": self.cwd,
+            **({"hash_seed": self.hash_seed} if self.hash_seed is not None else {}),
         }
 
     @classmethod
@@ -211,6 +227,7 @@ class SessionInfo:
             packages=dict(data.get("packages", {})),
             cwd=data.get("cwd", ""),
             schema=data.get("schema", SESSION_SCHEMA),
+            hash_seed=data.get("hash_seed"),
         )
 
 
@@ -235,6 +252,7 @@ class ExecutionRecord:
     sql: tuple[SqlStatement, ...] = ()
     packages_added: Mapping[str, str] = field(default_factory=dict)
     schema: str = RECORD_SCHEMA
+    result: Fingerprint | None = None  # the displayed value, Out[n]
 
     @property
     def id(self) -> str:
@@ -260,6 +278,7 @@ class ExecutionRecord:
             "models": [m.to_json() for m in self.models],
             "sql": [s.to_json() for s in self.sql],
             "packages_added": dict(sorted(self.packages_added.items())),
+            **({"result": self.result.to_json()} if self.result is not None else {}),
         }
 
     @classmethod
@@ -283,6 +302,7 @@ class ExecutionRecord:
             sql=tuple(SqlStatement.from_json(s) for s in data.get("sql", ())),
             packages_added=dict(data.get("packages_added", {})),
             schema=data.get("schema", RECORD_SCHEMA),
+            result=Fingerprint.from_json(data["result"]) if data.get("result") else None,
         )
 
 

@@ -1,34 +1,39 @@
 """Compare one recorded execution with its replay and name the likely cause of a difference.
 
-Pure functions over record bodies (the BRIEF's lineage record shape), so the rules can
-be read in one place: files and models are checked first (an input that changed
-explains everything after it), then the variables read, then the outputs; outputs that
-differ although every input matched are nondeterminism.
+Pure functions over typed records (nbgov.lineage.record), so the rules read in one
+place. Files and models are checked first (an input that changed explains everything
+after it), then the variables read, then the outputs (variables written, the displayed
+result, files written, models created). A value whose fingerprint is weak cannot be
+compared: its step is "unverifiable", never "reproduced", and a later difference that
+may have entered through it is blamed on it, the earliest value that may differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nbgov.lineage import files
+from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
 
 INPUT_FILE_CHANGED = "input file changed"
 MODEL_CHANGED = "model changed"
 NONDETERMINISTIC = "nondeterministic output"
+HASH_ORDER = "hash ordering"
 CELL_FAILED = "cell failed"
 UNEXPLAINED_STATE = "unexplained state"
 UPSTREAM = "upstream divergence"
+UNVERIFIED_UPSTREAM = "unverifiable upstream value"
 NOT_RECORDED = "not compared"
+MODEL_METADATA = "model names or doc strings differ"
 MODEL_SUFFIXES = (".onnx",)
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Cause:
-    """One reason a step did not reproduce."""
+    """One reason a step did not reproduce (or, for notes, a harmless difference)."""
 
     kind: str
     detail: str
@@ -40,13 +45,48 @@ class Cause:
 
 @dataclass
 class Upstream:
-    """What earlier replayed steps left different: names and files -> the step that diverged."""
+    """What earlier replayed steps left different or uncompared."""
 
-    records: dict[str, int] = field(default_factory=dict)  # original record id -> step
-    files: dict[str, int] = field(default_factory=dict)  # abspath -> step
+    records: dict[str, int] = field(default_factory=dict)  # diverged record id -> step
+    files: dict[str, int] = field(default_factory=dict)  # abspath written differently -> step
+    unverified: dict[str, tuple[int, str]] = field(default_factory=dict)  # record id -> (step, what)
 
 
-def short(h: Any) -> str:
+@dataclass(frozen=True)
+class Relocation:
+    """Recorded paths under the recorded folder, read in the notebook's folder as it is now."""
+
+    recorded: Path | None
+    current: Path
+
+    def path(self, file: FileAccess) -> Path:
+        raw = Path(file.abspath or file.path)
+        if not raw.is_absolute():
+            return self.current / raw
+        if self.recorded is not None and raw.is_relative_to(self.recorded):
+            return self.current / raw.relative_to(self.recorded)
+        return raw
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a comparison needs beyond the two records."""
+
+    relocation: Relocation
+    hash_seed_random: bool = False  # the recorded session says it ran with a random PYTHONHASHSEED
+
+
+@dataclass
+class Comparison:
+    """The verdict on one step."""
+
+    causes: list[Cause] = field(default_factory=list)
+    notes: list[Cause] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+def short(h: object) -> str:
     return str(h)[:12] if h else "—"
 
 
@@ -60,213 +100,258 @@ def hash_file(path: Path) -> str | None:
         return None
 
 
-def _is_model_file(file: Mapping[str, Any], models: list[Mapping[str, Any]]) -> bool:
-    path = str(file.get("path") or file.get("abspath") or "")
-    return path.lower().endswith(MODEL_SUFFIXES) or any(
-        m.get("source") and m.get("source") == file.get("source") for m in models
-    )
-
-
-def is_own_source(file: Mapping[str, Any]) -> bool:
+def is_own_source(file: FileAccess) -> bool:
     """nbgov's own modules (imported lazily inside a cell) are tooling, not notebook data."""
     try:
-        return Path(str(file.get("abspath") or "")).resolve().is_relative_to(_NBGOV_ROOT)
+        return Path(file.abspath or "").resolve().is_relative_to(_NBGOV_ROOT)
     except (OSError, ValueError):
         return False
 
 
-def _file_key(file: Mapping[str, Any], cwd: Path) -> Path:
-    raw = file.get("abspath") or file.get("path") or ""
-    path = Path(str(raw))
-    return path if path.is_absolute() else cwd / path
+def _is_model_file(file: FileAccess, models: Iterable[ModelUse]) -> bool:
+    return (file.path or file.abspath).lower().endswith(MODEL_SUFFIXES) or any(
+        m.source and m.source == file.source for m in models)
 
 
-def precheck_files(original: Mapping[str, Any], cwd: Path, upstream: Upstream) -> list[Cause]:
+def created_models(record: ExecutionRecord) -> set[str]:
+    """"name@version" of the models this execution created: outputs, not inputs.
+
+    ``ModelUse.role`` says so; logs written before roles name them in a CREATE MODEL statement.
+    """
+    created = {f"{m.name}@{m.version}" for m in record.models if m.role == "output"}
+    if any(m.role is not None for m in record.models):
+        return created
+    return {m for stmt in record.sql if stmt.kind == "create_model" for m in stmt.models}
+
+
+def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Upstream) -> list[Cause]:
     """Before the step runs: do the files it read still hold what they held then?"""
     causes: list[Cause] = []
-    models = list(original.get("models") or [])
-    for file in original.get("files") or []:
-        if file.get("mode") != "read" or not file.get("hash") or is_own_source(file):
+    for file in original.files:
+        if file.mode != "read" or not file.hash or is_own_source(file):
             continue
-        path = _file_key(file, cwd)
+        path = context.relocation.path(file)
         now = hash_file(path)
-        if now == file["hash"]:
+        if now == file.hash:
             continue
-        shown = str(file.get("path") or path)
-        state = "missing" if now is None else f"hash {short(file['hash'])} → {short(now)}"
+        shown = file.path or str(path)
+        state = "missing" if now is None else f"hash {short(file.hash)} → {short(now)}"
         step = upstream.files.get(str(path))
-        if step is None and file.get("source") in upstream.records:
-            step = upstream.records[str(file["source"])]
+        if step is None and file.source in upstream.records:
+            step = upstream.records[str(file.source)]
         if step is not None:
             causes.append(Cause(UPSTREAM, f"{shown} written differently at step {step}", shown))
-        elif _is_model_file(file, models):
+        elif _is_model_file(file, original.models):
             causes.append(Cause(MODEL_CHANGED, f"{shown}: {state}", shown))
         else:
             causes.append(Cause(INPUT_FILE_CHANGED, f"{shown}: {state}", shown))
     return causes
 
 
-def _by(items: Any, key: str) -> dict[str, Mapping[str, Any]]:
-    return {str(i.get(key)): i for i in items or [] if isinstance(i, Mapping)}
-
-
-def _fp_differs(a: Any, b: Any) -> bool | None:
-    """True/False when both fingerprints are strong; None when they cannot be compared."""
-    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
-        return None
-    if a.get("weak") or b.get("weak") or not a.get("hash") or not b.get("hash"):
-        return None
-    return bool(a.get("hash") != b.get("hash") or a.get("kind") != b.get("kind"))
-
-
-def _fp_text(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
-    def one(fp: Mapping[str, Any]) -> str:
-        summary = fp.get("summary")
-        return f"{short(fp.get('hash'))}" + (f" ({summary})" if summary else "")
+def _fp_text(a: Fingerprint, b: Fingerprint) -> str:
+    def one(fp: Fingerprint) -> str:
+        return short(fp.hash) + (f" ({fp.summary})" if fp.summary else "")
 
     return f"{one(a)} → {one(b)}"
 
 
-def created_models(record: Mapping[str, Any]) -> set[str]:
-    """"name@version" of the models this execution created (CREATE MODEL): outputs, not inputs."""
-    return {str(m) for stmt in record.get("sql") or [] if stmt.get("kind") == "create_model"
-            for m in stmt.get("models") or []}
+def _weak_reason(a: Fingerprint, b: Fingerprint | None = None) -> str:
+    for fp in (a, b):
+        if fp is not None and (fp.weak or fp.hash is None):
+            return fp.reason or fp.summary or f"a {fp.kind} nbgov cannot read"
+    return "cannot be compared"
 
 
-def _changed_models(original: Mapping[str, Any], replay: Mapping[str, Any]
-                    ) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
-    now = _by(replay.get("models"), "name")
+@dataclass(frozen=True)
+class ValueDiff:
+    """How a value recorded then compares with the value recomputed now."""
+
+    same: bool | None  # None: cannot be told (a weak fingerprint)
+    names_only: bool = False  # an ONNX model differing only in names or doc strings
+    how: str = ""
+
+
+def diff_values(then: Fingerprint, now: Fingerprint) -> ValueDiff:
+    same = then.same_content(now)
+    if same is None:
+        return ValueDiff(None, how=_weak_reason(then, now))
+    if same:
+        return ValueDiff(True)
+    if then.semantic and then.semantic == now.semantic:
+        return ValueDiff(False, names_only=True, how=_fp_text(then, now))
+    return ValueDiff(False, how=_fp_text(then, now))
+
+
+def _files_differing(original: ExecutionRecord, replay: ExecutionRecord, mode: str, context: StepContext,
+                     skip: set[str]) -> list[tuple[str, FileAccess, FileAccess]]:
+    now = {f.abspath: f for f in replay.files if f.mode == mode}
     out = []
-    for model in original.get("models") or []:
-        again = now.get(str(model.get("name")))
-        if again is not None and again.get("sha256") != model.get("sha256"):
-            out.append((f"{model.get('name')}@{model.get('version')}", model, again))
+    for file in original.files:
+        if file.mode != mode or file.path in skip or is_own_source(file):
+            continue
+        again = now.get(str(context.relocation.path(file)))
+        if again is not None and file.hash and again.hash != file.hash:
+            out.append((file.path, file, again))
     return out
 
 
-def compare_models(original: Mapping[str, Any], replay: Mapping[str, Any],
-                   upstream: Upstream) -> list[Cause]:
+def _models_differing(original: ExecutionRecord, replay: ExecutionRecord
+                      ) -> list[tuple[str, ModelUse, ModelUse]]:
+    now = {m.name: m for m in replay.models}
+    out = []
+    for model in original.models:
+        again = now.get(model.name)
+        if again is not None and again.sha256 != model.sha256:
+            out.append((f"{model.name}@{model.version}", model, again))
+    return out
+
+
+def compare_models(original: ExecutionRecord, replay: ExecutionRecord, upstream: Upstream) -> list[Cause]:
     """Models the step used (not created) whose bytes differ now."""
     causes = []
     created = created_models(original)
-    for label, model, again in _changed_models(original, replay):
+    for label, model, again in _models_differing(original, replay):
         if label in created:
             continue
-        detail = f"{label}: sha256 {short(model.get('sha256'))} → {short(again.get('sha256'))}"
-        if model.get("source") in upstream.records:
-            step = upstream.records[str(model["source"])]
+        if model.source in upstream.records:
+            step = upstream.records[str(model.source)]
             causes.append(Cause(UPSTREAM, f"{label} created differently at step {step}", label))
         else:
+            detail = f"{label}: sha256 {short(model.sha256)} → {short(again.sha256)}"
             causes.append(Cause(MODEL_CHANGED, detail, label))
     return causes
 
 
-def compare_files(original: Mapping[str, Any], replay: Mapping[str, Any], mode: str,
-                  already: set[str]) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
-    """Files of one mode whose hashes differ between the record and the replay."""
-    now = _by([f for f in replay.get("files") or [] if f.get("mode") == mode], "abspath")
-    out = []
-    for file in original.get("files") or []:
-        if file.get("mode") != mode or str(file.get("path")) in already or is_own_source(file):
-            continue
-        again = now.get(str(file.get("abspath")))
-        if again is not None and file.get("hash") and again.get("hash") != file.get("hash"):
-            out.append((str(file.get("path")), file, again))
-    return out
-
-
-def compare_reads(original: Mapping[str, Any], replay: Mapping[str, Any],
-                  upstream: Upstream) -> list[Cause]:
-    causes = []
-    now = _by(replay.get("reads"), "name")
-    for read in original.get("reads") or []:
-        name = str(read.get("name"))
-        again = now.get(name)
-        if again is None or not _fp_differs(read.get("fingerprint"), again.get("fingerprint")):
-            continue
-        source = read.get("source")
-        if source in upstream.records:
-            causes.append(Cause(UPSTREAM, f"`{name}` differs since step {upstream.records[str(source)]}",
-                                name))
-        else:
-            why = "no recorded execution wrote it" if source is None else f"last written by {source}"
-            causes.append(Cause(
-                UNEXPLAINED_STATE,
-                f"`{name}` held {_fp_text(read['fingerprint'], again['fingerprint'])}; {why}", name,
-            ))
-    return causes
-
-
-def compare_outputs(original: Mapping[str, Any], replay: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(name, how it differs) of the variables, written files and created models that differ."""
-    changed = []
-    now = _by(replay.get("writes"), "name")
-    for write in original.get("writes") or []:
-        name = str(write.get("name"))
-        again = now.get(name)
+def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: Upstream,
+                  verdict: Comparison) -> None:
+    now = {r.name: r for r in replay.reads}
+    for read in original.reads:
+        again = now.get(read.name)
         if again is None:
-            changed.append((name, "not written again"))
-        elif _fp_differs(write.get("fingerprint"), again.get("fingerprint")):
-            changed.append((name, _fp_text(write["fingerprint"], again["fingerprint"])))
-    for path, file, again_file in compare_files(original, replay, "write", set()):
-        changed.append((path, f"file hash {short(file.get('hash'))} → {short(again_file.get('hash'))}"))
+            continue
+        diff = diff_values(read.fingerprint, again.fingerprint)
+        if diff.same is None:
+            verdict.unverifiable.append(f"`{read.name}` (read): {diff.how}")
+        elif diff.names_only:
+            verdict.notes.append(Cause(MODEL_METADATA, f"`{read.name}`: {diff.how}", read.name))
+        elif not diff.same:
+            if read.source in upstream.records:
+                verdict.causes.append(Cause(
+                    UPSTREAM, f"`{read.name}` differs since step {upstream.records[str(read.source)]}", read.name))
+            elif read.source in upstream.unverified:
+                step, what = upstream.unverified[str(read.source)]
+                verdict.causes.append(Cause(
+                    UNVERIFIED_UPSTREAM, f"`{read.name}` differs; it comes from step {step}, where {what} "
+                    "could not be compared: the difference most likely entered there", read.name))
+            else:
+                why = "no recorded execution wrote it" if read.source is None else f"last written by {read.source}"
+                verdict.causes.append(Cause(
+                    UNEXPLAINED_STATE, f"`{read.name}` held {diff.how}; {why}", read.name))
+
+
+def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext,
+                    verdict: Comparison) -> list[tuple[str, str]]:
+    """(name, how it differs) of the variables, displayed result, written files and created
+    models that differ; weak ones go to ``unverifiable``, name-only model changes to notes."""
+    changed: list[tuple[str, str]] = []
+    now = {w.name: w for w in replay.writes}
+    pairs: list[tuple[str, Fingerprint, Fingerprint | None]] = [
+        (w.name, w.fingerprint, now[w.name].fingerprint if w.name in now else None) for w in original.writes]
+    if original.result is not None:
+        pairs.append((f"Out[{original.execution_count}]", original.result, replay.result))
+    for name, then, again in pairs:
+        if again is None:
+            changed.append((name, "not produced again"))
+            continue
+        diff = diff_values(then, again)
+        if diff.same is None:
+            verdict.unverifiable.append(f"`{name}`: {diff.how}")
+        elif diff.names_only:
+            verdict.notes.append(Cause(MODEL_METADATA, f"`{name}`: {diff.how}", name))
+        elif not diff.same:
+            changed.append((name, diff.how))
+    for path, file, again_file in _files_differing(original, replay, "write", context, set()):
+        changed.append((path, f"file hash {short(file.hash)} → {short(again_file.hash)}"))
     created = created_models(original)
-    for label, model, again_model in _changed_models(original, replay):
+    for label, model, again_model in _models_differing(original, replay):
         if label in created:
-            changed.append((label, f"model sha256 {short(model.get('sha256'))} → "
-                                   f"{short(again_model.get('sha256'))}"))
+            changed.append((label, f"model sha256 {short(model.sha256)} → {short(again_model.sha256)}"))
     return changed
 
 
-def failure_cause(original: Mapping[str, Any], ename: str | None, evalue: str | None,
+def failure_cause(original: ExecutionRecord, ename: str | None, evalue: str | None,
                   upstream: Upstream) -> Cause:
     """A replay error: a name an earlier failed step should have made, state the log
     cannot explain, or the cell simply failed."""
     if ename == "NameError":
-        for read in original.get("reads") or []:
-            name = str(read.get("name"))
-            if f"'{name}'" not in str(evalue):
+        for read in original.reads:
+            if f"'{read.name}'" not in str(evalue):
                 continue
-            if read.get("source") in upstream.records:
-                step = upstream.records[str(read["source"])]
-                return Cause(UPSTREAM, f"`{name}` was not made again: step {step} diverged", name)
-            if read.get("source") is None:
-                return Cause(UNEXPLAINED_STATE, f"`{name}` is not defined by any recorded execution "
-                                                f"({ename}: {evalue})", name)
+            if read.source in upstream.records:
+                step = upstream.records[str(read.source)]
+                return Cause(UPSTREAM, f"`{read.name}` was not made again: step {step} diverged", read.name)
+            if read.source is None:
+                return Cause(UNEXPLAINED_STATE, f"`{read.name}` is not defined by any recorded execution "
+                                                f"({ename}: {evalue})", read.name)
         return Cause(UNEXPLAINED_STATE, f"{ename}: {evalue} (a name the log does not define)")
     return Cause(CELL_FAILED, f"{ename}: {evalue}")
 
 
-def compare_step(original: Mapping[str, Any], replay: Mapping[str, Any] | None,
-                 status: str, ename: str | None, evalue: str | None,
-                 pre: list[Cause], upstream: Upstream) -> tuple[list[Cause], list[str]]:
-    """All causes for one step (empty = reproduced) and the outputs that differ."""
-    causes = list(pre)
-    recorded_ok = original.get("status", "ok") == "ok"
+def _status_causes(original: ExecutionRecord, status: str, ename: str | None, evalue: str | None,
+                   upstream: Upstream) -> list[Cause]:
+    recorded_ok = original.status == "ok"
     if status != "ok" and recorded_ok:
-        causes.append(failure_cause(original, ename, evalue, upstream))
-    elif status == "ok" and not recorded_ok:
-        err = original.get("error") or {}
-        causes.append(Cause(CELL_FAILED, f"recorded error {err.get('type')}: {err.get('message')} "
-                                         "did not happen again"))
-    elif status != "ok" and not recorded_ok:
-        err = original.get("error") or {}
-        if err.get("type") and ename and err.get("type") != ename:
-            causes.append(Cause(CELL_FAILED, f"{ename}: {evalue} (recorded {err.get('type')})"))
+        return [failure_cause(original, ename, evalue, upstream)]
+    err = original.error
+    recorded = f"{err.type}: {err.message}" if err else "an error"
+    if status == "ok" and not recorded_ok:
+        return [Cause(CELL_FAILED, f"recorded {recorded} did not happen again")]
+    if status != "ok" and not recorded_ok and err and ename and err.type != ename:
+        return [Cause(CELL_FAILED, f"{ename}: {evalue} (recorded {err.type})")]
+    return []
+
+
+def _explain_changes(original: ExecutionRecord, changed: list[tuple[str, str]], context: StepContext,
+                     upstream: Upstream, verdict: Comparison) -> None:
+    """Outputs differ although no input was seen to differ: name the earliest suspect."""
+    suspects = [(upstream.unverified[str(r.source)], r.name) for r in original.reads
+                if r.source in upstream.unverified]
+    for name, how in changed:
+        if suspects:
+            (step, what), read = min(suspects)
+            verdict.causes.append(Cause(
+                UNVERIFIED_UPSTREAM, f"`{name}` differs ({how}); its input `{read}` comes from step {step}, "
+                f"where {what} could not be compared: the difference most likely entered there", name))
+        elif verdict.unverifiable:
+            verdict.causes.append(Cause(
+                UNVERIFIED_UPSTREAM, f"`{name}` differs ({how}); inputs that could not be compared: "
+                f"{'; '.join(verdict.unverifiable)}", name))
+        elif context.hash_seed_random:
+            verdict.causes.append(Cause(
+                HASH_ORDER, f"`{name}` differs although every input matched ({how}); the recorded session "
+                "ran with a random PYTHONHASHSEED, so set and dict-of-set order may differ", name))
+        else:
+            verdict.causes.append(Cause(
+                NONDETERMINISTIC, f"`{name}` differs although every input matched ({how})", name))
+
+
+def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, status: str,
+                 ename: str | None, evalue: str | None, pre: list[Cause], upstream: Upstream,
+                 context: StepContext) -> Comparison:
+    """The verdict on one step: causes (empty = no divergence), notes, uncompared values."""
+    verdict = Comparison(causes=[*pre, *_status_causes(original, status, ename, evalue, upstream)])
     if replay is None:
-        if not causes:
-            causes.append(Cause(NOT_RECORDED, "the replay kernel recorded no lineage for this step"))
-        return causes, []
-    causes += compare_models(original, replay, upstream)
-    flagged = {c.name for c in causes if c.name}
-    for path, file, again in compare_files(original, replay, "read", flagged):
-        kind = MODEL_CHANGED if _is_model_file(file, list(original.get("models") or [])) else INPUT_FILE_CHANGED
-        causes.append(Cause(kind, f"{path}: hash {short(file.get('hash'))} → {short(again.get('hash'))}",
-                            path))
-    causes += compare_reads(original, replay, upstream)
-    changed = compare_outputs(original, replay) if status == "ok" else []
-    if changed and not causes:
-        for name, how in changed:
-            causes.append(Cause(NONDETERMINISTIC,
-                                f"`{name}` differs although every input matched ({how})", name))
-    return causes, [name for name, _ in changed]
+        if not verdict.causes:
+            verdict.causes.append(Cause(NOT_RECORDED, "the replay kernel recorded no lineage for this step"))
+        return verdict
+    verdict.causes += compare_models(original, replay, upstream)
+    flagged = {c.name for c in verdict.causes if c.name}
+    for path, file, again in _files_differing(original, replay, "read", context, flagged):
+        kind = MODEL_CHANGED if _is_model_file(file, original.models) else INPUT_FILE_CHANGED
+        verdict.causes.append(Cause(kind, f"{path}: hash {short(file.hash)} → {short(again.hash)}", path))
+    compare_reads(original, replay, upstream, verdict)
+    changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
+    verdict.changed = [name for name, _ in changed]
+    if changed and not verdict.causes:
+        _explain_changes(original, changed, context, upstream, verdict)
+    return verdict

@@ -66,8 +66,13 @@ class AsyncCellIdKernelClient(_CellIdMixin, AsyncKernelClient):
     """The asynchronous twin of CellIdKernelClient, for nbclient (`nbgov run`)."""
 
 
-def kernel_env(session_name: Path) -> dict[str, str]:
-    """Environment for a recording kernel: JPY_SESSION_NAME as jupyter_server sets it.
+FIXED_HASH_SEED = "0"
+
+
+def kernel_env(session_name: Path, hash_seed: str = FIXED_HASH_SEED) -> dict[str, str]:
+    """Environment for a recording kernel: JPY_SESSION_NAME as jupyter_server sets it, and
+    a fixed PYTHONHASHSEED, so set and dict-of-set orders (and the bytes of models
+    converted from them) are the same in the run and in its replay.
 
     The folder holding the nbgov package goes on PYTHONPATH so a kernel can import
     nbgov even when it is run from a source checkout.
@@ -81,6 +86,7 @@ def kernel_env(session_name: Path) -> dict[str, str]:
         paths.insert(0, package_root)
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["JPY_SESSION_NAME"] = str(session_name)
+    env["PYTHONHASHSEED"] = hash_seed
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     return env
 
@@ -104,8 +110,9 @@ class RecordingKernel:
     """One kernel session with nbgov loaded; the unit replay restarts between sessions."""
 
     def __init__(self, kernel_name: str, cwd: Path, session_name: Path,
-                 startup_timeout: float = 60.0) -> None:
+                 startup_timeout: float = 60.0, hash_seed: str = FIXED_HASH_SEED) -> None:
         self.kernel_name = kernel_name
+        self.hash_seed = hash_seed
         self.cwd = cwd
         self.session_name = session_name
         self.startup_timeout = startup_timeout
@@ -125,7 +132,7 @@ class RecordingKernel:
         km = KernelManager(kernel_name=self.kernel_name)
         km.client_class = f"{__name__}.CellIdKernelClient"
         try:
-            km.start_kernel(env=kernel_env(self.session_name), cwd=str(self.cwd),
+            km.start_kernel(env=kernel_env(self.session_name, self.hash_seed), cwd=str(self.cwd),
                             stderr=subprocess.DEVNULL)
         except NoSuchKernel:
             raise ReplayError(missing_kernel_message(self.kernel_name)) from None

@@ -1,8 +1,12 @@
 """`nbgov replay`: re-run the recorded executions in the order they ran, and compare.
 
-The replay kernel loads nbgov too, so every replayed step produces a fresh record with
-fresh fingerprints; its sidecar goes to a temporary folder so the original log is
-never touched. A new kernel session in the log restarts the replay kernel.
+Only a log that `nbgov verify` accepts is replayed (``--unverified`` overrides, and
+the result says so). The replay kernel runs in the notebook's folder as it is now
+(a copied folder replays in the copy; recorded paths under the recorded folder are
+read in the current one), with the hash seed the recorded session had, or a fixed
+one. It loads nbgov too, so every replayed step produces a fresh record with fresh
+fingerprints; its sidecar goes to a temporary folder so the original log is never
+touched. A new kernel session in the log restarts the replay kernel.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from nbgov.errors import ReplayError
+from nbgov.lineage.record import ExecutionRecord, SessionInfo
 from nbgov.replay import compare
-from nbgov.replay.kernel import RecordingKernel
+from nbgov.replay.kernel import FIXED_HASH_SEED, RecordingKernel
 from nbgov.replay.runner import kernel_name_of
-from nbgov.replay.source import LineageLog, sidecar_file
+from nbgov.replay.source import LineageLog, sidecar_file, typed_execution
 
 REPRODUCED = "reproduced"
 DIVERGED = "diverged"
+UNVERIFIABLE = "unverifiable"
 
 
 @dataclass
@@ -28,19 +34,40 @@ class StepResult:
     """One replayed execution."""
 
     step: int
-    record_id: str
-    cell_id: str | None
-    execution_count: int | None
-    code: str
-    recorded_seconds: float
+    original: ExecutionRecord
     replay_seconds: float
-    causes: list[compare.Cause] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    replay_record: dict[str, Any] | None = None
+    verdict: compare.Comparison = field(default_factory=compare.Comparison)
+    replay_record: ExecutionRecord | None = None
+
+    @property
+    def record_id(self) -> str:
+        return self.original.id
+
+    @property
+    def cell_id(self) -> str | None:
+        return self.original.cell_id
+
+    @property
+    def execution_count(self) -> int:
+        return self.original.execution_count
+
+    @property
+    def code(self) -> str:
+        return self.original.code
+
+    @property
+    def recorded_seconds(self) -> float:
+        return self.original.duration_s
+
+    @property
+    def causes(self) -> list[compare.Cause]:
+        return self.verdict.causes
 
     @property
     def status(self) -> str:
-        return DIVERGED if self.causes else REPRODUCED
+        if self.verdict.causes:
+            return DIVERGED
+        return UNVERIFIABLE if self.verdict.unverifiable else REPRODUCED
 
 
 @dataclass
@@ -53,6 +80,7 @@ class ReplayResult:
     kernel_seconds: float
     total_steps: int
     log: LineageLog
+    unverified: str | None = None  # why the log did not verify, when replayed anyway
 
     @property
     def first_divergence(self) -> StepResult | None:
@@ -62,9 +90,34 @@ class ReplayResult:
     def recorded_seconds(self) -> float:
         return sum(s.recorded_seconds for s in self.steps)
 
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps if s.status == status)
+
     @property
     def exit_code(self) -> int:
-        return 1 if self.first_divergence else 0
+        """0 when every step reproduced; else 1."""
+        return self.exit_status(allow_unverifiable=False)
+
+    def exit_status(self, allow_unverifiable: bool) -> int:
+        """0 when every step reproduced (or, if allowed, only could not be compared); else 1."""
+        if self.first_divergence is not None:
+            return 1
+        return 1 if self.count(UNVERIFIABLE) and not allow_unverifiable else 0
+
+
+def require_verified(notebook: Path, unverified: bool) -> str | None:
+    """ReplayError (exit 2) unless the log verifies; with ``unverified``, the reason as a warning."""
+    from nbgov.replay.verify import verify
+
+    checked = verify(notebook)
+    if not checked.problems:
+        return None
+    more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
+    why = f"its lineage does not verify: {checked.problems[0]}{more}"
+    if not unverified:
+        raise ReplayError(f"will not replay {notebook.name}: {why}; see `nbgov verify`, or pass "
+                          "--unverified to replay it anyway")
+    return f"replaying {notebook.name} although {why}"
 
 
 class SidecarTail:
@@ -74,7 +127,7 @@ class SidecarTail:
         self.path = path
         self.offset = 0
 
-    def new_entries(self) -> list[dict[str, Any]]:
+    def new_executions(self) -> list[ExecutionRecord]:
         try:
             with self.path.open("rb") as handle:
                 handle.seek(self.offset)
@@ -83,50 +136,56 @@ class SidecarTail:
             return []
         complete = data[: data.rfind(b"\n") + 1]
         self.offset += len(complete)
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        entries = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return [typed_execution(e) for e in entries if e.get("kind") == "execution"]
 
 
-def _cwd_for(session_body: dict[str, Any] | None, notebook: Path) -> Path:
-    recorded = Path(str(session_body.get("cwd"))) if session_body and session_body.get("cwd") else None
-    if recorded is not None and recorded.is_dir():
-        return recorded
-    return notebook.resolve().parent
+def _recorded_folder(session: SessionInfo | None) -> Path | None:
+    """Where the recorded session's notebook was: recorded paths under it are relocated."""
+    if session is None:
+        return None
+    if session.notebook:
+        return Path(session.notebook).parent
+    return Path(session.cwd) if session.cwd else None
 
 
-def _mark_upstream(upstream: compare.Upstream, step: StepResult, body: dict[str, Any]) -> None:
-    if not step.causes:
-        return
-    upstream.records[step.record_id] = step.step
-    for file in body.get("files") or []:
-        if file.get("mode") == "write" and file.get("abspath"):
-            upstream.files[str(file["abspath"])] = step.step
+def _mark_upstream(upstream: compare.Upstream, step: StepResult, context: compare.StepContext) -> None:
+    if step.causes:
+        upstream.records[step.record_id] = step.step
+        for file in step.original.files:
+            if file.mode == "write":
+                upstream.files[str(context.relocation.path(file))] = step.step
+    elif step.verdict.unverifiable:
+        upstream.unverified[step.record_id] = (step.step, step.verdict.unverifiable[0])
 
 
-def _replay_step(index: int, body: dict[str, Any], kernel: RecordingKernel, tail: SidecarTail,
-                 upstream: compare.Upstream, timeout: float | None) -> tuple[StepResult, str]:
+def _replay_step(index: int, original: ExecutionRecord, kernel: RecordingKernel, tail: SidecarTail,
+                 upstream: compare.Upstream, context: compare.StepContext,
+                 timeout: float | None) -> tuple[StepResult, str]:
     """Check the step's files, run its recorded code, compare the fresh record with the old."""
-    pre = compare.precheck_files(body, kernel.cwd, upstream)
-    code = str(body.get("code", ""))
-    outcome = kernel.execute(code, body.get("cell_id"), timeout)
-    new = [e for e in tail.new_entries() if e["kind"] == "execution"]
-    again = new[-1]["body"] if new else None
+    pre = compare.precheck_files(original, context, upstream)
+    outcome = kernel.execute(original.code, original.cell_id, timeout)
+    new = tail.new_executions()
+    again = new[-1] if new else None
     status = "ok" if outcome.status == "ok" else "error"
-    causes, changed = compare.compare_step(body, again, status, outcome.ename, outcome.evalue, pre,
-                                           upstream)
-    step = StepResult(index, str(body.get("id")), body.get("cell_id"), body.get("execution_count"),
-                      code, float(body.get("duration_s") or 0.0), outcome.seconds, causes, changed,
-                      again)
-    _mark_upstream(upstream, step, body)
+    verdict = compare.compare_step(original, again, status, outcome.ename, outcome.evalue, pre, upstream,
+                                   context)
+    step = StepResult(index, original, outcome.seconds, verdict, again)
+    _mark_upstream(upstream, step, context)
     return step, outcome.status
 
 
 def replay(log: LineageLog, until: int | None = None, timeout: float | None = None,
-           kernel_name: str | None = None) -> ReplayResult:
-    """Replay log.executions() (the first `until` of them) in fresh recording kernels."""
-    executions = log.executions()
+           kernel_name: str | None = None, unverified: str | None = None) -> ReplayResult:
+    """Replay the log's executions (the first `until` of them) in fresh recording kernels."""
+    executions = log.execution_records()
     todo = executions[:until] if until else executions
-    sessions = log.sessions()
+    sessions = log.session_infos()
+    random_seeds = log.random_seed_sessions()
     name = kernel_name_of(log.nb, kernel_name)
+    folder = log.notebook.resolve().parent
+    if not folder.is_dir():
+        raise ReplayError(f"{folder}: the notebook's folder is not there")
     upstream = compare.Upstream()
     steps: list[StepResult] = []
     started = finished = time.perf_counter()
@@ -136,20 +195,22 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
         tail = SidecarTail(sidecar_file(session_name))
         kernel: RecordingKernel | None = None
         current: str | None = None
+        context = compare.StepContext(compare.Relocation(None, folder))
         try:
-            for index, entry in enumerate(todo, start=1):
-                body = entry["body"]
-                if kernel is None or body.get("session") != current:
+            for index, original in enumerate(todo, start=1):
+                if kernel is None or original.session != current:
                     t0 = time.perf_counter()
                     if kernel is not None:
                         kernel.shutdown()
-                    current = body.get("session")
-                    session = sessions.get(str(current))
-                    kernel = RecordingKernel(name, _cwd_for(session["body"] if session else None,
-                                                            log.notebook), session_name)
+                    current = original.session
+                    session = sessions.get(current)
+                    seed = session.hash_seed if session and session.hash_seed is not None else FIXED_HASH_SEED
+                    context = compare.StepContext(compare.Relocation(_recorded_folder(session), folder),
+                                                  hash_seed_random=current in random_seeds)
+                    kernel = RecordingKernel(name, folder, session_name, hash_seed=seed)
                     kernel.start()
                     kernel_seconds += time.perf_counter() - t0
-                step, status = _replay_step(index, body, kernel, tail, upstream, timeout)
+                step, status = _replay_step(index, original, kernel, tail, upstream, context, timeout)
                 steps.append(step)
                 finished = time.perf_counter()
                 if status == "dead":  # later steps get a fresh kernel (and say what they miss)
@@ -159,4 +220,5 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
             if kernel is not None:
                 kernel.shutdown()
     # wall time up to the last step's reply: the final shutdown is cleanup, not replay
-    return ReplayResult(log.notebook, steps, finished - started, kernel_seconds, len(executions), log)
+    return ReplayResult(log.notebook, steps, finished - started, kernel_seconds, len(executions), log,
+                        unverified)

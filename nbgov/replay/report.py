@@ -1,145 +1,237 @@
 """How results reach a reviewer: rich tables in the terminal, and a self-contained HTML page.
 
 Everything that comes from the notebook (code, names, messages) goes through
-html.escape before it reaches the page; the page loads nothing from the network.
+nbgov.replay.safe_text before it reaches a terminal or the page; the page loads
+nothing from the network, runs no script, and is well-formed XML (XHTML) whatever the
+notebook holds. The replay output shows each step's whole code: a reviewer sees
+every line that ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from html import escape
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from nbgov.lineage.record import ExecutionRecord
+from nbgov.lineage.stale import stale_records
+from nbgov.lineage.store import count_entries
 from nbgov.replay.graph import build_graph, to_svg
-from nbgov.replay.replayer import ReplayResult, StepResult
+from nbgov.replay.replayer import DIVERGED, REPRODUCED, UNVERIFIABLE, ReplayResult, StepResult
+from nbgov.replay.safe_text import for_terminal, for_xml, preview
+from nbgov.replay.source import LineageLog
 from nbgov.replay.verify import VerifyResult
 
-
-def first_line(code: str, width: int = 60) -> str:
-    line = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
-    return line if len(line) <= width else line[: width - 1] + "…"
+STATUS_STYLE = {REPRODUCED: "green", DIVERGED: "red", UNVERIFIABLE: "yellow"}
 
 
-def _names(items: Any, key: str = "name") -> str:
-    return ", ".join(str(i.get(key)) for i in items or [] if isinstance(i, Mapping))
+def _t(text: object) -> Text:
+    """Notebook text for a rich table cell: escaped, never read as markup."""
+    return Text(for_terminal(str(text), keep_newlines=False))
 
 
-def log_table(executions: list[dict[str, Any]], title: str) -> Table:
-    """`nbgov show`: one row per recorded execution."""
-    table = Table(title=Text(title), title_justify="left")
-    for column in ("seq", "#", "cell", "status", "s", "reads", "writes", "files", "models", "code"):
-        table.add_column(column, overflow="fold")
-    for entry in executions:
-        body = entry["body"]
-        status = Text(str(body.get("status")), style="green" if body.get("status") == "ok" else "red")
-        files = ", ".join(f"{f.get('mode')[0]}:{f.get('path')}" for f in body.get("files") or [])
-        models = ", ".join(f"{m.get('name')}@{m.get('version')}" for m in body.get("models") or [])
-        table.add_row(
-            str(entry["seq"]), str(body.get("execution_count")), Text(str(body.get("cell_id") or "")[:8]),
-            status, f"{float(body.get('duration_s') or 0):.3f}", Text(_names(body.get("reads"))),
-            Text(_names(body.get("writes"))), Text(files), Text(models),
-            Text(first_line(str(body.get("code", "")))),
-        )
+def _names(items: Sequence[Any]) -> str:
+    return ", ".join(str(i.name) for i in items)
+
+
+def stale_of(log: LineageLog) -> dict[str, list[str]]:
+    """Record id -> why it is stale (the one rule, nbgov.lineage.stale)."""
+    return stale_records(log.entries)
+
+
+# -- nbgov show ----------------------------------------------------------------------
+
+WIDE = 120  # from this terminal width on, `show` adds the duration and data-flow columns
+
+
+def log_table(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence[str]], title: str,
+              width: int) -> Table:
+    """`nbgov show`: one row per recorded execution, fitted to ``width`` columns: narrow
+    terminals keep the count, cell, status, code preview and error or stale reason."""
+    wide = width >= WIDE
+    fixed = {"#": 4, "cell": 8, "status": 12, **({"s": 6} if wide else {})}
+    shares = {"code": 3, **({"reads → writes": 2} if wide else {}), "error / stale": 3}
+    room = max(30, width - sum(fixed.values()) - 2 * (len(fixed) + len(shares)))
+    table = Table(title=_t(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    for name, size in fixed.items():
+        table.add_column(name, justify="right" if name in ("#", "s") else "left", no_wrap=True, max_width=size)
+    for name, share in shares.items():
+        table.add_column(name, overflow="ellipsis", no_wrap=True,
+                         width=max(8, room * share // sum(shares.values())))
+    for record in records:
+        reasons = stale.get(record.id, ())
+        status = Text(record.status, style="green" if record.status == "ok" else "red")
+        if reasons:
+            status.append(" stale", style="yellow")
+        notes = ([f"{record.error.type}: {record.error.message}"] if record.error else [])
+        notes += [f"stale: {reason}" for reason in reasons]
+        note = Text(for_terminal("; ".join(notes), keep_newlines=False), style="red" if record.error else "yellow")
+        row: list[Text | str] = [str(record.execution_count), _t((record.cell_id or "")[:8]), status]
+        if wide:
+            row.append(f"{record.duration_s:.2f}")
+        row.append(_t(preview(record.code, 200)))
+        if wide:
+            row.append(_t(f"{_names(record.reads) or '—'} → {_names(record.writes) or '—'}"))
+        row.append(note)
+        table.add_row(*row)
     return table
 
 
+def print_log(log: LineageLog, console: Console) -> None:
+    records = log.execution_records()
+    title = f"{log.notebook.name} — {count_entries(log.entries)} ({log.source})"
+    console.print(log_table(records, stale_of(log), title, console.width))
+
+
+def log_json(log: LineageLog) -> dict[str, Any]:
+    """`nbgov show --json`: a summary per execution (with stale reasons) and the raw entries."""
+    stale = stale_of(log)
+    return {
+        "notebook": str(log.notebook),
+        "source": log.source,
+        "counts": count_entries(log.entries),
+        "executions": [{
+            "seq": entry["seq"], "id": record.id, "execution_count": record.execution_count,
+            "cell_id": record.cell_id, "status": record.status,
+            "error": record.error.to_json() if record.error else None,
+            "preview": preview(record.code, 200), "stale": stale.get(record.id, []),
+        } for entry, record in zip(log.executions(), log.execution_records())],
+        "entries": log.entries,
+    }
+
+
+# -- nbgov replay ----------------------------------------------------------------------
+
+def _step_header(step: StepResult) -> Text:
+    text = Text(f"step {step.step}  [{step.execution_count}]  cell {for_terminal(step.cell_id or '—')}  ")
+    text.append(step.status, style=STATUS_STYLE[step.status])
+    text.append(f"  ({step.recorded_seconds:.2f}s recorded, {step.replay_seconds:.2f}s now)", style="dim")
+    return text
+
+
+def _step_body(step: StepResult) -> Text:
+    lines = for_terminal(step.code).splitlines() or [""]
+    text = Text("\n".join(f"  │ {line}" for line in lines), style="cyan")
+    for cause in step.causes:
+        text.append(f"\n  ✗ {for_terminal(cause.text(), keep_newlines=False)}", style="red")
+    for what in step.verdict.unverifiable:
+        text.append(f"\n  ? not compared: {for_terminal(what, keep_newlines=False)}", style="yellow")
+    for note in step.verdict.notes:
+        text.append(f"\n  · {for_terminal(note.text(), keep_newlines=False)}", style="dim")
+    return text
+
+
 def print_replay(result: ReplayResult, console: Console) -> None:
-    """Summary table, then the first divergence in a panel, then the others."""
-    table = Table(title=Text(f"replay of {result.notebook.name}"), title_justify="left")
-    for column in ("step", "#", "cell", "result", "recorded s", "replay s", "code"):
-        table.add_column(column, overflow="fold")
+    """Every step with its whole code, then the first divergence and a one-line verdict."""
+    if result.unverified:
+        console.print(Text(f"UNVERIFIED LOG: {for_terminal(result.unverified, keep_newlines=False)}",
+                           style="bold red"))
+    console.print(Text(f"replay of {for_terminal(result.notebook.name)}", style="bold"))
     for step in result.steps:
-        style = "green" if not step.causes else "red"
-        table.add_row(str(step.step), str(step.execution_count), Text(str(step.cell_id or "")[:8]),
-                      Text(step.status, style=style), f"{step.recorded_seconds:.3f}",
-                      f"{step.replay_seconds:.3f}", Text(first_line(step.code)))
-    console.print(table)
+        console.print(_step_header(step))
+        console.print(_step_body(step))
     first = result.first_divergence
-    if first is None:
-        console.print(Text(f"all {len(result.steps)} steps reproduced", style="bold green"))
+    done = len(result.steps)
+    counts = (f"{result.count(REPRODUCED)} reproduced, {result.count(DIVERGED)} diverged, "
+              f"{result.count(UNVERIFIABLE)} unverifiable")
+    if first is not None:
+        console.print(Text(f"first divergence: step {first.step} ([{first.execution_count}]): "
+                           + for_terminal("; ".join(c.text() for c in first.causes), keep_newlines=False),
+                           style="bold red"))
+        console.print(Text(f"{done} steps: {counts}", style="bold red"))
+    elif result.count(UNVERIFIABLE):
+        console.print(Text(f"{done} steps: {counts} (values with weak fingerprints could not be compared)",
+                           style="bold yellow"))
     else:
-        lines = "\n".join(f"• {c.text()}" for c in first.causes)
-        console.print(Panel(Text(f"step {first.step} ([{first.execution_count}] cell {first.cell_id}):\n"
-                                 f"{first_line(first.code, 100)}\n{lines}"),
-                            title="first divergence", border_style="red"))
-        others = [s for s in result.steps if s.causes and s is not first]
-        if others:
-            more = Table(title="other divergences", title_justify="left")
-            more.add_column("step")
-            more.add_column("cause", overflow="fold")
-            for step in others:
-                more.add_row(str(step.step), Text("\n".join(c.text() for c in step.causes)))
-            console.print(more)
-        reproduced = sum(1 for s in result.steps if not s.causes)
-        console.print(Text(f"{reproduced} of {len(result.steps)} steps reproduced; "
-                           f"{len(result.steps) - reproduced} diverged", style="bold red"))
-    if len(result.steps) < result.total_steps:
-        console.print(f"stopped after step {len(result.steps)} of {result.total_steps} (--until)")
+        console.print(Text(f"all {done} steps reproduced", style="bold green"))
+    if done < result.total_steps:
+        console.print(f"stopped after step {done} of {result.total_steps} (--until)")
     console.print(f"replay {result.wall_seconds:.2f}s (kernel start {result.kernel_seconds:.2f}s) "
                   f"vs recorded {result.recorded_seconds:.2f}s")
 
 
+# -- nbgov verify ----------------------------------------------------------------------
+
 def print_verify(result: VerifyResult, console: Console) -> None:
     for notice in result.notices:
-        console.print(Text(f"note: {notice}", style="yellow"), soft_wrap=True)
+        console.print(Text(f"note: {for_terminal(notice, keep_newlines=False)}", style="yellow"), soft_wrap=True)
+    for signer in result.signers:
+        console.print(Text(f"✓ {for_terminal(signer, keep_newlines=False)}", style="green"), soft_wrap=True)
+    name = for_terminal(result.notebook.name)
     if result.problems:
         for problem in result.problems:
-            console.print(Text(f"✗ {problem}", style="red"), soft_wrap=True)
-        console.print(Text(f"{result.notebook.name}: lineage tampered or inconsistent "
+            console.print(Text(f"✗ {for_terminal(problem, keep_newlines=False)}", style="red"), soft_wrap=True)
+        console.print(Text(f"{name}: lineage tampered, corrupted or inconsistent "
                            f"({len(result.problems)} problems)", style="bold red"))
     else:
-        console.print(Text(f"{result.notebook.name}: lineage intact ({result.sidecar_entries} sidecar entries, "
-                           f"{result.metadata_entries} in notebook metadata)", style="bold green"))
+        console.print(Text(f"{name}: lineage intact ({result.counts or 'no entries'}; {result.sidecar_entries} "
+                           f"in the sidecar, {result.metadata_entries} in the notebook metadata)",
+                           style="bold green"), soft_wrap=True)
 
+
+# -- the HTML report ---------------------------------------------------------------------
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#212121}
+body{font-family:system-ui,sans-serif;margin:2rem;color:#212121;max-width:1200px}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #cfd8dc;padding:4px 8px;
-vertical-align:top;text-align:left}pre{margin:0;white-space:pre-wrap;font-size:12px}
-.ok{color:#2e7d32}.bad{color:#c62828;font-weight:bold}
+vertical-align:top;text-align:left}pre{margin:0;white-space:pre-wrap;font-size:12px;max-width:640px}
+.reproduced{color:#2e7d32}.diverged{color:#c62828;font-weight:bold}.unverifiable{color:#ef6c00;font-weight:bold}
+tr.row-diverged td{background:#ffebee}tr.row-unverifiable td{background:#fff8e1}
 .first{border:2px solid #c62828;padding:1rem;background:#ffebee;margin:1rem 0}
+.warning{border:2px solid #c62828;padding:.5rem 1rem;background:#fff3e0}
+.cell{font-family:monospace;font-size:12px}.note{color:#546e7a}.stale{color:#ef6c00}.failed{color:#c62828}
 """
 
 
-def _step_row(step: StepResult) -> str:
-    cls = "ok" if not step.causes else "bad"
-    causes = "<br>".join(escape(c.text()) for c in step.causes) or "—"
-    return (f"<tr id='step-{step.step}'><td>{step.step}</td><td>{escape(str(step.execution_count))}</td>"
-            f"<td>{escape(str(step.cell_id or ''))}</td><td class='{cls}'>{escape(step.status)}</td>"
+def _step_row(step: StepResult, stale: Sequence[str]) -> str:
+    causes = "".join(f"<div>✗ {for_xml(c.text())}</div>" for c in step.causes)
+    error = step.original.error
+    if error is not None:
+        causes += f"<div class='failed'>failed when recorded: {for_xml(f'{error.type}: {error.message}')}</div>"
+    causes += "".join(f"<div class='stale'>⚠ stale: {for_xml(reason)}</div>" for reason in stale)
+    causes += "".join(f"<div>? not compared: {for_xml(u)}</div>" for u in step.verdict.unverifiable)
+    causes += "".join(f"<div class='note'>· {for_xml(n.text())}</div>" for n in step.verdict.notes)
+    cell = step.cell_id or ""
+    return (f"<tr id='step-{step.step}' class='row-{step.status}'><td>{step.step}</td>"
+            f"<td>{step.execution_count}</td>"
+            f"<td class='cell' title='{for_xml(cell)}'>{for_xml(cell[:8])}</td>"
+            f"<td class='{step.status}'>{step.status}</td>"
             f"<td>{step.recorded_seconds:.3f}</td><td>{step.replay_seconds:.3f}</td>"
-            f"<td><pre>{escape(step.code)}</pre></td><td>{causes}</td></tr>")
+            f"<td><pre>{for_xml(step.code)}</pre></td><td>{causes or '—'}</td></tr>")
 
 
 def replay_html(result: ReplayResult) -> str:
-    """The whole report as one HTML string: no scripts, no external assets."""
+    """The whole report as one XHTML string: no scripts, no external assets."""
     first = result.first_divergence
+    counts = (f"{result.count(REPRODUCED)} reproduced, {result.count(DIVERGED)} diverged, "
+              f"{result.count(UNVERIFIABLE)} unverifiable")
     if first is None:
-        verdict = f"<p class='ok'>All {len(result.steps)} steps reproduced.</p>"
+        tone = UNVERIFIABLE if result.count(UNVERIFIABLE) else REPRODUCED
+        verdict = f"<p class='{tone}'>{len(result.steps)} steps: {counts}.</p>"
     else:
-        items = "".join(f"<li>{escape(c.text())}</li>" for c in first.causes)
+        items = "".join(f"<li>{for_xml(c.text())}</li>" for c in first.causes)
         verdict = (f"<div class='first'><h2>First divergence: step {first.step}</h2>"
-                   f"<p>[{escape(str(first.execution_count))}] cell {escape(str(first.cell_id))}</p>"
-                   f"<pre>{escape(first.code)}</pre><ul>{items}</ul></div>")
+                   f"<p>[{first.execution_count}] cell {for_xml(str(first.cell_id))}</p>"
+                   f"<pre>{for_xml(first.code)}</pre><ul>{items}</ul><p>{counts}</p></div>")
+    warning = (f"<p class='warning'>Unverified log: {for_xml(result.unverified)}</p>" if result.unverified else "")
     status = {s.record_id: s.status for s in result.steps}
-    svg = to_svg(build_graph(result.log.executions()), status)
-    diverged = [s for s in result.steps if s.causes]
-    div_rows = "".join(f"<tr><td><a href='#step-{s.step}'>{s.step}</a></td><td>"
-                       + "<br>".join(escape(c.text()) for c in s.causes) + "</td></tr>" for s in diverged)
-    rows = "".join(_step_row(s) for s in result.steps)
-    title = escape(f"nbgov replay: {result.notebook.name}")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>
+    stale = stale_of(result.log)
+    svg = to_svg(build_graph(result.log.execution_records(), stale), status)
+    rows = "".join(_step_row(s, stale.get(s.record_id, ())) for s in result.steps)
+    title = for_xml(f"nbgov replay: {result.notebook.name}")
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8"/><title>{title}</title>
+<style>{_CSS}</style></head>
 <body><h1>{title}</h1>
-<p>{len(result.steps)} steps replayed from {escape(result.log.source)}; replay {result.wall_seconds:.2f}s
+{warning}
+<p>{len(result.steps)} steps replayed from {for_xml(result.log.source)}; replay {result.wall_seconds:.2f}s
 (kernel start {result.kernel_seconds:.2f}s) vs recorded {result.recorded_seconds:.2f}s.</p>
 {verdict}
-<h2>Divergences</h2>
-{'<table><tr><th>step</th><th>causes</th></tr>' + div_rows + '</table>' if diverged else '<p>none</p>'}
 <h2>Steps</h2>
 <table><tr><th>step</th><th>[n]</th><th>cell</th><th>result</th><th>recorded s</th><th>replay s</th>
 <th>code</th><th>causes</th></tr>{rows}</table>

@@ -15,7 +15,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage import notebook_meta
-from nbgov.lineage.store import canonical_json, verify_chain
+from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
 from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
 from nbgov.replay.source import read_sidecar, sidecar_file
 
@@ -70,7 +70,7 @@ def restore_sidecar(nb: nbformat.NotebookNode, notebook: Path, sidecar: Path) ->
     """A notebook shared without its sidecar: rebuild the sidecar from the metadata (when its
     chain verifies) so the new records continue the same chain instead of starting another."""
     meta = notebook_meta.read_lineage(nb)
-    if meta is None or not meta.entries() or sidecar.exists():
+    if meta is None or not meta.entries() or sidecar.exists() or sidecar.is_symlink():
         return
     entries = meta.entries()
     problems = verify_chain(entries)
@@ -79,8 +79,7 @@ def restore_sidecar(nb: nbformat.NotebookNode, notebook: Path, sidecar: Path) ->
             f"{notebook}: no sidecar, and the lineage in its metadata does not verify "
             f"({problems[0].message}); run it into a new notebook with -o OUT"
         )
-    sidecar.parent.mkdir(parents=True, exist_ok=True)
-    sidecar.write_bytes(b"".join(canonical_json(e) + b"\n" for e in entries))
+    write_log(sidecar, entries)
 
 
 def kernel_name_of(nb: nbformat.NotebookNode, override: str | None = None) -> str:
@@ -104,7 +103,7 @@ def run_notebook(
             cell.get("metadata", {}).pop(notebook_meta.META_KEY, None)
     sidecar = sidecar_file(target)
     restore_sidecar(nb, target, sidecar)
-    before = len(read_sidecar(sidecar)) if sidecar.exists() else 0
+    before = len(read_sidecar(sidecar))
     name = kernel_name_of(nb)
     client = RecordingNotebookClient(
         nb, timeout=int(timeout), kernel_name=name, allow_errors=allow_errors,
@@ -122,8 +121,11 @@ def run_notebook(
     except (CellTimeoutError, DeadKernelError) as exc:
         error = str(exc).splitlines()[0]
     seconds = time.perf_counter() - started
-    entries = read_sidecar(sidecar) if sidecar.exists() else []
-    notebook_meta.merge_entries(nb, entries, notebook_meta.sidecar_relpath(target))
+    entries = read_sidecar(sidecar)
+    # the notebook carries what the kernel recorded; the store's own repair entries stay
+    # in the sidecar (verify reports them as not delivered to the notebook)
+    recorded_kinds = [e for e in entries if e["kind"] in WRITABLE_KINDS]
+    notebook_meta.merge_entries(nb, recorded_kinds, notebook_meta.sidecar_relpath(target))
     notebook_meta.write_notebook(nb, target)
     cells_run = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count"))
     recorded = [e for e in entries[before:] if e["kind"] == "execution"]

@@ -1,0 +1,164 @@
+"""Replay a reviewer can trust: only verified logs, every line shown, the folder as it is now,
+a fixed hash seed, weak values never "reproduced", and the earliest value blamed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, Read, Write
+from nbgov.lineage.store import sidecar_path
+from nbgov.replay import compare
+from nbgov.replay.replayer import replay
+from nbgov.replay.source import load_log
+from tests.fixtures.replay import invoke, record, sidecar_lines, write_sidecar_lines
+
+
+def _record(count: int, reads: tuple[Read, ...] = (), writes: tuple[Write, ...] = (),
+            result: Fingerprint | None = None) -> ExecutionRecord:
+    return ExecutionRecord(session="s" * 32, execution_count=count, cell_id=f"c{count}", code=f"cell {count}",
+                           code_hash="h", started="", duration_s=0.0, status="ok", reads=reads, writes=writes,
+                           result=result)
+
+
+def _fp(h: str, weak: bool = False, semantic: str | None = None, reason: str | None = None) -> Fingerprint:
+    return Fingerprint("object", h, weak=weak, summary="", reason=reason, semantic=semantic)
+
+
+CONTEXT = compare.StepContext(compare.Relocation(None, Path(".")))
+
+
+def _compare(then: ExecutionRecord, now: ExecutionRecord, upstream: compare.Upstream | None = None,
+             context: compare.StepContext = CONTEXT) -> compare.Comparison:
+    return compare.compare_step(then, now, "ok", None, None, [], upstream or compare.Upstream(), context)
+
+
+# -- compare, on typed records -----------------------------------------------------------
+
+def test_a_weak_value_makes_a_step_unverifiable_never_reproduced() -> None:
+    weak = _fp("a", weak=True, reason="a generator: its items cannot be read without running it")
+    verdict = _compare(_record(1, writes=(Write("g", weak),)), _record(1, writes=(Write("g", weak),)))
+    assert verdict.causes == [] and verdict.unverifiable == [
+        "`g`: a generator: its items cannot be read without running it"]
+
+
+def test_a_difference_is_blamed_on_the_earliest_value_that_could_not_be_compared() -> None:
+    upstream = compare.Upstream()
+    forest = _fp("f", weak=True, reason="fitted RandomForestClassifier: learned state not readable")
+    step2 = _compare(_record(2, writes=(Write("clf", forest),)), _record(2, writes=(Write("clf", forest),)))
+    upstream.unverified[_record(2).id] = (2, step2.unverifiable[0])
+    then = _record(3, reads=(Read("clf", forest, source=_record(2).id),), writes=(Write("p", _fp("p1")),))
+    now = _record(3, reads=(Read("clf", forest, source=_record(2).id),), writes=(Write("p", _fp("p2")),))
+    verdict = _compare(then, now, upstream)
+    assert [c.kind for c in verdict.causes] == [compare.UNVERIFIED_UPSTREAM]
+    assert "its input `clf` comes from step 2" in verdict.causes[0].detail
+    assert "although every input matched" not in verdict.causes[0].detail
+
+
+def test_a_model_differing_only_in_names_is_a_mild_note_not_a_divergence() -> None:
+    then = _record(1, writes=(Write("onx", _fp("bytes-1", semantic="same-graph")),))
+    now = _record(1, writes=(Write("onx", _fp("bytes-2", semantic="same-graph")),))
+    verdict = _compare(then, now)
+    assert verdict.causes == [] and verdict.unverifiable == []
+    assert [n.kind for n in verdict.notes] == [compare.MODEL_METADATA]
+    other = _compare(then, _record(1, writes=(Write("onx", _fp("bytes-3", semantic="other-graph")),)))
+    assert [c.kind for c in other.causes] == [compare.NONDETERMINISTIC]
+
+
+def test_the_displayed_result_is_compared_like_a_written_variable() -> None:
+    verdict = _compare(_record(4, result=_fp("r1")), _record(4, result=_fp("r2")))
+    assert verdict.changed == ["Out[4]"]
+    assert "`Out[4]` differs although every input matched" in verdict.causes[0].detail
+    assert _compare(_record(4, result=_fp("r1")), _record(4, result=_fp("r1"))).causes == []
+
+
+def test_a_session_recorded_with_a_random_hash_seed_names_ordering() -> None:
+    context = compare.StepContext(compare.Relocation(None, Path(".")), hash_seed_random=True)
+    verdict = _compare(_record(1, writes=(Write("s", _fp("1")),)), _record(1, writes=(Write("s", _fp("2")),)),
+                       context=context)
+    assert [c.kind for c in verdict.causes] == [compare.HASH_ORDER]
+    assert "random PYTHONHASHSEED" in verdict.causes[0].detail
+
+
+# -- replay on real kernels -------------------------------------------------------------------
+
+@pytest.mark.kernel
+def test_a_log_that_does_not_verify_is_refused_and_unverified_shows_every_line(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "a = 1", "b = a + 1")
+    entries = sidecar_lines(path)
+    entries[1]["body"]["code"] = "a = 1\nopen('injected.txt', 'w').write('ran')"
+    write_sidecar_lines(path, entries)
+    refused = invoke("replay", path)
+    assert refused.exit_code == 2
+    assert "will not replay nb.ipynb: its lineage does not verify: sidecar: entry 1: hash mismatch" in refused.output
+    assert not (tmp_path / "injected.txt").exists()
+    forced = invoke("replay", path, "--unverified")
+    assert "WARNING: replaying nb.ipynb although its lineage does not verify" in forced.output
+    assert "UNVERIFIED LOG" in forced.output
+    assert "│ open('injected.txt', 'w').write('ran')" in forced.output  # the whole code, not its first line
+
+
+@pytest.mark.kernel
+def test_a_copied_folder_replays_in_the_copy_and_leaves_the_original_alone(tmp_path: Path) -> None:
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "data.csv").write_text("v\n1\n2\n")
+    path = record(original / "nb.ipynb", "rows = open('data.csv').read().split()",
+                  "open('out.txt', 'w').write(str(len(rows)))")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    (original / "out.txt").unlink()
+    (original / "data.csv").write_text("v\n9\n9\n9\n")  # would diverge if replay read the original
+    result = invoke("replay", copy / "nb.ipynb")
+    assert result.exit_code == 0, result.output
+    assert not (original / "out.txt").exists()
+    assert (copy / "out.txt").read_text() == "3"
+
+
+@pytest.mark.kernel
+def test_run_and_replay_use_a_fixed_hash_seed(tmp_path: Path) -> None:
+    path = tmp_path / "seed.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('seed', os.environ.get('PYTHONHASHSEED'))"),
+                nbformat.v4.new_code_cell("order = list({'alpha', 'beta', 'gamma', 'delta', 'epsilon'})")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    ran = invoke("run", path, "--print-outputs")
+    assert ran.exit_code == 0 and "seed 0" in ran.output
+    replayed = invoke("replay", path)  # set order depends on the seed: equal only with the same one
+    assert replayed.exit_code == 0, replayed.output
+
+
+@pytest.mark.kernel
+def test_an_unseeded_forest_is_blamed_where_chance_entered(tmp_path: Path) -> None:
+    path = record(
+        tmp_path / "forest.ipynb",
+        "from sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)",
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "clf = RandomForestClassifier(n_estimators=5, max_depth=3).fit(X, y)",
+        "p = clf.predict_proba(X).round(6)",
+    )
+    result = replay(load_log(path))
+    assert result.exit_code == 1
+    forest, scores = result.steps[1], result.steps[2]
+    if forest.causes:  # the forest's learned state was compared: the divergence is there
+        assert result.first_divergence is forest and forest.causes[0].name == "clf"
+    else:  # it could not be: the later difference is blamed on it, not on chance at step 3
+        assert forest.status == "unverifiable"
+        assert [c.kind for c in scores.causes] == [compare.UNVERIFIED_UPSTREAM]
+        assert "comes from step 2" in scores.causes[0].detail
+
+
+@pytest.mark.kernel
+def test_a_value_nbgov_cannot_read_is_unverifiable_and_fails_unless_allowed(tmp_path: Path) -> None:
+    path = record(tmp_path / "gen.ipynb", "g = (i * i for i in range(3))", "x = 1")
+    log = load_log(path)
+    weak = [w for r in log.execution_records() for w in r.writes if w.fingerprint.weak]
+    assert [w.name for w in weak] == ["g"]
+    strict = invoke("replay", path)
+    assert strict.exit_code == 1 and "1 unverifiable" in strict.output and "not compared: `g`" in strict.output
+    assert invoke("replay", path, "--allow-unverifiable").exit_code == 0
+    assert sidecar_path(path).exists()

@@ -1,0 +1,167 @@
+"""What reviewers read: terminal output escaped and fitted, HTML and SVG well-formed for any
+content, `show` with previews, errors and stale reasons, graphs with model edges."""
+
+from __future__ import annotations
+
+import json
+import xml.dom.minidom
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from nbgov.cli import cli
+from nbgov.lineage.store import SidecarStore, sidecar_path
+from nbgov.replay import compare
+from nbgov.replay.graph import build_graph, to_dot, to_svg
+from nbgov.replay.replayer import ReplayResult, StepResult
+from nbgov.replay.report import replay_html
+from nbgov.replay.safe_text import for_terminal, for_xml, preview
+from nbgov.replay.source import load_log
+from tests.fixtures.kernel import make_notebook
+
+HOSTILE = "x = 1  # \x1b[2J\x1b[31mRED\x1b]0;title\x07 \x00 \ud800 ]]> </script><script>alert(1)</script> \u202e gnp.exe"
+SESSION = "a" * 32
+
+
+def _fp(h: str) -> dict[str, Any]:
+    return {"kind": "int", "hash": h * 32, "weak": False, "summary": "int"}
+
+
+def _execution(count: int, code: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "schema": "nbgov.record/1", "id": f"{SESSION}:{count}", "session": SESSION, "execution_count": count,
+        "cell_id": f"cell-{count}", "code": code, "code_hash": "0" * 32, "started": "2026-01-01T00:00:00Z",
+        "duration_s": 0.01, "status": "ok", "error": None, "reads": [], "writes": [], "deletes": [],
+        "files": [], "models": [], "sql": [], "packages_added": {},
+    }
+    body.update(extra)
+    return body
+
+
+def forged_notebook(folder: Path, bodies: list[dict[str, Any]]) -> Path:
+    """A notebook whose sidecar holds these records, chained as the store writes them."""
+    path = folder / "review.ipynb"
+    nbformat.write(make_notebook("x = 1"), str(path))
+    store = SidecarStore(sidecar_path(path), background_fsync=False)
+    store.append("session", {"schema": "nbgov.session/1", "session": SESSION, "started": "2026-01-01T00:00:00Z",
+                             "notebook": str(path), "python": "3.11", "platform": "linux", "packages": {},
+                             "cwd": str(folder)})
+    for body in bodies:
+        store.append("execution", body)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    return forged_notebook(tmp_path, [
+        _execution(1, HOSTILE, writes=[{"name": "x\x1b[1A", "fingerprint": _fp("1"), "mutated": False}]),
+        _execution(2, "%%sqlml\nSELECT id, predict(churn, *) AS p\nFROM customers", status="error",
+                   error={"type": "SqlError", "message": "no table \x1b[31mcustomers"},
+                   reads=[{"name": "x\x1b[1A", "fingerprint": _fp("1"), "source": f"{SESSION}:1"}]),
+        _execution(3, "x = 2", writes=[{"name": "x\x1b[1A", "fingerprint": _fp("2"), "mutated": False}]),
+    ])
+
+
+def run(*args: Any, width: int = 80) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": str(width)}, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+RAW = ("\x1b", "\x00", "\x07", "\u202e", "\ud800")
+
+
+def test_safe_text_shows_controls_as_escapes_and_keeps_code_lines() -> None:
+    assert for_terminal("a\x1b[2Jb\n\tc\u202e") == "a\\x1b[2Jb\n\tc\\u202e"
+    assert for_terminal("a\nb", keep_newlines=False) == "a\\nb"
+    assert for_xml("<a>&\x00\ud800") == "&lt;a&gt;&amp;\\x00\\ud800"
+    assert preview("%%sqlml -o out\n\nSELECT 1 AS one\nFROM t") == "%%sqlml -o out SELECT 1 AS one"
+
+
+@pytest.mark.parametrize("command", [("show",), ("show", "--json"), ("verify",), ("graph",)])
+def test_no_raw_control_character_reaches_the_terminal(hostile: Path, command: tuple[str, ...]) -> None:
+    code, out = run(command[0], hostile, *command[1:])
+    assert code == 0, out
+    if command == ("show", "--json"):
+        out = json.dumps(json.loads(out)["executions"], ensure_ascii=False)  # the summary, not raw entries
+    for raw in RAW:
+        assert raw not in out, (raw, out)
+
+
+def test_errors_about_hostile_paths_are_escaped(tmp_path: Path) -> None:
+    code, out = run("show", tmp_path / "\x1b[31mred.ipynb")
+    assert code == 2 and "\x1b" not in out and "\\x1b[31mred.ipynb: no such file" in out
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_show_fits_the_terminal_with_previews_errors_and_stale_reasons(hostile: Path, width: int) -> None:
+    code, out = run("show", hostile, width=width)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= width
+    assert "review.ipynb — 4 entries: 1 session, 3 executions" in out
+    flat = " ".join(out.split())
+    assert "%%sqlml SELECT" in flat  # a %%sqlml cell shows its SQL, not just "%%sqlml"
+    assert "SqlError" in flat
+    assert "stale" in flat
+    if width == 200:
+        assert "stale: input x" in flat
+
+
+def test_show_json_carries_counts_previews_and_stale_reasons(hostile: Path) -> None:
+    code, out = run("show", hostile, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["counts"] == "4 entries: 1 session, 3 executions"
+    second = data["executions"][1]
+    assert second["preview"].startswith("%%sqlml SELECT id, predict(churn, *) AS p")
+    assert second["error"] == {"type": "SqlError", "message": "no table \x1b[31mcustomers"}
+    assert second["stale"] == ["input x\x1b[1A rewritten by [3]"]
+    assert data["executions"][2]["stale"] == []
+    assert [e["kind"] for e in data["entries"]] == ["session", "execution", "execution", "execution"]
+
+
+def test_the_report_and_the_svg_are_well_formed_xml_for_hostile_content(hostile: Path) -> None:
+    log = load_log(hostile)
+    records = log.execution_records()
+    steps = [StepResult(i, r, 0.01, compare.Comparison(causes=[compare.Cause(compare.CELL_FAILED, r.code)]))
+             for i, r in enumerate(records, start=1)]
+    result = ReplayResult(hostile, steps, 1.0, 0.5, len(records), log, unverified="entry 1 \x1b[31m edited")
+    page = replay_html(result)
+    doc = xml.dom.minidom.parseString(page.encode("utf-8"))  # raises on anything not well-formed
+    assert doc.documentElement.tagName == "html"
+    assert doc.getElementsByTagName("script") == []
+    assert "<script>alert" not in page and "\x1b" not in page and "\x00" not in page
+    assert "failed when recorded: SqlError: no table \\x1b[31mcustomers" in page
+    assert "⚠ stale: input x\\x1b[1A rewritten by [3]" in page
+    svg = to_svg(build_graph(records, {records[0].id: ["input rewritten \x1b"]}))
+    assert xml.dom.minidom.parseString(svg.encode("utf-8")).documentElement.tagName == "svg"
+    for raw in RAW:
+        assert raw not in to_dot(build_graph(records))
+
+
+def _model(name: str, role: str | None, source: str | None = None) -> dict[str, Any]:
+    return {"name": name, "version": 1, "sha256": "f" * 64, "producer": "skl2onnx", "opset": 17,
+            "source": source, **({"role": role} if role else {})}
+
+
+def test_model_edges_run_from_the_creating_cell_through_the_model_to_its_users(tmp_path: Path) -> None:
+    path = forged_notebook(tmp_path, [
+        _execution(1, "%%sqlml\nCREATE MODEL churn FROM 'm.onnx'", models=[_model("churn", "output")]),
+        _execution(2, "%%sqlml\nSELECT predict(churn, *) FROM t",
+                   models=[_model("churn", "input", f"{SESSION}:1")]),
+        _execution(3, "%%sqlml\nSELECT predict(churn, *) FROM u", models=[_model("churn", None, f"{SESSION}:1")],
+                   status="error", error={"type": "SqlError", "message": "boom"}),
+    ])
+    graph = build_graph(load_log(path).execution_records())
+    model = "model:churn@1"
+    assert graph.edges[(f"{SESSION}:1", model)] == ["creates"]
+    assert graph.edges[(model, f"{SESSION}:2")] == ["uses"]
+    assert graph.edges[(model, f"{SESSION}:3")] == ["uses"]
+    assert (model, f"{SESSION}:1") not in graph.edges
+    node = graph.nodes[f"{SESSION}:1"]
+    assert node.label == "[1] %%sqlml CREATE MODEL churn FROM 'm.onnx'" and "cell-1" in node.title
+    assert graph.nodes[f"{SESSION}:3"].failed
+    svg = to_svg(graph)
+    assert "✗ failed" in svg and "usecreates" not in svg.replace(" ", "")

@@ -1,0 +1,137 @@
+"""`nbgov sign` and `verify --allowed-signers` with real ssh-keygen keys."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nbgov.lineage.store import SidecarStore, make_entry, sidecar_path
+from tests.fixtures.replay import invoke, record, sidecar_lines, write_sidecar_lines
+
+pytestmark = pytest.mark.kernel
+
+
+def keygen(folder: Path, name: str) -> Path:
+    key = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key
+
+
+def allowed_signers(folder: Path, *signers: tuple[str, Path]) -> Path:
+    path = folder / "allowed_signers"
+    lines = []
+    for principal, key in signers:
+        kind, blob = (key.with_suffix(".pub") if key.suffix != ".pub" else key).read_text().split()[:2]
+        lines.append(f'{principal} namespaces="nbgov" {kind} {blob}\n')
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    assert shutil.which("ssh-keygen"), "OpenSSH's ssh-keygen is needed for signatures"
+    folder = tmp_path_factory.mktemp("keys")
+    return {"alice": keygen(folder, "alice"), "mallory": keygen(folder, "mallory")}
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record(tmp_path_factory.mktemp("signed") / "audit.ipynb", "a = 1", "b = a * 2", "c = b + a")
+
+
+@pytest.fixture
+def nb_path(recorded: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "audit.ipynb"
+    shutil.copy(recorded, target)
+    (tmp_path / ".nbgov").mkdir()
+    shutil.copy(sidecar_path(recorded), sidecar_path(target))
+    return target
+
+
+def _out(result: object) -> str:
+    return " ".join(str(getattr(result, "output", "")).split())
+
+
+def test_a_signed_head_verifies_names_its_signer_and_checks_with_plain_ssh_keygen(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    signed = invoke("sign", nb_path, "--key", keys["alice"])
+    assert signed.exit_code == 0, signed.output
+    assert "signed entry 3 of audit.ipynb" in signed.output and "ED25519 key SHA256:" in signed.output
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    checked = invoke("verify", nb_path, "--allowed-signers", allowed)
+    assert checked.exit_code == 0, checked.output
+    assert "entry 3 signed by alice@example.com (ED25519 key SHA256:" in _out(checked)
+    payload = next((tmp_path / ".nbgov" / "audit.signatures").glob("head-3-*.txt"))
+    plain = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", "alice@example.com",
+                            "-n", "nbgov", "-s", f"{payload}.sig"], input=payload.read_bytes(),
+                           capture_output=True, check=False)
+    assert plain.returncode == 0, plain.stderr
+    assert b'Good "nbgov" signature for alice@example.com' in plain.stdout
+    assert "seq: 3\n" in payload.read_text()
+
+
+def test_a_history_rewritten_with_recomputed_hashes_is_caught_by_the_signature(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    entries = sidecar_lines(nb_path)
+    entries[2]["body"]["code"] = "b = a * 2000"  # the insider rewrites history ...
+    prev = entries[1]["hash"]
+    for entry in entries[2:]:  # ... and recomputes every hash after it
+        entry.update(make_entry(entry["seq"], prev, entry["kind"], entry["body"]))
+        prev = entry["hash"]
+    write_sidecar_lines(nb_path, entries)
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.metadata["nbgov"]["log"] = [e for e in entries if e["kind"] == "execution"]
+    for cell in nb.cells:
+        cell.metadata.pop("nbgov", None)
+    nbformat.write(nb, str(nb_path))
+    plain = invoke("verify", nb_path)
+    assert "sidecar:" not in plain.output and "notebook metadata:" not in plain.output  # hashes all agree
+    assert plain.exit_code == 1 and "no longer on the chain" in _out(plain)  # but the signed head moved
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    checked = invoke("verify", nb_path, "--allowed-signers", allowed)
+    assert checked.exit_code == 1
+    assert "signed head entry 3, signed by alice@example.com" in _out(checked)
+    assert "the history was rewritten after it was signed" in _out(checked)
+
+
+def test_an_unknown_signer_and_missing_signatures_fail_with_allowed_signers(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    missing = invoke("verify", nb_path, "--allowed-signers", allowed)
+    assert missing.exit_code == 1 and "no signatures beside the sidecar" in _out(missing)
+    assert invoke("sign", nb_path, "--key", keys["mallory"]).exit_code == 0
+    stranger = invoke("verify", nb_path, "--allowed-signers", allowed)
+    assert stranger.exit_code == 1 and "its key is not in allowed_signers" in _out(stranger)
+
+
+def test_entries_after_the_signed_head_are_noticed_and_a_tampered_log_is_not_signed(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    last = sidecar_lines(nb_path)[-1]["body"]
+    store = SidecarStore(sidecar_path(nb_path), background_fsync=False)
+    store.append("execution", dict(last, execution_count=9, code="d = 4"))
+    store.close()
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    later = invoke("verify", nb_path, "--allowed-signers", allowed)
+    assert later.exit_code == 0, later.output
+    assert "entry 4 was added after the newest signed head (entry 3)" in _out(later)
+    entries = sidecar_lines(nb_path)
+    entries[1]["body"]["code"] = "a = 'edited'"
+    write_sidecar_lines(nb_path, entries)
+    refused = invoke("sign", nb_path, "--key", keys["alice"])
+    assert refused.exit_code == 2 and "will not sign audit.ipynb: its lineage does not verify" in _out(refused)
+
+
+def test_a_symlinked_signature_folder_is_refused(nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (tmp_path / ".nbgov" / "audit.signatures").symlink_to(victim)
+    result = invoke("sign", nb_path, "--key", keys["alice"])
+    assert result.exit_code == 2 and "symlink" in result.output
+    assert list(victim.iterdir()) == []

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from nbgov.errors import NbgovError
 from nbgov.lineage.preview import clip_words, code_preview, printable
 from nbgov.lineage.record import ExecutionRecord, Fingerprint
-from nbgov.lineage.store import SidecarStore
+from nbgov.lineage.store import SidecarStore, count_entries
 
 DEFAULT_LAST = 200
 MAX_LIVE = 3
@@ -77,8 +77,8 @@ class NotebookLog:
     """The executions of the notebook's log as typed records, in log order, each once."""
 
     def __init__(self) -> None:
+        self.entries: list[Entry] = []  # every readable entry, sessions included, for the counts
         self.executions: list[ExecutionRecord] = []
-        self.sessions: set[str] = set()
         self.unreadable = 0
         self._hashes: set[str] = set()
         self._by_id: dict[str, ExecutionRecord] = {}
@@ -95,14 +95,14 @@ class NotebookLog:
             self.unreadable += 1
             return False
         if kind == "session":
-            self.sessions.add(str(body.get("session")))
+            self.entries.append(entry)
             return False
         try:
             record = ExecutionRecord.from_json(body)
         except (KeyError, TypeError, ValueError):
             self.unreadable += 1
             return False
-        self.sessions.add(record.session)
+        self.entries.append(entry)
         self.executions.append(record)
         self._by_id[record.id] = record
         return True
@@ -134,15 +134,15 @@ class Snapshot:
     """What a view shows at one moment: the newest rows and the counts of the whole log."""
 
     rows: tuple[TimelineRow, ...]
+    counts: str  # "15 entries: 1 session, 14 executions", as `nbgov show` and `verify` say
     executions: int
-    sessions: int
     failed: int
     stale: int
     unreadable: int
 
     @property
     def headline(self) -> str:
-        parts = [f"{plural(self.executions, 'execution')} in {plural(self.sessions, 'session')}"]
+        parts = [self.counts]
         if self.failed:
             parts.append(f"{self.failed:,} failed")
         if self.stale:
@@ -158,8 +158,8 @@ def snapshot(log: NotebookLog, stale: Mapping[str, Sequence[str]], last: int = D
     rows = tuple(_row(record, stale.get(record.id, ())) for record in reversed(log.executions[-last:]))
     return Snapshot(
         rows=rows,
+        counts=count_entries(log.entries),
         executions=len(log.executions),
-        sessions=len(log.sessions),
         failed=sum(1 for r in log.executions if r.status != "ok"),
         stale=sum(1 for r in log.executions if stale.get(r.id)),
         unreadable=log.unreadable,

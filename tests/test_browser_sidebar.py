@@ -318,7 +318,7 @@ def test_reloading_the_notebook_from_disk_rereads_its_lineage(lab: Lab) -> None:
     wait_rows(lab, 4)
     counts = lab.page.locator(f"{PANEL} .nbgov-LineagePanel-counts")
     assert counts.text_content() == "4 executions"
-    assert "in 2 sessions" in counts.get_attribute("title")
+    assert counts.get_attribute("title") == "6 entries: 2 sessions, 4 executions", "as nbgov show says it"
     lab.run_cell(2)  # the open kernel keeps recording into the reloaded log
     wait_rows(lab, 5)
     lab.save()
@@ -341,7 +341,7 @@ def test_lineage_magic_renders_as_a_live_widget_in_jupyterlab(lab: Lab) -> None:
         "() => [...document.querySelectorAll('.jp-Cell')][3].querySelectorAll('select option').length === 3",
         timeout=UI_TIMEOUT_MS,
     )
-    assert header.text_content() == "Lineage: 3 executions in 1 session · 1 failed (newest first)"
+    assert header.text_content() == "Lineage: 4 entries: 1 session, 3 executions · 1 failed (newest first)"
     options = [o.replace("\xa0", " ") for o in select.locator("option").all_text_contents()]  # Select pads with nbsp
     assert options[0].endswith("%lineage") and "error" in options[1] and options[2].endswith("a = 1")
     assert output.locator("table").count() == 0, "the widget, not the HTML fallback, where widgets run"
@@ -351,6 +351,6 @@ def test_lineage_magic_renders_as_a_live_widget_in_jupyterlab(lab: Lab) -> None:
         "() => [...document.querySelectorAll('.jp-Cell')][3].querySelectorAll('select option').length === 4",
         timeout=UI_TIMEOUT_MS,
     )
-    assert header.text_content().startswith("Lineage: 4 executions")
+    assert header.text_content().startswith("Lineage: 5 entries: 1 session, 4 executions")
     lab.screenshot("lineage-magic-widget")
     assert lab.page_errors == []

@@ -21,7 +21,8 @@ from nbgov.lineage.preview import clip_words, code_preview, printable, short_lab
 from tests.fixtures.kernel import NotebookRunner, make_notebook
 from tests.fixtures.lineage import count_sidecar_reads
 
-HEADLINE_COUNT = re.compile(r"Lineage: (\d+) executions? in (\d+) sessions?")
+# The one wording `nbgov show` and `nbgov verify` use too: "15 entries: 1 session, 14 executions".
+HEADLINE = re.compile(r"Lineage: (?P<entries>\d+) entr(?:y|ies)(?P<parts>(?::| ·| \()[^(·]*)")
 
 
 def run(shell: InteractiveShell, code: str) -> Any:
@@ -44,9 +45,15 @@ def bundle(shell: InteractiveShell, view: widgets.LineageView) -> dict[str, Any]
 
 
 def headline_counts(text: str) -> tuple[int, int]:
-    found = HEADLINE_COUNT.search(text)
+    """(executions, sessions) from a view's headline, checking they add up to its entries."""
+    found = HEADLINE.search(text)
     assert found, text
-    return int(found.group(1)), int(found.group(2))
+    parts = dict(
+        (kind, int(n)) for n, kind in re.findall(r"(\d+) (session|execution)s?", found.group("parts"))
+    )
+    executions, sessions = parts.get("execution", 0), parts.get("session", 0)
+    assert executions + sessions == int(found.group("entries")), text
+    return executions, sessions
 
 
 def test_lineage_shows_a_newest_first_timeline_and_the_selected_details(shell: InteractiveShell) -> None:
@@ -307,6 +314,6 @@ def test_text_helpers() -> None:
     assert clip_words("short", 20) == "short"
     assert short_label(7, "%%sqlml\nSELECT plan FROM customers", 20) == "[7] SELECT plan…"
     assert printable("a\x1b[1mb\r\u202ec\td") == "a\\x1b[1mb\\r\\u202ec\td"
-    assert widgets.plural(1, "execution") == "1 execution" and widgets.plural(1200, "execution") == "1,200 executions"
+    assert widgets.plural(1, "entry", "entries") == "1 entry" and widgets.plural(1200, "entry", "entries") == "1,200 entries"
     with pytest.raises(ValueError):
         clip_words("abc", 1)

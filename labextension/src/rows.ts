@@ -71,9 +71,9 @@ export function plural(n: number, word: string, words = `${word}s`): string {
 }
 
 /**
- * The counts of a log in the one wording the CLI and `%lineage` use too:
- * "27 executions in 2 sessions · 1 failed · 3 stale" (`long`), and the part that fits
- * the sidebar's header (`short`, without the sessions).
+ * The counts of a log in the one wording `nbgov show`, `nbgov verify` and `%lineage`
+ * use: "6 entries: 1 session, 5 executions · 1 failed · 2 stale" (`long`), and the part
+ * that fits the sidebar's header (`short`: "5 executions · 1 failed · 2 stale").
  */
 export function logCounts(
   executions: readonly ExecutionEntry[],
@@ -84,5 +84,7 @@ export function logCounts(
   const extra = [failed ? `${failed.toLocaleString('en-US')} failed` : '', stale ? `${stale.toLocaleString('en-US')} stale` : ''];
   const tail = extra.filter(Boolean).map(t => ` · ${t}`).join('');
   const runs = plural(executions.length, 'execution');
-  return { short: `${runs}${tail}`, long: `${runs} in ${plural(sessions, 'session')}${tail}` };
+  const kinds = [sessions ? plural(sessions, 'session') : '', executions.length ? runs : ''].filter(Boolean).join(', ');
+  const entries = plural(sessions + executions.length, 'entry', 'entries');
+  return { short: `${runs}${tail}`, long: `${entries}${kinds ? `: ${kinds}` : ''}${tail}` };
 }

@@ -24,8 +24,12 @@ test('a row shows its preview, its error and its stale reason; its height counts
 
 test('counts use one wording', () => {
   const runs = [run({ n: 1 }), run({ n: 2, error: ['E', 'm'] })];
-  expect(logCounts(runs, 1, 0)).toStrictEqual({ short: '2 executions · 1 failed', long: '2 executions in 1 session · 1 failed' });
-  expect(logCounts([run({ n: 1 })], 2, 1).long).toBe('1 execution in 2 sessions · 1 stale');
+  expect(logCounts(runs, 1, 0)).toStrictEqual({
+    short: '2 executions · 1 failed',
+    long: '3 entries: 1 session, 2 executions · 1 failed'
+  });
+  expect(logCounts([run({ n: 1 })], 2, 1).long).toBe('3 entries: 2 sessions, 1 execution · 1 stale');
+  expect(logCounts([], 0, 0)).toStrictEqual({ short: '0 executions', long: '0 entries' });
   const many = Array.from({ length: 10_000 }, (_, i) => run({ n: i + 1 }));
   expect(logCounts(many, 1, 0).short).toBe('10,000 executions');
 });

@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nbgov.errors import NbgovError
-from nbgov.lineage.preview import clip_words, code_preview, printable
 from nbgov.lineage.record import ExecutionRecord, Fingerprint
 from nbgov.lineage.store import SidecarStore, count_entries
+from nbgov.replay.safe_text import for_terminal, preview
 
 DEFAULT_LAST = 200
 MAX_LIVE = 3
@@ -167,16 +167,16 @@ def snapshot(log: NotebookLog, stale: Mapping[str, Sequence[str]], last: int = D
 
 
 def _row(record: ExecutionRecord, stale: Sequence[str]) -> TimelineRow:
-    error = printable(f"{record.error.type}: {record.error.message}") if record.error else None
+    error = for_terminal(f"{record.error.type}: {record.error.message}", keep_newlines=False) if record.error else None
     return TimelineRow(
         record_id=record.id,
         execution_count=record.execution_count,
         started=clock(record.started),
         duration=duration(record.duration_s),
         ok=record.status == "ok",
-        preview=clip_words(code_preview(record.code), PREVIEW_WIDTH),
+        preview=preview(record.code, PREVIEW_WIDTH),
         error=error,
-        stale=tuple(printable(reason) for reason in stale),
+        stale=tuple(for_terminal(reason, keep_newlines=False) for reason in stale),
     )
 
 
@@ -198,7 +198,7 @@ def render_text(snap: Snapshot) -> str:
         lines.append(f"  {count}  {r.started}  {r.duration:>8}  {status:<11}  {r.preview}")
         indent = " " * (width + 4)
         if r.error:
-            lines.append(f"{indent}{clip_words(r.error, 100)}")
+            lines.append(f"{indent}{r.error if len(r.error) <= 100 else r.error[:99] + '…'}")
         lines.extend(f"{indent}stale: {reason}" for reason in r.stale)
     return "\n".join(lines)
 
@@ -270,7 +270,7 @@ def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]
     for title, items in sections:
         if items:
             lines += ["", f"{title}:"] + [f"  {item}" for item in items]
-    return printable("\n".join(lines))
+    return for_terminal("\n".join(lines))
 
 
 class LineageFeed:

@@ -17,7 +17,6 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov import widgets
-from nbgov.lineage.preview import clip_words, code_preview, printable, short_label
 from tests.fixtures.kernel import NotebookRunner, make_notebook
 from tests.fixtures.lineage import count_sidecar_reads
 
@@ -303,17 +302,7 @@ def test_in_a_real_kernel_the_saved_output_lists_the_lineage_cell_itself(
     assert written.cells[3].outputs[0].data["text/plain"] == data["text/plain"]
 
 
-def test_text_helpers() -> None:
-    assert code_preview("\n%%sqlml -o x\n\n  SELECT 1 AS a,\n  2") == "SELECT 1 AS a,"
-    assert code_preview("%%sqlml") == "%%sqlml"
-    assert code_preview("%%sqlmlx\nSELECT 1") == "%%sqlmlx"
-    assert code_preview("x = 1\r\ny = 2") == "x = 1"
-    assert code_preview("") == ""
-    assert clip_words("SELECT plan, count(*) AS customers", 20) == "SELECT plan,…"
-    assert clip_words("pandas.DataFrame.very_long_name", 12) == "pandas.Data…"
-    assert clip_words("short", 20) == "short"
-    assert short_label(7, "%%sqlml\nSELECT plan FROM customers", 20) == "[7] SELECT plan…"
-    assert printable("a\x1b[1mb\r\u202ec\td") == "a\\x1b[1mb\\r\\u202ec\td"
-    assert widgets.plural(1, "entry", "entries") == "1 entry" and widgets.plural(1200, "entry", "entries") == "1,200 entries"
-    with pytest.raises(ValueError):
-        clip_words("abc", 1)
+def test_plural() -> None:
+    assert widgets.plural(1, "entry", "entries") == "1 entry"
+    assert widgets.plural(1200, "entry", "entries") == "1,200 entries"
+    assert widgets.plural(2, "failure") == "2 failures"

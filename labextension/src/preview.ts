@@ -1,7 +1,8 @@
 /**
  * One-line previews of executed code and text that fits a width, cut at word
- * boundaries. Same rules as nbgov/lineage/preview.py: a `%%sqlml` cell previews its
- * first SQL line, so SQL cells can be told apart. Pure, unit-tested.
+ * boundaries. A `%%sqlml` cell previews its first SQL line (the narrow sidebar leaves
+ * out the magic line that `nbgov show` keeps), so SQL cells can be told apart. Pure,
+ * unit-tested.
  */
 
 export const ELLIPSIS = '…';

@@ -14,6 +14,22 @@ Fingerprints: GB/s of nbgov's fingerprint against raw xxh3_128 over the same
 buffers, pandas.util.hash_pandas_object, and sha256; numeric and string data.
 Targets (issue 5): trivial cell ≤ 1 ms added; 100 MB cell ≤ 30 ms added;
 numeric fingerprinting ≥ 50% of raw xxh3 throughput.
+
+Fingerprint, namespace and memory cases (issues 12, 13), each a median of paired
+ratios, the variants of a round run in a seeded random order:
+- a fitted 100-tree RandomForest fingerprinted, against pickle.dumps of it, in
+  CPU time of this process (target: ≤ 5 ms median);
+- a trivial cell with 100,000 names in the namespace, recorded vs bare shell
+  (target: ≤ 1 ms added), and the cell that defines those 100,000 names
+  (target: ≤ 2x plain);
+- a cell that maps a 2 GB file (np.memmap, mode w+, a few values written;
+  --memmap-gb scales it), recorded vs bare (the fingerprint reads only the
+  file's data regions);
+- peak memory of the cell `del a; b = np.ones(40e6)` after `a = np.ones(40e6)`,
+  recorded vs bare, each in a fresh interpreter (tracemalloc peak; numpy reports
+  its buffers to it).
+
+Run only these: python3 benchmarks/bench_recorder.py --cases forest,names,memmap,memory
 """
 
 from __future__ import annotations
@@ -22,6 +38,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -189,17 +206,223 @@ def throughput() -> dict[str, dict[str, float]]:
     return results
 
 
+# -- fingerprint, namespace and memory cases (paired, seeded random order) -------------
+
+
+def paired(variants: dict[str, Callable[[], float]], rounds: int, seed: int = 0) -> dict[str, list[float]]:
+    """Run every variant once per round, in a fresh seeded random order; the times per variant."""
+    order = random.Random(seed)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for _ in range(rounds):
+        order.shuffle(names)
+        for name in names:
+            times[name].append(variants[name]())
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], ours: str, base: str) -> float:
+    return statistics.median(a / b for a, b in zip(times[ours], times[base], strict=True) if b > 0)
+
+
+def _cpu(fn: Callable[[], Any]) -> Callable[[], float]:
+    """CPU time of this process (single-threaded work): robust to other processes' load."""
+
+    def timed() -> float:
+        t0 = time.process_time()
+        fn()
+        return time.process_time() - t0
+
+    return timed
+
+
+def forest_case(rounds: int) -> dict[str, float]:
+    import pickle
+
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from nbgov.lineage.fingerprint import Fingerprinter
+
+    X, y = make_classification(2000, 10, random_state=0)
+    forest = RandomForestClassifier(100, max_depth=8, random_state=0).fit(X, y)
+    fper = Fingerprinter()
+    fper.fingerprint(forest)
+    times = paired(
+        {"nbgov": _cpu(lambda: fper.fingerprint(forest)), "pickle": _cpu(lambda: pickle.dumps(forest, protocol=5))},
+        rounds,
+    )
+    return {
+        "nbgov_ms": statistics.median(times["nbgov"]) * 1e3,
+        "pickle_ms": statistics.median(times["pickle"]) * 1e3,
+        "ratio": median_ratio(times, "nbgov", "pickle"),
+    }
+
+
+NAMES_SETUP = "globals().update({f'n{i}': i for i in range(100_000)})"
+NAMES_DEFINE = "globals().update({f'd{i}': [i] for i in range(100_000)})"
+
+
+def namespace_cases(rounds: int) -> dict[str, dict[str, float]]:
+    from nbgov.lineage import recorder
+
+    bare, recorded = _shell(), _shell()
+    rec = recorder.install(recorded)
+    try:
+        for shell in (bare, recorded):
+            _time(shell, NAMES_SETUP)
+            _time(shell, "z = 1")
+        trivial = paired({"bare": lambda: _time(bare, "z = 1"), "nbgov": lambda: _time(recorded, "z = 1")}, rounds)
+        define = paired(
+            {"bare": lambda: _time(bare, NAMES_DEFINE), "nbgov": lambda: _time(recorded, NAMES_DEFINE)},
+            max(3, rounds // 20),
+        )
+    finally:
+        rec.uninstall()
+    added = statistics.median(n - b for n, b in zip(trivial["nbgov"], trivial["bare"], strict=True))
+    return {
+        "trivial cell, 100,000 names": {
+            "bare_ms": statistics.median(trivial["bare"]) * 1e3,
+            "added_ms": added * 1e3,
+            "ratio": median_ratio(trivial, "nbgov", "bare"),
+        },
+        "cell defining 100,000 names": {
+            "bare_ms": statistics.median(define["bare"]) * 1e3,
+            "added_ms": statistics.median(n - b for n, b in zip(define["nbgov"], define["bare"], strict=True)) * 1e3,
+            "ratio": median_ratio(define, "nbgov", "bare"),
+        },
+    }
+
+
+def memmap_case(gigabytes: float, rounds: int) -> dict[str, float]:
+    from nbgov.lineage import recorder
+
+    folder = Path(tempfile.mkdtemp(prefix="nbgov-memmap-"))
+    rows = int(gigabytes * 1024**3) // 8
+    bare, recorded = _shell(), _shell()
+    rec = recorder.install(recorded)
+    cell = (
+        "m = np.memmap({path!r}, dtype='float64', mode='w+', shape=({rows},))\n"
+        "m[::50_000_000] = 1.0\n"
+        "m[-1] = 2.0"
+    )
+    counter = iter(range(10**6))
+
+    def run(shell: Any) -> float:
+        path = folder / f"map{next(counter)}.dat"
+        elapsed = _time(shell, cell.format(path=str(path), rows=rows))
+        shell.user_ns.pop("m", None)
+        path.unlink()
+        return elapsed
+
+    try:
+        for shell in (bare, recorded):
+            _time(shell, "import numpy as np")
+        times = paired({"bare": lambda: run(bare), "nbgov": lambda: run(recorded)}, rounds)
+        reason = rec.records[-1]["body"]["writes"][0]["fingerprint"].get("reason", "")
+    finally:
+        rec.uninstall()
+    return {
+        "bare_ms": statistics.median(times["bare"]) * 1e3,
+        "nbgov_ms": statistics.median(times["nbgov"]) * 1e3,
+        "ratio": median_ratio(times, "nbgov", "bare"),
+        "reason": reason,  # type: ignore[dict-item]
+    }
+
+
+MEMORY_SCRIPT = r"""
+import sys, tracemalloc
+sys.path.insert(0, sys.argv[1])
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.history_manager.enabled = False
+if sys.argv[2] == "nbgov":
+    from nbgov.lineage import recorder
+    recorder.install(shell)
+shell.run_cell("import numpy as np", store_history=True)
+tracemalloc.start()  # numpy reports its buffers to tracemalloc
+assert shell.run_cell("a = np.ones(int(40e6))", store_history=True).success
+tracemalloc.reset_peak()
+assert shell.run_cell("del a\nb = np.ones(int(40e6))", store_history=True).success
+print(tracemalloc.get_traced_memory()[1] // 1024)  # the most held at once during that cell
+"""
+
+
+def memory_case(rounds: int) -> dict[str, float]:
+    def peak(variant: str) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run(
+                [sys.executable, "-c", MEMORY_SCRIPT, str(REPO), variant],
+                capture_output=True, text=True, cwd=tmp, timeout=600,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory case failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return float(proc.stdout.strip().splitlines()[-1]) / 1024  # KiB -> MiB
+
+    times = paired({"bare": lambda: peak("bare"), "nbgov": lambda: peak("nbgov")}, rounds)
+    return {
+        "bare_mb": statistics.median(times["bare"]),
+        "nbgov_mb": statistics.median(times["nbgov"]),
+        "ratio": median_ratio(times, "nbgov", "bare"),
+    }
+
+
+def report_fingerprint_cases(cases: set[str], repeat: int, memmap_gb: float) -> None:
+    if "forest" in cases:
+        forest = forest_case(max(20, repeat // 4))
+        print("\n== fitted 100-tree RandomForest (median of paired runs) ==")
+        print(
+            f"nbgov fingerprint {forest['nbgov_ms']:6.2f} ms   pickle.dumps {forest['pickle_ms']:6.2f} ms   "
+            f"nbgov/pickle = {forest['ratio']:.2f}   target ≤ 5 ms -> {'PASS' if forest['nbgov_ms'] <= 5 else 'MISS'}"
+        )
+    if "names" in cases:
+        print("\n== 100,000 names in the namespace (median of paired runs) ==")
+        names = namespace_cases(max(20, repeat // 4))
+        for name, m in names.items():
+            print(f"{name:30s} bare {m['bare_ms']:8.2f} ms   nbgov +{m['added_ms']:8.2f} ms   nbgov/bare = {m['ratio']:.2f}")
+        trivial, define = names["trivial cell, 100,000 names"], names["cell defining 100,000 names"]
+        print(
+            f"targets: trivial ≤ 1 ms added -> {'PASS' if trivial['added_ms'] <= 1 else 'MISS'}; "
+            f"defining ≤ 2x -> {'PASS' if define['ratio'] <= 2 else 'MISS'}"
+        )
+    if "memmap" in cases:
+        mm = memmap_case(memmap_gb, 5)
+        print(f"\n== a cell mapping a {memmap_gb:g} GB file (median of paired runs) ==")
+        print(f"bare {mm['bare_ms']:8.2f} ms   nbgov {mm['nbgov_ms']:8.2f} ms   nbgov/bare = {mm['ratio']:.2f}")
+        print(f"recorded: {mm['reason']}")
+    if "memory" in cases:
+        mem = memory_case(3)
+        print("\n== peak memory of the cell `del a; b = np.ones(40e6)` (fresh interpreters, tracemalloc) ==")
+        print(f"bare {mem['bare_mb']:8.1f} MB   nbgov {mem['nbgov_mb']:8.1f} MB   nbgov/bare = {mem['ratio']:.2f}")
+
+
+ALL_CASES = "overhead,throughput,forest,names,memmap,memory"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200, help="paired runs per small cell (default 200)")
     parser.add_argument("--no-peer", action="store_true", help="skip the ipyflow peer")
     parser.add_argument("--peer-repeat", type=int, default=20, help="runs per cell for ipyflow (default 20)")
+    parser.add_argument("--cases", default=ALL_CASES, help=f"comma-separated subset of {ALL_CASES}")
+    parser.add_argument("--memmap-gb", type=float, default=2.0, help="size of the mapped file (default 2 GB)")
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    unknown = cases - set(ALL_CASES.split(","))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(sorted(unknown))}; expected some of {ALL_CASES}")
     os.chdir(tempfile.mkdtemp(prefix="nbgov-bench-"))  # the sidecar goes here
+    if "overhead" in cases:
+        report_overhead(args.repeat, None if args.no_peer else args.peer_repeat)
+    if "throughput" in cases:
+        report_throughput()
+    report_fingerprint_cases(cases, args.repeat, args.memmap_gb)
 
+
+def report_overhead(repeat: int, peer_repeat: int | None) -> None:
     print("== time added per cell (median of paired runs) ==")
-    ours = overhead(args.repeat)
-    peer = None if args.no_peer else peer_ipyflow(args.peer_repeat)
+    ours = overhead(repeat)
+    peer = None if peer_repeat is None else peer_ipyflow(peer_repeat)
     for name, m in ours.items():
         line = f"{name:34s} bare {m['bare_ms']:8.2f} ms   nbgov +{m['added_ms']:7.2f} ms"
         if isinstance(peer, dict):
@@ -214,6 +437,8 @@ def main() -> None:
         f"100 MB ≤ 30 ms -> {'PASS' if ours['100 MB frame read + new written']['added_ms'] <= 30 else 'MISS'}"
     )
 
+
+def report_throughput() -> None:
     print("\n== fingerprint throughput (GB/s, best of runs) ==")
     tp = throughput()
     for data, row in tp.items():

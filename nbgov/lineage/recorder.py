@@ -283,6 +283,7 @@ class Recorder:
             return  # a cell run from inside a cell (%%capture, run_cell): the outer record covers it
         self._cell = None
         self._problems = []
+        self.values.start_cell()
         if getattr(info, "silent", False):
             return
         try:
@@ -425,7 +426,14 @@ class Recorder:
             changed = cell.before[name].same_content(after) is False
             if changed or name in names.mutates:
                 writes.append(Write(name, after, True))
+        handled = rebound | cell.before.keys()
+        for name, fp in sorted(self.values.shared_writes([w.name for w in writes], ns, handled).items()):
+            if self._is_data_name(name, ns[name]):
+                writes.append(Write(name, fp, True))  # changed through another name
         deletes = sorted(n for n in bindings.keys() - ns.keys() if not _INTERNAL.match(n))
+        self.values.forget(deletes)
+        if self.values.interrupted:
+            self._problems.append("interrupted while fingerprinting: unfinished values are marked as such")
 
         return ExecutionRecord(
             session=self.session_id,

@@ -10,25 +10,45 @@ cheap without giving that up where it matters:
 - after a cell, a big numpy/pandas value the cell used only as an operand
   (``out = big + 1``, ``len(big)``) is not rehashed, unless another name the cell
   uses may share its memory or the cell runs code that could reach it.
+
+Mutation through another name (``b = a`` in one cell, ``b.append(x)`` in a later
+one): every fingerprint also collects the ids of the mutable objects the value's
+graph reaches (lists, dicts, instances, array buffers; ids only, no references).
+The tracker keeps them per name, with a reverse index id -> names, updated
+incrementally each time a name is fingerprinted. After a cell, the recorder calls
+
+    writes = tracker.shared_writes(changed_names, user_ns, handled=names_already_hashed)
+
+which fingerprints the other names whose graphs share a mutable object with the
+changed ones (``sharing``) and returns those whose content changed since the
+tracker last saw them, as {name: new fingerprint}. The cost is proportional to
+the objects the changed names reach, not to the namespace. A name's graph is
+matched on the part its last fingerprint could read (a weak value stops early).
+
+Interrupts: ``interrupted`` is True once a KeyboardInterrupt cut a fingerprint
+short (that value and every later one get a weak fingerprint, reason
+"unfinished: interrupted"); the recorder skips the cell's remaining values and
+calls ``start_cell()`` before the next cell.
+
+The tracker holds no user object: weak references and ids only.
 """
 
 from __future__ import annotations
 
-import sys
 import weakref
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames
-from nbgov.lineage.fingerprint import Fingerprinter
-from nbgov.lineage.fingerprint_data import frame_columns
+from nbgov.lineage.fingerprint import INTERRUPTED, Fingerprinter, Measurement, static
+from nbgov.lineage.fingerprint.columnar import frame_columns
 from nbgov.lineage.record import Fingerprint
 
-_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+_SCALARS = frozenset(id(t) for t in (int, float, complex, str, bytes, bool, type(None)))
 
 
 class ValueTracker:
-    """Owns the fingerprinter and the after-cell fingerprints of big values."""
+    """Owns the fingerprinter, the after-cell fingerprints of big values and the sharing index."""
 
     def __init__(self, fingerprinter: Fingerprinter | None = None) -> None:
         self.fingerprinter = fingerprinter or Fingerprinter()
@@ -36,18 +56,41 @@ class ValueTracker:
         self.skip_pure_reads = True  # False: always hash after a cell
         # name -> (weak ref to the value, its fingerprint after the last cell, its probe)
         self._after: dict[str, tuple[weakref.ref[Any], Fingerprint, str]] = {}
+        self._reach: dict[str, frozenset[int]] = {}  # name -> ids of mutable objects it reaches
+        self._owners: dict[int, str | set[str]] = {}  # id -> the name(s) reaching it
+        self._last: dict[str, Fingerprint] = {}  # latest fingerprint of names that reach anything
+
+    # -- cells ---------------------------------------------------------------
+    @property
+    def interrupted(self) -> bool:
+        """A KeyboardInterrupt cut hashing short in this cell: skip the remaining values."""
+        return bool(getattr(self.fingerprinter, "interrupted", False))
+
+    def start_cell(self) -> None:
+        """Called before each cell: hash again after an interrupt in the previous one."""
+        if isinstance(self.fingerprinter, Fingerprinter):
+            self.fingerprinter.reset_interrupt()
 
     def before(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint before a cell; reuses the last after-fingerprint if the probe agrees."""
-        known = self._after.get(name)
-        if known is not None and self.reuse_between_cells and known[0]() is value:
-            if self.fingerprinter.probe(value) == known[2]:
-                return known[1]
-        return self.fingerprinter.fingerprint(value)
+        try:
+            known = self._after.get(name)
+            if known is not None and self.reuse_between_cells and known[0]() is value:
+                if self.fingerprinter.probe(value) == known[2]:
+                    return known[1]
+            return self._measure(name, value).fingerprint
+        except KeyboardInterrupt:
+            return self._interrupted(value)
 
     def after(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint after a cell, remembered (with a probe) for the next cell."""
-        fp = self.fingerprinter.fingerprint(value)
+        try:
+            return self._after_cell(name, value)
+        except KeyboardInterrupt:
+            return self._interrupted(value)
+
+    def _after_cell(self, name: str, value: Any) -> Fingerprint:
+        fp = self._measure(name, value).fingerprint
         self._after.pop(name, None)
         if not self.reuse_between_cells or fp.hash is None:
             return fp
@@ -61,6 +104,108 @@ class ValueTracker:
         self._after[name] = (ref, fp, probe)
         return fp
 
+    def _interrupted(self, value: Any) -> Fingerprint:
+        """An interrupt landed outside the fingerprinter's own guard: same outcome, same flag."""
+        if isinstance(self.fingerprinter, Fingerprinter):
+            self.fingerprinter.interrupted = True
+        return Fingerprint(static.kind_name(type(value)), None, True, "", reason=INTERRUPTED)
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Names deleted from the namespace: drop what the tracker knows of them."""
+        for name in names:
+            self._after.pop(name, None)
+            self._last.pop(name, None)
+            self._index(name, frozenset())
+
+    # -- sharing -------------------------------------------------------------
+    def sharing(self, names: Iterable[str], ns: Mapping[str, Any]) -> set[str]:
+        """Other names (still bound in ``ns``) whose graphs reached a mutable object that
+        one of ``names`` reaches, as of their latest fingerprints."""
+        asked = set(names)
+        found: set[str] = set()
+        for name in asked:
+            for key in self._reach.get(name, ()):
+                owners = self._owners.get(key)
+                if owners is None:
+                    continue
+                if isinstance(owners, str):
+                    found.add(owners)
+                else:
+                    found |= owners
+        return {name for name in found - asked if name in ns}
+
+    def shared_writes(
+        self, changed: Iterable[str], ns: Mapping[str, Any], handled: Collection[str] = ()
+    ) -> dict[str, Fingerprint]:
+        """Names changed through shared objects: {name: fingerprint now} for each other name
+        sharing state with ``changed`` whose content provably changed (or became
+        unreadable) since its last fingerprint. ``handled`` names are not hashed again."""
+        writes: dict[str, Fingerprint] = {}
+        for name in sorted(self.sharing(changed, ns) - set(handled)):
+            if self.interrupted:
+                break
+            last = self._last.get(name)
+            now = self.after(name, ns[name])
+            if last is None:
+                continue
+            if last.same_content(now) is False or (not last.weak and now.weak):
+                writes[name] = now
+        return writes
+
+    def _measure(self, name: str, value: Any) -> Measurement:
+        fper = self.fingerprinter
+        if isinstance(fper, Fingerprinter):
+            measured = fper.measure(value)
+        else:  # a stand-in with only fingerprint() (fault injection): no sharing known
+            measured = Measurement(fper.fingerprint(value), frozenset(), False)
+        if measured.reach:
+            self._last[name] = measured.fingerprint
+        else:
+            self._last.pop(name, None)
+        self._index(name, measured.reach)
+        return measured
+
+    def _index(self, name: str, reach: frozenset[int]) -> None:
+        """Replace ``name``'s reach in the reverse index (work ∝ the ids that changed)."""
+        owners = self._owners
+        old = self._reach.get(name)
+        if old is None:  # a name seen for the first time: only additions
+            if reach:
+                for key in reach:
+                    held = owners.get(key)
+                    if held is None:
+                        owners[key] = name
+                    elif isinstance(held, str):
+                        owners[key] = {held, name}
+                    else:
+                        held.add(name)
+                self._reach[name] = reach
+            return
+        if old == reach:
+            return
+        for key in old - reach:
+            held = owners.get(key)
+            if held == name:
+                del owners[key]
+            elif isinstance(held, set):
+                held.discard(name)
+                if len(held) == 1:
+                    owners[key] = next(iter(held))
+        for key in reach - old:
+            held = owners.get(key)
+            if held is None:
+                owners[key] = name
+            elif isinstance(held, str):
+                if held != name:
+                    owners[key] = {held, name}
+            else:
+                held.add(name)
+        if reach:
+            self._reach[name] = reach
+        else:
+            self._reach.pop(name, None)
+
+    # -- operands ------------------------------------------------------------
     def provably_unchanged(self, names: CellNames, candidates: set[str], ns: Mapping[str, Any]) -> set[str]:
         """Candidates the cell can only read: big arrays/frames used purely as operands.
 
@@ -82,7 +227,7 @@ class ValueTracker:
             if other in names.stores and other not in names.loads and other not in names.mutates:
                 continue  # only rebound: its old value is not used
             value = ns[other]
-            if isinstance(value, _SCALARS):
+            if id(type(value)) in _SCALARS:
                 continue
             theirs = numeric_buffers(value)
             if theirs is None:
@@ -94,30 +239,31 @@ class ValueTracker:
 
 
 def numeric_buffers(value: Any) -> list[Any] | None:
-    """The numpy buffers of a numpy array or pandas frame/series with numpy columns, else None."""
-    np = sys.modules.get("numpy")
-    if np is None:
+    """The numpy buffers of a numpy array or pandas frame/series with numpy columns, else None.
+
+    Only for the libraries' own classes (a notebook subclass could override what is read).
+    """
+    ndarray = static.library_class("numpy", "ndarray")
+    if ndarray is None:
         return None
-    if isinstance(value, np.ndarray):
+    tp = type(value)
+    if tp is ndarray or tp is static.library_class("numpy", "memmap"):
         return None if value.dtype.hasobject else [value]
-    pd = sys.modules.get("pandas")
-    if pd is None:
-        return None
-    if isinstance(value, pd.Series):
+    if tp is static.library_class("pandas", "Series"):
         columns = [value.array]
-    elif isinstance(value, pd.DataFrame):
+    elif tp is static.library_class("pandas", "DataFrame"):
         columns = frame_columns(value)
     else:
         return None
     out = []
     for col in columns:
-        arr = col if isinstance(col, np.ndarray) else getattr(col, "_ndarray", None)
-        if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
+        arr: Any = col if type(col) is ndarray else getattr(col, "_ndarray", None)
+        if type(arr) is not ndarray or arr.dtype.hasobject:
             return None
         out.append(arr)
     return out
 
 
 def _may_share(a: Any, b: Any) -> bool:
-    np = sys.modules["numpy"]
-    return bool(np.may_share_memory(a, b))
+    namespace = static.loaded_module("numpy")
+    return True if namespace is None else bool(namespace["may_share_memory"](a, b))

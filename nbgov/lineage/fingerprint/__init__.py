@@ -1,0 +1,197 @@
+"""Exact content fingerprints (xxh3-128) of notebook values, read without running user code.
+
+``Fingerprinter.fingerprint(value)`` never raises and never calls the value's own
+code: no ``__getattr__``, property, ``__iter__``, ``__len__``, ``__eq__``, ``__hash__``,
+``__fspath__``, ``__reduce__`` or method of a class it does not know (see
+``static``). It hashes what it can read exactly; where content truly cannot be
+read (a socket, a generator, an open file, a lock, a native object of an unknown
+library) the fingerprint is *weak*: no hash, and a ``reason`` saying why.
+
+Modules: ``static`` (reading state statically), ``encode`` (the byte stream),
+``walk`` (the iterative, cycle-safe traversal), ``kinds`` (the handler table),
+``objects`` (Python's own types and instances), ``columnar`` (numpy, pandas,
+polars, Arrow), ``memmap`` (file-mapped arrays), ``protobuf`` (ONNX models, by
+bytes and by meaning), ``summary`` (shape/length text).
+
+Interrupts: a KeyboardInterrupt while hashing returns a weak fingerprint with
+reason "unfinished: interrupted" and sets ``Fingerprinter.interrupted``; until
+``reset_interrupt()`` every further value returns at once the same way, so a
+recorder can finish its record quickly and say what was not hashed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, NamedTuple
+
+import xxhash
+
+from nbgov.lineage.fingerprint import columnar, protobuf, static
+from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT
+from nbgov.lineage.fingerprint.kinds import Kinds
+from nbgov.lineage.fingerprint.objects import flat_encoding
+from nbgov.lineage.fingerprint.summary import summarize
+from nbgov.lineage.fingerprint.walk import Limits, NotExact, Walk
+from nbgov.lineage.record import Fingerprint
+
+__all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRUPTED"]
+
+DEFAULT_MAX_BYTES = 64 * 1024**3
+DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
+DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing
+INTERRUPTED = "unfinished: interrupted"
+_NO_REACH: frozenset[int] = frozenset()
+_CACHE_LIMIT = 4096
+
+
+class Measurement(NamedTuple):
+    """A fingerprint, and the ids of the mutable objects the value's graph holds.
+
+    ``complete`` is False when the walk stopped early (a weak part, the reach
+    limit): then the value may hold more than ``reach`` says.
+    """
+
+    fingerprint: Fingerprint
+    reach: frozenset[int]
+    complete: bool
+
+
+class Fingerprinter:
+    """Hashes values; remembers immutable ones (weakly) so they are hashed once."""
+
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        max_reach: int = DEFAULT_MAX_REACH,
+    ) -> None:
+        self.limits = Limits(max_items=max_items, max_bytes=max_bytes, max_reach=max_reach)
+        self.kinds = Kinds()
+        self.interrupted = False
+        self.hashed_bytes = 0  # for benchmarks and tests: work actually done
+        # id -> (weak reference proving the id still names that object, measurement)
+        self._immutable: dict[int, tuple[weakref.ref[Any], Measurement]] = {}
+
+    # -- public ------------------------------------------------------------
+    def fingerprint(self, obj: Any) -> Fingerprint:
+        """Fingerprint ``obj``; never raises, never runs its code."""
+        return self.measure(obj).fingerprint
+
+    def measure(self, obj: Any) -> Measurement:
+        """Fingerprint ``obj`` and collect the ids of the mutable objects it reaches."""
+        try:
+            return self._measure(obj)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            return _weak(obj, INTERRUPTED)
+        except BaseException as exc:  # noqa: BLE001 - whatever a library raised, the cell goes on
+            return _weak(obj, f"unreadable: {type(exc).__name__} while reading")
+
+    def reset_interrupt(self) -> None:
+        """Start hashing again after an interrupt (the recorder calls it per cell)."""
+        self.interrupted = False
+
+    def probe(self, obj: Any) -> str | None:
+        """A cheap version probe of a large numeric array or frame, None when not applicable.
+
+        Hashes the identity of the buffers (address, shape, dtype, labels) and a sample
+        of their bytes: used to skip re-hashing a big value between two cells when
+        nothing visibly changed. Values under PROBE_MIN_BYTES are always hashed fully.
+        """
+        try:
+            arrays, meta, labels = columnar.probe_parts(obj)
+            if arrays is None or sum(a.nbytes for a in arrays) < columnar.PROBE_MIN_BYTES:
+                return None
+            h = xxhash.xxh3_128(meta.encode("utf-8", "surrogatepass"))
+            for part in labels:
+                h.update((self.fingerprint(part).hash or "weak").encode("ascii"))
+            for arr in arrays:
+                columnar.sample(h, arr)
+            return h.hexdigest()
+        except Exception:
+            return None
+
+    def clear(self) -> None:
+        self._immutable.clear()
+
+    # -- internals ---------------------------------------------------------
+    def _measure(self, obj: Any) -> Measurement:
+        if self.interrupted:
+            return _weak(obj, f"{INTERRUPTED} (not hashed after the interrupt)")
+        tp = type(obj)
+        encode = ATOMS.get(id(tp))
+        if encode is not None and not (tp is str and len(obj) > LONG_TEXT):
+            digest = xxhash.xxh3_128_hexdigest(encode(obj))
+            return Measurement(Fingerprint(_ATOM_KINDS[id(tp)], digest, False, summarize(obj)), _NO_REACH, True)
+        flat = flat_encoding(obj) if id(tp) in _FLAT_KINDS and 2 * len(obj) < self.limits.max_items else None
+        if flat is not None:
+            reach = _NO_REACH if tp is tuple else frozenset((id(obj),))
+            fp = Fingerprint(_FLAT_KINDS[id(tp)], xxhash.xxh3_128_hexdigest(flat), False, summarize(obj))
+            return Measurement(fp, reach, True)
+        cached = self._immutable.get(id(obj))
+        if cached is not None and cached[0]() is obj:
+            return cached[1]
+        walk = Walk(self.kinds, self.limits)
+        try:
+            digest = walk.run(obj)
+        except NotExact as weak:
+            return Measurement(_weak(obj, weak.reason).fingerprint, frozenset(walk.reach), False)
+        except RecursionError:
+            return _weak(obj, "too deeply nested for the library that holds it")
+        finally:
+            self.hashed_bytes += walk.hashed_bytes
+            walk.release()
+        reason = "; ".join(walk.notes) or None
+        fp = Fingerprint(
+            static.kind_name(tp), digest, False, summarize(obj), reason=reason, semantic=protobuf.semantic_digest(obj)
+        )
+        measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete)
+        if _immutable(obj):
+            self._remember(obj, measured)
+        return measured
+
+    def _remember(self, obj: Any, measured: Measurement) -> None:
+        try:
+            ref = weakref.ref(obj)
+        except TypeError:
+            return
+        if len(self._immutable) >= _CACHE_LIMIT:
+            self._immutable = {k: v for k, v in self._immutable.items() if v[0]() is not None}
+            if len(self._immutable) >= _CACHE_LIMIT:
+                self._immutable.clear()
+        self._immutable[id(obj)] = (ref, measured)
+
+
+_ATOM_KINDS = {id(tp): static.kind_name(tp) for tp in (int, float, str, bool, type(None), complex)}
+_FLAT_KINDS = {id(tp): static.kind_name(tp) for tp in (list, tuple, dict)}
+
+
+def _weak(obj: Any, reason: str) -> Measurement:
+    tp = type(obj)
+    return Measurement(Fingerprint(static.kind_name(tp), None, True, summarize(obj), reason=reason), _NO_REACH, False)
+
+
+def _immutable(obj: Any) -> bool:
+    """Arrow data, and numpy arrays read-only all the way down: nobody can change them."""
+    tp = type(obj)
+    if static.module_of(tp).startswith("pyarrow.") and static.verified(tp):
+        return True
+    ndarray = static.library_class("numpy", "ndarray")
+    if ndarray is None or tp is not ndarray or obj.dtype.hasobject:
+        return False
+    base: Any = obj
+    while type(base) is ndarray:
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return base is None or type(base) is bytes
+
+
+def fingerprint(obj: Any) -> Fingerprint:
+    """One-off fingerprint without a cache (the recorder keeps a Fingerprinter)."""
+    return Fingerprinter().fingerprint(obj)
+
+
+def hash_bytes(data: Any) -> str:
+    """xxh3_128 hex of a bytes-like object (code, file contents)."""
+    return xxhash.xxh3_128_hexdigest(data)

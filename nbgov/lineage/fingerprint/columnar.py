@@ -1,0 +1,441 @@
+"""Columnar data: numpy arrays, pandas, polars and Arrow, hashed from their buffers.
+
+Numeric buffers are hashed in place (memoryviews, no copies, block digests above
+one MiB); strings through their Arrow buffers (offsets + bytes), never
+``hash_pandas_object``, which is slow on strings and blind to column names and
+integer widths. Arrow columns hash the same whatever their chunking or slicing.
+Object columns are never handed to a native converter (``pa.array`` crashes on a
+self-referential list): plain scalars go through the columnar scalar encoding,
+anything else through the walk, which is cycle- and depth-safe.
+
+Handlers here run only on objects whose class was verified to be the library's
+own (see ``kinds``), so calling the library's methods on them is library code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xxhash
+
+from nbgov.lineage.fingerprint import memmap, static
+from nbgov.lineage.fingerprint.encode import BLOCK, SCALAR_RUN, enc_str, scalar_run
+from nbgov.lineage.fingerprint.static import dict_reader, inherits, library_class, loaded_module
+from nbgov.lineage.fingerprint.walk import NotExact, Walk
+
+PROBE_MIN_BYTES = 1024 * 1024
+_PROBE_WINDOWS = 64
+_PROBE_WINDOW_BYTES = 64
+_MEMMAP_STATE = frozenset({"_mmap", "filename", "offset", "mode"})  # where, not what
+
+
+def _numpy() -> dict[str, Any]:
+    namespace = loaded_module("numpy")
+    if namespace is None:
+        raise NotExact("numpy was replaced in sys.modules after the array was made")
+    return namespace
+
+
+# numpy ------------------------------------------------------------------------
+
+
+def numpy_array(walk: Walk, arr: Any) -> None:
+    dtype = arr.dtype
+    header = b"A" + dtype_tag(walk, dtype) + ("%r;" % (arr.shape,)).encode()
+    extra = _subclass_state(arr) if type(arr) is not library_class("numpy", "ndarray") else None
+    if dtype.hasobject:
+        if not walk.enter(arr):
+            return
+        walk.emit(header)
+        children = object_items(walk, arr)
+        if extra:
+            walk.emit(b"D%x;" % len(extra))
+            children += [x for pair in extra for x in pair]
+        walk.push_all(children)
+        return
+    walk.reached(id(buffer_owner(arr)))
+    walk.emit(header)
+    nbytes = arr.nbytes
+    if nbytes <= _SMALL:  # a copy costs less than the views and flags it would take
+        walk.spend(nbytes)
+        walk.emit(b"a%x;" % nbytes + arr.tobytes())
+    elif arr.flags.c_contiguous:
+        where = memmap.region(arr) if arr.nbytes > BLOCK else None
+        if where is not None:
+            memmap.hash_region(walk, arr, where)
+        else:
+            walk.buffer(b"a", memoryview(arr.reshape(-1).view("u1")))
+    else:
+        _strided(walk, arr)
+    if extra:
+        walk.emit(b"D%x;" % len(extra))
+        walk.push_items(extra)
+
+
+_DTYPE_TAGS = 256
+_SMALL = 65536
+
+
+def dtype_tag(walk: Walk, dtype: Any) -> bytes:
+    """The encoded type of an array: byte order, kind, size, unit, and field layout."""
+    tags = walk.kinds.dtype_tags
+    tag = tags.get(dtype)
+    if tag is None:
+        tag = enc_str(f"{dtype.str}|{dtype.descr if dtype.fields else ''}")
+        if len(tags) >= _DTYPE_TAGS:
+            tags.clear()
+        tags[dtype] = tag
+    return tag
+
+
+def _subclass_state(arr: Any) -> list[tuple[str, Any]]:
+    """Instance attributes of an ndarray subclass (a masked array's mask, ...)."""
+    read, _ = dict_reader(type(arr))
+    if read is None:
+        return []
+    state = read(arr)
+    return [(k, v) for k, v in state.items() if k not in _MEMMAP_STATE] if type(state) is dict else []
+
+
+def _strided(walk: Walk, arr: Any) -> None:
+    """Non-contiguous arrays: C order, copied a bounded chunk at a time."""
+    np = _numpy()
+    if arr.nbytes <= BLOCK:
+        walk.buffer(b"a", memoryview(np["ascontiguousarray"](arr).reshape(-1).view("u1")))
+        return
+    walk.afford(arr.nbytes)
+    sink = _BlockSink()
+    flags = ["external_loop", "buffered", "zerosize_ok"]
+    for chunk in np["nditer"](arr, flags=flags, order="C", buffersize=max(1, BLOCK // arr.itemsize)):
+        sink.feed(memoryview(np["ascontiguousarray"](chunk).view("u1")))
+    walk.digest_blocks(b"a", arr.nbytes, sink.finish())
+
+
+class _BlockSink:
+    """Cuts a stream of byte pieces into BLOCK-sized digests (same as encode.block_digests)."""
+
+    def __init__(self) -> None:
+        self.digests: list[bytes] = []
+        self.pending = bytearray()
+
+    def feed(self, piece: memoryview) -> None:
+        self.pending += piece
+        while len(self.pending) >= BLOCK:
+            self.digests.append(xxhash.xxh3_128_digest(memoryview(self.pending)[:BLOCK]))
+            del self.pending[:BLOCK]
+
+    def finish(self) -> bytes:
+        if self.pending:
+            self.digests.append(xxhash.xxh3_128_digest(self.pending))
+        return b"".join(self.digests)
+
+
+def buffer_owner(arr: Any) -> Any:
+    """The object that owns an array's memory (views of one buffer share it)."""
+    owner = arr
+    while True:
+        base = owner.base
+        if base is None:
+            return owner
+        if not inherits(type(base), library_class("numpy", "ndarray")):
+            return base
+        owner = base
+
+
+def numpy_scalar(walk: Walk, value: Any) -> None:
+    dtype = value.dtype
+    if dtype.hasobject:
+        walk.emit(b"g" + enc_str(dtype.str))
+        walk.push(value.item())
+        return
+    walk.emit(b"g" + enc_str(dtype.str) + value.tobytes())
+
+
+def object_items(walk: Walk, values: Any) -> list[Any]:
+    """Python objects of an object array or column: encoded at once when they are plain
+    scalars (nothing left to visit), else a count and the objects to visit, in order."""
+    items = values.reshape(-1).tolist()
+    run = scalar_run(items) if len(items) >= SCALAR_RUN else None
+    if run is not None:
+        walk.count(len(items))
+        walk.emit(run)
+        return []
+    walk.emit(b"L%x;" % len(items))
+    return items
+
+
+# pandas -----------------------------------------------------------------------
+
+
+def pandas_frame(walk: Walk, df: Any) -> None:
+    walk.reached(id(df))
+    walk.emit(b"P" + enc_str(f"DataFrame{df.shape}"))
+    deferred: list[Any] = []
+    pandas_index(walk, df.columns, deferred)
+    pandas_index(walk, df.index, deferred)
+    for values in frame_columns(df):
+        pandas_array(walk, values, deferred)
+    walk.push_all(deferred)
+
+
+def frame_columns(df: Any) -> list[Any]:
+    """Each column's values (ndarray row of a 2-D block, or the ExtensionArray), in order.
+
+    Reads the block manager directly: ``df.iloc[:, i]`` builds a Series per column,
+    which costs more than hashing 10 MB. Falls back to iloc if pandas internals move.
+    """
+    try:
+        mgr = df._mgr
+        blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
+        out = []
+        for i in range(df.shape[1]):
+            values = blocks[blknos[i]].values
+            out.append(values[blklocs[i]] if getattr(values, "ndim", 1) == 2 else values)
+        return out
+    except Exception:
+        return [df.iloc[:, i].array for i in range(df.shape[1])]
+
+
+def pandas_series(walk: Walk, s: Any) -> None:
+    walk.reached(id(s))
+    walk.emit(b"P" + enc_str(f"Series{len(s)}"))
+    deferred: list[Any] = [s.name]
+    pandas_index(walk, s.index, deferred)
+    pandas_array(walk, s.array, deferred)
+    walk.push_all(deferred)
+
+
+def pandas_index_value(walk: Walk, idx: Any) -> None:
+    deferred: list[Any] = []
+    pandas_index(walk, idx, deferred)
+    walk.push_all(deferred)
+
+
+def pandas_index(walk: Walk, idx: Any, deferred: list[Any]) -> None:
+    pd = loaded_module("pandas") or {}
+    if inherits(type(idx), pd["RangeIndex"]):
+        walk.emit(b"I" + enc_str(f"RangeIndex{idx.start}:{idx.stop}:{idx.step}"))
+        deferred.append(idx.name)
+        return
+    if inherits(type(idx), pd["MultiIndex"]):
+        walk.emit(b"I" + enc_str(f"MultiIndex{idx.nlevels}|{len(idx)}"))
+        deferred.append(list(idx.names))
+        for level in range(idx.nlevels):
+            pandas_array(walk, idx.get_level_values(level).array, deferred)
+        return
+    walk.emit(b"I" + enc_str(f"Index{len(idx)}"))
+    deferred.append(idx.name)
+    pandas_array(walk, idx.array, deferred)
+
+
+def pandas_extension_array(walk: Walk, arr: Any) -> None:
+    deferred: list[Any] = []
+    pandas_array(walk, arr, deferred)
+    walk.push_all(deferred)
+
+
+def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
+    """One column's values; Python objects it holds are appended to ``deferred``."""
+    np = _numpy()
+    pd = loaded_module("pandas") or {}
+    ndarray = np["ndarray"]
+    dtype = arr.dtype
+    walk.emit(b"k" + enc_str(str(dtype)))
+    if inherits(type(arr), ndarray):
+        if dtype.hasobject:
+            deferred += object_items(walk, arr)
+        else:
+            numpy_array(walk, arr)
+        return
+    if inherits(type(dtype), pd["CategoricalDtype"]):
+        walk.emit(b"o" + enc_str(str(dtype.ordered)))
+        pandas_array(walk, dtype.categories.array, deferred)
+        numpy_array(walk, np["asarray"](arr.codes))
+        return
+    if inherits(type(dtype), np["dtype"]) and not dtype.hasobject:
+        numpy_array(walk, np["asarray"](arr))  # NumpyExtensionArray: a view
+        return
+    ndarr = getattr(arr, "_ndarray", None)  # datetime/timedelta (tz-aware too): int64 view
+    if ndarr is not None and inherits(type(ndarr), ndarray) and not ndarr.dtype.hasobject:
+        numpy_array(walk, ndarr)
+        return
+    pa_arr = _arrow_of(arr)
+    if pa_arr is not None:
+        arrow_values(walk, pa_arr)
+        return
+    deferred += object_items(walk, np["asarray"](arr, dtype=object))
+
+
+def _arrow_of(arr: Any) -> Any:
+    """The Arrow array behind a pandas extension array (Arrow-backed strings, ...), if any."""
+    if getattr(arr, "_pa_array", None) is not None:
+        return arr._pa_array
+    if getattr(type(arr), "__arrow_array__", None) is None:
+        return None
+    try:
+        return arr.__arrow_array__()
+    except Exception:
+        return None
+
+
+# polars -----------------------------------------------------------------------
+
+
+def polars_frame(walk: Walk, df: Any) -> None:
+    walk.reached(id(df))
+    walk.emit(b"Q" + enc_str(f"DataFrame{df.shape}"))
+    for name, dtype in df.schema.items():
+        walk.emit(b"q" + enc_str(f"{name}\x00{dtype}"))
+    for series in df.get_columns():
+        arrow_values(walk, _polars_arrow(series))
+
+
+def polars_series(walk: Walk, s: Any) -> None:
+    walk.reached(id(s))
+    walk.emit(b"Q" + enc_str(f"Series{s.name}\x00{s.dtype}\x00{len(s)}"))
+    arrow_values(walk, _polars_arrow(s))
+
+
+def _polars_arrow(series: Any) -> Any:
+    try:
+        return series.to_arrow()
+    except Exception as exc:  # Object columns hold Python objects polars will not export
+        raise NotExact(f"polars column {series.name!r} of {series.dtype} cannot be exported") from exc
+
+
+def polars_lazy(walk: Walk, lf: Any) -> None:
+    walk.emit(b"Q" + enc_str("LazyFrame") + enc_str(lf.explain(optimized=False)))  # a plan, not data
+
+
+# pyarrow ----------------------------------------------------------------------
+
+
+def arrow_table(walk: Walk, table: Any) -> None:
+    walk.emit(b"W" + enc_str(f"table|{table.num_rows}|{table.num_columns}"))
+    for field in table.schema:
+        walk.emit(b"w" + enc_str(f"{field.name}\x00{field.type}\x00{field.nullable}"))
+    for column in table.columns:
+        arrow_values(walk, column)
+
+
+def arrow_array(walk: Walk, arr: Any) -> None:
+    arrow_values(walk, arr)
+
+
+def arrow_values(walk: Walk, arr: Any) -> None:
+    """One Arrow column, independent of chunking: nulls, lengths and data as separate streams."""
+    pa = loaded_module("pyarrow") or {}
+    chunks = arr.chunks if inherits(type(arr), pa["ChunkedArray"]) else [arr]
+    walk.emit(b"W" + enc_str(f"{arr.type}|{len(arr)}|{arr.null_count}"))
+    streams = _ArrowStreams()
+    any_nulls = arr.null_count > 0
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        if any_nulls:  # every chunk's mask, so chunking does not change the stream
+            streams.nulls.update(chunk.is_null().to_numpy(zero_copy_only=False).view("uint8"))
+        _arrow_chunk(walk, streams, chunk)
+    walk.emit(streams.nulls.digest() + streams.lengths.digest() + streams.data.digest())
+
+
+class _ArrowStreams:
+    def __init__(self) -> None:
+        self.nulls = xxhash.xxh3_128()
+        self.lengths = xxhash.xxh3_128()
+        self.data = xxhash.xxh3_128()
+
+
+def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
+    pa = loaded_module("pyarrow") or {}
+    np = _numpy()
+    types = pa["types"]
+    t = chunk.type
+    if types.is_dictionary(t):
+        _arrow_chunk(walk, streams, chunk.dictionary.take(chunk.indices))
+        return
+    if types.is_string_view(t) or types.is_binary_view(t):
+        chunk = chunk.cast(pa["large_string"]() if types.is_string_view(t) else pa["large_binary"]())
+        t = chunk.type
+    n, off = len(chunk), chunk.offset
+    if types.is_string(t) or types.is_binary(t) or types.is_large_string(t) or types.is_large_binary(t):
+        bufs = chunk.buffers()
+        wide = types.is_large_string(t) or types.is_large_binary(t)
+        offsets = np["frombuffer"](
+            bufs[1], dtype=np["int64"] if wide else np["int32"], count=n + 1, offset=off * (8 if wide else 4)
+        )
+        start, end = int(offsets[0]), int(offsets[-1])
+        streams.lengths.update(np["diff"](offsets).astype(np["int64"], copy=False).view(np["uint8"]))
+        if bufs[2] is not None and end > start:
+            walk.spend(end - start)
+            streams.data.update(memoryview(bufs[2])[start:end])
+        return
+    width = _fixed_width(t)
+    if width is not None and len(chunk.buffers()) == 2:
+        buf = chunk.buffers()[1]
+        walk.spend(n * width)
+        streams.data.update(memoryview(buf)[off * width : (off + n) * width])
+        return
+    if types.is_boolean(t):
+        streams.data.update(chunk.to_numpy(zero_copy_only=False).view(np["uint8"]))
+        return
+    # nested and exotic types: Arrow IPC of the (sliced) chunk is exact, if a copy
+    sink = pa["BufferOutputStream"]()
+    batch = pa["RecordBatch"].from_arrays([chunk], ["v"])
+    with pa["ipc"].new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    payload = sink.getvalue()
+    walk.spend(payload.size)
+    streams.data.update(memoryview(payload))
+
+
+def _fixed_width(t: Any) -> int | None:
+    try:
+        bits = t.bit_width
+    except ValueError:
+        return None
+    if not isinstance(bits, int) or bits % 8:
+        return None
+    return bits // 8
+
+
+# version probe (ValueTracker: reuse a big value's fingerprint between cells) -------
+
+
+def probe_parts(obj: Any) -> tuple[list[Any] | None, str, list[Any]]:
+    """Numeric buffers of a plain array or RangeIndex frame, a text of their identity, and
+    the small labels (column names, index name) to fingerprint with them."""
+    tp = type(obj)
+    if static.module_of(tp).split(".", 1)[0] not in ("numpy", "pandas"):
+        return None, "", []
+    ndarray = library_class("numpy", "ndarray")
+    if tp is ndarray:
+        if obj.dtype.hasobject or not obj.flags.c_contiguous:
+            return None, "", []
+        return [obj], f"ndarray|{obj.dtype.str}|{obj.shape}|{obj.__array_interface__['data'][0]}", []
+    frame = library_class("pandas", "DataFrame")
+    range_index = library_class("pandas", "RangeIndex")
+    if frame is None or tp is not frame or type(obj.index) is not range_index:
+        return None, "", []
+    arrays = []
+    for values in frame_columns(obj):
+        if type(values) is not ndarray or values.dtype.hasobject or not values.flags.c_contiguous:
+            return None, "", []
+        arrays.append(values)
+    index = obj.index
+    meta = "|".join(
+        [f"frame{obj.shape}", f"range{index.start}:{index.stop}:{index.step}"]
+        + [f"{a.dtype.str}@{a.__array_interface__['data'][0]}" for a in arrays]
+    )
+    return arrays, meta, [obj.columns, index.name]
+
+
+def sample(h: Any, arr: Any) -> None:
+    flat = memoryview(arr.reshape(-1).view("uint8"))
+    n = len(flat)
+    if n <= _PROBE_WINDOWS * _PROBE_WINDOW_BYTES:
+        h.update(flat)
+        return
+    step = (n - _PROBE_WINDOW_BYTES) // (_PROBE_WINDOWS - 1)
+    for i in range(_PROBE_WINDOWS):
+        start = i * step
+        h.update(flat[start : start + _PROBE_WINDOW_BYTES])

@@ -1,0 +1,70 @@
+"""Library classes whose instance dict holds more than their content: their own readers.
+
+A matplotlib figure keeps its canvas and renderer (compiled, unreadable) and a
+registry of callbacks (functions that reach the canvas) next to its artists.
+Artists say what their content is in ``__getstate__``, which copies the dict and
+drops those caches without changing anything; ``CallbackRegistry.__getstate__``
+advances a counter, so it is read here instead: its fields, and which callback
+ids are registered for which signal (not the callbacks themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nbgov.lineage.fingerprint import static
+from nbgov.lineage.fingerprint.encode import enc_str
+from nbgov.lineage.fingerprint.objects import Handler
+from nbgov.lineage.fingerprint.walk import NotExact, Walk
+
+
+def state_handler(tp: type, read: Callable[[Any], Any]) -> Handler:
+    """Instances hashed as the type's name and the dict ``read`` returns for them."""
+    name = enc_str(static.label(tp))
+
+    def handle(walk: Walk, obj: Any) -> None:
+        if not walk.enter(obj):
+            return
+        state = read(obj)
+        if type(state) is not dict:
+            raise NotExact(f"{static.label(tp)}: unexpected state from its library")
+        walk.emit(b"O" + name + b"g%x;" % len(state))
+        walk.push_items(dict.items(state))
+
+    return handle
+
+
+def own_getstate(tp: type) -> Handler:
+    found = static.lookup(tp, "__getstate__")
+    if found is None or found[0] is object:
+        return state_handler(tp, _instance_dict(tp))
+    return state_handler(tp, found[1])
+
+
+def callback_registry(tp: type) -> Handler:
+    read_dict = _instance_dict(tp)
+
+    def read(registry: Any) -> dict[str, Any]:
+        state = dict(read_dict(registry))
+        callbacks = state.pop("callbacks", {})
+        state.pop("_func_cid_map", None)
+        state.pop("_cid_gen", None)
+        state["callbacks"] = {signal: sorted(ids) for signal, ids in callbacks.items()}
+        return state
+
+    return state_handler(tp, read)
+
+
+def _instance_dict(tp: type) -> Callable[[Any], Any]:
+    read, _ = static.dict_reader(tp)
+    if read is None:
+        raise NotExact(f"{static.label(tp)} has no readable state")
+    return read
+
+
+# (module, qualname, handler factory): verified library classes only (see kinds)
+STATE_READERS: tuple[tuple[str, str, Callable[[type], Handler]], ...] = (
+    ("matplotlib.artist", "Artist", own_getstate),
+    ("matplotlib.cbook", "CallbackRegistry", callback_registry),
+)

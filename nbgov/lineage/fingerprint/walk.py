@@ -1,0 +1,291 @@
+"""One traversal of a value's object graph into an xxh3-128 digest.
+
+Iterative (an explicit stack, so a 200,000-deep list is just a long loop) and
+cycle-safe: a container met again is encoded as a back-reference to its first
+visit, numbered in visiting order, so equal cyclic structures hash equal and a
+self-referential list terminates. Elements of a set are hashed in streams of
+their own and sorted, and objects first met inside one element are numbered
+within it, so the result does not depend on the set's (hash-seed) order.
+
+While walking, the ids of the mutable objects reached are collected (no
+references kept after the walk): ``ValueTracker`` uses them to find names that
+share state. Objects remembered for back-references are held only until the walk
+ends, so an id cannot be reused by another object meanwhile.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from nbgov.lineage.fingerprint.encode import ATOMS, BLOCK, LONG_TEXT, block_digests, enc_str
+
+if TYPE_CHECKING:
+    from nbgov.lineage.fingerprint.kinds import Kinds
+
+_FLUSH_PARTS = 4096
+_SHORT = 64  # strings up to this length (attribute names, dict keys) have their encoding cached
+_SHORT_STRINGS = 65536
+
+
+class NotExact(Exception):
+    """A part of the value cannot be read without running code: the fingerprint is weak."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Limits:
+    """Work one fingerprint may do before it gives up as weak (never silently truncated)."""
+
+    max_items: int
+    max_bytes: int
+    max_reach: int
+
+
+class Task:
+    """A step on the walk's stack that is not a value (closing a set element, ...)."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable[[Walk], None]) -> None:
+        self.run = run
+
+
+class Walk:
+    """State of one fingerprint: output stream, stack, back-references, budget, reach."""
+
+    def __init__(self, kinds: Kinds, limits: Limits) -> None:
+        self.kinds = kinds
+        self.limits = limits
+        self.parts: list[bytes] = []
+        self.hasher = xxhash.xxh3_128()
+        self._outer: list[tuple[list[bytes], Any]] = []  # streams suspended by set elements
+        self._set_digests: list[list[bytes]] = []
+        self.stack: list[Any] = []
+        self._memo: dict[int, int] = {}
+        self._memo_order: list[int] = []
+        self._scopes: list[int] = [0]
+        self._keep: list[Any] = []
+        self._texts: dict[int, bytes] = {}  # id of a long str/bytes -> its digest, this walk only
+        self.reach: set[int] = set()
+        self.reach_complete = True
+        self.items_left = limits.max_items
+        self.bytes_left = limits.max_bytes
+        self.hashed_bytes = 0
+        self.notes: list[str] = []  # how parts were read, for Fingerprint.reason
+
+    # -- driving -------------------------------------------------------------
+    def run(self, root: Any) -> str:
+        """Walk ``root`` and return the hex digest; raises NotExact for unreadable parts."""
+        stack = self.stack
+        stack.append(root)
+        atoms = ATOMS
+        handler_for = self.kinds.handler_for
+        while stack:
+            obj = stack.pop()
+            tp = type(obj)
+            encode = atoms.get(id(tp))
+            if encode is not None:
+                if tp is str and len(obj) > LONG_TEXT:
+                    self.long_text(obj)
+                else:
+                    self.parts.append(encode(obj))
+                if len(self.parts) > _FLUSH_PARTS:
+                    self.flush()
+                continue
+            if tp is Task:
+                obj.run(self)
+                continue
+            self.count(1)
+            handler_for(tp)(self, obj)
+            if len(self.parts) > _FLUSH_PARTS:
+                self.flush()
+        self.flush()
+        return self.hasher.hexdigest()
+
+    def count(self, items: int) -> None:
+        """Spend the object budget (atoms encoded inline are free; runs count each element)."""
+        self.items_left -= items
+        if self.items_left < 0:
+            raise NotExact(f"more than {self.limits.max_items:,} objects to read")
+
+    def flush(self) -> None:
+        if self.parts:
+            self.hasher.update(b"".join(self.parts))
+            self.parts.clear()
+
+    # -- output --------------------------------------------------------------
+    def emit(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def afford(self, nbytes: int) -> None:
+        """Refuse before the work when the byte budget cannot cover it."""
+        if nbytes > self.bytes_left:
+            raise NotExact(f"more than {self.limits.max_bytes:,} bytes to hash")
+
+    def spend(self, nbytes: int) -> None:
+        self.afford(nbytes)
+        self.bytes_left -= nbytes
+        self.hashed_bytes += nbytes
+
+    def buffer(self, tag: bytes, view: memoryview, zero_blocks: Callable[[int], bool] | None = None) -> None:
+        """A flat byte buffer: inline up to one block, else block digests (see encode)."""
+        n = len(view)
+        self.spend(n)
+        if n <= BLOCK:
+            self.parts.append(tag + b"%x;" % n)
+            self.parts.append(view)  # type: ignore[arg-type]  # joined as bytes-like
+            return
+        self.parts.append(tag + b"B%x;" % n)
+        self.parts.append(block_digests(view, zero_blocks))
+
+    def digest_blocks(self, tag: bytes, nbytes: int, digests: bytes) -> None:
+        """A large buffer whose block digests were computed elsewhere (a file region)."""
+        self.spend(nbytes)
+        self.parts.append(tag + b"B%x;" % nbytes)
+        self.parts.append(digests)
+
+    def long_text(self, value: str | bytes) -> None:
+        """Long strings: by digest, once per walk however often they are referenced."""
+        key = id(value)
+        digest = self._texts.get(key)
+        if digest is None:
+            data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+            self.spend(len(data))
+            digest = xxhash.xxh3_128_digest(data)
+            self._texts[key] = digest
+            self._keep.append(value)
+        self.parts.append((b"S" if type(value) is str else b"Y") + digest)
+
+    # -- children ------------------------------------------------------------
+    def push(self, child: Any) -> None:
+        self.stack.append(child)
+
+    def push_all(self, children: list[Any]) -> None:
+        """Visit ``children`` in order: plain scalars are encoded right here, each other
+        child leaves a marker and is visited next, in order (the list is consumed)."""
+        parts = self.parts
+        names = self.kinds.short_strings
+        deferred = []
+        for child in children:
+            tp = type(child)
+            if tp is str:
+                encoded = names.get(child)
+                if encoded is None:
+                    if len(child) > LONG_TEXT:
+                        parts.append(b"^")
+                        deferred.append(child)
+                        continue
+                    encoded = enc_str(child)
+                    if len(child) <= _SHORT and len(names) < _SHORT_STRINGS:
+                        names[child] = encoded
+                parts.append(encoded)
+                continue
+            encode = ATOMS.get(id(tp))
+            if encode is None:
+                parts.append(b"^")
+                deferred.append(child)
+            else:
+                parts.append(encode(child))
+        self.count(len(children) - len(deferred))  # the deferred ones count when visited
+        deferred.reverse()
+        self.stack.extend(deferred)
+
+    def push_items(self, items: Iterable[tuple[Any, Any]]) -> None:
+        """Visit key, value, key, value, ... in order (as ``push_all``)."""
+        self.push_all([x for pair in items for x in pair])
+
+    # -- identity ------------------------------------------------------------
+    def enter(self, obj: Any, mutable: bool = True) -> bool:
+        """First visit: remember ``obj`` and return True; else emit a back-reference."""
+        key = id(obj)
+        index = self._memo.get(key)
+        if index is not None:
+            scopes = self._scopes
+            if len(scopes) == 1:
+                self.parts.append(b"R%x;" % index)
+            else:  # numbered within the innermost set element that first met it
+                at = bisect_right(scopes, index) - 1
+                self.parts.append(b"R%x,%x;" % (len(scopes) - 1 - at, index - scopes[at]))
+            return False
+        self._memo[key] = len(self._memo_order)
+        self._memo_order.append(key)
+        self._keep.append(obj)
+        if mutable:
+            self.reached(key)
+        return True
+
+    def reached(self, key: int) -> None:
+        """Record the id of a mutable object (or buffer owner) this value's graph holds."""
+        if len(self.reach) < self.limits.max_reach:
+            self.reach.add(key)
+        else:
+            self.reach_complete = False
+
+    # -- sets: order-free ----------------------------------------------------
+    def unordered(self, tag: bytes, elements: list[Any]) -> None:
+        """Hash each element in its own stream, then emit the sorted digests."""
+        self.parts.append(tag + b"%x;" % len(elements))
+        if not elements:
+            return
+        encoded = _atoms_only(elements)
+        if encoded is not None:  # all plain scalars: sort their encodings directly
+            encoded.sort()
+            self.parts.extend(encoded)
+            return
+        self._set_digests.append([])
+        steps: list[Any] = []
+        for element in elements:
+            steps += [Task(_begin_element), element, Task(_end_element)]
+        steps.append(Task(_end_set))
+        steps.reverse()
+        self.stack.extend(steps)
+
+    def release(self) -> None:
+        """Drop every reference the walk held (called when it ends, however it ends)."""
+        self._keep.clear()
+        self._memo.clear()
+        self._texts.clear()
+        self.stack.clear()
+        self.parts.clear()
+        self._outer.clear()
+
+
+def _atoms_only(elements: list[Any]) -> list[bytes] | None:
+    out = []
+    for element in elements:
+        encode = ATOMS.get(id(type(element)))
+        if encode is None:
+            return None
+        out.append(encode(element))
+    return out
+
+
+def _begin_element(walk: Walk) -> None:
+    walk._outer.append((walk.parts, walk.hasher))
+    walk.parts, walk.hasher = [], xxhash.xxh3_128()
+    walk._scopes.append(len(walk._memo_order))
+
+
+def _end_element(walk: Walk) -> None:
+    walk.flush()
+    digest = walk.hasher.digest()
+    walk.parts, walk.hasher = walk._outer.pop()
+    base = walk._scopes.pop()
+    for key in walk._memo_order[base:]:  # objects first met in this element: local to it
+        del walk._memo[key]
+    del walk._memo_order[base:]
+    walk._set_digests[-1].append(digest)
+
+
+def _end_set(walk: Walk) -> None:
+    digests = walk._set_digests.pop()
+    digests.sort()
+    walk.parts.extend(digests)

@@ -1,0 +1,256 @@
+"""ValueTracker: sharing between names, no objects kept alive, file-mapped arrays.
+
+The sharing index is driven directly (as the recorder does: before/after per name,
+then ``shared_writes`` for the names a cell changed), and through a real IPython
+shell with the recorder installed.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbgov.lineage.fingerprint import Fingerprinter, fingerprint
+from nbgov.lineage.values import ValueTracker
+
+
+class Node:
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+def test_sharing_finds_other_names_reaching_the_same_mutable_object() -> None:
+    tracker = ValueTracker()
+    inner = [1, 2]
+    ns: dict[str, Any] = {"a": inner, "b": inner, "box": Node(inner), "c": [1, 2], "n": 5}
+    for name, value in ns.items():
+        tracker.after(name, value)
+    assert tracker.sharing(["b"], ns) == {"a", "box"}
+    assert tracker.sharing(["c"], ns) == set() and tracker.sharing(["n"], ns) == set()
+    # b.append(3) in a later cell: the recorder rehashes b, then asks who else changed
+    before_b = tracker.before("b", ns["b"])
+    inner.append(3)
+    assert tracker.after("b", ns["b"]).hash != before_b.hash
+    writes = tracker.shared_writes(["b"], ns, handled=["b"])
+    assert set(writes) == {"a", "box"} and all(not fp.weak for fp in writes.values())
+    assert tracker.shared_writes(["b"], ns, handled=["b"]) == {}  # nothing changed since
+
+
+def test_sharing_follows_rebinding_and_deletion() -> None:
+    tracker = ValueTracker()
+    shared = {"k": [1]}
+    ns: dict[str, Any] = {"x": shared, "y": {"outer": shared}}
+    for name, value in ns.items():
+        tracker.after(name, value)
+    assert tracker.sharing(["x"], ns) == {"y"}
+    ns["y"] = {"outer": {"k": [1]}}  # rebound to a copy
+    tracker.after("y", ns["y"])
+    assert tracker.sharing(["x"], ns) == set()
+    ns["z"] = shared
+    tracker.after("z", shared)
+    del ns["z"]
+    assert tracker.sharing(["x"], ns) == set()  # z is no longer bound
+    tracker.forget(["z"])
+    assert tracker.sharing(["x"], {"x": shared, "z": shared}) == set()
+
+
+def test_numpy_views_share_their_buffer_owner() -> None:
+    tracker = ValueTracker()
+    base = np.zeros(100)
+    ns: dict[str, Any] = {"base": base, "view": base[10:20], "copy": base.copy()}
+    for name, value in ns.items():
+        tracker.after(name, value)
+    assert tracker.sharing(["view"], ns) == {"base"}
+    ns["view"][0] = 1.0
+    assert set(tracker.shared_writes(["view"], ns, handled=["view"])) == {"base"}
+
+
+def test_sharing_costs_the_names_involved_not_the_namespace() -> None:
+    tracker = ValueTracker()
+    ns: dict[str, Any] = {f"v{i}": [i] for i in range(100_000)}
+    t0 = time.perf_counter()
+    for name, value in ns.items():
+        tracker.after(name, value)
+    indexing = time.perf_counter() - t0
+    ns["a"] = ns["b"] = [0]
+    tracker.after("a", ns["a"])
+    tracker.after("b", ns["b"])
+    runs = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        tracker.sharing(["a"], ns)
+        runs.append(time.perf_counter() - t0)
+    assert sorted(runs)[25] < 0.0005, sorted(runs)[25]  # 100,000 names, one question: well under 1 ms
+    assert indexing < 30  # 100,000 small lists fingerprinted and indexed (loose: shared CI machines)
+
+
+def test_no_object_is_kept_alive_by_fingerprinting() -> None:
+    class Payload:
+        def __init__(self) -> None:
+            self.data = np.arange(10)
+            self.children = [[1], {"x": 2}]
+
+    fper = Fingerprinter()
+    tracker = ValueTracker(fper)
+    value = Payload()
+    frozen = np.arange(1_000_000)
+    frozen.flags.writeable = False  # cached by the fingerprinter: weakly
+    refs = [weakref.ref(value), weakref.ref(frozen)]
+    fper.fingerprint(value)
+    fper.fingerprint(frozen)
+    tracker.before("value", value)
+    tracker.after("value", value)
+    tracker.after("frozen", frozen)
+    del value, frozen
+    assert all(ref() is None for ref in refs)  # no gc.collect(): freed by reference counting
+
+
+def test_finalizers_run_in_program_order() -> None:
+    order: list[str] = []
+
+    class Noisy:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.payload = [name] * 3
+
+        def __del__(self) -> None:
+            order.append(self.name)
+
+    tracker = ValueTracker()
+    a, b = Noisy("a"), Noisy("b")
+    tracker.after("a", a)
+    tracker.after("b", b)
+    tracker.shared_writes(["a"], {"a": a, "b": b})
+    del b
+    order.append("after del b")
+    del a
+    order.append("after del a")
+    assert order == ["b", "after del b", "a", "after del a"]
+
+
+def test_strided_large_arrays_are_hashed_without_a_full_copy() -> None:
+    big = np.asfortranarray(np.random.default_rng(0).random((4000, 3000)))  # 96 MB, not C-contiguous
+    expected = fingerprint(np.ascontiguousarray(big)).hash
+    gc.collect()
+    tracemalloc.start()
+    try:
+        got = fingerprint(big).hash
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == expected and peak < 16 * 1024 * 1024, peak
+
+
+# -- file-mapped arrays -------------------------------------------------------------------
+
+
+def _sparse_map(path: Path, nbytes: int, mode: str = "w+") -> np.memmap:
+    return np.memmap(path, dtype="float64", mode=mode, shape=(nbytes // 8,))
+
+
+def test_a_sparse_memmap_is_hashed_from_its_data_regions(tmp_path: Path) -> None:
+    nbytes = 512 * 1024 * 1024
+    mapped = _sparse_map(tmp_path / "big.dat", nbytes)
+    mapped[12_345] = 1.5
+    mapped[-1] = 2.5
+    fper = Fingerprinter()
+    t0 = time.perf_counter()
+    fp = fper.fingerprint(mapped)
+    elapsed = time.perf_counter() - t0
+    assert not fp.weak and fp.reason is not None and "holes" in fp.reason and elapsed < 2.0
+    dense = np.zeros(nbytes // 8)
+    dense[12_345], dense[-1] = 1.5, 2.5
+    assert fp.hash == fingerprint(dense).hash  # same bytes, same digest, however they are stored
+    mapped[40_000_000] = 3.0  # a page dirtied through the map: a data region now
+    assert fper.fingerprint(mapped).hash != fp.hash
+    assert fper.fingerprint(mapped[1000:5_000_000]).hash == fingerprint(np.array(mapped[1000:5_000_000])).hash
+
+
+def test_a_read_only_memmap_is_read_once_while_its_file_is_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "data.dat"
+    writer = _sparse_map(path, 64 * 1024 * 1024)
+    writer[:] = np.arange(writer.size, dtype=np.float64)
+    writer.flush()
+    del writer
+    reader = np.memmap(path, dtype="float64", mode="r")
+    fper = Fingerprinter()
+    first = fper.fingerprint(reader)
+    second = fper.fingerprint(reader)
+    assert first.hash == second.hash and "not read again" in (second.reason or "")
+    with open(path, "r+b") as fh:  # the file changes: mtime/ctime move, the digest is taken again
+        fh.seek(8)
+        fh.write(np.float64(-1).tobytes())
+    third = fper.fingerprint(np.memmap(path, dtype="float64", mode="r"))
+    assert third.hash != first.hash and "not read again" not in (third.reason or "")
+
+
+def test_a_private_copy_on_write_map_is_hashed_from_memory(tmp_path: Path) -> None:
+    path = tmp_path / "cow.dat"
+    _sparse_map(path, 8 * 1024 * 1024).flush()
+    private = np.memmap(path, dtype="float64", mode="c")
+    private[5] = 9.0  # only in this process's memory, not in the file
+    fp = fingerprint(private)
+    expected = np.zeros(private.size)
+    expected[5] = 9.0
+    assert fp.hash == fingerprint(expected).hash and fp.reason is None
+
+
+_TRUNCATED = """
+import numpy as np, os, sys, json
+from nbgov.lineage.fingerprint import fingerprint
+path = sys.argv[1]
+mapped = np.memmap(path, dtype="float64", mode="w+", shape=(4 * 1024 * 1024,))
+os.truncate(path, 1024)
+print(json.dumps(fingerprint(mapped).to_json()))
+"""
+
+
+def test_a_memmap_whose_file_was_truncated_is_weak_not_a_crash(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRUNCATED, str(tmp_path / "t.dat")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fp = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fp["weak"] and "shorter than the map" in fp["reason"]
+
+
+# -- through a real shell with the recorder ---------------------------------------------
+
+
+def test_a_write_through_another_name_is_recorded(recording: Any) -> None:
+    recording.run("a = [1, 2]")
+    recording.run("b = a")
+    recording.run("b.append(3)")
+    writes = {w["name"]: w for w in recording.body()["writes"]}
+    assert set(writes) == {"a", "b"} and writes["a"]["mutated"] and writes["b"]["mutated"]
+    assert writes["a"]["fingerprint"]["hash"] == fingerprint([1, 2, 3]).hash
+    recording.run("c = {'rows': a}")
+    recording.run("a.append(4)")
+    assert {w["name"] for w in recording.body()["writes"]} == {"a", "b", "c"}
+    recording.run("d = pd_frame = 1")
+    assert {w["name"] for w in recording.body()["writes"]} == {"d", "pd_frame"}
+
+
+def test_a_frame_changed_through_a_view_name(recording: Any) -> None:
+    recording.run("import numpy as np\nbase = np.zeros(10)\nview = base[2:5]")
+    recording.run("view[0] = 7.0")
+    assert {w["name"] for w in recording.body()["writes"]} == {"base", "view"}
+
+
+def test_pandas_frames_sharing_nothing_are_not_rewritten(recording: Any) -> None:
+    recording.ns()["pd"] = pd
+    recording.run("df = pd.DataFrame({'x': [1, 2]})\nother = df.copy()")
+    recording.run("df.loc[0, 'x'] = 5")
+    assert {w["name"] for w in recording.body()["writes"]} == {"df"}

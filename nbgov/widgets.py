@@ -232,8 +232,10 @@ def render_html(snap: Snapshot) -> str:
 
 
 def _fp(fingerprint: Fingerprint) -> str:
+    """Type, summary and short hash; a weak one says so, and why (a weak hash proves nothing)."""
     text = " ".join(x for x in (fingerprint.kind, fingerprint.summary) if x)
-    return f"{text} {short(fingerprint.hash)}" + (" (weak)" if fingerprint.weak else "")
+    weak = f" (weak: {fingerprint.reason})" if fingerprint.weak and fingerprint.reason else " (weak)"
+    return f"{text} {short(fingerprint.hash)}" + (weak if fingerprint.weak else "")
 
 
 def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]) -> str:

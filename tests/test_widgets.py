@@ -306,3 +306,13 @@ def test_plural() -> None:
     assert widgets.plural(1, "entry", "entries") == "1 entry"
     assert widgets.plural(1200, "entry", "entries") == "1,200 entries"
     assert widgets.plural(2, "failure") == "2 failures"
+
+
+def test_a_weak_fingerprint_says_why_in_the_details(shell: InteractiveShell) -> None:
+    run(shell, "gen = (i for i in range(3))")
+    run(shell, "%lineage")
+    view = lineage_views(shell)[-1]
+    view.timeline.value = view.timeline.options[1][1]
+    (written,) = [line.strip() for line in view.details.value.splitlines() if line.strip().startswith("gen:")]
+    assert written.startswith("gen: generator")
+    assert "— (weak: a generator: its remaining items exist only by running it)" in written, written

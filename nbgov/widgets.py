@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from nbgov.errors import NbgovError
 from nbgov.lineage.record import ExecutionRecord, Fingerprint
 from nbgov.lineage.store import SidecarStore, count_entries
+from nbgov.replay.compare import created_models
 from nbgov.replay.safe_text import for_terminal, preview
 
 DEFAULT_LAST = 200
@@ -255,15 +256,22 @@ def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]
         lines.append(f"error: {record.error.type}: {record.error.message}")
     lines += [f"stale: {reason}" for reason in stale]
     lines += ["", "code as executed:", record.code]
+    created = created_models(record)
     sections: list[tuple[str, list[str]]] = [
         ("reads", [f"{r.name}: {_fp(r.fingerprint)} from {producer(r.source)}" for r in record.reads]),
-        ("writes", [f"{w.name}: {_fp(w.fingerprint)}" + (" (mutated)" if w.mutated else "") for w in record.writes]),
+        (
+            "writes",
+            [f"{w.name}: {_fp(w.fingerprint)}" + (" (mutated)" if w.mutated else "") for w in record.writes]
+            + ([f"Out[{record.execution_count}]: {_fp(record.result)}"] if record.result else []),
+        ),
         ("deletes", list(record.deletes)),
         ("files", [f"{f.mode} {f.path} {short(f.hash)}" for f in record.files]),
         (
             "models",
             [
-                f"{m.name}@{m.version} sha256 {short(m.sha256)} {m.producer or ''} opset {m.opset}"
+                f"{m.name}@{m.version} {'created' if f'{m.name}@{m.version}' in created else 'used'}"
+                f" sha256 {short(m.sha256)}"
+                f" {m.producer or ''} opset {m.opset}"
                 for m in record.models
             ],
         ),

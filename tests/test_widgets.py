@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov import widgets
+from nbgov.lineage.record import ExecutionRecord, Fingerprint
 from tests.fixtures.kernel import NotebookRunner, make_notebook
 from tests.fixtures.lineage import count_sidecar_reads
 
@@ -316,3 +317,35 @@ def test_a_weak_fingerprint_says_why_in_the_details(shell: InteractiveShell) -> 
     (written,) = [line.strip() for line in view.details.value.splitlines() if line.strip().startswith("gen:")]
     assert written.startswith("gen: generator")
     assert "— (weak: a generator: its remaining items exist only by running it)" in written, written
+
+
+def test_details_show_the_displayed_value_and_each_models_role(shell: InteractiveShell) -> None:
+    run(
+        shell,
+        "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+        "d = pd.DataFrame({'x': [0., 1., 2., 3.], 'y': [0, 0, 1, 1]})\n"
+        "clf = LogisticRegression().fit(d[['x']], d.y)",
+    )
+    run(shell, "%%sqlml\nCREATE MODEL m FROM $clf")
+    run(shell, "%%sqlml -o scored\nSELECT x, predict(m, x).label AS p FROM d")
+    run(shell, "len(scored)")
+    run(shell, "%lineage")
+    view = lineage_views(shell)[-1]
+
+    def details_of(count: int) -> str:
+        (rid,) = [rid for label, rid in view.timeline.options if label.startswith(f"[{count}]")]
+        view.timeline.value = rid
+        return str(view.details.value)
+
+    assert "m@1 created sha256" in details_of(2)
+    assert "m@1 used sha256" in details_of(3)
+
+
+def test_details_list_the_displayed_value_as_out_n() -> None:
+    result = Fingerprint(kind="builtins.int", hash="ab" * 16, summary="4")
+    record = ExecutionRecord(
+        session="s", execution_count=4, cell_id=None, code="len(scored)", code_hash="c" * 32,
+        started="2026-12-02T10:00:00+00:00", duration_s=0.01, status="ok", result=result,
+    )
+    text = widgets.details_text(record, widgets.NotebookLog(), [])
+    assert "writes:\n  Out[4]: builtins.int 4 abababab" in text

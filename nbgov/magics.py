@@ -76,15 +76,18 @@ class ScoringProgress:
     def __init__(self, delay: float = 1.0) -> None:
         self._delay = delay
         self._started: float | None = None
+        self._label: str | None = None
         self._handle: Any = None
 
     def __call__(self, label: str, done: int, total: int | None) -> None:
         """``total`` is None while the relation is still being read (the bar is then indeterminate)."""
         now = time.monotonic()
-        if self._started is None:
-            self._started = now
+        if self._started is None or label != self._label:  # a new relation (or one that failed)
+            self._started, self._label, self._handle = now, label, None
         finished = total is not None and done >= total
-        if self._handle is None and now - self._started < self._delay and not finished:
+        if self._handle is None and (finished or now - self._started < self._delay):
+            if finished:  # done before the delay: a quick cell stays quiet
+                self._started = None
             return
         if total is None:
             text = f"{label}: {done:,} rows scored"

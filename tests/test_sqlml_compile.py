@@ -124,7 +124,7 @@ def test_explain_renders_the_prepared_without_reading_rows(watched: Any, name: s
     assert "predict(m@1)" in text or "ML.PREDICT(MODEL m@1)" in text
     assert engine.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scored'").fetchall() == [(0,)]
     if name == "batched predict":
-        assert "batching: relation scored before the query above:" in text
+        assert "scoring: predict(m@1): relation scored before the query above:" in text
 
 
 def test_executing_the_prepared_equals_executing_the_text(watched: Any) -> None:

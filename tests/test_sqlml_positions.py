@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.optimizer import Planner
 from tests.fixtures.sqlml import register
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """These tests are about where predict() sits and how ONNX calls are batched: the mixed
+    pipeline stays in ONNX here (the optimizer would otherwise inline it as SQL)."""
+    eng = Engine(planner=Planner(inline_sql=False))
+    try:
+        yield eng
+    finally:
+        eng.close()
 
 
 @pytest.fixture
@@ -143,7 +157,7 @@ def test_a_where_with_predict_filters_before_scoring_and_keeps_the_rest(scored):
     engine, expected = scored
     result = engine.execute(f"SELECT id FROM customers WHERE {P} > 0.5 AND age > 40 ORDER BY id")[0]
     older = expected[expected.age > 40]
-    assert f"batching: {len(older):,} rows scored" in (result.explain or "")
+    assert f"scoring: predict(churn@1): {len(older):,} rows scored" in (result.explain or "")
     assert result.df.id.tolist() == sorted(older[older.p > 0.5].id)
 
 

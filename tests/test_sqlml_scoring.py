@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.optimizer import Planner
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.sqlml import register
 
@@ -143,7 +144,7 @@ def test_ml_predict_returns_input_columns_and_predicted_outputs(engine: Engine, 
 def test_ml_predict_table_form_scores_in_large_batches(onnx_models, customers_frame):
     model = onnx_models.get("pipeline_mixed")
     big = pd.concat([customers_frame] * 50, ignore_index=True)  # 20,000 rows
-    with Engine(batch_rows=4096) as eng:
+    with Engine(batch_rows=4096, planner=Planner(inline_sql=False, batched=True)) as eng:  # kept in ONNX
         register(eng, "m", model.path)
         eng.execute("CREATE TABLE customers AS SELECT * FROM big", frames={"big": big})
         result = eng.execute("SELECT * FROM ML.PREDICT(MODEL m, TABLE customers)")[0]
@@ -196,14 +197,13 @@ def test_session_is_cached_per_model_version(engine: Engine, onnx_models, custom
 def test_batched_scoring_reports_progress(onnx_models, customers_frame):
     big = pd.concat([customers_frame] * 10, ignore_index=True)  # 4,000 rows
     seen: list[tuple[str, int, int]] = []
-    with Engine(batch_rows=1000) as eng:
+    with Engine(batch_rows=1000, planner=Planner(inline_sql=False, batched=True)) as eng:  # kept in ONNX
         eng.progress = lambda label, done, total: seen.append((label, done, total))
         register(eng, "m", onnx_models.get("pipeline_mixed").path)
         eng.execute("SELECT count(*) FROM ML.PREDICT(MODEL m, TABLE big)", frames={"big": big})
     done = [d for _, d, _ in seen]
-    assert done == sorted(done) and done[-1] == 4000 and len(done) >= 4  # batches stream in
-    assert seen[-1][2] == 4000  # the total is known once the relation has been read
-    assert all(total in (None, 4000) for _, _, total in seen)
+    assert done == sorted(done) and done[-1] == 4000 and len(done) >= 4  # one report per slice scored
+    assert all(total == 4000 for _, _, total in seen)
     assert seen[0][0] == "ML.PREDICT(MODEL m@1)"
 
 
@@ -280,8 +280,8 @@ def _pruned_onnx_ml_predict_keeps_null_guard(engine: Engine, DecisionTreeClassif
     assert optimized.df.predicted_label.isna().sum() == 3
 
 
-def test_streamed_batches_keep_the_scan_order_and_values(onnx_models, customers_frame):
-    """Batches are scored while DuckDB still reads: results come back in scan order."""
+def test_sliced_scoring_keeps_the_scan_order_and_values(onnx_models, customers_frame):
+    """The relation is scored in slices on the pool: results come back in scan order."""
     big = pd.concat([customers_frame] * 25, ignore_index=True)  # 10,000 rows
     big["row"] = np.arange(len(big))
     sql = f"SELECT row, predict(m, {FEATURES}).output_probability[2] AS p FROM big"

@@ -35,6 +35,13 @@ from nbgov.sqlml.sql.frames import FrameNames, frame_candidates
 from nbgov.sqlml.sql.statements import Statement, model_statement, split
 
 
+_COLLATION_QUERY = (
+    "SELECT current_setting('default_collation') = '' "
+    "AND NOT EXISTS (SELECT 1 FROM duckdb_tables() WHERE upper(sql) LIKE '%COLLATE%') "
+    "AND NOT EXISTS (SELECT 1 FROM duckdb_views() WHERE NOT internal AND upper(sql) LIKE '%COLLATE%')"
+)
+
+
 @dataclass
 class StatementResult:
     """One executed statement: its result frame (or None), a summary line, its activity,
@@ -75,7 +82,8 @@ class Engine:
         self.executor = DuckDbExecutor(self.con, threads=self.threads)
         self.compiler = Compiler(self.catalog, self.executor, self._planners)
         self._planner = planner
-        self._optimizers: Planners | None = None
+        self._optimizers: dict[bool, Planners] = {}  # by settings.exact_strings
+        self._collation_free: bool | None = None  # see _no_collation
         self._plans = PlanCache()
         # Called as progress(label, rows_done, rows_total) while relations are scored in batches;
         # rows_total is None while DuckDB is still producing rows.
@@ -98,8 +106,7 @@ class Engine:
     ) -> list[StatementResult]:
         """Run every statement of ``sql``; ``$name`` values come from ``params``,
         tables named like an entry of ``frames`` (DataFrames, Arrow tables...) read it."""
-        settings = self._settings(optimize)
-        return [self._run(statement, params or {}, frames or {}, settings) for statement in split(sql)]
+        return [self._run(statement, params or {}, frames or {}, self._settings(optimize)) for statement in split(sql)]
 
     def explain(
         self,
@@ -146,6 +153,8 @@ class Engine:
         names = frame_candidates(statement) if frames else FrameNames((), exact=True)
         with executor.exposing(frames, names) as visible:
             prepared = self._compiled(statement, params, visible, settings)
+            if prepared.statement_type != "SELECT":  # DDL or a setting may add a collation
+                self._collation_free = None
             outcome = executor.run(prepared, params, self.progress)
         activity = replace(prepared.activity, written=outcome.written)
         notes = "\n".join([*prepared.notes, *outcome.notes]) or None
@@ -192,17 +201,31 @@ class Engine:
         return self.executor
 
     def _settings(self, optimize: bool) -> Settings:
-        return Settings(optimize=optimize, batch_rows=self.batch_rows, threads=self.threads)
+        exact = optimize and self._no_collation()
+        return Settings(optimize=optimize, batch_rows=self.batch_rows, threads=self.threads, exact_strings=exact)
 
-    def _planners(self, optimize: bool) -> Planners:
-        if not optimize:
+    def _no_collation(self) -> bool:
+        """Whether DuckDB compares strings byte for byte everywhere: no default collation and
+        no COLLATE in any table or view definition (a conservative test of their DDL).
+        Asked once, again after any statement that is not a query (DDL, SET, PRAGMA)."""
+        if self._collation_free is None:
+            try:
+                found = self.con.execute(_COLLATION_QUERY).fetchall()
+            except duckdb.Error:
+                return False
+            self._collation_free = bool(found) and bool(found[0][0])
+        return self._collation_free
+
+    def _planners(self, settings: Settings) -> Planners:
+        if not settings.optimize:
             return NAIVE
-        if self._optimizers is None:
+        if settings.exact_strings not in self._optimizers:
             if self._planner is not None:
-                self._optimizers = Planners(self._planner, self._planner)
+                self._optimizers[settings.exact_strings] = Planners(self._planner, self._planner)
             else:  # ML.PREDICT's ONNX plans score in large batches: their own cost estimate
-                self._optimizers = Planners(Optimizer(), Optimizer(batched=True))
-        return self._optimizers
+                exact = settings.exact_strings
+                self._optimizers[exact] = Planners(Optimizer(exact_strings=exact), Optimizer(batched=True, exact_strings=exact))
+        return self._optimizers[settings.exact_strings]
 
     def _threadpool(self) -> ThreadPoolExecutor:
         """The scoring pool (for benchmarks comparing hand-written scoring on the same pool)."""

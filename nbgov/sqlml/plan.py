@@ -84,10 +84,14 @@ class OnnxPlan:
 class SqlPlan:
     """Replace the predict(...) node by a plain SQL expression of the same value and type;
     with ``comparison``, replace the comparison around it (``predict(...) > 0.9``) by a
-    boolean expression of the same truth value (an output predicate turned into a filter)."""
+    boolean expression of the same truth value (an output predicate turned into a filter).
+    With ``fallback``, the boolean expression decides only some rows: elsewhere it reads
+    the column ``__fallback__``, which stands for the comparison itself computed by
+    ``fallback`` (the model, as ONNX)."""
 
     expression: exp.Expression
     comparison: bool = False
+    fallback: OnnxPlan | None = None
 
 
 @dataclass(frozen=True)

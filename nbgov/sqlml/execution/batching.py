@@ -7,8 +7,7 @@ onnxruntime releases the GIL, so batches run truly in parallel on every core.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -100,71 +99,52 @@ def _picked(job: Scoring, inputs: list[pa.Array | pa.ChunkedArray]) -> list[pa.A
 
 
 def score_relation(
-    batches: Iterable[pa.RecordBatch],
-    schema: pa.Schema,
+    table: pa.Table,
     jobs: Sequence[Scoring],
     pool: ThreadPoolExecutor,
+    threads: int,
     drop: frozenset[str],
-    progress: Callable[[int, int | None], None] | None,
+    progress: Callable[[int, int], None] | None,
     batch_rows: int,
 ) -> pa.Table:
-    """Score the relation on ``pool`` (results in order) and return one Arrow table.
+    """Score the relation's rows on ``pool`` (results in order) and return one Arrow table.
 
-    Batches are scored while DuckDB still produces the next ones: each run of at least
-    half ``batch_rows`` rows goes to the pool as it arrives. What is left at the end (all
-    of a small relation) is cut into near-equal slices, a multiple of the pool's threads,
-    so that every core gets work even when a filter leaves few rows.
-    ``progress(rows_done, rows_total)`` is called from this thread as slices finish;
-    the total is None until the relation has been read.
+    The rows are cut into contiguous near-equal slices of at most ``batch_rows`` rows, a
+    multiple of ``threads`` of them, so that every core gets work even when a filter
+    leaves few rows; this thread scores the last slice instead of waiting idle.
+    ``progress(rows_done, rows_total)`` is called from this thread as slices finish.
+    (DuckDB materializes a relation as Arrow faster than it streams it: a stream's first
+    batch comes about when the whole table would have, so nothing is lost by waiting.)
     """
-    threads = getattr(pool, "_max_workers", 1)
-    pending: deque[tuple[int, Future[pa.Table]]] = deque()
+    parts = even_slices(table, batch_rows, threads if _worth_splitting(table, jobs) else 1)
+    if not parts:
+        return score_batch(table, jobs, drop)
+    pending: list[tuple[int, Future[pa.Table]]] = [
+        (len(part), pool.submit(score_batch, part, jobs, drop)) for part in parts[:-1]
+    ]
+    last = score_batch(parts[-1], jobs, drop)
     scored: list[pa.Table] = []
-    buffered: list[pa.RecordBatch] = []
     done = 0
-
-    def collect(wait: bool, total: int | None) -> None:
-        nonlocal done
-        while pending and (wait or pending[0][1].done()):
-            rows, future = pending.popleft()
-            scored.append(future.result())
-            done += rows
-            if progress is not None:
-                progress(done, total)
-
-    submitted = 0
-    for batch in batches:
-        if not len(batch):
-            continue
-        buffered.append(batch)
-        rows = sum(len(b) for b in buffered)
-        if rows >= batch_rows // 2:
-            piece = pa.Table.from_batches(buffered, schema=schema)
-            for part in even_slices(piece, batch_rows, 1):
-                pending.append((len(part), pool.submit(score_batch, part, jobs, drop)))
-            submitted += rows
-            buffered = []
-            collect(False, None)
-    rest = pa.Table.from_batches(buffered, schema=schema)
-    parts = even_slices(rest, batch_rows, threads if _worth_splitting(rest, jobs) else 1)
-    for part in parts[:-1]:
-        pending.append((len(part), pool.submit(score_batch, part, jobs, drop)))
-    if parts:  # this thread scores the last slice instead of waiting idle
-        here: Future[pa.Table] = Future()
-        here.set_result(score_batch(parts[-1], jobs, drop))
-        pending.append((len(parts[-1]), here))
-    collect(True, submitted + rest.num_rows)
-    if not scored:
-        scored = [score_batch(pa.RecordBatch.from_pylist([], schema=schema), jobs, drop)]
-    return pa.concat_tables(scored)
+    for rows, future in pending:
+        scored.append(future.result())
+        done += rows
+        if progress is not None:
+            progress(done, table.num_rows)
+    scored.append(last)
+    if progress is not None:
+        progress(table.num_rows, table.num_rows)
+    return scored[0] if len(scored) == 1 else pa.concat_tables(scored)
 
 
 def _worth_splitting(table: pa.Table, jobs: Sequence[Scoring]) -> bool:
     """Whether to spread the last rows over the pool's threads: not for a few rows, nor
-    for models with decision regions (pruned trees), whose rows mostly share a few
-    regions: their scoring is then numpy work under the GIL, and thread handoffs would
-    cost more than they save (at worst, such a remainder runs on one thread)."""
-    return table.num_rows >= _SPLIT_ROWS and any(job.scorer.regions is None for job in jobs)
+    for models with decision regions (pruned trees) whose first rows share a few regions:
+    their scoring is then numpy work under the GIL, and thread handoffs would cost more
+    than they save (at worst, such a remainder runs on one thread)."""
+    if table.num_rows < _SPLIT_ROWS:
+        return False
+    probe = table.slice(0, _SPLIT_ROWS // 2)  # rows of their own (a finely cut feature): split
+    return any(job.scorer.regions is None or not job.scorer.shares_regions(_inputs(job, probe)) for job in jobs)
 
 
 def regions_note(job: Scoring) -> str | None:

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from nbgov.errors import ModelBindingError, SqlmlError
+from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import Scoring, regions_note, score_relation
 from nbgov.sqlml.execution.contents import table_content
 from nbgov.sqlml.execution.executor import Outcome, Progress
+from nbgov.sqlml.execution.results import result_frame
 from nbgov.sqlml.execution.scoring import SessionCache
 from nbgov.sqlml.execution.udf import UdfSet, make_scorer
 from nbgov.sqlml.planning.explain import EnginePlans
@@ -61,14 +62,15 @@ class DuckDbExecutor:
         return Parsed(statement_type, tuple(sorted(names)))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
+        """Bound, not run: DuckDB names and types the query's columns without executing it
+        (compile asks on every statement, and again to reuse a cached plan)."""
         sql = query.sql(self.dialect)
         try:
-            result = self.con.execute(sql, self._bound(sql, params) or None)
-            description = result.description or ()
-            result.fetchall()
-        except duckdb.Error as error:
-            raise sql_error(error) from None
-        return tuple(Column(str(d[0]), str(d[1])) for d in description)
+            relation = self.con.sql(sql, params=self._bound(sql, params) or None)
+            names, types = relation.columns, relation.types
+        except duckdb.Error as error:  # the query is nbgov's wrapper: a position would mislead
+            raise sql_error(error, position=False) from None
+        return tuple(Column(str(name), str(kind)) for name, kind in zip(names, types))
 
     # --- running ---------------------------------------------------------------------------
 
@@ -79,7 +81,7 @@ class DuckDbExecutor:
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         notes: list[str] = []
-        with self._errors(prepared.signatures), ExitStack() as stack:
+        with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
             for step in prepared.steps:
@@ -98,7 +100,7 @@ class DuckDbExecutor:
         """DuckDB's EXPLAIN of the final SQL and of each scored relation; a scored table is
         stood in for by an empty one of the same columns, so nothing is scored."""
         relations: list[tuple[str, str]] = []
-        with self._errors(prepared.signatures), ExitStack() as stack:
+        with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
             for step in prepared.steps:
@@ -126,10 +128,10 @@ class DuckDbExecutor:
     ) -> list[str]:
         """Score the step's relation and register it under the step's name."""
         sql = step.query.sql(self.dialect)
-        reader = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_reader(batch_rows)
+        rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions)) for job in step.jobs]
         table = score_relation(
-            reader, reader.schema, jobs, self.threadpool(), step.drop, _reporter(progress, step.label), batch_rows
+            rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows
         )
         self.con.register(step.name, table)
         notes = [note for job in jobs if (note := regions_note(job)) is not None]
@@ -137,8 +139,11 @@ class DuckDbExecutor:
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
         sql = prepared.query.sql(self.dialect)
-        result = self.con.execute(sql, self._bound(sql, params) or None)
         kind = prepared.statement_type
+        if kind == "SELECT":  # bound before it runs, so nested columns can skip Python objects
+            frame = result_frame(self.con, sql, self._bound(sql, params) or None)
+            return frame, f"{len(frame):,} row(s)"
+        result = self.con.execute(sql, self._bound(sql, params) or None)
         if kind in _QUERY_TYPES:
             frame = result.df()
             return frame, f"{len(frame):,} row(s)"
@@ -177,16 +182,21 @@ class DuckDbExecutor:
         return statements
 
     @contextmanager
-    def _errors(self, signatures: Sequence[str]) -> Iterator[None]:
-        """DuckDB errors as one line; around model calls, naming the models' inputs."""
+    def _errors(self, prepared: Prepared) -> Iterator[None]:
+        """DuckDB errors as one line; around model calls, naming the models' inputs. A
+        position is given only in the statement as written: in SQL nbgov generated it
+        would point elsewhere (and differ with and without the optimizer)."""
+        signatures = prepared.signatures
+        as_written = not prepared.steps and prepared.query.tree is None and prepared.query.text == prepared.statement
         try:
             yield
         except duckdb.Error as error:
+            message = one_line(error, position=as_written)
             if signatures and isinstance(error, duckdb.ConversionException):
-                raise ModelBindingError(f"{one_line(error)}; expected {'; '.join(signatures)}") from None
+                raise ModelBindingError(f"{message}; expected {'; '.join(signatures)}") from None
             if signatures and isinstance(error, duckdb.BinderException):
-                raise SqlmlError(f"{one_line(error)}; model inputs: {'; '.join(signatures)}") from None
-            raise sql_error(error) from None
+                raise SqlmlError(f"{message}; model inputs: {'; '.join(signatures)}") from None
+            raise SqlError(message) from None
 
     def threadpool(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -200,11 +210,11 @@ class DuckDbExecutor:
             pass
 
 
-def _reporter(progress: Progress | None, label: str) -> Callable[[int, int | None], None] | None:
+def _reporter(progress: Progress | None, label: str) -> Callable[[int, int], None] | None:
     if progress is None:
         return None
 
-    def report(done: int, total: int | None) -> None:
+    def report(done: int, total: int) -> None:
         try:
             progress(label, done, total)
         except Exception:  # a progress display must never break scoring

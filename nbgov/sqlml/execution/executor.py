@@ -44,8 +44,6 @@ class Outcome:
 
 
 class Executor(Relations, Protocol):
-    dialect: str  # sqlglot dialect the final SQL is generated in
-
     def exposing(self, frames: Mapping[str, Any], names: FrameNames) -> AbstractContextManager[tuple[str, ...]]:
         """Make the notebook objects among ``names`` (DataFrames, Arrow tables...) visible by
         name while the context lasts; yields the names made visible (the engine's own

@@ -68,6 +68,12 @@ class Regions:
             size *= count
         return key
 
+    def shared(self, matrix: np.ndarray) -> bool:
+        """Whether the first rows share regions (else nearly every row is a region of its own,
+        as with a continuous feature the trees cut finely, and grouping would not pay)."""
+        probe = matrix[:_PROBE_ROWS]
+        return len(pd.unique(self.key(probe))) <= 0.9 * len(probe)
+
     def group(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(region index of each row, first row of each region), or None when grouping
         would not pay off — told from the first rows first, so that a model whose rows
@@ -75,7 +81,7 @@ class Regions:
         rows = len(matrix)
         if rows < MIN_ROWS or matrix.ndim != 2 or matrix.shape[1] != len(self.cuts):
             return None
-        if rows >= 2 * _PROBE_ROWS and len(pd.unique(self.key(matrix[:_PROBE_ROWS]))) > 0.9 * _PROBE_ROWS:
+        if rows >= 2 * _PROBE_ROWS and not self.shared(matrix):
             return None
         codes, uniques = pd.factorize(self.key(matrix))
         if len(uniques) > MAX_SHARE * rows:

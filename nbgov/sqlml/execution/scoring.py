@@ -77,6 +77,17 @@ class Scorer:
     def arity(self) -> int:
         return sum(count for _, count in self.inputs)
 
+    def shares_regions(self, columns: Sequence[pa.Array | pa.ChunkedArray]) -> bool:
+        """Whether these rows fall into shared decision regions (see ``Regions.shared``)."""
+        if self.regions is None:
+            return False
+        position = 0
+        for spec, count in self.inputs:
+            if spec.name == self.regions.input_name:
+                return self.regions.shared(_feed(spec, columns[position : position + count]))
+            position += count
+        return False
+
     def run(
         self,
         columns: Sequence[pa.Array | pa.ChunkedArray],

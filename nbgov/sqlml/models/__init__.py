@@ -1,2 +1,3 @@
 """The one representation of models shared by the optimizer and execution: ONNX types,
-tree ensembles (forest, tree graph), and onnxruntime sessions on model bytes."""
+tree ensembles (forest, tree graph), pipelines (featurizer + model proper, with their
+elementwise steps), and onnxruntime sessions on model bytes."""

@@ -55,9 +55,6 @@ class Tree:
 
     nodes: list[Branch | Leaf] = field(default_factory=list)
 
-    def branch_count(self) -> int:
-        return sum(isinstance(n, Branch) for n in self.nodes)
-
 
 @dataclass
 class Forest:

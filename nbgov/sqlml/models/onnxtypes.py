@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import sqlglot.errors as sqlglot_errors
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.plan import TensorSpec
@@ -28,6 +29,25 @@ _TYPES: dict[str, tuple[type, str]] = {
 }
 
 NUMERIC = frozenset(t for t in _TYPES if t not in ("string", "bool"))
+
+# What an engine column may feed to an ONNX input of each kind without an explicit CAST:
+# numbers to float inputs, whole numbers to integer inputs, text (and DuckDB ENUMs, which
+# is what pandas categoricals become) to string inputs; NULL to anything (NULL output).
+_REAL = frozenset({"float", "double"})
+_ACCEPTED: dict[str, frozenset[str]] = {
+    "real": frozenset({"integer", "real", "boolean", "null"}),
+    "integer": frozenset({"integer", "boolean", "null"}),
+    "bool": frozenset({"boolean", "null"}),
+    "string": frozenset({"string", "null"}),
+}
+_KIND_NAMES = {
+    "integer": "a whole number",
+    "real": "a number",
+    "boolean": "a boolean",
+    "string": "text",
+    "null": "NULL",
+}
+_NULL_TYPES = frozenset({"NULL", '"NULL"', "VOID"})
 
 
 def ort_type_name(ort_type: str) -> str:
@@ -71,6 +91,50 @@ def value_duckdb_type(outputs: Sequence[TensorSpec]) -> str:
         return output_duckdb_type(outputs[0])
     fields = ", ".join(f"{quote_ident(o.name)} {output_duckdb_type(o)}" for o in outputs)
     return f"STRUCT({fields})"
+
+
+def input_kind(elem_type: str) -> str:
+    """The family of an ONNX input type: "real", "integer", "bool" or "string"."""
+    if elem_type in _REAL:
+        return "real"
+    return elem_type if elem_type in ("bool", "string") else "integer"
+
+
+@lru_cache(maxsize=512)
+def value_kind(type_name: str, dialect: str = "duckdb") -> str:
+    """The family of an engine's column type (DuckDB's ``DECIMAL(9,2)``, Spark's
+    ``bigint``...): "integer", "real", "boolean", "string", "null", or the type itself
+    when no model input takes it (dates, lists, structs, blobs...)."""
+    if type_name.strip().upper() in _NULL_TYPES:
+        return "null"
+    try:
+        kind = exp.DataType.build(type_name, dialect=dialect).this
+    except (ValueError, sqlglot_errors.SqlglotError):
+        return type_name
+    if kind == exp.DataType.Type.BOOLEAN:
+        return "boolean"
+    if kind in exp.DataType.INTEGER_TYPES and kind != exp.DataType.Type.BIT:
+        return "integer"
+    if kind in exp.DataType.REAL_TYPES:
+        return "real"
+    if kind in exp.DataType.TEXT_TYPES or kind == exp.DataType.Type.ENUM:
+        return "string"
+    if kind == exp.DataType.Type.NULL:
+        return "null"
+    return type_name
+
+
+def accepts(elem_type: str, kind: str) -> bool:
+    """Whether a value of ``kind`` (see ``value_kind``) may feed an input of ``elem_type``."""
+    return kind in _ACCEPTED[input_kind(elem_type)]
+
+
+def wanted_kinds(elem_type: str) -> str:
+    """What an input takes, in words: "a number, a boolean or NULL"."""
+    names = [_KIND_NAMES[k] for k in ("integer", "real", "boolean", "string", "null") if k in _ACCEPTED[input_kind(elem_type)]]
+    if "a number" in names and "a whole number" in names:
+        names.remove("a whole number")
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 @lru_cache(maxsize=None)

@@ -3,11 +3,18 @@
 It reads like sqlglot's ``optimize()``: an ordered list of rules, each a small module
 taking the plan state and returning a new one with its own EXPLAIN notes:
 
+0. ``pipelines.lower`` — a featurizer in front of trees (one-hot encoders, scalers, ...,
+   over several typed inputs) is lowered to trees over SQL columns of the inputs, with
+   the query's predicates carried through it; the rules below then apply unchanged;
 1. ``predicates`` — what the query proves about the call's inputs;
 2. ``prune`` — tree branches no allowed row reaches are removed;
-3. ``projection`` — features the pruned trees no longer test are not read;
+3. ``projection`` — features the pruned trees no longer test are not read
+   (``pipelines.report`` names the model inputs no longer read at all);
 4. ``output_predicates`` — ``predict(...) > c`` on one tree becomes a boolean filter;
-5. ``inline`` — small models run as DuckDB expressions when ``cost`` says so.
+   ``ensemble_bounds`` — on an ensemble, a boolean CASE decides it where bounds of the
+   leaf sums prove it, the model scoring only the other rows;
+5. ``inline`` — small models run as DuckDB expressions when ``cost`` says so;
+6. ``pipelines.inline_linear`` — a featurizer + linear model, likewise.
 
 ``PlanState.finish`` then gives the plan: the decided SQL, or ONNX (pruned and projected
 when that changed the model). A failure inside the optimizer never breaks a query: the
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nbgov.sqlml.optimizer import inline, output_predicates, predicates, projection, prune
+from nbgov.sqlml.optimizer import ensemble_bounds, inline, output_predicates, pipelines, predicates, projection, prune
 from nbgov.sqlml.optimizer.state import Memo, PlanState, original_plan
 from nbgov.sqlml.plan import CallPlan, ModelCall
 
@@ -27,18 +34,31 @@ __all__ = ["RULES", "Planner", "Rule", "optimize"]
 Rule = Callable[[PlanState], PlanState]
 
 RULES: tuple[Rule, ...] = (
+    pipelines.lower,
     predicates.rule,
     prune.rule,
     projection.rule,
+    pipelines.report,
     output_predicates.rule,
+    ensemble_bounds.rule,
     inline.rule,
+    pipelines.inline_linear,
 )
-SQL_RULES: tuple[Rule, ...] = (output_predicates.rule, inline.rule)  # the rules that translate to SQL
+# the rules that translate to SQL
+SQL_RULES: tuple[Rule, ...] = (output_predicates.rule, ensemble_bounds.rule, inline.rule, pipelines.inline_linear)
 
 
-def optimize(call: ModelCall, rules: tuple[Rule, ...] = RULES, memo: Memo | None = None, *, batched: bool = False) -> CallPlan:
-    """Run ``rules`` in order over the call's plan state and finish it into a plan."""
-    state = PlanState.start(call, memo or Memo(), batched=batched)
+def optimize(
+    call: ModelCall,
+    rules: tuple[Rule, ...] = RULES,
+    memo: Memo | None = None,
+    *,
+    batched: bool = False,
+    exact_strings: bool = False,
+) -> CallPlan:
+    """Run ``rules`` in order over the call's plan state and finish it into a plan;
+    ``exact_strings``: no collation is in effect, so string predicates prove categories."""
+    state = PlanState.start(call, memo or Memo(), batched=batched, exact_strings=exact_strings)
     for rule in rules:
         state = rule(state)
     return state.finish()
@@ -55,16 +75,18 @@ class Planner:
         inline_sql: bool = True,
         batched: bool = False,
         max_cache: int = 64,
+        exact_strings: bool = False,
     ) -> None:
         """``inline_sql=False`` leaves out the rules that translate models to SQL;
         ``batched``: an ONNX plan will score the relation in large batches (ML.PREDICT),
         which makes onnxruntime cheaper than through the per-call UDF."""
         self.rules = rules if inline_sql else tuple(r for r in rules if r not in SQL_RULES)
         self.batched = batched
+        self.exact_strings = exact_strings
         self._memo = Memo(max_cache)
 
     def plan_call(self, call: ModelCall) -> CallPlan:
         try:
-            return optimize(call, self.rules, self._memo, batched=self.batched)
+            return optimize(call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings)
         except Exception as err:  # noqa: BLE001 - the optimizer must never break a query
             return CallPlan(original_plan(call), (f"optimizer skipped: {type(err).__name__}: {err}",), {})

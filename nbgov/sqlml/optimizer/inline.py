@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
+import onnx
+
+from nbgov.sqlml.models.forest import Forest
+from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs, tree_costs
+from nbgov.sqlml.optimizer.forest_sql import SQL_FOLD_US, NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.state import trees_text
-from nbgov.sqlml.optimizer.to_sql import linear_sql, single_tree_sql, tree_regressor_sql
+from nbgov.sqlml.optimizer.to_sql import SqlModel, linear_sql, single_tree_sql, tree_regressor_sql
 from nbgov.sqlml.plan import SqlPlan
 
 if TYPE_CHECKING:
@@ -42,7 +46,7 @@ def _linear(state: PlanState) -> PlanState:
     state = state.with_stats(strategy="sql").note(
         f"inlined as SQL expression: linear model, {linear.terms} terms (cost {estimate.describe()})"
     )
-    return replace(state, decided=SqlPlan(expression))
+    return replace(state, decided=SqlPlan(state.checked(expression)))
 
 
 def _trees(state: PlanState) -> PlanState:
@@ -60,15 +64,28 @@ def _trees(state: PlanState) -> PlanState:
     if estimate.prefer_sql and len(forest.trees) == 1 and elem == "float":
         sql_model = single_tree_sql(rebuilt.payload, forest, len(rebuilt.kept), state.call.model.outputs)
     elif estimate.prefer_sql:
-        sql_model = tree_regressor_sql(graph.model.graph.node[graph.tree_nodes[0]], forest, elem)
+        node = graph.model.graph.node[graph.tree_nodes[0]]
+        sql_model = tree_regressor_sql(node, forest, elem) or _ensemble(node, forest, state, estimate)
     if sql_model is not None:
         features = [state.bound.columns[j] for j in rebuilt.kept]
-        guard = state.null_guard(state.dropped()) + state.null_guard(rebuilt.kept)
+        guard = state.null_guard([*state.dropped(), *rebuilt.kept])
         expression = state.render(rebuilt.cache_key, sql_model, features, guard)
         if expression is not None:
             state = state.with_stats(strategy="sql").note(
                 f"inlined as SQL CASE: {trees_text(len(forest.trees))} (cost {estimate.describe()})"
             )
-            return replace(state, decided=SqlPlan(expression))
+            return replace(state, decided=SqlPlan(state.checked(expression)))
     reason = "estimated cheaper" if not estimate.prefer_sql else "no SQL translation for this ensemble"
     return replace(state, onnx_reason=f"{trees_text(trees.tree_count)}, {reason} ({estimate.describe()})")
+
+
+def _ensemble(node: onnx.NodeProto, forest: Forest, state: PlanState, estimate: CostEstimate) -> SqlModel | None:
+    """Any float ensemble ``forest_sql`` reproduces: classifiers too, one CASE per tree
+    (still cheaper once DuckDB's fold over the trees is paid for)."""
+    fold = SQL_FOLD_US * len(forest.trees) if len(forest.trees) > 1 else 0.0
+    if estimate.sql_us + fold >= estimate.ort_us:
+        return None
+    try:
+        return ensemble_sql(node, forest, state.call.model.outputs)
+    except NotTranslatable:
+        return None

@@ -51,7 +51,7 @@ def rule(state: PlanState) -> PlanState:
     sql_model, kept = built
     literal = constant.sql(dialect="duckdb")
     features = [state.bound.columns[j] for j in rebuilt.kept]
-    guard = state.null_guard(state.dropped()) + state.null_guard(rebuilt.kept)
+    guard = state.null_guard([*state.dropped(), *rebuilt.kept])
     expression = state.render(f"{rebuilt.cache_key}:{op}:{literal}", sql_model, features, guard)
     if expression is None:
         return state
@@ -62,7 +62,7 @@ def rule(state: PlanState) -> PlanState:
         f"output predicate {op} {literal}: boolean tree: {kept.passing} of {kept.leaves} leaves pass{boundary}, "
         f"{kept.branches} branches kept; runs in DuckDB as a filter (no model scoring)"
     )
-    return replace(state, decided=SqlPlan(expression, comparison=True))
+    return replace(state, decided=SqlPlan(state.checked(expression), comparison=True))
 
 
 @dataclass(frozen=True)

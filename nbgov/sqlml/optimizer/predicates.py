@@ -8,6 +8,11 @@ THEN branch of ``CASE WHEN cond`` (DuckDB evaluates it only on rows where cond
 holds).  A call inside the WHERE or ON it would be pruned by is refused: DuckDB
 may evaluate conjuncts in any order.  Anything not understood gives no
 constraint, never a wrong one.
+
+String comparisons (``plan = 'gold'``, ``IN``, ``<>``, ``NOT IN``) prove a set of
+categories, but only where DuckDB compares bytes: under a collation ``'GOLD' = 'gold'``
+holds, so they are used only when the caller says no collation is in effect and the
+statement itself uses none.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import sqlglot.expressions as exp
 
+from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.plan import ModelCall
 
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
 ColumnKey = tuple[
     str | None, str
 ]  # (table qualifier or None, column name), lower-cased
+Proof = Domain | Categories  # what a conjunct proves about a numeric or a string column
 
 _FILTERED_POSITIONS = {"expressions", "order", "group", "having", "qualify", "distinct"}
 _FILTER_POSITIONS = {"where", "joins"}
@@ -47,6 +54,7 @@ class FeatureConstraints:
     domains: dict[tuple[int, int], Domain] = field(default_factory=dict)
     text: tuple[str, ...] = ()  # e.g. ("age > 60",) for EXPLAIN notes
     refusals: tuple[str, ...] = ()  # why some constraints were not used
+    categories: dict[tuple[int, int], Categories] = field(default_factory=dict)  # string columns
 
 
 @dataclass
@@ -55,15 +63,15 @@ class _Scope:
 
     select: exp.Select
     sources: set[str]
-    domains: dict[ColumnKey, Domain]
+    domains: dict[ColumnKey, Proof]
 
 
 def rule(state: PlanState) -> PlanState:
     """Rule 1: what the query proves about the call's features (``state.constraints``),
     with a note for every filter that could not be used."""
-    if state.tensor is None:
-        return state
-    constraints = call_constraints(state.call)
+    if state.tensor is None or state.constraints is not None:
+        return state  # nothing to prove for, or proven already (a lowered pipeline)
+    constraints = call_constraints(state.call, exact_strings=state.exact_strings)
     state = replace(state, constraints=constraints).note(*constraints.refusals)
     compared = output_comparison(state.call.node)
     if compared is not None:
@@ -90,8 +98,9 @@ def output_comparison(node: exp.Expression) -> tuple[str, float] | None:
     return None
 
 
-def call_constraints(call: ModelCall) -> FeatureConstraints:
-    """Constraints on each bound feature of ``call`` that hold wherever the call is evaluated."""
+def call_constraints(call: ModelCall, *, exact_strings: bool = False) -> FeatureConstraints:
+    """Constraints on each bound feature of ``call`` that hold wherever the call is evaluated;
+    ``exact_strings``: DuckDB compares strings byte for byte here (no collation anywhere)."""
     located = _locate(call.node)
     if located is None:
         return FeatureConstraints(
@@ -101,34 +110,39 @@ def call_constraints(call: ModelCall) -> FeatureConstraints:
     use_filters = position in _FILTERED_POSITIONS
     scope = _scope_domains(select, use_filters=use_filters, depth=0)
     if guards:
-        extra: dict[ColumnKey, Domain] = {}
+        extra: dict[ColumnKey, Proof] = {}
         for guard in guards:
             _collect(_conjuncts(guard), scope.sources, extra, [])
         for key, dom in extra.items():
-            scope.domains[key] = (
-                scope.domains[key].intersect(dom) if key in scope.domains else dom
-            )
+            scope.domains[key] = meet(scope.domains[key], dom) if key in scope.domains else dom
     refusals: list[str] = []
     if position in _FILTER_POSITIONS:
-        unsafe = _feature_domains(
+        unsafe = list(_feature_domains(
             call, _scope_domains(select, use_filters=True, depth=0)
-        )[1]
+        )[1].values())
         if unsafe:
             where = "join condition" if position == "joins" else "WHERE"
             refusals.append(
                 f"refused pruning: {' AND '.join(unsafe)} is in the same {where} as the call"
             )
     domains, text = _feature_domains(call, scope)
+    numeric = {key: d for key, d in domains.items() if isinstance(d, Domain)}
+    strings = {key: d for key, d in domains.items() if isinstance(d, Categories)}
+    if strings and (not exact_strings or call.statement.find(exp.Collate) is not None):
+        refusals.append("string predicates not used: a collation may make DuckDB's = differ from the model's")
+        strings = {}
+    kept = [t for key, t in text.items() if key in numeric or key in strings]
     return FeatureConstraints(
-        domains=domains, text=tuple(text), refusals=tuple(refusals)
+        domains=numeric, text=tuple(kept), refusals=tuple(refusals), categories=strings
     )
 
 
 def _feature_domains(
     call: ModelCall, scope: _Scope
-) -> tuple[dict[tuple[int, int], Domain], list[str]]:
-    domains: dict[tuple[int, int], Domain] = {}
-    text: list[str] = []
+) -> tuple[dict[tuple[int, int], Proof], dict[tuple[int, int], str]]:
+    """Proofs for the call's plain-column arguments, and the text of those that constrain."""
+    domains: dict[tuple[int, int], Proof] = {}
+    text: dict[tuple[int, int], str] = {}
     for i, bound in enumerate(call.inputs):
         for j, column in enumerate(bound.columns):
             if not isinstance(column, exp.Column) or not column.name:
@@ -138,7 +152,7 @@ def _feature_domains(
                 continue
             domains[(i, j)] = dom
             if not dom.unconstrained:
-                text.append(dom.describe(column.sql(dialect="duckdb")))
+                text[(i, j)] = dom.describe(column.sql(dialect="duckdb"))
     return domains, text
 
 
@@ -204,7 +218,7 @@ def _scope_domains(select: exp.Select, use_filters: bool, depth: int) -> _Scope:
         for name, dom in _exported(inner, depth + 1).items():
             key = (alias, name)
             scope.domains[key] = (
-                scope.domains[key].intersect(dom) if key in scope.domains else dom
+                meet(scope.domains[key], dom) if key in scope.domains else dom
             )
     if len(scope.sources) == 1:
         only = next(iter(scope.sources))
@@ -212,16 +226,16 @@ def _scope_domains(select: exp.Select, use_filters: bool, depth: int) -> _Scope:
     return scope
 
 
-def _exported(inner: exp.Select, depth: int) -> dict[str, Domain]:
+def _exported(inner: exp.Select, depth: int) -> dict[str, Proof]:
     """Constraints on the output columns of a derived table, by output name."""
     scope = _scope_domains(inner, use_filters=True, depth=depth)
-    out: dict[str, Domain] = {}
+    out: dict[str, Proof] = {}
     for proj in inner.expressions:
         if isinstance(proj, exp.Star):
             if len(scope.sources) != 1:
                 continue
             for (_, name), dom in scope.domains.items():
-                out[name] = out[name].intersect(dom) if name in out else dom
+                out[name] = meet(out[name], dom) if name in out else dom
         else:
             target = proj.this if isinstance(proj, exp.Alias) else proj
             if isinstance(target, exp.Column) and target.name:
@@ -263,7 +277,7 @@ def _conjuncts(cond: exp.Expr) -> list[exp.Expr]:
 def _collect(
     conjuncts: list[exp.Expr],
     sources: set[str],
-    domains: dict[ColumnKey, Domain],
+    domains: dict[ColumnKey, Proof],
     equalities: list[tuple[ColumnKey, ColumnKey]],
 ) -> None:
     """Add the domain proven by each understood conjunct; ignore the rest."""
@@ -275,10 +289,25 @@ def _collect(
                 equalities.append(pair)
             continue
         key, dom = found
-        domains[key] = domains[key].intersect(dom) if key in domains else dom
+        domains[key] = meet(domains[key], dom) if key in domains else dom
 
 
-def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Domain] | None:
+def meet(a: Proof, b: Proof) -> Proof:
+    """Both proofs hold. A column compared with numbers and with strings keeps the first
+    proof (either one alone is still true)."""
+    if isinstance(a, Domain) and isinstance(b, Domain):
+        return a.intersect(b)
+    if isinstance(a, Categories) and isinstance(b, Categories):
+        return a.intersect(b)
+    if isinstance(a, Domain) and a.unconstrained:  # IS NOT NULL: says nothing more
+        return b
+    return a
+
+
+def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Proof] | None:
+    strings = _string_proof(cond)
+    if strings is not None:
+        return strings
     op = COMPARISONS.get(type(cond))
     if op is not None:
         left, right = cond.this, cond.expression
@@ -312,6 +341,28 @@ def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Domain] | None:
     return None
 
 
+def _string_proof(cond: exp.Expr) -> tuple[ColumnKey, Categories] | None:
+    """``col = 'a'``, ``col <> 'a'``, ``col IN ('a', 'b')``, ``col NOT IN (...)``."""
+    negated = isinstance(cond, exp.Not)
+    inner = cond.this if negated else cond
+    if isinstance(inner, (exp.EQ, exp.NEQ)) and not negated:
+        left, right = inner.this, inner.expression
+        column, literal = (left, right) if isinstance(left, exp.Column) else (right, left)
+        if isinstance(column, exp.Column) and _is_text(literal):
+            value = str(literal.this)
+            return _key(column), Categories.equal(value) if isinstance(inner, exp.EQ) else Categories.none_of([value])
+        return None
+    if isinstance(inner, exp.In) and isinstance(inner.this, exp.Column) and not inner.args.get("query"):
+        if inner.expressions and all(_is_text(v) for v in inner.expressions):
+            values = [str(v.this) for v in inner.expressions]
+            return _key(inner.this), Categories.none_of(values) if negated else Categories.one_of(values)
+    return None
+
+
+def _is_text(node: exp.Expr | None) -> bool:
+    return isinstance(node, exp.Literal) and node.is_string
+
+
 def _column_equality(cond: exp.Expr) -> tuple[ColumnKey, ColumnKey] | None:
     if (
         isinstance(cond, exp.EQ)
@@ -323,7 +374,7 @@ def _column_equality(cond: exp.Expr) -> tuple[ColumnKey, ColumnKey] | None:
 
 
 def _propagate_equalities(
-    domains: dict[ColumnKey, Domain], pairs: list[tuple[ColumnKey, ColumnKey]]
+    domains: dict[ColumnKey, Proof], pairs: list[tuple[ColumnKey, ColumnKey]]
 ) -> None:
     """``a.x = b.x``: both columns get the intersection of their constraints."""
     parent: dict[ColumnKey, ColumnKey] = {}
@@ -339,30 +390,30 @@ def _propagate_equalities(
     for k in set(parent) | {b for _, b in pairs}:
         groups.setdefault(find(k), []).append(k)
     for members in groups.values():
-        combined = Domain()
+        combined: Proof = Domain()
         for m in members:
             if m in domains:
-                combined = combined.intersect(domains[m])
+                combined = meet(combined, domains[m])
         for m in members:
             domains[m] = combined
 
 
 def _qualify_all(
-    domains: dict[ColumnKey, Domain], only: str
-) -> dict[ColumnKey, Domain]:
-    out: dict[ColumnKey, Domain] = {}
+    domains: dict[ColumnKey, Proof], only: str
+) -> dict[ColumnKey, Proof]:
+    out: dict[ColumnKey, Proof] = {}
     for (qual, name), dom in domains.items():
         key = (qual or only, name)
-        out[key] = out[key].intersect(dom) if key in out else dom
+        out[key] = meet(out[key], dom) if key in out else dom
     return out
 
 
-def _lookup(key: ColumnKey, scope: _Scope) -> Domain | None:
+def _lookup(key: ColumnKey, scope: _Scope) -> Proof | None:
     """The constraint on ``key`` in ``scope``: same name, and compatible qualifiers."""
     qual, name = key
     if qual is None and len(scope.sources) == 1:
         qual = next(iter(scope.sources))
-    found: Domain | None = None
+    found: Proof | None = None
     for (cq, cname), dom in scope.domains.items():
         if cname != name:
             continue
@@ -372,7 +423,7 @@ def _lookup(key: ColumnKey, scope: _Scope) -> Domain | None:
             or (cq is None and qual in scope.sources)
         )
         if same:
-            found = dom if found is None else found.intersect(dom)
+            found = dom if found is None else meet(found, dom)
     return found
 
 

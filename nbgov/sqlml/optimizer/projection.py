@@ -40,6 +40,9 @@ def rule(state: PlanState) -> PlanState:
     state = state.with_stats(inputs_before=len(columns), inputs_after=len(kept))
     if not dropped:
         return state
+    if state.pipeline is not None:  # a lowered pipeline's columns, by what they compute
+        names = ", ".join(state.pipeline.names[j] for j in dropped)
+        return state.note(f"dropped {len(dropped)} of {len(columns)} lowered columns no kept test reads ({names})")
     names = ", ".join(columns[j].sql(dialect="duckdb") for j in dropped)
     return state.note(f"dropped {len(dropped)} of {len(columns)} unused inputs ({names})")
 

@@ -19,6 +19,7 @@ import xxhash
 
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.domains import ModelDomain
+from nbgov.sqlml.optimizer.label_rule import keep_label_rule
 
 if TYPE_CHECKING:
     from nbgov.sqlml.optimizer.state import PlanState
@@ -56,8 +57,8 @@ def rule(state: PlanState) -> PlanState:
         for (i, j), domain in constraints.domains.items()
         if i == 0 and not domain.unconstrained
     }
-    if any(d.values == () or (d.values is None and d.lo > d.hi and not d.nan) for d in domains.values()):
-        state = state.note("no pruning: the predicate admits no rows")
+    empty = any(d.values == () or (d.values is None and d.lo > d.hi and not d.nan) for d in domains.values())
+    if empty:
         domains = {}
     normalized = ";".join(f"{j}:{domains[j].key()}" for j in sorted(domains))
     key = f"{state.call.model.sha256}:pruned:{xxhash.xxh3_128_hexdigest(normalized.encode())}"
@@ -67,7 +68,7 @@ def rule(state: PlanState) -> PlanState:
         results = [prune_forest(forest, domains) for forest in trees.forests]
         return Pruning(
             key,
-            tuple(r.forest for r in results),
+            tuple(keep_label_rule(forest, r.forest) for forest, r in zip(trees.forests, results)),
             sum(r.nodes_before for r in results),
             sum(r.nodes_after for r in results),
         )
@@ -79,6 +80,8 @@ def rule(state: PlanState) -> PlanState:
     if after < before:
         state = state.note(f"pruned {before - after:,} of {before:,} tree nodes" + (f" using {using}" if using else ""))
         return state.note("pruned model reused from cache") if reused else state
+    if empty:
+        return state.note("no pruning: the predicate admits no rows")
     if domains:
         return state.note(f"no tree nodes pruned: no test is decided by {using}")
     return state.note(f"no pruning: no usable predicate on the model's inputs ({before:,} tree nodes)")

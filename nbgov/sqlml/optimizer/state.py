@@ -18,6 +18,8 @@ import onnx
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.models.treegraph import TreeGraph, analyze
+from nbgov.sqlml.optimizer.checks import guarded_columns
+from nbgov.sqlml.optimizer.pipelines import Lowered
 from nbgov.sqlml.optimizer.predicates import FeatureConstraints
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import Pruning
@@ -88,16 +90,22 @@ class PlanState:
     kept: tuple[int, ...] | None = None  # projection: original features still read
     decided: SqlPlan | None = None
     onnx_reason: str | None = None
+    exact_strings: bool = False  # DuckDB compares strings byte for byte (no collation in effect)
+    # a lowered pipeline: model inputs no lowered column reads (their NULL must still give
+    # NULL), and values onnxruntime would refuse (condition, error message)
+    extra_guard: tuple[exp.Expression, ...] = ()
+    checks: tuple[tuple[exp.Expression, str], ...] = ()
+    pipeline: Lowered | None = None  # set when the call is a lowered pipeline (for notes)
 
     @classmethod
-    def start(cls, call: ModelCall, memo: Memo, *, batched: bool) -> PlanState:
+    def start(cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False) -> PlanState:
         model = memo.get("model", call.model.sha256, lambda: onnx.load_model_from_string(call.model.onnx_bytes))
         shape = input_elem(model)
         tensor = None
         if shape is not None and len(call.inputs) == 1 and len(call.inputs[0].columns) == shape[1]:
             tensor = TensorInput(*shape)
         trees = memo.get("trees", call.model.sha256, lambda: analyze(model)) if tensor is not None else None
-        return cls(call, memo, batched, tensor, trees)
+        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings)
 
     @property
     def model(self) -> onnx.ModelProto:
@@ -120,8 +128,17 @@ class PlanState:
         return self.constraints is not None and (0, feature) in self.constraints.domains
 
     def null_guard(self, features: tuple[int, ...] | list[int]) -> list[exp.Expression]:
-        """Columns among ``features`` that may be NULL: the result must be NULL then."""
-        return [self.bound.columns[j] for j in features if not self.constrained(j)]
+        """Columns among ``features`` that may be NULL: the result must be NULL then (and
+        the inputs of a lowered pipeline that no column reads)."""
+        return [self.bound.columns[j] for j in features if not self.constrained(j)] + list(self.extra_guard)
+
+    def checked(self, expression: exp.Expression) -> exp.Expression:
+        """``expression`` failing, as onnxruntime would, on the rows a check refuses — only
+        rows that would be scored (no NULL argument)."""
+        if not self.checks:
+            return expression
+        nullable = self.null_guard(list(range(len(self.bound.columns))))
+        return guarded_columns([expression], nullable, list(self.checks))[0]
 
     def dropped(self) -> list[int]:
         kept = self.kept_features()
@@ -171,16 +188,14 @@ class PlanState:
         if self.decided is not None:
             return CallPlan(self.decided, self.notes, dict(self.stats))
         state = self.note(f"kept as ONNX: {self.onnx_reason or self._default_reason()}")
-        if not self.changed():
+        if not self.changed() and not self.extra_guard and not self.checks:
             return CallPlan(original_plan(self.call), state.notes, {**state.stats, "strategy": "onnx"})
         rebuilt = self.rebuilt()
         columns = [self.bound.columns[j] for j in rebuilt.kept]
-        guard = self.null_guard(self.dropped())
-        if guard:  # a dropped column that may be NULL must still make the result NULL
-            condition: exp.Expr = exp.Is(this=guard[0].copy(), expression=exp.Null())
-            for column in guard[1:]:
-                condition = exp.or_(condition, exp.Is(this=column.copy(), expression=exp.Null()))
-            columns[0] = exp.Case(ifs=[exp.If(this=condition, true=exp.Null())], default=columns[0].copy())
+        # a dropped column that may be NULL must still make the result NULL; a check must
+        # see every argument's NULL first
+        guard = self.null_guard(list(range(len(self.bound.columns))) if self.checks else self.dropped())
+        columns = guarded_columns(columns, guard, list(self.checks))
         spec = self.bound.spec
         narrowed = TensorSpec(spec.name, spec.elem_type, (spec.shape[0] if spec.shape else None, len(rebuilt.kept)))
         plan = OnnxPlan(rebuilt.payload, rebuilt.cache_key, (BoundInput(narrowed, tuple(columns)),))

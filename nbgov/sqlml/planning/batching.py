@@ -48,6 +48,7 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
         for inner in select.find_all(exp.Select)
     ):
         return "WITH plus subqueries: the CTEs must stay visible"
+    aliases = {e.alias.lower() for e in select.expressions if e.alias}
     onnx_calls = [c for c, p in zip(calls, plans) if isinstance(p.strategy, OnnxPlan)]
     if not onnx_calls:
         return "no ONNX calls left to batch"
@@ -69,6 +70,8 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
                 for ref in column.find_all(exp.Column):
                     if ref.table and ref.table.lower() != alias.lower():
                         return f"argument refers to another relation ({ref.table})"
+                    if not ref.table and ref.name.lower() in aliases:
+                        return f"argument reads the select-list alias {ref.name}"
     return None
 
 

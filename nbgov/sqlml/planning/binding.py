@@ -63,7 +63,7 @@ def predict_calls(tree: exp.Expression) -> list[exp.Anonymous]:
     ]
 
 
-def model_ref(node: exp.Anonymous) -> str:
+def model_ref(node: exp.Expression) -> str:
     """The first argument: an identifier, or a string such as 'churn@2'."""
     if not node.expressions:
         raise ModelBindingError("predict() needs a model as its first argument: predict(model, ...)")

@@ -21,7 +21,7 @@ import sqlglot.expressions as exp
 
 from nbgov.errors import NbgovError, SqlmlError
 from nbgov.sqlml.activity import Activity, ModelRef, unique
-from nbgov.sqlml.models.onnxtypes import cast_to_input, value_duckdb_type
+from nbgov.sqlml.models.onnxtypes import cast_to_input, data_type, value_duckdb_type
 from nbgov.sqlml.plan import CallPlan, ModelCall, ModelVersion, NaivePlanner, OnnxPlan, Planner, SqlPlan
 from nbgov.sqlml.planning.batching import (
     inner_query,
@@ -32,7 +32,8 @@ from nbgov.sqlml.planning.batching import (
     split_where,
     target_select,
 )
-from nbgov.sqlml.planning.binding import bind, predict_calls, signature
+from nbgov.sqlml.planning.arguments import check, feeds, probe, reading_stand_in, with_stand_ins
+from nbgov.sqlml.planning.binding import bind, bind_arguments, model_ref, predict_calls, signature
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.mlpredict import Inlined, compile_ml_predict, inline_relations
 from nbgov.sqlml.planning.picks import output_access
@@ -48,7 +49,8 @@ from nbgov.sqlml.planning.prepared import (
     Settings,
     Step,
 )
-from nbgov.sqlml.planning.relations import Relations, StandIns
+from nbgov.sqlml.planning.relations import Relations, StandIns, select_all
+from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, output_comparison_node
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.references import References, references
@@ -76,8 +78,8 @@ NAIVE = Planners(NaivePlanner(), NaivePlanner())
 class Compiler:
     """Compiles statements against one model catalog and one engine's relations."""
 
-    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[bool], Planners]) -> None:
-        """``planners(optimize)``: the planners for the optimizer on or off."""
+    def __init__(self, catalog: ModelResolver, relations: Relations, planners: Callable[[Settings], Planners]) -> None:
+        """``planners(settings)``: the planners for these settings (optimizer on or off)."""
         self.catalog = catalog
         self.relations = relations
         self.planners = planners
@@ -96,7 +98,7 @@ class Compilation:
     def __init__(self, compiler: Compiler, settings: Settings, params: Mapping[str, Any], frames: Sequence[str]) -> None:
         self.catalog = compiler.catalog
         self.relations = compiler.relations
-        self.planners = compiler.planners(settings.optimize)
+        self.planners = compiler.planners(settings)
         self.settings = settings
         self.params = params
         self.frames = tuple(frames)
@@ -169,9 +171,10 @@ class Compilation:
         if any(_inside_another(node, nodes) for node in nodes):
             raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")
         calls = [bind(node, tree, self.catalog.resolve) for node in nodes]
-        plans = [self.plan(call) for call in calls]
         for call in calls:
             self.use(call.model, signature_too=True)
+        typed = self.check_arguments(tree, calls)
+        plans = [self.plan(call) if known else self.plan_unchecked(call) for call, known in zip(calls, typed)]
         for call, plan in zip(calls, plans):
             if isinstance(plan.strategy, SqlPlan):
                 self.inline_call(call, plan.strategy)
@@ -180,6 +183,8 @@ class Compilation:
             self.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
         elif top and self.settings.optimize:
             reason = refusal(tree, calls, plans)
+            if reason is None and any(isinstance(p.strategy, SqlPlan) and p.strategy.fallback for p in plans):
+                reason = "an output predicate scores only the rows its bounds leave open"
             if reason is None:
                 batched = self.batch(tree, calls, plans)
             else:
@@ -195,9 +200,67 @@ class Compilation:
                 functions[key] = self.function(plan.strategy, call.model)
             call.node.replace(functions[key].copy())
 
+    def check_arguments(self, tree: exp.Expression, calls: list[ModelCall]) -> list[bool]:
+        """Check every call's arguments against its model's inputs before any rewrite (one
+        engine question per scope of calls); False for a call whose argument types could
+        not be described apart from the statement (it then runs unoptimized)."""
+        scopes: dict[int, list[int]] = {}
+        for index, call in enumerate(calls):
+            scopes.setdefault(id(call.node.find_ancestor(exp.Select, exp.Update, exp.Delete)), []).append(index)
+        typed = [True] * len(calls)
+        for group in scopes.values():
+            fed = [feeds(calls[i]) for i in group]
+            values = [column for i in group for bound in calls[i].inputs for column in bound.columns]
+            nodes = [calls[i].node for i in group]
+            try:
+                columns = self.describe(probe(nodes, values, self.stand_in))
+            except NbgovError:
+                try:
+                    columns = self.describe(probe(nodes, values, self.stand_in, aliases=True))
+                except NbgovError:
+                    self.statement_binds(tree)
+                    for i in group:
+                        typed[i] = False
+                    continue
+            types = iter(column.type for column in columns)
+            for i, arguments in zip(group, fed):
+                model = calls[i].model
+                check(model, f"predict({model.ref})", arguments, [next(types) for _ in arguments], self.relations.dialect)
+        return typed
+
+    def statement_binds(self, tree: exp.Expression) -> None:
+        """Raise the engine's error, naming the models' inputs, when the statement's query
+        does not bind with each predict(...) read as a typed value of its arguments."""
+        select = target_select(tree)
+        if select is None:
+            return
+        try:
+            self.describe(select_all(with_stand_ins(select, self.stand_in), "nbgov_statement"))
+        except NbgovError as error:
+            raise SqlmlError(f"{error}; model inputs: {'; '.join(self.signatures)}") from None
+
+    def stand_in(self, node: exp.Expression) -> exp.Expression:
+        """A predict(...) node as a value of its type that reads its arguments."""
+        model = self.catalog.resolve(model_ref(node))
+        columns = [column for bound in bind_arguments(model, node.expressions[1:]) for column in bound.columns]
+        return reading_stand_in(data_type(value_duckdb_type(model.outputs)), columns)
+
+    def plan_unchecked(self, call: ModelCall) -> CallPlan:
+        """The original model, no rewrite: its argument types are unknown, so the optimizer
+        must not skip an argument that --no-optimize would fail on."""
+        plan = CallPlan(
+            NaivePlanner().plan_call(call).strategy,
+            ("kept as ONNX, no rewrite: the argument types could not be described apart from the query",),
+        )
+        self.notes.append(f"predict({call.model.ref}): " + "; ".join(plan.notes))
+        return plan
+
     def inline_call(self, call: ModelCall, plan: SqlPlan) -> None:
         """Put a model inlined as SQL where its call was (or its comparison, for a filter)."""
         inlined = plan.expression.copy()
+        if plan.fallback is not None:
+            self.filter_with_fallback(call, plan, plan.fallback)
+            return
         compared = comparison_node(call.node) if plan.comparison else None
         if compared is not None:  # an output predicate, now a boolean filter
             compared[0].replace(inlined)
@@ -207,6 +270,20 @@ class Compilation:
             self.notes.append(
                 f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
             )
+
+    def filter_with_fallback(self, call: ModelCall, plan: SqlPlan, fallback: OnnxPlan) -> None:
+        """An output predicate decided by bounds on some rows: elsewhere the comparison
+        itself, its predict() scored by a UDF that DuckDB calls on those rows only."""
+        compared = output_comparison_node(call.node)
+        assert compared is not None
+        scored = compared[0].copy()
+        inner = next(n for n in scored.find_all(exp.Anonymous) if n == call.node)
+        inner.replace(self.function(fallback, call.model))
+
+        def fill(node: exp.Expr) -> exp.Expr:
+            return scored.copy() if isinstance(node, exp.Column) and node.name == FALLBACK else node
+
+        compared[0].replace(plan.expression.copy().transform(fill))
 
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""
@@ -251,7 +328,8 @@ class Compilation:
         inner = inner_query(select, arguments, columns, pushed)
         drop = frozenset(n for n, _ in arguments)
         name = f"nbgov_batch_{tag}"
-        self.add_relation(ScoreRelation(name, Query(inner), tuple(jobs), drop, "batching", Query(stand_in(inner, drop, jobs))))
+        label = "scoring: " + ", ".join(job.label for job in jobs)  # run notes and the progress bar
+        self.add_relation(ScoreRelation(name, Query(inner), tuple(jobs), drop, label, Query(stand_in(inner, drop, jobs))))
         self.notes.append(
             f"batching: the relation is scored once, in Arrow batches of {self.settings.batch_rows:,} rows "
             f"on {self.settings.threads} threads (instead of 2,048-row UDF calls)"

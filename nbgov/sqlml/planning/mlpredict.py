@@ -16,6 +16,7 @@ import sqlglot.expressions as exp
 from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
 from nbgov.sqlml.models.onnxtypes import data_type, output_duckdb_type
 from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion, OnnxPlan, SqlPlan, original_cache_key
+from nbgov.sqlml.planning.arguments import check, feeds
 from nbgov.sqlml.planning.binding import signature, slots
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.picks import relation_picks
@@ -50,6 +51,9 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
     names = {c.name.lower(): c.name for c in columns}
     arguments = relation_arguments(model, names)
     label = f"ML.PREDICT(MODEL {model.ref})"
+    types = {c.name: c.type for c in columns}
+    fed = feeds(relation_call(model, arguments, relation.copy()))
+    check(model, label, fed, [types[a] for a in arguments], work.relations.dialect)
     strategy = (
         work.plan(relation_call(model, arguments, relation.copy()), relation=True).strategy
         if work.settings.optimize

@@ -31,6 +31,9 @@ class Settings:
     optimize: bool = True
     batch_rows: int = DEFAULT_BATCH_ROWS  # rows per Arrow batch when a relation is scored
     threads: int = 1  # scoring threads (for the notes)
+    # no collation anywhere (no default, no COLLATE in a table or view): DuckDB's string
+    # comparisons are byte for byte, so ``plan = 'gold'`` proves which category plan holds
+    exact_strings: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class ScoreRelation:
     query: Query
     jobs: tuple[ScoringJob, ...]
     drop: frozenset[str]
-    label: str  # "batching" or "ML.PREDICT(MODEL m@1)": run notes and progress
+    label: str  # "scoring: predict(m@1)" or "ML.PREDICT(MODEL m@1)": run notes and progress
     stand_in: Query
 
 

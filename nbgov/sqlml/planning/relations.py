@@ -25,6 +25,7 @@ class Relations(Protocol):
     """Questions compile asks an engine; implemented by each executor."""
 
     engine: str  # "duckdb", "spark": named in the lineage activity
+    dialect: str  # sqlglot dialect of the SQL it runs and of the type names it gives
 
     def parse(self, text: str) -> Parsed:
         """Raises ``SqlError`` with the engine's own message when ``text`` does not parse."""

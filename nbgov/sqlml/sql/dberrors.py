@@ -7,10 +7,13 @@ import duckdb
 from nbgov.errors import SqlError
 
 
-def one_line(error: duckdb.Error) -> str:
-    """``Parser Error: syntax error at or near "t" (line 1, column 15)``."""
+def one_line(error: duckdb.Error, *, position: bool = True) -> str:
+    """``Parser Error: syntax error at or near "t" (line 1, column 15)``; without the
+    position when the SQL that failed is not the user's (nbgov rewrote it)."""
     lines = str(error).splitlines()
     head = lines[0].strip() if lines else type(error).__name__
+    if not position:
+        return head
     for index, line in enumerate(lines):
         if line.startswith("LINE ") and ":" in line and index + 1 < len(lines):
             prefix = line.index(":") + 2
@@ -21,5 +24,5 @@ def one_line(error: duckdb.Error) -> str:
     return head
 
 
-def sql_error(error: duckdb.Error) -> SqlError:
-    return SqlError(one_line(error))
+def sql_error(error: duckdb.Error, *, position: bool = True) -> SqlError:
+    return SqlError(one_line(error, position=position))

@@ -1,0 +1,97 @@
+"""Values onnxruntime refuses, refused the same way when the featurizer runs as SQL.
+
+onnxruntime computes every featurizer node, so a category a strict OneHotEncoder
+(``handle_unknown='error'``) does not know, or NaN reaching a Binarizer, fails the
+whole call even when the trees would never look at that column.  A rewritten
+call must fail on the same rows: each ``Check`` is a SQL condition true exactly
+there, turned into DuckDB's ``error()`` (only on rows that would be scored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot.expressions as exp
+
+from nbgov.sqlml.models.pipeline import Mixed, OneHot, Pipeline, Source
+from nbgov.sqlml.models.steps import fails_on_nan
+from nbgov.sqlml.optimizer.categories import Categories
+from nbgov.sqlml.optimizer.domains import Domain
+from nbgov.sqlml.optimizer.encoders_sql import as_bytes, bytes_literal
+
+
+class Unrefusable(ValueError):
+    """Something may fail in onnxruntime that no SQL check reproduces."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A value onnxruntime would refuse: an unknown category, or NaN into a Binarizer."""
+
+    source: Source
+    categories: tuple[str, ...] = ()  # non-empty: the strict encoder's known categories
+
+    @property
+    def unknown_category(self) -> bool:
+        return bool(self.categories)
+
+    def needed(self, raw: Domain | Categories | None) -> bool:
+        """Whether the query leaves room for the refused value."""
+        if self.unknown_category:
+            return not (isinstance(raw, Categories) and raw.only_within(self.categories))
+        return not (isinstance(raw, Domain) and not raw.nan)
+
+    def failing(self, value: exp.Expression) -> exp.Expression:
+        """True on the rows onnxruntime would refuse (NULL on NULL rows)."""
+        if self.unknown_category:
+            return exp.Not(
+                this=exp.In(
+                    this=as_bytes(value),
+                    expressions=[bytes_literal(c) for c in self.categories],
+                )
+            )
+        return exp.Anonymous(this="isnan", expressions=[exp.cast(value.copy(), "DOUBLE")])
+
+    def message(self, model_ref: str) -> str:
+        name = self.source.input
+        if self.unknown_category:
+            return (
+                f"predict({model_ref}): input {name!r} holds a category the model's OneHotEncoder "
+                f"does not know (it refuses unknown categories); known: {', '.join(self.categories)}"
+            )
+        return f"predict({model_ref}): input {name!r} is NaN, which the model's Binarizer refuses"
+
+
+def refusals(pipeline: Pipeline) -> tuple[Check, ...]:
+    """What onnxruntime may refuse anywhere in the featurizer (it computes every feature)."""
+    found: dict[tuple[Source, bool], Check] = {}
+    for column in pipeline.features:
+        if isinstance(column, Mixed):
+            if column.fallible:
+                raise Unrefusable(f"{column.op} may fail on some values; kept for onnxruntime to decide")
+            continue
+        if isinstance(column.encoder, OneHot) and column.encoder.strict:
+            found.setdefault((column.source, True), Check(column.source, column.encoder.categories))
+        if column.encoder is None and fails_on_nan(column.steps):
+            found.setdefault((column.source, False), Check(column.source))
+    return tuple(found.values())
+
+
+def guarded_columns(
+    columns: list[exp.Expression],
+    nullable: list[exp.Expression],
+    checks: list[tuple[exp.Expression, str]],
+) -> list[exp.Expression]:
+    """``columns`` with the first one NULL when any of ``nullable`` is NULL, and failing
+    (DuckDB's ``error()``) on rows a check refuses — only rows that would be scored."""
+    if not nullable and not checks:
+        return columns
+    ifs: list[exp.If] = []
+    if nullable:
+        any_null: exp.Expr = exp.Is(this=nullable[0].copy(), expression=exp.Null())
+        for value in nullable[1:]:
+            any_null = exp.or_(any_null, exp.Is(this=value.copy(), expression=exp.Null()))
+        ifs.append(exp.If(this=any_null, true=exp.Null()))
+    for condition, message in checks:
+        ifs.append(exp.If(this=condition, true=exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])))
+    return [exp.Case(ifs=ifs, default=columns[0].copy()), *columns[1:]]

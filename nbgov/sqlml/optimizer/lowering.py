@@ -1,0 +1,202 @@
+"""Lower a pipeline in front of tree ensembles to trees over SQL-computed columns.
+
+After lowering, the model is what every tree rule already handles — one
+``[N, k]`` float input read by tree ensembles only — and its k columns are SQL
+expressions over the call's own arguments:
+
+* a numeric input column, as is: its scaler, imputer or binarizer is folded
+  into the thresholds of the tests that read it (``fold.py``), so the trees
+  test the raw value and the query's ranges on it prune them directly;
+* a one-hot column, ``CAST(CAST(plan AS VARCHAR) = 'gold' AS FLOAT)``, and a
+  label-encoded column, a ``CASE`` over the known strings: exact 0/1 or codes,
+  and strings never travel to onnxruntime.
+
+Every branch of every tree goes the same way as in the original model, for every
+row, so outputs are identical.  What onnxruntime would refuse is refused too: a
+category a strict OneHotEncoder does not know, or NaN reaching a Binarizer, make
+the lowered call fail (``Check``), unless the query proves they cannot occur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import sqlglot.expressions as exp
+
+from nbgov.sqlml.models.pipeline import (
+    Feature,
+    LabelCode,
+    Mixed,
+    OneHot,
+    Pipeline,
+    Source,
+)
+from nbgov.sqlml.models.steps import Step, origin
+from nbgov.sqlml.optimizer.categories import Categories
+from nbgov.sqlml.optimizer.checks import Check, Unrefusable, refusals
+from nbgov.sqlml.optimizer.domains import Domain
+from nbgov.sqlml.optimizer.encoders_sql import encoded_sql
+from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
+from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree, write_forest
+from nbgov.sqlml.optimizer.label_rule import keep_label_rule
+from nbgov.sqlml.models.treegraph import analyze
+
+
+class NotLowerable(ValueError):
+    """The pipeline cannot be lowered exactly (the message says why, for EXPLAIN)."""
+
+
+@dataclass(frozen=True)
+class LoweredColumn:
+    """One column of the lowered model: a source column, maybe encoded."""
+
+    source: Source
+    encoder: OneHot | LabelCode | None = None
+    through: tuple[str, ...] = ()  # transforms folded into the trees' tests on it
+
+    def sql(self, value: exp.Expression) -> exp.Expression:
+        """The column's value from the call's argument ``value`` (NULL stays NULL)."""
+        if self.encoder is None:
+            return value.copy()
+        return encoded_sql(self.encoder, value, "FLOAT")
+
+    def query_domain(self, raw: Domain | Categories | None) -> Domain | None:
+        """The values this column takes given what the query proves about its source."""
+        if self.encoder is None:
+            return raw if isinstance(raw, Domain) else None
+        strings = raw if isinstance(raw, Categories) else Categories()
+        values: set[float] = set()
+        if isinstance(self.encoder, OneHot):
+            if strings.admits(self.encoder.category):
+                values.add(1.0)
+            if strings.allowed is None or strings.allowed - {self.encoder.category}:
+                values.add(0.0)
+        else:
+            values = {v for k, v in self.encoder.mapping if strings.admits(k)}
+            if not strings.only_within(tuple(k for k, _ in self.encoder.mapping)):
+                values.add(self.encoder.default)
+        if not values:  # the query admits no row here
+            return Domain(lo=1.0, hi=0.0, values=frozenset(), nan=False)
+        return Domain(lo=min(values), hi=max(values), values=frozenset(values), nan=False)
+
+    def name(self, column: str) -> str:
+        """What this column computes, for notes: ``plan = 'gold'``, ``plan (label-encoded)``, ``age``."""
+        if isinstance(self.encoder, OneHot):
+            return f"{column} = {exp.Literal.string(self.encoder.category).sql(dialect='duckdb')}"
+        if isinstance(self.encoder, LabelCode):
+            return f"{column} (label-encoded)"
+        return column
+
+    def describe(self, column: str) -> str:
+        if isinstance(self.encoder, OneHot):
+            return f"{column} (one-hot)"
+        if isinstance(self.encoder, LabelCode):
+            return f"{column} (label-encoded)"
+        return f"{column} (through {', '.join(self.through)})" if self.through else column
+
+
+@dataclass(frozen=True)
+class LoweredTrees:
+    """The lowered model (tree ensembles over ``columns``) and what keeps it honest."""
+
+    model: onnx.ModelProto = field(repr=False)
+    columns: tuple[LoweredColumn, ...]
+    checks: tuple[Check, ...]
+    sources: tuple[Source, ...]  # every column of every model input
+    folded: int  # tests carried back through a transform
+    decided: int  # tests a transform made constant (removed)
+
+
+def lower_trees(pipeline: Pipeline) -> LoweredTrees:
+    """Lower ``pipeline`` (a featurizer in front of tree ensembles), or raise NotLowerable."""
+    graph = analyze(pipeline.head)
+    if graph is None or not pipeline.trees_only:
+        raise NotLowerable("the model proper is not tree ensembles alone")
+    if graph.elem_type != "float" or any(f.threshold_dtype is not np.float32 for f in graph.forests):
+        raise NotLowerable("the trees compare doubles (only float trees are lowered)")
+    try:
+        checks = refusals(pipeline)
+    except Unrefusable as err:
+        raise NotLowerable(str(err)) from None
+    used = sorted(graph.used_features())
+    columns: list[LoweredColumn] = []
+    index: dict[tuple[Source, object], int] = {}
+    tests: dict[int, list[TreeTest]] = {}
+    for forest in graph.forests:
+        for tree in forest.trees:
+            for node in tree.nodes:
+                if isinstance(node, Branch):
+                    tests.setdefault(node.feature, []).append(TreeTest(node.mode, node.threshold, node.nan_true))
+    folded: dict[tuple[int, TreeTest], Decided | tuple[int, TreeTest]] = {}
+    count_folded = count_decided = 0
+    for f in used:
+        column = pipeline.features[f]
+        target, steps = _lowered(column, f)
+        key = (target.source, target.encoder)
+        if key not in index:
+            index[key] = len(columns)
+            columns.append(target)
+        elif steps:
+            merged = tuple(dict.fromkeys(columns[index[key]].through + target.through))
+            columns[index[key]] = LoweredColumn(target.source, target.encoder, merged)
+        unique = list(dict.fromkeys(tests[f]))
+        if any(t.mode == "BRANCH_MEMBER" for t in unique) and steps:
+            raise NotLowerable(f"feature {f} has set-membership tests behind a transform")
+        try:
+            results = fold_tests(steps, unique) if steps else list(unique)
+        except NotFoldable as err:
+            raise NotLowerable(f"feature {f}: {err}") from None
+        for test, result in zip(unique, results):
+            if isinstance(result, Decided):
+                folded[(f, test)] = result
+                count_decided += 1
+            else:
+                folded[(f, test)] = (index[key], result)
+                count_folded += bool(steps)
+    model = onnx.ModelProto()
+    model.CopyFrom(pipeline.head)
+    for position, forest in zip(graph.tree_nodes, graph.forests):
+        lowered = Forest(forest.op_type, [_lower_tree(t, folded) for t in forest.trees], forest.threshold_dtype, forest.weight_tensor)
+        lowered = keep_label_rule(forest, lowered)  # a transform may have decided the negative leaves away
+        model.graph.node[position].CopyFrom(write_forest(pipeline.head.graph.node[position], lowered))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_value = max(len(columns), 1)
+    if not columns:  # a forest of single leaves: still read one column for the batch size
+        columns.append(LoweredColumn(pipeline.sources()[0]))
+    return LoweredTrees(model, tuple(columns), checks, tuple(pipeline.sources()), count_folded, count_decided)
+
+
+def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tuple[Step, ...]]:
+    """The lowered column feature ``position`` reads, and the steps to fold into its tests."""
+    if isinstance(column, Mixed):
+        raise NotLowerable(f"feature {position} is computed by {column.op} from several columns")
+    source = column.source
+    if column.encoder is None and source.elem_type != "float":
+        raise NotLowerable(f"input {source.input!r} is {source.elem_type}; only float inputs are lowered")
+    through = tuple(dict.fromkeys(origin(s) for s in column.steps if origin(s) != "Cast"))
+    return LoweredColumn(source, column.encoder, through), column.steps
+
+
+def _lower_tree(tree: Tree, folded: dict[tuple[int, TreeTest], Decided | tuple[int, TreeTest]]) -> Tree:
+    out = Tree()
+
+    def visit(pos: int) -> int:
+        node = tree.nodes[pos]
+        if isinstance(node, Leaf):
+            out.nodes.append(Leaf(list(node.weights)))
+            return len(out.nodes) - 1
+        result = folded[(node.feature, TreeTest(node.mode, node.threshold, node.nan_true))]
+        if isinstance(result, Decided):
+            return visit(node.true if result.outcome else node.false)
+        column, test = result
+        me = len(out.nodes)
+        branch = Branch(column, test.threshold, test.mode, test.nan_true, -1, -1, node.members)
+        out.nodes.append(branch)
+        branch.true = visit(node.true)
+        branch.false = visit(node.false)
+        return me
+
+    visit(0)
+    return out

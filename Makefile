@@ -2,7 +2,8 @@
 #   make quickstart   install nbgov, run the quickstart notebook headless, show its lineage
 #   make test         install the test extra and the browser, run the whole suite
 # Each installs what it needs: Debian packages (Node.js to build the sidebar, Chromium
-# for the browser tests) when they are missing, then nbgov from a wheel built once.
+# for the browser tests, Java 17 for the Spark tests) when they are missing, then nbgov
+# from a wheel built once.
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip --disable-pip-version-check --quiet
 # The installed command next to the interpreter (not the source tree's package).
@@ -16,7 +17,7 @@ WHEEL_SOURCES := pyproject.toml README.md labextension/package.json labextension
 	$(shell find nbgov labextension/src labextension/style -type f \
 	  -not -path 'nbgov/labextension/*' -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: quickstart test install install-test system-packages node chromium venv-check lint
+.PHONY: quickstart test install install-test system-packages node chromium java venv-check lint
 
 # Run the bundled quickstart notebook headless on the embedded DuckDB, with lineage on,
 # then print what it computed and recorded.
@@ -48,8 +49,8 @@ install-test: $(WHEEL)
 	$(PIP) install "$(WHEEL)[test]"
 	$(PIP) install --no-deps --force-reinstall "$(WHEEL)"
 
-# Debian packages the commands need; the Spark engine's `java` joins this list.
-system-packages: chromium
+# Debian packages the test suite needs beyond Node.js (which the wheel's build asks for).
+system-packages: chromium java
 
 # $(call apt-install,COMMAND,PACKAGES): install PACKAGES with apt when COMMAND is missing.
 define apt-install
@@ -68,6 +69,15 @@ node:
 
 chromium:
 	$(call apt-install,chromium,chromium)
+
+# PySpark 4 starts Spark's JVM with JAVA_HOME's `java` when there is one, else the one on
+# PATH, and needs Java 17+.
+JAVA = $$([ -x "$$JAVA_HOME/bin/java" ] && echo "$$JAVA_HOME/bin/java" || echo java)
+java:
+	$(call apt-install,$(JAVA),openjdk-17-jre-headless)
+	@major=$$($(JAVA) -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p'); \
+	[ "$${major:-0}" -ge 17 ] || { \
+	  echo "make: $$($(JAVA) -version 2>&1 | head -1) cannot run Spark: it needs Java 17+ (openjdk-17-jre-headless)" >&2; exit 2; }
 
 # pip refuses (or pollutes the system) outside a virtualenv: say what to do instead.
 venv-check:

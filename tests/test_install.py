@@ -95,3 +95,23 @@ def test_conversion_comes_with_the_package() -> None:
     declared = requires("nbgov") or []
     unconditional = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in declared if "extra ==" not in r}
     assert {"scikit-learn", "skl2onnx"} <= unconditional, declared
+
+
+def test_make_names_a_java_too_old_for_spark(tmp_path: Path) -> None:
+    # A system binary is the boundary here: JAVA_HOME pointing at a Java 11.
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "java"
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.chmod(0o755)
+    result = make("java", env=dict(os.environ, JAVA_HOME=str(tmp_path)))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        'make: openjdk version "11.0.2" 2019-01-15 cannot run Spark: it needs Java 17+ (openjdk-17-jre-headless)'
+    )
+
+
+def test_the_test_command_installs_java_and_chromium_first() -> None:
+    """`make test` asks for both system packages before the suite (Spark and browser tests fail without)."""
+    plan = make("-n", "test").stdout
+    assert "openjdk-17-jre-headless" in plan and "apt-get install -y -qq chromium" in plan
+    assert plan.index("openjdk-17-jre-headless") < plan.index("-m pytest")

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nbgov.errors import NbgovError
-from nbgov.lineage.record import ExecutionRecord, Fingerprint
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, RecordError, parse_entry
 from nbgov.lineage.store import SidecarStore, count_entries
 from nbgov.replay.compare import created_models
 from nbgov.replay.safe_text import for_terminal, preview
@@ -28,8 +28,6 @@ DEFAULT_LAST = 200
 MAX_LIVE = 3
 PREVIEW_WIDTH = 60
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
-
-Entry = Mapping[str, Any]  # a log entry as stored: seq, prev, hash, kind, body
 
 
 class LineageUsageError(NbgovError):
@@ -42,9 +40,9 @@ class LineageSource(Protocol):
     @property
     def store(self) -> SidecarStore | None: ...
 
-    def entries(self) -> list[dict[str, Any]]: ...
+    def entries(self) -> list[LogEntry]: ...
 
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+    def subscribe(self, callback: Callable[[LogEntry], None]) -> Callable[[], None]: ...
 
     def stale(self, now_files: bool = True) -> dict[str, list[str]]: ...
 
@@ -75,35 +73,39 @@ def duration(seconds: float | None) -> str:
 
 
 class NotebookLog:
-    """The executions of the notebook's log as typed records, in log order, each once."""
+    """The notebook's log as typed entries, in log order, each once (by hash)."""
 
     def __init__(self) -> None:
-        self.entries: list[Entry] = []  # every readable entry, sessions included, for the counts
+        self.entries: list[LogEntry] = []  # sessions and repairs too, for the counts
         self.executions: list[ExecutionRecord] = []
         self.unreadable = 0
         self._hashes: set[str] = set()
         self._by_id: dict[str, ExecutionRecord] = {}
 
-    def add(self, entry: Entry) -> bool:
-        """Take one entry (ignored when already seen); True when an execution was added."""
-        digest = entry.get("hash")
-        if not isinstance(digest, str) or digest in self._hashes:
-            return False
-        self._hashes.add(digest)
-        body = entry.get("body")
-        kind = entry.get("kind")
-        if not isinstance(body, Mapping) or kind not in ("session", "execution"):
-            self.unreadable += 1
-            return False
-        if kind == "session":
-            self.entries.append(entry)
+    def add_stored(self, raw: Mapping[str, Any]) -> bool:
+        """Take one entry as stored in the sidecar; one without the recorded shape is
+        counted as unreadable (`nbgov verify` says why), never shown."""
+        digest = raw.get("hash")
+        if isinstance(digest, str) and digest in self._hashes:
             return False
         try:
-            record = ExecutionRecord.from_json(body)
-        except (KeyError, TypeError, ValueError):
+            entry = parse_entry(raw)
+        except RecordError:
+            if isinstance(digest, str):
+                self._hashes.add(digest)
             self.unreadable += 1
             return False
+        return self.add(entry)
+
+    def add(self, entry: LogEntry) -> bool:
+        """Take one typed entry (ignored when already seen); True when an execution was added."""
+        if entry.hash in self._hashes:
+            return False
+        self._hashes.add(entry.hash)
         self.entries.append(entry)
+        record = entry.record
+        if record is None:
+            return False
         self.executions.append(record)
         self._by_id[record.id] = record
         return True
@@ -159,7 +161,7 @@ def snapshot(log: NotebookLog, stale: Mapping[str, Sequence[str]], last: int = D
     rows = tuple(_row(record, stale.get(record.id, ())) for record in reversed(log.executions[-last:]))
     return Snapshot(
         rows=rows,
-        counts=count_entries(log.entries),
+        counts=count_entries(entry.raw for entry in log.entries),
         executions=len(log.executions),
         failed=sum(1 for r in log.executions if r.status != "ok"),
         stale=sum(1 for r in log.executions if stale.get(r.id)),
@@ -290,20 +292,21 @@ class LineageFeed:
     def __init__(self, source: LineageSource) -> None:
         self._source = source
         self.log = NotebookLog()
-        for entry in self._initial_entries():
+        for raw in self._stored_entries():
+            self.log.add_stored(raw)
+        for entry in source.entries():  # this session's entries may not all be stored
             self.log.add(entry)
         self._listeners: list[Callable[[], None]] = []
         self._unsubscribe: Callable[[], None] | None = source.subscribe(self._on_entry)
 
-    def _initial_entries(self) -> list[dict[str, Any]]:
+    def _stored_entries(self) -> list[dict[str, Any]]:
         store = self._source.store
-        session = self._source.entries()
         if store is None:
-            return session
+            return []
         try:
-            return store.entries() + session  # this session's entries may not all be stored
+            return store.entries()
         except Exception:  # an unreadable sidecar: `nbgov verify` says why; show this session
-            return session
+            return []
 
     def stale(self) -> Mapping[str, Sequence[str]]:
         """Stale flags, kept current by the recorder per entry (no sidecar reread)."""
@@ -315,7 +318,7 @@ class LineageFeed:
     def listen(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)
 
-    def _on_entry(self, entry: dict[str, Any]) -> None:
+    def _on_entry(self, entry: LogEntry) -> None:
         # The recorder lists the entry before telling subscribers; a display problem must
         # never break the user's cell.
         self.log.add(entry)

@@ -7,6 +7,7 @@ says the same counts as the rows it lists.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov import widgets
-from nbgov.lineage.record import ExecutionRecord, Fingerprint
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, parse_entry
+from nbgov.lineage.store import ZERO_HASH, make_entry
 from tests.fixtures.kernel import NotebookRunner, make_notebook
 from tests.fixtures.lineage import count_sidecar_reads
 
@@ -349,3 +351,37 @@ def test_details_list_the_displayed_value_as_out_n() -> None:
     )
     text = widgets.details_text(record, widgets.NotebookLog(), [])
     assert "writes:\n  Out[4]: builtins.int 4 abababab" in text
+
+
+def test_text_helpers_handle_a_record_without_optional_parts() -> None:
+    record = ExecutionRecord("s", 1, None, "", "", "bad", 0.0, "ok")
+    (row,) = widgets.snapshot(log_of(record), {}).rows
+    assert widgets.row_label(row) == "[1]  bad  0 ms  ok  "
+    assert "code as executed:" in widgets.details_text(record, widgets.NotebookLog(), [])
+
+
+def log_of(*records: ExecutionRecord) -> widgets.NotebookLog:
+    """A NotebookLog of hand-made records, chained as the recorder stores them."""
+    log = widgets.NotebookLog()
+    prev = ZERO_HASH
+    for seq, record in enumerate(records):
+        raw = make_entry(seq, prev, "execution", record.to_json())
+        log.add(parse_entry(raw))
+        prev = raw["hash"]
+    return log
+
+
+def test_a_hand_edited_sidecar_entry_is_counted_unreadable_never_shown(bare_shell: InteractiveShell) -> None:
+    run(bare_shell, "%load_ext nbgov")
+    run(bare_shell, "x = 1")
+    sidecar = Path.cwd() / ".nbgov" / "test.jsonl"
+    last = json.loads(sidecar.read_text().splitlines()[-1])
+    forged = {"seq": last["seq"] + 1, "prev": last["hash"], "hash": "f" * 32, "kind": "execution",
+              "body": {"code": "<forged>", "execution_count": "not a number"}}
+    with sidecar.open("a") as fh:
+        fh.write(json.dumps(forged) + "\n")
+    run(bare_shell, "%lineage")
+    text = repr(lineage_views(bare_shell)[-1])
+
+    assert "1 unreadable entry" in text.splitlines()[0], text
+    assert "<forged>" not in text and "x = 1" in text

@@ -6,7 +6,6 @@
  */
 import { lineDiff } from './diff';
 import { cellLabel, clock, duration, el } from './dom';
-import { modelRole } from './graphdata';
 import { shortHash } from './log';
 import { NotebookLineageModel } from './model';
 import { ExecutionEntry, Fingerprint } from './types';
@@ -142,7 +141,7 @@ export class DetailsView extends LineageView {
       'Models',
       entry.body.models.map(m => ({
         name: `${m.name}@${m.version ?? '?'}`,
-        aside: modelRole(entry, m) === 'output' ? 'created' : 'used',
+        aside: m.role === 'output' ? 'created' : 'used',
         sub: [`sha256 ${shortHash(m.sha256)}`, m.producer, m.opset === null ? null : `opset ${m.opset}`]
           .filter(Boolean)
           .join(' · ')

@@ -7,7 +7,7 @@
  */
 import { LineageLog } from './log';
 import { codePreview, shortLabel } from './preview';
-import { ExecutionEntry, ModelRole, ModelUse, StaleMap } from './types';
+import { ExecutionEntry, ModelUse, StaleMap } from './types';
 
 export type NodeKind = 'execution' | 'variable' | 'file' | 'model';
 
@@ -50,20 +50,6 @@ export interface GraphOptions {
 export const MAX_NODES = 300;
 /** Characters of code kept in an execution's label before the view fits it to pixels. */
 export const LABEL_CHARS = 40;
-
-/**
- * Whether an execution created (`output`) or used (`input`) a model. Logs written
- * before roles were recorded: a `create_model` statement of the same execution that
- * names this model version makes it the output.
- */
-export function modelRole(entry: ExecutionEntry, model: ModelUse): ModelRole {
-  if (model.role) {
-    return model.role;
-  }
-  const key = modelKey(model);
-  const created = entry.body.sql.some(q => q.kind === 'create_model' && q.models.includes(key));
-  return created ? 'output' : 'input';
-}
 
 function modelKey(model: ModelUse): string {
   return `${model.name}@${model.version ?? '?'}`;
@@ -172,7 +158,7 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
       dataNode(`f:${f.path}`);
       edge(me, `f:${f.path}`, false);
     }
-    for (const m of e.body.models.filter(m => modelRole(e, m) === 'output')) {
+    for (const m of e.body.models.filter(m => m.role === 'output')) {
       modelNode(m);
       edge(me, `m:${modelKey(m)}`, false);
     }
@@ -194,7 +180,7 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
       dataNode(`f:${f.path}`);
       use(`f:${f.path}`, f.source);
     }
-    for (const m of e.body.models.filter(m => modelRole(e, m) === 'input')) {
+    for (const m of e.body.models.filter(m => m.role === 'input')) {
       modelNode(m);
       use(`m:${modelKey(m)}`, m.source);
     }

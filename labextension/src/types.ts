@@ -38,13 +38,16 @@ export type ModelRole = 'input' | 'output';
 
 export interface ModelUse {
   name: string;
-  /** Absent in logs written before roles were recorded: see `modelRole` in graphdata.ts. */
-  role: ModelRole | null;
   version: number | null;
   sha256: string;
   producer: string | null;
   opset: number | null;
   source: string | null;
+  /**
+   * 'output': this execution registered the version; 'input': it scored or described it.
+   * Logs written before roles: parse.ts infers it from the record's CREATE MODEL.
+   */
+  role: ModelRole;
 }
 
 export interface SqlUse {

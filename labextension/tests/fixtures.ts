@@ -1,5 +1,5 @@
 /** Small hand-built lineage entries for the model tests. */
-import { ExecutionEntry, ModelRole, SessionEntry, SqlUse } from '../src/types';
+import { ExecutionEntry, ModelRole, ModelUse, SessionEntry, SqlUse } from '../src/types';
 
 let hashes = 0;
 
@@ -17,8 +17,8 @@ export interface Run {
   seq?: number;
   code?: string;
   error?: [string, string]; // type, message
-  /** name, version, role (null: not recorded, as in older logs), source id */
-  models?: [string, number, ModelRole | null, string | null][];
+  /** name, version, role, source id */
+  models?: [string, number, ModelRole, string | null][];
   sql?: Partial<SqlUse>[];
 }
 
@@ -69,4 +69,8 @@ export function run(r: Run): ExecutionEntry {
       packages_added: {}
     }
   };
+}
+
+export function model(name: string, version: number, role: 'input' | 'output', source: string | null): ModelUse {
+  return { name, version, sha256: `sha-${version}`, producer: null, opset: null, source, role };
 }

@@ -77,19 +77,6 @@ test('a model runs from the cell that created it to the cells that used it (reco
   expect(model.title).toContain('sha256 ffff');
 });
 
-test('older logs without roles: a create_model statement makes the model its output', () => {
-  const log = new LineageLog();
-  log.merge([
-    run({
-      n: 1,
-      models: [['churn', 2, null, null]],
-      sql: [{ kind: 'create_model', models: ['churn@2'] }]
-    }),
-    run({ n: 2, models: [['churn', 2, null, 's1:1']], sql: [{ kind: 'select', models: ['churn@2'] }] })
-  ]);
-  expect(edgesOf(log)).toStrictEqual(['m:churn@2>x:s1:2', 'x:s1:1>m:churn@2']);
-});
-
 test('a model created and used in one cell is not drawn as its own input', () => {
   const log = new LineageLog();
   log.merge([run({ n: 1, models: [['m', 1, 'output', null]] })]);

@@ -207,9 +207,12 @@ def test_ten_thousand_executions_scroll_smoothly_in_a_virtualized_list(lab: Lab)
           f"median {scrolling[len(scrolling) // 2]:.1f} ms, p95 {p95:.1f} ms (idle p95 {idle_p95:.1f} ms)")
     assert timings["top"] >= 6 * 30 * 400 * 0.9, "it really scrolled"
     assert timings["maxRows"] < 60, "scrolling never puts more than a screenful (plus margin) in the DOM"
-    assert median_ratio < 1.5, f"scrolling frames take {median_ratio:.2f}x idle ones"
-    # The slow tail, against idle frames measured under the same machine load (a shared
-    # 2-core CI box stretches both), and never a visible stutter.
+    # Frames come in vsync steps (16.7 ms, 33.3 ms, ...): on an idle machine scrolling keeps
+    # every frame (ratio 1); on a shared 2-core CI box at full load it may drop one frame
+    # in two (ratio 2); a list that is not virtualized is caught by maxRows above.
+    assert median_ratio < 2.5, f"scrolling frames take {median_ratio:.2f}x idle ones"
+    # The slow tail, against idle frames measured under the same machine load, and never
+    # a visible stutter.
     assert p95 < max(100, 4 * idle_p95), f"95th percentile frame {p95:.0f} ms while scrolling, {idle_p95:.0f} ms idle"
     assert p95 < 250, f"95th percentile frame {p95:.0f} ms while scrolling"
 

@@ -115,3 +115,36 @@ def test_the_test_command_installs_java_and_chromium_first() -> None:
     plan = make("-n", "test").stdout
     assert "openjdk-17-jre-headless" in plan and "apt-get install -y -qq chromium" in plan
     assert plan.index("openjdk-17-jre-headless") < plan.index("-m pytest")
+
+
+# Packages of the test extra that nbgov itself must not need (`pip install nbgov` lacks them).
+TEST_ONLY_MODULES = ("pytest", "hypothesis", "polars", "playwright", "matplotlib", "mypy", "notebook")
+
+_IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, sys
+blocked = set(sys.argv[1].split(","))
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (test extra only)", name=name)
+sys.meta_path.insert(0, Block())
+import nbgov
+for info in pkgutil.walk_packages(nbgov.__path__, "nbgov."):
+    importlib.import_module(info.name)
+"""
+
+
+def test_every_module_imports_without_the_test_extra() -> None:
+    """The installed commands work with the core dependencies alone (the quickstart runs
+    `nbgov show`, whose CLI imports the exporters)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EVERY_MODULE, ",".join(TEST_ONLY_MODULES)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_core_dependencies_include_what_the_cli_imports() -> None:
+    declared = requires("nbgov") or []
+    core = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in declared if "extra ==" not in r}
+    assert "openlineage-python" in core, declared

@@ -7,9 +7,12 @@ half-registered.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Protocol
 
 _STATE_ATTR = "_nbgov_installed"
+_READY = "%%sqlml and %lineage are ready."
 
 
 class Installed(Protocol):
@@ -37,6 +40,27 @@ def load_ipython_extension(shell: Any) -> None:
             part.uninstall()
         raise
     setattr(shell, _STATE_ATTR, installed)
+    print(loaded_message(rec.notebook))
+
+
+def loaded_message(notebook: str | None) -> str:
+    """The one line `%load_ext nbgov` prints: recording started, and where the log goes."""
+    if notebook is None:
+        return (
+            "nbgov: recording lineage; the log's place is decided at the first cell "
+            f"(default {_display_path(Path(os.getcwd()) / '.nbgov' / 'untitled.jsonl')}). {_READY}"
+        )
+    from nbgov.lineage.store import sidecar_path
+
+    return f"nbgov: recording lineage to {_display_path(sidecar_path(notebook))}. {_READY}"
+
+
+def _display_path(path: Path) -> str:
+    """Relative to the working folder when inside it (the usual case), else absolute."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(os.getcwd())))
+    except ValueError:
+        return str(path)
 
 
 def unload_ipython_extension(shell: Any) -> None:

@@ -83,7 +83,7 @@ def test_details_show_inputs_with_their_producer_and_a_diff_once_the_cell_is_edi
 
     text = details(lab)
     assert "Code as executed" in text and "b = a * 2" in text
-    reads = lab.page.locator("#nbgov-lineage .nbgov-Details table").first.inner_text()
+    reads = lab.page.locator("#nbgov-lineage .nbgov-items[aria-label='Reads']").inner_text()
     assert "a" in reads and "int" in reads and "[2]" in reads, reads
     assert "Edited since this run" in text
     assert lab.page.locator("#nbgov-lineage .nbgov-diff-del").inner_text() == "- b = a * 2"
@@ -109,6 +109,7 @@ def test_changing_an_upstream_cell_marks_its_consumers_stale(lab: Lab) -> None:
     stale_rows = [r.split()[0] for r in timeline(lab) if "stale" in r]
     assert stale_rows == ["[4]", "[3]"], "b read the old a; c depends on b"
     assert "a" in row(lab, 3).locator(".nbgov-stale").get_attribute("title")
+    assert row(lab, 3).locator(".nbgov-row-stale").inner_text() == "stale: input a rewritten by [5]"
     row(lab, 3).click()
     assert "stale:" in details(lab)
     lab.screenshot("lineage-stale")
@@ -166,19 +167,19 @@ def test_graph_view_draws_cells_and_data_and_highlights_ancestors(lab: Lab) -> N
     graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
     labels = graph.locator(".nbgov-Graph-node text").all_text_contents()
     assert {"a", "b", "c"} <= set(labels)
-    assert {"[2] cell 2", "[3] cell 3", "[4] cell 4"} <= set(labels)
+    assert {"[2] a = 10", "[3] b = a * 2", "[4] c = b + 1"} <= set(labels)
     highlighted = graph.locator(".nbgov-Graph-node.nbgov-mod-highlighted text").all_text_contents()
-    assert {"[2] cell 2", "[3] cell 3", "[4] cell 4", "a", "b"} <= set(highlighted)
+    assert {"[2] a = 10", "[3] b = a * 2", "[4] c = b + 1", "a", "b"} <= set(highlighted)
     assert "c" not in highlighted
     assert graph.locator(".nbgov-Graph-edge.nbgov-mod-highlighted").count() >= 4
     lab.screenshot("lineage-graph")
 
-    graph.locator(".nbgov-Graph-node", has_text="[3] cell 3").click()
+    graph.locator(".nbgov-Graph-node", has_text="[3] b = a * 2").click()
     lab.page.wait_for_function(
         "() => window.jupyterapp.shell.currentWidget.content.activeCellIndex === 2", timeout=UI_TIMEOUT_MS
     )
     highlighted = graph.locator(".nbgov-Graph-node.nbgov-mod-highlighted text").all_text_contents()
-    assert "[4] cell 4" not in highlighted
+    assert "[4] c = b + 1" not in highlighted
 
 
 def test_dark_theme_recolours_the_panel(lab: Lab) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from nbgov.lineage.store import make_entry
-from tests.fixtures.lab import UI_TIMEOUT_MS, Lab
+from tests.fixtures.lab import ARTIFACTS, UI_TIMEOUT_MS, Lab
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +74,7 @@ def test_script_and_html_in_the_log_show_as_text_and_never_run(lab: Lab) -> None
     assert panel.locator("script, img, b, i, svg[onload]").count() == 0
     lab.page.locator("#nbgov-lineage .nbgov-tab", has_text="Graph").click()
     lab.page.locator("#nbgov-lineage .nbgov-Graph-svg").wait_for(timeout=UI_TIMEOUT_MS)
-    titles = lab.page.locator("#nbgov-lineage .nbgov-Graph-node title").all_text_contents()
+    titles = "\n".join(lab.page.locator("#nbgov-lineage .nbgov-Graph-node title").all_text_contents())
     assert IMG in titles and SCRIPT in titles
     assert panel.locator("script, img, foreignObject").count() == 0
     assert lab.page.evaluate("() => window.__nbgov_xss === undefined")
@@ -114,28 +115,142 @@ def test_malformed_entries_are_skipped_with_a_notice(lab: Lab) -> None:
     assert lab.page_errors == []
 
 
-def test_a_thousand_executions_are_paged(lab: Lab) -> None:
-    bodies = [
-        body(n, f"v{n} = v{n - 1} + 1" if n > 1 else "v1 = 0",
-             reads=[{"name": f"v{n - 1}", "fingerprint": fp(str(n)), "source": f"{SESSION}:{n - 1}"}] if n > 1 else [],
-             writes=[{"name": f"v{n}", "fingerprint": fp(str(n)), "mutated": False}])
-        for n in range(1, 1001)
-    ]
-    path = lab.write_notebook("big.ipynb", ["1"], metadata=lineage_meta(bodies))
-    lab.open_notebook(path, wait_kernel=False)
+CELLS = 40
+EXECUTIONS = 10_000
+
+# Frames are sampled in interleaved blocks, idle then scrolling, so machine load hits
+# both alike; the check is on the median of the per-round ratios.
+_JS_FRAME_TIMES = """async ({rounds, frames, step}) => {
+  const list = document.querySelector('#nbgov-lineage .nbgov-Timeline');
+  const frame = () => new Promise(resolve => requestAnimationFrame(resolve));
+  const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const block = async scroll => {
+    const deltas = [];
+    let last = await frame();
+    for (let i = 0; i < frames; i++) {
+      if (scroll) list.scrollTop += step;
+      const now = await frame();
+      deltas.push(now - last);
+      last = now;
+      maxRows = Math.max(maxRows, list.querySelectorAll('.nbgov-Timeline-row').length);
+    }
+    return deltas;
+  };
+  let maxRows = 0;
+  const ratios = [], idle = [], scrolling = [];
+  for (let r = 0; r < rounds; r++) {
+    const i = await block(false);
+    const s = await block(true);
+    idle.push(...i);
+    scrolling.push(...s);
+    ratios.push(median(s) / median(i));
+  }
+  return {ratios, idle, scrolling, maxRows, top: list.scrollTop, height: list.scrollHeight};
+}"""
+
+
+def big_log(cell_ids: list[str]) -> list[dict[str, Any]]:
+    """10,000 runs of 40 cells, as a long interactive session produces: Python and
+    %%sqlml cells re-run over and over, each reading what the previous one wrote,
+    with a failure now and then."""
+    bodies = []
+    for n in range(1, EXECUTIONS + 1):
+        cell = n % CELLS
+        sql = cell % 4 == 0
+        code = (
+            f"%%sqlml -o t{cell}\nSELECT plan, count(*) AS n FROM frame_{cell - 1} GROUP BY plan"
+            if sql
+            else f"frame_{cell} = frame_{cell - 1}.assign(step={n})"
+        )
+        extra: dict[str, Any] = {
+            "cell_id": cell_ids[cell],
+            "reads": [{"name": f"frame_{cell - 1}", "fingerprint": fp("DataFrame", f"{n - 1:032x}"),
+                       "source": f"{SESSION}:{n - 1}"}] if n > 1 else [],
+            "writes": [{"name": f"t{cell}" if sql else f"frame_{cell}", "fingerprint": fp("DataFrame", f"{n:032x}"),
+                        "mutated": False}],
+        }
+        if n % 97 == 0:
+            extra.update(status="error", error={"type": "KeyError", "message": f"'column_{n}'"})
+        bodies.append(body(n, code, **extra))
+    return bodies
+
+
+def test_ten_thousand_executions_scroll_smoothly_in_a_virtualized_list(lab: Lab) -> None:
+    path = lab.write_notebook("big.ipynb", [f"# cell {i}" for i in range(CELLS)])
+    nb = json.loads(path.read_text())
+    cell_ids = [cell["id"] for cell in nb["cells"]]
+    nb["metadata"].update(lineage_meta(big_log(cell_ids)))
+    path.write_text(json.dumps(nb))
+
+    lab.open_notebook(path)
+    started = time.monotonic()
     panel = lab.open_lineage()
     rows = panel.locator(".nbgov-Timeline-row")
+    rows.first.wait_for(timeout=UI_TIMEOUT_MS)
+    shown_after = time.monotonic() - started
 
-    assert rows.count() == 100
-    assert rows.first.locator(".nbgov-count").text_content() == "[1000]"
-    assert "1000 executions" in panel.locator(".nbgov-LineagePanel-notebook").text_content()
-    panel.locator(".nbgov-more").click()
-    assert rows.count() == 200
-    assert rows.nth(199).locator(".nbgov-count").text_content() == "[801]"
+    assert shown_after < 5, f"{shown_after:.1f} s to show the sidebar"
+    assert panel.locator(".nbgov-LineagePanel-counts").text_content() == "10,000 executions · 103 failed"
+    assert rows.first.locator(".nbgov-count").text_content() == "[10000]"
+    assert rows.count() < 60, f"{rows.count()} rows in the DOM: the list is not virtualized"
+    assert rows.first.locator(".nbgov-snippet").text_content().startswith("SELECT plan, count(*)")
+    assert rows.nth(1).locator(".nbgov-snippet").text_content().startswith("frame_39 = frame_38.assign(")
 
-    rows.first.click()
+    timings = lab.page.evaluate(_JS_FRAME_TIMES, {"rounds": 6, "frames": 30, "step": 400})
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "timeline-10000-frame-times.json").write_text(json.dumps(timings))
+    ratios = sorted(timings["ratios"])
+    scrolling, idle = sorted(timings["scrolling"]), sorted(timings["idle"])
+    median_ratio = ratios[len(ratios) // 2]
+    p95, idle_p95 = (frames[int(len(frames) * 0.95)] for frames in (scrolling, idle))
+    print(f"frame time while scrolling / idle: median ratio {median_ratio:.2f}, "
+          f"median {scrolling[len(scrolling) // 2]:.1f} ms, p95 {p95:.1f} ms (idle p95 {idle_p95:.1f} ms)")
+    assert timings["top"] >= 6 * 30 * 400 * 0.9, "it really scrolled"
+    assert timings["maxRows"] < 60, "scrolling never puts more than a screenful (plus margin) in the DOM"
+    # Frames come in vsync steps (16.7 ms, 33.3 ms, ...): on an idle machine scrolling keeps
+    # every frame (ratio 1); on a shared 2-core CI box at full load it may drop one frame
+    # in two (ratio 2); a list that is not virtualized is caught by maxRows above.
+    assert median_ratio < 2.5, f"scrolling frames take {median_ratio:.2f}x idle ones"
+    # The slow tail, against idle frames measured under the same machine load, and never
+    # a visible stutter.
+    assert p95 < max(100, 4 * idle_p95), f"95th percentile frame {p95:.0f} ms while scrolling, {idle_p95:.0f} ms idle"
+    assert p95 < 250, f"95th percentile frame {p95:.0f} ms while scrolling"
+
+    # Keyboard: End selects the oldest run and brings it into view.
+    panel.locator(".nbgov-Timeline").focus()
+    lab.page.keyboard.press("End")
+    lab.page.wait_for_function(
+        "() => document.querySelector('#nbgov-lineage .nbgov-Details-title').textContent.startsWith('Execution [1] ')",
+        timeout=UI_TIMEOUT_MS,
+    )
+    selected = panel.locator(".nbgov-Timeline-row.nbgov-mod-selected")
+    assert selected.locator(".nbgov-count").text_content() == "[1]"
+    assert selected.is_visible()
+    lab.page.keyboard.press("ArrowUp")
+    assert panel.locator(".nbgov-Timeline-row.nbgov-mod-selected .nbgov-count").text_content() == "[2]"
+    lab.panel_screenshot("sidebar-10000-executions")
+
+    # Live: a new run appears at the top at once, and the notebook metadata takes it.
+    lab.set_cell_source(0, "%load_ext nbgov")
+    lab.run_cell(0)
+    lab.set_cell_source(1, "fresh = 1")
+    started = time.monotonic()
+    lab.run_cell(1)
+    lab.page.wait_for_function(
+        "() => document.querySelector('#nbgov-lineage .nbgov-LineagePanel-counts').textContent"
+        ".startsWith('10,001 executions')",
+        timeout=UI_TIMEOUT_MS,
+    )
+    live_after = time.monotonic() - started
+    assert live_after < 5, f"{live_after:.1f} s from running a cell to its row"
+    assert lab.page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.context.model.getMetadata('nbgov').log.length"
+    ) == EXECUTIONS + 1
+    panel.locator(".nbgov-Timeline").focus()
+    lab.page.keyboard.press("Home")
+    assert panel.locator(".nbgov-Timeline-row.nbgov-mod-selected .nbgov-snippet").text_content() == "fresh = 1"
+
     panel.locator(".nbgov-tab", has_text="Graph").click()
     panel.locator(".nbgov-Graph-svg").wait_for(timeout=UI_TIMEOUT_MS)
-    assert "showing only" in panel.locator(".nbgov-Graph .nbgov-notice").text_content()
-    lab.screenshot("lineage-1000")
+    assert panel.locator(".nbgov-Graph-node.nbgov-kind-execution").count() <= 80
     assert lab.page_errors == []

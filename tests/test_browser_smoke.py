@@ -16,7 +16,9 @@ def test_lineage_panel_renders_for_the_active_notebook(lab: Lab) -> None:
 
     panel = lab.open_lineage()
 
-    assert panel.get_by_text("Lineage", exact=False).first.is_visible()
+    tab = lab.page.locator(".jp-SideBar .lm-TabBar-tab", has_text="Lineage")
+    assert tab.is_visible(), "the right sidebar has a Lineage tab"
     assert "smoke.ipynb" in panel.inner_text()
+    assert "No executions recorded yet" in panel.inner_text(), "nbgov is not loaded in this kernel"
     lab.screenshot("lineage-panel-smoke")
     assert lab.page_errors == []

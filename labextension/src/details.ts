@@ -1,10 +1,22 @@
-/** One execution in full: code as run (diffed against the cell now), data, files, models, SQL. */
+/**
+ * One execution in full: code as run (diffed against the cell now), the values it read
+ * and wrote, files, models and SQL. Built for a narrow panel: each value is a two-line
+ * item (name and where it came from; then its type, summary and short hash), single
+ * lines end in an ellipsis with the full text on hover, and words are never split.
+ */
 import { lineDiff } from './diff';
 import { cellLabel, clock, duration, el } from './dom';
 import { shortHash } from './log';
 import { NotebookLineageModel } from './model';
 import { ExecutionEntry, Fingerprint } from './types';
 import { LineageView } from './view';
+
+/** One value, file or model: a head line (name, and an aside at the right) and a sub line. */
+interface Item {
+  name: string;
+  aside?: HTMLElement | string;
+  sub: string;
+}
 
 export class DetailsView extends LineageView {
   constructor() {
@@ -29,7 +41,9 @@ export class DetailsView extends LineageView {
 
   private _header(model: NotebookLineageModel, entry: ExecutionEntry): void {
     const b = entry.body;
-    const title = el('h3', 'nbgov-Details-title', `Execution [${b.execution_count ?? ' '}] · ${cellLabel(b.cell_id ? model.cellIndex(b.cell_id) : null)}`);
+    const where = cellLabel(b.cell_id ? model.cellIndex(b.cell_id) : null);
+    const title = el('h3', 'nbgov-Details-title', `Execution [${b.execution_count ?? ' '}] · ${where}`);
+    title.title = `cell id: ${b.cell_id ?? '—'}\nexecution: ${b.id}`;
     this.node.appendChild(title);
     const facts = el('div', 'nbgov-Details-facts');
     facts.appendChild(el('span', '', `${clock(b.started)} · ${duration(b.duration_s)} · `));
@@ -66,30 +80,19 @@ export class DetailsView extends LineageView {
 
   private _data(model: NotebookLineageModel, entry: ExecutionEntry): void {
     const b = entry.body;
-    if (b.reads.length > 0) {
-      this._section('Reads');
-      const rows = b.reads.map(r => {
-        const source = r.source ? model.log.byId(r.source) : undefined;
-        const from = r.source ? (source ? `[${source.body.execution_count ?? ' '}]` : r.source) : 'before lineage';
-        return [r.name, fp(r.fingerprint), shortHash(r.fingerprint.hash), from];
-      });
-      const table = this._table(['name', 'value', 'hash', 'from'], rows);
-      b.reads.forEach((r, i) => {
-        if (r.source && model.log.byId(r.source)) {
-          const cell = table.tBodies[0].rows[i].cells[3];
-          cell.classList.add('nbgov-link');
-          cell.title = 'Show the execution that produced this input';
-          cell.addEventListener('click', () => model.select(r.source));
-        }
-      });
+    this._items(
+      'Reads',
+      b.reads.map(r => ({ name: r.name, aside: this._producer(model, r.source), sub: value(r.fingerprint) }))
+    );
+    const writes: Item[] = b.writes.map(w => ({
+      name: w.name,
+      aside: w.mutated ? 'in place' : undefined,
+      sub: value(w.fingerprint)
+    }));
+    if (b.result) {
+      writes.push({ name: `Out[${b.execution_count ?? ' '}]`, sub: value(b.result) });
     }
-    if (b.writes.length > 0) {
-      this._section('Writes');
-      this._table(
-        ['name', 'value', 'hash', ''],
-        b.writes.map(w => [w.name, fp(w.fingerprint), shortHash(w.fingerprint.hash), w.mutated ? 'mutated in place' : ''])
-      );
-    }
+    this._items('Writes', writes);
     if (b.deletes.length > 0) {
       this._section('Deletes');
       this.node.appendChild(el('p', 'nbgov-names', b.deletes.join(', ')));
@@ -101,26 +104,49 @@ export class DetailsView extends LineageView {
     }
   }
 
-  private _files(entry: ExecutionEntry): void {
-    const files = entry.body.files;
-    if (files.length > 0) {
-      this._section('Files');
-      this._table(
-        ['mode', 'path', 'hash', 'size'],
-        files.map(f => [f.mode, f.path, shortHash(f.hash), f.size === null ? '—' : `${f.size} B`])
-      );
+  /** "[2]" linking to the execution that wrote an input, or why there is none. */
+  private _producer(model: NotebookLineageModel, source: string | null): HTMLElement {
+    const producer = source ? model.log.byId(source) : undefined;
+    if (!source) {
+      const none = el('span', 'nbgov-from', '—');
+      none.title = 'Written before lineage recording started';
+      return none;
     }
+    if (!producer) {
+      const unknown = el('span', 'nbgov-from', '?');
+      unknown.title = `Written by ${source}, not in this log`;
+      return unknown;
+    }
+    const link = el('button', 'nbgov-from nbgov-link', `[${producer.body.execution_count ?? ' '}]`);
+    link.title = 'Show the execution that produced this input';
+    link.addEventListener('click', () => model.select(source));
+    return link;
+  }
+
+  private _files(entry: ExecutionEntry): void {
+    this._items(
+      'Files',
+      entry.body.files.map(f => ({
+        name: f.path,
+        aside: f.mode,
+        sub: [shortHash(f.hash), f.size === null ? null : `${f.size.toLocaleString('en-US')} B`, f.abspath]
+          .filter(Boolean)
+          .join(' · ')
+      }))
+    );
   }
 
   private _models(entry: ExecutionEntry): void {
-    const models = entry.body.models;
-    if (models.length > 0) {
-      this._section('Models');
-      this._table(
-        ['model', 'sha256', 'producer', 'opset'],
-        models.map(m => [`${m.name}@${m.version ?? '?'}`, shortHash(m.sha256), m.producer ?? '—', m.opset === null ? '—' : String(m.opset)])
-      );
-    }
+    this._items(
+      'Models',
+      entry.body.models.map(m => ({
+        name: `${m.name}@${m.version ?? '?'}`,
+        aside: m.role === 'output' ? 'created' : 'used',
+        sub: [`sha256 ${shortHash(m.sha256)}`, m.producer, m.opset === null ? null : `opset ${m.opset}`]
+          .filter(Boolean)
+          .join(' · ')
+      }))
+    );
   }
 
   private _sql(entry: ExecutionEntry): void {
@@ -144,23 +170,34 @@ export class DetailsView extends LineageView {
     this.node.appendChild(el('h4', 'nbgov-Details-section', title));
   }
 
-  private _table(head: string[], rows: string[][]): HTMLTableElement {
-    const table = el('table', 'nbgov-table');
-    const tr = el('tr');
-    head.forEach(h => tr.appendChild(el('th', '', h)));
-    table.createTHead().appendChild(tr);
-    const body = table.createTBody();
-    for (const row of rows) {
-      const r = el('tr');
-      row.forEach(c => r.appendChild(el('td', '', c)));
-      body.appendChild(r);
+  private _items(title: string, items: Item[]): void {
+    if (items.length === 0) {
+      return;
     }
-    this.node.appendChild(table);
-    return table;
+    this._section(title);
+    const list = el('ul', 'nbgov-items');
+    list.setAttribute('aria-label', title);
+    for (const item of items) {
+      const li = el('li', 'nbgov-item');
+      const head = el('div', 'nbgov-item-head');
+      const name = el('span', 'nbgov-item-name', item.name);
+      name.title = item.name;
+      head.appendChild(name);
+      if (item.aside !== undefined) {
+        head.appendChild(typeof item.aside === 'string' ? el('span', 'nbgov-item-aside', item.aside) : item.aside);
+      }
+      const sub = el('div', 'nbgov-item-sub', item.sub);
+      sub.title = item.sub;
+      li.append(head, sub);
+      list.appendChild(li);
+    }
+    this.node.appendChild(list);
   }
 }
 
-function fp(f: Fingerprint): string {
+/** "pandas.DataFrame 4 rows × 3 columns · 4958adf8", marked when the hash cannot prove equality. */
+function value(f: Fingerprint): string {
   const parts = [f.kind, f.summary].filter(Boolean).join(' ');
-  return f.weak ? `${parts} (weak)` : parts;
+  const weak = f.weak ? ` · weak${f.reason ? `: ${f.reason}` : ''}` : '';
+  return `${parts} · ${shortHash(f.hash)}${weak}`;
 }

@@ -2,6 +2,7 @@
  * Tiny DOM builders. Notebook content (code, names, paths, messages) only ever
  * reaches the page through textContent: nothing here parses HTML.
  */
+import { fitText } from './preview';
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -35,10 +36,17 @@ export function svg<K extends keyof SVGElementTagNameMap>(
   return node;
 }
 
+let clockFormat: Intl.DateTimeFormat | null = null;
+
 /** "12:03:41" from an ISO time, or the raw text when it does not parse. */
 export function clock(iso: string): string {
   const d = new Date(iso);
-  return isNaN(d.getTime()) ? iso : d.toLocaleTimeString([], { hour12: false });
+  if (isNaN(d.getTime())) {
+    return iso;
+  }
+  // One formatter for every row: toLocaleTimeString builds a new one per call (slow).
+  clockFormat ??= new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  return clockFormat.format(d);
 }
 
 /** "0.42 s", "3 ms", "2 min 5 s". */
@@ -61,4 +69,43 @@ export function cellLabel(index: number | undefined | null): string {
     return 'no cell';
   }
   return index === undefined || index < 0 ? 'cell deleted' : `cell ${index + 1}`;
+}
+
+/**
+ * Cuts text to a pixel width at word boundaries (with an ellipsis), measuring with a
+ * canvas in the font the text will be drawn in. CSS ellipsis cuts mid-word; this does not.
+ */
+export class TextFitter {
+  private _ctx: CanvasRenderingContext2D | null = null;
+  private _cache = new Map<string, string>();
+
+  /** `${font-size} ${font-family}` of an element, for `fit`. */
+  static fontOf(element: Element): string {
+    const style = getComputedStyle(element);
+    return `${style.fontSize} ${style.fontFamily}`;
+  }
+
+  measure(text: string, font: string): number {
+    if (!this._ctx) {
+      this._ctx = document.createElement('canvas').getContext('2d');
+    }
+    if (!this._ctx) {
+      return text.length * 7;
+    }
+    this._ctx.font = font;
+    return this._ctx.measureText(text).width;
+  }
+
+  fit(text: string, width: number, font: string): string {
+    const key = `${width}\u0000${font}\u0000${text}`;
+    let fitted = this._cache.get(key);
+    if (fitted === undefined) {
+      fitted = fitText(text, width, s => this.measure(s, font));
+      if (this._cache.size > 5000) {
+        this._cache.clear();
+      }
+      this._cache.set(key, fitted);
+    }
+    return fitted;
+  }
 }

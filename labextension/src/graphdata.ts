@@ -1,20 +1,29 @@
 /**
  * The lineage graph as plain data: executions and the variables, files and models
- * flowing between them, with the ancestors of one execution marked. Pure, unit-tested.
+ * flowing between them, with the ancestors of one execution marked, failed and stale
+ * runs flagged, and short labels (`[n] first line`) with the full story on hover.
+ * A model runs from the execution that created it to the executions that used it.
+ * Pure, unit-tested.
  */
 import { LineageLog } from './log';
-import { ExecutionEntry } from './types';
+import { codePreview, shortLabel } from './preview';
+import { ExecutionEntry, ModelUse, StaleMap } from './types';
 
 export type NodeKind = 'execution' | 'variable' | 'file' | 'model';
 
 export interface GraphNode {
   key: string;
   kind: NodeKind;
+  /** Short text drawn in the node. */
   label: string;
+  /** Everything else, shown on hover (cell id, full code line, error, stale reasons). */
+  title: string;
   /** Execution id for execution nodes. */
   id?: string;
   highlighted: boolean;
   selected: boolean;
+  failed: boolean;
+  stale: boolean;
 }
 
 export interface GraphEdge {
@@ -30,51 +39,75 @@ export interface GraphData {
   truncated: boolean;
 }
 
-export const MAX_NODES = 300;
+export interface GraphOptions {
+  selected: string | null;
+  stale: StaleMap;
+  /** "cell 4", "cell deleted", …: where an execution's cell is now. */
+  cellOf: (e: ExecutionEntry) => string;
+  maxNodes?: number;
+}
 
-export function buildGraph(
-  log: LineageLog,
-  selected: string | null,
-  label: (e: ExecutionEntry) => string,
-  maxNodes = MAX_NODES
-): GraphData {
+export const MAX_NODES = 300;
+/** Characters of code kept in an execution's label before the view fits it to pixels. */
+export const LABEL_CHARS = 40;
+
+function modelKey(model: ModelUse): string {
+  return `${model.name}@${model.version ?? '?'}`;
+}
+
+export function buildGraph(log: LineageLog, options: GraphOptions): GraphData {
+  const { selected } = options;
+  const maxNodes = options.maxNodes ?? MAX_NODES;
   const lineage = new Set<string>();
   if (selected && log.byId(selected)) {
     lineage.add(selected);
     log.ancestors(selected).forEach(id => lineage.add(id));
   }
   let executions = log.currentExecutions();
+  const shown = new Set(executions);
   for (const id of lineage) {
     const e = log.byId(id);
-    if (e && !executions.includes(e)) {
+    if (e && !shown.has(e)) {
       executions.push(e);
+      shown.add(e);
     }
   }
-  let graph = assemble(executions, lineage, selected, label);
+  let graph = assemble(executions, lineage, options);
   if (graph.nodes.length > maxNodes && lineage.size > 0) {
     // The selected execution and its nearest ancestors, as many as fit.
     const keep = new Set([...lineage].slice(0, Math.max(1, Math.floor(maxNodes / 4))));
     executions = executions.filter(e => keep.has(e.body.id));
-    graph = { ...assemble(executions, lineage, selected, label), truncated: true };
+    graph = { ...assemble(executions, lineage, options), truncated: true };
   } else if (graph.nodes.length > maxNodes) {
     executions = executions.slice(-Math.max(1, Math.floor(maxNodes / 4)));
-    graph = { ...assemble(executions, lineage, selected, label), truncated: true };
+    graph = { ...assemble(executions, lineage, options), truncated: true };
   }
   return graph;
 }
 
-function assemble(
-  executions: ExecutionEntry[],
-  lineage: Set<string>,
-  selected: string | null,
-  label: (e: ExecutionEntry) => string
-): GraphData {
+function executionTitle(e: ExecutionEntry, cell: string, reasons: string[]): string {
+  const b = e.body;
+  const lines = [
+    `[${b.execution_count ?? '?'}] · ${cell} · ${b.status}`,
+    `cell id: ${b.cell_id ?? '—'}`,
+    `execution: ${b.id}`,
+    codePreview(b.code)
+  ];
+  if (b.error) {
+    lines.push(`${b.error.type}: ${b.error.message}`);
+  }
+  lines.push(...reasons.map(r => `stale: ${r}`));
+  return lines.join('\n');
+}
+
+function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: GraphOptions): GraphData {
   const nodes = new Map<string, GraphNode>();
   const edges = new Map<string, GraphEdge>();
   const shown = new Set(executions.map(e => e.body.id));
-  const node = (key: string, kind: NodeKind, text: string): void => {
+  const plain = { highlighted: false, selected: false, failed: false, stale: false };
+  const node = (key: string, kind: NodeKind, label: string, title: string): void => {
     if (!nodes.has(key)) {
-      nodes.set(key, { key, kind, label: text, highlighted: false, selected: false });
+      nodes.set(key, { key, kind, label, title, ...plain });
     }
   };
   const edge = (from: string, to: string, highlighted: boolean): void => {
@@ -90,57 +123,66 @@ function assemble(
       nodes.get(to)!.highlighted = true;
     }
   };
+  const dataNode = (key: string): void => {
+    const kind: NodeKind = key.startsWith('v:') ? 'variable' : 'file';
+    const name = key.slice(2);
+    const label = kind === 'file' ? name.split('/').pop() || name : name;
+    node(key, kind, label, `${kind} ${name}`);
+  };
+  const modelNode = (m: ModelUse): void => {
+    node(`m:${modelKey(m)}`, 'model', modelKey(m), `model ${modelKey(m)}\nsha256 ${m.sha256 || '—'}`);
+  };
   for (const e of executions) {
-    const key = `x:${e.body.id}`;
-    nodes.set(key, {
-      key,
+    const b = e.body;
+    const reasons = options.stale.get(b.id) ?? [];
+    nodes.set(`x:${b.id}`, {
+      key: `x:${b.id}`,
       kind: 'execution',
-      label: label(e),
-      id: e.body.id,
-      highlighted: lineage.has(e.body.id),
-      selected: e.body.id === selected
+      label: shortLabel(b.execution_count, b.code, LABEL_CHARS),
+      title: executionTitle(e, options.cellOf(e), reasons),
+      id: b.id,
+      highlighted: lineage.has(b.id),
+      selected: b.id === options.selected,
+      failed: b.status !== 'ok',
+      stale: reasons.length > 0
     });
   }
-  const inLineage = (consumer: ExecutionEntry, source: string | null) =>
-    lineage.has(consumer.body.id) && source !== null && lineage.has(source);
+  // Outputs first, so every data node exists before the edges that read it.
   for (const e of executions) {
     const me = `x:${e.body.id}`;
     for (const w of e.body.writes) {
-      node(`v:${w.name}`, 'variable', w.name);
+      dataNode(`v:${w.name}`);
       edge(me, `v:${w.name}`, false);
     }
-    for (const f of e.body.files) {
-      node(`f:${f.path}`, 'file', f.path);
-      if (f.mode === 'write') {
-        edge(me, `f:${f.path}`, false);
-      }
+    for (const f of e.body.files.filter(f => f.mode === 'write')) {
+      dataNode(`f:${f.path}`);
+      edge(me, `f:${f.path}`, false);
     }
-    for (const m of e.body.models) {
-      const name = `${m.name}@${m.version ?? '?'}`;
-      node(`m:${name}`, 'model', name);
-      if (m.role === 'output') {
-        edge(me, `m:${name}`, false); // the execution that registered the version wrote it
-      }
+    for (const m of e.body.models.filter(m => m.role === 'output')) {
+      modelNode(m);
+      edge(me, `m:${modelKey(m)}`, false);
     }
   }
   for (const e of executions) {
     const me = `x:${e.body.id}`;
-    const uses: [string, string | null][] = [
-      ...e.body.reads.map(r => [`v:${r.name}`, r.source] as [string, string | null]),
-      ...e.body.files.filter(f => f.mode !== 'write').map(f => [`f:${f.path}`, f.source] as [string, string | null]),
-      ...e.body.models
-        .filter(m => m.role === 'input')
-        .map(m => [`m:${m.name}@${m.version ?? '?'}`, m.source] as [string, string | null])
-    ];
-    for (const [key, source] of uses) {
-      if (!nodes.has(key)) {
-        node(key, key.startsWith('v:') ? 'variable' : key.startsWith('f:') ? 'file' : 'model', key.slice(2));
-      }
-      const highlighted = inLineage(e, source);
+    const use = (key: string, source: string | null): void => {
+      const highlighted = lineage.has(e.body.id) && source !== null && lineage.has(source);
       edge(key, me, highlighted);
-      if (source && shown.has(source)) {
+      if (source && source !== e.body.id && shown.has(source)) {
         edge(`x:${source}`, key, highlighted);
       }
+    };
+    for (const r of e.body.reads) {
+      dataNode(`v:${r.name}`);
+      use(`v:${r.name}`, r.source);
+    }
+    for (const f of e.body.files.filter(f => f.mode !== 'write')) {
+      dataNode(`f:${f.path}`);
+      use(`f:${f.path}`, f.source);
+    }
+    for (const m of e.body.models.filter(m => m.role === 'input')) {
+      modelNode(m);
+      use(`m:${modelKey(m)}`, m.source);
     }
   }
   return { nodes: [...nodes.values()], edges: [...edges.values()], truncated: false };

@@ -17,7 +17,7 @@ export const SYNC_TARGET = 'nbgov.lineage.sync';
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export class NotebookLineageModel implements IDisposable {
-  readonly log = new LineageLog();
+  private _log = new LineageLog();
   /** Messages about ignored (malformed or foreign) lineage, shown by the panel. */
   readonly notices: string[] = [];
   private _changed = new Signal<this, void>(this);
@@ -32,6 +32,8 @@ export class NotebookLineageModel implements IDisposable {
   private _kernel: Kernel.IKernelConnection | null = null;
   private _selected: string | null = null;
   private _disposed = false;
+  /** Set while this model writes the notebook metadata, to tell its own writes apart. */
+  private _writing = false;
 
   constructor(readonly panel: NotebookPanel) {
     this._path = panel.context.path;
@@ -42,8 +44,14 @@ export class NotebookLineageModel implements IDisposable {
         return;
       }
       this._loadMetadata();
+      panel.context.model.metadataChanged.connect(this._onMetadataChanged, this);
       this._attach(panel.sessionContext.session?.kernel ?? null);
     });
+  }
+
+  /** The log shown: the notebook's metadata plus what its kernel reported. */
+  get log(): LineageLog {
+    return this._log;
   }
 
   /** Emitted when entries, stale flags or notices change. */
@@ -182,17 +190,39 @@ export class NotebookLineageModel implements IDisposable {
       return;
     }
     this._disposed = true;
+    if (!this.panel.context.isDisposed) {
+      this.panel.context.model.metadataChanged.disconnect(this._onMetadataChanged, this);
+    }
     this._attach(null);
     Signal.clearData(this);
   }
 
   private _merge(parsed: Parsed[]): ExecutionEntry[] {
     const raws = new Map(parsed.map(p => [p.entry.hash, p.raw]));
-    const added = this.log.merge(parsed.map(p => p.entry));
+    const added = this._log.merge(parsed.map(p => p.entry));
     for (const entry of added) {
       this._raw.set(entry.hash, raws.get(entry.hash));
     }
     return added.filter((e): e is ExecutionEntry => e.kind === 'execution');
+  }
+
+  /**
+   * Someone else changed the notebook's lineage metadata: the file was reloaded from
+   * disk (File ▸ Reload), a collaborator edited it, or the metadata editor did. Start
+   * again from what the notebook now says, then catch up with the kernel's session.
+   */
+  private _onMetadataChanged(_: unknown, change: { key: string }): void {
+    if (this._writing || change.key !== META_KEY) {
+      return;
+    }
+    this._log = new LineageLog();
+    this._raw.clear();
+    this.notices.length = 0;
+    this._loadMetadata();
+    if (this._selected && !this._log.byId(this._selected)) {
+      this.select(null);
+    }
+    this.requestLog();
   }
 
   private _loadMetadata(): void {
@@ -215,13 +245,18 @@ export class NotebookLineageModel implements IDisposable {
     } else {
       this._savedStale = this.stale();
       this._savedSidecar = sidecarFor(this.path);
-      model.setMetadata(META_KEY, {
-        schema: NOTEBOOK_SCHEMA,
-        sidecar: this._savedSidecar,
-        sessions: this.log.sessions.map(e => this._raw.get(e.hash)) as Json,
-        log: this.log.executions.map(e => this._raw.get(e.hash)) as Json,
-        stale: Object.fromEntries(this._savedStale) as Json
-      });
+      this._writing = true;
+      try {
+        model.setMetadata(META_KEY, {
+          schema: NOTEBOOK_SCHEMA,
+          sidecar: this._savedSidecar,
+          sessions: this.log.sessions.map(e => this._raw.get(e.hash)) as Json,
+          log: this.log.executions.map(e => this._raw.get(e.hash)) as Json,
+          stale: Object.fromEntries(this._savedStale) as Json
+        });
+      } finally {
+        this._writing = false;
+      }
     }
     const latest = this.log.latestByCell();
     for (const entry of added) {

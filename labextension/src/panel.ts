@@ -4,6 +4,7 @@ import { DetailsView } from './details';
 import { el } from './dom';
 import { GraphView } from './graph';
 import { NotebookLineageModel } from './model';
+import { logCounts } from './rows';
 import { TimelineView } from './timeline';
 
 type Mode = 'timeline' | 'graph';
@@ -15,6 +16,7 @@ export class LineagePanel extends Panel {
   private _model: NotebookLineageModel | null = null;
   private _header = new Widget({ node: el('div', 'nbgov-LineagePanel-header') });
   private _title = el('div', 'nbgov-LineagePanel-notebook');
+  private _counts = el('div', 'nbgov-LineagePanel-counts');
   private _notices = el('div', 'nbgov-notices');
   private _tabs = new Map<Mode, HTMLButtonElement>();
 
@@ -25,9 +27,10 @@ export class LineagePanel extends Panel {
     this.title.label = 'Lineage';
     this.title.caption = 'Lineage of the active notebook';
     const head = this._header.node;
-    head.appendChild(el('h2', 'nbgov-LineagePanel-title', 'Lineage'));
-    head.appendChild(this._title);
+    const bar = el('div', 'nbgov-LineagePanel-bar');
     const tabs = el('div', 'nbgov-tabs');
+    tabs.setAttribute('role', 'group');
+    tabs.setAttribute('aria-label', 'View');
     for (const mode of ['timeline', 'graph'] as Mode[]) {
       const button = el('button', 'nbgov-tab', mode === 'timeline' ? 'Timeline' : 'Graph');
       button.dataset.mode = mode;
@@ -35,7 +38,8 @@ export class LineagePanel extends Panel {
       this._tabs.set(mode, button);
       tabs.appendChild(button);
     }
-    head.appendChild(tabs);
+    bar.append(this._title, tabs);
+    head.append(bar, this._counts);
     head.appendChild(this._notices);
     this.addWidget(this._header);
     this.addWidget(this.timeline);
@@ -81,11 +85,16 @@ export class LineagePanel extends Panel {
     const model = this._model;
     if (!model) {
       this._title.textContent = 'No notebook is active.';
+      this._title.title = '';
+      this._counts.textContent = '';
       this._notices.replaceChildren();
       return;
     }
-    const n = model.log.size;
-    this._title.textContent = `${model.path} · ${n} execution${n === 1 ? '' : 's'}`;
+    this._title.textContent = model.path.split('/').pop() ?? model.path;
+    this._title.title = model.path;
+    const counts = logCounts(model.log.executions, model.log.sessions.length, model.stale().size);
+    this._counts.textContent = counts.short;
+    this._counts.title = counts.long;
     this._notices.replaceChildren(...model.notices.map(text => el('div', 'nbgov-notice', text)));
   }
 
@@ -97,7 +106,7 @@ export class LineagePanel extends Panel {
   }
 
   private _onSelection(): void {
-    this.timeline.render();
+    this.timeline.showSelection();
     this.details.render();
     this.graph.render();
   }

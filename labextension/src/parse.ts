@@ -67,14 +67,15 @@ function strList(x: unknown, what: string): string[] {
 
 function fingerprint(x: unknown): Fingerprint {
   if (x === undefined || x === null) {
-    return { kind: '', hash: null, weak: true, summary: '' };
+    return { kind: '', hash: null, weak: true, summary: '', reason: 'not recorded' };
   }
   const o = obj(x, 'fingerprint');
   return {
     kind: optStr(o.kind, 'fingerprint.kind') ?? '',
     hash: optStr(o.hash, 'fingerprint.hash'),
     weak: o.weak === true,
-    summary: optStr(o.summary, 'fingerprint.summary') ?? ''
+    summary: optStr(o.summary, 'fingerprint.summary') ?? '',
+    reason: optStr(o.reason, 'fingerprint.reason')
   };
 }
 
@@ -175,6 +176,7 @@ function executionBody(x: unknown): ExecutionBody {
     duration_s: optNum(o.duration_s, 'duration_s'),
     status: str(o.status, 'status'),
     error,
+    result: o.result === undefined || o.result === null ? null : fingerprint(o.result),
     reads: list(o.reads, 'reads', read),
     writes: list(o.writes, 'writes', write),
     deletes: strList(o.deletes, 'deletes'),

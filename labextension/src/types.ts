@@ -8,6 +8,8 @@ export interface Fingerprint {
   hash: string | null;
   weak: boolean;
   summary: string;
+  /** Why the fingerprint is weak, or how it was taken (absent in older logs). */
+  reason: string | null;
 }
 
 export interface ReadUse {
@@ -31,6 +33,9 @@ export interface FileUse {
   source: string | null;
 }
 
+/** "output": the execution created or registered this model version; "input": it used it. */
+export type ModelRole = 'input' | 'output';
+
 export interface ModelUse {
   name: string;
   version: number | null;
@@ -38,8 +43,11 @@ export interface ModelUse {
   producer: string | null;
   opset: number | null;
   source: string | null;
-  /** 'output': this execution registered the version; 'input': it scored or described it. */
-  role: 'input' | 'output';
+  /**
+   * 'output': this execution registered the version; 'input': it scored or described it.
+   * Logs written before roles: parse.ts infers it from the record's CREATE MODEL.
+   */
+  role: ModelRole;
 }
 
 export interface SqlUse {
@@ -64,6 +72,8 @@ export interface ExecutionBody {
   duration_s: number | null;
   status: string;
   error: { type: string; message: string } | null;
+  /** The value the cell displayed (`Out[n]`), when it displayed one. */
+  result: Fingerprint | null;
   reads: ReadUse[];
   writes: WriteUse[];
   deletes: string[];

@@ -1,5 +1,5 @@
 /** Small hand-built lineage entries for the model tests. */
-import { ExecutionEntry, ModelUse, SessionEntry } from '../src/types';
+import { ExecutionEntry, ModelRole, ModelUse, SessionEntry, SqlUse } from '../src/types';
 
 let hashes = 0;
 
@@ -15,11 +15,16 @@ export interface Run {
   deletes?: string[];
   session?: string;
   seq?: number;
+  code?: string;
+  error?: [string, string]; // type, message
+  /** name, version, role, source id */
+  models?: [string, number, ModelRole, string | null][];
+  sql?: Partial<SqlUse>[];
 }
 
 export function run(r: Run): ExecutionEntry {
   const session = r.session ?? 's1';
-  const fp = (hash = 'same') => ({ kind: 'int', hash, weak: false, summary: '1' });
+  const fp = (hash = 'same') => ({ kind: 'int', hash, weak: false, summary: '1', reason: null });
   return {
     seq: r.seq ?? r.n,
     prev: 'p',
@@ -31,18 +36,36 @@ export function run(r: Run): ExecutionEntry {
       session,
       execution_count: r.n,
       cell_id: r.cell === undefined ? `c${r.n}` : r.cell,
-      code: `# ${r.n}`,
+      code: r.code ?? `# ${r.n}`,
       code_hash: '',
       started: '2026-01-01T00:00:00Z',
       duration_s: 0.1,
-      status: 'ok',
-      error: null,
+      status: r.error ? 'error' : 'ok',
+      error: r.error ? { type: r.error[0], message: r.error[1] } : null,
+      result: null,
       reads: (r.reads ?? []).map(([name, source, hash]) => ({ name, source, fingerprint: fp(hash) })),
       writes: (r.writes ?? []).map(([name, hash]) => ({ name, mutated: false, fingerprint: fp(hash) })),
       deletes: r.deletes ?? [],
       files: [],
-      models: [],
-      sql: [],
+      models: (r.models ?? []).map(([name, version, role, source]) => ({
+        name,
+        version,
+        role,
+        source,
+        sha256: 'f'.repeat(64),
+        producer: 'skl2onnx',
+        opset: 17
+      })),
+      sql: (r.sql ?? []).map(q => ({
+        statement: '',
+        kind: 'select',
+        tables_read: [],
+        tables_written: [],
+        files_read: [],
+        files_written: [],
+        models: [],
+        ...q
+      })),
       packages_added: {}
     }
   };

@@ -158,6 +158,7 @@ class SqlML(Magics):
                 self._spark = SparkEngine(self.spark_master)
             except NbgovError as error:
                 raise UsageError(str(error)) from None
+        self._spark.compile_trees = self.compile_trees
         return self._spark
 
     def close(self) -> None:

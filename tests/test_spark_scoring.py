@@ -47,11 +47,15 @@ def customers_view(spark, customers_frame):
     spark.catalog.dropTempView("customers")
 
 
-def test_map_in_arrow_scores_on_executors_and_reads_only_picked_outputs(spark, onnx_models, customers_view):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-kernel", "onnxruntime"])
+def test_map_in_arrow_scores_on_executors_and_reads_only_picked_outputs(spark, onnx_models, customers_view, compiled):
+    """A forest scores on the executors with the kernel the driver compiled and
+    broadcast (SqlML.compile_trees), or with onnxruntime: the same values either way."""
     model = onnx_models.get("rf_clf")
     arguments = tuple(f"a{i}" for i in range(len(NUMERIC_FEATURES)))
     plan, outputs = _plan(model.onnx, list(arguments))
     scoring = SparkScoring(spark)
+    scoring.compile_trees = compiled
     casts = [f"CAST({n} AS FLOAT) AS a{i}" for i, n in enumerate(NUMERIC_FEATURES)]
     relation = spark.sql(f"SELECT id, {', '.join(casts)} FROM customers")
     job = ScoringJob(
@@ -66,6 +70,7 @@ def test_map_in_arrow_scores_on_executors_and_reads_only_picked_outputs(spark, o
     assert shipped.rows() == len(customers_view)
     assert label == "predict(m@1)" and stats.rows == customers_view.age.notna().sum()  # a NULL is not scored
     assert scoring.keys() == [plan.cache_key]  # the bytes were broadcast once
+    assert (shipped.jobs[0].kernel is not None) == compiled
     reference = _reference(model.onnx, customers_view.fillna(0.0))
     valid = customers_view.age.notna().to_numpy()
     assert result.label.isna().tolist() == (~valid).tolist()

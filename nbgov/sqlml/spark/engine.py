@@ -46,6 +46,15 @@ class SparkEngine(BaseEngine):
         threads = _parallelism(self.spark)
         super().__init__(catalog, SparkExecutor(self.spark), batch_rows=batch_rows, threads=threads, planner=planner)
 
+    @property
+    def compile_trees(self) -> bool:
+        """Whether executors may score tree ensembles with a compiled kernel (``SqlML.compile_trees``)."""
+        return self.executor.scoring.compile_trees
+
+    @compile_trees.setter
+    def compile_trees(self, enabled: bool) -> None:
+        self.executor.scoring.compile_trees = enabled
+
     def close(self) -> None:
         super().close()
         if self._handle.started:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nbgov.sqlml.execution.regions import ScoreStats
 from nbgov.sqlml.planning.prepared import Pick, RegisterUdf, ScoringJob
 from nbgov.sqlml.spark.types import parse_ddl, pick_ddl, value_ddl
+from nbgov.sqlml.execution.compiled.worker import bundle_for
 from nbgov.sqlml.spark.worker import Counter, ShippedJob, score_partition, udf_function
 
 if TYPE_CHECKING:
@@ -52,17 +53,30 @@ class SparkScoring:
         self._spark = spark
         self._context: Any = _context(spark)
         self._broadcasts: dict[str, Any] = {}
+        self._kernels: dict[str, Any] = {}  # plan cache key -> broadcast kernel (or None)
+        self.compile_trees = True  # SqlML.compile_trees
 
     def ship(self, job: ScoringJob) -> ShippedJob:
-        """The job as executors will see it; the plan's bytes are broadcast once."""
+        """The job as executors will see it; the plan's bytes (and its compiled kernel,
+        for a tree ensemble) are broadcast once."""
         key = job.plan.cache_key
         payload = self._broadcasts.get(key)
         if payload is None:
-            payload = self._context.broadcast(job.plan.model_bytes) if self._context is not None else job.plan.model_bytes
+            payload = self._broadcast(job.plan.model_bytes)
             self._broadcasts[key] = payload
         context = self._context
         counter = Counter(*(context.accumulator(0) for _ in range(3))) if context is not None else None
-        return ShippedJob.of(job, payload, counter)
+        return ShippedJob.of(job, payload, counter, self._kernel(job) if self.compile_trees else None)
+
+    def _kernel(self, job: ScoringJob) -> Any:
+        key = job.plan.cache_key
+        if key not in self._kernels:
+            bundle = bundle_for(job.plan.model_bytes)
+            self._kernels[key] = self._broadcast(bundle) if bundle is not None else None
+        return self._kernels[key]
+
+    def _broadcast(self, value: Any) -> Any:
+        return self._context.broadcast(value) if self._context is not None else value
 
     def score(self, frame: DataFrame, jobs: Sequence[ScoringJob], drop: frozenset[str]) -> tuple[DataFrame, Shipped]:
         """``frame`` with each job's columns appended (helper columns in ``drop`` removed),

@@ -8,12 +8,11 @@ plan's cache key: the model's sha256, or that of the pruned/projected model the
 optimizer made). Spark reuses its Python workers, so a model is loaded once per worker,
 not once per task or batch.
 
-Compiled tree kernels plug in at two points (``nbgov.sqlml.execution.compiled.worker``,
-not merged yet): ``SparkScoring.ship`` builds the kernel on the driver
-(``bundle_for(model_bytes)``) and ships it in the ``ShippedJob`` next to the broadcast
-bytes, and ``ShippedJob.scoring`` opens it with ``executor_scorer(SESSIONS, plan,
-outputs, kernel, regions=...)`` instead of ``make_scorer``, which falls back to
-onnxruntime when the kernel does not load on this executor.
+Compiled tree kernels (``nbgov.sqlml.execution.compiled.worker``): the driver builds
+a tree ensemble's kernel once (``bundle_for``, from the disk cache when it was compiled
+before) and broadcasts it beside the model bytes; each executor scores with it when the
+library loads there for those bytes (same platform, same model), else with onnxruntime.
+Results are the same either way.
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ from typing import Any
 import pyarrow as pa
 
 from nbgov.sqlml.execution.batching import Scoring, score_batch
+from nbgov.sqlml.execution.compiled.worker import KernelBundle, executor_scorer
 from nbgov.sqlml.execution.regions import ScoreStats
 from nbgov.sqlml.execution.scoring import SessionCache
-from nbgov.sqlml.execution.udf import make_scorer
 from nbgov.sqlml.planning.prepared import ScoringJob
 
 SESSIONS = SessionCache()  # this process's onnxruntime sessions, by plan cache key
@@ -58,16 +57,19 @@ class ShippedJob:
     job: ScoringJob  # its plan's model_bytes empty
     payload: Any
     counter: Counter | None = None
+    kernel: Any = None  # a KernelBundle (or a broadcast of one) for compiled tree scoring
 
     @classmethod
-    def of(cls, job: ScoringJob, payload: Any, counter: Counter | None) -> ShippedJob:
-        return cls(replace(job, plan=replace(job.plan, model_bytes=b"")), payload, counter)
+    def of(cls, job: ScoringJob, payload: Any, counter: Counter | None, kernel: Any = None) -> ShippedJob:
+        return cls(replace(job, plan=replace(job.plan, model_bytes=b"")), payload, counter, kernel)
 
     def scoring(self) -> Scoring:
-        """The job with its bytes and this process's scorer."""
+        """The job with its bytes and this process's scorer (the compiled kernel when it
+        loads here, else onnxruntime)."""
         payload = self.payload if isinstance(self.payload, bytes) else self.payload.value
+        kernel = self.kernel if self.kernel is None or isinstance(self.kernel, KernelBundle) else self.kernel.value
         job = replace(self.job, plan=replace(self.job.plan, model_bytes=payload))
-        return Scoring(job, make_scorer(SESSIONS, job.plan, job.outputs, regions=job.regions))
+        return Scoring(job, executor_scorer(SESSIONS, job.plan, job.outputs, kernel, regions=job.regions))
 
     def count(self, seen: int, run: Scoring) -> None:
         if self.counter is not None:

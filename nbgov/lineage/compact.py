@@ -3,19 +3,23 @@
 The sidecar keeps each entry in full; the notebook keeps a lossless shorthand so a
 notebook worked on for weeks stays small and re-running a cell changes few lines.
 Each entry becomes one JSON string (one line in the .ipynb) holding only what cannot
-be derived from the entries before it in the same kernel session:
+be derived from the entries before it in the same kernel session. Always there: ``s``
+(seq) and ``h`` (the entry's hash). When the entry follows its session's previous
+entry directly (that entry is seq - 1), these are derived from it and left out:
 
-- ``prev`` and ``session`` are left out when the entry follows the session's previous
-  entry directly (seq - 1): they are that entry's hash and session;
-- ``id`` is left out when it is ``<session>:<execution count>``; ``code_hash`` when it
-  is the xxh3 of the code; the code itself when an earlier entry of the session ran
-  the same code (``same_code`` names that entry's seq);
-- ``started`` becomes milliseconds after the session started (``t``);
-- a read of a value an earlier entry of the session wrote becomes ``[name, seq of the
-  writer]`` (fingerprint and summary are the writer's); a plain write becomes
-  ``[name, kind, hash, summary]``;
-- fields holding their usual empty value are left out (``missing`` lists the usual
-  fields an older record lacks), anything else is kept verbatim under ``body``.
+- ``p``/``sid`` (prev and session): that entry's hash and session;
+- ``n`` (execution count): one more than that entry's (0 for the session's start);
+- ``t``: milliseconds between that entry's start and this one's (``at``: the start
+  itself, when not derived).
+
+Then ``id`` is left out when it is ``<session>:<count>``; ``ch`` (code hash) when it is
+the xxh3 of the code; the code itself (``code``) when an earlier entry of the session ran
+the same code (``same`` names that entry's seq); ``c`` is the cell id and ``d`` the
+duration. ``r`` (reads): a read of a value an earlier entry of the session wrote is
+``[name, seq of the writer]`` (fingerprint and summary are the writer's). ``w``
+(writes): a plain write is ``[name, kind, hash, summary]``. Fields holding their usual
+empty value are left out (``missing`` lists the usual fields an older record lacks);
+anything else is kept verbatim under ``body``.
 
 Session entries, and any entry the shorthand cannot reproduce exactly, are kept whole
 (a JSON object with ``kind``). Expanding gives back the exact sidecar entry, so its
@@ -90,34 +94,29 @@ def started_at(session_started: str, offset: int) -> str:
 class _Session:
     """What later entries of one kernel session may refer to."""
 
-    started: str
-    last: tuple[int, str]  # (seq, hash) of the session's latest entry
+    last: Mapping[str, Any]  # the session's latest entry
     code_at: dict[str, int] = field(default_factory=dict)  # code hash -> seq that ran it first
     writes_of: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # record id -> (seq, name -> fp)
 
 
 class Lookup:
-    """Entries by seq and session starts by session id, for expanding references: the
-    notebook's own entries first, then ``fallback`` (the sidecar's, when verifying)."""
+    """Entries by seq, for expanding references: the notebook's own entries first, then
+    ``fallback`` (the sidecar's, when verifying)."""
 
     def __init__(self, fallback: Lookup | None = None) -> None:
         self.by_seq: dict[int, Mapping[str, Any]] = {}
-        self.sessions: dict[str, Mapping[str, Any]] = {}
         self._fallback = fallback
 
     @classmethod
     def of(cls, entries: Iterable[Mapping[str, Any]]) -> Lookup:
         lookup = cls()
         for entry in entries:
-            if isinstance(entry.get("seq"), int):
+            if type(entry.get("seq")) is int:
                 lookup.add(entry)
         return lookup
 
     def add(self, entry: Mapping[str, Any]) -> None:
         self.by_seq.setdefault(int(entry["seq"]), entry)
-        body = entry.get("body")
-        if entry.get("kind") == "session" and isinstance(body, Mapping):
-            self.sessions.setdefault(str(body.get("session")), entry)
 
     def entry(self, seq: int, why: str) -> Mapping[str, Any]:
         found = self.by_seq.get(seq)
@@ -125,14 +124,6 @@ class Lookup:
             found = self._fallback.by_seq.get(seq)
         if found is None:
             raise CompactError(f"{why} refers to entry {seq}, which is not at hand")
-        return found
-
-    def session(self, session: str) -> Mapping[str, Any]:
-        found = self.sessions.get(session)
-        if found is None and self._fallback is not None:
-            found = self._fallback.sessions.get(session)
-        if found is None:
-            raise CompactError(f"the start of session {session[:8]} is not at hand")
         return found
 
 
@@ -155,45 +146,49 @@ def expand(text: str, lookup: Lookup) -> Entry:
 
 
 def expand_execution(form: Mapping[str, Any], lookup: Lookup) -> Entry:
-    seq, digest = form.get("seq"), form.get("hash")
+    seq, digest = form.get("s"), form.get("h")
     if type(seq) is not int or seq < 0 or not isinstance(digest, str):
-        raise CompactError("a compact entry needs an integer seq and a hash")
+        raise CompactError("a compact entry needs an integer seq (s) and a hash (h)")
     where = f"entry {seq}"
-    if "prev" in form:
-        prev, session = form["prev"], form.get("session")
+    body: dict[str, Any] = {k: v for k, v in USUAL_VALUES.items() if k not in _strings(form.get("missing"))}
+    if "p" in form:
+        prev, session, count, started = form["p"], form.get("sid"), form.get("n"), form.get("at")
     elif seq == 0:
         raise CompactError(f"{where}: the first entry of a log must be whole")
     else:
         before = lookup.entry(seq - 1, where)
-        prev, session = before.get("hash"), _body(before).get("session")
+        before_body = _body(before)
+        prev, session = before.get("hash"), before_body.get("session")
+        count = form["n"] if "n" in form else _next_count(before, where)
+        started = form["at"] if "at" in form else started_at(str(before_body.get("started")), _int(form.get("t"), where))
     if not isinstance(session, str):
         raise CompactError(f"{where}: no session")
-    body: dict[str, Any] = {k: v for k, v in USUAL_VALUES.items() if k not in _strings(form.get("missing"))}
-    count = form.get("n")
     body["session"] = session
     body["execution_count"] = count
     body["id"] = form["id"] if "id" in form else f"{session}:{count}"
-    body["cell_id"] = form.get("cell")
+    body["cell_id"] = form.get("c")
     code = form.get("code")
-    if code is None and "same_code" in form:
-        code = _body(lookup.entry(_int(form["same_code"], where), where)).get("code")
+    if code is None and "same" in form:
+        code = _body(lookup.entry(_int(form["same"], where), where)).get("code")
     if not isinstance(code, str):
         raise CompactError(f"{where}: no code")
     body["code"] = code
-    body["code_hash"] = form["code_hash"] if "code_hash" in form else code_hash(code)
-    if "started" in form:
-        body["started"] = form["started"]
-    else:
-        start = _body(lookup.session(session)).get("started")
-        body["started"] = started_at(str(start), _int(form.get("t"), where))
+    body["code_hash"] = form["ch"] if "ch" in form else code_hash(code)
+    body["started"] = started
     body["duration_s"] = form.get("d")
-    body["reads"] = [_expand_read(item, lookup, where) for item in _list(form.get("reads"), where)]
-    body["writes"] = [_expand_write(item, where) for item in _list(form.get("writes"), where)]
+    body["reads"] = [_expand_read(item, lookup, where) for item in _list(form.get("r"), where)]
+    body["writes"] = [_expand_write(item, where) for item in _list(form.get("w"), where)]
     verbatim = form.get("body", {})
     if not isinstance(verbatim, Mapping):
         raise CompactError(f"{where}: body must be an object")
     body.update(verbatim)
     return {"seq": seq, "prev": prev, "hash": digest, "kind": "execution", "body": body}
+
+
+def _next_count(before: Mapping[str, Any], where: str) -> int:
+    if before.get("kind") == "session":
+        return 1
+    return _int(_body(before).get("execution_count"), where) + 1
 
 
 def _int(value: Any, where: str) -> int:
@@ -264,61 +259,63 @@ class Compactor:
             return False
 
     def _note(self, entry: Entry) -> None:
-        try:
-            seq, digest, body = int(entry["seq"]), str(entry["hash"]), entry["body"]
-        except (KeyError, TypeError, ValueError):
-            return
-        if not isinstance(body, Mapping):
+        body = entry.get("body")
+        if type(entry.get("seq")) is not int or not isinstance(body, Mapping):
             return
         self._lookup.add(entry)
         session_id = str(body.get("session"))
         if entry.get("kind") == "session":
-            self._sessions[session_id] = _Session(str(body.get("started", "")), (seq, digest))
+            self._sessions[session_id] = _Session(entry)
             return
         session = self._sessions.get(session_id)
         if session is None or entry.get("kind") != "execution":
             return
-        session.last = (seq, digest)
+        session.last = entry
         code = body.get("code_hash")
         if isinstance(code, str):
-            session.code_at.setdefault(code, seq)
+            session.code_at.setdefault(code, entry["seq"])
         writes = {w["name"]: w.get("fingerprint") for w in body.get("writes") or []
                   if isinstance(w, Mapping) and isinstance(w.get("name"), str)}
         if writes and isinstance(body.get("id"), str):
-            session.writes_of[body["id"]] = (seq, writes)
+            session.writes_of[body["id"]] = (entry["seq"], writes)
 
     def _shorthand(self, entry: Entry, session: _Session) -> dict[str, Any] | None:
         body = entry["body"]
         seq, count = entry["seq"], body.get("execution_count")
-        form: dict[str, Any] = {"seq": seq, "hash": entry["hash"], "n": count}
-        if session.last != (seq - 1, entry["prev"]):
-            form["prev"], form["session"] = entry["prev"], body.get("session")
+        form: dict[str, Any] = {"s": seq, "h": entry["hash"]}
+        last = session.last
+        offset = None
+        if last.get("seq") == seq - 1 and last.get("hash") == entry["prev"]:
+            if count != _next_count(last, ""):
+                form["n"] = count
+            offset = started_offset(str(_body(last).get("started")), str(body.get("started")))
+        else:
+            form.update({"p": entry["prev"], "sid": body.get("session"), "n": count})
+        if offset is None:
+            form["at"] = body.get("started")
+        else:
+            form["t"] = offset
         if body.get("id") != f"{body.get('session')}:{count}":
             form["id"] = body.get("id")
         if body.get("cell_id") is not None:
-            form["cell"] = body["cell_id"]
+            form["c"] = body["cell_id"]
         code = body.get("code")
         if not isinstance(code, str):
             return None
         if body.get("code_hash") in session.code_at:
-            form["same_code"] = session.code_at[body["code_hash"]]
+            form["same"] = session.code_at[body["code_hash"]]
         else:
             form["code"] = code
             if body.get("code_hash") != code_hash(code):
-                form["code_hash"] = body.get("code_hash")
-        offset = started_offset(session.started, str(body.get("started")))
-        if offset is None:
-            form["started"] = body.get("started")
-        else:
-            form["t"] = offset
+                form["ch"] = body.get("code_hash")
         if body.get("duration_s") is not None:
             form["d"] = body["duration_s"]
         reads = [self._short_read(r, session) for r in body.get("reads") or []]
         writes = [_short_write(w) for w in body.get("writes") or []]
         if reads:
-            form["reads"] = reads
+            form["r"] = reads
         if writes:
-            form["writes"] = writes
+            form["w"] = writes
         verbatim = {k: v for k, v in body.items()
                     if k not in SHORTHAND_FIELDS and (k not in USUAL_VALUES or v != USUAL_VALUES[k])}
         if verbatim:

@@ -29,9 +29,9 @@ from nbgov.lineage.record import LogEntry
 from nbgov.lineage.stale import stale_flags
 
 NOTEBOOK_SCHEMA = "nbgov.notebook/2"
-CELL_SCHEMA = "nbgov.cell/2"
 OLD_NOTEBOOK_SCHEMA = "nbgov.notebook/1"
 OLD_CELL_SCHEMA = "nbgov.cell/1"
+REFERENCE_CHARS = 16  # a cell names its latest entry by this many hex digits of the entry's hash
 META_KEY = "nbgov"
 ENTRY_KINDS = ("session", "execution")
 _ENTRY_KEYS = ("seq", "prev", "hash", "kind", "body")
@@ -130,7 +130,8 @@ def _expand_lines(lines: list[str], fallback: Lookup | None, unreadable: list[st
     forms: list[tuple[int, int, str]] = []
     for index, line in enumerate(lines):
         try:
-            seq = json.loads(line).get("seq")
+            form = json.loads(line)
+            seq = form.get("seq" if "kind" in form else "s")  # a whole entry, or a compact one
         except (ValueError, AttributeError):
             seq = None
         if type(seq) is not int:
@@ -163,7 +164,7 @@ def cell_latest(nb: nbformat.NotebookNode, meta: NotebookLineage | None = None,
                 elsewhere: Iterable[Mapping[str, Any]] = ()) -> dict[str, dict[str, Any]]:
     """cell id -> the execution entry that cell's metadata names as its latest.
 
-    A compact cell names the entry by hash, looked up in the notebook's log, then in
+    A compact cell names the entry by the start of its hash, looked up in the notebook's log, then in
     ``elsewhere`` (the sidecar's entries); naming an entry found nowhere raises
     LineageError. An old cell carries the entry itself."""
     if meta is None:
@@ -173,21 +174,28 @@ def cell_latest(nb: nbformat.NotebookNode, meta: NotebookLineage | None = None,
             meta = None  # the notebook metadata's own error is reported by whoever read it
     by_hash = {str(e.get("hash")): dict(e) for e in elsewhere}
     by_hash.update({str(e["hash"]): e for e in meta.entries()} if meta is not None else {})
+    by_prefix: dict[str, list[dict[str, Any]]] = {}
+    for digest, entry in by_hash.items():
+        by_prefix.setdefault(digest[:REFERENCE_CHARS], []).append(entry)
     found: dict[str, dict[str, Any]] = {}
     for index, cell in enumerate(nb.cells):
         cell_meta = cell.get("metadata", {}).get(META_KEY)
-        if not isinstance(cell_meta, Mapping) or cell_meta.get("schema") not in (CELL_SCHEMA, OLD_CELL_SCHEMA):
+        if not isinstance(cell_meta, Mapping):
             continue
         latest = cell_meta.get("latest")
-        if latest is None:
-            continue
         cell_id = str(cell.get("id") or f"#{index}")
-        if cell_meta["schema"] == OLD_CELL_SCHEMA:
+        if cell_meta.get("schema") == OLD_CELL_SCHEMA and latest is not None:
             found[cell_id] = _check_entry(latest, f"cell {cell_id} metadata")
-        elif isinstance(latest, str) and latest in by_hash:
-            found[cell_id] = by_hash[latest]
+        elif "schema" in cell_meta or set(cell_meta) != {"latest"} or not isinstance(latest, str):
+            continue  # someone else's key
+        elif len(latest) >= REFERENCE_CHARS and latest[:REFERENCE_CHARS] in by_prefix:
+            named = by_prefix[latest[:REFERENCE_CHARS]]
+            if len(named) > 1 or not str(named[0]["hash"]).startswith(latest):
+                raise LineageError(f"cell {cell_id} metadata names entry {latest[:40]!r}, which "
+                                   f"{'is ambiguous' if len(named) > 1 else 'is not the entry of that hash'}")
+            found[cell_id] = named[0]
         else:
-            raise LineageError(f"cell {cell_id} metadata names entry {str(latest)[:40]!r}, "
+            raise LineageError(f"cell {cell_id} metadata names entry {latest[:40]!r}, "
                                "which is in neither the notebook's log nor the sidecar")
     return found
 
@@ -234,5 +242,6 @@ def merge_entries(
 
 
 def cell_reference(entry_hash: str) -> dict[str, str]:
-    """A cell's metadata: its latest entry, named by hash."""
-    return {"latest": entry_hash, "schema": CELL_SCHEMA}
+    """A cell's metadata: its latest entry, named by the first 16 hex digits of its hash
+    (as git names commits; where the old form held the entry itself, with a ``schema``)."""
+    return {"latest": entry_hash[:REFERENCE_CHARS]}

@@ -13,6 +13,7 @@ import pytest
 from nbgov.lineage.store import entry_hash, sidecar_path
 from tests.fixtures.replay import (
     edit_metadata_entry,
+    form_seq,
     invoke,
     metadata_forms,
     record,
@@ -139,7 +140,7 @@ def test_reordered_or_thinned_notebook_metadata_is_not_delivered_not_tampering(n
     with tampered_notebook(nb_path) as nb:
         forms = metadata_forms(nb)
         forms[1], forms[2] = forms[2], forms[1]
-        set_metadata_forms(nb, [f for f in forms if f["seq"] != 3])  # entry 4 refers to it: the sidecar has it
+        set_metadata_forms(nb, [f for f in forms if form_seq(f) != 3])  # entry 4 refers to it: the sidecar has it
     out = verify_output(nb_path, 0)
     assert named(out, "sidecar entry 3 not delivered to this notebook")
     assert "reordered" not in out and "deleted" not in out
@@ -154,7 +155,7 @@ def test_cell_metadata_moved_to_another_cell_is_named(nb_path: Path) -> None:
 
 def test_newer_sidecar_entries_are_a_notice_not_tampering(nb_path: Path) -> None:
     with tampered_notebook(nb_path) as nb:
-        set_metadata_forms(nb, [f for f in metadata_forms(nb) if f["seq"] <= 2])
+        set_metadata_forms(nb, [f for f in metadata_forms(nb) if form_seq(f) <= 2])
         nb.cells[2].metadata.pop("nbgov")
         nb.cells[3].metadata.pop("nbgov")
     out = verify_output(nb_path, 0)

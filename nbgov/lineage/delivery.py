@@ -6,7 +6,9 @@ once: ``compact``; the sidebar only places it) and the stale flags of the whole 
 judges them now, so the sidebar shows them as they are. A frontend that connects late
 asks for the whole session log on the "nbgov.lineage.sync" target; on the same target
 it tells the kernel when the notebook was renamed or moved, so recording follows it.
-Outside a kernel (plain IPython) there is no frontend, so nothing is registered.
+Outside a kernel (plain IPython) there is no frontend, so nothing is registered; nor
+in a kernel a headless runner started with ``NBGOV_HEADLESS=1`` (``nbgov run``,
+``nbgov replay``): nobody would read the messages, and each costs the cell time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from nbgov.lineage.compact import Compactor
 from nbgov.lineage.record import LogEntry
 from nbgov.lineage.store import sidecar_path
 
+HEADLESS_ENV = "NBGOV_HEADLESS"
 ENTRY_TARGET = "nbgov.lineage"
 SYNC_TARGET = "nbgov.lineage.sync"
 MAX_PATH = 4096
@@ -221,7 +224,7 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
     """Start delivering ``recorder``'s entries to frontends if ``shell`` runs inside a kernel."""
     kernel = getattr(shell, "kernel", None)
     comm_manager = getattr(kernel, "comm_manager", None)
-    if comm_manager is None:
+    if comm_manager is None or os.environ.get(HEADLESS_ENV) == "1":
         return _NoDelivery()
     import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
 

@@ -308,6 +308,7 @@ def namespace_cases(rounds: int) -> dict[str, dict[str, float]]:
 
 def memmap_case(gigabytes: float, rounds: int) -> dict[str, float]:
     from nbgov.lineage import recorder
+    from nbgov.lineage.record import ExecutionRecord
 
     folder = Path(tempfile.mkdtemp(prefix="nbgov-memmap-"))
     rows = int(gigabytes * 1024**3) // 8
@@ -331,7 +332,8 @@ def memmap_case(gigabytes: float, rounds: int) -> dict[str, float]:
         for shell in (bare, recorded):
             _time(shell, "import numpy as np")
         times = paired({"bare": lambda: run(bare), "nbgov": lambda: run(recorded)}, rounds)
-        reason = rec.records[-1]["body"]["writes"][0]["fingerprint"].get("reason", "")
+        body = rec.records[-1].body
+        reason = body.writes[0].fingerprint.reason if isinstance(body, ExecutionRecord) and body.writes else ""
     finally:
         rec.uninstall()
     return {
@@ -405,7 +407,8 @@ def report_fingerprint_cases(cases: set[str], repeat: int, memmap_gb: float) -> 
     if "memory" in cases:
         mem = memory_case(3)
         print("\n== peak memory of the cell `del a; b = np.ones(40e6)` (fresh interpreters, tracemalloc) ==")
-        print(f"bare {mem['bare_mb']:8.1f} MB   nbgov {mem['nbgov_mb']:8.1f} MB   nbgov/bare = {mem['ratio']:.2f}")
+        print(f"bare {mem['bare_mb']:8.1f} MB   nbgov {mem['nbgov_mb']:8.1f} MB   nbgov/bare = {mem['ratio']:.2f}   "
+              f"target ≤ 1.05x (as without nbgov) -> {'PASS' if mem['ratio'] <= 1.05 else 'MISS'}")
 
 
 ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml"

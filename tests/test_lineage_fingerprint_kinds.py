@@ -250,6 +250,36 @@ def test_onnx_models_by_bytes_and_by_meaning(onnx_models: Any) -> None:
     assert fingerprint(changed).semantic == c.semantic
 
 
+def test_an_onnxruntime_session_is_what_it_was_made_from(onnx_models: Any) -> None:
+    """As in the skl2onnx tutorial: ``sess = rt.InferenceSession(onx.SerializeToString())``.
+    The compiled session is native; its model bytes and providers are its content."""
+    import onnx
+    import onnxruntime as rt
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    trained = onnx_models.get("logreg")
+    initial = [("input", FloatTensorType([None, len(trained.feature_names)]))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = convert_sklearn(trained.estimator, initial_types=initial)
+        renamed = convert_sklearn(trained.estimator, initial_types=initial)  # a fresh uuid in graph.name
+    cpu = ["CPUExecutionProvider"]
+    session = rt.InferenceSession(first.SerializeToString(), providers=cpu)
+    a = fingerprint(session)
+    assert not a.weak and a.hash == strong(rt.InferenceSession(first.SerializeToString(), providers=cpu)), a.reason
+    b = fingerprint(rt.InferenceSession(renamed.SerializeToString(), providers=cpu))
+    assert a.hash != b.hash and a.differs_only_in_names(b)
+    changed = onnx.ModelProto()
+    changed.CopyFrom(first)
+    node = next(n for n in changed.graph.node if n.op_type == "LinearClassifier")
+    next(at for at in node.attribute if at.name == "coefficients").floats[0] += 1.0
+    c = fingerprint(rt.InferenceSession(changed.SerializeToString(), providers=cpu))
+    assert c.hash != a.hash and not c.differs_only_in_names(a)
+    options = fingerprint(rt.InferenceSession(first.SerializeToString(), rt.SessionOptions(), providers=cpu))
+    assert options.weak and "SessionOptions" in (options.reason or "")
+
+
 # -- what truly cannot be read ----------------------------------------------------------
 
 

@@ -279,3 +279,15 @@ def test_package_versions_are_read_without_touching_stub_modules() -> None:
         assert VersionLookup().versions(["nbgov_stub_pkg", "nbgov_plain_obj", "xxhash"]).keys() == {"xxhash"}
     finally:
         del sys.modules["nbgov_stub_pkg"], sys.modules["nbgov_plain_obj"]
+
+
+def test_a_magicmock_in_the_namespace_gains_no_calls_or_children_from_recording(recording: RecordingShell) -> None:
+    """A MagicMock answers every attribute and call: any probe by the recorder would show."""
+    recording.run("from unittest.mock import MagicMock\nmock = MagicMock()\nalias = mock")
+    recording.run("mock.fit([1, 2])\nsame = alias")
+    recording.run("items = [mock, {'m': mock}]\nmock.predict(3)")
+    recording.run("mock.extra = 1\nout = mock")
+    ns = recording.ns()
+    assert [str(c) for c in ns["mock"].mock_calls] == ["call.fit([1, 2])", "call.predict(3)"]
+    assert sorted(ns["mock"]._mock_children) == ["fit", "predict"]  # noqa: SLF001 - where probes would land
+    assert recording.body()["writes"] and recording.body()["status"] == "ok"

@@ -6,6 +6,12 @@ Artists say what their content is in ``__getstate__``, which copies the dict and
 drops those caches without changing anything; ``CallbackRegistry.__getstate__``
 advances a counter, so it is read here instead: its fields, and which callback
 ids are registered for which signal (not the callbacks themselves).
+
+An onnxruntime ``InferenceSession`` keeps the compiled session natively, but its
+Python wrapper holds what the session was made from: the model's bytes (or path)
+and the providers. That is its content; caches of the loaded model's metadata and
+the native session are left out. Session options given by the user are native
+objects, so such a session is weak, saying why.
 """
 
 from __future__ import annotations
@@ -56,6 +62,25 @@ def callback_registry(tp: type) -> Handler:
     return state_handler(tp, read)
 
 
+# what an InferenceSession was made from (onnxruntime's own attributes, set in __init__)
+_SESSION_SOURCE = ("_model_bytes", "_model_path", "_providers", "_provider_options",
+                   "_enable_fallback", "_read_config_from_model", "_from_model_package")  # fmt: skip
+
+
+def inference_session(tp: type) -> Handler:
+    read_dict = _instance_dict(tp)
+
+    def read(session: Any) -> dict[str, Any]:
+        state = read_dict(session)
+        if type(state) is not dict or "_sess" not in state:
+            raise NotExact(f"{static.label(tp)}: not a session onnxruntime made")
+        if state.get("_sess_options_initial") is not None:
+            raise NotExact(f"{static.label(tp)} made with SessionOptions: they are held natively")
+        return {name: state.get(name) for name in _SESSION_SOURCE}
+
+    return state_handler(tp, read)
+
+
 def _instance_dict(tp: type) -> Callable[[Any], Any]:
     read, _ = static.dict_reader(tp)
     if read is None:
@@ -67,4 +92,5 @@ def _instance_dict(tp: type) -> Callable[[Any], Any]:
 STATE_READERS: tuple[tuple[str, str, Callable[[type], Handler]], ...] = (
     ("matplotlib.artist", "Artist", own_getstate),
     ("matplotlib.cbook", "CallbackRegistry", callback_registry),
+    ("onnxruntime", "InferenceSession", inference_session),
 )

@@ -1,0 +1,92 @@
+"""Real-shaped notebooks are recorded exactly and replay exactly, again and again.
+
+The notebooks follow the shapes of library documentation: scikit-learn's iris and
+pipeline examples (a ``Bunch``, a ColumnTransformer inside a Pipeline, a seeded
+forest, a displayed result), skl2onnx's tutorial (``convert_sklearn`` without a
+name, so a fresh uuid lands in ``graph.name``; the model written to a file and run
+by an onnxruntime session) and a pandas tips collection (groupby, merge, pivot,
+a CSV written then read, a list changed through another name). Each is recorded
+by ``nbgov run``; almost no recorded write may be weak, and five replays in a row
+must each exit 0 without ``--allow-unverifiable``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nbgov.replay.source import load_log
+from tests.fixtures.replay import invoke, record
+
+SKLEARN_DOCS = (
+    "import numpy as np\nimport pandas as pd\nfrom sklearn.datasets import load_iris\niris = load_iris(as_frame=True)",
+    ("X, y = iris.data, iris.target\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)"),
+    ("from sklearn.compose import ColumnTransformer, make_column_selector\n"
+    "from sklearn.pipeline import Pipeline\n"
+    "from sklearn.preprocessing import StandardScaler\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "pre = ColumnTransformer([('num', StandardScaler(), make_column_selector(dtype_include='number'))])\n"
+    "clf = Pipeline([('pre', pre), ('lr', LogisticRegression(max_iter=500))]).fit(X_train, y_train)"),
+    "clf.score(X_test, y_test)",
+    ("from sklearn.ensemble import RandomForestClassifier\n"
+    "forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X_train, y_train)\n"
+    "importances = pd.Series(forest.feature_importances_, index=X.columns).sort_values()"),
+    ("class Thresholder:\n"
+    "    def __init__(self, cut):\n"
+    "        self.cut = cut\n"
+    "    def apply(self, p):\n"
+    "        return (p > self.cut).astype(int)\n"
+    "rule = Thresholder(0.5)\n"
+    "flags = rule.apply(forest.predict_proba(X_test)[:, 1])"),
+    "flags.sum()",
+)
+
+SKL2ONNX_TUTORIAL = (
+    ("import numpy as np\nfrom sklearn.datasets import load_iris\nfrom sklearn.model_selection import train_test_split\n"
+    "X, y = load_iris(return_X_y=True)\nX = X.astype(np.float32)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)"),
+    "from sklearn.linear_model import LogisticRegression\nclr = LogisticRegression(max_iter=500).fit(X_train, y_train)",
+    ("from skl2onnx import convert_sklearn\nfrom skl2onnx.common.data_types import FloatTensorType\n"
+    "onx = convert_sklearn(clr, initial_types=[('float_input', FloatTensorType([None, 4]))])"),
+    ("import onnxruntime as rt\n"
+    "sess = rt.InferenceSession(onx.SerializeToString(), providers=['CPUExecutionProvider'])\n"
+    "input_name = sess.get_inputs()[0].name\nlabel_name = sess.get_outputs()[0].name\n"
+    "pred_onx = sess.run([label_name], {input_name: X_test})[0]"),
+    "(pred_onx == clr.predict(X_test)).mean()",
+)
+
+PANDAS_TIPS = (
+    ("import pandas as pd\nimport numpy as np\n"
+    "sales = pd.DataFrame({'region': ['north', 'south', 'east', 'west'] * 25,\n"
+    "                      'units': np.arange(100) % 7, 'price': np.linspace(1.0, 5.0, 100)})"),
+    ("sales['revenue'] = sales['units'] * sales['price']\n"
+    "by_region = sales.groupby('region', as_index=False).agg(units=('units', 'sum'), revenue=('revenue', 'sum'))"),
+    ("targets = pd.DataFrame({'region': ['north', 'south', 'east', 'west'], 'target': [80, 90, 70, 60]})\n"
+    "merged = by_region.merge(targets, on='region')\nmerged['hit'] = merged['units'] >= merged['target']"),
+    "pivot = sales.pivot_table(index='region', columns=sales['units'] > 3, values='revenue', aggfunc='mean')",
+    "merged.to_csv('regions.csv', index=False)",
+    "again = pd.read_csv('regions.csv')\nagain.describe()",
+    "notes = ['first']\nalias = notes",
+    "alias.append('through another name')\nlen(notes)",
+)
+
+CORPUS = {"sklearn_docs": SKLEARN_DOCS, "skl2onnx_tutorial": SKL2ONNX_TUTORIAL, "pandas_tips": PANDAS_TIPS}
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_a_real_shaped_notebook_is_exact_and_replays_five_times_in_a_row(name: str, tmp_path: Path) -> None:
+    path = record(tmp_path / f"{name}.ipynb", *CORPUS[name])
+    records = load_log(path).execution_records()
+    assert len(records) == len(CORPUS[name]) and all(r.status == "ok" for r in records)
+    written = [(w.name, w.fingerprint) for r in records for w in r.writes]
+    written += [(f"Out[{r.execution_count}]", r.result) for r in records if r.result is not None]
+    weak = [(name, fp.reason) for name, fp in written if fp.weak]
+    assert len(written) >= len(records) and len(weak) <= len(written) // 100, weak  # under 1% weak
+    for attempt in range(5):
+        replayed = invoke("replay", path)
+        assert replayed.exit_code == 0, f"replay {attempt + 1}: {replayed.output}"

@@ -30,6 +30,22 @@ ratios, the variants of a round run in a seeded random order:
   its buffers to it).
 
 Run only these: python3 benchmarks/bench_recorder.py --cases forest,names,memmap,memory
+
+The notebook file and the kernel path (issue 18), on a generated notebook of 1,000 cells
+``x{i} = x{i-1} + 1``, each round running plain nbclient and ``nbgov run`` in a seeded
+random order (median of the paired ratios):
+- notebook growth per execution: bytes of the recorded notebook minus the plain one,
+  over 1,000 (target ≤ 300);
+- lines of the file's diff after re-running one cell in the same kernel and saving
+  (target ≤ 40);
+- ``nbgov run`` over plain nbclient (target ≤ 1.15x);
+- per-cell added time, last 100 cells over the first 100 (target within 10%): the chain
+  run cell by cell in a recorded shell (delivery building each message) paired with a
+  bare one, in process (through a kernel, per-cell noise of milliseconds hides it).
+And a ``%%sqlml`` query returning 100,000 rows of a 1M-row DataFrame, with recording
+on (``%load_ext nbgov``) against the magic alone (target ≤ 1.1x).
+
+Run only these: python3 benchmarks/bench_recorder.py --cases notebook,sqlml
 """
 
 from __future__ import annotations
@@ -395,7 +411,7 @@ def report_fingerprint_cases(cases: set[str], repeat: int, memmap_gb: float) -> 
               f"target ≤ 1.05x (as without nbgov) -> {'PASS' if mem['ratio'] <= 1.05 else 'MISS'}")
 
 
-ALL_CASES = "overhead,throughput,forest,names,memmap,memory"
+ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml"
 
 
 def main() -> None:
@@ -405,6 +421,8 @@ def main() -> None:
     parser.add_argument("--peer-repeat", type=int, default=20, help="runs per cell for ipyflow (default 20)")
     parser.add_argument("--cases", default=ALL_CASES, help=f"comma-separated subset of {ALL_CASES}")
     parser.add_argument("--memmap-gb", type=float, default=2.0, help="size of the mapped file (default 2 GB)")
+    parser.add_argument("--notebook-rounds", type=int, default=3, help="paired runs of the 1,000-cell notebook")
+    parser.add_argument("--cells", type=int, default=1000, help="cells of the generated notebook (default 1000)")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
     unknown = cases - set(ALL_CASES.split(","))
@@ -416,6 +434,10 @@ def main() -> None:
     if "throughput" in cases:
         report_throughput()
     report_fingerprint_cases(cases, args.repeat, args.memmap_gb)
+    if "notebook" in cases:
+        report_notebook(args.cells, args.notebook_rounds)
+    if "sqlml" in cases:
+        report_sqlml(max(5, args.repeat // 20))
 
 
 def report_overhead(repeat: int, peer_repeat: int | None) -> None:
@@ -452,6 +474,219 @@ def report_throughput() -> None:
     )
     st = tp["strings 1M rows x 2"]
     print(f"strings: nbgov/hash_pandas_object = {st['nbgov'] / st['hash_pandas_object']:.1f}x")
+
+
+# -- the notebook file and the kernel path (issue 18) -----------------------------------
+
+
+def chain_notebook(path: Path, cells: int) -> Path:
+    """The generated notebook: ``x0 = 0`` then ``x{i} = x{i-1} + 1``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("x0 = 0")] + [
+        nbformat.v4.new_code_cell(f"x{i} = x{i - 1} + 1") for i in range(1, cells)
+    ]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _timed_client(base: type) -> Any:
+    """``base`` (an nbclient class) that keeps the wall time of each cell it executes."""
+
+    class Timed(base):  # type: ignore[misc, valid-type]
+        cell_times: list[float] = []
+
+        async def async_execute_cell(self, cell: Any, cell_index: int, *args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            finally:
+                type(self).cell_times.append(time.perf_counter() - start)
+
+    return Timed
+
+
+def run_plain(source: Path, out: Path) -> tuple[float, list[float], int]:
+    """Plain nbclient: execute, write; (seconds, per-cell seconds, bytes written)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    client_class = _timed_client(NotebookClient)
+    client_class.cell_times = []
+    start = time.perf_counter()
+    nb = nbformat.read(str(source), as_version=4)
+    client_class(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(source.parent)}}).execute(
+        cwd=str(source.parent), stderr=subprocess.DEVNULL)
+    nbformat.write(nb, str(out))
+    return time.perf_counter() - start, list(client_class.cell_times), out.stat().st_size
+
+
+def run_nbgov(source: Path, out: Path) -> tuple[float, list[float], int]:
+    """`nbgov run SOURCE -o OUT` (the command's own code path), timing each cell."""
+    from nbgov.replay import runner
+
+    client_class = _timed_client(runner.RecordingNotebookClient)
+    client_class.cell_times = []
+    original = runner.RecordingNotebookClient
+    runner.RecordingNotebookClient = client_class  # type: ignore[misc]
+    try:
+        start = time.perf_counter()
+        summary = runner.run_notebook(source, out)
+        seconds = time.perf_counter() - start
+    finally:
+        runner.RecordingNotebookClient = original  # type: ignore[misc]
+    assert summary.error is None and len(summary.recorded) == len(client_class.cell_times), summary.error
+    return seconds, list(client_class.cell_times), out.stat().st_size
+
+
+def rerun_diff(folder: Path, cells: int, index: int) -> int:
+    """Lines changed in the saved file when one cell is run again in the same kernel."""
+    import difflib
+
+    import nbformat
+
+    from nbgov.lineage import notebook_meta
+    from nbgov.lineage.store import WRITABLE_KINDS
+    from nbgov.replay.kernel import kernel_env
+    from nbgov.replay.runner import RecordingNotebookClient
+    from nbgov.replay.source import read_sidecar, sidecar_file
+
+    path = chain_notebook(folder / "rerun.ipynb", cells)
+    nb = nbformat.read(str(path), as_version=4)
+    client = RecordingNotebookClient(nb, kernel_name="python3", timeout=600,
+                                     resources={"metadata": {"path": str(folder)}})
+
+    def save() -> list[str]:
+        entries = [e for e in read_sidecar(sidecar_file(path)) if e["kind"] in WRITABLE_KINDS]
+        notebook_meta.merge_entries(nb, entries, notebook_meta.sidecar_relpath(path))
+        notebook_meta.write_notebook(nb, path)
+        return path.read_text().splitlines()
+
+    with client.setup_kernel(env=kernel_env(path), cwd=str(folder), stderr=subprocess.DEVNULL):
+        for i, cell in enumerate(nb.cells):
+            client.execute_cell(cell, i)
+        before = save()
+        client.execute_cell(nb.cells[index], index)
+        after = save()
+    return sum(1 for line in difflib.unified_diff(before, after, lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---")))
+
+
+def notebook_case(cells: int, rounds: int) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix="nbgov-notebook-"))
+    source = chain_notebook(folder / "chain.ipynb", cells)
+    results: dict[str, list[Any]] = {"plain": [], "nbgov": []}
+    order = random.Random(18)
+    for round_no in range(rounds):
+        for name in order.sample(list(results), 2):
+            out = folder / f"{name}-{round_no}.ipynb"
+            results[name].append((run_plain if name == "plain" else run_nbgov)(source, out))
+    ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["nbgov"], strict=True)]
+    growth = [(n[2] - p[2]) / cells for p, n in zip(results["plain"], results["nbgov"], strict=True)]
+    first, last = chain_flatness(cells)
+    return {
+        "growth_bytes": statistics.median(growth),
+        "diff_lines": float(rerun_diff(folder, cells, cells // 2)),
+        "run_ratio": statistics.median(ratios),
+        "added_first_ms": first * 1e3,
+        "added_last_ms": last * 1e3,
+        "plain_cell_ms": statistics.median(statistics.median(p[1]) for p in results["plain"]) * 1e3,
+    }
+
+
+class _SerializingComm:
+    """Stands in for ipykernel's comm: serializes the message as the kernel would, sends nothing."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        json.dumps(kwargs.get("data"))
+
+    def close(self) -> None:
+        """Nothing was opened."""
+
+
+class _NoComms:
+    def register_target(self, *args: Any) -> None:
+        """No frontend to register with."""
+
+
+def chain_flatness(cells: int) -> tuple[float, float]:
+    """Per-cell time the recorder adds (with delivery building each message), cell by cell
+    paired with a bare shell running the same chain: medians over the first and the last
+    100 cells. Through a kernel the per-cell noise (ms) hides a difference this small."""
+    from nbgov.lineage import delivery, recorder
+
+    bare, recorded = _shell(), _shell()
+    rec = recorder.install(recorded)
+    sender = delivery.Delivery(rec, _NoComms(), _SerializingComm)
+    added: list[float] = []
+    order = random.Random(18)
+    try:
+        for i in range(cells):
+            code = "x0 = 0" if i == 0 else f"x{i} = x{i - 1} + 1"
+            times = {}
+            for name in order.sample(["bare", "recorded"], 2):
+                times[name] = _time(bare if name == "bare" else recorded, code)
+            added.append(times["recorded"] - times["bare"])
+    finally:
+        sender.uninstall()
+        rec.uninstall()
+    return statistics.median(added[1:101]), statistics.median(added[-100:])
+
+
+def report_notebook(cells: int, rounds: int) -> None:
+    print(f"\n== the notebook file and the kernel path: {cells} cells x{{i}} = x{{i-1}} + 1, "
+          f"{rounds} paired rounds (issue 18) ==")
+    m = notebook_case(cells, rounds)
+    flat = m["added_last_ms"] / m["added_first_ms"] if m["added_first_ms"] > 0 else float("inf")
+    print(f"notebook growth per execution     {m['growth_bytes']:8.0f} bytes   (target ≤ 300 -> "
+          f"{'PASS' if m['growth_bytes'] <= 300 else 'MISS'})")
+    print(f"diff after re-running one cell    {m['diff_lines']:8.0f} lines   (target ≤ 40 -> "
+          f"{'PASS' if m['diff_lines'] <= 40 else 'MISS'})")
+    print(f"nbgov run / plain nbclient        {m['run_ratio']:8.2f}x        (target ≤ 1.15 -> "
+          f"{'PASS' if m['run_ratio'] <= 1.15 else 'MISS'})")
+    print(f"plain nbclient cell               {m['plain_cell_ms']:8.2f} ms")
+    print(f"added per cell in process, first 100 cells {m['added_first_ms']:6.3f} ms")
+    print(f"added per cell in process, last 100 cells  {m['added_last_ms']:6.3f} ms   last/first = {flat:.2f} "
+          f"(target within 10% -> {'PASS' if abs(flat - 1) <= 0.10 or m['added_last_ms'] <= m['added_first_ms'] else 'MISS'})")
+
+
+SQLML_SETUP = (
+    "import numpy as np, pandas as pd\n"
+    "rng = np.random.default_rng(0)\n"
+    "orders = pd.DataFrame({'id': np.arange(1_000_000), 'amount': rng.random(1_000_000),"
+    " 'qty': rng.integers(0, 50, 1_000_000)})\n"
+)
+SQLML_QUERY = "%%sqlml -o picked\nSELECT id, amount, qty FROM orders WHERE id % 10 = 0"
+
+
+def sqlml_case(rounds: int) -> dict[str, float]:
+    """The same %%sqlml cell in a shell with recording on and one with the magic alone."""
+    from nbgov import magics
+
+    alone, recorded = _shell(), _shell()
+    installed = magics.install(alone)
+    recorded.run_cell("%load_ext nbgov").raise_error()
+    try:
+        for shell in (alone, recorded):
+            _time(shell, SQLML_SETUP)
+            _time(shell, SQLML_QUERY)  # warm-up: plan cache, DuckDB's first scan
+        assert len(recorded.user_ns["picked"]) == 100_000
+        times = paired({"alone": lambda: _time(alone, SQLML_QUERY),
+                        "recorded": lambda: _time(recorded, SQLML_QUERY)}, rounds, seed=18)
+    finally:
+        installed.uninstall()
+        recorded.run_cell("%unload_ext nbgov")
+    return {"ratio": median_ratio(times, "recorded", "alone"),
+            "alone_ms": statistics.median(times["alone"]) * 1e3}
+
+
+def report_sqlml(rounds: int) -> None:
+    print(f"\n== %%sqlml: 100,000 rows of a 1M-row DataFrame, {rounds} paired rounds (issue 18) ==")
+    m = sqlml_case(rounds)
+    print(f"recording on / magic alone        {m['ratio']:8.2f}x        (magic alone {m['alone_ms']:.1f} ms; "
+          f"target ≤ 1.1 -> {'PASS' if m['ratio'] <= 1.1 else 'MISS'})")
 
 
 if __name__ == "__main__":

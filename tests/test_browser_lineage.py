@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
+from nbgov.lineage import notebook_meta
 from tests.fixtures.lab import UI_TIMEOUT_MS, Lab
+from tests.fixtures.replay import invoke
+
+
+def logged_entries(path: Path) -> list[dict[str, Any]]:
+    """The saved notebook's log, expanded from its compact lines (all of them readable)."""
+    meta = notebook_meta.read_lineage(notebook_meta.read_notebook(path))
+    assert meta is not None and not meta.unreadable, meta
+    return meta.entries()
 
 pytestmark = pytest.mark.browser
 
@@ -123,17 +132,20 @@ def test_saving_writes_the_log_into_the_notebook_file(lab: Lab) -> None:
 
     nb = json.loads(path.read_text())
     meta = nb["metadata"]["nbgov"]
-    assert meta["schema"] == "nbgov.notebook/1"
+    assert meta["schema"] == "nbgov.notebook/2"
     assert meta["sidecar"] == ".nbgov/saved.jsonl"
-    assert [e["body"]["code"] for e in meta["log"]] == ["a = 10", "b = a * 2"]
-    assert len(meta["sessions"]) == 1 and meta["sessions"][0]["kind"] == "session"
+    assert all(isinstance(line, str) for line in meta["log"]), "one compact line per entry"
+    forms = [json.loads(line) for line in meta["log"]]
+    assert forms[0]["kind"] == "session" and all("kind" not in f for f in forms[1:])
+    assert [f["code"] for f in forms[1:]] == ["a = 10", "b = a * 2"]
     sidecar = [json.loads(line) for line in (path.parent / ".nbgov" / "saved.jsonl").read_text().splitlines()]
-    assert [e["hash"] for e in sidecar] == [e["hash"] for e in meta["sessions"] + meta["log"]]
+    assert logged_entries(path) == sidecar, "the lines expand to the sidecar's entries exactly"
     cell_meta = [c["metadata"].get("nbgov") for c in nb["cells"]]
     assert cell_meta[0] is None and cell_meta[3] is None
-    assert cell_meta[1]["schema"] == "nbgov.cell/1"
-    assert cell_meta[1]["latest"]["hash"] == meta["log"][0]["hash"]
-    assert cell_meta[2]["latest"] == meta["log"][1], "the cell carries its latest entry verbatim"
+    assert cell_meta[1] == {"latest": sidecar[1]["hash"][:16]}, "a cell names its latest entry by hash"
+    assert cell_meta[2] == {"latest": sidecar[2]["hash"][:16]}
+    verified = invoke("verify", path, "--require-sidecar")
+    assert verified.exit_code == 0 and "lineage intact" in verified.output, verified.output
 
 
 def test_after_a_reload_the_log_survives_without_duplicates(lab: Lab) -> None:
@@ -150,9 +162,9 @@ def test_after_a_reload_the_log_survives_without_duplicates(lab: Lab) -> None:
     wait_rows(lab, 3)  # two from the file + one caught up from the kernel, none twice
     assert [r.split()[0] for r in timeline(lab)] == ["[4]", "[3]", "[2]"]
     lab.save()
-    meta = json.loads(path.read_text())["metadata"]["nbgov"]
-    assert [e["body"]["execution_count"] for e in meta["log"]] == [2, 3, 4]
-    assert len(meta["sessions"]) == 1
+    entries = logged_entries(path)
+    assert [e["body"]["execution_count"] for e in entries if e["kind"] == "execution"] == [2, 3, 4]
+    assert [e["kind"] for e in entries].count("session") == 1
     lab.screenshot("lineage-after-reload")
 
 
@@ -216,6 +228,7 @@ def test_a_kernel_restart_starts_a_second_session_in_the_same_log(lab: Lab) -> N
     snippets = lab.page.locator("#nbgov-lineage .nbgov-snippet").all_text_contents()
     assert snippets == ["b = 2", "a = 1"]
     lab.save()
-    meta = json.loads(path.read_text())["metadata"]["nbgov"]
-    assert len(meta["sessions"]) == 2
-    assert [e["body"]["session"] for e in meta["log"]] == [s["body"]["session"] for s in meta["sessions"]]
+    entries = logged_entries(path)
+    sessions = [e["body"]["session"] for e in entries if e["kind"] == "session"]
+    assert len(sessions) == 2
+    assert [e["body"]["session"] for e in entries if e["kind"] == "execution"] == sessions

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
+from nbgov.lineage import notebook_meta
 from tests.fixtures.lab import UI_TIMEOUT_MS, Lab
 
 pytestmark = pytest.mark.browser
@@ -39,5 +39,5 @@ def test_notebook7_shows_the_lineage_panel_and_saves_the_log(notebook7: Lab) -> 
     lab.screenshot("lineage-notebook7")
 
     lab.save()
-    meta = json.loads(path.read_text())["metadata"]["nbgov"]
-    assert [e["body"]["code"] for e in meta["log"]] == ["a = 1", "b = a + 1"]
+    meta = notebook_meta.read_lineage(notebook_meta.read_notebook(path))
+    assert meta is not None and [e["body"]["code"] for e in meta.log] == ["a = 1", "b = a + 1"]

@@ -77,7 +77,7 @@ def test_corrupted_sidecar_and_metadata_are_one_line_and_exit_2(tmp_path: Path) 
     nb.metadata["nbgov"] = {"schema": "someone.else/9", "log": "?"}
     nbformat.write(nb, str(path))
     result = invoke("show", path)
-    assert "expected 'nbgov.notebook/1'" in one_line_error(result.output, result.exit_code)
+    assert "expected 'nbgov.notebook/2'" in one_line_error(result.output, result.exit_code)
 
 
 @pytest.mark.kernel

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 
 from nbgov.lineage.store import sidecar_path
-from tests.fixtures.replay import invoke, record, sidecar_lines, write_nb
+from tests.fixtures.replay import edit_metadata_entry, invoke, metadata_entries, record, sidecar_lines, write_nb
 
 
 def test_run_records_every_cell_with_its_cell_id(tmp_path: Path) -> None:
@@ -27,12 +27,13 @@ def test_run_writes_notebook_and_cell_metadata_matching_the_sidecar(tmp_path: Pa
     path = record(tmp_path / "analysis.ipynb", "x = [1, 2, 3]", "y = sum(x)")
     nb = nbformat.read(str(path), as_version=4)
     meta = nb.metadata["nbgov"]
-    assert meta["schema"] == "nbgov.notebook/1"
+    assert meta["schema"] == "nbgov.notebook/2"
     assert meta["sidecar"] == ".nbgov/analysis.jsonl"
+    assert all(isinstance(line, str) and "\n" not in line for line in meta["log"]), "one line per entry"
     on_disk = sidecar_lines(path)
-    assert meta["sessions"] + meta["log"] == sorted(on_disk, key=lambda e: e["seq"])
-    for cell, entry in zip(nb.cells, meta["log"]):
-        assert cell.metadata["nbgov"] == {"schema": "nbgov.cell/1", "latest": entry}
+    assert metadata_entries(path) == sorted(on_disk, key=lambda e: e["seq"])
+    for cell, entry in zip(nb.cells, on_disk[1:]):
+        assert cell.metadata["nbgov"] == {"latest": entry["hash"][:16]}
 
 
 def test_run_to_another_output_keeps_the_source_untouched(tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_run_to_another_output_keeps_the_source_untouched(tmp_path: Path) -> Non
     assert source.read_text() == before
     assert not (tmp_path / ".nbgov").exists()
     ran = nbformat.read(str(out), as_version=4)
-    assert ran.metadata["nbgov"]["log"][0]["body"]["code"] == "z = 3"
+    assert [e["body"].get("code") for e in metadata_entries(out)] == [None, "z = 3"]
     assert (out.parent / ".nbgov" / "ran.jsonl").exists()
 
 
@@ -69,7 +70,7 @@ def test_a_notebook_shared_without_its_sidecar_continues_its_chain(tmp_path: Pat
     assert len({e["body"]["session"] for e in entries}) == 2
     assert invoke("verify", path).exit_code == 0
     nb = nbformat.read(str(path), as_version=4)
-    nb.metadata["nbgov"]["log"][0]["body"]["code"] = "first = 'edited'"
+    edit_metadata_entry(nb, 1, code="first = 'edited'")
     nbformat.write(nb, str(path))
     sidecar_path(path).unlink()
     refused = invoke("run", path)

@@ -238,7 +238,7 @@ def test_a_metadata_sidecar_pointing_at_a_forged_log_beside_the_real_one_is_name
     forged.write_text("".join(json.dumps(e) + "\n" for e in forged_entries))
     nb = nbformat.read(str(path), as_version=4)
     nb.metadata["nbgov"] = {**nb.metadata["nbgov"], "sidecar": ".nbgov/forged.jsonl",
-                            "log": forged_entries[1:]}
+                            "log": [json.dumps(e) for e in forged_entries]}  # whole entries: valid lines
     nbformat.write(nb, str(path))
     out = _verify(path, 1)
     assert "names sidecar '.nbgov/forged.jsonl', but the notebook's own .nbgov/nb.jsonl exists" in out

@@ -64,7 +64,8 @@ def test_a_notebook_without_lineage_has_none() -> None:
     ("raw", "message"),
     [
         ("junk", "is not an object"),
-        ({"schema": "other/1"}, "expected 'nbgov.notebook/1'"),
+        ({"schema": "other/1"}, "expected 'nbgov.notebook/2'"),
+        ({"schema": "nbgov.notebook/2", "log": [{"seq": 1}]}, "must be a list of compact entry lines"),
         ({"schema": "nbgov.notebook/1", "log": {}}, "must be lists"),
         ({"schema": "nbgov.notebook/1", "log": [{"seq": 1}]}, "log[0]: entry lacks prev, hash, kind, body"),
         ({"schema": "nbgov.notebook/1", "log": [{"seq": 1, "prev": "", "hash": "", "kind": "x", "body": {}}]},

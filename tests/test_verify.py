@@ -11,7 +11,16 @@ import nbformat
 import pytest
 
 from nbgov.lineage.store import entry_hash, sidecar_path
-from tests.fixtures.replay import invoke, record, sidecar_lines, write_sidecar_lines
+from tests.fixtures.replay import (
+    edit_metadata_entry,
+    form_seq,
+    invoke,
+    metadata_forms,
+    record,
+    set_metadata_forms,
+    sidecar_lines,
+    write_sidecar_lines,
+)
 
 pytestmark = pytest.mark.kernel
 
@@ -120,7 +129,7 @@ def test_a_consistently_rechained_forgery_is_caught_by_the_notebook_metadata(nb_
 
 def test_edited_notebook_metadata_is_named(nb_path: Path) -> None:
     with tampered_notebook(nb_path) as nb:
-        nb.metadata["nbgov"]["log"][1]["body"]["code"] = "b = 2"
+        edit_metadata_entry(nb, 2, code="b = 2")
     out = verify_output(nb_path, 1)
     assert named(out, "notebook metadata: entry 2 (execution [2]", "edited")
 
@@ -129,9 +138,9 @@ def test_reordered_or_thinned_notebook_metadata_is_not_delivered_not_tampering(n
     """The sidecar is the log; the metadata a copy delivered to the notebook. Entries it
     lacks (saved before they ran, or run by another kernel) are said, not alarmed."""
     with tampered_notebook(nb_path) as nb:
-        log = nb.metadata["nbgov"]["log"]
-        log[0], log[1] = log[1], log[0]
-        del log[2]
+        forms = metadata_forms(nb)
+        forms[1], forms[2] = forms[2], forms[1]
+        set_metadata_forms(nb, [f for f in forms if form_seq(f) != 3])  # entry 4 refers to it: the sidecar has it
     out = verify_output(nb_path, 0)
     assert named(out, "sidecar entry 3 not delivered to this notebook")
     assert "reordered" not in out and "deleted" not in out
@@ -146,7 +155,7 @@ def test_cell_metadata_moved_to_another_cell_is_named(nb_path: Path) -> None:
 
 def test_newer_sidecar_entries_are_a_notice_not_tampering(nb_path: Path) -> None:
     with tampered_notebook(nb_path) as nb:
-        nb.metadata["nbgov"]["log"] = nb.metadata["nbgov"]["log"][:2]
+        set_metadata_forms(nb, [f for f in metadata_forms(nb) if form_seq(f) <= 2])
         nb.cells[2].metadata.pop("nbgov")
         nb.cells[3].metadata.pop("nbgov")
     out = verify_output(nb_path, 0)
@@ -160,7 +169,7 @@ def test_sidecar_alone_and_metadata_alone_are_checked(nb_path: Path) -> None:
             cell.metadata.pop("nbgov")
     assert named(verify_output(nb_path, 0), "checked the sidecar only")
     nb.metadata["nbgov"] = saved
-    saved["log"][0]["body"]["code"] = "a = 100"
+    edit_metadata_entry(nb, 1, code="a = 100")
     nbformat.write(nb, str(nb_path))
     sidecar_path(nb_path).unlink()
     out = verify_output(nb_path, 1)

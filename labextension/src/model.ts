@@ -9,7 +9,8 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 import { LineageLog, sidecarFor, staleToShow } from './log';
 import { Parsed, parseEntry, parseNotebookMeta, parseStale } from './parse';
-import { CELL_SCHEMA, ExecutionEntry, META_KEY, NOTEBOOK_SCHEMA, StaleMap } from './types';
+import { ExecutionEntry, META_KEY, NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA, StaleMap } from './types';
+import { cellReference, isOwnCellMeta } from './compact';
 
 export const ENTRY_TARGET = 'nbgov.lineage';
 export const SYNC_TARGET = 'nbgov.lineage.sync';
@@ -22,7 +23,8 @@ export class NotebookLineageModel implements IDisposable {
   readonly notices: string[] = [];
   private _changed = new Signal<this, void>(this);
   private _selectionChanged = new Signal<this, string | null>(this);
-  private _raw = new Map<string, unknown>();
+  /** Entry hash -> its line in the notebook (the compact line the kernel built). */
+  private _raw = new Map<string, string>();
   private _foreign = false;
   /** Stale flags from the kernel's one rule (latest message), and as saved in the notebook. */
   private _kernelStale: StaleMap | null = null;
@@ -143,7 +145,8 @@ export class NotebookLineageModel implements IDisposable {
         const data = msg.content.data as Json;
         if (data && data.type === 'log') {
           const entries = Array.isArray(data.entries) ? data.entries : [];
-          this.receive(data.session ? [data.session, ...entries] : entries, data.stale);
+          const lines = Array.isArray(data.lines) ? data.lines : [];
+          this.receive(data.session ? [data.session, ...entries] : entries, data.stale, lines);
           if (!comm.isDisposed) {
             comm.close();
           }
@@ -157,15 +160,18 @@ export class NotebookLineageModel implements IDisposable {
 
   /**
    * Take entries from the kernel: validate, deduplicate, persist into metadata, notify.
-   * `stale` is the kernel's map of the whole log (it replaces the previous one).
+   * `stale` is the kernel's map of the whole log (it replaces the previous one); `lines`
+   * are the compact lines the kernel built for those entries, placed in the notebook as
+   * they are (an entry without one is kept whole, which readers also accept).
    */
-  receive(rawEntries: unknown[], stale?: unknown): void {
+  receive(rawEntries: unknown[], stale?: unknown, lines: unknown[] = []): void {
     const parsed: Parsed[] = [];
     let bad = 0;
-    for (const raw of rawEntries) {
+    for (const [index, raw] of rawEntries.entries()) {
       const { entry } = parseEntry(raw);
+      const line = lines[index];
       if (entry) {
-        parsed.push({ entry, raw });
+        parsed.push({ entry, raw: typeof line === 'string' ? line : JSON.stringify(raw) });
       } else {
         bad += 1;
       }
@@ -201,7 +207,7 @@ export class NotebookLineageModel implements IDisposable {
     const raws = new Map(parsed.map(p => [p.entry.hash, p.raw]));
     const added = this._log.merge(parsed.map(p => p.entry));
     for (const entry of added) {
-      this._raw.set(entry.hash, raws.get(entry.hash));
+      this._raw.set(entry.hash, raws.get(entry.hash) ?? '');
     }
     return added.filter((e): e is ExecutionEntry => e.kind === 'execution');
   }
@@ -227,7 +233,7 @@ export class NotebookLineageModel implements IDisposable {
 
   private _loadMetadata(): void {
     const model = this.panel.context.model;
-    const meta = parseNotebookMeta(model.getMetadata(META_KEY), NOTEBOOK_SCHEMA);
+    const meta = parseNotebookMeta(model.getMetadata(META_KEY), NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA);
     this._foreign = meta.foreign;
     this.notices.push(...meta.notices);
     this._savedStale = meta.stale;
@@ -245,13 +251,13 @@ export class NotebookLineageModel implements IDisposable {
     } else {
       this._savedStale = this.stale();
       this._savedSidecar = sidecarFor(this.path);
+      const entries = [...this.log.sessions, ...this.log.executions].sort((a, b) => a.seq - b.seq);
       this._writing = true;
       try {
         model.setMetadata(META_KEY, {
+          log: entries.map(e => this._raw.get(e.hash)) as Json,
           schema: NOTEBOOK_SCHEMA,
           sidecar: this._savedSidecar,
-          sessions: this.log.sessions.map(e => this._raw.get(e.hash)) as Json,
-          log: this.log.executions.map(e => this._raw.get(e.hash)) as Json,
           stale: Object.fromEntries(this._savedStale) as Json
         });
       } finally {
@@ -269,11 +275,10 @@ export class NotebookLineageModel implements IDisposable {
         continue;
       }
       const cell = model.cells.get(index);
-      const current = cell.getMetadata(META_KEY) as Json;
-      if (current !== undefined && (current === null || current.schema !== CELL_SCHEMA)) {
+      if (!isOwnCellMeta(cell.getMetadata(META_KEY))) {
         continue; // someone else's key: leave it alone
       }
-      cell.setMetadata(META_KEY, { schema: CELL_SCHEMA, latest: this._raw.get(entry.hash) as Json });
+      cell.setMetadata(META_KEY, cellReference(entry.hash));
     }
   }
 
@@ -353,7 +358,7 @@ export class NotebookLineageModel implements IDisposable {
   private _onEntryComm = (comm: Kernel.IComm, msg: KernelMessage.ICommOpenMsg): void => {
     const data = msg.content.data as Json;
     if (data && data.type === 'entry') {
-      this.receive([data.entry], data.stale);
+      this.receive([data.entry], data.stale, [data.line]);
     } else if (data && data.type === 'hello') {
       this._adoptOldLog(); // nbgov was just loaded in the kernel: before its first record
     }

@@ -14,6 +14,7 @@ import {
   SqlUse,
   WriteUse
 } from './types';
+import { expandLines } from './compact';
 
 type Obj = Record<string, unknown>;
 
@@ -218,10 +219,10 @@ export function parseEntry(x: unknown): { entry: LineageEntry | null; problem: s
   }
 }
 
-/** A validated entry with the exact JSON it came from (kept so hashes still verify). */
+/** A validated entry with the line that stands for it in the notebook (compact, or the whole entry). */
 export interface Parsed {
   entry: LineageEntry;
-  raw: unknown;
+  raw: string;
 }
 
 export interface ParsedNotebookMeta {
@@ -235,12 +236,16 @@ export interface ParsedNotebookMeta {
   sidecar: string | null;
 }
 
-/** Read notebook.metadata.nbgov; malformed or foreign content yields notices, not exceptions. */
-export function parseNotebookMeta(meta: unknown, schema: string): ParsedNotebookMeta {
+/**
+ * Read notebook.metadata.nbgov, in the compact form (`schema`: one line per entry) or the
+ * old one (`oldSchema`: whole entries in sessions and log, kept as whole-entry lines);
+ * malformed or foreign content yields notices, not exceptions.
+ */
+export function parseNotebookMeta(meta: unknown, schema: string, oldSchema: string): ParsedNotebookMeta {
   if (meta === undefined || meta === null) {
     return { entries: [], foreign: false, notices: [], stale: new Map(), sidecar: null };
   }
-  if (!isObj(meta) || meta.schema !== schema) {
+  if (!isObj(meta) || (meta.schema !== schema && meta.schema !== oldSchema)) {
     return {
       entries: [],
       foreign: true,
@@ -253,7 +258,16 @@ export function parseNotebookMeta(meta: unknown, schema: string): ParsedNotebook
   const notices: string[] = [];
   let bad = 0;
   let firstProblem = '';
-  for (const key of ['sessions', 'log']) {
+  const take = (item: unknown, line: string) => {
+    const { entry, problem } = parseEntry(item);
+    if (entry) {
+      entries.push({ entry, raw: line });
+    } else {
+      bad += 1;
+      firstProblem = firstProblem || (problem ?? '');
+    }
+  };
+  for (const key of meta.schema === schema ? ['log'] : ['sessions', 'log']) {
     const items = meta[key];
     if (items === undefined) {
       continue;
@@ -262,15 +276,14 @@ export function parseNotebookMeta(meta: unknown, schema: string): ParsedNotebook
       notices.push(`Notebook metadata "nbgov.${key}" is not a list; it was ignored.`);
       continue;
     }
-    for (const item of items) {
-      const { entry, problem } = parseEntry(item);
-      if (entry) {
-        entries.push({ entry, raw: item });
-      } else {
-        bad += 1;
-        firstProblem = firstProblem || (problem ?? '');
-      }
+    if (meta.schema === oldSchema) {
+      items.forEach(item => take(item, JSON.stringify(item)));
+      continue;
     }
+    const read = expandLines(items);
+    bad += read.bad;
+    firstProblem = firstProblem || read.firstProblem;
+    read.expanded.forEach(({ entry, line }) => take(entry, line));
   }
   if (bad > 0) {
     notices.push(`${bad} malformed lineage entr${bad === 1 ? 'y' : 'ies'} ignored (first: ${firstProblem}).`);

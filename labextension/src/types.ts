@@ -104,6 +104,7 @@ export type LineageEntry = ExecutionEntry | SessionEntry;
 /** Stale reasons per execution id. */
 export type StaleMap = Map<string, string[]>;
 
-export const NOTEBOOK_SCHEMA = 'nbgov.notebook/1';
-export const CELL_SCHEMA = 'nbgov.cell/1';
+export const NOTEBOOK_SCHEMA = 'nbgov.notebook/2';
+/** Notebooks written before the compact form: whole entries, a copy in each cell. */
+export const OLD_NOTEBOOK_SCHEMA = 'nbgov.notebook/1';
 export const META_KEY = 'nbgov';

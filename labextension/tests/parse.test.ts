@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 import { parseEntry, parseNotebookMeta, parseStale } from '../src/parse';
-import { NOTEBOOK_SCHEMA } from '../src/types';
+import { NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA } from '../src/types';
 import { run, session } from './fixtures';
 
 const json = (x: unknown) => JSON.parse(JSON.stringify(x));
@@ -30,27 +30,27 @@ test('malformed entries are rejected with a reason, never half-accepted', () => 
 });
 
 test('notebook metadata: foreign schema is flagged, malformed entries counted', () => {
-  expect(parseNotebookMeta(undefined, NOTEBOOK_SCHEMA)).toStrictEqual({
+  expect(parseNotebookMeta(undefined, NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA)).toStrictEqual({
     entries: [],
     foreign: false,
     notices: [],
     stale: new Map(),
     sidecar: null
   });
-  const foreign = parseNotebookMeta({ schema: 'other/1' }, NOTEBOOK_SCHEMA);
+  const foreign = parseNotebookMeta({ schema: 'other/1' }, NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA);
   expect(foreign.foreign).toBe(true);
   expect(foreign.notices[0]).toMatch(/ignored/);
-  expect(parseNotebookMeta('text', NOTEBOOK_SCHEMA).foreign).toBe(true);
+  expect(parseNotebookMeta('text', NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA).foreign).toBe(true);
 
   const meta = {
-    schema: NOTEBOOK_SCHEMA,
+    schema: OLD_NOTEBOOK_SCHEMA,
     sessions: [json(session())],
     log: [json(run({ n: 1 })), { seq: 1 }, null]
   };
-  const parsed = parseNotebookMeta(meta, NOTEBOOK_SCHEMA);
+  const parsed = parseNotebookMeta(meta, NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA);
   expect(parsed.foreign).toBe(false);
   expect(parsed.entries.map(p => p.entry.kind)).toStrictEqual(['session', 'execution']);
-  expect(parsed.entries[1].raw, 'the raw JSON is kept for re-saving').toBe(meta.log[0]);
+  expect(JSON.parse(parsed.entries[1].raw), 'the old entry is kept whole for re-saving').toStrictEqual(meta.log[0]);
   expect(parsed.notices[0]).toMatch(/^2 malformed lineage entries ignored/);
 });
 
@@ -62,7 +62,8 @@ test('kernel stale maps keep only lists of strings', () => {
 test('notebook metadata keeps the saved stale flags and the sidecar it names', () => {
   const parsed = parseNotebookMeta(
     { schema: NOTEBOOK_SCHEMA, sidecar: '.nbgov/old.jsonl', log: [], stale: { 's1:2': ['input a deleted by [3]', 7] } },
-    NOTEBOOK_SCHEMA
+    NOTEBOOK_SCHEMA,
+    OLD_NOTEBOOK_SCHEMA
   );
   expect([...parsed.stale]).toStrictEqual([['s1:2', ['input a deleted by [3]']]]);
   expect(parsed.sidecar).toBe('.nbgov/old.jsonl');

@@ -1,11 +1,14 @@
 """Kernel ⇄ frontend (the Lineage sidebar): entries out, catch-up and notebook moves in.
 
 One short-lived comm per entry, because a long-lived comm is missed by a frontend that
-reloads; each carries the stale flags of the whole log as the one rule (``stale``)
+reloads; each carries the entry, its compact line for the notebook file (built here,
+once: ``compact``; the sidebar only places it) and the stale flags of the whole log as the one rule (``stale``)
 judges them now, so the sidebar shows them as they are. A frontend that connects late
 asks for the whole session log on the "nbgov.lineage.sync" target; on the same target
 it tells the kernel when the notebook was renamed or moved, so recording follows it.
-Outside a kernel (plain IPython) there is no frontend, so nothing is registered.
+Outside a kernel (plain IPython) there is no frontend, so nothing is registered; nor
+in a kernel a headless runner started with ``NBGOV_HEADLESS=1`` (``nbgov run``,
+``nbgov replay``): nobody would read the messages, and each costs the cell time.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from nbgov.lineage.compact import Compactor
 from nbgov.lineage.record import LogEntry
 from nbgov.lineage.store import sidecar_path
 
+HEADLESS_ENV = "NBGOV_HEADLESS"
 ENTRY_TARGET = "nbgov.lineage"
 SYNC_TARGET = "nbgov.lineage.sync"
 MAX_PATH = 4096
@@ -115,6 +120,8 @@ class Delivery:
         self._recorder = recorder
         self._comm_manager = comm_manager
         self._create_comm = create_comm
+        self._compactor = Compactor()
+        self._lines: dict[str, str] = {}  # entry hash -> compact line, built once per entry
         self._unsubscribe: Callable[[], None] | None = recorder.subscribe(self.send_entry)
         comm_manager.register_target(SYNC_TARGET, self._on_sync_open)
 
@@ -130,7 +137,7 @@ class Delivery:
     def send_entry(self, entry: LogEntry) -> None:
         """Open a comm carrying one entry, and close it at once."""
         try:
-            data: dict[str, Any] = {"type": "entry", "entry": dict(entry.raw)}
+            data: dict[str, Any] = {"type": "entry", "entry": dict(entry.raw), "line": self.line(entry)}
             if entry.kind == "execution":
                 stale = stale_map(self._recorder, now_files=False)
                 if stale is not None:
@@ -140,14 +147,23 @@ class Delivery:
         except Exception as exc:
             _warn("send lineage to the frontend", exc)
 
+    def line(self, entry: LogEntry) -> str:
+        """The entry's compact line (entries reach this in log order, so references resolve)."""
+        found = self._lines.get(entry.hash)
+        if found is None:
+            found = self._lines[entry.hash] = self._compactor.compact(entry.raw)
+        return found
+
     def log_message(self) -> dict[str, Any]:
         """The reply to a frontend's request_log: the whole session so far, plus stale flags
         (files read compared with the disk now)."""
         session = self._recorder.session_entry
+        records = self._recorder.records
         message: dict[str, Any] = {
             "type": "log",
             "session": dict(session.raw) if session else None,
-            "entries": [dict(e.raw) for e in self._recorder.records],
+            "entries": [dict(e.raw) for e in records],
+            "lines": ([self.line(session)] if session else []) + [self.line(e) for e in records],
         }
         stale = stale_map(self._recorder, now_files=True)
         if stale is not None:
@@ -208,7 +224,7 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
     """Start delivering ``recorder``'s entries to frontends if ``shell`` runs inside a kernel."""
     kernel = getattr(shell, "kernel", None)
     comm_manager = getattr(kernel, "comm_manager", None)
-    if comm_manager is None:
+    if comm_manager is None or os.environ.get(HEADLESS_ENV) == "1":
         return _NoDelivery()
     import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
 

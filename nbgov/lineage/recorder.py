@@ -199,7 +199,8 @@ class Recorder:
             before = cell.snapshot.before if cell.snapshot else {}
             for name in (*report.frames, *report.params):
                 if name in ns and name not in cell.sql_values:
-                    cell.sql_values[name] = before.get(name) or cell.hashing.value(name, ns[name])
+                    # the between-cells version probe: an unchanged frame is not hashed again per query
+                    cell.sql_values[name] = before.get(name) or cell.hashing.before(name, ns[name])
         except Exception as exc:
             self._problems.append(describe(exc))
 

@@ -92,6 +92,10 @@ class StaleTracker:
         self._table_readers: dict[TableKey, list[int]] = {}
         self._dependents: dict[int, list[int]] = {}  # position -> positions reading from it
         self._memo: dict[int, tuple[_Reason, ...]] = {}
+        # flags() kept current per change, so asking after each cell costs what changed, not the log
+        self._current: set[int] = set()  # latest run of each cell, and runs without a cell id
+        self._unjudged: set[int] = set()  # current positions whose memo is new or was dropped
+        self._stale_now: dict[int, list[str]] = {}  # current stale positions -> reasons
 
     # -- input -------------------------------------------------------------
     def add(self, entry: LogEntry | Mapping[str, Any]) -> None:
@@ -117,7 +121,13 @@ class StaleTracker:
         if record.cell_id is None:
             self._without_cell.append(n)
         else:
+            superseded = self._latest_of_cell.get(record.cell_id)
+            if superseded is not None:
+                self._current.discard(superseded)
+                self._stale_now.pop(superseded, None)
             self._latest_of_cell[record.cell_id] = n
+        self._current.add(n)
+        self._unjudged.add(n)
         changed: list[int] = []
         for write in record.writes:
             self._var_last[write.name] = _VarEvent(n, write)
@@ -176,17 +186,20 @@ class StaleTracker:
         while todo:
             p = todo.pop()
             if self._memo.pop(p, None) is not None:
+                self._unjudged.add(p)
                 todo += (d for d in self._dependents.get(p, ()) if d in self._memo)
 
     # -- questions ---------------------------------------------------------
     def flags(self) -> dict[str, list[str]]:
         """Record id -> reasons, for the latest run of each cell that is stale."""
-        out: dict[str, list[str]] = {}
-        for position in self.current_positions():
+        for position in self._unjudged & self._current:
             reasons = self._reasons(position)
             if reasons:
-                out[self._records[position].id] = [r.text for r in reasons]
-        return out
+                self._stale_now[position] = [r.text for r in reasons]
+            else:
+                self._stale_now.pop(position, None)
+        self._unjudged.clear()
+        return {self._records[p].id: list(self._stale_now[p]) for p in sorted(self._stale_now)}
 
     def reasons(self, record: str) -> list[str]:
         """Why the latest execution with this id is stale (empty: it is not), superseded or not."""

@@ -22,6 +22,7 @@ from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import KernelManager
 
 from nbgov.errors import ReplayError
+from nbgov.lineage.delivery import HEADLESS_ENV
 
 # Installed by a direct call rather than %load_ext, so the notebook's own
 # `%load_ext nbgov` cell stays quiet instead of printing "already loaded".
@@ -71,7 +72,7 @@ FIXED_HASH_SEED = "0"
 
 def kernel_env(session_name: Path, hash_seed: str = FIXED_HASH_SEED) -> dict[str, str]:
     """Environment for a recording kernel: JPY_SESSION_NAME as jupyter_server sets it, and
-    a fixed PYTHONHASHSEED, so set and dict-of-set orders (and the bytes of models
+    NBGOV_HEADLESS (no frontend: no lineage messages), a fixed PYTHONHASHSEED, so set and dict-of-set orders (and the bytes of models
     converted from them) are the same in the run and in its replay.
 
     The folder holding the nbgov package goes on PYTHONPATH so a kernel can import
@@ -86,6 +87,7 @@ def kernel_env(session_name: Path, hash_seed: str = FIXED_HASH_SEED) -> dict[str
         paths.insert(0, package_root)
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["JPY_SESSION_NAME"] = str(session_name)
+    env[HEADLESS_ENV] = "1"  # no sidebar listens: the kernel sends no lineage messages
     env["PYTHONHASHSEED"] = hash_seed
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     return env

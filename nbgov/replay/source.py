@@ -17,6 +17,7 @@ import nbformat
 
 from nbgov.errors import LineageError
 from nbgov.lineage import notebook_meta
+from nbgov.lineage.compact import Lookup
 from nbgov.lineage.record import ExecutionRecord, RecordError, SessionInfo
 from nbgov.lineage.store import SidecarRead, read_log, sidecar_path
 
@@ -170,7 +171,10 @@ def read_sources(notebook: Path) -> tuple[nbformat.NotebookNode, notebook_meta.N
     nb = notebook_meta.read_notebook(notebook)
     meta = notebook_meta.read_lineage(nb)
     choice = choose_sidecar(notebook, meta)
-    return nb, meta, choice, read_log(choice.path)
+    read = read_log(choice.path)
+    if meta is not None and read.exists and not read.problems:
+        meta = notebook_meta.read_lineage(nb, fallback=Lookup.of(read.entries))
+    return nb, meta, choice, read
 
 
 def load_log(notebook: Path, require: bool = True) -> LineageLog:

@@ -24,6 +24,7 @@ from typing import Any
 
 from nbgov.errors import LineageError
 from nbgov.lineage import notebook_meta
+from nbgov.lineage.compact import Lookup
 from nbgov.lineage.store import (
     REPAIR,
     ZERO_HASH,
@@ -239,11 +240,6 @@ def verify(notebook: Path, require_sidecar: bool = False, allowed_signers: Path 
     except LineageError as exc:
         meta = None
         problems.append(f"notebook metadata: {exc}")
-    try:
-        cells = notebook_meta.cell_latest(nb)
-    except LineageError as exc:
-        cells = {}
-        problems.append(f"cell metadata: {exc}")
     choice = choose_sidecar(notebook, meta)
     problems += choice.problems
     try:
@@ -251,6 +247,16 @@ def verify(notebook: Path, require_sidecar: bool = False, allowed_signers: Path 
     except SidecarRefused as exc:
         read = SidecarRead(exists=False)
         problems.append(f"sidecar refused: {exc}")
+    if meta is not None and read.exists:
+        # compact entries may refer to entries this notebook lacks: the sidecar holds them
+        meta = notebook_meta.read_lineage(nb, fallback=Lookup.of(e for e in read.entries if malformation(e) is None))
+    if meta is not None:
+        problems += [f"notebook metadata: {line} (edited, or cut from its log)" for line in meta.unreadable]
+    try:
+        cells = notebook_meta.cell_latest(nb, meta, elsewhere=[e for e in read.entries if malformation(e) is None])
+    except LineageError as exc:
+        cells = {}
+        problems.append(f"cell metadata: {exc}")
     result = VerifyResult(notebook, choice.path if read.exists else None, problems=problems,
                           notices=list(choice.notices))
     if not read.exists:

@@ -144,10 +144,9 @@ def test_notebook_runs_recorded_and_replays(source: Path, tmp_path: Path) -> Non
     verify = nbgov_cli("verify", notebook.name, cwd=work, tmpdir=tmpdir)
     assert verify.returncode == 0, said(verify)
 
-    # values whose fingerprints are still weak (a boosting model's RandomState, an onnxruntime
-    # session) are reported as "unverifiable"; everything else must reproduce exactly
-    replay = nbgov_cli("replay", notebook.name, "--report", "replay.html", "--allow-unverifiable",
-                       cwd=work, tmpdir=tmpdir)
+    # strict: every value of the example notebooks has an exact fingerprint, so no step may be
+    # "unverifiable"
+    replay = nbgov_cli("replay", notebook.name, "--report", "replay.html", cwd=work, tmpdir=tmpdir)
     assert replay.returncode == 0, said(replay)
     assert " 0 diverged" in replay.stdout or "steps reproduced" in replay.stdout, said(replay)
     assert (work / "replay.html").stat().st_size > 0

@@ -280,6 +280,21 @@ def test_an_onnxruntime_session_is_what_it_was_made_from(onnx_models: Any) -> No
     assert options.weak and "SessionOptions" in (options.reason or "")
 
 
+def test_the_inputs_and_outputs_a_session_lists_are_read_by_name_type_and_shape(onnx_models: Any) -> None:
+    """``for node in session.get_inputs(): ...`` leaves a native NodeArg in the namespace."""
+    import onnxruntime as rt
+
+    trained = onnx_models.get("logreg")
+    session = rt.InferenceSession(trained.onnx, providers=["CPUExecutionProvider"])
+    first, again = session.get_inputs()[0], session.get_inputs()[0]
+    a = fingerprint(first)
+    assert not a.weak, a.reason
+    assert a.hash == strong(again)
+    outputs = session.get_outputs()
+    assert len({fingerprint(node).hash for node in outputs}) == len(outputs)
+    assert fingerprint(outputs[0]).hash != a.hash
+
+
 # -- what truly cannot be read ----------------------------------------------------------
 
 

@@ -148,8 +148,9 @@ def _library_handler(tp: type) -> Handler | None:
 
 
 def _getstate_handler(tp: type) -> Handler | None:
-    """A verified library class with a reader in ``libraries.STATE_READERS``."""
-    if not all(_trusted(k) for k in static.mro(tp) if k is not object):
+    """A verified library class with a reader in ``libraries.STATE_READERS`` (pybind11's
+    own base class holds nothing of its own: the reader says what a binding holds)."""
+    if not all(_trusted(k) for k in static.mro(tp) if k is not object and static.module_of(k) != "pybind11_builtins"):
         return None
     for module, qualname, make in libraries.STATE_READERS:
         if static.loaded_module(module.split(".", 1)[0]) is None:

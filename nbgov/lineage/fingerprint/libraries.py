@@ -11,7 +11,10 @@ An onnxruntime ``InferenceSession`` keeps the compiled session natively, but its
 Python wrapper holds what the session was made from: the model's bytes (or path)
 and the providers. That is its content; caches of the loaded model's metadata and
 the native session are left out. Session options given by the user are native
-objects, so such a session is weak, saying why.
+objects, so such a session is weak, saying why. The ``NodeArg`` a session lists
+as input or output is native too; its name, type and shape are read through
+onnxruntime's own compiled getters (found statically on the class, never through
+the instance).
 """
 
 from __future__ import annotations
@@ -81,6 +84,24 @@ def inference_session(tp: type) -> Handler:
     return state_handler(tp, read)
 
 
+# what a NodeArg describes, each read by onnxruntime's compiled property getter
+_NODE_ARG_FIELDS = ("name", "type", "shape")
+
+
+def node_arg(tp: type) -> Handler:
+    getters = []
+    for field in _NODE_ARG_FIELDS:
+        found = static.lookup(tp, field)
+        if found is None or type(found[1]) is not property or found[1].fget is None:
+            raise NotExact(f"{static.label(tp)}: no {field} getter from its library")
+        getters.append((field, found[1].fget))
+
+    def read(arg: Any) -> dict[str, Any]:
+        return {field: getter(arg) for field, getter in getters}
+
+    return state_handler(tp, read)
+
+
 def _instance_dict(tp: type) -> Callable[[Any], Any]:
     read, _ = static.dict_reader(tp)
     if read is None:
@@ -93,4 +114,5 @@ STATE_READERS: tuple[tuple[str, str, Callable[[type], Handler]], ...] = (
     ("matplotlib.artist", "Artist", own_getstate),
     ("matplotlib.cbook", "CallbackRegistry", callback_registry),
     ("onnxruntime", "InferenceSession", inference_session),
+    ("onnxruntime.capi.onnxruntime_pybind11_state", "NodeArg", node_arg),
 )

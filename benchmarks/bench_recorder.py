@@ -93,13 +93,9 @@ def overhead(repeat: int) -> dict[str, dict[str, float]]:
             n = repeat if name in ("trivial", "50 statements") else max(5, repeat // 20)
             for shell in (bare, recorded):  # warm-up
                 _time(shell, code)
-            diffs, bases = [], []
-            for _ in range(n):
-                b = _time(bare, code)
-                r = _time(recorded, code)
-                diffs.append(r - b)
-                bases.append(b)
-            out[name] = {"bare_ms": statistics.median(bases) * 1e3, "added_ms": statistics.median(diffs) * 1e3}
+            times = paired({"bare": lambda: _time(bare, code), "nbgov": lambda: _time(recorded, code)}, n)
+            diffs = [r - b for b, r in zip(times["bare"], times["nbgov"], strict=True)]
+            out[name] = {"bare_ms": statistics.median(times["bare"]) * 1e3, "added_ms": statistics.median(diffs) * 1e3}
         assert rec.records, "the recorded shell produced no records"
     finally:
         rec.uninstall()

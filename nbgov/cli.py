@@ -62,6 +62,12 @@ def _write_or_print(text: str, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def _export_formats() -> str:
+    from nbgov.replay.export import FORMATS_HELP
+
+    return "\b\n" + FORMATS_HELP.replace("\n\n", "\n\n\b\n")
+
+
 @click.group(cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nbgov")
 def cli() -> None:
@@ -190,21 +196,28 @@ def sign(notebook: Path, key: Path) -> None:
         click.echo(f"wrote {for_terminal(str(path))}")
 
 
-@cli.command()
+@cli.command(epilog=_export_formats())
 @NOTEBOOK
-@click.option("--format", "fmt", type=click.Choice(["openlineage", "prov"]), required=True,
-              help="openlineage: run events (JSON lines); prov: W3C PROV-JSON.")
+@click.option("--format", "fmt", type=click.Choice(["openlineage", "openlineage-json", "prov"]), required=True,
+              help="openlineage: run events as JSON Lines; openlineage-json: one JSON array; prov: W3C PROV-JSON.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file.")
 def export(notebook: Path, fmt: str, output: Path | None) -> None:
     """Export NOTEBOOK's lineage as OpenLineage events or W3C PROV-JSON."""
+    from nbgov.lineage.record import load_entries
     from nbgov.replay.export import openlineage_events, prov_document
     from nbgov.replay.source import load_log
 
     log = load_log(notebook)
+    entries, problems = load_entries(log.entries)
+    if problems:
+        raise NbgovError(f"{notebook}: {problems[0]}; run `nbgov verify` for the whole log")
+    name = log.notebook.name
     if fmt == "openlineage":
-        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in openlineage_events(log))
+        text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in openlineage_events(name, entries))
+    elif fmt == "openlineage-json":
+        text = json.dumps(openlineage_events(name, entries), indent=2, sort_keys=True) + "\n"
     else:
-        text = json.dumps(prov_document(log), indent=2) + "\n"
+        text = json.dumps(prov_document(name, entries), indent=2) + "\n"
     _write_or_print(text, output)
 
 

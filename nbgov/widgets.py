@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nbgov.errors import NbgovError
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry
 
 DEFAULT_LAST = 200
 MAX_LIVE = 3
@@ -27,9 +28,12 @@ class LineageUsageError(NbgovError):
 class Recorder(Protocol):
     """The part of the lineage recorder the widget reads."""
 
-    records: list[dict[str, Any]]
+    @property
+    def records(self) -> list[LogEntry]: ...
 
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+    def subscribe(self, callback: Callable[[LogEntry], None]) -> Callable[[], None]: ...
+
+    def stale(self, now_files: bool = True) -> dict[str, list[str]]: ...
 
 
 def short(hash_: str | None, n: int = 8) -> str:
@@ -51,73 +55,58 @@ def _duration(seconds: float | None) -> str:
 
 
 def timeline_rows(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[ExecutionRecord],
     stale: Mapping[str, Sequence[str]],
     last: int = DEFAULT_LAST,
 ) -> list[tuple[str, str]]:
     """(label, record id) per execution, newest first: count, time, duration, status, stale."""
     rows: list[tuple[str, str]] = []
-    for entry in list(records)[::-1][:last]:
-        body = entry.get("body", {})
-        if entry.get("kind") != "execution" or not isinstance(body, Mapping):
-            continue
-        rid = str(body.get("id", ""))
-        first_line = str(body.get("code", "")).strip().splitlines()[0:1]
+    for record in list(records)[::-1][:last]:
+        first_line = record.code.strip().splitlines()[0:1]
         parts = [
-            f"[{body.get('execution_count', ' ')}]",
-            _clock(str(body.get("started", ""))),
-            _duration(body.get("duration_s")),
-            "ok" if body.get("status") == "ok" else "ERROR",
+            record.label,
+            _clock(record.started),
+            _duration(record.duration_s),
+            "ok" if record.status == "ok" else "ERROR",
         ]
-        if rid in stale:
+        if record.id in stale:
             parts.append("STALE")
         parts.append((first_line[0][:60] if first_line else ""))
-        rows.append(("  ".join(parts), rid))
+        rows.append(("  ".join(parts), record.id))
     return rows
 
 
-def _fp(fingerprint: Mapping[str, Any] | None) -> str:
-    fp = fingerprint or {}
-    text = " ".join(str(x) for x in (fp.get("kind"), fp.get("summary")) if x)
-    return f"{text} {short(fp.get('hash'))}" + (" (weak)" if fp.get("weak") else "")
+def _fp(fp: Fingerprint | None) -> str:
+    if fp is None:
+        return "—"
+    text = " ".join(x for x in (fp.kind, fp.summary) if x)
+    return f"{text} {short(fp.hash)}" + (" (weak)" if fp.weak else "")
 
 
-def details_text(body: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]], stale: Sequence[str]) -> str:
+def details_text(record: ExecutionRecord, by_id: Mapping[str, ExecutionRecord], stale: Sequence[str]) -> str:
     """One execution as plain text: status, code, reads/writes, files, models, SQL."""
 
     def producer(source: str | None) -> str:
         if not source:
             return "before lineage"
         other = by_id.get(source)
-        return f"[{other.get('execution_count')}]" if other else source
+        return other.label if other else source
 
-    lines = [
-        f"Execution [{body.get('execution_count')}]  {_clock(str(body.get('started', '')))}"
-        f"  {_duration(body.get('duration_s'))}  {body.get('status')}",
-    ]
-    error = body.get("error")
-    if isinstance(error, Mapping):
-        lines.append(f"error: {error.get('type')}: {error.get('message')}")
+    lines = [f"Execution {record.label}  {_clock(record.started)}  {_duration(record.duration_s)}  {record.status}"]
+    if record.error is not None:
+        lines.append(f"error: {record.error.type}: {record.error.message}")
     lines += [f"stale: {reason}" for reason in stale]
-    lines += ["", "code as executed:", str(body.get("code", ""))]
-
-    def read(r: Mapping[str, Any]) -> str:
-        return f"{r['name']}: {_fp(r.get('fingerprint'))} from {producer(r.get('source'))}"
-
-    def write(w: Mapping[str, Any]) -> str:
-        return f"{w['name']}: {_fp(w.get('fingerprint'))}" + (" (mutated)" if w.get("mutated") else "")
-
-    def model(m: Mapping[str, Any]) -> str:
-        producer_ = m.get("producer") or ""
-        return f"{m.get('name')}@{m.get('version')} sha256 {short(m.get('sha256'))} {producer_} opset {m.get('opset')}"
-
+    lines += ["", "code as executed:", record.code]
     sections: list[tuple[str, list[str]]] = [
-        ("reads", [read(r) for r in body.get("reads", [])]),
-        ("writes", [write(w) for w in body.get("writes", [])]),
-        ("deletes", [str(d) for d in body.get("deletes", [])]),
-        ("files", [f"{f.get('mode')} {f.get('path')} {short(f.get('hash'))}" for f in body.get("files", [])]),
-        ("models", [model(m) for m in body.get("models", [])]),
-        ("sql", [f"{q.get('kind')}: {q.get('statement')}" for q in body.get("sql", [])]),
+        ("reads", [f"{r.name}: {_fp(r.fingerprint)} from {producer(r.source)}" for r in record.reads]),
+        ("writes", [f"{w.name}: {_fp(w.fingerprint)}" + (" (mutated)" if w.mutated else "") for w in record.writes]),
+        ("result", [_fp(record.result)] if record.result else []),
+        ("deletes", list(record.deletes)),
+        ("files", [f"{f.mode} {f.path} {short(f.hash)}" for f in record.files]),
+        ("models", [f"{m.role} {m.key} sha256 {short(m.sha256)} {m.producer or ''} opset {m.opset}"
+                    for m in record.models]),
+        ("sql", [f"{q.kind}: {q.statement}" for q in record.sql]),
+        ("notes", list(record.notes)),
     ]
     for title, items in sections:
         if items:
@@ -133,7 +122,7 @@ class LineageWidget:
 
         self._recorder = recorder
         self._last = last
-        self._by_id: dict[str, Mapping[str, Any]] = {}
+        self._by_id: dict[str, ExecutionRecord] = {}
         self._stale_now: Mapping[str, Sequence[str]] = {}
         self.timeline = w.Select(options=[], rows=12, layout=w.Layout(width="100%"))
         self.details = w.HTML()
@@ -143,7 +132,7 @@ class LineageWidget:
         self._unsubscribe: Callable[[], None] | None = recorder.subscribe(self._on_entry)
         self.refresh()
 
-    def _on_entry(self, entry: dict[str, Any]) -> None:
+    def _on_entry(self, entry: LogEntry) -> None:
         # The recorder lists the entry before telling subscribers, so a refresh sees it;
         # a display problem must never break the user's cell.
         try:
@@ -151,21 +140,20 @@ class LineageWidget:
         except Exception as exc:
             warnings.warn(f"nbgov: %lineage widget not updated: {type(exc).__name__}: {exc}", stacklevel=2)
 
-    def _records(self) -> list[Mapping[str, Any]]:
-        return [e for e in self._recorder.records if e.get("kind") == "execution"]
+    def _records(self) -> list[ExecutionRecord]:
+        return [e.record for e in self._recorder.records if e.record is not None]
 
     def _stale(self) -> Mapping[str, Sequence[str]]:
-        # cheap: the recorder keeps stale flags current per entry, no sidecar reread
-        stale = getattr(self._recorder, "stale", None)
+        # cheap: the recorder keeps the one stale rule current per entry, no sidecar reread
         try:
-            return stale(now_files=False) if callable(stale) else {}
+            return self._recorder.stale(now_files=False)
         except Exception:
             return {}
 
     def refresh(self) -> None:
         """Rebuild the timeline from the recorder (keeps the selection when still there)."""
         records = self._records()
-        self._by_id = {str(e["body"].get("id")): e["body"] for e in records}
+        self._by_id = {r.id: r for r in records}
         self._stale_now = self._stale()
         rows = timeline_rows(records, self._stale_now, self._last)
         shown = min(self._last, len(records))
@@ -181,7 +169,7 @@ class LineageWidget:
         if body is None:
             self.details.value = "<i>No executions recorded yet.</i>"
             return
-        text = details_text(body, self._by_id, self._stale_now.get(str(body.get("id")), []))
+        text = details_text(body, self._by_id, self._stale_now.get(body.id, []))
         self.details.value = f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
 
     def stop(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,9 +66,15 @@ def _entry_comms(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     }
     closed = {m["content"]["comm_id"] for m in messages if m["msg_type"] == "comm_close"}
     assert set(opened) <= closed, "every entry comm is closed right after its message"
-    for data in opened.values():
-        assert data["type"] == "entry"
-    return [data["entry"] for data in opened.values()]
+    assert {data["type"] for data in opened.values()} <= {"entry", "hello"}
+    return [data["entry"] for data in opened.values() if data["type"] == "entry"]
+
+
+def test_loading_nbgov_greets_the_frontend_before_any_record(kernel: BlockingKernelClient) -> None:
+    messages = _execute(kernel, "%load_ext nbgov")
+    greetings = [m["content"]["data"] for m in messages
+                 if m["msg_type"] == "comm_open" and m["content"]["target_name"] == delivery.ENTRY_TARGET]
+    assert greetings == [{"type": "hello"}]
 
 
 def _request_log(kc: BlockingKernelClient) -> list[dict[str, Any]]:
@@ -172,3 +180,125 @@ def test_outside_a_kernel_delivery_installs_nothing(shell: Any) -> None:
     installed = delivery.install(shell, recorder=Recorder())
     installed.uninstall()
     assert shell.run_cell("v = 3").success
+
+
+def _start_kernel(notebook: Path) -> tuple[KernelManager, BlockingKernelClient]:
+    # ipc sockets in the notebook's folder: no TCP port another process on the machine can take first
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nbgov-ipc-"), "kernel"))
+    km.start_kernel(env=kernel_env(notebook), cwd=str(notebook.parent))
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=TIMEOUT)
+    return km, kc
+
+
+def _tell_path(kc: BlockingKernelClient, data: dict[str, Any]) -> dict[str, Any]:
+    """What the sidebar sends when JupyterLab renames or moves the notebook; returns the reply."""
+    comm_id = uuid.uuid4().hex
+    msg = kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": delivery.SYNC_TARGET,
+                                       "data": dict(data, type="notebook_path")})
+    kc.shell_channel.send(msg)
+    replies = [m["content"]["data"] for m in _until_idle(kc, msg["header"]["msg_id"])
+               if m["msg_type"] == "comm_msg" and m["content"].get("comm_id") == comm_id]
+    assert len(replies) == 1
+    return replies[0]
+
+
+def test_recording_follows_a_notebook_renamed_then_moved(tmp_path: Path) -> None:
+    import nbformat
+
+    from nbgov.cli import cli
+    from nbgov.lineage import notebook_meta
+    from nbgov.lineage.store import read_entries, verify_chain
+
+    untitled = tmp_path / "Untitled.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), untitled)
+    km, kc = _start_kernel(untitled)
+    try:
+        _execute(kc, "%load_ext nbgov")
+        before = _entry_comms(_execute(kc, "x = 1")) + _entry_comms(_execute(kc, "y = x + 1"))
+        assert (tmp_path / ".nbgov" / "Untitled.jsonl").exists()
+
+        # JupyterLab renames the file on first save, then the sidebar tells the kernel
+        untitled.rename(tmp_path / "analysis.ipynb")
+        reply = _tell_path(kc, {"path": "work/analysis.ipynb", "previous": "work/Untitled.ipynb"})
+        assert reply == {"type": "notebook_path", "notebook": str(tmp_path / "analysis.ipynb"),
+                         "sidecar": ".nbgov/analysis.jsonl"}
+        assert not (tmp_path / ".nbgov" / "Untitled.jsonl").exists()
+        after = _entry_comms(_execute(kc, "z = y * 2"))
+        assert after[0]["prev"] == before[-1]["hash"], "the chain goes on across the rename"
+
+        # then it is moved into a sub-folder
+        (tmp_path / "reports").mkdir()
+        (tmp_path / "analysis.ipynb").rename(tmp_path / "reports" / "analysis.ipynb")
+        reply = _tell_path(kc, {"path": "work/reports/analysis.ipynb", "previous": "work/analysis.ipynb"})
+        assert reply["notebook"] == str(tmp_path / "reports" / "analysis.ipynb")
+        _execute(kc, "w = z + 1")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+    moved = tmp_path / "reports" / "analysis.ipynb"
+    entries, problems = read_entries(tmp_path / "reports" / ".nbgov" / "analysis.jsonl")
+    assert problems == [] and verify_chain(entries) == []
+    codes = [e["body"]["code"] for e in entries if e["kind"] == "execution"]
+    assert codes == ["%load_ext nbgov", "x = 1", "y = x + 1", "z = y * 2", "w = z + 1"][-len(codes):]
+    assert codes[-4:] == ["x = 1", "y = x + 1", "z = y * 2", "w = z + 1"], "no entry lost"
+    # verify and show find it by the notebook's new name
+    nb = nbformat.read(moved, as_version=4)
+    notebook_meta.merge_entries(nb, entries, notebook_meta.sidecar_relpath(moved))
+    nbformat.write(nb, moved)
+    from click.testing import CliRunner
+
+    verified = CliRunner().invoke(cli, ["verify", str(moved)])
+    assert verified.exit_code == 0, verified.output
+    shown = CliRunner().invoke(cli, ["show", "--json", str(moved)])
+    assert shown.exit_code == 0 and "w = z + 1" in shown.output
+
+
+def test_a_log_left_under_the_old_name_is_adopted_when_a_kernel_starts(tmp_path: Path) -> None:
+    """Renamed while no kernel ran: the metadata still names the old sidecar."""
+    notebook = tmp_path / "draft.ipynb"
+    km, kc = _start_kernel(notebook)
+    try:
+        _execute(kc, "%load_ext nbgov")
+        first = _entry_comms(_execute(kc, "a = 1"))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    renamed = tmp_path / "final.ipynb"
+    km, kc = _start_kernel(renamed)
+    try:
+        _execute(kc, "%load_ext nbgov")  # the cell that loads nbgov is not recorded; then the sidebar speaks
+        reply = _tell_path(kc, {"path": "final.ipynb", "previous": "final.ipynb", "sidecar": ".nbgov/draft.jsonl"})
+        assert reply["sidecar"] == ".nbgov/final.jsonl"
+        assert not (tmp_path / ".nbgov" / "draft.jsonl").exists()
+        later = _entry_comms(_execute(kc, "b = 2"))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    from nbgov.lineage.store import read_entries, verify_chain
+
+    entries, problems = read_entries(tmp_path / ".nbgov" / "final.jsonl")
+    assert problems == [] and verify_chain(entries) == []
+    assert entries[len(first) - 1]["hash"] == first[-1]["hash"] and later[0]["seq"] > first[-1]["seq"]
+
+
+def test_path_messages_that_do_not_describe_this_notebook_are_ignored(tmp_path: Path) -> None:
+    current = str(tmp_path / "nb.ipynb")
+    assert delivery.moved_notebook(current, {"path": "x/other.ipynb", "previous": "x/nb.ipynb"}, "/") == str(
+        tmp_path / "other.ipynb")
+    for data in (
+        {"path": "other.ipynb", "previous": "someone-else.ipynb"},  # not the notebook this kernel records
+        {"path": "evil.txt", "previous": "nb.ipynb"},
+        {"path": "bad\0.ipynb", "previous": "nb.ipynb"},
+        {"path": 3, "previous": "nb.ipynb"},
+        {"previous": "nb.ipynb"},
+    ):
+        assert delivery.moved_notebook(current, data, "/") is None, data
+    # an orphan must be a plain .nbgov/<name>.jsonl of this folder whose notebook is gone
+    (tmp_path / "alive.ipynb").write_text("{}")
+    for named in ("../x.jsonl", ".nbgov/../../etc/passwd", "/etc/passwd", ".nbgov/alive.jsonl",
+                  ".nbgov/nb.jsonl", ".nbgov/sub/x.jsonl", 5):
+        assert delivery.orphan_sidecar(current, {"sidecar": named}) is None, named
+    assert delivery.orphan_sidecar(current, {"sidecar": ".nbgov/gone.jsonl"}) == tmp_path / ".nbgov" / "gone.jsonl"

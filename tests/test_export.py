@@ -122,3 +122,76 @@ def test_graph_as_dot_and_as_svg(recorded: Path, tmp_path: Path, monkeypatch: py
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert any("total = sum" in t for t in texts) and "rows" in texts and "in.csv" in texts
+
+
+@pytest.fixture(scope="module")
+def with_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A notebook in the shape of the skl2onnx documentation examples: fit, register, score,
+    refit and register again."""
+    folder = tmp_path_factory.mktemp("export-models")
+    return record(
+        folder / "churn.ipynb",
+        "%load_ext nbgov",
+        "import numpy as np, pandas as pd\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "rng = np.random.default_rng(0)\n"
+        "customers = pd.DataFrame({'age': rng.uniform(20, 80, 50), 'income': rng.uniform(1, 9, 50)})\n"
+        "clf = LogisticRegression().fit(customers, customers['age'] > 50)",
+        "%%sqlml\nCREATE MODEL churn FROM $clf",
+        "%%sqlml -o scored\nSELECT age, predict(churn, age, income) AS p FROM customers",
+        "clf = LogisticRegression(C=0.01).fit(customers, customers['income'] > 5)",
+        "%%sqlml\nCREATE OR REPLACE MODEL churn FROM $clf",
+    )
+
+
+def _datasets(event: dict[str, Any], side: str, namespace: str) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in event[side] if d["namespace"] == namespace}
+
+
+def test_models_are_output_datasets_of_the_registering_run_and_inputs_of_the_scoring_run(
+    with_models: Path,
+) -> None:
+    result = invoke("export", with_models, "--format", "openlineage-json")
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.output)
+    assert isinstance(events, list) and [rebuild(e) for e in events]
+    bodies = executions(with_models)
+    by_code = {b["code"].splitlines()[1] if b["code"].startswith("%%") else b["code"]: e
+               for b, e in zip(bodies, events)}
+    create = by_code["CREATE MODEL churn FROM $clf"]
+    score = by_code["SELECT age, predict(churn, age, income) AS p FROM customers"]
+    again = by_code["CREATE OR REPLACE MODEL churn FROM $clf"]
+    created = _datasets(create, "outputs", "nbgov-model")["churn"]
+    assert _datasets(create, "inputs", "nbgov-model") == {}
+    scored = _datasets(score, "inputs", "nbgov-model")["churn"]
+    assert _datasets(score, "outputs", "nbgov-model") == {}
+    sha1 = next(m["sha256"] for b in bodies for m in b["models"] if m["role"] == "output" and m["version"] == 1)
+    assert created["facets"]["version"]["datasetVersion"] == scored["facets"]["version"]["datasetVersion"] == sha1
+    assert created["facets"]["nbgov_model"]["version"] == 1 and created["facets"]["nbgov_model"]["onnxProducer"]
+    v2 = _datasets(again, "outputs", "nbgov-model")["churn"]
+    assert v2["facets"]["nbgov_model"]["version"] == 2 and v2["facets"]["version"]["datasetVersion"] != sha1
+    # the notebook frame the SELECT read is the variable, with its content version
+    assert "customers" in _datasets(score, "inputs", "nbgov://churn.ipynb")
+    assert "Out[" not in " ".join(_datasets(create, "outputs", "nbgov://churn.ipynb"))
+    lines = invoke("export", with_models, "--format", "openlineage").output.splitlines()
+    assert [json.loads(line) for line in lines] == events, "JSON Lines and the array carry the same events"
+
+
+def test_prov_uses_and_generates_models_by_role(with_models: Path) -> None:
+    doc = json.loads(invoke("export", with_models, "--format", "prov").output)
+    bodies = executions(with_models)
+    create, score = (next(b for b in bodies if text in b["code"]) for text in ("CREATE MODEL", "SELECT age"))
+    generated = {(g["prov:entity"], g["prov:activity"]) for g in doc["wasGeneratedBy"].values()}
+    used = {(u["prov:activity"], u["prov:entity"]) for u in doc["used"].values()}
+    assert ("model:churn/1", f"run:{create['id']}") in generated
+    assert (f"run:{score['id']}", "model:churn/1") in used
+    assert (f"run:{create['id']}", "model:churn/1") not in used
+    informed = {(i["prov:informed"], i["prov:informant"]) for i in doc["wasInformedBy"].values()}
+    assert (f"run:{score['id']}", f"run:{create['id']}") in informed
+    assert doc["entity"]["model:churn/1"]["nbgov:sha256"] == create["models"][0]["sha256"]
+
+
+def test_export_help_documents_the_formats() -> None:
+    text = invoke("export", "--help").output
+    for phrase in ("JSON Lines", "openlineage-json", "one JSON array", "nbgov-model", "PROV-JSON"):
+        assert phrase in text

@@ -1,7 +1,8 @@
-"""Files opened by native code (pyarrow, polars, DuckDB) are recorded from the paths a cell names.
+"""Files opened by native code (pyarrow, polars, DuckDB) are recorded when they are opened.
 
 Python's audit hook sees only ``open`` calls made through Python; these tests use
 readers and writers that bypass it, through a real IPython shell with ``%load_ext nbgov``.
+A file is an input only when it was opened: naming it is not reading it.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import pandas as pd
 import xxhash
 from IPython.core.interactiveshell import InteractiveShell
 
+from nbgov.lineage import native_files
 from nbgov.lineage.analysis import analyze
-from nbgov.lineage.files import PathProbe
+from nbgov.lineage.files import FileHasher
+from nbgov.lineage.native_files import NativeWatch, PathProbe
 from nbgov.lineage.recorder import Recorder
-from nbgov.lineage.stale import stale_records
+from nbgov.lineage.stale import stale_flags
 
 
 def run(shell: InteractiveShell, code: str) -> dict[str, Any]:
     result = shell.run_cell(code, store_history=True)
     result.raise_error()
-    return recorder(shell).records[-1]["body"]
+    return dict(recorder(shell).records[-1].raw["body"])
 
 
 def recorder(shell: InteractiveShell) -> Recorder:
@@ -76,39 +79,18 @@ def test_a_file_rewritten_natively_between_cells_makes_its_reader_stale(
     run(shell, "import pandas as pd\npd.DataFrame({'a': [1]}).to_parquet('in.parquet')")
     reader = run(shell, "total = int(pd.read_parquet('in.parquet')['a'].sum())")
     rec = recorder(shell)
-    assert reader["id"] not in stale_records(rec.entries())
+    assert reader["id"] not in stale_flags(rec.entries(), FileHasher())
     # rewritten by a recorded cell: the reader is stale because of that cell
     writer = run(shell, "pd.DataFrame({'a': [5, 6]}).to_parquet('in.parquet')")
     assert files(writer) == [("in.parquet", "write")]
-    reasons = stale_records(rec.entries())[reader["id"]]
-    assert len(reasons) == 1 and reasons[0].startswith("file in.parquet rewritten by")
-    # rewritten behind the notebook's back: the latest writer's readers see it on disk
+    reasons = stale_flags(rec.entries(), FileHasher())[reader["id"]]
+    assert reasons == [f"file in.parquet rewritten by [{writer['execution_count']}]"]
+    # run again, it reads the new content: that run is not stale
     again = run(shell, "total = int(pd.read_parquet('in.parquet')['a'].sum())")
-    assert stale_records(rec.entries()).get(again["id"]) is None
+    assert again["id"] not in stale_flags(rec.entries(), FileHasher())
+    # rewritten behind the notebook's back: seen on disk
     pd.DataFrame({"a": [7, 8, 9]}).to_parquet(tmp_path / "in.parquet")
-    assert stale_records(rec.entries())[again["id"]] == ["file in.parquet changed on disk since read"]
-
-
-def test_strings_that_are_not_existing_files_record_nothing(shell: InteractiveShell, tmp_path: Path) -> None:
-    (tmp_path / "folder").mkdir()
-    body = run(
-        shell,
-        "label = 'missing.parquet'\n"
-        "cols = ['a', 'b', 'folder', 'http://example.com/x.csv', 'x' * 5000]\n"
-        "note = 'line one\\nline two'\n"
-        "text = f'{label} not here'",
-    )
-    assert body["files"] == []
-    body = run(shell, "n = len(label) + len(cols)")
-    assert body["files"] == []
-
-
-def test_nbgov_own_files_are_not_files_of_the_notebook(shell: InteractiveShell, tmp_path: Path) -> None:
-    run(shell, "x = 1")  # creates the sidecar
-    sidecar = ".nbgov/test.jsonl"
-    assert (tmp_path / sidecar).is_file()
-    body = run(shell, f"name = '{sidecar}'\nsize = len(name)")
-    assert body["files"] == []
+    assert stale_flags(rec.entries(), FileHasher())[again["id"]] == ["file in.parquet changed on disk since read"]
 
 
 def test_numpy_save_and_load(shell: InteractiveShell, tmp_path: Path) -> None:
@@ -128,8 +110,9 @@ def test_duckdb_outside_sqlml_reads_and_writes(shell: InteractiveShell, tmp_path
         "con = duckdb.connect()\n"
         "con.sql(\"COPY (SELECT v * 2 AS v FROM 'src.parquet') TO 'dst.parquet' (FORMAT parquet)\")",
     )
-    # the whole statement is one string; the file names inside it are not separate constants
-    assert body["files"] == []
+    # the file names are inside one SQL string, yet DuckDB opened both: the OS saw it
+    assert sorted(files(body)) == [("dst.parquet", "write"), ("src.parquet", "read")]
+    assert {f["path"]: f["hash"] for f in body["files"]}["src.parquet"] == digest(tmp_path / "src.parquet")
     body = run(
         shell,
         "src, dst = 'src.parquet', 'dst2.parquet'\n"
@@ -138,16 +121,78 @@ def test_duckdb_outside_sqlml_reads_and_writes(shell: InteractiveShell, tmp_path
     assert sorted(files(body)) == [("dst2.parquet", "write"), ("src.parquet", "read")]
 
 
-def test_the_probe_is_bounded_and_skips_what_it_ignores(tmp_path: Path) -> None:
+def test_polars_and_pyarrow_reads_in_a_named_folder_and_in_the_working_folder(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"a": [1.5, 2.5]}).to_parquet(tmp_path / "data" / "part.parquet")
+    pd.DataFrame({"a": [3]}).to_parquet(tmp_path / "local.parquet")
+    body = run(shell, "import polars as pl\nframe = pl.read_parquet('data/part.parquet')")
+    assert files(body) == [("data/part.parquet", "read")]
+    assert body["files"][0]["hash"] == digest(tmp_path / "data" / "part.parquet")
+    # a name the code builds at run time: the working folder is always watched
+    body = run(shell, "import pyarrow.parquet as pq\nt = pq.read_table(''.join(['loc', 'al.parquet']))")
+    assert files(body) == [("local.parquet", "read")]
+
+
+def test_naming_a_file_is_not_reading_it(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "out.txt").write_text("already here")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "table.parquet").write_bytes(b"PAR1")
+    body = run(shell, "fname = 'out.txt'\nfolder = 'data/table.parquet'\nlabel = fname.upper()")
+    assert body["files"] == []
+    body = run(shell, "size = len(fname) + len(folder)")
+    assert body["files"] == []
+
+
+def test_strings_that_are_not_existing_files_record_nothing(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    body = run(
+        shell,
+        "label = 'missing.parquet'\n"
+        "cols = ['a', 'b', 'folder', 'http://example.com/x.csv', 'x' * 5000]\n"
+        "note = 'line one\\nline two'\n"
+        "text = f'{label} not here'",
+    )
+    assert body["files"] == []
+    body = run(shell, "n = len(label) + len(cols)")
+    assert body["files"] == []
+
+
+def test_nbgov_own_files_and_notebooks_are_not_files_of_the_notebook(shell: InteractiveShell, tmp_path: Path) -> None:
+    run(shell, "x = 1")  # creates the sidecar
+    sidecar = ".nbgov/test.jsonl"
+    assert (tmp_path / sidecar).is_file()
+    body = run(shell, f"name = '{sidecar}'\nsize = len(name)")
+    assert body["files"] == []
+
+
+def test_system_files_read_by_libraries_are_not_data(shell: InteractiveShell) -> None:
+    body = run(shell, "import platform\nrelease = platform.freedesktop_os_release().get('ID', '')")
+    assert body["files"] == []  # /etc/os-release: the interpreter's and libraries' own reading
+
+
+def test_without_inotify_writes_are_still_seen_and_the_record_says_reads_are_not(
+    shell: InteractiveShell, tmp_path: Path, monkeypatch: Any
+) -> None:
+    rec = recorder(shell)
+    monkeypatch.setattr(native_files, "open_inotify", lambda: None)
+    rec._native = NativeWatch(rec._watcher.ignored)  # noqa: SLF001 - as on a system without inotify
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "in.parquet")
+    body = run(shell, "import pyarrow.parquet as pq\nt = pq.read_table('in.parquet')\npq.write_table(t, 'out.parquet')")
+    assert files(body) == [("out.parquet", "write")]
+    assert native_files.NO_INOTIFY in body["notes"]
+
+
+def test_the_fallback_probe_is_bounded_skips_what_it_ignores_and_claims_only_writes(tmp_path: Path) -> None:
     for i in range(80):
         (tmp_path / f"f{i}.csv").write_text("x")
-    mentions = [f"f{i}.csv" for i in range(80)]
-    probe = PathProbe.start(mentions, lambda p: p.endswith("f0.csv"), cwd=str(tmp_path), limit=64)
+    paths = [str(tmp_path / f"f{i}.csv") for i in range(80)]
+    probe = PathProbe.start(paths, lambda p: p.endswith("f0.csv"), limit=64)
     assert probe is not None
-    assert len(probe.paths) == 64 and str(tmp_path / "f0.csv") not in probe.paths
+    assert len(probe.before) == 64 and str(tmp_path / "f0.csv") not in probe.before
     (tmp_path / "f5.csv").write_text("changed")
-    modes = {Path(e.abspath).name: e.mode for e in probe.events()}
-    assert modes["f5.csv"] == "write" and modes["f1.csv"] == "read" and len(modes) == 64
+    assert [(Path(e.abspath).name, e.mode) for e in probe.writes()] == [("f5.csv", "write")]
     assert PathProbe.start([], lambda p: False) is None
 
 
@@ -179,13 +224,14 @@ def test_a_failing_native_check_is_one_warning_line_and_the_record_is_kept(
 ) -> None:
     (tmp_path / "in.csv").write_text("a\n1\n")
 
-    def broken(self: PathProbe) -> list[Any]:
-        raise OSError("stat exploded")
+    def broken(self: NativeWatch) -> list[Any]:
+        raise OSError("inotify exploded")
 
-    monkeypatch.setattr(PathProbe, "events", broken)
+    monkeypatch.setattr(NativeWatch, "stop", broken)
     result = shell.run_cell("name = 'in.csv'\nanswer = 42", store_history=True)
     assert result.success and shell.user_ns["answer"] == 42
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and "native file check skipped: OSError: stat exploded" in err[0]
-    body = recorder(shell).records[-1]["body"]
+    assert len(err) == 1 and "native file opens not recorded: OSError: inotify exploded" in err[0]
+    body = dict(recorder(shell).records[-1].raw["body"])
     assert body["status"] == "ok" and [w["name"] for w in body["writes"]] == ["answer", "name"]
+    assert "native file opens not recorded: OSError: inotify exploded" in body["notes"]

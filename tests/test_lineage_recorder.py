@@ -15,7 +15,8 @@ import xxhash
 
 from nbgov.lineage import files as files_mod
 from nbgov.lineage import recorder as recorder_mod
-from nbgov.lineage.stale import stale_cells, stale_records
+from nbgov.lineage.files import FileHasher
+from nbgov.lineage.stale import StaleTracker, stale_cells, stale_flags
 from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
 from tests.fixtures.lineage import (
     FullDisk,
@@ -59,10 +60,11 @@ def test_out_of_order_reexecution_and_edited_cells(recording: RecordingShell) ->
     assert r[1]["reads"][0]["source"] == r[0]["id"]
     assert r[3]["reads"][0]["source"] == r[2]["id"]  # the execution that *last* wrote x
     assert r[1]["reads"][0]["fingerprint"]["hash"] != r[3]["reads"][0]["fingerprint"]["hash"]
-    stale = recording.rec.stale(now_files=False)
-    assert stale[r[1]["id"]] == ["input x rewritten by [3]"]
-    assert r[3]["id"] not in stale
-    assert stale_cells(recording.rec.entries(), now_files=False) == {}  # latest runs are fresh
+    assert recording.rec.stale(now_files=False) == {}, "latest runs are fresh; the first B run is superseded"
+    tracker = StaleTracker(recording.rec.entries())
+    assert tracker.reasons(r[1]["id"]) == ["input x rewritten by [3]"]
+    assert tracker.reasons(r[3]["id"]) == []
+    assert stale_cells(recording.rec.entries()) == {}
 
 
 def test_a_cell_is_stale_when_its_input_is_rewritten_and_staleness_flows_downstream(
@@ -73,7 +75,7 @@ def test_a_cell_is_stale_when_its_input_is_rewritten_and_staleness_flows_downstr
     run("mid = base * 2", cell_id="B")
     run("top = mid + 1", cell_id="C")
     run("base = 11", cell_id="D")
-    cells = stale_cells(recording.rec.entries(), now_files=False)
+    cells = stale_cells(recording.rec.entries())
     assert cells == {"B": ["input base rewritten by [4]"], "C": ["input mid comes from stale [2]"]}
 
 
@@ -138,9 +140,9 @@ def test_files_read_and_written_with_size_hash_and_source(recording: RecordingSh
     assert [(f["path"], f["hash"], f["source"]) for f in reads] == [
         ("data.txt", xxhash.xxh3_128_hexdigest(content), w["id"])
     ]
-    assert stale_records(recording.rec.entries()) == {}
+    assert stale_flags(recording.rec.entries(), FileHasher()) == {}
     (tmp_path / "data.txt").write_text("a,b\n9,9\n")
-    assert stale_records(recording.rec.entries())[r["id"]] == ["file data.txt changed on disk since read"]
+    assert stale_flags(recording.rec.entries(), FileHasher())[r["id"]] == ["file data.txt changed on disk since read"]
 
 
 def test_imports_and_the_interpreter_are_not_files_of_the_notebook(recording: RecordingShell) -> None:
@@ -168,11 +170,12 @@ def test_session_entry_sidecar_location_chain_and_schema(
     rec = recording.rec
     assert rec.store is not None and rec.store.path == tmp_path / ".nbgov" / "test.jsonl"
     on_disk = read_sidecar(rec.store.path)
-    assert on_disk == rec.entries()
+    assert on_disk == [e.raw for e in rec.entries()]
     assert [e["kind"] for e in on_disk] == ["session", "execution", "execution"]
     session = on_disk[0]["body"]
     assert session["session"] == rec.session_id and session["notebook"] == str(tmp_path / "test.ipynb")
     assert session["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert "hash_seed" in session
     assert session["cwd"] == str(tmp_path)
     assert session["packages"]["IPython"]
     assert verify_chain(on_disk) == []
@@ -204,17 +207,17 @@ def test_notebook_name_falls_back_to_untitled_in_the_cwd(bare_shell: Any, tmp_pa
     try:
         bare_shell.run_cell("q = 1", store_history=True)
         assert rec.store is not None and rec.store.path == tmp_path / ".nbgov" / "untitled.jsonl"
-        assert rec.session_entry is not None and rec.session_entry["body"]["notebook"] is None
+        assert rec.session_entry is not None and rec.session_entry.raw["body"]["notebook"] is None
     finally:
         rec.uninstall()
 
 
 def test_subscribers_get_every_entry_in_order_and_can_leave(recording: RecordingShell) -> None:
-    seen: list[dict[str, Any]] = []
+    seen: list[Any] = []
     unsubscribe = recording.rec.subscribe(seen.append)
     recording.run("a = 1")
     recording.run("b = a")
-    assert [e["kind"] for e in seen] == ["session", "execution", "execution"]
+    assert [e.kind for e in seen] == ["session", "execution", "execution"]
     assert seen[1:] == recording.rec.records and seen[0] == recording.rec.session_entry
     unsubscribe()
     recording.run("c = b")
@@ -224,7 +227,7 @@ def test_subscribers_get_every_entry_in_order_and_can_leave(recording: Recording
 def test_record_is_on_disk_before_the_cell_returns(recording: RecordingShell) -> None:
     seen_on_disk: list[int] = []
 
-    def check(entry: dict[str, Any]) -> None:
+    def check(entry: Any) -> None:
         assert recording.rec.store is not None
         seen_on_disk.append(len(read_sidecar(recording.rec.store.path)))
 
@@ -270,14 +273,14 @@ def test_a_read_only_folder_is_one_warning_line_and_records_stay_in_memory(
     rec = recorder_mod.Recorder(bare_shell, notebook=notebook)
     rec.register()
     try:
-        seen: list[dict[str, Any]] = []
+        seen: list[Any] = []
         rec.subscribe(seen.append)
         result = bare_shell.run_cell("7 * 6", store_history=True)
         assert result.success and result.result == 42
         line = _one_warning(capsys.readouterr().err)
         assert "lineage not saved" in line and "nb.jsonl" in line
-        assert [e["kind"] for e in seen] == ["session", "execution"]  # the sidebar still gets them
-        assert verify_chain(seen) == []
+        assert [e.kind for e in seen] == ["session", "execution"]  # the sidebar still gets them
+        assert verify_chain([e.raw for e in seen]) == []
     finally:
         rec.uninstall()
 
@@ -305,7 +308,7 @@ def test_a_full_disk_is_one_warning_line_no_torn_log_and_recording_resumes(
 
 
 def test_a_failing_subscriber_is_one_warning_line(recording: RecordingShell, capsys: pytest.CaptureFixture[str]) -> None:
-    def bad(entry: dict[str, Any]) -> None:
+    def bad(entry: Any) -> None:
         raise RuntimeError("frontend gone")
 
     recording.rec.subscribe(bad)
@@ -370,17 +373,21 @@ def test_sql_reports_become_reads_files_models_and_statements(
     body = recording.body()
     assert body["status"] == "ok", body["error"]
     assert {r["name"]: r["source"] for r in body["reads"]} == {"customers": writer["id"], "limit": writer["id"]}
+    customers_fp = body["reads"][0]["fingerprint"]
     assert body["sql"] == [
         {
             "statement": "SELECT count(*) AS n FROM customers, read_csv('extra.csv')",
             "kind": "select",
+            "engine": "duckdb",
             "tables_read": ["customers"],
             "tables_written": [],
             "files_read": ["extra.csv"],
             "files_written": [],
             "models": ["churn@1"],
+            "tables": [{"name": "customers", "mode": "read", "origin": "notebook", "fingerprint": customers_fp}],
         }
     ]
+    assert customers_fp == writer["writes"][0]["fingerprint"], "the frame read is the value the writer wrote"
     assert body["models"] == [
         {
             "name": "churn",
@@ -389,6 +396,7 @@ def test_sql_reports_become_reads_files_models_and_statements(
             "producer": "skl2onnx",
             "opset": 17,
             "source": None,
+            "role": "input",
         }
     ]
     assert [(f["path"], f["mode"], f["hash"]) for f in body["files"]] == [
@@ -422,9 +430,15 @@ def test_a_later_model_version_makes_users_of_the_old_one_stale(recording: Recor
     recording.run("s1 = 1")
     scoring = recording.body()
     assert scoring["models"][0]["source"] == recording.body(0)["id"]
+    creator = recording.body(0)
+    assert [(f"{m['name']}@{m['version']}", m["role"]) for m in creator["models"]] == [
+        ("churn@1", "output")
+    ]
     report(2, sha2, "create_model")
     recording.run("m2 = 1")
-    assert stale_records(recording.rec.entries())[scoring["id"]] == ["model churn changed: version 2 since [3]"]
+    flags = stale_flags(recording.rec.entries())
+    assert flags[scoring["id"]] == ["model churn changed: version 2 registered by [3]"]
+    assert creator["id"] not in flags, "the cell that created version 1 wrote it: a newer version does not make it stale"
 
 
 def test_records_json_round_trip_through_the_dataclass(recording: RecordingShell) -> None:
@@ -434,7 +448,7 @@ def test_records_json_round_trip_through_the_dataclass(recording: RecordingShell
     body = recording.body()
     assert ExecutionRecord.from_json(body).to_json() == body
     assert recording.rec.session_entry is not None
-    session = recording.rec.session_entry["body"]
+    session = recording.rec.session_entry.raw["body"]
     assert SessionInfo.from_json(session).to_json() == session
     json.dumps(body)  # plain JSON, nothing exotic
 
@@ -499,10 +513,10 @@ def test_imported_code_is_neither_data_nor_a_file_but_a_local_module_file_is(
 def test_subscribers_see_the_entry_already_in_rec_records(recording: RecordingShell) -> None:
     states: list[tuple[str, bool]] = []
 
-    def check(entry: dict[str, Any]) -> None:
+    def check(entry: Any) -> None:
         rec = recording.rec
-        present = entry is rec.session_entry if entry["kind"] == "session" else rec.records[-1] is entry
-        states.append((entry["kind"], present))
+        present = entry is rec.session_entry if entry.kind == "session" else rec.records[-1] is entry
+        states.append((entry.kind, present))
 
     recording.rec.subscribe(check)
     recording.run("a = 1")
@@ -521,7 +535,7 @@ def test_a_lost_post_run_cell_does_not_stop_recording(recording: RecordingShell)
 
     recording.rec.pre_run_cell(ExecutionInfo("lost = 1", False, False, True, None))  # no post ever comes
     recording.run("after = 2")
-    assert [r["body"]["code"] for r in recording.rec.records] == ["after = 2"]
+    assert [r.raw["body"]["code"] for r in recording.rec.records] == ["after = 2"]
 
 
 def test_two_recorded_shells_keep_their_own_files(tmp_path: Path) -> None:
@@ -534,8 +548,8 @@ def test_two_recorded_shells_keep_their_own_files(tmp_path: Path) -> None:
     try:
         first.run_cell(f"open({str(tmp_path / 'one.txt')!r}, 'w').close()", store_history=True)
         second.run_cell(f"open({str(tmp_path / 'two.txt')!r}, 'w').close()", store_history=True)
-        assert [f["path"] for f in recs[0].records[-1]["body"]["files"]] == [str(tmp_path / "one.txt")]
-        assert [f["path"] for f in recs[1].records[-1]["body"]["files"]] == [str(tmp_path / "two.txt")]
+        assert [f["path"] for f in recs[0].records[-1].raw["body"]["files"]] == [str(tmp_path / "one.txt")]
+        assert [f["path"] for f in recs[1].records[-1].raw["body"]["files"]] == [str(tmp_path / "two.txt")]
     finally:
         for rec in recs:
             rec.uninstall()
@@ -571,8 +585,8 @@ def test_stale_answers_follow_the_sidecar_without_rereading_it(
     store = recording.rec.store
     assert store is not None
     on_disk = read_sidecar(store.path)
-    assert recording.rec.stale(now_files=False) == stale_records(on_disk, now_files=False)
-    assert recording.rec.stale(now_files=True) == stale_records(on_disk, now_files=True)
+    assert recording.rec.stale(now_files=False) == stale_flags(on_disk)
+    assert recording.rec.stale(now_files=True) == stale_flags(on_disk, FileHasher())
     assert recording.rec.stale(now_files=False), "base was rewritten: something is stale"
     assert reads[0] == 1, "own appends are followed in memory, never by reading the file again"
 
@@ -589,21 +603,56 @@ def test_an_append_by_another_writer_makes_stale_read_the_sidecar_again(
     assert store is not None
     other = SidecarStore(store.path, background_fsync=False)  # e.g. a second kernel on this notebook
     try:
-        body = dict(recording.body(0), id="other:1", execution_count=1, reads=[])
+        first = recording.body(0)
+        rewrite = dict(first["writes"][0], fingerprint=dict(first["writes"][0]["fingerprint"], hash="9" * 32))
+        other_session = "f" * 32
+        body = dict(first, session=other_session, id=f"{other_session}:1", execution_count=1, reads=[],
+                    writes=[rewrite])
         other.append("execution", body)
     finally:
         other.close()
     stale = recording.rec.stale(now_files=False)
     assert stale[reader] == ["input x rewritten by [1]"]
-    assert stale == stale_records(read_sidecar(store.path), now_files=False)
+    assert stale == stale_flags(read_sidecar(store.path))
     assert reads[0] == 2
     recording.run("z = y")  # after a foreign append, our own next append is not assumed to be the only change
-    assert recording.rec.stale(now_files=False) == stale_records(read_sidecar(store.path), now_files=False)
+    assert recording.rec.stale(now_files=False) == stale_flags(read_sidecar(store.path))
 
 
 def test_session_stale_is_this_sessions_answer_kept_current(recording: RecordingShell) -> None:
     assert recording.rec.session_stale() == {}
     for code in ["a = 1", "b = a + 1", "c = b + 1", "a = 2", "d = c", "b = a"]:
         recording.run(code)
-        assert recording.rec.session_stale() == stale_records(recording.rec.entries(), now_files=False)
+        assert recording.rec.session_stale() == stale_flags(recording.rec.entries())
     assert set(recording.rec.session_stale()) == {recording.body(i)["id"] for i in (1, 2, 4)}
+
+
+def test_the_displayed_result_is_fingerprinted_like_a_written_value(recording: RecordingShell) -> None:
+    recording.run("import numpy as np\nrng = np.random.default_rng()")
+    recording.run("rng.random(3)", cell_id="draw")
+    first = recording.body()["result"]
+    recording.run("rng.random(3)", cell_id="draw")
+    second = recording.body()["result"]
+    assert first["kind"] == second["kind"] == "numpy.ndarray" and first["weak"] is False
+    assert first["hash"] != second["hash"], "an unseeded draw shows up in Out[n]"
+    recording.run("total = 41 + 1\ntotal")
+    body = recording.body()
+    assert body["result"] == body["writes"][0]["fingerprint"], "the same object: one fingerprint"
+    recording.run("total")
+    assert recording.body()["result"] == body["writes"][0]["fingerprint"]
+    recording.run("total;")
+    assert recording.body()["result"] is None, "a suppressed result is not displayed"
+    recording.run("quiet = 1")
+    assert recording.body()["result"] is None
+
+
+def test_a_change_made_through_another_name_is_a_write_of_both(recording: RecordingShell) -> None:
+    recording.run("a = [1, 2]\nconfig = {'layers': [3]}")
+    recording.run("b = a\nlayers = config['layers']")
+    recording.run("b.append(3)")
+    assert writes(recording.body()) == {"a": True, "b": True}
+    recording.run("layers.append(4)")
+    assert writes(recording.body()) == {"config": True, "layers": True}
+    recording.run("total = len(a)")
+    body = recording.body()
+    assert {r["name"]: r["source"] for r in body["reads"]} == {"a": recording.body(-3)["id"]}

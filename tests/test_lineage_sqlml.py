@@ -18,7 +18,7 @@ def _recorder(shell: Any) -> Recorder:
 def _run(shell: Any, code: str) -> dict[str, Any]:
     result = shell.run_cell(code, store_history=True)
     assert result.success, result.error_in_exec or result.error_before_exec
-    return _recorder(shell).records[-1]["body"]
+    return dict(_recorder(shell).records[-1].raw["body"])
 
 
 def test_sqlml_cells_record_models_frames_results_and_files(shell: Any, tmp_path: Path, lineage_schema: Any) -> None:
@@ -28,15 +28,20 @@ def test_sqlml_cells_record_models_frames_results_and_files(shell: Any, tmp_path
     assert {r["name"]: r["source"] for r in create["reads"]} == {"clf": fit["id"]}
     assert [(s["kind"], s["models"]) for s in create["sql"]] == [("create_model", ["churn@1"])]
     (model,) = create["models"]
-    assert (model["name"], model["version"], model["producer"]) == ("churn", 1, "skl2onnx")
+    assert (model["name"], model["version"], model["producer"], model["role"]) == ("churn", 1, "skl2onnx", "output")
     assert len(model["sha256"]) == 64 and isinstance(model["opset"], int)
 
     score = _run(shell, "%%sqlml -o scored\nSELECT age, predict(churn, age, income) AS p FROM customers")
     assert {r["name"]: r["source"] for r in score["reads"]} == {"customers": frame["id"]}
     assert [(w["name"], w["mutated"]) for w in score["writes"]] == [("scored", False)]
     assert score["writes"][0]["fingerprint"]["summary"] == "3×2"
-    assert [(m["name"], m["version"], m["source"]) for m in score["models"]] == [("churn", 1, create["id"])]
+    assert [(m["name"], m["version"], m["source"], m["role"]) for m in score["models"]] == [
+        ("churn", 1, create["id"], "input")
+    ]
     assert [s["kind"] for s in score["sql"]] == ["select"]
+    (table,) = score["sql"][0]["tables"]
+    assert (table["name"], table["mode"], table["origin"]) == ("customers", "read", "notebook")
+    assert table["fingerprint"] == frame["writes"][0]["fingerprint"], "the frame's content, as its writer left it"
 
     wrote = _run(shell, "customers.to_csv('c.csv', index=False)")
     counted = _run(shell, "%%sqlml -o n\nSELECT count(*) AS n FROM read_csv('c.csv')")
@@ -49,10 +54,35 @@ def test_sqlml_cells_record_models_frames_results_and_files(shell: Any, tmp_path
     _run(shell, "clf = LogisticRegression(C=0.01).fit(customers, [1, 0, 1])")
     recreate = _run(shell, "%%sqlml\nCREATE OR REPLACE MODEL churn FROM $clf")
     assert [m["version"] for m in recreate["models"]] == [2]
+    assert [m["role"] for m in recreate["models"]] == ["output"]
     stale = rec.stale(now_files=True)
-    assert f"model churn changed: version 2 since [{recreate['execution_count']}]" in stale[score["id"]]
-    assert create["id"] in stale  # the old registration is superseded too
+    assert stale[score["id"]] == [f"model churn changed: version 2 registered by [{recreate['execution_count']}]"]
+    # the first registration is stale because its input clf was rewritten, not because of version 2
+    assert stale[create["id"]] == [f"input clf rewritten by [{recreate['execution_count'] - 1}]"]
+    assert recreate["id"] not in stale
     entries = rec.store.entries() if rec.store else []
     assert verify_chain(entries) == []
     for entry in entries:
         lineage_schema.validate(entry)
+
+
+def test_tables_sqlml_writes_carry_their_content_and_their_readers_go_stale(shell: Any) -> None:
+    _run(shell, "import pandas as pd\norders = pd.DataFrame({'id': [1, 2, 3], 'amount': [10.0, 20.0, 30.0]})")
+    made = _run(shell, "%%sqlml\nCREATE TABLE big_orders AS SELECT * FROM orders WHERE amount > 15")
+    (written,) = [t for t in made["sql"][0]["tables"] if t["mode"] == "write"]
+    assert (written["name"], written["origin"]) == ("big_orders", "database")
+    assert written["fingerprint"]["weak"] is False and len(written["fingerprint"]["hash"]) == 32
+    assert written["fingerprint"]["summary"] == "2 rows"
+    (frame,) = [t for t in made["sql"][0]["tables"] if t["mode"] == "read"]
+    assert (frame["name"], frame["origin"]) == ("orders", "notebook") and frame["fingerprint"]["hash"]
+    reader = _run(shell, "%%sqlml -o total\nSELECT sum(amount) AS s FROM big_orders")
+    assert [(t["name"], t["origin"], t["mode"]) for t in reader["sql"][0]["tables"]] == [
+        ("big_orders", "database", "read")
+    ]
+    rec = _recorder(shell)
+    assert reader["id"] not in rec.stale(now_files=False)
+    same = _run(shell, "%%sqlml\nUPDATE big_orders SET amount = amount WHERE id = 2")  # same content
+    assert [t["fingerprint"]["hash"] for t in same["sql"][0]["tables"]] == [written["fingerprint"]["hash"]]
+    assert reader["id"] not in rec.stale(now_files=False)
+    changed = _run(shell, "%%sqlml\nUPDATE big_orders SET amount = 0 WHERE id = 2")
+    assert rec.stale(now_files=False)[reader["id"]] == [f"table big_orders rewritten by [{changed['execution_count']}]"]

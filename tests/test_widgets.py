@@ -132,7 +132,9 @@ def test_unload_removes_the_magic_and_stops_the_widgets(shell: InteractiveShell)
 
 
 def test_text_helpers_handle_a_record_without_optional_parts() -> None:
-    body = {"id": "s:1", "execution_count": 1, "code": "", "status": "ok", "started": "bad", "duration_s": None}
-    rows = widgets.timeline_rows([{"kind": "execution", "body": body}], {})
-    assert rows == [("[1]  bad  —  ok  ", "s:1")]
-    assert "code as executed:" in widgets.details_text(body, {}, [])
+    from nbgov.lineage.record import ExecutionRecord
+
+    record = ExecutionRecord("s", 1, None, "", "", "bad", 0.0, "ok")
+    rows = widgets.timeline_rows([record], {})
+    assert rows == [("[1]  bad  0 ms  ok  ", "s:1")]
+    assert "code as executed:" in widgets.details_text(record, {}, [])

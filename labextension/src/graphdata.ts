@@ -118,6 +118,9 @@ function assemble(
     for (const m of e.body.models) {
       const name = `${m.name}@${m.version ?? '?'}`;
       node(`m:${name}`, 'model', name);
+      if (m.role === 'output') {
+        edge(me, `m:${name}`, false); // the execution that registered the version wrote it
+      }
     }
   }
   for (const e of executions) {
@@ -125,7 +128,9 @@ function assemble(
     const uses: [string, string | null][] = [
       ...e.body.reads.map(r => [`v:${r.name}`, r.source] as [string, string | null]),
       ...e.body.files.filter(f => f.mode !== 'write').map(f => [`f:${f.path}`, f.source] as [string, string | null]),
-      ...e.body.models.map(m => [`m:${m.name}@${m.version ?? '?'}`, m.source] as [string, string | null])
+      ...e.body.models
+        .filter(m => m.role === 'input')
+        .map(m => [`m:${m.name}@${m.version ?? '?'}`, m.source] as [string, string | null])
     ];
     for (const [key, source] of uses) {
       if (!nodes.has(key)) {

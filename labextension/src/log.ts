@@ -1,7 +1,12 @@
 /**
  * The lineage log of one notebook, in memory: deduplicated by entry hash, ordered,
- * with the questions the views ask (latest run per cell, stale runs, ancestors).
+ * with the questions the views ask (latest run per cell, ancestors).
  * Pure logic, no JupyterLab imports, so it is unit-tested under plain Node.
+ *
+ * Which runs are stale is not decided here: the one stale rule lives in the kernel
+ * (nbgov/lineage/stale.py). The sidebar shows the kernel's answer, or, with no kernel,
+ * the answer saved in the notebook metadata when the log was last written
+ * (`staleToShow`).
  */
 import { ExecutionEntry, LineageEntry, SessionEntry, StaleMap } from './types';
 
@@ -88,39 +93,6 @@ export class LineageLog {
     return this._executions.filter(e => !e.body.cell_id || latest.get(e.body.cell_id) === e);
   }
 
-  /**
-   * Stale latest runs: an input they read was rewritten later with different content.
-   * (Files and models changing on disk are known only to the kernel; see `withKernelStale`.)
-   */
-  staleFromLog(): StaleMap {
-    const stale: StaleMap = new Map();
-    const index = new Map<ExecutionEntry, number>();
-    this._executions.forEach((e, i) => index.set(e, i));
-    for (const entry of this.currentExecutions()) {
-      const reasons: string[] = [];
-      const start = index.get(entry)! + 1;
-      for (const input of entry.body.reads) {
-        for (let i = start; i < this._executions.length; i++) {
-          const later = this._executions[i];
-          const write = later.body.writes.find(w => w.name === input.name);
-          const deleted = later.body.deletes.includes(input.name);
-          if (deleted) {
-            reasons.push(`input ${input.name} deleted by [${later.body.execution_count ?? '?'}]`);
-            break;
-          }
-          if (write && !sameContent(write.fingerprint, input.fingerprint)) {
-            reasons.push(`input ${input.name} rewritten by [${later.body.execution_count ?? '?'}]`);
-            break;
-          }
-        }
-      }
-      if (reasons.length > 0) {
-        stale.set(entry.body.id, reasons);
-      }
-    }
-    return stale;
-  }
-
   /** Every execution id that the given one depends on, directly or not; nearest first. */
   ancestors(id: string): Set<string> {
     const seen = new Set<string>();
@@ -133,7 +105,7 @@ export class LineageLog {
       const sources = [
         ...entry.body.reads.map(r => r.source),
         ...entry.body.files.map(f => f.source),
-        ...entry.body.models.map(m => m.source)
+        ...entry.body.models.filter(m => m.role === 'input').map(m => m.source)
       ];
       for (const source of sources) {
         if (source && source !== id && !seen.has(source)) {
@@ -146,20 +118,12 @@ export class LineageLog {
   }
 }
 
-function sameContent(a: { hash: string | null; weak: boolean }, b: { hash: string | null; weak: boolean }): boolean {
-  return a.hash !== null && b.hash !== null && !a.weak && !b.weak && a.hash === b.hash;
-}
-
-/** Union of stale reasons computed from the log and those the kernel reported. */
-export function mergeStale(...maps: StaleMap[]): StaleMap {
-  const out: StaleMap = new Map();
-  for (const map of maps) {
-    for (const [id, reasons] of map) {
-      const have = out.get(id) ?? [];
-      out.set(id, [...have, ...reasons.filter(r => !have.includes(r))]);
-    }
-  }
-  return out;
+/**
+ * Stale flags to show: the kernel's latest answer when a kernel has given one (it judges
+ * the whole log, files on disk included), otherwise the flags saved in the notebook.
+ */
+export function staleToShow(kernel: StaleMap | null, saved: StaleMap): StaleMap {
+  return kernel ?? saved;
 }
 
 /** First `n` characters of a hash, for display. */

@@ -7,7 +7,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
-import { LineageLog, mergeStale, sidecarFor } from './log';
+import { LineageLog, sidecarFor, staleToShow } from './log';
 import { Parsed, parseEntry, parseNotebookMeta, parseStale } from './parse';
 import { CELL_SCHEMA, ExecutionEntry, META_KEY, NOTEBOOK_SCHEMA, StaleMap } from './types';
 
@@ -24,16 +24,19 @@ export class NotebookLineageModel implements IDisposable {
   private _selectionChanged = new Signal<this, string | null>(this);
   private _raw = new Map<string, unknown>();
   private _foreign = false;
-  /** Stale flags from the kernel: full check (log reply) and live check (entry messages). */
-  private _fullStale: StaleMap = new Map();
-  private _liveStale: StaleMap = new Map();
-  private _stale: StaleMap | null = null;
+  /** Stale flags from the kernel's one rule (latest message), and as saved in the notebook. */
+  private _kernelStale: StaleMap | null = null;
+  private _savedStale: StaleMap = new Map();
+  private _savedSidecar: string | null = null;
+  private _path: string;
   private _kernel: Kernel.IKernelConnection | null = null;
   private _selected: string | null = null;
   private _disposed = false;
 
   constructor(readonly panel: NotebookPanel) {
+    this._path = panel.context.path;
     panel.sessionContext.kernelChanged.connect(this._onKernelChanged, this);
+    panel.context.pathChanged.connect(this._onPathChanged, this);
     void panel.context.ready.then(() => {
       if (this._disposed) {
         return;
@@ -64,15 +67,9 @@ export class NotebookLineageModel implements IDisposable {
     return this.panel.context.path;
   }
 
-  /** Stale reasons per execution id: from the log itself plus what the kernel reported. */
+  /** Stale reasons per execution id, as the kernel's stale rule gives them (or as saved). */
   stale(): StaleMap {
-    if (this._stale === null) {
-      // A cell is stale, not a superseded run: keep flags of each cell's latest run only.
-      const current = new Set(this.log.currentExecutions().map(e => e.body.id));
-      const merged = mergeStale(this.log.staleFromLog(), this._liveStale, this._fullStale);
-      this._stale = new Map([...merged].filter(([id]) => current.has(id)));
-    }
-    return this._stale;
+    return staleToShow(this._kernelStale, this._savedStale);
   }
 
   select(id: string | null): void {
@@ -138,7 +135,7 @@ export class NotebookLineageModel implements IDisposable {
         const data = msg.content.data as Json;
         if (data && data.type === 'log') {
           const entries = Array.isArray(data.entries) ? data.entries : [];
-          this.receive(data.session ? [data.session, ...entries] : entries, data.stale, true);
+          this.receive(data.session ? [data.session, ...entries] : entries, data.stale);
           if (!comm.isDisposed) {
             comm.close();
           }
@@ -152,9 +149,9 @@ export class NotebookLineageModel implements IDisposable {
 
   /**
    * Take entries from the kernel: validate, deduplicate, persist into metadata, notify.
-   * `stale` is the kernel's map; `full` when it came with a whole-log reply.
+   * `stale` is the kernel's map of the whole log (it replaces the previous one).
    */
-  receive(rawEntries: unknown[], stale?: unknown, full = false): void {
+  receive(rawEntries: unknown[], stale?: unknown): void {
     const parsed: Parsed[] = [];
     let bad = 0;
     for (const raw of rawEntries) {
@@ -170,17 +167,12 @@ export class NotebookLineageModel implements IDisposable {
     }
     const added = this._merge(parsed);
     if (stale !== undefined) {
-      if (full) {
-        this._fullStale = parseStale(stale);
-      } else {
-        this._liveStale = parseStale(stale);
-      }
+      this._kernelStale = parseStale(stale);
     }
-    if (added.length > 0) {
+    if (added.length > 0 || (stale !== undefined && !sameStale(this.stale(), this._savedStale))) {
       this._persist(added);
     }
     if (added.length > 0 || stale !== undefined || bad > 0) {
-      this._stale = null;
       this._changed.emit();
     }
   }
@@ -208,8 +200,9 @@ export class NotebookLineageModel implements IDisposable {
     const meta = parseNotebookMeta(model.getMetadata(META_KEY), NOTEBOOK_SCHEMA);
     this._foreign = meta.foreign;
     this.notices.push(...meta.notices);
+    this._savedStale = meta.stale;
+    this._savedSidecar = meta.sidecar;
     this._merge(meta.entries);
-    this._stale = null;
     this._changed.emit();
   }
 
@@ -220,11 +213,14 @@ export class NotebookLineageModel implements IDisposable {
         this.notices.push('New lineage is shown here but not saved into the notebook (foreign metadata).');
       }
     } else {
+      this._savedStale = this.stale();
+      this._savedSidecar = sidecarFor(this.path);
       model.setMetadata(META_KEY, {
         schema: NOTEBOOK_SCHEMA,
-        sidecar: sidecarFor(this.path),
+        sidecar: this._savedSidecar,
         sessions: this.log.sessions.map(e => this._raw.get(e.hash)) as Json,
-        log: this.log.executions.map(e => this._raw.get(e.hash)) as Json
+        log: this.log.executions.map(e => this._raw.get(e.hash)) as Json,
+        stale: Object.fromEntries(this._savedStale) as Json
       });
     }
     const latest = this.log.latestByCell();
@@ -268,6 +264,42 @@ export class NotebookLineageModel implements IDisposable {
     kernel.connectionStatusChanged.connect(this._onConnection, this);
     kernel.statusChanged.connect(this._onStatus, this);
     this.requestLog();
+    this._adoptOldLog();
+  }
+
+  /** Renamed while no kernel recorded: the log under the old name continues here. */
+  private _adoptOldLog(): void {
+    if (this._savedSidecar !== null && this._savedSidecar !== sidecarFor(this.path)) {
+      this._tellPath({ path: this.path, previous: this.path, sidecar: this._savedSidecar });
+    }
+  }
+
+  /** The notebook was renamed or moved: the kernel records next to it from now on. */
+  private _onPathChanged(): void {
+    const previous = this._path;
+    this._path = this.panel.context.path;
+    this._tellPath({ path: this._path, previous });
+    if (this.log.size > 0) {
+      this._persist([]); // the metadata names the sidecar under the new name
+    }
+  }
+
+  private _tellPath(data: { path: string; previous: string; sidecar?: string }): void {
+    const kernel = this._kernel;
+    if (!kernel || kernel.isDisposed || kernel.connectionStatus !== 'connected') {
+      return;
+    }
+    try {
+      const comm = kernel.createComm(SYNC_TARGET);
+      comm.onMsg = () => {
+        if (!comm.isDisposed) {
+          comm.close();
+        }
+      };
+      comm.open({ type: 'notebook_path', ...data });
+    } catch (err) {
+      console.warn('nbgov: could not tell the kernel the notebook moved', err);
+    }
   }
 
   private _onConnection(_: Kernel.IKernelConnection, status: Kernel.ConnectionStatus): void {
@@ -278,8 +310,8 @@ export class NotebookLineageModel implements IDisposable {
 
   private _onStatus(_: Kernel.IKernelConnection, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting') {
-      this._liveStale = new Map();
-      this._stale = null;
+      this._kernelStale = null; // until the new kernel answers, show what was saved
+      this._changed.emit();
     }
   }
 
@@ -287,6 +319,12 @@ export class NotebookLineageModel implements IDisposable {
     const data = msg.content.data as Json;
     if (data && data.type === 'entry') {
       this.receive([data.entry], data.stale);
+    } else if (data && data.type === 'hello') {
+      this._adoptOldLog(); // nbgov was just loaded in the kernel: before its first record
     }
   };
+}
+
+function sameStale(a: StaleMap, b: StaleMap): boolean {
+  return a.size === b.size && [...a].every(([id, reasons]) => b.get(id)?.join('\n') === reasons.join('\n'));
 }

@@ -109,15 +109,23 @@ function file(x: unknown): FileUse {
   };
 }
 
-function model(x: unknown): ModelUse {
+function model(x: unknown, created: Set<string>): ModelUse {
   const o = obj(x, 'model');
+  const name = str(o.name, 'model.name');
+  const version = optNum(o.version, 'model.version');
+  const role = optStr(o.role, 'model.role');
+  if (role !== null && role !== 'input' && role !== 'output') {
+    throw new Malformed('model.role: expected "input" or "output"');
+  }
   return {
-    name: str(o.name, 'model.name'),
-    version: optNum(o.version, 'model.version'),
+    name,
+    version,
     sha256: optStr(o.sha256, 'model.sha256') ?? '',
     producer: optStr(o.producer, 'model.producer'),
     opset: optNum(o.opset, 'model.opset'),
-    source: optStr(o.source, 'model.source')
+    source: optStr(o.source, 'model.source'),
+    // logs written before roles: a version the record's CREATE MODEL names is its output
+    role: role ?? (created.has(`${name}@${version}`) ? 'output' : 'input')
   };
 }
 
@@ -153,6 +161,8 @@ function executionBody(x: unknown): ExecutionBody {
     const e = obj(o.error, 'error');
     error = { type: str(e.type, 'error.type'), message: optStr(e.message, 'error.message') ?? '' };
   }
+  const statements = list(o.sql, 'sql', sql);
+  const created = new Set(statements.filter(s => s.kind === 'create_model').flatMap(s => s.models));
   return {
     schema: str(o.schema, 'schema'),
     id: str(o.id, 'id'),
@@ -169,8 +179,8 @@ function executionBody(x: unknown): ExecutionBody {
     writes: list(o.writes, 'writes', write),
     deletes: strList(o.deletes, 'deletes'),
     files: list(o.files, 'files', file),
-    models: list(o.models, 'models', model),
-    sql: list(o.sql, 'sql', sql),
+    models: list(o.models, 'models', m => model(m, created)),
+    sql: statements,
     packages_added: packages(o.packages_added)
   };
 }
@@ -217,18 +227,24 @@ export interface ParsedNotebookMeta {
   /** The metadata belongs to something else (or is not an object): never overwrite it. */
   foreign: boolean;
   notices: string[];
+  /** Stale flags the kernel's rule gave when the log was last written. */
+  stale: Map<string, string[]>;
+  /** The sidecar the metadata names (notebook-relative), if any. */
+  sidecar: string | null;
 }
 
 /** Read notebook.metadata.nbgov; malformed or foreign content yields notices, not exceptions. */
 export function parseNotebookMeta(meta: unknown, schema: string): ParsedNotebookMeta {
   if (meta === undefined || meta === null) {
-    return { entries: [], foreign: false, notices: [] };
+    return { entries: [], foreign: false, notices: [], stale: new Map(), sidecar: null };
   }
   if (!isObj(meta) || meta.schema !== schema) {
     return {
       entries: [],
       foreign: true,
-      notices: [`Notebook metadata "nbgov" is not an ${schema} log; it was ignored and is left untouched.`]
+      notices: [`Notebook metadata "nbgov" is not an ${schema} log; it was ignored and is left untouched.`],
+      stale: new Map(),
+      sidecar: null
     };
   }
   const entries: Parsed[] = [];
@@ -257,7 +273,8 @@ export function parseNotebookMeta(meta: unknown, schema: string): ParsedNotebook
   if (bad > 0) {
     notices.push(`${bad} malformed lineage entr${bad === 1 ? 'y' : 'ies'} ignored (first: ${firstProblem}).`);
   }
-  return { entries, foreign: false, notices };
+  const sidecar = typeof meta.sidecar === 'string' ? meta.sidecar : null;
+  return { entries, foreign: false, notices, stale: parseStale(meta.stale), sidecar };
 }
 
 /** Stale reasons sent by the kernel ({id: [reason]}); anything else yields an empty map. */

@@ -38,6 +38,8 @@ export interface ModelUse {
   producer: string | null;
   opset: number | null;
   source: string | null;
+  /** 'output': this execution registered the version; 'input': it scored or described it. */
+  role: 'input' | 'output';
 }
 
 export interface SqlUse {

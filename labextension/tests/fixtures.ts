@@ -1,5 +1,5 @@
 /** Small hand-built lineage entries for the model tests. */
-import { ExecutionEntry, SessionEntry } from '../src/types';
+import { ExecutionEntry, ModelUse, SessionEntry } from '../src/types';
 
 let hashes = 0;
 
@@ -46,4 +46,8 @@ export function run(r: Run): ExecutionEntry {
       packages_added: {}
     }
   };
+}
+
+export function model(name: string, version: number, role: 'input' | 'output', source: string | null): ModelUse {
+  return { name, version, sha256: `sha-${version}`, producer: null, opset: null, source, role };
 }

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 import { buildGraph } from '../src/graphdata';
 import { LineageLog } from '../src/log';
-import { run } from './fixtures';
+import { model, run } from './fixtures';
 
 const label = (e: { body: { execution_count: number | null } }) => `[${e.body.execution_count}]`;
 
@@ -47,4 +47,15 @@ test('without a selection a huge graph shows the latest runs', () => {
   expect(g.truncated).toBe(true);
   expect(g.nodes.length).toBeLessThanOrEqual(300);
   expect(g.nodes.some(n => n.label === '[1000]')).toBe(true);
+});
+
+test('a model points out of the run that registered it and into the runs that scored it', () => {
+  const log = new LineageLog();
+  const creator = run({ n: 1 });
+  creator.body.models = [model('churn', 1, 'output', null)];
+  const scorer = run({ n: 2 });
+  scorer.body.models = [model('churn', 1, 'input', 's1:1')];
+  log.merge([creator, scorer]);
+  const edges = buildGraph(log, null, label).edges.map(e => `${e.from}>${e.to}`).sort();
+  expect(edges).toStrictEqual(['m:churn@1>x:s1:2', 'x:s1:1>m:churn@1']);
 });

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
-import { LineageLog, mergeStale, shortHash, sidecarFor } from '../src/log';
-import { run, session } from './fixtures';
+import { LineageLog, shortHash, sidecarFor, staleToShow } from '../src/log';
+import { model, run, session } from './fixtures';
 
 test('merge drops entries already seen (by hash) and reports only new ones', () => {
   const log = new LineageLog();
@@ -32,38 +32,6 @@ test('latest run per cell', () => {
   expect(log.currentExecutions()).toStrictEqual([second, other]);
 });
 
-test('a run is stale when an input it read is rewritten with other content', () => {
-  const log = new LineageLog();
-  log.merge([
-    run({ n: 1, cell: 'A', writes: [['a', 'v1']] }),
-    run({ n: 2, cell: 'B', reads: [['a', 's1:1', 'v1']], writes: [['b', 'w1']] }),
-    run({ n: 3, cell: 'A', writes: [['a', 'v2']] })
-  ]);
-  expect([...log.staleFromLog()]).toStrictEqual([['s1:2', ['input a rewritten by [3]']]]);
-});
-
-test('rewriting an input with identical content does not make a run stale', () => {
-  const log = new LineageLog();
-  log.merge([
-    run({ n: 1, cell: 'A', writes: [['a', 'v1']] }),
-    run({ n: 2, cell: 'B', reads: [['a', 's1:1', 'v1']] }),
-    run({ n: 3, cell: 'A', writes: [['a', 'v1']] })
-  ]);
-  expect(log.staleFromLog().size).toBe(0);
-});
-
-test('deleting an input makes its readers stale; superseded runs are not flagged', () => {
-  const log = new LineageLog();
-  log.merge([
-    run({ n: 1, cell: 'A', writes: [['a', 'v1']] }),
-    run({ n: 2, cell: 'B', reads: [['a', 's1:1', 'v1']] }),
-    run({ n: 3, cell: 'B', reads: [['a', 's1:1', 'v1']] }),
-    run({ n: 4, cell: 'C', deletes: ['a'] })
-  ]);
-  expect([...log.staleFromLog().keys()]).toStrictEqual(['s1:3']);
-  expect(log.staleFromLog().get('s1:3')![0]).toMatch(/deleted by \[4\]/);
-});
-
 test('ancestors follow read sources transitively, nearest first', () => {
   const log = new LineageLog();
   log.merge([
@@ -76,9 +44,25 @@ test('ancestors follow read sources transitively, nearest first', () => {
   expect([...log.ancestors('s1:1')]).toStrictEqual([]);
 });
 
-test('stale maps merge without repeating a reason', () => {
-  const merged = mergeStale(new Map([['x', ['r1']]]), new Map([['x', ['r1', 'r2']], ['y', ['r3']]]));
-  expect([...merged]).toStrictEqual([['x', ['r1', 'r2']], ['y', ['r3']]]);
+test('the kernel answer is shown when there is one, else the flags saved in the notebook', () => {
+  const saved = new Map([['s1:2', ['input a rewritten by [3]']]]);
+  const kernel = new Map([['s1:4', ['file x.csv changed on disk since read']]]);
+  expect(staleToShow(kernel, saved)).toBe(kernel);
+  expect(staleToShow(null, saved)).toBe(saved);
+  expect(staleToShow(new Map(), saved).size).toBe(0); // the kernel says nothing is stale now
+});
+
+test('ancestors follow the models a run scored, not the ones it registered', () => {
+  const log = new LineageLog();
+  const creator = run({ n: 1 });
+  creator.body.models = [model('churn', 1, 'output', null)];
+  const scorer = run({ n: 2 });
+  scorer.body.models = [model('churn', 1, 'input', 's1:1')];
+  const again = run({ n: 3 });
+  again.body.models = [model('churn', 2, 'output', 's1:2')];
+  log.merge([creator, scorer, again]);
+  expect([...log.ancestors('s1:2')]).toStrictEqual(['s1:1']);
+  expect([...log.ancestors('s1:3')]).toStrictEqual([]);
 });
 
 test('display helpers', () => {

@@ -30,7 +30,13 @@ test('malformed entries are rejected with a reason, never half-accepted', () => 
 });
 
 test('notebook metadata: foreign schema is flagged, malformed entries counted', () => {
-  expect(parseNotebookMeta(undefined, NOTEBOOK_SCHEMA)).toStrictEqual({ entries: [], foreign: false, notices: [] });
+  expect(parseNotebookMeta(undefined, NOTEBOOK_SCHEMA)).toStrictEqual({
+    entries: [],
+    foreign: false,
+    notices: [],
+    stale: new Map(),
+    sidecar: null
+  });
   const foreign = parseNotebookMeta({ schema: 'other/1' }, NOTEBOOK_SCHEMA);
   expect(foreign.foreign).toBe(true);
   expect(foreign.notices[0]).toMatch(/ignored/);
@@ -51,4 +57,27 @@ test('notebook metadata: foreign schema is flagged, malformed entries counted', 
 test('kernel stale maps keep only lists of strings', () => {
   expect([...parseStale({ a: ['x', 3], b: 'no' })]).toStrictEqual([['a', ['x']]]);
   expect(parseStale(null).size).toBe(0);
+});
+
+test('notebook metadata keeps the saved stale flags and the sidecar it names', () => {
+  const parsed = parseNotebookMeta(
+    { schema: NOTEBOOK_SCHEMA, sidecar: '.nbgov/old.jsonl', log: [], stale: { 's1:2': ['input a deleted by [3]', 7] } },
+    NOTEBOOK_SCHEMA
+  );
+  expect([...parsed.stale]).toStrictEqual([['s1:2', ['input a deleted by [3]']]]);
+  expect(parsed.sidecar).toBe('.nbgov/old.jsonl');
+});
+
+test('model roles: read when recorded, inferred from CREATE MODEL in older logs, refused when unknown', () => {
+  const raw = json(run({ n: 1 }));
+  const body = raw.body as Record<string, unknown>;
+  const use = (extra: object) => ({ name: 'churn', version: 2, sha256: 'ab', producer: null, opset: null, source: null, ...extra });
+  body.sql = [{ statement: 'CREATE MODEL churn', kind: 'create_model', models: ['churn@2'] }];
+  body.models = [use({}), use({ name: 'other', version: 1 }), use({ name: 'x', role: 'input' })];
+  const { entry } = parseEntry(raw);
+  expect(entry!.kind).toBe('execution');
+  const roles = entry!.kind === 'execution' ? entry!.body.models.map(m => `${m.name}:${m.role}`) : [];
+  expect(roles).toStrictEqual(['churn:output', 'other:input', 'x:input']);
+  body.models = [use({ role: 'both' })];
+  expect(parseEntry(raw).problem).toMatch(/model.role/);
 });

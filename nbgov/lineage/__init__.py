@@ -1,6 +1,6 @@
 """Lineage: a record of every cell execution, in a hash-chained sidecar log.
 
-Modules: ``record`` (the record dataclasses), ``store`` (the sidecar),
-``fingerprint`` (content hashes), ``analysis`` (names a cell touches),
-``files`` (files a cell opens), ``recorder`` (IPython events), ``stale``.
+Hooks (``recorder``) observe a cell (``namespace``, ``files``, ``native_files``,
+``sqlreport``), ``build`` makes the typed record (``record``), ``journal`` appends it to
+the sidecar (``store``) and keeps provenance and the one stale rule (``stale``) current.
 """

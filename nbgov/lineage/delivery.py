@@ -1,28 +1,46 @@
-"""Deliver lineage entries from the kernel to every connected frontend (the Lineage sidebar).
+"""Kernel ⇄ frontend (the Lineage sidebar): entries out, catch-up and notebook moves in.
 
 One short-lived comm per entry, because a long-lived comm is missed by a frontend that
-reloads; a frontend that connects late asks for the whole session log on the
-"nbgov.lineage.sync" target instead. Outside a kernel (plain IPython) there is no
-frontend to talk to, so nothing is registered.
+reloads; each carries the stale flags of the whole log as the one rule (``stale``)
+judges them now, so the sidebar shows them as they are. A frontend that connects late
+asks for the whole session log on the "nbgov.lineage.sync" target; on the same target
+it tells the kernel when the notebook was renamed or moved, so recording follows it.
+Outside a kernel (plain IPython) there is no frontend, so nothing is registered.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+
+from nbgov.lineage.record import LogEntry
+from nbgov.lineage.store import sidecar_path
 
 ENTRY_TARGET = "nbgov.lineage"
 SYNC_TARGET = "nbgov.lineage.sync"
+MAX_PATH = 4096
 
 
 class Recorder(Protocol):
     """The part of the lineage recorder that delivery relies on."""
 
-    records: list[dict[str, Any]]
-    session_entry: dict[str, Any] | None
+    @property
+    def records(self) -> list[LogEntry]: ...
 
-    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+    @property
+    def session_entry(self) -> LogEntry | None: ...
+
+    @property
+    def notebook(self) -> str | None: ...
+
+    def subscribe(self, callback: Callable[[LogEntry], None]) -> Callable[[], None]: ...
+
+    def stale(self, now_files: bool = True) -> dict[str, list[str]]: ...
+
+    def follow(self, notebook: str, orphan_sidecar: Path | None = None) -> None: ...
 
 
 def _warn(what: str, exc: BaseException) -> None:
@@ -30,30 +48,64 @@ def _warn(what: str, exc: BaseException) -> None:
     warnings.warn(f"nbgov: could not {what}: {type(exc).__name__}: {exc}", stacklevel=3)
 
 
-def stale_map(recorder: Any, now_files: bool) -> dict[str, list[str]] | None:
-    """Stale reasons per record id over the whole sidecar (all sessions), or None."""
-    stale = getattr(recorder, "stale", None)
-    if not callable(stale):
-        return None
+def stale_map(recorder: Recorder, now_files: bool) -> dict[str, list[str]] | None:
+    """Stale flags over the whole sidecar (all sessions), or None when they cannot be had.
+    Without ``now_files`` the answer is kept current per entry (no disk access)."""
     try:
-        return {str(k): [str(r) for r in v] for k, v in stale(now_files=now_files).items()}
+        return recorder.stale(now_files=now_files)
     except Exception as exc:  # a stale check is advisory; never let it stop delivery
         _warn("compute stale cells", exc)
         return None
 
 
-def session_stale_map(recorder: Any) -> dict[str, list[str]] | None:
-    """Cheap stale check for live updates: this session's entries, kept current by the
-    recorder one entry at a time; no file hashing and no sidecar read (the log reply on
-    connect/reload does the full check)."""
-    session_stale = getattr(recorder, "session_stale", None)
-    if not callable(session_stale):
+def moved_notebook(current: str | None, data: Mapping[str, Any], cwd: str) -> str | None:
+    """The notebook's new absolute path from a frontend's ``notebook_path`` message, or None.
+
+    The frontend knows server-relative paths, the kernel an absolute one: the move is
+    applied relative to where the kernel's notebook is (``previous`` → ``path``), so no
+    server root is needed. Only ``.ipynb`` paths without NUL or "~" are taken.
+    """
+    new, previous = data.get("path"), data.get("previous")
+    if not _notebook_rel(new):
         return None
-    try:
-        return {str(k): [str(r) for r in v] for k, v in session_stale().items()}
-    except Exception as exc:
-        _warn("compute stale cells", exc)
+    new_rel = PurePosixPath(str(new))
+    if current is None:
+        return os.path.normpath(os.path.join(cwd, new_rel.name))
+    if not _notebook_rel(previous):
         return None
+    old_rel = PurePosixPath(str(previous))
+    if old_rel.name != os.path.basename(current):
+        return None  # the frontend speaks of another notebook than the one this kernel records
+    base = os.path.dirname(current)
+    moved = os.path.relpath(str(new_rel.parent), str(old_rel.parent)) if new_rel.parent != old_rel.parent else "."
+    return os.path.normpath(os.path.join(base, moved, new_rel.name))
+
+
+def _notebook_rel(value: Any) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_PATH
+        and value.endswith(".ipynb")
+        and "\0" not in value
+        and not value.startswith("~")
+    )
+
+
+def orphan_sidecar(notebook: str, data: Mapping[str, Any]) -> Path | None:
+    """The sidecar the notebook's metadata names, when it is not this notebook's own and its
+    notebook is gone (renamed while no kernel ran): ``.nbgov/<name>.jsonl`` of the
+    notebook's folder only, never a path elsewhere."""
+    named = data.get("sidecar")
+    if type(named) is not str or len(named) > MAX_PATH:
+        return None
+    rel = PurePosixPath(named)
+    if len(rel.parts) != 2 or rel.parts[0] != ".nbgov" or rel.suffix != ".jsonl" or rel.name.startswith("."):
+        return None
+    folder = Path(notebook).parent
+    candidate = folder / ".nbgov" / rel.name
+    if candidate == sidecar_path(notebook) or (folder / f"{rel.stem}.ipynb").exists():
+        return None
+    return candidate
 
 
 class Delivery:
@@ -66,12 +118,21 @@ class Delivery:
         self._unsubscribe: Callable[[], None] | None = recorder.subscribe(self.send_entry)
         comm_manager.register_target(SYNC_TARGET, self._on_sync_open)
 
-    def send_entry(self, entry: Mapping[str, Any]) -> None:
+    def announce(self) -> None:
+        """Tell connected frontends that recording started here (``%load_ext nbgov``), so one
+        that knows a sidecar under the notebook's old name can say so before the first record."""
+        try:
+            comm = self._create_comm(target_name=ENTRY_TARGET, data={"type": "hello"})
+            comm.close()
+        except Exception as exc:
+            _warn("greet the frontend", exc)
+
+    def send_entry(self, entry: LogEntry) -> None:
         """Open a comm carrying one entry, and close it at once."""
         try:
-            data: dict[str, Any] = {"type": "entry", "entry": dict(entry)}
-            if entry.get("kind") == "execution":
-                stale = session_stale_map(self._recorder)
+            data: dict[str, Any] = {"type": "entry", "entry": dict(entry.raw)}
+            if entry.kind == "execution":
+                stale = stale_map(self._recorder, now_files=False)
                 if stale is not None:
                     data["stale"] = stale
             comm = self._create_comm(target_name=ENTRY_TARGET, data=data)
@@ -80,12 +141,13 @@ class Delivery:
             _warn("send lineage to the frontend", exc)
 
     def log_message(self) -> dict[str, Any]:
-        """The reply to a frontend's request_log: the whole session so far, plus stale flags."""
-        entries = [dict(e) for e in self._recorder.records]
+        """The reply to a frontend's request_log: the whole session so far, plus stale flags
+        (files read compared with the disk now)."""
+        session = self._recorder.session_entry
         message: dict[str, Any] = {
             "type": "log",
-            "session": self._recorder.session_entry,
-            "entries": entries,
+            "session": dict(session.raw) if session else None,
+            "entries": [dict(e.raw) for e in self._recorder.records],
         }
         stale = stale_map(self._recorder, now_files=True)
         if stale is not None:
@@ -100,12 +162,29 @@ class Delivery:
         self._answer(comm, open_msg.get("content", {}).get("data"))
 
     def _answer(self, comm: Any, data: Any) -> None:
-        if not isinstance(data, Mapping) or data.get("type") != "request_log":
+        if not isinstance(data, Mapping):
             return
         try:
-            comm.send(self.log_message())
+            if data.get("type") == "request_log":
+                comm.send(self.log_message())
+            elif data.get("type") == "notebook_path":
+                comm.send(self.notebook_moved(data))
         except Exception as exc:
-            _warn("send the lineage log to the frontend", exc)
+            _warn("answer the Lineage sidebar", exc)
+
+    def notebook_moved(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Follow a renamed or moved notebook; the reply names where recording goes now."""
+        current = self._recorder.notebook
+        target = moved_notebook(current, data, os.getcwd())
+        if target is not None and target != current:
+            self._recorder.follow(target)
+        notebook = self._recorder.notebook
+        if notebook is not None:
+            orphan = orphan_sidecar(notebook, data)
+            if orphan is not None and orphan.exists():
+                self._recorder.follow(notebook, orphan_sidecar=orphan)
+        sidecar = f".nbgov/{Path(notebook).stem}.jsonl" if notebook else None
+        return {"type": "notebook_path", "notebook": notebook, "sidecar": sidecar}
 
     def uninstall(self) -> None:
         """Stop delivering: unsubscribe from the recorder and drop the sync target."""
@@ -133,4 +212,6 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
         return _NoDelivery()
     import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
 
-    return Delivery(recorder, comm_manager, comm_module.create_comm)
+    delivery = Delivery(recorder, comm_manager, comm_module.create_comm)
+    delivery.announce()
+    return delivery

@@ -1,23 +1,26 @@
-"""Files a cell opens, caught by a Python audit hook, then sized and hashed.
+"""Files a cell opens through Python, caught by an audit hook, then sized and hashed.
 
 Audit hooks cannot be removed, so one hook is added per process, the first time
 a watcher starts; it does nothing unless a watcher is active (one list check).
-Python's own imports, the interpreter's installation and tool caches are not the
-notebook's data and are ignored. Contents are hashed after the cell ends, when
-written files are closed; an unchanged file (same size, mtime, inode, ctime) is
-not re-read. Native code (pyarrow, polars, DuckDB) bypasses ``open``: ``PathProbe``
-stats the paths a cell names before and after it instead.
+Python's own imports, the interpreter's installation, system folders (``/etc``,
+``/usr``, ``/proc``, ``/sys``, ``/dev``…) and tool caches are not the notebook's data
+and are ignored: a library reading ``/etc/os-release`` at import is not an input.
+Contents are hashed after the cell ends, when written files are closed, with the ``os``
+functions captured at import (a user's patched ``open`` is never called); an unchanged
+file (same size, mtime, inode, ctime) is not re-read. Native code (pyarrow, polars,
+DuckDB) bypasses ``open``: see ``native_files``.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import pathlib
 import site
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,9 @@ import xxhash
 
 from nbgov.lineage.fingerprint import static
 
+_PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
+SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
+                "/dev", "/var/lib", "/var/cache", "/var/run", "/snap")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _CHUNK = 4 * 1024 * 1024
 DEFAULT_MAX_FILE_BYTES = 8 * 1024**3
@@ -56,6 +62,7 @@ class FileEvent:
     path: str  # as the code gave it
     abspath: str
     mode: str  # "read" | "write"
+    native: bool = False  # reported by the OS (inotify, stat), not by Python's open
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
@@ -75,7 +82,7 @@ def _code_roots() -> tuple[str, ...]:
 
 
 def _ignored_roots() -> tuple[str, ...]:
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/proc", "/sys", "/dev", "/usr/lib", "/usr/share"}
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *SYSTEM_ROOTS}
     roots.add(str(Path(__file__).resolve().parents[1]))  # nbgov's own code, even from a checkout
     try:
         roots.update(site.getsitepackages())
@@ -117,10 +124,9 @@ class FileWatcher:
         try:
             if getattr(self._suppressed, "on", False):
                 return
-            target = args[0]
-            if isinstance(target, int):
-                return  # an already-open descriptor: its open was seen (or is not a path)
-            path = os.fsdecode(os.fspath(target))
+            path = _opened_path(args[0])
+            if path is None:
+                return  # a descriptor (its open was seen), or a user PathLike: never call its code
             mode = args[1] if len(args) > 1 else None
             flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
             if isinstance(mode, str):
@@ -144,70 +150,6 @@ class FileWatcher:
         if abspath.endswith(_CODE_SUFFIXES) and abspath.startswith(self._code_roots):
             return True  # an import from sys.path (a module in the notebook's folder still counts)
         return abspath.startswith(self.ignore)
-
-
-StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
-MAX_PROBED_PATHS = 64
-
-
-def stat_key(abspath: str) -> StatKey | None:
-    """(size, mtime_ns, inode) of a regular file; None when missing or not a regular file."""
-    try:
-        st = os.stat(abspath)
-    except (OSError, ValueError):
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
-
-
-@dataclass
-class PathProbe:
-    """Files a cell names, stat'ed before and after it runs.
-
-    Native readers and writers (pyarrow, polars, DuckDB, …) open files without
-    Python's ``open``, so the audit hook misses them. A path the cell mentions
-    (a constant, or the value of a name it reads) that is created or changed by
-    the cell was written; one that is unchanged was (most likely) read — the
-    mention is the evidence. Only a bounded number of paths is stat'ed.
-    """
-
-    paths: dict[str, str] = field(default_factory=dict)  # abspath -> path as written
-    before: dict[str, StatKey | None] = field(default_factory=dict)
-
-    @classmethod
-    def start(
-        cls,
-        mentions: Iterable[str],
-        ignored: Callable[[str], bool],
-        cwd: str | None = None,
-        limit: int = MAX_PROBED_PATHS,
-    ) -> PathProbe | None:
-        """Stat the mentioned paths now; None when the cell mentions none."""
-        probe = cls()
-        base: str | None = cwd
-        for path in mentions:
-            if len(probe.paths) >= limit:
-                break
-            if base is None:
-                base = os.getcwd()
-            full = os.path.expanduser(path) if path.startswith("~") else path
-            abspath = os.path.normpath(os.path.join(base, full))
-            if abspath in probe.paths or ignored(abspath):
-                continue
-            probe.paths[abspath] = path
-            probe.before[abspath] = stat_key(abspath)
-        return probe if probe.paths else None
-
-    def events(self) -> list[FileEvent]:
-        """Writes (created or changed files) and reads (unchanged files), in mention order."""
-        out: list[FileEvent] = []
-        for abspath, path in self.paths.items():
-            before, after = self.before[abspath], stat_key(abspath)
-            if after is None:
-                continue  # never a file, or deleted by the cell
-            out.append(FileEvent(path, abspath, "read" if after == before else "write"))
-        return out
 
 
 class FileHasher:
@@ -237,6 +179,17 @@ class FileHasher:
                 digest = None
         self._cache[abspath] = (key, digest)
         return st.st_size, digest
+
+
+def _opened_path(target: Any) -> str | None:
+    kind = type(target)
+    if kind is str:
+        return str(target)
+    if kind is bytes:
+        return os.fsdecode(bytes(target))
+    if kind in _PATH_TYPES:
+        return str(target)
+    return None
 
 
 def hash_file(abspath: str) -> str:

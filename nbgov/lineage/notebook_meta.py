@@ -1,10 +1,11 @@
 """The lineage log as it travels inside the .ipynb file (notebook and cell metadata).
 
 The sidecar is the durable, append-only log; the notebook metadata carries the same
-entries so a notebook shared on its own can still be replayed and checked. This module
-is the one place (on the Python side) that reads and writes that metadata, through
-nbformat, and it refuses malformed metadata with a clear LineageError instead of
-guessing.
+entries so a notebook shared on its own can still be replayed and checked, plus the
+stale flags the one rule (``stale``) gave when it was last written, which the sidebar
+shows when no kernel is there to ask. This module is the one place (on the Python side)
+that reads and writes that metadata, through nbformat, and it refuses malformed
+metadata with a clear LineageError instead of guessing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+
 from nbgov.errors import LineageError
+from nbgov.lineage.record import LogEntry
+from nbgov.lineage.stale import stale_flags
 
 NOTEBOOK_SCHEMA = "nbgov.notebook/1"
 CELL_SCHEMA = "nbgov.cell/1"
@@ -31,6 +35,7 @@ class NotebookLineage:
     sidecar: str | None
     sessions: list[dict[str, Any]] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
+    stale: dict[str, list[str]] = field(default_factory=dict)  # as judged when last written
 
     def entries(self) -> list[dict[str, Any]]:
         """Session and execution entries together, in log (seq) order."""
@@ -98,7 +103,17 @@ def read_lineage(nb: nbformat.NotebookNode) -> NotebookLineage | None:
         sidecar=sidecar if isinstance(sidecar, str) else None,
         sessions=[_check_entry(e, f"metadata sessions[{i}]") for i, e in enumerate(sessions)],
         log=[_check_entry(e, f"metadata log[{i}]") for i, e in enumerate(log)],
+        stale=_stale_map(raw.get("stale")),
     )
+
+
+def _stale_map(raw: Any) -> dict[str, list[str]]:
+    """Saved stale flags: only lists of strings by record id are kept (display only)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        str(k): [r for r in v if isinstance(r, str)] for k, v in raw.items() if isinstance(v, list)
+    }
 
 
 def cell_latest(nb: nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
@@ -117,16 +132,18 @@ def cell_latest(nb: nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
 
 
 def merge_entries(
-    nb: nbformat.NotebookNode, entries: Iterable[Mapping[str, Any]], sidecar: str
+    nb: nbformat.NotebookNode, entries: Iterable[Mapping[str, Any] | LogEntry], sidecar: str
 ) -> int:
     """Merge sidecar entries into the notebook metadata (dedupe by hash); returns how many were new.
 
-    Cell metadata gets the latest execution entry of each cell whose id a record carries.
+    Cell metadata gets the latest execution entry of each cell whose id a record carries;
+    the stale flags of the merged log are saved with it.
     """
     current = read_lineage(nb) or NotebookLineage(sidecar=sidecar)
     known = {e["hash"] for e in current.entries()}
     added = 0
-    for raw in entries:
+    for item in entries:
+        raw = item.raw if isinstance(item, LogEntry) else item
         entry = _check_entry(raw, f"sidecar entry {raw.get('seq', '?')}")
         if entry["hash"] in known:
             continue
@@ -140,6 +157,7 @@ def merge_entries(
         "sidecar": sidecar,
         "sessions": current.sessions,
         "log": current.log,
+        "stale": stale_flags([*current.sessions, *current.log]),
     }
     latest: dict[str, dict[str, Any]] = {}
     for entry in current.log:

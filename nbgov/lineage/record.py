@@ -3,16 +3,132 @@
 Frozen dataclasses so a record cannot drift after it is hashed into the log;
 ``to_json``/``from_json`` give the exact JSON shape of the sidecar bodies
 (see ``schema/record.v1.json``), which the sidebar and the CLI build against.
+Readers turn a log into typed ``LogEntry`` objects once (``parse_entry`` /
+``load_entries``) and never walk the JSON again. Fields added after the first
+logs were written are optional when read, so old logs still load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from nbgov.errors import LineageError
 
 RECORD_SCHEMA = "nbgov.record/1"
 SESSION_SCHEMA = "nbgov.session/1"
+
+ModelRole = Literal["input", "output"]
+FileMode = Literal["read", "write"]
+MODEL_ROLES: tuple[ModelRole, ...] = ("input", "output")
+FILE_MODES: tuple[FileMode, ...] = ("read", "write")
+CREATE_MODEL = "create_model"  # the SqlStatement.kind that registers a model version
+
+
+class RecordError(LineageError):
+    """A log entry or record body that does not have the recorded shape."""
+
+
+class _Fields:
+    """Typed access to one JSON object, naming the field and place of any mismatch."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise RecordError(f"{where}: expected an object, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+
+    def _bad(self, key: str, expected: str) -> RecordError:
+        got = type(self.data.get(key)).__name__ if key in self.data else "nothing"
+        return RecordError(f"{self.where}: '{key}' must be {expected}, got {got}")
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._bad(key, "a string or null")
+        return value
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._bad(key, "an integer")
+        return value
+
+    def opt_integer(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._bad(key, "an integer or null")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.data.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise self._bad(key, "a number")
+        return float(value)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self._bad(key, "true or false")
+        return value
+
+    def items(self, key: str) -> list[Any]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._bad(key, "a list")
+        return value
+
+    def strs(self, key: str) -> tuple[str, ...]:
+        values = self.items(key)
+        if not all(isinstance(v, str) for v in values):
+            raise self._bad(key, "a list of strings")
+        return tuple(values)
+
+    def str_map(self, key: str) -> dict[str, str]:
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise self._bad(key, "an object of strings")
+        return dict(value)
+
+    def fingerprint(self, key: str) -> Fingerprint:
+        return _fingerprint(self.data.get(key), f"{self.where}.{key}")
+
+    def opt_fingerprint(self, key: str) -> Fingerprint | None:
+        value = self.data.get(key)
+        return None if value is None else _fingerprint(value, f"{self.where}.{key}")
+
+    def each(self, key: str) -> Iterable[tuple[Any, str]]:
+        """(item, "where.key[i]") for each item of a list field."""
+        for i, item in enumerate(self.items(key)):
+            yield item, f"{self.where}.{key}[{i}]"
+
+
+def _fingerprint(data: Any, where: str) -> Fingerprint:
+    checked = _Fields(data, where)
+    checked.text("kind")
+    checked.opt_text("hash")
+    try:
+        return Fingerprint.from_json(checked.data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"{where}: not a fingerprint ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass(frozen=True, init=False)
@@ -90,6 +206,8 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class Read:
+    """A notebook variable the cell read, and the execution that last wrote it."""
+
     name: str
     fingerprint: Fingerprint
     source: str | None = None
@@ -98,12 +216,15 @@ class Read:
         return {"name": self.name, "fingerprint": self.fingerprint.to_json(), "source": self.source}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Read:
-        return cls(data["name"], Fingerprint.from_json(data["fingerprint"]), data.get("source"))
+    def from_json(cls, data: Any, where: str = "read") -> Read:
+        f = _Fields(data, where)
+        return cls(f.text("name"), f.fingerprint("fingerprint"), f.opt_text("source"))
 
 
 @dataclass(frozen=True)
 class Write:
+    """A notebook variable the cell bound (``mutated``: changed in place instead)."""
+
     name: str
     fingerprint: Fingerprint
     mutated: bool = False
@@ -112,15 +233,46 @@ class Write:
         return {"name": self.name, "fingerprint": self.fingerprint.to_json(), "mutated": self.mutated}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Write:
-        return cls(data["name"], Fingerprint.from_json(data["fingerprint"]), bool(data.get("mutated", False)))
+    def from_json(cls, data: Any, where: str = "write") -> Write:
+        f = _Fields(data, where)
+        return cls(f.text("name"), f.fingerprint("fingerprint"), f.flag("mutated"))
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """Names a cell wrote beyond the per-record bound, as one aggregate.
+
+    A cell defining 100,000 names would otherwise write a line of many megabytes; the
+    names are summarised by count and hash, their values by one aggregate fingerprint
+    (weak, with its reason, when it was not taken).
+    """
+
+    count: int
+    names_hash: str
+    fingerprint: Fingerprint
+    sample: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "names_hash": self.names_hash,
+            "fingerprint": self.fingerprint.to_json(),
+            "sample": list(self.sample),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "more_writes") -> WriteSummary:
+        f = _Fields(data, where)
+        return cls(f.integer("count"), f.text("names_hash"), f.fingerprint("fingerprint"), f.strs("sample"))
 
 
 @dataclass(frozen=True)
 class FileAccess:
+    """A file the cell opened (``mode``), its size and content hash after the cell."""
+
     path: str
     abspath: str
-    mode: str  # "read" | "write"
+    mode: FileMode
     size: int | None = None
     hash: str | None = None
     source: str | None = None
@@ -136,50 +288,93 @@ class FileAccess:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FileAccess:
-        return cls(
-            data["path"], data["abspath"], data["mode"], data.get("size"), data.get("hash"), data.get("source")
-        )
+    def from_json(cls, data: Any, where: str = "file") -> FileAccess:
+        f = _Fields(data, where)
+        mode = f.text("mode")
+        if mode not in FILE_MODES:
+            raise RecordError(f"{where}: 'mode' must be read or write, got {mode!r}")
+        path = f.text("path")
+        abspath = f.text("abspath") if f.has("abspath") else path
+        return cls(path, abspath, "write" if mode == "write" else "read", f.opt_integer("size"),
+                   f.opt_text("hash"), f.opt_text("source"))
 
 
 @dataclass(frozen=True)
 class ModelUse:
+    """A model version the cell touched: created/registered it (output) or scored/described it (input)."""
+
     name: str
     version: int
     sha256: str
     producer: str | None = None
     opset: int | None = None
-    source: str | None = None
-    role: str | None = None  # "input" | "output" (None in logs written before roles)
+    source: str | None = None  # the execution that registered this version (for inputs)
+    role: ModelRole = "input"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
             "producer": self.producer,
             "opset": self.opset,
             "source": self.source,
+            "role": self.role,
         }
-        if self.role is not None:
-            out["role"] = self.role
-        return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ModelUse:
-        return cls(
-            data["name"],
-            int(data["version"]),
-            data["sha256"],
-            data.get("producer"),
-            data.get("opset"),
-            data.get("source"),
-            data.get("role"),
-        )
+    def from_json(cls, data: Any, where: str = "model", created: frozenset[str] = frozenset()) -> ModelUse:
+        """``created``: "name@version" keys the record's own CREATE MODEL statements name;
+        in logs written before roles were recorded they mark the outputs."""
+        f = _Fields(data, where)
+        name, version = f.text("name"), f.integer("version")
+        role = f.text("role") if f.has("role") else ("output" if f"{name}@{version}" in created else "input")
+        if role not in MODEL_ROLES:
+            raise RecordError(f"{where}: 'role' must be input or output, got {role!r}")
+        return cls(name, version, f.text("sha256"), f.opt_text("producer"), f.opt_integer("opset"),
+                   f.opt_text("source"), "output" if role == "output" else "input")
+
+
+@dataclass(frozen=True)
+class TableUse:
+    """A table a SQL statement read or wrote, with its content fingerprint when known.
+
+    ``origin`` "notebook": a DataFrame/Arrow table of the notebook read by its variable name
+    (fingerprinted like a variable); "database": a table of the engine (fingerprinted by the
+    engine when cheap enough, else a weak fingerprint saying why, or None when not reported).
+    """
+
+    name: str
+    mode: FileMode
+    origin: Literal["notebook", "database"]
+    fingerprint: Fingerprint | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "origin": self.origin,
+            "fingerprint": self.fingerprint.to_json() if self.fingerprint else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "table") -> TableUse:
+        f = _Fields(data, where)
+        mode, origin = f.text("mode"), f.text("origin")
+        if mode not in FILE_MODES or origin not in ("notebook", "database"):
+            raise RecordError(f"{where}: unknown table use {mode!r}/{origin!r}")
+        return cls(f.text("name"), "write" if mode == "write" else "read",
+                   "notebook" if origin == "notebook" else "database", f.opt_fingerprint("fingerprint"))
 
 
 @dataclass(frozen=True)
 class SqlStatement:
+    """One statement a ``%%sqlml`` cell ran, and what it touched."""
+
     statement: str
     kind: str
     tables_read: tuple[str, ...] = ()
@@ -187,28 +382,35 @@ class SqlStatement:
     files_read: tuple[str, ...] = ()
     files_written: tuple[str, ...] = ()
     models: tuple[str, ...] = ()  # "name@version"
+    engine: str = "duckdb"
+    tables: tuple[TableUse, ...] = ()  # tables_read/written again, with fingerprints
 
     def to_json(self) -> dict[str, Any]:
         return {
             "statement": self.statement,
             "kind": self.kind,
+            "engine": self.engine,
             "tables_read": list(self.tables_read),
             "tables_written": list(self.tables_written),
             "files_read": list(self.files_read),
             "files_written": list(self.files_written),
             "models": list(self.models),
+            "tables": [t.to_json() for t in self.tables],
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SqlStatement:
+    def from_json(cls, data: Any, where: str = "sql") -> SqlStatement:
+        f = _Fields(data, where)
         return cls(
-            data["statement"],
-            data["kind"],
-            tuple(data.get("tables_read", ())),
-            tuple(data.get("tables_written", ())),
-            tuple(data.get("files_read", ())),
-            tuple(data.get("files_written", ())),
-            tuple(data.get("models", ())),
+            f.text("statement"),
+            f.text("kind"),
+            f.strs("tables_read"),
+            f.strs("tables_written"),
+            f.strs("files_read"),
+            f.strs("files_written"),
+            f.strs("models"),
+            f.text("engine", "duckdb"),
+            tuple(TableUse.from_json(t, w) for t, w in f.each("tables")),
         )
 
 
@@ -221,8 +423,9 @@ class ErrorInfo:
         return {"type": self.type, "message": self.message}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ErrorInfo:
-        return cls(data["type"], data["message"])
+    def from_json(cls, data: Any, where: str = "error") -> ErrorInfo:
+        f = _Fields(data, where)
+        return cls(f.text("type"), f.text("message", ""))
 
 
 @dataclass(frozen=True)
@@ -236,8 +439,8 @@ class SessionInfo:
     platform: str
     packages: Mapping[str, str] = field(default_factory=dict)
     cwd: str = ""
+    hash_seed: str | None = None  # PYTHONHASHSEED the kernel started with; None: random
     schema: str = SESSION_SCHEMA
-    hash_seed: str | None = None  # PYTHONHASHSEED at kernel start; None: random (or not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -249,21 +452,22 @@ class SessionInfo:
             "platform": self.platform,
             "packages": dict(sorted(self.packages.items())),
             "cwd": self.cwd,
-            **({"hash_seed": self.hash_seed} if self.hash_seed is not None else {}),
+            "hash_seed": self.hash_seed,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SessionInfo:
+    def from_json(cls, data: Any, where: str = "session") -> SessionInfo:
+        f = _Fields(data, where)
         return cls(
-            session=data["session"],
-            started=data["started"],
-            notebook=data.get("notebook"),
-            python=data["python"],
-            platform=data["platform"],
-            packages=dict(data.get("packages", {})),
-            cwd=data.get("cwd", ""),
-            schema=data.get("schema", SESSION_SCHEMA),
-            hash_seed=data.get("hash_seed"),
+            session=f.text("session"),
+            started=f.text("started", ""),
+            notebook=f.opt_text("notebook"),
+            python=f.text("python", ""),
+            platform=f.text("platform", ""),
+            packages=f.str_map("packages"),
+            cwd=f.text("cwd", ""),
+            hash_seed=f.opt_text("hash_seed"),
+            schema=f.text("schema", SESSION_SCHEMA),
         )
 
 
@@ -287,12 +491,19 @@ class ExecutionRecord:
     models: tuple[ModelUse, ...] = ()
     sql: tuple[SqlStatement, ...] = ()
     packages_added: Mapping[str, str] = field(default_factory=dict)
-    schema: str = RECORD_SCHEMA
     result: Fingerprint | None = None  # the displayed value, Out[n]
+    more_writes: WriteSummary | None = None
+    notes: tuple[str, ...] = ()  # where the record is not exact, why
+    schema: str = RECORD_SCHEMA
 
     @property
     def id(self) -> str:
         return record_id(self.session, self.execution_count)
+
+    @property
+    def label(self) -> str:
+        """How views name an execution: its execution count in brackets."""
+        return f"[{self.execution_count}]"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -314,34 +525,134 @@ class ExecutionRecord:
             "models": [m.to_json() for m in self.models],
             "sql": [s.to_json() for s in self.sql],
             "packages_added": dict(sorted(self.packages_added.items())),
-            **({"result": self.result.to_json()} if self.result is not None else {}),
+            "result": self.result.to_json() if self.result else None,
+            "more_writes": self.more_writes.to_json() if self.more_writes else None,
+            "notes": list(self.notes),
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ExecutionRecord:
-        err = data.get("error")
+    def from_json(cls, data: Any, where: str = "execution") -> ExecutionRecord:
+        f = _Fields(data, where)
+        sql = tuple(SqlStatement.from_json(s, w) for s, w in f.each("sql"))
+        created = frozenset(key for stmt in sql if stmt.kind == CREATE_MODEL for key in stmt.models)
+        status = f.text("status")
+        if status not in ("ok", "error"):
+            raise RecordError(f"{where}: 'status' must be ok or error, got {status!r}")
         return cls(
-            session=data["session"],
-            execution_count=int(data["execution_count"]),
-            cell_id=data.get("cell_id"),
-            code=data["code"],
-            code_hash=data["code_hash"],
-            started=data["started"],
-            duration_s=float(data["duration_s"]),
-            status=data["status"],
-            error=ErrorInfo.from_json(err) if err else None,
-            reads=tuple(Read.from_json(r) for r in data.get("reads", ())),
-            writes=tuple(Write.from_json(w) for w in data.get("writes", ())),
-            deletes=tuple(data.get("deletes", ())),
-            files=tuple(FileAccess.from_json(f) for f in data.get("files", ())),
-            models=tuple(ModelUse.from_json(m) for m in data.get("models", ())),
-            sql=tuple(SqlStatement.from_json(s) for s in data.get("sql", ())),
-            packages_added=dict(data.get("packages_added", {})),
-            schema=data.get("schema", RECORD_SCHEMA),
-            result=Fingerprint.from_json(data["result"]) if data.get("result") else None,
-        )
+            session=f.text("session"),
+            execution_count=f.integer("execution_count"),
+            cell_id=f.opt_text("cell_id"),
+            code=f.text("code"),
+            code_hash=f.text("code_hash", ""),
+            started=f.text("started", ""),
+            duration_s=f.number("duration_s") if f.has("duration_s") else 0.0,
+            status=status,
+            error=ErrorInfo.from_json(data["error"], f"{where}.error") if f.has("error") else None,
+            reads=tuple(Read.from_json(r, w) for r, w in f.each("reads")),
+            writes=tuple(Write.from_json(x, w) for x, w in f.each("writes")),
+            deletes=f.strs("deletes"),
+            files=tuple(FileAccess.from_json(x, w) for x, w in f.each("files")),
+            models=tuple(ModelUse.from_json(m, w, created) for m, w in f.each("models")),
+            sql=sql,
+            packages_added=f.str_map("packages_added"),
+            result=f.opt_fingerprint("result"),
+            more_writes=WriteSummary.from_json(data["more_writes"]) if f.has("more_writes") else None,
+            notes=f.strs("notes"),
+            schema=f.text("schema", RECORD_SCHEMA),
+        )  # the stored "id" is not read: it is derived (session:execution_count)
 
 
 def record_id(session: str, execution_count: int) -> str:
     """Record ids are "<session>:<execution_count>": unique across kernel restarts."""
     return f"{session}:{execution_count}"
+
+
+@dataclass(frozen=True)
+class RepairInfo:
+    """Body of a "repair" entry: the store found the log ending in a line cut short by a
+    crash, set it aside and chained this note before the next append."""
+
+    cut_bytes: int
+    cut_xxh3: str
+    cut_preview: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cut_bytes": self.cut_bytes, "cut_xxh3": self.cut_xxh3, "cut_preview": self.cut_preview,
+                "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "repair") -> RepairInfo:
+        f = _Fields(data, where)
+        return cls(f.integer("cut_bytes"), f.text("cut_xxh3"), f.text("cut_preview", ""), f.text("reason", ""))
+
+
+EntryKind = Literal["session", "execution", "repair"]
+ENTRY_KINDS: tuple[EntryKind, ...] = ("session", "execution", "repair")
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One chained log entry, typed. ``raw`` is the entry exactly as stored: its hash is
+    computed over that JSON, so it is what is sent on, merged and verified."""
+
+    seq: int
+    prev: str
+    hash: str
+    body: ExecutionRecord | SessionInfo | RepairInfo
+    raw: Mapping[str, Any] = field(compare=False, repr=False, hash=False)
+
+    @property
+    def kind(self) -> EntryKind:
+        if isinstance(self.body, ExecutionRecord):
+            return "execution"
+        return "session" if isinstance(self.body, SessionInfo) else "repair"
+
+    @property
+    def record(self) -> ExecutionRecord | None:
+        return self.body if isinstance(self.body, ExecutionRecord) else None
+
+    @property
+    def session(self) -> SessionInfo | None:
+        return self.body if isinstance(self.body, SessionInfo) else None
+
+
+def parse_entry(raw: Any, where: str | None = None) -> LogEntry:
+    """A stored entry (sidecar line or notebook metadata item) as a typed ``LogEntry``;
+    RecordError naming the entry and the field when it does not have the recorded shape."""
+    place = where or "entry"
+    f = _Fields(raw, place)
+    seq = f.integer("seq")
+    place = where or f"entry {seq}"
+    f.where = place
+    kind = f.text("kind")
+    body: ExecutionRecord | SessionInfo | RepairInfo
+    if kind == "execution":
+        body = ExecutionRecord.from_json(raw.get("body"), f"{place} body")
+    elif kind == "session":
+        body = SessionInfo.from_json(raw.get("body"), f"{place} body")
+    elif kind == "repair":
+        body = RepairInfo.from_json(raw.get("body"), f"{place} body")
+    else:
+        raise RecordError(f"{place}: unknown entry kind {kind!r} (expected session, execution or repair)")
+    return LogEntry(seq, f.text("prev"), f.text("hash"), body, raw)
+
+
+def load_entries(raws: Iterable[Any]) -> tuple[list[LogEntry], list[RecordError]]:
+    """Every entry that parses, in the given order, and one error per entry that does not."""
+    entries: list[LogEntry] = []
+    problems: list[RecordError] = []
+    for raw in raws:
+        try:
+            entries.append(raw if isinstance(raw, LogEntry) else parse_entry(raw))
+        except RecordError as exc:
+            problems.append(exc)
+        except RecursionError:
+            problems.append(RecordError("entry nested too deeply"))
+    return entries, problems
+
+
+def as_entries(items: Iterable[LogEntry | Mapping[str, Any]]) -> list[LogEntry]:
+    """Typed entries from typed or stored ones, skipping any that do not parse (``verify``
+    is the place that reports those)."""
+    return load_entries(items)[0]

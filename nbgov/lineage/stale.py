@@ -1,273 +1,344 @@
-"""Which recorded executions are stale now, and why.
+"""The stale rule: which executions are out of date now, and why. The only copy.
 
-A record is stale when something it consumed has moved on since it ran: an
-input variable was rewritten by a later execution, a file it read was rewritten
-or changed on disk, a model it used got a new version, or a record it read from
-is itself stale. Works on plain entry dicts (sidecar lines or notebook
-metadata), so the sidebar, the CLI and the recorder share one answer.
+An execution is stale when something it consumed has moved on since it ran:
+
+- a variable it read was later deleted, or rewritten with different content (a rewrite
+  with equal content changes nothing; a weak fingerprint cannot prove equality);
+- a file it read was later rewritten with different content by a recorded execution,
+  or differs on disk now (known after ``check_files``);
+- a database table a ``%%sqlml`` statement read was later rewritten with content other
+  than what it held when read (as the engine fingerprinted it after each write);
+- a model version it used as an input was replaced by a newer registration (the
+  execution that registered a model is its writer, never stale because of it);
+- a value it read came from an execution that is itself stale ("comes from stale"),
+  unless that execution is stale only because of this one (``x = x + 1`` run twice).
+
+Flags are shown for the latest run of each cell (and for runs without a cell id):
+an earlier run of a cell is superseded, not stale. The sidebar, ``%lineage``,
+``nbgov show`` and the metadata saved in the notebook all show ``flags()``.
+
+``StaleTracker.add`` costs the size of the entry (indexes only); a question judges
+the current runs and what they come from, memoised until an entry invalidates them.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from nbgov.lineage.files import FileHasher
+from nbgov.lineage.record import (
+    ExecutionRecord,
+    FileAccess,
+    Fingerprint,
+    LogEntry,
+    ModelUse,
+    Write,
+    as_entries,
+)
 
-
-def _executions(entries: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    ordered = sorted(
-        (e for e in entries if e.get("kind") == "execution" and isinstance(e.get("body"), Mapping)),
-        key=lambda e: e.get("seq", 0),
-    )
-    return [e["body"] for e in ordered]
-
-
-def _label(body: Mapping[str, Any]) -> str:
-    return f"[{body.get('execution_count')}]"
-
-
-def stale_records(
-    entries: Iterable[Mapping[str, Any]], now_files: bool = True, hasher: FileHasher | None = None
-) -> dict[str, list[str]]:
-    """Record id -> reasons, for every stale execution record (fresh ones are absent).
-
-    ``now_files`` also compares each file read with its current content on disk.
-    """
-    bodies = _executions(entries)
-    hasher = hasher or FileHasher()
-    var_writes: dict[str, list[int]] = {}
-    file_writes: dict[str, list[int]] = {}
-    model_versions: dict[str, list[tuple[int, int, str]]] = {}
-    for i, body in enumerate(bodies):
-        for w in body.get("writes", ()):
-            var_writes.setdefault(w["name"], []).append(i)
-        for f in body.get("files", ()):
-            if f.get("mode") == "write":
-                file_writes.setdefault(f["abspath"], []).append(i)
-        for m in body.get("models", ()):
-            model_versions.setdefault(m["name"], []).append((i, int(m["version"]), str(m["sha256"])))
-        for stmt in body.get("sql", ()):
-            if stmt.get("kind") == "create_model":
-                for key in stmt.get("models", ()):
-                    name, _, version = str(key).rpartition("@")
-                    if name and version.isdigit():
-                        model_versions.setdefault(name, []).append((i, int(version), ""))
-
-    current_hash: dict[str, str | None] = {}
-
-    def disk_hash(abspath: str) -> str | None:
-        if abspath not in current_hash:
-            current_hash[abspath] = hasher.hash(abspath)[1]
-        return current_hash[abspath]
-
-    stale: dict[str, list[str]] = {}
-    for i, body in enumerate(bodies):
-        reasons: list[str] = []
-        own_writes = {w["name"] for w in body.get("writes", ())}
-        for r in body.get("reads", ()):
-            later = [j for j in var_writes.get(r["name"], ()) if j > i]
-            if later:
-                reasons.append(f"input {r['name']} rewritten by {_label(bodies[later[-1]])}")
-            elif r.get("source") in stale and r["name"] not in own_writes:
-                reasons.append(f"input {r['name']} comes from stale {_label_of(bodies, r['source'])}")
-        for f in body.get("files", ()):
-            if f.get("mode") != "read":
-                continue
-            later = [j for j in file_writes.get(f["abspath"], ()) if j > i]
-            if later:
-                reasons.append(f"file {f['path']} rewritten by {_label(bodies[later[-1]])}")
-            elif now_files and f.get("hash") is not None:
-                now = disk_hash(f["abspath"])
-                if now is None:
-                    reasons.append(f"file {f['path']} is gone or unreadable")
-                elif now != f["hash"]:
-                    reasons.append(f"file {f['path']} changed on disk since read")
-        for m in body.get("models", ()):
-            newer = [
-                (j, v, sha)
-                for j, v, sha in model_versions.get(m["name"], ())
-                if j > i and (v != int(m["version"]) or (sha and sha != m["sha256"]))
-            ]
-            if newer:
-                reasons.append(f"model {m['name']} changed: version {newer[-1][1]} since {_label(bodies[newer[-1][0]])}")
-        if reasons:
-            stale[str(body.get("id"))] = reasons
-    return stale
+DISK = -1  # the cause of a reason found on disk, not in the log
 
 
-def _label_of(bodies: list[Mapping[str, Any]], rid: str) -> str:
-    for body in bodies:
-        if body.get("id") == rid:
-            return _label(body)
-    return rid
+class FileHashes(Protocol):
+    """Content hashes of files now (``files.FileHasher``)."""
+
+    def hash(self, abspath: str) -> tuple[int | None, str | None]: ...
+
+
+@dataclass(frozen=True)
+class _Reason:
+    text: str
+    causes: frozenset[int]  # positions of the executions it comes from (DISK: the disk)
+
+
+@dataclass(frozen=True)
+class _VarEvent:
+    position: int
+    write: Write | None  # None: deleted
+
+
+TableKey = tuple[str, str]  # (engine, table name)
+
+
+def _tables(record: ExecutionRecord, mode: str) -> list[tuple[TableKey, Fingerprint | None]]:
+    """Database tables the record's SQL read or wrote (notebook frames are variables)."""
+    return [((stmt.engine, t.name), t.fingerprint) for stmt in record.sql for t in stmt.tables
+            if t.origin == "database" and t.mode == mode]
 
 
 class StaleTracker:
-    """``stale_records(entries, now_files=False)`` kept up to date one entry at a time.
+    """Entries in, stale flags out; see the module docstring for the rule."""
 
-    Recomputing the whole log after every cell is quadratic over a session; a new
-    entry can only change the records that read what it writes (a name, a file, a
-    model) and, through "comes from stale", the records downstream of those. So
-    per-name indexes of writers and readers are kept, and only those records are
-    re-judged, oldest first. Disk checks (``now_files``) are not incremental:
-    run ``stale_records(tracker.entries)`` for those.
-    """
-
-    def __init__(self, entries: Iterable[Mapping[str, Any]] = ()) -> None:
-        self._reset()
-        for entry in sorted(entries, key=lambda e: e.get("seq", 0)):
+    def __init__(self, entries: Iterable[LogEntry | Mapping[str, Any]] = ()) -> None:
+        self._clear()
+        for entry in sorted(as_entries(entries), key=lambda e: e.seq):
             self.add(entry)
 
-    def _reset(self) -> None:
-        self.entries: list[Mapping[str, Any]] = []  # everything added, in arrival order
-        self._last_seq: Any = None
-        self._bodies: list[Mapping[str, Any]] = []
-        self._ids: list[str] = []
-        self._reasons: list[list[str]] = []
-        self._index_of: dict[str, list[int]] = {}  # record id -> positions (ids may repeat)
-        self._var_last: dict[str, int] = {}  # name -> position of its latest writer
-        self._file_last: dict[str, int] = {}  # abspath -> position of its latest writer
-        self._model_uses: dict[str, list[tuple[int, int, str]]] = {}
+    def _clear(self) -> None:
+        self.entries: list[LogEntry] = []  # everything added, in seq order
+        self._records: list[ExecutionRecord] = []
+        self._positions: dict[str, list[int]] = {}  # record id -> positions (ids can repeat)
+        self._latest_of_cell: dict[str, int] = {}
+        self._without_cell: list[int] = []  # runs without a cell id: each is current
+        self._var_last: dict[str, _VarEvent] = {}
+        self._file_last: dict[str, tuple[int, FileAccess]] = {}  # abspath -> latest writer
+        self._model_last: dict[str, tuple[int, ModelUse]] = {}  # name -> latest registration
+        self._table_writes: dict[TableKey, list[tuple[int, Fingerprint | None]]] = {}
+        self._disk: dict[str, str | None] = {}  # abspath -> hash on disk at the last check
         self._var_readers: dict[str, list[int]] = {}
         self._file_readers: dict[str, list[int]] = {}
         self._model_users: dict[str, list[int]] = {}
-        self._source_readers: dict[Any, list[int]] = {}  # record id -> positions reading from it
-        self._stale: dict[str, list[str]] = {}
+        self._table_readers: dict[TableKey, list[int]] = {}
+        self._dependents: dict[int, list[int]] = {}  # position -> positions reading from it
+        self._memo: dict[int, tuple[_Reason, ...]] = {}
 
-    def add(self, entry: Mapping[str, Any]) -> None:
-        """Take one more entry (non-execution entries are kept but judge nothing)."""
-        seq = entry.get("seq", 0)
-        if self._last_seq is not None and seq < self._last_seq:
-            earlier = self.entries + [entry]  # out of order: judge again from the start
-            self._reset()
-            for old in sorted(earlier, key=lambda e: e.get("seq", 0)):
+    # -- input -------------------------------------------------------------
+    def add(self, entry: LogEntry | Mapping[str, Any]) -> None:
+        """Take one more entry (sessions are kept but judge nothing)."""
+        typed = as_entries([entry])
+        if not typed:
+            return  # malformed: verify reports it; it cannot make anything stale
+        new = typed[0]
+        if self.entries and new.seq < self.entries[-1].seq:
+            earlier = [*self.entries, new]  # out of order (two writers): index again
+            self._clear()
+            for old in sorted(earlier, key=lambda e: e.seq):
                 self.add(old)
             return
-        self.entries.append(entry)
-        self._last_seq = seq
-        body = entry.get("body")
-        if entry.get("kind") == "execution" and isinstance(body, Mapping):
-            self._add_execution(body)
+        self.entries.append(new)
+        if new.record is not None:
+            self._add_record(new.record)
 
-    def stale(self) -> dict[str, list[str]]:
-        """Record id -> reasons, as ``stale_records(self.entries, now_files=False)`` (a copy)."""
-        return {rid: list(reasons) for rid, reasons in self._stale.items()}
+    def _add_record(self, record: ExecutionRecord) -> None:
+        n = len(self._records)
+        self._records.append(record)
+        self._positions.setdefault(record.id, []).append(n)
+        if record.cell_id is None:
+            self._without_cell.append(n)
+        else:
+            self._latest_of_cell[record.cell_id] = n
+        changed: list[int] = []
+        for write in record.writes:
+            self._var_last[write.name] = _VarEvent(n, write)
+            changed += self._var_readers.get(write.name, ())
+        for name in record.deletes:
+            self._var_last[name] = _VarEvent(n, None)
+            changed += self._var_readers.get(name, ())
+        for file in record.files:
+            if file.mode == "write":
+                self._file_last[file.abspath] = (n, file)
+                self._disk.pop(file.abspath, None)  # the recorded hash is newer than the last check
+                changed += self._file_readers.get(file.abspath, ())
+        for model in record.models:
+            if model.role == "output":
+                self._model_last[model.name] = (n, model)
+                changed += self._model_users.get(model.name, ())
+        for key, content in _tables(record, "write"):
+            self._table_writes.setdefault(key, []).append((n, content))
+            changed += self._table_readers.get(key, ())
+        for key, _ in _tables(record, "read"):
+            self._table_readers.setdefault(key, []).append(n)
+            writer = self._table_writer_before(key, n)
+            if writer is not None:
+                self._dependents.setdefault(writer[0], []).append(n)
+        for read in record.reads:
+            self._var_readers.setdefault(read.name, []).append(n)
+            self._depend(n, read.source)
+        for file in record.files:
+            if file.mode == "read":
+                self._file_readers.setdefault(file.abspath, []).append(n)
+                self._depend(n, file.source)
+        for model in record.models:
+            if model.role == "input":
+                self._model_users.setdefault(model.name, []).append(n)
+                self._depend(n, model.source)
+        self._forget(changed)
 
-    def _add_execution(self, body: Mapping[str, Any]) -> None:
-        n = len(self._bodies)
-        rid = str(body.get("id"))
-        self._bodies.append(body)
-        self._ids.append(rid)
-        self._reasons.append([])
-        self._index_of.setdefault(rid, []).append(n)
-        touched: set[int] = {n}
-        # its writes first: they move on what earlier records consumed
-        for w in body.get("writes", ()):
-            touched.update(self._var_readers.get(w["name"], ()))
-            self._var_last[w["name"]] = n
-        for f in body.get("files", ()):
-            if f.get("mode") == "write":
-                touched.update(self._file_readers.get(f["abspath"], ()))
-                self._file_last[f["abspath"]] = n
-        for m in body.get("models", ()):
-            touched.update(self._model_users.get(m["name"], ()))
-            self._model_uses.setdefault(m["name"], []).append((n, int(m["version"]), str(m["sha256"])))
-        for stmt in body.get("sql", ()):
-            if stmt.get("kind") == "create_model":
-                for key in stmt.get("models", ()):
-                    name, _, version = str(key).rpartition("@")
-                    if name and version.isdigit():
-                        touched.update(self._model_users.get(name, ()))
-                        self._model_uses.setdefault(name, []).append((n, int(version), ""))
-        # then what it consumed, so later entries can find it
-        for r in body.get("reads", ()):
-            self._var_readers.setdefault(r["name"], []).append(n)
-            self._source_readers.setdefault(r.get("source"), []).append(n)
-        for f in body.get("files", ()):
-            if f.get("mode") == "read":
-                self._file_readers.setdefault(f["abspath"], []).append(n)
-        for m in body.get("models", ()):
-            self._model_users.setdefault(m["name"], []).append(n)
-        self._rejudge(touched)
+    def _depend(self, position: int, source: str | None) -> None:
+        origin = self._source_position(source, position)
+        if origin is not None:
+            self._dependents.setdefault(origin, []).append(position)
 
-    def _rejudge(self, positions: Iterable[int]) -> None:
-        """Judge ``positions`` again, oldest first, following staleness downstream."""
-        queue = list(set(positions))
-        heapq.heapify(queue)
-        queued = set(queue)
-        while queue:
-            i = heapq.heappop(queue)
-            queued.discard(i)
-            reasons = self._judge(i)
-            was_stale = bool(self._reasons[i])
-            if reasons == self._reasons[i]:
+    def check_files(self, hasher: FileHashes) -> None:
+        """Compare every file read with its content on disk now (hashes are cached by stat)."""
+        changed: list[int] = []
+        for abspath, readers in self._file_readers.items():
+            now = hasher.hash(abspath)[1]
+            if abspath not in self._disk or self._disk[abspath] != now:
+                self._disk[abspath] = now
+                changed += readers
+        self._forget(changed)
+
+    def _forget(self, positions: Iterable[int]) -> None:
+        """Drop memoised judgements of ``positions`` and of everything judged from them."""
+        todo = [p for p in positions if p in self._memo]
+        while todo:
+            p = todo.pop()
+            if self._memo.pop(p, None) is not None:
+                todo += (d for d in self._dependents.get(p, ()) if d in self._memo)
+
+    # -- questions ---------------------------------------------------------
+    def flags(self) -> dict[str, list[str]]:
+        """Record id -> reasons, for the latest run of each cell that is stale."""
+        out: dict[str, list[str]] = {}
+        for position in self.current_positions():
+            reasons = self._reasons(position)
+            if reasons:
+                out[self._records[position].id] = [r.text for r in reasons]
+        return out
+
+    def reasons(self, record: str) -> list[str]:
+        """Why the latest execution with this id is stale (empty: it is not), superseded or not."""
+        positions = self._positions.get(record)
+        return [r.text for r in self._reasons(positions[-1])] if positions else []
+
+    def current_positions(self) -> list[int]:
+        """Positions of the latest run of each cell and of every run without a cell id."""
+        return sorted([*self._latest_of_cell.values(), *self._without_cell])
+
+    def _reasons(self, position: int) -> tuple[_Reason, ...]:
+        """Judge ``position`` after everything it comes from (earlier positions), iteratively."""
+        stack = [position]
+        while stack:
+            p = stack[-1]
+            if p in self._memo:
+                stack.pop()
                 continue
-            self._reasons[i] = reasons
-            self._publish(self._ids[i])
-            if bool(reasons) != was_stale:
-                for k in self._source_readers.get(self._ids[i], ()):
-                    if k > i and k not in queued:
-                        heapq.heappush(queue, k)
-                        queued.add(k)
-
-    def _publish(self, rid: str) -> None:
-        # like stale_records: the latest stale record carrying an id speaks for it
-        for i in reversed(self._index_of[rid]):
-            if self._reasons[i]:
-                self._stale[rid] = self._reasons[i]
-                return
-        self._stale.pop(rid, None)
-
-    def _stale_before(self, rid: Any, i: int) -> bool:
-        if not isinstance(rid, str):
-            return False
-        return any(k < i and self._reasons[k] for k in self._index_of.get(rid, ()))
-
-    def _judge(self, i: int) -> list[str]:
-        body = self._bodies[i]
-        reasons: list[str] = []
-        own_writes = {w["name"] for w in body.get("writes", ())}
-        for r in body.get("reads", ()):
-            last = self._var_last.get(r["name"], -1)
-            if last > i:
-                reasons.append(f"input {r['name']} rewritten by {_label(self._bodies[last])}")
-            elif self._stale_before(r.get("source"), i) and r["name"] not in own_writes:
-                first = self._bodies[self._index_of[r["source"]][0]]
-                reasons.append(f"input {r['name']} comes from stale {_label(first)}")
-        for f in body.get("files", ()):
-            if f.get("mode") != "read":
+            missing = [s for s in self._origins(p) if s not in self._memo]
+            if missing:
+                stack += missing
                 continue
-            last = self._file_last.get(f["abspath"], -1)
-            if last > i:
-                reasons.append(f"file {f['path']} rewritten by {_label(self._bodies[last])}")
-        for m in body.get("models", ()):
-            for j, version, sha in reversed(self._model_uses.get(m["name"], ())):
-                if j <= i:
-                    break
-                if version != int(m["version"]) or (sha and sha != m["sha256"]):
-                    reasons.append(f"model {m['name']} changed: version {version} since {_label(self._bodies[j])}")
-                    break
-        return reasons
+            self._memo[p] = self._judge(p)
+            stack.pop()
+        return self._memo[position]
+
+    def _origins(self, position: int) -> list[int]:
+        record = self._records[position]
+        sources = [r.source for r in record.reads]
+        sources += [f.source for f in record.files if f.mode == "read"]
+        sources += [m.source for m in record.models if m.role == "input"]
+        found = [self._source_position(s, position) for s in sources]
+        for key, _ in _tables(record, "read"):
+            writer = self._table_writer_before(key, position)
+            found.append(writer[0] if writer else None)
+        return [p for p in found if p is not None]
+
+    def _table_writer_before(self, key: TableKey, position: int) -> tuple[int, Fingerprint | None] | None:
+        """The last write of a table before ``position``: what a read there saw."""
+        for write in reversed(self._table_writes.get(key, ())):
+            if write[0] < position:
+                return write
+        return None
+
+    def _source_position(self, source: str | None, before: int) -> int | None:
+        """The latest position carrying record id ``source`` before ``before``."""
+        if source is None:
+            return None
+        for p in reversed(self._positions.get(source, ())):
+            if p < before:
+                return p
+        return None
+
+    def _judge(self, i: int) -> tuple[_Reason, ...]:
+        record = self._records[i]
+        reasons: list[_Reason] = []
+        for read in record.reads:
+            event = self._var_last.get(read.name)
+            if event is not None and event.position > i:
+                label = self._records[event.position].label
+                if event.write is None:
+                    reasons.append(_Reason(f"input {read.name} deleted by {label}", frozenset({event.position})))
+                    continue
+                if event.write.fingerprint.same_content(read.fingerprint) is not True:
+                    reasons.append(_Reason(f"input {read.name} rewritten by {label}", frozenset({event.position})))
+                    continue
+            reasons += self._inherited(f"input {read.name}", read.source, i)
+        for file in record.files:
+            if file.mode == "read":
+                reasons += self._file_reasons(file, i)
+        for key in dict.fromkeys(k for k, _ in _tables(record, "read")):
+            reasons += self._table_reasons(key, i)
+        for model in record.models:
+            if model.role != "input":
+                continue
+            latest = self._model_last.get(model.name)
+            if latest is not None and latest[0] > i and (latest[1].version, latest[1].sha256) != (
+                model.version, model.sha256
+            ):
+                by, newer = latest
+                text = f"model {model.name} changed: version {newer.version} registered by {self._records[by].label}"
+                reasons.append(_Reason(text, frozenset({by})))
+            else:
+                reasons += self._inherited(f"model {model.key}", model.source, i)
+        return tuple(reasons)
+
+    def _file_reasons(self, file: FileAccess, i: int) -> list[_Reason]:
+        latest = self._file_last.get(file.abspath)
+        rewritten = latest is not None and latest[0] > i and (latest[1].hash is None or latest[1].hash != file.hash)
+        if rewritten and latest is not None:
+            return [_Reason(f"file {file.path} rewritten by {self._records[latest[0]].label}", frozenset({latest[0]}))]
+        if file.hash is not None and file.abspath in self._disk:
+            now = self._disk[file.abspath]
+            if now is None:
+                return [_Reason(f"file {file.path} is gone or unreadable", frozenset({DISK}))]
+            if now != file.hash:
+                return [_Reason(f"file {file.path} changed on disk since read", frozenset({DISK}))]
+        return self._inherited(f"file {file.path}", file.source, i)
+
+    def _table_reasons(self, key: TableKey, i: int) -> list[_Reason]:
+        name = key[1]
+        seen = self._table_writer_before(key, i)
+        latest = self._table_writes.get(key, [(-1, None)])[-1]
+        if latest[0] > i:
+            same = seen is not None and seen[1] is not None and latest[1] is not None and (
+                seen[1].same_content(latest[1]) is True
+            )
+            if not same:
+                label = self._records[latest[0]].label
+                return [_Reason(f"table {name} rewritten by {label}", frozenset({latest[0]}))]
+        if seen is None:
+            return []
+        return self._inherited(f"table {name}", self._records[seen[0]].id, i)
+
+    def _inherited(self, what: str, source: str | None, i: int) -> list[_Reason]:
+        """'comes from stale' when the producer is stale for a cause other than ``i`` itself."""
+        origin = self._source_position(source, i)
+        if origin is None:
+            return []
+        causes = frozenset().union(*(r.causes for r in self._memo[origin])) - {i}
+        if not causes:
+            return []
+        return [_Reason(f"{what} comes from stale {self._records[origin].label}", causes)]
 
 
-def latest_by_cell(entries: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """cell id -> body of that cell's most recent execution (cells without an id are skipped)."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for body in _executions(entries):
-        cell = body.get("cell_id")
-        if isinstance(cell, str):
-            latest[cell] = body
-    return latest
+def stale_flags(
+    entries: Iterable[LogEntry | Mapping[str, Any]], hasher: FileHashes | None = None
+) -> dict[str, list[str]]:
+    """Record id -> reasons for the stale latest runs of a whole log; with ``hasher``, files
+    read are also compared with the disk."""
+    tracker = StaleTracker(entries)
+    if hasher is not None:
+        tracker.check_files(hasher)
+    return tracker.flags()
 
 
-def stale_cells(entries: Iterable[Mapping[str, Any]], now_files: bool = True) -> dict[str, list[str]]:
-    """cell id -> reasons, judged on each cell's latest execution."""
-    entries = list(entries)
-    by_record = stale_records(entries, now_files=now_files)
+def stale_records(entries: Iterable[LogEntry | Mapping[str, Any]], now_files: bool = True) -> dict[str, list[str]]:
+    """``stale_flags`` as a reviewer asks it: with ``now_files``, files read are compared
+    with what is on disk now."""
+    from nbgov.lineage.files import FileHasher
+
+    return stale_flags(entries, FileHasher() if now_files else None)
+
+
+def stale_cells(
+    entries: Iterable[LogEntry | Mapping[str, Any]], hasher: FileHashes | None = None
+) -> dict[str, list[str]]:
+    """Cell id -> reasons, for cells whose latest run is stale."""
+    typed = as_entries(entries)
+    flags = stale_flags(typed, hasher)
     return {
-        cell: by_record[str(body["id"])]
-        for cell, body in latest_by_cell(entries).items()
-        if str(body.get("id")) in by_record
+        e.record.cell_id: flags[e.record.id]
+        for e in typed
+        if e.record is not None and e.record.cell_id is not None and e.record.id in flags
     }

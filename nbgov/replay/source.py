@@ -17,7 +17,7 @@ import nbformat
 
 from nbgov.errors import LineageError
 from nbgov.lineage import notebook_meta
-from nbgov.lineage.record import ExecutionRecord, SessionInfo
+from nbgov.lineage.record import ExecutionRecord, RecordError, SessionInfo
 from nbgov.lineage.store import SidecarRead, read_log, sidecar_path
 
 SIDECAR_FOLDER = ".nbgov"
@@ -137,7 +137,7 @@ def typed_execution(entry: dict[str, Any]) -> ExecutionRecord:
     """An execution entry's body as a record; LineageError naming the entry if it is not one."""
     try:
         return ExecutionRecord.from_json(entry["body"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (RecordError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LineageError(f"entry {entry.get('seq')}: not an execution record ({type(exc).__name__}: "
                            f"{str(exc)[:80]})") from None
 
@@ -146,7 +146,7 @@ def typed_session(entry: dict[str, Any]) -> SessionInfo:
     """A session entry's body as a record; LineageError naming the entry if it is not one."""
     try:
         return SessionInfo.from_json(entry["body"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (RecordError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LineageError(f"entry {entry.get('seq')}: not a session record ({type(exc).__name__}: "
                            f"{str(exc)[:80]})") from None
 

@@ -1,0 +1,186 @@
+"""Facts observed around one cell in, one ``ExecutionRecord`` out: pure, no I/O.
+
+The hooks (``recorder``) observe: names and fingerprints, files opened and their
+hashes, SQL reports, the displayed result. This module only combines those facts
+with the provenance known so far (the execution that last wrote each variable, file
+and model version) into the typed record, so the whole shape of a record can be
+tested without a shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from nbgov.lineage.fingerprint import hash_bytes
+from nbgov.lineage.namespace import NamespaceChanges
+from nbgov.lineage.record import (
+    ErrorInfo,
+    ExecutionRecord,
+    FileAccess,
+    FileMode,
+    Fingerprint,
+    ModelUse,
+    Read,
+    SqlStatement,
+    TableUse,
+)
+from nbgov.lineage.sqlreport import ReportedModel, SqlReport
+
+
+@dataclass(frozen=True)
+class ObservedFile:
+    """A file the cell opened, with size and hash taken after the cell."""
+
+    path: str
+    abspath: str
+    mode: FileMode
+    size: int | None
+    hash: str | None
+
+
+@dataclass
+class Provenance:
+    """Who wrote what last: record ids by variable name, file abspath and "model@version".
+
+    Names a record summarises (a cell defining 100,000 names) are kept as one set per
+    record instead of one entry per name; ``writer`` looks there too, newest first.
+    """
+
+    variables: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    _stamps: dict[str, int] = field(default_factory=dict)  # name -> when it was last written one by one
+    _bulk: list[tuple[int, frozenset[str], str]] = field(default_factory=list)  # (when, names, record id)
+    _clock: int = 0
+
+    def writer(self, name: str) -> str | None:
+        """The record that last wrote (and did not since delete) this variable."""
+        stamp = self._stamps.get(name, -1)
+        for when, names, rid in reversed(self._bulk):
+            if when < stamp:
+                break
+            if name in names:
+                return rid
+        return self.variables.get(name)
+
+    def note(self, record: ExecutionRecord, also_written: tuple[str, ...] = ()) -> None:
+        """Take in a record just appended (``also_written``: names its WriteSummary stands for)."""
+        self._clock += 1
+        rid = record.id
+        for write in record.writes:
+            self.variables[write.name] = rid
+            self._stamps[write.name] = self._clock
+        for name in record.deletes:
+            self.variables.pop(name, None)
+            self._stamps[name] = self._clock
+        if also_written:
+            self._bulk.append((self._clock, frozenset(also_written), rid))
+        for file in record.files:
+            if file.mode == "write":
+                self.files[file.abspath] = rid
+        for model in record.models:
+            if model.role == "output":
+                self.models[model.key] = rid
+
+
+@dataclass
+class CellFacts:
+    """Everything observed about one execution, before provenance is attached."""
+
+    session: str
+    execution_count: int
+    cell_id: str | None
+    code: str
+    started: str
+    duration_s: float
+    error: ErrorInfo | None = None
+    changes: NamespaceChanges = field(default_factory=NamespaceChanges)
+    files: list[ObservedFile] = field(default_factory=list)
+    sql: list[SqlReport] = field(default_factory=list)
+    models: list[ReportedModel] = field(default_factory=list)  # reported outside a SQL statement
+    sql_values: Mapping[str, Fingerprint] = field(default_factory=dict)  # frames and $params read
+    packages_added: Mapping[str, str] = field(default_factory=dict)
+    result: Fingerprint | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
+    """The record of one execution; sources come from ``provenance`` as it was before it."""
+    changes = facts.changes
+    reads = [Read(name, fp, provenance.writer(name)) for name, fp in changes.reads]
+    read_names = {r.name for r in reads}
+    for name, fp in sorted(facts.sql_values.items()):
+        if name not in read_names:
+            reads.append(Read(name, fp, provenance.writer(name)))
+    return ExecutionRecord(
+        session=facts.session,
+        execution_count=facts.execution_count,
+        cell_id=facts.cell_id,
+        code=facts.code,
+        code_hash=hash_bytes(facts.code.encode("utf-8", "surrogatepass")),
+        started=facts.started,
+        duration_s=max(0.0, round(facts.duration_s, 6)),
+        status="error" if facts.error else "ok",
+        error=facts.error,
+        reads=tuple(reads),
+        writes=tuple(changes.writes),
+        deletes=tuple(changes.deletes),
+        files=tuple(_files(facts.files, provenance)),
+        models=tuple(_models(facts, provenance)),
+        sql=tuple(_statement(report, facts.sql_values) for report in facts.sql),
+        packages_added=dict(facts.packages_added),
+        result=facts.result,
+        more_writes=changes.more_writes,
+        notes=tuple(dict.fromkeys(facts.notes)),
+    )
+
+
+def _files(observed: list[ObservedFile], provenance: Provenance) -> list[FileAccess]:
+    out: list[FileAccess] = []
+    for f in observed:
+        source = provenance.files.get(f.abspath) if f.mode == "read" else None
+        out.append(FileAccess(f.path, f.abspath, f.mode, f.size, f.hash, source))
+    return out
+
+
+def _models(facts: CellFacts, provenance: Provenance) -> list[ModelUse]:
+    """One use per model version; a version this execution registered is its output, even
+    if the same cell also scored with it."""
+    reported = [*facts.models, *(m for report in facts.sql for m in report.models)]
+    outputs = {f"{m.name}@{m.version}" for m in reported if m.role == "output"}
+    found: dict[str, ModelUse] = {}
+    for m in reported:
+        key = f"{m.name}@{m.version}"
+        if key in found:
+            continue
+        if key in outputs:
+            found[key] = ModelUse(m.name, m.version, m.sha256, m.producer, m.opset, None, "output")
+        else:
+            found[key] = ModelUse(m.name, m.version, m.sha256, m.producer, m.opset, provenance.models.get(key))
+    return list(found.values())
+
+
+def _statement(report: SqlReport, values: Mapping[str, Fingerprint]) -> SqlStatement:
+    tables: list[TableUse] = []
+    for name in report.tables_read:
+        if name in report.frames:
+            tables.append(TableUse(name, "read", "notebook", values.get(name)))
+        else:
+            tables.append(TableUse(name, "read", "database", report.table_fingerprints.get(name)))
+    for name in report.tables_written:
+        tables.append(TableUse(name, "write", "database", report.table_fingerprints.get(name)))
+    for name in report.frames:
+        if name not in report.tables_read:
+            tables.append(TableUse(name, "read", "notebook", values.get(name)))
+    return SqlStatement(
+        statement=report.statement,
+        kind=report.kind,
+        tables_read=report.tables_read,
+        tables_written=report.tables_written,
+        files_read=report.files_read,
+        files_written=report.files_written,
+        models=tuple(f"{m.name}@{m.version}" for m in report.models),
+        engine=report.engine,
+        tables=tuple(tables),
+    )

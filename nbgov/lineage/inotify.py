@@ -1,0 +1,154 @@
+"""Linux inotify through ctypes: what was opened, read and written in a few folders.
+
+The audit hook sees only files opened through Python; pyarrow, polars and DuckDB call
+the C library directly. The kernel reports every open and close of a file to an inotify
+watch on its folder, whoever made the call, so a watch kept for the length of a cell
+sees native reads as they happen (stat'ing before and after can only see writes, and
+naming a path proves nothing). Only a bounded number of folders is watched per cell,
+and only open/close/modify/create events are asked for (not one event per read()).
+
+Removing a watch costs the kernel milliseconds (it waits for a grace period), so watches
+are kept between cells with a quiet mask (only the folder's own deletion) and woken by
+changing the mask again, which is cheap; the oldest are removed beyond a bound.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+import sys
+from dataclasses import dataclass
+
+IN_MODIFY = 0x00000002
+IN_CLOSE_WRITE = 0x00000008
+IN_CLOSE_NOWRITE = 0x00000010
+IN_OPEN = 0x00000020
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE_SELF = 0x00000400
+IN_Q_OVERFLOW = 0x00004000
+IN_IGNORED = 0x00008000
+IN_ONLYDIR = 0x01000000
+IN_EXCL_UNLINK = 0x04000000
+IN_ISDIR = 0x40000000
+_IN_NONBLOCK = os.O_NONBLOCK
+_IN_CLOEXEC = os.O_CLOEXEC
+
+WATCH_MASK = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_MOVED_TO
+WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
+OPENED = IN_OPEN | IN_CLOSE_NOWRITE
+QUIET_MASK = IN_DELETE_SELF  # between cells: nothing but the folder's own removal
+_EVENT = struct.Struct("iIII")
+_BUFFER = 4096  # grows while reads come back full
+MAX_KEPT_WATCHES = 64
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Everything the OS reported about one file of a watched folder, OR-ed together."""
+
+    folder: str
+    name: str
+    mask: int
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.folder, self.name)
+
+    @property
+    def written(self) -> bool:
+        return bool(self.mask & WRITTEN)
+
+
+class Inotify:
+    """One inotify instance: ``watch`` folders, ``collect`` what happened, ``quiet`` them."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"inotify_init1: {os.strerror(err)}")
+        self.fd: int = fd
+        self._folders: dict[int, str] = {}  # watch descriptor -> folder, oldest first
+        self._awake: set[int] = set()
+
+    def watch(self, folder: str) -> bool:
+        """Report what happens in a folder (not following a symlinked folder) until ``quiet``."""
+        wd = self._add(self.fd, os.fsencode(folder), WATCH_MASK | IN_ONLYDIR | IN_EXCL_UNLINK)
+        if wd < 0:
+            return False
+        self._folders.pop(wd, None)
+        self._folders[wd] = folder  # most recently used last
+        self._awake.add(wd)
+        return True
+
+    def collect(self) -> tuple[list[Touch], bool]:
+        """Files touched in awake folders since the last collect, and whether the OS dropped
+        events (overflow)."""
+        masks: dict[tuple[str, str], int] = {}
+        overflow = False
+        size = _BUFFER
+        while True:
+            try:
+                data = os.read(self.fd, size)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            if len(data) > size // 2:
+                size = min(size * 4, 1 << 20)
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                raw = data[offset + _EVENT.size : offset + _EVENT.size + length]
+                offset += _EVENT.size + length
+                if mask & IN_Q_OVERFLOW:
+                    overflow = True
+                    continue
+                if mask & IN_IGNORED:
+                    self._folders.pop(wd, None)  # the folder went away
+                    self._awake.discard(wd)
+                    continue
+                folder = self._folders.get(wd)
+                if folder is None or wd not in self._awake or mask & IN_ISDIR or not length:
+                    continue
+                key = (folder, os.fsdecode(raw.rstrip(b"\0")))
+                masks[key] = masks.get(key, 0) | mask
+        return [Touch(folder, name, mask) for (folder, name), mask in masks.items()], overflow
+
+    def quiet(self) -> None:
+        """Stop reporting (cheaply: the watches stay, with a mask that reports nothing), and
+        remove the oldest watches beyond the bound."""
+        for wd in self._awake:
+            folder = self._folders.get(wd)
+            if folder is not None:
+                self._add(self.fd, os.fsencode(folder), QUIET_MASK | IN_ONLYDIR)
+        self._awake.clear()
+        while len(self._folders) > MAX_KEPT_WATCHES:
+            wd = next(iter(self._folders))
+            del self._folders[wd]
+            self._rm(self.fd, wd)
+
+    def close(self) -> None:
+        os.close(self.fd)  # closing the instance drops every watch at once
+        self._folders.clear()
+        self._awake.clear()
+
+
+def open_inotify() -> Inotify | None:
+    """An inotify instance, or None where there is none (not Linux, or the limit is reached)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return Inotify()
+    except (OSError, AttributeError):
+        return None

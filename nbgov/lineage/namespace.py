@@ -1,0 +1,415 @@
+"""What a cell did to the notebook's names, observed without holding on to the user's objects.
+
+Before a cell: fingerprints of the values the cell may read or change (those its code
+names, and the globals of notebook functions it calls) and the identities (``id``,
+never the object) of the names it may rebind. After: which names were rebound,
+created, changed in place or deleted, with fingerprints of what was written.
+
+The cost follows the names a cell touches, not the size of the namespace: new names
+are found through the namespace dict's insertion order (everything after the last key
+seen before the cell), deletions through its length. Only a dynamic cell (``exec``,
+``globals()``, magics) compares the identities of every name.
+
+Nothing here runs user code: values are told apart by ``type()`` and identity, module
+and class attributes are read statically, and fingerprints come from the
+``ValueTracker``. An interrupt while hashing marks that fingerprint, and every later
+one of the cell, unfinished instead of losing the record.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import compress
+from operator import ne
+from typing import Any
+
+import xxhash
+
+from nbgov.lineage.analysis import CellNames
+from nbgov.lineage.fingerprint import INTERRUPTED, static
+from nbgov.lineage.record import Fingerprint, Write, WriteSummary
+from nbgov.lineage.values import ValueTracker
+
+MAX_NAMED_WRITES = 250  # beyond this, a cell's new bindings are summarised (WriteSummary)
+_INTERNAL = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|__.*__|In|Out|get_ipython|exit|quit)$")
+_MISSING = object()
+_TYPE_MODULE = type.__dict__["__module__"]
+
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
+_SCALAR_KINDS = frozenset({int, float, bool, type(None), str, bytes})  # exact types: repr is theirs
+
+
+def weak(kind: str, why: str, summary: str = "") -> Fingerprint:
+    """A fingerprint that proves nothing, saying why."""
+    return Fingerprint(kind, None, True, summary, reason=why)
+
+
+class Hashing:
+    """The fingerprints of one cell. An interrupt (Ctrl-C, the kernel's interrupt) marks the
+    fingerprint being taken, and all later ones of the cell, unfinished."""
+
+    def __init__(self, values: ValueTracker) -> None:
+        self.values = values
+        self.unfinished: list[str] = []
+        self.failures: list[str] = []  # fingerprints that failed (the fingerprinter should never raise)
+
+    def _take(self, name: str, value: Any, how: str) -> Fingerprint:
+        if self.unfinished:
+            return self._mark(name, value)
+        try:
+            if how == "before":
+                fp = self.values.before(name, value)
+            elif how == "after":
+                fp = self.values.after(name, value)
+            else:
+                fp = self.values.fingerprinter.fingerprint(value)
+        except KeyboardInterrupt:  # the fingerprinter guards itself; this is the last line
+            return self._mark(name, value)
+        except BaseException as exc:  # noqa: BLE001 - user code reached by hashing may raise SystemExit
+            self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
+            return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
+        if fp.reason == INTERRUPTED:
+            self.unfinished.append(name)
+        return fp
+
+    def _mark(self, name: str, value: Any) -> Fingerprint:
+        self.unfinished.append(name)
+        return weak(_kind(value), INTERRUPTED)
+
+    def before(self, name: str, value: Any) -> Fingerprint:
+        return self._take(name, value, "before")
+
+    def after(self, name: str, value: Any) -> Fingerprint:
+        return self._take(name, value, "after")
+
+    def value(self, name: str, value: Any) -> Fingerprint:
+        return self._take(name, value, "value")
+
+
+@dataclass
+class Snapshot:
+    """The namespace as far as one cell can touch it, taken before the cell runs."""
+
+    names: CellNames
+    before: dict[str, Fingerprint]  # candidates: values the cell may read or change
+    identities: dict[str, int]  # id() of the names the cell may rebind
+    every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their ids, in order
+    unchanged: set[str]  # candidates provably only read: no after-fingerprint needed
+    called_globals: set[str]  # globals named by the code of notebook functions the cell calls
+    marker: Any  # the last key of the namespace before the cell (insertion order)
+    size: int
+
+
+@dataclass
+class NamespaceChanges:
+    """What the cell did to the names: reads (before-fingerprints), writes, deletes."""
+
+    reads: list[tuple[str, Fingerprint]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    more_writes: WriteSummary | None = None
+    more_written: list[str] = field(default_factory=list)  # the names the summary stands for
+    by_identity: dict[int, Fingerprint] = field(default_factory=dict)  # id(value) -> after-fingerprint
+
+
+class NamespaceObserver:
+    """Keeps the set of names seen at the end of the last cell (strings, not values)."""
+
+    def __init__(self, values: ValueTracker, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
+        self.values = values
+        self.hidden = hidden
+        self._data_kinds: dict[type, Any] = {}  # type -> True, False or _BY_VALUE
+        self._known: set[str] = set(ns)
+        self._end_marker: Any = _last_key(ns)
+
+    # -- before ------------------------------------------------------------
+    def before(self, names: CellNames, ns: Mapping[str, Any], hashing: Hashing) -> Snapshot:
+        self.values.start_cell()
+        self._catch_up(ns)
+        called = self._called_globals(names, ns)
+        only_rebound = names.stores - names.loads - names.mutates - names.impure
+        candidates = sorted(
+            n for n in (names.referenced - only_rebound) | called if n in ns and self.is_data(n, ns[n])
+        )
+        before = {name: hashing.before(name, ns[name]) for name in candidates}
+        touched = names.referenced | names.stores | names.deletes | called
+        identities = {n: id(ns[n]) for n in touched if n in ns}
+        every_name = (list(ns), list(map(id, ns.values()))) if names.dynamic else None  # C loops
+        try:
+            unchanged = self.values.provably_unchanged(names, set(candidates), ns)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # noqa: BLE001 - an optimisation only (a stub module may raise anything)
+            unchanged = set()
+        return Snapshot(names, before, identities, every_name, unchanged, called, _last_key(ns), len(ns))
+
+    def _catch_up(self, ns: Mapping[str, Any]) -> None:
+        """Names added or removed between cells (widgets, threads): follow them cheaply."""
+        if len(ns) == len(self._known):
+            return
+        added = _keys_after(ns, self._end_marker)
+        if added is not None:
+            self._known.update(added)
+        if added is None or len(ns) != len(self._known):
+            self._known = set(ns)
+
+    def _called_globals(self, names: CellNames, ns: Mapping[str, Any]) -> set[str]:
+        found: set[str] = set()
+        for name in names.loads:
+            fn = ns.get(name)
+            if type(fn) is types.FunctionType and fn.__globals__ is ns:
+                found |= code_globals(fn.__code__)
+        return found
+
+    # -- after -------------------------------------------------------------
+    def after(self, snap: Snapshot, ns: Mapping[str, Any], hashing: Hashing) -> NamespaceChanges:
+        changes = NamespaceChanges()
+        rebound, rebound_values = self._rebound(snap, ns)  # in namespace order
+        known = self._known
+        deleted = {n for n in snap.identities if n not in ns}
+        known -= deleted
+        if len(known) != len(ns):  # names were created (or removed by something the code does not show)
+            known.update(rebound)
+        if len(known) != len(ns):
+            gone = known - ns.keys()
+            deleted |= gone
+            known -= gone
+        self._end_marker = _last_key(ns)
+
+        changes.reads = self._reads(snap)
+        data, values = self._data_items(rebound, ns, rebound_values)
+        named, more = sorted(data[:MAX_NAMED_WRITES]), data[MAX_NAMED_WRITES:]
+        for name in named:
+            changes.writes.append(self._write(name, ns[name], False, hashing, changes))
+        if more:
+            changes.more_writes = summarise_writes(more, values[MAX_NAMED_WRITES:] if values else None, ns)
+            changes.more_written = more
+        changes.writes += self._mutated(snap, ns, rebound, hashing, changes)
+        changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
+        self.values.forget(changes.deletes)
+        return changes
+
+    def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
+        """Names bound to another object (or created) by the cell, in namespace order. A dynamic
+        cell compares every name; others only the names they can reach and the names added
+        after the last key seen before the cell. A dynamic cell also gets the values, taken
+        along in the same C loops."""
+        stored = [n for n in sorted(snap.names.stores) if n in ns]
+        if snap.every_name is not None:
+            keys, ids = snap.every_name
+            now_keys, now_values = list(ns), list(ns.values())
+            now_ids = list(map(id, now_values))
+            added = _keys_after(ns, snap.marker)
+            if added is not None and len(now_keys) == len(keys) + len(added):  # none removed, none moved
+                moved = list(map(ne, ids, now_ids)) + [True] * (len(now_keys) - len(keys))
+            else:
+                before = dict(zip(keys, ids))
+                moved = [before.get(k) != i for k, i in zip(now_keys, now_ids)]
+            # names stored again with the very same object are written too
+            same = [n for n in stored if snap.identities.get(n) == id(ns[n])]
+            return (list(compress(now_keys, moved)) + same,
+                    list(compress(now_values, moved)) + [ns[n] for n in same])
+        new_keys = _keys_after(ns, snap.marker)
+        if new_keys is None:  # the marker itself was deleted: look at every name
+            new_keys = [k for k in ns if k not in self._known]
+        found = dict.fromkeys(reversed(new_keys))
+        found.update(dict.fromkeys(stored))
+        for name, identity in snap.identities.items():
+            if name in ns and id(ns[name]) != identity:
+                found[name] = None
+        return list(found), None
+
+    def _reads(self, snap: Snapshot) -> list[tuple[str, Fingerprint]]:
+        """Names loaded before being stored (or read by called notebook functions) that existed."""
+        wanted = {n for n in snap.names.loads | snap.called_globals if n in snap.before}
+        return [(name, snap.before[name]) for name in sorted(wanted)]
+
+    def _mutated(
+        self, snap: Snapshot, ns: Mapping[str, Any], rebound: list[str], hashing: Hashing, changes: NamespaceChanges
+    ) -> list[Write]:
+        """Candidates changed in place (whatever API did it), then names sharing their objects."""
+        out: list[Write] = []
+        skip = snap.unchanged | set(snap.before).intersection(rebound)
+        for name, before in snap.before.items():
+            if name in skip or name not in ns:
+                continue
+            write = self._write(name, ns[name], True, hashing, changes)
+            if before.same_content(write.fingerprint) is False or name in snap.names.mutates:
+                out.append(write)
+        written = [w.name for w in (*changes.writes, *out)]
+        if written:  # changed through another name: the tracker's sharing index knows who else holds it
+            handled = set(snap.before).union(rebound)
+            for name, fp in sorted(self.values.shared_writes(written, ns, handled).items()):
+                if name in ns and self.is_data(name, ns[name]):
+                    changes.by_identity[id(ns[name])] = fp
+                    out.append(Write(name, fp, True))
+        return out
+
+    def _write(
+        self, name: str, value: Any, mutated: bool, hashing: Hashing, changes: NamespaceChanges
+    ) -> Write:
+        fp = hashing.after(name, value)
+        changes.by_identity[id(value)] = fp
+        return Write(name, fp, mutated)
+
+    def is_data(self, name: str, value: Any) -> bool:
+        """Notebook data: not IPython's own names, injected builtins, modules or imported code."""
+        return bool(self._data_items([name], {name: value})[0])
+
+    def _data_items(
+        self, names: list[str], ns: Mapping[str, Any], values: list[Any] | None = None
+    ) -> tuple[list[str], list[Any] | None]:
+        """The names that hold notebook data (and, when all are plain, their values). A cell
+        may bind 100,000 names, so the common case (every value of a plain data type) runs
+        in C loops; the decision by type is cached, names are checked only when they could
+        be IPython's."""
+        if values is None:
+            values = list(map(ns.__getitem__, names))
+        verdicts = {self._verdict(kind) for kind in set(map(type, values))}
+        if verdicts <= {True}:
+            drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
+            injected = [n for n in self.hidden if n in ns and self.hidden[n] is ns[n]]
+            if injected:
+                drop.update(set(injected).intersection(names))
+            if not drop:
+                return names, values
+            kept = [n not in drop for n in names]
+            return list(compress(names, kept)), list(compress(values, kept))
+        out: list[str] = []
+        for name, value in zip(names, values):
+            kind = type(value)
+            verdict = self._verdict(kind)
+            if verdict is False or (verdict is _BY_VALUE and not _defined_here(kind, value)):
+                continue
+            if (name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name):
+                continue
+            if name in self.hidden and self.hidden[name] is value:
+                continue
+            out.append(name)
+        return out, None
+
+    def _verdict(self, kind: type) -> Any:
+        verdict = self._data_kinds.get(kind)
+        if verdict is None:
+            verdict = self._data_kinds[kind] = _data_kind(kind)
+        return verdict
+
+
+def _maybe_internal(names: list[str]) -> list[str]:
+    """Names that could be IPython's: those starting with "_" (found by scanning one joined
+    string, not name by name) and the few IPython names without one."""
+    if len(names) <= 64:
+        return names
+    joined = "\n" + "\n".join(names)
+    found = list(_IPYTHON_NAMES.intersection(names))
+    start = joined.find("\n_")
+    while start >= 0:
+        end = joined.find("\n", start + 1)
+        found.append(joined[start + 1 : end if end >= 0 else len(joined)])
+        start = joined.find("\n_", start + 1)
+    return found
+
+
+_BY_VALUE = object()  # functions and classes: data when defined in the notebook
+
+
+def _data_kind(kind: type) -> Any:
+    if issubclass(kind, types.ModuleType):
+        return False
+    if kind is types.FunctionType or kind is types.BuiltinFunctionType or issubclass(kind, type):
+        return _BY_VALUE
+    return True
+
+
+def _defined_here(kind: type, value: Any) -> bool:
+    """A function or class of the notebook itself, not imported code (from x import f)."""
+    module = value.__module__ if kind is types.FunctionType else _static_module(value)
+    return module == "__main__"
+
+
+def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str, Any]) -> WriteSummary:
+    """One aggregate for many names: exact when every value is a plain scalar or string of
+    an exact builtin type (hashed together in C loops: machine numbers as an array, other
+    scalars by their unambiguous reprs), weak otherwise (fingerprinting each would cost
+    more than the cell)."""
+    if values is None:
+        values = list(map(ns.__getitem__, names))
+    names_hash = xxhash.xxh3_128_hexdigest("\0".join(names).encode("utf-8", "surrogatepass"))
+    content = _scalars_digest(values)
+    if content is not None:
+        fp = Fingerprint("names", content, False, f"{len(names):,} more names")
+    else:
+        fp = weak("names", f"beyond {MAX_NAMED_WRITES:,} names only plain scalars are fingerprinted together",
+                  f"{len(names):,} more names")
+    return WriteSummary(len(names), names_hash, fp, tuple(names[:10]))
+
+
+def _scalars_digest(values: list[Any]) -> str | None:
+    """xxh3 of a list of exact-builtin scalars, tagged by kind; None if any value is not one."""
+    kinds = set(map(type, values))
+    if not kinds <= _SCALAR_KINDS:
+        return None
+    if len(kinds) == 1 and (int in kinds or float in kinds):
+        try:
+            packed = array("q" if int in kinds else "d", values)
+        except OverflowError:  # an int beyond 64 bits: by repr below
+            pass
+        else:
+            return xxhash.xxh3_128_hexdigest(packed.typecode.encode() + packed.tobytes())
+    return xxhash.xxh3_128_hexdigest("\0".join(map(repr, values)).encode("utf-8", "surrogatepass"))
+
+
+def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
+    """Global names a function's code (and its nested code) may read or write."""
+    found = set(code.co_names)
+    if depth < 3:
+        for const in code.co_consts:
+            if inspect.iscode(const):
+                found |= code_globals(const, depth + 1)
+    return found
+
+
+def _kind(value: Any) -> str:
+    try:
+        return static.kind_name(type(value))
+    except Exception:
+        return "object"
+
+
+def _static_module(cls: Any) -> str | None:
+    """A class's (or builtin's) defining module, read without running a metaclass property."""
+    try:
+        if issubclass(type(cls), type):
+            module = _TYPE_MODULE.__get__(cls)
+        else:
+            module = inspect.getattr_static(cls, "__module__", None)
+    except Exception:
+        return None
+    return module if isinstance(module, str) else None
+
+
+def _last_key(ns: Mapping[str, Any]) -> Any:
+    if type(ns) is not dict or not ns:
+        return _MISSING
+    return next(reversed(ns))
+
+
+def _keys_after(ns: Mapping[str, Any], marker: Any) -> list[str] | None:
+    """Keys inserted after ``marker`` (dicts keep insertion order); None when it is gone."""
+    if type(ns) is not dict:
+        return None
+    if marker is _MISSING:
+        return list(ns)
+    if marker not in ns:
+        return None
+    found: list[str] = []
+    for key in reversed(ns):
+        if key == marker:
+            break
+        found.append(key)
+    return found

@@ -1,0 +1,190 @@
+"""Files opened by native code during a cell (pyarrow, polars, DuckDB, C extensions).
+
+A file is an input only when it was actually opened. On Linux the OS says so: the
+folders a cell can reach by name (the working folder, the folders of the paths it
+names, and named folders themselves) are watched with inotify for the length of the
+cell, and every open, close and write in them is reported, by whichever code made
+it. Naming a path (``fname = "out.txt"``) opens nothing and records nothing.
+
+Where inotify is missing, files the cell names are stat'ed before and after: a created
+or changed file was written (that is evidence); reads cannot be seen, and the record
+says so.
+
+Known limits, by design: another process touching a watched file during the cell is
+indistinguishable from the cell; notebooks (``*.ipynb``) and editor/Jupyter temporary
+files are never data here (Python opens of them are still seen by the audit hook).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbgov.lineage.analysis import CellNames, plausible_path
+from nbgov.lineage.files import FileEvent
+from nbgov.lineage.inotify import Inotify, open_inotify
+
+MAX_WATCHED_FOLDERS = 32
+MAX_PROBED_PATHS = 64
+MAX_LISTED_PATHS = 64  # items of a list/tuple of paths looked at
+_PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
+NO_INOTIFY = "files read by native code cannot be observed here (no inotify): only Python opens are recorded"
+
+
+def mentioned_paths(names: CellNames, ns: Mapping[str, Any]) -> list[str]:
+    """Paths the cell names: its string constants and the values of names it reads that are
+    strings, standard ``pathlib`` paths, or lists/tuples of them (exact types only, so no
+    user ``__fspath__``, ``__str__`` or ``__iter__`` runs)."""
+    found: list[str] = list(names.strings)
+    for name in sorted(names.loads):
+        value: Any = ns.get(name)
+        items = value[:MAX_LISTED_PATHS] if type(value) in (list, tuple) else (value,)
+        for item in items:
+            text = _path_text(item)
+            if text is not None and plausible_path(text):
+                found.append(text)
+    return found
+
+
+def _path_text(value: Any) -> str | None:
+    kind = type(value)
+    if kind is str:
+        return str(value)
+    if kind in _PATH_TYPES:
+        return str(value)
+    return None
+
+
+def _absolute(path: str, cwd: str) -> str:
+    full = os.path.expanduser(path) if path.startswith("~") else path
+    return os.path.normpath(os.path.join(cwd, full))
+
+
+@dataclass
+class NativeWatch:
+    """One per recorder: ``start`` before a cell, ``stop`` after it."""
+
+    ignored: Callable[[str], bool]
+    _inotify: Inotify | None = None
+    _tried: bool = False
+    _probe: PathProbe | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        if not self._tried:
+            self._tried = True
+            self._inotify = open_inotify()
+        return self._inotify is not None
+
+    def start(self, mentions: Iterable[str], cwd: str | None = None) -> None:
+        """Watch the folders the cell can reach by name (or stat named files, without inotify)."""
+        base = cwd or os.getcwd()
+        paths = [_absolute(p, base) for p in mentions]
+        self.notes = []
+        if not self.available:
+            self._probe = PathProbe.start(paths, self.ignored)
+            if paths:
+                self.notes.append(NO_INOTIFY)
+            return
+        assert self._inotify is not None
+        self._inotify.collect()  # drop what happened between cells
+        for folder in _folders(base, paths, self.ignored):
+            self._inotify.watch(folder)
+
+    def stop(self) -> list[FileEvent]:
+        """Files opened in the watched folders since ``start``: written, else read."""
+        if self._inotify is None:
+            probe, self._probe = self._probe, None
+            return probe.writes() if probe is not None else []
+        touches, overflow = self._inotify.collect()
+        self._inotify.quiet()
+        if overflow:
+            self.notes.append("the OS dropped file events (too many at once): files read may be missing")
+        events: list[FileEvent] = []
+        for touch in touches:
+            path = touch.path
+            if _not_data(touch.name) or self.ignored(path) or not _regular(path):
+                continue
+            events.append(FileEvent(path, path, "write" if touch.written else "read", native=True))
+        return events
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+
+
+def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool]) -> list[str]:
+    """The working folder, folders of named paths and named folders (real and as named)."""
+    found: dict[str, None] = {}
+    for path in paths:
+        for candidate in (path, os.path.dirname(path)):
+            if os.path.isdir(candidate):
+                found[candidate] = None
+                found[os.path.realpath(candidate)] = None
+        if os.path.islink(path):
+            found[os.path.dirname(os.path.realpath(path))] = None
+    ordered = [cwd] + [f for f in found if f != cwd]
+    return [f for f in ordered if not ignored(os.path.join(f, ""))][:MAX_WATCHED_FOLDERS]
+
+
+def _not_data(name: str) -> bool:
+    """Notebooks and Jupyter/editor temporary files: saved by the server, not by the cell."""
+    return name.endswith((".ipynb", "~", ".swp")) or name.startswith((".~", ".#"))
+
+
+def _regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
+
+
+def stat_key(abspath: str) -> StatKey | None:
+    """(size, mtime_ns, inode) of a regular file; None when missing or not a regular file."""
+    try:
+        st = os.stat(abspath)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+@dataclass
+class PathProbe:
+    """Named files, stat'ed before and after a cell: the fallback without inotify.
+
+    A file created or changed by the cell was written. An unchanged file may or may not
+    have been read, so nothing is claimed about it. Only a bounded number is stat'ed.
+    """
+
+    before: dict[str, StatKey | None] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls, abspaths: Iterable[str], ignored: Callable[[str], bool], limit: int = MAX_PROBED_PATHS
+    ) -> PathProbe | None:
+        probe = cls()
+        for abspath in abspaths:
+            if len(probe.before) >= limit:
+                break
+            if abspath not in probe.before and not ignored(abspath):
+                probe.before[abspath] = stat_key(abspath)
+        return probe if probe.before else None
+
+    def writes(self) -> list[FileEvent]:
+        out: list[FileEvent] = []
+        for abspath, before in self.before.items():
+            after = stat_key(abspath)
+            if after is not None and after != before:
+                out.append(FileEvent(abspath, abspath, "write", native=True))
+        return out

@@ -1,0 +1,61 @@
+"""The inotify wrapper on the real kernel: what is reported, when, and what is not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nbgov.lineage.inotify import MAX_KEPT_WATCHES, Inotify, open_inotify
+
+
+@pytest.fixture
+def inotify() -> Inotify:
+    found = open_inotify()
+    assert found is not None, "Linux: inotify is available"
+    return found
+
+
+def test_native_reads_and_writes_are_reported_only_while_awake(inotify: Inotify, tmp_path: Path) -> None:
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "in.parquet")
+    (tmp_path / "named.txt").write_text("x")
+    assert inotify.watch(str(tmp_path))
+    inotify.collect()
+    pq.read_table(tmp_path / "in.parquet")
+    pq.write_table(pa.table({"b": [3]}), tmp_path / "out.parquet")
+    os.stat(tmp_path / "named.txt")  # looking at a file is not opening it
+    touches, overflow = inotify.collect()
+    assert not overflow
+    assert {t.name: t.written for t in touches} == {"in.parquet": False, "out.parquet": True}
+    inotify.quiet()
+    pq.read_table(tmp_path / "in.parquet")
+    assert inotify.collect() == ([], False), "quiet between cells"
+    inotify.watch(str(tmp_path))
+    (tmp_path / "named.txt").read_text()
+    assert [t.name for t in inotify.collect()[0]] == ["named.txt"]
+    inotify.close()
+
+
+def test_a_flood_of_events_is_reported_as_an_overflow(inotify: Inotify, tmp_path: Path) -> None:
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    inotify.watch(str(tmp_path))
+    for i in range(limit // 3 + 200):  # create + open + close-write each
+        (tmp_path / f"f{i}").write_bytes(b"")
+    touches, overflow = inotify.collect()
+    assert overflow and touches
+    inotify.close()
+
+
+def test_watches_beyond_the_bound_are_removed_oldest_first(inotify: Inotify, tmp_path: Path) -> None:
+    folders = [tmp_path / f"d{i}" for i in range(MAX_KEPT_WATCHES + 5)]
+    for folder in folders:
+        folder.mkdir()
+        assert inotify.watch(str(folder))
+    inotify.quiet()
+    assert len(inotify._folders) == MAX_KEPT_WATCHES  # noqa: SLF001
+    assert str(folders[0]) not in inotify._folders.values() and str(folders[-1]) in inotify._folders.values()  # noqa: SLF001
+    assert not inotify.watch(str(tmp_path / "missing"))
+    inotify.close()

@@ -230,3 +230,61 @@ def test_a_cached_ml_predict_sees_its_relation_change_type(engines):
     engine.execute("CREATE OR REPLACE TABLE moving AS SELECT * REPLACE (CAST(tenure AS VARCHAR) AS tenure) FROM customers")
     name, message = both_ways(engine, sql)
     assert name == "ModelBindingError" and '"tenure" is VARCHAR' in message
+
+
+# -- scikit-learn pipelines the optimizer lowers (one-hot / ordinal / scaler in front of trees,
+# or of a logistic regression inlined as SQL): the same checks, the same errors --------------
+
+PIPELINE_KINDS = ("gbc", "rf", "gbr_strict", "rfr_ordinal", "tree_ordinal", "logreg")
+# Wrong arguments for a float input and for a string input: (argument, the type the message names)
+NOT_FOR_FLOAT = {"text column": ("region", "VARCHAR"), "text literal": ("'7'", "VARCHAR"), "date": ("DATE '2024-01-31'", "DATE"), "list": ("[age, income]", "DOUBLE[]")}
+NOT_FOR_STRING = {"integer": ("visits", "BIGINT"), "double": ("income", "DOUBLE"), "boolean": ("age > 50", "BOOLEAN"), "date": ("DATE '2024-01-31'", "DATE")}
+# Shapes where the pipeline is lowered and pruned: one-hot fixed by equality, ranges through the
+# scaler, the call in the same WHERE as its filters, a CTE's filter flowing out.
+PIPELINE_SHAPES = (
+    "SELECT id, predict(m, {args}) AS p FROM t WHERE plan = 'gold' AND age > 60",
+    "SELECT count(*) AS n FROM t WHERE plan IN ('basic', 'silver') AND age BETWEEN 30 AND 40 AND predict(m, {args}) IS NOT NULL",
+    "WITH s AS (SELECT * FROM t WHERE region = 'north' AND income > 60000) SELECT avg(predict(m, {args})) AS p FROM s",
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline_engines(sklearn_pipelines: Any) -> Iterator[dict[str, tuple[Engine, tuple[tuple[str, str], ...]]]]:
+    """Per pipeline kind: an engine (model ``m``, the churn rows as ``t``) and the model's
+    inputs as (name, element type)."""
+    made: dict[str, tuple[Engine, tuple[tuple[str, str], ...]]] = {}
+    try:
+        for kind in PIPELINE_KINDS:
+            trained = sklearn_pipelines.get(kind)
+            engine = Engine(progress_bar=False)
+            engine.execute("CREATE MODEL m FROM $p", params={"p": trained.onnx})
+            engine.execute("CREATE TABLE t AS SELECT * FROM f", frames={"f": trained.frame})
+            inputs = tuple((spec.name, spec.elem_type) for spec in engine.catalog.resolve("m").inputs)
+            made[kind] = (engine, inputs)
+        yield made
+    finally:
+        for engine, _ in made.values():
+            engine.close()
+
+
+@pytest.mark.parametrize("kind", PIPELINE_KINDS)
+def test_pipeline_inputs_fail_alike_with_and_without_the_optimizer(pipeline_engines, kind):
+    """Every input of every lowered pipeline, fed each wrong type positionally and by name,
+    in every shape: the same error class and message with and without the optimizer."""
+    engine, inputs = pipeline_engines[kind]
+    names = [name for name, _ in inputs]
+    explained = engine.explain(PIPELINE_SHAPES[0].format(args="*"))
+    assert ("inlined as SQL" if kind == "logreg" else "plan = 'gold' (") in explained  # lowered and pruned by the category
+    checked = 0
+    for position, (name, elem_type) in enumerate(inputs):
+        wrongs = NOT_FOR_STRING if elem_type == "string" else NOT_FOR_FLOAT
+        for argument, type_name in wrongs.values():
+            positional = ", ".join([*names[:position], argument, *names[position + 1 :]])
+            for args in (positional, f"{name} := {argument}, *"):
+                for shape in PIPELINE_SHAPES:
+                    error, message = both_ways(engine, shape.format(args=args))
+                    assert error == "ModelBindingError", message
+                    assert f" is {type_name}, which cannot be cast to input {name} {elem_type}[N,1]" in message
+                    assert "expected m@1(" in message
+                    checked += 1
+    assert checked == len(inputs) * 4 * 2 * len(PIPELINE_SHAPES)

@@ -5,9 +5,12 @@ evaluated for.  That is the case for the SELECT list, ORDER BY, GROUP BY and
 HAVING of a scope (its WHERE and inner-join ON filters ran first), for columns
 of derived tables (CTEs, subqueries) whose own filters ran first, and for the
 THEN branch of ``CASE WHEN cond`` (DuckDB evaluates it only on rows where cond
-holds).  A call inside the WHERE or ON it would be pruned by is refused: DuckDB
-may evaluate conjuncts in any order.  Anything not understood gives no
-constraint, never a wrong one.
+holds).  A call inside a WHERE may use that WHERE's other top-level conjuncts:
+whatever it returns on a row failing one of them, the row is discarded (FALSE or
+NULL AND anything is not TRUE), so a pruned model's value there is never seen.  A
+conjunct holding the call itself (under OR, NOT, ...) proves nothing, and a call in
+a join's ON is refused (an outer join keeps the rows its ON rejects, NULL-extended).
+Anything not understood gives no constraint, never a wrong one.
 
 String comparisons (``plan = 'gold'``, ``IN``, ``<>``, ``NOT IN``) prove a set of
 categories, but only where DuckDB compares bytes: under a collation ``'GOLD' = 'gold'``
@@ -35,7 +38,8 @@ ColumnKey = tuple[
 Proof = Domain | Categories  # what a conjunct proves about a numeric or a string column
 
 _FILTERED_POSITIONS = {"expressions", "order", "group", "having", "qualify", "distinct"}
-_FILTER_POSITIONS = {"where", "joins"}
+_JOIN_POSITION = "joins"
+_WHERE_POSITION = "where"
 _MAX_DEPTH = 8
 FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
 COMPARISONS: dict[type[exp.Expr], str] = {
@@ -107,8 +111,9 @@ def call_constraints(call: ModelCall, *, exact_strings: bool = False) -> Feature
             refusals=("no pruning: call is inside a lambda or outside a SELECT",)
         )
     select, position, guards = located
-    use_filters = position in _FILTERED_POSITIONS
-    scope = _scope_domains(select, use_filters=use_filters, depth=0)
+    in_where = position == _WHERE_POSITION
+    use_filters = position in _FILTERED_POSITIONS or in_where
+    scope = _scope_domains(select, use_filters=use_filters, depth=0, skip=call.node if in_where else None)
     if guards:
         extra: dict[ColumnKey, Proof] = {}
         for guard in guards:
@@ -116,14 +121,13 @@ def call_constraints(call: ModelCall, *, exact_strings: bool = False) -> Feature
         for key, dom in extra.items():
             scope.domains[key] = meet(scope.domains[key], dom) if key in scope.domains else dom
     refusals: list[str] = []
-    if position in _FILTER_POSITIONS:
+    if position == _JOIN_POSITION:
         unsafe = list(_feature_domains(
             call, _scope_domains(select, use_filters=True, depth=0)
         )[1].values())
         if unsafe:
-            where = "join condition" if position == "joins" else "WHERE"
             refusals.append(
-                f"refused pruning: {' AND '.join(unsafe)} is in the same {where} as the call"
+                f"refused pruning: {' AND '.join(unsafe)} is in the same join condition as the call"
             )
     domains, text = _feature_domains(call, scope)
     numeric = {key: d for key, d in domains.items() if isinstance(d, Domain)}
@@ -174,8 +178,9 @@ def _locate(node: exp.Expr) -> tuple[exp.Select, str, list[exp.Expr]] | None:
     return None
 
 
-def _scope_domains(select: exp.Select, use_filters: bool, depth: int) -> _Scope:
-    """Constraints holding on rows of ``select`` (after its filters when ``use_filters``)."""
+def _scope_domains(select: exp.Select, use_filters: bool, depth: int, skip: exp.Expr | None = None) -> _Scope:
+    """Constraints holding on rows of ``select`` (after its filters when ``use_filters``);
+    a WHERE conjunct holding ``skip`` (the call being planned) is not used."""
     sources: dict[str, exp.Expression] = {}
     from_ = select.args.get("from_")
     inner_joins: list[exp.Join] = []
@@ -199,7 +204,7 @@ def _scope_domains(select: exp.Select, use_filters: bool, depth: int) -> _Scope:
         conjuncts: list[exp.Expr] = []
         where = select.args.get("where")
         if where is not None:
-            conjuncts += _conjuncts(where.this)
+            conjuncts += [c for c in _conjuncts(where.this) if skip is None or not _holds(c, skip)]
         for join in inner_joins:
             if join.args.get("on") is not None:
                 conjuncts += _conjuncts(join.args["on"])
@@ -264,6 +269,16 @@ def _derived_select(
                         return inner if isinstance(inner, exp.Select) else None
             node = node.parent
     return None
+
+
+def _holds(cond: exp.Expr, node: exp.Expr) -> bool:
+    """Whether ``node`` sits inside ``cond`` (or is it)."""
+    current: exp.Expr | None = node
+    while current is not None:
+        if current is cond:
+            return True
+        current = current.parent
+    return False
 
 
 def _conjuncts(cond: exp.Expr) -> list[exp.Expr]:

@@ -123,3 +123,30 @@ def test_rows_in_regions_of_their_own_are_scored_as_usual():
     regions = regions_of(_convert(forest))
     assert regions is not None
     assert regions.group(rng.normal(size=(10_000, 3)).astype(np.float32)) is None
+
+
+def test_relation_is_probed_for_shared_regions_once(monkeypatch):
+    """Rows of their own (continuous values, pruned trees still cut them finely): the
+    relation's first rows are probed once, not once per slice, and every row is scored."""
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(3_000, 3)).astype(np.float32), columns=list(FEATURES))
+    estimator = GradientBoostingRegressor(n_estimators=30, max_depth=8, random_state=0).fit(X, X.a + X.b * X.c)
+    frame = pd.DataFrame(rng.normal(size=(40_000, 3)), columns=list(FEATURES))
+    probes: list[int] = []
+    shared = Regions.shared
+
+    def counted(self: Regions, matrix: np.ndarray) -> bool:
+        probes.append(len(matrix))
+        return shared(self, matrix)
+
+    monkeypatch.setattr(Regions, "shared", counted)
+    sql = "SELECT predict(m, a, b, c) AS p FROM f WHERE a > -1.0"
+    with Engine(progress_bar=False, threads=2, batch_rows=4_096) as engine:
+        engine.execute("CREATE MODEL m FROM $m", params={"m": estimator})
+        optimized = engine.execute(sql, frames={"f": frame})[0]
+        naive = engine.execute(sql, frames={"f": frame}, optimize=False)[0]
+    rows = int((frame.a > -1.0).sum())
+    assert rows > 8 * 4_096
+    assert probes == [512]  # one probe of the first rows, none per slice
+    assert "decision regions" not in (optimized.explain or "")
+    np.testing.assert_array_equal(optimized.df.p.to_numpy(), naive.df.p.to_numpy())

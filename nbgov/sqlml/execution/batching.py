@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,7 @@ from nbgov.sqlml.plan import TensorSpec
 from nbgov.sqlml.planning.prepared import ScoringJob
 
 _SPLIT_ROWS = 4_096  # fewer rows than this are scored on one thread
+_PROBE_ROWS = 512  # the first rows whose decision regions tell whether grouping pays
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ def score_relation(
     (DuckDB materializes a relation as Arrow faster than it streams it: a stream's first
     batch comes about when the whole table would have, so nothing is lost by waiting.)
     """
-    parts = even_slices(table, batch_rows, threads if _worth_splitting(table, jobs) else 1)
+    jobs = _probed(table, jobs)
+    split = table.num_rows >= _SPLIT_ROWS and any(job.scorer.regions is None for job in jobs)
+    parts = even_slices(table, batch_rows, threads if split else 1)
     if not parts:
         return score_batch(table, jobs, drop)
     pending: list[tuple[int, Future[pa.Table]]] = [
@@ -136,15 +139,21 @@ def score_relation(
     return scored[0] if len(scored) == 1 else pa.concat_tables(scored)
 
 
-def _worth_splitting(table: pa.Table, jobs: Sequence[Scoring]) -> bool:
-    """Whether to spread the last rows over the pool's threads: not for a few rows, nor
-    for models with decision regions (pruned trees) whose first rows share a few regions:
-    their scoring is then numpy work under the GIL, and thread handoffs would cost more
-    than they save (at worst, such a remainder runs on one thread)."""
+def _probed(table: pa.Table, jobs: Sequence[Scoring]) -> list[Scoring]:
+    """The jobs with decision regions only where the relation's first rows share them.
+
+    Probed once per relation, not once per slice: a job whose first rows are nearly all
+    regions of their own (a finely cut feature) scores every row. Jobs that do share
+    regions are not split over threads: their scoring is then numpy work under the GIL,
+    and thread handoffs would cost more than they save."""
     if table.num_rows < _SPLIT_ROWS:
-        return False
-    probe = table.slice(0, _SPLIT_ROWS // 2)  # rows of their own (a finely cut feature): split
-    return any(job.scorer.regions is None or not job.scorer.shares_regions(_inputs(job, probe)) for job in jobs)
+        return list(jobs)
+    probe = table.slice(0, _PROBE_ROWS)
+    return [
+        job if job.scorer.regions is None or job.scorer.shares_regions(_inputs(job, probe))
+        else replace(job, scorer=replace(job.scorer, regions=None))
+        for job in jobs
+    ]
 
 
 def regions_note(job: Scoring) -> str | None:

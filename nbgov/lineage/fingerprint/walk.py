@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from nbgov.lineage.fingerprint.kinds import Kinds
 
 _FLUSH_PARTS = 4096
+_DIRECT_BYTES = 1 << 16  # parts this large are hashed in place, not copied into a join
 _SHORT = 64  # strings up to this length (attribute names, dict keys) have their encoding cached
 _SHORT_STRINGS = 65536
 
@@ -117,9 +118,23 @@ class Walk:
             raise NotExact(f"more than {self.limits.max_items:,} objects to read")
 
     def flush(self) -> None:
-        if self.parts:
-            self.hasher.update(b"".join(self.parts))
-            self.parts.clear()
+        """Hash the pending parts in order. A streaming xxh3 digest does not depend on
+        how its input is cut, so small parts are joined (one call) and a large buffer
+        goes to the hasher as is (joining would copy it first)."""
+        if not self.parts:
+            return
+        small: list[bytes] = []
+        for part in self.parts:
+            if len(part) < _DIRECT_BYTES:
+                small.append(part)
+                continue
+            if small:
+                self.hasher.update(b"".join(small))
+                small.clear()
+            self.hasher.update(part)
+        if small:
+            self.hasher.update(b"".join(small))
+        self.parts.clear()
 
     # -- output --------------------------------------------------------------
     def emit(self, data: bytes) -> None:
@@ -141,7 +156,7 @@ class Walk:
         self.spend(n)
         if n <= BLOCK:
             self.parts.append(tag + b"%x;" % n)
-            self.parts.append(view)  # type: ignore[arg-type]  # joined as bytes-like
+            self.parts.append(view)  # type: ignore[arg-type]  # hashed as bytes-like
             return
         self.parts.append(tag + b"B%x;" % n)
         self.parts.append(block_digests(view, zero_blocks))

@@ -227,6 +227,11 @@ def test_a_kernel_restart_starts_a_second_session_in_the_same_log(lab: Lab) -> N
     wait_rows(lab, 2)
     snippets = lab.page.locator("#nbgov-lineage .nbgov-snippet").all_text_contents()
     assert snippets == ["b = 2", "a = 1"]
+    # each session's runs are headed by the session they ran in
+    strips = lab.page.locator("#nbgov-lineage .nbgov-row-session").all_text_contents()
+    assert [strip.split(" · ")[0] for strip in strips] == ["session 2", "session 1"], strips
+    assert all(" · started " in strip for strip in strips), strips
+    lab.screenshot("lineage-two-sessions")
     lab.save()
     entries = logged_entries(path)
     sessions = [e["body"]["session"] for e in entries if e["kind"] == "session"]

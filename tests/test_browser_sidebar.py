@@ -331,6 +331,9 @@ def test_reloading_the_notebook_from_disk_rereads_its_lineage(lab: Lab) -> None:
     wait_rows(lab, 5)
     lab.save()
     assert saved_kinds(path) == {"session": 2, "execution": 5}
+    # runs are grouped by session (the log's order): the headless session's, then this kernel's
+    strips = lab.page.locator(f"{PANEL} .nbgov-row-session").all_text_contents()
+    assert [strip.split(" · ")[0] for strip in strips] == ["session 2", "session 1"], strips
     lab.panel_screenshot("sidebar-after-reload-from-disk")
     assert lab.page_errors == []
 

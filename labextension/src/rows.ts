@@ -1,11 +1,13 @@
 /**
  * What one timeline row says, and how tall it is, decided from the entry alone (no
  * DOM): the virtualized list needs every row's height before drawing any of them.
- * Each row is a fixed number of one-line strips: a header (count, status, cell, time),
- * the code preview, then the error and the stale reason when there are any.
+ * Each row is a fixed number of one-line strips: the kernel session's label on the
+ * newest run of each session (when the timeline holds several), a header (count,
+ * status, cell, time), the code preview, then the error and the stale reason when there
+ * are any.
  */
 import { codePreview, isSqlCell } from './preview';
-import { ExecutionEntry, StaleMap } from './types';
+import { ExecutionEntry, SessionEntry, StaleMap } from './types';
 
 /** Height of one strip of a row, and of the row's padding and border together. */
 export const LINE_PX = 18;
@@ -23,6 +25,8 @@ export interface TimelineRow {
   stale: string | null;
   /** Full text for the tooltip: the preview, the whole error, each stale reason. */
   tooltip: string;
+  /** The session strip above the row ("session 2 · started 10:21:05"), or null. */
+  session: string | null;
 }
 
 /** The error strip's text, or null for a run that succeeded. */
@@ -35,15 +39,59 @@ function errorLine(entry: ExecutionEntry): string | null {
   return b.status === 'ok' ? null : `failed (${b.status})`;
 }
 
-export function rowLines(entry: ExecutionEntry, stale: StaleMap): number {
-  return 2 + (errorLine(entry) === null ? 0 : 1) + (stale.has(entry.body.id) ? 1 : 0);
+export function rowLines(entry: ExecutionEntry, stale: StaleMap, session: string | null = null): number {
+  return (session === null ? 0 : 1) + 2 + (errorLine(entry) === null ? 0 : 1) + (stale.has(entry.body.id) ? 1 : 0);
 }
 
-export function rowHeight(entry: ExecutionEntry, stale: StaleMap): number {
-  return ROW_CHROME_PX + LINE_PX * rowLines(entry, stale);
+export function rowHeight(entry: ExecutionEntry, stale: StaleMap, session: string | null = null): number {
+  return ROW_CHROME_PX + LINE_PX * rowLines(entry, stale, session);
 }
 
-export function timelineRow(entry: ExecutionEntry, stale: StaleMap): TimelineRow {
+/**
+ * The session strip of each row of `newestFirst`: on the newest run of every block of
+ * runs from one kernel session, "session N · started HH:MM:SS" (N counts the log's
+ * sessions, oldest first; the time is the session entry's, else its oldest run's);
+ * null elsewhere, and everywhere when every run is of one session.
+ */
+export function sessionStrips(
+  newestFirst: readonly ExecutionEntry[],
+  sessions: readonly SessionEntry[],
+  clock: (iso: string) => string
+): (string | null)[] {
+  if (new Set(newestFirst.map(e => e.body.session)).size < 2) {
+    return newestFirst.map(() => null);
+  }
+  const number = new Map<string, number>();
+  const started = new Map<string, string>();
+  for (const s of sessions) {
+    const id = s.body.session;
+    if (!number.has(id)) {
+      number.set(id, number.size + 1);
+    }
+    if (typeof s.body.started === 'string' && s.body.started) {
+      started.set(id, s.body.started);
+    }
+  }
+  for (let i = newestFirst.length - 1; i >= 0; i--) {
+    const { session, started: at } = newestFirst[i].body;
+    if (!number.has(session)) {
+      number.set(session, number.size + 1); // runs whose session entry the log lacks
+    }
+    if (!started.has(session) && at) {
+      started.set(session, at);
+    }
+  }
+  return newestFirst.map((entry, i) => {
+    const id = entry.body.session;
+    if (i > 0 && newestFirst[i - 1].body.session === id) {
+      return null;
+    }
+    const at = started.get(id);
+    return `session ${number.get(id)}${at ? ` · started ${clock(at)}` : ''}`;
+  });
+}
+
+export function timelineRow(entry: ExecutionEntry, stale: StaleMap, session: string | null = null): TimelineRow {
   const b = entry.body;
   const reasons = stale.get(b.id) ?? [];
   const preview = codePreview(b.code);
@@ -61,7 +109,8 @@ export function timelineRow(entry: ExecutionEntry, stale: StaleMap): TimelineRow
     sql: isSqlCell(b.code),
     error,
     stale: reasons.length > 0 ? `stale: ${reasons.join('; ')}` : null,
-    tooltip: tooltip.join('\n')
+    tooltip: tooltip.join('\n'),
+    session
   };
 }
 

@@ -6,7 +6,7 @@
  * Enter jumps to the cell.
  */
 import { cellLabel, clock, duration, el, TextFitter } from './dom';
-import { rowHeight, timelineRow, TimelineRow } from './rows';
+import { rowHeight, sessionStrips, timelineRow, TimelineRow } from './rows';
 import { ExecutionEntry, StaleMap } from './types';
 import { LineageView } from './view';
 import { VirtualLayout } from './virtual';
@@ -18,6 +18,8 @@ const ROW_INSET_PX = 16;
 
 export class TimelineView extends LineageView {
   private _entries: ExecutionEntry[] = [];
+  /** Per row, its session strip or null (see `sessionStrips`). */
+  private _strips: (string | null)[] = [];
   private _index = new Map<string, number>();
   private _stale: StaleMap = new Map();
   private _cells = new Map<string, number>();
@@ -69,7 +71,8 @@ export class TimelineView extends LineageView {
     this._stale = model ? model.stale() : new Map();
     this._fonts = null; // the theme or font size may have changed
     this._cells = model ? model.cellIndexes() : new Map();
-    this._geometry = new VirtualLayout(this._entries.map(e => rowHeight(e, this._stale)));
+    this._strips = model ? sessionStrips(this._entries, model.log.sessions, clock) : [];
+    this._geometry = new VirtualLayout(this._entries.map((e, i) => rowHeight(e, this._stale, this._strips[i])));
     this._spacer.style.height = `${this._geometry.total}px`;
     const empty = model !== null && this._entries.length === 0;
     this._empty.remove();
@@ -170,10 +173,11 @@ export class TimelineView extends LineageView {
     }
   }
 
-  private _row(entry: ExecutionEntry): TimelineRow {
+  private _row(index: number): TimelineRow {
+    const entry = this._entries[index];
     let row = this._rows.get(entry.body.id);
     if (!row) {
-      row = timelineRow(entry, this._stale);
+      row = timelineRow(entry, this._stale, this._strips[index]);
       this._rows.set(entry.body.id, row);
     }
     return row;
@@ -182,7 +186,7 @@ export class TimelineView extends LineageView {
   private _rowElement(index: number): HTMLElement {
     const entry = this._entries[index];
     const body = entry.body;
-    const row = this._row(entry);
+    const row = this._row(index);
     const node = el('div', 'nbgov-Timeline-row');
     node.id = rowDomId(index);
     node.dataset.id = body.id;
@@ -194,6 +198,9 @@ export class TimelineView extends LineageView {
     node.title = row.tooltip;
     node.classList.toggle('nbgov-mod-error', !row.ok);
     node.classList.toggle('nbgov-mod-stale', row.stale !== null);
+    if (row.session) {
+      node.appendChild(el('div', 'nbgov-row-session', row.session));
+    }
 
     const main = el('div', 'nbgov-row-main');
     main.appendChild(el('span', 'nbgov-count', row.count));

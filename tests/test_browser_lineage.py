@@ -237,3 +237,33 @@ def test_a_kernel_restart_starts_a_second_session_in_the_same_log(lab: Lab) -> N
     sessions = [e["body"]["session"] for e in entries if e["kind"] == "session"]
     assert len(sessions) == 2
     assert [e["body"]["session"] for e in entries if e["kind"] == "execution"] == sessions
+
+
+def test_a_burst_of_runs_writes_the_notebook_log_a_few_times_and_a_save_holds_every_entry(lab: Lab) -> None:
+    """Run All over many quick cells: every run appears at once, the notebook-level log (one
+    metadata value JupyterLab copies whole on each write) is written a few times, not once
+    per cell, and a save right after the last run holds every entry."""
+    cells = ["%load_ext nbgov", *(f"x{i} = {i}" for i in range(40))]
+    path = lab.write_notebook("burst.ipynb", cells)
+    lab.open_notebook(path)
+    lab.run_cell(0)
+    lab.open_lineage()
+    lab.page.evaluate(
+        """() => {
+          const model = window.jupyterapp.shell.currentWidget.context.model;
+          window.nbgovLogWrites = 0;
+          model.metadataChanged.connect((_, change) => { if (change.key === 'nbgov') window.nbgovLogWrites++; });
+        }"""
+    )
+    lab.page.evaluate("() => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = 1; }")
+    lab.command("notebook:run-all-below")
+    lab.page.wait_for_function(  # rows are virtualized: count them in the panel's header
+        "() => document.querySelector('#nbgov-lineage .nbgov-LineagePanel-counts').textContent === '40 executions'",
+        timeout=UI_TIMEOUT_MS,
+    )
+    lab.save()  # at once: the pending write goes into what is saved
+    writes = lab.page.evaluate("() => window.nbgovLogWrites")
+    assert 1 <= writes < 40 // 2, f"{writes} writes of the notebook log for 40 runs"
+    entries = logged_entries(path)
+    assert [e["kind"] for e in entries].count("execution") == 40
+    assert sorted(e["body"]["code"] for e in entries if e["kind"] == "execution") == sorted(cells[1:])

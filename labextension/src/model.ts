@@ -2,6 +2,12 @@
  * Lineage of one open notebook: receives entries from its kernel (live comms and
  * catch-up requests), keeps them deduplicated, and writes them into the notebook and
  * cell metadata so a normal save persists them.
+ *
+ * A cell's reference to its latest entry is written at once (a small value). The
+ * notebook-level log is one metadata value that JupyterLab copies and compares whole on
+ * every write, so it is written once per burst of entries (at most WRITE_DELAY_MS after
+ * the first of them) and always just before the notebook is saved: a Run All of many
+ * cells costs a few writes, not one per cell.
  */
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
@@ -16,6 +22,9 @@ export const ENTRY_TARGET = 'nbgov.lineage';
 export const SYNC_TARGET = 'nbgov.lineage.sync';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** How long new entries may wait before the notebook-level log is written (ms). */
+export const WRITE_DELAY_MS = 300;
 
 export class NotebookLineageModel implements IDisposable {
   private _log = new LineageLog();
@@ -36,11 +45,14 @@ export class NotebookLineageModel implements IDisposable {
   private _disposed = false;
   /** Set while this model writes the notebook metadata, to tell its own writes apart. */
   private _writing = false;
+  /** The pending write of the notebook-level log (a timer), or 0. */
+  private _writeTimer = 0;
 
   constructor(readonly panel: NotebookPanel) {
     this._path = panel.context.path;
     panel.sessionContext.kernelChanged.connect(this._onKernelChanged, this);
     panel.context.pathChanged.connect(this._onPathChanged, this);
+    panel.context.saveState.connect(this._onSaveState, this);
     void panel.context.ready.then(() => {
       if (this._disposed) {
         return;
@@ -196,6 +208,8 @@ export class NotebookLineageModel implements IDisposable {
       return;
     }
     this._disposed = true;
+    window.clearTimeout(this._writeTimer);
+    this._writeTimer = 0;
     if (!this.panel.context.isDisposed) {
       this.panel.context.model.metadataChanged.disconnect(this._onMetadataChanged, this);
     }
@@ -221,6 +235,9 @@ export class NotebookLineageModel implements IDisposable {
     if (this._writing || change.key !== META_KEY) {
       return;
     }
+    // the kernel's catch-up below sends again what a pending write would have saved
+    window.clearTimeout(this._writeTimer);
+    this._writeTimer = 0;
     this._log = new LineageLog();
     this._raw.clear();
     this.notices.length = 0;
@@ -251,17 +268,8 @@ export class NotebookLineageModel implements IDisposable {
     } else {
       this._savedStale = this.stale();
       this._savedSidecar = sidecarFor(this.path);
-      const entries = [...this.log.sessions, ...this.log.executions].sort((a, b) => a.seq - b.seq);
-      this._writing = true;
-      try {
-        model.setMetadata(META_KEY, {
-          log: entries.map(e => this._raw.get(e.hash)) as Json,
-          schema: NOTEBOOK_SCHEMA,
-          sidecar: this._savedSidecar,
-          stale: Object.fromEntries(this._savedStale) as Json
-        });
-      } finally {
-        this._writing = false;
+      if (this._writeTimer === 0) {
+        this._writeTimer = window.setTimeout(() => this._flush(), WRITE_DELAY_MS);
       }
     }
     const latest = this.log.latestByCell();
@@ -279,6 +287,35 @@ export class NotebookLineageModel implements IDisposable {
         continue; // someone else's key: leave it alone
       }
       cell.setMetadata(META_KEY, cellReference(entry.hash));
+    }
+  }
+
+  /** Write the notebook-level log now, if a write is pending. */
+  private _flush(): void {
+    window.clearTimeout(this._writeTimer);
+    if (this._writeTimer === 0 || this._disposed || this._foreign) {
+      this._writeTimer = 0;
+      return;
+    }
+    this._writeTimer = 0;
+    const entries = [...this.log.sessions, ...this.log.executions].sort((a, b) => a.seq - b.seq);
+    this._writing = true;
+    try {
+      this.panel.context.model.setMetadata(META_KEY, {
+        log: entries.map(e => this._raw.get(e.hash)) as Json,
+        schema: NOTEBOOK_SCHEMA,
+        sidecar: this._savedSidecar,
+        stale: Object.fromEntries(this._savedStale) as Json
+      });
+    } finally {
+      this._writing = false;
+    }
+  }
+
+  /** A save is starting: what it serializes must hold every entry received so far. */
+  private _onSaveState(_: unknown, state: string): void {
+    if (state === 'started') {
+      this._flush();
     }
   }
 

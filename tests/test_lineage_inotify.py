@@ -39,6 +39,20 @@ def test_native_reads_and_writes_are_reported_only_while_awake(inotify: Inotify,
     inotify.close()
 
 
+def test_a_file_opened_before_the_cell_and_closed_in_it_is_not_read_by_the_cell(inotify: Inotify, tmp_path: Path) -> None:
+    """A library may close a handle later (on an I/O thread, or when its object is
+    collected): that close is not an open by the cell it lands in."""
+    (tmp_path / "early.txt").write_text("x")
+    handle = open(tmp_path / "early.txt", "rb")  # noqa: SIM115 - closed in the "next cell"
+    assert inotify.watch(str(tmp_path))
+    inotify.collect()
+    handle.close()
+    assert inotify.collect() == ([], False)
+    (tmp_path / "early.txt").read_bytes()  # an open in the cell still is
+    assert [(t.name, t.written) for t in inotify.collect()[0]] == [("early.txt", False)]
+    inotify.close()
+
+
 def test_a_flood_of_events_is_reported_as_an_overflow(inotify: Inotify, tmp_path: Path) -> None:
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     inotify.watch(str(tmp_path))

@@ -5,7 +5,8 @@ the C library directly. The kernel reports every open and close of a file to an 
 watch on its folder, whoever made the call, so a watch kept for the length of a cell
 sees native reads as they happen (stat'ing before and after can only see writes, and
 naming a path proves nothing). Only a bounded number of folders is watched per cell,
-and only open/close/modify/create events are asked for (not one event per read()).
+and only opens, writes (modify, close after writing, create) are asked for, not one event
+per read() nor the close of a file opened before the cell.
 
 Removing a watch costs the kernel milliseconds (it waits for a grace period), so watches
 are kept between cells with a quiet mask (only the folder's own deletion) and woken by
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 
 IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008
-IN_CLOSE_NOWRITE = 0x00000010
 IN_OPEN = 0x00000020
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -36,9 +36,11 @@ IN_ISDIR = 0x40000000
 _IN_NONBLOCK = os.O_NONBLOCK
 _IN_CLOEXEC = os.O_CLOEXEC
 
-WATCH_MASK = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_MOVED_TO
+# A read is an open during the cell (IN_OPEN): the close of a file opened earlier (a
+# handle a library closes later, on a thread or when it is collected) is not a read by
+# the cell it happens in.
+WATCH_MASK = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
 WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
-OPENED = IN_OPEN | IN_CLOSE_NOWRITE
 QUIET_MASK = IN_DELETE_SELF  # between cells: nothing but the folder's own removal
 _EVENT = struct.Struct("iIII")
 _BUFFER = 4096  # grows while reads come back full

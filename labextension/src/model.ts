@@ -292,12 +292,14 @@ export class NotebookLineageModel implements IDisposable {
 
   /** Write the notebook-level log now, if a write is pending. */
   private _flush(): void {
-    window.clearTimeout(this._writeTimer);
-    if (this._writeTimer === 0 || this._disposed || this._foreign) {
-      this._writeTimer = 0;
+    if (this._writeTimer === 0) {
       return;
     }
+    window.clearTimeout(this._writeTimer);
     this._writeTimer = 0;
+    if (this._disposed || this._foreign) {
+      return;
+    }
     const entries = [...this.log.sessions, ...this.log.executions].sort((a, b) => a.seq - b.seq);
     this._writing = true;
     try {

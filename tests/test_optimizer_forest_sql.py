@@ -48,6 +48,8 @@ def fitted(kind: str) -> bytes:
         "gb_three": (GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0), "three"),
         "rf_three": (RandomForestClassifier(n_estimators=8, max_depth=4, random_state=0), "three"),
         "tree_three": (DecisionTreeClassifier(max_depth=5, random_state=0), "three"),
+        # deep trees: one flat CASE per tree (nested CASEs this deep once hit a RecursionError)
+        "rf_deep": (RandomForestClassifier(n_estimators=50, max_depth=10, random_state=0), "three"),
     }
     estimator, target = estimators[kind]
     options = {id(estimator): {"zipmap": False}} if "reg" not in kind else None
@@ -92,7 +94,7 @@ def test_regressors_are_bit_identical(kind: str) -> None:
     assert np.array_equal(np.array(sql_rows(payload, X), dtype=np.float32), np.asarray(expected).ravel())
 
 
-@pytest.mark.parametrize("kind", ["gb_binary", "rf_binary", "gb_three", "rf_three", "tree_three"])
+@pytest.mark.parametrize("kind", ["gb_binary", "rf_binary", "gb_three", "rf_three", "tree_three", "rf_deep"])
 def test_classifiers_give_identical_labels(kind: str) -> None:
     payload = fitted(kind)
     X = rows()

@@ -55,10 +55,11 @@ def optimize(
     *,
     batched: bool = False,
     exact_strings: bool = False,
+    engine: str = "duckdb",
 ) -> CallPlan:
     """Run ``rules`` in order over the call's plan state and finish it into a plan;
     ``exact_strings``: no collation is in effect, so string predicates prove categories."""
-    state = PlanState.start(call, memo or Memo(), batched=batched, exact_strings=exact_strings)
+    state = PlanState.start(call, memo or Memo(), batched=batched, exact_strings=exact_strings, engine=engine)
     for rule in rules:
         state = rule(state)
     return state.finish()
@@ -76,6 +77,7 @@ class Planner:
         batched: bool = False,
         max_cache: int = 64,
         exact_strings: bool = False,
+        engine: str = "duckdb",
     ) -> None:
         """``inline_sql=False`` leaves out the rules that translate models to SQL;
         ``batched``: an ONNX plan will score the relation in large batches (ML.PREDICT),
@@ -83,10 +85,13 @@ class Planner:
         self.rules = rules if inline_sql else tuple(r for r in rules if r not in SQL_RULES)
         self.batched = batched
         self.exact_strings = exact_strings
+        self.engine = engine  # where inlined SQL runs: the cost model differs (cost.py)
         self._memo = Memo(max_cache)
 
     def plan_call(self, call: ModelCall) -> CallPlan:
         try:
-            return optimize(call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings)
+            return optimize(
+                call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings, engine=self.engine
+            )
         except Exception as err:  # noqa: BLE001 - the optimizer must never break a query
             return CallPlan(original_plan(call), (f"optimizer skipped: {type(err).__name__}: {err}",), {})

@@ -57,7 +57,7 @@ def _trees(state: PlanState) -> PlanState:
     if graph is None or len(graph.forests) != 1 or rebuilt.levels is None:
         return state  # several ensembles (or an unreadable rebuild): stays in ONNX
     forest = graph.forests[0]
-    estimate = tree_costs(rebuilt.levels, batched=state.batched)
+    estimate = tree_costs(rebuilt.levels, batched=state.batched, engine=state.engine)
     state = state.with_stats(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
     elem = trees.elem_type
     sql_model = None
@@ -82,7 +82,7 @@ def _trees(state: PlanState) -> PlanState:
 def _ensemble(node: onnx.NodeProto, forest: Forest, state: PlanState, estimate: CostEstimate) -> SqlModel | None:
     """Any float ensemble ``forest_sql`` reproduces: classifiers too, one CASE per tree
     (still cheaper once DuckDB's fold over the trees is paid for)."""
-    fold = SQL_FOLD_US * len(forest.trees) if len(forest.trees) > 1 else 0.0
+    fold = SQL_FOLD_US * len(forest.trees) if len(forest.trees) > 1 and state.engine == "duckdb" else 0.0
     if estimate.sql_us + fold >= estimate.ort_us:
         return None
     try:

@@ -96,16 +96,19 @@ class PlanState:
     extra_guard: tuple[exp.Expression, ...] = ()
     checks: tuple[tuple[exp.Expression, str], ...] = ()
     pipeline: Lowered | None = None  # set when the call is a lowered pipeline (for notes)
+    engine: str = "duckdb"  # where inlined SQL would run ("spark": cost.spark_tree_costs)
 
     @classmethod
-    def start(cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False) -> PlanState:
+    def start(
+        cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False, engine: str = "duckdb"
+    ) -> PlanState:
         model = memo.get("model", call.model.sha256, lambda: onnx.load_model_from_string(call.model.onnx_bytes))
         shape = input_elem(model)
         tensor = None
         if shape is not None and len(call.inputs) == 1 and len(call.inputs[0].columns) == shape[1]:
             tensor = TensorInput(*shape)
         trees = memo.get("trees", call.model.sha256, lambda: analyze(model)) if tensor is not None else None
-        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings)
+        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings, engine=engine)
 
     @property
     def model(self) -> onnx.ModelProto:

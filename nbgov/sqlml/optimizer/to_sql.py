@@ -262,9 +262,9 @@ def tree_regressor_sql(
             return None
         trees.append(text)
         levels += max(1, round(_mean_depth(tree)))
-    total = trees[0]
-    for t in trees[1:]:
-        total = f"({total} + {t})"
+    # one flat chain, added left to right as onnxruntime does: sqlglot parses it in a loop,
+    # where nested parentheses recurse per tree (RecursionError at 50 deep trees)
+    total = f"({' + '.join(trees)})"
     if aggregate == b"AVERAGE":
         total = f"({total} / CAST({len(trees)} AS FLOAT))"
     if base:

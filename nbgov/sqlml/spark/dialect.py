@@ -54,10 +54,27 @@ class NbgovSpark(Spark):
 
         def anonymous_sql(self, expression: exp.Anonymous) -> str:
             """DuckDB's one-argument ``encode(text)`` (UTF-8 bytes, compared byte for byte
-            whatever the collation) is Spark's ``encode(text, 'UTF-8')``."""
-            if str(expression.this).lower() == "encode" and len(expression.expressions) == 1:
-                expression = exp.Anonymous(this="encode", expressions=[*expression.expressions, exp.Literal.string("UTF-8")])
+            whatever the collation) is Spark's ``encode(text, 'UTF-8')``; the list
+            functions of models inlined as SQL (``forest_sql.py``) are Spark's array ones."""
+            name, args = str(expression.this).lower(), list(expression.expressions)
+            if name == "encode" and len(args) == 1:
+                expression = exp.Anonymous(this="encode", expressions=[*args, exp.Literal.string("UTF-8")])
+            elif name == "list_reduce" and len(args) == 2:
+                # the FLOAT tree scores, added left to right from 0 (0 + x is x exactly)
+                zero = exp.cast(exp.Literal.number(0), exp.DataType.build("float"))
+                expression = exp.Anonymous(this="AGGREGATE", expressions=[args[0], zero, args[1]])
+            elif name == "list_position" and len(args) == 2:
+                expression = exp.Anonymous(this="ARRAY_POSITION", expressions=args)  # both 1-based
             return super().anonymous_sql(expression)
+
+        def bracket_sql(self, expression: exp.Bracket) -> str:
+            """``list[list_position(...)]`` (DuckDB, 1-based) as ``element_at`` (1-based):
+            sqlglot shifts only literal subscripts to Spark's 0-based ``[]``."""
+            index = expression.expressions
+            if len(index) == 1 and isinstance(index[0], exp.Anonymous) and str(index[0].this).lower() == "list_position":
+                position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
+                return self.func("ELEMENT_AT", expression.this, position)
+            return super().bracket_sql(expression)
 
 
 DIALECT = NbgovSpark.__name__.lower()

@@ -66,8 +66,9 @@ class SparkEngine(BaseEngine):
     def _default_optimizers(self, exact_strings: bool) -> Planners:
         """Every ONNX plan is scored in Arrow batches on Spark (mapInArrow or an Arrow
         UDF), never 2,048 rows at a time: both planners cost ONNX as batched. Strings are
-        never taken as compared byte for byte (Spark 4 columns may carry a collation)."""
-        optimizer = Optimizer(batched=True, exact_strings=exact_strings)
+        never taken as compared byte for byte (Spark 4 columns may carry a collation). Trees
+        are costed for Spark: ONNX pays a Python worker per row, inlined SQL does not."""
+        optimizer = Optimizer(batched=True, exact_strings=exact_strings, engine="spark")
         return Planners(optimizer, optimizer)
 
 

@@ -179,58 +179,13 @@ def _leaf_weight(leaf: Leaf, target: int) -> str:
     return _float(next((w for t, w in leaf.weights if t == target), 0.0))
 
 
-# Deeper trees are written as one flat CASE (one WHEN per leaf, its path's tests AND-ed):
-# nested CASEs this deep exhaust the Python stack of sqlglot's parser (RecursionError
-# on a 50-tree depth-8 forest), and a flat CASE is parsed and generated iteratively.
-NESTED_DEPTH = 4
-
-
 def _tree(tree: Tree, pos: int, leaf_text: Callable[[Leaf], str]) -> str:
-    """The tree as nested CASEs while shallow, else as a flat CASE over its leaves."""
-    if _depth(tree) > NESTED_DEPTH:
-        return _flat_tree(tree, leaf_text)
-    return _nested(tree, pos, leaf_text)
-
-
-def _nested(tree: Tree, pos: int, leaf_text: Callable[[Leaf], str]) -> str:
+    """The tree as nested CASEs: each row evaluates one test per level (a flat CASE with
+    one WHEN per leaf would test every path in turn: several times slower in DuckDB)."""
     node = tree.nodes[pos]
     if isinstance(node, Leaf):
         return leaf_text(node)
-    return f"CASE WHEN {branch_sql(node)} THEN {_nested(tree, node.true, leaf_text)} ELSE {_nested(tree, node.false, leaf_text)} END"
-
-
-def _flat_tree(tree: Tree, leaf_text: Callable[[Leaf], str]) -> str:
-    """``CASE WHEN path_1 THEN leaf_1 ... ELSE leaf_n END``: each path is the AND of its
-    branches' tests, negated where it goes false (``NOT`` of the exact test, NaN routing
-    included, so the paths partition the non-NULL rows as onnxruntime's walk does)."""
-    paths: list[tuple[list[str], Leaf]] = []
-    stack: list[tuple[int, list[str]]] = [(0, [])]
-    while stack:  # depth first, true child first: leaves in the nested form's order
-        pos, tests = stack.pop()
-        node = tree.nodes[pos]
-        if isinstance(node, Leaf):
-            paths.append((tests, node))
-            continue
-        test = branch_sql(node)
-        stack.append((node.false, [*tests, f"NOT ({test})"]))
-        stack.append((node.true, [*tests, f"({test})"]))
-    if len(paths) == 1:
-        return leaf_text(paths[0][1])
-    whens = " ".join(f"WHEN {' AND '.join(tests)} THEN {leaf_text(leaf)}" for tests, leaf in paths[:-1])
-    return f"CASE {whens} ELSE {leaf_text(paths[-1][1])} END"
-
-
-def _depth(tree: Tree) -> int:
-    """The longest root-to-leaf path, in branches (iteratively)."""
-    deepest, stack = 0, [(0, 0)]
-    while stack:
-        pos, depth = stack.pop()
-        node = tree.nodes[pos]
-        if isinstance(node, Leaf):
-            deepest = max(deepest, depth)
-        else:
-            stack.extend(((node.true, depth + 1), (node.false, depth + 1)))
-    return deepest
+    return f"CASE WHEN {branch_sql(node)} THEN {_tree(tree, node.true, leaf_text)} ELSE {_tree(tree, node.false, leaf_text)} END"
 
 
 def branch_sql(node: Branch) -> str:

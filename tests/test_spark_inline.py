@@ -47,6 +47,8 @@ def models() -> dict[str, bytes]:
         "reg": _onnx(RandomForestRegressor(n_estimators=50, max_depth=8, random_state=0).fit(x, y)),
         "binary": _onnx(GradientBoostingClassifier(n_estimators=20, max_depth=5, random_state=0).fit(x, y > 0.5)),
         "multi": _onnx(RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0).fit(x, np.digitize(y, [0.0, 1.0]))),
+        # three classes through a SOFTMAX (a list_sum in DuckDB's SQL)
+        "softmax": _onnx(GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0).fit(x, np.digitize(y, [0.0, 1.0]))),
     }
 
 
@@ -62,6 +64,7 @@ QUERIES = {
     "reg": f"SELECT id, predict(m, {ARGS}) AS v FROM data {WHERE} ORDER BY id",
     "binary": f"SELECT id, predict(m, {ARGS}).label AS label, predict(m, {ARGS}).probabilities[2] AS p FROM data {WHERE} ORDER BY id",
     "multi": f"SELECT id, predict(m, {ARGS}).label AS label, predict(m, {ARGS}).probabilities[3] AS p FROM data {WHERE} ORDER BY id",
+    "softmax": f"SELECT id, predict(m, {ARGS}).label AS label, predict(m, {ARGS}).probabilities[3] AS p FROM data {WHERE} ORDER BY id",
 }
 
 

@@ -65,6 +65,12 @@ class NbgovSpark(Spark):
                 expression = exp.Anonymous(this="AGGREGATE", expressions=[args[0], zero, args[1]])
             elif name == "list_position" and len(args) == 2:
                 expression = exp.Anonymous(this="ARRAY_POSITION", expressions=args)  # both 1-based
+            elif name == "list_sum" and len(args) == 1:
+                # a softmax's DOUBLE exponentials, added left to right from 0
+                zero = exp.cast(exp.Literal.number(0), exp.DataType.build("double"))
+                a, b = exp.to_identifier("nbgov_a"), exp.to_identifier("nbgov_b")
+                add = exp.Lambda(this=exp.Add(this=exp.column(a), expression=exp.column(b)), expressions=[a, b])
+                expression = exp.Anonymous(this="AGGREGATE", expressions=[args[0], zero, add])
             return super().anonymous_sql(expression)
 
         def bracket_sql(self, expression: exp.Bracket) -> str:

@@ -104,7 +104,7 @@ class Fingerprinter:
                 return None
             h = xxhash.xxh3_128(meta.encode("utf-8", "surrogatepass"))
             for part in labels:
-                h.update((self.fingerprint(part).hash or "weak").encode("ascii"))
+                h.update(self._digest(part).encode("ascii"))
             for arr in arrays:
                 columnar.sample(h, arr)
             return h.hexdigest()
@@ -113,6 +113,21 @@ class Fingerprinter:
 
     def clear(self) -> None:
         self._immutable.clear()
+
+    def _digest(self, obj: Any) -> str:
+        """The content hash alone ("weak" when inexact), for a probe's small labels: no summary."""
+        tp = type(obj)
+        encode = ATOMS.get(id(tp))
+        if encode is not None and not (tp is str and len(obj) > LONG_TEXT):
+            return xxhash.xxh3_128_hexdigest(encode(obj))
+        walk = Walk(self.kinds, self.limits)
+        try:
+            return walk.run(obj)
+        except (NotExact, RecursionError):
+            return "weak"
+        finally:
+            self.hashed_bytes += walk.hashed_bytes
+            walk.release()
 
     # -- internals ---------------------------------------------------------
     def _measure(self, obj: Any) -> Measurement:

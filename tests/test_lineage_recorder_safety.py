@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nbgov.lineage.analysis import analyze
-from nbgov.lineage.namespace import MAX_NAMED_WRITES, NamespaceObserver
+from nbgov.lineage.namespace import MAX_NAMED_WRITES, Hashing, NamespaceObserver
 from nbgov.lineage.native_files import mentioned_paths
 from nbgov.lineage.recorder import _exception_message
 from nbgov.lineage.values import ValueTracker
@@ -188,6 +188,30 @@ def test_the_recorders_own_reading_runs_no_user_code() -> None:
     assert _exception_message(Failure("a message")) == "a message"
     assert _exception_message(Failure(trip)).startswith("(Failure with a message")
     assert Tripwire.calls == []
+
+
+class _HiddenNames(dict):  # type: ignore[type-arg]
+    """IPython's hidden names grow by one per cell (``_i<n>``): walking them makes every cell slower."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the observer walked every hidden name")
+
+    def keys(self) -> Any:
+        raise AssertionError("the observer walked every hidden name")
+
+
+def test_observing_a_cell_looks_up_hidden_names_instead_of_walking_them() -> None:
+    injected = object()
+    ns: dict[str, Any] = {"x": 1, "_i1": "x = 1", "helper": injected}
+    hidden = _HiddenNames({"_i1": "x = 1", "helper": injected})
+    observer = NamespaceObserver(ValueTracker(), ns, hidden)
+    hashing = Hashing(observer.values)
+    snapshot = observer.before(analyze("x = 2\ny = [x]\nz = helper"), ns, hashing)
+    ns.update(x=2, y=[2], z=injected, _i2="x = 2")
+    changes = observer.after(snapshot, ns, hashing)
+    assert [w.name for w in changes.writes] == ["x", "y", "z"]
+    assert observer.is_data("helper", injected) is False, "an injected name is IPython's, not the notebook's"
+    assert observer.is_data("z", injected) is True
 
 
 def test_the_sidecar_stays_json_lines_with_one_record_per_cell(recording: RecordingShell) -> None:

@@ -13,6 +13,7 @@ DuckDB) bypasses ``open``: see ``native_files``.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import pathlib
@@ -68,17 +69,16 @@ class FileEvent:
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
 
 
-def _code_roots() -> tuple[str, ...]:
+def _code_roots(cwd: str | None = None) -> tuple[str, ...]:
     """sys.path folders other than the working folder: where imported code lives."""
-    cwd = os.path.join(os.path.abspath(os.getcwd()), "")
-    roots = []
-    for entry in sys.path:
-        if not entry or not isinstance(entry, str):
-            continue
-        root = os.path.join(os.path.abspath(entry), "")
-        if root != cwd:
-            roots.append(root)
-    return tuple(roots)
+    entries = tuple(entry for entry in sys.path if type(entry) is str and entry)  # str: hashing runs no user code
+    return _roots_of(entries, os.path.join(os.path.abspath(cwd or os.getcwd()), ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _roots_of(entries: tuple[str, ...], cwd: str) -> tuple[str, ...]:
+    roots = (os.path.join(os.path.abspath(os.path.join(cwd, entry)), "") for entry in entries)
+    return tuple(root for root in roots if root != cwd)
 
 
 def _ignored_roots() -> tuple[str, ...]:
@@ -104,9 +104,9 @@ class FileWatcher:
     _suppressed: threading.local = field(default_factory=threading.local)
     _code_roots: tuple[str, ...] = ()
 
-    def start(self) -> None:
+    def start(self, cwd: str | None = None) -> None:
         _ensure_hook()
-        self._code_roots = _code_roots()
+        self._code_roots = _code_roots(cwd)
         self.events = []
         if not any(w is self for w in _active):
             _active.append(self)

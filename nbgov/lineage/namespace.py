@@ -273,9 +273,8 @@ class NamespaceObserver:
         verdicts = {self._verdict(kind) for kind in set(map(type, values))}
         if verdicts <= {True}:
             drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
-            injected = [n for n in self.hidden if n in ns and self.hidden[n] is ns[n]]
-            if injected:
-                drop.update(set(injected).intersection(names))
+            hidden = self.hidden  # grows by a name per cell (IPython's _i<n>): look up the names, not it
+            drop.update(n for n in filter(hidden.__contains__, names) if hidden[n] is ns[n])
             if not drop:
                 return names, values
             kept = [n not in drop for n in names]

@@ -254,9 +254,10 @@ class Recorder:
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
-        self._watcher.start()
+        cwd = os.getcwd()  # once per cell: a system call that costs tens of microseconds in a VM
+        self._watcher.start(cwd)
         try:
-            self._native.start(mentioned_paths(names, ns))
+            self._native.start(mentioned_paths(names, ns), cwd)
         except Exception as exc:  # an advisory detector: the record goes on without it
             self._problems.append(f"native file check skipped: {describe(exc)}")
 
@@ -355,9 +356,10 @@ class Recorder:
             for mode, paths in (("read", report.files_read), ("write", report.files_written)):
                 for path, abspath in expand_sql_paths(paths):
                     seen.setdefault((abspath, mode), path)
-        cwd = os.getcwd()
-        for ev in events:
-            if ev.native and (ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write"))):
+        native = [ev for ev in events if ev.native]
+        cwd = os.getcwd() if native else ""
+        for ev in native:
+            if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():

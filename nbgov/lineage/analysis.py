@@ -85,7 +85,8 @@ def _analyze_cached(code: str) -> CellNames:
     visitor = _CellVisitor()
     for stmt in tree.body:
         visitor.visit(stmt)
-    visitor.names.strings = path_literals(tree)
+    # a string constant needs a quote in the source: most cells have none, and skip two tree walks
+    visitor.names.strings = path_literals(tree) if "'" in code or '"' in code else ()
     return visitor.names
 
 

@@ -127,7 +127,8 @@ def test_rows_in_regions_of_their_own_are_scored_as_usual():
 
 def test_relation_is_probed_for_shared_regions_once(monkeypatch):
     """Rows of their own (continuous values, pruned trees still cut them finely): the
-    relation's first rows are probed once, not once per slice, and every row is scored."""
+    relation's first rows are probed once, not once per slice nor once per run of the same
+    query, and every row is scored."""
     rng = np.random.default_rng(4)
     X = pd.DataFrame(rng.normal(size=(3_000, 3)).astype(np.float32), columns=list(FEATURES))
     estimator = GradientBoostingRegressor(n_estimators=30, max_depth=8, random_state=0).fit(X, X.a + X.b * X.c)
@@ -145,8 +146,14 @@ def test_relation_is_probed_for_shared_regions_once(monkeypatch):
         engine.execute("CREATE MODEL m FROM $m", params={"m": estimator})
         optimized = engine.execute(sql, frames={"f": frame})[0]
         naive = engine.execute(sql, frames={"f": frame}, optimize=False)[0]
+        again = engine.execute(sql, frames={"f": frame})[0]
+        other = engine.execute(sql.replace("-1.0", "-1.5"), frames={"f": frame})[0]
     rows = int((frame.a > -1.0).sum())
     assert rows > 8 * 4_096
-    assert probes == [512]  # one probe of the first rows, none per slice
+    # one probe of the first rows, none per slice; the same query run again remembers the
+    # answer, another query (another relation) is probed for itself
+    assert probes == [512, 512]
+    np.testing.assert_array_equal(again.df.p.to_numpy(), optimized.df.p.to_numpy())
+    assert len(other.df) == int((frame.a > -1.5).sum())
     assert "decision regions" not in (optimized.explain or "")
     np.testing.assert_array_equal(optimized.df.p.to_numpy(), naive.df.p.to_numpy())

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nbgov.sqlml.engine import Engine
-from nbgov.sqlml.execution.results import result_frame, unique_names
+from nbgov.sqlml.execution.results import ResultFetcher, result_frame, unique_names
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.sqlml import register
 
@@ -43,6 +43,23 @@ def test_a_result_without_nested_columns_is_duckdbs_own_frame():
     con = duckdb.connect()
     sql = "SELECT range AS id, range * 1.5 AS x, 'v' || range AS s FROM range(5)"
     pd.testing.assert_frame_equal(result_frame(con, sql, None), con.sql(sql).df())
+
+
+def test_a_query_seen_flat_that_turns_nested_still_reads_its_nested_columns_as_arrow():
+    """The fetcher runs a SQL text known to give no nested column at once; the same text over a
+    view whose columns became nested (the notebook replaced its frame) is still read right."""
+    con = duckdb.connect()
+    fetch = ResultFetcher()
+    sql = "SELECT id, v FROM t ORDER BY id"
+    con.execute("CREATE VIEW t AS SELECT range AS id, range * 2 AS v FROM range(3)")
+    first, again = fetch.frame(con, sql, None), fetch.frame(con, sql, None)
+    pd.testing.assert_frame_equal(first, again)
+    assert again.v.tolist() == [0, 2, 4] and again.v.dtype == np.int64
+    con.execute("CREATE OR REPLACE VIEW t AS SELECT range AS id, {'a': range, 'b': [range]} AS v FROM range(3)")
+    nested = fetch.frame(con, sql, None)
+    assert isinstance(nested.v.dtype, pd.ArrowDtype) and nested.id.dtype == np.int64
+    assert nested.v.tolist() == [{"a": 0, "b": [0]}, {"a": 1, "b": [1]}, {"a": 2, "b": [2]}]
+    assert fetch.frame(con, sql, None).v.tolist() == nested.v.tolist()
 
 
 @pytest.mark.parametrize("optimize", [True, False])

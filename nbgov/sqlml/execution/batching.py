@@ -107,6 +107,8 @@ def score_relation(
     drop: frozenset[str],
     progress: Callable[[int, int], None] | None,
     batch_rows: int,
+    decisions: RegionDecisions | None = None,
+    relation: str = "",
 ) -> pa.Table:
     """Score the relation's rows on ``pool`` (results in order) and return one Arrow table.
 
@@ -114,10 +116,12 @@ def score_relation(
     multiple of ``threads`` of them, so that every core gets work even when a filter
     leaves few rows; this thread scores the last slice instead of waiting idle.
     ``progress(rows_done, rows_total)`` is called from this thread as slices finish.
+    ``decisions`` remembers, per ``relation`` (its SQL) and model, whether its rows shared
+    decision regions.
     (DuckDB materializes a relation as Arrow faster than it streams it: a stream's first
     batch comes about when the whole table would have, so nothing is lost by waiting.)
     """
-    jobs = _probed(table, jobs)
+    jobs = _probed(table, jobs, decisions, relation)
     split = table.num_rows >= _SPLIT_ROWS and any(job.scorer.regions is None for job in jobs)
     parts = even_slices(table, batch_rows, threads if split else 1)
     if not parts:
@@ -139,7 +143,28 @@ def score_relation(
     return scored[0] if len(scored) == 1 else pa.concat_tables(scored)
 
 
-def _probed(table: pa.Table, jobs: Sequence[Scoring]) -> list[Scoring]:
+class RegionDecisions:
+    """Whether a relation's rows shared decision regions, per (relation SQL, model plan), as
+    probed the last time it was scored: the next run of the same query skips the probe. A
+    decision only chooses how rows are scored (never what they score), and grouping still
+    checks its batch before it groups."""
+
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._shared: dict[tuple[str, str], bool] = {}
+
+    def get(self, relation: str, job: Scoring) -> bool | None:
+        return self._shared.get((relation, job.job.plan.cache_key))
+
+    def put(self, relation: str, job: Scoring, shared: bool) -> None:
+        if len(self._shared) >= self.LIMIT:
+            self._shared.clear()
+        self._shared[(relation, job.job.plan.cache_key)] = shared
+
+
+def _probed(table: pa.Table, jobs: Sequence[Scoring], decisions: RegionDecisions | None = None,
+            relation: str = "") -> list[Scoring]:
     """The jobs with decision regions only where the relation's first rows share them.
 
     Probed once per relation, not once per slice: a job whose first rows are nearly all
@@ -149,11 +174,18 @@ def _probed(table: pa.Table, jobs: Sequence[Scoring]) -> list[Scoring]:
     if table.num_rows < _SPLIT_ROWS:
         return list(jobs)
     probe = table.slice(0, _PROBE_ROWS)
-    return [
-        job if job.scorer.regions is None or job.scorer.shares_regions(_inputs(job, probe))
-        else replace(job, scorer=replace(job.scorer, regions=None))
-        for job in jobs
-    ]
+    kept: list[Scoring] = []
+    for job in jobs:
+        if job.scorer.regions is None:
+            kept.append(job)
+            continue
+        shared = decisions.get(relation, job) if decisions is not None else None
+        if shared is None:
+            shared = job.scorer.shares_regions(_inputs(job, probe))
+            if decisions is not None:
+                decisions.put(relation, job, shared)
+        kept.append(job if shared else replace(job, scorer=replace(job.scorer, regions=None)))
+    return kept
 
 
 def regions_note(job: Scoring) -> str | None:

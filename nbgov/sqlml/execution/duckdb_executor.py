@@ -17,12 +17,12 @@ import duckdb
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
-from nbgov.sqlml.execution.batching import Scoring, regions_note, score_relation
+from nbgov.sqlml.execution.batching import RegionDecisions, Scoring, regions_note, score_relation
 from nbgov.sqlml.execution.compiled.cache import ArtifactCache
 from nbgov.sqlml.execution.compiled.policy import TreeCompiler
 from nbgov.sqlml.execution.contents import table_content
 from nbgov.sqlml.execution.executor import Outcome, Progress
-from nbgov.sqlml.execution.results import result_frame
+from nbgov.sqlml.execution.results import ResultFetcher
 from nbgov.sqlml.execution.scoring import SessionCache
 from nbgov.sqlml.execution.udf import UdfSet, make_scorer
 from nbgov.sqlml.plan import OnnxPlan
@@ -63,6 +63,8 @@ class DuckDbExecutor:
         self.sessions = SessionCache(self.trees)
         self._pool: ThreadPoolExecutor | None = None
         self._parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
+        self._results = ResultFetcher()
+        self._regions = RegionDecisions()
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -152,7 +154,8 @@ class DuckDbExecutor:
         for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
             self.trees.expect(run.scorer.session, rows.num_rows)
         table = score_relation(
-            rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows
+            rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows,
+            self._regions, sql,
         )
         self.con.register(step.name, table)
         notes = [note for job in jobs if (note := regions_note(job)) is not None]
@@ -162,7 +165,7 @@ class DuckDbExecutor:
         sql = prepared.query.sql(self.dialect)
         kind = prepared.statement_type
         if kind == "SELECT":  # bound before it runs, so nested columns can skip Python objects
-            frame = result_frame(self.con, sql, self._bound(sql, params) or None)
+            frame = self._results.frame(self.con, sql, self._bound(sql, params) or None)
             return frame, f"{len(frame):,} row(s)"
         result = self.con.execute(sql, self._bound(sql, params) or None)
         if kind in _QUERY_TYPES:

@@ -11,6 +11,7 @@ types), so they have the dtypes ``df()`` gives.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import duckdb
@@ -22,15 +23,57 @@ from nbgov.sqlml.sql.quoting import quote_ident
 NESTED = frozenset({"struct", "list", "map", "array", "union"})  # DuckDB type ids
 
 
+_MEMO_LIMIT = 256
+
+
+class ResultFetcher:
+    """Fetches a query's rows as ``result_frame`` does, with one bind fewer for queries seen.
+
+    Learning whether a result has nested columns costs a bind (``con.sql(...).types``), then
+    a second one to run the query: about half a millisecond a query. Once a SQL text is known
+    to give no nested column it is run at once through the DB-API and checked from the
+    result's description (free); should its types have changed to nested meanwhile, its
+    rows are read as Arrow from that same result (one extra copy, once) and the memo follows.
+    """
+
+    def __init__(self) -> None:
+        self._flat: dict[str, bool] = {}  # SQL text -> its last result had no nested column
+
+    def frame(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> pd.DataFrame:
+        if self._flat.get(sql):
+            con.execute(sql, params)
+            types = [column[1] for column in con.description or ()]
+            nested = _nested(types)
+            if not any(nested):
+                frame: pd.DataFrame = con.df()
+                return frame
+            self._flat[sql] = False
+            with warnings.catch_warnings():  # the extra copy it warns of is this one result's
+                warnings.simplefilter("ignore")
+                return _arrow_frame(con, con.to_arrow_table(), types, nested)
+        relation = con.sql(sql, params=params)
+        types = list(relation.types)
+        nested = _nested(types)
+        if len(self._flat) >= _MEMO_LIMIT:
+            self._flat.clear()
+        self._flat[sql] = not any(nested)
+        if not any(nested):  # DuckDB's own frame (its DB-API path has the least fixed cost)
+            flat: pd.DataFrame = con.execute(sql, params).df()
+            return flat
+        return _arrow_frame(con, relation.to_arrow_table(), types, nested)
+
+
 def result_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> pd.DataFrame:
     """The rows of the query ``sql`` as a DataFrame (its types are known before it runs)."""
-    relation = con.sql(sql, params=params)
-    types = list(relation.types)
-    nested = [str(kind.id) in NESTED for kind in types]
-    if not any(nested):  # DuckDB's own frame (its DB-API path has the least fixed cost)
-        frame: pd.DataFrame = con.execute(sql, params).df()
-        return frame
-    table: pa.Table = relation.to_arrow_table()
+    return ResultFetcher().frame(con, sql, params)
+
+
+def _nested(types: list[Any]) -> list[bool]:
+    return [str(kind.id) in NESTED for kind in types]
+
+
+def _arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[Any], nested: list[bool]) -> pd.DataFrame:
+    """Nested columns kept as Arrow, the others cast back to the query's types by DuckDB."""
     names = list(table.column_names)
     columns: dict[int, Any] = {
         i: pd.arrays.ArrowExtensionArray(table.column(i)) for i in range(len(names)) if nested[i]

@@ -39,9 +39,10 @@ random order (median of the paired ratios):
 - lines of the file's diff after re-running one cell in the same kernel and saving
   (target ≤ 40);
 - ``nbgov run`` over plain nbclient (target ≤ 1.15x);
-- per-cell added time, last 100 cells over the first 100 (target within 10%): the chain
-  run cell by cell in a recorded shell (delivery building each message) paired with a
-  bare one, in process (through a kernel, per-cell noise of milliseconds hides it).
+- per-cell added time, last 100 cells over the first 100 (target within 10%): in process
+  (delivery building each message), a young chain's cells 1-100 and an old chain's last
+  100 measured side by side in a seeded random order, each recorded shell paired with a
+  bare one (through a kernel, per-cell noise of milliseconds hides it).
 And a ``%%sqlml`` query returning 100,000 rows of a 1M-row DataFrame, with recording
 on (``%load_ext nbgov``) against the magic alone (target ≤ 1.1x).
 
@@ -585,7 +586,7 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
             results[name].append((run_plain if name == "plain" else run_nbgov)(source, out))
     ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["nbgov"], strict=True)]
     growth = [(n[2] - p[2]) / cells for p, n in zip(results["plain"], results["nbgov"], strict=True)]
-    first, last = chain_flatness(cells)
+    first, last = chain_flatness(cells, folder)
     return {
         "growth_bytes": statistics.median(growth),
         "diff_lines": float(rerun_diff(folder, cells, cells // 2)),
@@ -611,28 +612,45 @@ class _NoComms:
         """No frontend to register with."""
 
 
-def chain_flatness(cells: int) -> tuple[float, float]:
-    """Per-cell time the recorder adds (with delivery building each message), cell by cell
-    paired with a bare shell running the same chain: medians over the first and the last
-    100 cells. Through a kernel the per-cell noise (ms) hides a difference this small."""
+def chain_flatness(cells: int, folder: Path) -> tuple[float, float]:
+    """Per-cell time the recorder adds (with delivery building each message) over the
+    chain's first 100 cells and over its last 100, in process (through a kernel, per-cell
+    noise of milliseconds hides a difference this small). Measured side by side so that the
+    machine's drift during the run cannot pass for growth: a young chain (cells 1-100) and an
+    old one (grown untimed to ``cells - 100`` cells, then its last 100), each recorded shell
+    paired with a bare one running the same cell, in a seeded random order."""
     from nbgov.lineage import delivery, recorder
 
-    bare, recorded = _shell(), _shell()
-    rec = recorder.install(recorded)
-    sender = delivery.Delivery(rec, _NoComms(), _SerializingComm)
-    added: list[float] = []
+    def code(i: int) -> str:
+        return "x0 = 0" if i == 0 else f"x{i} = x{i - 1} + 1"
+
+    chains = {age: (_shell(), _shell()) for age in ("young", "old")}
+    installed = []
+    for age, (_bare, recorded) in chains.items():
+        recorded.user_ns["__session__"] = str(folder / f"chain-{age}.ipynb")  # a sidecar of its own
+        rec = recorder.install(recorded)
+        installed.append((delivery.Delivery(rec, _NoComms(), _SerializingComm), rec))
+    added: dict[str, list[float]] = {"young": [], "old": []}
     order = random.Random(18)
     try:
-        for i in range(cells):
-            code = "x0 = 0" if i == 0 else f"x{i} = x{i - 1} + 1"
-            times = {}
-            for name in order.sample(["bare", "recorded"], 2):
-                times[name] = _time(bare if name == "bare" else recorded, code)
-            added.append(times["recorded"] - times["bare"])
+        for i in range(cells - 100):
+            for shell in chains["old"]:
+                _time(shell, code(i))
+        for shell in chains["young"]:
+            _time(shell, code(0))
+        for k in range(1, 101):
+            for age in order.sample(list(chains), 2):
+                i = k if age == "young" else cells - 101 + k
+                bare, recorded = chains[age]
+                times = {}
+                for name in order.sample(["bare", "recorded"], 2):
+                    times[name] = _time(bare if name == "bare" else recorded, code(i))
+                added[age].append(times["recorded"] - times["bare"])
     finally:
-        sender.uninstall()
-        rec.uninstall()
-    return statistics.median(added[1:101]), statistics.median(added[-100:])
+        for sender, rec in installed:
+            sender.uninstall()
+            rec.uninstall()
+    return statistics.median(added["young"]), statistics.median(added["old"])
 
 
 def report_notebook(cells: int, rounds: int) -> None:

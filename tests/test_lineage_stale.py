@@ -193,3 +193,39 @@ def test_a_long_chain_is_judged_without_recursion_limits() -> None:
     flags = stale_flags(expand(runs))
     assert len(flags) == 4999
     assert flags[f"{SESSION}:5000"] == ["input v4998 comes from stale [4999]"]
+
+
+@pytest.mark.parametrize("with_cell_ids", [True, False])
+def test_a_chain_run_again_with_equal_content_costs_each_run_once_not_its_whole_past(
+    with_cell_ids: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook run again in the same folder rewrites every variable with equal content: each
+    rewrite must re-judge its readers only, not everything judged downstream of them."""
+    cells = 300
+
+    def chain() -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = [{"writes": {"v0": "h"}}]
+        runs += [{"reads": {f"v{i - 1}": "h"}, "writes": {f"v{i}": "h"}} for i in range(1, cells)]
+        if with_cell_ids:
+            for i, run in enumerate(runs):
+                run["cell"] = f"c{i}"
+        return runs
+
+    change = {"writes": {"v0": "changed"}, **({"cell": "c0"} if with_cell_ids else {})}
+    *entries, changing = expand(chain() + chain() + chain() + [change])
+    judged = 0
+    judge = StaleTracker._judge
+
+    def counting(self: StaleTracker, i: int) -> Any:
+        nonlocal judged
+        judged += 1
+        return judge(self, i)
+
+    monkeypatch.setattr(StaleTracker, "_judge", counting)
+    tracker = StaleTracker()
+    for entry in entries:
+        tracker.add(entry)
+        assert tracker.flags() == {}  # equal content: nothing is stale
+    assert judged <= 3 * len(entries), f"{judged} judgements for {len(entries)} entries"
+    tracker.add(changing)
+    assert len(tracker.flags()) == (cells - 1 if with_cell_ids else 3 * (cells - 1))

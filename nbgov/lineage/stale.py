@@ -18,11 +18,13 @@ an earlier run of a cell is superseded, not stale. The sidebar, ``%lineage``,
 ``nbgov show`` and the metadata saved in the notebook all show ``flags()``.
 
 ``StaleTracker.add`` costs the size of the entry (indexes only); a question judges
-the current runs and what they come from, memoised until an entry invalidates them.
+the current runs and what they come from, memoised until an entry changes their inputs;
+then they are judged again, and what was judged from them only if their verdict changed.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,7 +96,8 @@ class StaleTracker:
         self._memo: dict[int, tuple[_Reason, ...]] = {}
         # flags() kept current per change, so asking after each cell costs what changed, not the log
         self._current: set[int] = set()  # latest run of each cell, and runs without a cell id
-        self._unjudged: set[int] = set()  # current positions whose memo is new or was dropped
+        self._unjudged: set[int] = set()  # positions whose judgement is new or changed since flags()
+        self._dirty: set[int] = set()  # judged positions whose inputs changed: judge again in _settle
         self._stale_now: dict[int, list[str]] = {}  # current stale positions -> reasons
 
     # -- input -------------------------------------------------------------
@@ -181,17 +184,31 @@ class StaleTracker:
         self._forget(changed)
 
     def _forget(self, positions: Iterable[int]) -> None:
-        """Drop memoised judgements of ``positions`` and of everything judged from them."""
-        todo = [p for p in positions if p in self._memo]
-        while todo:
-            p = todo.pop()
-            if self._memo.pop(p, None) is not None:
-                self._unjudged.add(p)
-                todo += (d for d in self._dependents.get(p, ()) if d in self._memo)
+        """Mark the judgements of ``positions`` for another look (their inputs changed)."""
+        self._dirty.update(p for p in positions if p in self._memo)
+
+    def _settle(self) -> None:
+        """Judge the marked positions again, in log order; only a judgement that changed marks
+        the positions judged from it. A rewrite with equal content (a notebook run again)
+        then costs the readers of what it wrote, not everything downstream of them."""
+        queue = sorted(self._dirty)
+        queued = set(queue)
+        self._dirty.clear()
+        while queue:
+            p = heapq.heappop(queue)  # only later positions are pushed: earlier ones are settled
+            before = self._memo.pop(p, None)
+            if self._reasons(p) == before:
+                continue
+            self._unjudged.add(p)
+            for d in self._dependents.get(p, ()):
+                if d in self._memo and d not in queued:
+                    queued.add(d)
+                    heapq.heappush(queue, d)
 
     # -- questions ---------------------------------------------------------
     def flags(self) -> dict[str, list[str]]:
         """Record id -> reasons, for the latest run of each cell that is stale."""
+        self._settle()
         for position in self._unjudged & self._current:
             reasons = self._reasons(position)
             if reasons:
@@ -204,6 +221,7 @@ class StaleTracker:
     def reasons(self, record: str) -> list[str]:
         """Why the latest execution with this id is stale (empty: it is not), superseded or not."""
         positions = self._positions.get(record)
+        self._settle()
         return [r.text for r in self._reasons(positions[-1])] if positions else []
 
     def current_positions(self) -> list[int]:

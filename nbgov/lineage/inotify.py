@@ -10,7 +10,9 @@ per read() nor the close of a file opened before the cell.
 
 Removing a watch costs the kernel milliseconds (it waits for a grace period), so watches
 are kept between cells with a quiet mask (only the folder's own deletion) and woken by
-changing the mask again, which is cheap; the oldest are removed beyond a bound.
+changing the mask again, which is cheap; the oldest are removed beyond a bound. A cell
+ends by quieting its watches, then reading the queue (``finish``): the next cell starts
+with nothing queued, so it need not read.
 """
 
 from __future__ import annotations
@@ -130,10 +132,24 @@ class Inotify:
     def quiet(self) -> None:
         """Stop reporting (cheaply: the watches stay, with a mask that reports nothing), and
         remove the oldest watches beyond the bound."""
+        self._mask_quiet()
+        self._end_cell()
+
+    def finish(self) -> tuple[list[Touch], bool]:
+        """The end of a cell: quiet every watch, then collect. Nothing that happens after the
+        cell can queue behind its events, so the next cell finds the queue empty (no read)."""
+        self._mask_quiet()
+        found = self.collect()
+        self._end_cell()
+        return found
+
+    def _mask_quiet(self) -> None:
         for wd in self._awake:
             folder = self._folders.get(wd)
             if folder is not None:
                 self._add(self.fd, os.fsencode(folder), QUIET_MASK | IN_ONLYDIR)
+
+    def _end_cell(self) -> None:
         self._awake.clear()
         while len(self._folders) > MAX_KEPT_WATCHES:
             wd = next(iter(self._folders))

@@ -60,17 +60,13 @@ class NbgovSpark(Spark):
             if name == "encode" and len(args) == 1:
                 expression = exp.Anonymous(this="encode", expressions=[*args, exp.Literal.string("UTF-8")])
             elif name == "list_reduce" and len(args) == 2:
-                # the FLOAT tree scores, added left to right from 0 (0 + x is x exactly)
-                zero = exp.cast(exp.Literal.number(0), exp.DataType.build("float"))
-                expression = exp.Anonymous(this="AGGREGATE", expressions=[args[0], zero, args[1]])
+                expression = _sum_from_zero(args[0], "float", args[1])  # the FLOAT tree scores
             elif name == "list_position" and len(args) == 2:
                 expression = exp.Anonymous(this="ARRAY_POSITION", expressions=args)  # both 1-based
             elif name == "list_sum" and len(args) == 1:
-                # a softmax's DOUBLE exponentials, added left to right from 0
-                zero = exp.cast(exp.Literal.number(0), exp.DataType.build("double"))
                 a, b = exp.to_identifier("nbgov_a"), exp.to_identifier("nbgov_b")
                 add = exp.Lambda(this=exp.Add(this=exp.column(a), expression=exp.column(b)), expressions=[a, b])
-                expression = exp.Anonymous(this="AGGREGATE", expressions=[args[0], zero, add])
+                expression = _sum_from_zero(args[0], "double", add)  # a softmax's DOUBLE exponentials
             return super().anonymous_sql(expression)
 
         def bracket_sql(self, expression: exp.Bracket) -> str:
@@ -81,6 +77,13 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+def _sum_from_zero(array: exp.Expression, sql_type: str, add: exp.Expression) -> exp.Anonymous:
+    """Spark's ``AGGREGATE(array, CAST(0 AS type), add)``: the elements added left to right
+    from a typed 0 (0 + x is x exactly), as DuckDB's list fold adds them."""
+    zero = exp.cast(exp.Literal.number(0), exp.DataType.build(sql_type))
+    return exp.Anonymous(this="AGGREGATE", expressions=[array, zero, add])
 
 
 DIALECT = NbgovSpark.__name__.lower()

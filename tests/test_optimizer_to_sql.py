@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nbgov.sqlml.optimizer import Planner
-from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
+from nbgov.sqlml.optimizer.cost import DUCKDB
 from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 from tests.fixtures.models import customers
 from tests.fixtures.optimizer import (
@@ -173,15 +173,11 @@ def test_unsupported_models_run_unchanged(kind: str, onnx_models: Any) -> None:
 
 
 def test_cost_model_prefers_sql_for_linear_and_onnx_for_forests() -> None:
-    assert linear_costs(10).prefer_sql
-    assert not tree_costs(50 * 8).prefer_sql
-    assert tree_costs(
-        4
-    ).prefer_sql  # one depth-4 tree: measured 0.19 s (SQL) vs 0.28 s (ORT) per 1M rows
-    assert not tree_costs(
-        10 * 5
-    ).prefer_sql  # 10 trees of depth 5: 2.3 s (SQL) vs 0.9 s (ORT)
-    assert tree_costs(400).describe().startswith("SQL 2.")
+    assert DUCKDB.linear(10).prefer_sql
+    assert not DUCKDB.trees(50 * 8).prefer_sql
+    assert DUCKDB.trees(4).prefer_sql  # one depth-4 tree: measured 0.19 s (SQL) vs 0.28 s (ORT) per 1M rows
+    assert not DUCKDB.trees(10 * 5).prefer_sql  # 10 trees of depth 5: 2.3 s (SQL) vs 0.9 s (ORT)
+    assert DUCKDB.trees(400).describe().startswith("SQL 2.")
 
 
 @pytest.mark.parametrize("kind", ["tree_clf", "tree_reg"])

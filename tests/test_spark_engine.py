@@ -29,7 +29,7 @@ def forest(spark_engine, onnx_models):
 def test_explain_shows_sparks_plan_and_nbgovs_notes(forest, customers_frame):
     frames = {"customers": customers_frame}
     text = forest.explain(f"SELECT id, {RF}.output_label AS l FROM customers WHERE age > 60", frames=frames)
-    # the pruned forest is small: on Spark it runs as SQL, no Python worker (cost.spark_tree_costs)
+    # the pruned forest is small: on Spark it runs as SQL, no Python worker (cost.SPARK)
     assert "== Physical Plan ==" in text and "MapInArrow" not in text and "ArrowEvalPython" not in text
     assert "pruned" in text and "using age > 60" in text and "inlined as SQL" in text
     naive = forest.explain(f"SELECT id, {RF}.output_label AS l FROM customers", frames=frames, optimize=False)

@@ -3,6 +3,8 @@ worker) and gives DuckDB's values: labels exact, scores within 1e-5."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -12,7 +14,7 @@ from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
 
 from nbgov.sqlml.engine import Engine
-from nbgov.sqlml.optimizer import cost
+from nbgov.sqlml.optimizer import Planner, cost
 
 pytestmark = pytest.mark.spark
 
@@ -53,6 +55,18 @@ def models() -> dict[str, bytes]:
 
 
 @pytest.fixture
+def unlimited_engine(spark, spark_database):
+    """A Spark engine whose planner ignores Spark's code-generation limit: the 50-tree
+    forest, which ``cost.SPARK`` keeps in ONNX, is forced into SQL."""
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    planner = Planner(batched=True, costs=replace(cost.SPARK, sql_max_levels=float("inf")))
+    engine = SparkEngine(session=spark, planner=planner)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
 def data_view(spark):
     frame = _data()
     spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).createOrReplaceTempView("data")
@@ -69,18 +83,17 @@ QUERIES = {
 
 
 @pytest.mark.parametrize("kind", list(QUERIES))
-def test_pruned_forest_runs_as_spark_sql_with_duckdbs_values(spark_engine, data_view, models, kind, monkeypatch):
+def test_pruned_forest_runs_as_spark_sql_with_duckdbs_values(unlimited_engine, data_view, models, kind):
     # the 50-tree forest is too large for Spark's generated code (cost.py keeps it in ONNX):
     # forced into SQL here, its translation must still be exact (it once hit a RecursionError)
-    monkeypatch.setattr(cost, "SPARK_CODEGEN_MAX_LEVELS", 10**6)
     sql = QUERIES[kind]
     create = "CREATE OR REPLACE MODEL m FROM $m"
-    spark_engine.execute(create, params={"m": models[kind]})
-    explained = spark_engine.explain(sql)
+    unlimited_engine.execute(create, params={"m": models[kind]})
+    explained = unlimited_engine.explain(sql)
     assert "inlined as SQL" in explained, explained[-800:]
     assert "MapInArrow" not in explained and "ArrowEvalPython" not in explained  # no Python worker
-    inlined = spark_engine.execute(sql)[0].df
-    kept = spark_engine.execute(sql, optimize=False)[0].df
+    inlined = unlimited_engine.execute(sql)[0].df
+    kept = unlimited_engine.execute(sql, optimize=False)[0].df
     with Engine() as duckdb:
         duckdb.execute(create, params={"m": models[kind]})
         expected = duckdb.execute(sql, frames={"data": data_view})[0].df
@@ -105,7 +118,7 @@ def _labels(frame: pd.DataFrame) -> list[object]:
 def test_spark_costs_trees_against_its_python_worker() -> None:
     """A small forest: kept in onnxruntime on DuckDB, cheaper as SQL on Spark (no Python
     worker); a large one stays in onnxruntime on Spark too (too large to compile)."""
-    assert not cost.tree_costs(30, batched=True).prefer_sql
-    assert cost.tree_costs(30, batched=True, engine="spark").prefer_sql
-    large = cost.tree_costs(240, batched=True, engine="spark")
+    assert not cost.DUCKDB.trees(30, batched=True).prefer_sql
+    assert cost.SPARK.trees(30, batched=True).prefer_sql
+    large = cost.SPARK.trees(240, batched=True)
     assert not large.prefer_sql and "too large" in large.describe()

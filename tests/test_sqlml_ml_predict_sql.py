@@ -137,8 +137,8 @@ def test_ml_predict_weighs_sql_against_batched_onnx(engine: BaseEngine, onnx_mod
 
 
 def test_batched_cost_model_moves_the_sql_threshold_only_for_batched_scoring():
-    from nbgov.sqlml.optimizer.cost import linear_costs, tree_costs
+    from nbgov.sqlml.optimizer.cost import DUCKDB
 
-    assert tree_costs(4).prefer_sql and not tree_costs(4, batched=True).prefer_sql
-    assert tree_costs(3, batched=True).prefer_sql
-    assert linear_costs(10, batched=True).prefer_sql
+    assert DUCKDB.trees(4).prefer_sql and not DUCKDB.trees(4, batched=True).prefer_sql
+    assert DUCKDB.trees(3, batched=True).prefer_sql
+    assert DUCKDB.linear(10, batched=True).prefer_sql

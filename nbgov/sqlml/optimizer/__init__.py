@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nbgov.sqlml.optimizer import ensemble_bounds, inline, output_predicates, pipelines, predicates, projection, prune
+from nbgov.sqlml.optimizer.cost import DUCKDB, CostProfile
 from nbgov.sqlml.optimizer.state import Memo, PlanState, original_plan
 from nbgov.sqlml.plan import CallPlan, ModelCall
 
@@ -55,11 +56,11 @@ def optimize(
     *,
     batched: bool = False,
     exact_strings: bool = False,
-    engine: str = "duckdb",
+    costs: CostProfile = DUCKDB,
 ) -> CallPlan:
     """Run ``rules`` in order over the call's plan state and finish it into a plan;
     ``exact_strings``: no collation is in effect, so string predicates prove categories."""
-    state = PlanState.start(call, memo or Memo(), batched=batched, exact_strings=exact_strings, engine=engine)
+    state = PlanState.start(call, memo or Memo(), batched=batched, exact_strings=exact_strings, costs=costs)
     for rule in rules:
         state = rule(state)
     return state.finish()
@@ -77,7 +78,7 @@ class Planner:
         batched: bool = False,
         max_cache: int = 64,
         exact_strings: bool = False,
-        engine: str = "duckdb",
+        costs: CostProfile = DUCKDB,
     ) -> None:
         """``inline_sql=False`` leaves out the rules that translate models to SQL;
         ``batched``: an ONNX plan will score the relation in large batches (ML.PREDICT),
@@ -85,13 +86,13 @@ class Planner:
         self.rules = rules if inline_sql else tuple(r for r in rules if r not in SQL_RULES)
         self.batched = batched
         self.exact_strings = exact_strings
-        self.engine = engine  # where inlined SQL runs: the cost model differs (cost.py)
+        self.costs = costs  # where inlined SQL runs: the cost model differs (cost.py)
         self._memo = Memo(max_cache)
 
     def plan_call(self, call: ModelCall) -> CallPlan:
         try:
             return optimize(
-                call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings, engine=self.engine
+                call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings, costs=self.costs
             )
         except Exception as err:  # noqa: BLE001 - the optimizer must never break a query
             return CallPlan(original_plan(call), (f"optimizer skipped: {type(err).__name__}: {err}",), {})

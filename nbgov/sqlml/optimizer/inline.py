@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import onnx
 
 from nbgov.sqlml.models.forest import Forest
-from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs, tree_costs
-from nbgov.sqlml.optimizer.forest_sql import SQL_FOLD_US, NotTranslatable, ensemble_sql
+from nbgov.sqlml.optimizer.cost import CostEstimate
+from nbgov.sqlml.optimizer.forest_sql import NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.state import trees_text
 from nbgov.sqlml.optimizer.to_sql import SqlModel, linear_sql, single_tree_sql, tree_regressor_sql
 from nbgov.sqlml.plan import SqlPlan
@@ -35,7 +35,7 @@ def _linear(state: PlanState) -> PlanState:
     linear = state.memo.get("linear", sha, lambda: linear_sql(state.model, elem, features))
     if linear is None:
         return replace(state, onnx_reason="no SQL translation for this model's operators")
-    estimate = linear_costs(linear.terms, batched=state.batched)
+    estimate = state.costs.linear(linear.terms, batched=state.batched)
     state = state.with_stats(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
     if not estimate.prefer_sql:
         return replace(state, onnx_reason=f"linear model estimated cheaper in onnxruntime ({estimate.describe()})")
@@ -57,7 +57,7 @@ def _trees(state: PlanState) -> PlanState:
     if graph is None or len(graph.forests) != 1 or rebuilt.levels is None:
         return state  # several ensembles (or an unreadable rebuild): stays in ONNX
     forest = graph.forests[0]
-    estimate = tree_costs(rebuilt.levels, batched=state.batched, engine=state.engine)
+    estimate = state.costs.trees(rebuilt.levels, batched=state.batched)
     state = state.with_stats(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
     elem = trees.elem_type
     sql_model = None
@@ -82,7 +82,7 @@ def _trees(state: PlanState) -> PlanState:
 def _ensemble(node: onnx.NodeProto, forest: Forest, state: PlanState, estimate: CostEstimate) -> SqlModel | None:
     """Any float ensemble ``forest_sql`` reproduces: classifiers too, one CASE per tree
     (still cheaper once DuckDB's fold over the trees is paid for)."""
-    fold = SQL_FOLD_US * len(forest.trees) if len(forest.trees) > 1 and state.engine == "duckdb" else 0.0
+    fold = state.costs.sql_fold_us * len(forest.trees) if len(forest.trees) > 1 else 0.0
     if estimate.sql_us + fold >= estimate.ort_us:
         return None
     try:

@@ -25,7 +25,7 @@ from nbgov.sqlml.models.pipeline import NotAPipeline, Pipeline, Source, read_pip
 from nbgov.sqlml.models.treegraph import analyze
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, guarded_columns, refusals
-from nbgov.sqlml.optimizer.cost import CostEstimate, linear_costs
+from nbgov.sqlml.optimizer.cost import CostEstimate
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.lowering import LoweredTrees, NotLowerable, lower_trees
 from nbgov.sqlml.optimizer.pipeline_sql import SQL_FEATURE_US, LinearPipelineSql, NotTranslatable, featurizer_ort_us, linear_pipeline_sql
@@ -123,7 +123,7 @@ def inline_linear(state: PlanState) -> PlanState:
     translated = state.memo.get("pipeline-sql", sha, lambda: _translated(pipeline, state.call))
     if isinstance(translated, str):
         return replace(state, onnx_reason=f"pipeline + linear model kept in ONNX: {translated}")
-    estimate = linear_costs(translated.terms, batched=state.batched)
+    estimate = state.costs.linear(translated.terms, batched=state.batched)
     estimate = CostEstimate(
         ort_us=estimate.ort_us + featurizer_ort_us(pipeline),
         sql_us=estimate.sql_us + SQL_FEATURE_US * len(translated.features),

@@ -19,6 +19,7 @@ import sqlglot.expressions as exp
 
 from nbgov.sqlml.models.treegraph import TreeGraph, analyze
 from nbgov.sqlml.optimizer.checks import guarded_columns
+from nbgov.sqlml.optimizer.cost import DUCKDB, CostProfile
 from nbgov.sqlml.optimizer.pipelines import Lowered
 from nbgov.sqlml.optimizer.predicates import FeatureConstraints
 from nbgov.sqlml.optimizer.projection import rebuild
@@ -96,11 +97,11 @@ class PlanState:
     extra_guard: tuple[exp.Expression, ...] = ()
     checks: tuple[tuple[exp.Expression, str], ...] = ()
     pipeline: Lowered | None = None  # set when the call is a lowered pipeline (for notes)
-    engine: str = "duckdb"  # where inlined SQL would run ("spark": cost.spark_tree_costs)
+    costs: CostProfile = DUCKDB  # where inlined SQL would run, and what it costs there
 
     @classmethod
     def start(
-        cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False, engine: str = "duckdb"
+        cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False, costs: CostProfile = DUCKDB
     ) -> PlanState:
         model = memo.get("model", call.model.sha256, lambda: onnx.load_model_from_string(call.model.onnx_bytes))
         shape = input_elem(model)
@@ -108,7 +109,7 @@ class PlanState:
         if shape is not None and len(call.inputs) == 1 and len(call.inputs[0].columns) == shape[1]:
             tensor = TensorInput(*shape)
         trees = memo.get("trees", call.model.sha256, lambda: analyze(model)) if tensor is not None else None
-        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings, engine=engine)
+        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings, costs=costs)
 
     @property
     def model(self) -> onnx.ModelProto:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from nbgov.sqlml.catalog.catalog import ModelCatalog
 from nbgov.sqlml.engine import BaseEngine
 from nbgov.sqlml.optimizer import Planner as Optimizer
+from nbgov.sqlml.optimizer.cost import SPARK
 from nbgov.sqlml.plan import Planner
 from nbgov.sqlml.planning.compile import Planners
 from nbgov.sqlml.spark.catalog_store import SparkModelStore
@@ -68,7 +69,7 @@ class SparkEngine(BaseEngine):
         UDF), never 2,048 rows at a time: both planners cost ONNX as batched. Strings are
         never taken as compared byte for byte (Spark 4 columns may carry a collation). Trees
         are costed for Spark: ONNX pays a Python worker per row, inlined SQL does not."""
-        optimizer = Optimizer(batched=True, exact_strings=exact_strings, engine="spark")
+        optimizer = Optimizer(batched=True, exact_strings=exact_strings, costs=SPARK)
         return Planners(optimizer, optimizer)
 
 

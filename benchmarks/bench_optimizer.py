@@ -22,7 +22,12 @@ rows it leaves (raw onnxruntime's filter is done in pandas before timing).
 
 Every variant runs once per round, in a new seeded random order each round, and each
 figure is the MEDIAN over rounds of the paired ratio (this round's time over the same
-round's baseline), so background load hits both sides of a ratio alike.
+round's baseline), so background load hits both sides of a ratio alike. One load is not
+shared alike: raw onnxruntime's session (default options) leaves its worker threads
+spinning for tens of milliseconds after a run (about 30 ms of CPU), and on two cores that
+slows whatever runs next. Measured on the third pipeline query: nbgov 10.5 ms alone,
+15.1 ms right after raw onnxruntime, 10.7 ms after a session built without spinning; raw
+onnxruntime 11.2 ms (12.3 ms without spinning). The baseline keeps its defaults here.
 Targets: each tree query <= 0.8x raw onnxruntime and >= 3x faster than --no-optimize;
 logistic regression <= 1.5x raw onnxruntime. Each query's first, cold run (planning,
 pruning, session creation) is shown in parentheses.

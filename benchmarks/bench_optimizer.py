@@ -327,7 +327,10 @@ def pipeline_scenario(engine: Engine, frame: pd.DataFrame, args: argparse.Namesp
     rounds = max(args.pairs, 7)
     ok = True
     print(f"\n== pipeline: OneHotEncoder + StandardScaler -> GradientBoosting (100 trees, depth 6), {len(frame):,} rows ==")
-    print(f"{'predicate':62} {'rows':>7} {'opt/noopt':>10} {'opt/raw':>8} {'same':>5} {'vs sklearn':>11}  plan")
+    print(
+        f"{'predicate':62} {'rows':>7} {'opt ms':>7} {'raw ms':>7} {'opt/noopt':>10} {'opt/raw':>8} {'same':>5} "
+        f"{'vs sklearn':>11}  plan"
+    )
     vs_raw: list[float] = []
     sklearn_ok = True
     for where, mask, threshold in PIPELINE_QUERIES:
@@ -370,7 +373,8 @@ def pipeline_scenario(engine: Engine, frame: pd.DataFrame, args: argparse.Namesp
         note = next((p.strip() for p in parts if p.strip().startswith(("pruned ", "output predicate"))), "")
         label = where + ("" if threshold is None else f" AND p > {threshold}")
         print(
-            f"{label:62} {len(subset):>7,} {speedup:>9.1f}x {ratio:>7.2f}x {'yes' if same else 'NO':>5} "
+            f"{label:62} {len(subset):>7,} {np.median(times['opt']) * 1000:>7.1f} {np.median(times['raw']) * 1000:>7.1f} "
+            f"{speedup:>9.1f}x {ratio:>7.2f}x {'yes' if same else 'NO':>5} "
             f"{int((off > 1e-5).sum()):>5} rows  {note}"
         )
     median_vs_raw = float(np.median(vs_raw))

@@ -3,16 +3,20 @@ and the answer is onnxruntime's comparison on every row (NaN, infinities and bou
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 import numpy as np
 import onnx
+import pandas as pd
 import pyarrow as pa
 import pytest
 import sqlglot
 import sqlglot.expressions as exp
 
+from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, boolean_ensemble, compared_value
 from nbgov.sqlml.models.forest import read_forest
@@ -100,3 +104,55 @@ def test_refuses_values_not_monotone_in_the_score() -> None:
     payload = fitted("gb_three")
     node = onnx.load_model_from_string(payload).graph.node[0]
     assert compared_value(node, read_forest(node), 1, ">", 0.5) is None  # softmax of three scores
+
+
+@pytest.fixture(scope="module")
+def bounded() -> Iterator[tuple[Engine, dict[str, np.ndarray]]]:
+    """An engine with a boosted regressor ``reg`` and classifier ``clf`` over table ``t``
+    (NaN, ±inf rows included), and each model's value on the rows DuckDB does not read as
+    NULL (pandas' NaN)."""
+    X = rows()
+    frame = pd.DataFrame({f"x{i}": X[:, i] for i in range(3)})
+    frame.insert(0, "id", np.arange(len(X), dtype=np.int64))
+    payloads = {"reg": fitted("gb_reg"), "clf": fitted("gb_binary")}
+    engine = Engine()
+    engine.execute("CREATE MODEL reg FROM $reg; CREATE MODEL clf FROM $clf", params=payloads)
+    engine.execute("CREATE TABLE t AS SELECT * FROM frame", frames={"frame": frame})
+    valid = ~np.isnan(X).any(axis=1)
+    outputs = {name: open_session(payload).run(None, {"input": X}) for name, payload in payloads.items()}
+    values = {"reg": np.asarray(outputs["reg"][0]).ravel()[valid], "clf": np.asarray(outputs["clf"][1])[valid, 1]}
+    yield engine, values
+    engine.close()
+
+
+def _filtered(engine: Engine, compared: str, tail: str = "") -> tuple[str, list[int], list[int]]:
+    sql = f"SELECT id FROM t WHERE {compared} ORDER BY id{tail}"
+    optimized = engine.execute(sql)[-1].df.id.tolist()
+    plain = engine.execute(sql, optimize=False)[-1].df.id.tolist()
+    return engine.explain(sql), optimized, plain
+
+
+def test_bounds_that_decide_most_cells_filter_in_sql_and_call_the_model_once(bounded) -> None:
+    engine, values = bounded
+    # above the median probability: 3 of 16 cells stay open
+    constant = float(np.quantile(values["clf"], 0.5))
+    explained, optimized, plain = _filtered(engine, f"predict(clf, x0, x1, x2).probabilities[2] > {constant!r}")
+    assert re.search(r"bounds of the trees' leaf sums decide \d+ of \d+ cells", explained)
+    assert "batching: not applied (an output predicate scores only the rows its bounds leave open)" in explained
+    assert explained.count("nbgov_udf_") == 1  # the open cells read one model call, not one per cell
+    assert optimized == plain and len(plain) > 5_000
+
+
+def test_bounds_that_leave_most_cells_open_give_way_to_batched_scoring(bounded) -> None:
+    engine, values = bounded
+    # above the median value: 12 of 27 cells stay open, cheaper to score every row in batches
+    compared = f"predict(reg, x0, x1, x2) > {float(np.quantile(values['reg'], 0.5))!r}"
+    explained, optimized, plain = _filtered(engine, compared)
+    assert re.search(r"left to batched scoring \(strategy onnx\): its bounds leave \d+% of the input cells open", explained)
+    assert "batching: the relation is scored once" in explained and "nbgov_udf_" not in explained
+    assert optimized == plain and len(plain) > 5_000
+    # where the statement cannot be batched (LIMIT stops row-at-a-time scoring early), the bounds stay
+    explained, optimized, plain = _filtered(engine, compared, " LIMIT 100000")
+    assert "bounds of the trees' leaf sums decide" in explained and "left to batched scoring" not in explained
+    assert explained.count("nbgov_udf_") == 1
+    assert optimized == plain and len(plain) > 5_000

@@ -87,11 +87,13 @@ class SqlPlan:
     boolean expression of the same truth value (an output predicate turned into a filter).
     With ``fallback``, the boolean expression decides only some rows: elsewhere it reads
     the column ``__fallback__``, which stands for the comparison itself computed by
-    ``fallback`` (the model, as ONNX)."""
+    ``fallback`` (the model, as ONNX); ``open_share`` is the share of the input cells left
+    to it (the rows it may score, as far as compile can tell without data)."""
 
     expression: exp.Expression
     comparison: bool = False
     fallback: OnnxPlan | None = None
+    open_share: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def rule(state: PlanState) -> PlanState:
     shape = state.memo.get("bounds-sql", key, lambda: sqlglot.parse_one(built.body, dialect="duckdb"))
     features = [state.bound.columns[j] for j in rebuilt.kept]
     guard = state.null_guard([*state.dropped(), *rebuilt.kept])
-    expression = _fill(shape, features, guard)
+    expression = _fill(shape, features, guard, built.undecided > 0)
     fallback = replace(state, decided=None).finish().strategy
     assert isinstance(fallback, OnnxPlan)
     cells_total = built.decided_true + built.decided_false + built.undecided
@@ -163,7 +163,8 @@ def rule(state: PlanState) -> PlanState:
         f"{cells_total - built.undecided} of {cells_total} cells of the inputs ({built.decided_true} true, "
         f"{built.decided_false} false); the model scores only rows in the other {built.undecided}"
     )
-    return replace(state, decided=SqlPlan(state.checked(expression), comparison=True, fallback=fallback))
+    plan = SqlPlan(state.checked(expression), comparison=True, fallback=fallback, open_share=built.undecided / cells_total)
+    return replace(state, decided=plan)
 
 
 def _cell_domains(state: PlanState, kept: tuple[int, ...]) -> Domains:
@@ -179,16 +180,24 @@ def _cell_domains(state: PlanState, kept: tuple[int, ...]) -> Domains:
     return out
 
 
-def _fill(shape: exp.Expr, features: list[exp.Expression], guard: list[exp.Expression]) -> exp.Expression:
-    """The boolean CASE over the call's columns; NULL (like the comparison) when an input is."""
+def _fill(shape: exp.Expr, features: list[exp.Expression], guard: list[exp.Expression], open_cells: bool) -> exp.Expression:
+    """The boolean CASE over the call's columns; NULL (like the comparison) when an input is.
+
+    With ``open_cells``, the CASE gives NULL in undecided cells and one ``COALESCE`` reads
+    the fallback there: DuckDB evaluates it on those rows only, in one call per vector of
+    rows (a fallback at every undecided leaf would cost one model call per leaf)."""
 
     def put(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name == FALLBACK:
+            return exp.cast(exp.Null(), exp.DataType.build("boolean"))
         if isinstance(node, exp.Column) and not node.table and node.name.startswith("__f") and node.name.endswith("__"):
             return features[int(node.name[3:-2])].copy()
         return node
 
     body = shape.transform(put)
     assert isinstance(body, exp.Expression)
+    if open_cells:
+        body = exp.Coalesce(this=body, expressions=[exp.column(FALLBACK)])
     if not guard:
         return body
     any_null: exp.Expr = exp.Is(this=guard[0].copy(), expression=exp.Null())

@@ -50,6 +50,7 @@ from nbgov.sqlml.planning.prepared import (
     Step,
 )
 from nbgov.sqlml.planning.relations import Relations, StandIns, select_all
+from nbgov.sqlml.optimizer.cost import bounds_beat_batches
 from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, output_comparison_node
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.sql.parse import parse
@@ -175,16 +176,17 @@ class Compilation:
             self.use(call.model, signature_too=True)
         typed = self.check_arguments(tree, calls)
         plans = [self.plan(call) if known else self.plan_unchecked(call) for call, known in zip(calls, typed)]
+        if top and self.settings.optimize:
+            plans = self.batches_over_bounds(tree, calls, plans)
         for call, plan in zip(calls, plans):
             if isinstance(plan.strategy, SqlPlan):
                 self.inline_call(call, plan.strategy)
         batched: set[int] = set()
-        if top and not any(isinstance(p.strategy, OnnxPlan) for p in plans):
+        bounded = any(_fallback(p) is not None for p in plans)
+        if top and not bounded and not any(isinstance(p.strategy, OnnxPlan) for p in plans):
             self.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
         elif top and self.settings.optimize:
-            reason = refusal(tree, calls, plans)
-            if reason is None and any(isinstance(p.strategy, SqlPlan) and p.strategy.fallback for p in plans):
-                reason = "an output predicate scores only the rows its bounds leave open"
+            reason = "an output predicate scores only the rows its bounds leave open" if bounded else refusal(tree, calls, plans)
             if reason is None:
                 batched = self.batch(tree, calls, plans)
             else:
@@ -199,6 +201,27 @@ class Compilation:
             if key not in functions:  # identical calls share one function, so GROUP BY can match them
                 functions[key] = self.function(plan.strategy, call.model)
             call.node.replace(functions[key].copy())
+
+    def batches_over_bounds(self, tree: exp.Expression, calls: list[ModelCall], plans: list[CallPlan]) -> list[CallPlan]:
+        """Output predicates whose bounds leave too many cells open to pay for losing batched
+        scoring (their fallback is a UDF, called per vector of rows, on one thread) go back to
+        their ONNX plan, when the statement can then be batched (no other output predicate
+        left on bounds, which would keep the statement from batching)."""
+        swapped = [
+            CallPlan(fallback, plan.notes, plan.stats)
+            if (fallback := _fallback(plan)) is not None and not bounds_beat_batches(_open_share(plan)) else plan
+            for plan in plans
+        ]
+        unchanged = all(new is old for new, old in zip(swapped, plans))
+        if unchanged or any(_fallback(p) is not None for p in swapped) or refusal(tree, calls, swapped) is not None:
+            return plans
+        for call, plan, kept in zip(calls, plans, swapped):
+            if kept is not plan:
+                self.notes.append(
+                    f"predict({call.model.ref}): output predicate left to batched scoring (strategy onnx): its "
+                    f"bounds leave {_open_share(plan):.0%} of the input cells open, which score cheaper in batches"
+                )
+        return swapped
 
     def check_arguments(self, tree: exp.Expression, calls: list[ModelCall]) -> list[bool]:
         """Check every call's arguments against its model's inputs before any rewrite (one
@@ -450,3 +473,12 @@ def _inside_another(node: exp.Expression, nodes: list[exp.Anonymous]) -> bool:
 def _call_key(plan: OnnxPlan) -> tuple[str, ...]:
     columns = (c.sql(dialect="duckdb") for bound in plan.inputs for c in bound.columns)
     return (plan.cache_key, *columns)
+
+
+def _fallback(plan: CallPlan) -> OnnxPlan | None:
+    """The ONNX plan an output predicate falls back to where its bounds decide nothing."""
+    return plan.strategy.fallback if isinstance(plan.strategy, SqlPlan) else None
+
+
+def _open_share(plan: CallPlan) -> float:
+    return plan.strategy.open_share if isinstance(plan.strategy, SqlPlan) else 1.0

@@ -136,9 +136,9 @@ def test_relation_is_probed_for_shared_regions_once(monkeypatch):
     probes: list[int] = []
     shared = Regions.shared
 
-    def counted(self: Regions, matrix: np.ndarray) -> bool:
+    def counted(self: Regions, matrix: np.ndarray, compiled: bool = False) -> bool:
         probes.append(len(matrix))
-        return shared(self, matrix)
+        return shared(self, matrix, compiled)
 
     monkeypatch.setattr(Regions, "shared", counted)
     sql = "SELECT predict(m, a, b, c) AS p FROM f WHERE a > -1.0"
@@ -156,4 +156,51 @@ def test_relation_is_probed_for_shared_regions_once(monkeypatch):
     np.testing.assert_array_equal(again.df.p.to_numpy(), optimized.df.p.to_numpy())
     assert len(other.df) == int((frame.a > -1.5).sum())
     assert "decision regions" not in (optimized.explain or "")
+    np.testing.assert_array_equal(optimized.df.p.to_numpy(), naive.df.p.to_numpy())
+
+
+def _finely_cut() -> GradientBoostingRegressor:
+    """Deep trees on continuous values: nearly every distinct row is a region of its own."""
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(rng.normal(size=(3_000, 3)).astype(np.float32), columns=list(FEATURES))
+    return GradientBoostingRegressor(n_estimators=30, max_depth=8, random_state=0).fit(X, X.a + X.b * X.c)
+
+
+def test_a_compiled_kernel_groups_rows_only_when_grouping_removes_nearly_all():
+    """Rows of which about a quarter are regions of their own: grouped for onnxruntime (it
+    scores a row far slower than its region is found), not for a compiled kernel."""
+    regions = regions_of(_convert(_finely_cut()))
+    assert regions is not None
+    rng = np.random.default_rng(5)
+    distinct = rng.normal(size=(1_000, 3)).astype(np.float32)
+    matrix = distinct[rng.integers(0, len(distinct), 4_096)]
+    grouped = regions.group(matrix)
+    assert grouped is not None and 0.1 * len(matrix) < len(grouped[1]) <= 0.5 * len(matrix)
+    assert regions.shared(matrix) and not regions.shared(matrix, compiled=True)
+    assert regions.group(matrix, compiled=True) is None
+    few = distinct[:40][rng.integers(0, 40, 4_096)]  # at most 40 regions: worth it either way
+    assert regions.group(few, compiled=True) is not None
+
+
+def test_a_udf_whose_first_rows_share_no_regions_stops_grouping(monkeypatch):
+    """predict() scored through the UDF (LIMIT refuses batching): the first vector of rows
+    tells that grouping would not pay, and no later vector computes region keys."""
+    rng = np.random.default_rng(6)
+    estimator = _finely_cut()
+    frame = pd.DataFrame(rng.normal(size=(50_000, 3)), columns=list(FEATURES))
+    keyed: list[int] = []
+    key = Regions.key
+
+    def counted(self: Regions, matrix: np.ndarray) -> np.ndarray:
+        keyed.append(len(matrix))
+        return key(self, matrix)
+
+    monkeypatch.setattr(Regions, "key", counted)
+    sql = "SELECT predict(m, a, b, c) AS p FROM f LIMIT 40000"
+    with Engine(progress_bar=False) as engine:
+        engine.execute("CREATE MODEL m FROM $m", params={"m": estimator})
+        optimized = engine.execute(sql, frames={"f": frame})[0]
+        naive = engine.execute(sql, frames={"f": frame}, optimize=False)[0]
+    assert "scoring through an Arrow UDF" in (optimized.explain or "")
+    assert len(keyed) == 1  # the first vector's probe, then no region keys at all
     np.testing.assert_array_equal(optimized.df.p.to_numpy(), naive.df.p.to_numpy())

@@ -8,6 +8,7 @@ wraps each argument in CAST(... AS <model input type>), so DuckDB converts types
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -50,8 +51,16 @@ class UdfSet:
     def add(self, step: RegisterUdf) -> None:
         """Register the step's function: its plan scored on the argument columns."""
         scorer = make_scorer(self._sessions, step.plan, step.outputs, regions=step.regions)
+        probed = scorer.regions is None
 
         def predict(*columns: Any) -> Any:
+            # the first vector of rows tells whether they share decision regions; if not, no
+            # later vector of this statement pays for grouping its rows only to give up
+            nonlocal scorer, probed
+            if not probed:
+                probed = True
+                if not scorer.shares_regions(columns):
+                    scorer = replace(scorer, regions=None)
             return scorer.value(columns)
 
         # DuckDB counts a UDF's parameters from its signature.

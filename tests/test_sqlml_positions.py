@@ -155,6 +155,10 @@ def test_pinned_version_and_ml_predict_inside_a_larger_query(scored, onnx_models
         (f"SELECT id FROM customers WHERE {P} > 0.5 AND age > 40 AND plan <> 'basic'", "scored once"),
         (f"SELECT id FROM customers WHERE ({P} > 0.5 OR age > 70) AND tenure < 5", "scored once"),
         (f"SELECT id, {P} AS p FROM customers LIMIT 5", "LIMIT/OFFSET"),
+        (f"SELECT id, {P} AS p FROM customers ORDER BY id LIMIT 5", "LIMIT/OFFSET"),
+        # sorted by the prediction, every row is scored before LIMIT: batching loses nothing
+        (f"SELECT id FROM customers ORDER BY {P} DESC, id LIMIT 5", "scored once"),
+        (f"SELECT id, {P} AS p FROM customers WHERE age > 30 ORDER BY p, id LIMIT 5 OFFSET 2", "scored once"),
         (f"SELECT c.id, {P} AS p FROM customers c JOIN (SELECT id AS rid FROM customers) d ON c.id = d.rid", "joins several relations"),
     ],
 )

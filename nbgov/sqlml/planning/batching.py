@@ -36,7 +36,7 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
         return "no FROM clause"
     if select.args.get("joins") or select.args.get("laterals"):
         return "the query joins several relations"
-    if select.args.get("limit") or select.args.get("offset"):
+    if (select.args.get("limit") or select.args.get("offset")) and not _sorted_by_prediction(select, calls):
         return "LIMIT/OFFSET: row-at-a-time scoring stops early"
     if not isinstance(source.this, (exp.Table, exp.Subquery)):
         return "unsupported FROM source"
@@ -73,6 +73,20 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
                     if not ref.table and ref.name.lower() in aliases:
                         return f"argument reads the select-list alias {ref.name}"
     return None
+
+
+def _sorted_by_prediction(select: exp.Select, calls: Sequence[ModelCall]) -> bool:
+    """Whether the ORDER BY reads a prediction (a call, or a select-list alias of one): then
+    every row is scored before LIMIT applies, and scoring them in batches loses nothing."""
+    order = select.args.get("order")
+    if order is None:
+        return False
+    nodes = {id(call.node) for call in calls}
+    predicted = {e.alias.lower() for e in select.expressions if e.alias and any(id(n) in nodes for n in e.walk())}
+    return any(
+        id(node) in nodes or (isinstance(node, exp.Column) and not node.table and node.name.lower() in predicted)
+        for node in order.walk()
+    )
 
 
 def source_alias(select: exp.Select) -> str:

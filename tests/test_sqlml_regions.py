@@ -136,9 +136,9 @@ def test_relation_is_probed_for_shared_regions_once(monkeypatch):
     probes: list[int] = []
     shared = Regions.shared
 
-    def counted(self: Regions, matrix: np.ndarray, compiled: bool = False) -> bool:
+    def counted(self: Regions, matrix: np.ndarray) -> bool:
         probes.append(len(matrix))
-        return shared(self, matrix, compiled)
+        return shared(self, matrix)
 
     monkeypatch.setattr(Regions, "shared", counted)
     sql = "SELECT predict(m, a, b, c) AS p FROM f WHERE a > -1.0"
@@ -164,22 +164,6 @@ def _finely_cut() -> GradientBoostingRegressor:
     rng = np.random.default_rng(4)
     X = pd.DataFrame(rng.normal(size=(3_000, 3)).astype(np.float32), columns=list(FEATURES))
     return GradientBoostingRegressor(n_estimators=30, max_depth=8, random_state=0).fit(X, X.a + X.b * X.c)
-
-
-def test_a_compiled_kernel_groups_rows_only_when_grouping_removes_nearly_all():
-    """Rows of which about a quarter are regions of their own: grouped for onnxruntime (it
-    scores a row far slower than its region is found), not for a compiled kernel."""
-    regions = regions_of(_convert(_finely_cut()))
-    assert regions is not None
-    rng = np.random.default_rng(5)
-    distinct = rng.normal(size=(1_000, 3)).astype(np.float32)
-    matrix = distinct[rng.integers(0, len(distinct), 4_096)]
-    grouped = regions.group(matrix)
-    assert grouped is not None and 0.1 * len(matrix) < len(grouped[1]) <= 0.5 * len(matrix)
-    assert regions.shared(matrix) and not regions.shared(matrix, compiled=True)
-    assert regions.group(matrix, compiled=True) is None
-    few = distinct[:40][rng.integers(0, 40, 4_096)]  # at most 40 regions: worth it either way
-    assert regions.group(few, compiled=True) is not None
 
 
 def test_a_udf_whose_first_rows_share_no_regions_stops_grouping(monkeypatch):

@@ -152,20 +152,15 @@ class RegionDecisions:
     LIMIT = 256
 
     def __init__(self) -> None:
-        self._shared: dict[tuple[str, str, bool], bool] = {}
+        self._shared: dict[tuple[str, str], bool] = {}
 
     def get(self, relation: str, job: Scoring) -> bool | None:
-        return self._shared.get(self._key(relation, job))
+        return self._shared.get((relation, job.job.plan.cache_key))
 
     def put(self, relation: str, job: Scoring, shared: bool) -> None:
         if len(self._shared) >= self.LIMIT:
             self._shared.clear()
-        self._shared[self._key(relation, job)] = shared
-
-    @staticmethod
-    def _key(relation: str, job: Scoring) -> tuple[str, str, bool]:
-        """A decision holds for one scoring path: a compiled kernel asks more of grouping."""
-        return relation, job.job.plan.cache_key, job.scorer.kernel_compiled
+        self._shared[(relation, job.job.plan.cache_key)] = shared
 
 
 def _probed(table: pa.Table, jobs: Sequence[Scoring], decisions: RegionDecisions | None = None,

@@ -29,11 +29,6 @@ from nbgov.sqlml.models.treegraph import analyze
 
 MIN_ROWS = 1_024  # below this, scoring every row is as quick as grouping them
 MAX_SHARE = 0.5  # group only when it removes at least every other row
-# a compiled kernel scores a row in about the time finding its region takes (measured: 2,048
-# rows of 8 features keyed and grouped in about 0.5 ms, scored by a 100-tree kernel in 0.38 ms):
-# grouping pays only when it removes nearly every row
-COMPILED_MAX_SHARE = 0.1
-_PROBE_SHARE = 0.9  # the first rows are a sample: looser than MAX_SHARE
 _MAX_KEY = 2**62
 _PROBE_ROWS = 2_048  # nearly all distinct here: the batch is not worth grouping
 _FEW_CUTS = 8  # up to this many cuts, comparing is quicker than a binary search
@@ -73,24 +68,23 @@ class Regions:
             size *= count
         return key
 
-    def shared(self, matrix: np.ndarray, compiled: bool = False) -> bool:
+    def shared(self, matrix: np.ndarray) -> bool:
         """Whether the first rows share regions (else nearly every row is a region of its own,
-        as with a continuous feature the trees cut finely, and grouping would not pay);
-        ``compiled``: a compiled kernel scores the rows (see ``COMPILED_MAX_SHARE``)."""
+        as with a continuous feature the trees cut finely, and grouping would not pay)."""
         probe = matrix[:_PROBE_ROWS]
-        return len(pd.unique(self.key(probe))) <= (COMPILED_MAX_SHARE if compiled else _PROBE_SHARE) * len(probe)
+        return len(pd.unique(self.key(probe))) <= 0.9 * len(probe)
 
-    def group(self, matrix: np.ndarray, compiled: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    def group(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(region index of each row, first row of each region), or None when grouping
         would not pay off — told from the first rows first, so that a model whose rows
         are nearly all in regions of their own pays for a small probe only."""
         rows = len(matrix)
         if rows < MIN_ROWS or matrix.ndim != 2 or matrix.shape[1] != len(self.cuts):
             return None
-        if rows >= 2 * _PROBE_ROWS and not self.shared(matrix, compiled):
+        if rows >= 2 * _PROBE_ROWS and not self.shared(matrix):
             return None
         codes, uniques = pd.factorize(self.key(matrix))
-        if len(uniques) > (COMPILED_MAX_SHARE if compiled else MAX_SHARE) * rows:
+        if len(uniques) > MAX_SHARE * rows:
             return None
         # factorize numbers regions in order of appearance: a region's first row is
         # where the running maximum of the codes steps up

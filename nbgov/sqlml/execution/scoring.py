@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.models.onnxtypes import numpy_dtype, width
-from nbgov.sqlml.execution.compiled.policy import AdaptiveSession, TreeCompiler
+from nbgov.sqlml.execution.compiled.policy import TreeCompiler
 from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime, open_session
 from nbgov.sqlml.plan import TensorSpec
 from nbgov.sqlml.execution.regions import Regions, ScoreStats, regions_of
@@ -82,12 +82,6 @@ class Scorer:
     regions: Regions | None = None  # tree-only models: score each decision region once
 
     @property
-    def kernel_compiled(self) -> bool:
-        """Whether a compiled kernel scores the rows (grouping by region must then remove
-        nearly every row to pay)."""
-        return isinstance(self.session, AdaptiveSession) and self.session.compiled
-
-    @property
     def arity(self) -> int:
         return sum(count for _, count in self.inputs)
 
@@ -98,7 +92,7 @@ class Scorer:
         position = 0
         for spec, count in self.inputs:
             if spec.name == self.regions.input_name:
-                return self.regions.shared(_feed(spec, columns[position : position + count]), self.kernel_compiled)
+                return self.regions.shared(_feed(spec, columns[position : position + count]))
             position += count
         return False
 
@@ -122,7 +116,7 @@ class Scorer:
             return [_empty(o) for o in self.outputs if o.name in wanted]
         grouped = None
         if self.regions is not None and list(feeds) == [self.regions.input_name]:
-            grouped = self.regions.group(feeds[self.regions.input_name], self.kernel_compiled)
+            grouped = self.regions.group(feeds[self.regions.input_name])
         if grouped is None:
             if stats is not None:
                 stats.add(rows, rows)

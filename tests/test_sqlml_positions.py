@@ -227,3 +227,17 @@ def test_star_forms_never_show_helper_columns(engine: Engine, onnx_models, custo
     naive = engine.execute(sql, optimize=False)[0].df
     assert not [c for c in optimized.columns if c.startswith("nbgov")]
     pd.testing.assert_frame_equal(optimized, naive)
+
+
+def test_unnamed_predictions_are_named_as_written_with_or_without_the_optimizer(scored):
+    """A column computed from predict(...) without an alias is named after the expression
+    as the user wrote it (as DuckDB names columns), never after the helper column or
+    function it was scored through, and the same with and without the optimizer."""
+    engine, _ = scored
+    sql = f"SELECT plan, avg({P}), max({P}) > 0.5 FROM customers WHERE age > 30 GROUP BY plan ORDER BY plan"
+    optimized = engine.execute(sql)[0]
+    naive = engine.execute(sql, optimize=False)[0]
+    names = ["plan", f"avg({P})", f"max({P}) > 0.5"]
+    assert list(optimized.df.columns) == names == list(naive.df.columns)
+    assert "scored once" in (optimized.explain or "")  # the batched path, whose helper columns stay hidden
+    pd.testing.assert_frame_equal(optimized.df, naive.df, check_exact=False, atol=1e-6)

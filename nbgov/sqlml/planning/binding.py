@@ -56,11 +56,30 @@ def slots(model: ModelVersion) -> list[Slot]:
 
 def predict_calls(tree: exp.Expression) -> list[exp.Anonymous]:
     """Every predict(...) node (renamed by the pre-pass), outermost first."""
-    return [
-        node
-        for node in tree.find_all(exp.Anonymous)
-        if isinstance(node.this, str) and node.this.lower() == PREDICT_PLACEHOLDER
-    ]
+    return [node for node in tree.find_all(exp.Anonymous) if _is_predict(node)]
+
+
+def name_prediction_columns(select: exp.Select) -> None:
+    """Give each unnamed select-list expression that reads predict(...) the name it has as
+    written (``avg(predict(m, a, b))``, as DuckDB names a column after its expression),
+    so the result's columns are the same with and without the optimizer and never show
+    the helper columns or functions predict(...) becomes."""
+    for expression in list(select.expressions):
+        if isinstance(expression, (exp.Alias, exp.Star)) or not _reads_predict(expression):
+            continue
+        shown = expression.copy().transform(
+            lambda n: exp.Anonymous(this="predict", expressions=n.expressions) if _is_predict(n) else n
+        )
+        name = shown.sql(dialect="duckdb", normalize_functions="lower")
+        expression.replace(exp.alias_(expression.copy(), name, quoted=True))
+
+
+def _is_predict(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Anonymous) and isinstance(node.this, str) and node.this.lower() == PREDICT_PLACEHOLDER
+
+
+def _reads_predict(expression: exp.Expression) -> bool:
+    return any(_is_predict(node) for node in expression.find_all(exp.Anonymous))
 
 
 def model_ref(node: exp.Expression) -> str:

@@ -33,7 +33,14 @@ from nbgov.sqlml.planning.batching import (
     target_select,
 )
 from nbgov.sqlml.planning.arguments import check, feeds, probe, reading_stand_in, with_stand_ins
-from nbgov.sqlml.planning.binding import bind, bind_arguments, model_ref, predict_calls, signature
+from nbgov.sqlml.planning.binding import (
+    bind,
+    bind_arguments,
+    model_ref,
+    name_prediction_columns,
+    predict_calls,
+    signature,
+)
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.mlpredict import Inlined, compile_ml_predict, inline_relations
 from nbgov.sqlml.planning.picks import output_access
@@ -168,6 +175,9 @@ class Compilation:
 
     def predict_calls(self, tree: exp.Expression, *, top: bool) -> None:
         """Bind, plan and rewrite every predict(...) of ``tree`` in place."""
+        select = target_select(tree) if top else None
+        if select is not None:
+            name_prediction_columns(select)
         nodes = predict_calls(tree)
         if any(_inside_another(node, nodes) for node in nodes):
             raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")

@@ -65,7 +65,7 @@ def name_prediction_columns(select: exp.Select) -> None:
     so the result's columns are the same with and without the optimizer and never show
     the helper columns or functions predict(...) becomes."""
     for expression in list(select.expressions):
-        if isinstance(expression, (exp.Alias, exp.Star)) or not _reads_predict(expression):
+        if isinstance(expression, (exp.Alias, exp.Star)) or not predict_calls(expression):
             continue
         shown = expression.copy().transform(
             lambda n: exp.Anonymous(this="predict", expressions=n.expressions) if _is_predict(n) else n
@@ -76,10 +76,6 @@ def name_prediction_columns(select: exp.Select) -> None:
 
 def _is_predict(node: exp.Expression) -> bool:
     return isinstance(node, exp.Anonymous) and isinstance(node.this, str) and node.this.lower() == PREDICT_PLACEHOLDER
-
-
-def _reads_predict(expression: exp.Expression) -> bool:
-    return any(_is_predict(node) for node in expression.find_all(exp.Anonymous))
 
 
 def model_ref(node: exp.Expression) -> str:

@@ -77,7 +77,7 @@ def reference_features(pipeline: Pipeline, frame: pd.DataFrame) -> np.ndarray:
             mapping = dict(column.encoder.mapping)
             values = np.array([mapping.get(v, column.encoder.default) for v in raw], dtype=np.float32)
         else:
-            values = raw.astype(np.float32)
+            values = raw.astype(np.float64 if column.source.elem_type == "double" else np.float32)
         out[:, k] = apply_steps(column.steps, values)
     return out
 
@@ -90,7 +90,8 @@ def ort_features(payload: bytes, pipeline: Pipeline, frame: pd.DataFrame) -> np.
     feeds = {}
     for spec in session.get_inputs():
         values = frame[spec.name].to_numpy()
-        feeds[spec.name] = (values.astype(object) if spec.type == "tensor(string)" else values.astype(np.float32)).reshape(-1, 1)
+        dtype = {"tensor(string)": object, "tensor(double)": np.float64}.get(spec.type, np.float32)
+        feeds[spec.name] = values.astype(dtype).reshape(-1, 1)
     return np.asarray(session.run([pipeline.head_input], feeds)[0])
 
 
@@ -209,6 +210,50 @@ def test_fold_refuses_non_monotone_steps() -> None:
         fold_tests((Arith("/", 2.0, constant_first=True),), [TreeTest("BRANCH_LEQ", 1.0, False)])
     with pytest.raises(NotFoldable):
         fold_tests((Impute(-1.0, 5.0),), [TreeTest("BRANCH_LEQ", 1.0, False)])
+
+
+finite64 = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    offset=finite64,
+    scale=finite64.filter(lambda v: abs(v) > 1e-6),
+    lo=finite64,
+    width=st.floats(min_value=0, max_value=1e5),
+    lo_open=st.booleans(),
+    hi_open=st.booleans(),
+)
+def test_a_double_scaling_is_computed_in_sql_bit_for_bit_and_carries_ranges_forward(
+    offset: float, scale: float, lo: float, width: float, lo_open: bool, hi_open: bool
+) -> None:
+    """How nbgov converts a scikit-learn pipeline ending in trees: (x - mean) / scale in
+    double, then float. DuckDB computes the same float for every double, and the query's
+    range on x, carried forward, holds every value the rows in it give."""
+    import duckdb
+    import sqlglot.expressions as exp
+
+    from nbgov.sqlml.models.steps import CastTo
+    from nbgov.sqlml.optimizer.domains import Domain
+    from nbgov.sqlml.optimizer.lowering import carried_forward, computed_sql
+
+    steps = (Arith("-", offset, "double"), Arith("/", scale, "double"), CastTo("float"))
+    hi = lo + width
+    rng = np.random.default_rng(0)
+    inside = np.concatenate([rng.uniform(lo, hi, 500), [lo, hi, np.nextafter(lo, np.inf), np.nextafter(hi, -np.inf)]])
+    inside = inside[(inside > lo if lo_open else inside >= lo) & (inside < hi if hi_open else inside <= hi)]
+    x = np.concatenate([inside, [np.nan, np.inf, -np.inf, 0.0, -0.0, offset, np.nextafter(offset, np.inf)]])
+    expected = apply_steps(steps, x)
+    con = duckdb.connect()
+    try:
+        con.register("t", pd.DataFrame({"x": x}))
+        sql = computed_sql(steps, exp.cast(exp.column("x"), "DOUBLE")).sql(dialect="duckdb")
+        got = np.array([row[0] for row in con.execute(f"SELECT {sql} FROM t").fetchall()], dtype=np.float32)
+    finally:
+        con.close()
+    assert np.array_equal(got, expected, equal_nan=True), sql
+    domain = carried_forward(steps, Domain(lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, nan=False))
+    assert all(domain.admits_number(float(v)) for v in expected[: len(inside)])
 
 
 # -- lowering ---------------------------------------------------------------------------

@@ -5,6 +5,14 @@ Numeric models get one 2-D float input named ``input`` and their
 pipelines starting with a ColumnTransformer get one ``[N, 1]`` input per column
 (string for columns that feed an encoder with string categories). Classifiers are
 converted without ZipMap so probabilities come back as a plain float matrix.
+
+A pipeline ending in trees has its featurizers converted in double precision and the
+trees in float, joined by a Cast: that is what scikit-learn computes (transformers in
+float64, trees on float32 features), so a row near a split scores as it does in
+scikit-learn. Converted whole in float, a StandardScaler rounds in float32 and about one
+row in a thousand crosses a split it does not cross in scikit-learn (its probability off
+by up to 0.2). A linear head is continuous: float32 moves its score by about 1e-7
+relative, so it keeps skl2onnx's float form.
 """
 
 from __future__ import annotations
@@ -14,15 +22,17 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import compose, helper
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
+from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
+from nbgov.sqlml.models.runtime import open_session
 
 
 def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
     try:
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+        import skl2onnx  # noqa: F401
     except ImportError:
         raise InvalidModelError(
             f"{label} is a scikit-learn model; converting it needs the 'skl2onnx' package "
@@ -30,34 +40,100 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
         ) from None
     _require_fitted(estimator, label)
     names = _feature_names(estimator)
-    transformer = _column_transformer(estimator)
-    if transformer is not None and names is not None:
-        strings = _string_columns(transformer, names)
-        initial: list[tuple[str, Any]] = [
-            (name, StringTensorType([None, 1]) if name in strings else FloatTensorType([None, 1]))
-            for name in names
-        ]
-    else:
-        count = getattr(estimator, "n_features_in_", None)
-        if count is None:
-            raise InvalidModelError(f"{label}: cannot tell how many features the estimator takes")
-        initial = [("input", FloatTensorType([None, int(count)]))]
     # A fixed graph name: skl2onnx otherwise puts a random uuid in it, so the same
     # estimator would give new bytes (a new model version) on every run or replay.
     graph_name = f"ONNX({type(estimator).__name__})"
-    try:
-        proto = convert_sklearn(estimator, name=graph_name, initial_types=initial, options={"zipmap": False})
-    except Exception as exc:
-        try:  # regressors and transformers reject the zipmap option
-            proto = convert_sklearn(estimator, name=graph_name, initial_types=initial)
-        except Exception:
+    proto = _featurizers_in_double(estimator, names, graph_name)
+    if proto is None:
+        initial = _initial_types(estimator, names, label, "float")
+        try:
+            proto = _convert(estimator, initial, graph_name)
+        except Exception as exc:
             message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise InvalidModelError(f"skl2onnx cannot convert {label}: {message}") from None
-    if names is not None and len(initial) == 1:
+    if names is not None and len(proto.graph.input) == 1:
         entry = proto.metadata_props.add()
         entry.key = FEATURE_NAMES_KEY
         entry.value = json.dumps(list(names))
     return proto
+
+
+def _initial_types(estimator: Any, names: tuple[str, ...] | None, label: str, numeric: str) -> list[tuple[str, Any]]:
+    """One ``[N, 1]`` input per column in front of a ColumnTransformer, else one 2-D ``input``."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+
+    number = DoubleTensorType if numeric == "double" else FloatTensorType
+    transformer = _column_transformer(estimator)
+    if transformer is not None and names is not None:
+        strings = _string_columns(transformer, names)
+        return [(name, StringTensorType([None, 1]) if name in strings else number([None, 1])) for name in names]
+    count = getattr(estimator, "n_features_in_", None)
+    if count is None:
+        raise InvalidModelError(f"{label}: cannot tell how many features the estimator takes")
+    return [("input", number([None, int(count)]))]
+
+
+def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str) -> onnx.ModelProto:
+    from skl2onnx import convert_sklearn
+
+    try:
+        return convert_sklearn(estimator, name=graph_name, initial_types=initial, options={"zipmap": False})
+    except Exception:  # regressors and transformers reject the zipmap option
+        return convert_sklearn(estimator, name=graph_name, initial_types=initial)
+
+
+def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_name: str) -> onnx.ModelProto | None:
+    """A Pipeline as featurizers in double, Cast to float, trees in float; None when it is
+    not featurizers in front of trees or skl2onnx cannot convert it that way."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
+        return None
+    final = estimator.steps[-1][1]
+    if isinstance(final, str) or final is None or not hasattr(final, "n_features_in_"):
+        return None
+    try:
+        featurizers = _convert(estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers")
+        head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
+    except Exception:
+        return None
+    if not any(node.op_type.startswith("TreeEnsemble") for node in head.graph.node):
+        return None
+    outputs = featurizers.graph.output
+    if len(outputs) != 1 or outputs[0].type.tensor_type.elem_type != onnx.TensorProto.DOUBLE:
+        return None
+    featurizers = compose.add_prefix(featurizers, "featurizers_", rename_inputs=False)
+    head = compose.add_prefix(head, "estimator_", rename_outputs=False)
+    cast = helper.make_node(
+        "Cast", [featurizers.graph.output[0].name], [head.graph.input[0].name], name="featurizers_to_float", to=onnx.TensorProto.FLOAT
+    )
+    graph = helper.make_graph(
+        [*featurizers.graph.node, cast, *head.graph.node],
+        graph_name,
+        list(featurizers.graph.input),
+        list(head.graph.output),
+        initializer=[*featurizers.graph.initializer, *head.graph.initializer],
+    )
+    opsets: dict[str, int] = {}
+    for part in (featurizers, head):
+        for entry in part.opset_import:
+            opsets[entry.domain] = max(opsets.get(entry.domain, 0), entry.version)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items())],
+        producer_name=head.producer_name,
+        producer_version=head.producer_version,
+    )
+    model.ir_version = max(featurizers.ir_version, head.ir_version)
+    try:  # onnxruntime has no double kernel for some featurizers (Imputer, ...)
+        open_session(model.SerializeToString())
+    except Exception:
+        return None
+    try:  # skl2onnx writes some in double with other operators (Binarizer as Less + Where)
+        read_pipeline(model)
+    except NotAPipeline:
+        return None
+    return model
 
 
 def _require_fitted(estimator: Any, label: str) -> None:

@@ -39,6 +39,17 @@ def bytes_literal(text: str) -> exp.Expression:
     return exp.Anonymous(this="encode", expressions=[exp.Literal.string(text)])
 
 
+def exact_double(value: float) -> exp.Expression:
+    """A DOUBLE literal that parses to exactly ``value`` (``1.5e0``: an exponent makes DuckDB
+    and Spark read a double, where ``1.5`` would be a DECIMAL converted by the engine)."""
+    v = float(value)
+    if math.isnan(v) or math.isinf(v):
+        return number(v)
+    text = repr(abs(v))
+    literal = exp.Literal.number(text if "e" in text else f"{text}e0")
+    return exp.Neg(this=literal) if math.copysign(1.0, v) < 0 else literal
+
+
 def number(value: float) -> exp.Expression:
     """A numeric literal (NaN and infinities as DOUBLE casts)."""
     v = float(value)

@@ -9,7 +9,12 @@ expressions over the call's own arguments:
   test the raw value and the query's ranges on it prune them directly;
 * a one-hot column, ``CAST(CAST(plan AS VARCHAR) = 'gold' AS FLOAT)``, and a
   label-encoded column, a ``CASE`` over the known strings: exact 0/1 or codes,
-  and strings never travel to onnxruntime.
+  and strings never travel to onnxruntime;
+* a double input scaled in double and cast to float (how nbgov converts a
+  scikit-learn pipeline, as scikit-learn computes it): the steps computed in SQL,
+  ``CAST((CAST(income AS DOUBLE) - 52000.0e0) / 16000.0e0 AS FLOAT)``, IEEE double
+  arithmetic as onnxruntime's; a test on that float cannot be carried back to one
+  threshold on a double, so the query's ranges reach it carried forward instead.
 
 Every branch of every tree goes the same way as in the original model, for every
 row, so outputs are identical.  What onnxruntime would refuse is refused too: a
@@ -33,11 +38,11 @@ from nbgov.sqlml.models.pipeline import (
     Pipeline,
     Source,
 )
-from nbgov.sqlml.models.steps import Step, origin
+from nbgov.sqlml.models.steps import Arith, CastTo, Step, apply_steps, direction, origin
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, Unrefusable, refusals
 from nbgov.sqlml.optimizer.domains import Domain
-from nbgov.sqlml.optimizer.encoders_sql import encoded_sql
+from nbgov.sqlml.optimizer.encoders_sql import encoded_sql, exact_double
 from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree, write_forest
 from nbgov.sqlml.optimizer.label_rule import keep_label_rule
@@ -55,15 +60,20 @@ class LoweredColumn:
     source: Source
     encoder: OneHot | LabelCode | None = None
     through: tuple[str, ...] = ()  # transforms folded into the trees' tests on it
+    computed: tuple[Step, ...] = ()  # monotone steps computed in SQL (a double input)
 
     def sql(self, value: exp.Expression) -> exp.Expression:
         """The column's value from the call's argument ``value`` (NULL stays NULL)."""
+        if self.computed:
+            return computed_sql(self.computed, exp.cast(value.copy(), "DOUBLE"))
         if self.encoder is None:
             return value.copy()
         return encoded_sql(self.encoder, value, "FLOAT")
 
     def query_domain(self, raw: Domain | Categories | None) -> Domain | None:
         """The values this column takes given what the query proves about its source."""
+        if self.computed:
+            return carried_forward(self.computed, raw) if isinstance(raw, Domain) else None
         if self.encoder is None:
             return raw if isinstance(raw, Domain) else None
         strings = raw if isinstance(raw, Categories) else Categories()
@@ -94,6 +104,8 @@ class LoweredColumn:
             return f"{column} (one-hot)"
         if isinstance(self.encoder, LabelCode):
             return f"{column} (label-encoded)"
+        if self.computed:
+            return f"{column} (computed in SQL: {', '.join(self.through)})"
         return f"{column} (through {', '.join(self.through)})" if self.through else column
 
 
@@ -122,7 +134,7 @@ def lower_trees(pipeline: Pipeline) -> LoweredTrees:
         raise NotLowerable(str(err)) from None
     used = sorted(graph.used_features())
     columns: list[LoweredColumn] = []
-    index: dict[tuple[Source, object], int] = {}
+    index: dict[tuple[Source, object, tuple[Step, ...]], int] = {}
     tests: dict[int, list[TreeTest]] = {}
     for forest in graph.forests:
         for tree in forest.trees:
@@ -134,7 +146,7 @@ def lower_trees(pipeline: Pipeline) -> LoweredTrees:
     for f in used:
         column = pipeline.features[f]
         target, steps = _lowered(column, f)
-        key = (target.source, target.encoder)
+        key = (target.source, target.encoder, target.computed)
         if key not in index:
             index[key] = len(columns)
             columns.append(target)
@@ -173,10 +185,50 @@ def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tup
     if isinstance(column, Mixed):
         raise NotLowerable(f"feature {position} is computed by {column.op} from several columns")
     source = column.source
-    if column.encoder is None and source.elem_type != "float":
-        raise NotLowerable(f"input {source.input!r} is {source.elem_type}; only float inputs are lowered")
     through = tuple(dict.fromkeys(origin(s) for s in column.steps if origin(s) != "Cast"))
+    if column.encoder is None and source.elem_type == "double":
+        if not _computable(column.steps):
+            raise NotLowerable(f"input {source.input!r} is double and its steps are not a monotone scaling cast to float")
+        return LoweredColumn(source, None, through, column.steps), ()
+    if column.encoder is None and source.elem_type != "float":
+        raise NotLowerable(f"input {source.input!r} is {source.elem_type}; only float and double inputs are lowered")
     return LoweredColumn(source, column.encoder, through), column.steps
+
+
+def _computable(steps: tuple[Step, ...]) -> bool:
+    """Arithmetic and casts, monotone, ending in float: SQL computes them bit for bit."""
+    return (
+        bool(steps)
+        and all(isinstance(s, (Arith, CastTo)) for s in steps)
+        and steps[-1] == CastTo("float")
+        and direction(steps) is not None
+    )
+
+
+def computed_sql(steps: tuple[Step, ...], value: exp.Expression) -> exp.Expression:
+    """``steps`` on the DOUBLE ``value`` in SQL: IEEE arithmetic in each step's type, as onnxruntime's."""
+    current = value
+    for step in steps:
+        if isinstance(step, CastTo):
+            current = exp.cast(current, step.elem_type.upper())
+            continue
+        assert isinstance(step, Arith)
+        constant = exp.cast(exact_double(step.constant), step.dtype.upper())
+        left, right = (constant, current) if step.constant_first else (current, constant)
+        node = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}[step.op]
+        current = exp.cast(exp.Paren(this=node(this=left, expression=right)), step.dtype.upper())
+    return current
+
+
+def carried_forward(steps: tuple[Step, ...], raw: Domain) -> Domain:
+    """The values ``steps`` give on ``raw``: monotone, so the ends map to the ends (closed:
+    rounding may bring an open end's neighbours onto it)."""
+    ends = apply_steps(steps, np.array([raw.lo, raw.hi], dtype=np.float64)).astype(np.float64)
+    lo, hi = (float(ends[0]), float(ends[1])) if direction(steps) == 1 else (float(ends[1]), float(ends[0]))
+    values = None
+    if raw.values is not None:
+        values = frozenset(float(v) for v in apply_steps(steps, np.array(sorted(raw.values), dtype=np.float64)))
+    return Domain(lo=lo, hi=hi, values=values, nan=raw.nan)
 
 
 def _lower_tree(tree: Tree, folded: dict[tuple[int, TreeTest], Decided | tuple[int, TreeTest]]) -> Tree:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbgov.sqlml.models.pipeline import Feature, Mixed, NotAPipeline, OneHot, LabelCode, Pipeline, read_pipeline
-from nbgov.sqlml.models.steps import Arith, Binarize, Impute, apply_steps
+from nbgov.sqlml.models.steps import Arith, Binarize, CastTo, Impute, apply_steps
 from nbgov.sqlml.optimizer.fold import Decided, NotFoldable, TreeTest, fold_tests
 from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
 from nbgov.sqlml.optimizer import RULES, SQL_RULES, optimize
@@ -117,7 +117,8 @@ def test_read_maps_every_column_to_its_source(sklearn_pipelines: Any) -> None:
     assert not any(e.strict for e in onehots)  # handle_unknown="ignore"
     age = pipeline.features[0]
     assert isinstance(age, Feature)
-    assert [type(s) for s in age.steps] == [Impute, Arith, Arith]  # median imputer, then (x - mean) * 1/std
+    # median imputer, then (x - mean) / std, in double as scikit-learn computes it; then float for the trees
+    assert age.source.elem_type == "double" and [type(s) for s in age.steps] == [Impute, Arith, Arith, CastTo]
 
 
 def test_read_refuses_what_it_does_not_understand() -> None:
@@ -223,36 +224,41 @@ finite64 = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
     width=st.floats(min_value=0, max_value=1e5),
     lo_open=st.booleans(),
     hi_open=st.booleans(),
+    imputed=st.none() | finite64,
 )
 def test_a_double_scaling_is_computed_in_sql_bit_for_bit_and_carries_ranges_forward(
-    offset: float, scale: float, lo: float, width: float, lo_open: bool, hi_open: bool
+    offset: float, scale: float, lo: float, width: float, lo_open: bool, hi_open: bool, imputed: float | None
 ) -> None:
-    """How nbgov converts a scikit-learn pipeline ending in trees: (x - mean) / scale in
-    double, then float. DuckDB computes the same float for every double, and the query's
-    range on x, carried forward, holds every value the rows in it give."""
+    """How nbgov converts a scikit-learn pipeline ending in trees: NaN imputed, (x - mean) /
+    scale in double, then float. DuckDB computes the same float for every double, and the
+    query's range on x, carried forward, holds every value the rows in it give (NaN too,
+    when the range lets NaN through and an imputer turns it into a number)."""
     import duckdb
+    import pyarrow as pa
     import sqlglot.expressions as exp
 
-    from nbgov.sqlml.models.steps import CastTo
     from nbgov.sqlml.optimizer.domains import Domain
     from nbgov.sqlml.optimizer.lowering import carried_forward, computed_sql
 
-    steps = (Arith("-", offset, "double"), Arith("/", scale, "double"), CastTo("float"))
+    imputer = (Impute(np.nan, imputed, "double"),) if imputed is not None else ()
+    steps = imputer + (Arith("-", offset, "double"), Arith("/", scale, "double"), CastTo("float"))
     hi = lo + width
     rng = np.random.default_rng(0)
     inside = np.concatenate([rng.uniform(lo, hi, 500), [lo, hi, np.nextafter(lo, np.inf), np.nextafter(hi, -np.inf)]])
     inside = inside[(inside > lo if lo_open else inside >= lo) & (inside < hi if hi_open else inside <= hi)]
+    inside = np.concatenate([inside, [np.nan] if imputed is not None else []])
     x = np.concatenate([inside, [np.nan, np.inf, -np.inf, 0.0, -0.0, offset, np.nextafter(offset, np.inf)]])
     expected = apply_steps(steps, x)
     con = duckdb.connect()
     try:
-        con.register("t", pd.DataFrame({"x": x}))
+        con.register("t", pa.table({"x": x}))  # Arrow keeps NaN a number (pandas NaN reads as NULL)
         sql = computed_sql(steps, exp.cast(exp.column("x"), "DOUBLE")).sql(dialect="duckdb")
         got = np.array([row[0] for row in con.execute(f"SELECT {sql} FROM t").fetchall()], dtype=np.float32)
     finally:
         con.close()
     assert np.array_equal(got, expected, equal_nan=True), sql
-    domain = carried_forward(steps, Domain(lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, nan=False))
+    domain = carried_forward(steps, Domain(lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, nan=imputed is not None))
+    assert not domain.nan or imputed is None
     assert all(domain.admits_number(float(v)) for v in expected[: len(inside)])
 
 
@@ -273,7 +279,7 @@ def test_lowered_model_is_identical_on_hostile_rows(sklearn_pipelines: Any, kind
 
 
 def test_lowering_folds_scalers_and_reads_strings_in_sql(sklearn_pipelines: Any) -> None:
-    pipeline = read_pipeline(onnx.load_model_from_string(sklearn_pipelines.get("gbc").onnx))
+    pipeline = read_pipeline(onnx.load_model_from_string(sklearn_pipelines.get("gbc_float").onnx))
     lowered = lower_trees(pipeline)
     described = {c.describe(c.source.input) for c in lowered.columns}
     assert "age (through Imputer, Scaler)" in described
@@ -322,7 +328,7 @@ def test_predicates_prune_through_one_hot_and_scaler(sklearn_pipelines: Any) -> 
     where = "plan = 'gold' AND age > 60"
     plan, version, notes = plan_for(trained, where)
     text = "\n".join(plan.notes)
-    assert "plan = 'gold' (one-hot)" in text and "age > 60 (through Imputer, Scaler)" in text
+    assert "plan = 'gold' (one-hot)" in text and "age > 60 (computed in SQL: Imputer, Sub, Div)" in text
     before, after = plan.stats["nodes_before"], plan.stats["nodes_after"]
     assert isinstance(before, int) and isinstance(after, int) and after < before / 2
     table = arrow_table(hostile_rows(trained.frame))

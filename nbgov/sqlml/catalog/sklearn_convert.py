@@ -73,13 +73,44 @@ def _initial_types(estimator: Any, names: tuple[str, ...] | None, label: str, nu
     return [("input", number([None, int(count)]))]
 
 
-def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str) -> onnx.ModelProto:
+def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, custom: dict[type, Any] | None = None) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
 
     try:
-        return convert_sklearn(estimator, name=graph_name, initial_types=initial, options={"zipmap": False})
+        return convert_sklearn(
+            estimator, name=graph_name, initial_types=initial, options={"zipmap": False}, custom_conversion_functions=custom
+        )
     except Exception:  # regressors and transformers reject the zipmap option
-        return convert_sklearn(estimator, name=graph_name, initial_types=initial)
+        return convert_sklearn(estimator, name=graph_name, initial_types=initial, custom_conversion_functions=custom)
+
+
+def _double_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """SimpleImputer on doubles as ``Where(IsNaN(x), statistics, x)``: onnxruntime has no double
+    Imputer kernel, and skl2onnx's writes the statistics as float32 where scikit-learn fills
+    float64 (the pipeline reader reads this form back as an imputer)."""
+    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.operator_converters.common import concatenate_variables
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+    imputer = operator.raw_operator
+    if not isinstance(operator.inputs[0].type, DoubleTensorType):
+        convert_sklearn_imputer(scope, operator, container)
+        return
+    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+    missing = imputer.missing_values
+    if getattr(imputer, "add_indicator", False) or not np.isfinite(statistics).all() or not isinstance(missing, float):
+        raise NotImplementedError("this SimpleImputer has no exact double form here")
+    x = concatenate_variables(scope, operator.inputs, container)
+    values = scope.get_unique_variable_name("imputed")
+    container.add_initializer(values, onnx.TensorProto.DOUBLE, [len(statistics)], statistics.tolist())
+    mask = scope.get_unique_variable_name("missing")
+    if np.isnan(missing):
+        container.add_node("IsNaN", [x], [mask], name=scope.get_unique_operator_name("IsNaN"))
+    else:
+        marker = scope.get_unique_variable_name("marker")
+        container.add_initializer(marker, onnx.TensorProto.DOUBLE, [1], [missing])
+        container.add_node("Equal", [x, marker], [mask], name=scope.get_unique_operator_name("Equal"))
+    container.add_node("Where", [mask, values, x], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Where"))
 
 
 def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_name: str) -> onnx.ModelProto | None:
@@ -93,7 +124,11 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
     if isinstance(final, str) or final is None or not hasattr(final, "n_features_in_"):
         return None
     try:
-        featurizers = _convert(estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers")
+        from sklearn.impute import SimpleImputer
+
+        featurizers = _convert(
+            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers", {SimpleImputer: _double_imputer}
+        )
         head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
     except Exception:
         return None
@@ -125,7 +160,7 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
         producer_version=head.producer_version,
     )
     model.ir_version = max(featurizers.ir_version, head.ir_version)
-    try:  # onnxruntime has no double kernel for some featurizers (Imputer, ...)
+    try:  # onnxruntime may lack a double kernel for a featurizer
         open_session(model.SerializeToString())
     except Exception:
         return None

@@ -161,6 +161,7 @@ class _Reader:
         }
         self.columns: list[Column] = []
         self.blocks: dict[str, _Block] = {}
+        self.missing: dict[str, tuple[str, float]] = {}  # IsNaN(x) / Equal(x, c): (x, NaN or c)
 
     def read(self) -> Pipeline:
         inputs = self._inputs()
@@ -178,7 +179,8 @@ class _Reader:
                 self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
                 continue
             self._interpret(node)
-            transforms.append(node.op_type)
+            if node.op_type not in _MASKS:
+                transforms.append("Imputer" if node.op_type == "Where" else node.op_type)
         block = self.blocks.get(features_name)
         if block is None or block.cells.ndim != 1:
             raise NotAPipeline("the model's features are not one [N, F] tensor")
@@ -466,6 +468,38 @@ def _imputer(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Bl
     return [r.map_columns(data, make, dtype)]
 
 
+_MASKS = ("IsNaN", "Equal")  # read only as the condition of a Where imputation
+
+
+def _is_missing(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
+    """``IsNaN(x)`` or ``Equal(x, c)``: a mask, read only as the condition of an imputation."""
+    r.block(node.input[0])
+    if node.op_type == "IsNaN":
+        r.missing[node.output[0]] = (node.input[0], math.nan)
+    else:
+        value = r.constant(node.input[1])
+        if value.size != 1:
+            raise NotAPipeline("Equal to more than one value")
+        r.missing[node.output[0]] = (node.input[0], float(value.reshape(-1)[0]))
+    return []
+
+
+def _where(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
+    """``Where(IsNaN(x), values, x)``: an imputer (how nbgov converts SimpleImputer in double)."""
+    condition, then, otherwise = node.input
+    mask = r.missing.get(condition)
+    if mask is None or mask[0] != otherwise:
+        raise NotAPipeline("Where is not an imputation (x where x is missing)")
+    data = r.block(otherwise)
+    dtype = _float_elem(data, "Where")
+    values = _per_cell(r.constant(then), data.cells.shape, "Where")
+
+    def make(column: Column, at: tuple[int, ...]) -> Column:
+        return column if isinstance(column, Mixed) else column.then(Impute(mask[1], float(values[at]), dtype))
+
+    return [r.map_columns(data, make, dtype)]
+
+
 def _binarizer(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
     data = r.block(node.input[0])
     dtype = _float_elem(data, "Binarizer")
@@ -559,6 +593,9 @@ _HANDLERS: dict[str, Callable[[_Reader, onnx.NodeProto, dict[str, object]], list
     "Mul": _arith,
     "Div": _arith,
     "Imputer": _imputer,
+    "IsNaN": _is_missing,
+    "Equal": _is_missing,
+    "Where": _where,
     "Binarizer": _binarizer,
     "Normalizer": _normalizer,
     "OneHotEncoder": _one_hot,

@@ -10,8 +10,8 @@ expressions over the call's own arguments:
 * a one-hot column, ``CAST(CAST(plan AS VARCHAR) = 'gold' AS FLOAT)``, and a
   label-encoded column, a ``CASE`` over the known strings: exact 0/1 or codes,
   and strings never travel to onnxruntime;
-* a double input scaled in double and cast to float (how nbgov converts a
-  scikit-learn pipeline, as scikit-learn computes it): the steps computed in SQL,
+* a double input imputed and scaled in double and cast to float (how nbgov converts
+  a scikit-learn pipeline, as scikit-learn computes it): the steps computed in SQL,
   ``CAST((CAST(income AS DOUBLE) - 52000.0e0) / 16000.0e0 AS FLOAT)``, IEEE double
   arithmetic as onnxruntime's; a test on that float cannot be carried back to one
   threshold on a double, so the query's ranges reach it carried forward instead.
@@ -24,6 +24,7 @@ the lowered call fail (``Check``), unless the query proves they cannot occur.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ from nbgov.sqlml.models.pipeline import (
     Pipeline,
     Source,
 )
-from nbgov.sqlml.models.steps import Arith, CastTo, Step, apply_steps, direction, origin
+from nbgov.sqlml.models.steps import Arith, CastTo, Impute, Step, apply_steps, direction, origin
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, Unrefusable, refusals
 from nbgov.sqlml.optimizer.domains import Domain
@@ -104,7 +105,7 @@ class LoweredColumn:
             return f"{column} (one-hot)"
         if isinstance(self.encoder, LabelCode):
             return f"{column} (label-encoded)"
-        if self.computed:
+        if self.computed and self.through:
             return f"{column} (computed in SQL: {', '.join(self.through)})"
         return f"{column} (through {', '.join(self.through)})" if self.through else column
 
@@ -196,10 +197,11 @@ def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tup
 
 
 def _computable(steps: tuple[Step, ...]) -> bool:
-    """Arithmetic and casts, monotone, ending in float: SQL computes them bit for bit."""
+    """Imputation of NaN, arithmetic and casts, monotone, ending in float: SQL computes them
+    bit for bit."""
     return (
         bool(steps)
-        and all(isinstance(s, (Arith, CastTo)) for s in steps)
+        and all(isinstance(s, (Arith, CastTo, Impute)) for s in steps)
         and steps[-1] == CastTo("float")
         and direction(steps) is not None
     )
@@ -211,6 +213,10 @@ def computed_sql(steps: tuple[Step, ...], value: exp.Expression) -> exp.Expressi
     for step in steps:
         if isinstance(step, CastTo):
             current = exp.cast(current, step.elem_type.upper())
+            continue
+        if isinstance(step, Impute):  # NaN only: _computable refuses a number (not monotone)
+            hit = exp.Anonymous(this="isnan", expressions=[current.copy()])
+            current = exp.Case(ifs=[exp.If(this=hit, true=exp.cast(exact_double(step.value), step.dtype.upper()))], default=current)
             continue
         assert isinstance(step, Arith)
         constant = exp.cast(exact_double(step.constant), step.dtype.upper())
@@ -228,7 +234,13 @@ def carried_forward(steps: tuple[Step, ...], raw: Domain) -> Domain:
     values = None
     if raw.values is not None:
         values = frozenset(float(v) for v in apply_steps(steps, np.array(sorted(raw.values), dtype=np.float64)))
-    return Domain(lo=lo, hi=hi, values=values, nan=raw.nan)
+    nan = raw.nan
+    if nan:  # an imputer turns NaN into a number
+        image = float(apply_steps(steps, np.array([np.nan]))[0])
+        if not math.isnan(image):
+            lo, hi, nan = min(lo, image), max(hi, image), False
+            values = None if values is None else values | {image}
+    return Domain(lo=lo, hi=hi, values=values, nan=nan)
 
 
 def _lower_tree(tree: Tree, folded: dict[tuple[int, TreeTest], Decided | tuple[int, TreeTest]]) -> Tree:

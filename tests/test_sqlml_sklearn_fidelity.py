@@ -105,3 +105,39 @@ def test_probabilities_match_scikit_learn_with_and_without_the_optimizer(
         explained = any_engine.explain(sql.replace("customers", "c"), frames={"c": table})
         # pruned through the double scaler (and imputer), computed in SQL
         assert re.search(r"\(computed in SQL: (Imputer, )?Sub, Div\)", explained), explained
+
+
+@pytest.mark.parametrize("head", ["hist_gradient_boosting", "random_forest", "decision_tree"])
+@pytest.mark.parametrize("where", ["TRUE", "plan = 'gold' AND income > 60000"])
+def test_trees_route_nan_as_scikit_learn_learned_to(any_engine: BaseEngine, head: str, where: str) -> None:
+    """NaN passed straight to the trees goes where each split learned to send it. skl2onnx
+    1.20 alone gets this wrong twice: forests and trees send every NaN to the false branch
+    (every NaN row off), and HistGradientBoosting does not convert at all on onnx >= 1.19
+    (its NaN-routing flags are numpy booleans in an INTS attribute)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = {
+        "hist_gradient_boosting": HistGradientBoostingClassifier(max_iter=30, random_state=0),
+        "random_forest": RandomForestClassifier(n_estimators=20, max_depth=8, random_state=0),
+        "decision_tree": DecisionTreeClassifier(max_depth=8, random_state=0),
+    }[head]
+    train, frame = customers(3_000, seed=1), customers(ROWS // 4, seed=2)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), STRINGS), ("num", "passthrough", NUMERIC)])),
+            ("clf", model),
+        ]
+    ).fit(train[NUMERIC + STRINGS], train.churned)
+    register(any_engine, "trees", pipeline)
+    table = pa.table({name: pa.array(frame[name].to_numpy(), from_pandas=False) for name in frame.columns})
+    sql = f"SELECT id, predict(trees, *).probabilities[2] AS p FROM customers WHERE {where} ORDER BY id"
+    optimized = any_engine.execute(sql, frames={"customers": table})[0].df
+    assert optimized.equals(any_engine.execute(sql, frames={"customers": table}, optimize=False)[0].df)
+    rows = frame.set_index("id").loc[optimized.id]
+    assert len(rows) > 300 and (where != "TRUE" or rows.income.isna().sum() > 100)
+    off = np.abs(optimized.p.to_numpy(dtype=float) - pipeline.predict_proba(rows[NUMERIC + STRINGS])[:, 1])
+    assert off.max() <= 1e-5, f"{int((off > 1e-5).sum())} rows differ from scikit-learn"

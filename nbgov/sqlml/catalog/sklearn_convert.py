@@ -13,6 +13,9 @@ scikit-learn. Converted whole in float, a StandardScaler rounds in float32 and a
 row in a thousand crosses a split it does not cross in scikit-learn (its probability off
 by up to 0.2). A linear head is continuous: float32 moves its score by about 1e-7
 relative, so it keeps skl2onnx's float form.
+
+Trees route NaN where scikit-learn learned to (skl2onnx 1.20 sends it to the false branch
+of every split), and HistGradientBoosting converts at all (``skl2onnx_converters.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from onnx import compose, helper
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
+from nbgov.sqlml.catalog.skl2onnx_converters import double_imputer, faithful_trees
 from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
 from nbgov.sqlml.models.runtime import open_session
 
@@ -76,41 +80,13 @@ def _initial_types(estimator: Any, names: tuple[str, ...] | None, label: str, nu
 def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, custom: dict[type, Any] | None = None) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
 
+    custom = {**faithful_trees(), **(custom or {})}
     try:
         return convert_sklearn(
             estimator, name=graph_name, initial_types=initial, options={"zipmap": False}, custom_conversion_functions=custom
         )
     except Exception:  # regressors and transformers reject the zipmap option
         return convert_sklearn(estimator, name=graph_name, initial_types=initial, custom_conversion_functions=custom)
-
-
-def _double_imputer(scope: Any, operator: Any, container: Any) -> None:
-    """SimpleImputer on doubles as ``Where(IsNaN(x), statistics, x)``: onnxruntime has no double
-    Imputer kernel, and skl2onnx's writes the statistics as float32 where scikit-learn fills
-    float64 (the pipeline reader reads this form back as an imputer)."""
-    from skl2onnx.common.data_types import DoubleTensorType
-    from skl2onnx.operator_converters.common import concatenate_variables
-    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
-
-    imputer = operator.raw_operator
-    if not isinstance(operator.inputs[0].type, DoubleTensorType):
-        convert_sklearn_imputer(scope, operator, container)
-        return
-    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
-    missing = imputer.missing_values
-    if getattr(imputer, "add_indicator", False) or not np.isfinite(statistics).all() or not isinstance(missing, float):
-        raise NotImplementedError("this SimpleImputer has no exact double form here")
-    x = concatenate_variables(scope, operator.inputs, container)
-    values = scope.get_unique_variable_name("imputed")
-    container.add_initializer(values, onnx.TensorProto.DOUBLE, [len(statistics)], statistics.tolist())
-    mask = scope.get_unique_variable_name("missing")
-    if np.isnan(missing):
-        container.add_node("IsNaN", [x], [mask], name=scope.get_unique_operator_name("IsNaN"))
-    else:
-        marker = scope.get_unique_variable_name("marker")
-        container.add_initializer(marker, onnx.TensorProto.DOUBLE, [1], [missing])
-        container.add_node("Equal", [x, marker], [mask], name=scope.get_unique_operator_name("Equal"))
-    container.add_node("Where", [mask, values, x], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Where"))
 
 
 def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_name: str) -> onnx.ModelProto | None:
@@ -127,7 +103,7 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
         from sklearn.impute import SimpleImputer
 
         featurizers = _convert(
-            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers", {SimpleImputer: _double_imputer}
+            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers", {SimpleImputer: double_imputer}
         )
         head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
     except Exception:
@@ -137,6 +113,20 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
     outputs = featurizers.graph.output
     if len(outputs) != 1 or outputs[0].type.tensor_type.elem_type != onnx.TensorProto.DOUBLE:
         return None
+    model = _joined(featurizers, head, graph_name)
+    try:  # onnxruntime may lack a double kernel for a featurizer
+        open_session(model.SerializeToString())
+    except Exception:
+        return None
+    try:  # skl2onnx writes some in double with other operators (Binarizer as Less + Where)
+        read_pipeline(model)
+    except NotAPipeline:
+        return None
+    return model
+
+
+def _joined(featurizers: onnx.ModelProto, head: onnx.ModelProto, graph_name: str) -> onnx.ModelProto:
+    """One model: the featurizers' double output cast to float into the head's input."""
     featurizers = compose.add_prefix(featurizers, "featurizers_", rename_inputs=False)
     head = compose.add_prefix(head, "estimator_", rename_outputs=False)
     cast = helper.make_node(
@@ -160,14 +150,6 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
         producer_version=head.producer_version,
     )
     model.ir_version = max(featurizers.ir_version, head.ir_version)
-    try:  # onnxruntime may lack a double kernel for a featurizer
-        open_session(model.SerializeToString())
-    except Exception:
-        return None
-    try:  # skl2onnx writes some in double with other operators (Binarizer as Less + Where)
-        read_pipeline(model)
-    except NotAPipeline:
-        return None
     return model
 
 

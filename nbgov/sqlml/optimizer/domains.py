@@ -127,6 +127,8 @@ class Domain:
             parts.append(f"{column} {'>' if self.lo_open else '>='} {_num(self.lo)}")
         if self.hi != _INF:
             parts.append(f"{column} {'<' if self.hi_open else '<='} {_num(self.hi)}")
+        elif not self.nan:  # an upper bound already keeps NaN out (it sorts above every number)
+            parts.append(f"NOT isnan({column})")
         return " AND ".join(parts) if parts else f"{column} IS NOT NULL"
 
 

@@ -353,6 +353,8 @@ def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Proof] | None:
             target.expression, exp.Null
         ):
             return _key(target.this), Domain()
+    if isinstance(cond, exp.Not) and isinstance(cond.this, exp.IsNan) and isinstance(cond.this.this, exp.Column):
+        return _key(cond.this.this), Domain(nan=False)  # a number, not NULL (NOT NULL is NULL)
     return None
 
 

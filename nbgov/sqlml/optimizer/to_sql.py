@@ -280,15 +280,12 @@ def _tree_case(tree: Tree, pos: int) -> str | None:
         w = node.weights[0][1] if node.weights else 0.0
         return f"CAST({_lit(w, 'float')} AS FLOAT)"
     assert isinstance(node, Branch)
-    # DuckDB sorts NaN above every number, so only <= and < agree with onnxruntime on NaN.
-    if node.mode not in ("BRANCH_LEQ", "BRANCH_LT") or node.nan_true:
+    if node.mode not in ("BRANCH_LEQ", "BRANCH_LT"):
         return None
-    op = "<=" if node.mode == "BRANCH_LEQ" else "<"
     yes, no = _tree_case(tree, node.true), _tree_case(tree, node.false)
     if yes is None or no is None:
         return None
-    test = f"CAST(__f{node.feature}__ AS FLOAT) {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
-    return f"CASE WHEN {test} THEN {yes} ELSE {no} END"
+    return f"CASE WHEN {branch_test(node)} THEN {yes} ELSE {no} END"
 
 
 def single_tree_sql(
@@ -332,9 +329,14 @@ def single_tree_sql(
 
 
 def branch_test(node: Branch) -> str:
-    """The SQL test of a ``<=`` / ``<`` branch, on the ``__f{i}__`` feature placeholder."""
+    """The SQL test of a ``<=`` / ``<`` branch, on the ``__f{i}__`` feature placeholder.
+
+    A comparison with NaN is false in DuckDB and Spark, as in onnxruntime; a branch that
+    sends NaN the true way (``nodes_missing_value_tracks_true``) says so with ``isnan``."""
     op = "<=" if node.mode == "BRANCH_LEQ" else "<"
-    return f"CAST(__f{node.feature}__ AS FLOAT) {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
+    x = f"CAST(__f{node.feature}__ AS FLOAT)"
+    test = f"{x} {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
+    return f"({test} OR isnan({x}))" if node.nan_true else test
 
 
 def leaf_outputs(
@@ -363,15 +365,15 @@ def leaf_outputs(
                     row.append(math.nan if nan[f] else 0.0)
             witnesses[pos] = row
             return True
-        if node.mode not in ("BRANCH_LEQ", "BRANCH_LT") or node.nan_true:
+        if node.mode not in ("BRANCH_LEQ", "BRANCH_LT"):
             return False  # DuckDB sorts NaN above all numbers: only <= and < route NaN like ORT
         f, t = node.feature, node.threshold
         after = float(np.nextafter(np.float32(t), np.float32(math.inf)))
         before = float(np.nextafter(np.float32(t), np.float32(-math.inf)))
         true_hi = t if node.mode == "BRANCH_LEQ" else before
         false_lo = after if node.mode == "BRANCH_LEQ" else t
-        ok = walk(node.true, lo, _set(hi, f, min(hi[f], true_hi)), _set(nan, f, False))
-        return ok and walk(node.false, _set(lo, f, max(lo[f], false_lo)), hi, nan)
+        ok = walk(node.true, lo, _set(hi, f, min(hi[f], true_hi)), _set(nan, f, nan[f] and node.nan_true))
+        return ok and walk(node.false, _set(lo, f, max(lo[f], false_lo)), hi, _set(nan, f, nan[f] and not node.nan_true))
 
     inf = math.inf
     if not walk(0, [-inf] * n_features, [inf] * n_features, [True] * n_features):

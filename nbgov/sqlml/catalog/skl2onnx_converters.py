@@ -1,0 +1,113 @@
+"""Converters nbgov hands skl2onnx for one conversion (``custom_conversion_functions``;
+nothing is registered globally), where skl2onnx's own would not give what scikit-learn
+computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+
+
+def faithful_trees() -> dict[type, Any]:
+    """skl2onnx's tree converters, with the node attributes it gets wrong fixed (for this
+    conversion only; nothing is registered globally):
+
+    * HistGradientBoosting: its NaN-routing flags come as numpy booleans, which onnx >= 1.19
+      refuses in an INTS attribute, so no such model converts at all;
+    * decision trees, random forests, extra trees: skl2onnx 1.20 sends NaN to the false
+      branch everywhere, where scikit-learn sends it where each split learned to
+      (``missing_go_to_left``: left is the true branch of ``x <= t``), so every row with a
+      NaN could score differently.
+    """
+    from skl2onnx.common._registration import RegisteredConverter, get_converter
+    from sklearn import ensemble, tree
+
+    def wrap(alias: str, learned_nan_routing: bool) -> Any:
+        converter = get_converter(alias)
+
+        def convert(scope: Any, operator: Any, container: Any) -> None:
+            add_node = container.add_node
+            trees = getattr(operator.raw_operator, "estimators_", [operator.raw_operator])
+
+            def add_fixed(op_type: str, inputs: Any, outputs: Any, *args: Any, **attrs: Any) -> Any:
+                attrs = {k: _ints_if_flags(v) for k, v in attrs.items()}
+                if learned_nan_routing and op_type.startswith("TreeEnsemble"):
+                    attrs = _with_learned_nan_routing(attrs, trees)
+                return add_node(op_type, inputs, outputs, *args, **attrs)
+
+            container.add_node = add_fixed
+            try:
+                converter(scope, operator, container)
+            finally:
+                del container.add_node  # the class's own method again
+
+        return RegisteredConverter(convert, converter.get_allowed_options())
+
+    learned = (
+        tree.DecisionTreeClassifier, tree.DecisionTreeRegressor, tree.ExtraTreeClassifier, tree.ExtraTreeRegressor,
+        ensemble.RandomForestClassifier, ensemble.RandomForestRegressor, ensemble.ExtraTreesClassifier, ensemble.ExtraTreesRegressor,
+    )
+    fixed = {kind: wrap(f"Sklearn{kind.__name__}", True) for kind in learned}
+    for kind in (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor):
+        fixed[kind] = wrap(f"Sklearn{kind.__name__}", False)
+    return fixed
+
+
+def _with_learned_nan_routing(attrs: dict[str, Any], trees: Any) -> dict[str, Any]:
+    """``nodes_missing_value_tracks_true`` from each split's ``missing_go_to_left``."""
+    needed = ("nodes_treeids", "nodes_nodeids", "nodes_modes")
+    if any(name not in attrs for name in needed) or not all(hasattr(t, "tree_") for t in trees):
+        return attrs
+    if not all(hasattr(t.tree_, "missing_go_to_left") for t in trees):
+        return attrs  # a scikit-learn without NaN support in trees
+    routes = [t.tree_.missing_go_to_left for t in trees]
+    tracks = [
+        0 if _text(mode) == "LEAF" else int(routes[int(t)][int(n)])
+        for t, n, mode in zip(attrs["nodes_treeids"], attrs["nodes_nodeids"], attrs["nodes_modes"])
+    ]
+    return {**attrs, "nodes_missing_value_tracks_true": tracks}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ints_if_flags(value: Any) -> Any:
+    """A list of flags (numpy booleans among ints) as ints; any other value as it is."""
+    if not isinstance(value, (list, tuple)) or not any(isinstance(v, (bool, np.bool_)) for v in value):
+        return value
+    if not all(isinstance(v, (bool, np.bool_, int, np.integer)) for v in value):
+        return value
+    return [int(v) for v in value]
+
+
+def double_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """SimpleImputer on doubles as ``Where(IsNaN(x), statistics, x)``: onnxruntime has no double
+    Imputer kernel, and skl2onnx's writes the statistics as float32 where scikit-learn fills
+    float64 (the pipeline reader reads this form back as an imputer)."""
+    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.operator_converters.common import concatenate_variables
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+    imputer = operator.raw_operator
+    if not isinstance(operator.inputs[0].type, DoubleTensorType):
+        convert_sklearn_imputer(scope, operator, container)
+        return
+    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+    missing = imputer.missing_values
+    if getattr(imputer, "add_indicator", False) or not np.isfinite(statistics).all() or not isinstance(missing, float):
+        raise NotImplementedError("this SimpleImputer has no exact double form here")
+    x = concatenate_variables(scope, operator.inputs, container)
+    values = scope.get_unique_variable_name("imputed")
+    container.add_initializer(values, onnx.TensorProto.DOUBLE, [len(statistics)], statistics.tolist())
+    mask = scope.get_unique_variable_name("missing")
+    if np.isnan(missing):
+        container.add_node("IsNaN", [x], [mask], name=scope.get_unique_operator_name("IsNaN"))
+    else:
+        marker = scope.get_unique_variable_name("marker")
+        container.add_initializer(marker, onnx.TensorProto.DOUBLE, [1], [missing])
+        container.add_node("Equal", [x, marker], [mask], name=scope.get_unique_operator_name("Equal"))
+    container.add_node("Where", [mask, values, x], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Where"))

@@ -12,8 +12,7 @@ import onnx
 
 
 def faithful_trees() -> dict[type, Any]:
-    """skl2onnx's tree converters, with the node attributes it gets wrong fixed (for this
-    conversion only; nothing is registered globally):
+    """skl2onnx's tree converters, with the node attributes they get wrong fixed:
 
     * HistGradientBoosting: its NaN-routing flags come as numpy booleans, which onnx >= 1.19
       refuses in an INTS attribute, so no such model converts at all;
@@ -99,7 +98,7 @@ def double_imputer(scope: Any, operator: Any, container: Any) -> None:
     statistics = np.asarray(imputer.statistics_, dtype=np.float64)
     missing = imputer.missing_values
     if getattr(imputer, "add_indicator", False) or not np.isfinite(statistics).all() or not isinstance(missing, float):
-        raise NotImplementedError("this SimpleImputer has no exact double form here")
+        raise ValueError("this SimpleImputer has no exact double form here (the float form is used)")
     x = concatenate_variables(scope, operator.inputs, container)
     values = scope.get_unique_variable_name("imputed")
     container.add_initializer(values, onnx.TensorProto.DOUBLE, [len(statistics)], statistics.tolist())

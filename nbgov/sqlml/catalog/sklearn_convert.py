@@ -99,16 +99,16 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
     final = estimator.steps[-1][1]
     if isinstance(final, str) or final is None or not hasattr(final, "n_features_in_"):
         return None
-    try:
-        from sklearn.impute import SimpleImputer
+    from sklearn.impute import SimpleImputer
 
+    try:
+        head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
+        if not any(node.op_type.startswith("TreeEnsemble") for node in head.graph.node):
+            return None  # before converting the featurizers: a linear head keeps the float form
         featurizers = _convert(
             estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers", {SimpleImputer: double_imputer}
         )
-        head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
     except Exception:
-        return None
-    if not any(node.op_type.startswith("TreeEnsemble") for node in head.graph.node):
         return None
     outputs = featurizers.graph.output
     if len(outputs) != 1 or outputs[0].type.tensor_type.elem_type != onnx.TensorProto.DOUBLE:

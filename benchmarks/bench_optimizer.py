@@ -19,6 +19,10 @@ bit-packed, which is what lets a string filter skip work. ``--storage memory`` k
 them in an in-memory DuckDB, which stores tables uncompressed: there the string filter
 of a selective pipeline query alone costs about as much as raw onnxruntime scoring the
 rows it leaves (raw onnxruntime's filter is done in pandas before timing).
+``--storage pandas`` and ``--storage arrow`` leave them notebook DataFrames (pandas, or
+pyarrow Tables) that statements read by variable name, as in a notebook; an Arrow table's
+repetitive text columns are read dictionary-encoded from the second statement on (a
+pandas DataFrame is left to DuckDB's own pandas scan).
 
 Every variant runs once per round, in a new seeded random order each round, and each
 figure is the MEDIAN over rounds of the paired ratio (this round's time over the same
@@ -49,6 +53,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+import pyarrow as pa
 
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1])
@@ -419,14 +424,38 @@ def pipeline_scenario(engine: Engine, frame: pd.DataFrame, args: argparse.Namesp
     return ok
 
 
+class FrameEngine(Engine):
+    """An in-memory engine whose statements read the scenario's tables as notebook
+    DataFrames, by variable name, as ``%%sqlml`` reads a notebook's (``--storage pandas``
+    or ``arrow``)."""
+
+    def __init__(self, arrow: bool) -> None:
+        super().__init__(":memory:", progress_bar=False)
+        self.arrow = arrow
+        self.frames: dict[str, Any] = {}
+
+    def execute(self, sql: str, **kwargs: Any) -> Any:
+        return super().execute(sql, frames=self.frames, **kwargs)
+
+    def explain(self, sql: str, **kwargs: Any) -> str:
+        return super().explain(sql, frames=self.frames, **kwargs)
+
+
 def open_engine(storage: str, folder: str) -> Engine:
-    """An engine on a DuckDB database file in ``folder`` or in memory (see the docstring)."""
+    """An engine on a DuckDB database file in ``folder``, in memory, or reading DataFrames
+    (see the docstring)."""
+    if storage in ("pandas", "arrow"):
+        return FrameEngine(arrow=storage == "arrow")
     return Engine(str(Path(folder) / "bench.duckdb") if storage == "file" else ":memory:", progress_bar=False)
 
 
 def load_table(engine: Engine, name: str, frame: pd.DataFrame) -> None:
     """``frame`` copied into a table of the engine's database, then checkpointed (stored
-    as DuckDB stores it on disk: compressed)."""
+    as DuckDB stores it on disk: compressed); with ``--storage pandas``/``arrow`` it stays a
+    notebook DataFrame."""
+    if isinstance(engine, FrameEngine):
+        engine.frames[name] = pa.Table.from_pandas(frame, preserve_index=False) if engine.arrow else frame
+        return
     engine.con.register(f"{name}_df", frame)
     engine.con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df").fetchall()
     engine.con.unregister(f"{name}_df")
@@ -439,7 +468,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=9, help="paired rounds per query (at least 7)")
     parser.add_argument("--scenario", choices=("all", "trees", "pipeline"), default="all")
-    parser.add_argument("--storage", choices=("file", "memory"), default="file", help="where the tables live (see above)")
+    parser.add_argument("--storage", choices=("file", "memory", "pandas", "arrow"), default="file", help="where the tables live (see above)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nbgov-bench-") as folder:
         run(args, folder)

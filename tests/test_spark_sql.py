@@ -15,7 +15,8 @@ import sqlglot
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.spark.dialect import DIALECT, bind_parameters, parameter_names
 from nbgov.sqlml.spark.errors import spark_error
-from nbgov.sqlml.spark.frames import FrameCache, SparkFrames, arrow_digest, as_arrow
+from nbgov.sqlml.spark.frames import FrameCache, SparkFrames, as_arrow
+from nbgov.sqlml.sql.arrow_digest import arrow_digest
 from nbgov.sqlml.spark.tables import table_content, table_identity
 from nbgov.sqlml.sql.frames import FrameNames
 

@@ -31,6 +31,7 @@ from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, 
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
 from nbgov.sqlml.sql.frames import FrameNames, FrameScope
+from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,6 +66,7 @@ class DuckDbExecutor:
         self._parsed: dict[str, list[Any]] = {}  # SQL text -> DuckDB's extract_statements
         self._results = ResultFetcher()
         self._regions = RegionDecisions()
+        self.texts = TextDictionaries()  # repetitive text columns of notebook frames, encoded
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -91,7 +93,7 @@ class DuckDbExecutor:
 
     @contextmanager
     def exposing(self, frames: Mapping[str, Any], names: FrameNames) -> Iterator[tuple[str, ...]]:
-        with FrameScope(self.con, frames, names) as scope:
+        with FrameScope(self.con, frames, names, self.texts) as scope:
             yield tuple(scope.registered)
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import xxhash
 
 from nbgov.errors import SqlmlError
+from nbgov.sqlml.sql.arrow_digest import arrow_digest
 from nbgov.sqlml.sql.frames import FrameNames, as_relation_source, not_a_table
 
 if TYPE_CHECKING:
@@ -55,24 +55,6 @@ def _spark_readable(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(kind):
         return pa.struct([pa.field(f.name, _spark_readable(f.type), f.nullable) for f in kind])
     return kind
-
-
-def arrow_digest(table: pa.Table) -> str:
-    """xxh3-128 of the table's schema and of every buffer of every chunk (with its offset
-    and length), read in place: equal digests mean equal data."""
-    digest = xxhash.xxh3_128()
-    digest.update(table.schema.serialize())
-    for column in table.columns:
-        for chunk in column.chunks:
-            _digest_array(digest, chunk)
-    return digest.hexdigest()
-
-
-def _digest_array(digest: Any, array: pa.Array) -> None:
-    digest.update(f"{len(array)}:{array.offset}:{array.null_count};".encode())
-    for buffer in array.buffers():
-        digest.update(b"-" if buffer is None else memoryview(buffer))
-        digest.update(b"|")
 
 
 class FrameCache:

@@ -22,6 +22,7 @@ from nbgov.errors import NbgovError, SqlmlError
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.references import written_tables
 from nbgov.sqlml.sql.statements import Statement, rewrite_extensions, tokenize
+from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
 
 def as_relation_source(value: Any) -> Any | None:
@@ -41,6 +42,16 @@ def as_relation_source(value: Any) -> Any | None:
     return None
 
 
+def scan_source(source: Any, columns: frozenset[str] | None, texts: TextDictionaries | None) -> Any:
+    """What DuckDB scans for a notebook frame (``as_relation_source``'s value): an Arrow table
+    (pyarrow, polars) with the repetitive text columns among ``columns`` dictionary-encoded.
+    A pandas DataFrame is left to DuckDB's own pandas scan (numbers read in place; handed
+    over as Arrow, its text would be faster but every column converted on every statement)."""
+    if texts is not None and isinstance(source, pa.Table):
+        return texts.table(source, columns)
+    return source
+
+
 @dataclass(frozen=True)
 class FrameNames:
     """The names a statement reads tables by. ``exact``: read from its parsed tree; else
@@ -48,6 +59,7 @@ class FrameNames:
 
     names: tuple[str, ...]
     exact: bool
+    columns: frozenset[str] | None = None  # lower-cased column names it reads (None: any, as with *)
 
 
 class FrameScope:
@@ -55,10 +67,14 @@ class FrameScope:
     reads from that is a notebook variable but not a table (a list, a dict...) is an error
     naming what it is, unless the database has a table or view of that name."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, frames: Mapping[str, Any] | None, names: FrameNames):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, frames: Mapping[str, Any] | None, names: FrameNames,
+        texts: TextDictionaries | None = None,
+    ):
         self._con = con
         self._frames = frames or {}
         self._names = names
+        self._texts = texts
         self.registered: list[str] = []
 
     def __enter__(self) -> FrameScope:
@@ -75,7 +91,7 @@ class FrameScope:
                     if self._names.exact:
                         raise SqlmlError(not_a_table(name, self._frames[name]))
                     continue
-                self._con.register(name, source)
+                self._con.register(name, scan_source(source, self._names.columns, self._texts))
                 self.registered.append(name)
         except BaseException:
             self.__exit__()
@@ -145,8 +161,18 @@ def _frame_candidates(text: str) -> FrameNames:
         and table.name.lower() not in ctes
     ]
     exact = True
+    columns = _columns_read(tree)
     for call in rewritten.ml_predicts:
         inner = _frame_candidates(call.query)
         names.extend(inner.names)
         exact = exact and inner.exact
-    return FrameNames(tuple(names), exact)
+        columns = None if columns is None or inner.columns is None else columns | inner.columns
+    return FrameNames(tuple(names), exact, columns)
+
+
+def _columns_read(tree: exp.Expression) -> frozenset[str] | None:
+    """Lower-cased names of the columns ``tree`` refers to; None when it may read any (a ``*``
+    other than ``count(*)``'s)."""
+    if any(not isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
+        return None
+    return frozenset(column.name.lower() for column in tree.find_all(exp.Column))

@@ -10,6 +10,7 @@ import pytest
 
 from nbgov.errors import NbgovError
 from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.sql import frames as frames_module
 from tests.fixtures.sqlml import register
 
 
@@ -151,3 +152,42 @@ def test_activity_names_tables_read_even_when_batched(engine: Engine, onnx_model
     assert result.activity.tables_written == ("scored",)
     ml = engine.execute("SELECT count(*) FROM ML.PREDICT(MODEL churn, TABLE customers)")[0]
     assert ml.activity.tables_read == ("customers",) and ml.activity.models_used[0].name == "churn"
+
+
+def _polars_of_every_kind(rows: int = 500) -> pl.DataFrame:
+    rng = np.random.default_rng(9)
+    income = rng.normal(50_000, 15_000, rows)
+    income[::37] = np.nan
+    return pl.DataFrame(
+        {
+            "id": np.arange(rows),
+            "plan": [None if i % 41 == 0 else ["basic", "", "élan", "日本"][i % 4] for i in range(rows)],
+            "income": pl.Series(income).set(pl.Series(np.arange(rows) % 53 == 0), None),
+            "member": rng.random(rows) < 0.4,
+            "day": pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 1, 1) + pl.duration(days=rows - 1), eager=True),
+            "small": rng.integers(0, 100, rows).astype(np.int8),
+        }
+    ).with_columns(seen=pl.col("day").cast(pl.Datetime("us", "UTC")), wait=pl.duration(seconds=pl.col("id")))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM t ORDER BY id",
+        "SELECT plan, count(*) AS n, avg(income) AS m, count(income) AS k FROM t GROUP BY plan ORDER BY plan NULLS FIRST",
+        "SELECT id, upper(plan) AS p FROM t WHERE plan LIKE '_%' AND member AND seen < TIMESTAMPTZ '2024-06-01 00:00:00+00' ORDER BY id",
+    ],
+)
+def test_polars_text_read_as_views_gives_what_polars_default_export_gives(engine: Engine, sql: str):
+    frame = _polars_of_every_kind()
+    assert pa.types.is_string_view(frames_module.polars_arrow(frame).schema.field("plan").type)
+    as_views = engine.execute(sql, frames={"t": frame})[0].df
+    as_exported = engine.execute(sql, frames={"t": frame.to_arrow()})[0].df
+    pd.testing.assert_frame_equal(as_views, as_exported)
+
+
+def test_polars_frames_with_other_dtypes_keep_the_default_export(engine: Engine):
+    frame = _polars_of_every_kind().with_columns(kind=pl.col("plan").cast(pl.Categorical), tags=pl.concat_list("plan", "plan"))
+    assert pa.types.is_large_string(frames_module.polars_arrow(frame).schema.field("plan").type)
+    df = engine.execute("SELECT count(*) AS n FROM t WHERE kind = 'élan' AND len(tags) = 2", frames={"t": frame})[0].df
+    assert df.n[0] == frame.filter(pl.col("plan") == "élan").height

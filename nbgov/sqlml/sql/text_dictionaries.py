@@ -81,10 +81,10 @@ class TextDictionaries:
 
 
 def _arrow_text(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))
 
 
 def _repetitive(text: pa.ChunkedArray) -> bool:
-    sample = text.slice(0, SAMPLE_ROWS)
-    distinct = pc.count_distinct(sample).as_py()
+    sample = text.slice(0, SAMPLE_ROWS).combine_chunks()
+    distinct = len(pc.dictionary_encode(sample).dictionary)  # (count_distinct has no string view kernel)
     return distinct <= MAX_DISTINCT_SHARE * max(len(sample), 1)

@@ -32,6 +32,7 @@ from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
 from nbgov.sqlml.catalog.skl2onnx_converters import double_imputer, faithful_trees
 from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
 from nbgov.sqlml.models.runtime import open_session
+from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
 
 
 def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
@@ -47,14 +48,19 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
     # A fixed graph name: skl2onnx otherwise puts a random uuid in it, so the same
     # estimator would give new bytes (a new model version) on every run or replay.
     graph_name = f"ONNX({type(estimator).__name__})"
-    proto = _featurizers_in_double(estimator, names, graph_name)
-    if proto is None:
-        initial = _initial_types(estimator, names, label, "float")
+    exact = _featurizers_in_double(estimator, names, graph_name)
+    if exact is not None and _lowerable(exact):
+        proto = exact
+    else:
         try:
-            proto = _convert(estimator, initial, graph_name)
+            proto = _convert(estimator, _initial_types(estimator, names, label, "float"), graph_name)
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise InvalidModelError(f"skl2onnx cannot convert {label}: {message}") from None
+            if exact is None:
+                message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise InvalidModelError(f"skl2onnx cannot convert {label}: {message}") from None
+            proto = exact
+        if exact is not None and not _lowerable(proto):
+            proto = exact  # the float form buys the optimizer nothing and scores off scikit-learn
     if names is not None and len(proto.graph.input) == 1:
         entry = proto.metadata_props.add()
         entry.key = FEATURE_NAMES_KEY
@@ -91,7 +97,7 @@ def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, cu
 
 def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_name: str) -> onnx.ModelProto | None:
     """A Pipeline as featurizers in double, Cast to float, trees in float; None when it is
-    not featurizers in front of trees or skl2onnx cannot convert it that way."""
+    not featurizers in front of trees or skl2onnx or onnxruntime cannot take it that way."""
     from sklearn.pipeline import Pipeline
 
     if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
@@ -118,11 +124,20 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
         open_session(model.SerializeToString())
     except Exception:
         return None
-    try:  # skl2onnx writes some in double with other operators (Binarizer as Less + Where)
-        read_pipeline(model)
-    except NotAPipeline:
-        return None
     return model
+
+
+def _lowerable(model: onnx.ModelProto) -> bool:
+    """Whether the optimizer lowers the model's featurizers to SQL in front of its trees.
+    skl2onnx writes a Binarizer in double as Less + Where, which the optimizer does not
+    read: such a pipeline keeps its float form, which it lowers (and which rounds a scaler
+    as float32). Any other pipeline the optimizer keeps whole in ONNX either way (infrequent
+    categories, a Normalizer) keeps its double form, which scores as scikit-learn does."""
+    try:
+        lower_trees(read_pipeline(model))
+    except (NotAPipeline, NotLowerable):
+        return False
+    return True
 
 
 def _joined(featurizers: onnx.ModelProto, head: onnx.ModelProto, graph_name: str) -> onnx.ModelProto:

@@ -93,3 +93,30 @@ def test_a_pipeline_the_optimizer_keeps_whole_scores_as_scikit_learn(engine: Eng
     scored = scored_both_ways(engine, pipeline, frame, where)
     assert len(scored) > 1_000
     assert rows_off_scikit_learn(pipeline, frame, scored) == 0
+
+
+@pytest.mark.parametrize("where", ["TRUE", "plan = 'gold' AND income > 55000"])
+def test_columns_the_column_transformer_drops_are_not_model_inputs(engine: Engine, where: str) -> None:
+    """remainder='drop' (scikit-learn's default): skl2onnx declared every fitted column an
+    input, a dropped text column as a float, so ``predict(m, *)`` refused the table
+    scikit-learn scores, and NULL in a dropped column would have made the row NULL."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    train, target = customers(2_000, seed=1)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), ["plan"]), ("n", SimpleImputer(strategy="median"), ["age", "income"])])),
+            ("clf", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)),
+        ]
+    ).fit(train[COLUMNS], target)
+    frame, _ = customers(4_000, seed=2)
+    frame["score"] = frame.score.where(frame.id % 7 != 0)  # NULL where scikit-learn drops the column anyway
+    scored = scored_both_ways(engine, pipeline, frame, where)
+    assert len(scored) > 300 and scored.label.notna().all()
+    assert rows_off_scikit_learn(pipeline, frame, scored) == 0
+    described = engine.execute("DESCRIBE MODEL m")[0].df.to_string()
+    assert "plan" in described and "region" not in described and "score" not in described

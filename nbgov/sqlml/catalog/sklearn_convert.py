@@ -2,8 +2,9 @@
 
 Numeric models get one 2-D float input named ``input`` and their
 ``feature_names_in_`` stored in metadata (so ``predict(m, *)`` can bind by name);
-pipelines starting with a ColumnTransformer get one ``[N, 1]`` input per column
-(string for columns that feed an encoder with string categories). Classifiers are
+pipelines starting with a ColumnTransformer get one ``[N, 1]`` input per column it
+reads (string for columns that feed an encoder with string categories; a column it
+drops is no input). Classifiers are
 converted without ZipMap so probabilities come back as a plain float matrix.
 
 A pipeline ending in trees has its featurizers converted in double precision and the
@@ -61,6 +62,7 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
             proto = exact
         if exact is not None and not _lowerable(proto):
             proto = exact  # the float form buys the optimizer nothing and scores off scikit-learn
+    _drop_unread_inputs(proto)
     if names is not None and len(proto.graph.input) == 1:
         entry = proto.metadata_props.add()
         entry.key = FEATURE_NAMES_KEY
@@ -166,6 +168,21 @@ def _joined(featurizers: onnx.ModelProto, head: onnx.ModelProto, graph_name: str
     )
     model.ir_version = max(featurizers.ir_version, head.ir_version)
     return model
+
+
+def _drop_unread_inputs(model: onnx.ModelProto) -> None:
+    """Remove the graph inputs no node reads: skl2onnx declares every column a
+    ColumnTransformer was fitted on, also those it drops (remainder='drop'), typed as
+    numbers, so a dropped text column could not be bound at all and NULL in a dropped
+    column made the row's prediction NULL, where scikit-learn ignores both."""
+    graph = model.graph
+    if len(graph.input) < 2:
+        return
+    read = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+    kept = [value for value in graph.input if value.name in read]
+    if kept and len(kept) < len(graph.input):
+        del graph.input[:]
+        graph.input.extend(kept)
 
 
 def _require_fitted(estimator: Any, label: str) -> None:

@@ -146,3 +146,28 @@ def test_explain_says_why_a_multinomial_logistic_regression_stays_in_onnx(engine
     assert rows_off_scikit_learn(pipeline, frame, scored) == 0
     explained = engine.explain(f"SELECT id, predict(m, *).label FROM t WHERE {where}", frames={"t": frame})
     assert "kept as ONNX: pipeline + linear model kept in ONNX: a multinomial classifier (3 classes) is not translated" in explained, explained
+
+
+@pytest.mark.parametrize("declared", ["from_dtype", "by_position"])
+def test_hist_gradient_boosting_with_categorical_splits_is_refused(engine: Engine, declared: str) -> None:
+    """scikit-learn's categorical-support example (HistGradientBoosting splitting on sets of
+    categories, from a pandas category dtype or ``categorical_features``): skl2onnx 1.20
+    wrote those splits as thresholds and every row scored off (by up to 0.94), silently."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from nbgov.errors import InvalidModelError
+
+    train, target = customers(2_000, seed=1)
+    if declared == "from_dtype":
+        frame = train[["plan", "age"]].astype({"plan": "category"})
+        model: Any = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(frame, target)
+    else:
+        encode = ColumnTransformer([("c", OrdinalEncoder(), STRINGS)], remainder="passthrough")
+        head = HistGradientBoostingClassifier(max_iter=10, random_state=0, categorical_features=[0, 1])
+        model = Pipeline([("pre", encode), ("clf", head)]).fit(train[COLUMNS], target)
+    with pytest.raises(InvalidModelError, match="categorical_features has no exact ONNX form"):
+        register(engine, "m", model)
+    assert engine.execute("SHOW MODELS")[0].df.empty

@@ -15,7 +15,8 @@ def faithful_trees() -> dict[type, Any]:
     """skl2onnx's tree converters, with the node attributes they get wrong fixed:
 
     * HistGradientBoosting: its NaN-routing flags come as numpy booleans, which onnx >= 1.19
-      refuses in an INTS attribute, so no such model converts at all;
+      refuses in an INTS attribute, so no such model converts at all; one fitted with
+      categorical features is refused (its category-set splits would become thresholds);
     * decision trees, random forests, extra trees: skl2onnx 1.20 sends NaN to the false
       branch everywhere, where scikit-learn sends it where each split learned to
       (``missing_go_to_left``: left is the true branch of ``x <= t``), so every row with a
@@ -28,6 +29,7 @@ def faithful_trees() -> dict[type, Any]:
         converter = get_converter(alias)
 
         def convert(scope: Any, operator: Any, container: Any) -> None:
+            _refuse_categorical_splits(operator.raw_operator)
             add_node = container.add_node
             trees = getattr(operator.raw_operator, "estimators_", [operator.raw_operator])
 
@@ -53,6 +55,18 @@ def faithful_trees() -> dict[type, Any]:
     for kind in (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor):
         fixed[kind] = wrap(f"Sklearn{kind.__name__}", False)
     return fixed
+
+
+def _refuse_categorical_splits(model: Any) -> None:
+    """A HistGradientBoosting model fitted with categorical features splits on sets of
+    categories; skl2onnx 1.20 writes those splits as thresholds and the model scores
+    differently (probabilities off by up to 0.64), so it is refused rather than converted."""
+    flags = getattr(model, "is_categorical_", None)
+    if flags is not None and bool(np.any(flags)):
+        raise ValueError(
+            f"{type(model).__name__} with categorical_features has no exact ONNX form (its category-set "
+            "splits would become thresholds); set categorical_features=None"
+        )
 
 
 def _with_learned_nan_routing(attrs: dict[str, Any], trees: Any) -> dict[str, Any]:

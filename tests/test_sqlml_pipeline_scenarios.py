@@ -171,3 +171,34 @@ def test_hist_gradient_boosting_with_categorical_splits_is_refused(engine: Engin
     with pytest.raises(InvalidModelError, match="categorical_features has no exact ONNX form"):
         register(engine, "m", model)
     assert engine.execute("SHOW MODELS")[0].df.empty
+
+
+@pytest.mark.parametrize("head", ["trees", "linear"])
+def test_columns_named_as_in_the_adult_census_data_bind_by_name(engine: Engine, head: str) -> None:
+    """scikit-learn's census examples name columns "capital-gain", "hours-per-week": skl2onnx
+    renamed those inputs to identifiers (capital_gain), so ``predict(m, *)`` failed with
+    "Referenced column capital_gain not found" on the very frame the model was fitted on."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    renamed = {"income": "capital-gain", "score": "hours per week", "region": "native.country"}
+    train, target = customers(2_000, seed=1)
+    numbers, strings = ["age", "capital-gain", "hours per week"], ["plan", "native.country"]
+    model: Any = DecisionTreeClassifier(max_depth=6, random_state=0) if head == "trees" else LogisticRegression(max_iter=2_000)
+    pipeline = Pipeline(
+        [("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), strings), ("n", StandardScaler(), numbers)])), ("clf", model)]
+    ).fit(train.rename(columns=renamed)[numbers + strings], target)
+    frame = customers(5_000, seed=2)[0].rename(columns=renamed)
+    where = "\"native.country\" IN ('north', 'west') AND \"capital-gain\" > 50000"
+    register(engine, "m", pipeline)
+    sql = f"SELECT id, predict(m, *).label AS label, predict(m, *).probabilities[1] AS p0 FROM t WHERE {where} ORDER BY id"
+    optimized = engine.execute(sql, frames={"t": frame})[0].df
+    original = engine.execute(sql, frames={"t": frame}, optimize=False)[0].df
+    assert len(optimized) > 500 and optimized.label.equals(original.label)
+    np.testing.assert_allclose(optimized.p0.to_numpy(float), original.p0.to_numpy(float), rtol=0, atol=1e-6)
+    rows = frame.set_index("id").loc[optimized.id][numbers + strings]
+    np.testing.assert_allclose(optimized.p0.to_numpy(float), pipeline.predict_proba(rows)[:, 0], rtol=0, atol=1e-5)
+    assert (optimized.label.to_numpy() == pipeline.predict(rows)).all()

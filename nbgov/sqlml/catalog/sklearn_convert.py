@@ -62,6 +62,8 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
             proto = exact
         if exact is not None and not _lowerable(proto):
             proto = exact  # the float form buys the optimizer nothing and scores off scikit-learn
+    if names is not None:
+        _restore_input_names(proto, names)
     _drop_unread_inputs(proto)
     if names is not None and len(proto.graph.input) == 1:
         entry = proto.metadata_props.add()
@@ -168,6 +170,30 @@ def _joined(featurizers: onnx.ModelProto, head: onnx.ModelProto, graph_name: str
     )
     model.ir_version = max(featurizers.ir_version, head.ir_version)
     return model
+
+
+def _restore_input_names(model: onnx.ModelProto, names: tuple[str, ...]) -> None:
+    """Give each per-column input its DataFrame column's name. skl2onnx makes names valid
+    identifiers ("capital-gain" becomes capital_gain, and a real capital_gain column then
+    capital_gain1), so ``predict(m, *)`` could not bind such a column, or bound the wrong
+    one. Inputs are in the order of the columns."""
+    graph = model.graph
+    if len(graph.input) != len(names) or len(names) < 2:
+        return
+    renames = {value.name: name for value, name in zip(graph.input, names) if value.name != name}
+    if not renames:
+        return
+    taken = {out for node in graph.node for out in node.output} | {init.name for init in graph.initializer}
+    if taken & set(renames.values()):
+        return  # a column named like a value inside the graph: keep skl2onnx's names
+    for value in graph.input:
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in renames:
+                node.input[k] = renames[name]
+    for output in graph.output:
+        output.name = renames.get(output.name, output.name)
 
 
 def _drop_unread_inputs(model: onnx.ModelProto) -> None:

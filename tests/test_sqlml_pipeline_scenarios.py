@@ -202,3 +202,31 @@ def test_columns_named_as_in_the_adult_census_data_bind_by_name(engine: Engine, 
     rows = frame.set_index("id").loc[optimized.id][numbers + strings]
     np.testing.assert_allclose(optimized.p0.to_numpy(float), pipeline.predict_proba(rows)[:, 0], rtol=0, atol=1e-5)
     assert (optimized.label.to_numpy() == pipeline.predict(rows)).all()
+
+
+def test_explain_names_the_column_an_integer_category_encoder_reads(engine: Engine) -> None:
+    """A OneHotEncoder over integer categories (a 'tier' 1..3) is kept in ONNX; EXPLAIN said
+    its feature "is computed by OneHotEncoder(numeric categories) from several columns",
+    which it is not: it reads one column, and the note now names it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, target = customers(2_000, seed=1)
+    train["tier"] = train.age % 3 + 1
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), ["plan", "tier"]), ("n", StandardScaler(), ["age"])])),
+            ("clf", GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0)),
+        ]
+    ).fit(train[["plan", "tier", "age"]], target)
+    frame = customers(3_000, seed=2)[0].assign(tier=lambda f: f.age % 3 + 1)
+    register(engine, "m", pipeline)
+    sql = "SELECT id, predict(m, *).probabilities[1] AS p0 FROM t WHERE tier = 2 AND plan = 'gold'"
+    explained = engine.explain(sql, frames={"t": frame})
+    assert "is computed by OneHotEncoder(numeric categories) from tier" in explained, explained
+    assert "several columns" not in explained
+    optimized = engine.execute(sql + " ORDER BY id", frames={"t": frame})[0].df
+    expected = pipeline.predict_proba(frame.set_index("id").loc[optimized.id][["plan", "tier", "age"]])[:, 0]
+    np.testing.assert_allclose(optimized.p0.to_numpy(float), expected, rtol=0, atol=1e-5)

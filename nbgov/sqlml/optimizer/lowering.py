@@ -184,7 +184,7 @@ def lower_trees(pipeline: Pipeline) -> LoweredTrees:
 def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tuple[Step, ...]]:
     """The lowered column feature ``position`` reads, and the steps to fold into its tests."""
     if isinstance(column, Mixed):
-        raise NotLowerable(f"feature {position} is computed by {column.op} from several columns")
+        raise NotLowerable(f"feature {position} is computed by {column.described()}")
     source = column.source
     through = tuple(dict.fromkeys(origin(s) for s in column.steps if origin(s) != "Cast"))
     if column.encoder is None and source.elem_type == "double":

@@ -55,7 +55,7 @@ def linear_pipeline_sql(pipeline: Pipeline, outputs: tuple[TensorSpec, ...]) -> 
     features = []
     for k, column in enumerate(pipeline.features):
         if isinstance(column, Mixed):
-            raise NotTranslatable(f"feature {k} is computed by {column.op} from several columns")
+            raise NotTranslatable(f"feature {k} is computed by {column.described()}")
         if column.encoder is None and column.source.elem_type not in ("float", "double"):
             raise NotTranslatable(f"input {column.source.input!r} is {column.source.elem_type}")
         features.append(column)

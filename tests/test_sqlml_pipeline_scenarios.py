@@ -230,3 +230,33 @@ def test_explain_names_the_column_an_integer_category_encoder_reads(engine: Engi
     optimized = engine.execute(sql + " ORDER BY id", frames={"t": frame})[0].df
     expected = pipeline.predict_proba(frame.set_index("id").loc[optimized.id][["plan", "tier", "age"]])[:, 0]
     np.testing.assert_allclose(optimized.p0.to_numpy(float), expected, rtol=0, atol=1e-5)
+
+
+def test_a_binarizer_in_double_scores_the_threshold_itself_as_scikit_learn(engine: Engine) -> None:
+    """Binarizer(threshold=3) on a count: scikit-learn gives 0 at exactly 3 (``x > t``);
+    skl2onnx's double form (``Where(Less(x, t), 0, 1)``) gave 1, so every row with 3 visits
+    scored off in a pipeline kept in double (here: infrequent categories beside it)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import Binarizer, OneHotEncoder, StandardScaler
+
+    columns = [*COLUMNS, "visits"]
+    train, target = customers(2_000, seed=1)
+    train["visits"] = np.random.default_rng(1).poisson(3, len(train))
+    featurizer = ColumnTransformer(
+        [
+            ("c", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=50), STRINGS),
+            ("b", Binarizer(threshold=3), ["visits"]),
+            ("n", StandardScaler(), NUMERIC),
+        ]
+    )
+    pipeline = Pipeline([("pre", featurizer), ("clf", RandomForestClassifier(n_estimators=10, max_depth=8, random_state=0))])
+    pipeline.fit(train[columns], target)
+    frame = customers(5_000, seed=2)[0]
+    frame["visits"] = np.random.default_rng(2).poisson(3, len(frame))
+    scored = scored_both_ways(engine, pipeline, frame, "visits = 3 OR age > 70")
+    assert (frame.set_index("id").loc[scored.id].visits == 3).sum() > 500
+    rows = frame.set_index("id").loc[scored.id][columns]
+    np.testing.assert_allclose(scored[["p0", "p2"]].to_numpy(float), pipeline.predict_proba(rows)[:, [0, 2]], rtol=0, atol=1e-5)
+    assert (scored.label.to_numpy() == pipeline.predict(rows)).all()

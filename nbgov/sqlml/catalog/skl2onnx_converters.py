@@ -124,3 +124,27 @@ def double_imputer(scope: Any, operator: Any, container: Any) -> None:
         container.add_initializer(marker, onnx.TensorProto.DOUBLE, [1], [missing])
         container.add_node("Equal", [x, marker], [mask], name=scope.get_unique_operator_name("Equal"))
     container.add_node("Where", [mask, values, x], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Where"))
+
+
+def double_binarizer(scope: Any, operator: Any, container: Any) -> None:
+    """Binarizer on doubles as Cast to float, onnxruntime's Binarizer, Cast back: skl2onnx's
+    double form (``Where(Less(x, t), 0, 1)``) gives 1 where x equals the threshold and for
+    NaN, where scikit-learn gives 0 (``x > t``) and refuses NaN. onnxruntime has no double
+    Binarizer; its float one is the form the float pipeline has always had."""
+    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.operator_converters.binariser import convert_sklearn_binarizer
+    from skl2onnx.operator_converters.common import concatenate_variables
+
+    if not isinstance(operator.inputs[0].type, DoubleTensorType):
+        convert_sklearn_binarizer(scope, operator, container)
+        return
+    x = concatenate_variables(scope, operator.inputs, container)
+    narrow, binary = scope.get_unique_variable_name("binarizer_in"), scope.get_unique_variable_name("binarized")
+    container.add_node("Cast", [x], [narrow], name=scope.get_unique_operator_name("Cast"), to=onnx.TensorProto.FLOAT)
+    container.add_node(
+        "Binarizer", [narrow], [binary], name=scope.get_unique_operator_name("Binarizer"), op_domain="ai.onnx.ml",
+        threshold=float(operator.raw_operator.threshold),
+    )
+    container.add_node(
+        "Cast", [binary], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Cast"), to=onnx.TensorProto.DOUBLE
+    )

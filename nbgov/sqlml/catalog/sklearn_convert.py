@@ -30,7 +30,7 @@ from onnx import compose, helper
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
-from nbgov.sqlml.catalog.skl2onnx_converters import double_imputer, faithful_trees
+from nbgov.sqlml.catalog.skl2onnx_converters import double_binarizer, double_imputer, faithful_trees
 from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
 from nbgov.sqlml.models.runtime import open_session
 from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
@@ -110,13 +110,15 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
     if isinstance(final, str) or final is None or not hasattr(final, "n_features_in_"):
         return None
     from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import Binarizer
 
     try:
         head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
         if not any(node.op_type.startswith("TreeEnsemble") for node in head.graph.node):
             return None  # before converting the featurizers: a linear head keeps the float form
         featurizers = _convert(
-            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers", {SimpleImputer: double_imputer}
+            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers",
+            {SimpleImputer: double_imputer, Binarizer: double_binarizer},
         )
     except Exception:
         return None

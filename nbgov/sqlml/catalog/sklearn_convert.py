@@ -135,10 +135,10 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
 
 def _lowerable(model: onnx.ModelProto) -> bool:
     """Whether the optimizer lowers the model's featurizers to SQL in front of its trees.
-    skl2onnx writes a Binarizer in double as Less + Where, which the optimizer does not
-    read: such a pipeline keeps its float form, which it lowers (and which rounds a scaler
-    as float32). Any other pipeline the optimizer keeps whole in ONNX either way (infrequent
-    categories, a Normalizer) keeps its double form, which scores as scikit-learn does."""
+    It does not lower a Binarizer on a double input: such a pipeline keeps its float form,
+    which it lowers (and which rounds a scaler as float32). Any other pipeline the optimizer
+    keeps whole in ONNX either way (infrequent categories, a Normalizer) keeps its double
+    form, which scores as scikit-learn does."""
     try:
         lower_trees(read_pipeline(model))
     except (NotAPipeline, NotLowerable):

@@ -134,11 +134,10 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
 
 
 def _lowerable(model: onnx.ModelProto) -> bool:
-    """Whether the optimizer lowers the model's featurizers to SQL in front of its trees.
-    It does not lower a Binarizer on a double input: such a pipeline keeps its float form,
-    which it lowers (and which rounds a scaler as float32). Any other pipeline the optimizer
-    keeps whole in ONNX either way (infrequent categories, a Normalizer) keeps its double
-    form, which scores as scikit-learn does."""
+    """Whether the optimizer lowers the model's featurizers to SQL in front of its trees. The
+    float form is kept only when it alone is lowered (it rounds a scaler as float32); a
+    pipeline the optimizer keeps whole in ONNX either way (infrequent categories, a
+    Normalizer) keeps its double form, which scores as scikit-learn does."""
     try:
         lower_trees(read_pipeline(model))
     except (NotAPipeline, NotLowerable):

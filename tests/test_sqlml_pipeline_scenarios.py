@@ -288,3 +288,37 @@ def test_a_binarizer_beside_a_scaler_scores_as_scikit_learn_and_is_still_lowered
     np.testing.assert_allclose(scored[["p0", "p2"]].to_numpy(float), pipeline.predict_proba(rows)[:, [0, 2]], rtol=0, atol=1e-5)
     explained = engine.explain(f"SELECT predict(m, *).label FROM t WHERE {where}", frames={"t": frame})
     assert "visits = 3 (computed in SQL: Binarizer) AND age > 40 (computed in SQL: Sub, Div)" in explained, explained
+
+
+def test_an_imputer_in_front_of_the_one_hot_encoder_converts(engine: Engine) -> None:
+    """scikit-learn's mixed-types example imputes text before encoding it
+    (``make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder())``): the text
+    column was typed as a number (only a first step's categories were looked at) and
+    CREATE MODEL failed with "could not convert string to float: 'platinum'". A missing
+    string reaches the model as NULL (the row is NULL by contract), so the imputer is an
+    identity on every value scored."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, target = customers(2_000, seed=1)
+    train.loc[train.index % 11 == 0, "plan"] = np.nan
+    strings = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore"))
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", strings, STRINGS), ("n", numbers, NUMERIC)])),
+            ("clf", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)),
+        ]
+    ).fit(train[COLUMNS], target)
+    frame = customers(5_000, seed=2)[0]
+    scored = scored_both_ways(engine, pipeline, frame, "plan = 'gold' AND age > 50")
+    assert len(scored) > 300
+    assert rows_off_scikit_learn(pipeline, frame, scored) == 0
+    explained = engine.explain("SELECT predict(m, *).label FROM t WHERE plan = 'gold' AND age > 50", frames={"t": frame})
+    assert "using plan = 'gold' (one-hot)" in explained, explained
+    with_null = frame.assign(plan=frame.plan.where(frame.id % 10 != 0, None))
+    nulls = engine.execute("SELECT count(*) AS n FROM t WHERE plan IS NULL AND predict(m, *).label IS NULL", frames={"t": with_null})[0].df
+    assert nulls.n[0] == 500

@@ -97,20 +97,33 @@ def _ints_if_flags(value: Any) -> Any:
     return [int(v) for v in value]
 
 
-def double_imputer(scope: Any, operator: Any, container: Any) -> None:
-    """SimpleImputer on doubles as ``Where(IsNaN(x), statistics, x)``: onnxruntime has no double
-    Imputer kernel, and skl2onnx's writes the statistics as float32 where scikit-learn fills
-    float64 (the pipeline reader reads this form back as an imputer)."""
-    from skl2onnx.common.data_types import DoubleTensorType
+def faithful_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """SimpleImputer as scikit-learn computes it, where skl2onnx's differs or fails:
+
+    * on doubles, ``Where(IsNaN(x), statistics, x)``: onnxruntime has no double Imputer
+      kernel, and skl2onnx's writes the statistics as float32 where scikit-learn fills
+      float64 (the pipeline reader reads this form back as an imputer);
+    * on strings with a NaN/None marker (scikit-learn's ``most_frequent`` or ``constant``
+      in front of a OneHotEncoder), an Identity: skl2onnx refuses it, and a missing string
+      reaches a model as SQL NULL, whose row is NULL before any scoring, so no value the
+      model sees is ever replaced.
+    """
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
     from skl2onnx.operator_converters.common import concatenate_variables
     from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
 
-    imputer = operator.raw_operator
+    missing = operator.raw_operator.missing_values
+    if isinstance(operator.inputs[0].type, StringTensorType) and not isinstance(missing, str):
+        if missing is not None and not (isinstance(missing, float) and np.isnan(missing)):
+            raise ValueError(f"a SimpleImputer on text with missing_values={missing!r} has no ONNX form")
+        x = concatenate_variables(scope, operator.inputs, container)
+        container.add_node("Identity", [x], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Identity"))
+        return
     if not isinstance(operator.inputs[0].type, DoubleTensorType):
         convert_sklearn_imputer(scope, operator, container)
         return
+    imputer = operator.raw_operator
     statistics = np.asarray(imputer.statistics_, dtype=np.float64)
-    missing = imputer.missing_values
     if getattr(imputer, "add_indicator", False) or not np.isfinite(statistics).all() or not isinstance(missing, float):
         raise ValueError("this SimpleImputer has no exact double form here (the float form is used)")
     x = concatenate_variables(scope, operator.inputs, container)

@@ -30,7 +30,7 @@ from onnx import compose, helper
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
-from nbgov.sqlml.catalog.skl2onnx_converters import double_binarizer, double_imputer, faithful_trees
+from nbgov.sqlml.catalog.skl2onnx_converters import double_binarizer, faithful_imputer, faithful_trees
 from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
 from nbgov.sqlml.models.runtime import open_session
 from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
@@ -89,8 +89,9 @@ def _initial_types(estimator: Any, names: tuple[str, ...] | None, label: str, nu
 
 def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, custom: dict[type, Any] | None = None) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
+    from sklearn.impute import SimpleImputer
 
-    custom = {**faithful_trees(), **(custom or {})}
+    custom = {**faithful_trees(), SimpleImputer: faithful_imputer, **(custom or {})}
     try:
         return convert_sklearn(
             estimator, name=graph_name, initial_types=initial, options={"zipmap": False}, custom_conversion_functions=custom
@@ -118,7 +119,7 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
             return None  # before converting the featurizers: a linear head keeps the float form
         featurizers = _convert(
             estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers",
-            {SimpleImputer: double_imputer, Binarizer: double_binarizer},
+            {SimpleImputer: faithful_imputer, Binarizer: double_binarizer},
         )
     except Exception:
         return None
@@ -243,13 +244,14 @@ def _column_transformer(estimator: Any) -> Any:
 
 
 def _string_columns(transformer: Any, names: tuple[str, ...]) -> set[str]:
-    """Columns routed to a transformer whose fitted categories are strings."""
+    """Columns routed to a transformer (or a pipeline of them) whose fitted categories are strings."""
     strings: set[str] = set()
     for _name, step, columns in transformer.transformers_:
         if isinstance(step, str):
             continue
-        first = step.steps[0][1] if hasattr(step, "steps") else step
-        categories = getattr(first, "categories_", None)
+        # the first step with categories: an encoder, maybe behind an imputer of its text
+        chain = [part for _, part in step.steps] if hasattr(step, "steps") else [step]
+        categories = next((c for c in (getattr(part, "categories_", None) for part in chain) if c is not None), None)
         if categories is None:
             continue
         cols = [columns] if isinstance(columns, (str, int)) else list(columns)

@@ -322,3 +322,38 @@ def test_an_imputer_in_front_of_the_one_hot_encoder_converts(engine: Engine) -> 
     with_null = frame.assign(plan=frame.plan.where(frame.id % 10 != 0, None))
     nulls = engine.execute("SELECT count(*) AS n FROM t WHERE plan IS NULL AND predict(m, *).label IS NULL", frames={"t": with_null})[0].df
     assert nulls.n[0] == 500
+
+
+def test_a_qualified_star_binds_that_table_s_columns(engine: Engine) -> None:
+    """``predict(m, t.*)`` bound the unqualified names, so in a join with another table that
+    has an ``age`` it failed as ambiguous, and ``predict(m, o.*)`` silently scored t's
+    columns when o had none of the inputs. It now binds ``t.age``, ``t.plan``..."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from nbgov.errors import SqlmlError
+
+    train, target = customers(2_000, seed=1)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), STRINGS), ("n", StandardScaler(), NUMERIC)])),
+            ("clf", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)),
+        ]
+    ).fit(train[COLUMNS], target)
+    frame = customers(3_000, seed=2)[0]
+    other = frame[["id", "age", "plan"]].assign(age=100 - frame.age, plan="gold")  # same names, other values
+    segments = frame[["id"]].assign(segment=frame.id % 3)
+    frames = {"t": frame, "u": other, "s": segments}
+    register(engine, "m", pipeline)
+    sql = "SELECT t.id, predict(m, t.*).probabilities[2] AS p FROM t JOIN u ON t.id = u.id WHERE u.age > 60 AND t.plan = 'basic' ORDER BY t.id"
+    optimized = engine.execute(sql, frames=frames)[0].df
+    original = engine.execute(sql, frames=frames, optimize=False)[0].df
+    assert len(optimized) > 100 and optimized.equals(original)
+    rows = frame.set_index("id").loc[optimized.id][COLUMNS]
+    np.testing.assert_allclose(optimized.p.to_numpy(float), pipeline.predict_proba(rows)[:, 1], rtol=0, atol=1e-5)
+    wrong_table = "SELECT t.id, predict(m, s.*).label AS l FROM t JOIN s ON t.id = s.id"
+    for optimize in (True, False):
+        with pytest.raises(SqlmlError, match='"s" does not have a column named "age"'):
+            engine.execute(wrong_table, frames=frames, optimize=optimize)

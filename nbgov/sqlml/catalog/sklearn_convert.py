@@ -2,8 +2,9 @@
 
 Numeric models get one 2-D float input named ``input`` and their
 ``feature_names_in_`` stored in metadata (so ``predict(m, *)`` can bind by name);
-pipelines starting with a ColumnTransformer get one ``[N, 1]`` input per column
-(string for columns that feed an encoder with string categories). Classifiers are
+pipelines starting with a ColumnTransformer get one ``[N, 1]`` input per column it
+reads (string for columns that feed an encoder with string categories; a column it
+drops is no input). Classifiers are
 converted without ZipMap so probabilities come back as a plain float matrix.
 
 A pipeline ending in trees has its featurizers converted in double precision and the
@@ -29,9 +30,10 @@ from onnx import compose, helper
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
-from nbgov.sqlml.catalog.skl2onnx_converters import double_imputer, faithful_trees
+from nbgov.sqlml.catalog.skl2onnx_converters import double_binarizer, faithful_imputer, faithful_trees
 from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
 from nbgov.sqlml.models.runtime import open_session
+from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
 
 
 def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
@@ -47,14 +49,22 @@ def convert(estimator: Any, *, label: str) -> onnx.ModelProto:
     # A fixed graph name: skl2onnx otherwise puts a random uuid in it, so the same
     # estimator would give new bytes (a new model version) on every run or replay.
     graph_name = f"ONNX({type(estimator).__name__})"
-    proto = _featurizers_in_double(estimator, names, graph_name)
-    if proto is None:
-        initial = _initial_types(estimator, names, label, "float")
+    exact = _featurizers_in_double(estimator, names, graph_name)
+    if exact is not None and _lowerable(exact):
+        proto = exact
+    else:
         try:
-            proto = _convert(estimator, initial, graph_name)
+            proto = _convert(estimator, _initial_types(estimator, names, label, "float"), graph_name)
         except Exception as exc:
-            message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise InvalidModelError(f"skl2onnx cannot convert {label}: {message}") from None
+            if exact is None:
+                message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise InvalidModelError(f"skl2onnx cannot convert {label}: {message}") from None
+            proto = exact
+        if exact is not None and not _lowerable(proto):
+            proto = exact  # the float form buys the optimizer nothing and scores off scikit-learn
+    if names is not None:
+        _restore_input_names(proto, names)
+    _drop_unread_inputs(proto)
     if names is not None and len(proto.graph.input) == 1:
         entry = proto.metadata_props.add()
         entry.key = FEATURE_NAMES_KEY
@@ -79,8 +89,9 @@ def _initial_types(estimator: Any, names: tuple[str, ...] | None, label: str, nu
 
 def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, custom: dict[type, Any] | None = None) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
+    from sklearn.impute import SimpleImputer
 
-    custom = {**faithful_trees(), **(custom or {})}
+    custom = {**faithful_trees(), SimpleImputer: faithful_imputer, **(custom or {})}
     try:
         return convert_sklearn(
             estimator, name=graph_name, initial_types=initial, options={"zipmap": False}, custom_conversion_functions=custom
@@ -91,7 +102,7 @@ def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, cu
 
 def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_name: str) -> onnx.ModelProto | None:
     """A Pipeline as featurizers in double, Cast to float, trees in float; None when it is
-    not featurizers in front of trees or skl2onnx cannot convert it that way."""
+    not featurizers in front of trees or skl2onnx or onnxruntime cannot take it that way."""
     from sklearn.pipeline import Pipeline
 
     if not isinstance(estimator, Pipeline) or len(estimator.steps) < 2:
@@ -100,13 +111,15 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
     if isinstance(final, str) or final is None or not hasattr(final, "n_features_in_"):
         return None
     from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import Binarizer
 
     try:
         head = _convert(final, _initial_types(final, None, "", "float"), "estimator")
         if not any(node.op_type.startswith("TreeEnsemble") for node in head.graph.node):
             return None  # before converting the featurizers: a linear head keeps the float form
         featurizers = _convert(
-            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers", {SimpleImputer: double_imputer}
+            estimator[:-1], _initial_types(estimator, names, "", "double"), "featurizers",
+            {SimpleImputer: faithful_imputer, Binarizer: double_binarizer},
         )
     except Exception:
         return None
@@ -118,11 +131,19 @@ def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_
         open_session(model.SerializeToString())
     except Exception:
         return None
-    try:  # skl2onnx writes some in double with other operators (Binarizer as Less + Where)
-        read_pipeline(model)
-    except NotAPipeline:
-        return None
     return model
+
+
+def _lowerable(model: onnx.ModelProto) -> bool:
+    """Whether the optimizer lowers the model's featurizers to SQL in front of its trees. The
+    float form is kept only when it alone is lowered (it rounds a scaler as float32); a
+    pipeline the optimizer keeps whole in ONNX either way (infrequent categories, a
+    Normalizer) keeps its double form, which scores as scikit-learn does."""
+    try:
+        lower_trees(read_pipeline(model))
+    except (NotAPipeline, NotLowerable):
+        return False
+    return True
 
 
 def _joined(featurizers: onnx.ModelProto, head: onnx.ModelProto, graph_name: str) -> onnx.ModelProto:
@@ -151,6 +172,45 @@ def _joined(featurizers: onnx.ModelProto, head: onnx.ModelProto, graph_name: str
     )
     model.ir_version = max(featurizers.ir_version, head.ir_version)
     return model
+
+
+def _restore_input_names(model: onnx.ModelProto, names: tuple[str, ...]) -> None:
+    """Give each per-column input its DataFrame column's name. skl2onnx makes names valid
+    identifiers ("capital-gain" becomes capital_gain, and a real capital_gain column then
+    capital_gain1), so ``predict(m, *)`` could not bind such a column, or bound the wrong
+    one. Inputs are in the order of the columns."""
+    graph = model.graph
+    if len(graph.input) != len(names) or len(names) < 2:
+        return
+    renames = {value.name: name for value, name in zip(graph.input, names) if value.name != name}
+    if not renames:
+        return
+    taken = {out for node in graph.node for out in node.output} | {init.name for init in graph.initializer}
+    if taken & set(renames.values()):
+        return  # a column named like a value inside the graph: keep skl2onnx's names
+    for value in graph.input:
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in renames:
+                node.input[k] = renames[name]
+    for output in graph.output:
+        output.name = renames.get(output.name, output.name)
+
+
+def _drop_unread_inputs(model: onnx.ModelProto) -> None:
+    """Remove the graph inputs no node reads: skl2onnx declares every column a
+    ColumnTransformer was fitted on, also those it drops (remainder='drop'), typed as
+    numbers, so a dropped text column could not be bound at all and NULL in a dropped
+    column made the row's prediction NULL, where scikit-learn ignores both."""
+    graph = model.graph
+    if len(graph.input) < 2:
+        return
+    read = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+    kept = [value for value in graph.input if value.name in read]
+    if kept and len(kept) < len(graph.input):
+        del graph.input[:]
+        graph.input.extend(kept)
 
 
 def _require_fitted(estimator: Any, label: str) -> None:
@@ -184,13 +244,14 @@ def _column_transformer(estimator: Any) -> Any:
 
 
 def _string_columns(transformer: Any, names: tuple[str, ...]) -> set[str]:
-    """Columns routed to a transformer whose fitted categories are strings."""
+    """Columns routed to a transformer (or a pipeline of them) whose fitted categories are strings."""
     strings: set[str] = set()
     for _name, step, columns in transformer.transformers_:
         if isinstance(step, str):
             continue
-        first = step.steps[0][1] if hasattr(step, "steps") else step
-        categories = getattr(first, "categories_", None)
+        # the first step with categories: an encoder, maybe behind an imputer of its text
+        chain = [part for _, part in step.steps] if hasattr(step, "steps") else [step]
+        categories = next((c for c in (getattr(part, "categories_", None) for part in chain) if c is not None), None)
         if categories is None:
             continue
         cols = [columns] if isinstance(columns, (str, int)) else list(columns)

@@ -91,12 +91,18 @@ class Feature:
 
 @dataclass(frozen=True)
 class Mixed:
-    """A column computed from several source columns at once (e.g. a row Normalizer)."""
+    """A column not read as one raw column's feature: computed from several at once (a row
+    Normalizer), or by an operator kept opaque (a OneHotEncoder of numbers)."""
 
     sources: frozenset[Source]
     op: str
     elem_type: str = "float"
     fallible: bool = False  # onnxruntime may fail on some values (strict encoders, string casts)
+
+    def described(self) -> str:
+        """"OneHotEncoder(numeric categories) from tier", for EXPLAIN: the inputs it reads,
+        which may be one (an encoder of numbers) or several (a Normalizer)."""
+        return f"{self.op} from {', '.join(sorted({source.input for source in self.sources}))}"
 
 
 Column = Feature | Mixed

@@ -15,7 +15,7 @@ from nbgov.sqlml.models.forest import Forest
 from nbgov.sqlml.optimizer.cost import CostEstimate
 from nbgov.sqlml.optimizer.forest_sql import NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.state import trees_text
-from nbgov.sqlml.optimizer.to_sql import SqlModel, linear_sql, single_tree_sql, tree_regressor_sql
+from nbgov.sqlml.optimizer.to_sql import SqlModel, linear_refusal, linear_sql, single_tree_sql, tree_regressor_sql
 from nbgov.sqlml.plan import SqlPlan
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def _linear(state: PlanState) -> PlanState:
     sha = state.call.model.sha256
     linear = state.memo.get("linear", sha, lambda: linear_sql(state.model, elem, features))
     if linear is None:
-        return replace(state, onnx_reason="no SQL translation for this model's operators")
+        return replace(state, onnx_reason=linear_refusal(state.model))
     estimate = state.costs.linear(linear.terms, batched=state.batched)
     state = state.with_stats(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
     if not estimate.prefer_sql:

@@ -39,7 +39,7 @@ from nbgov.sqlml.models.pipeline import (
     Pipeline,
     Source,
 )
-from nbgov.sqlml.models.steps import Arith, CastTo, Impute, Step, apply_steps, direction, origin
+from nbgov.sqlml.models.steps import Arith, Binarize, CastTo, Impute, Step, apply_steps, direction, origin
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.checks import Check, Unrefusable, refusals
 from nbgov.sqlml.optimizer.domains import Domain
@@ -184,7 +184,7 @@ def lower_trees(pipeline: Pipeline) -> LoweredTrees:
 def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tuple[Step, ...]]:
     """The lowered column feature ``position`` reads, and the steps to fold into its tests."""
     if isinstance(column, Mixed):
-        raise NotLowerable(f"feature {position} is computed by {column.op} from several columns")
+        raise NotLowerable(f"feature {position} is computed by {column.described()}")
     source = column.source
     through = tuple(dict.fromkeys(origin(s) for s in column.steps if origin(s) != "Cast"))
     if column.encoder is None and source.elem_type == "double":
@@ -197,11 +197,11 @@ def _lowered(column: Feature | Mixed, position: int) -> tuple[LoweredColumn, tup
 
 
 def _computable(steps: tuple[Step, ...]) -> bool:
-    """Imputation of NaN, arithmetic and casts, monotone, ending in float: SQL computes them
-    bit for bit."""
+    """Imputation of NaN, arithmetic, casts and thresholds (a Binarizer), monotone, ending in
+    float: SQL computes them bit for bit."""
     return (
         bool(steps)
-        and all(isinstance(s, (Arith, CastTo, Impute)) for s in steps)
+        and all(isinstance(s, (Arith, CastTo, Impute, Binarize)) for s in steps)
         and steps[-1] == CastTo("float")
         and direction(steps) is not None
     )
@@ -213,6 +213,11 @@ def computed_sql(steps: tuple[Step, ...], value: exp.Expression) -> exp.Expressi
     for step in steps:
         if isinstance(step, CastTo):
             current = exp.cast(current, step.elem_type.upper())
+            continue
+        if isinstance(step, Binarize):  # NaN is refused before (checks.py), as onnxruntime does
+            bound = exp.cast(exact_double(float(np.float32(step.threshold))), step.dtype.upper())
+            above = exp.GT(this=current, expression=bound)
+            current = exp.cast(exp.Case(ifs=[exp.If(this=above, true=exp.Literal.number(1))], default=exp.Literal.number(0)), step.dtype.upper())
             continue
         if isinstance(step, Impute):  # NaN only: _computable refuses a number (not monotone)
             hit = exp.Anonymous(this="isnan", expressions=[current.copy()])

@@ -20,7 +20,7 @@ import sqlglot.expressions as exp
 from nbgov.sqlml.models.pipeline import Feature, Mixed, Pipeline, Source
 from nbgov.sqlml.models.steps import Arith, Binarize, CastTo, Impute, Step
 from nbgov.sqlml.optimizer.encoders_sql import encoded_sql, number
-from nbgov.sqlml.optimizer.to_sql import fill, linear_sql, template
+from nbgov.sqlml.optimizer.to_sql import fill, linear_refusal, linear_sql, template
 from nbgov.sqlml.plan import TensorSpec
 
 # Per row, what onnxruntime pays for a featurizer beyond the bare model: a string input
@@ -55,14 +55,14 @@ def linear_pipeline_sql(pipeline: Pipeline, outputs: tuple[TensorSpec, ...]) -> 
     features = []
     for k, column in enumerate(pipeline.features):
         if isinstance(column, Mixed):
-            raise NotTranslatable(f"feature {k} is computed by {column.op} from several columns")
+            raise NotTranslatable(f"feature {k} is computed by {column.described()}")
         if column.encoder is None and column.source.elem_type not in ("float", "double"):
             raise NotTranslatable(f"input {column.source.input!r} is {column.source.elem_type}")
         features.append(column)
     head_elem = pipeline.head.graph.input[0].type.tensor_type.elem_type
     sql_model = linear_sql(pipeline.head, "float" if head_elem == 1 else "double", len(features))
     if sql_model is None:
-        raise NotTranslatable("the model proper has operators with no SQL translation")
+        raise NotTranslatable(linear_refusal(pipeline.head))
     shape = template(sql_model, outputs, 0)
     if shape is None:
         raise NotTranslatable("the model's outputs have no SQL type")

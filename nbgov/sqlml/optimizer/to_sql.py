@@ -205,6 +205,21 @@ def linear_sql(
     return SqlModel(outputs, "linear", terms)
 
 
+def linear_refusal(model: onnx.ModelProto) -> str:
+    """Why ``linear_sql`` gave no SQL, for EXPLAIN. A multinomial classifier (scikit-learn's
+    LogisticRegression on 3+ classes) is refused on purpose: its softmax repeats every class
+    score in each probability, so the SQL grows with the square of the classes (3 classes,
+    12 features: seconds to compile a query, 10x onnxruntime's time to run it)."""
+    for node in model.graph.node:
+        if node.op_type != "LinearClassifier":
+            continue
+        multi_class = next((int(helper.get_attribute_value(a)) for a in node.attribute if a.name == "multi_class"), 0)
+        if multi_class != 0:
+            classes = next((len(helper.get_attribute_value(a)) for a in node.attribute if a.name.startswith("classlabels")), 0)
+            return f"a multinomial classifier ({classes} classes) is not translated: its softmax would repeat every class score in each probability"
+    return "no SQL translation for this model's operators"
+
+
 def _f32(value: float) -> float:
     return float(np.float32(value))
 

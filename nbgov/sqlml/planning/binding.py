@@ -103,9 +103,11 @@ def bind_arguments(model: ModelVersion, args: Sequence[exp.Expression]) -> tuple
     filled: list[exp.Expression | None] = [None] * len(wanted)
     position = 0
     star = False
+    table: exp.Identifier | None = None  # t in ``t.*``: each input binds t's column
     for arg in args:
         if isinstance(arg, exp.Star) or (isinstance(arg, exp.Column) and isinstance(arg.this, exp.Star)):
             star = True
+            table = arg.args.get("table") if isinstance(arg, exp.Column) else None
             continue
         if isinstance(arg, (exp.PropertyEQ, exp.Kwarg)) and isinstance(arg.this, (exp.Identifier, exp.Column)):
             name = arg.this.name
@@ -141,7 +143,7 @@ def bind_arguments(model: ModelVersion, args: Sequence[exp.Expression]) -> tuple
                 f"input {model.inputs[slot.input_index].name!r}; pass the columns positionally; "
                 f"expected {signature(model)}"
             )
-        filled[index] = exp.column(slot.name, quoted=True)
+        filled[index] = exp.column(slot.name, table=table.copy() if table is not None else None, quoted=True)
     if not wanted:
         raise ModelBindingError(f"predict({model.ref}): cannot tell how many values the model takes")
     grouped: dict[int, list[exp.Expression]] = {}

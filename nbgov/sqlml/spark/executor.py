@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import ParseError, TokenError
@@ -25,6 +26,7 @@ from nbgov.errors import ModelBindingError, NbgovError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import stats_note
 from nbgov.sqlml.execution.executor import Outcome, Progress
+from nbgov.sqlml.execution.results import arrow_result_frame
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
@@ -56,6 +58,7 @@ class SparkExecutor:
         self.spark = spark
         self.scoring = SparkScoring(spark)
         self.frames = FrameCache(spark)
+        self._convert: duckdb.DuckDBPyConnection | None = None
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -103,6 +106,9 @@ class SparkExecutor:
     def close(self) -> None:
         self.scoring.close()
         self.frames.clear()
+        if self._convert is not None:
+            self._convert.close()
+            self._convert = None
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -136,10 +142,16 @@ class SparkExecutor:
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
         result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
         kind = prepared.statement_type
-        if kind in _QUERY_TYPES:
-            frame = result.toArrow().to_pandas()
+        if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
+            frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
             return frame, f"{len(frame):,} row(s)"
         return None, f"{kind}: ok"
+
+    def _converter(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB that converts result rows to pandas (it reads no table)."""
+        if self._convert is None:
+            self._convert = duckdb.connect()
+        return self._convert
 
     def _frame(self, query: Query, params: Mapping[str, Any]) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound."""
@@ -178,6 +190,31 @@ class SparkExecutor:
             self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
         except Exception:  # the session is gone
             pass
+
+
+def _nested_nullable(frame: DataFrame) -> DataFrame:
+    """``frame`` with every field inside a STRUCT, ARRAY or MAP column nullable. PySpark's
+    ``toArrow`` casts the rows to the Arrow schema of Spark's, which fails on a NULL struct
+    whose fields Spark declares NOT NULL (``predict(m, ...)`` of a NULL input, inlined as
+    SQL: ``CASE ... ELSE NULL`` of a ``named_struct``)."""
+    from pyspark.sql.types import StructField, StructType
+
+    schema = frame.schema
+    widened = StructType([StructField(f.name, _nullable(f.dataType), f.nullable, f.metadata) for f in schema.fields])
+    return frame if widened == schema else frame.to(widened)
+
+
+def _nullable(kind: Any) -> Any:
+    """The Spark type ``kind`` with every nested field, element and value nullable."""
+    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
+
+    if isinstance(kind, StructType):
+        return StructType([StructField(f.name, _nullable(f.dataType), True, f.metadata) for f in kind.fields])
+    if isinstance(kind, ArrayType):
+        return ArrayType(_nullable(kind.elementType), True)
+    if isinstance(kind, MapType):
+        return MapType(_nullable(kind.keyType), _nullable(kind.valueType), True)
+    return kind
 
 
 def _read_twice(query: Query, name: str) -> bool:

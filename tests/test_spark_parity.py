@@ -1,0 +1,92 @@
+"""Spark gives what DuckDB gives, on the queries a data scientist writes: the same rows,
+the same pandas result (dtypes, names), the same errors. Each test runs one cell on the
+DuckDB engine and on the Spark engine and compares them (and the model with scikit-learn)."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.tree import DecisionTreeClassifier
+
+from tests.fixtures.sqlml import register
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture
+def people() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 60
+    frame = pd.DataFrame({
+        "id": np.arange(n),
+        "age": rng.integers(18, 90, n).astype(float),
+        "income": rng.normal(50, 10, n),
+        "joined": pd.Timestamp("2024-01-01 09:30") + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
+        "active": pd.array(rng.choice([True, False], n), dtype="boolean"),
+    })
+    frame.loc[[3, 11], "age"] = np.nan  # NULL inputs: NULL predictions, the other rows scored
+    frame.loc[[5], "active"] = pd.NA
+    frame.loc[[8], "joined"] = pd.NaT
+    return frame
+
+
+@pytest.fixture
+def tree(people: pd.DataFrame) -> DecisionTreeClassifier:
+    known = people.dropna(subset=["age"])
+    return DecisionTreeClassifier(max_depth=3, random_state=0).fit(
+        known[["age", "income"]].to_numpy(np.float32), (known.age > 50).astype(int)
+    )
+
+
+@pytest.fixture
+def engines(engine, spark_engine, tree):
+    for each in (engine, spark_engine):
+        register(each, "m", tree)
+    return engine, spark_engine
+
+
+def _both(engines, sql: str, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    duck, spark = (each.execute(sql, **kwargs)[-1].df for each in engines)
+    assert duck is not None and spark is not None
+    return duck, spark
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no-optimize"])
+def test_a_whole_prediction_with_null_inputs_reads_as_on_duckdb(engines, people, tree, optimize):
+    """``predict(m, ...)`` as one STRUCT column, NULL for the rows with a NULL input: Spark
+    read it back (inlined as SQL, its NOT NULL fields under a NULL struct broke PySpark's
+    toArrow) as the Arrow-backed column DuckDB gives, read with ``.struct.field``."""
+    sql = "SELECT id, predict(m, age, income) AS p, predict(m, age, income).label AS l FROM people ORDER BY id"
+    duck, spark = _both(engines, sql, frames={"people": people}, optimize=optimize)
+    assert isinstance(duck.p.dtype, pd.ArrowDtype) and spark.p.dtype == duck.p.dtype
+    labels = spark.p.struct.field("label")
+    assert labels.tolist() == duck.p.struct.field("label").tolist()
+    assert spark.l.dtype == duck.l.dtype and spark.l.isna().tolist() == duck.l.isna().tolist()
+    known = people.age.notna().to_numpy()
+    expected = tree.predict(people.loc[known, ["age", "income"]].to_numpy(np.float32))
+    assert labels[known].astype(int).tolist() == expected.tolist() and labels[~known].isna().all()
+    probabilities = np.stack(spark.p.struct.field("probabilities")[known].to_numpy())
+    np.testing.assert_allclose(probabilities, np.stack(duck.p.struct.field("probabilities")[known].to_numpy()), atol=1e-6)
+
+
+def test_result_frames_have_duckdbs_dtypes_and_column_names(engines, people):
+    """Nullable integers and booleans stay nullable (not float64 / object) and a repeated
+    name is suffixed as DuckDB does (``id``, ``id_1``), so a cell reads its result alike."""
+    sql = "SELECT id, id, active, predict(m, age, income).label AS l, CAST(age AS BIGINT) AS years FROM people ORDER BY id"
+    duck, spark = _both(engines, sql, frames={"people": people})
+    assert list(spark.columns) == list(duck.columns) == ["id", "id_1", "active", "l", "years"]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_naive_timestamps_keep_their_wall_clock_time(engines, people):
+    """A pandas datetime without a time zone is DuckDB's TIMESTAMP; on Spark it was read as
+    an instant (TIMESTAMP_LTZ) and came back tz-aware. Now both give the same values and
+    dtype, and a date parameter filters them alike."""
+    sql = "SELECT id, joined, CAST(joined AS DATE) AS day FROM people WHERE joined >= $since ORDER BY id"
+    since = datetime.date(2024, 6, 1)
+    duck, spark = _both(engines, sql, frames={"people": people}, params={"since": since})
+    assert len(duck) == int((people.joined >= pd.Timestamp(since)).sum()) > 0
+    pd.testing.assert_frame_equal(spark, duck)

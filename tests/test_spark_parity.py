@@ -90,3 +90,23 @@ def test_naive_timestamps_keep_their_wall_clock_time(engines, people):
     duck, spark = _both(engines, sql, frames={"people": people}, params={"since": since})
     assert len(duck) == int((people.joined >= pd.Timestamp(since)).sum()) > 0
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_date_parts_and_differences_count_as_duckdb_does(engine, spark_engine):
+    """sqlglot turns DuckDB's day of the week (0 = Sunday), ISO day, day and month names and
+    date_diff (boundaries crossed) into Spark functions that count otherwise: 1 = Sunday,
+    'Thu', whole months elapsed... Each now gives DuckDB's values, over random pairs of times."""
+    rng = np.random.default_rng(1)
+    start = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 1500 * 24 * 60, 120), unit="min")
+    end = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 1500 * 24 * 60, 120), unit="min")
+    pairs = pd.DataFrame({"a": start, "b": end, "da": start.normalize().date, "db": end.normalize().date})
+    parts = [
+        "dayofweek(da)", "isodow(da)", "weekday(a)", "extract(dow FROM a)", "extract(isodow FROM da)",
+        "date_part('dow', da)", "date_part('isodow', a)", "dayname(da)", "monthname(a)",
+        *(f"date_diff('{unit}', a, b)" for unit in ("year", "quarter", "month", "week", "day", "hour", "minute", "second")),
+        *(f"datediff('{unit}', da, db)" for unit in ("year", "quarter", "month", "week", "day")),
+    ]
+    sql = f"SELECT {', '.join(f'{part} AS c{i}' for i, part in enumerate(parts))} FROM pairs"
+    duck, spark = _both((engine, spark_engine), sql, frames={"pairs": pairs})
+    assert duck.c0.nunique() == 7 and duck.c13.nunique() > 50  # days of the week, days apart: not constant
+    pd.testing.assert_frame_equal(spark, duck)

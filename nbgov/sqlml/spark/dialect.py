@@ -40,11 +40,46 @@ _STATEMENT_TYPES: tuple[tuple[type[exp.Expr], str], ...] = (
 )
 
 
+# DuckDB's names of the day of the week as a date part: 0 = Sunday (``dow``), or ISO's
+# 1 = Monday ... 7 = Sunday (``isodow``). Spark's DAYOFWEEK counts 1 = Sunday.
+_DOW_PARTS = {"DOW", "DAYOFWEEK", "WEEKDAY"}
+_ISODOW_PARTS = {"ISODOW"}
+# DuckDB's date_diff counts the boundaries of these parts crossed: calendar fields (months
+# in one), days, and clock units (seconds in one); its weeks are days // 7.
+_CALENDAR_MONTHS = {"YEAR": 12, "QUARTER": 3, "MONTH": 1}
+_CLOCK_SECONDS = {"HOUR": 3600, "MINUTE": 60, "SECOND": 1}
+
+
 class NbgovSpark(Spark):
-    """Spark SQL, reading DuckDB's quoted file paths as Spark's file tables. sqlglot
-    registers the dialect under its lower-cased class name."""
+    """Spark SQL, reading DuckDB's quoted file paths as Spark's file tables, with DuckDB's
+    meaning of the date functions whose Spark namesakes count otherwise (day of the week,
+    day and month names, date_diff's boundaries). sqlglot registers the dialect under its
+    lower-cased class name."""
 
     class Generator(SparkGenerator):
+        TRANSFORMS = {
+            **SparkGenerator.TRANSFORMS,
+            exp.DayOfWeek: lambda self, e: self.sql(_day_of_week(e.this)),
+            exp.DayOfWeekIso: lambda self, e: self.sql(_iso_day_of_week(e.this)),
+            exp.Dayname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("EEE" if e.args.get("abbreviated") else "EEEE")),
+            exp.Monthname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("MMM" if e.args.get("abbreviated") else "MMMM")),
+        }
+
+        def extract_sql(self, expression: exp.Extract) -> str:
+            """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does."""
+            day = _day_part(expression.name, expression.expression)
+            return self.sql(day) if day is not None else super().extract_sql(expression)
+
+        def datediff_sql(self, expression: exp.DateDiff) -> str:
+            """DuckDB's ``date_diff(part, start, end)`` counts the part's boundaries crossed
+            (2023-12-31 to 2024-01-01 is one year); Spark's counts whole parts elapsed. Year,
+            quarter and month from the calendar fields, days and weeks from the dates, clock
+            units from the truncated times."""
+            unit = expression.unit.name.upper() if isinstance(expression.unit, (exp.Var, exp.Literal)) else ""
+            if unit in {*_CALENDAR_MONTHS, *_CLOCK_SECONDS, "DAY", "WEEK"}:
+                return self.sql(_boundaries(unit, expression.expression, expression.this))
+            return super().datediff_sql(expression)
+
         def table_sql(self, expression: exp.Table, sep: str = " AS ") -> str:
             fmt = _file_format(expression)
             if fmt is not None:
@@ -57,6 +92,13 @@ class NbgovSpark(Spark):
             whatever the collation) is Spark's ``encode(text, 'UTF-8')``; the list
             functions of models inlined as SQL (``forest_sql.py``) are Spark's array ones."""
             name, args = str(expression.this).lower(), list(expression.expressions)
+            day = None
+            if name == "weekday" and len(args) == 1:  # DuckDB: dayofweek; Spark: 0 = Monday
+                day = _day_of_week(args[0])
+            elif name in {"date_part", "datepart"} and len(args) == 2 and isinstance(args[0], exp.Literal):
+                day = _day_part(args[0].name, args[1])
+            if day is not None:
+                return self.sql(day)
             if name == "encode" and len(args) == 1:
                 expression = exp.Anonymous(this="encode", expressions=[*args, exp.Literal.string("UTF-8")])
             elif name == "list_reduce" and len(args) == 2:
@@ -77,6 +119,58 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+def _bigint(value: exp.Expression) -> exp.Expression:
+    """DuckDB's date parts are BIGINT; Spark's INT."""
+    return exp.cast(value, exp.DataType.build("bigint"))
+
+
+def _day_of_week(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``dayofweek``: 0 = Sunday ... 6 = Saturday (Spark's DAYOFWEEK minus one)."""
+    return _bigint(exp.Sub(this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(1)))
+
+
+def _iso_day_of_week(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``isodow``: 1 = Monday ... 7 = Sunday, ``(DAYOFWEEK + 5) % 7 + 1`` on Spark."""
+    shifted = exp.Paren(this=exp.Add(this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(5)))
+    return _bigint(exp.Add(this=exp.Mod(this=shifted, expression=exp.Literal.number(7)), expression=exp.Literal.number(1)))
+
+
+def _day_part(part: str, value: exp.Expression) -> exp.Expression | None:
+    """A day-of-the-week date part as DuckDB counts it, or None for the other parts."""
+    if part.upper() in _DOW_PARTS:
+        return _day_of_week(value)
+    if part.upper() in _ISODOW_PARTS:
+        return _iso_day_of_week(value)
+    return None
+
+
+def _boundaries(unit: str, start: exp.Expression, end: exp.Expression) -> exp.Expression:
+    """How many ``unit`` boundaries lie between ``start`` and ``end`` (negative when end is
+    earlier), as DuckDB's ``date_diff`` counts them."""
+    if unit in _CALENDAR_MONTHS:
+        def months(value: exp.Expression) -> exp.Expression:
+            year = exp.Mul(this=exp.Anonymous(this="YEAR", expressions=[value]), expression=exp.Literal.number(12))
+            month = exp.Anonymous(this="MONTH", expressions=[value.copy()])
+            return exp.Paren(this=exp.Sub(this=exp.Add(this=year, expression=month), expression=exp.Literal.number(1)))
+
+        step = exp.Literal.number(_CALENDAR_MONTHS[unit])  # months counted from year 0's January
+        ends = [exp.Anonymous(this="FLOOR", expressions=[exp.Div(this=months(v), expression=step.copy())]) for v in (end, start)]
+        return _bigint(exp.Sub(this=ends[0], expression=ends[1]))
+    if unit in _CLOCK_SECONDS:
+        def seconds(value: exp.Expression) -> exp.Expression:
+            truncated = exp.Anonymous(this="DATE_TRUNC", expressions=[exp.Literal.string(unit), value])
+            return exp.Anonymous(this="UNIX_SECONDS", expressions=[exp.cast(truncated, exp.DataType.build("timestamp"))])
+
+        elapsed = exp.Paren(this=exp.Sub(this=seconds(end), expression=seconds(start)))
+        return _bigint(exp.Div(this=elapsed, expression=exp.Literal.number(_CLOCK_SECONDS[unit])))
+    days = exp.Anonymous(
+        this="DATEDIFF", expressions=[exp.cast(end, exp.DataType.build("date")), exp.cast(start, exp.DataType.build("date"))]
+    )
+    if unit == "WEEK":  # whole weeks of days, truncated toward zero (the cast truncates)
+        return _bigint(exp.Div(this=days, expression=exp.Literal.number(7)))
+    return _bigint(days)
 
 
 def _sum_from_zero(array: exp.Expression, sql_type: str, add: exp.Expression) -> exp.Anonymous:

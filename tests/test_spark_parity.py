@@ -110,3 +110,22 @@ def test_date_parts_and_differences_count_as_duckdb_does(engine, spark_engine):
     duck, spark = _both((engine, spark_engine), sql, frames={"pairs": pairs})
     assert duck.c0.nunique() == 7 and duck.c13.nunique() > 50  # days of the week, days apart: not constant
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_quantiles_are_duckdbs_exact_ones(engine, spark_engine):
+    """quantile_cont(x, q) / quantile_disc(x, q) failed on Spark (sqlglot kept two arguments),
+    DuckDB's quantile (discrete) became a continuous one and WITHIN GROUP percentiles
+    approximate ones; now each is Spark's exact equivalent, NULLs ignored as on DuckDB."""
+    rng = np.random.default_rng(3)
+    groups = pd.DataFrame({"k": rng.choice(["a", "b", "c"], 101), "x": rng.normal(0, 1, 101).round(3)})
+    groups.loc[[4, 9], "x"] = np.nan
+    sql = (
+        "SELECT k, quantile_cont(x, 0.5) AS a, quantile_disc(x, 0.25) AS b, quantile(x, 0.3) AS c, median(x) AS d, "
+        "percentile_cont(0.9) WITHIN GROUP (ORDER BY x) AS e, percentile_disc(0.5) WITHIN GROUP (ORDER BY x) AS f "
+        "FROM groups GROUP BY k ORDER BY k"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"groups": groups})
+    for k, row in duck.set_index("k").iterrows():
+        values = groups.x[groups.k == k].dropna()
+        assert row.a == pytest.approx(values.quantile(0.5)) and row.e == pytest.approx(values.quantile(0.9))
+    pd.testing.assert_frame_equal(spark, duck)

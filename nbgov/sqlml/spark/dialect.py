@@ -63,7 +63,16 @@ class NbgovSpark(Spark):
             exp.DayOfWeekIso: lambda self, e: self.sql(_iso_day_of_week(e.this)),
             exp.Dayname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("EEE" if e.args.get("abbreviated") else "EEEE")),
             exp.Monthname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("MMM" if e.args.get("abbreviated") else "MMMM")),
+            exp.PercentileCont: lambda self, e: self.sql(_percentile(e, "PERCENTILE_CONT")),
+            exp.PercentileDisc: lambda self, e: self.sql(_percentile(e, "PERCENTILE_DISC")),
+            # DuckDB's quantile(x, q) is quantile_disc (sqlglot's Spark: the continuous PERCENTILE)
+            exp.Quantile: lambda self, e: self.sql(
+                _percentile(exp.PercentileDisc(this=e.this, expression=e.args.get("quantile")), "PERCENTILE_DISC")
+            ),
         }
+        # Spark's own ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is exact; sqlglot's
+        # Spark makes it percentile_approx
+        TRANSFORMS.pop(exp.WithinGroup, None)
 
         def extract_sql(self, expression: exp.Extract) -> str:
             """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does."""
@@ -171,6 +180,19 @@ def _boundaries(unit: str, start: exp.Expression, end: exp.Expression) -> exp.Ex
     if unit == "WEEK":  # whole weeks of days, truncated toward zero (the cast truncates)
         return _bigint(exp.Div(this=days, expression=exp.Literal.number(7)))
     return _bigint(days)
+
+
+def _percentile(expression: exp.Expression, name: str) -> exp.Expression:
+    """DuckDB's exact ``quantile_cont(x, q)`` / ``quantile_disc(x, q)`` as Spark's exact
+    ``PERCENTILE(x, q)`` / ``PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY x)`` (sqlglot keeps
+    DuckDB's two arguments, which Spark refuses); inside ``WITHIN GROUP`` as written."""
+    value, quantile = expression.this, expression.args.get("expression")
+    if quantile is None or isinstance(expression.parent, exp.WithinGroup):
+        return exp.Anonymous(this=name, expressions=[value] + ([quantile] if quantile is not None else []))
+    if name == "PERCENTILE_CONT":
+        return exp.Anonymous(this="PERCENTILE", expressions=[value, quantile])
+    ordered = exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)])
+    return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[quantile]), expression=ordered)
 
 
 def _sum_from_zero(array: exp.Expression, sql_type: str, add: exp.Expression) -> exp.Anonymous:

@@ -129,3 +129,44 @@ def test_quantiles_are_duckdbs_exact_ones(engine, spark_engine):
         values = groups.x[groups.k == k].dropna()
         assert row.a == pytest.approx(values.quantile(0.5)) and row.e == pytest.approx(values.quantile(0.9))
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_a_temporary_table_keeps_its_rows_after_the_cell(engines, people, tree):
+    """``CREATE TEMP TABLE t AS SELECT ... FROM frame`` became Spark's TEMPORARY VIEW of the
+    SQL text, which read the notebook frame again, gone after the statement: the next cell
+    failed. Now it holds the rows (and lineage hashes them), as on DuckDB; OR REPLACE and
+    IF NOT EXISTS behave alike."""
+    create = "CREATE TEMP TABLE older AS SELECT id, predict(m, age, income).label AS l FROM people WHERE age > $lo"
+    count = "SELECT count(*) AS n, sum(l) AS s FROM older"
+    results = []
+    for each in engines:
+        try:
+            (made,) = each.execute(create, frames={"people": people}, params={"lo": 40})
+            (written,) = made.activity.written
+            results.append((written.rows, each.execute(count)[0].df))
+            each.execute("CREATE TEMP TABLE IF NOT EXISTS older AS SELECT 1 AS id, 1 AS l")  # kept as it is
+            results.append(each.execute(count)[0].df)
+            each.execute("CREATE OR REPLACE TEMP TABLE older AS SELECT 7 AS id, 1 AS l")
+            results.append(each.execute(count)[0].df)
+        finally:  # Spark's temporary views outlive the test's database
+            each.execute("DROP TABLE IF EXISTS older")
+    (duck_rows, duck), duck_kept, duck_replaced, (spark_rows, spark), spark_kept, spark_replaced = results
+    older = people[people.age > 40]
+    assert duck_rows == spark_rows == int(duck.n[0]) == len(older)
+    assert int(duck.s[0]) == int(tree.predict(older[["age", "income"]].to_numpy(np.float32)).sum())
+    pd.testing.assert_frame_equal(spark, duck, check_dtype=False)
+    pd.testing.assert_frame_equal(spark_kept, duck_kept, check_dtype=False)
+    assert int(spark_replaced.n[0]) == int(duck_replaced.n[0]) == 1
+
+
+def test_create_or_replace_table_replaces_it(engines, people):
+    """Spark's built-in catalog refuses REPLACE TABLE AS SELECT: the DuckDB idiom failed.
+    Now the rows are written over the table, as DuckDB replaces it (new columns too)."""
+    counts = []
+    for each in engines:
+        each.execute("CREATE TABLE kept AS SELECT id FROM people", frames={"people": people})
+        each.execute("CREATE OR REPLACE TABLE kept AS SELECT id, age FROM people WHERE id < $n", frames={"people": people}, params={"n": 5})
+        counts.append(each.execute("SELECT count(*) AS n, count(age) AS a FROM kept")[0].df)
+    duck, spark = counts
+    assert int(duck.n[0]) == 5
+    pd.testing.assert_frame_equal(spark, duck)

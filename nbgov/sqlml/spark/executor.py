@@ -91,7 +91,11 @@ class SparkExecutor:
         notes += [f"{step.label}: {rows:,} rows scored" for step, rows in self._scored_rows(prepared, shipped)]
         written: tuple[TableContent, ...] = ()
         if prepared.statement_type in _WRITING_TYPES:
-            written = tuple(table_content(self.spark, table) for table in prepared.activity.tables_written)
+            created = _table_as_select(_tree(prepared.query))
+            snapshot = created is not None and _temporary(created)  # a temporary view holding rows, not a query
+            written = tuple(
+                table_content(self.spark, table, snapshot=snapshot) for table in prepared.activity.tables_written
+            )
         return Outcome(frame, summary, tuple(notes), written, read)
 
     def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
@@ -140,8 +144,12 @@ class SparkExecutor:
         return found
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
-        result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
         kind = prepared.statement_type
+        created = _table_as_select(_tree(prepared.query))
+        if created is not None:
+            self._create_table(created, prepared.query, params)
+            return None, f"{kind}: ok"
+        result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
         if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
             frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
             return frame, f"{len(frame):,} row(s)"
@@ -153,12 +161,38 @@ class SparkExecutor:
             self._convert = duckdb.connect()
         return self._convert
 
+    def _create_table(self, create: exp.Create, query: Query, params: Mapping[str, Any]) -> None:
+        """DuckDB's ``CREATE [OR REPLACE] TEMP TABLE t AS SELECT`` is a snapshot of the rows
+        for the session: a temporary view of the rows checkpointed (sqlglot's ``TEMPORARY
+        VIEW`` keeps the SQL text, which reads the statement's notebook frames after they are
+        gone). ``CREATE OR REPLACE TABLE t AS SELECT`` where Spark's catalog cannot replace
+        a table (the built-in one): the rows written over the table."""
+        table, select = create.this, create.args["expression"]  # checked by _table_as_select
+        rows = self.spark.sql(select.sql(self.dialect), args=bind_parameters(parameter_names(select), params) or None)
+        if not _temporary(create):
+            try:
+                self._frame(query, params)
+            except Exception as error:
+                if condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
+                    raise
+                rows.write.mode("overwrite").saveAsTable(quoted(table.sql(self.dialect)))
+            return
+        if table.db:
+            raise SqlError(f"temporary table {table.sql(self.dialect)}: a temporary table has no schema; expected a bare name")
+        if create.args.get("exists") and self.spark.catalog.tableExists(table.name):
+            return
+        snapshot = rows.localCheckpoint(eager=True)
+        if create.args.get("replace"):
+            snapshot.createOrReplaceTempView(table.name)
+        else:
+            snapshot.createTempView(table.name)
+
     def _frame(self, query: Query, params: Mapping[str, Any]) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound."""
         return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
 
     def _args(self, query: Query, params: Mapping[str, Any]) -> dict[str, Any]:
-        tree = query.tree if query.tree is not None else parse(query.text or "")
+        tree = _tree(query)
         return bind_parameters(parameter_names(tree), params) if tree is not None else {}
 
     @contextmanager
@@ -190,6 +224,26 @@ class SparkExecutor:
             self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
         except Exception:  # the session is gone
             pass
+
+
+def _tree(query: Query) -> exp.Expression | None:
+    """The statement's sqlglot tree (compile keeps one for queries only)."""
+    return query.tree if query.tree is not None else parse(query.text or "")
+
+
+def _table_as_select(tree: exp.Expression | None) -> exp.Create | None:
+    """``tree`` when it is ``CREATE TEMP TABLE ... AS SELECT`` or ``CREATE OR REPLACE TABLE
+    ... AS SELECT`` (see ``SparkExecutor._create_table``), else None."""
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "TABLE":
+        return None
+    if not isinstance(tree.this, exp.Table) or not isinstance(tree.expression, exp.Query):
+        return None
+    return tree if _temporary(tree) or tree.args.get("replace") else None
+
+
+def _temporary(create: exp.Create) -> bool:
+    properties = create.args.get("properties")
+    return properties is not None and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
 
 
 def _nested_nullable(frame: DataFrame) -> DataFrame:

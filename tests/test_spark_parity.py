@@ -170,3 +170,18 @@ def test_create_or_replace_table_replaces_it(engines, people):
     duck, spark = counts
     assert int(duck.n[0]) == 5
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_list_aggregates_keep_nulls_and_their_order(engines, people, tree):
+    """``list(x ORDER BY k)`` became Spark's COLLECT_LIST(x): the ORDER BY dropped (an
+    arbitrary order) and the NULLs too (a NULL prediction vanished). Now each group's list
+    is DuckDB's: every value, in the order asked."""
+    sql = (
+        "SELECT active, list(predict(m, age, income).label ORDER BY income DESC) AS labels, "
+        "list(id ORDER BY joined NULLS FIRST, id) AS ids FROM people GROUP BY active ORDER BY active NULLS LAST"
+    )
+    duck, spark = _both(engines, sql, frames={"people": people})
+    assert [len(v) for v in duck.labels] == people.groupby("active", dropna=False).size().tolist()
+    assert any(v is None or v != v for labels in duck.labels for v in labels)  # a NULL label kept
+    for column in ("labels", "ids"):
+        assert [list(v) for v in spark[column]] == [list(v) for v in duck[column]]

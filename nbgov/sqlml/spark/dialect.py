@@ -74,6 +74,10 @@ class NbgovSpark(Spark):
         # Spark makes it percentile_approx
         TRANSFORMS.pop(exp.WithinGroup, None)
 
+        def arrayagg_sql(self, expression: exp.ArrayAgg) -> str:
+            listed = _list_in_order(expression)
+            return self.sql(listed) if listed is not None else super().arrayagg_sql(expression)
+
         def extract_sql(self, expression: exp.Extract) -> str:
             """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does."""
             day = _day_part(expression.name, expression.expression)
@@ -193,6 +197,52 @@ def _percentile(expression: exp.Expression, name: str) -> exp.Expression:
         return exp.Anonymous(this="PERCENTILE", expressions=[value, quantile])
     ordered = exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)])
     return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[quantile]), expression=ordered)
+
+
+def _list_in_order(expression: exp.ArrayAgg) -> exp.Expression | None:
+    """DuckDB's ``list(x [ORDER BY k...])``: every value, NULLs too, in the order asked.
+    Spark's COLLECT_LIST (sqlglot's translation) drops NULLs and takes no ORDER BY: each
+    value is collected in a struct with its sort keys (a struct of a NULL is not NULL),
+    sorted by those keys, and unwrapped. None (sqlglot's translation) when windowed,
+    filtered or DISTINCT."""
+    argument = expression.this
+    if isinstance(expression.parent, (exp.Window, exp.Filter)) or isinstance(argument, exp.Distinct):
+        return None
+    ordered = list(argument.expressions) if isinstance(argument, exp.Order) else []
+    value = argument.this if isinstance(argument, exp.Order) else argument
+    fields: list[exp.Expression] = [exp.Literal.string("v"), value]
+    for i, key in enumerate(ordered):
+        fields += [exp.Literal.string(f"k{i}"), key.this]
+    collected: exp.Expression = exp.Anonymous(
+        this="COLLECT_LIST", expressions=[exp.Anonymous(this="NAMED_STRUCT", expressions=fields)]
+    )
+    if ordered:
+        a, b = exp.to_identifier("nbgov_a"), exp.to_identifier("nbgov_b")
+        compare: exp.Expression = exp.Literal.number(0)
+        for i, key in reversed(list(enumerate(ordered))):
+            compare = _compare_key(f"k{i}", bool(key.args.get("desc")), bool(key.args.get("nulls_first")), compare)
+        comparator = exp.Lambda(this=compare, expressions=[a, b])
+        collected = exp.Anonymous(this="ARRAY_SORT", expressions=[collected, comparator])
+    item = exp.to_identifier("nbgov_s")
+    unwrap = exp.Lambda(this=exp.column("v", table=item), expressions=[item])
+    return exp.Anonymous(this="TRANSFORM", expressions=[collected, unwrap])
+
+
+def _compare_key(field: str, desc: bool, nulls_first: bool, tie: exp.Expression) -> exp.Expression:
+    """A sort comparator's CASE for one key of ``nbgov_a`` and ``nbgov_b`` (``tie`` when equal)."""
+    left, right = exp.column(field, table="nbgov_a"), exp.column(field, table="nbgov_b")
+    one, minus_one = exp.Literal.number(1), exp.Literal.number(-1)
+    before, after = (minus_one, one) if not desc else (one, minus_one)  # left < right
+    null_left, null_right = (minus_one, one) if nulls_first else (one, minus_one)
+    return (
+        exp.Case()
+        .when(exp.and_(left.is_(exp.null()), right.is_(exp.null())), tie)
+        .when(left.is_(exp.null()), null_left)
+        .when(right.is_(exp.null()), null_right)
+        .when(exp.LT(this=left.copy(), expression=right.copy()), before)
+        .when(exp.GT(this=left.copy(), expression=right.copy()), after)
+        .else_(tie.copy())
+    )
 
 
 def _sum_from_zero(array: exp.Expression, sql_type: str, add: exp.Expression) -> exp.Anonymous:

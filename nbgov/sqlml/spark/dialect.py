@@ -13,15 +13,26 @@ from typing import Any
 
 import numpy as np
 import sqlglot.expressions as exp
+import xxhash
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.dialects.spark import Spark
 from sqlglot.generators.spark import SparkGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 
 from nbgov.errors import SqlmlError
+from nbgov.sqlml.spark.functions import (
+    DATE_DIFF_UNITS,
+    boundaries,
+    day_of_week,
+    day_part,
+    iso_day_of_week,
+    list_in_order,
+    percentile,
+)
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
+_CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 _SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.datetime)
 
 # Statement types as the DuckDB executor names them (its parser's), for sqlglot's trees.
@@ -40,34 +51,24 @@ _STATEMENT_TYPES: tuple[tuple[type[exp.Expr], str], ...] = (
 )
 
 
-# DuckDB's names of the day of the week as a date part: 0 = Sunday (``dow``), or ISO's
-# 1 = Monday ... 7 = Sunday (``isodow``). Spark's DAYOFWEEK counts 1 = Sunday.
-_DOW_PARTS = {"DOW", "DAYOFWEEK", "WEEKDAY"}
-_ISODOW_PARTS = {"ISODOW"}
-# DuckDB's date_diff counts the boundaries of these parts crossed: calendar fields (months
-# in one), days, and clock units (seconds in one); its weeks are days // 7.
-_CALENDAR_MONTHS = {"YEAR": 12, "QUARTER": 3, "MONTH": 1}
-_CLOCK_SECONDS = {"HOUR": 3600, "MINUTE": 60, "SECOND": 1}
-
-
 class NbgovSpark(Spark):
     """Spark SQL, reading DuckDB's quoted file paths as Spark's file tables, with DuckDB's
-    meaning of the date functions whose Spark namesakes count otherwise (day of the week,
-    day and month names, date_diff's boundaries). sqlglot registers the dialect under its
-    lower-cased class name."""
+    meaning of the functions whose Spark namesakes count otherwise (``functions.py``: day
+    of the week, day and month names, date_diff's boundaries, quantiles, lists). sqlglot
+    registers the dialect under its lower-cased class name."""
 
     class Generator(SparkGenerator):
         TRANSFORMS = {
             **SparkGenerator.TRANSFORMS,
-            exp.DayOfWeek: lambda self, e: self.sql(_day_of_week(e.this)),
-            exp.DayOfWeekIso: lambda self, e: self.sql(_iso_day_of_week(e.this)),
+            exp.DayOfWeek: lambda self, e: self.sql(day_of_week(e.this)),
+            exp.DayOfWeekIso: lambda self, e: self.sql(iso_day_of_week(e.this)),
             exp.Dayname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("EEE" if e.args.get("abbreviated") else "EEEE")),
             exp.Monthname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("MMM" if e.args.get("abbreviated") else "MMMM")),
-            exp.PercentileCont: lambda self, e: self.sql(_percentile(e, "PERCENTILE_CONT")),
-            exp.PercentileDisc: lambda self, e: self.sql(_percentile(e, "PERCENTILE_DISC")),
+            exp.PercentileCont: lambda self, e: self.sql(percentile(e, "PERCENTILE_CONT")),
+            exp.PercentileDisc: lambda self, e: self.sql(percentile(e, "PERCENTILE_DISC")),
             # DuckDB's quantile(x, q) is quantile_disc (sqlglot's Spark: the continuous PERCENTILE)
             exp.Quantile: lambda self, e: self.sql(
-                _percentile(exp.PercentileDisc(this=e.this, expression=e.args.get("quantile")), "PERCENTILE_DISC")
+                percentile(exp.PercentileDisc(this=e.this, expression=e.args.get("quantile")), "PERCENTILE_DISC")
             ),
         }
         # Spark's own ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is exact; sqlglot's
@@ -75,12 +76,12 @@ class NbgovSpark(Spark):
         TRANSFORMS.pop(exp.WithinGroup, None)
 
         def arrayagg_sql(self, expression: exp.ArrayAgg) -> str:
-            listed = _list_in_order(expression)
+            listed = list_in_order(expression)
             return self.sql(listed) if listed is not None else super().arrayagg_sql(expression)
 
         def extract_sql(self, expression: exp.Extract) -> str:
             """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does."""
-            day = _day_part(expression.name, expression.expression)
+            day = day_part(expression.name, expression.expression)
             return self.sql(day) if day is not None else super().extract_sql(expression)
 
         def datediff_sql(self, expression: exp.DateDiff) -> str:
@@ -89,11 +90,16 @@ class NbgovSpark(Spark):
             quarter and month from the calendar fields, days and weeks from the dates, clock
             units from the truncated times."""
             unit = expression.unit.name.upper() if isinstance(expression.unit, (exp.Var, exp.Literal)) else ""
-            if unit in {*_CALENDAR_MONTHS, *_CLOCK_SECONDS, "DAY", "WEEK"}:
-                return self.sql(_boundaries(unit, expression.expression, expression.this))
+            if unit in DATE_DIFF_UNITS:
+                return self.sql(boundaries(unit, expression.expression, expression.this))
             return super().datediff_sql(expression)
 
         def table_sql(self, expression: exp.Table, sep: str = " AS ") -> str:
+            path = csv_path(expression)
+            if path is not None:  # registered by the executor under this name (csv_view)
+                expression = expression.copy()
+                expression.set("this", exp.to_identifier(csv_view(path)))
+                return super().table_sql(expression, sep)
             fmt = _file_format(expression)
             if fmt is not None:
                 expression = expression.copy()
@@ -107,9 +113,9 @@ class NbgovSpark(Spark):
             name, args = str(expression.this).lower(), list(expression.expressions)
             day = None
             if name == "weekday" and len(args) == 1:  # DuckDB: dayofweek; Spark: 0 = Monday
-                day = _day_of_week(args[0])
+                day = day_of_week(args[0])
             elif name in {"date_part", "datepart"} and len(args) == 2 and isinstance(args[0], exp.Literal):
-                day = _day_part(args[0].name, args[1])
+                day = day_part(args[0].name, args[1])
             if day is not None:
                 return self.sql(day)
             if name == "encode" and len(args) == 1:
@@ -134,117 +140,6 @@ class NbgovSpark(Spark):
             return super().bracket_sql(expression)
 
 
-def _bigint(value: exp.Expression) -> exp.Expression:
-    """DuckDB's date parts are BIGINT; Spark's INT."""
-    return exp.cast(value, exp.DataType.build("bigint"))
-
-
-def _day_of_week(value: exp.Expression) -> exp.Expression:
-    """DuckDB's ``dayofweek``: 0 = Sunday ... 6 = Saturday (Spark's DAYOFWEEK minus one)."""
-    return _bigint(exp.Sub(this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(1)))
-
-
-def _iso_day_of_week(value: exp.Expression) -> exp.Expression:
-    """DuckDB's ``isodow``: 1 = Monday ... 7 = Sunday, ``(DAYOFWEEK + 5) % 7 + 1`` on Spark."""
-    shifted = exp.Paren(this=exp.Add(this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(5)))
-    return _bigint(exp.Add(this=exp.Mod(this=shifted, expression=exp.Literal.number(7)), expression=exp.Literal.number(1)))
-
-
-def _day_part(part: str, value: exp.Expression) -> exp.Expression | None:
-    """A day-of-the-week date part as DuckDB counts it, or None for the other parts."""
-    if part.upper() in _DOW_PARTS:
-        return _day_of_week(value)
-    if part.upper() in _ISODOW_PARTS:
-        return _iso_day_of_week(value)
-    return None
-
-
-def _boundaries(unit: str, start: exp.Expression, end: exp.Expression) -> exp.Expression:
-    """How many ``unit`` boundaries lie between ``start`` and ``end`` (negative when end is
-    earlier), as DuckDB's ``date_diff`` counts them."""
-    if unit in _CALENDAR_MONTHS:
-        def months(value: exp.Expression) -> exp.Expression:
-            year = exp.Mul(this=exp.Anonymous(this="YEAR", expressions=[value]), expression=exp.Literal.number(12))
-            month = exp.Anonymous(this="MONTH", expressions=[value.copy()])
-            return exp.Paren(this=exp.Sub(this=exp.Add(this=year, expression=month), expression=exp.Literal.number(1)))
-
-        step = exp.Literal.number(_CALENDAR_MONTHS[unit])  # months counted from year 0's January
-        ends = [exp.Anonymous(this="FLOOR", expressions=[exp.Div(this=months(v), expression=step.copy())]) for v in (end, start)]
-        return _bigint(exp.Sub(this=ends[0], expression=ends[1]))
-    if unit in _CLOCK_SECONDS:
-        def seconds(value: exp.Expression) -> exp.Expression:
-            truncated = exp.Anonymous(this="DATE_TRUNC", expressions=[exp.Literal.string(unit), value])
-            return exp.Anonymous(this="UNIX_SECONDS", expressions=[exp.cast(truncated, exp.DataType.build("timestamp"))])
-
-        elapsed = exp.Paren(this=exp.Sub(this=seconds(end), expression=seconds(start)))
-        return _bigint(exp.Div(this=elapsed, expression=exp.Literal.number(_CLOCK_SECONDS[unit])))
-    days = exp.Anonymous(
-        this="DATEDIFF", expressions=[exp.cast(end, exp.DataType.build("date")), exp.cast(start, exp.DataType.build("date"))]
-    )
-    if unit == "WEEK":  # whole weeks of days, truncated toward zero (the cast truncates)
-        return _bigint(exp.Div(this=days, expression=exp.Literal.number(7)))
-    return _bigint(days)
-
-
-def _percentile(expression: exp.Expression, name: str) -> exp.Expression:
-    """DuckDB's exact ``quantile_cont(x, q)`` / ``quantile_disc(x, q)`` as Spark's exact
-    ``PERCENTILE(x, q)`` / ``PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY x)`` (sqlglot keeps
-    DuckDB's two arguments, which Spark refuses); inside ``WITHIN GROUP`` as written."""
-    value, quantile = expression.this, expression.args.get("expression")
-    if quantile is None or isinstance(expression.parent, exp.WithinGroup):
-        return exp.Anonymous(this=name, expressions=[value] + ([quantile] if quantile is not None else []))
-    if name == "PERCENTILE_CONT":
-        return exp.Anonymous(this="PERCENTILE", expressions=[value, quantile])
-    ordered = exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)])
-    return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[quantile]), expression=ordered)
-
-
-def _list_in_order(expression: exp.ArrayAgg) -> exp.Expression | None:
-    """DuckDB's ``list(x [ORDER BY k...])``: every value, NULLs too, in the order asked.
-    Spark's COLLECT_LIST (sqlglot's translation) drops NULLs and takes no ORDER BY: each
-    value is collected in a struct with its sort keys (a struct of a NULL is not NULL),
-    sorted by those keys, and unwrapped. None (sqlglot's translation) when windowed,
-    filtered or DISTINCT."""
-    argument = expression.this
-    if isinstance(expression.parent, (exp.Window, exp.Filter)) or isinstance(argument, exp.Distinct):
-        return None
-    ordered = list(argument.expressions) if isinstance(argument, exp.Order) else []
-    value = argument.this if isinstance(argument, exp.Order) else argument
-    fields: list[exp.Expression] = [exp.Literal.string("v"), value]
-    for i, key in enumerate(ordered):
-        fields += [exp.Literal.string(f"k{i}"), key.this]
-    collected: exp.Expression = exp.Anonymous(
-        this="COLLECT_LIST", expressions=[exp.Anonymous(this="NAMED_STRUCT", expressions=fields)]
-    )
-    if ordered:
-        a, b = exp.to_identifier("nbgov_a"), exp.to_identifier("nbgov_b")
-        compare: exp.Expression = exp.Literal.number(0)
-        for i, key in reversed(list(enumerate(ordered))):
-            compare = _compare_key(f"k{i}", bool(key.args.get("desc")), bool(key.args.get("nulls_first")), compare)
-        comparator = exp.Lambda(this=compare, expressions=[a, b])
-        collected = exp.Anonymous(this="ARRAY_SORT", expressions=[collected, comparator])
-    item = exp.to_identifier("nbgov_s")
-    unwrap = exp.Lambda(this=exp.column("v", table=item), expressions=[item])
-    return exp.Anonymous(this="TRANSFORM", expressions=[collected, unwrap])
-
-
-def _compare_key(field: str, desc: bool, nulls_first: bool, tie: exp.Expression) -> exp.Expression:
-    """A sort comparator's CASE for one key of ``nbgov_a`` and ``nbgov_b`` (``tie`` when equal)."""
-    left, right = exp.column(field, table="nbgov_a"), exp.column(field, table="nbgov_b")
-    one, minus_one = exp.Literal.number(1), exp.Literal.number(-1)
-    before, after = (minus_one, one) if not desc else (one, minus_one)  # left < right
-    null_left, null_right = (minus_one, one) if nulls_first else (one, minus_one)
-    return (
-        exp.Case()
-        .when(exp.and_(left.is_(exp.null()), right.is_(exp.null())), tie)
-        .when(left.is_(exp.null()), null_left)
-        .when(right.is_(exp.null()), null_right)
-        .when(exp.LT(this=left.copy(), expression=right.copy()), before)
-        .when(exp.GT(this=left.copy(), expression=right.copy()), after)
-        .else_(tie.copy())
-    )
-
-
 def _sum_from_zero(array: exp.Expression, sql_type: str, add: exp.Expression) -> exp.Anonymous:
     """Spark's ``AGGREGATE(array, CAST(0 AS type), add)``: the elements added left to right
     from a typed 0 (0 + x is x exactly), as DuckDB's list fold adds them."""
@@ -265,6 +160,32 @@ class NbgovDuckDB(DuckDB):
 
 
 READER = NbgovDuckDB.__name__.lower()
+
+
+def csv_path(table: exp.Table) -> str | None:
+    """The CSV file a table reference reads, DuckDB's way: ``FROM 'x.csv'`` or
+    ``read_csv('x.csv', ...)`` / ``read_csv_auto(...)`` (Spark SQL has neither form)."""
+    source = table.this
+    if isinstance(source, exp.Identifier):
+        name = source.name
+        return name if source.quoted and not table.db and name.lower().endswith(_CSV_SUFFIXES) else None
+    if isinstance(source, exp.ReadCSV):
+        first = source.this
+    elif isinstance(source, exp.Anonymous) and str(source.this).lower() in {"read_csv", "read_csv_auto"} and source.expressions:
+        first = source.expressions[0]
+    else:
+        return None
+    return first.name if isinstance(first, exp.Literal) and first.is_string else None
+
+
+def csv_view(path: str) -> str:
+    """The temporary view a statement reads the CSV file ``path`` through."""
+    return f"nbgov_csv_{xxhash.xxh3_64_hexdigest(path.encode('utf-8'))}"
+
+
+def csv_paths(tree: exp.Expression) -> tuple[str, ...]:
+    """Every CSV file the statement reads, once each."""
+    return tuple(dict.fromkeys(path for table in tree.find_all(exp.Table) if (path := csv_path(table)) is not None))
 
 
 def _file_format(table: exp.Table) -> str | None:

@@ -30,7 +30,15 @@ from nbgov.sqlml.execution.results import arrow_result_frame
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
-from nbgov.sqlml.spark.dialect import DIALECT, READER, bind_parameters, parameter_names, statement_type
+from nbgov.sqlml.spark.dialect import (
+    DIALECT,
+    READER,
+    bind_parameters,
+    csv_paths,
+    csv_view,
+    parameter_names,
+    statement_type,
+)
 from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
@@ -104,7 +112,8 @@ class SparkExecutor:
         with self._errors(prepared.signatures), ExitStack() as stack:
             self._steps(prepared, params, stack)
             sql = prepared.query.sql(self.dialect)
-            plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
+            with self._csv_files(_tree(prepared.query)):
+                plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
             return EnginePlans(str(plan.collect()[0][0]).strip())
 
     def close(self) -> None:
@@ -168,7 +177,8 @@ class SparkExecutor:
         gone). ``CREATE OR REPLACE TABLE t AS SELECT`` where Spark's catalog cannot replace
         a table (the built-in one): the rows written over the table."""
         table, select = create.this, create.args["expression"]  # checked by _table_as_select
-        rows = self.spark.sql(select.sql(self.dialect), args=bind_parameters(parameter_names(select), params) or None)
+        with self._csv_files(select):
+            rows = self.spark.sql(select.sql(self.dialect), args=bind_parameters(parameter_names(select), params) or None)
         if not _temporary(create):
             try:
                 self._frame(query, params)
@@ -189,7 +199,25 @@ class SparkExecutor:
 
     def _frame(self, query: Query, params: Mapping[str, Any]) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound."""
-        return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
+        with self._csv_files(_tree(query)):
+            return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
+
+    @contextmanager
+    def _csv_files(self, tree: exp.Expression | None) -> Iterator[None]:
+        """The CSV files ``tree`` reads (DuckDB's ``FROM 'x.csv'``, ``read_csv``) as temporary
+        views while Spark analyzes it, read as DuckDB's reader does by default: a header
+        line, column types inferred. The analyzed DataFrame keeps the files' plan after."""
+        paths = csv_paths(tree) if tree is not None else ()
+        try:
+            for path in paths:
+                reader = self.spark.read.option("header", True).option("inferSchema", True)
+                if path.lower().endswith((".tsv", ".tsv.gz")):
+                    reader = reader.option("sep", "\t")
+                reader.csv(path).createOrReplaceTempView(csv_view(path))
+            yield
+        finally:
+            for path in paths:
+                self._drop_view(csv_view(path))
 
     def _args(self, query: Query, params: Mapping[str, Any]) -> dict[str, Any]:
         tree = _tree(query)

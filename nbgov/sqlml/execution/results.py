@@ -68,12 +68,34 @@ def result_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any
     return ResultFetcher().frame(con, sql, params)
 
 
+def arrow_result_frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pd.DataFrame:
+    """Another engine's result rows (Arrow) as the DuckDB engine gives a query's: the same
+    pandas dtypes (nullable integers and booleans, ``df()``'s conversions, nested columns
+    Arrow-backed) and repeated names suffixed, so a cell reads its result the same way
+    whichever engine ran it. ``con`` only converts (no table of its own is read)."""
+    nested = [i for i, field in enumerate(table.schema) if _arrow_nested(field.type)]
+    if nested:  # read back as DuckDB writes them: its Arrow types (nullable, child names) are the dtypes
+        positional = table.select(nested).rename_columns([f"c{i}" for i in nested])
+        read = con.from_arrow(positional).to_arrow_table()
+        for i in nested:
+            table = table.set_column(i, table.field(i).name, read.column(f"c{i}"))
+    return _arrow_frame(con, table, None, [i in nested for i in range(table.num_columns)])
+
+
+def _arrow_nested(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind) or pa.types.is_union(kind)
+    )
+
+
 def _nested(types: list[Any]) -> list[bool]:
     return [str(kind.id) in NESTED for kind in types]
 
 
-def _arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[Any], nested: list[bool]) -> pd.DataFrame:
-    """Nested columns kept as Arrow, the others cast back to the query's types by DuckDB."""
+def _arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[Any] | None, nested: list[bool]) -> pd.DataFrame:
+    """Nested columns kept as Arrow, the others cast back to the query's types by DuckDB
+    (``types`` None: converted from their Arrow types, as DuckDB reads them)."""
     names = list(table.column_names)
     columns: dict[int, Any] = {
         i: pd.arrays.ArrowExtensionArray(table.column(i)) for i in range(len(names)) if nested[i]
@@ -81,8 +103,12 @@ def _arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[An
     scalar = [i for i in range(len(names)) if not nested[i]]
     if scalar:  # positional names: a result may repeat a column name
         subset = table.select(scalar).rename_columns([f"c{i}" for i in scalar])
-        cast = ", ".join(f"CAST({quote_ident(f'c{i}')} AS {types[i]}) AS {quote_ident(f'c{i}')}" for i in scalar)
-        converted = con.from_arrow(subset).project(cast).df()
+        relation = con.from_arrow(subset)
+        if types is not None:
+            relation = relation.project(
+                ", ".join(f"CAST({quote_ident(f'c{i}')} AS {types[i]}) AS {quote_ident(f'c{i}')}" for i in scalar)
+            )
+        converted = relation.df()
         columns.update({i: converted[f"c{i}"].array for i in scalar})
     frame = pd.DataFrame({i: columns[i] for i in range(len(names))}, copy=False)
     frame.columns = pd.Index(unique_names(names))

@@ -13,15 +13,26 @@ from typing import Any
 
 import numpy as np
 import sqlglot.expressions as exp
+import xxhash
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.dialects.spark import Spark
 from sqlglot.generators.spark import SparkGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 
 from nbgov.errors import SqlmlError
+from nbgov.sqlml.spark.functions import (
+    DATE_DIFF_UNITS,
+    boundaries,
+    day_of_week,
+    day_part,
+    iso_day_of_week,
+    list_in_order,
+    percentile,
+)
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
+_CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 _SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.datetime)
 
 # Statement types as the DuckDB executor names them (its parser's), for sqlglot's trees.
@@ -41,11 +52,54 @@ _STATEMENT_TYPES: tuple[tuple[type[exp.Expr], str], ...] = (
 
 
 class NbgovSpark(Spark):
-    """Spark SQL, reading DuckDB's quoted file paths as Spark's file tables. sqlglot
+    """Spark SQL, reading DuckDB's quoted file paths as Spark's file tables, with DuckDB's
+    meaning of the functions whose Spark namesakes count otherwise (``functions.py``: day
+    of the week, day and month names, date_diff's boundaries, quantiles, lists). sqlglot
     registers the dialect under its lower-cased class name."""
 
     class Generator(SparkGenerator):
+        TRANSFORMS = {
+            **SparkGenerator.TRANSFORMS,
+            exp.DayOfWeek: lambda self, e: self.sql(day_of_week(e.this)),
+            exp.DayOfWeekIso: lambda self, e: self.sql(iso_day_of_week(e.this)),
+            exp.Dayname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("EEE" if e.args.get("abbreviated") else "EEEE")),
+            exp.Monthname: lambda self, e: self.func("DATE_FORMAT", e.this, exp.Literal.string("MMM" if e.args.get("abbreviated") else "MMMM")),
+            exp.PercentileCont: lambda self, e: self.sql(percentile(e, "PERCENTILE_CONT")),
+            exp.PercentileDisc: lambda self, e: self.sql(percentile(e, "PERCENTILE_DISC")),
+            # DuckDB's quantile(x, q) is quantile_disc (sqlglot's Spark: the continuous PERCENTILE)
+            exp.Quantile: lambda self, e: self.sql(
+                percentile(exp.PercentileDisc(this=e.this, expression=e.args.get("quantile")), "PERCENTILE_DISC")
+            ),
+        }
+        # Spark's own ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is exact; sqlglot's
+        # Spark makes it percentile_approx
+        TRANSFORMS.pop(exp.WithinGroup, None)
+
+        def arrayagg_sql(self, expression: exp.ArrayAgg) -> str:
+            listed = list_in_order(expression)
+            return self.sql(listed) if listed is not None else super().arrayagg_sql(expression)
+
+        def extract_sql(self, expression: exp.Extract) -> str:
+            """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does."""
+            day = day_part(expression.name, expression.expression)
+            return self.sql(day) if day is not None else super().extract_sql(expression)
+
+        def datediff_sql(self, expression: exp.DateDiff) -> str:
+            """DuckDB's ``date_diff(part, start, end)`` counts the part's boundaries crossed
+            (2023-12-31 to 2024-01-01 is one year); Spark's counts whole parts elapsed. Year,
+            quarter and month from the calendar fields, days and weeks from the dates, clock
+            units from the truncated times."""
+            unit = expression.unit.name.upper() if isinstance(expression.unit, (exp.Var, exp.Literal)) else ""
+            if unit in DATE_DIFF_UNITS:
+                return self.sql(boundaries(unit, expression.expression, expression.this))
+            return super().datediff_sql(expression)
+
         def table_sql(self, expression: exp.Table, sep: str = " AS ") -> str:
+            path = csv_path(expression)
+            if path is not None:  # registered by the executor under this name (csv_view)
+                expression = expression.copy()
+                expression.set("this", exp.to_identifier(csv_view(path)))
+                return super().table_sql(expression, sep)
             fmt = _file_format(expression)
             if fmt is not None:
                 expression = expression.copy()
@@ -57,6 +111,13 @@ class NbgovSpark(Spark):
             whatever the collation) is Spark's ``encode(text, 'UTF-8')``; the list
             functions of models inlined as SQL (``forest_sql.py``) are Spark's array ones."""
             name, args = str(expression.this).lower(), list(expression.expressions)
+            day = None
+            if name == "weekday" and len(args) == 1:  # DuckDB: dayofweek; Spark: 0 = Monday
+                day = day_of_week(args[0])
+            elif name in {"date_part", "datepart"} and len(args) == 2 and isinstance(args[0], exp.Literal):
+                day = day_part(args[0].name, args[1])
+            if day is not None:
+                return self.sql(day)
             if name == "encode" and len(args) == 1:
                 expression = exp.Anonymous(this="encode", expressions=[*args, exp.Literal.string("UTF-8")])
             elif name == "list_reduce" and len(args) == 2:
@@ -99,6 +160,32 @@ class NbgovDuckDB(DuckDB):
 
 
 READER = NbgovDuckDB.__name__.lower()
+
+
+def csv_path(table: exp.Table) -> str | None:
+    """The CSV file a table reference reads, DuckDB's way: ``FROM 'x.csv'`` or
+    ``read_csv('x.csv', ...)`` / ``read_csv_auto(...)`` (Spark SQL has neither form)."""
+    source = table.this
+    if isinstance(source, exp.Identifier):
+        name = source.name
+        return name if source.quoted and not table.db and name.lower().endswith(_CSV_SUFFIXES) else None
+    if isinstance(source, exp.ReadCSV):
+        first = source.this
+    elif isinstance(source, exp.Anonymous) and str(source.this).lower() in {"read_csv", "read_csv_auto"} and source.expressions:
+        first = source.expressions[0]
+    else:
+        return None
+    return first.name if isinstance(first, exp.Literal) and first.is_string else None
+
+
+def csv_view(path: str) -> str:
+    """The temporary view a statement reads the CSV file ``path`` through."""
+    return f"nbgov_csv_{xxhash.xxh3_64_hexdigest(path.encode('utf-8'))}"
+
+
+def csv_paths(tree: exp.Expression) -> tuple[str, ...]:
+    """Every CSV file the statement reads, once each."""
+    return tuple(dict.fromkeys(path for table in tree.find_all(exp.Table) if (path := csv_path(table)) is not None))
 
 
 def _file_format(table: exp.Table) -> str | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import ParseError, TokenError
@@ -25,10 +26,19 @@ from nbgov.errors import ModelBindingError, NbgovError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import stats_note
 from nbgov.sqlml.execution.executor import Outcome, Progress
+from nbgov.sqlml.execution.results import arrow_result_frame
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
-from nbgov.sqlml.spark.dialect import DIALECT, READER, bind_parameters, parameter_names, statement_type
+from nbgov.sqlml.spark.dialect import (
+    DIALECT,
+    READER,
+    bind_parameters,
+    csv_paths,
+    csv_view,
+    parameter_names,
+    statement_type,
+)
 from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
@@ -56,6 +66,7 @@ class SparkExecutor:
         self.spark = spark
         self.scoring = SparkScoring(spark)
         self.frames = FrameCache(spark)
+        self._convert: duckdb.DuckDBPyConnection | None = None
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -88,7 +99,11 @@ class SparkExecutor:
         notes += [f"{step.label}: {rows:,} rows scored" for step, rows in self._scored_rows(prepared, shipped)]
         written: tuple[TableContent, ...] = ()
         if prepared.statement_type in _WRITING_TYPES:
-            written = tuple(table_content(self.spark, table) for table in prepared.activity.tables_written)
+            created = _table_as_select(_tree(prepared.query))
+            snapshot = created is not None and _temporary(created)  # a temporary view holding rows, not a query
+            written = tuple(
+                table_content(self.spark, table, snapshot=snapshot) for table in prepared.activity.tables_written
+            )
         return Outcome(frame, summary, tuple(notes), written, read)
 
     def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
@@ -97,12 +112,16 @@ class SparkExecutor:
         with self._errors(prepared.signatures), ExitStack() as stack:
             self._steps(prepared, params, stack)
             sql = prepared.query.sql(self.dialect)
-            plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
+            with self._csv_files(_tree(prepared.query)):
+                plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
             return EnginePlans(str(plan.collect()[0][0]).strip())
 
     def close(self) -> None:
         self.scoring.close()
         self.frames.clear()
+        if self._convert is not None:
+            self._convert.close()
+            self._convert = None
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -134,19 +153,74 @@ class SparkExecutor:
         return found
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
-        result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
         kind = prepared.statement_type
-        if kind in _QUERY_TYPES:
-            frame = result.toArrow().to_pandas()
+        created = _table_as_select(_tree(prepared.query))
+        if created is not None:
+            self._create_table(created, prepared.query, params)
+            return None, f"{kind}: ok"
+        result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
+        if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
+            frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
             return frame, f"{len(frame):,} row(s)"
         return None, f"{kind}: ok"
 
+    def _converter(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB that converts result rows to pandas (it reads no table)."""
+        if self._convert is None:
+            self._convert = duckdb.connect()
+        return self._convert
+
+    def _create_table(self, create: exp.Create, query: Query, params: Mapping[str, Any]) -> None:
+        """DuckDB's ``CREATE [OR REPLACE] TEMP TABLE t AS SELECT`` is a snapshot of the rows
+        for the session: a temporary view of the rows checkpointed (sqlglot's ``TEMPORARY
+        VIEW`` keeps the SQL text, which reads the statement's notebook frames after they are
+        gone). ``CREATE OR REPLACE TABLE t AS SELECT`` where Spark's catalog cannot replace
+        a table (the built-in one): the rows written over the table."""
+        table, select = create.this, create.args["expression"]  # checked by _table_as_select
+        with self._csv_files(select):
+            rows = self.spark.sql(select.sql(self.dialect), args=bind_parameters(parameter_names(select), params) or None)
+        if not _temporary(create):
+            try:
+                self._frame(query, params)
+            except Exception as error:
+                if condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
+                    raise
+                rows.write.mode("overwrite").saveAsTable(quoted(table.sql(self.dialect)))
+            return
+        if table.db:
+            raise SqlError(f"temporary table {table.sql(self.dialect)}: a temporary table has no schema; expected a bare name")
+        if create.args.get("exists") and self.spark.catalog.tableExists(table.name):
+            return
+        snapshot = rows.localCheckpoint(eager=True)
+        if create.args.get("replace"):
+            snapshot.createOrReplaceTempView(table.name)
+        else:
+            snapshot.createTempView(table.name)
+
     def _frame(self, query: Query, params: Mapping[str, Any]) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound."""
-        return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
+        with self._csv_files(_tree(query)):
+            return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
+
+    @contextmanager
+    def _csv_files(self, tree: exp.Expression | None) -> Iterator[None]:
+        """The CSV files ``tree`` reads (DuckDB's ``FROM 'x.csv'``, ``read_csv``) as temporary
+        views while Spark analyzes it, read as DuckDB's reader does by default: a header
+        line, column types inferred. The analyzed DataFrame keeps the files' plan after."""
+        paths = csv_paths(tree) if tree is not None else ()
+        try:
+            for path in paths:
+                reader = self.spark.read.option("header", True).option("inferSchema", True)
+                if path.lower().endswith((".tsv", ".tsv.gz")):
+                    reader = reader.option("sep", "\t")
+                reader.csv(path).createOrReplaceTempView(csv_view(path))
+            yield
+        finally:
+            for path in paths:
+                self._drop_view(csv_view(path))
 
     def _args(self, query: Query, params: Mapping[str, Any]) -> dict[str, Any]:
-        tree = query.tree if query.tree is not None else parse(query.text or "")
+        tree = _tree(query)
         return bind_parameters(parameter_names(tree), params) if tree is not None else {}
 
     @contextmanager
@@ -178,6 +252,51 @@ class SparkExecutor:
             self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
         except Exception:  # the session is gone
             pass
+
+
+def _tree(query: Query) -> exp.Expression | None:
+    """The statement's sqlglot tree (compile keeps one for queries only)."""
+    return query.tree if query.tree is not None else parse(query.text or "")
+
+
+def _table_as_select(tree: exp.Expression | None) -> exp.Create | None:
+    """``tree`` when it is ``CREATE TEMP TABLE ... AS SELECT`` or ``CREATE OR REPLACE TABLE
+    ... AS SELECT`` (see ``SparkExecutor._create_table``), else None."""
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "TABLE":
+        return None
+    if not isinstance(tree.this, exp.Table) or not isinstance(tree.expression, exp.Query):
+        return None
+    return tree if _temporary(tree) or tree.args.get("replace") else None
+
+
+def _temporary(create: exp.Create) -> bool:
+    properties = create.args.get("properties")
+    return properties is not None and any(isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
+
+
+def _nested_nullable(frame: DataFrame) -> DataFrame:
+    """``frame`` with every field inside a STRUCT, ARRAY or MAP column nullable. PySpark's
+    ``toArrow`` casts the rows to the Arrow schema of Spark's, which fails on a NULL struct
+    whose fields Spark declares NOT NULL (``predict(m, ...)`` of a NULL input, inlined as
+    SQL: ``CASE ... ELSE NULL`` of a ``named_struct``)."""
+    from pyspark.sql.types import StructField, StructType
+
+    schema = frame.schema
+    widened = StructType([StructField(f.name, _nullable(f.dataType), f.nullable, f.metadata) for f in schema.fields])
+    return frame if widened == schema else frame.to(widened)
+
+
+def _nullable(kind: Any) -> Any:
+    """The Spark type ``kind`` with every nested field, element and value nullable."""
+    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
+
+    if isinstance(kind, StructType):
+        return StructType([StructField(f.name, _nullable(f.dataType), True, f.metadata) for f in kind.fields])
+    if isinstance(kind, ArrayType):
+        return ArrayType(_nullable(kind.elementType), True)
+    if isinstance(kind, MapType):
+        return MapType(_nullable(kind.keyType), _nullable(kind.valueType), True)
+    return kind
 
 
 def _read_twice(query: Query, name: str) -> bool:

@@ -22,6 +22,7 @@ from nbgov.sqlml.sql.frames import FrameNames, as_relation_source, not_a_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 KEPT_FRAMES = 16  # Spark DataFrames kept for reuse
 KEPT_BYTES = 1 << 30  # ... holding at most this much Arrow data
@@ -57,6 +58,15 @@ def _spark_readable(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
+def spark_schema(schema: pa.Schema) -> StructType:
+    """The Spark schema of an Arrow one, a timestamp without a time zone read as Spark's
+    ``TIMESTAMP_NTZ`` (DuckDB's ``TIMESTAMP``: the wall-clock time as written) whatever
+    ``spark.sql.timestampType`` says, not as an instant in the session's time zone."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema, prefer_timestamp_ntz=True)
+
+
 class FrameCache:
     """Spark DataFrames made from notebook frames, by the digest of their Arrow data."""
 
@@ -70,7 +80,7 @@ class FrameCache:
         if found is not None:
             self._kept.move_to_end(key)
             return found[0]
-        made = self._spark.createDataFrame(table)
+        made = self._spark.createDataFrame(table, schema=spark_schema(table.schema))
         self._kept[key] = (made, table.nbytes)
         while len(self._kept) > KEPT_FRAMES or (len(self._kept) > 1 and sum(n for _, n in self._kept.values()) > KEPT_BYTES):
             self._kept.popitem(last=False)

@@ -40,12 +40,13 @@ def table_identity(spark: SparkSession, name: str) -> TableIdentity:
         return TableIdentity(name, None, reason=f"could not read the table's identity: {_first_line(error)}")
 
 
-def table_content(spark: SparkSession, name: str) -> TableContent:
-    """The content fingerprint of table ``name`` after a statement wrote it; never raises."""
+def table_content(spark: SparkSession, name: str, *, snapshot: bool = False) -> TableContent:
+    """The content fingerprint of table ``name`` after a statement wrote it (``snapshot``:
+    a temporary view of stored rows, hashed like a table); never raises."""
     try:
         if not spark.catalog.tableExists(name):
             return TableContent(name, None, None, "the table no longer exists (dropped or renamed)")
-        if _is_view(spark, name):
+        if not snapshot and _is_view(spark, name):
             return TableContent(name, None, None, "a view: its rows are computed when it is read")
         table = spark.table(quoted(name))
         rows, columns = table.count(), len(table.columns)

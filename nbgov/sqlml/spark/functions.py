@@ -1,0 +1,128 @@
+"""DuckDB's meaning of functions whose Spark namesakes (as sqlglot translates them)
+count otherwise, as sqlglot trees of Spark functions: the day of the week, date_diff's
+boundaries, exact quantiles, ordered lists that keep NULLs. Used by ``dialect.NbgovSpark``."""
+
+from __future__ import annotations
+
+import sqlglot.expressions as exp
+
+# DuckDB's names of the day of the week as a date part: 0 = Sunday (``dow``), or ISO's
+# 1 = Monday ... 7 = Sunday (``isodow``). Spark's DAYOFWEEK counts 1 = Sunday.
+_DOW_PARTS = {"DOW", "DAYOFWEEK", "WEEKDAY"}
+_ISODOW_PARTS = {"ISODOW"}
+# DuckDB's date_diff counts the boundaries of these parts crossed: calendar fields (months
+# in one), days, and clock units (seconds in one); its weeks are days // 7.
+_CALENDAR_MONTHS = {"YEAR": 12, "QUARTER": 3, "MONTH": 1}
+_CLOCK_SECONDS = {"HOUR": 3600, "MINUTE": 60, "SECOND": 1}
+DATE_DIFF_UNITS = frozenset({*_CALENDAR_MONTHS, *_CLOCK_SECONDS, "DAY", "WEEK"})  # date_diff units counted as DuckDB does
+
+
+def _bigint(value: exp.Expression) -> exp.Expression:
+    """DuckDB's date parts are BIGINT; Spark's INT."""
+    return exp.cast(value, exp.DataType.build("bigint"))
+
+
+def day_of_week(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``dayofweek``: 0 = Sunday ... 6 = Saturday (Spark's DAYOFWEEK minus one)."""
+    return _bigint(exp.Sub(this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(1)))
+
+
+def iso_day_of_week(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``isodow``: 1 = Monday ... 7 = Sunday, ``(DAYOFWEEK + 5) % 7 + 1`` on Spark."""
+    shifted = exp.Paren(this=exp.Add(this=exp.Anonymous(this="DAYOFWEEK", expressions=[value]), expression=exp.Literal.number(5)))
+    return _bigint(exp.Add(this=exp.Mod(this=shifted, expression=exp.Literal.number(7)), expression=exp.Literal.number(1)))
+
+
+def day_part(part: str, value: exp.Expression) -> exp.Expression | None:
+    """A day-of-the-week date part as DuckDB counts it, or None for the other parts."""
+    if part.upper() in _DOW_PARTS:
+        return day_of_week(value)
+    if part.upper() in _ISODOW_PARTS:
+        return iso_day_of_week(value)
+    return None
+
+
+def boundaries(unit: str, start: exp.Expression, end: exp.Expression) -> exp.Expression:
+    """How many ``unit`` boundaries lie between ``start`` and ``end`` (negative when end is
+    earlier), as DuckDB's ``date_diff`` counts them."""
+    if unit in _CALENDAR_MONTHS:
+        def months(value: exp.Expression) -> exp.Expression:
+            year = exp.Mul(this=exp.Anonymous(this="YEAR", expressions=[value]), expression=exp.Literal.number(12))
+            month = exp.Anonymous(this="MONTH", expressions=[value.copy()])
+            return exp.Paren(this=exp.Sub(this=exp.Add(this=year, expression=month), expression=exp.Literal.number(1)))
+
+        step = exp.Literal.number(_CALENDAR_MONTHS[unit])  # months counted from year 0's January
+        ends = [exp.Anonymous(this="FLOOR", expressions=[exp.Div(this=months(v), expression=step.copy())]) for v in (end, start)]
+        return _bigint(exp.Sub(this=ends[0], expression=ends[1]))
+    if unit in _CLOCK_SECONDS:
+        def seconds(value: exp.Expression) -> exp.Expression:
+            truncated = exp.Anonymous(this="DATE_TRUNC", expressions=[exp.Literal.string(unit), value])
+            return exp.Anonymous(this="UNIX_SECONDS", expressions=[exp.cast(truncated, exp.DataType.build("timestamp"))])
+
+        elapsed = exp.Paren(this=exp.Sub(this=seconds(end), expression=seconds(start)))
+        return _bigint(exp.Div(this=elapsed, expression=exp.Literal.number(_CLOCK_SECONDS[unit])))
+    days = exp.Anonymous(
+        this="DATEDIFF", expressions=[exp.cast(end, exp.DataType.build("date")), exp.cast(start, exp.DataType.build("date"))]
+    )
+    if unit == "WEEK":  # whole weeks of days, truncated toward zero (the cast truncates)
+        return _bigint(exp.Div(this=days, expression=exp.Literal.number(7)))
+    return _bigint(days)
+
+
+def percentile(expression: exp.Expression, name: str) -> exp.Expression:
+    """DuckDB's exact ``quantile_cont(x, q)`` / ``quantile_disc(x, q)`` as Spark's exact
+    ``PERCENTILE(x, q)`` / ``PERCENTILE_DISC(q) WITHIN GROUP (ORDER BY x)`` (sqlglot keeps
+    DuckDB's two arguments, which Spark refuses); inside ``WITHIN GROUP`` as written."""
+    value, quantile = expression.this, expression.args.get("expression")
+    if quantile is None or isinstance(expression.parent, exp.WithinGroup):
+        return exp.Anonymous(this=name, expressions=[value] + ([quantile] if quantile is not None else []))
+    if name == "PERCENTILE_CONT":
+        return exp.Anonymous(this="PERCENTILE", expressions=[value, quantile])
+    ordered = exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)])
+    return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[quantile]), expression=ordered)
+
+
+def list_in_order(expression: exp.ArrayAgg) -> exp.Expression | None:
+    """DuckDB's ``list(x [ORDER BY k...])``: every value, NULLs too, in the order asked.
+    Spark's COLLECT_LIST (sqlglot's translation) drops NULLs and takes no ORDER BY: each
+    value is collected in a struct with its sort keys (a struct of a NULL is not NULL),
+    sorted by those keys, and unwrapped. None (sqlglot's translation) when windowed,
+    filtered or DISTINCT."""
+    argument = expression.this
+    if isinstance(expression.parent, (exp.Window, exp.Filter)) or isinstance(argument, exp.Distinct):
+        return None
+    ordered = list(argument.expressions) if isinstance(argument, exp.Order) else []
+    value = argument.this if isinstance(argument, exp.Order) else argument
+    fields: list[exp.Expression] = [exp.Literal.string("v"), value]
+    for i, key in enumerate(ordered):
+        fields += [exp.Literal.string(f"k{i}"), key.this]
+    collected: exp.Expression = exp.Anonymous(
+        this="COLLECT_LIST", expressions=[exp.Anonymous(this="NAMED_STRUCT", expressions=fields)]
+    )
+    if ordered:
+        a, b = exp.to_identifier("nbgov_a"), exp.to_identifier("nbgov_b")
+        compare: exp.Expression = exp.Literal.number(0)
+        for i, key in reversed(list(enumerate(ordered))):
+            compare = _compare_key(f"k{i}", bool(key.args.get("desc")), bool(key.args.get("nulls_first")), compare)
+        comparator = exp.Lambda(this=compare, expressions=[a, b])
+        collected = exp.Anonymous(this="ARRAY_SORT", expressions=[collected, comparator])
+    item = exp.to_identifier("nbgov_s")
+    unwrap = exp.Lambda(this=exp.column("v", table=item), expressions=[item])
+    return exp.Anonymous(this="TRANSFORM", expressions=[collected, unwrap])
+
+
+def _compare_key(field: str, desc: bool, nulls_first: bool, tie: exp.Expression) -> exp.Expression:
+    """A sort comparator's CASE for one key of ``nbgov_a`` and ``nbgov_b`` (``tie`` when equal)."""
+    left, right = exp.column(field, table="nbgov_a"), exp.column(field, table="nbgov_b")
+    one, minus_one = exp.Literal.number(1), exp.Literal.number(-1)
+    before, after = (minus_one, one) if not desc else (one, minus_one)  # left < right
+    null_left, null_right = (minus_one, one) if nulls_first else (one, minus_one)
+    return (
+        exp.Case()
+        .when(exp.and_(left.is_(exp.null()), right.is_(exp.null())), tie)
+        .when(left.is_(exp.null()), null_left)
+        .when(right.is_(exp.null()), null_right)
+        .when(exp.LT(this=left.copy(), expression=right.copy()), before)
+        .when(exp.GT(this=left.copy(), expression=right.copy()), after)
+        .else_(tie.copy())
+    )

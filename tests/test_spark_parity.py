@@ -203,3 +203,27 @@ def test_csv_files_read_as_on_duckdb(engines, people, tree, tmp_path):
     assert duck.l[duck.l >= 0].tolist() == tree.predict(known[["age", "income"]].to_numpy(np.float32)).tolist()
     pd.testing.assert_frame_equal(spark, duck, check_dtype=False)  # Spark infers INT where DuckDB infers BIGINT
     assert results[0].activity.files_read == results[1].activity.files_read == (str(path),)
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no-optimize"])
+def test_user_mistakes_fail_alike_in_one_line(engines, people, optimize):
+    """The same mistake is the same kind of error on both engines, one line, no Java, with
+    the model's inputs named where a model call is involved (Spark's message ended with
+    its own ';' before nbgov's '; model inputs', reading ';;')."""
+    cells = [
+        "SELECT id, predict(m, age) FROM people",  # arity
+        "SELECT id, predict(m, CAST(id AS VARCHAR), income) FROM people",  # a string for a float input
+        "SELECT id, predict(m, age, nosuch) FROM people",  # an unknown column in a model call
+        "SELECT id, predict(nosuch, age, income) FROM people",  # an unknown model
+    ]
+    for sql in cells:
+        raised = []
+        for each in engines:
+            with pytest.raises(Exception) as caught:
+                each.execute(sql, frames={"people": people}, optimize=optimize)
+            raised.append(caught.value)
+        duck, spark = raised
+        assert type(spark) is type(duck), sql
+        text = str(spark)
+        assert "\n" not in text and "java" not in text.lower() and ";;" not in text, text
+        assert "m@1(input float[N,2])" in text or "unknown model 'nosuch'" in text, text

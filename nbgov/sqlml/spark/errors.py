@@ -45,7 +45,7 @@ def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "Spark reported an error without a message"
-    return " ".join(_without_sqlstate(lines[0].split()))[:400]
+    return " ".join(_without_sqlstate(lines[0].split()))[:400].rstrip(";")  # Spark ends some with ';'
 
 
 def _without_sqlstate(words: list[str]) -> list[str]:

@@ -39,7 +39,7 @@ def customers(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, target.clip(0, 2).to_numpy()
 
 
-def scored_both_ways(engine: Engine, pipeline: Any, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+def scored_both_ways(engine: Engine, pipeline: Any, frame: Any, where: str) -> pd.DataFrame:
     """The query's rows optimized, after checking they equal ``--no-optimize``'s."""
     register(engine, "m", pipeline)
     sql = (
@@ -357,3 +357,34 @@ def test_a_qualified_star_binds_that_table_s_columns(engine: Engine) -> None:
     for optimize in (True, False):
         with pytest.raises(SqlmlError, match='"s" does not have a column named "age"'):
             engine.execute(wrong_table, frames=frames, optimize=optimize)
+
+
+@pytest.mark.parametrize("numbers", ["imputed", "nan_to_the_trees"])
+def test_isnan_in_the_where_prunes_the_trees(engine: Engine, numbers: str) -> None:
+    """``WHERE isnan(income)`` (the rows scikit-learn imputes, or sends down each split's
+    learned NaN branch) fixes what the trees see of income; it was "no usable predicate"."""
+    import pyarrow as pa
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, target = customers(2_000, seed=1)
+    train.loc[train.index % 9 == 0, "income"] = np.nan
+    if numbers == "imputed":
+        scale: Any = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        head: Any = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)
+    else:
+        scale, head = StandardScaler(), HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    pipeline = Pipeline([("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="ignore"), STRINGS), ("n", scale, NUMERIC)])), ("clf", head)])
+    pipeline.fit(train[COLUMNS], target)
+    frame = customers(5_000, seed=2)[0]
+    frame.loc[frame.index % 7 == 0, "income"] = np.nan
+    table = pa.table({c: pa.array(frame[c].to_numpy(), from_pandas=False) for c in frame.columns})  # NaN stays NaN
+    scored = scored_both_ways(engine, pipeline, table, "isnan(income) AND region <> 'west'")
+    assert len(scored) > 500
+    assert rows_off_scikit_learn(pipeline, frame, scored) == 0
+    explained = engine.explain("SELECT predict(m, *).label FROM t WHERE isnan(income)", frames={"t": table})
+    assert "tree nodes using isnan(income) (computed in SQL:" in explained, explained
+    assert "admits no rows" not in explained

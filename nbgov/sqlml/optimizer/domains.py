@@ -55,6 +55,11 @@ class Domain:
             lo=min(values), hi=max(values), values=frozenset(values), nan=False
         )
 
+    @staticmethod
+    def nan_only() -> Domain:
+        """``isnan(x)``: no number, only NaN (which sorts above every number in DuckDB)."""
+        return Domain(values=frozenset(), nan=True)
+
     def intersect(self, other: Domain) -> Domain:
         """Both constraints hold."""
         lo, lo_open = _tighter_lo(self.lo, self.lo_open, other.lo, other.lo_open)
@@ -114,6 +119,8 @@ class Domain:
 
     def describe(self, column: str) -> str:
         """Human text, e.g. ``age > 60`` or ``60 <= age <= 70`` or ``plan IN (1, 2)``."""
+        if self.values is not None and not self.values and self.nan:
+            return f"isnan({column})"
         if self.values is not None and len(self.values) == 1:
             return f"{column} = {_num(next(iter(self.values)))}"
         if self.values is not None:

@@ -355,6 +355,8 @@ def _leaf_domain(cond: exp.Expr) -> tuple[ColumnKey, Proof] | None:
             return _key(target.this), Domain()
     if isinstance(cond, exp.Not) and isinstance(cond.this, exp.IsNan) and isinstance(cond.this.this, exp.Column):
         return _key(cond.this.this), Domain(nan=False)  # a number, not NULL (NOT NULL is NULL)
+    if isinstance(cond, exp.IsNan) and isinstance(cond.this, exp.Column):
+        return _key(cond.this), Domain.nan_only()  # NaN: the value an imputer replaces
     return None
 
 

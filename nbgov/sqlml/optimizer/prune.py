@@ -57,7 +57,7 @@ def rule(state: PlanState) -> PlanState:
         for (i, j), domain in constraints.domains.items()
         if i == 0 and not domain.unconstrained
     }
-    empty = any(d.values == () or (d.values is None and d.lo > d.hi and not d.nan) for d in domains.values())
+    empty = any(not d.nan and (d.values == () or (d.values is None and d.lo > d.hi)) for d in domains.values())
     if empty:
         domains = {}
     normalized = ";".join(f"{j}:{domains[j].key()}" for j in sorted(domains))

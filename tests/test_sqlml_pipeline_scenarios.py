@@ -388,3 +388,50 @@ def test_isnan_in_the_where_prunes_the_trees(engine: Engine, numbers: str) -> No
     explained = engine.explain("SELECT predict(m, *).label FROM t WHERE isnan(income)", frames={"t": table})
     assert "tree nodes using isnan(income) (computed in SQL:" in explained, explained
     assert "admits no rows" not in explained
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id, predict(m, *).label AS label FROM t ORDER BY id",
+        "SELECT count(*) AS n FROM t WHERE plan <> 'basic' AND predict(m, *).probabilities[3] > 0.5",
+        "SELECT id, predicted_label FROM ML.PREDICT(MODEL m, TABLE t) ORDER BY id",
+    ],
+)
+def test_a_category_the_model_refuses_fails_alike_with_and_without_the_optimizer(any_engine: Any, sql: str) -> None:
+    """handle_unknown='error': scikit-learn raises on an unseen category, onnxruntime fails on
+    the batch; with or without the optimizer, on either engine, the statement fails with the
+    same one line."""
+    engine = any_engine
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from nbgov.errors import ModelBindingError
+
+    frame, target = customers(3_000, seed=21)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="error"), STRINGS), ("n", StandardScaler(), NUMERIC)])),
+            ("clf", GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0)),
+        ]
+    ).fit(frame[COLUMNS], target)
+    register(engine, "m", pipeline)
+    unseen = frame.assign(plan=frame.plan.where(frame.id != 7, "diamond"))
+    with pytest.raises(ValueError, match="unknown categor"):
+        pipeline.predict(unseen[COLUMNS])
+    expected = (
+        "predict(m@1): input 'plan' holds a category the model's OneHotEncoder does not know "
+        "(it refuses unknown categories); known: basic, gold, platinum, silver"
+    )
+    messages = []
+    for optimize in (True, False):
+        with pytest.raises(ModelBindingError) as raised:
+            engine.execute(sql, frames={"t": unseen}, optimize=optimize)
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
+    assert messages[0].endswith(expected.split(": ", 1)[1])
+    # the known categories score, optimized (its SQL check in the engine's dialect) or not
+    scored = [engine.execute(sql, frames={"t": frame}, optimize=optimize)[0].df for optimize in (True, False)]
+    pd.testing.assert_frame_equal(scored[0], scored[1], check_dtype=False)

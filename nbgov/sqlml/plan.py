@@ -65,6 +65,12 @@ class ModelCall:
     inputs: tuple[BoundInput, ...]
     node: exp.Expression  # the predict(...) node inside ``statement``
     statement: exp.Expression
+    written_as: str | None = None  # how errors name the call, when not ``predict(m@1)``
+
+    @property
+    def label(self) -> str:
+        """The call as errors name it: ``predict(m@1)`` or ``ML.PREDICT(MODEL m@1)``."""
+        return self.written_as or f"predict({self.model.ref})"
 
 
 @dataclass(frozen=True)

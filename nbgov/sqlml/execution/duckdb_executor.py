@@ -25,6 +25,7 @@ from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import ResultFetcher
 from nbgov.sqlml.execution.scoring import SessionCache
 from nbgov.sqlml.execution.udf import UdfSet, make_scorer
+from nbgov.sqlml.models.refusals import refusal_in
 from nbgov.sqlml.plan import OnnxPlan
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
@@ -109,7 +110,12 @@ class DuckDbExecutor:
                 else:
                     notes += self._score(step, params, prepared.settings.batch_rows, progress)
                     stack.callback(self._unregister, step.name)
-            frame, summary = self._fetch(prepared, params)
+            try:
+                frame, summary = self._fetch(prepared, params)
+            except duckdb.Error:
+                if udfs.failure is not None:  # a UDF's own error, not DuckDB's text around it
+                    raise udfs.failure from None
+                raise
         notes += _tree_notes(models, lambda key: self.trees.run_note(key, before[key]))
         written: tuple[TableContent, ...] = ()
         if prepared.statement_type in _WRITING_TYPES:
@@ -152,7 +158,7 @@ class DuckDbExecutor:
         """Score the step's relation and register it under the step's name."""
         sql = step.query.sql(self.dialect)
         rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
-        jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions)) for job in step.jobs]
+        jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions, label=job.label)) for job in step.jobs]
         for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
             self.trees.expect(run.scorer.session, rows.num_rows)
         table = score_relation(
@@ -218,6 +224,9 @@ class DuckDbExecutor:
             yield
         except duckdb.Error as error:
             message = one_line(error, position=as_written)
+            refusal = refusal_in(message)
+            if refusal is not None:  # the optimizer's SQL check for a value the model refuses
+                raise ModelBindingError(refusal) from None
             if signatures and isinstance(error, duckdb.ConversionException):
                 raise ModelBindingError(f"{message}; expected {'; '.join(signatures)}") from None
             if signatures and isinstance(error, duckdb.BinderException):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime as ort
@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from nbgov.errors import ModelBindingError
 from nbgov.sqlml.models.onnxtypes import numpy_dtype, width
+from nbgov.sqlml.models.refusals import refused
 from nbgov.sqlml.execution.compiled.policy import TreeCompiler
 from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime, open_session
 from nbgov.sqlml.plan import TensorSpec
@@ -80,6 +81,8 @@ class Scorer:
     inputs: tuple[tuple[TensorSpec, int], ...]  # (spec, number of columns feeding it)
     outputs: tuple[TensorSpec, ...]
     regions: Regions | None = None  # tree-only models: score each decision region once
+    label: str = "predict()"  # the call, for errors: "predict(churn@1)"
+    payload: bytes = field(default=b"", repr=False)  # the model's bytes, to say what it refused
 
     @property
     def arity(self) -> int:
@@ -134,6 +137,9 @@ class Scorer:
                 for start in range(0, rows, RUN_ROWS)
             ]
         except Exception as error:  # onnxruntime's Fail/InvalidArgument: a model/input mismatch
+            refusal = refused(self.payload, feeds, self.label) if self.payload else None
+            if refusal is not None:  # a value the featurizer refuses: said as the optimizer says it
+                raise ModelBindingError(refusal) from None
             message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise ModelBindingError(f"onnxruntime could not score the rows: {message}") from None
         if len(parts) == 1:

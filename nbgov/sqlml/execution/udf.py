@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from nbgov.errors import NbgovError
 from nbgov.sqlml.execution.scoring import Scorer, SessionCache
 from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime
 from nbgov.sqlml.models.onnxtypes import duckdb_scalar_type, value_duckdb_type
@@ -29,14 +30,18 @@ def make_scorer(
     *,
     regions: bool = True,
     session: RunsLikeOnnxruntime | None = None,
+    label: str = "predict()",
 ) -> Scorer:
     """``regions``: score each decision region of a tree-only model once (off for --no-optimize);
-    ``session``: what runs the model (default: ``sessions``' session for the plan)."""
+    ``session``: what runs the model (default: ``sessions``' session for the plan); ``label``:
+    the call, as errors name it."""
     return Scorer(
         session=session if session is not None else sessions.get(plan.cache_key, plan.model_bytes),
         inputs=tuple((bound.spec, len(bound.columns)) for bound in plan.inputs),
         outputs=outputs,
         regions=sessions.regions(plan.cache_key, plan.model_bytes) if regions else None,
+        label=label,
+        payload=plan.model_bytes,
     )
 
 
@@ -47,21 +52,26 @@ class UdfSet:
         self._con = con
         self._sessions = sessions
         self.registered: list[str] = []
+        self.failure: NbgovError | None = None  # raised by a UDF; DuckDB hands it back wrapped in text
 
     def add(self, step: RegisterUdf) -> None:
         """Register the step's function: its plan scored on the argument columns."""
-        scorer = make_scorer(self._sessions, step.plan, step.outputs, regions=step.regions)
+        scorer = make_scorer(self._sessions, step.plan, step.outputs, regions=step.regions, label=step.label)
         probed = scorer.regions is None
 
         def predict(*columns: Any) -> Any:
             # the first vector of rows tells whether they share decision regions; if not, no
             # later vector of this statement pays for grouping its rows only to give up
             nonlocal scorer, probed
-            if not probed:
-                probed = True
-                if not scorer.shares_regions(columns):
-                    scorer = replace(scorer, regions=None)
-            return scorer.value(columns)
+            try:
+                if not probed:
+                    probed = True
+                    if not scorer.shares_regions(columns):
+                        scorer = replace(scorer, regions=None)
+                return scorer.value(columns)
+            except NbgovError as error:
+                self.failure = error
+                raise
 
         # DuckDB counts a UDF's parameters from its signature.
         predict.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.models.pipeline import Mixed, OneHot, Pipeline, Source
+from nbgov.sqlml.models.refusals import nan_refused, unknown_category
 from nbgov.sqlml.models.steps import fails_on_nan
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.domains import Domain
@@ -52,14 +53,12 @@ class Check:
             )
         return exp.Anonymous(this="isnan", expressions=[exp.cast(value.copy(), "DOUBLE")])
 
-    def message(self, model_ref: str) -> str:
-        name = self.source.input
+    def message(self, label: str) -> str:
+        """What onnxruntime's refusal is reported as without the optimizer (``models/refusals.py``);
+        ``label``: the call, as ``predict(m@1)``."""
         if self.unknown_category:
-            return (
-                f"predict({model_ref}): input {name!r} holds a category the model's OneHotEncoder "
-                f"does not know (it refuses unknown categories); known: {', '.join(self.categories)}"
-            )
-        return f"predict({model_ref}): input {name!r} is NaN, which the model's Binarizer refuses"
+            return unknown_category(label, self.source.input, self.categories)
+        return nan_refused(label, self.source.input)
 
 
 def refusals(pipeline: Pipeline) -> tuple[Check, ...]:

@@ -80,7 +80,7 @@ def lower(state: PlanState) -> PlanState:
             domains[(0, k)] = domain
     read = {c.source for c in lowered.columns}
     unread = [values[s] for s in lowered.sources if s not in read and s not in raw]
-    checks = tuple(refused_rows(lowered.checks, raw, values, state.call.model.ref))
+    checks = tuple(refused_rows(lowered.checks, raw, values, state.call.label))
     trees = state.memo.get("trees", call.model.sha256, lambda: analyze(lowered.model))
     names = tuple(c.name(display(values[c.source])) for c in lowered.columns)
     info = Lowered(names, tuple(c.source.input for c in lowered.columns), tuple(dict.fromkeys(s.input for s in lowered.sources)))
@@ -135,7 +135,7 @@ def inline_linear(state: PlanState) -> PlanState:
     constraints = call_constraints(state.call, exact_strings=state.exact_strings)
     raw = raw_domains(state.call, constraints)
     values = bound_values(state.call)
-    checks = refused_rows(refusals(pipeline), raw, values, state.call.model.ref)
+    checks = refused_rows(refusals(pipeline), raw, values, state.call.label)
     nullable = [values[s] for s in pipeline.sources() if s not in raw]
     expression = guarded_columns([translated.render(values)], nullable, checks)[0]
     state = state.with_stats(strategy="sql").note(
@@ -195,10 +195,10 @@ def display(value: exp.Expression) -> str:
 
 
 def refused_rows(
-    checks: tuple[Check, ...], raw: RawDomains, values: Mapping[Source, exp.Expression], model_ref: str
+    checks: tuple[Check, ...], raw: RawDomains, values: Mapping[Source, exp.Expression], label: str
 ) -> list[tuple[exp.Expression, str]]:
     """(condition, error message) for each check the query does not already rule out."""
-    return [(c.failing(values[c.source]), c.message(model_ref)) for c in checks if c.needed(raw.get(c.source))]
+    return [(c.failing(values[c.source]), c.message(label)) for c in checks if c.needed(raw.get(c.source))]
 
 
 def _pipeline(state: PlanState) -> Pipeline | str:

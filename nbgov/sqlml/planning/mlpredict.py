@@ -236,7 +236,7 @@ def relation_call(model: ModelVersion, arguments: list[str], relation: exp.Expre
         BoundInput(spec, tuple(next(values) for _ in range(count)))
         for spec, count in zip(model.inputs, slot_counts(model))
     )
-    return ModelCall(model=model, inputs=inputs, node=node, statement=statement)
+    return ModelCall(model=model, inputs=inputs, node=node, statement=statement, written_as=f"ML.PREDICT(MODEL {model.ref})")
 
 
 def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Expression:

@@ -108,7 +108,8 @@ class NbgovSpark(Spark):
 
         def anonymous_sql(self, expression: exp.Anonymous) -> str:
             """DuckDB's one-argument ``encode(text)`` (UTF-8 bytes, compared byte for byte
-            whatever the collation) is Spark's ``encode(text, 'UTF-8')``; the list
+            whatever the collation) is Spark's ``encode(text, 'UTF-8')``, its ``error(msg)``
+            Spark's ``raise_error(msg)``; the list
             functions of models inlined as SQL (``forest_sql.py``) are Spark's array ones."""
             name, args = str(expression.this).lower(), list(expression.expressions)
             day = None
@@ -120,6 +121,8 @@ class NbgovSpark(Spark):
                 return self.sql(day)
             if name == "encode" and len(args) == 1:
                 expression = exp.Anonymous(this="encode", expressions=[*args, exp.Literal.string("UTF-8")])
+            elif name == "error" and len(args) == 1:  # the optimizer's checks of refused values
+                expression = exp.Anonymous(this="RAISE_ERROR", expressions=args)
             elif name == "list_reduce" and len(args) == 2:
                 expression = _sum_from_zero(args[0], "float", args[1])  # the FLOAT tree scores
             elif name == "list_position" and len(args) == 2:

@@ -9,7 +9,8 @@ text is the worker's traceback, from which the nbgov error it raised is rebuilt.
 from __future__ import annotations
 
 from nbgov import errors as nbgov_errors
-from nbgov.errors import SqlError, SqlmlError
+from nbgov.errors import ModelBindingError, SqlError, SqlmlError
+from nbgov.sqlml.models.refusals import refusal_in
 
 def condition(error: BaseException) -> str | None:
     """Spark's error condition (``TABLE_OR_VIEW_NOT_FOUND``...), when it has one."""
@@ -28,16 +29,23 @@ def spark_error(error: BaseException) -> SqlmlError:
     if isinstance(error, PythonException):
         return _worker_error(str(error))
     if isinstance(error, PySparkException):
-        return SqlError(_first_line(str(error)))
+        return _sql_error(_first_line(str(error)))
     if isinstance(error, Py4JJavaError):
         try:
             message = str(error.java_exception.getMessage())
         except Exception:
             message = str(error)
-        return SqlError(_first_line(message))
+        return _sql_error(_first_line(message))
     if isinstance(error, Py4JError):
         return SqlmlError("Spark is not reachable (its JVM stopped?); restart the kernel or the SparkSession")
     return SqlmlError(_first_line(str(error)) or type(error).__name__)
+
+
+def _sql_error(message: str) -> SqlmlError:
+    """A SQL error, or the refusal of a value the model's featurizer refuses that the
+    optimizer's SQL check raised (said as onnxruntime's refusal is without the optimizer)."""
+    refusal = refusal_in(message)
+    return ModelBindingError(refusal) if refusal is not None else SqlError(message)
 
 
 def _first_line(text: str) -> str:

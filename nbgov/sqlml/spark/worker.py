@@ -69,7 +69,7 @@ class ShippedJob:
         payload = self.payload if isinstance(self.payload, bytes) else self.payload.value
         kernel = self.kernel if self.kernel is None or isinstance(self.kernel, KernelBundle) else self.kernel.value
         job = replace(self.job, plan=replace(self.job.plan, model_bytes=payload))
-        return Scoring(job, executor_scorer(SESSIONS, job.plan, job.outputs, kernel, regions=job.regions))
+        return Scoring(job, executor_scorer(SESSIONS, job.plan, job.outputs, kernel, regions=job.regions, label=job.label))
 
     def count(self, seen: int, run: Scoring) -> None:
         if self.counter is not None:

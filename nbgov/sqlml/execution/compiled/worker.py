@@ -103,12 +103,13 @@ def executor_scorer(
     *,
     regions: bool = True,
     cache: ArtifactCache | None = None,
+    label: str = "predict()",
 ) -> Scorer:
     """The scorer a Spark executor uses for ``plan``: the shipped ``kernel`` when it loads in
     this process for the plan's model bytes, else ``sessions``' onnxruntime session (opened
     only then). Results are the same either way; only the time differs."""
     session = worker_session(plan.model_bytes, kernel, lambda: sessions.get(plan.cache_key, plan.model_bytes), cache)
-    return make_scorer(sessions, plan, outputs, regions=regions, session=session)
+    return make_scorer(sessions, plan, outputs, regions=regions, session=session, label=label)
 
 
 def _load(payload: bytes, bundle: KernelBundle, cache: ArtifactCache | None) -> RunsLikeOnnxruntime | None:

@@ -53,8 +53,9 @@ def polars_arrow(frame: Any) -> pa.Table:
             dtype == pl.String or dtype == pl.Boolean or dtype.is_integer() or dtype.is_float() or dtype.is_temporal()
         )
 
-    if all(plain(dtype) for dtype in frame.schema.values()):
-        return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    levels = getattr(pl, "CompatLevel", None)  # polars >= 1.1
+    if levels is not None and all(plain(dtype) for dtype in frame.schema.values()):
+        return frame.to_arrow(compat_level=levels.newest())
     return frame.to_arrow()
 
 

@@ -59,13 +59,20 @@ def compare(label: str, new: Callable[[str], pd.DataFrame], before: Callable[[st
     for sql in QUERIES:
         new(sql), before(sql)  # warm: plans cached, text seen once and encoded on the next read
         times, values = paired(rounds, {"new": lambda: new(sql), "before": lambda: before(sql)}, seed=27)
-        same = values["new"].equals(values["before"]) or np.allclose(
-            values["new"].to_numpy(float), values["before"].to_numpy(float), rtol=1e-12
-        )
+        same = _same(values["new"], values["before"])
         print(
             f"{median_ratio(times['new'], times['before']):6.2f}x  {np.median(times['new']) * 1e3:6.1f} ms vs "
             f"{np.median(times['before']) * 1e3:6.1f} ms{'' if same else '  RESULTS DIFFER'}  {sql[:90]}"
         )
+
+
+def _same(new: pd.DataFrame, before: pd.DataFrame) -> bool:
+    """Equal values, NULLs and dtypes; floats to 1e-9 (a parallel sum's order varies)."""
+    try:
+        pd.testing.assert_frame_equal(new, before, check_exact=False, rtol=1e-9)
+    except AssertionError:
+        return False
+    return True
 
 
 def main() -> None:

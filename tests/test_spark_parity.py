@@ -227,3 +227,16 @@ def test_user_mistakes_fail_alike_in_one_line(engines, people, optimize):
         text = str(spark)
         assert "\n" not in text and "java" not in text.lower() and ";;" not in text, text
         assert "m@1(input float[N,2])" in text or "unknown model 'nosuch'" in text, text
+
+
+def test_a_quotient_cast_to_an_integer_rounds_as_on_duckdb(engine, spark_engine):
+    """``(age / 10)::INTEGER``, the usual age bucket: DuckDB's quotient is a DOUBLE its cast
+    rounds half to even; Spark's cast truncated it, putting ages 25-29 in the bucket below."""
+    values = pd.DataFrame({"x": np.array([25, 27, 35, -25, -27, 14, 15, 0, 99], dtype=np.int64), "d": [2, 2, 2, 2, 2, 2, 2, 3, 7]})
+    sql = (
+        "SELECT x, (x / 10)::INTEGER AS a, CAST(x / d AS BIGINT) AS b, TRY_CAST((x + 0.0) / 4 AS SMALLINT) AS c, "
+        "CAST(x / 10 AS DOUBLE) AS keep FROM v ORDER BY x"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.tolist() == [-3, -2, 0, 1, 2, 2, 3, 4, 10]  # -2.5 -> -2, 1.5 -> 2, 2.5 -> 2, 2.7 -> 3, 3.5 -> 4
+    pd.testing.assert_frame_equal(spark, duck, check_dtype=False)

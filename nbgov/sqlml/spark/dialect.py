@@ -75,6 +75,15 @@ class NbgovSpark(Spark):
         # Spark makes it percentile_approx
         TRANSFORMS.pop(exp.WithinGroup, None)
 
+        def cast_sql(self, expression: exp.Cast, safe_prefix: str | None = None) -> str:
+            """A quotient cast to an integer: DuckDB's ``/`` is a DOUBLE, which its cast rounds
+            half to even (``(age / 10)::INTEGER`` is 3 for age 27); Spark's cast truncates (2).
+            ``bround`` (half to even) first gives DuckDB's number."""
+            if expression.to.is_type(*_INTEGER_TYPES) and isinstance(expression.this.unnest(), exp.Div):
+                expression = expression.copy()
+                expression.set("this", exp.Anonymous(this="BROUND", expressions=[expression.this]))
+            return super().cast_sql(expression, safe_prefix)
+
         def arrayagg_sql(self, expression: exp.ArrayAgg) -> str:
             listed = list_in_order(expression)
             return self.sql(listed) if listed is not None else super().arrayagg_sql(expression)
@@ -141,6 +150,9 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+_INTEGER_TYPES = (exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)
 
 
 def _sum_from_zero(array: exp.Expression, sql_type: str, add: exp.Expression) -> exp.Anonymous:

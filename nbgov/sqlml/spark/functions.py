@@ -60,12 +60,12 @@ def boundaries(unit: str, start: exp.Expression, end: exp.Expression) -> exp.Exp
             return exp.Anonymous(this="UNIX_SECONDS", expressions=[exp.cast(truncated, exp.DataType.build("timestamp"))])
 
         elapsed = exp.Paren(this=exp.Sub(this=seconds(end), expression=seconds(start)))
-        return _bigint(exp.Div(this=elapsed, expression=exp.Literal.number(_CLOCK_SECONDS[unit])))
+        return _bigint(exp.IntDiv(this=elapsed, expression=exp.Literal.number(_CLOCK_SECONDS[unit])))  # whole units: DIV truncates
     days = exp.Anonymous(
         this="DATEDIFF", expressions=[exp.cast(end, exp.DataType.build("date")), exp.cast(start, exp.DataType.build("date"))]
     )
-    if unit == "WEEK":  # whole weeks of days, truncated toward zero (the cast truncates)
-        return _bigint(exp.Div(this=days, expression=exp.Literal.number(7)))
+    if unit == "WEEK":  # whole weeks of days, truncated toward zero (DIV truncates)
+        return _bigint(exp.IntDiv(this=days, expression=exp.Literal.number(7)))
     return _bigint(days)
 
 

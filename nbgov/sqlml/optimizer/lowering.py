@@ -208,26 +208,39 @@ def _computable(steps: tuple[Step, ...]) -> bool:
 
 
 def computed_sql(steps: tuple[Step, ...], value: exp.Expression) -> exp.Expression:
-    """``steps`` on the DOUBLE ``value`` in SQL: IEEE arithmetic in each step's type, as onnxruntime's."""
-    current = value
+    """``steps`` on the DOUBLE ``value`` in SQL: IEEE arithmetic in each step's type, as
+    onnxruntime's. A cast is written only where the type changes: a DOUBLE constant is
+    already a DOUBLE literal (``exact_double``), and DOUBLE arithmetic stays DOUBLE."""
+    current, kind = value, "double"
+
+    def typed(expression: exp.Expression, dtype: str, of: str) -> exp.Expression:
+        return expression if dtype == of else exp.cast(expression, dtype.upper())
+
+    def constant(number: float, dtype: str) -> exp.Expression:
+        literal = exact_double(number)
+        return literal if dtype == "double" and not isinstance(literal, exp.Cast) else exp.cast(literal, dtype.upper())
+
     for step in steps:
         if isinstance(step, CastTo):
-            current = exp.cast(current, step.elem_type.upper())
+            current, kind = typed(current, step.elem_type, kind), step.elem_type
             continue
         if isinstance(step, Binarize):  # NaN is refused before (checks.py), as onnxruntime does
-            bound = exp.cast(exact_double(float(np.float32(step.threshold))), step.dtype.upper())
-            above = exp.GT(this=current, expression=bound)
-            current = exp.cast(exp.Case(ifs=[exp.If(this=above, true=exp.Literal.number(1))], default=exp.Literal.number(0)), step.dtype.upper())
+            above = exp.GT(this=typed(current, step.dtype, kind), expression=constant(float(np.float32(step.threshold)), step.dtype))
+            case = exp.Case(ifs=[exp.If(this=above, true=exp.Literal.number(1))], default=exp.Literal.number(0))
+            current, kind = exp.cast(case, step.dtype.upper()), step.dtype
             continue
         if isinstance(step, Impute):  # NaN only: _computable refuses a number (not monotone)
+            current = typed(current, step.dtype, kind)
             hit = exp.Anonymous(this="isnan", expressions=[current.copy()])
-            current = exp.Case(ifs=[exp.If(this=hit, true=exp.cast(exact_double(step.value), step.dtype.upper()))], default=current)
+            current, kind = exp.Case(ifs=[exp.If(this=hit, true=constant(step.value, step.dtype))], default=current), step.dtype
             continue
         assert isinstance(step, Arith)
-        constant = exp.cast(exact_double(step.constant), step.dtype.upper())
-        left, right = (constant, current) if step.constant_first else (current, constant)
+        operand = typed(current, step.dtype, kind)
+        fixed = constant(step.constant, step.dtype)
+        left, right = (fixed, operand) if step.constant_first else (operand, fixed)
         node = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}[step.op]
-        current = exp.cast(exp.Paren(this=node(this=left, expression=right)), step.dtype.upper())
+        result = exp.Paren(this=node(this=left, expression=right))
+        current, kind = (result if step.dtype == "double" else exp.cast(result, step.dtype.upper())), step.dtype
     return current
 
 

@@ -16,25 +16,23 @@ from nbgov.sqlml.models.pipeline import Feature, NotAPipeline, OneHot, read_pipe
 from nbgov.sqlml.models.steps import fails_on_nan
 
 
+_UNKNOWN = "holds a category the model's OneHotEncoder does not know"
+_NAN = "which the model's Binarizer refuses"
+
+
 def unknown_category(label: str, name: str, categories: tuple[str, ...]) -> str:
     """``label``: the call, as ``predict(m@1)``."""
-    return (
-        f"{label}: input {name!r} holds a category the model's OneHotEncoder "
-        f"does not know (it refuses unknown categories); known: {', '.join(categories)}"
-    )
+    return f"{label}: input {name!r} {_UNKNOWN} (it refuses unknown categories); known: {', '.join(categories)}"
 
 
 def nan_refused(label: str, name: str) -> str:
-    return f"{label}: input {name!r} is NaN, which the model's Binarizer refuses"
-
-
-_PHRASES = ("holds a category the model's OneHotEncoder does not know", "which the model's Binarizer refuses")
+    return f"{label}: input {name!r} is NaN, {_NAN}"
 
 
 def refusal_in(text: str) -> str | None:
     """The refusal an engine's error carries in ``text`` (the optimizer's SQL checks raise it
     with the engine's ``error()``), without the engine's prefix; None when there is none."""
-    if not any(phrase in text for phrase in _PHRASES):
+    if _UNKNOWN not in text and _NAN not in text:
         return None
     starts = [at for at in (text.find("predict("), text.find("ML.PREDICT(")) if at >= 0]
     return text[min(starts):] if starts else None

@@ -82,3 +82,25 @@ def test_a_sorted_query_scores_each_row_once(forest, customers_frame):
     result = forest.execute(f"SELECT id, {RF}.output_label AS l FROM customers ORDER BY l, id", frames={"customers": customers_frame})[0]
     assert f"scoring: predict(rf@1): {len(customers_frame):,} rows scored" in (result.explain or "")
     assert result.df.l.tolist() == sorted(result.df.l.tolist())
+
+
+def test_results_reach_python_over_a_unix_socket_not_a_tcp_port(forest, customers_frame, monkeypatch):
+    """A session nbgov starts hands results to Python over a private Unix socket: a stray
+    local client on a recycled TCP port (a stopped kernel's ZMQ socket reconnecting) once
+    took a result's connection and failed the query ("cannot access local variable
+    'sockfile'")."""
+    import pyspark.util
+
+    opened: list[object] = []
+    connect = pyspark.util.local_connect_and_auth
+
+    def spy(conn_info, auth_secret):
+        opened.append(conn_info)
+        return connect(conn_info, auth_secret)
+
+    monkeypatch.setattr(pyspark.util, "local_connect_and_auth", spy)
+    [result] = forest.execute(f"SELECT id, {RF} AS label FROM customers ORDER BY id",
+                              frames={"customers": customers_frame})
+    assert result.df is not None and len(result.df) == len(customers_frame)
+    assert opened, "no result crossed from the JVM to Python"
+    assert all(isinstance(each, str) and each.endswith(".sock") for each in opened), opened

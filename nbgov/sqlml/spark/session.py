@@ -3,7 +3,8 @@
 The active session when the notebook already has one (its settings are the user's and
 are left alone); otherwise one started from ``SqlML.spark_master``, configured so a
 notebook stays readable: Arrow transfers on, no UI, no console progress bar, Spark's
-own log lines off, and the executors' Python the kernel's own (so they import nbgov).
+own log lines off, the executors' Python the kernel's own (so they import nbgov), and
+Python talking to the JVM over Unix sockets.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ STARTED_SESSION_CONF: dict[str, str] = {
     "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
     "spark.pyspark.python": sys.executable,
     "spark.pyspark.driver.python": sys.executable,
+    # results and frames cross between the JVM and Python over a private Unix socket, not a
+    # localhost TCP port: no other local process can reach it, and a stray client that
+    # reconnects to a recycled port (a stopped kernel's ZMQ socket sends 0xFF000000 first)
+    # cannot take the result's connection (Spark then failed the query)
+    "spark.python.unix.domain.socket.enabled": "true",
 }
 
 

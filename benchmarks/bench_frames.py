@@ -1,14 +1,16 @@
 """Notebook DataFrames read by %%sqlml: text columns dictionary-encoded, polars text as views.
 
 The pipeline benchmark's 1M customers (``bench_optimizer.churn_customers``: two text
-columns of four values each) as a pyarrow Table and as a polars DataFrame, queried by
-variable name as in a notebook, against the code before:
+columns of four values each) as a pyarrow Table, a polars DataFrame and a pandas DataFrame,
+queried by variable name as in a notebook, against the code before:
 
   * pyarrow:  text dictionaries on (the engine's default) vs off (``executor.texts = None``:
               every text value read as it is, as before);
   * polars:   the frame itself (its text exported as Arrow string views, then encoded) vs
               ``frame.to_arrow()`` made inside each timed run and read without dictionaries
-              (what the code before did for every statement).
+              (what the code before did for every statement);
+  * pandas:   text dictionaries on (a frame whose read text is encoded is handed over as
+              Arrow) vs off (DuckDB's own pandas scan, as before).
 
 Each query's result is checked equal between the two. Figures are medians of paired,
 interleaved rounds (seeded order) of new/before.
@@ -91,6 +93,7 @@ def main() -> None:
 
     compare("pyarrow Table", run(on, lambda: table), run(off, lambda: table), args.rounds)
     compare("polars DataFrame", run(on, lambda: frame), run(off, frame.to_arrow), args.rounds)
+    compare("pandas DataFrame", run(on, lambda: customers), run(off, lambda: customers), args.rounds)
     on.close()
     off.close()
 

@@ -1,4 +1,4 @@
-"""Repetitive text columns of notebook Arrow tables and polars frames are read
+"""Repetitive text columns of notebook Arrow tables, polars and pandas frames are read
 dictionary-encoded from the second statement on (``sql/text_dictionaries.py``): faster,
 and never a different answer.
 
@@ -58,11 +58,16 @@ STATEMENTS = (
 )
 
 
-@pytest.mark.parametrize("kind", ["pyarrow", "polars"])
+def _as(kind: str, table: pa.Table) -> object:
+    return {"pyarrow": table, "polars": pl.from_arrow(table), "pandas": table.to_pandas()}[kind]
+
+
+@pytest.mark.parametrize("kind", ["pyarrow", "polars", "pandas"])
 @pytest.mark.parametrize("sql", STATEMENTS)
 def test_an_encoded_text_column_gives_what_the_column_gives(engine: Engine, sql: str, kind: str):
-    table = _customers()
-    frames = {"t": table if kind == "pyarrow" else pl.from_arrow(table)}
+    """For pandas the first run is DuckDB's own pandas scan and the later ones read the
+    frame converted to Arrow: NaN must stay NULL, as the pandas scan reads it."""
+    frames = {"t": _as(kind, _customers())}
     runs = [engine.execute(sql, frames=frames)[0].df for _ in range(3)]
     assert len(engine.executor.texts) >= 1  # the later runs read an encoded copy
     for later in runs[1:]:
@@ -132,11 +137,57 @@ def test_short_frames_are_handed_over_as_they_are(engine: Engine):
     assert len(engine.executor.texts) == 0
 
 
-def test_pandas_frames_are_left_to_duckdbs_own_scan(engine: Engine):
+def _every_plain_dtype(rows: int = ROWS) -> pd.DataFrame:
+    """A pandas frame of each numpy number and boolean dtype, with NaN, infinities, -0.0
+    and extremes, beside Arrow-backed text (pandas' default ``str`` and ``string[pyarrow]``)."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({name: rng.integers(np.iinfo(name).min, np.iinfo(name).max, rows, dtype=name, endpoint=True)
+                          for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")})
+    for name in ("float32", "float64"):
+        values = rng.normal(0, 1e6, rows).astype(name)
+        values[::101], values[1::211], values[2::307], values[3::401] = np.nan, np.inf, -np.inf, -0.0
+        frame[name] = values
+    frame["flag"] = rng.random(rows) < 0.3
+    plan = rng.choice(PLANS, rows).astype(object)
+    plan[rng.random(rows) < 0.03] = None
+    frame["plan"] = pd.Series(plan, dtype="str")
+    frame["tier"] = pd.Series(rng.choice(["a", "b", None], rows), dtype="string[pyarrow]")
+    return frame
+
+
+PANDAS_STATEMENTS = (
+    "SELECT * FROM t WHERE plan = 'gold' ORDER BY int64",
+    "SELECT plan, tier, count(*) AS n, sum(int8) AS s8, sum(uint64::HUGEINT) AS su, avg(float32) AS f32, "
+    "avg(float64) AS f64, count(float64) AS present, bool_or(flag) AS any_flag FROM t "
+    "GROUP BY ALL ORDER BY ALL NULLS FIRST",
+    "SELECT count(*) AS n FROM t WHERE (plan = 'silver' OR tier = 'a') AND float64 IS NULL",
+)
+
+
+@pytest.mark.parametrize("sql", PANDAS_STATEMENTS)
+def test_a_pandas_frame_read_as_arrow_gives_what_duckdbs_pandas_scan_gives(engine: Engine, sql: str):
+    frame = _every_plain_dtype()
+    runs = [engine.execute(sql, frames={"t": frame})[0].df for _ in range(3)]
+    assert len(engine.executor.texts) >= 1  # the later runs read the frame as Arrow, text encoded
+    for later in runs[1:]:
+        pd.testing.assert_frame_equal(later, runs[0])
+
+
+@pytest.mark.parametrize("other", ["datetime64[ns]", "object", "category", "Int64"])
+def test_a_pandas_frame_with_another_dtype_is_left_to_duckdbs_own_scan(engine: Engine, other: str):
     frame = _customers().to_pandas()
+    frame["extra"] = pd.Series(np.arange(len(frame)) % 5, dtype="int64").astype(other)
     for _ in range(3):
         df = engine.execute("SELECT count(*) AS n FROM t WHERE plan = 'gold'", frames={"t": frame})[0].df
     assert df.n[0] == (frame.plan == "gold").sum()
+    assert len(engine.executor.texts) == 0
+
+
+def test_a_pandas_statement_reading_no_text_is_left_to_duckdbs_own_scan(engine: Engine):
+    frame = _customers().to_pandas()
+    for _ in range(3):
+        df = engine.execute("SELECT count(*) AS n FROM t WHERE income > 50000", frames={"t": frame})[0].df
+    assert df.n[0] == (frame.income > 50000).sum()
     assert len(engine.executor.texts) == 0
 
 

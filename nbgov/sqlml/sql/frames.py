@@ -61,11 +61,17 @@ def polars_arrow(frame: Any) -> pa.Table:
 
 def scan_source(source: Any, columns: frozenset[str] | None, texts: TextDictionaries | None) -> Any:
     """What DuckDB scans for a notebook frame (``as_relation_source``'s value): an Arrow table
-    (pyarrow, polars) with the repetitive text columns among ``columns`` dictionary-encoded.
-    A pandas DataFrame is left to DuckDB's own pandas scan (numbers read in place; handed
-    over as Arrow, its text would be faster but every column converted on every statement)."""
-    if texts is not None and isinstance(source, pa.Table):
+    (pyarrow, polars) with the repetitive text columns among ``columns`` dictionary-encoded;
+    a pandas DataFrame likewise when one of its text columns is encoded, else the frame for
+    DuckDB's own pandas scan (numbers read in place)."""
+    if texts is None:
+        return source
+    if isinstance(source, pa.Table):
         return texts.table(source, columns)
+    if type(source).__name__ == "DataFrame" and type(source).__module__.split(".")[0] == "pandas":
+        table = texts.frame(source, columns)
+        if table is not None:
+            return table
     return source
 
 

@@ -10,12 +10,19 @@ scans, so a column is encoded the second time its content is read and then kept 
 content (``column_digest``, exact: an edited column is another column, never served stale).
 Columns with many distinct values, and short ones, are handed over as they are. Which
 columns are encoded changes how fast a statement runs, never what it returns.
+
+A pandas DataFrame (pandas 3 keeps text in Arrow) is handed over as an Arrow table only
+when a text column it encodes is read, and only when every column converts exactly:
+Arrow-backed text in place, numbers and booleans from numpy with NaN read as NULL, as
+DuckDB's own pandas scan reads them. Otherwise DuckDB scans the frame itself.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -50,6 +57,27 @@ class TextDictionaries:
                 if found is not None:
                     table = table.set_column(index, field.name, found)
         return table
+
+    def frame(self, frame: Any, columns: frozenset[str] | None) -> pa.Table | None:
+        """A pandas DataFrame as an Arrow table with the repetitive text columns among
+        ``columns`` encoded; None (DuckDB scans the frame itself) when no column is encoded
+        or a column does not convert exactly. Text is looked at first: a frame none of
+        whose read text is encoded is not converted at all."""
+        if len(frame) < MIN_ROWS or not _distinct_text_labels(frame):
+            return None
+        dtypes = list(frame.dtypes)
+        if not all(_convertible(dtype) for dtype in dtypes):
+            return None
+        encoded: dict[int, pa.ChunkedArray] = {}
+        for position, (label, dtype) in enumerate(zip(frame.columns, dtypes)):
+            if not isinstance(dtype, np.dtype) and (columns is None or label.lower() in columns):
+                found = self._encoded(_pandas_text(frame.iloc[:, position]))
+                if found is not None:
+                    encoded[position] = found
+        if not encoded:
+            return None
+        return pa.table({label: encoded[position] if position in encoded else _pandas_column(frame.iloc[:, position])
+                         for position, label in enumerate(frame.columns)})
 
     def _encoded(self, text: pa.ChunkedArray) -> pa.ChunkedArray | None:
         """The column dictionary-encoded, or None while that does not (yet) pay."""
@@ -88,3 +116,37 @@ def _repetitive(text: pa.ChunkedArray) -> bool:
     sample = text.slice(0, SAMPLE_ROWS).combine_chunks()
     distinct = len(pc.dictionary_encode(sample).dictionary)  # (count_distinct has no string view kernel)
     return distinct <= MAX_DISTINCT_SHARE * max(len(sample), 1)
+
+
+def _distinct_text_labels(frame: Any) -> bool:
+    """Column labels DuckDB reads as the same names from Arrow: strings, distinct ignoring case."""
+    labels = list(frame.columns)
+    return all(type(label) is str for label in labels) and len({label.lower() for label in labels}) == len(labels)
+
+
+def _convertible(dtype: Any) -> bool:
+    """Whether DuckDB's pandas scan of a column of ``dtype`` can be matched from Arrow:
+    numpy numbers (not float16) and booleans, and pandas' Arrow-backed text (pandas 3's
+    ``str``, ``string[pyarrow]``); not object, categorical, datetime or nullable dtypes."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in ("b", "i", "u") or (dtype.kind == "f" and dtype.itemsize >= 4)
+    import pandas as pd
+
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def _pandas_text(series: Any) -> pa.ChunkedArray:
+    """pandas' own Arrow storage of a text column, read in place."""
+    text = series.array.__arrow_array__()
+    return text if isinstance(text, pa.ChunkedArray) else pa.chunked_array([text])
+
+
+def _pandas_column(series: Any) -> pa.ChunkedArray:
+    """A ``_convertible`` column as Arrow, read as DuckDB's pandas scan reads it: numbers in
+    place, except a float column holding NaN, whose NaN become NULL."""
+    if not isinstance(series.dtype, np.dtype):
+        return _pandas_text(series)
+    values = series.to_numpy(copy=False)
+    with np.errstate(all="ignore"):  # a sum that overflows is inf, or NaN (then read as with NaN)
+        has_nan = values.dtype.kind == "f" and bool(np.isnan(values.sum()))  # a NaN makes the sum NaN
+    return pa.chunked_array([pa.array(values, from_pandas=has_nan)])

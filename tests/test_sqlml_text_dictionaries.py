@@ -191,8 +191,9 @@ def test_a_pandas_statement_reading_no_text_is_left_to_duckdbs_own_scan(engine: 
     assert len(engine.executor.texts) == 0
 
 
-def test_the_notebook_frame_is_not_kept_alive(engine: Engine):
-    frame = _customers()
+@pytest.mark.parametrize("kind", ["pyarrow", "pandas"])
+def test_the_notebook_frame_is_not_kept_alive(engine: Engine, kind: str):
+    frame = _as(kind, _customers())
     alive = weakref.ref(frame)
     for _ in range(3):
         engine.execute("SELECT count(*) AS n FROM t WHERE plan = 'gold'", frames={"t": frame})

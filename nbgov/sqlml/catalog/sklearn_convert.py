@@ -94,10 +94,36 @@ def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, cu
     custom = {**faithful_trees(), SimpleImputer: faithful_imputer, **(custom or {})}
     try:
         return convert_sklearn(
-            estimator, name=graph_name, initial_types=initial, options={"zipmap": False}, custom_conversion_functions=custom
+            estimator, name=graph_name, initial_types=initial, options=_zipmap_off(estimator),
+            custom_conversion_functions=custom,
         )
     except Exception:  # regressors and transformers reject the zipmap option
         return convert_sklearn(estimator, name=graph_name, initial_types=initial, custom_conversion_functions=custom)
+
+
+def _zipmap_off(estimator: Any) -> dict[int, dict[str, Any]]:
+    """skl2onnx options: probabilities as a tensor (no ZipMap) for the estimator and every
+    classifier step of its Pipelines, by identity. skl2onnx's Pipeline parser gives each classifier step
+    not named here ``zipmap=True``, which LinearSVC's converter does not take (a Pipeline
+    ending in LinearSVC failed to convert): LinearSVC, which has no ZipMap, is named with
+    no option, as skl2onnx parses it on its own."""
+    from sklearn.base import is_classifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import LinearSVC
+
+    options: dict[int, dict[str, Any]] = {}
+
+    def visit(step: Any) -> None:
+        if isinstance(step, Pipeline):  # (a Pipeline's own options go to its last step)
+            for _, inner in step.steps:
+                visit(inner)
+        elif isinstance(step, LinearSVC):
+            options[id(step)] = {}
+        elif is_classifier(step):
+            options[id(step)] = {"zipmap": False}
+
+    visit(estimator)
+    return options
 
 
 def _featurizers_in_double(estimator: Any, names: tuple[str, ...] | None, graph_name: str) -> onnx.ModelProto | None:

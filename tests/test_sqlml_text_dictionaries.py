@@ -138,8 +138,9 @@ def test_short_frames_are_handed_over_as_they_are(engine: Engine):
 
 
 def _every_plain_dtype(rows: int = ROWS) -> pd.DataFrame:
-    """A pandas frame of each numpy number and boolean dtype, with NaN, infinities, -0.0
-    and extremes, beside Arrow-backed text (pandas' default ``str`` and ``string[pyarrow]``)."""
+    """A pandas frame of each numpy number, boolean and datetime dtype, with NaN, NaT,
+    infinities, -0.0 and extremes, beside Arrow-backed text (pandas' default ``str`` and
+    ``string[pyarrow]``)."""
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({name: rng.integers(np.iinfo(name).min, np.iinfo(name).max, rows, dtype=name, endpoint=True)
                           for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")})
@@ -148,6 +149,10 @@ def _every_plain_dtype(rows: int = ROWS) -> pd.DataFrame:
         values[::101], values[1::211], values[2::307], values[3::401] = np.nan, np.inf, -np.inf, -0.0
         frame[name] = values
     frame["flag"] = rng.random(rows) < 0.3
+    for unit in ("ns", "us", "s"):
+        stamps = rng.integers(-2**40, 2**40, rows).astype(f"datetime64[{unit}]")
+        stamps[::89] = np.datetime64("NaT")
+        frame[f"at_{unit}"] = stamps
     plan = rng.choice(PLANS, rows).astype(object)
     plan[rng.random(rows) < 0.03] = None
     frame["plan"] = pd.Series(plan, dtype="str")
@@ -158,7 +163,8 @@ def _every_plain_dtype(rows: int = ROWS) -> pd.DataFrame:
 PANDAS_STATEMENTS = (
     "SELECT * FROM t WHERE plan = 'gold' ORDER BY int64",
     "SELECT plan, tier, count(*) AS n, sum(int8) AS s8, sum(uint64::HUGEINT) AS su, avg(float32) AS f32, "
-    "avg(float64) AS f64, count(float64) AS present, bool_or(flag) AS any_flag FROM t "
+    "avg(float64) AS f64, count(float64) AS present, bool_or(flag) AS any_flag, max(at_ns) AS last_ns, "
+    "min(at_us) AS first_us, count(at_s) AS dated FROM t "
     "GROUP BY ALL ORDER BY ALL NULLS FIRST",
     "SELECT count(*) AS n FROM t WHERE (plan = 'silver' OR tier = 'a') AND float64 IS NULL",
 )
@@ -173,7 +179,7 @@ def test_a_pandas_frame_read_as_arrow_gives_what_duckdbs_pandas_scan_gives(engin
         pd.testing.assert_frame_equal(later, runs[0])
 
 
-@pytest.mark.parametrize("other", ["datetime64[ns]", "object", "category", "Int64"])
+@pytest.mark.parametrize("other", ["datetime64[ns, UTC]", "timedelta64[ns]", "object", "category", "Int64"])
 def test_a_pandas_frame_with_another_dtype_is_left_to_duckdbs_own_scan(engine: Engine, other: str):
     frame = _customers().to_pandas()
     frame["extra"] = pd.Series(np.arange(len(frame)) % 5, dtype="int64").astype(other)

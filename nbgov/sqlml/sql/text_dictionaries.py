@@ -126,10 +126,11 @@ def _distinct_text_labels(frame: Any) -> bool:
 
 def _convertible(dtype: Any) -> bool:
     """Whether DuckDB's pandas scan of a column of ``dtype`` can be matched from Arrow:
-    numpy numbers (not float16) and booleans, and pandas' Arrow-backed text (pandas 3's
-    ``str``, ``string[pyarrow]``); not object, categorical, datetime or nullable dtypes."""
+    numpy numbers (not float16), booleans and naive datetimes, and pandas' Arrow-backed text
+    (pandas 3's ``str``, ``string[pyarrow]``); not object, categorical, tz-aware or nullable
+    dtypes."""
     if isinstance(dtype, np.dtype):
-        return dtype.kind in ("b", "i", "u") or (dtype.kind == "f" and dtype.itemsize >= 4)
+        return dtype.kind in ("b", "i", "u", "M") or (dtype.kind == "f" and dtype.itemsize >= 4)
     import pandas as pd
 
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
@@ -143,10 +144,10 @@ def _pandas_text(series: Any) -> pa.ChunkedArray:
 
 def _pandas_column(series: Any) -> pa.ChunkedArray:
     """A ``_convertible`` column as Arrow, read as DuckDB's pandas scan reads it: numbers in
-    place, except a float column holding NaN, whose NaN become NULL."""
+    place, except a float column holding NaN, whose NaN become NULL (and NaT NULL)."""
     if not isinstance(series.dtype, np.dtype):
         return _pandas_text(series)
     values = series.to_numpy(copy=False)
     with np.errstate(all="ignore"):  # a sum that overflows is inf, or NaN (then read as with NaN)
         has_nan = values.dtype.kind == "f" and bool(np.isnan(values.sum()))  # a NaN makes the sum NaN
-    return pa.chunked_array([pa.array(values, from_pandas=has_nan)])
+    return pa.chunked_array([pa.array(values, from_pandas=has_nan or values.dtype.kind == "M")])

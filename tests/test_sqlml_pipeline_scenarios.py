@@ -8,6 +8,7 @@ failing where scikit-learn does not.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -435,3 +436,168 @@ def test_a_category_the_model_refuses_fails_alike_with_and_without_the_optimizer
     # the known categories score, optimized (its SQL check in the engine's dialect) or not
     scored = [engine.execute(sql, frames={"t": frame}, optimize=optimize)[0].df for optimize in (True, False)]
     pd.testing.assert_frame_equal(scored[0], scored[1], check_dtype=False)
+
+
+def tiered(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers with an integer ``tier`` (1 to 4) the 3-class target depends on."""
+    frame, _ = customers(n, seed)
+    frame["tier"] = np.random.default_rng(seed + 100).integers(1, 5, n).astype(np.int64)
+    target = (frame.tier >= 3).astype(int) + frame.plan.isin(["gold", "platinum"]).astype(int) + (frame.age > 60).astype(int)
+    return frame, target.clip(0, 2).to_numpy()
+
+
+def with_tiers(frame: pd.DataFrame, tiers: list[float | None]) -> tuple[pd.DataFrame, Any]:
+    """``frame``'s first rows given ``tiers`` (None a missing value, NaN a number): as
+    scikit-learn reads them, and as an Arrow table, where NaN stays NaN (pandas frames
+    reach SQL with NaN as NULL)."""
+    import pyarrow as pa
+
+    rows = frame.head(len(tiers) * 40).copy()
+    column = rows.tier.astype(object)
+    column.iloc[: len(tiers)] = tiers
+    rows["tier"] = column
+    table = pa.Table.from_pandas(rows.drop(columns="tier"), preserve_index=False)
+    table = table.append_column("tier", pa.array(column.tolist(), type=pa.float64(), from_pandas=False))
+    return rows.assign(tier=column.astype(float)), table
+
+
+def scored_as_scikit_learn(engine: Any, pipeline: Any, rows: pd.DataFrame, table: Any, sql: str, columns: list[str]) -> pd.DataFrame:
+    """The query's ``id`` and ``p`` (the probabilities), optimized, after checking they equal
+    ``--no-optimize``'s and scikit-learn's ``predict_proba`` within 1e-5 (NULL rows apart)."""
+    optimized = engine.execute(sql, frames={"t": table})[0].df
+    original = engine.execute(sql, frames={"t": table}, optimize=False)[0].df
+    assert optimized.id.tolist() == original.id.tolist() and len(optimized) > 0
+    scored = optimized[optimized.p.notna()]
+    assert original.p.notna().tolist() == optimized.p.notna().tolist()
+    np.testing.assert_allclose(np.stack(scored.p.to_numpy()), np.stack(original.p[optimized.p.notna()].to_numpy()), rtol=0, atol=1e-6)
+    expected = pipeline.predict_proba(rows.set_index("id").loc[scored.id][columns])
+    np.testing.assert_allclose(np.stack(scored.p.to_numpy()), expected, rtol=0, atol=1e-5)
+    return optimized
+
+
+@pytest.mark.parametrize(
+    "sql, label",
+    [
+        ("SELECT id, predict(m, *).label AS label FROM t ORDER BY id", "predict(m@1)"),
+        ("SELECT count(*) AS n FROM t WHERE plan <> 'basic' AND predict(m, *).probabilities[3] > 0.5", "predict(m@1)"),
+        ("SELECT id, predicted_label FROM ML.PREDICT(MODEL m, TABLE t) ORDER BY id", "ML.PREDICT(MODEL m@1)"),
+    ],
+)
+def test_a_category_the_ordinal_encoder_refuses_fails_alike_with_and_without_the_optimizer(any_engine: Any, sql: str, label: str) -> None:
+    """OrdinalEncoder() refuses a category unseen at fit time (handle_unknown='error', its
+    default); skl2onnx coded it -1 and nbgov scored the row as if it were a category,
+    with or without the optimizer, where scikit-learn refuses it. Now the statement fails
+    with the OneHotEncoder's one line, naming the OrdinalEncoder; the known categories
+    score as scikit-learn does."""
+    engine = any_engine
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+    from nbgov.errors import ModelBindingError
+
+    frame, target = customers(3_000, seed=21)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OrdinalEncoder(), STRINGS), ("n", StandardScaler(), NUMERIC)])),
+            ("clf", HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0)),
+        ]
+    ).fit(frame[COLUMNS], target)
+    register(engine, "m", pipeline)
+    unseen = frame.head(400).assign(plan=lambda f: f.plan.where(f.id != 7, "diamond"))
+    with pytest.raises(ValueError, match=r"Found unknown categories \['diamond'\]"):
+        pipeline.predict(unseen[COLUMNS])
+    expected = (
+        f"{label}: input 'plan' holds a category the model's OrdinalEncoder does not know "
+        "(it refuses unknown categories); known: basic, gold, platinum, silver"
+    )
+    for optimize in (True, False):
+        with pytest.raises(ModelBindingError) as raised:
+            engine.execute(sql, frames={"t": unseen}, optimize=optimize)
+        assert str(raised.value) == expected
+    # the rows a query keeps all known: they score, as scikit-learn scores them
+    probabilities = "SELECT id, predict(m, *).probabilities AS p FROM t WHERE plan <> 'diamond' ORDER BY id"
+    scored = scored_as_scikit_learn(engine, pipeline, unseen, unseen, probabilities, COLUMNS)
+    assert len(scored) == len(unseen) - 1
+
+
+@pytest.mark.parametrize("tier", [5.0, 2.5, math.nan])
+@pytest.mark.parametrize("encoder", ["OrdinalEncoder", "OneHotEncoder"])
+def test_an_integer_category_the_encoder_refuses_fails_alike_with_and_without_the_optimizer(any_engine: Any, encoder: str, tier: float) -> None:
+    """A strict encoder of integer categories (a 'tier' 1 to 4 next to a text column, in a
+    ColumnTransformer) given 5 (unseen), 2.5 or NaN: scikit-learn refuses each. skl2onnx's
+    OrdinalEncoder coded them -1, its OneHotEncoder cast 2.5 to the integer 2, so nbgov
+    scored them, and onnxruntime's refusal of 5 was its own node status. Now each fails with
+    the one line of the text encoders; NULL still scores NULL, and the rest as scikit-learn."""
+    engine = any_engine
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from nbgov.errors import ModelBindingError
+
+    columns = ["plan", "tier", "age"]
+    train, target = tiered(2_000, seed=5)
+    encode = OrdinalEncoder() if encoder == "OrdinalEncoder" else OneHotEncoder()
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", encode, ["plan", "tier"]), ("n", StandardScaler(), ["age"])])),
+            ("clf", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)),
+        ]
+    ).fit(train[columns], target)
+    register(engine, "m", pipeline)
+    rows, table = with_tiers(tiered(2_000, seed=6)[0], [tier, None, 1.0, 3.0])
+    with pytest.raises(ValueError, match="Found unknown categories"):
+        pipeline.predict(rows.head(1)[columns])
+    expected = (
+        f"predict(m@1): input 'tier' holds a category the model's {encoder} does not know "
+        "(it refuses unknown categories); known: 1, 2, 3, 4"
+    )
+    sql = "SELECT id, predict(m, *).probabilities AS p FROM t ORDER BY id"
+    for optimize in (True, False):
+        with pytest.raises(ModelBindingError) as raised:
+            engine.execute(sql, frames={"t": table}, optimize=optimize)
+        assert str(raised.value) == expected
+    scored = scored_as_scikit_learn(engine, pipeline, rows, table.slice(1), sql, columns)
+    assert scored.p.isna().tolist() == [True] + [False] * (len(scored) - 1)  # NULL tier: NULL
+
+
+@pytest.mark.parametrize("encoder", ["ordinal_minus_one", "one_hot_ignore"])
+def test_unseen_and_missing_integer_categories_score_as_scikit_learn(any_engine: Any, encoder: str) -> None:
+    """Encoders that take unseen categories (OrdinalEncoder's unknown_value=-1, OneHotEncoder's
+    'ignore') on an integer 'tier': scikit-learn compares the values as numbers, so
+    3.0000000000000004 (0.1 * 3 * 10) and 2.5 are unseen, and a missing value seen at fit
+    time is a category of its own. skl2onnx rounded the double to float32 (3.0000000000000004
+    became category 3) or cast it to an integer (2.5 became category 2), and coded NaN as
+    an unseen value, so those rows scored off scikit-learn."""
+    engine = any_engine
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    columns = ["plan", "tier", "age"]
+    train, target = tiered(3_000, seed=8)
+    encode: Any = OneHotEncoder(handle_unknown="ignore")
+    if encoder == "ordinal_minus_one":
+        encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        train["tier"] = train.tier.where(train.id % 10 != 0)  # missing values seen at fit time
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", encode, ["plan", "tier"]), ("n", "passthrough", ["age"])])),
+            ("clf", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
+        ]
+    ).fit(train[columns], target)
+    register(engine, "m", pipeline)
+    frame = tiered(2_000, seed=9)[0]
+    frame["plan"] = frame.plan.where(frame.id % 17 != 0, "diamond")
+    rows, table = with_tiers(frame, [0.1 * 3 * 10, 2.5, 7.0, math.nan, None] * 8)
+    sql = "SELECT id, predict(m, *).probabilities AS p FROM t ORDER BY id"
+    scored = scored_as_scikit_learn(engine, pipeline, rows, table, sql, columns)
+    assert int(scored.p.isna().sum()) == 8  # the NULL tiers
+    # those rows do score differently from the category the old conversion took them for
+    moved = rows.head(4).assign(tier=[3.0, 2.0, -1.0, -1.0])
+    assert np.abs(pipeline.predict_proba(moved[columns]) - pipeline.predict_proba(rows.head(4)[columns])).max() > 0.01
+

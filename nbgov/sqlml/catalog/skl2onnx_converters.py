@@ -161,3 +161,181 @@ def double_binarizer(scope: Any, operator: Any, container: Any) -> None:
     container.add_node(
         "Cast", [binary], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Cast"), to=onnx.TensorProto.DOUBLE
     )
+
+
+def exact_encoders() -> dict[type, Any]:
+    """OrdinalEncoder and OneHotEncoder encoding as scikit-learn encodes
+    (``exact_ordinal_encoder``, ``exact_one_hot_encoder``)."""
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    return {OrdinalEncoder: exact_ordinal_encoder, OneHotEncoder: exact_one_hot_encoder}
+
+
+def exact_ordinal_encoder(scope: Any, operator: Any, container: Any) -> None:
+    """OrdinalEncoder as scikit-learn encodes, where skl2onnx's LabelEncoder does not:
+
+    * a category not seen at fit time: with ``handle_unknown='error'`` (scikit-learn's
+      default) scikit-learn refuses the row, skl2onnx gave it the code -1 and the model
+      scored it. Each column is looked up as a position (an unknown value: one past the
+      last) and its code Gathered from the table of codes, whose last entry is
+      ``unknown_value`` only when the encoder has one: onnxruntime fails (Gather out of
+      bounds) on exactly the rows scikit-learn refuses;
+    * numbers are compared in the column's own type (skl2onnx cast a double to float32
+      first, so 2.0000001 was category 2) and NaN is a category of its own (a missing
+      value seen at fit time, coded ``encoded_missing_value``);
+    * a missing value among text categories is no key: a missing text reaches a model as
+      SQL NULL, whose row is NULL before any scoring, and the text 'nan' is no missing value.
+    """
+    from skl2onnx.common.data_types import StringTensorType
+
+    encoder = operator.raw_operator
+    columns = _input_columns(scope, operator, container)
+    tables = [_ordinal_codes(encoder, k) for k in range(len(encoder.categories_))]
+    floats = any(np.isnan(codes).any() for _, codes in tables)
+    coded = []
+    for (name, kind), categories, (keys, codes) in zip(columns, encoder.categories_, tables):
+        positions = scope.get_unique_variable_name("position")
+        if isinstance(kind, StringTensorType):
+            container.add_node(
+                "LabelEncoder", [name], [positions], op_domain="ai.onnx.ml", op_version=2,
+                name=scope.get_unique_operator_name("LabelEncoder"),
+                keys_strings=[str(key).encode("utf-8") for key in keys], values_int64s=list(range(len(keys))),
+                default_int64=len(keys),
+            )
+        else:
+            _number_lookup(scope, container, name, kind, positions, np.asarray(keys, dtype=np.float64), np.arange(len(keys)), len(keys))
+        table = scope.get_unique_variable_name("codes")
+        container.add_initializer(
+            table, onnx.TensorProto.FLOAT if floats else onnx.TensorProto.INT64, [len(codes)],
+            codes.astype(np.float32 if floats else np.int64).tolist(),
+        )
+        coded.append(scope.get_unique_variable_name("ordinal"))
+        container.add_node("Gather", [table, positions], [coded[-1]], name=scope.get_unique_operator_name("Gather"))
+    joined = scope.get_unique_variable_name("ordinals")
+    container.add_node("Concat", coded, [joined], axis=1, name=scope.get_unique_operator_name("Concat"))
+    to = onnx.TensorProto.FLOAT if np.issubdtype(encoder.dtype, np.floating) else onnx.TensorProto.INT64
+    container.add_node("Cast", [joined], [operator.outputs[0].full_name], to=to, name=scope.get_unique_operator_name("Cast"))
+
+
+def _ordinal_codes(encoder: Any, column: int) -> tuple[list[Any], np.ndarray]:
+    """The keys of column ``column`` and its table of codes: one per key, then
+    ``unknown_value`` unless the encoder refuses unknown categories."""
+    categories = list(encoder.categories_[column])
+    mapping = None
+    if getattr(encoder, "_infrequent_enabled", False):
+        mapping = encoder._default_to_infrequent_mappings[column]
+    codes = [float(mapping[k]) if mapping is not None else float(k) for k in range(len(categories))]
+    text = np.asarray(encoder.categories_[column]).dtype.kind in ("O", "U", "S")
+    if categories and _is_nan(categories[-1]):  # scikit-learn keeps a missing value last
+        codes[-1] = float(encoder.encoded_missing_value)
+        if text:
+            categories, codes = categories[:-1], codes[:-1]
+    if encoder.handle_unknown != "error":
+        codes.append(float(encoder.unknown_value))
+    return categories, np.asarray(codes, dtype=np.float64)
+
+
+def exact_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx's OneHotEncoder, with numbers looked up exactly: skl2onnx casts a number
+    to int64 in front of onnxruntime's encoder, so 2.5 counted as category 2 where
+    scikit-learn refuses it (``handle_unknown='error'``) or sets no column ('ignore'). The
+    cast becomes a lookup of the known numbers, any other value (NaN too) one that no
+    category has, which the encoder then refuses or encodes as no category."""
+    from skl2onnx.common._registration import get_converter
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    kinds = {variable.full_name: variable.type for variable in operator.inputs}
+    casts: dict[str, str] = {}  # a cast to int64 not yet written: its output -> its input
+    add_node = container.add_node
+
+    def add(op_type: str, inputs: Any, outputs: Any, *args: Any, **attrs: Any) -> Any:
+        names = [inputs] if isinstance(inputs, str) else list(inputs)
+        if op_type == "Gather" and names[0] in kinds:  # one column of a wider input
+            kinds[outputs if isinstance(outputs, str) else outputs[0]] = kinds[names[0]]
+        numeric = isinstance(kinds.get(names[0]), (DoubleTensorType, FloatTensorType))
+        if op_type == "Cast" and attrs.get("to") == onnx.TensorProto.INT64 and numeric:
+            casts[outputs if isinstance(outputs, str) else outputs[0]] = names[0]
+            return None
+        if op_type == "OneHotEncoder" and names[0] in casts and "cats_int64s" in attrs:
+            source = casts.pop(names[0])
+            categories = np.asarray(attrs["cats_int64s"], dtype=np.int64)
+            outside = int(categories.min()) - 1 if len(categories) else 0
+            _number_lookup(scope, container, source, kinds[source], names[0], categories.astype(np.float64), categories, outside)
+        return add_node(op_type, inputs, outputs, *args, **attrs)
+
+    container.add_node = add
+    try:
+        get_converter("SklearnOneHotEncoder")(scope, operator, container)
+    finally:
+        del container.add_node  # the class's own method again
+    for output, source in casts.items():  # read by no encoder: the cast as skl2onnx wrote it
+        container.add_node("Cast", [source], [output], to=onnx.TensorProto.INT64, name=scope.get_unique_operator_name("Cast"))
+
+
+# skl2onnx 1.20 writes ai.onnx.ml up to opset 3; a node of a later opset (LabelEncoder 4,
+# whose keys may be doubles) is written in this domain, then moved by ``later_ml_opsets``.
+_LATER_ML_DOMAIN = "nbgov.ai.onnx.ml"
+_LATER_ML_OPSET = 4
+
+
+def later_ml_opsets(model: onnx.ModelProto) -> None:
+    """The nodes converters wrote in ``_LATER_ML_DOMAIN`` moved to ai.onnx.ml, whose opset
+    becomes 4 (the operators of the lower opsets nbgov's converters use are the same there)."""
+    moved = False
+    for node in model.graph.node:
+        if node.domain == _LATER_ML_DOMAIN:
+            node.domain, moved = "ai.onnx.ml", True
+    if not moved:
+        return
+    opsets = {entry.domain: entry.version for entry in model.opset_import if entry.domain != _LATER_ML_DOMAIN}
+    opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), _LATER_ML_OPSET)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items()))
+
+
+def _number_lookup(
+    scope: Any, container: Any, name: str, kind: Any, output: str, keys: np.ndarray, values: np.ndarray, default: int
+) -> None:
+    """``output`` = the int64 value of the key equal to ``name``'s number, else ``default``:
+    onnxruntime's LabelEncoder (opset 4) comparing in the input's own type, NaN equal to NaN."""
+    from onnx import numpy_helper
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if isinstance(kind, DoubleTensorType):
+        typed = keys
+    elif isinstance(kind, FloatTensorType):
+        typed = keys.astype(np.float32)
+        if not np.array_equal(typed.astype(np.float64), keys, equal_nan=True):
+            raise ValueError("an encoder's categories do not fit a float input exactly")
+    else:
+        raise TypeError(f"an encoder of numbers on {type(kind).__name__} input has no exact form here")
+    container.add_node(
+        "LabelEncoder", [name], [output], op_domain=_LATER_ML_DOMAIN, op_version=1,
+        name=scope.get_unique_operator_name("LabelEncoder"),
+        keys_tensor=numpy_helper.from_array(typed, "keys_tensor"),
+        values_tensor=numpy_helper.from_array(np.asarray(values, dtype=np.int64), "values_tensor"),
+        default_tensor=numpy_helper.from_array(np.asarray([default], dtype=np.int64), "default_tensor"),
+    )
+
+
+def _input_columns(scope: Any, operator: Any, container: Any) -> list[tuple[str, Any]]:
+    """Each column of the operator's inputs as an ``[N, 1]`` tensor, with its skl2onnx type."""
+    columns = []
+    for variable in operator.inputs:
+        width = variable.get_second_dimension()
+        if width == 1:
+            columns.append((variable.full_name, variable.type))
+            continue
+        if not isinstance(width, int):
+            raise TypeError("an encoder's input has an unknown number of columns")
+        for j in range(width):
+            index = scope.get_unique_variable_name("column_index")
+            container.add_initializer(index, onnx.TensorProto.INT64, [1], [j])
+            column = scope.get_unique_variable_name("column")
+            container.add_node("Gather", [variable.full_name, index], [column], axis=1, name=scope.get_unique_operator_name("Gather"))
+            columns.append((column, variable.type))
+    return columns
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))

@@ -16,7 +16,9 @@ by up to 0.2). A linear head is continuous: float32 moves its score by about 1e-
 relative, so it keeps skl2onnx's float form.
 
 Trees route NaN where scikit-learn learned to (skl2onnx 1.20 sends it to the false branch
-of every split), and HistGradientBoosting converts at all (``skl2onnx_converters.py``).
+of every split), HistGradientBoosting converts at all, and OrdinalEncoder and OneHotEncoder
+refuse (``handle_unknown='error'``) and encode the values scikit-learn does, numbers
+compared as numbers (``skl2onnx_converters.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from onnx import compose, helper
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.catalog.modelfile import FEATURE_NAMES_KEY
-from nbgov.sqlml.catalog.skl2onnx_converters import double_binarizer, faithful_imputer, faithful_trees
+from nbgov.sqlml.catalog.skl2onnx_converters import (
+    double_binarizer,
+    exact_encoders,
+    faithful_imputer,
+    faithful_trees,
+    later_ml_opsets,
+)
 from nbgov.sqlml.models.pipeline import NotAPipeline, read_pipeline
 from nbgov.sqlml.models.runtime import open_session
 from nbgov.sqlml.optimizer.lowering import NotLowerable, lower_trees
@@ -91,14 +99,16 @@ def _convert(estimator: Any, initial: list[tuple[str, Any]], graph_name: str, cu
     from skl2onnx import convert_sklearn
     from sklearn.impute import SimpleImputer
 
-    custom = {**faithful_trees(), SimpleImputer: faithful_imputer, **(custom or {})}
+    custom = {**faithful_trees(), SimpleImputer: faithful_imputer, **exact_encoders(), **(custom or {})}
     try:
-        return convert_sklearn(
+        model = convert_sklearn(
             estimator, name=graph_name, initial_types=initial, options=_zipmap_off(estimator),
             custom_conversion_functions=custom,
         )
     except Exception:  # regressors and transformers reject the zipmap option
-        return convert_sklearn(estimator, name=graph_name, initial_types=initial, custom_conversion_functions=custom)
+        model = convert_sklearn(estimator, name=graph_name, initial_types=initial, custom_conversion_functions=custom)
+    later_ml_opsets(model)
+    return model
 
 
 def _zipmap_off(estimator: Any) -> dict[int, dict[str, Any]]:

@@ -67,10 +67,49 @@ class OneHot:
 
 @dataclass(frozen=True)
 class LabelCode:
-    """LabelEncoder: each known string becomes its number, anything else ``default``."""
+    """LabelEncoder: each known string becomes its number, anything else ``default``; or,
+    ``strict``, anything else fails (an OrdinalEncoder's code looked up with no entry for
+    unknown values: ``handle_unknown='error'``)."""
 
     mapping: tuple[tuple[str, float], ...]
     default: float
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class NumberCode:
+    """LabelEncoder of one number column: each known number (NaN too) becomes its code,
+    anything else ``default``."""
+
+    source: Source
+    mapping: tuple[tuple[float, float], ...]
+    default: float
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The values of one input column a strict encoder knows (scikit-learn's
+    ``handle_unknown='error'``): onnxruntime fails on any other value there."""
+
+    source: Source
+    encoder: str  # as scikit-learn names it: OneHotEncoder, OrdinalEncoder
+    known: tuple[str, ...] | tuple[float, ...]
+
+    def refuses(self, values: np.ndarray) -> bool:
+        """Whether any of ``values`` (the column's feed) is none of the known values."""
+        if self.source.elem_type == "string":
+            known = set(self.known)
+            return any(value not in known for value in values.tolist())
+        numbers = values.astype(np.float64)
+        nan_known = any(math.isnan(float(v)) for v in self.known)
+        unknown = ~np.isin(numbers, np.asarray(self.known, dtype=np.float64))
+        if nan_known:
+            unknown &= ~np.isnan(numbers)
+        return bool(unknown.any())
+
+    def described(self) -> tuple[str, ...]:
+        """The known values as a message lists them: ``gold``, ``3`` (an integer as one)."""
+        return tuple(str(v) if isinstance(v, str) else _number_text(float(v)) for v in self.known)
 
 
 Encoder = OneHot | LabelCode
@@ -98,6 +137,8 @@ class Mixed:
     op: str
     elem_type: str = "float"
     fallible: bool = False  # onnxruntime may fail on some values (strict encoders, string casts)
+    code: NumberCode | None = None  # a LabelEncoder of one number column
+    vocabulary: Vocabulary | None = None  # a strict encoder of one number column: what it knows
 
     def described(self) -> str:
         """"OneHotEncoder(numeric categories) from tier", for EXPLAIN: the inputs it reads,
@@ -139,6 +180,21 @@ class Pipeline:
         for name, elem, width in self.inputs:
             out += [Source(name, j, elem) for j in range(width)]
         return out
+
+    @property
+    def vocabularies(self) -> tuple[Vocabulary, ...]:
+        """What each strict encoder knows of the column it reads: any other value there
+        makes onnxruntime fail the whole call."""
+        found: dict[Vocabulary, None] = {}
+        for column in self.features:
+            if isinstance(column, Mixed):
+                if column.vocabulary is not None:
+                    found[column.vocabulary] = None
+            elif isinstance(column.encoder, OneHot) and column.encoder.strict:
+                found[Vocabulary(column.source, "OneHotEncoder", column.encoder.categories)] = None
+            elif isinstance(column.encoder, LabelCode) and column.encoder.strict:
+                found[Vocabulary(column.source, "OrdinalEncoder", tuple(k for k, _ in column.encoder.mapping))] = None
+        return tuple(found)
 
 
 class NotAPipeline(ValueError):
@@ -303,10 +359,44 @@ def _concat(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Blo
 
 
 def _gather(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
+    if node.input[0] in r.constants and node.input[1] in r.blocks:
+        return _table_lookup(r, node)
     data = r.block(node.input[0])
     indices = r.constant(node.input[1]).astype(np.int64)
     axis = _row_axis(int(a.get("axis", 0)), data.cells.ndim + 1)  # type: ignore[call-overload]
     return [_Block(np.take(data.cells, indices, axis=axis), data.elem_type)]
+
+
+def _table_lookup(r: _Reader, node: onnx.NodeProto) -> list[_Block]:
+    """``Gather(table, codes)``: each code replaced by its entry of a constant table, and a
+    code outside the table fails (how nbgov converts an OrdinalEncoder: the codes are
+    positions, an unknown value one past the last, which only ``unknown_value`` has an
+    entry for)."""
+    table = np.asarray(r.constant(node.input[0]))
+    if table.ndim != 1 or table.dtype.kind not in "iuf":
+        raise NotAPipeline("Gather from a constant that is not one list of numbers")
+    codes = r.block(node.input[1])
+    elem = "int64" if table.dtype.kind in "iu" else "float" if table.dtype == np.float32 else "double"
+    size = len(table)
+
+    def entry(code: float) -> float | None:
+        return float(table[int(code)]) if code.is_integer() and -size <= code < size else None
+
+    def make(column: Column, _: tuple[int, ...]) -> Column:
+        if isinstance(column, Feature) and isinstance(column.encoder, LabelCode) and not column.steps and not column.encoder.strict:
+            mapping = tuple((key, value) for key, code in column.encoder.mapping if (value := entry(code)) is not None)
+            default = entry(column.encoder.default)
+            if len(mapping) == len(column.encoder.mapping):  # a key outside the table would fail, unread
+                code = LabelCode(mapping, math.nan if default is None else default, strict=default is None)
+                return Feature(column.source, code, elem_type=elem)
+        if isinstance(column, Mixed) and column.code is not None:
+            known = tuple(key for key, code in column.code.mapping if entry(code) is not None)
+            fails = entry(column.code.default) is None
+            vocabulary = Vocabulary(column.code.source, "OrdinalEncoder", known) if fails else None
+            return Mixed(column.sources, "OrdinalEncoder(numeric categories)", elem, fails, vocabulary=vocabulary)
+        return Mixed(frozenset(_sources(column)), "Gather", elem, True)
+
+    return [r.map_columns(codes, make, elem)]
 
 
 def _feature_extractor(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
@@ -534,19 +624,26 @@ def _one_hot(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Bl
     categories: tuple[str, ...] = tuple(_text(c) for c in (a.get("cats_strings") or []))  # type: ignore[attr-defined]
     count = len(categories) or len(a.get("cats_int64s") or [])  # type: ignore[arg-type]
     cells = np.empty(data.cells.shape + (count,), dtype=np.int64)
+    numbers = {float(c) for c in (a.get("cats_int64s") or [])}  # type: ignore[attr-defined]
     for position in np.ndindex(data.cells.shape):
         column = r.columns[int(data.cells[position])]
+        vocabulary = None
+        if strict and isinstance(column, Mixed) and column.code is not None:  # numbers looked up first
+            known = tuple(key for key, code in column.code.mapping if code in numbers)
+            vocabulary = Vocabulary(column.code.source, "OneHotEncoder", known)
         for k in range(count):
             if isinstance(column, Feature) and categories and column.elem_type == "string" and _raw(column):
                 made: Column = Feature(column.source, OneHot(categories[k], categories, strict))
             else:
-                made = Mixed(frozenset(_sources(column)), "OneHotEncoder(numeric categories)", "float", strict)
+                made = Mixed(frozenset(_sources(column)), "OneHotEncoder(numeric categories)", "float", strict, vocabulary=vocabulary)
             cells[position + (k,)] = r.add(made)
     return [_Block(cells, "float")]
 
 
 def _label_encoder(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
     data = r.block(node.input[0])
+    if "keys_tensor" in a:
+        return [_number_codes(r, data, a)]
     keys = a.get("keys_strings")
     if keys is not None and "values_int64s" in a:
         values = [float(v) for v in a["values_int64s"]]  # type: ignore[attr-defined]
@@ -568,6 +665,24 @@ def _label_encoder(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> li
         return Mixed(frozenset(_sources(column)), "LabelEncoder", elem)
 
     return [r.map_columns(data, make, elem)]
+
+
+def _number_codes(r: _Reader, data: _Block, a: dict[str, object]) -> _Block:
+    """LabelEncoder (opset 4) of numbers to int64 codes: how nbgov looks up the categories
+    of a number column (``NumberCode``); read as a column onnxruntime computes."""
+    keys = numpy_helper.to_array(a["keys_tensor"]).ravel()  # type: ignore[arg-type]
+    values = numpy_helper.to_array(a["values_tensor"]).ravel()  # type: ignore[arg-type]
+    default = numpy_helper.to_array(a["default_tensor"]).ravel() if "default_tensor" in a else None  # type: ignore[arg-type]
+    if keys.dtype.kind not in "iuf" or values.dtype.kind not in "iu" or default is None or len(default) != 1:
+        raise NotAPipeline("LabelEncoder of numbers to anything but int64 codes")
+    mapping = tuple(zip((float(k) for k in keys), (float(v) for v in values)))
+
+    def make(column: Column, _: tuple[int, ...]) -> Column:
+        if isinstance(column, Feature) and column.elem_type in ("float", "double") and _raw(column):
+            return Mixed(frozenset([column.source]), "LabelEncoder", "int64", code=NumberCode(column.source, mapping, float(default[0])))
+        return Mixed(frozenset(_sources(column)), "LabelEncoder", "int64")
+
+    return r.map_columns(data, make, "int64")
 
 
 def _feature_vectorizer(r: _Reader, node: onnx.NodeProto, a: dict[str, object]) -> list[_Block]:
@@ -608,6 +723,11 @@ _HANDLERS: dict[str, Callable[[_Reader, onnx.NodeProto, dict[str, object]], list
     "LabelEncoder": _label_encoder,
     "FeatureVectorizer": _feature_vectorizer,
 }
+
+
+def _number_text(value: float) -> str:
+    """``3`` for an integer, ``2.5``, ``nan``: as a category is read back."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
 def _text(value: object) -> str:

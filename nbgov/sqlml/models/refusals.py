@@ -12,17 +12,17 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
-from nbgov.sqlml.models.pipeline import Feature, NotAPipeline, OneHot, read_pipeline
+from nbgov.sqlml.models.pipeline import Feature, NotAPipeline, read_pipeline
 from nbgov.sqlml.models.steps import fails_on_nan
 
 
-_UNKNOWN = "holds a category the model's OneHotEncoder does not know"
+_UNKNOWN = "does not know (it refuses unknown categories)"
 _NAN = "which the model's Binarizer refuses"
 
 
-def unknown_category(label: str, name: str, categories: tuple[str, ...]) -> str:
-    """``label``: the call, as ``predict(m@1)``."""
-    return f"{label}: input {name!r} {_UNKNOWN} (it refuses unknown categories); known: {', '.join(categories)}"
+def unknown_category(label: str, name: str, encoder: str, categories: tuple[str, ...]) -> str:
+    """``label``: the call, as ``predict(m@1)``; ``encoder``: as scikit-learn names it."""
+    return f"{label}: input {name!r} holds a category the model's {encoder} {_UNKNOWN}; known: {', '.join(categories)}"
 
 
 def nan_refused(label: str, name: str) -> str:
@@ -47,18 +47,21 @@ def refused(payload: bytes, feeds: Mapping[str, np.ndarray], label: str) -> str 
         return None
     except Exception:  # a diagnosis after a failure must not fail itself
         return None
+    for vocabulary in pipeline.vocabularies:
+        if vocabulary.refuses(_column(feeds, vocabulary.source.input, vocabulary.source.column)):
+            return unknown_category(label, vocabulary.source.input, vocabulary.encoder, vocabulary.described())
     for feature in pipeline.features:
-        if not isinstance(feature, Feature):
+        if not isinstance(feature, Feature) or feature.encoder is not None or not fails_on_nan(feature.steps):
             continue
-        feed = feeds.get(feature.source.input)
-        if feed is None:
-            continue
-        values = feed.reshape(len(feed), -1)[:, feature.source.column]
-        encoder = feature.encoder
-        if isinstance(encoder, OneHot) and encoder.strict:
-            known = set(encoder.categories)
-            if any(value not in known for value in values.tolist()):
-                return unknown_category(label, feature.source.input, encoder.categories)
-        elif encoder is None and fails_on_nan(feature.steps) and bool(np.isnan(values.astype(np.float64)).any()):
+        values = _column(feeds, feature.source.input, feature.source.column)
+        if bool(np.isnan(values.astype(np.float64)).any()):
             return nan_refused(label, feature.source.input)
     return None
+
+
+def _column(feeds: Mapping[str, np.ndarray], name: str, column: int) -> np.ndarray:
+    """Column ``column`` of the feed of input ``name`` (empty when it was not fed)."""
+    feed = feeds.get(name)
+    if feed is None:
+        return np.empty(0)
+    return feed.reshape(len(feed), -1)[:, column]

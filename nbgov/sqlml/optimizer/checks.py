@@ -1,7 +1,7 @@
 """Values onnxruntime refuses, refused the same way when the featurizer runs as SQL.
 
-onnxruntime computes every featurizer node, so a category a strict OneHotEncoder
-(``handle_unknown='error'``) does not know, or NaN reaching a Binarizer, fails the
+onnxruntime computes every featurizer node, so a category a strict OneHotEncoder or
+OrdinalEncoder (``handle_unknown='error'``) does not know, or NaN reaching a Binarizer, fails the
 whole call even when the trees would never look at that column.  A rewritten
 call must fail on the same rows: each ``Check`` is a SQL condition true exactly
 there, turned into DuckDB's ``error()`` (only on rows that would be scored).
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.models.pipeline import Mixed, OneHot, Pipeline, Source
+from nbgov.sqlml.models.pipeline import LabelCode, Mixed, OneHot, Pipeline, Source
 from nbgov.sqlml.models.refusals import nan_refused, unknown_category
 from nbgov.sqlml.models.steps import fails_on_nan
 from nbgov.sqlml.optimizer.categories import Categories
@@ -30,11 +30,12 @@ class Check:
     """A value onnxruntime would refuse: an unknown category, or NaN into a Binarizer."""
 
     source: Source
-    categories: tuple[str, ...] = ()  # non-empty: the strict encoder's known categories
+    encoder: str = ""  # the strict encoder, as scikit-learn names it; "": NaN into a Binarizer
+    categories: tuple[str, ...] = ()  # the strict encoder's known categories
 
     @property
     def unknown_category(self) -> bool:
-        return bool(self.categories)
+        return bool(self.encoder)
 
     def needed(self, raw: Domain | Categories | None) -> bool:
         """Whether the query leaves room for the refused value."""
@@ -44,6 +45,8 @@ class Check:
 
     def failing(self, value: exp.Expression) -> exp.Expression:
         """True on the rows onnxruntime would refuse (NULL on NULL rows)."""
+        if self.unknown_category and not self.categories:  # it knows none: every value fails
+            return exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
         if self.unknown_category:
             return exp.Not(
                 this=exp.In(
@@ -57,22 +60,26 @@ class Check:
         """What onnxruntime's refusal is reported as without the optimizer (``models/refusals.py``);
         ``label``: the call, as ``predict(m@1)``."""
         if self.unknown_category:
-            return unknown_category(label, self.source.input, self.categories)
+            return unknown_category(label, self.source.input, self.encoder, self.categories)
         return nan_refused(label, self.source.input)
 
 
 def refusals(pipeline: Pipeline) -> tuple[Check, ...]:
     """What onnxruntime may refuse anywhere in the featurizer (it computes every feature)."""
-    found: dict[tuple[Source, bool], Check] = {}
+    found: dict[tuple[Source, str], Check] = {}
     for column in pipeline.features:
         if isinstance(column, Mixed):
             if column.fallible:
                 raise Unrefusable(f"{column.op} may fail on some values; kept for onnxruntime to decide")
             continue
-        if isinstance(column.encoder, OneHot) and column.encoder.strict:
-            found.setdefault((column.source, True), Check(column.source, column.encoder.categories))
-        if column.encoder is None and fails_on_nan(column.steps):
-            found.setdefault((column.source, False), Check(column.source))
+        encoder = column.encoder
+        if isinstance(encoder, OneHot) and encoder.strict:
+            found.setdefault((column.source, "OneHotEncoder"), Check(column.source, "OneHotEncoder", encoder.categories))
+        if isinstance(encoder, LabelCode) and encoder.strict:
+            known = tuple(k for k, _ in encoder.mapping)
+            found.setdefault((column.source, "OrdinalEncoder"), Check(column.source, "OrdinalEncoder", known))
+        if encoder is None and fails_on_nan(column.steps):
+            found.setdefault((column.source, "Binarizer"), Check(column.source))
     return tuple(found.values())
 
 

@@ -18,7 +18,7 @@ expressions over the call's own arguments:
 
 Every branch of every tree goes the same way as in the original model, for every
 row, so outputs are identical.  What onnxruntime would refuse is refused too: a
-category a strict OneHotEncoder does not know, or NaN reaching a Binarizer, make
+category a strict OneHotEncoder or OrdinalEncoder does not know, or NaN reaching a Binarizer, make
 the lowered call fail (``Check``), unless the query proves they cannot occur.
 """
 
@@ -86,7 +86,8 @@ class LoweredColumn:
                 values.add(0.0)
         else:
             values = {v for k, v in self.encoder.mapping if strings.admits(k)}
-            if not strings.only_within(tuple(k for k, _ in self.encoder.mapping)):
+            unknown = not strings.only_within(tuple(k for k, _ in self.encoder.mapping))
+            if unknown and not self.encoder.strict:  # a strict encoder's unknown rows fail (checks.py)
                 values.add(self.encoder.default)
         if not values:  # the query admits no row here
             return Domain(lo=1.0, hi=0.0, values=frozenset(), nan=False)

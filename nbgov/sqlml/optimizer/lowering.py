@@ -89,9 +89,11 @@ class LoweredColumn:
             unknown = not strings.only_within(tuple(k for k, _ in self.encoder.mapping))
             if unknown and not self.encoder.strict:  # a strict encoder's unknown rows fail (checks.py)
                 values.add(self.encoder.default)
-        if not values:  # the query admits no row here
-            return Domain(lo=1.0, hi=0.0, values=frozenset(), nan=False)
-        return Domain(lo=min(values), hi=max(values), values=frozenset(values), nan=False)
+        numbers = {v for v in values if not math.isnan(v)}  # an unknown_value may be NaN
+        nan = len(numbers) < len(values)
+        if not numbers:  # NaN alone, or the query admits no row here
+            return Domain.nan_only() if nan else Domain(lo=1.0, hi=0.0, values=frozenset(), nan=False)
+        return Domain(lo=min(numbers), hi=max(numbers), values=frozenset(numbers), nan=nan)
 
     def name(self, column: str) -> str:
         """What this column computes, for notes: ``plan = 'gold'``, ``plan (label-encoded)``, ``age``."""

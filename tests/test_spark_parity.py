@@ -240,3 +240,12 @@ def test_a_quotient_cast_to_an_integer_rounds_as_on_duckdb(engine, spark_engine)
     duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
     assert duck.a.tolist() == [-3, -2, 0, 1, 2, 2, 3, 4, 10]  # -2.5 -> -2, 1.5 -> 2, 2.5 -> 2, 2.7 -> 3, 3.5 -> 4
     pd.testing.assert_frame_equal(spark, duck, check_dtype=False)
+
+
+def test_names_that_differ_only_in_case_are_suffixed_as_on_duckdb(engine, spark_engine):
+    """DuckDB's names ignore case, so ``id`` then ``Id`` is a repeated name, suffixed ``Id_1``;
+    Spark's results kept ``id``, ``Id``, ``ID`` as three names."""
+    sql = 'SELECT 1 AS id, 2 AS "Id", 3 AS "ID", 4 AS id_1, 5 AS "iD"'
+    duck, spark = _both((engine, spark_engine), sql)
+    assert list(duck.columns) == ["id", "Id_1", "ID_2", "id_1_1", "iD_3"]
+    pd.testing.assert_frame_equal(spark, duck)

@@ -116,15 +116,16 @@ def _arrow_frame(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[An
 
 
 def unique_names(names: list[str]) -> list[str]:
-    """Repeated column names suffixed as DuckDB's ``df()`` does (``i``, ``i_1``, ``i_2``)."""
+    """Repeated column names suffixed as DuckDB's ``df()`` does (``i``, ``i_1``, ``i_2``),
+    names that differ only in case being the same name to DuckDB (``id``, ``Id_1``)."""
     seen: set[str] = set()
     counts: dict[str, int] = {}
     unique: list[str] = []
     for name in names:
         candidate = name
-        while candidate in seen:
-            counts[name] = counts.get(name, 0) + 1
-            candidate = f"{name}_{counts[name]}"
-        seen.add(candidate)
+        while candidate.lower() in seen:
+            counts[name.lower()] = counts.get(name.lower(), 0) + 1
+            candidate = f"{name}_{counts[name.lower()]}"
+        seen.add(candidate.lower())
         unique.append(candidate)
     return unique

@@ -242,6 +242,72 @@ def test_a_quotient_cast_to_an_integer_rounds_as_on_duckdb(engine, spark_engine)
     pd.testing.assert_frame_equal(spark, duck, check_dtype=False)
 
 
+def test_a_double_cast_to_an_integer_rounds_as_on_duckdb(engine, spark_engine):
+    """DuckDB's cast of a DOUBLE or FLOAT to an integer type rounds half to even, of a DECIMAL
+    half away from zero; Spark's truncated every one (3.5 -> 3, -0.5 -> 0 but 1.5 -> 1), for a
+    bare column of a frame or a Spark table as for any DOUBLE expression: products, square
+    roots, averages, a ``$name`` float. Each is now typed as DuckDB types it and rounded so."""
+    x = [2.5, -2.5, 3.5, -3.5, 0.49999999999999994, -0.5, 1.5, 6.25, 12.25, np.nan]
+    values = pd.DataFrame({"n": np.arange(len(x), dtype=np.int64), "x": x, "f": np.array(x, dtype=np.float32), "k": [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]})
+    sql = (
+        "SELECT n, x::INTEGER AS a, CAST(x AS BIGINT) AS b, TRY_CAST(x AS SMALLINT) AS c, f::INTEGER AS d, "
+        "(x * 1.5)::INTEGER AS e, sqrt(abs(x))::INTEGER AS g, (n * 0.5)::INTEGER AS h, "
+        "CAST(CAST(x AS DECIMAL(10, 1)) AS INTEGER) AS i, $p::INTEGER AS j FROM v ORDER BY n"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values}, params={"p": 3.5})
+    assert duck.a.tolist()[:9] == [2, -2, 4, -4, 0, 0, 2, 6, 12] and duck.a.isna().tolist()[9]
+    assert duck.g.tolist()[7:9] == [2, 4] and duck.h.tolist()[5] == 3 and duck.i.tolist()[:4] == [3, -3, 4, -4]
+    pd.testing.assert_frame_equal(spark, duck)
+    grouped = "SELECT k, AVG(x)::INTEGER AS mean, median(x)::BIGINT AS middle FROM doubles GROUP BY k ORDER BY k"
+    for each in (engine, spark_engine):  # a table of the engine's own (a Spark table on Spark)
+        each.execute("CREATE TABLE doubles AS SELECT * FROM v", frames={"v": values})
+    duck, spark = _both((engine, spark_engine), grouped)
+    assert duck["mean"].tolist()[:4] == [0, 0, 0, 4]  # 3.875 in the last: truncated, it was 3
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_a_double_cast_to_a_decimal_rounds_as_on_duckdb(engine, spark_engine):
+    """DuckDB casts a DOUBLE to DECIMAL(p, s) by rounding ``x * 10^s`` as a double: 1.005 is
+    100.49999999999999 hundredths, so 1.00; Spark rounded the shortest decimal text of x, 1.005,
+    to 1.01. The same values now on both."""
+    values = pd.DataFrame({"x": [1.005, 0.285, 2.675, 0.125, -1.005, 1.15, 1234.5678, np.nan]})
+    sql = "SELECT x, CAST(x AS DECIMAL(10, 2)) AS cents, x::DECIMAL AS d, CAST(x * 10 AS DECIMAL(12, 1)) AS tenths FROM v"
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.cents.tolist()[:5] == [1.0, 0.28, 2.68, 0.13, -1.0]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_list_and_text_lengths_count_as_on_duckdb(engine, spark_engine):
+    """``len(list)`` failed on Spark (sqlglot writes LENGTH, which takes text only) and
+    ``array_length`` / ``length(text)`` came back as int32; now a list's size and a text's
+    length, BIGINTs, NULL for NULL, as on DuckDB."""
+    lists = pd.DataFrame({"id": [1, 2, 3], "tags": [[1, 2], [], None], "s": ["ab", None, "é"]})
+    sql = "SELECT id, len(tags) AS a, array_length(tags) AS b, len(s) AS c, length(s) AS d FROM lists ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"lists": lists})
+    assert duck.a.tolist()[:2] == [2, 0] and duck.c.tolist()[::2] == [2, 1]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_star_exclude_replace_and_rename_select_as_on_duckdb(engine, spark_engine, people):
+    """``SELECT * REPLACE (...)`` and ``* RENAME (...)`` failed to parse on Spark, and ``*
+    EXCLUDE (s)`` over a join whose sides both have ``s`` was ambiguous there (DuckDB drops
+    both). The stars are now expanded into the columns they stand for, as DuckDB reads them."""
+    extra = people[["id", "income"]].assign(note="x").rename(columns={"id": "Id", "note": "Note Text"})
+    frames = {"people": people, "extra": extra}
+    cells = [
+        "SELECT * REPLACE (round(income) AS income, age + 1 AS age) FROM people WHERE age > 40 ORDER BY id",
+        "SELECT * EXCLUDE (joined) RENAME (income AS pay) FROM people ORDER BY id",
+        "SELECT * EXCLUDE (income) FROM extra JOIN people USING (id) ORDER BY id",
+        'SELECT p.* EXCLUDE (joined, active), e.* REPLACE (upper("note text") AS "NOTE text") FROM people p JOIN extra e ON p.id = e.id ORDER BY p.id',
+        "WITH older AS (SELECT * EXCLUDE (joined) FROM people WHERE age > 60) SELECT * REPLACE (age::INTEGER AS age) FROM older ORDER BY id",
+        "SELECT * REPLACE (Income * 2 AS income) FROM (SELECT id AS ID, income AS Income FROM people) ORDER BY id",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames=frames)
+        assert len(duck) > 0, sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+
+
 def test_names_that_differ_only_in_case_are_suffixed_as_on_duckdb(engine, spark_engine):
     """DuckDB's names ignore case, so ``id`` then ``Id`` is a repeated name, suffixed ``Id_1``;
     Spark's results kept ``id``, ``Id``, ``ID`` as three names."""

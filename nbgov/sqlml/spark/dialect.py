@@ -27,6 +27,7 @@ from nbgov.sqlml.spark.functions import (
     day_part,
     iso_day_of_week,
     list_in_order,
+    list_size,
     percentile,
 )
 
@@ -78,11 +79,17 @@ class NbgovSpark(Spark):
         def cast_sql(self, expression: exp.Cast, safe_prefix: str | None = None) -> str:
             """A quotient cast to an integer: DuckDB's ``/`` is a DOUBLE, which its cast rounds
             half to even (``(age / 10)::INTEGER`` is 3 for age 27); Spark's cast truncates (2).
-            ``bround`` (half to even) first gives DuckDB's number."""
+            ``bround`` (half to even) first gives DuckDB's number. Any other operand is rounded
+            by its type before SQL is generated (``typed.py``); a quotient is rounded here also
+            where the statement could not be typed."""
             if expression.to.is_type(*_INTEGER_TYPES) and isinstance(expression.this.unnest(), exp.Div):
                 expression = expression.copy()
                 expression.set("this", exp.Anonymous(this="BROUND", expressions=[expression.this]))
             return super().cast_sql(expression, safe_prefix)
+
+        def arraysize_sql(self, expression: exp.ArraySize) -> str:
+            sized = list_size(expression)
+            return self.sql(sized) if sized is not None else super().arraysize_sql(expression)
 
         def arrayagg_sql(self, expression: exp.ArrayAgg) -> str:
             listed = list_in_order(expression)

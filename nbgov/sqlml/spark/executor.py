@@ -27,6 +27,7 @@ from nbgov.sqlml.activity import TableContent
 from nbgov.sqlml.execution.batching import stats_note
 from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import arrow_result_frame
+from nbgov.sqlml.models.onnxtypes import value_duckdb_type
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
@@ -43,6 +44,7 @@ from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
 from nbgov.sqlml.spark.tables import quoted, table_content, table_identity
+from nbgov.sqlml.spark.typed import Inputs, duckdb_type, for_spark
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.statements import rewrite_extensions, split
@@ -111,8 +113,9 @@ class SparkExecutor:
         lazy views and functions, so nothing is scored or read."""
         with self._errors(prepared.signatures), ExitStack() as stack:
             self._steps(prepared, params, stack)
-            sql = prepared.query.sql(self.dialect)
-            with self._csv_files(_tree(prepared.query)):
+            tree = _tree(prepared.query)
+            with self._csv_files(tree):
+                sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
                 plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
             return EnginePlans(str(plan.collect()[0][0]).strip())
 
@@ -156,9 +159,9 @@ class SparkExecutor:
         kind = prepared.statement_type
         created = _table_as_select(_tree(prepared.query))
         if created is not None:
-            self._create_table(created, prepared.query, params)
+            self._create_table(created, prepared.query, params, _helper_types(prepared))
             return None, f"{kind}: ok"
-        result = self._frame(prepared.query, params)  # DDL and DML run here, eagerly
+        result = self._frame(prepared.query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
         if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
             frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
             return frame, f"{len(frame):,} row(s)"
@@ -170,7 +173,9 @@ class SparkExecutor:
             self._convert = duckdb.connect()
         return self._convert
 
-    def _create_table(self, create: exp.Create, query: Query, params: Mapping[str, Any]) -> None:
+    def _create_table(
+        self, create: exp.Create, query: Query, params: Mapping[str, Any], functions: Mapping[str, str]
+    ) -> None:
         """DuckDB's ``CREATE [OR REPLACE] TEMP TABLE t AS SELECT`` is a snapshot of the rows
         for the session: a temporary view of the rows checkpointed (sqlglot's ``TEMPORARY
         VIEW`` keeps the SQL text, which reads the statement's notebook frames after they are
@@ -178,10 +183,11 @@ class SparkExecutor:
         a table (the built-in one): the rows written over the table."""
         table, select = create.this, create.args["expression"]  # checked by _table_as_select
         with self._csv_files(select):
-            rows = self.spark.sql(select.sql(self.dialect), args=bind_parameters(parameter_names(select), params) or None)
+            sql = for_spark(select, self._inputs(params, functions)).sql(self.dialect)
+            rows = self.spark.sql(sql, args=bind_parameters(parameter_names(select), params) or None)
         if not _temporary(create):
             try:
-                self._frame(query, params)
+                self._frame(query, params, functions)
             except Exception as error:
                 if condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
                     raise
@@ -197,10 +203,34 @@ class SparkExecutor:
         else:
             snapshot.createTempView(table.name)
 
-    def _frame(self, query: Query, params: Mapping[str, Any]) -> DataFrame:
-        """``query`` as a Spark DataFrame (lazy for queries), its parameters bound."""
-        with self._csv_files(_tree(query)):
-            return self.spark.sql(query.sql(self.dialect), args=self._args(query, params) or None)
+    def _frame(self, query: Query, params: Mapping[str, Any], functions: Mapping[str, str] | None = None) -> DataFrame:
+        """``query`` as a Spark DataFrame (lazy for queries), its parameters bound; ``functions``:
+        the value types of the statement's helper functions."""
+        tree = _tree(query)
+        with self._csv_files(tree):
+            sql = self._sql(query, tree, params, functions or {})
+            return self.spark.sql(sql, args=self._args(query, params) or None)
+
+    def _sql(self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]) -> str:
+        """``query`` in Spark SQL, with DuckDB's meanings that depend on the types of what it
+        reads (``typed.py``); inside ``_csv_files``, which Spark describes the CSV files by."""
+        if tree is None:
+            return query.sql(self.dialect)  # sqlglot cannot read it: says so
+        translated = for_spark(tree, self._inputs(params, functions))
+        return query.sql(self.dialect) if translated is tree else translated.sql(self.dialect)
+
+    def _inputs(self, params: Mapping[str, Any], functions: Mapping[str, str]) -> Inputs:
+        return Inputs(self._table_types, params, functions)
+
+    def _table_types(self, table: exp.Table) -> dict[str, str] | None:
+        """The columns of ``table`` with their DuckDB types, as Spark reads it (a notebook
+        frame, a scored helper view, a CSV file...); None when Spark cannot."""
+        probe = exp.select(exp.Star()).from_(table).limit(0)
+        try:
+            fields = self.spark.sql(probe.sql(self.dialect)).schema.fields
+        except Exception:  # not a relation Spark knows: Spark says so when the statement runs
+            return None
+        return {field.name: duckdb_type(field.dataType.simpleString()) for field in fields}
 
     @contextmanager
     def _csv_files(self, tree: exp.Expression | None) -> Iterator[None]:
@@ -252,6 +282,11 @@ class SparkExecutor:
             self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
         except Exception:  # the session is gone
             pass
+
+
+def _helper_types(prepared: Prepared) -> dict[str, str]:
+    """The DuckDB value types of the functions the statement's steps register."""
+    return {step.name: value_duckdb_type(step.outputs) for step in prepared.steps if isinstance(step, RegisterUdf)}
 
 
 def _tree(query: Query) -> exp.Expression | None:

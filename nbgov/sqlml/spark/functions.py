@@ -82,6 +82,14 @@ def percentile(expression: exp.Expression, name: str) -> exp.Expression:
     return exp.WithinGroup(this=exp.Anonymous(this=name, expressions=[quantile]), expression=ordered)
 
 
+def list_size(expression: exp.ArraySize) -> exp.Expression | None:
+    """DuckDB's ``array_length(list)``: a BIGINT, NULL for NULL (Spark's SIZE is an INT, -1
+    for NULL without ANSI mode); None (sqlglot's translation) with a dimension."""
+    if expression.expression is not None:
+        return None
+    return _bigint(exp.Anonymous(this="ARRAY_SIZE", expressions=[expression.this]))
+
+
 def list_in_order(expression: exp.ArrayAgg) -> exp.Expression | None:
     """DuckDB's ``list(x [ORDER BY k...])``: every value, NULLs too, in the order asked.
     Spark's COLLECT_LIST (sqlglot's translation) drops NULLs and takes no ORDER BY: each

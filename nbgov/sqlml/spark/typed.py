@@ -1,0 +1,464 @@
+"""DuckDB meanings that depend on an expression's type, written for Spark.
+
+Users write DuckDB SQL. Some of it means, on DuckDB, something that depends on the type of
+what it applies to, which the text alone does not say:
+
+- a cast to an integer type rounds a DOUBLE or FLOAT half to even and a DECIMAL half away
+  from zero; Spark's cast truncates (``(income * 1.5)::INTEGER`` of 2.5 is 2 and of 3.5 is 4
+  on DuckDB, 2 and 3 on Spark): ``BROUND`` / ``ROUND`` first gives DuckDB's number;
+- a cast of a DOUBLE to a DECIMAL rounds ``x * 10^scale`` as a double (1.005 is 1.00 at
+  two places), Spark's the shortest decimal text of x (1.01);
+- ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
+  both are BIGINTs (Spark's INT came back as int32);
+- ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
+  ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
+
+The types are sqlglot's (``annotate_types``) over a second copy of the statement, qualified
+with the columns of the relations it reads as the engine describes them, the ``$name``
+values and nbgov's helper functions, with DuckDB's rules where sqlglot's differ (a decimal
+literal is a DECIMAL, ``/`` a DOUBLE). The copy translated keeps the user's text everywhere
+else. An operand whose type stays unknown keeps Spark's meaning (its cast truncates; the
+dialect still rounds a quotient, DuckDB's ``/`` being a DOUBLE whatever its operands): a
+rounding function on a value that is not a number would fail (BOOLEAN) or round text
+Spark's cast refuses.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlglot.expressions as exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.optimizer.annotate_types import TypeAnnotator
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.schema import MappingSchema
+
+from nbgov.errors import SqlError
+
+_DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
+_TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
+_GIVEN = "nbgov_type"  # meta key: the type of a ``$name`` value or a helper function's call
+
+_INTEGERS = exp.DataType.INTEGER_TYPES - {exp.DType.BIT}
+_BINARY_FLOATS = exp.DataType.FLOAT_TYPES  # FLOAT, DOUBLE
+_DECIMALS = frozenset(
+    {exp.DType.DECIMAL, exp.DType.DECIMAL32, exp.DType.DECIMAL64, exp.DType.DECIMAL128, exp.DType.DECIMAL256, exp.DType.BIGDECIMAL}
+)
+# The Spark function that rounds a number as DuckDB's cast of its type to an integer does.
+_CAST_ROUNDING = {"binary": "BROUND", "decimal": "ROUND"}
+
+TableTypes = Callable[[exp.Table], Mapping[str, str] | None]
+# (relation, column), both lower-cased as sqlglot's DuckDB typing writes them -> the column's name
+_Spellings = Mapping[tuple[str, str], str]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a statement's text does not say about its types: the columns of a table it reads
+    (DuckDB type names, None when the engine cannot describe it), the notebook values its
+    ``$name`` parameters bind (only those are looked at), and the value types of nbgov's
+    helper functions in it."""
+
+    tables: TableTypes
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    functions: Mapping[str, str] = field(default_factory=dict)
+
+
+def for_spark(tree: exp.Expr, inputs: Inputs) -> exp.Expr:
+    """``tree`` with DuckDB's type-dependent meanings written as Spark needs them: a copy when
+    any applies, else ``tree`` itself (nothing typed, nothing asked of the engine)."""
+    if not any(_depends_on_types(node) for node in tree.walk()):
+        return tree
+    out, typed = tree.copy(), tree.copy()
+    twins = list(out.walk())
+    for position, node in enumerate(typed.walk()):
+        node.meta[_TWIN] = position
+    described = _Described()
+    annotated = _annotate(typed, inputs, described)
+    if annotated is not None:
+        _rewrite(annotated, twins, described)
+    _refuse_unexpanded(out)
+    return out
+
+
+@dataclass
+class _Described:
+    """The columns the engine described (DuckDB types, names as the engine spells them): per
+    table as written, and per name the typed copy gives a table (``nbgov_typed_<i>``)."""
+
+    by_text: dict[str, Mapping[str, str] | None] = field(default_factory=dict)
+    by_name: dict[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> None:
+    """Rewrite each node of the translated copy (``twins``) by its typed twin in ``typed``
+    (once each: sqlglot may copy a typed node where an alias is referred to)."""
+    done: set[int] = set()
+    for node in list(typed.walk()):
+        index: int | None = node.meta.get(_TWIN)
+        if index is None or index in done:
+            continue
+        done.add(index)
+        if isinstance(node, exp.Cast):
+            _round_before_cast(twins[index], node)
+        elif isinstance(node, exp.Length):
+            _length(twins[index], node)
+        elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
+            _expand_stars(twins[index], node, twins, _spellings(node, twins, described))
+
+
+def _refuse_unexpanded(tree: exp.Expr) -> None:
+    """A ``* REPLACE / RENAME / ILIKE`` left (its columns unknown) has no Spark form: one line
+    that says so, not Spark's syntax error. ``* EXCLUDE`` left is Spark's ``* EXCEPT``."""
+    for select in tree.find_all(exp.Select):
+        if any(star.args.get(arg) for star in _modified_stars(select) for arg in ("replace", "rename", "ilike")):
+            raise SqlError(
+                "SELECT * REPLACE / RENAME / ILIKE is DuckDB-only on the spark engine where nbgov cannot tell the "
+                "columns the star stands for; name the columns instead"
+            )
+
+
+def duckdb_type(spark_type: str) -> str:
+    """A Spark type name (``simpleString``) as DuckDB's, ``UNKNOWN`` when sqlglot cannot read it."""
+    try:
+        return exp.DataType.build(spark_type, dialect="spark").sql(_DUCKDB)
+    except Exception:  # a type sqlglot does not know: typed as unknown, kept as written
+        return "UNKNOWN"
+
+
+def _value_type(value: Any) -> str | None:
+    """The DuckDB type a notebook value is bound as (numbers, text, times); None for others."""
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "BIGINT"
+    if isinstance(value, float):
+        return "DOUBLE"
+    if isinstance(value, decimal.Decimal):
+        return "DECIMAL(38, 10)"
+    if isinstance(value, str):
+        return "VARCHAR"
+    if isinstance(value, datetime.datetime):
+        return "TIMESTAMP" if value.tzinfo is None else "TIMESTAMPTZ"
+    if isinstance(value, datetime.date):
+        return "DATE"
+    return _value_type(value.item()) if isinstance(value, np.generic) else None
+
+
+def _depends_on_types(node: exp.Expr) -> bool:
+    """Whether DuckDB's meaning of ``node`` on Spark depends on types sqlglot must infer."""
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
+    return isinstance(node, exp.Length) or (isinstance(node, exp.Star) and _modified(node))
+
+
+def _integral(node: exp.Expr) -> bool:
+    """Whether ``node`` is an integer by its form alone (nbgov's own labels: integer
+    literals, CASEs of them), so the statement need not be typed for its cast."""
+    node = node.unnest()
+    if isinstance(node, exp.Neg):
+        return _integral(node.this)
+    if isinstance(node, exp.Literal):
+        return node.is_int
+    if isinstance(node, exp.Case):
+        results = [when.args.get("true") for when in node.args.get("ifs") or []] + [node.args.get("default")]
+        return all(result is not None and _integral(result) for result in results)
+    return False
+
+
+def _modified(star: exp.Star) -> bool:
+    return any(star.args.get(arg) for arg in ("except_", "replace", "rename", "ilike"))
+
+
+def _modified_stars(select: exp.Expr) -> list[exp.Star]:
+    """The ``* EXCLUDE/REPLACE/RENAME/ILIKE`` stars (also ``t.* ...``) among a SELECT's outputs."""
+    stars = [p.this if isinstance(p, exp.Column) else p for p in select.expressions if p.is_star]
+    return [star for star in stars if isinstance(star, exp.Star) and _modified(star)]
+
+
+# --- typing ---------------------------------------------------------------------------------
+
+
+def _annotate(tree: exp.Expr, inputs: Inputs, described: _Described) -> exp.Expr | None:
+    """``tree`` typed (each top-level query in it qualified, then typed), or None when
+    sqlglot cannot qualify or type it; ``described`` gets the columns of each table read."""
+    try:
+        for root in [q for q in tree.find_all(exp.Query) if q.find_ancestor(exp.Query) is None]:
+            tables: dict[str, object] = dict(_named_tables(root, inputs, described))
+            schema = MappingSchema(tables, dialect=_DUCKDB)
+            qualified = qualify(
+                root, dialect=_DUCKDB, schema=schema, validate_qualify_columns=False, quote_identifiers=False, identify=False
+            )
+            if qualified is not root and root is tree:
+                tree = qualified
+            elif qualified is not root:
+                root.replace(qualified)
+            for node in qualified.walk():
+                kind = _given_type(node, inputs)
+                if kind is not None:
+                    node.meta[_GIVEN] = exp.DataType.build(kind, dialect=_DUCKDB)
+            _DuckDBTypes(schema, expression_metadata=_TYPING).annotate(qualified)
+    except Exception:  # sqlglot cannot qualify or type this statement: nothing is known
+        return None
+    return tree
+
+
+def _named_tables(root: exp.Expr, inputs: Inputs, described: _Described) -> dict[str, Mapping[str, str]]:
+    """Each table ``root`` reads renamed ``nbgov_typed_<i>`` (its alias kept, or its name as
+    one), so one flat schema holds them whatever their path: that schema."""
+    schema: dict[str, Mapping[str, str]] = {}
+    tables = [s for scope in traverse_scope(root) for s in scope.sources.values() if isinstance(s, exp.Table)]
+    for table in tables:
+        bare = table.copy()
+        bare.set("alias", None)
+        key = bare.sql(_DUCKDB)
+        if key not in described.by_text:
+            described.by_text[key] = inputs.tables(bare)
+        columns = described.by_text[key]
+        if columns is None:
+            continue
+        name = f"nbgov_typed_{len(described.by_name)}"
+        if not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name or name)))
+        for part in ("db", "catalog"):
+            table.set(part, None)
+        table.set("this", exp.to_identifier(name))
+        schema[name] = described.by_name[name] = columns
+    return schema
+
+
+def _given_type(node: exp.Expr, inputs: Inputs) -> str | None:
+    """The type of a ``$name`` value or a call of one of nbgov's helper functions."""
+    if isinstance(node, (exp.Placeholder, exp.Parameter)):
+        return _value_type(inputs.parameters[node.name]) if node.name in inputs.parameters else None
+    if isinstance(node, exp.Anonymous):
+        return inputs.functions.get(str(node.this))
+    return None
+
+
+class _DuckDBTypes(TypeAnnotator):
+    """sqlglot's typing where DuckDB's differs in what a cast rounds: a DECIMAL combined with
+    a FLOAT or DOUBLE is that binary float (sqlglot keeps a DECIMAL with a precision)."""
+
+    def _maybe_coerce(
+        self, type1: exp.DataType | exp.DType, type2: exp.DataType | exp.DType
+    ) -> exp.DataType | exp.DType:
+        kinds = [kind.this if isinstance(kind, exp.DataType) else kind for kind in (type1, type2)]
+        if any(kind in _DECIMALS for kind in kinds):
+            for binary in (exp.DType.DOUBLE, exp.DType.FLOAT):
+                if binary in kinds:
+                    return binary
+        return super()._maybe_coerce(type1, type2)
+
+
+def _given(otherwise: Callable[[TypeAnnotator, Any], Any] | None) -> dict[str, Any]:
+    """Typing that takes a ``$name``'s or a helper function's type from ``_GIVEN``."""
+
+    def annotate(annotator: TypeAnnotator, node: exp.Expr) -> exp.Expr:
+        given = node.meta.get(_GIVEN)
+        if given is not None:
+            return annotator._set_type(node, given)
+        if otherwise is not None:
+            return otherwise(annotator, node)
+        return annotator._set_type(node, exp.DType.UNKNOWN)
+
+    return {"annotator": annotate}
+
+
+def _literal(annotator: TypeAnnotator, literal: exp.Literal) -> exp.Literal:
+    """DuckDB's ``2.5`` is a DECIMAL(2,1) (sqlglot: DOUBLE); with an exponent, a DOUBLE."""
+    annotator._annotate_literal(literal)
+    text = literal.name
+    if literal.is_string or literal.is_int or "e" in text.lower():
+        return literal
+    whole, _, fraction = text.lstrip("+-").partition(".")
+    precision = max(len(whole.lstrip("0")) + len(fraction), len(fraction), 1)
+    if precision <= 38:
+        annotator._set_type(literal, exp.DataType.build(f"DECIMAL({precision}, {len(fraction)})"))
+    return literal
+
+
+def _div(annotator: TypeAnnotator, div: exp.Div) -> exp.Div:
+    """DuckDB's ``/`` of numbers is a DOUBLE, DECIMALs too (sqlglot: a DECIMAL)."""
+    annotator._annotate_div(div)
+    numbers = _number_kind(div.left.type) not in {None, "other"} and _number_kind(div.right.type) not in {None, "other"}
+    if numbers and not div.args.get("typed"):
+        annotator._set_type(div, exp.DType.DOUBLE)
+    return div
+
+
+def _same_number(annotator: TypeAnnotator, node: exp.Expr, otherwise: exp.DType) -> exp.Expr:
+    """A number of its argument's type (DuckDB's ``round(d, 1)`` of a DECIMAL is a DECIMAL;
+    sqlglot: a DOUBLE), ``otherwise`` for the rest."""
+    kind = node.this.type
+    if isinstance(node.parent, exp.WithinGroup):  # ``this`` is the fraction; sqlglot's type stands
+        annotator._set_type(node, exp.DType.DOUBLE if otherwise is exp.DType.DOUBLE else exp.DType.UNKNOWN)
+    elif _number_kind(kind) in {"decimal", "binary"} or (otherwise is exp.DType.UNKNOWN and _number_kind(kind) == "integer"):
+        annotator._set_type(node, kind)
+    else:
+        annotator._set_type(node, otherwise)
+    return node
+
+
+def _typing() -> dict[type[exp.Expr], dict[str, Any]]:
+    """sqlglot's DuckDB typing with DuckDB's rules for decimal literals, ``/``, ``round`` of a
+    DECIMAL, and medians and quantiles (DOUBLEs, or the DECIMAL they read; a discrete one
+    the value it picks)."""
+    base: dict[type[exp.Expr], dict[str, Any]] = dict(Dialect.get_or_raise(_DUCKDB).EXPRESSION_METADATA)
+    continuous: dict[str, Any] = {"annotator": lambda a, e: _same_number(a, e, exp.DType.DOUBLE)}
+    discrete: dict[str, Any] = {"annotator": lambda a, e: _same_number(a, e, exp.DType.UNKNOWN)}
+    return {
+        **base,
+        exp.Placeholder: _given(None),
+        exp.Parameter: _given(None),
+        exp.Anonymous: _given(base.get(exp.Anonymous, {}).get("annotator")),
+        exp.Literal: {"annotator": _literal},
+        exp.Div: {"annotator": _div},
+        exp.Round: continuous,
+        exp.Median: continuous,
+        exp.PercentileCont: continuous,
+        exp.PercentileDisc: discrete,
+        exp.Quantile: discrete,  # DuckDB's quantile(x, q) is quantile_disc
+    }
+
+
+_TYPING = _typing()
+
+
+def _number_kind(kind: exp.DataType | None) -> str | None:
+    """``binary`` (FLOAT, DOUBLE), ``decimal``, ``integer``, ``other``; None: unknown."""
+    if kind is None or kind.is_type(exp.DType.UNKNOWN):
+        return None
+    if kind.is_type(*_BINARY_FLOATS):
+        return "binary"
+    if kind.is_type(*_DECIMALS):
+        return "decimal"
+    if kind.is_type(*_INTEGERS):
+        return "integer"
+    return "other"
+
+
+# --- rewrites of the translated copy ---------------------------------------------------------
+
+
+def _round_before_cast(cast: exp.Expr, typed: exp.Cast) -> None:
+    """DuckDB's cast of a DOUBLE/FLOAT (half to even) or DECIMAL (half away from zero) to an
+    integer type, where Spark's would truncate; of a DOUBLE to a DECIMAL, which DuckDB rounds
+    as ``x * 10^scale`` in binary (1.005 at scale 2: 100.49999999999999, so 1.00) and Spark
+    as the decimal text of x (1.01)."""
+    if not isinstance(cast, exp.Cast):
+        return
+    kind = _number_kind(typed.this.type)
+    if typed.to.is_type(*_INTEGERS):
+        rounding = _CAST_ROUNDING.get(kind or "")
+        if rounding is not None:
+            cast.set("this", exp.Anonymous(this=rounding, expressions=[cast.this]))
+    elif typed.to.is_type(*_DECIMALS) and typed.this.is_type(exp.DType.DOUBLE):
+        power = exp.Anonymous(this="POWER", expressions=[exp.Literal.number(10), exp.Literal.number(_scale(typed.to))])
+        scaled = exp.Anonymous(this="ROUND", expressions=[exp.Mul(this=exp.paren(cast.this, copy=False), expression=power)])
+        cast.set("this", exp.Div(this=scaled, expression=power.copy()))  # a DOUBLE whose text is the decimal
+
+
+def _scale(decimal_type: exp.DataType) -> int:
+    """The scale of a DECIMAL type as DuckDB reads it (a bare DECIMAL is DECIMAL(18, 3))."""
+    parameters = decimal_type.expressions
+    if not parameters:
+        return 3
+    return int(parameters[1].name) if len(parameters) > 1 else 0
+
+
+def _length(length: exp.Expr, typed: exp.Length) -> None:
+    """DuckDB's ``len``/``length``: a list's size or a text's length, a BIGINT."""
+    kind = typed.this.type
+    if not isinstance(length, exp.Length) or kind is None or kind.is_type(exp.DType.UNKNOWN):
+        return
+    counted: exp.Expr = length.copy()
+    if kind.is_type(exp.DType.ARRAY):
+        counted = exp.Anonymous(this="ARRAY_SIZE", expressions=[length.this.copy()])  # NULL for NULL, as DuckDB
+    length.replace(exp.cast(counted, exp.DataType.build("bigint")))
+
+
+def _expand_stars(select: exp.Expr, typed: exp.Select, twins: list[exp.Expr], spellings: _Spellings) -> None:
+    """``select``'s outputs as the columns sqlglot expanded the typed copy's stars into:
+    each column by its relation's name (a derived table sqlglot named gets that name), a
+    USING column by its own name, the REPLACE expressions and RENAME names as written;
+    names spelled as the results spell them (Spark names a column as it is referred to)."""
+    renames = {
+        rename.alias.lower(): rename for star in _modified_stars(select) for rename in star.args.get("rename") or []
+    }
+    for source in _sources(typed):
+        twin = twins[source.meta[_TWIN]] if _TWIN in source.meta else None
+        if isinstance(twin, (exp.Table, exp.Subquery)) and not twin.alias and source.args.get("alias"):
+            twin.set("alias", source.args["alias"].copy())
+    outputs: list[exp.Expr] = []
+    for projection in typed.expressions:
+        written = _written(projection, twins)
+        if written is not None:
+            outputs.append(written)
+            continue
+        value = projection.this if isinstance(projection, exp.Alias) else projection
+        name = projection.alias_or_name
+        if isinstance(value, exp.Column) and value.name.lower() != name.lower() and name.lower() in renames:
+            renamed = renames[name.lower()]
+            outputs.append(exp.alias_(_column(value, spellings), renamed.args["alias"].copy()))
+        elif isinstance(value, exp.Column):
+            outputs.append(_column(value, spellings))
+        else:  # a USING column: COALESCE of both sides, named as the first side names it
+            first = value.this if isinstance(value.this, exp.Column) else exp.column(name)
+            outputs.append(exp.column(exp.to_identifier(spellings.get((first.table.lower(), name.lower()), name))))
+    select.set("expressions", outputs)
+
+
+def _column(typed: exp.Column, spellings: _Spellings) -> exp.Column:
+    """A reference to the typed copy's column ``typed`` by its relation's name, quoted where
+    its name needs it (Spark resolves names ignoring case, as DuckDB does)."""
+    table = typed.text("table")
+    name = spellings.get((table.lower(), typed.name.lower()), typed.name)
+    return exp.column(exp.to_identifier(name), table=exp.to_identifier(table) if table else None)
+
+
+
+def _spellings(select: exp.Select, twins: list[exp.Expr], described: _Described) -> dict[tuple[str, str], str]:
+    """The names of the columns of each relation a typed SELECT reads as the results spell
+    them (sqlglot's DuckDB typing lower-cases every name; Spark names a column as it is
+    referred to): a table's as the engine describes it, a derived table's or a CTE's as its
+    query names them."""
+    spellings: dict[tuple[str, str], str] = {}
+    for source in _sources(select):
+        names: list[str] = []
+        twin = twins[source.meta[_TWIN]] if _TWIN in source.meta else None
+        if isinstance(source, exp.Table) and source.name in described.by_name:
+            names = list(described.by_name[source.name])
+        elif isinstance(twin, exp.Subquery):
+            names = twin.this.named_selects
+        elif isinstance(twin, exp.Table):
+            ctes = [cte for cte in twin.root().find_all(exp.CTE) if cte.alias_or_name.lower() == twin.name.lower()]
+            names = ctes[0].this.named_selects if ctes else []
+        spellings.update({(source.alias_or_name.lower(), name.lower()): name for name in names if name != "*"})
+    return spellings
+
+
+def _written(projection: exp.Expr, twins: list[exp.Expr]) -> exp.Expr | None:
+    """The user's own output behind a typed one (a projection as written, or a REPLACE
+    expression), None for a column a star stood for."""
+    if _TWIN in projection.meta:
+        return twins[projection.meta[_TWIN]]
+    inner = projection.this if isinstance(projection, exp.Alias) else None  # named by sqlglot
+    if inner is not None and _TWIN in inner.meta and not inner.is_star:
+        return twins[inner.meta[_TWIN]]
+    return None
+
+
+def _sources(select: exp.Select) -> Iterator[exp.Expr]:
+    """The relations of a SELECT's FROM and JOINs."""
+    found = select.args.get("from_") or select.args.get("from")
+    if found is not None:
+        yield found.this
+    for join in select.args.get("joins") or []:
+        yield join.this

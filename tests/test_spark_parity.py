@@ -5,6 +5,7 @@ DuckDB engine and on the Spark engine and compares them (and the model with scik
 from __future__ import annotations
 
 import datetime
+import time
 
 import numpy as np
 import pandas as pd
@@ -274,6 +275,31 @@ def test_a_double_cast_to_a_decimal_rounds_as_on_duckdb(engine, spark_engine):
     sql = "SELECT x, CAST(x AS DECIMAL(10, 2)) AS cents, x::DECIMAL AS d, CAST(x * 10 AS DECIMAL(12, 1)) AS tenths FROM v"
     duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
     assert duck.cents.tolist()[:5] == [1.0, 0.28, 2.68, 0.13, -1.0]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+@pytest.fixture
+def new_york_clock(monkeypatch: pytest.MonkeyPatch):
+    """Python's local time zone New York's (the Spark session's stays UTC), as on a laptop."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_naive_datetime_parameter_is_a_timestamp_as_on_duckdb(engine, spark_engine, new_york_clock):
+    """A ``$name`` holding a naive datetime is DuckDB's TIMESTAMP: the wall-clock time as
+    written. Spark bound it as an instant read in Python's local zone: ``SELECT $since`` came
+    back tz-aware (04:00 UTC for midnight in New York) and ``joined >= $since`` dropped the
+    rows of the first four hours."""
+    joined = pd.to_datetime(["2024-05-31 23:59:59", "2024-06-01 00:00:00", "2024-06-01 02:30:00", "2024-06-01 05:00:00", None])
+    people = pd.DataFrame({"id": np.arange(5), "joined": joined})
+    since = datetime.datetime(2024, 6, 1)
+    sql = "SELECT id, joined, $since AS t, $stamp AS s FROM people WHERE joined >= $since ORDER BY id"
+    params = {"since": since, "stamp": pd.Timestamp("2024-06-01 12:30:05.123456")}
+    duck, spark = _both((engine, spark_engine), sql, frames={"people": people}, params=params)
+    assert duck.id.tolist() == [1, 2, 3] and duck.t.dtype == "datetime64[us]"
     pd.testing.assert_frame_equal(spark, duck)
 
 

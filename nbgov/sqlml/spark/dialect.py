@@ -253,12 +253,14 @@ def bind_parameters(names: tuple[str, ...], params: Mapping[str, Any]) -> dict[s
 
 
 def spark_value(name: str, value: Any) -> Any:
-    """A value Spark binds as a literal: Python scalars as they are, numpy scalars as
-    Python ones, lists and 1-D arrays as ARRAY literals."""
+    """A value Spark binds as a literal: Python scalars as they are (a naive datetime as a
+    TIMESTAMP_NTZ), numpy scalars as Python ones, lists and 1-D arrays as ARRAY literals."""
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        return _timestamp_ntz(value)
     if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, np.generic):
-        return value.item()
+        return spark_value(name, value.item())
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
         from pyspark.sql import functions as F
 
@@ -267,3 +269,24 @@ def spark_value(name: str, value: Any) -> Any:
     raise SqlmlError(
         f"parameter ${name} is a {type(value).__name__}; expected a number, string, date, bytes or a list of them"
     )
+
+
+def _timestamp_ntz(value: datetime.datetime) -> Any:
+    """A naive datetime as a TIMESTAMP_NTZ literal: DuckDB binds it as a TIMESTAMP, the same
+    wall-clock time. PySpark binds one as a TIMESTAMP (an instant, read in Python's local time
+    zone), which came back tz-aware and, where Python's zone is not the session's, compared
+    with naive columns hours apart."""
+    from pyspark import SparkContext
+    from pyspark.sql import functions as F
+
+    jvm = SparkContext._jvm
+    if jvm is None:  # Spark Connect: the client's own typed literal
+        from pyspark.sql.connect.column import Column
+        from pyspark.sql.connect.expressions import LiteralExpression
+        from pyspark.sql.types import TimestampNTZType
+
+        return Column(LiteralExpression(value, TimestampNTZType()))
+    wall_clock = jvm.java.time.LocalDateTime.of(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond * 1000
+    )
+    return F.lit(wall_clock)  # Spark's literal of a LocalDateTime is a TIMESTAMP_NTZ

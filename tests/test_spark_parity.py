@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
+from nbgov.errors import SqlError
 from tests.fixtures.sqlml import register
 
 pytestmark = pytest.mark.spark
@@ -332,6 +333,18 @@ def test_star_exclude_replace_and_rename_select_as_on_duckdb(engine, spark_engin
         duck, spark = _both((engine, spark_engine), sql, frames=frames)
         assert len(duck) > 0, sql
         pd.testing.assert_frame_equal(spark, duck, obj=sql)
+
+
+def test_duckdb_only_column_choices_fail_in_one_line_on_spark(engine, spark_engine, people):
+    """``COLUMNS(...)`` and ``* LIKE`` (columns chosen by name) have no Spark form sqlglot can
+    write: Spark said UNRESOLVED_ROUTINE or a syntax error; now one line says the construct is
+    DuckDB-only on the spark engine."""
+    for sql in ("SELECT min(COLUMNS('inc.*')) FROM people", "SELECT * LIKE 'a%' FROM people"):
+        assert len(engine.execute(sql, frames={"people": people})[0].df.columns) > 0
+        with pytest.raises(SqlError) as caught:
+            spark_engine.execute(sql, frames={"people": people})
+        text = str(caught.value)
+        assert "DuckDB-only on the spark engine" in text and "\n" not in text and "java" not in text.lower(), text
 
 
 def test_names_that_differ_only_in_case_are_suffixed_as_on_duckdb(engine, spark_engine):

@@ -19,7 +19,7 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.generators.spark import SparkGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 
-from nbgov.errors import SqlmlError
+from nbgov.errors import SqlError, SqlmlError
 from nbgov.sqlml.spark.functions import (
     DATE_DIFF_UNITS,
     boundaries,
@@ -86,6 +86,19 @@ class NbgovSpark(Spark):
                 expression = expression.copy()
                 expression.set("this", exp.Anonymous(this="BROUND", expressions=[expression.this]))
             return super().cast_sql(expression, safe_prefix)
+
+        def columns_sql(self, expression: exp.Columns) -> str:
+            """DuckDB's ``COLUMNS(...)`` (columns chosen by a pattern or a lambda, an expression
+            repeated over them) has no Spark form sqlglot can write: one line that says so."""
+            raise SqlError("COLUMNS(...) is DuckDB-only on the spark engine; name the columns instead")
+
+        def like_sql(self, expression: exp.Like) -> str:
+            _refuse_star_pattern(expression, "LIKE")
+            return super().like_sql(expression)
+
+        def similarto_sql(self, expression: exp.SimilarTo) -> str:
+            _refuse_star_pattern(expression, "SIMILAR TO")
+            return super().similarto_sql(expression)
 
         def arraysize_sql(self, expression: exp.ArraySize) -> str:
             sized = list_size(expression)
@@ -157,6 +170,12 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+def _refuse_star_pattern(expression: exp.Expression, operator: str) -> None:
+    """DuckDB's ``SELECT * LIKE 'p%'`` (the columns whose names match) has no Spark form."""
+    if isinstance(expression.this, exp.Star):
+        raise SqlError(f"SELECT * {operator} '...' is DuckDB-only on the spark engine; name the columns instead")
 
 
 _INTEGER_TYPES = (exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT)

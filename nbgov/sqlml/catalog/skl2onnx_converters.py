@@ -163,6 +163,27 @@ def double_binarizer(scope: Any, operator: Any, container: Any) -> None:
     )
 
 
+def flat_votes() -> dict[type, Any]:
+    """skl2onnx's VotingClassifier converter, reading a copy with ``flatten_transform`` off:
+    skl2onnx refuses scikit-learn's default ``flatten_transform=True`` (so no VotingClassifier
+    converted), which shapes only ``transform()``'s output, never ``predict``'s or
+    ``predict_proba``'s. The user's model is not touched."""
+    import copy
+
+    from skl2onnx.common._registration import RegisteredConverter, get_converter
+    from sklearn.ensemble import VotingClassifier
+
+    converter = get_converter("SklearnVotingClassifier")
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        votes = copy.copy(operator.raw_operator)
+        votes.flatten_transform = False
+        operator.raw_operator = votes
+        converter(scope, operator, container)
+
+    return {VotingClassifier: RegisteredConverter(convert, converter.get_allowed_options())}
+
+
 def exact_encoders() -> dict[type, Any]:
     """OrdinalEncoder and OneHotEncoder encoding as scikit-learn encodes
     (``exact_ordinal_encoder``, ``exact_one_hot_encoder``)."""

@@ -5,6 +5,12 @@ the model statements and the errors run on both engines in the test_sqlml_* file
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,3 +110,30 @@ def test_results_reach_python_over_a_unix_socket_not_a_tcp_port(forest, customer
     assert result.df is not None and len(result.df) == len(customers_frame)
     assert opened, "no result crossed from the JVM to Python"
     assert all(isinstance(each, str) and each.endswith(".sock") for each in opened), opened
+
+
+def test_a_session_nbgov_starts_runs_its_workers_on_the_kernels_python(tmp_path: Path):
+    """A kernel run from a virtualenv that is not first on PATH (a kernelspec naming the
+    venv's python): PySpark took its workers' Python from PYSPARK_PYTHON or else ``python3``
+    on PATH, never from ``spark.pyspark.python``, so every worker failed to import pyarrow
+    and nothing could be scored. Run in a fresh process, with the venv off PATH."""
+    script = tmp_path / "start.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from nbgov.sqlml.spark.session import spark_session
+        handle = spark_session("local[1]", {"spark.sql.warehouse.dir": sys.argv[1]})
+        frame = handle.session.range(10)
+        def on_a_worker(batches):
+            import nbgov, pyarrow  # what scoring needs there
+            yield from batches
+        print(frame.mapInArrow(on_a_worker, frame.schema).count())
+        handle.session.stop()
+    """))
+    env = {key: value for key, value in os.environ.items() if key != "PYSPARK_PYTHON"}
+    env["PATH"] = os.pathsep.join(entry for entry in env.get("PATH", "").split(os.pathsep)
+                                  if entry and not entry.startswith(sys.prefix))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "warehouse")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[-1] == "10"

@@ -3,8 +3,8 @@
 The active session when the notebook already has one (its settings are the user's and
 are left alone); otherwise one started from ``SqlML.spark_master``, configured so a
 notebook stays readable: Arrow transfers on, no UI, no console progress bar, Spark's
-own log lines off, the executors' Python the kernel's own (so they import nbgov), and
-Python talking to the JVM over Unix sockets.
+own log lines off, a local master's workers running the kernel's own Python (so they
+import nbgov and pyarrow), and Python talking to the JVM over Unix sockets.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,9 +102,28 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
     for key, value in {**STARTED_SESSION_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:
-        session = builder.getOrCreate()
+        with _local_workers_run(sys.executable, master):
+            session = builder.getOrCreate()
     except Exception as error:  # the JVM did not start: bad master URL, no memory, ...
         message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise SqlmlError(f"cannot start Spark on master {master!r}: {message}") from None
     session.sparkContext.setLogLevel("OFF")
     return SparkHandle(session, started=True)
+
+
+@contextmanager
+def _local_workers_run(python: str, master: str) -> Iterator[None]:
+    """While a SparkContext starts on a local master, ``PYSPARK_PYTHON`` names the kernel's
+    own Python (unless the user set it): PySpark takes its workers' Python from that
+    variable alone (``spark.pyspark.python`` is read by spark-submit, not by a context
+    started in a notebook), so a kernel run from a virtualenv that is not first on PATH
+    scored nothing ("No module named 'pyarrow'" on every worker). The variable is restored
+    after: the context has kept its choice."""
+    if "PYSPARK_PYTHON" in os.environ or not master.startswith("local"):
+        yield
+        return
+    os.environ["PYSPARK_PYTHON"] = python
+    try:
+        yield
+    finally:
+        os.environ.pop("PYSPARK_PYTHON", None)

@@ -5,6 +5,7 @@ computes.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -261,10 +262,22 @@ def exact_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:
     to int64 in front of onnxruntime's encoder, so 2.5 counted as category 2 where
     scikit-learn refuses it (``handle_unknown='error'``) or sets no column ('ignore'). The
     cast becomes a lookup of the known numbers, any other value (NaN too) one that no
-    category has, which the encoder then refuses or encodes as no category."""
+    category has, which the encoder then refuses or encodes as no category.
+
+    A number column fitted with NaN or a fraction among its values (NaN is a category
+    of its own in scikit-learn) failed in skl2onnx, which casts each category to int: such
+    a column is handed to skl2onnx with its categories' positions as categories
+    (``_positional``), and the lookup maps each original number to its position."""
     from skl2onnx.common._registration import get_converter
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
+    encoder = operator.raw_operator
+    originals = [_positional(categories) for categories in encoder.categories_]
+    # the original numbers of each number column skl2onnx writes, in its order (None: as they are)
+    queued = [keys for positions, keys in originals if np.asarray(positions).dtype.kind == "f" and len(positions)]
+    if any(keys is not None for keys in queued):
+        operator.raw_operator = copy.copy(encoder)
+        operator.raw_operator.categories_ = [positions for positions, _ in originals]
     kinds = {variable.full_name: variable.type for variable in operator.inputs}
     casts: dict[str, str] = {}  # a cast to int64 not yet written: its output -> its input
     add_node = container.add_node
@@ -281,7 +294,11 @@ def exact_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:
             source = casts.pop(names[0])
             categories = np.asarray(attrs["cats_int64s"], dtype=np.int64)
             outside = int(categories.min()) - 1 if len(categories) else 0
-            _number_lookup(scope, container, source, kinds[source], names[0], categories.astype(np.float64), categories, outside)
+            original = queued.pop(0) if queued else None
+            if original is not None and not np.all((categories >= 0) & (categories < len(original))):
+                raise ValueError("a OneHotEncoder's number categories could not be matched to its columns")
+            keys = categories.astype(np.float64) if original is None else original[categories]
+            _number_lookup(scope, container, source, kinds[source], names[0], keys, categories, outside)
         return add_node(op_type, inputs, outputs, *args, **attrs)
 
     container.add_node = add
@@ -289,8 +306,21 @@ def exact_one_hot_encoder(scope: Any, operator: Any, container: Any) -> None:
         get_converter("SklearnOneHotEncoder")(scope, operator, container)
     finally:
         del container.add_node  # the class's own method again
+        operator.raw_operator = encoder
     for output, source in casts.items():  # read by no encoder: the cast as skl2onnx wrote it
         container.add_node("Cast", [source], [output], to=onnx.TensorProto.INT64, name=scope.get_unique_operator_name("Cast"))
+
+
+def _positional(categories: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A number column's categories as skl2onnx can write them, and the numbers they stand
+    for: as they are when all are whole numbers; else (NaN or a fraction among them) their
+    positions 0, 1, ... (as floats, the column's type) and the original numbers."""
+    if np.asarray(categories).dtype.kind != "f":
+        return categories, None
+    numbers = np.asarray(categories, dtype=np.float64)
+    if np.all(np.isfinite(numbers) & (numbers == np.round(numbers))):
+        return categories, None
+    return np.arange(len(numbers), dtype=np.float64), numbers
 
 
 # skl2onnx 1.20 writes ai.onnx.ml up to opset 3; a node of a later opset (LabelEncoder 4,

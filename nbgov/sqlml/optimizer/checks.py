@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.models.pipeline import LabelCode, Mixed, OneHot, Pipeline, Source
+from nbgov.sqlml.models.pipeline import Mixed, Pipeline, Source
 from nbgov.sqlml.models.refusals import nan_refused, unknown_category
 from nbgov.sqlml.models.steps import fails_on_nan
 from nbgov.sqlml.optimizer.categories import Categories
@@ -65,22 +65,19 @@ class Check:
 
 
 def refusals(pipeline: Pipeline) -> tuple[Check, ...]:
-    """What onnxruntime may refuse anywhere in the featurizer (it computes every feature)."""
-    found: dict[tuple[Source, str], Check] = {}
+    """What onnxruntime may refuse anywhere in the featurizer (it computes every feature):
+    each strict encoder's unknown categories (``Pipeline.vocabularies``, what the scorer's
+    diagnosis reads too), and NaN into a Binarizer."""
+    nan: dict[Source, Check] = {}
     for column in pipeline.features:
         if isinstance(column, Mixed):
             if column.fallible:
                 raise Unrefusable(f"{column.op} may fail on some values; kept for onnxruntime to decide")
             continue
-        encoder = column.encoder
-        if isinstance(encoder, OneHot) and encoder.strict:
-            found.setdefault((column.source, "OneHotEncoder"), Check(column.source, "OneHotEncoder", encoder.categories))
-        if isinstance(encoder, LabelCode) and encoder.strict:
-            known = tuple(k for k, _ in encoder.mapping)
-            found.setdefault((column.source, "OrdinalEncoder"), Check(column.source, "OrdinalEncoder", known))
-        if encoder is None and fails_on_nan(column.steps):
-            found.setdefault((column.source, "Binarizer"), Check(column.source))
-    return tuple(found.values())
+        if column.encoder is None and fails_on_nan(column.steps):
+            nan.setdefault(column.source, Check(column.source))
+    unknown = [Check(known.source, known.encoder, known.described()) for known in pipeline.vocabularies]
+    return (*unknown, *nan.values())
 
 
 def guarded_columns(

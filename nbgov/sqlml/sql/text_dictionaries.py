@@ -13,8 +13,9 @@ columns are encoded changes how fast a statement runs, never what it returns.
 
 A pandas DataFrame (pandas 3 keeps text in Arrow) is handed over as an Arrow table only
 when a text column it encodes is read, and only when every column converts exactly:
-Arrow-backed text in place, numbers and booleans from numpy with NaN read as NULL, as
-DuckDB's own pandas scan reads them. Otherwise DuckDB scans the frame itself.
+Arrow-backed text in place, numbers, booleans and naive datetimes from numpy with NaN and
+NaT read as NULL, as DuckDB's own pandas scan reads them. Otherwise DuckDB scans the
+frame itself.
 """
 
 from __future__ import annotations

@@ -279,6 +279,32 @@ def test_a_double_cast_to_a_decimal_rounds_as_on_duckdb(engine, spark_engine):
     pd.testing.assert_frame_equal(spark, duck)
 
 
+
+def test_round_to_places_of_a_double_reads_as_on_duckdb(engine, spark_engine):
+    """DuckDB rounds a DOUBLE's exact value at n places (2.675 is 2.67499999999999982..., so
+    2.67; 1.15 is 1.1; 0.125 is a true tie, 0.13), and ``round_even`` so to even. Spark
+    rounded the shortest decimal text instead (2.68, 1.2) and had no ``round_even``: 22 of
+    these 400 values next to a tie, rounded to cents, differed by a cent. Now the same on
+    both, for literal and column places, negative places, FLOAT, NULL, NaN and overflow."""
+    rng = np.random.default_rng(7)
+    places = rng.integers(-2, 4, 400)
+    near_ties = np.array([round(v, int(k)) for v, k in zip(rng.uniform(-1000, 1000, 400), places)]) + 5.0 / 10.0 ** (places + 1)
+    x = np.concatenate([near_ties, [2.675, 1.15, 0.125, -0.285, 1e308, np.nan, np.inf, 1234.5, np.nan]])
+    n = np.concatenate([places, [2, 1, 2, 2, 2, 2, -2, -1, 0]]).astype(np.int32)
+    with np.errstate(over="ignore"):  # 1e308 is infinite as a FLOAT
+        single = x.astype(np.float32)
+    values = pd.DataFrame({"id": np.arange(len(x)), "x": x, "n": n, "f": single})
+    values.loc[len(values) - 1, "x"] = None
+    sql = (
+        "SELECT id, round(x, 2) AS cents, round(x, n) AS places, round_even(x, n) AS even, round(x, -1) AS tens, "
+        "roundbankers(x, 2) AS bankers, round(f, 2) AS f2, round(x * 1.0, n) AS scaled FROM v ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.cents.tolist()[400:404] == [2.67, 1.15, 0.13, -0.28] and duck.places.tolist()[401] == 1.1
+    assert duck.even.tolist()[402] == 0.12 and duck.f2.dtype == np.float32
+    pd.testing.assert_frame_equal(spark, duck)
+
+
 @pytest.fixture
 def new_york_clock(monkeypatch: pytest.MonkeyPatch):
     """Python's local time zone New York's (the Spark session's stays UTC), as on a laptop."""

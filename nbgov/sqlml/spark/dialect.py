@@ -138,8 +138,9 @@ class NbgovSpark(Spark):
         def anonymous_sql(self, expression: exp.Anonymous) -> str:
             """DuckDB's one-argument ``encode(text)`` (UTF-8 bytes, compared byte for byte
             whatever the collation) is Spark's ``encode(text, 'UTF-8')``, its ``error(msg)``
-            Spark's ``raise_error(msg)``; the list
-            functions of models inlined as SQL (``forest_sql.py``) are Spark's array ones."""
+            Spark's ``raise_error(msg)``, its ``round_even(x, n)`` Spark's ``bround`` (a DOUBLE's
+            is written out in ``typed.py``); the list functions of models inlined as SQL
+            (``forest_sql.py``) are Spark's array ones."""
             name, args = str(expression.this).lower(), list(expression.expressions)
             day = None
             if name == "weekday" and len(args) == 1:  # DuckDB: dayofweek; Spark: 0 = Monday
@@ -154,6 +155,8 @@ class NbgovSpark(Spark):
                 expression = exp.Anonymous(this="RAISE_ERROR", expressions=args)
             elif name == "list_reduce" and len(args) == 2:
                 expression = _sum_from_zero(args[0], "float", args[1])  # the FLOAT tree scores
+            elif name in {"round_even", "roundbankers"} and len(args) == 2:  # exact for DECIMALs and integers
+                expression = exp.Anonymous(this="BROUND", expressions=args)
             elif name == "list_position" and len(args) == 2:
                 expression = exp.Anonymous(this="ARRAY_POSITION", expressions=args)  # both 1-based
             elif name == "list_sum" and len(args) == 1:

@@ -8,6 +8,9 @@ what it applies to, which the text alone does not say:
   on DuckDB, 2 and 3 on Spark): ``BROUND`` / ``ROUND`` first gives DuckDB's number;
 - a cast of a DOUBLE to a DECIMAL rounds ``x * 10^scale`` as a double (1.005 is 1.00 at
   two places), Spark's the shortest decimal text of x (1.01);
+- ``round(x, n)`` / ``round_even(x, n)`` of a DOUBLE or FLOAT rounds the exact value of x
+  (2.675 is 2.67499999999999982..., so 2.67), Spark's ``ROUND`` / ``BROUND`` its shortest
+  decimal text (2.68);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
@@ -52,6 +55,13 @@ _DECIMALS = frozenset(
 )
 # The Spark function that rounds a number as DuckDB's cast of its type to an integer does.
 _CAST_ROUNDING = {"binary": "BROUND", "decimal": "ROUND"}
+# DuckDB's rounding to n places, half to even: Spark's BROUND (the dialect renames it)
+_ROUND_EVEN = frozenset({"round_even", "roundbankers"})
+# 10^n is a double exactly up to here: written as a literal, larger ones as POWER(10, n)
+_EXACT_POWERS = 22
+# Spark's nondeterministic functions: an argument holding one is not written twice
+_RANDOM = (exp.Rand, exp.Randn, exp.Uuid)
+_DOUBLE = exp.DataType.build("double")
 
 TableTypes = Callable[[exp.Table], Mapping[str, str] | None]
 # (relation, column), both lower-cased as sqlglot's DuckDB typing writes them -> the column's name
@@ -109,6 +119,8 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _round_before_cast(twins[index], node)
         elif isinstance(node, exp.Length):
             _length(twins[index], node)
+        elif _to_places(node) is not None:
+            _round_in_binary(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
             _expand_stars(twins[index], node, twins, _spellings(node, twins, described))
 
@@ -155,7 +167,16 @@ def _depends_on_types(node: exp.Expr) -> bool:
     """Whether DuckDB's meaning of ``node`` on Spark depends on types sqlglot must infer."""
     if isinstance(node, exp.Cast):
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
-    return isinstance(node, exp.Length) or (isinstance(node, exp.Star) and _modified(node))
+    return isinstance(node, exp.Length) or _to_places(node) is not None or (isinstance(node, exp.Star) and _modified(node))
+
+
+def _to_places(node: exp.Expr) -> tuple[exp.Expr, exp.Expr, bool] | None:
+    """(value, places, half to even) of ``round(x, n)`` or ``round_even(x, n)``, else None."""
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+        return node.this, node.args["decimals"], False
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() in _ROUND_EVEN and len(node.expressions) == 2:
+        return node.expressions[0], node.expressions[1], True
+    return None
 
 
 def _integral(node: exp.Expr) -> bool:
@@ -363,6 +384,72 @@ def _round_before_cast(cast: exp.Expr, typed: exp.Cast) -> None:
         power = exp.Anonymous(this="POWER", expressions=[exp.Literal.number(10), exp.Literal.number(_scale(typed.to))])
         scaled = exp.Anonymous(this="ROUND", expressions=[exp.Mul(this=exp.paren(cast.this, copy=False), expression=power)])
         cast.set("this", exp.Div(this=scaled, expression=power.copy()))  # a DOUBLE whose text is the decimal
+
+
+def _round_in_binary(node: exp.Expr, typed: exp.Expr) -> None:
+    """DuckDB's ``round(x, n)`` / ``round_even(x, n)`` of a DOUBLE or FLOAT: the exact value
+    of ``x`` rounded at ``n`` places (2.675 is 2.67499999999999982..., so 2.67), ``x`` itself
+    where scaling it overflows, in FLOAT for a FLOAT. Spark rounds the shortest decimal text
+    of ``x`` (2.68). An argument holding a random function keeps Spark's meaning (it would
+    be drawn once per use)."""
+    found, parts = _to_places(node), _to_places(typed)
+    if found is None or parts is None or _number_kind(parts[0].type) != "binary":
+        return
+    value, places, half_even = found
+    if value.find(*_RANDOM) is not None or places.find(*_RANDOM) is not None:
+        return
+    single = parts[0].type is not None and parts[0].type.is_type(exp.DType.FLOAT)
+    x: exp.Expr = exp.paren(value.copy(), copy=False)
+    if single:
+        x = exp.cast(x, _DOUBLE)
+    if isinstance(places, exp.Literal) and places.is_int and abs(int(places.name)) <= _EXACT_POWERS:
+        digits = int(places.name)
+        power = exp.cast(exp.Literal.number(10 ** abs(digits)), _DOUBLE)
+        rounded = _exactly_rounded(x, power, digits >= 0, half_even)
+    else:
+        n = exp.paren(places.copy(), copy=False)
+        below = _exactly_rounded(x, _power_of_ten(exp.Neg(this=n.copy())), False, half_even)
+        rounded = exp.Case(ifs=[exp.If(this=exp.LT(this=n.copy(), expression=exp.Literal.number(0)), true=below)],
+                           default=_exactly_rounded(x, _power_of_ten(n), True, half_even))
+    infinite = exp.cast(exp.Literal.string("Infinity"), _DOUBLE)
+    overflow = exp.Or(
+        this=exp.Anonymous(this="ISNAN", expressions=[rounded.copy()]),
+        expression=exp.EQ(this=exp.Abs(this=rounded.copy()), expression=infinite),
+    )
+    result: exp.Expr = exp.Case(ifs=[exp.If(this=overflow, true=x.copy())], default=rounded)
+    node.replace(exp.cast(result, exp.DataType.build("float")) if single else result)
+
+
+def _power_of_ten(n: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this="POWER", expressions=[exp.Literal.number(10), n])
+
+
+def _exactly_rounded(x: exp.Expr, power: exp.Expr, up: bool, half_even: bool) -> exp.Expr:
+    """``x * power`` (``up``) or ``x / power`` rounded to a whole number as its exact value
+    is, then scaled back. Rounded to a double, the scaled value may land on a tie (k.5)
+    that the exact one is beside: then Java's ``Math.fma`` gives the exact error of the
+    double (``x*p - y``, or ``x - y*p``), whose sign says to which side the tie breaks. Off
+    a tie, the double and the exact value round alike."""
+    y = exp.Mul(this=x.copy(), expression=power.copy()) if up else exp.Div(this=x.copy(), expression=power.copy())
+    fma = [x.copy(), power.copy(), exp.Neg(this=exp.paren(y.copy(), copy=False))] if up else [
+        exp.Neg(this=exp.paren(y.copy(), copy=False)), power.copy(), x.copy()]
+    error = exp.cast(exp.Anonymous(this="REFLECT", expressions=[exp.Literal.string("java.lang.Math"), exp.Literal.string("fma"), *fma]), _DOUBLE)
+    magnitude = exp.Abs(this=y.copy())
+    nearest = exp.Anonymous(this="BROUND" if half_even else "ROUND", expressions=[y.copy()])
+    away = exp.EQ(this=exp.paren(exp.GT(this=error.copy(), expression=exp.Literal.number(0)), copy=False),
+                  expression=exp.paren(exp.GT(this=y.copy(), expression=exp.Literal.number(0)), copy=False))
+    sign = exp.Anonymous(this="SIGN", expressions=[y.copy()])
+    beside_tie = exp.Case(
+        ifs=[
+            exp.If(this=exp.EQ(this=error, expression=exp.Literal.number(0)), true=nearest.copy()),
+            exp.If(this=away, true=exp.Mul(this=sign.copy(), expression=exp.Ceil(this=magnitude.copy()))),
+        ],
+        default=exp.Mul(this=sign, expression=exp.Floor(this=magnitude.copy())),
+    )
+    tie = exp.EQ(this=exp.Mod(this=magnitude, expression=exp.Literal.number(1)), expression=exp.Literal.number(0.5))
+    whole = exp.Case(ifs=[exp.If(this=tie, true=beside_tie)], default=nearest)
+    return exp.Div(this=exp.paren(whole, copy=False), expression=power.copy()) if up else exp.Mul(
+        this=exp.paren(whole, copy=False), expression=power.copy())
 
 
 def _scale(decimal_type: exp.DataType) -> int:

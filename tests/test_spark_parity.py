@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
@@ -303,6 +304,46 @@ def test_round_to_places_of_a_double_reads_as_on_duckdb(engine, spark_engine):
     assert duck.cents.tolist()[400:404] == [2.67, 1.15, 0.13, -0.28] and duck.places.tolist()[401] == 1.1
     assert duck.even.tolist()[402] == 0.12 and duck.f2.dtype == np.float32
     pd.testing.assert_frame_equal(spark, duck)
+
+
+
+def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(engine, spark_engine):
+    """Functions whose Spark namesakes meant something else, silently: DuckDB's ``log(x)`` is
+    base 10 (Spark: natural), ``log10`` exact (Spark's came as ln(x)/ln(10): 2.9999999999999996
+    for 1000); ``regexp_replace`` replaces the first match unless ``'g'``, reads ``\\1`` as
+    a group and ``$`` as itself (Spark replaced every match, read ``\\1`` as ``1`` and ``$1``
+    as a group); ``format('{} {}', ...)`` fills its ``{}`` (Spark printed them); ``isinf`` /
+    ``isfinite`` and ``list[-1]`` (the last) failed on Spark."""
+    texts = pd.DataFrame(
+        {
+            "id": np.arange(5),
+            "s": ["a1b2", "Price 5 and 7", "x\ny", None, "AaA"],
+            "x": [1000.0, 100.0, np.inf, np.nan, 0.001],
+            "items": pd.Series([[1, 2, 3], [4], [5, 6], None, []], dtype=pd.ArrowDtype(pa.list_(pa.int64()))),
+        }
+    )
+    sql = (
+        "SELECT id, log(x) AS lg, log10(x) AS l10, log(2, x) AS l2, regexp_replace(s, '[0-9]', '#') AS first, "
+        "regexp_replace(s, '[0-9]', '#', 'g') AS every, regexp_replace(s, '([0-9])', '<\\1$>', 'g') AS groups, "
+        "regexp_replace(s, 'a', '-', 'i') AS nocase, regexp_replace(s, 'x.y', 'Z') AS dot, "
+        "regexp_replace(s, '([a-z])([0-9])\\s*', '\\2\\1') AS swap, "
+        "format('{} is {}%', s, id) AS f, isinf(x) AS inf, isfinite(x) AS fin, items[-1] AS last FROM t ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"t": texts})
+    assert duck.lg.tolist()[:2] == [3.0, 2.0] and duck.l10.tolist()[0] == 3.0
+    assert duck["first"].tolist()[:2] == ["a#b2", "Price # and 7"] and duck.every.tolist()[0] == "a#b#"
+    assert duck.groups.tolist()[1] == "Price <5$> and <7$>" and duck.nocase.tolist()[4] == "-aA"
+    assert duck.swap.tolist()[0] == "1ab2"
+    assert duck.f.tolist()[0] == "a1b2 is 0%" and duck.f.isna().tolist()[3]
+    assert duck["last"].tolist()[:3] == [3, 4, 6]
+    pd.testing.assert_frame_equal(spark, duck)
+    for sql, said in (
+        ("SELECT regexp_replace(s, s, 'x') AS r FROM t", "needs a text literal pattern on the spark engine"),
+        ("SELECT format('{:.2f}', x) AS r FROM t", "format() on the spark engine takes a text literal with one {}"),
+    ):
+        with pytest.raises(SqlError) as refused:
+            spark_engine.execute(sql, frames={"t": texts})
+        assert said in str(refused.value) and "\n" not in str(refused.value)
 
 
 @pytest.fixture

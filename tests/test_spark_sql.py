@@ -15,6 +15,7 @@ import sqlglot
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.spark.dialect import DIALECT, bind_parameters, parameter_names
 from nbgov.sqlml.spark.errors import spark_error
+from nbgov.sqlml.spark.regex import capturing_groups, java_replacement
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames, as_arrow
 from nbgov.sqlml.sql.arrow_digest import arrow_digest
 from nbgov.sqlml.spark.tables import table_content, table_identity
@@ -172,3 +173,24 @@ def test_table_content_of_a_written_table_is_its_rows_hash(spark, spark_database
     assert table_content(spark, "b").hash != first.hash
     gone = table_content(spark, "nowhere")
     assert gone.hash is None and "no longer exists" in (gone.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "groups"),
+    [
+        ("(a)(b)", 2),
+        (r"(?:a)(?<name>b)(?=c)(?<=d)(?!e)(?<!f)", 1),
+        (r"\(x\)[(]\Q((\E", 0),
+        (r"[]()](x)[^]]", 1),
+        (r"(?i)(a|(b))", 2),
+    ],
+)
+def test_capturing_groups_are_counted_as_java_numbers_them(pattern: str, groups: int) -> None:
+    """A first-match regexp_replace puts the rest of the text back as the group after the
+    pattern's own: escapes, quoted text, classes and non-capturing groups do not count."""
+    assert capturing_groups(pattern) == groups
+
+
+def test_a_duckdb_replacement_reads_the_same_in_java() -> None:
+    """RE2's ``\\1`` is Java's ``$1``; a ``$`` or a backslash stays itself."""
+    assert java_replacement(r"<\1>$\\x") == r"<$1>\$\\x"

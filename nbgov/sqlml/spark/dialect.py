@@ -25,11 +25,14 @@ from nbgov.sqlml.spark.functions import (
     boundaries,
     day_of_week,
     day_part,
+    formatted,
+    infinite,
     iso_day_of_week,
     list_in_order,
     list_size,
     percentile,
 )
+from nbgov.sqlml.spark.regex import regexp_replace
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
@@ -71,6 +74,9 @@ class NbgovSpark(Spark):
             exp.Quantile: lambda self, e: self.sql(
                 percentile(exp.PercentileDisc(this=e.this, expression=e.args.get("quantile")), "PERCENTILE_DISC")
             ),
+            exp.RegexpReplace: lambda self, e: self.sql(regexp_replace(e)),
+            exp.Format: lambda self, e: self.sql(formatted(e)),
+            exp.IsInf: lambda self, e: self.sql(infinite(e.this)),
         }
         # Spark's own ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is exact; sqlglot's
         # Spark makes it percentile_approx
@@ -155,6 +161,9 @@ class NbgovSpark(Spark):
                 expression = exp.Anonymous(this="RAISE_ERROR", expressions=args)
             elif name == "list_reduce" and len(args) == 2:
                 expression = _sum_from_zero(args[0], "float", args[1])  # the FLOAT tree scores
+            elif name == "isfinite" and len(args) == 1:
+                return self.sql(exp.Not(this=exp.paren(exp.Or(
+                    this=exp.Anonymous(this="ISNAN", expressions=args), expression=infinite(args[0].copy())), copy=False)))
             elif name in {"round_even", "roundbankers"} and len(args) == 2:  # exact for DECIMALs and integers
                 expression = exp.Anonymous(this="BROUND", expressions=args)
             elif name == "list_position" and len(args) == 2:
@@ -165,10 +174,26 @@ class NbgovSpark(Spark):
                 expression = _sum_from_zero(args[0], "double", add)  # a softmax's DOUBLE exponentials
             return super().anonymous_sql(expression)
 
+        def log_sql(self, expression: exp.Log) -> str:
+            """DuckDB's one-argument ``log(x)`` is the base-10 logarithm (Spark's ``log(x)``
+            the natural one), and ``log10(x)`` Spark's exact ``log10``, not ``ln(x) / ln(10)``
+            (``log10(1000)`` 2.9999999999999996)."""
+            base, value = expression.this, expression.expression
+            if value is None:
+                return self.func("LOG10", base)
+            if isinstance(base, exp.Literal) and base.is_int and int(base.name) == 10:
+                return self.func("LOG10", value)
+            return super().log_sql(expression)
+
         def bracket_sql(self, expression: exp.Bracket) -> str:
             """``list[list_position(...)]`` (DuckDB, 1-based) as ``element_at`` (1-based):
-            sqlglot shifts only literal subscripts to Spark's 0-based ``[]``."""
+            sqlglot shifts only literal subscripts to Spark's 0-based ``[]``; a negative one
+            counts from the end (``[-1]`` the last; NULL past the start), as ``try_element_at`` does."""
             index = expression.expressions
+            if len(index) == 1 and isinstance(index[0], exp.Neg) and isinstance(index[0].this, exp.Literal):
+                written = 1 - int(index[0].this.name)  # sqlglot holds DuckDB's [-1] as [-2]
+                if written < 0:
+                    return self.func("TRY_ELEMENT_AT", expression.this, exp.Literal.number(written))
             if len(index) == 1 and isinstance(index[0], exp.Anonymous) and str(index[0].this).lower() == "list_position":
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)

@@ -1,10 +1,13 @@
 """DuckDB's meaning of functions whose Spark namesakes (as sqlglot translates them)
 count otherwise, as sqlglot trees of Spark functions: the day of the week, date_diff's
-boundaries, exact quantiles, ordered lists that keep NULLs. Used by ``dialect.NbgovSpark``."""
+boundaries, exact quantiles, ordered lists that keep NULLs, ``isinf`` and ``format``'s
+``{}``. Used by ``dialect.NbgovSpark``."""
 
 from __future__ import annotations
 
 import sqlglot.expressions as exp
+
+from nbgov.errors import SqlError
 
 # DuckDB's names of the day of the week as a date part: 0 = Sunday (``dow``), or ISO's
 # 1 = Monday ... 7 = Sunday (``isodow``). Spark's DAYOFWEEK counts 1 = Sunday.
@@ -134,3 +137,50 @@ def _compare_key(field: str, desc: bool, nulls_first: bool, tie: exp.Expression)
         .when(exp.GT(this=left.copy(), expression=right.copy()), after)
         .else_(tie.copy())
     )
+
+
+def infinite(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``isinf(x)`` (Spark has none): ``abs(x)`` is infinity; NULL for NULL."""
+    return exp.EQ(this=exp.Abs(this=value), expression=exp.cast(exp.Literal.string("Infinity"), exp.DataType.build("double")))
+
+
+def formatted(node: exp.Format) -> exp.Expression:
+    """DuckDB's ``format('{} of {}', a, b)`` (its ``{}`` placeholders; NULL if an argument is
+    NULL) as Spark's ``format_string('%s of %s', a, b)``. Other placeholders (``{:.2f}``,
+    ``{0}``) or a format that is not a text literal are refused in one line: Spark's
+    ``format_string`` would print them as written."""
+    template, arguments = node.this, list(node.expressions)
+    text = template.name if isinstance(template, exp.Literal) and template.is_string else None
+    converted = _printf(text) if text is not None else None
+    if converted is None or converted[1] != len(arguments):
+        raise SqlError(
+            "format() on the spark engine takes a text literal with one {} per argument; "
+            "write other placeholders with printf('%.2f', x) or concat()"
+        )
+    call = exp.Anonymous(this="FORMAT_STRING", expressions=[exp.Literal.string(converted[0]), *arguments])
+    if not arguments:
+        return call
+    missing = [exp.Is(this=argument.copy(), expression=exp.Null()) for argument in arguments]
+    return exp.Case(ifs=[exp.If(this=exp.or_(*missing), true=exp.Null())], default=call)
+
+
+def _printf(template: str) -> tuple[str, int] | None:
+    """A ``{}`` format as printf's (``{{``/``}}`` are braces, ``%`` is ``%%``), and how many
+    placeholders it has; None for any other placeholder."""
+    out: list[str] = []
+    count, i = 0, 0
+    while i < len(template):
+        pair = template[i : i + 2]
+        if pair in ("{{", "}}"):
+            out.append(pair[0])
+            i += 2
+        elif pair == "{}":
+            out.append("%s")
+            count += 1
+            i += 2
+        elif template[i] in "{}":
+            return None
+        else:
+            out.append("%%" if template[i] == "%" else template[i])
+            i += 1
+    return "".join(out), count

@@ -346,6 +346,36 @@ def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(eng
         assert said in str(refused.value) and "\n" not in str(refused.value)
 
 
+
+def test_dates_and_times_read_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``shipped - ordered`` of DATEs is a number of days (Spark gave intervals);
+    ``date_trunc`` of a TIMESTAMP, ``strptime``, ``epoch_ms(n)`` and ``make_timestamp``
+    are wall-clock TIMESTAMPs (Spark gave instants: tz-aware values); ``epoch(t)`` and
+    ``EXTRACT(epoch FROM t)`` are seconds with their fractions (Spark: whole seconds, or
+    an error)."""
+    orders = pd.DataFrame(
+        {
+            "id": np.arange(4),
+            "ordered": pd.to_datetime(["2024-02-28", "2024-12-31", "2023-03-01", None]).date,
+            "shipped": pd.to_datetime(["2024-03-01", "2025-01-02", "2023-03-01", "2024-01-01"]).date,
+            "placed": pd.to_datetime(["2024-05-19 10:11:12.25", "2024-12-31 23:59:59", "1969-12-31 23:00:00", None], format="ISO8601"),
+            "text": ["2024-05-19 10:11", "2024-12-31 23:59", None, "1999-01-01 00:00"],
+            "ms": [1716112800123, 0, -1000, None],
+        }
+    )
+    orders["ms"] = orders["ms"].astype("Int64")
+    sql = (
+        "SELECT id, shipped - ordered AS days, (shipped - ordered) * 24 AS hours, date_trunc('hour', placed) AS hour, "
+        "date_trunc('month', ordered) AS month, strptime(text, '%Y-%m-%d %H:%M') AS parsed, epoch_ms(ms) AS stamp, "
+        "make_timestamp(2024, 5, id + 1, 10, 11, 12.5) AS made, epoch(placed) AS seconds, "
+        "EXTRACT(epoch FROM placed) AS extracted FROM orders ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"orders": orders})
+    assert duck.days.tolist()[:3] == [2, 2, 0] and duck.seconds.tolist()[0] == 1716113472.25
+    assert str(duck.hour.dtype) == "datetime64[us]" and str(duck.parsed.dtype) == "datetime64[us]"
+    pd.testing.assert_frame_equal(spark, duck)
+
+
 @pytest.fixture
 def new_york_clock(monkeypatch: pytest.MonkeyPatch):
     """Python's local time zone New York's (the Spark session's stays UTC), as on a laptop."""

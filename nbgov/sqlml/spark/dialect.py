@@ -25,6 +25,7 @@ from nbgov.sqlml.spark.functions import (
     boundaries,
     day_of_week,
     day_part,
+    epoch_seconds,
     formatted,
     infinite,
     iso_day_of_week,
@@ -77,6 +78,17 @@ class NbgovSpark(Spark):
             exp.RegexpReplace: lambda self, e: self.sql(regexp_replace(e)),
             exp.Format: lambda self, e: self.sql(formatted(e)),
             exp.IsInf: lambda self, e: self.sql(infinite(e.this)),
+            # DuckDB's strptime, epoch_ms(n) and make_timestamp are TIMESTAMPs (wall-clock
+            # times); Spark's to_timestamp, timestamp_millis and make_timestamp instants
+            exp.StrToTime: lambda self, e: _wall_clock(SparkGenerator.TRANSFORMS[exp.StrToTime](self, e)),
+            exp.UnixToTime: lambda self, e: (
+                _wall_clock(SparkGenerator.TRANSFORMS[exp.UnixToTime](self, e))
+                if e.args.get("scale") is not None else SparkGenerator.TRANSFORMS[exp.UnixToTime](self, e)
+            ),
+            exp.TimestampFromParts: lambda self, e: self.func(
+                "MAKE_TIMESTAMP_NTZ", *(e.args.get(part) for part in ("year", "month", "day", "hour", "min", "sec"))
+            ),
+            exp.TimeToUnix: lambda self, e: self.sql(epoch_seconds(e.this)),
         }
         # Spark's own ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is exact; sqlglot's
         # Spark makes it percentile_approx
@@ -115,7 +127,10 @@ class NbgovSpark(Spark):
             return self.sql(listed) if listed is not None else super().arrayagg_sql(expression)
 
         def extract_sql(self, expression: exp.Extract) -> str:
-            """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does."""
+            """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does, and
+            ``EXTRACT(epoch FROM t)``: seconds as a DOUBLE (Spark has no such field)."""
+            if expression.name.upper() == "EPOCH":
+                return self.sql(epoch_seconds(expression.expression))
             day = day_part(expression.name, expression.expression)
             return self.sql(day) if day is not None else super().extract_sql(expression)
 
@@ -198,6 +213,12 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+def _wall_clock(instant: str) -> str:
+    """A Spark timestamp expression (an instant, read in the session's zone: UTC) as the
+    wall-clock TIMESTAMP_NTZ DuckDB's TIMESTAMP is."""
+    return f"CAST({instant} AS TIMESTAMP_NTZ)"
 
 
 def _refuse_star_pattern(expression: exp.Expression, operator: str) -> None:

@@ -184,3 +184,10 @@ def _printf(template: str) -> tuple[str, int] | None:
             out.append("%%" if template[i] == "%" else template[i])
             i += 1
     return "".join(out), count
+
+
+def epoch_seconds(value: exp.Expression) -> exp.Expression:
+    """DuckDB's ``epoch(t)`` / ``EXTRACT(epoch FROM t)``: seconds since 1970 as a DOUBLE,
+    fractions kept (Spark's ``unix_timestamp`` drops them); a date at its midnight."""
+    instant = exp.cast(value, exp.DataType.build("timestamp"))
+    return exp.Div(this=exp.Anonymous(this="UNIX_MICROS", expressions=[instant]), expression=exp.Literal.number(1_000_000))

@@ -11,6 +11,8 @@ what it applies to, which the text alone does not say:
 - ``round(x, n)`` / ``round_even(x, n)`` of a DOUBLE or FLOAT rounds the exact value of x
   (2.675 is 2.67499999999999982..., so 2.67), Spark's ``ROUND`` / ``BROUND`` its shortest
   decimal text (2.68);
+- ``date - date`` is a BIGINT of days (Spark's an interval), ``date_trunc`` of a DATE or
+  TIMESTAMP a wall-clock TIMESTAMP (Spark's an instant);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
@@ -121,6 +123,10 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _length(twins[index], node)
         elif _to_places(node) is not None:
             _round_in_binary(twins[index], node)
+        elif isinstance(node, exp.Sub):
+            _days_between(twins[index], node)
+        elif isinstance(node, exp.TimestampTrunc):
+            _truncated_wall_clock(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
             _expand_stars(twins[index], node, twins, _spellings(node, twins, described))
 
@@ -167,7 +173,9 @@ def _depends_on_types(node: exp.Expr) -> bool:
     """Whether DuckDB's meaning of ``node`` on Spark depends on types sqlglot must infer."""
     if isinstance(node, exp.Cast):
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
-    return isinstance(node, exp.Length) or _to_places(node) is not None or (isinstance(node, exp.Star) and _modified(node))
+    if isinstance(node, (exp.Length, exp.Sub, exp.TimestampTrunc)) or _to_places(node) is not None:
+        return True
+    return isinstance(node, exp.Star) and _modified(node)
 
 
 def _to_places(node: exp.Expr) -> tuple[exp.Expr, exp.Expr, bool] | None:
@@ -418,6 +426,22 @@ def _round_in_binary(node: exp.Expr, typed: exp.Expr) -> None:
     )
     result: exp.Expr = exp.Case(ifs=[exp.If(this=overflow, true=x.copy())], default=rounded)
     node.replace(exp.cast(result, exp.DataType.build("float")) if single else result)
+
+
+def _days_between(sub: exp.Expr, typed: exp.Sub) -> None:
+    """DuckDB's ``date - date`` is a BIGINT of days (Spark's an interval)."""
+    dates = [side.type is not None and side.type.is_type(exp.DType.DATE) for side in (typed.this, typed.expression)]
+    if isinstance(sub, exp.Sub) and all(dates):
+        days = exp.Anonymous(this="DATEDIFF", expressions=[sub.this.copy(), sub.expression.copy()])
+        sub.replace(exp.cast(days, exp.DataType.build("bigint")))
+
+
+def _truncated_wall_clock(trunc: exp.Expr, typed: exp.TimestampTrunc) -> None:
+    """DuckDB's ``date_trunc`` of a DATE or TIMESTAMP is a TIMESTAMP, a wall-clock time;
+    Spark's an instant (read in the session's zone, UTC)."""
+    kind = typed.this.type
+    if isinstance(trunc, exp.TimestampTrunc) and kind is not None and kind.is_type(exp.DType.DATE, exp.DType.TIMESTAMP, exp.DType.TIMESTAMPNTZ):
+        trunc.replace(exp.cast(trunc.copy(), exp.DataType.build("timestamp_ntz")))
 
 
 def _power_of_ten(n: exp.Expr) -> exp.Expr:

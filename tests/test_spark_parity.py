@@ -376,6 +376,33 @@ def test_dates_and_times_read_as_on_duckdb(engine, spark_engine):
     pd.testing.assert_frame_equal(spark, duck)
 
 
+
+def test_qualify_arg_max_and_series_read_as_on_duckdb(engine, spark_engine):
+    """``SELECT * ... QUALIFY`` showed sqlglot's helper column ``_w`` on Spark, and a LIMIT
+    cut rows before QUALIFY filtered them (DuckDB: after); ``arg_max(s, x)`` returned a NULL
+    ``s`` where DuckDB skips those rows; ``FROM range(0)`` gave two rows (Spark's
+    SEQUENCE(0, -1) counts down) and series columns were named ``col``."""
+    people = pd.DataFrame(
+        {"id": np.arange(8), "g": list("aabbbccc"), "x": [5.0, 9, 7, 8, 1, 3, 6, 2], "s": ["p", None, "q", None, "r", "s", "t", "u"]}
+    )
+    queries = [
+        "SELECT * FROM people QUALIFY row_number() OVER (PARTITION BY g ORDER BY x DESC) = 1 ORDER BY id",
+        "SELECT id, g FROM people QUALIFY rank() OVER (PARTITION BY g ORDER BY x) <= 2 ORDER BY x DESC LIMIT 3",
+        "SELECT g, arg_max(s, x) AS top, arg_min(s, x) AS bottom FROM people GROUP BY g ORDER BY g",
+        "SELECT * FROM range(3)",
+        "SELECT count(*) AS n FROM range(0)",
+        "SELECT * FROM range(5, 0, -2)",
+        "SELECT * FROM generate_series(3, 1)",
+        "SELECT s.v * 2 AS w FROM generate_series(1, 3) AS s(v)",
+    ]
+    duck, spark = zip(*(_both((engine, spark_engine), sql, frames={"people": people}) for sql in queries))
+    assert list(duck[0].columns) == ["id", "g", "x", "s"] and duck[0].id.tolist() == [1, 3, 6]
+    assert duck[1].id.tolist() == [1, 2, 0] and duck[2].top.tolist() == ["p", "q", "t"]
+    assert duck[3].columns.tolist() == ["range"] and int(duck[4].n[0]) == 0 and duck[5]["range"].tolist() == [5, 3, 1]
+    for mine, theirs in zip(spark, duck):
+        pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+
+
 @pytest.fixture
 def new_york_clock(monkeypatch: pytest.MonkeyPatch):
     """Python's local time zone New York's (the Spark session's stays UTC), as on a laptop."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import sqlglot.expressions as exp
+from sqlglot import transforms
 import xxhash
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.dialects.spark import Spark
@@ -31,6 +32,7 @@ from nbgov.sqlml.spark.functions import (
     iso_day_of_week,
     list_in_order,
     list_size,
+    number_series,
     percentile,
 )
 from nbgov.sqlml.spark.regex import regexp_replace
@@ -54,6 +56,44 @@ _STATEMENT_TYPES: tuple[tuple[type[exp.Expr], str], ...] = (
     (exp.Use, "USE"),
     (exp.Set, "SET"),
 )
+
+
+def _qualify_without_helpers(select: exp.Expr) -> exp.Expr:
+    """sqlglot's QUALIFY (which Spark lacks) as a filter over a subquery, then the ORDER BY,
+    LIMIT and OFFSET, which DuckDB applies after QUALIFY (sqlglot left them inside, so a
+    LIMIT cut rows before the filter), reading columns the query does not show through
+    helper columns; ``SELECT *`` without the columns the subquery adds (``_w``), which it
+    showed."""
+    qualified = isinstance(select, exp.Select) and bool(select.args.get("qualify"))
+    before = set(select.named_selects) if isinstance(select, exp.Select) else set()
+    filtered = transforms.eliminate_qualify(select)
+    if not qualified or not isinstance(filtered, exp.Select):
+        return filtered
+    inner = filtered.args["from_"].this.this
+    for clause in ("order", "limit", "offset"):
+        moved = inner.args.get(clause)
+        if moved is not None:
+            inner.set(clause, None)
+            filtered.set(clause, moved)
+    order = filtered.args.get("order")
+    for position, column in enumerate(list(order.find_all(exp.Column)) if order is not None else []):
+        if column.name in before and not column.table:
+            continue  # an output of the query, by its name
+        helper = f"nbgov_order_{position}"  # a column the ORDER BY reads but the query does not show
+        inner.select(exp.alias_(column.copy(), helper), copy=False)
+        column.replace(exp.column(helper))
+    helpers = [name for name in inner.named_selects if name not in before and name != "*"]
+    star = filtered.expressions[0]
+    if helpers and isinstance(star, exp.Star):
+        star.set("except_", [exp.column(name) for name in helpers])
+    return filtered
+
+
+def _unless_null(value: exp.Expression, key: exp.Expression) -> exp.Expression:
+    return exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())), true=key.copy())])
+
+
+_SERIES_AS_UNNEST = transforms.preprocess([transforms.unnest_generate_series])  # sqlglot's (dates and times)
 
 
 class NbgovSpark(Spark):
@@ -89,6 +129,13 @@ class NbgovSpark(Spark):
                 "MAKE_TIMESTAMP_NTZ", *(e.args.get(part) for part in ("year", "month", "day", "hour", "min", "sec"))
             ),
             exp.TimeToUnix: lambda self, e: self.sql(epoch_seconds(e.this)),
+            exp.Select: transforms.preprocess(
+                [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, transforms.any_to_exists]
+            ),
+            exp.Table: lambda self, e: self.source_sql(e),
+            # DuckDB's arg_max / arg_min skip the rows whose value is NULL: Spark's max_by / min_by return it
+            exp.ArgMax: lambda self, e: self.func("MAX_BY", e.this, _unless_null(e.this, e.expression)),
+            exp.ArgMin: lambda self, e: self.func("MIN_BY", e.this, _unless_null(e.this, e.expression)),
         }
         # Spark's own ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is exact; sqlglot's
         # Spark makes it percentile_approx
@@ -143,6 +190,14 @@ class NbgovSpark(Spark):
             if unit in DATE_DIFF_UNITS:
                 return self.sql(boundaries(unit, expression.expression, expression.this))
             return super().datediff_sql(expression)
+
+        def source_sql(self, expression: exp.Table) -> str:
+            """A relation read: DuckDB's ``range`` / ``generate_series`` as ``functions.number_series``
+            writes them, other series as sqlglot does."""
+            if isinstance(expression.this, exp.GenerateSeries):
+                series = number_series(expression.this, expression.args.get("alias"))
+                return self.table_sql(series) if series is not None else _SERIES_AS_UNNEST(self, expression)
+            return self.table_sql(expression)
 
         def table_sql(self, expression: exp.Table, sep: str = " AS ") -> str:
             path = csv_path(expression)

@@ -191,3 +191,41 @@ def epoch_seconds(value: exp.Expression) -> exp.Expression:
     fractions kept (Spark's ``unix_timestamp`` drops them); a date at its midnight."""
     instant = exp.cast(value, exp.DataType.build("timestamp"))
     return exp.Div(this=exp.Anonymous(this="UNIX_MICROS", expressions=[instant]), expression=exp.Literal.number(1_000_000))
+
+
+def number_series(series: exp.GenerateSeries, alias: exp.TableAlias | None) -> exp.Table | None:
+    """DuckDB's ``FROM range(a, b[, step])`` (``b`` excluded) or ``generate_series(a, b[, step])``
+    of numbers as Spark's exploded SEQUENCE, named as DuckDB names it (``range`` or
+    ``generate_series``, or the alias's column), empty when the bounds are (Spark's
+    SEQUENCE(0, -1) counts down) and BIGINT; a series of times (an INTERVAL step) only
+    named. None for a ``range`` of times, left to sqlglot."""
+    start, end, step = (series.args.get(k) for k in ("start", "end", "step"))
+    exclusive = bool(series.args.get("is_end_exclusive"))
+    if start is None or end is None or (isinstance(step, exp.Interval) and exclusive):
+        return None
+    if isinstance(step, exp.Interval):
+        times = exp.Anonymous(this="SEQUENCE", expressions=[start.copy(), end.copy(), step.copy()])
+        return _named_series(times, alias, exclusive)
+    bigint = exp.DataType.build("bigint")
+    first, step = exp.cast(start.copy(), bigint), exp.cast((step or exp.Literal.number(1)).copy(), bigint)
+    last: exp.Expression = exp.cast(end.copy(), bigint)
+    if exclusive:  # the last number before the end, in the step's direction
+        last = exp.Sub(this=last, expression=exp.cast(exp.Anonymous(this="SIGN", expressions=[step.copy()]), bigint))
+    ascending = exp.GT(this=step.copy(), expression=exp.Literal.number(0))
+    empty = exp.or_(
+        exp.and_(ascending, exp.LT(this=last.copy(), expression=first.copy())),
+        exp.and_(exp.Not(this=ascending.copy()), exp.GT(this=last.copy(), expression=first.copy())),
+    )
+    numbers = exp.Case(
+        ifs=[exp.If(this=empty, true=exp.cast(exp.Array(expressions=[]), exp.DataType.build("array<bigint>")))],
+        default=exp.Anonymous(this="SEQUENCE", expressions=[first, last, step]),
+    )
+    return _named_series(numbers, alias, exclusive)
+
+
+def _named_series(values: exp.Expression, alias: exp.TableAlias | None, exclusive: bool) -> exp.Table:
+    """``values`` exploded, its column named as DuckDB names a series (or as the alias does)."""
+    columns = alias.columns if alias is not None else []
+    name = columns[0].copy() if columns else exp.to_identifier("range" if exclusive else "generate_series")
+    table = alias.this.copy() if alias is not None and alias.this else exp.to_identifier("nbgov_series")
+    return exp.Table(this=exp.Explode(this=values), alias=exp.TableAlias(this=table, columns=[name]))

@@ -403,6 +403,28 @@ def test_qualify_arg_max_and_series_read_as_on_duckdb(engine, spark_engine):
         pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
 
 
+
+def test_quotients_and_averages_of_decimals_are_doubles_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``/`` and ``avg`` of a DECIMAL are DOUBLEs: ``price / 3`` of 2.00 is
+    0.6666666666666666 and the average of 1, 2 and 2 is 1.6666666666666667. Spark kept
+    DECIMALs of a few places (0.666667, 1.66667, as Python Decimals); windows, FILTER and
+    DISTINCT alike. DuckDB's ``prefix`` / ``suffix`` are Spark's startswith / endswith."""
+    prices = pd.DataFrame({"id": np.arange(6), "g": list("aaabbb"), "cents": [100, 200, 200, 150, 275, 333], "s": ["ab", "ba", None, "a", "b", "ab"]})
+    sql = (
+        "SELECT id, cents::DECIMAL(10, 2) / 300 AS third, 10 / (cents::DECIMAL(6, 1) + 1) AS inverse, "
+        "avg(cents::DECIMAL(8, 2)) OVER (PARTITION BY g) AS mean, prefix(s, 'a') AS p, suffix(s, 'b') AS q FROM v ORDER BY id"
+    )
+    grouped = (
+        "SELECT g, avg(cents::DECIMAL(8, 2) / 100) AS mean, avg(DISTINCT cents::DECIMAL(8, 2)) AS distinct_mean, "
+        "avg(cents::DECIMAL(8, 2)) FILTER (WHERE id > 0) AS filtered, avg(cents::DECIMAL(8, 2)) / 7 AS seventh FROM v GROUP BY g ORDER BY g"
+    )
+    for query in (sql, grouped):
+        duck, spark = _both((engine, spark_engine), query, frames={"v": prices})
+        pd.testing.assert_frame_equal(spark, duck)
+    duck, _ = _both((engine, spark_engine), sql, frames={"v": prices})
+    assert duck.third.tolist()[1] == 2 / 3 and duck["mean"].tolist()[0] == 500 / 3 and duck.p.tolist()[:2] == [True, False]
+
+
 @pytest.fixture
 def new_york_clock(monkeypatch: pytest.MonkeyPatch):
     """Python's local time zone New York's (the Spark session's stays UTC), as on a laptop."""

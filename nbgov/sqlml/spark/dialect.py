@@ -231,6 +231,8 @@ class NbgovSpark(Spark):
                 expression = exp.Anonymous(this="RAISE_ERROR", expressions=args)
             elif name == "list_reduce" and len(args) == 2:
                 expression = _sum_from_zero(args[0], "float", args[1])  # the FLOAT tree scores
+            elif name in {"prefix", "suffix"} and len(args) == 2:  # DuckDB's names of starts_with / ends_with
+                expression = exp.Anonymous(this="STARTSWITH" if name == "prefix" else "ENDSWITH", expressions=args)
             elif name == "isfinite" and len(args) == 1:
                 return self.sql(exp.Not(this=exp.paren(exp.Or(
                     this=exp.Anonymous(this="ISNAN", expressions=args), expression=infinite(args[0].copy())), copy=False)))

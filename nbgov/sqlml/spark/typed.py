@@ -11,6 +11,7 @@ what it applies to, which the text alone does not say:
 - ``round(x, n)`` / ``round_even(x, n)`` of a DOUBLE or FLOAT rounds the exact value of x
   (2.675 is 2.67499999999999982..., so 2.67), Spark's ``ROUND`` / ``BROUND`` its shortest
   decimal text (2.68);
+- ``/`` and ``avg`` of a DECIMAL are DOUBLEs (Spark's DECIMALs; a quotient of six places);
 - ``date - date`` is a BIGINT of days (Spark's an interval), ``date_trunc`` of a DATE or
   TIMESTAMP a wall-clock TIMESTAMP (Spark's an instant);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
@@ -125,6 +126,10 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _round_in_binary(twins[index], node)
         elif isinstance(node, exp.Sub):
             _days_between(twins[index], node)
+        elif isinstance(node, exp.Div):
+            _double_quotient(twins[index], node)
+        elif isinstance(node, exp.Avg):
+            _double_average(twins[index], node)
         elif isinstance(node, exp.TimestampTrunc):
             _truncated_wall_clock(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
@@ -173,7 +178,7 @@ def _depends_on_types(node: exp.Expr) -> bool:
     """Whether DuckDB's meaning of ``node`` on Spark depends on types sqlglot must infer."""
     if isinstance(node, exp.Cast):
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
-    if isinstance(node, (exp.Length, exp.Sub, exp.TimestampTrunc)) or _to_places(node) is not None:
+    if isinstance(node, (exp.Length, exp.Sub, exp.Div, exp.Avg, exp.TimestampTrunc)) or _to_places(node) is not None:
         return True
     return isinstance(node, exp.Star) and _modified(node)
 
@@ -434,6 +439,25 @@ def _days_between(sub: exp.Expr, typed: exp.Sub) -> None:
     if isinstance(sub, exp.Sub) and all(dates):
         days = exp.Anonymous(this="DATEDIFF", expressions=[sub.this.copy(), sub.expression.copy()])
         sub.replace(exp.cast(days, exp.DataType.build("bigint")))
+
+
+def _double_quotient(div: exp.Expr, typed: exp.Div) -> None:
+    """DuckDB's ``/`` of a DECIMAL is a DOUBLE (``2.00 / 3`` is 0.6666666666666666), Spark's
+    a DECIMAL of six places (0.666667): the dividend is made a DOUBLE first, as DuckDB does."""
+    kinds = {_number_kind(side.type) for side in (typed.this, typed.expression)}
+    if isinstance(div, exp.Div) and not div.args.get("typed") and "decimal" in kinds and kinds <= {"decimal", "integer", "binary"}:
+        div.set("this", exp.cast(exp.paren(div.this.copy(), copy=False), _DOUBLE))
+
+
+def _double_average(avg: exp.Expr, typed: exp.Avg) -> None:
+    """DuckDB's ``avg`` of a DECIMAL is a DOUBLE; Spark's a DECIMAL of a few more places
+    (Python ``Decimal`` values, 1.66667 for 5/3): the values are averaged as DOUBLEs."""
+    if isinstance(avg, exp.Avg) and _number_kind(typed.this.type) == "decimal":
+        argument = avg.this
+        if isinstance(argument, exp.Distinct):
+            argument.set("expressions", [exp.cast(value.copy(), _DOUBLE) for value in argument.expressions])
+        else:
+            avg.set("this", exp.cast(argument.copy(), _DOUBLE))
 
 
 def _truncated_wall_clock(trunc: exp.Expr, typed: exp.TimestampTrunc) -> None:

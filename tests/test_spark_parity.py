@@ -425,6 +425,34 @@ def test_quotients_and_averages_of_decimals_are_doubles_as_on_duckdb(engine, spa
     assert duck.third.tolist()[1] == 2 / 3 and duck["mean"].tolist()[0] == 500 / 3 and duck.p.tolist()[:2] == [True, False]
 
 
+
+def test_show_tables_describe_and_replacing_a_table_read_as_on_duckdb(engine, spark_engine):
+    """A new user's first look at a warehouse: ``SHOW TABLES`` failed on Spark (sqlglot
+    printed "Unsupported SHOW statement" and Spark saw an empty statement); ``DESCRIBE``
+    came in Spark's shape (col_name, data_type, comment); ``CREATE OR REPLACE TABLE t
+    (columns)``, the idempotent form of a cell run twice, failed on Spark's built-in catalog.
+    Now as on DuckDB: a ``name`` column, DuckDB's DESCRIBE columns and type names, and the
+    table replaced (nbgov's model catalog table is not listed)."""
+    statements = [
+        "CREATE OR REPLACE TABLE listed_b (i INTEGER, s VARCHAR, d DECIMAL(10, 2), t TIMESTAMP, l INTEGER[], st STRUCT(a DOUBLE))",
+        "CREATE OR REPLACE TABLE listed_b (i INTEGER, s VARCHAR, d DECIMAL(10, 2), t TIMESTAMP, l INTEGER[], st STRUCT(a DOUBLE))",
+        "CREATE OR REPLACE TABLE listed_a AS SELECT 1 AS one",
+    ]
+    for each in (engine, spark_engine):
+        each.execute("; ".join(statements))
+    try:
+        duck, spark = _both((engine, spark_engine), "SHOW TABLES")
+        assert {"listed_a", "listed_b"} <= set(spark.name) and "nbgov_models" not in set(spark.name)
+        listed = [frame[frame.name.str.startswith("listed_")].reset_index(drop=True) for frame in (duck, spark)]
+        pd.testing.assert_frame_equal(listed[1], listed[0])
+        duck, spark = _both((engine, spark_engine), "DESCRIBE listed_b")
+        assert duck.column_type.tolist() == ["INTEGER", "VARCHAR", "DECIMAL(10,2)", "TIMESTAMP", "INTEGER[]", "STRUCT(a DOUBLE)"]
+        pd.testing.assert_frame_equal(spark, duck)
+    finally:
+        for each in (engine, spark_engine):
+            each.execute("DROP TABLE IF EXISTS listed_a; DROP TABLE IF EXISTS listed_b")
+
+
 @pytest.fixture
 def new_york_clock(monkeypatch: pytest.MonkeyPatch):
     """Python's local time zone New York's (the Spark session's stays UTC), as on a laptop."""

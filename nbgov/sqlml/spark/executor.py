@@ -42,6 +42,7 @@ from nbgov.sqlml.spark.dialect import (
 )
 from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
+from nbgov.sqlml.spark.listings import described, shows_tables, table_names
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
 from nbgov.sqlml.spark.tables import quoted, table_content, table_identity
 from nbgov.sqlml.spark.typed import Inputs, duckdb_type, for_spark
@@ -157,11 +158,25 @@ class SparkExecutor:
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
         kind = prepared.statement_type
-        created = _table_as_select(_tree(prepared.query))
+        tree = _tree(prepared.query)
+        created = _table_as_select(tree)
         if created is not None:
             self._create_table(created, prepared.query, params, _helper_types(prepared))
             return None, f"{kind}: ok"
-        result = self._frame(prepared.query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
+        if shows_tables(tree):
+            frame = table_names(self.spark)
+            return frame, f"{len(frame):,} row(s)"
+        try:
+            result = self._frame(prepared.query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
+        except Exception as error:
+            replaced = _replaced_schema(tree)
+            if replaced is None or condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
+                raise
+            self._replace_table(replaced)
+            return None, f"{kind}: ok"
+        if isinstance(tree, exp.Describe):
+            frame = described(result)
+            return frame, f"{len(frame):,} row(s)"
         if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
             frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
             return frame, f"{len(frame):,} row(s)"
@@ -202,6 +217,15 @@ class SparkExecutor:
             snapshot.createOrReplaceTempView(table.name)
         else:
             snapshot.createTempView(table.name)
+
+    def _replace_table(self, create: exp.Create) -> None:
+        """DuckDB's ``CREATE OR REPLACE TABLE t (columns)`` where Spark's catalog cannot
+        replace a table (the built-in one): the table dropped, then created."""
+        table = create.this.this
+        self.spark.sql(f"DROP TABLE IF EXISTS {quoted(table.sql(self.dialect))}")
+        fresh = create.copy()
+        fresh.set("replace", False)
+        self.spark.sql(fresh.sql(self.dialect))
 
     def _frame(self, query: Query, params: Mapping[str, Any], functions: Mapping[str, str] | None = None) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound; ``functions``:
@@ -302,6 +326,15 @@ def _table_as_select(tree: exp.Expression | None) -> exp.Create | None:
     if not isinstance(tree.this, exp.Table) or not isinstance(tree.expression, exp.Query):
         return None
     return tree if _temporary(tree) or tree.args.get("replace") else None
+
+
+def _replaced_schema(tree: exp.Expression | None) -> exp.Create | None:
+    """``tree`` when it is ``CREATE OR REPLACE TABLE t (columns)`` (no AS SELECT), else None."""
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "TABLE":
+        return None
+    if not tree.args.get("replace") or not isinstance(tree.this, exp.Schema) or tree.expression is not None:
+        return None
+    return tree if not _temporary(tree) else None
 
 
 def _temporary(create: exp.Create) -> bool:

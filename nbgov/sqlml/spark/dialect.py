@@ -89,6 +89,14 @@ def _qualify_without_helpers(select: exp.Expr) -> exp.Expr:
     return filtered
 
 
+def _integer(node: exp.Expression | None) -> int | None:
+    """The value of an integer literal (``-1`` too), else None."""
+    if isinstance(node, exp.Neg):
+        inner = _integer(node.this)
+        return -inner if inner is not None else None
+    return int(node.name) if isinstance(node, exp.Literal) and node.is_int else None
+
+
 def _unless_null(value: exp.Expression, key: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())), true=key.copy())])
 
@@ -245,6 +253,22 @@ class NbgovSpark(Spark):
                 add = exp.Lambda(this=exp.Add(this=exp.column(a), expression=exp.column(b)), expressions=[a, b])
                 expression = _sum_from_zero(args[0], "double", add)  # a softmax's DOUBLE exponentials
             return super().anonymous_sql(expression)
+
+        def substring_sql(self, expression: exp.Substring) -> str:
+            """DuckDB's ``substring(s, start, length)`` of literal bounds takes the characters at
+            positions ``[start, start + length)`` that exist: from 0, one fewer than Spark
+            (which reads 0 as 1); a negative length, those before ``start`` (Spark: none)."""
+            start, length = expression.args.get("start"), expression.args.get("length")
+            bounds = [_integer(start), _integer(length)]
+            if bounds[0] is not None and bounds[1] is not None:
+                first, count = bounds[0], bounds[1]
+                if count < 0 and first > 0:
+                    first, count = max(first + count, 1), first - max(first + count, 1)
+                elif first == 0:
+                    first, count = 1, max(count - 1, 0)
+                if (first, count) != tuple(bounds):
+                    return self.func("SUBSTRING", expression.this, exp.Literal.number(first), exp.Literal.number(count))
+            return self.func("SUBSTRING", expression.this, start, length)
 
         def log_sql(self, expression: exp.Log) -> str:
             """DuckDB's one-argument ``log(x)`` is the base-10 logarithm (Spark's ``log(x)``

@@ -337,7 +337,7 @@ def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(eng
     assert duck.groups.tolist()[1] == "Price <5$> and <7$>" and duck.nocase.tolist()[4] == "-aA"
     assert duck.swap.tolist()[0] == "1ab2"
     assert duck.f.tolist()[0] == "a1b2 is 0%" and duck.f.isna().tolist()[3]
-    assert duck["last"].tolist()[:3] == [3, 4, 6] and duck.head.tolist()[0] == "a1" and duck.before.tolist()[0] == "a1"
+    assert duck["last"].tolist()[:3] == [3, 4, 6] and duck["head"].tolist()[0] == "a1" and duck.before.tolist()[0] == "a1"
     pd.testing.assert_frame_equal(spark, duck)
     for sql, said in (
         ("SELECT regexp_replace(s, s, 'x') AS r FROM t", "needs a text literal pattern on the spark engine"),

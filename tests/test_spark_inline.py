@@ -122,3 +122,22 @@ def test_spark_costs_trees_against_its_python_worker() -> None:
     assert cost.SPARK.trees(30, batched=True).prefer_sql
     large = cost.SPARK.trees(240, batched=True)
     assert not large.prefer_sql and "too large" in large.describe()
+
+
+def test_a_models_sql_is_not_retyped_but_the_users_is(unlimited_engine, data_view, models, monkeypatch):
+    """Spark's translation types a statement (``typed.py``) for DuckDB's meanings of
+    ``-``, ``/`` and ``avg`` of dates and DECIMALs. A model inlined as SQL is FLOAT
+    arithmetic over thousands of nodes: typing it cost each query tens of milliseconds and
+    changed nothing, so it is left as written; the user's own DECIMAL average still is."""
+    from nbgov.sqlml.spark import typed
+
+    typings: list[str] = []
+    annotate = typed._annotate
+    monkeypatch.setattr(typed, "_annotate", lambda tree, *rest: typings.append(tree.sql()) or annotate(tree, *rest))
+    unlimited_engine.execute("CREATE OR REPLACE MODEL m FROM $m", params={"m": models["binary"]})
+    inlined = f"SELECT avg(predict(m, {ARGS}).probabilities[2]) AS p, avg(predict(m, {ARGS}).probabilities[2] / 2) AS half FROM data {WHERE}"
+    assert "inlined as SQL" in unlimited_engine.explain(inlined)
+    unlimited_engine.execute(inlined)
+    assert typings == []
+    mean = unlimited_engine.execute(f"SELECT avg(f0::DECIMAL(10, 3)) AS d, avg(predict(m, {ARGS}).probabilities[2]) AS p FROM data {WHERE}")[-1].df
+    assert len(typings) == 1 and "NBGOV_INLINED_MODEL()" in typings[0] and isinstance(mean.d[0], float)

@@ -55,6 +55,7 @@ from nbgov.sqlml.planning.prepared import (
     ScoringJob,
     Settings,
     Step,
+    marked_inlined,
 )
 from nbgov.sqlml.planning.relations import Relations, StandIns, select_all
 from nbgov.sqlml.optimizer.cost import bounds_beat_batches
@@ -290,7 +291,7 @@ class Compilation:
 
     def inline_call(self, call: ModelCall, plan: SqlPlan) -> None:
         """Put a model inlined as SQL where its call was (or its comparison, for a filter)."""
-        inlined = plan.expression.copy()
+        inlined = marked_inlined(plan.expression.copy())
         if plan.fallback is not None:
             self.filter_with_fallback(call, plan, plan.fallback)
             return
@@ -316,7 +317,7 @@ class Compilation:
         def fill(node: exp.Expr) -> exp.Expr:
             return scored.copy() if isinstance(node, exp.Column) and node.name == FALLBACK else node
 
-        compared[0].replace(plan.expression.copy().transform(fill))
+        compared[0].replace(marked_inlined(plan.expression.copy().transform(fill)))
 
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""

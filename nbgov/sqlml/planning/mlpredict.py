@@ -20,7 +20,7 @@ from nbgov.sqlml.planning.arguments import check, feeds
 from nbgov.sqlml.planning.binding import signature, slots
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.picks import relation_picks
-from nbgov.sqlml.planning.prepared import Column, Pick, Query, ScoreRelation, ScoringJob
+from nbgov.sqlml.planning.prepared import Column, Pick, Query, ScoreRelation, ScoringJob, marked_inlined
 from nbgov.sqlml.planning.relations import StandIns, select_all
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER, MlPredict, Statement, tokenize
@@ -270,6 +270,7 @@ def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: 
     nothing is computed twice; left to the caller, which may first fold what a query reads).
     """
     select = exp.select(exp.column(exp.Star(), table="nbgov_in"))
+    expression = marked_inlined(expression.copy())
     if len(model.outputs) == 1:
         value = exp.alias_(expression.copy(), f"predicted_{model.outputs[0].name}", quoted=True, copy=False)
         select = select.select(value, copy=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import sqlglot.expressions as exp
 
@@ -22,6 +23,17 @@ from nbgov.sqlml.plan import OnnxPlan, TensorSpec
 from nbgov.sqlml.sql.parse import parse
 
 DEFAULT_BATCH_ROWS = 65_536
+Marked = TypeVar("Marked", bound=exp.Expr)
+# meta key on every node of a model inlined as SQL: engines that retype the statement
+# (Spark's ``typed.py``) leave the model's own SQL as written
+INLINED_MODEL = "nbgov_inlined_model"
+
+
+def marked_inlined(expression: Marked) -> Marked:
+    """``expression`` (a model's SQL form) with every node marked as the model's."""
+    for node in expression.walk():
+        node.meta[INLINED_MODEL] = True
+    return expression
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.schema import MappingSchema
 
 from nbgov.errors import SqlError
+from nbgov.sqlml.planning.prepared import INLINED_MODEL
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -86,18 +87,48 @@ class Inputs:
 def for_spark(tree: exp.Expr, inputs: Inputs) -> exp.Expr:
     """``tree`` with DuckDB's type-dependent meanings written as Spark needs them: a copy when
     any applies, else ``tree`` itself (nothing typed, nothing asked of the engine)."""
-    if not any(_depends_on_types(node) for node in tree.walk()):
+    if not any(_depends_on_types(node) for node in _written_by_user(tree)):
         return tree
     out, typed = tree.copy(), tree.copy()
     twins = list(out.walk())
     for position, node in enumerate(typed.walk()):
         node.meta[_TWIN] = position
+    for model in [node for node in typed.walk() if node.meta.get(INLINED_MODEL) and not _inside_model(node)]:
+        stand_in = exp.Anonymous(this="nbgov_inlined_model")  # typed as unknown: never rewritten, never slow to type
+        stand_in.meta[_GIVEN] = exp.DataType.build("unknown")
+        model.replace(stand_in)
     described = _Described()
     annotated = _annotate(typed, inputs, described)
     if annotated is not None:
         _rewrite(annotated, twins, described)
     _refuse_unexpanded(out)
     return out
+
+
+def _written_by_user(tree: exp.Expr) -> Iterator[exp.Expr]:
+    """The nodes of ``tree`` but those of models inlined as SQL (their own SQL needs no
+    retyping, and typing thousands of tree nodes costs a query tens of milliseconds)."""
+    return (node for node in tree.walk(prune=lambda node: bool(node.meta.get(INLINED_MODEL))) if not node.meta.get(INLINED_MODEL))
+
+
+def _model_value(node: exp.Expr) -> bool:
+    """Whether ``node`` is a model's SQL, a field or element of it, a NULL-guard CASE or
+    cast around it, or arithmetic on one (a FLOAT or DOUBLE, whatever the other operand)."""
+    if node.meta.get(INLINED_MODEL):
+        return True
+    if isinstance(node, (exp.Paren, exp.Cast, exp.Dot, exp.Bracket, exp.Neg)):
+        return _model_value(node.this)
+    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
+        return _model_value(node.this) or _model_value(node.expression)
+    if isinstance(node, exp.Case):
+        results = [when.args.get("true") for when in node.args.get("ifs") or []] + [node.args.get("default")]
+        return all(result is None or isinstance(result, exp.Null) or _model_value(result) for result in results)
+    return False
+
+
+def _inside_model(node: exp.Expr) -> bool:
+    parent = node.parent
+    return parent is not None and bool(parent.meta.get(INLINED_MODEL))
 
 
 @dataclass
@@ -178,7 +209,9 @@ def _depends_on_types(node: exp.Expr) -> bool:
     """Whether DuckDB's meaning of ``node`` on Spark depends on types sqlglot must infer."""
     if isinstance(node, exp.Cast):
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
-    if isinstance(node, (exp.Length, exp.Sub, exp.Div, exp.Avg, exp.TimestampTrunc)) or _to_places(node) is not None:
+    if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
+        return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
+    if isinstance(node, (exp.Length, exp.TimestampTrunc)) or _to_places(node) is not None:
         return True
     return isinstance(node, exp.Star) and _modified(node)
 

@@ -4,9 +4,15 @@ record that reads it says so instead of presenting the old writer's content as i
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from nbgov.cli import cli
 from tests.fixtures.lineage import RecordingShell
+from tests.fixtures.replay import record
 
 SETUP = {
     "bound method": ("lst = [1]\nadd = lst.append", "add(5)", "total = sum(lst)", "lst"),
@@ -34,3 +40,14 @@ def test_changes_the_recorder_follows_add_no_note(recording: RecordingShell) -> 
                  "del a", "a = 5", "f = a + 1"):
         assert recording.run(code).success
     assert [n for i in range(len(recording.rec.records)) for n in recording.body(i)["notes"]] == []
+
+
+@pytest.mark.kernel
+def test_show_tells_the_reviewer_what_a_record_could_not_record(tmp_path: Path) -> None:
+    path = record(tmp_path / "unseen.ipynb", "lst = [1]\nadd = lst.append", "add(5)", "total = sum(lst)")
+    table = CliRunner().invoke(cli, ["show", str(path)], env={"COLUMNS": "400"}, catch_exceptions=False)
+    assert table.exit_code == 0
+    row = next(line for line in table.output.splitlines() if "total = sum(lst)" in line)
+    assert "`lst` changed after [1] recorded it" in row
+    summary = json.loads(CliRunner().invoke(cli, ["show", str(path), "--json"], catch_exceptions=False).output)
+    assert [len(e["notes"]) for e in summary["executions"]] == [0, 0, 1]

@@ -1,0 +1,32 @@
+"""Fingerprints that must tell apart values that differ (pandas metadata carried through
+operations and into files)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nbgov.lineage.fingerprint import fingerprint
+from tests.fixtures.lineage import RecordingShell
+
+
+def test_pandas_attrs_are_part_of_a_frame_and_a_series() -> None:
+    plain = pd.DataFrame({"a": [1, 2]})
+    tagged = pd.DataFrame({"a": [1, 2]})
+    tagged.attrs["unit"] = "kg"
+    other = pd.DataFrame({"a": [1, 2]})
+    other.attrs["unit"] = "g"
+    hashes = {fingerprint(v).hash for v in (plain, tagged, other)}
+    assert len(hashes) == 3 and not fingerprint(tagged).weak
+    assert fingerprint(plain).hash == fingerprint(pd.DataFrame({"a": [1, 2]})).hash
+    series = pd.Series([1.0], name="w")
+    before = fingerprint(series).hash
+    series.attrs["source"] = "scale"
+    assert fingerprint(series).hash != before
+
+
+def test_setting_attrs_in_a_cell_is_a_write(recording: RecordingShell) -> None:
+    recording.run("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})")
+    recording.run("df.attrs['unit'] = 'kg'")
+    body = recording.body()
+    assert [(w["name"], w["mutated"]) for w in body["writes"]] == [("df", True)]
+    assert body["writes"][0]["fingerprint"]["hash"] != body["reads"][0]["fingerprint"]["hash"]

@@ -21,6 +21,7 @@ _QUALNAME = type.__dict__["__qualname__"]
 _MRO = type.__dict__["__mro__"]
 _DICT = type.__dict__["__dict__"]
 _PLAIN = (str, int, float, bool, bytes, type(None))
+_ARG_TYPES = (str, int, float, bool)
 _MAX_CHARS = 2000
 
 
@@ -32,7 +33,7 @@ def exception_message(exc: BaseException) -> str:
         return ""
     text = _builtin_text(exc, args)
     if text is None:
-        if type(args) is not tuple or not all(type(a) in (str, int, float, bool) for a in args):
+        if type(args) is not tuple or not all(_is_one_of(type(a), _ARG_TYPES) for a in args):
             return f"({type(exc).__name__} with a message nbgov does not evaluate)"
         text = str(args[0]) if len(args) == 1 else (str(args) if args else "")
     text = " ".join(text.split())
@@ -57,6 +58,11 @@ def _builtin_text(exc: BaseException, args: Any) -> str | None:
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
-    if type(value) in _PLAIN:
+    if _is_one_of(type(value), _PLAIN):
         return True
     return type(value) is tuple and depth < 4 and all(_plain(item, depth + 1) for item in value)
+
+
+def _is_one_of(kind: type, kinds: tuple[type, ...]) -> bool:
+    """By identity: ``kind in kinds`` compares with ==, which runs a metaclass's ``__eq__``."""
+    return any(kind is k for k in kinds)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import re
 import types
+import weakref
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ _MISSING = object()
 _TYPE_MODULE = type.__dict__["__module__"]
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
-_SCALAR_KINDS = frozenset({int, float, bool, type(None), str, bytes})  # exact types: repr is theirs
+# exact types (repr is theirs), by id: hashing or comparing a notebook class would run its metaclass
+_SCALAR_KINDS = frozenset(map(id, (int, float, bool, type(None), str, bytes)))
 
 
 def weak(kind: str, why: str, summary: str = "") -> Fingerprint:
@@ -123,7 +125,9 @@ class NamespaceObserver:
     def __init__(self, values: ValueTracker, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
         self.values = values
         self.hidden = hidden
-        self._data_kinds: dict[type, Any] = {}  # type -> True, False or _BY_VALUE
+        # id(type) -> (weak reference to the type, True, False or _BY_VALUE): by id, since hashing
+        # a class runs its metaclass's __hash__, and weakly, so a notebook class can be freed
+        self._data_kinds: dict[int, tuple[weakref.ref[type], Any]] = {}
         self._known: set[str] = set(ns)
         self._end_marker: Any = _last_key(ns)
 
@@ -270,7 +274,8 @@ class NamespaceObserver:
         be IPython's."""
         if values is None:
             values = list(map(ns.__getitem__, names))
-        verdicts = {self._verdict(kind) for kind in set(map(type, values))}
+        kinds = list(map(type, values))
+        verdicts = {self._verdict(kind) for kind in dict(zip(map(id, kinds), kinds)).values()}
         if verdicts <= {True}:
             drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
             hidden = self.hidden  # grows by a name per cell (IPython's _i<n>): look up the names, not it
@@ -293,9 +298,21 @@ class NamespaceObserver:
         return out, None
 
     def _verdict(self, kind: type) -> Any:
-        verdict = self._data_kinds.get(kind)
-        if verdict is None:
-            verdict = self._data_kinds[kind] = _data_kind(kind)
+        key = id(kind)
+        known = self._data_kinds.get(key)
+        if known is not None and known[0]() is kind:
+            return known[1]
+        verdict = _data_kind(kind)
+        cache = self._data_kinds
+
+        def forget(ref: weakref.ref[type]) -> None:
+            if cache.get(key, (None,))[0] is ref:
+                del cache[key]
+
+        try:
+            cache[key] = (weakref.ref(kind, forget), verdict)
+        except TypeError:
+            pass
         return verdict
 
 
@@ -350,12 +367,12 @@ def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str
 
 def _scalars_digest(values: list[Any]) -> str | None:
     """xxh3 of a list of exact-builtin scalars, tagged by kind; None if any value is not one."""
-    kinds = set(map(type, values))
+    kinds = set(map(id, map(type, values)))
     if not kinds <= _SCALAR_KINDS:
         return None
-    if len(kinds) == 1 and (int in kinds or float in kinds):
+    if len(kinds) == 1 and (id(int) in kinds or id(float) in kinds):
         try:
-            packed = array("q" if int in kinds else "d", values)
+            packed = array("q" if id(int) in kinds else "d", values)
         except OverflowError:  # an int beyond 64 bits: by repr below
             pass
         else:
@@ -389,7 +406,7 @@ def _static_module(cls: Any) -> str | None:
             module = inspect.getattr_static(cls, "__module__", None)
     except Exception:
         return None
-    return module if isinstance(module, str) else None
+    return module if type(module) is str else None
 
 
 def _last_key(ns: Mapping[str, Any]) -> Any:

@@ -4,6 +4,9 @@ of many names, a failed cell's message) tells types apart by identity, never by 
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from tests.fixtures.lineage import RecordingShell
 
 DEFINE = '''
@@ -39,3 +42,11 @@ def test_a_metaclass_eq_or_hash_is_never_run_by_the_recorder(recording: Recordin
     written = {w["name"] for i in range(len(recording.rec.records)) for w in recording.body(i)["writes"]}
     assert {"item", "items", "again", "more", "read_back"} <= written
 
+
+def test_a_notebook_class_is_not_kept_alive_by_the_recorder(recording: RecordingShell) -> None:
+    recording.run("class Temporary:\n    pass\nt = Temporary()")
+    ref = weakref.ref(recording.shell.user_ns["Temporary"])
+    recording.run("del t, Temporary")
+    recording.shell.history_manager.reset()  # IPython's own history holds nothing of it either
+    gc.collect()
+    assert ref() is None

@@ -36,7 +36,8 @@ def test_pythons_own_exceptions_keep_the_message_the_user_saw(recording: Recordi
     assert missing["type"] == "FileNotFoundError" and "no_such_file.csv" in missing["message"]
     assert missing["message"].startswith("[Errno 2] No such file or directory")
     syntax = _error(recording, "x = (1 +\ny = 2")
-    assert syntax["type"] == "SyntaxError" and "line 1" in syntax["message"] and "never closed" in syntax["message"], syntax
+    assert syntax["type"] == "SyntaxError", syntax
+    assert "line 1" in syntax["message"] and "never closed" in syntax["message"], syntax
     indent = _error(recording, "if True:\nx = 1")
     assert indent["type"] == "IndentationError" and "expected an indented block" in indent["message"]
     codec = _error(recording, "b'caf\\xe9'.decode('utf-8')")

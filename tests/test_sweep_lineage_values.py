@@ -30,3 +30,15 @@ def test_setting_attrs_in_a_cell_is_a_write(recording: RecordingShell) -> None:
     body = recording.body()
     assert [(w["name"], w["mutated"]) for w in body["writes"]] == [("df", True)]
     assert body["writes"][0]["fingerprint"]["hash"] != body["reads"][0]["fingerprint"]["hash"]
+
+
+def test_a_seeded_random_random_is_read_exactly_and_a_system_one_is_not() -> None:
+    import random
+
+    seeded, same, other = random.Random(7), random.Random(7), random.Random(8)
+    assert not fingerprint(seeded).weak
+    assert fingerprint(seeded).hash == fingerprint(same).hash != fingerprint(other).hash
+    before = fingerprint(seeded).hash
+    seeded.random()
+    assert fingerprint(seeded).hash != before  # its state advanced
+    assert fingerprint(random.SystemRandom()).weak

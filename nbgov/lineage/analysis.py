@@ -32,6 +32,7 @@ class CellNames:
     dynamic: bool = False  # uses exec/globals()/magics: may rebind any name
     impure: set[str] = field(default_factory=set)  # used other than as an operand (may escape/mutate)
     strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
+    attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -87,6 +88,8 @@ def _analyze_cached(code: str) -> CellNames:
         visitor.visit(stmt)
     # a string constant needs a quote in the source: most cells have none, and skip two tree walks
     visitor.names.strings = path_literals(tree) if "'" in code or '"' in code else ()
+    if "." in code:  # an attribute needs a dot: most cells that have none skip a tree walk
+        visitor.names.attributes = frozenset(n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute))
     return visitor.names
 
 

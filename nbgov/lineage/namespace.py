@@ -102,7 +102,7 @@ class Snapshot:
     identities: dict[str, int]  # id() of the names the cell may rebind
     every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their ids, in order
     unchanged: set[str]  # candidates provably only read: no after-fingerprint needed
-    called_globals: set[str]  # globals named by the code of notebook functions the cell calls
+    called_globals: set[str]  # globals named by the code of notebook functions and classes the cell uses
     marker: Any  # the last key of the namespace before the cell (insertion order)
     size: int
 
@@ -163,11 +163,25 @@ class NamespaceObserver:
             self._known = set(ns)
 
     def _called_globals(self, names: CellNames, ns: Mapping[str, Any]) -> set[str]:
+        """Globals the notebook code a cell can run may read or write: its functions, and the
+        methods of its classes and of the objects made from them that the cell names
+        (``model.predict(x)`` reads the ``THRESHOLD`` ``predict`` names; ``Model()`` what
+        ``__init__`` names), followed through the notebook functions and methods that code
+        names in turn."""
         found: set[str] = set()
-        for name in names.loads:
-            fn = ns.get(name)
-            if type(fn) is types.FunctionType and fn.__globals__ is ns:
-                found |= code_globals(fn.__code__)
+        wanted = set(names.attributes)
+        seen: set[int] = set()
+        grew = True
+        while grew and len(seen) < _MAX_CODE_FOLLOWED:
+            grew = False
+            for name in sorted(names.loads | found):
+                for fn in notebook_code(ns.get(name), ns, wanted):
+                    if id(fn) not in seen:
+                        seen.add(id(fn))
+                        new = code_globals(fn.__code__)
+                        found |= new
+                        wanted |= new  # `self.helper()` inside a method: its attribute names too
+                        grew = True
         return found
 
     # -- after -------------------------------------------------------------
@@ -378,6 +392,46 @@ def _scalars_digest(values: list[Any]) -> str | None:
         else:
             return xxhash.xxh3_128_hexdigest(packed.typecode.encode() + packed.tobytes())
     return xxhash.xxh3_128_hexdigest("\0".join(map(repr, values)).encode("utf-8", "surrogatepass"))
+
+
+_MAX_CODE_FOLLOWED = 10_000  # notebook functions and methods read per cell (a bound on the work)
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_DICT = type.__dict__["__dict__"]
+
+
+def notebook_code(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> list[types.FunctionType]:
+    """The notebook's own functions ``value`` can run: itself if it is one; else, for a class
+    defined in the notebook, its constructor and the members named in ``wanted``; for an
+    instance of one, those members and its other special methods (operators, ``len``,
+    ``repr`` run them). Read from the classes' own dicts, so no descriptor, metaclass or
+    ``__getattr__`` runs."""
+    kind = type(value)
+    if kind is types.FunctionType:
+        return [value] if value.__globals__ is ns else []
+    is_class = issubclass(kind, type)
+    cls = value if is_class else kind
+    if _static_module(cls) != "__main__":
+        return []
+    found: list[types.FunctionType] = []
+    for klass in _TYPE_MRO.__get__(cls):
+        if _static_module(klass) != "__main__":
+            continue
+        for name, member in _TYPE_DICT.__get__(klass).items():
+            special = type(name) is str and name[:2] == "__" == name[-2:]
+            if not (name in wanted or (name in _CONSTRUCTION if is_class else special and name not in _CONSTRUCTION)):
+                continue
+            tp = type(member)
+            if tp is staticmethod or tp is classmethod:
+                parts = [member.__func__]
+            elif tp is property:
+                parts = [member.fget, member.fset, member.fdel]
+            else:
+                parts = [member]
+            found += [f for f in parts if type(f) is types.FunctionType and f.__globals__ is ns]
+    return found
+
+
+_CONSTRUCTION = frozenset({"__new__", "__init__", "__post_init__"})
 
 
 def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:

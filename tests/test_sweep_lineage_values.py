@@ -42,3 +42,21 @@ def test_a_seeded_random_random_is_read_exactly_and_a_system_one_is_not() -> Non
     seeded.random()
     assert fingerprint(seeded).hash != before  # its state advanced
     assert fingerprint(random.SystemRandom()).weak
+
+
+def test_reading_attrs_runs_no_property_of_a_subclass() -> None:
+    calls: list[str] = []
+
+    class Sub(pd.DataFrame):
+        @property
+        def _attrs(self) -> dict[str, str]:
+            calls.append("_attrs")
+            return {"forged": "yes"}
+
+        @_attrs.setter
+        def _attrs(self, value: object) -> None:
+            calls.append("set")
+
+    frame = Sub({"a": [1]})
+    calls.clear()
+    assert not fingerprint(frame).weak and calls == []

@@ -184,7 +184,9 @@ def pandas_frame(walk: Walk, df: Any) -> None:
 def _attrs(obj: Any) -> dict[Any, Any] | None:
     """``DataFrame.attrs``/``Series.attrs``: metadata pandas carries through operations and
     into ``to_parquet`` files, so part of the content (frames without any hash as before)."""
-    attrs = getattr(obj, "_attrs", None)
+    read, _ = dict_reader(type(obj))  # the instance dict, not getattr: a subclass may define `_attrs`
+    state = read(obj) if read is not None else None
+    attrs = state.get("_attrs") if type(state) is dict else None
     if attrs is None:
         return None
     if type(attrs) is not dict:

@@ -47,6 +47,5 @@ def test_a_notebook_class_is_not_kept_alive_by_the_recorder(recording: Recording
     recording.run("class Temporary:\n    pass\nt = Temporary()")
     ref = weakref.ref(recording.shell.user_ns["Temporary"])
     recording.run("del t, Temporary")
-    recording.shell.history_manager.reset()  # IPython's own history holds nothing of it either
     gc.collect()
     assert ref() is None

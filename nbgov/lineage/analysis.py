@@ -197,6 +197,27 @@ def _dotted(node: ast.expr) -> str:
     return ".".join(reversed(parts))
 
 
+_EXPRESSION_CALLS = frozenset({"query", "eval"})
+_AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expression_variables(call: ast.Call) -> list[str]:
+    """Variables a pandas expression string reads from the calling frame: ``@name`` in the
+    text given to ``df.query``, ``df.eval`` or ``pd.eval`` (pandas looks them up in the
+    cell's namespace, so the code never names them)."""
+    func = call.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if name not in _EXPRESSION_CALLS:
+        return []
+    texts = [call.args[0]] if call.args else []
+    texts += [k.value for k in call.keywords if k.arg == "expr"]
+    found: list[str] = []
+    for text in texts:
+        if isinstance(text, ast.Constant) and isinstance(text.value, str):
+            found += _AT_NAME.findall(text.value)
+    return found
+
+
 class _CellVisitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.names = CellNames()
@@ -302,6 +323,9 @@ class _CellVisitor(ast.NodeVisitor):
                 self._operand(arg)
             return
         self.generic_visit(node)
+        for name in expression_variables(node):
+            self.names.impure.add(name)
+            self._load(name)
 
     # -- evaluation order ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:

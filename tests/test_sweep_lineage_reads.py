@@ -22,3 +22,20 @@ def test_a_query_cell_reads_its_at_variables_and_goes_stale(recording: Recording
     assert [r["name"] for r in recording.body()["reads"]] == ["df", "min_age"]
     recording.run("min_age = 40")
     assert stale_flags(recording.rec.records).get(recording.record(1).id) == ["input min_age rewritten by [3]"]
+
+
+def test_frames_duckdb_reads_by_name_are_loads() -> None:
+    names = analyze("total = duckdb.sql('SELECT sum(a) FROM df JOIN dims USING (k)').df()\n"
+                    "n = con.execute(\"WITH c AS (SELECT * FROM raw) SELECT count(*) FROM c, main.t, 'x.parquet'\")")
+    assert {"df", "dims", "raw"} <= names.loads
+    assert not {"c", "t", "x.parquet", "main"} & names.loads
+    assert analyze("con.execute(sql_text)").loads == {"con", "sql_text"}
+    assert analyze("con.execute('SELECT FROM FROM ((( df')").loads <= {"con", "df"}  # unparsable: no crash
+
+
+def test_a_duckdb_query_over_a_notebook_frame_reads_it(recording: RecordingShell) -> None:
+    recording.run("import duckdb, pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})")
+    recording.run("total = duckdb.sql('SELECT sum(a) AS s FROM df').df()")
+    assert [r["name"] for r in recording.body()["reads"]] == ["df"]
+    recording.run("df.loc[0, 'a'] = 5")
+    assert stale_flags(recording.rec.records).get(recording.record(1).id) == ["input df rewritten by [3]"]

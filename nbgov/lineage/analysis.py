@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbgov.lineage.sql_names import sql_variables
+
 _DYNAMIC = frozenset({"get_ipython", "exec", "eval", "globals", "vars", "locals", "__import__", "setattr", "delattr"})
 
 
@@ -323,7 +325,7 @@ class _CellVisitor(ast.NodeVisitor):
                 self._operand(arg)
             return
         self.generic_visit(node)
-        for name in expression_variables(node):
+        for name in (*expression_variables(node), *sql_variables(node)):
             self.names.impure.add(name)
             self._load(name)
 

@@ -41,3 +41,14 @@ def test_methods_a_cell_calls_read_the_globals_they_name(recording: RecordingShe
     stale = stale_flags(recording.rec.records)
     assert stale.get(recording.record(2).id) == ["input THRESHOLD rewritten by [5]"], stale
     assert recording.record(1).id not in stale  # Model() never ran predict
+
+
+def test_a_bound_method_or_partial_kept_in_a_name_reads_what_its_function_names(
+        recording: RecordingShell) -> None:
+    recording.run(DEFINE)
+    recording.run("import functools\nmodel = Model()\npredict = model.predict\n"
+                  "def scaled(x, k):\n    return x * k * SCALE\ntimes = functools.partial(scaled, k=3)")
+    recording.run("flags = predict([0.2])")
+    assert _reads(recording) == ["OFFSET", "THRESHOLD", "predict"]
+    recording.run("v = times(2)")
+    assert _reads(recording) == ["SCALE", "times"]

@@ -18,6 +18,7 @@ one of the cell, unfinished instead of losing the record.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import types
@@ -400,16 +401,30 @@ _TYPE_DICT = type.__dict__["__dict__"]
 
 
 def notebook_code(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> list[types.FunctionType]:
-    """The notebook's own functions ``value`` can run: itself if it is one; else, for a class
-    defined in the notebook, its constructor and the members named in ``wanted``; for an
-    instance of one, those members and its other special methods (operators, ``len``,
-    ``repr`` run them). Read from the classes' own dicts, so no descriptor, metaclass or
-    ``__getattr__`` runs."""
+    """The notebook's own functions ``value`` can run: itself if it is one (or the function of
+    a bound method or ``functools.partial`` kept in a name, with the methods of the bound
+    object named in ``wanted``); else, for a class defined in the notebook, its constructor
+    and the members named in ``wanted``; for an instance of one, those members and its other
+    special methods (operators, ``len``, ``repr`` run them). Read from the classes' own
+    dicts, so no descriptor, metaclass or ``__getattr__`` runs."""
     kind = type(value)
     if kind is types.FunctionType:
         return [value] if value.__globals__ is ns else []
+    if kind is functools.partial:
+        return notebook_code(value.func, ns, wanted)
+    if kind is types.MethodType:
+        owner = value.__self__
+        cls = owner if issubclass(type(owner), type) else type(owner)
+        return notebook_code(value.__func__, ns, wanted) + _members(cls, ns, wanted, frozenset())
     is_class = issubclass(kind, type)
     cls = value if is_class else kind
+    return _members(cls, ns, wanted, _CONSTRUCTION if is_class else None)
+
+
+def _members(cls: type, ns: Mapping[str, Any], wanted: set[str], specials: frozenset[str] | None
+             ) -> list[types.FunctionType]:
+    """Functions of ``cls``'s notebook classes named in ``wanted`` or in ``specials`` (None:
+    every special method but the constructor's)."""
     if _static_module(cls) != "__main__":
         return []
     found: list[types.FunctionType] = []
@@ -417,8 +432,11 @@ def notebook_code(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> list[t
         if _static_module(klass) != "__main__":
             continue
         for name, member in _TYPE_DICT.__get__(klass).items():
-            special = type(name) is str and name[:2] == "__" == name[-2:]
-            if not (name in wanted or (name in _CONSTRUCTION if is_class else special and name not in _CONSTRUCTION)):
+            if specials is None:
+                chosen = type(name) is str and name[:2] == "__" == name[-2:] and name not in _CONSTRUCTION
+            else:
+                chosen = name in specials
+            if not (chosen or name in wanted):
                 continue
             tp = type(member)
             if tp is staticmethod or tp is classmethod:

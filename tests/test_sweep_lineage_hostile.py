@@ -49,3 +49,14 @@ def test_a_notebook_class_is_not_kept_alive_by_the_recorder(recording: Recording
     recording.run("del t, Temporary")
     gc.collect()
     assert ref() is None
+
+
+def test_following_a_notebook_class_runs_none_of_its_keys_or_descriptors(recording: RecordingShell) -> None:
+    assert recording.run(DEFINE).success
+    recording.run("class Key:\n    def __hash__(self):\n        CALLS.append('key hash')\n        return 1\n"
+                  "    def __eq__(self, other):\n        CALLS.append('key eq')\n        return False\n"
+                  "Odd = type('Odd', (), {Key(): 1, 'run': lambda self: CALLS})\nodd = Odd()")
+    recording.shell.user_ns["CALLS"].clear()
+    recording.run("out = odd.run()")
+    assert recording.shell.user_ns["CALLS"] == []
+    assert "CALLS" in [r["name"] for r in recording.body()["reads"]]

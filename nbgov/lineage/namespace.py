@@ -432,8 +432,10 @@ def _members(cls: type, ns: Mapping[str, Any], wanted: set[str], specials: froze
         if _static_module(klass) != "__main__":
             continue
         for name, member in _TYPE_DICT.__get__(klass).items():
+            if type(name) is not str:  # a key a metaclass put there: hashing it could run its code
+                continue
             if specials is None:
-                chosen = type(name) is str and name[:2] == "__" == name[-2:] and name not in _CONSTRUCTION
+                chosen = name[:2] == "__" == name[-2:] and name not in _CONSTRUCTION
             else:
                 chosen = name in specials
             if not (chosen or name in wanted):

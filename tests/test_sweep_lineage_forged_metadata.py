@@ -5,8 +5,10 @@ asked with --unverified, and says why."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from nbgov.lineage import notebook_meta
@@ -39,3 +41,32 @@ def test_replay_does_not_run_code_the_sidecar_never_held(tmp_path: Path) -> None
     assert not (tmp_path / "injected.txt").exists()
     loud = invoke("replay", path, "--unverified")
     assert "never written to the sidecar" in loud.output and (tmp_path / "injected.txt").exists()
+
+
+def _with_twice(line: str, key: str, value: str) -> str:
+    """The line with ``key`` given a second time, first, inside the object that holds it."""
+    at = line.index(f'"{key}":')
+    opening = line.rindex("{", 0, at)
+    return line[: opening + 1] + json.dumps(key) + ":" + json.dumps(value) + "," + line[opening + 1:]
+
+
+@pytest.mark.kernel
+def test_a_key_given_twice_in_a_log_line_is_refused(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "x = 1", "y = 2")
+    lines = sidecar_path(path).read_text().splitlines()
+    lines[2] = _with_twice(lines[2], "code", "print('what a reviewer reads')")  # Python keeps the last
+    sidecar_path(path).write_text("\n".join(lines) + "\n")
+    checked = invoke("verify", path)
+    assert checked.exit_code == 1 and "line 3: the key 'code' appears twice" in checked.output
+    assert invoke("replay", path).exit_code == 2
+
+
+@pytest.mark.kernel
+def test_a_key_given_twice_in_a_metadata_line_is_refused(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "x = 1")
+    nb = nbformat.read(str(path), as_version=4)
+    log = nb.metadata["nbgov"]["log"]
+    log[-1] = _with_twice(log[-1], "code", "print('shown')")
+    nbformat.write(nb, str(path))
+    checked = invoke("verify", path)
+    assert checked.exit_code == 1 and "appears twice" in checked.output, checked.output

@@ -60,3 +60,18 @@ def test_reading_attrs_runs_no_property_of_a_subclass() -> None:
     frame = Sub({"a": [1]})
     calls.clear()
     assert not fingerprint(frame).weak and calls == []
+
+
+def test_a_weak_reference_held_by_a_name_is_unverifiable_not_a_constant() -> None:
+    import weakref
+
+    class Box:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    one, two = Box(1), Box(2)
+    for make in (weakref.proxy, weakref.ref):
+        a, b = fingerprint(make(one)), fingerprint(make(two))
+        assert a.weak and b.weak and a.same_content(b) is None  # never "equal" whatever they point to
+        assert a.reason is not None and "weak reference" in a.reason
+    assert not fingerprint([weakref.ref(one)]).weak  # inside a value: a back-reference, as before

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbgov.lineage.sql_names import sql_variables
+
 _DYNAMIC = frozenset({"get_ipython", "exec", "eval", "globals", "vars", "locals", "__import__", "setattr", "delattr"})
 
 
@@ -32,6 +34,7 @@ class CellNames:
     dynamic: bool = False  # uses exec/globals()/magics: may rebind any name
     impure: set[str] = field(default_factory=set)  # used other than as an operand (may escape/mutate)
     strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
+    attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -87,6 +90,8 @@ def _analyze_cached(code: str) -> CellNames:
         visitor.visit(stmt)
     # a string constant needs a quote in the source: most cells have none, and skip two tree walks
     visitor.names.strings = path_literals(tree) if "'" in code or '"' in code else ()
+    if "." in code:  # an attribute needs a dot: most cells that have none skip a tree walk
+        visitor.names.attributes = frozenset(n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute))
     return visitor.names
 
 
@@ -194,6 +199,27 @@ def _dotted(node: ast.expr) -> str:
     return ".".join(reversed(parts))
 
 
+_EXPRESSION_CALLS = frozenset({"query", "eval"})
+_AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expression_variables(call: ast.Call) -> list[str]:
+    """Variables a pandas expression string reads from the calling frame: ``@name`` in the
+    text given to ``df.query``, ``df.eval`` or ``pd.eval`` (pandas looks them up in the
+    cell's namespace, so the code never names them)."""
+    func = call.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+    if name not in _EXPRESSION_CALLS:
+        return []
+    texts = [call.args[0]] if call.args else []
+    texts += [k.value for k in call.keywords if k.arg == "expr"]
+    found: list[str] = []
+    for text in texts:
+        if isinstance(text, ast.Constant) and isinstance(text.value, str):
+            found += _AT_NAME.findall(text.value)
+    return found
+
+
 class _CellVisitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.names = CellNames()
@@ -299,6 +325,9 @@ class _CellVisitor(ast.NodeVisitor):
                 self._operand(arg)
             return
         self.generic_visit(node)
+        for name in (*expression_variables(node), *sql_variables(node)):
+            self.names.impure.add(name)
+            self._load(name)
 
     # -- evaluation order ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:

@@ -45,6 +45,10 @@ class Provenance:
 
     Names a record summarises (a cell defining 100,000 names) are kept as one set per
     record instead of one entry per name; ``writer`` looks there too, newest first.
+
+    ``seen`` is the last content recorded for each variable (the hash a record read or
+    wrote, and that record's execution count): a later read of other content means the
+    value changed where no record saw it (see ``unseen_changes``).
     """
 
     variables: dict[str, str] = field(default_factory=dict)
@@ -53,6 +57,7 @@ class Provenance:
     _stamps: dict[str, int] = field(default_factory=dict)  # name -> when it was last written one by one
     _bulk: list[tuple[int, frozenset[str], str]] = field(default_factory=list)  # (when, names, record id)
     _clock: int = 0
+    seen: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (content hash, execution count)
 
     def writer(self, name: str) -> str | None:
         """The record that last wrote (and did not since delete) this variable."""
@@ -76,12 +81,40 @@ class Provenance:
             self._stamps[name] = self._clock
         if also_written:
             self._bulk.append((self._clock, frozenset(also_written), rid))
+        self._note_seen(record, also_written)
         for file in record.files:
             if file.mode == "write":
                 self.files[file.abspath] = rid
         for model in record.models:
             if model.role == "output":
                 self.models[model.key] = rid
+
+
+    def _note_seen(self, record: ExecutionRecord, also_written: tuple[str, ...]) -> None:
+        """The content each name had as this record last saw it (after its writes)."""
+        for name, fp in [*((r.name, r.fingerprint) for r in record.reads),
+                         *((w.name, w.fingerprint) for w in record.writes)]:
+            if fp.weak or fp.hash is None:
+                self.seen.pop(name, None)
+            else:
+                self.seen[name] = (f"{fp.kind}:{fp.hash}", record.execution_count)
+        for name in (*record.deletes, *also_written):
+            self.seen.pop(name, None)
+
+    def unseen_changes(self, reads: list[Read]) -> list[str]:
+        """Notes for the variables read with other content than the last record saw: a change
+        made where nbgov could not follow it (a bound method or weak reference kept in
+        another name, an iterator or generator, another thread), so in no record."""
+        notes = []
+        for read in reads:
+            known = self.seen.get(read.name)
+            fp = read.fingerprint
+            if known is None or fp.weak or fp.hash is None or known[0] == f"{fp.kind}:{fp.hash}":
+                continue
+            notes.append(f"`{read.name}` changed after [{known[1]}] recorded it, by code nbgov could not "
+                         "follow (a bound method, weak reference, iterator or generator held by another name, "
+                         "or another thread): that change is in no record")
+        return notes
 
 
 @dataclass
@@ -132,7 +165,7 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
         packages_added=dict(facts.packages_added),
         result=facts.result,
         more_writes=changes.more_writes,
-        notes=tuple(dict.fromkeys(facts.notes)),
+        notes=tuple(dict.fromkeys([*facts.notes, *provenance.unseen_changes(reads)])),
     )
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from nbgov.lineage.fingerprint import hash_bytes
 from nbgov.lineage.record import RECORD_SCHEMA
+from nbgov.lineage.strict_json import DuplicateKey, strict_json
 
 Entry = dict[str, Any]
 USUAL_VALUES: dict[str, Any] = {
@@ -137,7 +138,9 @@ def _body(entry: Mapping[str, Any]) -> Mapping[str, Any]:
 def expand(text: str, lookup: Lookup) -> Entry:
     """The full entry a compact line stands for (CompactError when it cannot be had)."""
     try:
-        form = json.loads(text)
+        form = strict_json(text)
+    except DuplicateKey as exc:
+        raise CompactError(str(exc)) from None
     except ValueError as exc:
         raise CompactError(f"not JSON ({exc})") from None
     if not isinstance(form, dict):

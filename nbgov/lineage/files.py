@@ -187,7 +187,7 @@ def _opened_path(target: Any) -> str | None:
         return str(target)
     if kind is bytes:
         return os.fsdecode(bytes(target))
-    if kind in _PATH_TYPES:
+    if any(kind is path_type for path_type in _PATH_TYPES):  # not `in`: == runs a metaclass's __eq__
         return str(target)
     return None
 

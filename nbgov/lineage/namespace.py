@@ -18,9 +18,11 @@ one of the cell, unfinished instead of losing the record.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import types
+import weakref
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,7 +43,8 @@ _MISSING = object()
 _TYPE_MODULE = type.__dict__["__module__"]
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
-_SCALAR_KINDS = frozenset({int, float, bool, type(None), str, bytes})  # exact types: repr is theirs
+# exact types (repr is theirs), by id: hashing or comparing a notebook class would run its metaclass
+_SCALAR_KINDS = frozenset(map(id, (int, float, bool, type(None), str, bytes)))
 
 
 def weak(kind: str, why: str, summary: str = "") -> Fingerprint:
@@ -100,7 +103,7 @@ class Snapshot:
     identities: dict[str, int]  # id() of the names the cell may rebind
     every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their ids, in order
     unchanged: set[str]  # candidates provably only read: no after-fingerprint needed
-    called_globals: set[str]  # globals named by the code of notebook functions the cell calls
+    called_globals: set[str]  # globals named by the code of notebook functions and classes the cell uses
     marker: Any  # the last key of the namespace before the cell (insertion order)
     size: int
 
@@ -123,7 +126,9 @@ class NamespaceObserver:
     def __init__(self, values: ValueTracker, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
         self.values = values
         self.hidden = hidden
-        self._data_kinds: dict[type, Any] = {}  # type -> True, False or _BY_VALUE
+        # id(type) -> (weak reference to the type, True, False or _BY_VALUE): by id, since hashing
+        # a class runs its metaclass's __hash__, and weakly, so a notebook class can be freed
+        self._data_kinds: dict[int, tuple[weakref.ref[type], Any]] = {}
         self._known: set[str] = set(ns)
         self._end_marker: Any = _last_key(ns)
 
@@ -159,11 +164,25 @@ class NamespaceObserver:
             self._known = set(ns)
 
     def _called_globals(self, names: CellNames, ns: Mapping[str, Any]) -> set[str]:
+        """Globals the notebook code a cell can run may read or write: its functions, and the
+        methods of its classes and of the objects made from them that the cell names
+        (``model.predict(x)`` reads the ``THRESHOLD`` ``predict`` names; ``Model()`` what
+        ``__init__`` names), followed through the notebook functions and methods that code
+        names in turn."""
         found: set[str] = set()
-        for name in names.loads:
-            fn = ns.get(name)
-            if type(fn) is types.FunctionType and fn.__globals__ is ns:
-                found |= code_globals(fn.__code__)
+        wanted = set(names.attributes)
+        seen: set[int] = set()
+        grew = True
+        while grew and len(seen) < _MAX_CODE_FOLLOWED:
+            grew = False
+            for name in sorted(names.loads | found):
+                for fn in notebook_code(ns.get(name), ns, wanted):
+                    if id(fn) not in seen:
+                        seen.add(id(fn))
+                        new = code_globals(fn.__code__)
+                        found |= new
+                        wanted |= new  # `self.helper()` inside a method: its attribute names too
+                        grew = True
         return found
 
     # -- after -------------------------------------------------------------
@@ -270,7 +289,8 @@ class NamespaceObserver:
         be IPython's."""
         if values is None:
             values = list(map(ns.__getitem__, names))
-        verdicts = {self._verdict(kind) for kind in set(map(type, values))}
+        kinds = list(map(type, values))
+        verdicts = {self._verdict(kind) for kind in dict(zip(map(id, kinds), kinds)).values()}
         if verdicts <= {True}:
             drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
             hidden = self.hidden  # grows by a name per cell (IPython's _i<n>): look up the names, not it
@@ -293,9 +313,21 @@ class NamespaceObserver:
         return out, None
 
     def _verdict(self, kind: type) -> Any:
-        verdict = self._data_kinds.get(kind)
-        if verdict is None:
-            verdict = self._data_kinds[kind] = _data_kind(kind)
+        key = id(kind)
+        known = self._data_kinds.get(key)
+        if known is not None and known[0]() is kind:
+            return known[1]
+        verdict = _data_kind(kind)
+        cache = self._data_kinds
+
+        def forget(ref: weakref.ref[type]) -> None:
+            if cache.get(key, (None,))[0] is ref:
+                del cache[key]
+
+        try:
+            cache[key] = (weakref.ref(kind, forget), verdict)
+        except TypeError:
+            pass
         return verdict
 
 
@@ -350,17 +382,76 @@ def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str
 
 def _scalars_digest(values: list[Any]) -> str | None:
     """xxh3 of a list of exact-builtin scalars, tagged by kind; None if any value is not one."""
-    kinds = set(map(type, values))
+    kinds = set(map(id, map(type, values)))
     if not kinds <= _SCALAR_KINDS:
         return None
-    if len(kinds) == 1 and (int in kinds or float in kinds):
+    if len(kinds) == 1 and (id(int) in kinds or id(float) in kinds):
         try:
-            packed = array("q" if int in kinds else "d", values)
+            packed = array("q" if id(int) in kinds else "d", values)
         except OverflowError:  # an int beyond 64 bits: by repr below
             pass
         else:
             return xxhash.xxh3_128_hexdigest(packed.typecode.encode() + packed.tobytes())
     return xxhash.xxh3_128_hexdigest("\0".join(map(repr, values)).encode("utf-8", "surrogatepass"))
+
+
+_MAX_CODE_FOLLOWED = 10_000  # notebook functions and methods read per cell (a bound on the work)
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_DICT = type.__dict__["__dict__"]
+
+
+def notebook_code(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> list[types.FunctionType]:
+    """The notebook's own functions ``value`` can run: itself if it is one (or the function of
+    a bound method or ``functools.partial`` kept in a name, with the methods of the bound
+    object named in ``wanted``); else, for a class defined in the notebook, its constructor
+    and the members named in ``wanted``; for an instance of one, those members and its other
+    special methods (operators, ``len``, ``repr`` run them). Read from the classes' own
+    dicts, so no descriptor, metaclass or ``__getattr__`` runs."""
+    kind = type(value)
+    if kind is types.FunctionType:
+        return [value] if value.__globals__ is ns else []
+    if kind is functools.partial:
+        return notebook_code(value.func, ns, wanted)
+    if kind is types.MethodType:
+        owner = value.__self__
+        cls = owner if issubclass(type(owner), type) else type(owner)
+        return notebook_code(value.__func__, ns, wanted) + _members(cls, ns, wanted, frozenset())
+    is_class = issubclass(kind, type)
+    cls = value if is_class else kind
+    return _members(cls, ns, wanted, _CONSTRUCTION if is_class else None)
+
+
+def _members(cls: type, ns: Mapping[str, Any], wanted: set[str], specials: frozenset[str] | None
+             ) -> list[types.FunctionType]:
+    """Functions of ``cls``'s notebook classes named in ``wanted`` or in ``specials`` (None:
+    every special method but the constructor's)."""
+    if _static_module(cls) != "__main__":
+        return []
+    found: list[types.FunctionType] = []
+    for klass in _TYPE_MRO.__get__(cls):
+        if _static_module(klass) != "__main__":
+            continue
+        for name, member in _TYPE_DICT.__get__(klass).items():
+            if type(name) is not str:  # a key a metaclass put there: hashing it could run its code
+                continue
+            if specials is None:
+                chosen = name[:2] == "__" == name[-2:] and name not in _CONSTRUCTION
+            else:
+                chosen = name in specials
+            if not (chosen or name in wanted):
+                continue
+            tp = type(member)
+            if tp is staticmethod or tp is classmethod:
+                parts = [member.__func__]
+            elif tp is property:
+                parts = [member.fget, member.fset, member.fdel]
+            else:
+                parts = [member]
+            found += [f for f in parts if type(f) is types.FunctionType and f.__globals__ is ns]
+    return found
+
+
+_CONSTRUCTION = frozenset({"__new__", "__init__", "__post_init__"})
 
 
 def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
@@ -389,7 +480,7 @@ def _static_module(cls: Any) -> str | None:
             module = inspect.getattr_static(cls, "__module__", None)
     except Exception:
         return None
-    return module if isinstance(module, str) else None
+    return module if type(module) is str else None
 
 
 def _last_key(ns: Mapping[str, Any]) -> Any:

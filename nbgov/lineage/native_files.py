@@ -42,7 +42,8 @@ def mentioned_paths(names: CellNames, ns: Mapping[str, Any]) -> list[str]:
     found: list[str] = list(names.strings)
     for name in sorted(names.loads):
         value: Any = ns.get(name)
-        items = value[:MAX_LISTED_PATHS] if type(value) in (list, tuple) else (value,)
+        kind = type(value)
+        items = value[:MAX_LISTED_PATHS] if kind is list or kind is tuple else (value,)
         for item in items:
             text = _path_text(item)
             if text is not None and plausible_path(text):
@@ -54,7 +55,7 @@ def _path_text(value: Any) -> str | None:
     kind = type(value)
     if kind is str:
         return str(value)
-    if kind in _PATH_TYPES:
+    if any(kind is path_type for path_type in _PATH_TYPES):  # not `in`: == runs a metaclass's __eq__
         return str(value)
     return None
 

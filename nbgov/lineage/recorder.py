@@ -37,6 +37,7 @@ from nbgov.lineage.environment import (
     python_version,
     top_level_modules,
 )
+from nbgov.lineage.exception_text import exception_message
 from nbgov.lineage.files import FileEvent, FileWatcher, expand_sql_paths
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.journal import Journal, Subscriber, describe
@@ -49,7 +50,6 @@ from nbgov.lineage.values import ValueTracker
 from nbgov.sqlml.activity import Activity
 
 T = TypeVar("T")
-_ARGS = BaseException.__dict__["args"]
 
 
 def install(shell: Any) -> Recorder:
@@ -408,16 +408,8 @@ def _error(result: Any) -> ErrorInfo | None:
 
 
 def _exception_message(exc: BaseException) -> str:
-    """The message of an exception from its args, without calling a user ``__str__``."""
-    try:
-        args = _ARGS.__get__(exc)
-    except Exception:
-        return ""
-    if type(args) is not tuple or not all(type(a) in (str, int, float, bool) for a in args):
-        return f"({type(exc).__name__} with a message nbgov does not evaluate)"
-    text = str(args[0]) if len(args) == 1 else (str(args) if args else "")
-    text = " ".join(text.split())
-    return text if len(text) <= 2000 else text[:1999] + "…"
+    """The message of an exception, without calling a user ``__str__`` (see ``exception_text``)."""
+    return exception_message(exc)
 
 
 def _display_path(abspath: str, cwd: str) -> str:

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import xxhash
 
 from nbgov.errors import LineageError
+from nbgov.lineage.strict_json import DuplicateKey, strict_json
 
 ZERO_HASH = "0" * 32
 WRITABLE_KINDS = ("session", "execution")
@@ -215,12 +216,24 @@ def _read_torn(fh: BinaryIO, start: int, end: int) -> TornTail:
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
-    """One sidecar line as a JSON object, None when it is not one (garbage, too deep, cut)."""
+    """One sidecar line as a JSON object, None when it is not one (garbage, too deep, cut,
+    a key given twice)."""
     try:
-        obj = json.loads(raw.decode("utf-8", "surrogatepass"))
+        obj = strict_json(raw.decode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def line_problem(raw: bytes) -> str:
+    """Why ``parse_line`` refused a line, in a few words."""
+    try:
+        strict_json(raw.decode("utf-8", "surrogatepass"))
+    except DuplicateKey as exc:
+        return f"{exc} (forged or corrupted)"
+    except (ValueError, RecursionError):
+        pass
+    return "not a JSON entry (corrupted)"
 
 
 def _last_entry_before(fh: BinaryIO, end: int) -> tuple[int, str]:
@@ -454,7 +467,7 @@ def read_log(path: str | os.PathLike[str]) -> SidecarRead:
                 continue
             entry = parse_line(raw)
             if entry is None:
-                read.problems.append(ChainProblem(None, f"line {lineno}: not a JSON entry (corrupted)"))
+                read.problems.append(ChainProblem(None, f"line {lineno}: {line_problem(raw)}"))
                 continue
             read.entries.append(entry)
     return read

@@ -195,6 +195,21 @@ def _files_differing(original: ExecutionRecord, replay: ExecutionRecord, mode: s
     return out
 
 
+def _files_written_once(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext
+                        ) -> list[tuple[str, str]]:
+    """Files with content that only one of the two runs wrote: a recorded write that did not
+    happen again, or a write the recording does not have. Either way the step did not do
+    what the log says (a file whose content was never hashed, e.g. removed in the cell, is
+    no claim either way)."""
+    recorded = {str(context.relocation.path(f)): f for f in original.files
+                if f.mode == "write" and not is_own_source(f)}
+    now = {f.abspath: f for f in replay.files if f.mode == "write" and not is_own_source(f)}
+    out = [(f.path, "not written again") for where, f in recorded.items() if f.hash and where not in now]
+    out += [(f.path, "written now, not in the recording") for where, f in now.items()
+            if f.hash and where not in recorded]
+    return out
+
+
 def _models_differing(original: ExecutionRecord, replay: ExecutionRecord
                       ) -> list[tuple[str, ModelUse, ModelUse]]:
     now = {m.name: m for m in replay.models}
@@ -252,13 +267,18 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
 def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext,
                     verdict: Comparison) -> list[tuple[str, str]]:
     """(name, how it differs) of the variables, displayed result, written files and created
-    models that differ; weak ones go to ``unverifiable``, name-only model changes to notes."""
+    models that differ, or that only one of the two runs produced; weak ones go to
+    ``unverifiable``, name-only model changes to notes."""
     changed: list[tuple[str, str]] = []
     now = {w.name: w for w in replay.writes}
     pairs: list[tuple[str, Fingerprint, Fingerprint | None]] = [
         (w.name, w.fingerprint, now[w.name].fingerprint if w.name in now else None) for w in original.writes]
     if original.result is not None:
         pairs.append((f"Out[{original.execution_count}]", original.result, replay.result))
+    elif replay.result is not None:
+        changed.append((f"Out[{original.execution_count}]", "displayed now, not in the recording"))
+    recorded = {w.name for w in original.writes}
+    changed += [(w.name, "written now, not in the recording") for w in replay.writes if w.name not in recorded]
     for name, then, again in pairs:
         if again is None:
             changed.append((name, "not produced again"))
@@ -272,6 +292,7 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
             changed.append((name, diff.how))
     for path, file, again_file in _files_differing(original, replay, "write", context, set()):
         changed.append((path, f"file hash {short(file.hash)} → {short(again_file.hash)}"))
+    changed += _files_written_once(original, replay, context)
     created = created_models(original)
     for label, model, again_model in _models_differing(original, replay):
         if label in created:

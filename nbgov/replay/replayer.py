@@ -106,14 +106,22 @@ class ReplayResult:
 
 
 def require_verified(notebook: Path, unverified: bool) -> str | None:
-    """ReplayError (exit 2) unless the log verifies; with ``unverified``, the reason as a warning."""
+    """ReplayError (exit 2) unless the log verifies and every entry to run is in the sidecar
+    (an entry only in the notebook metadata chains to it, but anyone can append one there:
+    its code is not run unasked); with ``unverified``, the reason as a warning."""
     from nbgov.replay.verify import verify
 
     checked = verify(notebook)
-    if not checked.problems:
+    if checked.problems:
+        more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
+        why = f"its lineage does not verify: {checked.problems[0]}{more}"
+    elif checked.unbacked:  # verify's notice; running code the sidecar never held is another matter
+        seqs = ", ".join(map(str, checked.unbacked[:5])) + (", ..." if len(checked.unbacked) > 5 else "")
+        one = len(checked.unbacked) == 1
+        why = (f"notebook metadata {'entry' if one else 'entries'} {seqs} {'was' if one else 'were'} never written "
+               f"to the sidecar, so {'its' if one else 'their'} code cannot be checked against it")
+    else:
         return None
-    more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
-    why = f"its lineage does not verify: {checked.problems[0]}{more}"
     if not unverified:
         raise ReplayError(f"will not replay {notebook.name}: {why}; see `nbgov verify`, or pass "
                           "--unverified to replay it anyway")

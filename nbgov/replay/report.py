@@ -51,7 +51,9 @@ WIDE = 120  # from this terminal width on, `show` adds the duration and data-flo
 def log_table(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence[str]], title: str,
               width: int) -> Table:
     """`nbgov show`: one row per recorded execution, fitted to ``width`` columns: narrow
-    terminals keep the count, cell, status, code preview and error or stale reason."""
+    terminals keep the count, cell, status, code preview and error or stale reason. The
+    record's own notes (what it could not record exactly, and why) come before the stale
+    reasons: a reviewer reading only this table must see that a record is incomplete."""
     wide = width >= WIDE
     fixed = {"#": 4, "cell": 8, "status": 12, **({"s": 6} if wide else {})}
     shares = {"code": 3, **({"reads → writes": 2} if wide else {}), "error / stale": 3}
@@ -68,7 +70,7 @@ def log_table(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence[s
         if reasons:
             status.append(" stale", style="yellow")
         notes = ([f"{record.error.type}: {record.error.message}"] if record.error else [])
-        notes += [f"stale: {reason}" for reason in reasons]
+        notes += [*record.notes, *(f"stale: {reason}" for reason in reasons)]
         note = Text(for_terminal("; ".join(notes), keep_newlines=False), style="red" if record.error else "yellow")
         row: list[Text | str] = [str(record.execution_count), _t((record.cell_id or "")[:8]), status]
         if wide:
@@ -98,7 +100,7 @@ def log_json(log: LineageLog) -> dict[str, Any]:
             "seq": entry["seq"], "id": record.id, "execution_count": record.execution_count,
             "cell_id": record.cell_id, "status": record.status,
             "error": record.error.to_json() if record.error else None,
-            "preview": preview(record.code, 200), "stale": stale.get(record.id, []),
+            "preview": preview(record.code, 200), "notes": list(record.notes), "stale": stale.get(record.id, []),
         } for entry, record in zip(log.executions(), log.execution_records())],
         "entries": log.entries,
     }

@@ -53,6 +53,9 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
+    # notebook-metadata entries the sidecar does not hold: a notice here, but their code
+    # cannot be checked against the authority, so replay will not run them unasked
+    unbacked: list[int] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -164,6 +167,7 @@ def check_metadata(meta: notebook_meta.NotebookLineage, cells: dict[str, dict[st
     entries = meta.entries()
     known = set(sidecar.by_hash) | {str(e["hash"]) for e in entries}
     undelivered = check_metadata_entries(entries, "notebook metadata", sidecar, known, result)
+    result.unbacked = [int(e["seq"]) for e in undelivered]
     if undelivered:
         result.notices.append(
             f"notebook metadata {'entry' if len(undelivered) == 1 else 'entries'} "

@@ -138,6 +138,8 @@ class Fingerprinter:
         if encode is not None and not (tp is str and len(obj) > LONG_TEXT):
             digest = xxhash.xxh3_128_hexdigest(encode(obj))
             return Measurement(Fingerprint(_ATOM_KINDS[id(tp)], digest, False, summarize(obj)), _NO_REACH, True)
+        if id(tp) in _REFERENCE_KINDS or static.inherits(tp, weakref.ref):
+            return _weak(obj, _REFERENCE_REASON)
         flat = flat_encoding(obj) if id(tp) in _FLAT_KINDS and 2 * len(obj) < self.limits.max_items else None
         if flat is not None:
             reach = _NO_REACH if tp is tuple else frozenset((id(obj),))
@@ -179,6 +181,11 @@ class Fingerprinter:
 
 _ATOM_KINDS = {id(tp): static.kind_name(tp) for tp in (int, float, str, bool, type(None), complex)}
 _FLAT_KINDS = {id(tp): static.kind_name(tp) for tp in (list, tuple, dict)}
+# A weak reference or proxy held by a name stands for another object: inside a value it is a
+# back-reference (hashed as such), but as the value itself it has no content of its own, and
+# a constant would call every two of them equal ("reproduced") whatever they point to.
+_REFERENCE_KINDS = frozenset(map(id, (weakref.ProxyType, weakref.CallableProxyType)))
+_REFERENCE_REASON = "a weak reference: it stands for another object, compared under that object's own name"
 
 
 def _weak(obj: Any, reason: str) -> Measurement:

@@ -169,13 +169,29 @@ def object_items(walk: Walk, values: Any) -> list[Any]:
 
 def pandas_frame(walk: Walk, df: Any) -> None:
     walk.reached(id(df))
-    walk.emit(b"P" + enc_str(f"DataFrame{df.shape}"))
+    attrs = _attrs(df)
+    walk.emit(b"P" + enc_str(f"DataFrame{df.shape}" + ("+attrs" if attrs else "")))
     deferred: list[Any] = []
     pandas_index(walk, df.columns, deferred)
     pandas_index(walk, df.index, deferred)
     for values in frame_columns(df):
         pandas_array(walk, values, deferred)
+    if attrs:
+        deferred.append(attrs)
     walk.push_all(deferred)
+
+
+def _attrs(obj: Any) -> dict[Any, Any] | None:
+    """``DataFrame.attrs``/``Series.attrs``: metadata pandas carries through operations and
+    into ``to_parquet`` files, so part of the content (frames without any hash as before)."""
+    read, _ = dict_reader(type(obj))  # the instance dict, not getattr: a subclass may define `_attrs`
+    state = read(obj) if read is not None else None
+    attrs = state.get("_attrs") if type(state) is dict else None
+    if attrs is None:
+        return None
+    if type(attrs) is not dict:
+        raise NotExact("pandas attrs that are not a dict")
+    return attrs or None
 
 
 def frame_columns(df: Any) -> list[Any]:
@@ -198,10 +214,13 @@ def frame_columns(df: Any) -> list[Any]:
 
 def pandas_series(walk: Walk, s: Any) -> None:
     walk.reached(id(s))
-    walk.emit(b"P" + enc_str(f"Series{len(s)}"))
+    attrs = _attrs(s)
+    walk.emit(b"P" + enc_str(f"Series{len(s)}" + ("+attrs" if attrs else "")))
     deferred: list[Any] = [s.name]
     pandas_index(walk, s.index, deferred)
     pandas_array(walk, s.array, deferred)
+    if attrs:
+        deferred.append(attrs)
     walk.push_all(deferred)
 
 

@@ -1,8 +1,11 @@
 """The handler table: which handler reads values of a given type.
 
-Resolved once per type, from the type alone (never from the value), and cached
-by ``id`` with a weak reference so a class defined in the notebook can still be
-garbage collected. In order:
+Resolved once per type, from the type alone (never from the value). Handlers of
+library classes (compiled types, and classes an installed module holds under their
+name) are cached by ``id`` for the session; a handler holds its class (through the
+C getters it reads with), so any other class (one defined in the notebook, a
+reloaded module's) is resolved again per fingerprint, and is freed once the
+notebook drops it. In order:
 
 1. Python's own types (exact): ``objects.BUILTIN_HANDLERS``.
 2. Classes (instances of ``type`` or of a metaclass).
@@ -55,7 +58,7 @@ TRUSTED_ROOTS = frozenset(
     {
         "numpy", "pandas", "scipy", "sklearn", "pyarrow", "onnx", "matplotlib", "statsmodels",
         "datetime", "decimal", "zoneinfo", "re", "array", "collections", "functools", "operator",
-        "types", "fractions", "uuid", "pathlib", "ipaddress", "enum", "statistics", "random", "itertools",
+        "types", "fractions", "uuid", "pathlib", "ipaddress", "enum", "statistics", "random", "_random", "itertools",
         "onnxruntime",
     }
 )  # fmt: skip
@@ -77,7 +80,7 @@ _NATIVE_REASONS: tuple[tuple[str, str, str], ...] = (
 
 
 class Kinds:
-    """Type -> handler, resolved lazily and cached without keeping classes alive."""
+    """Type -> handler, resolved lazily; cached for library classes only (see the module docstring)."""
 
     def __init__(self) -> None:
         self._builtin = objects.BUILTIN_HANDLERS
@@ -93,6 +96,8 @@ class Kinds:
         if entry is not None and entry[0]() is tp:
             return entry[1]
         handler = resolve(tp)
+        if not _long_lived(tp):
+            return handler
         try:
             ref = weakref.ref(tp, self._forget(id(tp)))
         except TypeError:
@@ -107,6 +112,17 @@ class Kinds:
             cache.pop(key, None)
 
         return forget
+
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by a class statement, type(...))
+
+
+def _long_lived(tp: type) -> bool:
+    """A compiled type, or a class an installed library's module holds under its name: it
+    lives as long as the session, so caching its handler (which holds it) keeps nothing alive."""
+    if not type.__dict__["__flags__"].__get__(tp) & _HEAPTYPE:
+        return True
+    return static.verified(tp) and static.installed_module(static.module_of(tp))
 
 
 def resolve(tp: type) -> Handler:

@@ -5,7 +5,10 @@ registry of callbacks (functions that reach the canvas) next to its artists.
 Artists say what their content is in ``__getstate__``, which copies the dict and
 drops those caches without changing anything; ``CallbackRegistry.__getstate__``
 advances a counter, so it is read here instead: its fields, and which callback
-ids are registered for which signal (not the callbacks themselves).
+ids are registered for which signal (not the callbacks themselves). A transform
+keeps its parents in a dict keyed by ``id(parent)``, a memory address that differs
+in every process: its parents are read in the order they registered, without the
+keys, so an equal figure drawn in another kernel hashes equal.
 
 An onnxruntime ``InferenceSession`` keeps the compiled session natively, but its
 Python wrapper holds what the session was made from: the model's bytes (or path)
@@ -65,6 +68,22 @@ def callback_registry(tp: type) -> Handler:
     return state_handler(tp, read)
 
 
+def transform_node(tp: type) -> Handler:
+    """A matplotlib transform: its dict, with ``_parents`` (id -> weak reference) as the
+    list of the parents, since ids are addresses and would make every replay differ."""
+    read_dict = _instance_dict(tp)
+
+    def read(node: Any) -> dict[str, Any]:
+        state = dict(read_dict(node))
+        parents = state.get("_parents")
+        if type(parents) is not dict:
+            raise NotExact(f"{static.label(tp)}: unexpected parents from its library")
+        state["_parents"] = list(dict.values(parents))
+        return state
+
+    return state_handler(tp, read)
+
+
 # what an InferenceSession was made from (onnxruntime's own attributes, set in __init__)
 _SESSION_SOURCE = ("_model_bytes", "_model_path", "_providers", "_provider_options",
                    "_enable_fallback", "_read_config_from_model", "_from_model_package")  # fmt: skip
@@ -113,6 +132,7 @@ def _instance_dict(tp: type) -> Callable[[Any], Any]:
 STATE_READERS: tuple[tuple[str, str, Callable[[type], Handler]], ...] = (
     ("matplotlib.artist", "Artist", own_getstate),
     ("matplotlib.cbook", "CallbackRegistry", callback_registry),
+    ("matplotlib.transforms", "TransformNode", transform_node),
     ("onnxruntime", "InferenceSession", inference_session),
     ("onnxruntime.capi.onnxruntime_pybind11_state", "NodeArg", node_arg),
 )

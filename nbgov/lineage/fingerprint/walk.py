@@ -75,6 +75,7 @@ class Walk:
         self._scopes: list[int] = [0]
         self._keep: list[Any] = []
         self._texts: dict[int, bytes] = {}  # id of a long str/bytes -> its digest, this walk only
+        self._handlers: dict[int, tuple[type, Any]] = {}  # id(type) -> (type, handler), this walk only
         self.reach: set[int] = set()
         self.reach_complete = True
         self.items_left = limits.max_items
@@ -88,6 +89,7 @@ class Walk:
         stack = self.stack
         stack.append(root)
         atoms = ATOMS
+        handlers = self._handlers
         handler_for = self.kinds.handler_for
         while stack:
             obj = stack.pop()
@@ -105,7 +107,10 @@ class Walk:
                 obj.run(self)
                 continue
             self.count(1)
-            handler_for(tp)(self, obj)
+            known = handlers.get(id(tp))
+            if known is None:  # classes Kinds does not cache are resolved once per walk
+                known = handlers[id(tp)] = (tp, handler_for(tp))
+            known[1](self, obj)
             if len(self.parts) > _FLUSH_PARTS:
                 self.flush()
         self.flush()
@@ -268,6 +273,7 @@ class Walk:
         self._keep.clear()
         self._memo.clear()
         self._texts.clear()
+        self._handlers.clear()
         self.stack.clear()
         self.parts.clear()
         self._outer.clear()

@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
@@ -196,7 +197,7 @@ class DuckDbExecutor:
                 raise SqlmlError(f"positional parameter ${name} is not supported; use $name for a notebook variable")
             if name not in params:
                 raise SqlmlError(f"unknown parameter ${name}: no notebook variable of that name")
-            bound[name] = params[name]
+            bound[name] = duckdb_value(params[name])
         return bound
 
     def _statements(self, sql: str) -> list[Any]:
@@ -243,6 +244,19 @@ class DuckDbExecutor:
             self.con.unregister(name)
         except duckdb.Error:
             pass
+
+
+def duckdb_value(value: Any) -> Any:
+    """A notebook value as DuckDB binds it: numpy numbers and booleans (``df.id.max()``, an
+    ``np.int64``) as the Python ones they equal, also inside a list or tuple. DuckDB's Python
+    client refuses them ("Unable to transform python value of type numpy.int64"); Spark's
+    binding already converts them. Dates, arrays and every other value pass as they are."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (list, tuple)) and any(isinstance(item, (np.generic, list, tuple)) for item in value):
+        items = [duckdb_value(item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 def _model_plans(prepared: Prepared) -> list[tuple[str, OnnxPlan]]:

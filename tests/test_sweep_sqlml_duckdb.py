@@ -1,0 +1,95 @@
+"""%%sqlml on DuckDB as a new data scientist writes it: notebook values, pandas
+categoricals, DuckDB-only statements and CTEs around ML.PREDICT, each compared with
+scikit-learn and with --no-optimize (real DuckDB, onnxruntime and fitted models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+NUMBERS = ["age", "income"]
+COLUMNS = ["plan", "region", *NUMBERS]
+
+
+def _people(n: int = 120, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "age": rng.integers(18, 80, n).astype(np.float64),
+            "income": rng.normal(50_000, 15_000, n).round(2),
+            "plan": rng.choice(["basic", "silver", "gold"], n),
+            "region": rng.choice(["north", "south", "east"], n),
+        }
+    )
+    frame["tier"] = np.where(frame.income > 55_000, "hi", np.where(frame.income > 45_000, "mid", "lo"))
+    frame["churned"] = ((frame.age > 50) ^ (frame.plan == "gold") ^ (rng.random(n) < 0.2)).astype(np.int64)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def people() -> pd.DataFrame:
+    return _people()
+
+
+@pytest.fixture(scope="module")
+def linear(people: pd.DataFrame) -> LogisticRegression:
+    return LogisticRegression(max_iter=1000).fit(people[NUMBERS], people.churned)
+
+
+@pytest.fixture(scope="module")
+def boosted(people: pd.DataFrame) -> Pipeline:
+    """Trees behind a ColumnTransformer: scored by onnxruntime over a batched relation."""
+    features = ColumnTransformer([("cat", OneHotEncoder(), ["plan", "region"]), ("num", StandardScaler(), NUMBERS)])
+    model = Pipeline([("ct", features), ("gb", GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0))])
+    return model.fit(people[COLUMNS], people.churned)
+
+
+def _ok(shell: Any, code: str) -> Any:
+    result = shell.run_cell(code)
+    result.raise_error()
+    return result.result
+
+
+@pytest.fixture
+def shell(sql_shell: Any, people: pd.DataFrame, linear: LogisticRegression, boosted: Pipeline) -> Any:
+    sql_shell.user_ns.update(people=people, linear=linear, boosted=boosted)
+    _ok(sql_shell, "%%sqlml\nCREATE MODEL churn FROM $linear;\nCREATE MODEL trees FROM $boosted")
+    return sql_shell
+
+
+def _both(shell: Any, sql: str) -> pd.DataFrame:
+    """The result with the optimizer, checked equal to --no-optimize's."""
+    optimized = _ok(shell, f"%%sqlml\n{sql}")
+    plain = _ok(shell, f"%%sqlml --no-optimize\n{sql}")
+    pd.testing.assert_frame_equal(optimized, plain, check_exact=False, rtol=1e-6)
+    return optimized
+
+
+# --- $name binds numpy numbers as the numbers they are ------------------------------------
+
+
+def test_numpy_scalars_bind_as_parameters(shell: Any, people: pd.DataFrame, linear: LogisticRegression) -> None:
+    """``oldest = people.age.max()`` style values (np.int64, np.float32, np.bool_, and a list
+    of np.int64 from ``list(series)``) bind like Python numbers; DuckDB's client refused them."""
+    shell.user_ns.update(
+        min_age=np.int64(60), cut=np.float32(0.5), flag=np.bool_(True), ids=list(people.id[:3]), small=np.uint8(3)
+    )
+    out = _both(shell, "SELECT count(*) AS n FROM people WHERE age >= $min_age AND $flag")
+    assert out.n.tolist() == [int((people.age >= 60).sum())]
+    out = _both(shell, "SELECT id FROM people WHERE list_contains($ids, id) AND id < $small ORDER BY id")
+    assert out.id.tolist() == [0, 1, 2]
+    out = _both(shell, "SELECT id FROM people WHERE predict(churn, age, income).probabilities[2] > $cut ORDER BY id")
+    expected = people.id[linear.predict_proba(people[NUMBERS])[:, 1] > 0.5]
+    assert out.id.tolist() == expected.tolist()
+    out = _both(shell, "SELECT predict(churn, $min_age, 50000.0).probabilities[2] AS p")
+    single = pd.DataFrame({"age": [60.0], "income": [50_000.0]})
+    assert out.p.iloc[0] == pytest.approx(linear.predict_proba(single)[0, 1], abs=1e-5)

@@ -93,3 +93,26 @@ def test_numpy_scalars_bind_as_parameters(shell: Any, people: pd.DataFrame, line
     out = _both(shell, "SELECT predict(churn, $min_age, 50000.0).probabilities[2] AS p")
     single = pd.DataFrame({"age": [60.0], "income": [50_000.0]})
     assert out.p.iloc[0] == pytest.approx(linear.predict_proba(single)[0, 1], abs=1e-5)
+
+
+# --- an ordered pandas categorical keeps its order through a scored relation --------------
+
+
+def test_categorical_columns_keep_their_type_through_scoring(shell: Any, people: pd.DataFrame, boosted: Pipeline) -> None:
+    """The batched relation (ML.PREDICT, and predict(...) with the optimizer) came back with
+    the categorical as VARCHAR: ORDER BY sorted 'hi' < 'lo' < 'mid' as text, where
+    --no-optimize sorted by the categories' order (DuckDB's ENUM)."""
+    frame = people.copy()
+    frame["tier"] = pd.Categorical(frame.tier, categories=["lo", "mid", "hi"], ordered=True)
+    frame["plan"] = frame.plan.astype("category")
+    shell.user_ns["graded"] = frame
+    expected = frame.assign(p=boosted.predict_proba(frame[COLUMNS].astype({"plan": str}))[:, 1])
+    expected = expected.sort_values(["tier", "id"])
+    out = _both(shell, "SELECT id, tier, predict(trees, *).probabilities[2] AS p FROM graded ORDER BY tier, id")
+    assert out.id.tolist() == expected.id.tolist()
+    assert isinstance(out.tier.dtype, pd.CategoricalDtype) and list(out.tier.dtype.categories) == ["lo", "mid", "hi"]
+    np.testing.assert_allclose(out.p.to_numpy(float), expected.p.to_numpy(float), atol=1e-5)
+    out = _both(shell, "SELECT id, tier, plan, typeof(tier) AS t FROM ML.PREDICT(MODEL trees, TABLE graded) ORDER BY tier, id")
+    assert out.id.tolist() == expected.id.tolist()
+    assert set(out.t) == {"ENUM('lo', 'mid', 'hi')"}
+    assert isinstance(out.plan.dtype, pd.CategoricalDtype)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
@@ -158,7 +159,8 @@ class DuckDbExecutor:
     ) -> list[str]:
         """Score the step's relation and register it under the step's name."""
         sql = step.query.sql(self.dialect)
-        rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
+        source = self.con.sql(sql, params=self._bound(sql, params) or None)
+        rows = source.to_arrow_table()
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions, label=job.label)) for job in step.jobs]
         for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
             self.trees.expect(run.scorer.session, rows.num_rows)
@@ -166,9 +168,39 @@ class DuckDbExecutor:
             rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows,
             self._regions, sql,
         )
-        self.con.register(step.name, table)
+        self.con.register(step.name, self._typed_as(source, rows, table))
         notes = [note for job in jobs if (note := regions_note(job)) is not None]
         return [*notes, f"{step.label}: {table.num_rows:,} rows scored"]
+
+    def _typed_as(self, source: duckdb.DuckDBPyRelation, rows: pa.Table, scored: pa.Table) -> Any:
+        """The scored table with each column it passes through typed as ``source`` typed it.
+
+        Arrow carries an ENUM (a pandas categorical) as a dictionary, a UUID or JSON as text
+        and a HUGEINT as a decimal, which DuckDB reads back as VARCHAR or DECIMAL: an ordered
+        category would then sort and compare as text, unlike the same query with
+        --no-optimize (scored by a UDF over the original column). Those columns are cast back
+        to their own type; the other columns are read as they are."""
+        types = dict(zip(source.columns, source.types))
+        if len(types) != len(source.columns) or len(set(scored.column_names)) != scored.num_columns:
+            return scored
+        read = self.con.from_arrow(scored)
+        retyped = {
+            name: types[name]
+            for name, kind in zip(read.columns, read.types)
+            if name in types
+            and str(kind) != str(types[name])
+            and (str(kind) == "VARCHAR" or str(kind).startswith("DECIMAL"))
+            and scored.schema.field(name).type == rows.schema.field(name).type
+        }
+        if not retyped:
+            return scored
+        return read.project(
+            *[
+                duckdb.ColumnExpression(name).cast(retyped[name]).alias(name) if name in retyped
+                else duckdb.ColumnExpression(name).alias(name)
+                for name in read.columns
+            ]
+        )
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
         sql = prepared.query.sql(self.dialect)

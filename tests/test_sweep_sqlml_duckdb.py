@@ -116,3 +116,23 @@ def test_categorical_columns_keep_their_type_through_scoring(shell: Any, people:
     assert out.id.tolist() == expected.id.tolist()
     assert set(out.t) == {"ENUM('lo', 'mid', 'hi')"}
     assert isinstance(out.plan.dtype, pd.CategoricalDtype)
+
+
+# --- DuckDB's PIVOT shows its table ---------------------------------------------------------
+
+
+def test_pivot_statement_returns_its_table(shell: Any, people: pd.DataFrame, boosted: Pipeline, capsys: Any) -> None:
+    """DuckDB types a PIVOT over the data's own values as MULTI; %%sqlml printed
+    'MULTI: ok' and returned nothing."""
+    out = _both(shell, "PIVOT people ON plan USING count(*) GROUP BY region ORDER BY region")
+    expected = pd.crosstab(people.region, people.plan)
+    assert out.region.tolist() == expected.index.tolist()
+    assert out.gold.tolist() == expected["gold"].tolist()
+    assert "MULTI" not in capsys.readouterr().out
+    out = _both(
+        shell,
+        "PIVOT (SELECT region, predicted_label FROM ML.PREDICT(MODEL trees, TABLE people))"
+        " ON predicted_label USING count(*) GROUP BY region ORDER BY region",
+    )
+    counts = pd.crosstab(people.region, boosted.predict(people[COLUMNS]))
+    assert out["1"].tolist() == counts[1].tolist()

@@ -34,6 +34,7 @@ from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, 
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
 from nbgov.sqlml.sql.frames import FrameNames, FrameScope
+from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 _QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
 _COUNTED_TYPES = {"INSERT", "UPDATE", "DELETE", "COPY"}
 _WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "ALTER", "DROP"}
+_QUERY_WORDS = {"SELECT", "WITH", "FROM", "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER", "VALUES", "TABLE"}
 _PARSED_TEXTS = 256  # DuckDB parses kept per executor
 
 
@@ -79,6 +81,8 @@ class DuckDbExecutor:
         for statement in statements:
             names.update(statement.named_parameters)
         statement_type = str(statements[0].type.name) if len(statements) == 1 else "SELECT"
+        if statement_type == "MULTI":
+            statement_type = _multi_type(text)
         return Parsed(statement_type, tuple(sorted(names)))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
@@ -289,6 +293,19 @@ def duckdb_value(value: Any) -> Any:
         items = [duckdb_value(item) for item in value]
         return items if isinstance(value, list) else tuple(items)
     return value
+
+
+def _multi_type(text: str) -> str:
+    """What a statement DuckDB parses as MULTI really is, from its first word. DuckDB runs
+    a PIVOT whose columns come from the data as two statements (the distinct values, then
+    the pivot) and types it MULTI: run as a statement without rows, its pivoted table was
+    dropped ("MULTI: ok"). A query (``PIVOT t ON ...``, a SELECT reading one) returns rows;
+    ``CREATE TABLE ... AS PIVOT`` is a CREATE, ``INSERT INTO ... PIVOT`` an INSERT."""
+    words = [token.text.upper() for token in tokenize(text) or () if token.text != "("]
+    first = words[0] if words else ""
+    if first in _QUERY_WORDS:
+        return "SELECT"
+    return first if first in ("CREATE", "INSERT") else "MULTI"
 
 
 def _model_plans(prepared: Prepared) -> list[tuple[str, OnnxPlan]]:

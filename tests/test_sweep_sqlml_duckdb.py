@@ -136,3 +136,12 @@ def test_pivot_statement_returns_its_table(shell: Any, people: pd.DataFrame, boo
     )
     counts = pd.crosstab(people.region, boosted.predict(people[COLUMNS]))
     assert out["1"].tolist() == counts[1].tolist()
+
+
+def test_statement_sqlglot_reads_as_a_command_sees_notebook_frames(shell: Any, people: pd.DataFrame) -> None:
+    """sqlglot keeps ``CREATE TABLE ... AS PIVOT`` as an opaque Command, so the frame it
+    reads was never made visible: 'Table with name people does not exist!'."""
+    _ok(shell, "%%sqlml\nCREATE TABLE by_region AS PIVOT people ON plan USING count(*) GROUP BY region")
+    out = _ok(shell, "%%sqlml\nSELECT region, basic FROM by_region ORDER BY region")
+    expected = pd.crosstab(people.region, people.plan)
+    assert out.basic.tolist() == expected["basic"].tolist()

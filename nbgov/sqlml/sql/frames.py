@@ -173,7 +173,9 @@ def _frame_candidates(text: str) -> FrameNames:
     except NbgovError:
         rewritten = None
     tree = parse(rewritten.text) if rewritten is not None else None
-    if rewritten is None or tree is None:  # the engine will report the error; over-approximate
+    # the engine will report the error; over-approximate. sqlglot keeps what it cannot read
+    # (CREATE TABLE t AS PIVOT frame ...) as an opaque Command: no table in it, none found.
+    if rewritten is None or tree is None or isinstance(tree, exp.Command):
         return FrameNames(tuple(t.text for t in statement.tokens or () if t.text.isidentifier()), exact=False)
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     targets = {id(table) for table in written_tables(tree)}

@@ -4,6 +4,7 @@ scikit-learn and with --no-optimize (real DuckDB, onnxruntime and fitted models)
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,13 @@ def test_statement_sqlglot_reads_as_a_command_sees_notebook_frames(shell: Any, p
     out = _ok(shell, "%%sqlml\nSELECT region, basic FROM by_region ORDER BY region")
     expected = pd.crosstab(people.region, people.plan)
     assert out.basic.tolist() == expected["basic"].tolist()
+
+
+def test_valid_duckdb_statements_print_no_sqlglot_warning(shell: Any, caplog: Any) -> None:
+    """sqlglot's "contains unsupported syntax. Falling back to parsing as a 'Command'" was
+    shown in red under valid DuckDB statements nbgov only parses to look at."""
+    caplog.set_level(logging.WARNING, logger="sqlglot")
+    _ok(shell, "%%sqlml\nCREATE TYPE mood AS ENUM ('sad', 'ok');\nCALL pragma_version()")
+    out = _ok(shell, "%%sqlml\nSELECT 'ok'::mood AS m")
+    assert out.m.astype(str).tolist() == ["ok"]
+    assert not [r for r in caplog.records if r.name.startswith("sqlglot")], caplog.text

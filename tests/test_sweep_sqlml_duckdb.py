@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from IPython.core.error import UsageError
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -156,3 +157,46 @@ def test_valid_duckdb_statements_print_no_sqlglot_warning(shell: Any, caplog: An
     out = _ok(shell, "%%sqlml\nSELECT 'ok'::mood AS m")
     assert out.m.astype(str).tolist() == ["ok"]
     assert not [r for r in caplog.records if r.name.startswith("sqlglot")], caplog.text
+
+
+# --- ML.PREDICT reads the statement's CTEs ------------------------------------------------
+
+
+def test_ml_predict_reads_the_statements_ctes(
+    shell: Any, people: pd.DataFrame, linear: LogisticRegression, boosted: Pipeline
+) -> None:
+    """``WITH recent AS (...) SELECT * FROM ML.PREDICT(MODEL m, TABLE recent)`` failed with
+    'Table with name recent does not exist!': the relation was compiled without the WITH."""
+    old = people[people.age > 60]
+    out = _both(
+        shell,
+        "WITH old AS (SELECT * FROM people WHERE age > 60), rich AS (SELECT * FROM old WHERE income > 40000)\n"
+        "SELECT id, predicted_label, predicted_probabilities[2] AS p FROM ML.PREDICT(MODEL trees, TABLE rich) ORDER BY id",
+    )
+    rich = old[old.income > 40_000]
+    assert out.id.tolist() == rich.id.tolist()
+    assert out.predicted_label.tolist() == boosted.predict(rich[COLUMNS]).tolist()
+    np.testing.assert_allclose(out.p.to_numpy(float), boosted.predict_proba(rich[COLUMNS])[:, 1], atol=1e-5)
+    out = _both(
+        shell,
+        "WITH scored AS (SELECT id, plan, region, age, income, predict(churn, age, income).label AS l FROM people)\n"
+        "SELECT id, predicted_label FROM ML.PREDICT(MODEL trees, (SELECT * FROM scored WHERE l = 1)) ORDER BY id",
+    )
+    chosen = people[linear.predict(people[NUMBERS]) == 1]
+    assert out.id.tolist() == chosen.id.tolist()
+    assert out.predicted_label.tolist() == boosted.predict(chosen[COLUMNS]).tolist()
+    out = _both(shell, "WITH old AS (SELECT * FROM people WHERE age > 60)\nSELECT count(*) AS n FROM ML.PREDICT(MODEL churn, TABLE old)")
+    assert out.n.tolist() == [len(old)]
+
+
+def test_ml_predict_over_a_cte_of_another_ml_predict_is_one_line(shell: Any) -> None:
+    for flags in ("", " --no-optimize"):
+        with pytest.raises(UsageError) as raised:
+            shell.run_cell(
+                f"%%sqlml{flags}\nWITH s AS (SELECT * FROM ML.PREDICT(MODEL churn, TABLE people))\n"
+                "SELECT count(*) FROM ML.PREDICT(MODEL trees, TABLE s)"
+            ).raise_error()
+        assert str(raised.value) == (
+            "ML.PREDICT(MODEL trees) reads the CTE 's', which itself reads ML.PREDICT; "
+            "create a table from the inner ML.PREDICT first"
+        )

@@ -42,7 +42,7 @@ from nbgov.sqlml.planning.binding import (
     signature,
 )
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
-from nbgov.sqlml.planning.mlpredict import Inlined, compile_ml_predict, inline_relations
+from nbgov.sqlml.planning.mlpredict import ML_PREDICT_PREFIX, Inlined, compile_ml_predict, inline_relations
 from nbgov.sqlml.planning.picks import output_access
 from nbgov.sqlml.planning.prepared import (
     Column,
@@ -148,7 +148,7 @@ class Compilation:
 
     def query(self, statement: Statement, *, top: bool) -> tuple[str, Query]:
         """The statement's type and its final SQL, model extensions rewritten."""
-        rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self.ids)}_")
+        rewritten = rewrite_extensions(statement, f"{ML_PREDICT_PREFIX}{next(self.ids)}_")
         parsed = self.relations.parse(rewritten.text if rewritten.ml_predicts else statement.text)
         self.parameters.extend(parsed.parameters)
         outer = Outer(rewritten.text)

@@ -16,7 +16,7 @@ import sqlglot.expressions as exp
 from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
 from nbgov.sqlml.models.onnxtypes import data_type, output_duckdb_type
 from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion, OnnxPlan, SqlPlan, original_cache_key
-from nbgov.sqlml.planning.arguments import check, feeds
+from nbgov.sqlml.planning.arguments import check, feeds, is_predict, visible_ctes
 from nbgov.sqlml.planning.binding import signature, slots
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.picks import relation_picks
@@ -27,6 +27,9 @@ from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER, MlPredict, Statement
 
 if TYPE_CHECKING:
     from nbgov.sqlml.planning.compile import Compilation, Outer
+
+
+ML_PREDICT_PREFIX = "nbgov_mlp_"  # the placeholder tables compile names ML.PREDICT calls by
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
     like its placeholder (None returned), or the relation inlined as SQL."""
     model = work.catalog.resolve(call.model_ref)
     work.use(model, signature_too=False)
+    call = with_outer_ctes(call, outer)
     _, query = work.query(Statement(call.query, tokenize(call.query)), top=False)
     relation = query.tree if query.tree is not None else parse(query.text or "")
     if relation is None:
@@ -72,6 +76,48 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
     plan = strategy if isinstance(strategy, OnnxPlan) else _original(model, arguments, relation)
     _score(work, call, outer, model, plan, relation, columns, label)
     return None
+
+
+def with_outer_ctes(call: MlPredict, outer: Outer) -> MlPredict:
+    """``call`` with the statement's CTEs its relation reads put in front of its query.
+
+    The relation is described and scored on its own, before the statement runs, so
+    ``WITH recent AS (...) SELECT * FROM ML.PREDICT(MODEL m, TABLE recent)`` failed with
+    "Table with name recent does not exist!" (BigQuery ML reads the CTE). The CTEs it reads,
+    directly or through another, are copied into its own WITH, outermost first; a predict()
+    in one is written back as predict() for the relation's own compile. A CTE reading
+    another ML.PREDICT is refused in one line: that relation is not scored yet."""
+    tree = outer.tree
+    table = next((t for t in tree.find_all(exp.Table) if t.name == call.placeholder), None) if tree else None
+    ctes = {cte.alias_or_name.lower(): cte for cte in visible_ctes(table)} if table is not None else {}
+    relation = parse(call.query) if ctes else None
+    if relation is None:
+        return call
+    own = {cte.alias_or_name.lower() for cte in relation.find_all(exp.CTE)}
+    needed: set[str] = set()
+    pending: list[exp.Expression] = [relation]
+    while pending:
+        for read in pending.pop().find_all(exp.Table):
+            name = read.name.lower()
+            if not read.db and name in ctes and name not in own and name not in needed:
+                needed.add(name)
+                pending.append(ctes[name].this)
+    if not needed:
+        return call
+    kept = [cte for name, cte in ctes.items() if name in needed]
+    for cte in kept:
+        if any(read.name.startswith(ML_PREDICT_PREFIX) for read in cte.find_all(exp.Table)):
+            raise SqlmlError(
+                f"ML.PREDICT(MODEL {call.model_ref}) reads the CTE {cte.alias_or_name!r}, which itself reads "
+                "ML.PREDICT; create a table from the inner ML.PREDICT first"
+            )
+        for node in cte.find_all(exp.Anonymous):
+            if is_predict(node):
+                node.set("this", "predict")
+    with_ = relation.args.get("with_")
+    inner = list(with_.expressions) if isinstance(with_, exp.With) else []
+    relation.set("with_", exp.With(expressions=[*kept, *inner], recursive=bool(with_ and with_.args.get("recursive"))))
+    return MlPredict(call.model_ref, relation.sql(dialect="duckdb"), call.placeholder)
 
 
 def _score(

@@ -200,3 +200,31 @@ def test_ml_predict_over_a_cte_of_another_ml_predict_is_one_line(shell: Any) -> 
             "ML.PREDICT(MODEL trees) reads the CTE 's', which itself reads ML.PREDICT; "
             "create a table from the inner ML.PREDICT first"
         )
+
+
+# --- a CASE that keeps unknown categories away from the model works optimized too ---------
+
+
+def test_predict_guarded_by_case_scores_only_the_rows_it_reaches(
+    shell: Any, people: pd.DataFrame, boosted: Pipeline
+) -> None:
+    """``CASE WHEN plan IN (...) THEN predict(m, *) END`` keeps a category the encoder
+    refuses away from the model: --no-optimize (a UDF DuckDB calls for the rows that reach
+    the branch) returned NULL for them; the optimizer batched the whole relation and failed
+    on the unknown category."""
+    frame = people.copy()
+    frame.loc[::7, "plan"] = "platinum"
+    shell.user_ns["mixed"] = frame
+    known = (frame.plan != "platinum").to_numpy()
+    expected = np.full(len(frame), np.nan)
+    expected[known] = boosted.predict_proba(frame[known][COLUMNS])[:, 1]
+    for sql in (
+        "SELECT id, CASE WHEN plan IN ('basic', 'silver', 'gold') THEN predict(trees, *).probabilities[2] END AS p"
+        " FROM mixed ORDER BY id",
+        "SELECT id, CASE WHEN plan = 'platinum' THEN NULL ELSE predict(trees, *).probabilities[2] END AS p FROM mixed ORDER BY id",
+        "SELECT id, IF(plan <> 'platinum', predict(trees, *).probabilities[2], NULL) AS p FROM mixed ORDER BY id",
+    ):
+        out = _both(shell, sql)
+        np.testing.assert_allclose(out.p.to_numpy(float), expected, atol=1e-5)
+    with pytest.raises(UsageError, match="input 'plan' holds a category the model's OneHotEncoder does not know"):
+        shell.run_cell("%%sqlml\nSELECT id, predict(trees, *).probabilities[2] AS p FROM mixed").raise_error()

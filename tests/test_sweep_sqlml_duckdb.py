@@ -228,3 +228,20 @@ def test_predict_guarded_by_case_scores_only_the_rows_it_reaches(
         np.testing.assert_allclose(out.p.to_numpy(float), expected, atol=1e-5)
     with pytest.raises(UsageError, match="input 'plan' holds a category the model's OneHotEncoder does not know"):
         shell.run_cell("%%sqlml\nSELECT id, predict(trees, *).probabilities[2] AS p FROM mixed").raise_error()
+
+
+# --- ML.PREDICT over a relation that already has a predicted_<output> column --------------
+
+
+def test_ml_predict_prediction_takes_the_place_of_a_same_named_column(
+    shell: Any, people: pd.DataFrame, linear: LogisticRegression
+) -> None:
+    """The ONNX scorer writes ``predicted_label`` over the relation's column of that name;
+    a model inlined as SQL kept both and named the prediction ``predicted_label_1``."""
+    frame = people[["id", "age", "income"]].assign(predicted_label=9, note="x")
+    shell.user_ns["rescored"] = frame
+    out = _both(shell, "SELECT * FROM ML.PREDICT(MODEL churn, TABLE rescored) ORDER BY id")
+    assert list(out.columns) == ["id", "age", "income", "predicted_label", "note", "predicted_probabilities"]
+    assert out.predicted_label.tolist() == linear.predict(frame[NUMBERS]).tolist()
+    out = _both(shell, "SELECT id, predicted_label FROM ML.PREDICT(MODEL churn, TABLE rescored) WHERE predicted_label = 1 ORDER BY id")
+    assert out.id.tolist() == frame.id[linear.predict(frame[NUMBERS]) == 1].tolist()

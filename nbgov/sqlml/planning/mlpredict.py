@@ -8,6 +8,7 @@ statement compute only what it reads).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,11 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
             + ", ".join(f"predicted_{o.name}" for o in model.outputs)
             + " natively (no ONNX scoring, no batching)"
         )
-        return Inlined(inlined_relation(model, relation.copy(), strategy.expression), typed_stand_in(model, relation))
+        names_as_written = tuple(c.name for c in columns)
+        return Inlined(
+            inlined_relation(model, relation.copy(), strategy.expression, names_as_written),
+            typed_stand_in(model, relation, names_as_written),
+        )
     if isinstance(strategy, SqlPlan):
         work.notes.append(f"{label}: kept as ONNX: the statement around it could not be parsed to inline it")
     plan = strategy if isinstance(strategy, OnnxPlan) else _original(model, arguments, relation)
@@ -306,7 +311,9 @@ def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Exp
     return exp.select(node, copy=False).from_(exp.Subquery(this=relation, alias=alias), copy=False)
 
 
-def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: exp.Expression) -> exp.Select:
+def inlined_relation(
+    model: ModelVersion, relation: exp.Expression, expression: exp.Expression, columns: Sequence[str] = ()
+) -> exp.Select:
     """``SELECT relation.*, <value per output> AS predicted_<output> FROM (relation)``: the
     planner's SQL form of the model, so DuckDB scores the relation natively (no ONNX).
 
@@ -314,18 +321,36 @@ def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: 
     columns: a scalar for one output, else a STRUCT whose fields are read one per output
     (``fold_outputs`` then folds each into that field's own expression where it can, so
     nothing is computed twice; left to the caller, which may first fold what a query reads).
+    ``columns``: the relation's column names (a predicted column takes the place of one of
+    its name, as in the relation scored by ONNX).
     """
-    select = exp.select(exp.column(exp.Star(), table="nbgov_in"))
     if len(model.outputs) == 1:
-        value = exp.alias_(expression.copy(), f"predicted_{model.outputs[0].name}", quoted=True, copy=False)
-        select = select.select(value, copy=False)
+        values: dict[str, exp.Expression] = {f"predicted_{model.outputs[0].name}": expression.copy()}
     else:
-        for output in model.outputs:
-            held = exp.Paren(this=expression.copy())
-            access = exp.Dot(this=held, expression=exp.to_identifier(output.name, quoted=True))
-            select = select.select(exp.alias_(access, f"predicted_{output.name}", quoted=True, copy=False), copy=False)
+        values = {
+            f"predicted_{output.name}": exp.Dot(
+                this=exp.Paren(this=expression.copy()), expression=exp.to_identifier(output.name, quoted=True)
+            )
+            for output in model.outputs
+        }
     source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return select.from_(source, copy=False)
+    return exp.select(*_relation_items(values, columns)).from_(source, copy=False)
+
+
+def _relation_items(values: dict[str, exp.Expression], columns: Sequence[str]) -> list[exp.Expr]:
+    """``nbgov_in.*`` then each predicted value under its name; when the relation already has
+    a column of such a name, its columns one by one with the prediction in that place, as
+    the ONNX scorer writes a predicted column over the input column of the same name (an
+    inlined model kept both, the prediction renamed ``predicted_label_1`` by DuckDB)."""
+    named = [exp.alias_(value, name, quoted=True, copy=False) for name, value in values.items()]
+    if not any(name in values for name in columns):
+        return [exp.column(exp.Star(), table="nbgov_in"), *named]
+    items: list[exp.Expr] = [
+        exp.alias_(values[name], name, quoted=True, copy=False) if name in values
+        else exp.column(name, table="nbgov_in", quoted=True)
+        for name in columns
+    ]
+    return items + [item for item in named if item.alias not in columns]
 
 
 def fold_outputs(select: exp.Select) -> None:
@@ -336,13 +361,11 @@ def fold_outputs(select: exp.Select) -> None:
             fold_access(access.this)
 
 
-def typed_stand_in(model: ModelVersion, relation: exp.Expression) -> exp.Select:
+def typed_stand_in(model: ModelVersion, relation: exp.Expression, columns: Sequence[str] = ()) -> exp.Select:
     """The relation with NULL predicted columns of the output types: cheap to bind, to learn
     the column names DuckDB gives a query over ``ML.PREDICT``."""
-    typed = [
-        exp.alias_(exp.Cast(this=exp.Null(), to=data_type(output_duckdb_type(o))), f"predicted_{o.name}", quoted=True)
-        for o in model.outputs
-    ]
+    typed: dict[str, exp.Expression] = {
+        f"predicted_{o.name}": exp.Cast(this=exp.Null(), to=data_type(output_duckdb_type(o))) for o in model.outputs
+    }
     source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return exp.select(exp.column(exp.Star(), table="nbgov_in"), *typed).from_(source, copy=False)
-
+    return exp.select(*_relation_items(typed, columns)).from_(source, copy=False)

@@ -245,3 +245,27 @@ def test_ml_predict_prediction_takes_the_place_of_a_same_named_column(
     assert out.predicted_label.tolist() == linear.predict(frame[NUMBERS]).tolist()
     out = _both(shell, "SELECT id, predicted_label FROM ML.PREDICT(MODEL churn, TABLE rescored) WHERE predicted_label = 1 ORDER BY id")
     assert out.id.tolist() == frame.id[linear.predict(frame[NUMBERS]) == 1].tolist()
+
+
+# --- a view cannot hold a model call ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", ["", " --no-optimize"])
+def test_create_view_with_a_model_call_is_refused_in_one_line(shell: Any, flags: str) -> None:
+    """``CREATE VIEW v AS SELECT predict(...)`` said "CREATE: ok", then every read of ``v``
+    failed on nbgov's per-statement helpers ('Table with name nbgov_batch_1 does not exist!',
+    'Scalar Function with name nbgov_udf_1 does not exist!'); nothing is created now."""
+    _ok(shell, "%%sqlml\nCREATE TABLE stored AS SELECT * FROM people")
+    for sql in (
+        "CREATE VIEW v AS SELECT id, predict(trees, plan, region, age, income).label AS l FROM stored",
+        "CREATE OR REPLACE VIEW v AS SELECT id, predict(churn, age, income).label AS l FROM stored",
+        "CREATE VIEW v AS SELECT * FROM ML.PREDICT(MODEL trees, TABLE stored)",
+    ):
+        with pytest.raises(UsageError) as raised:
+            shell.run_cell(f"%%sqlml{flags}\n{sql}").raise_error()
+        assert str(raised.value) == (
+            "CREATE VIEW cannot call predict() or ML.PREDICT: models are scored when a statement runs; "
+            "use CREATE TABLE ... AS SELECT to keep the predictions, or call predict() in the query that reads it"
+        )
+    out = _ok(shell, "%%sqlml\nSELECT count(*) AS n FROM duckdb_views() WHERE view_name = 'v'")
+    assert out.n.tolist() == [0]

@@ -152,6 +152,8 @@ class Compilation:
         parsed = self.relations.parse(rewritten.text if rewritten.ml_predicts else statement.text)
         self.parameters.extend(parsed.parameters)
         outer = Outer(rewritten.text)
+        if top and (rewritten.has_predict or rewritten.ml_predicts):
+            _refuse_stored_call(outer.tree)
         inlined: dict[str, Inlined] = {}
         for call in rewritten.ml_predicts:
             relation = compile_ml_predict(self, call, outer)
@@ -463,6 +465,23 @@ def stand_in(query: exp.Expression, drop: frozenset[str], jobs: Sequence[Scoring
     ]
     source = exp.Subquery(this=query.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
     return exp.select(star, *typed).from_(source, copy=False).limit(0, copy=False)
+
+
+_STORED_QUERIES = ("VIEW", "MACRO", "FUNCTION")
+
+
+def _refuse_stored_call(tree: exp.Expression | None) -> None:
+    """A view (or macro) is stored as the SQL nbgov runs, which reads the statement's own
+    scoring helpers (a scored table, a UDF, both dropped when it ends): ``CREATE VIEW v AS
+    SELECT predict(...)`` said "CREATE: ok" and every read of ``v`` then failed ("Table with
+    name nbgov_batch_1 does not exist!"), except where the optimizer had inlined the model
+    as SQL, frozen at that version. Refused before anything runs, with or without it."""
+    if isinstance(tree, exp.Create) and str(tree.kind or "").upper() in _STORED_QUERIES:
+        kind = str(tree.kind).upper()
+        raise SqlmlError(
+            f"CREATE {kind} cannot call predict() or ML.PREDICT: models are scored when a statement runs; "
+            "use CREATE TABLE ... AS SELECT to keep the predictions, or call predict() in the query that reads it"
+        )
 
 
 def kind_name(statement_type: str) -> str:

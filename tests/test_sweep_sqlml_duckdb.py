@@ -269,3 +269,23 @@ def test_create_view_with_a_model_call_is_refused_in_one_line(shell: Any, flags:
         )
     out = _ok(shell, "%%sqlml\nSELECT count(*) AS n FROM duckdb_views() WHERE view_name = 'v'")
     assert out.n.tolist() == [0]
+
+
+# --- a view over a notebook frame keeps reading the frame -----------------------------------
+
+
+def test_view_over_a_notebook_frame_reads_it_in_later_statements(
+    shell: Any, people: pd.DataFrame, boosted: Pipeline
+) -> None:
+    """``CREATE VIEW old AS SELECT * FROM people WHERE ...`` worked, then every statement
+    reading ``old`` failed with 'Table with name people does not exist!'."""
+    _ok(shell, "%%sqlml\nCREATE VIEW old AS SELECT * FROM people WHERE age > 60;\nCREATE VIEW old_gold AS SELECT * FROM old WHERE plan = 'gold'")
+    chosen = people[(people.age > 60) & (people.plan == "gold")]
+    out = _both(shell, "SELECT id, predict(trees, *).probabilities[2] AS p FROM old_gold ORDER BY id")
+    assert out.id.tolist() == chosen.id.tolist()
+    np.testing.assert_allclose(out.p.to_numpy(float), boosted.predict_proba(chosen[COLUMNS])[:, 1], atol=1e-5)
+    out = _both(shell, "SELECT count(*) AS n FROM ML.PREDICT(MODEL trees, TABLE old)")
+    assert out.n.tolist() == [int((people.age > 60).sum())]
+    shell.user_ns["people"] = people.head(10)  # the view reads the frame as it is now
+    out = _ok(shell, "%%sqlml\nSELECT count(*) AS n FROM old")
+    assert out.n.tolist() == [int((people.head(10).age > 60).sum())]

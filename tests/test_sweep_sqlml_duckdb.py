@@ -289,3 +289,27 @@ def test_view_over_a_notebook_frame_reads_it_in_later_statements(
     shell.user_ns["people"] = people.head(10)  # the view reads the frame as it is now
     out = _ok(shell, "%%sqlml\nSELECT count(*) AS n FROM old")
     assert out.n.tolist() == [int((people.head(10).age > 60).sum())]
+
+
+# --- errors of the query around ML.PREDICT are the same with and without the optimizer ------
+
+
+def _error(shell: Any, code: str) -> str:
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell(code).raise_error()
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM ML.PREDICT(MODEL churn, TABLE people) WHERE predicted_label = 'yes'",
+        "SELECT * FROM ML.PREDICT(MODEL churn, TABLE people) WHERE predicted_nope = 1",
+    ],
+)
+def test_ml_predict_query_errors_do_not_depend_on_the_optimizer(shell: Any, sql: str) -> None:
+    """A model inlined as SQL added '; expected churn@1(...)' (or '; model inputs: ...') to a
+    mistake in the query around ML.PREDICT, which --no-optimize (ONNX scoring) did not."""
+    optimized = _error(shell, f"%%sqlml\n{sql}")
+    assert optimized == _error(shell, f"%%sqlml --no-optimize\n{sql}")
+    assert "\n" not in optimized and "churn@1" not in optimized

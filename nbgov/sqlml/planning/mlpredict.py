@@ -65,7 +65,8 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
         else None
     )
     if isinstance(strategy, SqlPlan) and outer.tree is not None:
-        work.use(model, signature_too=True)
+        # No signature for error messages: an error of the query around ML.PREDICT (a
+        # predicted column compared with text) is the same as when ONNX scores the relation.
         work.notes.append(
             f"{label}: inlined as SQL: DuckDB computes "
             + ", ".join(f"predicted_{o.name}" for o in model.outputs)

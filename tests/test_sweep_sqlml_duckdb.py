@@ -313,3 +313,22 @@ def test_ml_predict_query_errors_do_not_depend_on_the_optimizer(shell: Any, sql:
     optimized = _error(shell, f"%%sqlml\n{sql}")
     assert optimized == _error(shell, f"%%sqlml --no-optimize\n{sql}")
     assert "\n" not in optimized and "churn@1" not in optimized
+
+
+def test_pandas_series_binds_as_a_list_and_a_frame_parameter_is_one_line(
+    shell: Any, people: pd.DataFrame, linear: LogisticRegression
+) -> None:
+    """``top = people.nlargest(3, "income").id`` then ``WHERE id IN $top`` failed with DuckDB's
+    'Unable to transform python value of type pandas.Series', naming no parameter."""
+    top = people.nlargest(3, "income").id
+    shell.user_ns.update(top=top, few=pd.Index([0, 1]), whole=people.head(2))
+    out = _both(shell, "SELECT id, predict(churn, age, income).label AS l FROM people WHERE id IN $top ORDER BY id")
+    chosen = people[people.id.isin(top)].sort_values("id")
+    assert out.id.tolist() == chosen.id.tolist()
+    assert out.l.tolist() == linear.predict(chosen[NUMBERS]).tolist()
+    assert _both(shell, "SELECT count(*) AS n FROM people WHERE list_contains($few, id)").n.tolist() == [2]
+    message = _error(shell, "%%sqlml\nSELECT $whole AS w")
+    assert message == (
+        "parameter $whole is a DataFrame, a table: read it by name (FROM whole); "
+        "$name binds a number, string, date or a list of them"
+    )

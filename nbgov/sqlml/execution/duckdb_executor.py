@@ -8,6 +8,7 @@ and everything registered for the statement is removed again.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -33,7 +34,7 @@ from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
-from nbgov.sqlml.sql.frames import FrameNames, FrameScope
+from nbgov.sqlml.sql.frames import FrameNames, FrameScope, as_relation_source
 from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
@@ -233,7 +234,7 @@ class DuckDbExecutor:
                 raise SqlmlError(f"positional parameter ${name} is not supported; use $name for a notebook variable")
             if name not in params:
                 raise SqlmlError(f"unknown parameter ${name}: no notebook variable of that name")
-            bound[name] = duckdb_value(params[name])
+            bound[name] = duckdb_value(name, params[name])
         return bound
 
     def _statements(self, sql: str) -> list[Any]:
@@ -282,16 +283,28 @@ class DuckDbExecutor:
             pass
 
 
-def duckdb_value(value: Any) -> Any:
-    """A notebook value as DuckDB binds it: numpy numbers and booleans (``df.id.max()``, an
-    ``np.int64``) as the Python ones they equal, also inside a list or tuple. DuckDB's Python
-    client refuses them ("Unable to transform python value of type numpy.int64"); Spark's
-    binding already converts them. Dates, arrays and every other value pass as they are."""
+def duckdb_value(name: str, value: Any) -> Any:
+    """A notebook value as DuckDB binds ``$name`` to it.
+
+    numpy numbers and booleans (``df.id.max()``, an ``np.int64``) become the Python ones
+    they equal, also inside a list or tuple, and a pandas Series or Index (``top =
+    df.nlargest(5, "income").id``, then ``WHERE id IN $top``) its list of values: DuckDB's
+    client refused both ("Unable to transform python value of type numpy.int64"); Spark's
+    binding already converted numpy scalars. A table (a DataFrame) is refused in one line
+    naming the parameter. Dates, arrays and every other value pass as they are."""
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
+        return duckdb_value(name, value.tolist())
     if isinstance(value, (list, tuple)) and any(isinstance(item, (np.generic, list, tuple)) for item in value):
-        items = [duckdb_value(item) for item in value]
+        items = [duckdb_value(name, item) for item in value]
         return items if isinstance(value, list) else tuple(items)
+    if as_relation_source(value) is not None:
+        raise SqlmlError(
+            f"parameter ${name} is a {type(value).__name__}, a table: read it by name (FROM {name}); "
+            "$name binds a number, string, date or a list of them"
+        )
     return value
 
 

@@ -47,7 +47,7 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
     like its placeholder (None returned), or the relation inlined as SQL."""
     model = work.catalog.resolve(call.model_ref)
     work.use(model, signature_too=False)
-    call = with_outer_ctes(call, outer)
+    call, copied = with_outer_ctes(call, outer)
     _, query = work.query(Statement(call.query, tokenize(call.query)), top=False)
     relation = query.tree if query.tree is not None else parse(query.text or "")
     if relation is None:
@@ -74,7 +74,7 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
         )
         names_as_written = tuple(c.name for c in columns)
         return Inlined(
-            inlined_relation(model, relation.copy(), strategy.expression, names_as_written),
+            inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression, names_as_written),
             typed_stand_in(model, relation, names_as_written),
         )
     if isinstance(strategy, SqlPlan):
@@ -84,7 +84,7 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
     return None
 
 
-def with_outer_ctes(call: MlPredict, outer: Outer) -> MlPredict:
+def with_outer_ctes(call: MlPredict, outer: Outer) -> tuple[MlPredict, frozenset[str]]:
     """``call`` with the statement's CTEs its relation reads put in front of its query.
 
     The relation is described and scored on its own, before the statement runs, so
@@ -92,13 +92,14 @@ def with_outer_ctes(call: MlPredict, outer: Outer) -> MlPredict:
     "Table with name recent does not exist!" (BigQuery ML reads the CTE). The CTEs it reads,
     directly or through another, are copied into its own WITH, outermost first; a predict()
     in one is written back as predict() for the relation's own compile. A CTE reading
-    another ML.PREDICT is refused in one line: that relation is not scored yet."""
+    another ML.PREDICT is refused in one line: that relation is not scored yet. Also returns
+    the (lower-cased) names of the CTEs copied."""
     tree = outer.tree
     table = next((t for t in tree.find_all(exp.Table) if t.name == call.placeholder), None) if tree else None
     ctes = {cte.alias_or_name.lower(): cte for cte in visible_ctes(table)} if table is not None else {}
     relation = parse(call.query) if ctes else None
     if relation is None:
-        return call
+        return call, frozenset()
     own = {cte.alias_or_name.lower() for cte in relation.find_all(exp.CTE)}
     needed: set[str] = set()
     pending: list[exp.Expression] = [relation]
@@ -109,7 +110,7 @@ def with_outer_ctes(call: MlPredict, outer: Outer) -> MlPredict:
                 needed.add(name)
                 pending.append(ctes[name].this)
     if not needed:
-        return call
+        return call, frozenset()
     kept = [cte for name, cte in ctes.items() if name in needed]
     for cte in kept:
         if any(read.name.startswith(ML_PREDICT_PREFIX) for read in cte.find_all(exp.Table)):
@@ -123,7 +124,19 @@ def with_outer_ctes(call: MlPredict, outer: Outer) -> MlPredict:
     with_ = relation.args.get("with_")
     inner = list(with_.expressions) if isinstance(with_, exp.With) else []
     relation.set("with_", exp.With(expressions=[*kept, *inner], recursive=bool(with_ and with_.args.get("recursive"))))
-    return MlPredict(call.model_ref, relation.sql(dialect="duckdb"), call.placeholder)
+    return MlPredict(call.model_ref, relation.sql(dialect="duckdb"), call.placeholder), frozenset(needed)
+
+
+def _without_ctes(relation: exp.Expression, names: frozenset[str]) -> exp.Expression:
+    """``relation`` without the statement's CTEs ``with_outer_ctes`` copied into it: inlined
+    in the statement it sees them there (Spark's SQL, which hoists every CTE to the top,
+    refused the copies as duplicates)."""
+    with_ = relation.args.get("with_")
+    if not names or not isinstance(with_, exp.With):
+        return relation
+    kept = [cte for cte in with_.expressions if cte.alias_or_name.lower() not in names]
+    relation.set("with_", exp.With(expressions=kept, recursive=with_.args.get("recursive")) if kept else None)
+    return relation
 
 
 def _score(

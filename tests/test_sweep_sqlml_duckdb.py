@@ -332,3 +332,23 @@ def test_pandas_series_binds_as_a_list_and_a_frame_parameter_is_one_line(
         "parameter $whole is a DataFrame, a table: read it by name (FROM whole); "
         "$name binds a number, string, date or a list of them"
     )
+
+
+# --- a model file under the home folder ------------------------------------------------------
+
+
+def test_create_model_from_a_path_under_home(
+    shell: Any, people: pd.DataFrame, linear: LogisticRegression, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """``CREATE MODEL m FROM '~/models/m.onnx'`` said "model file not found" for a file that
+    is there: ``~`` was not expanded, as DuckDB expands it in its own file paths."""
+    from skl2onnx import to_onnx
+
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    onx = to_onnx(linear, people[NUMBERS].to_numpy(np.float32)[:1], options={"zipmap": False})
+    (home / "models" / "m.onnx").write_bytes(onx.SerializeToString())
+    monkeypatch.setenv("HOME", str(home))
+    _ok(shell, "%%sqlml\nCREATE MODEL from_home FROM '~/models/m.onnx'")
+    out = _both(shell, "SELECT id, predict(from_home, age, income).probabilities[2] AS p FROM people ORDER BY id")
+    np.testing.assert_allclose(out.p.to_numpy(float), linear.predict_proba(people[NUMBERS])[:, 1], atol=1e-5)

@@ -48,12 +48,12 @@ class _Source:
 def _load(parsed: CreateModel, params: Mapping[str, Any] | None) -> tuple[LoadedModel, _Source]:
     """The model a CREATE MODEL names (a file, or a notebook variable), and where it was read."""
     if parsed.path is not None:
-        return load_path(parsed.path, cwd=Path.cwd()), _Source((parsed.path,), ())
+        return load_path(parsed.path, cwd=Path.cwd()), _Source((os.path.expanduser(parsed.path),), ())
     assert parsed.variable is not None
     if params is None or parsed.variable not in params:
         raise SqlmlError(f"unknown parameter ${parsed.variable}: no notebook variable of that name")
     value = params[parsed.variable]
-    files = (os.fspath(value),) if isinstance(value, (str, os.PathLike)) else ()
+    files = (os.path.expanduser(os.fspath(value)),) if isinstance(value, (str, os.PathLike)) else ()
     return load_object(value, label=f"${parsed.variable}"), _Source(files, (parsed.variable,))
 
 

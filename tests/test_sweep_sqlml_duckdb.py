@@ -352,3 +352,12 @@ def test_create_model_from_a_path_under_home(
     _ok(shell, "%%sqlml\nCREATE MODEL from_home FROM '~/models/m.onnx'")
     out = _both(shell, "SELECT id, predict(from_home, age, income).probabilities[2] AS p FROM people ORDER BY id")
     np.testing.assert_allclose(out.p.to_numpy(float), linear.predict_proba(people[NUMBERS])[:, 1], atol=1e-5)
+
+
+def test_drop_model_if_exists_of_a_missing_model_says_nothing_was_dropped(shell: Any, capsys: Any) -> None:
+    """It printed 'model ghost dropped (0 version(s))'."""
+    capsys.readouterr()
+    _ok(shell, "%%sqlml\nDROP MODEL IF EXISTS ghost")
+    assert capsys.readouterr().out.strip() == "model ghost does not exist; nothing dropped"
+    _ok(shell, "%%sqlml\nDROP MODEL IF EXISTS churn")
+    assert capsys.readouterr().out.strip() == "model churn dropped (1 version(s))"

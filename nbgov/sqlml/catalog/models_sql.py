@@ -123,4 +123,6 @@ def run_model_statement(
     assert isinstance(parsed, DropModel)
     activity = Activity(text, "drop_model")
     removed = catalog.drop(parsed.ref, if_exists=parsed.if_exists)
+    if not removed:  # DROP MODEL IF EXISTS of a model that is not there said "dropped (0 version(s))"
+        return None, f"model {parsed.ref} does not exist; nothing dropped", activity
     return None, f"model {parsed.ref} dropped ({removed} version(s))", activity

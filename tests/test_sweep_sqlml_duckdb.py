@@ -361,3 +361,15 @@ def test_drop_model_if_exists_of_a_missing_model_says_nothing_was_dropped(shell:
     assert capsys.readouterr().out.strip() == "model ghost does not exist; nothing dropped"
     _ok(shell, "%%sqlml\nDROP MODEL IF EXISTS churn")
     assert capsys.readouterr().out.strip() == "model churn dropped (1 version(s))"
+
+
+def test_ml_predict_reads_a_recursive_cte(shell: Any, linear: LogisticRegression) -> None:
+    """The copied CTE lost WITH RECURSIVE: 'Circular reference to CTE "r", use WITH RECURSIVE'."""
+    out = _both(
+        shell,
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5)\n"
+        "SELECT n, predicted_probabilities[2] AS p FROM ML.PREDICT(MODEL churn, (SELECT n, n * 10.0 AS age, 50000.0 AS income FROM r)) ORDER BY n",
+    )
+    grid = pd.DataFrame({"age": np.arange(1, 6) * 10.0, "income": 50_000.0})
+    assert out.n.tolist() == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(out.p.to_numpy(float), linear.predict_proba(grid)[:, 1], atol=1e-5)

@@ -123,8 +123,23 @@ def with_outer_ctes(call: MlPredict, outer: Outer) -> tuple[MlPredict, frozenset
                 node.set("this", "predict")
     with_ = relation.args.get("with_")
     inner = list(with_.expressions) if isinstance(with_, exp.With) else []
-    relation.set("with_", exp.With(expressions=[*kept, *inner], recursive=bool(with_ and with_.args.get("recursive"))))
+    around = _withs_around(table) if table is not None else []
+    recursive = any(bool(w.args.get("recursive")) for w in [*around, *([with_] if isinstance(with_, exp.With) else [])])
+    relation.set("with_", exp.With(expressions=[*kept, *inner], recursive=recursive))
     return MlPredict(call.model_ref, relation.sql(dialect="duckdb"), call.placeholder), frozenset(needed)
+
+
+def _withs_around(node: exp.Expression) -> list[exp.With]:
+    """Every WITH of the statements around ``node`` (a WITH RECURSIVE among them makes its
+    CTEs recursive ones, copied as such)."""
+    found: list[exp.With] = []
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Expression) else None
+        if isinstance(with_, exp.With):
+            found.append(with_)
+        parent = parent.parent
+    return found
 
 
 def _without_ctes(relation: exp.Expression, names: frozenset[str]) -> exp.Expression:

@@ -373,3 +373,39 @@ def test_ml_predict_reads_a_recursive_cte(shell: Any, linear: LogisticRegression
     grid = pd.DataFrame({"age": np.arange(1, 6) * 10.0, "income": 50_000.0})
     assert out.n.tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(out.p.to_numpy(float), linear.predict_proba(grid)[:, 1], atol=1e-5)
+
+
+# --- ML.PREDICT written as BigQuery users write it, wrongly ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "SELECT * FROM ML.PREDICT(MODEL churn, TABLE people, STRUCT(0.5 AS threshold))",
+            "ML.PREDICT takes two arguments, the model and the relation (options such as BigQuery's STRUCT(...) "
+            "third argument are not supported); usage: ML.PREDICT(MODEL name, (query) | TABLE name)",
+        ),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * FROM people), STRUCT(0.5 AS threshold))",
+            "ML.PREDICT takes two arguments, the model and the relation (options such as BigQuery's STRUCT(...) "
+            "third argument are not supported); usage: ML.PREDICT(MODEL name, (query) | TABLE name)",
+        ),
+    ],
+)
+def test_ml_predict_third_argument_is_said_in_terms_of_what_was_written(shell: Any, sql: str, expected: str) -> None:
+    """A third argument failed with a parse error positioned in nbgov's own SQL ('syntax error
+    at or near "AS" (line 1, column 30)')."""
+    assert _error(shell, f"%%sqlml\n{sql}") == expected
+    assert _error(shell, f"%%sqlml --no-optimize\n{sql}") == expected
+
+
+def test_ml_predict_in_a_select_list_says_it_is_a_table(shell: Any) -> None:
+    """It named nbgov's placeholder: 'Referenced column "nbgov_mlp_0_0" was not found because
+    the FROM clause is missing'."""
+    expected = (
+        "ML.PREDICT(MODEL churn, ...) is a table, not a value: read it in FROM or JOIN "
+        "(SELECT * FROM ML.PREDICT(MODEL m, TABLE t)), or call predict(m, ...) for a value per row"
+    )
+    for flags in ("", " --no-optimize"):
+        assert _error(shell, f"%%sqlml{flags}\nSELECT ML.PREDICT(MODEL churn, TABLE people)") == expected

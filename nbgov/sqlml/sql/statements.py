@@ -261,6 +261,12 @@ def _ml_predict(text: str, tokens: tuple[Token, ...], i: int, close: int, placeh
     if i >= close or tokens[i].token_type != TokenType.COMMA:
         raise SqlmlError(f"expected a comma after the model name; usage: {usage}")
     i += 1
+    end = _argument_end(tokens, i, close)
+    if end < close:  # BigQuery's third argument, STRUCT(0.5 AS threshold): a parse error in nbgov's own SQL
+        raise SqlmlError(
+            f"ML.PREDICT takes two arguments, the model and the relation (options such as BigQuery's "
+            f"STRUCT(...) third argument are not supported); usage: {usage}"
+        )
     if i < close and tokens[i].token_type == TokenType.TABLE:
         if i + 1 >= close:
             raise SqlmlError(f"expected a table name after TABLE; usage: {usage}")
@@ -270,3 +276,18 @@ def _ml_predict(text: str, tokens: tuple[Token, ...], i: int, close: int, placeh
         query = text[tokens[i + 1].start : tokens[close - 2].end + 1]
         return MlPredict(ref, query, placeholder)
     raise SqlmlError(f"expected (query) or TABLE name as the second argument; usage: {usage}")
+
+
+def _argument_end(tokens: tuple[Token, ...], i: int, close: int) -> int:
+    """Where the argument starting at token ``i`` ends: at the first comma outside its
+    parentheses, else at ``close``."""
+    depth = 0
+    for at in range(i, close):
+        kind = tokens[at].token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.COMMA and depth == 0:
+            return at
+    return close

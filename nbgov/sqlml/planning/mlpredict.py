@@ -45,6 +45,13 @@ class Inlined:
 def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inlined | None:
     """Compile one ML.PREDICT of the statement ``outer``: a ``ScoreRelation`` step named
     like its placeholder (None returned), or the relation inlined as SQL."""
+    tree = outer.tree
+    if tree is not None and any(column.name == call.placeholder for column in tree.find_all(exp.Column)):
+        # SELECT ML.PREDICT(...): DuckDB named the placeholder ("Referenced column nbgov_mlp_0_0 ...")
+        raise SqlmlError(
+            f"ML.PREDICT(MODEL {call.model_ref}, ...) is a table, not a value: read it in FROM or JOIN "
+            "(SELECT * FROM ML.PREDICT(MODEL m, TABLE t)), or call predict(m, ...) for a value per row"
+        )
     model = work.catalog.resolve(call.model_ref)
     work.use(model, signature_too=False)
     call, copied = with_outer_ctes(call, outer)

@@ -409,3 +409,22 @@ def test_ml_predict_in_a_select_list_says_it_is_a_table(shell: Any) -> None:
     )
     for flags in ("", " --no-optimize"):
         assert _error(shell, f"%%sqlml{flags}\nSELECT ML.PREDICT(MODEL churn, TABLE people)") == expected
+
+
+def test_create_model_if_not_exists(shell: Any, people: pd.DataFrame, linear: LogisticRegression, boosted: Pipeline, capsys: Any) -> None:
+    """BigQuery ML's and DuckDB's ``CREATE ... IF NOT EXISTS`` read "IF" as the model name and
+    failed with 'expected FROM after the model name'."""
+    capsys.readouterr()
+    _ok(shell, "%%sqlml\nCREATE MODEL IF NOT EXISTS churn FROM $boosted")
+    assert capsys.readouterr().out.strip() == "model churn already exists; nothing registered (IF NOT EXISTS)"
+    versions = _ok(shell, "%%sqlml\nSHOW MODELS")
+    assert versions[versions.name == "churn"].version.tolist() == [1]
+    out = _ok(shell, "%%sqlml\nSELECT predict(churn, age, income).probabilities[2] AS p FROM people ORDER BY id")
+    np.testing.assert_allclose(out.p.to_numpy(float), linear.predict_proba(people[NUMBERS])[:, 1], atol=1e-5)
+    capsys.readouterr()
+    _ok(shell, "%%sqlml\nCREATE MODEL IF NOT EXISTS fresh FROM $boosted")
+    assert capsys.readouterr().out.startswith("model fresh version 1 registered")
+    assert _error(shell, "%%sqlml\nCREATE OR REPLACE MODEL IF NOT EXISTS fresh FROM $boosted") == (
+        "OR REPLACE and IF NOT EXISTS cannot both be given; "
+        "usage: CREATE [OR REPLACE] MODEL [IF NOT EXISTS] name FROM 'path' | $variable"
+    )

@@ -57,6 +57,12 @@ def _load(parsed: CreateModel, params: Mapping[str, Any] | None) -> tuple[Loaded
     return load_object(value, label=f"${parsed.variable}"), _Source(files, (parsed.variable,))
 
 
+def _exists(name: str) -> str:
+    """What CREATE MODEL IF NOT EXISTS says of a name already registered (it was read as the
+    model name "IF" and failed with "expected FROM after the model name")."""
+    return f"model {name} already exists; nothing registered (IF NOT EXISTS)"
+
+
 def explain_model_statement(
     catalog: ModelCatalog, parsed: ModelStatement, text: str, params: Mapping[str, Any] | None
 ) -> tuple[str, Activity]:
@@ -66,6 +72,8 @@ def explain_model_statement(
     if not isinstance(parsed, CreateModel):
         kind = type(parsed).__name__
         return f"{kind}: a model catalog statement (nothing to plan)", Activity(text, "model")
+    if parsed.if_not_exists and catalog.exists(parsed.name):
+        return f"CREATE MODEL: {_exists(parsed.name)} (--explain: nothing stored)", Activity(text, "model")
     loaded, source = _load(parsed, params)
     model, new = catalog.preview(parsed.name, loaded)
     state = "would register" if new else "would leave unchanged (same bytes)"
@@ -84,6 +92,8 @@ def run_model_statement(
 ) -> tuple[pd.DataFrame | None, str, Activity]:
     """Returns (result frame or None, one-line summary, activity)."""
     if isinstance(parsed, CreateModel):
+        if parsed.if_not_exists and catalog.exists(parsed.name):
+            return None, _exists(parsed.name), Activity(text, "model")
         loaded, source = _load(parsed, params)
         model, new = catalog.register(parsed.name, loaded)
         state = "registered" if new else "unchanged (same bytes)"

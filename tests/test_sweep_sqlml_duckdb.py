@@ -428,3 +428,15 @@ def test_create_model_if_not_exists(shell: Any, people: pd.DataFrame, linear: Lo
         "OR REPLACE and IF NOT EXISTS cannot both be given; "
         "usage: CREATE [OR REPLACE] MODEL [IF NOT EXISTS] name FROM 'path' | $variable"
     )
+
+
+# --- DuckDB's own EXPLAIN -------------------------------------------------------------------
+
+
+def test_duckdb_explain_reads_notebook_frames(shell: Any) -> None:
+    """sqlglot keeps ``EXPLAIN SELECT ...`` as a command with the query as one string, so the
+    frame it reads was never made visible: 'Table with name people does not exist!'."""
+    for sql in ("EXPLAIN SELECT * FROM people WHERE age > 60", "EXPLAIN ANALYZE SELECT count(*) FROM people"):
+        out = _ok(shell, f"%%sqlml\n{sql}")
+        assert list(out.columns) == ["explain_key", "explain_value"]
+        assert "SCAN" in str(out.explain_value.iloc[0]).upper()

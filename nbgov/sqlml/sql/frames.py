@@ -209,6 +209,12 @@ def _frame_candidates(text: str) -> FrameNames:
     except NbgovError:
         rewritten = None
     tree = parse(rewritten.text) if rewritten is not None else None
+    if isinstance(tree, exp.Command) and isinstance(tree.expression, exp.Literal) and tree.expression.is_string:
+        # EXPLAIN [ANALYZE] SELECT ... FROM frame: sqlglot keeps the rest of a command as one
+        # string, so the frame it reads was never made visible ('Table with name frame does
+        # not exist!'); the names are those of the statement the command is about.
+        inner = _frame_candidates(tree.expression.name)
+        return FrameNames((*inner.names, *(t.text for t in statement.tokens or () if t.text.isidentifier())), False)
     # the engine will report the error; over-approximate. sqlglot keeps what it cannot read
     # (CREATE TABLE t AS PIVOT frame ...) as an opaque Command: no table in it, none found.
     if rewritten is None or tree is None or isinstance(tree, exp.Command):

@@ -440,3 +440,22 @@ def test_duckdb_explain_reads_notebook_frames(shell: Any) -> None:
         out = _ok(shell, f"%%sqlml\n{sql}")
         assert list(out.columns) == ["explain_key", "explain_value"]
         assert "SCAN" in str(out.explain_value.iloc[0]).upper()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "EXPLAIN SELECT id, predict(trees, *).label FROM people",
+        "EXPLAIN ANALYZE SELECT predict(churn, age, income) FROM people",
+        "EXPLAIN SELECT * FROM ML.PREDICT(MODEL trees, TABLE people)",
+    ],
+)
+def test_duckdb_explain_of_a_model_call_points_to_dash_dash_explain(shell: Any, sql: str) -> None:
+    """The model calls inside DuckDB's EXPLAIN were never rewritten: 'Scalar Function with name
+    predict does not exist!', or a syntax error at the model name for ML.PREDICT."""
+    expected = (
+        "EXPLAIN cannot plan predict() or ML.PREDICT: run the statement with %%sqlml --explain to see "
+        "DuckDB's plan and what the optimizer did with each model call"
+    )
+    assert _error(shell, f"%%sqlml\n{sql}") == expected
+    assert _error(shell, f"%%sqlml --no-optimize\n{sql}") == expected

@@ -62,7 +62,7 @@ from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, output_comparison_no
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.references import References, references
-from nbgov.sqlml.sql.statements import Statement, rewrite_extensions
+from nbgov.sqlml.sql.statements import Statement, rewrite_extensions, tokenize
 
 _DDL_TYPES = {"CREATE", "DROP", "ALTER"}
 
@@ -149,11 +149,13 @@ class Compilation:
     def query(self, statement: Statement, *, top: bool) -> tuple[str, Query]:
         """The statement's type and its final SQL, model extensions rewritten."""
         rewritten = rewrite_extensions(statement, f"{ML_PREDICT_PREFIX}{next(self.ids)}_")
-        parsed = self.relations.parse(rewritten.text if rewritten.ml_predicts else statement.text)
-        self.parameters.extend(parsed.parameters)
         outer = Outer(rewritten.text)
         if top and (rewritten.has_predict or rewritten.ml_predicts):
             _refuse_stored_call(outer.tree)
+        if top and not rewritten.has_predict and not rewritten.ml_predicts:
+            _refuse_explained_call(outer.tree)  # before DuckDB's parse, which fails on ML.PREDICT
+        parsed = self.relations.parse(rewritten.text if rewritten.ml_predicts else statement.text)
+        self.parameters.extend(parsed.parameters)
         inlined: dict[str, Inlined] = {}
         for call in rewritten.ml_predicts:
             relation = compile_ml_predict(self, call, outer)
@@ -481,6 +483,22 @@ def _refuse_stored_call(tree: exp.Expression | None) -> None:
         raise SqlmlError(
             f"CREATE {kind} cannot call predict() or ML.PREDICT: models are scored when a statement runs; "
             "use CREATE TABLE ... AS SELECT to keep the predictions, or call predict() in the query that reads it"
+        )
+
+
+def _refuse_explained_call(tree: exp.Expression | None) -> None:
+    """DuckDB's own ``EXPLAIN SELECT predict(...)``: sqlglot keeps the explained statement as
+    one string, so its model calls were never rewritten and DuckDB said "Scalar Function with
+    name predict does not exist!" (ML.PREDICT: a syntax error). ``--explain`` is the way to
+    see the plan of a statement calling a model."""
+    if not (isinstance(tree, exp.Command) and str(tree.this).upper() == "EXPLAIN"):
+        return
+    explained = tree.expression.name if isinstance(tree.expression, exp.Literal) else ""
+    calls = rewrite_extensions(Statement(explained, tokenize(explained)), "nbgov_probe_")
+    if calls.has_predict or calls.ml_predicts:
+        raise SqlmlError(
+            "EXPLAIN cannot plan predict() or ML.PREDICT: run the statement with %%sqlml --explain to see "
+            "DuckDB's plan and what the optimizer did with each model call"
         )
 
 

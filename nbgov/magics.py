@@ -181,13 +181,17 @@ class SqlML(Magics):
     def sqlml(self, line: str, cell: str | None = None) -> Any:
         """Run SQL (with predict(...) and model statements) on the kernel's DuckDB."""
         flags, sql = split_flags(line)
+        assigned: str | None = None
         if cell is not None:
             if sql:
-                raise UsageError(f"unexpected text after the flags of %%sqlml: {sql!r}; put the SQL in the cell")
+                # JupySQL's cell form puts the assignment on the magic's line: %%sql name <<
+                assigned, rest = split_assignment(sql)
+                if assigned is None or rest:
+                    raise UsageError(f"unexpected text after the flags of %%sqlml: {sql!r}; put the SQL in the cell")
             sql = cell
         args = parse_argstring(self.sqlml, flags)
         target, sql = split_assignment(sql)
-        target = target or args.out
+        target = assigned or target or args.out
         if target is not None and not target.isidentifier():
             raise UsageError(f"-o expects a Python variable name, got {target!r}")
         if not sql.strip():

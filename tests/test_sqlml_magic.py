@@ -243,3 +243,13 @@ installed.uninstall()
     lines = done.stdout.splitlines()
     assert "heavy at load: []" in lines, done.stdout
     assert lines[-1] == "3 of 10 rows shown", done.stdout
+
+
+def test_jupysql_assignment_on_the_magic_line(loaded, customers_frame):
+    """JupySQL's cell form ``%%sql name <<`` (the SQL in the cell) failed with 'unexpected
+    text after the flags of %%sqlml'; it assigns like the first-line ``name << SELECT``."""
+    out = _ok(loaded, "%%sqlml --limit 2 older <<\nSELECT id FROM customers WHERE age > 60 ORDER BY id")
+    assert loaded.user_ns["older"] is out
+    assert out.id.tolist() == customers_frame[customers_frame.age > 60].id.tolist()
+    with pytest.raises(UsageError, match="unexpected text after the flags of %%sqlml"):
+        _run(loaded, "%%sqlml SELECT 1\nSELECT 2").raise_error()

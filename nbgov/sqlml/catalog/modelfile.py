@@ -52,8 +52,11 @@ class LoadedModel:
 
 
 def load_path(path: str, *, cwd: Path | None = None) -> LoadedModel:
-    """Read an ONNX file; external data must stay inside the model's folder."""
-    full = Path(path) if Path(path).is_absolute() else (cwd or Path.cwd()) / path
+    """Read an ONNX file; external data must stay inside the model's folder. A leading
+    ``~`` is the user's home folder, as in DuckDB's own file paths (``FROM '~/x.parquet'``):
+    ``CREATE MODEL m FROM '~/models/m.onnx'`` said "model file not found"."""
+    given = Path(path).expanduser()
+    full = given if given.is_absolute() else (cwd or Path.cwd()) / given
     if not full.is_file():
         raise InvalidModelError(f"model file not found: {path!r}; expected a path to an .onnx file")
     try:

@@ -48,13 +48,19 @@ class _Source:
 def _load(parsed: CreateModel, params: Mapping[str, Any] | None) -> tuple[LoadedModel, _Source]:
     """The model a CREATE MODEL names (a file, or a notebook variable), and where it was read."""
     if parsed.path is not None:
-        return load_path(parsed.path, cwd=Path.cwd()), _Source((parsed.path,), ())
+        return load_path(parsed.path, cwd=Path.cwd()), _Source((os.path.expanduser(parsed.path),), ())
     assert parsed.variable is not None
     if params is None or parsed.variable not in params:
         raise SqlmlError(f"unknown parameter ${parsed.variable}: no notebook variable of that name")
     value = params[parsed.variable]
-    files = (os.fspath(value),) if isinstance(value, (str, os.PathLike)) else ()
+    files = (os.path.expanduser(os.fspath(value)),) if isinstance(value, (str, os.PathLike)) else ()
     return load_object(value, label=f"${parsed.variable}"), _Source(files, (parsed.variable,))
+
+
+def _exists(name: str) -> str:
+    """What CREATE MODEL IF NOT EXISTS says of a name already registered (it was read as the
+    model name "IF" and failed with "expected FROM after the model name")."""
+    return f"model {name} already exists; nothing registered (IF NOT EXISTS)"
 
 
 def explain_model_statement(
@@ -66,6 +72,8 @@ def explain_model_statement(
     if not isinstance(parsed, CreateModel):
         kind = type(parsed).__name__
         return f"{kind}: a model catalog statement (nothing to plan)", Activity(text, "model")
+    if parsed.if_not_exists and catalog.exists(parsed.name):
+        return f"CREATE MODEL: {_exists(parsed.name)} (--explain: nothing stored)", Activity(text, "model")
     loaded, source = _load(parsed, params)
     model, new = catalog.preview(parsed.name, loaded)
     state = "would register" if new else "would leave unchanged (same bytes)"
@@ -84,6 +92,8 @@ def run_model_statement(
 ) -> tuple[pd.DataFrame | None, str, Activity]:
     """Returns (result frame or None, one-line summary, activity)."""
     if isinstance(parsed, CreateModel):
+        if parsed.if_not_exists and catalog.exists(parsed.name):
+            return None, _exists(parsed.name), Activity(text, "model")
         loaded, source = _load(parsed, params)
         model, new = catalog.register(parsed.name, loaded)
         state = "registered" if new else "unchanged (same bytes)"
@@ -123,4 +133,6 @@ def run_model_statement(
     assert isinstance(parsed, DropModel)
     activity = Activity(text, "drop_model")
     removed = catalog.drop(parsed.ref, if_exists=parsed.if_exists)
+    if not removed:  # DROP MODEL IF EXISTS of a model that is not there said "dropped (0 version(s))"
+        return None, f"model {parsed.ref} does not exist; nothing dropped", activity
     return None, f"model {parsed.ref} dropped ({removed} version(s))", activity

@@ -8,12 +8,15 @@ and everything registered for the statement is removed again.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
@@ -31,7 +34,8 @@ from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
-from nbgov.sqlml.sql.frames import FrameNames, FrameScope
+from nbgov.sqlml.sql.frames import FrameNames, FrameScope, as_relation_source
+from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 _QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
 _COUNTED_TYPES = {"INSERT", "UPDATE", "DELETE", "COPY"}
 _WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "ALTER", "DROP"}
+_QUERY_WORDS = {"SELECT", "WITH", "FROM", "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER", "VALUES", "TABLE"}
 _PARSED_TEXTS = 256  # DuckDB parses kept per executor
 
 
@@ -77,6 +82,8 @@ class DuckDbExecutor:
         for statement in statements:
             names.update(statement.named_parameters)
         statement_type = str(statements[0].type.name) if len(statements) == 1 else "SELECT"
+        if statement_type == "MULTI":
+            statement_type = _multi_type(text)
         return Parsed(statement_type, tuple(sorted(names)))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
@@ -157,7 +164,8 @@ class DuckDbExecutor:
     ) -> list[str]:
         """Score the step's relation and register it under the step's name."""
         sql = step.query.sql(self.dialect)
-        rows = self.con.sql(sql, params=self._bound(sql, params) or None).to_arrow_table()
+        source = self.con.sql(sql, params=self._bound(sql, params) or None)
+        rows = source.to_arrow_table()
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions, label=job.label)) for job in step.jobs]
         for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
             self.trees.expect(run.scorer.session, rows.num_rows)
@@ -165,9 +173,39 @@ class DuckDbExecutor:
             rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows,
             self._regions, sql,
         )
-        self.con.register(step.name, table)
+        self.con.register(step.name, self._typed_as(source, rows, table))
         notes = [note for job in jobs if (note := regions_note(job)) is not None]
         return [*notes, f"{step.label}: {table.num_rows:,} rows scored"]
+
+    def _typed_as(self, source: duckdb.DuckDBPyRelation, rows: pa.Table, scored: pa.Table) -> Any:
+        """The scored table with each column it passes through typed as ``source`` typed it.
+
+        Arrow carries an ENUM (a pandas categorical) as a dictionary, a UUID or JSON as text
+        and a HUGEINT as a decimal, which DuckDB reads back as VARCHAR or DECIMAL: an ordered
+        category would then sort and compare as text, unlike the same query with
+        --no-optimize (scored by a UDF over the original column). Those columns are cast back
+        to their own type; the other columns are read as they are."""
+        types = dict(zip(source.columns, source.types))
+        if len(types) != len(source.columns) or len(set(scored.column_names)) != scored.num_columns:
+            return scored
+        read = self.con.from_arrow(scored)
+        retyped = {
+            name: types[name]
+            for name, kind in zip(read.columns, read.types)
+            if name in types
+            and str(kind) != str(types[name])
+            and (str(kind) == "VARCHAR" or str(kind).startswith("DECIMAL"))
+            and scored.schema.field(name).type == rows.schema.field(name).type
+        }
+        if not retyped:
+            return scored
+        return read.project(
+            *[
+                duckdb.ColumnExpression(name).cast(retyped[name]).alias(name) if name in retyped
+                else duckdb.ColumnExpression(name).alias(name)
+                for name in read.columns
+            ]
+        )
 
     def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
         sql = prepared.query.sql(self.dialect)
@@ -196,7 +234,7 @@ class DuckDbExecutor:
                 raise SqlmlError(f"positional parameter ${name} is not supported; use $name for a notebook variable")
             if name not in params:
                 raise SqlmlError(f"unknown parameter ${name}: no notebook variable of that name")
-            bound[name] = params[name]
+            bound[name] = duckdb_value(name, params[name])
         return bound
 
     def _statements(self, sql: str) -> list[Any]:
@@ -243,6 +281,44 @@ class DuckDbExecutor:
             self.con.unregister(name)
         except duckdb.Error:
             pass
+
+
+def duckdb_value(name: str, value: Any) -> Any:
+    """A notebook value as DuckDB binds ``$name`` to it.
+
+    numpy numbers and booleans (``df.id.max()``, an ``np.int64``) become the Python ones
+    they equal, also inside a list or tuple, and a pandas Series or Index (``top =
+    df.nlargest(5, "income").id``, then ``WHERE id IN $top``) its list of values: DuckDB's
+    client refused both ("Unable to transform python value of type numpy.int64"); Spark's
+    binding already converted numpy scalars. A table (a DataFrame) is refused in one line
+    naming the parameter. Dates, arrays and every other value pass as they are."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
+        return duckdb_value(name, value.tolist())
+    if isinstance(value, (list, tuple)) and any(isinstance(item, (np.generic, list, tuple)) for item in value):
+        items = [duckdb_value(name, item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    if as_relation_source(value) is not None:
+        raise SqlmlError(
+            f"parameter ${name} is a {type(value).__name__}, a table: read it by name (FROM {name}); "
+            "$name binds a number, string, date or a list of them"
+        )
+    return value
+
+
+def _multi_type(text: str) -> str:
+    """What a statement DuckDB parses as MULTI really is, from its first word. DuckDB runs
+    a PIVOT whose columns come from the data as two statements (the distinct values, then
+    the pivot) and types it MULTI: run as a statement without rows, its pivoted table was
+    dropped ("MULTI: ok"). A query (``PIVOT t ON ...``, a SELECT reading one) returns rows;
+    ``CREATE TABLE ... AS PIVOT`` is a CREATE, ``INSERT INTO ... PIVOT`` an INSERT."""
+    words = [token.text.upper() for token in tokenize(text) or () if token.text != "("]
+    first = words[0] if words else ""
+    if first in _QUERY_WORDS:
+        return "SELECT"
+    return first if first in ("CREATE", "INSERT") else "MULTI"
 
 
 def _model_plans(prepared: Prepared) -> list[tuple[str, OnnxPlan]]:

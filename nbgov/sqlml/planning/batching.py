@@ -57,6 +57,8 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
             return "predict() inside a subquery"
         if call.node.find_ancestor(exp.Join, exp.From) is not None:
             return "predict() inside a JOIN condition"
+        if conditional(call.node):
+            return "predict() in a branch of CASE/COALESCE: only the rows that reach it are scored"
     for call in onnx_calls:
         for bound in call.inputs:
             for column in bound.columns:
@@ -73,6 +75,29 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
                     if not ref.table and ref.name.lower() in aliases:
                         return f"argument reads the select-list alias {ref.name}"
     return None
+
+
+def conditional(node: exp.Expression) -> bool:
+    """Whether ``node`` is evaluated only for some rows: in a THEN/ELSE of a CASE (or IF), a
+    later WHEN's condition, or a COALESCE argument after the first. DuckDB then scores only
+    the rows that reach it, so a value the model refuses in a row the CASE sends elsewhere
+    (``CASE WHEN plan IN (...) THEN predict(m, *) END``) is never scored; a batched relation
+    scores every row and would fail where --no-optimize does not."""
+    child: exp.Expr = node
+    parent = node.parent
+    while parent is not None and not isinstance(parent, exp.Select):
+        if isinstance(parent, exp.If) and child is not parent.this:
+            return True
+        if isinstance(parent, exp.If) and isinstance(parent.parent, exp.Case):
+            ifs = parent.parent.args.get("ifs") or []
+            if ifs and parent is not ifs[0]:
+                return True
+        if isinstance(parent, exp.Case) and child is parent.args.get("default"):
+            return True
+        if isinstance(parent, exp.Coalesce) and child is not parent.this:
+            return True
+        child, parent = parent, parent.parent
+    return False
 
 
 def _sorted_by_prediction(select: exp.Select, calls: Sequence[ModelCall]) -> bool:

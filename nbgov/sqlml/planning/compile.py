@@ -42,7 +42,7 @@ from nbgov.sqlml.planning.binding import (
     signature,
 )
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
-from nbgov.sqlml.planning.mlpredict import Inlined, compile_ml_predict, inline_relations
+from nbgov.sqlml.planning.mlpredict import ML_PREDICT_PREFIX, Inlined, compile_ml_predict, inline_relations
 from nbgov.sqlml.planning.picks import output_access
 from nbgov.sqlml.planning.prepared import (
     Column,
@@ -63,7 +63,7 @@ from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, output_comparison_no
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.references import References, references
-from nbgov.sqlml.sql.statements import Statement, rewrite_extensions
+from nbgov.sqlml.sql.statements import Statement, rewrite_extensions, tokenize
 
 _DDL_TYPES = {"CREATE", "DROP", "ALTER"}
 
@@ -149,10 +149,14 @@ class Compilation:
 
     def query(self, statement: Statement, *, top: bool) -> tuple[str, Query]:
         """The statement's type and its final SQL, model extensions rewritten."""
-        rewritten = rewrite_extensions(statement, f"nbgov_mlp_{next(self.ids)}_")
+        rewritten = rewrite_extensions(statement, f"{ML_PREDICT_PREFIX}{next(self.ids)}_")
+        outer = Outer(rewritten.text)
+        if top and (rewritten.has_predict or rewritten.ml_predicts):
+            _refuse_stored_call(outer.tree)
+        if top and not rewritten.has_predict and not rewritten.ml_predicts:
+            _refuse_explained_call(outer.tree)  # before DuckDB's parse, which fails on ML.PREDICT
         parsed = self.relations.parse(rewritten.text if rewritten.ml_predicts else statement.text)
         self.parameters.extend(parsed.parameters)
-        outer = Outer(rewritten.text)
         inlined: dict[str, Inlined] = {}
         for call in rewritten.ml_predicts:
             relation = compile_ml_predict(self, call, outer)
@@ -464,6 +468,39 @@ def stand_in(query: exp.Expression, drop: frozenset[str], jobs: Sequence[Scoring
     ]
     source = exp.Subquery(this=query.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
     return exp.select(star, *typed).from_(source, copy=False).limit(0, copy=False)
+
+
+_STORED_QUERIES = ("VIEW", "MACRO", "FUNCTION")
+
+
+def _refuse_stored_call(tree: exp.Expression | None) -> None:
+    """A view (or macro) is stored as the SQL nbgov runs, which reads the statement's own
+    scoring helpers (a scored table, a UDF, both dropped when it ends): ``CREATE VIEW v AS
+    SELECT predict(...)`` said "CREATE: ok" and every read of ``v`` then failed ("Table with
+    name nbgov_batch_1 does not exist!"), except where the optimizer had inlined the model
+    as SQL, frozen at that version. Refused before anything runs, with or without it."""
+    if isinstance(tree, exp.Create) and str(tree.kind or "").upper() in _STORED_QUERIES:
+        kind = str(tree.kind).upper()
+        raise SqlmlError(
+            f"CREATE {kind} cannot call predict() or ML.PREDICT: models are scored when a statement runs; "
+            "use CREATE TABLE ... AS SELECT to keep the predictions, or call predict() in the query that reads it"
+        )
+
+
+def _refuse_explained_call(tree: exp.Expression | None) -> None:
+    """DuckDB's own ``EXPLAIN SELECT predict(...)``: sqlglot keeps the explained statement as
+    one string, so its model calls were never rewritten and DuckDB said "Scalar Function with
+    name predict does not exist!" (ML.PREDICT: a syntax error). ``--explain`` is the way to
+    see the plan of a statement calling a model."""
+    if not (isinstance(tree, exp.Command) and str(tree.this).upper() == "EXPLAIN"):
+        return
+    explained = tree.expression.name if isinstance(tree.expression, exp.Literal) else ""
+    calls = rewrite_extensions(Statement(explained, tokenize(explained)), "nbgov_probe_")
+    if calls.has_predict or calls.ml_predicts:
+        raise SqlmlError(
+            "EXPLAIN cannot plan predict() or ML.PREDICT: run the statement with %%sqlml --explain to see "
+            "DuckDB's plan and what the optimizer did with each model call"
+        )
 
 
 def kind_name(statement_type: str) -> str:

@@ -8,6 +8,7 @@ statement compute only what it reads).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ import sqlglot.expressions as exp
 from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
 from nbgov.sqlml.models.onnxtypes import data_type, output_duckdb_type
 from nbgov.sqlml.plan import BoundInput, ModelCall, ModelVersion, OnnxPlan, SqlPlan, original_cache_key
-from nbgov.sqlml.planning.arguments import check, feeds
+from nbgov.sqlml.planning.arguments import check, feeds, is_predict, visible_ctes
 from nbgov.sqlml.planning.binding import signature, slots
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.picks import relation_picks
@@ -27,6 +28,9 @@ from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER, MlPredict, Statement
 
 if TYPE_CHECKING:
     from nbgov.sqlml.planning.compile import Compilation, Outer
+
+
+ML_PREDICT_PREFIX = "nbgov_mlp_"  # the placeholder tables compile names ML.PREDICT calls by
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,16 @@ class Inlined:
 def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inlined | None:
     """Compile one ML.PREDICT of the statement ``outer``: a ``ScoreRelation`` step named
     like its placeholder (None returned), or the relation inlined as SQL."""
+    tree = outer.tree
+    if tree is not None and any(column.name == call.placeholder for column in tree.find_all(exp.Column)):
+        # SELECT ML.PREDICT(...): DuckDB named the placeholder ("Referenced column nbgov_mlp_0_0 ...")
+        raise SqlmlError(
+            f"ML.PREDICT(MODEL {call.model_ref}, ...) is a table, not a value: read it in FROM or JOIN "
+            "(SELECT * FROM ML.PREDICT(MODEL m, TABLE t)), or call predict(m, ...) for a value per row"
+        )
     model = work.catalog.resolve(call.model_ref)
     work.use(model, signature_too=False)
+    call, copied = with_outer_ctes(call, outer)
     _, query = work.query(Statement(call.query, tokenize(call.query)), top=False)
     relation = query.tree if query.tree is not None else parse(query.text or "")
     if relation is None:
@@ -60,18 +72,93 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
         else None
     )
     if isinstance(strategy, SqlPlan) and outer.tree is not None:
-        work.use(model, signature_too=True)
+        # No signature for error messages: an error of the query around ML.PREDICT (a
+        # predicted column compared with text) is the same as when ONNX scores the relation.
         work.notes.append(
             f"{label}: inlined as SQL: DuckDB computes "
             + ", ".join(f"predicted_{o.name}" for o in model.outputs)
             + " natively (no ONNX scoring, no batching)"
         )
-        return Inlined(inlined_relation(model, relation.copy(), strategy.expression), typed_stand_in(model, relation))
+        names_as_written = tuple(c.name for c in columns)
+        return Inlined(
+            inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression, names_as_written),
+            typed_stand_in(model, relation, names_as_written),
+        )
     if isinstance(strategy, SqlPlan):
         work.notes.append(f"{label}: kept as ONNX: the statement around it could not be parsed to inline it")
     plan = strategy if isinstance(strategy, OnnxPlan) else _original(model, arguments, relation)
     _score(work, call, outer, model, plan, relation, columns, label)
     return None
+
+
+def with_outer_ctes(call: MlPredict, outer: Outer) -> tuple[MlPredict, frozenset[str]]:
+    """``call`` with the statement's CTEs its relation reads put in front of its query.
+
+    The relation is described and scored on its own, before the statement runs, so
+    ``WITH recent AS (...) SELECT * FROM ML.PREDICT(MODEL m, TABLE recent)`` failed with
+    "Table with name recent does not exist!" (BigQuery ML reads the CTE). The CTEs it reads,
+    directly or through another, are copied into its own WITH, outermost first; a predict()
+    in one is written back as predict() for the relation's own compile. A CTE reading
+    another ML.PREDICT is refused in one line: that relation is not scored yet. Also returns
+    the (lower-cased) names of the CTEs copied."""
+    tree = outer.tree
+    table = next((t for t in tree.find_all(exp.Table) if t.name == call.placeholder), None) if tree else None
+    ctes = {cte.alias_or_name.lower(): cte for cte in visible_ctes(table)} if table is not None else {}
+    relation = parse(call.query) if ctes else None
+    if relation is None:
+        return call, frozenset()
+    own = {cte.alias_or_name.lower() for cte in relation.find_all(exp.CTE)}
+    needed: set[str] = set()
+    pending: list[exp.Expression] = [relation]
+    while pending:
+        for read in pending.pop().find_all(exp.Table):
+            name = read.name.lower()
+            if not read.db and name in ctes and name not in own and name not in needed:
+                needed.add(name)
+                pending.append(ctes[name].this)
+    if not needed:
+        return call, frozenset()
+    kept = [cte for name, cte in ctes.items() if name in needed]
+    for cte in kept:
+        if any(read.name.startswith(ML_PREDICT_PREFIX) for read in cte.find_all(exp.Table)):
+            raise SqlmlError(
+                f"ML.PREDICT(MODEL {call.model_ref}) reads the CTE {cte.alias_or_name!r}, which itself reads "
+                "ML.PREDICT; create a table from the inner ML.PREDICT first"
+            )
+        for node in cte.find_all(exp.Anonymous):
+            if is_predict(node):
+                node.set("this", "predict")
+    with_ = relation.args.get("with_")
+    inner = list(with_.expressions) if isinstance(with_, exp.With) else []
+    around = _withs_around(table) if table is not None else []
+    recursive = any(bool(w.args.get("recursive")) for w in [*around, *([with_] if isinstance(with_, exp.With) else [])])
+    relation.set("with_", exp.With(expressions=[*kept, *inner], recursive=recursive))
+    return MlPredict(call.model_ref, relation.sql(dialect="duckdb"), call.placeholder), frozenset(needed)
+
+
+def _withs_around(node: exp.Expression) -> list[exp.With]:
+    """Every WITH of the statements around ``node`` (a WITH RECURSIVE among them makes its
+    CTEs recursive ones, copied as such)."""
+    found: list[exp.With] = []
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Expression) else None
+        if isinstance(with_, exp.With):
+            found.append(with_)
+        parent = parent.parent
+    return found
+
+
+def _without_ctes(relation: exp.Expression, names: frozenset[str]) -> exp.Expression:
+    """``relation`` without the statement's CTEs ``with_outer_ctes`` copied into it: inlined
+    in the statement it sees them there (Spark's SQL, which hoists every CTE to the top,
+    refused the copies as duplicates)."""
+    with_ = relation.args.get("with_")
+    if not names or not isinstance(with_, exp.With):
+        return relation
+    kept = [cte for cte in with_.expressions if cte.alias_or_name.lower() not in names]
+    relation.set("with_", exp.With(expressions=kept, recursive=with_.args.get("recursive")) if kept else None)
+    return relation
 
 
 def _score(
@@ -260,7 +347,9 @@ def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Exp
     return exp.select(node, copy=False).from_(exp.Subquery(this=relation, alias=alias), copy=False)
 
 
-def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: exp.Expression) -> exp.Select:
+def inlined_relation(
+    model: ModelVersion, relation: exp.Expression, expression: exp.Expression, columns: Sequence[str] = ()
+) -> exp.Select:
     """``SELECT relation.*, <value per output> AS predicted_<output> FROM (relation)``: the
     planner's SQL form of the model, so DuckDB scores the relation natively (no ONNX).
 
@@ -268,19 +357,37 @@ def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: 
     columns: a scalar for one output, else a STRUCT whose fields are read one per output
     (``fold_outputs`` then folds each into that field's own expression where it can, so
     nothing is computed twice; left to the caller, which may first fold what a query reads).
+    ``columns``: the relation's column names (a predicted column takes the place of one of
+    its name, as in the relation scored by ONNX).
     """
-    select = exp.select(exp.column(exp.Star(), table="nbgov_in"))
     expression = marked_inlined(expression.copy())
     if len(model.outputs) == 1:
-        value = exp.alias_(expression.copy(), f"predicted_{model.outputs[0].name}", quoted=True, copy=False)
-        select = select.select(value, copy=False)
+        values: dict[str, exp.Expression] = {f"predicted_{model.outputs[0].name}": expression.copy()}
     else:
-        for output in model.outputs:
-            held = exp.Paren(this=expression.copy())
-            access = exp.Dot(this=held, expression=exp.to_identifier(output.name, quoted=True))
-            select = select.select(exp.alias_(access, f"predicted_{output.name}", quoted=True, copy=False), copy=False)
+        values = {
+            f"predicted_{output.name}": exp.Dot(
+                this=exp.Paren(this=expression.copy()), expression=exp.to_identifier(output.name, quoted=True)
+            )
+            for output in model.outputs
+        }
     source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return select.from_(source, copy=False)
+    return exp.select(*_relation_items(values, columns)).from_(source, copy=False)
+
+
+def _relation_items(values: dict[str, exp.Expression], columns: Sequence[str]) -> list[exp.Expr]:
+    """``nbgov_in.*`` then each predicted value under its name; when the relation already has
+    a column of such a name, its columns one by one with the prediction in that place, as
+    the ONNX scorer writes a predicted column over the input column of the same name (an
+    inlined model kept both, the prediction renamed ``predicted_label_1`` by DuckDB)."""
+    named = [exp.alias_(value, name, quoted=True, copy=False) for name, value in values.items()]
+    if not any(name in values for name in columns):
+        return [exp.column(exp.Star(), table="nbgov_in"), *named]
+    items: list[exp.Expr] = [
+        exp.alias_(values[name], name, quoted=True, copy=False) if name in values
+        else exp.column(name, table="nbgov_in", quoted=True)
+        for name in columns
+    ]
+    return items + [item for item in named if item.alias not in columns]
 
 
 def fold_outputs(select: exp.Select) -> None:
@@ -291,13 +398,11 @@ def fold_outputs(select: exp.Select) -> None:
             fold_access(access.this)
 
 
-def typed_stand_in(model: ModelVersion, relation: exp.Expression) -> exp.Select:
+def typed_stand_in(model: ModelVersion, relation: exp.Expression, columns: Sequence[str] = ()) -> exp.Select:
     """The relation with NULL predicted columns of the output types: cheap to bind, to learn
     the column names DuckDB gives a query over ``ML.PREDICT``."""
-    typed = [
-        exp.alias_(exp.Cast(this=exp.Null(), to=data_type(output_duckdb_type(o))), f"predicted_{o.name}", quoted=True)
-        for o in model.outputs
-    ]
+    typed: dict[str, exp.Expression] = {
+        f"predicted_{o.name}": exp.Cast(this=exp.Null(), to=data_type(output_duckdb_type(o))) for o in model.outputs
+    }
     source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return exp.select(exp.column(exp.Star(), table="nbgov_in"), *typed).from_(source, copy=False)
-
+    return exp.select(*_relation_items(typed, columns)).from_(source, copy=False)

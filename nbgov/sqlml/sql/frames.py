@@ -102,19 +102,23 @@ class FrameScope:
 
     def __enter__(self) -> FrameScope:
         wanted = [name for name in dict.fromkeys(self._names.names) if name in self._frames]
-        if not wanted:
+        through_views = [
+            name for name in views_read(self._con, self._names.names, self._frames) if name not in wanted
+        ]
+        if not wanted and not through_views:
             return self
-        existing = existing_relations(self._con, wanted)
+        existing = existing_relations(self._con, wanted + through_views)
         try:
-            for name in wanted:
+            for name in wanted + through_views:
                 if name.lower() in existing:
                     continue
                 source = as_relation_source(self._frames[name])
                 if source is None:
-                    if self._names.exact:
+                    if self._names.exact and name in wanted:
                         raise SqlmlError(not_a_table(name, self._frames[name]))
                     continue
-                self._con.register(name, scan_source(source, self._names.columns, self._texts))
+                columns = self._names.columns if name in wanted else None
+                self._con.register(name, scan_source(source, columns, self._texts))
                 self.registered.append(name)
         except BaseException:
             self.__exit__()
@@ -129,6 +133,38 @@ class FrameScope:
                 pass
         self.registered.clear()
 
+
+
+def views_read(con: duckdb.DuckDBPyConnection, names: tuple[str, ...], frames: Mapping[str, Any]) -> list[str]:
+    """Notebook frames read through the database's views among ``names``, views of views
+    too. A view over a frame (``CREATE VIEW recent AS SELECT * FROM df``) is stored reading
+    ``df`` by name, and frames are visible only while a statement that names them runs:
+    every later ``SELECT ... FROM recent`` failed with "Table with name df does not exist!".
+    Asked of the catalog only for names that are views (DuckDB 2 answers that from memory)."""
+    table_kind = getattr(con, "_table_kind", None)
+    if table_kind is None or not frames:
+        return []
+    found: list[str] = []
+    seen: set[str] = set()
+    pending = [name for name in dict.fromkeys(names) if name not in frames]
+    while pending:
+        name = pending.pop()
+        if name.lower() in seen or table_kind(name) != "view":
+            continue
+        seen.add(name.lower())
+        rows = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) = lower(?) "
+            "AND schema_name = current_schema()",
+            [name],
+        ).fetchall()
+        for (sql,) in rows:
+            for read in _frame_candidates(str(sql).strip().rstrip(";")).names:
+                if read in frames:
+                    if read not in found:
+                        found.append(read)
+                else:
+                    pending.append(read)
+    return found
 
 
 def existing_relations(con: duckdb.DuckDBPyConnection, names: list[str]) -> set[str]:
@@ -173,7 +209,15 @@ def _frame_candidates(text: str) -> FrameNames:
     except NbgovError:
         rewritten = None
     tree = parse(rewritten.text) if rewritten is not None else None
-    if rewritten is None or tree is None:  # the engine will report the error; over-approximate
+    if isinstance(tree, exp.Command) and isinstance(tree.expression, exp.Literal) and tree.expression.is_string:
+        # EXPLAIN [ANALYZE] SELECT ... FROM frame: sqlglot keeps the rest of a command as one
+        # string, so the frame it reads was never made visible ('Table with name frame does
+        # not exist!'); the names are those of the statement the command is about.
+        inner = _frame_candidates(tree.expression.name)
+        return FrameNames((*inner.names, *(t.text for t in statement.tokens or () if t.text.isidentifier())), False)
+    # the engine will report the error; over-approximate. sqlglot keeps what it cannot read
+    # (CREATE TABLE t AS PIVOT frame ...) as an opaque Command: no table in it, none found.
+    if rewritten is None or tree is None or isinstance(tree, exp.Command):
         return FrameNames(tuple(t.text for t in statement.tokens or () if t.text.isidentifier()), exact=False)
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     targets = {id(table) for table in written_tables(tree)}

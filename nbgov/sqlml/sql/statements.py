@@ -35,6 +35,7 @@ class CreateModel:
     or_replace: bool
     path: str | None  # FROM 'path'
     variable: str | None  # FROM $var
+    if_not_exists: bool = False  # CREATE MODEL IF NOT EXISTS: nothing registered when the name exists
 
 
 @dataclass(frozen=True)
@@ -157,17 +158,23 @@ def model_statement(statement: Statement) -> ModelStatement | None:
             i, or_replace = 3, True
         if i >= len(words) or words[i] != "MODEL":
             return None
-        usage = "CREATE [OR REPLACE] MODEL name FROM 'path' | $variable"
-        name, i = _name_at(tokens, i + 1, "CREATE MODEL")
+        usage = "CREATE [OR REPLACE] MODEL [IF NOT EXISTS] name FROM 'path' | $variable"
+        i += 1
+        if_not_exists = words[i : i + 3] == ["IF", "NOT", "EXISTS"]  # BigQuery ML's and DuckDB's habit
+        if if_not_exists:
+            if or_replace:
+                raise SqlmlError(f"OR REPLACE and IF NOT EXISTS cannot both be given; usage: {usage}")
+            i += 3
+        name, i = _name_at(tokens, i, "CREATE MODEL")
         if i >= len(tokens) or words[i] != "FROM":
             raise SqlmlError(f"expected FROM after the model name; usage: {usage}")
         i += 1
         if i < len(tokens) and tokens[i].token_type == TokenType.STRING:
             _expect_end(tokens, i + 1, usage)
-            return CreateModel(name, or_replace, tokens[i].text, None)
+            return CreateModel(name, or_replace, tokens[i].text, None, if_not_exists)
         if i + 1 < len(tokens) and tokens[i].text == "$" and tokens[i + 1].text.isidentifier():
             _expect_end(tokens, i + 2, usage)
-            return CreateModel(name, or_replace, None, tokens[i + 1].text)
+            return CreateModel(name, or_replace, None, tokens[i + 1].text, if_not_exists)
         raise SqlmlError(f"expected a quoted path or $variable after FROM; usage: {usage}")
     return None
 
@@ -261,6 +268,12 @@ def _ml_predict(text: str, tokens: tuple[Token, ...], i: int, close: int, placeh
     if i >= close or tokens[i].token_type != TokenType.COMMA:
         raise SqlmlError(f"expected a comma after the model name; usage: {usage}")
     i += 1
+    end = _argument_end(tokens, i, close)
+    if end < close:  # BigQuery's third argument, STRUCT(0.5 AS threshold): a parse error in nbgov's own SQL
+        raise SqlmlError(
+            f"ML.PREDICT takes two arguments, the model and the relation (options such as BigQuery's "
+            f"STRUCT(...) third argument are not supported); usage: {usage}"
+        )
     if i < close and tokens[i].token_type == TokenType.TABLE:
         if i + 1 >= close:
             raise SqlmlError(f"expected a table name after TABLE; usage: {usage}")
@@ -270,3 +283,18 @@ def _ml_predict(text: str, tokens: tuple[Token, ...], i: int, close: int, placeh
         query = text[tokens[i + 1].start : tokens[close - 2].end + 1]
         return MlPredict(ref, query, placeholder)
     raise SqlmlError(f"expected (query) or TABLE name as the second argument; usage: {usage}")
+
+
+def _argument_end(tokens: tuple[Token, ...], i: int, close: int) -> int:
+    """Where the argument starting at token ``i`` ends: at the first comma outside its
+    parentheses, else at ``close``."""
+    depth = 0
+    for at in range(i, close):
+        kind = tokens[at].token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.COMMA and depth == 0:
+            return at
+    return close

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
-from nbgov.errors import SqlError
+from nbgov.errors import SqlError, SqlmlError
 from tests.fixtures.sqlml import register
 
 pytestmark = pytest.mark.spark
@@ -453,6 +453,33 @@ def test_show_tables_describe_and_replacing_a_table_read_as_on_duckdb(engine, sp
     finally:
         for each in (engine, spark_engine):
             each.execute("DROP TABLE IF EXISTS listed_a; DROP TABLE IF EXISTS listed_b")
+
+
+
+def test_list_parameters_bind_as_on_duckdb(engine, spark_engine, capfd):
+    """``top = people.nlargest(3, "income").id`` then ``WHERE id IN $top``: Spark failed to
+    parse ``IN :top`` and refused a pandas Series or Index. Now ``array_contains``, and a
+    Series binds as its values, as on DuckDB; a DataFrame is refused in the same words. A
+    list mixing None with values, which Spark cannot bind, is refused in one line, and
+    PySpark's JSON log of the refused parameter no longer reaches the cell's stderr."""
+    people = pd.DataFrame({"id": np.arange(6), "income": [5, 9, 1, 7, 3, 8]})
+    params = {"top": people.nlargest(3, "income").id, "few": pd.Index([0, 1]), "whole": people.head(2), "gaps": [1, None]}
+    for sql in ("SELECT id FROM people WHERE id IN $top ORDER BY id", "SELECT id FROM people WHERE id NOT IN $few ORDER BY id"):
+        duck, spark = _both((engine, spark_engine), sql, frames={"people": people}, params=params)
+        pd.testing.assert_frame_equal(spark, duck)
+    assert duck.id.tolist() == [2, 3, 4, 5]
+    refused = []
+    for each in (engine, spark_engine):
+        with pytest.raises(SqlmlError) as caught:
+            each.execute("SELECT $whole AS w", params=params)
+        refused.append(str(caught.value))
+    assert refused[0] == refused[1] == (
+        "parameter $whole is a DataFrame, a table: read it by name (FROM whole); $name binds a number, string, date or a list of them"
+    )
+    capfd.readouterr()
+    with pytest.raises(SqlmlError, match=r"^parameter \$gaps holds None among other values"):
+        spark_engine.execute("SELECT $gaps AS g", params=params)
+    assert "QueryContextLogger" not in capfd.readouterr().err
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ from nbgov.sqlml.spark.functions import (
     percentile,
 )
 from nbgov.sqlml.spark.regex import regexp_replace
+from nbgov.sqlml.sql.frames import as_relation_source
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
@@ -254,6 +256,14 @@ class NbgovSpark(Spark):
                 expression = _sum_from_zero(args[0], "double", add)  # a softmax's DOUBLE exponentials
             return super().anonymous_sql(expression)
 
+        def in_sql(self, expression: exp.In) -> str:
+            """DuckDB's ``x IN $list`` (a list bound as a parameter): Spark's IN takes a
+            parenthesized list only, so it is ``array_contains(:list, x)``."""
+            field = expression.args.get("field")
+            if isinstance(field, (exp.Placeholder, exp.Parameter)):
+                return self.func("ARRAY_CONTAINS", field, expression.this)
+            return super().in_sql(expression)
+
         def substring_sql(self, expression: exp.Substring) -> str:
             """DuckDB's ``substring(s, start, length)`` of literal bounds takes the characters at
             positions ``[start, start + length)`` that exist: from 0, one fewer than Spark
@@ -403,18 +413,32 @@ def bind_parameters(names: tuple[str, ...], params: Mapping[str, Any]) -> dict[s
 
 def spark_value(name: str, value: Any) -> Any:
     """A value Spark binds as a literal: Python scalars as they are (a naive datetime as a
-    TIMESTAMP_NTZ), numpy scalars as Python ones, lists and 1-D arrays as ARRAY literals."""
+    TIMESTAMP_NTZ), numpy scalars as Python ones, lists, 1-D arrays and pandas Series or
+    Index (``top = df.nlargest(5, "income").id``) as ARRAY literals, as the DuckDB engine
+    binds them; a table is refused in the DuckDB engine's words."""
     if isinstance(value, datetime.datetime) and value.tzinfo is None:
         return _timestamp_ntz(value)
     if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, np.generic):
         return spark_value(name, value.item())
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
+        return spark_value(name, value.tolist())
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
         from pyspark.sql import functions as F
 
         items = value.tolist() if isinstance(value, np.ndarray) else list(value)
+        if None in items and any(item is not None for item in items):
+            raise SqlmlError(  # Spark takes only literals as parameters, and array(1, NULL) casts its NULL
+                f"parameter ${name} holds None among other values, which Spark cannot bind; expected a list without None"
+            )
         return F.array(*[F.lit(spark_value(name, item)) for item in items])
+    if as_relation_source(value) is not None:
+        raise SqlmlError(
+            f"parameter ${name} is a {type(value).__name__}, a table: read it by name (FROM {name}); "
+            "$name binds a number, string, date or a list of them"
+        )
     raise SqlmlError(
         f"parameter ${name} is a {type(value).__name__}; expected a number, string, date, bytes or a list of them"
     )

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 # Statement types whose result is rows; the others report "<TYPE>: ok".
+# PySpark logs a failed query's context as JSON on stderr, a SQL text's and a DataFrame's
+# (a parameter Spark refuses) under their own names: the cell shows the one-line error only
+_QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 _QUERY_TYPES = {"SELECT", "DESCRIBE", "SHOW", "EXPLAIN"}
 _WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "ALTER", "DROP"}
 
@@ -283,9 +286,10 @@ class SparkExecutor:
         cell); a cast or column error around model calls names the models' inputs."""
         from pyspark.logger import PySparkLogger  # its own logger class: plain getLogger would break it
 
-        logger = PySparkLogger.getLogger("SQLQueryContextLogger")
-        level = logger.level
-        logger.setLevel(logging.CRITICAL + 1)
+        loggers = [PySparkLogger.getLogger(name) for name in _QUERY_CONTEXT_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL + 1)
         try:
             yield
         except NbgovError:
@@ -293,7 +297,8 @@ class SparkExecutor:
         except Exception as error:
             raise _mapped(error, signatures) from None
         finally:
-            logger.setLevel(level)
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
     def _drop_view(self, name: str) -> None:
         try:

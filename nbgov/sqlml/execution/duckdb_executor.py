@@ -34,7 +34,7 @@ from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
-from nbgov.sqlml.sql.frames import FrameNames, FrameScope, as_relation_source
+from nbgov.sqlml.sql.frames import FrameNames, FrameScope, refuse_table_parameter
 from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
@@ -300,11 +300,7 @@ def duckdb_value(name: str, value: Any) -> Any:
     if isinstance(value, (list, tuple)) and any(isinstance(item, (np.generic, list, tuple)) for item in value):
         items = [duckdb_value(name, item) for item in value]
         return items if isinstance(value, list) else tuple(items)
-    if as_relation_source(value) is not None:
-        raise SqlmlError(
-            f"parameter ${name} is a {type(value).__name__}, a table: read it by name (FROM {name}); "
-            "$name binds a number, string, date or a list of them"
-        )
+    refuse_table_parameter(name, value)
     return value
 
 

@@ -37,7 +37,7 @@ from nbgov.sqlml.spark.functions import (
     percentile,
 )
 from nbgov.sqlml.spark.regex import regexp_replace
-from nbgov.sqlml.sql.frames import as_relation_source
+from nbgov.sqlml.sql.frames import refuse_table_parameter
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
@@ -100,6 +100,7 @@ def _integer(node: exp.Expression | None) -> int | None:
 
 
 def _unless_null(value: exp.Expression, key: exp.Expression) -> exp.Expression:
+    """``key`` where ``value`` is not NULL, else NULL (a row max_by / min_by then skip)."""
     return exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())), true=key.copy())])
 
 
@@ -273,7 +274,8 @@ class NbgovSpark(Spark):
             if bounds[0] is not None and bounds[1] is not None:
                 first, count = bounds[0], bounds[1]
                 if count < 0 and first > 0:
-                    first, count = max(first + count, 1), first - max(first + count, 1)
+                    before = max(first + count, 1)
+                    first, count = before, first - before
                 elif first == 0:
                     first, count = 1, max(count - 1, 0)
                 if (first, count) != tuple(bounds):
@@ -434,11 +436,7 @@ def spark_value(name: str, value: Any) -> Any:
                 f"parameter ${name} holds None among other values, which Spark cannot bind; expected a list without None"
             )
         return F.array(*[F.lit(spark_value(name, item)) for item in items])
-    if as_relation_source(value) is not None:
-        raise SqlmlError(
-            f"parameter ${name} is a {type(value).__name__}, a table: read it by name (FROM {name}); "
-            "$name binds a number, string, date or a list of them"
-        )
+    refuse_table_parameter(name, value)
     raise SqlmlError(
         f"parameter ${name} is a {type(value).__name__}; expected a number, string, date, bytes or a list of them"
     )

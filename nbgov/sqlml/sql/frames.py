@@ -243,3 +243,12 @@ def _columns_read(tree: exp.Expression) -> frozenset[str] | None:
     if any(not isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
         return None
     return frozenset(column.name.lower() for column in tree.find_all(exp.Column))
+
+
+def refuse_table_parameter(name: str, value: object) -> None:
+    """A table given as ``$name`` (a DataFrame) is read by name, not bound: said in one line."""
+    if as_relation_source(value) is not None:
+        raise SqlmlError(
+            f"parameter ${name} is a {type(value).__name__}, a table: read it by name (FROM {name}); "
+            "$name binds a number, string, date or a list of them"
+        )

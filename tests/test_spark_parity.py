@@ -314,7 +314,8 @@ def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(eng
     a group and ``$`` as itself (Spark replaced every match, read ``\\1`` as ``1`` and ``$1``
     as a group); ``format('{} {}', ...)`` fills its ``{}`` (Spark printed them); ``substring``
     from 0 takes one character fewer, and a negative length those before the start;
-    ``isinf`` / ``isfinite`` and ``list[-1]`` (the last) failed on Spark."""
+    ``isinf`` / ``isfinite``, ``list[-1]`` (the last) and ``list[3]`` past the end of a list
+    (NULL on DuckDB) failed on Spark."""
     texts = pd.DataFrame(
         {
             "id": np.arange(5),
@@ -329,7 +330,7 @@ def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(eng
         "regexp_replace(s, 'a', '-', 'i') AS nocase, regexp_replace(s, 'x.y', 'Z') AS dot, "
         "regexp_replace(s, '([a-z])([0-9])\\s*', '\\2\\1') AS swap, "
         "format('{} is {}%', s, id) AS f, isinf(x) AS inf, isfinite(x) AS fin, items[-1] AS last, "
-        "substring(s, 0, 3) AS head, substring(s, 3, -2) AS before FROM t ORDER BY id"
+        "substring(s, 0, 3) AS head, substring(s, 3, -2) AS before, items[1] AS first_item, items[3] AS third FROM t ORDER BY id"
     )
     duck, spark = _both((engine, spark_engine), sql, frames={"t": texts})
     assert duck.lg.tolist()[:2] == [3.0, 2.0] and duck.l10.tolist()[0] == 3.0
@@ -338,6 +339,7 @@ def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(eng
     assert duck.swap.tolist()[0] == "1ab2"
     assert duck.f.tolist()[0] == "a1b2 is 0%" and duck.f.isna().tolist()[3]
     assert duck["last"].tolist()[:3] == [3, 4, 6] and duck["head"].tolist()[0] == "a1" and duck.before.tolist()[0] == "a1"
+    assert duck.first_item.tolist()[:3] == [1, 4, 5] and duck.third.isna().tolist() == [False, True, True, True, True]
     pd.testing.assert_frame_equal(spark, duck)
     for sql, said in (
         ("SELECT regexp_replace(s, s, 'x') AS r FROM t", "needs a text literal pattern on the spark engine"),

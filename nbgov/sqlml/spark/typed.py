@@ -14,6 +14,7 @@ what it applies to, which the text alone does not say:
 - ``/`` and ``avg`` of a DECIMAL are DOUBLEs (Spark's DECIMALs; a quotient of six places);
 - ``date - date`` is a BIGINT of days (Spark's an interval), ``date_trunc`` of a DATE or
   TIMESTAMP a wall-clock TIMESTAMP (Spark's an instant);
+- ``list[k]`` past the end of a list is NULL (Spark: an error);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
@@ -163,6 +164,8 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _double_average(twins[index], node)
         elif isinstance(node, exp.TimestampTrunc):
             _truncated_wall_clock(twins[index], node)
+        elif isinstance(node, exp.Bracket):
+            _element_or_null(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
             _expand_stars(twins[index], node, twins, _spellings(node, twins, described))
 
@@ -213,6 +216,8 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
     if isinstance(node, (exp.Length, exp.TimestampTrunc)) or _to_places(node) is not None:
         return True
+    if isinstance(node, exp.Bracket):  # of a list, past its end
+        return _list_position(node) is not None and not _model_value(node.this)
     return isinstance(node, exp.Star) and _modified(node)
 
 
@@ -491,6 +496,25 @@ def _double_average(avg: exp.Expr, typed: exp.Avg) -> None:
             argument.set("expressions", [exp.cast(value.copy(), _DOUBLE) for value in argument.expressions])
         else:
             avg.set("this", exp.cast(argument.copy(), _DOUBLE))
+
+
+def _list_position(bracket: exp.Bracket) -> int | None:
+    """The 1-based position ``list[k]`` reads, for a literal ``k`` of 1 or more (sqlglot holds
+    DuckDB's ``[1]`` as ``[0]``), else None."""
+    index = bracket.expressions
+    if len(index) == 1 and isinstance(index[0], exp.Literal) and index[0].is_int and int(index[0].name) >= 0:
+        return int(index[0].name) + 1
+    return None
+
+
+def _element_or_null(bracket: exp.Expr, typed: exp.Bracket) -> None:
+    """DuckDB's ``list[k]`` past the end of the list is NULL; Spark's ``[]`` fails the query
+    (``tags[1]`` over a column with empty lists): a list's element is read with
+    ``try_element_at``."""
+    position = _list_position(typed)
+    kind = typed.this.type
+    if isinstance(bracket, exp.Bracket) and position is not None and kind is not None and kind.is_type(exp.DType.ARRAY):
+        bracket.replace(exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[bracket.this.copy(), exp.Literal.number(position)]))
 
 
 def _truncated_wall_clock(trunc: exp.Expr, typed: exp.TimestampTrunc) -> None:

@@ -94,12 +94,18 @@ class SqlPlan:
     With ``fallback``, the boolean expression decides only some rows: elsewhere it reads
     the column ``__fallback__``, which stands for the comparison itself computed by
     ``fallback`` (the model, as ONNX); ``open_share`` is the share of the input cells left
-    to it (the rows it may score, as far as compile can tell without data)."""
+    to it (the rows it may score, as far as compile can tell without data).
+
+    ``refusals``: (condition, message) for values onnxruntime refuses (an unknown category):
+    ``expression`` already fails on the rows it computes; ML.PREDICT, which scores every row
+    of its relation, checks them on every row.
+    """
 
     expression: exp.Expression
     comparison: bool = False
     fallback: OnnxPlan | None = None
     open_share: float = 0.0
+    refusals: tuple[tuple[exp.Expression, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,13 @@ def refusals(pipeline: Pipeline) -> tuple[Check, ...]:
     return (*unknown, *nan.values())
 
 
+def _any_null(values: list[exp.Expression]) -> exp.Expr:
+    found: exp.Expr = exp.Is(this=values[0].copy(), expression=exp.Null())
+    for value in values[1:]:
+        found = exp.or_(found, exp.Is(this=value.copy(), expression=exp.Null()))
+    return found
+
+
 def guarded_columns(
     columns: list[exp.Expression],
     nullable: list[exp.Expression],
@@ -91,10 +98,21 @@ def guarded_columns(
         return columns
     ifs: list[exp.If] = []
     if nullable:
-        any_null: exp.Expr = exp.Is(this=nullable[0].copy(), expression=exp.Null())
-        for value in nullable[1:]:
-            any_null = exp.or_(any_null, exp.Is(this=value.copy(), expression=exp.Null()))
-        ifs.append(exp.If(this=any_null, true=exp.Null()))
+        ifs.append(exp.If(this=_any_null(nullable), true=exp.Null()))
     for condition, message in checks:
         ifs.append(exp.If(this=condition, true=exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])))
     return [exp.Case(ifs=ifs, default=columns[0].copy()), *columns[1:]]
+
+
+def refused_rows_of(
+    nullable: list[exp.Expression], checks: list[tuple[exp.Expression, str]]
+) -> tuple[tuple[exp.Expression, str], ...]:
+    """Each check as (condition, message), the condition true exactly on the rows onnxruntime
+    would score (none of ``nullable`` NULL) and refuse: what ``guarded_columns`` fails on,
+    kept apart for a caller that must check every row of a relation (ML.PREDICT)."""
+    if not nullable:
+        return tuple((condition.copy(), message) for condition, message in checks)
+    scored = exp.Not(this=exp.Paren(this=_any_null(nullable)))
+    return tuple(
+        (exp.And(this=scored.copy(), expression=exp.Paren(this=condition.copy())), message) for condition, message in checks
+    )

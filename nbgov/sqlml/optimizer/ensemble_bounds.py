@@ -32,7 +32,7 @@ from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.forest_sql import branch_sql
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
 from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number
-from nbgov.sqlml.plan import OnnxPlan, SqlPlan
+from nbgov.sqlml.plan import OnnxPlan
 
 if TYPE_CHECKING:
     from nbgov.sqlml.optimizer.state import PlanState
@@ -163,7 +163,7 @@ def rule(state: PlanState) -> PlanState:
         f"{cells_total - built.undecided} of {cells_total} cells of the inputs ({built.decided_true} true, "
         f"{built.decided_false} false); the model scores only rows in the other {built.undecided}"
     )
-    plan = SqlPlan(state.checked(expression), comparison=True, fallback=fallback, open_share=built.undecided / cells_total)
+    plan = state.sql_plan(expression, comparison=True, fallback=fallback, open_share=built.undecided / cells_total)
     return replace(state, decided=plan)
 
 

@@ -16,7 +16,6 @@ from nbgov.sqlml.optimizer.cost import CostEstimate
 from nbgov.sqlml.optimizer.forest_sql import NotTranslatable, ensemble_sql
 from nbgov.sqlml.optimizer.state import trees_text
 from nbgov.sqlml.optimizer.to_sql import SqlModel, linear_refusal, linear_sql, single_tree_sql, tree_regressor_sql
-from nbgov.sqlml.plan import SqlPlan
 
 if TYPE_CHECKING:
     from nbgov.sqlml.optimizer.state import PlanState
@@ -46,7 +45,7 @@ def _linear(state: PlanState) -> PlanState:
     state = state.with_stats(strategy="sql").note(
         f"inlined as SQL expression: linear model, {linear.terms} terms (cost {estimate.describe()})"
     )
-    return replace(state, decided=SqlPlan(state.checked(expression)))
+    return replace(state, decided=state.sql_plan(expression))
 
 
 def _trees(state: PlanState) -> PlanState:
@@ -74,7 +73,7 @@ def _trees(state: PlanState) -> PlanState:
             state = state.with_stats(strategy="sql").note(
                 f"inlined as SQL CASE: {trees_text(len(forest.trees))} (cost {estimate.describe()})"
             )
-            return replace(state, decided=SqlPlan(state.checked(expression)))
+            return replace(state, decided=state.sql_plan(expression))
     reason = "estimated cheaper" if not estimate.prefer_sql else "no SQL translation for this ensemble"
     return replace(state, onnx_reason=f"{trees_text(trees.tree_count)}, {reason} ({estimate.describe()})")
 

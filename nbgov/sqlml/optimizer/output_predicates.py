@@ -22,7 +22,7 @@ from nbgov.sqlml.models.forest import Branch, Forest, Leaf
 from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number, output_comparison
 from nbgov.sqlml.optimizer.to_sql import SqlModel, branch_test, leaf_outputs, value_literal
-from nbgov.sqlml.plan import SqlPlan, TensorSpec
+from nbgov.sqlml.plan import TensorSpec
 
 if TYPE_CHECKING:
     from nbgov.sqlml.optimizer.state import PlanState
@@ -62,7 +62,7 @@ def rule(state: PlanState) -> PlanState:
         f"output predicate {op} {literal}: boolean tree: {kept.passing} of {kept.leaves} leaves pass{boundary}, "
         f"{kept.branches} branches kept; runs in DuckDB as a filter (no model scoring)"
     )
-    return replace(state, decided=SqlPlan(state.checked(expression), comparison=True))
+    return replace(state, decided=state.sql_plan(expression, comparison=True))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import xxhash
 from nbgov.sqlml.models.pipeline import NotAPipeline, Pipeline, Source, read_pipeline
 from nbgov.sqlml.models.treegraph import analyze
 from nbgov.sqlml.optimizer.categories import Categories
-from nbgov.sqlml.optimizer.checks import Check, guarded_columns, refusals
+from nbgov.sqlml.optimizer.checks import Check, guarded_columns, refused_rows_of, refusals
 from nbgov.sqlml.optimizer.cost import CostEstimate
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.lowering import LoweredTrees, NotLowerable, lower_trees
@@ -142,7 +142,7 @@ def inline_linear(state: PlanState) -> PlanState:
         f"inlined as SQL expression: pipeline ({transforms}) + linear model, "
         f"{len(translated.features)} features (cost {estimate.describe()})"
     )
-    return replace(state, decided=SqlPlan(expression))
+    return replace(state, decided=SqlPlan(expression, refusals=refused_rows_of(nullable, checks)))
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import onnx
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.models.treegraph import TreeGraph, analyze
-from nbgov.sqlml.optimizer.checks import guarded_columns
+from nbgov.sqlml.optimizer.checks import guarded_columns, refused_rows_of
 from nbgov.sqlml.optimizer.cost import DUCKDB, CostProfile
 from nbgov.sqlml.optimizer.pipelines import Lowered
 from nbgov.sqlml.optimizer.predicates import FeatureConstraints
@@ -136,13 +136,18 @@ class PlanState:
         the inputs of a lowered pipeline that no column reads)."""
         return [self.bound.columns[j] for j in features if not self.constrained(j)] + list(self.extra_guard)
 
-    def checked(self, expression: exp.Expression) -> exp.Expression:
-        """``expression`` failing, as onnxruntime would, on the rows a check refuses — only
-        rows that would be scored (no NULL argument)."""
+    def sql_plan(
+        self, expression: exp.Expression, *, comparison: bool = False, fallback: OnnxPlan | None = None,
+        open_share: float = 0.0,
+    ) -> SqlPlan:
+        """The decided SQL: ``expression`` failing, as onnxruntime would, on the rows a check
+        refuses — only rows that would be scored (no NULL argument) — and the checks kept apart."""
         if not self.checks:
-            return expression
+            return SqlPlan(expression, comparison, fallback, open_share)
         nullable = self.null_guard(list(range(len(self.bound.columns))))
-        return guarded_columns([expression], nullable, list(self.checks))[0]
+        checks = list(self.checks)
+        checked = guarded_columns([expression], nullable, checks)[0]
+        return SqlPlan(checked, comparison, fallback, open_share, refusals=refused_rows_of(nullable, checks))
 
     def dropped(self) -> list[int]:
         kept = self.kept_features()

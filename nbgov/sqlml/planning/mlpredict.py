@@ -80,10 +80,13 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
             + " natively (no ONNX scoring, no batching)"
         )
         names_as_written = tuple(c.name for c in columns)
-        return Inlined(
-            inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression, names_as_written),
-            typed_stand_in(model, relation, names_as_written),
-        )
+        body = inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression, names_as_written)
+        if strategy.refusals:
+            # ONNX scores every row of the relation, whatever the statement reads of it
+            body = body.where(refused_anywhere(_without_ctes(relation.copy(), copied), strategy.refusals), copy=False)
+            work.notes.append(f"{label}: every row of the relation is checked first for values the model refuses, "
+                              "as onnxruntime checks them")
+        return Inlined(body, typed_stand_in(model, relation, names_as_written))
     if isinstance(strategy, SqlPlan):
         work.notes.append(f"{label}: kept as ONNX: the statement around it could not be parsed to inline it")
     plan = strategy if isinstance(strategy, OnnxPlan) else _original(model, arguments, relation)
@@ -372,6 +375,25 @@ def inlined_relation(
         }
     source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
     return exp.select(*_relation_items(values, columns)).from_(source, copy=False)
+
+
+def refused_anywhere(relation: exp.Expression, refusals: tuple[tuple[exp.Expression, str], ...]) -> exp.Expression:
+    """TRUE, or DuckDB's ``error()`` with the first refusal's message when any row of
+    ``relation`` holds a value the model refuses: an uncorrelated subquery, so neither the
+    statement's filters nor its LIMIT, nor a count(*) that reads no prediction, skip a row
+    (onnxruntime scores the whole relation of an ML.PREDICT)."""
+    case = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.LogicalOr(this=condition.copy()),
+                true=exp.Anonymous(this="error", expressions=[exp.Literal.string(message)]),
+            )
+            for condition, message in refusals
+        ],
+        default=exp.true(),
+    )
+    source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
+    return exp.Subquery(this=marked_inlined(exp.select(case).from_(source, copy=False)))
 
 
 def _relation_items(values: dict[str, exp.Expression], columns: Sequence[str]) -> list[exp.Expr]:

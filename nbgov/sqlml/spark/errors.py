@@ -29,23 +29,25 @@ def spark_error(error: BaseException) -> SqlmlError:
     if isinstance(error, PythonException):
         return _worker_error(str(error))
     if isinstance(error, PySparkException):
-        return _sql_error(_first_line(str(error)))
+        return _sql_error(str(error), str(error))
     if isinstance(error, Py4JJavaError):
         try:
             message = str(error.java_exception.getMessage())
         except Exception:
             message = str(error)
-        return _sql_error(_first_line(message))
+        return _sql_error(message, str(error))
     if isinstance(error, Py4JError):
         return SqlmlError("Spark is not reachable (its JVM stopped?); restart the kernel or the SparkSession")
     return SqlmlError(_first_line(str(error)) or type(error).__name__)
 
 
-def _sql_error(message: str) -> SqlmlError:
-    """A SQL error, or the refusal of a value the model's featurizer refuses that the
-    optimizer's SQL check raised (said as onnxruntime's refusal is without the optimizer)."""
-    refusal = refusal_in(message)
-    return ModelBindingError(refusal) if refusal is not None else SqlError(message)
+def _sql_error(message: str, whole: str) -> SqlmlError:
+    """A SQL error (the first line of ``message``), or the refusal of a value the model's
+    featurizer refuses that the optimizer's SQL check raised, said as onnxruntime's refusal
+    is without the optimizer. ``whole``: the error with its causes, where Spark puts the
+    refusal raised inside a subquery ("Exception thrown in awaitResult", then the cause)."""
+    refusal = refusal_in(whole)
+    return ModelBindingError(_first_line(refusal)) if refusal is not None else SqlError(_first_line(message))
 
 
 def _first_line(text: str) -> str:

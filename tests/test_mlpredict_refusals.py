@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sqlglot.expressions as exp
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -111,3 +112,48 @@ def test_rows_kept_from_the_model_are_not_checked(lin_engine: Any, mixed: pd.Dat
         assert plain.predicted_label.tolist() == pipeline.predict(known[["plan", *NUMBERS]]).tolist()
     else:
         assert plain.n.tolist() == [int(mixed.plan.isin(["basic", "gold"]).sum())]
+
+
+BRANCHES = [
+    "SELECT id, CASE WHEN plan IN ('basic', 'silver', 'gold') THEN predict(lin, plan, age, income).label END AS l FROM mixed ORDER BY id",
+    "SELECT id, CASE plan WHEN 'platinum' THEN NULL ELSE predict(lin, plan, age, income).label END AS l FROM mixed ORDER BY id",
+    "SELECT id, IF(plan <> 'platinum', predict(lin, plan, age, income).label, NULL) AS l FROM mixed ORDER BY id",
+    "SELECT id, COALESCE(CASE WHEN plan = 'platinum' THEN -1 END, predict(lin, plan, age, income).label) AS l FROM mixed ORDER BY id",
+]
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no-optimize"])
+@pytest.mark.parametrize("sql", BRANCHES)
+def test_a_branch_that_keeps_a_refused_value_away_scores_only_the_rows_reaching_it(
+    lin_engine: Any, mixed: pd.DataFrame, pipeline: Pipeline, sql: str, optimize: bool
+) -> None:
+    """DuckDB scores only the rows that reach predict() in a CASE/IF branch or a later
+    COALESCE argument; Spark evaluated its UDF for every row before the CASE chose, so
+    --no-optimize failed on Spark on the category the branch kept from the model."""
+    out = _outcome(lin_engine, sql, {"mixed": mixed}, optimize=optimize)
+    assert isinstance(out, pd.DataFrame), out
+    known = (mixed.plan != "platinum").to_numpy()
+    expected = pipeline.predict(mixed.loc[known, ["plan", *NUMBERS]])
+    assert out.l[known].astype(int).tolist() == expected.tolist()
+    assert (out.l[~known].isna() | (out.l[~known] == -1)).all()
+
+
+@pytest.mark.parametrize(("sql", "reached"), [
+    ("SELECT CASE WHEN a THEN f(x) END", ["COALESCE(a, FALSE)"]),
+    ("SELECT CASE WHEN a THEN 1 WHEN b THEN f(x) ELSE 2 END", ["NOT COALESCE(a, FALSE)", "COALESCE(b, FALSE)"]),
+    ("SELECT CASE WHEN a THEN 1 WHEN f(x) THEN 2 END", ["NOT COALESCE(a, FALSE)"]),
+    ("SELECT CASE WHEN a THEN 1 ELSE f(x) END", ["NOT COALESCE(a, FALSE)"]),
+    ("SELECT CASE k WHEN 1 THEN f(x) END", ["COALESCE(k = 1, FALSE)"]),
+    ("SELECT IF(a, 1, f(x))", ["NOT COALESCE(a, FALSE)"]),
+    ("SELECT COALESCE(a, b, f(x))", ["a IS NULL", "b IS NULL"]),
+    ("SELECT f(x) + 1 FROM t WHERE f(x) > 0", []),
+    ("SELECT (SELECT CASE WHEN a THEN 1 END) + f(x)", []),
+])
+def test_the_rows_reaching_a_call_are_read_from_the_branches_around_it(sql: str, reached: list[str]) -> None:
+    import sqlglot
+
+    from nbgov.sqlml.planning.batching import reach_conditions
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    call = next(node for node in tree.find_all(exp.Anonymous) if node.name == "f")
+    assert [c.sql("duckdb") for c in reach_conditions(call)] == reached

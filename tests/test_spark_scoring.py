@@ -91,9 +91,11 @@ def test_arrow_udf_gives_predict_value_anywhere_in_sql(spark, onnx_models, custo
     names = [spec.name for spec in version.inputs]
     casts = ", ".join(f"CAST({n} AS {'STRING' if n == 'plan' else 'FLOAT'})" for n in names)
     try:
+        # the first argument: whether the row reaches the call (guards.py)
         result = spark.sql(
-            f"SELECT id, nbgov_test_udf({casts}).output_probability[1] AS p FROM customers "
-            f"WHERE nbgov_test_udf({casts}).output_label = 1 ORDER BY id"
+            f"SELECT id, nbgov_test_udf(TRUE, {casts}).output_probability[1] AS p, "
+            f"nbgov_test_udf(id % 2 = 0, {casts}).output_label AS even FROM customers "
+            f"WHERE nbgov_test_udf(TRUE, {casts}).output_label = 1 ORDER BY id"
         ).toArrow().to_pandas()
     finally:
         spark.sql("DROP TEMPORARY FUNCTION IF EXISTS nbgov_test_udf")
@@ -103,3 +105,5 @@ def test_arrow_udf_gives_predict_value_anywhere_in_sql(spark, onnx_models, custo
     expected = expected[model.estimator.predict(frame[list(model.X.columns)]) == 1]
     assert result.id.tolist() == expected.id.tolist()
     np.testing.assert_allclose(result.p.to_numpy(), expected.p.to_numpy(), atol=1e-5)
+    even = (result.id % 2 == 0).to_numpy()
+    assert result.even[even].tolist() == [1] * int(even.sum()) and result.even[~even].isna().all()

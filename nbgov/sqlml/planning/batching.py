@@ -83,21 +83,45 @@ def conditional(node: exp.Expression) -> bool:
     the rows that reach it, so a value the model refuses in a row the CASE sends elsewhere
     (``CASE WHEN plan IN (...) THEN predict(m, *) END``) is never scored; a batched relation
     scores every row and would fail where --no-optimize does not."""
+    return bool(reach_conditions(node))
+
+
+def reach_conditions(node: exp.Expression) -> list[exp.Expression]:
+    """The conditions, all true exactly on the rows for which ``node`` is evaluated (none:
+    every row of its SELECT): a CASE branch's WHEN taken and the earlier ones not, an IF's
+    branch, COALESCE's earlier arguments NULL. Copies: the tree is left as it is."""
+    conditions: list[exp.Expression] = []
     child: exp.Expr = node
     parent = node.parent
     while parent is not None and not isinstance(parent, exp.Select):
-        if isinstance(parent, exp.If) and child is not parent.this:
-            return True
         if isinstance(parent, exp.If) and isinstance(parent.parent, exp.Case):
-            ifs = parent.parent.args.get("ifs") or []
-            if ifs and parent is not ifs[0]:
-                return True
-        if isinstance(parent, exp.Case) and child is parent.args.get("default"):
-            return True
-        if isinstance(parent, exp.Coalesce) and child is not parent.this:
-            return True
+            case = parent.parent
+            whens = list(case.args.get("ifs") or [])
+            conditions += [exp.not_(_taken(case, when)) for when in whens[: whens.index(parent)]]
+            if child is parent.args.get("true"):
+                conditions.append(_taken(case, parent))
+        elif isinstance(parent, exp.If):
+            taken = _taken(None, parent)
+            if child is parent.args.get("true"):
+                conditions.append(taken)
+            elif child is parent.args.get("false"):
+                conditions.append(exp.not_(taken))
+        elif isinstance(parent, exp.Case) and child is parent.args.get("default"):
+            conditions += [exp.not_(_taken(parent, when)) for when in parent.args.get("ifs") or []]
+        elif isinstance(parent, exp.Coalesce) and child is not parent.this:
+            arguments = [parent.this, *parent.expressions]
+            earlier = arguments[: next(i for i, a in enumerate(arguments) if a is child)]
+            conditions += [exp.Is(this=value.copy(), expression=exp.Null()) for value in earlier]
         child, parent = parent, parent.parent
-    return False
+    return conditions
+
+
+def _taken(case: exp.Case | None, when: exp.If) -> exp.Expression:
+    """Whether a row takes ``when`` (NULL: it does not): its condition, or for a simple
+    ``CASE x WHEN v`` the comparison ``x = v``."""
+    operand = case.this if case is not None else None
+    condition = when.this.copy() if operand is None else exp.EQ(this=operand.copy(), expression=when.this.copy())
+    return exp.Coalesce(this=condition, expressions=[exp.false()])
 
 
 def _sorted_by_prediction(select: exp.Select, calls: Sequence[ModelCall]) -> bool:

@@ -42,6 +42,7 @@ from nbgov.sqlml.spark.dialect import (
 )
 from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
+from nbgov.sqlml.spark.guards import guarded_calls
 from nbgov.sqlml.spark.listings import described, shows_tables, table_names
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
 from nbgov.sqlml.spark.tables import quoted, table_content, table_identity
@@ -201,7 +202,7 @@ class SparkExecutor:
         a table (the built-in one): the rows written over the table."""
         table, select = create.this, create.args["expression"]  # checked by _table_as_select
         with self._csv_files(select):
-            sql = for_spark(select, self._inputs(params, functions)).sql(self.dialect)
+            sql = self._translated(select, params, functions).sql(self.dialect)
             rows = self.spark.sql(sql, args=bind_parameters(parameter_names(select), params) or None)
         if not _temporary(create):
             try:
@@ -243,11 +244,13 @@ class SparkExecutor:
         reads (``typed.py``); inside ``_csv_files``, which Spark describes the CSV files by."""
         if tree is None:
             return query.sql(self.dialect)  # sqlglot cannot read it: says so
-        translated = for_spark(tree, self._inputs(params, functions))
+        translated = self._translated(tree, params, functions)
         return query.sql(self.dialect) if translated is tree else translated.sql(self.dialect)
 
-    def _inputs(self, params: Mapping[str, Any], functions: Mapping[str, str]) -> Inputs:
-        return Inputs(self._table_types, params, functions)
+    def _translated(self, tree: exp.Expression, params: Mapping[str, Any], functions: Mapping[str, str]) -> exp.Expr:
+        """``tree`` for Spark: each scoring function told which rows reach it, DuckDB's
+        meanings that depend on types kept (``typed.py``)."""
+        return for_spark(guarded_calls(tree, functions), Inputs(self._table_types, params, functions))
 
     def _table_types(self, table: exp.Table) -> dict[str, str] | None:
         """The columns of ``table`` with their DuckDB types, as Spark reads it (a notebook

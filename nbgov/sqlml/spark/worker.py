@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbgov.sqlml.execution.batching import Scoring, score_batch
 from nbgov.sqlml.execution.compiled.worker import KernelBundle, executor_scorer
@@ -93,12 +94,16 @@ def score_partition(
 
 def udf_function(job: ShippedJob, result: pa.DataType) -> Callable[..., pa.Array]:
     """An Arrow UDF body: predict's value for one batch of argument arrays (NULL in any
-    argument gives NULL for that row)."""
+    argument gives NULL for that row). The first argument says which rows reach the call
+    (``guards.py``): the others are not scored, NULL as a row with a NULL argument."""
     names = list(job.job.arguments)
     (value,) = job.job.columns
 
-    def predict(*columns: pa.Array) -> pa.Array:
+    def predict(reached: pa.Array, *columns: pa.Array) -> pa.Array:
         run = job.scoring()
+        if reached.null_count or not pc.all(reached).as_py():
+            kept = pc.fill_null(reached, False)
+            columns = tuple(pc.if_else(kept, column, pa.nulls(len(column), column.type)) for column in columns)
         batch = pa.RecordBatch.from_arrays(list(columns), names=names)
         scored = score_batch(batch, [run], frozenset(names))
         job.count(len(batch), run)

@@ -188,6 +188,8 @@ class DuckDbExecutor:
         types = dict(zip(source.columns, source.types))
         if len(types) != len(source.columns) or len(set(scored.column_names)) != scored.num_columns:
             return scored
+        if all(kind.id in _ARROW_ROUND_TRIP for kind in types.values()):
+            return scored  # read back as they were: no need to ask DuckDB (a bind a query)
         read = self.con.from_arrow(scored)
         retyped = {
             name: types[name]
@@ -325,6 +327,14 @@ def _model_plans(prepared: Prepared) -> list[tuple[str, OnnxPlan]]:
         for label, plan in pairs:
             found.setdefault(plan.cache_key, (label, plan))
     return list(found.values())
+
+
+# DuckDB types that come back from Arrow as themselves: never VARCHAR or DECIMAL in their place
+_ARROW_ROUND_TRIP = frozenset({
+    "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger", "ubigint",
+    "float", "double", "varchar", "blob", "date", "time", "timestamp", "timestamp_s", "timestamp_ms",
+    "timestamp_ns", "timestamp with time zone", "interval", "decimal",
+})
 
 
 def _tree_notes(models: list[tuple[str, OnnxPlan]], note: Callable[[str], str | None]) -> list[str]:

@@ -160,3 +160,19 @@ def test_printing_a_masked_array_is_not_a_write(recording: RecordingShell) -> No
     assert recording.body()["writes"] == []
     explicit = np.ma.array([1.0, 2.0], mask=[False, True], fill_value=1e20)
     assert fingerprint(np.ma.array([1.0, 2.0], mask=[False, True])).hash == fingerprint(explicit).hash
+
+
+def test_multiindex_levels_no_row_uses_or_out_of_order_are_content() -> None:
+    full = pd.MultiIndex.from_arrays([[1, 2, 2], ["a", "b", "a"]], names=["n", "s"])
+    sliced = full[:1]  # keeps 2 and "b" in its levels
+    fresh = pd.MultiIndex.from_arrays([[1], ["a"]], names=["n", "s"])
+    assert [list(x) for x in sliced.levels] != [list(x) for x in fresh.levels]
+    _differ(sliced, fresh)
+    _differ(pd.Series([1], index=sliced), pd.Series([1], index=fresh))
+    _same(sliced.remove_unused_levels(), fresh)
+    _same(full, pd.MultiIndex.from_tuples([(1, "a"), (2, "b"), (2, "a")], names=["n", "s"]))
+    unsorted = pd.MultiIndex(levels=[[2, 1]], codes=[[1, 0]])
+    _differ(unsorted, pd.MultiIndex.from_arrays([[1, 2]]))
+    with_nan = pd.MultiIndex.from_arrays([[1.0, np.nan], ["a", "b"]])
+    _same(with_nan, pd.MultiIndex.from_arrays([[1.0, np.nan], ["a", "b"]]))
+    assert fingerprint(pd.DataFrame({"x": [1, 2, 3]}, index=full)).weak is False

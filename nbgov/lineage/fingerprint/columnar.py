@@ -314,6 +314,7 @@ def pandas_index(walk: Walk, idx: Any, deferred: list[Any]) -> None:
         deferred.append(list(idx.names))
         for level in range(idx.nlevels):
             pandas_array(walk, idx.get_level_values(level).array, deferred)
+        _levels_beyond_values(walk, idx, deferred)
         return
     walk.emit(b"I" + enc_str(f"Index{len(idx)}"))
     deferred.append(idx.name)
@@ -322,6 +323,23 @@ def pandas_index(walk: Walk, idx: Any, deferred: list[Any]) -> None:
     if freq is not None:
         walk.emit(b"F")
         deferred.append(freq)
+
+
+def _levels_beyond_values(walk: Walk, idx: Any, deferred: list[Any]) -> None:
+    """A MultiIndex level its values do not determine: one that keeps values no row uses
+    (after slicing or filtering) or is not in sorted order. ``levels`` shows them and code
+    iterating ``levels`` sees them. Only such levels are written (others hash as before)."""
+    np = _numpy()
+    for position, (level, codes) in enumerate(zip(idx.levels, idx.codes)):
+        size = len(level)
+        if size == 0:
+            continue
+        used = np["zeros"](size + 1, dtype=bool)
+        used[codes] = True  # a missing value's code, -1, marks the extra last slot
+        if level.is_monotonic_increasing and bool(used[:size].all()):
+            continue
+        walk.emit(b"l%x;" % position)
+        pandas_array(walk, level.array, deferred)
 
 
 def _index_freq(idx: Any) -> Any:

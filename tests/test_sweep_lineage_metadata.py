@@ -176,3 +176,13 @@ def test_multiindex_levels_no_row_uses_or_out_of_order_are_content() -> None:
     with_nan = pd.MultiIndex.from_arrays([[1.0, np.nan], ["a", "b"]])
     _same(with_nan, pd.MultiIndex.from_arrays([[1.0, np.nan], ["a", "b"]]))
     assert fingerprint(pd.DataFrame({"x": [1, 2, 3]}, index=full)).weak is False
+
+
+def test_a_masked_object_array_holding_itself_terminates() -> None:
+    masked = np.ma.array(np.empty(2, dtype=object), mask=[False, True])
+    masked.data[0] = masked  # numpy.ma.__setitem__ would try to mask by its mask
+    first = fingerprint(masked)
+    assert not first.weak, first.reason
+    other = np.ma.array(np.empty(2, dtype=object), mask=[False, True])
+    other.data[0] = other
+    assert fingerprint(other).hash == first.hash

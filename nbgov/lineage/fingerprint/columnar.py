@@ -45,6 +45,7 @@ def numpy_array(walk: Walk, arr: Any) -> None:
     header = b"A" + dtype_tag(walk, dtype) + ("%r;" % (arr.shape,)).encode()
     ndarray = library_class("numpy", "ndarray")
     extra = None
+    original = arr  # what back-references name (a view made here is new each time)
     if type(arr) is not ndarray:
         extra = _subclass_state(arr)
         header += _subclass_tag(type(arr))
@@ -52,7 +53,7 @@ def numpy_array(walk: Walk, arr: Any) -> None:
         # fill its masked slots, and its view reshapes the mask): read numpy's plain view
         arr = ndarray.view(arr, ndarray)
     if dtype.hasobject:
-        if not walk.enter(arr):
+        if not walk.enter(original):
             return
         walk.emit(header)
         children = object_items(walk, arr)

@@ -95,6 +95,25 @@ def test_truncate_and_new_links_are_writes(shell: InteractiveShell, tmp_path: Pa
     assert seen[("hard.txt", "write")]["hash"] == seen[("soft.txt", "write")]["hash"] == digest(tmp_path / "a.txt")
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os, tempfile\nfd, p = tempfile.mkstemp(dir='.')\nos.write(fd, b'x')\nos.close(fd)\nos.remove(p)",
+        "import tempfile\nwith tempfile.NamedTemporaryFile(dir='.') as t:\n    t.write(b'x')",
+        "import os\nopen('scratch.txt', 'w').write('x')\nos.remove('scratch.txt')",
+        "import os\nopen('out.tmp', 'w').write('x')\nos.replace('out.tmp', 'out.txt')",
+    ],
+    ids=["mkstemp", "NamedTemporaryFile", "write-then-remove", "atomic-write"],
+)
+def test_a_file_the_cell_made_and_took_away_is_no_claim(shell: InteractiveShell, tmp_path: Path, code: str) -> None:
+    """Nothing was there before the cell and nothing is after (often under a random name a
+    replay cannot repeat): a write without content, not a removal replay must repeat."""
+    body = run(shell, code)
+    assert not [f for f in body["files"] if f.get("removed")], body["files"]
+    written = {f["path"]: f for f in body["files"] if f["mode"] == "write" and f["hash"]}
+    assert set(written) == ({"out.txt"} if "out.txt" in code else set())
+
+
 def test_a_removal_that_fails_changes_nothing_and_is_not_recorded(shell: InteractiveShell, tmp_path: Path) -> None:
     body = run(shell, "import os\ntry:\n    os.remove('never.txt')\nexcept FileNotFoundError:\n    pass\n"
                       "try:\n    os.rename('never.txt', 'b.txt')\nexcept FileNotFoundError:\n    pass")

@@ -352,16 +352,20 @@ class Recorder:
         seen: dict[tuple[str, str], str] = {}
         for ev in python:
             seen.setdefault((ev.abspath, ev.mode), ev.path)
+        made_elsewhere: set[str] = set()  # written by SQL or native code: in no known order with Python's
         for report in sql:
             for mode, paths in (("read", report.files_read), ("write", report.files_written)):
                 for path, abspath in expand_sql_paths(paths):
                     seen.setdefault((abspath, mode), path)
+                    if mode == "write":
+                        made_elsewhere.add(abspath)
         native = [ev for ev in events if ev.native]
         cwd = os.getcwd() if native else ""
         for ev in native:
             if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
-        taken = {ev.abspath for ev in python if ev.removes}  # removed or renamed away in the cell
+        made_elsewhere |= {ev.abspath for ev in native if ev.mode == "write"}
+        taken = _taken_away(python, made_elsewhere)
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():
             size, digest = self.journal.files.hash(abspath)
@@ -415,6 +419,20 @@ def _error(result: Any) -> ErrorInfo | None:
 def _exception_message(exc: BaseException) -> str:
     """The message of an exception, without calling a user ``__str__`` (see ``exception_text``)."""
     return exception_message(exc)
+
+
+def _taken_away(python: list[FileEvent], made_elsewhere: set[str]) -> set[str]:
+    """Paths the cell removed or renamed away that it had not written itself before: what
+    was there came from before the cell. A file the cell made and removed (a temporary
+    file, often under a random name) is no claim either way, as before."""
+    written = set(made_elsewhere)
+    taken: set[str] = set()
+    for ev in python:
+        if ev.removes and ev.abspath not in written:
+            taken.add(ev.abspath)
+        elif ev.mode == "write" and not ev.removes:
+            written.add(ev.abspath)
+    return taken
 
 
 def _display_path(abspath: str, cwd: str) -> str:

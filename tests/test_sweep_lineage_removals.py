@@ -13,9 +13,11 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov.lineage import compact
 from nbgov.lineage.files import FileHasher
-from nbgov.lineage.record import FileAccess, RecordError, parse_entry
+from nbgov.lineage.record import ExecutionRecord, FileAccess, RecordError, parse_entry
 from nbgov.lineage.recorder import Recorder
 from nbgov.lineage.stale import stale_flags
+from nbgov.replay.export import openlineage_events, prov_document
+from nbgov.replay.graph import build_graph
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
 from tests.fixtures.lineage import entry_validator
@@ -165,6 +167,20 @@ def test_removed_is_read_back_exactly_and_old_entries_are_unchanged(shell: Inter
     plain = FileAccess.from_json({"path": "x", "abspath": "/x", "mode": "write", "size": None, "hash": None,
                                   "source": None})
     assert not plain.removed and "removed" not in plain.to_json()
+
+
+def test_exports_and_the_graph_say_a_file_was_removed(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("data")
+    run(shell, "import os\nos.remove('a.txt')")
+    entries = recorder(shell).entries()
+    outputs = openlineage_events("test.ipynb", entries)[-1]["outputs"]
+    dropped = [o for o in outputs if o["name"] == str(tmp_path / "a.txt")]
+    assert dropped[0]["facets"]["lifecycleStateChange"]["lifecycleStateChange"] == "DROP"
+    prov = prov_document("test.ipynb", entries)
+    assert prov["entity"][f"file:{tmp_path / 'a.txt'}/removed"]["nbgov:removed"] == "true"
+    records = [e.body for e in entries if isinstance(e.body, ExecutionRecord)]
+    edges = build_graph(records).edges
+    assert [labels for (_, dst), labels in edges.items() if dst.endswith("a.txt")] == [["removes"]]
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ DuckDB) bypasses ``open``: see ``native_files``.
 Files changed without ``open`` are writes too, from their audit events: removed
 (``os.remove``/``unlink``, ``Path.unlink``, ``shutil.rmtree``'s unlinks), renamed (``os.rename``/
 ``replace``, ``shutil.move``, ``Path.rename``/``replace``: both paths), truncated by path,
-and new names made by ``os.link``/``os.symlink``. A path gone after the cell is recorded
-as removed, so stale flags and replay see it.
+and new names made by ``os.link``/``os.symlink``. A path whose file came from before the
+cell and is gone after it is recorded as removed, so stale flags and replay see it.
 """
 
 from __future__ import annotations

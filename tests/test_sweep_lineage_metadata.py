@@ -186,3 +186,19 @@ def test_a_masked_object_array_holding_itself_terminates() -> None:
     other = np.ma.array(np.empty(2, dtype=object), mask=[False, True])
     other.data[0] = other
     assert fingerprint(other).hash == first.hash
+
+
+@pytest.mark.parametrize(("a", "b"), [("D", "2D"), ("D", "24h"), ("h", "min"), ("D", "B"), ("W-MON", "D")])
+def test_every_freq_is_told_apart(a: str, b: str) -> None:
+    one = pd.date_range("2024-01-01", periods=1, freq=a)  # a Monday: the same single value
+    other = pd.date_range("2024-01-01", periods=1, freq=b)
+    assert list(one) == list(other)
+    _differ(one, other)
+    _same(one, pd.date_range("2024-01-01", periods=1, freq=a))
+
+
+def test_a_custom_business_day_is_read_with_its_holidays() -> None:
+    one = pd.date_range("2024-01-02", periods=3, freq=pd.offsets.CustomBusinessDay(holidays=["2024-01-10"]))
+    other = pd.date_range("2024-01-02", periods=3, freq=pd.offsets.CustomBusinessDay(holidays=["2024-01-11"]))
+    assert list(one) == list(other)
+    _differ(one, other)

@@ -321,9 +321,30 @@ def pandas_index(walk: Walk, idx: Any, deferred: list[Any]) -> None:
     deferred.append(idx.name)
     pandas_array(walk, idx.array, deferred)
     freq = _index_freq(idx)
-    if freq is not None:
+    if freq is None:
+        return
+    simple = _tick_text(freq)
+    if simple is not None:
+        walk.emit(b"J" + enc_str(simple))
+    else:
         walk.emit(b"F")
         deferred.append(freq)
+
+
+_TICKS = frozenset({"Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano"})
+
+
+def _tick_text(freq: Any) -> str | None:
+    """The common fixed steps (``D``, ``h``, ``min``, ...) as text: their class, ``n`` and
+    ``normalize`` are all they hold, and reading them costs less than walking the offset."""
+    tp = type(freq)
+    name = static.qualname_of(tp)
+    if name not in _TICKS or library_class("pandas.tseries.offsets", name) is not tp:
+        return None
+    n, normalize = freq.n, freq.normalize
+    if type(n) is not int or type(normalize) is not bool:
+        return None
+    return f"{name}|{n}|{normalize}"
 
 
 def _levels_beyond_values(walk: Walk, idx: Any, deferred: list[Any]) -> None:

@@ -202,3 +202,24 @@ def test_a_custom_business_day_is_read_with_its_holidays() -> None:
     other = pd.date_range("2024-01-02", periods=3, freq=pd.offsets.CustomBusinessDay(holidays=["2024-01-11"]))
     assert list(one) == list(other)
     _differ(one, other)
+
+
+def test_a_field_title_that_is_an_object_is_not_run() -> None:
+    calls: list[str] = []
+
+    class Title:
+        def __repr__(self) -> str:
+            calls.append("repr")
+            return "T"
+
+        def __hash__(self) -> int:
+            calls.append("hash")
+            return 1
+
+    dtype = np.dtype([((Title(), "a"), "i4")])
+    calls.clear()
+    for value in (np.zeros(2, dtype=dtype), np.zeros(2, dtype=[("outer", dtype)])):
+        fp = fingerprint(value)
+        assert fp.weak and "title" in str(fp.reason)
+    assert calls == []
+    _differ(np.zeros(1, dtype=[(("one", "a"), "i4")]), np.zeros(1, dtype=[(("two", "a"), "i4")]))

@@ -87,6 +87,8 @@ _SMALL = 65536
 
 def dtype_tag(walk: Walk, dtype: Any) -> bytes:
     """The encoded type of an array: byte order, kind, size, unit, and field layout."""
+    if dtype.fields is not None:
+        _check_titles(dtype)  # before hashing the dtype: its hash hashes the titles
     tags = walk.kinds.dtype_tags
     tag = tags.get(dtype)
     if tag is None:
@@ -110,6 +112,19 @@ def _fields_text(dtype: Any) -> str:
         spec = dtype.fields[name]
         parts.append(f"{name!r}:{spec[2:]!r}@{spec[1]}={_field_type(spec[0])}")
     return f"fields{dtype.itemsize}[" + ",".join(parts) + "]"
+
+
+def _check_titles(dtype: Any) -> None:
+    """A field title may be any object, and numpy's hash and repr of the dtype call its
+    ``__hash__`` and ``__repr__``: only text titles are read (NotExact otherwise)."""
+    for spec in dtype.fields.values():
+        if len(spec) > 2 and type(spec[2]) is not str and type(spec[2]) is not bytes:
+            raise NotExact("a structured dtype with a field title that is not text")
+        inner = spec[0]
+        while inner.subdtype is not None:
+            inner = inner.subdtype[0]
+        if inner.fields is not None:
+            _check_titles(inner)
 
 
 def _field_type(dtype: Any) -> str:
@@ -358,7 +373,11 @@ def _levels_beyond_values(walk: Walk, idx: Any, deferred: list[Any]) -> None:
             continue
         used = np["zeros"](size + 1, dtype=bool)
         used[codes] = True  # a missing value's code, -1, marks the extra last slot
-        if level.is_monotonic_increasing and bool(used[:size].all()):
+        try:
+            ordered = bool(level.is_monotonic_increasing)
+        except TypeError:  # values that do not compare: written out
+            ordered = False
+        if ordered and bool(used[:size].all()):
             continue
         walk.emit(b"l%x;" % position)
         pandas_array(walk, level.array, deferred)

@@ -133,19 +133,24 @@ def show(notebook: Path, as_json: bool) -> None:
 @click.option("--allow-unverifiable", is_flag=True,
               help="Exit 0 when steps whose values cannot be compared (weak fingerprints) are the only "
                    "ones not reproduced.")
+@click.option("--allowed-signers", type=click.Path(path_type=Path, dir_okay=False),
+              help="Require signatures: replay only when `nbgov verify --allowed-signers FILE` passes, and "
+                   "only executions up to the newest head one of these signers signed.")
 def replay(notebook: Path, report: Path | None, until: int | None, timeout: float,
-           kernel_name: str | None, unverified: bool, allow_unverifiable: bool) -> None:
+           kernel_name: str | None, unverified: bool, allow_unverifiable: bool,
+           allowed_signers: Path | None) -> None:
     """Re-run NOTEBOOK's recorded executions in a fresh kernel and compare.
 
     Exit 0: every step reproduced; 1: a divergence (or a step that could not be
-    compared); 2: it could not run, or the log does not verify.
+    compared); 2: it could not run, or the log does not verify (with --allowed-signers:
+    does not verify with those signers).
     """
     from nbgov.replay.replayer import replay as do_replay
     from nbgov.replay.replayer import require_verified
     from nbgov.replay.report import print_replay, replay_html
     from nbgov.replay.source import load_log
 
-    warning = require_verified(notebook, unverified)
+    warning = require_verified(notebook, unverified, allowed_signers, until)
     if warning:
         click.echo(f"nbgov: WARNING: {for_terminal(warning, keep_newlines=False)}", err=True)
     result = do_replay(load_log(notebook), until=until, timeout=timeout, kernel_name=kernel_name,

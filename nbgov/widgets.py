@@ -267,7 +267,7 @@ def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]
             + ([f"Out[{record.execution_count}]: {_fp(record.result)}"] if record.result else []),
         ),
         ("deletes", list(record.deletes)),
-        ("files", [f"{f.mode} {f.path} {short(f.hash)}" for f in record.files]),
+        ("files", [f"{'removed' if f.removed else f.mode} {f.path} {short(f.hash)}" for f in record.files]),
         (
             "models",
             [

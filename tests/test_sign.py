@@ -137,3 +137,79 @@ def test_a_symlinked_signature_folder_is_refused(nb_path: Path, keys: dict[str, 
     result = invoke("sign", nb_path, "--key", keys["alice"])
     assert result.exit_code == 2 and "symlink" in result.output
     assert list(victim.iterdir()) == []
+
+
+def _refused(result: object) -> str:
+    """The one line a refused replay prints (exit 2), with nothing run."""
+    assert getattr(result, "exit_code") == 2, getattr(result, "output")
+    lines = str(getattr(result, "output")).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nbgov: error: will not replay audit.ipynb: "), lines
+    return lines[0]
+
+
+def test_replay_with_allowed_signers_runs_a_log_signed_by_one_of_them(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    result = invoke("replay", nb_path, "--allowed-signers", allowed)
+    assert result.exit_code == 0, result.output
+    assert "will not replay" not in result.output and "WARNING" not in result.output
+
+
+def test_replay_with_allowed_signers_refuses_what_verify_rejects(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    # unsigned: plain `replay` runs it, `verify --allowed-signers` fails, so the replay does not run
+    assert invoke("verify", nb_path, "--allowed-signers", allowed).exit_code == 1
+    assert "no signatures beside the sidecar" in _refused(invoke("replay", nb_path, "--allowed-signers", allowed))
+    # signed by a key not in the file
+    assert invoke("sign", nb_path, "--key", keys["mallory"]).exit_code == 0
+    assert invoke("verify", nb_path, "--allowed-signers", allowed).exit_code == 1
+    line = _refused(invoke("replay", nb_path, "--allowed-signers", allowed))
+    assert "its key is not in allowed_signers" in line and f"nbgov verify --allowed-signers {allowed}" in line
+    # --unverified cannot lift a signature requirement
+    both = invoke("replay", nb_path, "--allowed-signers", allowed, "--unverified")
+    assert both.exit_code == 2 and "contradict" in both.output
+    missing = invoke("replay", nb_path, "--allowed-signers", tmp_path / "nope")
+    assert missing.exit_code == 2 and "no such allowed-signers file" in missing.output
+
+
+def test_replay_with_allowed_signers_runs_no_rewritten_history(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    entries = sidecar_lines(nb_path)
+    entries[2]["body"]["code"] = "open('pwned', 'w').close()"  # rewritten, every hash after it recomputed
+    prev = entries[1]["hash"]
+    for entry in entries[2:]:
+        entry.update(make_entry(entry["seq"], prev, entry["kind"], entry["body"]))
+        prev = entry["hash"]
+    write_sidecar_lines(nb_path, entries)
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.metadata["nbgov"]["log"] = [json.dumps(e) for e in entries]
+    for cell in nb.cells:
+        cell.metadata.pop("nbgov", None)
+    nbformat.write(nb, str(nb_path))
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    line = _refused(invoke("replay", nb_path, "--allowed-signers", allowed))
+    assert "no longer on the chain" in line
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_replay_with_allowed_signers_runs_nothing_appended_after_the_signed_head(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    last = sidecar_lines(nb_path)[-1]["body"]
+    store = SidecarStore(sidecar_path(nb_path), background_fsync=False)
+    store.append("execution", dict(last, execution_count=9, code="open('pwned', 'w').close()"))
+    store.close()
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    assert invoke("verify", nb_path, "--allowed-signers", allowed).exit_code == 0  # verify only notes it
+    line = _refused(invoke("replay", nb_path, "--allowed-signers", allowed))
+    assert "entry 4 was added after the newest head an allowed signer signed (entry 3)" in line
+    assert "--until 3" in line
+    assert not (tmp_path / "pwned").exists()
+    signed_part = invoke("replay", nb_path, "--allowed-signers", allowed, "--until", "3")
+    assert signed_part.exit_code == 0, signed_part.output
+    assert not (tmp_path / "pwned").exists()

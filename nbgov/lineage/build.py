@@ -37,6 +37,7 @@ class ObservedFile:
     mode: FileMode
     size: int | None
     hash: str | None
+    removed: bool = False  # a write after which nothing is at the path
 
 
 @dataclass
@@ -173,7 +174,7 @@ def _files(observed: list[ObservedFile], provenance: Provenance) -> list[FileAcc
     out: list[FileAccess] = []
     for f in observed:
         source = provenance.files.get(f.abspath) if f.mode == "read" else None
-        out.append(FileAccess(f.path, f.abspath, f.mode, f.size, f.hash, source))
+        out.append(FileAccess(f.path, f.abspath, f.mode, f.size, f.hash, source, f.removed))
     return out
 
 

@@ -9,6 +9,12 @@ Contents are hashed after the cell ends, when written files are closed, with the
 functions captured at import (a user's patched ``open`` is never called); an unchanged
 file (same size, mtime, inode, ctime) is not re-read. Native code (pyarrow, polars,
 DuckDB) bypasses ``open``: see ``native_files``.
+
+Files changed without ``open`` are writes too, from their audit events: removed
+(``os.remove``/``unlink``, ``Path.unlink``, ``shutil.rmtree``'s unlinks), renamed (``os.rename``/
+``replace``, ``shutil.move``, ``Path.rename``/``replace``: both paths), truncated by path,
+and new names made by ``os.link``/``os.symlink``. A path whose file came from before the
+cell and is gone after it is recorded as removed, so stale flags and replay see it.
 """
 
 from __future__ import annotations
@@ -43,11 +49,30 @@ _hook_installed = False
 _install_lock = threading.Lock()
 
 
+# Audit events (CPython's own) that change files by path, and where their paths are:
+# (index of the path, index of its dir_fd or -1) for each path the event changes; the
+# first path of a removal or rename is the one it takes away.
+_CHANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "os.remove": ((0, 1),),  # os.remove, os.unlink, Path.unlink, shutil.rmtree's unlinks
+    "os.rename": ((0, 2), (1, 3)),  # os.rename, os.replace, Path.rename/replace, shutil.move
+    "os.truncate": ((0, -1),),  # a descriptor's truncate: its open was seen
+    "os.link": ((1, 3),),
+    "os.symlink": ((1, 2),),
+}
+_TAKES_AWAY = frozenset({"os.remove", "os.rename"})
+_EVENTS = frozenset({"open", *_CHANGES})
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if not _active or event != "open":
+    # Runs for every audited event of every thread: one set lookup for all unrelated ones.
+    if not _active or event not in _EVENTS:
+        return
+    if event == "open":
+        for watcher in tuple(_active):
+            watcher._on_open(args)
         return
     for watcher in tuple(_active):
-        watcher._on_open(args)
+        watcher._on_change(event, args)
 
 
 def _ensure_hook() -> None:
@@ -64,6 +89,7 @@ class FileEvent:
     abspath: str
     mode: str  # "read" | "write"
     native: bool = False  # reported by the OS (inotify, stat), not by Python's open
+    removes: bool = False  # removes or renames away what was at the path then
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
@@ -140,6 +166,34 @@ class FileWatcher:
         except Exception:
             return  # an audit hook must never raise into user code
 
+    def _on_change(self, event: str, args: tuple[Any, ...]) -> None:
+        """A path removed, renamed (both names), truncated or newly linked: a write of it.
+
+        The hook runs before the operation: a removal or rename of a path where nothing is
+        will fail and change nothing (``try: os.remove(p) except FileNotFoundError``), so
+        it is not recorded; one that can succeed marks its first path as taken away."""
+        try:
+            if getattr(self._suppressed, "on", False):
+                return
+            takes_away = event in _TAKES_AWAY
+            for index, (at, dir_at) in enumerate(_CHANGES[event]):
+                path = _opened_path(args[at]) if at < len(args) else None
+                if path is None:
+                    continue  # a descriptor (its open was seen), or a user PathLike: never call its code
+                dir_fd = args[dir_at] if 0 <= dir_at < len(args) else -1
+                abspath = _absolute(path, dir_fd)
+                if abspath is None:
+                    continue
+                removes = takes_away and index == 0
+                if removes and absent(abspath):
+                    return  # nothing to remove or rename: the call fails, nothing changes
+                if self._ignored(abspath):
+                    continue
+                shown = path if type(dir_fd) is not int or dir_fd < 0 else abspath
+                self.events.append(FileEvent(shown, abspath, "write", removes=removes))
+        except Exception:
+            return  # an audit hook must never raise into user code
+
     def ignored(self, abspath: str) -> bool:
         """Not the notebook's data: nbgov's own files, installed code, imports, .nbgov."""
         return self._ignored(abspath)
@@ -190,6 +244,29 @@ def _opened_path(target: Any) -> str | None:
     if any(kind is path_type for path_type in _PATH_TYPES):  # not `in`: == runs a metaclass's __eq__
         return str(target)
     return None
+
+
+def _absolute(path: str, dir_fd: Any) -> str | None:
+    """The absolute path an event names: relative to a directory descriptor when one is given
+    (``shutil.rmtree`` unlinks by name inside the folder it opened), else to the working folder."""
+    if type(dir_fd) is not int or dir_fd < 0 or os.path.isabs(path):
+        return os.path.abspath(path)
+    try:
+        folder = static.os_readlink(f"/proc/self/fd/{dir_fd}")
+    except OSError:
+        return None
+    return os.path.normpath(os.path.join(folder, path)) if folder.startswith("/") else None
+
+
+def absent(abspath: str) -> bool:
+    """True when nothing exists at the path (not even a dangling link): removed, or renamed away."""
+    try:
+        static.os_lstat(abspath)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def hash_file(abspath: str) -> str:

@@ -268,7 +268,12 @@ class WriteSummary:
 
 @dataclass(frozen=True)
 class FileAccess:
-    """A file the cell opened (``mode``), its size and content hash after the cell."""
+    """A file the cell opened (``mode``), its size and content hash after the cell.
+
+    ``removed``: a write that left nothing at the path (the cell removed it or renamed it
+    away), a definite state, unlike a hash missing for another reason. Stored only when
+    true, so other entries are as before and older readers see a write without a hash.
+    """
 
     path: str
     abspath: str
@@ -276,9 +281,10 @@ class FileAccess:
     size: int | None = None
     hash: str | None = None
     source: str | None = None
+    removed: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "abspath": self.abspath,
             "mode": self.mode,
@@ -286,6 +292,9 @@ class FileAccess:
             "hash": self.hash,
             "source": self.source,
         }
+        if self.removed:
+            out["removed"] = True
+        return out
 
     @classmethod
     def from_json(cls, data: Any, where: str = "file") -> FileAccess:
@@ -295,8 +304,14 @@ class FileAccess:
             raise RecordError(f"{where}: 'mode' must be read or write, got {mode!r}")
         path = f.text("path")
         abspath = f.text("abspath") if f.has("abspath") else path
-        return cls(path, abspath, "write" if mode == "write" else "read", f.opt_integer("size"),
-                   f.opt_text("hash"), f.opt_text("source"))
+        removed = "removed" in data  # written only when true: any other value is not this writer's
+        if removed and data["removed"] is not True:
+            raise RecordError(f"{where}: 'removed' must be true or absent, got {data['removed']!r:.20}")
+        size, digest = f.opt_integer("size"), f.opt_text("hash")
+        if removed and (mode != "write" or size is not None or digest is not None):
+            raise RecordError(f"{where}: a removed file is a write with no size and no hash")
+        return cls(path, abspath, "write" if mode == "write" else "read", size, digest, f.opt_text("source"),
+                   removed)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from nbgov.lineage.environment import (
     top_level_modules,
 )
 from nbgov.lineage.exception_text import exception_message
-from nbgov.lineage.files import FileEvent, FileWatcher, expand_sql_paths
+from nbgov.lineage.files import FileEvent, FileWatcher, absent, expand_sql_paths
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.journal import Journal, Subscriber, describe
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot
@@ -312,7 +312,7 @@ class Recorder:
                 "variables", notes, lambda: self._observer.after(snapshot, ns, cell.hashing), NamespaceChanges()
             )
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
-        facts.files = self._part("files", notes, lambda: self._files(events, cell.sql), [])
+        facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)
         facts.packages_added = self._part("packages", notes, lambda: self._packages_added(cell), {})
         if cell.hashing.unfinished:
@@ -345,28 +345,37 @@ class Recorder:
         known = facts.changes.by_identity.get(id(value))
         return known if known is not None else cell.hashing.value("Out", value)
 
-    def _files(self, events: list[FileEvent], sql: list[SqlReport]) -> list[ObservedFile]:
+    def _files(self, events: list[FileEvent], sql: list[SqlReport], notes: list[str]) -> list[ObservedFile]:
         """Python opens (as the code named them), files SQL reported, then native opens (a file
         already seen opened by Python is not read again, a native write always counts)."""
         python = [ev for ev in events if not ev.native]
         seen: dict[tuple[str, str], str] = {}
         for ev in python:
             seen.setdefault((ev.abspath, ev.mode), ev.path)
+        made_elsewhere: set[str] = set()  # written by SQL or native code: in no known order with Python's
         for report in sql:
             for mode, paths in (("read", report.files_read), ("write", report.files_written)):
                 for path, abspath in expand_sql_paths(paths):
                     seen.setdefault((abspath, mode), path)
+                    if mode == "write":
+                        made_elsewhere.add(abspath)
         native = [ev for ev in events if ev.native]
         cwd = os.getcwd() if native else ""
         for ev in native:
             if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
+        made_elsewhere |= {ev.abspath for ev in native if ev.mode == "write"}
+        taken = _taken_away(python, made_elsewhere)
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():
             size, digest = self.journal.files.hash(abspath)
+            gone = size is None and abspath in taken and absent(abspath)
             if mode == "read" and size is None:
-                continue  # the open failed: nothing was read
-            out.append(ObservedFile(path, abspath, "write" if mode == "write" else "read", size, digest))
+                if not gone:
+                    continue  # the open failed: nothing was read
+                notes.append(f"file {path} was read, then removed or renamed by the cell: its content is not known")
+            out.append(ObservedFile(path, abspath, "write" if mode == "write" else "read", size, digest,
+                                    mode == "write" and gone))
         return out
 
     def _packages_added(self, cell: _Cell) -> dict[str, str]:
@@ -410,6 +419,20 @@ def _error(result: Any) -> ErrorInfo | None:
 def _exception_message(exc: BaseException) -> str:
     """The message of an exception, without calling a user ``__str__`` (see ``exception_text``)."""
     return exception_message(exc)
+
+
+def _taken_away(python: list[FileEvent], made_elsewhere: set[str]) -> set[str]:
+    """Paths the cell removed or renamed away that it had not written itself before: what
+    was there came from before the cell. A file the cell made and removed (a temporary
+    file, often under a random name) is no claim either way, as before."""
+    written = set(made_elsewhere)
+    taken: set[str] = set()
+    for ev in python:
+        if ev.removes and ev.abspath not in written:
+            taken.add(ev.abspath)
+        elif ev.mode == "write" and not ev.removes:
+            written.add(ev.abspath)
+    return taken
 
 
 def _display_path(abspath: str, cwd: str) -> str:

@@ -308,7 +308,8 @@ class StaleTracker:
         latest = self._file_last.get(file.abspath)
         rewritten = latest is not None and latest[0] > i and (latest[1].hash is None or latest[1].hash != file.hash)
         if rewritten and latest is not None:
-            return [_Reason(f"file {file.path} rewritten by {self._records[latest[0]].label}", frozenset({latest[0]}))]
+            how = "removed" if latest[1].removed else "rewritten"
+            return [_Reason(f"file {file.path} {how} by {self._records[latest[0]].label}", frozenset({latest[0]}))]
         if file.hash is not None and file.abspath in self._disk:
             now = self._disk[file.abspath]
             if now is None:

@@ -190,23 +190,35 @@ def _files_differing(original: ExecutionRecord, replay: ExecutionRecord, mode: s
         if file.mode != mode or file.path in skip or is_own_source(file):
             continue
         again = now.get(str(context.relocation.path(file)))
-        if again is not None and file.hash and again.hash != file.hash:
+        if again is not None and _claims(file) and (again.hash, again.removed) != (file.hash, file.removed):
             out.append((file.path, file, again))
     return out
+
+
+def _claims(file: FileAccess) -> bool:
+    """The record says what is at the path: content by hash, or nothing (removed)."""
+    return bool(file.hash) or file.removed
+
+
+def _file_change(then: FileAccess, now: FileAccess) -> str:
+    if not then.removed and not now.removed:
+        return f"file hash {short(then.hash)} → {short(now.hash)}"
+    return " → ".join("removed" if f.removed else f"hash {short(f.hash)}" for f in (then, now))
 
 
 def _files_written_once(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext
                         ) -> list[tuple[str, str]]:
     """Files with content that only one of the two runs wrote: a recorded write that did not
     happen again, or a write the recording does not have. Either way the step did not do
-    what the log says (a file whose content was never hashed, e.g. removed in the cell, is
-    no claim either way)."""
+    what the log says (a file whose content was never hashed, e.g. too large, is no claim
+    either way; a removed one is)."""
     recorded = {str(context.relocation.path(f)): f for f in original.files
                 if f.mode == "write" and not is_own_source(f)}
     now = {f.abspath: f for f in replay.files if f.mode == "write" and not is_own_source(f)}
-    out = [(f.path, "not written again") for where, f in recorded.items() if f.hash and where not in now]
-    out += [(f.path, "written now, not in the recording") for where, f in now.items()
-            if f.hash and where not in recorded]
+    out = [(f.path, "not removed again" if f.removed else "not written again")
+           for where, f in recorded.items() if _claims(f) and where not in now]
+    out += [(f.path, "removed now, not in the recording" if f.removed else "written now, not in the recording")
+            for where, f in now.items() if _claims(f) and where not in recorded]
     return out
 
 
@@ -291,7 +303,7 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
         elif not diff.same:
             changed.append((name, diff.how))
     for path, file, again_file in _files_differing(original, replay, "write", context, set()):
-        changed.append((path, f"file hash {short(file.hash)} → {short(again_file.hash)}"))
+        changed.append((path, _file_change(file, again_file)))
     changed += _files_written_once(original, replay, context)
     created = created_models(original)
     for label, model, again_model in _models_differing(original, replay):

@@ -28,6 +28,7 @@ from openlineage.client.facet_v2 import (
     dataset_version_dataset,
     error_message_run,
     job_type_job,
+    lifecycle_state_change_dataset,
     parent_run,
     source_code_job,
     sql_job,
@@ -94,11 +95,15 @@ class Dataset:
     version: str | None = None
     fingerprint: Fingerprint | None = None
     model: NbgovModelDatasetFacet | None = None
+    removed: bool = False  # a file the execution removed or renamed away
 
     def facets(self) -> dict[str, DatasetFacet]:
         facets: dict[str, DatasetFacet] = {}
         if self.version:
             facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=self.version)
+        if self.removed:
+            facets["lifecycleStateChange"] = lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet(
+                lifecycleStateChange=lifecycle_state_change_dataset.LifecycleStateChange.DROP)
         if self.fingerprint is not None:
             fp = self.fingerprint
             facets["nbgov_fingerprint"] = NbgovFingerprintDatasetFacet(fp.kind, fp.hash, fp.weak, fp.summary)
@@ -117,7 +122,7 @@ def datasets(record: ExecutionRecord, notebook: str) -> Iterator[Dataset]:
     if record.result is not None:
         yield Dataset(values, f"Out[{record.execution_count}]", True, record.result.hash, record.result)
     for file in record.files:
-        yield Dataset("file", file.abspath, file.mode == "write", file.hash)
+        yield Dataset("file", file.abspath, file.mode == "write", file.hash, removed=file.removed)
     for stmt in record.sql:
         fingerprints: dict[tuple[str, str], Fingerprint | None] = {
             (t.name, t.mode): t.fingerprint for t in stmt.tables if t.origin == "database"
@@ -213,6 +218,8 @@ def _prov_entity(d: Dataset) -> tuple[str, dict[str, str]]:
         return _qid("model", d.name, d.model.version), {
             "prov:label": d.name, "nbgov:version": str(d.model.version), "nbgov:sha256": d.model.sha256,
             "nbgov:producer": str(d.model.onnxProducer), "nbgov:opset": str(d.model.opset)}
+    if d.namespace == "file" and d.removed:
+        return _qid("file", d.name, "removed"), {"prov:label": d.name, "nbgov:removed": "true"}
     if d.namespace == "file":
         return _qid("file", d.name, d.version or "unknown"), {"prov:label": d.name, "nbgov:hash": str(d.version)}
     if d.namespace.startswith("nbgov://"):

@@ -76,7 +76,7 @@ def build_graph(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence
             fid = f"file:{file.abspath or file.path}"
             graph.nodes.setdefault(fid, Node(fid, file.path, "file", row, file.abspath or file.path))
             if file.mode == "write":
-                graph.add_edge(rid, fid, "writes")
+                graph.add_edge(rid, fid, "removes" if file.removed else "writes")
             else:
                 graph.add_edge(fid, rid, "reads")
         created = created_models(record)

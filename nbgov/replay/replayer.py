@@ -105,13 +105,21 @@ class ReplayResult:
         return 1 if self.count(UNVERIFIABLE) and not allow_unverifiable else 0
 
 
-def require_verified(notebook: Path, unverified: bool) -> str | None:
+def require_verified(notebook: Path, unverified: bool, allowed_signers: Path | None = None,
+                     until: int | None = None) -> str | None:
     """ReplayError (exit 2) unless the log verifies and every entry to run is in the sidecar
     (an entry only in the notebook metadata chains to it, but anyone can append one there:
-    its code is not run unasked); with ``unverified``, the reason as a warning."""
+    its code is not run unasked); with ``unverified``, the reason as a warning.
+
+    With ``allowed_signers`` the check is ``nbgov verify --allowed-signers`` itself, and no
+    execution after the newest head an allowed signer signed is run (verify only notes
+    those: appended after signing, nobody vouched for their code); nothing overrides it."""
     from nbgov.replay.verify import verify
 
-    checked = verify(notebook)
+    if allowed_signers is not None and unverified:
+        raise ReplayError("--unverified and --allowed-signers contradict each other: signatures are required "
+                          "only of a log that is verified")
+    checked = verify(notebook, allowed_signers=allowed_signers)
     if checked.problems:
         more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
         why = f"its lineage does not verify: {checked.problems[0]}{more}"
@@ -120,12 +128,36 @@ def require_verified(notebook: Path, unverified: bool) -> str | None:
         one = len(checked.unbacked) == 1
         why = (f"notebook metadata {'entry' if one else 'entries'} {seqs} {'was' if one else 'were'} never written "
                f"to the sidecar, so {'its' if one else 'their'} code cannot be checked against it")
+    elif allowed_signers is not None:
+        unsigned = _unsigned(notebook, checked.signed_through, until)
+        if unsigned is not None:
+            raise ReplayError(f"will not replay {notebook.name}: {unsigned}")
+        return None
     else:
         return None
+    if allowed_signers is not None:
+        raise ReplayError(f"will not replay {notebook.name}: {why}; see `nbgov verify --allowed-signers "
+                          f"{allowed_signers}`")
     if not unverified:
         raise ReplayError(f"will not replay {notebook.name}: {why}; see `nbgov verify`, or pass "
                           "--unverified to replay it anyway")
     return f"replaying {notebook.name} although {why}"
+
+
+def _unsigned(notebook: Path, signed_through: int, until: int | None) -> str | None:
+    """Why the executions to replay are not all covered by an allowed signer's head, or None."""
+    from nbgov.replay.source import load_log
+
+    executions = load_log(notebook).executions()
+    todo = executions[:until] if until else executions
+    later = [int(e["seq"]) for e in todo if int(e["seq"]) > signed_through]
+    if not later:
+        return None
+    signed = sum(1 for e in todo if int(e["seq"]) <= signed_through)
+    what = f"entry {later[0]}" if len(later) == 1 else f"entries {later[0]}-{later[-1]}"
+    until_hint = f", or pass --until {signed} to replay the signed part" if signed else ""
+    return (f"{what} {'was' if len(later) == 1 else 'were'} added after the newest head an allowed signer "
+            f"signed (entry {signed_through}), so nobody vouched for that code; sign the log again{until_hint}")
 
 
 class SidecarTail:

@@ -249,6 +249,7 @@ class SignatureReport:
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
+    signed_through: int = -1  # with allowed signers: the newest entry one of them signed, still on the chain
 
 
 def _on_chain(head: SignedHead, entries: Sequence[Mapping[str, Any]]) -> str | None:
@@ -319,6 +320,8 @@ def check_signatures(notebook: Path, sidecar: Path, entries: Sequence[Mapping[st
             report.signers.append(f"entry {head.seq} signed by {who} on {head.signed}")
     if allowed is None:
         report.notices.append(f"{len(found)} signed head(s) found; signers not checked (pass --allowed-signers FILE)")
+    else:
+        report.signed_through = newest
     last = int(entries[-1]["seq"]) if entries else -1
     if 0 <= newest < last:
         added = f"entry {last} was" if newest + 1 == last else f"entries {newest + 1}-{last} were"

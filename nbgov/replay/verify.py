@@ -56,6 +56,7 @@ class VerifyResult:
     # notebook-metadata entries the sidecar does not hold: a notice here, but their code
     # cannot be checked against the authority, so replay will not run them unasked
     unbacked: list[int] = field(default_factory=list)
+    signed_through: int = -1  # with allowed signers: the newest entry one of them signed (replay runs no later one)
 
     @property
     def exit_code(self) -> int:
@@ -302,3 +303,4 @@ def _check_signatures(notebook: Path, sidecar: Path, entries: list[dict[str, Any
     result.problems += report.problems
     result.notices += report.notices
     result.signers += report.signers
+    result.signed_through = report.signed_through

@@ -26,7 +26,8 @@ from nbgov.lineage.fingerprint.walk import NotExact, Walk
 PROBE_MIN_BYTES = 1024 * 1024
 _PROBE_WINDOWS = 64
 _PROBE_WINDOW_BYTES = 64
-_MEMMAP_STATE = frozenset({"_mmap", "filename", "offset", "mode"})  # where, not what
+# where, not what: a memmap's file, a masked array's note that its mask is shared
+_SUBCLASS_BOOKKEEPING = frozenset({"_mmap", "filename", "offset", "mode", "_sharedmask"})
 
 
 def _numpy() -> dict[str, Any]:
@@ -42,9 +43,17 @@ def _numpy() -> dict[str, Any]:
 def numpy_array(walk: Walk, arr: Any) -> None:
     dtype = arr.dtype
     header = b"A" + dtype_tag(walk, dtype) + ("%r;" % (arr.shape,)).encode()
-    extra = _subclass_state(arr) if type(arr) is not library_class("numpy", "ndarray") else None
+    ndarray = library_class("numpy", "ndarray")
+    extra = None
+    original = arr  # what back-references name (a view made here is new each time)
+    if type(arr) is not ndarray:
+        extra = _subclass_state(arr)
+        header += _subclass_tag(type(arr))
+        # the subclass's own reshape/view/tobytes/tolist are not the data (a masked array's
+        # fill its masked slots, and its view reshapes the mask): read numpy's plain view
+        arr = ndarray.view(arr, ndarray)
     if dtype.hasobject:
-        if not walk.enter(arr):
+        if not walk.enter(original):
             return
         walk.emit(header)
         children = object_items(walk, arr)
@@ -78,23 +87,85 @@ _SMALL = 65536
 
 def dtype_tag(walk: Walk, dtype: Any) -> bytes:
     """The encoded type of an array: byte order, kind, size, unit, and field layout."""
+    if dtype.fields is not None:
+        _check_titles(dtype)  # before hashing the dtype: its hash hashes the titles
     tags = walk.kinds.dtype_tags
     tag = tags.get(dtype)
     if tag is None:
-        tag = enc_str(f"{dtype.str}|{dtype.descr if dtype.fields else ''}")
+        tag = enc_str(f"{dtype.str}|{_fields_text(dtype) if dtype.fields else ''}")
         if len(tags) >= _DTYPE_TAGS:
             tags.clear()
         tags[dtype] = tag
     return tag
 
 
+def _fields_text(dtype: Any) -> str:
+    """A structured dtype's fields: ``descr`` (names, titles, formats, padding), or, where
+    numpy has none (overlapping or out-of-order fields), each field's name, title, offset
+    and type, and the item size."""
+    try:
+        return str(dtype.descr)
+    except ValueError:
+        pass
+    parts = []
+    for name in dtype.names:  # in order (``fields`` also holds each title as a key)
+        spec = dtype.fields[name]
+        parts.append(f"{name!r}:{spec[2:]!r}@{spec[1]}={_field_type(spec[0])}")
+    return f"fields{dtype.itemsize}[" + ",".join(parts) + "]"
+
+
+def _check_titles(dtype: Any) -> None:
+    """A field title may be any object, and numpy's hash and repr of the dtype call its
+    ``__hash__`` and ``__repr__``: only text titles are read (NotExact otherwise)."""
+    for spec in dtype.fields.values():
+        if len(spec) > 2 and type(spec[2]) is not str and type(spec[2]) is not bytes:
+            raise NotExact("a structured dtype with a field title that is not text")
+        inner = spec[0]
+        while inner.subdtype is not None:
+            inner = inner.subdtype[0]
+        if inner.fields is not None:
+            _check_titles(inner)
+
+
+def _field_type(dtype: Any) -> str:
+    if dtype.fields:
+        return _fields_text(dtype)
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return f"({_field_type(base)}){shape}"
+    return str(dtype.str)
+
+
 def _subclass_state(arr: Any) -> list[tuple[str, Any]]:
-    """Instance attributes of an ndarray subclass (a masked array's mask, ...)."""
+    """Instance attributes of an ndarray subclass (a masked array's mask and fill value, ...)."""
     read, _ = dict_reader(type(arr))
     if read is None:
         return []
     state = read(arr)
-    return [(k, v) for k, v in state.items() if k not in _MEMMAP_STATE] if type(state) is dict else []
+    if type(state) is not dict:
+        return []
+    items = [(k, v) for k, v in state.items() if k not in _SUBCLASS_BOOKKEEPING]
+    masked = library_class("numpy.ma", "MaskedArray")
+    if masked is not None and inherits(type(arr), masked) and state.get("_fill_value", 0) is None:
+        items = [(k, _default_fill(arr.dtype) if k == "_fill_value" else v) for k, v in items]
+    return items
+
+
+def _default_fill(dtype: Any) -> Any:
+    """The fill value numpy.ma sets the first time anything reads ``fill_value`` (printing
+    the array does): the same array before and after, so hashed the same."""
+    core = loaded_module("numpy.ma.core")
+    check = core.get("_check_fill_value") if core is not None else None
+    return check(None, dtype) if callable(check) else None
+
+
+def _subclass_tag(tp: type) -> bytes:
+    """The class of an ndarray subclass (a recarray's fields are attributes, a matrix
+    multiplies as matrices); a memmap is its bytes, the same as an array's."""
+    memmap_class = library_class("numpy", "memmap")
+    if memmap_class is not None and inherits(tp, memmap_class):
+        return b""
+    return b"C" + enc_str(static.label(tp))
 
 
 def _strided(walk: Walk, arr: Any) -> None:
@@ -170,7 +241,7 @@ def object_items(walk: Walk, values: Any) -> list[Any]:
 def pandas_frame(walk: Walk, df: Any) -> None:
     walk.reached(id(df))
     attrs = _attrs(df)
-    walk.emit(b"P" + enc_str(f"DataFrame{df.shape}" + ("+attrs" if attrs else "")))
+    walk.emit(b"P" + enc_str(f"DataFrame{df.shape}" + ("+attrs" if attrs else "") + _flags_text(df)))
     deferred: list[Any] = []
     pandas_index(walk, df.columns, deferred)
     pandas_index(walk, df.index, deferred)
@@ -194,6 +265,24 @@ def _attrs(obj: Any) -> dict[Any, Any] | None:
     return attrs or None
 
 
+def _flags_text(obj: Any) -> str:
+    """``flags.allows_duplicate_labels``: off, later operations that would duplicate a
+    label raise. Only the non-default state is written (frames hash as before)."""
+    read, _ = dict_reader(type(obj))
+    state = read(obj) if read is not None else None
+    flags = state.get("_flags") if type(state) is dict else None
+    if flags is None or type(flags) is not library_class("pandas", "Flags"):
+        return ""
+    read_flags, _ = dict_reader(type(flags))
+    flag_state = read_flags(flags) if read_flags is not None else None
+    allows = flag_state.get("_allows_duplicate_labels", True) if type(flag_state) is dict else True
+    if allows is True:
+        return ""
+    if allows is False:
+        return "+no-duplicate-labels"
+    raise NotExact("pandas flags that are not booleans")
+
+
 def frame_columns(df: Any) -> list[Any]:
     """Each column's values (ndarray row of a 2-D block, or the ExtensionArray), in order.
 
@@ -215,7 +304,7 @@ def frame_columns(df: Any) -> list[Any]:
 def pandas_series(walk: Walk, s: Any) -> None:
     walk.reached(id(s))
     attrs = _attrs(s)
-    walk.emit(b"P" + enc_str(f"Series{len(s)}" + ("+attrs" if attrs else "")))
+    walk.emit(b"P" + enc_str(f"Series{len(s)}" + ("+attrs" if attrs else "") + _flags_text(s)))
     deferred: list[Any] = [s.name]
     pandas_index(walk, s.index, deferred)
     pandas_array(walk, s.array, deferred)
@@ -241,10 +330,76 @@ def pandas_index(walk: Walk, idx: Any, deferred: list[Any]) -> None:
         deferred.append(list(idx.names))
         for level in range(idx.nlevels):
             pandas_array(walk, idx.get_level_values(level).array, deferred)
+        _levels_beyond_values(walk, idx, deferred)
         return
     walk.emit(b"I" + enc_str(f"Index{len(idx)}"))
     deferred.append(idx.name)
     pandas_array(walk, idx.array, deferred)
+    freq = _index_freq(idx)
+    if freq is None:
+        return
+    simple = _tick_text(freq)
+    if simple is not None:
+        walk.emit(b"J" + enc_str(simple))
+    else:
+        walk.emit(b"F")
+        deferred.append(freq)
+
+
+_TICKS = frozenset({"Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano"})
+
+
+def _tick_text(freq: Any) -> str | None:
+    """The common fixed steps (``D``, ``h``, ``min``, ...) as text: their class, ``n`` and
+    ``normalize`` are all they hold, and reading them costs less than walking the offset."""
+    tp = type(freq)
+    name = static.qualname_of(tp)
+    if name not in _TICKS or library_class("pandas.tseries.offsets", name) is not tp:
+        return None
+    n, normalize = freq.n, freq.normalize
+    if type(n) is not int or type(normalize) is not bool:
+        return None
+    return f"{name}|{n}|{normalize}"
+
+
+def _levels_beyond_values(walk: Walk, idx: Any, deferred: list[Any]) -> None:
+    """A MultiIndex level its values do not determine: one that keeps values no row uses
+    (after slicing or filtering) or is not in sorted order. ``levels`` shows them and code
+    iterating ``levels`` sees them. Only such levels are written (others hash as before)."""
+    np = _numpy()
+    for position, (level, codes) in enumerate(zip(idx.levels, idx.codes)):
+        size = len(level)
+        if size == 0:
+            continue
+        used = np["zeros"](size + 1, dtype=bool)
+        used[codes] = True  # a missing value's code, -1, marks the extra last slot
+        try:
+            ordered = bool(level.is_monotonic_increasing)
+        except TypeError:  # values that do not compare: written out
+            ordered = False
+        if ordered and bool(used[:size].all()):
+            continue
+        walk.emit(b"l%x;" % position)
+        pandas_array(walk, level.array, deferred)
+
+
+def _index_freq(idx: Any) -> Any:
+    """A DatetimeIndex's or TimedeltaIndex's ``freq``: not in its values, yet ``shift``,
+    ``asfreq``, ``resample`` and slicing follow it. Read from the instance state (pandas 3
+    keeps it on the index, pandas 2 on the array inside); a PeriodIndex's is in its dtype."""
+    kinds = [library_class("pandas", "DatetimeIndex"), library_class("pandas", "TimedeltaIndex")]
+    if not any(k is not None and inherits(type(idx), k) for k in kinds):
+        return None
+    holder = idx
+    for _ in range(2):
+        read, _ = dict_reader(type(holder))
+        state = read(holder) if read is not None else None
+        if type(state) is not dict:
+            return None
+        if "_freq" in state:
+            return state["_freq"]
+        holder = state.get("_data")
+    return None
 
 
 def pandas_extension_array(walk: Walk, arr: Any) -> None:
@@ -333,8 +488,18 @@ def arrow_table(walk: Walk, table: Any) -> None:
     walk.emit(b"W" + enc_str(f"table|{table.num_rows}|{table.num_columns}"))
     for field in table.schema:
         walk.emit(b"w" + enc_str(f"{field.name}\x00{field.type}\x00{field.nullable}"))
+        if field.metadata:
+            walk.emit(b"m" + _arrow_metadata(field.metadata))
+    if table.schema.metadata:  # e.g. b"pandas": to_pandas() rebuilds the index and dtypes from it
+        walk.emit(b"M" + _arrow_metadata(table.schema.metadata))
     for column in table.columns:
         arrow_values(walk, column)
+
+
+def _arrow_metadata(metadata: Any) -> bytes:
+    """Schema or field metadata (bytes -> bytes), in key order: written only when present."""
+    pairs = sorted(dict(metadata).items())
+    return b"%x;" % len(pairs) + b"".join(b"%x;%s%x;%s" % (len(k), k, len(v), v) for k, v in pairs)
 
 
 def arrow_array(walk: Walk, arr: Any) -> None:

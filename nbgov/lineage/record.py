@@ -455,6 +455,7 @@ class SessionInfo:
     packages: Mapping[str, str] = field(default_factory=dict)
     cwd: str = ""
     hash_seed: str | None = None  # PYTHONHASHSEED the kernel started with; None: random
+    fingerprints: int | None = None  # the fingerprint scheme (fingerprint.SCHEME); None: before schemes
     schema: str = SESSION_SCHEMA
 
     def to_json(self) -> dict[str, Any]:
@@ -468,6 +469,7 @@ class SessionInfo:
             "packages": dict(sorted(self.packages.items())),
             "cwd": self.cwd,
             "hash_seed": self.hash_seed,
+            **({"fingerprints": self.fingerprints} if self.fingerprints is not None else {}),
         }
 
     @classmethod
@@ -482,6 +484,7 @@ class SessionInfo:
             packages=f.str_map("packages"),
             cwd=f.text("cwd", ""),
             hash_seed=f.opt_text("hash_seed"),
+            fingerprints=f.opt_integer("fingerprints"),
             schema=f.text("schema", SESSION_SCHEMA),
         )
 

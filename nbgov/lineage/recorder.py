@@ -39,6 +39,7 @@ from nbgov.lineage.environment import (
 )
 from nbgov.lineage.exception_text import exception_message
 from nbgov.lineage.files import FileEvent, FileWatcher, absent, expand_sql_paths
+from nbgov.lineage.fingerprint import SCHEME as FINGERPRINT_SCHEME
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.journal import Journal, Subscriber, describe
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot
@@ -398,6 +399,7 @@ class Recorder:
             packages=self._versions.versions(top_level_modules()),
             cwd=os.getcwd(),
             hash_seed=self.hash_seed,
+            fingerprints=FINGERPRINT_SCHEME,
         )
 
     def _warn(self, message: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgov.lineage import files
+from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
 
 INPUT_FILE_CHANGED = "input file changed"
@@ -74,6 +75,15 @@ class StepContext:
 
     relocation: Relocation
     hash_seed_random: bool = False  # the recorded session says it ran with a random PYTHONHASHSEED
+    fingerprints: int | None = SCHEME  # the recorded session's fingerprint scheme (None: before schemes)
+
+    def uncomparable(self, diff: ValueDiff) -> str | None:
+        """Why a value that differs cannot be called different: it was hashed under another
+        fingerprint scheme (a newer nbgov reads more of some kinds of value), or None."""
+        if diff.same is not False or diff.names_only or self.fingerprints == SCHEME:
+            return None
+        then = f"scheme {self.fingerprints}" if self.fingerprints is not None else "an older scheme"
+        return f"recorded with fingerprint {then}, this nbgov hashes with scheme {SCHEME} ({diff.how})"
 
 
 @dataclass
@@ -250,14 +260,16 @@ def compare_models(original: ExecutionRecord, replay: ExecutionRecord, upstream:
 
 
 def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: Upstream,
-                  verdict: Comparison) -> None:
+                  context: StepContext, verdict: Comparison) -> None:
     now = {r.name: r for r in replay.reads}
     for read in original.reads:
         again = now.get(read.name)
         if again is None:
             continue
         diff = diff_values(read.fingerprint, again.fingerprint)
-        if diff.same is None:
+        if (why := context.uncomparable(diff)) is not None:
+            verdict.unverifiable.append(f"`{read.name}` (read): {why}")
+        elif diff.same is None:
             verdict.unverifiable.append(f"`{read.name}` (read): {diff.how}")
         elif diff.names_only:
             verdict.notes.append(Cause(MODEL_METADATA, f"`{read.name}`: {diff.how}", read.name))
@@ -296,7 +308,9 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
             changed.append((name, "not produced again"))
             continue
         diff = diff_values(then, again)
-        if diff.same is None:
+        if (why := context.uncomparable(diff)) is not None:
+            verdict.unverifiable.append(f"`{name}`: {why}")
+        elif diff.same is None:
             verdict.unverifiable.append(f"`{name}`: {diff.how}")
         elif diff.names_only:
             verdict.notes.append(Cause(MODEL_METADATA, f"`{name}`: {diff.how}", name))
@@ -382,7 +396,7 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     for path, file, again in _files_differing(original, replay, "read", context, flagged):
         kind = MODEL_CHANGED if _is_model_file(file, original.models) else INPUT_FILE_CHANGED
         verdict.causes.append(Cause(kind, f"{path}: hash {short(file.hash)} → {short(again.hash)}", path))
-    compare_reads(original, replay, upstream, verdict)
+    compare_reads(original, replay, upstream, context, verdict)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
     if changed and not verdict.causes:

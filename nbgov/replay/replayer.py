@@ -246,7 +246,8 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
                     session = sessions.get(current)
                     seed = session.hash_seed if session and session.hash_seed is not None else FIXED_HASH_SEED
                     context = compare.StepContext(compare.Relocation(_recorded_folder(session), folder),
-                                                  hash_seed_random=current in random_seeds)
+                                                  hash_seed_random=current in random_seeds,
+                                                  fingerprints=session.fingerprints if session else None)
                     kernel = RecordingKernel(name, folder, session_name, hash_seed=seed)
                     kernel.start()
                     kernel_seconds += time.perf_counter() - t0

@@ -36,6 +36,11 @@ from nbgov.lineage.record import Fingerprint
 
 __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRUPTED"]
 
+# Which bytes a value's fingerprint reads; raised whenever the bytes read for some kind of
+# value change (a property found to be missed), so a replay by a newer nbgov does not call
+# a value recorded under an older scheme different (it is said to be uncomparable instead).
+# 2: masked arrays' masks, DatetimeIndex freq, pandas flags, Arrow metadata, MultiIndex levels.
+SCHEME = 2
 DEFAULT_MAX_BYTES = 64 * 1024**3
 DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing

@@ -559,3 +559,54 @@ def test_names_that_differ_only_in_case_are_suffixed_as_on_duckdb(engine, spark_
     duck, spark = _both((engine, spark_engine), sql)
     assert list(duck.columns) == ["id", "Id_1", "ID_2", "id_1_1", "iD_3"]
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_division_by_zero_gives_duckdbs_values(engine, spark_engine):
+    """DuckDB's ``/`` is a DOUBLE: ``x / 0`` is inf, -inf or NaN (NULL for NULL), and a
+    DOUBLE's ``x % 0`` is NaN. Spark's ANSI mode failed the query (DIVIDE_BY_ZERO); now the
+    same values on both. Integer ``%`` and ``//`` by zero fail on both."""
+    values = pd.DataFrame({
+        "id": np.arange(6), "x": pd.array([3, 0, -2, None, 7, 5], dtype="Int64"), "z": [0, 0, 0, 0, 2, -0],
+        "d": [2.5, 0.0, -1.0, None, 9.0, 1.0], "zd": [0.0, -0.0, -0.0, 0.0, 4.0, np.nan],
+    })
+    sql = (
+        "SELECT id, x / z AS a, d / zd AS b, x / 0 AS c, d / z AS e, d % zd AS f, d % 0 AS g, (x / z)::DOUBLE AS h, "
+        "1 / zd AS i FROM v ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.tolist()[:3] == [np.inf, None, -np.inf] or np.isnan(duck.a[1])
+    assert duck.i.tolist()[:2] == [np.inf, -np.inf] and np.isnan(duck.f[0])
+    pd.testing.assert_frame_equal(spark, duck)
+    for sql in ("SELECT x % z AS r FROM v", "SELECT x // z AS q FROM v"):
+        for each in (engine, spark_engine):
+            with pytest.raises(SqlError):
+                each.execute(sql, frames={"v": values})
+
+
+def test_text_cast_to_an_integer_rounds_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``'2.5'::INTEGER`` reads the text as a number and rounds it half away from
+    zero (3); Spark's cast refused text with a fraction (CAST_INVALID_INPUT)."""
+    texts = pd.DataFrame({"id": np.arange(7), "s": ["2.5", "-2.5", " 2.45 ", "1e2", "7", None, "x"]})
+    sql = (
+        "SELECT id, '2.5'::INT AS a, CAST('-3.5' AS BIGINT) AS b, TRY_CAST(s AS INTEGER) AS c, "
+        "TRY_CAST(s AS SMALLINT) AS d FROM v ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": texts})
+    assert duck.a[0] == 3 and duck.b[0] == -4 and duck.c.tolist()[:5] == [3, -3, 2, 100, 7]
+    pd.testing.assert_frame_equal(spark, duck)
+    for each in (engine, spark_engine):
+        with pytest.raises(SqlError):
+            each.execute("SELECT s::INT AS n FROM v", frames={"v": texts})
+
+
+def test_ceil_and_floor_are_doubles_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``ceil`` / ``floor`` of an integer or DOUBLE are DOUBLEs (a FLOAT's FLOATs);
+    Spark's BIGINTs came back as int64 and failed past 2^63 (``ceil(1e300)``)."""
+    x = [1.5, -1.5, 2.0, 1e300, np.inf, np.nan, None]
+    with np.errstate(over="ignore"):  # 1e300 is infinite as a FLOAT
+        single = np.array(x, dtype=np.float32)
+    values = pd.DataFrame({"id": np.arange(7), "x": x, "f": single, "n": np.arange(7, dtype=np.int32)})
+    sql = "SELECT id, ceil(x) AS a, floor(x) AS b, ceil(f) AS c, floor(n) AS d, ceil(n / 2) AS e FROM v ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.dtype == np.float64 and duck.c.dtype == np.float32 and duck.a.tolist()[:4] == [2.0, -1.0, 2.0, 1e300]
+    pd.testing.assert_frame_equal(spark, duck)

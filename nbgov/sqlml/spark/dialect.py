@@ -22,6 +22,8 @@ from sqlglot.generators.spark import SparkGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 
 from nbgov.errors import SqlError, SqlmlError
+from nbgov.sqlml.planning.prepared import INLINED_MODEL
+from nbgov.sqlml.spark.arithmetic import ieee_quotient
 from nbgov.sqlml.spark.functions import (
     DATE_DIFF_UNITS,
     boundaries,
@@ -42,6 +44,7 @@ from nbgov.sqlml.sql.frames import refuse_table_parameter
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 _CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+_IEEE = "nbgov_ieee"  # meta key: a quotient already written with DuckDB's division by zero
 _SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.datetime)
 
 # Statement types as the DuckDB executor names them (its parser's), for sqlglot's trees.
@@ -293,6 +296,17 @@ class NbgovSpark(Spark):
                 return self.func("LOG10", value)
             return super().log_sql(expression)
 
+        def div_sql(self, expression: exp.Div) -> str:
+            """DuckDB's ``x / 0`` is a DOUBLE (``inf``, ``-inf``, ``NaN``); Spark's ANSI ``/``
+            fails the query: a zero divisor gives DuckDB's value (``arithmetic.py``). An
+            inlined model's own divisions are left as they are (never by zero, and hot)."""
+            if expression.meta.get(_IEEE) or expression.args.get("typed") or _in_model(expression):
+                return super().div_sql(expression)
+            plain = expression.copy()
+            plain.meta[_IEEE] = True
+            quotient = ieee_quotient(plain)
+            return super().div_sql(expression) if quotient is None else self.sql(quotient)
+
         def bracket_sql(self, expression: exp.Bracket) -> str:
             """``list[list_position(...)]`` (DuckDB, 1-based) as ``element_at`` (1-based):
             sqlglot shifts only literal subscripts to Spark's 0-based ``[]``; a negative one
@@ -306,6 +320,16 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+def _in_model(node: exp.Expr) -> bool:
+    """Whether ``node`` is part of a model inlined as SQL."""
+    current: exp.Expr | None = node
+    while current is not None:
+        if current.meta.get(INLINED_MODEL):
+            return True
+        current = current.parent
+    return False
 
 
 def _wall_clock(instant: str) -> str:

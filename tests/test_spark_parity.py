@@ -610,3 +610,17 @@ def test_ceil_and_floor_are_doubles_as_on_duckdb(engine, spark_engine):
     duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
     assert duck.a.dtype == np.float64 and duck.c.dtype == np.float32 and duck.a.tolist()[:4] == [2.0, -1.0, 2.0, 1e300]
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_an_insert_reports_its_rows_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``INSERT`` says how many rows it wrote (``INSERT: 3 row(s)``); Spark's said
+    ``INSERT: ok``. Now Spark's own count of the rows written, for a query, VALUES and none."""
+    values = pd.DataFrame({"x": [1, 2, 3]})
+    summaries = []
+    for each in (engine, spark_engine):
+        each.execute("CREATE TABLE counted (x BIGINT)")
+        cells = ["INSERT INTO counted SELECT x FROM v", "INSERT INTO counted VALUES (7), (8)", "INSERT INTO counted SELECT x FROM v WHERE x > 5"]
+        summaries.append([each.execute(sql, frames={"v": values})[-1].summary for sql in cells])
+    assert summaries[0] == summaries[1] == ["INSERT: 3 row(s)", "INSERT: 2 row(s)", "INSERT: 0 row(s)"]
+    duck, spark = _both((engine, spark_engine), "SELECT x FROM counted ORDER BY x")
+    pd.testing.assert_frame_equal(spark, duck)

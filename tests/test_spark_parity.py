@@ -624,3 +624,27 @@ def test_an_insert_reports_its_rows_as_on_duckdb(engine, spark_engine):
     assert summaries[0] == summaries[1] == ["INSERT: 3 row(s)", "INSERT: 2 row(s)", "INSERT: 0 row(s)"]
     duck, spark = _both((engine, spark_engine), "SELECT x FROM counted ORDER BY x")
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_in_a_subquery_read_as_a_value_is_null_as_on_duckdb(engine, spark_engine):
+    """``x IN (SELECT ...)`` in a SELECT list is NULL on DuckDB when ``x`` is NULL or when
+    nothing matches and the subquery has a NULL; Spark gave false (its IN became an
+    existence join). Now three-valued on both, correlated, grouped and combined subqueries
+    too; filters read as before. A row value IN a subquery, read as a value, is refused."""
+    v = pd.DataFrame({"id": np.arange(5), "x": pd.array([1, 3, None, 2, 5], dtype="Int64"), "g": ["a", "a", "b", "b", "c"]})
+    t = pd.DataFrame({"k": pd.array([1, 2, None, 5], dtype="Int64"), "g": ["a", "b", "b", "c"]})
+    cells = [
+        "SELECT id, x IN (SELECT k FROM t) AS a, x NOT IN (SELECT k FROM t) AS b, x IN (SELECT k FROM t WHERE k IS NOT NULL) AS c, "
+        "x IN (SELECT k FROM t WHERE false) AS d FROM v ORDER BY id",
+        "SELECT id, x IN (SELECT k FROM t WHERE t.g = v.g) AS a, x IN (SELECT max(k) FROM t GROUP BY g) AS b, "
+        "x IN (SELECT k FROM t UNION ALL SELECT 3) AS c, CASE WHEN x IN (SELECT k FROM t) THEN 'y' ELSE 'n' END AS e FROM v ORDER BY id",
+        "SELECT id FROM v WHERE x NOT IN (SELECT k FROM t WHERE k IS NOT NULL) OR id = 0 ORDER BY id",
+        "SELECT id FROM v WHERE x IN (SELECT k FROM t) AND NOT x IN (SELECT k FROM t WHERE k > 4) ORDER BY id",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"v": v, "t": t})
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    duck, _ = _both((engine, spark_engine), cells[0], frames={"v": v, "t": t})
+    assert duck.a.isna().tolist() == [False, True, True, False, False] and not duck.d.isna().any()  # none IN nothing: false
+    with pytest.raises(SqlError, match="DuckDB-only on the spark engine"):
+        spark_engine.execute("SELECT (x, g) IN (SELECT k, g FROM t) AS r FROM v", frames={"v": v, "t": t})

@@ -24,6 +24,7 @@ from sqlglot.parsers.duckdb import DuckDBParser
 from nbgov.errors import SqlError, SqlmlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
 from nbgov.sqlml.spark.arithmetic import ieee_quotient
+from nbgov.sqlml.spark.membership import three_valued
 from nbgov.sqlml.spark.functions import (
     DATE_DIFF_UNITS,
     boundaries,
@@ -262,11 +263,13 @@ class NbgovSpark(Spark):
 
         def in_sql(self, expression: exp.In) -> str:
             """DuckDB's ``x IN $list`` (a list bound as a parameter): Spark's IN takes a
-            parenthesized list only, so it is ``array_contains(:list, x)``."""
+            parenthesized list only, so it is ``array_contains(:list, x)``. ``x IN (SELECT
+            ...)`` read as a value keeps DuckDB's NULLs (``membership.py``)."""
             field = expression.args.get("field")
             if isinstance(field, (exp.Placeholder, exp.Parameter)):
                 return self.func("ARRAY_CONTAINS", field, expression.this)
-            return super().in_sql(expression)
+            written = three_valued(expression)  # x IN (SELECT ...) read as a value: DuckDB's NULLs
+            return super().in_sql(expression) if written is None else self.sql(written)
 
         def substring_sql(self, expression: exp.Substring) -> str:
             """DuckDB's ``substring(s, start, length)`` of literal bounds takes the characters at

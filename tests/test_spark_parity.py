@@ -648,3 +648,20 @@ def test_in_a_subquery_read_as_a_value_is_null_as_on_duckdb(engine, spark_engine
     assert duck.a.isna().tolist() == [False, True, True, False, False] and not duck.d.isna().any()  # none IN nothing: false
     with pytest.raises(SqlError, match="DuckDB-only on the spark engine"):
         spark_engine.execute("SELECT (x, g) IN (SELECT k, g FROM t) AS r FROM v", frames={"v": v, "t": t})
+
+
+def test_integer_division_reads_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``x // y`` of integers truncates in the wider operand's type (an INTEGER
+    stays int32; Spark's ``div`` gave BIGINT), and of a DOUBLE, FLOAT or DECIMAL is their
+    quotient (``7.5 // 2`` is 3.75; Spark's ``div`` refused the types). Zero fails on both."""
+    values = pd.DataFrame({
+        "n": np.array([-7, 7, 9, 1], dtype=np.int32), "b": np.array([2, -2, 4, 3], dtype=np.int64),
+        "d": [7.5, -1.0, 2.25, np.nan], "f": np.array([5, 1, 3, 2], dtype=np.float32),
+    })
+    sql = "SELECT n // 2 AS a, n // b AS c, d // 2 AS e, 7.5 // 2 AS g, f // f AS h, d // b AS i FROM v ORDER BY n"
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.dtype == np.int32 and duck.a.tolist()[0] == -3 and duck.g[0] == 3.75 and duck.h.dtype == np.float32
+    pd.testing.assert_frame_equal(spark, duck)
+    for each in (engine, spark_engine):
+        with pytest.raises(SqlError):
+            each.execute("SELECT d // 0 AS q FROM v", frames={"v": values})

@@ -5,6 +5,9 @@
 - ``x % 0`` of a DOUBLE or FLOAT is NaN on DuckDB (of integers and DECIMALs both fail);
 - ``ceil`` / ``floor`` of a number are DOUBLEs (a FLOAT's a FLOAT) on DuckDB, Spark's
   BIGINTs, which overflow past 2^63 (``ceil(1e300)``);
+- ``x // y`` of integers is their truncated quotient in the wider operand's type (Spark's
+  ``div``: a BIGINT); of a DOUBLE, FLOAT or DECIMAL it is ``/`` (a DOUBLE, a FLOAT's FLOAT)
+  but fails at zero, where Spark's ``div`` refuses the types;
 - ``'2.5'::INTEGER`` reads the text as a number and rounds it half away from zero (3) on
   DuckDB; Spark's cast refuses text with a fraction.
 """
@@ -14,6 +17,10 @@ from __future__ import annotations
 import sqlglot.expressions as exp
 
 _DOUBLE = exp.DataType.build("double")
+# meta key: a quotient written as Spark's own ``/`` (failing at zero), not as DuckDB's ``/``
+PLAIN_QUOTIENT = "nbgov_plain_quotient"
+# DuckDB's integer types by width: ``x // y`` of two is the wider one
+_INTEGER_WIDTHS = (exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT)
 # every DOUBLE at least this large is a whole number: its ceil and floor are itself
 _WHOLE_DOUBLES = 2.0**52
 # text read as a number before it is rounded to an integer: BIGINT's 19 digits, 18 places
@@ -81,6 +88,28 @@ def whole_number(node: exp.Ceil | exp.Floor, single: bool, integer: bool) -> exp
     rounded = node.__class__(this=value.copy())
     result: exp.Expr = exp.Case(ifs=[exp.If(this=whole, true=value.copy())], default=exp.cast(rounded, _DOUBLE))
     return exp.cast(result, exp.DataType.build("float")) if single else result
+
+
+def integer_quotient(node: exp.IntDiv, left: exp.DataType, right: exp.DataType) -> exp.Expr | None:
+    """DuckDB's ``x // y`` of numbers typed ``left`` and ``right``, for Spark (None: unknown
+    types, Spark's ``div`` kept)."""
+    widths = [_width(kind) for kind in (left, right)]
+    if all(width is not None for width in widths):
+        return exp.cast(node.copy(), exp.DataType.build(_INTEGER_WIDTHS[max(w for w in widths if w is not None)]))
+    numbers = [kind.is_type(*exp.DataType.REAL_TYPES) or width is not None for kind, width in zip((left, right), widths)]
+    if not all(numbers):
+        return None
+    single = all(kind.is_type(exp.DType.FLOAT) or width is not None for kind, width in zip((left, right), widths))
+    quotient = exp.Div(this=exp.cast(_operand(node.this), _DOUBLE), expression=_operand(node.expression))
+    quotient.meta[PLAIN_QUOTIENT] = True
+    return exp.cast(quotient, exp.DataType.build("float")) if single else quotient
+
+
+def _width(kind: exp.DataType) -> int | None:
+    for position, width in enumerate(_INTEGER_WIDTHS):
+        if kind.is_type(width):
+            return position
+    return None
 
 
 def text_as_number(cast: exp.Cast) -> exp.Expr:

@@ -23,7 +23,7 @@ from sqlglot.parsers.duckdb import DuckDBParser
 
 from nbgov.errors import SqlError, SqlmlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
-from nbgov.sqlml.spark.arithmetic import ieee_quotient
+from nbgov.sqlml.spark.arithmetic import PLAIN_QUOTIENT, ieee_quotient
 from nbgov.sqlml.spark.membership import three_valued
 from nbgov.sqlml.spark.functions import (
     DATE_DIFF_UNITS,
@@ -45,7 +45,6 @@ from nbgov.sqlml.sql.frames import refuse_table_parameter
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
 _FILE_FORMATS = {".parquet": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 _CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
-_IEEE = "nbgov_ieee"  # meta key: a quotient already written with DuckDB's division by zero
 _SCALARS = (str, int, float, bool, bytes, decimal.Decimal, datetime.date, datetime.datetime)
 
 # Statement types as the DuckDB executor names them (its parser's), for sqlglot's trees.
@@ -303,10 +302,10 @@ class NbgovSpark(Spark):
             """DuckDB's ``x / 0`` is a DOUBLE (``inf``, ``-inf``, ``NaN``); Spark's ANSI ``/``
             fails the query: a zero divisor gives DuckDB's value (``arithmetic.py``). An
             inlined model's own divisions are left as they are (never by zero, and hot)."""
-            if expression.meta.get(_IEEE) or expression.args.get("typed") or _in_model(expression):
+            if expression.meta.get(PLAIN_QUOTIENT) or expression.args.get("typed") or _in_model(expression):
                 return super().div_sql(expression)
             plain = expression.copy()
-            plain.meta[_IEEE] = True
+            plain.meta[PLAIN_QUOTIENT] = True
             quotient = ieee_quotient(plain)
             return super().div_sql(expression) if quotient is None else self.sql(quotient)
 

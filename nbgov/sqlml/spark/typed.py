@@ -17,8 +17,9 @@ what it applies to, which the text alone does not say:
 - ``list[k]`` past the end of a list is NULL (Spark: an error);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
-- ``ceil`` / ``floor`` of a number are DOUBLEs, a DOUBLE's ``x % 0`` NaN, and text cast to
-  an integer a number rounded (``arithmetic.py``);
+- ``ceil`` / ``floor`` of a number are DOUBLEs, a DOUBLE's ``x % 0`` NaN, ``x // y`` of
+  integers in their type and of DOUBLEs a quotient, and text cast to an integer a number
+  rounded (``arithmetic.py``);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
   ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
 
@@ -50,7 +51,7 @@ from sqlglot.schema import MappingSchema
 
 from nbgov.errors import SqlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
-from nbgov.sqlml.spark.arithmetic import nan_remainder, text_as_number, whole_number
+from nbgov.sqlml.spark.arithmetic import integer_quotient, nan_remainder, text_as_number, whole_number
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -171,6 +172,8 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _element_or_null(twins[index], node)
         elif isinstance(node, exp.Mod):
             _remainder(twins[index], node)
+        elif isinstance(node, exp.IntDiv):
+            _integer_quotient(twins[index], node)
         elif isinstance(node, (exp.Ceil, exp.Floor)):
             _whole(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
@@ -221,7 +224,7 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
     if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
-    if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod)) or _to_places(node) is not None:
+    if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv)) or _to_places(node) is not None:
         return True
     if isinstance(node, (exp.Ceil, exp.Floor)):  # to places, or of a model's FLOAT: Spark's as written
         return node.args.get("decimals") is None and not _model_value(node.this)
@@ -535,6 +538,16 @@ def _remainder(mod: exp.Expr, typed: exp.Mod) -> None:
         replaced = nan_remainder(mod.copy())
         if replaced is not None:
             mod.replace(replaced)
+
+
+def _integer_quotient(node: exp.Expr, typed: exp.IntDiv) -> None:
+    """DuckDB's ``x // y``: of integers in the wider one's type (Spark's ``div``: BIGINT), of
+    DOUBLEs, FLOATs and DECIMALs their ``/`` (Spark's ``div`` refuses them)."""
+    left, right = typed.this.type, typed.expression.type
+    if isinstance(node, exp.IntDiv) and left is not None and right is not None:
+        replaced = integer_quotient(node, left, right)
+        if replaced is not None:
+            node.replace(replaced)
 
 
 def _whole(node: exp.Expr, typed: exp.Ceil | exp.Floor) -> None:

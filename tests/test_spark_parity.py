@@ -641,6 +641,7 @@ def test_in_a_subquery_read_as_a_value_is_null_as_on_duckdb(engine, spark_engine
         "x IN (SELECT k FROM t UNION ALL SELECT 3) AS c, CASE WHEN x IN (SELECT k FROM t) THEN 'y' ELSE 'n' END AS e FROM v ORDER BY id",
         "SELECT id FROM v WHERE x NOT IN (SELECT k FROM t WHERE k IS NOT NULL) OR id = 0 ORDER BY id",
         "SELECT id FROM v WHERE x IN (SELECT k FROM t) AND NOT x IN (SELECT k FROM t WHERE k > 4) ORDER BY id",
+        "SELECT id, (SELECT count(*) FROM v WHERE x NOT IN (SELECT k FROM t)) AS none_left FROM v JOIN t ON v.x IN (SELECT k FROM t) AND v.x = t.k ORDER BY id",
     ]
     for sql in cells:
         duck, spark = _both((engine, spark_engine), sql, frames={"v": v, "t": t})

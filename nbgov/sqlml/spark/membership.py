@@ -47,14 +47,14 @@ def three_valued(node: exp.In) -> exp.Expr | None:
 
 
 def _filtering(node: exp.Expr) -> bool:
-    """Whether ``node`` is (the NOT of) a conjunct of a WHERE, HAVING, JOIN's ON or CASE WHEN
+    """Whether ``node`` is (the NOT of) a conjunct of a WHERE, HAVING, QUALIFY, JOIN's ON or CASE WHEN
     (where NULL and false both mean no)."""
     child, parent = node, node.parent
     if isinstance(parent, exp.Not):
         child, parent = parent, parent.parent
     while isinstance(parent, (exp.And, exp.Paren)):
         child, parent = parent, parent.parent
-    if isinstance(parent, (exp.Where, exp.Having)) or (isinstance(parent, exp.If) and parent.this is child):
+    if isinstance(parent, (exp.Where, exp.Having, exp.Qualify)) or (isinstance(parent, exp.If) and parent.this is child):
         return True
     return isinstance(parent, exp.Join) and parent.args.get("on") is child
 

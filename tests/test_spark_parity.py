@@ -631,7 +631,9 @@ def test_in_a_subquery_read_as_a_value_is_null_as_on_duckdb(engine, spark_engine
     """``x IN (SELECT ...)`` in a SELECT list is NULL on DuckDB when ``x`` is NULL or when
     nothing matches and the subquery has a NULL; Spark gave false (its IN became an
     existence join). Now three-valued on both, correlated, grouped and combined subqueries
-    too; filters read as before. A row value IN a subquery, read as a value, is refused."""
+    too; filters read as before. ``= ANY`` / ``<> ALL`` of a subquery, which Spark cannot
+    parse, are IN and NOT IN; a row value IN a subquery read as a value, and other ANY / ALL
+    comparisons, are refused in one line."""
     v = pd.DataFrame({"id": np.arange(5), "x": pd.array([1, 3, None, 2, 5], dtype="Int64"), "g": ["a", "a", "b", "b", "c"]})
     t = pd.DataFrame({"k": pd.array([1, 2, None, 5], dtype="Int64"), "g": ["a", "b", "b", "c"]})
     cells = [
@@ -642,14 +644,16 @@ def test_in_a_subquery_read_as_a_value_is_null_as_on_duckdb(engine, spark_engine
         "SELECT id FROM v WHERE x NOT IN (SELECT k FROM t WHERE k IS NOT NULL) OR id = 0 ORDER BY id",
         "SELECT id FROM v WHERE x IN (SELECT k FROM t) AND NOT x IN (SELECT k FROM t WHERE k > 4) ORDER BY id",
         "SELECT id, (SELECT count(*) FROM v WHERE x NOT IN (SELECT k FROM t)) AS none_left FROM v JOIN t ON v.x IN (SELECT k FROM t) AND v.x = t.k ORDER BY id",
+        "SELECT id, x = ANY (SELECT k FROM t) AS a, x <> ALL (SELECT k FROM t WHERE k < 3) AS b FROM v WHERE x = ANY (SELECT k FROM t) OR id > 2 ORDER BY id",
     ]
     for sql in cells:
         duck, spark = _both((engine, spark_engine), sql, frames={"v": v, "t": t})
         pd.testing.assert_frame_equal(spark, duck, obj=sql)
     duck, _ = _both((engine, spark_engine), cells[0], frames={"v": v, "t": t})
     assert duck.a.isna().tolist() == [False, True, True, False, False] and not duck.d.isna().any()  # none IN nothing: false
-    with pytest.raises(SqlError, match="DuckDB-only on the spark engine"):
-        spark_engine.execute("SELECT (x, g) IN (SELECT k, g FROM t) AS r FROM v", frames={"v": v, "t": t})
+    for sql in ("SELECT (x, g) IN (SELECT k, g FROM t) AS r FROM v", "SELECT x > ALL (SELECT k FROM t) AS r FROM v"):
+        with pytest.raises(SqlError, match="DuckDB-only on the spark engine"):
+            spark_engine.execute(sql, frames={"v": v, "t": t})
 
 
 def test_integer_division_reads_as_on_duckdb(engine, spark_engine):

@@ -24,7 +24,7 @@ from sqlglot.parsers.duckdb import DuckDBParser
 from nbgov.errors import SqlError, SqlmlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
 from nbgov.sqlml.spark.arithmetic import PLAIN_QUOTIENT, ieee_quotient
-from nbgov.sqlml.spark.membership import three_valued
+from nbgov.sqlml.spark.membership import quantified_as_in, three_valued
 from nbgov.sqlml.spark.functions import (
     DATE_DIFF_UNITS,
     boundaries,
@@ -144,7 +144,7 @@ class NbgovSpark(Spark):
             ),
             exp.TimeToUnix: lambda self, e: self.sql(epoch_seconds(e.this)),
             exp.Select: transforms.preprocess(
-                [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, transforms.any_to_exists]
+                [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, quantified_as_in, transforms.any_to_exists]
             ),
             exp.Table: lambda self, e: self.source_sql(e),
             # DuckDB's arg_max / arg_min skip the rows whose value is NULL: Spark's max_by / min_by return it

@@ -46,6 +46,30 @@ def three_valued(node: exp.In) -> exp.Expr | None:
     )
 
 
+def quantified_as_in(select: exp.Expr) -> exp.Expr:
+    """DuckDB's ``x = ANY (SELECT ...)`` is ``x IN (SELECT ...)`` and ``x <> ALL (SELECT ...)``
+    its NOT, NULLs alike; Spark cannot parse either. Another comparison with ANY / ALL of a
+    subquery is refused in one line."""
+    if not isinstance(select, exp.Select):
+        return select
+    for quantified in list(select.find_all(exp.Any, exp.All)):
+        query, comparison = quantified.this, quantified.parent
+        if not isinstance(query, exp.Query) or not isinstance(comparison, exp.Binary) or comparison.expression is not quantified:
+            continue
+        rows = query.copy() if isinstance(query, exp.Subquery) else exp.Subquery(this=query.copy())
+        member = exp.In(this=comparison.this.copy(), query=rows)
+        if isinstance(comparison, exp.EQ) and isinstance(quantified, exp.Any):
+            comparison.replace(member)
+        elif isinstance(comparison, exp.NEQ) and isinstance(quantified, exp.All):
+            comparison.replace(exp.Not(this=member))
+        else:
+            raise SqlError(
+                "a comparison with ANY / ALL (SELECT ...) other than = ANY and <> ALL is DuckDB-only on the spark "
+                "engine; compare with the subquery's min() or max() instead"
+            )
+    return select
+
+
 def _filtering(node: exp.Expr) -> bool:
     """Whether ``node`` is (the NOT of) a conjunct of a WHERE, HAVING, QUALIFY, JOIN's ON or CASE WHEN
     (where NULL and false both mean no)."""

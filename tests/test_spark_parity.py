@@ -559,3 +559,115 @@ def test_names_that_differ_only_in_case_are_suffixed_as_on_duckdb(engine, spark_
     duck, spark = _both((engine, spark_engine), sql)
     assert list(duck.columns) == ["id", "Id_1", "ID_2", "id_1_1", "iD_3"]
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_division_by_zero_gives_duckdbs_values(engine, spark_engine):
+    """DuckDB's ``/`` is a DOUBLE: ``x / 0`` is inf, -inf or NaN (NULL for NULL), and a
+    DOUBLE's ``x % 0`` is NaN. Spark's ANSI mode failed the query (DIVIDE_BY_ZERO); now the
+    same values on both. Integer ``%`` and ``//`` by zero fail on both."""
+    values = pd.DataFrame({
+        "id": np.arange(6), "x": pd.array([3, 0, -2, None, 7, 5], dtype="Int64"), "z": [0, 0, 0, 0, 2, -0],
+        "d": [2.5, 0.0, -1.0, None, 9.0, 1.0], "zd": [0.0, -0.0, -0.0, 0.0, 4.0, np.nan],
+    })
+    sql = (
+        "SELECT id, x / z AS a, d / zd AS b, x / 0 AS c, d / z AS e, d % zd AS f, d % 0 AS g, (x / z)::DOUBLE AS h, "
+        "1 / zd AS i FROM v ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.tolist()[:3] == [np.inf, None, -np.inf] or np.isnan(duck.a[1])
+    assert duck.i.tolist()[:2] == [np.inf, -np.inf] and np.isnan(duck.f[0])
+    pd.testing.assert_frame_equal(spark, duck)
+    for sql in ("SELECT x % z AS r FROM v", "SELECT x // z AS q FROM v"):
+        for each in (engine, spark_engine):
+            with pytest.raises(SqlError, match="(?i)division by zero") as caught:
+                each.execute(sql, frames={"v": values})
+        assert "NULLIF" in str(caught.value) and "try_divide" not in str(caught.value)  # the notebook's SQL, not Spark's
+
+
+def test_text_cast_to_an_integer_rounds_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``'2.5'::INTEGER`` reads the text as a number and rounds it half away from
+    zero (3); Spark's cast refused text with a fraction (CAST_INVALID_INPUT)."""
+    texts = pd.DataFrame({"id": np.arange(7), "s": ["2.5", "-2.5", " 2.45 ", "1e2", "7", None, "x"]})
+    sql = (
+        "SELECT id, '2.5'::INT AS a, CAST('-3.5' AS BIGINT) AS b, TRY_CAST(s AS INTEGER) AS c, "
+        "TRY_CAST(s AS SMALLINT) AS d FROM v ORDER BY id"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": texts})
+    assert duck.a[0] == 3 and duck.b[0] == -4 and duck.c.tolist()[:5] == [3, -3, 2, 100, 7]
+    pd.testing.assert_frame_equal(spark, duck)
+    for each in (engine, spark_engine):
+        with pytest.raises(SqlError):
+            each.execute("SELECT s::INT AS n FROM v", frames={"v": texts})
+
+
+def test_ceil_and_floor_are_doubles_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``ceil`` / ``floor`` of an integer or DOUBLE are DOUBLEs (a FLOAT's FLOATs);
+    Spark's BIGINTs came back as int64 and failed past 2^63 (``ceil(1e300)``)."""
+    x = [1.5, -1.5, 2.0, 1e300, np.inf, np.nan, None]
+    with np.errstate(over="ignore"):  # 1e300 is infinite as a FLOAT
+        single = np.array(x, dtype=np.float32)
+    values = pd.DataFrame({"id": np.arange(7), "x": x, "f": single, "n": np.arange(7, dtype=np.int32)})
+    sql = "SELECT id, ceil(x) AS a, floor(x) AS b, ceil(f) AS c, floor(n) AS d, ceil(n / 2) AS e FROM v ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.dtype == np.float64 and duck.c.dtype == np.float32 and duck.a.tolist()[:4] == [2.0, -1.0, 2.0, 1e300]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_an_insert_reports_its_rows_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``INSERT`` says how many rows it wrote (``INSERT: 3 row(s)``); Spark's said
+    ``INSERT: ok``. Now Spark's own count of the rows written, for a query, VALUES and none."""
+    values = pd.DataFrame({"x": [1, 2, 3]})
+    summaries = []
+    for each in (engine, spark_engine):
+        each.execute("CREATE TABLE counted (x BIGINT)")
+        cells = ["INSERT INTO counted SELECT x FROM v", "INSERT INTO counted VALUES (7), (8)", "INSERT INTO counted SELECT x FROM v WHERE x > 5"]
+        summaries.append([each.execute(sql, frames={"v": values})[-1].summary for sql in cells])
+    assert summaries[0] == summaries[1] == ["INSERT: 3 row(s)", "INSERT: 2 row(s)", "INSERT: 0 row(s)"]
+    duck, spark = _both((engine, spark_engine), "SELECT x FROM counted ORDER BY x")
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_in_a_subquery_read_as_a_value_is_null_as_on_duckdb(engine, spark_engine):
+    """``x IN (SELECT ...)`` in a SELECT list is NULL on DuckDB when ``x`` is NULL or when
+    nothing matches and the subquery has a NULL; Spark gave false (its IN became an
+    existence join). Now three-valued on both, correlated, grouped and combined subqueries
+    too; filters read as before. ``= ANY`` / ``<> ALL`` of a subquery, which Spark cannot
+    parse, are IN and NOT IN; a row value IN a subquery read as a value, and other ANY / ALL
+    comparisons, are refused in one line."""
+    v = pd.DataFrame({"id": np.arange(5), "x": pd.array([1, 3, None, 2, 5], dtype="Int64"), "g": ["a", "a", "b", "b", "c"]})
+    t = pd.DataFrame({"k": pd.array([1, 2, None, 5], dtype="Int64"), "g": ["a", "b", "b", "c"]})
+    cells = [
+        "SELECT id, x IN (SELECT k FROM t) AS a, x NOT IN (SELECT k FROM t) AS b, x IN (SELECT k FROM t WHERE k IS NOT NULL) AS c, "
+        "x IN (SELECT k FROM t WHERE false) AS d FROM v ORDER BY id",
+        "SELECT id, x IN (SELECT k FROM t WHERE t.g = v.g) AS a, x IN (SELECT max(k) FROM t GROUP BY g) AS b, "
+        "x IN (SELECT k FROM t UNION ALL SELECT 3) AS c, CASE WHEN x IN (SELECT k FROM t) THEN 'y' ELSE 'n' END AS e FROM v ORDER BY id",
+        "SELECT id FROM v WHERE x NOT IN (SELECT k FROM t WHERE k IS NOT NULL) OR id = 0 ORDER BY id",
+        "SELECT id FROM v WHERE x IN (SELECT k FROM t) AND NOT x IN (SELECT k FROM t WHERE k > 4) ORDER BY id",
+        "SELECT id, (SELECT count(*) FROM v WHERE x NOT IN (SELECT k FROM t)) AS none_left FROM v JOIN t ON v.x IN (SELECT k FROM t) AND v.x = t.k ORDER BY id",
+        "SELECT id, x = ANY (SELECT k FROM t) AS a, x <> ALL (SELECT k FROM t WHERE k < 3) AS b FROM v WHERE x = ANY (SELECT k FROM t) OR id > 2 ORDER BY id",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"v": v, "t": t})
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    duck, _ = _both((engine, spark_engine), cells[0], frames={"v": v, "t": t})
+    assert duck.a.isna().tolist() == [False, True, True, False, False] and not duck.d.isna().any()  # none IN nothing: false
+    for sql in ("SELECT (x, g) IN (SELECT k, g FROM t) AS r FROM v", "SELECT x > ALL (SELECT k FROM t) AS r FROM v"):
+        with pytest.raises(SqlError, match="DuckDB-only on the spark engine"):
+            spark_engine.execute(sql, frames={"v": v, "t": t})
+
+
+def test_integer_division_reads_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``x // y`` of integers truncates in the wider operand's type (an INTEGER
+    stays int32; Spark's ``div`` gave BIGINT), and of a DOUBLE, FLOAT or DECIMAL is their
+    quotient (``7.5 // 2`` is 3.75; Spark's ``div`` refused the types). Zero fails on both."""
+    values = pd.DataFrame({
+        "n": np.array([-7, 7, 9, 1], dtype=np.int32), "b": np.array([2, -2, 4, 3], dtype=np.int64),
+        "d": [7.5, -1.0, 2.25, np.nan], "f": np.array([5, 1, 3, 2], dtype=np.float32),
+    })
+    sql = "SELECT n // 2 AS a, n // b AS c, d // 2 AS e, 7.5 // 2 AS g, f // f AS h, d // b AS i FROM v ORDER BY n"
+    duck, spark = _both((engine, spark_engine), sql, frames={"v": values})
+    assert duck.a.dtype == np.int32 and duck.a.tolist()[0] == -3 and duck.g[0] == 3.75 and duck.h.dtype == np.float32
+    pd.testing.assert_frame_equal(spark, duck)
+    for each in (engine, spark_engine):
+        with pytest.raises(SqlError):
+            each.execute("SELECT d // 0 AS q FROM v", frames={"v": values})

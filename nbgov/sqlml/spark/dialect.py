@@ -22,6 +22,9 @@ from sqlglot.generators.spark import SparkGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 
 from nbgov.errors import SqlError, SqlmlError
+from nbgov.sqlml.planning.prepared import INLINED_MODEL
+from nbgov.sqlml.spark.arithmetic import PLAIN_QUOTIENT, ieee_quotient
+from nbgov.sqlml.spark.membership import quantified_as_in, three_valued
 from nbgov.sqlml.spark.functions import (
     DATE_DIFF_UNITS,
     boundaries,
@@ -141,7 +144,7 @@ class NbgovSpark(Spark):
             ),
             exp.TimeToUnix: lambda self, e: self.sql(epoch_seconds(e.this)),
             exp.Select: transforms.preprocess(
-                [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, transforms.any_to_exists]
+                [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, quantified_as_in, transforms.any_to_exists]
             ),
             exp.Table: lambda self, e: self.source_sql(e),
             # DuckDB's arg_max / arg_min skip the rows whose value is NULL: Spark's max_by / min_by return it
@@ -259,11 +262,13 @@ class NbgovSpark(Spark):
 
         def in_sql(self, expression: exp.In) -> str:
             """DuckDB's ``x IN $list`` (a list bound as a parameter): Spark's IN takes a
-            parenthesized list only, so it is ``array_contains(:list, x)``."""
+            parenthesized list only, so it is ``array_contains(:list, x)``. ``x IN (SELECT
+            ...)`` read as a value keeps DuckDB's NULLs (``membership.py``)."""
             field = expression.args.get("field")
             if isinstance(field, (exp.Placeholder, exp.Parameter)):
                 return self.func("ARRAY_CONTAINS", field, expression.this)
-            return super().in_sql(expression)
+            written = three_valued(expression)  # x IN (SELECT ...) read as a value: DuckDB's NULLs
+            return super().in_sql(expression) if written is None else self.sql(written)
 
         def substring_sql(self, expression: exp.Substring) -> str:
             """DuckDB's ``substring(s, start, length)`` of literal bounds takes the characters at
@@ -293,6 +298,17 @@ class NbgovSpark(Spark):
                 return self.func("LOG10", value)
             return super().log_sql(expression)
 
+        def div_sql(self, expression: exp.Div) -> str:
+            """DuckDB's ``x / 0`` is a DOUBLE (``inf``, ``-inf``, ``NaN``); Spark's ANSI ``/``
+            fails the query: a zero divisor gives DuckDB's value (``arithmetic.py``). An
+            inlined model's own divisions are left as they are (never by zero, and hot)."""
+            if expression.meta.get(PLAIN_QUOTIENT) or expression.args.get("typed") or _in_model(expression):
+                return super().div_sql(expression)
+            plain = expression.copy()
+            plain.meta[PLAIN_QUOTIENT] = True
+            quotient = ieee_quotient(plain)
+            return super().div_sql(expression) if quotient is None else self.sql(quotient)
+
         def bracket_sql(self, expression: exp.Bracket) -> str:
             """``list[list_position(...)]`` (DuckDB, 1-based) as ``element_at`` (1-based):
             sqlglot shifts only literal subscripts to Spark's 0-based ``[]``; a negative one
@@ -306,6 +322,16 @@ class NbgovSpark(Spark):
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
             return super().bracket_sql(expression)
+
+
+def _in_model(node: exp.Expr) -> bool:
+    """Whether ``node`` is part of a model inlined as SQL."""
+    current: exp.Expr | None = node
+    while current is not None:
+        if current.meta.get(INLINED_MODEL):
+            return True
+        current = current.parent
+    return False
 
 
 def _wall_clock(instant: str) -> str:

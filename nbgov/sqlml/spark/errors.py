@@ -12,6 +12,14 @@ from nbgov import errors as nbgov_errors
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.models.refusals import refusal_in
 
+# Spark's own advice (try_divide, turning ANSI off) is not the notebook's SQL: DuckDB's words
+_BY_ZERO = ("DIVIDE_BY_ZERO", "REMAINDER_BY_ZERO")
+_DIVIDE_BY_ZERO = (
+    "division by zero: x % 0 of integers or DECIMALs and any x // 0 fail, as on DuckDB; "
+    "write x % NULLIF(y, 0) for NULL instead"
+)
+
+
 def condition(error: BaseException) -> str | None:
     """Spark's error condition (``TABLE_OR_VIEW_NOT_FOUND``...), when it has one."""
     getter = getattr(error, "getCondition", None)
@@ -28,6 +36,8 @@ def spark_error(error: BaseException) -> SqlmlError:
 
     if isinstance(error, PythonException):
         return _worker_error(str(error))
+    if isinstance(error, PySparkException) and condition(error) in _BY_ZERO:
+        return SqlError(_DIVIDE_BY_ZERO)
     if isinstance(error, PySparkException):
         return _sql_error(str(error), str(error))
     if isinstance(error, Py4JJavaError):

@@ -45,7 +45,7 @@ from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
 from nbgov.sqlml.spark.guards import guarded_calls
 from nbgov.sqlml.spark.listings import described, shows_tables, table_names
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
-from nbgov.sqlml.spark.tables import quoted, table_content, table_identity
+from nbgov.sqlml.spark.tables import inserted_rows, quoted, table_content, table_identity
 from nbgov.sqlml.spark.typed import Inputs, duckdb_type, for_spark
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.parse import parse
@@ -184,7 +184,8 @@ class SparkExecutor:
         if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
             frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
             return frame, f"{len(frame):,} row(s)"
-        return None, f"{kind}: ok"
+        written = inserted_rows(result) if kind == "INSERT" else None
+        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)"
 
     def _converter(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB that converts result rows to pandas (it reads no table)."""

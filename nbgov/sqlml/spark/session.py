@@ -108,7 +108,29 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
         message = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise SqlmlError(f"cannot start Spark on master {master!r}: {message}") from None
     session.sparkContext.setLogLevel("OFF")
+    _quiet_closed_updates(session.sparkContext)
     return SparkHandle(session, started=True)
+
+
+# the JVM's end of a connection went away: its updates are moot, nothing failed in Python
+_PEER_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
+
+
+def _quiet_closed_updates(context: Any) -> None:
+    """PySpark's accumulator server acknowledges each update the JVM sends; when the JVM
+    closes the connection first (the session stopping, at interpreter exit), the
+    acknowledgement fails and ``socketserver`` printed a BrokenPipeError traceback on
+    stderr. A peer gone is ignored; any other error is still printed."""
+    server = getattr(context, "_accumulatorServer", None)
+    if server is None:
+        return
+    printed = server.handle_error
+
+    def handle_error(request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], _PEER_GONE):
+            printed(request, client_address)
+
+    server.handle_error = handle_error
 
 
 @contextmanager

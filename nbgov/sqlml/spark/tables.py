@@ -32,6 +32,18 @@ def quoted(name: str) -> str:
     return exp.to_table(name, dialect="spark").sql(dialect="spark", identify=True)
 
 
+def inserted_rows(result: Any) -> int | None:
+    """How many rows an INSERT that has run wrote, as DuckDB reports it: Spark's own count of
+    the rows written (the file writer's ``numOutputRows``), or None where Spark keeps no such
+    count (Spark Connect, a table format with its own writer)."""
+    try:
+        command = result._jdf.queryExecution().executedPlan().commandPhysicalPlan()
+        metric = command.metrics().get("numOutputRows")
+        return int(metric.get().value()) if metric.isDefined() else None
+    except Exception:  # no JVM plan to ask: the summary says "ok"
+        return None
+
+
 def table_identity(spark: SparkSession, name: str) -> TableIdentity:
     """The identity of table ``name`` as it is now; never raises."""
     try:

@@ -17,6 +17,9 @@ what it applies to, which the text alone does not say:
 - ``list[k]`` past the end of a list is NULL (Spark: an error);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
+- ``ceil`` / ``floor`` of a number are DOUBLEs, a DOUBLE's ``x % 0`` NaN, ``x // y`` of
+  integers in their type and of DOUBLEs a quotient, and text cast to an integer a number
+  rounded (``arithmetic.py``);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
   ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
 
@@ -48,6 +51,7 @@ from sqlglot.schema import MappingSchema
 
 from nbgov.errors import SqlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
+from nbgov.sqlml.spark.arithmetic import integer_quotient, nan_remainder, text_as_number, whole_number
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -166,6 +170,12 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _truncated_wall_clock(twins[index], node)
         elif isinstance(node, exp.Bracket):
             _element_or_null(twins[index], node)
+        elif isinstance(node, exp.Mod):
+            _remainder(twins[index], node)
+        elif isinstance(node, exp.IntDiv):
+            _integer_quotient(twins[index], node)
+        elif isinstance(node, (exp.Ceil, exp.Floor)):
+            _whole(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
             _expand_stars(twins[index], node, twins, _spellings(node, twins, described))
 
@@ -214,8 +224,10 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
     if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
-    if isinstance(node, (exp.Length, exp.TimestampTrunc)) or _to_places(node) is not None:
+    if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv)) or _to_places(node) is not None:
         return True
+    if isinstance(node, (exp.Ceil, exp.Floor)):  # to places, or of a model's FLOAT: Spark's as written
+        return node.args.get("decimals") is None and not _model_value(node.this)
     if isinstance(node, exp.Bracket):  # of a list, past its end
         return _list_position(node) is not None and not _model_value(node.this)
     return isinstance(node, exp.Star) and _modified(node)
@@ -431,6 +443,8 @@ def _round_before_cast(cast: exp.Expr, typed: exp.Cast) -> None:
         rounding = _CAST_ROUNDING.get(kind or "")
         if rounding is not None:
             cast.set("this", exp.Anonymous(this=rounding, expressions=[cast.this]))
+        elif typed.this.type is not None and typed.this.type.is_type(*exp.DataType.TEXT_TYPES):
+            cast.set("this", text_as_number(cast))
     elif typed.to.is_type(*_DECIMALS) and typed.this.is_type(exp.DType.DOUBLE):
         power = exp.Anonymous(this="POWER", expressions=[exp.Literal.number(10), exp.Literal.number(_scale(typed.to))])
         scaled = exp.Anonymous(this="ROUND", expressions=[exp.Mul(this=exp.paren(cast.this, copy=False), expression=power)])
@@ -515,6 +529,34 @@ def _element_or_null(bracket: exp.Expr, typed: exp.Bracket) -> None:
     kind = typed.this.type
     if isinstance(bracket, exp.Bracket) and position is not None and kind is not None and kind.is_type(exp.DType.ARRAY):
         bracket.replace(exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[bracket.this.copy(), exp.Literal.number(position)]))
+
+
+def _remainder(mod: exp.Expr, typed: exp.Mod) -> None:
+    """DuckDB's ``x % 0`` of a DOUBLE or FLOAT is NaN; Spark's fails (integers fail on both)."""
+    kinds = {_number_kind(side.type) for side in (typed.this, typed.expression)}
+    if isinstance(mod, exp.Mod) and "binary" in kinds:
+        replaced = nan_remainder(mod.copy())
+        if replaced is not None:
+            mod.replace(replaced)
+
+
+def _integer_quotient(node: exp.Expr, typed: exp.IntDiv) -> None:
+    """DuckDB's ``x // y``: of integers in the wider one's type (Spark's ``div``: BIGINT), of
+    DOUBLEs, FLOATs and DECIMALs their ``/`` (Spark's ``div`` refuses them)."""
+    left, right = typed.this.type, typed.expression.type
+    if isinstance(node, exp.IntDiv) and left is not None and right is not None:
+        replaced = integer_quotient(node, left, right)
+        if replaced is not None:
+            node.replace(replaced)
+
+
+def _whole(node: exp.Expr, typed: exp.Ceil | exp.Floor) -> None:
+    """DuckDB's ``ceil`` / ``floor`` of an integer or DOUBLE is a DOUBLE, of a FLOAT a FLOAT;
+    Spark's a BIGINT (an int64 column, and an overflow past 2^63)."""
+    kind = _number_kind(typed.this.type)
+    if isinstance(node, (exp.Ceil, exp.Floor)) and node.args.get("decimals") is None and kind in {"binary", "integer"}:
+        single = typed.this.type is not None and typed.this.type.is_type(exp.DType.FLOAT)
+        node.replace(whole_number(node, single, kind == "integer"))
 
 
 def _truncated_wall_clock(trunc: exp.Expr, typed: exp.TimestampTrunc) -> None:

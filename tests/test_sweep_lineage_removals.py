@@ -217,3 +217,23 @@ def test_replay_checks_a_removal_like_any_write(tmp_path: Path) -> None:
     assert done.status == "reproduced", [c.detail for c in done.causes]
     assert skipped.status == "diverged" and "not removed again" in skipped.causes[0].detail
     assert result.exit_code == 1
+
+
+@pytest.mark.kernel
+def test_a_scratch_folder_cleaned_at_the_start_replays_as_reproduced(tmp_path: Path) -> None:
+    """``shutil.rmtree(scratch, ignore_errors=True)`` at the top of a notebook found nothing
+    when it was recorded and, on replay, the files that run left: the path is absent after
+    the step in both runs, so it is a note, not a divergence; a removal that leaves the file
+    in place is still one (above)."""
+    path = record(
+        tmp_path / "scratch.ipynb",
+        "import os, shutil\nshutil.rmtree('scratch', ignore_errors=True)\nos.makedirs('scratch')",
+        "open('scratch/out.txt', 'w').write('result')",
+    )
+    assert (tmp_path / "scratch" / "out.txt").exists()  # what the recorded run left
+    result = replay(load_log(path))
+    clean, write = result.steps
+    assert clean.status == "reproduced", [c.detail for c in clean.causes]
+    assert [n.kind for n in clean.verdict.notes] == ["absent after the step in both runs"]
+    assert "scratch/out.txt: removed now" in clean.verdict.notes[0].detail
+    assert write.status == "reproduced" and result.exit_code == 0

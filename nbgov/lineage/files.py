@@ -34,6 +34,7 @@ from typing import Any
 
 import xxhash
 
+from nbgov import unrecorded
 from nbgov.lineage.fingerprint import static
 
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
@@ -65,7 +66,7 @@ _EVENTS = frozenset({"open", *_CHANGES})
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     # Runs for every audited event of every thread: one set lookup for all unrelated ones.
-    if not _active or event not in _EVENTS:
+    if not _active or event not in _EVENTS or unrecorded.active():
         return
     if event == "open":
         for watcher in tuple(_active):
@@ -127,7 +128,6 @@ class FileWatcher:
 
     ignore: tuple[str, ...] = field(default_factory=_ignored_roots)
     events: list[FileEvent] = field(default_factory=list)
-    _suppressed: threading.local = field(default_factory=threading.local)
     _code_roots: tuple[str, ...] = ()
 
     def start(self, cwd: str | None = None) -> None:
@@ -148,8 +148,6 @@ class FileWatcher:
 
     def _on_open(self, args: tuple[Any, ...]) -> None:
         try:
-            if getattr(self._suppressed, "on", False):
-                return
             path = _opened_path(args[0])
             if path is None:
                 return  # a descriptor (its open was seen), or a user PathLike: never call its code
@@ -173,8 +171,6 @@ class FileWatcher:
         will fail and change nothing (``try: os.remove(p) except FileNotFoundError``), so
         it is not recorded; one that can succeed marks its first path as taken away."""
         try:
-            if getattr(self._suppressed, "on", False):
-                return
             takes_away = event in _TAKES_AWAY
             for index, (at, dir_at) in enumerate(_CHANGES[event]):
                 path = _opened_path(args[at]) if at < len(args) else None

@@ -10,6 +10,7 @@ may have entered through it is blamed on it, the earliest value that may differ.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ UPSTREAM = "upstream divergence"
 UNVERIFIED_UPSTREAM = "unverifiable upstream value"
 NOT_RECORDED = "not compared"
 MODEL_METADATA = "model names or doc strings differ"
+REMOVED_EITHER_WAY = "absent after the step in both runs"
 MODEL_SUFFIXES = (".onnx",)
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,19 +218,34 @@ def _file_change(then: FileAccess, now: FileAccess) -> str:
     return " → ".join("removed" if f.removed else f"hash {short(f.hash)}" for f in (then, now))
 
 
-def _files_written_once(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext
-                        ) -> list[tuple[str, str]]:
+def _files_written_once(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext,
+                        verdict: Comparison) -> list[tuple[str, str]]:
     """Files with content that only one of the two runs wrote: a recorded write that did not
     happen again, or a write the recording does not have. Either way the step did not do
     what the log says (a file whose content was never hashed, e.g. too large, is no claim
-    either way; a removed one is)."""
+    either way; a removed one is). A removal is judged by what it leaves: a path absent
+    after the step in both runs is a note (``shutil.rmtree(scratch)`` found files a
+    previous run left this time, or nothing to remove), one still there a difference."""
     recorded = {str(context.relocation.path(f)): f for f in original.files
                 if f.mode == "write" and not is_own_source(f)}
     now = {f.abspath: f for f in replay.files if f.mode == "write" and not is_own_source(f)}
-    out = [(f.path, "not removed again" if f.removed else "not written again")
-           for where, f in recorded.items() if _claims(f) and where not in now]
-    out += [(f.path, "removed now, not in the recording" if f.removed else "written now, not in the recording")
-            for where, f in now.items() if _claims(f) and where not in recorded]
+    out: list[tuple[str, str]] = []
+    for where, f in recorded.items():
+        if not _claims(f) or where in now:
+            continue
+        if f.removed and not os.path.lexists(where):
+            verdict.notes.append(Cause(REMOVED_EITHER_WAY, f"{f.path}: removed in the recording; not there "
+                                       "to remove this time", f.path))
+        else:
+            out.append((f.path, "not removed again" if f.removed else "not written again"))
+    for where, f in now.items():
+        if not _claims(f) or where in recorded:
+            continue
+        if f.removed:  # the recording did not find it: absent afterwards there too
+            verdict.notes.append(Cause(REMOVED_EITHER_WAY, f"{f.path}: removed now (it was there this time, "
+                                       "not when recorded)", f.path))
+        else:
+            out.append((f.path, "written now, not in the recording"))
     return out
 
 
@@ -318,7 +335,7 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
             changed.append((name, diff.how))
     for path, file, again_file in _files_differing(original, replay, "write", context, set()):
         changed.append((path, _file_change(file, again_file)))
-    changed += _files_written_once(original, replay, context)
+    changed += _files_written_once(original, replay, context, verdict)
     created = created_models(original)
     for label, model, again_model in _models_differing(original, replay):
         if label in created:

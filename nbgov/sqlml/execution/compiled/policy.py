@@ -36,6 +36,7 @@ from nbgov.sqlml.execution.compiled.native import KernelMismatch
 from nbgov.sqlml.execution.compiled.session import CompiledSession
 from nbgov.sqlml.execution.compiled.toolchain import find_compiler
 from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime
+from nbgov.unrecorded import unrecorded
 
 COMPILE_SECONDS_FIXED = 0.4
 COMPILE_SECONDS_PER_NODE = 20e-6
@@ -293,7 +294,8 @@ class TreeCompiler:
             return None
         except NotCompilable as refused:
             return AdaptiveSession(fallback, None, str(refused), self)
-        found = self.cache.lookup(candidate.key)
+        with unrecorded():  # the cache is nbgov's, not the notebook's data
+            found = self.cache.lookup(candidate.key)
         adaptive = AdaptiveSession(fallback, candidate, "", self)
         if found is not None:
             artifact = Artifact(found[0], found[1], cached=True)
@@ -308,8 +310,9 @@ class TreeCompiler:
     def _compile(self, adaptive: AdaptiveSession) -> CompiledSession:
         candidate = adaptive.candidate
         assert candidate is not None
-        artifact = build(candidate, self.cache)
-        session = load(candidate, artifact)
+        with unrecorded():  # a temporary build folder and the cache: nbgov's files
+            artifact = build(candidate, self.cache)
+            session = load(candidate, artifact)
         adaptive.artifact = artifact
         return session
 

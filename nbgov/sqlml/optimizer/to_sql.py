@@ -145,7 +145,7 @@ def linear_sql(
                 # skl2onnx's binary LogisticRegression: class 0 scores exactly -score(class 1)
                 s1 = forms[1].text()
                 scores = [f"(-{s1})", s1]
-                label = f"CAST(CASE WHEN {s1} > 0 THEN {int(ints[1])} ELSE {int(ints[0])} END AS BIGINT)"
+                label = _binary_label(s1, ints)
                 terms += n_features
             else:
                 scores = [f.text() for f in forms]
@@ -237,6 +237,17 @@ def _negated(coef: list[float], intercepts: list[float], k: int) -> bool:
     return (
         all(coef[i] == -coef[k + i] for i in range(k))
         and intercepts[0] == -intercepts[1]
+    )
+
+
+def _binary_label(score: str, labels: list[int]) -> str:
+    """onnxruntime's label for skl2onnx's binary form: class 1 only when its score beats
+    class 0's, ``-score < score`` in IEEE terms, so a NaN score (a NaN input, or
+    ``inf - inf``) is class 0. DuckDB orders NaN above every number, so a bare
+    ``score > 0`` said class 1 for it."""
+    return (
+        f"CAST(CASE WHEN ({score}) > 0 AND NOT isnan({score}) "
+        f"THEN {int(labels[1])} ELSE {int(labels[0])} END AS BIGINT)"
     )
 
 

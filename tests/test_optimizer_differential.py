@@ -630,3 +630,23 @@ def test_pipeline_in_a_window_order_by_runs_as_without_the_optimizer(engine: Eng
     assert "kept as ONNX: in a window's PARTITION BY/ORDER BY" in engine.explain(
         "SELECT rank() OVER (ORDER BY predict(plr, plan, a, b).label) AS r FROM t", frames=frames
     )
+
+
+def test_a_double_out_of_float_range_fails_alike(engine: Engine) -> None:
+    """A DOUBLE beyond float32's range fed to a float input: --no-optimize's cast to FLOAT
+    fails; a LinearRegression/LogisticRegression inlined as SQL computed in double and
+    returned a score (or failed naming the score, 2.0e+39, not the input), and a tree
+    inlined as SQL failed in other words (DuckDB adds "when casting from source column a"
+    only for a bare column)."""
+    frame = pa.table({"a": pa.array([1.0, 1e39]), "b": pa.array([0.5, 0.5]), "n": pa.array([1, 2])})
+    for name in ("logreg", "linreg", "gb_reg"):
+        spec = SPEC_BY_NAME[name]
+        register(engine, name, _fit(spec))
+        sql = f"SELECT predict({name}, {', '.join(spec.columns)}) AS p FROM t"
+        plain = outcome(engine, sql, frame, optimize=False)
+        assert plain == (
+            "ModelBindingError",
+            "Conversion Error: Type DOUBLE with value 1e+39 can't be cast because the value is out of range "
+            f"for the destination type FLOAT; expected {name}@1(input float[N,{len(spec.columns)}] ({', '.join(spec.columns)}))",
+        )
+        assert outcome(engine, sql, frame, optimize=True) == plain

@@ -650,3 +650,16 @@ def test_a_double_out_of_float_range_fails_alike(engine: Engine) -> None:
             f"for the destination type FLOAT; expected {name}@1(input float[N,{len(spec.columns)}] ({', '.join(spec.columns)}))",
         )
         assert outcome(engine, sql, frame, optimize=True) == plain
+
+
+def test_a_double_pipeline_input_beyond_float_range_scores_as_onnxruntime(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
+    """A pipeline whose featurizers run in double (imputer, min-max scaler) before trees:
+    onnxruntime's Cast to float makes 1e39 +inf and scores the row; lowered to SQL, DuckDB's
+    CAST to FLOAT failed with 'out of range for the destination type FLOAT'."""
+    register(engine, "pf", fitted["p_forest_ignore"])
+    frame = pa.table({"rid": pa.array([0, 1, 2]), "plan": pa.array(["gold", "basic", "silver"]),
+                      "a": pa.array([1e39, -1e39, 3.0]), "b": pa.array([0.5, 1e300, float("nan")])})
+    sql = "SELECT rid, predict(pf, plan, a, b).probabilities[2] AS p FROM t WHERE predict(pf, plan, a, b).label IN (0, 1) ORDER BY rid"
+    plain = outcome(engine, sql, frame, optimize=False)
+    assert isinstance(plain, pd.DataFrame) and plain.rid.tolist() == [0, 1, 2]
+    assert_same(outcome(engine, sql, frame, optimize=True), plain, Case("p_forest_ignore", "huge", sql))

@@ -59,6 +59,9 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
             return "predict() inside a JOIN condition"
         if conditional(call.node):
             return "predict() in a branch of CASE/COALESCE: only the rows that reach it are scored"
+    _, kept = split_where(select, [c.node for c in onnx_calls])
+    if kept and any(computed(column) for call in onnx_calls for bound in call.inputs for column in bound.columns):
+        return "an argument the query computes would be computed on rows a WHERE on a prediction drops"
     for call in onnx_calls:
         for bound in call.inputs:
             for column in bound.columns:
@@ -75,6 +78,18 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
                     if not ref.table and ref.name.lower() in aliases:
                         return f"argument reads the select-list alias {ref.name}"
     return None
+
+
+_PLAIN = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Neg, exp.Placeholder, exp.Parameter)
+
+
+def computed(argument: exp.Expression) -> bool:
+    """Whether a predict() argument is computed by the query (``CAST(a AS INTEGER)``, a
+    function), which can fail on some rows. A batched relation computes the arguments of
+    every row the pushed filters keep, before a WHERE on a prediction drops rows; DuckDB
+    computes a UDF's arguments after it, so ``CAST(a AS INTEGER)`` failed on a NaN in a row
+    --no-optimize never reached."""
+    return any(not isinstance(node, _PLAIN) for node in argument.walk())
 
 
 def conditional(node: exp.Expression) -> bool:

@@ -755,3 +755,15 @@ def test_a_computed_argument_is_not_computed_on_rows_a_prediction_filter_drops(e
     assert "an argument the query computes would be computed on rows a WHERE on a prediction drops" in engine.explain(
         sql, frames={"t": FULL}
     )
+
+
+def test_a_where_column_named_like_a_select_alias_reads_the_column(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
+    """``SELECT count(*) FILTER (WHERE predict(...) ...) AS c, count(*) AS n FROM t WHERE n = 4``:
+    DuckDB reads ``n`` in the WHERE as t's column, as --no-optimize did; batching took it
+    for the alias ``count(*)`` and failed with 'WHERE clause cannot contain aggregates!'."""
+    register(engine, "pf", fitted["p_forest_ignore"])
+    sql = "SELECT count(*) FILTER (WHERE COALESCE(predict(pf, plan, NULL, b).label, -1) < 0.25) AS c, count(*) AS n FROM t WHERE n = 4"
+    plain = outcome(engine, sql, FULL, optimize=False)
+    assert isinstance(plain, pd.DataFrame)
+    assert plain.n.tolist() == [FULL.column("n").to_pylist().count(4)]
+    assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_forest_ignore", "full", sql))

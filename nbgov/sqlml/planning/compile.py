@@ -204,6 +204,8 @@ class Compilation:
         elif top and self.settings.optimize:
             reason = "an output predicate scores only the rows its bounds leave open" if bounded else refusal(tree, calls, plans)
             if reason is None:
+                reason = self.alias_shadowed(tree)
+            if reason is None:
                 batched = self.batch(tree, calls, plans)
             else:
                 self.notes.append(f"batching: not applied ({reason}); scoring through an Arrow UDF")
@@ -299,6 +301,26 @@ class Compilation:
         )
         self.notes.append(f"predict({call.model.ref}): {note}")
         return CallPlan(NaivePlanner().plan_call(call).strategy, (note,), {})
+
+    def alias_shadowed(self, tree: exp.Expression) -> str | None:
+        """Why batching would change what a WHERE reads: a name there that is both a
+        select-list alias and a column of the FROM relation is the column to DuckDB, but
+        batching took it for the alias and left it out of the scored relation, so
+        ``SELECT count(*) AS n ... WHERE n = 4`` failed with 'WHERE clause cannot contain
+        aggregates!'. The relation is described only when such a name appears."""
+        select = target_select(tree)
+        where = select.args.get("where") if select is not None else None
+        if select is None or where is None:
+            return None
+        aliases = {e.alias.lower() for e in select.expressions if e.alias}
+        names = {c.name.lower() for c in where.find_all(exp.Column) if not c.table and c.name.lower() in aliases}
+        if not names:
+            return None
+        relation = exp.select(exp.Star()).from_(select.args[_FROM_KEY].copy(), copy=False)
+        if select.args.get("with_") is not None:
+            relation.set("with_", select.args["with_"].copy())
+        shadowed = sorted(c.name for c in self.describe(relation) if c.name.lower() in names)
+        return f"the WHERE reads {shadowed[0]!r}, a column and a select-list alias" if shadowed else None
 
     def plan_unchecked(self, call: ModelCall) -> CallPlan:
         """The original model, no rewrite: its argument types are unknown, so the optimizer
@@ -523,6 +545,9 @@ def _refuse_explained_call(tree: exp.Expression | None) -> None:
 def kind_name(statement_type: str) -> str:
     """The lineage kind of a statement type: ``ddl`` for CREATE/DROP/ALTER, else lower-case."""
     return "ddl" if statement_type in _DDL_TYPES else statement_type.lower()
+
+
+_FROM_KEY = "from_" if "from_" in exp.Select.arg_types else "from"
 
 
 def _in_window_keys(node: exp.Expr) -> bool:

@@ -838,3 +838,18 @@ def test_a_where_column_named_like_a_select_alias_reads_the_column(engine: Engin
     assert isinstance(plain, pd.DataFrame)
     assert plain.n.tolist() == [FULL.column("n").to_pylist().count(4)]
     assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_forest_ignore", "full", sql))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT rid FROM t WHERE a >= 3 OR predict(pi, n, a).label = 1 ORDER BY rid",
+    "SELECT rid FROM t QUALIFY row_number() OVER (ORDER BY rid) <= 2 AND predict(pi, n, a).label = 1 ORDER BY rid",
+])
+def test_a_prediction_beside_an_or_is_scored_only_where_it_decides(engine: Engine, fitted: dict[str, BaseEstimator], sql: str) -> None:
+    """DuckDB evaluates the call only on rows the other conditions leave undecided, so
+    --no-optimize never scored the row whose integer category (2**40 + 1) the one-hot
+    encoder refuses (a >= 3 holds there; row_number() keeps two rows); batching scored
+    every row and failed with 'input 'n' holds a category ... does not know'."""
+    register(engine, "pi", fitted["p_intcat"])
+    plain = outcome(engine, sql, FULL, optimize=False)
+    assert isinstance(plain, pd.DataFrame), plain
+    assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_intcat", "full", sql))

@@ -57,6 +57,8 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
             return "predict() inside a subquery"
         if call.node.find_ancestor(exp.Join, exp.From) is not None:
             return "predict() inside a JOIN condition"
+        if short_circuited(call.node):
+            return "predict() beside an OR, or other QUALIFY conditions: only the rows they leave undecided are scored"
         if conditional(call.node):
             return "predict() in a branch of CASE/COALESCE: only the rows that reach it are scored"
     _, kept = split_where(select, [c.node for c in onnx_calls])
@@ -90,6 +92,27 @@ def computed(argument: exp.Expression) -> bool:
     computes a UDF's arguments after it, so ``CAST(a AS INTEGER)`` failed on a NaN in a row
     --no-optimize never reached."""
     return any(not isinstance(node, _PLAIN) for node in argument.walk())
+
+
+def short_circuited(node: exp.Expression) -> bool:
+    """Whether ``node`` sits beside other conditions in a WHERE or QUALIFY that DuckDB
+    evaluates first, scoring only the rows they leave undecided: under an OR, or an AND
+    nested below one (a QUALIFY's AND too: nothing of it is pushed below the scoring). The
+    WHERE's top-level AND is split by ``split_where``: its other conjuncts filter the rows
+    before they are scored. ``WHERE a >= 3 OR predict(m, ...) = 1`` with --no-optimize
+    never scored a row with a >= 3; a batched relation scored it and failed on a category
+    the model refuses there."""
+    parent = node.parent
+    logic: list[exp.Expr] = []
+    while parent is not None and not isinstance(parent, exp.Select):
+        if isinstance(parent, (exp.And, exp.Or)):
+            logic.append(parent)
+        if isinstance(parent, exp.Qualify):
+            return bool(logic)
+        if isinstance(parent, exp.Where):
+            return any(isinstance(n, exp.Or) for n in logic)
+        parent = parent.parent
+    return False
 
 
 def conditional(node: exp.Expression) -> bool:

@@ -139,8 +139,17 @@ def _integers(table: pa.Table) -> pa.Table:
     return kept.set_column(kept.schema.get_field_index("a"), "a", ints)
 
 
+def _floats(table: pa.Table) -> pa.Table:
+    """``a`` and ``b`` as FLOAT (float32) columns; ``plan`` dictionary-encoded."""
+    for name in ("a", "b"):
+        table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(pa.float32()))
+    index = table.schema.get_field_index("plan")
+    return table.set_column(index, "plan", table.column("plan").dictionary_encode())
+
+
 FRAMES: dict[str, pa.Table] = {
     "ints": _integers(FULL),
+    "floats": _floats(FULL),
     "full": FULL,
     "known": FULL.filter(pa.array([p in PLANS and r in ("north", "south") for p, r in zip(
         FULL.column("plan").to_pylist(), FULL.column("region").to_pylist())])),
@@ -535,7 +544,7 @@ class Case:
 def _cases() -> list[Case]:
     rng = random.Random(SEED)
     cases: list[Case] = []
-    frame_names = ["full", "full", "full", "known", "known", "ints", "one", "empty", "huge"]
+    frame_names = ["full", "full", "full", "known", "known", "ints", "floats", "one", "empty", "huge"]
     for spec in SPECS:
         queries = Queries(spec, rng)
         for _ in range(CASES_PER_MODEL):
@@ -861,3 +870,18 @@ def test_a_prediction_beside_an_or_is_scored_only_where_it_decides(engine: Engin
     plain = outcome(engine, sql, FULL, optimize=False)
     assert isinstance(plain, pd.DataFrame), plain
     assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_intcat", "full", sql))
+
+
+def test_a_select_list_call_is_not_scored_on_rows_a_prediction_filter_drops(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
+    """``SELECT predict(m, a, b, region) ... WHERE predict(m, a, b, 'north')... IN (0.5, 1)``:
+    --no-optimize scores the select-list call only on the rows the WHERE keeps (none), so the
+    region 'east' its encoder refuses is never read; batching scored it on every row and
+    failed with "input 'region' holds a category the model's OneHotEncoder does not know"."""
+    register(engine, "ng", fitted["p_nested_gb"])
+    sql = (
+        "SELECT rid, predict(ng, a, b, region) AS q FROM t "
+        "WHERE a IS NOT NULL AND predict(ng, a, b, 'north').probabilities[1] IN (0.5, 1) ORDER BY rid"
+    )
+    plain = outcome(engine, sql, FULL, optimize=False)
+    assert isinstance(plain, pd.DataFrame) and plain.empty, plain
+    assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_nested_gb", "full", sql))

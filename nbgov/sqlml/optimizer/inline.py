@@ -31,7 +31,7 @@ def _linear(state: PlanState) -> PlanState:
     assert state.tensor is not None
     elem, features = state.tensor.elem, state.tensor.features
     sha = state.call.model.sha256
-    linear = state.memo.get("linear", sha, lambda: linear_sql(state.model, elem, features))
+    linear = state.memo.get("linear", sha, lambda: linear_sql(state.model, elem, features, cast_inputs=True))
     if linear is None:
         return replace(state, onnx_reason=linear_refusal(state.model))
     estimate = state.costs.linear(linear.terms, batched=state.batched)

@@ -69,9 +69,10 @@ class _Affine:
     weights: np.ndarray
     bias: float
 
-    def text(self) -> str:
+    def text(self, feature: str = "CAST(__f{j}__ AS DOUBLE)") -> str:
+        """The form's SQL; ``feature`` is the text of feature ``j`` (a format string)."""
         parts = [
-            f"CAST(__f{j}__ AS DOUBLE) * {_lit(w)}"
+            f"{feature.format(j=j)} * {_lit(w)}"
             for j, w in enumerate(self.weights)
             if w != 0.0
         ]
@@ -79,13 +80,20 @@ class _Affine:
 
 
 def linear_sql(
-    model: onnx.ModelProto, in_elem: str, n_features: int
+    model: onnx.ModelProto, in_elem: str, n_features: int, *, cast_inputs: bool = False
 ) -> SqlModel | None:
     """Interpret a linear graph symbolically; None if any node is not understood.
 
     Scalers and linear layers compose into one affine form per score (so the
     SQL has one multiply-add per feature); only the post transform is nonlinear.
+    ``cast_inputs``: the features are the model's own inputs as the query gives them,
+    so a float input is cast to FLOAT first, as --no-optimize casts it before
+    onnxruntime: the same float32 value, and the same DuckDB error for a DOUBLE out of
+    float32's range (the SQL in double had returned a score for 1e39).
     """
+    feature = (
+        "CAST(CAST(__f{j}__ AS FLOAT) AS DOUBLE)" if cast_inputs and in_elem == "float" else "CAST(__f{j}__ AS DOUBLE)"
+    )
     graph = model.graph
     if len(graph.input) != 1:
         return None
@@ -124,7 +132,7 @@ def linear_sql(
             intercept = _f32(next(iter(a.get("intercepts") or [0.0])))
             if len(coef) != len(cols):
                 return None
-            values[node.output[0]] = [_combine(cols, coef, intercept).text()]
+            values[node.output[0]] = [_combine(cols, coef, intercept).text(feature)]
             terms += n_features
         elif node.op_type == "LinearClassifier":
             ints = list(a.get("classlabels_ints") or [])
@@ -143,12 +151,12 @@ def linear_sql(
             post = a.get("post_transform", b"NONE")
             if rows == 2 and _negated(coef, intercepts, k):
                 # skl2onnx's binary LogisticRegression: class 0 scores exactly -score(class 1)
-                s1 = forms[1].text()
+                s1 = forms[1].text(feature)
                 scores = [f"(-{s1})", s1]
-                label = f"CAST(CASE WHEN {s1} > 0 THEN {int(ints[1])} ELSE {int(ints[0])} END AS BIGINT)"
+                label = _binary_label(s1, ints)
                 terms += n_features
             else:
-                scores = [f.text() for f in forms]
+                scores = [f.text(feature) for f in forms]
                 label = _argmax_label(scores, ints)
                 terms += rows * n_features
             if post == b"NONE":
@@ -237,6 +245,17 @@ def _negated(coef: list[float], intercepts: list[float], k: int) -> bool:
     return (
         all(coef[i] == -coef[k + i] for i in range(k))
         and intercepts[0] == -intercepts[1]
+    )
+
+
+def _binary_label(score: str, labels: list[int]) -> str:
+    """onnxruntime's label for skl2onnx's binary form: class 1 only when its score beats
+    class 0's, ``-score < score`` in IEEE terms, so a NaN score (a NaN input, or
+    ``inf - inf``) is class 0. DuckDB orders NaN above every number, so a bare
+    ``score > 0`` said class 1 for it."""
+    return (
+        f"CAST(CASE WHEN ({score}) > 0 AND NOT isnan({score}) "
+        f"THEN {int(labels[1])} ELSE {int(labels[0])} END AS BIGINT)"
     )
 
 

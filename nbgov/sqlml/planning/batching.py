@@ -57,8 +57,15 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
             return "predict() inside a subquery"
         if call.node.find_ancestor(exp.Join, exp.From) is not None:
             return "predict() inside a JOIN condition"
+        if short_circuited(call.node):
+            return "predict() beside an OR, or other QUALIFY conditions: only the rows they leave undecided are scored"
         if conditional(call.node):
             return "predict() in a branch of CASE/COALESCE: only the rows that reach it are scored"
+    _, kept = split_where(select, [c.node for c in onnx_calls])
+    if kept and any(computed(column) for call in onnx_calls for bound in call.inputs for column in bound.columns):
+        return "an argument the query computes would be computed on rows a WHERE on a prediction drops"
+    if kept and _scored_beyond_the_where(onnx_calls, kept):
+        return "a call outside the WHERE would be scored on rows a WHERE on a prediction drops"
     for call in onnx_calls:
         for bound in call.inputs:
             for column in bound.columns:
@@ -75,6 +82,51 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
                     if not ref.table and ref.name.lower() in aliases:
                         return f"argument reads the select-list alias {ref.name}"
     return None
+
+
+_PLAIN = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Neg, exp.Placeholder, exp.Parameter)
+
+
+def computed(argument: exp.Expression) -> bool:
+    """Whether a predict() argument is computed by the query (``CAST(a AS INTEGER)``, a
+    function), which can fail on some rows. A batched relation computes the arguments of
+    every row the pushed filters keep, before a WHERE on a prediction drops rows; DuckDB
+    computes a UDF's arguments after it, so ``CAST(a AS INTEGER)`` failed on a NaN in a row
+    --no-optimize never reached."""
+    return any(not isinstance(node, _PLAIN) for node in argument.walk())
+
+
+def _scored_beyond_the_where(calls: Sequence[ModelCall], kept: Sequence[exp.Expr]) -> bool:
+    """Whether a call outside the WHERE differs from every call its ``kept`` conjuncts read
+    (another model, or other arguments). A batched relation scores it on every row the
+    pushed filters keep; --no-optimize scores it only on rows the WHERE keeps, so a value it
+    refuses in a dropped row (``SELECT predict(m, region) ... WHERE predict(n, ...) > c``)
+    failed only with the optimizer. The same call in both places is scored on the same rows."""
+    inside = {id(node) for conjunct in kept for node in conjunct.walk()}
+    key = {id(c.node): (c.model.ref, tuple(col.sql() for b in c.inputs for col in b.columns)) for c in calls}
+    filtering = {key[id(c.node)] for c in calls if id(c.node) in inside}
+    return any(key[id(c.node)] not in filtering for c in calls if id(c.node) not in inside)
+
+
+def short_circuited(node: exp.Expression) -> bool:
+    """Whether ``node`` sits beside other conditions in a WHERE or QUALIFY that DuckDB
+    evaluates first, scoring only the rows they leave undecided: under an OR, or an AND
+    nested below one (a QUALIFY's AND too: nothing of it is pushed below the scoring). The
+    WHERE's top-level AND is split by ``split_where``: its other conjuncts filter the rows
+    before they are scored. ``WHERE a >= 3 OR predict(m, ...) = 1`` with --no-optimize
+    never scored a row with a >= 3; a batched relation scored it and failed on a category
+    the model refuses there."""
+    parent = node.parent
+    logic: list[exp.Expr] = []
+    while parent is not None and not isinstance(parent, exp.Select):
+        if isinstance(parent, (exp.And, exp.Or)):
+            logic.append(parent)
+        if isinstance(parent, exp.Qualify):
+            return bool(logic)
+        if isinstance(parent, exp.Where):
+            return any(isinstance(n, exp.Or) for n in logic)
+        parent = parent.parent
+    return False
 
 
 def conditional(node: exp.Expression) -> bool:

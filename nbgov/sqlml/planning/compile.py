@@ -191,6 +191,7 @@ class Compilation:
             self.use(call.model, signature_too=True)
         typed = self.check_arguments(tree, calls)
         plans = [self.plan(call) if known else self.plan_unchecked(call) for call, known in zip(calls, typed)]
+        plans = [self.onnx_in_window_keys(call, plan) for call, plan in zip(calls, plans)]
         if top and self.settings.optimize:
             plans = self.batches_over_bounds(tree, calls, plans)
         for call, plan in zip(calls, plans):
@@ -202,6 +203,8 @@ class Compilation:
             self.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
         elif top and self.settings.optimize:
             reason = "an output predicate scores only the rows its bounds leave open" if bounded else refusal(tree, calls, plans)
+            if reason is None:
+                reason = self.alias_shadowed(tree)
             if reason is None:
                 batched = self.batch(tree, calls, plans)
             else:
@@ -282,6 +285,42 @@ class Compilation:
         model = self.catalog.resolve(model_ref(node))
         columns = [column for bound in bind_arguments(model, node.expressions[1:]) for column in bound.columns]
         return reading_stand_in(data_type(value_duckdb_type(model.outputs)), columns)
+
+    def onnx_in_window_keys(self, call: ModelCall, plan: CallPlan) -> CallPlan:
+        """A call in a window's PARTITION BY or ORDER BY stays ONNX when its SQL can raise
+        (the ``error()`` checks for values the model refuses): DuckDB calls ``error()``
+        volatile and refuses the statement ("ORDER BY window expressions cannot be
+        volatile"), where --no-optimize's function call runs."""
+        if not isinstance(plan.strategy, SqlPlan) or not _in_window_keys(call.node):
+            return plan
+        if not any(f.name.lower() == "error" for f in plan.strategy.expression.find_all(exp.Anonymous)):
+            return plan
+        note = (
+            "kept as ONNX: in a window's PARTITION BY/ORDER BY, where DuckDB refuses the error() "
+            "its SQL would raise for values the model refuses"
+        )
+        self.notes.append(f"predict({call.model.ref}): {note}")
+        return CallPlan(NaivePlanner().plan_call(call).strategy, (note,), {})
+
+    def alias_shadowed(self, tree: exp.Expression) -> str | None:
+        """Why batching would change what a WHERE reads: a name there that is both a
+        select-list alias and a column of the FROM relation is the column to DuckDB, but
+        batching took it for the alias and left it out of the scored relation, so
+        ``SELECT count(*) AS n ... WHERE n = 4`` failed with 'WHERE clause cannot contain
+        aggregates!'. The relation is described only when such a name appears."""
+        select = target_select(tree)
+        where = select.args.get("where") if select is not None else None
+        if select is None or where is None:
+            return None
+        aliases = {e.alias.lower() for e in select.expressions if e.alias}
+        names = {c.name.lower() for c in where.find_all(exp.Column) if not c.table and c.name.lower() in aliases}
+        if not names:
+            return None
+        relation = exp.select(exp.Star()).from_(select.args[_FROM_KEY].copy(), copy=False)
+        if select.args.get("with_") is not None:
+            relation.set("with_", select.args["with_"].copy())
+        shadowed = sorted(c.name for c in self.describe(relation) if c.name.lower() in names)
+        return f"the WHERE reads {shadowed[0]!r}, a column and a select-list alias" if shadowed else None
 
     def plan_unchecked(self, call: ModelCall) -> CallPlan:
         """The original model, no rewrite: its argument types are unknown, so the optimizer
@@ -506,6 +545,20 @@ def _refuse_explained_call(tree: exp.Expression | None) -> None:
 def kind_name(statement_type: str) -> str:
     """The lineage kind of a statement type: ``ddl`` for CREATE/DROP/ALTER, else lower-case."""
     return "ddl" if statement_type in _DDL_TYPES else statement_type.lower()
+
+
+_FROM_KEY = "from_" if "from_" in exp.Select.arg_types else "from"
+
+
+def _in_window_keys(node: exp.Expr) -> bool:
+    """Whether ``node`` sits in a window's PARTITION BY or ORDER BY (not its argument)."""
+    child: exp.Expr = node
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Window):
+            return child.arg_key in ("partition_by", "order")
+        child, parent = parent, parent.parent
+    return False
 
 
 def _inside_another(node: exp.Expression, nodes: list[exp.Anonymous]) -> bool:

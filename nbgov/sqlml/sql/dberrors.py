@@ -7,11 +7,23 @@ import duckdb
 from nbgov.errors import SqlError
 
 
+# DuckDB names the column a failed cast read only when the cast reads a bare column:
+# ``CAST(a AS FLOAT)`` says "... when casting from source column a", the same cast of an
+# expression (as the optimizer's SQL writes it) does not, so the same value in the same
+# statement failed in two wordings with and without the optimizer. The value is named.
+_SOURCE_COLUMN = " when casting from source column "
+
+
+def _without_source_column(message: str) -> str:
+    head, found, column = message.rpartition(_SOURCE_COLUMN)
+    return head if found and column else message
+
+
 def one_line(error: duckdb.Error, *, position: bool = True) -> str:
     """``Parser Error: syntax error at or near "t" (line 1, column 15)``; without the
     position when the SQL that failed is not the user's (nbgov rewrote it)."""
     lines = str(error).splitlines()
-    head = lines[0].strip() if lines else type(error).__name__
+    head = _without_source_column(lines[0].strip()) if lines else type(error).__name__
     if not position:
         return head
     for index, line in enumerate(lines):

@@ -249,25 +249,18 @@ def computed_sql(steps: tuple[Step, ...], value: exp.Expression) -> exp.Expressi
     return current
 
 
-# The smallest DOUBLE that rounds to float32 infinity (FLT_MAX + half an ulp).
-FLOAT_OVERFLOW = 3.4028235677973366e38
-
-
 def float_of_double(value: exp.Expression) -> exp.Expression:
     """``value`` (DOUBLE) as FLOAT the way onnxruntime's Cast makes it: rounded, and ±inf
     beyond float32's range. DuckDB's CAST fails there ("out of range for the destination
     type FLOAT"), so a pipeline scaling a double input in double failed on 1e39 once
-    lowered to SQL where --no-optimize scored it. NaN is tested first: DuckDB orders NaN
-    above every number."""
-    def beyond(comparison: type[exp.GTE] | type[exp.LTE], limit: float) -> exp.Expression:
-        finite = exp.Not(this=exp.Anonymous(this="isnan", expressions=[value.copy()]))
-        return exp.And(this=finite, expression=comparison(this=value.copy(), expression=exact_double(limit)))
-
-    infinity = [
-        exp.If(this=beyond(exp.GTE, FLOAT_OVERFLOW), true=exp.cast(exp.Literal.string("inf"), "FLOAT")),
-        exp.If(this=beyond(exp.LTE, -FLOAT_OVERFLOW), true=exp.cast(exp.Literal.string("-inf"), "FLOAT")),
-    ]
-    return exp.Case(ifs=infinity, default=exp.cast(value, "FLOAT"))
+    lowered to SQL where --no-optimize scored it. TRY_CAST gives NULL exactly there (from
+    FLT_MAX + half an ulp, as a C cast rounds), and only those rows compute the infinity of
+    the value's sign: a CASE testing every value cost a third of a selective query."""
+    infinity = exp.Mul(
+        this=exp.cast(exp.Anonymous(this="sign", expressions=[value.copy()]), "FLOAT"),
+        expression=exp.cast(exp.Literal.string("inf"), "FLOAT"),
+    )
+    return exp.Coalesce(this=exp.TryCast(this=value, to=exp.DataType.build("FLOAT")), expressions=[infinity])
 
 
 def carried_forward(steps: tuple[Step, ...], raw: Domain) -> Domain:

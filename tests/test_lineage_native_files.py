@@ -19,20 +19,11 @@ from nbgov.lineage import native_files
 from nbgov.lineage.analysis import analyze
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.native_files import NativeWatch, PathProbe
-from nbgov.lineage.recorder import Recorder
 from nbgov.lineage.stale import stale_flags
+from tests.fixtures.lineage import installed_recorder, run_recorded
 
-
-def run(shell: InteractiveShell, code: str) -> dict[str, Any]:
-    result = shell.run_cell(code, store_history=True)
-    result.raise_error()
-    return dict(recorder(shell).records[-1].raw["body"])
-
-
-def recorder(shell: InteractiveShell) -> Recorder:
-    found = [part for part in shell._nbgov_installed if isinstance(part, Recorder)]  # type: ignore[attr-defined]
-    assert len(found) == 1
-    return found[0]
+run = run_recorded
+recorder = installed_recorder
 
 
 def files(body: dict[str, Any]) -> list[tuple[str, str]]:

@@ -14,26 +14,17 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbgov.lineage import compact
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.record import ExecutionRecord, FileAccess, RecordError, parse_entry
-from nbgov.lineage.recorder import Recorder
 from nbgov.lineage.stale import stale_flags
 from nbgov.replay.export import openlineage_events, prov_document
 from nbgov.replay.graph import build_graph
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
-from tests.fixtures.lineage import entry_validator
+from tests.fixtures.lineage import entry_validator, installed_recorder, run_recorded
 from tests.fixtures.replay import record
 
 
-def run(shell: InteractiveShell, code: str) -> dict[str, Any]:
-    result = shell.run_cell(code, store_history=True)
-    result.raise_error()
-    return dict(recorder(shell).records[-1].raw["body"])
-
-
-def recorder(shell: InteractiveShell) -> Recorder:
-    found = [part for part in shell._nbgov_installed if isinstance(part, Recorder)]  # type: ignore[attr-defined]
-    assert len(found) == 1
-    return found[0]
+run = run_recorded
+recorder = installed_recorder
 
 
 def files(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

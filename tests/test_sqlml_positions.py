@@ -153,7 +153,8 @@ def test_pinned_version_and_ml_predict_inside_a_larger_query(scored, onnx_models
         (f"SELECT c.id, {P} AS p FROM customers AS c ORDER BY c.id", "scored once"),
         (f"SELECT id FROM customers WHERE {P} > 0.5", "scored once"),
         (f"SELECT id FROM customers WHERE {P} > 0.5 AND age > 40 AND plan <> 'basic'", "scored once"),
-        (f"SELECT id FROM customers WHERE ({P} > 0.5 OR age > 70) AND tenure < 5", "scored once"),
+        # beside an OR, DuckDB may score only the rows the other operand leaves undecided
+        (f"SELECT id FROM customers WHERE ({P} > 0.5 OR age > 70) AND tenure < 5", "beside an OR"),
         (f"SELECT id, {P} AS p FROM customers LIMIT 5", "LIMIT/OFFSET"),
         (f"SELECT id, {P} AS p FROM customers ORDER BY id LIMIT 5", "LIMIT/OFFSET"),
         # sorted by the prediction, every row is scored before LIMIT: batching loses nothing

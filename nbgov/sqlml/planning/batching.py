@@ -64,7 +64,7 @@ def refusal(tree: exp.Expression, calls: Sequence[ModelCall], plans: Sequence[Ca
     _, kept = split_where(select, [c.node for c in onnx_calls])
     if kept and any(computed(column) for call in onnx_calls for bound in call.inputs for column in bound.columns):
         return "an argument the query computes would be computed on rows a WHERE on a prediction drops"
-    if kept and _scored_beyond_the_where(onnx_calls, kept):
+    if kept and _scored_beyond_the_where(onnx_calls, kept, select):
         return "a call outside the WHERE would be scored on rows a WHERE on a prediction drops"
     for call in onnx_calls:
         for bound in call.inputs:
@@ -96,13 +96,17 @@ def computed(argument: exp.Expression) -> bool:
     return any(not isinstance(node, _PLAIN) for node in argument.walk())
 
 
-def _scored_beyond_the_where(calls: Sequence[ModelCall], kept: Sequence[exp.Expr]) -> bool:
+def _scored_beyond_the_where(calls: Sequence[ModelCall], kept: Sequence[exp.Expr], select: exp.Select) -> bool:
     """Whether a call outside the WHERE differs from every call its ``kept`` conjuncts read
     (another model, or other arguments). A batched relation scores it on every row the
     pushed filters keep; --no-optimize scores it only on rows the WHERE keeps, so a value it
     refuses in a dropped row (``SELECT predict(m, region) ... WHERE predict(n, ...) > c``)
-    failed only with the optimizer. The same call in both places is scored on the same rows."""
-    inside = {id(node) for conjunct in kept for node in conjunct.walk()}
+    failed only with the optimizer. The same call in both places is scored on the same rows,
+    as is a call the WHERE reads through its select-list alias (``... AS p ... WHERE p > c``)."""
+    aliased = {e.alias.lower(): e for e in select.expressions if e.alias}
+    read = [aliased[n.name.lower()] for conjunct in kept for n in conjunct.find_all(exp.Column)
+            if not n.table and n.name.lower() in aliased]
+    inside = {id(node) for part in [*kept, *read] for node in part.walk()}
     key = {id(c.node): (c.model.ref, tuple(col.sql() for b in c.inputs for col in b.columns)) for c in calls}
     filtering = {key[id(c.node)] for c in calls if id(c.node) in inside}
     return any(key[id(c.node)] not in filtering for c in calls if id(c.node) not in inside)

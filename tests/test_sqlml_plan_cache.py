@@ -109,3 +109,74 @@ def test_star_binds_by_name_so_its_plan_is_reused(onnx_models, customers_frame):
         with pytest.raises(NbgovError, match="age"):  # a column '*' needs is gone: DuckDB says so, as before
             engine.execute(sql, frames={"c": customers_frame.drop(columns=["age"])})
     pd.testing.assert_frame_equal(first, reordered)
+
+
+def _counting_columns(engine: Engine) -> list[object]:
+    """Every question 'what are the columns of this relation?' the engine asks (a spy on the
+    real executor)."""
+    asked: list[object] = []
+    columns = engine.executor.columns
+
+    def counted(query, params):  # type: ignore[no-untyped-def]
+        asked.append(query)
+        return columns(query, params)
+
+    engine.executor.columns = counted  # type: ignore[method-assign]
+    return asked
+
+
+def test_a_plan_over_tables_is_reused_unasked_until_the_catalog_changes(onnx_models, customers_frame):
+    sql = "SELECT id, predicted_variable AS p FROM ML.PREDICT(MODEL m, (SELECT * FROM c WHERE age > 30)) ORDER BY id"
+    planner = CountingPlanner()
+    with Engine(progress_bar=False, planner=planner) as engine:
+        register(engine, "m", onnx_models.get("gb_reg").estimator)
+        engine.execute("CREATE TABLE c AS SELECT * FROM frame", frames={"frame": customers_frame})
+        asked = _counting_columns(engine)
+        first = engine.execute(sql)[0].df
+        compiled = len(asked)
+        again = engine.execute(sql)[0].df
+        assert planner.planned == 1 and len(asked) == compiled  # nothing changed: not asked again
+        engine.execute("CREATE TABLE unrelated AS SELECT 1 AS x")
+        engine.execute(sql)
+        assert planner.planned == 1 and len(asked) > compiled  # the catalog changed: asked, same answers
+        engine.execute("CREATE OR REPLACE TABLE c AS SELECT * REPLACE (CAST(age + 0.5 AS FLOAT) AS age) FROM c")
+        retyped = engine.execute(sql)[0].df
+        assert planner.planned == 2  # age is a FLOAT now: planned afresh
+    pd.testing.assert_frame_equal(first, again)
+    assert len(retyped) == (customers_frame.age + 0.5 > 30).sum() > len(first)
+
+
+def test_a_plan_over_a_file_asks_again_on_every_run(onnx_models, customers_frame, tmp_path):
+    path = tmp_path / "customers.parquet"
+    customers_frame.to_parquet(path)
+    sql = f"SELECT id, predicted_variable AS p FROM ML.PREDICT(MODEL m, (SELECT * FROM '{path}' WHERE age > 30)) ORDER BY id"
+    planner = CountingPlanner()
+    with Engine(progress_bar=False, planner=planner) as engine:
+        register(engine, "m", onnx_models.get("gb_reg").estimator)
+        first = engine.execute(sql)[0].df
+        customers_frame.assign(age=(customers_frame.age + 0.5).astype("float32")).to_parquet(path)  # unseen by the catalog
+        retyped = engine.execute(sql)[0].df
+        assert planner.planned == 2
+    assert len(retyped) == (customers_frame.age + 0.5 > 30).sum() > len(first)
+
+
+@pytest.mark.parametrize(
+    ("sql", "bound"),
+    [
+        ("SELECT * FROM t", True),
+        ("SELECT * FROM main.t JOIN v USING (a)", True),
+        ("WITH w AS (SELECT * FROM t) SELECT * FROM w", True),
+        ("SELECT * FROM t WHERE a > $lo", False),  # a parameter's type can change the columns
+        ("SELECT * FROM 'data.csv'", False),
+        ("SELECT * FROM read_parquet('data.parquet')", False),
+        ("SELECT * FROM range(3)", False),
+        ("SELECT * FROM nowhere", False),
+    ],
+)
+def test_only_the_engines_own_tables_and_views_are_catalog_bound(sql, bound):
+    from nbgov.sqlml.planning.prepared import Query
+    from nbgov.sqlml.sql.parse import parse
+
+    with Engine(progress_bar=False) as engine:
+        engine.execute("CREATE TABLE t AS SELECT 1 AS a; CREATE VIEW v AS SELECT a FROM t")
+        assert engine.executor.catalog_bound(Query(parse(sql))) is bound

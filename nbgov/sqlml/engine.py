@@ -162,11 +162,15 @@ class BaseEngine:
     ) -> Prepared:
         """The statement compiled, or its earlier compilation while nothing it read changed."""
         key = (statement.text, settings, frames, self.catalog.changes)
-        cached = self._plans.get(key, lambda prepared: self._still_valid(prepared, params))
+        version = self.executor.catalog_version()
+        cached = self._plans.get(key, version, lambda prepared: self._still_valid(prepared, params))
         if cached is not None:
             return cached
         prepared = self.compiler.compile(statement, settings=settings, params=params, frames=frames)
-        self._plans.put(key, prepared)
+        settled = version is not None and not frames and all(
+            probe.columns is not None and self.executor.catalog_bound(probe.query) for probe in prepared.probes
+        )
+        self._plans.put(key, prepared, version if settled else None)
         return prepared
 
     def _still_valid(self, prepared: Prepared, params: Mapping[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
@@ -26,12 +27,14 @@ from nbgov.sqlml.execution.compiled.policy import TreeCompiler
 from nbgov.sqlml.execution.contents import table_content
 from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import ResultFetcher
+from nbgov.sqlml.execution.scored_tables import ScoredTables
 from nbgov.sqlml.execution.scoring import SessionCache
 from nbgov.sqlml.execution.udf import UdfSet, make_scorer
 from nbgov.sqlml.models.refusals import refusal_in
 from nbgov.sqlml.plan import OnnxPlan
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
+from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
 from nbgov.sqlml.sql.frames import FrameNames, FrameScope, refuse_table_parameter
@@ -97,6 +100,26 @@ class DuckDbExecutor:
             raise sql_error(error, position=False) from None
         return tuple(Column(str(name), str(kind)) for name, kind in zip(names, types))
 
+    def catalog_version(self) -> int | None:
+        version = getattr(self.con, "_catalog_version", None)  # DuckDB 2: shared by every connection to the database
+        return int(version()) if version is not None else None
+
+    def catalog_bound(self, query: Query) -> bool:
+        table_kind = getattr(self.con, "_table_kind", None)
+        tree = query.tree if query.tree is not None else parse(query.text or "")
+        if table_kind is None or tree is None or next(tree.find_all(exp.Placeholder, exp.Parameter), None):
+            return False
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier):
+                return False  # a table function: it may read a file
+            if table.name in ctes and not table.args.get("db"):
+                continue
+            parts = tuple(part for part in (table.catalog, table.db, table.name) if part)
+            if table_kind(parts) not in ("table", "view"):
+                return False  # a file read by its path, or a name no longer there
+        return True
+
     # --- running ---------------------------------------------------------------------------
 
     @contextmanager
@@ -111,14 +134,15 @@ class DuckDbExecutor:
         with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
+            scored = ScoredTables(self.con, self.dialect)
+            stack.callback(scored.close)
             for step in prepared.steps:
                 if isinstance(step, RegisterUdf):
                     udfs.add(step)
                 else:
-                    notes += self._score(step, params, prepared.settings.batch_rows, progress)
-                    stack.callback(self._unregister, step.name)
+                    notes += self._score(step, params, prepared.settings.batch_rows, progress, scored)
             try:
-                frame, summary = self._fetch(prepared, params)
+                frame, summary = self._fetch(prepared, params, scored)
             except duckdb.Error:
                 if udfs.failure is not None:  # a UDF's own error, not DuckDB's text around it
                     raise udfs.failure from None
@@ -160,12 +184,12 @@ class DuckDbExecutor:
     # --- helpers ---------------------------------------------------------------------------
 
     def _score(
-        self, step: ScoreRelation, params: Mapping[str, Any], batch_rows: int, progress: Progress | None
+        self, step: ScoreRelation, params: Mapping[str, Any], batch_rows: int, progress: Progress | None,
+        scored: ScoredTables,
     ) -> list[str]:
-        """Score the step's relation and register it under the step's name."""
+        """Score the step's relation and make it readable under the step's name."""
         sql = step.query.sql(self.dialect)
-        source = self.con.sql(sql, params=self._bound(sql, params) or None)
-        rows = source.to_arrow_table()
+        rows, types = self._arrow_rows(scored.sql(step.query), self._bound(sql, params) or None)
         jobs = [Scoring(job, make_scorer(self.sessions, job.plan, job.outputs, regions=job.regions, label=job.label)) for job in step.jobs]
         for run in jobs:  # the rows are known before any is scored: a kernel worth it starts compiling now
             self.trees.expect(run.scorer.session, rows.num_rows)
@@ -173,20 +197,31 @@ class DuckDbExecutor:
             rows, jobs, self.threadpool(), self.threads, step.drop, _reporter(progress, step.label), batch_rows,
             self._regions, sql,
         )
-        self.con.register(step.name, self._typed_as(source, rows, table))
+        scored.add(step.name, self._typed_as(types, rows, table))
         notes = [note for job in jobs if (note := regions_note(job)) is not None]
         return [*notes, f"{step.label}: {table.num_rows:,} rows scored"]
 
-    def _typed_as(self, source: duckdb.DuckDBPyRelation, rows: pa.Table, scored: pa.Table) -> Any:
-        """The scored table with each column it passes through typed as ``source`` typed it.
+    def _arrow_rows(self, sql: str, bound: dict[str, Any] | None) -> tuple[pa.Table, list[tuple[str, Any]]]:
+        """The rows of the query ``sql`` as Arrow, with DuckDB's name and type of each column:
+        run as one statement where DuckDB 2 can (its relations bind a query, then run it)."""
+        submit = getattr(self.con, "_submit", None)
+        if submit is not None:
+            result = submit(sql, bound, "arrow")
+            return result.arrow_table(), [(column[0], column[1]) for column in result.description]
+        relation = self.con.sql(sql, params=bound)
+        return relation.to_arrow_table(), list(zip(relation.columns, relation.types))
+
+    def _typed_as(self, columns: list[tuple[str, Any]], rows: pa.Table, scored: pa.Table) -> Any:
+        """The scored table with each column it passes through typed as DuckDB typed it in
+        the relation scored (``columns``: names and types).
 
         Arrow carries an ENUM (a pandas categorical) as a dictionary, a UUID or JSON as text
         and a HUGEINT as a decimal, which DuckDB reads back as VARCHAR or DECIMAL: an ordered
         category would then sort and compare as text, unlike the same query with
         --no-optimize (scored by a UDF over the original column). Those columns are cast back
         to their own type; the other columns are read as they are."""
-        types = dict(zip(source.columns, source.types))
-        if len(types) != len(source.columns) or len(set(scored.column_names)) != scored.num_columns:
+        types = dict(columns)
+        if len(types) != len(columns) or len(set(scored.column_names)) != scored.num_columns:
             return scored
         if all(kind.id in _ARROW_ROUND_TRIP for kind in types.values()):
             return scored  # read back as they were: no need to ask DuckDB (a bind a query)
@@ -209,13 +244,16 @@ class DuckDbExecutor:
             ]
         )
 
-    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
-        sql = prepared.query.sql(self.dialect)
+    def _fetch(
+        self, prepared: Prepared, params: Mapping[str, Any], scored: ScoredTables
+    ) -> tuple[pd.DataFrame | None, str]:
+        sql = prepared.query.sql(self.dialect)  # names the parameters and keys the memos
+        bound = self._bound(sql, params) or None
         kind = prepared.statement_type
         if kind == "SELECT":  # bound before it runs, so nested columns can skip Python objects
-            frame = self._results.frame(self.con, sql, self._bound(sql, params) or None)
+            frame = self._results.frame(self.con, scored.sql(prepared.query), bound, key=sql)
             return frame, f"{len(frame):,} row(s)"
-        result = self.con.execute(sql, self._bound(sql, params) or None)
+        result = self.con.execute(scored.sql(prepared.query), bound)
         if kind in _QUERY_TYPES:
             frame = result.df()
             return frame, f"{len(frame):,} row(s)"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nbgov.sqlml.activity import TableContent, TableIdentity
 from nbgov.sqlml.planning.explain import EnginePlans
-from nbgov.sqlml.planning.prepared import Prepared
+from nbgov.sqlml.planning.prepared import Prepared, Query
 from nbgov.sqlml.planning.relations import Relations
 from nbgov.sqlml.sql.frames import FrameNames
 
@@ -55,6 +55,17 @@ class Executor(Relations, Protocol):
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         """Run the steps in order, then the final SQL with ``params`` bound by name."""
+        ...
+
+    def catalog_version(self) -> int | None:
+        """A number that changes whenever a statement may have changed what a name reads
+        (a table, view, type, setting); None when the engine cannot tell."""
+        ...
+
+    def catalog_bound(self, query: Query) -> bool:
+        """Whether ``query``'s columns depend only on the catalog: it reads only the engine's
+        tables and views, with no parameter, file or table function (so a cached plan need
+        not ask again while ``catalog_version`` stays the same)."""
         ...
 
     def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:

@@ -39,15 +39,20 @@ class ResultFetcher:
     def __init__(self) -> None:
         self._flat: dict[str, bool] = {}  # SQL text -> its last result had no nested column
 
-    def frame(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> pd.DataFrame:
-        if self._flat.get(sql):
+    def frame(
+        self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None, key: str | None = None
+    ) -> pd.DataFrame:
+        """``key``: what the memo knows the statement by (default its text; a text whose
+        table names change per run is known by its template)."""
+        key = sql if key is None else key
+        if self._flat.get(key):
             con.execute(sql, params)
             types = [column[1] for column in con.description or ()]
             nested = _nested(types)
             if not any(nested):
                 frame: pd.DataFrame = con.df()
                 return frame
-            self._flat[sql] = False
+            self._flat[key] = False
             with warnings.catch_warnings():  # the extra copy it warns of is this one result's
                 warnings.simplefilter("ignore")
                 return _arrow_frame(con, con.to_arrow_table(), types, nested)
@@ -56,7 +61,7 @@ class ResultFetcher:
         nested = _nested(types)
         if len(self._flat) >= _MEMO_LIMIT:
             self._flat.clear()
-        self._flat[sql] = not any(nested)
+        self._flat[key] = not any(nested)
         if not any(nested):  # DuckDB's own frame (its DB-API path has the least fixed cost)
             flat: pd.DataFrame = con.execute(sql, params).df()
             return flat

@@ -10,7 +10,8 @@ Trees held here are never changed after compile: executors only read them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -21,9 +22,12 @@ from nbgov.sqlml.activity import Activity
 from nbgov.sqlml.models.onnxtypes import duckdb_scalar_type, output_duckdb_type, value_duckdb_type
 from nbgov.sqlml.plan import OnnxPlan, TensorSpec
 from nbgov.sqlml.sql.parse import parse
+from nbgov.sqlml.sql.quoting import quote_ident
 
 DEFAULT_BATCH_ROWS = 65_536
 Marked = TypeVar("Marked", bound=exp.Expr)
+# a table name no statement can hold: where a step's table is read, in a template (Query.sql_reading)
+_SOURCE_MARK = f"nbgov_source_{uuid.uuid4().hex}_"
 # meta key on every node of a model inlined as SQL: engines that retype the statement
 # (Spark's ``typed.py``) leave the model's own SQL as written
 INLINED_MODEL = "nbgov_inlined_model"
@@ -56,6 +60,9 @@ class Query:
     tree: exp.Expression | None = None
     text: str | None = None
     _rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _templates: dict[tuple[str, tuple[str, ...]], list[tuple[int, str]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def sql(self, dialect: str = "duckdb") -> str:
         """The SQL in ``dialect``, generated once per dialect."""
@@ -70,6 +77,38 @@ class Query:
                 rendered = tree.sql(dialect=dialect)
             self._rendered[dialect] = rendered
         return rendered
+
+    def sql_reading(self, dialect: str, tables: Mapping[str, str]) -> str:
+        """The SQL with each table named in ``tables`` read from the engine name it maps to
+        (still known by its own name, as an alias). The text around those names is
+        generated once; each run only joins it with the names of that run."""
+        names = tuple(sorted(tables))
+        template = self._templates.get((dialect, names))
+        if template is None:
+            template = self._template(dialect, names)
+            self._templates[(dialect, names)] = template
+        parts = [template[0][1]]
+        for index, piece in template[1:]:
+            parts += [quote_ident(tables[names[index]]), piece]
+        return "".join(parts)
+
+    def _template(self, dialect: str, names: tuple[str, ...]) -> list[tuple[int, str]]:
+        """The SQL split where it reads the tables ``names``: [(-1, head), (name index, text after)...]."""
+        tree = self.tree if self.tree is not None else parse(self.text or "")
+        if tree is None:
+            raise SqlmlError("nbgov could not parse its own statement to read the scored tables")
+        marked = tree.copy()
+        for table in marked.find_all(exp.Table):
+            if table.name in names and not table.args.get("db") and isinstance(table.this, exp.Identifier):
+                if not table.alias:
+                    table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+                table.set("this", exp.to_identifier(f"{_SOURCE_MARK}{names.index(table.name)}", quoted=True))
+        head, *rest = marked.sql(dialect=dialect).split(f'"{_SOURCE_MARK}')
+        template = [(-1, head)]
+        for piece in rest:
+            index, after = piece.split('"', 1)
+            template.append((int(index), after))
+        return template
 
 
 @dataclass(frozen=True)

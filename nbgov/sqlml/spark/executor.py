@@ -89,6 +89,12 @@ class SparkExecutor:
             schema = self._frame(query, params).schema
         return tuple(Column(field.name, field.dataType.simpleString()) for field in schema.fields)
 
+    def catalog_version(self) -> int | None:
+        return None  # Spark's catalog says nothing of its changes: a cached plan asks again
+
+    def catalog_bound(self, query: Query) -> bool:
+        return False
+
     # --- running ---------------------------------------------------------------------------
 
     @contextmanager

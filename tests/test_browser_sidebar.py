@@ -364,3 +364,67 @@ def test_lineage_magic_renders_as_a_live_widget_in_jupyterlab(lab: Lab) -> None:
     assert header.text_content().startswith("Lineage: 5 entries: 1 session, 4 executions")
     lab.screenshot("lineage-magic-widget")
     assert lab.page_errors == []
+
+
+# A cell writes a file, one reads it, then one removes it: the record keeps the removal
+# as a write with `removed: true` and no hash, which the sidebar must not show as a write.
+REMOVAL_CELLS = [
+    "%load_ext nbgov",
+    "with open('data.csv', 'w') as out:\n    out.write('plan,customers\\ngold,2\\n')",
+    "with open('data.csv') as src:\n    header = src.readline()",
+    "import os\nos.remove('data.csv')",
+]
+
+
+def test_a_removed_file_reads_as_removed_in_the_details_and_the_graph(lab: Lab) -> None:
+    run_all(lab, "removal.ipynb", REMOVAL_CELLS)
+    wait_rows(lab, 3)
+    panel = lab.page.locator(PANEL)
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    files = details.locator(".nbgov-items[aria-label='Files'] .nbgov-item")
+
+    row(lab, 2).click()  # the write, for contrast: its hash and size
+    assert files.count() == 1
+    assert files.locator(".nbgov-item-aside").text_content() == "write"
+    assert " B · " in files.locator(".nbgov-item-sub").text_content()
+    assert files.first.evaluate("li => li.classList.contains('nbgov-mod-removed')") is False
+
+    row(lab, 4).click()
+    details.locator(".nbgov-Details-title", has_text="Execution [4]").wait_for(timeout=UI_TIMEOUT_MS)
+    assert files.count() == 1, "the removal is the cell's one file"
+    removed = files.first
+    assert removed.locator(".nbgov-item-name").text_content() == "data.csv"
+    assert removed.locator(".nbgov-item-aside").text_content() == "removed"
+    sub = removed.locator(".nbgov-item-sub").text_content()
+    assert sub.startswith("removed or renamed away · ") and sub.endswith("data.csv"), sub
+    assert "—" not in sub, "no empty hash shown for a removal"
+    assert "line-through" in removed.locator(".nbgov-item-name").evaluate("e => getComputedStyle(e).textDecorationLine")
+    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
+    assert panel.evaluate(_JS_BROKEN_WORDS) == []
+    assert panel.evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
+    assert 200 <= panel_width(lab) <= 300, "the sidebar's default width"
+    lab.panel_screenshot("sidebar-details-removed-file")
+
+    # The graph: the removal edge is dashed, the file's node drawn as gone, the writer's edge plain.
+    lab.page.locator(f"{PANEL} .nbgov-tab", has_text="Graph").click()
+    graph = lab.page.locator(f"{PANEL} .nbgov-Graph-svg")
+    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    ids = graph.locator(".nbgov-Graph-node.nbgov-kind-execution").evaluate_all(
+        "gs => Object.fromEntries(gs.map(g => [g.querySelector('text').textContent.match(/\\[(\\d+)\\]/)[1], 'x:' + g.dataset.id]))"
+    )
+    dash = "p => [p.classList.contains('nbgov-mod-removed'), getComputedStyle(p).strokeDasharray]"
+    removal = graph.locator(f".nbgov-Graph-edge[data-from='{ids['4']}'][data-to='f:data.csv']")
+    writing = graph.locator(f".nbgov-Graph-edge[data-from='{ids['2']}'][data-to='f:data.csv']")
+    is_removal, removal_dash = removal.evaluate(dash)
+    assert is_removal and removal_dash not in ("", "none")
+    assert writing.evaluate(dash) == [False, "none"]
+    node = graph.locator(".nbgov-Graph-node.nbgov-kind-file")
+    assert node.count() == 1 and "nbgov-mod-removed" in str(node.get_attribute("class"))
+    assert node.locator("text").text_content() == "removed data.csv", "said in words, not only by a dashed outline"
+    assert node.locator(".nbgov-Graph-mark").text_content() == "removed "
+    overflowing = node.evaluate("g => g.querySelector('text').getBBox().width > g.querySelector('rect').width.baseVal.value")
+    assert overflowing is False
+    assert node.locator("title").text_content() == "file data.csv\nremoved by [4]"
+    assert node.locator("rect").evaluate("r => getComputedStyle(r).strokeDasharray") not in ("", "none")
+    lab.panel_screenshot("sidebar-graph-removed-file")
+    assert lab.page_errors == []

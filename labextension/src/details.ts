@@ -6,6 +6,7 @@
  */
 import { lineDiff } from './diff';
 import { cellLabel, clock, duration, el } from './dom';
+import { fileItem } from './files';
 import { shortHash } from './log';
 import { NotebookLineageModel } from './model';
 import { ExecutionEntry, Fingerprint } from './types';
@@ -16,6 +17,8 @@ interface Item {
   name: string;
   aside?: HTMLElement | string;
   sub: string;
+  /** Drawn as gone (a file the execution removed). */
+  removed?: boolean;
 }
 
 export class DetailsView extends LineageView {
@@ -124,16 +127,7 @@ export class DetailsView extends LineageView {
   }
 
   private _files(entry: ExecutionEntry): void {
-    this._items(
-      'Files',
-      entry.body.files.map(f => ({
-        name: f.path,
-        aside: f.mode,
-        sub: [shortHash(f.hash), f.size === null ? null : `${f.size.toLocaleString('en-US')} B`, f.abspath]
-          .filter(Boolean)
-          .join(' · ')
-      }))
-    );
+    this._items('Files', entry.body.files.map(fileItem));
   }
 
   private _models(entry: ExecutionEntry): void {
@@ -178,7 +172,7 @@ export class DetailsView extends LineageView {
     const list = el('ul', 'nbgov-items');
     list.setAttribute('aria-label', title);
     for (const item of items) {
-      const li = el('li', 'nbgov-item');
+      const li = el('li', item.removed ? 'nbgov-item nbgov-mod-removed' : 'nbgov-item');
       const head = el('div', 'nbgov-item-head');
       const name = el('span', 'nbgov-item-name', item.name);
       name.title = item.name;

@@ -187,7 +187,7 @@ export class GraphView extends LineageView {
           d,
           'data-from': e.from,
           'data-to': e.to,
-          class: `nbgov-Graph-edge${e.highlighted ? ' nbgov-mod-highlighted' : ''}`,
+          class: `nbgov-Graph-edge${e.highlighted ? ' nbgov-mod-highlighted' : ''}${e.removed ? ' nbgov-mod-removed' : ''}`,
           'marker-end': `url(#${e.highlighted ? 'nbgov-arrow-lit' : 'nbgov-arrow'})`
         })
       );
@@ -211,7 +211,8 @@ export class GraphView extends LineageView {
       [n.highlighted, 'nbgov-mod-highlighted'],
       [n.selected, 'nbgov-mod-selected'],
       [n.failed, 'nbgov-mod-error'],
-      [n.stale, 'nbgov-mod-stale']
+      [n.stale, 'nbgov-mod-stale'],
+      [n.removed, 'nbgov-mod-removed']
     ];
     classes.push(...flags.filter(([on]) => on).map(([, cls]) => cls));
     const group = svg('g', { class: classes.join(' '), transform: `translate(${box.x - box.width / 2},${box.y - box.height / 2})` });
@@ -308,7 +309,10 @@ export class GraphView extends LineageView {
   }
 }
 
-/** "✕" for a failed run, "⚠" for a stale one: the state is not told by colour alone. */
+/**
+ * "✕" for a failed run, "⚠" for a stale one, "removed" before a file that is gone: the
+ * state is not told by colour or a dashed outline alone.
+ */
 function marks(n: GraphNode): string {
-  return n.failed ? '✕' : n.stale ? '⚠' : '';
+  return n.failed ? '✕' : n.stale ? '⚠' : n.removed ? 'removed' : '';
 }

@@ -3,6 +3,8 @@
  * flowing between them, with the ancestors of one execution marked, failed and stale
  * runs flagged, and short labels (`[n] first line`) with the full story on hover.
  * A model runs from the execution that created it to the executions that used it.
+ * A file an execution removed (or renamed away) is marked on its edge, and on its node
+ * when the newest execution shown that wrote the path removed it.
  * Pure, unit-tested.
  */
 import { LineageLog } from './log';
@@ -24,12 +26,16 @@ export interface GraphNode {
   selected: boolean;
   failed: boolean;
   stale: boolean;
+  /** A file the newest shown writer of its path removed: nothing is there after it. */
+  removed: boolean;
 }
 
 export interface GraphEdge {
   from: string;
   to: string;
   highlighted: boolean;
+  /** An execution → file edge for a removal, not a write of content. */
+  removed: boolean;
 }
 
 export interface GraphData {
@@ -104,19 +110,20 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
   const nodes = new Map<string, GraphNode>();
   const edges = new Map<string, GraphEdge>();
   const shown = new Set(executions.map(e => e.body.id));
-  const plain = { highlighted: false, selected: false, failed: false, stale: false };
+  const plain = { highlighted: false, selected: false, failed: false, stale: false, removed: false };
   const node = (key: string, kind: NodeKind, label: string, title: string): void => {
     if (!nodes.has(key)) {
       nodes.set(key, { key, kind, label, title, ...plain });
     }
   };
-  const edge = (from: string, to: string, highlighted: boolean): void => {
+  const edge = (from: string, to: string, highlighted: boolean, removed = false): void => {
     const k = `${from}\u0000${to}`;
     const have = edges.get(k);
     if (have) {
       have.highlighted = have.highlighted || highlighted;
+      have.removed = have.removed || removed;
     } else {
-      edges.set(k, { from, to, highlighted });
+      edges.set(k, { from, to, highlighted, removed });
     }
     if (highlighted) {
       nodes.get(from)!.highlighted = true;
@@ -144,9 +151,13 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
       highlighted: lineage.has(b.id),
       selected: b.id === options.selected,
       failed: b.status !== 'ok',
-      stale: reasons.length > 0
+      stale: reasons.length > 0,
+      removed: false
     });
   }
+  // Each file's newest writer among the shown executions (the list is not in log order
+  // when older runs in the selected lineage were added): its write says what is there now.
+  const newest = new Map<string, { seq: number; removed: boolean; count: number | null }>();
   // Outputs first, so every data node exists before the edges that read it.
   for (const e of executions) {
     const me = `x:${e.body.id}`;
@@ -156,11 +167,22 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
     }
     for (const f of e.body.files.filter(f => f.mode === 'write')) {
       dataNode(`f:${f.path}`);
-      edge(me, `f:${f.path}`, false);
+      edge(me, `f:${f.path}`, false, f.removed);
+      const have = newest.get(f.path);
+      if (!have || have.seq < e.seq) {
+        newest.set(f.path, { seq: e.seq, removed: f.removed, count: e.body.execution_count });
+      }
     }
     for (const m of e.body.models.filter(m => m.role === 'output')) {
       modelNode(m);
       edge(me, `m:${modelKey(m)}`, false);
+    }
+  }
+  for (const [path, last] of newest) {
+    const n = nodes.get(`f:${path}`)!;
+    n.removed = last.removed;
+    if (last.removed) {
+      n.title = `file ${path}\nremoved by [${last.count ?? '?'}]`;
     }
   }
   for (const e of executions) {

@@ -101,13 +101,26 @@ function write(x: unknown): WriteUse {
 function file(x: unknown): FileUse {
   const o = obj(x, 'file');
   const path = str(o.path, 'file.path');
+  const mode = str(o.mode, 'file.mode');
+  const size = optNum(o.size, 'file.size');
+  const hash = optStr(o.hash, 'file.hash');
+  // The kernel writes `removed` only when true (nbgov/lineage/record.py): any other value,
+  // null included, is not its record, and neither is a "removed" file with content.
+  const removed = 'removed' in o;
+  if (removed && o.removed !== true) {
+    throw new Malformed('file.removed: expected true or absent');
+  }
+  if (removed && (mode !== 'write' || size !== null || hash !== null)) {
+    throw new Malformed('file.removed: a removed file is a write with no size and no hash');
+  }
   return {
     path,
     abspath: optStr(o.abspath, 'file.abspath') ?? path,
-    mode: str(o.mode, 'file.mode'),
-    size: optNum(o.size, 'file.size'),
-    hash: optStr(o.hash, 'file.hash'),
-    source: optStr(o.source, 'file.source')
+    mode,
+    size,
+    hash,
+    source: optStr(o.source, 'file.source'),
+    removed
   };
 }
 

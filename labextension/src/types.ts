@@ -31,6 +31,11 @@ export interface FileUse {
   size: number | null;
   hash: string | null;
   source: string | null;
+  /**
+   * The cell removed the file or renamed it away: a write that left nothing at the path
+   * (no size, no hash), unlike a write whose hash is missing for another reason.
+   */
+  removed: boolean;
 }
 
 /** "output": the execution created or registered this model version; "input": it used it. */

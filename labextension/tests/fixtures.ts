@@ -1,5 +1,5 @@
 /** Small hand-built lineage entries for the model tests. */
-import { ExecutionEntry, ModelRole, ModelUse, SessionEntry, SqlUse } from '../src/types';
+import { ExecutionEntry, FileUse, ModelRole, ModelUse, SessionEntry, SqlUse } from '../src/types';
 
 let hashes = 0;
 
@@ -20,6 +20,7 @@ export interface Run {
   /** name, version, role, source id */
   models?: [string, number, ModelRole, string | null][];
   sql?: Partial<SqlUse>[];
+  files?: FileUse[];
 }
 
 export function run(r: Run): ExecutionEntry {
@@ -46,7 +47,7 @@ export function run(r: Run): ExecutionEntry {
       reads: (r.reads ?? []).map(([name, source, hash]) => ({ name, source, fingerprint: fp(hash) })),
       writes: (r.writes ?? []).map(([name, hash]) => ({ name, mutated: false, fingerprint: fp(hash) })),
       deletes: r.deletes ?? [],
-      files: [],
+      files: r.files ?? [],
       models: (r.models ?? []).map(([name, version, role, source]) => ({
         name,
         version,
@@ -73,4 +74,13 @@ export function run(r: Run): ExecutionEntry {
 
 export function model(name: string, version: number, role: 'input' | 'output', source: string | null): ModelUse {
   return { name, version, sha256: `sha-${version}`, producer: null, opset: null, source, role };
+}
+
+/** A file use as the kernel records it; `removed` is a write that left nothing at the path. */
+export function file(path: string, mode: 'read' | 'write', extra: Partial<FileUse> = {}): FileUse {
+  return { path, abspath: `/work/${path}`, mode, size: 12, hash: `xxh-${path}`, source: null, removed: false, ...extra };
+}
+
+export function removedFile(path: string): FileUse {
+  return file(path, 'write', { size: null, hash: null, removed: true });
 }

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 import { buildGraph, GraphOptions, LABEL_CHARS } from '../src/graphdata';
 import { LineageLog } from '../src/log';
-import { run } from './fixtures';
+import { file, removedFile, run } from './fixtures';
 
 const options = (selected: string | null, maxNodes?: number): GraphOptions => ({
   selected,
@@ -100,4 +100,32 @@ test('failed and stale runs are flagged; labels are short and the ids are on hov
   expect(sql.title).toContain('stale: input a rewritten by [3]');
   expect(failed.failed).toBe(true);
   expect(failed.title).toContain('ZeroDivisionError: division by zero');
+});
+
+test('a removed file: its removal edge is marked, and its node while no later run wrote it again', () => {
+  const log = new LineageLog();
+  log.merge([
+    run({ n: 1, files: [file('data.csv', 'write')] }),
+    run({ n: 2, files: [{ ...file('data.csv', 'read'), source: 's1:1' }] }),
+    run({ n: 3, files: [removedFile('data.csv')] })
+  ]);
+  const g = buildGraph(log, options(null));
+  const edges = g.edges.map(e => `${e.from}>${e.to}${e.removed ? ' removed' : ''}`).sort();
+  expect(edges).toStrictEqual([
+    'f:data.csv>x:s1:2',
+    'x:s1:1>f:data.csv',
+    'x:s1:3>f:data.csv removed'
+  ]);
+  const node = g.nodes.find(n => n.key === 'f:data.csv')!;
+  expect(node.removed).toBe(true);
+  expect(node.label).toBe('data.csv');
+  expect(node.title).toBe('file data.csv\nremoved by [3]');
+  expect(g.nodes.filter(n => n.removed).length, 'only the file is marked').toBe(1);
+
+  // Written again afterwards: the file is there, only the removal edge stays marked.
+  log.merge([run({ n: 4, files: [file('data.csv', 'write')] })]);
+  const again = buildGraph(log, options(null));
+  expect(again.nodes.find(n => n.key === 'f:data.csv')!.removed).toBe(false);
+  expect(again.nodes.find(n => n.key === 'f:data.csv')!.title).toBe('file data.csv');
+  expect(again.edges.filter(e => e.removed).map(e => e.from)).toStrictEqual(['x:s1:3']);
 });

@@ -82,3 +82,43 @@ test('model roles: read when recorded, inferred from CREATE MODEL in older logs,
   body.models = [use({ role: 'both' })];
   expect(parseEntry(raw).problem).toMatch(/model.role/);
 });
+
+test('a removed file is read strictly: true or absent, and only on a write without content', () => {
+  const raw = json(run({ n: 1 }));
+  const body = raw.body as Record<string, unknown>;
+  const parsedFiles = () => {
+    const { entry, problem } = parseEntry(raw);
+    expect(problem).toBe(null);
+    return entry!.kind === 'execution' ? entry!.body.files : [];
+  };
+  const gone = { path: 'data.csv', abspath: '/w/data.csv', mode: 'write', size: null, hash: null, source: null };
+  body.files = [{ ...gone, removed: true }];
+  expect(parsedFiles()).toStrictEqual([{ ...gone, removed: true }]);
+  body.files = [{ ...gone, size: 3, hash: 'ab' }];
+  expect(parsedFiles()[0].removed, 'absent: an ordinary write').toBe(false);
+
+  const refused: [unknown, RegExp][] = [
+    ['yes', /file.removed: expected true or absent/],
+    [1, /file.removed: expected true or absent/],
+    [false, /file.removed: expected true or absent/],
+    [null, /file.removed: expected true or absent/]
+  ];
+  for (const [value, reason] of refused) {
+    body.files = [{ ...gone, removed: value }];
+    const { entry, problem } = parseEntry(raw);
+    expect(entry, `removed: ${JSON.stringify(value)}`).toBe(null);
+    expect(problem!).toMatch(reason);
+  }
+  for (const contradiction of [{ mode: 'read' }, { hash: 'ab' }, { size: 3 }]) {
+    body.files = [{ ...gone, ...contradiction, removed: true }];
+    expect(parseEntry(raw).problem).toMatch(/a removed file is a write with no size and no hash/);
+  }
+});
+
+test('a notebook whose log has a bad removed flag reports it like any malformed entry', () => {
+  const bad = json(run({ n: 1 }));
+  bad.body.files = [{ path: 'a', mode: 'write', size: null, hash: null, removed: 'yes' }];
+  const parsed = parseNotebookMeta({ schema: OLD_NOTEBOOK_SCHEMA, log: [bad] }, NOTEBOOK_SCHEMA, OLD_NOTEBOOK_SCHEMA);
+  expect(parsed.entries).toStrictEqual([]);
+  expect(parsed.notices).toStrictEqual(['1 malformed lineage entry ignored (first: file.removed: expected true or absent).']);
+});

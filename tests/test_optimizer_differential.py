@@ -17,6 +17,8 @@ A failing case prints the model, the frame and the SQL; rerun one case with
 
 from __future__ import annotations
 
+import warnings
+
 import os
 import random
 from collections.abc import Callable, Iterator
@@ -827,6 +829,27 @@ def test_a_double_pipeline_input_beyond_float_range_scores_as_onnxruntime(engine
     plain = outcome(engine, sql, frame, optimize=False)
     assert isinstance(plain, pd.DataFrame) and plain.rid.tolist() == [0, 1, 2]
     assert_same(outcome(engine, sql, frame, optimize=True), plain, Case("p_forest_ignore", "huge", sql))
+
+
+def test_a_batch_reads_a_scaled_double_and_rounds_it_as_onnxruntime(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
+    """A batched pipeline reads its double featurizer's value before the cast to float and
+    the feed rounds it into the float32 matrix (no TRY_CAST in SQL): at float32's largest
+    value, half an ulp above it (+inf, as a C cast rounds) and beyond, the rows score as
+    --no-optimize scores them, and no numpy overflow warning reaches the cell."""
+    register(engine, "pf", fitted["p_forest_ignore"])
+    top = float(np.finfo(np.float32).max)
+    half_ulp = top + (top - float(np.nextafter(np.float32(top), np.float32(0)))) / 2
+    values = [top, np.nextafter(half_ulp, 0.0), half_ulp, -half_ulp, 1e300, 3.0, float("nan")]
+    frame = pa.table({"rid": pa.array(range(len(values))), "plan": pa.array(["gold"] * len(values)),
+                      "a": pa.array(values), "b": pa.array([0.5] * len(values))})
+    sql = "SELECT rid, predict(pf, plan, a, b).probabilities[2] AS p FROM t ORDER BY rid"
+    assert "batching: the relation is scored once" in engine.explain(sql, frames={"t": frame})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimized = outcome(engine, sql, frame, optimize=True)
+    plain = outcome(engine, sql, frame, optimize=False)
+    assert isinstance(plain, pd.DataFrame) and plain.rid.tolist() == list(range(len(values)))
+    assert_same(optimized, plain, Case("p_forest_ignore", "huge", sql))
 
 
 def test_a_computed_argument_is_not_computed_on_rows_a_prediction_filter_drops(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:

@@ -166,6 +166,14 @@ class Scorer:
 
 
 def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+    """The input tensor of ``columns``. A DOUBLE fed to a float input is rounded as a C cast
+    rounds, ±inf beyond float32's range (onnxruntime's Cast; numpy's overflow warning for
+    those values is not the user's business)."""
+    with np.errstate(over="ignore"):
+        return _fed(spec, columns)
+
+
+def _fed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     dtype = numpy_dtype(spec.elem_type)
     if len(spec.shape) <= 1 or len(columns) == 1:
         values = _numpy(columns[0], dtype)

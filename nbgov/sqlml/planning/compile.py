@@ -59,6 +59,7 @@ from nbgov.sqlml.planning.prepared import (
 )
 from nbgov.sqlml.planning.relations import Relations, StandIns, select_all
 from nbgov.sqlml.optimizer.cost import bounds_beat_batches
+from nbgov.sqlml.optimizer.lowering import double_behind
 from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, output_comparison_node
 from nbgov.sqlml.optimizer.output_predicates import comparison_node
 from nbgov.sqlml.sql.parse import parse
@@ -393,7 +394,8 @@ class Compilation:
             for bound in strategy.inputs:
                 for column in bound.columns:
                     name = f"nbgov_a{tag}_{first}_{len(names)}"
-                    arguments.append((name, cast_to_input(bound.spec, column)))
+                    double = double_behind(column) if bound.spec.elem_type == "float" else None
+                    arguments.append((name, double.copy() if double is not None else cast_to_input(bound.spec, column)))
                     names.append(name)
             model = calls[first].model
             picks = self.picks(group, calls, f"nbgov_p{tag}_{first}", reads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -108,26 +109,28 @@ class Scorer:
         """Score rows that are all non-NULL; returns one numpy array per output (or per
         name in ``names``: onnxruntime then computes only what those outputs need).
         With ``regions``, one row per decision region is scored (see regions.py)."""
+        # a model grouped by decision regions reads its matrix a feature at a time: built
+        # column by column (contiguous writes, no transposed copy to cut it); the few rows
+        # scored are then taken out row by row
+        by_feature = self.regions is not None and [spec.name for spec, _ in self.inputs] == [self.regions.input_name]
         feeds: dict[str, np.ndarray] = {}
         position = 0
         for spec, count in self.inputs:
-            feeds[spec.name] = _feed(spec, columns[position : position + count])
+            feeds[spec.name] = _feed(spec, columns[position : position + count], "F" if by_feature else "C")
             position += count
         wanted = list(names) if names is not None else [o.name for o in self.outputs]
         rows = len(columns[0]) if columns else 0
         if rows == 0:
             return [_empty(o) for o in self.outputs if o.name in wanted]
-        grouped = None
-        if self.regions is not None and list(feeds) == [self.regions.input_name]:
-            grouped = self.regions.group(feeds[self.regions.input_name])
+        grouped = self.regions.group(feeds[self.regions.input_name]) if by_feature and self.regions else None
         if grouped is None:
             if stats is not None:
                 stats.add(rows, rows)
-            return self._run(wanted, feeds, rows)
+            return self._run(wanted, {name: np.ascontiguousarray(feed) for name, feed in feeds.items()}, rows)
         codes, first = grouped
         if stats is not None:
             stats.add(rows, len(first))
-        results = self._run(wanted, {name: feed[first] for name, feed in feeds.items()}, len(first))
+        results = self._run(wanted, {name: np.ascontiguousarray(feed[first]) for name, feed in feeds.items()}, len(first))
         return [result[codes] for result in results]
 
     def _run(self, wanted: list[str], feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
@@ -165,15 +168,16 @@ class Scorer:
         return _to_arrow(TensorSpec(spec.name, spec.elem_type, (None,)), np.ascontiguousarray(value[:, element]))
 
 
-def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
-    """The input tensor of ``columns``. A DOUBLE fed to a float input is rounded as a C cast
+def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray], order: Literal["C", "F"] = "C") -> np.ndarray:
+    """The input tensor of ``columns`` (a matrix in ``order``, "C" row-major as onnxruntime
+    takes it, "F" column-major). A DOUBLE fed to a float input is rounded as a C cast
     rounds, ±inf beyond float32's range (onnxruntime's Cast; numpy's overflow warning for
     those values is not the user's business)."""
     with np.errstate(over="ignore"):
-        return _fed(spec, columns)
+        return _fed(spec, columns, order)
 
 
-def _fed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+def _fed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray], order: Literal["C", "F"]) -> np.ndarray:
     dtype = numpy_dtype(spec.elem_type)
     if len(spec.shape) <= 1 or len(columns) == 1:
         values = _numpy(columns[0], dtype)
@@ -181,7 +185,7 @@ def _fed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.
     # One pass per column straight into the [N, k] matrix: numpy casts while it copies
     # (double -> float once), reading Arrow buffers in place (no concatenation first).
     rows = len(columns[0])
-    matrix: np.ndarray = np.empty((rows, len(columns)), dtype=dtype)
+    matrix: np.ndarray = np.empty((rows, len(columns)), dtype=dtype, order=order)
     for i, column in enumerate(columns):
         start = 0
         for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:

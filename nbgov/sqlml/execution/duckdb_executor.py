@@ -34,10 +34,10 @@ from nbgov.sqlml.models.refusals import refusal_in
 from nbgov.sqlml.plan import OnnxPlan
 from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
-from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
 from nbgov.sqlml.sql.frames import FrameNames, FrameScope, refuse_table_parameter
+from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 

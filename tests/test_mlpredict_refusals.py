@@ -74,6 +74,10 @@ REFUSING = [
     "SELECT count(*) AS n FROM ML.PREDICT(MODEL lin, TABLE mixed)",
     "SELECT id FROM ML.PREDICT(MODEL lin, TABLE mixed) ORDER BY id LIMIT 3",
     "WITH p AS (SELECT * FROM ML.PREDICT(MODEL lin, TABLE mixed)) SELECT id FROM p WHERE id < 5 ORDER BY id",
+    # a join whose other side is empty: the engine never reads the scored side
+    "SELECT s.id FROM ML.PREDICT(MODEL lin, TABLE mixed) s JOIN mixed u ON s.id = u.id WHERE u.id < 0",
+    # the relation reads a CTE of the statement: the check, run on its own, reads it too
+    "WITH src AS (SELECT * FROM mixed) SELECT id FROM ML.PREDICT(MODEL lin, TABLE src) WHERE plan <> 'platinum' ORDER BY id",
 ]
 
 
@@ -92,6 +96,7 @@ def test_the_check_reads_the_whole_relation_and_says_so(engine: Any, pipeline: P
     notes = engine.explain(REFUSING[2], frames={"mixed": mixed})
     assert "ML.PREDICT(MODEL lin@1): inlined as SQL" in notes
     assert "every row of the relation is checked first for values the model refuses" in notes
+    assert "ML.PREDICT(MODEL lin@1): the check of every row" in notes  # its own query, planned apart
 
 
 @pytest.mark.parametrize("sql", [

@@ -33,7 +33,7 @@ from nbgov.sqlml.execution.udf import UdfSet, make_scorer
 from nbgov.sqlml.models.refusals import refusal_in
 from nbgov.sqlml.plan import OnnxPlan
 from nbgov.sqlml.planning.explain import EnginePlans
-from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
+from nbgov.sqlml.planning.prepared import CheckRelation, Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
 from nbgov.sqlml.sql.frames import FrameNames, FrameScope, refuse_table_parameter
@@ -139,6 +139,9 @@ class DuckDbExecutor:
             for step in prepared.steps:
                 if isinstance(step, RegisterUdf):
                     udfs.add(step)
+                elif isinstance(step, CheckRelation):
+                    sql = step.query.sql(self.dialect)
+                    self.con.execute(scored.sql(step.query), self._bound(sql, params) or None).fetchall()
                 else:
                     notes += self._score(step, params, prepared.settings.batch_rows, progress, scored)
             try:
@@ -163,6 +166,9 @@ class DuckDbExecutor:
             for step in prepared.steps:
                 if isinstance(step, RegisterUdf):
                     udfs.add(step)
+                    continue
+                if isinstance(step, CheckRelation):
+                    relations.append((f"{step.label}: the check of every row", self._explain(step.query.sql(self.dialect), params)))
                     continue
                 relations.append((step.label, self._explain(step.query.sql(self.dialect), params)))
                 stand_in = step.stand_in.sql(self.dialect)
@@ -361,6 +367,8 @@ def _model_plans(prepared: Prepared) -> list[tuple[str, OnnxPlan]]:
     """(label, plan) of every model plan the steps run, each plan once."""
     found: dict[str, tuple[str, OnnxPlan]] = {}
     for step in prepared.steps:
+        if isinstance(step, CheckRelation):
+            continue
         pairs = [(step.label, step.plan)] if isinstance(step, RegisterUdf) else [(job.label, job.plan) for job in step.jobs]
         for label, plan in pairs:
             found.setdefault(plan.cache_key, (label, plan))

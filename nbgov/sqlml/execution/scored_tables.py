@@ -5,7 +5,7 @@ DuckDB 2's ``register``/``unregister`` each run a statement (parse, bind, plan: 
 again). Its source handles put an Arrow table under a generated name without a
 statement and release it when the handle is dropped; the SQL then reads that name
 (``Query.sql_reading``), the step's own name kept as the alias. A DuckDB without
-source handles gets the tables registered under the steps' names, as before.
+source handles, or SQL kept as text, gets the tables registered under the steps' names.
 """
 
 from __future__ import annotations
@@ -23,23 +23,33 @@ class ScoredTables:
     def __init__(self, con: duckdb.DuckDBPyConnection, dialect: str) -> None:
         self._con = con
         self._dialect = dialect
-        self._handles: dict[str, Any] = {}  # step name -> DuckDB source handle
+        self._handles: dict[str, tuple[Any, Any]] = {}  # step name -> (DuckDB source handle, the table)
         self._registered: list[str] = []  # step names registered as views (no handles, or a relation)
 
     def add(self, name: str, table: Any) -> None:
         """Make ``table`` (an Arrow table, or a DuckDB relation) readable as ``name``."""
         register_source = getattr(self._con, "_register_source", None)
         if register_source is not None and not isinstance(table, duckdb.DuckDBPyRelation):
-            self._handles[name] = register_source(table, None)
+            self._handles[name] = (register_source(table, None), table)
             return
-        self._con.register(name, table)
-        self._registered.append(name)
+        self._register(name, table)
 
     def sql(self, query: Query) -> str:
-        """``query``'s SQL, reading the tables added so far."""
+        """``query``'s SQL, reading the tables added so far. A text nbgov did not rewrite as a
+        tree (DuckDB reads it byte for byte: a PIVOT sqlglot cannot read) finds them by
+        their own names, registered as views."""
         if not self._handles:
             return query.sql(self._dialect)
-        return query.sql_reading(self._dialect, {name: handle.name for name, handle in self._handles.items()})
+        if query.tree is None:
+            for name, (_, table) in list(self._handles.items()):
+                self._register(name, table)
+                del self._handles[name]
+            return query.sql(self._dialect)
+        return query.sql_reading(self._dialect, {name: handle.name for name, (handle, _) in self._handles.items()})
+
+    def _register(self, name: str, table: Any) -> None:
+        self._con.register(name, table)
+        self._registered.append(name)
 
     def close(self) -> None:
         self._handles.clear()

@@ -21,7 +21,9 @@ from nbgov.sqlml.planning.arguments import check, feeds, is_predict, visible_cte
 from nbgov.sqlml.planning.binding import signature, slots
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.picks import relation_picks
-from nbgov.sqlml.planning.prepared import Column, Pick, Query, ScoreRelation, ScoringJob, marked_inlined
+from nbgov.sqlml.planning.prepared import (
+    CheckRelation, Column, Pick, Query, ScoreRelation, ScoringJob, marked_inlined,
+)
 from nbgov.sqlml.planning.relations import StandIns, select_all
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.statements import PREDICT_PLACEHOLDER, MlPredict, Statement, tokenize
@@ -83,7 +85,8 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
         body = inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression, names_as_written)
         if strategy.refusals:
             # ONNX scores every row of the relation, whatever the statement reads of it
-            body = body.where(refused_anywhere(_without_ctes(relation.copy(), copied), strategy.refusals), copy=False)
+            every_row = refused_anywhere(relation.copy(), strategy.refusals)  # run alone: with the CTEs it reads
+            work.steps.append(CheckRelation(Query(every_row), label))
             work.notes.append(f"{label}: every row of the relation is checked first for values the model refuses, "
                               "as onnxruntime checks them")
         return Inlined(body, typed_stand_in(model, relation, names_as_written))
@@ -197,7 +200,7 @@ def _score(
     )
     stand_in = _scored_stand_in(relation, columns, job)
     work.add_relation(
-        ScoreRelation(call.placeholder, Query(scored), (job,), frozenset(n for n, _ in helpers), label, Query(stand_in))
+        ScoreRelation(call.placeholder, Query(scored), (job,), frozenset(n for n, _ in helpers), label, Query(stand_in), whole=True)
     )
     work.notes.append(
         f"{label}: ONNX: the relation is scored in Arrow batches of "
@@ -377,11 +380,11 @@ def inlined_relation(
     return exp.select(*_relation_items(values, columns)).from_(source, copy=False)
 
 
-def refused_anywhere(relation: exp.Expression, refusals: tuple[tuple[exp.Expression, str], ...]) -> exp.Expression:
-    """TRUE, or DuckDB's ``error()`` with the first refusal's message when any row of
-    ``relation`` holds a value the model refuses: an uncorrelated subquery, so neither the
-    statement's filters nor its LIMIT, nor a count(*) that reads no prediction, skip a row
-    (onnxruntime scores the whole relation of an ML.PREDICT)."""
+def refused_anywhere(relation: exp.Expression, refusals: tuple[tuple[exp.Expression, str], ...]) -> exp.Select:
+    """One row: TRUE, or the engine's ``error()`` with the first refusal's message when any
+    row of ``relation`` holds a value the model refuses (a step of its own, so neither the
+    statement's filters, its LIMIT, a count(*) that reads no prediction nor a join skip a
+    row: onnxruntime scores the whole relation of an ML.PREDICT)."""
     case = exp.Case(
         ifs=[
             exp.If(
@@ -393,7 +396,7 @@ def refused_anywhere(relation: exp.Expression, refusals: tuple[tuple[exp.Express
         default=exp.true(),
     )
     source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return exp.Subquery(this=marked_inlined(exp.select(case).from_(source, copy=False)))
+    return marked_inlined(exp.select(exp.alias_(case, "nbgov_ok")).from_(source, copy=False))
 
 
 def _relation_items(values: dict[str, exp.Expression], columns: Sequence[str]) -> list[exp.Expr]:

@@ -94,10 +94,8 @@ class Query:
 
     def _template(self, dialect: str, names: tuple[str, ...]) -> list[tuple[int, str]]:
         """The SQL split where it reads the tables ``names``: [(-1, head), (name index, text after)...]."""
-        tree = self.tree if self.tree is not None else parse(self.text or "")
-        if tree is None:
-            raise SqlmlError("nbgov could not parse its own statement to read the scored tables")
-        marked = tree.copy()
+        assert self.tree is not None, "SQL kept as text reads the scored tables by their own names"
+        marked = self.tree.copy()
         for table in marked.find_all(exp.Table):
             if table.name in names and not table.args.get("db") and isinstance(table.this, exp.Identifier):
                 if not table.alias:
@@ -171,6 +169,10 @@ class ScoreRelation:
     drop: frozenset[str]
     label: str  # "scoring: predict(m@1)" or "ML.PREDICT(MODEL m@1)": run notes and progress
     stand_in: Query
+    # every row scored before the statement reads any (ML.PREDICT: onnxruntime scores its
+    # whole relation, refusing a value anywhere in it), also on an engine that scores
+    # lazily inside the statement's plan (Spark), where a join could skip the relation
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,18 @@ class RegisterUdf:
     label: str = "predict()"  # for notes and errors, e.g. "predict(churn@1)"
 
 
-Step = ScoreRelation | RegisterUdf
+@dataclass(frozen=True)
+class CheckRelation:
+    """Before the final SQL: run ``query``, one row that is TRUE or the engine's ``error()``
+    naming a value the model refuses. An ML.PREDICT inlined as SQL checks its whole
+    relation so, as onnxruntime checks every row it scores: inside the final SQL the
+    engine may skip the check (a join whose other side is empty never reads the relation)."""
+
+    query: Query
+    label: str  # "ML.PREDICT(MODEL m@1)": EXPLAIN
+
+
+Step = ScoreRelation | RegisterUdf | CheckRelation
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import arrow_result_frame
 from nbgov.sqlml.models.onnxtypes import value_duckdb_type
 from nbgov.sqlml.planning.explain import EnginePlans
-from nbgov.sqlml.planning.prepared import Column, Prepared, Query, RegisterUdf, ScoreRelation
+from nbgov.sqlml.planning.prepared import CheckRelation, Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.spark.dialect import (
     DIALECT,
@@ -105,7 +105,7 @@ class SparkExecutor:
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         """Steps, then the final SQL; Spark shows its own progress, so ``progress`` is unused."""
         with self._errors(prepared.signatures), ExitStack() as stack:
-            shipped = self._steps(prepared, params, stack)
+            shipped = self._steps(prepared, params, stack, now=True)
             read = tuple(table_identity(self.spark, table) for table in prepared.activity.tables_read)
             frame, summary = self._fetch(prepared, params)
         notes = [note for each in shipped for label, stats in each.stats() if (note := stats_note(label, stats))]
@@ -123,7 +123,7 @@ class SparkExecutor:
         """Spark's formatted physical plan of the final SQL, scoring included: the steps are
         lazy views and functions, so nothing is scored or read."""
         with self._errors(prepared.signatures), ExitStack() as stack:
-            self._steps(prepared, params, stack)
+            self._steps(prepared, params, stack, now=False)
             tree = _tree(prepared.query)
             with self._csv_files(tree):
                 sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
@@ -139,19 +139,29 @@ class SparkExecutor:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _steps(self, prepared: Prepared, params: Mapping[str, Any], stack: ExitStack) -> list[Shipped]:
-        """Register the statement's functions and scored views (dropped when ``stack`` closes)."""
+    def _steps(self, prepared: Prepared, params: Mapping[str, Any], stack: ExitStack, *, now: bool) -> list[Shipped]:
+        """Register the statement's functions and scored views (dropped when ``stack`` closes);
+        with ``now``, also what must happen before the statement (a Spark job each): the
+        checks of whole relations, and the scoring of relations scored whole (ML.PREDICT),
+        which Spark's adaptive plan would skip beside a join whose other side is empty."""
         expected = "; ".join(prepared.signatures)
         shipped: list[Shipped] = []
         for step in prepared.steps:
+            if isinstance(step, CheckRelation):
+                if now:
+                    self._frame(step.query, params).collect()
+                continue
             if isinstance(step, RegisterUdf):
                 stack.callback(self._drop_function, step.name)
                 shipped.append(self.scoring.register_udf(step, expected))
             else:
                 scored, jobs = self.scoring.score(self._frame(step.query, params), step.jobs, step.drop)
-                if _read_twice(prepared.query, step.name):  # keep the scores: never score a row twice
+                whole = now and step.whole
+                if whole or _read_twice(prepared.query, step.name):  # keep the scores: never score a row twice
                     scored = scored.persist()
                     stack.callback(scored.unpersist)
+                if whole:
+                    scored.count()
                 stack.callback(self._drop_view, step.name)
                 scored.createOrReplaceTempView(step.name)
                 shipped.append(jobs)
@@ -160,7 +170,7 @@ class SparkExecutor:
     def _scored_rows(self, prepared: Prepared, shipped: list[Shipped]) -> list[tuple[ScoreRelation, int]]:
         """Rows of each scored relation, as counted on the executors."""
         found: list[tuple[ScoreRelation, int]] = []
-        for step, jobs in zip(prepared.steps, shipped):
+        for step, jobs in zip([step for step in prepared.steps if not isinstance(step, CheckRelation)], shipped):
             rows = jobs.rows()
             if isinstance(step, ScoreRelation) and rows is not None:
                 found.append((step, rows))

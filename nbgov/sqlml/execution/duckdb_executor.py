@@ -36,7 +36,7 @@ from nbgov.sqlml.planning.explain import EnginePlans
 from nbgov.sqlml.planning.prepared import CheckRelation, Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.sql.dberrors import one_line, sql_error
-from nbgov.sqlml.sql.frames import FrameNames, FrameScope, refuse_table_parameter
+from nbgov.sqlml.sql.frames import FrameNames, FrameScope, refuse_table_parameter, unregister_views
 from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
@@ -174,7 +174,7 @@ class DuckDbExecutor:
                 stand_in = step.stand_in.sql(self.dialect)
                 empty = self.con.sql(stand_in, params=self._bound(stand_in, params) or None).to_arrow_table()
                 self.con.register(step.name, empty)
-                stack.callback(self._unregister, step.name)
+                stack.callback(unregister_views, self.con, [step.name])
             final = self._explain(prepared.query.sql(self.dialect), params)
         models = _model_plans(prepared)
         for _, plan in models:  # sessions opened now say which path will run (nothing is scored)
@@ -321,12 +321,6 @@ class DuckDbExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="nbgov-score")
         return self._pool
-
-    def _unregister(self, name: str) -> None:
-        try:
-            self.con.unregister(name)
-        except duckdb.Error:
-            pass
 
 
 def duckdb_value(name: str, value: Any) -> Any:

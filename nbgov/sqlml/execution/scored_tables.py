@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from nbgov.sqlml.planning.prepared import Query
+from nbgov.sqlml.sql.frames import unregister_views
 
 
 class ScoredTables:
@@ -53,9 +54,5 @@ class ScoredTables:
 
     def close(self) -> None:
         self._handles.clear()
-        for name in self._registered:
-            try:
-                self._con.unregister(name)
-            except duckdb.Error:
-                pass
+        unregister_views(self._con, self._registered)
         self._registered.clear()

@@ -126,12 +126,18 @@ class FrameScope:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for name in self.registered:
-            try:
-                self._con.unregister(name)
-            except duckdb.Error:
-                pass
+        unregister_views(self._con, self.registered)
         self.registered.clear()
+
+
+def unregister_views(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """Remove the views nbgov registered for one statement; one already gone is no error
+    (an error on the way out must not hide the statement's own)."""
+    for name in names:
+        try:
+            con.unregister(name)
+        except duckdb.Error:
+            pass
 
 
 

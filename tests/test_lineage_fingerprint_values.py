@@ -254,3 +254,62 @@ def test_pandas_frames_sharing_nothing_are_not_rewritten(recording: Any) -> None
     recording.run("df = pd.DataFrame({'x': [1, 2]})\nother = df.copy()")
     recording.run("df.loc[0, 'x'] = 5")
     assert {w["name"] for w in recording.body()["writes"]} == {"df"}
+
+
+def _big(columns: Any) -> pd.DataFrame:
+    frame = pd.DataFrame(np.zeros((70_000, 2)))  # 1.1 MB: above the probe's minimum
+    frame.columns = columns
+    return frame
+
+
+@pytest.mark.parametrize("labels", [
+    pd.Index(["a", "b"]),
+    pd.Index(["a", "b"], dtype=object),
+    pd.Index(["a", "b"], name="cols"),
+    pd.Index(["a\0b", ""]),  # a NUL and an empty label: the joined text stays unambiguous
+    pd.Index([1, 2]),  # not text: walked
+])
+def test_the_version_probe_tells_column_labels_apart(labels: pd.Index) -> None:
+    """The probe reads plain string labels as one joined text (not a walk): the same labels
+    in a new Index probe the same; any change of a label, its type, the Index's dtype or its
+    name probes otherwise."""
+    fingerprinter = Fingerprinter()
+    frame = _big(labels)
+    same = frame.copy(deep=False)  # the same buffers, a copied Index
+    same.columns = labels.copy()
+    probe = fingerprinter.probe(frame)
+    assert probe is not None and probe == fingerprinter.probe(same)
+    others = [
+        labels.rename("other"),
+        labels.astype(str) if labels.dtype == object else labels.astype(object),
+        pd.Index([f"{label}!" for label in labels]),
+        pd.Index(["a\0", "b"]) if isinstance(labels[0], str) else pd.Index([1, 3]),
+    ]
+    for other in others:
+        if other.equals(labels) and other.dtype == labels.dtype and other.name == labels.name:
+            continue
+        changed = frame.copy(deep=False)
+        changed.columns = other
+        assert fingerprinter.probe(changed) != probe, other
+
+
+def test_the_probe_never_reads_labels_through_a_notebook_array() -> None:
+    """Labels held by a notebook's subclass of a pandas array are not read by the probe's
+    join: its own ``to_numpy``/``tolist`` would run the notebook's code (they are walked)."""
+    from pandas.arrays import NumpyExtensionArray
+
+    calls: list[str] = []
+
+    class Logged(NumpyExtensionArray):
+        def to_numpy(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append("to_numpy")
+            return super().to_numpy(*args, **kwargs)
+
+        def tolist(self) -> list[Any]:
+            calls.append("tolist")
+            return list(super().tolist())
+
+    from nbgov.lineage.fingerprint import columnar
+
+    assert columnar._label_values(Logged(np.array(["a", "b"], dtype=object))) is None
+    assert calls == []

@@ -162,3 +162,33 @@ def test_the_rows_reaching_a_call_are_read_from_the_branches_around_it(sql: str,
     tree = sqlglot.parse_one(sql, read="duckdb")
     call = next(node for node in tree.find_all(exp.Anonymous) if node.name == "f")
     assert [c.sql("duckdb") for c in reach_conditions(call)] == reached
+
+
+@pytest.mark.parametrize(("sql", "rewritten"), [
+    # a WHERE's top-level AND is split and pushed by DuckDB: left alone (filter pushdown kept)
+    ("SELECT 1 FROM t WHERE a > 1 AND f(x)", "SELECT 1 FROM t WHERE a > 1 AND F(x)"),
+    ("SELECT 1 FROM t WHERE a OR f(x)",
+     "SELECT 1 FROM t WHERE CASE WHEN COALESCE(a, FALSE) THEN TRUE ELSE a OR F(x) END"),
+    ("SELECT 1 FROM t WHERE c AND (a OR f(x))",
+     "SELECT 1 FROM t WHERE c AND (CASE WHEN COALESCE(a, FALSE) THEN TRUE ELSE a OR F(x) END)"),
+    ("SELECT 1 FROM t WHERE a OR (b AND f(x))",
+     "SELECT 1 FROM t WHERE CASE WHEN COALESCE(a, FALSE) THEN TRUE ELSE a OR "
+     "(CASE WHEN NOT COALESCE(b, TRUE) THEN FALSE ELSE b AND F(x) END) END"),
+    ("SELECT 1 FROM t QUALIFY row_number() OVER () <= 2 AND f(x)",
+     "SELECT 1 FROM t QUALIFY CASE WHEN NOT COALESCE(ROW_NUMBER() OVER () <= 2, TRUE) THEN FALSE "
+     "ELSE ROW_NUMBER() OVER () <= 2 AND F(x) END"),
+    # both sides may refuse: which DuckDB evaluates first is its own choice, as without nbgov
+    ("SELECT 1 FROM t WHERE error('no') OR f(x)", "SELECT 1 FROM t WHERE ERROR('no') OR F(x)"),
+    ("SELECT f(x) AND a FROM t", "SELECT F(x) AND a FROM t"),
+])
+def test_conditions_decided_before_a_call_that_may_refuse_go_first(sql: str, rewritten: str) -> None:
+    """``siblings_first``: where --no-optimize's UDF (evaluated last) scores only the rows the
+    conditions beside it leave undecided, an inlined model with an error() is made to wait
+    for them too, with the same values (three-valued logic kept)."""
+    import sqlglot
+
+    from nbgov.sqlml.planning.batching import siblings_first
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    siblings_first(next(node for node in tree.find_all(exp.Anonymous) if node.name == "f"))
+    assert tree.sql("duckdb") == rewritten

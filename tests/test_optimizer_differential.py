@@ -913,12 +913,11 @@ def test_a_select_list_call_is_not_scored_on_rows_a_prediction_filter_drops(engi
 # --- found, not fixed: kept as strict xfails so a fix shows up --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a single tree's output predicate inlined as SQL carries its unknown-category error() into "
-    "the QUALIFY, which DuckDB may evaluate before row_number() <= 2; the UDF of --no-optimize "
-    "runs last, on the rows row_number() keeps"
-))
-def test_known_qualify_with_a_tree_output_predicate(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
+def test_qualify_with_a_tree_output_predicate_refuses_only_rows_it_keeps(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
+    """A single tree's output predicate inlined as SQL beside ``row_number() <= 2`` in a
+    QUALIFY: its error() for a category the model refuses reached rows the window drops
+    (DuckDB evaluated the cheap inlined SQL first); --no-optimize's UDF, evaluated last,
+    never scored them. The other condition now decides first (``siblings_first``)."""
     register(engine, "tr", fitted["p_tree_reg"])
     sql = (
         "SELECT rid, plan FROM t WHERE plan <> 'platinum' QUALIFY row_number() OVER "
@@ -926,6 +925,25 @@ def test_known_qualify_with_a_tree_output_predicate(engine: Engine, fitted: dict
     )
     frame = FRAMES["huge"]
     assert_same(outcome(engine, sql, frame, optimize=True), outcome(engine, sql, frame, optimize=False), Case("p_tree_reg", "huge", sql))
+
+
+@pytest.mark.parametrize("condition", [
+    "plan = 'gold' OR predict(tr, region, a, b) <= 4.5",
+    "a > 100 OR (plan = 'gold' OR predict(tr, region, a, b) <= 4.5)",
+    "b IS NOT NULL AND (plan = 'gold' OR predict(tr, region, a, b) <= 4.5)",
+])
+def test_a_tree_output_predicate_beside_an_or_refuses_only_rows_it_decides(
+    engine: Engine, fitted: dict[str, BaseEstimator], condition: str
+) -> None:
+    """The row whose region the tree refuses ('east') has plan 'gold': --no-optimize's UDF,
+    evaluated after ``plan = 'gold'``, never scores it; the inlined boolean tree must not
+    either (``siblings_first``), however the OR is nested."""
+    register(engine, "tr", fitted["p_tree_reg"])
+    sql = f"SELECT rid FROM t WHERE {condition} ORDER BY rid"
+    plain = outcome(engine, sql, FULL, optimize=False)
+    assert isinstance(plain, pd.DataFrame) and not plain.empty, plain
+    assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_tree_reg", "full", sql))
+    assert "boolean tree" in engine.explain(sql, frames={"t": FULL})
 
 
 def test_ml_predict_joined_to_an_empty_side_refuses_alike(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:

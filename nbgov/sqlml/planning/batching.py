@@ -133,6 +133,39 @@ def short_circuited(node: exp.Expression) -> bool:
     return False
 
 
+def siblings_first(node: exp.Expression) -> None:
+    """Make DuckDB decide the conditions ``short_circuited`` names before ``node``: each
+    such AND or OR becomes a CASE that evaluates it only on the rows its other side leaves
+    undecided. A UDF is what DuckDB evaluates last, so --no-optimize scores only those rows;
+    a model inlined as SQL with an ``error()`` for values the model refuses is cheap, may
+    go first, and failed on a row ``row_number() <= 2`` in a QUALIFY would have dropped.
+    The same logic, written so, gives the same values; a WHERE's top-level AND is left
+    alone (its conjuncts are pushed below, and that keeps DuckDB's filter pushdown)."""
+    logic: list[tuple[exp.Expr, exp.Expr]] = []  # (AND/OR, its operand holding node), innermost first
+    child: exp.Expr = node
+    parent = node.parent
+    while parent is not None and not isinstance(parent, (exp.Where, exp.Qualify)):
+        if isinstance(parent, exp.Select):
+            return
+        if isinstance(parent, (exp.And, exp.Or)):
+            logic.append((parent, child))
+        child, parent = parent, parent.parent
+    if parent is None:
+        return
+    if isinstance(parent, exp.Where):
+        while logic and isinstance(logic[-1][0], exp.And):
+            logic.pop()  # the top-level AND: split and pushed by DuckDB, its other conjuncts go first
+    for operator, side in logic:
+        other = operator.expression if side is operator.this else operator.this
+        if any(isinstance(n, exp.Anonymous) and str(n.this).lower() == "error" for n in other.walk()):
+            continue  # both sides may refuse: --no-optimize's order between them is DuckDB's
+        if isinstance(operator, exp.And):  # FALSE decides an AND, TRUE an OR
+            decided, decides = exp.false(), exp.not_(exp.Coalesce(this=other.copy(), expressions=[exp.true()]))
+        else:
+            decided, decides = exp.true(), exp.Coalesce(this=other.copy(), expressions=[exp.false()])
+        operator.replace(exp.Case(ifs=[exp.If(this=decides, true=decided)], default=operator.copy()))
+
+
 def conditional(node: exp.Expression) -> bool:
     """Whether ``node`` is evaluated only for some rows: in a THEN/ELSE of a CASE (or IF), a
     later WHEN's condition, or a COALESCE argument after the first. DuckDB then scores only

@@ -28,6 +28,7 @@ from nbgov.sqlml.planning.batching import (
     needed_columns,
     refusal,
     rewrite_outer,
+    siblings_first,
     source_alias,
     split_where,
     target_select,
@@ -342,8 +343,12 @@ class Compilation:
         compared = comparison_node(call.node) if plan.comparison else None
         if compared is not None:  # an output predicate, now a boolean filter
             compared[0].replace(inlined)
+        else:
+            call.node.replace(inlined)
+        if plan.refusals:  # its error() must not reach rows --no-optimize never scored
+            siblings_first(inlined)
+        if compared is not None:
             return
-        call.node.replace(inlined)
         if self.settings.optimize and (fold_access(inlined) is not inlined or fold_through_cte(inlined)):
             self.notes.append(
                 f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
@@ -361,7 +366,10 @@ class Compilation:
         def fill(node: exp.Expr) -> exp.Expr:
             return scored.copy() if isinstance(node, exp.Column) and node.name == FALLBACK else node
 
-        compared[0].replace(marked_inlined(plan.expression.copy().transform(fill)))
+        filtered = marked_inlined(plan.expression.copy().transform(fill))
+        compared[0].replace(filtered)
+        if plan.refusals:
+            siblings_first(filtered)
 
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""

@@ -133,7 +133,7 @@ def short_circuited(node: exp.Expression) -> bool:
     return False
 
 
-def siblings_first(node: exp.Expression) -> None:
+def siblings_first(node: exp.Expr) -> None:
     """Make DuckDB decide the conditions ``short_circuited`` names before ``node``: each
     such AND or OR becomes a CASE that evaluates it only on the rows its other side leaves
     undecided. A UDF is what DuckDB evaluates last, so --no-optimize scores only those rows;
@@ -159,6 +159,7 @@ def siblings_first(node: exp.Expression) -> None:
         other = operator.expression if side is operator.this else operator.this
         if any(isinstance(n, exp.Anonymous) and str(n.this).lower() == "error" for n in other.walk()):
             continue  # both sides may refuse: --no-optimize's order between them is DuckDB's
+        decides: exp.Expression
         if isinstance(operator, exp.And):  # FALSE decides an AND, TRUE an OR
             decided, decides = exp.false(), exp.not_(exp.Coalesce(this=other.copy(), expressions=[exp.true()]))
         else:

@@ -228,3 +228,47 @@ def test_a_scratch_folder_cleaned_at_the_start_replays_as_reproduced(tmp_path: P
     assert [n.kind for n in clean.verdict.notes] == ["absent after the step in both runs"]
     assert "scratch/out.txt: removed now" in clean.verdict.notes[0].detail
     assert write.status == "reproduced" and result.exit_code == 0
+
+
+NATIVE = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"  # C calls: no Python audit event
+NATIVE_REMOVALS = {
+    "unlink": NATIVE + "assert libc.unlink(b'a.txt') == 0",
+    "rename": NATIVE + "assert libc.rename(b'a.txt', b'b.txt') == 0",
+    "pyarrow": "import pyarrow.fs as fs\nfs.LocalFileSystem().delete_file('a.txt')",
+}
+
+
+@pytest.mark.parametrize("code", NATIVE_REMOVALS.values(), ids=NATIVE_REMOVALS.keys())
+def test_a_file_native_code_removes_is_recorded_as_removed(shell: InteractiveShell, tmp_path: Path, code: str) -> None:
+    """Removed by C code (libc, pyarrow's filesystem), which Python's audit hook never sees:
+    the OS's removal event in the watched folder records it as Python's own removal does."""
+    (tmp_path / "a.txt").write_text("data")
+    body = run(shell, code)
+    assert not (tmp_path / "a.txt").exists()
+    removed = files(body)[("a.txt", "write")]
+    assert removed["removed"] is True and removed["hash"] is None
+    assert removed["abspath"] == str(tmp_path / "a.txt")
+    if "rename" in code:
+        assert files(body)[("b.txt", "write")]["hash"] == digest(tmp_path / "b.txt")
+    entry_validator().validate(recorder(shell).records[-1].raw)
+
+
+def test_a_file_native_code_reads_then_removes_keeps_its_read(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("data")
+    body = run(shell, NATIVE + "fd = libc.open(b'a.txt', 0)\nassert fd >= 0 and libc.close(fd) == 0\n"
+                      "assert libc.unlink(b'a.txt') == 0")
+    seen = files(body)
+    assert seen[("a.txt", "read")]["hash"] is None and seen[("a.txt", "write")]["removed"] is True
+    assert any("a.txt was read, then removed or renamed" in note for note in body["notes"])
+
+
+def test_a_file_native_code_made_and_removed_is_no_claim(shell: InteractiveShell, tmp_path: Path) -> None:
+    body = run(shell, NATIVE + "fd = libc.open(b'scratch.bin', 0o101, 0o644)\nassert fd >= 0\n"
+                      "assert libc.write(fd, b'x', 1) == 1 and libc.close(fd) == 0\nassert libc.unlink(b'scratch.bin') == 0")
+    assert not [f for f in body["files"] if f.get("removed")], body["files"]
+
+
+def test_a_python_removal_seen_by_both_watches_is_one_removal(shell: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("data")
+    body = run(shell, "import os\nos.remove('a.txt')")
+    assert [(f["path"], f["mode"], f.get("removed")) for f in body["files"]] == [("a.txt", "write", True)]

@@ -5,8 +5,9 @@ the C library directly. The kernel reports every open and close of a file to an 
 watch on its folder, whoever made the call, so a watch kept for the length of a cell
 sees native reads as they happen (stat'ing before and after can only see writes, and
 naming a path proves nothing). Only a bounded number of folders is watched per cell,
-and only opens, writes (modify, close after writing, create) are asked for, not one event
-per read() nor the close of a file opened before the cell.
+and only opens, writes (modify, close after writing, create) and removals (delete,
+rename away) are asked for, not one event per read() nor the close of a file opened
+before the cell.
 
 Removing a watch costs the kernel milliseconds (it waits for a grace period), so watches
 are kept between cells with a quiet mask (only the folder's own deletion) and woken by
@@ -27,8 +28,10 @@ from dataclasses import dataclass
 IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008
 IN_OPEN = 0x00000020
+IN_MOVED_FROM = 0x00000040
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
+IN_DELETE = 0x00000200
 IN_DELETE_SELF = 0x00000400
 IN_Q_OVERFLOW = 0x00004000
 IN_IGNORED = 0x00008000
@@ -41,8 +44,10 @@ _IN_CLOEXEC = os.O_CLOEXEC
 # A read is an open during the cell (IN_OPEN): the close of a file opened earlier (a
 # handle a library closes later, on a thread or when it is collected) is not a read by
 # the cell it happens in.
-WATCH_MASK = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
+# A removal (deleted, or renamed away) is a write too: the content that was there is gone.
+WATCH_MASK = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
 WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
+TAKEN_AWAY = IN_DELETE | IN_MOVED_FROM
 QUIET_MASK = IN_DELETE_SELF  # between cells: nothing but the folder's own removal
 _EVENT = struct.Struct("iIII")
 _BUFFER = 4096  # grows while reads come back full
@@ -64,6 +69,16 @@ class Touch:
     @property
     def written(self) -> bool:
         return bool(self.mask & WRITTEN)
+
+    @property
+    def opened(self) -> bool:
+        return bool(self.mask & IN_OPEN)
+
+    @property
+    def only_taken_away(self) -> bool:
+        """Removed or renamed away, and neither made nor written in the cell: what was there
+        came from before it (a file the cell made and removed is no claim either way)."""
+        return bool(self.mask & TAKEN_AWAY) and not self.written
 
 
 class Inotify:

@@ -3,8 +3,9 @@
 A file is an input only when it was actually opened. On Linux the OS says so: the
 folders a cell can reach by name (the working folder, the folders of the paths it
 names, and named folders themselves) are watched with inotify for the length of the
-cell, and every open, close and write in them is reported, by whichever code made
-it. Naming a path (``fname = "out.txt"``) opens nothing and records nothing.
+cell, and every open, close, write and removal in them is reported, by whichever
+code made it (a file removed or renamed away that the cell did not make is recorded
+as removed, as with Python's own ``os.remove``). Naming a path (``fname = "out.txt"``) opens nothing and records nothing.
 
 Where inotify is missing, files the cell names are stat'ed before and after: a created
 or changed file was written (that is evidence); reads cannot be seen, and the record
@@ -112,9 +113,15 @@ class NativeWatch:
         events: list[FileEvent] = []
         for touch in touches:
             path = touch.path
-            if _not_data(touch.name) or self.ignored(path) or not _regular(path):
+            if _not_data(touch.name) or self.ignored(path):
                 continue
-            events.append(FileEvent(path, path, "write" if touch.written else "read", native=True))
+            if touch.only_taken_away and not os.path.lexists(path):
+                if touch.opened:  # read, then removed: the read stays (its content is not known)
+                    events.append(FileEvent(path, path, "read", native=True))
+                events.append(FileEvent(path, path, "write", native=True, removes=True))
+                continue
+            if _regular(path):
+                events.append(FileEvent(path, path, "write" if touch.written else "read", native=True))
         return events
 
     def close(self) -> None:

@@ -365,8 +365,8 @@ class Recorder:
         for ev in native:
             if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
-        made_elsewhere |= {ev.abspath for ev in native if ev.mode == "write"}
-        taken = _taken_away(python, made_elsewhere)
+        made_elsewhere |= {ev.abspath for ev in native if ev.mode == "write" and not ev.removes}
+        taken = _taken_away(python, made_elsewhere) | _taken_away(native, made_elsewhere | _written(python))
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():
             size, digest = self.journal.files.hash(abspath)
@@ -435,6 +435,10 @@ def _taken_away(python: list[FileEvent], made_elsewhere: set[str]) -> set[str]:
         elif ev.mode == "write" and not ev.removes:
             written.add(ev.abspath)
     return taken
+
+
+def _written(events: list[FileEvent]) -> set[str]:
+    return {ev.abspath for ev in events if ev.mode == "write" and not ev.removes}
 
 
 def _display_path(abspath: str, cwd: str) -> str:

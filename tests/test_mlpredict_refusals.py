@@ -143,6 +143,30 @@ def test_a_branch_that_keeps_a_refused_value_away_scores_only_the_rows_reaching_
     assert (out.l[~known].isna() | (out.l[~known] == -1)).all()
 
 
+BESIDE = [
+    "SELECT id FROM mixed WHERE plan = 'platinum' OR predict(lin, plan, age, income).label = 1 ORDER BY id",
+    "SELECT id FROM mixed WHERE age > 0 AND (plan = 'platinum' OR predict(lin, plan, age, income).label = 1) ORDER BY id",
+    "SELECT id FROM mixed WHERE plan = 'platinum' OR (age > 0 AND predict(lin, plan, age, income).label = 1) ORDER BY id",
+]
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no-optimize"])
+@pytest.mark.parametrize("sql", BESIDE)
+def test_an_or_that_decides_a_refused_row_first_keeps_it_from_the_model(
+    lin_engine: Any, mixed: pd.DataFrame, pipeline: Pipeline, sql: str, optimize: bool
+) -> None:
+    """``plan = 'platinum' OR predict(...)``: DuckDB evaluates the UDF last, only on the rows
+    the OR leaves undecided, so the category the model refuses never reaches it; Spark
+    evaluated its UDF on every row first and failed. Each call now gets whether its row is
+    still undecided (``spark/guards.py``), and the same rows come back on both engines."""
+    out = _outcome(lin_engine, sql, {"mixed": mixed}, optimize=optimize)
+    assert isinstance(out, pd.DataFrame), out
+    known = mixed[mixed.plan != "platinum"]
+    labels = pipeline.predict(known[["plan", *NUMBERS]])
+    expected = sorted([*mixed.id[mixed.plan == "platinum"], *known.id[labels == 1]])
+    assert out.id.tolist() == expected
+
+
 @pytest.mark.parametrize(("sql", "reached"), [
     ("SELECT CASE WHEN a THEN f(x) END", ["COALESCE(a, FALSE)"]),
     ("SELECT CASE WHEN a THEN 1 WHEN b THEN f(x) ELSE 2 END", ["NOT COALESCE(a, FALSE)", "COALESCE(b, FALSE)"]),
@@ -168,15 +192,15 @@ def test_the_rows_reaching_a_call_are_read_from_the_branches_around_it(sql: str,
     # a WHERE's top-level AND is split and pushed by DuckDB: left alone (filter pushdown kept)
     ("SELECT 1 FROM t WHERE a > 1 AND f(x)", "SELECT 1 FROM t WHERE a > 1 AND F(x)"),
     ("SELECT 1 FROM t WHERE a OR f(x)",
-     "SELECT 1 FROM t WHERE CASE WHEN COALESCE(a, FALSE) THEN TRUE ELSE a OR F(x) END"),
+     "SELECT 1 FROM t WHERE CASE WHEN NOT COALESCE(a, FALSE) THEN a OR F(x) ELSE TRUE END"),
     ("SELECT 1 FROM t WHERE c AND (a OR f(x))",
-     "SELECT 1 FROM t WHERE c AND (CASE WHEN COALESCE(a, FALSE) THEN TRUE ELSE a OR F(x) END)"),
+     "SELECT 1 FROM t WHERE c AND (CASE WHEN NOT COALESCE(a, FALSE) THEN a OR F(x) ELSE TRUE END)"),
     ("SELECT 1 FROM t WHERE a OR (b AND f(x))",
-     "SELECT 1 FROM t WHERE CASE WHEN COALESCE(a, FALSE) THEN TRUE ELSE a OR "
-     "(CASE WHEN NOT COALESCE(b, TRUE) THEN FALSE ELSE b AND F(x) END) END"),
+     "SELECT 1 FROM t WHERE CASE WHEN NOT COALESCE(a, FALSE) THEN a OR "
+     "(CASE WHEN COALESCE(b, TRUE) THEN b AND F(x) ELSE FALSE END) ELSE TRUE END"),
     ("SELECT 1 FROM t QUALIFY row_number() OVER () <= 2 AND f(x)",
-     "SELECT 1 FROM t QUALIFY CASE WHEN NOT COALESCE(ROW_NUMBER() OVER () <= 2, TRUE) THEN FALSE "
-     "ELSE ROW_NUMBER() OVER () <= 2 AND F(x) END"),
+     "SELECT 1 FROM t QUALIFY CASE WHEN COALESCE(ROW_NUMBER() OVER () <= 2, TRUE) "
+     "THEN ROW_NUMBER() OVER () <= 2 AND F(x) ELSE FALSE END"),
     # both sides may refuse: which DuckDB evaluates first is its own choice, as without nbgov
     ("SELECT 1 FROM t WHERE error('no') OR f(x)", "SELECT 1 FROM t WHERE ERROR('no') OR F(x)"),
     ("SELECT f(x) AND a FROM t", "SELECT F(x) AND a FROM t"),

@@ -133,38 +133,48 @@ def short_circuited(node: exp.Expression) -> bool:
     return False
 
 
-def siblings_first(node: exp.Expr) -> None:
-    """Make DuckDB decide the conditions ``short_circuited`` names before ``node``: each
-    such AND or OR becomes a CASE that evaluates it only on the rows its other side leaves
-    undecided. A UDF is what DuckDB evaluates last, so --no-optimize scores only those rows;
-    a model inlined as SQL with an ``error()`` for values the model refuses is cheap, may
-    go first, and failed on a row ``row_number() <= 2`` in a QUALIFY would have dropped.
-    The same logic, written so, gives the same values; a WHERE's top-level AND is left
-    alone (its conjuncts are pushed below, and that keeps DuckDB's filter pushdown)."""
-    logic: list[tuple[exp.Expr, exp.Expr]] = []  # (AND/OR, its operand holding node), innermost first
+def decided_first(node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:
+    """The ANDs and ORs around ``node`` whose other side DuckDB decides first, scoring
+    ``node`` only on the rows it leaves undecided, as ``(operator, other side)``, innermost
+    first: those ``short_circuited`` counts (under an OR in a WHERE, any in a QUALIFY). A
+    WHERE's top-level AND is not among them: its conjuncts are pushed below, on both engines."""
+    logic: list[tuple[exp.Expr, exp.Expr]] = []
     child: exp.Expr = node
     parent = node.parent
     while parent is not None and not isinstance(parent, (exp.Where, exp.Qualify)):
         if isinstance(parent, exp.Select):
-            return
+            return []
         if isinstance(parent, (exp.And, exp.Or)):
-            logic.append((parent, child))
+            logic.append((parent, parent.expression if child is parent.this else parent.this))
         child, parent = parent, parent.parent
     if parent is None:
-        return
+        return []
     if isinstance(parent, exp.Where):
         while logic and isinstance(logic[-1][0], exp.And):
-            logic.pop()  # the top-level AND: split and pushed by DuckDB, its other conjuncts go first
-    for operator, side in logic:
-        other = operator.expression if side is operator.this else operator.this
+            logic.pop()
+    return logic
+
+
+def undecided(operator: exp.Expr, other: exp.Expr) -> exp.Expression:
+    """True on the rows ``other`` leaves to the rest of ``operator`` (not FALSE beside an
+    AND, not TRUE beside an OR)."""
+    if isinstance(operator, exp.And):
+        return exp.Coalesce(this=other.copy(), expressions=[exp.true()])
+    return exp.not_(exp.Coalesce(this=other.copy(), expressions=[exp.false()]))
+
+
+def siblings_first(node: exp.Expr) -> None:
+    """Make DuckDB decide the conditions ``decided_first`` names before ``node``: each such
+    AND or OR becomes a CASE that evaluates it only on the rows its other side leaves
+    undecided. A UDF is what DuckDB evaluates last, so --no-optimize scores only those rows;
+    a model inlined as SQL with an ``error()`` for values the model refuses is cheap, may
+    go first, and failed on a row ``row_number() <= 2`` in a QUALIFY would have dropped.
+    The same logic, written so, gives the same values."""
+    for operator, other in decided_first(node):
         if any(isinstance(n, exp.Anonymous) and str(n.this).lower() == "error" for n in other.walk()):
             continue  # both sides may refuse: --no-optimize's order between them is DuckDB's
-        decides: exp.Expression
-        if isinstance(operator, exp.And):  # FALSE decides an AND, TRUE an OR
-            decided, decides = exp.false(), exp.not_(exp.Coalesce(this=other.copy(), expressions=[exp.true()]))
-        else:
-            decided, decides = exp.true(), exp.Coalesce(this=other.copy(), expressions=[exp.false()])
-        operator.replace(exp.Case(ifs=[exp.If(this=decides, true=decided)], default=operator.copy()))
+        decided = exp.false() if isinstance(operator, exp.And) else exp.true()  # FALSE decides an AND
+        operator.replace(exp.Case(ifs=[exp.If(this=undecided(operator, other), true=operator.copy())], default=decided))
 
 
 def conditional(node: exp.Expression) -> bool:

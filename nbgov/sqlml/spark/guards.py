@@ -1,11 +1,13 @@
-"""Scalar predict() in a CASE/IF branch or a later COALESCE argument, on Spark: only the
-rows that reach it are scored, as DuckDB scores them.
+"""Scalar predict() in a CASE/IF branch, a later COALESCE argument or beside an OR, on
+Spark: only the rows that reach it are scored, as DuckDB scores them.
 
 Spark evaluates a Python UDF for every row of its input before the CASE around it picks
 a branch, so a value the model refuses in a row the CASE sends elsewhere (``CASE WHEN plan
 IN (...) THEN predict(m, *) END``) failed the statement on Spark while DuckDB returned
-NULL for that row. Each UDF call therefore receives, as its first argument, whether the
-row reaches it (``worker.udf_function`` scores only those rows; NULL elsewhere).
+NULL for that row; likewise a row ``plan = 'platinum' OR predict(...)`` decides before the
+call (DuckDB evaluates a UDF last). Each UDF call therefore receives, as its first
+argument, whether the row reaches it (``worker.udf_function`` scores only those rows;
+NULL elsewhere, which leaves the decided AND or OR as it was).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Collection
 
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.planning.batching import reach_conditions
+from nbgov.sqlml.planning.batching import decided_first, reach_conditions, undecided
 
 
 def guarded_calls(tree: exp.Expression, functions: Collection[str]) -> exp.Expression:
@@ -36,8 +38,15 @@ def _calls(node: exp.Anonymous, names: set[str]) -> bool:
 
 
 def _guard(call: exp.Anonymous, names: set[str]) -> exp.Expr:
-    conditions = reach_conditions(call)
-    if not conditions or any(_calls(node, names) for condition in conditions for node in condition.find_all(exp.Anonymous)):
-        # every row reaches it, or the condition itself scores a model: evaluated as before
-        return exp.true()
-    return exp.and_(*conditions)
+    branches = reach_conditions(call)
+    if any(_calls(node, names) for condition in branches for node in condition.find_all(exp.Anonymous)):
+        return exp.true()  # the condition itself scores a model: evaluated as before
+    # a side that scores a model, or reads a window or an aggregate (not computable in a
+    # UDF's argument), is left out: the call then scores a few more rows, as before
+    beside = [
+        undecided(operator, other) for operator, other in decided_first(call)
+        if not any(_calls(node, names) for node in other.find_all(exp.Anonymous))
+        and other.find(exp.Window, exp.AggFunc) is None
+    ]
+    conditions = [*branches, *beside]
+    return exp.and_(*conditions) if conditions else exp.true()  # TRUE: every row reaches it

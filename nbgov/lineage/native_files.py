@@ -5,7 +5,8 @@ folders a cell can reach by name (the working folder, the folders of the paths i
 names, and named folders themselves) are watched with inotify for the length of the
 cell, and every open, close, write and removal in them is reported, by whichever
 code made it (a file removed or renamed away that the cell did not make is recorded
-as removed, as with Python's own ``os.remove``). Naming a path (``fname = "out.txt"``) opens nothing and records nothing.
+as removed, as with Python's own ``os.remove``). Naming a path (``fname = "out.txt"``)
+opens nothing and records nothing.
 
 Where inotify is missing, files the cell names are stat'ed before and after: a created
 or changed file was written (that is evidence); reads cannot be seen, and the record

@@ -120,17 +120,7 @@ def short_circuited(node: exp.Expression) -> bool:
     before they are scored. ``WHERE a >= 3 OR predict(m, ...) = 1`` with --no-optimize
     never scored a row with a >= 3; a batched relation scored it and failed on a category
     the model refuses there."""
-    parent = node.parent
-    logic: list[exp.Expr] = []
-    while parent is not None and not isinstance(parent, exp.Select):
-        if isinstance(parent, (exp.And, exp.Or)):
-            logic.append(parent)
-        if isinstance(parent, exp.Qualify):
-            return bool(logic)
-        if isinstance(parent, exp.Where):
-            return any(isinstance(n, exp.Or) for n in logic)
-        parent = parent.parent
-    return False
+    return bool(decided_first(node))
 
 
 def decided_first(node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:

@@ -341,18 +341,19 @@ class Compilation:
             self.filter_with_fallback(call, plan, plan.fallback)
             return
         compared = comparison_node(call.node) if plan.comparison else None
+        placed = inlined
         if compared is not None:  # an output predicate, now a boolean filter
             compared[0].replace(inlined)
         else:
             call.node.replace(inlined)
+            if self.settings.optimize:
+                placed = fold_access(inlined)
+                if placed is not inlined or fold_through_cte(inlined):
+                    self.notes.append(
+                        f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
+                    )
         if plan.refusals:  # its error() must not reach rows --no-optimize never scored
-            siblings_first(inlined)
-        if compared is not None:
-            return
-        if self.settings.optimize and (fold_access(inlined) is not inlined or fold_through_cte(inlined)):
-            self.notes.append(
-                f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
-            )
+            siblings_first(placed)
 
     def filter_with_fallback(self, call: ModelCall, plan: SqlPlan, fallback: OnnxPlan) -> None:
         """An output predicate decided by bounds on some rows: elsewhere the comparison

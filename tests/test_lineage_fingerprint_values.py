@@ -266,13 +266,13 @@ def _big(columns: Any) -> pd.DataFrame:
     pd.Index(["a", "b"]),
     pd.Index(["a", "b"], dtype=object),
     pd.Index(["a", "b"], name="cols"),
-    pd.Index(["a\0b", ""]),  # a NUL and an empty label: the joined text stays unambiguous
-    pd.Index([1, 2]),  # not text: walked
+    pd.Index(["a\0b", ""]),  # a NUL and an empty label
+    pd.Index([1, 2]),
 ])
 def test_the_version_probe_tells_column_labels_apart(labels: pd.Index) -> None:
-    """The probe reads plain string labels as one joined text (not a walk): the same labels
-    in a new Index probe the same; any change of a label, its type, the Index's dtype or its
-    name probes otherwise."""
+    """The between-cells version probe reads a frame's column labels: the same labels in a
+    new Index probe the same; any change of a label, its type, the Index's dtype or its
+    name probes otherwise (the frame's fingerprint is then taken again)."""
     fingerprinter = Fingerprinter()
     frame = _big(labels)
     same = frame.copy(deep=False)  # the same buffers, a copied Index
@@ -291,25 +291,3 @@ def test_the_version_probe_tells_column_labels_apart(labels: pd.Index) -> None:
         changed = frame.copy(deep=False)
         changed.columns = other
         assert fingerprinter.probe(changed) != probe, other
-
-
-def test_the_probe_never_reads_labels_through_a_notebook_array() -> None:
-    """Labels held by a notebook's subclass of a pandas array are not read by the probe's
-    join: its own ``to_numpy``/``tolist`` would run the notebook's code (they are walked)."""
-    from pandas.arrays import NumpyExtensionArray
-
-    calls: list[str] = []
-
-    class Logged(NumpyExtensionArray):
-        def to_numpy(self, *args: Any, **kwargs: Any) -> Any:
-            calls.append("to_numpy")
-            return super().to_numpy(*args, **kwargs)
-
-        def tolist(self) -> list[Any]:
-            calls.append("tolist")
-            return list(super().tolist())
-
-    from nbgov.lineage.fingerprint import columnar
-
-    assert columnar._label_values(Logged(np.array(["a", "b"], dtype=object))) is None
-    assert calls == []

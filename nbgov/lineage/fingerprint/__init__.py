@@ -125,9 +125,6 @@ class Fingerprinter:
         encode = ATOMS.get(id(tp))
         if encode is not None and not (tp is str and len(obj) > LONG_TEXT):
             return xxhash.xxh3_128_hexdigest(encode(obj))
-        text = columnar.plain_labels_text(obj)
-        if text is not None:
-            return xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
         walk = Walk(self.kinds, self.limits)
         try:
             return walk.run(obj)

@@ -613,38 +613,6 @@ def probe_parts(obj: Any) -> tuple[list[Any] | None, str, list[Any]]:
     return arrays, meta, [obj.columns, index.name]
 
 
-_PLAIN_LABELS_MAX = 4096
-
-
-def plain_labels_text(labels: Any) -> str | None:
-    """Column labels as one unambiguous text when they are plain (an exact pandas Index of
-    at most a few thousand exact strings, held by pandas' own object or Arrow string array,
-    named by a string or nothing): the probe of a frame then joins its labels instead of
-    walking them, a tenth of the time. None for anything else (the probe walks those)."""
-    if type(labels) is not library_class("pandas", "Index") or len(labels) > _PLAIN_LABELS_MAX:
-        return None
-    name = labels.name
-    if name is not None and type(name) is not str:
-        return None
-    values = _label_values(labels.array)
-    if values is None or any(type(value) is not str for value in values):
-        return None
-    return "\0".join([str(labels.dtype), repr(name), *(f"{len(value)}:{value}" for value in values)])
-
-
-def _label_values(arr: Any) -> list[Any] | None:
-    """The Python values of pandas' own object or Arrow string array (None for any other
-    array: an extension array may be a notebook's class)."""
-    kind = type(arr)
-    if kind is library_class("pandas.arrays", "NumpyExtensionArray"):
-        return list(arr.to_numpy().tolist())
-    if kind is library_class("pandas.arrays", "ArrowStringArray"):
-        chunked: Any = getattr(arr, "_pa_array", None)  # Arrow's own conversion: 6x faster than pandas'
-        if chunked is not None and type(chunked) is library_class("pyarrow", "ChunkedArray"):
-            return list(chunked.to_numpy(zero_copy_only=False).tolist())
-    return None
-
-
 def sample(h: Any, arr: Any) -> None:
     """Hash _PROBE_WINDOWS evenly spaced windows of ``arr``'s bytes, read through one strided
     view (the same bytes, in the same order, as hashing them one by one)."""

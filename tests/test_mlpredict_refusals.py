@@ -119,6 +119,12 @@ def test_rows_kept_from_the_model_are_not_checked(lin_engine: Any, mixed: pd.Dat
         assert plain.n.tolist() == [int(mixed.plan.isin(["basic", "gold"]).sum())]
 
 
+def _known_labels(mixed: pd.DataFrame, pipeline: Pipeline) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose plan the model knows, and scikit-learn's labels for them."""
+    known = (mixed.plan != "platinum").to_numpy()
+    return known, pipeline.predict(mixed.loc[known, ["plan", *NUMBERS]])
+
+
 BRANCHES = [
     "SELECT id, CASE WHEN plan IN ('basic', 'silver', 'gold') THEN predict(lin, plan, age, income).label END AS l FROM mixed ORDER BY id",
     "SELECT id, CASE plan WHEN 'platinum' THEN NULL ELSE predict(lin, plan, age, income).label END AS l FROM mixed ORDER BY id",
@@ -137,8 +143,7 @@ def test_a_branch_that_keeps_a_refused_value_away_scores_only_the_rows_reaching_
     --no-optimize failed on Spark on the category the branch kept from the model."""
     out = _outcome(lin_engine, sql, {"mixed": mixed}, optimize=optimize)
     assert isinstance(out, pd.DataFrame), out
-    known = (mixed.plan != "platinum").to_numpy()
-    expected = pipeline.predict(mixed.loc[known, ["plan", *NUMBERS]])
+    known, expected = _known_labels(mixed, pipeline)
     assert out.l[known].astype(int).tolist() == expected.tolist()
     assert (out.l[~known].isna() | (out.l[~known] == -1)).all()
 
@@ -161,9 +166,8 @@ def test_an_or_that_decides_a_refused_row_first_keeps_it_from_the_model(
     still undecided (``spark/guards.py``), and the same rows come back on both engines."""
     out = _outcome(lin_engine, sql, {"mixed": mixed}, optimize=optimize)
     assert isinstance(out, pd.DataFrame), out
-    known = mixed[mixed.plan != "platinum"]
-    labels = pipeline.predict(known[["plan", *NUMBERS]])
-    expected = sorted([*mixed.id[mixed.plan == "platinum"], *known.id[labels == 1]])
+    known, labels = _known_labels(mixed, pipeline)
+    expected = sorted([*mixed.id[~known], *mixed.id[known][labels == 1]])
     assert out.id.tolist() == expected
 
 

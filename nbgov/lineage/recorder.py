@@ -365,7 +365,7 @@ class Recorder:
         for ev in native:
             if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
-        made_elsewhere |= {ev.abspath for ev in native if ev.mode == "write" and not ev.removes}
+        made_elsewhere |= _written(native)
         taken = _taken_away(python, made_elsewhere) | _taken_away(native, made_elsewhere | _written(python))
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():

@@ -40,7 +40,8 @@ __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRU
 # value change (a property found to be missed), so a replay by a newer nbgov does not call
 # a value recorded under an older scheme different (it is said to be uncomparable instead).
 # 2: masked arrays' masks, DatetimeIndex freq, pandas flags, Arrow metadata, MultiIndex levels.
-SCHEME = 2
+# 3: numpy padding bytes (structured dtypes' gaps, x87 long doubles' unused bytes) left out.
+SCHEME = 3
 DEFAULT_MAX_BYTES = 64 * 1024**3
 DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing

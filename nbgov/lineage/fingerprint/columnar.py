@@ -64,6 +64,10 @@ def numpy_array(walk: Walk, arr: Any) -> None:
         return
     walk.reached(id(buffer_owner(arr)))
     walk.emit(header)
+    data = data_bytes(walk, dtype)
+    if data is not None:  # padding holds whatever the allocator left: not content
+        walk.afford(arr.nbytes)
+        arr = _without_padding(arr, data)
     nbytes = arr.nbytes
     if nbytes <= _SMALL:  # a copy costs less than the views and flags it would take
         walk.spend(nbytes)
@@ -134,6 +138,70 @@ def _field_type(dtype: Any) -> str:
         base, shape = dtype.subdtype
         return f"({_field_type(base)}){shape}"
     return str(dtype.str)
+
+
+def data_bytes(walk: Walk, dtype: Any) -> Any | None:
+    """Which bytes of one item hold data (a bool array), or None when all do. The rest is
+    padding: a structured dtype's gaps, the unused bytes of an x87 long double. Its bytes
+    are whatever memory held (a tree unpickled by joblib, a product of long doubles), so
+    hashing them gives equal arrays other fingerprints in every process."""
+    if dtype.fields is None and dtype.subdtype is None and dtype.kind not in "fc":
+        return None
+    if dtype.fields is not None:
+        _check_titles(dtype)  # the cache hashes the dtype, which hashes its titles
+    cache = walk.kinds.padding
+    if dtype not in cache:
+        if len(cache) >= _DTYPE_TAGS:
+            cache.clear()
+        mask = _item_data(dtype)
+        cache[dtype] = None if mask is None or mask.all() else mask
+    return cache[dtype]
+
+
+def _item_data(dtype: Any) -> Any | None:
+    """The data bytes of one item of ``dtype`` (None: every byte), fields and subarrays
+    read recursively, overlapping fields joined."""
+    np = _numpy()
+    if dtype.fields is not None:
+        mask = np["zeros"](dtype.itemsize, dtype=bool)
+        for name in dtype.names:
+            field, offset = dtype.fields[name][:2]
+            inner = _item_data(field)
+            end = offset + field.itemsize
+            mask[offset:end] |= True if inner is None else inner
+        return mask
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        inner = _item_data(base)
+        count = dtype.itemsize // base.itemsize if base.itemsize else 0
+        return None if inner is None else np["tile"](inner, count)
+    return _extended_float_data(dtype)
+
+
+def _extended_float_data(dtype: Any) -> Any | None:
+    """An x87 80-bit long double stored in 12 or 16 bytes: its 10 value bytes (the first
+    ten in native order, the last ten byte-swapped); a complex one, both halves."""
+    np = _numpy()
+    longdouble = np["longdouble"]
+    if dtype.type not in (longdouble, np["clongdouble"]):
+        return None
+    info = np["finfo"](longdouble)
+    real_size = np["dtype"](longdouble).itemsize
+    if info.nmant != 63 or info.nexp != 15 or real_size <= 10:
+        return None
+    half = np["zeros"](real_size, dtype=bool)
+    if dtype.isnative:
+        half[:10] = True
+    else:
+        half[real_size - 10:] = True
+    return np["tile"](half, dtype.itemsize // real_size)
+
+
+def _without_padding(arr: Any, data: Any) -> Any:
+    """The array's data bytes only, item after item in C order (a copy)."""
+    np = _numpy()
+    items = np["ascontiguousarray"](arr).reshape(-1).view("u1").reshape(-1, arr.dtype.itemsize)
+    return np["ascontiguousarray"](items[:, data])
 
 
 def _subclass_state(arr: Any) -> list[tuple[str, Any]]:
@@ -219,7 +287,11 @@ def numpy_scalar(walk: Walk, value: Any) -> None:
         walk.emit(b"g" + enc_str(dtype.str))
         walk.push(value.item())
         return
-    walk.emit(b"g" + enc_str(dtype.str) + value.tobytes())
+    raw = value.tobytes()
+    data = data_bytes(walk, dtype)
+    if data is not None:
+        raw = bytes(b for b, keep in zip(raw, data.tolist()) if keep)
+    walk.emit(b"g" + enc_str(dtype.str) + raw)
 
 
 def object_items(walk: Walk, values: Any) -> list[Any]:

@@ -5,14 +5,28 @@ did, and replay must say "reproduced" exactly when the values are the same."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import xxhash
+from IPython.core.interactiveshell import InteractiveShell
 
+from nbgov.lineage.files import FileHasher
 from nbgov.lineage.fingerprint import fingerprint
+from nbgov.lineage.stale import stale_flags
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
+from tests.fixtures.lineage import installed_recorder, run_recorded
 from tests.fixtures.replay import record
+
+
+def _files(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(f["path"], f["mode"]): f for f in body["files"]}
+
+
+def _digest(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
 
 
 def _poked(arr: np.ndarray, byte: int, value: int) -> np.ndarray:
@@ -66,3 +80,72 @@ def test_a_model_loaded_with_joblib_is_reproduced(tmp_path: Path) -> None:
         c.detail for s in result.steps for c in s.causes
     ]
     assert result.exit_code == 0
+
+
+UPDATES_IN_PLACE = {
+    "pandas": "import pandas as pd\ndf = pd.read_csv('a.csv')\ndf['a'] += 1\ndf.to_csv('a.csv', index=False)",
+    "open r then w": "text = open('a.csv').read()\nopen('a.csv', 'w').write(text + '3\\n')",
+    "r+": "with open('a.csv', 'r+') as f:\n    text = f.read()\n    f.seek(0)\n    f.write(text.upper())",
+    "a+": "with open('a.csv', 'a+') as f:\n    f.seek(0)\n    text = f.read()\n    f.write('3\\n')",
+    "atomic save": "import os\ntext = open('a.csv').read()\nopen('a.tmp', 'w').write(text + 'x')\n"
+                   "os.replace('a.tmp', 'a.csv')",
+}
+
+
+@pytest.mark.parametrize("code", UPDATES_IN_PLACE.values(), ids=UPDATES_IN_PLACE.keys())
+def test_a_file_read_then_rewritten_by_the_cell_is_read_as_it_was(
+    shell: InteractiveShell, tmp_path: Path, code: str
+) -> None:
+    # the read used to be hashed after the cell: content the file never had when read
+    (tmp_path / "a.csv").write_text("a\n1\n2\n")
+    before = _digest((tmp_path / "a.csv").read_bytes())
+    body = run_recorded(shell, code)
+    seen = _files(body)
+    after = _digest((tmp_path / "a.csv").read_bytes())
+    assert after != before
+    assert seen[("a.csv", "read")]["hash"] == before and seen[("a.csv", "read")]["size"] == 6
+    assert seen[("a.csv", "write")]["hash"] == after
+    assert body["notes"] == []
+    flags = stale_flags(installed_recorder(shell).entries(), FileHasher())
+    assert flags.get(body["id"], []) == []  # moved on by itself, as `x = x + 1`
+    (tmp_path / "a.csv").write_text("changed elsewhere\n")
+    flags = stale_flags(installed_recorder(shell).entries(), FileHasher())
+    assert flags[body["id"]] == ["file a.csv changed on disk since read"]
+
+
+def test_a_file_written_then_read_by_the_cell_is_its_own_content(shell: InteractiveShell, tmp_path: Path) -> None:
+    body = run_recorded(shell, "open('b.txt', 'w').write('one')\nx = open('b.txt').read()\n"
+                               "open('b.txt', 'w').write('two')")
+    seen = _files(body)
+    assert seen[("b.txt", "write")]["hash"] == _digest(b"two")
+    assert seen[("b.txt", "read")]["source"] is None  # the cell's own content, no earlier writer
+
+
+def test_a_file_native_code_reads_then_rewrites_has_no_claimed_content(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    # pyarrow opens the file itself: the read was lost and only the write recorded
+    run_recorded(shell, "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_parquet('p.parquet')")
+    body = run_recorded(shell, "p = pd.read_parquet('p.parquet')\np['a'] += 1\np.to_parquet('p.parquet')")
+    seen = _files(body)
+    read = seen[("p.parquet", "read")]
+    assert read["hash"] is None and read["source"] is not None
+    assert seen[("p.parquet", "write")]["hash"] == _digest((tmp_path / "p.parquet").read_bytes())
+    assert "file p.parquet was read, then overwritten by the cell: its content when read is not known" in body["notes"]
+    saved = run_recorded(shell, "p.to_parquet('q.parquet')\nback = pd.read_parquet('q.parquet')")
+    assert [(f["path"], f["mode"]) for f in saved["files"]] == [("q.parquet", "write")] and saved["notes"] == []
+
+
+@pytest.mark.kernel
+def test_a_csv_updated_in_place_replays_as_reproduced(tmp_path: Path) -> None:
+    path = record(
+        tmp_path / "update.ipynb",
+        "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('a.csv', index=False)",
+        "df = pd.read_csv('a.csv')\ndf['a'] += 1\ndf.to_csv('a.csv', index=False)",
+        "with open('a.csv') as f:\n    text = f.read()\nwith open('a.csv', 'a') as f:\n    f.write('9\\n')",
+    )
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps][:2] == ["reproduced", "reproduced"], [
+        c.detail for s in result.steps for c in s.causes
+    ]
+    assert not any(c.kind for c in result.steps[2].causes)

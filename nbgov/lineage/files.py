@@ -91,6 +91,9 @@ class FileEvent:
     mode: str  # "read" | "write"
     native: bool = False  # reported by the OS (inotify, stat), not by Python's open
     removes: bool = False  # removes or renames away what was at the path then
+    # a read whose file the cell then changed: (size, hash) read just before the change
+    # (hash None: too big or unreadable); None when the file is hashed after the cell
+    before_change: tuple[int | None, str | None] | None = None
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
@@ -129,11 +132,14 @@ class FileWatcher:
     ignore: tuple[str, ...] = field(default_factory=_ignored_roots)
     events: list[FileEvent] = field(default_factory=list)
     _code_roots: tuple[str, ...] = ()
+    # abspath -> index in events of its first read this cell; -1 once the cell changed it
+    _first_read: dict[str, int] = field(default_factory=dict)
 
     def start(self, cwd: str | None = None) -> None:
         _ensure_hook()
         self._code_roots = _code_roots(cwd)
         self.events = []
+        self._first_read = {}
         if not any(w is self for w in _active):
             _active.append(self)
 
@@ -155,14 +161,38 @@ class FileWatcher:
             flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
             if isinstance(mode, str):
                 writing = any(c in mode for c in "wax+")
+                reading = "r" in mode or "a+" in mode  # r+ and a+ read what is there
             else:
                 writing = bool(flags & _WRITE_FLAGS)
+                reading = flags & os.O_ACCMODE != os.O_WRONLY and not flags & os.O_TRUNC
             abspath = os.path.abspath(path)
             if self._ignored(abspath):
                 return
-            self.events.append(FileEvent(path, abspath, "write" if writing else "read"))
+            if writing and reading and not absent(abspath):  # r+, a+: reads, then may write
+                self._read(FileEvent(path, abspath, "read"))
+            if writing:
+                self._before_change(abspath)
+                self.events.append(FileEvent(path, abspath, "write"))
+            else:
+                self._read(FileEvent(path, abspath, "read"))
         except Exception:
             return  # an audit hook must never raise into user code
+
+    def _read(self, event: FileEvent) -> None:
+        self._first_read.setdefault(event.abspath, len(self.events))
+        self.events.append(event)
+
+    def _before_change(self, abspath: str) -> None:
+        """The file is about to be written (the hook runs before the open truncates it, or
+        the truncate, rename or link replaces it): a read of it earlier in the cell read
+        what is there now, so hash it now (once, only then). Hashed after the cell, the
+        read would claim content the file never had when it was read."""
+        first_read = self._first_read.get(abspath)
+        self._first_read[abspath] = -1  # changed: a later read sees the cell's own content
+        if first_read is None or first_read < 0:
+            return
+        ev = self.events[first_read]
+        self.events[first_read] = FileEvent(ev.path, abspath, "read", before_change=_content(abspath))
 
     def _on_change(self, event: str, args: tuple[Any, ...]) -> None:
         """A path removed, renamed (both names), truncated or newly linked: a write of it.
@@ -185,6 +215,10 @@ class FileWatcher:
                     return  # nothing to remove or rename: the call fails, nothing changes
                 if self._ignored(abspath):
                     continue
+                if removes:
+                    self._first_read[abspath] = -1  # its read is noted as of unknown content
+                else:
+                    self._before_change(abspath)
                 shown = path if type(dir_fd) is not int or dir_fd < 0 else abspath
                 self.events.append(FileEvent(shown, abspath, "write", removes=removes))
         except Exception:
@@ -229,6 +263,17 @@ class FileHasher:
                 digest = None
         self._cache[abspath] = (key, digest)
         return st.st_size, digest
+
+
+def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int | None, str | None]:
+    """(size, hash) of a regular file now; hash None when it cannot be read or is too big."""
+    try:
+        st = static.os_stat(abspath)
+        if not stat.S_ISREG(st.st_mode):
+            return None, None
+        return st.st_size, hash_file(abspath) if st.st_size <= max_bytes else None
+    except OSError:
+        return None, None
 
 
 def _opened_path(target: Any) -> str | None:

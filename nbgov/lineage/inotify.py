@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008
+IN_CLOSE_NOWRITE = 0x00000010
 IN_OPEN = 0x00000020
 IN_MOVED_FROM = 0x00000040
 IN_MOVED_TO = 0x00000080
@@ -45,7 +46,11 @@ _IN_CLOEXEC = os.O_CLOEXEC
 # handle a library closes later, on a thread or when it is collected) is not a read by
 # the cell it happens in.
 # A removal (deleted, or renamed away) is a write too: the content that was there is gone.
-WATCH_MASK = IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
+# A read-only handle opened in the cell and closed before anything wrote the file
+# (IN_OPEN, IN_CLOSE_NOWRITE, then a write) read what was there before the cell wrote it:
+# its content is not what is there after. A close alone is no read.
+WATCH_MASK = (IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE
+              | IN_MOVED_FROM)
 WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
 TAKEN_AWAY = IN_DELETE | IN_MOVED_FROM
 QUIET_MASK = IN_DELETE_SELF  # between cells: nothing but the folder's own removal
@@ -61,6 +66,7 @@ class Touch:
     folder: str
     name: str
     mask: int
+    read_first: bool = False  # a read-only handle was closed before the file was first written
 
     @property
     def path(self) -> str:
@@ -112,6 +118,7 @@ class Inotify:
         """Files touched in awake folders since the last collect, and whether the OS dropped
         events (overflow)."""
         masks: dict[tuple[str, str], int] = {}
+        read_first: set[tuple[str, str]] = set()
         overflow = False
         size = _BUFFER
         while True:
@@ -141,8 +148,16 @@ class Inotify:
                 if folder is None or wd not in self._awake or mask & IN_ISDIR or not length:
                     continue
                 key = (folder, os.fsdecode(raw.rstrip(b"\0")))
-                masks[key] = masks.get(key, 0) | mask
-        return [Touch(folder, name, mask) for (folder, name), mask in masks.items()], overflow
+                before = masks.get(key, 0)
+                if mask & IN_CLOSE_NOWRITE:  # a read only when opened in the cell, before any write
+                    if before & IN_OPEN and not before & WRITTEN:
+                        read_first.add(key)
+                    mask &= ~IN_CLOSE_NOWRITE
+                    if not mask:
+                        continue
+                masks[key] = before | mask
+        touches = [Touch(folder, name, mask, (folder, name) in read_first) for (folder, name), mask in masks.items()]
+        return touches, overflow
 
     def quiet(self) -> None:
         """Stop reporting (cheaply: the watches stay, with a mask that reports nothing), and

@@ -122,6 +122,8 @@ class NativeWatch:
                 events.append(FileEvent(path, path, "write", native=True, removes=True))
                 continue
             if _regular(path):
+                if touch.written and touch.read_first:  # read, then written: what it read is gone
+                    events.append(FileEvent(path, path, "read", native=True, before_change=(None, None)))
                 events.append(FileEvent(path, path, "write" if touch.written else "read", native=True))
         return events
 

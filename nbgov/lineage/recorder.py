@@ -351,8 +351,11 @@ class Recorder:
         already seen opened by Python is not read again, a native write always counts)."""
         python = [ev for ev in events if not ev.native]
         seen: dict[tuple[str, str], str] = {}
+        read_before: dict[str, tuple[int | None, str | None]] = {}  # read, then changed by the cell
         for ev in python:
             seen.setdefault((ev.abspath, ev.mode), ev.path)
+            if ev.before_change is not None:
+                read_before.setdefault(ev.abspath, ev.before_change)
         made_elsewhere: set[str] = set()  # written by SQL or native code: in no known order with Python's
         for report in sql:
             for mode, paths in (("read", report.files_read), ("write", report.files_written)):
@@ -363,12 +366,18 @@ class Recorder:
         native = [ev for ev in events if ev.native]
         cwd = os.getcwd() if native else ""
         for ev in native:
-            if ev.mode == "write" or not any((ev.abspath, m) in seen for m in ("read", "write")):
+            read_then_written = ev.before_change is not None and (ev.abspath, "read") not in seen
+            if ev.mode == "write" or read_then_written or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
+                if ev.before_change is not None:
+                    read_before.setdefault(ev.abspath, ev.before_change)
         made_elsewhere |= _written(native)
         taken = _taken_away(python, made_elsewhere) | _taken_away(native, made_elsewhere | _written(python))
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():
+            if mode == "read" and abspath in read_before:
+                out.append(_read_before_change(path, abspath, read_before[abspath], notes))
+                continue
             size, digest = self.journal.files.hash(abspath)
             gone = size is None and abspath in taken and absent(abspath)
             if mode == "read" and size is None:
@@ -435,6 +444,15 @@ def _taken_away(python: list[FileEvent], made_elsewhere: set[str]) -> set[str]:
         elif ev.mode == "write" and not ev.removes:
             written.add(ev.abspath)
     return taken
+
+
+def _read_before_change(path: str, abspath: str, content: tuple[int | None, str | None],
+                        notes: list[str]) -> ObservedFile:
+    """A file the cell read, then wrote: the read is what was there before the write."""
+    size, digest = content
+    if digest is None:
+        notes.append(f"file {path} was read, then overwritten by the cell: its content when read is not known")
+    return ObservedFile(path, abspath, "read", size, digest, False)
 
 
 def _written(events: list[FileEvent]) -> set[str]:

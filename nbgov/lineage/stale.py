@@ -312,9 +312,13 @@ class StaleTracker:
             return [_Reason(f"file {file.path} {how} by {self._records[latest[0]].label}", frozenset({latest[0]}))]
         if file.hash is not None and file.abspath in self._disk:
             now = self._disk[file.abspath]
+            # a file this execution read, then wrote last (read-modify-write): it moved on by
+            # the execution itself, as `x = x + 1` does; on disk it should hold what was written
+            own = latest is not None and latest[0] == i and not latest[1].removed
+            expected = latest[1].hash if own and latest is not None else file.hash
             if now is None:
                 return [_Reason(f"file {file.path} is gone or unreadable", frozenset({DISK}))]
-            if now != file.hash:
+            if now != expected:
                 return [_Reason(f"file {file.path} changed on disk since read", frozenset({DISK}))]
         return self._inherited(f"file {file.path}", file.source, i)
 

@@ -149,3 +149,35 @@ def test_a_csv_updated_in_place_replays_as_reproduced(tmp_path: Path) -> None:
         c.detail for s in result.steps for c in s.causes
     ]
     assert not any(c.kind for c in result.steps[2].causes)
+
+
+def test_appending_reads_what_was_there(shell: InteractiveShell, tmp_path: Path) -> None:
+    # the appended file's content is what was there plus the line: the first part is an input
+    body = run_recorded(shell, "with open('log.txt', 'a') as fh:\n    fh.write('one\\n')")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("log.txt", "write")]  # nothing was there
+    body = run_recorded(shell, "import os\nfd = os.open('log.txt', os.O_WRONLY | os.O_APPEND)\n"
+                               "os.write(fd, b'two\\n')\nos.close(fd)")
+    seen = _files(body)
+    assert seen[("log.txt", "read")]["hash"] == _digest(b"one\n")
+    assert seen[("log.txt", "read")]["source"] is not None
+    assert seen[("log.txt", "write")]["hash"] == _digest(b"one\ntwo\n")
+
+
+@pytest.mark.kernel
+def test_replaying_appends_in_the_recorded_folder_blames_the_file_not_the_handle(tmp_path: Path) -> None:
+    # the folder keeps what the recording appended: the first append now reads it
+    path = record(
+        tmp_path / "appends.ipynb",
+        "with open('hist.txt', 'a') as fh:\n    fh.write('1\\n')",
+        "with open('hist.txt', 'a') as fh:\n    fh.write('2\\n')",
+        "hist = open('hist.txt').read().split()",
+        "import random\nwith open('r.txt', 'w') as fh:\n    r = random.random()",
+    )
+    first, second, reader, unseeded = replay(load_log(path)).steps
+    # a handle the cell wrote (closed, uncomparable) is no input: it explains nothing
+    assert [c.kind for c in unseeded.causes] == ["nondeterministic output"]
+    assert unseeded.causes[0].name == "r"
+    assert [c.text() for c in first.causes] == ["input file changed: hist.txt: read now, not in the recording"]
+    assert [c.text() for c in second.causes] == ["upstream divergence: hist.txt written differently at step 1"]
+    assert [c.text() for c in reader.causes] == ["upstream divergence: hist.txt written differently at step 2"]
+    assert all("could not be compared" not in c.detail for s in (first, second) for c in s.causes)

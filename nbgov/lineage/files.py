@@ -161,14 +161,16 @@ class FileWatcher:
             flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
             if isinstance(mode, str):
                 writing = any(c in mode for c in "wax+")
-                reading = "r" in mode or "a+" in mode  # r+ and a+ read what is there
+                # r+ reads what is there; an append's result is what was there plus what it adds
+                reading = "r" in mode or "a" in mode
             else:
                 writing = bool(flags & _WRITE_FLAGS)
-                reading = flags & os.O_ACCMODE != os.O_WRONLY and not flags & os.O_TRUNC
+                keeps = not flags & os.O_TRUNC
+                reading = keeps and (flags & os.O_ACCMODE != os.O_WRONLY or bool(flags & os.O_APPEND))
             abspath = os.path.abspath(path)
             if self._ignored(abspath):
                 return
-            if writing and reading and not absent(abspath):  # r+, a+: reads, then may write
+            if writing and reading and not absent(abspath):  # r+, a, a+: what was there is an input
                 self._read(FileEvent(path, abspath, "read"))
             if writing:
                 self._before_change(abspath)

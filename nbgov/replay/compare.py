@@ -96,6 +96,7 @@ class Comparison:
     notes: list[Cause] = field(default_factory=list)
     unverifiable: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    unverifiable_inputs: list[str] = field(default_factory=list)  # the reads among ``unverifiable``
 
 
 def short(h: object) -> str:
@@ -284,10 +285,12 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
         if again is None:
             continue
         diff = diff_values(read.fingerprint, again.fingerprint)
-        if (why := context.uncomparable(diff)) is not None:
+        why = context.uncomparable(diff)
+        if why is None and diff.same is None:
+            why = diff.how
+        if why is not None:
             verdict.unverifiable.append(f"`{read.name}` (read): {why}")
-        elif diff.same is None:
-            verdict.unverifiable.append(f"`{read.name}` (read): {diff.how}")
+            verdict.unverifiable_inputs.append(f"`{read.name}`: {why}")
         elif diff.names_only:
             verdict.notes.append(Cause(MODEL_METADATA, f"`{read.name}`: {diff.how}", read.name))
         elif not diff.same:
@@ -376,20 +379,25 @@ def _status_causes(original: ExecutionRecord, status: str, ename: str | None, ev
 
 
 def _explain_changes(original: ExecutionRecord, changed: list[tuple[str, str]], context: StepContext,
-                     upstream: Upstream, verdict: Comparison) -> None:
+                     upstream: Upstream, verdict: Comparison, read_only_now: list[str]) -> None:
     """Outputs differ although no input was seen to differ: name the earliest suspect."""
     suspects = [(upstream.unverified[str(r.source)], r.name) for r in original.reads
                 if r.source in upstream.unverified]
+    if read_only_now:
+        for path in read_only_now:
+            verdict.causes.append(Cause(
+                INPUT_FILE_CHANGED, f"{path}: read now, not in the recording", path))
+        return
     for name, how in changed:
         if suspects:
             (step, what), read = min(suspects)
             verdict.causes.append(Cause(
                 UNVERIFIED_UPSTREAM, f"`{name}` differs ({how}); its input `{read}` comes from step {step}, "
                 f"where {what} could not be compared: the difference most likely entered there", name))
-        elif verdict.unverifiable:
+        elif verdict.unverifiable_inputs:  # an output that could not be compared explains nothing
             verdict.causes.append(Cause(
                 UNVERIFIED_UPSTREAM, f"`{name}` differs ({how}); inputs that could not be compared: "
-                f"{'; '.join(verdict.unverifiable)}", name))
+                f"{'; '.join(verdict.unverifiable_inputs)}", name))
         elif context.hash_seed_random:
             verdict.causes.append(Cause(
                 HASH_ORDER, f"`{name}` differs although every input matched ({how}); the recorded session "
@@ -417,5 +425,13 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
     if changed and not verdict.causes:
-        _explain_changes(original, changed, context, upstream, verdict)
+        _explain_changes(original, changed, context, upstream, verdict, _read_only_now(original, replay))
     return verdict
+
+
+def _read_only_now(original: ExecutionRecord, replay: ExecutionRecord) -> list[str]:
+    """Files the replay read that the recording did not: there now, absent then (a file
+    appended to, a cache the code reads when it exists), so their content was an input
+    only this time."""
+    then = {f.path for f in original.files if f.mode == "read"}
+    return [f.path for f in replay.files if f.mode == "read" and f.path not in then]

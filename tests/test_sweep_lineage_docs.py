@@ -17,7 +17,7 @@ from nbgov.lineage.fingerprint import fingerprint
 from nbgov.lineage.stale import stale_flags
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
-from tests.fixtures.lineage import installed_recorder, run_recorded
+from tests.fixtures.lineage import RecordingShell, installed_recorder, run_recorded
 from tests.fixtures.replay import record
 
 
@@ -181,3 +181,18 @@ def test_replaying_appends_in_the_recorded_folder_blames_the_file_not_the_handle
     assert [c.text() for c in second.causes] == ["upstream divergence: hist.txt written differently at step 1"]
     assert [c.text() for c in reader.causes] == ["upstream divergence: hist.txt written differently at step 2"]
     assert all("could not be compared" not in c.detail for s in (first, second) for c in s.causes)
+
+
+def test_a_class_attribute_read_through_an_instance_reads_the_class(recording: RecordingShell) -> None:
+    recording.run("class Cfg:\n    rate = 1\n    @property\n    def doubled(self):\n        return self.rate * 2\n"
+                  "c = Cfg()\nd = Cfg()\nd.rate = 5")
+    recording.run("r = c.rate")
+    assert [r["name"] for r in recording.body()["reads"]] == ["Cfg", "c"]
+    recording.run("own = d.rate")  # d's own value hides the class's
+    assert [r["name"] for r in recording.body()["reads"]] == ["d"]
+    recording.run("twice = c.doubled")  # code is followed to the globals it names, as before
+    assert [r["name"] for r in recording.body()["reads"]] == ["c"]
+    recording.run("Cfg.rate = 2")
+    flags = stale_flags(recording.rec.entries(), FileHasher())
+    assert flags[recording.body(1)["id"]] == [f"input Cfg rewritten by [{recording.body()['execution_count']}]"]
+    assert flags.get(recording.body(2)["id"], []) == []

@@ -171,6 +171,8 @@ class NamespaceObserver:
         names in turn."""
         found: set[str] = set()
         wanted = set(names.attributes)
+        for name in names.loads:
+            found |= class_attribute_globals(ns.get(name), ns, wanted)
         seen: set[int] = set()
         grew = True
         while grew and len(seen) < _MAX_CODE_FOLLOWED:
@@ -452,6 +454,38 @@ def _members(cls: type, ns: Mapping[str, Any], wanted: set[str], specials: froze
 
 
 _CONSTRUCTION = frozenset({"__new__", "__init__", "__post_init__"})
+_TYPE_NAME = type.__dict__["__name__"]
+_CODE_MEMBERS = (types.FunctionType, property, staticmethod, classmethod)
+
+
+def _is_code(member: Any) -> bool:
+    kind = type(member)
+    return any(kind is code for code in _CODE_MEMBERS)  # not `in`: == runs a metaclass's __eq__
+
+
+def class_attribute_globals(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> set[str]:
+    """The globals naming the notebook classes whose own data attributes the cell reads through
+    an instance of them (``c.rate`` reads ``Cfg.rate``: a later ``Cfg.rate = 2`` changes what it
+    read). Read from the classes' own dicts; a class counts only under its own name."""
+    kind = type(value)
+    if not wanted or issubclass(kind, type) or _static_module(kind) != "__main__":
+        return set()
+    read, _ = static.dict_reader(kind)
+    own = read(value) if read is not None else None
+    shadowing = {k for k in own if type(k) is str and k in wanted} if type(own) is dict else set()
+    found: set[str] = set()
+    for klass in _TYPE_MRO.__get__(kind):
+        if _static_module(klass) != "__main__":
+            continue
+        attributes = _TYPE_DICT.__get__(klass)
+        # a data attribute, not code (methods are followed to the globals they name); an
+        # instance's own value hides it
+        if any(type(k) is str and k in wanted and k not in shadowing and not _is_code(v)
+               for k, v in attributes.items()):
+            name = _TYPE_NAME.__get__(klass)
+            if ns.get(name) is klass:
+                found.add(name)
+    return found
 
 
 def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:

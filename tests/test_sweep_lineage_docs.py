@@ -196,3 +196,47 @@ def test_a_class_attribute_read_through_an_instance_reads_the_class(recording: R
     flags = stale_flags(recording.rec.entries(), FileHasher())
     assert flags[recording.body(1)["id"]] == [f"input Cfg rewritten by [{recording.body()['execution_count']}]"]
     assert flags.get(recording.body(2)["id"], []) == []
+
+
+def test_a_closed_file_is_read_exactly_and_an_open_one_is_not(tmp_path: Path) -> None:
+    # `with open(...) as f` leaves f closed in the namespace: every such cell was unverifiable
+    target = tmp_path / "t.txt"
+    with open(target, "w") as written:
+        written.write("a\r\n")
+    with open(target, "w") as same:
+        same.write("other content: not the file object's")
+    assert not fingerprint(written).weak and fingerprint(written).hash == fingerprint(same).hash
+    with open(target, newline=None) as saw_crlf:
+        saw_crlf.read()
+    target.write_text("a\n")
+    with open(target) as saw_lf:
+        saw_lf.read()
+    with open(target, "rb") as binary:
+        binary.read()
+    hashes = {fingerprint(v).hash for v in (written, saw_crlf, saw_lf, binary)}
+    assert len(hashes) == 4 and not any(fingerprint(v).weak for v in (saw_crlf, saw_lf, binary))
+    with open(tmp_path / "u.txt", "w") as elsewhere:
+        pass
+    assert fingerprint(elsewhere).hash != fingerprint(written).hash
+    opened = open(target)  # noqa: SIM115 - an open file is not a value
+    assert fingerprint(opened).weak
+    opened.close()
+    assert not fingerprint(opened).weak
+    opened.note = "x"  # type: ignore[attr-defined]
+    assert fingerprint(opened).hash != fingerprint(saw_lf).hash
+    with open(target, newline="\n") as fixed:
+        fixed.read()
+    assert fingerprint(fixed).weak  # its codec's decoder would be asked what it saw
+
+
+@pytest.mark.kernel
+def test_cells_using_with_open_replay_as_reproduced(tmp_path: Path) -> None:
+    path = record(
+        tmp_path / "files.ipynb",
+        "with open('notes.txt', 'w') as f:\n    f.write('hello\\n')",
+        "with open('notes.txt') as f:\n    text = f.read()",
+        "import gzip\nwith gzip.open('n.gz', 'wt') as g:\n    g.write(text)",
+    )
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps][:2] == ["reproduced", "reproduced"]
+    assert any("`g`: an open file or stream" in u for u in result.steps[2].verdict.unverifiable)  # gzip's stream

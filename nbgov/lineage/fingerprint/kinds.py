@@ -74,7 +74,7 @@ _HARMLESS = frozenset(
 
 _NATIVE_REASONS: tuple[tuple[str, str, str], ...] = (
     ("_socket", "socket", "a socket: an operating-system connection, not a value"),
-    ("_io", "_IOBase", "an open file or stream: its content is read by running it"),
+    ("_io", "_IOBase", objects.OPEN_FILE),
     ("select", "epoll", "an operating-system handle, not a value"),
 )
 
@@ -137,6 +137,8 @@ def resolve(tp: type) -> Handler:
         return library
     if static.module_of(tp).startswith("_cython_") and static.qualname_of(tp) in _CYTHON_FUNCTIONS:
         return objects.named_callable_value
+    if any(tp is cls for cls in objects.FILE_CLASSES):
+        return objects.closed_file_value
     native = static.hidden_state(tp)
     if native is None:
         return objects.instance_handler(tp, None)

@@ -12,6 +12,7 @@ libraries are read through the library's own pickling support (``reduce_handler`
 
 from __future__ import annotations
 
+import _io
 import array
 import collections
 import copyreg
@@ -298,6 +299,69 @@ def io_buffer_value(walk: Walk, stream: Any) -> None:
         raise NotExact("a closed in-memory stream") from exc
     walk.emit(b"io" + enc_int(position))
     walk.push(content)
+
+
+OPEN_FILE = "an open file or stream: its content is read by running it"
+_BUFFERED = (_io.BufferedReader, _io.BufferedWriter, _io.BufferedRandom)
+FILE_CLASSES = (_io.TextIOWrapper, *_BUFFERED, _io.FileIO)
+_text_buffer = static.own_dict(_io.TextIOWrapper)["buffer"].__get__
+_TEXT_STATE = tuple((name, static.own_dict(_io.TextIOWrapper)[name].__get__)
+                    for name in ("encoding", "errors", "line_buffering", "write_through", "_CHUNK_SIZE"))
+_text_newlines = static.own_dict(_io.TextIOWrapper)["newlines"].__get__
+_buffered_raw = {cls: static.own_dict(cls)["raw"].__get__ for cls in _BUFFERED}
+_fileio_closed = static.own_dict(_io.FileIO)["closed"].__get__
+_fileio_mode = static.own_dict(_io.FileIO)["mode"].__get__
+_fileio_closefd = static.own_dict(_io.FileIO)["closefd"].__get__
+_file_dict = {cls: static.dict_reader(cls)[0] for cls in FILE_CLASSES}
+
+
+def closed_file_value(walk: Walk, stream: Any) -> None:
+    """A closed file (``with open(...) as f`` leaves one): every method but a few attribute
+    reads fails, so it is its classes, name, mode, text settings and the line endings it saw,
+    read through CPython's own getters on a chain of exact ``io`` classes. An open file, or
+    one over another stream (gzip's, a notebook's), is weak: its content and position are
+    read by running it."""
+    chain = _file_chain(stream)
+    if chain is None or not _fileio_closed(chain[-1]):
+        raise NotExact(OPEN_FILE)
+    raw = chain[-1]
+    mode = _fileio_mode(raw)
+    state: list[Any] = [static.label(type(part)) for part in chain]
+    state += [mode, _fileio_closefd(raw)]
+    text = stream if type(stream) is _io.TextIOWrapper else None
+    if text is not None:
+        state += [read(text) for _, read in _TEXT_STATE]
+        state.append(_newlines(text, "r" in mode or "+" in mode))
+    walk.emit(b"cf%x;" % len(state))
+    walk.push_all(state + [_own_dict(part) for part in chain])
+
+
+def _own_dict(part: Any) -> Any:
+    """An io object's ``__dict__`` (the text mode ``open`` set, a user's own attributes)."""
+    read = _file_dict.get(type(part))
+    return read(part) if read is not None else None
+
+
+def _file_chain(stream: Any) -> list[Any] | None:
+    """[text wrapper, buffer, FileIO] (or the tail of it), each of its exact ``io`` class."""
+    chain = [stream]
+    if type(stream) is _io.TextIOWrapper:
+        chain.append(_text_buffer(stream))
+    reader = next((read for cls, read in _buffered_raw.items() if type(chain[-1]) is cls), None)
+    if reader is not None:
+        chain.append(reader(chain[-1]))
+    return chain if type(chain[-1]) is _io.FileIO else None
+
+
+def _newlines(text: Any, readable: bool) -> Any:
+    """The line endings a text file read saw. Read only through io's own newline decoder
+    (a fixed ``newline=`` leaves the codec's decoder there, whose attributes are not read);
+    a file opened for writing has no decoder: None."""
+    if not readable:
+        return None
+    if not any(type(part) is _io.IncrementalNewlineDecoder for part in gc.get_referents(text)):
+        raise NotExact("a closed text file read with a fixed newline: what it saw is read by running its codec")
+    return _text_newlines(text)
 
 
 def buffer_object_value(walk: Walk, value: Any) -> None:

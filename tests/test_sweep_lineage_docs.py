@@ -240,3 +240,13 @@ def test_cells_using_with_open_replay_as_reproduced(tmp_path: Path) -> None:
     result = replay(load_log(path))
     assert [s.status for s in result.steps][:2] == ["reproduced", "reproduced"]
     assert any("`g`: an open file or stream" in u for u in result.steps[2].verdict.unverifiable)  # gzip's stream
+
+
+def test_closing_a_file_kept_in_a_name_is_a_write(recording: RecordingShell) -> None:
+    recording.run("open('x.txt', 'w').write('a')")
+    recording.run("f = open('x.txt')")
+    recording.run("t = f.read()\nf.close()")
+    closing = recording.body()
+    assert [(w["name"], w["mutated"]) for w in closing["writes"]] == [("t", False), ("f", True)]
+    recording.run("n = f.name")
+    assert recording.body()["reads"][0]["source"] == closing["id"]

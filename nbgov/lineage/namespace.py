@@ -260,7 +260,9 @@ class NamespaceObserver:
             if name in skip or name not in ns:
                 continue
             write = self._write(name, ns[name], True, hashing, changes)
-            if before.same_content(write.fingerprint) is False or name in snap.names.mutates:
+            # weak before, exact now (a file the cell closed): its state moved to one known now
+            known_now = before.weak and not write.fingerprint.weak and write.fingerprint.hash is not None
+            if before.same_content(write.fingerprint) is False or known_now or name in snap.names.mutates:
                 out.append(write)
         written = [w.name for w in (*changes.writes, *out)]
         if written:  # changed through another name: the tracker's sharing index knows who else holds it

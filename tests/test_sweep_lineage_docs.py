@@ -250,3 +250,36 @@ def test_closing_a_file_kept_in_a_name_is_a_write(recording: RecordingShell) -> 
     assert [(w["name"], w["mutated"]) for w in closing["writes"]] == [("t", False), ("f", True)]
     recording.run("n = f.name")
     assert recording.body()["reads"][0]["source"] == closing["id"]
+
+
+def test_native_writes_into_a_folder_the_cell_made_are_recorded(shell: InteractiveShell, tmp_path: Path) -> None:
+    # the folder did not exist when the cell's folders were watched: its files went unseen
+    body = run_recorded(shell, "import os, pyarrow as pa, pyarrow.parquet as pq\nos.makedirs('out/deep')\n"
+                               "pq.write_table(pa.table({'a': [1]}), 'out/deep/t.parquet')")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("out/deep/t.parquet", "write")]
+    assert body["files"][0]["hash"] == _digest((tmp_path / "out" / "deep" / "t.parquet").read_bytes())
+
+
+def test_a_partitioned_dataset_is_read_and_written_file_by_file(shell: InteractiveShell, tmp_path: Path) -> None:
+    written = run_recorded(shell, "import pandas as pd\npd.DataFrame({'y': [1, 2], 'v': [3, 4]})"
+                                  ".to_parquet('ds', partition_cols=['y'])")
+    parts = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "ds").rglob("*.parquet"))
+    assert len(parts) == 2
+    assert sorted(f["path"] for f in written["files"] if f["mode"] == "write") == parts
+    read = run_recorded(shell, "back = pd.read_parquet('ds')")
+    assert sorted(f["path"] for f in read["files"] if f["mode"] == "read") == parts
+    assert {f["source"] for f in read["files"]} == {written["id"]}
+
+
+@pytest.mark.kernel
+def test_a_native_write_into_a_new_folder_replays_as_reproduced(tmp_path: Path) -> None:
+    # the replay's folder already has it: recorded now, the writes were "not in the recording"
+    path = record(
+        tmp_path / "folders.ipynb",
+        "import os, polars as pl\nos.makedirs('pq', exist_ok=True)\npl.DataFrame({'a': [1]}).write_parquet('pq/a.parquet')",
+        "back = pl.read_parquet('pq/*.parquet')",
+    )
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps] == ["reproduced", "reproduced"], [
+        c.detail for s in result.steps for c in s.causes
+    ]

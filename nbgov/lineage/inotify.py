@@ -81,6 +81,11 @@ class Touch:
         return bool(self.mask & IN_OPEN)
 
     @property
+    def new_folder(self) -> bool:
+        """A folder made (or moved in) during the cell: nothing in it was watched."""
+        return bool(self.mask & IN_ISDIR)
+
+    @property
     def only_taken_away(self) -> bool:
         """Removed or renamed away, and neither made nor written in the cell: what was there
         came from before it (a file the cell made and removed is no claim either way)."""
@@ -145,8 +150,10 @@ class Inotify:
                     self._awake.discard(wd)
                     continue
                 folder = self._folders.get(wd)
-                if folder is None or wd not in self._awake or mask & IN_ISDIR or not length:
+                if folder is None or wd not in self._awake or not length:
                     continue
+                if mask & IN_ISDIR and not mask & (IN_CREATE | IN_MOVED_TO):
+                    continue  # a folder opened or removed: its files' own events say what happened
                 key = (folder, os.fsdecode(raw.rstrip(b"\0")))
                 before = masks.get(key, 0)
                 if mask & IN_CLOSE_NOWRITE:  # a read only when opened in the cell, before any write

@@ -6,7 +6,9 @@ names, and named folders themselves) are watched with inotify for the length of 
 cell, and every open, close, write and removal in them is reported, by whichever
 code made it (a file removed or renamed away that the cell did not make is recorded
 as removed, as with Python's own ``os.remove``). Naming a path (``fname = "out.txt"``)
-opens nothing and records nothing.
+opens nothing and records nothing. A named folder is watched with its subfolders (a
+partitioned dataset's ``year=2020/``, within the bound); a folder made during the cell
+was not watched when its files were written, so every file in it is recorded as written.
 
 Where inotify is missing, files the cell names are stat'ed before and after: a created
 or changed file was written (that is evidence); reads cannot be seen, and the record
@@ -31,6 +33,7 @@ from nbgov.lineage.files import FileEvent
 from nbgov.lineage.inotify import Inotify, open_inotify
 
 MAX_WATCHED_FOLDERS = 32
+MAX_FILES_IN_NEW_FOLDERS = 10_000
 MAX_PROBED_PATHS = 64
 MAX_LISTED_PATHS = 64  # items of a list/tuple of paths looked at
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
@@ -116,6 +119,9 @@ class NativeWatch:
             path = touch.path
             if _not_data(touch.name) or self.ignored(path):
                 continue
+            if touch.new_folder:
+                events += self._made_in(path)
+                continue
             if touch.only_taken_away and not os.path.lexists(path):
                 if touch.opened:  # read, then removed: the read stays (its content is not known)
                     events.append(FileEvent(path, path, "read", native=True))
@@ -127,6 +133,15 @@ class NativeWatch:
                 events.append(FileEvent(path, path, "write" if touch.written else "read", native=True))
         return events
 
+    def _made_in(self, folder: str) -> list[FileEvent]:
+        """The files in a folder the cell made (``os.makedirs`` then a native writer, a
+        partitioned dataset): its inotify watch came too late, but everything in it is new."""
+        found = _files_under(folder, self.ignored, MAX_FILES_IN_NEW_FOLDERS)
+        if len(found) >= MAX_FILES_IN_NEW_FOLDERS:
+            self.notes.append(f"more than {MAX_FILES_IN_NEW_FOLDERS:,} files in folders the cell made: "
+                              "only the first are recorded")
+        return [FileEvent(path, path, "write", native=True) for path in found]
+
     def close(self) -> None:
         if self._inotify is not None:
             self._inotify.close()
@@ -134,17 +149,59 @@ class NativeWatch:
 
 
 def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool]) -> list[str]:
-    """The working folder, folders of named paths and named folders (real and as named)."""
+    """The working folder, folders of named paths and named folders (real and as named),
+    then the subfolders of named folders (a partitioned dataset's ``year=2020/``), nearest
+    first, within the bound."""
     found: dict[str, None] = {}
+    named: list[str] = []
     for path in paths:
         for candidate in (path, os.path.dirname(path)):
             if os.path.isdir(candidate):
                 found[candidate] = None
                 found[os.path.realpath(candidate)] = None
+        if os.path.isdir(path) and os.path.realpath(path) != os.path.realpath(cwd):
+            named.append(path)
         if os.path.islink(path):
             found[os.path.dirname(os.path.realpath(path))] = None
     ordered = [cwd] + [f for f in found if f != cwd]
-    return [f for f in ordered if not ignored(os.path.join(f, ""))][:MAX_WATCHED_FOLDERS]
+    chosen = [f for f in ordered if not ignored(os.path.join(f, ""))][:MAX_WATCHED_FOLDERS]
+    for sub in _subfolders(named, ignored, MAX_WATCHED_FOLDERS - len(chosen)):
+        if sub not in chosen:
+            chosen.append(sub)
+    return chosen[:MAX_WATCHED_FOLDERS]
+
+
+def _subfolders(roots: list[str], ignored: Callable[[str], bool], limit: int) -> list[str]:
+    """Folders below ``roots``, breadth first, at most ``limit`` (symlinked folders not followed)."""
+    out: list[str] = []
+    queue = list(roots)
+    while queue and len(out) < limit:
+        folder = queue.pop(0)
+        try:
+            entries = sorted(e.path for e in os.scandir(folder) if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+        for sub in entries:
+            if len(out) >= limit:
+                break
+            if not ignored(os.path.join(sub, "")) and not _not_data(os.path.basename(sub)):
+                out.append(sub)
+                queue.append(sub)
+    return out
+
+
+def _files_under(folder: str, ignored: Callable[[str], bool], limit: int) -> list[str]:
+    """Regular files below a folder (symlinks not followed), at most ``limit``."""
+    out: list[str] = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if len(out) >= limit:
+                return out
+            if not _not_data(name) and not ignored(path) and _regular(path):
+                out.append(path)
+    return out
 
 
 def _not_data(name: str) -> bool:

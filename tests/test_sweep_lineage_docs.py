@@ -113,12 +113,15 @@ def test_a_file_read_then_rewritten_by_the_cell_is_read_as_it_was(
     assert flags[body["id"]] == ["file a.csv changed on disk since read"]
 
 
-def test_a_file_written_then_read_by_the_cell_is_its_own_content(shell: InteractiveShell, tmp_path: Path) -> None:
+def test_a_file_written_then_read_by_the_cell_is_not_an_input(shell: InteractiveShell, tmp_path: Path) -> None:
+    # the read was recorded with the hash after the cell ('two', never what was read) and
+    # replay in a folder without the file called the cell's own output a missing input
     body = run_recorded(shell, "open('b.txt', 'w').write('one')\nx = open('b.txt').read()\n"
                                "open('b.txt', 'w').write('two')")
-    seen = _files(body)
-    assert seen[("b.txt", "write")]["hash"] == _digest(b"two")
-    assert seen[("b.txt", "read")]["source"] is None  # the cell's own content, no earlier writer
+    assert [(f["path"], f["mode"], f["hash"]) for f in body["files"]] == [("b.txt", "write", _digest(b"two"))]
+    body = run_recorded(shell, "import numpy as np\nnp.save('a.npy', np.arange(3))\nback = np.load('a.npy')\n"
+                               "for i in range(3):\n    with open('log.txt', 'a') as fh:\n        fh.write(str(i))")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("a.npy", "write"), ("log.txt", "write")]
 
 
 def test_a_file_native_code_reads_then_rewrites_has_no_claimed_content(
@@ -283,3 +286,11 @@ def test_a_native_write_into_a_new_folder_replays_as_reproduced(tmp_path: Path) 
     assert [s.status for s in result.steps] == ["reproduced", "reproduced"], [
         c.detail for s in result.steps for c in s.causes
     ]
+
+
+@pytest.mark.kernel
+def test_a_cell_reading_back_its_own_file_replays_in_a_clean_folder(tmp_path: Path) -> None:
+    path = record(tmp_path / "own.ipynb", "import numpy as np\nnp.save('a.npy', np.arange(3))\nback = np.load('a.npy')")
+    (tmp_path / "a.npy").unlink()  # a reviewer's checkout without outputs
+    step = replay(load_log(path)).steps[0]
+    assert step.status == "reproduced", [c.detail for c in step.verdict.causes]

@@ -181,8 +181,10 @@ class FileWatcher:
             return  # an audit hook must never raise into user code
 
     def _read(self, event: FileEvent) -> None:
-        self._first_read.setdefault(event.abspath, len(self.events))
-        self.events.append(event)
+        """A read, unless the cell already changed the file: then it reads the cell's own
+        output (``np.save`` then ``np.load``), not an input (as native reads after a write)."""
+        if self._first_read.setdefault(event.abspath, len(self.events)) >= 0:
+            self.events.append(event)
 
     def _before_change(self, abspath: str) -> None:
         """The file is about to be written (the hook runs before the open truncates it, or

@@ -294,3 +294,13 @@ def test_a_cell_reading_back_its_own_file_replays_in_a_clean_folder(tmp_path: Pa
     (tmp_path / "a.npy").unlink()  # a reviewer's checkout without outputs
     step = replay(load_log(path)).steps[0]
     assert step.status == "reproduced", [c.detail for c in step.verdict.causes]
+
+
+def test_a_cache_missing_then_written_by_the_cell_is_not_read(shell: InteractiveShell, tmp_path: Path) -> None:
+    # the failed open was a "read" of what the cell then wrote there
+    code = ("try:\n    cached = open('cache.txt').read()\nexcept FileNotFoundError:\n    cached = 'computed'\n"
+            "    open('cache.txt', 'w').write(cached)")
+    body = run_recorded(shell, code)
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("cache.txt", "write")] and body["notes"] == []
+    body = run_recorded(shell, code)  # now it is there: read, not written
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("cache.txt", "read")]

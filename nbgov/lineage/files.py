@@ -134,19 +134,22 @@ class FileWatcher:
     _code_roots: tuple[str, ...] = ()
     # abspath -> index in events of its first read this cell; -1 once the cell changed it
     _first_read: dict[str, int] = field(default_factory=dict)
+    _failed: set[int] = field(default_factory=set)  # reads found to have failed (nothing was there)
 
     def start(self, cwd: str | None = None) -> None:
         _ensure_hook()
         self._code_roots = _code_roots(cwd)
         self.events = []
         self._first_read = {}
+        self._failed = set()
         if not any(w is self for w in _active):
             _active.append(self)
 
     def stop(self) -> list[FileEvent]:
         _active[:] = [w for w in _active if w is not self]
         events, self.events = self.events, []
-        return events
+        failed, self._failed = self._failed, set()
+        return [ev for i, ev in enumerate(events) if i not in failed] if failed else events
 
     @property
     def active(self) -> bool:
@@ -195,8 +198,12 @@ class FileWatcher:
         self._first_read[abspath] = -1  # changed: a later read sees the cell's own content
         if first_read is None or first_read < 0:
             return
+        content = _content(abspath)
+        if content[0] is None:  # nothing there: the read's open failed (`try: open(cache)`)
+            self._failed.add(first_read)
+            return
         ev = self.events[first_read]
-        self.events[first_read] = FileEvent(ev.path, abspath, "read", before_change=_content(abspath))
+        self.events[first_read] = FileEvent(ev.path, abspath, "read", before_change=content)
 
     def _on_change(self, event: str, args: tuple[Any, ...]) -> None:
         """A path removed, renamed (both names), truncated or newly linked: a write of it.

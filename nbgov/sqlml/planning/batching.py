@@ -164,7 +164,9 @@ def siblings_first(node: exp.Expr) -> None:
         if any(isinstance(n, exp.Anonymous) and str(n.this).lower() == "error" for n in other.walk()):
             continue  # both sides may refuse: --no-optimize's order between them is DuckDB's
         decided = exp.false() if isinstance(operator, exp.And) else exp.true()  # FALSE decides an AND
-        operator.replace(exp.Case(ifs=[exp.If(this=undecided(operator, other), true=operator.copy())], default=decided))
+        branch = exp.If(this=undecided(operator, other), true=exp.null())
+        operator.replace(exp.Case(ifs=[branch], default=decided))
+        branch.set("true", operator)  # moved, not copied: the calls inside stay in the tree
 
 
 def conditional(node: exp.Expression) -> bool:

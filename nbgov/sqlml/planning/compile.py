@@ -196,9 +196,10 @@ class Compilation:
         plans = [self.onnx_in_window_keys(call, plan) for call, plan in zip(calls, plans)]
         if top and self.settings.optimize:
             plans = self.batches_over_bounds(tree, calls, plans)
-        for call, plan in zip(calls, plans):
-            if isinstance(plan.strategy, SqlPlan):
-                self.inline_call(call, plan.strategy)
+        waiting = [
+            placed for call, plan in zip(calls, plans)
+            if isinstance(plan.strategy, SqlPlan) and (placed := self.inline_call(call, plan.strategy)) is not None
+        ]
         batched: set[int] = set()
         bounded = any(_fallback(p) is not None for p in plans)
         if top and not bounded and not any(isinstance(p.strategy, OnnxPlan) for p in plans):
@@ -221,6 +222,8 @@ class Compilation:
             if key not in functions:  # identical calls share one function, so GROUP BY can match them
                 functions[key] = self.function(plan.strategy, call.model)
             call.node.replace(functions[key].copy())
+        for placed in waiting:  # last: its CASE repeats a sibling, which must hold its final SQL
+            siblings_first(placed)
 
     def batches_over_bounds(self, tree: exp.Expression, calls: list[ModelCall], plans: list[CallPlan]) -> list[CallPlan]:
         """Output predicates whose bounds leave too many cells open to pay for losing batched
@@ -334,12 +337,13 @@ class Compilation:
         self.notes.append(f"predict({call.model.ref}): " + "; ".join(plan.notes))
         return plan
 
-    def inline_call(self, call: ModelCall, plan: SqlPlan) -> None:
-        """Put a model inlined as SQL where its call was (or its comparison, for a filter)."""
+    def inline_call(self, call: ModelCall, plan: SqlPlan) -> exp.Expr | None:
+        """Put a model inlined as SQL where its call was (or its comparison, for a filter);
+        the node placed when its ``error()`` must wait for its siblings (``siblings_first``,
+        applied once every call of the scope holds its final SQL)."""
         inlined = marked_inlined(plan.expression.copy())
         if plan.fallback is not None:
-            self.filter_with_fallback(call, plan, plan.fallback)
-            return
+            return self.filter_with_fallback(call, plan, plan.fallback)
         compared = comparison_node(call.node) if plan.comparison else None
         placed = inlined
         if compared is not None:  # an output predicate, now a boolean filter
@@ -352,10 +356,9 @@ class Compilation:
                     self.notes.append(
                         f"predict({call.model.ref}): output projection: only the output values the query reads are computed"
                     )
-        if plan.refusals:  # its error() must not reach rows --no-optimize never scored
-            siblings_first(placed)
+        return placed if plan.refusals else None  # its error() must not reach rows --no-optimize never scored
 
-    def filter_with_fallback(self, call: ModelCall, plan: SqlPlan, fallback: OnnxPlan) -> None:
+    def filter_with_fallback(self, call: ModelCall, plan: SqlPlan, fallback: OnnxPlan) -> exp.Expr | None:
         """An output predicate decided by bounds on some rows: elsewhere the comparison
         itself, its predict() scored by a UDF that DuckDB calls on those rows only."""
         compared = output_comparison_node(call.node)
@@ -369,8 +372,7 @@ class Compilation:
 
         filtered = marked_inlined(plan.expression.copy().transform(fill))
         compared[0].replace(filtered)
-        if plan.refusals:
-            siblings_first(filtered)
+        return filtered if plan.refusals else None
 
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""

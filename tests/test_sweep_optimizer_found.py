@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -72,3 +73,27 @@ def test_two_inlined_calls_in_a_qualify_beside_a_window_both_reach_sql(
     expected = first_two[(proba > 0.1) & (label == 1)].sort_values("rid")
     assert optimized.rid.tolist() == expected.rid.tolist()
     assert len(expected) > 0
+
+
+@pytest.fixture(scope="module")
+def boosted(people: pd.DataFrame) -> GradientBoostingRegressor:
+    return GradientBoostingRegressor(n_estimators=5, max_depth=2, random_state=0).fit(people[["a", "b"]], people.a * 2 - people.b)
+
+
+def test_bounds_decided_under_an_empty_range_are_not_reused_without_it(
+    engine: Engine, people: pd.DataFrame, boosted: GradientBoostingRegressor
+) -> None:
+    """``a BETWEEN 8 AND 3`` admits no rows: pruning then leaves the model whole, so the
+    ensemble-bounds memo key (the rebuilt model's, which holds no domains) was the
+    unconstrained one, while the bounds over the empty cells decided every row. The next
+    statement with the same output predicate and no range reused them and returned no rows."""
+    register(engine, "gb", boosted)
+    frames = {"t": people}
+    empty = "SELECT rid FROM t WHERE a BETWEEN 8 AND 3 AND predict(gb, a, b) > 5 ORDER BY rid"
+    assert engine.execute(empty, frames=frames)[-1].df.empty  # type: ignore[union-attr]
+    sql = "SELECT rid FROM t WHERE plan = 'gold' AND predict(gb, a, b) > 5 ORDER BY rid"
+    optimized, plain = both(engine, sql, frames)
+    pd.testing.assert_frame_equal(optimized, plain)
+    gold = people[people.plan == "gold"]
+    expected = gold[boosted.predict(gold[["a", "b"]]) > 5].rid.tolist()
+    assert optimized.rid.tolist() == expected and expected

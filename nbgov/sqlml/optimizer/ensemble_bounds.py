@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 import sqlglot
 import sqlglot.expressions as exp
+import xxhash
 from onnx import helper
 
 from nbgov.sqlml.optimizer.domains import ModelDomain
@@ -147,7 +148,7 @@ def rule(state: PlanState) -> PlanState:
     if value is None:
         return state
     cells = _cell_domains(state, rebuilt.kept)
-    key = f"{rebuilt.cache_key}:bounds:{compared.op}:{compared.constant!r}:{element}"
+    key = f"{rebuilt.cache_key}:bounds:{compared.op}:{compared.constant!r}:{element}:{_cells_key(cells)}"
     built = state.memo.get("bounds", key, lambda: boolean_ensemble(forest, cells, value))
     if built.decided_true + built.decided_false == 0:
         return state.note(f"output predicate {compared.op} {compared.constant:g}: the trees' bounds decide no rows")
@@ -178,6 +179,14 @@ def _cell_domains(state: PlanState, kept: tuple[int, ...]) -> Domains:
         if domain is not None and not domain.unconstrained:
             out[new] = domain.in_model_space(elem)
     return out
+
+
+def _cells_key(cells: Domains) -> str:
+    """The domains the bounds were decided over, for the memo key: the rebuilt model's key
+    does not hold them all (a predicate admitting no rows prunes nothing, so its model is
+    the unconstrained one, but its bounds decide every cell)."""
+    normalized = ";".join(f"{j}:{cells[j].key()}" for j in sorted(cells))
+    return xxhash.xxh3_128_hexdigest(normalized.encode())
 
 
 def _fill(shape: exp.Expr, features: list[exp.Expression], guard: list[exp.Expression], open_cells: bool) -> exp.Expression:

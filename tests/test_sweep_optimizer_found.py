@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import Binarizer, OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 from nbgov.sqlml.engine import Engine
 from tests.fixtures.sqlml import register
@@ -68,7 +69,7 @@ def test_two_inlined_calls_in_a_qualify_beside_a_window_both_reach_sql(
     optimized, plain = both(engine, sql, {"t": people})
     pd.testing.assert_frame_equal(optimized, plain)
     first_two = people.sort_values("rid").groupby("plan").head(2)
-    proba = onehot_logreg.predict_proba(first_two[["plan", "a", "b"]])[:, 1]
+    proba = onehot_logreg.predict_proba(first_two[["plan", "a", "b"]])[:, 0]  # probabilities[1]: DuckDB lists count from 1
     label = onehot_logreg.predict(first_two[["plan", "a", "b"]])
     expected = first_two[(proba > 0.1) & (label == 1)].sort_values("rid")
     assert optimized.rid.tolist() == expected.rid.tolist()
@@ -97,3 +98,30 @@ def test_bounds_decided_under_an_empty_range_are_not_reused_without_it(
     gold = people[people.plan == "gold"]
     expected = gold[boosted.predict(gold[["a", "b"]]) > 5].rid.tolist()
     assert optimized.rid.tolist() == expected and expected
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        DecisionTreeClassifier(max_depth=3, random_state=0),
+        RandomForestClassifier(n_estimators=40, max_depth=6, random_state=0),
+    ],
+    ids=["tree-inlined", "forest-onnx"],
+)
+def test_a_null_input_behind_a_binarizer_gives_null(engine: Engine, people: pd.DataFrame, model: Any) -> None:
+    """A Binarizer lowered to SQL was ``CASE WHEN x > t THEN 1 ELSE 0 END``: a NULL input
+    became 0, so the call's NULL guard (over the lowered features) let the row through and
+    the optimizer scored it, where --no-optimize gives NULL for a row with a NULL input."""
+    features = ColumnTransformer([("bin", Binarizer(threshold=4.5), ["a"]), ("raw", "passthrough", ["b"])])
+    fitted = Pipeline([("ct", features), ("m", model)]).fit(people[["a", "b"]], people.y)
+    register(engine, "bz", fitted)
+    frame = people.copy()
+    frame.loc[[1, 4], "a"] = None
+    sql = "SELECT rid, predict(bz, a, b).probabilities[2] AS p FROM t ORDER BY rid"
+    optimized, plain = both(engine, sql, {"t": frame})
+    pd.testing.assert_frame_equal(optimized, plain)
+    assert optimized.p.isna().tolist() == frame.a.isna().tolist()
+    known = frame.dropna()
+    np.testing.assert_allclose(
+        optimized.p[frame.a.notna()].to_numpy(float), fitted.predict_proba(known[["a", "b"]])[:, 1], atol=1e-5
+    )

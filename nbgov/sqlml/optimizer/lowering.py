@@ -231,8 +231,9 @@ def computed_sql(steps: tuple[Step, ...], value: exp.Expression) -> exp.Expressi
             continue
         if isinstance(step, Binarize):  # NaN is refused before (checks.py), as onnxruntime does
             above = exp.GT(this=typed(current, step.dtype, kind), expression=constant(float(np.float32(step.threshold)), step.dtype))
-            case = exp.Case(ifs=[exp.If(this=above, true=exp.Literal.number(1))], default=exp.Literal.number(0))
-            current, kind = exp.cast(case, step.dtype.upper()), step.dtype
+            # a cast of the comparison, not a CASE with ELSE 0: NULL stays NULL, so the call's
+            # NULL guard over its features still sees a missing input
+            current, kind = exp.cast(exp.Paren(this=above), step.dtype.upper()), step.dtype
             continue
         if isinstance(step, Impute):  # NaN only: _computable refuses a number (not monotone)
             current = typed(current, step.dtype, kind)

@@ -114,20 +114,35 @@ def _scored_beyond_the_where(calls: Sequence[ModelCall], kept: Sequence[exp.Expr
 
 def short_circuited(node: exp.Expression) -> bool:
     """Whether ``node`` sits beside other conditions in a WHERE or QUALIFY that DuckDB
-    evaluates first, scoring only the rows they leave undecided: under an OR, or an AND
+    may evaluate first, scoring only the rows they leave undecided: under an OR, or an AND
     nested below one (a QUALIFY's AND too: nothing of it is pushed below the scoring). The
     WHERE's top-level AND is split by ``split_where``: its other conjuncts filter the rows
     before they are scored. ``WHERE a >= 3 OR predict(m, ...) = 1`` with --no-optimize
     never scored a row with a >= 3; a batched relation scored it and failed on a category
-    the model refuses there."""
-    return bool(decided_first(node))
+    the model refuses there. Such a call is never batched, whichever side it is on: its
+    UDF is then evaluated where --no-optimize's is."""
+    child: exp.Expr = node
+    parent = node.parent
+    logic: list[exp.Expr] = []
+    while parent is not None and not isinstance(parent, (exp.Where, exp.Qualify)):
+        if isinstance(parent, exp.Select):
+            return False
+        if isinstance(parent, (exp.And, exp.Or)):
+            logic.append(parent)
+        child, parent = parent, parent.parent
+    if isinstance(parent, exp.Where):
+        logic = [op for op in logic if not _top_level_conjunction(op)]
+    return parent is not None and bool(logic)
 
 
 def decided_first(node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:
     """The ANDs and ORs around ``node`` whose other side DuckDB decides first, scoring
     ``node`` only on the rows it leaves undecided, as ``(operator, other side)``, innermost
-    first: those ``short_circuited`` counts (under an OR in a WHERE, any in a QUALIFY). A
-    WHERE's top-level AND is not among them: its conjuncts are pushed below, on both engines."""
+    first. DuckDB filters through an AND/OR left to right, the right side only on the rows
+    the left leaves undecided; the left side sees every row (``predict(...) = 1 OR a > 5``
+    scores them all). Below any other node (a NOT, a comparison, a CASE) an AND/OR is
+    computed whole, both sides on every row that reaches it. A WHERE's top-level AND is not
+    among them: its conjuncts are pushed below, on both engines."""
     logic: list[tuple[exp.Expr, exp.Expr]] = []
     child: exp.Expr = node
     parent = node.parent
@@ -135,14 +150,25 @@ def decided_first(node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:
         if isinstance(parent, exp.Select):
             return []
         if isinstance(parent, (exp.And, exp.Or)):
-            logic.append((parent, parent.expression if child is parent.this else parent.this))
+            if child is parent.expression:
+                logic.append((parent, parent.this))
+        elif not isinstance(parent, exp.Paren):
+            logic = []  # computed whole from here down: only the logic above decides first
         child, parent = parent, parent.parent
     if parent is None:
         return []
     if isinstance(parent, exp.Where):
-        while logic and isinstance(logic[-1][0], exp.And):
-            logic.pop()
+        logic = [(op, other) for op, other in logic if not _top_level_conjunction(op)]
     return logic
+
+
+def _top_level_conjunction(operator: exp.Expr) -> bool:
+    """An AND with only ANDs (and parentheses) between it and its WHERE: DuckDB splits it
+    into separate filters, which it orders itself (a function call last)."""
+    node: exp.Expr | None = operator
+    while isinstance(node, (exp.And, exp.Paren)):
+        node = node.parent
+    return isinstance(operator, exp.And) and isinstance(node, exp.Where)
 
 
 def undecided(operator: exp.Expr, other: exp.Expr) -> exp.Expression:

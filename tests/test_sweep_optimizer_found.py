@@ -176,3 +176,43 @@ def test_an_inlined_call_left_of_an_or_sees_every_row(
         assert isinstance(optimized, pd.DataFrame) and isinstance(plain, pd.DataFrame)
         pd.testing.assert_frame_equal(optimized, plain)
         assert 999 not in optimized.rid.tolist() or "a > 8" in sql
+
+
+@pytest.fixture(scope="module")
+def ignoring_forest(people: pd.DataFrame) -> Pipeline:
+    """One-hot (unknown categories ignored) + a forest big enough to stay ONNX."""
+    features = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]), ("raw", "passthrough", ["a", "b"])])
+    model = Pipeline([("ct", features), ("m", RandomForestClassifier(n_estimators=60, max_depth=8, random_state=0))])
+    return model.fit(people[["plan", "a", "b"]], people.y)
+
+
+@pytest.fixture(scope="module")
+def strict_forest(people: pd.DataFrame) -> Pipeline:
+    """One-hot (unknown categories refused) + a forest big enough to stay ONNX."""
+    features = ColumnTransformer([("cat", OneHotEncoder(), ["plan"]), ("raw", "passthrough", ["a", "b"])])
+    model = Pipeline([("ct", features), ("m", RandomForestClassifier(n_estimators=60, max_depth=8, random_state=1))])
+    return model.fit(people[["plan", "a", "b"]], people.y)
+
+
+@pytest.mark.parametrize("second", ["strict_forest", "onehot_logreg"], ids=["batched-onnx", "inlined-sql"])
+def test_a_later_where_conjunct_scores_only_the_rows_an_earlier_one_keeps(
+    engine: Engine, people: pd.DataFrame, ignoring_forest: Pipeline, second: str, request: pytest.FixtureRequest
+) -> None:
+    """``WHERE predict(m, ...) > c AND predict(n, ...) > d``: DuckDB evaluates the function
+    conjuncts in written order, ``n`` only on the rows ``m`` keeps, so --no-optimize never
+    met the category ``n`` refuses in a row ``m`` drops. The optimizer scored ``n`` on every
+    row: batched with ``m`` (an ONNX ``n``), or first as cheap SQL (an inlined ``n``)."""
+    register(engine, "m", ignoring_forest)
+    register(engine, "n", request.getfixturevalue(second))
+    frame = pd.concat([people, pd.DataFrame({"rid": [999], "plan": ["platinum"], "a": [9.0], "b": [0.0], "y": [0]})])
+    row = frame[frame.rid == 999][["plan", "a", "b"]]
+    cut = float(ignoring_forest.predict_proba(row)[0, 1]) + 0.01  # m drops the refused row
+    sql = f"SELECT rid FROM t WHERE predict(m, plan, a, b).probabilities[2] > {cut} AND predict(n, plan, a, b).probabilities[2] > 0.5 ORDER BY rid"
+    frames = {"t": frame}
+    optimized = outcome(engine, sql, frames, optimize=True)
+    plain = outcome(engine, sql, frames, optimize=False)
+    assert isinstance(optimized, pd.DataFrame) and isinstance(plain, pd.DataFrame), (optimized, plain)
+    pd.testing.assert_frame_equal(optimized, plain)
+    known = people[["plan", "a", "b"]]
+    keep = (ignoring_forest.predict_proba(known)[:, 1] > cut) & (request.getfixturevalue(second).predict_proba(known)[:, 1] > 0.5)
+    assert optimized.rid.tolist() == people.rid[keep].tolist()

@@ -7,7 +7,7 @@ Only the tree is rewritten here; the scoring is the executor's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlglot.expressions as exp
 
@@ -169,6 +169,73 @@ def _top_level_conjunction(operator: exp.Expr) -> bool:
     while isinstance(node, (exp.And, exp.Paren)):
         node = node.parent
     return isinstance(operator, exp.And) and isinstance(node, exp.Where)
+
+
+def top_conjunct(node: exp.Expr) -> tuple[exp.Where, exp.Expr] | None:
+    """The WHERE and its top-level conjunct holding ``node`` (the WHERE's top-level AND
+    split into its conjuncts), or None when ``node`` is not in a WHERE of its SELECT."""
+    where = node.parent
+    while where is not None and not isinstance(where, exp.Where):
+        if isinstance(where, (exp.Select, exp.Qualify)):
+            return None
+        where = where.parent
+    if not isinstance(where, exp.Where):
+        return None
+    conjunct = next((c for c in where_conjuncts(where) if any(n is node for n in c.walk())), None)
+    return (where, conjunct) if conjunct is not None else None
+
+
+def where_conjuncts(where: exp.Where) -> list[exp.Expr]:
+    """The WHERE's top-level conjuncts, in written order."""
+    return list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+
+
+def after_earlier_conjuncts(node: exp.Expr, reads_model: Callable[[exp.Expr], bool]) -> None:
+    """Make the WHERE conjunct holding ``node`` wait for the earlier conjuncts that read a
+    model: DuckDB evaluates the conjuncts that call a function last, in written order, each
+    on the rows the earlier ones keep, so --no-optimize's ``predict(m, ...) > c AND
+    predict(n, ...) > d`` never scored ``n`` on a row ``m`` dropped; a model inlined as SQL
+    is cheap and went first, and its ``error()`` refused a value on such a row. The
+    conjunct becomes ``CASE WHEN <earlier> THEN <conjunct> ELSE FALSE END``: the same rows."""
+    found = top_conjunct(node)
+    if found is None:
+        return
+    where, conjunct = found
+    conjuncts = where_conjuncts(where)
+    index = next((i for i, c in enumerate(conjuncts) if c is conjunct), None)
+    if index is None:
+        return
+    earlier = [c.copy() for c in conjuncts[:index] if reads_model(c)]
+    if not earlier or conjunct.meta.get(_WAITS):
+        return
+    branch = exp.If(this=exp.and_(*earlier), true=exp.null())
+    case = exp.Case(ifs=[branch], default=exp.false())
+    case.meta[_WAITS] = True
+    conjunct.replace(case)
+    branch.set("true", conjunct)
+
+
+_WAITS = "nbgov_waits_for_earlier_conjuncts"
+
+
+def conjuncts_apart(select: exp.Select, calls: Sequence[ModelCall]) -> bool:
+    """Whether different predict() calls sit in different top-level conjuncts of the WHERE:
+    DuckDB scores each later one only on the rows the earlier ones keep, which a batched
+    relation, scoring every row, does not."""
+    where = select.args.get("where")
+    if where is None:
+        return False
+    held: list[set[tuple[str, ...]]] = []
+    for conjunct in where_conjuncts(where):
+        inside = {id(n) for n in conjunct.walk()}
+        keys = {_key(call) for call in calls if id(call.node) in inside}
+        if keys:
+            held.append(keys)
+    return len(held) > 1 and len(set().union(*held)) > 1
+
+
+def _key(call: ModelCall) -> tuple[str, ...]:
+    return (call.model.ref, *(column.sql() for bound in call.inputs for column in bound.columns))
 
 
 def undecided(operator: exp.Expr, other: exp.Expr) -> exp.Expression:

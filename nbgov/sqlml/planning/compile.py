@@ -24,6 +24,8 @@ from nbgov.sqlml.activity import Activity, ModelRef, unique
 from nbgov.sqlml.models.onnxtypes import cast_to_input, data_type, value_duckdb_type
 from nbgov.sqlml.plan import CallPlan, ModelCall, ModelVersion, NaivePlanner, OnnxPlan, Planner, SqlPlan
 from nbgov.sqlml.planning.batching import (
+    after_earlier_conjuncts,
+    conjuncts_apart,
     inner_query,
     needed_columns,
     refusal,
@@ -46,6 +48,7 @@ from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
 from nbgov.sqlml.planning.mlpredict import ML_PREDICT_PREFIX, Inlined, compile_ml_predict, inline_relations
 from nbgov.sqlml.planning.picks import output_access
 from nbgov.sqlml.planning.prepared import (
+    INLINED_MODEL,
     Column,
     Pick,
     Prepared,
@@ -196,6 +199,8 @@ class Compilation:
         plans = [self.onnx_in_window_keys(call, plan) for call, plan in zip(calls, plans)]
         if top and self.settings.optimize:
             plans = self.batches_over_bounds(tree, calls, plans)
+        scope = target_select(tree)
+        apart = scope is not None and conjuncts_apart(scope, calls)  # read before calls are replaced
         waiting = [
             placed for call, plan in zip(calls, plans)
             if isinstance(plan.strategy, SqlPlan) and (placed := self.inline_call(call, plan.strategy)) is not None
@@ -208,6 +213,8 @@ class Compilation:
             reason = "an output predicate scores only the rows its bounds leave open" if bounded else refusal(tree, calls, plans)
             if reason is None:
                 reason = self.alias_shadowed(tree)
+            if reason is None and apart:
+                reason = "different predict() calls in separate WHERE conjuncts: each later one scores only the rows the earlier keep"
             if reason is None:
                 batched = self.batch(tree, calls, plans)
             else:
@@ -224,6 +231,14 @@ class Compilation:
             call.node.replace(functions[key].copy())
         for placed in waiting:  # last: its CASE repeats a sibling, which must hold its final SQL
             siblings_first(placed)
+            after_earlier_conjuncts(placed, self.reads_model)
+
+    def reads_model(self, node: exp.Expr) -> bool:
+        """Whether ``node`` holds a model's SQL or a call of a scoring function."""
+        return any(
+            n.meta.get(INLINED_MODEL) or (isinstance(n, exp.Anonymous) and str(n.this).lower() in self.functions)
+            for n in node.walk()
+        )
 
     def batches_over_bounds(self, tree: exp.Expression, calls: list[ModelCall], plans: list[CallPlan]) -> list[CallPlan]:
         """Output predicates whose bounds leave too many cells open to pay for losing batched

@@ -231,7 +231,8 @@ class Compilation:
             call.node.replace(functions[key].copy())
         for placed in waiting:  # last: its CASE repeats a sibling, which must hold its final SQL
             siblings_first(placed)
-            after_earlier_conjuncts(placed, self.reads_model)
+            if self.relations.dialect == "duckdb":  # Spark scores a UDF conjunct on every row, as its --no-optimize does
+                after_earlier_conjuncts(placed, self.reads_model)
 
     def reads_model(self, node: exp.Expr) -> bool:
         """Whether ``node`` holds a model's SQL or a call of a scoring function."""

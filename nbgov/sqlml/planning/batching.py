@@ -135,14 +135,15 @@ def short_circuited(node: exp.Expression) -> bool:
     return parent is not None and bool(logic)
 
 
-def decided_first(node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:
+def decided_first(node: exp.Expr, *, whole_below: bool = True) -> list[tuple[exp.Expr, exp.Expr]]:
     """The ANDs and ORs around ``node`` whose other side DuckDB decides first, scoring
     ``node`` only on the rows it leaves undecided, as ``(operator, other side)``, innermost
     first. DuckDB filters through an AND/OR left to right, the right side only on the rows
     the left leaves undecided; the left side sees every row (``predict(...) = 1 OR a > 5``
     scores them all). Below any other node (a NOT, a comparison, a CASE) an AND/OR is
-    computed whole, both sides on every row that reaches it. A WHERE's top-level AND is not
-    among them: its conjuncts are pushed below, on both engines."""
+    computed whole, both sides on every row that reaches it (``whole_below``; Spark
+    short-circuits there too). A WHERE's top-level AND is not among them: its conjuncts are
+    pushed below, on both engines."""
     logic: list[tuple[exp.Expr, exp.Expr]] = []
     child: exp.Expr = node
     parent = node.parent
@@ -152,7 +153,7 @@ def decided_first(node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:
         if isinstance(parent, (exp.And, exp.Or)):
             if child is parent.expression:
                 logic.append((parent, parent.this))
-        elif not isinstance(parent, exp.Paren):
+        elif whole_below and not isinstance(parent, exp.Paren):
             logic = []  # computed whole from here down: only the logic above decides first
         child, parent = parent, parent.parent
     if parent is None:

@@ -42,9 +42,10 @@ def _guard(call: exp.Anonymous, names: set[str]) -> exp.Expr:
     if any(_calls(node, names) for condition in branches for node in condition.find_all(exp.Anonymous)):
         return exp.true()  # the condition itself scores a model: evaluated as before
     # a side that scores a model, or reads a window or an aggregate (not computable in a
-    # UDF's argument), is left out: the call then scores a few more rows, as before
+    # UDF's argument), is left out: the call then scores a few more rows, as before; Spark
+    # short-circuits an AND/OR left to right wherever it sits, below a NOT too
     beside = [
-        undecided(operator, other) for operator, other in decided_first(call)
+        undecided(operator, other) for operator, other in decided_first(call, whole_below=False)
         if not any(_calls(node, names) for node in other.find_all(exp.Anonymous))
         and other.find(exp.Window, exp.AggFunc) is None
     ]

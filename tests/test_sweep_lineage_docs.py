@@ -304,3 +304,27 @@ def test_a_cache_missing_then_written_by_the_cell_is_not_read(shell: Interactive
     assert [(f["path"], f["mode"]) for f in body["files"]] == [("cache.txt", "write")] and body["notes"] == []
     body = run_recorded(shell, code)  # now it is there: read, not written
     assert [(f["path"], f["mode"]) for f in body["files"]] == [("cache.txt", "read")]
+
+
+READ_THEN_OVERWRITTEN = "file {} was read, then overwritten by the cell: its content when read is not known"
+
+
+def test_a_cache_missing_then_written_by_native_code_is_not_read(shell: InteractiveShell, tmp_path: Path) -> None:
+    # pyarrow writes the file itself: the failed Python open was a "read" of what it wrote
+    code = ("import pandas as pd\ntry:\n    open('cache.parquet').close()\nexcept FileNotFoundError:\n"
+            "    pd.DataFrame({'a': [1]}).to_parquet('cache.parquet')")
+    body = run_recorded(shell, code)
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("cache.parquet", "write")] and body["notes"] == []
+    body = run_recorded(shell, code)  # now it is there: read, not written
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("cache.parquet", "read")]
+    # a Python read, then a native rewrite: what was read is not what is there after
+    body = run_recorded(shell, "open('cache.parquet', 'rb').close()\n"
+                               "pd.DataFrame({'a': [2]}).to_parquet('cache.parquet')")
+    seen = _files(body)
+    assert seen[("cache.parquet", "read")]["hash"] is None
+    assert seen[("cache.parquet", "write")]["hash"] == _digest((tmp_path / "cache.parquet").read_bytes())
+    assert READ_THEN_OVERWRITTEN.format("cache.parquet") in body["notes"]
+    # a Python read of what native code just made reads the cell's own output: no input
+    body = run_recorded(shell, "pd.DataFrame({'a': [3]}).to_parquet('fresh.parquet')\n"
+                               "back = open('fresh.parquet', 'rb').read()")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("fresh.parquet", "write")] and body["notes"] == []

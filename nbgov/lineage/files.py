@@ -94,6 +94,9 @@ class FileEvent:
     # a read whose file the cell then changed: (size, hash) read just before the change
     # (hash None: too big or unreadable); None when the file is hashed after the cell
     before_change: tuple[int | None, str | None] | None = None
+    # a native write of a file nothing opened in the cell before it was first written: a
+    # read of it Python saw failed (nothing was there) or read what the cell wrote
+    unopened_before: bool = False
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")

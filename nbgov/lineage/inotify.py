@@ -49,6 +49,8 @@ _IN_CLOEXEC = os.O_CLOEXEC
 # A read-only handle opened in the cell and closed before anything wrote the file
 # (IN_OPEN, IN_CLOSE_NOWRITE, then a write) read what was there before the cell wrote it:
 # its content is not what is there after. A close alone is no read.
+# A file nothing opened in the cell before its first write (made by it, or written through
+# a handle from before): a read of it the audit hook saw failed, or read the cell's output.
 WATCH_MASK = (IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE
               | IN_MOVED_FROM)
 WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
@@ -67,6 +69,7 @@ class Touch:
     name: str
     mask: int
     read_first: bool = False  # a read-only handle was closed before the file was first written
+    opened_first: bool = False  # opened in the cell before it was first written (by anyone)
 
     @property
     def path(self) -> str:
@@ -124,6 +127,7 @@ class Inotify:
         events (overflow)."""
         masks: dict[tuple[str, str], int] = {}
         read_first: set[tuple[str, str]] = set()
+        opened_first: set[tuple[str, str]] = set()
         overflow = False
         size = _BUFFER
         while True:
@@ -156,6 +160,8 @@ class Inotify:
                     continue  # a folder opened or removed: its files' own events say what happened
                 key = (folder, os.fsdecode(raw.rstrip(b"\0")))
                 before = masks.get(key, 0)
+                if mask & IN_OPEN and not before & WRITTEN:
+                    opened_first.add(key)
                 if mask & IN_CLOSE_NOWRITE:  # a read only when opened in the cell, before any write
                     if before & IN_OPEN and not before & WRITTEN:
                         read_first.add(key)
@@ -163,7 +169,8 @@ class Inotify:
                     if not mask:
                         continue
                 masks[key] = before | mask
-        touches = [Touch(folder, name, mask, (folder, name) in read_first) for (folder, name), mask in masks.items()]
+        touches = [Touch(folder, name, mask, (folder, name) in read_first, (folder, name) in opened_first)
+                   for (folder, name), mask in masks.items()]
         return touches, overflow
 
     def quiet(self) -> None:

@@ -130,7 +130,8 @@ class NativeWatch:
             if _regular(path):
                 if touch.written and touch.read_first:  # read, then written: what it read is gone
                     events.append(FileEvent(path, path, "read", native=True, before_change=(None, None)))
-                events.append(FileEvent(path, path, "write" if touch.written else "read", native=True))
+                events.append(FileEvent(path, path, "write" if touch.written else "read", native=True,
+                                        unopened_before=touch.written and not touch.opened_first and not overflow))
         return events
 
     def _made_in(self, folder: str) -> list[FileEvent]:

@@ -348,11 +348,18 @@ class Recorder:
 
     def _files(self, events: list[FileEvent], sql: list[SqlReport], notes: list[str]) -> list[ObservedFile]:
         """Python opens (as the code named them), files SQL reported, then native opens (a file
-        already seen opened by Python is not read again, a native write always counts)."""
+        already seen opened by Python is not read again, a native write always counts). A
+        Python read of a file native code wrote is ordered by what the OS saw: nothing opened
+        it before the write (the read failed, or read the cell's output), or a read-only
+        handle did (what was read is not what is there after)."""
         python = [ev for ev in events if not ev.native]
+        native = [ev for ev in events if ev.native]
+        unopened = {ev.abspath for ev in native if ev.unopened_before}
         seen: dict[tuple[str, str], str] = {}
         read_before: dict[str, tuple[int | None, str | None]] = {}  # read, then changed by the cell
         for ev in python:
+            if ev.mode == "read" and ev.before_change is None and ev.abspath in unopened:
+                continue
             seen.setdefault((ev.abspath, ev.mode), ev.path)
             if ev.before_change is not None:
                 read_before.setdefault(ev.abspath, ev.before_change)
@@ -363,10 +370,9 @@ class Recorder:
                     seen.setdefault((abspath, mode), path)
                     if mode == "write":
                         made_elsewhere.add(abspath)
-        native = [ev for ev in events if ev.native]
         cwd = os.getcwd() if native else ""
         for ev in native:
-            read_then_written = ev.before_change is not None and (ev.abspath, "read") not in seen
+            read_then_written = ev.before_change is not None
             if ev.mode == "write" or read_then_written or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
                 if ev.before_change is not None:

@@ -328,3 +328,26 @@ def test_a_cache_missing_then_written_by_native_code_is_not_read(shell: Interact
     body = run_recorded(shell, "pd.DataFrame({'a': [3]}).to_parquet('fresh.parquet')\n"
                                "back = open('fresh.parquet', 'rb').read()")
     assert [(f["path"], f["mode"]) for f in body["files"]] == [("fresh.parquet", "write")] and body["notes"] == []
+
+
+def test_a_native_read_handle_open_while_the_cell_rewrites_the_file_is_a_read(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    # the OS merges the reader's and the writer's opens into one event: only its close after
+    # the write (with no open after it) shows a read-only handle was opened before the write
+    run_recorded(shell, "import pyarrow as pa, pyarrow.parquet as pq\n"
+                        "pq.write_table(pa.table({'a': [1]}), 'h.parquet')")
+    body = run_recorded(shell, "f = pa.OSFile('h.parquet', 'rb')\nhead = f.read(4)\n"
+                               "pq.write_table(pa.table({'a': [2]}), 'h.parquet')\nf.close()")
+    seen = _files(body)
+    assert seen[("h.parquet", "read")]["hash"] is None and seen[("h.parquet", "read")]["source"] is not None
+    assert seen[("h.parquet", "write")]["hash"] == _digest((tmp_path / "h.parquet").read_bytes())
+    assert body["notes"] == [READ_THEN_OVERWRITTEN.format("h.parquet")]
+    # a pure rewrite reads nothing
+    body = run_recorded(shell, "pq.write_table(pa.table({'a': [3]}), 'h.parquet')")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("h.parquet", "write")] and body["notes"] == []
+    # a handle an earlier cell opened and this one closes after its write read nothing in it
+    body = run_recorded(shell, "g = pa.OSFile('h.parquet', 'rb')")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("h.parquet", "read")]
+    body = run_recorded(shell, "pq.write_table(pa.table({'a': [4]}), 'h.parquet')\ng.close()")
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("h.parquet", "write")] and body["notes"] == []

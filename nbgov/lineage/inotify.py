@@ -49,6 +49,13 @@ _IN_CLOEXEC = os.O_CLOEXEC
 # A read-only handle opened in the cell and closed before anything wrote the file
 # (IN_OPEN, IN_CLOSE_NOWRITE, then a write) read what was there before the cell wrote it:
 # its content is not what is there after. A close alone is no read.
+# A read-only handle still open at the first write is one too, when the events show it:
+# the OS merges consecutive identical events, so the reader's and the writer's opens are
+# often one IN_OPEN; a read-only close after the write with no open after it closes a
+# handle opened before the write. It was opened in the cell unless an earlier cell left
+# it open: files this watch last saw opened, not closed, are not claimed (an earlier
+# handle whose open was merged with another's, or opened where nothing watched, is not
+# told apart; a handle the cell keeps open past its end shows no close and is no read).
 # A file nothing opened in the cell before its first write (made by it, or written through
 # a handle from before): a read of it the audit hook saw failed, or read the cell's output.
 WATCH_MASK = (IN_OPEN | IN_MODIFY | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE
@@ -59,6 +66,7 @@ QUIET_MASK = IN_DELETE_SELF  # between cells: nothing but the folder's own remov
 _EVENT = struct.Struct("iIII")
 _BUFFER = 4096  # grows while reads come back full
 MAX_KEPT_WATCHES = 64
+MAX_LEFT_OPEN = 4096  # files earlier cells left open; beyond it, no close after a write is a read
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class Touch:
     folder: str
     name: str
     mask: int
-    read_first: bool = False  # a read-only handle was closed before the file was first written
+    read_first: bool = False  # a read-only handle opened in the cell before the file was first written
     opened_first: bool = False  # opened in the cell before it was first written (by anyone)
 
     @property
@@ -111,6 +119,9 @@ class Inotify:
         self.fd: int = fd
         self._folders: dict[int, str] = {}  # watch descriptor -> folder, oldest first
         self._awake: set[int] = set()
+        # files whose last open or close seen was an open: a handle may be kept across cells
+        self._left_open: set[tuple[str, str]] = set()
+        self._left_open_unknown = False  # more than the bound: any file may be
 
     def watch(self, folder: str) -> bool:
         """Report what happens in a folder (not following a symlinked folder) until ``quiet``."""
@@ -128,6 +139,9 @@ class Inotify:
         masks: dict[tuple[str, str], int] = {}
         read_first: set[tuple[str, str]] = set()
         opened_first: set[tuple[str, str]] = set()
+        opened_after: set[tuple[str, str]] = set()  # opened after the file was first written
+        closed_after: set[tuple[str, str]] = set()  # a read-only handle closed after that
+        last_open: dict[tuple[str, str], bool] = {}  # the last open or close was an open
         overflow = False
         size = _BUFFER
         while True:
@@ -160,15 +174,28 @@ class Inotify:
                     continue  # a folder opened or removed: its files' own events say what happened
                 key = (folder, os.fsdecode(raw.rstrip(b"\0")))
                 before = masks.get(key, 0)
-                if mask & IN_OPEN and not before & WRITTEN:
-                    opened_first.add(key)
+                if mask & IN_OPEN:
+                    (opened_after if before & WRITTEN else opened_first).add(key)
+                    last_open[key] = True
+                if mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE):
+                    last_open[key] = False
                 if mask & IN_CLOSE_NOWRITE:  # a read only when opened in the cell, before any write
                     if before & IN_OPEN and not before & WRITTEN:
                         read_first.add(key)
+                    elif before & WRITTEN:
+                        closed_after.add(key)
                     mask &= ~IN_CLOSE_NOWRITE
                     if not mask:
                         continue
                 masks[key] = before | mask
+        held = (opened_first & closed_after) - opened_after  # opened before the write, closed after it
+        if held and not self._left_open_unknown:
+            read_first |= held - self._left_open
+        self._left_open |= {key for key, opened in last_open.items() if opened}
+        self._left_open -= {key for key, opened in last_open.items() if not opened}
+        if len(self._left_open) > MAX_LEFT_OPEN:
+            self._left_open_unknown = True
+            self._left_open.clear()
         touches = [Touch(folder, name, mask, (folder, name) in read_first, (folder, name) in opened_first)
                    for (folder, name), mask in masks.items()]
         return touches, overflow

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -318,6 +319,9 @@ class Queries:
     def __init__(self, spec: Spec, rng: random.Random) -> None:
         self.spec = spec
         self.rng = rng
+        # the argument expressions of the last call() drawn, one per model input (the
+        # columns themselves for ``*``): the scikit-learn check feeds these same values
+        self.last_args: list[str] = []
 
     # expressions --------------------------------------------------------------------------
 
@@ -325,6 +329,7 @@ class Queries:
         """Positional columns; sometimes ``*`` (by name) or a constant for one input."""
         draw = self.rng.random()
         if not alias and draw < 0.1:
+            self.last_args = list(self.spec.columns)
             return f"predict({self.spec.name}, *)"
         args = [alias + c for c in self.spec.columns]
         if 0.8 < draw <= 0.88 and "a" in self.spec.columns:  # an expression, not a column
@@ -335,6 +340,7 @@ class Queries:
             args[i] = "'gold'" if self.spec.columns[i] in ("plan",) else self.rng.choice(["4.5", "NULL", "2"])
             if self.spec.columns[i] == "region":
                 args[i] = "'north'"
+        self.last_args = args
         return f"predict({self.spec.name}, {', '.join(args)})"
 
     def number(self, alias: str = "") -> str:
@@ -725,6 +731,22 @@ def _clean_rows(spec: Spec) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+def _argument_values(spec: Spec, args: list[str], rows: pd.DataFrame) -> pd.DataFrame:
+    """What the SQL call fed the model, row by row (ordered by rid): the drawn call may
+    put a constant (``predict(dt_reg, 2, b, n)``), NULL or an expression in place of a
+    column, so scikit-learn is given the values the same expressions take in plain
+    DuckDB, with the model's column names (not the frame's columns)."""
+    con = duckdb.connect()
+    try:
+        con.register("t", pa.Table.from_pandas(rows, preserve_index=False))
+        select = ", ".join(f"{arg} AS arg_{i}" for i, arg in enumerate(args))
+        values = con.execute(f"SELECT {select} FROM t ORDER BY rid").df()
+    finally:
+        con.close()
+    values.columns = list(spec.columns)
+    return values
+
+
 @pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no_optimize"])
 @pytest.mark.parametrize("name", [spec.name for spec in SPECS])
 def test_outputs_match_scikit_learn(diff_engine: Engine, fitted: dict[str, BaseEstimator], name: str, optimize: bool) -> None:
@@ -734,7 +756,15 @@ def test_outputs_match_scikit_learn(diff_engine: Engine, fitted: dict[str, BaseE
     sql = f"SELECT rid, {queries.call()} AS p FROM t ORDER BY rid"
     out = diff_engine.execute(sql, frames={"t": pa.Table.from_pandas(rows, preserve_index=False)}, optimize=optimize)[-1].df
     assert out is not None
-    features = rows[list(spec.columns)].astype({c: float for c in ("a", "b", "n") if c in spec.columns})
+    values = _argument_values(spec, queries.last_args, rows)
+    # a NULL argument (the constant NULL) gives a NULL prediction; the other rows are
+    # scored by scikit-learn on exactly the values the SQL call passed
+    scored = values.notna().all(axis=1).to_numpy()
+    assert out.p[~scored].isna().all(), f"{name}: a NULL argument gave a prediction\n{sql}"
+    out = out[scored]
+    features = values[scored].astype({c: float for c in ("a", "b", "n") if c in spec.columns})
+    if features.empty:
+        return
     estimator: Any = fitted[name]
     if spec.classes:
         got = [v for v in out.p.tolist()]

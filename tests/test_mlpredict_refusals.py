@@ -202,9 +202,22 @@ def test_the_rows_reaching_a_call_are_read_from_the_branches_around_it(sql: str,
     ("SELECT 1 FROM t WHERE a OR (b AND f(x))",
      "SELECT 1 FROM t WHERE CASE WHEN NOT COALESCE(a, FALSE) THEN a OR "
      "(CASE WHEN COALESCE(b, TRUE) THEN b AND F(x) ELSE FALSE END) ELSE TRUE END"),
+    # a QUALIFY's conjuncts: DuckDB runs those that are not comparisons first, then the
+    # comparisons, each group in written order; the conjunct holding the call waits for
+    # the ones run before it
+    ("SELECT 1 FROM t QUALIFY row_number() OVER () <= 2 AND f(x) > 0",
+     "SELECT 1 FROM t QUALIFY ROW_NUMBER() OVER () <= 2 AND "
+     "CASE WHEN COALESCE(ROW_NUMBER() OVER () <= 2, TRUE) THEN F(x) > 0 ELSE FALSE END"),
+    ("SELECT 1 FROM t QUALIFY row_number() OVER () <= 2 AND f(x) > 0 AND a IS NULL",
+     "SELECT 1 FROM t QUALIFY ROW_NUMBER() OVER () <= 2 AND "
+     "CASE WHEN COALESCE(ROW_NUMBER() OVER () <= 2 AND a IS NULL, TRUE) THEN F(x) > 0 ELSE FALSE END AND a IS NULL"),
     ("SELECT 1 FROM t QUALIFY row_number() OVER () <= 2 AND f(x)",
-     "SELECT 1 FROM t QUALIFY CASE WHEN COALESCE(ROW_NUMBER() OVER () <= 2, TRUE) "
-     "THEN ROW_NUMBER() OVER () <= 2 AND F(x) ELSE FALSE END"),
+     "SELECT 1 FROM t QUALIFY ROW_NUMBER() OVER () <= 2 AND F(x)"),
+    ("SELECT 1 FROM t QUALIFY row_number() OVER () <= 2 AND f(x) IN (1, 2)",
+     "SELECT 1 FROM t QUALIFY ROW_NUMBER() OVER () <= 2 AND F(x) IN (1, 2)"),
+    ("SELECT 1 FROM t QUALIFY a IS NULL AND row_number() OVER () <= 2 AND f(x) IS NULL",
+     "SELECT 1 FROM t QUALIFY a IS NULL AND ROW_NUMBER() OVER () <= 2 AND "
+     "CASE WHEN COALESCE(a IS NULL, TRUE) THEN F(x) IS NULL ELSE FALSE END"),
     # both sides may refuse: which DuckDB evaluates first is its own choice, as without nbgov
     ("SELECT 1 FROM t WHERE error('no') OR f(x)", "SELECT 1 FROM t WHERE ERROR('no') OR F(x)"),
     ("SELECT f(x) AND a FROM t", "SELECT F(x) AND a FROM t"),

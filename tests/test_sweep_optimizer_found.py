@@ -239,3 +239,45 @@ def test_a_later_where_conjunct_scores_only_the_rows_an_earlier_one_keeps(
     known = people[["plan", "a", "b"]]
     keep = (ignoring_forest.predict_proba(known)[:, 1] > cut) & (request.getfixturevalue(second).predict_proba(known)[:, 1] > 0.5)
     assert optimized.rid.tolist() == people.rid[keep].tolist()
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        (f"SELECT rid FROM t QUALIFY {WINDOW} <= 5 AND predict(lr, plan, a, b).label IN (-3, 1) ORDER BY rid", True),
+        (f"SELECT rid FROM t QUALIFY {WINDOW} <= 5 AND predict(lr, plan, a, b).label NOT IN (-3, 2) ORDER BY rid", True),
+        (f"SELECT rid FROM t QUALIFY {WINDOW} <= 5 AND predict(lr, plan, a, b).label IS NOT NULL ORDER BY rid", True),
+        (f"SELECT rid FROM t QUALIFY {WINDOW} <= 5 AND (a > 100 OR {P1} > 0.5) ORDER BY rid", True),
+        (f"SELECT rid FROM t QUALIFY {WINDOW} <= 100 AND {P1} > 0.5 AND rid NOT IN (999) ORDER BY rid", False),
+        (f"SELECT rid FROM t QUALIFY {WINDOW} <= 5 AND predict(lr, plan, a, b).label = 1 ORDER BY rid", False),
+    ],
+    ids=["in", "not-in", "is-not-null", "or", "comparison-after-a-later-not-in", "comparison"],
+)
+def test_a_qualify_evaluates_its_non_comparison_conjuncts_first(
+    engine: Engine, people: pd.DataFrame, onehot_logreg: Pipeline, sql: str, refused: bool
+) -> None:
+    """DuckDB orders a QUALIFY's top-level conjuncts itself: those that are not comparisons
+    (``x IN (...)``, rewritten to an OR of equalities, ``NOT IN``, ``IS [NOT] NULL``, an OR,
+    a boolean function) first, in written order, then the comparisons (``=``, ``<``,
+    ``BETWEEN``, ...) in written order, each on the rows the earlier ones keep. So
+    --no-optimize scored ``predict(...) IN (-3, 1)`` on every row, before
+    ``row_number() <= 5``, and refused the unknown category of a row the window drops; the
+    optimizer took the window as decided first and returned rows. A comparison conjunct
+    waits for a later NOT IN: --no-optimize never scored the row it drops."""
+    register(engine, "lr", onehot_logreg)
+    frame = pd.concat([people, pd.DataFrame({"rid": [999], "plan": ["platinum"], "a": [9.0], "b": [0.0], "y": [0]})])
+    frames = {"t": frame}
+    optimized = outcome(engine, sql, frames, optimize=True)
+    plain = outcome(engine, sql, frames, optimize=False)
+    if refused:
+        assert isinstance(plain, str) and "does not know" in plain, plain
+        assert isinstance(optimized, str) and optimized == plain, optimized
+        return
+    assert isinstance(optimized, pd.DataFrame) and isinstance(plain, pd.DataFrame), (optimized, plain)
+    pd.testing.assert_frame_equal(optimized, plain)
+    if "<= 100" in sql:
+        keep = onehot_logreg.predict_proba(people[["plan", "a", "b"]])[:, 1] > 0.5
+        assert optimized.rid.tolist() == people.rid[keep].tolist()
+    else:
+        first = people.sort_values("rid").head(5)
+        assert optimized.rid.tolist() == first.rid[onehot_logreg.predict(first[["plan", "a", "b"]]) == 1].tolist()

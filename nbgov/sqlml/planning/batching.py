@@ -143,7 +143,13 @@ def decided_first(node: exp.Expr, *, whole_below: bool = True) -> list[tuple[exp
     scores them all). Below any other node (a NOT, a comparison, a CASE) an AND/OR is
     computed whole, both sides on every row that reaches it (``whole_below``; Spark
     short-circuits there too). A WHERE's top-level AND is not among them: its conjuncts are
-    pushed below, on both engines."""
+    pushed below, on both engines. A QUALIFY's top-level AND DuckDB reorders
+    (``whole_below`` only: Spark keeps its written order): the conjuncts that are not
+    comparisons (``IN``/``NOT IN``, rewritten to ORs of equalities, ``IS [NOT] NULL``, an
+    OR, a boolean function) go first, in written order, then the comparisons in written
+    order, so ``row_number() <= 2 AND predict(...) IN (-3, 1)`` scores every row; for it
+    the pair is ``(the conjunct holding node, AND of the conjuncts DuckDB evaluates before
+    it)`` (``_before_in_qualify``)."""
     logic: list[tuple[exp.Expr, exp.Expr]] = []
     child: exp.Expr = node
     parent = node.parent
@@ -160,16 +166,74 @@ def decided_first(node: exp.Expr, *, whole_below: bool = True) -> list[tuple[exp
         return []
     if isinstance(parent, exp.Where):
         logic = [(op, other) for op, other in logic if not _top_level_conjunction(op)]
+    elif whole_below and isinstance(parent, exp.Qualify):
+        logic = [(op, other) for op, other in logic if not _top_level_conjunction(op, exp.Qualify)]
+        logic += _before_in_qualify(parent, node)
     return logic
 
 
-def _top_level_conjunction(operator: exp.Expr) -> bool:
-    """An AND with only ANDs (and parentheses) between it and its WHERE: DuckDB splits it
-    into separate filters, which it orders itself (a function call last)."""
+def _top_level_conjunction(operator: exp.Expr, clause: type[exp.Expr] = exp.Where) -> bool:
+    """An AND with only ANDs (and parentheses) between it and its WHERE (or ``clause``):
+    DuckDB splits it into separate filters, which it orders itself (a function call last)."""
     node: exp.Expr | None = operator
     while isinstance(node, (exp.And, exp.Paren)):
         node = node.parent
-    return isinstance(operator, exp.And) and isinstance(node, exp.Where)
+    return isinstance(operator, exp.And) and isinstance(node, clause)
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)
+
+
+def _comparison(conjunct: exp.Expr) -> bool:
+    """Whether DuckDB keeps a QUALIFY conjunct in its written place among the comparisons:
+    ``=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``, ``BETWEEN``, a NOT of one (folded to its
+    negation) or one ``IS TRUE``. Measured on DuckDB 2.0 with a counting Python UDF:
+    ``IN`` (even of one value), ``NOT IN``, ``IS [NOT] NULL``, ``IS [NOT] DISTINCT FROM``,
+    ``LIKE``, an OR, a NOT of an AND, a CASE, a COALESCE or a bare boolean function are
+    moved before them."""
+    node = conjunct.unnest()
+    if isinstance(node, exp.Not) or (
+        isinstance(node, exp.Is) and isinstance(node.expression, exp.Boolean) and node.expression.this
+    ):
+        node = node.this.unnest()
+    return isinstance(node, _COMPARISONS) or bool(node.meta.get(REPLACED_COMPARISON))
+
+
+# meta key on a model's SQL put in place of a comparison of its output (an output predicate
+# inlined as a boolean filter): DuckDB --no-optimize saw the comparison there
+REPLACED_COMPARISON = "nbgov_replaced_a_comparison"
+
+
+def _before_in_qualify(qualify: exp.Qualify, node: exp.Expr) -> list[tuple[exp.Expr, exp.Expr]]:
+    """``(the QUALIFY conjunct holding node, AND of the conjuncts DuckDB evaluates before
+    it)``, or nothing when it is evaluated on every row: DuckDB runs the conjuncts that are
+    not comparisons first, in written order, then the comparisons in written order."""
+    conjuncts = _conjuncts(qualify.this)
+    index = next((i for i, c in enumerate(conjuncts) if any(n is node for n in c.walk())), None)
+    if index is None:
+        return []
+    conjunct = conjuncts[index]
+    if _comparison(conjunct):
+        before = conjuncts[:index] + [c for c in conjuncts[index + 1:] if not _comparison(c)]
+    else:
+        before = [c for c in conjuncts[:index] if not _comparison(c)]
+    if not before:
+        return []
+    other = exp.and_(*(c.copy() for c in before))
+    other.meta[_QUALIFY_CONJUNCT] = True
+    return [(conjunct, other)]
+
+
+_QUALIFY_CONJUNCT = "nbgov_decided_before_a_qualify_conjunct"
+
+
+def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
+    """The conjuncts of ``condition`` as DuckDB splits them: through every AND, parenthesized
+    ones too, in written order."""
+    node = condition.unnest()
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [condition]
 
 
 def top_conjunct(node: exp.Expr) -> tuple[exp.Where, exp.Expr] | None:
@@ -242,7 +306,7 @@ def _key(call: ModelCall) -> tuple[str, ...]:
 def undecided(operator: exp.Expr, other: exp.Expr) -> exp.Expression:
     """True on the rows ``other`` leaves to the rest of ``operator`` (not FALSE beside an
     AND, not TRUE beside an OR)."""
-    if isinstance(operator, exp.And):
+    if isinstance(operator, exp.And) or other.meta.get(_QUALIFY_CONJUNCT):
         return exp.Coalesce(this=other.copy(), expressions=[exp.true()])
     return exp.not_(exp.Coalesce(this=other.copy(), expressions=[exp.false()]))
 
@@ -250,14 +314,17 @@ def undecided(operator: exp.Expr, other: exp.Expr) -> exp.Expression:
 def siblings_first(node: exp.Expr) -> None:
     """Make DuckDB decide the conditions ``decided_first`` names before ``node``: each such
     AND or OR becomes a CASE that evaluates it only on the rows its other side leaves
-    undecided. A UDF is what DuckDB evaluates last, so --no-optimize scores only those rows;
-    a model inlined as SQL with an ``error()`` for values the model refuses is cheap, may
-    go first, and failed on a row ``row_number() <= 2`` in a QUALIFY would have dropped.
+    undecided (a QUALIFY conjunct: that conjunct, on the rows the conjuncts DuckDB runs
+    before it do not make FALSE). A UDF is what DuckDB evaluates last, so --no-optimize
+    scores only those rows; a model inlined as SQL with an ``error()`` for values the model
+    refuses is cheap, may go first, and failed on a row ``row_number() <= 2`` in a QUALIFY
+    would have dropped.
     The same logic, written so, gives the same values."""
     for operator, other in decided_first(node):
         if any(isinstance(n, exp.Anonymous) and str(n.this).lower() == "error" for n in other.walk()):
             continue  # both sides may refuse: --no-optimize's order between them is DuckDB's
-        decided = exp.false() if isinstance(operator, exp.And) else exp.true()  # FALSE decides an AND
+        conjunction = isinstance(operator, exp.And) or other.meta.get(_QUALIFY_CONJUNCT)
+        decided = exp.false() if conjunction else exp.true()  # FALSE decides an AND
         branch = exp.If(this=undecided(operator, other), true=exp.null())
         operator.replace(exp.Case(ifs=[branch], default=decided))
         branch.set("true", operator)  # moved, not copied: the calls inside stay in the tree

@@ -24,6 +24,7 @@ from nbgov.sqlml.activity import Activity, ModelRef, unique
 from nbgov.sqlml.models.onnxtypes import cast_to_input, data_type, value_duckdb_type
 from nbgov.sqlml.plan import CallPlan, ModelCall, ModelVersion, NaivePlanner, OnnxPlan, Planner, SqlPlan
 from nbgov.sqlml.planning.batching import (
+    REPLACED_COMPARISON,
     after_earlier_conjuncts,
     conjuncts_apart,
     inner_query,
@@ -363,6 +364,7 @@ class Compilation:
         compared = comparison_node(call.node) if plan.comparison else None
         placed = inlined
         if compared is not None:  # an output predicate, now a boolean filter
+            inlined.meta[REPLACED_COMPARISON] = True  # still a comparison to DuckDB's QUALIFY order
             compared[0].replace(inlined)
         else:
             call.node.replace(inlined)
@@ -387,6 +389,7 @@ class Compilation:
             return scored.copy() if isinstance(node, exp.Column) and node.name == FALLBACK else node
 
         filtered = marked_inlined(plan.expression.copy().transform(fill))
+        filtered.meta[REPLACED_COMPARISON] = True
         compared[0].replace(filtered)
         return filtered if plan.refusals else None
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nbgov.lineage.inotify import MAX_KEPT_WATCHES, Inotify, open_inotify
+from nbgov.lineage.inotify import MAX_KEPT_WATCHES, SLEEP_MASK, WATCH_MASK, Inotify, open_inotify
 
 
 @pytest.fixture
@@ -30,9 +30,9 @@ def test_native_reads_and_writes_are_reported_only_while_awake(inotify: Inotify,
     touches, overflow = inotify.collect()
     assert not overflow
     assert {t.name: t.written for t in touches} == {"in.parquet": False, "out.parquet": True}
-    inotify.quiet()
+    inotify.sleep()
     pq.read_table(tmp_path / "in.parquet")
-    assert inotify.collect() == ([], False), "quiet between cells"
+    assert inotify.collect() == ([], False), "asleep between cells"
     inotify.watch(str(tmp_path))
     (tmp_path / "named.txt").read_text()
     assert [t.name for t in inotify.collect()[0]] == ["named.txt"]
@@ -68,8 +68,36 @@ def test_watches_beyond_the_bound_are_removed_oldest_first(inotify: Inotify, tmp
     for folder in folders:
         folder.mkdir()
         assert inotify.watch(str(folder))
-    inotify.quiet()
+    inotify.sleep()
     assert len(inotify._folders) == MAX_KEPT_WATCHES  # noqa: SLF001
     assert str(folders[0]) not in inotify._folders.values() and str(folders[-1]) in inotify._folders.values()  # noqa: SLF001
     assert not inotify.watch(str(tmp_path / "missing"))
+    inotify.close()
+
+
+def _kernel_masks(inotify: Inotify) -> list[int]:
+    """The masks the kernel holds for this instance's watches (``/proc/self/fdinfo``)."""
+    lines = Path(f"/proc/self/fdinfo/{inotify.fd}").read_text().splitlines()
+    return [int(part.split(":")[1], 16) for line in lines if line.startswith("inotify")
+            for part in line.split() if part.startswith("mask:")]
+
+
+def test_a_sleeping_watch_still_asks_for_a_rare_file_event_so_waking_it_walks_no_folder(
+    inotify: Inotify, tmp_path: Path
+) -> None:
+    """A watch that starts asking for its files' events makes the kernel mark every entry it
+    has cached for the folder (milliseconds in a busy /tmp, growing with it): asleep, it asks
+    for attribute changes only, and what that reports between cells is for no cell."""
+    assert inotify.watch(str(tmp_path))
+    (tmp_path / "a.txt").write_text("x")
+    touches, _ = inotify.finish()
+    assert [t.name for t in touches] == ["a.txt"]
+    assert [mask & (WATCH_MASK | SLEEP_MASK) for mask in _kernel_masks(inotify)] == [SLEEP_MASK]
+    (tmp_path / "b.txt").write_text("between cells")
+    os.chmod(tmp_path / "a.txt", 0o600)  # reported to the sleeping watch
+    assert inotify.collect() == ([], False), "what happened between cells is for no cell"
+    assert inotify.watch(str(tmp_path))
+    assert [mask & WATCH_MASK for mask in _kernel_masks(inotify)] == [WATCH_MASK]
+    (tmp_path / "c.txt").write_text("y")
+    assert [t.name for t in inotify.finish()[0]] == ["c.txt"]
     inotify.close()

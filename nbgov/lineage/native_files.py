@@ -78,7 +78,6 @@ class NativeWatch:
     _inotify: Inotify | None = None
     _tried: bool = False
     _probe: PathProbe | None = None
-    _drained: bool = False  # the last stop quieted every watch, then read the queue empty
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -99,9 +98,7 @@ class NativeWatch:
                 self.notes.append(NO_INOTIFY)
             return
         assert self._inotify is not None
-        if not self._drained:
-            self._inotify.collect()  # drop what happened between cells
-        self._drained = False
+        self._inotify.collect()  # drop what happened between cells: no folder is awake yet
         for folder in _folders(base, paths, self.ignored):
             self._inotify.watch(folder)
 
@@ -111,7 +108,6 @@ class NativeWatch:
             probe, self._probe = self._probe, None
             return probe.writes() if probe is not None else []
         touches, overflow = self._inotify.finish()
-        self._drained = True
         if overflow:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
         events: list[FileEvent] = []

@@ -4,10 +4,13 @@ tests/fixtures/replay.py, shared by all reviewer-tool tests."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 
 from nbgov.lineage.store import sidecar_path
+from nbgov.replay.runner import EXIT_POLL_S
 from tests.fixtures.replay import edit_metadata_entry, invoke, metadata_entries, record, sidecar_lines, write_nb
 
 
@@ -92,3 +95,20 @@ def test_the_notebooks_own_load_ext_stays_quiet_under_run(tmp_path: Path) -> Non
     assert nb.cells[0].outputs == []
     executions = [e for e in sidecar_lines(path) if e["kind"] == "execution"]
     assert [e["body"]["code"] for e in executions] == ["%load_ext nbgov", "x = 1"]
+
+
+def test_run_waits_for_the_kernels_exit_in_10_ms_steps_not_jupyter_clients_100(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A kernel's exit takes about 110-150 ms; polled every 100 ms it cost each run 200."""
+    polls: list[float] = []
+    wait = AsyncKernelManager._async_wait
+
+    async def spying(self: AsyncKernelManager, pollinterval: float = 0.1) -> None:
+        polls.append(pollinterval)
+        await wait(self, pollinterval)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_wait", spying)
+    path = record(tmp_path / "analysis.ipynb", "a = 1")
+    assert polls and set(polls) == {EXIT_POLL_S} and EXIT_POLL_S <= 0.01
+    assert [e["body"]["code"] for e in sidecar_lines(path) if e["kind"] == "execution"] == ["a = 1"]

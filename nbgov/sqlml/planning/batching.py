@@ -262,6 +262,21 @@ def after_earlier_conjuncts(node: exp.Expr, reads_model: Callable[[exp.Expr], bo
     predict(n, ...) > d`` never scored ``n`` on a row ``m`` dropped; a model inlined as SQL
     is cheap and went first, and its ``error()`` refused a value on such a row. The
     conjunct becomes ``CASE WHEN <earlier> THEN <conjunct> ELSE FALSE END``: the same rows."""
+    _wait_for(node, lambda conjuncts, index: [c for c in conjuncts[:index] if reads_model(c)])
+
+
+def after_plain_conjuncts(node: exp.Expr, reads_model: Callable[[exp.Expr], bool]) -> None:
+    """Spark's ``after_earlier_conjuncts``: Spark pushes the WHERE conjuncts that call no
+    Python UDF below the UDFs' evaluation, so --no-optimize scores a model only on the rows
+    they keep (in any order); a model inlined as SQL sits in their filter, which Spark
+    evaluates left to right, and its ``raise_error`` refused a value on a row a later
+    ``isnan(a)`` drops. The conjunct waits for every other conjunct that reads no model."""
+    _wait_for(node, lambda conjuncts, index: [c for i, c in enumerate(conjuncts) if i != index and not reads_model(c)])
+
+
+def _wait_for(node: exp.Expr, first: Callable[[list[exp.Expr], int], list[exp.Expr]]) -> None:
+    """Put the WHERE conjunct holding ``node`` behind the conjuncts ``first`` picks (of the
+    conjuncts and that one's index): ``CASE WHEN <them> THEN <conjunct> ELSE FALSE END``."""
     found = top_conjunct(node)
     if found is None:
         return
@@ -270,7 +285,7 @@ def after_earlier_conjuncts(node: exp.Expr, reads_model: Callable[[exp.Expr], bo
     index = next((i for i, c in enumerate(conjuncts) if c is conjunct), None)
     if index is None:
         return
-    earlier = [c.copy() for c in conjuncts[:index] if reads_model(c)]
+    earlier = [c.copy() for c in first(conjuncts, index)]
     if not earlier or conjunct.meta.get(_WAITS):
         return
     branch = exp.If(this=exp.and_(*earlier), true=exp.null())

@@ -26,6 +26,7 @@ from nbgov.sqlml.plan import CallPlan, ModelCall, ModelVersion, NaivePlanner, On
 from nbgov.sqlml.planning.batching import (
     REPLACED_COMPARISON,
     after_earlier_conjuncts,
+    after_plain_conjuncts,
     conjuncts_apart,
     inner_query,
     needed_columns,
@@ -232,8 +233,10 @@ class Compilation:
             call.node.replace(functions[key].copy())
         for placed in waiting:  # last: its CASE repeats a sibling, which must hold its final SQL
             siblings_first(placed)
-            if self.relations.dialect == "duckdb":  # Spark scores a UDF conjunct on every row, as its --no-optimize does
+            if self.relations.dialect == "duckdb":
                 after_earlier_conjuncts(placed, self.reads_model)
+            else:  # Spark scores a UDF conjunct on every row the plain conjuncts keep
+                after_plain_conjuncts(placed, self.reads_model)
 
     def reads_model(self, node: exp.Expr) -> bool:
         """Whether ``node`` holds a model's SQL or a call of a scoring function."""

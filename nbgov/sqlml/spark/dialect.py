@@ -321,7 +321,18 @@ class NbgovSpark(Spark):
             if len(index) == 1 and isinstance(index[0], exp.Anonymous) and str(index[0].this).lower() == "list_position":
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
+            if len(index) == 1 and isinstance(index[0], exp.Literal) and index[0].is_int and _model_output(expression.this):
+                # an inlined model's list (``.probabilities[3]`` of two classes): NULL past its
+                # end, as DuckDB's and the UDF's (typed.py leaves a model's value to this)
+                return self.func("TRY_ELEMENT_AT", expression.this, exp.Literal.number(int(index[0].name) + 1))
             return super().bracket_sql(expression)
+
+
+def _model_output(node: exp.Expr) -> bool:
+    """Whether ``node`` is a model inlined as SQL, or a field of it (``.probabilities``)."""
+    while isinstance(node, (exp.Paren, exp.Dot)):
+        node = node.this
+    return bool(node.meta.get(INLINED_MODEL))
 
 
 def _in_model(node: exp.Expr) -> bool:

@@ -56,8 +56,14 @@ def _sql_error(message: str, whole: str) -> SqlmlError:
     featurizer refuses that the optimizer's SQL check raised, said as onnxruntime's refusal
     is without the optimizer. ``whole``: the error with its causes, where Spark puts the
     refusal raised inside a subquery ("Exception thrown in awaitResult", then the cause)."""
-    refusal = refusal_in(whole)
+    raised = whole.find(_RAISED)
+    refusal = refusal_in(whole[raised + len(_RAISED):]) if raised >= 0 else None
     return ModelBindingError(_first_line(refusal)) if refusal is not None else SqlError(_first_line(message))
+
+
+# what Spark puts before raise_error's message; another error's text may quote the same
+# message inside the SQL it echoes ("== SQL ==", quotes escaped): that is no refusal
+_RAISED = "[USER_RAISED_EXCEPTION] "
 
 
 def _first_line(text: str) -> str:

@@ -17,6 +17,7 @@ from sklearn.tree import DecisionTreeClassifier
 from nbgov.errors import ModelBindingError, SqlError
 from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.spark.errors import _sql_error
+import tests.test_optimizer_differential as D
 from tests.fixtures.sqlml import register
 
 pytestmark = pytest.mark.spark
@@ -113,3 +114,43 @@ def test_a_refusal_on_spark_reads_as_on_duckdb(engines: dict[str, Any]) -> None:
     sql = "SELECT rid, predict(p, plan, a, b).label AS l FROM t ORDER BY rid"
     kind, message = _same_everywhere(engines, sql)
     assert kind == "ModelBindingError" and message.startswith("predict(p@1): input 'plan' holds a category")
+
+
+# --- the differential harness's cases on Spark (a sample: Spark runs a job per query) ------
+
+SAMPLE = D.CASES[::8]
+
+
+@pytest.fixture(scope="module")
+def spark_differential(spark: Any) -> Any:
+    """A Spark engine in a database of its own with the harness's fitted models."""
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    spark.sql("CREATE DATABASE nbgov_spark_differential")
+    spark.catalog.setCurrentDatabase("nbgov_spark_differential")
+    engine = SparkEngine(session=spark)
+    try:
+        for spec in D.SPECS:
+            register(engine, spec.name, D._fit(spec))
+        yield engine
+    finally:
+        engine.close()
+        spark.catalog.setCurrentDatabase("default")
+        spark.sql("DROP DATABASE IF EXISTS nbgov_spark_differential CASCADE")
+
+
+def _spark_cast_value(outcome: Any) -> Any:
+    """Spark's failed cast without the value it names: which failing row Spark meets first
+    depends on the plan (the harness's "the same failed cast of another row")."""
+    if not isinstance(outcome, tuple) or "[CAST_" not in outcome[1]:
+        return outcome
+    head, found, rest = outcome[1].partition("The value ")
+    return (outcome[0], head + rest.partition(" of the type ")[2]) if found else outcome
+
+
+@pytest.mark.parametrize("case", SAMPLE, ids=[f"case_{8 * i:03d}_{c.model}" for i, c in enumerate(SAMPLE)])
+def test_the_optimizer_on_spark_gives_what_no_optimize_gives_on_spark(spark_differential: Any, case: Any) -> None:
+    frame = D.FRAMES[case.frame]
+    plain = _spark_cast_value(D.outcome(spark_differential, case.sql, frame, optimize=False))
+    optimized = _spark_cast_value(D.outcome(spark_differential, case.sql, frame, optimize=True))
+    D.assert_same(optimized, plain, case)

@@ -321,7 +321,7 @@ class NbgovSpark(Spark):
             if len(index) == 1 and isinstance(index[0], exp.Anonymous) and str(index[0].this).lower() == "list_position":
                 position = exp.cast(index[0], exp.DataType.build("int"))  # element_at takes an INT
                 return self.func("ELEMENT_AT", expression.this, position)
-            if len(index) == 1 and isinstance(index[0], exp.Literal) and index[0].is_int and _model_output(expression.this):
+            if len(index) == 1 and isinstance(index[0], exp.Literal) and index[0].is_int and int(index[0].name) >= 0 and _model_output(expression.this):
                 # an inlined model's list (``.probabilities[3]`` of two classes): NULL past its
                 # end, as DuckDB's and the UDF's (typed.py leaves a model's value to this)
                 return self.func("TRY_ELEMENT_AT", expression.this, exp.Literal.number(int(index[0].name) + 1))

@@ -116,6 +116,22 @@ def test_a_refusal_on_spark_reads_as_on_duckdb(engines: dict[str, Any]) -> None:
     assert kind == "ModelBindingError" and message.startswith("predict(p@1): input 'plan' holds a category")
 
 
+
+def test_a_correlated_subquerys_condition_is_no_filter_an_inlined_model_waits_for_on_spark(engines: dict[str, Any]) -> None:
+    """Spark makes ``y.rid = x.rid`` a join condition, met after the UDF scored every row
+    of ``y``: --no-optimize refuses the unknown category, so the inlined model must too."""
+    sql = ("SELECT rid FROM t x WHERE EXISTS (SELECT 1 FROM t y WHERE y.rid = x.rid AND "
+           "predict(p, y.plan, y.a, y.b).label IN (0, 1)) AND x.b > 100 ORDER BY rid")
+    kind, message = _same_everywhere(engines, sql)
+    assert kind == "ModelBindingError" and "'plan' holds a category" in message
+
+
+def test_a_refusal_the_udf_raised_inside_a_subquerys_job_reads_as_the_refusal_on_spark(engines: dict[str, Any]) -> None:
+    """Spark wraps it in "Exception thrown in awaitResult"; the worker's traceback holds it."""
+    sql = "SELECT (SELECT max(predict(p, plan, a, b).probabilities[2]) FROM t) AS m"
+    kind, message = _same_everywhere(engines, sql)
+    assert kind == "ModelBindingError" and message.startswith("predict(p@1): input 'plan' holds a category")
+
 # --- the differential harness's cases on Spark (a sample: Spark runs a job per query) ------
 
 SAMPLE = D.CASES[::8]

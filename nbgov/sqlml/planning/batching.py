@@ -270,8 +270,33 @@ def after_plain_conjuncts(node: exp.Expr, reads_model: Callable[[exp.Expr], bool
     Python UDF below the UDFs' evaluation, so --no-optimize scores a model only on the rows
     they keep (in any order); a model inlined as SQL sits in their filter, which Spark
     evaluates left to right, and its ``raise_error`` refused a value on a row a later
-    ``isnan(a)`` drops. The conjunct waits for every other conjunct that reads no model."""
-    _wait_for(node, lambda conjuncts, index: [c for i, c in enumerate(conjuncts) if i != index and not reads_model(c)])
+    ``isnan(a)`` drops. The conjunct waits for every other conjunct that reads no model and
+    is a filter Spark pushes: not one reading an outer query's column (a correlated
+    subquery's ``y.id = x.id`` becomes a join condition, met after the UDF) nor holding a
+    subquery (a join too)."""
+    found = top_conjunct(node)
+    select = found[0].parent if found is not None else None
+    if not isinstance(select, exp.Select):
+        return
+    sources, nested = _own_sources(select), select.find_ancestor(exp.Select, exp.SetOperation) is not None
+    _wait_for(node, lambda conjuncts, index: [
+        c for i, c in enumerate(conjuncts) if i != index and not reads_model(c) and _pushed_filter(c, sources, nested)
+    ])
+
+
+def _own_sources(select: exp.Select) -> set[str]:
+    """The names the select's own FROM and JOINs go by."""
+    sources = [select.args[_FROM].this] if select.args.get(_FROM) else []
+    sources += [join.this for join in select.args.get("joins") or []]
+    return {source.alias_or_name.lower() for source in sources}
+
+
+def _pushed_filter(conjunct: exp.Expr, sources: set[str], nested: bool) -> bool:
+    """A conjunct Spark evaluates as a filter of the select's own rows: its columns are the
+    select's own (an unqualified one may be an outer query's when the select is nested)."""
+    if conjunct.find(exp.Select) is not None:
+        return False
+    return all(column.table.lower() in sources if column.table else not nested for column in conjunct.find_all(exp.Column))
 
 
 def _wait_for(node: exp.Expr, first: Callable[[list[exp.Expr], int], list[exp.Expr]]) -> None:

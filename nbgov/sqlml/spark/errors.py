@@ -56,14 +56,21 @@ def _sql_error(message: str, whole: str) -> SqlmlError:
     featurizer refuses that the optimizer's SQL check raised, said as onnxruntime's refusal
     is without the optimizer. ``whole``: the error with its causes, where Spark puts the
     refusal raised inside a subquery ("Exception thrown in awaitResult", then the cause)."""
-    raised = whole.find(_RAISED)
-    refusal = refusal_in(whole[raised + len(_RAISED):]) if raised >= 0 else None
-    return ModelBindingError(_first_line(refusal)) if refusal is not None else SqlError(_first_line(message))
+    raised, worker = whole.find(_RAISED), whole.find(_WORKER)
+    if raised >= 0 and (worker < 0 or raised < worker):
+        refusal = refusal_in(whole[raised + len(_RAISED):])
+        if refusal is not None:
+            return ModelBindingError(_first_line(refusal))
+    if worker >= 0:  # the UDF's own error, raised in a subquery's job
+        return _worker_error(whole[worker + 1:].splitlines()[0])
+    return SqlError(_first_line(message))
 
 
 # what Spark puts before raise_error's message; another error's text may quote the same
 # message inside the SQL it echoes ("== SQL ==", quotes escaped): that is no refusal
 _RAISED = "[USER_RAISED_EXCEPTION] "
+# the last line of a Python worker's traceback: an nbgov error the scoring UDF raised
+_WORKER = "\nnbgov.errors."
 
 
 def _first_line(text: str) -> str:

@@ -1,7 +1,16 @@
 """Paired, interleaved timing for the benchmarks: every variant once per round, in a new
 seeded random order each round, and ratios taken round by round (this round's time over
 the same round's baseline), then the median over rounds. Background load and warm-up
-hit both sides of a ratio alike, which a best-of-N or a fixed order does not."""
+hit both sides of a ratio alike, which a best-of-N or a fixed order does not.
+
+Each timed run follows a pause and an untimed run of the same variant: onnxruntime's
+worker threads spin-wait for tens of milliseconds after a run (its default), so on a
+2-core machine the variant drawn right after the raw onnxruntime baseline ran on one core
+(measured: an optimized pipeline query 23.7 ms alone or after --no-optimize, 35-40 ms
+right after raw onnxruntime); a pause alone lets those threads sleep, which slowed the
+baseline's own next run (a tree query's 11.3 ms to 17.6 ms). So every variant is timed
+in its own warm state (its threads, caches and pools just used by itself) and none in
+another's leftovers."""
 
 from __future__ import annotations
 
@@ -11,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+SETTLE_S = 0.05  # the previous run's spinning worker threads go idle
 
 
 def paired(rounds: int, variants: dict[str, Callable[[], Any]], seed: int = 0) -> tuple[dict[str, list[float]], dict[str, Any]]:
@@ -22,6 +33,8 @@ def paired(rounds: int, variants: dict[str, Callable[[], Any]], seed: int = 0) -
     names = list(variants)
     for _ in range(rounds):
         for name in order.sample(names, len(names)):
+            time.sleep(SETTLE_S)
+            variants[name]()  # untimed: its own warm state, after the previous variant's threads went idle
             start = time.perf_counter()
             values[name] = variants[name]()
             times[name].append(time.perf_counter() - start)

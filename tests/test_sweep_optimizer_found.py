@@ -281,3 +281,50 @@ def test_a_qualify_evaluates_its_non_comparison_conjuncts_first(
     else:
         first = people.sort_values("rid").head(5)
         assert optimized.rid.tolist() == first.rid[onehot_logreg.predict(first[["plan", "a", "b"]]) == 1].tolist()
+
+
+@pytest.fixture(scope="module")
+def text_labels(people: pd.DataFrame) -> dict[str, Any]:
+    """Classifiers with text labels: a small tree (inlined as SQL) and a forest (batched ONNX)."""
+    labels = np.where(people.y == 1, "yes", "no")
+    return {
+        "tree": DecisionTreeClassifier(max_depth=3, random_state=0).fit(people[["a", "b"]], labels),
+        "forest": RandomForestClassifier(n_estimators=60, max_depth=8, random_state=0).fit(people[["a", "b"]], labels),
+    }
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT rid, COALESCE(predict(m, a, NULL).label, -1) AS x FROM t ORDER BY rid", -1),
+        ("SELECT rid, predict(m, NULL, b).label < 0 AS x FROM t ORDER BY rid", None),
+        ("SELECT rid, COALESCE(predict(m, a, CAST(NULL AS FLOAT)).label, -1) AS x FROM t ORDER BY rid", -1),
+        ("SELECT rid, predict(m, a, b).label AS y, COALESCE(predict(m, a, NULL).label, -1) AS x FROM t ORDER BY rid", -1),
+    ],
+    ids=["coalesce", "compared", "cast-null", "beside-a-scored-call"],
+)
+@pytest.mark.parametrize("kind", ["tree", "forest"])
+@pytest.mark.parametrize("which", ["engine", pytest.param("spark_engine", marks=pytest.mark.spark)])
+def test_a_literal_null_argument_folds_the_call_as_the_engine_does(
+    which: str, people: pd.DataFrame, text_labels: dict[str, Any], kind: str, sql: str, expected: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    """DuckDB folds a UDF called with a constant NULL argument into a constant NULL of its
+    type while binding, and takes that constant as an untyped literal: with --no-optimize
+    ``COALESCE(predict(m, a, NULL).label, -1)`` on a text label is -1 and ``... .label < 0``
+    NULL. The optimizer's inlined SQL (a tree) or batched column (a forest) kept a VARCHAR
+    value, and DuckDB refused to bind it ("Cannot mix values of type VARCHAR and
+    INTEGER_LITERAL in COALESCE operator")."""
+    engine = request.getfixturevalue(which)
+    register(engine, "m", text_labels[kind])
+    frames = {"t": people}
+    optimized = outcome(engine, sql, frames, optimize=True)
+    plain = outcome(engine, sql, frames, optimize=False)
+    assert_same_outcome(optimized, plain)
+    if which == "spark_engine":
+        return
+    assert isinstance(optimized, pd.DataFrame)
+    assert optimized.rid.tolist() == people.rid.tolist()
+    assert [None if pd.isna(v) else v for v in optimized.x] == [expected] * len(people)
+    if "y" in optimized:
+        assert optimized.y.tolist() == text_labels[kind].predict(people[["a", "b"]]).tolist()

@@ -197,12 +197,20 @@ class Compilation:
         for call in calls:
             self.use(call.model, signature_too=True)
         typed = self.check_arguments(tree, calls)
-        plans = [self.plan(call) if known else self.plan_unchecked(call) for call, known in zip(calls, typed)]
+        folded = {index for index, call in enumerate(calls) if self.settings.optimize and null_argument(call)}
+        plans = [
+            self.folded_to_null(call) if index in folded else self.plan(call) if known else self.plan_unchecked(call)
+            for index, (call, known) in enumerate(zip(calls, typed))
+        ]
         plans = [self.onnx_in_window_keys(call, plan) for call, plan in zip(calls, plans)]
         if top and self.settings.optimize:
             plans = self.batches_over_bounds(tree, calls, plans)
         scope = target_select(tree)
         apart = scope is not None and conjuncts_apart(scope, calls)  # read before calls are replaced
+        for index in folded:  # before batching, which rebuilds the query around the other calls
+            strategy = plans[index].strategy
+            assert isinstance(strategy, OnnxPlan)
+            calls[index].node.replace(self.function(strategy, calls[index].model))
         waiting = [
             placed for call, plan in zip(calls, plans)
             if isinstance(plan.strategy, SqlPlan) and (placed := self.inline_call(call, plan.strategy)) is not None
@@ -212,20 +220,22 @@ class Compilation:
         if top and not bounded and not any(isinstance(p.strategy, OnnxPlan) for p in plans):
             self.notes.append("batching: not needed (no ONNX call left: every predict() runs as SQL)")
         elif top and self.settings.optimize:
-            reason = "an output predicate scores only the rows its bounds leave open" if bounded else refusal(tree, calls, plans)
+            rest = [index for index in range(len(calls)) if index not in folded]
+            some_calls, some_plans = [calls[i] for i in rest], [plans[i] for i in rest]
+            reason = "an output predicate scores only the rows its bounds leave open" if bounded else refusal(tree, some_calls, some_plans)
             if reason is None:
                 reason = self.alias_shadowed(tree)
             if reason is None and apart:
                 reason = "different predict() calls in separate WHERE conjuncts: each later one scores only the rows the earlier keep"
             if reason is None:
-                batched = self.batch(tree, calls, plans)
+                batched = {rest[i] for i in self.batch(tree, some_calls, some_plans)}
             else:
                 self.notes.append(f"batching: not applied ({reason}); scoring through an Arrow UDF")
         elif top:
             self.notes.append("batching: off (--no-optimize); scoring through an Arrow UDF")
         functions: dict[tuple[str, ...], exp.Expression] = {}
         for index, (call, plan) in enumerate(zip(calls, plans)):
-            if index in batched or not isinstance(plan.strategy, OnnxPlan):
+            if index in batched or index in folded or not isinstance(plan.strategy, OnnxPlan):
                 continue
             key = _call_key(plan.strategy)
             if key not in functions:  # identical calls share one function, so GROUP BY can match them
@@ -346,6 +356,15 @@ class Compilation:
             relation.set("with_", select.args["with_"].copy())
         shadowed = sorted(c.name for c in self.describe(relation) if c.name.lower() in names)
         return f"the WHERE reads {shadowed[0]!r}, a column and a select-list alias" if shadowed else None
+
+    def folded_to_null(self, call: ModelCall) -> CallPlan:
+        """The original model as a UDF, never batched nor inlined: DuckDB folds a UDF call
+        with a constant NULL argument into a constant NULL of its type while binding, which
+        its operators then take as an untyped literal (``COALESCE(label, -1)`` is -1), where
+        a column or the model's SQL keeps its type and fails to bind."""
+        note = "kept as the ONNX function, not batched: a NULL argument makes the engine fold the call to NULL"
+        self.notes.append(f"predict({call.model.ref}): {note}")
+        return CallPlan(NaivePlanner().plan_call(call).strategy, (note,), {})
 
     def plan_unchecked(self, call: ModelCall) -> CallPlan:
         """The original model, no rewrite: its argument types are unknown, so the optimizer
@@ -604,6 +623,18 @@ def _inside_another(node: exp.Expression, nodes: list[exp.Anonymous]) -> bool:
             return True
         parent = parent.parent
     return False
+
+
+def null_argument(call: ModelCall) -> bool:
+    """Whether an argument of ``call`` is a constant NULL (``NULL``, ``CAST(NULL AS t)``)."""
+    return any(_constant_null(column) for bound in call.inputs for column in bound.columns)
+
+
+def _constant_null(node: exp.Expr) -> bool:
+    """``NULL``, or a cast, parenthesis or sign change of one: what the engine folds to NULL."""
+    if isinstance(node, (exp.Cast, exp.Paren, exp.Neg)):
+        return _constant_null(node.this)
+    return isinstance(node, exp.Null)
 
 
 def _call_key(plan: OnnxPlan) -> tuple[str, ...]:

@@ -328,3 +328,27 @@ def test_a_literal_null_argument_folds_the_call_as_the_engine_does(
     assert [None if pd.isna(v) else v for v in optimized.x] == [expected] * len(people)
     if "y" in optimized:
         assert optimized.y.tolist() == text_labels[kind].predict(people[["a", "b"]]).tolist()
+
+
+def test_an_output_filter_in_a_qualify_casts_a_computed_argument_only_where_the_window_keeps(
+    engine: Engine, people: pd.DataFrame
+) -> None:
+    """Differential seed 32: ``predict(f, CAST(a AS INTEGER), b) = 0`` beside
+    ``row_number() <= 2``, the output predicate decided by the forest's bounds and written as
+    a CASE. DuckDB runs a QUALIFY's non-comparisons first, so the optimized statement cast
+    an ``-inf`` on a row the window drops and failed ('Conversion Error: ... -inf ...
+    INT32'), while --no-optimize's comparison ran after the window and returned rows."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    model = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0).fit(people[["a", "b"]].to_numpy(np.float32), people.a)
+    register(engine, "f", model)
+    rows = people.copy()
+    rows.loc[rows.rid == 59, "a"] = -np.inf  # the last row of its plan: never among the first two
+    sql = (
+        "SELECT rid, plan FROM t QUALIFY row_number() OVER (PARTITION BY plan ORDER BY rid) <= 2 "
+        "AND predict(f, CAST(a AS INTEGER), b) > -1 ORDER BY rid"
+    )
+    assert "output predicate" in engine.explain(sql, frames={"t": rows})
+    optimized, plain = both(engine, sql, {"t": rows})
+    pd.testing.assert_frame_equal(optimized, plain)
+    assert optimized.rid.tolist() == rows.sort_values("rid").groupby("plan").head(2).sort_values("rid").rid.tolist()

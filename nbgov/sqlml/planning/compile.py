@@ -386,8 +386,7 @@ class Compilation:
         compared = comparison_node(call.node) if plan.comparison else None
         placed = inlined
         if compared is not None:  # an output predicate, now a boolean filter
-            inlined.meta[REPLACED_COMPARISON] = True  # still a comparison to DuckDB's QUALIFY order
-            compared[0].replace(inlined)
+            self.replace_comparison(compared[0], inlined)
         else:
             call.node.replace(inlined)
             if self.settings.optimize:
@@ -411,9 +410,20 @@ class Compilation:
             return scored.copy() if isinstance(node, exp.Column) and node.name == FALLBACK else node
 
         filtered = marked_inlined(plan.expression.copy().transform(fill))
-        filtered.meta[REPLACED_COMPARISON] = True
-        compared[0].replace(filtered)
+        self.replace_comparison(compared[0], filtered)
         return filtered if plan.refusals else None
+
+    def replace_comparison(self, compared: exp.Expr, condition: exp.Expr) -> None:
+        """Put the boolean ``condition`` where an output's comparison was. In a QUALIFY on
+        DuckDB it stays a comparison, ``CAST(condition AS INTEGER) = 1``: DuckDB runs a
+        QUALIFY's other conditions (a CASE among them) before its comparisons, so it computed
+        the condition, with its casts of computed arguments (``CAST(a AS INTEGER)`` of an
+        ``-inf``), on rows ``row_number() <= 2`` drops, which --no-optimize never scored."""
+        condition.meta[REPLACED_COMPARISON] = True  # still a comparison to DuckDB's QUALIFY order
+        if self.relations.dialect == "duckdb" and compared.find_ancestor(exp.Qualify) is not None:
+            compared.replace(exp.EQ(this=exp.cast(condition, exp.DataType.build("INTEGER"), copy=False), expression=exp.Literal.number(1)))
+        else:
+            compared.replace(condition)
 
     def function(self, plan: OnnxPlan, model: ModelVersion) -> exp.Expression:
         """A ``RegisterUdf`` step for ``plan``, and the call of it that replaces predict()."""

@@ -10,7 +10,13 @@ worker threads spin-wait for tens of milliseconds after a run (its default), so 
 right after raw onnxruntime); a pause alone lets those threads sleep, which slowed the
 baseline's own next run (a tree query's 11.3 ms to 17.6 ms). So every variant is timed
 in its own warm state (its threads, caches and pools just used by itself) and none in
-another's leftovers."""
+another's leftovers.
+
+The pause is spent busy, not asleep: on these VMs a CPU left idle for 50 ms stays slow
+for longer than the untimed run that follows (DuckDB's scan of the tree scenario's fourth
+query: 4.4-5.1 ms back to back or after a busy pause, 8.1-8.8 ms after sleeping), which
+penalised the variants whose threads block rather than spin (onnxruntime's spinning
+threads keep their CPUs awake)."""
 
 from __future__ import annotations
 
@@ -24,6 +30,13 @@ import numpy as np
 SETTLE_S = 0.05  # the previous run's spinning worker threads go idle
 
 
+def settle(seconds: float = SETTLE_S) -> None:
+    """Wait ``seconds`` on this thread without letting its CPU go idle (see above)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def paired(rounds: int, variants: dict[str, Callable[[], Any]], seed: int = 0) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Every variant once per round, in a new seeded random order each round; the times
     per round (seconds), and each variant's last value."""
@@ -33,8 +46,8 @@ def paired(rounds: int, variants: dict[str, Callable[[], Any]], seed: int = 0) -
     names = list(variants)
     for _ in range(rounds):
         for name in order.sample(names, len(names)):
-            time.sleep(SETTLE_S)
-            variants[name]()  # untimed: its own warm state, after the previous variant's threads went idle
+            settle()
+            variants[name]()  # untimed: its own warm state, after the previous variant's threads stopped
             start = time.perf_counter()
             values[name] = variants[name]()
             times[name].append(time.perf_counter() - start)

@@ -21,8 +21,6 @@ from typing import Any, Protocol
 from nbgov.errors import NbgovError
 from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, RecordError, parse_entry
 from nbgov.lineage.store import SidecarStore, count_entries
-from nbgov.replay.compare import created_models
-from nbgov.replay.safe_text import for_terminal, preview
 
 DEFAULT_LAST = 200
 MAX_LIVE = 3
@@ -170,6 +168,8 @@ def snapshot(log: NotebookLog, stale: Mapping[str, Sequence[str]], last: int = D
 
 
 def _row(record: ExecutionRecord, stale: Sequence[str]) -> TimelineRow:
+    from nbgov.replay.safe_text import for_terminal, preview  # when a view is built, not at load
+
     error = for_terminal(f"{record.error.type}: {record.error.message}", keep_newlines=False) if record.error else None
     return TimelineRow(
         record_id=record.id,
@@ -243,6 +243,8 @@ def _fp(fingerprint: Fingerprint) -> str:
 
 def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]) -> str:
     """One execution as plain text: status, code, reads/writes, files, models, SQL."""
+    from nbgov.replay.compare import created_models  # when a view is built, not at load
+    from nbgov.replay.safe_text import for_terminal
 
     def producer(source: str | None) -> str:
         if not source:

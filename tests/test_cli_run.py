@@ -112,3 +112,36 @@ def test_run_waits_for_the_kernels_exit_in_10_ms_steps_not_jupyter_clients_100(
     path = record(tmp_path / "analysis.ipynb", "a = 1")
     assert polls and set(polls) == {EXIT_POLL_S} and EXIT_POLL_S <= 0.01
     assert [e["body"]["code"] for e in sidecar_lines(path) if e["kind"] == "execution"] == ["a = 1"]
+
+
+def test_run_writes_the_notebook_while_the_kernel_exits(tmp_path: Path, monkeypatch: Any) -> None:
+    """Every cell has its reply (so its entry is in the sidecar): the metadata is merged and
+    the notebook written during the kernel's shutdown, not after it; with the same content."""
+    from nbgov.lineage import notebook_meta
+    from nbgov.replay import runner
+
+    events: list[str] = []
+    finish = runner.PromptExitKernelManager._async_finish_shutdown
+    write = notebook_meta.write_notebook
+
+    async def finishing(self: Any, *args: Any, **kwargs: Any) -> None:
+        events.append("kernel exit awaited")
+        await finish(self, *args, **kwargs)
+        events.append("kernel gone")
+
+    def writing(*args: Any, **kwargs: Any) -> None:
+        events.append("notebook written")
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(runner.PromptExitKernelManager, "_async_finish_shutdown", finishing)
+    monkeypatch.setattr(notebook_meta, "write_notebook", writing)
+    path = record(tmp_path / "analysis.ipynb", "a = 1", "b = a + 1")
+    assert events.index("notebook written") < events.index("kernel gone"), events
+    assert metadata_entries(path) == sorted(sidecar_lines(path), key=lambda e: e["seq"])
+    assert [e["body"]["code"] for e in sidecar_lines(path) if e["kind"] == "execution"] == ["a = 1", "b = a + 1"]
+
+    events.clear()  # a failing cell ends the run on its reply: written during the exit too
+    failing = write_nb(tmp_path, "ok = 1", "1 / 0", "never = 2", name="failing.ipynb")
+    assert invoke("run", failing).exit_code == 1
+    assert events.index("notebook written") < events.index("kernel gone"), events
+    assert metadata_entries(failing) == sorted(sidecar_lines(failing), key=lambda e: e["seq"])

@@ -315,3 +315,38 @@ def test_a_magicmock_in_the_namespace_gains_no_calls_or_children_from_recording(
     assert [str(c) for c in ns["mock"].mock_calls] == ["call.fit([1, 2])", "call.predict(3)"]
     assert sorted(ns["mock"]._mock_children) == ["fit", "predict"]  # noqa: SLF001 - where probes would land
     assert recording.body()["writes"] and recording.body()["status"] == "ok"
+
+
+def test_a_sigint_while_the_record_is_appended_is_held_and_the_handler_put_back(
+    recording: RecordingShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+
+    from nbgov.lineage.journal import Journal
+
+    def users_handler(signum: int, frame: Any) -> None:
+        raise AssertionError("the user's handler ran during the append")
+
+    previous = signal.signal(signal.SIGINT, users_handler)
+    real = Journal.append_execution
+
+    def interrupted(self: Journal, *args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread, in here
+        time.sleep(0.01)
+        return real(self, *args, **kwargs)
+
+    try:
+        Journal.append_execution = interrupted  # type: ignore[method-assign]
+        try:
+            assert recording.run("a = 1").success
+        finally:
+            Journal.append_execution = real  # type: ignore[method-assign]
+        assert signal.getsignal(signal.SIGINT) is users_handler, "the user's own handler is back"
+        assert recording.body()["code"] == "a = 1"
+        assert "interrupted" in capsys.readouterr().err
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an int handler comes back as the same enum
+        assert recording.run("b = 2").success
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

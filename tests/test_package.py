@@ -66,3 +66,36 @@ def test_example_notebooks_are_valid_nbformat() -> None:
     assert notebooks, "example notebooks are bundled"
     for path in notebooks:
         nbformat.validate(nbformat.read(path, as_version=4))
+
+
+HEADLESS_IMPORTS = r"""
+import os, sys, tempfile
+os.chdir(tempfile.mkdtemp())
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.history_manager.enabled = False
+shell.run_cell("%load_ext nbgov").raise_error()
+for i in range(3):
+    shell.run_cell(f"x{i} = {i}", store_history=True).raise_error()
+assert len(shell._nbgov_installed[0].records) == 3
+late = ["nbgov.lineage.compact", "nbgov.lineage.stale", "nbgov.replay.compare", "nbgov.replay.safe_text"]
+print("BEFORE:" + ",".join(m for m in late if m in sys.modules))
+shell.run_cell("%lineage", store_history=True).raise_error()
+shell.run_cell("_ = get_ipython()._nbgov_installed[0].stale()", store_history=True).raise_error()
+print("AFTER:" + ",".join(m for m in late if m in sys.modules))
+"""
+
+
+def test_a_headless_kernel_imports_only_what_recording_needs(tmp_path: Path) -> None:
+    """Each `nbgov run` kernel imports nbgov (compiled from source where no bytecode is
+    written): the sidebar's compact lines, stale flags and %lineage's text helpers wait
+    until something asks for them, and then work."""
+    env = {**__import__("os").environ, "NBGOV_HEADLESS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", HEADLESS_IMPORTS], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    before = next(line for line in lines if line.startswith("BEFORE:")).removeprefix("BEFORE:")
+    after = next(line for line in lines if line.startswith("AFTER:")).removeprefix("AFTER:")
+    assert before == "", f"imported before anything asked: {before}"
+    assert set(after.split(",")) >= {"nbgov.lineage.stale", "nbgov.replay.safe_text"}

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from nbgov.lineage.compact import Compactor
 from nbgov.lineage.record import LogEntry
 from nbgov.lineage.store import sidecar_path
 
@@ -120,6 +119,8 @@ class Delivery:
         self._recorder = recorder
         self._comm_manager = comm_manager
         self._create_comm = create_comm
+        from nbgov.lineage.compact import Compactor  # only with a frontend: a headless kernel never imports it
+
         self._compactor = Compactor()
         self._lines: dict[str, str] = {}  # entry hash -> compact line, built once per entry
         self._unsubscribe: Callable[[], None] | None = recorder.subscribe(self.send_entry)

@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbgov.lineage.build import Provenance
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.relocate import move_sidecar
 from nbgov.lineage.record import ExecutionRecord, LogEntry, SessionInfo, as_entries
-from nbgov.lineage.stale import StaleTracker
 from nbgov.lineage.store import ZERO_HASH, SidecarStore, make_entry, sidecar_path
+
+if TYPE_CHECKING:  # imported when stale flags are first asked for (a headless run never asks)
+    from nbgov.lineage.stale import StaleTracker
 
 Subscriber = Callable[[LogEntry], None]
 UNTITLED = "untitled.ipynb"
@@ -142,6 +145,8 @@ class Journal:
 
     def _session_tracker(self) -> StaleTracker:
         if self._session_stale is None:
+            from nbgov.lineage.stale import StaleTracker
+
             self._session_stale = StaleTracker(self.entries())
         return self._session_stale
 
@@ -151,6 +156,8 @@ class Journal:
             return self._session_tracker()
         key = _file_key(store.path)
         if self._sidecar_stale is None or key != self._sidecar_key:
+            from nbgov.lineage.stale import StaleTracker
+
             entries = self.entries()
             try:
                 entries = as_entries(store.entries())

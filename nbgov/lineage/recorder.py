@@ -14,6 +14,7 @@ record, with the fingerprints it cut short marked unfinished.
 
 from __future__ import annotations
 
+import _signal
 import os
 import signal
 import sys
@@ -51,6 +52,7 @@ from nbgov.lineage.values import ValueTracker
 from nbgov.sqlml.activity import Activity
 
 T = TypeVar("T")
+_SIGINT = int(signal.SIGINT)
 
 
 def install(shell: Any) -> Recorder:
@@ -476,19 +478,21 @@ def _interrupts_held() -> Iterator[list[int]]:
     """Hold Ctrl-C / kernel interrupts while the record is appended (they are counted, not
     raised: the cell has already finished)."""
     held: list[int] = []
-    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    # _signal's own functions: signal's wrappers turn handlers into enums and back, which cost
+    # more than the rest of holding; the previous handler is put back as it was set
+    previous = _signal.getsignal(_SIGINT) if threading.current_thread() is threading.main_thread() else None
     if previous is None:
         yield held
         return
     try:
-        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+        _signal.signal(_SIGINT, lambda signum, frame: held.append(signum))
     except (ValueError, OSError):
         yield held
         return
     try:
         yield held
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _signal.signal(_SIGINT, previous)
 
 
 def _why(exc: BaseException) -> str:

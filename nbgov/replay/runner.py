@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +38,21 @@ EXIT_POLL_S = 0.01
 
 
 class RecordingNotebookClient(NotebookClient):
-    """nbclient that loads nbgov before the first cell and sends each cell's id."""
+    """nbclient that loads nbgov before the first cell and sends each cell's id.
+
+    ``on_settled``, when set, runs (once, on a worker thread) while the kernel shuts down,
+    provided every cell sent got its reply: each reply comes after the recorder appended
+    that cell's entry, so the sidecar is complete and the notebook's metadata can be
+    written while the kernel exits (about 0.2 s) instead of after it. After a timeout or
+    a dead kernel it is not called here (a cell may still be appending)."""
 
     def __init__(self, nb: nbformat.NotebookNode, **kwargs: Any) -> None:
         kwargs.setdefault("kernel_manager_class", PromptExitKernelManager)
+        self.on_settled: Callable[[], None] | None = kwargs.pop("on_settled", None)
         super().__init__(nb, **kwargs)
         # the kernel announces each lineage entry on this comm; a headless run has no sidebar
         self.comm_open_handlers["nbgov.lineage"] = lambda msg: None
+        self._settled = False  # every execute_request sent so far has its reply
 
     def create_kernel_manager(self) -> Any:
         km = super().create_kernel_manager()
@@ -59,6 +69,7 @@ class RecordingNotebookClient(NotebookClient):
             raise ReplayError(
                 f"could not load nbgov in the kernel: {content.get('ename')}: {content.get('evalue')}"
             )
+        self._settled = True
         return kc
 
     async def async_execute_cell(
@@ -67,7 +78,26 @@ class RecordingNotebookClient(NotebookClient):
     ) -> nbformat.NotebookNode:
         if isinstance(self.kc, AsyncCellIdKernelClient):
             self.kc.next_cell_id = cell.get("id")
-        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        self._settled = False
+        try:
+            executed = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        except CellExecutionError:
+            self._settled = True  # raised from the cell's reply: the kernel recorded it
+            raise
+        self._settled = True
+        return executed
+
+    async def _async_cleanup_kernel(self) -> None:
+        settled, self.on_settled = self.on_settled if self._settled else None, None
+        self._settled = False
+        if settled is None:
+            await super()._async_cleanup_kernel()
+            return
+        writing = asyncio.get_running_loop().run_in_executor(None, settled)
+        try:
+            await super()._async_cleanup_kernel()
+        finally:
+            await writing
 
 
 @dataclass
@@ -121,9 +151,10 @@ def run_notebook(
     restore_sidecar(nb, target, sidecar)
     before = len(read_sidecar(sidecar))
     name = kernel_name_of(nb)
+    saved = _SaveOnce(nb, target, sidecar)
     client = RecordingNotebookClient(
         nb, timeout=int(timeout), kernel_name=name, allow_errors=allow_errors,
-        resources={"metadata": {"path": str(notebook.resolve().parent)}},
+        resources={"metadata": {"path": str(notebook.resolve().parent)}}, on_settled=saved,
     )
     started = time.perf_counter()
     error: str | None = None
@@ -137,12 +168,40 @@ def run_notebook(
     except (CellTimeoutError, DeadKernelError) as exc:
         error = str(exc).splitlines()[0]
     seconds = time.perf_counter() - started
-    entries = read_sidecar(sidecar)
-    # the notebook carries what the kernel recorded; the store's own repair entries stay
-    # in the sidecar (verify reports them as not delivered to the notebook)
-    recorded_kinds = [e for e in entries if e["kind"] in WRITABLE_KINDS]
-    notebook_meta.merge_entries(nb, recorded_kinds, notebook_meta.sidecar_relpath(target))
-    notebook_meta.write_notebook(nb, target)
+    entries = saved.result()
     cells_run = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count"))
     recorded = [e for e in entries[before:] if e["kind"] == "execution"]
     return RunSummary(target, sidecar, cells_run, recorded, seconds, error)
+
+
+class _SaveOnce:
+    """Reads the sidecar and writes the notebook with its metadata, once: while the kernel
+    exits (``on_settled``) or, when that did not run, after it. ``result()`` gives the
+    sidecar's entries, or raises what saving raised."""
+
+    def __init__(self, nb: nbformat.NotebookNode, target: Path, sidecar: Path) -> None:
+        self.nb, self.target, self.sidecar = nb, target, sidecar
+        self._entries: list[dict[str, Any]] | None = None
+        self._error: BaseException | None = None
+
+    def __call__(self) -> None:
+        if self._entries is not None or self._error is not None:
+            return
+        try:
+            entries = read_sidecar(self.sidecar)
+            # the notebook carries what the kernel recorded; the store's own repair entries stay
+            # in the sidecar (verify reports them as not delivered to the notebook)
+            recorded_kinds = [e for e in entries if e["kind"] in WRITABLE_KINDS]
+            notebook_meta.merge_entries(self.nb, recorded_kinds, notebook_meta.sidecar_relpath(self.target))
+            notebook_meta.write_notebook(self.nb, self.target)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result(), on the caller's thread
+            self._error = exc
+            return
+        self._entries = entries
+
+    def result(self) -> list[dict[str, Any]]:
+        self()
+        if self._error is not None:
+            raise self._error
+        assert self._entries is not None
+        return self._entries

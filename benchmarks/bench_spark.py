@@ -14,12 +14,16 @@ row is scored and nothing but one number is collected.
                  model through an Arrow UDF) on Spark (target: >= 3x)
   * the selective query's filter and aggregate without a model: the Spark job's own
                  cost, which no rewrite of the scoring can remove (the breakdown line)
+  * the same rows through a mapInArrow that returns zeros: the Python worker's round trip
+                 with no model, which bounds every plan that scores in Python
+  * with --inline-probe, once (not timed in the rounds): the optimized plan with the pruned
+                 forest forced inline as Spark SQL, the Python-free plan the cost model refuses
   * both queries on the DuckDB engine, same data and model, for the "when to switch" note.
 
 Variants run interleaved in a seeded random order, after one warm-up run each; the
 figures are medians of the per-round ratios (and of the times).
 
-    python3 benchmarks/bench_spark.py [--rows 1000000] [--rounds 5]
+    python3 benchmarks/bench_spark.py [--rows 1000000] [--rounds 5] [--inline-probe]
 """
 
 from __future__ import annotations
@@ -93,6 +97,40 @@ def hand_written(spark: Any, payload: bytes) -> Callable[[], float]:
     return lambda: float(frame.mapInArrow(score, "y float").agg(F.sum("y")).collect()[0][0])
 
 
+def python_round_trip(spark: Any) -> Callable[[], float]:
+    """The selective query's rows through the Python worker and back with no model (zeros
+    for every row), summed: what any plan scoring in Python pays before the model runs."""
+    from pyspark.sql import functions as F
+
+    def zeros(batches: Any) -> Any:
+        for batch in batches:
+            yield pa.RecordBatch.from_arrays([pa.array(np.zeros(len(batch), dtype=np.float32))], names=["y"])
+
+    frame = spark.sql("SELECT * FROM data WHERE f0 > 0.9 AND f1 < 0.3").select(*[F.col(n).cast("float") for n in FEATURES])
+    return lambda: float(frame.mapInArrow(zeros, "y float").agg(F.sum("y")).collect()[0][0])
+
+
+def inline_probe(spark: Any) -> tuple[float, float, str]:
+    """The selective query once with the pruned forest forced inline as Spark SQL (no
+    codegen limit in the cost model): (first run, second run, the optimizer's note)."""
+    from dataclasses import replace
+
+    from nbgov.sqlml.optimizer import Planner
+    from nbgov.sqlml.optimizer.cost import SPARK
+
+    engine = SparkEngine(session=spark, planner=Planner(batched=True, costs=replace(SPARK, sql_max_levels=float("inf"))))
+    try:
+        note = next(line for line in engine.explain(SELECTIVE).splitlines() if line.startswith("predict("))
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            engine.execute(SELECTIVE)
+            seconds.append(time.perf_counter() - start)
+        return seconds[0], seconds[1], note
+    finally:
+        engine.close()
+
+
 def interleaved(rounds: int, variants: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
     """Each variant once to warm up, then ``rounds`` rounds in a seeded random order."""
     for run in variants.values():
@@ -117,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--inline-probe", action="store_true", help="also time the pruned forest forced inline as Spark SQL, once")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     data = make_data(args.rows)
@@ -142,6 +181,9 @@ def main() -> None:
         # the same filter and aggregate without a model: the Spark job's own cost, which
         # bounds what any rewrite of the scoring can save
         "spark selective (no model)": lambda: float(spark.sql(FLOOR).collect()[0][0]),
+        # the same rows through the Python worker with no model: the least any plan that
+        # scores in Python (mapInArrow or an Arrow UDF) costs
+        "spark selective (Python, no model)": python_round_trip(spark),
         "duckdb full (nbgov)": run(on_duckdb, FULL, frames=frames),
         "duckdb selective (nbgov)": run(on_duckdb, SELECTIVE, frames=frames),
     }
@@ -163,6 +205,14 @@ def main() -> None:
         f"(--no-optimize) vs {optimized - floor:.2f} s (optimized); best possible ratio with free scoring: "
         f"{naive / floor:.2f}x"
     )
+    python = statistics.median(times["spark selective (Python, no model)"])
+    print(
+        f"selective, Python round trip with no model {python:.2f} s (+{python - floor:.2f} s over the job without a model): "
+        f"best possible ratio while scoring stays in Python: {naive / python:.2f}x"
+    )
+    if args.inline_probe:
+        first, second, note = inline_probe(spark)
+        print(f"selective, pruned forest forced inline as Spark SQL: {first:.2f} s first run, {second:.2f} s second ({note})")
     print(f"full table, Spark local[2] / DuckDB:              {ratio(times, 'spark full (nbgov)', 'duckdb full (nbgov)'):.2f}x")
     print(f"selective, Spark local[2] / DuckDB:               {ratio(times, 'spark selective (nbgov)', 'duckdb selective (nbgov)'):.2f}x")
     on_spark.close()

@@ -55,6 +55,14 @@ SPARK_SQL_TREE_LEVEL_US = 0.01  # one CASE level in Spark's whole-stage generate
 # Above this, the expression outgrows Spark's generated-code limits: measured on a 50-tree
 # forest pruned to 2,414 nodes (~240 levels), every query spent ~2 s failing to compile it
 # and then interpreted it (5 s vs 0.56 s through onnxruntime on 20k rows).
+# Inlined SQL also costs Spark per statement, whatever the rows: measured on 1M cached rows
+# filtered to 30k (local[2]), each pruned tree of ~50 nodes (~5 levels) added ~20 ms to a
+# fresh statement (parsing, optimizing and generating code for it: 1 tree +0.03 s, 8 trees
+# +0.14 s, 16 trees +0.3 s over the query without a model), against ~0.1 s for the Python
+# worker's round trip with no model at all (bench_spark.py's "Python, no model" line). So
+# near this limit a selective query gains nothing either way, and far past it (50 pruned
+# trees, 2,552 nodes: 2.6 s; whole-stage code past 64 KB fails to compile every time, and
+# the statement falls back) onnxruntime is cheaper even though its worker is the whole cost.
 SPARK_CODEGEN_MAX_LEVELS = 40
 
 

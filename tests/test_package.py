@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_a_headless_kernel_imports_only_what_recording_needs(tmp_path: Path) -> 
     """Each `nbgov run` kernel imports nbgov (compiled from source where no bytecode is
     written): the sidebar's compact lines, stale flags and %lineage's text helpers wait
     until something asks for them, and then work."""
-    env = {**__import__("os").environ, "NBGOV_HEADLESS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "NBGOV_HEADLESS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", HEADLESS_IMPORTS], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr

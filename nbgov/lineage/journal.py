@@ -145,9 +145,7 @@ class Journal:
 
     def _session_tracker(self) -> StaleTracker:
         if self._session_stale is None:
-            from nbgov.lineage.stale import StaleTracker
-
-            self._session_stale = StaleTracker(self.entries())
+            self._session_stale = _tracker(self.entries())
         return self._session_stale
 
     def _sidecar_tracker(self) -> StaleTracker:
@@ -156,14 +154,12 @@ class Journal:
             return self._session_tracker()
         key = _file_key(store.path)
         if self._sidecar_stale is None or key != self._sidecar_key:
-            from nbgov.lineage.stale import StaleTracker
-
             entries = self.entries()
             try:
                 entries = as_entries(store.entries())
             except Exception as exc:
                 self.problems.append(f"stale flags from this session only: {describe(exc)}")
-            self._sidecar_stale, self._sidecar_key = StaleTracker(entries), key
+            self._sidecar_stale, self._sidecar_key = _tracker(entries), key
         return self._sidecar_stale
 
     def _follow(self, entry: LogEntry, sidecar_before: tuple[int, int] | None, stored: bool) -> None:
@@ -216,6 +212,14 @@ class Journal:
                 self.store.close()
             except Exception:
                 pass
+
+
+def _tracker(entries: list[LogEntry]) -> StaleTracker:
+    """A stale tracker over ``entries``; ``stale.py`` is imported here, when flags are first
+    asked for (a headless run never asks)."""
+    from nbgov.lineage.stale import StaleTracker
+
+    return StaleTracker(entries)
 
 
 def _file_key(path: Path) -> tuple[int, int] | None:

@@ -16,6 +16,8 @@ row is scored and nothing but one number is collected.
                  cost, which no rewrite of the scoring can remove (the breakdown line)
   * the same rows through a mapInArrow that returns zeros: the Python worker's round trip
                  with no model, which bounds every plan that scores in Python
+  * a 4-tree depth-5 forest on the full table, optimized vs --no-optimize: the optimizer
+                 must not be slower (it once inlined that forest as Spark SQL, 2.4x slower)
   * with --inline-probe, once (not timed in the rounds): the optimized plan with the pruned
                  forest forced inline as Spark SQL, the Python-free plan the cost model refuses
   * both queries on the DuckDB engine, same data and model, for the "when to switch" note.
@@ -53,6 +55,7 @@ ARGS = ", ".join(FEATURES)
 FULL = f"SELECT sum(predict(forest, {ARGS})) AS total FROM data"
 SELECTIVE = f"SELECT sum(predict(forest, {ARGS})) AS total FROM data WHERE f0 > 0.9 AND f1 < 0.3"
 FLOOR = "SELECT sum(f2) AS total FROM data WHERE f0 > 0.9 AND f1 < 0.3"
+SMALL_FULL = f"SELECT sum(predict(small, {ARGS})) AS total FROM data"
 
 
 def make_data(rows: int, seed: int = 0) -> pa.Table:
@@ -62,14 +65,14 @@ def make_data(rows: int, seed: int = 0) -> pa.Table:
     return pa.table(columns)
 
 
-def train_forest(data: pa.Table, train_rows: int = 20_000) -> bytes:
+def train_forest(data: pa.Table, train_rows: int = 20_000, trees: int = 50, depth: int = 8) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.ensemble import RandomForestRegressor
 
     X = np.column_stack([data.column(n).to_numpy()[:train_rows] for n in FEATURES])
     y = np.sin(6 * X[:, 0]) + X[:, 1] * X[:, 2] - X[:, 3] + 0.1 * np.random.default_rng(1).normal(size=len(X))
-    forest = RandomForestRegressor(n_estimators=50, max_depth=8, random_state=0).fit(X, y)
+    forest = RandomForestRegressor(n_estimators=trees, max_depth=depth, random_state=0).fit(X, y)
     onnx = convert_sklearn(forest, initial_types=[("input", FloatTensorType([None, len(FEATURES)]))], target_opset={"": 17, "ai.onnx.ml": 3})
     return onnx.SerializeToString()
 
@@ -111,14 +114,15 @@ def python_round_trip(spark: Any) -> Callable[[], float]:
 
 
 def inline_probe(spark: Any) -> tuple[float, float, str]:
-    """The selective query once with the pruned forest forced inline as Spark SQL (no
-    codegen limit in the cost model): (first run, second run, the optimizer's note)."""
+    """The selective query once with the pruned forest forced inline as Spark SQL (taken as
+    free, no codegen limit, by the cost model): (first run, second run, the optimizer's note)."""
     from dataclasses import replace
 
     from nbgov.sqlml.optimizer import Planner
     from nbgov.sqlml.optimizer.cost import SPARK
 
-    engine = SparkEngine(session=spark, planner=Planner(batched=True, costs=replace(SPARK, sql_max_levels=float("inf"))))
+    free = replace(SPARK, sql_max_levels=float("inf"), sql_tree_level_us=0.0, sql_node_statement_us=0.0)
+    engine = SparkEngine(session=spark, planner=Planner(batched=True, costs=free))
     try:
         note = next(line for line in engine.explain(SELECTIVE).splitlines() if line.startswith("predict("))
         seconds = []
@@ -160,6 +164,7 @@ def main() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     data = make_data(args.rows)
     payload = train_forest(data)
+    small = train_forest(data, trees=4, depth=5)  # a forest the Spark cost model could inline
     warehouse = tempfile.mkdtemp(prefix="nbgov-bench-warehouse-")  # the models table, kept out of the checkout
     spark = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2", "spark.sql.warehouse.dir": warehouse}).session
     frame = spark.createDataFrame(data).repartition(2)
@@ -168,6 +173,7 @@ def main() -> None:
     on_spark, on_duckdb = SparkEngine(session=spark), Engine()
     for engine in (on_spark, on_duckdb):
         engine.execute("CREATE OR REPLACE MODEL forest FROM $m", params={"m": payload})
+        engine.execute("CREATE OR REPLACE MODEL small FROM $m", params={"m": small})
     frames = {"data": data}
 
     def run(engine: Any, sql: str, optimize: bool = True, frames: dict[str, Any] | None = None) -> Callable[[], float]:
@@ -184,11 +190,16 @@ def main() -> None:
         # the same rows through the Python worker with no model: the least any plan that
         # scores in Python (mapInArrow or an Arrow UDF) costs
         "spark selective (Python, no model)": python_round_trip(spark),
+        # a small forest on the full table: inlined as Spark SQL it would cost more per row
+        # than the Python worker (cost.SPARK), so the optimizer must not be slower
+        "spark full 4 trees (nbgov)": run(on_spark, SMALL_FULL),
+        "spark full 4 trees (--no-optimize)": run(on_spark, SMALL_FULL, optimize=False),
         "duckdb full (nbgov)": run(on_duckdb, FULL, frames=frames),
         "duckdb selective (nbgov)": run(on_duckdb, SELECTIVE, frames=frames),
     }
     totals = {name: variant() for name, variant in variants.items()}
     assert abs(totals["spark full (nbgov)"] - totals["duckdb full (nbgov)"]) <= 1e-3 * abs(totals["duckdb full (nbgov)"]) + 1e-3
+    assert abs(totals["spark full 4 trees (nbgov)"] - totals["spark full 4 trees (--no-optimize)"]) <= 1e-3 * abs(totals["spark full 4 trees (nbgov)"]) + 1e-3
     assert abs(totals["spark selective (nbgov)"] - totals["spark selective (--no-optimize)"]) <= 1e-3 * abs(totals["spark selective (nbgov)"]) + 1e-3
     times = interleaved(args.rounds, variants)
     print(f"{args.rows:,} rows x {len(FEATURES)} features, 50-tree depth-8 forest, Spark local[2]; medians of {args.rounds} interleaved rounds")
@@ -198,6 +209,8 @@ def main() -> None:
     selective = ratio(times, "spark selective (--no-optimize)", "spark selective (nbgov)")
     print(f"full table, nbgov / hand-written mapInArrow:      {full:.2f}x  (target <= 1.2x)")
     print(f"selective, --no-optimize / optimized on Spark:    {selective:.2f}x  (target >= 3x)")
+    small_ratio = ratio(times, "spark full 4 trees (--no-optimize)", "spark full 4 trees (nbgov)")
+    print(f"full table, 4-tree forest, --no-optimize / optimized: {small_ratio:.2f}x  (never below ~1)")
     floor = statistics.median(times["spark selective (no model)"])
     naive, optimized = (statistics.median(times[f"spark selective ({v})"]) for v in ("--no-optimize", "nbgov"))
     print(

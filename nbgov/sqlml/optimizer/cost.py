@@ -6,7 +6,9 @@ rows to onnxruntime and back costs ≈ 0.15 µs/row before any model work, each
 tree level ≈ 0.02 µs/row there but ≈ 0.045 µs/row as a nested SQL CASE (a
 10-tree depth-5 forest: ORT 0.9 s, SQL 2.3 s), so only trees with a handful
 of levels in total are cheaper in SQL; a linear term costs DuckDB ≈ 0.004 µs.
-Decisions are reported relative to the ORT cost (ORT = 1.0).
+Decisions are reported relative to the ORT cost (ORT = 1.0). Spark also charges each
+strategy per statement (the Python worker's round trip; the inlined SQL's generated code),
+and since compile sees no row count, SQL is chosen only where it is cheaper on both.
 """
 
 from __future__ import annotations
@@ -29,19 +31,25 @@ SQL_BASE_US = 0.01
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """Estimated per-row cost of both strategies, in microseconds."""
+    """Estimated cost of both strategies: per row, and fixed per statement (µs)."""
 
     ort_us: float
     sql_us: float
+    ort_statement_us: float = 0.0
+    sql_statement_us: float = 0.0
 
     @property
     def prefer_sql(self) -> bool:
-        return self.sql_us < self.ort_us
+        """SQL only where it wins at any row count: compile sees no data."""
+        return self.sql_us < self.ort_us and self.sql_statement_us <= self.ort_statement_us
 
     def describe(self) -> str:
         if self.sql_us == float("inf"):
             return "SQL too large for Spark's generated code"
-        return f"SQL {self.sql_us / self.ort_us:.2f} vs ORT 1.0"
+        text = f"SQL {self.sql_us / self.ort_us:.2f} vs ORT 1.0"
+        if self.sql_statement_us or self.ort_statement_us:
+            text += f" per row; SQL {self.sql_statement_us / 1000:.0f} vs ORT {self.ort_statement_us / 1000:.0f} ms per statement"
+        return text
 
 
 # DuckDB's lambda fold over an ensemble's tree scores costs about 0.015 µs per tree and
@@ -49,20 +57,36 @@ class CostEstimate:
 SQL_FOLD_US = 0.015
 
 # Spark: ONNX means every row crosses to a Python worker and back through Arrow, while a
-# model inlined as SQL runs in the JVM's generated code next to the scan.
-SPARK_WORKER_ROW_US = 1.0  # per row: JVM -> Arrow -> Python worker -> Arrow -> JVM
-SPARK_SQL_TREE_LEVEL_US = 0.01  # one CASE level in Spark's whole-stage generated code
+# model inlined as SQL runs in the JVM's generated code next to the scan. Measured on 1M
+# cached rows x 10 floats (local[2], random forests of depth-5 trees, executors scoring with
+# the compiled tree kernel; medians of 5 interleaved runs, full table vs the selective
+# WHERE f0 > 0.9 AND f1 < 0.3 keeping 30k rows):
+#   trees  inlined SQL: full / selective    ONNX (mapInArrow): full / selective
+#     4        1.04 s / 0.12 s                  0.44 s / 0.19 s
+#     8        1.86 s / 0.15 s                  0.51 s / 0.17 s
+#    16        3.32 s / 0.13 s                  0.59 s / 0.20 s
+#    32        1.94 s / 0.40 s (368 nodes)      0.47 s / 0.17 s
+# So per row the worker costs ~0.3 µs whatever the forest (0.44 µs for bench_spark.py's 50
+# depth-8 trees), and a CASE level ~0.045 µs, as on DuckDB: SQL is cheaper per row only below
+# ~6 levels, and a 4-tree forest inlined on a full table ran 2.4x slower than --no-optimize.
+# Per statement the worker's round trip costs ~70 ms (bench_spark.py: the selective rows
+# through Python with no model, over the job without a model), and inlined SQL ~0.4 ms per
+# tree node (parsing, optimizing, generating code: 40 pruned nodes +~10 ms, 88 +~30 ms,
+# 368 +~250 ms; bench_spark.py's 50 pruned trees, 2,552 nodes: 2.6 s, its whole-stage code
+# past 64 KB failing to compile every time).
+# Batched scoring on Spark (a scored helper view, mapInArrow) against an Arrow UDF, both with
+# bench_spark.py's pruned forest: 0.59 vs 0.72 s on the full table (the UDF's ArrowEvalPython
+# zips each row back to its input), 0.20 vs 0.22 s on the selective query; per statement each
+# costs about the same Spark calls (view: its query analyzed, mapInArrow, the view dropped,
+# ~28 ms; UDF: registered, then DROP TEMPORARY FUNCTION, ~26 ms). So Spark batches as well.
+SPARK_WORKER_ROW_US = 0.3  # per row: JVM -> Arrow -> Python worker -> Arrow -> JVM
+SPARK_ORT_TREE_LEVEL_US = 0.0005  # one tree level in the executors' compiled kernel
+SPARK_SQL_TREE_LEVEL_US = 0.045  # one CASE level in Spark's generated code
+SPARK_WORKER_STATEMENT_US = 70_000.0  # per statement: the Python worker's round trip
+SPARK_SQL_NODE_STATEMENT_US = 400.0  # per statement and inlined tree node: its code generated
 # Above this, the expression outgrows Spark's generated-code limits: measured on a 50-tree
 # forest pruned to 2,414 nodes (~240 levels), every query spent ~2 s failing to compile it
 # and then interpreted it (5 s vs 0.56 s through onnxruntime on 20k rows).
-# Inlined SQL also costs Spark per statement, whatever the rows: measured on 1M cached rows
-# filtered to 30k (local[2]), each pruned tree of ~50 nodes (~5 levels) added ~20 ms to a
-# fresh statement (parsing, optimizing and generating code for it: 1 tree +0.03 s, 8 trees
-# +0.14 s, 16 trees +0.3 s over the query without a model), against ~0.1 s for the Python
-# worker's round trip with no model at all (bench_spark.py's "Python, no model" line). So
-# near this limit a selective query gains nothing either way, and far past it (50 pruned
-# trees, 2,552 nodes: 2.6 s; whole-stage code past 64 KB fails to compile every time, and
-# the statement falls back) onnxruntime is cheaper even though its worker is the whole cost.
 SPARK_CODEGEN_MAX_LEVELS = 40
 
 
@@ -82,7 +106,7 @@ def bounds_beat_batches(open_share: float) -> bool:
 
 @dataclass(frozen=True)
 class CostProfile:
-    """Where inlined SQL would run: the per-row costs that decide, on that engine, between
+    """Where inlined SQL would run: the costs that decide, on that engine, between
     onnxruntime and SQL. One per engine (``DUCKDB``, ``SPARK``), chosen by its planner."""
 
     name: str
@@ -91,17 +115,23 @@ class CostProfile:
     sql_tree_level_us: float
     sql_fold_us: float  # folding an ensemble's tree scores into one, per tree
     sql_max_levels: float = float("inf")  # beyond: the engine cannot compile the SQL
+    ort_tree_level_us: float = ORT_TREE_LEVEL_US
+    ort_statement_us: float = 0.0  # per statement an ONNX call runs in
+    sql_node_statement_us: float = 0.0  # per statement and tree node inlined
 
     def _transfer(self, batched: bool) -> float:
         return self.batched_transfer_us if batched else self.udf_transfer_us
 
-    def trees(self, levels: float, *, batched: bool = False) -> CostEstimate:
+    def trees(self, levels: float, *, nodes: int = 0, batched: bool = False) -> CostEstimate:
         """``levels`` = sum over trees of the mean leaf depth (comparisons per row);
-        ``batched``: ONNX would score the relation in large batches, not as a UDF."""
+        ``nodes`` = tree nodes the SQL would hold; ``batched``: ONNX would score the
+        relation in large batches, not as a UDF."""
         sql_us = SQL_BASE_US + self.sql_tree_level_us * levels
         return CostEstimate(
-            ort_us=self._transfer(batched) + ORT_TREE_LEVEL_US * levels,
+            ort_us=self._transfer(batched) + self.ort_tree_level_us * levels,
             sql_us=sql_us if levels <= self.sql_max_levels else float("inf"),
+            ort_statement_us=self.ort_statement_us,
+            sql_statement_us=self.sql_node_statement_us * nodes,
         )
 
     def linear(self, terms: int, *, batched: bool = False) -> CostEstimate:
@@ -114,5 +144,8 @@ class CostProfile:
 
 DUCKDB = CostProfile("duckdb", UDF_TRANSFER_US, BATCHED_TRANSFER_US, SQL_TREE_LEVEL_US, SQL_FOLD_US)
 # on Spark every ONNX row pays the Python worker, and Spark's own fold is not measured apart
-SPARK = CostProfile("spark", SPARK_WORKER_ROW_US, SPARK_WORKER_ROW_US, SPARK_SQL_TREE_LEVEL_US, 0.0,
-                    SPARK_CODEGEN_MAX_LEVELS)
+SPARK = CostProfile(
+    "spark", SPARK_WORKER_ROW_US, SPARK_WORKER_ROW_US, SPARK_SQL_TREE_LEVEL_US, 0.0, SPARK_CODEGEN_MAX_LEVELS,
+    ort_tree_level_us=SPARK_ORT_TREE_LEVEL_US, ort_statement_us=SPARK_WORKER_STATEMENT_US,
+    sql_node_statement_us=SPARK_SQL_NODE_STATEMENT_US,
+)

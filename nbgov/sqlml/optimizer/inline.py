@@ -56,7 +56,7 @@ def _trees(state: PlanState) -> PlanState:
     if graph is None or len(graph.forests) != 1 or rebuilt.levels is None:
         return state  # several ensembles (or an unreadable rebuild): stays in ONNX
     forest = graph.forests[0]
-    estimate = state.costs.trees(rebuilt.levels, batched=state.batched)
+    estimate = state.costs.trees(rebuilt.levels, nodes=forest.node_count, batched=state.batched)
     state = state.with_stats(cost_ort=round(estimate.ort_us, 4), cost_sql=round(estimate.sql_us, 4))
     elem = trees.elem_type
     sql_model = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ MAX_FILES_IN_NEW_FOLDERS = 10_000
 MAX_PROBED_PATHS = 64
 MAX_LISTED_PATHS = 64  # items of a list/tuple of paths looked at
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
+_CLOCK_REALTIME_COARSE = 5  # Linux's (where inotify is); the time module does not name it
 NO_INOTIFY = "files read by native code cannot be observed here (no inotify): only Python opens are recorded"
 
 
@@ -78,6 +80,7 @@ class NativeWatch:
     _inotify: Inotify | None = None
     _tried: bool = False
     _probe: PathProbe | None = None
+    _started: int = 0  # the file system's clock when the cell started (ns)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +101,7 @@ class NativeWatch:
                 self.notes.append(NO_INOTIFY)
             return
         assert self._inotify is not None
+        self._started = _fs_clock()
         self._inotify.collect()  # drop what happened between cells: no folder is awake yet
         for folder in _folders(base, paths, self.ignored):
             self._inotify.watch(folder)
@@ -122,6 +126,12 @@ class NativeWatch:
                 if touch.opened:  # read, then removed: the read stays (its content is not known)
                     events.append(FileEvent(path, path, "read", native=True))
                 events.append(FileEvent(path, path, "write", native=True, removes=True))
+                continue
+            if touch.only_closed_writable and _unchanged_since(path, self._started):
+                # opened read-write (sqlite, HDF5) and closed, its content untouched: an open
+                # in the cell read it, the close of an earlier handle did nothing
+                if touch.opened:
+                    events.append(FileEvent(path, path, "read", native=True))
                 continue
             if _regular(path):
                 if touch.written and touch.read_first:  # read, then written: what it read is gone
@@ -204,6 +214,25 @@ def _files_under(folder: str, ignored: Callable[[str], bool], limit: int) -> lis
 def _not_data(name: str) -> bool:
     """Notebooks and Jupyter/editor temporary files: saved by the server, not by the cell."""
     return name.endswith((".ipynb", "~", ".swp")) or name.startswith((".~", ".#"))
+
+
+def _fs_clock() -> int:
+    """The coarse clock file times are taken from: a change made after this reading has a
+    modification and change time at or after it."""
+    try:
+        return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+    except (OSError, AttributeError):
+        return 0  # no such clock: every writable close counts as a write, as before
+
+
+def _unchanged_since(path: str, started: int) -> bool:
+    """A regular file whose data and inode were last changed before ``started`` (a tick
+    before it: a change in the cell, a write through a mapping too, is at or after it)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(st.st_mode) and 0 < started and max(st.st_mtime_ns, st.st_ctime_ns) < started
 
 
 def _regular(path: str) -> bool:

@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import xxhash
 from IPython.core.interactiveshell import InteractiveShell
 
+from nbgov.replay.replayer import replay
+from nbgov.replay.source import load_log
 from tests.fixtures.lineage import run_recorded
+from tests.fixtures.replay import record, sidecar_lines
 
 
 def _files(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -33,3 +37,58 @@ def test_a_sqlite_query_reads_the_database_it_does_not_write(shell: InteractiveS
     assert seen[("data.db", "read")]["hash"] == xxhash.xxh3_128_hexdigest((tmp_path / "data.db").read_bytes())
     assert seen[("data.db", "read")]["source"] == made["id"]
     assert body["notes"] == []
+
+
+@pytest.mark.kernel
+def test_scikit_learn_with_loky_workers_is_recorded_exactly_and_reproduced(tmp_path: Path) -> None:
+    # GridSearchCV keeps the wall-clock fit and score times it measured (cv_results_'s
+    # mean_fit_time..., refit_time_): replay called the unchanged notebook nondeterministic
+    path = record(
+        tmp_path / "sklearn.ipynb",
+        "from sklearn.datasets import make_classification\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from sklearn.model_selection import GridSearchCV, cross_val_score\n"
+        "X, y = make_classification(n_samples=200, n_features=6, random_state=0)",
+        "rf = RandomForestClassifier(n_estimators=10, n_jobs=2, random_state=0).fit(X, y)",
+        "scores = cross_val_score(RandomForestClassifier(n_estimators=5, random_state=0), X, y, cv=3, n_jobs=2)",
+        "gs = GridSearchCV(RandomForestClassifier(random_state=0), {'n_estimators': [3, 6]}, cv=3, n_jobs=2)"
+        ".fit(X, y)",
+        "best = gs.best_params_\npred = gs.predict(X)",
+    )
+    bodies = [e["body"] for e in sidecar_lines(path) if "code" in e.get("body", {})]
+    assert [b["files"] for b in bodies] == [[]] * 5  # nothing from loky's temporary folders
+    assert [sorted(w["name"] for w in b["writes"]) for b in bodies] == [
+        ["X", "y"], ["rf"], ["scores"], ["gs"], ["best", "pred"]]
+    assert [sorted(r["name"] for r in b["reads"]) for b in bodies] == [
+        [], ["X", "y"], ["X", "y"], ["X", "y"], ["X", "gs"]]
+    gs = next(w["fingerprint"] for w in bodies[3]["writes"])
+    assert gs["hash"] and not gs["weak"]
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps] == ["reproduced"] * 5, [
+        c.detail for s in result.steps for c in s.causes]
+    assert result.exit_code == 0
+    notes = [n.text() for s in result.steps for n in s.verdict.notes]
+    assert notes and all("timings" in n for n in notes), notes
+
+
+def test_a_search_means_the_same_only_when_all_but_its_timings_are_the_same() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    from nbgov.lineage.fingerprint import fingerprint
+
+    X = [[0.0], [1.0], [2.0], [3.0], [4.0], [5.0]]
+    y = [0, 0, 0, 1, 1, 1]
+
+    def fitted(labels: list[int]) -> Any:
+        return GridSearchCV(LogisticRegression(), {"C": [0.5, 1.0]}, cv=2).fit(X, labels)
+
+    assert fingerprint(GridSearchCV(LogisticRegression(), {"C": [1.0]})).semantic is None  # nothing measured
+    a, b, other = fitted(y), fitted(y), fitted([0, 0, 1, 1, 1, 1])
+    b.refit_time_ += 1.0
+    b.cv_results_["mean_fit_time"] = b.cv_results_["mean_fit_time"] + 1.0
+    fa, fb, fo = fingerprint(a), fingerprint(b), fingerprint(other)
+    assert fa.hash != fb.hash and fa.semantic is not None and fa.semantic == fb.semantic  # the bytes stay exact
+    assert fo.semantic != fa.semantic
+    b.cv_results_["mean_test_score"] = b.cv_results_["mean_test_score"] + 1.0
+    assert fingerprint(b).semantic != fa.semantic

@@ -92,3 +92,24 @@ def test_a_search_means_the_same_only_when_all_but_its_timings_are_the_same() ->
     assert fo.semantic != fa.semantic
     b.cv_results_["mean_test_score"] = b.cv_results_["mean_test_score"] + 1.0
     assert fingerprint(b).semantic != fa.semantic
+
+
+def test_a_namedtuple_class_is_read_exactly() -> None:
+    # its field accessors are CPython's _collections._tuplegetter: the class was weak
+    # ("state held natively"), so every cell defining one replayed as unverifiable
+    import collections
+    import typing
+
+    from nbgov.lineage.fingerprint import fingerprint
+
+    def made(fields: str) -> Any:
+        return collections.namedtuple("Pair", fields, module="__main__")  # as in a notebook
+
+    pair = fingerprint(made("left right"))
+    assert not pair.weak and pair.hash, pair.reason
+    assert fingerprint(made("left right")).hash == pair.hash
+    assert fingerprint(made("right left")).hash != pair.hash
+    typed = typing.NamedTuple("Typed", [("a", int), ("b", str)])
+    typed.__module__ = "__main__"
+    assert not fingerprint(typed).weak
+    assert fingerprint(typed(1, "x")).hash != fingerprint(typed(2, "x")).hash

@@ -14,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
-from tests.fixtures.lineage import run_recorded
+from tests.fixtures.lineage import RecordingShell, run_recorded
 from tests.fixtures.replay import record, sidecar_lines
 
 
@@ -113,3 +113,17 @@ def test_a_namedtuple_class_is_read_exactly() -> None:
     typed.__module__ = "__main__"
     assert not fingerprint(typed).weak
     assert fingerprint(typed(1, "x")).hash != fingerprint(typed(2, "x")).hash
+
+
+def test_an_attribute_name_in_notebook_code_is_not_a_global_read(recording: RecordingShell) -> None:
+    # the code a cell may run was followed to every name in co_names, attribute names too:
+    # `p.x = 10` on a dataclass (whose generated __eq__ reads `self.x`) read the global `x`
+    recording.run("x = 1\ntotal = 5\nscale = 2")
+    recording.run("import dataclasses\n@dataclasses.dataclass\nclass Point:\n    x: int\n    y: int\n"
+                  "p = Point(1, 2)")
+    recording.run("p.x = 10")
+    assert [r["name"] for r in recording.body()["reads"]] == ["p"]
+    recording.run("def total_of(d):\n    return d.total * scale\n"
+                  "class Box:\n    def __init__(self):\n        self.total = 3\nbox = Box()")
+    recording.run("t = total_of(box)")
+    assert sorted(r["name"] for r in recording.body()["reads"]) == ["box", "scale", "total_of"]

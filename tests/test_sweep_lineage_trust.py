@@ -127,3 +127,26 @@ def test_an_attribute_name_in_notebook_code_is_not_a_global_read(recording: Reco
                   "class Box:\n    def __init__(self):\n        self.total = 3\nbox = Box()")
     recording.run("t = total_of(box)")
     assert sorted(r["name"] for r in recording.body()["reads"]) == ["box", "scale", "total_of"]
+
+
+def test_drawing_from_a_global_random_state_is_said(recording: RecordingShell) -> None:
+    # np.random.seed / np.random.rand and random.seed / random.random use state no variable
+    # holds: the record of `c = np.random.rand(3)` named no input and no note, as if complete
+    recording.run("import random\nimport numpy as np")
+    assert recording.body()["notes"] == []
+    recording.run("np.random.seed(0)\nrandom.seed(1)")
+    notes = recording.body()["notes"]
+    assert len(notes) == 2 and "numpy's global random state" in notes[1] and "random module" in notes[0], notes
+    recording.run("c = np.random.rand(3)")
+    notes = recording.body()["notes"]
+    assert len(notes) == 1 and "numpy's global random state" in notes[0], notes
+    recording.run("d = random.random()")
+    assert len(recording.body()["notes"]) == 1 and "random module" in recording.body()["notes"][0]
+    # generators held by variables are recorded as variables: nothing to say
+    recording.run("rng = np.random.default_rng(42)\na = rng.normal(size=3)\nmine = random.Random(5)\n"
+                  "e = mine.random()")
+    assert recording.body()["notes"] == []
+    recording.run("b = rng.integers(0, 10)")
+    body = recording.body()
+    assert body["notes"] == [] and [r["name"] for r in body["reads"]] == ["rng"]
+    assert sorted(w["name"] for w in body["writes"]) == ["b", "rng"]

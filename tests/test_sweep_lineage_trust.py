@@ -150,3 +150,19 @@ def test_drawing_from_a_global_random_state_is_said(recording: RecordingShell) -
     body = recording.body()
     assert body["notes"] == [] and [r["name"] for r in body["reads"]] == ["rng"]
     assert sorted(w["name"] for w in body["writes"]) == ["b", "rng"]
+
+
+def test_a_global_random_state_drawn_by_an_import_says_so(recording: RecordingShell) -> None:
+    import sys
+
+    sys.modules.pop("nbgov_test_draws", None)
+    (Path.cwd() / "nbgov_test_draws.py").write_text("import random\nTOKEN = random.getrandbits(24)\n")
+    recording.run("import random")
+    path = list(sys.path)
+    try:
+        recording.run("import sys\nsys.path.insert(0, '.')\nimport nbgov_test_draws")
+    finally:
+        sys.path[:] = path
+        sys.modules.pop("nbgov_test_draws", None)
+    notes = recording.body()["notes"]
+    assert len(notes) == 1 and notes[0].startswith("the cell (or a module it imported) drew from"), notes

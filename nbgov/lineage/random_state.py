@@ -33,9 +33,11 @@ def probe() -> dict[str, str]:
     return out
 
 
-def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """Notes for the generators the cell changed (drew from or seeded)."""
-    return [f"the cell drew from or seeded {what}: no variable holds it, so the cells that seeded it or "
+def changed(before: dict[str, str], after: dict[str, str], imported: bool = False) -> list[str]:
+    """Notes for the generators the cell changed (drew from or seeded); ``imported``: the cell
+    imported modules, which may have drawn at import (rich draws ``getrandbits`` then)."""
+    who = "the cell (or a module it imported)" if imported else "the cell"
+    return [f"{who} drew from or seeded {what}: no variable holds it, so the cells that seeded it or "
             "drew from it before are not named as this record's inputs"
             for what, digest in after.items() if what in before and before[what] != digest]
 

@@ -324,7 +324,8 @@ class Recorder:
         facts.packages_added = self._part("packages", notes, lambda: self._packages_added(cell), {})
         if cell.random_states:
             notes += self._part("global random state", notes,
-                                lambda: random_state.changed(cell.random_states, random_state.probe()), [])
+                                lambda: random_state.changed(cell.random_states, random_state.probe(),
+                                                             len(sys.modules) != cell.modules), [])
         if cell.hashing.unfinished:
             names = ", ".join(cell.hashing.unfinished[:5])
             notes.append(f"recording was interrupted: fingerprints of {names} unfinished")

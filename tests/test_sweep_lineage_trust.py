@@ -4,6 +4,7 @@ says why it cannot."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,37 @@ def test_a_global_random_state_drawn_by_an_import_says_so(recording: RecordingSh
         sys.modules.pop("nbgov_test_draws", None)
     notes = recording.body()["notes"]
     assert len(notes) == 1 and notes[0].startswith("the cell (or a module it imported) drew from"), notes
+
+
+def test_writing_into_an_existing_sqlite_database_reads_what_was_there(shell: InteractiveShell, tmp_path: Path) -> None:
+    # `df.to_sql(..., if_exists='replace')` on a database an earlier cell made: sqlite reads
+    # the file it changes (its schema, free pages), as an r+ open does; only the write was recorded
+    made = run_recorded(shell, "import sqlite3\nimport pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\n"
+                               "con = sqlite3.connect('pd.db')\ndf.to_sql('t', con, index=False)\ncon.close()")
+    before = xxhash.xxh3_128_hexdigest((tmp_path / "pd.db").read_bytes())
+    time.sleep(0.05)
+    body = run_recorded(shell, "from pathlib import Path\ncon = sqlite3.connect(Path('pd.db'))\n"
+                               "df.to_sql('t', con, index=False, if_exists='replace')\ncon.close()")
+    after = xxhash.xxh3_128_hexdigest((tmp_path / "pd.db").read_bytes())
+    assert after != before
+    seen = _files(body)
+    assert set(seen) == {("pd.db", "read"), ("pd.db", "write")}, seen
+    assert seen[("pd.db", "read")]["hash"] == before and seen[("pd.db", "read")]["source"] == made["id"]
+    assert seen[("pd.db", "write")]["hash"] == after
+    assert body["notes"] == []
+    # a new database is made, not read; an in-memory one is no file
+    body = run_recorded(shell, "fresh = sqlite3.connect('new.db')\nfresh.execute('create table u (b int)')\n"
+                               "fresh.commit()\nfresh.close()\nmem = sqlite3.connect(':memory:')")
+    assert set(_files(body)) == {("new.db", "write")}
+    # a database nbgov never hashed (made outside the notebook): read, its content not known, said so
+    outside = sqlite3.connect(tmp_path / "outside.db")
+    outside.execute("create table t (a int)")
+    outside.commit()
+    outside.close()
+    time.sleep(0.05)
+    body = run_recorded(shell, "con = sqlite3.connect('outside.db')\n"
+                               "df.to_sql('t', con, index=False, if_exists='replace')\ncon.close()")
+    seen = _files(body)
+    assert set(seen) == {("outside.db", "read"), ("outside.db", "write")}, seen
+    assert seen[("outside.db", "read")]["hash"] is None
+    assert [n for n in body["notes"] if "outside.db" in n], body["notes"]

@@ -100,7 +100,7 @@ class Recorder:
         hidden: Mapping[str, Any] = getattr(shell, "user_ns_hidden", {}) or {}
         self._observer = NamespaceObserver(self.values, shell.user_ns, hidden)
         self._watcher = FileWatcher()
-        self._native = NativeWatch(self._watcher.ignored)
+        self._native = NativeWatch(self._watcher.ignored, known=self.journal.files.known)
         self._versions = VersionLookup()
         self._cell: _Cell | None = None
         self._pending_sql: list[SqlReport] = []

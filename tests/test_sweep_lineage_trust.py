@@ -201,3 +201,25 @@ def test_writing_into_an_existing_sqlite_database_reads_what_was_there(shell: In
     assert set(seen) == {("outside.db", "read"), ("outside.db", "write")}, seen
     assert seen[("outside.db", "read")]["hash"] is None
     assert [n for n in body["notes"] if "outside.db" in n], body["notes"]
+
+
+def test_code_a_cell_defines_and_runs_reads_the_globals_it_names(recording: RecordingShell) -> None:
+    # a function body's globals were read only for functions from earlier cells: a helper
+    # defined and called in one cell, a class made and used there, and the lambda handed to
+    # pandas' apply or sorted's key read nothing, so changing `k` never made them stale
+    recording.run("import pandas as pd\nk = 3\na = 1\nw = {1: 2, 2: 1}\ndf = pd.DataFrame({'x': [1, 2]})")
+    recording.run("def g():\n    return a + 1\nq = g()")
+    assert [r["name"] for r in recording.body()["reads"]] == ["a"]
+    recording.run("class K:\n    def m(self):\n        return a * k\nm = K().m()")
+    assert [r["name"] for r in recording.body()["reads"]] == ["a", "k"]
+    recording.run("y = df.x.apply(lambda v: v * k)\ns = sorted([1, 2], key=lambda v: w[v])")
+    assert [r["name"] for r in recording.body()["reads"]] == ["df", "k", "w"]
+    recording.run("def h():\n    return helper() + a\ndef helper():\n    return k\nt = h()")
+    assert [r["name"] for r in recording.body()["reads"]] == ["a", "k"]
+    # defined, not run; stored before it runs; a named lambda is a definition
+    recording.run("def later():\n    return k\nf = lambda: a")
+    assert recording.body()["reads"] == []
+    recording.run("k = 4\ndef g2():\n    return k\nq2 = g2()")
+    assert recording.body()["reads"] == []
+    recording.run("f2 = lambda: w\nu = f2()")
+    assert [r["name"] for r in recording.body()["reads"]] == ["w"]

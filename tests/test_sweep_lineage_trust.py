@@ -223,3 +223,22 @@ def test_code_a_cell_defines_and_runs_reads_the_globals_it_names(recording: Reco
     assert recording.body()["reads"] == []
     recording.run("f2 = lambda: w\nu = f2()")
     assert [r["name"] for r in recording.body()["reads"]] == ["w"]
+
+
+def test_a_value_nbgov_cannot_read_used_by_a_cell_is_noted(recording: RecordingShell) -> None:
+    # a weak value is the same "weak" before and after: `items.append(2)` on a list holding an
+    # object that hides its __dict__, or `next(gen)`, left a record with no write and no note,
+    # as if the cell had certainly not changed it; nothing of the user's class may run
+    recording.run("hits = []\nclass Hidden:\n    @property\n    def __dict__(self):\n"
+                  "        hits.append('__dict__')\n        return {}\n"
+                  "items = [Hidden()]\ngen = (i for i in range(3))")
+    recording.run("items.append(2)")
+    body = recording.body()
+    assert [r["name"] for r in body["reads"]] == ["items"] and body["writes"] == []
+    assert len(body["notes"]) == 1 and body["notes"][0].startswith("`items` cannot be read by nbgov ("), body["notes"]
+    recording.run("first = next(gen)")
+    notes = recording.body()["notes"]
+    assert len(notes) == 1 and notes[0].startswith("`gen` cannot be read by nbgov (a generator"), notes
+    recording.run("n = len(items) + 1")  # a pure use runs nothing that could change it
+    assert recording.body()["notes"] == []
+    assert recording.ns()["hits"] == []

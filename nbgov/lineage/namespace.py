@@ -119,6 +119,9 @@ class NamespaceChanges:
     more_writes: WriteSummary | None = None
     more_written: list[str] = field(default_factory=list)  # the names the summary stands for
     by_identity: dict[int, Fingerprint] = field(default_factory=dict)  # id(value) -> after-fingerprint
+    # (name, why) of values nbgov cannot read that the cell used (a method call, an argument):
+    # whether it changed them is not known, so the record says so
+    unknown_changes: list[tuple[str, str]] = field(default_factory=list)
 
 
 class NamespaceObserver:
@@ -264,6 +267,10 @@ class NamespaceObserver:
             known_now = before.weak and not write.fingerprint.weak and write.fingerprint.hash is not None
             if before.same_content(write.fingerprint) is False or known_now or name in snap.names.mutates:
                 out.append(write)
+            elif before.same_content(write.fingerprint) is None and (
+                    name in snap.names.impure and name in snap.names.loads or name in snap.called_globals):
+                weak = write.fingerprint if write.fingerprint.weak else before
+                changes.unknown_changes.append((name, weak.reason or "not readable"))
         written = [w.name for w in (*changes.writes, *out)]
         if written:  # changed through another name: the tracker's sharing index knows who else holds it
             handled = set(snap.before).union(rebound)

@@ -318,6 +318,8 @@ class Recorder:
             facts.changes = self._part(
                 "variables", notes, lambda: self._observer.after(snapshot, ns, cell.hashing), NamespaceChanges()
             )
+            notes += [f"`{name}` cannot be read by nbgov ({why}): the cell used it, and whether it changed it "
+                      "is not known" for name, why in facts.changes.unknown_changes]
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
         facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)

@@ -242,3 +242,67 @@ def test_a_value_nbgov_cannot_read_used_by_a_cell_is_noted(recording: RecordingS
     recording.run("n = len(items) + 1")  # a pure use runs nothing that could change it
     assert recording.body()["notes"] == []
     assert recording.ns()["hits"] == []
+
+
+_HOSTILE = '''
+hits = []
+class Meta(type):
+    def __getattr__(cls, name):
+        hits.append(('meta getattr', name)); raise AttributeError(name)
+    def __instancecheck__(cls, obj):
+        hits.append('instancecheck'); return True
+    def __eq__(cls, other):
+        hits.append('meta eq'); return False
+    def __hash__(cls):
+        hits.append('meta hash'); return 1
+class Hostile(metaclass=Meta):
+    def __init__(self):
+        object.__setattr__(self, 'v', 1)
+    def __getattr__(self, name):
+        hits.append(('getattr', name)); raise RuntimeError(name)
+    def __getattribute__(self, name):
+        hits.append(('getattribute', name)); return object.__getattribute__(self, name)
+    def __setattr__(self, name, value):
+        hits.append('setattr'); object.__setattr__(self, name, value)
+    def __eq__(self, other):
+        hits.append('eq'); raise RuntimeError('eq')
+    def __hash__(self):
+        hits.append('hash'); raise RuntimeError('hash')
+    @property
+    def __class__(self):
+        hits.append('__class__'); return dict
+    @property
+    def side(self):
+        hits.append('property'); return 2
+    def __reduce__(self):
+        hits.append('reduce'); raise RuntimeError('reduce')
+    def __reduce_ex__(self, protocol):
+        hits.append('reduce_ex'); raise RuntimeError('reduce_ex')
+    def __len__(self):
+        hits.append('len'); raise RuntimeError('len')
+    def __iter__(self):
+        hits.append('iter'); raise RuntimeError('iter')
+    def __fspath__(self):
+        hits.append('fspath'); return 'x.csv'
+'''
+
+
+def test_hostile_objects_run_nothing_crash_nothing_and_are_not_kept(recording: RecordingShell) -> None:
+    # the brief's list in one notebook: a side-effect counter the recorder must leave at 0
+    recording.run(_HOSTILE)
+    result = recording.run("h = Hostile()\ncyc = [h]\ncyc.append(cyc)\nd = {'self': None}\nd['self'] = d\n"
+                           "deep = []\ncur = deep\nfor _ in range(100000):\n    cur.append([])\n    cur = cur[0]\n"
+                           "del cur\nboth = [h, cyc, d, Hostile]")
+    assert result.success
+    body = recording.body()
+    assert {w["name"] for w in body["writes"]} == {"h", "cyc", "d", "deep", "both"}
+    assert all(w["fingerprint"]["hash"] or w["fingerprint"]["weak"] for w in body["writes"])
+    ns = recording.ns()
+    for code in ("object.__setattr__(h, 'v', 2)", "cyc.append(1)", "deep[0].append(1)", "both.append(h)",
+                 "def f():\n    return both\ng = f()", "p = open"):
+        assert recording.run(code).success, code
+    assert ns["hits"] == []
+    import weakref
+    ref = weakref.ref(ns["h"])
+    assert recording.run("del h, cyc, d, deep, both, g\nimport gc\n_n = gc.collect()").success
+    assert ref() is None, "the recorder kept a notebook object alive"

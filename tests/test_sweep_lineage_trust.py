@@ -306,3 +306,40 @@ def test_hostile_objects_run_nothing_crash_nothing_and_are_not_kept(recording: R
     ref = weakref.ref(ns["h"])
     assert recording.run("del h, cyc, d, deep, both, g\nimport gc\n_n = gc.collect()").success
     assert ref() is None, "the recorder kept a notebook object alive"
+
+
+@pytest.mark.kernel
+def test_a_seeded_generator_drawn_across_cells_replays_every_step(tmp_path: Path) -> None:
+    # already right: a Generator's bit-generator state (and its cached half-word) is read
+    # exactly, so each draw is a write of `rng` and replay reproduces every step
+    path = record(tmp_path / "rng.ipynb",
+                  "import numpy as np\nrng = np.random.default_rng(0)",
+                  "a = rng.normal(size=3)",
+                  "b = rng.integers(0, 100, size=5, dtype=np.uint32)\nc = rng.random()",
+                  "x = np.arange(10)\nrng.shuffle(x)",
+                  "bg = rng.bit_generator\ne = rng.choice(10, 3)",
+                  "fresh = np.random.default_rng()\nz = fresh.random()")
+    bodies = [e["body"] for e in sidecar_lines(path) if "code" in e.get("body", {})]
+    assert [sorted(w["name"] for w in b["writes"]) for b in bodies] == [
+        ["rng"], ["a", "rng"], ["b", "c", "rng"], ["rng", "x"], ["bg", "e", "rng"], ["fresh", "z"]]
+    assert all(not w["fingerprint"]["weak"] for b in bodies for w in b["writes"])
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps][:5] == ["reproduced"] * 5
+    assert result.steps[5].status != "reproduced"  # an unseeded generator: never a false "reproduced"
+
+
+@pytest.mark.kernel
+def test_a_log_file_appended_each_cell_is_written_and_never_falsely_reproduced(tmp_path: Path) -> None:
+    path = record(tmp_path / "log.ipynb",
+                  "import logging\nlog = logging.getLogger('nb')\nh = logging.FileHandler('run.log')\n"
+                  "h.setFormatter(logging.Formatter('%(asctime)s %(message)s'))\nlog.addHandler(h)\n"
+                  "log.setLevel(logging.INFO)",
+                  "x = 1\nlog.info('x=%s', x)",
+                  "y = x + 1\nlog.info('y=%s', y)")
+    bodies = [e["body"] for e in sidecar_lines(path) if "code" in e.get("body", {})]
+    assert [[(Path(f["path"]).name, f["mode"]) for f in b["files"]] for b in bodies] == [
+        [("run.log", "write")]] * 3  # written, never read back by the handler's appends
+    assert all(any(n.startswith("`log` cannot be read by nbgov") for n in b["notes"]) for b in bodies[1:])
+    result = replay(load_log(path))
+    assert all(s.status != "reproduced" for s in result.steps), [s.status for s in result.steps]
+    assert result.exit_code == 1

@@ -343,3 +343,25 @@ def test_a_log_file_appended_each_cell_is_written_and_never_falsely_reproduced(t
     result = replay(load_log(path))
     assert all(s.status != "reproduced" for s in result.steps), [s.status for s in result.steps]
     assert result.exit_code == 1
+
+
+def test_chunked_csv_reads_and_appends(shell: InteractiveShell, tmp_path: Path) -> None:
+    # already right: chunked reads read the file where the reader is made, later chunks
+    # through a reader nbgov cannot read say so; an append reads what an earlier cell wrote,
+    # appends within one cell read only what was there before the cell
+    made = run_recorded(shell, "import pandas as pd\ndf = pd.DataFrame({'a': range(10)})\n"
+                               "df.to_csv('data.csv', index=False)")
+    body = run_recorded(shell, "reader = pd.read_csv('data.csv', chunksize=3)")
+    assert set(_files(body)) == {("data.csv", "read")}
+    assert _files(body)[("data.csv", "read")]["source"] == made["id"]
+    body = run_recorded(shell, "first = next(reader)")
+    assert body["files"] == [] and [n for n in body["notes"] if n.startswith("`reader` cannot be read")]
+    body = run_recorded(shell, "with pd.read_csv('data.csv', chunksize=4) as r:\n    for i, c in enumerate(r):\n"
+                               "        c.to_csv('out.csv', mode='a', header=(i == 0), index=False)")
+    assert set(_files(body)) == {("data.csv", "read"), ("out.csv", "write")}
+    first = body
+    body = run_recorded(shell, "df.head(2).to_csv('out.csv', mode='a', header=False, index=False)")
+    seen = _files(body)
+    assert set(seen) == {("out.csv", "read"), ("out.csv", "write")}
+    assert seen[("out.csv", "read")]["source"] == first["id"]
+    assert seen[("out.csv", "write")]["hash"] == xxhash.xxh3_128_hexdigest((tmp_path / "out.csv").read_bytes())

@@ -350,4 +350,5 @@ def test_a_native_read_handle_open_while_the_cell_rewrites_the_file_is_a_read(
     body = run_recorded(shell, "g = pa.OSFile('h.parquet', 'rb')")
     assert [(f["path"], f["mode"]) for f in body["files"]] == [("h.parquet", "read")]
     body = run_recorded(shell, "pq.write_table(pa.table({'a': [4]}), 'h.parquet')\ng.close()")
-    assert [(f["path"], f["mode"]) for f in body["files"]] == [("h.parquet", "write")] and body["notes"] == []
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("h.parquet", "write")]
+    assert [n for n in body["notes"] if "h.parquet" in n] == []  # (closing `g`, which nbgov cannot read, is noted)

@@ -4,7 +4,10 @@ The cell is analysed after IPython's input transforms (``%magic`` and ``!cmd``
 become real Python), in evaluation order, so ``x = x + 1`` reads ``x`` before
 it writes it. Stores to an attribute or item of a name (``df['a'] = 1``,
 ``obj.x = 2``) and augmented assignments count as in-place writes of that name.
-Function bodies only contribute the globals they read or declare ``global``.
+Function bodies only contribute the globals they read or declare ``global``; those are
+reads of the cell when it runs that code: a lambda made in an expression
+(``df.apply(lambda r: r.a * k)``), or a function or class the cell defines and then uses
+(``def g(): return a`` then ``q = g()``).
 """
 
 from __future__ import annotations
@@ -225,6 +228,12 @@ class _CellVisitor(ast.NodeVisitor):
         self.names = CellNames()
         self._first: dict[str, str] = {}  # name -> "load" | "store": first event at module level
         self._scopes: list[_Scope] = []  # function/lambda/comprehension/class scopes
+        # a function or class the cell defines at module level -> the globals its code names:
+        # read when the cell uses it (`def g(): return a` then `q = g()` reads `a`)
+        self._bodies: dict[str, set[str]] = {}
+        self._collecting: list[set[str]] = []  # the globals of the definitions being visited
+        self._lambda_named: ast.expr | None = None  # the lambda of `f = lambda ...` at module level
+        self._lambda_found: set[str] | None = None
 
     # -- events ------------------------------------------------------------
     def _deferred(self) -> bool:
@@ -237,9 +246,30 @@ class _CellVisitor(ast.NodeVisitor):
         self.names.referenced.add(name)
         self.names.note_dynamic(name)
         if self._deferred():
+            if not any(scope.is_local(name) for scope in self._scopes):
+                for found in self._collecting:
+                    found.add(name)
             return
         if self._first.setdefault(name, "load") == "load":
             self.names.loads.add(name)
+        if name in self._bodies:
+            self._run(self._bodies[name])
+
+    def _run(self, named: set[str]) -> None:
+        """Code the cell defined runs (it was used: called, passed on, or a lambda made in an
+        expression): the globals it names, and those of the cell's definitions they name, are
+        read unless the cell stored them first, as the module-level loads are."""
+        seen: set[str] = set()
+        todo = list(named)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo += self._bodies.get(name, ())
+            if self._first.setdefault(name, "load") == "load":
+                self.names.loads.add(name)
+                self.names.impure.add(name)
 
     def _store(self, name: str) -> None:
         if self._scopes:
@@ -253,6 +283,7 @@ class _CellVisitor(ast.NodeVisitor):
         self._first.setdefault(name, "store")
         self.names.stores.add(name)
         self.names.deletes.discard(name)
+        self._bodies.pop(name, None)
 
     def _delete(self, name: str) -> None:
         if self._scopes and name not in self._scopes[-1].globals:
@@ -261,6 +292,7 @@ class _CellVisitor(ast.NodeVisitor):
         self.names.referenced.add(name)
         if self._deferred():
             return
+        self._bodies.pop(name, None)
         self.names.deletes.add(name)
         self.names.stores.discard(name)
 
@@ -340,9 +372,16 @@ class _CellVisitor(ast.NodeVisitor):
             self._delete(node.id)
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        named = (isinstance(node.value, ast.Lambda) and not self._scopes and len(node.targets) == 1
+                 and isinstance(node.targets[0], ast.Name))
+        self._lambda_named = node.value if named else None
+        self._lambda_found = None
         self.visit(node.value)
         for target in node.targets:
             self._target(target)
+        if named and self._lambda_found is not None:
+            self._bodies[node.targets[0].id] = self._lambda_found
+        self._lambda_named = None
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -430,12 +469,23 @@ class _CellVisitor(ast.NodeVisitor):
         scope.locals.update(_local_stores(body))
         scope.globals.update(_global_decls(body))
         scope.locals.difference_update(scope.globals)
+        at_module_level = not self._scopes
+        immediate = not self._deferred()  # a lambda made now, not inside code that runs later
+        found: set[str] = set()
+        self._collecting.append(found)
         self._scopes.append(scope)
         for stmt in body:
             self.visit(stmt)
         self._scopes.pop()
+        self._collecting.pop()
         if not isinstance(node, ast.Lambda):
             self._store(node.name)
+            if at_module_level:
+                self._bodies[node.name] = found
+        elif self._lambda_named is node:  # `f = lambda ...`: a definition, as `def f` is
+            self._lambda_found = found
+        elif immediate:  # `df.apply(lambda r: r.a * k)`: handed to code that runs it now
+            self._run(found)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         self._function(node)
@@ -451,11 +501,17 @@ class _CellVisitor(ast.NodeVisitor):
             self.visit(expr)
         scope = _Scope()
         scope.locals.update(_local_stores(node.body))
+        at_module_level = not self._scopes
+        found: set[str] = set()  # what its methods name (its body's own loads are read now)
+        self._collecting.append(found)
         self._scopes.append(scope)
         for stmt in node.body:
             self.visit(stmt)
         self._scopes.pop()
+        self._collecting.pop()
         self._store(node.name)
+        if at_module_level:
+            self._bodies[node.name] = found
 
     def _comprehension(self, node: Any, elements: list[ast.expr]) -> None:
         generators: list[ast.comprehension] = node.generators

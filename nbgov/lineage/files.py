@@ -257,6 +257,11 @@ class FileHasher:
         self.max_bytes = max_bytes
         self._cache: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
 
+    def known(self, abspath: str, key: tuple[int, int, int, int]) -> tuple[int, str | None] | None:
+        """(size, hash) last read of the file, if it was read with this (size, mtime, inode, ctime)."""
+        hit = self._cache.get(abspath)
+        return (key[0], hit[1]) if hit is not None and hit[0] == key else None
+
     def hash(self, abspath: str) -> tuple[int | None, str | None]:
         """(size, hash); (None, None) when the file is gone or is not a regular file."""
         try:

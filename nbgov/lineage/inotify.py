@@ -91,6 +91,13 @@ class Touch:
         return bool(self.mask & WRITTEN)
 
     @property
+    def only_closed_writable(self) -> bool:
+        """A handle opened for writing was closed, and nothing reported a change: no write,
+        truncation, creation or move here (a write through a shared mapping reports none
+        either; the caller asks the file's own times)."""
+        return bool(self.mask & IN_CLOSE_WRITE) and not self.mask & (IN_MODIFY | IN_CREATE | IN_MOVED_TO)
+
+    @property
     def opened(self) -> bool:
         return bool(self.mask & IN_OPEN)
 

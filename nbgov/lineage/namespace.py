@@ -18,6 +18,7 @@ one of the cell, unfinished instead of losing the record.
 
 from __future__ import annotations
 
+import dis
 import functools
 import inspect
 import re
@@ -118,6 +119,9 @@ class NamespaceChanges:
     more_writes: WriteSummary | None = None
     more_written: list[str] = field(default_factory=list)  # the names the summary stands for
     by_identity: dict[int, Fingerprint] = field(default_factory=dict)  # id(value) -> after-fingerprint
+    # (name, why) of values nbgov cannot read that the cell used (a method call, an argument):
+    # whether it changed them is not known, so the record says so
+    unknown_changes: list[tuple[str, str]] = field(default_factory=list)
 
 
 class NamespaceObserver:
@@ -181,9 +185,8 @@ class NamespaceObserver:
                 for fn in notebook_code(ns.get(name), ns, wanted):
                     if id(fn) not in seen:
                         seen.add(id(fn))
-                        new = code_globals(fn.__code__)
-                        found |= new
-                        wanted |= new  # `self.helper()` inside a method: its attribute names too
+                        found |= code_globals(fn.__code__)
+                        wanted |= code_names(fn.__code__)  # `self.helper()` inside a method: its attribute names too
                         grew = True
         return found
 
@@ -264,6 +267,10 @@ class NamespaceObserver:
             known_now = before.weak and not write.fingerprint.weak and write.fingerprint.hash is not None
             if before.same_content(write.fingerprint) is False or known_now or name in snap.names.mutates:
                 out.append(write)
+            elif before.same_content(write.fingerprint) is None and (
+                    name in snap.names.impure and name in snap.names.loads or name in snap.called_globals):
+                weak = write.fingerprint if write.fingerprint.weak else before
+                changes.unknown_changes.append((name, weak.reason or "not readable"))
         written = [w.name for w in (*changes.writes, *out)]
         if written:  # changed through another name: the tracker's sharing index knows who else holds it
             handled = set(snap.before).union(rebound)
@@ -490,9 +497,37 @@ def class_attribute_globals(value: Any, ns: Mapping[str, Any], wanted: set[str])
     return found
 
 
-def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
-    """Global names a function's code (and its nested code) may read or write."""
+def code_names(code: types.CodeType, depth: int = 0) -> set[str]:
+    """Every name a function's code (and its nested code) uses: globals, attributes, imports."""
     found = set(code.co_names)
+    if depth < 3:
+        for const in code.co_consts:
+            if inspect.iscode(const):
+                found |= code_names(const, depth + 1)
+    return found
+
+
+# Instructions naming a global (or, in a class body, a global or class name); co_names also
+# holds attribute and imported module names (`self.x` is no read of a global `x`).
+_GLOBAL_OPS = frozenset(op for name, op in dis.opmap.items()
+                        if name.endswith(("_GLOBAL", "_NAME")) and name != "IMPORT_NAME"
+                        or name == "LOAD_FROM_DICT_OR_GLOBALS")
+_GLOBALS_OF_CODE: dict[int, tuple[weakref.ref[types.CodeType], frozenset[str]]] = {}
+_MAX_CODE_CACHED = 4096
+
+
+def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
+    """Global names a function's code (and its nested code) may read or write: the names its
+    global-name instructions take (read from the bytecode, nothing runs)."""
+    cached = _GLOBALS_OF_CODE.get(id(code))
+    if cached is not None and cached[0]() is code:
+        found = set(cached[1])
+    else:
+        found = {ins.argval for ins in dis.get_instructions(code) if ins.opcode in _GLOBAL_OPS
+                 and type(ins.argval) is str}
+        if len(_GLOBALS_OF_CODE) >= _MAX_CODE_CACHED:
+            _GLOBALS_OF_CODE.clear()
+        _GLOBALS_OF_CODE[id(code)] = (weakref.ref(code), frozenset(found))
     if depth < 3:
         for const in code.co_consts:
             if inspect.iscode(const):

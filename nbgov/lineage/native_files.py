@@ -24,19 +24,22 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
 from nbgov.lineage.files import FileEvent
-from nbgov.lineage.inotify import Inotify, open_inotify
+from nbgov.lineage.inotify import IN_CREATE, Inotify, open_inotify
 
 MAX_WATCHED_FOLDERS = 32
 MAX_FILES_IN_NEW_FOLDERS = 10_000
 MAX_PROBED_PATHS = 64
 MAX_LISTED_PATHS = 64  # items of a list/tuple of paths looked at
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
+_CLOCK_REALTIME_COARSE = 5  # Linux's (where inotify is); the time module does not name it
+_SQLITE_SIDE_FILES = ("-journal", "-wal")  # sqlite's rollback journal and write-ahead log
 NO_INOTIFY = "files read by native code cannot be observed here (no inotify): only Python opens are recorded"
 
 
@@ -78,6 +81,10 @@ class NativeWatch:
     _inotify: Inotify | None = None
     _tried: bool = False
     _probe: PathProbe | None = None
+    _started: int = 0  # the file system's clock when the cell started (ns)
+    # content a file had when last hashed, if its (size, mtime, inode, ctime) is still this
+    known: Callable[[str, FileKey], tuple[int, str | None] | None] | None = None
+    _at_start: dict[str, FileKey] = field(default_factory=dict)  # named files, stat'ed at the start
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +105,8 @@ class NativeWatch:
                 self.notes.append(NO_INOTIFY)
             return
         assert self._inotify is not None
+        self._started = _fs_clock()
+        self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored)
         self._inotify.collect()  # drop what happened between cells: no folder is awake yet
         for folder in _folders(base, paths, self.ignored):
             self._inotify.watch(folder)
@@ -111,6 +120,8 @@ class NativeWatch:
         if overflow:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
         events: list[FileEvent] = []
+        at_start, self._at_start = self._at_start, {}
+        rollback = {touch.path for touch in touches if touch.name.endswith(_SQLITE_SIDE_FILES)}
         for touch in touches:
             path = touch.path
             if _not_data(touch.name) or self.ignored(path):
@@ -123,12 +134,30 @@ class NativeWatch:
                     events.append(FileEvent(path, path, "read", native=True))
                 events.append(FileEvent(path, path, "write", native=True, removes=True))
                 continue
+            if touch.only_closed_writable and _unchanged_since(path, self._started):
+                # opened read-write (sqlite, HDF5) and closed, its content untouched: an open
+                # in the cell read it, the close of an earlier handle did nothing
+                if touch.opened:
+                    events.append(FileEvent(path, path, "read", native=True))
+                continue
             if _regular(path):
                 if touch.written and touch.read_first:  # read, then written: what it read is gone
                     events.append(FileEvent(path, path, "read", native=True, before_change=(None, None)))
+                elif (touch.written and touch.opened_first and not touch.mask & IN_CREATE
+                      and any(path + side in rollback for side in _SQLITE_SIDE_FILES)):
+                    # sqlite changed a database in place (its journal or WAL beside it): it read
+                    # the header and schema first, as an r+ open does; what was there is known
+                    # when the file was last hashed as it was when the cell started, else not
+                    events.append(FileEvent(path, path, "read", native=True,
+                                            before_change=self._content_at_start(path, at_start)))
                 events.append(FileEvent(path, path, "write" if touch.written else "read", native=True,
                                         unopened_before=touch.written and not touch.opened_first and not overflow))
         return events
+
+    def _content_at_start(self, path: str, at_start: Mapping[str, FileKey]) -> tuple[int | None, str | None]:
+        key = at_start.get(path)
+        found = self.known(path, key) if key is not None and self.known is not None else None
+        return found if found is not None else (None, None)
 
     def _made_in(self, folder: str) -> list[FileEvent]:
         """The files in a folder the cell made (``os.makedirs`` then a native writer, a
@@ -206,6 +235,25 @@ def _not_data(name: str) -> bool:
     return name.endswith((".ipynb", "~", ".swp")) or name.startswith((".~", ".#"))
 
 
+def _fs_clock() -> int:
+    """The coarse clock file times are taken from: a change made after this reading has a
+    modification and change time at or after it."""
+    try:
+        return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+    except (OSError, AttributeError):
+        return 0  # no such clock: every writable close counts as a write, as before
+
+
+def _unchanged_since(path: str, started: int) -> bool:
+    """A regular file whose data and inode were last changed before ``started`` (a tick
+    before it: a change in the cell, a write through a mapping too, is at or after it)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(st.st_mode) and 0 < started and max(st.st_mtime_ns, st.st_ctime_ns) < started
+
+
 def _regular(path: str) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
@@ -214,6 +262,22 @@ def _regular(path: str) -> bool:
 
 
 StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
+FileKey = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns): FileHasher's cache key
+
+
+def _file_keys(abspaths: Iterable[str], ignored: Callable[[str], bool]) -> dict[str, FileKey]:
+    """(size, mtime, inode, ctime) of the named regular files that exist."""
+    keys: dict[str, FileKey] = {}
+    for abspath in abspaths:
+        if abspath in keys or ignored(abspath):
+            continue
+        try:
+            st = os.stat(abspath)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(st.st_mode):
+            keys[abspath] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    return keys
 
 
 def stat_key(abspath: str) -> StatKey | None:

@@ -138,7 +138,8 @@ class Fingerprint:
     ``weak`` when the content could not be read exactly (then ``hash`` is None and
     ``reason`` says why). ``reason`` may also say how a strong hash was taken (a
     memory-mapped file hashed from its data regions). ``semantic``, for ONNX models,
-    hashes the model without graph/node names and doc strings.
+    hashes the model without graph/node names and doc strings; for a fitted scikit-learn
+    search, without the fit and score timings it measured.
     """
 
     kind: str

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nbgov.lineage import random_state
 from nbgov.lineage.analysis import CellNames, analyze, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
 from nbgov.lineage.environment import (
@@ -86,6 +87,7 @@ class _Cell:
     models: list[ReportedModel] = field(default_factory=list)
     sql_values: dict[str, Fingerprint] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    random_states: dict[str, str] = field(default_factory=dict)  # global generators before the cell
 
 
 class Recorder:
@@ -100,7 +102,7 @@ class Recorder:
         hidden: Mapping[str, Any] = getattr(shell, "user_ns_hidden", {}) or {}
         self._observer = NamespaceObserver(self.values, shell.user_ns, hidden)
         self._watcher = FileWatcher()
-        self._native = NativeWatch(self._watcher.ignored)
+        self._native = NativeWatch(self._watcher.ignored, known=self.journal.files.known)
         self._versions = VersionLookup()
         self._cell: _Cell | None = None
         self._pending_sql: list[SqlReport] = []
@@ -254,6 +256,10 @@ class Recorder:
         names = analyze(transform(self.shell, raw))
         cell.snapshot = self._observer.before(names, ns, cell.hashing)
         self._watch_files(names, ns)
+        try:
+            cell.random_states = random_state.probe()
+        except Exception as exc:  # an advisory check: the record goes on without it
+            cell.notes.append(f"global random state not checked: {describe(exc)}")
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
@@ -314,10 +320,16 @@ class Recorder:
             facts.changes = self._part(
                 "variables", notes, lambda: self._observer.after(snapshot, ns, cell.hashing), NamespaceChanges()
             )
+            notes += [f"`{name}` cannot be read by nbgov ({why}): the cell used it, and whether it changed it "
+                      "is not known" for name, why in facts.changes.unknown_changes]
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
         facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)
         facts.packages_added = self._part("packages", notes, lambda: self._packages_added(cell), {})
+        if cell.random_states:
+            notes += self._part("global random state", notes,
+                                lambda: random_state.changed(cell.random_states, random_state.probe(),
+                                                             len(sys.modules) != cell.modules), [])
         if cell.hashing.unfinished:
             names = ", ".join(cell.hashing.unfinished[:5])
             notes.append(f"recording was interrupted: fingerprints of {names} unfinished")

@@ -29,6 +29,7 @@ UPSTREAM = "upstream divergence"
 UNVERIFIED_UPSTREAM = "unverifiable upstream value"
 NOT_RECORDED = "not compared"
 MODEL_METADATA = "model names or doc strings differ"
+TIMINGS_ONLY = "only the fit and score timings it measured differ"
 REMOVED_EITHER_WAY = "absent after the step in both runs"
 MODEL_SUFFIXES = (".onnx",)
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
@@ -180,8 +181,9 @@ class ValueDiff:
     """How a value recorded then compares with the value recomputed now."""
 
     same: bool | None  # None: cannot be told (a weak fingerprint)
-    names_only: bool = False  # an ONNX model differing only in names or doc strings
+    names_only: bool = False  # same meaning: an ONNX model's names, a search's timings aside
     how: str = ""
+    note: str = MODEL_METADATA  # what differs when ``names_only``
 
 
 def diff_values(then: Fingerprint, now: Fingerprint) -> ValueDiff:
@@ -191,7 +193,8 @@ def diff_values(then: Fingerprint, now: Fingerprint) -> ValueDiff:
     if same:
         return ValueDiff(True)
     if then.semantic and then.semantic == now.semantic:
-        return ValueDiff(False, names_only=True, how=_fp_text(then, now))
+        note = TIMINGS_ONLY if then.kind.startswith("sklearn.") else MODEL_METADATA
+        return ValueDiff(False, names_only=True, how=_fp_text(then, now), note=note)
     return ValueDiff(False, how=_fp_text(then, now))
 
 
@@ -292,7 +295,7 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
             verdict.unverifiable.append(f"`{read.name}` (read): {why}")
             verdict.unverifiable_inputs.append(f"`{read.name}`: {why}")
         elif diff.names_only:
-            verdict.notes.append(Cause(MODEL_METADATA, f"`{read.name}`: {diff.how}", read.name))
+            verdict.notes.append(Cause(diff.note, f"`{read.name}`: {diff.how}", read.name))
         elif not diff.same:
             if read.source in upstream.records:
                 verdict.causes.append(Cause(
@@ -333,7 +336,7 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
         elif diff.same is None:
             verdict.unverifiable.append(f"`{name}`: {diff.how}")
         elif diff.names_only:
-            verdict.notes.append(Cause(MODEL_METADATA, f"`{name}`: {diff.how}", name))
+            verdict.notes.append(Cause(diff.note, f"`{name}`: {diff.how}", name))
         elif not diff.same:
             changed.append((name, diff.how))
     for path, file, again_file in _files_differing(original, replay, "write", context, set()):

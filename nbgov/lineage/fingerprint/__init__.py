@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import xxhash
 
-from nbgov.lineage.fingerprint import columnar, protobuf, static
+from nbgov.lineage.fingerprint import columnar, libraries, protobuf, static
 from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT
 from nbgov.lineage.fingerprint.kinds import Kinds
 from nbgov.lineage.fingerprint.objects import flat_encoding
@@ -165,13 +165,28 @@ class Fingerprinter:
             self.hashed_bytes += walk.hashed_bytes
             walk.release()
         reason = "; ".join(walk.notes) or None
-        fp = Fingerprint(
-            static.kind_name(tp), digest, False, summarize(obj), reason=reason, semantic=protobuf.semantic_digest(obj)
-        )
+        semantic = protobuf.semantic_digest(obj) or self._without_timings(obj)
+        fp = Fingerprint(static.kind_name(tp), digest, False, summarize(obj), reason=reason, semantic=semantic)
         measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete)
         if _immutable(obj):
             self._remember(obj, measured)
         return measured
+
+    def _without_timings(self, obj: Any) -> str | None:
+        """A scikit-learn search hashed without the fit and score times it measured: two
+        equal searches, fitted twice, differ only there (compared as meaning, never as bytes)."""
+        state = libraries.search_without_timings(obj)
+        if state is None:
+            return None
+        walk = Walk(self.kinds, self.limits)
+        try:
+            digest = walk.run(state)
+        except (NotExact, RecursionError):
+            return None
+        finally:
+            self.hashed_bytes += walk.hashed_bytes
+            walk.release()
+        return xxhash.xxh3_128_hexdigest(f"{static.kind_name(type(obj))}\0{digest}".encode())
 
     def _remember(self, obj: Any, measured: Measurement) -> None:
         try:

@@ -136,3 +136,28 @@ STATE_READERS: tuple[tuple[str, str, Callable[[type], Handler]], ...] = (
     ("onnxruntime", "InferenceSession", inference_session),
     ("onnxruntime.capi.onnxruntime_pybind11_state", "NodeArg", node_arg),
 )
+
+
+# What scikit-learn's searches (GridSearchCV, RandomizedSearchCV, the halving ones) keep
+# of the wall clock: seconds each fit and score took, and the refit.
+SEARCH_TIMINGS = frozenset({"mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"})
+SEARCH_TIMING_ATTRIBUTE = "refit_time_"
+
+
+def search_without_timings(obj: Any) -> dict[str, Any] | None:
+    """A fitted scikit-learn search's state without the timings it measured (a new dict
+    over the same values, read through CPython's own getter), or None for anything else:
+    the rest of the search, its cv_results_ included, is as deterministic as its fits."""
+    tp = type(obj)
+    base = static.library_class("sklearn.model_selection._search", "BaseSearchCV")
+    if base is None or not static.verified(tp) or not static.inherits(tp, base):
+        return None
+    read, hidden = static.dict_reader(tp)
+    state = read(obj) if read is not None and not hidden else None
+    if type(state) is not dict or SEARCH_TIMING_ATTRIBUTE not in state:
+        return None  # not fitted: no timings to leave out
+    out: dict[str, Any] = {key: value for key, value in state.items() if key != SEARCH_TIMING_ATTRIBUTE}
+    results = state.get("cv_results_")
+    if type(results) is dict:
+        out["cv_results_"] = {key: value for key, value in results.items() if key not in SEARCH_TIMINGS}
+    return out

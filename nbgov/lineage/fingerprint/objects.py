@@ -12,6 +12,7 @@ libraries are read through the library's own pickling support (``reduce_handler`
 
 from __future__ import annotations
 
+import _collections
 import _io
 import array
 import collections
@@ -39,6 +40,9 @@ _frozenset_iter = frozenset.__iter__
 _exception_args = static.own_dict(BaseException)["args"].__get__
 _classmethod_func = static.own_dict(classmethod)["__func__"].__get__
 _staticmethod_func = static.own_dict(staticmethod)["__func__"].__get__
+# A namedtuple's field accessor: CPython's own, exporting (index, doc) through its own __reduce__.
+_TUPLEGETTER: type = _collections._tuplegetter
+_tuplegetter_reduce = static.own_dict(_TUPLEGETTER)["__reduce__"]
 _type_bases = type.__dict__["__bases__"].__get__
 _EVERYTHING = slice(None)
 _CLASS_BOOKKEEPING = frozenset(
@@ -243,6 +247,13 @@ def staticmethod_value(walk: Walk, value: Any) -> None:
 def property_value(walk: Walk, value: property) -> None:
     walk.emit(b"Pr")
     walk.push_all([value.fget, value.fset, value.fdel, value.__doc__])
+
+
+def tuplegetter_value(walk: Walk, value: Any) -> None:
+    """A namedtuple field (``Pair.left``): the index it reads and its doc string."""
+    _maker, (index, doc) = _tuplegetter_reduce(value)
+    walk.emit(b"Tg" + enc_int(index))
+    walk.push(doc)
 
 
 def module_value(walk: Walk, module: types.ModuleType) -> None:
@@ -627,6 +638,7 @@ def _builtin_handlers() -> dict[int, Handler]:
         classmethod: classmethod_value,
         staticmethod: staticmethod_value,
         property: property_value,
+        _TUPLEGETTER: tuplegetter_value,
         types.ModuleType: module_value,
         type: class_value,
         _Synthetic: synthetic_value,

@@ -87,7 +87,6 @@ class _Cell:
     models: list[ReportedModel] = field(default_factory=list)
     sql_values: dict[str, Fingerprint] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    random_states: dict[str, str] = field(default_factory=dict)  # global generators before the cell
 
 
 class Recorder:
@@ -112,6 +111,7 @@ class Recorder:
         self._registered = False
         self._modules_at_install = top_level_modules()
         self._known_modules: set[str] | None = None
+        self._random_states = _random_states()  # the global generators after the last cell
         platform_string()  # now, before any cell can patch what it uses
 
     # -- the journal's face (delivery, widgets and tests read these) ---------
@@ -256,10 +256,6 @@ class Recorder:
         names = analyze(transform(self.shell, raw))
         cell.snapshot = self._observer.before(names, ns, cell.hashing)
         self._watch_files(names, ns)
-        try:
-            cell.random_states = random_state.probe()
-        except Exception as exc:  # an advisory check: the record goes on without it
-            cell.notes.append(f"global random state not checked: {describe(exc)}")
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
@@ -326,10 +322,7 @@ class Recorder:
         facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)
         facts.packages_added = self._part("packages", notes, lambda: self._packages_added(cell), {})
-        if cell.random_states:
-            notes += self._part("global random state", notes,
-                                lambda: random_state.changed(cell.random_states, random_state.probe(),
-                                                             len(sys.modules) != cell.modules), [])
+        notes += self._part("global random state", notes, lambda: self._random_state_notes(cell), [])
         if cell.hashing.unfinished:
             names = ", ".join(cell.hashing.unfinished[:5])
             notes.append(f"recording was interrupted: fingerprints of {names} unfinished")
@@ -407,6 +400,12 @@ class Recorder:
             out.append(ObservedFile(path, abspath, "write" if mode == "write" else "read", size, digest,
                                     mode == "write" and gone))
         return out
+
+    def _random_state_notes(self, cell: _Cell) -> list[str]:
+        """The global generators the cell drew from or seeded: compared with their state after
+        the cell before (nothing draws between cells but another thread, or a silent execution)."""
+        before, self._random_states = self._random_states, random_state.probe()
+        return random_state.changed(before, self._random_states, len(sys.modules) != cell.modules)
 
     def _packages_added(self, cell: _Cell) -> dict[str, str]:
         if len(sys.modules) == cell.modules and self._known_modules is not None:
@@ -509,6 +508,13 @@ def _interrupts_held() -> Iterator[list[int]]:
 
 def _why(exc: BaseException) -> str:
     return "recording was interrupted" if isinstance(exc, KeyboardInterrupt) else describe(exc)
+
+
+def _random_states() -> dict[str, random_state.State]:
+    try:
+        return random_state.probe()
+    except Exception:  # noqa: BLE001 - an advisory check: the first cell's is then not told
+        return {}
 
 
 def _running_cells() -> int:

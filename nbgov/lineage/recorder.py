@@ -111,7 +111,9 @@ class Recorder:
         self._registered = False
         self._modules_at_install = top_level_modules()
         self._known_modules: set[str] | None = None
-        self._random_states = _random_states()  # the global generators after the last cell
+        # the global generators after the last cell; None until the first cell starts (the
+        # kernel's own start-up, between loading the extension and that cell, may draw)
+        self._random_states: dict[str, random_state.State] | None = None
         platform_string()  # now, before any cell can patch what it uses
 
     # -- the journal's face (delivery, widgets and tests read these) ---------
@@ -256,6 +258,8 @@ class Recorder:
         names = analyze(transform(self.shell, raw))
         cell.snapshot = self._observer.before(names, ns, cell.hashing)
         self._watch_files(names, ns)
+        if self._random_states is None:
+            self._random_states = _random_states()
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
@@ -404,7 +408,7 @@ class Recorder:
     def _random_state_notes(self, cell: _Cell) -> list[str]:
         """The global generators the cell drew from or seeded: compared with their state after
         the cell before (nothing draws between cells but another thread, or a silent execution)."""
-        before, self._random_states = self._random_states, random_state.probe()
+        before, self._random_states = self._random_states or {}, random_state.probe()
         return random_state.changed(before, self._random_states, len(sys.modules) != cell.modules)
 
     def _packages_added(self, cell: _Cell) -> dict[str, str]:

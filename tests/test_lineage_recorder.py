@@ -656,3 +656,23 @@ def test_a_change_made_through_another_name_is_a_write_of_both(recording: Record
     recording.run("total = len(a)")
     body = recording.body()
     assert {r["name"]: r["source"] for r in body["reads"]} == {"a": recording.body(-3)["id"]}
+
+
+def test_the_code_ipython_transformed_is_analysed_without_transforming_it_again(
+    recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IPython hands the cell it transformed to pre_run_cell: the recorder reads what that
+    code names (here a magic's, so every name is compared) and transforms nothing itself."""
+    shell = recording.shell
+    calls: list[str] = []
+    original = type(shell).transform_cell
+
+    def counting(self: Any, raw_cell: str) -> str:
+        calls.append(raw_cell)
+        return str(original(self, raw_cell))
+
+    monkeypatch.setattr(type(shell), "transform_cell", counting)
+    recording.run("x = [1]")
+    recording.run("x.append(2)\nfound = %who_ls")
+    assert calls == ["x = [1]", "x.append(2)\nfound = %who_ls"]  # IPython's own, once each
+    assert {w["name"]: w["mutated"] for w in recording.body()["writes"]} == {"found": False, "x": True}

@@ -711,7 +711,14 @@ def probe_labels(obj: Any) -> bytes | None:
         kind = "object"
     else:
         return None
-    labels = obj.tolist()
+    values = obj._values
+    if type(values) is library_class("pandas.arrays", "ArrowStringArray"):
+        data = values._pa_array  # the array's whole content (its dtype is read above)
+        labels = data.to_pylist() if type(data) is library_class("pyarrow", "ChunkedArray") else obj.tolist()
+    elif type(values) is library_class("numpy", "ndarray"):
+        labels = values.tolist()
+    else:
+        labels = obj.tolist()
     if type(labels) is not list or not set(map(type, labels)) <= {str}:
         return None
     return b"".join([enc_str(kind), b"N" if name is None else enc_str(name), b"%x;" % len(labels),

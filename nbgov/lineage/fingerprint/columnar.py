@@ -486,7 +486,7 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
     pd = loaded_module("pandas") or {}
     ndarray = np["ndarray"]
     dtype = arr.dtype
-    walk.emit(b"k" + enc_str(str(dtype)))
+    walk.emit(_column_tag(walk, dtype))
     if inherits(type(arr), ndarray):
         if dtype.hasobject:
             deferred += object_items(walk, arr)
@@ -510,6 +510,28 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
         arrow_values(walk, pa_arr)
         return
     deferred += object_items(walk, np["asarray"](arr, dtype=object))
+
+
+_PLAIN_KINDS = frozenset("biufcmM")
+
+
+def _column_tag(walk: Walk, dtype: Any) -> bytes:
+    """``k`` and a column's dtype as text. numpy's ``str(dtype)`` runs Python code: for its
+    plain numeric, boolean and datetime dtypes (no fields, subarray or metadata) the text is
+    a function of the class and ``dtype.str``, so it is kept by those."""
+    tp = type(dtype)
+    if (static.module_of(tp) != "numpy.dtypes" or dtype.kind not in _PLAIN_KINDS or dtype.fields is not None
+            or dtype.subdtype is not None or dtype.metadata is not None):
+        return b"k" + enc_str(str(dtype))
+    tags = walk.kinds.column_tags
+    key = (tp, dtype.str)
+    tag = tags.get(key)
+    if tag is None:
+        tag = b"k" + enc_str(str(dtype))
+        if len(tags) >= _DTYPE_TAGS:
+            tags.clear()
+        tags[key] = tag
+    return tag
 
 
 def _arrow_of(arr: Any) -> Any:

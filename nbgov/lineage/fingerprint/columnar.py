@@ -642,7 +642,8 @@ def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
             bufs[1], dtype=np["int64"] if wide else np["int32"], count=n + 1, offset=off * (8 if wide else 4)
         )
         start, end = int(offsets[0]), int(offsets[-1])
-        streams.lengths.update(np["diff"](offsets).astype(np["int64"], copy=False).view(np["uint8"]))
+        # each value's length (numpy's diff, without its Python-level argument handling)
+        streams.lengths.update((offsets[1:] - offsets[:-1]).astype(np["int64"], copy=False).view(np["uint8"]))
         if bufs[2] is not None and end > start:
             walk.spend(end - start)
             streams.data.update(memoryview(bufs[2])[start:end])

@@ -268,6 +268,9 @@ def _big(columns: Any) -> pd.DataFrame:
     pd.Index(["a", "b"], name="cols"),
     pd.Index(["a\0b", ""]),  # a NUL and an empty label
     pd.Index([1, 2]),
+    pd.Index(["a", "b"], dtype="string"),  # pd.NA as the missing value
+    pd.Index(["a", "b"], dtype="string[python]"),
+    pd.Index(["a", 1], dtype=object),  # not all strings: read by the walk
 ])
 def test_the_version_probe_tells_column_labels_apart(labels: pd.Index) -> None:
     """The between-cells version probe reads a frame's column labels: the same labels in a
@@ -284,6 +287,10 @@ def test_the_version_probe_tells_column_labels_apart(labels: pd.Index) -> None:
         labels.astype(str) if labels.dtype == object else labels.astype(object),
         pd.Index([f"{label}!" for label in labels]),
         pd.Index(["a\0", "b"]) if isinstance(labels[0], str) else pd.Index([1, 3]),
+        labels.astype("string"),
+        labels.astype("string[python]"),
+        labels.astype(pd.StringDtype("python", na_value=np.nan)),
+        pd.Index(list(labels)[::-1], dtype=labels.dtype),
     ]
     for other in others:
         if other.equals(labels) and other.dtype == labels.dtype and other.name == labels.name:

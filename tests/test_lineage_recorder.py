@@ -656,3 +656,51 @@ def test_a_change_made_through_another_name_is_a_write_of_both(recording: Record
     recording.run("total = len(a)")
     body = recording.body()
     assert {r["name"]: r["source"] for r in body["reads"]} == {"a": recording.body(-3)["id"]}
+
+
+def test_the_code_ipython_transformed_is_analysed_without_transforming_it_again(
+    recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IPython hands the cell it transformed to pre_run_cell: the recorder reads what that
+    code names (here a magic's, so every name is compared) and transforms nothing itself."""
+    shell = recording.shell
+    calls: list[str] = []
+    original = type(shell).transform_cell
+
+    def counting(self: Any, raw_cell: str) -> str:
+        calls.append(raw_cell)
+        return str(original(self, raw_cell))
+
+    monkeypatch.setattr(type(shell), "transform_cell", counting)
+    recording.run("x = [1]")
+    recording.run("x.append(2)\nfound = %who_ls")
+    assert calls == ["x = [1]", "x.append(2)\nfound = %who_ls"]  # IPython's own, once each
+    assert {w["name"]: w["mutated"] for w in recording.body()["writes"]} == {"found": False, "x": True}
+
+
+def test_a_dynamic_cell_compares_every_name_without_an_audited_call_per_name(recording: RecordingShell) -> None:
+    """A magic or exec may rebind any name, so the recorder compares the identity of every
+    name before and after: by object's own pointer hash, not id() (an audit event, which runs
+    nbgov's file hook in Python each time). Rebinding to objects whose class and metaclass
+    define a raising __hash__, or none (a list), is still seen, and none of their code runs."""
+    import sys as _sys
+
+    counting = {"on": False, "ids": 0}
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if counting["on"] and event == "builtins.id":
+            counting["ids"] += 1
+
+    _sys.addaudithook(hook)  # for the whole test process; it counts only while "on"
+    ns = recording.ns()
+    recording.run("class Meta(type):\n    def __hash__(cls):\n        raise RuntimeError('metaclass hash ran')\n"
+                  "class Hostile(metaclass=Meta):\n    def __hash__(self):\n        raise RuntimeError('hash ran')\n"
+                  "a = [1]\nb = Hostile()\nc = Hostile")
+    ns.update({f"filler{i}": [i] for i in range(2000)})
+    counting["on"] = True
+    try:
+        recording.run("exec('a = [1]\\nb = Hostile()\\nc = Meta(\"C\", (), {})')")
+    finally:
+        counting["on"] = False
+    assert {w["name"] for w in recording.body()["writes"]} == {"a", "b", "c"}
+    assert counting["ids"] < 200, counting  # not one per name of the namespace

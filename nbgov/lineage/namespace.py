@@ -43,6 +43,11 @@ _INTERNAL = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|__.*__|In|Out|get_ipyth
 _MISSING = object()
 _TYPE_MODULE = type.__dict__["__module__"]
 
+# A name's identity: object's own pointer hash (its address, rotated: one value per live
+# object, as ``id``), never the type's __hash__. ``id()`` raises an audit event, so with
+# nbgov's file hook installed each call runs Python code: a dynamic cell compares every name.
+_identity = object.__hash__
+
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 # exact types (repr is theirs), by id: hashing or comparing a notebook class would run its metaclass
 _SCALAR_KINDS = frozenset(map(id, (int, float, bool, type(None), str, bytes)))
@@ -101,8 +106,8 @@ class Snapshot:
 
     names: CellNames
     before: dict[str, Fingerprint]  # candidates: values the cell may read or change
-    identities: dict[str, int]  # id() of the names the cell may rebind
-    every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their ids, in order
+    identities: dict[str, int]  # identities (_identity) of the names the cell may rebind
+    every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their identities, in order
     unchanged: set[str]  # candidates provably only read: no after-fingerprint needed
     called_globals: set[str]  # globals named by the code of notebook functions and classes the cell uses
     marker: Any  # the last key of the namespace before the cell (insertion order)
@@ -147,8 +152,8 @@ class NamespaceObserver:
         )
         before = {name: hashing.before(name, ns[name]) for name in candidates}
         touched = names.referenced | names.stores | names.deletes | called
-        identities = {n: id(ns[n]) for n in touched if n in ns}
-        every_name = (list(ns), list(map(id, ns.values()))) if names.dynamic else None  # C loops
+        identities = {n: _identity(ns[n]) for n in touched if n in ns}
+        every_name = (list(ns), list(map(_identity, ns.values()))) if names.dynamic else None  # C loops
         try:
             unchanged = self.values.provably_unchanged(names, set(candidates), ns)
         except KeyboardInterrupt:
@@ -227,7 +232,7 @@ class NamespaceObserver:
         if snap.every_name is not None:
             keys, ids = snap.every_name
             now_keys, now_values = list(ns), list(ns.values())
-            now_ids = list(map(id, now_values))
+            now_ids = list(map(_identity, now_values))
             added = _keys_after(ns, snap.marker)
             if added is not None and len(now_keys) == len(keys) + len(added):  # none removed, none moved
                 moved = list(map(ne, ids, now_ids)) + [True] * (len(now_keys) - len(keys))
@@ -235,7 +240,7 @@ class NamespaceObserver:
                 before = dict(zip(keys, ids))
                 moved = [before.get(k) != i for k, i in zip(now_keys, now_ids)]
             # names stored again with the very same object are written too
-            same = [n for n in stored if snap.identities.get(n) == id(ns[n])]
+            same = [n for n in stored if snap.identities.get(n) == _identity(ns[n])]
             return (list(compress(now_keys, moved)) + same,
                     list(compress(now_values, moved)) + [ns[n] for n in same])
         new_keys = _keys_after(ns, snap.marker)
@@ -244,7 +249,7 @@ class NamespaceObserver:
         found = dict.fromkeys(reversed(new_keys))
         found.update(dict.fromkeys(stored))
         for name, identity in snap.identities.items():
-            if name in ns and id(ns[name]) != identity:
+            if name in ns and _identity(ns[name]) != identity:
                 found[name] = None
         return list(found), None
 

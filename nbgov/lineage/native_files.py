@@ -180,12 +180,21 @@ def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool]) -> list
     first, within the bound."""
     found: dict[str, None] = {}
     named: list[str] = []
+    reals: dict[str, str] = {}  # realpath is an lstat per part: once per folder here (most share the cwd)
+
+    def real(path: str) -> str:
+        known = reals.get(path)
+        if known is None:
+            known = reals[path] = os.path.realpath(path)
+        return known
+
     for path in paths:
-        for candidate in (path, os.path.dirname(path)):
-            if os.path.isdir(candidate):
+        is_folder = os.path.isdir(path)
+        for candidate, folder in ((path, is_folder), (os.path.dirname(path), None)):
+            if folder if folder is not None else os.path.isdir(candidate):
                 found[candidate] = None
-                found[os.path.realpath(candidate)] = None
-        if os.path.isdir(path) and os.path.realpath(path) != os.path.realpath(cwd):
+                found[real(candidate)] = None
+        if is_folder and real(path) != real(cwd):
             named.append(path)
         if os.path.islink(path):
             found[os.path.dirname(os.path.realpath(path))] = None

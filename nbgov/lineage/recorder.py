@@ -255,7 +255,9 @@ class Recorder:
             models=self._pending_models,
         )
         self._pending_sql, self._pending_models = [], []
-        names = analyze(transform(self.shell, raw))
+        # IPython 8.19+ hands over the code it transformed for this run; older ones: transform it here
+        transformed = getattr(info, "transformed_cell", None)
+        names = analyze(transformed if type(transformed) is str else transform(self.shell, raw))
         cell.snapshot = self._observer.before(names, ns, cell.hashing)
         self._watch_files(names, ns)
         if self._random_states is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.record import CREATE_MODEL, Fingerprint, ModelRole
+from nbgov.sqlml.activity import Activity, ModelRef, TableContent, TableIdentity
 
 _NAMES = ("tables_read", "tables_written", "files_read", "files_written", "frames", "params")
 
@@ -48,7 +49,14 @@ class SqlReport:
     problems: tuple[str, ...] = ()
 
 
+# nbgov's own frozen report classes (plain fields, no properties among the keys read here):
+# read directly, without the Mapping and dataclass checks each field would cost
+_OWN_REPORTS = frozenset(map(id, (Activity, ModelRef, TableContent, TableIdentity)))
+
+
 def _field(activity: Any, key: str) -> Any:
+    if id(type(activity)) in _OWN_REPORTS:
+        return getattr(activity, key, None)
     if isinstance(activity, Mapping):
         return activity.get(key)
     if dataclasses.is_dataclass(activity):

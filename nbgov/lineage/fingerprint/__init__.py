@@ -109,8 +109,10 @@ class Fingerprinter:
             if arrays is None or sum(a.nbytes for a in arrays) < columnar.PROBE_MIN_BYTES:
                 return None
             h = xxhash.xxh3_128(meta.encode("utf-8", "surrogatepass"))
-            for part in labels:
-                h.update(self._digest(part).encode("ascii"))
+            for part in labels:  # each part's digest text, then ";" (no digest text holds one)
+                fast = columnar.probe_labels(part)
+                text = self._digest(part) if fast is None else "L" + xxhash.xxh3_128_hexdigest(fast)
+                h.update(text.encode("ascii") + b";")
             for arr in arrays:
                 columnar.sample(h, arr)
             return h.hexdigest()

@@ -486,7 +486,7 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
     pd = loaded_module("pandas") or {}
     ndarray = np["ndarray"]
     dtype = arr.dtype
-    walk.emit(b"k" + enc_str(str(dtype)))
+    walk.emit(_column_tag(walk, dtype))
     if inherits(type(arr), ndarray):
         if dtype.hasobject:
             deferred += object_items(walk, arr)
@@ -510,6 +510,28 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
         arrow_values(walk, pa_arr)
         return
     deferred += object_items(walk, np["asarray"](arr, dtype=object))
+
+
+_PLAIN_KINDS = frozenset("biufcmM")
+
+
+def _column_tag(walk: Walk, dtype: Any) -> bytes:
+    """``k`` and a column's dtype as text. numpy's ``str(dtype)`` runs Python code: for its
+    plain numeric, boolean and datetime dtypes (no fields, subarray or metadata) the text is
+    a function of the class and ``dtype.str``, so it is kept by those."""
+    tp = type(dtype)
+    if (static.module_of(tp) != "numpy.dtypes" or dtype.kind not in _PLAIN_KINDS or dtype.fields is not None
+            or dtype.subdtype is not None or dtype.metadata is not None):
+        return b"k" + enc_str(str(dtype))
+    tags = walk.kinds.column_tags
+    key = (tp, dtype.str)
+    tag = tags.get(key)
+    if tag is None:
+        tag = b"k" + enc_str(str(dtype))
+        if len(tags) >= _DTYPE_TAGS:
+            tags.clear()
+        tags[key] = tag
+    return tag
 
 
 def _arrow_of(arr: Any) -> Any:
@@ -620,7 +642,8 @@ def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
             bufs[1], dtype=np["int64"] if wide else np["int32"], count=n + 1, offset=off * (8 if wide else 4)
         )
         start, end = int(offsets[0]), int(offsets[-1])
-        streams.lengths.update(np["diff"](offsets).astype(np["int64"], copy=False).view(np["uint8"]))
+        # each value's length (numpy's diff, without its Python-level argument handling)
+        streams.lengths.update((offsets[1:] - offsets[:-1]).astype(np["int64"], copy=False).view(np["uint8"]))
         if bufs[2] is not None and end > start:
             walk.spend(end - start)
             streams.data.update(memoryview(bufs[2])[start:end])
@@ -683,6 +706,46 @@ def probe_parts(obj: Any) -> tuple[list[Any] | None, str, list[Any]]:
         + [f"{a.dtype.str}@{a.__array_interface__['data'][0]}" for a in arrays]
     )
     return arrays, meta, [obj.columns, index.name]
+
+
+def probe_labels(obj: Any) -> bytes | None:
+    """A plain pandas Index of strings (a frame's usual column labels) as bytes: its dtype,
+    name and every label, length-prefixed; None for anything else (the walk reads that).
+    The same content the walk reads, without its per-buffer work."""
+    index = library_class("pandas", "Index")
+    if index is None or type(obj) is not index:
+        return None
+    name = obj.name
+    if name is not None and type(name) is not str:
+        return None
+    dtype = obj.dtype
+    if type(dtype) is library_class("pandas", "StringDtype"):
+        storage, na_value = dtype.storage, dtype.na_value
+        if na_value is (loaded_module("pandas") or {}).get("NA"):
+            missing = "NA"
+        elif type(na_value) is float and na_value != na_value:
+            missing = "nan"
+        else:
+            return None
+        if type(storage) is not str:
+            return None
+        kind = f"string|{storage}|{missing}"
+    elif type(dtype) is library_class("numpy.dtypes", "ObjectDType"):
+        kind = "object"
+    else:
+        return None
+    values = obj._values
+    if type(values) is library_class("pandas.arrays", "ArrowStringArray"):
+        data = values._pa_array  # the array's whole content (its dtype is read above)
+        labels = data.to_pylist() if type(data) is library_class("pyarrow", "ChunkedArray") else obj.tolist()
+    elif type(values) is library_class("numpy", "ndarray"):
+        labels = values.tolist()
+    else:
+        labels = obj.tolist()
+    if type(labels) is not list or not set(map(type, labels)) <= {str}:
+        return None
+    return b"".join([enc_str(kind), b"N" if name is None else enc_str(name), b"%x;" % len(labels),
+                     *map(enc_str, labels)])
 
 
 def sample(h: Any, arr: Any) -> None:

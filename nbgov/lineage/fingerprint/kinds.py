@@ -87,6 +87,7 @@ class Kinds:
         self._cache: dict[int, tuple[weakref.ref[type], Handler]] = {}
         self.dtype_tags: dict[Any, bytes] = {}  # numpy dtype -> its encoding (library objects only)
         self.padding: dict[Any, Any] = {}  # numpy dtype -> which item bytes are data (None: all)
+        self.column_tags: dict[tuple[type, str], bytes] = {}  # (dtype class, dtype.str) -> a column's dtype text
         self.short_strings: dict[str, bytes] = {}  # exact str -> its encoding (keys, attribute names)
 
     def handler_for(self, tp: type) -> Handler:

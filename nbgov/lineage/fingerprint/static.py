@@ -21,6 +21,8 @@ import os
 import sys
 import types
 from collections.abc import Callable, Mapping
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 # -- CPython's own descriptors -------------------------------------------------
@@ -133,8 +135,8 @@ def lookup(tp: type, name: str) -> tuple[type, Any] | None:
 
 
 def inherits(tp: type, base: type) -> bool:
-    """``issubclass`` by identity along the MRO (no ``__subclasscheck__``)."""
-    return any(klass is base for klass in _type_mro(tp))
+    """``issubclass`` by identity along the MRO (no ``__subclasscheck__``, no ``__eq__``)."""
+    return tp is base or any(map(is_, _type_mro(tp), repeat(base)))
 
 
 # -- instance state ----------------------------------------------------------------

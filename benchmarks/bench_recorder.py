@@ -38,7 +38,8 @@ random order (median of the paired ratios):
   over 1,000 (target ≤ 300);
 - lines of the file's diff after re-running one cell in the same kernel and saving
   (target ≤ 40);
-- ``nbgov run`` over plain nbclient (target ≤ 1.15x);
+- ``nbgov run`` over plain nbclient (target ≤ 1.15x); nbgov's modules are byte-compiled first,
+  as an install leaves them (``byte_compile_nbgov``);
 - per-cell added time, last 100 cells over the first 100 (target within 10%): in process
   (delivery building each message), a young chain's cells 1-100 and an old chain's last
   100 measured side by side in a seeded random order, each recorded shell paired with a
@@ -425,7 +426,9 @@ def main() -> None:
     parser.add_argument("--peer-repeat", type=int, default=20, help="runs per cell for ipyflow (default 20)")
     parser.add_argument("--cases", default=ALL_CASES, help=f"comma-separated subset of {ALL_CASES}")
     parser.add_argument("--memmap-gb", type=float, default=2.0, help="size of the mapped file (default 2 GB)")
-    parser.add_argument("--notebook-rounds", type=int, default=3, help="paired runs of the 1,000-cell notebook")
+    parser.add_argument("--notebook-rounds", type=int, default=7,
+                        help="paired runs of the 1,000-cell notebook (default 7: a kernel's speed varies from "
+                             "one start to the next by about 10%%, so fewer make an unstable median)")
     parser.add_argument("--cells", type=int, default=1000, help="cells of the generated notebook (default 1000)")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
@@ -592,7 +595,18 @@ def _with_cpu(run: Callable[[Path, Path], tuple[float, list[float], int]], sourc
     return seconds, cell_times, size, kernel, own
 
 
+def byte_compile_nbgov() -> None:
+    """nbgov's modules byte-compiled, as ``pip install`` leaves an installed nbgov: the kernel
+    imports them from this checkout, and where PYTHONDONTWRITEBYTECODE is set (these machines
+    set it) it would otherwise compile them from source in every run, about 60 ms that no
+    installed nbgov pays. The files go to ``__pycache__`` folders, which git ignores."""
+    import compileall
+
+    compileall.compile_dir(str(REPO / "nbgov"), quiet=1)
+
+
 def notebook_case(cells: int, rounds: int) -> dict[str, float]:
+    byte_compile_nbgov()
     folder = Path(tempfile.mkdtemp(prefix="nbgov-notebook-"))
     source = chain_notebook(folder / "chain.ipynb", cells)
     results: dict[str, list[Any]] = {"plain": [], "nbgov": []}

@@ -67,8 +67,7 @@ def test_watches_beyond_the_bound_are_removed_oldest_first(inotify: Inotify, tmp
     folders = [tmp_path / f"d{i}" for i in range(MAX_KEPT_WATCHES + 5)]
     for folder in folders:
         folder.mkdir()
-        assert inotify.watch(str(folder))
-    inotify.sleep()
+    inotify.start([str(folder) for folder in folders])
     assert len(inotify._folders) == MAX_KEPT_WATCHES  # noqa: SLF001
     assert str(folders[0]) not in inotify._folders.values() and str(folders[-1]) in inotify._folders.values()  # noqa: SLF001
     assert not inotify.watch(str(tmp_path / "missing"))
@@ -90,8 +89,8 @@ def test_a_sleeping_watch_still_asks_for_a_rare_file_event_so_waking_it_walks_no
     for attribute changes only, and what that reports between cells is for no cell."""
     assert inotify.watch(str(tmp_path))
     (tmp_path / "a.txt").write_text("x")
-    touches, _ = inotify.finish()
-    assert [t.name for t in touches] == ["a.txt"]
+    assert [t.name for t in inotify.collect()[0]] == ["a.txt"]
+    inotify.sleep()
     assert [mask & (WATCH_MASK | SLEEP_MASK) for mask in _kernel_masks(inotify)] == [SLEEP_MASK]
     (tmp_path / "b.txt").write_text("between cells")
     os.chmod(tmp_path / "a.txt", 0o600)  # reported to the sleeping watch
@@ -99,5 +98,45 @@ def test_a_sleeping_watch_still_asks_for_a_rare_file_event_so_waking_it_walks_no
     assert inotify.watch(str(tmp_path))
     assert [mask & WATCH_MASK for mask in _kernel_masks(inotify)] == [WATCH_MASK]
     (tmp_path / "c.txt").write_text("y")
-    assert [t.name for t in inotify.finish()[0]] == ["c.txt"]
+    assert [t.name for t in inotify.collect()[0]] == ["c.txt"]
+    inotify.close()
+
+
+def test_a_folder_the_next_cell_reaches_stays_awake_and_what_happened_between_cells_is_dropped(
+    inotify: Inotify, tmp_path: Path
+) -> None:
+    """The working folder is reached by every cell: it is not put to sleep and woken each
+    time (two system calls per cell); what happened there between two cells is read at the
+    next start and dropped, and a folder that cell cannot reach sleeps."""
+    named = tmp_path / "named"
+    named.mkdir()
+    inotify.start([str(tmp_path), str(named)])
+    (tmp_path / "a.txt").write_text("in the cell")
+    (named / "n.txt").write_text("in the cell")
+    assert sorted(t.name for t in inotify.collect()[0]) == ["a.txt", "n.txt"]
+    (tmp_path / "b.txt").write_text("between cells")
+    (named / "m.txt").write_text("between cells")
+    inotify.start([str(tmp_path)])
+    masks = dict(zip(inotify._folders.values(), _kernel_masks(inotify), strict=True))  # noqa: SLF001
+    assert masks[str(tmp_path)] & WATCH_MASK == WATCH_MASK
+    assert masks[str(named)] & (WATCH_MASK | SLEEP_MASK) == SLEEP_MASK, "not reachable by this cell: asleep"
+    (tmp_path / "c.txt").write_text("in the next cell")
+    (named / "o.txt").write_text("asleep")
+    assert [t.name for t in inotify.collect()[0]] == ["c.txt"]
+    inotify.close()
+
+
+def test_a_folder_replaced_under_its_name_is_followed_at_the_next_start(inotify: Inotify, tmp_path: Path) -> None:
+    """A watch follows the folder, not its name: each start looks the name up again, so a
+    folder renamed away and made anew between cells is the one watched."""
+    data = tmp_path / "data"
+    data.mkdir()
+    inotify.start([str(data)])
+    inotify.collect()
+    data.rename(tmp_path / "old")
+    data.mkdir()
+    inotify.start([str(data)])
+    (data / "new.txt").write_text("x")
+    (tmp_path / "old" / "stale.txt").write_text("x")
+    assert [t.path for t in inotify.collect()[0]] == [str(data / "new.txt")]
     inotify.close()

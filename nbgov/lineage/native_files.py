@@ -107,16 +107,14 @@ class NativeWatch:
         assert self._inotify is not None
         self._started = _fs_clock()
         self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored)
-        self._inotify.collect()  # drop what happened between cells: no folder is awake yet
-        for folder in _folders(base, paths, self.ignored):
-            self._inotify.watch(folder)
+        self._inotify.start(_folders(base, paths, self.ignored))
 
     def stop(self) -> list[FileEvent]:
         """Files opened in the watched folders since ``start``: written, else read."""
         if self._inotify is None:
             probe, self._probe = self._probe, None
             return probe.writes() if probe is not None else []
-        touches, overflow = self._inotify.finish()
+        touches, overflow = self._inotify.collect()
         if overflow:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
         events: list[FileEvent] = []

@@ -47,6 +47,10 @@ random order (median of the paired ratios):
 - CPU added per cell, in the kernel and in ``nbgov run``'s own process (each run's
   RUSAGE_CHILDREN and process_time), which says where the added time goes: on two
   cores, client and kernel together keep both busy, so added CPU is added time.
+- the CPU nbgov's two hooks take per cell inside the kernel (one extra, untimed run whose
+  load code wraps them: ``HOOK_CLOCK``), and a third variant in each round: plain nbclient
+  on a kernel whose hooks only spin the CPU for as long (``SPIN_HOOKS``): what that much
+  work per cell costs through a kernel on this machine, whatever the work is.
 And a ``%%sqlml`` query returning 100,000 rows of a 1M-row DataFrame, with recording
 on (``%load_ext nbgov``) against the magic alone (target ≤ 1.1x).
 
@@ -56,7 +60,10 @@ Run only these: python3 benchmarks/bench_recorder.py --cases notebook,sqlml
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import hashlib
+import io
 import json
 import os
 import random
@@ -515,12 +522,12 @@ def _timed_client(base: type) -> Any:
     return Timed
 
 
-def run_plain(source: Path, out: Path) -> tuple[float, list[float], int]:
+def run_plain(source: Path, out: Path, client: type | None = None) -> tuple[float, list[float], int]:
     """Plain nbclient: execute, write; (seconds, per-cell seconds, bytes written)."""
     import nbformat
     from nbclient import NotebookClient
 
-    client_class = _timed_client(NotebookClient)
+    client_class = _timed_client(client or NotebookClient)
     client_class.cell_times = []
     start = time.perf_counter()
     nb = nbformat.read(str(source), as_version=4)
@@ -605,23 +612,95 @@ def byte_compile_nbgov() -> None:
     compileall.compile_dir(str(REPO / "nbgov"), quiet=1)
 
 
+# Appended to the code `nbgov run` loads nbgov with: times the recorder's two hooks (CPU of
+# the kernel's main thread) and writes pre and post seconds at the kernel's exit.
+HOOK_CLOCK = """
+import atexit as _atexit, time as _time
+_spent = {{"pre_run_cell": 0.0, "post_run_cell": 0.0}}
+def _clocked(event, hook):
+    def clocked(arg):
+        start = _time.thread_time()
+        try:
+            hook(arg)
+        finally:
+            _spent[event] += _time.thread_time() - start
+    return clocked
+for _event in _spent:
+    for _hook in [h for h in get_ipython().events.callbacks[_event]
+                  if type(getattr(h, "__self__", None)).__name__ == "Recorder"]:
+        get_ipython().events.unregister(_event, _hook)
+        get_ipython().events.register(_event, _clocked(_event, _hook))
+_atexit.register(lambda: open({path!r}, "w").write(repr(_spent)))
+"""
+# Loaded into a plain kernel: hooks that only spin the CPU for as long as nbgov's took.
+SPIN_HOOKS = """
+import time as _time
+def _spinning(seconds):
+    def spin(arg):
+        end = _time.perf_counter() + seconds
+        while _time.perf_counter() < end:
+            pass
+    return spin
+get_ipython().events.register("pre_run_cell", _spinning({pre}))
+get_ipython().events.register("post_run_cell", _spinning({post}))
+"""
+
+
+def hook_seconds(source: Path, out: Path, cells: int) -> dict[str, float]:
+    """CPU seconds per cell in the recorder's pre- and post-cell hooks, inside the kernel of
+    one `nbgov run` (not a timed round)."""
+    from nbgov.replay import runner
+
+    clock = out.with_suffix(".hooks")
+    original = runner.LOAD_NBGOV
+    runner.LOAD_NBGOV = original + "\n" + HOOK_CLOCK.format(path=str(clock))
+    try:
+        runner.run_notebook(source, out)
+    finally:
+        runner.LOAD_NBGOV = original
+    spent: dict[str, float] = ast.literal_eval(clock.read_text())
+    return {event: seconds / cells for event, seconds in spent.items()}
+
+
+def run_spinning(hooks: dict[str, float]) -> Callable[[Path, Path], tuple[float, list[float], int]]:
+    """Plain nbclient on a kernel whose cells each spin in pre- and post-cell hooks for as long
+    as nbgov's hooks take: what that much work per cell costs through a kernel, whatever it is."""
+    from nbclient import NotebookClient
+
+    code = SPIN_HOOKS.format(pre=hooks["pre_run_cell"], post=hooks["post_run_cell"])
+
+    class Spinning(NotebookClient):  # type: ignore[misc]
+        async def async_start_new_kernel_client(self) -> Any:
+            kc = await super().async_start_new_kernel_client()
+            await kc.execute_interactive(code, silent=True, timeout=60)
+            return kc
+
+    return lambda source, out: run_plain(source, out, Spinning)
+
+
 def notebook_case(cells: int, rounds: int) -> dict[str, float]:
     byte_compile_nbgov()
     folder = Path(tempfile.mkdtemp(prefix="nbgov-notebook-"))
     source = chain_notebook(folder / "chain.ipynb", cells)
-    results: dict[str, list[Any]] = {"plain": [], "nbgov": []}
+    hooks = hook_seconds(source, folder / "clocked.ipynb", cells)
+    runs = {"plain": run_plain, "nbgov": run_nbgov, "spin": run_spinning(hooks)}
+    results: dict[str, list[Any]] = {name: [] for name in runs}
     order = random.Random(18)
     for round_no in range(rounds):
-        for name in order.sample(list(results), 2):
+        for name in order.sample(list(runs), len(runs)):
             out = folder / f"{name}-{round_no}.ipynb"
-            results[name].append(_with_cpu((run_plain if name == "plain" else run_nbgov), source, out))
+            results[name].append(_with_cpu(runs[name], source, out))
     ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["nbgov"], strict=True)]
+    spin_ratios = [s[0] / p[0] for p, s in zip(results["plain"], results["spin"], strict=True)]
     growth = [(n[2] - p[2]) / cells for p, n in zip(results["plain"], results["nbgov"], strict=True)]
     first, last = chain_flatness(cells, folder)
     return {
         "growth_bytes": statistics.median(growth),
         "diff_lines": float(rerun_diff(folder, cells, cells // 2)),
         "run_ratio": statistics.median(ratios),
+        "spin_ratio": statistics.median(spin_ratios),
+        "hook_pre_ms": hooks["pre_run_cell"] * 1e3,
+        "hook_post_ms": hooks["post_run_cell"] * 1e3,
         "added_first_ms": first * 1e3,
         "added_last_ms": last * 1e3,
         "plain_cell_ms": statistics.median(statistics.median(p[1]) for p in results["plain"]) * 1e3,
@@ -699,6 +778,10 @@ def report_notebook(cells: int, rounds: int) -> None:
     print(f"nbgov run / plain nbclient        {m['run_ratio']:8.2f}x        (target ≤ 1.15 -> "
           f"{'PASS' if m['run_ratio'] <= 1.15 else 'MISS'})")
     print(f"plain nbclient cell               {m['plain_cell_ms']:8.2f} ms")
+    print(f"nbgov's hooks in the kernel       {m['hook_pre_ms'] + m['hook_post_ms']:8.3f} ms per cell "
+          f"(before the cell {m['hook_pre_ms']:.3f}, after it {m['hook_post_ms']:.3f}; CPU of its main thread)")
+    print(f"hooks that only spin as long      {m['spin_ratio']:8.2f}x plain nbclient (what that much work per "
+          "cell costs through a kernel here, whatever the work)")
     print(f"CPU added per cell: kernel {m['kernel_cpu_ms'] / cells:.3f} ms, nbgov run's process "
           f"{m['client_cpu_ms'] / cells:.3f} ms (both cores are busy through a kernel: added CPU is added time)")
     print(f"added per cell in process, first 100 cells {m['added_first_ms']:6.3f} ms")
@@ -727,8 +810,9 @@ def sqlml_case(rounds: int) -> dict[str, float]:
             _time(shell, SQLML_SETUP)
             _time(shell, SQLML_QUERY)  # warm-up: plan cache, DuckDB's first scan
         assert len(recorded.user_ns["picked"]) == 100_000
-        times = paired({"alone": lambda: _time(alone, SQLML_QUERY),
-                        "recorded": lambda: _time(recorded, SQLML_QUERY)}, rounds, seed=18)
+        with contextlib.redirect_stdout(io.StringIO()):  # each query still displays its frame, unseen
+            times = paired({"alone": lambda: _time(alone, SQLML_QUERY),
+                            "recorded": lambda: _time(recorded, SQLML_QUERY)}, rounds, seed=18)
     finally:
         installed.uninstall()
         recorded.run_cell("%unload_ext nbgov")

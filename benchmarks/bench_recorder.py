@@ -669,9 +669,9 @@ def run_spinning(hooks: dict[str, float]) -> Callable[[Path, Path], tuple[float,
 
     code = SPIN_HOOKS.format(pre=hooks["pre_run_cell"], post=hooks["post_run_cell"])
 
-    class Spinning(NotebookClient):  # type: ignore[misc]
+    class Spinning(NotebookClient):
         async def async_start_new_kernel_client(self) -> Any:
-            kc = await super().async_start_new_kernel_client()
+            kc: Any = await super().async_start_new_kernel_client()
             await kc.execute_interactive(code, silent=True, timeout=60)
             return kc
 

@@ -530,6 +530,40 @@ def test_capture_magic_runs_a_nested_cell_recorded_once(recording: RecordingShel
     assert set(writes(recording.body())) == {"captured", "inside"}
 
 
+def test_the_nesting_count_sees_each_running_cell(recording: RecordingShell) -> None:
+    recording.run("from nbgov.lineage.recorder import _running_cells\n"
+                  "depth = _running_cells()\n"
+                  "get_ipython().run_cell('inner_depth = _running_cells()')")
+    ns = recording.shell.user_ns
+    assert (ns["depth"], ns["inner_depth"]) == (1, 2)
+    assert recorder_mod._running_cells() == 0  # outside any cell
+
+
+_frame_reads: list[str] = []
+_counting = [False]
+
+
+def _count_frame_reads(event: str, args: tuple[Any, ...]) -> None:
+    if _counting[0] and event == "object.__getattr__":
+        _frame_reads.append(str(args[1]))
+
+
+def test_the_nesting_count_fires_no_audit_event_per_frame() -> None:
+    """Reading ``frame.f_code`` is audited: every audit hook (nbgov's among them) would run
+    once per frame of a 30-frame kernel stack, twice per cell."""
+    sys.addaudithook(_count_frame_reads)  # process-wide and permanent: it counts only while asked
+
+    def deep(levels: int) -> int:
+        return deep(levels - 1) if levels else recorder_mod._running_cells()
+
+    _counting[0] = True
+    try:
+        assert deep(40) == 0
+    finally:
+        _counting[0] = False
+    assert _frame_reads == []
+
+
 def test_a_lost_post_run_cell_does_not_stop_recording(recording: RecordingShell) -> None:
     from IPython.core.interactiveshell import ExecutionInfo
 

@@ -15,6 +15,7 @@ record, with the fingerprints it cut short marked unfinished.
 from __future__ import annotations
 
 import _signal
+import functools
 import os
 import signal
 import sys
@@ -525,9 +526,42 @@ def _random_states() -> dict[str, random_state.State]:
 
 def _running_cells() -> int:
     """How many IPython cell executions are on the call stack (stateless, so a lost
-    post_run_cell can never leave the recorder believing it is nested)."""
+    post_run_cell can never leave the recorder believing it is nested).
+
+    A frame of ``run_cell_async`` is told by its module's globals and its line, read from the
+    frame without ``f_code``: reading that fires an audit event (``object.__getattr__``), which
+    costs a call of every audit hook installed (nbgov's own among them) per frame, on a stack
+    that is 30 frames deep in a kernel."""
+    found = _run_cell_async_lines()
+    if found is None:
+        return _running_cells_by_code()
+    module_globals, first, last = found
     count = 0
     frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is module_globals and first <= frame.f_lineno <= last:
+            count += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return count
+
+
+@functools.cache
+def _run_cell_async_lines() -> tuple[dict[str, Any], int, int] | None:
+    """The globals of IPython's ``interactiveshell`` module and the lines of its
+    ``InteractiveShell.run_cell_async`` (no nested function of it calls a hook)."""
+    try:
+        from IPython.core import interactiveshell
+
+        code = interactiveshell.InteractiveShell.__dict__["run_cell_async"].__code__
+        lines = [line for _, _, line in code.co_lines() if line is not None]
+        return vars(interactiveshell), min(lines), max(lines)
+    except Exception:  # noqa: BLE001 - another IPython: tell the frames by their code
+        return None
+
+
+def _running_cells_by_code() -> int:
+    count = 0
+    frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
         if code.co_name == "run_cell_async" and code.co_filename.endswith("interactiveshell.py"):

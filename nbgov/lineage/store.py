@@ -54,8 +54,11 @@ def canonical_json(value: Any) -> bytes:
     ``surrogatepass`` keeps a lone surrogate (legal in JSON escapes and Python
     strings, not in UTF-8) representable; readers decode lines the same way.
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8", "surrogatepass")
+    return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
+
+
+# json.dumps with these options, made once (dumps builds an encoder per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -82,11 +85,20 @@ def _entry_and_line(seq: int, prev: str, kind: str, body: Mapping[str, Any]) -> 
     """
     _check_kind(kind, ENTRY_KINDS)
     body_json = canonical_json(body)
-    tail = canonical_json({"kind": kind, "prev": prev, "seq": seq})[1:]  # '"kind":...}'
+    tail = _tail(kind, prev, seq)  # '"kind":...}'
     digest = xxhash.xxh3_128_hexdigest(b'{"body":' + body_json + b"," + tail)
     line = b'{"body":' + body_json + b',"hash":"' + digest.encode("ascii") + b'",' + tail + b"\n"
     entry: dict[str, Any] = {"seq": seq, "prev": prev, "kind": kind, "body": dict(body), "hash": digest}
     return entry, line
+
+
+def _tail(kind: str, prev: str, seq: int) -> bytes:
+    """``canonical_json({"kind": kind, "prev": prev, "seq": seq})`` without its "{", spelled
+    out for the usual types (a hash read from a forged log may be anything)."""
+    if type(kind) is str and type(prev) is str and type(seq) is int:
+        text = f'"kind":{_CANONICAL.encode(kind)},"prev":{_CANONICAL.encode(prev)},"seq":{seq}}}'
+        return text.encode("utf-8", "surrogatepass")
+    return canonical_json({"kind": kind, "prev": prev, "seq": seq})[1:]
 
 
 def sidecar_path(notebook_path: str | os.PathLike[str]) -> Path:

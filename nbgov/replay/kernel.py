@@ -20,6 +20,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import KernelManager
+from jupyter_client.utils import ensure_async, run_sync
 
 from nbgov.errors import ReplayError
 from nbgov.lineage.delivery import HEADLESS_ENV
@@ -59,12 +60,69 @@ class _CellIdMixin:
         return str(msg["header"]["msg_id"])
 
 
-class CellIdKernelClient(_CellIdMixin, BlockingKernelClient):
+class _PromptReadyMixin:
+    """Ready as soon as the kernel is: jupyter_client's wait ends by listening to IOPub until
+    it has been silent for 0.2 s (and reads the first IOPub message within 0.2 s to tell it is
+    connected), which every `nbgov run` and every replayed session paid in full. Here the
+    kernel is ready when it answered kernel_info on the shell channel and the idle status of
+    that same request came over IOPub: IOPub is connected, and what the kernel published
+    before it (its start-up) has been read. A request whose idle does not come within 0.2 s
+    (IOPub not yet connected) is sent again, as jupyter_client does."""
+
+    shell_channel: Any
+    iopub_channel: Any
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        client: Any = self
+        while True:
+            msg_id = client.kernel_info()
+            reply = await self._reply_to(msg_id, min(1.0, max(0.0, deadline - time.monotonic())))
+            if reply is not None and await self._idle_of(msg_id):
+                client._handle_kernel_info_reply(reply)
+                return
+            if not await client._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    async def _reply_to(self, msg_id: str, timeout: float) -> dict[str, Any] | None:
+        """The shell reply to ``msg_id``, or None when none comes within ``timeout``."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                msg: dict[str, Any] = await ensure_async(
+                    self.shell_channel.get_msg(timeout=max(0.0, end - time.monotonic())))
+            except queue.Empty:
+                return None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg
+
+    async def _idle_of(self, msg_id: str) -> bool:
+        """Reads IOPub up to the idle status of ``msg_id``; False when IOPub stays silent 0.2 s."""
+        while True:
+            try:
+                msg = await ensure_async(self.iopub_channel.get_msg(timeout=IOPUB_CONNECT_S))
+            except queue.Empty:
+                return False
+            if (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+                    and msg.get("parent_header", {}).get("msg_id") == msg_id):
+                return True
+
+
+IOPUB_CONNECT_S = 0.2
+
+
+class CellIdKernelClient(_PromptReadyMixin, _CellIdMixin, BlockingKernelClient):
     """A blocking client that tells the kernel which cell it runs (for replay)."""
 
+    wait_for_ready = run_sync(_PromptReadyMixin._async_wait_for_ready)
 
-class AsyncCellIdKernelClient(_CellIdMixin, AsyncKernelClient):
+
+class AsyncCellIdKernelClient(_PromptReadyMixin, _CellIdMixin, AsyncKernelClient):
     """The asynchronous twin of CellIdKernelClient, for nbclient (`nbgov run`)."""
+
+    wait_for_ready = _PromptReadyMixin._async_wait_for_ready
 
 
 FIXED_HASH_SEED = "0"

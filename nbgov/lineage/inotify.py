@@ -249,11 +249,6 @@ class Inotify:
             self._awake.discard(wd)
             self._rm(self.fd, wd)
 
-    def sleep(self) -> None:
-        """Every awake folder asks for rare events only from now on."""
-        awake, self._awake = self._awake, set()
-        self._sleep(awake)
-
     def _sleep(self, wds: AbstractSet[int]) -> None:
         for wd in wds:
             folder = self._folders.get(wd)

@@ -61,6 +61,15 @@ def test_exec_globals_and_magics_mark_the_cell_dynamic() -> None:
     assert not analyze("y = 2").dynamic
 
 
+def test_a_magics_name_is_not_a_path_its_argument_line_may_be(bare_shell: InteractiveShell) -> None:
+    cell = analyze(transform(bare_shell, "%%sqlml --db shop.duckdb\nSELECT 1"))
+    assert "sqlml" not in cell.strings and "--db shop.duckdb" in cell.strings
+    assert analyze(transform(bare_shell, "%run script.py")).strings == ("script.py",)
+    # the same name given to anything else is still a path the code names
+    assert analyze("open('sqlml')").strings == ("sqlml",)
+    assert analyze("shell.run_cell_magic('sqlml', '', '')").strings == ("sqlml",)
+
+
 def test_magics_are_analysed_after_ipython_transforms(bare_shell: InteractiveShell) -> None:
     code = transform(bare_shell, "files = !ls {folder}\n%time total = compute(files)")
     assert "get_ipython()" in code

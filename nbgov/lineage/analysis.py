@@ -142,15 +142,22 @@ _METADATA_CALLS = frozenset({
     "is_file", "is_dir", "touch", "with_suffix", "with_name",
 })
 
+# How IPython's transformers call a magic: the first argument is the magic's name, never a path.
+_MAGIC_CALLS = frozenset({"run_cell_magic", "run_line_magic"})
+
 
 def _metadata_only_args(tree: ast.AST) -> set[int]:
-    """ids of the nodes inside ``os.path.exists('x')``, ``Path('x').is_file()`` and the like."""
+    """ids of the nodes inside ``os.path.exists('x')``, ``Path('x').is_file()`` and the like,
+    and of a magic's name in IPython's ``get_ipython().run_cell_magic('sqlml', ...)`` (its
+    argument line, which may name a file, is kept)."""
     skip: set[int] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in _MAGIC_CALLS and node.args and _is_get_ipython(func):
+            skip.add(id(node.args[0]))
         if name not in _METADATA_CALLS:
             continue
         roots: list[ast.AST] = list(node.args)
@@ -190,6 +197,13 @@ def _is_path_call(node: ast.expr) -> bool:
     func = node.func
     name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
     return name in _PATH_CALLS
+
+
+def _is_get_ipython(func: ast.expr) -> bool:
+    """``get_ipython().<method>``: a call on the shell, as IPython writes magics."""
+    shell = func.value if isinstance(func, ast.Attribute) else None
+    return (isinstance(shell, ast.Call) and isinstance(shell.func, ast.Name) and shell.func.id == "get_ipython"
+            and not shell.args and not shell.keywords)
 
 
 def _dotted(node: ast.expr) -> str:

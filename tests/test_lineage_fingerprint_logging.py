@@ -90,6 +90,7 @@ def test_a_configured_logger_is_exact_and_logging_through_it_changes_nothing(fre
     configure(logger)
     logger.addFilter(logging.Filter("nbgov_test"))
     before = exact(logger)
+    assert fingerprint(logger).summary == "'nbgov_test.a' at DEBUG, 1 handler"
     logger.info("hello")  # fills the logger's level cache, takes the handler's lock
     logger.debug("below the handler's level")
     assert exact(logger) == before

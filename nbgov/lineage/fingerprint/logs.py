@@ -170,3 +170,19 @@ def _stream(stream: Any) -> Any:
         file_name = state.get("name") if type(state) is dict else None
         return ("file", [static.label(type(part)) for part in chain], file_name, objects.fileio_mode(raw))
     raise NotExact(f"a log handler writes to a stream nbgov cannot name ({static.label(tp)}): not read")
+
+
+def summary(obj: Any) -> str | None:
+    """``'nb' at INFO, 1 handler`` for a logger of logging's own classes; None for anything else."""
+    tp = type(obj)
+    if static.loaded_module("logging") is None or not _exact_logger(tp):
+        return None
+    state = _instance_dict(tp)(obj)
+    if type(state) is not dict:
+        return None
+    name, level, handlers = state.get("name"), state.get("level"), state.get("handlers")
+    names = (static.loaded_module("logging") or {}).get("_levelToName")
+    level_name = names.get(level) if type(names) is dict and type(level) is int else None
+    count = len(handlers) if type(handlers) is list else 0
+    return (f"{name!r} at {level_name or level}, {count} handler{'' if count == 1 else 's'}"
+            if type(name) is str else None)

@@ -260,3 +260,29 @@ def test_a_hostile_logger_in_a_cell_is_weak_said_why_and_never_run(recording: Re
         assert recording.ns()["calls"] == []
     finally:
         recording.run("for h in list(shipped.handlers):\n    shipped.removeHandler(h)")
+
+
+def test_a_stream_is_named_by_what_it_is_or_weak(fresh: Any, tmp_path: Path) -> None:
+    first, second = open(tmp_path / "a.log", "w"), open(tmp_path / "b.log", "w")  # noqa: SIM115
+    try:
+        a, b, again = (logging.StreamHandler(s) for s in (first, second, first))
+        assert exact(a) == exact(again) != exact(b)  # an open file by its name and mode, never read
+
+        class Sink:
+            calls: list[str] = []
+
+            def write(self, text: str) -> None:
+                self.calls.append(text)
+
+            def __getattr__(self, name: str) -> Any:
+                self.calls.append(name)
+                raise AttributeError(name)
+
+        logger = fresh("f")
+        logger.addHandler(logging.StreamHandler(Sink()))
+        fp = fingerprint(logger)
+        assert fp.weak and "stream nbgov cannot name" in str(fp.reason) and "Sink" in str(fp.reason)
+        assert Sink.calls == []
+    finally:
+        first.close()
+        second.close()

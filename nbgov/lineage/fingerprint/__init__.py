@@ -11,7 +11,8 @@ Modules: ``static`` (reading state statically), ``encode`` (the byte stream),
 ``walk`` (the iterative, cycle-safe traversal), ``kinds`` (the handler table),
 ``objects`` (Python's own types and instances), ``columnar`` (numpy, pandas,
 polars, Arrow), ``memmap`` (file-mapped arrays), ``protobuf`` (ONNX models, by
-bytes and by meaning), ``summary`` (shape/length text).
+bytes and by meaning), ``logs`` (``logging``'s loggers and handlers, as their
+configuration), ``summary`` (shape/length text).
 
 Interrupts: a KeyboardInterrupt while hashing returns a weak fingerprint with
 reason "unfinished: interrupted" and sets ``Fingerprinter.interrupted``; until
@@ -41,7 +42,9 @@ __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRU
 # a value recorded under an older scheme different (it is said to be uncomparable instead).
 # 2: masked arrays' masks, DatetimeIndex freq, pandas flags, Arrow metadata, MultiIndex levels.
 # 3: numpy padding bytes (structured dtypes' gaps, x87 long doubles' unused bytes) left out.
-SCHEME = 3
+# 4: logging's loggers and handlers read as their configuration (``logs``); before, a logger was
+#    its whole dict (the level cache every ``logger.info`` fills, the process's logger registry).
+SCHEME = 4
 DEFAULT_MAX_BYTES = 64 * 1024**3
 DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing

@@ -9,7 +9,9 @@ notebook drops it. In order:
 
 1. Python's own types (exact): ``objects.BUILTIN_HANDLERS``.
 2. Classes (instances of ``type`` or of a metaclass).
-3. Library data types, verified to be the library's own class: numpy, pandas,
+3. ``logging``'s loggers and handlers, of its own classes exactly (``logs``: a
+   subclass, or a handler of another class, is weak).
+   Library data types, verified to be the library's own class: numpy, pandas,
    polars, pyarrow, protocol buffers (ONNX), in-memory streams. A notebook
    subclass is read by the library handler only if it overrides nothing the
    library defines (a thin subclass); otherwise it is weak, not run.
@@ -25,7 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from nbgov.lineage.fingerprint import columnar, libraries, objects, protobuf, static
+from nbgov.lineage.fingerprint import columnar, libraries, logs, objects, protobuf, static
 from nbgov.lineage.fingerprint.objects import Handler
 
 # (module, qualname, handler): checked in this order; first class found in the MRO wins
@@ -133,7 +135,7 @@ def resolve(tp: type) -> Handler:
         return objects.class_value
     if static.inherits(tp, weakref.ref):
         return objects.weakref_value
-    library = _library_handler(tp) or _getstate_handler(tp)
+    library = logs.resolve(tp) or _library_handler(tp) or _getstate_handler(tp)
     if library is not None:
         return library
     if static.module_of(tp).startswith("_cython_") and static.qualname_of(tp) in _CYTHON_FUNCTIONS:

@@ -321,7 +321,7 @@ _TEXT_STATE = tuple((name, static.own_dict(_io.TextIOWrapper)[name].__get__)
 _text_newlines = static.own_dict(_io.TextIOWrapper)["newlines"].__get__
 _buffered_raw = {cls: static.own_dict(cls)["raw"].__get__ for cls in _BUFFERED}
 _fileio_closed = static.own_dict(_io.FileIO)["closed"].__get__
-_fileio_mode = static.own_dict(_io.FileIO)["mode"].__get__
+fileio_mode = static.own_dict(_io.FileIO)["mode"].__get__
 _fileio_closefd = static.own_dict(_io.FileIO)["closefd"].__get__
 _file_dict = {cls: static.dict_reader(cls)[0] for cls in FILE_CLASSES}
 
@@ -332,11 +332,11 @@ def closed_file_value(walk: Walk, stream: Any) -> None:
     read through CPython's own getters on a chain of exact ``io`` classes. An open file, or
     one over another stream (gzip's, a notebook's), is weak: its content and position are
     read by running it."""
-    chain = _file_chain(stream)
+    chain = file_chain(stream)
     if chain is None or not _fileio_closed(chain[-1]):
         raise NotExact(OPEN_FILE)
     raw = chain[-1]
-    mode = _fileio_mode(raw)
+    mode = fileio_mode(raw)
     state: list[Any] = [static.label(type(part)) for part in chain]
     state += [mode, _fileio_closefd(raw)]
     text = stream if type(stream) is _io.TextIOWrapper else None
@@ -344,16 +344,16 @@ def closed_file_value(walk: Walk, stream: Any) -> None:
         state += [read(text) for _, read in _TEXT_STATE]
         state.append(_newlines(text, "r" in mode or "+" in mode))
     walk.emit(b"cf%x;" % len(state))
-    walk.push_all(state + [_own_dict(part) for part in chain])
+    walk.push_all(state + [own_file_dict(part) for part in chain])
 
 
-def _own_dict(part: Any) -> Any:
+def own_file_dict(part: Any) -> Any:
     """An io object's ``__dict__`` (the text mode ``open`` set, a user's own attributes)."""
     read = _file_dict.get(type(part))
     return read(part) if read is not None else None
 
 
-def _file_chain(stream: Any) -> list[Any] | None:
+def file_chain(stream: Any) -> list[Any] | None:
     """[text wrapper, buffer, FileIO] (or the tail of it), each of its exact ``io`` class."""
     chain = [stream]
     if type(stream) is _io.TextIOWrapper:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbgov.lineage.fingerprint import static
+from nbgov.lineage.fingerprint import logs, static
 
 _SIZED = {id(list): "items", id(tuple): "items", id(dict): "items", id(set): "items", id(frozenset): "items"}
 _SHAPED = (("numpy", "ndarray"), ("pandas", "DataFrame"), ("pandas", "Series"), ("polars", "DataFrame"))
@@ -33,6 +33,9 @@ def summarize(obj: Any) -> str:
         table = static.library_class("pyarrow", "Table")
         if table is not None and tp is table:
             return f"{obj.num_rows:,} rows"
+        logger = logs.summary(obj)
+        if logger is not None:
+            return logger
     except Exception:  # a library object in an unexpected state: its kind says enough
         pass
     return static.kind_name(tp)

@@ -11,12 +11,12 @@ notebook drops it. In order:
 2. Classes (instances of ``type`` or of a metaclass).
 3. ``logging``'s loggers and handlers, of its own classes exactly (``logs``: a
    subclass, or a handler of another class, is weak).
-   Library data types, verified to be the library's own class: numpy, pandas,
+4. Library data types, verified to be the library's own class: numpy, pandas,
    polars, pyarrow, protocol buffers (ONNX), in-memory streams. A notebook
    subclass is read by the library handler only if it overrides nothing the
    library defines (a thin subclass); otherwise it is weak, not run.
-4. Known native resources (sockets, files, iterators): weak, with the reason.
-5. Instances: a builtin base's content, slots and ``__dict__``; a compiled base
+5. Known native resources (sockets, files, iterators): weak, with the reason.
+6. Instances: a builtin base's content, slots and ``__dict__``; a compiled base
    of a trusted library through that library's own pickling support; any other
    compiled base keeps its state where Python cannot read it: weak.
 """

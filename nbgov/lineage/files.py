@@ -27,7 +27,7 @@ import site
 import stat
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,47 @@ class FileEvent:
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
+
+FileKey = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns)
+
+
+def file_key(st: os.stat_result) -> FileKey:
+    """What says a file is unchanged since it was hashed: the one key hashing and native
+    reads of content known at a cell's start compare."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+
+
+# sqlite's own files beside a database: its rollback journal and write-ahead log (both hold
+# pages of the database: its content is the file with them) and the WAL's shared-memory index.
+SQLITE_JOURNALS = ("-wal", "-journal")
+SQLITE_SIDE_FILES = (*SQLITE_JOURNALS, "-shm")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_database(abspath: str, touched: Container[str] = ()) -> str | None:
+    """The database a sqlite side file belongs to, when that database is beside it (or was
+    touched in the cell): the side file is sqlite's implementation, not data; None otherwise."""
+    if not abspath.endswith(SQLITE_SIDE_FILES):
+        return None  # the common case: one string check
+    for suffix in SQLITE_SIDE_FILES:
+        if abspath.endswith(suffix):
+            base = abspath[: -len(suffix)]
+            if os.path.basename(base) and (base in touched or _regular(base)):
+                return base
+    return None
+
+
+def _database_path(path: str, abspath: str, database: str) -> str:
+    """The database's path written as the code wrote its side file's."""
+    suffix = abspath[len(database):]
+    return path[: -len(suffix)] if path.endswith(suffix) else database
+
+
+def _regular(abspath: str) -> bool:
+    try:
+        return stat.S_ISREG(static.os_stat(abspath).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _code_roots(cwd: str | None = None) -> tuple[str, ...]:
@@ -176,6 +217,11 @@ class FileWatcher:
             abspath = os.path.abspath(path)
             if self._ignored(abspath):
                 return
+            database = sqlite_database(abspath)
+            if database is not None:  # its journal or WAL is the database's content; -shm none
+                if abspath.endswith("-shm"):
+                    return
+                path, abspath = _database_path(path, abspath, database), database
             if writing and reading and not absent(abspath):  # r+, a, a+: what was there is an input
                 self._read(FileEvent(path, abspath, "read"))
             if writing:
@@ -229,6 +275,11 @@ class FileWatcher:
                     return  # nothing to remove or rename: the call fails, nothing changes
                 if self._ignored(abspath):
                     continue
+                database = sqlite_database(abspath)
+                if database is not None:  # removing or moving a journal changes the database
+                    if abspath.endswith("-shm"):
+                        continue
+                    path, abspath, removes = _database_path(path, abspath, database), database, False
                 if removes:
                     self._first_read[abspath] = -1  # its read is noted as of unknown content
                 else:
@@ -250,17 +301,28 @@ class FileWatcher:
         return abspath.startswith(self.ignore)
 
 
+@dataclass(frozen=True)
+class _Hashed:
+    key: FileKey
+    digest: str | None
+    journals: tuple[FileKey | None, ...] = ()  # a sqlite database's -wal, -journal when hashed; () not one
+
+
 class FileHasher:
-    """Size + xxh3_128 of files, cached by (size, mtime, inode, ctime)."""
+    """Size + content hash of files, cached by ``file_key`` (and, for a sqlite database, its
+    journals' keys: a commit into its WAL changes its content, not its file)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._cache: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
+        self._cache: dict[str, _Hashed] = {}
 
-    def known(self, abspath: str, key: tuple[int, int, int, int]) -> tuple[int, str | None] | None:
-        """(size, hash) last read of the file, if it was read with this (size, mtime, inode, ctime)."""
+    def known(self, abspath: str, key: FileKey) -> tuple[int, str | None] | None:
+        """(size, hash) last read of the file, if it was read with this key (and, a sqlite
+        database, with no journal beside it: what its journals held at that key is not known)."""
         hit = self._cache.get(abspath)
-        return (key[0], hit[1]) if hit is not None and hit[0] == key else None
+        if hit is None or hit.key != key or any(hit.journals):
+            return None
+        return key[0], hit.digest
 
     def hash(self, abspath: str) -> tuple[int | None, str | None]:
         """(size, hash); (None, None) when the file is gone or is not a regular file."""
@@ -270,18 +332,75 @@ class FileHasher:
             return None, None
         if not stat.S_ISREG(st.st_mode):
             return None, None
-        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        key = file_key(st)
         hit = self._cache.get(abspath)
-        if hit is not None and hit[0] == key:
-            return st.st_size, hit[1]
+        if hit is not None and hit.key == key and (not hit.journals or hit.journals == _journal_keys(abspath)):
+            return st.st_size, hit.digest
         digest: str | None = None
+        journals: tuple[FileKey | None, ...] = ()
         if st.st_size <= self.max_bytes:
             try:
-                digest = hash_file(abspath)
+                digest, journals = _digest(abspath, self.max_bytes)
             except OSError:
                 digest = None
-        self._cache[abspath] = (key, digest)
+        self._cache[abspath] = _Hashed(key, digest, journals)
         return st.st_size, digest
+
+
+def content_hash(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str | None:
+    """The hash the recorder gives a file's content now (a sqlite database with its journal
+    or WAL); None when it cannot be read or is too big."""
+    try:
+        return _digest(abspath, max_bytes)[0]
+    except OSError:
+        return None
+
+
+def _digest(abspath: str, max_bytes: int) -> tuple[str | None, tuple[FileKey | None, ...]]:
+    """xxh3_128 of the file; a sqlite database with a journal or WAL beside it (an open
+    transaction, a connection's commits not yet checkpointed) gets one hash of both digests,
+    so equal hashes still mean equal content. Also the journals' keys: () when not sqlite."""
+    digest = hash_file(abspath)
+    if not _is_sqlite(abspath):
+        return digest, ()
+    journals = _journal_keys(abspath)
+    if not any(journals):
+        return digest, journals
+    parts = [digest]
+    for suffix, key in zip(SQLITE_JOURNALS, journals):
+        if key is not None:
+            parts.append(f"{suffix}:{hash_file(abspath + suffix) if key[0] <= max_bytes else None}")
+    if any(part.endswith(":None") for part in parts):
+        return None, journals  # a journal too big to read: the content is not known
+    return xxhash.xxh3_128_hexdigest(("sqlite:" + " ".join(parts)).encode()), journals
+
+
+def _journal_keys(abspath: str) -> tuple[FileKey | None, ...]:
+    """Keys of the database's non-empty journal and WAL (None where there is none)."""
+    keys: list[FileKey | None] = []
+    for suffix in SQLITE_JOURNALS:
+        try:
+            st = static.os_stat(abspath + suffix)
+        except (OSError, ValueError):
+            keys.append(None)
+            continue
+        keys.append(file_key(st) if stat.S_ISREG(st.st_mode) and st.st_size else None)
+    return tuple(keys)
+
+
+def _is_sqlite(abspath: str) -> bool:
+    """The file starts with sqlite's header: only then are journals beside it its content."""
+    try:
+        fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = bytearray(len(_SQLITE_HEADER))
+        return static.os_preadv(fd, [head], 0) == len(head) and head == _SQLITE_HEADER
+    except OSError:
+        return False
+    finally:
+        static.os_close(fd)
 
 
 def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int | None, str | None]:
@@ -290,7 +409,7 @@ def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int
         st = static.os_stat(abspath)
         if not stat.S_ISREG(st.st_mode):
             return None, None
-        return st.st_size, hash_file(abspath) if st.st_size <= max_bytes else None
+        return st.st_size, content_hash(abspath, max_bytes) if st.st_size <= max_bytes else None
     except OSError:
         return None, None
 

@@ -105,13 +105,11 @@ def short(h: object) -> str:
 
 
 def hash_file(path: Path) -> str | None:
-    """The recorder's content hash of a file now, None if it is missing or unreadable."""
+    """The recorder's content hash of a file now (a sqlite database with its journal or WAL),
+    None if it is missing or unreadable."""
     if not path.is_file():
         return None
-    try:
-        return files.hash_file(str(path))
-    except OSError:
-        return None
+    return files.content_hash(str(path))
 
 
 def is_own_source(file: FileAccess) -> bool:

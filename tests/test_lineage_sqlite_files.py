@@ -84,3 +84,15 @@ def test_python_opens_of_side_files_are_opens_of_their_database(
     # a file named like a side file with no database beside it is data like any other
     body = _run(recording, "open('notes-wal', 'w').write('x')")
     assert set(_files(body)) == {("notes-wal", "write")}
+
+
+def test_a_database_in_a_folder_the_cell_made_is_written_without_its_side_files(
+        recording: RecordingShell, tmp_path: Path) -> None:
+    # the folder's watch came too late, so its files are listed after the cell: a
+    # connection left open leaves its WAL and index there
+    body = _run(recording, "import os, sqlite3\nos.makedirs('out')\ncon = sqlite3.connect('out/db.sqlite')\n"
+                           "con.execute('PRAGMA journal_mode=WAL')\ncon.execute('create table t (x)')\n"
+                           "con.execute('insert into t values (1)')\ncon.commit()")
+    assert (tmp_path / "out" / "db.sqlite-wal").exists()
+    assert set(_files(body)) == {("out/db.sqlite", "write")}, body["files"]
+    assert _files(body)[("out/db.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "out" / "db.sqlite"))

@@ -173,7 +173,8 @@ class NativeWatch:
         if len(found) >= MAX_FILES_IN_NEW_FOLDERS:
             self.notes.append(f"more than {MAX_FILES_IN_NEW_FOLDERS:,} files in folders the cell made: "
                               "only the first are recorded")
-        return [FileEvent(path, path, "write", native=True) for path in found]
+        made = set(found)
+        return [FileEvent(path, path, "write", native=True) for path in found if sqlite_database(path, made) is None]
 
     def close(self) -> None:
         if self._inotify is not None:

@@ -27,7 +27,7 @@ import site
 import stat
 import sys
 import threading
-from collections.abc import Container, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import xxhash
 
 from nbgov import unrecorded
 from nbgov.lineage.fingerprint import static
+from nbgov.lineage.sqlite_files import SQLITE_JOURNALS, database_path, is_sqlite, sqlite_database
 
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
@@ -108,39 +109,6 @@ def file_key(st: os.stat_result) -> FileKey:
     """What says a file is unchanged since it was hashed: the one key hashing and native
     reads of content known at a cell's start compare."""
     return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-
-
-# sqlite's own files beside a database: its rollback journal and write-ahead log (both hold
-# pages of the database: its content is the file with them) and the WAL's shared-memory index.
-SQLITE_JOURNALS = ("-wal", "-journal")
-SQLITE_SIDE_FILES = (*SQLITE_JOURNALS, "-shm")
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def sqlite_database(abspath: str, touched: Container[str] = ()) -> str | None:
-    """The database a sqlite side file belongs to, when that database is beside it (or was
-    touched in the cell): the side file is sqlite's implementation, not data; None otherwise."""
-    if not abspath.endswith(SQLITE_SIDE_FILES):
-        return None  # the common case: one string check
-    for suffix in SQLITE_SIDE_FILES:
-        if abspath.endswith(suffix):
-            base = abspath[: -len(suffix)]
-            if os.path.basename(base) and (base in touched or _regular(base)):
-                return base
-    return None
-
-
-def _database_path(path: str, abspath: str, database: str) -> str:
-    """The database's path written as the code wrote its side file's."""
-    suffix = abspath[len(database):]
-    return path[: -len(suffix)] if path.endswith(suffix) else database
-
-
-def _regular(abspath: str) -> bool:
-    try:
-        return stat.S_ISREG(static.os_stat(abspath).st_mode)
-    except (OSError, ValueError):
-        return False
 
 
 def _code_roots(cwd: str | None = None) -> tuple[str, ...]:
@@ -221,7 +189,7 @@ class FileWatcher:
             if database is not None:  # its journal or WAL is the database's content; -shm none
                 if abspath.endswith("-shm"):
                     return
-                path, abspath = _database_path(path, abspath, database), database
+                path, abspath = database_path(path, abspath, database), database
             if writing and reading and not absent(abspath):  # r+, a, a+: what was there is an input
                 self._read(FileEvent(path, abspath, "read"))
             if writing:
@@ -279,7 +247,7 @@ class FileWatcher:
                 if database is not None:  # removing or moving a journal changes the database
                     if abspath.endswith("-shm"):
                         continue
-                    path, abspath, removes = _database_path(path, abspath, database), database, False
+                    path, abspath, removes = database_path(path, abspath, database), database, False
                 if removes:
                     self._first_read[abspath] = -1  # its read is noted as of unknown content
                 else:
@@ -361,7 +329,7 @@ def _digest(abspath: str, max_bytes: int) -> tuple[str | None, tuple[FileKey | N
     transaction, a connection's commits not yet checkpointed) gets one hash of both digests,
     so equal hashes still mean equal content. Also the journals' keys: () when not sqlite."""
     digest = hash_file(abspath)
-    if not _is_sqlite(abspath):
+    if not is_sqlite(abspath):
         return digest, ()
     journals = _journal_keys(abspath)
     if not any(journals):
@@ -386,21 +354,6 @@ def _journal_keys(abspath: str) -> tuple[FileKey | None, ...]:
             continue
         keys.append(file_key(st) if stat.S_ISREG(st.st_mode) and st.st_size else None)
     return tuple(keys)
-
-
-def _is_sqlite(abspath: str) -> bool:
-    """The file starts with sqlite's header: only then are journals beside it its content."""
-    try:
-        fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        head = bytearray(len(_SQLITE_HEADER))
-        return static.os_preadv(fd, [head], 0) == len(head) and head == _SQLITE_HEADER
-    except OSError:
-        return False
-    finally:
-        static.os_close(fd)
 
 
 def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int | None, str | None]:

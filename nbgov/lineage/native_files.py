@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
-from nbgov.lineage.files import SQLITE_JOURNALS, FileEvent, FileKey, file_key, sqlite_database
+from nbgov.lineage.files import FileEvent, FileKey, file_key
+from nbgov.lineage.sqlite_files import SQLITE_JOURNALS, sqlite_database
 from nbgov.lineage.inotify import IN_CREATE, IN_MODIFY, Inotify, Touch, open_inotify
 
 MAX_WATCHED_FOLDERS = 32

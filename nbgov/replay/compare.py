@@ -197,15 +197,17 @@ def _prefix(path: Path, size: int | None) -> Prefix | None:
         return None
 
 
-def _appended(original: ExecutionRecord, changed: list[tuple[str, str]], context: StepContext,
-              before: dict[str, Prefix], upstream: Upstream) -> list[Cause]:
-    """Written files that differ, held content before the step and now start with it: the
+def _appended(original: ExecutionRecord, replay: ExecutionRecord, changed: list[tuple[str, str]],
+              context: StepContext, before: dict[str, Prefix], upstream: Upstream) -> list[Cause]:
+    """Written files that differ, held content before the step and now start with it, and
+    that neither run saw read (a Python append is a read: ``_read_only_now`` names it): the
     step added to what was there, so that content was an input the record could not name."""
     causes: list[Cause] = []
+    read_now = {f.abspath for f in replay.files if f.mode == "read"}
     names = {name for name, _ in changed}
     for file in original.files:
         where = str(context.relocation.path(file))
-        if file.mode != "write" or file.path not in names or where not in before:
+        if file.mode != "write" or file.path not in names or where not in before or where in read_now:
             continue
         size, digest = before[where]
         now = _prefix(Path(where), None)
@@ -489,7 +491,7 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
     if changed and not verdict.causes:
-        verdict.causes += _appended(original, changed, context, before or {}, upstream)
+        verdict.causes += _appended(original, replay, changed, context, before or {}, upstream)
     if changed and not verdict.causes:
         _explain_changes(original, changed, context, upstream, verdict, _read_only_now(original, replay))
     return verdict

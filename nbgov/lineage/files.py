@@ -36,6 +36,7 @@ import xxhash
 
 from nbgov import unrecorded
 from nbgov.lineage.fingerprint import static
+from nbgov.lineage.sqlite_files import SQLITE_JOURNALS, database_path, is_sqlite, sqlite_database
 
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
@@ -100,6 +101,14 @@ class FileEvent:
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
+
+FileKey = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns)
+
+
+def file_key(st: os.stat_result) -> FileKey:
+    """What says a file is unchanged since it was hashed: the one key hashing and native
+    reads of content known at a cell's start compare."""
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 def _code_roots(cwd: str | None = None) -> tuple[str, ...]:
@@ -176,6 +185,11 @@ class FileWatcher:
             abspath = os.path.abspath(path)
             if self._ignored(abspath):
                 return
+            database = sqlite_database(abspath)
+            if database is not None:  # its journal or WAL is the database's content; -shm none
+                if abspath.endswith("-shm"):
+                    return
+                path, abspath = database_path(path, abspath, database), database
             if writing and reading and not absent(abspath):  # r+, a, a+: what was there is an input
                 self._read(FileEvent(path, abspath, "read"))
             if writing:
@@ -229,6 +243,11 @@ class FileWatcher:
                     return  # nothing to remove or rename: the call fails, nothing changes
                 if self._ignored(abspath):
                     continue
+                database = sqlite_database(abspath)
+                if database is not None:  # removing or moving a journal changes the database
+                    if abspath.endswith("-shm"):
+                        continue
+                    path, abspath, removes = database_path(path, abspath, database), database, False
                 if removes:
                     self._first_read[abspath] = -1  # its read is noted as of unknown content
                 else:
@@ -250,17 +269,28 @@ class FileWatcher:
         return abspath.startswith(self.ignore)
 
 
+@dataclass(frozen=True)
+class _Hashed:
+    key: FileKey
+    digest: str | None
+    journals: tuple[FileKey | None, ...] = ()  # a sqlite database's -wal, -journal when hashed; () not one
+
+
 class FileHasher:
-    """Size + xxh3_128 of files, cached by (size, mtime, inode, ctime)."""
+    """Size + content hash of files, cached by ``file_key`` (and, for a sqlite database, its
+    journals' keys: a commit into its WAL changes its content, not its file)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._cache: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
+        self._cache: dict[str, _Hashed] = {}
 
-    def known(self, abspath: str, key: tuple[int, int, int, int]) -> tuple[int, str | None] | None:
-        """(size, hash) last read of the file, if it was read with this (size, mtime, inode, ctime)."""
+    def known(self, abspath: str, key: FileKey) -> tuple[int, str | None] | None:
+        """(size, hash) last read of the file, if it was read with this key (and, a sqlite
+        database, with no journal beside it: what its journals held at that key is not known)."""
         hit = self._cache.get(abspath)
-        return (key[0], hit[1]) if hit is not None and hit[0] == key else None
+        if hit is None or hit.key != key or any(hit.journals):
+            return None
+        return key[0], hit.digest
 
     def hash(self, abspath: str) -> tuple[int | None, str | None]:
         """(size, hash); (None, None) when the file is gone or is not a regular file."""
@@ -270,18 +300,60 @@ class FileHasher:
             return None, None
         if not stat.S_ISREG(st.st_mode):
             return None, None
-        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        key = file_key(st)
         hit = self._cache.get(abspath)
-        if hit is not None and hit[0] == key:
-            return st.st_size, hit[1]
+        if hit is not None and hit.key == key and (not hit.journals or hit.journals == _journal_keys(abspath)):
+            return st.st_size, hit.digest
         digest: str | None = None
+        journals: tuple[FileKey | None, ...] = ()
         if st.st_size <= self.max_bytes:
             try:
-                digest = hash_file(abspath)
+                digest, journals = _digest(abspath, self.max_bytes)
             except OSError:
                 digest = None
-        self._cache[abspath] = (key, digest)
+        self._cache[abspath] = _Hashed(key, digest, journals)
         return st.st_size, digest
+
+
+def content_hash(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str | None:
+    """The hash the recorder gives a file's content now (a sqlite database with its journal
+    or WAL); None when it cannot be read or is too big."""
+    try:
+        return _digest(abspath, max_bytes)[0]
+    except OSError:
+        return None
+
+
+def _digest(abspath: str, max_bytes: int) -> tuple[str | None, tuple[FileKey | None, ...]]:
+    """xxh3_128 of the file; a sqlite database with a journal or WAL beside it (an open
+    transaction, a connection's commits not yet checkpointed) gets one hash of both digests,
+    so equal hashes still mean equal content. Also the journals' keys: () when not sqlite."""
+    digest = hash_file(abspath)
+    if not is_sqlite(abspath):
+        return digest, ()
+    journals = _journal_keys(abspath)
+    if not any(journals):
+        return digest, journals
+    parts = [digest]
+    for suffix, key in zip(SQLITE_JOURNALS, journals):
+        if key is not None:
+            parts.append(f"{suffix}:{hash_file(abspath + suffix) if key[0] <= max_bytes else None}")
+    if any(part.endswith(":None") for part in parts):
+        return None, journals  # a journal too big to read: the content is not known
+    return xxhash.xxh3_128_hexdigest(("sqlite:" + " ".join(parts)).encode()), journals
+
+
+def _journal_keys(abspath: str) -> tuple[FileKey | None, ...]:
+    """Keys of the database's non-empty journal and WAL (None where there is none)."""
+    keys: list[FileKey | None] = []
+    for suffix in SQLITE_JOURNALS:
+        try:
+            st = static.os_stat(abspath + suffix)
+        except (OSError, ValueError):
+            keys.append(None)
+            continue
+        keys.append(file_key(st) if stat.S_ISREG(st.st_mode) and st.st_size else None)
+    return tuple(keys)
 
 
 def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int | None, str | None]:
@@ -290,7 +362,7 @@ def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int
         st = static.os_stat(abspath)
         if not stat.S_ISREG(st.st_mode):
             return None, None
-        return st.st_size, hash_file(abspath) if st.st_size <= max_bytes else None
+        return st.st_size, content_hash(abspath, max_bytes) if st.st_size <= max_bytes else None
     except OSError:
         return None, None
 

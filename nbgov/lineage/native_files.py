@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
-from nbgov.lineage.files import FileEvent
-from nbgov.lineage.inotify import IN_CREATE, Inotify, open_inotify
+from nbgov.lineage.files import FileEvent, FileKey, file_key
+from nbgov.lineage.sqlite_files import SQLITE_JOURNALS, sqlite_database
+from nbgov.lineage.inotify import IN_CREATE, IN_MODIFY, Inotify, Touch, open_inotify
 
 MAX_WATCHED_FOLDERS = 32
 MAX_FILES_IN_NEW_FOLDERS = 10_000
@@ -39,7 +40,6 @@ MAX_PROBED_PATHS = 64
 MAX_LISTED_PATHS = 64  # items of a list/tuple of paths looked at
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 _CLOCK_REALTIME_COARSE = 5  # Linux's (where inotify is); the time module does not name it
-_SQLITE_SIDE_FILES = ("-journal", "-wal")  # sqlite's rollback journal and write-ahead log
 NO_INOTIFY = "files read by native code cannot be observed here (no inotify): only Python opens are recorded"
 
 
@@ -119,10 +119,17 @@ class NativeWatch:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
         events: list[FileEvent] = []
         at_start, self._at_start = self._at_start, {}
-        rollback = {touch.path for touch in touches if touch.name.endswith(_SQLITE_SIDE_FILES)}
+        touched = {touch.path for touch in touches}
+        rollback = {touch.path for touch in touches if touch.name.endswith(SQLITE_JOURNALS)}
+        through_journal: dict[str, None] = {}  # databases a commit changed in their journal or WAL only
         for touch in touches:
             path = touch.path
             if _not_data(touch.name) or self.ignored(path):
+                continue
+            database = sqlite_database(path, touched)
+            if database is not None:  # sqlite's own side file: the database is what changed, if anything
+                if _changes_database(touch):
+                    through_journal[database] = None
                 continue
             if touch.new_folder:
                 events += self._made_in(path)
@@ -142,7 +149,7 @@ class NativeWatch:
                 if touch.written and touch.read_first:  # read, then written: what it read is gone
                     events.append(FileEvent(path, path, "read", native=True, before_change=(None, None)))
                 elif (touch.written and touch.opened_first and not touch.mask & IN_CREATE
-                      and any(path + side in rollback for side in _SQLITE_SIDE_FILES)):
+                      and any(path + side in rollback for side in SQLITE_JOURNALS)):
                     # sqlite changed a database in place (its journal or WAL beside it): it read
                     # the header and schema first, as an r+ open does; what was there is known
                     # when the file was last hashed as it was when the cell started, else not
@@ -150,6 +157,9 @@ class NativeWatch:
                                             before_change=self._content_at_start(path, at_start)))
                 events.append(FileEvent(path, path, "write" if touch.written else "read", native=True,
                                         unopened_before=touch.written and not touch.opened_first and not overflow))
+        written = {ev.abspath for ev in events if ev.mode == "write"}
+        events += [FileEvent(db, db, "write", native=True) for db in through_journal
+                   if db not in written and _regular(db) and not self.ignored(db)]
         return events
 
     def _content_at_start(self, path: str, at_start: Mapping[str, FileKey]) -> tuple[int | None, str | None]:
@@ -164,7 +174,8 @@ class NativeWatch:
         if len(found) >= MAX_FILES_IN_NEW_FOLDERS:
             self.notes.append(f"more than {MAX_FILES_IN_NEW_FOLDERS:,} files in folders the cell made: "
                               "only the first are recorded")
-        return [FileEvent(path, path, "write", native=True) for path in found]
+        made = set(found)
+        return [FileEvent(path, path, "write", native=True) for path in found if sqlite_database(path, made) is None]
 
     def close(self) -> None:
         if self._inotify is not None:
@@ -242,6 +253,17 @@ def _not_data(name: str) -> bool:
     return name.endswith((".ipynb", "~", ".swp")) or name.startswith((".~", ".#"))
 
 
+def _changes_database(touch: Touch) -> bool:
+    """A journal or WAL the cell left changed (a commit not yet checkpointed, an open
+    transaction), or one from before the cell it took away (a commit, a checkpoint): the
+    database's content (its file with them) changed though its file may not have. One made
+    and removed in the cell changed nothing the database file's own events do not show; the
+    WAL's index (-shm) holds no content."""
+    if touch.name.endswith("-shm"):
+        return False
+    return bool(touch.mask & IN_MODIFY) and _regular(touch.path) or touch.only_taken_away
+
+
 def _fs_clock() -> int:
     """The coarse clock file times are taken from: a change made after this reading has a
     modification and change time at or after it."""
@@ -269,7 +291,6 @@ def _regular(path: str) -> bool:
 
 
 StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
-FileKey = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns): FileHasher's cache key
 
 
 def _file_keys(abspaths: Iterable[str], ignored: Callable[[str], bool]) -> dict[str, FileKey]:
@@ -283,7 +304,7 @@ def _file_keys(abspaths: Iterable[str], ignored: Callable[[str], bool]) -> dict[
         except (OSError, ValueError):
             continue
         if stat.S_ISREG(st.st_mode):
-            keys[abspath] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+            keys[abspath] = file_key(st)
     return keys
 
 

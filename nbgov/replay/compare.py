@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import xxhash
+
 from nbgov.lineage import files
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
@@ -32,6 +34,7 @@ MODEL_METADATA = "model names or doc strings differ"
 TIMINGS_ONLY = "only the fit and score timings it measured differ"
 REMOVED_EITHER_WAY = "absent after the step in both runs"
 MODEL_SUFFIXES = (".onnx",)
+MAX_PREFIX_BYTES = 64 * 1024 * 1024  # files the step writes, hashed before it runs up to this size
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -105,13 +108,11 @@ def short(h: object) -> str:
 
 
 def hash_file(path: Path) -> str | None:
-    """The recorder's content hash of a file now, None if it is missing or unreadable."""
+    """The recorder's content hash of a file now (a sqlite database with its journal or WAL),
+    None if it is missing or unreadable."""
     if not path.is_file():
         return None
-    try:
-        return files.hash_file(str(path))
-    except OSError:
-        return None
+    return files.content_hash(str(path))
 
 
 def is_own_source(file: FileAccess) -> bool:
@@ -159,6 +160,67 @@ def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Up
             causes.append(Cause(MODEL_CHANGED, f"{shown}: {state}", shown))
         else:
             causes.append(Cause(INPUT_FILE_CHANGED, f"{shown}: {state}", shown))
+    return causes
+
+
+Prefix = tuple[int, str]  # (size, xxh3_128 of those bytes)
+
+
+def written_before(original: ExecutionRecord, context: StepContext) -> dict[str, Prefix]:
+    """Before the step runs: the files it writes that are there already, and that it is not
+    recorded reading. Native code appending (``!echo >> log.txt``) reads what was there, and
+    the OS cannot tell that open from a rewrite; after the step, these bytes still at the
+    start of a grown file say it was appended to."""
+    read = {str(context.relocation.path(f)) for f in original.files if f.mode == "read"}
+    out: dict[str, Prefix] = {}
+    for file in original.files:
+        where = context.relocation.path(file)
+        if file.mode != "write" or file.removed or str(where) in read or str(where) in out or is_own_source(file):
+            continue
+        prefix = _prefix(where, None)
+        if prefix is not None:
+            out[str(where)] = prefix
+    return out
+
+
+def _prefix(path: Path, size: int | None) -> Prefix | None:
+    """(size, hash) of the file's first ``size`` bytes (all of it when None); None when it is
+    missing, shorter, too big or unreadable."""
+    try:
+        with path.open("rb") as handle:
+            total = os.fstat(handle.fileno()).st_size
+            want = total if size is None else size
+            if want > total or want > MAX_PREFIX_BYTES or not path.is_file():
+                return None
+            return want, xxhash.xxh3_128_hexdigest(handle.read(want))
+    except OSError:
+        return None
+
+
+def _appended(original: ExecutionRecord, replay: ExecutionRecord, changed: list[tuple[str, str]],
+              context: StepContext, before: dict[str, Prefix], upstream: Upstream) -> list[Cause]:
+    """Written files that differ, held content before the step and now start with it, and
+    that neither run saw read (a Python append is a read: ``_read_only_now`` names it): the
+    step added to what was there, so that content was an input the record could not name."""
+    causes: list[Cause] = []
+    read_now = {f.abspath for f in replay.files if f.mode == "read"}
+    names = {name for name, _ in changed}
+    for file in original.files:
+        where = str(context.relocation.path(file))
+        if file.mode != "write" or file.path not in names or where not in before or where in read_now:
+            continue
+        size, digest = before[where]
+        now = _prefix(Path(where), None)
+        if now is None or now[0] <= size or _prefix(Path(where), size) != (size, digest):
+            continue
+        names.discard(file.path)
+        if where in upstream.files:
+            causes.append(Cause(UPSTREAM, f"{file.path}: written differently at step {upstream.files[where]}, "
+                                "then added to by this step", file.path))
+            continue
+        causes.append(Cause(INPUT_FILE_CHANGED, f"{file.path}: held {size:,} bytes (hash {short(digest)}) before "
+                            "the step, which added to them: what was there was read, the recording could not "
+                            "see it (native code appending), and it is not what the recorded run found", file.path))
     return causes
 
 
@@ -412,8 +474,9 @@ def _explain_changes(original: ExecutionRecord, changed: list[tuple[str, str]], 
 
 def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, status: str,
                  ename: str | None, evalue: str | None, pre: list[Cause], upstream: Upstream,
-                 context: StepContext) -> Comparison:
-    """The verdict on one step: causes (empty = no divergence), notes, uncompared values."""
+                 context: StepContext, before: dict[str, Prefix] | None = None) -> Comparison:
+    """The verdict on one step: causes (empty = no divergence), notes, uncompared values;
+    ``before``: ``written_before`` the step ran."""
     verdict = Comparison(causes=[*pre, *_status_causes(original, status, ename, evalue, upstream)])
     if replay is None:
         if not verdict.causes:
@@ -427,6 +490,8 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     compare_reads(original, replay, upstream, context, verdict)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
+    if changed and not verdict.causes:
+        verdict.causes += _appended(original, replay, changed, context, before or {}, upstream)
     if changed and not verdict.causes:
         _explain_changes(original, changed, context, upstream, verdict, _read_only_now(original, replay))
     return verdict

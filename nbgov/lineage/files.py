@@ -36,7 +36,7 @@ import xxhash
 
 from nbgov import unrecorded
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.sqlite_files import SQLITE_JOURNALS, database_path, is_sqlite, sqlite_database
+from nbgov.lineage.database_files import database_path, index_only, journals, side_database
 
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
@@ -185,9 +185,9 @@ class FileWatcher:
             abspath = os.path.abspath(path)
             if self._ignored(abspath):
                 return
-            database = sqlite_database(abspath)
+            database = side_database(abspath, look_inside=False)
             if database is not None:  # its journal or WAL is the database's content; -shm none
-                if abspath.endswith("-shm"):
+                if index_only(abspath):
                     return
                 path, abspath = database_path(path, abspath, database), database
             if writing and reading and not absent(abspath):  # r+, a, a+: what was there is an input
@@ -243,9 +243,9 @@ class FileWatcher:
                     return  # nothing to remove or rename: the call fails, nothing changes
                 if self._ignored(abspath):
                     continue
-                database = sqlite_database(abspath)
+                database = side_database(abspath, look_inside=False)
                 if database is not None:  # removing or moving a journal changes the database
-                    if abspath.endswith("-shm"):
+                    if index_only(abspath):
                         continue
                     path, abspath, removes = database_path(path, abspath, database), database, False
                 if removes:
@@ -273,22 +273,23 @@ class FileWatcher:
 class _Hashed:
     key: FileKey
     digest: str | None
-    journals: tuple[FileKey | None, ...] = ()  # a sqlite database's -wal, -journal when hashed; () not one
+    journals: tuple[str, ...] = ()  # a database's side files holding part of its content (suffixes)
+    journal_keys: tuple[FileKey | None, ...] = ()  # theirs when it was hashed (None: none there)
 
 
 class FileHasher:
-    """Size + content hash of files, cached by ``file_key`` (and, for a sqlite database, its
-    journals' keys: a commit into its WAL changes its content, not its file)."""
+    """Size + content hash of files, cached by ``file_key`` (and, for a sqlite or DuckDB
+    database, its journals' keys: a commit into its WAL changes its content, not its file)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._cache: dict[str, _Hashed] = {}
 
     def known(self, abspath: str, key: FileKey) -> tuple[int, str | None] | None:
-        """(size, hash) last read of the file, if it was read with this key (and, a sqlite
-        database, with no journal beside it: what its journals held at that key is not known)."""
+        """(size, hash) last read of the file, if it was read with this key (and, a database,
+        with no journal beside it: what its journals held at that key is not known)."""
         hit = self._cache.get(abspath)
-        if hit is None or hit.key != key or any(hit.journals):
+        if hit is None or hit.key != key or any(hit.journal_keys):
             return None
         return key[0], hit.digest
 
@@ -302,51 +303,50 @@ class FileHasher:
             return None, None
         key = file_key(st)
         hit = self._cache.get(abspath)
-        if hit is not None and hit.key == key and (not hit.journals or hit.journals == _journal_keys(abspath)):
+        if hit is not None and hit.key == key and (
+                not hit.journals or hit.journal_keys == _journal_keys(abspath, hit.journals)):
             return st.st_size, hit.digest
-        digest: str | None = None
-        journals: tuple[FileKey | None, ...] = ()
+        hashed = _Hashed(key, None)
         if st.st_size <= self.max_bytes:
             try:
-                digest, journals = _digest(abspath, self.max_bytes)
+                hashed = _digest(abspath, key, self.max_bytes)
             except OSError:
-                digest = None
-        self._cache[abspath] = _Hashed(key, digest, journals)
-        return st.st_size, digest
+                pass
+        self._cache[abspath] = hashed
+        return st.st_size, hashed.digest
 
 
 def content_hash(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str | None:
-    """The hash the recorder gives a file's content now (a sqlite database with its journal
-    or WAL); None when it cannot be read or is too big."""
+    """The hash the recorder gives a file's content now (a database with its journal or
+    WAL); None when it cannot be read or is too big."""
     try:
-        return _digest(abspath, max_bytes)[0]
+        return _digest(abspath, (0, 0, 0, 0), max_bytes).digest
     except OSError:
         return None
 
 
-def _digest(abspath: str, max_bytes: int) -> tuple[str | None, tuple[FileKey | None, ...]]:
-    """xxh3_128 of the file; a sqlite database with a journal or WAL beside it (an open
-    transaction, a connection's commits not yet checkpointed) gets one hash of both digests,
-    so equal hashes still mean equal content. Also the journals' keys: () when not sqlite."""
+def _digest(abspath: str, key: FileKey, max_bytes: int) -> _Hashed:
+    """xxh3_128 of the file; a database with a journal or WAL beside it (an open transaction,
+    a connection's commits not yet checkpointed) gets one hash of their digests, so equal
+    hashes still mean equal content."""
     digest = hash_file(abspath)
-    if not is_sqlite(abspath):
-        return digest, ()
-    journals = _journal_keys(abspath)
-    if not any(journals):
-        return digest, journals
+    suffixes = journals(abspath)
+    keys = _journal_keys(abspath, suffixes)
+    if not any(keys):
+        return _Hashed(key, digest, suffixes, keys)
     parts = [digest]
-    for suffix, key in zip(SQLITE_JOURNALS, journals):
-        if key is not None:
-            parts.append(f"{suffix}:{hash_file(abspath + suffix) if key[0] <= max_bytes else None}")
-    if any(part.endswith(":None") for part in parts):
-        return None, journals  # a journal too big to read: the content is not known
-    return xxhash.xxh3_128_hexdigest(("sqlite:" + " ".join(parts)).encode()), journals
+    for suffix, journal in zip(suffixes, keys):
+        if journal is not None:
+            if journal[0] > max_bytes:
+                return _Hashed(key, None, suffixes, keys)  # a journal too big to read: not known
+            parts.append(f"{suffix}:{hash_file(abspath + suffix)}")
+    return _Hashed(key, xxhash.xxh3_128_hexdigest(("database:" + " ".join(parts)).encode()), suffixes, keys)
 
 
-def _journal_keys(abspath: str) -> tuple[FileKey | None, ...]:
-    """Keys of the database's non-empty journal and WAL (None where there is none)."""
+def _journal_keys(abspath: str, suffixes: tuple[str, ...]) -> tuple[FileKey | None, ...]:
+    """Keys of the database's non-empty journals (None where there is none)."""
     keys: list[FileKey | None] = []
-    for suffix in SQLITE_JOURNALS:
+    for suffix in suffixes:
         try:
             st = static.os_stat(abspath + suffix)
         except (OSError, ValueError):

@@ -31,7 +31,7 @@ from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
 from nbgov.lineage.files import FileEvent, FileKey, file_key
-from nbgov.lineage.sqlite_files import SQLITE_JOURNALS, sqlite_database
+from nbgov.lineage.database_files import JOURNALS, index_only, side_database
 from nbgov.lineage.inotify import IN_CREATE, IN_MODIFY, Inotify, Touch, open_inotify
 
 MAX_WATCHED_FOLDERS = 32
@@ -120,14 +120,14 @@ class NativeWatch:
         events: list[FileEvent] = []
         at_start, self._at_start = self._at_start, {}
         touched = {touch.path for touch in touches}
-        rollback = {touch.path for touch in touches if touch.name.endswith(SQLITE_JOURNALS)}
+        rollback = {touch.path for touch in touches if touch.name.endswith(JOURNALS)}
         through_journal: dict[str, None] = {}  # databases a commit changed in their journal or WAL only
         for touch in touches:
             path = touch.path
             if _not_data(touch.name) or self.ignored(path):
                 continue
-            database = sqlite_database(path, touched)
-            if database is not None:  # sqlite's own side file: the database is what changed, if anything
+            database = side_database(path, touched)
+            if database is not None:  # a database's own side file: the database is what changed, if anything
                 if _changes_database(touch):
                     through_journal[database] = None
                 continue
@@ -149,8 +149,8 @@ class NativeWatch:
                 if touch.written and touch.read_first:  # read, then written: what it read is gone
                     events.append(FileEvent(path, path, "read", native=True, before_change=(None, None)))
                 elif (touch.written and touch.opened_first and not touch.mask & IN_CREATE
-                      and any(path + side in rollback for side in SQLITE_JOURNALS)):
-                    # sqlite changed a database in place (its journal or WAL beside it): it read
+                      and any(path + side in rollback for side in JOURNALS)):
+                    # sqlite or DuckDB changed a database in place (its journal or WAL beside it): it read
                     # the header and schema first, as an r+ open does; what was there is known
                     # when the file was last hashed as it was when the cell started, else not
                     events.append(FileEvent(path, path, "read", native=True,
@@ -175,7 +175,7 @@ class NativeWatch:
             self.notes.append(f"more than {MAX_FILES_IN_NEW_FOLDERS:,} files in folders the cell made: "
                               "only the first are recorded")
         made = set(found)
-        return [FileEvent(path, path, "write", native=True) for path in found if sqlite_database(path, made) is None]
+        return [FileEvent(path, path, "write", native=True) for path in found if side_database(path, made) is None]
 
     def close(self) -> None:
         if self._inotify is not None:
@@ -259,7 +259,7 @@ def _changes_database(touch: Touch) -> bool:
     database's content (its file with them) changed though its file may not have. One made
     and removed in the cell changed nothing the database file's own events do not show; the
     WAL's index (-shm) holds no content."""
-    if touch.name.endswith("-shm"):
+    if index_only(touch.path):
         return False
     return bool(touch.mask & IN_MODIFY) and _regular(touch.path) or touch.only_taken_away
 

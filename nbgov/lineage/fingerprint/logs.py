@@ -93,15 +93,7 @@ def _instance_dict(tp: type) -> Callable[[Any], Any]:
 
 
 def logger_value(tp: type) -> Handler:
-    label = enc_str(static.label(tp))
-    read_dict = _instance_dict(tp)
-
-    def handle(walk: Walk, logger: Any) -> None:
-        if not walk.enter(logger):
-            return
-        state = read_dict(logger)
-        if type(state) is not dict:
-            raise NotExact(f"{static.label(tp)}: unexpected state")
+    def parts(state: dict[str, Any]) -> list[Any]:
         name = state.get("name")
         handlers = state.get("handlers")
         if type(handlers) is not list:
@@ -109,15 +101,41 @@ def logger_value(tp: type) -> Handler:
         for handler in list.copy(handlers):
             if handler_fields(type(handler)) is None:
                 raise NotExact(f"logger {name!r} has a handler nbgov cannot read: {_unknown_handler(type(handler))}")
-        parts: list[Any] = []
-        for field in _LOGGER_FIELDS:
-            if field in state:
-                parts += [field, state[field]]
-        parts += ["parent", _parent(state.get("parent"))]
-        walk.emit(b"Lg" + label + b"%x;" % (len(parts) // 2))
+        return _fields(state, _LOGGER_FIELDS) + ["parent", _parent(state.get("parent"))]
+
+    return _configuration_value(tp, b"Lg", parts)
+
+
+def handler_value(tp: type, fields: tuple[str, ...]) -> Handler:
+    return _configuration_value(tp, b"Lh", lambda state: _fields(state, fields))
+
+
+def _configuration_value(tp: type, tag: bytes, parts_of: Callable[[dict[str, Any]], list[Any]]) -> Handler:
+    """A handler that reads an instance's dict and hashes the (field, value) pairs ``parts_of`` picks."""
+    label = enc_str(static.label(tp))
+    read_dict = _instance_dict(tp)
+
+    def handle(walk: Walk, obj: Any) -> None:
+        if not walk.enter(obj):
+            return
+        state = read_dict(obj)
+        if type(state) is not dict:
+            raise NotExact(f"{static.label(tp)}: unexpected state")
+        parts = parts_of(state)
+        walk.emit(tag + label + b"%x;" % (len(parts) // 2))
         walk.push_all(parts)
 
     return handle
+
+
+def _fields(state: dict[str, Any], fields: tuple[str, ...]) -> list[Any]:
+    """(name, value) of each field the dict holds, flattened; a stream as what it writes to."""
+    parts: list[Any] = []
+    for field in fields:
+        if field in state:
+            value = state[field]
+            parts += [field, _stream(value) if field == "stream" else value]
+    return parts
 
 
 def _parent(parent: Any) -> Any:
@@ -129,27 +147,6 @@ def _parent(parent: Any) -> Any:
         return ("class", static.label(tp))
     state = _instance_dict(tp)(parent)
     return state.get("name") if type(state) is dict else None
-
-
-def handler_value(tp: type, fields: tuple[str, ...]) -> Handler:
-    label = enc_str(static.label(tp))
-    read_dict = _instance_dict(tp)
-
-    def handle(walk: Walk, handler: Any) -> None:
-        if not walk.enter(handler):
-            return
-        state = read_dict(handler)
-        if type(state) is not dict:
-            raise NotExact(f"{static.label(tp)}: unexpected state")
-        parts: list[Any] = []
-        for field in fields:
-            if field in state:
-                value = state[field]
-                parts += [field, _stream(value) if field == "stream" else value]
-        walk.emit(b"Lh" + label + b"%x;" % (len(parts) // 2))
-        walk.push_all(parts)
-
-    return handle
 
 
 def _stream(stream: Any) -> Any:

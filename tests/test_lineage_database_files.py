@@ -1,8 +1,11 @@
-"""sqlite's own files (``-wal``, ``-shm``, ``-journal``) are its implementation, not data:
-the record names the database, whose content is its file with its journal or WAL.
+"""Embedded databases' own files are their implementation, not data: sqlite's ``-wal``,
+``-shm`` and ``-journal``, DuckDB's ``<db>.wal``. The record names the database, whose
+content is its file with its journal or WAL (a commit lands in the WAL first; the file
+changes at a checkpoint). A side file's name beside anything but its engine's database is
+data like any other.
 
-Real sqlite databases in a real IPython shell with the recorder installed; connections
-are kept open across cells, as notebooks do, so the side files outlive the cell.
+Real sqlite and DuckDB databases in a real IPython shell with the recorder installed;
+connections are kept open across cells, as notebooks do, so the side files outlive the cell.
 """
 
 from __future__ import annotations
@@ -96,3 +99,37 @@ def test_a_database_in_a_folder_the_cell_made_is_written_without_its_side_files(
     assert (tmp_path / "out" / "db.sqlite-wal").exists()
     assert set(_files(body)) == {("out/db.sqlite", "write")}, body["files"]
     assert _files(body)[("out/db.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "out" / "db.sqlite"))
+
+
+def test_a_duckdb_database_is_recorded_as_itself_with_its_wal_in_its_content(
+        recording: RecordingShell, tmp_path: Path) -> None:
+    db = tmp_path / "shop.duckdb"
+    made = _run(recording, "import duckdb\ncon = duckdb.connect('shop.duckdb')\n"
+                           "con.sql('CREATE TABLE orders AS SELECT range AS id FROM range(10)')")
+    assert (tmp_path / "shop.duckdb.wal").exists()  # not checkpointed: the table is in the WAL
+    assert set(_files(made)) == {("shop.duckdb", "write")}, made["files"]
+    first = _files(made)[("shop.duckdb", "write")]["hash"]
+    assert first == files.content_hash(str(db)) and first != files.hash_file(str(db))
+
+    body = _run(recording, "con.sql('INSERT INTO orders VALUES (10)')")  # into the WAL only
+    assert set(_files(body)) == {("shop.duckdb", "write")}, body["files"]
+    second = _files(body)[("shop.duckdb", "write")]["hash"]
+    assert second not in (first, None)
+
+    body = _run(recording, "con.close()")  # the checkpoint: into the file, the WAL gone
+    assert not (tmp_path / "shop.duckdb.wal").exists()
+    assert set(_files(body)) == {("shop.duckdb", "write")}, body["files"]
+    assert _files(body)[("shop.duckdb", "write")]["hash"] == files.hash_file(str(db))
+
+    body = _run(recording, "con = duckdb.connect('shop.duckdb', read_only=True)\n"
+                           "n = con.execute('SELECT count(*) FROM orders').fetchone()[0]")
+    assert body["files"] and {(f["path"], f["mode"]) for f in body["files"]} == {("shop.duckdb", "read")}
+
+
+def test_a_wal_file_beside_a_file_that_is_no_database_is_data(recording: RecordingShell, tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("plain text\n")
+    native = _run(recording, "import subprocess\n"
+                             "subprocess.run('echo line >> notes.wal; echo more >> notes-journal', shell=True, check=True)")
+    assert set(_files(native)) == {("notes.wal", "write"), ("notes-journal", "write")}, native["files"]
+    python = _run(recording, "with open('notes.wal', 'w') as f:\n    f.write('log line')")
+    assert set(_files(python)) == {("notes.wal", "write")}, python["files"]

@@ -108,8 +108,8 @@ def short(h: object) -> str:
 
 
 def hash_file(path: Path) -> str | None:
-    """The recorder's content hash of a file now (a sqlite database with its journal or WAL),
-    None if it is missing or unreadable."""
+    """The recorder's content hash of a file now (a sqlite or DuckDB database with its
+    journal or WAL), None if it is missing or unreadable."""
     if not path.is_file():
         return None
     return files.content_hash(str(path))

@@ -23,7 +23,7 @@ SIDE_FILES = (*JOURNALS, "-shm")
 _SQLITE_SIDE_FILES = (*_SQLITE_JOURNALS, "-shm")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _DUCKDB_MAGIC = (8, b"DUCK")  # after the header block's checksum
-_HEAD_BYTES = 16
+HEAD_BYTES = 16  # enough for either engine's header
 
 
 def side_database(abspath: str, touched: Container[str] = (), look_inside: bool = True) -> str | None:
@@ -43,7 +43,7 @@ def side_database(abspath: str, touched: Container[str] = (), look_inside: bool 
         head = _head(base)
         if head is None:  # gone: a sqlite database the cell touched, then removed
             return base if suffix in _SQLITE_SIDE_FILES and base in touched else None
-        kinds = _journals_of(head)
+        kinds = journals_of(head)
         return base if suffix in kinds or (suffix == "-shm" and kinds == _SQLITE_JOURNALS) else None
     return None
 
@@ -66,16 +66,12 @@ def database_path(path: str, abspath: str, database: str) -> str:
     return path[: -len(suffix)] if path.endswith(suffix) else database
 
 
-def journals(abspath: str) -> tuple[str, ...]:
-    """The suffixes of the side files that hold part of this file's content: sqlite's journal
-    and WAL for a sqlite database, DuckDB's WAL for a DuckDB one, none for any other file."""
-    head = _head(abspath)
-    return () if head is None else _journals_of(head)
-
-
-def _journals_of(head: bytes) -> tuple[str, ...]:
+def journals_of(head: bytes) -> tuple[str, ...]:
+    """The suffixes of the side files that hold part of a file's content, told by its first
+    bytes: sqlite's journal and WAL for a sqlite database (or a file sqlite made and has not
+    written yet), DuckDB's WAL for a DuckDB one, none for any other file."""
     if not head or head.startswith(_SQLITE_HEADER):
-        return _SQLITE_JOURNALS  # sqlite's, or a file sqlite made and has not written yet
+        return _SQLITE_JOURNALS
     at, magic = _DUCKDB_MAGIC
     if head[at:at + len(magic)] == magic:
         return _DUCKDB_JOURNALS
@@ -91,7 +87,7 @@ def _head(abspath: str) -> bytes | None:
     try:
         if not stat.S_ISREG(static.os_fstat(fd).st_mode):
             return None
-        head = bytearray(_HEAD_BYTES)
+        head = bytearray(HEAD_BYTES)
         return bytes(head[:static.os_preadv(fd, [head], 0)])
     except OSError:
         return None

@@ -36,7 +36,7 @@ import xxhash
 
 from nbgov import unrecorded
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.database_files import database_path, index_only, journals, side_database
+from nbgov.lineage.database_files import HEAD_BYTES, database_path, index_only, journals_of, side_database
 
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
@@ -329,8 +329,8 @@ def _digest(abspath: str, key: FileKey, max_bytes: int) -> _Hashed:
     """xxh3_128 of the file; a database with a journal or WAL beside it (an open transaction,
     a connection's commits not yet checkpointed) gets one hash of their digests, so equal
     hashes still mean equal content."""
-    digest = hash_file(abspath)
-    suffixes = journals(abspath)
+    digest, head = _hash_and_head(abspath)
+    suffixes = journals_of(head)
     keys = _journal_keys(abspath, suffixes)
     if not any(keys):
         return _Hashed(key, digest, suffixes, keys)
@@ -405,7 +405,13 @@ def hash_file(abspath: str) -> str:
     """xxh3_128 of the file's bytes, read with the ``os`` functions captured at import (a
     notebook's patched ``open`` is never called). Holes of a sparse file are fed as zeros
     without reading them: the digest is the same, a 2 GB sparse file costs no disk reads."""
+    return _hash_and_head(abspath)[0]
+
+
+def _hash_and_head(abspath: str) -> tuple[str, bytes]:
+    """``hash_file``'s digest, and the file's first bytes (what tells a database), read in the same pass."""
     h = xxhash.xxh3_128()
+    head = b""
     fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = static.os_fstat(fd).st_size
@@ -417,16 +423,18 @@ def hash_file(abspath: str) -> str:
             while position < begin:  # a hole: zeros by definition
                 step = min(_CHUNK, begin - position)
                 h.update(zeros[:step])
+                head = head or bytes(zeros[:min(step, HEAD_BYTES)])
                 position += step
             while position < end:
                 n = static.os_preadv(fd, [view[: min(_CHUNK, end - position)]], position)
                 if not n:
-                    return h.hexdigest()  # truncated meanwhile: what was there
+                    return h.hexdigest(), head  # truncated meanwhile: what was there
                 h.update(view[:n])
+                head = head if len(head) >= HEAD_BYTES else (head + bytes(view[:n]))[:HEAD_BYTES]
                 position += n
     finally:
         static.os_close(fd)
-    return h.hexdigest()
+    return h.hexdigest(), head
 
 
 def expand_sql_paths(paths: Iterable[str], cwd: str | None = None) -> list[tuple[str, str]]:

@@ -428,3 +428,38 @@ def test_a_removed_file_reads_as_removed_in_the_details_and_the_graph(lab: Lab) 
     assert node.locator("rect").evaluate("r => getComputedStyle(r).strokeDasharray") not in ("", "none")
     lab.panel_screenshot("sidebar-graph-removed-file")
     assert lab.page_errors == []
+
+
+# A notebook that logs as it loads a sqlite table, as ETL notebooks do.
+LOGGING_CELLS = [
+    "%load_ext nbgov",
+    "import logging, sqlite3\nlogging.basicConfig(level=logging.INFO)\nlogger = logging.getLogger('etl')\n"
+    "con = sqlite3.connect('shop.db')",
+    "logger.info('loading orders')\ncon.execute('CREATE TABLE IF NOT EXISTS orders (id, amount)')\n"
+    "con.execute('INSERT INTO orders VALUES (1, 9.5)')\ncon.commit()",
+]
+
+
+def test_a_logger_reads_as_its_configuration_and_a_database_as_itself(lab: Lab) -> None:
+    run_all(lab, "logging.ipynb", LOGGING_CELLS)
+    wait_rows(lab, 2)
+    panel = lab.page.locator(PANEL)
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    row(lab, 3).click()
+    details.locator(".nbgov-Details-title", has_text="Execution [3]").wait_for(timeout=UI_TIMEOUT_MS)
+
+    reads = details.locator(".nbgov-items[aria-label='Reads'] .nbgov-item")
+    logger = reads.filter(has=lab.page.locator(".nbgov-item-name", has_text="logger"))
+    sub = logger.locator(".nbgov-item-sub").text_content() or ""
+    assert sub.startswith("logging.Logger 'etl' at NOTSET, 0 handlers · "), sub
+    assert "weak" not in sub, "a logger is read exactly"
+    con = reads.filter(has=lab.page.locator(".nbgov-item-name", has_text="con")).locator(".nbgov-item-sub")
+    assert (con.text_content() or "").startswith("sqlite3.Connection · "), "a kind with nothing more said, once"
+    files = details.locator(".nbgov-items[aria-label='Files'] .nbgov-item")
+    assert files.locator(".nbgov-item-name").all_text_contents() == ["shop.db"], "the database, not its journal"
+    assert files.locator(".nbgov-item-aside").all_text_contents() == ["write"]
+    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
+    assert panel.evaluate(_JS_BROKEN_WORDS) == []
+    assert panel.evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
+    assert 200 <= panel_width(lab) <= 300, "the sidebar's default width"
+    lab.panel_screenshot("sidebar-details-logger-and-database")

@@ -189,9 +189,10 @@ export class DetailsView extends LineageView {
   }
 }
 
-/** "pandas.DataFrame 4 rows × 3 columns · 4958adf8", marked when the hash cannot prove equality. */
+/** "pandas.DataFrame 4 rows × 3 columns · 4958adf8", marked when the hash cannot prove equality.
+ * A summary that only repeats the kind (a class nbgov has nothing more to say of) is shown once. */
 function value(f: Fingerprint): string {
-  const parts = [f.kind, f.summary].filter(Boolean).join(' ');
+  const parts = [f.kind, f.summary === f.kind ? '' : f.summary].filter(Boolean).join(' ');
   const weak = f.weak ? ` · weak${f.reason ? `: ${f.reason}` : ''}` : '';
   return `${parts} · ${shortHash(f.hash)}${weak}`;
 }

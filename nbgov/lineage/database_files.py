@@ -78,6 +78,14 @@ def journals_of(head: bytes) -> tuple[str, ...]:
     return ()
 
 
+def is_duckdb(abspath: str) -> bool:
+    """A DuckDB database file: the same tables, written the same way, make different bytes
+    in every run (its blocks, checksums and header counters are its own), so only its tables
+    can be compared across runs."""
+    head = _head(abspath)
+    return head is not None and journals_of(head) == _DUCKDB_JOURNALS
+
+
 def _head(abspath: str) -> bytes | None:
     """The first bytes of a regular file (fewer when it is shorter); None when it is not one."""
     try:

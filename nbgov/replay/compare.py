@@ -18,6 +18,7 @@ from pathlib import Path
 import xxhash
 
 from nbgov.lineage import files
+from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
 
@@ -33,6 +34,11 @@ NOT_RECORDED = "not compared"
 MODEL_METADATA = "model names or doc strings differ"
 TIMINGS_ONLY = "only the fit and score timings it measured differ"
 REMOVED_EITHER_WAY = "absent after the step in both runs"
+DATABASE_BYTES = "a DuckDB database's bytes differ in every run"
+# pre-step findings that are no cause: a DuckDB database's bytes cannot say; its writer's tables
+# reproduced (a note), or could not be compared (unverifiable)
+_DATABASE_READ = "database read"
+_DATABASE_READ_UNVERIFIED = "database read, unverified"
 MODEL_SUFFIXES = (".onnx",)
 MAX_PREFIX_BYTES = 64 * 1024 * 1024  # files the step writes, hashed before it runs up to this size
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
@@ -154,13 +160,51 @@ def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Up
         step = upstream.files.get(str(path))
         if step is None and file.source in upstream.records:
             step = upstream.records[str(file.source)]
-        if step is not None:
+        if step is None and now is not None and file.source and is_duckdb(str(path)):
+            causes.append(_database_input(shown, str(file.source), upstream))
+        elif step is not None:
             causes.append(Cause(UPSTREAM, f"{shown} written differently at step {step}", shown))
         elif _is_model_file(file, original.models):
             causes.append(Cause(MODEL_CHANGED, f"{shown}: {state}", shown))
         else:
             causes.append(Cause(INPUT_FILE_CHANGED, f"{shown}: {state}", shown))
     return causes
+
+
+def _database_input(shown: str, source: str, upstream: Upstream) -> Cause:
+    """A DuckDB database an earlier step of the log wrote: its bytes differ in every run, so
+    it is as reproduced as that step's tables were (a note), or could not be compared there."""
+    if source in upstream.unverified:
+        step, what = upstream.unverified[source]
+        return Cause(_DATABASE_READ_UNVERIFIED, f"{DATABASE_BYTES}; it comes from step {step}, where {what}", shown)
+    return Cause(_DATABASE_READ, f"{shown}: read; {DATABASE_BYTES}, and the tables its writer wrote reproduced",
+                 shown)
+
+
+def _tables_written(record: ExecutionRecord) -> dict[str, Fingerprint | None]:
+    """The database tables the step's SQL created or changed, with their content fingerprints."""
+    return {t.name: t.fingerprint for stmt in record.sql for t in stmt.tables
+            if t.mode == "write" and t.origin == "database"}
+
+
+def _database_tables(path: str, original: ExecutionRecord, replay: ExecutionRecord,
+                     verdict: Comparison) -> list[tuple[str, str]]:
+    """A DuckDB database the step wrote, whose bytes differ as they do in every run: compared
+    by the tables the step's SQL wrote (their content fingerprints), else not compared."""
+    then, now = _tables_written(original), _tables_written(replay)
+    if not then or any(fp is None or fp.hash is None or fp.weak for fp in (*then.values(), *now.values())):
+        verdict.unverifiable.append(f"`{path}`: {DATABASE_BYTES}, and what this step changed in it was not "
+                                    "fingerprinted table by table (only %%sqlml statements are)")
+        return []
+    hashes = {name: (fp.hash if fp else None) for name, fp in then.items()}
+    again = {name: (fp.hash if fp else None) for name, fp in now.items()}
+    differing = [(f"table {name}", f"table hash {short(hashes[name])} → {short(again[name])}"
+                  if name in hashes and name in again else "written in only one run")
+                 for name in sorted(hashes.keys() | again.keys()) if hashes.get(name) != again.get(name)]
+    if not differing:
+        verdict.notes.append(Cause(DATABASE_BYTES, f"{path}: the tables this step wrote reproduced "
+                                   f"({', '.join(sorted(then))})", path))
+    return differing
 
 
 Prefix = tuple[int, str]  # (size, xxh3_128 of those bytes)
@@ -402,7 +446,10 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
         elif not diff.same:
             changed.append((name, diff.how))
     for path, file, again_file in _files_differing(original, replay, "write", context, set()):
-        changed.append((path, _file_change(file, again_file)))
+        if not again_file.removed and is_duckdb(str(context.relocation.path(file))):
+            changed += _database_tables(path, original, replay, verdict)
+        else:
+            changed.append((path, _file_change(file, again_file)))
     changed += _files_written_once(original, replay, context, verdict)
     created = created_models(original)
     for label, model, again_model in _models_differing(original, replay):
@@ -477,13 +524,19 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
                  context: StepContext, before: dict[str, Prefix] | None = None) -> Comparison:
     """The verdict on one step: causes (empty = no divergence), notes, uncompared values;
     ``before``: ``written_before`` the step ran."""
-    verdict = Comparison(causes=[*pre, *_status_causes(original, status, ename, evalue, upstream)])
+    findings = (_DATABASE_READ, _DATABASE_READ_UNVERIFIED)
+    verdict = Comparison(causes=[c for c in pre if c.kind not in findings])
+    verdict.causes += _status_causes(original, status, ename, evalue, upstream)
+    verdict.notes += [Cause(DATABASE_BYTES, c.detail, c.name) for c in pre if c.kind == _DATABASE_READ]
+    for found in (c for c in pre if c.kind == _DATABASE_READ_UNVERIFIED):
+        verdict.unverifiable.append(f"`{found.name}` (read): {found.detail}")
+        verdict.unverifiable_inputs.append(f"`{found.name}`: {found.detail}")
     if replay is None:
         if not verdict.causes:
             verdict.causes.append(Cause(NOT_RECORDED, "the replay kernel recorded no lineage for this step"))
         return verdict
     verdict.causes += compare_models(original, replay, upstream)
-    flagged = {c.name for c in verdict.causes if c.name}
+    flagged = {c.name for c in (*verdict.causes, *pre) if c.name}  # a database read is judged before the step
     for path, file, again in _files_differing(original, replay, "read", context, flagged):
         kind = MODEL_CHANGED if _is_model_file(file, original.models) else INPUT_FILE_CHANGED
         verdict.causes.append(Cause(kind, f"{path}: hash {short(file.hash)} → {short(again.hash)}", path))

@@ -376,10 +376,18 @@ REMOVAL_CELLS = [
 ]
 
 
+def _assert_details_fit_the_default_width(lab: Lab) -> None:
+    panel = lab.page.locator(PANEL)
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
+    assert panel.evaluate(_JS_BROKEN_WORDS) == []
+    assert panel.evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
+    assert 200 <= panel_width(lab) <= 300, "the sidebar's default width"
+
+
 def test_a_removed_file_reads_as_removed_in_the_details_and_the_graph(lab: Lab) -> None:
     run_all(lab, "removal.ipynb", REMOVAL_CELLS)
     wait_rows(lab, 3)
-    panel = lab.page.locator(PANEL)
     details = lab.page.locator(f"{PANEL} .nbgov-Details")
     files = details.locator(".nbgov-items[aria-label='Files'] .nbgov-item")
 
@@ -399,10 +407,7 @@ def test_a_removed_file_reads_as_removed_in_the_details_and_the_graph(lab: Lab) 
     assert sub.startswith("removed or renamed away · ") and sub.endswith("data.csv"), sub
     assert "—" not in sub, "no empty hash shown for a removal"
     assert "line-through" in removed.locator(".nbgov-item-name").evaluate("e => getComputedStyle(e).textDecorationLine")
-    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
-    assert panel.evaluate(_JS_BROKEN_WORDS) == []
-    assert panel.evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
-    assert 200 <= panel_width(lab) <= 300, "the sidebar's default width"
+    _assert_details_fit_the_default_width(lab)
     lab.panel_screenshot("sidebar-details-removed-file")
 
     # The graph: the removal edge is dashed, the file's node drawn as gone, the writer's edge plain.
@@ -443,7 +448,6 @@ LOGGING_CELLS = [
 def test_a_logger_reads_as_its_configuration_and_a_database_as_itself(lab: Lab) -> None:
     run_all(lab, "logging.ipynb", LOGGING_CELLS)
     wait_rows(lab, 2)
-    panel = lab.page.locator(PANEL)
     details = lab.page.locator(f"{PANEL} .nbgov-Details")
     row(lab, 3).click()
     details.locator(".nbgov-Details-title", has_text="Execution [3]").wait_for(timeout=UI_TIMEOUT_MS)
@@ -458,8 +462,5 @@ def test_a_logger_reads_as_its_configuration_and_a_database_as_itself(lab: Lab) 
     files = details.locator(".nbgov-items[aria-label='Files'] .nbgov-item")
     assert files.locator(".nbgov-item-name").all_text_contents() == ["shop.db"], "the database, not its journal"
     assert files.locator(".nbgov-item-aside").all_text_contents() == ["write"]
-    assert details.evaluate("d => d.scrollWidth <= d.clientWidth + 1"), "nothing wider than the panel"
-    assert panel.evaluate(_JS_BROKEN_WORDS) == []
-    assert panel.evaluate(_JS_CLIPPED_WITHOUT_TITLE) == []
-    assert 200 <= panel_width(lab) <= 300, "the sidebar's default width"
+    _assert_details_fit_the_default_width(lab)
     lab.panel_screenshot("sidebar-details-logger-and-database")

@@ -39,7 +39,7 @@ def side_database(abspath: str, touched: Container[str] = (), look_inside: bool 
         if not abspath.endswith(suffix) or not os.path.basename(base := abspath[: -len(suffix)]):
             continue
         if not look_inside:
-            return base if suffix in _SQLITE_SIDE_FILES and (base in touched or _regular(base)) else None
+            return base if suffix in _SQLITE_SIDE_FILES and (base in touched or is_regular(base)) else None
         head = _head(base)
         if head is None:  # gone: a sqlite database the cell touched, then removed
             return base if suffix in _SQLITE_SIDE_FILES and base in touched else None
@@ -48,7 +48,8 @@ def side_database(abspath: str, touched: Container[str] = (), look_inside: bool 
     return None
 
 
-def _regular(abspath: str) -> bool:
+def is_regular(abspath: str) -> bool:
+    """A regular file now (stat'ed with the ``os`` function captured at import)."""
     try:
         return stat.S_ISREG(static.os_stat(abspath).st_mode)
     except (OSError, ValueError):

@@ -31,7 +31,7 @@ from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
 from nbgov.lineage.files import FileEvent, FileKey, file_key
-from nbgov.lineage.database_files import JOURNALS, index_only, side_database
+from nbgov.lineage.database_files import JOURNALS, index_only, is_regular, side_database
 from nbgov.lineage.inotify import IN_CREATE, IN_MODIFY, Inotify, Touch, open_inotify
 
 MAX_WATCHED_FOLDERS = 32
@@ -145,7 +145,7 @@ class NativeWatch:
                 if touch.opened:
                     events.append(FileEvent(path, path, "read", native=True))
                 continue
-            if _regular(path):
+            if is_regular(path):
                 if touch.written and touch.read_first:  # read, then written: what it read is gone
                     events.append(FileEvent(path, path, "read", native=True, before_change=(None, None)))
                 elif (touch.written and touch.opened_first and not touch.mask & IN_CREATE
@@ -159,7 +159,7 @@ class NativeWatch:
                                         unopened_before=touch.written and not touch.opened_first and not overflow))
         written = {ev.abspath for ev in events if ev.mode == "write"}
         events += [FileEvent(db, db, "write", native=True) for db in through_journal
-                   if db not in written and _regular(db) and not self.ignored(db)]
+                   if db not in written and is_regular(db) and not self.ignored(db)]
         return events
 
     def _content_at_start(self, path: str, at_start: Mapping[str, FileKey]) -> tuple[int | None, str | None]:
@@ -243,7 +243,7 @@ def _files_under(folder: str, ignored: Callable[[str], bool], limit: int) -> lis
             path = os.path.join(root, name)
             if len(out) >= limit:
                 return out
-            if not _not_data(name) and not ignored(path) and _regular(path):
+            if not _not_data(name) and not ignored(path) and is_regular(path):
                 out.append(path)
     return out
 
@@ -261,7 +261,7 @@ def _changes_database(touch: Touch) -> bool:
     WAL's index (-shm) holds no content."""
     if index_only(touch.path):
         return False
-    return bool(touch.mask & IN_MODIFY) and _regular(touch.path) or touch.only_taken_away
+    return bool(touch.mask & IN_MODIFY) and is_regular(touch.path) or touch.only_taken_away
 
 
 def _fs_clock() -> int:
@@ -281,13 +281,6 @@ def _unchanged_since(path: str, started: int) -> bool:
     except (OSError, ValueError):
         return False
     return stat.S_ISREG(st.st_mode) and 0 < started and max(st.st_mtime_ns, st.st_ctime_ns) < started
-
-
-def _regular(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
 
 
 StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)

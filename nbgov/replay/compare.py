@@ -192,12 +192,12 @@ def _database_tables(path: str, original: ExecutionRecord, replay: ExecutionReco
     """A DuckDB database the step wrote, whose bytes differ as they do in every run: compared
     by the tables the step's SQL wrote (their content fingerprints), else not compared."""
     then, now = _tables_written(original), _tables_written(replay)
-    if not then or any(fp is None or fp.hash is None or fp.weak for fp in (*then.values(), *now.values())):
+    hashes = {name: fp.hash for name, fp in then.items() if fp is not None and not fp.weak}
+    again = {name: fp.hash for name, fp in now.items() if fp is not None and not fp.weak}
+    if not then or None in (*hashes.values(), *again.values()) or (len(hashes), len(again)) != (len(then), len(now)):
         verdict.unverifiable.append(f"`{path}`: {DATABASE_BYTES}, and what this step changed in it was not "
                                     "fingerprinted table by table (only %%sqlml statements are)")
         return []
-    hashes = {name: (fp.hash if fp else None) for name, fp in then.items()}
-    again = {name: (fp.hash if fp else None) for name, fp in now.items()}
     differing = [(f"table {name}", f"table hash {short(hashes[name])} → {short(again[name])}"
                   if name in hashes and name in again else "written in only one run")
                  for name in sorted(hashes.keys() | again.keys()) if hashes.get(name) != again.get(name)]

@@ -168,6 +168,9 @@ class Inotify:
     def collect(self) -> tuple[list[Touch], bool]:
         """Files touched in awake folders since the last collect, and whether the OS dropped
         events (overflow)."""
+        data = self._read(_BUFFER)
+        if not data:
+            return [], False  # nothing happened (most cells, and most gaps between cells)
         masks: dict[tuple[str, str], int] = {}
         read_first: set[tuple[str, str]] = set()
         opened_first: set[tuple[str, str]] = set()
@@ -176,15 +179,7 @@ class Inotify:
         last_open: dict[tuple[str, str], bool] = {}  # the last open or close was an open
         overflow = False
         size = _BUFFER
-        while True:
-            try:
-                data = os.read(self.fd, size)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                raise
+        while data:
             if len(data) > size // 2:
                 size = min(size * 4, 1 << 20)
             offset = 0
@@ -222,6 +217,7 @@ class Inotify:
                     if not mask:
                         continue
                 masks[key] = before | mask
+            data = self._read(size)
         held = (opened_first & closed_after) - opened_after  # opened before the write, closed after it
         if held and not self._left_open_unknown:
             read_first |= held - self._left_open
@@ -233,6 +229,17 @@ class Inotify:
         touches = [Touch(folder, name, mask, (folder, name) in read_first, (folder, name) in opened_first)
                    for (folder, name), mask in masks.items()]
         return touches, overflow
+
+    def _read(self, size: int) -> bytes:
+        """The events waiting (up to ``size`` bytes); empty when there are none."""
+        while True:
+            try:
+                return os.read(self.fd, size)
+            except BlockingIOError:
+                return b""
+            except OSError as exc:
+                if exc.errno != errno.EINTR:
+                    raise
 
     def start(self, folders: list[str]) -> None:
         """The start of a cell: drop what happened since the last one, watch the folders this

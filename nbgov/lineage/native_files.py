@@ -187,6 +187,8 @@ def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool]) -> list
     """The working folder, folders of named paths and named folders (real and as named),
     then the subfolders of named folders (a partitioned dataset's ``year=2020/``), nearest
     first, within the bound."""
+    if not paths:  # most cells name no file: the working folder alone
+        return [] if ignored(os.path.join(cwd, "")) else [cwd]
     found: dict[str, None] = {}
     named: list[str] = []
     reals: dict[str, str] = {}  # realpath is an lstat per part: once per folder here (most share the cwd)

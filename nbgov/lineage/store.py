@@ -57,8 +57,10 @@ def canonical_json(value: Any) -> bytes:
     return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
 
 
-# json.dumps with these options, made once (dumps builds an encoder per call)
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# json.dumps with these options, made once (dumps builds an encoder per call); no circular
+# check (a dict of ids per container): entries are trees built fresh by ``to_json``, and a
+# cycle would still fail, as a RecursionError
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -376,6 +378,8 @@ class SidecarStore:
         if not self._background_fsync:
             self.sync()
             return
+        if self._fsync_wanted.is_set():
+            return  # the thread has not cleared it yet: the fsync after its clear covers this write
         with self._lock:
             self._fsync_wanted.set()
             if self._fsync_thread is not None and self._fsync_thread.is_alive():

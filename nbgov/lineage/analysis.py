@@ -16,6 +16,7 @@ import ast
 import functools
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +238,9 @@ def expression_variables(call: ast.Call) -> list[str]:
     return found
 
 
+_VISIT: dict[type, Callable[[_CellVisitor, Any], None]] = {}  # node class -> its _CellVisitor method
+
+
 class _CellVisitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.names = CellNames()
@@ -248,6 +252,18 @@ class _CellVisitor(ast.NodeVisitor):
         self._collecting: list[set[str]] = []  # the globals of the definitions being visited
         self._lambda_named: ast.expr | None = None  # the lambda of `f = lambda ...` at module level
         self._lambda_found: set[str] | None = None
+
+    def visit(self, node: ast.AST) -> None:
+        """NodeVisitor's dispatch, with each node class's method found once per class (it
+        builds the method's name and looks it up on every node)."""
+        kind = type(node)
+        method = _VISIT.get(kind)
+        if method is None:
+            method = _VISIT[kind] = getattr(_CellVisitor, "visit_" + kind.__name__, _CellVisitor.generic_visit)
+        method(self, node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """A literal names nothing (NodeVisitor's own looks for the old visit_Str and the like)."""
 
     # -- events ------------------------------------------------------------
     def _deferred(self) -> bool:

@@ -7,20 +7,19 @@ No variable holds them, so a record cannot name the cell that seeded what anothe
 drew. Their state is read after each cell (their own compiled getters, on the libraries'
 exact classes only: no notebook code runs) and compared with what it was after the cell
 before: a cell that changed one gets a note saying its record does not show that input.
-Once per cell, and compared as read (no digest): the ``random`` module's Mersenne Twister
-(625 words) is copied straight from its C object where this interpreter's layout was first
-checked against the generator's own getter (under a microsecond, against about 10 for the
-getter's 625 ints); numpy's state costs about 35. A ``numpy.random.Generator`` made with
+Once per cell, and compared as read (no digest): copied straight from the generators' C
+objects where their layout was checked (``generator_memory``; under a microsecond each),
+else through their getters (about 10 microseconds for the Mersenne Twister's 625 words,
+35 for numpy's state). A ``numpy.random.Generator`` made with
 ``default_rng(seed)`` is an ordinary variable and recorded as one.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import struct
 import sys
 from typing import Any
+
+from nbgov.lineage import generator_memory
 
 RANDOM = "the random module's global state (random.seed, random.random)"
 NUMPY = "numpy's global random state (np.random.seed, np.random.rand, random_state=None)"
@@ -64,36 +63,11 @@ def _python_state() -> State | None:
     gauss = object.__getattribute__(inst, "__dict__").get("gauss_next")
     if not (gauss is None or type(gauss) is float):
         return None
-    if _twister_layout_checked(core):
-        return (ctypes.string_at(id(inst) + _TWISTER_OFFSET, _TWISTER_BYTES), gauss)
+    copy = generator_memory.twister_reader(core)
+    if copy is not None:
+        return (copy(inst), gauss)
     state = core.__dict__["getstate"](inst)  # the compiled Mersenne Twister's own getter
     return (state, gauss) if type(state) is tuple else None
-
-
-# CPython's RandomObject: the object header, then ``int index`` and ``uint32_t state[624]``.
-_TWISTER_OFFSET = object.__basicsize__
-_TWISTER_WORDS = 624
-_TWISTER_BYTES = struct.calcsize(f"=i{_TWISTER_WORDS}I")
-
-
-@functools.cache
-def _twister_layout_checked(core: type) -> bool:
-    """Whether a generator's index and state words sit right after the object header here,
-    checked once on a private generator against the compiled getter: then reading them from
-    memory is reading exactly what the getter returns (another interpreter, or a build with a
-    larger header, fails the check and keeps the getter)."""
-    try:
-        if sys.implementation.name != "cpython" or core.__basicsize__ < _TWISTER_OFFSET + _TWISTER_BYTES:
-            return False
-        probe = core(20261205)  # the compiled class: no Python-level code runs
-        core.__dict__["random"](probe)
-        state = core.__dict__["getstate"](probe)
-        if type(state) is not tuple or len(state) != _TWISTER_WORDS + 1:
-            return False
-        expected = struct.pack(f"=i{_TWISTER_WORDS}I", state[-1], *state[:-1])
-        return ctypes.string_at(id(probe) + _TWISTER_OFFSET, _TWISTER_BYTES) == expected
-    except Exception:  # noqa: BLE001 - an optimisation only: keep the getter
-        return False
 
 
 def _numpy_state() -> State | None:
@@ -104,6 +78,10 @@ def _numpy_state() -> State | None:
     rs = mtrand.__dict__.get("_rand")
     if cls is None or type(rs) is not cls:
         return None
+    copy = generator_memory.legacy_numpy_reader(cls)
+    copied = copy(rs) if copy is not None else None
+    if copied is not None:
+        return (copied,)
     state: Any = vars(cls)["get_state"](rs, legacy=False)  # numpy's own reader of its bit generator
     if type(state) is not dict:
         return None

@@ -29,12 +29,13 @@ _TWISTER_BYTES = struct.calcsize(f"=i{_TWISTER_WORDS}I")
 _KEY_BYTES = struct.calcsize(f"={_TWISTER_WORDS}Ii")
 _GAUSS = struct.Struct("=i4xd")
 _CHECK_SEED = 20261205
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement, not compiled
 
 
 def twister_reader(core: type) -> Callable[[Any], bytes] | None:
     """Copies a ``random.Random``'s index and state words (``core`` is ``_random.Random``),
     or None where their place was not confirmed."""
-    return _twister if _twister_layout_checked(core) else None
+    return _twister if type(core) is type and _twister_layout_checked(core) else None
 
 
 def _twister(generator: Any) -> bytes:
@@ -44,7 +45,9 @@ def _twister(generator: Any) -> bytes:
 @functools.cache
 def _twister_layout_checked(core: type) -> bool:
     try:
-        if sys.implementation.name != "cpython" or core.__basicsize__ < _TWISTER_OFFSET + _TWISTER_BYTES:
+        if sys.implementation.name != "cpython" or _defined_in_python(core):
+            return False  # only the compiled class: constructing one runs no notebook code
+        if type.__dict__["__basicsize__"].__get__(core) < _TWISTER_OFFSET + _TWISTER_BYTES:
             return False
         probe = core(_CHECK_SEED)  # the compiled class: no Python-level code runs
         core.__dict__["random"](probe)
@@ -60,11 +63,15 @@ def legacy_numpy_reader(cls: type) -> Callable[[Any], bytes | None] | None:
     """Copies a numpy ``RandomState``'s Mersenne Twister key, position and gauss cache (None
     from the reader when its bit generator is not an MT19937), or None where their place
     was not confirmed."""
+    return _numpy_reader(cls) if type(cls) is type else None  # (a metaclass would hash it its way)
+
+
+@functools.cache
+def _numpy_reader(cls: type) -> Callable[[Any], bytes | None] | None:
     layout = _numpy_layout(cls)
     return _reader_of(cls, layout) if layout is not None else None
 
 
-@functools.cache
 def _numpy_layout(cls: type) -> tuple[Any, type, Any, int] | None:
     """(the ``_bit_generator`` getter, MT19937, ``BitGenerator.ctypes``, the gauss cache's
     offset), found and checked on private generators: a standard normal leaves one normal
@@ -72,6 +79,8 @@ def _numpy_layout(cls: type) -> tuple[Any, type, Any, int] | None:
     one place in the object; the next uses it up (``has_gauss`` 0 there)."""
     try:
         mt19937: Any = sys.modules["numpy.random._mt19937"].__dict__["MT19937"]
+        if _defined_in_python(cls) or _defined_in_python(mt19937):
+            return None  # only numpy's compiled classes: constructing one runs no notebook code
         interface = sys.modules["numpy.random.bit_generator"].__dict__["BitGenerator"].__dict__["ctypes"]
         bit_generator = vars(cls)["_bit_generator"]
         get_state, normal = vars(cls)["get_state"], vars(cls)["standard_normal"]
@@ -85,7 +94,7 @@ def _numpy_layout(cls: type) -> tuple[Any, type, Any, int] | None:
         if sys.implementation.name != "cpython" or len(found) != 1 or cached["has_gauss"] != 1:
             return None
         layout = (bit_generator, mt19937, interface, found[0])
-        read = _reader_of(cls, layout)
+        read = _reader_of(cls, layout)  # checked on a drawn-from generator and a fresh one
         normal(probe)
         for state in (probe, cls(_CHECK_SEED + 1)):
             if read(state) != _getter_bytes(get_state(state, legacy=False)):
@@ -107,6 +116,10 @@ def _reader_of(cls: type, layout: tuple[Any, type, Any, int]) -> Callable[[Any],
         return key + struct.pack("=id", has_gauss, gauss)
 
     return read
+
+
+def _defined_in_python(cls: type) -> bool:
+    return bool(type.__dict__["__flags__"].__get__(cls) & _HEAP_TYPE)
 
 
 def _getter_bytes(state: dict[str, Any]) -> bytes:

@@ -74,3 +74,20 @@ def test_a_random_state_on_another_bit_generator_is_left_to_its_getter() -> None
     assert copy is not None
     assert copy(mtrand.RandomState(np.random.PCG64(5))) is None
     assert copy(mtrand.RandomState(np.random.MT19937(5))) is not None
+
+
+def test_a_class_holding_python_code_is_never_constructed_to_find_its_layout() -> None:
+    ran: list[str] = []
+
+    class Twister(_random.Random):
+        def __init__(self, *args: object) -> None:
+            ran.append("twister")
+
+    class State(mtrand.RandomState):
+        def __init__(self, *args: object) -> None:
+            ran.append("state")
+            super().__init__(*args)
+
+    assert generator_memory.twister_reader(Twister) is None
+    assert generator_memory.legacy_numpy_reader(State) is None
+    assert ran == []

@@ -18,6 +18,7 @@ import functools
 import struct
 import sys
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any
 
 # CPython's RandomObject: the object header, then ``int index`` and ``uint32_t state[624]``.
@@ -29,7 +30,6 @@ _TWISTER_BYTES = struct.calcsize(f"=i{_TWISTER_WORDS}I")
 _KEY_BYTES = struct.calcsize(f"={_TWISTER_WORDS}Ii")
 _GAUSS = struct.Struct("=i4xd")
 _CHECK_SEED = 20261205
-_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement, not compiled
 
 
 def twister_reader(core: type) -> Callable[[Any], bytes] | None:
@@ -119,7 +119,16 @@ def _reader_of(cls: type, layout: tuple[Any, type, Any, int]) -> Callable[[Any],
 
 
 def _defined_in_python(cls: type) -> bool:
-    return bool(type.__dict__["__flags__"].__get__(cls) & _HEAP_TYPE)
+    """Whether any class of ``cls``'s MRO holds Python code (a function, or a property or
+    static or class method of one): constructing or reading it could run notebook code."""
+    for klass in type.__dict__["__mro__"].__get__(cls):
+        for value in type.__dict__["__dict__"].__get__(klass).values():
+            kind = type(value)
+            if kind is property or kind is FunctionType:
+                return True
+            if (kind is staticmethod or kind is classmethod) and type(value.__func__) is FunctionType:
+                return True
+    return False
 
 
 def _getter_bytes(state: dict[str, Any]) -> bytes:

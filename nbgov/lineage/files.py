@@ -79,6 +79,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 def _ensure_hook() -> None:
     global _hook_installed
+    if _hook_installed:  # every cell asks: no lock once it is in
+        return
     with _install_lock:
         if not _hook_installed:
             sys.addaudithook(_audit)

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import xxhash
 from IPython.core.interactiveshell import InteractiveShell
+from rich.console import Console
 
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.fingerprint import fingerprint
 from nbgov.lineage.stale import stale_flags
 from nbgov.replay.replayer import replay
+from nbgov.replay.report import print_replay
 from nbgov.replay.source import load_log
 from tests.fixtures.lineage import RecordingShell, installed_recorder, run_recorded
 from tests.fixtures.replay import record
@@ -243,6 +245,21 @@ def test_cells_using_with_open_replay_as_reproduced(tmp_path: Path) -> None:
     result = replay(load_log(path))
     assert [s.status for s in result.steps][:2] == ["reproduced", "reproduced"]
     assert any("`g`: an open file or stream" in u for u in result.steps[2].verdict.unverifiable)  # gzip's stream
+
+
+@pytest.mark.kernel
+def test_a_replay_with_only_unverifiable_steps_says_where_to_look_not_a_cause_it_does_not_know(
+        tmp_path: Path) -> None:
+    path = record(tmp_path / "open.ipynb", "log = open('run.log', 'w')\nlog.write('start\\n')")
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps] == ["unverifiable"]
+    console = Console(record=True, width=200)
+    print_replay(result, console)
+    lines = console.export_text().splitlines()
+    assert any(line.startswith("  ? not compared: `log`") for line in lines), lines
+    # the summary once blamed "values with weak fingerprints" whatever the '?' lines said
+    assert "1 steps: 0 reproduced, 0 diverged, 1 unverifiable (the '? not compared' lines say what could not be " \
+           "compared exactly, and why)" in lines, lines
 
 
 def test_closing_a_file_kept_in_a_name_is_a_write(recording: RecordingShell) -> None:

@@ -146,8 +146,8 @@ def print_replay(result: ReplayResult, console: Console) -> None:
                            style="bold red"))
         console.print(Text(f"{done} steps: {counts}", style="bold red"))
     elif result.count(UNVERIFIABLE):
-        console.print(Text(f"{done} steps: {counts} (values with weak fingerprints could not be compared)",
-                           style="bold yellow"))
+        console.print(Text(f"{done} steps: {counts} (the '? not compared' lines say what could not be "
+                           "compared exactly, and why)", style="bold yellow"))
     else:
         console.print(Text(f"all {done} steps reproduced", style="bold green"))
     if done < result.total_steps:

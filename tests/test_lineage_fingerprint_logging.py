@@ -286,3 +286,22 @@ def test_a_stream_is_named_by_what_it_is_or_weak(fresh: Any, tmp_path: Path) -> 
     finally:
         first.close()
         second.close()
+
+
+def test_a_log_file_inside_the_working_folder_is_named_relative_to_it(fresh: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # logging keeps a handler's file absolute: a copied notebook folder (where a reviewer
+    # replays) logged to its own run.log, and its logger read as another configuration
+    hashes = []
+    for folder in (tmp_path / "recorded", tmp_path / "copy"):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        logger = fresh(folder.name)
+        logger.name = "nbgov_test.same"
+        logger.addHandler(logging.FileHandler("run.log", delay=True))
+        hashes.append(exact(logger))
+    assert hashes[0] == hashes[1]
+    outside = fresh("outside")
+    outside.name = "nbgov_test.same"
+    outside.addHandler(logging.FileHandler(tmp_path / "run.log", delay=True))  # not inside: absolute
+    assert exact(outside) != hashes[1]

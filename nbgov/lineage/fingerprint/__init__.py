@@ -44,7 +44,9 @@ __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRU
 # 3: numpy padding bytes (structured dtypes' gaps, x87 long doubles' unused bytes) left out.
 # 4: logging's loggers and handlers read as their configuration (``logs``); before, a logger was
 #    its whole dict (the level cache every ``logger.info`` fills, the process's logger registry).
-SCHEME = 4
+# 5: a file handler's file relative to the working folder when inside it (a copied folder's
+#    replay logs to its own copy of the file).
+SCHEME = 5
 DEFAULT_MAX_BYTES = 64 * 1024**3
 DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing

@@ -9,7 +9,8 @@ is the ancestor's own: ``basicConfig`` changes the root logger, a value of its o
 wherever a name holds it). A handler is its class, name, level, formatter and
 filters, and what it writes to: the standard stream it is (``sys.stderr``, ...), the
 content of an in-memory stream, the name and mode of a file it was given open, or a
-file handler's file name, mode, encoding and rotation settings (never the open file).
+file handler's file name (relative to the working folder when inside it), mode, encoding
+and rotation settings (never the open file).
 
 Everything is read from the instance dict through CPython's own getter, and only for
 ``logging``'s own classes, exactly: a subclass of ``Logger``, a handler of any other
@@ -20,6 +21,7 @@ A formatter and filters are read as any other value (their state, never their co
 from __future__ import annotations
 
 import _io
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -134,8 +136,25 @@ def _fields(state: dict[str, Any], fields: tuple[str, ...]) -> list[Any]:
     for field in fields:
         if field in state:
             value = state[field]
-            parts += [field, _stream(value) if field == "stream" else value]
+            if field == "stream":
+                value = _stream(value)
+            elif field == "baseFilename":
+                value = _file_name(value)
+            parts += [field, value]
     return parts
+
+
+def _file_name(path: Any) -> Any:
+    """A file handler's file (logging keeps it absolute), relative to the working folder when
+    inside it: the notebook's folder copied elsewhere (a reviewer's checkout, where replay
+    runs) logs to the same file of its copy, and its logger is the same configuration."""
+    if type(path) is not str:
+        return path
+    try:
+        inside = os.path.relpath(path, os.getcwd())
+    except (OSError, ValueError):
+        return path
+    return path if inside == os.pardir or inside.startswith(os.pardir + os.sep) else ("working folder", inside)
 
 
 def _parent(parent: Any) -> Any:

@@ -180,8 +180,9 @@ class NamespaceObserver:
         names in turn."""
         found: set[str] = set()
         wanted = set(names.attributes)
-        for name in names.loads:
-            found |= class_attribute_globals(ns.get(name), ns, wanted)
+        if wanted:  # no attribute named: no class attribute read
+            for name in names.loads:
+                found |= class_attribute_globals(ns.get(name), ns, wanted)
         seen: set[int] = set()
         grew = True
         while grew and len(seen) < _MAX_CODE_FOLLOWED:
@@ -219,8 +220,9 @@ class NamespaceObserver:
             changes.more_writes = summarise_writes(more, values[MAX_NAMED_WRITES:] if values else None, ns)
             changes.more_written = more
         changes.writes += self._mutated(snap, ns, rebound, hashing, changes)
-        changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
-        self.values.forget(changes.deletes)
+        if deleted:
+            changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
+            self.values.forget(changes.deletes)
         return changes
 
     def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
@@ -294,7 +296,17 @@ class NamespaceObserver:
 
     def is_data(self, name: str, value: Any) -> bool:
         """Notebook data: not IPython's own names, injected builtins, modules or imported code."""
-        return bool(self._data_items([name], {name: value})[0])
+        kind = type(value)
+        verdict = self._verdict(kind)
+        if verdict is False or (verdict is _BY_VALUE and not _defined_here(kind, value)):
+            return False
+        return not self._ipythons(name, value)
+
+    def _ipythons(self, name: str, value: Any) -> bool:
+        """IPython's own name (In, _i3, _), or a name it injected that still holds its value."""
+        if (type(name) is not str or name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name):
+            return True  # (a key that is no string raises, as the pattern takes strings only)
+        return self.hidden.get(name, _MISSING) is value
 
     def _data_items(
         self, names: list[str], ns: Mapping[str, Any], values: list[Any] | None = None
@@ -305,8 +317,10 @@ class NamespaceObserver:
         be IPython's."""
         if values is None:
             values = list(map(ns.__getitem__, names))
+        if len(names) <= _FEW:
+            return self._few_data_items(names, values)
         kinds = list(map(type, values))
-        verdicts = {self._verdict(kind) for kind in dict(zip(map(id, kinds), kinds)).values()}
+        verdicts = {self._verdict(kind) for kind in dict(zip(map(_identity, kinds), kinds)).values()}
         if verdicts <= {True}:
             drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
             hidden = self.hidden  # grows by a name per cell (IPython's _i<n>): look up the names, not it
@@ -328,8 +342,26 @@ class NamespaceObserver:
             out.append(name)
         return out, None
 
+    def _few_data_items(self, names: list[str], values: list[Any]) -> tuple[list[str], list[Any] | None]:
+        """``_data_items`` of a few names (most cells): one pass, nothing built per type."""
+        kept: list[str] = []
+        kept_values: list[Any] | None = []
+        for name, value in zip(names, values):
+            kind = type(value)
+            verdict = self._verdict(kind)
+            if verdict is not True:
+                kept_values = None  # not all plain: names only, as for many names
+                if verdict is False or not _defined_here(kind, value):
+                    continue
+            if self._ipythons(name, value):
+                continue
+            kept.append(name)
+            if kept_values is not None:
+                kept_values.append(value)
+        return kept, kept_values
+
     def _verdict(self, kind: type) -> Any:
-        key = id(kind)
+        key = _identity(kind)
         known = self._data_kinds.get(key)
         if known is not None and known[0]() is kind:
             return known[1]
@@ -363,6 +395,7 @@ def _maybe_internal(names: list[str]) -> list[str]:
 
 
 _BY_VALUE = object()  # functions and classes: data when defined in the notebook
+_FEW = 16  # up to this many names, _data_items takes them one by one (no lists, sets, regex scans)
 
 
 def _data_kind(kind: type) -> Any:
@@ -424,6 +457,8 @@ def notebook_code(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> list[t
     special methods (operators, ``len``, ``repr`` run them). Read from the classes' own
     dicts, so no descriptor, metaclass or ``__getattr__`` runs."""
     kind = type(value)
+    if _foreign_builtin(kind):
+        return []
     if kind is types.FunctionType:
         return [value] if value.__globals__ is ns else []
     if kind is functools.partial:
@@ -468,6 +503,22 @@ def _members(cls: type, ns: Mapping[str, Any], wanted: set[str], specials: froze
 
 
 _CONSTRUCTION = frozenset({"__new__", "__init__", "__post_init__"})
+_TYPE_FLAGS = type.__dict__["__flags__"]
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (can be freed; its __module__ can change)
+_FOREIGN_BUILTINS: set[int] = set()  # identities of the static types _foreign_builtin said yes to
+
+
+def _foreign_builtin(kind: type) -> bool:
+    """A static (compiled-in, never freed or changed) type from outside the notebook, not a
+    function, method, partial or class: its instances run no notebook code. Cached by identity."""
+    key = _identity(kind)
+    if key in _FOREIGN_BUILTINS:
+        return True
+    if (_TYPE_FLAGS.__get__(kind) & _HEAP_TYPE or kind is types.FunctionType or kind is types.MethodType
+            or kind is functools.partial or issubclass(kind, type) or _static_module(kind) == "__main__"):
+        return False
+    _FOREIGN_BUILTINS.add(key)
+    return True
 _TYPE_NAME = type.__dict__["__name__"]
 _CODE_MEMBERS = (types.FunctionType, property, staticmethod, classmethod)
 

@@ -44,7 +44,10 @@ from nbgov.lineage.fingerprint import INTERRUPTED, Fingerprinter, Measurement, s
 from nbgov.lineage.fingerprint.columnar import frame_columns
 from nbgov.lineage.record import Fingerprint
 
-_SCALARS = frozenset(id(t) for t in (int, float, complex, str, bytes, bool, type(None)))
+# Exact scalar types by identity (object.__hash__; id() raises an audit event, and hashing a
+# type could run a metaclass's __hash__): values no probe applies to and no array shares.
+_identity = object.__hash__
+_SCALARS = frozenset(map(_identity, (int, float, complex, str, bytes, bool, type(None))))
 
 
 class ValueTracker:
@@ -92,8 +95,8 @@ class ValueTracker:
     def _after_cell(self, name: str, value: Any) -> Fingerprint:
         fp = self._measure(name, value).fingerprint
         self._after.pop(name, None)
-        if not self.reuse_between_cells or fp.hash is None:
-            return fp
+        if not self.reuse_between_cells or fp.hash is None or _identity(type(value)) in _SCALARS:
+            return fp  # a scalar: no probe (it is for big arrays and frames)
         probe = self.fingerprinter.probe(value)
         if probe is None:
             return fp
@@ -141,7 +144,10 @@ class ValueTracker:
         sharing state with ``changed`` whose content provably changed (or became
         unreadable) since its last fingerprint. ``handled`` names are not hashed again."""
         writes: dict[str, Fingerprint] = {}
-        for name in sorted(self.sharing(changed, ns) - set(handled)):
+        others = self.sharing(changed, ns)
+        if not others:
+            return writes
+        for name in sorted(others - set(handled)):
             if self.interrupted:
                 break
             last = self._last.get(name)
@@ -160,9 +166,12 @@ class ValueTracker:
             measured = Measurement(fper.fingerprint(value), frozenset(), False)
         if measured.reach:
             self._last[name] = measured.fingerprint
+            self._index(name, measured.reach)
+        elif name in self._reach:  # it reached something before: unindex it
+            self._last.pop(name, None)
+            self._index(name, measured.reach)
         else:
             self._last.pop(name, None)
-        self._index(name, measured.reach)
         return measured
 
     def _index(self, name: str, reach: frozenset[int]) -> None:
@@ -216,8 +225,9 @@ class ValueTracker:
             return set()
         buffers: dict[str, list[Any]] = {}
         for name in candidates:
-            if names.pure_only(name):
-                found = numeric_buffers(ns[name])
+            value = ns[name]
+            if _identity(type(value)) not in _SCALARS and names.pure_only(name):
+                found = numeric_buffers(value)
                 if found is not None:
                     buffers[name] = found
         pure = set(buffers)
@@ -227,7 +237,7 @@ class ValueTracker:
             if other in names.stores and other not in names.loads and other not in names.mutates:
                 continue  # only rebound: its old value is not used
             value = ns[other]
-            if id(type(value)) in _SCALARS:
+            if _identity(type(value)) in _SCALARS:
                 continue
             theirs = numeric_buffers(value)
             if theirs is None:

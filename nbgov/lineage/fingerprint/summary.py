@@ -6,7 +6,9 @@ from typing import Any
 
 from nbgov.lineage.fingerprint import logs, static
 
-_SIZED = {id(list): "items", id(tuple): "items", id(dict): "items", id(set): "items", id(frozenset): "items"}
+# by identity (object.__hash__: a type's own __hash__ could be a metaclass's; id() raises an audit event)
+_identity = object.__hash__
+_SIZED = {_identity(tp): "items" for tp in (list, tuple, dict, set, frozenset)}
 _SHAPED = (("numpy", "ndarray"), ("pandas", "DataFrame"), ("pandas", "Series"), ("polars", "DataFrame"))
 
 
@@ -18,7 +20,7 @@ def summarize(obj: Any) -> str:
             return f"{len(obj):,} chars"
         if tp is bytes or tp is bytearray:
             return f"{len(obj):,} bytes"
-        unit = _SIZED.get(id(tp))
+        unit = _SIZED.get(_identity(tp))
         if unit is not None:
             return f"{len(obj):,} {unit}"
         if tp is int:

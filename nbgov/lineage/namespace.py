@@ -67,37 +67,52 @@ class Hashing:
         self.unfinished: list[str] = []
         self.failures: list[str] = []  # fingerprints that failed (the fingerprinter should never raise)
 
-    def _take(self, name: str, value: Any, how: str) -> Fingerprint:
+    # before/after/value each call the tracker themselves: one frame less per fingerprint
+    def before(self, name: str, value: Any) -> Fingerprint:
         if self.unfinished:
             return self._mark(name, value)
         try:
-            if how == "before":
-                fp = self.values.before(name, value)
-            elif how == "after":
-                fp = self.values.after(name, value)
-            else:
-                fp = self.values.fingerprinter.fingerprint(value)
-        except KeyboardInterrupt:  # the fingerprinter guards itself; this is the last line
-            return self._mark(name, value)
-        except BaseException as exc:  # noqa: BLE001 - user code reached by hashing may raise SystemExit
-            self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
-            return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
+            fp = self.values.before(name, value)
+        except BaseException as exc:  # noqa: BLE001 - see _failed
+            return self._failed(name, value, exc)
         if fp.reason == INTERRUPTED:
             self.unfinished.append(name)
         return fp
 
+    def after(self, name: str, value: Any) -> Fingerprint:
+        if self.unfinished:
+            return self._mark(name, value)
+        try:
+            fp = self.values.after(name, value)
+        except BaseException as exc:  # noqa: BLE001 - see _failed
+            return self._failed(name, value, exc)
+        if fp.reason == INTERRUPTED:
+            self.unfinished.append(name)
+        return fp
+
+    def value(self, name: str, value: Any) -> Fingerprint:
+        if self.unfinished:
+            return self._mark(name, value)
+        try:
+            fp = self.values.fingerprinter.fingerprint(value)
+        except BaseException as exc:  # noqa: BLE001 - see _failed
+            return self._failed(name, value, exc)
+        if fp.reason == INTERRUPTED:
+            self.unfinished.append(name)
+        return fp
+
+    def _failed(self, name: str, value: Any, exc: BaseException) -> Fingerprint:
+        """An interrupt marks the value unfinished (the fingerprinter guards itself; this is
+        the last line); anything else (user code reached by hashing may raise SystemExit)
+        is a failure, noted."""
+        if isinstance(exc, KeyboardInterrupt):
+            return self._mark(name, value)
+        self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
+        return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
+
     def _mark(self, name: str, value: Any) -> Fingerprint:
         self.unfinished.append(name)
         return weak(_kind(value), INTERRUPTED)
-
-    def before(self, name: str, value: Any) -> Fingerprint:
-        return self._take(name, value, "before")
-
-    def after(self, name: str, value: Any) -> Fingerprint:
-        return self._take(name, value, "after")
-
-    def value(self, name: str, value: Any) -> Fingerprint:
-        return self._take(name, value, "value")
 
 
 @dataclass
@@ -265,21 +280,25 @@ class NamespaceObserver:
     ) -> list[Write]:
         """Candidates changed in place (whatever API did it), then names sharing their objects."""
         out: list[Write] = []
-        skip = snap.unchanged | set(snap.before).intersection(rebound)
+        skip = snap.unchanged.union(rebound) if rebound else snap.unchanged  # (only candidates are looked up)
         for name, before in snap.before.items():
-            if name in skip or name not in ns:
+            value = _MISSING if name in skip else ns.get(name, _MISSING)
+            if value is _MISSING:
                 continue
-            write = self._write(name, ns[name], True, hashing, changes)
+            now = hashing.after(name, value)
+            changes.by_identity[id(value)] = now
+            same = before.same_content(now)
             # weak before, exact now (a file the cell closed): its state moved to one known now
-            known_now = before.weak and not write.fingerprint.weak and write.fingerprint.hash is not None
-            if before.same_content(write.fingerprint) is False or known_now or name in snap.names.mutates:
-                out.append(write)
-            elif before.same_content(write.fingerprint) is None and (
+            known_now = before.weak and not now.weak and now.hash is not None
+            if same is False or known_now or name in snap.names.mutates:
+                out.append(Write(name, now, True))
+            elif same is None and (
                     name in snap.names.impure and name in snap.names.loads or name in snap.called_globals):
-                weak = write.fingerprint if write.fingerprint.weak else before
+                weak = now if now.weak else before
                 changes.unknown_changes.append((name, weak.reason or "not readable"))
         written = [w.name for w in (*changes.writes, *out)]
-        if written:  # changed through another name: the tracker's sharing index knows who else holds it
+        # changed through another name: the tracker's sharing index knows who else holds it
+        if written and not self.values.reaches_nothing(written):
             handled = set(snap.before).union(rebound)
             for name, fp in sorted(self.values.shared_writes(written, ns, handled).items()):
                 if name in ns and self.is_data(name, ns[name]):

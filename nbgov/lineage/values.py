@@ -88,24 +88,25 @@ class ValueTracker:
     def after(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint after a cell, remembered (with a probe) for the next cell."""
         try:
-            return self._after_cell(name, value)
+            fp = self._measure(name, value).fingerprint
+            self._after.pop(name, None)
+            if not self.reuse_between_cells or fp.hash is None or _identity(type(value)) in _SCALARS:
+                return fp  # a scalar: no probe (it is for big arrays and frames)
+            self._remember(name, value, fp)
+            return fp
         except KeyboardInterrupt:
             return self._interrupted(value)
 
-    def _after_cell(self, name: str, value: Any) -> Fingerprint:
-        fp = self._measure(name, value).fingerprint
-        self._after.pop(name, None)
-        if not self.reuse_between_cells or fp.hash is None or _identity(type(value)) in _SCALARS:
-            return fp  # a scalar: no probe (it is for big arrays and frames)
+    def _remember(self, name: str, value: Any, fp: Fingerprint) -> None:
+        """Keep a big array's or frame's fingerprint, with its probe, for the next cell."""
         probe = self.fingerprinter.probe(value)
         if probe is None:
-            return fp
+            return
         try:
             ref = weakref.ref(value)
         except TypeError:
-            return fp
+            return
         self._after[name] = (ref, fp, probe)
-        return fp
 
     def _interrupted(self, value: Any) -> Fingerprint:
         """An interrupt landed outside the fingerprinter's own guard: same outcome, same flag."""
@@ -136,6 +137,11 @@ class ValueTracker:
                 else:
                     found |= owners
         return {name for name in found - asked if name in ns}
+
+    def reaches_nothing(self, names: Iterable[str]) -> bool:
+        """No name of ``names`` reached a mutable object at its last fingerprint: none shares
+        state with another name (``sharing`` is empty)."""
+        return self._reach.keys().isdisjoint(names)
 
     def shared_writes(
         self, changed: Iterable[str], ns: Mapping[str, Any], handled: Collection[str] = ()

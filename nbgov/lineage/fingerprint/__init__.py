@@ -89,6 +89,15 @@ class Fingerprinter:
     def measure(self, obj: Any) -> Measurement:
         """Fingerprint ``obj`` and collect the ids of the mutable objects it reaches."""
         try:
+            if self.interrupted:
+                return _weak(obj, f"{INTERRUPTED} (not hashed after the interrupt)")
+            tp = type(obj)
+            key = _identity(tp)
+            atom = _ATOMS.get(key)
+            if atom is not None and not (tp is str and len(obj) > LONG_TEXT):  # most values: no frame more
+                encode, kind = atom
+                digest = xxhash.xxh3_128_hexdigest(encode(obj))
+                return Measurement(Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True)
             return self._measure(obj)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -142,15 +151,9 @@ class Fingerprinter:
 
     # -- internals ---------------------------------------------------------
     def _measure(self, obj: Any) -> Measurement:
-        if self.interrupted:
-            return _weak(obj, f"{INTERRUPTED} (not hashed after the interrupt)")
+        """Anything but an atom (``measure`` hashes those itself)."""
         tp = type(obj)
         key = _identity(tp)
-        atom = _ATOMS.get(key)
-        if atom is not None and not (tp is str and len(obj) > LONG_TEXT):
-            encode, kind = atom
-            digest = xxhash.xxh3_128_hexdigest(encode(obj))
-            return Measurement(Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True)
         if key in _REFERENCE_KINDS or static.inherits(tp, weakref.ref):
             return _weak(obj, _REFERENCE_REASON)
         flat_kind = _FLAT_KINDS.get(key)

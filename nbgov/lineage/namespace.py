@@ -162,15 +162,14 @@ class NamespaceObserver:
         self._catch_up(ns)
         called = self._called_globals(names, ns)
         only_rebound = names.stores - names.loads - names.mutates - names.impure
-        candidates = sorted(
-            n for n in (names.referenced - only_rebound) | called if n in ns and self.is_data(n, ns[n])
-        )
+        present = [n for n in (names.referenced - only_rebound) | called if n in ns]
+        candidates = sorted(self._data_items(present, ns)[0])
         before = {name: hashing.before(name, ns[name]) for name in candidates}
         touched = names.referenced | names.stores | names.deletes | called
         identities = {n: _identity(ns[n]) for n in touched if n in ns}
         every_name = (list(ns), list(map(_identity, ns.values()))) if names.dynamic else None  # C loops
         try:
-            unchanged = self.values.provably_unchanged(names, set(candidates), ns)
+            unchanged = self.values.provably_unchanged(names, before.keys(), ns)
         except KeyboardInterrupt:
             raise
         except BaseException:  # noqa: BLE001 - an optimisation only (a stub module may raise anything)
@@ -203,7 +202,10 @@ class NamespaceObserver:
         while grew and len(seen) < _MAX_CODE_FOLLOWED:
             grew = False
             for name in sorted(names.loads | found):
-                for fn in notebook_code(ns.get(name), ns, wanted):
+                value = ns.get(name)
+                if _identity(type(value)) in _FOREIGN_BUILTINS:  # notebook_code's cached "none"
+                    continue
+                for fn in notebook_code(value, ns, wanted):
                     if id(fn) not in seen:
                         seen.add(id(fn))
                         found |= code_globals(fn.__code__)
@@ -322,10 +324,12 @@ class NamespaceObserver:
         return not self._ipythons(name, value)
 
     def _ipythons(self, name: str, value: Any) -> bool:
-        """IPython's own name (In, _i3, _), or a name it injected that still holds its value."""
-        if (type(name) is not str or name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name):
-            return True  # (a key that is no string raises, as the pattern takes strings only)
-        return self.hidden.get(name, _MISSING) is value
+        """A name IPython injected that still holds its value (_i3), or one of its own (In, _)."""
+        if type(name) is not str:
+            return bool(_INTERNAL.match(name))  # raises, as before: the pattern takes strings only
+        if self.hidden.get(name, _MISSING) is value:
+            return True
+        return (name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name) is not None
 
     def _data_items(
         self, names: list[str], ns: Mapping[str, Any], values: list[Any] | None = None
@@ -365,9 +369,11 @@ class NamespaceObserver:
         """``_data_items`` of a few names (most cells): one pass, nothing built per type."""
         kept: list[str] = []
         kept_values: list[Any] | None = []
+        kinds = self._data_kinds
         for name, value in zip(names, values):
             kind = type(value)
-            verdict = self._verdict(kind)
+            known = kinds.get(_identity(kind))  # _verdict's cache, read here: a call less per name
+            verdict = known[1] if known is not None and known[0]() is kind else self._verdict(kind)
             if verdict is not True:
                 kept_values = None  # not all plain: names only, as for many names
                 if verdict is False or not _defined_here(kind, value):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames
@@ -221,7 +222,7 @@ class ValueTracker:
             self._reach.pop(name, None)
 
     # -- operands ------------------------------------------------------------
-    def provably_unchanged(self, names: CellNames, candidates: set[str], ns: Mapping[str, Any]) -> set[str]:
+    def provably_unchanged(self, names: CellNames, candidates: AbstractSet[str], ns: Mapping[str, Any]) -> set[str]:
         """Candidates the cell can only read: big arrays/frames used purely as operands.
 
         Empty when anything in the cell could reach them another way: exec/magics,

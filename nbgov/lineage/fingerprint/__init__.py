@@ -216,6 +216,8 @@ class Fingerprinter:
 _identity = object.__hash__
 # (encoder, kind) of the atoms: one lookup for both
 _ATOMS = {_identity(tp): (ATOMS[id(tp)], static.kind_name(tp)) for tp in (int, float, str, bool, type(None), complex)}
+# an int's bytes as enc_int makes them, by a C method: no Python frame for the commonest value
+_ATOMS[_identity(int)] = (b"i%x;".__mod__, "int")
 _FLAT_KINDS = {_identity(tp): static.kind_name(tp) for tp in (list, tuple, dict)}
 # A weak reference or proxy held by a name stands for another object: inside a value it is a
 # back-reference (hashed as such), but as the value itself it has no content of its own, and

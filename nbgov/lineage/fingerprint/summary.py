@@ -16,6 +16,8 @@ def summarize(obj: Any) -> str:
     """"1000×5" for frames and arrays, "3 items", "12 chars", a short repr of a number, else the kind."""
     tp = type(obj)
     try:
+        if tp is int:  # the commonest value first
+            return repr(obj) if obj.bit_length() <= 64 else f"{obj.bit_length()}-bit int"
         if tp is str:
             return f"{len(obj):,} chars"
         if tp is bytes or tp is bytearray:
@@ -23,8 +25,6 @@ def summarize(obj: Any) -> str:
         unit = _SIZED.get(_identity(tp))
         if unit is not None:
             return f"{len(obj):,} {unit}"
-        if tp is int:
-            return repr(obj) if obj.bit_length() <= 64 else f"{obj.bit_length()}-bit int"
         if tp is float or tp is bool or tp is complex or obj is None:
             return repr(obj)
         for module, qualname in _SHAPED:

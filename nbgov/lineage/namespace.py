@@ -544,6 +544,8 @@ def _foreign_builtin(kind: type) -> bool:
         return False
     _FOREIGN_BUILTINS.add(key)
     return True
+
+
 _TYPE_NAME = type.__dict__["__name__"]
 _CODE_MEMBERS = (types.FunctionType, property, staticmethod, classmethod)
 

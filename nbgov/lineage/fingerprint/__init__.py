@@ -97,7 +97,8 @@ class Fingerprinter:
             if atom is not None and not (tp is str and len(obj) > LONG_TEXT):  # most values: no frame more
                 encode, kind = atom
                 digest = xxhash.xxh3_128_hexdigest(encode(obj))
-                return Measurement(Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True)
+                # tuple.__new__: the named tuple's own __new__ is a Python function (a frame per value)
+                return tuple.__new__(Measurement, (Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True))
             return self._measure(obj)
         except KeyboardInterrupt:
             self.interrupted = True

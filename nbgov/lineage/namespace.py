@@ -232,7 +232,10 @@ class NamespaceObserver:
         data, values = self._data_items(rebound, ns, rebound_values)
         named, more = sorted(data[:MAX_NAMED_WRITES]), data[MAX_NAMED_WRITES:]
         for name in named:
-            changes.writes.append(self._write(name, ns[name], False, hashing, changes))
+            value = ns[name]
+            fp = hashing.after(name, value)
+            changes.by_identity[id(value)] = fp
+            changes.writes.append(Write(name, fp, False))
         if more:
             changes.more_writes = summarise_writes(more, values[MAX_NAMED_WRITES:] if values else None, ns)
             changes.more_written = more
@@ -274,8 +277,8 @@ class NamespaceObserver:
 
     def _reads(self, snap: Snapshot) -> list[tuple[str, Fingerprint]]:
         """Names loaded before being stored (or read by called notebook functions) that existed."""
-        wanted = {n for n in snap.names.loads | snap.called_globals if n in snap.before}
-        return [(name, snap.before[name]) for name in sorted(wanted)]
+        pool = snap.names.loads | snap.called_globals if snap.called_globals else snap.names.loads
+        return [(name, snap.before[name]) for name in sorted(pool) if name in snap.before]
 
     def _mutated(
         self, snap: Snapshot, ns: Mapping[str, Any], rebound: list[str], hashing: Hashing, changes: NamespaceChanges
@@ -307,13 +310,6 @@ class NamespaceObserver:
                     changes.by_identity[id(ns[name])] = fp
                     out.append(Write(name, fp, True))
         return out
-
-    def _write(
-        self, name: str, value: Any, mutated: bool, hashing: Hashing, changes: NamespaceChanges
-    ) -> Write:
-        fp = hashing.after(name, value)
-        changes.by_identity[id(value)] = fp
-        return Write(name, fp, mutated)
 
     def is_data(self, name: str, value: Any) -> bool:
         """Notebook data: not IPython's own names, injected builtins, modules or imported code."""

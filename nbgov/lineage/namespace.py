@@ -337,7 +337,7 @@ class NamespaceObserver:
         if values is None:
             values = list(map(ns.__getitem__, names))
         if len(names) <= _FEW:
-            return self._few_data_items(names, values)
+            return self._one_by_one(names, values)
         kinds = list(map(type, values))
         verdicts = {self._verdict(kind) for kind in dict(zip(map(_identity, kinds), kinds)).values()}
         if verdicts <= {True}:
@@ -348,21 +348,11 @@ class NamespaceObserver:
                 return names, values
             kept = [n not in drop for n in names]
             return list(compress(names, kept)), list(compress(values, kept))
-        out: list[str] = []
-        for name, value in zip(names, values):
-            kind = type(value)
-            verdict = self._verdict(kind)
-            if verdict is False or (verdict is _BY_VALUE and not _defined_here(kind, value)):
-                continue
-            if (name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name):
-                continue
-            if name in self.hidden and self.hidden[name] is value:
-                continue
-            out.append(name)
-        return out, None
+        return self._one_by_one(names, values)  # (no values back: not all are plain)
 
-    def _few_data_items(self, names: list[str], values: list[Any]) -> tuple[list[str], list[Any] | None]:
-        """``_data_items`` of a few names (most cells): one pass, nothing built per type."""
+    def _one_by_one(self, names: list[str], values: list[Any]) -> tuple[list[str], list[Any] | None]:
+        """``_data_items`` name by name: a few names (most cells: nothing built per type), or
+        some value not of a plain data type."""
         kept: list[str] = []
         kept_values: list[Any] | None = []
         kinds = self._data_kinds

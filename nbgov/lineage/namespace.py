@@ -49,8 +49,8 @@ _TYPE_MODULE = type.__dict__["__module__"]
 _identity = object.__hash__
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
-# exact types (repr is theirs), by id: hashing or comparing a notebook class would run its metaclass
-_SCALAR_KINDS = frozenset(map(id, (int, float, bool, type(None), str, bytes)))
+# exact types (repr is theirs), by identity: hashing or comparing a notebook class would run its metaclass
+_SCALAR_KINDS = frozenset(map(_identity, (int, float, bool, type(None), str, bytes)))
 
 
 def weak(kind: str, why: str, summary: str = "") -> Fingerprint:
@@ -150,7 +150,7 @@ class NamespaceObserver:
     def __init__(self, values: ValueTracker, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
         self.values = values
         self.hidden = hidden
-        # id(type) -> (weak reference to the type, True, False or _BY_VALUE): by id, since hashing
+        # _identity(type) -> (weak reference to the type, True, False or _BY_VALUE): by identity, since hashing
         # a class runs its metaclass's __hash__, and weakly, so a notebook class can be freed
         self._data_kinds: dict[int, tuple[weakref.ref[type], Any]] = {}
         self._known: set[str] = set(ns)
@@ -206,8 +206,8 @@ class NamespaceObserver:
                 if _identity(type(value)) in _FOREIGN_BUILTINS:  # notebook_code's cached "none"
                     continue
                 for fn in notebook_code(value, ns, wanted):
-                    if id(fn) not in seen:
-                        seen.add(id(fn))
+                    if _identity(fn) not in seen:
+                        seen.add(_identity(fn))
                         found |= code_globals(fn.__code__)
                         wanted |= code_names(fn.__code__)  # `self.helper()` inside a method: its attribute names too
                         grew = True
@@ -442,12 +442,12 @@ def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str
 
 def _scalars_digest(values: list[Any]) -> str | None:
     """xxh3 of a list of exact-builtin scalars, tagged by kind; None if any value is not one."""
-    kinds = set(map(id, map(type, values)))
+    kinds = set(map(_identity, map(type, values)))  # not id(): an audit event (a Python hook) per value
     if not kinds <= _SCALAR_KINDS:
         return None
-    if len(kinds) == 1 and (id(int) in kinds or id(float) in kinds):
+    if len(kinds) == 1 and (_identity(int) in kinds or _identity(float) in kinds):
         try:
-            packed = array("q" if id(int) in kinds else "d", values)
+            packed = array("q" if _identity(int) in kinds else "d", values)
         except OverflowError:  # an int beyond 64 bits: by repr below
             pass
         else:
@@ -588,7 +588,7 @@ _MAX_CODE_CACHED = 4096
 def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
     """Global names a function's code (and its nested code) may read or write: the names its
     global-name instructions take (read from the bytecode, nothing runs)."""
-    cached = _GLOBALS_OF_CODE.get(id(code))
+    cached = _GLOBALS_OF_CODE.get(_identity(code))
     if cached is not None and cached[0]() is code:
         found = set(cached[1])
     else:
@@ -596,7 +596,7 @@ def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
                  and type(ins.argval) is str}
         if len(_GLOBALS_OF_CODE) >= _MAX_CODE_CACHED:
             _GLOBALS_OF_CODE.clear()
-        _GLOBALS_OF_CODE[id(code)] = (weakref.ref(code), frozenset(found))
+        _GLOBALS_OF_CODE[_identity(code)] = (weakref.ref(code), frozenset(found))
     if depth < 3:
         for const in code.co_consts:
             if inspect.iscode(const):

@@ -159,10 +159,11 @@ class NamespaceObserver:
     # -- before ------------------------------------------------------------
     def before(self, names: CellNames, ns: Mapping[str, Any], hashing: Hashing) -> Snapshot:
         self.values.start_cell()
-        self._catch_up(ns)
+        if len(ns) != len(self._known):
+            self._catch_up(ns)
         called = self._called_globals(names, ns)
         only_rebound = names.stores - names.loads - names.mutates - names.impure
-        present = [n for n in (names.referenced - only_rebound) | called if n in ns]
+        present = list(filter(ns.__contains__, (names.referenced - only_rebound) | called))
         candidates = sorted(self._data_items(present, ns)[0])
         before = {name: hashing.before(name, ns[name]) for name in candidates}
         touched = names.referenced | names.stores | names.deletes | called
@@ -178,8 +179,6 @@ class NamespaceObserver:
 
     def _catch_up(self, ns: Mapping[str, Any]) -> None:
         """Names added or removed between cells (widgets, threads): follow them cheaply."""
-        if len(ns) == len(self._known):
-            return
         added = _keys_after(ns, self._end_marker)
         if added is not None:
             self._known.update(added)
@@ -250,7 +249,7 @@ class NamespaceObserver:
         cell compares every name; others only the names they can reach and the names added
         after the last key seen before the cell. A dynamic cell also gets the values, taken
         along in the same C loops."""
-        stored = [n for n in sorted(snap.names.stores) if n in ns]
+        stored = list(filter(ns.__contains__, sorted(snap.names.stores)))
         if snap.every_name is not None:
             keys, ids = snap.every_name
             now_keys, now_values = list(ns), list(ns.values())

@@ -72,8 +72,9 @@ class ValueTracker:
 
     def start_cell(self) -> None:
         """Called before each cell: hash again after an interrupt in the previous one."""
-        if isinstance(self.fingerprinter, Fingerprinter):
-            self.fingerprinter.reset_interrupt()
+        fper = self.fingerprinter
+        if isinstance(fper, Fingerprinter):
+            fper.interrupted = False  # (its reset_interrupt, without the call)
 
     def before(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint before a cell; reuses the last after-fingerprint if the probe agrees."""

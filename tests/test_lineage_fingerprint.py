@@ -256,3 +256,13 @@ def test_pandas_extension_dtypes_hash_exactly(series: pd.Series) -> None:
     other = series.copy()
     other.iloc[0] = series.iloc[1] if not isinstance(series.iloc[0], dict) else {"a": 2}
     assert h(other) != fp.hash
+
+
+def test_the_fingerprinters_own_int_encoder_writes_enc_ints_bytes() -> None:
+    from nbgov.lineage import fingerprint as fp_module
+    from nbgov.lineage.fingerprint.encode import enc_int
+
+    encode, kind = fp_module._ATOMS[object.__hash__(int)]  # noqa: SLF001 - the fast path's table
+    assert kind == "int"
+    for value in (0, 1, -1, 255, -(2**63), 2**64, -(2**200) + 3, 10**400):
+        assert encode(value) == enc_int(value), value

@@ -49,8 +49,8 @@ _TYPE_MODULE = type.__dict__["__module__"]
 _identity = object.__hash__
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
-# exact types (repr is theirs), by id: hashing or comparing a notebook class would run its metaclass
-_SCALAR_KINDS = frozenset(map(id, (int, float, bool, type(None), str, bytes)))
+# exact types (repr is theirs), by identity: hashing or comparing a notebook class would run its metaclass
+_SCALAR_KINDS = frozenset(map(_identity, (int, float, bool, type(None), str, bytes)))
 
 
 def weak(kind: str, why: str, summary: str = "") -> Fingerprint:
@@ -67,37 +67,52 @@ class Hashing:
         self.unfinished: list[str] = []
         self.failures: list[str] = []  # fingerprints that failed (the fingerprinter should never raise)
 
-    def _take(self, name: str, value: Any, how: str) -> Fingerprint:
+    # before/after/value each call the tracker themselves: one frame less per fingerprint
+    def before(self, name: str, value: Any) -> Fingerprint:
         if self.unfinished:
             return self._mark(name, value)
         try:
-            if how == "before":
-                fp = self.values.before(name, value)
-            elif how == "after":
-                fp = self.values.after(name, value)
-            else:
-                fp = self.values.fingerprinter.fingerprint(value)
-        except KeyboardInterrupt:  # the fingerprinter guards itself; this is the last line
-            return self._mark(name, value)
-        except BaseException as exc:  # noqa: BLE001 - user code reached by hashing may raise SystemExit
-            self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
-            return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
+            fp = self.values.before(name, value)
+        except BaseException as exc:  # noqa: BLE001 - see _failed
+            return self._failed(name, value, exc)
         if fp.reason == INTERRUPTED:
             self.unfinished.append(name)
         return fp
 
+    def after(self, name: str, value: Any) -> Fingerprint:
+        if self.unfinished:
+            return self._mark(name, value)
+        try:
+            fp = self.values.after(name, value)
+        except BaseException as exc:  # noqa: BLE001 - see _failed
+            return self._failed(name, value, exc)
+        if fp.reason == INTERRUPTED:
+            self.unfinished.append(name)
+        return fp
+
+    def value(self, name: str, value: Any) -> Fingerprint:
+        if self.unfinished:
+            return self._mark(name, value)
+        try:
+            fp = self.values.fingerprinter.fingerprint(value)
+        except BaseException as exc:  # noqa: BLE001 - see _failed
+            return self._failed(name, value, exc)
+        if fp.reason == INTERRUPTED:
+            self.unfinished.append(name)
+        return fp
+
+    def _failed(self, name: str, value: Any, exc: BaseException) -> Fingerprint:
+        """An interrupt marks the value unfinished (the fingerprinter guards itself; this is
+        the last line); anything else (user code reached by hashing may raise SystemExit)
+        is a failure, noted."""
+        if isinstance(exc, KeyboardInterrupt):
+            return self._mark(name, value)
+        self.failures.append(f"fingerprint of {name} failed: {type(exc).__name__}: {exc}")
+        return weak(_kind(value), f"not fingerprinted: {type(exc).__name__} while reading it")
+
     def _mark(self, name: str, value: Any) -> Fingerprint:
         self.unfinished.append(name)
         return weak(_kind(value), INTERRUPTED)
-
-    def before(self, name: str, value: Any) -> Fingerprint:
-        return self._take(name, value, "before")
-
-    def after(self, name: str, value: Any) -> Fingerprint:
-        return self._take(name, value, "after")
-
-    def value(self, name: str, value: Any) -> Fingerprint:
-        return self._take(name, value, "value")
 
 
 @dataclass
@@ -135,7 +150,7 @@ class NamespaceObserver:
     def __init__(self, values: ValueTracker, ns: Mapping[str, Any], hidden: Mapping[str, Any]) -> None:
         self.values = values
         self.hidden = hidden
-        # id(type) -> (weak reference to the type, True, False or _BY_VALUE): by id, since hashing
+        # _identity(type) -> (weak reference to the type, True, False or _BY_VALUE): by identity, since hashing
         # a class runs its metaclass's __hash__, and weakly, so a notebook class can be freed
         self._data_kinds: dict[int, tuple[weakref.ref[type], Any]] = {}
         self._known: set[str] = set(ns)
@@ -144,18 +159,18 @@ class NamespaceObserver:
     # -- before ------------------------------------------------------------
     def before(self, names: CellNames, ns: Mapping[str, Any], hashing: Hashing) -> Snapshot:
         self.values.start_cell()
-        self._catch_up(ns)
+        if len(ns) != len(self._known):
+            self._catch_up(ns)
         called = self._called_globals(names, ns)
         only_rebound = names.stores - names.loads - names.mutates - names.impure
-        candidates = sorted(
-            n for n in (names.referenced - only_rebound) | called if n in ns and self.is_data(n, ns[n])
-        )
+        present = list(filter(ns.__contains__, (names.referenced - only_rebound) | called))
+        candidates = sorted(self._data_items(present, ns)[0])
         before = {name: hashing.before(name, ns[name]) for name in candidates}
         touched = names.referenced | names.stores | names.deletes | called
         identities = {n: _identity(ns[n]) for n in touched if n in ns}
         every_name = (list(ns), list(map(_identity, ns.values()))) if names.dynamic else None  # C loops
         try:
-            unchanged = self.values.provably_unchanged(names, set(candidates), ns)
+            unchanged = self.values.provably_unchanged(names, before.keys(), ns)
         except KeyboardInterrupt:
             raise
         except BaseException:  # noqa: BLE001 - an optimisation only (a stub module may raise anything)
@@ -164,8 +179,6 @@ class NamespaceObserver:
 
     def _catch_up(self, ns: Mapping[str, Any]) -> None:
         """Names added or removed between cells (widgets, threads): follow them cheaply."""
-        if len(ns) == len(self._known):
-            return
         added = _keys_after(ns, self._end_marker)
         if added is not None:
             self._known.update(added)
@@ -180,16 +193,20 @@ class NamespaceObserver:
         names in turn."""
         found: set[str] = set()
         wanted = set(names.attributes)
-        for name in names.loads:
-            found |= class_attribute_globals(ns.get(name), ns, wanted)
+        if wanted:  # no attribute named: no class attribute read
+            for name in names.loads:
+                found |= class_attribute_globals(ns.get(name), ns, wanted)
         seen: set[int] = set()
         grew = True
         while grew and len(seen) < _MAX_CODE_FOLLOWED:
             grew = False
             for name in sorted(names.loads | found):
-                for fn in notebook_code(ns.get(name), ns, wanted):
-                    if id(fn) not in seen:
-                        seen.add(id(fn))
+                value = ns.get(name)
+                if _identity(type(value)) in _FOREIGN_BUILTINS:  # notebook_code's cached "none"
+                    continue
+                for fn in notebook_code(value, ns, wanted):
+                    if _identity(fn) not in seen:
+                        seen.add(_identity(fn))
                         found |= code_globals(fn.__code__)
                         wanted |= code_names(fn.__code__)  # `self.helper()` inside a method: its attribute names too
                         grew = True
@@ -214,13 +231,17 @@ class NamespaceObserver:
         data, values = self._data_items(rebound, ns, rebound_values)
         named, more = sorted(data[:MAX_NAMED_WRITES]), data[MAX_NAMED_WRITES:]
         for name in named:
-            changes.writes.append(self._write(name, ns[name], False, hashing, changes))
+            value = ns[name]
+            fp = hashing.after(name, value)
+            changes.by_identity[id(value)] = fp
+            changes.writes.append(Write(name, fp, False))
         if more:
             changes.more_writes = summarise_writes(more, values[MAX_NAMED_WRITES:] if values else None, ns)
             changes.more_written = more
         changes.writes += self._mutated(snap, ns, rebound, hashing, changes)
-        changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
-        self.values.forget(changes.deletes)
+        if deleted:
+            changes.deletes = sorted(n for n in deleted if not _INTERNAL.match(n))
+            self.values.forget(changes.deletes)
         return changes
 
     def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
@@ -228,7 +249,7 @@ class NamespaceObserver:
         cell compares every name; others only the names they can reach and the names added
         after the last key seen before the cell. A dynamic cell also gets the values, taken
         along in the same C loops."""
-        stored = [n for n in sorted(snap.names.stores) if n in ns]
+        stored = list(filter(ns.__contains__, sorted(snap.names.stores)))
         if snap.every_name is not None:
             keys, ids = snap.every_name
             now_keys, now_values = list(ns), list(ns.values())
@@ -255,29 +276,33 @@ class NamespaceObserver:
 
     def _reads(self, snap: Snapshot) -> list[tuple[str, Fingerprint]]:
         """Names loaded before being stored (or read by called notebook functions) that existed."""
-        wanted = {n for n in snap.names.loads | snap.called_globals if n in snap.before}
-        return [(name, snap.before[name]) for name in sorted(wanted)]
+        pool = snap.names.loads | snap.called_globals if snap.called_globals else snap.names.loads
+        return [(name, snap.before[name]) for name in sorted(pool) if name in snap.before]
 
     def _mutated(
         self, snap: Snapshot, ns: Mapping[str, Any], rebound: list[str], hashing: Hashing, changes: NamespaceChanges
     ) -> list[Write]:
         """Candidates changed in place (whatever API did it), then names sharing their objects."""
         out: list[Write] = []
-        skip = snap.unchanged | set(snap.before).intersection(rebound)
+        skip = snap.unchanged.union(rebound) if rebound else snap.unchanged  # (only candidates are looked up)
         for name, before in snap.before.items():
-            if name in skip or name not in ns:
+            value = _MISSING if name in skip else ns.get(name, _MISSING)
+            if value is _MISSING:
                 continue
-            write = self._write(name, ns[name], True, hashing, changes)
+            now = hashing.after(name, value)
+            changes.by_identity[id(value)] = now
+            same = before.same_content(now)
             # weak before, exact now (a file the cell closed): its state moved to one known now
-            known_now = before.weak and not write.fingerprint.weak and write.fingerprint.hash is not None
-            if before.same_content(write.fingerprint) is False or known_now or name in snap.names.mutates:
-                out.append(write)
-            elif before.same_content(write.fingerprint) is None and (
+            known_now = before.weak and not now.weak and now.hash is not None
+            if same is False or known_now or name in snap.names.mutates:
+                out.append(Write(name, now, True))
+            elif same is None and (
                     name in snap.names.impure and name in snap.names.loads or name in snap.called_globals):
-                weak = write.fingerprint if write.fingerprint.weak else before
+                weak = now if now.weak else before
                 changes.unknown_changes.append((name, weak.reason or "not readable"))
         written = [w.name for w in (*changes.writes, *out)]
-        if written:  # changed through another name: the tracker's sharing index knows who else holds it
+        # changed through another name: the tracker's sharing index knows who else holds it
+        if written and not self.values.reaches_nothing(written):
             handled = set(snap.before).union(rebound)
             for name, fp in sorted(self.values.shared_writes(written, ns, handled).items()):
                 if name in ns and self.is_data(name, ns[name]):
@@ -285,16 +310,21 @@ class NamespaceObserver:
                     out.append(Write(name, fp, True))
         return out
 
-    def _write(
-        self, name: str, value: Any, mutated: bool, hashing: Hashing, changes: NamespaceChanges
-    ) -> Write:
-        fp = hashing.after(name, value)
-        changes.by_identity[id(value)] = fp
-        return Write(name, fp, mutated)
-
     def is_data(self, name: str, value: Any) -> bool:
         """Notebook data: not IPython's own names, injected builtins, modules or imported code."""
-        return bool(self._data_items([name], {name: value})[0])
+        kind = type(value)
+        verdict = self._verdict(kind)
+        if verdict is False or (verdict is _BY_VALUE and not _defined_here(kind, value)):
+            return False
+        return not self._ipythons(name, value)
+
+    def _ipythons(self, name: str, value: Any) -> bool:
+        """A name IPython injected that still holds its value (_i3), or one of its own (In, _)."""
+        if type(name) is not str:
+            return bool(_INTERNAL.match(name))  # raises, as before: the pattern takes strings only
+        if self.hidden.get(name, _MISSING) is value:
+            return True
+        return (name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name) is not None
 
     def _data_items(
         self, names: list[str], ns: Mapping[str, Any], values: list[Any] | None = None
@@ -305,8 +335,10 @@ class NamespaceObserver:
         be IPython's."""
         if values is None:
             values = list(map(ns.__getitem__, names))
+        if len(names) <= _FEW:
+            return self._one_by_one(names, values)
         kinds = list(map(type, values))
-        verdicts = {self._verdict(kind) for kind in dict(zip(map(id, kinds), kinds)).values()}
+        verdicts = {self._verdict(kind) for kind in dict(zip(map(_identity, kinds), kinds)).values()}
         if verdicts <= {True}:
             drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
             hidden = self.hidden  # grows by a name per cell (IPython's _i<n>): look up the names, not it
@@ -315,21 +347,31 @@ class NamespaceObserver:
                 return names, values
             kept = [n not in drop for n in names]
             return list(compress(names, kept)), list(compress(values, kept))
-        out: list[str] = []
+        return self._one_by_one(names, values)  # (no values back: not all are plain)
+
+    def _one_by_one(self, names: list[str], values: list[Any]) -> tuple[list[str], list[Any] | None]:
+        """``_data_items`` name by name: a few names (most cells: nothing built per type), or
+        some value not of a plain data type."""
+        kept: list[str] = []
+        kept_values: list[Any] | None = []
+        kinds = self._data_kinds
         for name, value in zip(names, values):
             kind = type(value)
-            verdict = self._verdict(kind)
-            if verdict is False or (verdict is _BY_VALUE and not _defined_here(kind, value)):
+            known = kinds.get(_identity(kind))  # _verdict's cache, read here: a call less per name
+            verdict = known[1] if known is not None and known[0]() is kind else self._verdict(kind)
+            if verdict is not True:
+                kept_values = None  # not all plain: names only, as for many names
+                if verdict is False or not _defined_here(kind, value):
+                    continue
+            if self._ipythons(name, value):
                 continue
-            if (name[:1] == "_" or name in _IPYTHON_NAMES) and _INTERNAL.match(name):
-                continue
-            if name in self.hidden and self.hidden[name] is value:
-                continue
-            out.append(name)
-        return out, None
+            kept.append(name)
+            if kept_values is not None:
+                kept_values.append(value)
+        return kept, kept_values
 
     def _verdict(self, kind: type) -> Any:
-        key = id(kind)
+        key = _identity(kind)
         known = self._data_kinds.get(key)
         if known is not None and known[0]() is kind:
             return known[1]
@@ -363,6 +405,7 @@ def _maybe_internal(names: list[str]) -> list[str]:
 
 
 _BY_VALUE = object()  # functions and classes: data when defined in the notebook
+_FEW = 16  # up to this many names, _data_items takes them one by one (no lists, sets, regex scans)
 
 
 def _data_kind(kind: type) -> Any:
@@ -398,12 +441,12 @@ def summarise_writes(names: list[str], values: list[Any] | None, ns: Mapping[str
 
 def _scalars_digest(values: list[Any]) -> str | None:
     """xxh3 of a list of exact-builtin scalars, tagged by kind; None if any value is not one."""
-    kinds = set(map(id, map(type, values)))
+    kinds = set(map(_identity, map(type, values)))  # not id(): an audit event (a Python hook) per value
     if not kinds <= _SCALAR_KINDS:
         return None
-    if len(kinds) == 1 and (id(int) in kinds or id(float) in kinds):
+    if len(kinds) == 1 and (_identity(int) in kinds or _identity(float) in kinds):
         try:
-            packed = array("q" if id(int) in kinds else "d", values)
+            packed = array("q" if _identity(int) in kinds else "d", values)
         except OverflowError:  # an int beyond 64 bits: by repr below
             pass
         else:
@@ -424,6 +467,8 @@ def notebook_code(value: Any, ns: Mapping[str, Any], wanted: set[str]) -> list[t
     special methods (operators, ``len``, ``repr`` run them). Read from the classes' own
     dicts, so no descriptor, metaclass or ``__getattr__`` runs."""
     kind = type(value)
+    if _foreign_builtin(kind):
+        return []
     if kind is types.FunctionType:
         return [value] if value.__globals__ is ns else []
     if kind is functools.partial:
@@ -468,6 +513,24 @@ def _members(cls: type, ns: Mapping[str, Any], wanted: set[str], specials: froze
 
 
 _CONSTRUCTION = frozenset({"__new__", "__init__", "__post_init__"})
+_TYPE_FLAGS = type.__dict__["__flags__"]
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (can be freed; its __module__ can change)
+_FOREIGN_BUILTINS: set[int] = set()  # identities of the static types _foreign_builtin said yes to
+
+
+def _foreign_builtin(kind: type) -> bool:
+    """A static (compiled-in, never freed or changed) type from outside the notebook, not a
+    function, method, partial or class: its instances run no notebook code. Cached by identity."""
+    key = _identity(kind)
+    if key in _FOREIGN_BUILTINS:
+        return True
+    if (_TYPE_FLAGS.__get__(kind) & _HEAP_TYPE or kind is types.FunctionType or kind is types.MethodType
+            or kind is functools.partial or issubclass(kind, type) or _static_module(kind) == "__main__"):
+        return False
+    _FOREIGN_BUILTINS.add(key)
+    return True
+
+
 _TYPE_NAME = type.__dict__["__name__"]
 _CODE_MEMBERS = (types.FunctionType, property, staticmethod, classmethod)
 
@@ -524,7 +587,7 @@ _MAX_CODE_CACHED = 4096
 def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
     """Global names a function's code (and its nested code) may read or write: the names its
     global-name instructions take (read from the bytecode, nothing runs)."""
-    cached = _GLOBALS_OF_CODE.get(id(code))
+    cached = _GLOBALS_OF_CODE.get(_identity(code))
     if cached is not None and cached[0]() is code:
         found = set(cached[1])
     else:
@@ -532,7 +595,7 @@ def code_globals(code: types.CodeType, depth: int = 0) -> set[str]:
                  and type(ins.argval) is str}
         if len(_GLOBALS_OF_CODE) >= _MAX_CODE_CACHED:
             _GLOBALS_OF_CODE.clear()
-        _GLOBALS_OF_CODE[id(code)] = (weakref.ref(code), frozenset(found))
+        _GLOBALS_OF_CODE[_identity(code)] = (weakref.ref(code), frozenset(found))
     if depth < 3:
         for const in code.co_consts:
             if inspect.iscode(const):

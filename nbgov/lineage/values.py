@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames
@@ -44,7 +45,10 @@ from nbgov.lineage.fingerprint import INTERRUPTED, Fingerprinter, Measurement, s
 from nbgov.lineage.fingerprint.columnar import frame_columns
 from nbgov.lineage.record import Fingerprint
 
-_SCALARS = frozenset(id(t) for t in (int, float, complex, str, bytes, bool, type(None)))
+# Exact scalar types by identity (object.__hash__; id() raises an audit event, and hashing a
+# type could run a metaclass's __hash__): values no probe applies to and no array shares.
+_identity = object.__hash__
+_SCALARS = frozenset(map(_identity, (int, float, complex, str, bytes, bool, type(None))))
 
 
 class ValueTracker:
@@ -68,8 +72,9 @@ class ValueTracker:
 
     def start_cell(self) -> None:
         """Called before each cell: hash again after an interrupt in the previous one."""
-        if isinstance(self.fingerprinter, Fingerprinter):
-            self.fingerprinter.reset_interrupt()
+        fper = self.fingerprinter
+        if isinstance(fper, Fingerprinter):
+            fper.interrupted = False  # (its reset_interrupt, without the call)
 
     def before(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint before a cell; reuses the last after-fingerprint if the probe agrees."""
@@ -85,24 +90,25 @@ class ValueTracker:
     def after(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint after a cell, remembered (with a probe) for the next cell."""
         try:
-            return self._after_cell(name, value)
+            fp = self._measure(name, value).fingerprint
+            self._after.pop(name, None)
+            if not self.reuse_between_cells or fp.hash is None or _identity(type(value)) in _SCALARS:
+                return fp  # a scalar: no probe (it is for big arrays and frames)
+            self._remember(name, value, fp)
+            return fp
         except KeyboardInterrupt:
             return self._interrupted(value)
 
-    def _after_cell(self, name: str, value: Any) -> Fingerprint:
-        fp = self._measure(name, value).fingerprint
-        self._after.pop(name, None)
-        if not self.reuse_between_cells or fp.hash is None:
-            return fp
+    def _remember(self, name: str, value: Any, fp: Fingerprint) -> None:
+        """Keep a big array's or frame's fingerprint, with its probe, for the next cell."""
         probe = self.fingerprinter.probe(value)
         if probe is None:
-            return fp
+            return
         try:
             ref = weakref.ref(value)
         except TypeError:
-            return fp
+            return
         self._after[name] = (ref, fp, probe)
-        return fp
 
     def _interrupted(self, value: Any) -> Fingerprint:
         """An interrupt landed outside the fingerprinter's own guard: same outcome, same flag."""
@@ -134,6 +140,11 @@ class ValueTracker:
                     found |= owners
         return {name for name in found - asked if name in ns}
 
+    def reaches_nothing(self, names: Iterable[str]) -> bool:
+        """No name of ``names`` reached a mutable object at its last fingerprint: none shares
+        state with another name (``sharing`` is empty)."""
+        return self._reach.keys().isdisjoint(names)
+
     def shared_writes(
         self, changed: Iterable[str], ns: Mapping[str, Any], handled: Collection[str] = ()
     ) -> dict[str, Fingerprint]:
@@ -141,7 +152,10 @@ class ValueTracker:
         sharing state with ``changed`` whose content provably changed (or became
         unreadable) since its last fingerprint. ``handled`` names are not hashed again."""
         writes: dict[str, Fingerprint] = {}
-        for name in sorted(self.sharing(changed, ns) - set(handled)):
+        others = self.sharing(changed, ns)
+        if not others:
+            return writes
+        for name in sorted(others - set(handled)):
             if self.interrupted:
                 break
             last = self._last.get(name)
@@ -160,9 +174,12 @@ class ValueTracker:
             measured = Measurement(fper.fingerprint(value), frozenset(), False)
         if measured.reach:
             self._last[name] = measured.fingerprint
+            self._index(name, measured.reach)
+        elif name in self._reach:  # it reached something before: unindex it
+            self._last.pop(name, None)
+            self._index(name, measured.reach)
         else:
             self._last.pop(name, None)
-        self._index(name, measured.reach)
         return measured
 
     def _index(self, name: str, reach: frozenset[int]) -> None:
@@ -206,7 +223,7 @@ class ValueTracker:
             self._reach.pop(name, None)
 
     # -- operands ------------------------------------------------------------
-    def provably_unchanged(self, names: CellNames, candidates: set[str], ns: Mapping[str, Any]) -> set[str]:
+    def provably_unchanged(self, names: CellNames, candidates: AbstractSet[str], ns: Mapping[str, Any]) -> set[str]:
         """Candidates the cell can only read: big arrays/frames used purely as operands.
 
         Empty when anything in the cell could reach them another way: exec/magics,
@@ -216,8 +233,9 @@ class ValueTracker:
             return set()
         buffers: dict[str, list[Any]] = {}
         for name in candidates:
-            if names.pure_only(name):
-                found = numeric_buffers(ns[name])
+            value = ns[name]
+            if _identity(type(value)) not in _SCALARS and names.pure_only(name):
+                found = numeric_buffers(value)
                 if found is not None:
                     buffers[name] = found
         pure = set(buffers)
@@ -227,7 +245,7 @@ class ValueTracker:
             if other in names.stores and other not in names.loads and other not in names.mutates:
                 continue  # only rebound: its old value is not used
             value = ns[other]
-            if id(type(value)) in _SCALARS:
+            if _identity(type(value)) in _SCALARS:
                 continue
             theirs = numeric_buffers(value)
             if theirs is None:

@@ -91,6 +91,16 @@ class Fingerprinter:
     def measure(self, obj: Any) -> Measurement:
         """Fingerprint ``obj`` and collect the ids of the mutable objects it reaches."""
         try:
+            if self.interrupted:
+                return _weak(obj, f"{INTERRUPTED} (not hashed after the interrupt)")
+            tp = type(obj)
+            key = _identity(tp)
+            atom = _ATOMS.get(key)
+            if atom is not None and not (tp is str and len(obj) > LONG_TEXT):  # most values: no frame more
+                encode, kind = atom
+                digest = xxhash.xxh3_128_hexdigest(encode(obj))
+                # tuple.__new__: the named tuple's own __new__ is a Python function (a frame per value)
+                return tuple.__new__(Measurement, (Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True))
             return self._measure(obj)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -144,19 +154,16 @@ class Fingerprinter:
 
     # -- internals ---------------------------------------------------------
     def _measure(self, obj: Any) -> Measurement:
-        if self.interrupted:
-            return _weak(obj, f"{INTERRUPTED} (not hashed after the interrupt)")
+        """Anything but an atom (``measure`` hashes those itself)."""
         tp = type(obj)
-        encode = ATOMS.get(id(tp))
-        if encode is not None and not (tp is str and len(obj) > LONG_TEXT):
-            digest = xxhash.xxh3_128_hexdigest(encode(obj))
-            return Measurement(Fingerprint(_ATOM_KINDS[id(tp)], digest, False, summarize(obj)), _NO_REACH, True)
-        if id(tp) in _REFERENCE_KINDS or static.inherits(tp, weakref.ref):
+        key = _identity(tp)
+        if key in _REFERENCE_KINDS or static.inherits(tp, weakref.ref):
             return _weak(obj, _REFERENCE_REASON)
-        flat = flat_encoding(obj) if id(tp) in _FLAT_KINDS and 2 * len(obj) < self.limits.max_items else None
-        if flat is not None:
+        flat_kind = _FLAT_KINDS.get(key)
+        flat = flat_encoding(obj) if flat_kind is not None and 2 * len(obj) < self.limits.max_items else None
+        if flat is not None and flat_kind is not None:
             reach = _NO_REACH if tp is tuple else frozenset((id(obj),))
-            fp = Fingerprint(_FLAT_KINDS[id(tp)], xxhash.xxh3_128_hexdigest(flat), False, summarize(obj))
+            fp = Fingerprint(flat_kind, xxhash.xxh3_128_hexdigest(flat), False, summarize(obj))
             return Measurement(fp, reach, True)
         cached = self._immutable.get(id(obj))
         if cached is not None and cached[0]() is obj:
@@ -207,12 +214,18 @@ class Fingerprinter:
         self._immutable[id(obj)] = (ref, measured)
 
 
-_ATOM_KINDS = {id(tp): static.kind_name(tp) for tp in (int, float, str, bool, type(None), complex)}
-_FLAT_KINDS = {id(tp): static.kind_name(tp) for tp in (list, tuple, dict)}
+# Exact types by identity: object.__hash__ (their address, rotated; a dict keyed by the
+# type would run a metaclass's __hash__), not id(), whose audit event runs nbgov's hook.
+_identity = object.__hash__
+# (encoder, kind) of the atoms: one lookup for both
+_ATOMS = {_identity(tp): (ATOMS[id(tp)], static.kind_name(tp)) for tp in (int, float, str, bool, type(None), complex)}
+# an int's bytes as enc_int makes them, by a C method: no Python frame for the commonest value
+_ATOMS[_identity(int)] = (b"i%x;".__mod__, "int")
+_FLAT_KINDS = {_identity(tp): static.kind_name(tp) for tp in (list, tuple, dict)}
 # A weak reference or proxy held by a name stands for another object: inside a value it is a
 # back-reference (hashed as such), but as the value itself it has no content of its own, and
 # a constant would call every two of them equal ("reproduced") whatever they point to.
-_REFERENCE_KINDS = frozenset(map(id, (weakref.ProxyType, weakref.CallableProxyType)))
+_REFERENCE_KINDS = frozenset(map(_identity, (weakref.ProxyType, weakref.CallableProxyType)))
 _REFERENCE_REASON = "a weak reference: it stands for another object, compared under that object's own name"
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 from nbgov.lineage.fingerprint import logs, static
 
-_SIZED = {id(list): "items", id(tuple): "items", id(dict): "items", id(set): "items", id(frozenset): "items"}
+# by identity (object.__hash__: a type's own __hash__ could be a metaclass's; id() raises an audit event)
+_identity = object.__hash__
+_SIZED = {_identity(tp): "items" for tp in (list, tuple, dict, set, frozenset)}
 _SHAPED = (("numpy", "ndarray"), ("pandas", "DataFrame"), ("pandas", "Series"), ("polars", "DataFrame"))
 
 
@@ -14,15 +16,15 @@ def summarize(obj: Any) -> str:
     """"1000×5" for frames and arrays, "3 items", "12 chars", a short repr of a number, else the kind."""
     tp = type(obj)
     try:
+        if tp is int:  # the commonest value first
+            return repr(obj) if obj.bit_length() <= 64 else f"{obj.bit_length()}-bit int"
         if tp is str:
             return f"{len(obj):,} chars"
         if tp is bytes or tp is bytearray:
             return f"{len(obj):,} bytes"
-        unit = _SIZED.get(id(tp))
+        unit = _SIZED.get(_identity(tp))
         if unit is not None:
             return f"{len(obj):,} {unit}"
-        if tp is int:
-            return repr(obj) if obj.bit_length() <= 64 else f"{obj.bit_length()}-bit int"
         if tp is float or tp is bool or tp is complex or obj is None:
             return repr(obj)
         for module, qualname in _SHAPED:

@@ -47,6 +47,7 @@ _TYPE_MODULE = type.__dict__["__module__"]
 # object, as ``id``), never the type's __hash__. ``id()`` raises an audit event, so with
 # nbgov's file hook installed each call runs Python code: a dynamic cell compares every name.
 _identity = object.__hash__
+identity = _identity  # the key of ``NamespaceChanges.by_identity``
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 # exact types (repr is theirs), by identity: hashing or comparing a notebook class would run its metaclass
@@ -138,7 +139,7 @@ class NamespaceChanges:
     deletes: list[str] = field(default_factory=list)
     more_writes: WriteSummary | None = None
     more_written: list[str] = field(default_factory=list)  # the names the summary stands for
-    by_identity: dict[int, Fingerprint] = field(default_factory=dict)  # id(value) -> after-fingerprint
+    by_identity: dict[int, Fingerprint] = field(default_factory=dict)  # identity(value) -> after-fingerprint
     # (name, why) of values nbgov cannot read that the cell used (a method call, an argument):
     # whether it changed them is not known, so the record says so
     unknown_changes: list[tuple[str, str]] = field(default_factory=list)
@@ -233,7 +234,7 @@ class NamespaceObserver:
         for name in named:
             value = ns[name]
             fp = hashing.after(name, value)
-            changes.by_identity[id(value)] = fp
+            changes.by_identity[_identity(value)] = fp
             changes.writes.append(Write(name, fp, False))
         if more:
             changes.more_writes = summarise_writes(more, values[MAX_NAMED_WRITES:] if values else None, ns)
@@ -290,7 +291,7 @@ class NamespaceObserver:
             if value is _MISSING:
                 continue
             now = hashing.after(name, value)
-            changes.by_identity[id(value)] = now
+            changes.by_identity[_identity(value)] = now
             same = before.same_content(now)
             # weak before, exact now (a file the cell closed): its state moved to one known now
             known_now = before.weak and not now.weak and now.hash is not None
@@ -306,7 +307,7 @@ class NamespaceObserver:
             handled = set(snap.before).union(rebound)
             for name, fp in sorted(self.values.shared_writes(written, ns, handled).items()):
                 if name in ns and self.is_data(name, ns[name]):
-                    changes.by_identity[id(ns[name])] = fp
+                    changes.by_identity[_identity(ns[name])] = fp
                     out.append(Write(name, fp, True))
         return out
 

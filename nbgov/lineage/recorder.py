@@ -45,7 +45,7 @@ from nbgov.lineage.files import FileEvent, FileWatcher, absent, expand_sql_paths
 from nbgov.lineage.fingerprint import SCHEME as FINGERPRINT_SCHEME
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.journal import Journal, Subscriber, describe
-from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot
+from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot, identity
 from nbgov.lineage.native_files import NativeWatch, mentioned_paths
 from nbgov.lineage.record import ErrorInfo, Fingerprint, LogEntry, SessionInfo
 from nbgov.lineage.sqlreport import ReportedModel, SqlReport, read_activity
@@ -357,7 +357,7 @@ class Recorder:
         value = getattr(result, "result", None)
         if value is None:
             return None
-        known = facts.changes.by_identity.get(id(value))
+        known = facts.changes.by_identity.get(identity(value))
         return known if known is not None else cell.hashing.value("Out", value)
 
     def _files(self, events: list[FileEvent], sql: list[SqlReport], notes: list[str]) -> list[ObservedFile]:

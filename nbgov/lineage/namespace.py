@@ -25,7 +25,7 @@ import re
 import types
 import weakref
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import ne
@@ -68,39 +68,29 @@ class Hashing:
         self.unfinished: list[str] = []
         self.failures: list[str] = []  # fingerprints that failed (the fingerprinter should never raise)
 
-    # before/after/value each call the tracker themselves: one frame less per fingerprint
     def before(self, name: str, value: Any) -> Fingerprint:
-        if self.unfinished:
-            return self._mark(name, value)
-        try:
-            fp = self.values.before(name, value)
-        except BaseException as exc:  # noqa: BLE001 - see _failed
-            return self._failed(name, value, exc)
-        if fp.reason == INTERRUPTED:
-            self.unfinished.append(name)
-        return fp
+        return self._take(name, value, self.values.before)
 
     def after(self, name: str, value: Any) -> Fingerprint:
+        return self._take(name, value, self.values.after)
+
+    def value(self, name: str, value: Any) -> Fingerprint:
+        return self._take(name, value, self._plain)
+
+    def _take(self, name: str, value: Any, read: Callable[[str, Any], Fingerprint]) -> Fingerprint:
         if self.unfinished:
             return self._mark(name, value)
         try:
-            fp = self.values.after(name, value)
+            fp = read(name, value)
         except BaseException as exc:  # noqa: BLE001 - see _failed
             return self._failed(name, value, exc)
         if fp.reason == INTERRUPTED:
             self.unfinished.append(name)
         return fp
 
-    def value(self, name: str, value: Any) -> Fingerprint:
-        if self.unfinished:
-            return self._mark(name, value)
-        try:
-            fp = self.values.fingerprinter.fingerprint(value)
-        except BaseException as exc:  # noqa: BLE001 - see _failed
-            return self._failed(name, value, exc)
-        if fp.reason == INTERRUPTED:
-            self.unfinished.append(name)
-        return fp
+    def _plain(self, name: str, value: Any) -> Fingerprint:
+        """Not remembered for the next cell (the displayed result)."""
+        return self.values.fingerprinter.fingerprint(value)
 
     def _failed(self, name: str, value: Any, exc: BaseException) -> Fingerprint:
         """An interrupt marks the value unfinished (the fingerprinter guards itself; this is

@@ -350,3 +350,29 @@ def test_a_sigint_while_the_record_is_appended_is_held_and_the_handler_put_back(
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_namespace_key_that_is_no_name_is_never_hashed_compared_or_kept(recording: RecordingShell) -> None:
+    # `globals()[obj] = 1` names no variable; hashing or comparing such a key runs its code,
+    # and keeping it as "the last key seen" kept it alive after the cell removed it
+    recording.run(
+        "import gc, weakref\n"
+        "calls = []\n"
+        "class Key:\n"
+        "    def __hash__(self):\n"
+        "        calls.append('hash')\n"
+        "        return 7\n"
+        "    def __eq__(self, other):\n"
+        "        calls.append('eq')\n"
+        "        return False"
+    )
+    recording.run("key = Key()\nalive = weakref.ref(key)\nglobals()[key] = 1\ndel key\ncalls.clear()")
+    recording.run("x = 1")
+    assert recording.ns()["calls"] == []
+    assert [w["name"] for w in recording.body()["writes"]] == ["x"] and recording.body()["notes"] == []
+    recording.run("exec('y = 2')")  # a dynamic cell compares every name
+    assert recording.ns()["calls"] == []
+    assert "y" in [w["name"] for w in recording.body()["writes"]] and recording.body()["notes"] == []
+    recording.run("for k in [k for k in globals() if type(k) is Key]:\n    del globals()[k]\n"
+                  "del k\ngc.collect()\nstill = alive() is not None")
+    assert recording.ns()["still"] is False

@@ -27,7 +27,7 @@ import weakref
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, filterfalse
 from operator import ne
 from typing import Any
 
@@ -41,6 +41,7 @@ from nbgov.lineage.values import ValueTracker
 MAX_NAMED_WRITES = 250  # beyond this, a cell's new bindings are summarised (WriteSummary)
 _INTERNAL = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|__.*__|In|Out|get_ipython|exit|quit)$")
 _MISSING = object()
+_UNKNOWN = object()  # the namespace's last key is no name
 _TYPE_MODULE = type.__dict__["__module__"]
 
 # A name's identity: object's own pointer hash (its address, rotated: one value per live
@@ -144,7 +145,7 @@ class NamespaceObserver:
         # _identity(type) -> (weak reference to the type, True, False or _BY_VALUE): by identity, since hashing
         # a class runs its metaclass's __hash__, and weakly, so a notebook class can be freed
         self._data_kinds: dict[int, tuple[weakref.ref[type], Any]] = {}
-        self._known: set[str] = set(ns)
+        self._known: set[str] = set(_names(list(ns)))
         self._end_marker: Any = _last_key(ns)
 
     # -- before ------------------------------------------------------------
@@ -159,7 +160,7 @@ class NamespaceObserver:
         before = {name: hashing.before(name, ns[name]) for name in candidates}
         touched = names.referenced | names.stores | names.deletes | called
         identities = {n: _identity(ns[n]) for n in touched if n in ns}
-        every_name = (list(ns), list(map(_identity, ns.values()))) if names.dynamic else None  # C loops
+        every_name = _every_name(ns) if names.dynamic else None
         try:
             unchanged = self.values.provably_unchanged(names, before.keys(), ns)
         except KeyboardInterrupt:
@@ -174,7 +175,7 @@ class NamespaceObserver:
         if added is not None:
             self._known.update(added)
         if added is None or len(ns) != len(self._known):
-            self._known = set(ns)
+            self._known = set(_names(list(ns)))
 
     def _called_globals(self, names: CellNames, ns: Mapping[str, Any]) -> set[str]:
         """Globals the notebook code a cell can run may read or write: its functions, and the
@@ -213,7 +214,7 @@ class NamespaceObserver:
         if len(known) != len(ns):  # names were created (or removed by something the code does not show)
             known.update(rebound)
         if len(known) != len(ns):
-            gone = known - ns.keys()
+            gone = set(filterfalse(ns.__contains__, known))  # (not `known - ns.keys()`: that hashes every key)
             deleted |= gone
             known -= gone
         self._end_marker = _last_key(ns)
@@ -243,7 +244,7 @@ class NamespaceObserver:
         stored = list(filter(ns.__contains__, sorted(snap.names.stores)))
         if snap.every_name is not None:
             keys, ids = snap.every_name
-            now_keys, now_values = list(ns), list(ns.values())
+            now_keys, now_values = _items(ns)
             now_ids = list(map(_identity, now_values))
             added = _keys_after(ns, snap.marker)
             if added is not None and len(now_keys) == len(keys) + len(added):  # none removed, none moved
@@ -257,7 +258,7 @@ class NamespaceObserver:
                     list(compress(now_values, moved)) + [ns[n] for n in same])
         new_keys = _keys_after(ns, snap.marker)
         if new_keys is None:  # the marker itself was deleted: look at every name
-            new_keys = [k for k in ns if k not in self._known]
+            new_keys = [k for k in _names(list(ns)) if k not in self._known]
         found = dict.fromkeys(reversed(new_keys))
         found.update(dict.fromkeys(stored))
         for name, identity in snap.identities.items():
@@ -614,22 +615,55 @@ def _static_module(cls: Any) -> str | None:
 
 
 def _last_key(ns: Mapping[str, Any]) -> Any:
+    """The namespace's last name, or _UNKNOWN when its last key is no name (it is not kept)."""
     if type(ns) is not dict or not ns:
         return _MISSING
-    return next(reversed(ns))
+    key = next(reversed(ns))
+    return key if type(key) is str else _UNKNOWN
 
 
 def _keys_after(ns: Mapping[str, Any], marker: Any) -> list[str] | None:
-    """Keys inserted after ``marker`` (dicts keep insertion order); None when it is gone."""
-    if type(ns) is not dict:
+    """Names inserted after ``marker`` (dicts keep insertion order); None when it is gone."""
+    if type(ns) is not dict or marker is _UNKNOWN:
         return None
     if marker is _MISSING:
-        return list(ns)
+        return _names(list(ns))
     if marker not in ns:
         return None
     found: list[str] = []
     for key in reversed(ns):
-        if key == marker:
-            break
-        found.append(key)
+        if type(key) is str:
+            if key == marker:
+                break
+            found.append(key)
     return found
+
+
+# A key of the namespace that is not a string (``globals()[obj] = 1``) names no variable, and
+# hashing or comparing it would run its class's code: the names below leave such keys out.
+_STR_KIND = frozenset({_identity(str)})
+
+
+def _all_names(keys: list[Any]) -> bool:
+    """Every key is a string (C loops: the keys' types, by identity)."""
+    return set(map(_identity, map(type, keys))) <= _STR_KIND
+
+
+def _names(keys: list[Any]) -> list[str]:
+    """The string keys among ``keys``."""
+    return keys if _all_names(keys) else [key for key in keys if type(key) is str]
+
+
+def _items(ns: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    """The namespace's names and their values, in order (C loops when every key is a name)."""
+    keys, values = list(ns), list(ns.values())
+    if _all_names(keys):
+        return keys, values
+    kept = [type(key) is str for key in keys]
+    return list(compress(keys, kept)), list(compress(values, kept))
+
+
+def _every_name(ns: Mapping[str, Any]) -> tuple[list[str], list[int]]:
+    """A dynamic cell's view before it: every name and its value's identity."""
+    keys, values = _items(ns)
+    return keys, list(map(_identity, values))

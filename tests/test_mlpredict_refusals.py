@@ -6,6 +6,7 @@ that --no-optimize (onnxruntime over the whole relation) refused."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,11 +53,46 @@ def mixed(people: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@pytest.fixture(scope="module")
+def spark_lin_database(spark: Any, pipeline: Pipeline) -> Iterator[str]:
+    """One Spark database for the module with `lin` registered: the `lin_engine` tests only
+    read it (their tables are the frames of each statement), so each Spark test gets a
+    fresh engine on it instead of registering the model again."""
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    name = "nbgov_test_refusals_lin"
+    spark.sql(f"CREATE DATABASE {name}")
+    spark.catalog.setCurrentDatabase(name)
+    try:
+        with SparkEngine(session=spark) as engine:
+            register(engine, "lin", pipeline)
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+    try:
+        yield name
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
+
+
 @pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
-def lin_engine(request: pytest.FixtureRequest, pipeline: Pipeline) -> Any:
-    engine = request.getfixturevalue("spark_engine" if request.param == "spark" else "engine")
-    register(engine, "lin", pipeline)
-    return engine
+def lin_engine(request: pytest.FixtureRequest, pipeline: Pipeline) -> Iterator[Any]:
+    """A fresh engine with the pipeline registered as `lin` (Spark's: the module's database)."""
+    if request.param == "duckdb":
+        engine = request.getfixturevalue("engine")
+        register(engine, "lin", pipeline)
+        yield engine
+        return
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    database = request.getfixturevalue("spark_lin_database")
+    spark = request.getfixturevalue("spark")
+    spark.catalog.setCurrentDatabase(database)
+    engine = SparkEngine(session=spark)
+    try:
+        yield engine
+    finally:
+        engine.close()
+        spark.catalog.setCurrentDatabase("default")
 
 
 def _outcome(engine: Any, sql: str, frames: dict[str, pd.DataFrame], optimize: bool) -> str | pd.DataFrame:

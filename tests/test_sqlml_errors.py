@@ -3,22 +3,66 @@ DuckDB and on Spark."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from nbgov.errors import ModelBindingError, ModelNotFoundError, NbgovError, SqlError
 from nbgov.sqlml.engine import BaseEngine, Engine
-from tests.fixtures.spark import helper_functions
+from tests.fixtures.models import customers
+from tests.fixtures.spark import ENGINES, helper_functions
 from tests.fixtures.sqlml import register
 
 
-@pytest.fixture
-def churn(any_engine: BaseEngine, onnx_models, customers_frame) -> BaseEngine:
-    register(any_engine, "churn", onnx_models.get("pipeline_mixed").path)
-    register(any_engine, "spend", onnx_models.get("gb_reg").path)
-    any_engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": customers_frame})
-    return any_engine
+def _load_churn(engine: BaseEngine, onnx_models: Any, frame: pd.DataFrame) -> BaseEngine:
+    register(engine, "churn", onnx_models.get("pipeline_mixed").path)
+    register(engine, "spend", onnx_models.get("gb_reg").path)
+    engine.execute("CREATE TABLE customers AS SELECT * FROM f", frames={"f": frame})
+    return engine
+
+
+@pytest.fixture(scope="module")
+def spark_churn_database(spark: Any, onnx_models: Any) -> Iterator[str]:
+    """One Spark database for the module, holding `churn`, `spend` and `customers`: the
+    `churn` tests only read it (their statements fail or select), so each Spark test gets a
+    fresh engine on it instead of registering the models and writing the table again."""
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    name = "nbgov_test_errors_churn"
+    spark.sql(f"CREATE DATABASE {name}")
+    spark.catalog.setCurrentDatabase(name)
+    try:
+        with SparkEngine(session=spark) as engine:
+            _load_churn(engine, onnx_models, customers())
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+    try:
+        yield name
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture(params=ENGINES)
+def churn(request: pytest.FixtureRequest, onnx_models, customers_frame) -> Iterator[BaseEngine]:
+    """A fresh engine with models `churn` and `spend` and the customers table: DuckDB's
+    loaded for the test, Spark's on the module's database (see spark_churn_database)."""
+    if request.param == "duckdb":
+        yield _load_churn(request.getfixturevalue("engine"), onnx_models, customers_frame)
+        return
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    database = request.getfixturevalue("spark_churn_database")
+    spark = request.getfixturevalue("spark")
+    spark.catalog.setCurrentDatabase(database)
+    engine = SparkEngine(session=spark)
+    try:
+        yield engine
+    finally:
+        engine.close()
+        spark.catalog.setCurrentDatabase("default")
 
 
 # a relation whose age is text: a value the model's float input cannot take

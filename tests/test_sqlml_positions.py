@@ -11,6 +11,8 @@ import pytest
 
 from nbgov.sqlml.engine import BaseEngine, Engine
 from nbgov.sqlml.optimizer import Planner
+from tests.fixtures.models import customers
+from tests.fixtures.spark import ENGINES
 from tests.fixtures.sqlml import register
 
 # These tests are about where predict() sits and how ONNX calls are batched: the mixed
@@ -48,8 +50,52 @@ def _churn(engine: BaseEngine, onnx_models, customers_frame) -> tuple[BaseEngine
 
 
 @pytest.fixture
-def scored(any_engine: BaseEngine, onnx_models, customers_frame) -> tuple[BaseEngine, pd.DataFrame]:
+def scored_to_change(any_engine: BaseEngine, onnx_models, customers_frame) -> tuple[BaseEngine, pd.DataFrame]:
+    """What `scored` gives, in a database of the test's own: for tests that add tables or
+    model versions."""
     return _churn(any_engine, onnx_models, customers_frame)
+
+
+@pytest.fixture(scope="module")
+def spark_churn_database(spark: Any, onnx_models) -> Iterator[str]:
+    """One Spark database for the module with model `churn` and the customers table, which
+    the `scored` tests only read: each gets a fresh engine on it instead of registering the
+    model and writing the table again."""
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    name = "nbgov_test_positions_churn"
+    spark.sql(f"CREATE DATABASE {name}")
+    spark.catalog.setCurrentDatabase(name)
+    try:
+        with SparkEngine(session=spark, planner=ONNX_KEPT) as engine:
+            _churn(engine, onnx_models, customers())
+    finally:
+        spark.catalog.setCurrentDatabase("default")
+    try:
+        yield name
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture(params=ENGINES)
+def scored(request: pytest.FixtureRequest, onnx_models, customers_frame) -> Iterator[tuple[BaseEngine, pd.DataFrame]]:
+    """A fresh engine with model `churn` and the customers table, plus expected p; for tests
+    that only read them (Spark's are the module's database, see spark_churn_database)."""
+    if request.param == "duckdb":
+        yield _churn(request.getfixturevalue("engine"), onnx_models, customers_frame)
+        return
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    database = request.getfixturevalue("spark_churn_database")
+    spark = request.getfixturevalue("spark")
+    spark.catalog.setCurrentDatabase(database)
+    engine = SparkEngine(session=spark, planner=ONNX_KEPT)
+    try:
+        model = onnx_models.get("pipeline_mixed")
+        yield engine, customers_frame.assign(p=model.estimator.predict_proba(model.X)[:, 1])
+    finally:
+        engine.close()
+        spark.catalog.setCurrentDatabase("default")
 
 
 P = "predict(churn, *).output_probability[2]"
@@ -85,8 +131,8 @@ def test_in_group_by_and_aggregate(scored, optimize):
 
 
 @pytest.mark.parametrize("optimize", [True, False])
-def test_in_join(scored, optimize):
-    engine, expected = scored
+def test_in_join(scored_to_change, optimize):
+    engine, expected = scored_to_change
     engine.execute("CREATE TABLE regions AS SELECT id, id % 3 AS region FROM customers")
     df = engine.execute(
         f"SELECT r.region, avg({P}) AS p FROM customers c JOIN regions r ON c.id = r.id "
@@ -122,8 +168,8 @@ def test_select_star_with_prediction_and_having(scored, optimize):
     assert having.plan.tolist() == sorted(want[want > 0.9].index)
 
 
-def test_create_table_as_and_insert_select(scored):
-    engine, expected = scored
+def test_create_table_as_and_insert_select(scored_to_change):
+    engine, expected = scored_to_change
     engine.execute(f"CREATE TABLE scores AS SELECT id, {P} AS p FROM customers")
     engine.execute(f"INSERT INTO scores SELECT id + 1000, {P} FROM customers WHERE id < 10")
     df = engine.execute("SELECT * FROM scores ORDER BY id")[0].df
@@ -131,8 +177,8 @@ def test_create_table_as_and_insert_select(scored):
     np.testing.assert_allclose(df.p.head(400), expected.p, atol=1e-5)
 
 
-def test_pinned_version_and_ml_predict_inside_a_larger_query(scored, onnx_models):
-    engine, expected = scored
+def test_pinned_version_and_ml_predict_inside_a_larger_query(scored_to_change, onnx_models):
+    engine, expected = scored_to_change
     register(engine, "churn", onnx_models.get("rf_clf").path)  # churn@2 now has other inputs
     df = engine.execute(
         "SELECT plan, avg(predict('churn@1', *).output_probability[2]) AS p FROM customers GROUP BY plan ORDER BY plan"

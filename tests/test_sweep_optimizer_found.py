@@ -5,6 +5,7 @@ scikit-learn."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,60 @@ def onehot_logreg(people: pd.DataFrame) -> Pipeline:
     features = ColumnTransformer([("cat", OneHotEncoder(), ["plan"]), ("num", StandardScaler(), ["a", "b"])])
     model = Pipeline([("ct", features), ("m", LogisticRegression(max_iter=500))])
     return model.fit(people[["plan", "a", "b"]], people.y)
+
+
+@pytest.fixture(scope="module")
+def spark_models(spark: Any) -> Iterator[Callable[[str, str, Any], str]]:
+    """``spark_models(key, name, model)``: a Spark database of the module holding ``model``
+    registered as ``name``, made once per key; the tests using it only read it (their
+    tables are each statement's frames)."""
+    from nbgov.sqlml.spark.engine import SparkEngine
+
+    made: dict[str, str] = {}
+
+    def database(key: str, name: str, model: Any) -> str:
+        if key not in made:
+            made[key] = f"nbgov_test_found_{key}"
+            spark.sql(f"CREATE DATABASE {made[key]}")
+            spark.catalog.setCurrentDatabase(made[key])
+            try:
+                with SparkEngine(session=spark) as engine:
+                    register(engine, name, model)
+            finally:
+                spark.catalog.setCurrentDatabase("default")
+        return made[key]
+
+    try:
+        yield database
+    finally:
+        for name in made.values():
+            spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def engine_with(request: pytest.FixtureRequest) -> Iterator[Callable[[str, str, str, Any], Any]]:
+    """``engine_with(which, key, name, model)``: a fresh engine with ``model`` registered as
+    ``name``: DuckDB's (``which`` "engine") registered for the test, Spark's ("spark_engine")
+    on the module's database for ``key`` (see spark_models)."""
+    opened: list[Any] = []
+
+    def make(which: str, key: str, name: str, model: Any) -> Any:
+        if which == "engine":
+            engine = request.getfixturevalue("engine")
+            register(engine, name, model)
+            return engine
+        from nbgov.sqlml.spark.engine import SparkEngine
+
+        spark = request.getfixturevalue("spark")
+        spark.catalog.setCurrentDatabase(request.getfixturevalue("spark_models")(key, name, model))
+        engine = SparkEngine(session=spark)
+        opened.append((spark, engine))
+        return engine
+
+    yield make
+    for spark, engine in opened:
+        engine.close()
+        spark.catalog.setCurrentDatabase("default")
 
 
 def both(engine: Engine, sql: str, frames: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -167,15 +222,14 @@ WINDOW = "row_number() OVER (ORDER BY rid)"  # the refused row (rid 999) comes l
 )
 @pytest.mark.parametrize("which", ["engine", pytest.param("spark_engine", marks=pytest.mark.spark)])
 def test_an_inlined_call_left_of_an_or_sees_every_row(
-    which: str, people: pd.DataFrame, onehot_logreg: Pipeline, sql: str, refused: bool, request: pytest.FixtureRequest
+    which: str, people: pd.DataFrame, onehot_logreg: Pipeline, sql: str, refused: bool, engine_with: Any
 ) -> None:
     """DuckDB filters through an AND/OR left to right, the right side only on the rows the
     left leaves undecided, and computes an AND/OR below a NOT or a comparison whole. The
     optimizer took a call on either side of an OR (any AND/OR in a QUALIFY, or below a NOT)
     as decided last, so its inlined SQL skipped the unknown category that --no-optimize's
     UDF, evaluated first there, refused. Spark's UDF is guarded to score the same rows."""
-    engine = request.getfixturevalue(which)
-    register(engine, "lr", onehot_logreg)
+    engine = engine_with(which, "lr", "lr", onehot_logreg)
     frame = pd.concat([people, pd.DataFrame({"rid": [999], "plan": ["platinum"], "a": [9.0], "b": [0.0], "y": [0]})])
     frames = {"t": frame}
     optimized = outcome(engine, sql, frames, optimize=True)
@@ -307,7 +361,7 @@ def text_labels(people: pd.DataFrame) -> dict[str, Any]:
 @pytest.mark.parametrize("which", ["engine", pytest.param("spark_engine", marks=pytest.mark.spark)])
 def test_a_literal_null_argument_folds_the_call_as_the_engine_does(
     which: str, people: pd.DataFrame, text_labels: dict[str, Any], kind: str, sql: str, expected: Any,
-    request: pytest.FixtureRequest,
+    engine_with: Any,
 ) -> None:
     """DuckDB folds a UDF called with a constant NULL argument into a constant NULL of its
     type while binding, and takes that constant as an untyped literal: with --no-optimize
@@ -315,8 +369,7 @@ def test_a_literal_null_argument_folds_the_call_as_the_engine_does(
     NULL. The optimizer's inlined SQL (a tree) or batched column (a forest) kept a VARCHAR
     value, and DuckDB refused to bind it ("Cannot mix values of type VARCHAR and
     INTEGER_LITERAL in COALESCE operator")."""
-    engine = request.getfixturevalue(which)
-    register(engine, "m", text_labels[kind])
+    engine = engine_with(which, f"m_{kind}", "m", text_labels[kind])
     frames = {"t": people}
     optimized = outcome(engine, sql, frames, optimize=True)
     plain = outcome(engine, sql, frames, optimize=False)

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nbgov.errors import NbgovError
+from tests.fixtures.spark import engine_on, module_database
 from tests.fixtures.sqlml import register
 
 NUMBERS = ["age", "income"]
@@ -58,20 +59,8 @@ def spark_lin_database(spark: Any, pipeline: Pipeline) -> Iterator[str]:
     """One Spark database for the module with `lin` registered: the `lin_engine` tests only
     read it (their tables are the frames of each statement), so each Spark test gets a
     fresh engine on it instead of registering the model again."""
-    from nbgov.sqlml.spark.engine import SparkEngine
-
-    name = "nbgov_test_refusals_lin"
-    spark.sql(f"CREATE DATABASE {name}")
-    spark.catalog.setCurrentDatabase(name)
-    try:
-        with SparkEngine(session=spark) as engine:
-            register(engine, "lin", pipeline)
-    finally:
-        spark.catalog.setCurrentDatabase("default")
-    try:
+    with module_database(spark, "nbgov_test_refusals_lin", lambda engine: register(engine, "lin", pipeline)) as name:
         yield name
-    finally:
-        spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
@@ -82,17 +71,8 @@ def lin_engine(request: pytest.FixtureRequest, pipeline: Pipeline) -> Iterator[A
         register(engine, "lin", pipeline)
         yield engine
         return
-    from nbgov.sqlml.spark.engine import SparkEngine
-
-    database = request.getfixturevalue("spark_lin_database")
-    spark = request.getfixturevalue("spark")
-    spark.catalog.setCurrentDatabase(database)
-    engine = SparkEngine(session=spark)
-    try:
+    with engine_on(request.getfixturevalue("spark"), request.getfixturevalue("spark_lin_database")) as engine:
         yield engine
-    finally:
-        engine.close()
-        spark.catalog.setCurrentDatabase("default")
 
 
 def _outcome(engine: Any, sql: str, frames: dict[str, pd.DataFrame], optimize: bool) -> str | pd.DataFrame:

@@ -13,7 +13,7 @@ import pytest
 from nbgov.errors import ModelBindingError, ModelNotFoundError, NbgovError, SqlError
 from nbgov.sqlml.engine import BaseEngine, Engine
 from tests.fixtures.models import customers
-from tests.fixtures.spark import ENGINES, helper_functions
+from tests.fixtures.spark import ENGINES, engine_on, helper_functions, module_database
 from tests.fixtures.sqlml import register
 
 
@@ -29,20 +29,9 @@ def spark_churn_database(spark: Any, onnx_models: Any) -> Iterator[str]:
     """One Spark database for the module, holding `churn`, `spend` and `customers`: the
     `churn` tests only read it (their statements fail or select), so each Spark test gets a
     fresh engine on it instead of registering the models and writing the table again."""
-    from nbgov.sqlml.spark.engine import SparkEngine
-
-    name = "nbgov_test_errors_churn"
-    spark.sql(f"CREATE DATABASE {name}")
-    spark.catalog.setCurrentDatabase(name)
-    try:
-        with SparkEngine(session=spark) as engine:
-            _load_churn(engine, onnx_models, customers())
-    finally:
-        spark.catalog.setCurrentDatabase("default")
-    try:
+    with module_database(spark, "nbgov_test_errors_churn",
+                         lambda engine: _load_churn(engine, onnx_models, customers())) as name:
         yield name
-    finally:
-        spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture(params=ENGINES)
@@ -52,17 +41,8 @@ def churn(request: pytest.FixtureRequest, onnx_models, customers_frame) -> Itera
     if request.param == "duckdb":
         yield _load_churn(request.getfixturevalue("engine"), onnx_models, customers_frame)
         return
-    from nbgov.sqlml.spark.engine import SparkEngine
-
-    database = request.getfixturevalue("spark_churn_database")
-    spark = request.getfixturevalue("spark")
-    spark.catalog.setCurrentDatabase(database)
-    engine = SparkEngine(session=spark)
-    try:
+    with engine_on(request.getfixturevalue("spark"), request.getfixturevalue("spark_churn_database")) as engine:
         yield engine
-    finally:
-        engine.close()
-        spark.catalog.setCurrentDatabase("default")
 
 
 # a relation whose age is text: a value the model's float input cannot take

@@ -12,7 +12,7 @@ import pytest
 from nbgov.sqlml.engine import BaseEngine, Engine
 from nbgov.sqlml.optimizer import Planner
 from tests.fixtures.models import customers
-from tests.fixtures.spark import ENGINES
+from tests.fixtures.spark import ENGINES, engine_on, module_database
 from tests.fixtures.sqlml import register
 
 # These tests are about where predict() sits and how ONNX calls are batched: the mixed
@@ -61,20 +61,9 @@ def spark_churn_database(spark: Any, onnx_models) -> Iterator[str]:
     """One Spark database for the module with model `churn` and the customers table, which
     the `scored` tests only read: each gets a fresh engine on it instead of registering the
     model and writing the table again."""
-    from nbgov.sqlml.spark.engine import SparkEngine
-
-    name = "nbgov_test_positions_churn"
-    spark.sql(f"CREATE DATABASE {name}")
-    spark.catalog.setCurrentDatabase(name)
-    try:
-        with SparkEngine(session=spark, planner=ONNX_KEPT) as engine:
-            _churn(engine, onnx_models, customers())
-    finally:
-        spark.catalog.setCurrentDatabase("default")
-    try:
+    with module_database(spark, "nbgov_test_positions_churn", lambda engine: _churn(engine, onnx_models, customers()),
+                         planner=ONNX_KEPT) as name:
         yield name
-    finally:
-        spark.sql(f"DROP DATABASE IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture(params=ENGINES)
@@ -84,18 +73,10 @@ def scored(request: pytest.FixtureRequest, onnx_models, customers_frame) -> Iter
     if request.param == "duckdb":
         yield _churn(request.getfixturevalue("engine"), onnx_models, customers_frame)
         return
-    from nbgov.sqlml.spark.engine import SparkEngine
-
     database = request.getfixturevalue("spark_churn_database")
-    spark = request.getfixturevalue("spark")
-    spark.catalog.setCurrentDatabase(database)
-    engine = SparkEngine(session=spark, planner=ONNX_KEPT)
-    try:
+    with engine_on(request.getfixturevalue("spark"), database, planner=ONNX_KEPT) as engine:
         model = onnx_models.get("pipeline_mixed")
         yield engine, customers_frame.assign(p=model.estimator.predict_proba(model.X)[:, 1])
-    finally:
-        engine.close()
-        spark.catalog.setCurrentDatabase("default")
 
 
 P = "predict(churn, *).output_probability[2]"

@@ -19,6 +19,7 @@ from sklearn.preprocessing import Binarizer, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from nbgov.sqlml.engine import Engine
+from tests.fixtures.spark import fill_database
 from tests.fixtures.sqlml import register
 
 PLANS = ["basic", "silver", "gold"]
@@ -52,20 +53,11 @@ def spark_models(spark: Any) -> Iterator[Callable[[str, str, Any], str]]:
     """``spark_models(key, name, model)``: a Spark database of the module holding ``model``
     registered as ``name``, made once per key; the tests using it only read it (their
     tables are each statement's frames)."""
-    from nbgov.sqlml.spark.engine import SparkEngine
-
     made: dict[str, str] = {}
 
     def database(key: str, name: str, model: Any) -> str:
         if key not in made:
-            made[key] = f"nbgov_test_found_{key}"
-            spark.sql(f"CREATE DATABASE {made[key]}")
-            spark.catalog.setCurrentDatabase(made[key])
-            try:
-                with SparkEngine(session=spark) as engine:
-                    register(engine, name, model)
-            finally:
-                spark.catalog.setCurrentDatabase("default")
+            made[key] = fill_database(spark, f"nbgov_test_found_{key}", lambda engine: register(engine, name, model))
         return made[key]
 
     try:

@@ -61,13 +61,15 @@ def test_exec_globals_and_magics_mark_the_cell_dynamic() -> None:
     assert not analyze("y = 2").dynamic
 
 
-def test_a_magics_name_is_not_a_path_its_argument_line_may_be(bare_shell: InteractiveShell) -> None:
+def test_a_magics_name_and_body_are_not_paths_its_argument_line_may_be(bare_shell: InteractiveShell) -> None:
     cell = analyze(transform(bare_shell, "%%sqlml --db shop.duckdb\nSELECT 1"))
     assert "sqlml" not in cell.strings and "--db shop.duckdb" in cell.strings
+    assert "SELECT 1" not in cell.strings  # the SQL: its files are what %%sqlml reports
+    assert analyze(transform(bare_shell, "%%bash\ncat data.csv")).strings == ()
     assert analyze(transform(bare_shell, "%run script.py")).strings == ("script.py",)
     # the same name given to anything else is still a path the code names
     assert analyze("open('sqlml')").strings == ("sqlml",)
-    assert analyze("shell.run_cell_magic('sqlml', '', '')").strings == ("sqlml",)
+    assert analyze("shell.run_cell_magic('sqlml', '', 'data.csv')").strings == ("sqlml", "data.csv")
 
 
 def test_magics_are_analysed_after_ipython_transforms(bare_shell: InteractiveShell) -> None:

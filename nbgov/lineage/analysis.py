@@ -149,8 +149,10 @@ _MAGIC_CALLS = frozenset({"run_cell_magic", "run_line_magic"})
 
 def _metadata_only_args(tree: ast.AST) -> set[int]:
     """ids of the nodes inside ``os.path.exists('x')``, ``Path('x').is_file()`` and the like,
-    and of a magic's name in IPython's ``get_ipython().run_cell_magic('sqlml', ...)`` (its
-    argument line, which may name a file, is kept)."""
+    and of a magic's name and a cell magic's body in IPython's
+    ``get_ipython().run_cell_magic('sqlml', '-o out', 'SELECT …')``: the body is the cell's
+    SQL or script, whose own reads are reported (``%%sqlml``) or seen opened; its argument
+    line, which may name a file (``--db shop.db``), is kept."""
     skip: set[int] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -159,6 +161,8 @@ def _metadata_only_args(tree: ast.AST) -> set[int]:
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
         if name in _MAGIC_CALLS and node.args and _is_get_ipython(func):
             skip.add(id(node.args[0]))
+            if name == "run_cell_magic" and len(node.args) > 2:
+                skip.add(id(node.args[2]))
         if name not in _METADATA_CALLS:
             continue
         roots: list[ast.AST] = list(node.args)

@@ -116,7 +116,13 @@ def file_key(st: os.stat_result) -> FileKey:
 def _code_roots(cwd: str | None = None) -> tuple[str, ...]:
     """sys.path folders other than the working folder: where imported code lives."""
     entries = tuple(entry for entry in sys.path if type(entry) is str and entry)  # str: hashing runs no user code
-    return _roots_of(entries, os.path.join(os.path.abspath(cwd or os.getcwd()), ""))
+    return _roots_of(entries, _folder_prefix(cwd or os.getcwd()))
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_prefix(folder: str) -> str:
+    """``folder`` absolute, ending in a separator (every cell asks, of the same working folder)."""
+    return os.path.join(os.path.abspath(folder), "")
 
 
 @functools.lru_cache(maxsize=8)

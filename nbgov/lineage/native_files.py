@@ -38,7 +38,9 @@ MAX_WATCHED_FOLDERS = 32
 MAX_FILES_IN_NEW_FOLDERS = 10_000
 MAX_PROBED_PATHS = 64
 MAX_LISTED_PATHS = 64  # items of a list/tuple of paths looked at
-_PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
+_identity = object.__hash__  # (id() raises an audit event, which runs nbgov's own hook)
+_STR = _identity(str)
+_PATH_TYPE_IDS = frozenset(map(_identity, (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)))
 _CLOCK_REALTIME_COARSE = 5  # Linux's (where inotify is); the time module does not name it
 NO_INOTIFY = "files read by native code cannot be observed here (no inotify): only Python opens are recorded"
 
@@ -60,10 +62,10 @@ def mentioned_paths(names: CellNames, ns: Mapping[str, Any]) -> list[str]:
 
 
 def _path_text(value: Any) -> str | None:
-    kind = type(value)
-    if kind is str:
+    kind = _identity(type(value))  # by identity: == (and hash) of a class run its metaclass's code
+    if kind == _STR:
         return str(value)
-    if any(kind is path_type for path_type in _PATH_TYPES):  # not `in`: == runs a metaclass's __eq__
+    if kind in _PATH_TYPE_IDS:
         return str(value)
     return None
 
@@ -95,7 +97,8 @@ class NativeWatch:
         return self._inotify is not None
 
     def start(self, mentions: Iterable[str], cwd: str | None = None) -> None:
-        """Watch the folders the cell can reach by name (or stat named files, without inotify)."""
+        """Watch the folders the cell can reach by name (or stat named files, without inotify).
+        ``cwd``: the working folder as ``os.getcwd()`` gives it (its real path)."""
         base = cwd or os.getcwd()
         paths = [_absolute(p, base) for p in mentions]
         self.notes = []
@@ -106,8 +109,9 @@ class NativeWatch:
             return
         assert self._inotify is not None
         self._started = _fs_clock()
-        self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored)
-        self._inotify.start(_folders(base, paths, self.ignored))
+        entries = _lstats(paths)
+        self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored, entries)
+        self._inotify.start(_folders(base, paths, self.ignored, entries))
 
     def stop(self) -> list[FileEvent]:
         """Files opened in the watched folders since ``start``: written, else read."""
@@ -183,15 +187,18 @@ class NativeWatch:
             self._inotify = None
 
 
-def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool]) -> list[str]:
+def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool],
+             entries: Mapping[str, os.stat_result | None] | None = None) -> list[str]:
     """The working folder, folders of named paths and named folders (real and as named),
     then the subfolders of named folders (a partitioned dataset's ``year=2020/``), nearest
-    first, within the bound."""
+    first, within the bound. ``entries``: the paths' ``lstat``s, when already taken."""
     if not paths:  # most cells name no file: the working folder alone
         return [] if ignored(os.path.join(cwd, "")) else [cwd]
+    entries = entries if entries is not None else _lstats(paths)
     found: dict[str, None] = {}
     named: list[str] = []
     reals: dict[str, str] = {}  # realpath is an lstat per part: once per folder here (most share the cwd)
+    parents: dict[str, bool] = {cwd: False}  # the working folder is first anyway (real already: getcwd's)
 
     def real(path: str) -> str:
         known = reals.get(path)
@@ -200,14 +207,22 @@ def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool]) -> list
         return known
 
     for path in paths:
-        is_folder = os.path.isdir(path)
-        for candidate, folder in ((path, is_folder), (os.path.dirname(path), None)):
-            if folder if folder is not None else os.path.isdir(candidate):
-                found[candidate] = None
-                found[real(candidate)] = None
+        entry = entries.get(path)
+        is_link = entry is not None and stat.S_ISLNK(entry.st_mode)
+        is_folder = entry is not None and (stat.S_ISDIR(entry.st_mode) or is_link and os.path.isdir(path))
+        if is_folder:
+            found[path] = None
+            found[real(path)] = None
+        parent = os.path.dirname(path)
+        watch_parent = parents.get(parent)
+        if watch_parent is None:
+            watch_parent = parents[parent] = os.path.isdir(parent)
+        if watch_parent:
+            found[parent] = None
+            found[real(parent)] = None
         if is_folder and real(path) != real(cwd):
             named.append(path)
-        if os.path.islink(path):
+        if is_link:
             found[os.path.dirname(os.path.realpath(path))] = None
     ordered = [cwd] + [f for f in found if f != cwd]
     chosen = [f for f in ordered if not ignored(os.path.join(f, ""))][:MAX_WATCHED_FOLDERS]
@@ -288,19 +303,36 @@ def _unchanged_since(path: str, started: int) -> bool:
 StatKey = tuple[int, int, int]  # (size, mtime_ns, inode)
 
 
-def _file_keys(abspaths: Iterable[str], ignored: Callable[[str], bool]) -> dict[str, FileKey]:
-    """(size, mtime, inode, ctime) of the named regular files that exist."""
+def _file_keys(abspaths: Iterable[str], ignored: Callable[[str], bool],
+               entries: Mapping[str, os.stat_result | None]) -> dict[str, FileKey]:
+    """(size, mtime, inode, ctime) of the named regular files that exist (``entries``: their
+    ``lstat``s; a symlink is followed)."""
     keys: dict[str, FileKey] = {}
     for abspath in abspaths:
-        if abspath in keys or ignored(abspath):
+        entry = entries.get(abspath)
+        if entry is None or abspath in keys or ignored(abspath):
             continue
-        try:
-            st = os.stat(abspath)
-        except (OSError, ValueError):
-            continue
-        if stat.S_ISREG(st.st_mode):
-            keys[abspath] = file_key(st)
+        if stat.S_ISLNK(entry.st_mode):
+            try:
+                entry = os.stat(abspath)
+            except (OSError, ValueError):
+                continue
+        if stat.S_ISREG(entry.st_mode):
+            keys[abspath] = file_key(entry)
     return keys
+
+
+def _lstats(abspaths: Iterable[str]) -> dict[str, os.stat_result | None]:
+    """Each path's ``lstat`` (None when nothing is there): one system call per path at a
+    cell's start, shared by what the start asks of it."""
+    out: dict[str, os.stat_result | None] = {}
+    for abspath in abspaths:
+        if abspath not in out:
+            try:
+                out[abspath] = os.lstat(abspath)
+            except (OSError, ValueError):
+                out[abspath] = None
+    return out
 
 
 def stat_key(abspath: str) -> StatKey | None:

@@ -54,13 +54,25 @@ def canonical_json(value: Any) -> bytes:
     ``surrogatepass`` keeps a lone surrogate (legal in JSON escapes and Python
     strings, not in UTF-8) representable; readers decode lines the same way.
     """
-    return _CANONICAL.encode(value).encode("utf-8", "surrogatepass")
+    return _canonical_text(value).encode("utf-8", "surrogatepass")
 
 
-# json.dumps with these options, made once (dumps builds an encoder per call); no circular
-# check (a dict of ids per container): entries are trees built fresh by ``to_json``, and a
-# cycle would still fail, as a RecursionError
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+def _canonical_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+
+    The compiled encoder is made once: ``JSONEncoder.encode`` makes one (and a closure) per
+    call, which costs more than encoding an entry. No circular check (a dict of ids per
+    container): entries are trees built fresh by ``to_json``, and a cycle would still fail,
+    as a RecursionError."""
+    options = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)  # (typeshed does not list it)
+    if make is None:  # an interpreter without the compiled module
+        return options.encode
+    one_shot = make(None, options.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+    return lambda value: "".join(one_shot(value, 0))
+
+
+_canonical_text = _canonical_encoder()
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -98,7 +110,7 @@ def _tail(kind: str, prev: str, seq: int) -> bytes:
     """``canonical_json({"kind": kind, "prev": prev, "seq": seq})`` without its "{", spelled
     out for the usual types (a hash read from a forged log may be anything)."""
     if type(kind) is str and type(prev) is str and type(seq) is int:
-        text = f'"kind":{_CANONICAL.encode(kind)},"prev":{_CANONICAL.encode(prev)},"seq":{seq}}}'
+        text = f'"kind":{_canonical_text(kind)},"prev":{_canonical_text(prev)},"seq":{seq}}}'
         return text.encode("utf-8", "surrogatepass")
     return canonical_json({"kind": kind, "prev": prev, "seq": seq})[1:]
 

@@ -30,6 +30,11 @@ _TWISTER_BYTES = struct.calcsize(f"=i{_TWISTER_WORDS}I")
 _KEY_BYTES = struct.calcsize(f"={_TWISTER_WORDS}Ii")
 _GAUSS = struct.Struct("=i4xd")
 _CHECK_SEED = 20261205
+# a view of that many bytes at an address: its ``raw`` is the copy (``from_address`` is one C
+# call; ``ctypes.string_at`` goes through a foreign-function call, which costs more per cell)
+_TWISTER_MEMORY = ctypes.c_char * _TWISTER_BYTES
+_KEY_MEMORY = ctypes.c_char * _KEY_BYTES
+_GAUSS_MEMORY = ctypes.c_char * _GAUSS.size
 
 
 def twister_reader(core: type) -> Callable[[Any], bytes] | None:
@@ -39,7 +44,7 @@ def twister_reader(core: type) -> Callable[[Any], bytes] | None:
 
 
 def _twister(generator: Any) -> bytes:
-    return ctypes.string_at(id(generator) + _TWISTER_OFFSET, _TWISTER_BYTES)
+    return _TWISTER_MEMORY.from_address(id(generator) + _TWISTER_OFFSET).raw
 
 
 @functools.cache
@@ -111,8 +116,8 @@ def _reader_of(cls: type, layout: tuple[Any, type, Any, int]) -> Callable[[Any],
         generator = bit_generator.__get__(state, cls)
         if type(generator) is not mt19937:
             return None
-        key = ctypes.string_at(interface.__get__(generator).state_address, _KEY_BYTES)
-        has_gauss, gauss = _GAUSS.unpack(ctypes.string_at(id(state) + gauss_at, _GAUSS.size))
+        key = _KEY_MEMORY.from_address(interface.__get__(generator).state_address).raw
+        has_gauss, gauss = _GAUSS.unpack(_GAUSS_MEMORY.from_address(id(state) + gauss_at).raw)
         return key + struct.pack("=id", has_gauss, gauss)
 
     return read

@@ -748,15 +748,96 @@ def probe_labels(obj: Any) -> bytes | None:
                      *map(enc_str, labels)])
 
 
-def sample(h: Any, arr: Any) -> None:
-    """Hash _PROBE_WINDOWS evenly spaced windows of ``arr``'s bytes, read through one strided
-    view (the same bytes, in the same order, as hashing them one by one)."""
-    flat = arr.reshape(-1).view("uint8")
-    n = len(flat)
-    if n <= _PROBE_WINDOWS * _PROBE_WINDOW_BYTES:
-        h.update(memoryview(flat))
-        return
+_GENERIC = object()  # a frame the block-manager fast path does not cover: read it as before
+
+
+def probe_plan(obj: Any) -> tuple[str, list[Any], list[tuple[Any, int, int]]] | None:
+    """What ``Fingerprinter.probe`` hashes: the identity text, the labels, and the regions to
+    sample (an array, byte offset, length) in column order. None when no probe applies: not
+    a plain array or RangeIndex frame of numeric columns, or under PROBE_MIN_BYTES."""
+    if type(obj) is library_class("pandas", "DataFrame"):
+        plan = _frame_plan(obj)
+        if plan is not _GENERIC:
+            return plan
+    arrays, meta, labels = probe_parts(obj)
+    if arrays is None or sum(a.nbytes for a in arrays) < PROBE_MIN_BYTES:
+        return None
+    return meta, labels, [(_sampled_buffer(a), 0, a.nbytes) for a in arrays]
+
+
+def _frame_plan(obj: Any) -> Any:
+    """``probe_parts`` of a DataFrame read from its block manager: each block's address and
+    dtype once, its rows as regions of its buffer, not a view, a dict and flags per column
+    (each a cold code path right after a query). The same text and bytes as ``probe_parts``;
+    ``_GENERIC`` where it cannot tell."""
+    manager = library_class("pandas.core.internals.managers", "BlockManager")
     np = _numpy()
-    step = (n - _PROBE_WINDOW_BYTES) // (_PROBE_WINDOWS - 1)
-    windows = np["ndarray"]((_PROBE_WINDOWS, _PROBE_WINDOW_BYTES), np["uint8"], flat, 0, (step, 1))
-    h.update(windows.tobytes())
+    ndarray = np["ndarray"]
+    try:
+        mgr = obj._mgr
+        if manager is None or type(mgr) is not manager:
+            return _GENERIC
+        axes = mgr.axes
+        if type(axes) is not list or len(axes) != 2:
+            return _GENERIC
+        columns, index = axes
+        if type(index) is not library_class("pandas", "RangeIndex"):
+            return None
+        steps = index._range
+        if type(steps) is not range:
+            return _GENERIC
+        blknos, blklocs = mgr.blknos.tolist(), mgr.blklocs.tolist()
+        if len(blknos) != len(columns):
+            return _GENERIC
+        blocks = []
+        nbytes = 0
+        for block in mgr.blocks:
+            values = block.values
+            if type(values) is not ndarray or values.dtype.hasobject:
+                return None
+            if values.ndim != 2 or not values.flags.c_contiguous:
+                return _GENERIC
+            nbytes += values.nbytes
+            blocks.append(values)
+        if nbytes < PROBE_MIN_BYTES:
+            return None
+        flat = []
+        for v in blocks:
+            interface = v.__array_interface__  # the address, and dtype.str as "typestr"
+            flat.append((_sampled_buffer(v), interface["data"][0], v.strides[0], interface["typestr"],
+                         v.shape[1] * v.itemsize))
+        meta = [f"frame({len(steps)}, {len(blknos)})", f"range{steps.start}:{steps.stop}:{steps.step}"]
+        regions = []
+        for number, row in zip(blknos, blklocs):
+            buffer, address, stride, dtype, size = flat[number]
+            meta.append(f"{dtype}@{address + row * stride}")
+            regions.append((buffer, row * size, size))
+        return "|".join(meta), [columns, index.name], regions
+    except (AttributeError, TypeError, ValueError, IndexError):  # pandas internals moved
+        return _GENERIC
+
+
+def _sampled_buffer(values: Any) -> Any:
+    """A C-contiguous array whose buffer ``ndarray(..., buffer=)`` reads: itself where numpy
+    exports its buffer (numbers, booleans), else its bytes as a flat uint8 view."""
+    if values.dtype.char in _BUFFER_CHARS:
+        return values
+    return values.reshape(-1).view(_numpy()["uint8"])
+
+
+_BUFFER_CHARS = frozenset("?bBhHiIlLqQefdgFDG")
+
+
+def sample_regions(h: Any, regions: list[tuple[Any, int, int]]) -> None:
+    """Hash each region (an array, byte offset, length) in order: whole up to _PROBE_WINDOWS
+    windows' bytes, else _PROBE_WINDOWS evenly spaced windows of _PROBE_WINDOW_BYTES, read
+    through one strided view of the buffer (the same bytes as hashing them one by one)."""
+    np = _numpy()
+    ndarray, uint8 = np["ndarray"], np["uint8"]
+    small = _PROBE_WINDOWS * _PROBE_WINDOW_BYTES
+    for flat, offset, size in regions:
+        if size <= small:
+            h.update(ndarray((size,), uint8, flat, offset))
+        else:
+            step = (size - _PROBE_WINDOW_BYTES) // (_PROBE_WINDOWS - 1)
+            h.update(ndarray((_PROBE_WINDOWS, _PROBE_WINDOW_BYTES), uint8, flat, offset, (step, 1)).tobytes())

@@ -12,7 +12,7 @@ import pytest
 import xxhash
 
 from nbgov.lineage.fingerprint import Fingerprinter, columnar
-from nbgov.lineage.fingerprint.columnar import _GENERIC, _frame_plan
+from nbgov.lineage.fingerprint.columnar import _GENERIC, _find_frame_classes, _frame_plan
 
 N = 200_000  # 1.6 MB a float column: above the probe's minimum
 
@@ -91,10 +91,12 @@ def test_the_probe_equals_the_generic_reading(name: str) -> None:
 
 def test_the_fast_path_covers_plain_frames_and_hands_back_the_rest() -> None:
     values = _values()
+    classes = _find_frame_classes()
+    assert classes is not None
     for name in ("mixed", "one block", "from fortran", "named index", "small ints", "many columns", "row view"):
-        assert _frame_plan(values[name]) not in (None, _GENERIC), name
+        assert _frame_plan(values[name], classes) not in (None, _GENERIC), name
     for name in ("sliced rows", "fortran block"):
-        assert _frame_plan(values[name]) is _GENERIC, name
+        assert _frame_plan(values[name], classes) is _GENERIC, name
 
 
 @pytest.mark.parametrize("column", ["id", "amount", "qty"])

@@ -755,8 +755,9 @@ def probe_plan(obj: Any) -> tuple[str, list[Any], list[tuple[Any, int, int]]] | 
     """What ``Fingerprinter.probe`` hashes: the identity text, the labels, and the regions to
     sample (an array, byte offset, length) in column order. None when no probe applies: not
     a plain array or RangeIndex frame of numeric columns, or under PROBE_MIN_BYTES."""
-    if type(obj) is library_class("pandas", "DataFrame"):
-        plan = _frame_plan(obj)
+    classes = _frame_classes or _find_frame_classes()
+    if classes is not None and type(obj) is classes[0]:
+        plan = _frame_plan(obj, classes)
         if plan is not _GENERIC:
             return plan
     arrays, meta, labels = probe_parts(obj)
@@ -765,28 +766,44 @@ def probe_plan(obj: Any) -> tuple[str, list[Any], list[tuple[Any, int, int]]] | 
     return meta, labels, [(_sampled_buffer(a), 0, a.nbytes) for a in arrays]
 
 
-def _frame_plan(obj: Any) -> Any:
+_frame_classes: tuple[Any, ...] = ()  # (DataFrame, BlockManager, RangeIndex, ndarray) once all are found
+
+
+def _find_frame_classes() -> tuple[Any, ...] | None:
+    """The classes the frame probe checks, kept once all are imported (``library_class``
+    keeps found classes too): one lookup per probe, not four."""
+    global _frame_classes
+    found = (library_class("pandas", "DataFrame"), library_class("pandas.core.internals.managers", "BlockManager"),
+             library_class("pandas", "RangeIndex"), library_class("numpy", "ndarray"))
+    if any(c is None for c in found):
+        return None
+    _frame_classes = found
+    return found
+
+
+def _frame_plan(obj: Any, classes: tuple[Any, ...]) -> Any:
     """``probe_parts`` of a DataFrame read from its block manager: each block's address and
     dtype once, its rows as regions of its buffer, not a view, a dict and flags per column
     (each a cold code path right after a query). The same text and bytes as ``probe_parts``;
     ``_GENERIC`` where it cannot tell."""
-    manager = library_class("pandas.core.internals.managers", "BlockManager")
-    np = _numpy()
-    ndarray = np["ndarray"]
+    _, manager, range_index, ndarray = classes
     try:
         mgr = obj._mgr
-        if manager is None or type(mgr) is not manager:
+        if type(mgr) is not manager:
             return _GENERIC
         axes = mgr.axes
         if type(axes) is not list or len(axes) != 2:
             return _GENERIC
         columns, index = axes
-        if type(index) is not library_class("pandas", "RangeIndex"):
+        if type(index) is not range_index:
             return None
         steps = index._range
         if type(steps) is not range:
             return _GENERIC
-        blknos, blklocs = mgr.blknos.tolist(), mgr.blklocs.tolist()
+        blknos, blklocs = mgr._blknos, mgr._blklocs  # what the properties return, when built
+        if blknos is None or blklocs is None:
+            blknos, blklocs = mgr.blknos, mgr.blklocs
+        blknos, blklocs = blknos.tolist(), blklocs.tolist()
         if len(blknos) != len(columns):
             return _GENERIC
         blocks = []

@@ -135,3 +135,32 @@ def test_a_new_buffer_index_dtype_or_order_changes_the_probe() -> None:
     ]
     for other in changed:
         assert fingerprinter.probe(other) != probe
+
+
+def test_the_walks_exact_type_shortcuts_hash_as_the_general_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain Index's freq and an ArrowStringArray column skip the subclass checks: without
+    those shortcuts (the classes unknown) every fingerprint is the same."""
+    import pyarrow as pa
+
+    values = [
+        pd.DataFrame({"s": pd.array(["a", None, "bc"], dtype="str"), "n": [1, 2, 3]}),
+        pd.DataFrame({"s": pd.array(["a", None], dtype="string[pyarrow]")}, index=pd.Index(["x", "y"], name="k")),
+        pd.Index(["a", "b"], name="n"),
+        pd.Series(pd.array(["x"] * 5, dtype=pd.ArrowDtype(pa.string()))),
+        pa.chunked_array([["a"], ["bc", None]]),
+        pa.array(["a", "bcdefghijklmnopqrstuvwxyz"], pa.string_view()),
+        pa.array([b"a", b"bc"], pa.large_binary()),
+        pa.array(["a", "b", "a"]).dictionary_encode(),
+        pa.array([True, False, True]),
+    ]
+    fast = [Fingerprinter().fingerprint(v).hash for v in values]
+    original = columnar.library_class
+
+    def without_shortcuts(module: str, qualname: str) -> Any:
+        if (module, qualname) in {("pandas.arrays", "ArrowStringArray"), ("pandas", "Index")}:
+            return None
+        return original(module, qualname)
+
+    monkeypatch.setattr(columnar, "library_class", without_shortcuts)
+    assert [Fingerprinter().fingerprint(v).hash for v in values] == fast
+    assert None not in fast

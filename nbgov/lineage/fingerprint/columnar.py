@@ -459,6 +459,8 @@ def _index_freq(idx: Any) -> Any:
     """A DatetimeIndex's or TimedeltaIndex's ``freq``: not in its values, yet ``shift``,
     ``asfreq``, ``resample`` and slicing follow it. Read from the instance state (pandas 3
     keeps it on the index, pandas 2 on the array inside); a PeriodIndex's is in its dtype."""
+    if type(idx) is library_class("pandas", "Index"):  # a plain Index: neither kind
+        return None
     kinds = [library_class("pandas", "DatetimeIndex"), library_class("pandas", "TimedeltaIndex")]
     if not any(k is not None and inherits(type(idx), k) for k in kinds):
         return None
@@ -487,7 +489,14 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
     ndarray = np["ndarray"]
     dtype = arr.dtype
     walk.emit(_column_tag(walk, dtype))
-    if inherits(type(arr), ndarray):
+    tp = type(arr)
+    if (tp is library_class("pandas.arrays", "ArrowStringArray") and type(dtype) is pd["StringDtype"]
+            and getattr(arr, "_ndarray", None) is None):
+        pa_arr = _arrow_of(arr)  # (where the checks below lead it, without their MRO scans)
+        if pa_arr is not None:
+            arrow_values(walk, pa_arr)
+            return
+    if inherits(tp, ndarray):
         if dtype.hasobject:
             deferred += object_items(walk, arr)
         else:
@@ -623,21 +632,37 @@ class _ArrowStreams:
         self.data = xxhash.xxh3_128()
 
 
+def _arrow_type_ids(pa: dict[str, Any]) -> dict[str, int]:
+    """Arrow's type ids by name: ``pyarrow.types.is_string(t)`` and the like are
+    ``t.id == lib.Type_STRING``, so one read of ``t.id`` answers them all."""
+    if not _ARROW_TYPE_IDS:
+        lib = pa["lib"]
+        _ARROW_TYPE_IDS.update({name: getattr(lib, f"Type_{name}") for name in _ARROW_TYPE_NAMES})
+    return _ARROW_TYPE_IDS
+
+
+_ARROW_TYPE_NAMES = ("DICTIONARY", "STRING_VIEW", "BINARY_VIEW", "STRING", "BINARY", "LARGE_STRING", "LARGE_BINARY")
+_ARROW_TYPE_IDS: dict[str, int] = {}
+
+
 def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
     pa = loaded_module("pyarrow") or {}
     np = _numpy()
     types = pa["types"]
+    ids = _arrow_type_ids(pa)
     t = chunk.type
-    if types.is_dictionary(t):
+    kind = t.id
+    if kind == ids["DICTIONARY"]:
         _arrow_chunk(walk, streams, chunk.dictionary.take(chunk.indices))
         return
-    if types.is_string_view(t) or types.is_binary_view(t):
-        chunk = chunk.cast(pa["large_string"]() if types.is_string_view(t) else pa["large_binary"]())
+    if kind == ids["STRING_VIEW"] or kind == ids["BINARY_VIEW"]:
+        chunk = chunk.cast(pa["large_string"]() if kind == ids["STRING_VIEW"] else pa["large_binary"]())
         t = chunk.type
+        kind = t.id
     n, off = len(chunk), chunk.offset
-    if types.is_string(t) or types.is_binary(t) or types.is_large_string(t) or types.is_large_binary(t):
+    wide = kind == ids["LARGE_STRING"] or kind == ids["LARGE_BINARY"]
+    if wide or kind == ids["STRING"] or kind == ids["BINARY"]:
         bufs = chunk.buffers()
-        wide = types.is_large_string(t) or types.is_large_binary(t)
         offsets = np["frombuffer"](
             bufs[1], dtype=np["int64"] if wide else np["int32"], count=n + 1, offset=off * (8 if wide else 4)
         )

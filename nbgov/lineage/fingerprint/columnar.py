@@ -737,16 +737,22 @@ def probe_labels(obj: Any) -> bytes | None:
     """A plain pandas Index of strings (a frame's usual column labels) as bytes: its dtype,
     name and every label, length-prefixed; None for anything else (the walk reads that).
     The same content the walk reads, without its per-buffer work."""
-    index = library_class("pandas", "Index")
-    if index is None or type(obj) is not index:
+    classes = _label_classes or _find_label_classes()
+    if classes is None or type(obj) is not classes[0]:
         return None
-    name = obj.name
+    _, string_dtype, object_dtype, arrow_strings, chunked, ndarray, pd = classes
+    try:  # what ``name``, ``storage``, ``na_value`` and ``_values`` return, without their frames
+        name, dtype, values = obj._name, obj.dtype, obj._data
+        if type(dtype) is string_dtype:
+            storage, na_value = dtype._storage, dtype._na_value
+    except AttributeError:  # pandas internals moved: the public names
+        name, dtype, values = obj.name, obj.dtype, obj._values
+        if type(dtype) is string_dtype:
+            storage, na_value = dtype.storage, dtype.na_value
     if name is not None and type(name) is not str:
         return None
-    dtype = obj.dtype
-    if type(dtype) is library_class("pandas", "StringDtype"):
-        storage, na_value = dtype.storage, dtype.na_value
-        if na_value is (loaded_module("pandas") or {}).get("NA"):
+    if type(dtype) is string_dtype:
+        if na_value is (pd or {}).get("NA"):
             missing = "NA"
         elif type(na_value) is float and na_value != na_value:
             missing = "nan"
@@ -755,15 +761,14 @@ def probe_labels(obj: Any) -> bytes | None:
         if type(storage) is not str:
             return None
         kind = f"string|{storage}|{missing}"
-    elif type(dtype) is library_class("numpy.dtypes", "ObjectDType"):
+    elif type(dtype) is object_dtype:
         kind = "object"
     else:
         return None
-    values = obj._values
-    if type(values) is library_class("pandas.arrays", "ArrowStringArray"):
+    if type(values) is arrow_strings:
         data = values._pa_array  # the array's whole content (its dtype is read above)
-        labels = data.to_pylist() if type(data) is library_class("pyarrow", "ChunkedArray") else obj.tolist()
-    elif type(values) is library_class("numpy", "ndarray"):
+        labels = data.to_pylist() if type(data) is chunked else obj.tolist()
+    elif type(values) is ndarray:
         labels = values.tolist()
     else:
         labels = obj.tolist()
@@ -771,6 +776,21 @@ def probe_labels(obj: Any) -> bytes | None:
         return None
     return b"".join([enc_str(kind), b"N" if name is None else enc_str(name), b"%x;" % len(labels),
                      *map(enc_str, labels)])
+
+
+# (Index, StringDtype, ObjectDType, ArrowStringArray, ChunkedArray, ndarray, pandas' namespace)
+_label_classes: tuple[Any, ...] = ()
+
+
+def _find_label_classes() -> tuple[Any, ...] | None:
+    """What ``probe_labels`` checks, kept once all are imported (one lookup per probe)."""
+    global _label_classes
+    found = (library_class("pandas", "Index"), library_class("pandas", "StringDtype"),
+             library_class("numpy.dtypes", "ObjectDType"), library_class("pandas.arrays", "ArrowStringArray"),
+             library_class("pyarrow", "ChunkedArray"), library_class("numpy", "ndarray"), loaded_module("pandas"))
+    if all(c is not None for c in found):
+        _label_classes = found
+    return found if found[0] is not None else None  # (one not imported yet is looked up next time)
 
 
 _GENERIC = object()  # a frame the block-manager fast path does not cover: read it as before

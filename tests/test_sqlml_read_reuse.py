@@ -65,3 +65,30 @@ def test_a_frame_the_probe_cannot_vouch_for_is_hashed_on_every_query(shell: Any)
     two = _run(shell, "%%sqlml -o n\nSELECT count(*) AS n FROM names")
     assert counter.count == 2, "a small frame (no version probe) is hashed again for each query"
     assert _frame_read(one, "names") == _frame_read(two, "names")
+
+
+def test_the_probe_kept_for_a_query_result_is_the_probe_of_that_result(shell: Any) -> None:
+    _run(shell, "import numpy as np, pandas as pd\n"
+                "orders = pd.DataFrame({'id': np.arange(300_000), 'amount': np.linspace(0, 1, 300_000)})")
+    _run(shell, "%%sqlml -o top\nSELECT id, amount FROM orders WHERE amount > 0.5")
+    tracker = _recorder(shell).values
+    for name in ("orders", "top"):
+        ref, _, probe = tracker._after[name]
+        assert ref() is shell.user_ns[name]
+        assert probe == tracker.fingerprinter.probe(shell.user_ns[name]), name
+
+
+def test_an_in_place_change_between_queries_to_a_sampled_window_is_seen(shell: Any) -> None:
+    """A write no cell records (a thread, a callback), into bytes the probe samples: the next
+    query hashes the frame again instead of reusing its last fingerprint."""
+    written = _run(shell, "import numpy as np, pandas as pd\n"
+                          "orders = pd.DataFrame({'id': np.arange(300_000), 'amount': np.linspace(0, 1, 300_000),"
+                          " 'qty': np.arange(300_000) % 7})")
+    before = _frame_read(_run(shell, "%%sqlml -o top\nSELECT count(*) AS n FROM orders"), "orders")
+    assert before == written["writes"][0]["fingerprint"]
+    orders = shell.user_ns["orders"]
+    (block,) = [b for b in orders._mgr.blocks if 2 in list(b.mgr_locs)]
+    raw = block.values[list(block.mgr_locs).index(2)].view("uint8")  # qty's bytes, in place
+    raw[(len(raw) - 64) // 63 * 40] ^= 1  # the first byte of the 41st sampled window
+    after = _frame_read(_run(shell, "%%sqlml -o top\nSELECT count(*) AS n FROM orders"), "orders")
+    assert after["hash"] != before["hash"]

@@ -52,6 +52,8 @@ DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing
 INTERRUPTED = "unfinished: interrupted"
 _NO_REACH: frozenset[int] = frozenset()
+# what ``probe`` hashes for a None label (an unnamed index): ``_digest(None)``, then ";"
+_NONE_LABEL = xxhash.xxh3_128_hexdigest(ATOMS[id(type(None))](None)).encode("ascii") + b";"
 _CACHE_LIMIT = 4096
 
 
@@ -120,16 +122,19 @@ class Fingerprinter:
         nothing visibly changed. Values under PROBE_MIN_BYTES are always hashed fully.
         """
         try:
-            arrays, meta, labels = columnar.probe_parts(obj)
-            if arrays is None or sum(a.nbytes for a in arrays) < columnar.PROBE_MIN_BYTES:
+            plan = columnar.probe_plan(obj)
+            if plan is None:
                 return None
+            meta, labels, regions = plan
             h = xxhash.xxh3_128(meta.encode("utf-8", "surrogatepass"))
             for part in labels:  # each part's digest text, then ";" (no digest text holds one)
+                if part is None:  # an unnamed index
+                    h.update(_NONE_LABEL)
+                    continue
                 fast = columnar.probe_labels(part)
                 text = self._digest(part) if fast is None else "L" + xxhash.xxh3_128_hexdigest(fast)
                 h.update(text.encode("ascii") + b";")
-            for arr in arrays:
-                columnar.sample(h, arr)
+            columnar.sample_regions(h, regions)
             return h.hexdigest()
         except Exception:
             return None

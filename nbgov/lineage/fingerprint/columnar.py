@@ -459,6 +459,8 @@ def _index_freq(idx: Any) -> Any:
     """A DatetimeIndex's or TimedeltaIndex's ``freq``: not in its values, yet ``shift``,
     ``asfreq``, ``resample`` and slicing follow it. Read from the instance state (pandas 3
     keeps it on the index, pandas 2 on the array inside); a PeriodIndex's is in its dtype."""
+    if type(idx) is library_class("pandas", "Index"):  # a plain Index: neither kind
+        return None
     kinds = [library_class("pandas", "DatetimeIndex"), library_class("pandas", "TimedeltaIndex")]
     if not any(k is not None and inherits(type(idx), k) for k in kinds):
         return None
@@ -487,7 +489,14 @@ def pandas_array(walk: Walk, arr: Any, deferred: list[Any]) -> None:
     ndarray = np["ndarray"]
     dtype = arr.dtype
     walk.emit(_column_tag(walk, dtype))
-    if inherits(type(arr), ndarray):
+    tp = type(arr)
+    if (tp is library_class("pandas.arrays", "ArrowStringArray") and type(dtype) is pd["StringDtype"]
+            and getattr(arr, "_ndarray", None) is None):
+        pa_arr = _arrow_of(arr)  # (where the checks below lead it, without their MRO scans)
+        if pa_arr is not None:
+            arrow_values(walk, pa_arr)
+            return
+    if inherits(tp, ndarray):
         if dtype.hasobject:
             deferred += object_items(walk, arr)
         else:
@@ -623,21 +632,37 @@ class _ArrowStreams:
         self.data = xxhash.xxh3_128()
 
 
+def _arrow_type_ids(pa: dict[str, Any]) -> dict[str, int]:
+    """Arrow's type ids by name: ``pyarrow.types.is_string(t)`` and the like are
+    ``t.id == lib.Type_STRING``, so one read of ``t.id`` answers them all."""
+    if not _ARROW_TYPE_IDS:
+        lib = pa["lib"]
+        _ARROW_TYPE_IDS.update({name: getattr(lib, f"Type_{name}") for name in _ARROW_TYPE_NAMES})
+    return _ARROW_TYPE_IDS
+
+
+_ARROW_TYPE_NAMES = ("DICTIONARY", "STRING_VIEW", "BINARY_VIEW", "STRING", "BINARY", "LARGE_STRING", "LARGE_BINARY")
+_ARROW_TYPE_IDS: dict[str, int] = {}
+
+
 def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
     pa = loaded_module("pyarrow") or {}
     np = _numpy()
     types = pa["types"]
+    ids = _arrow_type_ids(pa)
     t = chunk.type
-    if types.is_dictionary(t):
+    kind = t.id
+    if kind == ids["DICTIONARY"]:
         _arrow_chunk(walk, streams, chunk.dictionary.take(chunk.indices))
         return
-    if types.is_string_view(t) or types.is_binary_view(t):
-        chunk = chunk.cast(pa["large_string"]() if types.is_string_view(t) else pa["large_binary"]())
+    if kind == ids["STRING_VIEW"] or kind == ids["BINARY_VIEW"]:
+        chunk = chunk.cast(pa["large_string"]() if kind == ids["STRING_VIEW"] else pa["large_binary"]())
         t = chunk.type
+        kind = t.id
     n, off = len(chunk), chunk.offset
-    if types.is_string(t) or types.is_binary(t) or types.is_large_string(t) or types.is_large_binary(t):
+    wide = kind == ids["LARGE_STRING"] or kind == ids["LARGE_BINARY"]
+    if wide or kind == ids["STRING"] or kind == ids["BINARY"]:
         bufs = chunk.buffers()
-        wide = types.is_large_string(t) or types.is_large_binary(t)
         offsets = np["frombuffer"](
             bufs[1], dtype=np["int64"] if wide else np["int32"], count=n + 1, offset=off * (8 if wide else 4)
         )
@@ -712,16 +737,22 @@ def probe_labels(obj: Any) -> bytes | None:
     """A plain pandas Index of strings (a frame's usual column labels) as bytes: its dtype,
     name and every label, length-prefixed; None for anything else (the walk reads that).
     The same content the walk reads, without its per-buffer work."""
-    index = library_class("pandas", "Index")
-    if index is None or type(obj) is not index:
+    classes = _label_classes or _find_label_classes()
+    if classes is None or type(obj) is not classes[0]:
         return None
-    name = obj.name
+    _, string_dtype, object_dtype, arrow_strings, chunked, ndarray, pd = classes
+    try:  # what ``name``, ``storage``, ``na_value`` and ``_values`` return, without their frames
+        name, dtype, values = obj._name, obj.dtype, obj._data
+        if type(dtype) is string_dtype:
+            storage, na_value = dtype._storage, dtype._na_value
+    except AttributeError:  # pandas internals moved: the public names
+        name, dtype, values = obj.name, obj.dtype, obj._values
+        if type(dtype) is string_dtype:
+            storage, na_value = dtype.storage, dtype.na_value
     if name is not None and type(name) is not str:
         return None
-    dtype = obj.dtype
-    if type(dtype) is library_class("pandas", "StringDtype"):
-        storage, na_value = dtype.storage, dtype.na_value
-        if na_value is (loaded_module("pandas") or {}).get("NA"):
+    if type(dtype) is string_dtype:
+        if na_value is (pd or {}).get("NA"):
             missing = "NA"
         elif type(na_value) is float and na_value != na_value:
             missing = "nan"
@@ -730,15 +761,14 @@ def probe_labels(obj: Any) -> bytes | None:
         if type(storage) is not str:
             return None
         kind = f"string|{storage}|{missing}"
-    elif type(dtype) is library_class("numpy.dtypes", "ObjectDType"):
+    elif type(dtype) is object_dtype:
         kind = "object"
     else:
         return None
-    values = obj._values
-    if type(values) is library_class("pandas.arrays", "ArrowStringArray"):
+    if type(values) is arrow_strings:
         data = values._pa_array  # the array's whole content (its dtype is read above)
-        labels = data.to_pylist() if type(data) is library_class("pyarrow", "ChunkedArray") else obj.tolist()
-    elif type(values) is library_class("numpy", "ndarray"):
+        labels = data.to_pylist() if type(data) is chunked else obj.tolist()
+    elif type(values) is ndarray:
         labels = values.tolist()
     else:
         labels = obj.tolist()
@@ -748,15 +778,128 @@ def probe_labels(obj: Any) -> bytes | None:
                      *map(enc_str, labels)])
 
 
-def sample(h: Any, arr: Any) -> None:
-    """Hash _PROBE_WINDOWS evenly spaced windows of ``arr``'s bytes, read through one strided
-    view (the same bytes, in the same order, as hashing them one by one)."""
-    flat = arr.reshape(-1).view("uint8")
-    n = len(flat)
-    if n <= _PROBE_WINDOWS * _PROBE_WINDOW_BYTES:
-        h.update(memoryview(flat))
-        return
+# (Index, StringDtype, ObjectDType, ArrowStringArray, ChunkedArray, ndarray, pandas' namespace)
+_label_classes: tuple[Any, ...] = ()
+
+
+def _find_label_classes() -> tuple[Any, ...] | None:
+    """What ``probe_labels`` checks, kept once all are imported (one lookup per probe)."""
+    global _label_classes
+    found = (library_class("pandas", "Index"), library_class("pandas", "StringDtype"),
+             library_class("numpy.dtypes", "ObjectDType"), library_class("pandas.arrays", "ArrowStringArray"),
+             library_class("pyarrow", "ChunkedArray"), library_class("numpy", "ndarray"), loaded_module("pandas"))
+    if all(c is not None for c in found):
+        _label_classes = found
+    return found if found[0] is not None else None  # (one not imported yet is looked up next time)
+
+
+_GENERIC = object()  # a frame the block-manager fast path does not cover: read it as before
+
+
+def probe_plan(obj: Any) -> tuple[str, list[Any], list[tuple[Any, int, int]]] | None:
+    """What ``Fingerprinter.probe`` hashes: the identity text, the labels, and the regions to
+    sample (an array, byte offset, length) in column order. None when no probe applies: not
+    a plain array or RangeIndex frame of numeric columns, or under PROBE_MIN_BYTES."""
+    classes = _frame_classes or _find_frame_classes()
+    if classes is not None and type(obj) is classes[0]:
+        plan = _frame_plan(obj, classes)
+        if plan is not _GENERIC:
+            return plan
+    arrays, meta, labels = probe_parts(obj)
+    if arrays is None or sum(a.nbytes for a in arrays) < PROBE_MIN_BYTES:
+        return None
+    return meta, labels, [(_sampled_buffer(a), 0, a.nbytes) for a in arrays]
+
+
+_frame_classes: tuple[Any, ...] = ()  # (DataFrame, BlockManager, RangeIndex, ndarray) once all are found
+
+
+def _find_frame_classes() -> tuple[Any, ...] | None:
+    """The classes the frame probe checks, kept once all are imported (``library_class``
+    keeps found classes too): one lookup per probe, not four."""
+    global _frame_classes
+    found = (library_class("pandas", "DataFrame"), library_class("pandas.core.internals.managers", "BlockManager"),
+             library_class("pandas", "RangeIndex"), library_class("numpy", "ndarray"))
+    if any(c is None for c in found):
+        return None
+    _frame_classes = found
+    return found
+
+
+def _frame_plan(obj: Any, classes: tuple[Any, ...]) -> Any:
+    """``probe_parts`` of a DataFrame read from its block manager: each block's address and
+    dtype once, its rows as regions of its buffer, not a view, a dict and flags per column
+    (each a cold code path right after a query). The same text and bytes as ``probe_parts``;
+    ``_GENERIC`` where it cannot tell."""
+    _, manager, range_index, ndarray = classes
+    try:
+        mgr = obj._mgr
+        if type(mgr) is not manager:
+            return _GENERIC
+        axes = mgr.axes
+        if type(axes) is not list or len(axes) != 2:
+            return _GENERIC
+        columns, index = axes
+        if type(index) is not range_index:
+            return None
+        steps = index._range
+        if type(steps) is not range:
+            return _GENERIC
+        blknos, blklocs = mgr._blknos, mgr._blklocs  # what the properties return, when built
+        if blknos is None or blklocs is None:
+            blknos, blklocs = mgr.blknos, mgr.blklocs
+        blknos, blklocs = blknos.tolist(), blklocs.tolist()
+        if len(blknos) != len(columns):
+            return _GENERIC
+        blocks = []
+        nbytes = 0
+        for block in mgr.blocks:
+            values = block.values
+            if type(values) is not ndarray or values.dtype.hasobject:
+                return None
+            if values.ndim != 2 or not values.flags.c_contiguous:
+                return _GENERIC
+            nbytes += values.nbytes
+            blocks.append(values)
+        if nbytes < PROBE_MIN_BYTES:
+            return None
+        flat = []
+        for v in blocks:
+            interface = v.__array_interface__  # the address, and dtype.str as "typestr"
+            flat.append((_sampled_buffer(v), interface["data"][0], v.strides[0], interface["typestr"],
+                         v.shape[1] * v.itemsize))
+        meta = [f"frame({len(steps)}, {len(blknos)})", f"range{steps.start}:{steps.stop}:{steps.step}"]
+        regions = []
+        for number, row in zip(blknos, blklocs):
+            buffer, address, stride, dtype, size = flat[number]
+            meta.append(f"{dtype}@{address + row * stride}")
+            regions.append((buffer, row * size, size))
+        return "|".join(meta), [columns, index.name], regions
+    except (AttributeError, TypeError, ValueError, IndexError):  # pandas internals moved
+        return _GENERIC
+
+
+def _sampled_buffer(values: Any) -> Any:
+    """A C-contiguous array whose buffer ``ndarray(..., buffer=)`` reads: itself where numpy
+    exports its buffer (numbers, booleans), else its bytes as a flat uint8 view."""
+    if values.dtype.char in _BUFFER_CHARS:
+        return values
+    return values.reshape(-1).view(_numpy()["uint8"])
+
+
+_BUFFER_CHARS = frozenset("?bBhHiIlLqQefdgFDG")
+
+
+def sample_regions(h: Any, regions: list[tuple[Any, int, int]]) -> None:
+    """Hash each region (an array, byte offset, length) in order: whole up to _PROBE_WINDOWS
+    windows' bytes, else _PROBE_WINDOWS evenly spaced windows of _PROBE_WINDOW_BYTES, read
+    through one strided view of the buffer (the same bytes as hashing them one by one)."""
     np = _numpy()
-    step = (n - _PROBE_WINDOW_BYTES) // (_PROBE_WINDOWS - 1)
-    windows = np["ndarray"]((_PROBE_WINDOWS, _PROBE_WINDOW_BYTES), np["uint8"], flat, 0, (step, 1))
-    h.update(windows.tobytes())
+    ndarray, uint8 = np["ndarray"], np["uint8"]
+    small = _PROBE_WINDOWS * _PROBE_WINDOW_BYTES
+    for flat, offset, size in regions:
+        if size <= small:
+            h.update(ndarray((size,), uint8, flat, offset))
+        else:
+            step = (size - _PROBE_WINDOW_BYTES) // (_PROBE_WINDOWS - 1)
+            h.update(ndarray((_PROBE_WINDOWS, _PROBE_WINDOW_BYTES), uint8, flat, offset, (step, 1)).tobytes())

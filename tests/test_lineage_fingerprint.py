@@ -81,6 +81,15 @@ def test_arrow_hash_ignores_chunking_and_slicing_but_not_content() -> None:
     assert h(nested) == h(pa.array([[1, 2], [3]])) and h(nested) != h(pa.array([[1], [2, 3]]))
 
 
+def test_arrow_booleans_with_nulls_are_exact() -> None:
+    with_null = pa.array([True, None, False])
+    assert not fingerprint(with_null).weak
+    assert h(with_null) == h(pa.chunked_array([[True], [None, False]]))
+    assert h(with_null) != h(pa.array([True, None, True]))
+    assert h(with_null) != h(pa.array([True, False, False]))  # a null is not a False
+    assert h(pa.array([True, None, False]).slice(1)) == h(pa.array([None, False]))
+
+
 def test_pyarrow_tables_and_polars_frames() -> None:
     df = _frame(200)
     table = pa.Table.from_pandas(df, preserve_index=False)

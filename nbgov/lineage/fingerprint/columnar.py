@@ -680,7 +680,10 @@ def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
         streams.data.update(memoryview(buf)[off * width : (off + n) * width])
         return
     if types.is_boolean(t):
-        streams.data.update(chunk.to_numpy(zero_copy_only=False).view(np["uint8"]))
+        # nulls as False (numpy has no null bool; ``to_numpy`` would give objects): the null
+        # mask is its own stream, so what a null covers is told apart from a False
+        filled = chunk.fill_null(False) if chunk.null_count else chunk
+        streams.data.update(filled.to_numpy(zero_copy_only=False).view(np["uint8"]))
         return
     # nested and exotic types: Arrow IPC of the (sliced) chunk is exact, if a copy
     sink = pa["BufferOutputStream"]()

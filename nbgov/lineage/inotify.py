@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import struct
 import sys
 from collections.abc import Set as AbstractSet
@@ -131,6 +132,8 @@ class Inotify:
             err = ctypes.get_errno()
             raise OSError(err, f"inotify_init1: {os.strerror(err)}")
         self.fd: int = fd
+        self._waiting = select.poll()  # whether events wait, without a read that raises when none do
+        self._waiting.register(fd, select.POLLIN)
         self._folders: dict[int, str] = {}  # watch descriptor -> folder, oldest first
         self._awake: set[int] = set()
         self._named: dict[str, int] = {}  # folder -> the watch descriptor its name gave last
@@ -232,6 +235,8 @@ class Inotify:
 
     def _read(self, size: int) -> bytes:
         """The events waiting (up to ``size`` bytes); empty when there are none."""
+        if not self._waiting.poll(0):
+            return b""  # most cells and most gaps between them: one poll, no BlockingIOError
         while True:
             try:
                 return os.read(self.fd, size)

@@ -4,6 +4,7 @@ and labels identical, probabilities through LOGISTIC / SOFTMAX within 1e-6."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -118,6 +119,24 @@ def test_one_case_per_tree_keeps_the_expression_shallow() -> None:
     # 40 trees, each its own list element: nesting is one tree deep, not forty
     depth = max_paren_depth(body)
     assert depth < 40
+
+
+@pytest.mark.parametrize("kind", ["gb_reg", "rf_reg", "gb_binary", "rf_binary", "gb_three", "rf_three", "tree_three"])
+@pytest.mark.parametrize("guards", [0, 2])
+def test_the_built_tree_is_the_parsed_text(kind: str, guards: int) -> None:
+    """The template built from the node arrays is the tree parsing the body gives: the same
+    nodes, arguments and sqlglot types (``repr`` shows them), so the same SQL in every dialect."""
+    payload = fitted(kind)
+    model = onnx.load_model_from_string(payload)
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    outputs = model_version(payload).outputs
+    built = ensemble_sql(node, read_forest(node), outputs)
+    assert built.tree is not None
+    parsed = template(replace(built, tree=None), outputs, guards)
+    shape = template(built, outputs, guards)
+    assert shape is not None and parsed is not None
+    assert repr(shape) == repr(parsed) and shape == parsed
+    assert shape.sql(dialect="duckdb") == parsed.sql(dialect="duckdb")
 
 
 def max_paren_depth(text: str) -> int:

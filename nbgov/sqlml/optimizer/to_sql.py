@@ -13,7 +13,8 @@ predict does.  Anything not understood returns None: the call stays in ONNX.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,8 @@ class SqlModel:
     kind: str  # "linear" or "trees"
     terms: int  # multiply-adds (linear) or tree levels evaluated per row (trees)
     body: str | None = None  # the complete, typed value expression (tabulated trees)
+    # builds the tree parsing ``body`` gives, without parsing it (large ensembles)
+    tree: Callable[[], exp.Expr] | None = field(default=None, repr=False, compare=False)
 
 
 def _lit(value: float, elem: str = "double") -> str:
@@ -459,6 +462,8 @@ def template(
     sql_model: SqlModel, outputs: tuple[TensorSpec, ...], guards: int
 ) -> exp.Expression | None:
     """The parsed expression with ``__f{i}__`` / ``__g{i}__`` placeholders (cacheable: parsing is slow)."""
+    if sql_model.tree is not None:
+        return _finish(sql_model.tree(), outputs, guards)
     if sql_model.body is not None:
         return _finish(sql_model.body, outputs, guards)
     parts: list[str] = []
@@ -497,11 +502,22 @@ def _pack(parts: list[str]) -> str:
     )
 
 
-def _finish(body: str, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression:
-    if guards:
+def _finish(body: str | exp.Expr, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression:
+    """The body (text, or the tree parsing it gives) NULL under the guards, with the output
+    names; the tree is fresh, so renamed in place (a copy of a large ensemble took seconds)."""
+    if isinstance(body, str):
+        if guards:
+            conds = " OR ".join(f"__g{i}__ IS NULL" for i in range(guards))
+            body = f"CASE WHEN {conds} THEN NULL ELSE {body} END"
+        tree = sqlglot.parse_one(body, dialect="duckdb")
+    elif guards:
         conds = " OR ".join(f"__g{i}__ IS NULL" for i in range(guards))
-        body = f"CASE WHEN {conds} THEN NULL ELSE {body} END"
-    tree = sqlglot.parse_one(body, dialect="duckdb")
+        tree = sqlglot.parse_one(f"CASE WHEN {conds} THEN NULL ELSE __nbgov_body__ END", dialect="duckdb")
+        default = tree.args["default"]
+        assert isinstance(default, exp.Column) and default.name == "__nbgov_body__"
+        default.replace(body)
+    else:
+        tree = body
     names = {f"__o{i}__": spec.name for i, spec in enumerate(outputs)}
 
     def rename(node: exp.Expression) -> exp.Expression:
@@ -509,7 +525,7 @@ def _finish(body: str, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expr
             return exp.to_identifier(names[node.this], quoted=True)
         return node
 
-    return tree.transform(rename)
+    return tree.transform(rename, copy=False)
 
 
 def fill(

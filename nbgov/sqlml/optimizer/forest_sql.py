@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import sqlglot
 import sqlglot.expressions as exp
 from onnx import helper
 from sqlglot.expressions.builders import apply_index_offset
@@ -29,7 +28,7 @@ from sqlglot.expressions.builders import apply_index_offset
 from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
-from nbgov.sqlml.optimizer.to_sql import SqlModel, mean_depth
+from nbgov.sqlml.optimizer.to_sql import SqlModel, cast_expr, feature_expr, mean_depth, number_expr, parse_with
 from nbgov.sqlml.plan import TensorSpec
 
 class NotTranslatable(ValueError):
@@ -62,7 +61,7 @@ def ensemble_sql(node: onnx.NodeProto, forest: Forest, outputs: tuple[TensorSpec
     else:
         raise NotTranslatable(f"{spec.op_type} is not translated")
     body = write(_tree_text) + ("[1]" if indexed else "")
-    return SqlModel({}, "trees", levels, body=body, tree=lambda: _parsed(write, indexed))
+    return SqlModel({}, "trees", levels, body=body, trees={None: lambda: _parsed(write, indexed)})
 
 
 _Term = Callable[[Tree, int], str]  # one tree's score for a target, as SQL text
@@ -77,21 +76,14 @@ def _parsed(write: Callable[[_Term], str], indexed: bool) -> exp.Expr:
     the text around the trees is parsed (each tree a placeholder column), the trees are
     built from their node arrays, and the final ``[1]`` is applied as DuckDB's parser does
     (its index offset decided on, and types annotated over, the complete expression)."""
-    terms: dict[str, tuple[Tree, int]] = {}
+    parts: dict[str, Callable[[], exp.Expr]] = {}
 
     def placeholder(tree: Tree, target: int) -> str:
-        name = f"__nbgov_tree{len(terms)}__"
-        terms[name] = (tree, target)
+        name = f"__nbgov_tree{len(parts)}__"
+        parts[name] = functools.partial(_tree_expr, tree, 0, target)
         return name
 
-    shape = sqlglot.parse_one(write(placeholder), dialect="duckdb")
-    for column in [c for c in shape.find_all(exp.Column) if not c.table and c.name in terms]:
-        tree, target = terms[column.name]
-        built = _tree_expr(tree, 0, target)
-        if column is shape:
-            shape = built
-        else:
-            column.replace(built)
+    shape = parse_with(write(placeholder), parts)
     if not indexed:
         return shape
     index = apply_index_offset(shape, [exp.Literal(this="1", is_string=False)], -1, dialect="duckdb")
@@ -244,7 +236,7 @@ def branch_sql(node: Branch) -> str:
     return test
 
 
-def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expression:
+def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expr:
     """``_tree``'s CASE for ``target``'s weights as the tree parsing its text gives."""
     node = tree.nodes[pos]
     if isinstance(node, Leaf):
@@ -253,49 +245,34 @@ def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expression:
     return exp.Case(this=None, ifs=[exp.If(this=branch_expr(node), true=yes)], default=no)
 
 
-_COMPARISONS: dict[str, type[exp.Expression]] = {
+_COMPARISONS: dict[str, type[exp.Expr]] = {
     "BRANCH_LEQ": exp.LTE, "BRANCH_LT": exp.LT, "BRANCH_GTE": exp.GTE, "BRANCH_GT": exp.GT,
     "BRANCH_EQ": exp.EQ, "BRANCH_NEQ": exp.NEQ,
 }
 
 
-def branch_expr(node: Branch) -> exp.Expression:
-    """``branch_sql(node)`` as the tree parsing it gives (built, not parsed: parsing every
-    test of a large ensemble cost seconds)."""
+def branch_expr(node: Branch) -> exp.Expr:
+    """``branch_sql(node)`` as parsing it gives (built, not parsed: parsing every test of a
+    large ensemble cost seconds)."""
     if node.mode not in _COMPARISONS:
         raise NotTranslatable(f"{node.mode} tests")
-    test = _COMPARISONS[node.mode](this=_feature(node.feature), expression=_float_expr(node.threshold))
+    test = _COMPARISONS[node.mode](this=feature_expr(node.feature), expression=_float_expr(node.threshold))
     nan_goes_true = node.nan_true or node.mode == "BRANCH_NEQ"
     nan_passes_in_duckdb = node.mode in ("BRANCH_GTE", "BRANCH_GT", "BRANCH_NEQ")
     if nan_goes_true and not nan_passes_in_duckdb:
-        return exp.Paren(this=exp.Or(this=test, expression=exp.IsNan(this=_feature(node.feature))))
+        return exp.Paren(this=exp.Or(this=test, expression=exp.IsNan(this=feature_expr(node.feature))))
     if nan_passes_in_duckdb and not nan_goes_true:
-        return exp.Paren(this=exp.And(this=test, expression=exp.Not(this=exp.IsNan(this=_feature(node.feature)))))
+        return exp.Paren(this=exp.And(this=test, expression=exp.Not(this=exp.IsNan(this=feature_expr(node.feature)))))
     return test
 
 
-def _feature(index: int) -> exp.Expression:
-    """``CAST(__f{index}__ AS FLOAT)``."""
-    return _cast_float(exp.Column(this=exp.Identifier(this=f"__f{index}__", quoted=False)))
-
-
-def _float_expr(value: float) -> exp.Expression:
-    """``_float(value)`` as parsed: a negative number is a negation of its literal."""
+def _float_expr(value: float) -> exp.Expr:
+    """``_float(value)`` as parsed."""
     v = float(np.float32(value))
     if math.isnan(v) or math.isinf(v):
-        literal: exp.Expression = exp.Literal(this="nan" if math.isnan(v) else "inf" if v > 0 else "-inf", is_string=True)
-    else:
-        text = repr(v)
-        literal = exp.Literal(this=text.lstrip("-"), is_string=False)
-        if text.startswith("-"):
-            literal = exp.Neg(this=literal)
-    return _cast_float(literal)
-
-
-def _cast_float(value: exp.Expression) -> exp.Expression:
-    cast = exp.Cast(this=value, to=exp.DataType(this=exp.DType.FLOAT, expressions=None, nested=False), format=None, safe=None, action=None, default=None)
-    cast.comments = []  # as the parser leaves a CAST
-    return cast
+        word = "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
+        return cast_expr(exp.Literal(this=word, is_string=True), "FLOAT")
+    return cast_expr(number_expr(repr(v)), "FLOAT")
 
 
 def _float(value: float) -> str:

@@ -608,8 +608,11 @@ def fill(
     shape: exp.Expression,
     feature_exprs: list[exp.Expression],
     null_guard: list[exp.Expression],
+    *,
+    copy: bool = True,
 ) -> exp.Expression:
-    """Put the call's column expressions into a template's placeholders."""
+    """Put the call's column expressions into a template's placeholders (in ``shape`` itself
+    unless ``copy``: a template kept for other calls must be copied)."""
 
     def substitute(node: exp.Column) -> exp.Expression | None:
         if not node.table:
@@ -622,7 +625,7 @@ def fill(
 
     # what ``shape.transform(substitute)`` gives, visiting only the columns of the copy
     # (a large ensemble's template holds tens of thousands of other nodes)
-    filled = shape.copy()
+    filled = shape.copy() if copy else shape
     for column in list(filled.find_all(exp.Column)):
         value = substitute(column)
         if value is None:

@@ -218,22 +218,32 @@ def _tree(tree: Tree, pos: int, leaf_text: Callable[[Leaf], str]) -> str:
     return f"CASE WHEN {branch_sql(node)} THEN {_tree(tree, node.true, leaf_text)} ELSE {_tree(tree, node.false, leaf_text)} END"
 
 
-def branch_sql(node: Branch) -> str:
-    """``node``'s test on its FLOAT feature with onnxruntime's NaN routing (DuckDB sorts NaN
-    above every number, onnxruntime's comparisons with NaN are false)."""
-    x = f"CAST(__f{node.feature}__ AS FLOAT)"
-    t = _float(node.threshold)
-    ops = {"BRANCH_LEQ": "<=", "BRANCH_LT": "<", "BRANCH_GTE": ">=", "BRANCH_GT": ">", "BRANCH_EQ": "=", "BRANCH_NEQ": "<>"}
-    if node.mode not in ops:
+_TESTS: dict[str, tuple[str, type[exp.Expr]]] = {
+    "BRANCH_LEQ": ("<=", exp.LTE), "BRANCH_LT": ("<", exp.LT), "BRANCH_GTE": (">=", exp.GTE),
+    "BRANCH_GT": (">", exp.GT), "BRANCH_EQ": ("=", exp.EQ), "BRANCH_NEQ": ("<>", exp.NEQ),
+}
+
+
+def _nan_routing(node: Branch) -> str:
+    """How the test is mended for onnxruntime's NaN routing (DuckDB sorts NaN above every
+    number, onnxruntime's comparisons with NaN are false): "OR" isnan, "AND NOT" isnan, or ""."""
+    if node.mode not in _TESTS:
         raise NotTranslatable(f"{node.mode} tests")
-    test = f"{x} {ops[node.mode]} {t}"
     nan_goes_true = node.nan_true or node.mode == "BRANCH_NEQ"
     nan_passes_in_duckdb = node.mode in ("BRANCH_GTE", "BRANCH_GT", "BRANCH_NEQ")
     if nan_goes_true and not nan_passes_in_duckdb:
-        return f"({test} OR isnan({x}))"
+        return "OR"
     if nan_passes_in_duckdb and not nan_goes_true:
-        return f"({test} AND NOT isnan({x}))"
-    return test
+        return "AND NOT"
+    return ""
+
+
+def branch_sql(node: Branch) -> str:
+    """``node``'s test on its FLOAT feature with onnxruntime's NaN routing."""
+    routing = _nan_routing(node)
+    x = f"CAST(__f{node.feature}__ AS FLOAT)"
+    test = f"{x} {_TESTS[node.mode][0]} {_float(node.threshold)}"
+    return f"({test} {routing} isnan({x}))" if routing else test
 
 
 def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expr:
@@ -245,23 +255,14 @@ def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expr:
     return exp.Case(this=None, ifs=[exp.If(this=branch_expr(node), true=yes)], default=no)
 
 
-_COMPARISONS: dict[str, type[exp.Expr]] = {
-    "BRANCH_LEQ": exp.LTE, "BRANCH_LT": exp.LT, "BRANCH_GTE": exp.GTE, "BRANCH_GT": exp.GT,
-    "BRANCH_EQ": exp.EQ, "BRANCH_NEQ": exp.NEQ,
-}
-
-
 def branch_expr(node: Branch) -> exp.Expr:
     """``branch_sql(node)`` as parsing it gives (built, not parsed: parsing every test of a
     large ensemble cost seconds)."""
-    if node.mode not in _COMPARISONS:
-        raise NotTranslatable(f"{node.mode} tests")
-    test = _COMPARISONS[node.mode](this=feature_expr(node.feature), expression=_float_expr(node.threshold))
-    nan_goes_true = node.nan_true or node.mode == "BRANCH_NEQ"
-    nan_passes_in_duckdb = node.mode in ("BRANCH_GTE", "BRANCH_GT", "BRANCH_NEQ")
-    if nan_goes_true and not nan_passes_in_duckdb:
+    routing = _nan_routing(node)
+    test = _TESTS[node.mode][1](this=feature_expr(node.feature), expression=_float_expr(node.threshold))
+    if routing == "OR":
         return exp.Paren(this=exp.Or(this=test, expression=exp.IsNan(this=feature_expr(node.feature))))
-    if nan_passes_in_duckdb and not nan_goes_true:
+    if routing == "AND NOT":
         return exp.Paren(this=exp.And(this=test, expression=exp.Not(this=exp.IsNan(this=feature_expr(node.feature)))))
     return test
 

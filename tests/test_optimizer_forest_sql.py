@@ -4,6 +4,7 @@ and labels identical, probabilities through LOGISTIC / SOFTMAX within 1e-6."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -15,7 +16,7 @@ import sqlglot.expressions as exp
 
 from nbgov.sqlml.models.forest import read_forest
 from nbgov.sqlml.optimizer.forest_sql import NotTranslatable, ensemble_sql
-from nbgov.sqlml.optimizer.to_sql import fill, template
+from nbgov.sqlml.optimizer.to_sql import fill, template, tree_regressor_sql
 from nbgov.sqlml.models.runtime import open_session
 from tests.fixtures.optimizer import model_version
 
@@ -118,6 +119,67 @@ def test_one_case_per_tree_keeps_the_expression_shallow() -> None:
     # 40 trees, each its own list element: nesting is one tree deep, not forty
     depth = max_paren_depth(body)
     assert depth < 40
+
+
+@pytest.mark.parametrize("kind", ["gb_reg", "rf_reg", "gb_binary", "rf_binary", "gb_three", "rf_three", "tree_three"])
+@pytest.mark.parametrize("guards", [0, 2])
+def test_the_built_tree_is_the_parsed_text(kind: str, guards: int) -> None:
+    """The template built from the node arrays is the tree parsing the body gives: the same
+    nodes, arguments and sqlglot types (``repr`` shows them), so the same SQL in every dialect."""
+    payload = fitted(kind)
+    model = onnx.load_model_from_string(payload)
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    outputs = model_version(payload).outputs
+    models = [ensemble_sql(node, read_forest(node), outputs)]
+    if kind.endswith("reg"):
+        regressor = tree_regressor_sql(node, read_forest(node), "float")
+        assert regressor is not None
+        models.append(regressor)
+    for built in models:
+        assert built.trees
+        parsed = template(replace(built, trees={}), outputs, guards)
+        shape = template(built, outputs, guards)
+        assert shape is not None and parsed is not None
+        assert repr(shape) == repr(parsed) and shape == parsed
+        assert shape.sql(dialect="duckdb") == parsed.sql(dialect="duckdb")
+
+
+@pytest.mark.parametrize("kind", ["rf_reg", "gb_binary", "rf_three"])
+@pytest.mark.parametrize("modes", [("BRANCH_LEQ", "BRANCH_LT"), ("BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "BRANCH_LEQ")])
+def test_the_built_tree_is_the_parsed_text_for_every_test_and_value(kind: str, modes: tuple[str, ...]) -> None:
+    """Every branch mode, NaN routed either way, and infinite, NaN, negative and zero thresholds
+    and weights: the built tree is still the parsed one."""
+    from onnx import helper
+
+    payload = fitted(kind)
+    model = onnx.load_model_from_string(payload)
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    count = len(values["nodes_modes"])
+    odd = [float("inf"), float("-inf"), float("nan"), -0.0, 0.0, -1.5e-7, 3.0e20]
+    changed = {
+        "nodes_modes": [m if m == b"LEAF" else modes[i % len(modes)].encode() for i, m in enumerate(values["nodes_modes"])],
+        "nodes_values": [odd[i % len(odd)] if i % 3 == 0 else v for i, v in enumerate(values["nodes_values"])],
+        "nodes_missing_value_tracks_true": [i % 2 for i in range(count)],
+    }
+    weights = "target_weights" if "target_weights" in values else "class_weights"
+    changed[weights] = [odd[i % len(odd)] if i % 4 == 0 else w for i, w in enumerate(values[weights])]
+    kept = [a for a in node.attribute if a.name not in changed]
+    del node.attribute[:]
+    node.attribute.extend([*kept, *(helper.make_attribute(k, v) for k, v in changed.items())])
+    outputs = model_version(payload).outputs
+    models = [ensemble_sql(node, read_forest(node), outputs)]
+    regressor = tree_regressor_sql(node, read_forest(node), "float") if kind.endswith("reg") else None
+    models += [regressor] if regressor is not None else []
+    assert len(models) == (2 if kind.endswith("reg") and "BRANCH_GT" not in modes else 1)
+    body = models[0].body or ""
+    assert all(text in body for text in ("'nan'", "'-inf'", "isnan", "CAST(-0.0 AS FLOAT)", "e-07", "e+20"))
+    for built in models:
+        for guards in (0, 1):
+            parsed = template(replace(built, trees={}), outputs, guards)
+            shape = template(built, outputs, guards)
+            assert shape is not None and parsed is not None
+            assert repr(shape) == repr(parsed) and shape == parsed
 
 
 def max_paren_depth(text: str) -> int:

@@ -14,6 +14,7 @@ onnxruntime's float kernels).  Anything else is not translated.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ import numpy as np
 import onnx
 import sqlglot.expressions as exp
 from onnx import helper
+from sqlglot.expressions.builders import apply_index_offset
 
 from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
-from nbgov.sqlml.optimizer.to_sql import SqlModel, mean_depth
+from nbgov.sqlml.optimizer.to_sql import SqlModel, cast_expr, feature_expr, mean_depth, number_expr, parse_with
 from nbgov.sqlml.plan import TensorSpec
 
 class NotTranslatable(ValueError):
@@ -50,13 +52,46 @@ def ensemble_sql(node: onnx.NodeProto, forest: Forest, outputs: tuple[TensorSpec
         raise NotTranslatable("the trees compare doubles")
     spec = _ensemble(node)
     levels = max(1, round(mean_depth(forest) * len(forest.trees)))
+    indexed = spec.op_type == "TreeEnsembleClassifier"  # its value is ``list_transform(...)[1]``
+    write: Callable[[_Term], str]
     if spec.op_type == "TreeEnsembleRegressor":
-        body = _regressor(spec, forest, outputs)
-    elif spec.op_type == "TreeEnsembleClassifier":
-        body = _classifier(spec, forest, outputs)
+        write = functools.partial(_regressor, spec, forest, outputs)
+    elif indexed:
+        write = functools.partial(_classifier, spec, forest, outputs)
     else:
         raise NotTranslatable(f"{spec.op_type} is not translated")
-    return SqlModel({}, "trees", levels, body=body)
+    body = write(_tree_text) + ("[1]" if indexed else "")
+    return SqlModel({}, "trees", levels, body=body, trees={None: lambda: _parsed(write, indexed)})
+
+
+_Term = Callable[[Tree, int], str]  # one tree's score for a target, as SQL text
+
+
+def _tree_text(tree: Tree, target: int) -> str:
+    return _tree(tree, 0, lambda leaf: _leaf_weight(leaf, target))
+
+
+def _parsed(write: Callable[[_Term], str], indexed: bool) -> exp.Expr:
+    """What parsing the ensemble's text gives, without writing and parsing each tree: only
+    the text around the trees is parsed (each tree a placeholder column), the trees are
+    built from their node arrays, and the final ``[1]`` is applied as DuckDB's parser does
+    (its index offset decided on, and types annotated over, the complete expression)."""
+    parts: dict[str, Callable[[], exp.Expr]] = {}
+
+    def placeholder(tree: Tree, target: int) -> str:
+        name = f"__nbgov_tree{len(parts)}__"
+        parts[name] = functools.partial(_tree_expr, tree, 0, target)
+        return name
+
+    shape = parse_with(write(placeholder), parts)
+    if not indexed:
+        return shape
+    index = apply_index_offset(shape, [exp.Literal(this="1", is_string=False)], -1, dialect="duckdb")
+    comments = shape.pop_comments()
+    bracket = exp.Bracket(this=shape, expressions=index)
+    if comments:
+        bracket.add_comments(comments)
+    return bracket
 
 
 def _ensemble(node: onnx.NodeProto) -> _Ensemble:
@@ -77,21 +112,21 @@ def _ensemble(node: onnx.NodeProto) -> _Ensemble:
     )
 
 
-def _regressor(spec: _Ensemble, forest: Forest, outputs: tuple[TensorSpec, ...]) -> str:
+def _regressor(spec: _Ensemble, forest: Forest, outputs: tuple[TensorSpec, ...], term: _Term) -> str:
     if spec.post != "NONE" or spec.aggregate not in ("SUM", "AVERAGE") or len(spec.base) > 1:
         raise NotTranslatable(f"post transform {spec.post} / aggregate {spec.aggregate}")
     if len(outputs) != 1 or width(outputs[0]) != 1 or outputs[0].elem_type != "float":
         raise NotTranslatable("not one float output")
-    total = _fold(forest, 0)
+    total = _fold(forest, 0, term)
     if spec.aggregate == "AVERAGE":
         total = f"({total} / CAST({len(forest.trees)} AS FLOAT))"
     return f"CAST({total} + {_float(spec.base[0] if spec.base else 0.0)} AS FLOAT)"
 
 
-def _classifier(spec: _Ensemble, forest: Forest, outputs: tuple[TensorSpec, ...]) -> str:
+def _classifier(spec: _Ensemble, forest: Forest, outputs: tuple[TensorSpec, ...], term: _Term) -> str:
     """``(label, probabilities)`` from the class scores, computed once: they are bound to
-    the lambda parameter ``nbgov_s`` (``list_transform([[scores]], lambda nbgov_s: ...)[1]``)
-    and every output reads them from there."""
+    the lambda parameter ``nbgov_s`` (``list_transform([[scores]], lambda nbgov_s: ...)``,
+    whose first element is the value) and every output reads them from there."""
     if len(outputs) != 2 or outputs[0].elem_type not in ("int64", "string") or outputs[1].elem_type != "float":
         raise NotTranslatable("outputs are not (label, probabilities)")
     if any(len({t for t, _ in n.weights}) != len(n.weights) for t in forest.trees for n in t.nodes if isinstance(n, Leaf)):
@@ -99,23 +134,23 @@ def _classifier(spec: _Ensemble, forest: Forest, outputs: tuple[TensorSpec, ...]
     ids = {t for tree in forest.trees for n in tree.nodes if isinstance(n, Leaf) for t, _ in n.weights}
     classes = len(spec.labels)
     if ids == {0} and classes == 2:
-        scores, label, probabilities = _binary(spec, forest)
+        scores, label, probabilities = _binary(spec, forest, term)
     elif classes > 2 and ids == set(range(classes)):
-        scores, label, probabilities = _multiclass(spec, forest, classes)
+        scores, label, probabilities = _multiclass(spec, forest, classes, term)
     else:
         raise NotTranslatable(f"{classes} classes scored through class ids {sorted(ids)}")
     value = f"struct_pack(__o0__ := {label}, __o1__ := [{', '.join(probabilities)}])"
-    return f"list_transform([[{', '.join(scores)}]], lambda {_S}: {value})[1]"
+    return f"list_transform([[{', '.join(scores)}]], lambda {_S}: {value})"
 
 
 _S = "nbgov_s"  # the lambda parameter holding the class scores
 
 
-def _binary(spec: _Ensemble, forest: Forest) -> tuple[list[str], str, list[str]]:
+def _binary(spec: _Ensemble, forest: Forest, term: _Term) -> tuple[list[str], str, list[str]]:
     """One score for the positive class (skl2onnx's binary boosting and forests)."""
     if len(spec.base) > 1 or spec.post not in ("NONE", "LOGISTIC"):
         raise NotTranslatable(f"binary classifier with post transform {spec.post}")
-    score = _fold(forest, 0)
+    score = _fold(forest, 0, term)
     if spec.base:
         score = f"CAST({score} + {_float(spec.base[0])} AS FLOAT)"
     s = f"{_S}[1]"
@@ -133,7 +168,7 @@ def _binary(spec: _Ensemble, forest: Forest) -> tuple[list[str], str, list[str]]
     return [score], label, [f"CAST(-{s} AS FLOAT)", s]
 
 
-def _multiclass(spec: _Ensemble, forest: Forest, classes: int) -> tuple[list[str], str, list[str]]:
+def _multiclass(spec: _Ensemble, forest: Forest, classes: int, term: _Term) -> tuple[list[str], str, list[str]]:
     if spec.post not in ("NONE", "SOFTMAX") or len(spec.base) not in (0, classes):
         raise NotTranslatable(f"multiclass with post transform {spec.post}")
     for k in range(classes):  # every row must score every class (else onnxruntime skips it)
@@ -141,7 +176,7 @@ def _multiclass(spec: _Ensemble, forest: Forest, classes: int) -> tuple[list[str
             raise NotTranslatable(f"class {k} is not scored on every path")
     scores = []
     for k in range(classes):
-        score = _fold(forest, k)
+        score = _fold(forest, k, term)
         if spec.base:
             score = f"CAST({score} + {_float(spec.base[k])} AS FLOAT)"
         scores.append(score)
@@ -156,9 +191,9 @@ def _multiclass(spec: _Ensemble, forest: Forest, classes: int) -> tuple[list[str
     return scores, label, [f"CAST(exp(CAST({v} AS DOUBLE) - {top}) / {total} AS FLOAT)" for v in each]
 
 
-def _fold(forest: Forest, target: int) -> str:
-    """Class (or target) ``target``'s summed score: one CASE per tree, left to right."""
-    terms = [_tree(tree, 0, lambda leaf: _leaf_weight(leaf, target)) for tree in forest.trees if _scores(tree, target)]
+def _fold(forest: Forest, target: int, term: _Term) -> str:
+    """Class (or target) ``target``'s summed score: one CASE per tree (``term``), left to right."""
+    terms = [term(tree, target) for tree in forest.trees if _scores(tree, target)]
     if not terms:
         return _float(0.0)
     if len(terms) == 1:
@@ -183,22 +218,62 @@ def _tree(tree: Tree, pos: int, leaf_text: Callable[[Leaf], str]) -> str:
     return f"CASE WHEN {branch_sql(node)} THEN {_tree(tree, node.true, leaf_text)} ELSE {_tree(tree, node.false, leaf_text)} END"
 
 
-def branch_sql(node: Branch) -> str:
-    """``node``'s test on its FLOAT feature with onnxruntime's NaN routing (DuckDB sorts NaN
-    above every number, onnxruntime's comparisons with NaN are false)."""
-    x = f"CAST(__f{node.feature}__ AS FLOAT)"
-    t = _float(node.threshold)
-    ops = {"BRANCH_LEQ": "<=", "BRANCH_LT": "<", "BRANCH_GTE": ">=", "BRANCH_GT": ">", "BRANCH_EQ": "=", "BRANCH_NEQ": "<>"}
-    if node.mode not in ops:
+_TESTS: dict[str, tuple[str, type[exp.Expr]]] = {
+    "BRANCH_LEQ": ("<=", exp.LTE), "BRANCH_LT": ("<", exp.LT), "BRANCH_GTE": (">=", exp.GTE),
+    "BRANCH_GT": (">", exp.GT), "BRANCH_EQ": ("=", exp.EQ), "BRANCH_NEQ": ("<>", exp.NEQ),
+}
+
+
+def _nan_routing(node: Branch) -> str:
+    """How the test is mended for onnxruntime's NaN routing (DuckDB sorts NaN above every
+    number, onnxruntime's comparisons with NaN are false): "OR" isnan, "AND NOT" isnan, or ""."""
+    if node.mode not in _TESTS:
         raise NotTranslatable(f"{node.mode} tests")
-    test = f"{x} {ops[node.mode]} {t}"
     nan_goes_true = node.nan_true or node.mode == "BRANCH_NEQ"
     nan_passes_in_duckdb = node.mode in ("BRANCH_GTE", "BRANCH_GT", "BRANCH_NEQ")
     if nan_goes_true and not nan_passes_in_duckdb:
-        return f"({test} OR isnan({x}))"
+        return "OR"
     if nan_passes_in_duckdb and not nan_goes_true:
-        return f"({test} AND NOT isnan({x}))"
+        return "AND NOT"
+    return ""
+
+
+def branch_sql(node: Branch) -> str:
+    """``node``'s test on its FLOAT feature with onnxruntime's NaN routing."""
+    routing = _nan_routing(node)
+    x = f"CAST(__f{node.feature}__ AS FLOAT)"
+    test = f"{x} {_TESTS[node.mode][0]} {_float(node.threshold)}"
+    return f"({test} {routing} isnan({x}))" if routing else test
+
+
+def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expr:
+    """``_tree``'s CASE for ``target``'s weights as the tree parsing its text gives."""
+    node = tree.nodes[pos]
+    if isinstance(node, Leaf):
+        return _float_expr(next((w for t, w in node.weights if t == target), 0.0))
+    yes, no = _tree_expr(tree, node.true, target), _tree_expr(tree, node.false, target)
+    return exp.Case(this=None, ifs=[exp.If(this=branch_expr(node), true=yes)], default=no)
+
+
+def branch_expr(node: Branch) -> exp.Expr:
+    """``branch_sql(node)`` as parsing it gives (built, not parsed: parsing every test of a
+    large ensemble cost seconds)."""
+    routing = _nan_routing(node)
+    test = _TESTS[node.mode][1](this=feature_expr(node.feature), expression=_float_expr(node.threshold))
+    if routing == "OR":
+        return exp.Paren(this=exp.Or(this=test, expression=exp.IsNan(this=feature_expr(node.feature))))
+    if routing == "AND NOT":
+        return exp.Paren(this=exp.And(this=test, expression=exp.Not(this=exp.IsNan(this=feature_expr(node.feature)))))
     return test
+
+
+def _float_expr(value: float) -> exp.Expr:
+    """``_float(value)`` as parsed."""
+    v = float(np.float32(value))
+    if math.isnan(v) or math.isinf(v):
+        word = "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
+        return cast_expr(exp.Literal(this=word, is_string=True), "FLOAT")
+    return cast_expr(number_expr(repr(v)), "FLOAT")
 
 
 def _float(value: float) -> str:

@@ -160,8 +160,13 @@ class PlanState:
         self, key: str, sql_model: SqlModel, features: list[exp.Expression], guard: list[exp.Expression]
     ) -> exp.Expression | None:
         """``sql_model`` as predict's value over ``features``, NULL when a ``guard`` column is
-        NULL; the parsed template is kept per ``key`` (parsing costs more than filling)."""
+        NULL; the parsed template is kept per ``key`` (parsing costs more than filling), a
+        built one (``sql_model.trees``) is built afresh and filled in place (building a large
+        ensemble's tree costs less than copying it)."""
         outputs = self.call.model.outputs
+        if sql_model.trees:
+            built = template(sql_model, outputs, len(guard))
+            return None if built is None else fill(built, features, guard, copy=False)
         shape = self.memo.get("template", (key, len(guard)), lambda: template(sql_model, outputs, len(guard)))
         return None if shape is None else fill(shape, features, guard)
 

@@ -12,8 +12,10 @@ predict does.  Anything not understood returns None: the call stays in ONNX.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,9 @@ class SqlModel:
     kind: str  # "linear" or "trees"
     terms: int  # multiply-adds (linear) or tree levels evaluated per row (trees)
     body: str | None = None  # the complete, typed value expression (tabulated trees)
+    # builders of the trees parsing ``body`` (key None) or an output's text gives, without
+    # writing and parsing every tree's text (seconds for a large ensemble)
+    trees: Mapping[str | None, Callable[[], exp.Expr]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _lit(value: float, elem: str = "double") -> str:
@@ -296,14 +301,86 @@ def tree_regressor_sql(
             return None
         trees.append(text)
         levels += max(1, round(_mean_depth(tree)))
-    # one flat chain, added left to right as onnxruntime does: sqlglot parses it in a loop,
-    # where nested parentheses recurse per tree (RecursionError at 50 deep trees)
-    total = f"({' + '.join(trees)})"
-    if aggregate == b"AVERAGE":
-        total = f"({total} / CAST({len(trees)} AS FLOAT))"
-    if base:
-        total = f"({total} + CAST({_lit(base[0], 'float')} AS FLOAT))"
-    return SqlModel({"__single__": f"CAST({total} AS FLOAT)"}, "trees", levels)
+
+    def total(terms: list[str]) -> str:
+        # one flat chain, added left to right as onnxruntime does: sqlglot parses it in a loop,
+        # where nested parentheses recurse per tree (RecursionError at 50 deep trees)
+        text = f"({' + '.join(terms)})"
+        if aggregate == b"AVERAGE":
+            text = f"({text} / CAST({len(terms)} AS FLOAT))"
+        if base:
+            text = f"({text} + CAST({_lit(base[0], 'float')} AS FLOAT))"
+        return f"CAST({text} AS FLOAT)"
+
+    def build() -> exp.Expr:
+        names = {f"__nbgov_tree{i}__": tree for i, tree in enumerate(forest.trees)}
+        return parse_with(total(list(names)), {name: functools.partial(_tree_case_expr, tree, 0) for name, tree in names.items()})
+
+    return SqlModel({"__single__": total(trees)}, "trees", levels, trees={"__single__": build})
+
+
+def parse_with(text: str, parts: Mapping[str, Callable[[], exp.Expr]]) -> exp.Expr:
+    """``text`` parsed, its columns named in ``parts`` replaced by what their builders give:
+    the tree parsing the text with each part's own SQL in their place gives, when each
+    builder gives what parsing that SQL does, the part is an operand (a CASE, a CAST), and
+    no ``x[i]`` in the text indexes an expression holding a part (DuckDB's parser annotates
+    types over what it indexes)."""
+    tree = sqlglot.parse_one(text, dialect="duckdb")
+    for column in [c for c in tree.find_all(exp.Column) if not c.table and c.name in parts]:
+        built = parts[column.name]()
+        if column is tree:
+            tree = built
+        else:
+            column.replace(built)
+    return tree
+
+
+def _tree_case_expr(tree: Tree, pos: int) -> exp.Expr:
+    """``_tree_case``'s CASE as parsing it gives (the tree was checked translatable)."""
+    node = tree.nodes[pos]
+    if isinstance(node, Leaf):
+        return cast_expr(lit_expr(node.weights[0][1] if node.weights else 0.0, "float"), "FLOAT")
+    assert isinstance(node, Branch)
+    test = branch_test_expr(node)
+    yes, no = _tree_case_expr(tree, node.true), _tree_case_expr(tree, node.false)
+    return exp.Case(this=None, ifs=[exp.If(this=test, true=yes)], default=no)
+
+
+def branch_test_expr(node: Branch) -> exp.Expr:
+    """``branch_test(node)`` as parsing it gives."""
+    comparison = exp.LTE if node.mode == "BRANCH_LEQ" else exp.LT
+    test = comparison(this=feature_expr(node.feature), expression=cast_expr(lit_expr(node.threshold, "float"), "FLOAT"))
+    if node.nan_true:
+        return exp.Paren(this=exp.Or(this=test, expression=exp.IsNan(this=feature_expr(node.feature))))
+    return test
+
+
+def feature_expr(index: int) -> exp.Expr:
+    """``CAST(__f{index}__ AS FLOAT)`` as parsed."""
+    return cast_expr(exp.Column(this=exp.Identifier(this=f"__f{index}__", quoted=False)), "FLOAT")
+
+
+def cast_expr(value: exp.Expr, sql_type: str) -> exp.Expr:
+    """``CAST(value AS sql_type)`` (a type without parameters) as DuckDB's parser builds it."""
+    to = exp.DataType(this=exp.DType[sql_type], expressions=None, nested=False)
+    cast = exp.Cast(this=value, to=to, format=None, safe=None, action=None, default=None)
+    cast.comments = []
+    return cast
+
+
+def number_expr(text: str) -> exp.Expr:
+    """A number written as ``repr`` writes a float, as parsed: a negative one is a negation."""
+    literal: exp.Expr = exp.Literal(this=text.lstrip("-"), is_string=False)
+    return exp.Neg(this=literal) if text.startswith("-") else literal
+
+
+def lit_expr(value: float, elem: str = "double") -> exp.Expr:
+    """``_lit(value, elem)`` as parsed."""
+    v = float(np.float32(value)) if elem == "float" else float(value)
+    if math.isnan(v) or math.isinf(v):
+        word = "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
+        return cast_expr(exp.Literal(this=word, is_string=True), "DOUBLE")
+    return number_expr(repr(v))
 
 
 def _tree_case(tree: Tree, pos: int) -> str | None:
@@ -460,7 +537,8 @@ def template(
 ) -> exp.Expression | None:
     """The parsed expression with ``__f{i}__`` / ``__g{i}__`` placeholders (cacheable: parsing is slow)."""
     if sql_model.body is not None:
-        return _finish(sql_model.body, outputs, guards)
+        build = sql_model.trees.get(None)
+        return _finish(build() if build is not None else sql_model.body, outputs, guards)
     parts: list[str] = []
     for spec in outputs:
         text = sql_model.outputs.get(spec.name)
@@ -483,6 +561,9 @@ def template(
             if cols != 1:
                 return None
             value = f"CAST({text} AS {sql_type})"
+            build = sql_model.trees.get(spec.name if spec.name in sql_model.outputs else "__single__")
+            if build is not None and len(outputs) == 1:  # the value is this CAST alone
+                return _finish(parse_with(f"CAST(__nbgov_value__ AS {sql_type})", {"__nbgov_value__": build}), outputs, guards)
         parts.append(value)
     return _finish(_pack(parts), outputs, guards)
 
@@ -497,11 +578,22 @@ def _pack(parts: list[str]) -> str:
     )
 
 
-def _finish(body: str, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression:
-    if guards:
+def _finish(body: str | exp.Expr, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expression:
+    """The body (text, or the tree parsing it gives) NULL under the guards, with the output
+    names; the tree is fresh, so renamed in place (a copy of a large ensemble took seconds)."""
+    if isinstance(body, str):
+        if guards:
+            conds = " OR ".join(f"__g{i}__ IS NULL" for i in range(guards))
+            body = f"CASE WHEN {conds} THEN NULL ELSE {body} END"
+        tree = sqlglot.parse_one(body, dialect="duckdb")
+    elif guards:
         conds = " OR ".join(f"__g{i}__ IS NULL" for i in range(guards))
-        body = f"CASE WHEN {conds} THEN NULL ELSE {body} END"
-    tree = sqlglot.parse_one(body, dialect="duckdb")
+        tree = sqlglot.parse_one(f"CASE WHEN {conds} THEN NULL ELSE __nbgov_body__ END", dialect="duckdb")
+        default = tree.args["default"]
+        assert isinstance(default, exp.Column) and default.name == "__nbgov_body__"
+        default.replace(body)
+    else:
+        tree = body
     names = {f"__o{i}__": spec.name for i, spec in enumerate(outputs)}
 
     def rename(node: exp.Expression) -> exp.Expression:
@@ -509,26 +601,39 @@ def _finish(body: str, outputs: tuple[TensorSpec, ...], guards: int) -> exp.Expr
             return exp.to_identifier(names[node.this], quoted=True)
         return node
 
-    return tree.transform(rename)
+    return tree.transform(rename, copy=False)
 
 
 def fill(
     shape: exp.Expression,
     feature_exprs: list[exp.Expression],
     null_guard: list[exp.Expression],
+    *,
+    copy: bool = True,
 ) -> exp.Expression:
-    """Put the call's column expressions into a template's placeholders."""
+    """Put the call's column expressions into a template's placeholders (in ``shape`` itself
+    unless ``copy``: a template kept for other calls must be copied)."""
 
-    def substitute(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table:
+    def substitute(node: exp.Column) -> exp.Expression | None:
+        if not node.table:
             name = node.name
             if name.startswith("__f") and name.endswith("__"):
                 return feature_exprs[int(name[3:-2])].copy()
             if name.startswith("__g") and name.endswith("__"):
                 return null_guard[int(name[3:-2])].copy()
-        return node
+        return None
 
-    return shape.transform(substitute)
+    # what ``shape.transform(substitute)`` gives, visiting only the columns of the copy
+    # (a large ensemble's template holds tens of thousands of other nodes)
+    filled = shape.copy() if copy else shape
+    for column in list(filled.find_all(exp.Column)):
+        value = substitute(column)
+        if value is None:
+            continue
+        if column is filled:
+            return value
+        column.replace(value)
+    return filled
 
 
 def elem_name(onnx_type: int) -> str | None:

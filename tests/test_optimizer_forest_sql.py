@@ -182,6 +182,26 @@ def test_the_built_tree_is_the_parsed_text_for_every_test_and_value(kind: str, m
             assert repr(shape) == repr(parsed) and shape == parsed
 
 
+def test_with_a_sqlglot_whose_built_trees_differ_the_text_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building trees relies on sqlglot's node layout: a sqlglot whose sample check fails (or
+    raises) gets no builders, and the template is the parsed text, as before."""
+    from nbgov.sqlml.optimizer import forest_sql, to_sql
+
+    assert to_sql.building_agrees.__wrapped__(lambda: 1 / 0 > 0) is False  # an internal that moved
+    assert to_sql.building_agrees(forest_sql._sample_agrees)  # this sqlglot: the built trees are used
+    payload = fitted("gb_reg")
+    model = onnx.load_model_from_string(payload)
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    outputs = model_version(payload).outputs
+    expected = template(ensemble_sql(node, read_forest(node), outputs), outputs, 1)
+    for module in (forest_sql, to_sql):
+        monkeypatch.setattr(module, "building_agrees", lambda sample: False)
+    for built in (ensemble_sql(node, read_forest(node), outputs), tree_regressor_sql(node, read_forest(node), "float")):
+        assert built is not None and not built.trees
+    shape = template(ensemble_sql(node, read_forest(node), outputs), outputs, 1)
+    assert shape is not None and expected is not None and repr(shape) == repr(expected)
+
+
 def max_paren_depth(text: str) -> int:
     depth = deepest = 0
     for char in text:

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import sqlglot
 import sqlglot.expressions as exp
 from onnx import helper
-from sqlglot.expressions.builders import apply_index_offset
 
 from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
-from nbgov.sqlml.optimizer.to_sql import SqlModel, cast_expr, feature_expr, mean_depth, number_expr, parse_with
+from nbgov.sqlml.optimizer.to_sql import (
+    SqlModel, apply_index_offset, building_agrees, cast_expr, feature_expr, mean_depth, number_expr, parse_with,
+)
 from nbgov.sqlml.plan import TensorSpec
 
 class NotTranslatable(ValueError):
@@ -61,7 +63,10 @@ def ensemble_sql(node: onnx.NodeProto, forest: Forest, outputs: tuple[TensorSpec
     else:
         raise NotTranslatable(f"{spec.op_type} is not translated")
     body = write(_tree_text) + ("[1]" if indexed else "")
-    return SqlModel({}, "trees", levels, body=body, trees={None: lambda: _parsed(write, indexed)})
+    trees: dict[str | None, Callable[[], exp.Expr]] = {}
+    if building_agrees(_sample_agrees):
+        trees[None] = lambda: _parsed(write, indexed)
+    return SqlModel({}, "trees", levels, body=body, trees=trees)
 
 
 _Term = Callable[[Tree, int], str]  # one tree's score for a target, as SQL text
@@ -274,6 +279,23 @@ def _float_expr(value: float) -> exp.Expr:
         word = "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
         return cast_expr(exp.Literal(this=word, is_string=True), "FLOAT")
     return cast_expr(number_expr(repr(v)), "FLOAT")
+
+
+def _sample_agrees() -> bool:
+    """Building a classifier's trees gives what parsing their text does, with this sqlglot: a
+    small tree with every test and NaN routing, odd weights, and the final ``[1]``."""
+    x = Branch(0, 0.5, "BRANCH_LEQ", True, 1, 2)
+    tree = Tree([x, Branch(1, -float("inf"), "BRANCH_GT", False, 3, 4), Branch(2, 1e-30, "BRANCH_NEQ", True, 5, 6),
+                 Leaf([(0, -0.0)]), Leaf([(0, float("nan"))]), Leaf([(0, 3.25)]), Leaf([(1, 1e30)])])
+    for target in (0, 1):
+        if repr(sqlglot.parse_one(_tree_text(tree, target), dialect="duckdb")) != repr(_tree_expr(tree, 0, target)):
+            return False
+
+    def write(term: _Term) -> str:
+        return f"list_transform([[{term(tree, 0)}]], lambda {_S}: {_S}[1])"
+
+    parsed = sqlglot.parse_one(write(_tree_text) + "[1]", dialect="duckdb")
+    return repr(parsed) == repr(_parsed(write, True))
 
 
 def _float(value: float) -> str:

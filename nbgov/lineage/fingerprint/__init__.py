@@ -46,7 +46,9 @@ __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRU
 #    its whole dict (the level cache every ``logger.info`` fills, the process's logger registry).
 # 5: a file handler's file relative to the working folder when inside it (a copied folder's
 #    replay logs to its own copy of the file).
-SCHEME = 5
+# 6: what sits under a null in a fixed-width Arrow column (and a pandas masked array, read
+#    through Arrow) read as zeros: it is undefined, so equal columns hashed differently.
+SCHEME = 6
 DEFAULT_MAX_BYTES = 64 * 1024**3
 DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing

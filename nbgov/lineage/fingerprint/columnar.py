@@ -677,7 +677,12 @@ def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
     if width is not None and len(chunk.buffers()) == 2:
         buf = chunk.buffers()[1]
         walk.spend(n * width)
-        streams.data.update(memoryview(buf)[off * width : (off + n) * width])
+        data = memoryview(buf)[off * width : (off + n) * width]
+        if chunk.null_count:  # what sits under a null is undefined (leftover memory): read as zeros
+            slots = np["frombuffer"](data, np["uint8"]).reshape(n, width).copy()
+            slots[chunk.is_null().to_numpy(zero_copy_only=False)] = 0
+            data = memoryview(slots.reshape(-1))
+        streams.data.update(data)
         return
     if types.is_boolean(t):
         # nulls as False (numpy has no null bool; ``to_numpy`` would give objects): the null

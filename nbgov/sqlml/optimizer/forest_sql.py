@@ -283,9 +283,9 @@ def _float_expr(value: float) -> exp.Expr:
 
 def _sample_agrees() -> bool:
     """Building a classifier's trees gives what parsing their text does, with this sqlglot: a
-    small tree with every test and NaN routing, odd weights, and the final ``[1]``."""
-    x = Branch(0, 0.5, "BRANCH_LEQ", True, 1, 2)
-    tree = Tree([x, Branch(1, -float("inf"), "BRANCH_GT", False, 3, 4), Branch(2, 1e-30, "BRANCH_NEQ", True, 5, 6),
+    small tree with each NaN routing (OR, AND NOT, none), odd thresholds and weights, and the
+    final ``[1]``."""
+    tree = Tree([Branch(0, 0.5, "BRANCH_LEQ", True, 1, 2), Branch(1, -float("inf"), "BRANCH_GT", False, 3, 4), Branch(2, 1e-30, "BRANCH_NEQ", True, 5, 6),
                  Leaf([(0, -0.0)]), Leaf([(0, float("nan"))]), Leaf([(0, 3.25)]), Leaf([(1, 1e30)])])
     for target in (0, 1):
         if repr(sqlglot.parse_one(_tree_text(tree, target), dialect="duckdb")) != repr(_tree_expr(tree, 0, target)):

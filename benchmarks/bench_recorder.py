@@ -51,6 +51,9 @@ random order (median of the paired ratios):
   load code wraps them: ``HOOK_CLOCK``), and a third variant in each round: plain nbclient
   on a kernel whose hooks only spin the CPU for as long (``SPIN_HOOKS``): what that much
   work per cell costs through a kernel on this machine, whatever the work is.
+- a fourth variant in each round: ``nbgov run`` with lineage delivery on, as under
+  JupyterLab (``frontend_listening``: each entry also goes out on IOPub for the sidebar),
+  over plain nbclient, with its hooks' CPU; no target (the issue's is the headless run).
 And a ``%%sqlml`` query returning 100,000 rows of a 1M-row DataFrame, with recording
 on (``%load_ext nbgov``) against the magic alone (target ≤ 1.1x).
 
@@ -72,7 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -555,6 +558,33 @@ def run_nbgov(source: Path, out: Path) -> tuple[float, list[float], int]:
     return seconds, list(client_class.cell_times), out.stat().st_size
 
 
+@contextlib.contextmanager
+def frontend_listening() -> Iterator[None]:
+    """`nbgov run`'s kernel with lineage delivery on, as under JupyterLab: each entry goes out
+    on IOPub (the runner's client takes the messages and drops them, as it does any comm)."""
+    from nbgov.lineage.delivery import HEADLESS_ENV
+    from nbgov.replay import runner
+
+    original = runner.kernel_env
+
+    def listening_env(*args: Any, **kwargs: Any) -> dict[str, str]:
+        env = original(*args, **kwargs)
+        env.pop(HEADLESS_ENV)
+        return env
+
+    runner.kernel_env = listening_env
+    try:
+        yield
+    finally:
+        runner.kernel_env = original
+
+
+def run_nbgov_listening(source: Path, out: Path) -> tuple[float, list[float], int]:
+    """``run_nbgov`` with a frontend's lineage messages sent (``frontend_listening``)."""
+    with frontend_listening():
+        return run_nbgov(source, out)
+
+
 def rerun_diff(folder: Path, cells: int, index: int) -> int:
     """Lines changed in the saved file when one cell is run again in the same kernel."""
     import difflib
@@ -683,7 +713,9 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="nbgov-notebook-"))
     source = chain_notebook(folder / "chain.ipynb", cells)
     hooks = hook_seconds(source, folder / "clocked.ipynb", cells)
-    runs = {"plain": run_plain, "nbgov": run_nbgov, "spin": run_spinning(hooks)}
+    with frontend_listening():
+        listening_hooks = hook_seconds(source, folder / "clocked-listening.ipynb", cells)
+    runs = {"plain": run_plain, "nbgov": run_nbgov, "spin": run_spinning(hooks), "listening": run_nbgov_listening}
     results: dict[str, list[Any]] = {name: [] for name in runs}
     order = random.Random(18)
     for round_no in range(rounds):
@@ -692,6 +724,7 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
             results[name].append(_with_cpu(runs[name], source, out))
     ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["nbgov"], strict=True)]
     spin_ratios = [s[0] / p[0] for p, s in zip(results["plain"], results["spin"], strict=True)]
+    listening_ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["listening"], strict=True)]
     growth = [(n[2] - p[2]) / cells for p, n in zip(results["plain"], results["nbgov"], strict=True)]
     first, last = chain_flatness(cells, folder)
     return {
@@ -701,6 +734,8 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
         "spin_ratio": statistics.median(spin_ratios),
         "hook_pre_ms": hooks["pre_run_cell"] * 1e3,
         "hook_post_ms": hooks["post_run_cell"] * 1e3,
+        "listening_ratio": statistics.median(listening_ratios),
+        "listening_hooks_ms": (listening_hooks["pre_run_cell"] + listening_hooks["post_run_cell"]) * 1e3,
         "added_first_ms": first * 1e3,
         "added_last_ms": last * 1e3,
         "plain_cell_ms": statistics.median(statistics.median(p[1]) for p in results["plain"]) * 1e3,
@@ -715,14 +750,9 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
     }
 
 
-class _SerializingComm:
-    """Stands in for ipykernel's comm: serializes the message as the kernel would, sends nothing."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        json.dumps(kwargs.get("data"))
-
-    def close(self) -> None:
-        """Nothing was opened."""
+def _serialize_only(data: dict[str, Any]) -> None:
+    """Stands in for the kernel's IOPub: serializes the message as the kernel would, sends nothing."""
+    json.dumps(data)
 
 
 class _NoComms:
@@ -747,7 +777,7 @@ def chain_flatness(cells: int, folder: Path) -> tuple[float, float]:
     for age, (_bare, recorded) in chains.items():
         recorded.user_ns["__session__"] = str(folder / f"chain-{age}.ipynb")  # a sidecar of its own
         rec = recorder.install(recorded)
-        installed.append((delivery.Delivery(rec, _NoComms(), _SerializingComm), rec))
+        installed.append((delivery.Delivery(rec, _NoComms(), _serialize_only), rec))
     added: dict[str, list[float]] = {"young": [], "old": []}
     order = random.Random(18)
     try:
@@ -789,6 +819,8 @@ def report_notebook(cells: int, rounds: int) -> None:
           f"(before the cell {m['hook_pre_ms']:.3f}, after it {m['hook_post_ms']:.3f}; CPU of its main thread)")
     print(f"hooks that only spin as long      {m['spin_ratio']:8.2f}x plain nbclient (what that much work per "
           "cell costs through a kernel here, whatever the work)")
+    print(f"with a frontend listening         {m['listening_ratio']:8.2f}x plain nbclient, hooks "
+          f"{m['listening_hooks_ms']:.3f} ms per cell (JupyterLab's path: each entry also goes out on IOPub)")
     print(f"CPU added per cell: kernel {m['kernel_cpu_ms'] / cells:.3f} ms, nbgov run's process "
           f"{m['client_cpu_ms'] / cells:.3f} ms (both cores are busy through a kernel: added CPU is added time)")
     print(f"added per cell in process, first 100 cells {m['added_first_ms']:6.3f} ms")

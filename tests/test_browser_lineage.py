@@ -262,6 +262,11 @@ def test_a_burst_of_runs_writes_the_notebook_log_a_few_times_and_a_save_holds_ev
         timeout=UI_TIMEOUT_MS,
     )
     lab.save()  # at once: the pending write goes into what is saved
+    held = lab.page.evaluate(  # each entry's comm opening is its only message: the sidebar drops its end
+        """() => [...window.jupyterapp.shell.currentWidget.sessionContext.session.kernel._comms.values()]
+                   .filter(c => c.targetName === 'nbgov.lineage').length"""
+    )
+    assert held == 0, f"{held} lineage comms still held by the frontend"
     writes = lab.page.evaluate("() => window.nbgovLogWrites")
     assert 1 <= writes < 40 // 2, f"{writes} writes of the notebook log for 40 runs"
     entries = logged_entries(path)

@@ -58,14 +58,16 @@ def _execute(kc: BlockingKernelClient, code: str) -> list[dict[str, Any]]:
 
 
 def _entry_comms(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Entries delivered on short-lived nbgov.lineage comms (checking each was closed)."""
+    """Entries delivered on nbgov.lineage comm openings (checking each is the only message
+    of its comm, marked ``once`` for the frontend to dispose of)."""
     opened = {
         m["content"]["comm_id"]: m["content"]["data"]
         for m in messages
         if m["msg_type"] == "comm_open" and m["content"]["target_name"] == delivery.ENTRY_TARGET
     }
-    closed = {m["content"]["comm_id"] for m in messages if m["msg_type"] == "comm_close"}
-    assert set(opened) <= closed, "every entry comm is closed right after its message"
+    others = [m for m in messages if m["msg_type"] in ("comm_msg", "comm_close")]
+    assert [m for m in others if m["content"]["comm_id"] in opened] == [], "the opening is the comm's only message"
+    assert all(data["once"] is True for data in opened.values())
     assert {data["type"] for data in opened.values()} <= {"entry", "hello"}
     return [data["entry"] for data in opened.values() if data["type"] == "entry"]
 
@@ -74,7 +76,7 @@ def test_loading_nbgov_greets_the_frontend_before_any_record(kernel: BlockingKer
     messages = _execute(kernel, "%load_ext nbgov")
     greetings = [m["content"]["data"] for m in messages
                  if m["msg_type"] == "comm_open" and m["content"]["target_name"] == delivery.ENTRY_TARGET]
-    assert greetings == [{"type": "hello"}]
+    assert greetings == [{"type": "hello", "once": True}]
 
 
 def _request_log(kc: BlockingKernelClient) -> list[dict[str, Any]]:
@@ -89,10 +91,21 @@ def _request_log(kc: BlockingKernelClient) -> list[dict[str, Any]]:
     ]
 
 
-def test_each_execution_is_sent_on_its_own_short_lived_comm(kernel: BlockingKernelClient) -> None:
+def _kernel_comms(kc: BlockingKernelClient) -> int:
+    """How many comms the kernel's comm manager holds (read in a silent execution)."""
+    msg_id = kc.execute("", silent=True, user_expressions={"n": "len(get_ipython().kernel.comm_manager.comms)"})
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+    return int(reply["content"]["user_expressions"]["n"]["data"]["text/plain"])
+
+
+def test_each_execution_is_sent_on_one_comm_opening_and_nothing_stays_open(kernel: BlockingKernelClient) -> None:
     _execute(kernel, "%load_ext nbgov")
+    comms_before = _kernel_comms(kernel)
     first = _entry_comms(_execute(kernel, "x = 41"))
     second = _entry_comms(_execute(kernel, "y = x + 1"))
+    assert _kernel_comms(kernel) == comms_before, "an entry leaves no comm behind in the kernel"
 
     assert [e["kind"] for e in first] == ["session", "execution"]
     assert first[1]["body"]["code"] == "x = 41"

@@ -396,10 +396,16 @@ export class NotebookLineageModel implements IDisposable {
 
   private _onEntryComm = (comm: Kernel.IComm, msg: KernelMessage.ICommOpenMsg): void => {
     const data = msg.content.data as Json;
-    if (data && data.type === 'entry') {
-      this.receive([data.entry], data.stale, [data.line]);
-    } else if (data && data.type === 'hello') {
-      this._adoptOldLog(); // nbgov was just loaded in the kernel: before its first record
+    try {
+      if (data && data.type === 'entry') {
+        this.receive([data.entry], data.stale, [data.line]);
+      } else if (data && data.type === 'hello') {
+        this._adoptOldLog(); // nbgov was just loaded in the kernel: before its first record
+      }
+    } finally {
+      if (data && data.once === true && !comm.isDisposed) {
+        comm.dispose(); // the opening was the whole message: no close follows (nbgov/lineage/delivery.py)
+      }
     }
   };
 }

@@ -1,9 +1,12 @@
 """Kernel ⇄ frontend (the Lineage sidebar): entries out, catch-up and notebook moves in.
 
-One short-lived comm per entry, because a long-lived comm is missed by a frontend that
+One comm opening per entry, because a long-lived comm is missed by a frontend that
 reloads; each carries the entry, its compact line for the notebook file (built here,
 once: ``compact``; the sidebar only places it) and the stale flags of the whole log as the one rule (``stale``)
-judges them now, so the sidebar shows them as they are. A frontend that connects late
+judges them now, so the sidebar shows them as they are. The opening is the only message:
+no comm object stands behind it in the kernel, and the frontend disposes of its end when
+the data says ``once`` (an ipykernel comm object and its close message cost a cell about
+0.2 ms, as much as the rest of the record's delivery). A frontend that connects late
 asks for the whole session log on the "nbgov.lineage.sync" target; on the same target
 it tells the kernel when the notebook was renamed or moved, so recording follows it.
 Outside a kernel (plain IPython) there is no frontend, so nothing is registered; nor
@@ -14,6 +17,7 @@ in a kernel a headless runner started with ``NBGOV_HEADLESS=1`` (``nbgov run``,
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
@@ -115,10 +119,10 @@ def orphan_sidecar(notebook: str, data: Mapping[str, Any]) -> Path | None:
 class Delivery:
     """Kernel-side end of the sidebar comms for one shell; ``uninstall()`` removes it."""
 
-    def __init__(self, recorder: Recorder, comm_manager: Any, create_comm: Callable[..., Any]) -> None:
+    def __init__(self, recorder: Recorder, comm_manager: Any, publish: Callable[[dict[str, Any]], None]) -> None:
         self._recorder = recorder
         self._comm_manager = comm_manager
-        self._create_comm = create_comm
+        self._publish = publish
         from nbgov.lineage.compact import Compactor  # only with a frontend: a headless kernel never imports it
 
         self._compactor = Compactor()
@@ -130,21 +134,19 @@ class Delivery:
         """Tell connected frontends that recording started here (``%load_ext nbgov``), so one
         that knows a sidecar under the notebook's old name can say so before the first record."""
         try:
-            comm = self._create_comm(target_name=ENTRY_TARGET, data={"type": "hello"})
-            comm.close()
+            self._publish({"type": "hello"})
         except Exception as exc:
             _warn("greet the frontend", exc)
 
     def send_entry(self, entry: LogEntry) -> None:
-        """Open a comm carrying one entry, and close it at once."""
+        """Open a comm carrying one entry (see the module docstring)."""
         try:
             data: dict[str, Any] = {"type": "entry", "entry": dict(entry.raw), "line": self.line(entry)}
             if entry.kind == "execution":
                 stale = stale_map(self._recorder, now_files=False)
                 if stale is not None:
                     data["stale"] = stale
-            comm = self._create_comm(target_name=ENTRY_TARGET, data=data)
-            comm.close()
+            self._publish(data)
         except Exception as exc:
             _warn("send lineage to the frontend", exc)
 
@@ -227,8 +229,34 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
     comm_manager = getattr(kernel, "comm_manager", None)
     if comm_manager is None or os.environ.get(HEADLESS_ENV) == "1":
         return _NoDelivery()
-    import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
-
-    delivery = Delivery(recorder, comm_manager, comm_module.create_comm)
+    delivery = Delivery(recorder, comm_manager, _iopub_opener(kernel) or _comm_opener())
     delivery.announce()
     return delivery
+
+
+def _iopub_opener(kernel: Any) -> Callable[[dict[str, Any]], None] | None:
+    """Publish one ``comm_open`` on the entry target through the kernel's own session and
+    IOPub socket (what ipykernel's comms publish with), marked ``once``: the frontend
+    disposes of its end, so nothing in the kernel is opened or closed. None when the kernel
+    lacks them."""
+    session, iopub, parent = (getattr(kernel, name, None) for name in ("session", "iopub_socket", "get_parent"))
+    if session is None or iopub is None or not callable(parent):
+        return None
+
+    def publish(data: dict[str, Any]) -> None:
+        comm_id = uuid.uuid4().hex
+        content = {"comm_id": comm_id, "target_name": ENTRY_TARGET, "data": {**data, "once": True},
+                   "target_module": None}
+        session.send(iopub, "comm_open", content, parent=parent(), ident=f"comm-{comm_id}".encode("ascii"))
+
+    return publish
+
+
+def _comm_opener() -> Callable[[dict[str, Any]], None]:
+    """A comm opened and closed at once (the frontend drops its end at the close)."""
+    import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
+
+    def publish(data: dict[str, Any]) -> None:
+        comm_module.create_comm(target_name=ENTRY_TARGET, data=data).close()
+
+    return publish

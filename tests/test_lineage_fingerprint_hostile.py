@@ -352,28 +352,27 @@ def test_cyclic_and_200000_deep_object_columns_hash_in_a_subprocess_without_cras
 
 
 _INTERRUPTED = """
-import json, os, signal, sys, threading, time
+import json, os, signal, sys
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.values import ValueTracker
 
-big = [{"i": i, "s": str(i)} for i in range(3_000_000)]
+big = [{"i": i, "s": str(i)} for i in range(300_000)]  # about 3M calls in walk.py
 tracker = ValueTracker()
-main = threading.main_thread().ident
+calls = 0
 
 
-def interrupt_once_hashing() -> None:
-    # a real SIGINT, sent once the main thread is inside the fingerprinter (no timing guess)
-    while True:
-        frame = sys._current_frames().get(main)
-        while frame is not None and "fingerprint" not in frame.f_code.co_filename:
-            frame = frame.f_back
-        if frame is not None:
+def interrupt_once_hashing(frame, event, arg) -> None:
+    # a real SIGINT, sent deep inside the fingerprinter's walk: at the 100,000th call the main
+    # thread makes in walk.py (a thread polling for that moment lost the race on a loaded machine)
+    global calls
+    if event == "call" and frame.f_code.co_filename.endswith("walk.py"):
+        calls += 1
+        if calls == 100_000:
+            sys.setprofile(None)
             os.kill(os.getpid(), signal.SIGINT)
-            return
-        time.sleep(0.001)
 
 
-threading.Thread(target=interrupt_once_hashing, daemon=True).start()
+sys.setprofile(interrupt_once_hashing)
 first = tracker.after("big", big)
 skipped = tracker.after("other", [1, 2, 3])
 interrupted = tracker.interrupted

@@ -227,9 +227,10 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
     """Start delivering ``recorder``'s entries to frontends if ``shell`` runs inside a kernel."""
     kernel = getattr(shell, "kernel", None)
     comm_manager = getattr(kernel, "comm_manager", None)
-    if comm_manager is None or os.environ.get(HEADLESS_ENV) == "1":
+    publish = _iopub_opener(kernel)
+    if comm_manager is None or publish is None or os.environ.get(HEADLESS_ENV) == "1":
         return _NoDelivery()
-    delivery = Delivery(recorder, comm_manager, _iopub_opener(kernel) or _comm_opener())
+    delivery = Delivery(recorder, comm_manager, publish)
     delivery.announce()
     return delivery
 
@@ -237,8 +238,8 @@ def install(shell: Any, recorder: Recorder) -> Delivery | _NoDelivery:
 def _iopub_opener(kernel: Any) -> Callable[[dict[str, Any]], None] | None:
     """Publish one ``comm_open`` on the entry target through the kernel's own session and
     IOPub socket (what ipykernel's comms publish with), marked ``once``: the frontend
-    disposes of its end, so nothing in the kernel is opened or closed. None when the kernel
-    lacks them."""
+    disposes of its end, so nothing in the kernel is opened or closed. None when the
+    kernel is not an ipykernel one (which has them)."""
     session, iopub, parent = (getattr(kernel, name, None) for name in ("session", "iopub_socket", "get_parent"))
     if session is None or iopub is None or not callable(parent):
         return None
@@ -248,15 +249,5 @@ def _iopub_opener(kernel: Any) -> Callable[[dict[str, Any]], None] | None:
         content = {"comm_id": comm_id, "target_name": ENTRY_TARGET, "data": {**data, "once": True},
                    "target_module": None}
         session.send(iopub, "comm_open", content, parent=parent(), ident=f"comm-{comm_id}".encode("ascii"))
-
-    return publish
-
-
-def _comm_opener() -> Callable[[dict[str, Any]], None]:
-    """A comm opened and closed at once (the frontend drops its end at the close)."""
-    import comm as comm_module  # ipykernel patches create_comm to publish on its iopub socket
-
-    def publish(data: dict[str, Any]) -> None:
-        comm_module.create_comm(target_name=ENTRY_TARGET, data=data).close()
 
     return publish

@@ -63,7 +63,7 @@ def _write_or_print(text: str, output: Path | None) -> None:
 
 
 def _export_formats() -> str:
-    from nbgov.replay.export import FORMATS_HELP
+    from nbgov.replay.export_formats import FORMATS_HELP
 
     return "\b\n" + FORMATS_HELP.replace("\n\n", "\n\n\b\n")
 

@@ -14,6 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ EXPECTED_NOTEBOOKS = {
     "03_reviewer_replay.ipynb",
     "04_workshop.ipynb",
 }
+LONGEST = "03_reviewer_replay.ipynb"
 
 
 def nbgov_cli(*args: str, cwd: Path, tmpdir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -108,27 +112,83 @@ def test_generators_are_deterministic_and_mixed() -> None:
         data.bundled_path("nope.csv")
 
 
-@pytest.mark.kernel
-@pytest.mark.timeout(420)
-@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_recorded_and_replays(source: Path, tmp_path: Path) -> None:
-    work = tmp_path / "examples"
+@dataclass(frozen=True)
+class ExampleRun:
+    """One example notebook taken through `nbgov run`, then `verify` and `replay` (when the
+    run succeeded), each a real CLI process, as the test used to do them one by one."""
+
+    notebook: Path  # the notebook in its work folder
+    after_run: Path  # a copy of the notebook and its .nbgov/ as `nbgov run` left them
+    run: subprocess.CompletedProcess[str]
+    verify: subprocess.CompletedProcess[str] | None
+    replay: subprocess.CompletedProcess[str] | None
+
+
+def _run_example(source: Path, base: Path) -> ExampleRun:
+    work = base / "examples"
     work.mkdir()
     notebook = work / source.name
     shutil.copyfile(source, notebook)  # the notebook alone: it makes its own data files
-    tmpdir = tmp_path / "tmp"
+    tmpdir = base / "tmp"
     tmpdir.mkdir()
-
+    after_run = base / "after_run"
     run = nbgov_cli("run", notebook.name, cwd=work, tmpdir=tmpdir)
+    if run.returncode != 0:
+        return ExampleRun(notebook, after_run, run, None, None)
+    # what the test reads of the run is copied before verify and replay go near it
+    after_run.mkdir()
+    shutil.copyfile(notebook, after_run / notebook.name)
+    if (work / ".nbgov").exists():
+        shutil.copytree(work / ".nbgov", after_run / ".nbgov")
+    verify = nbgov_cli("verify", notebook.name, cwd=work, tmpdir=tmpdir)
+    if verify.returncode != 0:
+        return ExampleRun(notebook, after_run, run, verify, None)
+    # strict: every value of the example notebooks has an exact fingerprint, so no step may be
+    # "unverifiable"
+    replay = nbgov_cli("replay", notebook.name, "--report", "replay.html", cwd=work, tmpdir=tmpdir)
+    return ExampleRun(notebook, after_run, run, verify, replay)
+
+
+@pytest.fixture(scope="module")
+def example_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Path, Future[ExampleRun]]]:
+    """Each selected example notebook's run, verify and replay, two notebooks at a time.
+
+    Every notebook works in a folder (and TMPDIR) of its own through separate CLI processes
+    and kernels, so nothing one does is seen by another; most of each step is a process
+    waiting on its kernel, so two go side by side on two cores. Each test waits for its own
+    notebook's outcome and asserts on it exactly as when it ran the commands itself.
+    """
+    selected = {
+        item.callspec.params["source"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_notebook_runs_recorded_and_replays"
+    }
+    # 03 runs, replays and verifies a notebook of its own inside each of its own runs: the
+    # longest by far, so it starts first and the others take turns beside it
+    order = sorted((source for source in NOTEBOOKS if source in selected), key=lambda source: source.name != LONGEST)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="example")
+    try:
+        yield {source: pool.submit(_run_example, source, tmp_path_factory.mktemp(source.stem)) for source in order}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_recorded_and_replays(source: Path, example_runs: dict[Path, Future[ExampleRun]]) -> None:
+    done = example_runs[source].result()
+    run = done.run
     assert run.returncode == 0, said(run)
 
+    notebook = done.after_run / source.name
     nb = nbformat.read(notebook, as_version=4)
     cells = code_cells(nb)
     for cell in cells:
         errors = [out for out in cell.outputs if out.output_type == "error"]
         assert not errors and cell.execution_count, f"cell {cell.id} did not run cleanly: {errors}"
 
-    sidecar = work / ".nbgov" / f"{notebook.stem}.jsonl"
+    sidecar = done.after_run / ".nbgov" / f"{notebook.stem}.jsonl"
     entries = read_sidecar(sidecar)
     executions = [entry for entry in entries if entry["kind"] == "execution"]
     assert [e["body"]["cell_id"] for e in executions] == [cell.id for cell in cells]
@@ -141,12 +201,12 @@ def test_notebook_runs_recorded_and_replays(source: Path, tmp_path: Path) -> Non
     assert meta is not None and not meta.unreadable
     assert [entry["hash"] for entry in meta.log] == [entry["hash"] for entry in executions]
 
-    verify = nbgov_cli("verify", notebook.name, cwd=work, tmpdir=tmpdir)
-    assert verify.returncode == 0, said(verify)
+    verify = done.verify
+    assert verify is not None and verify.returncode == 0, said(verify) if verify else "not run"
 
     # strict: every value of the example notebooks has an exact fingerprint, so no step may be
     # "unverifiable"
-    replay = nbgov_cli("replay", notebook.name, "--report", "replay.html", cwd=work, tmpdir=tmpdir)
-    assert replay.returncode == 0, said(replay)
+    replay = done.replay
+    assert replay is not None and replay.returncode == 0, said(replay) if replay else "not run"
     assert " 0 diverged" in replay.stdout or "steps reproduced" in replay.stdout, said(replay)
-    assert (work / "replay.html").stat().st_size > 0
+    assert (done.notebook.parent / "replay.html").stat().st_size > 0

@@ -12,6 +12,7 @@ lands on the other side of a split gets a probability off by up to 0.2.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -107,13 +108,11 @@ def test_probabilities_match_scikit_learn_with_and_without_the_optimizer(
         assert re.search(r"\(computed in SQL: (Imputer, )?Sub, Div\)", explained), explained
 
 
-@pytest.mark.parametrize("head", ["hist_gradient_boosting", "random_forest", "decision_tree"])
-@pytest.mark.parametrize("where", ["TRUE", "plan = 'gold' AND income > 60000"])
-def test_trees_route_nan_as_scikit_learn_learned_to(any_engine: BaseEngine, head: str, where: str) -> None:
-    """NaN passed straight to the trees goes where each split learned to send it. skl2onnx
-    1.20 alone gets this wrong twice: forests and trees send every NaN to the false branch
-    (every NaN row off), and HistGradientBoosting does not convert at all on onnx >= 1.19
-    (its NaN-routing flags are numpy booleans in an INTS attribute)."""
+@cache
+def _nan_routing_pipeline(head: str) -> Any:
+    """``head`` behind a one-hot encoder, the numbers (NaN among them) passed straight
+    through, fitted once per test run: both engines and both WHERE clauses score the same
+    fitted pipeline, which registering and scoring only read."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.pipeline import Pipeline
@@ -125,13 +124,23 @@ def test_trees_route_nan_as_scikit_learn_learned_to(any_engine: BaseEngine, head
         "random_forest": RandomForestClassifier(n_estimators=20, max_depth=8, random_state=0),
         "decision_tree": DecisionTreeClassifier(max_depth=8, random_state=0),
     }[head]
-    train, frame = customers(3_000, seed=1), customers(ROWS // 4, seed=2)
-    pipeline = Pipeline(
+    train = customers(3_000, seed=1)
+    return Pipeline(
         [
             ("pre", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), STRINGS), ("num", "passthrough", NUMERIC)])),
             ("clf", model),
         ]
     ).fit(train[NUMERIC + STRINGS], train.churned)
+
+
+@pytest.mark.parametrize("head", ["hist_gradient_boosting", "random_forest", "decision_tree"])
+@pytest.mark.parametrize("where", ["TRUE", "plan = 'gold' AND income > 60000"])
+def test_trees_route_nan_as_scikit_learn_learned_to(any_engine: BaseEngine, head: str, where: str) -> None:
+    """NaN passed straight to the trees goes where each split learned to send it. skl2onnx
+    1.20 alone gets this wrong twice: forests and trees send every NaN to the false branch
+    (every NaN row off), and HistGradientBoosting does not convert at all on onnx >= 1.19
+    (its NaN-routing flags are numpy booleans in an INTS attribute)."""
+    pipeline, frame = _nan_routing_pipeline(head), customers(ROWS // 4, seed=2)
     register(any_engine, "trees", pipeline)
     table = pa.table({name: pa.array(frame[name].to_numpy(), from_pandas=False) for name in frame.columns})
     sql = f"SELECT id, predict(trees, *).probabilities[2] AS p FROM customers WHERE {where} ORDER BY id"

@@ -37,24 +37,13 @@ from openlineage.client.serde import Serde
 
 from nbgov import __version__
 from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, SessionInfo
+from nbgov.replay.export_formats import FORMATS_HELP as FORMATS_HELP  # the formats, also in `nbgov export --help`
 
 PRODUCER = f"https://pypi.org/project/nbgov/{__version__}"
 NAMESPACE = "nbgov"
 MODEL_NAMESPACE = "nbgov-model"
 FACET_SCHEMA = "https://pypi.org/project/nbgov/#/facets/{name}.json"
 _RUN_NS = uuid.UUID("6f1c7a52-3d0e-4c55-9a55-6e62676f7601")
-
-FORMATS_HELP = """\
-openlineage: OpenLineage run events as JSON Lines (one event per line, as OpenLineage's
-file transport writes them): the notebook is the job, each kernel session a parent run,
-each execution a run (COMPLETE or FAIL). Datasets: variables and Out[n] in namespace
-nbgov://<notebook>, files in "file" (absolute path), SQL tables in <engine>://nbgov,
-ONNX models in "nbgov-model" (output of the execution that registered the version,
-input of those that scored it); the version facet holds the content hash (sha256 for
-models) and nbgov_fingerprint/nbgov_model facets the details.
-openlineage-json: the same events as one JSON array.
-prov: W3C PROV-JSON: executions are activities, values/files/tables/models entities.
-"""
 
 
 @attr.define

@@ -37,7 +37,6 @@ from openlineage.client.serde import Serde
 
 from nbgov import __version__
 from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, SessionInfo
-from nbgov.replay.export_formats import FORMATS_HELP as FORMATS_HELP  # the formats, also in `nbgov export --help`
 
 PRODUCER = f"https://pypi.org/project/nbgov/{__version__}"
 NAMESPACE = "nbgov"

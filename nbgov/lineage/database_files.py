@@ -16,11 +16,11 @@ from collections.abc import Container
 
 from nbgov.lineage.fingerprint import static
 
-_SQLITE_JOURNALS = ("-wal", "-journal")
+SQLITE_JOURNALS = ("-wal", "-journal")
 _DUCKDB_JOURNALS = (".wal",)
-JOURNALS = (*_SQLITE_JOURNALS, *_DUCKDB_JOURNALS)  # side files holding the database's content
+JOURNALS = (*SQLITE_JOURNALS, *_DUCKDB_JOURNALS)  # side files holding the database's content
 SIDE_FILES = (*JOURNALS, "-shm")
-_SQLITE_SIDE_FILES = (*_SQLITE_JOURNALS, "-shm")
+_SQLITE_SIDE_FILES = (*SQLITE_JOURNALS, "-shm")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _DUCKDB_MAGIC = (8, b"DUCK")  # after the header block's checksum
 HEAD_BYTES = 16  # enough for either engine's header
@@ -44,7 +44,7 @@ def side_database(abspath: str, touched: Container[str] = (), look_inside: bool 
         if head is None:  # gone: a sqlite database the cell touched, then removed
             return base if suffix in _SQLITE_SIDE_FILES and base in touched else None
         kinds = journals_of(head)
-        return base if suffix in kinds or (suffix == "-shm" and kinds == _SQLITE_JOURNALS) else None
+        return base if suffix in kinds or (suffix == "-shm" and kinds == SQLITE_JOURNALS) else None
     return None
 
 
@@ -72,7 +72,7 @@ def journals_of(head: bytes) -> tuple[str, ...]:
     bytes: sqlite's journal and WAL for a sqlite database (or a file sqlite made and has not
     written yet), DuckDB's WAL for a DuckDB one, none for any other file."""
     if not head or head.startswith(_SQLITE_HEADER):
-        return _SQLITE_JOURNALS
+        return SQLITE_JOURNALS
     at, magic = _DUCKDB_MAGIC
     if head[at:at + len(magic)] == magic:
         return _DUCKDB_JOURNALS

@@ -35,8 +35,10 @@ from typing import Any
 import xxhash
 
 from nbgov import unrecorded
+from nbgov.lineage import sqlite_wal
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.database_files import HEAD_BYTES, database_path, index_only, journals_of, side_database
+from nbgov.lineage.database_files import (HEAD_BYTES, SQLITE_JOURNALS, database_path, index_only, journals_of,
+                                          side_database)
 
 _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PosixPath, pathlib.PureWindowsPath, pathlib.Path)
 SYSTEM_ROOTS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/boot", "/run", "/proc", "/sys",
@@ -334,9 +336,14 @@ def content_hash(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str |
 
 
 def _digest(abspath: str, key: FileKey, max_bytes: int) -> _Hashed:
-    """xxh3_128 of the file; a database with a journal or WAL beside it (an open transaction,
-    a connection's commits not yet checkpointed) gets one hash of their digests, so equal
-    hashes still mean equal content."""
+    """xxh3_128 of the file; a sqlite database with a WAL beside it, of the file a full
+    checkpoint would leave (``sqlite_wal``: a checkpoint does not change its hash); any other
+    database with a journal or WAL beside it (an open transaction, DuckDB's commits not yet
+    checkpointed, a WAL that does not parse) gets one hash of their digests, so equal hashes
+    still mean equal content."""
+    checkpointed = _checkpointed(abspath, key, max_bytes)
+    if checkpointed is not None:
+        return checkpointed
     digest, head = _hash_and_head(abspath)
     suffixes = journals_of(head)
     keys = _journal_keys(abspath, suffixes)
@@ -349,6 +356,19 @@ def _digest(abspath: str, key: FileKey, max_bytes: int) -> _Hashed:
                 return _Hashed(key, None, suffixes, keys)  # a journal too big to read: not known
             parts.append(f"{suffix}:{hash_file(abspath + suffix)}")
     return _Hashed(key, xxhash.xxh3_128_hexdigest(("database:" + " ".join(parts)).encode()), suffixes, keys)
+
+
+def _checkpointed(abspath: str, key: FileKey, max_bytes: int) -> _Hashed | None:
+    """A sqlite database with a non-empty WAL and no rollback journal, hashed as its effective
+    image; None for any other file, or a WAL that is not one of this database."""
+    if _journal_keys(abspath, ("-wal",)) == (None,):
+        return None  # the common case: one stat
+    keys = _journal_keys(abspath, SQLITE_JOURNALS)
+    wal, journal = keys  # SQLITE_JOURNALS: ("-wal", "-journal")
+    if wal is None or journal is not None or wal[0] > max_bytes:
+        return None
+    digest = sqlite_wal.image_digest(abspath)
+    return None if digest is None else _Hashed(key, digest, SQLITE_JOURNALS, keys)
 
 
 def _journal_keys(abspath: str, suffixes: tuple[str, ...]) -> tuple[FileKey | None, ...]:

@@ -6,13 +6,22 @@ or ``dropped`` (one version, or every version when ``version`` is NULL). A plain
 parquet table takes appends but not DELETE, and an append-only history is what a
 governed registry wants anyway. The live versions are the events folded in ``seq``
 order. The rules (versions, ``m@2``, errors) are ``ModelCatalog``'s, shared with DuckDB.
+
+Every lookup needs the events, and reading them is a Spark job over every file of the
+table. So each store keeps the events' metadata (never the bytes) with the listing of
+the table's data files it was read after, and re-reads only when a fresh listing (one
+file-system call, no job) differs: another kernel's append or a file put there by hand
+adds a file, so it is seen on the next lookup. No listing, no cache: read as before.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from nbgov.sqlml.catalog.catalog import StoredModel
 
@@ -20,6 +29,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 TABLE = "nbgov_models"
+# A file this young may still change within its modification time's tick (seconds on
+# some object stores) without the listing showing it: events read then are not kept.
+_RACY_SECONDS = 2.0
 REGISTERED = "registered"
 DROPPED = "dropped"
 _METADATA = ("name", "version", "sha256", "inputs", "outputs", "producer", "opset", "feature_names", "created")
@@ -28,6 +40,11 @@ _DDL = (
     "producer STRING, opset INT, feature_names STRING, created STRING, event STRING, seq BIGINT"
 )
 
+Event = tuple[StoredModel, str, int]
+"""(row without bytes, ``registered``/``dropped``, seq)."""
+Listing = tuple[str, tuple[tuple[str, int, int], ...]]
+"""The table's location and its data files as (path, length, modification ns), sorted."""
+
 
 class SparkModelStore:
     """Catalog rows in the warehouse table ``nbgov_models`` of the current database."""
@@ -35,6 +52,7 @@ class SparkModelStore:
     def __init__(self, spark: SparkSession) -> None:
         self._spark = spark
         self._ensure_table()
+        self._cached: tuple[Listing, list[Event]] | None = None
 
     # --- ModelStore ---------------------------------------------------------------
 
@@ -66,6 +84,15 @@ class SparkModelStore:
         return sorted(live, key=lambda row: (row.name, row.version))
 
     def payload(self, name: str, version: int) -> bytes:
+        found = self._payload(name, version)
+        if found is None:  # Spark's own listing of the table may predate the file
+            self._spark.catalog.refreshTable(TABLE)
+            found = self._payload(name, version)
+        if found is None:
+            raise KeyError(f"{name}@{version}")
+        return found
+
+    def _payload(self, name: str, version: int) -> bytes | None:
         from pyspark.sql import functions as F
 
         found = (
@@ -76,9 +103,7 @@ class SparkModelStore:
             .limit(1)
             .collect()
         )
-        if not found:
-            raise KeyError(f"{name}@{version}")
-        return bytes(found[0][0])
+        return bytes(found[0][0]) if found else None
 
     # --- the table ------------------------------------------------------------------
 
@@ -106,17 +131,30 @@ class SparkModelStore:
 
     def _append(self, values: list[Any]) -> None:
         frame = self._spark.createDataFrame([tuple(values)], schema=self._table().schema)
+        self._cached = None
         frame.write.insertInto(TABLE)
         self._spark.catalog.refreshTable(TABLE)
 
-    def _events(self, name: str | None) -> list[tuple[StoredModel, str, int]]:
-        """(row, event, seq) for ``name`` (case-insensitive), or for every model; no bytes read."""
-        from pyspark.sql import functions as F
+    def _events(self, name: str | None) -> list[Event]:
+        """The events of ``name`` (case-insensitive), or of every model; no bytes read.
+        Listed before read: a file added meanwhile is in the read or in the next listing."""
+        now = time.time()
+        listing = self._listing()
+        cached = self._cached
+        if listing is not None and cached is not None and cached[0] == listing:
+            events = cached[1]
+        else:
+            self._spark.catalog.refreshTable(TABLE)  # Spark's own listing may miss new files
+            events = self._read_events()
+            if listing is not None and not _racy(listing, now):
+                self._cached = (listing, events)
+        if name is None:
+            return list(events)
+        key = name.lower()
+        return [event for event in events if event[0].name.lower() == key]
 
-        table = self._table()
-        if name is not None:
-            table = table.where(F.lower(F.col("name")) == F.lit(name.lower()))
-        rows = table.select(*_METADATA, "event", "seq").collect()
+    def _read_events(self) -> list[Event]:
+        rows = self._table().select(*_METADATA, "event", "seq").collect()
         return [
             (
                 StoredModel(
@@ -130,6 +168,44 @@ class SparkModelStore:
             for r in rows
         ]
 
+    def _listing(self) -> Listing | None:
+        """The table's data files as the file system lists them now (Hadoop's FileSystem,
+        what Spark reads; a local folder directly); None when that cannot be known exactly."""
+        try:
+            spark = self._spark
+            if spark.catalog.currentCatalog() != "spark_catalog":
+                return None
+            jvm: Any = spark._jvm
+            state = spark._jsparkSession.sessionState()
+            catalog = state.catalog()
+            ident = state.sqlParser().parseTableIdentifier(TABLE)
+            if catalog.isTempView(ident):
+                return None
+            table = catalog.getTableMetadata(ident)
+            provider = table.provider()
+            if (
+                provider.isEmpty()
+                or str(provider.get()).lower() != "parquet"
+                or not table.partitionColumnNames().isEmpty()
+                or str(table.tableType().name()) not in ("MANAGED", "EXTERNAL")
+            ):
+                return None
+            location = str(table.location().toString())
+            files: list[tuple[str, int, int]] = []
+            conf = spark._jsc.hadoopConfiguration()
+            if location.startswith("file:/") and conf.get("fs.file.impl") is None:  # no JVM call per file
+                folder = url2pathname(urlparse(location).path)
+                if os.path.isdir(folder):  # Spark reads a missing root folder as empty
+                    _list_local(folder, files)
+                return location, tuple(sorted(files))
+            path = jvm.org.apache.hadoop.fs.Path(location)
+            fs = path.getFileSystem(conf)
+            if fs.exists(path):
+                _list_files(fs, path, files)
+            return location, tuple(sorted(files))
+        except Exception:
+            return None
+
     @staticmethod
     def _live(events: Iterable[tuple[StoredModel, str, int]]) -> list[StoredModel]:
         """The versions of one model still registered after its events, in ``seq`` order."""
@@ -142,6 +218,44 @@ class SparkModelStore:
             else:
                 live.pop(row.version, None)
         return list(live.values())
+
+
+def _list_files(fs: Any, folder: Any, files: list[tuple[str, int, int]]) -> None:
+    """Every file Spark's ``InMemoryFileIndex`` would read under ``folder``, recursively."""
+    for status in fs.listStatus(folder):
+        path = status.getPath()
+        text = str(path.toString())
+        if _spark_ignores(text.rsplit("/", 1)[-1]):
+            continue
+        if status.isDirectory():
+            _list_files(fs, path, files)
+        else:
+            files.append((text, int(status.getLen()), int(status.getModificationTime()) * 1_000_000))
+
+
+def _list_local(folder: str, files: list[tuple[str, int, int]]) -> None:
+    """``_list_files`` for a local folder, by the operating system (nanosecond times)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if _spark_ignores(entry.name):
+                continue
+            if entry.is_dir():
+                _list_local(entry.path, files)
+            else:
+                stat = entry.stat()
+                files.append((entry.path, stat.st_size, stat.st_mtime_ns))
+
+
+def _spark_ignores(name: str) -> bool:
+    """``InMemoryFileIndex.shouldFilterOut``: hidden and ``_`` files (``_SUCCESS``,
+    ``.crc``, ``_temporary``) but Parquet's ``_metadata``; files still being copied."""
+    exclude = (name.startswith("_") and "=" not in name) or name.startswith(".") or name.endswith("._COPYING_")
+    return exclude and not (name.startswith("_common_metadata") or name.startswith("_metadata"))
+
+
+def _racy(listing: Listing, now: float) -> bool:
+    """Whether a listed file is so recent that a rewrite could keep its length and time."""
+    return any(modified >= (now - _RACY_SECONDS) * 1e9 for _, _, modified in listing[1])
 
 
 def _next_seq() -> int:

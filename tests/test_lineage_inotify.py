@@ -63,6 +63,38 @@ def test_a_flood_of_events_is_reported_as_an_overflow(inotify: Inotify, tmp_path
     inotify.close()
 
 
+def test_a_writer_that_never_pauses_cannot_keep_collect_reading(inotify: Inotify, tmp_path: Path) -> None:
+    """``strace -o trace.log`` in the notebook's folder writes a line for each read of the
+    inotify descriptor, which queues a new event: collect reads what was queued when it
+    began, so it returns, and the cell's own events are all there."""
+    assert inotify.watch(str(tmp_path))
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    (tmp_path / "data.csv").read_text()
+    log = open(tmp_path / "trace.log", "ab", buffering=0)  # noqa: SIM115 - closed below
+    reads = 0
+    plain_read = inotify._read
+
+    def traced_read(size: int) -> bytes:
+        nonlocal reads
+        reads += 1
+        if reads > 1000:
+            raise AssertionError("collect kept reading the events its own reads caused")
+        data = plain_read(size)
+        log.write(b"read(...)\n")  # what the tracer writes for this very call
+        return data
+
+    inotify._read = traced_read  # type: ignore[method-assign]
+    try:
+        touches, overflow = inotify.collect()
+    finally:
+        log.close()
+    assert not overflow
+    assert reads == 1
+    assert {t.name: t.written for t in touches} == {"data.csv": True, "trace.log": True}
+    assert inotify._queued() > 0, "the tracer's own lines wait for the next collect"
+    inotify.close()
+
+
 def test_watches_beyond_the_bound_are_removed_oldest_first(inotify: Inotify, tmp_path: Path) -> None:
     folders = [tmp_path / f"d{i}" for i in range(MAX_KEPT_WATCHES + 5)]
     for folder in folders:

@@ -712,6 +712,37 @@ def test_the_code_ipython_transformed_is_analysed_without_transforming_it_again(
     assert {w["name"]: w["mutated"] for w in recording.body()["writes"]} == {"found": False, "x": True}
 
 
+def test_a_dynamic_cell_looks_at_the_notebook_names_not_at_ipythons_history(
+    recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IPython binds one or two names per cell run (``_i7``, ``_7``): after thousands of cells
+    they are most of the namespace. A magic or exec cell compares the names notebook code
+    bound, so what it costs does not grow with the history; what it rebinds, creates and
+    deletes is recorded as before, whichever way the names came."""
+    from nbgov.lineage import namespace
+
+    ns = recording.ns()
+    recording.run("a = [1]\nb = [2]\ngone = 3")
+    ns.update({f"_i{i}": f"x = {i}" for i in range(1000, 6000)})  # a long session's history
+    ns.update({f"_{i}": i for i in range(1000, 3000)})
+    ns["between"] = [4]  # bound between cells (a thread, a widget)
+    looked_at = {"values": 0}
+    plain = namespace._identity
+
+    def counting(value: Any) -> int:
+        looked_at["values"] += 1
+        return plain(value)
+
+    monkeypatch.setattr(namespace, "_identity", counting)
+    recording.run("exec('a = [1]\\nbetween = 5\\nmade = 6\\ndel gone')")
+    body = recording.body()
+    assert {w["name"] for w in body["writes"]} == {"a", "between", "made"}
+    assert body["deletes"] == ["gone"]
+    assert looked_at["values"] < 200, looked_at  # not one per name of the history
+    recording.run("%time b = [2]")
+    assert {w["name"] for w in recording.body()["writes"]} == {"b"}
+
+
 def test_a_dynamic_cell_compares_every_name_without_an_audited_call_per_name(recording: RecordingShell) -> None:
     """A magic or exec may rebind any name, so the recorder compares the identity of every
     name before and after: by object's own pointer hash, not id() (an audit event, which runs

@@ -27,8 +27,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import select
 import struct
+import termios
 import sys
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -72,7 +72,8 @@ SLEEP_MASK = IN_ATTRIB  # a file event that is rare, so the kernel keeps its mar
 WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
 TAKEN_AWAY = IN_DELETE | IN_MOVED_FROM
 _EVENT = struct.Struct("iIII")
-_BUFFER = 4096  # grows while reads come back full
+_MAX_READ = 1 << 20
+_FIONREAD = termios.FIONREAD
 MAX_KEPT_WATCHES = 64
 MAX_LEFT_OPEN = 4096  # files earlier cells left open; beyond it, no close after a write is a read
 
@@ -123,6 +124,9 @@ class Inotify:
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
+        self._ioctl = ctypes.PyDLL(None).ioctl  # (a PyDLL call keeps the GIL)
+        self._ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int))
+        self._queued_bytes = ctypes.c_int(0)
         self._add = libc.inotify_add_watch
         self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
         self._rm = libc.inotify_rm_watch
@@ -132,8 +136,6 @@ class Inotify:
             err = ctypes.get_errno()
             raise OSError(err, f"inotify_init1: {os.strerror(err)}")
         self.fd: int = fd
-        self._waiting = select.poll()  # whether events wait, without a read that raises when none do
-        self._waiting.register(fd, select.POLLIN)
         self._folders: dict[int, str] = {}  # watch descriptor -> folder, oldest first
         self._awake: set[int] = set()
         self._named: dict[str, int] = {}  # folder -> the watch descriptor its name gave last
@@ -170,9 +172,11 @@ class Inotify:
 
     def collect(self) -> tuple[list[Touch], bool]:
         """Files touched in awake folders since the last collect, and whether the OS dropped
-        events (overflow)."""
-        data = self._read(_BUFFER)
-        if not data:
+        events (overflow). Reads only the events already queued when it is called: what a
+        process writing without pause in a watched folder adds meanwhile (a tracer logging
+        each of these reads there) cannot keep it reading."""
+        queued = self._queued()
+        if not queued:
             return [], False  # nothing happened (most cells, and most gaps between cells)
         masks: dict[tuple[str, str], int] = {}
         read_first: set[tuple[str, str]] = set()
@@ -181,10 +185,11 @@ class Inotify:
         closed_after: set[tuple[str, str]] = set()  # a read-only handle closed after that
         last_open: dict[tuple[str, str], bool] = {}  # the last open or close was an open
         overflow = False
-        size = _BUFFER
-        while data:
-            if len(data) > size // 2:
-                size = min(size * 4, 1 << 20)
+        while queued > 0:
+            data = self._read(min(queued, _MAX_READ))
+            if not data:
+                break
+            queued -= len(data)
             offset = 0
             while offset + _EVENT.size <= len(data):
                 wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
@@ -220,7 +225,6 @@ class Inotify:
                     if not mask:
                         continue
                 masks[key] = before | mask
-            data = self._read(size)
         held = (opened_first & closed_after) - opened_after  # opened before the write, closed after it
         if held and not self._left_open_unknown:
             read_first |= held - self._left_open
@@ -233,10 +237,15 @@ class Inotify:
                    for (folder, name), mask in masks.items()]
         return touches, overflow
 
+    def _queued(self) -> int:
+        """Bytes of events waiting (``FIONREAD``: whole events). One call that never blocks,
+        made without releasing the GIL: in a kernel, a release hands it to the IOPub thread."""
+        if self._ioctl(self.fd, _FIONREAD, self._queued_bytes) < 0:
+            raise OSError(errno.EBADF, f"inotify: FIONREAD failed on {self.fd}")
+        return self._queued_bytes.value
+
     def _read(self, size: int) -> bytes:
-        """The events waiting (up to ``size`` bytes); empty when there are none."""
-        if not self._waiting.poll(0):
-            return b""  # most cells and most gaps between them: one poll, no BlockingIOError
+        """Events waiting (whole ones, up to ``size`` bytes); empty when there are none."""
         while True:
             try:
                 return os.read(self.fd, size)

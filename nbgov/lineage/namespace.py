@@ -27,7 +27,7 @@ import weakref
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import compress, filterfalse
+from itertools import compress, filterfalse, repeat
 from operator import ne
 from typing import Any
 
@@ -114,7 +114,8 @@ class Snapshot:
     names: CellNames
     before: dict[str, Fingerprint]  # candidates: values the cell may read or change
     identities: dict[str, int]  # identities (_identity) of the names the cell may rebind
-    every_name: tuple[list[str], list[int]] | None  # a dynamic cell: all keys and their identities, in order
+    # a dynamic cell: every name but IPython's own (_i3, Out, ...), and their values' identities
+    every_name: tuple[list[str], list[int]] | None
     unchanged: set[str]  # candidates provably only read: no after-fingerprint needed
     called_globals: set[str]  # globals named by the code of notebook functions and classes the cell uses
     marker: Any  # the last key of the namespace before the cell (insertion order)
@@ -146,12 +147,15 @@ class NamespaceObserver:
         # a class runs its metaclass's __hash__, and weakly, so a notebook class can be freed
         self._data_kinds: dict[int, tuple[weakref.ref[type], Any]] = {}
         self._known: set[str] = set(_names(list(ns)))
+        # the names a dynamic cell's rebinding is looked for in: all but IPython's own, which
+        # grow by one or two per cell run (_i3, _3) and are never notebook data
+        self._tracked: dict[str, None] = _trackable(_names(list(ns)))
         self._end_marker: Any = _last_key(ns)
 
     # -- before ------------------------------------------------------------
     def before(self, names: CellNames, ns: Mapping[str, Any], hashing: Hashing) -> Snapshot:
         self.values.start_cell()
-        if len(ns) != len(self._known):
+        if len(ns) != len(self._known) or _last_key(ns) != self._end_marker:
             self._catch_up(ns)
         called = self._called_globals(names, ns)
         only_rebound = names.stores - names.loads - names.mutates - names.impure
@@ -160,7 +164,7 @@ class NamespaceObserver:
         before = {name: hashing.before(name, ns[name]) for name in candidates}
         touched = names.referenced | names.stores | names.deletes | called
         identities = {n: _identity(ns[n]) for n in touched if n in ns}
-        every_name = _every_name(ns) if names.dynamic else None
+        every_name = self._tracked_identities(ns) if names.dynamic else None
         try:
             unchanged = self.values.provably_unchanged(names, before.keys(), ns)
         except KeyboardInterrupt:
@@ -174,8 +178,18 @@ class NamespaceObserver:
         added = _keys_after(ns, self._end_marker)
         if added is not None:
             self._known.update(added)
+            self._tracked.update(_trackable(added[::-1]))
         if added is None or len(ns) != len(self._known):
-            self._known = set(_names(list(ns)))
+            names = _names(list(ns))
+            self._known = set(names)
+            self._tracked = _trackable(names)
+        self._end_marker = _last_key(ns)
+
+    def _tracked_identities(self, ns: Mapping[str, Any]) -> tuple[list[str], list[int]]:
+        """A dynamic cell's view before it: the tracked names and their values' identities
+        (C loops; the values are not kept)."""
+        keys = list(self._tracked)
+        return keys, list(map(_identity, map(ns.get, keys, repeat(_MISSING))))
 
     def _called_globals(self, names: CellNames, ns: Mapping[str, Any]) -> set[str]:
         """Globals the notebook code a cell can run may read or write: its functions, and the
@@ -207,7 +221,7 @@ class NamespaceObserver:
     # -- after -------------------------------------------------------------
     def after(self, snap: Snapshot, ns: Mapping[str, Any], hashing: Hashing) -> NamespaceChanges:
         changes = NamespaceChanges()
-        rebound, rebound_values = self._rebound(snap, ns)  # in namespace order
+        rebound, rebound_values = self._rebound(snap, ns)
         known = self._known
         deleted = {n for n in snap.identities if n not in ns}
         known -= deleted
@@ -217,6 +231,10 @@ class NamespaceObserver:
             gone = set(filterfalse(ns.__contains__, known))  # (not `known - ns.keys()`: that hashes every key)
             deleted |= gone
             known -= gone
+        tracked = self._tracked
+        for name in deleted:
+            tracked.pop(name, None)
+        tracked.update(_trackable([name for name in rebound if name not in tracked]))
         self._end_marker = _last_key(ns)
 
         changes.reads = self._reads(snap)
@@ -237,34 +255,31 @@ class NamespaceObserver:
         return changes
 
     def _rebound(self, snap: Snapshot, ns: Mapping[str, Any]) -> tuple[list[str], list[Any] | None]:
-        """Names bound to another object (or created) by the cell, in namespace order. A dynamic
-        cell compares every name; others only the names they can reach and the names added
-        after the last key seen before the cell. A dynamic cell also gets the values, taken
-        along in the same C loops."""
+        """Names bound to another object (or created) by the cell: those added after the last
+        key seen before the cell, those it stores, and those of the names it can reach that
+        changed; a dynamic cell may rebind any name, so every tracked one is compared, and
+        the values come along from the same C loops."""
         stored = list(filter(ns.__contains__, sorted(snap.names.stores)))
-        if snap.every_name is not None:
-            keys, ids = snap.every_name
-            now_keys, now_values = _items(ns)
-            now_ids = list(map(_identity, now_values))
-            added = _keys_after(ns, snap.marker)
-            if added is not None and len(now_keys) == len(keys) + len(added):  # none removed, none moved
-                moved = list(map(ne, ids, now_ids)) + [True] * (len(now_keys) - len(keys))
-            else:
-                before = dict(zip(keys, ids))
-                moved = [before.get(k) != i for k, i in zip(now_keys, now_ids)]
-            # names stored again with the very same object are written too
-            same = [n for n in stored if snap.identities.get(n) == _identity(ns[n])]
-            return (list(compress(now_keys, moved)) + same,
-                    list(compress(now_values, moved)) + [ns[n] for n in same])
         new_keys = _keys_after(ns, snap.marker)
         if new_keys is None:  # the marker itself was deleted: look at every name
             new_keys = [k for k in _names(list(ns)) if k not in self._known]
-        found = dict.fromkeys(reversed(new_keys))
-        found.update(dict.fromkeys(stored))
+        else:
+            new_keys.reverse()  # (found from the end)
+        if snap.every_name is not None:
+            keys, ids = snap.every_name
+            values = list(map(ns.get, keys, repeat(_MISSING)))
+            changed = compress(zip(keys, values), map(ne, ids, map(_identity, values)))
+            found = {name: value for name, value in changed if value is not _MISSING}
+            for name in (*new_keys, *stored):
+                if name not in found:
+                    found[name] = ns[name]
+            return list(found), list(found.values())
+        bound = dict.fromkeys(new_keys)
+        bound.update(dict.fromkeys(stored))
         for name, identity in snap.identities.items():
             if name in ns and _identity(ns[name]) != identity:
-                found[name] = None
-        return list(found), None
+                bound[name] = None
+        return list(bound), None
 
     def _reads(self, snap: Snapshot) -> list[tuple[str, Fingerprint]]:
         """Names loaded before being stored (or read by called notebook functions) that existed."""
@@ -654,16 +669,7 @@ def _names(keys: list[Any]) -> list[str]:
     return keys if _all_names(keys) else [key for key in keys if type(key) is str]
 
 
-def _items(ns: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    """The namespace's names and their values, in order (C loops when every key is a name)."""
-    keys, values = list(ns), list(ns.values())
-    if _all_names(keys):
-        return keys, values
-    kept = [type(key) is str for key in keys]
-    return list(compress(keys, kept)), list(compress(values, kept))
-
-
-def _every_name(ns: Mapping[str, Any]) -> tuple[list[str], list[int]]:
-    """A dynamic cell's view before it: every name and its value's identity."""
-    keys, values = _items(ns)
-    return keys, list(map(_identity, values))
+def _trackable(names: list[str]) -> dict[str, None]:
+    """``names`` without IPython's own (``_i3``, ``_3``, ``Out``, ...), in order."""
+    internal = set(filter(_INTERNAL.match, _maybe_internal(names)))
+    return dict.fromkeys(name for name in names if name not in internal) if internal else dict.fromkeys(names)

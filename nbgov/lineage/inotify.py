@@ -28,8 +28,8 @@ import ctypes
 import errno
 import os
 import struct
-import termios
 import sys
+import termios
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 

@@ -347,7 +347,7 @@ class NamespaceObserver:
         kinds = list(map(type, values))
         verdicts = {self._verdict(kind) for kind in dict(zip(map(_identity, kinds), kinds)).values()}
         if verdicts <= {True}:
-            drop = set(filter(_INTERNAL.match, _maybe_internal(names)))
+            drop = _internal_names(names)
             hidden = self.hidden  # grows by a name per cell (IPython's _i<n>): look up the names, not it
             drop.update(n for n in filter(hidden.__contains__, names) if hidden[n] is ns[n])
             if not drop:
@@ -669,7 +669,12 @@ def _names(keys: list[Any]) -> list[str]:
     return keys if _all_names(keys) else [key for key in keys if type(key) is str]
 
 
+def _internal_names(names: list[str]) -> set[str]:
+    """The names among ``names`` that are IPython's own (``_i3``, ``_3``, ``Out``, ...)."""
+    return set(filter(_INTERNAL.match, _maybe_internal(names)))
+
+
 def _trackable(names: list[str]) -> dict[str, None]:
-    """``names`` without IPython's own (``_i3``, ``_3``, ``Out``, ...), in order."""
-    internal = set(filter(_INTERNAL.match, _maybe_internal(names)))
+    """``names`` without IPython's own, in order."""
+    internal = _internal_names(names)
     return dict.fromkeys(name for name in names if name not in internal) if internal else dict.fromkeys(names)

@@ -54,6 +54,9 @@ random order (median of the paired ratios):
 - a fourth variant in each round: ``nbgov run`` with lineage delivery on, as under
   JupyterLab (``frontend_listening``: each entry also goes out on IOPub for the sidebar),
   over plain nbclient, with its hooks' CPU; no target (the issue's is the headless run).
+- a fifth: ``nbgov run`` whose kernel loads nbgov and then takes the recorder's two hooks
+  off (``HOOKS_OFF``), over plain nbclient: what the runner and nbgov's presence cost
+  without recording, so the rest of ``nbgov run``'s ratio is the hooks' share.
 And a ``%%sqlml`` query returning 100,000 rows of a 1M-row DataFrame, with recording
 on (``%load_ext nbgov``) against the magic alone (target ≤ 1.1x), ``--repeat / 4``
 rounds; and the time recording adds per query in a session that has run 1,000 cells
@@ -102,6 +105,7 @@ def _shell() -> Any:
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell()
+    assert shell.history_manager is not None
     shell.history_manager.enabled = False
     return shell
 
@@ -180,7 +184,7 @@ def peer_ipyflow(repeat: int) -> dict[str, dict[str, float]] | str:
         )
     if proc.returncode != 0:
         return f"ipyflow run failed: {proc.stderr.strip().splitlines()[-1:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _gbps(nbytes: int, fn: Callable[[], Any], repeat: int = 5) -> float:
@@ -516,7 +520,7 @@ def chain_notebook(path: Path, cells: int) -> Path:
 def _timed_client(base: type) -> Any:
     """``base`` (an nbclient class) that keeps the wall time of each cell it executes."""
 
-    class Timed(base):  # type: ignore[misc, valid-type]
+    class Timed(base):
         cell_times: list[float] = []
 
         async def async_execute_cell(self, cell: Any, cell_index: int, *args: Any, **kwargs: Any) -> Any:
@@ -544,22 +548,37 @@ def run_plain(source: Path, out: Path, client: type | None = None) -> tuple[floa
     return time.perf_counter() - start, list(client_class.cell_times), out.stat().st_size
 
 
-def run_nbgov(source: Path, out: Path) -> tuple[float, list[float], int]:
-    """`nbgov run SOURCE -o OUT` (the command's own code path), timing each cell."""
+def run_nbgov(source: Path, out: Path, recording: bool = True) -> tuple[float, list[float], int]:
+    """`nbgov run SOURCE -o OUT` (the command's own code path), timing each cell; without
+    ``recording``, its kernel loads nbgov and then takes the recorder's hooks off (``HOOKS_OFF``)."""
     from nbgov.replay import runner
 
     client_class = _timed_client(runner.RecordingNotebookClient)
     client_class.cell_times = []
-    original = runner.RecordingNotebookClient
+    original, original_load = runner.RecordingNotebookClient, runner.LOAD_NBGOV
     runner.RecordingNotebookClient = client_class  # type: ignore[misc]
+    if not recording:
+        runner.LOAD_NBGOV = original_load + "\n" + HOOKS_OFF
     try:
         start = time.perf_counter()
         summary = runner.run_notebook(source, out)
         seconds = time.perf_counter() - start
     finally:
-        runner.RecordingNotebookClient = original  # type: ignore[misc]
-    assert summary.error is None and len(summary.recorded) == len(client_class.cell_times), summary.error
+        runner.RecordingNotebookClient, runner.LOAD_NBGOV = original, original_load  # type: ignore[misc]
+    recorded = len(client_class.cell_times) if recording else 0
+    assert summary.error is None and len(summary.recorded) == recorded, summary.error
     return seconds, list(client_class.cell_times), out.stat().st_size
+
+
+# Appended to the code `nbgov run` loads nbgov with: takes the recorder's two hooks off again,
+# so the kernel holds all that loading nbgov leaves (its modules, magics, audit hook) and
+# records nothing.
+HOOKS_OFF = """
+for _event in ("pre_run_cell", "post_run_cell"):
+    for _hook in [h for h in get_ipython().events.callbacks[_event]
+                  if type(getattr(h, "__self__", None)).__name__ == "Recorder"]:
+        get_ipython().events.unregister(_event, _hook)
+"""
 
 
 @contextlib.contextmanager
@@ -719,7 +738,9 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
     hooks = hook_seconds(source, folder / "clocked.ipynb", cells)
     with frontend_listening():
         listening_hooks = hook_seconds(source, folder / "clocked-listening.ipynb", cells)
-    runs = {"plain": run_plain, "nbgov": run_nbgov, "spin": run_spinning(hooks), "listening": run_nbgov_listening}
+    runs: dict[str, Callable[[Path, Path], tuple[float, list[float], int]]] = {
+        "plain": run_plain, "nbgov": run_nbgov, "spin": run_spinning(hooks), "listening": run_nbgov_listening,
+        "off": functools.partial(run_nbgov, recording=False)}
     results: dict[str, list[Any]] = {name: [] for name in runs}
     order = random.Random(18)
     for round_no in range(rounds):
@@ -729,6 +750,7 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
     ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["nbgov"], strict=True)]
     spin_ratios = [s[0] / p[0] for p, s in zip(results["plain"], results["spin"], strict=True)]
     listening_ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["listening"], strict=True)]
+    off_ratios = [n[0] / p[0] for p, n in zip(results["plain"], results["off"], strict=True)]
     growth = [(n[2] - p[2]) / cells for p, n in zip(results["plain"], results["nbgov"], strict=True)]
     first, last = chain_flatness(cells, folder)
     return {
@@ -736,6 +758,7 @@ def notebook_case(cells: int, rounds: int) -> dict[str, float]:
         "diff_lines": float(rerun_diff(folder, cells, cells // 2)),
         "run_ratio": statistics.median(ratios),
         "spin_ratio": statistics.median(spin_ratios),
+        "off_ratio": statistics.median(off_ratios),
         "hook_pre_ms": hooks["pre_run_cell"] * 1e3,
         "hook_post_ms": hooks["post_run_cell"] * 1e3,
         "listening_ratio": statistics.median(listening_ratios),
@@ -821,6 +844,8 @@ def report_notebook(cells: int, rounds: int) -> None:
     print(f"plain nbclient cell               {m['plain_cell_ms']:8.2f} ms")
     print(f"nbgov's hooks in the kernel       {m['hook_pre_ms'] + m['hook_post_ms']:8.3f} ms per cell "
           f"(before the cell {m['hook_pre_ms']:.3f}, after it {m['hook_post_ms']:.3f}; CPU of its main thread)")
+    print(f"nbgov loaded, recording off       {m['off_ratio']:8.2f}x plain nbclient (nbgov run with its modules, "
+          "magics and audit hook in the kernel and the recorder's hooks taken off: the rest is the hooks')")
     print(f"hooks that only spin as long      {m['spin_ratio']:8.2f}x plain nbclient (what that much work per "
           "cell costs through a kernel here, whatever the work)")
     print(f"with a frontend listening         {m['listening_ratio']:8.2f}x plain nbclient, hooks "

@@ -9,6 +9,9 @@ reported to the lineage recorder; a failing recorder never breaks the cell.
 from __future__ import annotations
 
 import html
+import keyword
+import os
+import shlex
 import sys
 import time
 import warnings
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, CaselessStrEnum, Integer, Unicode
 
@@ -38,15 +41,16 @@ ENGINES = ("duckdb", "spark")
 
 
 def split_flags(line: str) -> tuple[str, str]:
-    """Separate leading ``-flags`` from the SQL of a line, keeping the SQL verbatim."""
+    """Separate leading ``-flags`` from the SQL of a line, keeping the SQL verbatim.
+
+    A quoted flag value is one word even with spaces in it (``--db "my data/x.duckdb"``).
+    """
     position = 0
     expect_value = False
     while position < len(line):
         while position < len(line) and line[position].isspace():
             position += 1
-        end = position
-        while end < len(line) and not line[end].isspace():
-            end += 1
+        end = _word_end(line, position)
         word = line[position:end]
         if not word:
             break
@@ -58,6 +62,50 @@ def split_flags(line: str) -> tuple[str, str]:
             break
         position = end
     return line[:position].strip(), line[position:].strip()
+
+
+# Backslash escapes as in a POSIX shell; on Windows it separates a path's folders.
+_ESCAPE = "" if os.name == "nt" else "\\"
+
+
+def _word_end(line: str, position: int) -> int:
+    """Where the shell word starting at ``position`` ends (whitespace inside quotes does not end it)."""
+    quote: str | None = None
+    end = position
+    while end < len(line):
+        char = line[end]
+        if quote is not None:
+            if char == quote:
+                quote = None
+            elif char in _ESCAPE and quote == '"':
+                end += 1
+        elif char in "'\"":
+            quote = char
+        elif char in _ESCAPE:
+            end += 1
+        elif char.isspace():
+            break
+        end += 1
+    return min(end, len(line))
+
+
+def flag_words(flags: str) -> list[str]:
+    """The flags split by shell rules (shlex), as IPython users quote a path with spaces.
+
+    IPython's own ``parse_argstring`` splits in non-POSIX mode, which keeps the quotes
+    in the value: ``--db "x.duckdb"`` then named a file ``"x.duckdb"``.
+    """
+    lexer = shlex.shlex(flags, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # '#' is an ordinary character in a path
+    lexer.escape = _ESCAPE
+    try:
+        return list(lexer)
+    except ValueError as error:  # an unclosed quote
+        raise UsageError(
+            f"cannot read the flags of %%sqlml ({str(error).lower()}): {flags!r}; "
+            'expected shell quoting, e.g. --db "my data/x.duckdb"'
+        ) from None
 
 
 def split_assignment(sql: str) -> tuple[str | None, str]:
@@ -131,17 +179,23 @@ class SqlML(Magics):
     @property
     def duckdb(self) -> Engine:
         """The DuckDB engine for ``self.database``; reopened when the setting changes."""
-        if self._engine is None or self._engine.database != self.database:
-            if self._engine is not None:
-                self._engine.close()
-                self._engine = None
+        return self._duckdb_on(self.database)
+
+    def _duckdb_on(self, database: str) -> Engine:
+        """The engine on ``database``. A new one is opened before the current one is closed,
+        so a path that cannot be opened leaves the session's database (and the tables and
+        models of an in-memory one) as it was."""
+        if self._engine is None or self._engine.database != database:
             from nbgov.sqlml.engine import Engine
 
             try:
-                self._engine = Engine(self.database)
+                engine = Engine(database)
             except NbgovError as error:
                 raise UsageError(str(error)) from None
-            self._engine.progress = ScoringProgress()
+            engine.progress = ScoringProgress()
+            if self._engine is not None:
+                self._engine.close()
+            self._engine = engine
         self._engine.compile_trees = self.compile_trees
         return self._engine
 
@@ -172,7 +226,7 @@ class SqlML(Magics):
     @no_var_expand  # `$name` is a bound parameter, never text pasted by IPython
     @magic_arguments()
     @argument("-o", "--out", metavar="NAME", help="Assign the full result DataFrame to NAME.")
-    @argument("--db", metavar="PATH", help="Use (and switch to) this DuckDB file; ':memory:' for memory.")
+    @argument("--db", metavar="PATH", help="Use (and switch to) this DuckDB file (shell quoting); ':memory:' for memory.")
     @argument("--limit", type=int, metavar="N", help="Show at most N rows of the result.")
     @argument("--explain", action="store_true", help="Show the plan and the model-call notes; run nothing.")
     @argument("--no-optimize", action="store_true", help="Turn every model rewrite and batching off.")
@@ -189,11 +243,13 @@ class SqlML(Magics):
                 if assigned is None or rest:
                     raise UsageError(f"unexpected text after the flags of %%sqlml: {sql!r}; put the SQL in the cell")
             sql = cell
-        args = parse_argstring(self.sqlml, flags)
+        args = self.sqlml.parser.parse_args(flag_words(flags))
         target, sql = split_assignment(sql)
         target = assigned or target or args.out
-        if target is not None and not target.isidentifier():
-            raise UsageError(f"-o expects a Python variable name, got {target!r}")
+        if target is not None and (not target.isidentifier() or keyword.iskeyword(target)):
+            # a keyword (`class`, `None`) is no name code can read the result back by
+            what = " (a Python keyword)" if keyword.iskeyword(target) else ""
+            raise UsageError(f"-o expects a Python variable name, got {target!r}{what}")
         if not sql.strip():
             raise UsageError("no SQL given; usage: %%sqlml [flags] then SQL statements")
         engine_name = (args.engine or self.engine).lower()
@@ -201,7 +257,12 @@ class SqlML(Magics):
             raise UsageError(f"unknown engine {args.engine!r}; expected one of: {', '.join(ENGINES)}")
         if args.db and engine_name != "duckdb":
             raise UsageError("--db names a DuckDB file; it does not apply to --engine spark")
+        if args.db is not None and not args.db.strip():
+            raise UsageError("--db expects a DuckDB file path or ':memory:', got an empty path")
         if args.db:
+            # open first: a path that fails leaves the session's database and setting as they were;
+            # one that opens becomes the database of the cells after it (SqlML.database)
+            self._duckdb_on(args.db)
             self.database = args.db
         engine = self.spark if engine_name == "spark" else self.duckdb
         namespace = self.shell.user_ns if self.shell is not None else {}

@@ -184,6 +184,7 @@ def test_flag_and_assignment_parsing():
     assert split_flags("-o x --limit 5 SELECT -1") == ("-o x --limit 5", "SELECT -1")
     assert split_flags("--explain --no-optimize") == ("--explain --no-optimize", "")
     assert split_flags("SELECT 'a -o b'") == ("", "SELECT 'a -o b'")
+    assert split_flags("--db 'a b.duckdb' -o x SELECT 'c d'") == ("--db 'a b.duckdb' -o x", "SELECT 'c d'")
     assert split_assignment("res << SELECT 1\nFROM t") == ("res", "SELECT 1\nFROM t")
     assert split_assignment("SELECT 1 << 2") == (None, "SELECT 1 << 2")
 
@@ -253,3 +254,75 @@ def test_jupysql_assignment_on_the_magic_line(loaded, customers_frame):
     assert out.id.tolist() == customers_frame[customers_frame.age > 60].id.tolist()
     with pytest.raises(UsageError, match="unexpected text after the flags of %%sqlml"):
         _run(loaded, "%%sqlml SELECT 1\nSELECT 2").raise_error()
+
+
+def test_a_db_path_that_cannot_be_opened_changes_nothing(loaded, customers_frame):
+    """A mistyped ``--db`` closed the session's database before opening the new one and kept
+    the bad path as the setting: every later cell failed and the in-memory tables and models
+    were gone. It fails once, in one line; the session keeps its database."""
+    magic = loaded.magics_manager.registry["SqlML"]
+    _ok(loaded, "%%sqlml\nCREATE TABLE kept AS SELECT * FROM customers")
+    result = _run(loaded, "%%sqlml --db /nonexistent/folder/x.duckdb\nSELECT 1")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "cannot open database '/nonexistent/folder/x.duckdb'" in str(result.error_in_exec)
+    assert "\n" not in str(result.error_in_exec)
+    assert magic.database == ":memory:"
+    assert _ok(loaded, "%sqlml SELECT count(*) AS n FROM kept").n[0] == len(customers_frame)
+    assert _ok(loaded, "%sqlml SHOW MODELS").name.tolist() == ["churn"]
+    # naming the database the session is on is no switch: its tables stay
+    assert _ok(loaded, "%%sqlml --db :memory:\nSELECT count(*) AS n FROM kept").n[0] == len(customers_frame)
+
+
+def test_a_db_that_opens_stays_the_database_of_later_cells(loaded, tmp_path):
+    """A ``--db`` that opens switches the session, as documented ("use and switch to")."""
+    db = tmp_path / "work.duckdb"
+    _ok(loaded, f"%%sqlml --db {db}\nCREATE TABLE only_in_file AS SELECT 1 AS a")
+    assert _ok(loaded, "%sqlml SELECT count(*) AS n FROM only_in_file").n[0] == 1
+    _run(loaded, "%%sqlml --db /nonexistent/folder/x.duckdb\nSELECT 1")
+    assert loaded.magics_manager.registry["SqlML"].database == str(db)
+    assert _ok(loaded, "%sqlml SELECT count(*) AS n FROM only_in_file").n[0] == 1
+
+
+def test_db_paths_are_quoted_as_in_a_shell(loaded, tmp_path):
+    """IPython's argument splitter keeps quotes, so ``--db "x.duckdb"`` named a file
+    ``"x.duckdb"`` and a path with a space could not be given at all."""
+    (tmp_path / "with space").mkdir()
+    for flag, name in (
+        ('--db "double.duckdb"', "double.duckdb"),
+        ("--db 'single.duckdb'", "single.duckdb"),
+        ('--db "with space/x.duckdb"', "with space/x.duckdb"),
+        ("--db=\"it's.duckdb\"", "it's.duckdb"),
+        ("--db plain.duckdb", "plain.duckdb"),
+    ):
+        out = _ok(loaded, f"%%sqlml {flag} -o res\nSELECT 1 AS a")
+        assert out.a[0] == 1 and loaded.user_ns["res"] is out
+        assert loaded.magics_manager.registry["SqlML"].database == name, flag
+        assert (tmp_path / name).is_file(), flag
+    assert not [p.name for p in tmp_path.iterdir() if p.name[0] in "'\""]
+    out = _ok(loaded, "%sqlml --db 'with space/x.duckdb' --limit 1 SELECT 'a -o b' AS q")
+    assert out.q[0] == "a -o b"
+
+
+def test_bad_flag_quoting_is_one_usage_line(loaded):
+    """An unclosed quote raised shlex's ValueError with a traceback; an empty --db was ignored."""
+    database = loaded.magics_manager.registry["SqlML"].database
+    for code, says in (
+        ('%%sqlml --db "x.duckdb\nSELECT 1', "no closing quotation"),
+        ('%%sqlml --db ""\nSELECT 1', "--db expects a DuckDB file path"),
+    ):
+        error = _run(loaded, code).error_in_exec
+        assert isinstance(error, UsageError), code
+        assert says in str(error) and "\n" not in str(error)
+    assert loaded.magics_manager.registry["SqlML"].database == database
+
+
+def test_dash_o_refuses_python_keywords(loaded):
+    """``-o class`` stored the result under a name no code can read; keywords are refused
+    like any other non-name, soft keywords (``match``, ``type``) are ordinary names."""
+    for code in ("%%sqlml -o class\nSELECT 1 AS a", "%%sqlml -o None\nSELECT 1 AS a", "%%sqlml\nif << SELECT 1 AS a"):
+        error = _run(loaded, code).error_in_exec
+        assert isinstance(error, UsageError), code
+        assert str(error).startswith("-o expects a Python variable name") and "keyword" in str(error)
+    assert not {"class", "None", "if"} & set(loaded.user_ns)
+    _ok(loaded, "%%sqlml -o match\nSELECT 1 AS a")
+    assert loaded.user_ns["match"].a[0] == 1

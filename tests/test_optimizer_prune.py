@@ -275,3 +275,22 @@ def test_pruned_models_are_cached_by_predicate(onnx_models: Any) -> None:
     )
     assert "pruned model reused from cache" in again.notes
     assert first.strategy.cache_key.startswith(mv.sha256)
+
+
+@pytest.mark.parametrize("mode", ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ"])
+def test_a_nan_threshold_sends_every_number_false(mode: str) -> None:
+    """onnxruntime's comparison with a NaN threshold is false for every number: a test whose
+    NaN goes true kept only its true side (``lo <= nan`` and ``hi > nan`` both false read as
+    "no number reaches either side"), and the numbers' leaves were pruned away."""
+    from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
+    from nbgov.sqlml.optimizer.domains import ModelDomain
+    from nbgov.sqlml.optimizer.ensemble_bounds import _Walker
+
+    tree = Tree([Branch(0, float("nan"), mode, True, 1, 2), Leaf([(0, 1.0)]), Leaf([(0, 2.0)])])
+    forest = Forest("TreeEnsembleRegressor", [tree], np.float32, False)
+    everything = {0: ModelDomain(lo=-np.inf, hi=np.inf, values=None, nan=True)}
+    assert prune_forest(forest, everything).nodes_after == 3
+    numbers = {0: ModelDomain(lo=-np.inf, hi=np.inf, values=None, nan=False)}
+    assert prune_forest(forest, numbers).forest.trees[0].nodes == [Leaf([(0, 2.0)])]
+    assert _Walker(forest, everything).sides(tree.nodes[0]) == (True, True)  # ensemble bounds alike
+    assert _Walker(forest, numbers).sides(tree.nodes[0]) == (False, True)

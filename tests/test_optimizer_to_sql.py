@@ -200,3 +200,71 @@ def test_single_tree_is_tabulated_exactly(kind: str, onnx_models: Any) -> None:
         np.testing.assert_array_equal(
             np.array(values, dtype=np.float32), expected[0].ravel()
         )
+
+
+def _one_tree(root: tuple[str, float, int], right: tuple[str, float, int]) -> bytes:
+    """One regression tree over (x0, x1): ``root`` tests x0; its true child tests x1 <= 0 (NaN
+    true), its false child ``right`` tests x0 again; the leaves score 1, 2, 3, 4."""
+    from onnx import TensorProto, helper
+
+    tests = {0: (0, *root), 1: (1, "BRANCH_LEQ", 0.0, 1), 4: (0, *right)}
+    leaves = {2: 1.0, 3: 2.0, 5: 3.0, 6: 4.0}
+    children = {0: (1, 4), 1: (2, 3), 4: (5, 6)}
+    ids = range(7)
+    node = helper.make_node(
+        "TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=1,
+        nodes_treeids=[0] * 7, nodes_nodeids=list(ids),
+        nodes_featureids=[tests[i][0] if i in tests else 0 for i in ids],
+        nodes_modes=[tests[i][1] if i in tests else "LEAF" for i in ids],
+        nodes_values=[tests[i][2] if i in tests else 0.0 for i in ids],
+        nodes_missing_value_tracks_true=[tests[i][3] if i in tests else 0 for i in ids],
+        nodes_truenodeids=[children.get(i, (0, 0))[0] for i in ids],
+        nodes_falsenodeids=[children.get(i, (0, 0))[1] for i in ids],
+        target_treeids=[0] * 4, target_nodeids=list(leaves), target_ids=[0] * 4, target_weights=list(leaves.values()),
+    )
+    graph = helper.make_graph(
+        [node], "one_tree", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    return model.SerializeToString()
+
+
+_ODD_TESTS = [
+    *((mode, t, nan) for mode in ("BRANCH_LEQ", "BRANCH_LT") for t in (np.inf, -np.inf, np.nan, 0.0) for nan in (0, 1)),
+    *((mode, np.nan, nan) for mode in ("BRANCH_GT", "BRANCH_NEQ") for nan in (0, 1)),
+]
+
+
+@pytest.mark.parametrize("root", _ODD_TESTS, ids=str)
+@pytest.mark.parametrize("right", [("BRANCH_LT", np.inf, 0), ("BRANCH_LEQ", np.nan, 1)], ids=str)
+def test_single_tree_sql_routes_every_value_as_onnxruntime_past_odd_thresholds(
+    root: tuple[str, float, int], right: tuple[str, float, int]
+) -> None:
+    """NaN, ±inf and signed zeros through infinite and NaN thresholds, NaN sent either way: the
+    inlined CASE scores every row as onnxruntime does. The leaf only NaN reaches past ``x <= inf``
+    was scored on inf (its witness), which onnxruntime sends the other way; and DuckDB holds
+    ``x <= NaN`` for every number, where onnxruntime's comparison with a NaN threshold is false."""
+    import onnx
+    import pyarrow as pa
+    import sqlglot.expressions as exp
+
+    from nbgov.sqlml.models.forest import read_forest
+    from nbgov.sqlml.optimizer.to_sql import fill, single_tree_sql, template
+
+    payload = _one_tree(root, right)
+    outputs = model_version(payload, feature_names=("x0", "x1")).outputs
+    forest = read_forest(onnx.load_model_from_string(payload).graph.node[0])
+    sql_model = single_tree_sql(payload, forest, 2, outputs)
+    assert sql_model is not None
+    shape = template(sql_model, outputs, 0)
+    assert shape is not None
+    body = fill(shape, [exp.column("x0"), exp.column("x1")], []).sql(dialect="duckdb")
+    values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 3.4e38], dtype=np.float32)
+    X = np.array([(a, b) for a in values for b in values], dtype=np.float32)
+    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"X": X})[0].ravel()
+    con = duckdb.connect()
+    con.register("t", pa.table({"i": np.arange(len(X)), "x0": X[:, 0], "x1": X[:, 1]}))
+    got = [r[0] for r in con.execute(f"SELECT {body} FROM t ORDER BY i").fetchall()]
+    np.testing.assert_array_equal(np.array(got, dtype=np.float32), expected, err_msg=body)

@@ -33,6 +33,7 @@ from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.forest_sql import branch_sql
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
 from nbgov.sqlml.optimizer.predicates import COMPARISONS, FLIP, number
+from nbgov.sqlml.optimizer.to_sql import ort_test
 from nbgov.sqlml.plan import OnnxPlan
 
 if TYPE_CHECKING:
@@ -329,7 +330,9 @@ class _Walker:
         return lo, hi
 
     def sides(self, node: Branch) -> tuple[bool, bool]:
-        """Whether a row of the cell can take the true branch, and the false one."""
+        """Whether a row of the cell can take the true branch, and the false one (a NaN
+        threshold sends every number one way: ``ort_test``)."""
+        node = ort_test(node)
         f, t = node.feature, float(node.threshold)
         lo, hi, nan = self.lo[f], self.hi[f], self.nan[f]
         nan_true = node.nan_true or node.mode == "BRANCH_NEQ"
@@ -346,6 +349,7 @@ class _Walker:
 
     def narrow(self, node: Branch, went_true: bool) -> tuple[float, float, bool]:
         """Restrict the node's feature to the rows taking that branch; returns what to restore."""
+        node = ort_test(node)
         f, t = node.feature, float(node.threshold)
         saved = (self.lo[f], self.hi[f], self.nan[f])
         lower, upper = {

@@ -29,7 +29,7 @@ from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.label_rule import has_negative_weight
 from nbgov.sqlml.optimizer.to_sql import (
-    SqlModel, apply_index_offset, building_agrees, cast_expr, feature_expr, mean_depth, number_expr, parse_with,
+    SqlModel, apply_index_offset, building_agrees, cast_expr, feature_expr, mean_depth, number_expr, ort_test, parse_with,
 )
 from nbgov.sqlml.plan import TensorSpec
 
@@ -244,7 +244,9 @@ def _nan_routing(node: Branch) -> str:
 
 
 def branch_sql(node: Branch) -> str:
-    """``node``'s test on its FLOAT feature with onnxruntime's NaN routing."""
+    """``node``'s test on its FLOAT feature with onnxruntime's NaN routing (of a NaN feature,
+    and of every value past a NaN threshold: ``ort_test``)."""
+    node = ort_test(node)
     routing = _nan_routing(node)
     x = f"CAST(__f{node.feature}__ AS FLOAT)"
     test = f"{x} {_TESTS[node.mode][0]} {_float(node.threshold)}"
@@ -263,6 +265,7 @@ def _tree_expr(tree: Tree, pos: int, target: int) -> exp.Expr:
 def branch_expr(node: Branch) -> exp.Expr:
     """``branch_sql(node)`` as parsing it gives (built, not parsed: parsing every test of a
     large ensemble cost seconds)."""
+    node = ort_test(node)
     routing = _nan_routing(node)
     test = _TESTS[node.mode][1](this=feature_expr(node.feature), expression=_float_expr(node.threshold))
     if routing == "OR":

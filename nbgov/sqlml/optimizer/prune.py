@@ -20,6 +20,7 @@ import xxhash
 from nbgov.sqlml.models.forest import Branch, Forest, Leaf, Tree
 from nbgov.sqlml.optimizer.domains import ModelDomain
 from nbgov.sqlml.optimizer.label_rule import keep_label_rule
+from nbgov.sqlml.optimizer.to_sql import ort_test
 
 if TYPE_CHECKING:
     from nbgov.sqlml.optimizer.state import PlanState
@@ -144,7 +145,9 @@ def nan_goes_true(node: Branch) -> bool:
 
 
 def reachable(node: Branch, dom: ModelDomain) -> tuple[bool, bool]:
-    """Whether some allowed value takes the true branch, and whether some takes the false one."""
+    """Whether some allowed value takes the true branch, and whether some takes the false one
+    (a NaN threshold sends every number one way: ``ort_test``)."""
+    node = ort_test(node)
     t = node.threshold
     can_true = can_false = False
     if dom.nan:
@@ -206,6 +209,7 @@ def _narrowed(
     doms: dict[int, ModelDomain], node: Branch, went_true: bool, dtype: type
 ) -> dict[int, ModelDomain]:
     """Domains after taking one branch of ``node`` (exact: inputs and thresholds share a float type)."""
+    node = ort_test(node)
     dom = doms.get(node.feature, _FULL)
     t = node.threshold
     up = float(np.nextafter(dtype(t), dtype(math.inf)))

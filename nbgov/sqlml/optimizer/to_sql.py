@@ -378,6 +378,7 @@ def _tree_case_expr(tree: Tree, pos: int) -> exp.Expr:
 
 def branch_test_expr(node: Branch) -> exp.Expr:
     """``branch_test(node)`` as parsing it gives."""
+    node = ort_test(node)
     comparison = exp.LTE if node.mode == "BRANCH_LEQ" else exp.LT
     test = comparison(this=feature_expr(node.feature), expression=cast_expr(lit_expr(node.threshold, "float"), "FLOAT"))
     if node.nan_true:
@@ -472,8 +473,10 @@ def single_tree_sql(
 def branch_test(node: Branch) -> str:
     """The SQL test of a ``<=`` / ``<`` branch, on the ``__f{i}__`` feature placeholder.
 
-    A comparison with NaN is false in DuckDB and Spark, as in onnxruntime; a branch that
-    sends NaN the true way (``nodes_missing_value_tracks_true``) says so with ``isnan``."""
+    A NaN feature fails ``<=`` and ``<`` in DuckDB (it sorts above every number), as in
+    onnxruntime; a branch that sends NaN the true way (``nodes_missing_value_tracks_true``)
+    says so with ``isnan``. A NaN threshold is first replaced (``ort_test``)."""
+    node = ort_test(node)
     op = "<=" if node.mode == "BRANCH_LEQ" else "<"
     x = f"CAST(__f{node.feature}__ AS FLOAT)"
     test = f"{x} {op} CAST({_lit(node.threshold, 'float')} AS FLOAT)"
@@ -484,8 +487,9 @@ def leaf_outputs(
     payload: bytes, forest: Forest, n_features: int, outputs: tuple[TensorSpec, ...]
 ) -> dict[int, list[np.ndarray]] | None:
     """The model's exact outputs at each leaf of a single float tree (by node position),
-    computed by onnxruntime on a witness row that reaches the leaf; None when the tree
-    has tests DuckDB would route differently (NaN goes above every number there)."""
+    computed by onnxruntime on a witness row that reaches the leaf (NaN in a feature only
+    where no number of it reaches the leaf); None when the tree has tests DuckDB would route
+    differently (NaN goes above every number there)."""
     if len(forest.trees) != 1 or forest.threshold_dtype is not np.float32:
         return None
     tree = forest.trees[0]
@@ -506,15 +510,16 @@ def leaf_outputs(
                     row.append(math.nan if nan[f] else 0.0)
             witnesses[pos] = row
             return True
-        if node.mode not in ("BRANCH_LEQ", "BRANCH_LT"):
+        f, test = node.feature, ort_test(node)
+        if test.mode not in ("BRANCH_LEQ", "BRANCH_LT"):
             return False  # DuckDB sorts NaN above all numbers: only <= and < route NaN like ORT
-        f, t = node.feature, node.threshold
-        after = float(np.nextafter(np.float32(t), np.float32(math.inf)))
-        before = float(np.nextafter(np.float32(t), np.float32(-math.inf)))
-        true_hi = t if node.mode == "BRANCH_LEQ" else before
-        false_lo = after if node.mode == "BRANCH_LEQ" else t
-        ok = walk(node.true, lo, _set(hi, f, min(hi[f], true_hi)), _set(nan, f, nan[f] and node.nan_true))
-        return ok and walk(node.false, _set(lo, f, max(lo[f], false_lo)), hi, _set(nan, f, nan[f] and not node.nan_true))
+        (true_lo, true_hi), (false_lo, false_hi) = number_sides(test)
+        ok = walk(
+            node.true, _set(lo, f, max(lo[f], true_lo)), _set(hi, f, min(hi[f], true_hi)), _set(nan, f, nan[f] and test.nan_true)
+        )
+        return ok and walk(
+            node.false, _set(lo, f, max(lo[f], false_lo)), _set(hi, f, min(hi[f], false_hi)), _set(nan, f, nan[f] and not test.nan_true)
+        )
 
     inf = math.inf
     if not walk(0, [-inf] * n_features, [inf] * n_features, [True] * n_features):
@@ -526,6 +531,34 @@ def leaf_outputs(
     )
     results = session.run([o.name for o in outputs], {session.get_inputs()[0].name: X})
     return {pos: [np.asarray(result)[row] for result in results] for row, pos in enumerate(order)}
+
+
+_NO_NUMBER = (math.inf, -math.inf)  # an empty range: max / min with it keep it empty
+
+
+def ort_test(node: Branch) -> Branch:
+    """``node`` with a NaN threshold replaced by one that routes every value as onnxruntime
+    does, in DuckDB too. onnxruntime's comparison with a NaN threshold is false for every
+    number (true for ``!=``), where DuckDB, sorting NaN above every number, holds
+    ``x <= NaN`` and ``x < NaN``: so ``x < -inf`` (``x <= inf`` for ``!=``), NaN routed as before."""
+    if not math.isnan(node.threshold) or node.mode == "BRANCH_MEMBER":
+        return node
+    if node.mode == "BRANCH_NEQ":
+        return Branch(node.feature, math.inf, "BRANCH_LEQ", True, node.true, node.false)
+    return Branch(node.feature, -math.inf, "BRANCH_LT", node.nan_true, node.true, node.false)
+
+
+def number_sides(node: Branch) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The closed float32 ranges of the numbers a ``<=`` / ``<`` test (threshold not NaN) sends
+    true and false. No number passes ``x < -inf`` nor fails ``x <= inf``: that side is only
+    NaN's (the next float after inf is inf, which had made inf the witness of a leaf only NaN
+    reaches, and inf goes the other way)."""
+    t = float(np.float32(node.threshold))
+    if node.mode == "BRANCH_LEQ":
+        above = (float(np.nextafter(np.float32(t), np.float32(math.inf))), math.inf)
+        return (-math.inf, t), (above if t < math.inf else _NO_NUMBER)
+    below = (-math.inf, float(np.nextafter(np.float32(t), np.float32(-math.inf))))
+    return (below if t > -math.inf else _NO_NUMBER), (t, math.inf)
 
 
 def _set(values: list[Any], index: int, value: object) -> list[Any]:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from nbgov import __version__
 from nbgov.errors import NbgovError
+from nbgov.lineage.user_files import check_writable, write_replacing
 from nbgov.replay.safe_text import for_terminal
 
 NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
@@ -58,8 +59,8 @@ def _write_or_print(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+        write_replacing(output, text.encode("utf-8"))  # never through a symlink
+        click.echo(f"wrote {for_terminal(str(output))}", err=True)
 
 
 def _export_formats() -> str:
@@ -150,6 +151,8 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
     from nbgov.replay.report import print_replay, replay_html
     from nbgov.replay.source import load_log
 
+    if report is not None:
+        check_writable(report)  # refused now, not after the replay
     warning = require_verified(notebook, unverified, allowed_signers, until)
     if warning:
         click.echo(f"nbgov: WARNING: {for_terminal(warning, keep_newlines=False)}", err=True)
@@ -157,7 +160,7 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
                        unverified=warning)
     print_replay(result, _console())
     if report is not None:
-        report.write_text(replay_html(result), encoding="utf-8")
+        write_replacing(report, replay_html(result).encode("utf-8"))
         click.echo(f"wrote {for_terminal(str(report))}")
     sys.exit(result.exit_status(allow_unverifiable))
 

@@ -4,6 +4,8 @@ content, `show` with previews, errors and stale reasons, graphs with model edges
 from __future__ import annotations
 
 import json
+import os
+import stat
 import xml.dom.minidom
 from pathlib import Path
 from typing import Any
@@ -165,3 +167,50 @@ def test_model_edges_run_from_the_creating_cell_through_the_model_to_its_users(t
     assert graph.nodes[f"{SESSION}:3"].failed
     svg = to_svg(graph)
     assert "✗ failed" in svg and "usecreates" not in svg.replace(" ", "")
+
+
+OUTPUTS = [("export", "--format", "prov", "-o"), ("graph", "--format", "svg", "-o"), ("replay", "--report")]
+
+
+@pytest.mark.parametrize("command", OUTPUTS, ids=lambda c: c[0])
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+def test_outputs_are_never_written_through_a_symlink(hostile: Path, command: tuple[str, ...],
+                                                     dangling: bool) -> None:
+    """A link planted in a shared folder would have nbgov overwrite (or create) a file of the
+    link's choosing, outside the folder: refused, one line naming the path and why, exit 2."""
+    elsewhere = hostile.parent.parent / f"{hostile.parent.name}-elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "victim.txt"
+    if not dangling:
+        victim.write_text("ORIGINAL")
+    link = hostile.parent / "out.file"
+    link.symlink_to(victim)
+    code, out = run(command[0], hostile, *command[1:], link)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, out
+    assert lines[0].startswith("nbgov: error: ") and "out.file: is a symlink" in lines[0]
+    assert "does not write through a symlink" in lines[0]
+    assert link.is_symlink() and os.readlink(link) == str(victim)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ([] if dangling else ["victim.txt"])
+    if not dangling:
+        assert victim.read_text() == "ORIGINAL"
+
+
+def test_outputs_replace_a_regular_file_keeping_its_mode(hostile: Path) -> None:
+    """The output is written beside the old file and renamed over it: a hard link to it keeps
+    the old content, the file keeps its permissions, and no temporary file stays behind."""
+    out = hostile.parent / "prov.json"
+    out.write_text("OLD")
+    out.chmod(0o600)
+    other_name = hostile.parent / "hard-link.json"
+    os.link(out, other_name)
+    code, text = run("export", hostile, "--format", "prov", "-o", out)
+    assert code == 0, text
+    assert "wrote " in text and json.loads(out.read_text())["prefix"]
+    assert other_name.read_text() == "OLD"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert not [p.name for p in hostile.parent.iterdir() if p.name.endswith(".tmp")]
+    fifo = hostile.parent / "fifo.svg"
+    os.mkfifo(fifo)
+    code, text = run("graph", hostile, "--format", "svg", "-o", fifo)
+    assert code == 2 and "fifo.svg: is a FIFO (named pipe)" in text, text

@@ -145,3 +145,47 @@ def test_run_writes_the_notebook_while_the_kernel_exits(tmp_path: Path, monkeypa
     assert invoke("run", failing).exit_code == 1
     assert events.index("notebook written") < events.index("kernel gone"), events
     assert metadata_entries(failing) == sorted(sidecar_lines(failing), key=lambda e: e["seq"])
+
+
+def _one_line_refusal(result: Any, name: str) -> None:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("nbgov: error: ") and f"{name}: is a symlink" in lines[0]
+    assert "does not write through a symlink" in lines[0]
+
+
+def test_run_never_writes_a_notebook_or_places_a_sidecar_through_a_symlink(tmp_path: Path) -> None:
+    """`-o LINK` (to a file elsewhere, or dangling) and a linked notebook run in place are refused
+    before any kernel runs: nothing is written where the link points, and no sidecar anywhere."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    source = write_nb(work, "x = 1", name="source.ipynb")
+    before = source.read_text()
+    elsewhere.mkdir()
+    victim = elsewhere / "victim.txt"
+    victim.write_text("ORIGINAL")
+    (work / "to-file.ipynb").symlink_to(victim)
+    (work / "dangling.ipynb").symlink_to(elsewhere / "created.ipynb")
+    for link in ("to-file.ipynb", "dangling.ipynb"):
+        _one_line_refusal(invoke("run", source, "-o", work / link), link)
+    real = write_nb(elsewhere, "y = 2", name="real.ipynb")
+    real_before = real.read_text()
+    (work / "linked.ipynb").symlink_to(real)
+    refused = invoke("run", work / "linked.ipynb")
+    _one_line_refusal(refused, "linked.ipynb")
+    assert "-o OUT.ipynb" in refused.output
+    assert victim.read_text() == "ORIGINAL" and real.read_text() == real_before and source.read_text() == before
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["real.ipynb", "victim.txt"]
+    assert not (work / ".nbgov").exists()
+
+
+def test_a_linked_notebook_still_runs_into_a_new_file(tmp_path: Path) -> None:
+    """Reading through a link is harmless: `run LINK -o OUT` runs it, and OUT's sidecar sits beside OUT."""
+    real = write_nb(tmp_path / "elsewhere", "z = 3", name="real.ipynb")
+    before = real.read_text()
+    (tmp_path / "linked.ipynb").symlink_to(real)
+    out = tmp_path / "ran.ipynb"
+    result = invoke("run", tmp_path / "linked.ipynb", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert real.read_text() == before and not (real.parent / ".nbgov").exists()
+    assert [e["body"].get("code") for e in metadata_entries(out)] == [None, "z = 3"]
+    assert sidecar_path(out).exists() and not out.is_symlink()

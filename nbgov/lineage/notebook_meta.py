@@ -27,6 +27,7 @@ from nbgov.errors import LineageError
 from nbgov.lineage.compact import CompactError, Compactor, Lookup, expand
 from nbgov.lineage.record import LogEntry
 from nbgov.lineage.stale import stale_flags
+from nbgov.lineage.user_files import UserFileError, read_regular, write_replacing
 
 NOTEBOOK_SCHEMA = "nbgov.notebook/2"
 OLD_NOTEBOOK_SCHEMA = "nbgov.notebook/1"
@@ -74,9 +75,10 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 
 
 def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
-    """Write a notebook back as nbformat 4."""
+    """Write a notebook back as nbformat 4, never through a symlink (UserFileError)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
+    text = nbformat.writes(nb)
+    write_replacing(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
 
 
 def _check_entry(entry: Any, where: str) -> dict[str, Any]:

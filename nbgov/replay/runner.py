@@ -19,6 +19,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
+from nbgov.lineage.user_files import check_writable
 from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
 from nbgov.replay.source import read_sidecar, sidecar_file
 
@@ -135,13 +136,21 @@ def kernel_name_of(nb: nbformat.NotebookNode, override: str | None = None) -> st
     return str(spec.get("name") or "python3")
 
 
+def written_notebook(path: Path) -> Path:
+    """Where the executed notebook goes, absolute: its folder resolved, its own name not.
+    A symlink there is refused before anything runs (UserFileError), so neither the
+    notebook nor the sidecar beside it lands where a link points."""
+    check_writable(path, advice="; name another file with -o OUT.ipynb")
+    return path.parent.resolve() / path.name
+
+
 def run_notebook(
     notebook: Path, output: Path | None = None, timeout: float = 600,
     kernel_name: str | None = None, allow_errors: bool = False,
 ) -> RunSummary:
     """Execute every code cell top to bottom, record lineage, write outputs + metadata."""
     nb = notebook_meta.read_notebook(notebook)
-    target = (output or notebook).resolve()
+    target = written_notebook(output or notebook)
     if target != notebook.resolve():
         # A new notebook gets its own sidecar; lineage of the source file does not apply to it.
         nb.metadata.pop(notebook_meta.META_KEY, None)

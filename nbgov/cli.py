@@ -87,14 +87,13 @@ def cli() -> None:
 def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | None,
         allow_errors: bool, print_outputs: bool) -> None:
     """Execute NOTEBOOK headless on a real kernel, recording lineage."""
-    import nbformat
-
+    from nbgov.lineage import notebook_meta
     from nbgov.replay.outputs import cell_texts
     from nbgov.replay.runner import run_notebook
 
     summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
     if print_outputs:
-        for count, text in cell_texts(nbformat.read(summary.output, as_version=4)):
+        for count, text in cell_texts(notebook_meta.read_notebook(summary.output)):
             click.echo(f"[{count}]\n{for_terminal(text)}\n")
     errors = sum(1 for e in summary.recorded if e["body"].get("status") == "error")
     click.echo(f"ran {summary.cells_run} cells of {for_terminal(notebook.name)} in {summary.seconds:.2f}s; "

@@ -124,3 +124,30 @@ def test_show_lists_the_log_as_a_table_and_as_json(tmp_path: Path) -> None:
     kinds = [e["kind"] for e in data["entries"]]
     assert kinds == ["session", "execution", "execution"]
     assert data["entries"][2]["body"]["reads"][0]["name"] == "alpha"
+
+
+@pytest.mark.timeout(60)  # before the fix each of these blocked forever on the FIFO
+@pytest.mark.parametrize("command", [["show"], ["replay"], ["verify"], ["export", "--format", "prov"],
+                                     ["graph"], ["run"], ["sign"]])
+def test_a_fifo_as_the_notebook_is_one_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    fifo = tmp_path / "pipe.ipynb"
+    os.mkfifo(fifo)
+    result = invoke(command[0], fifo, *command[1:])
+    assert "pipe.ipynb: is a FIFO (named pipe), not a file" in one_line_error(result.output, result.exit_code)
+
+
+@pytest.mark.timeout(60)
+def test_a_notebook_swapped_for_a_fifo_after_the_check_does_not_block(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check and the open are two steps: the open must not block on what was swapped in."""
+    from nbgov.lineage import user_files
+
+    regular = write_nb(tmp_path, "x = 1")
+    fifo = tmp_path / "swapped.ipynb"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(user_files.os, "stat", lambda path, *a, **k: real_stat(regular if path == fifo else path,
+                                                                                *a, **k))
+    result = invoke("show", fifo)
+    assert "swapped.ipynb: is a FIFO (named pipe)" in one_line_error(result.output, result.exit_code)
+

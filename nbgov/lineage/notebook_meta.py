@@ -65,7 +65,11 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     if path.is_dir():
         raise LineageError(f"{path}: is a folder (expected a .ipynb notebook)")
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        raw = read_regular(path, "a .ipynb notebook")  # a FIFO would block forever
+    except UserFileError as exc:
+        raise LineageError(str(exc)) from None
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for junk input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LineageError(f"{path}: not a Jupyter notebook ({reason})") from None

@@ -175,10 +175,17 @@ def verify(notebook: Path, require_sidecar: bool, allowed_signers: Path | None) 
 
     Exit 0: intact; 1: tampered, corrupted or inconsistent; 2: it could not run.
     """
+    from nbgov.lineage.store import SidecarRefused
     from nbgov.replay.report import print_verify
+    from nbgov.replay.verify import VerifyResult
     from nbgov.replay.verify import verify as do_verify
 
-    result = do_verify(notebook, require_sidecar=require_sidecar, allowed_signers=allowed_signers)
+    try:
+        result = do_verify(notebook, require_sidecar=require_sidecar, allowed_signers=allowed_signers)
+    except SidecarRefused as exc:
+        # lineage reached through a symlink (a linked .nbgov/ folder, met by the signature
+        # check) is unsafe lineage, as a linked sidecar file is: tampered (1), not "could not run"
+        result = VerifyResult(notebook, None, problems=[f"sidecar refused: {exc}"])
     print_verify(result, _console())
     sys.exit(result.exit_code)
 

@@ -151,3 +151,21 @@ def test_a_notebook_swapped_for_a_fifo_after_the_check_does_not_block(tmp_path: 
     result = invoke("show", fifo)
     assert "swapped.ipynb: is a FIFO (named pipe)" in one_line_error(result.output, result.exit_code)
 
+
+@pytest.mark.kernel
+def test_verify_calls_a_symlinked_nbgov_folder_tampered_as_it_does_a_symlinked_sidecar(tmp_path: Path) -> None:
+    """Both mean the lineage would be read from wherever a link points: exit 1, the same words."""
+    path = record(tmp_path / "work" / "nb.ipynb", "x = 1")
+    elsewhere = tmp_path / "elsewhere"
+    (path.parent / ".nbgov").rename(elsewhere)
+    (path.parent / ".nbgov").symlink_to(elsewhere)
+    folder = invoke("verify", path)
+    assert folder.exit_code == 1, folder.output
+    assert "✗ sidecar refused: " in folder.output and ".nbgov is a symlink" in folder.output
+    assert "Traceback" not in folder.output and "nbgov: error" not in folder.output
+    (path.parent / ".nbgov").unlink()
+    (path.parent / ".nbgov").mkdir()
+    sidecar_path(path).symlink_to(elsewhere / "nb.jsonl")
+    file = invoke("verify", path)
+    assert file.exit_code == 1, file.output
+    assert "✗ sidecar refused: " in file.output and "nb.jsonl is a symlink" in file.output

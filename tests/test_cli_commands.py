@@ -169,3 +169,26 @@ def test_verify_calls_a_symlinked_nbgov_folder_tampered_as_it_does_a_symlinked_s
     file = invoke("verify", path)
     assert file.exit_code == 1, file.output
     assert "✗ sidecar refused: " in file.output and "nb.jsonl is a symlink" in file.output
+
+
+@pytest.mark.kernel
+def test_show_in_a_copied_folder_checks_the_copy_s_files(tmp_path: Path) -> None:
+    """Stale flags from a saved log read recorded paths where replay does: in the copy."""
+    import shutil
+
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "in.txt").write_text("alpha\n")
+    record(original / "nb.ipynb", "text = open('in.txt').read()", "n = len(text)")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    (copy / "in.txt").write_text("alpha\nchanged\n")
+    data = json.loads(invoke("show", copy / "nb.ipynb", "--json").output)
+    assert [e["stale"] for e in data["executions"]] == [
+        ["file in.txt changed on disk since read"], ["input text comes from stale [1]"]]
+    # an untouched copy of a folder that is gone: nothing is stale
+    shutil.rmtree(copy)
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+    data = json.loads(invoke("show", copy / "nb.ipynb", "--json").output)
+    assert [e["stale"] for e in data["executions"]] == [[], []]

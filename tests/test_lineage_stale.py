@@ -229,3 +229,97 @@ def test_a_chain_run_again_with_equal_content_costs_each_run_once_not_its_whole_
     assert judged <= 3 * len(entries), f"{judged} judgements for {len(entries)} entries"
     tracker.add(changing)
     assert len(tracker.flags()) == (cells - 1 if with_cell_ids else 3 * (cells - 1))
+
+
+# -- recorded paths read where the notebook is now (nbgov.lineage.placement) -----------------
+
+def _moved_log(recorded: Path, cwd: Path | None = None) -> list[LogEntry]:
+    """A session recorded with its notebook in ``recorded`` (cells run in ``cwd``) that read
+    ``in.txt`` there (hash "h1")."""
+    where = cwd or recorded
+    session = SessionInfo(SESSION, "", str(recorded / "nb.ipynb"), "3.11", "linux", cwd=str(where))
+    read = ExecutionRecord(session=SESSION, execution_count=1, cell_id="c1", code="", code_hash="", started="",
+                           duration_s=0.0, status="ok",
+                           files=(FileAccess("in.txt", str(where / "in.txt"), "read", 1, "h1"),))
+    return [_entry(0, session), _entry(1, read)]
+
+
+class PathDisk:
+    """Hashes of files now by absolute path; any other path is gone."""
+
+    def __init__(self, hashes: dict[Path, str]) -> None:
+        self.hashes = {str(path): h for path, h in hashes.items()}
+
+    def hash(self, abspath: str) -> tuple[int | None, str | None]:
+        now = self.hashes.get(abspath)
+        return (None, None) if now is None else (1, now)
+
+
+def test_a_copied_folder_is_checked_in_the_copy_not_where_it_was_recorded(tmp_path: Path) -> None:
+    from nbgov.lineage.placement import relocated
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    copy.mkdir()
+    entries = _moved_log(original)
+    edited = PathDisk({original / "in.txt": "h1", copy / "in.txt": "h2"})
+    assert _by_count(stale_flags(relocated(entries, copy / "nb.ipynb"), edited)) == {
+        "1": ["file in.txt changed on disk since read"]}
+    pristine_without_original = PathDisk({copy / "in.txt": "h1"})
+    assert stale_flags(relocated(entries, copy / "nb.ipynb"), pristine_without_original) == {}
+    # the folder it was recorded in: nothing moves
+    assert relocated(entries, original / "nb.ipynb") == entries
+
+
+def test_a_notebook_written_elsewhere_by_run_o_reads_the_folder_its_cells_ran_in(tmp_path: Path) -> None:
+    """`nbgov run NB -o out/NB.ipynb`: the cells ran in NB's folder, the log sits in out/."""
+    from nbgov.lineage.placement import place, relocated
+
+    recorded, now = tmp_path / "then", tmp_path / "now"
+    (now / "out").mkdir(parents=True)
+    entries = _moved_log(recorded / "out", cwd=recorded)
+    session = entries[0].session
+    placement = place(session, now / "out" / "nb.ipynb")
+    assert placement.folder == now and placement.note is None
+    assert placement.locate(str(recorded / "out" / "x.csv")) == now / "out" / "x.csv"
+    assert placement.locate("/elsewhere/x.csv") == Path("/elsewhere/x.csv")
+    assert _by_count(stale_flags(relocated(entries, now / "out" / "nb.ipynb"), PathDisk({now / "in.txt": "h2"}))) == {
+        "1": ["file in.txt changed on disk since read"]}
+    # the notebook alone, without the folder its cells ran in (../work): its own folder stands
+    # in, and says so
+    work = _moved_log(recorded / "out", cwd=recorded / "work")[0].session
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    fallback = place(work, alone / "nb.ipynb")
+    assert fallback.folder == alone and fallback.note is not None and "is not at" in fallback.note
+    assert fallback.locate(str(recorded / "work" / "in.txt")) == alone / "in.txt"
+
+
+@pytest.mark.kernel
+def test_the_sidebar_stale_map_checks_an_earlier_session_in_the_copied_folder(tmp_path: Path) -> None:
+    """The kernel's whole-sidecar flags (what the sidebar shows at open) place earlier
+    sessions' files where they are now, as `nbgov show` and replay do."""
+    import shutil
+
+    from nbgov.lineage.journal import Journal
+    from nbgov.lineage.store import SidecarStore, sidecar_path
+    from tests.fixtures.replay import record
+
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "in.txt").write_text("alpha\n")
+    record(original / "nb.ipynb", "text = open('in.txt').read()", "n = len(text)")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    (copy / "in.txt").write_text("changed\n")
+    journal = Journal(str(copy / "nb.ipynb"), SidecarStore(sidecar_path(copy / "nb.ipynb")))
+    try:
+        assert ["file in.txt changed on disk since read"] in journal.stale().values()
+    finally:
+        journal.close()
+    shutil.rmtree(original)
+    (copy / "in.txt").write_text("alpha\n")
+    journal = Journal(str(copy / "nb.ipynb"), SidecarStore(sidecar_path(copy / "nb.ipynb")))
+    try:
+        assert journal.stale() == {}
+    finally:
+        journal.close()

@@ -3,6 +3,7 @@ a fixed hash seed, weak values never "reproduced", and the earliest value blamed
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from nbgov.lineage.store import sidecar_path
 from nbgov.replay import compare
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
-from tests.fixtures.replay import invoke, record, sidecar_lines, write_sidecar_lines
+from tests.fixtures.replay import invoke, record, sidecar_lines, write_nb, write_sidecar_lines
 
 
 def _record(count: int, reads: tuple[Read, ...] = (), writes: tuple[Write, ...] = (),
@@ -116,6 +117,40 @@ def test_a_copied_folder_replays_in_the_copy_and_leaves_the_original_alone(tmp_p
     assert result.exit_code == 0, result.output
     assert not (original / "out.txt").exists()
     assert (copy / "out.txt").read_text() == "3"
+
+
+@pytest.mark.kernel
+def test_a_notebook_written_by_run_o_replays_in_the_folder_its_cells_ran_in(tmp_path: Path) -> None:
+    """`nbgov run NB -o out/NB.ipynb` runs the cells in NB's folder and keeps the log beside
+    the output: replay runs where the cells ran (relative to the notebook), in a copy too."""
+    (tmp_path / "data.txt").write_text("hello\n")
+    write_nb(tmp_path, "text = open('data.txt').read()", "n = len(text)", name="nb.ipynb")
+    assert invoke("run", tmp_path / "nb.ipynb", "-o", tmp_path / "out" / "executed.ipynb").exit_code == 0
+    result = invoke("replay", tmp_path / "out" / "executed.ipynb")
+    assert result.exit_code == 0, result.output
+    copy = tmp_path.parent / f"{tmp_path.name}-copy"
+    shutil.copytree(tmp_path, copy)
+    (copy / "data.txt").write_text("changed\n")  # the copy's data, not the original's
+    copied = invoke("replay", copy / "out" / "executed.ipynb")
+    assert copied.exit_code == 1 and "input file changed: data.txt" in copied.output, copied.output
+    data = json.loads(invoke("show", copy / "out" / "executed.ipynb", "--json").output)
+    assert data["executions"][0]["stale"] == ["file data.txt changed on disk since read"]
+
+
+@pytest.mark.kernel
+def test_replay_without_the_recorded_working_folder_runs_in_the_notebook_s_and_says_so(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "data.txt").write_text("hello\n")
+    write_nb(tmp_path / "work", "text = open('data.txt').read()", name="nb.ipynb")
+    assert invoke("run", tmp_path / "work" / "nb.ipynb", "-o", tmp_path / "out" / "executed.ipynb").exit_code == 0
+    alone = tmp_path / "elsewhere" / "out"  # the output folder alone: ../work is not there
+    shutil.copytree(tmp_path / "out", alone)
+    (alone / "data.txt").write_text("hello\n")
+    result = invoke("replay", alone / "executed.ipynb")
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "note: the recorded working folder (../work from the notebook's folder" in flat
+    assert "its cells run in the notebook's folder" in flat
 
 
 @pytest.mark.kernel

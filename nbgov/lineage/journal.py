@@ -7,9 +7,10 @@ append, the provenance (last writer of each variable, file and model version) an
 stale trackers take the typed entry in, then subscribers get it.
 
 Stale answers come from one ``StaleTracker`` per scope: this session's entries, and
-the whole sidecar (every session), which is read once and then followed entry by
-entry; it is read again only when its size or mtime shows a change this journal did
-not make (another kernel on the same notebook).
+the whole sidecar (every session; earlier sessions' files placed where they are now,
+``nbgov.lineage.placement``), which is read once and then followed entry by entry; it
+is read again only when its size or mtime shows a change this journal did not make
+(another kernel on the same notebook).
 """
 
 from __future__ import annotations
@@ -156,11 +157,21 @@ class Journal:
         if self._sidecar_stale is None or key != self._sidecar_key:
             entries = self.entries()
             try:
-                entries = as_entries(store.entries())
+                entries = self._placed(as_entries(store.entries()))
             except Exception as exc:
                 self.problems.append(f"stale flags from this session only: {describe(exc)}")
             self._sidecar_stale, self._sidecar_key = _tracker(entries), key
         return self._sidecar_stale
+
+    def _placed(self, entries: list[LogEntry]) -> list[LogEntry]:
+        """Earlier sessions' files where they are now (a copied folder is checked in the copy,
+        as replay and `nbgov show` do); this kernel's own files are live and stay as recorded."""
+        if not self.notebook:
+            return entries
+        from nbgov.lineage.placement import relocated
+
+        own = self.session_entry.session if self.session_entry is not None else None
+        return relocated(entries, Path(self.notebook), keep=own.session if own is not None else None)
 
     def _follow(self, entry: LogEntry, sidecar_before: tuple[int, int] | None, stored: bool) -> None:
         if self._session_stale is not None:

@@ -20,6 +20,7 @@ import xxhash
 from nbgov.lineage import files
 from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
+from nbgov.lineage.placement import Placement
 from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
 
 INPUT_FILE_CHANGED = "input file changed"
@@ -42,6 +43,7 @@ _DATABASE_READ_UNVERIFIED = "database read, unverified"
 MODEL_SUFFIXES = (".onnx",)
 MAX_PREFIX_BYTES = 64 * 1024 * 1024  # files the step writes, hashed before it runs up to this size
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
+Relocation = Placement  # recorded paths read where they are now (nbgov.lineage.placement)
 
 
 @dataclass(frozen=True)
@@ -66,26 +68,10 @@ class Upstream:
 
 
 @dataclass(frozen=True)
-class Relocation:
-    """Recorded paths under the recorded folder, read in the notebook's folder as it is now."""
-
-    recorded: Path | None
-    current: Path
-
-    def path(self, file: FileAccess) -> Path:
-        raw = Path(file.abspath or file.path)
-        if not raw.is_absolute():
-            return self.current / raw
-        if self.recorded is not None and raw.is_relative_to(self.recorded):
-            return self.current / raw.relative_to(self.recorded)
-        return raw
-
-
-@dataclass(frozen=True)
 class StepContext:
     """What a comparison needs beyond the two records."""
 
-    relocation: Relocation
+    relocation: Placement
     hash_seed_random: bool = False  # the recorded session says it ran with a random PYTHONHASHSEED
     fingerprints: int | None = SCHEME  # the recorded session's fingerprint scheme (None: before schemes)
 

@@ -1,10 +1,12 @@
 """`nbgov replay`: re-run the recorded executions in the order they ran, and compare.
 
 Only a log that `nbgov verify` accepts is replayed (``--unverified`` overrides, and
-the result says so). The replay kernel runs in the notebook's folder as it is now
-(a copied folder replays in the copy; recorded paths under the recorded folder are
-read in the current one), with the hash seed the recorded session had, or a fixed
-one. It loads nbgov too, so every replayed step produces a fresh record with fresh
+the result says so). The replay kernel runs where the recorded session's cells ran,
+relative to the notebook's folder as it is now (nbgov.lineage.placement: a copied
+folder replays in the copy; a notebook written by ``nbgov run NB -o out/NB.ipynb``
+replays in NB's folder; recorded paths are read where they are now; when that folder
+is not there, in the notebook's folder, and the result says so), with the hash seed
+the recorded session had, or a fixed one. It loads nbgov too, so every replayed step produces a fresh record with fresh
 fingerprints; its sidecar goes to a temporary folder so the original log is never
 touched. A new kernel session in the log restarts the replay kernel.
 """
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgov.errors import ReplayError
-from nbgov.lineage.record import ExecutionRecord, SessionInfo
+from nbgov.lineage.placement import Placement, place
+from nbgov.lineage.record import ExecutionRecord
 from nbgov.replay import compare
 from nbgov.replay.kernel import FIXED_HASH_SEED, RecordingKernel
 from nbgov.replay.runner import kernel_name_of
@@ -81,6 +84,7 @@ class ReplayResult:
     total_steps: int
     log: LineageLog
     unverified: str | None = None  # why the log did not verify, when replayed anyway
+    notes: list[str] = field(default_factory=list)  # where the replay ran other than as recorded, why
 
     @property
     def first_divergence(self) -> StepResult | None:
@@ -180,15 +184,6 @@ class SidecarTail:
         return [typed_execution(e) for e in entries if e.get("kind") == "execution"]
 
 
-def _recorded_folder(session: SessionInfo | None) -> Path | None:
-    """Where the recorded session's notebook was: recorded paths under it are relocated."""
-    if session is None:
-        return None
-    if session.notebook:
-        return Path(session.notebook).parent
-    return Path(session.cwd) if session.cwd else None
-
-
 def _mark_upstream(upstream: compare.Upstream, step: StepResult, context: compare.StepContext) -> None:
     if step.causes:
         upstream.records[step.record_id] = step.step
@@ -236,7 +231,8 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
         tail = SidecarTail(sidecar_file(session_name))
         kernel: RecordingKernel | None = None
         current: str | None = None
-        context = compare.StepContext(compare.Relocation(None, folder))
+        context = compare.StepContext(Placement(None, folder))
+        notes: list[str] = []
         try:
             for index, original in enumerate(todo, start=1):
                 if kernel is None or original.session != current:
@@ -246,10 +242,12 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
                     current = original.session
                     session = sessions.get(current)
                     seed = session.hash_seed if session and session.hash_seed is not None else FIXED_HASH_SEED
-                    context = compare.StepContext(compare.Relocation(_recorded_folder(session), folder),
-                                                  hash_seed_random=current in random_seeds,
+                    placement = place(session, log.notebook)
+                    if placement.note and placement.note not in notes:
+                        notes.append(placement.note)
+                    context = compare.StepContext(placement, hash_seed_random=current in random_seeds,
                                                   fingerprints=session.fingerprints if session else None)
-                    kernel = RecordingKernel(name, folder, session_name, hash_seed=seed)
+                    kernel = RecordingKernel(name, placement.folder, session_name, hash_seed=seed)
                     kernel.start()
                     kernel_seconds += time.perf_counter() - t0
                 step, status = _replay_step(index, original, kernel, tail, upstream, context, timeout)
@@ -263,4 +261,4 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
                 kernel.shutdown()
     # wall time up to the last step's reply: the final shutdown is cleanup, not replay
     return ReplayResult(log.notebook, steps, finished - started, kernel_seconds, len(executions), log,
-                        unverified)
+                        unverified, notes)

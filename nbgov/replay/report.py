@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nbgov.lineage.record import ExecutionRecord
+from nbgov.lineage.placement import relocated
+from nbgov.lineage.record import ExecutionRecord, as_entries
 from nbgov.lineage.stale import stale_records
 from nbgov.lineage.store import count_entries
 from nbgov.replay.graph import build_graph, to_svg
@@ -39,8 +40,10 @@ def _names(items: Sequence[Any]) -> str:
 
 
 def stale_of(log: LineageLog) -> dict[str, list[str]]:
-    """Record id -> why it is stale (the one rule, nbgov.lineage.stale)."""
-    return stale_records(log.entries)
+    """Record id -> why it is stale (the one rule, nbgov.lineage.stale), with the files read
+    where a replay would read them now (nbgov.lineage.placement): a copied folder is
+    checked in the copy, not in the folder it was copied from."""
+    return stale_records(relocated(as_entries(log.entries), log.notebook))
 
 
 # -- nbgov show ----------------------------------------------------------------------
@@ -133,6 +136,8 @@ def print_replay(result: ReplayResult, console: Console) -> None:
         console.print(Text(f"UNVERIFIED LOG: {for_terminal(result.unverified, keep_newlines=False)}",
                            style="bold red"))
     console.print(Text(f"replay of {for_terminal(result.notebook.name)}", style="bold"))
+    for note in result.notes:
+        console.print(Text(f"note: {for_terminal(note, keep_newlines=False)}", style="yellow"), soft_wrap=True)
     for step in result.steps:
         console.print(_step_header(step))
         console.print(_step_body(step))
@@ -219,6 +224,7 @@ def replay_html(result: ReplayResult) -> str:
         verdict = (f"<div class='first'><h2>First divergence: step {first.step}</h2>"
                    f"<p>[{first.execution_count}] cell {for_xml(str(first.cell_id))}</p>"
                    f"<pre>{for_xml(first.code)}</pre><ul>{items}</ul><p>{counts}</p></div>")
+    notes = "".join(f"<p class='note'>note: {for_xml(n)}</p>" for n in result.notes)
     warning = (f"<p class='warning'>Unverified log: {for_xml(result.unverified)}</p>" if result.unverified else "")
     status = {s.record_id: s.status for s in result.steps}
     stale = stale_of(result.log)
@@ -231,8 +237,9 @@ def replay_html(result: ReplayResult) -> str:
 <style>{_CSS}</style></head>
 <body><h1>{title}</h1>
 {warning}
-<p>{len(result.steps)} steps replayed from {for_xml(result.log.source)}; replay {result.wall_seconds:.2f}s
-(kernel start {result.kernel_seconds:.2f}s) vs recorded {result.recorded_seconds:.2f}s.</p>
+{notes}<p>{len(result.steps)} steps replayed from {for_xml(result.log.source)};
+replay {result.wall_seconds:.2f}s (kernel start {result.kernel_seconds:.2f}s)
+vs recorded {result.recorded_seconds:.2f}s.</p>
 {verdict}
 <h2>Steps</h2>
 <table><tr><th>step</th><th>[n]</th><th>cell</th><th>result</th><th>recorded s</th><th>replay s</th>

@@ -124,6 +124,32 @@ def test_show_json_carries_counts_previews_and_stale_reasons(hostile: Path) -> N
     assert [e["kind"] for e in data["entries"]] == ["session", "execution", "execution", "execution"]
 
 
+def test_show_names_the_weak_values_a_cell_wrote_and_why(tmp_path: Path) -> None:
+    """A weak written value cannot be compared on replay: `show` must not let its row look exact."""
+    connection = {"kind": "Connection", "hash": None, "weak": True, "summary": "sqlite3.Connection",
+                  "reason": "state held natively by sqlite3.Connection: not readable without running its code"}
+    generator = {"kind": "generator", "hash": None, "weak": True, "summary": "generator",
+                 "reason": "a generator: its remaining items exist only by running it"}
+    path = forged_notebook(tmp_path, [
+        _execution(1, "con = sqlite3.connect(':memory:')",
+                   writes=[{"name": "con", "fingerprint": connection, "mutated": False}]),
+        _execution(2, "gen = (i for i in range(3))", writes=[{"name": "gen", "fingerprint": generator,
+                                                             "mutated": False}]),
+        _execution(3, "x = 1", writes=[{"name": "x", "fingerprint": _fp("1"), "mutated": False}]),
+    ])
+    code, out = run("show", path, width=240)
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.lstrip()[:1].isdigit()]
+    assert "unverifiable: con (state held natively by sqlite3.Connection" in rows[0]
+    assert "unverifiable: gen (a generator)" in rows[1]
+    assert "unverifiable" not in rows[2]
+    code, out = run("show", path, "--json")
+    executions = json.loads(out)["executions"]
+    assert [e["weak"] for e in executions] == [[{"name": "con", "reason": connection["reason"]}],
+                                               [{"name": "gen", "reason": generator["reason"]}], []]
+    assert all(e["notes"] == [] and e["stale"] == [] for e in executions)  # the existing keys are as they were
+
+
 def test_the_report_and_the_svg_are_well_formed_xml_for_hostile_content(hostile: Path) -> None:
     log = load_log(hostile)
     records = log.execution_records()

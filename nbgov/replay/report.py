@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nbgov.lineage.placement import relocated
-from nbgov.lineage.record import ExecutionRecord, as_entries
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, as_entries
 from nbgov.lineage.stale import stale_records
 from nbgov.lineage.store import count_entries
 from nbgov.replay.graph import build_graph, to_svg
@@ -26,6 +26,7 @@ from nbgov.replay.replayer import DIVERGED, REPRODUCED, UNVERIFIABLE, ReplayResu
 from nbgov.replay.safe_text import for_terminal, for_xml, preview
 from nbgov.replay.source import LineageLog
 from nbgov.replay.verify import VerifyResult
+from nbgov.widgets import plural
 
 STATUS_STYLE = {REPRODUCED: "green", DIVERGED: "red", UNVERIFIABLE: "yellow"}
 
@@ -44,6 +45,27 @@ def stale_of(log: LineageLog) -> dict[str, list[str]]:
     where a replay would read them now (nbgov.lineage.placement): a copied folder is
     checked in the copy, not in the folder it was copied from."""
     return stale_records(relocated(as_entries(log.entries), log.notebook))
+
+
+def weak_writes(record: ExecutionRecord) -> list[dict[str, str]]:
+    """The values the execution wrote (its displayed result too) whose fingerprint is weak,
+    with why: replay cannot compare them, so `show` must not let the row look exact."""
+    written: list[tuple[str, Fingerprint]] = [(w.name, w.fingerprint) for w in record.writes]
+    if record.result is not None:
+        written.append((f"Out[{record.execution_count}]", record.result))
+    if record.more_writes is not None:
+        written.append((f"{plural(record.more_writes.count, 'more name')}", record.more_writes.fingerprint))
+    return [{"name": name, "reason": fp.reason or fp.summary or f"a {fp.kind} nbgov cannot read"}
+            for name, fp in written if fp.weak or fp.hash is None]
+
+
+def weak_note(record: ExecutionRecord) -> str | None:
+    """One short line naming the weak written values and why, each reason to its first
+    clause (``show --json`` has them whole); None when every value is exact."""
+    weak = weak_writes(record)
+    if not weak:
+        return None
+    return "unverifiable: " + ", ".join(f"{w['name']} ({w['reason'].split(': ')[0]})" for w in weak)
 
 
 # -- nbgov show ----------------------------------------------------------------------
@@ -73,7 +95,7 @@ def log_table(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence[s
         if reasons:
             status.append(" stale", style="yellow")
         notes = ([f"{record.error.type}: {record.error.message}"] if record.error else [])
-        notes += [*record.notes, *(f"stale: {reason}" for reason in reasons)]
+        notes += [*record.notes, *filter(None, [weak_note(record)]), *(f"stale: {reason}" for reason in reasons)]
         note = Text(for_terminal("; ".join(notes), keep_newlines=False), style="red" if record.error else "yellow")
         row: list[Text | str] = [str(record.execution_count), _t((record.cell_id or "")[:8]), status]
         if wide:
@@ -104,6 +126,7 @@ def log_json(log: LineageLog) -> dict[str, Any]:
             "cell_id": record.cell_id, "status": record.status,
             "error": record.error.to_json() if record.error else None,
             "preview": preview(record.code, 200), "notes": list(record.notes), "stale": stale.get(record.id, []),
+            "weak": weak_writes(record),
         } for entry, record in zip(log.executions(), log.execution_records())],
         "entries": log.entries,
     }

@@ -90,14 +90,15 @@ def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | 
     from nbgov.lineage import notebook_meta
     from nbgov.replay.outputs import cell_texts
     from nbgov.replay.runner import run_notebook
+    from nbgov.widgets import plural
 
     summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
     if print_outputs:
         for count, text in cell_texts(notebook_meta.read_notebook(summary.output)):
             click.echo(f"[{count}]\n{for_terminal(text)}\n")
     errors = sum(1 for e in summary.recorded if e["body"].get("status") == "error")
-    click.echo(f"ran {summary.cells_run} cells of {for_terminal(notebook.name)} in {summary.seconds:.2f}s; "
-               f"recorded {len(summary.recorded)} executions ({errors} failed) in "
+    click.echo(f"ran {plural(summary.cells_run, 'cell')} of {for_terminal(notebook.name)} in {summary.seconds:.2f}s; "
+               f"recorded {plural(len(summary.recorded), 'execution')} ({errors} failed) in "
                f"{for_terminal(str(summary.sidecar))}")
     click.echo(f"wrote {for_terminal(str(summary.output))}")
     if summary.error:

@@ -150,6 +150,13 @@ def test_show_names_the_weak_values_a_cell_wrote_and_why(tmp_path: Path) -> None
     assert all(e["notes"] == [] and e["stale"] == [] for e in executions)  # the existing keys are as they were
 
 
+def test_counts_in_the_output_are_singular_for_one(tmp_path: Path) -> None:
+    path = forged_notebook(tmp_path, [_execution(1, "x = 1")])
+    sidecar_path(path).unlink()
+    code, out = run("verify", "--require-sidecar", path)
+    assert code == 1 and "(1 problem)" in out and "problems" not in out
+
+
 def test_the_report_and_the_svg_are_well_formed_xml_for_hostile_content(hostile: Path) -> None:
     log = load_log(hostile)
     records = log.execution_records()

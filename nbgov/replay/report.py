@@ -172,12 +172,12 @@ def print_replay(result: ReplayResult, console: Console) -> None:
         console.print(Text(f"first divergence: step {first.step} ([{first.execution_count}]): "
                            + for_terminal("; ".join(c.text() for c in first.causes), keep_newlines=False),
                            style="bold red"))
-        console.print(Text(f"{done} steps: {counts}", style="bold red"))
+        console.print(Text(f"{plural(done, 'step')}: {counts}", style="bold red"))
     elif result.count(UNVERIFIABLE):
-        console.print(Text(f"{done} steps: {counts} (the '? not compared' lines say what could not be "
+        console.print(Text(f"{plural(done, 'step')}: {counts} (the '? not compared' lines say what could not be "
                            "compared exactly, and why)", style="bold yellow"))
     else:
-        console.print(Text(f"all {done} steps reproduced", style="bold green"))
+        console.print(Text("1 step reproduced" if done == 1 else f"all {done} steps reproduced", style="bold green"))
     if done < result.total_steps:
         console.print(f"stopped after step {done} of {result.total_steps} (--until)")
     console.print(f"replay {result.wall_seconds:.2f}s (kernel start {result.kernel_seconds:.2f}s) "
@@ -196,7 +196,7 @@ def print_verify(result: VerifyResult, console: Console) -> None:
         for problem in result.problems:
             console.print(Text(f"✗ {for_terminal(problem, keep_newlines=False)}", style="red"), soft_wrap=True)
         console.print(Text(f"{name}: lineage tampered, corrupted or inconsistent "
-                           f"({len(result.problems)} problems)", style="bold red"))
+                           f"({plural(len(result.problems), 'problem')})", style="bold red"))
     else:
         console.print(Text(f"{name}: lineage intact ({result.counts or 'no entries'}; {result.sidecar_entries} "
                            f"in the sidecar, {result.metadata_entries} in the notebook metadata)",
@@ -241,7 +241,7 @@ def replay_html(result: ReplayResult) -> str:
               f"{result.count(UNVERIFIABLE)} unverifiable")
     if first is None:
         tone = UNVERIFIABLE if result.count(UNVERIFIABLE) else REPRODUCED
-        verdict = f"<p class='{tone}'>{len(result.steps)} steps: {counts}.</p>"
+        verdict = f"<p class='{tone}'>{plural(len(result.steps), 'step')}: {counts}.</p>"
     else:
         items = "".join(f"<li>{for_xml(c.text())}</li>" for c in first.causes)
         verdict = (f"<div class='first'><h2>First divergence: step {first.step}</h2>"
@@ -260,7 +260,7 @@ def replay_html(result: ReplayResult) -> str:
 <style>{_CSS}</style></head>
 <body><h1>{title}</h1>
 {warning}
-{notes}<p>{len(result.steps)} steps replayed from {for_xml(result.log.source)};
+{notes}<p>{plural(len(result.steps), 'step')} replayed from {for_xml(result.log.source)};
 replay {result.wall_seconds:.2f}s (kernel start {result.kernel_seconds:.2f}s)
 vs recorded {result.recorded_seconds:.2f}s.</p>
 {verdict}

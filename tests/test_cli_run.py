@@ -45,7 +45,7 @@ def test_run_to_another_output_keeps_the_source_untouched(tmp_path: Path) -> Non
     out = tmp_path / "out" / "ran.ipynb"
     result = invoke("run", source, "-o", out)
     assert result.exit_code == 0, result.output
-    assert "recorded 1 executions" in result.output
+    assert "recorded 1 execution (" in result.output
     assert source.read_text() == before
     assert not (tmp_path / ".nbgov").exists()
     ran = nbformat.read(str(out), as_version=4)

@@ -258,7 +258,7 @@ def test_a_replay_with_only_unverifiable_steps_says_where_to_look_not_a_cause_it
     lines = console.export_text().splitlines()
     assert any(line.startswith("  ? not compared: `log`") for line in lines), lines
     # the summary once blamed "values with weak fingerprints" whatever the '?' lines said
-    assert "1 steps: 0 reproduced, 0 diverged, 1 unverifiable (the '? not compared' lines say what could not be " \
+    assert "1 step: 0 reproduced, 0 diverged, 1 unverifiable (the '? not compared' lines say what could not be " \
            "compared exactly, and why)" in lines, lines
 
 

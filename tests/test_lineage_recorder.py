@@ -692,6 +692,23 @@ def test_a_change_made_through_another_name_is_a_write_of_both(recording: Record
     assert {r["name"]: r["source"] for r in body["reads"]} == {"a": recording.body(-3)["id"]}
 
 
+
+def test_an_array_made_on_another_objects_buffer_changes_with_it(recording: RecordingShell) -> None:
+    """``np.frombuffer`` keeps a memoryview of the exporter as the array's base: a write
+    through the bytearray (or the map, or a memoryview of it) is a write of the array too,
+    and the array's earlier reader is stale."""
+    recording.run("import mmap\nimport numpy as np\nbuf = bytearray(4)\nv = np.frombuffer(buf, dtype=np.uint8)\n"
+                  "view = memoryview(buf)\nmm = mmap.mmap(-1, 8)\nw = np.frombuffer(mm, dtype=np.uint8)[2:]",
+                  cell_id="make")
+    recording.run("total = int(v.sum())", cell_id="read")
+    recording.run("buf[0] = 7", cell_id="write")
+    assert writes(recording.body()) == {"buf": True, "v": True, "view": True}
+    assert stale_cells(recording.rec.entries()) == {"read": ["input v rewritten by [3]"]}
+    recording.run("view[1] = 9")
+    assert writes(recording.body()) == {"buf": True, "v": True, "view": True}
+    recording.run("mm[3] = 1")
+    assert writes(recording.body()) == {"mm": True, "w": True}
+
 def test_the_code_ipython_transformed_is_analysed_without_transforming_it_again(
     recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:

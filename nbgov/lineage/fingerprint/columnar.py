@@ -270,15 +270,9 @@ class _BlockSink:
 
 
 def buffer_owner(arr: Any) -> Any:
-    """The object that owns an array's memory (views of one buffer share it)."""
-    owner = arr
-    while True:
-        base = owner.base
-        if base is None:
-            return owner
-        if not inherits(type(base), library_class("numpy", "ndarray")):
-            return base
-        owner = base
+    """The object that owns an array's memory (views of one buffer, and the bytearray or
+    map it was made on, share it)."""
+    return static.buffer_owner(arr)
 
 
 def numpy_scalar(walk: Walk, value: Any) -> None:

@@ -133,6 +133,11 @@ def _mapped_root(arr: Any) -> tuple[Any, Any]:
         if static.inherits(type(base), ndarray):
             node = base
             continue
+        if type(base) is memoryview:  # np.frombuffer(mm): numpy's memoryview of the map
+            base = static.buffer_owner(base)
+            if static.inherits(type(base), ndarray):
+                node = base
+                continue
         return (node, base) if type(base) is mmap_type else (None, None)
 
 

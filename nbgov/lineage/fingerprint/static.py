@@ -139,6 +139,35 @@ def inherits(tp: type, base: type) -> bool:
     return tp is base or any(map(is_, _type_mro(tp), repeat(base)))
 
 
+_memoryview_obj: Callable[[memoryview], Any] = memoryview.__dict__["obj"].__get__
+_MAX_BASE_CHAIN = 256
+
+
+def buffer_owner(value: Any) -> Any:
+    """The object owning the memory of a numpy array or a memoryview: the end of its base
+    chain, through numpy's views and the memoryviews numpy keeps of another exporter
+    (``np.frombuffer(bytearray)``: the bytearray, an ``mmap``, an ``array``), so every view
+    of one buffer, and the exporter itself, name the same owner. Read through numpy's and
+    memoryview's own descriptors (a subclass's ``base`` property does not run)."""
+    ndarray = library_class("numpy", "ndarray")
+    owner = value
+    for _ in range(_MAX_BASE_CHAIN):
+        kind = type(owner)
+        if kind is memoryview:
+            try:
+                base = _memoryview_obj(owner)
+            except ValueError:  # released: it holds no buffer any more
+                return owner
+        elif ndarray is not None and inherits(kind, ndarray):
+            base = _type_dict(ndarray)["base"].__get__(owner)
+        else:
+            return owner
+        if base is None:
+            return owner
+        owner = base
+    return owner
+
+
 # -- instance state ----------------------------------------------------------------
 
 

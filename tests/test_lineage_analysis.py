@@ -61,6 +61,40 @@ def test_exec_globals_and_magics_mark_the_cell_dynamic() -> None:
     assert not analyze("y = 2").dynamic
 
 
+
+@pytest.mark.parametrize(
+    ("code", "loads", "stores", "why"),
+    [
+        ("g = globals()['thr'] * 10", {"thr"}, {"g"}, set()),
+        ("x = globals().get('k', 0)", {"k"}, {"x"}, set()),
+        ("e = eval('thr + 1')", {"thr"}, {"e"}, set()),
+        ("exec('import os\\nc = os.sep + w', globals())", {"w"}, {"c", "os"}, set()),
+        ("exec('exec(\"a = b\")')", {"b"}, {"a"}, set()),
+        ("globals()['z'] = y", {"y"}, {"z"}, set()),
+        ("if 'df' not in globals():\n    df = 1", set(), {"df"}, set()),  # whether it exists, not its value
+        ("eval('x', {'x': y})", {"y"}, set(), set()),  # another namespace: what it holds
+        ("eval('(')", set(), set(), set()),  # raises before reading anything
+        ("e = eval(text)", {"text"}, {"e"}, {"eval"}),
+        ("exec(code, globals())", {"code"}, set(), {"exec"}),
+        ("name = 'thr'\nv = globals()[name]", set(), {"name", "v"}, {"globals()"}),
+        ("v = vars()", set(), {"v"}, {"vars()"}),
+        ("f(locals())", {"f"}, set(), {"locals()"}),
+        ("def f():\n    return locals()['a']", set(), {"f"}, set()),  # a function's own locals
+        ("def f():\n    return eval(s)", set(), {"f"}, {"eval"}),
+    ],
+)
+def test_names_read_through_the_namespace(code: str, loads: set[str], stores: set[str], why: set[str]) -> None:
+    """``globals()['thr']`` and ``eval('thr + 1')`` read thr: a constant key or code is read
+    exactly; a name or code known only at run time makes the cell's reads incomplete, and
+    says how (the cell stays dynamic either way: it may rebind any name)."""
+    names = analyze(code)
+    builtins = {"globals", "vars", "locals", "eval", "exec"}
+    assert names.loads - builtins == loads
+    assert names.stores == stores
+    assert names.dynamic_reads == why
+    assert names.dynamic
+
+
 def test_a_magics_name_and_body_are_not_paths_its_argument_line_may_be(bare_shell: InteractiveShell) -> None:
     cell = analyze(transform(bare_shell, "%%sqlml --db shop.duckdb\nSELECT 1"))
     assert "sqlml" not in cell.strings and "--db shop.duckdb" in cell.strings

@@ -709,6 +709,29 @@ def test_an_array_made_on_another_objects_buffer_changes_with_it(recording: Reco
     recording.run("mm[3] = 1")
     assert writes(recording.body()) == {"mm": True, "w": True}
 
+
+def test_names_read_through_globals_or_eval_are_reads_or_the_record_says_it_may_miss_some(
+    recording: RecordingShell,
+) -> None:
+    """A constant key or code (``globals()['thr']``, ``eval('thr + 1')``) is a read like
+    ``thr + 1``: rewriting thr makes the cell stale. A name known only at run time is not
+    known to the record, which says so."""
+    run = recording.run
+    run("thr = 2\nname = 'thr'\ndef scaled():\n    return eval('thr * 2')", cell_id="setup")
+    run("g = globals()['thr'] * 10", cell_id="subscript")
+    assert names(recording.body()["reads"]) == ["thr"] and recording.body()["notes"] == []
+    run("e = eval('thr + 1')", cell_id="eval")
+    assert names(recording.body()["reads"]) == ["thr"] and recording.body()["notes"] == []
+    run("d = globals()[name]", cell_id="by-name")
+    assert names(recording.body()["reads"]) == ["name"]
+    assert recording.body()["notes"] == [
+        "the cell reads names dynamically (globals()): its inputs may be incomplete"]
+    run("s = scaled()", cell_id="called")  # the function's eval text is not in its bytecode
+    assert recording.body()["notes"] == ["the cell reads names dynamically (eval): its inputs may be incomplete"]
+    run("thr = 3", cell_id="rewrite")
+    stale = stale_cells(recording.rec.entries())
+    assert stale["subscript"] == stale["eval"] == ["input thr rewritten by [6]"]
+
 def test_the_code_ipython_transformed_is_analysed_without_transforming_it_again(
     recording: RecordingShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -751,7 +774,8 @@ def test_a_dynamic_cell_looks_at_the_notebook_names_not_at_ipythons_history(
         return plain(value)
 
     monkeypatch.setattr(namespace, "_identity", counting)
-    recording.run("exec('a = [1]\\nbetween = 5\\nmade = 6\\ndel gone')")
+    ns["code"] = "a = [1]\nbetween = 5\nmade = 6\ndel gone"  # known only when it runs
+    recording.run("exec(code)")
     body = recording.body()
     assert {w["name"] for w in body["writes"]} == {"a", "between", "made"}
     assert body["deletes"] == ["gone"]
@@ -779,9 +803,10 @@ def test_a_dynamic_cell_compares_every_name_without_an_audited_call_per_name(rec
                   "class Hostile(metaclass=Meta):\n    def __hash__(self):\n        raise RuntimeError('hash ran')\n"
                   "a = [1]\nb = Hostile()\nc = Hostile")
     ns.update({f"filler{i}": [i] for i in range(2000)})
+    ns["code"] = "a = [1]\nb = Hostile()\nc = Meta('C', (), {})"  # known only when it runs
     counting["on"] = True
     try:
-        recording.run("exec('a = [1]\\nb = Hostile()\\nc = Meta(\"C\", (), {})')")
+        recording.run("exec(code)")
     finally:
         counting["on"] = False
     assert {w["name"] for w in recording.body()["writes"]} == {"a", "b", "c"}

@@ -37,6 +37,8 @@ class CellNames:
     syntax_ok: bool = True
     dynamic: bool = False  # uses exec/globals()/magics: may rebind any name
     impure: set[str] = field(default_factory=set)  # used other than as an operand (may escape/mutate)
+    # how the cell reads names its code does not spell out ("eval", "globals()"): its reads may be incomplete
+    dynamic_reads: set[str] = field(default_factory=set)
     strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
     attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
 
@@ -221,6 +223,33 @@ def _dotted(node: ast.expr) -> str:
     return ".".join(reversed(parts))
 
 
+_NAMESPACE_CALLS = frozenset({"globals", "vars", "locals"})
+_CODE_CALLS = frozenset({"eval", "exec"})
+_NAMESPACE_WRITES = frozenset({"update", "clear"})  # methods of the namespace dict that read no name
+MAX_CODE_TEXT = 100_000  # a constant longer than this given to eval/exec is not parsed (its reads are unknown)
+_MAX_CODE_DEPTH = 4  # exec('exec("...")'): constant code inside constant code, followed this deep
+
+
+def _constant_name(node: ast.expr) -> str | None:
+    """The text of a string constant (a key of the namespace), else None."""
+    return node.value if isinstance(node, ast.Constant) and type(node.value) is str else None
+
+
+_CODE_READING_NAMES = frozenset({"eval", "exec", "globals"})  # in a function's code: reads by name at run time
+
+
+def dynamic_reads_note(names: CellNames, called_globals: set[str]) -> str | None:
+    """The note of a cell whose reads may be incomplete: it (or notebook code it runs, whose
+    ``eval`` arguments are not read from its bytecode) reads names by text at run time."""
+    how = set(names.dynamic_reads)
+    if called_globals and not called_globals.isdisjoint(_CODE_READING_NAMES):
+        how |= {"eval" if name == "eval" else "exec" if name == "exec" else "globals()"
+                for name in called_globals & _CODE_READING_NAMES}
+    if not how:
+        return None
+    return f"the cell reads names dynamically ({', '.join(sorted(how))}): its inputs may be incomplete"
+
+
 _EXPRESSION_CALLS = frozenset({"query", "eval"})
 _AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -256,6 +285,7 @@ class _CellVisitor(ast.NodeVisitor):
         self._collecting: list[set[str]] = []  # the globals of the definitions being visited
         self._lambda_named: ast.expr | None = None  # the lambda of `f = lambda ...` at module level
         self._lambda_found: set[str] | None = None
+        self._code_depth = 0  # constant code of eval/exec being visited, nested
 
     def visit(self, node: ast.AST) -> None:
         """NodeVisitor's dispatch, with each node class's method found once per class (it
@@ -380,20 +410,110 @@ class _CellVisitor(ast.NodeVisitor):
         self._operand(node.operand)
 
     def visit_Compare(self, node: ast.Compare) -> None:
+        if (len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
+                and _constant_name(node.left) is not None and self._namespace_call(node.comparators[0])):
+            self._namespace_used(node.comparators[0])  # `'df' in globals()`: whether it exists, not its value
+            return
         self._operand(node.left)
         for comp in node.comparators:
             self._operand(comp)
 
     def visit_Call(self, node: ast.Call) -> None:
-        if isinstance(node.func, ast.Name) and node.func.id in _PURE_CALLS and not node.keywords:
-            self.visit(node.func)
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _PURE_CALLS and not node.keywords:
+            self.visit(func)
             for arg in node.args:
                 self._operand(arg)
             return
+        if isinstance(func, ast.Name) and func.id in _CODE_CALLS:
+            self._code_call(func.id, node)
+            return
+        if isinstance(func, ast.Attribute) and self._namespace_call(func.value):
+            key = _constant_name(node.args[0]) if node.args else None
+            if (func.attr == "get" and key is not None) or func.attr in _NAMESPACE_WRITES:
+                self._namespace_used(func.value)  # globals().get('thr'): a read of thr
+                if key is not None and func.attr == "get":
+                    self.names.impure.add(key)
+                    self._load(key)
+                for arg in [*node.args[1 if key is not None else 0:], *(k.value for k in node.keywords)]:
+                    self.visit(arg)
+                return
         self.generic_visit(node)
+        if isinstance(func, ast.Name) and func.id in _NAMESPACE_CALLS and self._namespace_call(node):
+            self.names.dynamic_reads.add(f"{func.id}()")  # the namespace handed on or looked into by name
         for name in (*expression_variables(node), *sql_variables(node)):
             self.names.impure.add(name)
             self._load(name)
+
+    # -- names read through the namespace: globals()['x'], eval('x + 1') -------
+    def _namespace_call(self, node: ast.expr) -> bool:
+        """``globals()``, or ``vars()``/``locals()`` at module level: the notebook's namespace
+        (in a function, ``vars()`` and ``locals()`` are its own locals)."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args
+                and not node.keywords):
+            return False
+        name = node.func.id
+        return name == "globals" or (name in _NAMESPACE_CALLS and not self._scopes)
+
+    def _namespace_used(self, call: ast.expr) -> None:
+        """The namespace call of a use resolved exactly: its function is named (the cell is
+        still dynamic: it may rebind any name), no dynamic read."""
+        if isinstance(call, ast.Call):
+            self.visit(call.func)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        key = _constant_name(node.slice)
+        if key is None or not self._namespace_call(node.value):
+            self.generic_visit(node)
+            return
+        self._namespace_used(node.value)
+        if isinstance(node.ctx, ast.Load):
+            self.names.impure.add(key)
+            self._load(key)
+        elif not self._scopes:  # `globals()['x'] = 1` binds (or deletes) x, as `x = 1` does
+            if isinstance(node.ctx, ast.Store):
+                self._store(key)
+            else:
+                self._delete(key)
+
+    def _code_call(self, kind: str, node: ast.Call) -> None:
+        """``eval``/``exec``: code given as a constant runs in the cell's namespace (unless it
+        is handed another one), so its names are read, bound and deleted as if the cell's
+        own code named them; code built at run time leaves the cell's reads unknown."""
+        self.visit(node.func)
+        spaces = [*node.args[1:], *(k.value for k in node.keywords)]
+        notebook = not spaces  # run in the cell's own namespace, or given it (`exec(code, globals())`)
+        for space in spaces:
+            if self._namespace_call(space):
+                self._namespace_used(space)
+                notebook = True
+            else:
+                self.visit(space)
+        if not node.args:
+            return
+        code = node.args[0]
+        value = code.value if isinstance(code, ast.Constant) else None
+        text = value if isinstance(value, (str, bytes)) else None
+        if not notebook:  # another namespace: the code reads what it holds (visited above)
+            self.visit(code)
+            return
+        if text is None or len(text) > MAX_CODE_TEXT or self._code_depth >= _MAX_CODE_DEPTH:
+            self.visit(code)
+            self.names.dynamic_reads.add(kind)
+            return
+        try:
+            tree = ast.parse(text, mode="eval" if kind == "eval" else "exec")
+        except (SyntaxError, ValueError):
+            return  # the call raises before the code reads anything
+        self._code_depth += 1
+        try:
+            if isinstance(tree, ast.Expression):
+                self.visit(tree.body)
+            elif isinstance(tree, ast.Module):
+                for stmt in tree.body:
+                    self.visit(stmt)
+        finally:
+            self._code_depth -= 1
 
     # -- evaluation order ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nbgov.lineage import random_state
-from nbgov.lineage.analysis import CellNames, analyze, transform
+from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
 from nbgov.lineage.environment import (
     VersionLookup,
@@ -325,6 +325,10 @@ class Recorder:
             )
             notes += [f"`{name}` cannot be read by nbgov ({why}): the cell used it, and whether it changed it "
                       "is not known" for name, why in facts.changes.unknown_changes]
+            if snapshot.names.dynamic_reads or snapshot.called_globals:
+                dynamic = dynamic_reads_note(snapshot.names, snapshot.called_globals)
+                if dynamic is not None:
+                    notes.append(dynamic)
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
         facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)

@@ -145,6 +145,39 @@ def test_files_read_and_written_with_size_hash_and_source(recording: RecordingSh
     assert stale_flags(recording.rec.entries(), FileHasher())[r["id"]] == ["file data.txt changed on disk since read"]
 
 
+
+def test_a_write_through_a_shared_memory_map_is_a_write_of_its_file(recording: RecordingShell, tmp_path: Path) -> None:
+    """Writes through a shared writable map reach the file with no system call (inotify sees
+    none, and a page already dirty moves no time stamp): the cell that changed the mapped
+    array wrote the file, hashed after the cell, and is the source of its next reader. A
+    read-only or private map writes nothing."""
+    import numpy as np
+
+    def file_hash() -> str:
+        return xxhash.xxh3_128_hexdigest((tmp_path / "arr.npy").read_bytes())
+
+    def written() -> list[tuple[str, str | None]]:
+        return [(f["path"], f["hash"]) for f in recording.body()["files"] if f["mode"] == "write"]
+
+    np.save(tmp_path / "arr.npy", np.arange(4.0))
+    recording.run("import mmap\nimport numpy as np\nm = np.load('arr.npy', mmap_mode='r+')\n"
+                  "fh = open('arr.npy', 'r+b')\nraw = np.frombuffer(mmap.mmap(fh.fileno(), 0), dtype=np.uint8)\n"
+                  "private = np.load('arr.npy', mmap_mode='c')")
+    recording.run("m[0] = 99\nm.flush()")
+    writer = recording.body()
+    assert written() == [("arr.npy", file_hash())]
+    recording.run("back = np.load('arr.npy')")
+    assert [(f["mode"], f["hash"], f["source"]) for f in recording.body()["files"]] == [
+        ("read", file_hash(), writer["id"])]
+    recording.run("m[1] = 5")  # no flush: the page stays dirty,
+    first = file_hash()
+    recording.run("m[2] = 6")  # so this write changes no time stamp
+    assert written() == [("arr.npy", file_hash())] and file_hash() != first
+    recording.run("raw[-1] = 1")  # an array made on a writable mmap.mmap of the file
+    assert written() == [("arr.npy", file_hash())]
+    recording.run("private[0] = -1")
+    assert writes(recording.body()) == {"private": True} and written() == []
+
 def test_imports_and_the_interpreter_are_not_files_of_the_notebook(recording: RecordingShell) -> None:
     recording.run("import json.tool, email.mime.text\nv = 1")
     assert recording.body()["files"] == []

@@ -303,6 +303,11 @@ class FileHasher:
             return None
         return key[0], hit.digest
 
+    def forget(self, abspath: str) -> None:
+        """The file's content changed where its stat may not show it (a write through a shared
+        memory map to a page already dirty changes no time stamp): hash it again next time."""
+        self._cache.pop(abspath, None)
+
     def hash(self, abspath: str) -> tuple[int | None, str | None]:
         """(size, hash); (None, None) when the file is gone or is not a regular file."""
         try:

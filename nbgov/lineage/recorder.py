@@ -44,6 +44,7 @@ from nbgov.lineage.exception_text import exception_message
 from nbgov.lineage.files import FileEvent, FileWatcher, absent, expand_sql_paths
 from nbgov.lineage.fingerprint import SCHEME as FINGERPRINT_SCHEME
 from nbgov.lineage.fingerprint import Fingerprinter
+from nbgov.lineage.fingerprint.memmap import written_file
 from nbgov.lineage.journal import Journal, Subscriber, describe
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot, identity
 from nbgov.lineage.native_files import NativeWatch, mentioned_paths
@@ -330,6 +331,9 @@ class Recorder:
                 if dynamic is not None:
                     notes.append(dynamic)
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
+        if any(write.mutated for write in facts.changes.writes):
+            none: list[FileEvent] = []
+            events = events + self._part("memory-mapped files", notes, lambda: self._mapped_writes(facts.changes), none)
         facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)
         facts.packages_added = self._part("packages", notes, lambda: self._packages_added(cell), {})
@@ -363,6 +367,21 @@ class Recorder:
             return None
         known = facts.changes.by_identity.get(identity(value))
         return known if known is not None else cell.hashing.value("Out", value)
+
+    def _mapped_writes(self, changes: NamespaceChanges) -> list[FileEvent]:
+        """Files the cell wrote through a shared writable memory map (``m[0] = 99`` on a
+        ``np.load(mmap_mode="r+")``): the values it changed that map one. The OS reports no
+        open or write for them, so their content is hashed anew after the cell."""
+        ns = self.shell.user_ns
+        found: list[FileEvent] = []
+        for write in changes.writes:
+            if not write.mutated:
+                continue
+            path = written_file(ns.get(write.name))
+            if path is not None and not self._watcher.ignored(path):
+                self.journal.files.forget(path)
+                found.append(FileEvent(path, path, "write", native=True))
+        return found
 
     def _files(self, events: list[FileEvent], sql: list[SqlReport], notes: list[str]) -> list[ObservedFile]:
         """Python opens (as the code named them), files SQL reported, then native opens (a file

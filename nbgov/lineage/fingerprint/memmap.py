@@ -143,19 +143,63 @@ def _mapped_root(arr: Any) -> tuple[Any, Any]:
 
 def _mapping_at(address: int) -> tuple[int, int, int] | None:
     """(major, minor, inode) of the file mapped at ``address``, from /proc/self/maps."""
+    found = _map_entry(address)
+    return found[1] if found is not None else None
+
+
+def _map_entry(address: int) -> tuple[bytes, tuple[int, int, int], bytes] | None:
+    """The mapping at ``address`` in /proc/self/maps: its permissions (``rw-s``), the
+    (major, minor, inode) of its file and the kernel's path of that file."""
     try:
         with static.builtin_open("/proc/self/maps", "rb") as maps:
             for line in maps:
-                fields = line.split()
+                fields = line.rstrip(b"\n").split(maxsplit=5)
                 if len(fields) < 6:
                     continue
                 low, _, high = fields[0].partition(b"-")
                 if int(low, 16) <= address < int(high, 16):
                     major, _, minor = fields[3].partition(b":")
-                    return int(major, 16), int(minor, 16), int(fields[4])
+                    return fields[1], (int(major, 16), int(minor, 16), int(fields[4])), fields[5]
     except (OSError, ValueError):
         return None
     return None
+
+
+def written_file(value: Any) -> str | None:
+    """The file a change of ``value``'s content wrote: an array mapped shared and writable
+    from a file (``np.memmap``/``np.load(mmap_mode="r+")`` of mode r+ or w+, an array made on
+    such an ``mmap.mmap``), whose writes reach the file with no system call a watcher sees.
+    Its path is the memmap's ``filename`` while that still names the mapped file, else the
+    kernel's name of it; None for anything else (read through numpy's own descriptors)."""
+    ndarray = static.library_class("numpy", "ndarray")
+    if ndarray is None or not static.inherits(type(value), ndarray):
+        return None
+    root, mapped = _mapped_root(value)
+    if root is None:
+        return None
+    address = static.own_dict(ndarray)["__array_interface__"].__get__(root)["data"][0]
+    entry = _map_entry(address) if type(address) is int else None
+    if entry is None:
+        return None
+    perms, mapping, kernel_path = entry
+    if perms[1:2] != b"w" or perms[3:4] != b"s":
+        return None  # read-only or private (copy-on-write): the file is not written
+    read_state, _ = static.dict_reader(type(root))
+    state = read_state(root) if read_state is not None else None
+    named = _path_text(state.get("filename")) if type(state) is dict else None
+    for path in (named, os.fsdecode(kernel_path)):
+        if path is not None and os.path.isabs(path) and _same_file(path, mapping):
+            return path
+    return None
+
+
+def _same_file(path: str, mapping: tuple[int, int, int]) -> bool:
+    """``path`` names the mapped file (not another one renamed or made in its place)."""
+    try:
+        st = static.os_stat(path)
+    except (OSError, ValueError):
+        return False
+    return (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino) == mapping
 
 
 def _data_extents(path: str, identity: tuple[int, ...], start: int, nbytes: int) -> list[tuple[int, int]]:

@@ -505,6 +505,9 @@ class _CellVisitor(ast.NodeVisitor):
             tree = ast.parse(text, mode="eval" if kind == "eval" else "exec")
         except (SyntaxError, ValueError):
             return  # the call raises before the code reads anything
+        except (RecursionError, MemoryError):  # too deep for the parser here: Python may still run it
+            self.names.dynamic_reads.add(kind)
+            return
         self._code_depth += 1
         try:
             if isinstance(tree, ast.Expression):

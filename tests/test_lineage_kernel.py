@@ -56,6 +56,34 @@ def test_a_notebook_run_by_nbclient_is_recorded_next_to_it(
     assert bodies[3]["status"] == "error" and bodies[3]["error"] == {"type": "ValueError", "message": "bad input"}
 
 
+
+def test_reads_by_name_shared_buffers_and_mapped_file_writes_in_a_kernel(run_notebook: Any, tmp_path: Path) -> None:
+    """What a cell reads through ``globals()``/``eval``, a write of a bytearray an array was
+    made on, and a write through ``np.load(mmap_mode='r+')``, all recorded as a kernel runs
+    them (inotify reports no event for the mapped write)."""
+    import numpy as np
+
+    np.save(tmp_path / "arr.npy", np.arange(4.0))
+    nb = make_notebook(
+        INSTALL_RECORDER,
+        "import numpy as np\nthr = 2\nbuf = bytearray(4)\nv = np.frombuffer(buf, dtype=np.uint8)\n"
+        "m = np.load('arr.npy', mmap_mode='r+')",
+        "g = globals()['thr'] * 10\ne = eval('thr + 1')",
+        "d = eval(input_text) if 'input_text' in globals() else None",
+        "buf[0] = 7",
+        "m[0] = 99\nm.flush()",
+        "back = np.load('arr.npy')",
+    )
+    run_notebook(nb, path=tmp_path / "dyn.ipynb")
+    entries, _ = read_entries(tmp_path / ".nbgov" / "dyn.jsonl")
+    bodies = [e["body"] for e in entries if e["kind"] == "execution"]
+    assert [r["name"] for r in bodies[1]["reads"]] == ["thr"] and bodies[1]["notes"] == []
+    assert bodies[2]["notes"] == ["the cell reads names dynamically (eval): its inputs may be incomplete"]
+    assert {w["name"] for w in bodies[3]["writes"]} == {"buf", "v"}
+    mapped = [(f["path"], f["mode"], f["hash"]) for f in bodies[4]["files"]]
+    assert mapped == [("arr.npy", "write", bodies[5]["files"][0]["hash"])]
+    assert bodies[5]["files"][0]["source"] == bodies[4]["id"]
+
 def test_sigkill_mid_session_loses_no_finished_cell(lineage_kernels: Any, tmp_path: Path) -> None:
     kernel = lineage_kernels(tmp_path / "crash.ipynb")
     sidecar = tmp_path / ".nbgov" / "crash.jsonl"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,37 @@ def test_corrupted_sidecar_and_metadata_are_one_line_and_exit_2(tmp_path: Path) 
     nbformat.write(nb, str(path))
     result = invoke("show", path)
     assert "expected 'nbgov.notebook/2'" in one_line_error(result.output, result.exit_code)
+
+
+@pytest.fixture(scope="module")
+def recorded_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record(tmp_path_factory.mktemp("recorded") / "nb.ipynb", "x = 1", "y = x + 1")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(("line", "says"), [
+    ('{"note":"x"}', "line 4: not a log entry: missing seq, prev, hash, kind, body (corrupted)"),
+    ('"\\ud800"', "line 4: not a JSON entry (corrupted)"),
+    ('{"note":"\\udc00"}', "line 4: not a log entry: missing seq, prev, hash, kind, body (corrupted)"),
+    ('{"seq":Infinity}', "line 4: Infinity is not a JSON number (forged or corrupted)"),
+    ('{"seq":3,"prev":"","hash":"","kind":"execution","body":{"duration_s":NaN}}',
+     "line 4: NaN is not a JSON number (forged or corrupted)"),
+    ('{"pad":"' + "x" * 2_000_000 + '"}', "line 4: not a log entry: missing seq, prev, hash, kind, body"),
+])
+def test_a_line_that_is_json_but_not_an_entry_is_one_clear_line_for_every_reader(
+        recorded_once: Path, tmp_path: Path, line: str, says: str) -> None:
+    shutil.copytree(recorded_once.parent, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / recorded_once.name
+    with open(sidecar_path(path), "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    checked = invoke("verify", path)  # verify ran, and found corruption: exit 1 naming the line
+    assert checked.exit_code == 1 and f"sidecar: {says}" in " ".join(checked.output.split())
+    for command in (["show"], ["show", "--json"], ["graph"], ["export", "--format", "prov"],
+                    ["export", "--format", "openlineage"], ["replay"]):
+        result = invoke(command[0], path, *command[1:])
+        error = one_line_error(result.output, result.exit_code)
+        assert "KeyError" not in error and "NBGOV_DEBUG" not in error
+        assert (f"corrupted sidecar ({says}" if command != ["replay"] else says) in error
 
 
 @pytest.mark.kernel

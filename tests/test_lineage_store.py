@@ -18,6 +18,7 @@ from nbgov.lineage.store import (
     entry_hash,
     make_entry,
     read_entries,
+    read_log,
     sidecar_path,
     verify_chain,
 )
@@ -126,6 +127,45 @@ def test_verify_reports_malformed_lines_but_tolerates_a_torn_tail(tmp_path: Path
     with pytest.raises(LineageError, match="line 2: not a JSON entry"):
         SidecarStore(store.path).entries()
     assert [p.message for p in SidecarStore(store.path).verify()] == ["line 2: not a JSON entry (corrupted)"]
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    (b'{"note":"x"}', "line 4: not a log entry: missing seq, prev, hash, kind, body (corrupted)"),
+    (b'"\\ud800"', "line 4: not a JSON entry (corrupted)"),
+    (b'{"seq":Infinity}', "line 4: Infinity is not a JSON number (forged or corrupted)"),
+    (b'{"seq":3,"prev":"a","hash":"b","kind":"execution","body":{"d":NaN}}',
+     "line 4: NaN is not a JSON number (forged or corrupted)"),
+    (b'{"seq":3,"prev":"a","hash":"b","kind":"execution","body":{"d":-1e999}}',
+     "line 4: the number -1e999 is out of range (forged or corrupted)"),
+    (b'{"seq":3,"prev":"a","hash":"b","kind":"execution","body":[]}',
+     "line 4: not a log entry: body is not an object (corrupted)"),
+    (b'{"note":"\\udc00","pad":"' + b"x" * 2_000_000 + b'"}',
+     "line 4: not a log entry: missing seq, prev, hash, kind, body (corrupted)"),
+])
+def test_a_line_that_is_not_a_strict_json_entry_is_a_problem_never_an_entry(
+        tmp_path: Path, line: bytes, problem: str) -> None:
+    """read_log is the one check every reader goes through: no reader meets such a line."""
+    store, entries = _filled(tmp_path, 3)
+    store.close()
+    with open(store.path, "ab") as fh:
+        fh.write(line + b"\n")
+    read = read_log(store.path)
+    assert read.entries == entries
+    assert [p.message for p in read.problems] == [problem]
+    with pytest.raises(LineageError, match="line 4: "):
+        SidecarStore(store.path).entries()
+
+
+def test_the_writer_never_writes_nan_or_infinity(tmp_path: Path) -> None:
+    """Readers refuse them, so the store refuses to write them (nothing is written)."""
+    store, entries = _filled(tmp_path, 2)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            store.append("execution", {"duration_s": bad})
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            make_entry(2, entries[-1]["hash"], "execution", {"x": [bad]})
+    assert store.entries() == entries and store.verify() == []
+    store.close()
 
 
 def test_append_after_a_torn_line_cuts_it_and_chains_a_repair_entry(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ forged and oversized lines, and a metadata `sidecar` that points away from the r
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import nbformat
 import pytest
+import xxhash
 from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov.lineage.store import (
@@ -146,6 +148,22 @@ def test_entries_kept_in_memory_during_a_full_disk_are_not_called_tampering(
     assert "deleted" not in out and "reordered" not in out and "inserted" not in out
 
 
+def _recorded_in_process(tmp_path: Path, recording: RecordingShell, *codes: str) -> Path:
+    """test.ipynb recorded by the real recorder in this process, its lineage saved into it."""
+    entries: list[dict[str, Any]] = []
+    recording.rec.subscribe(entries.append)
+    for code in codes:
+        assert recording.run(code).success
+    recording.rec.store.close()
+    path = tmp_path / "test.ipynb"
+    nb = make_notebook(*codes)
+    from nbgov.lineage import notebook_meta
+
+    notebook_meta.merge_entries(nb, entries, ".nbgov/test.jsonl")
+    nbformat.write(nb, str(path))
+    return path
+
+
 @pytest.mark.kernel
 def test_two_kernels_on_one_notebook_are_not_called_tampering(tmp_path: Path) -> None:
     path = tmp_path / "shared.ipynb"
@@ -207,6 +225,76 @@ def test_entries_of_the_wrong_shape_are_named(tmp_path: Path) -> None:
     write_sidecar_lines(path, [*entries, forged])
     assert "entry 2: not an execution record" in _verify(path, 1)
     assert body_wrong  # an execution body that is not a record is named, not a crash
+
+
+def _rechained(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries with every link and hash recomputed the way a forger would, with Python's
+    lenient json (which writes NaN and Infinity; nbgov's own encoder refuses them)."""
+    prev = "0" * 32
+    for seq, entry in enumerate(entries):
+        entry.update(seq=seq, prev=prev)
+        entry.pop("hash", None)
+        text = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        entry["hash"] = prev = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+    return entries
+
+
+def _forge_everywhere(path: Path, entries: list[dict[str, Any]], schema: str = "nbgov.notebook/2") -> None:
+    """Sidecar and notebook metadata both rewritten to ``entries`` (whole entries: valid lines
+    in either metadata form), so the two agree and every hash matches."""
+    write_sidecar_lines(path, entries)
+    nb = nbformat.read(str(path), as_version=4)
+    log: list[Any] = [json.dumps(e) for e in entries] if schema == "nbgov.notebook/2" else entries
+    nb.metadata["nbgov"] = {"schema": schema, "sidecar": ".nbgov/test.jsonl", "log": log}
+    for cell in nb.cells:
+        cell.metadata.pop("nbgov", None)
+    nbformat.write(nb, str(path))
+
+
+def _one_line_error(command: list[str], path: Path) -> str:
+    result = invoke(command[0], path, *command[1:])
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("nbgov: error: "), result.output
+    assert "NBGOV_DEBUG" not in lines[0]  # an NbgovError's own line, not an internal exception's
+    return lines[0]
+
+
+READERS = [["show"], ["show", "--json"], ["graph"], ["export", "--format", "prov"],
+           ["export", "--format", "openlineage"]]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_in_a_rehashed_log_fails_verify_and_every_reader_says_so_in_one_line(
+        tmp_path: Path, recording: RecordingShell, bad: float) -> None:
+    """The log is strict JSON: a consistent chain holding NaN is corrupted, not intact."""
+    path = _recorded_in_process(tmp_path, recording, "a = 1", "b = a + 1")
+    entries = sidecar_lines(path)
+    entries[2]["body"]["duration_s"] = bad
+    _forge_everywhere(path, _rechained(entries))
+    word = json.dumps(bad)
+    out = _verify(path, 1)
+    assert f"sidecar: line 3: {word} is not a JSON number (forged or corrupted)" in out
+    assert f"notebook metadata: metadata log[2] (entry 2): {word} is not a JSON number" in out
+    for command in READERS:
+        assert f"corrupted sidecar (line 3: {word} is not a JSON number" in _one_line_error(command, path)
+    sidecar_path(path).unlink()  # the notebook alone, in the old metadata form nbformat reads NaN in
+    _forge_everywhere(path, entries, schema="nbgov.notebook/1")
+    sidecar_path(path).unlink()
+    assert "log[2]: entry holds NaN or an infinity, which is not a JSON number" in _verify(path, 1)
+    for command in READERS:
+        assert "entry holds NaN or an infinity" in _one_line_error(command, path)
+
+
+def test_a_duration_no_cell_could_take_fails_verify_and_export_says_so_in_one_line(
+        tmp_path: Path, recording: RecordingShell) -> None:
+    path = _recorded_in_process(tmp_path, recording, "a = 1", "b = a + 1")
+    entries = sidecar_lines(path)
+    entries[2]["body"]["duration_s"] = 1e300  # a JSON number, but 1e300 seconds overflow any time
+    _forge_everywhere(path, _rechained(entries))
+    assert "entry 2: not an execution record (RecordError: execution: 'duration_s' must be between 0 and " \
+           "1e+09 seconds, got 1e+300)" in _verify(path, 1)
+    for command in READERS:
+        assert "'duration_s' must be between 0 and 1e+09 seconds" in _one_line_error(command, path)
 
 
 # -- the metadata's `sidecar` ---------------------------------------------------------------

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
+import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbgov.lineage.notebook_meta import NotebookLineage
-from nbgov.lineage.store import SidecarStore, read_log, verify_chain
+from nbgov.lineage.store import SidecarStore, malformation, read_log, verify_chain
 from nbgov.replay.verify import VerifyResult, check_metadata
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -116,3 +119,45 @@ def test_any_subset_of_the_sidecar_delivered_to_the_notebook_is_not_tampering(
         tampered = VerifyResult(Path("nb.ipynb"), store.path)
         check_metadata(NotebookLineage(".nbgov/subset.jsonl", log=[forged]), {}, entries, tampered)
         assert tampered.problems and "edited" in tampered.problems[0]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=8)
+
+
+@FAST
+@given(obj=st.dictionaries(st.sampled_from(["seq", "prev", "hash", "kind", "body", "note"]), json_values))
+def test_a_json_object_of_the_wrong_shape_is_a_problem_naming_its_line_never_an_entry(
+        tmp_path: Path, obj: dict[str, Any]) -> None:
+    store = _fresh(tmp_path, "shape.jsonl", [_body(0, "x = 0")])
+    store.close()
+    before = read_log(store.path).entries
+    with open(store.path, "ab") as fh:
+        fh.write(json.dumps(obj).encode() + b"\n")
+    read = read_log(store.path)
+    if malformation(obj) is None:  # an entry's shape: an entry, and verify_chain judges its links
+        assert read.problems == [] and read.entries == [*before, obj]
+    else:
+        assert read.entries == before
+        assert [p.message.split(": ")[:2] for p in read.problems] == [["line 2", "not a log entry"]]
+
+
+@FAST
+@given(value=json_values, bad=st.sampled_from([math.nan, math.inf, -math.inf]), code=texts)
+def test_nan_or_infinity_anywhere_in_a_rehashed_entry_is_refused_as_corrupted(
+        tmp_path: Path, value: Any, bad: float, code: str) -> None:
+    """A forger hashing with Python's lenient json still does not get a line past read_log."""
+    store = _fresh(tmp_path, "nan.jsonl", [_body(0, code)])
+    store.close()
+    first = read_log(store.path).entries[0]
+    forged: dict[str, Any] = {"seq": 1, "prev": first["hash"], "kind": "execution",
+                              "body": {"code": code, "duration_s": [value, {"x": bad}]}}
+    text = json.dumps(forged, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    forged["hash"] = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+    with open(store.path, "ab") as fh:
+        fh.write(json.dumps(forged, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+    read = read_log(store.path)
+    assert read.entries == [first]
+    assert [p.message for p in read.problems] == [
+        f"line 2: {json.dumps(bad)} is not a JSON number (forged or corrupted)"]

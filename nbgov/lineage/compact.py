@@ -38,7 +38,7 @@ from typing import Any
 
 from nbgov.lineage.fingerprint import hash_bytes
 from nbgov.lineage.record import RECORD_SCHEMA
-from nbgov.lineage.strict_json import DuplicateKey, strict_json
+from nbgov.lineage.strict_json import DuplicateKey, NonFinite, strict_json
 
 Entry = dict[str, Any]
 USUAL_VALUES: dict[str, Any] = {
@@ -54,8 +54,9 @@ class CompactError(ValueError):
 
 
 def dumps(form: Mapping[str, Any]) -> str:
-    """One compact line: sorted keys, no spaces, UTF-8 kept (what the notebook stores)."""
-    return json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One compact line: sorted keys, no spaces, UTF-8 kept (what the notebook stores); NaN and
+    infinities refused, as in the sidecar (``expand`` reads lines with ``strict_json``)."""
+    return json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def code_hash(code: str) -> str:
@@ -139,10 +140,12 @@ def expand(text: str, lookup: Lookup) -> Entry:
     """The full entry a compact line stands for (CompactError when it cannot be had)."""
     try:
         form = strict_json(text)
-    except DuplicateKey as exc:
+    except (DuplicateKey, NonFinite) as exc:
         raise CompactError(str(exc)) from None
     except ValueError as exc:
         raise CompactError(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise CompactError("not JSON (nested too deeply)") from None
     if not isinstance(form, dict):
         raise CompactError(f"expected an object, got {type(form).__name__}")
     return form if "kind" in form else expand_execution(form, lookup)

@@ -27,6 +27,7 @@ from nbgov.errors import LineageError
 from nbgov.lineage.compact import CompactError, Compactor, Lookup, expand
 from nbgov.lineage.record import LogEntry
 from nbgov.lineage.stale import stale_flags
+from nbgov.lineage.strict_json import non_finite
 from nbgov.lineage.user_files import UserFileError, read_regular, write_replacing
 
 NOTEBOOK_SCHEMA = "nbgov.notebook/2"
@@ -95,6 +96,9 @@ def _check_entry(entry: Any, where: str) -> dict[str, Any]:
         raise LineageError(f"{where}: unknown entry kind {entry['kind']!r}")
     if not isinstance(entry["seq"], int) or not isinstance(entry["body"], Mapping):
         raise LineageError(f"{where}: entry needs an integer seq and an object body")
+    if non_finite(entry):  # nbformat reads NaN and Infinity; the log never holds them
+        raise LineageError(f"{where}: entry holds NaN or an infinity, which is not a JSON number "
+                           "(forged or corrupted)")
     return dict(entry)
 
 
@@ -138,7 +142,7 @@ def _expand_lines(lines: list[str], fallback: Lookup | None, unreadable: list[st
         try:
             form = json.loads(line)
             seq = form.get("seq" if "kind" in form else "s")  # a whole entry, or a compact one
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             seq = None
         if type(seq) is not int:
             unreadable.append(f"metadata log[{index}]: not a compact entry (no integer seq)")

@@ -10,6 +10,7 @@ logs were written are optional when read, so old logs still load.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,6 +29,9 @@ CREATE_MODEL = "create_model"  # the SqlStatement.kind that registers a model ve
 
 class RecordError(LineageError):
     """A log entry or record body that does not have the recorded shape."""
+
+
+MAX_DURATION_S = 1e9  # about 31 years: a longer cell is a forged number, and breaks time arithmetic
 
 
 class _Fields:
@@ -74,9 +78,13 @@ class _Fields:
 
     def number(self, key: str) -> float:
         value = self.data.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise self._bad(key, "a number")
-        return float(value)
+        try:
+            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        except OverflowError:  # an integer too large for a double
+            number = math.inf
+        if not math.isfinite(number):
+            raise self._bad(key, "a finite number")
+        return number
 
     def flag(self, key: str, default: bool = False) -> bool:
         value = self.data.get(key, default)
@@ -129,6 +137,15 @@ def _fingerprint(data: Any, where: str) -> Fingerprint:
         return Fingerprint.from_json(checked.data)
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{where}: not a fingerprint ({type(exc).__name__}: {exc})") from None
+
+
+def _duration(f: _Fields) -> float:
+    """An execution's ``duration_s``: seconds, as the recorder measures them (never negative)."""
+    seconds = f.number("duration_s") if f.has("duration_s") else 0.0
+    if not 0 <= seconds <= MAX_DURATION_S:
+        raise RecordError(f"{f.where}: 'duration_s' must be between 0 and {MAX_DURATION_S:.0e} seconds, "
+                          f"got {seconds:.6g}")
+    return seconds
 
 
 @dataclass(frozen=True, init=False)
@@ -564,7 +581,7 @@ class ExecutionRecord:
             code=f.text("code"),
             code_hash=f.text("code_hash", ""),
             started=f.text("started", ""),
-            duration_s=f.number("duration_s") if f.has("duration_s") else 0.0,
+            duration_s=_duration(f),
             status=status,
             error=ErrorInfo.from_json(data["error"], f"{where}.error") if f.has("error") else None,
             reads=tuple(Read.from_json(r, w) for r, w in f.each("reads")),

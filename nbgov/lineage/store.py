@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import xxhash
 
 from nbgov.errors import LineageError
-from nbgov.lineage.strict_json import DuplicateKey, strict_json
+from nbgov.lineage.strict_json import DuplicateKey, NonFinite, strict_json
 
 ZERO_HASH = "0" * 32
 WRITABLE_KINDS = ("session", "execution")
@@ -52,7 +52,8 @@ def canonical_json(value: Any) -> bytes:
     """The one serialisation that hashes are computed over (stable across writers).
 
     ``surrogatepass`` keeps a lone surrogate (legal in JSON escapes and Python
-    strings, not in UTF-8) representable; readers decode lines the same way.
+    strings, not in UTF-8) representable; readers decode lines the same way. NaN and
+    infinities are refused (ValueError): they are not JSON, and readers refuse them.
     """
     return _canonical_text(value).encode("utf-8", "surrogatepass")
 
@@ -63,12 +64,13 @@ def _canonical_encoder() -> Callable[[Any], str]:
     The compiled encoder is made once: ``JSONEncoder.encode`` makes one (and a closure) per
     call, which costs more than encoding an entry. No circular check (a dict of ids per
     container): entries are trees built fresh by ``to_json``, and a cycle would still fail,
-    as a RecursionError."""
-    options = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    as a RecursionError. ``allow_nan`` off: the log is strict JSON (``strict_json``)."""
+    options = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False,
+                               allow_nan=False)
     make = getattr(json.encoder, "c_make_encoder", None)  # (typeshed does not list it)
     if make is None:  # an interpreter without the compiled module
         return options.encode
-    one_shot = make(None, options.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+    one_shot = make(None, options.default, json.encoder.encode_basestring, None, ":", ",", True, False, False)
     return lambda value: "".join(one_shot(value, 0))
 
 
@@ -243,7 +245,7 @@ def _read_torn(fh: BinaryIO, start: int, end: int) -> TornTail:
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
     """One sidecar line as a JSON object, None when it is not one (garbage, too deep, cut,
-    a key given twice)."""
+    a key given twice, a number JSON does not have)."""
     try:
         obj = strict_json(raw.decode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
@@ -255,11 +257,26 @@ def line_problem(raw: bytes) -> str:
     """Why ``parse_line`` refused a line, in a few words."""
     try:
         strict_json(raw.decode("utf-8", "surrogatepass"))
-    except DuplicateKey as exc:
+    except (DuplicateKey, NonFinite) as exc:
         return f"{exc} (forged or corrupted)"
     except (ValueError, RecursionError):
         pass
     return "not a JSON entry (corrupted)"
+
+
+def read_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """One sidecar line as a log entry, or (None, why it is not one).
+
+    The one check every reader of the log goes through (``read_log``): strict JSON, an
+    object, and an entry's shape (``malformation``), so no reader ever meets a line that
+    is JSON but not an entry."""
+    entry = parse_line(raw)
+    if entry is None:
+        return None, line_problem(raw)
+    wrong = malformation(entry)
+    if wrong is not None:
+        return None, f"not a log entry: {wrong} (corrupted)"
+    return entry, ""
 
 
 def _last_entry_before(fh: BinaryIO, end: int) -> tuple[int, str]:
@@ -461,7 +478,8 @@ class SidecarStore:
 
 @dataclass
 class SidecarRead:
-    """A sidecar as read: its entries, a problem per unreadable line, and a torn tail."""
+    """A sidecar as read: its entries (each of an entry's shape), a problem per line that is
+    not one, and a torn tail."""
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     problems: list[ChainProblem] = field(default_factory=list)
@@ -475,7 +493,8 @@ def _lines(fh: BinaryIO) -> Iterator[bytes]:
 
 
 def read_log(path: str | os.PathLike[str]) -> SidecarRead:
-    """Parse a sidecar line by line, never through a symlink (SidecarRefused)."""
+    """Parse a sidecar line by line, never through a symlink (SidecarRefused); a line that
+    is not an entry (``read_line``) is a problem naming the line, never an entry."""
     p = Path(path)
     try:
         fh = open_for_reading(p)
@@ -493,9 +512,9 @@ def read_log(path: str | os.PathLike[str]) -> SidecarRead:
                 break
             if not raw.strip():
                 continue
-            entry = parse_line(raw)
+            entry, wrong = read_line(raw)
             if entry is None:
-                read.problems.append(ChainProblem(None, f"line {lineno}: {line_problem(raw)}"))
+                read.problems.append(ChainProblem(None, f"line {lineno}: {wrong}"))
                 continue
             read.entries.append(entry)
     return read

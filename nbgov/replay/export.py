@@ -146,7 +146,10 @@ def _end_time(record: ExecutionRecord) -> str:
         start = datetime.now(timezone.utc)
     if start.tzinfo is None:
         start = start.replace(tzinfo=timezone.utc)
-    return (start + timedelta(seconds=record.duration_s)).isoformat()
+    try:
+        return (start + timedelta(seconds=record.duration_s)).isoformat()
+    except OverflowError:  # started near year 9999: the end is past what a datetime holds
+        return datetime.max.replace(tzinfo=timezone.utc).isoformat()
 
 
 def _records(entries: Sequence[LogEntry]) -> list[ExecutionRecord]:

@@ -144,8 +144,11 @@ def test_entries_kept_in_memory_during_a_full_disk_are_not_called_tampering(
     notebook_meta.merge_entries(nb, entries, ".nbgov/test.jsonl")
     nbformat.write(nb, str(path))
     out = _verify(path, 0)
-    assert "never written to the sidecar" in out
+    assert "notebook metadata entry 2 is missing from the sidecar: never written to the sidecar" in out
     assert "deleted" not in out and "reordered" not in out and "inserted" not in out
+    strict = _verify(path, 1, "--require-sidecar")  # asks for the whole log in the sidecar
+    assert "notebook metadata: entry 2 (execution [2]) is not in the sidecar (cut from the sidecar, or never " \
+           "written to it; --require-sidecar)" in strict
 
 
 def _recorded_in_process(tmp_path: Path, recording: RecordingShell, *codes: str) -> Path:
@@ -162,6 +165,47 @@ def _recorded_in_process(tmp_path: Path, recording: RecordingShell, *codes: str)
     notebook_meta.merge_entries(nb, entries, ".nbgov/test.jsonl")
     nbformat.write(nb, str(path))
     return path
+
+
+def test_an_emptied_or_cut_down_sidecar_fails_require_sidecar_naming_the_first_missing_entry(
+        tmp_path: Path, recording: RecordingShell) -> None:
+    """Without the flag a full disk explains metadata entries the sidecar lacks (a notice), but
+    --require-sidecar asks for the whole log in the sidecar, and replay never runs them."""
+    from nbgov.replay.replayer import ReplayError, require_verified
+
+    path = _recorded_in_process(tmp_path, recording, "a = 1", "b = a + 1", "c = b + 1")
+    sidecar = sidecar_path(path)
+    lines = sidecar.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 4
+    sidecar.write_bytes(b"".join(lines[:2]))  # cut down to the session and the first execution
+    out = _verify(path, 0)
+    assert "notebook metadata entries 2-3 are missing from the sidecar: never written to the sidecar" in out
+    assert "--require-sidecar fails" in out
+    strict = _verify(path, 1, "--require-sidecar")
+    assert "notebook metadata: entry 2 (execution [2]) is not in the sidecar, nor entry 3 (cut from" in strict
+    with pytest.raises(ReplayError, match="entries 2, 3 were never written to the sidecar"):
+        require_verified(path, unverified=False)
+
+    sidecar.write_bytes(b"")  # emptied
+    out = _verify(path, 0)
+    assert "the sidecar .nbgov/test.jsonl holds no entries" in out
+    assert "notebook metadata entries 0-3 are missing from the sidecar" in out
+    strict = _verify(path, 1, "--require-sidecar")
+    assert "lineage intact" not in strict
+    assert "the sidecar .nbgov/test.jsonl holds no entries (--require-sidecar)" in strict
+    assert "notebook metadata: entry 0 (session " in strict and "is not in the sidecar, nor entries 1-3" in strict
+    with pytest.raises(ReplayError, match="never written to the sidecar"):
+        require_verified(path, unverified=False)
+
+
+def test_an_empty_sidecar_beside_a_notebook_without_lineage_is_not_intact(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(make_notebook("x = 1"), str(path))
+    (tmp_path / ".nbgov").mkdir()
+    sidecar_path(path).write_bytes(b"")
+    result = invoke("verify", path)
+    assert result.exit_code == 2 and "no lineage recorded" in result.output and "holds no entries" in result.output
+    assert "holds no entries (--require-sidecar)" in _verify(path, 1, "--require-sidecar")
 
 
 @pytest.mark.kernel

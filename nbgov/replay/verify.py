@@ -10,7 +10,9 @@ to the notebook, so the two can differ without anyone tampering:
   repair the store wrote): a notice;
 - an entry in the notebook but not in the sidecar, that links into the chain and
   whose execution the sidecar does not hold in another form, was *never written to
-  the sidecar* (the kernel could not write it, e.g. a full disk): a notice;
+  the sidecar* (the kernel could not write it, e.g. a full disk) or was cut from it
+  since: a notice, and a problem with ``--require-sidecar`` (which asks that the
+  sidecar hold the whole log: an empty or cut-down sidecar must not pass it);
 - an entry whose own hash is wrong, or that holds an execution the sidecar holds
   differently, or that links to nothing, is *tampering*: a problem (exit 1).
 """
@@ -155,8 +157,31 @@ def check_metadata_entries(entries: Sequence[Entry], where: str, sidecar: _Sidec
     return undelivered
 
 
+def report_unbacked(undelivered: Sequence[Entry], require_sidecar: bool, result: VerifyResult) -> None:
+    """Metadata entries the sidecar lacks: a notice (a full disk writes none), or with
+    ``require_sidecar`` a problem naming the first (a sidecar emptied or cut down since)."""
+    result.unbacked = [int(e["seq"]) for e in undelivered]
+    if not undelivered:
+        return
+    first, rest = undelivered[0], undelivered[1:]
+    if require_sidecar:
+        more = f", nor {'entry' if len(rest) == 1 else 'entries'} {_runs_text(int(e['seq']) for e in rest)}" \
+            if rest else ""
+        result.problems.append(f"notebook metadata: {describe(first)} is not in the sidecar{more} (cut from "
+                               "the sidecar, or never written to it; --require-sidecar)")
+        return
+    one = len(undelivered) == 1
+    result.notices.append(
+        f"notebook metadata {'entry' if one else 'entries'} {_runs_text(int(e['seq']) for e in undelivered)} "
+        f"{'is' if one else 'are'} missing from the sidecar: never written to the sidecar (the kernel could "
+        f"not write {'it' if one else 'them'}, e.g. a full disk) or cut from it since; "
+        f"{'it links' if one else 'they link'} into the chain but cannot be checked against it, so replay "
+        f"does not run {'it' if one else 'them'} and --require-sidecar fails")
+
+
 def check_metadata(meta: notebook_meta.NotebookLineage, cells: dict[str, dict[str, Any]],
-                   sidecar_entries: list[dict[str, Any]], result: VerifyResult) -> None:
+                   sidecar_entries: list[dict[str, Any]], result: VerifyResult,
+                   require_sidecar: bool = False) -> None:
     """Notebook and cell metadata against the sidecar entries."""
     sidecar = _Sidecar.of(sidecar_entries)
     for entry in meta.sessions:
@@ -168,12 +193,7 @@ def check_metadata(meta: notebook_meta.NotebookLineage, cells: dict[str, dict[st
     entries = meta.entries()
     known = set(sidecar.by_hash) | {str(e["hash"]) for e in entries}
     undelivered = check_metadata_entries(entries, "notebook metadata", sidecar, known, result)
-    result.unbacked = [int(e["seq"]) for e in undelivered]
-    if undelivered:
-        result.notices.append(
-            f"notebook metadata {'entry' if len(undelivered) == 1 else 'entries'} "
-            f"{_runs_text(int(e['seq']) for e in undelivered)} never written to the sidecar (the kernel could not write it then, e.g. a full disk); they link "
-            "into the chain but cannot be checked against it")
+    report_unbacked(undelivered, require_sidecar, result)
     in_notebook = {str(e["hash"]) for e in entries}
     absent = [e for e in sidecar_entries if malformation(e) is None and str(e["hash"]) not in in_notebook]
     if absent:
@@ -283,6 +303,15 @@ def verify(notebook: Path, require_sidecar: bool = False, allowed_signers: Path 
             check_records(entries, "notebook metadata", result)
         _check_signatures(notebook, choice.path, [], allowed_signers, result)
         return result
+    shown = f"{choice.path.parent.name}/{choice.path.name}"
+    if not read.entries and not read.problems and not read.torn_tail:
+        if meta is None and not problems and not require_sidecar:
+            raise LineageError(f"{notebook}: no lineage recorded (no 'nbgov' metadata, and the sidecar "
+                               f"{shown} holds no entries)")
+        if require_sidecar:
+            result.problems.append(f"the sidecar {shown} holds no entries (--require-sidecar)")
+        else:
+            result.notices.append(f"the sidecar {shown} holds no entries")
     result.sidecar_entries = len(read.entries)
     result.counts = count_entries(read.entries)
     check_sidecar(read, result)
@@ -290,7 +319,7 @@ def verify(notebook: Path, require_sidecar: bool = False, allowed_signers: Path 
         result.notices.append("the notebook has no 'nbgov' metadata: checked the sidecar only")
     else:
         result.metadata_entries = len(meta.entries())
-        check_metadata(meta, cells, read.entries, result)
+        check_metadata(meta, cells, read.entries, result, require_sidecar)
     _check_signatures(notebook, choice.path, read.entries, allowed_signers, result)
     return result
 

@@ -233,18 +233,30 @@ def test_predict_guarded_by_case_scores_only_the_rows_it_reaches(
 # --- ML.PREDICT over a relation that already has a predicted_<output> column --------------
 
 
-def test_ml_predict_prediction_takes_the_place_of_a_same_named_column(
-    shell: Any, people: pd.DataFrame, linear: LogisticRegression
+@pytest.mark.parametrize("flags", ["", " --no-optimize"])
+def test_ml_predict_refuses_a_column_named_like_a_prediction(
+    shell: Any, people: pd.DataFrame, linear: LogisticRegression, flags: str
 ) -> None:
-    """The ONNX scorer writes ``predicted_label`` over the relation's column of that name;
-    a model inlined as SQL kept both and named the prediction ``predicted_label_1``."""
+    """ML.PREDICT returns every input column: a relation column named ``predicted_label``
+    was silently replaced by the prediction (its values lost); now one line names it and
+    asks to rename it, with or without the optimizer, and renamed it is kept."""
     frame = people[["id", "age", "income"]].assign(predicted_label=9, note="x")
     shell.user_ns["rescored"] = frame
-    out = _both(shell, "SELECT * FROM ML.PREDICT(MODEL churn, TABLE rescored) ORDER BY id")
-    assert list(out.columns) == ["id", "age", "income", "predicted_label", "note", "predicted_probabilities"]
+    for sql in (
+        "SELECT * FROM ML.PREDICT(MODEL churn, TABLE rescored) ORDER BY id",
+        "SELECT id, predicted_label FROM ML.PREDICT(MODEL churn, TABLE rescored) WHERE predicted_label = 1",
+    ):
+        with pytest.raises(UsageError) as raised:
+            shell.run_cell(f"%%sqlml{flags}\n{sql}").raise_error()
+        assert str(raised.value) == (
+            "ML.PREDICT(MODEL churn@1): the relation's column 'predicted_label' is named like the column(s) "
+            "ML.PREDICT adds for the model's outputs; rename it in the relation (SELECT ..., predicted_label "
+            "AS predicted_label_input ...) or leave it out"
+        )
+    out = _both(shell, "SELECT * FROM ML.PREDICT(MODEL churn, (SELECT * RENAME (predicted_label AS mine) FROM rescored)) ORDER BY id")
+    assert list(out.columns) == ["id", "age", "income", "mine", "note", "predicted_label", "predicted_probabilities"]
+    assert out.mine.tolist() == [9] * len(frame)
     assert out.predicted_label.tolist() == linear.predict(frame[NUMBERS]).tolist()
-    out = _both(shell, "SELECT id, predicted_label FROM ML.PREDICT(MODEL churn, TABLE rescored) WHERE predicted_label = 1 ORDER BY id")
-    assert out.id.tolist() == frame.id[linear.predict(frame[NUMBERS]) == 1].tolist()
 
 
 # --- a view cannot hold a model call ---------------------------------------------------------

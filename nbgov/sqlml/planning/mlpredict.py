@@ -62,6 +62,7 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
     if relation is None:
         raise SqlmlError(f"cannot parse the relation of ML.PREDICT(MODEL {model.ref}); check its syntax")
     columns = work.describe(select_all(relation.copy(), "nbgov_in"))
+    refuse_predicted_names(model, [c.name for c in columns])
     names = {c.name.lower(): c.name for c in columns}
     arguments = relation_arguments(model, names)
     label = f"ML.PREDICT(MODEL {model.ref})"
@@ -81,20 +82,35 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
             + ", ".join(f"predicted_{o.name}" for o in model.outputs)
             + " natively (no ONNX scoring, no batching)"
         )
-        names_as_written = tuple(c.name for c in columns)
-        body = inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression, names_as_written)
+        body = inlined_relation(model, _without_ctes(relation.copy(), copied), strategy.expression)
         if strategy.refusals:
             # ONNX scores every row of the relation, whatever the statement reads of it
             every_row = refused_anywhere(relation.copy(), strategy.refusals)  # run alone: with the CTEs it reads
             work.steps.append(CheckRelation(Query(every_row), label))
             work.notes.append(f"{label}: every row of the relation is checked first for values the model refuses, "
                               "as onnxruntime checks them")
-        return Inlined(body, typed_stand_in(model, relation, names_as_written))
+        return Inlined(body, typed_stand_in(model, relation))
     if isinstance(strategy, SqlPlan):
         work.notes.append(f"{label}: kept as ONNX: the statement around it could not be parsed to inline it")
     plan = strategy if isinstance(strategy, OnnxPlan) else _original(model, arguments, relation)
     _score(work, call, outer, model, plan, relation, columns, label)
     return None
+
+
+def refuse_predicted_names(model: ModelVersion, columns: Sequence[str]) -> None:
+    """A relation column named like a predicted column (``predicted_label``): one line
+    asking to rename it. ML.PREDICT returns every input column, and the prediction had
+    silently taken that column's place (its values were lost)."""
+    predicted = {f"predicted_{output.name}".lower() for output in model.outputs}
+    clashes = [name for name in columns if name.lower() in predicted]
+    if clashes:
+        listed = ", ".join(repr(name) for name in clashes)
+        which, it = (f"column {listed} is", "it") if len(clashes) == 1 else (f"columns {listed} are", "them")
+        raise SqlmlError(
+            f"ML.PREDICT(MODEL {model.ref}): the relation's {which} named like the column(s) ML.PREDICT adds "
+            f"for the model's outputs; rename {it} in the relation (SELECT ..., {clashes[0]} AS "
+            f"{clashes[0]}_input ...) or leave it out"
+        )
 
 
 def with_outer_ctes(call: MlPredict, outer: Outer) -> tuple[MlPredict, frozenset[str]]:
@@ -221,17 +237,14 @@ def _original(model: ModelVersion, arguments: list[str], relation: exp.Expressio
 
 
 def _scored_stand_in(relation: exp.Expression, columns: tuple[Column, ...], job: ScoringJob) -> exp.Select:
-    """The scored table's columns with no rows: the relation's (a predicted column of the
-    same name takes its place), then the other predicted columns."""
-    picks = {pick.column: pick for pick in job.picks}
+    """The scored table's columns with no rows: the relation's, then the predicted ones."""
 
     def typed(pick: Pick) -> exp.Alias:
         value = exp.Cast(this=exp.Null(), to=data_type(pick.duckdb_type(job.outputs)))
         return exp.Alias(this=value, alias=exp.to_identifier(pick.column, quoted=True))
 
-    items = [typed(picks[c.name]) if c.name in picks else exp.column(c.name, table="nbgov_in", quoted=True) for c in columns]
-    placed = {c.name for c in columns}
-    items += [typed(pick) for pick in job.picks if pick.column not in placed]
+    items: list[exp.Expression] = [exp.column(c.name, table="nbgov_in", quoted=True) for c in columns]
+    items += [typed(pick) for pick in job.picks]
     source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
     return exp.select(*items).from_(source, copy=False).limit(0, copy=False)
 
@@ -353,9 +366,7 @@ def scoring_statement(relation: exp.Expression, node: exp.Expression) -> exp.Exp
     return exp.select(node, copy=False).from_(exp.Subquery(this=relation, alias=alias), copy=False)
 
 
-def inlined_relation(
-    model: ModelVersion, relation: exp.Expression, expression: exp.Expression, columns: Sequence[str] = ()
-) -> exp.Select:
+def inlined_relation(model: ModelVersion, relation: exp.Expression, expression: exp.Expression) -> exp.Select:
     """``SELECT relation.*, <value per output> AS predicted_<output> FROM (relation)``: the
     planner's SQL form of the model, so DuckDB scores the relation natively (no ONNX).
 
@@ -363,8 +374,6 @@ def inlined_relation(
     columns: a scalar for one output, else a STRUCT whose fields are read one per output
     (``fold_outputs`` then folds each into that field's own expression where it can, so
     nothing is computed twice; left to the caller, which may first fold what a query reads).
-    ``columns``: the relation's column names (a predicted column takes the place of one of
-    its name, as in the relation scored by ONNX).
     """
     expression = marked_inlined(expression.copy())
     if len(model.outputs) == 1:
@@ -377,7 +386,7 @@ def inlined_relation(
             for output in model.outputs
         }
     source = exp.Subquery(this=relation, alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return exp.select(*_relation_items(values, columns)).from_(source, copy=False)
+    return exp.select(*_relation_items(values)).from_(source, copy=False)
 
 
 def refused_anywhere(relation: exp.Expression, refusals: tuple[tuple[exp.Expression, str], ...]) -> exp.Select:
@@ -399,20 +408,10 @@ def refused_anywhere(relation: exp.Expression, refusals: tuple[tuple[exp.Express
     return marked_inlined(exp.select(exp.alias_(case, "nbgov_ok")).from_(source, copy=False))
 
 
-def _relation_items(values: dict[str, exp.Expression], columns: Sequence[str]) -> list[exp.Expr]:
-    """``nbgov_in.*`` then each predicted value under its name; when the relation already has
-    a column of such a name, its columns one by one with the prediction in that place, as
-    the ONNX scorer writes a predicted column over the input column of the same name (an
-    inlined model kept both, the prediction renamed ``predicted_label_1`` by DuckDB)."""
-    named = [exp.alias_(value, name, quoted=True, copy=False) for name, value in values.items()]
-    if not any(name in values for name in columns):
-        return [exp.column(exp.Star(), table="nbgov_in"), *named]
-    items: list[exp.Expr] = [
-        exp.alias_(values[name], name, quoted=True, copy=False) if name in values
-        else exp.column(name, table="nbgov_in", quoted=True)
-        for name in columns
-    ]
-    return items + [item for item in named if item.alias not in columns]
+def _relation_items(values: dict[str, exp.Expression]) -> list[exp.Expr]:
+    """``nbgov_in.*`` then each predicted value under its name (no relation column has such
+    a name: ``refuse_predicted_names``)."""
+    return [exp.column(exp.Star(), table="nbgov_in"), *(exp.alias_(value, name, quoted=True, copy=False) for name, value in values.items())]
 
 
 def fold_outputs(select: exp.Select) -> None:
@@ -423,11 +422,11 @@ def fold_outputs(select: exp.Select) -> None:
             fold_access(access.this)
 
 
-def typed_stand_in(model: ModelVersion, relation: exp.Expression, columns: Sequence[str] = ()) -> exp.Select:
+def typed_stand_in(model: ModelVersion, relation: exp.Expression) -> exp.Select:
     """The relation with NULL predicted columns of the output types: cheap to bind, to learn
     the column names DuckDB gives a query over ``ML.PREDICT``."""
     typed: dict[str, exp.Expression] = {
         f"predicted_{o.name}": exp.Cast(this=exp.Null(), to=data_type(output_duckdb_type(o))) for o in model.outputs
     }
     source = exp.Subquery(this=relation.copy(), alias=exp.TableAlias(this=exp.to_identifier("nbgov_in")))
-    return exp.select(*_relation_items(typed, columns)).from_(source, copy=False)
+    return exp.select(*_relation_items(typed)).from_(source, copy=False)

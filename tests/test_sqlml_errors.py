@@ -171,6 +171,36 @@ def test_onnxruntime_failure_is_a_one_line_error(any_engine: BaseEngine, optimiz
     assert "onnxruntime could not score" in message
 
 
+@pytest.mark.parametrize("optimize", [True, False])
+def test_missing_output_field_names_the_outputs(engine: Engine, customers_frame, optimize):
+    """``.probabilities`` of a model whose outputs are skl2onnx's ``output_label`` /
+    ``output_probability`` was DuckDB's "Could not find key" followed by the model's
+    inputs; of a one-output regressor it named an internal helper ("nbgov_p1_0_0")."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    X = customers_frame[["age", "income"]].to_numpy(np.float32)
+    clf = LogisticRegression().fit(X, customers_frame.age > 40)
+    engine.execute("CREATE MODEL c FROM $p", params={"p": to_onnx(clf, X[:1])})
+    engine.execute("CREATE MODEL r FROM $p", params={"p": LinearRegression().fit(X, customers_frame.income)})
+    frames = {"customers": customers_frame}
+    message = _error(engine, "SELECT predict(c, age, income).probabilities[2] AS p FROM customers", ModelBindingError,
+                     optimize=optimize, frames=frames)
+    assert message == (
+        "predict(c@1) has no output field 'probabilities'; the model's outputs are output_label int64[N], "
+        "output_probability float[N,2] (read one as predict(...).output_label)"
+    )
+    message = _error(engine, "SELECT predict(r, age, income).probabilities AS p FROM customers", ModelBindingError,
+                     optimize=optimize, frames=frames)
+    assert message == (
+        "predict(r@1) has no output field 'probabilities': the model has one output (variable float[N,1]), "
+        "which predict() returns as it is, not as a STRUCT; drop .probabilities"
+    )
+    df = engine.execute("SELECT predict(c, age, income).OUTPUT_probability[2] AS p FROM customers",
+                        optimize=optimize, frames=frames)[0].df
+    np.testing.assert_allclose(df.p, clf.predict_proba(X)[:, 1], atol=1e-5)
+
+
 def test_nested_predict_is_refused_clearly(churn):
     message = _error(churn, "SELECT predict(spend, predict(churn, *).output_label, age, income, tenure, visits) FROM customers")
     assert "cannot be nested" in message

@@ -98,6 +98,28 @@ def bind(node: exp.Anonymous, statement: exp.Expression, resolve: Callable[[str]
     return ModelCall(model=model, inputs=bind_arguments(model, node.expressions[1:]), node=node, statement=statement)
 
 
+def refuse_missing_field(call: ModelCall) -> None:
+    """``predict(m, ...).field`` where ``m`` has no output ``field``: one line naming the
+    outputs it has. DuckDB's own error named an internal helper ("nbgov_p1_0_0") or said
+    only that the key is missing, followed by the model's inputs."""
+    parent = call.node.parent
+    if not (isinstance(parent, exp.Dot) and parent.this is call.node and isinstance(parent.expression, exp.Identifier)):
+        return
+    field, outputs = parent.expression.name, call.model.outputs
+    if len(outputs) > 1 and any(output.name.lower() == field.lower() for output in outputs):
+        return
+    listing = ", ".join(describe(output) for output in outputs)
+    if len(outputs) == 1:
+        raise ModelBindingError(
+            f"{call.label} has no output field {field!r}: the model has one output ({listing}), which "
+            f"predict() returns as it is, not as a STRUCT; drop .{field}"
+        )
+    raise ModelBindingError(
+        f"{call.label} has no output field {field!r}; the model's outputs are {listing} "
+        f"(read one as predict(...).{outputs[0].name})"
+    )
+
+
 def bind_arguments(model: ModelVersion, args: Sequence[exp.Expression]) -> tuple[BoundInput, ...]:
     wanted = slots(model)
     filled: list[exp.Expression | None] = [None] * len(wanted)

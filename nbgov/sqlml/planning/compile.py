@@ -44,6 +44,7 @@ from nbgov.sqlml.planning.binding import (
     model_ref,
     name_prediction_columns,
     predict_calls,
+    refuse_missing_field,
     signature,
 )
 from nbgov.sqlml.planning.fields import fold_access, fold_through_cte
@@ -195,6 +196,7 @@ class Compilation:
             raise SqlmlError("predict() calls cannot be nested; compute the inner one in a CTE or subquery first")
         calls = [bind(node, tree, self.catalog.resolve) for node in nodes]
         for call in calls:
+            refuse_missing_field(call)
             self.use(call.model, signature_too=True)
         typed = self.check_arguments(tree, calls)
         folded = {index for index, call in enumerate(calls) if self.settings.optimize and null_argument(call)}

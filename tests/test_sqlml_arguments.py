@@ -288,3 +288,27 @@ def test_pipeline_inputs_fail_alike_with_and_without_the_optimizer(pipeline_engi
                     assert "expected m@1(" in message
                     checked += 1
     assert checked == len(inputs) * 4 * 2 * len(PIPELINE_SHAPES)
+
+
+def test_input_of_unknown_width_takes_the_values_given(engine: Engine):
+    """A 2-D input declared ``[N, N]`` took "0 value(s)" whatever was passed: its width is
+    now the number of values given (the same on every row of the call); none given, or
+    ML.PREDICT (which binds by name), is a one-line error naming the input."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["Y"])], "open",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, None])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, None])],
+    )
+    engine.execute("CREATE MODEL open FROM $p", params={"p": helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)})
+    for optimize in (True, False):
+        df = engine.execute("SELECT predict(open, i, i * 2, 7) AS y FROM range(3) t(i) ORDER BY i", optimize=optimize)[0].df
+        assert [list(v) for v in df.y] == [[0.0, 0.0, 7.0], [1.0, 2.0, 7.0], [2.0, 4.0, 7.0]]
+        df = engine.execute("SELECT predict(open, 1.5) AS y", optimize=optimize)[0].df
+        assert list(df.y[0]) == [1.5]
+    name, message = both_ways(engine, "SELECT predict(open) AS y")
+    assert (name, message) == ("ModelBindingError", (
+        "predict(open@1): input X float[N,N] has no fixed width, so it takes the values given positionally, "
+        "one per feature, and none was given; expected open@1(X float[N,N])"
+    ))
+    name, message = both_ways(engine, "SELECT * FROM ML.PREDICT(MODEL open, (SELECT 1.0 AS X))")
+    assert name == "ModelBindingError" and "feature names are unknown" in message

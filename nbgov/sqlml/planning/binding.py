@@ -37,8 +37,11 @@ def signature(model: ModelVersion) -> str:
     return f"{model.ref}({', '.join(parts)})"
 
 
-def slots(model: ModelVersion) -> list[Slot]:
-    """The flat list of values a model takes, in positional order."""
+def slots(model: ModelVersion, positional: int | None = None) -> list[Slot]:
+    """The flat list of values a model takes, in positional order. A 2-D input of unknown
+    width (``[N, N]``) with no feature names takes the ``positional`` values the other
+    inputs leave (one nameless slot when not given: it cannot be bound by name)."""
+    open_input = _open_input(model)
     result: list[Slot] = []
     for index, spec in enumerate(model.inputs):
         cols = width(spec)
@@ -49,9 +52,22 @@ def slots(model: ModelVersion) -> list[Slot]:
         names = model.feature_names if len(model.inputs) == 1 else None
         if cols is None:
             cols = len(names) if names else 0
+        if index == open_input:
+            others = sum(width(s) or 1 for i, s in enumerate(model.inputs) if i != index)
+            cols = 1 if positional is None else max(positional - others, 0)
         for i in range(cols):
             result.append(Slot(index, names[i] if names and i < len(names) else None))
     return result
+
+
+def _open_input(model: ModelVersion) -> int | None:
+    """The one 2-D numeric input whose width neither its shape nor feature names tell."""
+    found = [
+        index for index, spec in enumerate(model.inputs)
+        if spec.elem_type in NUMERIC and len(spec.shape) == 2 and width(spec) is None
+        and not (model.feature_names and len(model.inputs) == 1)
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def predict_calls(tree: exp.Expression) -> list[exp.Anonymous]:
@@ -121,7 +137,13 @@ def refuse_missing_field(call: ModelCall) -> None:
 
 
 def bind_arguments(model: ModelVersion, args: Sequence[exp.Expression]) -> tuple[BoundInput, ...]:
-    wanted = slots(model)
+    open_input = _open_input(model)
+    wanted = slots(model, _count_positional(args))
+    if open_input is not None and not any(slot.input_index == open_input for slot in wanted):
+        raise ModelBindingError(
+            f"predict({model.ref}): input {describe(model.inputs[open_input])} has no fixed width, so it "
+            f"takes the values given positionally, one per feature, and none was given; expected {signature(model)}"
+        )
     filled: list[exp.Expression | None] = [None] * len(wanted)
     position = 0
     star = False

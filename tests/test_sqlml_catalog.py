@@ -147,6 +147,23 @@ def test_unsupported_operator_is_refused(engine: BaseEngine):
     _assert_nothing_registered(engine)
 
 
+def test_model_without_one_output_row_per_input_row_is_refused(engine: BaseEngine):
+    """skl2onnx converts a two-target MLPRegressor to an output of ``[2N, 1]``: registered,
+    its queries gave twice the rows, the two targets spread over them. One run on a row at
+    CREATE MODEL finds it; nothing is registered."""
+    import warnings
+
+    from sklearn.neural_network import MLPRegressor
+
+    X = np.arange(20.0).reshape(10, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        network = MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, X * 2)
+    with pytest.raises(InvalidModelError, match=r"output variable has 2 row\(s\) for 1 input row\(s\); expected one per row"):
+        engine.execute("CREATE MODEL m FROM $p", params={"p": network})
+    _assert_nothing_registered(engine)
+
+
 def _external_model(folder: Path, location: str) -> Path:
     weights = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), name="w")
     graph = helper.make_graph(

@@ -293,3 +293,27 @@ def test_sliced_scoring_keeps_the_scan_order_and_values(onnx_models, customers_f
     assert "batching: the relation is scored once" in (streamed.explain or "")
     assert streamed.df.row.tolist() == naive.row.tolist() == list(range(len(big)))
     np.testing.assert_array_equal(streamed.df.p.to_numpy(), naive.p.to_numpy())
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
+def test_multi_output_tree_regressor_returns_a_list_per_row(engine: Engine, customers_frame, optimize):
+    """skl2onnx declares a two-target forest's output ``[N, 1]`` and onnxruntime returns
+    ``[N, 2]``: every query failed "Unimplemented type for cast (FLOAT[] -> FLOAT)". The
+    registered shape is the one onnxruntime returns, from an estimator or its ONNX file."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestRegressor
+
+    X = customers_frame[["age", "income"]]
+    forest = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0).fit(X, np.c_[X.age, X.income / 1000])
+    expected = forest.predict(X)
+    register(engine, "estimator", forest)
+    register(engine, "file", to_onnx(forest, X.to_numpy(np.float32)[:1]).SerializeToString())
+    for name in ("estimator", "file"):
+        shapes = engine.execute(f"DESCRIBE MODEL {name}")[0].df.set_index("kind")["shape"].to_dict()
+        assert shapes["output"] == "[N, 2]"
+        df = engine.execute(f"SELECT predict({name}, age, income) AS v FROM c ORDER BY id", frames={"c": customers_frame},
+                            optimize=optimize)[0].df
+        np.testing.assert_allclose(np.stack(df.v.to_numpy()), expected, rtol=1e-5)
+    df = engine.execute("SELECT predicted_variable FROM ML.PREDICT(MODEL estimator, (SELECT * FROM c WHERE age > 60)) ORDER BY id",
+                        frames={"c": customers_frame}, optimize=optimize)[0].df
+    np.testing.assert_allclose(np.stack(df.predicted_variable.to_numpy()), forest.predict(X[X.age > 60]), rtol=1e-5)

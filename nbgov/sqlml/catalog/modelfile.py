@@ -17,7 +17,7 @@ from typing import Any
 import onnx
 
 from nbgov.errors import InvalidModelError
-from nbgov.sqlml.models.onnxtypes import is_supported, ort_type_name
+from nbgov.sqlml.models.onnxtypes import is_supported, numpy_dtype, ort_type_name, width
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 FEATURE_NAMES_KEY = "nbgov.feature_names"
@@ -120,6 +120,7 @@ def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
                 f"{label}: {spec.name} has type {spec.elem_type}; supported are tensors of "
                 "float, double, int and string"
             )
+    outputs = _widths_as_run(session, inputs, outputs, label)
     return LoadedModel(
         onnx_bytes=payload,
         sha256=hashlib.sha256(payload).hexdigest(),
@@ -129,6 +130,59 @@ def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
         opset=_default_opset(proto),
         feature_names=_feature_names(proto, inputs),
     )
+
+
+def _widths_as_run(
+    session: Any, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], label: str
+) -> tuple[TensorSpec, ...]:
+    """The outputs with the width onnxruntime returns where the declared one is wrong.
+    skl2onnx declares a multi-output tree regressor's output ``[N, 1]`` and returns
+    ``[N, 2]``: every query then failed casting a LIST to a FLOAT. One run on a row of
+    zeros (or on no rows, which no encoder refuses) tells the width; a model that takes
+    neither keeps what it declares. An output without one row per input row is refused
+    (skl2onnx's multi-output MLPRegressor returns ``[2N, 1]``: its rows were scrambled)."""
+    rows = _batch(inputs, 1)
+    run = _probe(session, inputs, 1)
+    for spec, value in zip(outputs, run or []):
+        shape: tuple[int, ...] = tuple(getattr(value, "shape", ()))
+        if len(shape) >= 1 and shape[0] != rows:
+            raise InvalidModelError(
+                f"{label}: output {spec.name} has {shape[0]} row(s) for {rows} input row(s); "
+                "expected one per row, so its values cannot be matched to rows"
+            )
+    run = run or _probe(session, inputs, 0)
+    if run is None:
+        return outputs
+    fixed: list[TensorSpec] = []
+    for spec, value in zip(outputs, run):
+        declared = width(spec)
+        shape = tuple(getattr(value, "shape", ()))
+        if declared is not None and len(shape) == 2 and shape[1] != declared:
+            batch = spec.shape[0] if spec.shape else None
+            spec = TensorSpec(spec.name, spec.elem_type, (batch, int(shape[1])))
+        fixed.append(spec)
+    return tuple(fixed)
+
+
+def _batch(inputs: tuple[TensorSpec, ...], rows: int) -> int:
+    """The rows a run takes: the batch size the inputs fix, else ``rows``."""
+    fixed = [spec.shape[0] for spec in inputs if spec.shape and isinstance(spec.shape[0], int)]
+    return fixed[0] if fixed else rows
+
+
+def _probe(session: Any, inputs: tuple[TensorSpec, ...], rows: int) -> list[Any] | None:
+    """The outputs of one run on ``rows`` rows of zeros (empty strings); None if it fails."""
+    import numpy as np
+
+    feeds: dict[str, Any] = {}
+    for spec in inputs:
+        shape = [_batch(inputs, rows), *(d if isinstance(d, int) else 1 for d in spec.shape[1:])] if spec.shape else []
+        dtype = numpy_dtype(spec.elem_type)
+        feeds[spec.name] = np.full(shape, "", dtype=object) if dtype is np.object_ else np.zeros(shape, dtype=dtype)
+    try:
+        return list(session.run(None, feeds))
+    except Exception:  # a value the model refuses, a shape it cannot take: nothing learned
+        return None
 
 
 def _spec(arg: Any) -> TensorSpec:

@@ -164,6 +164,20 @@ def test_model_without_one_output_row_per_input_row_is_refused(engine: BaseEngin
     _assert_nothing_registered(engine)
 
 
+def test_inputs_of_different_fixed_batch_sizes_are_refused(engine: BaseEngine):
+    """Rows are fed to every input at once, in runs of the batch size an input fixes: inputs
+    fixing different sizes could never be fed together."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["y"]), helper.make_node("Identity", ["b"], ["z"])], "g",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 2]), helper.make_tensor_value_info("b", TensorProto.FLOAT, [3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2]), helper.make_tensor_value_info("z", TensorProto.FLOAT, [3, 2])],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    with pytest.raises(InvalidModelError, match=r"its inputs take different fixed numbers of rows \(1, 3\); expected one batch size"):
+        engine.execute("CREATE MODEL m FROM $p", params={"p": proto})
+    _assert_nothing_registered(engine)
+
+
 def _external_model(folder: Path, location: str) -> Path:
     weights = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), name="w")
     graph = helper.make_graph(

@@ -317,3 +317,27 @@ def test_multi_output_tree_regressor_returns_a_list_per_row(engine: Engine, cust
     df = engine.execute("SELECT predicted_variable FROM ML.PREDICT(MODEL estimator, (SELECT * FROM c WHERE age > 60)) ORDER BY id",
                         frames={"c": customers_frame}, optimize=optimize)[0].df
     np.testing.assert_allclose(np.stack(df.predicted_variable.to_numpy()), forest.predict(X[X.age > 60]), rtol=1e-5)
+
+
+def _fixed_batch_model(rows: int):
+    """``Y = X * X`` on an input of exactly ``rows`` rows, as a tracing exporter writes it."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["X", "X"], ["Y"])], "fixed",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [rows, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [rows, 2])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
+@pytest.mark.parametrize("rows", [1, 4])
+def test_fixed_batch_model_scores_in_runs_of_its_size(engine: Engine, rows, optimize):
+    """An input of fixed batch size (``[1, 2]``) registered, then every query of more rows
+    failed "Got invalid dimensions for input: X". Rows are fed in runs of that size, the
+    last one padded and its padding dropped."""
+    register(engine, "fixed", _fixed_batch_model(rows))
+    df = engine.execute("SELECT x, predict(fixed, x, x + 1) AS y FROM range(10) t(x) ORDER BY x", optimize=optimize)[0].df
+    x = np.arange(10.0)
+    np.testing.assert_array_equal(np.stack(df.y.to_numpy()), np.c_[x * x, (x + 1) ** 2])

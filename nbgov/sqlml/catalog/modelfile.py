@@ -120,6 +120,7 @@ def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
                 f"{label}: {spec.name} has type {spec.elem_type}; supported are tensors of "
                 "float, double, int and string"
             )
+    _one_batch_size(inputs, label)
     outputs = _widths_as_run(session, inputs, outputs, label)
     return LoadedModel(
         onnx_bytes=payload,
@@ -130,6 +131,16 @@ def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
         opset=_default_opset(proto),
         feature_names=_feature_names(proto, inputs),
     )
+
+
+def _one_batch_size(inputs: tuple[TensorSpec, ...], label: str) -> None:
+    """Refuse inputs whose fixed batch sizes differ: rows are fed to every input at once."""
+    fixed = {spec.shape[0] for spec in inputs if spec.shape and isinstance(spec.shape[0], int)}
+    if len(fixed) > 1:
+        raise InvalidModelError(
+            f"{label}: its inputs take different fixed numbers of rows ({', '.join(map(str, sorted(fixed)))}); "
+            "expected one batch size for every input"
+        )
 
 
 def _widths_as_run(

@@ -133,12 +133,23 @@ class Scorer:
         results = self._run(wanted, {name: np.ascontiguousarray(feed[first]) for name, feed in feeds.items()}, len(first))
         return [result[codes] for result in results]
 
+    @property
+    def fixed_rows(self) -> int | None:
+        """The batch size an input fixes, if any: an export traced on one row takes
+        ``[1, k]``, and fed more rows at once it failed "Got invalid dimensions"."""
+        fixed = [spec.shape[0] for spec, _ in self.inputs if spec.shape and isinstance(spec.shape[0], int)]
+        return fixed[0] if fixed and fixed[0] > 0 else None
+
     def _run(self, wanted: list[str], feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
+        fixed = self.fixed_rows
+        step = fixed or RUN_ROWS
         try:
             parts = [
-                self.session.run(wanted, {name: feed[start : start + RUN_ROWS] for name, feed in feeds.items()})
-                for start in range(0, rows, RUN_ROWS)
+                self.session.run(wanted, {name: _rows(feed, start, step, fixed is not None) for name, feed in feeds.items()})
+                for start in range(0, rows, step)
             ]
+            if fixed and rows % fixed:  # the last run was padded to the fixed size
+                parts[-1] = [np.asarray(result)[: rows % fixed] for result in parts[-1]]
         except Exception as error:  # onnxruntime's Fail/InvalidArgument: a model/input mismatch
             refusal = refused(self.payload, feeds, self.label) if self.payload else None
             if refusal is not None:  # a value the featurizer refuses: said as the optimizer says it
@@ -166,6 +177,15 @@ class Scorer:
         if element is None:
             return _to_arrow(spec, value)
         return _to_arrow(TensorSpec(spec.name, spec.elem_type, (None,)), np.ascontiguousarray(value[:, element]))
+
+
+def _rows(feed: np.ndarray, start: int, step: int, padded: bool) -> np.ndarray:
+    """``step`` rows of ``feed`` from ``start``; ``padded``: a short last run gets copies of
+    its last row up to the model's fixed batch size (their results are dropped again)."""
+    part = feed[start : start + step]
+    if not padded or len(part) == step:
+        return part
+    return np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
 
 
 def _feed(spec: TensorSpec, columns: Sequence[pa.Array | pa.ChunkedArray], order: Literal["C", "F"] = "C") -> np.ndarray:

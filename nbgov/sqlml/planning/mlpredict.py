@@ -109,7 +109,7 @@ def refuse_predicted_names(model: ModelVersion, columns: Sequence[str]) -> None:
         raise SqlmlError(
             f"ML.PREDICT(MODEL {model.ref}): the relation's {which} named like the column(s) ML.PREDICT adds "
             f"for the model's outputs; rename {it} in the relation (SELECT ..., {clashes[0]} AS "
-            f"{clashes[0]}_input ...) or leave it out"
+            f"{clashes[0]}_input ...) or leave {it} out"
         )
 
 

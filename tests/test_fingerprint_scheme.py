@@ -11,6 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from nbgov.lineage import recorder
 from nbgov.lineage.fingerprint import SCHEME
+from nbgov.lineage.placement import Placement
 from nbgov.lineage.record import ExecutionRecord, SessionInfo
 from nbgov.replay import compare
 from tests.test_reviewer_output import _execution, _fp
@@ -21,7 +22,7 @@ def _step(then: str, now: str, fingerprints: int | None) -> compare.Comparison:
         {"name": "x", "fingerprint": _fp(then), "mutated": False}]))
     again = ExecutionRecord.from_json(_execution(1, "x = f()", writes=[
         {"name": "x", "fingerprint": _fp(now), "mutated": False}]))
-    context = compare.StepContext(compare.Relocation(None, Path.cwd()), fingerprints=fingerprints)
+    context = compare.StepContext(Placement(None, Path.cwd()), fingerprints=fingerprints)
     return compare.compare_step(original, again, "ok", None, None, [], compare.Upstream(), context)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbgov.lineage.placement import Placement
 from nbgov.lineage.record import ExecutionRecord, Fingerprint, Read, Write
 from nbgov.lineage.store import sidecar_path
 from nbgov.replay import compare
@@ -29,7 +30,7 @@ def _fp(h: str, weak: bool = False, semantic: str | None = None, reason: str | N
     return Fingerprint("object", h, weak=weak, summary="", reason=reason, semantic=semantic)
 
 
-CONTEXT = compare.StepContext(compare.Relocation(None, Path(".")))
+CONTEXT = compare.StepContext(Placement(None, Path(".")))
 
 
 def _compare(then: ExecutionRecord, now: ExecutionRecord, upstream: compare.Upstream | None = None,
@@ -77,7 +78,7 @@ def test_the_displayed_result_is_compared_like_a_written_variable() -> None:
 
 
 def test_a_session_recorded_with_a_random_hash_seed_names_ordering() -> None:
-    context = compare.StepContext(compare.Relocation(None, Path(".")), hash_seed_random=True)
+    context = compare.StepContext(Placement(None, Path(".")), hash_seed_random=True)
     verdict = _compare(_record(1, writes=(Write("s", _fp("1")),)), _record(1, writes=(Write("s", _fp("2")),)),
                        context=context)
     assert [c.kind for c in verdict.causes] == [compare.HASH_ORDER]

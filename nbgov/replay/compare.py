@@ -43,7 +43,6 @@ _DATABASE_READ_UNVERIFIED = "database read, unverified"
 MODEL_SUFFIXES = (".onnx",)
 MAX_PREFIX_BYTES = 64 * 1024 * 1024  # files the step writes, hashed before it runs up to this size
 _NBGOV_ROOT = Path(__file__).resolve().parents[1]
-Relocation = Placement  # recorded paths read where they are now (nbgov.lineage.placement)
 
 
 @dataclass(frozen=True)

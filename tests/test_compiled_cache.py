@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nbgov.sqlml.execution.compiled import cache as cache_module
@@ -164,3 +166,32 @@ def test_least_recently_used_artifacts_are_evicted(tmp_path: Path, monkeypatch: 
         os.utime(cache.directory / f"{candidate.key}.json", (len(keys), len(keys)))
     assert cache.lookup(keys[0]) is None
     assert cache.lookup(keys[2]) is not None
+
+
+def test_a_pruned_models_own_cached_kernel_keeps_the_pruned_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pruned models have artifacts of their own: when the query's pruned model is cached
+    too, it scores compiled at once and (fewer levels) beats the full model's kernel."""
+    from nbgov.sqlml.execution.compiled import policy
+    from tests.fixtures.ensembles import SELECTIVE_QUERY, selective_engine, selective_forest
+
+    forest, frame = selective_forest()
+    cache = tmp_path / "trees"
+    monkeypatch.setattr(policy, "ORT_SECONDS_PER_STEP", 1e-4)  # a few hundred rows repay compiling
+    first = selective_engine(cache, forest, frame)
+    first.execute(SELECTIVE_QUERY)  # compiles the pruned model (the full one is not compiled yet)
+    first.executor.trees.wait(timeout=300)
+    expected = first.execute(SELECTIVE_QUERY, optimize=False)[-1].df  # ... then the full model
+    first.executor.trees.wait(timeout=300)
+    first.close()
+    assert len(list(cache.glob("*.so"))) == 2
+    second = selective_engine(cache, forest, frame)
+    try:
+        text = second.explain(SELECTIVE_QUERY)
+        assert "kept the full model" not in text and "pruned_path=compiled" in text
+        pruned = next(line for line in text.splitlines() if line.startswith("predict(m@1): compiled tree scoring"))
+        nodes = int(re.search(r"nodes_after=(\d+)", text).group(1))  # type: ignore[union-attr]
+        assert "loaded from the cache" in pruned and f"{nodes:,} nodes" in pruned
+        result = second.execute(SELECTIVE_QUERY)[-1]
+        pd.testing.assert_frame_equal(result.df, expected)
+    finally:
+        second.close()

@@ -93,6 +93,29 @@ def test_announced_rows_start_the_compile_before_any_row(
     assert session.wait(timeout=300)
 
 
+def test_ready_tells_the_planner_which_models_score_compiled_without_compiling(
+    tmp_path: Path, trained_ensembles: TrainedEnsembles, cheap_threshold: None
+) -> None:
+    """The optimizer asks ``ready`` before choosing between the full model and a pruned one:
+    a kernel loaded in this engine or cached on disk counts, and asking compiles nothing."""
+    model = trained_ensembles.get(MODEL)
+    compiler = TreeCompiler(ArtifactCache(tmp_path / "trees"))
+    assert not compiler.ready("m@1", model.payload)
+    assert list((tmp_path / "trees").glob("*.so")) == []  # the question compiled nothing
+    session = compiler.session("m@1", model.payload, ort_session(model.payload))
+    assert isinstance(session, AdaptiveSession) and not compiler.ready("m@1", model.payload)
+    version = compiler.version
+    session.expect(10**9)
+    assert session.wait(timeout=300)
+    assert compiler.ready("m@1", model.payload) and compiler.version > version  # plans are costed again
+    # a new engine: the artifact on disk, under any plan key (a pruned model's key too)
+    again = TreeCompiler(ArtifactCache(tmp_path / "trees"))
+    assert again.ready("another plan", model.payload) and again.get("another plan") is None  # nothing opened
+    assert not TreeCompiler(ArtifactCache(tmp_path / "trees"), enabled=False).ready("m@1", model.payload)
+    other = trained_ensembles.get("random_forest_regressor").payload
+    assert not again.ready("m@2", other)
+
+
 def test_a_model_without_trees_is_handed_back_untouched(tmp_path: Path, onnx_models: object) -> None:
     logistic = onnx_models.get("logreg")  # type: ignore[attr-defined]
     fallback = ort_session(logistic.onnx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbgov.sqlml.engine import Engine
+from nbgov.sqlml.execution.compiled import policy
+from nbgov.sqlml.execution.compiled.build import compile_session
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.plan import original_cache_key
+from tests.fixtures.ensembles import SELECTIVE_QUERY, selective_engine, selective_forest
 from tests.fixtures.models import customers
 from tests.fixtures.optimizer import FEATURES
 
@@ -209,6 +215,89 @@ def test_pruning_speeds_up_a_selective_query_in_the_plan(engine: Engine) -> None
     np.testing.assert_array_equal(
         result.df.p.to_numpy(), plain.df.p.to_numpy()
     )  # identical, not just close
+
+
+KEPT_FULL = "kept the full model: compiled and cached, estimated cheaper than pruning to an uncompiled model"
+
+
+def _model_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("predict(m@1): ") and "pruned" in line)
+
+
+def test_a_cached_compiled_full_model_beats_pruning_to_an_uncompiled_one(tmp_path: Path) -> None:
+    """A later session of a notebook: the full model's kernel is in the disk cache, the
+    query's pruned model is not compiled. onnxruntime on the pruned trees is estimated
+    slower per row than the full model's kernel, so the plan keeps the full model (the
+    notebook's optimized queries ran slower than --no-optimize before)."""
+    forest, frame = selective_forest()
+    cache = tmp_path / "trees"
+    first = selective_engine(cache, forest, frame)
+    line = _model_line(first.explain(SELECTIVE_QUERY))
+    assert "pruned " in line and "kept the full model" not in line  # nothing cached: pruning wins
+    model = first.catalog.resolve("m")
+    expected = first.execute(SELECTIVE_QUERY, optimize=False)[-1].df
+    first.close()
+    compile_session(model.onnx_bytes, ArtifactCache(cache))  # an earlier session compiled the full model
+    second = selective_engine(cache, forest, frame)
+    try:
+        text = second.explain(SELECTIVE_QUERY)
+        line = _model_line(text)
+        assert KEPT_FULL in line and "(pruned model in onnxruntime " in line
+        assert "predict(m@1): compiled tree scoring (10 trees" in text and "loaded from the cache" in text
+        result = second.execute(SELECTIVE_QUERY)[-1]
+        assert result.explain is not None and "kept_full=True" in result.explain
+        assert "pruned_path=onnxruntime" in result.explain
+        pd.testing.assert_frame_equal(result.df, expected)  # same rows: only the plan changed
+        assert second.sessions.keys() == [original_cache_key(model)]  # the pruned model never ran
+    finally:
+        second.close()
+
+
+def test_a_cached_compiled_full_model_beats_inlining_a_pruned_tree_as_sql(tmp_path: Path) -> None:
+    """The same rule for SQL: a pruned tree inlined as a CASE is estimated dearer per row
+    than the full tree's cached kernel, so the full model runs."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    _, frame = selective_forest()
+    tree = DecisionTreeRegressor(max_depth=6, random_state=0).fit(frame[["a", "b", "c"]], frame.a * 0.1 + frame.b * 3 + frame.c * 5)
+    sql = "SELECT count(*) AS k, avg(predict(m, a, b, c)) AS p FROM t WHERE c = 1"
+    cache = tmp_path / "trees"
+    engine = selective_engine(cache, tree, frame)
+    try:
+        assert "inlined as SQL CASE: 1 tree" in engine.explain(sql)
+        expected = engine.execute(sql, optimize=False)[-1].df
+        compile_session(engine.catalog.resolve("m").onnx_bytes, ArtifactCache(cache))
+    finally:
+        engine.close()
+    engine = selective_engine(cache, tree, frame)
+    try:
+        result = engine.execute(sql)[-1]
+        assert result.explain is not None
+        assert "kept the full model: compiled and cached, estimated cheaper than inlining the pruned model as SQL" in result.explain
+        assert "compiled tree scoring (1 trees" in result.explain and "kept_full=True" in result.explain
+        pd.testing.assert_frame_equal(result.df, expected)
+    finally:
+        engine.close()
+
+
+def test_a_plan_is_costed_again_once_the_full_model_compiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within one session: the plan cache does not keep a pruned plan chosen before the
+    full model's kernel was ready (--no-optimize compiled it meanwhile)."""
+    forest, frame = selective_forest()
+    engine = selective_engine(tmp_path / "trees", forest, frame)
+    try:
+        first = engine.execute(SELECTIVE_QUERY)[-1]  # the pruned model: far from repaying a compile
+        assert first.explain is not None and "kept the full model" not in first.explain
+        monkeypatch.setattr(policy, "ORT_SECONDS_PER_STEP", 1e-4)  # the full model's rows now repay it
+        naive = engine.execute(SELECTIVE_QUERY, optimize=False)[-1]
+        engine.executor.trees.wait(timeout=300)
+        assert engine.executor.trees.ready(original_cache_key(engine.catalog.resolve("m")), engine.catalog.resolve("m").onnx_bytes)
+        again = engine.execute(SELECTIVE_QUERY)[-1]
+        assert again.explain is not None and KEPT_FULL in again.explain
+        pd.testing.assert_frame_equal(again.df, naive.df)
+        pd.testing.assert_frame_equal(first.df, naive.df)
+    finally:
+        engine.close()
 
 
 def test_ml_predict_relation_filters_prune_the_model(onnx_models: Any) -> None:

@@ -161,7 +161,8 @@ class BaseEngine:
         self, statement: Statement, params: Mapping[str, Any], frames: tuple[str, ...], settings: Settings
     ) -> Prepared:
         """The statement compiled, or its earlier compilation while nothing it read changed."""
-        key = (statement.text, settings, frames, self.catalog.changes)
+        # a plan also depends on which models score compiled at once (the optimizer costs them)
+        key = (statement.text, settings, frames, self.catalog.changes, self._kernels_version())
         version = self.executor.catalog_version()
         cached = self._plans.get(key, version, lambda prepared: self._still_valid(prepared, params))
         if cached is not None:
@@ -215,6 +216,10 @@ class BaseEngine:
         """ML.PREDICT's ONNX plans score in large batches: their own cost estimate."""
         return Planners(Optimizer(exact_strings=exact_strings), Optimizer(batched=True, exact_strings=exact_strings))
 
+    def _kernels_version(self) -> int:
+        """Moves when a model starts scoring compiled (engines without compiled scoring: 0)."""
+        return 0
+
 
 class Engine(BaseEngine):
     """One DuckDB connection with its model catalog, compiler, executor and plan cache."""
@@ -262,6 +267,19 @@ class Engine(BaseEngine):
     @compile_trees.setter
     def compile_trees(self, enabled: bool) -> None:
         self.executor.trees.enabled = enabled
+        self.executor.trees.changed()  # plans costed with compiled kernels are costed again
+
+    def _default_optimizers(self, exact_strings: bool) -> Planners:
+        """The optimizer asks the executor which tree models score compiled at once: a
+        cached kernel of the full model can beat a pruned model left to onnxruntime."""
+        kernels = self.executor.trees
+        return Planners(
+            Optimizer(exact_strings=exact_strings, kernels=kernels),
+            Optimizer(batched=True, exact_strings=exact_strings, kernels=kernels),
+        )
+
+    def _kernels_version(self) -> int:
+        return self.executor.trees.version
 
     @property
     def sessions(self) -> SessionCache:

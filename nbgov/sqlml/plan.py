@@ -123,6 +123,14 @@ class Planner(Protocol):
     def plan_call(self, call: ModelCall) -> CallPlan: ...
 
 
+class CompiledKernels(Protocol):
+    """What the executor tells a planner about compiled tree scoring (the DuckDB executor's
+    ``TreeCompiler``): whether a model would be scored by a compiled kernel at once, with no
+    compiling to pay -- one loaded in this engine, or an artifact in the disk cache."""
+
+    def ready(self, cache_key: str, payload: bytes) -> bool: ...
+
+
 def original_cache_key(model: ModelVersion) -> str:
     """Session-cache key of an unmodified model version (its content hash)."""
     return f"{model.sha256}:original"

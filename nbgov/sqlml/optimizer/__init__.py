@@ -28,7 +28,7 @@ from collections.abc import Callable
 from nbgov.sqlml.optimizer import ensemble_bounds, inline, output_predicates, pipelines, predicates, projection, prune
 from nbgov.sqlml.optimizer.cost import DUCKDB, CostProfile
 from nbgov.sqlml.optimizer.state import Memo, PlanState, original_plan
-from nbgov.sqlml.plan import CallPlan, ModelCall
+from nbgov.sqlml.plan import CallPlan, CompiledKernels, ModelCall
 
 __all__ = ["RULES", "Planner", "Rule", "optimize"]
 
@@ -57,10 +57,15 @@ def optimize(
     batched: bool = False,
     exact_strings: bool = False,
     costs: CostProfile = DUCKDB,
+    kernels: CompiledKernels | None = None,
 ) -> CallPlan:
     """Run ``rules`` in order over the call's plan state and finish it into a plan;
-    ``exact_strings``: no collation is in effect, so string predicates prove categories."""
-    state = PlanState.start(call, memo or Memo(), batched=batched, exact_strings=exact_strings, costs=costs)
+    ``exact_strings``: no collation is in effect, so string predicates prove categories;
+    ``kernels``: which models would score compiled at once (the full model may then be
+    cheaper than a pruned one left to onnxruntime)."""
+    state = PlanState.start(
+        call, memo or Memo(), batched=batched, exact_strings=exact_strings, costs=costs, kernels=kernels
+    )
     for rule in rules:
         state = rule(state)
     return state.finish()
@@ -79,20 +84,24 @@ class Planner:
         max_cache: int = 64,
         exact_strings: bool = False,
         costs: CostProfile = DUCKDB,
+        kernels: CompiledKernels | None = None,
     ) -> None:
         """``inline_sql=False`` leaves out the rules that translate models to SQL;
         ``batched``: an ONNX plan will score the relation in large batches (ML.PREDICT),
-        which makes onnxruntime cheaper than through the per-call UDF."""
+        which makes onnxruntime cheaper than through the per-call UDF; ``kernels``: the
+        executor's compiled tree scoring, asked which models score compiled at once."""
         self.rules = rules if inline_sql else tuple(r for r in rules if r not in SQL_RULES)
         self.batched = batched
         self.exact_strings = exact_strings
         self.costs = costs  # where inlined SQL runs: the cost model differs (cost.py)
+        self.kernels = kernels
         self._memo = Memo(max_cache)
 
     def plan_call(self, call: ModelCall) -> CallPlan:
         try:
             return optimize(
-                call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings, costs=self.costs
+                call, self.rules, self._memo, batched=self.batched, exact_strings=self.exact_strings, costs=self.costs,
+                kernels=self.kernels,
             )
         except Exception as err:  # noqa: BLE001 - the optimizer must never break a query
             return CallPlan(original_plan(call), (f"optimizer skipped: {type(err).__name__}: {err}",), {})

@@ -27,6 +27,10 @@ SQL_TREE_LEVEL_US = (
 )
 SQL_LINEAR_TERM_US = 0.004
 SQL_BASE_US = 0.01
+# A tree ensemble scored by its compiled kernel runs in about a quarter of onnxruntime's time
+# per tree level (execution/compiled/policy.py's COMPILED_SHARE, measured on forests and
+# boosted trees); the rows reach it through the same Arrow transfer.
+COMPILED_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,11 @@ class CostProfile:
             ort_statement_us=self.ort_statement_us,
             sql_statement_us=self.sql_node_statement_us * nodes,
         )
+
+    def compiled_trees(self, levels: float, *, batched: bool = False) -> float:
+        """Per row, µs: trees of ``levels`` scored by a compiled kernel already built (loaded
+        or in the disk cache: no compiling to pay)."""
+        return self._transfer(batched) + self.ort_tree_level_us * COMPILED_SHARE * levels
 
     def linear(self, terms: int, *, batched: bool = False) -> CostEstimate:
         """``terms`` = multiply-adds per row over all scores."""

@@ -25,7 +25,10 @@ from nbgov.sqlml.optimizer.predicates import FeatureConstraints
 from nbgov.sqlml.optimizer.projection import rebuild
 from nbgov.sqlml.optimizer.prune import Pruning
 from nbgov.sqlml.optimizer.to_sql import SqlModel, fill, input_elem, mean_depth, template
-from nbgov.sqlml.plan import BoundInput, CallPlan, ModelCall, OnnxPlan, SqlPlan, TensorSpec, original_cache_key
+from nbgov.sqlml.models.forest import Forest
+from nbgov.sqlml.plan import (
+    BoundInput, CallPlan, CompiledKernels, ModelCall, OnnxPlan, SqlPlan, TensorSpec, original_cache_key,
+)
 
 T = TypeVar("T")
 
@@ -98,10 +101,13 @@ class PlanState:
     checks: tuple[tuple[exp.Expression, str], ...] = ()
     pipeline: Lowered | None = None  # set when the call is a lowered pipeline (for notes)
     costs: CostProfile = DUCKDB  # where inlined SQL would run, and what it costs there
+    # the executor's compiled tree scoring: which models score compiled at once (None: not asked)
+    kernels: CompiledKernels | None = None
 
     @classmethod
     def start(
-        cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False, costs: CostProfile = DUCKDB
+        cls, call: ModelCall, memo: Memo, *, batched: bool, exact_strings: bool = False, costs: CostProfile = DUCKDB,
+        kernels: CompiledKernels | None = None,
     ) -> PlanState:
         model = memo.get("model", call.model.sha256, lambda: onnx.load_model_from_string(call.model.onnx_bytes))
         shape = input_elem(model)
@@ -109,7 +115,7 @@ class PlanState:
         if shape is not None and len(call.inputs) == 1 and len(call.inputs[0].columns) == shape[1]:
             tensor = TensorInput(*shape)
         trees = memo.get("trees", call.model.sha256, lambda: analyze(model)) if tensor is not None else None
-        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings, costs=costs)
+        return cls(call, memo, batched, tensor, trees, exact_strings=exact_strings, costs=costs, kernels=kernels)
 
     @property
     def model(self) -> onnx.ModelProto:
@@ -200,11 +206,33 @@ class PlanState:
     def finish(self) -> CallPlan:
         """The plan: the decided SQL, else ONNX (pruned and projected when that changed it)."""
         if self.decided is not None:
+            decided = self.decided
+            if decided.fallback is None and not decided.comparison and self.stats.get("strategy") == "sql":
+                cost_sql = self.stats.get("cost_sql")
+                if isinstance(cost_sql, float) and self._full_ready():
+                    full = self._full_compiled(cost_sql, "inlining the pruned model as SQL", "SQL {:.2f} vs compiled full model 1.0")
+                    if full is not None:
+                        return full
             return CallPlan(self.decided, self.notes, dict(self.stats))
         state = self.note(f"kept as ONNX: {self.onnx_reason or self._default_reason()}")
         if not self.changed() and not self.extra_guard and not self.checks:
             return CallPlan(original_plan(self.call), state.notes, {**state.stats, "strategy": "onnx"})
         rebuilt = self.rebuilt()
+        if self.kernels is not None and rebuilt.graph is not None and self.changed() and self._full_ready():
+            # the full model scores compiled at once; the pruned one does too only when its
+            # own kernel is loaded or cached (then it is never dearer: fewer levels), else
+            # onnxruntime scores it until enough rows repay compiling it: kept only where the
+            # pruned model wins at any row count, as for SQL (compile sees no row count)
+            if self.kernels.ready(rebuilt.cache_key, rebuilt.payload):
+                state = state.with_stats(pruned_path="compiled")
+            else:
+                pruned_us = self.costs.trees(forest_levels(rebuilt.graph.forests), batched=self.batched).ort_us
+                state = state.with_stats(pruned_path="onnxruntime", cost_pruned=round(pruned_us, 4))
+                full = state._full_compiled(
+                    pruned_us, "pruning to an uncompiled model", "pruned model in onnxruntime {:.2f} vs compiled full model 1.0"
+                )
+                if full is not None:
+                    return full
         columns = [self.bound.columns[j] for j in rebuilt.kept]
         # a dropped column that may be NULL must still make the result NULL; a check must
         # see every argument's NULL first
@@ -214,6 +242,28 @@ class PlanState:
         narrowed = TensorSpec(spec.name, spec.elem_type, (spec.shape[0] if spec.shape else None, len(rebuilt.kept)))
         plan = OnnxPlan(rebuilt.payload, rebuilt.cache_key, (BoundInput(narrowed, tuple(columns)),))
         return CallPlan(plan, state.notes, {**state.stats, "strategy": "onnx"})
+
+    def _full_compiled(self, alternative_us: float, instead: str, ratio: str) -> CallPlan | None:
+        """The unoptimized plan, when the full model (``_full_ready``) is estimated cheaper
+        per row than ``alternative_us``, the rewrite's own estimate: the optimizer never
+        picks a plan it estimates slower than none."""
+        assert self.trees is not None
+        full_us = self.costs.compiled_trees(forest_levels(self.trees.forests), batched=self.batched)
+        stats = {**self.stats, "cost_full_compiled": round(full_us, 4)}
+        if full_us >= alternative_us:
+            return None
+        note = (
+            f"kept the full model: compiled and cached, estimated cheaper than {instead} "
+            f"({ratio.format(alternative_us / full_us)} per row)"
+        )
+        stats.update(strategy="onnx", kept_full=True)
+        return CallPlan(original_plan(self.call), (*self.notes, note), stats)
+
+    def _full_ready(self) -> bool:
+        """Whether the call's full model scores compiled at once (a kernel loaded or cached)."""
+        if self.kernels is None or self.trees is None or self.pipeline is not None:
+            return False  # a lowered pipeline's full model also runs its featurizer: not costed here
+        return self.kernels.ready(original_cache_key(self.call.model), self.call.model.onnx_bytes)
 
     def _default_reason(self) -> str:
         if self.tensor is None:
@@ -226,6 +276,12 @@ class PlanState:
 def original_plan(call: ModelCall) -> OnnxPlan:
     """The call's model as registered, on the arguments as bound."""
     return OnnxPlan(call.model.onnx_bytes, original_cache_key(call.model), call.inputs)
+
+
+def forest_levels(forests: tuple[Forest, ...] | list[Forest]) -> float:
+    """Tree levels a row passes, summed over the trees (``mean_depth`` each): the cost
+    model's measure of per-row work."""
+    return sum(mean_depth(forest) * len(forest.trees) for forest in forests)
 
 
 def trees_text(count: int) -> str:

@@ -20,6 +20,7 @@ Everything here is owned by one engine; nothing is global.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -28,8 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nbgov.sqlml.execution.compiled.build import Artifact, Candidate, build, examine, has_tree_ensemble, load
-from nbgov.sqlml.execution.compiled.cache import ArtifactCache
+from nbgov.sqlml.execution.compiled.build import (
+    Artifact, Candidate, build, examine, generator_version, has_tree_ensemble, load,
+)
+from nbgov.sqlml.execution.compiled.cache import ArtifactCache, cache_key
 from nbgov.sqlml.execution.compiled.ensemble import NoTreeEnsemble, NotCompilable
 from nbgov.sqlml.execution.compiled.layout import tree_depth
 from nbgov.sqlml.execution.compiled.native import KernelMismatch
@@ -167,6 +170,7 @@ class AdaptiveSession:
                 return
             try:
                 self._compiled = future.result()
+                self._owner.changed()
             except Exception as error:  # noqa: BLE001 - a background failure never reaches the query
                 self.candidate = None  # do not try again in this engine
                 self.reason = f"compiling failed ({str(error).splitlines()[0][:160] if str(error) else type(error).__name__})"
@@ -175,6 +179,7 @@ class AdaptiveSession:
         with self._lock:
             self._compiled = session
             self.artifact = artifact
+        self._owner.changed()
 
     def counts(self) -> tuple[int, int]:
         """Rows scored so far by onnxruntime and by the compiled kernel."""
@@ -219,6 +224,37 @@ class TreeCompiler:
         self._trees_off: dict[str, bool] = {}  # while off: whether each model has trees (for notes)
         self._lock = threading.Lock()
         self._worker: ThreadPoolExecutor | None = None
+        # moves whenever a model starts scoring compiled: plans costed before may now choose
+        # otherwise (the engine keys its plan cache by it)
+        self.version = 0
+
+    def changed(self) -> None:
+        """A model started scoring compiled (or the switch moved). A plain counter, never
+        under ``_lock``: sessions call it while ``session()`` holds that lock."""
+        self.version += 1
+
+    def ready(self, key: str, payload: bytes) -> bool:
+        """Whether ``payload`` (the plan of ``key``) would score compiled at once, with no
+        compiling to pay: its kernel loaded in this engine, or its artifact in the disk cache
+        (the planner's question: a cached full model can beat a pruned one left to
+        onnxruntime). Opens nothing and compiles nothing."""
+        if not self.enabled:
+            return False
+        adaptive = self.get(key)
+        if adaptive is not None and adaptive._ready() is not None:  # noqa: SLF001 - same module
+            return True
+        with self._lock:
+            opened = key in self._sessions
+        if opened:
+            return False  # not a tree model, not compilable, or a cached kernel already failed to load
+        compiler = find_compiler()
+        identity = compiler.identity if compiler is not None else "no-compiler"
+        artifact = cache_key(hashlib.sha256(payload).hexdigest(), generator_version(), identity)
+        try:
+            with unrecorded():  # the cache is nbgov's, not the notebook's data
+                return self.cache.lookup(artifact) is not None
+        except Exception:  # noqa: BLE001 - a question about an optional speed-up never fails a query
+            return False
 
     def session(self, key: str, payload: bytes, fallback: RunsLikeOnnxruntime) -> RunsLikeOnnxruntime:
         """What to score ``payload`` with: an AdaptiveSession for a tree model, else (and

@@ -37,13 +37,17 @@ EXPECTED_NOTEBOOKS = {
     "04_workshop.ipynb",
 }
 LONGEST = "03_reviewer_replay.ipynb"
+# handed out with its data file, as a workshop is: its setup copies customers.parquet only
+# when it is missing, so that a changed file is an input replay catches (its Exercise 5.1)
+HANDED_OUT_WITH_DATA = {"04_workshop.ipynb"}
+WORKSHOP = "04_workshop.ipynb"
 
 
 def nbgov_cli(*args: str, cwd: Path, tmpdir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """`nbgov ARGS` as a user types it, importing nbgov from this checkout.
 
-    TMPDIR points into the test's folder, so scratch files the notebooks make in the
-    system temp folder (03 works on a scratch copy there) are cleaned up with it.
+    TMPDIR points into the test's folder, so any scratch file a notebook makes in the
+    system temp folder is cleaned up with it (03's scratch copy is a subfolder of its own).
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -129,6 +133,8 @@ def _run_example(source: Path, base: Path) -> ExampleRun:
     work.mkdir()
     notebook = work / source.name
     shutil.copyfile(source, notebook)  # the notebook alone: it makes its own data files
+    if source.name in HANDED_OUT_WITH_DATA:  # ... or the notebook with the data file it is handed out with
+        data.write_example_data(work)
     tmpdir = base / "tmp"
     tmpdir.mkdir()
     after_run = base / "after_run"
@@ -200,6 +206,13 @@ def test_notebook_runs_recorded_and_replays(source: Path, example_runs: dict[Pat
     meta = notebook_meta.read_lineage(nb)
     assert meta is not None and not meta.unreadable
     assert [entry["hash"] for entry in meta.log] == [entry["hash"] for entry in executions]
+
+    if source.name == WORKSHOP:
+        # its last cell prints (never raises, so a student's handout ends cleanly) whether every
+        # reference solution passes its check
+        last = cells[-1]
+        said_last = "".join(out.get("text", "") for out in last.outputs if out.output_type == "stream")
+        assert "reference solutions: all 14 checks pass" in said_last, said_last
 
     verify = done.verify
     assert verify is not None and verify.returncode == 0, said(verify) if verify else "not run"

@@ -15,7 +15,7 @@ import pytest
 
 from nbgov.cli import cli
 from nbgov.lineage.store import sidecar_path
-from tests.fixtures.replay import invoke, record, write_nb
+from tests.fixtures.replay import invoke, record, recorded_copy, write_nb
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = sorted(cli.commands)
@@ -208,13 +208,8 @@ def test_show_in_a_copied_folder_checks_the_copy_s_files(tmp_path: Path) -> None
     """Stale flags from a saved log read recorded paths where replay does: in the copy."""
     import shutil
 
-    original = tmp_path / "original"
-    original.mkdir()
-    (original / "in.txt").write_text("alpha\n")
-    record(original / "nb.ipynb", "text = open('in.txt').read()", "n = len(text)")
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
-    (copy / "in.txt").write_text("alpha\nchanged\n")
+    notebook = recorded_copy(tmp_path, "alpha\nchanged\n")
+    original, copy = tmp_path / "original", notebook.parent
     data = json.loads(invoke("show", copy / "nb.ipynb", "--json").output)
     assert [e["stale"] for e in data["executions"]] == [
         ["file in.txt changed on disk since read"], ["input text comes from stale [1]"]]

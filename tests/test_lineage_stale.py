@@ -302,15 +302,10 @@ def test_the_sidebar_stale_map_checks_an_earlier_session_in_the_copied_folder(tm
 
     from nbgov.lineage.journal import Journal
     from nbgov.lineage.store import SidecarStore, sidecar_path
-    from tests.fixtures.replay import record
+    from tests.fixtures.replay import recorded_copy
 
+    copy = recorded_copy(tmp_path, "changed\n").parent
     original = tmp_path / "original"
-    original.mkdir()
-    (original / "in.txt").write_text("alpha\n")
-    record(original / "nb.ipynb", "text = open('in.txt').read()", "n = len(text)")
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
-    (copy / "in.txt").write_text("changed\n")
     journal = Journal(str(copy / "nb.ipynb"), SidecarStore(sidecar_path(copy / "nb.ipynb")))
     try:
         assert ["file in.txt changed on disk since read"] in journal.stale().values()

@@ -236,3 +236,17 @@ def test_native_opens_between_cells_belong_to_no_cell(shell: InteractiveShell, t
     assert files(body) == [], "an open between two cells is not a read by the next one"
     body = run(shell, "import pandas as pd\nn = len(pd.read_parquet('between.parquet'))")
     assert files(body) == [("between.parquet", "read")]
+
+
+def test_naming_the_working_folder_does_not_watch_its_parent(tmp_path: Path) -> None:
+    """`write_example_data(".")` names the working folder, which is watched anyway: its parent
+    (other notebooks' folders, /tmp) is not, so what others write there is no file of the cell.
+    A named folder elsewhere still has its parent watched (it may be made or removed there)."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    cwd = str(work)
+    never = lambda path: False  # noqa: E731 - nothing ignored
+    assert native_files._folders(cwd, [cwd], never) == [cwd]
+    named = native_files._folders(cwd, [str(work / "data")], never)
+    assert named[:2] == [cwd, str(work / "data")]
+    assert str(tmp_path) not in native_files._folders(cwd, [cwd, str(work / "data" / "x.csv")], never)

@@ -213,6 +213,8 @@ def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool],
         if is_folder:
             found[path] = None
             found[real(path)] = None
+        if is_folder and path == cwd:
+            continue  # "." names the working folder, watched already; its parent holds others' files
         parent = os.path.dirname(path)
         watch_parent = parents.get(parent)
         if watch_parent is None:

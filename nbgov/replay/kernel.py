@@ -178,6 +178,7 @@ class RecordingKernel:
         self.startup_timeout = startup_timeout
         self.km: KernelManager | None = None
         self.kc: CellIdKernelClient | None = None
+        self._idle: str | None = None  # the last request whose idle status was read
 
     def __enter__(self) -> RecordingKernel:
         self.start()
@@ -213,11 +214,12 @@ class RecordingKernel:
 
     def execute(self, code: str, cell_id: str | None = None, timeout: float | None = None,
                 silent: bool = False) -> Outcome:
-        """Run code as a cell (store_history on) and wait for its reply.
+        """Run code as a cell (store_history on) and wait for its reply, then for the
+        request's idle status: the protocol's end of its side effects (the recorder appends
+        the record between the two, and output printed then belongs to the cell).
 
         Polls instead of blocking so a dead kernel or a timeout is noticed (a timed-out
-        cell is interrupted); the reply comes after post_run_cell, i.e. after the
-        recorder has appended the record.
+        cell is interrupted).
         """
         if self.kc is None or self.km is None:
             raise ReplayError("kernel is not running")
@@ -239,7 +241,7 @@ class RecordingKernel:
         if reply is None:
             return Outcome("dead", "DeadKernel", "the kernel died", time.perf_counter() - started, stdout)
         seconds = time.perf_counter() - started
-        self._drain_iopub(msg_id, stdout)
+        self._wait_idle(msg_id, time.perf_counter() + INTERRUPT_GRACE_S, stdout)
         content = reply["content"]
         if content.get("status") == "ok":
             return Outcome("ok", seconds=seconds, stdout=stdout)
@@ -261,15 +263,30 @@ class RecordingKernel:
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
                 return reply
 
-    def _drain_iopub(self, msg_id: str, stdout: list[str]) -> None:
+    def _wait_idle(self, msg_id: str, deadline: float, stdout: list[str]) -> None:
+        """Read IOPub up to the idle status of msg_id (or the deadline, or a dead kernel)."""
+        assert self.km is not None
+        while self._idle != msg_id and not self._drain_iopub(msg_id, stdout, wait=0.05):
+            if time.perf_counter() > deadline or not self.km.is_alive():
+                return
+
+    def _drain_iopub(self, msg_id: str, stdout: list[str], wait: float = 0) -> bool:
+        """Read the IOPub messages waiting (``wait``: for the first one); True once the
+        idle status of msg_id was among them."""
         assert self.kc is not None
         while True:
             try:
-                msg = self.kc.get_iopub_msg(timeout=0)
+                msg = self.kc.get_iopub_msg(timeout=wait)
             except queue.Empty:
-                return
-            if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                return False
+            wait = 0
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
                 stdout.append(str(msg["content"].get("text", "")))
+            elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                self._idle = msg_id  # (it may come before the reply is read)
+                return True
 
     def shutdown(self) -> None:
         if self.kc is not None:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import _random
+import importlib
 import random
 import struct
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from numpy.random import mtrand
 
 from nbgov.lineage import generator_memory, random_state
@@ -91,3 +98,102 @@ def test_a_class_holding_python_code_is_never_constructed_to_find_its_layout() -
     assert generator_memory.twister_reader(Twister) is None
     assert generator_memory.legacy_numpy_reader(State) is None
     assert ran == []
+
+
+# -- draws made while a module is first imported -------------------------------------
+
+
+@pytest.fixture
+def module_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder on sys.path for modules written by the test; they are forgotten after it."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name.startswith("nbgov_unit_"):
+            sys.modules.pop(name, None)
+
+
+def test_a_watch_tells_a_draw_at_import_from_the_cells_own(module_folder: Path) -> None:
+    (module_folder / "nbgov_unit_draws.py").write_text("import random\nTOKEN = random.getrandbits(24)\n")
+    (module_folder / "nbgov_unit_plain.py").write_text("VALUE = 1\n")
+    watch = random_state.start(random_state.probe())
+    importlib.import_module("nbgov_unit_draws")
+    importlib.import_module("nbgov_unit_plain")
+    notes = watch.finish(imported=True)
+    assert notes == ["importing nbgov_unit_draws drew from or seeded the random module's global state at import; "
+                     "the cell's own code did not draw from it or seed it"]
+    assert watch.own == set() and watch.importing == []
+    # what it keeps: names and the states as read, no object of the program
+    assert all(type(name) is str for outer, inner in watch.imports.values() for name in (*outer, *inner))
+    assert all(type(part) in (bytes, float, type(None)) for state in watch.last.values() for part in state)
+
+    watch = random_state.start(random_state.probe())
+    random.random()
+    importlib.import_module("nbgov_unit_plain")  # already loaded: no import, nothing to tell
+    assert watch.finish(imported=False) == random_state.changed(watch.first, watch.last)
+
+
+def test_the_wrapper_is_in_place_only_while_a_watch_runs(module_folder: Path) -> None:
+    bootstrap: Any = sys.modules["_frozen_importlib"]
+    original = bootstrap._find_and_load
+    watch = random_state.start(random_state.probe())
+    assert watch.sees_imports and bootstrap._find_and_load is not original
+    assert bootstrap._find_and_load.__code__.co_filename == original.__code__.co_filename
+    assert bootstrap._find_and_load.__globals__ is vars(bootstrap)  # shown as importlib's own frame
+    assert "make" not in vars(bootstrap)  # nothing added to importlib's namespace
+    watch.finish(imported=False)
+    assert bootstrap._find_and_load is original
+    random_state.stop(watch)  # twice: nothing more
+    assert bootstrap._find_and_load is original
+
+
+def test_another_threads_imports_are_not_taken_for_the_cells(module_folder: Path) -> None:
+    # only the cell's thread is watched: a draw at import elsewhere counts as a draw, as before
+    (module_folder / "nbgov_unit_thread.py").write_text("import random\nTOKEN = random.getrandbits(24)\n")
+    watch = random_state.start(random_state.probe())
+    worker = threading.Thread(target=importlib.import_module, args=("nbgov_unit_thread",))
+    worker.start()
+    worker.join()
+    notes = watch.finish(imported=True)
+    assert len(notes) == 1 and notes[0].startswith("the cell drew from or seeded the random module"), notes
+
+
+def test_imports_run_through_another_wrapper_cannot_be_told_apart(module_folder: Path) -> None:
+    # a notebook's own import profiler replaced importlib's function: it is left in place, not
+    # wrapped, and a cell that imported says it cannot tell who drew
+    (module_folder / "nbgov_unit_profiled.py").write_text("import random\nTOKEN = random.getrandbits(24)\n")
+    bootstrap: Any = sys.modules["_frozen_importlib"]
+    original = bootstrap._find_and_load
+
+    def profiled(name: str, import_: Any) -> Any:
+        return original(name, import_)
+
+    bootstrap._find_and_load = profiled
+    try:
+        watch = random_state.start(random_state.probe())
+        assert not watch.sees_imports and bootstrap._find_and_load is profiled
+        importlib.import_module("nbgov_unit_profiled")
+        notes = watch.finish(imported=True)
+        assert bootstrap._find_and_load is profiled
+    finally:
+        bootstrap._find_and_load = original
+    assert len(notes) == 1 and notes[0].startswith("the cell (or a module it imported) drew from"), notes
+
+
+def test_an_unfinished_reading_cannot_tell_who_drew(module_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (module_folder / "nbgov_unit_unread.py").write_text("import random\nTOKEN = random.getrandbits(24)\n")
+    watch = random_state.start(random_state.probe())
+    reads = iter([None])
+
+    def failing() -> dict[str, random_state.State]:
+        if next(reads, "done") is None:
+            raise OSError("unreadable")
+        return original_probe()
+
+    original_probe = random_state.probe
+    monkeypatch.setattr(random_state, "probe", failing)
+    importlib.import_module("nbgov_unit_unread")  # the import itself is untouched
+    assert sys.modules["nbgov_unit_unread"].TOKEN >= 0
+    notes = watch.finish(imported=True)
+    assert len(notes) == 1 and notes[0].startswith("the cell (or a module it imported) drew from"), notes

@@ -12,17 +12,36 @@ objects where their layout was checked (``generator_memory``; under a microsecon
 else through their getters (about 10 microseconds for the Mersenne Twister's 625 words,
 35 for numpy's state). A ``numpy.random.Generator`` made with
 ``default_rng(seed)`` is an ordinary variable and recorded as one.
+
+A module may draw when it is first imported (``rich``, which scikit-learn imports, takes
+random bits for its style hashes): the state changes though the cell's own code drew
+nothing. To tell the two apart, ``Watch`` wraps, while a cell is recorded, importlib's
+``_find_and_load`` (what ``import`` and ``importlib.import_module`` call for a module not yet
+loaded) and reads the state at each start and end of such an import on the cell's thread.
+A change between two of those points belongs to the module being imported then (the
+innermost) or, outside any import, to the cell's own code, and the note says which: the
+warning for a cell that drew or seeded itself (whatever it also imported), a shorter one
+naming the import otherwise (what that module computed at import may still depend on it).
+Where the imports could not be watched (another wrapper is in place, a reading failed or
+was interrupted), the note says "the cell (or a module it imported)": it cannot tell.
+Another thread's draw counts for whatever the cell's thread was running then (outside an
+import: the cell's own code); ``importlib.reload`` calls no ``_find_and_load``, so what a
+reloaded module draws counts as the cell's.
 """
 
 from __future__ import annotations
 
+import _thread
 import sys
+import types
+from collections.abc import Callable
 from typing import Any
 
 from nbgov.lineage import generator_memory
 
 RANDOM = "the random module's global state (random.seed, random.random)"
 NUMPY = "numpy's global random state (np.random.seed, np.random.rand, random_state=None)"
+SHORT = {RANDOM: "the random module's global state", NUMPY: "numpy's global random state"}
 
 
 State = tuple[object, ...]  # ints, floats and bytes read from the generator: compared with ==
@@ -41,12 +60,193 @@ def probe() -> dict[str, State]:
 
 
 def changed(before: dict[str, State], after: dict[str, State], imported: bool = False) -> list[str]:
-    """Notes for the generators the cell changed (drew from or seeded); ``imported``: the cell
-    imported modules, which may have drawn at import (rich draws ``getrandbits`` then)."""
+    """Notes for the generators the cell changed (drew from or seeded), not knowing who did;
+    ``imported``: the cell imported modules, which may have drawn at import."""
     who = "the cell (or a module it imported)" if imported else "the cell"
-    return [f"{who} drew from or seeded {what}: no variable holds it, so the cells that seeded it or "
-            "drew from it before are not named as this record's inputs"
-            for what, state in after.items() if what in before and before[what] != state]
+    return [_drew(who, what) for what, state in after.items() if what in before and before[what] != state]
+
+
+def _drew(who: str, what: str) -> str:
+    return (f"{who} drew from or seeded {what}: no variable holds it, so the cells that seeded it or "
+            "drew from it before are not named as this record's inputs")
+
+
+class Watch:
+    """Who changed the global generators during one cell: its own code, or the first
+    import of a module (``start`` begins watching, ``finish`` ends it and says what it saw).
+
+    Holds the generators' states as read (bytes and numbers) and module names: no user
+    object. Read at each boundary of an import on the cell's thread: ``probe``, about 3
+    microseconds, next to the milliseconds of loading a module."""
+
+    def __init__(self, before: dict[str, State]) -> None:
+        self.thread = _thread.get_ident()
+        self.first = dict(before)
+        self.last = dict(before)  # the states at the latest boundary (a generator gone keeps its last)
+        self.importing: list[str] = []  # the modules being imported, outermost first
+        self.own: set[str] = set()  # generators the cell's own code changed
+        # per generator changed at import: the cell's imports it happened under, and the modules
+        # whose own import-time code changed it (both in first-seen order)
+        self.imports: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
+        self.sees_imports = False  # the wrapper was in place for this watch
+        self.sound = True  # every boundary was read; False: attribution unknown, say so
+
+    def enter(self, name: object) -> int:
+        """An import of ``name`` starts: what changed since the last boundary was its importer's."""
+        depth = len(self.importing)
+        sound, self.sound = self.sound, False  # an interrupt inside leaves it unsound
+        try:
+            self._settle()
+        except Exception:  # noqa: BLE001 - never into the import: the note says it cannot tell
+            return depth
+        self.importing.append(name if type(name) is str else "a module")
+        self.sound = sound
+        return depth
+
+    def leave(self, depth: int) -> None:
+        """The import begun at ``depth`` ended (or failed): what changed was that module's."""
+        sound, self.sound = self.sound, False
+        try:
+            self._settle()
+        except Exception:  # noqa: BLE001
+            del self.importing[depth:]
+            return
+        del self.importing[depth:]
+        self.sound = sound and len(self.importing) == depth
+
+    def _settle(self) -> None:
+        now = probe()
+        last = self.last
+        for what, state in now.items():
+            old = last.get(what)
+            if old is None or old == state:
+                continue  # unchanged, or new (numpy's is made, from fresh entropy, at its import)
+            if self.importing:
+                outer, inner = self.imports.setdefault(what, ({}, {}))
+                outer[self.importing[0]] = None
+                inner[self.importing[-1]] = None
+            else:
+                self.own.add(what)
+        last.update(now)
+
+    def finish(self, imported: bool) -> list[str]:
+        """Stop watching; the notes for the generators that changed. ``imported``: the cell
+        loaded modules (if they were not watched, who drew is not known)."""
+        stop(self)
+        try:
+            self._settle()
+        except Exception:  # noqa: BLE001 - the reading fails again below, into the record's note
+            self.sound = False
+        if self.importing:
+            self.sound = False
+        if not self.sound or (imported and not self.sees_imports):
+            self.last.update(probe())
+            return changed(self.first, self.last, imported)
+        notes = []
+        for what in self.last:
+            outer, inner = self.imports.get(what, ({}, {}))
+            if what in self.own:
+                also = f" (importing {_names(outer)} changed it too)" if outer else ""
+                notes.append(_drew("the cell", what) + also)
+            elif outer:
+                short = SHORT.get(what, what)
+                did = (f"drew from or seeded {short} at import" if list(inner) == list(outer) else
+                       f"changed {short} ({_names(inner)} drew from or seeded it at import)")
+                notes.append(f"importing {_names(outer)} {did}; the cell's own code did not draw from it or seed it")
+        return notes
+
+
+def _names(names: dict[str, None], most: int = 3) -> str:
+    shown = list(names)[:most]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+# -- watching imports --------------------------------------------------------------
+# Process-wide: importlib has one ``_find_and_load``. The wrapper is put in place for a cell
+# and taken out after it; it calls the function that was there when it was first made,
+# never a later one (which might call it back), and only watches the cell's thread.
+
+_watching: list[Watch | None] = [None]  # the watch in progress: one slot, never emptied (read by any thread)
+_original: Callable[..., Any] | None = None
+_wrapper: Callable[..., Any] | None = None
+
+# compiled as importlib's own (its file name, its globals): the import machinery trims the
+# frame from a failed import's traceback, as it trims its own, and a traceback that shows
+# importlib's frames shows it as one of them; the helpers are closed over, so nothing is
+# added to importlib's namespace
+_WRAPPER_SOURCE = """\
+def make(original, watching, get_ident):
+    def _find_and_load(name, import_):
+        watch = watching[0]
+        if watch is None or watch.thread != get_ident():
+            return original(name, import_)
+        depth = watch.enter(name)
+        try:
+            return original(name, import_)
+        finally:
+            watch.leave(depth)
+    return _find_and_load
+"""
+
+
+def start(before: dict[str, State]) -> Watch:
+    """Begin a watch of the cell about to run (ending one left unfinished)."""
+    watch = Watch(before)
+    previous = _watching[0]
+    if previous is not None:
+        previous.sound = False
+    _watching[0] = watch
+    try:
+        watch.sees_imports = _put_in_place()
+    except Exception:  # noqa: BLE001 - unwatched imports: the note says it cannot tell
+        watch.sees_imports = False
+    return watch
+
+
+def stop(watch: Watch) -> None:
+    """End ``watch`` (if it is still the one in progress) and take the wrapper out."""
+    if _watching[0] is watch:
+        _watching[0] = None
+        bootstrap = _bootstrap()
+        if bootstrap is not None and _wrapper is not None and bootstrap.__dict__.get("_find_and_load") is _wrapper:
+            bootstrap.__dict__["_find_and_load"] = _original
+
+
+def _bootstrap() -> types.ModuleType | None:
+    module = sys.modules.get("_frozen_importlib")  # what the interpreter's import calls into
+    return module if type(module) is types.ModuleType else None
+
+
+def _put_in_place() -> bool:
+    global _original, _wrapper
+    bootstrap = _bootstrap()
+    if bootstrap is None:
+        return False
+    namespace = bootstrap.__dict__
+    current = namespace.get("_find_and_load")
+    if _wrapper is None:
+        if not (type(current) is types.FunctionType and current.__globals__ is namespace):
+            return False  # importlib's own function only: another's wrapper could call back into ours
+        _original, _wrapper = current, _make_wrapper(current, namespace)
+    if current is _wrapper:
+        return True
+    if current is not _original:
+        return False  # replaced since by something else: not wrapped twice, not watched
+    namespace["_find_and_load"] = _wrapper
+    return True
+
+
+def _make_wrapper(original: Callable[..., Any], namespace: dict[str, Any]) -> Callable[..., Any]:
+    code = compile(_WRAPPER_SOURCE, original.__code__.co_filename, "exec")
+    make_code = next(c for c in code.co_consts if type(c) is types.CodeType)
+    make: Any = types.FunctionType(make_code, namespace, "make")
+    wrapper: Any = make(original, _watching, _thread.get_ident)
+    wrapper.__qualname__ = "_find_and_load"
+    inner = wrapper.__code__
+    if hasattr(inner, "co_qualname"):  # 3.11+: what tracebacks print
+        wrapper.__code__ = inner.replace(co_qualname="_find_and_load")
+    return wrapper
 
 
 def _python_state() -> State | None:

@@ -119,6 +119,7 @@ class Recorder:
         # the global generators after the last cell; None until the first cell starts (the
         # kernel's own start-up, between loading the extension and that cell, may draw)
         self._random_states: dict[str, random_state.State] | None = None
+        self._draws: random_state.Watch | None = None  # who changes them while a cell runs
         platform_string()  # now, before any cell can patch what it uses
 
     # -- the journal's face (delivery, widgets and tests read these) ---------
@@ -198,6 +199,7 @@ class Recorder:
             self._after_reply = None
         self._watcher.stop()
         self._native.close()
+        self._stop_draws()
         self.journal.close()
 
     # -- reports from the SQL magic ------------------------------------------
@@ -253,6 +255,11 @@ class Recorder:
                 self._problems.append(f"recording this cell is incomplete: {_why(exc)}")
 
     def _start(self, info: Any) -> None:
+        if self._random_states is None:
+            self._random_states = _random_states()
+        # from here to the cell's end, imports are told from the cell's own code (the
+        # recorder's own reading of values may import too)
+        self._draws = random_state.start(self._random_states)
         ns = self.shell.user_ns
         raw = info.raw_cell if type(getattr(info, "raw_cell", None)) is str else ""
         cell_id = getattr(info, "cell_id", None)
@@ -271,8 +278,6 @@ class Recorder:
         names = analyze(transformed if type(transformed) is str else transform(self.shell, raw))
         cell.snapshot = self._observer.before(names, ns, cell.hashing)
         self._watch_files(names, ns)
-        if self._random_states is None:
-            self._random_states = _random_states()
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
@@ -291,6 +296,7 @@ class Recorder:
         cell, self._cell = self._cell, None
         if cell is None:
             self._native.stop()
+            self._stop_draws()
             return
         native: list[FileEvent] = self._part("native file opens", cell.notes, self._native.stop, [])
         cell.notes += self._native.notes
@@ -302,6 +308,8 @@ class Recorder:
                 self._observe(cell, result, events + native, facts)
             except BaseException as exc:  # noqa: BLE001 - an interrupt between parts: keep what we have
                 facts.notes.append(f"recording stopped early: {_why(exc)}")
+            finally:
+                self._stop_draws()  # a record cut short before it read them: imports are watched no longer
         problems, self._problems = self._problems, []
         write = functools.partial(self._write, facts, problems, cell.hashing.failures, len(cell.hashing.unfinished))
         if self._after_reply is None or not self._after_reply.defer(write):
@@ -443,9 +451,21 @@ class Recorder:
 
     def _random_state_notes(self, cell: _Cell) -> list[str]:
         """The global generators the cell drew from or seeded: compared with their state after
-        the cell before (nothing draws between cells but another thread, or a silent execution)."""
-        before, self._random_states = self._random_states or {}, random_state.probe()
-        return random_state.changed(before, self._random_states, len(sys.modules) != cell.modules)
+        the cell before (nothing draws between cells but another thread, or a silent execution),
+        draws made while a module was first imported told from the cell's own."""
+        imported = len(sys.modules) != cell.modules
+        draws, self._draws = self._draws, None
+        if draws is None:  # the cell's start failed before the watch began
+            before, self._random_states = self._random_states or {}, random_state.probe()
+            return random_state.changed(before, self._random_states, imported)
+        notes = draws.finish(imported)
+        self._random_states = draws.last
+        return notes
+
+    def _stop_draws(self) -> None:
+        draws, self._draws = self._draws, None
+        if draws is not None:
+            random_state.stop(draws)
 
     def _packages_added(self, cell: _Cell) -> dict[str, str]:
         if len(sys.modules) == cell.modules and self._known_modules is not None:

@@ -198,3 +198,50 @@ def test_a_value_nbgov_cannot_read_is_unverifiable_and_fails_unless_allowed(tmp_
     assert strict.exit_code == 1 and "1 unverifiable" in strict.output and "not compared: `g`" in strict.output
     assert invoke("replay", path, "--allow-unverifiable").exit_code == 0
     assert sidecar_path(path).exists()
+
+
+def _rechained_with(path: Path, seq: int, **changes: str) -> None:
+    """Entry ``seq`` of a recorded log edited (``changes`` to its body), every hash after it
+    recomputed and the notebook metadata rewritten to match: a log that verifies."""
+    import xxhash
+
+    entries = sidecar_lines(path)
+    entries[seq]["body"].update(changes)
+    for entry in entries[seq:]:
+        entry["prev"] = entries[entry["seq"] - 1]["hash"]
+        text = json.dumps({k: v for k, v in entry.items() if k != "hash"}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
+        entry["hash"] = xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+    sidecar_path(path).write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in entries))  # \ud800 escaped
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["nbgov"]["log"] = [json.dumps(e) for e in entries]
+    for cell in nb.cells:
+        cell.metadata.pop("nbgov", None)
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("code", "b = 2\nname = 'x\ud800'", "entry 2 ([2]) has recorded code holding a lone surrogate (\\ud800 at line 2, column 10)"),
+    ("cell_id", "cell-\udfff", "entry 2 ([2]) has recorded cell id holding a lone surrogate (\\udfff at line 1, column 6)"),
+])
+def test_recorded_code_holding_a_lone_surrogate_is_refused_in_one_line_naming_the_entry(
+        tmp_path: Path, field: str, value: str, says: str) -> None:
+    """JSON carries a lone surrogate as an escape, but no kernel can be sent it: replay used to
+    start a kernel and die on a raw UnicodeEncodeError. It names the entry, before any kernel."""
+    path = record(tmp_path / "nb.ipynb", "a = 1", "b = 2", "c = 3")
+    _rechained_with(path, 2, **{field: value})
+    assert invoke("verify", path).exit_code == 0  # a log that verifies: only its content is the matter
+    for extra in ([], ["--unverified"], ["--until", "2"]):
+        refused = invoke("replay", path, *extra)
+        lines = [ln for ln in refused.output.splitlines() if ln.strip()]
+        assert refused.exit_code == 2 and len(lines) == 1, refused.output
+        assert lines[0] == f"nbgov: error: will not replay nb.ipynb: {says}, which is not UTF-8 text, so no " \
+                           "kernel can be sent it"
+    before = invoke("replay", path, "--until", "1")  # what comes before it still replays
+    assert before.exit_code == 0, before.output
+    for command in (["show"], ["show", "--json"], ["verify"], ["graph"], ["graph", "--format", "svg"],
+                    ["export", "--format", "prov"], ["export", "--format", "openlineage"]):
+        shown = invoke(command[0], path, *command[1:])
+        assert shown.exit_code == 0 and "Traceback" not in shown.output, (command, shown.output)
+        assert "\ud800" not in shown.output and "\udfff" not in shown.output

@@ -14,6 +14,7 @@ touched. A new kernel session in the log restarts the replay kernel.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -164,6 +165,34 @@ def _unsigned(notebook: Path, signed_through: int, until: int | None) -> str | N
             f"signed (entry {signed_through}), so nobody vouched for that code; sign the log again{until_hint}")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a decoded str holds a surrogate only when it is alone
+
+
+def _where_surrogate(text: str) -> str | None:
+    """'\\ud800 at line 1, column 6' for the first lone surrogate in ``text``, or None."""
+    found = _LONE_SURROGATE.search(text)
+    if found is None:
+        return None
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    return f"\\u{ord(found.group()):04x} at line {line}, column {column}"
+
+
+def check_sendable(log: LineageLog, until: int | None = None) -> None:
+    """ReplayError naming the first execution to replay whose code or cell id holds a lone
+    surrogate (JSON can carry one as an escape). Kernel messages are UTF-8: jupyter_client
+    cannot send it, and an ipykernel handed it could not echo it and would never reply,
+    so the replay is refused before any kernel starts rather than failing mid-way."""
+    entries = log.executions()
+    for entry, record in list(zip(entries, log.execution_records()))[:until]:
+        for what, text in (("code", record.code), ("cell id", record.cell_id or "")):
+            where = _where_surrogate(text)
+            if where is not None:
+                raise ReplayError(
+                    f"will not replay {log.notebook.name}: entry {entry['seq']} ({record.label}) has recorded {what} "
+                    f"holding a lone surrogate ({where}), which is not UTF-8 text, so no kernel can be sent it")
+
+
 class SidecarTail:
     """Reads only what the replay kernel appended since the last look (no O(n²) re-reads)."""
 
@@ -214,6 +243,7 @@ def _replay_step(index: int, original: ExecutionRecord, kernel: RecordingKernel,
 def replay(log: LineageLog, until: int | None = None, timeout: float | None = None,
            kernel_name: str | None = None, unverified: str | None = None) -> ReplayResult:
     """Replay the log's executions (the first `until` of them) in fresh recording kernels."""
+    check_sendable(log, until)
     executions = log.execution_records()
     todo = executions[:until] if until else executions
     sessions = log.session_infos()

@@ -247,3 +247,35 @@ def test_outputs_replace_a_regular_file_keeping_its_mode(hostile: Path) -> None:
     os.mkfifo(fifo)
     code, text = run("graph", hostile, "--format", "svg", "-o", fifo)
     assert code == 2 and "fifo.svg: is a FIFO (named pipe)" in text, text
+
+
+def _file(folder: Path, name: str, mode: str) -> dict[str, Any]:
+    return {"path": name, "abspath": str(folder / name), "mode": mode, "size": 3, "hash": "1" * 32, "source": None}
+
+
+@pytest.fixture
+def unholdable_paths(tmp_path: Path) -> Path:
+    """A log naming files no file system can hold (a lone surrogate; a Linux name that is not
+    UTF-8 decodes to \\udc80-\\udcff, never to \\ud800): a forged or corrupted log, not a crash."""
+    return forged_notebook(tmp_path, [
+        _execution(1, "x = 1", files=[_file(tmp_path, "in\ud800.txt", "read")]),
+        _execution(2, "y = 2", files=[_file(tmp_path, "out\ud800.txt", "write")]),
+    ])
+
+
+@pytest.mark.parametrize("command", [("show",), ("show", "--json"), ("graph",), ("graph", "--format", "svg")])
+def test_recorded_paths_no_file_system_holds_are_shown_not_a_crash(unholdable_paths: Path,
+                                                                   command: tuple[str, ...]) -> None:
+    code, out = run(command[0], unholdable_paths, *command[1:], width=200)
+    assert code == 0 and "UnicodeEncodeError" not in out, out
+    assert "\ud800" not in out and "in\\ud800.txt" in out.replace("\\\\", "\\")  # dot doubles a backslash
+
+
+@pytest.mark.kernel
+def test_replay_of_recorded_paths_no_file_system_holds_names_them_missing(unholdable_paths: Path) -> None:
+    report = unholdable_paths.parent / "report.html"
+    code, out = run("replay", unholdable_paths, "--report", report, width=200)
+    assert code == 1 and "UnicodeEncodeError" not in out, out
+    assert "input file changed: in\\ud800.txt: missing" in out and "\ud800" not in out
+    page = xml.dom.minidom.parse(str(report)).documentElement  # raises on anything not well-formed
+    assert page is not None and page.tagName == "html"

@@ -309,10 +309,11 @@ class FileHasher:
         self._cache.pop(abspath, None)
 
     def hash(self, abspath: str) -> tuple[int | None, str | None]:
-        """(size, hash); (None, None) when the file is gone or is not a regular file."""
+        """(size, hash); (None, None) when the file is gone or is not a regular file, or the
+        path is none a file system can hold (a lone surrogate or a NUL a forged log put there)."""
         try:
             st = os.stat(abspath)
-        except OSError:
+        except (OSError, ValueError):
             return None, None
         if not stat.S_ISREG(st.st_mode):
             return None, None

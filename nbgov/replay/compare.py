@@ -222,7 +222,7 @@ def _prefix(path: Path, size: int | None) -> Prefix | None:
             if want > total or want > MAX_PREFIX_BYTES or not path.is_file():
                 return None
             return want, xxhash.xxh3_128_hexdigest(handle.read(want))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path no file system holds (a lone surrogate, a NUL)
         return None
 
 

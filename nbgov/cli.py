@@ -134,7 +134,7 @@ def show(notebook: Path, as_json: bool) -> None:
 @click.option("--allow-unverifiable", is_flag=True,
               help="Exit 0 when steps whose values cannot be compared (weak fingerprints) are the only "
                    "ones not reproduced.")
-@click.option("--allowed-signers", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--allowed-signers", type=click.Path(path_type=Path),  # not a file: refused in one line
               help="Require signatures: replay only when `nbgov verify --allowed-signers FILE` passes, and "
                    "only executions up to the newest head one of these signers signed.")
 def replay(notebook: Path, report: Path | None, until: int | None, timeout: float,
@@ -168,7 +168,7 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
 @cli.command()
 @NOTEBOOK
 @click.option("--require-sidecar", is_flag=True, help="Fail (exit 1) when the sidecar is missing, empty or lacks entries.")
-@click.option("--allowed-signers", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--allowed-signers", type=click.Path(path_type=Path),  # not a file: refused in one line
               help="Also check signed heads against this file (git's gpg.ssh.allowedSignersFile format); "
                    "at least one valid signature is then required.")
 def verify(notebook: Path, require_sidecar: bool, allowed_signers: Path | None) -> None:
@@ -193,7 +193,7 @@ def verify(notebook: Path, require_sidecar: bool, allowed_signers: Path | None) 
 
 @cli.command()
 @NOTEBOOK
-@click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--key", type=click.Path(path_type=Path),  # not a file (a folder, a FIFO): refused in one line
               default=lambda: str(Path("~/.ssh/id_ed25519").expanduser()), show_default="~/.ssh/id_ed25519",
               help="SSH private key (or a public key whose private half is in ssh-agent).")
 def sign(notebook: Path, key: Path) -> None:

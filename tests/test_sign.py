@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -213,3 +213,55 @@ def test_replay_with_allowed_signers_runs_nothing_appended_after_the_signed_head
     signed_part = invoke("replay", nb_path, "--allowed-signers", allowed, "--until", "3")
     assert signed_part.exit_code == 0, signed_part.output
     assert not (tmp_path / "pwned").exists()
+
+
+def _one_line(result: object) -> str:
+    """The one line a refused command prints (exit 2), without a traceback."""
+    output = str(getattr(result, "output"))
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    assert getattr(result, "exit_code") == 2 and len(lines) == 1 and "Traceback" not in output, output
+    assert lines[0].startswith("nbgov: error: ")
+    return lines[0]
+
+
+def _not_a_file(folder: Path, kind: str) -> Path:
+    """A FIFO (os.mkfifo) or a folder where a file is expected."""
+    path = folder / f"given-{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    return path
+
+
+NOT_A_FILE = {"fifo": "is a FIFO (named pipe), not a file", "folder": "is a folder, not a file"}
+
+
+@pytest.mark.timeout(60)  # before the fix ssh-keygen blocked on the FIFO for its 120 s timeout
+@pytest.mark.parametrize("kind", NOT_A_FILE)
+def test_a_key_that_is_no_regular_file_is_one_line_and_exit_2(nb_path: Path, tmp_path: Path, kind: str) -> None:
+    key = _not_a_file(tmp_path, kind)
+    line = _one_line(invoke("sign", nb_path, "--key", key))
+    assert f"given-{kind}: {NOT_A_FILE[kind]} (expected an SSH key file)" in line
+    assert not (sidecar_path(nb_path).parent / "audit.signatures").exists()
+
+
+@pytest.mark.timeout(60)  # ssh-keygen reads KEY.pub when it is there: a FIFO blocked it as well
+def test_a_fifo_beside_the_key_as_its_public_half_is_one_line_and_exit_2(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    key = tmp_path / "alice"
+    shutil.copy(keys["alice"], key)
+    os.mkfifo(tmp_path / "alice.pub")
+    line = _one_line(invoke("sign", nb_path, "--key", key))
+    assert "alice.pub: is a FIFO (named pipe), not a file (expected the key's public half" in line
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", NOT_A_FILE)
+@pytest.mark.parametrize("command", ["verify", "replay"])
+def test_allowed_signers_that_is_no_regular_file_is_one_line_and_exit_2(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path, kind: str, command: str) -> None:
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    allowed = _not_a_file(tmp_path, kind)
+    line = _one_line(invoke(command, nb_path, "--allowed-signers", allowed))
+    assert f"given-{kind}: {NOT_A_FILE[kind]} (expected an allowed-signers file)" in line

@@ -1,10 +1,11 @@
 """Files a user names on the command line: read only a regular file, write never through a symlink.
 
-A notebook, or a path given to ``-o``/``--report``, may sit in a folder someone else
-controls (a cloned repository). Reading: a FIFO or a device given as the notebook
-would block forever or never end, so the path must be a regular file before it is
-opened, and it is opened without blocking (``O_NONBLOCK``) and checked again on the
-descriptor, so a swap in between cannot hang the command either. Writing: a symlink
+A notebook, a key or an allowed-signers file, or a path given to ``-o``/``--report``,
+may sit in a folder someone else controls (a cloned repository). Reading: a FIFO or a
+device would block forever or never end, so the path must be a regular file before it
+is opened, and it is opened without blocking (``O_NONBLOCK``) and checked again on the
+descriptor, so a swap in between cannot hang the command either; a path handed to
+another program (ssh-keygen) is checked the same way first. Writing: a symlink
 in the file's own place (a dangling one too) is refused, never followed; the new
 content goes to a temporary file in the same folder, renamed over the old one, so a
 crash leaves the old file whole and a link swapped in after the check is replaced,
@@ -20,6 +21,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from nbgov.errors import NbgovError
 
@@ -37,26 +39,54 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def read_regular(path: Path, expected: str) -> bytes:
-    """The bytes of ``path`` (symlinks followed: reading is harmless), refused with one line
-    naming ``expected`` when it is missing or not a regular file."""
+NO_SUCH_FILE = "no such file"
+
+
+def not_regular(path: Path) -> str | None:
+    """Why ``path`` (symlinks followed: reading is harmless) is no regular file to read:
+    NO_SUCH_FILE (also for a name no file system holds, a lone surrogate or a NUL), 'is a
+    FIFO (named pipe), not a file', 'cannot be read (...)'; None when it is one. Looked at
+    before anything opens it: opening a FIFO waits for a writer."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise UserFileError(f"{path}: no such file (expected {expected})") from None
+    except (FileNotFoundError, ValueError):
+        return NO_SUCH_FILE
     except OSError as exc:
-        raise UserFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(mode):
-        raise UserFileError(f"{path}: is {_kind(mode)}, not a file (expected {expected})")
+        return f"cannot be read ({exc.strerror or exc})"
+    return None if stat.S_ISREG(mode) else f"is {_kind(mode)}, not a file"
+
+
+def check_regular(path: Path, expected: str) -> None:
+    """UserFileError (one line naming ``expected``) unless ``path`` is a regular file: for a
+    path another program (ssh-keygen) opens by name, which would block on a FIFO."""
+    why = not_regular(path)
+    if why is not None:
+        raise UserFileError(f"{path}: {why} (expected {expected})")
+
+
+def open_regular(path: Path, expected: str) -> BinaryIO:
+    """``path`` open for reading, refused with one line naming ``expected`` (UserFileError)
+    when it is missing or no regular file, before the open and again on the descriptor."""
+    check_regular(path, expected)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise UserFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as fh:
+    fh = os.fdopen(fd, "rb")
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # swapped after the check: the open did not block on it
             raise UserFileError(f"{path}: is {_kind(mode)}, not a file (expected {expected})")
         os.set_blocking(fd, True)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def read_regular(path: Path, expected: str) -> bytes:
+    """The bytes of ``path`` (``open_regular``'s checks and refusals)."""
+    with open_regular(path, expected) as fh:
         return fh.read()
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage.store import canonical_json, open_folder, read_log
+from nbgov.lineage.user_files import NO_SUCH_FILE, check_regular, not_regular
 
 NAMESPACE = "nbgov"
 HEADER = "nbgov signed chain head v1"
@@ -106,6 +107,14 @@ def _run(args: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
                               check=False)
     except subprocess.TimeoutExpired:
         raise ReplayError(f"ssh-keygen {args[0]} {args[1]} did not finish in {_TIMEOUT_S}s") from None
+
+
+def _given_file(path: Path, expected: str, missing: str) -> None:
+    """LineageError ``missing`` when ``path`` is not there; UserFileError (one line) when it is
+    no regular file: ssh-keygen opens it by name and would block on a FIFO until its timeout."""
+    if not_regular(path) == NO_SUCH_FILE:
+        raise LineageError(f"{path}: {missing}")
+    check_regular(path, expected)
 
 
 def _first_line(data: bytes) -> str:
@@ -196,8 +205,10 @@ def sign(notebook: Path, key: Path) -> SignOutcome:
         raise LineageError(f"will not sign {notebook.name}: its lineage does not verify "
                            f"({checked.problems[0]}); run `nbgov verify` for every problem")
     assert checked.sidecar is not None
-    if not key.exists():
-        raise LineageError(f"{key}: no such key file (pass an SSH private key with --key)")
+    _given_file(key, "an SSH key file", "no such key file (pass an SSH private key with --key)")
+    public = key.with_name(key.name + ".pub")  # ssh-keygen reads this too when it is there
+    if not_regular(public) != NO_SUCH_FILE:
+        check_regular(public, "the key's public half, which ssh-keygen reads beside it")
     entries = read_log(checked.sidecar).entries
     head = head_of(notebook, checked.sidecar, entries)
     payload = head.text().encode("utf-8")
@@ -287,8 +298,8 @@ def check_signatures(notebook: Path, sidecar: Path, entries: Sequence[Mapping[st
                      allowed: Path | None) -> SignatureReport:
     """Every stored signature: its head still on the chain, and (with ``allowed``) its signer."""
     report = SignatureReport()
-    if allowed is not None and not allowed.is_file():
-        raise LineageError(f"{allowed}: no such allowed-signers file")
+    if allowed is not None:
+        _given_file(allowed, "an allowed-signers file", "no such allowed-signers file")
     found = list(stored_signatures(sidecar))
     if not found:
         if allowed is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -214,3 +215,27 @@ def test_a_kernel_that_dies_is_reported_and_replay_continues_in_a_new_one(tmp_pa
     assert [c.text() for c in result.steps[0].causes] == ["cell failed: DeadKernel: the kernel died"]
     assert [(c.kind, c.name) for c in result.steps[1].causes] == [("upstream divergence", "ok")]
     assert result.steps[2].status == "reproduced"
+
+
+@pytest.mark.timeout(120)  # before the fix replay blocked forever opening a FIFO where a step writes
+@pytest.mark.parametrize(("swapped", "summary"), [("in.txt", "1 reproduced, 2 diverged"),
+                                                  ("out.txt", "2 reproduced, 1 diverged")])
+def test_a_fifo_where_a_file_was_read_or_written_is_named_never_a_hang(tmp_path: Path, swapped: str,
+                                                                      summary: str) -> None:
+    """Replay hashes the files a step read, and what is already where it writes, before it runs:
+    a FIFO there is no file to hash (its open would wait for a writer). It is named as what
+    changed; the step's own open of it is bounded by --timeout like any step."""
+    (tmp_path / "in.txt").write_text("hello\n")
+    path = record(tmp_path / "nb.ipynb", "text = open('in.txt').read()", "open('out.txt', 'w').write(text)",
+                  "n = 1")
+    (tmp_path / swapped).unlink()
+    os.mkfifo(tmp_path / swapped)
+    result = invoke("replay", path, "--timeout", "3")
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    where = ", where the step writes a file" if swapped == "out.txt" else ""
+    assert f"✗ input file changed: {swapped}: is a FIFO (named pipe), not a file{where}" in flat
+    assert "cell failed: Timeout: no reply within 3.0s" in flat
+    assert f"3 steps: {summary}" in flat  # replay went on to the step after it
+    shown = invoke("show", path)
+    assert shown.exit_code == 0 and "stale" in shown.output

@@ -4,6 +4,7 @@ a fixed hash seed, weak values never "reproduced", and the earliest value blamed
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,23 @@ def test_a_session_recorded_with_a_random_hash_seed_names_ordering() -> None:
                        context=context)
     assert [c.kind for c in verdict.causes] == [compare.HASH_ORDER]
     assert "random PYTHONHASHSEED" in verdict.causes[0].detail
+
+
+@pytest.mark.timeout(30)  # before the fix the content hash blocked forever opening the FIFO
+def test_a_fifo_has_no_content_hash_and_is_named_never_opened_to_wait(tmp_path: Path) -> None:
+    """Replay's callers look before they hash; the hash itself must not block either, as a
+    FIFO swapped in between the look and the open would have it."""
+    from nbgov.lineage import files
+
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+    assert compare.file_now(fifo) == (None, "is a FIFO (named pipe), not a file")
+    assert files.content_hash(str(fifo)) is None
+    assert compare.file_now(tmp_path / "gone.csv") == (None, "missing")
+    fifo.unlink()
+    fifo.write_text("v\n1\n")
+    digest, why = compare.file_now(fifo)
+    assert digest == files.content_hash(str(fifo)) and digest and why == ""
 
 
 # -- replay on real kernels -------------------------------------------------------------------

@@ -19,6 +19,7 @@ cell and is gone after it is recorded as removed, so stale flags and replay see 
 
 from __future__ import annotations
 
+import errno
 import functools
 import glob
 import os
@@ -446,9 +447,13 @@ def _hash_and_head(abspath: str) -> tuple[str, bytes]:
     """``hash_file``'s digest, and the file's first bytes (what tells a database), read in the same pass."""
     h = xxhash.xxh3_128()
     head = b""
-    fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC)
+    # callers stat first; a FIFO swapped in after that must not block the open (nor be read)
+    fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        size = static.os_fstat(fd).st_size
+        st = static.os_fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", abspath)
+        size = st.st_size
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
         zeros = memoryview(bytes(_CHUNK))

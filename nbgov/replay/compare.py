@@ -22,6 +22,7 @@ from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.placement import Placement
 from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
+from nbgov.lineage.user_files import NO_SUCH_FILE, UserFileError, not_regular, open_regular
 
 INPUT_FILE_CHANGED = "input file changed"
 MODEL_CHANGED = "model changed"
@@ -98,12 +99,15 @@ def short(h: object) -> str:
     return str(h)[:12] if h else "—"
 
 
-def hash_file(path: Path) -> str | None:
-    """The recorder's content hash of a file now (a sqlite or DuckDB database with its
-    journal or WAL), None if it is missing or unreadable."""
-    if not path.is_file():
-        return None
-    return files.content_hash(str(path))
+def file_now(path: Path) -> tuple[str | None, str]:
+    """(the recorder's content hash of the file now, a sqlite or DuckDB database with its
+    journal or WAL; "") or, when there is none, (None, why): "missing", "is a FIFO (named
+    pipe), not a file" (never opened: that would wait for a writer), "unreadable"."""
+    why = not_regular(path)
+    if why is not None:
+        return None, "missing" if why == NO_SUCH_FILE else why
+    digest = files.content_hash(str(path))
+    return (digest, "") if digest is not None else (None, "unreadable")
 
 
 def is_own_source(file: FileAccess) -> bool:
@@ -137,11 +141,11 @@ def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Up
         if file.mode != "read" or not file.hash or is_own_source(file):
             continue
         path = context.relocation.path(file)
-        now = hash_file(path)
+        now, why = file_now(path)
         if now == file.hash:
             continue
         shown = file.path or str(path)
-        state = "missing" if now is None else f"hash {short(file.hash)} → {short(now)}"
+        state = why if now is None else f"hash {short(file.hash)} → {short(now)}"
         step = upstream.files.get(str(path))
         if step is None and file.source in upstream.records:
             step = upstream.records[str(file.source)]
@@ -153,6 +157,22 @@ def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Up
             causes.append(Cause(MODEL_CHANGED, f"{shown}: {state}", shown))
         else:
             causes.append(Cause(INPUT_FILE_CHANGED, f"{shown}: {state}", shown))
+    return causes + _written_not_files(original, context, {c.name for c in causes})
+
+
+def _written_not_files(original: ExecutionRecord, context: StepContext, named: set[str | None]) -> list[Cause]:
+    """Files the step wrote as files (it hashed them) that are something else now: a FIFO
+    blocks the write until the step's timeout, a folder fails it. Named before the step
+    runs, so its timeout or error is explained; ``named``: shown already as inputs."""
+    causes: list[Cause] = []
+    for file in original.files:
+        shown = file.path or file.abspath
+        if file.mode != "write" or file.hash is None or shown in named or is_own_source(file):
+            continue
+        why = not_regular(context.relocation.path(file))
+        if why is not None and why != NO_SUCH_FILE:
+            named.add(shown)
+            causes.append(Cause(INPUT_FILE_CHANGED, f"{shown}: {why}, where the step writes a file", shown))
     return causes
 
 
@@ -214,15 +234,15 @@ def written_before(original: ExecutionRecord, context: StepContext) -> dict[str,
 
 def _prefix(path: Path, size: int | None) -> Prefix | None:
     """(size, hash) of the file's first ``size`` bytes (all of it when None); None when it is
-    missing, shorter, too big or unreadable."""
+    missing, shorter, too big, unreadable or no regular file (a FIFO would block the open)."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, "a file the step writes") as handle:
             total = os.fstat(handle.fileno()).st_size
             want = total if size is None else size
-            if want > total or want > MAX_PREFIX_BYTES or not path.is_file():
+            if want > total or want > MAX_PREFIX_BYTES:
                 return None
             return want, xxhash.xxh3_128_hexdigest(handle.read(want))
-    except (OSError, ValueError):  # ValueError: a path no file system holds (a lone surrogate, a NUL)
+    except (OSError, UserFileError):  # a path no file system holds is NO_SUCH_FILE there
         return None
 
 

@@ -3,6 +3,7 @@ tests/fixtures/replay.py, shared by all reviewer-tool tests."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,19 @@ def test_a_linked_notebook_still_runs_into_a_new_file(tmp_path: Path) -> None:
     assert real.read_text() == before and not (real.parent / ".nbgov").exists()
     assert [e["body"].get("code") for e in metadata_entries(out)] == [None, "z = 3"]
     assert sidecar_path(out).exists() and not out.is_symlink()
+
+
+def test_a_cell_holding_a_lone_surrogate_is_refused_before_any_kernel_runs(tmp_path: Path) -> None:
+    """A notebook's JSON can carry a lone surrogate as an escape; no kernel message can: one
+    line naming the cell, exit 2, nothing run or written."""
+    path = tmp_path / "odd.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("text"),
+                nbformat.v4.new_code_cell("y = 2\nlabel = 'a\ud800'")]
+    path.write_text(json.dumps(nb, ensure_ascii=True))
+    before = path.read_text()
+    refused = invoke("run", path)
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert refused.exit_code == 2 and len(lines) == 1 and lines[0].startswith("nbgov: error: will not run odd.ipynb")
+    assert "code cell 2 has a source holding a lone surrogate (\\ud800 at line 2, column 11)" in refused.output
+    assert path.read_text() == before and not (tmp_path / ".nbgov").exists()

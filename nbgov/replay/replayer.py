@@ -14,7 +14,6 @@ touched. A new kernel session in the log restarts the replay kernel.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from nbgov.lineage.record import ExecutionRecord
 from nbgov.replay import compare
 from nbgov.replay.kernel import FIXED_HASH_SEED, RecordingKernel
 from nbgov.replay.runner import kernel_name_of
+from nbgov.replay.safe_text import where_surrogate
 from nbgov.replay.source import LineageLog, sidecar_file, typed_execution
 
 REPRODUCED = "reproduced"
@@ -165,19 +165,6 @@ def _unsigned(notebook: Path, signed_through: int, until: int | None) -> str | N
             f"signed (entry {signed_through}), so nobody vouched for that code; sign the log again{until_hint}")
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a decoded str holds a surrogate only when it is alone
-
-
-def _where_surrogate(text: str) -> str | None:
-    """'\\ud800 at line 1, column 6' for the first lone surrogate in ``text``, or None."""
-    found = _LONE_SURROGATE.search(text)
-    if found is None:
-        return None
-    line = text.count("\n", 0, found.start()) + 1
-    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
-    return f"\\u{ord(found.group()):04x} at line {line}, column {column}"
-
-
 def check_sendable(log: LineageLog, until: int | None = None) -> None:
     """ReplayError naming the first execution to replay whose code or cell id holds a lone
     surrogate (JSON can carry one as an escape). Kernel messages are UTF-8: jupyter_client
@@ -186,7 +173,7 @@ def check_sendable(log: LineageLog, until: int | None = None) -> None:
     entries = log.executions()
     for entry, record in list(zip(entries, log.execution_records()))[:until]:
         for what, text in (("code", record.code), ("cell id", record.cell_id or "")):
-            where = _where_surrogate(text)
+            where = where_surrogate(text)
             if where is not None:
                 raise ReplayError(
                     f"will not replay {log.notebook.name}: entry {entry['seq']} ({record.label}) has recorded {what} "

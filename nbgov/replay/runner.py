@@ -21,6 +21,7 @@ from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
 from nbgov.lineage.user_files import check_writable
 from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
+from nbgov.replay.safe_text import where_surrogate
 from nbgov.replay.source import read_sidecar, sidecar_file
 
 
@@ -144,12 +145,25 @@ def written_notebook(path: Path) -> Path:
     return path.parent.resolve() / path.name
 
 
+def check_sendable(nb: nbformat.NotebookNode, notebook: Path) -> None:
+    """ReplayError naming the first code cell whose source or id holds a lone surrogate (a
+    notebook's JSON can carry one as an escape): kernel messages are UTF-8, so no kernel can
+    be sent it; refused before any kernel starts, not mid-run."""
+    for number, cell in enumerate((c for c in nb.cells if c.get("cell_type") == "code"), start=1):
+        for what, text in (("source", cell.get("source")), ("id", cell.get("id"))):
+            where = where_surrogate(text) if type(text) is str else None
+            if where is not None:
+                raise ReplayError(f"will not run {notebook.name}: code cell {number} has a {what} holding a lone "
+                                  f"surrogate ({where}), which is not UTF-8 text, so no kernel can be sent it")
+
+
 def run_notebook(
     notebook: Path, output: Path | None = None, timeout: float = 600,
     kernel_name: str | None = None, allow_errors: bool = False,
 ) -> RunSummary:
     """Execute every code cell top to bottom, record lineage, write outputs + metadata."""
     nb = notebook_meta.read_notebook(notebook)
+    check_sendable(nb, notebook)
     target = written_notebook(output or notebook)
     if target != notebook.resolve():
         # A new notebook gets its own sidecar; lineage of the source file does not apply to it.

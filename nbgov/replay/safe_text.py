@@ -51,3 +51,16 @@ def preview(code: str, width: int = 60) -> str:
     line = " ".join(lines[:2]) if lines[0].startswith("%%") else lines[0]
     line = for_terminal(line, keep_newlines=False)
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a decoded str holds a surrogate only when it is alone
+
+
+def where_surrogate(text: str) -> str | None:
+    """'\\ud800 at line 1, column 6' for the first lone surrogate in ``text``, or None."""
+    found = _LONE_SURROGATE.search(text)
+    if found is None:
+        return None
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    return f"\\u{ord(found.group()):04x} at line {line}, column {column}"

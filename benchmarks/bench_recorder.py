@@ -907,6 +907,35 @@ def sqlml_case(rounds: int) -> dict[str, float]:
             "added_young_ms": added("young") * 1e3, "added_old_ms": added("old") * 1e3}
 
 
+def _run_in(kernel: Any, code: str) -> float:
+    """Seconds from sending ``code`` to its request's idle status (outputs read and dropped)."""
+    start = time.perf_counter()
+    reply = kernel.kc.execute_interactive(code, timeout=600, output_hook=lambda msg: None)
+    seconds = time.perf_counter() - start
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return seconds
+
+
+def sqlml_kernel_case(rounds: int) -> dict[str, float]:
+    """The same %%sqlml cell through two kernels as `nbgov run` starts them (nbgov loaded,
+    headless): one recording, one with the recorder's hooks taken off (``HOOKS_OFF``: the
+    magic alone); each round runs both in a seeded random order. Where users run queries:
+    there the record is written after the cell's reply, while the client reads it."""
+    from nbgov.replay.kernel import RecordingKernel
+
+    folder = Path(tempfile.mkdtemp(prefix="nbgov-sqlml-kernel-"))
+    with contextlib.ExitStack() as stack:
+        kernels = {role: stack.enter_context(RecordingKernel("python3", folder, folder / f"{role}.ipynb"))
+                   for role in ("alone", "recorded")}
+        _run_in(kernels["alone"], HOOKS_OFF)
+        for kernel in kernels.values():
+            _run_in(kernel, SQLML_SETUP)
+            _run_in(kernel, SQLML_QUERY)  # warm-up: plan cache, DuckDB's first scan
+        times = paired({role: functools.partial(_run_in, kernel, SQLML_QUERY) for role, kernel in kernels.items()},
+                       rounds, seed=18)
+    return {"ratio": median_ratio(times, "recorded", "alone"), "alone_ms": statistics.median(times["alone"]) * 1e3}
+
+
 SQLML_AGE = 1000  # cells an old session has run
 SQLML_SMALL_QUERY = "%%sqlml -o small\nSELECT 1 AS one"
 
@@ -920,6 +949,9 @@ def report_sqlml(rounds: int) -> None:
     print(f"added per query, young session {m['added_young_ms']:6.3f} ms, after {SQLML_AGE} cells "
           f"{m['added_old_ms']:6.3f} ms   old/young = {flat:.2f} (within 10% -> "
           f"{'PASS' if abs(flat - 1) <= 0.10 or m['added_old_ms'] <= m['added_young_ms'] else 'MISS'})")
+    k = sqlml_kernel_case(rounds)
+    print(f"through a kernel, recording on / magic alone {k['ratio']:5.2f}x (magic alone {k['alone_ms']:.1f} ms "
+          "from request to idle; the target above is the in-process figure)")
 
 
 if __name__ == "__main__":

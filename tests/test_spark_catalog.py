@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nbgov.sqlml.catalog.catalog import ModelCatalog, StoredModel
@@ -114,6 +116,37 @@ def test_a_file_put_in_the_table_folder_by_hand_is_seen(spark, spark_database, o
     pq.write_table(pa.Table.from_pylist([event], schema=schema), _folder(spark, spark_database) / "by-hand.parquet")
     assert store.latest("h") == dataclasses.replace(row, name="h", sha256=fields["sha256"])
     assert store.payload("h", 1) == tree and [r.name for r in store.rows()] == ["h", "m"]
+
+
+def test_a_signature_stored_wrong_is_corrected_as_the_same_version_registered_again(spark, spark_database, customers_frame):
+    """A two-target forest an older nbgov registered with skl2onnx's declared ``[N, 1]``:
+    loading it reads ``[N, 2]`` from the bytes; registering the same bytes appends the
+    version again with that signature (no new version), which every session then reads."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestRegressor
+
+    X = customers_frame[["age", "income"]]
+    forest = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0).fit(X, np.c_[X.age, X.income / 1000])
+    loaded = _loaded(to_onnx(forest, X.to_numpy(np.float32)[:1]).SerializeToString())
+    store = SparkModelStore(spark)
+    declared = json.dumps([{"name": "variable", "type": "float", "shape": [None, 1]}])
+    inputs = json.dumps([{"name": "X", "type": "float", "shape": [None, 2]}])
+    store.add(StoredModel("m", 1, loaded.sha256, inputs, declared, "skl2onnx", 17, None, "2026-01-01T00:00:00+00:00"), loaded.onnx_bytes)
+    catalog = ModelCatalog(store)
+    assert catalog.resolve("m").outputs[0].shape == (None, 2)
+    assert store.latest("m").outputs == declared  # a lookup writes nothing
+
+    version, done = catalog.register("m", loaded)
+    assert (version.version, version.sha256, done) == (1, loaded.sha256, "corrected")
+    events = spark.table(TABLE).orderBy("seq").select("version", "event", "outputs").collect()
+    assert [(e.version, e.event) for e in events] == [(1, "registered"), (1, "registered")]
+    assert json.loads(events[1].outputs)[0]["shape"] == [None, 2]
+    session = spark.newSession()
+    session.catalog.setCurrentDatabase(spark_database)
+    other = SparkModelStore(session)
+    assert [(r.version, json.loads(r.outputs)[0]["shape"]) for r in other.rows()] == [(1, [None, 2])]
+    assert other.payload("m", 1) == loaded.onnx_bytes
+    assert catalog.register("m", loaded)[1] == "unchanged" and spark.table(TABLE).count() == 2
 
 
 def test_hadoops_listing_and_the_local_one_agree(spark, spark_database, onnx_models):

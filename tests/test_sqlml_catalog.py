@@ -4,6 +4,7 @@ bad -- the same statements and errors on DuckDB and on Spark (its warehouse tabl
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -111,6 +112,132 @@ def test_models_persist_in_a_database_file(tmp_path, onnx_models, customers_fram
         df = second.execute("SELECT predict(churn, *).output_label AS y FROM c", frames={"c": customers_frame})[0].df
         assert len(df) == len(customers_frame)
         assert second.execute("SHOW MODELS")[0].df.name.tolist() == ["churn"]
+
+
+def _two_target_forest(customers_frame):
+    """A two-target forest and its skl2onnx bytes, which declare the output ``[N, 1]``
+    while onnxruntime returns ``[N, 2]``."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestRegressor
+
+    X = customers_frame[["age", "income"]]
+    forest = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0).fit(X, np.c_[X.age, X.income / 1000])
+    return forest, to_onnx(forest, X.to_numpy(np.float32)[:1]).SerializeToString()
+
+
+def _store_as_an_older_nbgov(db: Path, name: str, payload: bytes, outputs: str) -> None:
+    """Write a catalog row the way nbgov wrote it before CREATE MODEL ran the model: the
+    same table, the signature onnxruntime declares (``outputs`` as JSON)."""
+    import duckdb
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    inputs = json.dumps([{"name": i.name, "type": "float", "shape": [None, i.shape[1]]} for i in session.get_inputs()])
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE SCHEMA nbgov")
+        con.execute(
+            """CREATE TABLE nbgov.models (
+                name VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
+                onnx BLOB NOT NULL, inputs VARCHAR NOT NULL, outputs VARCHAR NOT NULL,
+                producer VARCHAR, opset INTEGER, feature_names VARCHAR, created VARCHAR NOT NULL,
+                PRIMARY KEY (name, version))"""
+        )
+        con.execute(
+            "INSERT INTO nbgov.models VALUES (?, 1, ?, ?, ?, ?, 'skl2onnx', 17, NULL, '2026-01-01T00:00:00+00:00')",
+            [name, hashlib.sha256(payload).hexdigest(), payload, inputs, outputs],
+        )
+
+
+def _stored_outputs(db: Path) -> list[list]:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT outputs FROM nbgov.models ORDER BY name, version").fetchall()
+    return [[spec["shape"] for spec in json.loads(text)] for (text,) in rows]
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "naive"])
+def test_a_model_stored_with_its_declared_width_by_an_older_nbgov_scores_with_the_width_it_returns(
+    tmp_path, customers_frame, optimize
+):
+    """A ``--db`` file where an older nbgov registered a two-target forest as ``[N, 1]`` (what
+    skl2onnx declares): every query failed "Unimplemented type for cast (FLOAT[] -> FLOAT)",
+    and CREATE MODEL of the same bytes made no new version, so nothing corrected it. The
+    signature is now read from the stored bytes when the model is loaded (the file is not
+    written by a query), and CREATE [OR REPLACE] MODEL of the same bytes stores it, same
+    version and sha256."""
+    import onnxruntime as ort
+
+    forest, payload = _two_target_forest(customers_frame)
+    declared = ort.InferenceSession(payload, providers=["CPUExecutionProvider"]).get_outputs()[0].shape
+    assert declared[1:] == [1]  # skl2onnx still declares one column: the row below is what older nbgov stored
+    db = tmp_path / "old.duckdb"
+    _store_as_an_older_nbgov(db, "forest", payload, json.dumps([{"name": "variable", "type": "float", "shape": [None, 1]}]))
+    sql = "SELECT predict(forest, age, income) AS v FROM c ORDER BY id"
+    with Engine(str(db)) as engine:
+        shapes = engine.execute("DESCRIBE MODEL forest")[0].df.set_index("kind")["shape"].to_dict()
+        assert shapes["output"] == "[N, 2]"
+        assert _models(engine).outputs.tolist() == ["variable float[N, 2]"]
+        df = engine.execute(sql, frames={"c": customers_frame}, optimize=optimize)[0].df
+        np.testing.assert_allclose(np.stack(df.v.to_numpy()), forest.predict(customers_frame[["age", "income"]]), rtol=1e-5)
+        older = engine.execute(
+            "SELECT id, predict(forest, age, income)[2] AS thousands FROM c WHERE age > 60 ORDER BY id",
+            frames={"c": customers_frame}, optimize=optimize,
+        )[0]
+        assert older.activity.models_used[0].version == 1
+        assert older.df.id.tolist() == customers_frame.id[customers_frame.age > 60].tolist()
+    assert _stored_outputs(db) == [[[None, 1]]]  # reading corrects nothing on disk
+
+    with Engine(str(db)) as engine:
+        created = engine.execute("CREATE OR REPLACE MODEL forest FROM $b", params={"b": payload})[0]
+        assert "model forest version 1 unchanged (same bytes)" in created.summary
+        assert "stored signature corrected to what onnxruntime returns: outputs variable float[N, 2]" in created.summary
+        assert created.activity.models_created == (
+            ModelRef("forest", 1, hashlib.sha256(payload).hexdigest(), "skl2onnx", created.activity.models_created[0].opset),
+        )
+        again = engine.execute("CREATE MODEL forest FROM $b", params={"b": payload})[0]
+        assert again.summary.endswith(f"unchanged (same bytes), sha256 {hashlib.sha256(payload).hexdigest()[:12]}")
+        assert _models(engine)[["name", "version"]].values.tolist() == [["forest", 1]]
+    assert _stored_outputs(db) == [[[None, 2]]]
+
+
+def test_explain_of_create_model_says_it_would_correct_a_stored_signature(tmp_path, customers_frame):
+    _, payload = _two_target_forest(customers_frame)
+    db = tmp_path / "old.duckdb"
+    _store_as_an_older_nbgov(db, "forest", payload, json.dumps([{"name": "variable", "type": "float", "shape": [None, 1]}]))
+    with Engine(str(db)) as engine:
+        text = engine.explain("CREATE MODEL forest FROM $b", params={"b": payload})
+    assert "would leave unchanged (same bytes) but correct the stored signature of model forest version 1" in text
+    assert "outputs variable float[N, 2]" in text
+    assert _stored_outputs(db) == [[[None, 1]]]
+
+
+def test_a_stored_model_that_is_now_refused_says_so_and_can_be_dropped(tmp_path, customers_frame):
+    """An older nbgov registered skl2onnx's two-target MLPRegressor, whose ``[2N, 1]`` output
+    spreads each row's targets over two rows: its queries gave scrambled rows. Loaded now,
+    it is refused in one line naming it and how to remove it; SHOW MODELS still lists it."""
+    import warnings
+
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPRegressor
+
+    X = customers_frame[["age", "income"]].to_numpy(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        network = MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, X * 2)
+    payload = to_onnx(network, X[:1]).SerializeToString()
+    db = tmp_path / "old.duckdb"
+    _store_as_an_older_nbgov(db, "net", payload, json.dumps([{"name": "variable", "type": "float", "shape": [None, 1]}]))
+    with Engine(str(db)) as engine:
+        assert _models(engine)[["name", "version", "outputs"]].values.tolist() == [["net", 1, "variable float[N, 1]"]]
+        for sql in ("SELECT predict(net, age, income) FROM c", "DESCRIBE MODEL net"):
+            with pytest.raises(InvalidModelError) as info:
+                engine.execute(sql, frames={"c": customers_frame})
+            message = str(info.value)
+            assert "model net@1 as stored: output variable has 2 row(s) for 1 input row(s)" in message
+            assert message.endswith("DROP MODEL net@1 removes it") and "\n" not in message
+        assert "1 version" in engine.execute("DROP MODEL net")[0].summary
+        assert _models(engine).empty
 
 
 def _assert_nothing_registered(engine: BaseEngine) -> None:

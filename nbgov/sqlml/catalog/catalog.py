@@ -2,8 +2,15 @@
 
 Table ``nbgov.models``: one row per (name, version) with the ONNX bytes, sha256,
 signature (JSON), producer, opset, feature names and creation time. Registering
-bytes that differ from the newest version makes version n+1; identical bytes are a
-no-op. ``name`` means the newest version, ``name@2`` pins version 2.
+bytes that differ from the newest version makes version n+1; identical bytes keep
+the version (its stored signature is rewritten when it was wrong). ``name`` means
+the newest version, ``name@2`` pins version 2.
+
+The stored signature is derived from the bytes, so the bytes are what a stored version
+is scored by: loading a version reads its signature from an onnxruntime session on the
+bytes (once per catalog and sha256). A row an older nbgov wrote with the output width
+the model declares, not the one it returns, is then scored right without writing to
+the database on a read; CREATE MODEL of the same bytes stores the corrected signature.
 
 The rules live in ``ModelCatalog``; where rows are kept is a ``ModelStore`` (DuckDB
 here, a Spark warehouse table in ``nbgov.sqlml.spark.catalog_store``), so every
@@ -15,14 +22,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Literal, Protocol
 
 import duckdb
 
-from nbgov.errors import ModelNotFoundError, SqlmlError
-from nbgov.sqlml.catalog.modelfile import LoadedModel
+from nbgov.errors import InvalidModelError, ModelNotFoundError, SqlmlError
+from nbgov.sqlml.catalog.modelfile import LoadedModel, from_bytes
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 _SCHEMA = "nbgov"
@@ -38,6 +45,14 @@ def split_ref(ref: str) -> tuple[str, int | None]:
     if not version.isdigit() or int(version) < 1:
         raise SqlmlError(f"bad model reference {ref!r}; expected NAME or NAME@VERSION (VERSION ≥ 1)")
     return name, int(version)
+
+
+Registration = Literal["new", "unchanged", "corrected"]
+"""What ``register`` did: stored a new version; found the same bytes; found the same
+bytes stored with a wrong signature and rewrote the signature (same version)."""
+
+Signature = tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]
+"""(inputs, outputs)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,10 @@ class ModelStore(Protocol):
     def get(self, name: str, version: int) -> StoredModel | None: ...
 
     def add(self, row: StoredModel, payload: bytes) -> None: ...
+
+    def resign(self, row: StoredModel) -> None:
+        """Store ``row``'s signature for its (name, version); bytes and version unchanged."""
+        ...
 
     def remove(self, name: str, version: int | None) -> int:
         """Remove one version (or all, ``version`` None); returns how many were removed."""
@@ -110,6 +129,12 @@ class DuckDbModelStore:
              row.feature_names, row.created, payload],
         ).fetchall()
 
+    def resign(self, row: StoredModel) -> None:
+        self._con.execute(
+            f"UPDATE {_TABLE} SET inputs = ?, outputs = ? WHERE name = ? AND version = ?",
+            [row.inputs, row.outputs, row.name, row.version],
+        ).fetchall()
+
     def remove(self, name: str, version: int | None) -> int:
         if version is None:
             rows = self._con.execute(
@@ -140,19 +165,31 @@ class ModelCatalog:
     def __init__(self, store: ModelStore | duckdb.DuckDBPyConnection) -> None:
         self._store: ModelStore = DuckDbModelStore(store) if isinstance(store, duckdb.DuckDBPyConnection) else store
         self._bytes: dict[str, bytes] = {}
+        # The signature onnxruntime reads from the bytes, or why they cannot be scored, by sha256.
+        self._signatures: dict[str, Signature | InvalidModelError] = {}
         # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
         self._resolved: dict[str, ModelVersion] = {}
         self.changes = 0  # counts registers and drops: plans made before a change are stale
         # Models an EXPLAIN would create, by lower-cased name (see ``previewing``).
         self._pending: dict[str, ModelVersion] | None = None
 
-    def register(self, name: str, model: LoadedModel) -> tuple[ModelVersion, bool]:
-        """Store ``model`` under ``name``; returns the version and whether it is new."""
+    def register(self, name: str, model: LoadedModel) -> tuple[ModelVersion, Registration]:
+        """Store ``model`` under ``name``; returns the version and what was done. The same
+        bytes are the same version (lineage names versions by sha256); a signature stored
+        wrong for them (by an older nbgov) is rewritten in place, as MLflow keeps one
+        version per artifact and BigQuery ML's CREATE OR REPLACE leaves the model right."""
         if not name or "@" in name:
             raise SqlmlError(f"bad model name {name!r}; expected a plain identifier")
         latest = self._store.latest(name)
+        self._signatures[model.sha256] = (model.inputs, model.outputs)
         if latest is not None and latest.sha256 == model.sha256:
-            return self._version(latest), False
+            if not _stale(latest, model):
+                return self._version(latest), "unchanged"
+            self._store.resign(replace(latest, inputs=_specs_json(model.inputs), outputs=_specs_json(model.outputs)))
+            self._resolved.clear()
+            row = self._store.get(latest.name, latest.version)
+            assert row is not None
+            return self._version(row), "corrected"
         stored_name = latest.name if latest is not None else name
         version = (latest.version + 1) if latest is not None else 1
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -173,7 +210,7 @@ class ModelCatalog:
         self._bytes[model.sha256] = model.onnx_bytes
         row = self._store.get(stored_name, version)
         assert row is not None
-        return self._version(row), True
+        return self._version(row), "new"
 
     @contextmanager
     def previewing(self) -> Iterator[None]:
@@ -185,18 +222,21 @@ class ModelCatalog:
         finally:
             self._pending = None
 
-    def preview(self, name: str, model: LoadedModel) -> tuple[ModelVersion, bool]:
-        """What ``register`` would store (version, whether new), without storing it."""
+    def preview(self, name: str, model: LoadedModel) -> tuple[ModelVersion, Registration]:
+        """What ``register`` would store (version, what it would do), without storing it."""
         if not name or "@" in name:
             raise SqlmlError(f"bad model name {name!r}; expected a plain identifier")
+        self._signatures[model.sha256] = (model.inputs, model.outputs)
         pending = self._pending.get(name.lower()) if self._pending is not None else None
         if pending is not None:
             latest: tuple[str, int, str] | None = (pending.name, pending.version, pending.sha256)
+            stale = False
         else:
             row = self._store.latest(name)
             latest = (row.name, row.version, row.sha256) if row is not None else None
+            stale = row is not None and _stale(row, model)
         if latest is not None and latest[2] == model.sha256:
-            return self.resolve(f"{latest[0]}@{latest[1]}"), False
+            return self.resolve(f"{latest[0]}@{latest[1]}"), "corrected" if stale else "unchanged"
         version = model.as_version(
             latest[0] if latest is not None else name,
             latest[1] + 1 if latest is not None else 1,
@@ -204,7 +244,7 @@ class ModelCatalog:
         )
         if self._pending is not None:
             self._pending[name.lower()] = version
-        return version, True
+        return version, "new"
 
     def resolve(self, ref: str) -> ModelVersion:
         """Find ``name`` (newest) or ``name@version``, or say which models exist."""
@@ -236,8 +276,9 @@ class ModelCatalog:
         return [f"{n}@{v}" if v > 1 else n for n, v in sorted(newest.items())]
 
     def versions(self) -> list[ModelVersion]:
-        """Every stored version, by name then version."""
-        return [self._version(r) for r in self._store.rows()]
+        """Every stored version, by name then version (one whose bytes can no longer be
+        scored is listed with its stored signature: SHOW MODELS still shows what to drop)."""
+        return [self._version(r, listing=True) for r in self._store.rows()]
 
     def drop(self, name: str, *, if_exists: bool = False) -> int:
         """Remove every version of ``name``; returns how many were removed."""
@@ -260,19 +301,50 @@ class ModelCatalog:
             self._bytes[sha256] = cached
         return cached
 
-    def _version(self, row: StoredModel) -> ModelVersion:
+    def _signature(self, row: StoredModel, payload: bytes) -> Signature:
+        """The signature onnxruntime reads from the stored bytes, not the one stored with
+        them: an older nbgov stored the declared output width (skl2onnx declares ``[N, 1]``
+        for a two-target forest that returns ``[N, 2]``), and every query of it then failed."""
+        found = self._signatures.get(row.sha256)
+        if found is None:
+            try:
+                loaded = from_bytes(payload, label=f"model {row.name}@{row.version} as stored")
+                found = (loaded.inputs, loaded.outputs)
+            except InvalidModelError as error:
+                found = InvalidModelError(f"{error}; DROP MODEL {row.name}@{row.version} removes it")
+            self._signatures[row.sha256] = found
+        if isinstance(found, InvalidModelError):
+            raise found
+        return found
+
+    def _version(self, row: StoredModel, *, listing: bool = False) -> ModelVersion:
+        """``row`` as the engine scores it; ``listing``: a version whose bytes are refused
+        keeps its stored signature instead of raising."""
+        payload = self._payload(row.name, int(row.version), row.sha256)
+        try:
+            inputs, outputs = self._signature(row, payload)
+        except InvalidModelError:
+            if not listing:
+                raise
+            inputs, outputs = _specs_from_json(row.inputs), _specs_from_json(row.outputs)
         return ModelVersion(
             name=row.name,
             version=int(row.version),
             sha256=row.sha256,
-            onnx_bytes=self._payload(row.name, int(row.version), row.sha256),
-            inputs=_specs_from_json(row.inputs),
-            outputs=_specs_from_json(row.outputs),
+            onnx_bytes=payload,
+            inputs=inputs,
+            outputs=outputs,
             producer=row.producer,
             opset=int(row.opset) if row.opset is not None else None,
             feature_names=tuple(json.loads(row.feature_names)) if row.feature_names else None,
             created=str(row.created),
         )
+
+
+def _stale(row: StoredModel, model: LoadedModel) -> bool:
+    """Whether ``row`` stores another signature than the one ``model`` (its bytes) has."""
+    stored = (_specs_from_json(row.inputs), _specs_from_json(row.outputs))
+    return stored != (model.inputs, model.outputs)
 
 
 def _specs_json(specs: tuple[TensorSpec, ...]) -> str:

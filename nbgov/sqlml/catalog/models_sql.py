@@ -75,8 +75,12 @@ def explain_model_statement(
     if parsed.if_not_exists and catalog.exists(parsed.name):
         return f"CREATE MODEL: {_exists(parsed.name)} (--explain: nothing stored)", Activity(text, "model")
     loaded, source = _load(parsed, params)
-    model, new = catalog.preview(parsed.name, loaded)
-    state = "would register" if new else "would leave unchanged (same bytes)"
+    model, done = catalog.preview(parsed.name, loaded)
+    state = {
+        "new": "would register",
+        "unchanged": "would leave unchanged (same bytes)",
+        "corrected": "would leave unchanged (same bytes) but correct the stored signature of",
+    }[done]
     return (
         f"CREATE MODEL: {state} model {model.name} version {model.version}, sha256 {model.sha256[:12]}; "
         f"inputs {_signature(model.inputs)}; outputs {_signature(model.outputs)} (--explain: nothing stored)",
@@ -95,9 +99,11 @@ def run_model_statement(
         if parsed.if_not_exists and catalog.exists(parsed.name):
             return None, _exists(parsed.name), Activity(text, "model")
         loaded, source = _load(parsed, params)
-        model, new = catalog.register(parsed.name, loaded)
-        state = "registered" if new else "unchanged (same bytes)"
+        model, done = catalog.register(parsed.name, loaded)
+        state = "registered" if done == "new" else "unchanged (same bytes)"
         summary = f"model {model.name} version {model.version} {state}, sha256 {model.sha256[:12]}"
+        if done == "corrected":
+            summary += f"; stored signature corrected to what onnxruntime returns: outputs {_signature(model.outputs)}"
         return None, summary, source.created(text, model)
     if isinstance(parsed, ShowModels):
         activity = Activity(text, "show_models")

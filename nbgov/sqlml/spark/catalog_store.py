@@ -2,7 +2,8 @@
 the data is and every notebook on that warehouse sees them.
 
 Rows are events, appended and never rewritten: ``registered`` (with the ONNX bytes)
-or ``dropped`` (one version, or every version when ``version`` is NULL). A plain
+or ``dropped`` (one version, or every version when ``version`` is NULL). A version's
+signature corrected for the same bytes is that version ``registered`` again. A plain
 parquet table takes appends but not DELETE, and an append-only history is what a
 governed registry wants anyway. The live versions are the events folded in ``seq``
 order. The rules (versions, ``m@2``, errors) are ``ModelCatalog``'s, shared with DuckDB.
@@ -67,6 +68,11 @@ class SparkModelStore:
         values = [row.name, row.version, row.sha256, bytearray(payload), row.inputs, row.outputs,
                   row.producer, row.opset, row.feature_names, row.created, REGISTERED, _next_seq()]
         self._append(values)
+
+    def resign(self, row: StoredModel) -> None:
+        """The version registered again with its bytes: the later event is the live one
+        (a new kind of event would read as a drop to an older nbgov)."""
+        self.add(row, self.payload(row.name, row.version))
 
     def remove(self, name: str, version: int | None) -> int:
         live = self._live(self._events(name))

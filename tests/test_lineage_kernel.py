@@ -200,3 +200,20 @@ def test_unloading_the_recorder_gives_the_kernel_its_own_hook_back(lineage_kerne
     assert text.strip() == "True False"
     entries, _ = read_entries(tmp_path / ".nbgov" / "unload.jsonl")
     assert [e["body"]["code"] for e in entries if e["kind"] == "execution"] == []  # uninstalled mid-cell
+
+
+def test_a_kernel_that_never_calls_its_hook_still_gets_every_record(lineage_kernels: Any, tmp_path: Path) -> None:
+    """Should ipykernel stop calling post_handler_hook, the record kept for it is written as
+    the next cell starts, and from then on each record before its cell returns."""
+    kernel = lineage_kernels(tmp_path / "nohook.ipynb")
+    sidecar = tmp_path / ".nbgov" / "nohook.jsonl"
+    # the hook as a kernel that no longer calls it: ours replaced by the class's own, from this cell on
+    assert kernel.execute("del get_ipython().kernel.post_handler_hook")["content"]["status"] == "ok"
+    assert read_entries(sidecar)[0] == []  # its record kept for a hook that was not called
+    for code in ("a = 1", "b = a + 1"):
+        assert kernel.execute(code)["content"]["status"] == "ok"
+        entries, problems = read_entries(sidecar)
+        assert problems == [] and verify_chain(entries) == []
+        assert [e["body"]["code"] for e in entries if e["kind"] == "execution"][-1] == code  # on disk by its idle
+    codes = [e["body"]["code"] for e in entries if e["kind"] == "execution"]
+    assert codes == ["del get_ipython().kernel.post_handler_hook", "a = 1", "b = a + 1"]

@@ -12,10 +12,14 @@ flushed and idle published); ``AfterReply`` wraps it on the kernel object.
 
 Only an ``execute_request`` handled on the main thread is deferred: a cell run by a comm
 handler or on a subshell thread writes its record before it returns, as outside a kernel.
+Should a kernel ever not call the hook, the next cell finds the last record still kept:
+it is written then, and from then on every record before its cell returns; the
+interpreter's exit writes one still kept.
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +33,11 @@ class AfterReply:
     def __init__(self, kernel: Any) -> None:
         self._kernel = kernel
         self._pending: Callable[[], None] | None = None
+        self._working = True  # the kernel calls its hook after each request (False once it did not)
         self._replaced = kernel.__dict__.get(HOOK)  # an instance attribute set before us, if any
         self._original: Callable[[], None] = getattr(kernel, HOOK)
         setattr(kernel, HOOK, self._post_handler_hook)
+        atexit.register(self.flush)
 
     @classmethod
     def attach(cls, shell: Any) -> AfterReply | None:
@@ -46,20 +52,28 @@ class AfterReply:
         """Keep ``work`` for after the reply; False (the caller does it now) when the cell
         is not an execute request handled on the main thread."""
         self.flush()
-        if threading.current_thread() is not threading.main_thread() or not self._executing():
+        if not self._working or threading.current_thread() is not threading.main_thread() or not self._executing():
             return False
         self._pending = work
         return True
 
     def flush(self) -> None:
-        """Do the kept work now (also before the next cell starts, and at uninstall)."""
+        """Do the kept work now (at uninstall, and at the interpreter's exit)."""
         work, self._pending = self._pending, None
         if work is not None:
             work()
 
+    def before_cell(self) -> None:
+        """A cell starts: a record still kept means the kernel did not call its hook after the
+        last request; write it now, and write each record before its cell returns from now on."""
+        if self._pending is not None:
+            self._working = False
+            self.flush()
+
     def detach(self) -> None:
         """Do what is kept, then put the kernel's hook back as it was (when it is still ours)."""
         self.flush()
+        atexit.unregister(self.flush)
         if self._kernel.__dict__.get(HOOK) == self._post_handler_hook:
             if self._replaced is None:
                 del self._kernel.__dict__[HOOK]

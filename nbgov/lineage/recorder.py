@@ -236,7 +236,7 @@ class Recorder:
     # -- events ------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
         if self._after_reply is not None:
-            self._after_reply.flush()  # the last cell's record, if its kernel hook never ran
+            self._after_reply.before_cell()  # the last cell's record, if the kernel's hook never ran
         if _running_cells() > 1:
             return  # a cell run from inside a cell (%%capture, run_cell): the outer record covers it
         self._cell = None

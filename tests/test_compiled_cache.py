@@ -22,6 +22,7 @@ from nbgov.sqlml.execution.compiled.native import KernelMismatch
 from nbgov.sqlml.execution.compiled.toolchain import Compiler
 from nbgov.sqlml.models.forest import Leaf
 from tests.fixtures.ensembles import TrainedEnsembles, ensemble_model, ort_session, stump
+from tests.fixtures.sqlml import unwrapped
 
 NO_COMPILER = Compiler("/nonexistent/cc", "unused")
 
@@ -186,7 +187,7 @@ def test_a_pruned_models_own_cached_kernel_keeps_the_pruned_plan(tmp_path: Path,
     assert len(list(cache.glob("*.so"))) == 2
     second = selective_engine(cache, forest, frame)
     try:
-        text = second.explain(SELECTIVE_QUERY)
+        text = unwrapped(second.explain(SELECTIVE_QUERY))
         assert "kept the full model" not in text and "pruned_path=compiled" in text
         pruned = next(line for line in text.splitlines() if line.startswith("predict(m@1): compiled tree scoring"))
         nodes = int(re.search(r"nodes_after=(\d+)", text).group(1))  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.execution.compiled import policy
 from nbgov.sqlml.execution.compiled.policy import AdaptiveSession
 from tests.fixtures.models import NUMERIC_FEATURES, customers
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 FEATURES = ", ".join(NUMERIC_FEATURES)
 ML_PREDICT = "SELECT id, predicted_variable FROM ML.PREDICT(MODEL m, TABLE t) ORDER BY id"
@@ -55,13 +55,13 @@ def test_the_first_large_statement_compiles_and_switches_over(
     reference = _engine(tmp_path / "off", onnx_models, table, compile_trees=False)
     expected = {sql: _rows(reference, sql) for sql in (ML_PREDICT, BATCHED, SCALAR)}
     engine = _engine(tmp_path, onnx_models, table)
-    before = engine.explain(ML_PREDICT)
+    before = unwrapped(engine.explain(ML_PREDICT))
     assert "ML.PREDICT(MODEL m@1): onnxruntime; compiles once" in before
     (first,) = engine.execute(ML_PREDICT)
     pd.testing.assert_frame_equal(first.df, expected[ML_PREDICT])
     assert first.explain is not None and "ML.PREDICT(MODEL m@1): " in first.explain
     engine.executor.trees.wait(timeout=300)
-    after = engine.explain(ML_PREDICT)
+    after = unwrapped(engine.explain(ML_PREDICT))
     assert "ML.PREDICT(MODEL m@1): compiled tree scoring (100 trees" in after and "compiled in" in after
     for sql in (ML_PREDICT, BATCHED, SCALAR):
         (result,) = engine.execute(sql)
@@ -82,7 +82,7 @@ def test_a_new_engine_loads_the_kernel_an_earlier_one_compiled(
     first.executor.trees.wait(timeout=300)
     first.close()
     second = _engine(tmp_path, onnx_models, table)
-    note = second.explain(ML_PREDICT)
+    note = unwrapped(second.explain(ML_PREDICT))
     assert "compiled tree scoring (100 trees" in note and "loaded from the cache" in note
     (result,) = second.execute(ML_PREDICT)
     assert result.explain is not None and "loaded from the cache" in result.explain

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nbgov.errors import NbgovError
 from tests.fixtures.spark import engine_on, module_database
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 NUMBERS = ["age", "income"]
 REFUSED = "ML.PREDICT(MODEL lin@1): input 'plan' holds a category the model's OneHotEncoder does not know"
@@ -109,7 +109,7 @@ def test_a_refused_value_anywhere_in_the_relation_fails_as_without_the_optimizer
 
 def test_the_check_reads_the_whole_relation_and_says_so(engine: Any, pipeline: Pipeline, mixed: pd.DataFrame) -> None:
     register(engine, "lin", pipeline)
-    notes = engine.explain(REFUSING[2], frames={"mixed": mixed})
+    notes = unwrapped(engine.explain(REFUSING[2], frames={"mixed": mixed}))
     assert "ML.PREDICT(MODEL lin@1): inlined as SQL" in notes
     assert "every row of the relation is checked first for values the model refuses" in notes
     assert "ML.PREDICT(MODEL lin@1): the check of every row" in notes  # its own query, planned apart

@@ -45,7 +45,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from nbgov.sqlml.engine import Engine
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 # A fixed seed and count keep the test deterministic and fast; to explore further, run
 # with NBGOV_DIFF_SEED / NBGOV_DIFF_CASES set (the cases it finds belong below as named
@@ -823,9 +823,9 @@ def test_pipeline_in_a_window_order_by_runs_as_without_the_optimizer(engine: Eng
     ):
         out = _both(engine, sql, frames)
         assert len(out) == FRAMES["known"].num_rows
-    assert "kept as ONNX: in a window's PARTITION BY/ORDER BY" in engine.explain(
+    assert "kept as ONNX: in a window's PARTITION BY/ORDER BY" in unwrapped(engine.explain(
         "SELECT rank() OVER (ORDER BY predict(plr, plan, a, b).label) AS r FROM t", frames=frames
-    )
+    ))
 
 
 def test_a_double_out_of_float_range_fails_alike(engine: Engine) -> None:
@@ -873,7 +873,7 @@ def test_a_batch_reads_a_scaled_double_and_rounds_it_as_onnxruntime(engine: Engi
     frame = pa.table({"rid": pa.array(range(len(values))), "plan": pa.array(["gold"] * len(values)),
                       "a": pa.array(values), "b": pa.array([0.5] * len(values))})
     sql = "SELECT rid, predict(pf, plan, a, b).probabilities[2] AS p FROM t ORDER BY rid"
-    assert "batching: the relation is scored once" in engine.explain(sql, frames={"t": frame})
+    assert "batching: the relation is scored once" in unwrapped(engine.explain(sql, frames={"t": frame}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         optimized = outcome(engine, sql, frame, optimize=True)
@@ -893,9 +893,9 @@ def test_a_computed_argument_is_not_computed_on_rows_a_prediction_filter_drops(e
     plain = outcome(engine, sql, FULL, optimize=False)
     assert isinstance(plain, pd.DataFrame) and len(plain) == 3
     assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("gb_reg", "full", sql))
-    assert "an argument the query computes would be computed on rows a WHERE on a prediction drops" in engine.explain(
+    assert "an argument the query computes would be computed on rows a WHERE on a prediction drops" in unwrapped(engine.explain(
         sql, frames={"t": FULL}
-    )
+    ))
 
 
 def test_a_where_column_named_like_a_select_alias_reads_the_column(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:
@@ -981,12 +981,12 @@ def test_a_tree_that_learned_nan_routes_nan_rows_as_onnxruntime(engine: Engine, 
     expected = model.predict_proba(X)[:, 1] if kind == "classifier" else model.predict(X)
     if clause == "select":
         select = f"SELECT rid, {value} AS p FROM {relation} ORDER BY rid"
-        assert "inlined as SQL CASE: 1 tree" in engine.explain(select, frames=frames)
+        assert "inlined as SQL CASE: 1 tree" in unwrapped(engine.explain(select, frames=frames))
         np.testing.assert_allclose(_both(engine, select, frames).p.to_numpy(float), expected, rtol=1e-6)
         return
     cut = 0.5 if kind == "classifier" else 2.0
     where = f"SELECT rid FROM {relation} WHERE {value} > {cut} ORDER BY rid"
-    explained = engine.explain(where, frames=frames)
+    explained = unwrapped(engine.explain(where, frames=frames))
     assert ("inlined as SQL CASE: 1 tree" if kind == "classifier" else "boolean tree") in explained, explained
     assert _both(engine, where, frames).rid.tolist() == [i for i, p in enumerate(expected) if p > cut]
 
@@ -1024,7 +1024,7 @@ def test_a_tree_output_predicate_beside_an_or_refuses_only_rows_it_decides(
     plain = outcome(engine, sql, FULL, optimize=False)
     assert isinstance(plain, pd.DataFrame) and not plain.empty, plain
     assert_same(outcome(engine, sql, FULL, optimize=True), plain, Case("p_tree_reg", "full", sql))
-    assert "boolean tree" in engine.explain(sql, frames={"t": FULL})
+    assert "boolean tree" in unwrapped(engine.explain(sql, frames={"t": FULL}))
 
 
 def test_ml_predict_joined_to_an_empty_side_refuses_alike(engine: Engine, fitted: dict[str, BaseEstimator]) -> None:

@@ -22,6 +22,7 @@ from nbgov.sqlml.plan import original_cache_key
 from tests.fixtures.ensembles import SELECTIVE_QUERY, selective_engine, selective_forest
 from tests.fixtures.models import customers
 from tests.fixtures.optimizer import FEATURES
+from tests.fixtures.sqlml import unwrapped
 
 KINDS = [
     "tree_reg",
@@ -160,7 +161,7 @@ def test_explain_reports_pruning_projection_and_choice(
 ) -> None:
     frame = table(4, 500, 0.0)
     sql = f"SELECT id, predict(gb_reg_100x8, {F}) AS p FROM t WHERE age > 60 AND tenure = 3"
-    text = engine.explain(sql, frames={"t": frame})
+    text = unwrapped(engine.explain(sql, frames={"t": frame}))
     assert "predict(gb_reg_100x8@1): " in text
     line = next(l for l in text.splitlines() if l.startswith("predict(gb_reg_100x8@1)"))
     assert "tree nodes using age > 60 AND tenure = 3" in line
@@ -178,28 +179,28 @@ def test_explain_reports_pruning_projection_and_choice(
 
 def test_explain_reports_inlining_and_refusals(engine: Engine) -> None:
     frame = table(5, 200, 0.0)
-    text = engine.explain(f"SELECT predict(logreg, {F}) FROM t", frames={"t": frame})
+    text = unwrapped(engine.explain(f"SELECT predict(logreg, {F}) FROM t", frames={"t": frame}))
     assert "inlined as SQL expression: linear model" in text and "strategy=sql" in text
     assert "batching: not needed (no ONNX call left" in text and "Arrow UDF" not in text
-    text = engine.explain(
+    text = unwrapped(engine.explain(
         f"SELECT id FROM t WHERE age > 60 AND predict(gb_reg, {F}) > 100",
         frames={"t": frame},
-    )
+    ))
     assert "tree nodes using age > 60" in text  # the WHERE's other conjunct prunes its call
-    text = engine.explain(
+    text = unwrapped(engine.explain(
         f"SELECT predict(mlp, {F}) FROM t WHERE age > 60", frames={"t": frame}
-    )
+    ))
     assert "kept as ONNX: no SQL translation for this model's operators" in text
 
 
 def test_no_optimize_disables_every_rewrite(engine: Engine) -> None:
     frame = table(6, 200, 0.0)
     for kind in ("logreg", "tree_reg", "gb_reg"):
-        text = engine.explain(
+        text = unwrapped(engine.explain(
             f"SELECT predict({kind}, {F}) FROM t WHERE age > 60",
             frames={"t": frame},
             optimize=False,
-        )
+        ))
         assert f"predict({kind}@1): optimizer off" in text
         assert "pruned" not in text and "inlined" not in text and "dropped" not in text
 
@@ -221,7 +222,7 @@ KEPT_FULL = "kept the full model: compiled and cached, estimated cheaper than pr
 
 
 def _model_line(text: str) -> str:
-    return next(line for line in text.splitlines() if line.startswith("predict(m@1): ") and "pruned" in line)
+    return next(line for line in unwrapped(text).splitlines() if line.startswith("predict(m@1): ") and "pruned" in line)
 
 
 def test_a_cached_compiled_full_model_beats_pruning_to_an_uncompiled_one(tmp_path: Path) -> None:
@@ -240,7 +241,7 @@ def test_a_cached_compiled_full_model_beats_pruning_to_an_uncompiled_one(tmp_pat
     compile_session(model.onnx_bytes, ArtifactCache(cache))  # an earlier session compiled the full model
     second = selective_engine(cache, forest, frame)
     try:
-        text = second.explain(SELECTIVE_QUERY)
+        text = unwrapped(second.explain(SELECTIVE_QUERY))
         line = _model_line(text)
         assert KEPT_FULL in line and "(pruned model in onnxruntime " in line
         assert "predict(m@1): compiled tree scoring (10 trees" in text and "loaded from the cache" in text
@@ -264,7 +265,7 @@ def test_a_cached_compiled_full_model_beats_inlining_a_pruned_tree_as_sql(tmp_pa
     cache = tmp_path / "trees"
     engine = selective_engine(cache, tree, frame)
     try:
-        assert "inlined as SQL CASE: 1 tree" in engine.explain(sql)
+        assert "inlined as SQL CASE: 1 tree" in unwrapped(engine.explain(sql))
         expected = engine.execute(sql, optimize=False)[-1].df
         compile_session(engine.catalog.resolve("m").onnx_bytes, ArtifactCache(cache))
     finally:
@@ -310,7 +311,7 @@ def test_ml_predict_relation_filters_prune_the_model(onnx_models: Any) -> None:
     eng = Engine(progress_bar=False)
     try:
         eng.execute("CREATE MODEL g FROM $est", params={"est": trained.estimator})
-        text = eng.explain(sql, frames={"t": frame})
+        text = unwrapped(eng.explain(sql, frames={"t": frame}))
         assert 'tree nodes using "age" > 60 AND "tenure" = 2' in text
         fast = eng.execute(sql, frames={"t": frame})[-1].df
         plain = eng.execute(sql, frames={"t": frame}, optimize=False)[-1].df

@@ -21,6 +21,7 @@ from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.optimizer.ensemble_bounds import FALLBACK, boolean_ensemble, compared_value
 from nbgov.sqlml.models.forest import read_forest
 from nbgov.sqlml.models.runtime import open_session
+from tests.fixtures.sqlml import unwrapped
 from tests.test_optimizer_forest_sql import fitted, rows
 
 OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
@@ -129,7 +130,7 @@ def _filtered(engine: Engine, compared: str, tail: str = "") -> tuple[str, list[
     sql = f"SELECT id FROM t WHERE {compared} ORDER BY id{tail}"
     optimized = engine.execute(sql)[-1].df.id.tolist()
     plain = engine.execute(sql, optimize=False)[-1].df.id.tolist()
-    return engine.explain(sql), optimized, plain
+    return unwrapped(engine.explain(sql)), optimized, plain
 
 
 def test_bounds_that_decide_most_cells_filter_in_sql_and_call_the_model_once(bounded) -> None:

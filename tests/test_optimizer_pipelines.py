@@ -28,6 +28,7 @@ from nbgov.sqlml.optimizer import RULES, SQL_RULES, optimize
 from nbgov.sqlml.plan import OnnxPlan, SqlPlan
 from tests.fixtures.optimizer import calls_in, model_version
 from tests.fixtures.pipelines import arrow_table, churn_frame, score_plan_inputs
+from tests.fixtures.sqlml import unwrapped
 
 TREE_KINDS = ["gbc", "rf", "gbr_strict", "rfr_ordinal", "tree_ordinal"]
 COLUMNS = ["age", "income", "visits", "is_member", "plan", "region"]
@@ -733,10 +734,10 @@ def test_string_predicates_are_not_trusted_under_a_collation(sklearn_pipelines: 
         engine.execute("CREATE MODEL m FROM $model", params={"model": trained.onnx})
         engine.con.register("raw", arrow_table(rows))
         engine.execute("CREATE TABLE t AS SELECT * FROM raw")
-        assert "plan = 'gold' (one-hot)" in (engine.explain(sql) or "")
+        assert "plan = 'gold' (one-hot)" in unwrapped(engine.explain(sql))
         engine.execute("PRAGMA default_collation = 'nocase'")
         assert engine.execute("SELECT count(*) AS n FROM t WHERE plan = 'gold'")[-1].df.n[0] > 60
-        explained = engine.explain(sql)
+        explained = unwrapped(engine.explain(sql))
         assert "string predicates not used" in explained and "plan = 'gold' (one-hot)" not in explained
         fast = engine.execute(sql)[-1].df
         plain = engine.execute(sql, optimize=False)[-1].df

@@ -19,7 +19,7 @@ from nbgov.sqlml.execution.duckdb_executor import DuckDbExecutor
 from nbgov.sqlml.planning.prepared import Settings
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.statements import split
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 pytestmark = pytest.mark.spark
 
@@ -34,12 +34,12 @@ def forest(spark_engine, onnx_models):
 
 def test_explain_shows_sparks_plan_and_nbgovs_notes(forest, customers_frame):
     frames = {"customers": customers_frame}
-    text = forest.explain(f"SELECT id, {RF}.output_label AS l FROM customers WHERE age > 60", frames=frames)
+    text = unwrapped(forest.explain(f"SELECT id, {RF}.output_label AS l FROM customers WHERE age > 60", frames=frames))
     # the pruned 10-tree forest (~40 levels, 288 nodes) costs Spark more as SQL than its
     # Python worker, per row and per statement (cost.SPARK): scored by mapInArrow
     assert "== Physical Plan ==" in text and "MapInArrow" in text and "ArrowEvalPython" not in text
     assert "pruned" in text and "using age > 60" in text and "kept as ONNX" in text and "ms per statement" in text
-    naive = forest.explain(f"SELECT id, {RF}.output_label AS l FROM customers", frames=frames, optimize=False)
+    naive = unwrapped(forest.explain(f"SELECT id, {RF}.output_label AS l FROM customers", frames=frames, optimize=False))
     assert "ArrowEvalPython" in naive and "optimizer off" in naive
     assert not [t.name for t in forest.spark.catalog.listTables() if t.isTemporary]  # nothing left registered
 

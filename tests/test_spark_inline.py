@@ -15,6 +15,7 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier,
 
 from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.optimizer import Planner, cost
+from tests.fixtures.sqlml import unwrapped
 
 pytestmark = pytest.mark.spark
 
@@ -91,7 +92,7 @@ def test_pruned_forest_runs_as_spark_sql_with_duckdbs_values(unlimited_engine, d
     sql = QUERIES[kind]
     create = "CREATE OR REPLACE MODEL m FROM $m"
     unlimited_engine.execute(create, params={"m": models[kind]})
-    explained = unlimited_engine.explain(sql)
+    explained = unwrapped(unlimited_engine.explain(sql))
     assert "inlined as SQL" in explained, explained[-800:]
     assert "MapInArrow" not in explained and "ArrowEvalPython" not in explained  # no Python worker
     inlined = unlimited_engine.execute(sql)[0].df
@@ -143,7 +144,7 @@ def test_a_small_forest_on_a_whole_table_stays_in_onnx_on_spark(spark_engine, da
     sql = f"SELECT id, predict(m, {ARGS}) AS v FROM data ORDER BY id"
     for each in (spark_engine, engine):
         each.execute("CREATE OR REPLACE MODEL m FROM $m", params={"m": payload})
-    explained = spark_engine.explain(sql)
+    explained = unwrapped(spark_engine.explain(sql))
     assert "kept as ONNX: 4 trees" in explained and "inlined" not in explained and "MapInArrow" in explained
     optimized = spark_engine.execute(sql)[0].df
     naive = spark_engine.execute(sql, optimize=False)[0].df

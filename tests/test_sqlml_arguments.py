@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nbgov.errors import ModelBindingError, NbgovError, SqlmlError
 from nbgov.sqlml.engine import Engine
 from tests.fixtures.models import NUMERIC_FEATURES
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 MODELS = ("tree_reg", "gb_reg", "rf_clf", "logreg", "mlp", "pipeline_mixed")
 # Arguments no float input takes: text (a column and a literal), a date, a list, a struct.
@@ -186,7 +186,7 @@ def test_select_list_aliases_are_typed_too(engines, kind):
     assert isinstance(optimized, pd.DataFrame) and isinstance(plain, pd.DataFrame)
     np.testing.assert_allclose(numbers_of(optimized.p), numbers_of(plain.p), atol=1e-5)
     if kind == "mlp":  # scored by onnxruntime: the FROM cannot be scored ahead (no alias there)
-        assert "argument reads the select-list alias half" in engine.explain(sql)
+        assert "argument reads the select-list alias half" in unwrapped(engine.explain(sql))
     name, message = both_ways(engine, "SELECT plan AS half, predict(m, half, income, tenure, visits, balance) AS p FROM customers")
     assert name == "ModelBindingError" and "half is VARCHAR" in message
 
@@ -199,7 +199,7 @@ def test_correlated_arguments_run_the_original_model(engines):
     optimized, plain = outcome(engine, sql, True), outcome(engine, sql, False)
     assert isinstance(optimized, pd.DataFrame) and isinstance(plain, pd.DataFrame)
     pd.testing.assert_frame_equal(optimized, plain)
-    assert "could not be described apart from the query" in engine.explain(sql)
+    assert "could not be described apart from the query" in unwrapped(engine.explain(sql))
     name, _ = both_ways(engine, sql.replace("c.balance", "c.plan"))
     assert name == "ModelBindingError"
 
@@ -273,7 +273,7 @@ def test_pipeline_inputs_fail_alike_with_and_without_the_optimizer(pipeline_engi
     in every shape: the same error class and message with and without the optimizer."""
     engine, inputs = pipeline_engines[kind]
     names = [name for name, _ in inputs]
-    explained = engine.explain(PIPELINE_SHAPES[0].format(args="*"))
+    explained = unwrapped(engine.explain(PIPELINE_SHAPES[0].format(args="*")))
     assert ("inlined as SQL" if kind == "logreg" else "plan = 'gold' (") in explained  # lowered and pruned by the category
     checked = 0
     for position, (name, elem_type) in enumerate(inputs):

@@ -17,7 +17,7 @@ from nbgov.errors import InvalidModelError, ModelNotFoundError, NbgovError
 from nbgov.sqlml.activity import ModelRef
 from nbgov.sqlml.engine import BaseEngine, Engine
 from tests.fixtures.models import NUMERIC_FEATURES
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_explain_of_create_model_says_it_would_correct_a_stored_signature(tmp_pa
     db = tmp_path / "old.duckdb"
     _store_as_an_older_nbgov(db, "forest", payload, json.dumps([{"name": "variable", "type": "float", "shape": [None, 1]}]))
     with Engine(str(db)) as engine:
-        text = engine.explain("CREATE MODEL forest FROM $b", params={"b": payload})
+        text = unwrapped(engine.explain("CREATE MODEL forest FROM $b", params={"b": payload}))
     assert "would leave unchanged (same bytes) but correct the stored signature of model forest version 1" in text
     assert "outputs variable float[N, 2]" in text
     assert _stored_outputs(db) == [[[None, 1]]]
@@ -374,7 +374,7 @@ def test_explain_plans_queries_on_a_model_created_in_the_same_cell_without_stori
         "CREATE MODEL churn FROM $new; CREATE MODEL fresh FROM $new;\n"
         f"SELECT predict(churn, {', '.join(NUMERIC_FEATURES)}) AS p, predict(fresh, {', '.join(NUMERIC_FEATURES)}) AS q FROM c"
     )
-    text = engine.explain(cell, params={"new": str(second.path)}, frames={"c": customers_frame})
+    text = unwrapped(engine.explain(cell, params={"new": str(second.path)}, frames={"c": customers_frame}))
     assert "CREATE MODEL: would register model churn version 2" in text
     assert "CREATE MODEL: would register model fresh version 1" in text
     assert "predict(churn@2)" in text and "predict(fresh@1)" in text
@@ -383,5 +383,5 @@ def test_explain_plans_queries_on_a_model_created_in_the_same_cell_without_stori
     assert engine.catalog.resolve("churn").version == 1
     with pytest.raises(ModelNotFoundError, match="unknown model 'fresh'"):
         engine.execute(f"SELECT predict(fresh, {', '.join(NUMERIC_FEATURES)}) FROM c", frames={"c": customers_frame})
-    same = engine.explain("CREATE MODEL churn FROM $old", params={"old": str(first.path)})
+    same = unwrapped(engine.explain("CREATE MODEL churn FROM $old", params={"old": str(first.path)}))
     assert "would leave unchanged (same bytes)" in same and "version 1" in same

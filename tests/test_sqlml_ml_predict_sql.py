@@ -11,7 +11,7 @@ import pytest
 from nbgov.sqlml.engine import BaseEngine
 from tests.fixtures.models import NUMERIC_FEATURES
 from tests.fixtures.spark import onnx_scored
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 
 @pytest.fixture
@@ -83,10 +83,10 @@ def test_ml_predict_inlined_agrees_with_sklearn(engine: BaseEngine, onnx_models,
 
 def test_ml_predict_explain_names_the_sql_path_and_the_plan_runs_in_the_engine(engine: BaseEngine, onnx_models, customers_frame):
     register(engine, "m", onnx_models.get("logreg").estimator)
-    text = engine.explain("SELECT * FROM ML.PREDICT(MODEL m, TABLE c)", frames={"c": customers_frame})
+    text = unwrapped(engine.explain("SELECT * FROM ML.PREDICT(MODEL m, TABLE c)", frames={"c": customers_frame}))
     assert "inlined as SQL" in text and "no ONNX scoring" in text
     assert "Arrow batches" not in text
-    naive = engine.explain("SELECT * FROM ML.PREDICT(MODEL m, TABLE c)", frames={"c": customers_frame}, optimize=False)
+    naive = unwrapped(engine.explain("SELECT * FROM ML.PREDICT(MODEL m, TABLE c)", frames={"c": customers_frame}, optimize=False))
     assert "ONNX: the relation is scored in Arrow batches" in naive
 
 

@@ -12,7 +12,7 @@ from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.planning.picks import relation_picks
 from nbgov.sqlml.plan import TensorSpec
 from tests.fixtures.models import NUMERIC_FEATURES
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 FEATURES = ", ".join(NUMERIC_FEATURES)
 OUTPUTS = (TensorSpec("output_label", "int64", (None,)), TensorSpec("output_probability", "float", (None, 2)))
@@ -23,7 +23,7 @@ def _both(engine: Engine, sql: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     frames = {"customers": frame}
     optimized = engine.execute(sql, frames=frames)[0].df
     naive = engine.execute(sql, frames=frames, optimize=False)[0].df
-    return optimized, naive, engine.explain(sql, frames=frames)
+    return optimized, naive, unwrapped(engine.explain(sql, frames=frames))
 
 
 @pytest.mark.parametrize("kind", ["mlp", "rf_clf"])

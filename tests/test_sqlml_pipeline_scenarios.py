@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from nbgov.sqlml.engine import Engine
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 NUMERIC = ["age", "income", "score"]
 STRINGS = ["plan", "region"]
@@ -145,7 +145,7 @@ def test_explain_says_why_a_multinomial_logistic_regression_stays_in_onnx(engine
     scored = scored_both_ways(engine, pipeline, frame, where)
     assert len(scored) > 1_000 and set(scored.label) >= {1, 2}
     assert rows_off_scikit_learn(pipeline, frame, scored) == 0
-    explained = engine.explain(f"SELECT id, predict(m, *).label FROM t WHERE {where}", frames={"t": frame})
+    explained = unwrapped(engine.explain(f"SELECT id, predict(m, *).label FROM t WHERE {where}", frames={"t": frame}))
     assert "kept as ONNX: pipeline + linear model kept in ONNX: a multinomial classifier (3 classes) is not translated" in explained, explained
 
 
@@ -225,7 +225,7 @@ def test_explain_names_the_column_an_integer_category_encoder_reads(engine: Engi
     frame = customers(3_000, seed=2)[0].assign(tier=lambda f: f.age % 3 + 1)
     register(engine, "m", pipeline)
     sql = "SELECT id, predict(m, *).probabilities[1] AS p0 FROM t WHERE tier = 2 AND plan = 'gold'"
-    explained = engine.explain(sql, frames={"t": frame})
+    explained = unwrapped(engine.explain(sql, frames={"t": frame}))
     assert "is computed by OneHotEncoder(numeric categories) from tier" in explained, explained
     assert "several columns" not in explained
     optimized = engine.execute(sql + " ORDER BY id", frames={"t": frame})[0].df
@@ -287,7 +287,7 @@ def test_a_binarizer_beside_a_scaler_scores_as_scikit_learn_and_is_still_lowered
     rows = frame.set_index("id").loc[scored.id][columns]
     assert len(scored) > 2_000
     np.testing.assert_allclose(scored[["p0", "p2"]].to_numpy(float), pipeline.predict_proba(rows)[:, [0, 2]], rtol=0, atol=1e-5)
-    explained = engine.explain(f"SELECT predict(m, *).label FROM t WHERE {where}", frames={"t": frame})
+    explained = unwrapped(engine.explain(f"SELECT predict(m, *).label FROM t WHERE {where}", frames={"t": frame}))
     assert "visits = 3 (computed in SQL: Binarizer) AND age > 40 (computed in SQL: Sub, Div)" in explained, explained
 
 
@@ -318,7 +318,7 @@ def test_an_imputer_in_front_of_the_one_hot_encoder_converts(engine: Engine) -> 
     scored = scored_both_ways(engine, pipeline, frame, "plan = 'gold' AND age > 50")
     assert len(scored) > 300
     assert rows_off_scikit_learn(pipeline, frame, scored) == 0
-    explained = engine.explain("SELECT predict(m, *).label FROM t WHERE plan = 'gold' AND age > 50", frames={"t": frame})
+    explained = unwrapped(engine.explain("SELECT predict(m, *).label FROM t WHERE plan = 'gold' AND age > 50", frames={"t": frame}))
     assert "using plan = 'gold' (one-hot)" in explained, explained
     with_null = frame.assign(plan=frame.plan.where(frame.id % 10 != 0, None))
     nulls = engine.execute("SELECT count(*) AS n FROM t WHERE plan IS NULL AND predict(m, *).label IS NULL", frames={"t": with_null})[0].df
@@ -386,7 +386,7 @@ def test_isnan_in_the_where_prunes_the_trees(engine: Engine, numbers: str) -> No
     scored = scored_both_ways(engine, pipeline, table, "isnan(income) AND region <> 'west'")
     assert len(scored) > 500
     assert rows_off_scikit_learn(pipeline, frame, scored) == 0
-    explained = engine.explain("SELECT predict(m, *).label FROM t WHERE isnan(income)", frames={"t": table})
+    explained = unwrapped(engine.explain("SELECT predict(m, *).label FROM t WHERE isnan(income)", frames={"t": table}))
     assert "tree nodes using isnan(income) (computed in SQL:" in explained, explained
     assert "admits no rows" not in explained
 
@@ -629,5 +629,5 @@ def test_unseen_categories_coded_nan_score_as_scikit_learn_under_a_where(engine:
         sql = f"SELECT id, predict(m, *).probabilities AS p FROM t WHERE {where} ORDER BY id"
         scored = scored_as_scikit_learn(engine, pipeline, frame, frame, sql, COLUMNS)
         assert len(scored) > 100
-        explained = engine.explain(sql, frames={"t": frame})  # lowered: the WHERE on the text prunes
+        explained = unwrapped(engine.explain(sql, frames={"t": frame}))  # lowered: the WHERE on the text prunes
         assert "(label-encoded)" in explained and "pruned" in explained, explained

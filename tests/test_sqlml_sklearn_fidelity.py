@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 
 from nbgov.sqlml.engine import BaseEngine
-from tests.fixtures.sqlml import register
+from tests.fixtures.sqlml import register, unwrapped
 
 NUMERIC = ["age", "income", "balance", "visits"]
 STRINGS = ["plan", "region"]
@@ -103,7 +103,7 @@ def test_probabilities_match_scikit_learn_with_and_without_the_optimizer(
     off = np.abs(optimized.p.to_numpy(dtype=float) - expected)
     assert off.max() <= 1e-5, f"{int((off > 1e-5).sum())} rows differ from scikit-learn"
     if where != "TRUE":
-        explained = any_engine.explain(sql.replace("customers", "c"), frames={"c": table})
+        explained = unwrapped(any_engine.explain(sql.replace("customers", "c"), frames={"c": table}))
         # pruned through the double scaler (and imputer), computed in SQL
         assert re.search(r"\(computed in SQL: (Imputer, )?Sub, Div\)", explained), explained
 

@@ -32,6 +32,7 @@ from nbgov.sqlml.optimizer import Planner as Optimizer
 from nbgov.sqlml.plan import Planner
 from nbgov.sqlml.planning.compile import NAIVE, Compiler, Planners
 from nbgov.sqlml.planning.explain import render
+from nbgov.sqlml.planning.plantext import fit
 from nbgov.sqlml.planning.plancache import PlanCache
 from nbgov.sqlml.planning.prepared import DEFAULT_BATCH_ROWS, Prepared, Settings
 from nbgov.sqlml.sql.dberrors import one_line
@@ -112,7 +113,7 @@ class BaseEngine:
         settings = self._settings(optimize)
         with self.catalog.previewing():  # models created earlier in the cell resolve, unstored
             parts = [self._explain(statement, params or {}, frames or {}, settings) for statement in split(sql)]
-        return "\n\n".join(p for p in parts if p)
+        return "\n\n".join(fit(p) for p in parts if p)  # at a notebook's width
 
     def close(self) -> None:
         self.executor.close()

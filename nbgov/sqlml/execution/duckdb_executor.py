@@ -25,6 +25,7 @@ from nbgov.sqlml.execution.batching import RegionDecisions, Scoring, regions_not
 from nbgov.sqlml.execution.compiled.cache import ArtifactCache
 from nbgov.sqlml.execution.compiled.policy import TreeCompiler
 from nbgov.sqlml.execution.contents import table_content
+from nbgov.sqlml.execution.duckdb_plans import DrawnPlan, StandIn, draw
 from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import ResultFetcher
 from nbgov.sqlml.execution.scored_tables import ScoredTables
@@ -158,8 +159,10 @@ class DuckDbExecutor:
 
     def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
         """DuckDB's EXPLAIN of the final SQL and of each scored relation; a scored table is
-        stood in for by an empty one of the same columns, so nothing is scored."""
+        stood in for by an empty one of the same columns, so nothing is scored (its scan
+        is drawn with the estimate of the relation it stands for, see ``duckdb_plans``)."""
         relations: list[tuple[str, str]] = []
+        stand_ins: list[StandIn] = []
         with self._errors(prepared), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
@@ -168,14 +171,18 @@ class DuckDbExecutor:
                     udfs.add(step)
                     continue
                 if isinstance(step, CheckRelation):
-                    relations.append((f"{step.label}: the check of every row", self._explain(step.query.sql(self.dialect), params)))
+                    check = self._explain(step.query.sql(self.dialect), params, stand_ins)
+                    relations.append((f"{step.label}: the check of every row", check.text))
                     continue
-                relations.append((step.label, self._explain(step.query.sql(self.dialect), params)))
+                scored = self._explain(step.query.sql(self.dialect), params, stand_ins)
+                relations.append((step.label, scored.text))
                 stand_in = step.stand_in.sql(self.dialect)
                 empty = self.con.sql(stand_in, params=self._bound(stand_in, params) or None).to_arrow_table()
                 self.con.register(step.name, empty)
                 stack.callback(unregister_views, self.con, [step.name])
-            final = self._explain(prepared.query.sql(self.dialect), params)
+                columns = frozenset(name.lower() for name in empty.column_names)
+                stand_ins.append(StandIn(step.label.removeprefix("scoring: "), columns, scored.rows))
+            final = self._explain(prepared.query.sql(self.dialect), params, stand_ins).text
         models = _model_plans(prepared)
         for _, plan in models:  # sessions opened now say which path will run (nothing is scored)
             self.sessions.get(plan.cache_key, plan.model_bytes)
@@ -268,9 +275,16 @@ class DuckDbExecutor:
             return None, f"{kind}: {int(rows[0][0]):,} row(s)"
         return None, f"{kind}: ok"
 
-    def _explain(self, sql: str, params: Mapping[str, Any]) -> str:
-        rows = self.con.execute(f"EXPLAIN {sql}", self._bound(sql, params) or None).fetchall()
-        return "\n".join(str(r[1]) for r in rows)
+    def _explain(self, sql: str, params: Mapping[str, Any], stand_ins: Sequence[StandIn]) -> DrawnPlan:
+        """DuckDB's plan of ``sql`` drawn at a notebook's width; its own text when the JSON
+        form is not what ``duckdb_plans`` reads."""
+        bound = self._bound(sql, params) or None
+        rows = self.con.execute(f"EXPLAIN (FORMAT json) {sql}", bound).fetchall()
+        try:
+            return draw([(str(kind), str(document)) for kind, document in rows], stand_ins)
+        except (ValueError, TypeError, AttributeError):
+            rows = self.con.execute(f"EXPLAIN {sql}", bound).fetchall()
+            return DrawnPlan("\n".join(str(r[1]) for r in rows), None)
 
     def _bound(self, sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The ``$name`` parameters of ``sql`` with the notebook's values."""

@@ -29,6 +29,7 @@ from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import arrow_result_frame
 from nbgov.sqlml.models.onnxtypes import value_duckdb_type
 from nbgov.sqlml.planning.explain import EnginePlans
+from nbgov.sqlml.planning.plantext import fit_plan
 from nbgov.sqlml.planning.prepared import CheckRelation, Column, Prepared, Query, RegisterUdf, ScoreRelation
 from nbgov.sqlml.planning.relations import Parsed
 from nbgov.sqlml.spark.dialect import (
@@ -128,7 +129,7 @@ class SparkExecutor:
             with self._csv_files(tree):
                 sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
                 plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
-            return EnginePlans(str(plan.collect()[0][0]).strip())
+            return EnginePlans(fit_plan(str(plan.collect()[0][0]).strip(), self.dialect))
 
     def close(self) -> None:
         self.scoring.close()

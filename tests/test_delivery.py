@@ -14,7 +14,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from nbgov.lineage import delivery
-from tests.fixtures.kernel import kernel_env
+from tests.fixtures.kernel import kernel_env, until_idle
 
 pytestmark = pytest.mark.kernel
 
@@ -36,25 +36,13 @@ def kernel(tmp_path: Path) -> Iterator[BlockingKernelClient]:
         km.shutdown_kernel(now=True)
 
 
-def _until_idle(kc: BlockingKernelClient, msg_id: str) -> list[dict[str, Any]]:
-    """Every iopub message caused by request ``msg_id``, up to its idle status."""
-    seen: list[dict[str, Any]] = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=TIMEOUT)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        seen.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return seen
-
-
 def _execute(kc: BlockingKernelClient, code: str) -> list[dict[str, Any]]:
     msg_id = kc.execute(code)
     reply = kc.get_shell_msg(timeout=TIMEOUT)
     while reply["parent_header"].get("msg_id") != msg_id:  # skip kernel_info replies from startup
         reply = kc.get_shell_msg(timeout=TIMEOUT)
     assert reply["content"]["status"] == "ok", reply["content"]
-    return _until_idle(kc, msg_id)
+    return until_idle(kc, msg_id)
 
 
 def _entry_comms(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,7 +75,7 @@ def _request_log(kc: BlockingKernelClient) -> list[dict[str, Any]]:
     )
     kc.shell_channel.send(msg)
     return [
-        m for m in _until_idle(kc, msg["header"]["msg_id"]) if m["content"].get("comm_id") == comm_id
+        m for m in until_idle(kc, msg["header"]["msg_id"]) if m["content"].get("comm_id") == comm_id
     ]
 
 
@@ -211,7 +199,7 @@ def _tell_path(kc: BlockingKernelClient, data: dict[str, Any]) -> dict[str, Any]
     msg = kc.session.msg("comm_open", {"comm_id": comm_id, "target_name": delivery.SYNC_TARGET,
                                        "data": dict(data, type="notebook_path")})
     kc.shell_channel.send(msg)
-    replies = [m["content"]["data"] for m in _until_idle(kc, msg["header"]["msg_id"])
+    replies = [m["content"]["data"] for m in until_idle(kc, msg["header"]["msg_id"])
                if m["msg_type"] == "comm_msg" and m["content"].get("comm_id") == comm_id]
     assert len(replies) == 1
     return replies[0]

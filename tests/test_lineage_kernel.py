@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from nbgov.lineage.store import read_entries, verify_chain
-from tests.fixtures.kernel import make_notebook
+from tests.fixtures.kernel import make_notebook, until_idle
 from tests.fixtures.lineage import INSTALL_RECORDER
 
 pytestmark = pytest.mark.kernel
@@ -122,7 +122,7 @@ def test_two_kernels_writing_one_sidecar_keep_one_valid_chain(lineage_kernels: A
         for _ in range(25):
             reply = kernel.kc.get_shell_msg(timeout=120)
             assert reply["content"]["status"] == "ok"
-        _until_idle(kernel.kc, last[id(kernel)])  # the protocol's end of a request's side effects
+        until_idle(kernel.kc, last[id(kernel)])  # the protocol's end of a request's side effects
     entries, problems = read_entries(tmp_path / ".nbgov" / "shared.jsonl")
     assert problems == [] and verify_chain(entries) == []
     sessions = [e["body"]["session"] for e in entries if e["kind"] == "session"]
@@ -130,18 +130,6 @@ def test_two_kernels_writing_one_sidecar_keep_one_valid_chain(lineage_kernels: A
     for session in sessions:
         mine = [e for e in entries if e["kind"] == "execution" and e["body"]["session"] == session]
         assert [e["body"]["code"] for e in mine] == [f"x = {i}" for i in range(25)]
-
-
-def _until_idle(kc: Any, msg_id: str, timeout: float = 60) -> list[dict[str, Any]]:
-    """The iopub messages of request ``msg_id`` up to its idle status."""
-    messages = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        messages.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return messages
 
 
 WHERE_WRITTEN = """
@@ -168,7 +156,7 @@ def test_in_a_kernel_the_record_is_written_after_the_reply_and_before_idle(
         msg_id = kernel.kc.execute(f"y{i} = {i}")
         reply = kernel.kc.get_shell_msg(timeout=60)
         assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok"
-        _until_idle(kernel.kc, msg_id)
+        until_idle(kernel.kc, msg_id)
         entries, problems = read_entries(sidecar)
         assert problems == [] and entries[-1]["body"]["code"] == f"y{i} = {i}"
     outputs = []

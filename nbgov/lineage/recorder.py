@@ -4,8 +4,7 @@ Before a cell: analyse its code, snapshot the names it can touch (``namespace``)
 watching files (Python's audit hook and, for native code, ``native_files``). After it:
 observe what changed, which files were opened, what ``%%sqlml`` reported and what the
 cell displayed; ``build`` turns those facts into the record, and the ``journal``
-appends it and tells subscribers: before the cell returns, or in a kernel just after the
-cell's reply and before the kernel reports idle (``kernel_reply``).
+appends it before the cell returns and tells subscribers.
 
 Recording never changes or breaks the user's program: no user object is kept past
 the cell, any internal failure costs only that part of the record (with a note saying
@@ -47,7 +46,6 @@ from nbgov.lineage.fingerprint import SCHEME as FINGERPRINT_SCHEME
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.fingerprint.memmap import written_file
 from nbgov.lineage.journal import Journal, Subscriber, describe
-from nbgov.lineage.kernel_reply import AfterReply
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot, identity
 from nbgov.lineage.native_files import NativeWatch, mentioned_paths
 from nbgov.lineage.record import ErrorInfo, Fingerprint, LogEntry, SessionInfo
@@ -113,7 +111,6 @@ class Recorder:
         self._problems: list[str] = []
         self._last_count = 0
         self._registered = False
-        self._after_reply: AfterReply | None = None
         self._modules_at_install = top_level_modules()
         self._known_modules: set[str] | None = None
         # the global generators after the last cell; None until the first cell starts (the
@@ -183,7 +180,6 @@ class Recorder:
             self.shell.events.register("pre_run_cell", self.pre_run_cell)
             self.shell.events.register("post_run_cell", self.post_run_cell)
             self._registered = True
-            self._after_reply = AfterReply.attach(self.shell)
 
     def uninstall(self) -> None:
         """Unregister from the shell, stop watching files, flush the sidecar."""
@@ -194,9 +190,6 @@ class Recorder:
                 except ValueError:
                     pass
             self._registered = False
-        if self._after_reply is not None:
-            self._after_reply.detach()
-            self._after_reply = None
         self._watcher.stop()
         self._native.close()
         self._stop_draws()
@@ -235,8 +228,6 @@ class Recorder:
 
     # -- events ------------------------------------------------------------
     def pre_run_cell(self, info: Any) -> None:
-        if self._after_reply is not None:
-            self._after_reply.before_cell()  # the last cell's record, if the kernel's hook never ran
         if _running_cells() > 1:
             return  # a cell run from inside a cell (%%capture, run_cell): the outer record covers it
         self._cell = None
@@ -300,38 +291,38 @@ class Recorder:
             return
         native: list[FileEvent] = self._part("native file opens", cell.notes, self._native.stop, [])
         cell.notes += self._native.notes
-        facts = CellFacts(self.session_id, self._execution_count(result), cell.cell_id, cell.raw, cell.started,
-                          t1 - cell.t0 if cell.t0 else 0.0, notes=cell.notes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:  # interruptible, part by part
-                self._observe(cell, result, events + native, facts)
-            except BaseException as exc:  # noqa: BLE001 - an interrupt between parts: keep what we have
-                facts.notes.append(f"recording stopped early: {_why(exc)}")
+            try:
+                interrupts = self._record(cell, result, t1, events + native)
             finally:
                 self._stop_draws()  # a record cut short before it read them: imports are watched no longer
-        problems, self._problems = self._problems, []
-        write = functools.partial(self._write, facts, problems, cell.hashing.failures, len(cell.hashing.unfinished))
-        if self._after_reply is None or not self._after_reply.defer(write):
-            write()
+        if cell.hashing.unfinished or interrupts:
+            count = len(cell.hashing.unfinished)
+            self._warn(f"recording was interrupted; the record was saved with {count} fingerprint(s) "
+                       "marked unfinished")
+        elif self._problems or cell.hashing.failures or self.journal.problems:
+            self._warn((self._problems or cell.hashing.failures or self.journal.problems)[0])
+        self._problems = []
+        self.journal.problems.clear()
 
-    def _write(self, facts: CellFacts, problems: list[str], failures: list[str], unfinished: int) -> None:
-        """Build and append the record with interrupts held, then say in one line what went wrong."""
-        with _interrupts_held() as held, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    def _record(self, cell: _Cell, result: Any, t1: float, events: list[FileEvent]) -> int:
+        """Observe (interruptible, part by part), then build and append with interrupts held."""
+        facts = CellFacts(self.session_id, self._execution_count(result), cell.cell_id, cell.raw, cell.started,
+                          t1 - cell.t0 if cell.t0 else 0.0, notes=cell.notes)
+        try:
+            self._observe(cell, result, events, facts)
+        except BaseException as exc:  # noqa: BLE001 - an interrupt between parts: keep what we have
+            facts.notes.append(f"recording stopped early: {_why(exc)}")
+        with _interrupts_held() as held:
             try:
                 record = build_record(facts, self.journal.provenance)
                 if self.journal.session_entry is None:
                     self.journal.append_session(self._session_info())
                 self.journal.append_execution(record, tuple(facts.changes.more_written))
             except BaseException as exc:  # noqa: BLE001 - a subscriber or the disk must not end the kernel
-                problems.append(describe(exc))
-        if unfinished or held:
-            self._warn(f"recording was interrupted; the record was saved with {unfinished} fingerprint(s) "
-                       "marked unfinished")
-        elif problems or failures or self.journal.problems:
-            self._warn((problems or failures or self.journal.problems)[0])
-        self.journal.problems.clear()
+                self._problems.append(describe(exc))
+        return len(held)
 
     def _observe(self, cell: _Cell, result: Any, events: list[FileEvent], facts: CellFacts) -> None:
         ns = self.shell.user_ns

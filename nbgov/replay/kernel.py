@@ -215,8 +215,9 @@ class RecordingKernel:
     def execute(self, code: str, cell_id: str | None = None, timeout: float | None = None,
                 silent: bool = False) -> Outcome:
         """Run code as a cell (store_history on) and wait for its reply, then for the
-        request's idle status: the protocol's end of its side effects (the recorder appends
-        the record between the two, and output printed then belongs to the cell).
+        request's idle status: the protocol's end of its side effects (output the kernel
+        sends after the reply belongs to the cell). The recorder appends the record before
+        the reply.
 
         Polls instead of blocking so a dead kernel or a timeout is noticed (a timed-out
         cell is interrupted).

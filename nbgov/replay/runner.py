@@ -43,8 +43,8 @@ class RecordingNotebookClient(NotebookClient):
     """nbclient that loads nbgov before the first cell and sends each cell's id.
 
     ``on_settled``, when set, runs (once, on a worker thread) while the kernel shuts down,
-    provided every cell sent got its reply: nbclient then waits for the cell's idle status,
-    which comes after the recorder appended that cell's entry, so the sidecar is complete and the notebook's metadata can be
+    provided every cell sent got its reply: each reply comes after the recorder appended
+    that cell's entry, so the sidecar is complete and the notebook's metadata can be
     written while the kernel exits (about 0.2 s) instead of after it. After a timeout or
     a dead kernel it is not called here (a cell may still be appending)."""
 

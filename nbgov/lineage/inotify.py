@@ -124,12 +124,13 @@ class Inotify:
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        self._ioctl = ctypes.PyDLL(None).ioctl  # (a PyDLL call keeps the GIL)
+        kept = ctypes.PyDLL(None, use_errno=True)  # calls made every cell keep the GIL (see gil_kept)
+        self._ioctl = kept.ioctl
         self._ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int))
         self._queued_bytes = ctypes.c_int(0)
-        self._add = libc.inotify_add_watch
+        self._add = kept.inotify_add_watch
         self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
-        self._rm = libc.inotify_rm_watch
+        self._rm = kept.inotify_rm_watch
         self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
         fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:

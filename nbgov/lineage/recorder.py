@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nbgov.lineage import random_state
+from nbgov.lineage import gil_kept, random_state
 from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
 from nbgov.lineage.environment import (
@@ -272,7 +272,7 @@ class Recorder:
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
-        cwd = os.getcwd()  # once per cell: a system call that costs tens of microseconds in a VM
+        cwd = gil_kept.getcwd()
         self._watcher.start(cwd)
         try:
             self._native.start(mentioned_paths(names, ns), cwd)
@@ -416,7 +416,7 @@ class Recorder:
                     seen.setdefault((abspath, mode), path)
                     if mode == "write":
                         made_elsewhere.add(abspath)
-        cwd = os.getcwd() if native else ""
+        cwd = gil_kept.getcwd() if native else ""
         for ev in native:
             read_then_written = ev.before_change is not None
             if ev.mode == "write" or read_then_written or not any((ev.abspath, m) in seen for m in ("read", "write")):

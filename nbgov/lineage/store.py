@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import os
 import stat
@@ -32,6 +33,7 @@ from typing import Any, BinaryIO
 import xxhash
 
 from nbgov.errors import LineageError
+from nbgov.lineage import gil_kept
 from nbgov.lineage.strict_json import DuplicateKey, NonFinite, strict_json
 
 ZERO_HASH = "0" * 32
@@ -343,9 +345,9 @@ class SidecarStore:
         with self._lock:
             fh = self._file()
             fd = fh.fileno()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            gil_kept.lock(fd, fcntl.LOCK_EX)
             try:
-                size = os.fstat(fd).st_size
+                size = gil_kept.size(fd)
                 if self._tail is not None and self._tail[0] == size:
                     _, last_seq, last_hash = self._tail
                     prefix = b""
@@ -353,15 +355,18 @@ class SidecarStore:
                     size, last_seq, last_hash, prefix = self._mend_tail(fh, size)
                 entry, line = _entry_and_line(last_seq + 1, last_hash, kind, body)
                 try:
-                    _write_all(fh, prefix + line)
-                    fh.flush()
+                    if type(fh) is io.FileIO:  # the store's own file: written keeping the GIL
+                        gil_kept.write_all(fd, prefix + line)
+                    else:
+                        _write_all(fh, prefix + line)
+                        fh.flush()
                 except BaseException:
                     self._tail = None
                     _truncate_quietly(fh, size)
                     raise
                 self._tail = (size + len(prefix) + len(line), entry["seq"], entry["hash"])
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                gil_kept.lock(fd, fcntl.LOCK_UN)
         self._request_fsync()
         return entry
 

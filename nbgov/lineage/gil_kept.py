@@ -1,0 +1,90 @@
+"""The few system calls recording makes in every cell, made without releasing the GIL.
+
+CPython releases the GIL around a system call. During a cell another thread is often
+waiting for it: IPython's history writer, which every cell wakes, and a kernel's IOPub
+thread with the cell's messages to send. That thread takes the GIL at the first release,
+and the recorder waits for it back: measured here, a call that takes one microsecond then
+costs fifteen. These calls never wait long (a lock tried without waiting, the working
+folder's name, the size of an open file, a small append to a local file), so keeping the
+GIL through them costs nothing. A lock another process holds is waited for with the usual
+call, which releases the GIL. Where the C library cannot be loaded, the usual calls are
+made.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+from typing import Any
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.PyDLL(None, use_errno=True)  # a PyDLL function keeps the GIL
+        functions = (libc.getcwd, libc.flock, libc.lseek, libc.write)
+    except (OSError, AttributeError):
+        return None
+    getcwd, flock, lseek, write = functions
+    getcwd.argtypes, getcwd.restype = [ctypes.c_char_p, ctypes.c_size_t], ctypes.c_void_p
+    flock.argtypes, flock.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    lseek.argtypes, lseek.restype = [ctypes.c_int, ctypes.c_int64, ctypes.c_int], ctypes.c_int64
+    write.argtypes, write.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_ssize_t
+    return libc
+
+
+_LIBC = _libc()
+_PATH_MAX = 4096
+
+
+def getcwd() -> str:
+    """``os.getcwd()``: the same text, the same errors (a removed folder raises)."""
+    buffer = ctypes.create_string_buffer(_PATH_MAX)
+    if _LIBC is None or _LIBC.getcwd(buffer, _PATH_MAX) is None:
+        return os.getcwd()  # no C library, a path too long for the buffer, or an error to raise
+    return os.fsdecode(buffer.value)
+
+
+def lock(fd: int, operation: int) -> None:
+    """``fcntl.flock(fd, operation)``: tried first without waiting; a lock another process
+    holds is then waited for with the GIL released."""
+    if _LIBC is not None and _LIBC.flock(fd, operation | fcntl.LOCK_NB) == 0:
+        return
+    fcntl.flock(fd, operation)
+
+
+def size(fd: int) -> int:
+    """The size of the open file ``fd`` (its offset moved to the end: for a file opened to
+    append, where every write goes to the end anyway)."""
+    if _LIBC is None:
+        return os.fstat(fd).st_size
+    end = _LIBC.lseek(fd, 0, os.SEEK_END)
+    if end < 0:
+        raise _error()
+    return int(end)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``; an error raises OSError, as ``os.write`` would."""
+    if _LIBC is None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        return
+    done = 0
+    while done < len(data):
+        part = data[done:] if done else data
+        n = _LIBC.write(fd, part, len(part))
+        if n < 0:
+            if ctypes.get_errno() == errno.EINTR:
+                continue
+            raise _error()
+        if n == 0:
+            raise OSError(errno.EIO, "short write to lineage log")
+        done += n
+
+
+def _error() -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, os.strerror(code))

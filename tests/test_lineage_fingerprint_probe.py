@@ -164,3 +164,52 @@ def test_the_walks_exact_type_shortcuts_hash_as_the_general_reading(monkeypatch:
     monkeypatch.setattr(columnar, "library_class", without_shortcuts)
     assert [Fingerprinter().fingerprint(v).hash for v in values] == fast
     assert None not in fast
+
+
+def _frames_to_hash() -> dict[str, Any]:
+    """The probe's values, and frames the plain-frame hashing must hand back or read the same."""
+    mixed = _mixed()
+    with_attrs = mixed.copy()
+    with_attrs.attrs["source"] = "orders.parquet"
+    no_duplicates = mixed.set_flags(allows_duplicate_labels=False)
+    small = mixed.head(1000)
+    return {
+        **_values(),
+        "attrs": with_attrs,
+        "no duplicate labels": no_duplicates,
+        "long doubles (padding)": pd.DataFrame({"x": np.ones(N, np.longdouble), "n": np.arange(N)}),
+        "small, named": small.rename_axis("rows").rename_axis("fields", axis=1),
+        "duplicate names": pd.DataFrame(np.ones((1000, 3)), columns=["a", "a", "b"]),
+        "multiindex columns": pd.DataFrame(np.ones((10, 2)), columns=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])),
+        "complex and unsigned": pd.DataFrame({"c": np.ones(100, complex), "u": np.ones(100, np.uint64)}),
+        "frames inside a dict": {"a": small, "b": [small, small]},
+    }
+
+
+@pytest.mark.parametrize("name", list(_frames_to_hash()))
+def test_plain_frames_hash_as_the_generic_walk_does(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing a plain frame from its block manager writes the generic walk's bytes: the
+    same digest and the same reach, whatever the frame (or where it sits in the value)."""
+    value = _frames_to_hash()[name]
+    fast = Fingerprinter().measure(value)
+    with monkeypatch.context() as patched:
+        patched.setattr(columnar, "frame_layout", lambda obj, classes: None)
+        generic, again = Fingerprinter().measure(value), Fingerprinter().measure(value)
+    assert fast.fingerprint.hash is not None
+    assert fast.fingerprint == generic.fingerprint
+    if generic.reach == again.reach:  # (a MultiIndex's levels are read through objects made per walk)
+        assert fast.reach == generic.reach
+
+
+@pytest.mark.parametrize("name", list(_frames_to_hash()))
+def test_the_probe_read_while_hashing_is_the_probe(name: str) -> None:
+    value = _frames_to_hash()[name]
+    fingerprinter = Fingerprinter()
+    measured = fingerprinter.measure(value, probe=True)
+    if measured.probed:
+        assert measured.probe == fingerprinter.probe(value)
+    not_plain = ("fortran block", "sliced rows", "picked columns", "not a range index", "object column",
+                 "datetime column", "categorical")  # no RangeIndex, or blocks not numeric and C-contiguous
+    plain = type(value) is pd.DataFrame and name not in not_plain
+    assert measured.probed == plain, "a plain frame's probe is read while hashing; nothing else's is"
+    assert not fingerprinter.measure(value).probed  # only when asked

@@ -36,7 +36,7 @@ from typing import Any
 import xxhash
 
 from nbgov import unrecorded
-from nbgov.lineage import sqlite_wal
+from nbgov.lineage import gil_kept, sqlite_wal
 from nbgov.lineage.fingerprint import static
 from nbgov.lineage.database_files import (HEAD_BYTES, SQLITE_JOURNALS, database_path, index_only, journals_of,
                                           side_database)
@@ -479,7 +479,9 @@ def _hash_and_head(abspath: str) -> tuple[str, bytes]:
 def expand_sql_paths(paths: Iterable[str], cwd: str | None = None) -> list[tuple[str, str]]:
     """(path as written, abspath) for DuckDB file arguments, globs expanded; URLs skipped."""
     out: list[tuple[str, str]] = []
-    base = cwd or os.getcwd()
+    if not paths:
+        return out  # most statements: no file (and no system call for the working folder)
+    base = cwd or gil_kept.getcwd()
     for path in paths:
         if "://" in path:
             continue

@@ -90,25 +90,27 @@ class ValueTracker:
     def after(self, name: str, value: Any) -> Fingerprint:
         """Fingerprint after a cell, remembered (with a probe) for the next cell."""
         try:
-            fp = self._measure(name, value).fingerprint
+            measured = self._measure(name, value, probe=self.reuse_between_cells)
+            fp = measured.fingerprint
             self._after.pop(name, None)
             if not self.reuse_between_cells or fp.hash is None or _identity(type(value)) in _SCALARS:
                 return fp  # a scalar: no probe (it is for big arrays and frames)
-            self._remember(name, value, fp)
+            self._remember(name, value, measured)
             return fp
         except KeyboardInterrupt:
             return self._interrupted(value)
 
-    def _remember(self, name: str, value: Any, fp: Fingerprint) -> None:
-        """Keep a big array's or frame's fingerprint, with its probe, for the next cell."""
-        probe = self.fingerprinter.probe(value)
+    def _remember(self, name: str, value: Any, measured: Measurement) -> None:
+        """Keep a big array's or frame's fingerprint, with its probe, for the next cell (the
+        probe read while hashing, where it was)."""
+        probe = measured.probe if measured.probed else self.fingerprinter.probe(value)
         if probe is None:
             return
         try:
             ref = weakref.ref(value)
         except TypeError:
             return
-        self._after[name] = (ref, fp, probe)
+        self._after[name] = (ref, measured.fingerprint, probe)
 
     def _interrupted(self, value: Any) -> Fingerprint:
         """An interrupt landed outside the fingerprinter's own guard: same outcome, same flag."""
@@ -166,10 +168,10 @@ class ValueTracker:
                 writes[name] = now
         return writes
 
-    def _measure(self, name: str, value: Any) -> Measurement:
+    def _measure(self, name: str, value: Any, probe: bool = False) -> Measurement:
         fper = self.fingerprinter
         if isinstance(fper, Fingerprinter):
-            measured = fper.measure(value)
+            measured = fper.measure(value, probe)
         else:  # a stand-in with only fingerprint() (fault injection): no sharing known
             measured = Measurement(fper.fingerprint(value), frozenset(), False)
         if measured.reach:

@@ -69,6 +69,10 @@ class Measurement(NamedTuple):
     fingerprint: Fingerprint
     reach: frozenset[int]
     complete: bool
+    # asked for with ``measure(obj, probe=True)`` and read on the way (a plain frame):
+    # ``probe(obj)`` as it is now, None where no probe applies; ``probed`` False: not read
+    probe: str | None = None
+    probed: bool = False
 
 
 class Fingerprinter:
@@ -92,8 +96,9 @@ class Fingerprinter:
         """Fingerprint ``obj``; never raises, never runs its code."""
         return self.measure(obj).fingerprint
 
-    def measure(self, obj: Any) -> Measurement:
-        """Fingerprint ``obj`` and collect the ids of the mutable objects it reaches."""
+    def measure(self, obj: Any, probe: bool = False) -> Measurement:
+        """Fingerprint ``obj`` and collect the ids of the mutable objects it reaches;
+        ``probe``: also its version probe, where hashing read what the probe reads."""
         try:
             if self.interrupted:
                 return _weak(obj, f"{INTERRUPTED} (not hashed after the interrupt)")
@@ -104,8 +109,9 @@ class Fingerprinter:
                 encode, kind = atom
                 digest = xxhash.xxh3_128_hexdigest(encode(obj))
                 # tuple.__new__: the named tuple's own __new__ is a Python function (a frame per value)
-                return tuple.__new__(Measurement, (Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True))
-            return self._measure(obj)
+                return tuple.__new__(Measurement, (Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True,
+                                                   None, False))
+            return self._measure(obj, probe)
         except KeyboardInterrupt:
             self.interrupted = True
             return _weak(obj, INTERRUPTED)
@@ -124,7 +130,12 @@ class Fingerprinter:
         nothing visibly changed. Values under PROBE_MIN_BYTES are always hashed fully.
         """
         try:
-            plan = columnar.probe_plan(obj)
+            return self._probe_of(columnar.probe_plan(obj))
+        except Exception:
+            return None
+
+    def _probe_of(self, plan: tuple[str, list[Any], list[tuple[Any, int, int]]] | None) -> str | None:
+        try:
             if plan is None:
                 return None
             meta, labels, regions = plan
@@ -160,7 +171,7 @@ class Fingerprinter:
             walk.release()
 
     # -- internals ---------------------------------------------------------
-    def _measure(self, obj: Any) -> Measurement:
+    def _measure(self, obj: Any, probe: bool = False) -> Measurement:
         """Anything but an atom (``measure`` hashes those itself)."""
         tp = type(obj)
         key = _identity(tp)
@@ -176,8 +187,12 @@ class Fingerprinter:
         if cached is not None and cached[0]() is obj:
             return cached[1]
         walk = Walk(self.kinds, self.limits)
+        probed, probe_digest = False, None
         try:
             digest = walk.run(obj)
+            layout = walk.frame_layouts.get(id(obj)) if probe else None
+            if layout is not None:  # a plain frame: its probe from the layout just read
+                probed, probe_digest = True, self._probe_of(columnar.layout_probe_plan(layout))
         except NotExact as weak:
             return Measurement(_weak(obj, weak.reason).fingerprint, frozenset(walk.reach), False)
         except RecursionError:
@@ -188,7 +203,7 @@ class Fingerprinter:
         reason = "; ".join(walk.notes) or None
         semantic = protobuf.semantic_digest(obj) or self._without_timings(obj)
         fp = Fingerprint(static.kind_name(tp), digest, False, summarize(obj), reason=reason, semantic=semantic)
-        measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete)
+        measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete, probe_digest, probed)
         if _immutable(obj):
             self._remember(obj, measured)
         return measured

@@ -14,6 +14,7 @@ own (see ``kinds``), so calling the library's methods on them is library code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import xxhash
@@ -310,12 +311,48 @@ def pandas_frame(walk: Walk, df: Any) -> None:
     walk.emit(b"P" + enc_str(f"DataFrame{df.shape}" + ("+attrs" if attrs else "") + _flags_text(df)))
     deferred: list[Any] = []
     pandas_index(walk, df.columns, deferred)
-    pandas_index(walk, df.index, deferred)
-    for values in frame_columns(df):
-        pandas_array(walk, values, deferred)
+    classes = _frame_classes or _find_frame_classes()
+    layout = frame_layout(df, classes) if classes is not None and type(df) is classes[0] else None
+    if layout is None:
+        pandas_index(walk, df.index, deferred)
+        for values in frame_columns(df):
+            pandas_array(walk, values, deferred)
+    else:
+        walk.frame_layouts[id(df)] = layout  # the fingerprinter's probe of the frame reads it too
+        _layout_values(walk, layout, deferred)
     if attrs:
         deferred.append(attrs)
     walk.push_all(deferred)
+
+
+def _layout_values(walk: Walk, layout: FrameLayout, deferred: list[Any]) -> None:
+    """The index and columns of a plain frame: the bytes ``pandas_index`` and
+    ``pandas_array`` write for them, each block's dtype read once, not once per column."""
+    steps = layout.rows
+    walk.emit(b"I" + enc_str(f"RangeIndex{steps.start}:{steps.stop}:{steps.step}"))
+    deferred.append(layout.index_name)
+    heads: dict[int, tuple[bytes, bytes | None]] = {}  # block number -> (column tag, array header or None)
+    for number, row in layout.placement:
+        values = layout.blocks[number]
+        head = heads.get(number)
+        if head is None:
+            dtype = values.dtype
+            plain = data_bytes(walk, dtype) is None and type(values) is _numpy()["ndarray"]
+            header = b"A" + dtype_tag(walk, dtype) + ("%r;" % ((values.shape[1],),)).encode() if plain else None
+            head = heads[number] = (_column_tag(walk, dtype), header)
+            walk.reached(id(buffer_owner(values)))
+        column = values[row]
+        tag, header = head
+        nbytes = column.nbytes
+        if header is None or nbytes > BLOCK:  # padding, or a file-mapped region to look for
+            walk.emit(tag)
+            numpy_array(walk, column)
+        elif nbytes <= _SMALL:
+            walk.spend(nbytes)
+            walk.emit(tag + header + b"a%x;" % nbytes + column.tobytes())
+        else:
+            walk.emit(tag + header)
+            walk.buffer(b"a", memoryview(column.view(_numpy()["uint8"])))
 
 
 def _attrs(obj: Any) -> dict[Any, Any] | None:
@@ -828,57 +865,85 @@ def _find_frame_classes() -> tuple[Any, ...] | None:
     return found
 
 
-def _frame_plan(obj: Any, classes: tuple[Any, ...]) -> Any:
-    """``probe_parts`` of a DataFrame read from its block manager: each block's address and
-    dtype once, its rows as regions of its buffer, not a view, a dict and flags per column
-    (each a cold code path right after a query). The same text and bytes as ``probe_parts``;
-    ``_GENERIC`` where it cannot tell."""
+@dataclass(frozen=True)
+class FrameLayout:
+    """A DataFrame as its block manager holds it, when that is plain: a RangeIndex, and
+    numeric C-contiguous 2-D blocks. Read once for the version probe and for hashing; made
+    and dropped within one call (it holds the frame's arrays)."""
+
+    rows: range
+    columns: Any  # the column labels (an Index)
+    index_name: Any
+    blocks: list[Any]  # each block's 2-D values
+    placement: list[tuple[int, int]]  # per column, in order: (block number, row in that block)
+    nbytes: int
+
+
+def frame_layout(obj: Any, classes: tuple[Any, ...]) -> FrameLayout | None:
+    """The layout of a DataFrame (of ``classes``' exact DataFrame class), read from its
+    block manager without a view, a dict and flags per column (each a cold code path right
+    after a query); None where it is not plain or cannot tell (pandas internals moved)."""
     _, manager, range_index, ndarray = classes
     try:
         mgr = obj._mgr
         if type(mgr) is not manager:
-            return _GENERIC
+            return None
         axes = mgr.axes
         if type(axes) is not list or len(axes) != 2:
-            return _GENERIC
+            return None
         columns, index = axes
         if type(index) is not range_index:
             return None
         steps = index._range
         if type(steps) is not range:
-            return _GENERIC
+            return None
         blknos, blklocs = mgr._blknos, mgr._blklocs  # what the properties return, when built
         if blknos is None or blklocs is None:
             blknos, blklocs = mgr.blknos, mgr.blklocs
         blknos, blklocs = blknos.tolist(), blklocs.tolist()
         if len(blknos) != len(columns):
-            return _GENERIC
+            return None
         blocks = []
         nbytes = 0
         for block in mgr.blocks:
             values = block.values
-            if type(values) is not ndarray or values.dtype.hasobject:
+            if type(values) is not ndarray or values.dtype.hasobject or values.ndim != 2 \
+                    or not values.flags.c_contiguous:
                 return None
-            if values.ndim != 2 or not values.flags.c_contiguous:
-                return _GENERIC
             nbytes += values.nbytes
             blocks.append(values)
-        if nbytes < PROBE_MIN_BYTES:
-            return None
-        flat = []
-        for v in blocks:
-            interface = v.__array_interface__  # the address, and dtype.str as "typestr"
-            flat.append((_sampled_buffer(v), interface["data"][0], v.strides[0], interface["typestr"],
-                         v.shape[1] * v.itemsize))
-        meta = [f"frame({len(steps)}, {len(blknos)})", f"range{steps.start}:{steps.stop}:{steps.step}"]
-        regions = []
-        for number, row in zip(blknos, blklocs):
-            buffer, address, stride, dtype, size = flat[number]
-            meta.append(f"{dtype}@{address + row * stride}")
-            regions.append((buffer, row * size, size))
-        return "|".join(meta), [columns, index.name], regions
+        return FrameLayout(steps, columns, index._name, blocks, list(zip(blknos, blklocs)), nbytes)
     except (AttributeError, TypeError, ValueError, IndexError):  # pandas internals moved
+        return None
+
+
+def _frame_plan(obj: Any, classes: tuple[Any, ...]) -> Any:
+    """``probe_parts`` of a DataFrame read from its layout: the same text and bytes;
+    ``_GENERIC`` where the layout cannot tell."""
+    layout = frame_layout(obj, classes)
+    if layout is None:
         return _GENERIC
+    return layout_probe_plan(layout)
+
+
+def layout_probe_plan(layout: FrameLayout) -> tuple[str, list[Any], list[tuple[Any, int, int]]] | None:
+    """What ``Fingerprinter.probe`` hashes for a frame of this layout (None: under
+    PROBE_MIN_BYTES): each block's address and dtype once, its rows as regions of its buffer."""
+    if layout.nbytes < PROBE_MIN_BYTES:
+        return None
+    flat = []
+    for v in layout.blocks:
+        interface = v.__array_interface__  # the address, and dtype.str as "typestr"
+        flat.append((_sampled_buffer(v), interface["data"][0], v.strides[0], interface["typestr"],
+                     v.shape[1] * v.itemsize))
+    steps = layout.rows
+    meta = [f"frame({len(steps)}, {len(layout.placement)})", f"range{steps.start}:{steps.stop}:{steps.step}"]
+    regions = []
+    for number, row in layout.placement:
+        buffer, address, stride, dtype, size = flat[number]
+        meta.append(f"{dtype}@{address + row * stride}")
+        regions.append((buffer, row * size, size))
+    return "|".join(meta), [layout.columns, layout.index_name], regions
 
 
 def _sampled_buffer(values: Any) -> Any:

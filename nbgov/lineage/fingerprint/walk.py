@@ -82,6 +82,7 @@ class Walk:
         self.bytes_left = limits.max_bytes
         self.hashed_bytes = 0
         self.notes: list[str] = []  # how parts were read, for Fingerprint.reason
+        self.frame_layouts: dict[int, Any] = {}  # id of a plain DataFrame read -> its FrameLayout, this walk only
 
     # -- driving -------------------------------------------------------------
     def run(self, root: Any) -> str:
@@ -277,6 +278,7 @@ class Walk:
         self.stack.clear()
         self.parts.clear()
         self._outer.clear()
+        self.frame_layouts.clear()
 
 
 def _atoms_only(elements: list[Any]) -> list[bytes] | None:

@@ -132,7 +132,7 @@ class BaseEngine:
         parsed = model_statement(statement)
         if parsed is not None:
             frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
-            activity = replace(activity, engine=self.executor.engine)
+            activity = replace(activity, engine=self.executor.engine.value)
             return StatementResult(statement.text, activity.kind, frame, summary, activity)
         executor = self.executor
         names = frame_candidates(statement) if frames else FrameNames((), exact=True)

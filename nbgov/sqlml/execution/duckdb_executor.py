@@ -21,6 +21,7 @@ import sqlglot.expressions as exp
 
 from nbgov.errors import ModelBindingError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
+from nbgov.sqlml.engine_name import EngineName
 from nbgov.sqlml.execution.batching import RegionDecisions, Scoring, regions_note, score_relation
 from nbgov.sqlml.execution.compiled.cache import ArtifactCache
 from nbgov.sqlml.execution.compiled.policy import TreeCompiler
@@ -55,7 +56,7 @@ _PARSED_TEXTS = 256  # DuckDB parses kept per executor
 class DuckDbExecutor:
     """Runs compiled statements on ``con`` (owned by the caller), scoring on ``threads``."""
 
-    engine = "duckdb"
+    engine = EngineName.DUCKDB
     dialect = "duckdb"
 
     def __init__(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nbgov.sqlml.engine_name import EngineName
+
 UDF_TRANSFER_US = 0.15  # per row per call: Arrow batches in/out of onnxruntime
 # per row when the relation is scored in large batches (ML.PREDICT): no 2,048-row UDF
 # calls; measured on 1M rows, a depth-3 tree is faster as SQL (54 vs 67 ms) but a
@@ -110,10 +112,11 @@ def bounds_beat_batches(open_share: float) -> bool:
 
 @dataclass(frozen=True)
 class CostProfile:
-    """Where inlined SQL would run: the costs that decide, on that engine, between
-    onnxruntime and SQL. One per engine (``DUCKDB``, ``SPARK``), chosen by its planner."""
+    """Where inlined SQL would run: the engine (named in the notes of SQL it runs) and the
+    costs that decide, on that engine, between onnxruntime and SQL. One per engine
+    (``DUCKDB``, ``SPARK``), chosen by its planner."""
 
-    name: str
+    engine: EngineName
     udf_transfer_us: float  # rows to onnxruntime and back, per UDF call
     batched_transfer_us: float  # the same when the relation is scored in large batches
     sql_tree_level_us: float
@@ -151,10 +154,10 @@ class CostProfile:
         )
 
 
-DUCKDB = CostProfile("duckdb", UDF_TRANSFER_US, BATCHED_TRANSFER_US, SQL_TREE_LEVEL_US, SQL_FOLD_US)
+DUCKDB = CostProfile(EngineName.DUCKDB, UDF_TRANSFER_US, BATCHED_TRANSFER_US, SQL_TREE_LEVEL_US, SQL_FOLD_US)
 # on Spark every ONNX row pays the Python worker, and Spark's own fold is not measured apart
 SPARK = CostProfile(
-    "spark", SPARK_WORKER_ROW_US, SPARK_WORKER_ROW_US, SPARK_SQL_TREE_LEVEL_US, 0.0, SPARK_CODEGEN_MAX_LEVELS,
+    EngineName.SPARK, SPARK_WORKER_ROW_US, SPARK_WORKER_ROW_US, SPARK_SQL_TREE_LEVEL_US, 0.0, SPARK_CODEGEN_MAX_LEVELS,
     ort_tree_level_us=SPARK_ORT_TREE_LEVEL_US, ort_statement_us=SPARK_WORKER_STATEMENT_US,
     sql_node_statement_us=SPARK_SQL_NODE_STATEMENT_US,
 )

@@ -4,8 +4,8 @@ Such a predicate says nothing about the model's *inputs*, so it never feeds
 pruning (doing so would be unsound: the output is what is being computed).
 For a single regression tree it does decide which leaves pass: the comparison
 then becomes a boolean tree — each leaf replaced by whether its exact output
-passes, subtrees whose leaves agree collapsed — and runs in DuckDB as a plain
-filter, with no model scoring at all.
+passes, subtrees whose leaves agree collapsed — and runs in the engine (DuckDB or
+Spark, as the notes say) as a plain filter, with no model scoring at all.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le
 
 def rule(state: PlanState) -> PlanState:
     """Rule 4: ``predict(...) op c`` on a single float tree with one scalar output becomes a
-    boolean tree DuckDB runs as a filter (each leaf's exact output is compared)."""
+    boolean tree the engine runs as a filter (each leaf's exact output is compared)."""
     compared = comparison_node(state.call.node)
     outputs = state.call.model.outputs
     if state.decided is not None or state.trees is None or state.trees.elem_type != "float" or compared is None:
@@ -55,19 +55,20 @@ def rule(state: PlanState) -> PlanState:
     expression = state.render(f"{rebuilt.cache_key}:{op}:{literal}", sql_model, features, guard)
     if expression is None:
         return state
-    boundary = f" ({kept.boundary} at the boundary, compared by DuckDB)" if kept.boundary else ""
+    engine = state.engine.label
+    boundary = f" ({kept.boundary} at the boundary, compared by {engine})" if kept.boundary else ""
     state = state.with_stats(
         strategy="sql-filter", leaves=kept.leaves, leaves_passing=kept.passing, branches_kept=kept.branches
     ).note(
         f"output predicate {op} {literal}: boolean tree: {kept.passing} of {kept.leaves} leaves pass{boundary}, "
-        f"{kept.branches} branches kept; runs in DuckDB as a filter (no model scoring)"
+        f"{kept.branches} branches kept; runs in {engine} as a filter (no model scoring)"
     )
     return replace(state, decided=state.sql_plan(expression, comparison=True))
 
 
 @dataclass(frozen=True)
 class BooleanTree:
-    """What the boolean tree kept: leaves that pass, leaves left to DuckDB (their output
+    """What the boolean tree kept: leaves that pass, leaves left to the engine (their output
     equals the constant as one type but not another), all leaves, branches kept."""
 
     passing: int
@@ -106,8 +107,8 @@ def boolean_tree_sql(
     over the features, or None.
 
     A leaf is decided only where comparing as FLOAT, as DOUBLE and as exact decimals
-    all agree (however DuckDB types the literal); a leaf at the boundary keeps the
-    comparison ``CAST(leaf AS FLOAT) op constant`` for DuckDB to evaluate.
+    all agree (however the engine types the literal); a leaf at the boundary keeps the
+    comparison ``CAST(leaf AS FLOAT) op constant`` for the engine to evaluate.
     """
     scored = leaf_outputs(payload, forest, n_features, (output,))
     value = number(constant)

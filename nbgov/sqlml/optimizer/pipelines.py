@@ -62,7 +62,7 @@ def lower(state: PlanState) -> PlanState:
         return replace(state, onnx_reason=f"model inputs are not one 2-D numeric tensor and not a pipeline nbgov reads ({pipeline})")
     if pipeline.is_bare or not pipeline.trees_only:
         return state  # a linear head: ``inline`` / ``inline_linear`` decide
-    constraints = call_constraints(state.call, exact_strings=state.exact_strings)
+    constraints = call_constraints(state.call, exact_strings=state.exact_strings, engine=state.engine)
     state = state.note(*constraints.refusals)
     sha = state.call.model.sha256
     lowered = state.memo.get("lowered", sha, lambda: _lowered(pipeline))
@@ -132,7 +132,7 @@ def inline_linear(state: PlanState) -> PlanState:
     transforms = _transforms(pipeline)
     if not estimate.prefer_sql:
         return replace(state, onnx_reason=f"pipeline ({transforms}) + linear model estimated cheaper in onnxruntime ({estimate.describe()})")
-    constraints = call_constraints(state.call, exact_strings=state.exact_strings)
+    constraints = call_constraints(state.call, exact_strings=state.exact_strings, engine=state.engine)
     raw = raw_domains(state.call, constraints)
     values = bound_values(state.call)
     checks = refused_rows(refusals(pipeline), raw, values, state.call.label)

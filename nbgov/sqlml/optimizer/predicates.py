@@ -13,7 +13,7 @@ a join's ON is refused (an outer join keeps the rows its ON rejects, NULL-extend
 Anything not understood gives no constraint, never a wrong one.
 
 String comparisons (``plan = 'gold'``, ``IN``, ``<>``, ``NOT IN``) prove a set of
-categories, but only where DuckDB compares bytes: under a collation ``'GOLD' = 'gold'``
+categories, but only where the engine compares bytes: under a collation ``'GOLD' = 'gold'``
 holds, so they are used only when the caller says no collation is in effect and the
 statement itself uses none.
 """
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import sqlglot.expressions as exp
 
+from nbgov.sqlml.engine_name import EngineName
 from nbgov.sqlml.optimizer.categories import Categories
 from nbgov.sqlml.optimizer.domains import Domain
 from nbgov.sqlml.plan import ModelCall
@@ -75,7 +76,7 @@ def rule(state: PlanState) -> PlanState:
     with a note for every filter that could not be used."""
     if state.tensor is None or state.constraints is not None:
         return state  # nothing to prove for, or proven already (a lowered pipeline)
-    constraints = call_constraints(state.call, exact_strings=state.exact_strings)
+    constraints = call_constraints(state.call, exact_strings=state.exact_strings, engine=state.engine)
     state = replace(state, constraints=constraints).note(*constraints.refusals)
     compared = output_comparison(state.call.node)
     if compared is not None:
@@ -102,9 +103,11 @@ def output_comparison(node: exp.Expression) -> tuple[str, float] | None:
     return None
 
 
-def call_constraints(call: ModelCall, *, exact_strings: bool = False) -> FeatureConstraints:
+def call_constraints(
+    call: ModelCall, *, exact_strings: bool = False, engine: EngineName = EngineName.DUCKDB
+) -> FeatureConstraints:
     """Constraints on each bound feature of ``call`` that hold wherever the call is evaluated;
-    ``exact_strings``: DuckDB compares strings byte for byte here (no collation anywhere)."""
+    ``exact_strings``: ``engine`` compares strings byte for byte here (no collation anywhere)."""
     located = _locate(call.node)
     if located is None:
         return FeatureConstraints(
@@ -133,7 +136,7 @@ def call_constraints(call: ModelCall, *, exact_strings: bool = False) -> Feature
     numeric = {key: d for key, d in domains.items() if isinstance(d, Domain)}
     strings = {key: d for key, d in domains.items() if isinstance(d, Categories)}
     if strings and (not exact_strings or call.statement.find(exp.Collate) is not None):
-        refusals.append("string predicates not used: a collation may make DuckDB's = differ from the model's")
+        refusals.append(f"string predicates not used: a collation may make {engine.label}'s = differ from the model's")
         strings = {}
     kept = [t for key, t in text.items() if key in numeric or key in strings]
     return FeatureConstraints(

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import onnx
 import sqlglot.expressions as exp
 
+from nbgov.sqlml.engine_name import EngineName
 from nbgov.sqlml.models.treegraph import TreeGraph, analyze
 from nbgov.sqlml.optimizer.checks import guarded_columns, refused_rows_of
 from nbgov.sqlml.optimizer.cost import DUCKDB, CostProfile
@@ -94,7 +95,7 @@ class PlanState:
     kept: tuple[int, ...] | None = None  # projection: original features still read
     decided: SqlPlan | None = None
     onnx_reason: str | None = None
-    exact_strings: bool = False  # DuckDB compares strings byte for byte (no collation in effect)
+    exact_strings: bool = False  # the engine compares strings byte for byte (no collation in effect)
     # a lowered pipeline: model inputs no lowered column reads (their NULL must still give
     # NULL), and values onnxruntime would refuse (condition, error message)
     extra_guard: tuple[exp.Expression, ...] = ()
@@ -121,6 +122,11 @@ class PlanState:
     def model(self) -> onnx.ModelProto:
         sha = self.call.model.sha256
         return self.memo.get("model", sha, lambda: onnx.load_model_from_string(self.call.model.onnx_bytes))
+
+    @property
+    def engine(self) -> EngineName:
+        """The engine that runs the SQL the rules decide on (the cost profile's): notes name it."""
+        return self.costs.engine
 
     @property
     def bound(self) -> BoundInput:

@@ -139,7 +139,7 @@ class Compilation:
         activity = Activity(
             statement=statement.text,
             kind=kind_name(statement_type),
-            engine=self.relations.engine,
+            engine=self.relations.engine.value,
             tables_read=found.tables_read,
             tables_written=found.tables_written,
             files_read=found.files_read,

@@ -38,7 +38,7 @@ ML_PREDICT_PREFIX = "nbgov_mlp_"  # the placeholder tables compile names ML.PRED
 @dataclass(frozen=True)
 class Inlined:
     """An ML.PREDICT the planner inlined as SQL: the relation with its predicted columns
-    computed by DuckDB (``body``), and a typed stand-in with the same columns."""
+    computed by the engine (``body``), and a typed stand-in with the same columns."""
 
     body: exp.Select
     stand_in: exp.Select
@@ -78,7 +78,7 @@ def compile_ml_predict(work: Compilation, call: MlPredict, outer: Outer) -> Inli
         # No signature for error messages: an error of the query around ML.PREDICT (a
         # predicted column compared with text) is the same as when ONNX scores the relation.
         work.notes.append(
-            f"{label}: inlined as SQL: DuckDB computes "
+            f"{label}: inlined as SQL: {work.relations.engine.label} computes "
             + ", ".join(f"predicted_{o.name}" for o in model.outputs)
             + " natively (no ONNX scoring, no batching)"
         )

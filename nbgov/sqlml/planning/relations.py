@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import sqlglot.expressions as exp
 
+from nbgov.sqlml.engine_name import EngineName
 from nbgov.sqlml.planning.prepared import Column, Query
 
 
@@ -24,7 +25,7 @@ class Parsed:
 class Relations(Protocol):
     """Questions compile asks an engine; implemented by each executor."""
 
-    engine: str  # "duckdb", "spark": named in the lineage activity
+    engine: EngineName  # named in EXPLAIN notes, and by its key in the lineage activity
     dialect: str  # sqlglot dialect of the SQL it runs and of the type names it gives
 
     def parse(self, text: str) -> Parsed:

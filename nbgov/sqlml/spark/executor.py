@@ -24,6 +24,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from nbgov.errors import ModelBindingError, NbgovError, SqlError, SqlmlError
 from nbgov.sqlml.activity import TableContent
+from nbgov.sqlml.engine_name import EngineName
 from nbgov.sqlml.execution.batching import stats_note
 from nbgov.sqlml.execution.executor import Outcome, Progress
 from nbgov.sqlml.execution.results import arrow_result_frame
@@ -67,7 +68,7 @@ _WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "ALTER", "DROP"}
 class SparkExecutor:
     """Runs compiled statements on ``spark`` (owned by the caller)."""
 
-    engine = "spark"
+    engine = EngineName.SPARK
     dialect = DIALECT
 
     def __init__(self, spark: SparkSession) -> None:

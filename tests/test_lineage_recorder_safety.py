@@ -115,10 +115,10 @@ def test_an_interrupt_while_hashing_saves_the_record_with_unfinished_fingerprint
     fingerprinter = recording.rec.fingerprinter
     real = fingerprinter._measure  # noqa: SLF001 - inside the fingerprinter's own interrupt guard
 
-    def interrupted(value: Any) -> Any:
+    def interrupted(value: Any, *rest: Any) -> Any:
         if type(value).__name__ == "Slow":
             raise KeyboardInterrupt
-        return real(value)
+        return real(value, *rest)
 
     recording.run("class Slow:\n    pass\nsmall = 1")
     capsys.readouterr()

@@ -337,7 +337,7 @@ def _layout_values(walk: Walk, layout: FrameLayout, deferred: list[Any]) -> None
         head = heads.get(number)
         if head is None:
             dtype = values.dtype
-            plain = data_bytes(walk, dtype) is None and type(values) is _numpy()["ndarray"]
+            plain = data_bytes(walk, dtype) is None
             header = b"A" + dtype_tag(walk, dtype) + ("%r;" % ((values.shape[1],),)).encode() if plain else None
             head = heads[number] = (_column_tag(walk, dtype), header)
             walk.reached(id(buffer_owner(values)))

@@ -10,7 +10,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from nbgov.lineage import notebook_meta
+from nbgov.lineage import compact, notebook_meta
 from nbgov.lineage.compact import Compactor, Lookup, expand
 from nbgov.lineage.store import sidecar_path
 from tests.fixtures.replay import (
@@ -203,3 +203,17 @@ def test_expanding_needs_only_the_entries_before_it(recorded: Path) -> None:
         line = compactor.compact(entry)
         assert expand(line, lookup) == entry
         lookup.add(entry)
+
+
+@pytest.mark.parametrize("form", [
+    {"s": 3, "h": "ab", "code": "print('ünïcode ✓ \\u2028 \"q\" \\\\ \\t')", "d": 0.000148, "w": [["x", "int", "h", "4"]]},
+    {"kind": "execution", "body": {"b": [1, 2.5, None, True, False, {"z": {}, "a": []}]}, "seq": 0},
+    {"emoji": "🧪", "control": "\x00\x1f\x7f", "big": 2**70, "neg": -0.0, "small": 1e-300},
+])
+def test_a_compact_line_is_what_json_dumps_writes(form: dict[str, Any]) -> None:
+    """The notebook's lines come from the sidecar's compiled encoder: the same text as
+    json.dumps with the options the format names, NaN refused as there."""
+    assert compact.dumps(form) == json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                             allow_nan=False)
+    with pytest.raises(ValueError):
+        compact.dumps({**form, "nan": float("nan")})

@@ -30,14 +30,15 @@ entry, whatever the length of the log.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 from nbgov.lineage.fingerprint import hash_bytes
 from nbgov.lineage.record import RECORD_SCHEMA
+from nbgov.lineage.store import canonical_text
 from nbgov.lineage.strict_json import DuplicateKey, NonFinite, strict_json
 
 Entry = dict[str, Any]
@@ -55,8 +56,9 @@ class CompactError(ValueError):
 
 def dumps(form: Mapping[str, Any]) -> str:
     """One compact line: sorted keys, no spaces, UTF-8 kept (what the notebook stores); NaN and
-    infinities refused, as in the sidecar (``expand`` reads lines with ``strict_json``)."""
-    return json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    infinities refused, as in the sidecar (``expand`` reads lines with ``strict_json``). The
+    sidecar's own compiled encoder: the same text as ``json.dumps`` with those options."""
+    return canonical_text(form)
 
 
 def code_hash(code: str) -> str:
@@ -64,6 +66,7 @@ def code_hash(code: str) -> str:
     return hash_bytes(code.encode("utf-8", "surrogatepass"))
 
 
+@functools.lru_cache(maxsize=16)  # each entry's start is the next one's base: parsed once
 def _parse_time(text: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -85,6 +88,7 @@ def started_offset(session_started: str, started: str) -> int | None:
     return offset if _format_time(base + timedelta(milliseconds=offset)) == started else None
 
 
+@functools.lru_cache(maxsize=16)  # compacting checks what expanding gives: the same call twice
 def started_at(session_started: str, offset: int) -> str:
     base = _parse_time(session_started)
     if base is None:
@@ -129,9 +133,14 @@ class Lookup:
         return found
 
 
+def _mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, a plain dict (what entries hold) told without the ABC check."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _body(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     body = entry.get("body")
-    if not isinstance(body, Mapping):
+    if not _mapping(body):
         raise CompactError("an entry without a body")
     return body
 
@@ -156,7 +165,9 @@ def expand_execution(form: Mapping[str, Any], lookup: Lookup) -> Entry:
     if type(seq) is not int or seq < 0 or not isinstance(digest, str):
         raise CompactError("a compact entry needs an integer seq (s) and a hash (h)")
     where = f"entry {seq}"
-    body: dict[str, Any] = {k: v for k, v in USUAL_VALUES.items() if k not in _strings(form.get("missing"))}
+    missing = form.get("missing")
+    absent = _strings(missing) if missing is not None else ()
+    body: dict[str, Any] = {k: v for k, v in USUAL_VALUES.items() if k not in absent}
     if "p" in form:
         prev, session, count, started = form["p"], form.get("sid"), form.get("n"), form.get("at")
     elif seq == 0:
@@ -223,7 +234,7 @@ def _expand_read(item: Any, lookup: Lookup, where: str) -> Any:
     name, source = item[0], lookup.entry(_int(item[1], where), where)
     source_body = _body(source)
     for write in source_body.get("writes") or []:
-        if isinstance(write, Mapping) and write.get("name") == name:
+        if _mapping(write) and write.get("name") == name:
             return {"name": name, "fingerprint": write.get("fingerprint"), "source": source_body.get("id")}
     raise CompactError(f"{where}: entry {source.get('seq')} wrote no {name[:40]!r}")
 
@@ -250,7 +261,7 @@ class Compactor:
         whole = dict(entry)
         form: dict[str, Any] | None = None
         body = whole.get("body")
-        session = self._sessions.get(str(body.get("session"))) if isinstance(body, Mapping) else None
+        session = self._sessions.get(str(body.get("session"))) if _mapping(body) else None
         if whole.get("kind") == "execution" and session is not None:
             form = self._shorthand(whole, session)
             if form is not None and not self._reproduces(form, whole):
@@ -266,7 +277,7 @@ class Compactor:
 
     def _note(self, entry: Entry) -> None:
         body = entry.get("body")
-        if type(entry.get("seq")) is not int or not isinstance(body, Mapping):
+        if type(entry.get("seq")) is not int or not _mapping(body):
             return
         self._lookup.add(entry)
         session_id = str(body.get("session"))
@@ -281,7 +292,7 @@ class Compactor:
         if isinstance(code, str):
             session.code_at.setdefault(code, entry["seq"])
         writes = {w["name"]: w.get("fingerprint") for w in body.get("writes") or []
-                  if isinstance(w, Mapping) and isinstance(w.get("name"), str)}
+                  if _mapping(w) and isinstance(w.get("name"), str)}
         if writes and isinstance(body.get("id"), str):
             session.writes_of[body["id"]] = (entry["seq"], writes)
 
@@ -332,7 +343,7 @@ class Compactor:
         return form
 
     def _short_read(self, read: Any, session: _Session) -> Any:
-        if not isinstance(read, Mapping) or set(read) != {"name", "fingerprint", "source"}:
+        if not _mapping(read) or set(read) != {"name", "fingerprint", "source"}:
             return read
         written = session.writes_of.get(str(read["source"]))
         if written is None or written[1].get(read["name"]) != read["fingerprint"]:
@@ -341,10 +352,10 @@ class Compactor:
 
 
 def _short_write(write: Any) -> Any:
-    if not isinstance(write, Mapping) or set(write) != {"name", "mutated", "fingerprint"} or write["mutated"] is not False:
+    if not _mapping(write) or set(write) != {"name", "mutated", "fingerprint"} or write["mutated"] is not False:
         return write
     fp = write["fingerprint"]
-    if not isinstance(fp, Mapping) or set(fp) != {"hash", "kind", "summary", "weak"} or fp["weak"] is not False:
+    if not _mapping(fp) or set(fp) != {"hash", "kind", "summary", "weak"} or fp["weak"] is not False:
         return write
     parts = [write["name"], fp["kind"], fp["hash"], fp["summary"]]
     return parts if all(isinstance(p, str) for p in parts) else write

@@ -77,6 +77,7 @@ def _canonical_encoder() -> Callable[[Any], str]:
 
 
 _canonical_text = _canonical_encoder()
+canonical_text = _canonical_text  # the canonical JSON as text (the notebook's compact lines use it too)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:

@@ -175,3 +175,37 @@ def test_sidecar_alone_and_metadata_alone_are_checked(nb_path: Path) -> None:
     out = verify_output(nb_path, 1)
     assert named(out, "checked the metadata's own chain only")
     assert named(out, "notebook metadata: entry 1", "edited")
+
+
+def _rechained(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries with every link and hash recomputed, as a forger would."""
+    prev = "0" * 32
+    for entry in entries:
+        entry["prev"] = prev
+        entry["hash"] = prev = entry_hash(entry)
+    return entries
+
+
+@pytest.mark.parametrize(("counts", "going_back"), [
+    ((1, 2, 1, 4), "entry 3 has execution count 1 after entry 2's 2"),
+    ((1, 2, 2, 3), None),  # a cell run without history keeps the count: not going back
+    ((1, 2, 3, 4), None),
+])
+def test_execution_counts_going_back_in_a_session_are_noticed(
+        nb_path: Path, counts: tuple[int, ...], going_back: str | None) -> None:
+    """A hand-made log whose chain is valid but whose counts go back within one kernel
+    session verifies (only signing vouches for content) with a notice naming the entry."""
+    with tampered_notebook(nb_path) as nb:  # the sidecar alone: nothing to compare it with
+        nb.metadata.pop("nbgov")
+        for cell in nb.cells:
+            cell.metadata.pop("nbgov", None)
+    with tampered_sidecar(nb_path) as entries:
+        executions = [e for e in entries if e["kind"] == "execution"]
+        for entry, count in zip(executions, counts, strict=True):
+            entry["body"]["execution_count"] = count
+        _rechained(entries)
+    out = verify_output(nb_path, 0)
+    noticed = named(out, "execution counts go back within a kernel session")
+    assert noticed == (going_back is not None), out
+    if going_back is not None:
+        assert named(out, going_back, "the log was edited, or code reset the kernel's counter"), out

@@ -240,11 +240,37 @@ def check_records(entries: Iterable[Entry], where: str, result: VerifyResult) ->
             result.problems.append(f"{where}: {exc}")
 
 
+def note_counts_going_back(entries: Iterable[Entry], where: str, result: VerifyResult) -> None:
+    """A notice (not a failure) where an execution's count is lower than an earlier one of
+    its session: a kernel's counter only grows (a cell run without history keeps it), unless
+    code reset it, so the log was edited or the counter reset; a valid chain cannot tell."""
+    last: dict[str, tuple[int, int]] = {}  # session -> (highest count so far, its entry's seq)
+    going_back: list[str] = []
+    for entry in entries:
+        body = entry.get("body")
+        if entry.get("kind") != "execution" or malformation(entry) is not None or not isinstance(body, Mapping):
+            continue
+        session, count = body.get("session"), body.get("execution_count")
+        if type(session) is not str or type(count) is not int:
+            continue
+        highest = last.get(session)
+        if highest is not None and count < highest[0]:
+            going_back.append(f"entry {entry.get('seq')} has execution count {count} after entry {highest[1]}'s "
+                              f"{highest[0]}")
+        if highest is None or count > highest[0]:
+            last[session] = (count, int(entry.get("seq", -1)))
+    if going_back:
+        more = f" (and {len(going_back) - 1} more)" if len(going_back) > 1 else ""
+        result.notices.append(f"{where}: execution counts go back within a kernel session: {going_back[0]}{more}; "
+                              "the log was edited, or code reset the kernel's counter")
+
+
 def check_sidecar(read: SidecarRead, result: VerifyResult) -> None:
     """The sidecar's lines and chain; repairs and a torn tail are said, not failed."""
     result.problems += [f"sidecar: {p.message}" for p in read.problems]
     result.problems += [f"sidecar: {p.message}" for p in verify_chain(read.entries)]
     check_records(read.entries, "sidecar", result)
+    note_counts_going_back(read.entries, "sidecar", result)
     for entry in read.entries:
         if entry.get("kind") == REPAIR and isinstance(entry.get("body"), Mapping):
             body = entry["body"]
@@ -301,6 +327,7 @@ def verify(notebook: Path, require_sidecar: bool = False, allowed_signers: Path 
             result.counts = count_entries(entries)
             check_metadata_alone(entries, result)
             check_records(entries, "notebook metadata", result)
+            note_counts_going_back(entries, "notebook metadata", result)
         _check_signatures(notebook, choice.path, [], allowed_signers, result)
         return result
     shown = f"{choice.path.parent.name}/{choice.path.name}"

@@ -65,12 +65,27 @@ _CHANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "os.symlink": ((1, 2),),
 }
 _TAKES_AWAY = frozenset({"os.remove", "os.rename"})
-_EVENTS = frozenset({"open", *_CHANGES})
+# Audit events that start a process: its files are not told from other processes' (fanotify)
+_SPAWNS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork",
+                     "os.forkpty"})
+_EVENTS = frozenset({"open", *_CHANGES, *_SPAWNS})
+_spawned = 0  # processes started while a cell was watched (by anyone in this process, nbgov too)
+
+
+def spawned() -> int:
+    """How many processes this process started while a cell's files were watched."""
+    return _spawned
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     # Runs for every audited event of every thread: one set lookup for all unrelated ones.
-    if not _active or event not in _EVENTS or unrecorded.active():
+    global _spawned
+    if not _active or event not in _EVENTS:
+        return
+    if event in _SPAWNS:
+        _spawned += 1
+        return
+    if unrecorded.active():
         return
     if event == "open":
         for watcher in tuple(_active):
@@ -103,6 +118,10 @@ class FileEvent:
     # a native write of a file nothing opened in the cell before it was first written: a
     # read of it Python saw failed (nothing was there) or read what the cell wrote
     unopened_before: bool = False
+    changed_by: str = "the cell"  # who changed a file read before the change: the cell, or ANOTHER_PROCESS
+
+
+ANOTHER_PROCESS = "another process"
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")

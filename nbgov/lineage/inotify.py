@@ -30,6 +30,7 @@ import os
 import struct
 import sys
 import termios
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -143,6 +144,11 @@ class Inotify:
         # files whose last open or close seen was an open: a handle may be kept across cells
         self._left_open: set[tuple[str, str]] = set()
         self._left_open_unknown = False  # more than the bound: any file may be
+
+    @property
+    def watches(self) -> Mapping[int, str]:
+        """The watches kept (awake or asleep): descriptor -> folder (read-only view)."""
+        return self._folders
 
     def watch(self, folder: str) -> bool:
         """Report what happens in a folder (not following a symlinked folder) until it sleeps."""

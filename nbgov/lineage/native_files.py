@@ -14,9 +14,11 @@ Where inotify is missing, files the cell names are stat'ed before and after: a c
 or changed file was written (that is evidence); reads cannot be seen, and the record
 says so.
 
-Known limits, by design: another process touching a watched file during the cell is
-indistinguishable from the cell; notebooks (``*.ipynb``) and editor/Jupyter temporary
-files are never data here (Python opens of them are still seen by the audit hook).
+Another process touching a watched file during the cell is told from the cell by
+fanotify where the OS offers it (``file_origins``); where it does not, or when the cell
+may have had child processes, it is recorded as the cell's. Known limit, by design:
+notebooks (``*.ipynb``) and editor/Jupyter temporary files are never data here (Python
+opens of them are still seen by the audit hook).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
-from nbgov.lineage.files import FileEvent, FileKey, file_key
+from nbgov.lineage.child_processes import ChildWatch
+from nbgov.lineage.fanotify import Fanotify, open_fanotify
+from nbgov.lineage.file_origins import OwnTouches, own_touches
+from nbgov.lineage.files import ANOTHER_PROCESS, FileEvent, FileKey, file_key
 from nbgov.lineage.database_files import JOURNALS, index_only, is_regular, side_database
 from nbgov.lineage.inotify import IN_CREATE, IN_MODIFY, Inotify, Touch, open_inotify
 
@@ -88,12 +93,16 @@ class NativeWatch:
     known: Callable[[str, FileKey], tuple[int, str | None] | None] | None = None
     _at_start: dict[str, FileKey] = field(default_factory=dict)  # named files, stat'ed at the start
     notes: list[str] = field(default_factory=list)
+    _origins: Fanotify | None = None  # who made the events inotify sees (where the OS says)
+    _children: ChildWatch | None = None
+    _cwd: str = ""
 
     @property
     def available(self) -> bool:
         if not self._tried:
             self._tried = True
             self._inotify = open_inotify()
+            self._origins = open_fanotify() if self._inotify is not None else None
         return self._inotify is not None
 
     def start(self, mentions: Iterable[str], cwd: str | None = None) -> None:
@@ -112,6 +121,11 @@ class NativeWatch:
         entries = _lstats(paths)
         self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored, entries)
         self._inotify.start(_folders(base, paths, self.ignored, entries))
+        if self._origins is not None:
+            self._origins.follow(self._inotify.watches)
+            self._origins.drop()  # what happened between cells is for no cell (after inotify's drop)
+            self._children = ChildWatch.start()
+            self._cwd = base
 
     def stop(self) -> list[FileEvent]:
         """Files opened in the watched folders since ``start``: written, else read."""
@@ -121,6 +135,9 @@ class NativeWatch:
         touches, overflow = self._inotify.collect()
         if overflow:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
+        own = self._own(touches)
+        touches = own.touches
+        self.notes += own.notes
         events: list[FileEvent] = []
         at_start, self._at_start = self._at_start, {}
         touched = {touch.path for touch in touches}
@@ -137,6 +154,10 @@ class NativeWatch:
                 continue
             if touch.new_folder:
                 events += self._made_in(path)
+                continue
+            if path in own.read_then_changed:  # another process changed it: what the cell read is gone
+                events.append(FileEvent(path, path, "read", native=True, before_change=(None, None),
+                                        changed_by=ANOTHER_PROCESS))
                 continue
             if touch.only_taken_away and not os.path.lexists(path):
                 if touch.opened:  # read, then removed: the read stays (its content is not known)
@@ -166,6 +187,14 @@ class NativeWatch:
                    if db not in written and is_regular(db) and not self.ignored(db)]
         return events
 
+    def _own(self, touches: list[Touch]) -> OwnTouches:
+        """The touches this process made (fanotify read after inotify: it holds at least
+        the events inotify's read held)."""
+        children, self._children = self._children, None
+        if not touches or self._origins is None or children is None:
+            return OwnTouches(touches)
+        return own_touches(touches, self._origins.collect(), children.possible, self._cwd)
+
     def _content_at_start(self, path: str, at_start: Mapping[str, FileKey]) -> tuple[int | None, str | None]:
         key = at_start.get(path)
         found = self.known(path, key) if key is not None and self.known is not None else None
@@ -185,6 +214,9 @@ class NativeWatch:
         if self._inotify is not None:
             self._inotify.close()
             self._inotify = None
+        if self._origins is not None:
+            self._origins.close()
+            self._origins = None
 
 
 def _folders(cwd: str, paths: list[str], ignored: Callable[[str], bool],

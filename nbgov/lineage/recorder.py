@@ -41,7 +41,7 @@ from nbgov.lineage.environment import (
     top_level_modules,
 )
 from nbgov.lineage.exception_text import exception_message
-from nbgov.lineage.files import FileEvent, FileWatcher, absent, expand_sql_paths
+from nbgov.lineage.files import ANOTHER_PROCESS, FileEvent, FileWatcher, absent, expand_sql_paths
 from nbgov.lineage.fingerprint import SCHEME as FINGERPRINT_SCHEME
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.fingerprint.memmap import written_file
@@ -402,13 +402,13 @@ class Recorder:
         native = [ev for ev in events if ev.native]
         unopened = {ev.abspath for ev in native if ev.unopened_before}
         seen: dict[tuple[str, str], str] = {}
-        read_before: dict[str, tuple[int | None, str | None]] = {}  # read, then changed by the cell
+        read_before: dict[str, FileEvent] = {}  # read, then changed (by the cell, or another process)
         for ev in python:
             if ev.mode == "read" and ev.before_change is None and ev.abspath in unopened:
                 continue
             seen.setdefault((ev.abspath, ev.mode), ev.path)
             if ev.before_change is not None:
-                read_before.setdefault(ev.abspath, ev.before_change)
+                read_before.setdefault(ev.abspath, ev)
         made_elsewhere: set[str] = set()  # written by SQL or native code: in no known order with Python's
         for report in sql:
             for mode, paths in (("read", report.files_read), ("write", report.files_written)):
@@ -422,7 +422,7 @@ class Recorder:
             if ev.mode == "write" or read_then_written or not any((ev.abspath, m) in seen for m in ("read", "write")):
                 seen.setdefault((ev.abspath, ev.mode), _display_path(ev.abspath, cwd))
                 if ev.before_change is not None:
-                    read_before.setdefault(ev.abspath, ev.before_change)
+                    read_before.setdefault(ev.abspath, ev)
         made_elsewhere |= _written(native)
         taken = _taken_away(python, made_elsewhere) | _taken_away(native, made_elsewhere | _written(python))
         out: list[ObservedFile] = []
@@ -516,12 +516,14 @@ def _taken_away(python: list[FileEvent], made_elsewhere: set[str]) -> set[str]:
     return taken
 
 
-def _read_before_change(path: str, abspath: str, content: tuple[int | None, str | None],
-                        notes: list[str]) -> ObservedFile:
-    """A file the cell read, then wrote: the read is what was there before the write."""
-    size, digest = content
+def _read_before_change(path: str, abspath: str, read: FileEvent, notes: list[str]) -> ObservedFile:
+    """A file the cell read, then wrote (or another process changed): the read is what was
+    there before the change."""
+    assert read.before_change is not None
+    size, digest = read.before_change
     if digest is None:
-        notes.append(f"file {path} was read, then overwritten by the cell: its content when read is not known")
+        change = f"changed by {ANOTHER_PROCESS}" if read.changed_by == ANOTHER_PROCESS else "overwritten by the cell"
+        notes.append(f"file {path} was read, then {change}: its content when read is not known")
     return ObservedFile(path, abspath, "read", size, digest, False)
 
 

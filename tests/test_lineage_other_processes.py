@@ -89,8 +89,10 @@ def test_a_file_the_cell_read_and_another_process_changed_has_no_claimed_content
     assert kernel.kc.get_shell_msg(timeout=60)["content"]["status"] == "ok"
     body = _bodies(notebook)[-1]
     assert _files(body) == [("data.csv", "read", None)]  # not the content it has now
-    assert ("file data.csv was read, then changed by another process: its content when read is not known"
-            in body["notes"])
+    assert body["notes"] == [
+        f"not recorded, opened only by another process while the cell ran (the cell started no process): {flags / 'go'}",
+        "file data.csv was read by the cell and changed by another process while it ran: its content when read is "
+        "not known"]
 
 
 def test_a_file_the_cell_writes_through_a_process_it_starts_stays_the_cells(

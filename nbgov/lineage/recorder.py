@@ -522,8 +522,11 @@ def _read_before_change(path: str, abspath: str, read: FileEvent, notes: list[st
     assert read.before_change is not None
     size, digest = read.before_change
     if digest is None:
-        change = f"changed by {ANOTHER_PROCESS}" if read.changed_by == ANOTHER_PROCESS else "overwritten by the cell"
-        notes.append(f"file {path} was read, then {change}: its content when read is not known")
+        if read.changed_by == ANOTHER_PROCESS:  # in no known order with the cell's read
+            notes.append(f"file {path} was read by the cell and changed by {ANOTHER_PROCESS} while it ran: its "
+                         "content when read is not known")
+        else:
+            notes.append(f"file {path} was read, then overwritten by the cell: its content when read is not known")
     return ObservedFile(path, abspath, "read", size, digest, False)
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -191,3 +192,19 @@ def test_the_signs_of_child_processes(action: str, after: bool) -> None:
     out = subprocess.run([sys.executable, "-c", CHILDREN.format(action=action)], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).stdout
     assert out.split() == ["False", str(after)]
+
+
+def test_a_failing_fanotify_costs_the_origins_only_once(recording: Any) -> None:
+    recording.run("x = 1").raise_error()
+    origins = recording.rec._native._origins
+    assert origins is not None
+    with open(os.devnull, "rb") as null:  # the group's descriptor now answers nothing it asks
+        os.dup2(null.fileno(), origins.fd)
+    recording.run("open('out.txt', 'w').write('o')").raise_error()
+    body = recording.body()
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("out.txt", "write")]
+    assert len(body["notes"]) == 1 and body["notes"][0].startswith("which process opened a file cannot be told any "
+                                                                    "more (OSError: ")
+    recording.run("open('two.txt', 'w').write('t')").raise_error()
+    body = recording.body()
+    assert [(f["path"], f["mode"]) for f in body["files"]] == [("two.txt", "write")] and body["notes"] == []

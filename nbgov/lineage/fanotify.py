@@ -37,13 +37,13 @@ _FAN_REPORT_DIR_FID = 0x400
 _FAN_REPORT_NAME = 0x800
 _FAN_MARK_ADD = 0x01
 _FAN_MARK_REMOVE = 0x02
-_FAN_MARK_DONT_FOLLOW = 0x04
 _FAN_MARK_ONLYDIR = 0x08
 _FAN_EVENT_ON_CHILD = 0x08000000
 _FAN_Q_OVERFLOW = 0x4000
 _FAN_EVENT_INFO_TYPE_DFID_NAME = 2
 _AT_FDCWD = -100
 _AT_HANDLE_FID = 0x200
+_AT_SYMLINK_FOLLOW = 0x400
 _MAX_HANDLE_SZ = 128
 _FAN_ONDIR = 0x40000000
 # fanotify's event bits are inotify's: the same events are asked of both (and of folders
@@ -127,7 +127,7 @@ class Fanotify:
 
     def _mark_folder(self, wd: int, folder: str) -> None:
         key = self._key(folder)
-        if key is not None and self._mark(self.fd, _FAN_MARK_ADD | _FAN_MARK_DONT_FOLLOW | _FAN_MARK_ONLYDIR,
+        if key is not None and self._mark(self.fd, _FAN_MARK_ADD | _FAN_MARK_ONLYDIR,
                                           _MARK_MASK, _AT_FDCWD, os.fsencode(folder)) == 0:
             self._folders[key] = folder
             self._keys[wd] = key
@@ -141,14 +141,16 @@ class Fanotify:
         if self._folders.get(key) == folder:
             del self._folders[key]
         # fails harmlessly when the folder is gone (its mark went with it) or was replaced
-        self._mark(self.fd, _FAN_MARK_REMOVE | _FAN_MARK_DONT_FOLLOW | _FAN_MARK_ONLYDIR,
+        self._mark(self.fd, _FAN_MARK_REMOVE | _FAN_MARK_ONLYDIR,
                    _MARK_MASK, _AT_FDCWD, os.fsencode(folder))
 
     def _key(self, folder: str) -> FolderKey | None:
         """The folder's identity as fanotify reports it: its file system's id and file handle."""
         handle = _FileHandle()
         mount_id = ctypes.c_int(0)
-        for flags in (_AT_HANDLE_FID, 0):  # AT_HANDLE_FID (Linux 6.5+): what fanotify encodes
+        # a named folder is followed through a symlink, as inotify follows it; AT_HANDLE_FID
+        # (Linux 6.5+) asks for the handle fanotify reports, where older kernels give the same
+        for flags in (_AT_SYMLINK_FOLLOW | _AT_HANDLE_FID, _AT_SYMLINK_FOLLOW):
             handle.handle_bytes = _MAX_HANDLE_SZ
             if self._handle_of(_AT_FDCWD, os.fsencode(folder), ctypes.byref(handle), ctypes.byref(mount_id),
                                flags) == 0:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
+from nbgov.lineage.journal import describe
 from nbgov.lineage.child_processes import ChildWatch
 from nbgov.lineage.fanotify import Fanotify, open_fanotify
 from nbgov.lineage.file_origins import OwnTouches, own_touches
@@ -122,9 +123,12 @@ class NativeWatch:
         self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored, entries)
         self._inotify.start(_folders(base, paths, self.ignored, entries))
         if self._origins is not None:
-            self._origins.follow(self._inotify.watches)
-            self._origins.drop()  # what happened between cells is for no cell (after inotify's drop)
-            self._children = ChildWatch.start()
+            try:
+                self._origins.follow(self._inotify.watches)
+                self._origins.drop()  # what happened between cells is for no cell (after inotify's drop)
+                self._children = ChildWatch.start()
+            except OSError as exc:
+                self._origins_failed(exc)
             self._cwd = base
 
     def stop(self) -> list[FileEvent]:
@@ -193,7 +197,20 @@ class NativeWatch:
         children, self._children = self._children, None
         if not touches or self._origins is None or children is None:
             return OwnTouches(touches)
-        return own_touches(touches, self._origins.collect(), children.possible, self._cwd)
+        try:
+            return own_touches(touches, self._origins.collect(), children.possible, self._cwd)
+        except OSError as exc:
+            self._origins_failed(exc)
+            return OwnTouches(touches)
+
+    def _origins_failed(self, exc: OSError) -> None:
+        """fanotify failed: from now on every process's files count, as inotify sees them."""
+        if self._origins is not None:
+            self._origins.close()
+            self._origins = None
+        self._children = None
+        self.notes.append(f"which process opened a file cannot be told any more ({describe(exc)}): files other "
+                          "processes open in watched folders count as the cell's")
 
     def _content_at_start(self, path: str, at_start: Mapping[str, FileKey]) -> tuple[int | None, str | None]:
         key = at_start.get(path)

@@ -65,6 +65,8 @@ def test_files_another_process_reads_and_writes_during_a_cell_are_not_the_cells(
     deadline_wait(flags / "running")
     (tmp_path / "foreign.log").write_text("another process wrote this")  # while the cell waits
     assert (tmp_path / "data.csv").read_text() == "a\n1\n"  # and read this
+    (tmp_path / "nb.ipynb").write_text("{}")  # and saved the notebook, as the Jupyter server does: no one's data
+    (tmp_path / ".~nb.ipynb").write_text("{}")
     (flags / "go").touch()
     assert kernel.kc.get_shell_msg(timeout=60)["content"]["status"] == "ok"
     body = _bodies(notebook)[-1]

@@ -139,7 +139,8 @@ class NativeWatch:
         touches, overflow = self._inotify.collect()
         if overflow:
             self.notes.append("the OS dropped file events (too many at once): files read may be missing")
-        own = self._own(touches)
+        # the server's saves and editors' temporary files are no one's data: no note names them
+        own = self._own([t for t in touches if not _not_data(t.name) and not self.ignored(t.path)])
         touches = own.touches
         self.notes += own.notes
         events: list[FileEvent] = []
@@ -149,8 +150,6 @@ class NativeWatch:
         through_journal: dict[str, None] = {}  # databases a commit changed in their journal or WAL only
         for touch in touches:
             path = touch.path
-            if _not_data(touch.name) or self.ignored(path):
-                continue
             database = side_database(path, touched)
             if database is not None:  # a database's own side file: the database is what changed, if anything
                 if _changes_database(touch):

@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage.analysis import CellNames, plausible_path
-from nbgov.lineage.journal import describe
 from nbgov.lineage.child_processes import ChildWatch
 from nbgov.lineage.fanotify import Fanotify, open_fanotify
 from nbgov.lineage.file_origins import OwnTouches, own_touches
 from nbgov.lineage.files import ANOTHER_PROCESS, FileEvent, FileKey, file_key
 from nbgov.lineage.database_files import JOURNALS, index_only, is_regular, side_database
 from nbgov.lineage.inotify import IN_CREATE, IN_MODIFY, Inotify, Touch, open_inotify
+from nbgov.lineage.journal import describe
 
 MAX_WATCHED_FOLDERS = 32
 MAX_FILES_IN_NEW_FOLDERS = 10_000

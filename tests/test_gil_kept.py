@@ -87,3 +87,19 @@ def test_a_lock_held_elsewhere_is_waited_for(tmp_path: Path) -> None:
     finally:
         os.close(holder)
         os.close(waiter)
+
+
+@pytest.mark.parametrize("libc", ["kept", "none"])
+def test_queued_says_what_waits_on_a_descriptor(libc: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if libc == "none":
+        monkeypatch.setattr(gil_kept, "_LIBC", None)
+    read_end, write_end = os.pipe()
+    try:
+        assert gil_kept.queued(read_end) == 0
+        os.write(write_end, b"abc")
+        assert gil_kept.queued(read_end) == 3
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    with pytest.raises(OSError):
+        gil_kept.queued(read_end)  # closed

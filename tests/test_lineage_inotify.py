@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from nbgov.lineage import gil_kept
+from nbgov.lineage import inotify as inotify_module
 from nbgov.lineage.inotify import MAX_KEPT_WATCHES, SLEEP_MASK, WATCH_MASK, Inotify, open_inotify
 
 
@@ -63,7 +65,8 @@ def test_a_flood_of_events_is_reported_as_an_overflow(inotify: Inotify, tmp_path
     inotify.close()
 
 
-def test_a_writer_that_never_pauses_cannot_keep_collect_reading(inotify: Inotify, tmp_path: Path) -> None:
+def test_a_writer_that_never_pauses_cannot_keep_collect_reading(inotify: Inotify, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """``strace -o trace.log`` in the notebook's folder writes a line for each read of the
     inotify descriptor, which queues a new event: collect reads what was queued when it
     began, so it returns, and the cell's own events are all there."""
@@ -72,18 +75,18 @@ def test_a_writer_that_never_pauses_cannot_keep_collect_reading(inotify: Inotify
     (tmp_path / "data.csv").read_text()
     log = open(tmp_path / "trace.log", "ab", buffering=0)  # noqa: SIM115 - closed below
     reads = 0
-    plain_read = inotify._read
+    plain_read = inotify_module.read_waiting
 
-    def traced_read(size: int) -> bytes:
+    def traced_read(fd: int, size: int) -> bytes:
         nonlocal reads
         reads += 1
         if reads > 1000:
             raise AssertionError("collect kept reading the events its own reads caused")
-        data = plain_read(size)
+        data = plain_read(fd, size)
         log.write(b"read(...)\n")  # what the tracer writes for this very call
         return data
 
-    inotify._read = traced_read  # type: ignore[method-assign]
+    monkeypatch.setattr(inotify_module, "read_waiting", traced_read)
     try:
         touches, overflow = inotify.collect()
     finally:
@@ -91,7 +94,7 @@ def test_a_writer_that_never_pauses_cannot_keep_collect_reading(inotify: Inotify
     assert not overflow
     assert reads == 1
     assert {t.name: t.written for t in touches} == {"data.csv": True, "trace.log": True}
-    assert inotify._queued() > 0, "the tracer's own lines wait for the next collect"
+    assert gil_kept.queued(inotify.fd) > 0, "the tracer's own lines wait for the next collect"
     inotify.close()
 
 

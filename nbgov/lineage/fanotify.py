@@ -24,11 +24,11 @@ import errno
 import os
 import struct
 import sys
-import termios
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nbgov.lineage.inotify import WATCH_MASK
+from nbgov.lineage import gil_kept
+from nbgov.lineage.inotify import WATCH_MASK, read_waiting
 
 _FAN_CLOEXEC = 0x01
 _FAN_NONBLOCK = 0x02
@@ -52,7 +52,6 @@ _MARK_MASK = WATCH_MASK | _FAN_EVENT_ON_CHILD | _FAN_ONDIR
 _METADATA = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, mask, fd, pid
 _INFO_HEADER = struct.Struct("=BBH")  # info_type, pad, len
 _FID = struct.Struct("=8sIi")  # fsid, handle_bytes, handle_type
-_FIONREAD = termios.FIONREAD
 _READ_SIZE = 1 << 16
 
 FolderKey = tuple[bytes, int, bytes]  # (fsid, handle type, handle): a folder whatever its name now
@@ -90,7 +89,6 @@ class Fanotify:
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        kept = ctypes.PyDLL(None, use_errno=True)  # the call made every cell keeps the GIL (see gil_kept)
         init = libc.fanotify_init
         init.argtypes, init.restype = (ctypes.c_uint, ctypes.c_uint), ctypes.c_int
         self._mark = libc.fanotify_mark
@@ -98,9 +96,6 @@ class Fanotify:
         self._handle_of = libc.name_to_handle_at
         self._handle_of.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_FileHandle),
                                     ctypes.POINTER(ctypes.c_int), ctypes.c_int)
-        self._ioctl = kept.ioctl
-        self._ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int))
-        self._queued_bytes = ctypes.c_int(0)
         fd = init(_FAN_CLASS_NOTIF | _FAN_REPORT_DIR_FID | _FAN_REPORT_NAME | _FAN_CLOEXEC | _FAN_NONBLOCK,
                   os.O_RDONLY | os.O_CLOEXEC)
         if fd < 0:
@@ -171,9 +166,9 @@ class Fanotify:
         when it is called (a process writing without pause cannot keep it reading)."""
         files: dict[tuple[str, str], Origin] = {}
         complete = True
-        events = self._queued() // _METADATA.size  # FIONREAD counts each event's metadata only
+        events = gil_kept.queued(self.fd) // _METADATA.size  # FIONREAD counts each event's metadata only
         while events > 0:
-            data = self._read()
+            data = read_waiting(self.fd, _READ_SIZE)  # whole events, as many as fit
             if not data:
                 break
             offset = 0
@@ -197,24 +192,8 @@ class Fanotify:
 
     def drop(self) -> None:
         """Forget what happened so far (between cells: for no cell)."""
-        if self._queued():
+        if gil_kept.queued(self.fd):
             self.collect()
-
-    def _queued(self) -> int:
-        if self._ioctl(self.fd, _FIONREAD, self._queued_bytes) < 0:
-            raise OSError(errno.EBADF, f"fanotify: FIONREAD failed on {self.fd}")
-        return self._queued_bytes.value
-
-    def _read(self) -> bytes:
-        """Whole events, as many as fit (a read smaller than the next event fails)."""
-        while True:
-            try:
-                return os.read(self.fd, _READ_SIZE)
-            except BlockingIOError:
-                return b""
-            except OSError as exc:
-                if exc.errno != errno.EINTR:
-                    raise
 
     def close(self) -> None:
         os.close(self.fd)

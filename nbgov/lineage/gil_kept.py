@@ -17,16 +17,18 @@ import ctypes
 import errno
 import fcntl
 import os
+import termios
 from typing import Any
 
 
 def _libc() -> Any:
     try:
         libc = ctypes.PyDLL(None, use_errno=True)  # a PyDLL function keeps the GIL
-        functions = (libc.getcwd, libc.flock, libc.lseek, libc.write)
+        functions = (libc.getcwd, libc.flock, libc.lseek, libc.write, libc.ioctl)
     except (OSError, AttributeError):
         return None
-    getcwd, flock, lseek, write = functions
+    getcwd, flock, lseek, write, ioctl = functions
+    ioctl.argtypes, ioctl.restype = [ctypes.c_int, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int)], ctypes.c_int
     getcwd.argtypes, getcwd.restype = [ctypes.c_char_p, ctypes.c_size_t], ctypes.c_void_p
     flock.argtypes, flock.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     lseek.argtypes, lseek.restype = [ctypes.c_int, ctypes.c_int64, ctypes.c_int], ctypes.c_int64
@@ -83,6 +85,17 @@ def write_all(fd: int, data: bytes) -> None:
         if n == 0:
             raise OSError(errno.EIO, "short write to lineage log")
         done += n
+
+
+def queued(fd: int) -> int:
+    """What ``FIONREAD`` says is waiting on ``fd`` (never blocks)."""
+    count = ctypes.c_int(0)
+    if _LIBC is None:
+        fcntl.ioctl(fd, termios.FIONREAD, count)  # fills ``count``
+        return count.value
+    if _LIBC.ioctl(fd, termios.FIONREAD, ctypes.byref(count)) < 0:
+        raise _error()
+    return count.value
 
 
 def _error() -> OSError:

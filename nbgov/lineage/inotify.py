@@ -29,10 +29,11 @@ import errno
 import os
 import struct
 import sys
-import termios
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+
+from nbgov.lineage import gil_kept
 
 IN_MODIFY = 0x00000002
 IN_ATTRIB = 0x00000004
@@ -74,7 +75,6 @@ WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
 TAKEN_AWAY = IN_DELETE | IN_MOVED_FROM
 _EVENT = struct.Struct("iIII")
 _MAX_READ = 1 << 20
-_FIONREAD = termios.FIONREAD
 MAX_KEPT_WATCHES = 64
 MAX_LEFT_OPEN = 4096  # files earlier cells left open; beyond it, no close after a write is a read
 
@@ -126,9 +126,6 @@ class Inotify:
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         kept = ctypes.PyDLL(None, use_errno=True)  # calls made every cell keep the GIL (see gil_kept)
-        self._ioctl = kept.ioctl
-        self._ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.POINTER(ctypes.c_int))
-        self._queued_bytes = ctypes.c_int(0)
         self._add = kept.inotify_add_watch
         self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
         self._rm = kept.inotify_rm_watch
@@ -182,7 +179,7 @@ class Inotify:
         events (overflow). Reads only the events already queued when it is called: what a
         process writing without pause in a watched folder adds meanwhile (a tracer logging
         each of these reads there) cannot keep it reading."""
-        queued = self._queued()
+        queued = gil_kept.queued(self.fd)  # whole events; kept GIL: a release hands it to the IOPub thread
         if not queued:
             return [], False  # nothing happened (most cells, and most gaps between cells)
         masks: dict[tuple[str, str], int] = {}
@@ -193,7 +190,7 @@ class Inotify:
         last_open: dict[tuple[str, str], bool] = {}  # the last open or close was an open
         overflow = False
         while queued > 0:
-            data = self._read(min(queued, _MAX_READ))
+            data = read_waiting(self.fd, min(queued, _MAX_READ))
             if not data:
                 break
             queued -= len(data)
@@ -244,24 +241,6 @@ class Inotify:
                    for (folder, name), mask in masks.items()]
         return touches, overflow
 
-    def _queued(self) -> int:
-        """Bytes of events waiting (``FIONREAD``: whole events). One call that never blocks,
-        made without releasing the GIL: in a kernel, a release hands it to the IOPub thread."""
-        if self._ioctl(self.fd, _FIONREAD, self._queued_bytes) < 0:
-            raise OSError(errno.EBADF, f"inotify: FIONREAD failed on {self.fd}")
-        return self._queued_bytes.value
-
-    def _read(self, size: int) -> bytes:
-        """Events waiting (whole ones, up to ``size`` bytes); empty when there are none."""
-        while True:
-            try:
-                return os.read(self.fd, size)
-            except BlockingIOError:
-                return b""
-            except OSError as exc:
-                if exc.errno != errno.EINTR:
-                    raise
-
     def start(self, folders: list[str]) -> None:
         """The start of a cell: drop what happened since the last one, watch the folders this
         cell can reach (each name looked up anew: a folder replaced under its name is the one
@@ -288,6 +267,18 @@ class Inotify:
         self._folders.clear()
         self._named.clear()
         self._awake.clear()
+
+
+def read_waiting(fd: int, size: int) -> bytes:
+    """Whole events waiting on a non-blocking ``fd``, up to ``size`` bytes; empty when none."""
+    while True:
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            if exc.errno != errno.EINTR:
+                raise
 
 
 def open_inotify() -> Inotify | None:

@@ -47,6 +47,16 @@ def flags(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def waiting(lineage_kernels: Any, tmp_path: Path) -> tuple[Any, Path]:
+    """A recording kernel of ``nb.ipynb`` beside ``data.csv``, with ``wait_for`` defined."""
+    notebook = tmp_path / "nb.ipynb"
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    kernel = lineage_kernels(notebook)
+    assert kernel.execute(WAIT_FOR)["content"]["status"] == "ok"
+    return kernel, notebook
+
+
 @pytest.fixture(autouse=True)
 def fanotify_here() -> None:
     group = open_fanotify()
@@ -55,11 +65,8 @@ def fanotify_here() -> None:
 
 
 def test_files_another_process_reads_and_writes_during_a_cell_are_not_the_cells(
-        lineage_kernels: Any, tmp_path: Path, flags: Path) -> None:
-    notebook = tmp_path / "nb.ipynb"
-    (tmp_path / "data.csv").write_text("a\n1\n")
-    kernel = lineage_kernels(notebook)
-    assert kernel.execute(WAIT_FOR)["content"]["status"] == "ok"
+        waiting: Any, tmp_path: Path, flags: Path) -> None:
+    kernel, notebook = waiting
     kernel.kc.execute(f"open('mine.txt', 'w').write('m')\nos.mkdir({str(flags / 'running')!r})\n"
                       f"wait_for({str(flags / 'go')!r})")
     deadline_wait(flags / "running")
@@ -76,11 +83,8 @@ def test_files_another_process_reads_and_writes_during_a_cell_are_not_the_cells(
 
 
 def test_a_file_the_cell_read_and_another_process_changed_has_no_claimed_content(
-        lineage_kernels: Any, tmp_path: Path, flags: Path) -> None:
-    notebook = tmp_path / "nb.ipynb"
-    (tmp_path / "data.csv").write_text("a\n1\n")
-    kernel = lineage_kernels(notebook)
-    assert kernel.execute(WAIT_FOR)["content"]["status"] == "ok"
+        waiting: Any, tmp_path: Path, flags: Path) -> None:
+    kernel, notebook = waiting
     kernel.kc.execute(
         "import pyarrow.csv\n"
         "table = pyarrow.csv.read_csv('data.csv')\n"  # native code reads it

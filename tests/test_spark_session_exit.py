@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,11 +24,21 @@ pytestmark = pytest.mark.spark
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Any]:
-    """PySpark's accumulator server on a Unix socket, quietened as nbgov's sessions are."""
+    """PySpark's accumulator server on a Unix socket, quietened as nbgov's sessions are;
+    ``server.served`` is set each time it is done with a connection (its error, if any,
+    printed)."""
     from pyspark.accumulators import _start_update_server
 
     started = _start_update_server("", is_unix_domain_sock=True, socket_path=str(tmp_path / "acc.sock"))
     _quiet_closed_updates(SimpleNamespace(_accumulatorServer=started))
+    started.served = threading.Event()
+    close = started.shutdown_request
+
+    def closed(request: Any) -> None:  # socketserver's last step for a connection, after handle_error
+        close(request)
+        started.served.set()
+
+    started.shutdown_request = closed
     try:
         yield started
     finally:
@@ -36,11 +46,13 @@ def server(tmp_path: Path) -> Iterator[Any]:
 
 
 def _update_then_hang_up(server: Any, payload: bytes) -> None:
-    """What the JVM does when it stops: send to the accumulator server, close at once."""
+    """What the JVM does when it stops: send to the accumulator server, close at once;
+    returns once the server has finished with the connection."""
+    server.served.clear()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(server.server_address)
         sock.sendall(payload)
-    time.sleep(1.5)  # the server polls once a second
+    assert server.served.wait(timeout=30), "the accumulator server never finished the connection"
 
 
 def test_a_closed_accumulator_connection_prints_nothing(server: Any, capfd: pytest.CaptureFixture[str]) -> None:

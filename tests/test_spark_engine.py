@@ -5,6 +5,7 @@ the model statements and the errors run on both engines in the test_sqlml_* file
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from nbgov.sqlml.execution.duckdb_executor import DuckDbExecutor
 from nbgov.sqlml.planning.prepared import Settings
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.statements import split
+from tests.fixtures.spark import QUICK_JVM_CONF
 from tests.fixtures.sqlml import register, unwrapped
 
 pytestmark = pytest.mark.spark
@@ -117,12 +119,13 @@ def test_a_session_nbgov_starts_runs_its_workers_on_the_kernels_python(tmp_path:
     """A kernel run from a virtualenv that is not first on PATH (a kernelspec naming the
     venv's python): PySpark took its workers' Python from PYSPARK_PYTHON or else ``python3``
     on PATH, never from ``spark.pyspark.python``, so every worker failed to import pyarrow
-    and nothing could be scored. Run in a fresh process, with the venv off PATH."""
+    and nothing could be scored. Run in a fresh process, with the venv off PATH (its JVM as
+    quick to start as the shared session's: the JIT flags leave the workers' Python alone)."""
     script = tmp_path / "start.py"
     script.write_text(textwrap.dedent("""
-        import sys
+        import json, sys
         from nbgov.sqlml.spark.session import spark_session
-        handle = spark_session("local[1]", {"spark.sql.warehouse.dir": sys.argv[1]})
+        handle = spark_session("local[1]", {"spark.sql.warehouse.dir": sys.argv[1], **json.loads(sys.argv[2])})
         frame = handle.session.range(10)
         def on_a_worker(batches):
             import nbgov, pyarrow  # what scoring needs there
@@ -134,7 +137,7 @@ def test_a_session_nbgov_starts_runs_its_workers_on_the_kernels_python(tmp_path:
     env["PATH"] = os.pathsep.join(entry for entry in env.get("PATH", "").split(os.pathsep)
                                   if entry and not entry.startswith(sys.prefix))
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "warehouse")], env=env,
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "warehouse"), json.dumps(QUICK_JVM_CONF)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-1] == "10"

@@ -6,7 +6,14 @@ area keeps its own fixtures without touching this file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One OpenMP and one BLAS thread per test process and the kernels it starts, set before
+# numpy loads: on two busy cores scikit-learn's two-thread pools spin-wait on each other
+# and the kernels, which only slows the suite (results do not depend on it).
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 _FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -6,11 +6,26 @@ bytes that differ from the newest version makes version n+1; identical bytes kee
 the version (its stored signature is rewritten when it was wrong). ``name`` means
 the newest version, ``name@2`` pins version 2.
 
-The stored signature is derived from the bytes, so the bytes are what a stored version
-is scored by: loading a version reads its signature from an onnxruntime session on the
-bytes (once per catalog and sha256). A row an older nbgov wrote with the output width
-the model declares, not the one it returns, is then scored right without writing to
-the database on a read; CREATE MODEL of the same bytes stores the corrected signature.
+Opening a catalog and listing it (``SHOW MODELS``) read rows, never bytes: no
+onnxruntime session is made for a model nobody uses. A version is checked when it is
+first used (resolved: scoring, EXPLAIN, DESCRIBE), once per catalog:
+
+- its bytes must hash to the row's sha256 (what lineage records as the model scored);
+  bytes changed behind nbgov's back are refused in one line naming the version and
+  ``DROP MODEL``, with the error the bytes themselves give when they are no longer a
+  model onnxruntime takes;
+- its stored signature must be the one read from those bytes. CREATE MODEL reads it from
+  an onnxruntime session and a run (the width a model returns, not always the one it
+  declares) and stores with it a check mark, a digest of the check's rule, the sha256
+  and the signature. A marked row whose signature agrees with the graph's declared
+  inputs and outputs (``runtime.declared_signature``, a protobuf parse, no session) is
+  used as stored; a row without a mark (an older nbgov, which stored the declared
+  output width), or whose mark no longer matches (its signature or sha256 edited since),
+  is read from a session on its bytes as before, and is scored by that signature
+  without writing to the database on a read; CREATE MODEL of the same bytes stores the
+  corrected signature and the mark.
+
+Sessions for scoring are made by the executor, once per model version, when it scores.
 
 The rules live in ``ModelCatalog``; where rows are kept is a ``ModelStore`` (DuckDB
 here, a Spark warehouse table in ``nbgov.sqlml.spark.catalog_store``), so every
@@ -19,6 +34,7 @@ engine has the same statements, versions and errors.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,14 +43,23 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 import duckdb
+import onnx
 
 from nbgov.errors import InvalidModelError, ModelNotFoundError, SqlmlError
 from nbgov.sqlml.catalog.modelfile import LoadedModel, from_bytes
+from nbgov.sqlml.models.onnxtypes import width
+from nbgov.sqlml.models.runtime import declared_signature
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 
 _SCHEMA = "nbgov"
 _TABLE = "nbgov.models"
-_COLUMNS = "name, version, sha256, inputs, outputs, producer, opset, feature_names, created"
+_COLUMNS = "name, version, sha256, inputs, outputs, producer, opset, feature_names, created, checked"
+# A table an older nbgov made has no ``checked``: read as NULL until nbgov first writes to it.
+_UNMARKED_COLUMNS = _COLUMNS.replace("checked", "NULL AS checked")
+# What a check mark vouches for: the signature was read from the bytes by modelfile's
+# checks (a session and a run). Change it when those checks change what they store or
+# refuse: rows marked before are then checked with a session again.
+_CHECK_RULE = "nbgov.signature/1"
 
 
 def split_ref(ref: str) -> tuple[str, int | None]:
@@ -57,7 +82,9 @@ Signature = tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]
 
 @dataclass(frozen=True)
 class StoredModel:
-    """One stored version without its bytes; signatures and feature names as JSON text."""
+    """One stored version without its bytes; signatures and feature names as JSON text;
+    ``checked`` the check mark CREATE MODEL stored (see the module's docstring), None
+    where a store keeps none or an older nbgov wrote the row."""
 
     name: str
     version: int
@@ -68,6 +95,27 @@ class StoredModel:
     opset: int | None
     feature_names: str | None
     created: str
+    checked: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """One stored version as ``SHOW MODELS`` lists it, read from its row alone: the
+    signature this catalog read from its bytes when it already checked them, else the
+    stored one."""
+
+    name: str
+    version: int
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    producer: str | None
+    opset: int | None
+    created: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
 class ModelStore(Protocol):
@@ -80,7 +128,14 @@ class ModelStore(Protocol):
     def add(self, row: StoredModel, payload: bytes) -> None: ...
 
     def resign(self, row: StoredModel) -> None:
-        """Store ``row``'s signature for its (name, version); bytes and version unchanged."""
+        """Store ``row``'s signature (and check mark, where kept) for its (name, version);
+        bytes and version unchanged."""
+        ...
+
+    def mark(self, row: StoredModel) -> None:
+        """Store ``row.checked`` for its (name, version) where this store keeps check
+        marks; a store that keeps none does nothing (its rows are checked with a session
+        when first used in each process)."""
         ...
 
     def remove(self, name: str, version: int | None) -> int:
@@ -105,34 +160,56 @@ class DuckDbModelStore:
                 name VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
                 onnx BLOB NOT NULL, inputs VARCHAR NOT NULL, outputs VARCHAR NOT NULL,
                 producer VARCHAR, opset INTEGER, feature_names VARCHAR, created VARCHAR NOT NULL,
-                PRIMARY KEY (name, version))"""
+                checked VARCHAR, PRIMARY KEY (name, version))"""
         ).fetchall()
+        found = con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = 'models' AND column_name = 'checked'",
+            [_SCHEMA],
+        ).fetchall()
+        # A file an older nbgov made lacks the column: opening it writes nothing, the first
+        # write adds the column (its rows unmarked, so checked with a session when used).
+        self._columns = _COLUMNS if found[0][0] else _UNMARKED_COLUMNS
 
     def latest(self, name: str) -> StoredModel | None:
         rows = self._con.execute(
-            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) ORDER BY version DESC LIMIT 1",
+            f"SELECT {self._columns} FROM {_TABLE} WHERE lower(name) = lower(?) ORDER BY version DESC LIMIT 1",
             [name],
         ).fetchall()
         return StoredModel(*rows[0]) if rows else None
 
     def get(self, name: str, version: int) -> StoredModel | None:
         rows = self._con.execute(
-            f"SELECT {_COLUMNS} FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ?",
+            f"SELECT {self._columns} FROM {_TABLE} WHERE lower(name) = lower(?) AND version = ?",
             [name, version],
         ).fetchall()
         return StoredModel(*rows[0]) if rows else None
 
+    def _writable(self) -> None:
+        """Add the ``checked`` column to a table an older nbgov made."""
+        if self._columns != _COLUMNS:
+            self._con.execute(f"ALTER TABLE {_TABLE} ADD COLUMN IF NOT EXISTS checked VARCHAR").fetchall()
+            self._columns = _COLUMNS
+
     def add(self, row: StoredModel, payload: bytes) -> None:
+        self._writable()
         self._con.execute(
-            f"INSERT INTO {_TABLE} ({_COLUMNS}, onnx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {_TABLE} ({_COLUMNS}, onnx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [row.name, row.version, row.sha256, row.inputs, row.outputs, row.producer, row.opset,
-             row.feature_names, row.created, payload],
+             row.feature_names, row.created, row.checked, payload],
         ).fetchall()
 
     def resign(self, row: StoredModel) -> None:
+        self._writable()
         self._con.execute(
-            f"UPDATE {_TABLE} SET inputs = ?, outputs = ? WHERE name = ? AND version = ?",
-            [row.inputs, row.outputs, row.name, row.version],
+            f"UPDATE {_TABLE} SET inputs = ?, outputs = ?, checked = ? WHERE name = ? AND version = ?",
+            [row.inputs, row.outputs, row.checked, row.name, row.version],
+        ).fetchall()
+
+    def mark(self, row: StoredModel) -> None:
+        self._writable()
+        self._con.execute(
+            f"UPDATE {_TABLE} SET checked = ? WHERE name = ? AND version = ?", [row.checked, row.name, row.version]
         ).fetchall()
 
     def remove(self, name: str, version: int | None) -> int:
@@ -148,7 +225,7 @@ class DuckDbModelStore:
         return len(rows)
 
     def rows(self) -> list[StoredModel]:
-        rows = self._con.execute(f"SELECT {_COLUMNS} FROM {_TABLE} ORDER BY name, version").fetchall()
+        rows = self._con.execute(f"SELECT {self._columns} FROM {_TABLE} ORDER BY name, version").fetchall()
         return [StoredModel(*r) for r in rows]
 
     def payload(self, name: str, version: int) -> bytes:
@@ -164,8 +241,10 @@ class ModelCatalog:
 
     def __init__(self, store: ModelStore | duckdb.DuckDBPyConnection) -> None:
         self._store: ModelStore = DuckDbModelStore(store) if isinstance(store, duckdb.DuckDBPyConnection) else store
+        # Bytes by sha256, kept only once they were seen to hash to it.
         self._bytes: dict[str, bytes] = {}
-        # The signature onnxruntime reads from the bytes, or why they cannot be scored, by sha256.
+        # The signature read from the bytes of each sha256 (a session and a run, or a marked
+        # row that agrees with the graph), or why those bytes cannot be scored.
         self._signatures: dict[str, Signature | InvalidModelError] = {}
         # Resolved versions by lower-cased ref; cleared by every register/drop of this catalog.
         self._resolved: dict[str, ModelVersion] = {}
@@ -184,8 +263,11 @@ class ModelCatalog:
         self._signatures[model.sha256] = (model.inputs, model.outputs)
         if latest is not None and latest.sha256 == model.sha256:
             if not _stale(latest, model):
-                return self._version(latest), "unchanged"
-            self._store.resign(replace(latest, inputs=_specs_json(model.inputs), outputs=_specs_json(model.outputs)))
+                found = self._version(latest)  # the stored bytes are checked: they must still be these
+                if latest.checked != _check_mark(latest):  # stored by an older nbgov: marked now
+                    self._store.mark(_marked(latest))
+                return found, "unchanged"
+            self._store.resign(_marked(replace(latest, inputs=_specs_json(model.inputs), outputs=_specs_json(model.outputs))))
             self._resolved.clear()
             row = self._store.get(latest.name, latest.version)
             assert row is not None
@@ -195,7 +277,7 @@ class ModelCatalog:
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._resolved.clear()
         self.changes += 1
-        stored = StoredModel(
+        stored = _marked(StoredModel(
             name=stored_name,
             version=version,
             sha256=model.sha256,
@@ -205,7 +287,7 @@ class ModelCatalog:
             opset=model.opset,
             feature_names=json.dumps(list(model.feature_names)) if model.feature_names is not None else None,
             created=created,
-        )
+        ))
         self._store.add(stored, model.onnx_bytes)
         self._bytes[model.sha256] = model.onnx_bytes
         row = self._store.get(stored_name, version)
@@ -275,10 +357,20 @@ class ModelCatalog:
             newest[row.name] = max(row.version, newest.get(row.name, 0))
         return [f"{n}@{v}" if v > 1 else n for n, v in sorted(newest.items())]
 
-    def versions(self) -> list[ModelVersion]:
-        """Every stored version, by name then version (one whose bytes can no longer be
-        scored is listed with its stored signature: SHOW MODELS still shows what to drop)."""
-        return [self._version(r, listing=True) for r in self._store.rows()]
+    def versions(self) -> list[ListedModel]:
+        """Every stored version, by name then version, from the rows alone: no bytes read,
+        no session made. A version this catalog already checked is listed with the
+        signature read from its bytes; any other with its stored one, also one whose bytes
+        would be refused when used: SHOW MODELS still shows what to drop."""
+        listed = []
+        for row in self._store.rows():
+            known = self._signatures.get(row.sha256)
+            inputs, outputs = known if isinstance(known, tuple) else _stored_signature(row)
+            listed.append(ListedModel(
+                name=row.name, version=int(row.version), sha256=row.sha256, inputs=inputs, outputs=outputs,
+                producer=row.producer, opset=int(row.opset) if row.opset is not None else None, created=str(row.created),
+            ))
+        return listed
 
     def drop(self, name: str, *, if_exists: bool = False) -> int:
         """Remove every version of ``name``; returns how many were removed."""
@@ -294,39 +386,51 @@ class ModelCatalog:
             self.resolve(name)
         return removed
 
-    def _payload(self, name: str, version: int, sha256: str) -> bytes:
-        cached = self._bytes.get(sha256)
-        if cached is None:
-            cached = self._store.payload(name, version)
-            self._bytes[sha256] = cached
-        return cached
+    def _payload(self, row: StoredModel) -> bytes:
+        """The bytes of ``row``, refused unless they hash to its sha256."""
+        cached = self._bytes.get(row.sha256)
+        if cached is not None:
+            return cached
+        payload = self._store.payload(row.name, int(row.version))
+        found = hashlib.sha256(payload).hexdigest()
+        if found != row.sha256:
+            label = f"model {row.name}@{row.version} as stored"
+            try:  # bytes that are no longer a model say so as they always did
+                from_bytes(payload, label=label)
+            except InvalidModelError as error:
+                raise InvalidModelError(f"{error}; DROP MODEL {row.name}@{row.version} removes it") from None
+            raise InvalidModelError(
+                f"{label} is not the model registered: its bytes have sha256 {found[:12]}, "
+                f"registered as {row.sha256[:12]} (changed outside nbgov); DROP MODEL {row.name}@{row.version} removes it"
+            )
+        self._bytes[row.sha256] = payload
+        return payload
 
     def _signature(self, row: StoredModel, payload: bytes) -> Signature:
-        """The signature onnxruntime reads from the stored bytes, not the one stored with
-        them: an older nbgov stored the declared output width (skl2onnx declares ``[N, 1]``
-        for a two-target forest that returns ``[N, 2]``), and every query of it then failed."""
+        """The signature read from the stored bytes, not merely the one stored with them: an
+        older nbgov stored the declared output width (skl2onnx declares ``[N, 1]`` for a
+        two-target forest that returns ``[N, 2]``), and every query of it then failed. A row
+        whose check mark vouches for its signature and whose signature agrees with the
+        graph is taken as stored, with no session; any other is read from a session."""
         found = self._signatures.get(row.sha256)
+        if found is None:
+            found = _checked_as_stored(row, payload)
         if found is None:
             try:
                 loaded = from_bytes(payload, label=f"model {row.name}@{row.version} as stored")
                 found = (loaded.inputs, loaded.outputs)
             except InvalidModelError as error:
                 found = InvalidModelError(f"{error}; DROP MODEL {row.name}@{row.version} removes it")
-            self._signatures[row.sha256] = found
+        self._signatures[row.sha256] = found
         if isinstance(found, InvalidModelError):
             raise found
         return found
 
-    def _version(self, row: StoredModel, *, listing: bool = False) -> ModelVersion:
-        """``row`` as the engine scores it; ``listing``: a version whose bytes are refused
-        keeps its stored signature instead of raising."""
-        payload = self._payload(row.name, int(row.version), row.sha256)
-        try:
-            inputs, outputs = self._signature(row, payload)
-        except InvalidModelError:
-            if not listing:
-                raise
-            inputs, outputs = _specs_from_json(row.inputs), _specs_from_json(row.outputs)
+    def _version(self, row: StoredModel) -> ModelVersion:
+        """``row`` as the engine scores it, its bytes and signature checked (see ``_payload``
+        and ``_signature``)."""
+        payload = self._payload(row)
+        inputs, outputs = self._signature(row, payload)
         return ModelVersion(
             name=row.name,
             version=int(row.version),
@@ -343,8 +447,62 @@ class ModelCatalog:
 
 def _stale(row: StoredModel, model: LoadedModel) -> bool:
     """Whether ``row`` stores another signature than the one ``model`` (its bytes) has."""
-    stored = (_specs_from_json(row.inputs), _specs_from_json(row.outputs))
-    return stored != (model.inputs, model.outputs)
+    return _stored_signature(row) != (model.inputs, model.outputs)
+
+
+def _stored_signature(row: StoredModel) -> Signature:
+    return _specs_from_json(row.inputs), _specs_from_json(row.outputs)
+
+
+def _check_mark(row: StoredModel) -> str:
+    """The check mark of ``row``: a digest of the check's rule, the sha256 and the signature
+    (as parsed, so the JSON's spacing does not matter)."""
+    text = json.dumps(
+        [_CHECK_RULE, row.sha256, json.loads(row.inputs), json.loads(row.outputs)], sort_keys=True, separators=(",", ":")
+    )
+    return "1:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _marked(row: StoredModel) -> StoredModel:
+    return replace(row, checked=_check_mark(row))
+
+
+def _checked_as_stored(row: StoredModel, payload: bytes) -> Signature | None:
+    """``row``'s stored signature when its check mark vouches for it and the graph of
+    ``payload`` (bytes that hash to its sha256) declares the same inputs and outputs; None
+    when a session must tell (no mark, a mark for another signature, a disagreement)."""
+    try:
+        if row.checked is None or row.checked != _check_mark(row):
+            return None
+        stored = _stored_signature(row)
+        declared = declared_signature(onnx.load_model_from_string(payload))
+    except Exception:  # an unreadable signature or graph: the session's check says what is wrong
+        return None
+    if stored[0] != declared[0] or len(stored[1]) != len(declared[1]):
+        return None
+    if not all(_output_agrees(s, d) for s, d in zip(stored[1], declared[1])):
+        return None
+    return stored
+
+
+def _output_agrees(stored: TensorSpec, declared: TensorSpec) -> bool:
+    """Whether a session could report ``stored`` for an output the graph declares as
+    ``declared``: the same name and type, and a shape where only what the graph leaves open
+    is filled in (onnxruntime's shape inference), or a 2-D width where the graph fixes
+    another (the width a run returned, ``modelfile._widths_as_run``)."""
+    if (stored.name, stored.elem_type) != (declared.name, declared.elem_type):
+        return False
+    if len(stored.shape) == len(declared.shape) and all(
+        d is None or s == d for s, d in zip(stored.shape, declared.shape)
+    ):
+        return True
+    batch = declared.shape[0] if declared.shape else None
+    return (
+        width(declared) is not None
+        and len(stored.shape) == 2
+        and (batch is None or stored.shape[0] == batch)
+        and isinstance(stored.shape[1], int)
+    )
 
 
 def _specs_json(specs: tuple[TensorSpec, ...]) -> str:

@@ -74,6 +74,11 @@ class SparkModelStore:
         (a new kind of event would read as a drop to an older nbgov)."""
         self.add(row, self.payload(row.name, row.version))
 
+    def mark(self, row: StoredModel) -> None:
+        """Nothing: the events keep no check mark (a column older nbgov's appends, which
+        write every column by position, could not fill), so a version is checked with a
+        session when a process first uses it, as it was before marks."""
+
     def remove(self, name: str, version: int | None) -> int:
         live = self._live(self._events(name))
         removed = [row for row in live if version is None or row.version == version]

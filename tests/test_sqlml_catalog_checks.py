@@ -226,14 +226,17 @@ def test_a_signature_edited_in_the_table_is_read_from_the_bytes_again(
 ):
     """A row's signature rewritten directly no longer matches its check mark: the version is
     read from a session on its bytes, as every version was before marks, and scored by what
-    its bytes say."""
+    its bytes say. (A width is what the graph alone cannot vouch for: a run may return
+    another than it declares.)"""
     db, listed = _database(tmp_path, onnx_models)
-    _rewrite(db, "UPDATE nbgov.models SET outputs = ? WHERE name = 'rf_clf'",
-             [json.dumps([{"name": "output_label", "type": "int64", "shape": [None]}])])
+    outputs = json.loads(_stored_row(db, "rf_clf").outputs)
+    assert outputs[1]["shape"] == [None, 2]
+    outputs[1]["shape"] = [None, 3]
+    _rewrite(db, "UPDATE nbgov.models SET outputs = ? WHERE name = 'rf_clf'", [json.dumps(outputs)])
     sessions.clear()
     with Engine(db) as engine:
         described = engine.execute("DESCRIBE MODEL rf_clf")[0].df
-        assert described[described.kind == "output"].name.tolist() == ["output_label", "output_probability"]
+        assert described[described.kind == "output"]["shape"].tolist() == ["[N]", "[N, 2]"]
         assert len(sessions) == 1  # the check
         assert engine.execute("SHOW MODELS")[0].df.values.tolist() == listed  # the checked signature
         engine.execute(SCORE, frames={"c": customers_frame}, optimize=False)

@@ -162,14 +162,10 @@ class DuckDbModelStore:
                 producer VARCHAR, opset INTEGER, feature_names VARCHAR, created VARCHAR NOT NULL,
                 checked VARCHAR, PRIMARY KEY (name, version))"""
         ).fetchall()
-        found = con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = 'models' AND column_name = 'checked'",
-            [_SCHEMA],
-        ).fetchall()
+        described = con.execute(f"SELECT * FROM {_TABLE} LIMIT 0").description or []
         # A file an older nbgov made lacks the column: opening it writes nothing, the first
         # write adds the column (its rows unmarked, so checked with a session when used).
-        self._columns = _COLUMNS if found[0][0] else _UNMARKED_COLUMNS
+        self._columns = _COLUMNS if any(d[0] == "checked" for d in described) else _UNMARKED_COLUMNS
 
     def latest(self, name: str) -> StoredModel | None:
         rows = self._con.execute(

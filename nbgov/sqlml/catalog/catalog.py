@@ -25,7 +25,8 @@ first used (resolved: scoring, EXPLAIN, DESCRIBE), once per catalog:
   without writing to the database on a read; CREATE MODEL of the same bytes stores the
   corrected signature and the mark.
 
-Sessions for scoring are made by the executor, once per model version, when it scores.
+Sessions for scoring are made by the executor when it first scores a model version (one
+per version, or per pruned model the optimizer made of it), and kept.
 
 The rules live in ``ModelCatalog``; where rows are kept is a ``ModelStore`` (DuckDB
 here, a Spark warehouse table in ``nbgov.sqlml.spark.catalog_store``), so every

@@ -3,6 +3,10 @@ scikit-learn estimator) into validated, self-contained ONNX bytes plus a signatu
 
 Validation happens before anything is stored: the ONNX checker, the external-data
 folder rule and an onnxruntime session (which refuses unsupported operators).
+
+A version stored with the catalog's check mark is not put through these checks again
+when a later process uses it (``catalog._CHECK_RULE``): a change to what they store or
+refuse changes that rule, so rows marked before are checked again.
 """
 
 from __future__ import annotations

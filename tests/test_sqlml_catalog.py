@@ -17,7 +17,7 @@ from nbgov.errors import InvalidModelError, ModelNotFoundError, NbgovError
 from nbgov.sqlml.activity import ModelRef
 from nbgov.sqlml.engine import BaseEngine, Engine
 from tests.fixtures.models import NUMERIC_FEATURES
-from tests.fixtures.sqlml import register, unwrapped
+from tests.fixtures.sqlml import register, store_as_an_older_nbgov, unwrapped
 
 
 @pytest.fixture
@@ -128,24 +128,11 @@ def _two_target_forest(customers_frame):
 def _store_as_an_older_nbgov(db: Path, name: str, payload: bytes, outputs: str) -> None:
     """Write a catalog row the way nbgov wrote it before CREATE MODEL ran the model: the
     same table, the signature onnxruntime declares (``outputs`` as JSON)."""
-    import duckdb
     import onnxruntime as ort
 
     session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
     inputs = json.dumps([{"name": i.name, "type": "float", "shape": [None, i.shape[1]]} for i in session.get_inputs()])
-    with duckdb.connect(str(db)) as con:
-        con.execute("CREATE SCHEMA nbgov")
-        con.execute(
-            """CREATE TABLE nbgov.models (
-                name VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
-                onnx BLOB NOT NULL, inputs VARCHAR NOT NULL, outputs VARCHAR NOT NULL,
-                producer VARCHAR, opset INTEGER, feature_names VARCHAR, created VARCHAR NOT NULL,
-                PRIMARY KEY (name, version))"""
-        )
-        con.execute(
-            "INSERT INTO nbgov.models VALUES (?, 1, ?, ?, ?, ?, 'skl2onnx', 17, NULL, '2026-01-01T00:00:00+00:00')",
-            [name, hashlib.sha256(payload).hexdigest(), payload, inputs, outputs],
-        )
+    store_as_an_older_nbgov(str(db), name, payload, inputs, outputs)
 
 
 def _stored_outputs(db: Path) -> list[list]:

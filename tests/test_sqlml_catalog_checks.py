@@ -25,6 +25,7 @@ from nbgov.sqlml.engine import Engine
 from nbgov.sqlml.models import runtime
 from nbgov.sqlml.models.runtime import declared_signature, strip_zipmap
 from tests.fixtures.models import NUMERIC_FEATURES
+from tests.fixtures.sqlml import store_as_an_older_nbgov
 
 KINDS = ("logreg", "linreg", "rf_clf", "rf_reg", "gb_clf", "gb_reg", "tree_clf", "tree_reg", "mlp", "pipeline_mixed")
 SCORE = "SELECT id, predict(rf_clf, age, income, tenure, visits, balance).output_label AS y FROM c ORDER BY id"
@@ -265,19 +266,7 @@ def _older_nbgov_database(db: str, name: str, payload: bytes) -> None:
     MODEL then stored it (the signature a session declares)."""
     inputs, outputs = _session_signature(payload)
     as_json = lambda specs: json.dumps([{"name": s.name, "type": s.elem_type, "shape": list(s.shape)} for s in specs])
-    with duckdb.connect(db) as con:
-        con.execute("CREATE SCHEMA nbgov")
-        con.execute(
-            """CREATE TABLE nbgov.models (
-                name VARCHAR NOT NULL, version INTEGER NOT NULL, sha256 VARCHAR NOT NULL,
-                onnx BLOB NOT NULL, inputs VARCHAR NOT NULL, outputs VARCHAR NOT NULL,
-                producer VARCHAR, opset INTEGER, feature_names VARCHAR, created VARCHAR NOT NULL,
-                PRIMARY KEY (name, version))"""
-        )
-        con.execute(
-            "INSERT INTO nbgov.models VALUES (?, 1, ?, ?, ?, ?, 'skl2onnx', 17, NULL, '2026-01-01T00:00:00+00:00')",
-            [name, hashlib.sha256(payload).hexdigest(), payload, as_json(inputs), as_json(outputs)],
-        )
+    store_as_an_older_nbgov(db, name, payload, as_json(inputs), as_json(outputs))
 
 
 def _columns(db: str) -> list[str]:

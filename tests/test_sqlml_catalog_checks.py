@@ -32,8 +32,11 @@ SCORE = "SELECT id, predict(rf_clf, age, income, tenure, visits, balance).output
 
 
 @pytest.fixture
-def sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
-    """The model bytes of every onnxruntime session made while the test runs."""
+def sessions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[bytes]]:
+    """The model bytes of every onnxruntime session made while the test runs. The compiled
+    trees' disk cache is the test's own: a kernel an earlier test compiled for the same
+    fixture model would otherwise be loaded, with a session of its own for the tail."""
+    monkeypatch.setenv("NBGOV_CACHE_DIR", str(tmp_path / "cache"))
     made: list[bytes] = []
     original = runtime.ort.InferenceSession
 

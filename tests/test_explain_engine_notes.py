@@ -120,3 +120,33 @@ def test_inlined_ml_predict_note_names_the_engine_that_computes_it(any_engine: B
     assert notes, text
     said = f"inlined as SQL: {expected} computes predicted_variable natively"
     assert all(said in note and other not in note for note in notes), notes
+
+
+@pytest.fixture(scope="module")
+def refusing_pipeline() -> Pipeline:
+    """A tree behind a one-hot encoder that refuses unknown categories: its SQL raises
+    ``error()`` (Spark: ``raise_error()``) for them."""
+    frame = _data(1_000)
+    encode = ColumnTransformer([("cat", OneHotEncoder(), ["plan"])], remainder="passthrough")
+    return Pipeline([("pre", encode), ("reg", DecisionTreeRegressor(max_depth=3, random_state=0))]).fit(
+        frame[["plan", "f0", "f1"]], _target(frame)
+    )
+
+
+def test_window_key_note_names_the_engine_that_refuses_error(any_engine: BaseEngine, refusing_pipeline: Pipeline) -> None:
+    """DuckDB refuses error() in a window's PARTITION BY/ORDER BY, so the call stays ONNX
+    there with a note naming DuckDB; Spark runs raise_error() there, so its SQL stays,
+    scoring as --no-optimize does (the note once said DuckDB on Spark too)."""
+    register(any_engine, "pipe", refusing_pipeline)
+    sql = "SELECT id, rank() OVER (PARTITION BY plan ORDER BY predict(pipe, plan, f0, f1), id) AS r FROM t ORDER BY id"
+    frames = {"t": _data()}
+    text = any_engine.explain(sql, frames=frames)
+    notes = _notes(text, "kept as ONNX: in a window's")
+    if isinstance(any_engine, Engine):
+        assert len(notes) == 1 and "where DuckDB refuses the error()" in notes[0], notes
+    else:
+        assert notes == [], notes
+        assert _notes(text, "every predict() runs as SQL"), text
+    results = [any_engine.execute(sql, frames=frames, optimize=o)[-1].df for o in (True, False)]
+    assert results[0] is not None and results[1] is not None
+    pd.testing.assert_frame_equal(results[0], results[1])

@@ -21,6 +21,7 @@ import sqlglot.expressions as exp
 
 from nbgov.errors import NbgovError, SqlmlError
 from nbgov.sqlml.activity import Activity, ModelRef, unique
+from nbgov.sqlml.engine_name import EngineName
 from nbgov.sqlml.models.onnxtypes import cast_to_input, data_type, value_duckdb_type
 from nbgov.sqlml.plan import CallPlan, ModelCall, ModelVersion, NaivePlanner, OnnxPlan, Planner, SqlPlan
 from nbgov.sqlml.planning.batching import (
@@ -324,16 +325,20 @@ class Compilation:
         return reading_stand_in(data_type(value_duckdb_type(model.outputs)), columns)
 
     def onnx_in_window_keys(self, call: ModelCall, plan: CallPlan) -> CallPlan:
-        """A call in a window's PARTITION BY or ORDER BY stays ONNX when its SQL can raise
-        (the ``error()`` checks for values the model refuses): DuckDB calls ``error()``
-        volatile and refuses the statement ("ORDER BY window expressions cannot be
-        volatile"), where --no-optimize's function call runs."""
-        if not isinstance(plan.strategy, SqlPlan) or not _in_window_keys(call.node):
+        """A call in a window's PARTITION BY or ORDER BY stays ONNX on DuckDB when its SQL
+        can raise (the ``error()`` checks for values the model refuses): DuckDB calls
+        ``error()`` volatile and refuses the statement ("ORDER BY window expressions cannot
+        be volatile"), where --no-optimize's function call runs. Spark takes the
+        ``raise_error()`` it is written as there, so its SQL stays."""
+        engine = self.relations.engine
+        if engine not in _RAISING_WINDOW_KEYS_REFUSED or not isinstance(plan.strategy, SqlPlan):
+            return plan
+        if not _in_window_keys(call.node):
             return plan
         if not any(f.name.lower() == "error" for f in plan.strategy.expression.find_all(exp.Anonymous)):
             return plan
         note = (
-            "kept as ONNX: in a window's PARTITION BY/ORDER BY, where DuckDB refuses the error() "
+            f"kept as ONNX: in a window's PARTITION BY/ORDER BY, where {engine.label} refuses the error() "
             "its SQL would raise for values the model refuses"
         )
         self.notes.append(f"predict({call.model.ref}): {note}")
@@ -614,6 +619,11 @@ def kind_name(statement_type: str) -> str:
 
 
 _FROM_KEY = "from_" if "from_" in exp.Select.arg_types else "from"
+
+
+# Engines that refuse a window's PARTITION BY/ORDER BY holding error(): DuckDB calls it
+# volatile; Spark 4 runs raise_error() there (checked on local[2]).
+_RAISING_WINDOW_KEYS_REFUSED = frozenset({EngineName.DUCKDB})
 
 
 def _in_window_keys(node: exp.Expr) -> bool:

@@ -22,9 +22,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, CaselessStrEnum, Integer, Unicode
+from traitlets import Bool, Bunch, CaselessStrEnum, Integer, TraitError, Unicode, validate
 
 from nbgov.errors import NbgovError
+from nbgov.sqlml.planning.widths import MIN_WIDTH, WIDTH
 
 if TYPE_CHECKING:  # the engine (pandas, DuckDB, onnxruntime) loads on first %%sqlml use
     import pandas as pd
@@ -167,6 +168,17 @@ class SqlML(Magics):
     compile_trees = Bool(
         True, help="Score tree ensembles with compiled native code when the rows repay compiling."
     ).tag(config=True)
+    explain_width = Integer(
+        WIDTH, help=f"Characters per line of --explain's text (at least {MIN_WIDTH}): the output area's width."
+    ).tag(config=True)
+
+    @validate("explain_width")
+    def _explain_width_fits(self, proposal: Bunch) -> int:
+        """A width the plan's text can be laid out in, refused in one line when too narrow."""
+        width = int(proposal["value"])
+        if width < MIN_WIDTH:
+            raise TraitError(f"SqlML.explain_width expects an integer of at least {MIN_WIDTH}, got {width}")
+        return width
 
     def __init__(self, shell: Any = None, recorder: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -269,7 +281,7 @@ class SqlML(Magics):
         optimize = not args.no_optimize
         if args.explain:
             try:
-                print(engine.explain(sql, params=namespace, frames=namespace, optimize=optimize))
+                print(engine.explain(sql, params=namespace, frames=namespace, optimize=optimize, width=self.explain_width))
             except NbgovError as error:
                 raise UsageError(str(error)) from None
             return None

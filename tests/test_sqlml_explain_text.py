@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from nbgov.errors import SqlmlError
 from nbgov.sqlml.engine import BaseEngine, Engine
 from nbgov.sqlml.execution.duckdb_plans import StandIn, draw
 from nbgov.sqlml.planning import plantext
@@ -160,3 +161,35 @@ def _detail(text: str, key: str) -> str:
             break
         parts.append(line[column:])
     return " ".join(parts)
+
+
+@pytest.mark.parametrize("width", [60, 72])
+@pytest.mark.parametrize("sql", QUERIES.values(), ids=QUERIES.keys())
+def test_every_line_fits_the_width_asked_for(models: Engine, onnx_models, customers_frame, sql, width):
+    """A narrower output area (``SqlML.explain_width``) gets the plan and the notes wrapped
+    within it, saying what they said at the default width; the default is unchanged."""
+    params, frames = {"p": onnx_models.get("gb_clf").path}, {"c": customers_frame}
+    models.explain(sql, params=params, frames=frames)  # a pruned model's note says, from the second on, it came from cache
+    text = models.explain(sql, params=params, frames=frames, width=width)
+    widest = max(text.split("\n"), key=len)
+    assert len(widest) <= width, widest
+    default = models.explain(sql, params=params, frames=frames)
+    assert default == models.explain(sql, params=params, frames=frames, width=WIDTH)
+    assert max(map(len, default.split("\n"))) > width  # the width asked for is what wrapped it
+    notes = [line for line in unwrapped(default).split("\n") if line.startswith(("predict(", "ML.PREDICT(", "batching:"))]
+    assert notes and set(notes) <= set(unwrapped(text).split("\n"))
+
+
+def test_a_width_too_narrow_is_refused_in_one_line(models, customers_frame):
+    with pytest.raises(SqlmlError, match=r"^explain width 20 is too narrow; expected at least 40 characters$"):
+        models.explain(TREE_FILTER, frames={"c": customers_frame}, width=20)
+
+
+def test_explain_on_both_engines_fits_a_narrow_width(any_engine: BaseEngine, onnx_models, customers_frame, tmp_path):
+    """Spark's own plan text is wrapped at the width asked for too."""
+    path = tmp_path / "customers.parquet"
+    customers_frame.to_parquet(path)
+    register(any_engine, "tree_reg", onnx_models.get("tree_reg").path)
+    text = any_engine.explain(f"SELECT id FROM '{path}' WHERE predict(tree_reg, {F}) > 100", width=60)
+    widest = max(text.split("\n"), key=len)
+    assert len(widest) <= 60, widest

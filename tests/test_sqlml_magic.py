@@ -77,6 +77,24 @@ def test_explain_shows_plan_and_notes_without_running(loaded, capsys):
     assert tables.n[0] == 0
 
 
+def test_explain_width_is_a_setting_checked_when_set(loaded, capsys, caplog):
+    """``%config SqlML.explain_width`` lays --explain out for a narrower output area; a
+    width too narrow or not an integer is refused in one line, the setting kept."""
+    sql = "%%sqlml --explain\nSELECT id, predict(churn, *).output_label AS y FROM customers WHERE age > 50"
+    _ok(loaded, sql)
+    assert max(map(len, capsys.readouterr().out.splitlines())) > 60  # the default, 100, is wider
+    _ok(loaded, "%config SqlML.explain_width = 60")
+    _ok(loaded, sql)
+    lines = capsys.readouterr().out.splitlines()
+    assert "predict(churn@1)" in "\n".join(lines) and max(map(len, lines)) <= 60
+    for value, said in (("10", "SqlML.explain_width expects an integer of at least 40, got 10"), ('"wide"', "expected an int")):
+        caplog.clear()
+        _ok(loaded, f"%config SqlML.explain_width = {value}")
+        (record,) = caplog.records
+        assert said in record.getMessage() and "\n" not in record.getMessage()
+    assert loaded.magics_manager.registry["SqlML"].explain_width == 60
+
+
 def test_no_optimize_gives_the_same_result(loaded, capsys):
     sql = "SELECT id, predict(churn, *).output_probability[2] AS p FROM customers ORDER BY id"
     optimized = _ok(loaded, f"%%sqlml\n{sql}")

@@ -32,7 +32,7 @@ from nbgov.sqlml.optimizer import Planner as Optimizer
 from nbgov.sqlml.plan import Planner
 from nbgov.sqlml.planning.compile import NAIVE, Compiler, Planners
 from nbgov.sqlml.planning.explain import render
-from nbgov.sqlml.planning.plantext import fit
+from nbgov.sqlml.planning.plantext import MIN_WIDTH, WIDTH, fit
 from nbgov.sqlml.planning.plancache import PlanCache
 from nbgov.sqlml.planning.prepared import DEFAULT_BATCH_ROWS, Prepared, Settings
 from nbgov.sqlml.sql.dberrors import one_line
@@ -108,12 +108,16 @@ class BaseEngine:
         params: Mapping[str, Any] | None = None,
         frames: Mapping[str, Any] | None = None,
         optimize: bool = True,
+        width: int = WIDTH,
     ) -> str:
-        """DuckDB's plan of each statement plus, per model call, what was done and why."""
+        """DuckDB's plan of each statement plus, per model call, what was done and why, in
+        lines at most ``width`` wide (where the text is shown: ``SqlML.explain_width``)."""
+        if width < MIN_WIDTH:
+            raise SqlmlError(f"explain width {width} is too narrow; expected at least {MIN_WIDTH} characters")
         settings = self._settings(optimize)
         with self.catalog.previewing():  # models created earlier in the cell resolve, unstored
-            parts = [self._explain(statement, params or {}, frames or {}, settings) for statement in split(sql)]
-        return "\n\n".join(fit(p) for p in parts if p)  # at a notebook's width
+            parts = [self._explain(statement, params or {}, frames or {}, settings, width) for statement in split(sql)]
+        return "\n\n".join(fit(p, width) for p in parts if p)
 
     def close(self) -> None:
         self.executor.close()
@@ -146,7 +150,7 @@ class BaseEngine:
         return StatementResult(statement.text, activity.kind, outcome.frame, outcome.summary, activity, notes)
 
     def _explain(
-        self, statement: Statement, params: Mapping[str, Any], frames: Mapping[str, Any], settings: Settings
+        self, statement: Statement, params: Mapping[str, Any], frames: Mapping[str, Any], settings: Settings, width: int
     ) -> str:
         parsed = model_statement(statement)
         if parsed is not None:
@@ -156,7 +160,7 @@ class BaseEngine:
         with executor.exposing(frames, names) as visible:
             # compiled afresh: a model previewed by CREATE MODEL may stand in for a stored one
             prepared = self.compiler.compile(statement, settings=settings, params=params, frames=visible)
-            return render(prepared, executor.plans(prepared, params))
+            return render(prepared, executor.plans(prepared, params, width))
 
     def _compiled(
         self, statement: Statement, params: Mapping[str, Any], frames: tuple[str, ...], settings: Settings

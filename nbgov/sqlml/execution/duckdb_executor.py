@@ -158,7 +158,7 @@ class DuckDbExecutor:
             written = tuple(table_content(self.con, table) for table in prepared.activity.tables_written)
         return Outcome(frame, summary, tuple(notes), written)
 
-    def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
+    def plans(self, prepared: Prepared, params: Mapping[str, Any], width: int) -> EnginePlans:
         """DuckDB's EXPLAIN of the final SQL and of each scored relation; a scored table is
         stood in for by an empty one of the same columns, so nothing is scored (its scan
         is drawn with the estimate of the relation it stands for, see ``duckdb_plans``)."""
@@ -172,10 +172,10 @@ class DuckDbExecutor:
                     udfs.add(step)
                     continue
                 if isinstance(step, CheckRelation):
-                    check = self._explain(step.query.sql(self.dialect), params, stand_ins)
+                    check = self._explain(step.query.sql(self.dialect), params, stand_ins, width)
                     relations.append((f"{step.label}: the check of every row", check.text))
                     continue
-                scored = self._explain(step.query.sql(self.dialect), params, stand_ins)
+                scored = self._explain(step.query.sql(self.dialect), params, stand_ins, width)
                 relations.append((step.label, scored.text))
                 stand_in = step.stand_in.sql(self.dialect)
                 empty = self.con.sql(stand_in, params=self._bound(stand_in, params) or None).to_arrow_table()
@@ -183,7 +183,7 @@ class DuckDbExecutor:
                 stack.callback(unregister_views, self.con, [step.name])
                 columns = frozenset(name.lower() for name in empty.column_names)
                 stand_ins.append(StandIn(step.label.removeprefix("scoring: "), columns, scored.rows))
-            final = self._explain(prepared.query.sql(self.dialect), params, stand_ins).text
+            final = self._explain(prepared.query.sql(self.dialect), params, stand_ins, width).text
         models = _model_plans(prepared)
         for _, plan in models:  # sessions opened now say which path will run (nothing is scored)
             self.sessions.get(plan.cache_key, plan.model_bytes)
@@ -276,13 +276,13 @@ class DuckDbExecutor:
             return None, f"{kind}: {int(rows[0][0]):,} row(s)"
         return None, f"{kind}: ok"
 
-    def _explain(self, sql: str, params: Mapping[str, Any], stand_ins: Sequence[StandIn]) -> DrawnPlan:
-        """DuckDB's plan of ``sql`` drawn at a notebook's width; its own text when the JSON
-        form is not what ``duckdb_plans`` reads."""
+    def _explain(self, sql: str, params: Mapping[str, Any], stand_ins: Sequence[StandIn], width: int) -> DrawnPlan:
+        """DuckDB's plan of ``sql`` drawn ``width`` wide; its own text when the JSON form is
+        not what ``duckdb_plans`` reads."""
         bound = self._bound(sql, params) or None
         rows = self.con.execute(f"EXPLAIN (FORMAT json) {sql}", bound).fetchall()
         try:
-            return draw([(str(kind), str(document)) for kind, document in rows], stand_ins)
+            return draw([(str(kind), str(document)) for kind, document in rows], stand_ins, width)
         except (ValueError, TypeError, AttributeError):
             rows = self.con.execute(f"EXPLAIN {sql}", bound).fetchall()
             return DrawnPlan("\n".join(str(r[1]) for r in rows), None)

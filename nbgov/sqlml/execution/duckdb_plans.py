@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nbgov.sqlml.planning.plantext import PlanNode, render_tree, rows_text, unwrap
+from nbgov.sqlml.planning.plantext import WIDTH, PlanNode, render_tree, rows_text, unwrap
 
 _ESTIMATE = "Estimated Cardinality"
 
@@ -39,16 +39,16 @@ class DrawnPlan:
     rows: float | None
 
 
-def draw(explained: Sequence[tuple[str, str]], stand_ins: Sequence[StandIn]) -> DrawnPlan:
-    """The rows of ``EXPLAIN (FORMAT json)`` (kind, JSON) as one text; a setting such as
-    ``explain_output = 'all'`` gives several plans, each headed by its kind."""
+def draw(explained: Sequence[tuple[str, str]], stand_ins: Sequence[StandIn], width: int = WIDTH) -> DrawnPlan:
+    """The rows of ``EXPLAIN (FORMAT json)`` (kind, JSON) as one text ``width`` wide; a
+    setting such as ``explain_output = 'all'`` gives several plans, each headed by its kind."""
     parts: list[str] = []
     rows: float | None = None
     for kind, document in explained:
         trees: list[str] = []
         for root in json.loads(document):
             node, rows = _node(root, stand_ins)
-            trees.append(render_tree(node))
+            trees.append(render_tree(node, width))
         text = "\n".join(trees)
         parts.append(f"{kind}:\n{text}" if len(explained) > 1 else text)
     return DrawnPlan("\n".join(parts), rows)

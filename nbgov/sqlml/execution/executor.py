@@ -68,8 +68,8 @@ class Executor(Relations, Protocol):
         not ask again while ``catalog_version`` stays the same)."""
         ...
 
-    def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
-        """The engine's plans, without scoring or reading any row."""
+    def plans(self, prepared: Prepared, params: Mapping[str, Any], width: int) -> EnginePlans:
+        """The engine's plans, without scoring or reading any row, laid out ``width`` wide."""
         ...
 
     def close(self) -> None: ...

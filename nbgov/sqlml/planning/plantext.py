@@ -1,4 +1,4 @@
-"""EXPLAIN text that reads at a notebook's width.
+"""EXPLAIN text that reads at the width it is shown at (a notebook's, ``widths.py``).
 
 DuckDB's boxes grow as wide as their longest expression (an inlined tree's CASE ran to
 ~400 characters a line) and put a join's inputs side by side; soft-wrapped by the
@@ -21,13 +21,12 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
-WIDTH = 100
-"""Characters per line: a notebook's output area at its default font shows about 100."""
+from nbgov.sqlml.planning.widths import MIN_WIDTH, WIDTH
 
 LONG = 320
 """An expression longer than this (four lines or so) is shortened."""
 
-_NARROWEST = 40  # text columns kept however deep a plan's tree is indented
+_NARROWEST = MIN_WIDTH  # text columns kept however deep a plan's tree is indented
 _HANG = 16  # continuation lines of a detail align after "Key: " up to this many columns
 _ELIDED = "CASE … END"
 _NOT_CALLS = frozenset({"CAST", "TRY_CAST", "WHEN", "THEN", "ELSE", "AND", "OR", "NOT", "IN", "IS", "CASE"})

@@ -121,7 +121,7 @@ class SparkExecutor:
             )
         return Outcome(frame, summary, tuple(notes), written, read)
 
-    def plans(self, prepared: Prepared, params: Mapping[str, Any]) -> EnginePlans:
+    def plans(self, prepared: Prepared, params: Mapping[str, Any], width: int) -> EnginePlans:
         """Spark's formatted physical plan of the final SQL, scoring included: the steps are
         lazy views and functions, so nothing is scored or read."""
         with self._errors(prepared.signatures), ExitStack() as stack:
@@ -130,7 +130,7 @@ class SparkExecutor:
             with self._csv_files(tree):
                 sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
                 plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
-            return EnginePlans(fit_plan(str(plan.collect()[0][0]).strip(), self.dialect))
+            return EnginePlans(fit_plan(str(plan.collect()[0][0]).strip(), self.dialect, width))
 
     def close(self) -> None:
         self.scoring.close()

@@ -305,3 +305,47 @@ def test_a_database_an_older_nbgov_wrote_is_opened_unchanged_and_marked_by_creat
     with Engine(db) as engine:
         engine.execute("DESCRIBE MODEL rf_clf")
         assert sessions == []
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+def test_create_model_then_a_query_in_the_same_engine_makes_one_session(
+    tmp_path, onnx_models, customers_frame, sessions, optimize
+):
+    """CREATE MODEL checks the model with a session and a run; the first query scoring it
+    in the same engine scores with that session instead of opening a second on the same
+    bytes. (The optimizer keeps this MLP whole: it scores the model as registered.)"""
+    model = onnx_models.get("mlp")
+    sql = f"SELECT id, predict(mlp, {', '.join(NUMERIC_FEATURES)}).output_label AS y FROM c ORDER BY id"
+    with Engine(str(tmp_path / "one.duckdb")) as engine:
+        created = engine.execute("CREATE MODEL mlp FROM $p", params={"p": model.onnx})[0].activity.models_created
+        assert sessions == [strip_zipmap(model.onnx)]  # CREATE MODEL's checks
+        assert engine.sessions.keys() == []  # nothing scored yet
+        first = engine.execute(sql, frames={"c": customers_frame}, optimize=optimize)[0]
+        engine.execute(sql, frames={"c": customers_frame}, optimize=optimize)
+        assert len(sessions) == 1
+        assert engine.sessions.keys() == [f"{created[0].sha256}:original"]
+    expected = model.estimator.predict(customers_frame[list(NUMERIC_FEATURES)])
+    assert first.df.y.tolist() == expected.tolist()
+
+
+def test_a_created_model_never_scored_keeps_no_session_past_its_engine(tmp_path, onnx_models, monkeypatch):
+    """The session CREATE MODEL's checks opened waits for the engine's first query of the
+    model; unscored, it goes with the engine."""
+    import gc
+    import weakref
+
+    opened: list[weakref.ref[object]] = []
+    original = runtime.ort.InferenceSession
+
+    def tracked(model: bytes, *args: object, **kwargs: object) -> object:
+        session = original(model, *args, **kwargs)
+        opened.append(weakref.ref(session))
+        return session
+
+    monkeypatch.setattr(runtime.ort, "InferenceSession", tracked)
+    engine = Engine(str(tmp_path / "unscored.duckdb"))
+    engine.execute("CREATE MODEL rf_clf FROM $p", params={"p": onnx_models.get("rf_clf").onnx})
+    assert len(opened) == 1 and opened[0]() is not None and engine.sessions.keys() == []
+    engine.close()
+    gc.collect()
+    assert opened[0]() is None

@@ -135,7 +135,9 @@ class BaseEngine:
     ) -> StatementResult:
         parsed = model_statement(statement)
         if parsed is not None:
-            frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
+            frame, summary, activity = run_model_statement(
+                self.catalog, parsed, statement.text, params, checked=self.executor.adopt_session
+            )
             activity = replace(activity, engine=self.executor.engine.value)
             return StatementResult(statement.text, activity.kind, frame, summary, activity)
         executor = self.executor

@@ -26,7 +26,8 @@ first used (resolved: scoring, EXPLAIN, DESCRIBE), once per catalog:
   corrected signature and the mark.
 
 Sessions for scoring are made by the executor when it first scores a model version (one
-per version, or per pruned model the optimizer made of it), and kept.
+per version, or per pruned model the optimizer made of it), and kept; after CREATE MODEL
+the engine scores the version with the session its checks opened (``models_sql``).
 
 The rules live in ``ModelCatalog``; where rows are kept is a ``ModelStore`` (DuckDB
 here, a Spark warehouse table in ``nbgov.sqlml.spark.catalog_store``), so every

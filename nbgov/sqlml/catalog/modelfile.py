@@ -14,15 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
 from nbgov.errors import InvalidModelError
 from nbgov.sqlml.models.onnxtypes import is_supported, numpy_dtype, ort_type_name, width
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 FEATURE_NAMES_KEY = "nbgov.feature_names"
 
@@ -38,6 +41,9 @@ class LoadedModel:
     producer: str | None
     opset: int | None
     feature_names: tuple[str, ...] | None
+    # The session the checks ran on ``onnx_bytes``: the engine that stores the model scores
+    # with it instead of opening a second one on the same bytes.
+    session: ort.InferenceSession | None = field(default=None, repr=False, compare=False)
 
     def as_version(self, name: str, version: int, created: str) -> ModelVersion:
         """This model as catalog version ``name@version`` (what resolve would return)."""
@@ -134,6 +140,7 @@ def from_proto(proto: onnx.ModelProto, *, label: str) -> LoadedModel:
         producer=proto.producer_name or None,
         opset=_default_opset(proto),
         feature_names=_feature_names(proto, inputs),
+        session=session,
     )
 
 

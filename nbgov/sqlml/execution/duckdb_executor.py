@@ -44,6 +44,7 @@ from nbgov.sqlml.sql.statements import tokenize
 from nbgov.sqlml.sql.text_dictionaries import TextDictionaries
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
     import pandas as pd
 
 _QUERY_TYPES = {"SELECT", "PRAGMA", "EXPLAIN", "CALL", "EXECUTE", "RELATION"}
@@ -188,6 +189,10 @@ class DuckDbExecutor:
         for _, plan in models:  # sessions opened now say which path will run (nothing is scored)
             self.sessions.get(plan.cache_key, plan.model_bytes)
         return EnginePlans(final, tuple(relations), tuple(_tree_notes(models, self.trees.note)))
+
+    def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
+        """CREATE MODEL's session, scored with by this engine's first query of the model."""
+        self.sessions.adopt(cache_key, session)
 
     def close(self) -> None:
         if self._pool is not None:

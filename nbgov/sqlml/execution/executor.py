@@ -25,6 +25,7 @@ from nbgov.sqlml.planning.relations import Relations
 from nbgov.sqlml.sql.frames import FrameNames
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
     import pandas as pd
 
 # progress(label, rows_done, rows_total): rows_total is None while the relation is still read
@@ -70,6 +71,12 @@ class Executor(Relations, Protocol):
 
     def plans(self, prepared: Prepared, params: Mapping[str, Any], width: int) -> EnginePlans:
         """The engine's plans, without scoring or reading any row, laid out ``width`` wide."""
+        ...
+
+    def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
+        """A session opened on the bytes the plan ``cache_key`` scores (CREATE MODEL's
+        checks), to score with instead of opening another; an engine scoring elsewhere
+        drops it."""
         ...
 
     def close(self) -> None: ...

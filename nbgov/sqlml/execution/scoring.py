@@ -38,6 +38,9 @@ class SessionCache:
     def __init__(self, trees: TreeCompiler | None = None) -> None:
         self.trees = trees
         self._sessions: dict[str, ort.InferenceSession] = {}
+        # Sessions opened elsewhere on a plan's bytes (CREATE MODEL's checks), not yet scored
+        # with: taken by the first ``get`` of their key, dropped with the cache.
+        self._adopted: dict[str, ort.InferenceSession] = {}
         self._regions: dict[str, Regions | None] = {}
         self._lock = threading.Lock()
 
@@ -45,11 +48,20 @@ class SessionCache:
         with self._lock:
             session = self._sessions.get(cache_key)
             if session is None:
-                session = open_session(payload)
+                adopted = self._adopted.pop(cache_key, None)
+                session = adopted if adopted is not None else open_session(payload)
                 self._sessions[cache_key] = session
         if self.trees is None:
             return session
         return self.trees.session(cache_key, payload, session)
+
+    def adopt(self, cache_key: str, session: ort.InferenceSession) -> None:
+        """Keep ``session``, opened by ``runtime.open_session`` on the bytes the plan
+        ``cache_key`` scores, for that plan's first ``get``; until then it is not one of
+        the sessions scored with (``keys``)."""
+        with self._lock:
+            if cache_key not in self._sessions:
+                self._adopted[cache_key] = session
 
     def regions(self, cache_key: str, payload: bytes) -> Regions | None:
         """The decision regions of a tree-only model (None for other models), read once."""
@@ -69,6 +81,7 @@ class SessionCache:
     def clear(self) -> None:
         with self._lock:
             self._sessions.clear()
+            self._adopted.clear()
             self._regions.clear()
         if self.trees is not None:
             self.trees.close()

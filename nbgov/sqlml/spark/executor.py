@@ -54,6 +54,7 @@ from nbgov.sqlml.sql.parse import parse
 from nbgov.sqlml.sql.statements import rewrite_extensions, split
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
@@ -131,6 +132,10 @@ class SparkExecutor:
                 sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
                 plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
             return EnginePlans(fit_plan(str(plan.collect()[0][0]).strip(), self.dialect, width))
+
+    def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
+        """Dropped: Spark's Python workers score with sessions of their own on the model's
+        broadcast bytes, never the driver's."""
 
     def close(self) -> None:
         self.scoring.close()

@@ -244,7 +244,7 @@ def test_a_signature_edited_in_the_table_is_read_from_the_bytes_again(
         assert len(sessions) == 1  # the check
         assert engine.execute("SHOW MODELS")[0].df.values.tolist() == listed  # the checked signature
         engine.execute(SCORE, frames={"c": customers_frame}, optimize=False)
-        assert len(sessions) == 2  # and the scoring
+        assert len(sessions) == 1  # scored with the check's session, not a second one
 
 
 def test_a_forged_mark_over_reordered_inputs_is_caught_by_the_graph(tmp_path, onnx_models, customers_frame, sessions):
@@ -305,6 +305,24 @@ def test_a_database_an_older_nbgov_wrote_is_opened_unchanged_and_marked_by_creat
     with Engine(db) as engine:
         engine.execute("DESCRIBE MODEL rf_clf")
         assert sessions == []
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_query_of_a_row_an_older_nbgov_wrote_makes_one_session(
+    tmp_path, onnx_models, customers_frame, sessions, optimize
+):
+    """A row with no mark is checked with a session on its bytes when first used: the query
+    scores with that session, and its rows are the model's."""
+    model = onnx_models.get("rf_clf")
+    db = str(tmp_path / "old.duckdb")
+    _older_nbgov_database(db, "rf_clf", model.onnx)
+    sessions.clear()
+    with Engine(db) as engine:
+        first = engine.execute(SCORE, frames={"c": customers_frame}, optimize=optimize)[0]
+        again = engine.execute(SCORE, frames={"c": customers_frame}, optimize=optimize)[0]
+        assert len(sessions) == 1
+    expected = model.estimator.predict(customers_frame[list(NUMERIC_FEATURES)])
+    assert first.df.y.tolist() == again.df.y.tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("optimize", [False, True])

@@ -73,6 +73,7 @@ class BaseEngine:
         self.threads = threads
         self.catalog = catalog
         self.executor: Executor = executor
+        catalog.hand_sessions_to(executor.adopt_session)  # scored with, not opened twice
         self.compiler = Compiler(self.catalog, self.executor, self._planners)
         self._planner = planner
         self._optimizers: dict[bool, Planners] = {}  # by settings.exact_strings
@@ -135,9 +136,7 @@ class BaseEngine:
     ) -> StatementResult:
         parsed = model_statement(statement)
         if parsed is not None:
-            frame, summary, activity = run_model_statement(
-                self.catalog, parsed, statement.text, params, checked=self.executor.adopt_session
-            )
+            frame, summary, activity = run_model_statement(self.catalog, parsed, statement.text, params)
             activity = replace(activity, engine=self.executor.engine.value)
             return StatementResult(statement.text, activity.kind, frame, summary, activity)
         executor = self.executor

@@ -133,7 +133,12 @@ class CompiledKernels(Protocol):
 
 def original_cache_key(model: ModelVersion) -> str:
     """Session-cache key of an unmodified model version (its content hash)."""
-    return f"{model.sha256}:original"
+    return original_key(model.sha256)
+
+
+def original_key(sha256: str) -> str:
+    """``original_cache_key`` of the version whose bytes hash to ``sha256``."""
+    return f"{sha256}:original"
 
 
 class NaivePlanner:

@@ -26,8 +26,10 @@ first used (resolved: scoring, EXPLAIN, DESCRIBE), once per catalog:
   corrected signature and the mark.
 
 Sessions for scoring are made by the executor when it first scores a model version (one
-per version, or per pruned model the optimizer made of it), and kept; after CREATE MODEL
-the engine scores the version with the session its checks opened (``models_sql``).
+per version, or per pruned model the optimizer made of it), and kept. A session this
+catalog's checks opened on a version's bytes (CREATE MODEL's, or the first use of a row
+an older nbgov wrote) goes to the engine's ``SessionSink``, which scores the version
+with it instead of opening another.
 
 The rules live in ``ModelCatalog``; where rows are kept is a ``ModelStore`` (DuckDB
 here, a Spark warehouse table in ``nbgov.sqlml.spark.catalog_store``), so every
@@ -38,11 +40,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import duckdb
 import onnx
@@ -51,7 +53,10 @@ from nbgov.errors import InvalidModelError, ModelNotFoundError, SqlmlError
 from nbgov.sqlml.catalog.modelfile import LoadedModel, from_bytes
 from nbgov.sqlml.models.onnxtypes import width
 from nbgov.sqlml.models.runtime import declared_signature
-from nbgov.sqlml.plan import ModelVersion, TensorSpec
+from nbgov.sqlml.plan import ModelVersion, TensorSpec, original_key
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 _SCHEMA = "nbgov"
 _TABLE = "nbgov.models"
@@ -118,6 +123,11 @@ class ListedModel:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+# Takes a session opened on a version's bytes by the catalog's checks, under the cache key
+# of the plan that scores the version whole (``plan.original_key``).
+SessionSink = Callable[[str, "ort.InferenceSession"], None]
 
 
 class ModelStore(Protocol):
@@ -249,12 +259,27 @@ class ModelCatalog:
         self.changes = 0  # counts registers and drops: plans made before a change are stale
         # Models an EXPLAIN would create, by lower-cased name (see ``previewing``).
         self._pending: dict[str, ModelVersion] | None = None
+        self._sessions: SessionSink | None = None
+
+    def hand_sessions_to(self, sink: SessionSink) -> None:
+        """Give ``sink`` each session the checks open on a version's bytes (see the module's
+        docstring); without one they are let go."""
+        self._sessions = sink
+
+    def _hand_over(self, sha256: str, session: ort.InferenceSession | None) -> None:
+        if self._sessions is not None and session is not None:
+            self._sessions(original_key(sha256), session)
 
     def register(self, name: str, model: LoadedModel) -> tuple[ModelVersion, Registration]:
         """Store ``model`` under ``name``; returns the version and what was done. The same
         bytes are the same version (lineage names versions by sha256); a signature stored
         wrong for them (by an older nbgov) is rewritten in place, as MLflow keeps one
         version per artifact and BigQuery ML's CREATE OR REPLACE leaves the model right."""
+        registered = self._register(name, model)
+        self._hand_over(model.sha256, model.session)  # the stored bytes are ``model``'s
+        return registered
+
+    def _register(self, name: str, model: LoadedModel) -> tuple[ModelVersion, Registration]:
         if not name or "@" in name:
             raise SqlmlError(f"bad model name {name!r}; expected a plain identifier")
         latest = self._store.latest(name)
@@ -417,6 +442,7 @@ class ModelCatalog:
             try:
                 loaded = from_bytes(payload, label=f"model {row.name}@{row.version} as stored")
                 found = (loaded.inputs, loaded.outputs)
+                self._hand_over(row.sha256, loaded.session)  # a session on the row's bytes
             except InvalidModelError as error:
                 found = InvalidModelError(f"{error}; DROP MODEL {row.name}@{row.version} removes it")
         self._signatures[row.sha256] = found

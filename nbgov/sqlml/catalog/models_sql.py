@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -14,7 +14,7 @@ from nbgov.errors import SqlmlError
 from nbgov.sqlml.activity import Activity, ModelRef
 from nbgov.sqlml.catalog.catalog import ModelCatalog
 from nbgov.sqlml.catalog.modelfile import LoadedModel, load_object, load_path
-from nbgov.sqlml.plan import ModelVersion, TensorSpec, original_cache_key
+from nbgov.sqlml.plan import ModelVersion, TensorSpec
 from nbgov.sqlml.sql.statements import (
     CreateModel,
     DescribeModel,
@@ -22,13 +22,6 @@ from nbgov.sqlml.sql.statements import (
     ModelStatement,
     ShowModels,
 )
-
-if TYPE_CHECKING:
-    import onnxruntime as ort
-
-# Takes the session CREATE MODEL's checks ran, by the cache key of the plan that scores the
-# stored version whole (``plan.original_cache_key``): the engine then scores with it.
-SessionSink = Callable[[str, "ort.InferenceSession"], None]
 
 
 def _shape(spec: TensorSpec) -> str:
@@ -100,17 +93,13 @@ def run_model_statement(
     parsed: ModelStatement,
     text: str,
     params: Mapping[str, Any] | None,
-    checked: SessionSink | None = None,
 ) -> tuple[pd.DataFrame | None, str, Activity]:
-    """Returns (result frame or None, one-line summary, activity). ``checked`` takes the
-    session CREATE MODEL's checks opened, so the first query scoring the model opens none."""
+    """Returns (result frame or None, one-line summary, activity)."""
     if isinstance(parsed, CreateModel):
         if parsed.if_not_exists and catalog.exists(parsed.name):
             return None, _exists(parsed.name), Activity(text, "model")
         loaded, source = _load(parsed, params)
         model, done = catalog.register(parsed.name, loaded)
-        if checked is not None and loaded.session is not None:  # model holds the same bytes (same sha256)
-            checked(original_cache_key(model), loaded.session)
         state = "registered" if done == "new" else "unchanged (same bytes)"
         summary = f"model {model.name} version {model.version} {state}, sha256 {model.sha256[:12]}"
         if done == "corrected":

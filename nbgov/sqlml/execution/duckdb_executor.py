@@ -191,7 +191,8 @@ class DuckDbExecutor:
         return EnginePlans(final, tuple(relations), tuple(_tree_notes(models, self.trees.note)))
 
     def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
-        """CREATE MODEL's session, scored with by this engine's first query of the model."""
+        """A session the catalog's checks opened, scored with by this engine's first query
+        of the version."""
         self.sessions.adopt(cache_key, session)
 
     def close(self) -> None:

@@ -74,8 +74,8 @@ class Executor(Relations, Protocol):
         ...
 
     def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
-        """A session opened on the bytes the plan ``cache_key`` scores (CREATE MODEL's
-        checks), to score with instead of opening another; an engine scoring elsewhere
+        """A session the catalog's checks opened on the bytes the plan ``cache_key``
+        scores, to score with instead of opening another; an engine scoring elsewhere
         drops it."""
         ...
 

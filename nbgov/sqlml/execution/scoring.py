@@ -38,7 +38,7 @@ class SessionCache:
     def __init__(self, trees: TreeCompiler | None = None) -> None:
         self.trees = trees
         self._sessions: dict[str, ort.InferenceSession] = {}
-        # Sessions opened elsewhere on a plan's bytes (CREATE MODEL's checks), not yet scored
+        # Sessions opened elsewhere on a plan's bytes (the catalog's checks), not yet scored
         # with: taken by the first ``get`` of their key, dropped with the cache.
         self._adopted: dict[str, ort.InferenceSession] = {}
         self._regions: dict[str, Regions | None] = {}

@@ -105,6 +105,23 @@ def test_each_execution_is_sent_on_one_comm_opening_and_nothing_stays_open(kerne
     assert second[0]["prev"] == first[1]["hash"], "entries arrive hash-chained, in order"
 
 
+def test_an_entry_waits_for_the_requests_idle_status_instead_of_waking_the_iopub_thread(
+    kernel: BlockingKernelClient,
+) -> None:
+    """The entry is queued on ipykernel's IOPub thread unwoken (the wake handed the GIL to
+    that thread mid-record): it must still come out, before the cell's idle status, and in
+    a kernel the queue must be found (else every entry pays the wake again, silently)."""
+    _execute(kernel, "%load_ext nbgov")
+    found = _execute(kernel, "from nbgov.lineage import delivery as _d\n"
+                             "print(_d._queue_behind_status(get_ipython().kernel.iopub_socket) is not None)")
+    assert "True" in "".join(m["content"].get("text", "") for m in found if m["msg_type"] == "stream")
+    for code in ("a = 1", "b = a + 1", "print(b)"):
+        messages = _execute(kernel, code)  # read up to and including the request's idle status
+        entries = _entry_comms(messages)
+        assert [e["body"]["code"] for e in entries] == [code]
+        assert messages[-1]["msg_type"] == "status" and messages[-1]["content"]["execution_state"] == "idle"
+
+
 def test_a_late_frontend_catches_up_with_the_whole_session_log(kernel: BlockingKernelClient) -> None:
     _execute(kernel, "%load_ext nbgov")
     streamed = _entry_comms(_execute(kernel, "a = [1, 2]")) + _entry_comms(_execute(kernel, "b = len(a)"))

@@ -103,3 +103,31 @@ def test_queued_says_what_waits_on_a_descriptor(libc: str, monkeypatch: pytest.M
         os.close(write_end)
     with pytest.raises(OSError):
         gil_kept.queued(read_end)  # closed
+
+
+def test_threads_each_get_their_own_answers_from_the_reused_buffers(tmp_path: Path) -> None:
+    """getcwd and queued reuse a buffer per thread: threads asking at once never read each
+    other's answers (each pipe holds a different count; the working folder is shared)."""
+    pipes = [os.pipe() for _ in range(4)]
+    wrong: list[str] = []
+    try:
+        for n, (_, write_end) in enumerate(pipes):
+            os.write(write_end, b"x" * (n + 1))
+
+        def ask(n: int) -> None:
+            for _ in range(2000):
+                if gil_kept.queued(pipes[n][0]) != n + 1:
+                    wrong.append(f"pipe {n}")
+                if gil_kept.getcwd() != os.getcwd():
+                    wrong.append("cwd")
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(pipes))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+    assert wrong == []

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -844,3 +845,23 @@ def test_a_dynamic_cell_compares_every_name_without_an_audited_call_per_name(rec
         counting["on"] = False
     assert {w["name"] for w in recording.body()["writes"]} == {"a", "b", "c"}
     assert counting["ids"] < 200, counting  # not one per name of the namespace
+
+
+def test_start_times_read_as_datetime_writes_them_across_second_boundaries() -> None:
+    """A cell's ``started`` keeps the text up to the second per second: for over a second of
+    asking, each answer is datetime's own millisecond ISO text of a moment between the clock
+    readings around it (a stale second would fall outside)."""
+    import re
+    from datetime import datetime, timedelta, timezone
+
+    from nbgov.lineage.recorder import _now_iso
+
+    end = time.monotonic() + 1.2
+    while time.monotonic() < end:
+        before = datetime.now(timezone.utc) - timedelta(milliseconds=2)
+        text = _now_iso()
+        after = datetime.now(timezone.utc) + timedelta(milliseconds=1)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        assert before <= moment <= after, (before, text, after)
+        assert moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") == text

@@ -137,7 +137,11 @@ def file_key(st: os.stat_result) -> FileKey:
 
 def _code_roots(cwd: str | None = None) -> tuple[str, ...]:
     """sys.path folders other than the working folder: where imported code lives."""
-    entries = tuple(entry for entry in sys.path if type(entry) is str and entry)  # str: hashing runs no user code
+    path = sys.path
+    if set(map(type, path)) == {str}:  # the usual sys.path, in C loops (every cell asks)
+        entries = tuple(path)
+    else:  # strings only: hashing the others could run user code
+        entries = tuple(entry for entry in path if type(entry) is str)
     return _roots_of(entries, _folder_prefix(cwd or os.getcwd()))
 
 

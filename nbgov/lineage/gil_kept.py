@@ -18,6 +18,7 @@ import errno
 import fcntl
 import os
 import termios
+import threading
 from typing import Any
 
 
@@ -40,9 +41,22 @@ _LIBC = _libc()
 _PATH_MAX = 4096
 
 
+class _Buffers(threading.local):
+    """Each thread's own buffers for the calls below (made once per thread, not per call: an
+    allocation per call cost as much as the call; shared, two threads could mix answers)."""
+
+    def __init__(self) -> None:
+        self.path = ctypes.create_string_buffer(_PATH_MAX)
+        self.count = ctypes.c_int(0)
+        self.count_ref = ctypes.byref(self.count)
+
+
+_buffers = _Buffers()
+
+
 def getcwd() -> str:
     """``os.getcwd()``: the same text, the same errors (a removed folder raises)."""
-    buffer = ctypes.create_string_buffer(_PATH_MAX)
+    buffer = _buffers.path
     if _LIBC is None or _LIBC.getcwd(buffer, _PATH_MAX) is None:
         return os.getcwd()  # no C library, a path too long for the buffer, or an error to raise
     return os.fsdecode(buffer.value)
@@ -89,11 +103,12 @@ def write_all(fd: int, data: bytes) -> None:
 
 def queued(fd: int) -> int:
     """What ``FIONREAD`` says is waiting on ``fd`` (never blocks)."""
-    count = ctypes.c_int(0)
+    buffers = _buffers
+    count = buffers.count
     if _LIBC is None:
         fcntl.ioctl(fd, termios.FIONREAD, count)  # fills ``count``
         return count.value
-    if _LIBC.ioctl(fd, termios.FIONREAD, ctypes.byref(count)) < 0:
+    if _LIBC.ioctl(fd, termios.FIONREAD, buffers.count_ref) < 0:
         raise _error()
     return count.value
 

@@ -97,6 +97,7 @@ class NativeWatch:
     _origins: Fanotify | None = None  # who made the events inotify sees (where the OS says)
     _children: ChildWatch | None = None
     _cwd: str = ""
+    _cwd_folders: tuple[str, tuple[str, ...]] = ("", ())  # (working folder, what a cell naming no path watches)
 
     @property
     def available(self) -> bool:
@@ -121,7 +122,7 @@ class NativeWatch:
         self._started = _fs_clock()
         entries = _lstats(paths)
         self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored, entries)
-        self._inotify.start(_folders(base, paths, self.ignored, entries))
+        self._inotify.start(_folders(base, paths, self.ignored, entries) if paths else self._working_folder(base))
         if self._origins is not None:
             try:
                 self._origins.follow(self._inotify.watches)
@@ -130,6 +131,14 @@ class NativeWatch:
             except OSError as exc:
                 self._origins_failed(exc)
             self._cwd = base
+
+    def _working_folder(self, cwd: str) -> list[str]:
+        """What a cell that names no path watches (most cells): the working folder, unless it
+        is ignored; the verdict is kept per folder (``ignored`` answers a folder alike each time)."""
+        known = self._cwd_folders
+        if known[0] != cwd:
+            known = self._cwd_folders = (cwd, tuple(_folders(cwd, [], self.ignored)))
+        return list(known[1])
 
     def stop(self) -> list[FileEvent]:
         """Files opened in the watched folders since ``start``: written, else read."""

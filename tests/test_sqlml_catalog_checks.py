@@ -367,3 +367,41 @@ def test_a_created_model_never_scored_keeps_no_session_past_its_engine(tmp_path,
     engine.close()
     gc.collect()
     assert opened[0]() is None
+
+
+def test_models_registered_and_never_scored_keep_only_the_latest_few_sessions(
+    tmp_path, onnx_models, customers_frame, monkeypatch
+):
+    """Registering many models keeps at most MAX_WAITING_SESSIONS of their check sessions for
+    a first query: the latest is scored with its own, an earlier one dropped is opened again
+    (and scores as scikit-learn does)."""
+    import gc
+    import weakref
+
+    from nbgov.sqlml.execution.scoring import MAX_WAITING_SESSIONS
+
+    monkeypatch.setenv("NBGOV_CACHE_DIR", str(tmp_path / "cache"))
+    opened: list[weakref.ref[object]] = []
+    original = runtime.ort.InferenceSession
+
+    def tracked(model: bytes, *args: object, **kwargs: object) -> object:
+        session = original(model, *args, **kwargs)
+        opened.append(weakref.ref(session))
+        return session
+
+    monkeypatch.setattr(runtime.ort, "InferenceSession", tracked)
+    kinds = ("rf_clf", "logreg", "gb_clf", "tree_clf", "rf_reg", "linreg")
+    assert len(kinds) > MAX_WAITING_SESSIONS
+    with Engine(str(tmp_path / "zoo.duckdb")) as engine:
+        for kind in kinds:
+            engine.execute(f"CREATE MODEL {kind} FROM $p", params={"p": onnx_models.get(kind).onnx})
+        gc.collect()
+        alive = [ref() is not None for ref in opened]
+        assert alive == [False] * (len(kinds) - MAX_WAITING_SESSIONS) + [True] * MAX_WAITING_SESSIONS
+        latest = f"SELECT id, predict(linreg, {', '.join(NUMERIC_FEATURES)}) AS y FROM c ORDER BY id"
+        engine.execute(latest, frames={"c": customers_frame}, optimize=False)
+        assert len(opened) == len(kinds), "the latest registered model scores with its check session"
+        first = engine.execute(SCORE, frames={"c": customers_frame}, optimize=False)[0]
+        assert len(opened) == len(kinds) + 1, "a dropped one is opened again"
+    expected = onnx_models.get("rf_clf").estimator.predict(customers_frame[list(NUMERIC_FEATURES)])
+    assert first.df.y.tolist() == expected.tolist()

@@ -25,6 +25,10 @@ from nbgov.sqlml.models.runtime import RunsLikeOnnxruntime, open_session
 from nbgov.sqlml.plan import TensorSpec
 from nbgov.sqlml.execution.regions import Regions, ScoreStats, regions_of
 
+# Sessions the catalog's checks opened that wait for their first query (CREATE MODEL's,
+# a described version's): the most recent this many are kept, so registering a zoo of models
+# never scored holds no session per model; an older one is opened again if ever scored.
+MAX_WAITING_SESSIONS = 4
 # Rows per onnxruntime run: a network's intermediate activations then stay in cache
 # (measured about 5% faster for an MLP than one run over a 64k-row batch; neutral for trees).
 RUN_ROWS = 16_384
@@ -39,7 +43,8 @@ class SessionCache:
         self.trees = trees
         self._sessions: dict[str, ort.InferenceSession] = {}
         # Sessions opened elsewhere on a plan's bytes (the catalog's checks), not yet scored
-        # with: taken by the first ``get`` of their key, dropped with the cache.
+        # with: taken by the first ``get`` of their key, the oldest dropped beyond
+        # MAX_WAITING_SESSIONS, the rest with the cache.
         self._adopted: dict[str, ort.InferenceSession] = {}
         self._regions: dict[str, Regions | None] = {}
         self._lock = threading.Lock()
@@ -61,7 +66,10 @@ class SessionCache:
         the sessions scored with (``keys``)."""
         with self._lock:
             if cache_key not in self._sessions:
-                self._adopted[cache_key] = session
+                self._adopted.pop(cache_key, None)
+                self._adopted[cache_key] = session  # the newest last
+                while len(self._adopted) > MAX_WAITING_SESSIONS:
+                    del self._adopted[next(iter(self._adopted))]
 
     def regions(self, cache_key: str, payload: bytes) -> Regions | None:
         """The decision regions of a tree-only model (None for other models), read once."""

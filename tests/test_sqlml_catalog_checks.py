@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def sessions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[b
 
     monkeypatch.setattr(runtime.ort, "InferenceSession", counting)
     yield made
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[weakref.ref[object]]:
+    """A weak reference to every onnxruntime session made while the test runs (whether the
+    engine still holds it); the compiled trees' disk cache is the test's own (see ``sessions``)."""
+    monkeypatch.setenv("NBGOV_CACHE_DIR", str(tmp_path / "cache"))
+    refs: list[weakref.ref[object]] = []
+    original = runtime.ort.InferenceSession
+
+    def tracked(model: bytes, *args: object, **kwargs: object) -> object:
+        session = original(model, *args, **kwargs)
+        refs.append(weakref.ref(session))
+        return session
+
+    monkeypatch.setattr(runtime.ort, "InferenceSession", tracked)
+    return refs
 
 
 def _database(tmp_path: Path, onnx_models) -> tuple[str, list[list[object]]]:
@@ -346,21 +364,11 @@ def test_create_model_then_a_query_in_the_same_engine_makes_one_session(
     assert first.df.y.tolist() == expected.tolist()
 
 
-def test_a_created_model_never_scored_keeps_no_session_past_its_engine(tmp_path, onnx_models, monkeypatch):
+def test_a_created_model_never_scored_keeps_no_session_past_its_engine(tmp_path, onnx_models, opened):
     """The session CREATE MODEL's checks opened waits for the engine's first query of the
     model; unscored, it goes with the engine."""
     import gc
-    import weakref
 
-    opened: list[weakref.ref[object]] = []
-    original = runtime.ort.InferenceSession
-
-    def tracked(model: bytes, *args: object, **kwargs: object) -> object:
-        session = original(model, *args, **kwargs)
-        opened.append(weakref.ref(session))
-        return session
-
-    monkeypatch.setattr(runtime.ort, "InferenceSession", tracked)
     engine = Engine(str(tmp_path / "unscored.duckdb"))
     engine.execute("CREATE MODEL rf_clf FROM $p", params={"p": onnx_models.get("rf_clf").onnx})
     assert len(opened) == 1 and opened[0]() is not None and engine.sessions.keys() == []
@@ -370,26 +378,15 @@ def test_a_created_model_never_scored_keeps_no_session_past_its_engine(tmp_path,
 
 
 def test_models_registered_and_never_scored_keep_only_the_latest_few_sessions(
-    tmp_path, onnx_models, customers_frame, monkeypatch
+    tmp_path, onnx_models, customers_frame, opened
 ):
     """Registering many models keeps at most MAX_WAITING_SESSIONS of their check sessions for
     a first query: the latest is scored with its own, an earlier one dropped is opened again
     (and scores as scikit-learn does)."""
     import gc
-    import weakref
 
     from nbgov.sqlml.execution.scoring import MAX_WAITING_SESSIONS
 
-    monkeypatch.setenv("NBGOV_CACHE_DIR", str(tmp_path / "cache"))
-    opened: list[weakref.ref[object]] = []
-    original = runtime.ort.InferenceSession
-
-    def tracked(model: bytes, *args: object, **kwargs: object) -> object:
-        session = original(model, *args, **kwargs)
-        opened.append(weakref.ref(session))
-        return session
-
-    monkeypatch.setattr(runtime.ort, "InferenceSession", tracked)
     kinds = ("rf_clf", "logreg", "gb_clf", "tree_clf", "rf_reg", "linreg")
     assert len(kinds) > MAX_WAITING_SESSIONS
     with Engine(str(tmp_path / "zoo.duckdb")) as engine:

@@ -9,6 +9,7 @@ failing where scikit-learn does not.
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -391,6 +392,25 @@ def test_isnan_in_the_where_prunes_the_trees(engine: Engine, numbers: str) -> No
     assert "admits no rows" not in explained
 
 
+@cache
+def _strict_one_hot_pipeline() -> tuple[pd.DataFrame, Any]:
+    """Customers and a pipeline whose OneHotEncoder refuses unknown categories, fitted once
+    per run: each SQL form on each engine scores the same fitted model (nothing mutates it)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame, target = customers(3_000, seed=21)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="error"), STRINGS), ("n", StandardScaler(), NUMERIC)])),
+            ("clf", GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0)),
+        ]
+    ).fit(frame[COLUMNS], target)
+    return frame, pipeline
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -404,20 +424,9 @@ def test_a_category_the_model_refuses_fails_alike_with_and_without_the_optimizer
     the batch; with or without the optimizer, on either engine, the statement fails with the
     same one line."""
     engine = any_engine
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
     from nbgov.errors import ModelBindingError
 
-    frame, target = customers(3_000, seed=21)
-    pipeline = Pipeline(
-        [
-            ("pre", ColumnTransformer([("c", OneHotEncoder(handle_unknown="error"), STRINGS), ("n", StandardScaler(), NUMERIC)])),
-            ("clf", GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0)),
-        ]
-    ).fit(frame[COLUMNS], target)
+    frame, pipeline = _strict_one_hot_pipeline()
     register(engine, "m", pipeline)
     unseen = frame.assign(plan=frame.plan.where(frame.id != 7, "diamond"))
     with pytest.raises(ValueError, match="unknown categor"):
@@ -475,6 +484,25 @@ def scored_as_scikit_learn(engine: Any, pipeline: Any, rows: pd.DataFrame, table
     return optimized
 
 
+@cache
+def _strict_ordinal_pipeline() -> tuple[pd.DataFrame, Any]:
+    """Customers and a pipeline whose OrdinalEncoder refuses unknown categories (its
+    default), fitted once per run for every SQL form on both engines."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+    frame, target = customers(3_000, seed=21)
+    pipeline = Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", OrdinalEncoder(), STRINGS), ("n", StandardScaler(), NUMERIC)])),
+            ("clf", HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0)),
+        ]
+    ).fit(frame[COLUMNS], target)
+    return frame, pipeline
+
+
 @pytest.mark.parametrize(
     "sql, label",
     [
@@ -490,20 +518,9 @@ def test_a_category_the_ordinal_encoder_refuses_fails_alike_with_and_without_the
     with the OneHotEncoder's one line, naming the OrdinalEncoder; the known categories
     score as scikit-learn does."""
     engine = any_engine
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
-
     from nbgov.errors import ModelBindingError
 
-    frame, target = customers(3_000, seed=21)
-    pipeline = Pipeline(
-        [
-            ("pre", ColumnTransformer([("c", OrdinalEncoder(), STRINGS), ("n", StandardScaler(), NUMERIC)])),
-            ("clf", HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0)),
-        ]
-    ).fit(frame[COLUMNS], target)
+    frame, pipeline = _strict_ordinal_pipeline()
     register(engine, "m", pipeline)
     unseen = frame.head(400).assign(plan=lambda f: f.plan.where(f.id != 7, "diamond"))
     with pytest.raises(ValueError, match=r"Found unknown categories \['diamond'\]"):
@@ -522,6 +539,26 @@ def test_a_category_the_ordinal_encoder_refuses_fails_alike_with_and_without_the
     assert len(scored) == len(unseen) - 1
 
 
+@cache
+def _strict_tier_pipeline(encoder: str) -> Any:
+    """A strict ``encoder`` of 'plan' and the integer 'tier' in front of gradient boosting,
+    fitted once per run: the three refused values on both engines score the same model."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    columns = ["plan", "tier", "age"]
+    train, target = tiered(2_000, seed=5)
+    encode = OrdinalEncoder() if encoder == "OrdinalEncoder" else OneHotEncoder()
+    return Pipeline(
+        [
+            ("pre", ColumnTransformer([("c", encode, ["plan", "tier"]), ("n", StandardScaler(), ["age"])])),
+            ("clf", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)),
+        ]
+    ).fit(train[columns], target)
+
+
 @pytest.mark.parametrize("tier", [5.0, 2.5, math.nan])
 @pytest.mark.parametrize("encoder", ["OrdinalEncoder", "OneHotEncoder"])
 def test_an_integer_category_the_encoder_refuses_fails_alike_with_and_without_the_optimizer(any_engine: Any, encoder: str, tier: float) -> None:
@@ -531,22 +568,10 @@ def test_an_integer_category_the_encoder_refuses_fails_alike_with_and_without_th
     scored them, and onnxruntime's refusal of 5 was its own node status. Now each fails with
     the one line of the text encoders; NULL still scores NULL, and the rest as scikit-learn."""
     engine = any_engine
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-
     from nbgov.errors import ModelBindingError
 
     columns = ["plan", "tier", "age"]
-    train, target = tiered(2_000, seed=5)
-    encode = OrdinalEncoder() if encoder == "OrdinalEncoder" else OneHotEncoder()
-    pipeline = Pipeline(
-        [
-            ("pre", ColumnTransformer([("c", encode, ["plan", "tier"]), ("n", StandardScaler(), ["age"])])),
-            ("clf", GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0)),
-        ]
-    ).fit(train[columns], target)
+    pipeline = _strict_tier_pipeline(encoder)
     register(engine, "m", pipeline)
     rows, table = with_tiers(tiered(2_000, seed=6)[0], [tier, None, 1.0, 3.0])
     with pytest.raises(ValueError, match="Found unknown categories"):

@@ -30,8 +30,11 @@ quickstart: install
 
 # Everything the suite needs (system packages, the package with its test extra), then
 # the suite; pytest's "no tests collected" (exit 5) counts as a failure.
+# Two worker processes, each taking a whole test file at a time (module fixtures stay
+# whole): the suite waits on kernels, Spark's JVM and the browser much of the time.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 test: system-packages install-test
-	@$(PYTHON) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(PYTHON) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; exit 1; fi; \
 	exit $$status
 

@@ -131,3 +131,28 @@ def test_threads_each_get_their_own_answers_from_the_reused_buffers(tmp_path: Pa
             os.close(read_end)
             os.close(write_end)
     assert wrong == []
+
+
+@pytest.mark.parametrize("lstat", ["kept", "none"])
+def test_identity_is_what_lstat_says_and_none_for_nothing_there(
+    lstat: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if lstat == "none":
+        monkeypatch.setattr(gil_kept, "_LSTAT", None)
+    else:
+        assert gil_kept._LSTAT is not None  # 64-bit Linux with glibc 2.33+: the kept call is the one tested
+    data = tmp_path / "data.jsonl"
+    data.write_text("x")
+    link = tmp_path / "link"
+    os.symlink(data, link)
+    for path in (data, link, tmp_path):
+        info = os.lstat(path)
+        assert gil_kept.identity(path) == (info.st_dev, info.st_ino)
+    assert gil_kept.identity(link) != gil_kept.identity(data)  # a final link is not followed
+    assert gil_kept.identity(tmp_path / "missing") is None
+    assert gil_kept.identity(data / "below a file") is None  # ENOTDIR, as lstat's FileNotFound
+    replaced = tmp_path / "new"
+    replaced.write_text("y")
+    before = gil_kept.identity(data)
+    os.replace(replaced, data)
+    assert gil_kept.identity(data) not in (None, before)

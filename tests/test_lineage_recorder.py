@@ -341,6 +341,25 @@ def test_a_full_disk_is_one_warning_line_no_torn_log_and_recording_resumes(
     assert capsys.readouterr().err == ""
 
 
+def test_a_sidecar_removed_by_a_cell_is_one_warning_line_and_recording_goes_on(
+    recording: RecordingShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recording.run("a = 1")
+    store = recording.rec.store
+    assert store is not None
+    recording.shell.user_ns["sidecar"] = str(store.path)
+    capsys.readouterr()
+    result = recording.run("import os; os.remove(sidecar); b = a + 1")
+    assert result.success
+    assert "was removed while recording" in _one_warning(capsys.readouterr().err)
+    recording.run("c = b + 1")
+    assert capsys.readouterr().err == ""  # said once
+    entries, problems = read_entries(store.path)
+    assert problems == []
+    assert [e["body"].get("code") for e in entries] == ["import os; os.remove(sidecar); b = a + 1", "c = b + 1"]
+    assert [str(p) for p in verify_chain(entries)] == ["entries 0-1 missing (deleted)"]
+
+
 def test_a_failing_subscriber_is_one_warning_line(recording: RecordingShell, capsys: pytest.CaptureFixture[str]) -> None:
     def bad(entry: Any) -> None:
         raise RuntimeError("frontend gone")

@@ -276,3 +276,57 @@ def test_two_stores_in_one_process_share_the_file_safely(tmp_path: Path) -> None
     a.close()
     b.close()
     assert os.path.getsize(tmp_path / "s.jsonl") > 0
+
+
+def test_a_sidecar_removed_between_appends_is_made_again_and_the_chain_goes_on(tmp_path: Path) -> None:
+    store, before = _filled(tmp_path, 4)
+    os.remove(store.path)
+    store.append("execution", {"n": 4, "code": "x = 4"})
+    store.append("execution", {"n": 5, "code": "x = 5"})
+    after = store.entries()
+    assert [e["seq"] for e in after] == [4, 5]
+    assert after[0]["prev"] == before[-1]["hash"]  # chained to what was lost, not a fresh log
+    assert [str(p) for p in verify_chain(after)] == ["entries 0-3 missing (deleted)"]
+    assert len(store.notices) == 1 and "was removed while recording: its 4 entries are lost" in store.notices[0]
+    store.close()
+
+
+def test_a_whole_removed_folder_is_made_again(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path, 2)
+    (store.path.parent / "nb.jsonl").unlink()
+    store.path.parent.rmdir()
+    store.append("execution", {"n": 2})
+    assert [e["seq"] for e in store.entries()] == [2]
+    store.close()
+
+
+def test_a_sidecar_replaced_by_another_log_is_appended_to_after_its_own_last_entry(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path, 5)
+    other = SidecarStore(tmp_path / "elsewhere" / "nb.jsonl", background_fsync=False)
+    other.append("session", {"session": "other"})
+    other.close()
+    os.replace(other.path, store.path)
+    store.append("execution", {"n": 5})
+    entries = store.entries()
+    assert [e["seq"] for e in entries] == [0, 1] and verify_chain(entries) == []
+    assert entries[0]["body"] == {"session": "other"}
+    assert len(store.notices) == 1 and "was replaced while recording" in store.notices[0]
+    store.close()
+
+
+def test_a_link_put_in_place_of_the_sidecar_is_refused_not_written_through(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path, 2)
+    target = tmp_path / "target.txt"
+    target.write_text("keep")
+    os.remove(store.path)
+    os.symlink(target, store.path)
+    with pytest.raises(LineageError, match="symlink"):
+        store.append("execution", {"n": 2})
+    assert target.read_text() == "keep"
+    store.close()
+
+
+def test_an_unchanged_sidecar_gives_no_notice(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path, 6)
+    assert store.notices == []
+    store.close()

@@ -5,8 +5,8 @@ waiting for it: IPython's history writer, which every cell wakes, and a kernel's
 thread with the cell's messages to send. That thread takes the GIL at the first release,
 and the recorder waits for it back: measured here, a call that takes one microsecond then
 costs fifteen. These calls never wait long (a lock tried without waiting, the working
-folder's name, the size of an open file, a small append to a local file), so keeping the
-GIL through them costs nothing. A lock another process holds is waited for with the usual
+folder's name, the size of an open file, which file a local path names, a small append
+to a local file), so keeping the GIL through them costs nothing. A lock another process holds is waited for with the usual
 call, which releases the GIL. Where the C library cannot be loaded, the usual calls are
 made.
 """
@@ -17,6 +17,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import sys
 import termios
 import threading
 from typing import Any
@@ -37,8 +38,22 @@ def _libc() -> Any:
     return libc
 
 
+def _lstat(libc: Any) -> Any:
+    """The C library's ``lstat`` where ``struct stat`` starts with 64-bit ``st_dev`` and
+    ``st_ino`` (64-bit Linux: x86-64 and the generic layout arm64 uses); None elsewhere, or
+    where the C library does not export it (glibc before 2.33)."""
+    if libc is None or not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    function = getattr(libc, "lstat", None)
+    if function is not None:
+        function.argtypes, function.restype = [ctypes.c_char_p, ctypes.c_void_p], ctypes.c_int
+    return function
+
+
 _LIBC = _libc()
+_LSTAT = _lstat(_LIBC)
 _PATH_MAX = 4096
+_STAT_SIZE = 256  # more than any 64-bit Linux struct stat (144 bytes on x86-64, 128 on arm64)
 
 
 class _Buffers(threading.local):
@@ -49,6 +64,7 @@ class _Buffers(threading.local):
         self.path = ctypes.create_string_buffer(_PATH_MAX)
         self.count = ctypes.c_int(0)
         self.count_ref = ctypes.byref(self.count)
+        self.stat = (ctypes.c_uint64 * (_STAT_SIZE // 8))()
 
 
 _buffers = _Buffers()
@@ -79,6 +95,22 @@ def size(fd: int) -> int:
     if end < 0:
         raise _error()
     return int(end)
+
+
+def identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of what ``path`` names, not following a final symlink (``os.lstat``);
+    None when nothing is there. Other errors raise OSError, as ``os.lstat`` would."""
+    if _LSTAT is not None:
+        found = _buffers.stat
+        if _LSTAT(os.fsencode(path), found) == 0:
+            return int(found[0]), int(found[1])
+        if ctypes.get_errno() in (errno.ENOENT, errno.ENOTDIR):
+            return None
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return info.st_dev, info.st_ino
 
 
 def write_all(fd: int, data: bytes) -> None:

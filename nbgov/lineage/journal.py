@@ -102,6 +102,9 @@ class Journal:
         except Exception as exc:
             where = f" to {self.store.path}" if self.store is not None else ""
             self.problems.append(f"lineage not saved{where}: {describe(exc)}")
+        if self._store is not None and self._store.notices:
+            self.problems += self._store.notices
+            self._store.notices.clear()
         stored = raw is not None
         if raw is None:
             raw = make_entry(self._last[0] + 1, self._last[1], kind, json_body)

@@ -332,6 +332,8 @@ class SidecarStore:
         self._opener = opener
         self._background_fsync = background_fsync
         self._fh: BinaryIO | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file ``_fh`` appends to
+        self.notices: list[str] = []  # what the user should know about the file (the journal says it)
         self._lock = threading.Lock()
         self._tail: tuple[int, int, str] | None = None  # (file size, last seq, last hash)
         self._fsync_wanted = threading.Event()
@@ -344,7 +346,7 @@ class SidecarStore:
         """Chain ``body`` after the file's last entry; return the entry as written."""
         _check_kind(kind)
         with self._lock:
-            fh = self._file()
+            fh = self._named_file()
             fd = fh.fileno()
             gil_kept.lock(fd, fcntl.LOCK_EX)
             try:
@@ -380,6 +382,38 @@ class SidecarStore:
                 os.close(folder)
             self._fh = self._opener(self.path)
         return self._fh
+
+    def _named_file(self) -> BinaryIO:
+        """The open file, if the sidecar's path still names it; else the file there now.
+
+        A sidecar removed while the kernel records (``rm -r .nbgov``, ``git clean``) would
+        otherwise take every later entry into a file no path reaches, without a word. A new
+        file is made there instead and this session's chain goes on in it, so ``verify``
+        names the entries lost as missing; a file put in its place (another copy of the log)
+        is appended to after its own last entry, as when another kernel writes. Either way
+        one notice says so. A link put there is refused when the path is opened again."""
+        fh = self._file()
+        if self._identity is None:
+            info = os.fstat(fh.fileno())
+            self._identity = (info.st_dev, info.st_ino)
+        elif gil_kept.identity(self.path) != self._identity:
+            tail, self._tail, self._fh, self._identity = self._tail, None, None, None
+            try:
+                fh.close()
+            except OSError:
+                pass
+            fh = self._file()
+            info = os.fstat(fh.fileno())
+            self._identity = (info.st_dev, info.st_ino)
+            if info.st_size == 0 and tail is not None:
+                self._tail = (0, tail[1], tail[2])  # go on from this session's last entry
+                self.notices.append(f"the lineage log {self.path} was removed while recording: its {tail[1] + 1} "
+                                    "entries are lost (verify names them missing); recording goes on in a new "
+                                    "file there")
+            else:
+                self.notices.append(f"the lineage log {self.path} was replaced while recording: entries now go "
+                                    "after the last one in the file there")
+        return fh
 
     @staticmethod
     def _mend_tail(fh: BinaryIO, size: int) -> tuple[int, int, str, bytes]:

@@ -167,7 +167,7 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
 
 @cli.command()
 @NOTEBOOK
-@click.option("--require-sidecar", is_flag=True, help="Fail (exit 1) when the sidecar is missing, empty or lacks entries.")
+@click.option("--require-sidecar", is_flag=True, help="Fail (exit 1) when the sidecar is missing or empty.")
 @click.option("--allowed-signers", type=click.Path(path_type=Path),  # not a file: refused in one line
               help="Also check signed heads against this file (git's gpg.ssh.allowedSignersFile format); "
                    "at least one valid signature is then required.")

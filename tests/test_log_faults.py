@@ -124,7 +124,7 @@ def test_a_crash_mid_append_is_repaired_by_the_next_append_and_verify_says_so(tm
     assert "not delivered to this notebook" in out  # the notebook was saved before the crash
 
 
-def test_entries_kept_in_memory_during_a_full_disk_are_not_called_tampering(
+def test_entries_kept_in_memory_during_a_full_disk_are_inconsistent_not_called_tampering(
         tmp_path: Path, recording: RecordingShell) -> None:
     rec = recording.rec
     disk = FullDisk()
@@ -143,12 +143,10 @@ def test_entries_kept_in_memory_during_a_full_disk_are_not_called_tampering(
 
     notebook_meta.merge_entries(nb, entries, ".nbgov/test.jsonl")
     nbformat.write(nb, str(path))
-    out = _verify(path, 0)
-    assert "notebook metadata entry 2 is missing from the sidecar: never written to the sidecar" in out
+    out = _verify(path, 1)  # inconsistent: the notebook holds a record the log cannot show
+    assert "notebook metadata: entry 2 (execution [2]) is not in the sidecar (cut from the sidecar since, or " \
+           "never written to it: the kernel could not write it, e.g. a full disk)" in out
     assert "deleted" not in out and "reordered" not in out and "inserted" not in out
-    strict = _verify(path, 1, "--require-sidecar")  # asks for the whole log in the sidecar
-    assert "notebook metadata: entry 2 (execution [2]) is not in the sidecar (cut from the sidecar, or never " \
-           "written to it; --require-sidecar)" in strict
 
 
 def _recorded_in_process(tmp_path: Path, recording: RecordingShell, *codes: str) -> Path:
@@ -167,34 +165,33 @@ def _recorded_in_process(tmp_path: Path, recording: RecordingShell, *codes: str)
     return path
 
 
-def test_an_emptied_or_cut_down_sidecar_fails_require_sidecar_naming_the_first_missing_entry(
+def test_an_emptied_or_cut_down_sidecar_fails_verify_naming_the_missing_entries(
         tmp_path: Path, recording: RecordingShell) -> None:
-    """Without the flag a full disk explains metadata entries the sidecar lacks (a notice), but
-    --require-sidecar asks for the whole log in the sidecar, and replay never runs them."""
+    """Metadata entries a present sidecar lacks (its last lines deleted, or emptied) make the
+    lineage inconsistent: verify exits 1 naming them, and replay refuses what verify fails."""
     from nbgov.replay.replayer import ReplayError, require_verified
 
     path = _recorded_in_process(tmp_path, recording, "a = 1", "b = a + 1", "c = b + 1")
     sidecar = sidecar_path(path)
     lines = sidecar.read_bytes().splitlines(keepends=True)
     assert len(lines) == 4
+    sidecar.write_bytes(b"".join(lines[:3]))  # the last line deleted
+    out = _verify(path, 1)
+    assert "notebook metadata: entry 3 (execution [3]) is not in the sidecar (cut from the sidecar since" in out
     sidecar.write_bytes(b"".join(lines[:2]))  # cut down to the session and the first execution
-    out = _verify(path, 0)
-    assert "notebook metadata entries 2-3 are missing from the sidecar: never written to the sidecar" in out
-    assert "--require-sidecar fails" in out
-    strict = _verify(path, 1, "--require-sidecar")
-    assert "notebook metadata: entry 2 (execution [2]) is not in the sidecar, nor entry 3 (cut from" in strict
-    with pytest.raises(ReplayError, match="entries 2, 3 were never written to the sidecar"):
+    out = _verify(path, 1)
+    assert "notebook metadata: entries 2-3 are not in the sidecar (cut from the sidecar since" in out
+    with pytest.raises(ReplayError, match="entries 2-3 are not in the sidecar"):
         require_verified(path, unverified=False)
 
     sidecar.write_bytes(b"")  # emptied
-    out = _verify(path, 0)
+    out = _verify(path, 1)
+    assert "lineage intact" not in out
     assert "the sidecar .nbgov/test.jsonl holds no entries" in out
-    assert "notebook metadata entries 0-3 are missing from the sidecar" in out
+    assert "notebook metadata: entries 0-3 are not in the sidecar" in out
     strict = _verify(path, 1, "--require-sidecar")
-    assert "lineage intact" not in strict
     assert "the sidecar .nbgov/test.jsonl holds no entries (--require-sidecar)" in strict
-    assert "notebook metadata: entry 0 (session " in strict and "is not in the sidecar, nor entries 1-3" in strict
-    with pytest.raises(ReplayError, match="never written to the sidecar"):
+    with pytest.raises(ReplayError, match="are not in the sidecar"):
         require_verified(path, unverified=False)
 
 

@@ -1,7 +1,7 @@
 """An entry appended to the notebook metadata alone chains to the sidecar's head, and
-`verify` can only say it was "never written to the sidecar" (a full disk does that).
-Anyone editing the .ipynb can append one, so `replay` does not run its code unless
-asked with --unverified, and says why."""
+`verify` cannot check it against the sidecar (a full disk would leave one too), so the
+lineage is inconsistent: verify fails, and `replay` does not run its code unless asked
+with --unverified, and says why."""
 
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ def test_replay_does_not_run_code_the_sidecar_never_held(tmp_path: Path) -> None
     path = record(tmp_path / "nb.ipynb", "x = 1")
     _append_to_metadata_only(path, "open('injected.txt', 'w').write('ran')")
     checked = invoke("verify", path)
-    assert checked.exit_code == 0 and "never written to the sidecar" in checked.output  # as designed: a notice
+    assert checked.exit_code == 1 and "entry 2 (execution [2] of cell " in checked.output and "is not in the sidecar" in checked.output
     refused = invoke("replay", path)
     assert refused.exit_code == 2, refused.output
-    assert "entry 2 was never written to the sidecar" in refused.output and "--unverified" in refused.output
+    assert "entry 2 (execution [2] of cell " in refused.output and "is not in the sidecar" in refused.output and "--unverified" in refused.output
     assert not (tmp_path / "injected.txt").exists()
     loud = invoke("replay", path, "--unverified")
-    assert "never written to the sidecar" in loud.output and (tmp_path / "injected.txt").exists()
+    assert "is not in the sidecar" in loud.output and (tmp_path / "injected.txt").exists()
 
 
 def _with_twice(line: str, key: str, value: str) -> str:

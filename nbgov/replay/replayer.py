@@ -112,9 +112,9 @@ class ReplayResult:
 
 def require_verified(notebook: Path, unverified: bool, allowed_signers: Path | None = None,
                      until: int | None = None) -> str | None:
-    """ReplayError (exit 2) unless the log verifies and every entry to run is in the sidecar
-    (an entry only in the notebook metadata chains to it, but anyone can append one there:
-    its code is not run unasked); with ``unverified``, the reason as a warning.
+    """ReplayError (exit 2) unless the log verifies (an entry only in the notebook metadata,
+    which anyone can append there, fails it: its code is not run unasked); with
+    ``unverified``, the reason as a warning.
 
     With ``allowed_signers`` the check is ``nbgov verify --allowed-signers`` itself, and no
     execution after the newest head an allowed signer signed is run (verify only notes
@@ -128,11 +128,6 @@ def require_verified(notebook: Path, unverified: bool, allowed_signers: Path | N
     if checked.problems:
         more = f" (and {len(checked.problems) - 1} more)" if len(checked.problems) > 1 else ""
         why = f"its lineage does not verify: {checked.problems[0]}{more}"
-    elif checked.unbacked:  # verify's notice; running code the sidecar never held is another matter
-        seqs = ", ".join(map(str, checked.unbacked[:5])) + (", ..." if len(checked.unbacked) > 5 else "")
-        one = len(checked.unbacked) == 1
-        why = (f"notebook metadata {'entry' if one else 'entries'} {seqs} {'was' if one else 'were'} never written "
-               f"to the sidecar, so {'its' if one else 'their'} code cannot be checked against it")
     elif allowed_signers is not None:
         unsigned = _unsigned(notebook, checked.signed_through, until)
         if unsigned is not None:

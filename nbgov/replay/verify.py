@@ -55,9 +55,6 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
-    # notebook-metadata entries the sidecar does not hold: a notice here, but their code
-    # cannot be checked against the authority, so replay will not run them unasked
-    unbacked: list[int] = field(default_factory=list)
     signed_through: int = -1  # with allowed signers: the newest entry one of them signed (replay runs no later one)
 
     @property
@@ -157,31 +154,24 @@ def check_metadata_entries(entries: Sequence[Entry], where: str, sidecar: _Sidec
     return undelivered
 
 
-def report_unbacked(undelivered: Sequence[Entry], require_sidecar: bool, result: VerifyResult) -> None:
-    """Metadata entries the sidecar lacks: a notice (a full disk writes none), or with
-    ``require_sidecar`` a problem naming the first (a sidecar emptied or cut down since)."""
-    result.unbacked = [int(e["seq"]) for e in undelivered]
+def report_unbacked(undelivered: Sequence[Entry], result: VerifyResult) -> None:
+    """Metadata entries a sidecar lacks: the notebook says more happened than the log can
+    show. A full disk (the kernel warned then) or a sidecar cut down since (its last lines
+    deleted) look the same from here; either way those records cannot be checked, so the
+    lineage is inconsistent (exit 1), as CONTRACT says, and replay refuses it with verify."""
     if not undelivered:
         return
-    first, rest = undelivered[0], undelivered[1:]
-    if require_sidecar:
-        more = f", nor {'entry' if len(rest) == 1 else 'entries'} {_runs_text(int(e['seq']) for e in rest)}" \
-            if rest else ""
-        result.problems.append(f"notebook metadata: {describe(first)} is not in the sidecar{more} (cut from "
-                               "the sidecar, or never written to it; --require-sidecar)")
-        return
     one = len(undelivered) == 1
-    result.notices.append(
-        f"notebook metadata {'entry' if one else 'entries'} {_runs_text(int(e['seq']) for e in undelivered)} "
-        f"{'is' if one else 'are'} missing from the sidecar: never written to the sidecar (the kernel could "
-        f"not write {'it' if one else 'them'}, e.g. a full disk) or cut from it since; "
-        f"{'it links' if one else 'they link'} into the chain but cannot be checked against it, so replay "
-        f"does not run {'it' if one else 'them'} and --require-sidecar fails")
+    seqs = _runs_text(int(e["seq"]) for e in undelivered)
+    result.problems.append(
+        f"notebook metadata: {describe(undelivered[0]) if one else f'entries {seqs}'} "
+        f"{'is' if one else 'are'} not in the sidecar (cut from the sidecar since, or never written to it: "
+        f"the kernel could not write {'it' if one else 'them'}, e.g. a full disk); "
+        f"{'it links' if one else 'they link'} into the chain but cannot be checked against it")
 
 
 def check_metadata(meta: notebook_meta.NotebookLineage, cells: dict[str, dict[str, Any]],
-                   sidecar_entries: list[dict[str, Any]], result: VerifyResult,
-                   require_sidecar: bool = False) -> None:
+                   sidecar_entries: list[dict[str, Any]], result: VerifyResult) -> None:
     """Notebook and cell metadata against the sidecar entries."""
     sidecar = _Sidecar.of(sidecar_entries)
     for entry in meta.sessions:
@@ -193,7 +183,7 @@ def check_metadata(meta: notebook_meta.NotebookLineage, cells: dict[str, dict[st
     entries = meta.entries()
     known = set(sidecar.by_hash) | {str(e["hash"]) for e in entries}
     undelivered = check_metadata_entries(entries, "notebook metadata", sidecar, known, result)
-    report_unbacked(undelivered, require_sidecar, result)
+    report_unbacked(undelivered, result)
     in_notebook = {str(e["hash"]) for e in entries}
     absent = [e for e in sidecar_entries if malformation(e) is None and str(e["hash"]) not in in_notebook]
     if absent:
@@ -346,7 +336,7 @@ def verify(notebook: Path, require_sidecar: bool = False, allowed_signers: Path 
         result.notices.append("the notebook has no 'nbgov' metadata: checked the sidecar only")
     else:
         result.metadata_entries = len(meta.entries())
-        check_metadata(meta, cells, read.entries, result, require_sidecar)
+        check_metadata(meta, cells, read.entries, result)
     _check_signatures(notebook, choice.path, read.entries, allowed_signers, result)
     return result
 

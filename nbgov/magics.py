@@ -109,6 +109,31 @@ def flag_words(flags: str) -> list[str]:
         ) from None
 
 
+def result_name(out: str | None, on_magic_line: str | None, on_first_line: str | None) -> str | None:
+    """The one variable the result is assigned to; two different names are refused (one
+    of them was dropped without a word)."""
+    given = [
+        (name, said)
+        for name, said in ((out, f"-o {out}"), (on_magic_line, f"{on_magic_line} <<"), (on_first_line, f"{on_first_line} <<"))
+        if name is not None
+    ]
+    if len({name for name, _ in given}) > 1:
+        raise UsageError(f"{' and '.join(said for _, said in given)} both name the result's variable; use one")
+    return given[0][0] if given else None
+
+
+def row_limit(text: str) -> int:
+    """``--limit``'s rows: a whole number, 0 or more (0 shows all; a negative one showed all too)."""
+    try:
+        rows = int(text)
+    except ValueError:
+        rows = -1
+        text = repr(text)
+    if rows < 0:
+        raise UsageError(f"--limit expects a whole number of rows, 0 or more (0 shows all); got {text}")
+    return rows
+
+
 def split_assignment(sql: str) -> tuple[str | None, str]:
     """JupySQL's first-line ``NAME << SELECT ...`` form."""
     first, newline, rest = sql.partition("\n")
@@ -171,6 +196,14 @@ class SqlML(Magics):
     explain_width = Integer(
         WIDTH, help=f"Characters per line of --explain's text (at least {MIN_WIDTH}): the output area's width."
     ).tag(config=True)
+
+    @validate("displaylimit")
+    def _displaylimit_counts_rows(self, proposal: Bunch) -> int:
+        """Rows, 0 or more (0 shows all), as ``--limit``: a negative one showed all, unsaid."""
+        rows = int(proposal["value"])
+        if rows < 0:
+            raise TraitError(f"SqlML.displaylimit expects a whole number of rows, 0 or more (0 shows all); got {rows}")
+        return rows
 
     @validate("explain_width")
     def _explain_width_fits(self, proposal: Bunch) -> int:
@@ -239,7 +272,7 @@ class SqlML(Magics):
     @magic_arguments()
     @argument("-o", "--out", metavar="NAME", help="Assign the full result DataFrame to NAME.")
     @argument("--db", metavar="PATH", help="Use (and switch to) this DuckDB file (shell quoting); ':memory:' for memory.")
-    @argument("--limit", type=int, metavar="N", help="Show at most N rows of the result.")
+    @argument("--limit", metavar="N", help="Show at most N rows of the result (0: all).")
     @argument("--explain", action="store_true", help="Show the plan and the model-call notes; run nothing.")
     @argument("--no-optimize", action="store_true", help="Turn every model rewrite and batching off.")
     @argument("--engine", metavar="NAME", help="Run this cell on 'duckdb' or 'spark' (default: SqlML.engine).")
@@ -247,6 +280,7 @@ class SqlML(Magics):
     def sqlml(self, line: str, cell: str | None = None) -> Any:
         """Run SQL (with predict(...) and model statements) on the kernel's DuckDB."""
         flags, sql = split_flags(line)
+        args = self._parse_flags(flags)
         assigned: str | None = None
         if cell is not None:
             if sql:
@@ -255,9 +289,9 @@ class SqlML(Magics):
                 if assigned is None or rest:
                     raise UsageError(f"unexpected text after the flags of %%sqlml: {sql!r}; put the SQL in the cell")
             sql = cell
-        args = self.sqlml.parser.parse_args(flag_words(flags))
-        target, sql = split_assignment(sql)
-        target = assigned or target or args.out
+        first_line, sql = split_assignment(sql)
+        target = result_name(args.out, assigned, first_line)
+        limit = self.displaylimit if args.limit is None else row_limit(args.limit)
         if target is not None and (not target.isidentifier() or keyword.iskeyword(target)):
             # a keyword (`class`, `None`) is no name code can read the result back by
             what = " (a Python keyword)" if keyword.iskeyword(target) else ""
@@ -290,9 +324,21 @@ class SqlML(Magics):
             return None
         if target is not None:
             namespace[target] = last.df
-        limit = self.displaylimit if args.limit is None else args.limit
         self._limit_display(last.df, limit)
         return last.df
+
+    def _parse_flags(self, flags: str) -> Any:
+        """The flags as parsed; an option %%sqlml does not have is named with the ones it has
+        (argparse reported only the text after it: ``-x 3`` read as flag ``-x`` and SQL ``3``)."""
+        parser = self.sqlml.parser
+        args, extra = parser.parse_known_args(flag_words(flags))
+        unknown = [word for word in extra if word.startswith("-")]
+        if unknown:
+            usage = " ".join(parser.format_usage().split())
+            raise UsageError(f"unknown option {unknown[0].split('=')[0]} for %%sqlml; expected: {usage[usage.find('['):]}")
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+        return args
 
     def _run_all(self, engine: BaseEngine, sql: str, namespace: dict[str, Any], optimize: bool) -> StatementResult | None:
         statements = engine.split(sql)
@@ -320,9 +366,15 @@ class SqlML(Magics):
                 warnings.warn(f"nbgov: could not record SQL lineage ({error})", stacklevel=2)
 
     def _limit_display(self, frame: pd.DataFrame, limit: int) -> None:
+        """Show ``frame`` cut to ``limit`` rows until this cell ends (``cell_ended``)."""
         self._shown = {k: v for k, v in self._shown.items() if v[0]() is not None}
-        if limit and limit > 0 and len(frame) > limit:
+        if limit > 0 and len(frame) > limit:
             self._shown[id(frame)] = (weakref.ref(frame), limit)
+
+    def cell_ended(self, result: Any = None) -> None:
+        """IPython's ``post_run_cell``: the limit is the magic's cell's own output; the same
+        DataFrame shown later (``res``, ``display(res)``, ``Out[n]``) is shown whole."""
+        self._shown.clear()
 
     def limited(self, frame: Any) -> tuple[pd.DataFrame, int] | None:
         """(rows to show, total) when ``frame`` is a result displayed with a row limit."""
@@ -342,6 +394,8 @@ class _Installed:
         self._shell = shell
         self._magics = magics
         self._previous: dict[str, Any] = {}
+        self._cell_ended = magics.cell_ended
+        shell.events.register("post_run_cell", self._cell_ended)
         formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
         for mime, render in (("text/html", self._html), ("text/plain", self._plain)):
             formatter = formatters.get(mime)
@@ -377,6 +431,10 @@ class _Installed:
                 manager.registry.pop(type(self._magics).__name__, None)
         if self._magics in getattr(shell, "configurables", []):
             shell.configurables.remove(self._magics)
+        try:
+            shell.events.unregister("post_run_cell", self._cell_ended)
+        except ValueError:  # already gone
+            pass
         formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
         for mime, previous in self._previous.items():
             formatter = formatters.get(mime)

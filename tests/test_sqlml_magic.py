@@ -53,15 +53,15 @@ def test_first_line_assignment_and_dash_o(loaded, customers_frame):
     assert len(loaded.user_ns["everyone"]) == len(customers_frame)
 
 
-def test_display_is_limited_but_assignment_is_full(loaded, customers_frame):
+def test_display_is_limited_but_assignment_is_full(loaded, shown):
     _ok(loaded, "%config SqlML.displaylimit = 3")
-    out = _ok(loaded, "%%sqlml -o full\nSELECT id FROM customers ORDER BY id")
-    data, _ = loaded.display_formatter.format(out)
-    assert "3 of 400 rows shown" in data["text/plain"]
-    assert "3 of 400 rows shown" in data["text/html"]
+    _ok(loaded, "%%sqlml -o full\nSELECT id FROM customers ORDER BY id")
+    _ok(loaded, "%%sqlml --limit 7\nSELECT id FROM customers ORDER BY id")
+    limited, seven = shown
+    assert "3 of 400 rows shown" in limited["text/plain"]
+    assert "3 of 400 rows shown" in limited["text/html"]
     assert len(loaded.user_ns["full"]) == 400
-    out = _ok(loaded, "%%sqlml --limit 7\nSELECT id FROM customers ORDER BY id")
-    assert "7 of 400 rows shown" in loaded.display_formatter.format(out)[0]["text/plain"]
+    assert "7 of 400 rows shown" in seven["text/plain"]
     other = pd.DataFrame({"a": range(50)})
     assert "rows shown" not in loaded.display_formatter.format(other)[0]["text/plain"]
 
@@ -176,11 +176,16 @@ def test_a_failing_recorder_never_breaks_the_cell(bare_shell, customers_frame):
 def test_uninstall_removes_magic_and_config(bare_shell):
     from nbgov import magics
 
+    def ours() -> list[object]:
+        return [f for f in bare_shell.events.callbacks["post_run_cell"] if isinstance(getattr(f, "__self__", None), SqlML)]
+
     installed = magics.install(bare_shell)
     assert _ok(bare_shell, "%sqlml SELECT 41 + 1 AS x").x[0] == 42
+    assert len(ours()) == 1  # the end of a cell ends its row limit
     installed.uninstall()
     assert "sqlml" not in bare_shell.magics_manager.magics["line"]
     assert not any(isinstance(c, SqlML) for c in bare_shell.configurables)
+    assert ours() == []
     assert bare_shell.run_cell("%sqlml SELECT 1").error_in_exec is not None
 
 
@@ -251,9 +256,7 @@ installed = magics.install(shell)
 heavy = sorted(m for m in ("pandas", "duckdb", "onnxruntime", "onnx", "pyarrow", "sqlglot") if m in sys.modules)
 print("heavy at load:", heavy)
 shell.run_line_magic("config", "SqlML.displaylimit = 3")
-result = shell.run_cell("%sqlml SELECT range AS i FROM range(10)")
-result.raise_error()
-print(shell.display_formatter.format(result.result)[0]["text/plain"].splitlines()[-1])
+shell.run_cell("%sqlml SELECT range AS i FROM range(10)").raise_error()  # its value printed, as Out[]
 installed.uninstall()
 """
     root = Path(__file__).resolve().parents[1]
@@ -344,3 +347,146 @@ def test_dash_o_refuses_python_keywords(loaded):
     assert not {"class", "None", "if"} & set(loaded.user_ns)
     _ok(loaded, "%%sqlml -o match\nSELECT 1 AS a")
     assert loaded.user_ns["match"].a[0] == 1
+
+
+@pytest.fixture
+def shown(sql_shell, monkeypatch) -> list[dict[str, str]]:
+    """Every format of what the shell displays — a cell's value (its displayhook) and
+    ``display(...)`` — in order, as the frontend would receive it."""
+    displayed: list[dict[str, str]] = []
+    monkeypatch.setattr(sql_shell.displayhook, "write_format_data", lambda data, md=None: displayed.append(data))
+    publish = sql_shell.display_pub.publish
+    monkeypatch.setattr(
+        sql_shell.display_pub, "publish", lambda data, *args, **kw: (displayed.append(data), publish(data, *args, **kw))[1]
+    )
+    return displayed
+
+
+def test_the_row_limit_ends_with_the_cell(sql_shell, shown):
+    """A ``-o res`` result stayed cut to the row limit whenever it was shown later (by name,
+    ``display(res)``): the limit was kept for as long as the DataFrame lived. It applies to
+    the %%sqlml cell's own output only."""
+    sql_shell.user_ns["big"] = pd.DataFrame({"x": range(25)})
+    for code in ("%%sqlml -o res\nSELECT * FROM big", "%%sqlml\nSELECT * FROM big", "%sqlml SELECT * FROM big"):
+        shown.clear()
+        _ok(sql_shell, code)
+        (data,) = shown
+        assert data["text/plain"].endswith("\n10 of 25 rows shown") and len(data["text/plain"].splitlines()) == 12, code
+        assert "10 of 25 rows shown" in data["text/html"] and data["text/html"].count("<tr>") == 10, code
+    _ok(sql_shell, "%%sqlml\nlater << SELECT * FROM big")
+    for code in ("res", "from IPython.display import display\ndisplay(res)", "later"):
+        shown.clear()
+        _ok(sql_shell, code)
+        (data,) = shown
+        assert "rows shown" not in data["text/plain"] and len(data["text/plain"].splitlines()) == 26, code
+        assert "rows shown" not in data["text/html"] and data["text/html"].count("<tr>") == 25, code  # body rows
+
+
+def test_a_negative_limit_is_refused(sql_shell, shown, noted_sql: NotedSql, caplog):
+    """``--limit -1`` was taken and showed every row; 0 (every row) stays allowed. The
+    setting is checked alike, when set."""
+    _ok(sql_shell, "%config SqlML.displaylimit = -1")
+    (record,) = caplog.records
+    assert record.getMessage() == "SqlML.displaylimit expects a whole number of rows, 0 or more (0 shows all); got -1"
+    assert sql_shell.magics_manager.registry["SqlML"].displaylimit == 10
+    sql_shell.user_ns["big"] = pd.DataFrame({"x": range(25)})
+    for value, said in (("-1", "-1"), ("abc", "'abc'"), ("2.5", "'2.5'")):
+        error = _run(sql_shell, f"%%sqlml --limit {value}\nSELECT * FROM big").error_in_exec
+        assert isinstance(error, UsageError), value
+        assert str(error) == f"--limit expects a whole number of rows, 0 or more (0 shows all); got {said}"
+    assert noted_sql.activities == [] and shown == []
+    _ok(sql_shell, "%%sqlml --limit 0\nSELECT * FROM big")
+    (data,) = shown
+    assert "rows shown" not in data["text/plain"] and len(data["text/plain"].splitlines()) == 26
+
+
+def test_two_names_for_the_result_are_refused(sql_shell, noted_sql: NotedSql):
+    """``-o other`` with a first line ``qq << SELECT ...`` assigned ``qq`` and dropped
+    ``-o other`` without a word. Two different names are refused before anything runs;
+    the same name twice is one name."""
+    for code, names in (
+        ("%%sqlml -o other\nqq << SELECT 2 AS b", ("-o other", "qq <<")),
+        ("%%sqlml --out other qq <<\nSELECT 2 AS b", ("-o other", "qq <<")),
+        ("%%sqlml qq <<\nzz << SELECT 2 AS b", ("qq <<", "zz <<")),
+        ("%sqlml -o other qq << SELECT 2 AS b", ("-o other", "qq <<")),
+    ):
+        error = _run(sql_shell, code).error_in_exec
+        assert isinstance(error, UsageError), code
+        message = str(error)
+        assert all(name in message for name in names) and "use one" in message and "\n" not in message, message
+    assert not {"other", "qq", "zz"} & set(sql_shell.user_ns)
+    assert noted_sql.activities == []
+    out = _ok(sql_shell, "%%sqlml -o qq\nqq << SELECT 2 AS b")
+    assert sql_shell.user_ns["qq"] is out and out.b[0] == 2
+
+
+def test_an_unknown_option_is_named(sql_shell, noted_sql: NotedSql):
+    """``%%sqlml -x 3`` said "unexpected text after the flags: '3'"; the mistake is ``-x``."""
+    for code, option in (
+        ("%%sqlml -x 3\nSELECT 1", "-x"),
+        ("%%sqlml -x\nSELECT 1", "-x"),
+        ("%%sqlml --limt 3\nSELECT 1", "--limt"),
+        ("%%sqlml --explain --bogus=1\nSELECT 1", "--bogus"),
+        ("%sqlml -x SELECT 1", "-x"),
+    ):
+        error = _run(sql_shell, code).error_in_exec
+        assert isinstance(error, UsageError), code
+        message = str(error)
+        assert message.startswith(f"unknown option {option} for %%sqlml; expected:"), message
+        for accepted in ("-o NAME", "--db PATH", "--limit N", "--explain", "--no-optimize", "--engine NAME"):
+            assert accepted in message, message
+        assert "\n" not in message
+    assert noted_sql.activities == []
+    error = _run(sql_shell, "%%sqlml --limit 3 SELECT 1\nSELECT 2").error_in_exec
+    assert isinstance(error, UsageError) and str(error).startswith("unexpected text after the flags of %%sqlml")
+
+
+class Hostile:
+    """A value DuckDB cannot bind, whose every method fails: describing it must not call them."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("boom: __repr__ called")
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("boom: __eq__ called")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("boom: __hash__ called")
+
+    def __len__(self) -> int:
+        raise RuntimeError("boom: __len__ called")
+
+    def __iter__(self):
+        raise RuntimeError("boom: __iter__ called")
+
+
+class _Named(type):
+    def __repr__(cls) -> str:
+        return "Masked!"
+
+
+class Masked(metaclass=_Named):
+    """DuckDB names a value's type by ``str(type(value))``, here its metaclass's own text."""
+
+
+def test_a_value_duckdb_cannot_bind_is_named(loaded, noted_sql: NotedSql):
+    """``SELECT $h`` with a value DuckDB cannot bind failed with DuckDB's "Unable to transform
+    python value of type '<class ...>'", naming no parameter."""
+    loaded.user_ns.update(h=Hostile(), hs=[1, Hostile()], n=3)
+    expected = "expected a number, string, date, bytes or a list of them"
+    for code, said in (
+        ("%sqlml SELECT $h AS v", "parameter $h is a Hostile; "),
+        ("%sqlml SELECT $n AS a, $h AS v", "parameter $h is a Hostile; "),
+        ("%sqlml SELECT $n AS a, $hs AS v", "parameter $hs is a list holding a Hostile; "),
+        ("%sqlml SELECT id FROM customers WHERE predict(churn, *).output_label = $h", "parameter $h is a Hostile; "),
+        ("%%sqlml --explain\nSELECT id, predict(churn, *) AS p FROM customers WHERE plan = $h", "parameter $h is a Hostile; "),
+    ):
+        error = _run(loaded, code).error_in_exec
+        assert isinstance(error, UsageError), code
+        assert str(error) == said + expected, code
+    loaded.user_ns["m"] = Masked()  # told by DuckDB's text alone (its repr is not run again)
+    error = _run(loaded, "%sqlml SELECT $n AS a, $m AS v").error_in_exec
+    assert str(error) == f"one of the parameters $m, $n holds a value of type Masked!, which DuckDB cannot bind; {expected}"
+    assert noted_sql.activities[1:] == []  # only the model's creation ran

@@ -8,8 +8,9 @@ and everything registered for the statement is removed again.
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,9 @@ _COUNTED_TYPES = {"INSERT", "UPDATE", "DELETE", "COPY"}
 _WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "ALTER", "DROP"}
 _QUERY_WORDS = {"SELECT", "WITH", "FROM", "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER", "VALUES", "TABLE"}
 _PARSED_TEXTS = 256  # DuckDB parses kept per executor
+# DuckDB's refusal of a bound value, naming its type (``str(type(value))``) but not the parameter
+_UNBINDABLE = re.compile(r"Unable to transform python value of type '(.*)' to DuckDB")
+_BINDABLE = "expected a number, string, date, bytes or a list of them"  # the Spark engine's words
 
 
 class DuckDbExecutor:
@@ -100,7 +104,7 @@ class DuckDbExecutor:
             relation = self.con.sql(sql, params=self._bound(sql, params) or None)
             names, types = relation.columns, relation.types
         except duckdb.Error as error:  # the query is nbgov's wrapper: a position would mislead
-            raise sql_error(error, position=False) from None
+            raise unbindable(error, self.parse(sql).parameters, params) or sql_error(error, position=False) from None
         return tuple(Column(str(name), str(kind)) for name, kind in zip(names, types))
 
     def catalog_version(self) -> int | None:
@@ -134,7 +138,7 @@ class DuckDbExecutor:
         notes: list[str] = []
         models = _model_plans(prepared)
         before = {plan.cache_key: self.trees.counts(plan.cache_key) for _, plan in models}
-        with self._errors(prepared), ExitStack() as stack:
+        with self._errors(prepared, params), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
             scored = ScoredTables(self.con, self.dialect)
@@ -165,7 +169,7 @@ class DuckDbExecutor:
         is drawn with the estimate of the relation it stands for, see ``duckdb_plans``)."""
         relations: list[tuple[str, str]] = []
         stand_ins: list[StandIn] = []
-        with self._errors(prepared), ExitStack() as stack:
+        with self._errors(prepared, params), ExitStack() as stack:
             udfs = UdfSet(self.con, self.sessions)
             stack.callback(udfs.close)
             for step in prepared.steps:
@@ -319,7 +323,7 @@ class DuckDbExecutor:
         return statements
 
     @contextmanager
-    def _errors(self, prepared: Prepared) -> Iterator[None]:
+    def _errors(self, prepared: Prepared, params: Mapping[str, Any]) -> Iterator[None]:
         """DuckDB errors as one line; around model calls, naming the models' inputs. A
         position is given only in the statement as written: in SQL nbgov generated it
         would point elsewhere (and differ with and without the optimizer)."""
@@ -328,6 +332,9 @@ class DuckDbExecutor:
         try:
             yield
         except duckdb.Error as error:
+            refused = unbindable(error, prepared.activity.params, params)
+            if refused is not None:
+                raise refused from None
             message = one_line(error, position=as_written)
             refusal = refusal_in(message)
             if refusal is not None:  # the optimizer's SQL check for a value the model refuses
@@ -363,6 +370,43 @@ def duckdb_value(name: str, value: Any) -> Any:
         return items if isinstance(value, list) else tuple(items)
     refuse_table_parameter(name, value)
     return value
+
+
+def unbindable(error: duckdb.Error, names: Iterable[str], params: Mapping[str, Any]) -> SqlmlError | None:
+    """DuckDB's "Unable to transform python value of type '<class 'm.Thing'>'" as one line
+    naming the parameter (``names``: the statement's) and the type; None for other errors.
+    The values are described by ``type()`` alone: their own methods may do anything."""
+    found = _UNBINDABLE.search(str(error))
+    if found is None:
+        return None
+    given = [name for name in names if name in params]
+    if not given:
+        return None
+    for name in given:
+        value = params[name]
+        held = _held_type(duckdb_value(name, value), found.group(1))
+        if held is type(value):
+            return SqlmlError(f"parameter ${name} is a {held.__name__}; {_BINDABLE}")
+        if held is not None:
+            return SqlmlError(f"parameter ${name} is a {type(value).__name__} holding a {held.__name__}; {_BINDABLE}")
+    which = f"parameter ${given[0]}" if len(given) == 1 else "one of the parameters " + ", ".join(f"${name}" for name in given)
+    return SqlmlError(f"{which} holds a value of type {found.group(1)}, which DuckDB cannot bind; {_BINDABLE}")
+
+
+def _held_type(value: Any, described: str) -> type | None:
+    """The type of ``value``, or of a value inside its lists, tuples and dicts, that DuckDB
+    described as ``described``; None if there is none. Only those exact containers are
+    opened, and ``type.__repr__`` is asked (a metaclass's own repr is not run)."""
+    pending, seen = [value], set()
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if type.__repr__(kind) == described:
+            return kind
+        if kind in (list, tuple, dict) and id(item) not in seen:
+            seen.add(id(item))
+            pending.extend([*item.keys(), *item.values()] if kind is dict else item)
+    return None
 
 
 def _multi_type(text: str) -> str:

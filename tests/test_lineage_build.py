@@ -107,3 +107,19 @@ def test_a_frozen_activity_gives_model_roles_and_table_contents() -> None:
     tables = {(t.name, t.mode): (t.origin, t.fingerprint) for t in rec.sql[0].tables}
     assert tables[("scored", "write")] == ("database", report.table_fingerprints["scored"])
     assert tables[("df", "read")] == ("notebook", FP)
+
+
+def test_a_create_model_that_found_its_bytes_registered_reports_a_use_as_json_too() -> None:
+    """An engine's activity handed over as JSON (``Activity.to_json``): an empty
+    ``models_created`` means nothing was created, not "infer it from the statement kind"."""
+    from nbgov.sqlml.activity import Activity, ModelRef
+
+    ref = ModelRef("churn", 1, "a" * 64, "skl2onnx", 17)
+    again = Activity("CREATE MODEL churn FROM $clf", "create_model", params=("clf",), models_used=(ref,))
+    new = Activity("CREATE MODEL churn FROM $clf", "create_model", params=("clf",), models_created=(ref,))
+    for activity, role in ((again, "input"), (new, "output")):
+        for handed in (activity, activity.to_json()):
+            assert [(m.name, m.version, m.role) for m in read_activity(handed).models] == [("churn", 1, role)]
+    rec = build_record(CellFacts(S, 2, None, "", "", 0.0, sql=[read_activity(again.to_json())]),
+                       Provenance(models={"churn@1": f"{S}:1"}))
+    assert [(m.key, m.role, m.source) for m in rec.models] == [("churn@1", "input", f"{S}:1")]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nbgov.lineage.recorder import Recorder
 from nbgov.lineage.store import verify_chain
 
@@ -86,3 +88,49 @@ def test_tables_sqlml_writes_carry_their_content_and_their_readers_go_stale(shel
     assert reader["id"] not in rec.stale(now_files=False)
     changed = _run(shell, "%%sqlml\nUPDATE big_orders SET amount = 0 WHERE id = 2")
     assert rec.stale(now_files=False)[reader["id"]] == [f"table big_orders rewritten by [{changed['execution_count']}]"]
+
+
+FEATURES = "age, income, tenure, visits, balance"
+
+
+def _model_edges(rec: Recorder, label: str) -> dict[tuple[str, str], list[str]]:
+    """The lineage graph's edges into and out of ``model:label``."""
+    from nbgov.replay.graph import build_graph
+
+    records = [e.record for e in rec.records if e.record is not None]
+    graph = build_graph(records, rec.stale(now_files=True))
+    return {k: v for k, v in graph.edges.items() if f"model:{label}" in k}
+
+
+@pytest.mark.parametrize("source", ["variable", "file"])
+def test_registering_the_same_bytes_again_uses_the_version_its_creator_made(
+    shell: Any, onnx_models: Any, customers_frame: Any, source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit's repro: the second CREATE prints "unchanged (same bytes)", changes nothing,
+    and must not become the model's last writer (nor a second creator in the graph)."""
+    model = onnx_models.get("linreg")
+    shell.user_ns.update(customers=customers_frame, m1=model.onnx)
+    create_sql = "%%sqlml\nCREATE MODEL mm FROM " + ("$m1" if source == "variable" else f"'{model.path}'")
+    score_sql = f"%%sqlml -o scored\nSELECT predict(mm, {FEATURES}) AS p FROM customers"
+    create = _run(shell, create_sql)
+    first = _run(shell, score_sql)
+    capsys.readouterr()
+    again = _run(shell, create_sql)
+    assert "model mm version 1 unchanged (same bytes)" in capsys.readouterr().out
+    second = _run(shell, score_sql)
+    mm = ("mm", 1)
+    assert [(m["name"], m["version"], m["role"], m["source"]) for m in create["models"]] == [(*mm, "output", None)]
+    assert [(m["name"], m["version"], m["role"], m["source"]) for m in again["models"]] == [
+        (*mm, "input", create["id"])
+    ], "an unchanged re-registration is an input of its cell, made by the first CREATE"
+    assert again["models"][0]["sha256"] == create["models"][0]["sha256"]
+    assert [(s["kind"], s["models"]) for s in again["sql"]] == [("create_model", ["mm@1"])]
+    for scored in (first, second):
+        assert [(m["role"], m["source"]) for m in scored["models"]] == [("input", create["id"])]
+    rec = _recorder(shell)
+    assert rec.stale(now_files=True) == {}
+    edges = _model_edges(rec, "mm@1")
+    creators = [src for (src, _), labels in edges.items() if "creates" in labels]
+    assert creators == [create["id"]]
+    assert edges[("model:mm@1", again["id"])] == ["uses"]
+

@@ -81,6 +81,29 @@ def test_new_bytes_make_a_new_version_and_pins_work(engine: BaseEngine, onnx_mod
     assert described.activity.models_used[0].version == 2
 
 
+@pytest.mark.parametrize("source", ["file", "variable"])
+def test_registering_the_same_bytes_again_uses_the_version_it_does_not_create_it(
+    engine: BaseEngine, onnx_models, source
+):
+    """A CREATE MODEL that finds its bytes registered changes nothing: the version it names
+    was created by the first registration, which stays its last writer in lineage."""
+    model = onnx_models.get("rf_reg")
+    sql, params = (f"CREATE MODEL m FROM '{model.path}'", None) if source == "file" else (
+        "CREATE MODEL m FROM $b", {"b": model.onnx})
+    first = engine.execute(sql, params=params)[0].activity
+    again = engine.execute(sql, params=params)[0]
+    assert "version 1 unchanged (same bytes)" in again.summary
+    (created,) = first.models_created
+    assert (created.ref, created.sha256) == ("m@1", hashlib.sha256(model.onnx).hexdigest())
+    assert again.activity.models_created == () and again.activity.models_used == (created,)
+    assert again.activity.files_read == first.files_read == ((str(model.path),) if source == "file" else ())
+    assert again.activity.params == first.params
+    assert [m["name"] for m in again.activity.to_json()["models"]] == ["m"]
+    assert again.activity.to_json()["models_created"] == []
+    newer = engine.execute("CREATE MODEL m FROM $b", params={"b": onnx_models.get("tree_reg").onnx})[0].activity
+    assert [m.ref for m in newer.models_created] == ["m@2"] and newer.models_used == ()
+
+
 def test_describe_lists_inputs_and_outputs(engine: BaseEngine, onnx_models):
     register(engine, "churn", onnx_models.get("pipeline_mixed").path)
     df = engine.execute("DESCRIBE MODEL churn")[0].df
@@ -179,8 +202,10 @@ def test_a_model_stored_with_its_declared_width_by_an_older_nbgov_scores_with_th
         created = engine.execute("CREATE OR REPLACE MODEL forest FROM $b", params={"b": payload})[0]
         assert "model forest version 1 unchanged (same bytes)" in created.summary
         assert "stored signature corrected to what onnxruntime returns: outputs variable float[N, 2]" in created.summary
-        assert created.activity.models_created == (
-            ModelRef("forest", 1, hashlib.sha256(payload).hexdigest(), "skl2onnx", created.activity.models_created[0].opset),
+        # the bytes (what lineage names a version by) were registered before: a use, not a creation
+        assert created.activity.models_created == ()
+        assert created.activity.models_used == (
+            ModelRef("forest", 1, hashlib.sha256(payload).hexdigest(), "skl2onnx", created.activity.models_used[0].opset),
         )
         again = engine.execute("CREATE MODEL forest FROM $b", params={"b": payload})[0]
         assert again.summary.endswith(f"unchanged (same bytes), sha256 {hashlib.sha256(payload).hexdigest()[:12]}")

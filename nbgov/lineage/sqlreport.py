@@ -121,10 +121,11 @@ def _models(activity: Any, kind: str, problems: list[str]) -> tuple[ReportedMode
         reported += [(m, False) for m in _field(activity, "models_used") or ()]
         reported += [(m, True) for m in _field(activity, "models_created") or ()]
     else:
-        created = _strings(_field(activity, "models_created"))
+        listed = _field(activity, "models_created")  # absent: every model of a CREATE MODEL is created
+        created = _strings(listed) or ()
         for m in _field(activity, "models") or ():
             ref = f"{_field(m, 'name')}@{_field(m, 'version')}"
-            reported.append((m, ref in created if created else kind == CREATE_MODEL))
+            reported.append((m, ref in created if listed is not None else kind == CREATE_MODEL))
     found: dict[tuple[str, int], ReportedModel] = {}
     for raw, creating in reported:
         try:

@@ -113,7 +113,8 @@ class Activity:
 
     ``frames`` are notebook objects read by variable name, ``params`` the notebook
     variables bound as ``$name``; ``models_created`` the versions a CREATE MODEL
-    registered (or found registered with the same bytes); ``written`` the content of the
+    registered (the same bytes found registered are a version it used, in ``models_used``);
+    ``written`` the content of the
     tables in ``tables_written`` and ``read`` the identity of the tables in ``tables_read``
     (both empty until the executor has run the statement; ``read`` stays empty on DuckDB,
     whose tables have no versions).

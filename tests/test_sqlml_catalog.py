@@ -104,6 +104,17 @@ def test_registering_the_same_bytes_again_uses_the_version_it_does_not_create_it
     assert [m.ref for m in newer.models_created] == ["m@2"] and newer.models_used == ()
 
 
+def test_dropping_one_version_names_that_version(engine: BaseEngine, onnx_models):
+    register(engine, "a", onnx_models.get("rf_reg").path)
+    register(engine, "a", onnx_models.get("tree_reg").path)
+    result = engine.execute("DROP MODEL 'a@1'")[0]
+    assert [m.ref for m in result.activity.models_dropped] == ["a@1"]
+    assert result.activity.models_dropped[0].sha256 == hashlib.sha256(onnx_models.get("rf_reg").onnx).hexdigest()
+    assert _models(engine).version.tolist() == [2]
+    assert [m["name"] + "@" + str(m["version"]) for m in result.activity.to_json()["models"]] == ["a@1"]
+    assert result.activity.to_json()["models_dropped"] == ["a@1"]
+
+
 def test_describe_lists_inputs_and_outputs(engine: BaseEngine, onnx_models):
     register(engine, "churn", onnx_models.get("pipeline_mixed").path)
     df = engine.execute("DESCRIBE MODEL churn")[0].df
@@ -119,10 +130,16 @@ def test_drop_model_removes_every_version(engine: BaseEngine, onnx_models):
     register(engine, "a", onnx_models.get("rf_reg").path)
     register(engine, "a", onnx_models.get("tree_reg").path)
     register(engine, "b", onnx_models.get("tree_reg").path)
+    versions = _models(engine).set_index(["name", "version"]).sha256.to_dict()
     result = engine.execute("DROP MODEL a")[0]
     assert "2 version" in result.summary
     assert _models(engine).name.tolist() == ["b"]
-    engine.execute("DROP MODEL IF EXISTS a")
+    # lineage is told which versions went, so the cells that scored with them go stale
+    assert [(m.ref, m.sha256) for m in result.activity.models_dropped] == [
+        ("a@1", versions["a", 1]), ("a@2", versions["a", 2])
+    ]
+    assert result.activity.models_used == () and result.activity.models_created == ()
+    assert engine.execute("DROP MODEL IF EXISTS a")[0].activity.models_dropped == ()
     with pytest.raises(ModelNotFoundError, match="known models: b"):
         engine.execute("DROP MODEL a")
 
@@ -248,7 +265,12 @@ def test_a_stored_model_that_is_now_refused_says_so_and_can_be_dropped(tmp_path,
             message = str(info.value)
             assert "model net@1 as stored: output variable has 2 row(s) for 1 input row(s)" in message
             assert message.endswith("DROP MODEL net@1 removes it") and "\n" not in message
-        assert "1 version" in engine.execute("DROP MODEL net")[0].summary
+        dropped = engine.execute("DROP MODEL net")[0]
+        assert "1 version" in dropped.summary
+        # bytes refused now, yet the drop names the version as it was registered
+        assert [(m.ref, m.sha256) for m in dropped.activity.models_dropped] == [
+            ("net@1", hashlib.sha256(payload).hexdigest())
+        ]
         assert _models(engine).empty
 
 

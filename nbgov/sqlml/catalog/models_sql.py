@@ -142,8 +142,8 @@ def run_model_statement(
             ]
         return frame, f"model {model.ref}", activity
     assert isinstance(parsed, DropModel)
-    activity = Activity(text, "drop_model")
     removed = catalog.drop(parsed.ref, if_exists=parsed.if_exists)
+    activity = Activity(text, "drop_model", models_dropped=tuple(ModelRef.of(row) for row in removed))
     if not removed:  # DROP MODEL IF EXISTS of a model that is not there said "dropped (0 version(s))"
         return None, f"model {parsed.ref} does not exist; nothing dropped", activity
-    return None, f"model {parsed.ref} dropped ({removed} version(s))", activity
+    return None, f"model {parsed.ref} dropped ({len(removed)} version(s))", activity

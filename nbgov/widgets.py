@@ -19,13 +19,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nbgov.errors import NbgovError
-from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, RecordError, parse_entry
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, ModelRole, RecordError, parse_entry
 from nbgov.lineage.store import SidecarStore, count_entries
 
 DEFAULT_LAST = 200
 MAX_LIVE = 3
 PREVIEW_WIDTH = 60
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+MODEL_VERBS: dict[ModelRole, str] = {"input": "used", "output": "created", "dropped": "dropped"}
 
 
 class LineageUsageError(NbgovError):
@@ -243,8 +244,7 @@ def _fp(fingerprint: Fingerprint) -> str:
 
 def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]) -> str:
     """One execution as plain text: status, code, reads/writes, files, models, SQL."""
-    from nbgov.replay.compare import created_models  # when a view is built, not at load
-    from nbgov.replay.safe_text import for_terminal
+    from nbgov.replay.safe_text import for_terminal  # when a view is built, not at load
 
     def producer(source: str | None) -> str:
         if not source:
@@ -260,7 +260,6 @@ def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]
         lines.append(f"error: {record.error.type}: {record.error.message}")
     lines += [f"stale: {reason}" for reason in stale]
     lines += ["", "code as executed:", record.code]
-    created = created_models(record)
     sections: list[tuple[str, list[str]]] = [
         ("reads", [f"{r.name}: {_fp(r.fingerprint)} from {producer(r.source)}" for r in record.reads]),
         (
@@ -273,7 +272,7 @@ def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]
         (
             "models",
             [
-                f"{m.name}@{m.version} {'created' if f'{m.name}@{m.version}' in created else 'used'}"
+                f"{m.name}@{m.version} {MODEL_VERBS[m.role]}"
                 f" sha256 {short(m.sha256)}"
                 f" {m.producer or ''} opset {m.opset}"
                 for m in record.models

@@ -107,3 +107,41 @@ def test_a_frozen_activity_gives_model_roles_and_table_contents() -> None:
     tables = {(t.name, t.mode): (t.origin, t.fingerprint) for t in rec.sql[0].tables}
     assert tables[("scored", "write")] == ("database", report.table_fingerprints["scored"])
     assert tables[("df", "read")] == ("notebook", FP)
+
+
+def test_a_create_model_that_found_its_bytes_registered_reports_a_use_as_json_too() -> None:
+    """An engine's activity handed over as JSON (``Activity.to_json``): an empty
+    ``models_created`` means nothing was created, not "infer it from the statement kind"."""
+    from nbgov.sqlml.activity import Activity, ModelRef
+
+    ref = ModelRef("churn", 1, "a" * 64, "skl2onnx", 17)
+    again = Activity("CREATE MODEL churn FROM $clf", "create_model", params=("clf",), models_used=(ref,))
+    new = Activity("CREATE MODEL churn FROM $clf", "create_model", params=("clf",), models_created=(ref,))
+    for activity, role in ((again, "input"), (new, "output")):
+        for handed in (activity, activity.to_json()):
+            assert [(m.name, m.version, m.role) for m in read_activity(handed).models] == [("churn", 1, role)]
+    rec = build_record(CellFacts(S, 2, None, "", "", 0.0, sql=[read_activity(again.to_json())]),
+                       Provenance(models={"churn@1": f"{S}:1"}))
+    assert [(m.key, m.role, m.source) for m in rec.models] == [("churn@1", "input", f"{S}:1")]
+
+
+def test_a_drop_names_the_creator_of_what_it_dropped_and_ends_its_provenance() -> None:
+    """DROP MODEL reports its versions as dropped: the record names the execution that made
+    each (as a use would), and after it no later scorer can name that execution as its source."""
+    from nbgov.sqlml.activity import Activity, ModelRef
+
+    ref = ModelRef("churn", 1, "a" * 64, "skl2onnx", 17)
+    provenance = Provenance(models={"churn@1": f"{S}:1"})
+    score_then_drop = [read_activity(Activity("SELECT predict(churn, *) FROM df", "select", models_used=(ref,))),
+                       read_activity(Activity("DROP MODEL churn", "drop_model", models_dropped=(ref,)).to_json())]
+    rec = build_record(CellFacts(S, 2, None, "", "", 0.0, sql=score_then_drop), provenance)
+    assert [(m.key, m.role, m.source) for m in rec.models] == [
+        ("churn@1", "input", f"{S}:1"), ("churn@1", "dropped", f"{S}:1")
+    ], "the cell scored with the version it then dropped: both are said"
+    assert rec.sql[1].models == ("churn@1",)
+    provenance.note(rec)
+    assert provenance.models == {}
+    recreate = read_activity(Activity("CREATE MODEL churn FROM $m", "create_model", models_created=(ref,)))
+    drop_then_create = [read_activity(Activity("DROP MODEL churn", "drop_model", models_dropped=(ref,))), recreate]
+    again = build_record(CellFacts(S, 3, None, "", "", 0.0, sql=drop_then_create), Provenance())
+    assert [(m.key, m.role) for m in again.models] == [("churn@1", "output")], "the state the cell left"

@@ -15,6 +15,7 @@ from nbgov.lineage.record import (
     ModelUse,
     RecordError,
     SessionInfo,
+    SqlStatement,
     TableUse,
     WriteSummary,
     load_entries,
@@ -110,7 +111,7 @@ def test_a_new_record_round_trips_and_validates_against_the_schema() -> None:
         (lambda e: e["body"].__setitem__("execution_count", "3"), "entry 1 body: 'execution_count' must be an integer"),
         (lambda e: e["body"].__setitem__("execution_count", True), "'execution_count' must be an integer"),
         (lambda e: e["body"]["reads"][0].pop("name"), "entry 1 body.reads[0]: 'name' must be a string, got nothing"),
-        (lambda e: e["body"]["models"][0].__setitem__("role", "both"), "'role' must be input or output"),
+        (lambda e: e["body"]["models"][0].__setitem__("role", "both"), "'role' must be input, output or dropped"),
         (lambda e: e["body"]["files"][0].__setitem__("mode", "append"), "'mode' must be read or write"),
         (lambda e: e["body"].__setitem__("writes", {"y": 1}), "'writes' must be a list, got dict"),
         (lambda e: e.__setitem__("kind", "rename"), "entry 1: unknown entry kind 'rename'"),
@@ -154,6 +155,19 @@ def test_model_use_key_and_default_role() -> None:
     use = ModelUse("churn", 4, SHA)
     assert use.key == "churn@4" and use.role == "input"
     assert ModelUse.from_json(use.to_json()) == use
+
+
+def test_a_dropped_model_version_round_trips_and_validates() -> None:
+    """DROP MODEL's role: stored as written, in the schema, and never taken for a create
+    (a drop_model statement names the version too)."""
+    body = old_execution_body()
+    body["models"] = [ModelUse("churn", 2, SHA, "skl2onnx", 17, f"{SESSION}:1", "dropped").to_json()]
+    body["sql"] = [SqlStatement("DROP MODEL churn", "drop_model", models=("churn@2",)).to_json()]
+    record = ExecutionRecord.from_json(body)
+    assert [(m.key, m.role, m.source) for m in record.models] == [("churn@2", "dropped", f"{SESSION}:1")]
+    assert record.to_json()["models"] == body["models"]
+    assert ExecutionRecord.from_json(record.to_json()) == record
+    entry_validator().validate(make_entry(0, "0" * 32, "execution", body))
 
 
 def test_a_repair_entry_of_the_store_is_typed_and_judges_nothing() -> None:

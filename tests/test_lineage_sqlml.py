@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nbgov.lineage.recorder import Recorder
 from nbgov.lineage.store import verify_chain
 
@@ -86,3 +88,106 @@ def test_tables_sqlml_writes_carry_their_content_and_their_readers_go_stale(shel
     assert reader["id"] not in rec.stale(now_files=False)
     changed = _run(shell, "%%sqlml\nUPDATE big_orders SET amount = 0 WHERE id = 2")
     assert rec.stale(now_files=False)[reader["id"]] == [f"table big_orders rewritten by [{changed['execution_count']}]"]
+
+
+FEATURES = "age, income, tenure, visits, balance"
+
+
+def _model_edges(rec: Recorder, label: str) -> dict[tuple[str, str], list[str]]:
+    """The lineage graph's edges into and out of ``model:label``."""
+    from nbgov.replay.graph import build_graph
+
+    records = [e.record for e in rec.records if e.record is not None]
+    graph = build_graph(records, rec.stale(now_files=True))
+    return {k: v for k, v in graph.edges.items() if f"model:{label}" in k}
+
+
+@pytest.mark.parametrize("source", ["variable", "file"])
+def test_registering_the_same_bytes_again_uses_the_version_its_creator_made(
+    shell: Any, onnx_models: Any, customers_frame: Any, source: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit's repro: the second CREATE prints "unchanged (same bytes)", changes nothing,
+    and must not become the model's last writer (nor a second creator in the graph)."""
+    model = onnx_models.get("linreg")
+    shell.user_ns.update(customers=customers_frame, m1=model.onnx)
+    create_sql = "%%sqlml\nCREATE MODEL mm FROM " + ("$m1" if source == "variable" else f"'{model.path}'")
+    score_sql = f"%%sqlml -o scored\nSELECT predict(mm, {FEATURES}) AS p FROM customers"
+    create = _run(shell, create_sql)
+    first = _run(shell, score_sql)
+    capsys.readouterr()
+    again = _run(shell, create_sql)
+    assert "model mm version 1 unchanged (same bytes)" in capsys.readouterr().out
+    second = _run(shell, score_sql)
+    mm = ("mm", 1)
+    assert [(m["name"], m["version"], m["role"], m["source"]) for m in create["models"]] == [(*mm, "output", None)]
+    assert [(m["name"], m["version"], m["role"], m["source"]) for m in again["models"]] == [
+        (*mm, "input", create["id"])
+    ], "an unchanged re-registration is an input of its cell, made by the first CREATE"
+    assert again["models"][0]["sha256"] == create["models"][0]["sha256"]
+    assert [(s["kind"], s["models"]) for s in again["sql"]] == [("create_model", ["mm@1"])]
+    for scored in (first, second):
+        assert [(m["role"], m["source"]) for m in scored["models"]] == [("input", create["id"])]
+    rec = _recorder(shell)
+    assert rec.stale(now_files=True) == {}
+    edges = _model_edges(rec, "mm@1")
+    creators = [src for (src, _), labels in edges.items() if "creates" in labels]
+    assert creators == [create["id"]]
+    assert edges[("model:mm@1", again["id"])] == ["uses"]
+
+
+def test_dropping_a_model_names_the_versions_and_makes_their_scorers_stale(
+    shell: Any, onnx_models: Any, customers_frame: Any
+) -> None:
+    """DROP MODEL is to a model what DROP TABLE is to a table: a change of it, so a cell that
+    scored with the dropped version (and would now fail "unknown model") is stale."""
+    from nbgov.replay.export import datasets, prov_document
+
+    shell.user_ns.update(customers=customers_frame, m1=onnx_models.get("linreg").onnx)
+    create = _run(shell, "%%sqlml\nCREATE MODEL mm FROM $m1")
+    score = _run(shell, f"%%sqlml -o scored\nSELECT predict(mm, {FEATURES}) AS p FROM customers")
+    drop = _run(shell, "%%sqlml\nDROP MODEL mm")
+    (dropped,) = drop["models"]
+    assert (dropped["name"], dropped["version"], dropped["role"], dropped["source"]) == (
+        "mm", 1, "dropped", create["id"])
+    assert dropped["sha256"] == create["models"][0]["sha256"]
+    assert [(s["kind"], s["models"]) for s in drop["sql"]] == [("drop_model", ["mm@1"])]
+    rec = _recorder(shell)
+    assert rec.stale(now_files=True) == {score["id"]: [f"model mm@1 dropped by [{drop['execution_count']}]"]}
+    assert _model_edges(rec, "mm@1")[(drop["id"], "model:mm@1")] == ["drops"]
+
+    typed = rec.records[-1].record
+    assert typed is not None and typed.id == drop["id"]
+    (model_set,) = [d for d in datasets(typed, "test.ipynb") if d.model is not None]
+    assert model_set.output and model_set.removed, "OpenLineage: an output whose lifecycle is DROP"
+    prov = prov_document("test.ipynb", rec.records)
+    assert list(prov["wasInvalidatedBy"].values()) == [
+        {"prov:entity": "model:mm/1", "prov:activity": f"run:{drop['id']}"}
+    ]
+
+    # the same bytes registered again: the version the scorer read is back, as it was
+    recreate = _run(shell, "%%sqlml\nCREATE MODEL mm FROM $m1")
+    assert [(m["version"], m["role"]) for m in recreate["models"]] == [(1, "output")]
+    assert rec.stale(now_files=True) == {}
+    entries = rec.store.entries() if rec.store else []
+    assert verify_chain(entries) == []
+
+
+def test_dropping_one_version_leaves_the_scorers_of_others_alone(
+    shell: Any, onnx_models: Any, customers_frame: Any, lineage_schema: Any
+) -> None:
+    shell.user_ns.update(customers=customers_frame, m1=onnx_models.get("linreg").onnx,
+                         m2=onnx_models.get("tree_reg").onnx)
+    _run(shell, "%%sqlml\nCREATE MODEL mm FROM $m1")
+    pinned = _run(shell, f"%%sqlml -o one\nSELECT predict('mm@1', {FEATURES}) AS p FROM customers")
+    _run(shell, "%%sqlml\nCREATE MODEL mm FROM $m2")
+    newest = _run(shell, f"%%sqlml -o two\nSELECT predict(mm, {FEATURES}) AS p FROM customers")
+    assert [(m["version"], m["role"]) for m in newest["models"]] == [(2, "input")]
+    drop = _run(shell, "%%sqlml\nDROP MODEL 'mm@1'")
+    assert [(m["name"], m["version"], m["role"]) for m in drop["models"]] == [("mm", 1, "dropped")]
+    rec = _recorder(shell)
+    # the drop is what makes the pinned scorer fail now: said rather than the newer version
+    assert rec.stale(now_files=True) == {pinned["id"]: [f"model mm@1 dropped by [{drop['execution_count']}]"]}
+    entries = rec.store.entries() if rec.store else []
+    assert verify_chain(entries) == []
+    for entry in entries:
+        lineage_schema.validate(entry)

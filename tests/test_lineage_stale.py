@@ -42,7 +42,7 @@ def expand(runs: list[dict[str, Any]]) -> list[LogEntry]:
         rid = f"{SESSION}:{count}"
         models = tuple(
             ModelUse(m["name"], m["version"], m["sha"], None, None,
-                     last_model.get(f"{m['name']}@{m['version']}") if m["role"] == "input" else None, m["role"])
+                     last_model.get(f"{m['name']}@{m['version']}") if m["role"] != "output" else None, m["role"])
             for m in run.get("models", [])
         )
         files = tuple(
@@ -64,6 +64,8 @@ def expand(runs: list[dict[str, Any]]) -> list[LogEntry]:
             last_var.pop(name, None)
         last_file.update({f.abspath: rid for f in files if f.mode == "write"})
         last_model.update({m.key: rid for m in models if m.role == "output"})
+        for gone in (m.key for m in models if m.role == "dropped"):
+            last_model.pop(gone, None)
     return entries
 
 
@@ -115,7 +117,8 @@ def test_golden_case(case: dict[str, Any]) -> None:
 def test_golden_cases_cover_every_kind_of_reason() -> None:
     texts = " | ".join(r for case in GOLDEN for reasons in case["flags"].values() for r in reasons)
     for phrase in ("rewritten by", "deleted by", "comes from stale", "changed on disk", "is gone",
-                   "model churn changed", "file a.csv rewritten", "table scored rewritten"):
+                   "model churn changed", "model churn@1 dropped by", "file a.csv rewritten",
+                   "table scored rewritten"):
         assert phrase in texts
 
 
@@ -141,10 +144,11 @@ def random_runs(rng: random.Random, n: int) -> list[dict[str, Any]]:
             mode = rng.choice(["read", "write"])
             run["tables"] = [{"name": "t", "mode": mode, "hash": rng.choice(["t1", "t2", None])}]
         if rng.random() < 0.2:
-            creating = rng.random() < 0.3
+            change = rng.random()
+            creating, dropping = change < 0.3, 0.3 <= change < 0.4
             versions["churn"] += creating
             run["models"] = [{"name": "churn", "version": versions["churn"], "sha": f"m{versions['churn']}",
-                              "role": "output" if creating else "input"}]
+                              "role": "output" if creating else "dropped" if dropping else "input"}]
         runs.append(run)
     return runs
 

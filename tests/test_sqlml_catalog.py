@@ -81,6 +81,40 @@ def test_new_bytes_make_a_new_version_and_pins_work(engine: BaseEngine, onnx_mod
     assert described.activity.models_used[0].version == 2
 
 
+@pytest.mark.parametrize("source", ["file", "variable"])
+def test_registering_the_same_bytes_again_uses_the_version_it_does_not_create_it(
+    engine: BaseEngine, onnx_models, source
+):
+    """A CREATE MODEL that finds its bytes registered changes nothing: the version it names
+    was created by the first registration, which stays its last writer in lineage."""
+    model = onnx_models.get("rf_reg")
+    sql, params = (f"CREATE MODEL m FROM '{model.path}'", None) if source == "file" else (
+        "CREATE MODEL m FROM $b", {"b": model.onnx})
+    first = engine.execute(sql, params=params)[0].activity
+    again = engine.execute(sql, params=params)[0]
+    assert "version 1 unchanged (same bytes)" in again.summary
+    (created,) = first.models_created
+    assert (created.ref, created.sha256) == ("m@1", hashlib.sha256(model.onnx).hexdigest())
+    assert again.activity.models_created == () and again.activity.models_used == (created,)
+    assert again.activity.files_read == first.files_read == ((str(model.path),) if source == "file" else ())
+    assert again.activity.params == first.params
+    assert [m["name"] for m in again.activity.to_json()["models"]] == ["m"]
+    assert again.activity.to_json()["models_created"] == []
+    newer = engine.execute("CREATE MODEL m FROM $b", params={"b": onnx_models.get("tree_reg").onnx})[0].activity
+    assert [m.ref for m in newer.models_created] == ["m@2"] and newer.models_used == ()
+
+
+def test_dropping_one_version_names_that_version(engine: BaseEngine, onnx_models):
+    register(engine, "a", onnx_models.get("rf_reg").path)
+    register(engine, "a", onnx_models.get("tree_reg").path)
+    result = engine.execute("DROP MODEL 'a@1'")[0]
+    assert [m.ref for m in result.activity.models_dropped] == ["a@1"]
+    assert result.activity.models_dropped[0].sha256 == hashlib.sha256(onnx_models.get("rf_reg").onnx).hexdigest()
+    assert _models(engine).version.tolist() == [2]
+    assert [m["name"] + "@" + str(m["version"]) for m in result.activity.to_json()["models"]] == ["a@1"]
+    assert result.activity.to_json()["models_dropped"] == ["a@1"]
+
+
 def test_describe_lists_inputs_and_outputs(engine: BaseEngine, onnx_models):
     register(engine, "churn", onnx_models.get("pipeline_mixed").path)
     df = engine.execute("DESCRIBE MODEL churn")[0].df
@@ -96,10 +130,16 @@ def test_drop_model_removes_every_version(engine: BaseEngine, onnx_models):
     register(engine, "a", onnx_models.get("rf_reg").path)
     register(engine, "a", onnx_models.get("tree_reg").path)
     register(engine, "b", onnx_models.get("tree_reg").path)
+    versions = _models(engine).set_index(["name", "version"]).sha256.to_dict()
     result = engine.execute("DROP MODEL a")[0]
     assert "2 version" in result.summary
     assert _models(engine).name.tolist() == ["b"]
-    engine.execute("DROP MODEL IF EXISTS a")
+    # lineage is told which versions went, so the cells that scored with them go stale
+    assert [(m.ref, m.sha256) for m in result.activity.models_dropped] == [
+        ("a@1", versions["a", 1]), ("a@2", versions["a", 2])
+    ]
+    assert result.activity.models_used == () and result.activity.models_created == ()
+    assert engine.execute("DROP MODEL IF EXISTS a")[0].activity.models_dropped == ()
     with pytest.raises(ModelNotFoundError, match="known models: b"):
         engine.execute("DROP MODEL a")
 
@@ -179,8 +219,10 @@ def test_a_model_stored_with_its_declared_width_by_an_older_nbgov_scores_with_th
         created = engine.execute("CREATE OR REPLACE MODEL forest FROM $b", params={"b": payload})[0]
         assert "model forest version 1 unchanged (same bytes)" in created.summary
         assert "stored signature corrected to what onnxruntime returns: outputs variable float[N, 2]" in created.summary
-        assert created.activity.models_created == (
-            ModelRef("forest", 1, hashlib.sha256(payload).hexdigest(), "skl2onnx", created.activity.models_created[0].opset),
+        # the bytes (what lineage names a version by) were registered before: a use, not a creation
+        assert created.activity.models_created == ()
+        assert created.activity.models_used == (
+            ModelRef("forest", 1, hashlib.sha256(payload).hexdigest(), "skl2onnx", created.activity.models_used[0].opset),
         )
         again = engine.execute("CREATE MODEL forest FROM $b", params={"b": payload})[0]
         assert again.summary.endswith(f"unchanged (same bytes), sha256 {hashlib.sha256(payload).hexdigest()[:12]}")
@@ -223,7 +265,12 @@ def test_a_stored_model_that_is_now_refused_says_so_and_can_be_dropped(tmp_path,
             message = str(info.value)
             assert "model net@1 as stored: output variable has 2 row(s) for 1 input row(s)" in message
             assert message.endswith("DROP MODEL net@1 removes it") and "\n" not in message
-        assert "1 version" in engine.execute("DROP MODEL net")[0].summary
+        dropped = engine.execute("DROP MODEL net")[0]
+        assert "1 version" in dropped.summary
+        # bytes refused now, yet the drop names the version as it was registered
+        assert [(m.ref, m.sha256) for m in dropped.activity.models_dropped] == [
+            ("net@1", hashlib.sha256(payload).hexdigest())
+        ]
         assert _models(engine).empty
 
 

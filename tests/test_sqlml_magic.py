@@ -151,7 +151,7 @@ def test_every_statement_is_reported_to_the_recorder(loaded, noted_sql: NotedSql
     assert select.tables_read == ("scores",) and select.written == ()
     assert set(select.to_json()) == {
         "statement", "kind", "engine", "tables_read", "tables_written", "files_read", "files_written", "models",
-        "models_created", "frames", "params", "written", "read",
+        "models_created", "models_dropped", "frames", "params", "written", "read",
     }
     assert select.read == ()  # DuckDB tables have no versions to record
 

@@ -9,8 +9,11 @@ import { cellLabel, clock, duration, el } from './dom';
 import { fileItem } from './files';
 import { shortHash } from './log';
 import { NotebookLineageModel } from './model';
-import { ExecutionEntry, Fingerprint } from './types';
+import { ExecutionEntry, Fingerprint, ModelRole } from './types';
 import { LineageView } from './view';
+
+/** What the execution did with a model version, as the details list says it. */
+const MODEL_VERBS: Record<ModelRole, string> = { input: 'used', output: 'created', dropped: 'dropped' };
 
 /** One value, file or model: a head line (name, and an aside at the right) and a sub line. */
 interface Item {
@@ -135,7 +138,7 @@ export class DetailsView extends LineageView {
       'Models',
       entry.body.models.map(m => ({
         name: `${m.name}@${m.version ?? '?'}`,
-        aside: m.role === 'output' ? 'created' : 'used',
+        aside: MODEL_VERBS[m.role],
         sub: [`sha256 ${shortHash(m.sha256)}`, m.producer, m.opset === null ? null : `opset ${m.opset}`]
           .filter(Boolean)
           .join(' · ')

@@ -2,7 +2,8 @@
  * The lineage graph as plain data: executions and the variables, files and models
  * flowing between them, with the ancestors of one execution marked, failed and stale
  * runs flagged, and short labels (`[n] first line`) with the full story on hover.
- * A model runs from the execution that created it to the executions that used it.
+ * A model runs from the execution that created it to the executions that used it; an
+ * execution that dropped a version has a removal edge to it.
  * A file an execution removed (or renamed away) is marked on its edge, and on its node
  * when the newest execution shown that wrote the path removed it.
  * Pure, unit-tested.
@@ -34,7 +35,7 @@ export interface GraphEdge {
   from: string;
   to: string;
   highlighted: boolean;
-  /** An execution → file edge for a removal, not a write of content. */
+  /** An execution → file (or model) edge for a removal, not a write of content. */
   removed: boolean;
 }
 
@@ -173,9 +174,9 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
         newest.set(f.path, { seq: e.seq, removed: f.removed, count: e.body.execution_count });
       }
     }
-    for (const m of e.body.models.filter(m => m.role === 'output')) {
+    for (const m of e.body.models.filter(m => m.role !== 'input')) {
       modelNode(m);
-      edge(me, `m:${modelKey(m)}`, false);
+      edge(me, `m:${modelKey(m)}`, false, m.role === 'dropped');
     }
   }
   for (const [path, last] of newest) {

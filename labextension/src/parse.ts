@@ -129,8 +129,8 @@ function model(x: unknown, created: Set<string>): ModelUse {
   const name = str(o.name, 'model.name');
   const version = optNum(o.version, 'model.version');
   const role = optStr(o.role, 'model.role');
-  if (role !== null && role !== 'input' && role !== 'output') {
-    throw new Malformed('model.role: expected "input" or "output"');
+  if (role !== null && role !== 'input' && role !== 'output' && role !== 'dropped') {
+    throw new Malformed('model.role: expected "input", "output" or "dropped"');
   }
   return {
     name,

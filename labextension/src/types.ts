@@ -38,8 +38,11 @@ export interface FileUse {
   removed: boolean;
 }
 
-/** "output": the execution created or registered this model version; "input": it used it. */
-export type ModelRole = 'input' | 'output';
+/**
+ * "output": the execution created or registered this model version; "input": it used it;
+ * "dropped": it removed the version (DROP MODEL).
+ */
+export type ModelRole = 'input' | 'output' | 'dropped';
 
 export interface ModelUse {
   name: string;
@@ -49,7 +52,8 @@ export interface ModelUse {
   opset: number | null;
   source: string | null;
   /**
-   * 'output': this execution registered the version; 'input': it scored or described it.
+   * 'output': this execution registered the version; 'input': it scored or described it;
+   * 'dropped': it removed it (DROP MODEL).
    * Logs written before roles: parse.ts infers it from the record's CREATE MODEL.
    */
   role: ModelRole;

@@ -72,7 +72,7 @@ export function run(r: Run): ExecutionEntry {
   };
 }
 
-export function model(name: string, version: number, role: 'input' | 'output', source: string | null): ModelUse {
+export function model(name: string, version: number, role: ModelRole, source: string | null): ModelUse {
   return { name, version, sha256: `sha-${version}`, producer: null, opset: null, source, role };
 }
 

@@ -77,6 +77,21 @@ test('a model runs from the cell that created it to the cells that used it (reco
   expect(model.title).toContain('sha256 ffff');
 });
 
+test('a cell that dropped a model version has a removal edge to it, not a use', () => {
+  const log = new LineageLog();
+  log.merge([
+    run({ n: 1, code: '%%sqlml\nCREATE MODEL churn FROM $clf', models: [['churn', 1, 'output', null]] }),
+    run({ n: 2, code: '%%sqlml\nSELECT predict(churn, *) FROM t', models: [['churn', 1, 'input', 's1:1']] }),
+    run({ n: 3, code: '%%sqlml\nDROP MODEL churn', models: [['churn', 1, 'dropped', 's1:1']] })
+  ]);
+  const edges = buildGraph(log, options(null)).edges.map(e => `${e.from}>${e.to}${e.removed ? ' removed' : ''}`);
+  expect(edges.sort()).toStrictEqual([
+    'm:churn@1>x:s1:2',
+    'x:s1:1>m:churn@1',
+    'x:s1:3>m:churn@1 removed'
+  ]);
+});
+
 test('a model created and used in one cell is not drawn as its own input', () => {
   const log = new LineageLog();
   log.merge([run({ n: 1, models: [['m', 1, 'output', null]] })]);

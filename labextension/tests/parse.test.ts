@@ -74,11 +74,12 @@ test('model roles: read when recorded, inferred from CREATE MODEL in older logs,
   const body = raw.body as Record<string, unknown>;
   const use = (extra: object) => ({ name: 'churn', version: 2, sha256: 'ab', producer: null, opset: null, source: null, ...extra });
   body.sql = [{ statement: 'CREATE MODEL churn', kind: 'create_model', models: ['churn@2'] }];
-  body.models = [use({}), use({ name: 'other', version: 1 }), use({ name: 'x', role: 'input' })];
+  body.models = [use({}), use({ name: 'other', version: 1 }), use({ name: 'x', role: 'input' }),
+    use({ name: 'gone', role: 'dropped' })];
   const { entry } = parseEntry(raw);
   expect(entry!.kind).toBe('execution');
   const roles = entry!.kind === 'execution' ? entry!.body.models.map(m => `${m.name}:${m.role}`) : [];
-  expect(roles).toStrictEqual(['churn:output', 'other:input', 'x:input']);
+  expect(roles).toStrictEqual(['churn:output', 'other:input', 'x:input', 'gone:dropped']);
   body.models = [use({ role: 'both' })];
   expect(parseEntry(raw).problem).toMatch(/model.role/);
 });

@@ -89,6 +89,8 @@ class Provenance:
         for model in record.models:
             if model.role == "output":
                 self.models[model.key] = rid
+            elif model.role == "dropped":
+                self.models.pop(model.key, None)  # nobody's version now, until registered again
 
 
     def _note_seen(self, record: ExecutionRecord, also_written: tuple[str, ...]) -> None:
@@ -179,19 +181,24 @@ def _files(observed: list[ObservedFile], provenance: Provenance) -> list[FileAcc
 
 
 def _models(facts: CellFacts, provenance: Provenance) -> list[ModelUse]:
-    """One use per model version; a version this execution registered is its output, even
-    if the same cell also scored with it."""
+    """Per model version, one use (input) and one change: the last the cell made, so the
+    record says the state it left (registered: output; removed: dropped). A version this
+    execution registered is its output, even if the same cell also scored with it; one it
+    scored and then dropped is both an input, from its creator, and dropped."""
     reported = [*facts.models, *(m for report in facts.sql for m in report.models)]
-    outputs = {f"{m.name}@{m.version}" for m in reported if m.role == "output"}
-    found: dict[str, ModelUse] = {}
+    last_change = {f"{m.name}@{m.version}": m for m in reported if m.role != "input"}
+    found: dict[tuple[str, bool], ModelUse] = {}  # (name@version, a change) -> use
     for m in reported:
         key = f"{m.name}@{m.version}"
-        if key in found:
+        change = last_change.get(key)
+        if m.role == "input" and change is not None and change.role == "output":
+            continue  # made here: not an input from anyone
+        slot = (key, m.role != "input")
+        if slot in found:
             continue
-        if key in outputs:
-            found[key] = ModelUse(m.name, m.version, m.sha256, m.producer, m.opset, None, "output")
-        else:
-            found[key] = ModelUse(m.name, m.version, m.sha256, m.producer, m.opset, provenance.models.get(key))
+        kept = m if m.role == "input" or change is None else change
+        source = None if kept.role == "output" else provenance.models.get(key)
+        found[slot] = ModelUse(kept.name, kept.version, kept.sha256, kept.producer, kept.opset, source, kept.role)
     return list(found.values())
 
 

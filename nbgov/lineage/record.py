@@ -20,9 +20,9 @@ from nbgov.errors import LineageError
 RECORD_SCHEMA = "nbgov.record/1"
 SESSION_SCHEMA = "nbgov.session/1"
 
-ModelRole = Literal["input", "output"]
+ModelRole = Literal["input", "output", "dropped"]
 FileMode = Literal["read", "write"]
-MODEL_ROLES: tuple[ModelRole, ...] = ("input", "output")
+MODEL_ROLES: tuple[ModelRole, ...] = ("input", "output", "dropped")
 FILE_MODES: tuple[FileMode, ...] = ("read", "write")
 CREATE_MODEL = "create_model"  # the SqlStatement.kind that registers a model version
 
@@ -334,14 +334,16 @@ class FileAccess:
 
 @dataclass(frozen=True)
 class ModelUse:
-    """A model version the cell touched: created/registered it (output) or scored/described it (input)."""
+    """A model version the cell touched: created/registered it (output), scored/described it
+    (input), or removed it with DROP MODEL (dropped: a change of the version, as DROP TABLE
+    is a write of the table, so the cells that scored with it go stale)."""
 
     name: str
     version: int
     sha256: str
     producer: str | None = None
     opset: int | None = None
-    source: str | None = None  # the execution that registered this version (for inputs)
+    source: str | None = None  # the execution that registered this version (inputs, dropped)
     role: ModelRole = "input"
 
     @property
@@ -366,10 +368,11 @@ class ModelUse:
         f = _Fields(data, where)
         name, version = f.text("name"), f.integer("version")
         role = f.text("role") if f.has("role") else ("output" if f"{name}@{version}" in created else "input")
-        if role not in MODEL_ROLES:
-            raise RecordError(f"{where}: 'role' must be input or output, got {role!r}")
+        known = next((r for r in MODEL_ROLES if r == role), None)
+        if known is None:
+            raise RecordError(f"{where}: 'role' must be input, output or dropped, got {role!r}")
         return cls(name, version, f.text("sha256"), f.opt_text("producer"), f.opt_integer("opset"),
-                   f.opt_text("source"), "output" if role == "output" else "input")
+                   f.opt_text("source"), known)
 
 
 @dataclass(frozen=True)

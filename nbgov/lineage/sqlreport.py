@@ -3,7 +3,7 @@
 The engine hands over one frozen ``Activity`` per statement (``nbgov.sqlml.activity``;
 older engines a dict of the same fields); this module is the only place that reads it,
 so the recorder never walks it. Models the statement registered are outputs, those it
-scored or described inputs; tables it created or changed come with the content
+scored or described inputs, those it removed (DROP MODEL) dropped; tables it created or changed come with the content
 fingerprint the engine took after the statement (or its reason for not taking one).
 A field of the wrong type is dropped with a note instead of breaking the record.
 """
@@ -23,7 +23,7 @@ _NAMES = ("tables_read", "tables_written", "files_read", "files_written", "frame
 
 @dataclass(frozen=True)
 class ReportedModel:
-    """A model version a statement used or created, as the engine reported it."""
+    """A model version a statement used, created or dropped, as the engine reported it."""
 
     name: str
     version: int
@@ -72,12 +72,11 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _model(raw: Any, creating: bool) -> ReportedModel:
+def _model(raw: Any, role: ModelRole) -> ReportedModel:
     name, version, sha = _field(raw, "name"), _field(raw, "version"), _field(raw, "sha256")
     if not isinstance(name, str) or not isinstance(version, int) or isinstance(version, bool):
         raise ValueError("a model needs a name and an integer version")
     producer, opset = _field(raw, "producer"), _field(raw, "opset")
-    role: ModelRole = "output" if creating else "input"
     return ReportedModel(
         name, version, str(sha or ""),
         producer if isinstance(producer, str) else None,
@@ -115,25 +114,30 @@ def read_activity(activity: Any) -> SqlReport:
 
 
 def _models(activity: Any, kind: str, problems: list[str]) -> tuple[ReportedModel, ...]:
-    """Used versions as inputs, registered ones as outputs (one entry per version)."""
-    reported: list[tuple[Any, bool]] = []
+    """Used versions as inputs, registered ones as outputs, removed ones as dropped (one
+    entry per version: a change of it wins over a use)."""
+    reported: list[tuple[Any, ModelRole]] = []
     if dataclasses.is_dataclass(activity):
-        reported += [(m, False) for m in _field(activity, "models_used") or ()]
-        reported += [(m, True) for m in _field(activity, "models_created") or ()]
+        reported += [(m, "input") for m in _field(activity, "models_used") or ()]
+        reported += [(m, "output") for m in _field(activity, "models_created") or ()]
+        reported += [(m, "dropped") for m in _field(activity, "models_dropped") or ()]
     else:
-        created = _strings(_field(activity, "models_created"))
+        listed = _field(activity, "models_created")  # absent: every model of a CREATE MODEL is created
+        created = _strings(listed) or ()
+        dropped = _strings(_field(activity, "models_dropped")) or ()
         for m in _field(activity, "models") or ():
             ref = f"{_field(m, 'name')}@{_field(m, 'version')}"
-            reported.append((m, ref in created if created else kind == CREATE_MODEL))
+            made = ref in created if listed is not None else kind == CREATE_MODEL
+            reported.append((m, "dropped" if ref in dropped else "output" if made else "input"))
     found: dict[tuple[str, int], ReportedModel] = {}
-    for raw, creating in reported:
+    for raw, role in reported:
         try:
-            model = _model(raw, creating)
+            model = _model(raw, role)
         except (TypeError, ValueError) as exc:
             problems.append(f"SQL report model ignored ({exc})")
             continue
         key = (model.name, model.version)
-        if key not in found or model.role == "output":
+        if key not in found or model.role != "input":
             found[key] = model
     return tuple(found.values())
 

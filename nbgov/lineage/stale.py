@@ -9,7 +9,8 @@ An execution is stale when something it consumed has moved on since it ran:
 - a database table a ``%%sqlml`` statement read was later rewritten with content other
   than what it held when read (as the engine fingerprinted it after each write);
 - a model version it used as an input was replaced by a newer registration (the
-  execution that registered a model is its writer, never stale because of it);
+  execution that registered a model is its writer, never stale because of it), or was
+  dropped (DROP MODEL) and not registered again with the same bytes;
 - a value it read came from an execution that is itself stale ("comes from stale"),
   unless that execution is stale only because of this one (``x = x + 1`` run twice).
 
@@ -86,6 +87,7 @@ class StaleTracker:
         self._var_last: dict[str, _VarEvent] = {}
         self._file_last: dict[str, tuple[int, FileAccess]] = {}  # abspath -> latest writer
         self._model_last: dict[str, tuple[int, ModelUse]] = {}  # name -> latest registration
+        self._version_last: dict[str, tuple[int, ModelUse]] = {}  # name@version -> latest registration or drop
         self._table_writes: dict[TableKey, list[tuple[int, Fingerprint | None]]] = {}
         self._disk: dict[str, str | None] = {}  # abspath -> hash on disk at the last check
         self._var_readers: dict[str, list[int]] = {}
@@ -144,9 +146,12 @@ class StaleTracker:
                 self._disk.pop(file.abspath, None)  # the recorded hash is newer than the last check
                 changed += self._file_readers.get(file.abspath, ())
         for model in record.models:
+            if model.role == "input":
+                continue
+            self._version_last[model.key] = (n, model)
             if model.role == "output":
                 self._model_last[model.name] = (n, model)
-                changed += self._model_users.get(model.name, ())
+            changed += self._model_users.get(model.name, ())
         for key, content in _tables(record, "write"):
             self._table_writes.setdefault(key, []).append((n, content))
             changed += self._table_readers.get(key, ())
@@ -291,18 +296,24 @@ class StaleTracker:
         for key in dict.fromkeys(k for k, _ in _tables(record, "read")):
             reasons += self._table_reasons(key, i)
         for model in record.models:
-            if model.role != "input":
-                continue
-            latest = self._model_last.get(model.name)
-            if latest is not None and latest[0] > i and (latest[1].version, latest[1].sha256) != (
-                model.version, model.sha256
-            ):
-                by, newer = latest
-                text = f"model {model.name} changed: version {newer.version} registered by {self._records[by].label}"
-                reasons.append(_Reason(text, frozenset({by})))
-            else:
-                reasons += self._inherited(f"model {model.key}", model.source, i)
+            if model.role == "input":
+                reasons += self._model_reasons(model, i)
         return tuple(reasons)
+
+    def _model_reasons(self, model: ModelUse, i: int) -> list[_Reason]:
+        """A version used at ``i``: dropped since (scoring with it now fails), or its name
+        registered anew with other bytes; else what its creator's staleness passes on."""
+        last = self._version_last.get(model.key)
+        if last is not None and last[0] > i and last[1].role == "dropped":
+            return [_Reason(f"model {model.key} dropped by {self._records[last[0]].label}", frozenset({last[0]}))]
+        latest = self._model_last.get(model.name)
+        if latest is not None and latest[0] > i and (latest[1].version, latest[1].sha256) != (
+            model.version, model.sha256
+        ):
+            by, newer = latest
+            text = f"model {model.name} changed: version {newer.version} registered by {self._records[by].label}"
+            return [_Reason(text, frozenset({by}))]
+        return self._inherited(f"model {model.key}", model.source, i)
 
     def _file_reasons(self, file: FileAccess, i: int) -> list[_Reason]:
         latest = self._file_last.get(file.abspath)

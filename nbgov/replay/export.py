@@ -83,7 +83,7 @@ class Dataset:
     version: str | None = None
     fingerprint: Fingerprint | None = None
     model: NbgovModelDatasetFacet | None = None
-    removed: bool = False  # a file the execution removed or renamed away
+    removed: bool = False  # a file the execution removed or renamed away, a model version it dropped
 
     def facets(self) -> dict[str, DatasetFacet]:
         facets: dict[str, DatasetFacet] = {}
@@ -124,7 +124,8 @@ def datasets(record: ExecutionRecord, notebook: str) -> Iterator[Dataset]:
                 yield Dataset(f"{stmt.engine}://nbgov", name, mode == "write", fp.hash if fp else None, fp)
     for model in record.models:
         facet = NbgovModelDatasetFacet(model.version, model.sha256, model.producer, model.opset)
-        yield Dataset(MODEL_NAMESPACE, model.name, model.role == "output", model.sha256, None, facet)
+        yield Dataset(MODEL_NAMESPACE, model.name, model.role != "input", model.sha256, None, facet,
+                      removed=model.role == "dropped")
 
 
 def run_id(record_id: str) -> str:
@@ -226,7 +227,7 @@ def prov_document(notebook: str, entries: Sequence[LogEntry]) -> dict[str, Any]:
     """W3C PROV-JSON: executions are activities; values, files, tables and models are entities."""
     doc: dict[str, Any] = {
         "prefix": dict(_PROV_PREFIXES), "entity": {}, "activity": {}, "agent": {}, "used": {},
-        "wasGeneratedBy": {}, "wasAssociatedWith": {}, "wasInformedBy": {},
+        "wasGeneratedBy": {}, "wasInvalidatedBy": {}, "wasAssociatedWith": {}, "wasInformedBy": {},
     }
     counter = 0
 
@@ -252,7 +253,10 @@ def prov_document(notebook: str, entries: Sequence[LogEntry]) -> dict[str, Any]:
         relation("wasAssociatedWith", {"prov:activity": act, "prov:agent": _qid("session", record.session)})
         for d in datasets(record, notebook):
             entity, attributes = _prov_entity(d)
-            if d.output:
+            if d.model is not None and d.removed:  # a dropped model version: it ends here
+                doc["entity"].setdefault(entity, attributes)
+                relation("wasInvalidatedBy", {"prov:entity": entity, "prov:activity": act})
+            elif d.output:
                 doc["entity"][entity] = attributes
                 relation("wasGeneratedBy", {"prov:entity": entity, "prov:activity": act})
             else:

@@ -88,6 +88,9 @@ def build_graph(records: Sequence[ExecutionRecord], stale: Mapping[str, Sequence
             if label in created:
                 graph.add_edge(rid, mid, "creates")
                 continue
+            if model.role == "dropped":  # its creator draws its own edge; a drop is not a use
+                graph.add_edge(rid, mid, "drops")
+                continue
             if model.source in ids and model.source != rid:
                 graph.add_edge(str(model.source), mid, "creates")
             graph.add_edge(mid, rid, "uses")

@@ -113,7 +113,8 @@ class Activity:
 
     ``frames`` are notebook objects read by variable name, ``params`` the notebook
     variables bound as ``$name``; ``models_created`` the versions a CREATE MODEL
-    registered (or found registered with the same bytes); ``written`` the content of the
+    registered (the same bytes found registered are a version it used, in ``models_used``),
+    ``models_dropped`` the versions a DROP MODEL removed; ``written`` the content of the
     tables in ``tables_written`` and ``read`` the identity of the tables in ``tables_read``
     (both empty until the executor has run the statement; ``read`` stays empty on DuckDB,
     whose tables have no versions).
@@ -132,14 +133,15 @@ class Activity:
     models_created: tuple[ModelRef, ...] = ()
     written: tuple[TableContent, ...] = ()
     read: tuple[TableIdentity, ...] = ()
+    models_dropped: tuple[ModelRef, ...] = ()
 
     @property
     def models(self) -> tuple[ModelRef, ...]:
         """Every model version the statement touched, used ones first."""
-        return tuple(dict.fromkeys([*self.models_used, *self.models_created]))
+        return tuple(dict.fromkeys([*self.models_used, *self.models_created, *self.models_dropped]))
 
     def to_json(self) -> dict[str, Any]:
-        """The record as JSON-ready data (``models`` lists used and created versions)."""
+        """The record as JSON-ready data (``models`` lists used, created and dropped versions)."""
         return {
             "statement": self.statement,
             "kind": self.kind,
@@ -152,6 +154,7 @@ class Activity:
             "params": list(self.params),
             "models": [m.to_json() for m in self.models],
             "models_created": [m.ref for m in self.models_created],
+            "models_dropped": [m.ref for m in self.models_dropped],
             "written": [t.to_json() for t in self.written],
             "read": [t.to_json() for t in self.read],
         }

@@ -395,19 +395,23 @@ class ModelCatalog:
             ))
         return listed
 
-    def drop(self, name: str, *, if_exists: bool = False) -> int:
-        """Remove every version of ``name``; returns how many were removed."""
+    def drop(self, name: str, *, if_exists: bool = False) -> tuple[StoredModel, ...]:
+        """Remove every version of ``name`` (or the one ``name@version`` pins); returns the
+        rows removed, as stored (lineage names each; no bytes read, so a version whose bytes
+        are refused can still be dropped)."""
         self._resolved.clear()
         self.changes += 1
         plain, version = split_ref(name)
         if not self.exists(plain):
             if if_exists:
-                return 0
+                return ()
             self.resolve(plain)  # raises with the list of known models
+        rows = tuple(row for row in self._store.rows()
+                     if row.name.lower() == plain.lower() and version in (None, row.version))
         removed = self._store.remove(plain, version)
         if version is not None and not removed and not if_exists:
             self.resolve(name)
-        return removed
+        return rows if removed else ()
 
     def _payload(self, row: StoredModel) -> bytes:
         """The bytes of ``row``, refused unless they hash to its sha256."""

@@ -12,7 +12,7 @@ import pandas as pd
 
 from nbgov.errors import SqlmlError
 from nbgov.sqlml.activity import Activity, ModelRef
-from nbgov.sqlml.catalog.catalog import ModelCatalog
+from nbgov.sqlml.catalog.catalog import ModelCatalog, Registration
 from nbgov.sqlml.catalog.modelfile import LoadedModel, load_object, load_path
 from nbgov.sqlml.plan import ModelVersion, TensorSpec
 from nbgov.sqlml.sql.statements import (
@@ -39,10 +39,15 @@ class _Source:
     files: tuple[str, ...]
     params: tuple[str, ...]
 
-    def created(self, text: str, model: ModelVersion) -> Activity:
-        return Activity(
-            text, "create_model", files_read=self.files, params=self.params, models_created=(ModelRef.of(model),)
-        )
+    def registered(self, text: str, model: ModelVersion, done: Registration) -> Activity:
+        """The CREATE MODEL's activity. Only a new version is created: the same bytes found
+        registered ("unchanged", or "corrected": its stored signature rewritten to what the
+        bytes already give) are a version an earlier statement created, which this one used;
+        its creator stays the version's last writer in lineage."""
+        ref = (ModelRef.of(model),)
+        new = done == "new"
+        return Activity(text, "create_model", files_read=self.files, params=self.params,
+                        models_used=() if new else ref, models_created=ref if new else ())
 
 
 def _load(parsed: CreateModel, params: Mapping[str, Any] | None) -> tuple[LoadedModel, _Source]:
@@ -84,7 +89,7 @@ def explain_model_statement(
     return (
         f"CREATE MODEL: {state} model {model.name} version {model.version}, sha256 {model.sha256[:12]}; "
         f"inputs {_signature(model.inputs)}; outputs {_signature(model.outputs)} (--explain: nothing stored)",
-        source.created(text, model),
+        source.registered(text, model, done),
     )
 
 
@@ -104,7 +109,7 @@ def run_model_statement(
         summary = f"model {model.name} version {model.version} {state}, sha256 {model.sha256[:12]}"
         if done == "corrected":
             summary += f"; stored signature corrected to what onnxruntime returns: outputs {_signature(model.outputs)}"
-        return None, summary, source.created(text, model)
+        return None, summary, source.registered(text, model, done)
     if isinstance(parsed, ShowModels):
         activity = Activity(text, "show_models")
         rows = [
@@ -137,8 +142,8 @@ def run_model_statement(
             ]
         return frame, f"model {model.ref}", activity
     assert isinstance(parsed, DropModel)
-    activity = Activity(text, "drop_model")
     removed = catalog.drop(parsed.ref, if_exists=parsed.if_exists)
+    activity = Activity(text, "drop_model", models_dropped=tuple(ModelRef.of(row) for row in removed))
     if not removed:  # DROP MODEL IF EXISTS of a model that is not there said "dropped (0 version(s))"
         return None, f"model {parsed.ref} does not exist; nothing dropped", activity
-    return None, f"model {parsed.ref} dropped ({removed} version(s))", activity
+    return None, f"model {parsed.ref} dropped ({len(removed)} version(s))", activity

@@ -18,7 +18,7 @@ from typing import Any
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.blocking import BlockingKernelClient
-from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import KernelManager
 from jupyter_client.utils import ensure_async, run_sync
 
@@ -153,6 +153,17 @@ def kernel_env(session_name: Path, hash_seed: str = FIXED_HASH_SEED) -> dict[str
 
 def missing_kernel_message(name: str) -> str:
     return f"kernel spec {name!r} not found (install it, e.g. `python -m ipykernel install --user`)"
+
+
+def kernelspec_metadata(name: str) -> dict[str, str]:
+    """The notebook's ``kernelspec`` for kernel spec ``name``, as Jupyter writes it: a notebook
+    run with ``--kernel`` then names the kernel it ran on (and replays on it). ReplayError, with
+    replay's words, when there is no such spec: refused before anything runs or is written."""
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise ReplayError(missing_kernel_message(name)) from None
+    return {"name": name, "display_name": spec.display_name, "language": spec.language}
 
 
 @dataclass

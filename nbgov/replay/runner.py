@@ -20,7 +20,9 @@ from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
 from nbgov.lineage.user_files import check_writable
-from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
+from nbgov.replay.kernel import (
+    LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, kernelspec_metadata, missing_kernel_message,
+)
 from nbgov.replay.safe_text import where_surrogate
 from nbgov.replay.source import read_sidecar, sidecar_file
 
@@ -164,6 +166,8 @@ def run_notebook(
     """Execute every code cell top to bottom, record lineage, write outputs + metadata."""
     nb = notebook_meta.read_notebook(notebook)
     check_sendable(nb, notebook)
+    if kernel_name:
+        nb.metadata["kernelspec"] = kernelspec_metadata(kernel_name)
     target = written_notebook(output or notebook)
     if target != notebook.resolve():
         # A new notebook gets its own sidecar; lineage of the source file does not apply to it.
@@ -173,7 +177,7 @@ def run_notebook(
     sidecar = sidecar_file(target)
     restore_sidecar(nb, target, sidecar)
     before = len(read_sidecar(sidecar))
-    name = kernel_name_of(nb)
+    name = kernel_name_of(nb, kernel_name)
     saved = _SaveOnce(nb, target, sidecar)
     client = RecordingNotebookClient(
         nb, timeout=int(timeout), kernel_name=name, allow_errors=allow_errors,

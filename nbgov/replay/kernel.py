@@ -166,6 +166,13 @@ def kernelspec_metadata(name: str) -> dict[str, str]:
     return {"name": name, "display_name": spec.display_name, "language": spec.language}
 
 
+# The kernel process's own stdout and stderr (fd 1 and 2) go nowhere: what a cell prints
+# arrives over the kernel protocol (ipykernel forwards fd-level writes there too) and is
+# shown escaped; inherited, a cell's os.write(1, ...) would put raw escape sequences and
+# forged status lines into the reviewer's terminal or CI log.
+KERNEL_STREAMS: dict[str, int] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
 @dataclass
 class Outcome:
     """What one execute_request did."""
@@ -205,7 +212,7 @@ class RecordingKernel:
         km.client_class = f"{__name__}.CellIdKernelClient"
         try:
             km.start_kernel(env=kernel_env(self.session_name, self.hash_seed), cwd=str(self.cwd),
-                            stderr=subprocess.DEVNULL)
+                            **KERNEL_STREAMS)
         except NoSuchKernel:
             raise ReplayError(missing_kernel_message(self.kernel_name)) from None
         self.km = km

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from nbgov import __version__
 from nbgov.errors import NbgovError
-from nbgov.lineage.user_files import check_writable, write_replacing
+from nbgov.lineage.user_files import check_apart, check_writable, write_replacing
 from nbgov.replay.safe_text import for_terminal
 
 NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
@@ -56,6 +56,8 @@ def _console() -> Console:
 
 
 def _write_or_print(text: str, output: Path | None) -> None:
+    """Print ``text``, or write it as ``output``; callers refuse an ``output`` that is the
+    notebook or its lineage (``check_apart``) before doing the work."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
@@ -92,6 +94,8 @@ def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | 
     from nbgov.replay.runner import run_notebook
     from nbgov.widgets import plural
 
+    if output is not None:  # over the notebook itself is allowed: in place is the default
+        check_apart(output, notebook, "the executed notebook", in_place_ok=True)
     summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
     if print_outputs:
         for count, text in cell_texts(notebook_meta.read_notebook(summary.output)):
@@ -151,8 +155,9 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
     from nbgov.replay.report import print_replay, replay_html
     from nbgov.replay.source import load_log
 
-    if report is not None:
-        check_writable(report)  # refused now, not after the replay
+    if report is not None:  # refused now, not after the replay
+        check_apart(report, notebook, "the report")
+        check_writable(report)
     warning = require_verified(notebook, unverified, allowed_signers, until)
     if warning:
         click.echo(f"nbgov: WARNING: {for_terminal(warning, keep_newlines=False)}", err=True)
@@ -222,6 +227,8 @@ def export(notebook: Path, fmt: str, output: Path | None) -> None:
     from nbgov.replay.export import openlineage_events, prov_document
     from nbgov.replay.source import load_log
 
+    if output is not None:
+        check_apart(output, notebook, "the export")
     log = load_log(notebook)
     entries, problems = load_entries(log.entries)
     if problems:
@@ -247,6 +254,8 @@ def graph(notebook: Path, fmt: str, output: Path | None) -> None:
     from nbgov.replay.report import stale_of
     from nbgov.replay.source import load_log
 
+    if output is not None:
+        check_apart(output, notebook, "the graph")
     log = load_log(notebook)
     lineage = build_graph(log.execution_records(), stale_of(log))
     render: Callable[[Any], str] = to_dot if fmt == "dot" else render_svg

@@ -244,3 +244,21 @@ def test_run_uses_the_kernel_it_is_given(tmp_path: Path, monkeypatch: Any) -> No
     replayed = invoke("replay", out)  # k is None on python3: a divergence, exit 1
     assert replayed.exit_code == 0 and "1 step reproduced" in replayed.output, replayed.output
     assert invoke("replay", out, "--kernel", "python3").exit_code == 1  # so the check above can fail
+
+
+def test_run_never_writes_into_the_lineage_folder(tmp_path: Path) -> None:
+    """`-o .nbgov/NAME` would replace the source's sidecar (or signatures) with a notebook:
+    refused in one line before any kernel runs. Over the notebook itself stays allowed (in
+    place is what run does without -o)."""
+    source = record(tmp_path / "source.ipynb", "x = 1")
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    for name in (".nbgov/source.jsonl", ".nbgov/source.signatures/head.txt", ".nbgov/new.ipynb"):
+        refused = invoke("run", source, "-o", tmp_path / name)
+        lines = [line for line in refused.output.splitlines() if line.strip()]
+        assert refused.exit_code == 2 and len(lines) == 1, refused.output
+        assert lines[0] == (f"nbgov: error: will not write the executed notebook into {tmp_path / '.nbgov'}/, the "
+                            "lineage folder of source.ipynb (its sidecar and signatures); choose another path")
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    in_place = invoke("run", source, "-o", tmp_path / "sub" / ".." / "source.ipynb")
+    assert in_place.exit_code == 0, in_place.output
+    assert [e["body"]["code"] for e in sidecar_lines(source) if e["kind"] == "execution"] == ["x = 1", "x = 1"]

@@ -231,6 +231,42 @@ def test_outputs_are_never_written_through_a_symlink(hostile: Path, command: tup
         assert victim.read_text() == "ORIGINAL"
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every regular file under ``folder`` (links not followed) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+@pytest.mark.parametrize("command", OUTPUTS, ids=lambda c: c[0])
+@pytest.mark.parametrize(("spelling", "over"), [
+    ("review.ipynb", "notebook"), ("sub/../review.ipynb", "notebook"), ("alias/review.ipynb", "notebook"),
+    ("hard-link.ipynb", "notebook"), (".nbgov/review.jsonl", "lineage"), ("alias/.nbgov/review.jsonl", "lineage"),
+    (".nbgov/review.signatures/head-1.txt", "lineage"),
+], ids=lambda v: str(v))
+def test_outputs_never_replace_the_notebook_or_its_lineage(hostile: Path, command: tuple[str, ...], spelling: str,
+                                                           over: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped -o/--report named the notebook under review or its sidecar and replaced it
+    with DOT, JSON or HTML (exit 0): refused in one line, exit 2, nothing written, whichever
+    spelling names it (relative, through `..` or a linked folder, another hard link)."""
+    folder = hostile.parent
+    (folder / "sub").mkdir()
+    (folder / "alias").symlink_to(folder)
+    os.link(hostile, folder / "hard-link.ipynb")
+    monkeypatch.chdir(folder)
+    before = _files(folder)
+    code, out = run(command[0], hostile, *command[1:], spelling)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, out
+    what = {"export": "the export", "graph": "the graph", "replay": "the report"}[command[0]]
+    if over == "notebook":
+        assert lines[0] == (f"nbgov: error: will not write {what} over the notebook being reviewed "
+                            "(review.ipynb); choose another path")
+    else:
+        assert lines[0].startswith(f"nbgov: error: will not write {what} into {folder / '.nbgov'}/, the lineage "
+                                   "folder of review.ipynb (its sidecar and signatures)")
+    assert _files(folder) == before
+
+
 def test_outputs_replace_a_regular_file_keeping_its_mode(hostile: Path) -> None:
     """The output is written beside the old file and renamed over it: a hard link to it keeps
     the old content, the file keeps its permissions, and no temporary file stays behind."""

@@ -26,12 +26,43 @@ from nbgov.replay.safe_text import for_terminal
 NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
 
 
+def usage_line(exc: click.UsageError, ctx: click.Context) -> str:
+    """click's usage error as one line naming the command, what was wrong (click's message:
+    the option, the missing argument, the accepted choices) and where to look; click's own
+    block (usage, hint, blank line, error) is four to seven lines."""
+    if exc.ctx is not None:
+        path = exc.ctx.command_path
+    elif ctx.invoked_subcommand:  # the parser's errors (`--timeout` with no value) carry no context
+        path = f"{ctx.command_path} {ctx.invoked_subcommand}"
+    else:
+        path = ctx.command_path
+    message = " ".join(exc.format_message().split()).removesuffix(".")  # a choices list spans lines
+    message = message[:1].lower() + message[1:]
+    return for_terminal(f"{path}: error: {message} (see {path} --help)", keep_newlines=False)
+
+
 class NbgovGroup(click.Group):
     """Turns user mistakes into one line on stderr and exit code 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """A mistake in nbgov's own options (`nbgov --bogus`) is one line too; bare `nbgov`
+        still prints the help."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            click.echo(usage_line(exc, ctx), err=True)
+            ctx.exit(exc.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a subcommand's bad option or argument, an unknown command
+            click.echo(usage_line(exc, ctx), err=True)
+            ctx.exit(exc.exit_code)
         except NbgovError as exc:
             click.echo(f"nbgov: error: {for_terminal(str(exc), keep_newlines=False)}", err=True)
             ctx.exit(2)
@@ -71,7 +102,7 @@ def _export_formats() -> str:
     return "\b\n" + FORMATS_HELP.replace("\n\n", "\n\n\b\n")
 
 
-@click.group(cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="nbgov", cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nbgov")
 def cli() -> None:
     """Review and reproduce notebooks from their recorded lineage."""

@@ -20,18 +20,49 @@ from rich.console import Console
 
 from nbgov import __version__
 from nbgov.errors import NbgovError
-from nbgov.lineage.user_files import check_writable, write_replacing
+from nbgov.lineage.user_files import check_apart, check_writable, write_replacing
 from nbgov.replay.safe_text import for_terminal
 
 NOTEBOOK = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=True))
 
 
+def usage_line(exc: click.UsageError, ctx: click.Context) -> str:
+    """click's usage error as one line naming the command, what was wrong (click's message:
+    the option, the missing argument, the accepted choices) and where to look; click's own
+    block (usage, hint, blank line, error) is four to seven lines."""
+    if exc.ctx is not None:
+        path = exc.ctx.command_path
+    elif ctx.invoked_subcommand:  # the parser's errors (`--timeout` with no value) carry no context
+        path = f"{ctx.command_path} {ctx.invoked_subcommand}"
+    else:
+        path = ctx.command_path
+    message = " ".join(exc.format_message().split()).removesuffix(".")  # a choices list spans lines
+    message = message[:1].lower() + message[1:]
+    return for_terminal(f"{path}: error: {message} (see {path} --help)", keep_newlines=False)
+
+
 class NbgovGroup(click.Group):
     """Turns user mistakes into one line on stderr and exit code 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """A mistake in nbgov's own options (`nbgov --bogus`) is one line too; bare `nbgov`
+        still prints the help."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            click.echo(usage_line(exc, ctx), err=True)
+            ctx.exit(exc.exit_code)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a subcommand's bad option or argument, an unknown command
+            click.echo(usage_line(exc, ctx), err=True)
+            ctx.exit(exc.exit_code)
         except NbgovError as exc:
             click.echo(f"nbgov: error: {for_terminal(str(exc), keep_newlines=False)}", err=True)
             ctx.exit(2)
@@ -56,6 +87,8 @@ def _console() -> Console:
 
 
 def _write_or_print(text: str, output: Path | None) -> None:
+    """Print ``text``, or write it as ``output``; callers refuse an ``output`` that is the
+    notebook or its lineage (``check_apart``) before doing the work."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
@@ -69,7 +102,7 @@ def _export_formats() -> str:
     return "\b\n" + FORMATS_HELP.replace("\n\n", "\n\n\b\n")
 
 
-@click.group(cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="nbgov", cls=NbgovGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nbgov")
 def cli() -> None:
     """Review and reproduce notebooks from their recorded lineage."""
@@ -92,6 +125,8 @@ def run(notebook: Path, output: Path | None, timeout: float, kernel_name: str | 
     from nbgov.replay.runner import run_notebook
     from nbgov.widgets import plural
 
+    if output is not None:  # over the notebook itself is allowed: in place is the default
+        check_apart(output, notebook, "the executed notebook", in_place_ok=True)
     summary = run_notebook(notebook, output, timeout, kernel_name, allow_errors)
     if print_outputs:
         for count, text in cell_texts(notebook_meta.read_notebook(summary.output)):
@@ -151,8 +186,9 @@ def replay(notebook: Path, report: Path | None, until: int | None, timeout: floa
     from nbgov.replay.report import print_replay, replay_html
     from nbgov.replay.source import load_log
 
-    if report is not None:
-        check_writable(report)  # refused now, not after the replay
+    if report is not None:  # refused now, not after the replay
+        check_apart(report, notebook, "the report")
+        check_writable(report)
     warning = require_verified(notebook, unverified, allowed_signers, until)
     if warning:
         click.echo(f"nbgov: WARNING: {for_terminal(warning, keep_newlines=False)}", err=True)
@@ -222,6 +258,8 @@ def export(notebook: Path, fmt: str, output: Path | None) -> None:
     from nbgov.replay.export import openlineage_events, prov_document
     from nbgov.replay.source import load_log
 
+    if output is not None:
+        check_apart(output, notebook, "the export")
     log = load_log(notebook)
     entries, problems = load_entries(log.entries)
     if problems:
@@ -247,6 +285,8 @@ def graph(notebook: Path, fmt: str, output: Path | None) -> None:
     from nbgov.replay.report import stale_of
     from nbgov.replay.source import load_log
 
+    if output is not None:
+        check_apart(output, notebook, "the graph")
     log = load_log(notebook)
     lineage = build_graph(log.execution_records(), stale_of(log))
     render: Callable[[Any], str] = to_dot if fmt == "dot" else render_svg

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from click.testing import CliRunner
 
 from nbgov.cli import cli
 from nbgov.lineage.store import sidecar_path
@@ -123,11 +124,41 @@ def test_missing_kernel_spec_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert "kernel spec 'no-such-kernel' not found" in one_line_error(result.output, result.exit_code)
 
 
-def test_bad_option_values_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("args", "line"), [
+    (["show", "--bogus", "NB"], "nbgov show: error: no such option '--bogus' (see nbgov show --help)"),
+    (["show", "--jsn", "NB"], "nbgov show: error: no such option '--jsn'. Did you mean '--json'? "
+                              "(see nbgov show --help)"),
+    (["show"], "nbgov show: error: missing argument 'NOTEBOOK' (see nbgov show --help)"),
+    (["export", "NB"], "nbgov export: error: missing option '--format'. Choose from: openlineage, "
+                       "openlineage-json, prov (see nbgov export --help)"),
+    (["export", "NB", "--format", "csv"], "nbgov export: error: invalid value for '--format': 'csv' is not one "
+                                          "of 'openlineage', 'openlineage-json', 'prov' (see nbgov export --help)"),
+    (["graph", "NB", "--format", "png"], "nbgov graph: error: invalid value for '--format': 'png' is not one of "
+                                         "'dot', 'svg' (see nbgov graph --help)"),
+    (["replay", "NB", "--until", "0"], "nbgov replay: error: invalid value for '--until': 0 is not in the range "
+                                       "x>=1 (see nbgov replay --help)"),
+    (["run", "NB", "--timeout"], "nbgov run: error: option '--timeout' requires an argument "
+                                 "(see nbgov run --help)"),
+    (["verify", "NB", "extra"], "nbgov verify: error: got unexpected extra argument (extra) "
+                                "(see nbgov verify --help)"),
+    (["shw", "NB"], "nbgov: error: no such command 'shw'. Did you mean 'show'? (see nbgov --help)"),
+    (["--bogus"], "nbgov: error: no such option '--bogus' (see nbgov --help)"),
+    (["show", "--\x1b[31m"], "nbgov show: error: no such option '--\\x1b[31m' (see nbgov show --help)"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_usage_mistakes_are_one_line_naming_what_was_wrong_and_exit_2(tmp_path: Path, args: list[str],
+                                                                      line: str) -> None:
+    """click printed its usage block (Usage, Try --help, a blank line, Error), four to seven
+    lines; the project's rule for bad input is one line, exit 2, as for every other refusal."""
     path = write_nb(tmp_path, "x = 1")
-    assert invoke("replay", path, "--until", "0").exit_code == 2
-    assert invoke("export", path, "--format", "csv").exit_code == 2
-    assert invoke("graph", path, "--format", "png").exit_code == 2
+    result = CliRunner().invoke(cli, [str(path) if a == "NB" else a for a in args], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and [ln for ln in result.stderr.splitlines() if ln.strip()] == [line]
+
+
+def test_bare_nbgov_still_prints_the_help() -> None:
+    result = invoke()
+    assert "Usage: nbgov [OPTIONS] COMMAND [ARGS]..." in result.output
+    assert all(command in result.output for command in COMMANDS)
 
 
 def test_the_module_runs_as_a_real_process(tmp_path: Path) -> None:
@@ -139,6 +170,10 @@ def test_the_module_runs_as_a_real_process(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("nbgov: error: ")
+    usage = subprocess.run([sys.executable, "-m", "nbgov.cli", "show", "--bogus", str(junk)], capture_output=True,
+                           text=True, env=env, timeout=120, check=False)
+    assert usage.returncode == 2 and usage.stdout == ""
+    assert usage.stderr == "nbgov show: error: no such option '--bogus' (see nbgov show --help)\n"
     helped = subprocess.run([sys.executable, "-m", "nbgov.cli", "--help"], capture_output=True, text=True,
                             env=env, timeout=120, check=False)
     assert helped.returncode == 0

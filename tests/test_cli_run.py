@@ -206,3 +206,59 @@ def test_a_cell_holding_a_lone_surrogate_is_refused_before_any_kernel_runs(tmp_p
     assert refused.exit_code == 2 and len(lines) == 1 and lines[0].startswith("nbgov: error: will not run odd.ipynb")
     assert "code cell 2 has a source holding a lone surrogate (\\ud800 at line 2, column 11)" in refused.output
     assert path.read_text() == before and not (tmp_path / ".nbgov").exists()
+
+
+def _second_kernelspec(folder: Path) -> Path:
+    """A JUPYTER_PATH folder holding kernel spec 'nbgov-other': python3's, with an env variable
+    that tells a cell which spec started its kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3").to_dict()
+    spec.update(display_name="Other Python", env={"NBGOV_TEST_KERNEL": "nbgov-other"})
+    (folder / "kernels" / "nbgov-other").mkdir(parents=True)
+    (folder / "kernels" / "nbgov-other" / "kernel.json").write_text(json.dumps(spec))
+    return folder
+
+
+def test_run_uses_the_kernel_it_is_given(tmp_path: Path, monkeypatch: Any) -> None:
+    """`--kernel` was ignored: the notebook's python3 ran. The spec given runs the cells, the
+    executed notebook names it (so replay uses it too), and an unknown one is refused in
+    replay's words before anything runs or is written."""
+    monkeypatch.setenv("JUPYTER_PATH", str(_second_kernelspec(tmp_path / "jupyter")))
+    source = write_nb(tmp_path / "work", "import os\nk = os.environ.get('NBGOV_TEST_KERNEL')\nprint(k)",
+                      name="source.ipynb")
+    before = source.read_text()
+    refused = invoke("run", source, "-o", tmp_path / "work" / "k.ipynb", "--kernel", "nonexist")
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert refused.exit_code == 2 and len(lines) == 1, refused.output
+    assert lines[0].startswith("nbgov: error: kernel spec 'nonexist' not found (install it")
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["source.ipynb"]
+    out = tmp_path / "work" / "other.ipynb"
+    result = invoke("run", source, "-o", out, "--kernel", "nbgov-other")
+    assert result.exit_code == 0, result.output
+    ran = nbformat.read(str(out), as_version=4)
+    assert ran.cells[0].outputs[0]["text"] == "nbgov-other\n"
+    assert ran.metadata["kernelspec"] == {"name": "nbgov-other", "display_name": "Other Python",
+                                          "language": "python"}
+    assert source.read_text() == before
+    replayed = invoke("replay", out)  # k is None on python3: a divergence, exit 1
+    assert replayed.exit_code == 0 and "1 step reproduced" in replayed.output, replayed.output
+    assert invoke("replay", out, "--kernel", "python3").exit_code == 1  # so the check above can fail
+
+
+def test_run_never_writes_into_the_lineage_folder(tmp_path: Path) -> None:
+    """`-o .nbgov/NAME` would replace the source's sidecar (or signatures) with a notebook:
+    refused in one line before any kernel runs. Over the notebook itself stays allowed (in
+    place is what run does without -o)."""
+    source = record(tmp_path / "source.ipynb", "x = 1")
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    for name in (".nbgov/source.jsonl", ".nbgov/source.signatures/head.txt", ".nbgov/new.ipynb"):
+        refused = invoke("run", source, "-o", tmp_path / name)
+        lines = [line for line in refused.output.splitlines() if line.strip()]
+        assert refused.exit_code == 2 and len(lines) == 1, refused.output
+        assert lines[0] == (f"nbgov: error: will not write the executed notebook into {tmp_path / '.nbgov'}/, the "
+                            "lineage folder of source.ipynb (its sidecar and signatures); choose another path")
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    in_place = invoke("run", source, "-o", tmp_path / "sub" / ".." / "source.ipynb")
+    assert in_place.exit_code == 0, in_place.output
+    assert [e["body"]["code"] for e in sidecar_lines(source) if e["kind"] == "execution"] == ["x = 1", "x = 1"]

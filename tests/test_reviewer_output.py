@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import xml.dom.minidom
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from nbgov.replay.replayer import ReplayResult, StepResult
 from nbgov.replay.report import replay_html
 from nbgov.replay.safe_text import for_terminal, for_xml, preview
 from nbgov.replay.source import load_log
-from tests.fixtures.kernel import make_notebook
+from tests.fixtures.kernel import REPO_ROOT, make_notebook
 
 HOSTILE = "x = 1  # \x1b[2J\x1b[31mRED\x1b]0;title\x07 \x00 \ud800 ]]> </script><script>alert(1)</script> \u202e gnp.exe"
 SESSION = "a" * 32
@@ -229,6 +231,42 @@ def test_outputs_are_never_written_through_a_symlink(hostile: Path, command: tup
         assert victim.read_text() == "ORIGINAL"
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every regular file under ``folder`` (links not followed) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+@pytest.mark.parametrize("command", OUTPUTS, ids=lambda c: c[0])
+@pytest.mark.parametrize(("spelling", "over"), [
+    ("review.ipynb", "notebook"), ("sub/../review.ipynb", "notebook"), ("alias/review.ipynb", "notebook"),
+    ("hard-link.ipynb", "notebook"), (".nbgov/review.jsonl", "lineage"), ("alias/.nbgov/review.jsonl", "lineage"),
+    (".nbgov/review.signatures/head-1.txt", "lineage"),
+], ids=lambda v: str(v))
+def test_outputs_never_replace_the_notebook_or_its_lineage(hostile: Path, command: tuple[str, ...], spelling: str,
+                                                           over: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped -o/--report named the notebook under review or its sidecar and replaced it
+    with DOT, JSON or HTML (exit 0): refused in one line, exit 2, nothing written, whichever
+    spelling names it (relative, through `..` or a linked folder, another hard link)."""
+    folder = hostile.parent
+    (folder / "sub").mkdir()
+    (folder / "alias").symlink_to(folder)
+    os.link(hostile, folder / "hard-link.ipynb")
+    monkeypatch.chdir(folder)
+    before = _files(folder)
+    code, out = run(command[0], hostile, *command[1:], spelling)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, out
+    what = {"export": "the export", "graph": "the graph", "replay": "the report"}[command[0]]
+    if over == "notebook":
+        assert lines[0] == (f"nbgov: error: will not write {what} over the notebook being reviewed "
+                            "(review.ipynb); choose another path")
+    else:
+        assert lines[0].startswith(f"nbgov: error: will not write {what} into {folder / '.nbgov'}/, the lineage "
+                                   "folder of review.ipynb (its sidecar and signatures)")
+    assert _files(folder) == before
+
+
 def test_outputs_replace_a_regular_file_keeping_its_mode(hostile: Path) -> None:
     """The output is written beside the old file and renamed over it: a hard link to it keeps
     the old content, the file keeps its permissions, and no temporary file stays behind."""
@@ -279,3 +317,51 @@ def test_replay_of_recorded_paths_no_file_system_holds_names_them_missing(unhold
     assert "input file changed: in\\ud800.txt: missing" in out and "\ud800" not in out
     page = xml.dom.minidom.parse(str(report)).documentElement  # raises on anything not well-formed
     assert page is not None and page.tagName == "html"
+
+
+def _nbgov_process(*args: Any, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """`nbgov` as a real process whose stdout and stderr are pipes (as in CI), its kernels
+    inheriting them, and run as outside pytest: ipykernel forwards what is written to its
+    fd 1 over the kernel protocol (it does not when PYTEST_CURRENT_TEST is set)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "FORCE_COLOR")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "nbgov.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, timeout=300, check=False)
+
+
+# ipykernel forwards what reaches its fd 1 to the protocol from a thread, with no wait at the end
+# of a cell: the sleep lets that happen within the cell, so the notebook check below is not a race
+FD_WRITE = "import os, time; os.write(1, b'\\x1b[31mRED\\x1b[0m\\nall 99 steps reproduced\\n'); time.sleep(1)"
+
+
+@pytest.mark.kernel
+def test_what_a_kernel_writes_to_its_own_stdout_never_reaches_the_terminal(tmp_path: Path) -> None:
+    """The kernel process's fd 1 was nbgov's: a cell's os.write put raw escape sequences and a
+    forged status line into the terminal or CI log of `run` and `replay`. The text still reaches
+    the notebook, over the kernel protocol."""
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(make_notebook(FD_WRITE, "x = 1"), str(path))
+    ran = _nbgov_process("run", path, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    replayed = _nbgov_process("replay", path, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    for done in (ran, replayed):
+        printed = done.stdout + done.stderr
+        assert b"\x1b" not in printed, printed
+        assert not [line for line in printed.splitlines() if line.startswith(b"all 99 steps")], printed
+    assert b"all 2 steps reproduced" in replayed.stdout
+    assert b"os.write(1, b'\\x1b[31mRED" in replayed.stdout  # the code, shown as the text it is
+    outputs = nbformat.read(str(path), as_version=4).cells[0].outputs
+    assert "".join(o.get("text", "") for o in outputs) == "\x1b[31mRED\x1b[0m\nall 99 steps reproduced\n"
+
+
+@pytest.mark.kernel
+def test_the_load_line_of_run_shows_a_hostile_notebook_name_escaped(tmp_path: Path) -> None:
+    """Loading nbgov in the kernel prints where the log goes, naming the notebook: jupyter_client
+    wrote it to the terminal raw, so a file name could recolour or ring the reviewer's terminal."""
+    path = tmp_path / "r\x1b[31md\x07.ipynb"
+    nbformat.write(make_notebook("x = 1"), str(path))
+    code, out = run("run", path)
+    assert code == 0, out
+    assert not [c for c in RAW if c in out], out
+    assert "nbgov: recording lineage to .nbgov/r\\x1b[31md\\x07.jsonl." in out.splitlines()[0]

@@ -165,3 +165,38 @@ def _remove_quietly(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def check_apart(output: Path, notebook: Path, what: str, in_place_ok: bool = False) -> None:
+    """UserFileError (one line) when writing ``what`` to ``output`` would replace the notebook
+    being reviewed or anything in its lineage folder (``.nbgov/``: its sidecar, a sidecar its
+    metadata names, its signatures): a mistyped ``-o``/``--report`` must not destroy what it
+    reports on. Paths are compared resolved and, when both exist, as files (samefile), so
+    another spelling of the same path is caught. ``in_place_ok``: over the notebook is allowed
+    (``nbgov run`` writes it in place)."""
+    if not in_place_ok and _same_file(output, notebook):
+        raise UserFileError(f"will not write {what} over the notebook being reviewed ({notebook.name}); "
+                            "choose another path")
+    from nbgov.lineage.store import sidecar_path
+
+    folders = {sidecar_path(notebook).parent, sidecar_path(_resolved(notebook)).parent}
+    inside = _resolved(output).parents
+    if any(_same_file(ancestor, folder) for ancestor in inside for folder in folders):
+        raise UserFileError(f"will not write {what} into {sidecar_path(notebook).parent}/, the lineage folder of "
+                            f"{notebook.name} (its sidecar and signatures); choose another path")
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` absolute with every symlink followed, also when its last parts do not exist yet."""
+    return Path(os.path.realpath(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same path once resolved, or (both existing) the same file: a hard link, a bind mount or
+    a case-insensitive spelling too."""
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False

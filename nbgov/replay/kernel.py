@@ -18,7 +18,7 @@ from typing import Any
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.blocking import BlockingKernelClient
-from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import KernelManager
 from jupyter_client.utils import ensure_async, run_sync
 
@@ -155,6 +155,24 @@ def missing_kernel_message(name: str) -> str:
     return f"kernel spec {name!r} not found (install it, e.g. `python -m ipykernel install --user`)"
 
 
+def kernelspec_metadata(name: str) -> dict[str, str]:
+    """The notebook's ``kernelspec`` for kernel spec ``name``, as Jupyter writes it: a notebook
+    run with ``--kernel`` then names the kernel it ran on (and replays on it). ReplayError, with
+    replay's words, when there is no such spec: refused before anything runs or is written."""
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise ReplayError(missing_kernel_message(name)) from None
+    return {"name": name, "display_name": spec.display_name, "language": spec.language}
+
+
+# The kernel process's own stdout and stderr (fd 1 and 2) go nowhere: what a cell prints
+# arrives over the kernel protocol (ipykernel forwards fd-level writes there too) and is
+# shown escaped; inherited, a cell's os.write(1, ...) would put raw escape sequences and
+# forged status lines into the reviewer's terminal or CI log.
+KERNEL_STREAMS: dict[str, int] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
 @dataclass
 class Outcome:
     """What one execute_request did."""
@@ -194,7 +212,7 @@ class RecordingKernel:
         km.client_class = f"{__name__}.CellIdKernelClient"
         try:
             km.start_kernel(env=kernel_env(self.session_name, self.hash_seed), cwd=str(self.cwd),
-                            stderr=subprocess.DEVNULL)
+                            **KERNEL_STREAMS)
         except NoSuchKernel:
             raise ReplayError(missing_kernel_message(self.kernel_name)) from None
         self.km = km

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +20,10 @@ from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
 from nbgov.lineage.user_files import check_writable
-from nbgov.replay.kernel import LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, missing_kernel_message
-from nbgov.replay.safe_text import where_surrogate
+from nbgov.replay.kernel import (
+    KERNEL_STREAMS, LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, kernelspec_metadata, missing_kernel_message,
+)
+from nbgov.replay.safe_text import for_terminal, where_surrogate
 from nbgov.replay.source import read_sidecar, sidecar_file
 
 
@@ -64,7 +66,8 @@ class RecordingNotebookClient(NotebookClient):
     async def async_start_new_kernel_client(self) -> Any:
         kc = await super().async_start_new_kernel_client()
         assert isinstance(kc, AsyncCellIdKernelClient), "kernel client class not applied"
-        reply = await kc.execute_interactive(LOAD_NBGOV, silent=True, timeout=self.startup_timeout)
+        reply = await kc.execute_interactive(LOAD_NBGOV, silent=True, timeout=self.startup_timeout,
+                                             output_hook=print_escaped)
         content = reply["content"]
         if content.get("status") != "ok":
             await self._async_cleanup_kernel()
@@ -100,6 +103,16 @@ class RecordingNotebookClient(NotebookClient):
             await super()._async_cleanup_kernel()
         finally:
             await writing
+
+
+def print_escaped(msg: dict[str, Any]) -> None:
+    """Output hook for loading nbgov: its stream text (the "recording lineage to ..." line,
+    which names the notebook) printed with escapes shown, never raw; jupyter_client's own
+    hook writes it to the terminal as it came. An error is reported by the caller, in one line."""
+    content = msg.get("content") or {}
+    if msg.get("header", {}).get("msg_type") == "stream":
+        stream = sys.stderr if content.get("name") == "stderr" else sys.stdout
+        stream.write(for_terminal(str(content.get("text", ""))))
 
 
 @dataclass
@@ -164,6 +177,8 @@ def run_notebook(
     """Execute every code cell top to bottom, record lineage, write outputs + metadata."""
     nb = notebook_meta.read_notebook(notebook)
     check_sendable(nb, notebook)
+    if kernel_name:
+        nb.metadata["kernelspec"] = kernelspec_metadata(kernel_name)
     target = written_notebook(output or notebook)
     if target != notebook.resolve():
         # A new notebook gets its own sidecar; lineage of the source file does not apply to it.
@@ -173,7 +188,7 @@ def run_notebook(
     sidecar = sidecar_file(target)
     restore_sidecar(nb, target, sidecar)
     before = len(read_sidecar(sidecar))
-    name = kernel_name_of(nb)
+    name = kernel_name_of(nb, kernel_name)
     saved = _SaveOnce(nb, target, sidecar)
     client = RecordingNotebookClient(
         nb, timeout=int(timeout), kernel_name=name, allow_errors=allow_errors,
@@ -182,8 +197,7 @@ def run_notebook(
     started = time.perf_counter()
     error: str | None = None
     try:
-        client.execute(env=kernel_env(target), cwd=str(notebook.resolve().parent),
-                       stderr=subprocess.DEVNULL)
+        client.execute(env=kernel_env(target), cwd=str(notebook.resolve().parent), **KERNEL_STREAMS)
     except NoSuchKernel:
         raise ReplayError(missing_kernel_message(name)) from None
     except CellExecutionError as exc:

@@ -884,3 +884,19 @@ def test_start_times_read_as_datetime_writes_them_across_second_boundaries() -> 
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         assert before <= moment <= after, (before, text, after)
         assert moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") == text
+
+
+def test_reading_an_earlier_result_through_ipythons_history_is_said_in_a_note(recording: RecordingShell) -> None:
+    """``_``, ``_3`` and ``Out[3]`` hold what an earlier cell displayed; nbgov follows none of
+    them as a variable, so a cell reading them says its record lacks that input."""
+    shown = recording.run("[1, 2, 3]")
+    assert shown.success
+    count = shown.execution_count
+    recording.run("y = _")
+    assert [w["name"] for w in recording.body()["writes"]] == ["y"]
+    assert any("earlier results through `_` (IPython's output history)" in n for n in recording.body()["notes"])
+    recording.run(f"z = Out[{count}] + _{count}")
+    assert any(f"earlier results through `Out`, `_{count}`" in n for n in recording.body()["notes"])
+    for code in ("for _ in range(2):\n    w = _", "_, v = 1, 2", "q = [_ for _ in range(3)]", "u = y + [4]"):
+        recording.run(code)
+        assert not any("earlier results" in n for n in recording.body().get("notes", [])), code

@@ -250,6 +250,22 @@ def dynamic_reads_note(names: CellNames, called_globals: set[str]) -> str | None
     return f"the cell reads names dynamically ({', '.join(sorted(how))}): its inputs may be incomplete"
 
 
+# IPython's names for earlier results: the recorder follows none of them as a variable
+# (a displayed result rebinds ``_``, ``__`` and ``___`` and adds ``_3``)
+_EARLIER_RESULTS = re.compile(r"_{1,3}|_\d+|Out|_oh")
+
+
+def earlier_results_note(names: CellNames) -> str | None:
+    """The note of a cell that reads what an earlier cell displayed through IPython's output
+    history (``y = _``, ``Out[3]``): its record has no input for that value."""
+    used = sorted(name for name in names.loads if _EARLIER_RESULTS.fullmatch(name))
+    if not used:
+        return None
+    shown = ", ".join(f"`{name}`" for name in used)
+    return (f"the cell reads earlier results through {shown} (IPython's output history): the record does not "
+            "name that value, or the execution that displayed it, as an input")
+
+
 _EXPRESSION_CALLS = frozenset({"query", "eval"})
 _AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 

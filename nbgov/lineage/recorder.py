@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nbgov.lineage import gil_kept, random_state
-from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
+from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, earlier_results_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
 from nbgov.lineage.environment import (
     VersionLookup,
@@ -338,6 +338,9 @@ class Recorder:
                 dynamic = dynamic_reads_note(snapshot.names, snapshot.called_globals)
                 if dynamic is not None:
                     notes.append(dynamic)
+            earlier = earlier_results_note(snapshot.names)
+            if earlier is not None:
+                notes.append(earlier)
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
         if any(write.mutated for write in facts.changes.writes):
             none: list[FileEvent] = []

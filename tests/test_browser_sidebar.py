@@ -297,6 +297,30 @@ def test_graph_fits_the_panel_zooms_pans_and_draws_model_edges(lab: Lab) -> None
     assert lab.page_errors == []
 
 
+def test_a_dropped_model_is_a_removal_edge_and_its_scorer_goes_stale(lab: Lab) -> None:
+    run_all(lab, "dropped.ipynb", [*MODEL_CELLS[:4], "%%sqlml\nDROP MODEL readmission"])
+    wait_rows(lab, 4)
+    scorer = row(lab, 4)  # [3] created the model, [4] scored with it, [5] dropped it
+    assert scorer.locator(".nbgov-row-stale").inner_text().startswith("stale: model readmission@1 dropped")
+    assert "model readmission@1 dropped by [5]" in scorer.locator(".nbgov-stale").get_attribute("title")
+    row(lab, 5).click()
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    details.locator(".nbgov-Details-title", has_text="Execution [5]").wait_for(timeout=UI_TIMEOUT_MS)
+    assert "readmission@1dropped" in str(details.text_content()).replace(" ", "")
+    lab.panel_screenshot("sidebar-details-dropped-model")
+    lab.page.locator(f"{PANEL} .nbgov-tab", has_text="Graph").click()
+    graph = lab.page.locator(f"{PANEL} .nbgov-Graph-svg")
+    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    removals = graph.locator(".nbgov-Graph-edge.nbgov-mod-removed").evaluate_all(
+        "ps => ps.map(p => [p.dataset.from, p.dataset.to])"
+    )
+    dropper = graph.locator(".nbgov-Graph-node", has_text="[5] DROP MODEL").get_attribute("data-id")
+    assert removals == [[f"x:{dropper}", "m:readmission@1"]]
+    lab.page.locator(f"{PANEL} .nbgov-Graph-button", has_text="Fit").click()
+    lab.panel_screenshot("sidebar-graph-dropped-model")
+    assert lab.page_errors == []
+
+
 def saved_kinds(path: Path) -> dict[str, int]:
     """How many entries of each kind the saved notebook's log holds (read as verify reads it)."""
     meta = notebook_meta.read_lineage(notebook_meta.read_notebook(path))

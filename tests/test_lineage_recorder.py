@@ -900,3 +900,29 @@ def test_reading_an_earlier_result_through_ipythons_history_is_said_in_a_note(re
     for code in ("for _ in range(2):\n    w = _", "_, v = 1, 2", "q = [_ for _ in range(3)]", "u = y + [4]"):
         recording.run(code)
         assert not any("earlier results" in n for n in recording.body().get("notes", [])), code
+
+
+def test_a_file_written_in_an_earlier_session_links_to_its_writer_while_its_content_is_the_same(
+    bare_shell: Any, tmp_path: Path
+) -> None:
+    """Restarting the kernel (a new recorder on the same log) keeps the link from a read to the
+    execution that wrote the file, when the file holds what that execution wrote; a file
+    changed between sessions links to no one."""
+    first = recorder_mod.install(bare_shell)
+    bare_shell.run_cell("open('shared.txt', 'w').write('one')", store_history=True)
+    writer = first.records[-1].record
+    assert writer is not None and [f.mode for f in writer.files] == ["write"]
+    first.uninstall()
+
+    second = recorder_mod.install(bare_shell)
+    try:
+        assert second.session_id != first.session_id
+        bare_shell.run_cell("text = open('shared.txt').read()", store_history=True)
+        read = second.records[-1].record
+        assert read is not None and [(f.mode, f.source) for f in read.files] == [("read", writer.id)]
+        (tmp_path / "shared.txt").write_text("changed between the cells, by no cell")
+        bare_shell.run_cell("again = open('shared.txt').read()", store_history=True)
+        changed = second.records[-1].record
+        assert changed is not None and [(f.mode, f.source) for f in changed.files] == [("read", None)]
+    finally:
+        second.uninstall()

@@ -191,3 +191,22 @@ def test_dropping_one_version_leaves_the_scorers_of_others_alone(
     assert verify_chain(entries) == []
     for entry in entries:
         lineage_schema.validate(entry)
+
+
+def test_a_model_registered_in_an_earlier_session_links_to_its_creator_for_the_same_bytes(shell: Any) -> None:
+    """After a restart (here: the extension loaded again, a new session on the same log), scoring
+    with a version kept in a database file names the execution that registered those bytes;
+    the same name and version in another database, other bytes, names its own creator."""
+    _run(shell, "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+                "people = pd.DataFrame({'age': [30.0, 70.0, 50.0]})\n"
+                "one = LogisticRegression().fit(people, [0, 1, 1])\n"
+                "two = LogisticRegression(C=0.01).fit(people, [1, 0, 1])")
+    create = _run(shell, "%%sqlml --db kept.duckdb\nCREATE MODEL churn FROM $one")
+    create_other = _run(shell, "%%sqlml --db other.duckdb\nCREATE MODEL churn FROM $two")
+    shell.run_cell("%unload_ext nbgov").raise_error()
+    shell.run_cell("%load_ext nbgov").raise_error()
+    kept = _run(shell, "%%sqlml --db kept.duckdb -o a\nSELECT predict(churn, age) AS p FROM people")
+    assert kept["session"] != create["session"]
+    assert [(m["name"], m["version"], m["source"]) for m in kept["models"]] == [("churn", 1, create["id"])]
+    other = _run(shell, "%%sqlml --db other.duckdb -o b\nSELECT predict(churn, age) AS p FROM people")
+    assert [(m["name"], m["version"], m["source"]) for m in other["models"]] == [("churn", 1, create_other["id"])]

@@ -9,7 +9,7 @@ tested without a shell.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from nbgov.lineage.fingerprint import hash_bytes
@@ -40,6 +40,31 @@ class ObservedFile:
     removed: bool = False  # a write after which nothing is at the path
 
 
+@dataclass(frozen=True)
+class EarlierWriters:
+    """Who last wrote each file and model version in the log's other sessions, and what
+    content: a read links to one only when it read that same content (between sessions
+    anything may have changed a file, and another database may hold another m@1)."""
+
+    files: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # abspath -> (record id, hash)
+    models: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (name@version, sha256) -> record id
+
+    @classmethod
+    def of(cls, records: Iterable[ExecutionRecord]) -> EarlierWriters:
+        files: dict[str, tuple[str, str | None]] = {}
+        models: dict[tuple[str, str], str] = {}
+        for record in records:
+            for file in record.files:
+                if file.mode == "write":
+                    files[file.abspath] = (record.id, file.hash)
+            for model in record.models:
+                if model.role == "output":
+                    models[model.key, model.sha256] = record.id
+                elif model.role == "dropped":
+                    models.pop((model.key, model.sha256), None)
+        return cls(files, models)
+
+
 @dataclass
 class Provenance:
     """Who wrote what last: record ids by variable name, file abspath and "model@version".
@@ -59,6 +84,32 @@ class Provenance:
     _bulk: list[tuple[int, frozenset[str], str]] = field(default_factory=list)  # (when, names, record id)
     _clock: int = 0
     seen: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (content hash, execution count)
+    # the log's other sessions (a restarted kernel, another kernel on the notebook), read when a
+    # file or model is first looked for that this session never wrote
+    earlier: Callable[[], EarlierWriters] | None = None
+    _earlier_found: EarlierWriters | None = None
+
+    def file_writer(self, abspath: str, digest: str | None) -> str | None:
+        """The record that last wrote the file: this session's, else another session's that
+        wrote exactly the content read now."""
+        rid = self.files.get(abspath)
+        if rid is not None or digest is None:
+            return rid
+        found = self._earlier().files.get(abspath)
+        return found[0] if found is not None and found[1] == digest else None
+
+    def model_writer(self, key: str, sha256: str) -> str | None:
+        """The record that created the model version: this session's, else another session's
+        that registered these same bytes."""
+        rid = self.models.get(key)
+        if rid is not None or not sha256:
+            return rid
+        return self._earlier().models.get((key, sha256))
+
+    def _earlier(self) -> EarlierWriters:
+        if self._earlier_found is None:
+            self._earlier_found = self.earlier() if self.earlier is not None else EarlierWriters()
+        return self._earlier_found
 
     def writer(self, name: str) -> str | None:
         """The record that last wrote (and did not since delete) this variable."""
@@ -175,7 +226,7 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
 def _files(observed: list[ObservedFile], provenance: Provenance) -> list[FileAccess]:
     out: list[FileAccess] = []
     for f in observed:
-        source = provenance.files.get(f.abspath) if f.mode == "read" else None
+        source = provenance.file_writer(f.abspath, f.hash) if f.mode == "read" else None
         out.append(FileAccess(f.path, f.abspath, f.mode, f.size, f.hash, source, f.removed))
     return out
 
@@ -197,7 +248,7 @@ def _models(facts: CellFacts, provenance: Provenance) -> list[ModelUse]:
         if slot in found:
             continue
         kept = m if m.role == "input" or change is None else change
-        source = None if kept.role == "output" else provenance.models.get(key)
+        source = None if kept.role == "output" else provenance.model_writer(key, kept.sha256)
         found[slot] = ModelUse(kept.name, kept.version, kept.sha256, kept.producer, kept.opset, source, kept.role)
     return list(found.values())
 

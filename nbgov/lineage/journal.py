@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbgov.lineage.build import Provenance
+from nbgov.lineage.build import EarlierWriters, Provenance
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.relocate import move_sidecar
 from nbgov.lineage.record import ExecutionRecord, LogEntry, SessionInfo, as_entries
@@ -42,7 +42,7 @@ class Journal:
         self._store_resolved = store is not None
         self.session_entry: LogEntry | None = None
         self.records: list[LogEntry] = []
-        self.provenance = Provenance()
+        self.provenance = Provenance(earlier=self._earlier_writers)
         self.problems: list[str] = []
         self.files = FileHasher()
         self._subscribers: list[Subscriber] = []
@@ -188,6 +188,20 @@ class Journal:
             self._sidecar_key = _file_key(self.store.path)
         else:
             self._sidecar_stale = None  # someone else wrote too: read it again when asked
+
+    def _earlier_writers(self) -> EarlierWriters:
+        """The files and model versions the log's other sessions wrote (where those files
+        are now, as for stale flags): asked once per kernel session, when a cell first reads
+        a file or uses a model this session did not write."""
+        own = self.session_entry.session if self.session_entry is not None else None
+        try:
+            store = self._resolve_store()
+            entries = self._placed(as_entries(store.entries())) if store is not None else []
+        except Exception as exc:
+            self.problems.append(f"earlier sessions not searched for who wrote what this cell read: {describe(exc)}")
+            return EarlierWriters()
+        records = (e.record for e in entries if e.record is not None)
+        return EarlierWriters.of(r for r in records if own is None or r.session != own.session)
 
     # -- the notebook moved ------------------------------------------------
     def follow(self, notebook: str) -> str | None:

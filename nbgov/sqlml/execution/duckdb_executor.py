@@ -8,7 +8,6 @@ and everything registered for the statement is removed again.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,8 +52,9 @@ _COUNTED_TYPES = {"INSERT", "UPDATE", "DELETE", "COPY"}
 _WRITING_TYPES = {"CREATE", "INSERT", "UPDATE", "DELETE", "COPY", "ALTER", "DROP"}
 _QUERY_WORDS = {"SELECT", "WITH", "FROM", "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER", "VALUES", "TABLE"}
 _PARSED_TEXTS = 256  # DuckDB parses kept per executor
-# DuckDB's refusal of a bound value, naming its type (``str(type(value))``) but not the parameter
-_UNBINDABLE = re.compile(r"Unable to transform python value of type '(.*)' to DuckDB")
+# DuckDB's refusal of a bound value, naming its type (``str(type(value))``) but not the parameter:
+# "Unable to transform python value of type '<class 'm.Thing'>' to DuckDB"
+_UNBINDABLE = ("Unable to transform python value of type '", "' to DuckDB")
 _BINDABLE = "expected a number, string, date, bytes or a list of them"  # the Spark engine's words
 
 
@@ -376,21 +376,29 @@ def unbindable(error: duckdb.Error, names: Iterable[str], params: Mapping[str, A
     """DuckDB's "Unable to transform python value of type '<class 'm.Thing'>'" as one line
     naming the parameter (``names``: the statement's) and the type; None for other errors.
     The values are described by ``type()`` alone: their own methods may do anything."""
-    found = _UNBINDABLE.search(str(error))
-    if found is None:
+    described = _unbindable_type(str(error))
+    if described is None:
         return None
     given = [name for name in names if name in params]
     if not given:
         return None
     for name in given:
         value = params[name]
-        held = _held_type(duckdb_value(name, value), found.group(1))
+        held = _held_type(duckdb_value(name, value), described)
         if held is type(value):
             return SqlmlError(f"parameter ${name} is a {held.__name__}; {_BINDABLE}")
         if held is not None:
             return SqlmlError(f"parameter ${name} is a {type(value).__name__} holding a {held.__name__}; {_BINDABLE}")
     which = f"parameter ${given[0]}" if len(given) == 1 else "one of the parameters " + ", ".join(f"${name}" for name in given)
-    return SqlmlError(f"{which} holds a value of type {found.group(1)}, which DuckDB cannot bind; {_BINDABLE}")
+    return SqlmlError(f"{which} holds a value of type {described}, which DuckDB cannot bind; {_BINDABLE}")
+
+
+def _unbindable_type(message: str) -> str | None:
+    """The type text in DuckDB's refusal of a bound value, or None for another error."""
+    opening, closing = _UNBINDABLE
+    start = message.find(opening)
+    end = message.rfind(closing)
+    return message[start + len(opening):end] if 0 <= start and start + len(opening) <= end else None
 
 
 def _held_type(value: Any, described: str) -> type | None:

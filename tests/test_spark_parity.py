@@ -673,3 +673,34 @@ def test_integer_division_reads_as_on_duckdb(engine, spark_engine):
     for each in (engine, spark_engine):
         with pytest.raises(SqlError):
             each.execute("SELECT d // 0 AS q FROM v", frames={"v": values})
+
+
+def test_numpy_scalar_parameters_bind_as_on_duckdb(engine, spark_engine):
+    """``thr = cust.age.mean()`` is a ``numpy.float64``, which is also a Python float: Spark
+    refused it (INVALID_SQL_ARG) because it was passed on unconverted. Every numpy scalar
+    now binds as its Python value, and filters and reads back as on DuckDB."""
+    cust = pd.DataFrame({"age": np.arange(18.0, 90.0), "name": [f"n{i % 3}" for i in range(72)]})
+    params = {"thr": cust.age.mean(), "f32": np.float32(40.5), "i64": np.int64(30), "yes": np.bool_(True), "who": np.str_("n1")}
+    assert isinstance(params["thr"], np.float64)
+    sql = (
+        "SELECT count(*) FILTER (WHERE age > $thr) AS over_mean, count(*) FILTER (WHERE age < $f32) AS young, "
+        "count(*) FILTER (WHERE age <= $i64 AND $yes) AS thirty, count(*) FILTER (WHERE name = $who) AS named, "
+        "$thr AS thr, $f32 AS f, $i64 AS i, $yes AS y, $who AS w FROM cust"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"cust": cust}, params=params)
+    assert duck[["over_mean", "young", "thirty", "named"]].iloc[0].tolist() == [36, 23, 13, 24]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_the_length_of_a_list_parameter_is_its_size_as_on_duckdb(engine, spark_engine):
+    """``len($ids)`` of a list failed on Spark (LENGTH of an ARRAY): a parameter's type was
+    not looked at, so it was not written as a list's size. A list, tuple, array or Series
+    bound is a list; its elements' type types ``$ids[k]`` too (NULL past its end)."""
+    params = {"ids": [1, 2, 3, 5], "pair": ("a", "b"), "arr": np.array([1.5, 2.5, 3.5]), "col": pd.Series([7, 8]), "word": "four"}
+    sql = (
+        "SELECT len($ids) AS n, length($pair) AS p, len($arr) AS a, length($col) AS c, len($word) AS w, "
+        "$ids[2] AS second, $ids[9] AS past FROM range(1)"
+    )
+    duck, spark = _both((engine, spark_engine), sql, params=params)
+    assert duck[["n", "p", "a", "c", "w", "second"]].iloc[0].tolist() == [4, 2, 3, 2, 4, 2] and duck.past.isna().all()
+    pd.testing.assert_frame_equal(spark, duck)

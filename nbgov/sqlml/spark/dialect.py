@@ -455,19 +455,16 @@ def spark_value(name: str, value: Any) -> Any:
     TIMESTAMP_NTZ), numpy scalars as Python ones, lists, 1-D arrays and pandas Series or
     Index (``top = df.nlargest(5, "income").id``) as ARRAY literals, as the DuckDB engine
     binds them; a table is refused in the DuckDB engine's words."""
+    if isinstance(value, np.generic):  # first: np.float64 and np.str_ are also float and str, which Spark refuses
+        return spark_value(name, value.item())
     if isinstance(value, datetime.datetime) and value.tzinfo is None:
         return _timestamp_ntz(value)
     if value is None or isinstance(value, _SCALARS):
         return value
-    if isinstance(value, np.generic):
-        return spark_value(name, value.item())
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
-        return spark_value(name, value.tolist())
-    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+    items = listed(value)
+    if items is not None:
         from pyspark.sql import functions as F
 
-        items = value.tolist() if isinstance(value, np.ndarray) else list(value)
         if None in items and any(item is not None for item in items):
             raise SqlmlError(  # Spark takes only literals as parameters, and array(1, NULL) casts its NULL
                 f"parameter ${name} holds None among other values, which Spark cannot bind; expected a list without None"
@@ -477,6 +474,17 @@ def spark_value(name: str, value: Any) -> Any:
     raise SqlmlError(
         f"parameter ${name} is a {type(value).__name__}; expected a number, string, date, bytes or a list of them"
     )
+
+
+def listed(value: Any) -> list[Any] | None:
+    """The items of a value bound as a list (a list, tuple, 1-D array, pandas Series or
+    Index), as both engines bind it; None for any other value."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
+        return list(value.tolist())
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return list(value.tolist())
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def _timestamp_ntz(value: datetime.datetime) -> Any:

@@ -52,6 +52,7 @@ from sqlglot.schema import MappingSchema
 from nbgov.errors import SqlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
 from nbgov.sqlml.spark.arithmetic import integer_quotient, nan_remainder, text_as_number, whole_number
+from nbgov.sqlml.spark.dialect import listed
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -200,7 +201,8 @@ def duckdb_type(spark_type: str) -> str:
 
 
 def _value_type(value: Any) -> str | None:
-    """The DuckDB type a notebook value is bound as (numbers, text, times); None for others."""
+    """The DuckDB type a notebook value is bound as (numbers, text, times, lists of them);
+    None for others."""
     if isinstance(value, bool):
         return "BOOLEAN"
     if isinstance(value, int):
@@ -215,7 +217,14 @@ def _value_type(value: Any) -> str | None:
         return "TIMESTAMP" if value.tzinfo is None else "TIMESTAMPTZ"
     if isinstance(value, datetime.date):
         return "DATE"
-    return _value_type(value.item()) if isinstance(value, np.generic) else None
+    if isinstance(value, np.generic):
+        return _value_type(value.item())
+    items = listed(value)
+    if items is None:
+        return None
+    kinds = {_value_type(item) for item in items if item is not None}  # a list: ``len($ids)`` is its size
+    element = next(iter(kinds)) if len(kinds) == 1 else None
+    return f"{element or 'UNKNOWN'}[]"
 
 
 def _depends_on_types(node: exp.Expr) -> bool:

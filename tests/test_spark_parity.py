@@ -704,3 +704,32 @@ def test_the_length_of_a_list_parameter_is_its_size_as_on_duckdb(engine, spark_e
     duck, spark = _both((engine, spark_engine), sql, params=params)
     assert duck[["n", "p", "a", "c", "w", "second"]].iloc[0].tolist() == [4, 2, 3, 2, 4, 2] and duck.past.isna().all()
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_like_reads_a_backslash_as_an_ordinary_character_as_on_duckdb(engine, spark_engine):
+    """DuckDB's LIKE has no escape character unless ESCAPE names one; Spark's default is the
+    backslash, so ``'%\\_%'`` matched any ``_`` there (rows 4 and 5, not row 1's backslash)
+    and ``'C:\\temp%'`` failed. Now literal, column and ``$name`` patterns, ILIKE, NOT and
+    DuckDB's ``~~`` forms match as on DuckDB, and an ESCAPE given is kept."""
+    paths = pd.DataFrame(
+        {
+            "k": [1, 2, 3, 4, 5, 6],
+            "s": ["C:\\temp\\x", "a.b", "axb", "50%_off", "A_B\\", None],
+            "p": ["C:\\t%", "a_b", "%\\", "%\\%%", "a_b\\", "%"],
+        }
+    )
+    sql = (
+        "SELECT k, s LIKE '%\\_%' AS u, s ILIKE '%\\%%' AS pc, s NOT LIKE 'C:\\temp%' AS nt, s LIKE p AS col, "
+        "s ILIKE p AS icol, s NOT ILIKE p AS nicol, s ~~ '%\\' AS tail, s !~~* 'a\\_%' AS nti, s LIKE $pat AS par, "
+        "s LIKE '%!_%' ESCAPE '!' AS esc, s LIKE '%\\%%' ESCAPE '\\' AS bs, s NOT LIKE '%\\%' ESCAPE '' AS none "
+        "FROM paths ORDER BY k"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"paths": paths}, params={"pat": "%\\x"})
+    assert duck.u.tolist()[:5] == [True, False, False, False, False] and duck.pc.tolist()[:5] == [True, False, False, False, True]
+    assert duck.col.tolist()[:5] == [True, True, False, False, False] and duck.icol.tolist()[4] and duck.par.tolist()[0]
+    assert duck.esc.tolist()[:5] == [False, False, False, True, True] and duck.bs.tolist()[:5] == [False, False, False, True, False]
+    pd.testing.assert_frame_equal(spark, duck)
+    where = "SELECT k FROM paths WHERE s LIKE 'C:\\temp%' OR s ILIKE p ORDER BY k"
+    duck, spark = _both((engine, spark_engine), where, frames={"paths": paths})
+    assert duck.k.tolist() == [1, 2, 5]
+    pd.testing.assert_frame_equal(spark, duck)

@@ -39,6 +39,7 @@ from nbgov.sqlml.spark.functions import (
     number_series,
     percentile,
 )
+from nbgov.sqlml.spark.patterns import empty_escape, given_escape, ordinary_backslash
 from nbgov.sqlml.spark.regex import regexp_replace
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
@@ -172,8 +173,21 @@ class NbgovSpark(Spark):
             raise SqlError("COLUMNS(...) is DuckDB-only on the spark engine; name the columns instead")
 
         def like_sql(self, expression: exp.Like) -> str:
+            """DuckDB's LIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
             _refuse_star_pattern(expression, "LIKE")
-            return super().like_sql(expression)
+            written = None if given_escape(expression) else ordinary_backslash(expression)
+            return super().like_sql(expression) if written is None else self.sql(written)
+
+        def ilike_sql(self, expression: exp.ILike) -> str:
+            """DuckDB's ILIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
+            written = None if given_escape(expression) else ordinary_backslash(expression)
+            return super().ilike_sql(expression) if written is None else self.sql(written)
+
+        def escape_sql(self, expression: exp.Escape) -> str:
+            """DuckDB's ``ESCAPE ''`` is no escape character (Spark refuses an empty one)."""
+            if empty_escape(expression) and isinstance(expression.this, (exp.Like, exp.ILike)):
+                return self.sql(expression.this)
+            return super().escape_sql(expression)
 
         def similarto_sql(self, expression: exp.SimilarTo) -> str:
             _refuse_star_pattern(expression, "SIMILAR TO")

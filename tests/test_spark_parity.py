@@ -733,3 +733,35 @@ def test_like_reads_a_backslash_as_an_ordinary_character_as_on_duckdb(engine, sp
     duck, spark = _both((engine, spark_engine), where, frames={"paths": paths})
     assert duck.k.tolist() == [1, 2, 5]
     pd.testing.assert_frame_equal(spark, duck)
+
+
+STRFTIME_CODES = "%Y %m %d %H %M %S %f %g %n %y %-y %b %h %B %a %A %p %I %j %-j %-d %-m %-H %-I %-M %-S %c %x %X %T %U %W %w %u %V %G %z %Z %%".split()
+
+
+def test_strftime_codes_write_what_duckdb_writes(engine, spark_engine):
+    """sqlglot's Java patterns wrote some of DuckDB's strftime codes otherwise: ``%j`` as 65
+    (DuckDB: 065), ``%Z`` of a TIMESTAMP as 'UTC' (DuckDB: ''), ``%w``, ``%U``, ``%G``...
+    as the code's text, and the format's own words as pattern letters. Each code, and text
+    around codes, now writes DuckDB's text for dates and times around New Year (where week
+    numbers and ISO years turn), NULL for NULL."""
+    rng = np.random.default_rng(3)
+    days = pd.to_datetime([f"{year}-12-{day}" for year in range(2018, 2026) for day in (28, 29, 30, 31)] + ["2021-01-01", "2021-01-03", "2024-01-01"])
+    moments = days + pd.to_timedelta(rng.integers(0, 86_400_000_000, len(days)), unit="us")
+    times = pd.DataFrame({"id": np.arange(len(days) + 1), "t": [*moments, None], "d": [*days.date, None]})
+    codes = [f"strftime(t, '{code}') AS t{i}, strftime(d, '{code}') AS d{i}" for i, code in enumerate(STRFTIME_CODES)]
+    sql = f"SELECT id, {', '.join(codes)}, strftime(t, 'Year %Y, day %j (it''s %A) at %-I:%M %p') AS text FROM times ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"times": times})
+    row = duck.set_index("id").loc[len(days) - 1]  # 2024-01-01, a Monday
+    assert [row[f"d{STRFTIME_CODES.index(code)}"] for code in ("%j", "%U", "%W", "%V", "%G", "%w", "%u", "%z", "%Z")] == [
+        "001", "00", "01", "01", "2024", "1", "1", "+00", ""]
+    assert duck.text.tolist()[-2].startswith("Year 2024, day 001 (it's Monday) at ") and duck.iloc[-1, 1:].isna().all()
+    pd.testing.assert_frame_equal(spark, duck)
+    zoned = pd.DataFrame({"t": pd.to_datetime(["2024-01-05 13:02:03"]).tz_localize("UTC")})
+    for sql, said in (
+        ("SELECT strftime(t, '%e') AS s FROM times", "strftime code %e has no Spark form"),
+        ("SELECT strftime(t, $fmt) AS s FROM times", "strftime needs a text literal format on the spark engine"),
+        ("SELECT strftime(t, '%H %Z') AS s FROM zoned", "strftime %Z of a TIMESTAMP WITH TIME ZONE is DuckDB-only on the spark engine"),
+    ):
+        with pytest.raises(SqlError, match=said) as refused:
+            spark_engine.execute(sql, frames={"times": times, "zoned": zoned}, params={"fmt": "%Y"})
+        assert "\n" not in str(refused.value)

@@ -41,6 +41,7 @@ from nbgov.sqlml.spark.functions import (
 )
 from nbgov.sqlml.spark.patterns import empty_escape, given_escape, ordinary_backslash
 from nbgov.sqlml.spark.regex import regexp_replace
+from nbgov.sqlml.spark.timeformat import formatted_time
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
@@ -144,6 +145,7 @@ class NbgovSpark(Spark):
                 "MAKE_TIMESTAMP_NTZ", *(e.args.get(part) for part in ("year", "month", "day", "hour", "min", "sec"))
             ),
             exp.TimeToUnix: lambda self, e: self.sql(epoch_seconds(e.this)),
+            exp.TimeToStr: lambda self, e: self.sql(formatted_time(e)),  # DuckDB's strftime codes
             exp.Select: transforms.preprocess(
                 [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, quantified_as_in, transforms.any_to_exists]
             ),

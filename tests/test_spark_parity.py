@@ -765,3 +765,39 @@ def test_strftime_codes_write_what_duckdb_writes(engine, spark_engine):
         with pytest.raises(SqlError, match=said) as refused:
             spark_engine.execute(sql, frames={"times": times, "zoned": zoned}, params={"fmt": "%Y"})
         assert "\n" not in str(refused.value)
+
+
+def test_result_dtypes_of_sums_ranks_date_parts_and_truncation_are_duckdbs(engine, spark_engine):
+    """Values were equal but the frames' dtypes were not: a sum of integers is DuckDB's
+    HUGEINT (float64 in the DuckDB engine's frame; Spark: int64), ranks, row numbers, tiles
+    and date parts BIGINTs (Spark: int32), ``extract(second ...)`` whole seconds (Spark: a
+    DECIMAL with fractions), ``list_position`` an INTEGER and NULL when absent (Spark: an
+    int64 0), ``trunc`` of a DOUBLE or FLOAT a DOUBLE or FLOAT (Spark: int64) and
+    ``week(t)`` ISO's week (Spark: no such function)."""
+    frame = pd.DataFrame(
+        {
+            "x": [3, 1, 2, 2],
+            "g": [1, 1, 2, 2],
+            "small": pd.array([1, 2, 3, 4], dtype="int32"),
+            "d": [1.5, -2.5, np.inf, 7.0],
+            "f": np.array([1.5, -2.5, 3.7, -0.2], dtype="float32"),
+            "t": pd.to_datetime(["2024-01-01 10:00:01.5", "2024-12-30 23:59:59", "2023-06-15 00:00:00", "2021-01-03 12:30:00"], format="ISO8601"),
+            "l": [[1, 2], [3, 4], [5], [3]],
+        }
+    )
+    sql = (
+        "SELECT x, rank() OVER (ORDER BY x) AS r, dense_rank() OVER (ORDER BY x) AS dr, row_number() OVER (ORDER BY x) AS rn, "
+        "ntile(2) OVER (ORDER BY x) AS nt, sum(x) OVER (PARTITION BY g) AS running, hour(t) AS h, minute(t) AS mi, "
+        "second(t) AS s, year(t) AS y, month(t) AS mo, day(t) AS dd, dayofyear(t) AS doy, quarter(t) AS q, week(t) AS w, "
+        "extract(second FROM t) AS es, extract(hour FROM t) AS eh, date_part('week', t) AS pw, list_position(l, 3) AS lp, "
+        "trunc(d) AS td, trunc(f) AS tf, trunc(small) AS ts FROM frame ORDER BY x, d"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+    assert str(duck.r.dtype) == str(duck.h.dtype) == "int64" and str(duck.running.dtype) == "float64"
+    assert duck.lp.isna().tolist() == [False, False, True, True] and str(duck.tf.dtype) == "float32"
+    assert duck.w.tolist() == [1, 53, 24, 1] and duck.es.tolist()[-1] == 1 and duck.td.tolist()[2:] == [np.inf, 1.0]
+    pd.testing.assert_frame_equal(spark, duck)
+    totals = "SELECT g, sum(x) AS s, sum(small) AS s32, sum(DISTINCT x) AS sd, sum(d) AS sf FROM frame GROUP BY g UNION ALL SELECT 9, 4, 4, 4, 4 ORDER BY g"
+    duck, spark = _both((engine, spark_engine), totals, frames={"frame": frame})
+    assert str(duck.s.dtype) == str(duck.s32.dtype) == "float64" and duck.s.tolist() == [4.0, 4.0, 4.0]
+    pd.testing.assert_frame_equal(spark, duck)

@@ -673,3 +673,131 @@ def test_integer_division_reads_as_on_duckdb(engine, spark_engine):
     for each in (engine, spark_engine):
         with pytest.raises(SqlError):
             each.execute("SELECT d // 0 AS q FROM v", frames={"v": values})
+
+
+def test_numpy_scalar_parameters_bind_as_on_duckdb(engine, spark_engine):
+    """``thr = cust.age.mean()`` is a ``numpy.float64``, which is also a Python float: Spark
+    refused it (INVALID_SQL_ARG) because it was passed on unconverted. Every numpy scalar
+    now binds as its Python value, and filters and reads back as on DuckDB."""
+    cust = pd.DataFrame({"age": np.arange(18.0, 90.0), "name": [f"n{i % 3}" for i in range(72)]})
+    params = {"thr": cust.age.mean(), "f32": np.float32(40.5), "i64": np.int64(30), "yes": np.bool_(True), "who": np.str_("n1")}
+    assert isinstance(params["thr"], np.float64)
+    sql = (
+        "SELECT count(*) FILTER (WHERE age > $thr) AS over_mean, count(*) FILTER (WHERE age < $f32) AS young, "
+        "count(*) FILTER (WHERE age <= $i64 AND $yes) AS thirty, count(*) FILTER (WHERE name = $who) AS named, "
+        "$thr AS thr, $f32 AS f, $i64 AS i, $yes AS y, $who AS w FROM cust"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"cust": cust}, params=params)
+    assert duck[["over_mean", "young", "thirty", "named"]].iloc[0].tolist() == [36, 23, 13, 24]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_the_length_of_a_list_parameter_is_its_size_as_on_duckdb(engine, spark_engine):
+    """``len($ids)`` of a list failed on Spark (LENGTH of an ARRAY): a parameter's type was
+    not looked at, so it was not written as a list's size. A list, tuple, array or Series
+    bound is a list; its elements' type types ``$ids[k]`` too (NULL past its end)."""
+    params = {"ids": [1, 2, 3, 5], "pair": ("a", "b"), "arr": np.array([1.5, 2.5, 3.5]), "col": pd.Series([7, 8]), "word": "four"}
+    sql = (
+        "SELECT len($ids) AS n, length($pair) AS p, len($arr) AS a, length($col) AS c, len($word) AS w, "
+        "$ids[2] AS second, $ids[9] AS past FROM range(1)"
+    )
+    duck, spark = _both((engine, spark_engine), sql, params=params)
+    assert duck[["n", "p", "a", "c", "w", "second"]].iloc[0].tolist() == [4, 2, 3, 2, 4, 2] and duck.past.isna().all()
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_like_reads_a_backslash_as_an_ordinary_character_as_on_duckdb(engine, spark_engine):
+    """DuckDB's LIKE has no escape character unless ESCAPE names one; Spark's default is the
+    backslash, so ``'%\\_%'`` matched any ``_`` there (rows 4 and 5, not row 1's backslash)
+    and ``'C:\\temp%'`` failed. Now literal, column and ``$name`` patterns, ILIKE, NOT and
+    DuckDB's ``~~`` forms match as on DuckDB, and an ESCAPE given is kept."""
+    paths = pd.DataFrame(
+        {
+            "k": [1, 2, 3, 4, 5, 6],
+            "s": ["C:\\temp\\x", "a.b", "axb", "50%_off", "A_B\\", None],
+            "p": ["C:\\t%", "a_b", "%\\", "%\\%%", "a_b\\", "%"],
+        }
+    )
+    sql = (
+        "SELECT k, s LIKE '%\\_%' AS u, s ILIKE '%\\%%' AS pc, s NOT LIKE 'C:\\temp%' AS nt, s LIKE p AS col, "
+        "s ILIKE p AS icol, s NOT ILIKE p AS nicol, s ~~ '%\\' AS tail, s !~~* 'a\\_%' AS nti, s LIKE $pat AS par, "
+        "s LIKE '%!_%' ESCAPE '!' AS esc, s LIKE '%\\%%' ESCAPE '\\' AS bs, s NOT LIKE '%\\%' ESCAPE '' AS none "
+        "FROM paths ORDER BY k"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"paths": paths}, params={"pat": "%\\x"})
+    assert duck.u.tolist()[:5] == [True, False, False, False, False] and duck.pc.tolist()[:5] == [True, False, False, False, True]
+    assert duck.col.tolist()[:5] == [True, True, False, False, False] and duck.icol.tolist()[4] and duck.par.tolist()[0]
+    assert duck.esc.tolist()[:5] == [False, False, False, True, True] and duck.bs.tolist()[:5] == [False, False, False, True, False]
+    pd.testing.assert_frame_equal(spark, duck)
+    where = "SELECT k FROM paths WHERE s LIKE 'C:\\temp%' OR s ILIKE p ORDER BY k"
+    duck, spark = _both((engine, spark_engine), where, frames={"paths": paths})
+    assert duck.k.tolist() == [1, 2, 5]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+STRFTIME_CODES = "%Y %m %d %H %M %S %f %g %n %y %-y %b %h %B %a %A %p %I %j %-j %-d %-m %-H %-I %-M %-S %c %x %X %T %U %W %w %u %V %G %z %Z %%".split()
+
+
+def test_strftime_codes_write_what_duckdb_writes(engine, spark_engine):
+    """sqlglot's Java patterns wrote some of DuckDB's strftime codes otherwise: ``%j`` as 65
+    (DuckDB: 065), ``%Z`` of a TIMESTAMP as 'UTC' (DuckDB: ''), ``%w``, ``%U``, ``%G``...
+    as the code's text, and the format's own words as pattern letters. Each code, and text
+    around codes, now writes DuckDB's text for dates and times around New Year (where week
+    numbers and ISO years turn), NULL for NULL."""
+    rng = np.random.default_rng(3)
+    days = pd.to_datetime([f"{year}-12-{day}" for year in range(2018, 2026) for day in (28, 29, 30, 31)] + ["2021-01-01", "2021-01-03", "2024-01-01"])
+    moments = days + pd.to_timedelta(rng.integers(0, 86_400_000_000, len(days)), unit="us")
+    times = pd.DataFrame({"id": np.arange(len(days) + 1), "t": [*moments, None], "d": [*days.date, None]})
+    codes = [f"strftime(t, '{code}') AS t{i}, strftime(d, '{code}') AS d{i}" for i, code in enumerate(STRFTIME_CODES)]
+    sql = f"SELECT id, {', '.join(codes)}, strftime(t, 'Year %Y, day %j (it''s %A) at %-I:%M %p') AS text FROM times ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"times": times})
+    row = duck.set_index("id").loc[len(days) - 1]  # 2024-01-01, a Monday
+    assert [row[f"d{STRFTIME_CODES.index(code)}"] for code in ("%j", "%U", "%W", "%V", "%G", "%w", "%u", "%z", "%Z")] == [
+        "001", "00", "01", "01", "2024", "1", "1", "+00", ""]
+    assert duck.text.tolist()[-2].startswith("Year 2024, day 001 (it's Monday) at ") and duck.iloc[-1, 1:].isna().all()
+    pd.testing.assert_frame_equal(spark, duck)
+    zoned = pd.DataFrame({"t": pd.to_datetime(["2024-01-05 13:02:03"]).tz_localize("UTC")})
+    for sql, said in (
+        ("SELECT strftime(t, '%e') AS s FROM times", "strftime code %e has no Spark form"),
+        ("SELECT strftime(t, $fmt) AS s FROM times", "strftime needs a text literal format on the spark engine"),
+        ("SELECT strftime(t, '%H %Z') AS s FROM zoned", "strftime %Z of a TIMESTAMP WITH TIME ZONE is DuckDB-only on the spark engine"),
+    ):
+        with pytest.raises(SqlError, match=said) as refused:
+            spark_engine.execute(sql, frames={"times": times, "zoned": zoned}, params={"fmt": "%Y"})
+        assert "\n" not in str(refused.value)
+
+
+def test_result_dtypes_of_sums_ranks_date_parts_and_truncation_are_duckdbs(engine, spark_engine):
+    """Values were equal but the frames' dtypes were not: a sum of integers is DuckDB's
+    HUGEINT (float64 in the DuckDB engine's frame; Spark: int64), ranks, row numbers, tiles
+    and date parts BIGINTs (Spark: int32), ``extract(second ...)`` whole seconds (Spark: a
+    DECIMAL with fractions), ``list_position`` an INTEGER and NULL when absent (Spark: an
+    int64 0), ``trunc`` of a DOUBLE or FLOAT a DOUBLE or FLOAT (Spark: int64) and
+    ``week(t)`` ISO's week (Spark: no such function)."""
+    frame = pd.DataFrame(
+        {
+            "x": [3, 1, 2, 2],
+            "g": [1, 1, 2, 2],
+            "small": pd.array([1, 2, 3, 4], dtype="int32"),
+            "d": [1.5, -2.5, np.inf, 7.0],
+            "f": np.array([1.5, -2.5, 3.7, -0.2], dtype="float32"),
+            "t": pd.to_datetime(["2024-01-01 10:00:01.5", "2024-12-30 23:59:59", "2023-06-15 00:00:00", "2021-01-03 12:30:00"], format="ISO8601"),
+            "l": [[1, 2], [3, 4], [5], [3]],
+        }
+    )
+    sql = (
+        "SELECT x, rank() OVER (ORDER BY x) AS r, dense_rank() OVER (ORDER BY x) AS dr, row_number() OVER (ORDER BY x) AS rn, "
+        "ntile(2) OVER (ORDER BY x) AS nt, sum(x) OVER (PARTITION BY g) AS running, hour(t) AS h, minute(t) AS mi, "
+        "second(t) AS s, year(t) AS y, month(t) AS mo, day(t) AS dd, dayofyear(t) AS doy, quarter(t) AS q, week(t) AS w, "
+        "extract(second FROM t) AS es, extract(hour FROM t) AS eh, date_part('week', t) AS pw, list_position(l, 3) AS lp, "
+        "trunc(d) AS td, trunc(f) AS tf, trunc(small) AS ts FROM frame ORDER BY x, d"
+    )
+    duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+    assert str(duck.r.dtype) == str(duck.h.dtype) == "int64" and str(duck.running.dtype) == "float64"
+    assert duck.lp.isna().tolist() == [False, False, True, True] and str(duck.tf.dtype) == "float32"
+    assert duck.w.tolist() == [1, 53, 24, 1] and duck.es.tolist()[-1] == 1 and duck.td.tolist()[2:] == [np.inf, 1.0]
+    pd.testing.assert_frame_equal(spark, duck)
+    totals = "SELECT g, sum(x) AS s, sum(small) AS s32, sum(DISTINCT x) AS sd, sum(d) AS sf FROM frame GROUP BY g UNION ALL SELECT 9, 4, 4, 4, 4 ORDER BY g"
+    duck, spark = _both((engine, spark_engine), totals, frames={"frame": frame})
+    assert str(duck.s.dtype) == str(duck.s32.dtype) == "float64" and duck.s.tolist() == [4.0, 4.0, 4.0]
+    pd.testing.assert_frame_equal(spark, duck)

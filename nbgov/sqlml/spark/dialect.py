@@ -39,7 +39,9 @@ from nbgov.sqlml.spark.functions import (
     number_series,
     percentile,
 )
+from nbgov.sqlml.spark.patterns import empty_escape, given_escape, ordinary_backslash
 from nbgov.sqlml.spark.regex import regexp_replace
+from nbgov.sqlml.spark.timeformat import formatted_time
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
@@ -107,6 +109,40 @@ def _unless_null(value: exp.Expression, key: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())), true=key.copy())])
 
 
+# DuckDB's date parts (functions and EXTRACT / date_part names) as Spark's functions of the
+# same value; DuckDB's are BIGINTs, whole seconds for ``second``, ISO's week for ``week``
+_PART_FUNCTIONS = {
+    **{part: "YEAR" for part in ("YEAR", "YEARS", "Y", "YR", "YRS")},
+    **{part: "QUARTER" for part in ("QUARTER", "QUARTERS")},
+    **{part: "MONTH" for part in ("MONTH", "MONTHS", "MON", "MONS")},
+    **{part: "WEEKOFYEAR" for part in ("WEEK", "WEEKS", "W")},
+    **{part: "DAY" for part in ("DAY", "DAYS", "D")},
+    **{part: "DAYOFYEAR" for part in ("DOY", "DAYOFYEAR")},
+    **{part: "HOUR" for part in ("HOUR", "HOURS", "H", "HR", "HRS")},
+    **{part: "MINUTE" for part in ("MINUTE", "MINUTES", "M", "MIN", "MINS")},
+    **{part: "SECOND" for part in ("SECOND", "SECONDS", "S", "SEC", "SECS")},
+}
+_PART_CLASSES: dict[type[exp.Expr], str] = {
+    exp.Year: "YEAR", exp.Quarter: "QUARTER", exp.Month: "MONTH", exp.Week: "WEEKOFYEAR", exp.WeekOfYear: "WEEKOFYEAR",
+    exp.Day: "DAY", exp.DayOfMonth: "DAY", exp.DayOfYear: "DAYOFYEAR", exp.Hour: "HOUR", exp.Minute: "MINUTE",
+    exp.Second: "SECOND",
+}
+_RANKS = (exp.Rank, exp.DenseRank, exp.RowNumber, exp.Ntile)
+_WIDENED = "nbgov_bigint"  # meta key: a window already cast to DuckDB's BIGINT
+
+
+def _bigint_call(name: str, value: exp.Expr) -> exp.Expr:
+    """Spark's ``name(value)`` as DuckDB's BIGINT."""
+    return exp.cast(exp.Anonymous(this=name, expressions=[value]), exp.DataType.build("bigint"))
+
+
+def _position(args: list[exp.Expr]) -> exp.Expr:
+    """DuckDB's ``list_position(list, x)``: 1-based as Spark's ARRAY_POSITION, but NULL where
+    ``x`` is not in the list (Spark: 0), an INTEGER (Spark: a BIGINT)."""
+    found = exp.Nullif(this=exp.Anonymous(this="ARRAY_POSITION", expressions=args), expression=exp.Literal.number(0))
+    return exp.cast(found, exp.DataType.build("int"))
+
+
 _SERIES_AS_UNNEST = transforms.preprocess([transforms.unnest_generate_series])  # sqlglot's (dates and times)
 
 
@@ -143,6 +179,9 @@ class NbgovSpark(Spark):
                 "MAKE_TIMESTAMP_NTZ", *(e.args.get(part) for part in ("year", "month", "day", "hour", "min", "sec"))
             ),
             exp.TimeToUnix: lambda self, e: self.sql(epoch_seconds(e.this)),
+            exp.TimeToStr: lambda self, e: self.sql(formatted_time(e)),  # DuckDB's strftime codes
+            # DuckDB's date parts are BIGINTs (Spark's INTs came back as int32); its week is ISO's
+            **{kind: (lambda name: lambda self, e: self.sql(_bigint_call(name, e.this)))(name) for kind, name in _PART_CLASSES.items()},
             exp.Select: transforms.preprocess(
                 [_qualify_without_helpers, transforms.eliminate_distinct_on, transforms.unnest_to_explode, quantified_as_in, transforms.any_to_exists]
             ),
@@ -172,8 +211,21 @@ class NbgovSpark(Spark):
             raise SqlError("COLUMNS(...) is DuckDB-only on the spark engine; name the columns instead")
 
         def like_sql(self, expression: exp.Like) -> str:
+            """DuckDB's LIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
             _refuse_star_pattern(expression, "LIKE")
-            return super().like_sql(expression)
+            written = None if given_escape(expression) else ordinary_backslash(expression)
+            return super().like_sql(expression) if written is None else self.sql(written)
+
+        def ilike_sql(self, expression: exp.ILike) -> str:
+            """DuckDB's ILIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
+            written = None if given_escape(expression) else ordinary_backslash(expression)
+            return super().ilike_sql(expression) if written is None else self.sql(written)
+
+        def escape_sql(self, expression: exp.Escape) -> str:
+            """DuckDB's ``ESCAPE ''`` is no escape character (Spark refuses an empty one)."""
+            if empty_escape(expression) and isinstance(expression.this, (exp.Like, exp.ILike)):
+                return self.sql(expression.this)
+            return super().escape_sql(expression)
 
         def similarto_sql(self, expression: exp.SimilarTo) -> str:
             _refuse_star_pattern(expression, "SIMILAR TO")
@@ -188,10 +240,14 @@ class NbgovSpark(Spark):
             return self.sql(listed) if listed is not None else super().arrayagg_sql(expression)
 
         def extract_sql(self, expression: exp.Extract) -> str:
-            """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does, and
-            ``EXTRACT(epoch FROM t)``: seconds as a DOUBLE (Spark has no such field)."""
+            """``EXTRACT(dow FROM d)`` / ``(isodow FROM d)`` counted as DuckDB does,
+            ``EXTRACT(epoch FROM t)``: seconds as a DOUBLE (Spark has no such field), and the
+            calendar and clock parts as DuckDB's BIGINTs."""
             if expression.name.upper() == "EPOCH":
                 return self.sql(epoch_seconds(expression.expression))
+            part = _PART_FUNCTIONS.get(expression.name.upper())
+            if part is not None:  # a BIGINT, whole seconds (Spark's EXTRACT(SECOND ...): a DECIMAL with fractions)
+                return self.sql(_bigint_call(part, expression.expression))
             day = day_part(expression.name, expression.expression)
             return self.sql(day) if day is not None else super().extract_sql(expression)
 
@@ -232,11 +288,12 @@ class NbgovSpark(Spark):
             is written out in ``typed.py``); the list functions of models inlined as SQL
             (``forest_sql.py``) are Spark's array ones."""
             name, args = str(expression.this).lower(), list(expression.expressions)
-            day = None
+            day: exp.Expr | None = None
             if name == "weekday" and len(args) == 1:  # DuckDB: dayofweek; Spark: 0 = Monday
                 day = day_of_week(args[0])
             elif name in {"date_part", "datepart"} and len(args) == 2 and isinstance(args[0], exp.Literal):
-                day = day_part(args[0].name, args[1])
+                part = _PART_FUNCTIONS.get(args[0].name.upper())
+                day = day_part(args[0].name, args[1]) if part is None else _bigint_call(part, args[1])
             if day is not None:
                 return self.sql(day)
             if name == "encode" and len(args) == 1:
@@ -252,13 +309,24 @@ class NbgovSpark(Spark):
                     this=exp.Anonymous(this="ISNAN", expressions=args), expression=infinite(args[0].copy())), copy=False)))
             elif name in {"round_even", "roundbankers"} and len(args) == 2:  # exact for DECIMALs and integers
                 expression = exp.Anonymous(this="BROUND", expressions=args)
-            elif name == "list_position" and len(args) == 2:
-                expression = exp.Anonymous(this="ARRAY_POSITION", expressions=args)  # both 1-based
+            elif name in {"list_position", "list_indexof", "array_indexof"} and len(args) == 2:
+                return self.sql(_position(args))
             elif name == "list_sum" and len(args) == 1:
                 a, b = exp.to_identifier("nbgov_a"), exp.to_identifier("nbgov_b")
                 add = exp.Lambda(this=exp.Add(this=exp.column(a), expression=exp.column(b)), expressions=[a, b])
                 expression = _sum_from_zero(args[0], "double", add)  # a softmax's DOUBLE exponentials
             return super().anonymous_sql(expression)
+
+        def window_sql(self, expression: exp.Window) -> str:
+            """DuckDB's ranks and row numbers are BIGINTs (Spark's INTs came back as int32)."""
+            if isinstance(expression.this, _RANKS) and not expression.meta.get(_WIDENED):
+                widened = expression.copy()
+                widened.meta[_WIDENED] = True
+                return self.sql(exp.cast(widened, exp.DataType.build("bigint")))
+            return super().window_sql(expression)
+
+        def arrayposition_sql(self, expression: exp.ArrayPosition) -> str:
+            return self.sql(_position([expression.this, expression.expression]))
 
         def in_sql(self, expression: exp.In) -> str:
             """DuckDB's ``x IN $list`` (a list bound as a parameter): Spark's IN takes a
@@ -455,19 +523,16 @@ def spark_value(name: str, value: Any) -> Any:
     TIMESTAMP_NTZ), numpy scalars as Python ones, lists, 1-D arrays and pandas Series or
     Index (``top = df.nlargest(5, "income").id``) as ARRAY literals, as the DuckDB engine
     binds them; a table is refused in the DuckDB engine's words."""
+    if isinstance(value, np.generic):  # first: np.float64 and np.str_ are also float and str, which Spark refuses
+        return spark_value(name, value.item())
     if isinstance(value, datetime.datetime) and value.tzinfo is None:
         return _timestamp_ntz(value)
     if value is None or isinstance(value, _SCALARS):
         return value
-    if isinstance(value, np.generic):
-        return spark_value(name, value.item())
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
-        return spark_value(name, value.tolist())
-    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+    items = listed(value)
+    if items is not None:
         from pyspark.sql import functions as F
 
-        items = value.tolist() if isinstance(value, np.ndarray) else list(value)
         if None in items and any(item is not None for item in items):
             raise SqlmlError(  # Spark takes only literals as parameters, and array(1, NULL) casts its NULL
                 f"parameter ${name} holds None among other values, which Spark cannot bind; expected a list without None"
@@ -477,6 +542,17 @@ def spark_value(name: str, value: Any) -> Any:
     raise SqlmlError(
         f"parameter ${name} is a {type(value).__name__}; expected a number, string, date, bytes or a list of them"
     )
+
+
+def listed(value: Any) -> list[Any] | None:
+    """The items of a value bound as a list (a list, tuple, 1-D array, pandas Series or
+    Index), as both engines bind it; None for any other value."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.Series, pandas.Index)):
+        return list(value.tolist())
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return list(value.tolist())
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def _timestamp_ntz(value: datetime.datetime) -> Any:

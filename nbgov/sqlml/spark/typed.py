@@ -20,6 +20,10 @@ what it applies to, which the text alone does not say:
 - ``ceil`` / ``floor`` of a number are DOUBLEs, a DOUBLE's ``x % 0`` NaN, ``x // y`` of
   integers in their type and of DOUBLEs a quotient, and text cast to an integer a number
   rounded (``arithmetic.py``);
+- ``trunc(x)`` of a DOUBLE is a DOUBLE, of an integer the integer (sqlglot's Spark: a
+  cast to BIGINT);
+- ``sum`` of integers is a HUGEINT, which the DuckDB engine's result holds as float64: a
+  result column that is one is made a DOUBLE (Spark's BIGINT: int64);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
   ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
 
@@ -52,6 +56,7 @@ from sqlglot.schema import MappingSchema
 from nbgov.errors import SqlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
 from nbgov.sqlml.spark.arithmetic import integer_quotient, nan_remainder, text_as_number, whole_number
+from nbgov.sqlml.spark.dialect import listed
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -106,6 +111,7 @@ def for_spark(tree: exp.Expr, inputs: Inputs) -> exp.Expr:
     annotated = _annotate(typed, inputs, described)
     if annotated is not None:
         _rewrite(annotated, twins, described)
+        _hugeint_outputs(annotated, twins)
     _refuse_unexpanded(out)
     return out
 
@@ -176,6 +182,8 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
             _integer_quotient(twins[index], node)
         elif isinstance(node, (exp.Ceil, exp.Floor)):
             _whole(twins[index], node)
+        elif isinstance(node, exp.Trunc):
+            _truncated(twins[index], node)
         elif isinstance(node, exp.Select) and _modified_stars(twins[index]):
             _expand_stars(twins[index], node, twins, _spellings(node, twins, described))
 
@@ -200,7 +208,8 @@ def duckdb_type(spark_type: str) -> str:
 
 
 def _value_type(value: Any) -> str | None:
-    """The DuckDB type a notebook value is bound as (numbers, text, times); None for others."""
+    """The DuckDB type a notebook value is bound as (numbers, text, times, lists of them);
+    None for others."""
     if isinstance(value, bool):
         return "BOOLEAN"
     if isinstance(value, int):
@@ -215,7 +224,14 @@ def _value_type(value: Any) -> str | None:
         return "TIMESTAMP" if value.tzinfo is None else "TIMESTAMPTZ"
     if isinstance(value, datetime.date):
         return "DATE"
-    return _value_type(value.item()) if isinstance(value, np.generic) else None
+    if isinstance(value, np.generic):
+        return _value_type(value.item())
+    items = listed(value)
+    if items is None:
+        return None
+    kinds = {_value_type(item) for item in items if item is not None}  # a list: ``len($ids)`` is its size
+    element = next(iter(kinds)) if len(kinds) == 1 else None
+    return f"{element or 'UNKNOWN'}[]"
 
 
 def _depends_on_types(node: exp.Expr) -> bool:
@@ -224,8 +240,10 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
     if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
-    if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv)) or _to_places(node) is not None:
+    if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv, exp.Trunc)) or _to_places(node) is not None:
         return True
+    if isinstance(node, exp.Sum):  # of integers, shown: a HUGEINT
+        return not _model_value(node.this)
     if isinstance(node, (exp.Ceil, exp.Floor)):  # to places, or of a model's FLOAT: Spark's as written
         return node.args.get("decimals") is None and not _model_value(node.this)
     if isinstance(node, exp.Bracket):  # of a list, past its end
@@ -557,6 +575,53 @@ def _whole(node: exp.Expr, typed: exp.Ceil | exp.Floor) -> None:
     if isinstance(node, (exp.Ceil, exp.Floor)) and node.args.get("decimals") is None and kind in {"binary", "integer"}:
         single = typed.this.type is not None and typed.this.type.is_type(exp.DType.FLOAT)
         node.replace(whole_number(node, single, kind == "integer"))
+
+
+def _truncated(node: exp.Expr, typed: exp.Trunc) -> None:
+    """DuckDB's ``trunc(x)`` of a DOUBLE is a DOUBLE (of a FLOAT a FLOAT, of an integer the
+    integer), whole toward zero; sqlglot's Spark casts it to a BIGINT (int64, and an error
+    for infinities and NaN)."""
+    kind = _number_kind(typed.this.type)
+    if not isinstance(node, exp.Trunc) or node.args.get("decimals") is not None or kind not in {"binary", "integer"}:
+        return
+    if kind == "integer" or node.this.find(*_RANDOM) is not None:
+        if kind == "integer":
+            node.replace(exp.paren(node.this.copy(), copy=False))
+        return
+    single = typed.this.type is not None and typed.this.type.is_type(exp.DType.FLOAT)
+    toward_zero = exp.Case(
+        ifs=[exp.If(this=exp.LT(this=node.this.copy(), expression=exp.Literal.number(0)),
+                    true=whole_number(exp.Ceil(this=node.this.copy()), single, False))],
+        default=whole_number(exp.Floor(this=node.this.copy()), single, False),
+    )
+    node.replace(toward_zero)
+
+
+def _hugeint_outputs(typed: exp.Expr, twins: list[exp.Expr]) -> None:
+    """A result column that is DuckDB's ``sum`` of integers (a HUGEINT, which the DuckDB
+    engine's frame holds as float64; Spark's BIGINT came back as int64) is made a DOUBLE
+    where it is shown, never inside the query, where DuckDB computes with the integer."""
+    for select in _outermost_selects(typed):
+        for projection in select.expressions:
+            value = projection.this if isinstance(projection, exp.Alias) else projection
+            total = value.this if isinstance(value, exp.Window) else value
+            if not isinstance(total, exp.Sum) or _TWIN not in value.meta:
+                continue
+            argument = total.this.expressions[0] if isinstance(total.this, exp.Distinct) and total.this.expressions else total.this
+            twin = twins[value.meta[_TWIN]]
+            if _number_kind(argument.type) == "integer" and twin.parent is not None:
+                twin.replace(exp.cast(twin.copy(), _DOUBLE))
+
+
+def _outermost_selects(tree: exp.Expr) -> Iterator[exp.Select]:
+    """The SELECTs whose outputs are the statement's result (each side of a UNION)."""
+    if isinstance(tree, exp.Select):
+        yield tree
+    elif isinstance(tree, exp.SetOperation):
+        yield from _outermost_selects(tree.this)
+        yield from _outermost_selects(tree.expression)
+    elif isinstance(tree, exp.Subquery):
+        yield from _outermost_selects(tree.this)
 
 
 def _truncated_wall_clock(trunc: exp.Expr, typed: exp.TimestampTrunc) -> None:

@@ -1,0 +1,69 @@
+"""DuckDB's LIKE / ILIKE patterns on Spark.
+
+DuckDB's LIKE has no escape character unless ``ESCAPE`` names one: a backslash in the
+pattern is an ordinary character. Spark's default escape is the backslash, so the same
+text meant something else there, silently (``s LIKE '%\\_%'`` matched any text with an
+``_``, not a backslash followed by one character) or failed (``'C:\\temp%'``:
+ESC_IN_THE_MIDDLE). Without an ``ESCAPE``, a pattern with a backslash is given Spark's
+escape out of its way: a literal one an ``ESCAPE`` character it lacks, any other (a
+column, a ``$name``, an expression) its backslashes doubled, which Spark's default
+escape reads as one ordinary backslash each. A pattern the user gave an ``ESCAPE`` keeps
+it (an empty one, DuckDB's "no escape character", is treated as none given).
+"""
+
+from __future__ import annotations
+
+from itertools import count
+
+import sqlglot.expressions as exp
+
+_SPECIAL = frozenset("%_\\'")  # LIKE's wildcards, Spark's default escape, the quote
+_ORDINARY = "nbgov_ordinary_backslash"  # meta key: a pattern already kept off Spark's escape
+
+
+def given_escape(node: exp.Like | exp.ILike) -> bool:
+    """Whether the user wrote an ``ESCAPE`` for ``node`` (a non-empty one: DuckDB's
+    ``ESCAPE ''`` means no escape character)."""
+    parent = node.parent
+    return isinstance(parent, exp.Escape) and parent.this is node and not empty_escape(parent)
+
+
+def empty_escape(node: exp.Escape) -> bool:
+    """Whether ``node`` is DuckDB's ``ESCAPE ''`` (no escape character; Spark refuses it)."""
+    escape = node.expression
+    return isinstance(escape, exp.Literal) and escape.is_string and escape.this == ""
+
+
+def ordinary_backslash(node: exp.Like | exp.ILike) -> exp.Expr | None:
+    """``node`` (no ESCAPE given) written so that Spark reads its backslashes as DuckDB
+    does, as ordinary characters; None when it needs nothing (no backslash can be in the
+    pattern, or it was rewritten already)."""
+    pattern = node.expression
+    if node.meta.get(_ORDINARY) or isinstance(pattern, (exp.Any, exp.All, exp.Null)):
+        return None
+    if isinstance(pattern, exp.Literal):
+        if not pattern.is_string or "\\" not in pattern.this:
+            return None
+        like = node.copy()
+        like.meta[_ORDINARY] = True
+        return exp.Escape(this=like, expression=exp.Literal.string(absent_character(pattern.this)))
+    doubled = exp.Anonymous(
+        this="REPLACE", expressions=[pattern.copy(), exp.Literal.string("\\"), exp.Literal.string("\\\\")]
+    )
+    like = node.copy()
+    like.set("expression", doubled)
+    like.meta[_ORDINARY] = True
+    return like
+
+
+def absent_character(pattern: str) -> str:
+    """The first character from ``!`` on that ``pattern`` lacks, even lower-cased (ILIKE
+    lower-cases it), and that cannot stand for another: not a wildcard, backslash or
+    quote, not a letter or digit, without case, not half of a UTF-16 pair."""
+    lowered = pattern.lower()
+    return next(
+        c
+        for c in map(chr, count(0x21))
+        if c not in pattern and c not in lowered and c not in _SPECIAL and not c.isalnum()
+        and c.lower() == c.upper() == c and not 0xD800 <= ord(c) <= 0xDFFF
+    )

@@ -801,3 +801,31 @@ def test_result_dtypes_of_sums_ranks_date_parts_and_truncation_are_duckdbs(engin
     duck, spark = _both((engine, spark_engine), totals, frames={"frame": frame})
     assert str(duck.s.dtype) == str(duck.s32.dtype) == "float64" and duck.s.tolist() == [4.0, 4.0, 4.0]
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_strptime_reads_what_duckdb_reads(engine, spark_engine):
+    """DuckDB's strptime formats on Spark: the format's own text is text (sqlglot left
+    ``Date:``'s letters as Java pattern letters), ``%j`` reads a day of the year of three
+    digits (``DD`` read 065 as nothing: NULL), numbers are read with or without their
+    leading zeros, and a list of formats or a code Spark cannot read fails in one line."""
+    texts = pd.DataFrame({
+        "id": np.arange(3),
+        "labelled": ["Date: 2024-05-19", "Date: 1999-12-31", None],
+        "yearday": ["2024 065", "2023 365", "2024 001"],
+        "spoken": ["May 9 2024 07:05 PM", "Dec 31 1999 11:59 AM", "Jan 1 2000 12:00 AM"],
+        "short": ["9/5/2024", "31/12/1999", "01/01/2000"],
+    })
+    sql = ("SELECT id, strptime(labelled, 'Date: %Y-%m-%d') AS labelled, strptime(yearday, '%Y %j') AS yearday, "
+           "strptime(spoken, '%b %-d %Y %I:%M %p') AS spoken, strptime(short, '%d/%m/%Y') AS short "
+           "FROM texts ORDER BY id")
+    duck, spark = _both((engine, spark_engine), sql, frames={"texts": texts})
+    assert str(duck.yearday[0]) == "2024-03-05 00:00:00" and str(duck.spoken[0]) == "2024-05-09 19:05:00"
+    assert str(duck.short[0]) == "2024-05-09 00:00:00" and duck.labelled.isna().tolist() == [False, False, True]
+    pd.testing.assert_frame_equal(spark, duck)
+    for sql, said in (
+        ("SELECT strptime(short, ['%d/%m/%Y', '%Y']) AS r FROM texts", "strptime needs one text literal format"),
+        ("SELECT strptime(short, '%U %Y') AS r FROM texts", "strptime code %U has no Spark form"),
+    ):
+        with pytest.raises(SqlError) as refused:
+            spark_engine.execute(sql, frames={"texts": texts})
+        assert said in str(refused.value) and "\n" not in str(refused.value)

@@ -41,7 +41,7 @@ from nbgov.sqlml.spark.functions import (
 )
 from nbgov.sqlml.spark.patterns import empty_escape, given_escape, ordinary_backslash
 from nbgov.sqlml.spark.regex import regexp_replace
-from nbgov.sqlml.spark.timeformat import formatted_time
+from nbgov.sqlml.spark.timeformat import formatted_time, parsing_pattern
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
@@ -170,7 +170,7 @@ class NbgovSpark(Spark):
             exp.IsInf: lambda self, e: self.sql(infinite(e.this)),
             # DuckDB's strptime, epoch_ms(n) and make_timestamp are TIMESTAMPs (wall-clock
             # times); Spark's to_timestamp, timestamp_millis and make_timestamp instants
-            exp.StrToTime: lambda self, e: _wall_clock(SparkGenerator.TRANSFORMS[exp.StrToTime](self, e)),
+            exp.StrToTime: lambda self, e: _wall_clock(self.func("TO_TIMESTAMP", e.this, exp.Literal.string(parsing_pattern(e)))),
             exp.UnixToTime: lambda self, e: (
                 _wall_clock(SparkGenerator.TRANSFORMS[exp.UnixToTime](self, e))
                 if e.args.get("scale") is not None else SparkGenerator.TRANSFORMS[exp.UnixToTime](self, e)

@@ -1,4 +1,4 @@
-"""DuckDB's ``strftime(value, format)`` on Spark.
+"""DuckDB's ``strftime(value, format)`` and ``strptime(text, format)`` on Spark.
 
 sqlglot maps the format's codes to one Java pattern for ``DATE_FORMAT``, where some mean
 something else (``%j`` as ``DD``: 65, not DuckDB's 065; ``%Z`` as ``z``: 'UTC' for a
@@ -101,7 +101,35 @@ def formatted_time(node: exp.TimeToStr) -> exp.Expr:
     return pieces[0] if len(pieces) == 1 else _call("CONCAT", *pieces)
 
 
-def _tokens(fmt: str) -> Iterator[tuple[str | None, str]]:
+# DuckDB codes read by strptime and the Java pattern that reads the same text: numbers with
+# one letter, as DuckDB reads them with or without their leading zeros (Spark's parser takes
+# "dd" as exactly two digits)
+_PARSED = {
+    "Y": "yyyy", "m": "M", "d": "d", "H": "H", "M": "m", "S": "s", "f": "SSSSSS", "g": "SSS", "n": "SSSSSSSSS",
+    "y": "yy", "b": "MMM", "h": "MMM", "B": "MMMM", "a": "EEE", "A": "EEEE", "p": "a", "I": "h", "j": "D",
+    "c": "yyyy-M-d H:m:s", "x": "yyyy-M-d", "X": "H:m:s", "T": "H:m:s",
+    "-d": "d", "-m": "M", "-H": "H", "-I": "h", "-M": "m", "-S": "s", "-j": "D",
+}
+
+
+def parsing_pattern(node: exp.StrToTime) -> str:
+    """DuckDB's ``strptime(text, format)`` format as the Java pattern Spark's TO_TIMESTAMP
+    reads with: the format's own text quoted (sqlglot left ``'Date: %Y'``'s letters as
+    pattern letters), ``%j`` as a day of the year of up to three digits (sqlglot's ``DD``
+    read 065 as nothing). A code with no Java pattern, a list of formats or a format that is
+    not a text literal fails in one line."""
+    fmt = node.args.get("format")
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+        raise SqlError("strptime needs one text literal format on the spark engine")
+    pattern = []
+    for code, text in _tokens(fmt.this, "strptime"):
+        if code is not None and code not in _PARSED:
+            raise SqlError(f"strptime code {text} has no Spark form; it is not supported on the spark engine")
+        pattern.append(_quoted(text) if code is None else _PARSED[code])
+    return "".join(pattern)
+
+
+def _tokens(fmt: str, function: str = "strftime") -> Iterator[tuple[str | None, str]]:
     """The format's pieces in order: (code, its text) for a ``%`` code, (None, text) for
     the text between codes (``%%`` is text: ``%``)."""
     position, text = 0, ""
@@ -116,7 +144,7 @@ def _tokens(fmt: str) -> Iterator[tuple[str | None, str]]:
             text, position = text + "%", position + 2
             continue
         if code not in _PATTERNS and code not in _EXPRESSIONS:
-            raise SqlError(f"strftime code %{code} has no Spark form; it is not supported on the spark engine")
+            raise SqlError(f"{function} code %{code} has no Spark form; it is not supported on the spark engine")
         if text:
             yield None, text
             text = ""

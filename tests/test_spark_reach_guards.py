@@ -7,11 +7,17 @@ the encoder does not know. DuckDB computes a CASE branch, the model's arguments 
 only for the rows that take it; Spark computes a Python UDF's arguments for every row, below
 the CASE, so the optimized statement failed on a row the CASE sent elsewhere while DuckDB
 and --no-optimize returned it. Each computed argument now reads under the call's reach
-condition (``spark/guards.py``); a row that does reach the model still fails, alike."""
+condition (``spark/guards.py``); a row that does reach the model still fails, alike, and
+the workers of the failed task print no traceback into the cell (``spark/daemon.py``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nbgov.errors import NbgovError
-from tests.fixtures.spark import engine_on, module_database
+from tests.fixtures.spark import QUICK_JVM_CONF, engine_on, module_database
 from tests.fixtures.sqlml import register, unwrapped
 
 pytestmark = pytest.mark.spark
@@ -164,3 +170,113 @@ def test_each_computed_argument_is_computed_only_on_the_rows_reaching_the_call()
     ]
     for sql, guarded in cases:
         assert guarded_calls(sqlglot.parse_one(sql, read="duckdb"), ["f"]).sql("duckdb") == guarded
+
+
+# --- a failed task's workers print no traceback into the cell ----------------------------------
+
+
+def test_a_refusal_in_a_spark_worker_prints_no_traceback(tmp_path: Path, rf: Pipeline) -> None:
+    """onnxruntime refusing a value in one worker fails the task; Spark then hangs up on the
+    workers still talking to it and PySpark's daemon printed each one's BrokenPipeError as a
+    multi-line traceback on the JVM's stderr, the kernel's: in the failing cell and, late,
+    in the next. Run in a fresh process whose stderr is read whole (the shared session's
+    JVM writes to the test run's capture)."""
+    import pickle
+
+    model = tmp_path / "rf.pkl"
+    model.write_bytes(pickle.dumps(rf))
+    script = tmp_path / "refuse.py"
+    script.write_text(textwrap.dedent("""
+        import json, pickle, sys, time
+        import numpy as np, pandas as pd
+        from nbgov.errors import NbgovError
+        from nbgov.sqlml.spark.engine import SparkEngine
+        from nbgov.sqlml.spark.session import spark_session
+        handle = spark_session("local[2]", {"spark.sql.warehouse.dir": sys.argv[1], **json.loads(sys.argv[2])})
+        engine = SparkEngine(session=handle.session)
+        engine.execute("CREATE MODEL rf FROM $rf", params={"rf": pickle.loads(open(sys.argv[3], "rb").read())})
+        rng = np.random.default_rng(1)
+        frame = pd.DataFrame(rng.normal(size=(40, 4)), columns=["age", "income", "tenure", "score"])
+        frame["plan"], frame["id"] = "pro", np.arange(40)
+        frame.loc[[1, 30], "plan"] = "zzz"
+        sql = "SELECT id, predict(rf, *).label AS l FROM small"
+        for _ in range(2):
+            try:
+                engine.execute(sql, frames={"small": frame}, optimize=False)
+            except NbgovError as error:
+                print(error, flush=True)
+        print(engine.execute("SELECT count(*) AS n FROM small", frames={"small": frame})[-1].df.n[0], flush=True)
+        time.sleep(2)  # what the workers print reaches stderr late
+        engine.close()
+        handle.session.stop()
+    """))
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "warehouse"), _json(QUICK_JVM_CONF), str(model)],
+        capture_output=True, text=True, timeout=400, env=_env(),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.splitlines() == [REFUSED, REFUSED, "40"], run.stdout
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
+
+
+def _json(conf: dict[str, str]) -> str:
+    import json
+
+    return json.dumps(conf)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+class _Exited(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+@pytest.mark.parametrize(("raised", "printed"), [
+    (BrokenPipeError(32, "Broken pipe"), False),
+    (ConnectionResetError(104, "Connection reset by peer"), False),
+    (ValueError("a worker's own failure"), True),
+])
+def test_the_daemon_quiets_only_a_worker_whose_jvm_hung_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], raised: Exception, printed: bool
+) -> None:
+    """nbgov's daemon is PySpark's with one change: a worker failing to reach a JVM that
+    closed its connection exits (status 1, as the daemon makes it) without a traceback;
+    any other error still reaches stderr as PySpark's daemon prints it."""
+    import os
+
+    import pyspark.daemon
+
+    from nbgov.sqlml.spark import daemon
+
+    def worker(sock: Any, authenticated: bool) -> int:
+        raise raised
+
+    def manager() -> None:  # the forked child's part of PySpark's manager
+        try:
+            pyspark.daemon.worker(None, True)
+        except _Exited:
+            raise
+        except BaseException:
+            traceback.print_exc()
+            raise _Exited(1) from None
+
+    def exit_(code: int) -> None:
+        raise _Exited(code)
+
+    monkeypatch.setattr(pyspark.daemon, "worker", worker)
+    monkeypatch.setattr(pyspark.daemon, "manager", manager)
+    monkeypatch.setattr(os, "_exit", exit_)
+    with pytest.raises(_Exited) as exited:
+        daemon.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert ("Traceback" in err) == printed, err
+
+
+def test_sessions_nbgov_starts_on_a_local_master_run_its_daemon(spark: Any) -> None:
+    assert spark.conf.get("spark.python.daemon.module") == "nbgov.sqlml.spark.daemon"

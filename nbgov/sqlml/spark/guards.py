@@ -8,6 +8,14 @@ NULL for that row; likewise a row ``plan = 'platinum' OR predict(...)`` decides 
 call (DuckDB evaluates a UDF last). Each UDF call therefore receives, as its first
 argument, whether the row reaches it (``worker.udf_function`` scores only those rows;
 NULL elsewhere, which leaves the decided AND or OR as it was).
+
+Spark also computes a Python UDF's arguments for every row, in a projection below the CASE
+(DuckDB computes a branch's arguments, as the branch, only for the rows that take it). An
+argument the optimizer computes in SQL can raise: a OneHotEncoder lowered in front of the
+trees kept as ONNX refuses an unknown category with ``raise_error`` (``checks.py``), a cast
+refuses text. Each computed argument is therefore read under the same reach condition
+(``CASE WHEN reached THEN argument END``): a row the CASE sends elsewhere passes NULL, never
+computing it, and a row that reaches the call fails as on DuckDB and with --no-optimize.
 """
 
 from __future__ import annotations
@@ -29,8 +37,26 @@ def guarded_calls(tree: exp.Expression, functions: Collection[str]) -> exp.Expre
     calls = [node for node in copied.find_all(exp.Anonymous) if _calls(node, names)]
     guards = [_guard(call, names) for call in calls]  # all read before any call changes
     for call, guard in zip(calls, guards):
-        call.set("expressions", [guard, *call.expressions])
+        arguments = [_reached_only(argument, guard) for argument in call.expressions]
+        call.set("expressions", [guard, *arguments])
     return copied
+
+
+def _reached_only(argument: exp.Expr, guard: exp.Expr) -> exp.Expr:
+    """``argument`` computed only on the rows ``guard`` lets reach the call (NULL on the
+    others, which the UDF does not score): anything but a column or a constant may raise
+    (``raise_error``, a cast, ANSI arithmetic), and Spark computes a UDF's arguments on
+    every row. ``argument`` itself when every row reaches the call or it cannot raise."""
+    if _always(guard) or isinstance(argument.unnest(), _PLAIN):
+        return argument
+    return exp.Case(ifs=[exp.If(this=guard.copy(), true=argument)])
+
+
+_PLAIN = (exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.Parameter, exp.Placeholder)
+
+
+def _always(guard: exp.Expr) -> bool:
+    return isinstance(guard, exp.Boolean) and bool(guard.this)
 
 
 def _calls(node: exp.Anonymous, names: set[str]) -> bool:

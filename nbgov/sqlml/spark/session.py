@@ -4,12 +4,15 @@ The active session when the notebook already has one (its settings are the user'
 are left alone); otherwise one started from ``SqlML.spark_master``, configured so a
 notebook stays readable: Arrow transfers on, no UI, no console progress bar, Spark's
 own log lines off, a local master's workers running the kernel's own Python (so they
-import nbgov and pyarrow), and Python talking to the JVM over Unix sockets.
+import nbgov and pyarrow) from nbgov's daemon (``daemon.py``: a worker whose JVM hung up
+after a failed task prints no traceback into the cell), and Python talking to the JVM over
+Unix sockets.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -42,6 +45,12 @@ STARTED_SESSION_CONF: dict[str, str] = {
     # cannot take the result's connection (Spark then failed the query)
     "spark.python.unix.domain.socket.enabled": "true",
 }
+
+# On a local master the Python workers' stderr is the kernel's, shown in the notebook: they
+# run from nbgov's daemon, which keeps the traceback of a worker whose JVM hung up out of it.
+# Elsewhere it goes to the executors' logs, and executors run PySpark's own daemon.
+LOCAL_SESSION_CONF: dict[str, str] = {"spark.python.daemon.module": "nbgov.sqlml.spark.daemon"}
+_LOCAL_MASTER = re.compile(r"local(\[[^\]]*\])?")
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,8 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
     from pyspark.sql import SparkSession
 
     builder: Any = SparkSession.builder.master(master).appName("nbgov")
-    for key, value in {**STARTED_SESSION_CONF, **(conf or {})}.items():
+    local = LOCAL_SESSION_CONF if _LOCAL_MASTER.fullmatch(master.strip()) else {}
+    for key, value in {**STARTED_SESSION_CONF, **local, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:
         with _local_workers_run(sys.executable, master):

@@ -12,7 +12,6 @@ Unix sockets.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -50,7 +49,11 @@ STARTED_SESSION_CONF: dict[str, str] = {
 # run from nbgov's daemon, which keeps the traceback of a worker whose JVM hung up out of it.
 # Elsewhere it goes to the executors' logs, and executors run PySpark's own daemon.
 LOCAL_SESSION_CONF: dict[str, str] = {"spark.python.daemon.module": "nbgov.sqlml.spark.daemon"}
-_LOCAL_MASTER = re.compile(r"local(\[[^\]]*\])?")
+
+
+def _local(master: str) -> bool:
+    """``local``, ``local[2]``, ``local[*]``, ``local[2,3]``: a master running in this process's JVM."""
+    return master == "local" or master.startswith("local[") and master.endswith("]")
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
     from pyspark.sql import SparkSession
 
     builder: Any = SparkSession.builder.master(master).appName("nbgov")
-    local = LOCAL_SESSION_CONF if _LOCAL_MASTER.fullmatch(master.strip()) else {}
+    local = LOCAL_SESSION_CONF if _local(master.strip()) else {}
     for key, value in {**STARTED_SESSION_CONF, **local, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:

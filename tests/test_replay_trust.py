@@ -139,6 +139,26 @@ def test_a_copied_folder_replays_in_the_copy_and_leaves_the_original_alone(tmp_p
 
 
 @pytest.mark.kernel
+def test_a_copied_folder_names_its_own_files_where_the_cells_named_absolute_paths(tmp_path: Path) -> None:
+    """A cell that opened a file by its absolute path under the notebook's folder: in a copy,
+    the stale reason and the replay's cause name the copy's file, which is the one checked
+    (they named the original's path, elsewhere on the author's machine)."""
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "data.csv").write_text("v\n1\n")
+    record(original / "nb.ipynb", f"rows = open({str(original / 'data.csv')!r}).read().split()")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    (copy / "data.csv").write_text("v\n2\n")
+    data = json.loads(invoke("show", copy / "nb.ipynb", "--json").output)
+    assert data["executions"][0]["stale"] == [f"file {copy / 'data.csv'} changed on disk since read"]
+    replayed = invoke("replay", copy / "nb.ipynb")
+    said = " ".join(replayed.output.split())  # the terminal's width wraps lines
+    assert replayed.exit_code == 1 and f"input file changed: {copy / 'data.csv'}:" in said, replayed.output
+    assert f"{original / 'data.csv'}:" not in said
+
+
+@pytest.mark.kernel
 def test_a_notebook_written_by_run_o_replays_in_the_folder_its_cells_ran_in(tmp_path: Path) -> None:
     """`nbgov run NB -o out/NB.ipynb` runs the cells in NB's folder and keeps the log beside
     the output: replay runs where the cells ran (relative to the notebook), in a copy too."""

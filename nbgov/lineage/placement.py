@@ -47,6 +47,11 @@ class Placement:
         """Where a recorded file access is now."""
         return self.locate(file.abspath or file.path)
 
+    def shown(self, file: FileAccess) -> str:
+        """How a file access is named to the user: as the cell wrote it when relative, else
+        where it is now (a copied folder's own path, not the one recorded elsewhere)."""
+        return file.path if file.path and not Path(file.path).is_absolute() else str(self.path(file))
+
     def locate(self, recorded: str) -> Path:
         raw = Path(recorded)
         if not raw.is_absolute():
@@ -106,6 +111,6 @@ def relocated(entries: Iterable[LogEntry], notebook: Path, keep: str | None = No
         if not placement.moved:
             out.append(entry)
             continue
-        files = tuple(dataclasses.replace(f, abspath=str(placement.path(f))) for f in record.files)
+        files = tuple(dataclasses.replace(f, abspath=str(placement.path(f)), path=placement.shown(f)) for f in record.files)
         out.append(dataclasses.replace(entry, body=dataclasses.replace(record, files=files)))
     return out

@@ -144,7 +144,7 @@ def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Up
         now, why = file_now(path)
         if now == file.hash:
             continue
-        shown = file.path or str(path)
+        shown = context.relocation.shown(file)
         state = why if now is None else f"hash {short(file.hash)} → {short(now)}"
         step = upstream.files.get(str(path))
         if step is None and file.source in upstream.records:
@@ -166,7 +166,7 @@ def _written_not_files(original: ExecutionRecord, context: StepContext, named: s
     runs, so its timeout or error is explained; ``named``: shown already as inputs."""
     causes: list[Cause] = []
     for file in original.files:
-        shown = file.path or file.abspath
+        shown = context.relocation.shown(file)
         if file.mode != "write" or file.hash is None or shown in named or is_own_source(file):
             continue
         why = not_regular(context.relocation.path(file))

@@ -75,6 +75,23 @@ def test_a_signed_head_verifies_names_its_signer_and_checks_with_plain_ssh_keyge
     assert "seq: 3\n" in payload.read_text()
 
 
+def test_allowed_signers_given_on_standard_input_is_read_by_nbgov_not_by_ssh_keygen(
+        nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """``--allowed-signers /dev/stdin < file`` names nbgov's input; ssh-keygen, reading that
+    path in its own process, found its own empty input and said the key was not there."""
+    import sys
+
+    assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0
+    allowed = allowed_signers(tmp_path, ("alice@example.com", keys["alice"]))
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout's nbgov, as the in-process tests use
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    with allowed.open("rb") as given:
+        checked = subprocess.run([sys.executable, "-m", "nbgov.cli", "verify", str(nb_path), "--allowed-signers",
+                                  "/dev/stdin"], stdin=given, capture_output=True, text=True, env=env, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "entry 3 signed by alice@example.com" in " ".join(checked.stdout.split())
+
+
 def test_a_history_rewritten_with_recomputed_hashes_is_caught_by_the_signature(
         nb_path: Path, keys: dict[str, Path], tmp_path: Path) -> None:
     assert invoke("sign", nb_path, "--key", keys["alice"]).exit_code == 0

@@ -21,7 +21,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from nbgov.errors import LineageError, ReplayError
 from nbgov.lineage.store import canonical_json, open_folder, read_log
-from nbgov.lineage.user_files import NO_SUCH_FILE, check_regular, not_regular
+from nbgov.lineage.user_files import NO_SUCH_FILE, check_regular, not_regular, read_regular
 
 NAMESPACE = "nbgov"
 HEADER = "nbgov signed chain head v1"
@@ -277,16 +277,31 @@ def _on_chain(head: SignedHead, entries: Sequence[Mapping[str, Any]]) -> str | N
     return None
 
 
-def _signer(signature: StoredSignature, allowed: Path) -> tuple[str | None, str]:
-    """(principal, description) when the signature verifies against ``allowed``, else (None, why)."""
+@contextmanager
+def _allowed_copy(allowed: Path) -> Iterator[str]:
+    """The allowed-signers file, read once by nbgov, in a private copy ssh-keygen reads by
+    path: what is checked is what nbgov was given (``/dev/stdin`` is nbgov's input, not
+    ssh-keygen's, which found no key there), and a file changed meanwhile is not read half
+    old, half new."""
+    _given_file(allowed, "an allowed-signers file", "no such allowed-signers file")
+    data = read_regular(allowed, "an allowed-signers file")
+    with tempfile.TemporaryDirectory(prefix="nbgov-allowed-") as tmp:
+        path = Path(tmp) / "allowed_signers"
+        path.write_bytes(data)
+        yield str(path)
+
+
+def _signer(signature: StoredSignature, allowed: str, named: str) -> tuple[str | None, str]:
+    """(principal, description) when the signature verifies against the allowed-signers file
+    ``allowed`` (the user's ``named``), else (None, why)."""
     with _signature_file(signature.signature) as sig_path:
-        found = _run(["-Y", "find-principals", "-s", sig_path, "-f", str(allowed)], b"")
+        found = _run(["-Y", "find-principals", "-s", sig_path, "-f", allowed], b"")
         principals = [p for p in found.stdout.decode("utf-8", "replace").splitlines() if p.strip()]
         if found.returncode != 0 or not principals:
-            return None, f"its key is not in {allowed.name}"
+            return None, f"its key is not in {named}"
         why = "no principal"
         for principal in principals:
-            done = _run(["-Y", "verify", "-f", str(allowed), "-I", principal, "-n", NAMESPACE, "-s", sig_path],
+            done = _run(["-Y", "verify", "-f", allowed, "-I", principal, "-n", NAMESPACE, "-s", sig_path],
                         signature.payload)
             if done.returncode == 0:
                 return principal, _key_of(done.stdout)
@@ -297,9 +312,14 @@ def _signer(signature: StoredSignature, allowed: Path) -> tuple[str | None, str]
 def check_signatures(notebook: Path, sidecar: Path, entries: Sequence[Mapping[str, Any]],
                      allowed: Path | None) -> SignatureReport:
     """Every stored signature: its head still on the chain, and (with ``allowed``) its signer."""
+    with _allowed_copy(allowed) if allowed is not None else nullcontext(None) as copy:
+        return _checked(sidecar, entries, allowed, copy)
+
+
+def _checked(sidecar: Path, entries: Sequence[Mapping[str, Any]], allowed: Path | None,
+             copy: str | None) -> SignatureReport:
+    """``check_signatures`` with the allowed-signers file's private ``copy``."""
     report = SignatureReport()
-    if allowed is not None:
-        _given_file(allowed, "an allowed-signers file", "no such allowed-signers file")
     found = list(stored_signatures(sidecar))
     if not found:
         if allowed is not None:
@@ -314,8 +334,8 @@ def check_signatures(notebook: Path, sidecar: Path, entries: Sequence[Mapping[st
             report.problems.append(f"signature {stored.name}: not an nbgov signed head")
             continue
         off = _on_chain(head, entries)
-        if allowed is not None:
-            principal, how = _signer(stored, allowed)
+        if allowed is not None and copy is not None:
+            principal, how = _signer(stored, copy, allowed.name)
             if principal is None:
                 report.problems.append(f"signature of entry {head.seq} ({stored.name}): {how}")
                 continue

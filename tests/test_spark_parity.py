@@ -57,6 +57,14 @@ def _both(engines, sql: str, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     return duck, spark
 
 
+def _refused_in_one_line(spark_engine, frames: dict[str, pd.DataFrame], cases: list[tuple[str, str]]) -> None:
+    """Each statement fails on Spark with one line saying ``said``."""
+    for sql, said in cases:
+        with pytest.raises(SqlError) as refused:
+            spark_engine.execute(sql, frames=frames)
+        assert said in str(refused.value) and "\n" not in str(refused.value), sql
+
+
 @pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no-optimize"])
 def test_a_whole_prediction_with_null_inputs_reads_as_on_duckdb(engines, people, tree, optimize):
     """``predict(m, ...)`` as one STRUCT column, NULL for the rows with a NULL input: Spark
@@ -341,13 +349,10 @@ def test_logarithms_regex_replacement_format_and_list_ends_read_as_on_duckdb(eng
     assert duck["last"].tolist()[:3] == [3, 4, 6] and duck["head"].tolist()[0] == "a1" and duck.before.tolist()[0] == "a1"
     assert duck.first_item.tolist()[:3] == [1, 4, 5] and duck.third.isna().tolist() == [False, True, True, True, True]
     pd.testing.assert_frame_equal(spark, duck)
-    for sql, said in (
+    _refused_in_one_line(spark_engine, {"t": texts}, [
         ("SELECT regexp_replace(s, s, 'x') AS r FROM t", "needs a text literal pattern on the spark engine"),
         ("SELECT format('{:.2f}', x) AS r FROM t", "format() on the spark engine takes a text literal with one {}"),
-    ):
-        with pytest.raises(SqlError) as refused:
-            spark_engine.execute(sql, frames={"t": texts})
-        assert said in str(refused.value) and "\n" not in str(refused.value)
+    ])
 
 
 
@@ -822,10 +827,7 @@ def test_strptime_reads_what_duckdb_reads(engine, spark_engine):
     assert str(duck.yearday[0]) == "2024-03-05 00:00:00" and str(duck.spoken[0]) == "2024-05-09 19:05:00"
     assert str(duck.short[0]) == "2024-05-09 00:00:00" and duck.labelled.isna().tolist() == [False, False, True]
     pd.testing.assert_frame_equal(spark, duck)
-    for sql, said in (
+    _refused_in_one_line(spark_engine, {"texts": texts}, [
         ("SELECT strptime(short, ['%d/%m/%Y', '%Y']) AS r FROM texts", "strptime needs one text literal format"),
         ("SELECT strptime(short, '%U %Y') AS r FROM texts", "strptime code %U has no Spark form"),
-    ):
-        with pytest.raises(SqlError) as refused:
-            spark_engine.execute(sql, frames={"texts": texts})
-        assert said in str(refused.value) and "\n" not in str(refused.value)
+    ])

@@ -195,6 +195,14 @@ def graph_layer_inside_viewport(lab: Lab) -> bool:
     )
 
 
+def open_graph(lab: Lab) -> Any:
+    """The panel's Graph tab, shown; its SVG."""
+    lab.page.locator(f"{PANEL} .nbgov-tab", has_text="Graph").click()
+    graph = lab.page.locator(f"{PANEL} .nbgov-Graph-svg")
+    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    return graph
+
+
 def graph_transform(lab: Lab) -> str:
     return str(lab.page.locator(f"{PANEL} .nbgov-Graph-layer").get_attribute("transform"))
 
@@ -215,9 +223,7 @@ def test_graph_fits_the_panel_zooms_pans_and_draws_model_edges(lab: Lab) -> None
     run_all(lab, "models.ipynb", MODEL_CELLS)
     wait_rows(lab, 5)
     row(lab, 4).click()
-    lab.page.locator(f"{PANEL} .nbgov-tab", has_text="Graph").click()
-    graph = lab.page.locator(f"{PANEL} .nbgov-Graph-svg")
-    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    graph = open_graph(lab)
 
     # The model runs from the cell that created it to the cells that scored with it.
     edges = graph.locator(".nbgov-Graph-edge").evaluate_all(
@@ -307,10 +313,9 @@ def test_a_dropped_model_is_a_removal_edge_and_its_scorer_goes_stale(lab: Lab) -
     details = lab.page.locator(f"{PANEL} .nbgov-Details")
     details.locator(".nbgov-Details-title", has_text="Execution [5]").wait_for(timeout=UI_TIMEOUT_MS)
     assert "readmission@1dropped" in str(details.text_content()).replace(" ", "")
+    _assert_details_fit_the_default_width(lab)
     lab.panel_screenshot("sidebar-details-dropped-model")
-    lab.page.locator(f"{PANEL} .nbgov-tab", has_text="Graph").click()
-    graph = lab.page.locator(f"{PANEL} .nbgov-Graph-svg")
-    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    graph = open_graph(lab)
     removals = graph.locator(".nbgov-Graph-edge.nbgov-mod-removed").evaluate_all(
         "ps => ps.map(p => [p.dataset.from, p.dataset.to])"
     )
@@ -435,9 +440,7 @@ def test_a_removed_file_reads_as_removed_in_the_details_and_the_graph(lab: Lab) 
     lab.panel_screenshot("sidebar-details-removed-file")
 
     # The graph: the removal edge is dashed, the file's node drawn as gone, the writer's edge plain.
-    lab.page.locator(f"{PANEL} .nbgov-tab", has_text="Graph").click()
-    graph = lab.page.locator(f"{PANEL} .nbgov-Graph-svg")
-    graph.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    graph = open_graph(lab)
     ids = graph.locator(".nbgov-Graph-node.nbgov-kind-execution").evaluate_all(
         "gs => Object.fromEntries(gs.map(g => [g.querySelector('text').textContent.match(/\\[(\\d+)\\]/)[1], 'x:' + g.dataset.id]))"
     )

@@ -28,7 +28,7 @@ import site
 import stat
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,6 +446,28 @@ def _absolute(path: str, dir_fd: Any) -> str | None:
     except OSError:
         return None
     return os.path.normpath(os.path.join(folder, path)) if folder.startswith("/") else None
+
+
+# files whose reads give no content a hash could stand for (and whose open or read may wait)
+FIFO = "a FIFO (named pipe)"
+SPECIAL_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISFIFO, FIFO), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(mode: int) -> str | None:
+    """'a FIFO (named pipe)', 'a character device', 'a block device' or 'a socket' for a stat
+    ``st_mode`` of one; None for a regular file, a folder, a symlink not followed."""
+    return next((name for test, name in SPECIAL_KINDS if test(mode)), None)
+
+
+def special_file(abspath: str) -> str | None:
+    """``special_kind`` of what is at the path (symlinks followed) now; None for anything else
+    or nothing there. A stat only (with the ``os`` function captured at import): never opened."""
+    try:
+        return special_kind(static.os_stat(abspath).st_mode)
+    except (OSError, ValueError):
+        return None
 
 
 def absent(abspath: str) -> bool:

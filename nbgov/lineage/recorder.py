@@ -40,14 +40,14 @@ from nbgov.lineage.environment import (
     top_level_modules,
 )
 from nbgov.lineage.exception_text import exception_message
-from nbgov.lineage.files import ANOTHER_PROCESS, FileEvent, FileWatcher, absent, expand_sql_paths
+from nbgov.lineage.files import ANOTHER_PROCESS, FileEvent, FileWatcher, absent, expand_sql_paths, special_file
 from nbgov.lineage.fingerprint import SCHEME as FINGERPRINT_SCHEME
 from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.fingerprint.memmap import written_file
 from nbgov.lineage.journal import Journal, Subscriber, describe
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot, identity
 from nbgov.lineage.native_files import NativeWatch, mentioned_paths
-from nbgov.lineage.record import ErrorInfo, Fingerprint, LogEntry, SessionInfo
+from nbgov.lineage.record import ErrorInfo, FileMode, Fingerprint, LogEntry, SessionInfo
 from nbgov.lineage.sqlreport import ReportedModel, SqlReport, read_activity
 from nbgov.lineage.store import SidecarStore
 from nbgov.lineage.values import ValueTracker
@@ -430,9 +430,13 @@ class Recorder:
         out: list[ObservedFile] = []
         for (abspath, mode), path in seen.items():
             if mode == "read" and abspath in read_before:
-                out.append(_read_before_change(path, abspath, read_before[abspath], notes))
+                before = read_before[abspath].before_change
+                if before is None or before[1] is not None or not _special(path, abspath, "read", notes, out):
+                    out.append(_read_before_change(path, abspath, read_before[abspath], notes))
                 continue
             size, digest = self.journal.files.hash(abspath)
+            if size is None and _special(path, abspath, "write" if mode == "write" else "read", notes, out):
+                continue
             gone = size is None and abspath in taken and absent(abspath)
             if mode == "read" and size is None:
                 if not gone:
@@ -516,6 +520,24 @@ def _taken_away(python: list[FileEvent], made_elsewhere: set[str]) -> set[str]:
         elif ev.mode == "write" and not ev.removes:
             written.add(ev.abspath)
     return taken
+
+
+def _special(path: str, abspath: str, mode: FileMode, notes: list[str], out: list[ObservedFile]) -> bool:
+    """A file with no content found (no size or hash): when it is a FIFO, device or socket, its
+    access is kept in ``out`` with no content and ``notes`` says why (True). Not dropped as a
+    failed open: replay must know the cell read one (reading it again would wait for a writer,
+    or give other bytes), and the step cannot be called reproduced."""
+    special = special_file(abspath)
+    if special is None:
+        return False
+    if mode == "read":
+        notes.append(f"file {path} is {special}, not a file: what the cell read from it has no content to hash, "
+                     "so this step cannot be compared or replayed")
+    else:
+        notes.append(f"file {path} is {special}, not a file: what the cell wrote to it is kept nowhere nbgov "
+                     "could hash, so it cannot be compared")
+    out.append(ObservedFile(path, abspath, mode, None, None))
+    return True
 
 
 def _read_before_change(path: str, abspath: str, read: FileEvent, notes: list[str]) -> ObservedFile:

@@ -23,8 +23,10 @@ from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.placement import Placement
 from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
 from nbgov.lineage.user_files import NO_SUCH_FILE, UserFileError, not_regular, open_regular
+from nbgov.replay.blocking import BlockingInput
 
 INPUT_FILE_CHANGED = "input file changed"
+UNREPLAYABLE_INPUT = "input is no file"  # read from a FIFO, device or socket when recorded too
 MODEL_CHANGED = "model changed"
 NONDETERMINISTIC = "nondeterministic output"
 HASH_ORDER = "hash ordering"
@@ -158,6 +160,18 @@ def precheck_files(original: ExecutionRecord, context: StepContext, upstream: Up
         else:
             causes.append(Cause(INPUT_FILE_CHANGED, f"{shown}: {state}", shown))
     return causes + _written_not_files(original, context, {c.name for c in causes})
+
+
+def blocked_cause(original: ExecutionRecord, found: BlockingInput) -> Cause:
+    """The step read ``found``, a FIFO, device or socket now, so it is not run: an input file
+    changed when the record hashed a file there (a model changed, for a model file), else an
+    input that was no file's content when recorded either."""
+    if found.file.hash is None:
+        return Cause(UNREPLAYABLE_INPUT, f"{found.text()}; the recording has no content of it either, so the step "
+                     "was not run", found.shown)
+    kind = MODEL_CHANGED if _is_model_file(found.file, original.models) else INPUT_FILE_CHANGED
+    return Cause(kind, f"{found.text()} (recorded: a file, hash {short(found.file.hash)}), so the step was not run",
+                 found.shown)
 
 
 def _written_not_files(original: ExecutionRecord, context: StepContext, named: set[str | None]) -> list[Cause]:
@@ -545,6 +559,11 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     for path, file, again in _files_differing(original, replay, "read", context, flagged):
         kind = MODEL_CHANGED if _is_model_file(file, original.models) else INPUT_FILE_CHANGED
         verdict.causes.append(Cause(kind, f"{path}: hash {short(file.hash)} → {short(again.hash)}", path))
+    for path in _read_without_content(original, replay, context):
+        what = (f"`{path}` (read): recorded with no content (a FIFO or device then, or gone after the cell), "
+                "read as a file now: what the recorded run read is not known")
+        verdict.unverifiable.append(what)
+        verdict.unverifiable_inputs.append(what)
     compare_reads(original, replay, upstream, context, verdict)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
@@ -553,6 +572,16 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     if changed and not verdict.causes:
         _explain_changes(original, changed, context, upstream, verdict, _read_only_now(original, replay))
     return verdict
+
+
+def _read_without_content(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext) -> list[str]:
+    """Files the recording read with neither size nor hash, not gone after the cell (a FIFO,
+    device or socket then: the recorder notes it) that the replay read as a file with content:
+    what the recorded run read is not known, so the step cannot be called reproduced."""
+    hashed_now = {f.abspath for f in replay.files if f.mode == "read" and f.hash}
+    return [context.relocation.shown(f) for f in original.files
+            if f.mode == "read" and f.size is None and f.hash is None and not is_own_source(f)
+            and str(context.relocation.path(f)) in hashed_now]
 
 
 def _read_only_now(original: ExecutionRecord, replay: ExecutionRecord) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from nbgov.errors import ReplayError
 from nbgov.lineage.placement import Placement, place
 from nbgov.lineage.record import ExecutionRecord
-from nbgov.replay import compare
+from nbgov.replay import blocking, compare
 from nbgov.replay.kernel import FIXED_HASH_SEED, RecordingKernel
 from nbgov.replay.runner import kernel_name_of
 from nbgov.replay.safe_text import where_surrogate
@@ -86,6 +86,7 @@ class ReplayResult:
     log: LineageLog
     unverified: str | None = None  # why the log did not verify, when replayed anyway
     notes: list[str] = field(default_factory=list)  # where the replay ran other than as recorded, why
+    stopped: str | None = None  # why the replay stopped before the steps asked for (a FIFO it would read)
 
     @property
     def first_divergence(self) -> StepResult | None:
@@ -245,21 +246,34 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
         current: str | None = None
         context = compare.StepContext(Placement(None, folder))
         notes: list[str] = []
+        stopped: str | None = None
         try:
             for index, original in enumerate(todo, start=1):
-                if kernel is None or original.session != current:
-                    t0 = time.perf_counter()
+                if index == 1 or original.session != current:  # a new session: where it ran, a fresh kernel
                     if kernel is not None:
+                        t0 = time.perf_counter()
                         kernel.shutdown()
+                        kernel = None
+                        kernel_seconds += time.perf_counter() - t0
                     current = original.session
                     session = sessions.get(current)
-                    seed = session.hash_seed if session and session.hash_seed is not None else FIXED_HASH_SEED
                     placement = place(session, log.notebook)
                     if placement.note and placement.note not in notes:
                         notes.append(placement.note)
                     context = compare.StepContext(placement, hash_seed_random=current in random_seeds,
                                                   fingerprints=session.fingerprints if session else None)
-                    kernel = RecordingKernel(name, placement.folder, session_name, hash_seed=seed)
+                blocked = blocking.first_blocking(original, context.relocation, compare.is_own_source)
+                if blocked is not None:  # looked at before any kernel runs it: its open could wait forever
+                    steps.append(StepResult(index, original, 0.0,
+                                            compare.Comparison(causes=[compare.blocked_cause(original, blocked)])))
+                    stopped = _stop_line(blocked, index, len(todo))
+                    finished = time.perf_counter()
+                    break
+                if kernel is None:  # the session's first step, or the one after a kernel died
+                    t0 = time.perf_counter()
+                    session = sessions.get(current)
+                    seed = session.hash_seed if session and session.hash_seed is not None else FIXED_HASH_SEED
+                    kernel = RecordingKernel(name, context.relocation.folder, session_name, hash_seed=seed)
                     kernel.start()
                     kernel_seconds += time.perf_counter() - t0
                 step, status = _replay_step(index, original, kernel, tail, upstream, context, timeout)
@@ -273,4 +287,11 @@ def replay(log: LineageLog, until: int | None = None, timeout: float | None = No
                 kernel.shutdown()
     # wall time up to the last step's reply: the final shutdown is cleanup, not replay
     return ReplayResult(log.notebook, steps, finished - started, kernel_seconds, len(executions), log,
-                        unverified, notes)
+                        unverified, notes, stopped)
+
+
+def _stop_line(found: blocking.BlockingInput, index: int, todo: int) -> str:
+    """Why the replay stopped at step ``index`` of ``todo``, in one line."""
+    rest = todo - index
+    after = f", nor the {rest} after it" if rest > 1 else ", nor the one after it" if rest else ""
+    return f"{found.text()}; step {index} was not run{after}"

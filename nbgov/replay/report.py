@@ -178,7 +178,10 @@ def print_replay(result: ReplayResult, console: Console) -> None:
                            "compared exactly, and why)", style="bold yellow"))
     else:
         console.print(Text("1 step reproduced" if done == 1 else f"all {done} steps reproduced", style="bold green"))
-    if done < result.total_steps:
+    if result.stopped is not None:
+        console.print(Text(f"stopped at step {done} of {result.total_steps}: "
+                           + for_terminal(result.stopped, keep_newlines=False), style="bold red"), soft_wrap=True)
+    elif done < result.total_steps:
         console.print(f"stopped after step {done} of {result.total_steps} (--until)")
     console.print(f"replay {result.wall_seconds:.2f}s (kernel start {result.kernel_seconds:.2f}s) "
                   f"vs recorded {result.recorded_seconds:.2f}s")
@@ -249,6 +252,9 @@ def replay_html(result: ReplayResult) -> str:
                    f"<pre>{for_xml(first.code)}</pre><ul>{items}</ul><p>{counts}</p></div>")
     notes = "".join(f"<p class='note'>note: {for_xml(n)}</p>" for n in result.notes)
     warning = (f"<p class='warning'>Unverified log: {for_xml(result.unverified)}</p>" if result.unverified else "")
+    if result.stopped is not None:
+        warning += (f"<p class='warning'>Stopped at step {len(result.steps)} of {result.total_steps}: "
+                    f"{for_xml(result.stopped)}</p>")
     status = {s.record_id: s.status for s in result.steps}
     stale = stale_of(result.log)
     svg = to_svg(build_graph(result.log.execution_records(), stale), status)

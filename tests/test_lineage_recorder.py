@@ -917,6 +917,29 @@ def test_an_earlier_result_read_through_ipythons_history_is_an_input_from_the_ex
         assert not any("output history" in n for n in recording.record().notes), code
 
 
+def test_a_cell_that_read_a_displayed_result_is_stale_when_that_cell_displays_another(
+    recording: RecordingShell,
+) -> None:
+    """IPython keeps Out[1] as it was, but the cell that displayed it ran again and shows another
+    value now: what was computed from the old one is stale. Equal content again is not."""
+    run = recording.run
+    run("[1, 2, 3]", cell_id="S")
+    run("total = sum(_)", cell_id="R")
+    run("later = total + 1", cell_id="T")
+    assert recording.rec.stale(now_files=False) == {}
+    run("[1, 2, 3]", cell_id="S")  # the same result again
+    assert recording.rec.stale(now_files=False) == {}
+    run("[4, 5]", cell_id="S")
+    flags = stale_cells(recording.rec.entries())
+    assert flags == {"R": ["input Out[1]: its cell displayed another result as [5]"],
+                     "T": ["input total comes from stale [2]"]}
+    run("total = sum(_)", cell_id="R")  # reads Out[5] now
+    assert recording.record().reads[0].name == "Out[5]"
+    assert stale_cells(recording.rec.entries()) == {"T": ["input total rewritten by [6]"]}
+    run("shown = 1", cell_id="S")  # the cell now displays nothing
+    assert stale_cells(recording.rec.entries())["R"] == ["input Out[5]: its cell ran again as [7] and displayed nothing"]
+
+
 def test_a_history_read_nbgov_cannot_resolve_keeps_the_note(recording: RecordingShell) -> None:
     """A computed index, the whole ``Out``, or a ``_`` the user bound: no input is named, the note
     says so; ``_9`` never displayed reads nothing (the cell fails), and needs no note."""

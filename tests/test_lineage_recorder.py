@@ -19,6 +19,7 @@ from nbgov.lineage import recorder as recorder_mod
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.stale import StaleTracker, stale_cells, stale_flags
 from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
+from nbgov.replay.graph import build_graph
 from tests.fixtures.lineage import (
     FullDisk,
     RecordingShell,
@@ -927,6 +928,9 @@ def test_a_cell_that_read_a_displayed_result_is_stale_when_that_cell_displays_an
     run("total = sum(_)", cell_id="R")
     run("later = total + 1", cell_id="T")
     assert recording.rec.stale(now_files=False) == {}
+    records = [recording.record(i) for i in range(3)]
+    graph = build_graph(records)  # the displaying execution feeds the reader through Out[1]
+    assert graph.edges[(records[0].id, records[1].id)] == ["Out[1]"]
     run("[1, 2, 3]", cell_id="S")  # the same result again
     assert recording.rec.stale(now_files=False) == {}
     run("[4, 5]", cell_id="S")

@@ -206,9 +206,9 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
     for name, fp in sorted(facts.sql_values.items()):
         if name not in read_names:
             reads.append(Read(name, fp, provenance.writer(name)))
-    unseen = provenance.unseen_changes(reads)  # of the variables: a result's own note comes from _displayed
-    shown_notes: list[str] = []
-    reads += [_displayed(shown, facts.session, provenance, shown_notes) for shown in facts.displayed]
+    notes = [*facts.notes, *provenance.unseen_changes(reads)]  # a displayed result's note comes from _displayed
+    if facts.displayed:
+        reads += [_displayed(shown, facts.session, provenance, notes) for shown in facts.displayed]
     return ExecutionRecord(
         session=facts.session,
         execution_count=facts.execution_count,
@@ -228,7 +228,7 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
         packages_added=dict(facts.packages_added),
         result=facts.result,
         more_writes=changes.more_writes,
-        notes=tuple(dict.fromkeys([*facts.notes, *unseen, *shown_notes])),
+        notes=tuple(dict.fromkeys(notes)),
     )
 
 

@@ -55,7 +55,7 @@ class HistoryUses:
 def uses(tree: ast.AST, loads: set[str]) -> HistoryUses | None:
     """The history reads of a cell whose module-level loads are ``loads``; None when it names
     none (most cells: one pass over its loads, once per distinct code)."""
-    named = sorted(name for name in loads if HISTORY_NAME.fullmatch(name))
+    named = sorted(name for name in loads if (name[:1] == "_" or name == "Out") and HISTORY_NAME.fullmatch(name))
     if not named:
         return None
     refs: list[HistoryRef] = []

@@ -446,7 +446,8 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
                     UNVERIFIED_UPSTREAM, f"`{read.name}` differs; it comes from step {step}, where {what} "
                     "could not be compared: the difference most likely entered there", read.name))
             else:
-                why = "no recorded execution wrote it" if read.source is None else f"last written by {read.source}"
+                why = ("no recorded execution wrote it" if read.source is None else
+                       f"{'displayed' if read.displayed is not None else 'last written'} by {read.source}")
                 verdict.causes.append(Cause(
                     UNEXPLAINED_STATE, f"`{read.name}` held {diff.how}; {why}", read.name))
 

@@ -934,6 +934,9 @@ def test_a_cell_that_read_a_displayed_result_is_stale_when_that_cell_displays_an
     run("[1, 2, 3]", cell_id="S")  # the same result again
     assert recording.rec.stale(now_files=False) == {}
     run("[4, 5]", cell_id="S")
+    reader = recording.record(1).id
+    # the journal's tracker judged R already (fresh): the re-run marks it for judging again
+    assert recording.rec.stale(now_files=False)[reader] == ["input Out[1]: its cell displayed another result as [5]"]
     flags = stale_cells(recording.rec.entries())
     assert flags == {"R": ["input Out[1]: its cell displayed another result as [5]"],
                      "T": ["input total comes from stale [2]"]}

@@ -19,6 +19,7 @@ from nbgov.lineage import recorder as recorder_mod
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.stale import StaleTracker, stale_cells, stale_flags
 from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
+from nbgov.replay.export import datasets
 from nbgov.replay.graph import build_graph
 from tests.fixtures.lineage import (
     FullDisk,
@@ -905,6 +906,9 @@ def test_an_earlier_result_read_through_ipythons_history_is_an_input_from_the_ex
     assert read.reads[0].displayed == count
     assert read.writes[0].fingerprint == displayed.result
     assert not any("output history" in n for n in read.notes), read.notes
+    # exported lineage: the reader's input is the very dataset the displaying run output
+    assert [(d.name, d.output) for d in datasets(displayed, "nb.ipynb")] == [(f"Out[{count}]", True)]
+    assert (f"Out[{count}]", False) in [(d.name, d.output) for d in datasets(read, "nb.ipynb")]
     for code in (f"z = Out[{count}] + _{count}", f"z = Out.get({count})", f"z = _oh[{count}]"):
         recording.run(code)
         assert [(r.name, r.source) for r in recording.record().reads] == [(f"Out[{count}]", displayed.id)], code

@@ -5,13 +5,16 @@ each step under its recorded execution count, so `_2` means there what it meant 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jupyter_client import KernelManager
 
-from nbgov.lineage.record import ExecutionRecord
+from nbgov.lineage.placement import Placement
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, Read, Write
+from nbgov.replay import compare
 from nbgov.replay.replayer import ReplayResult, replay
 from nbgov.replay.source import load_log
 from tests.fixtures.kernel import kernel_env
@@ -120,3 +123,22 @@ def test_a_result_displayed_before_recording_is_said_to_be_what_replay_cannot_sh
     assert differs.verdict.unverifiable_inputs and "`Out[1]`" in differs.verdict.unverifiable_inputs[0]
     assert [(c.kind, c.name) for c in differs.causes] == [("unverifiable upstream value", "z")]
     assert "which the log does not hold" in differs.causes[0].detail
+
+
+def test_a_step_the_kernel_would_not_number_as_recorded_does_not_compare_its_history_reads(tmp_path: Path) -> None:
+    """A kernel that refused the recorded execution count (not IPython) numbers its results
+    otherwise: `Out[2]` there may be another result, so it is not compared, and says why."""
+    session, then, now = "a" * 32, Fingerprint("int", "1" * 32), Fingerprint("int", "2" * 32)
+    original = ExecutionRecord(session, 4, None, "y = _2", "", "", 0.0, "ok",
+                               reads=(Read("Out[2]", then, f"{session}:2"),), writes=(Write("y", then),))
+    again = replace(original, session="b" * 32, reads=(Read("Out[2]", now, "b" * 32 + ":2"),),
+                    writes=(Write("y", now),))
+    context = compare.StepContext(Placement(None, tmp_path))
+    numbered = compare.compare_step(original, again, "ok", None, None, [], compare.Upstream(), context)
+    assert [(c.kind, c.name) for c in numbered.causes] == [("unexplained state", "Out[2]")]
+    assert f"displayed by {session}:2" in numbered.causes[0].detail
+    unnumbered = compare.compare_step(original, again, "ok", None, None, [], compare.Upstream(), context,
+                                      numbered=False)
+    assert unnumbered.unverifiable == ["`Out[2]` (read): the replay kernel could not be given the recorded "
+                                       "execution counts, so its output history numbers results otherwise"]
+    assert [(c.kind, c.name) for c in unnumbered.causes] == [("unverifiable upstream value", "y")]

@@ -119,10 +119,11 @@ def test_a_result_displayed_before_recording_is_said_to_be_what_replay_cannot_sh
     assert result.exit_code == 1
     failed, differs = result.steps
     assert [(c.kind, c.name) for c in failed.causes] == [("unexplained state", "Out[1]")]
-    assert "which the log does not hold" in failed.causes[0].detail and "NameError" in failed.causes[0].detail
+    assert "which no record of its kernel session holds" in failed.causes[0].detail
+    assert "NameError" in failed.causes[0].detail
     assert differs.verdict.unverifiable_inputs and "`Out[1]`" in differs.verdict.unverifiable_inputs[0]
     assert [(c.kind, c.name) for c in differs.causes] == [("unverifiable upstream value", "z")]
-    assert "which the log does not hold" in differs.causes[0].detail
+    assert "which no record of its kernel session holds" in differs.causes[0].detail
 
 
 def test_a_step_the_kernel_would_not_number_as_recorded_does_not_compare_its_history_reads(tmp_path: Path) -> None:

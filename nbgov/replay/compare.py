@@ -410,8 +410,8 @@ def not_replayed_result(read: Read) -> str | None:
     the execution that displayed it is not in the log (it ran before nbgov recorded)."""
     if read.displayed is None or read.source is not None:
         return None
-    return (f"displayed by execution {read.displayed}, which the log does not hold (it ran before nbgov recorded), "
-            "so the replay cannot display it again")
+    return (f"displayed by execution {read.displayed}, which no record of its kernel session holds (it ran before "
+            "nbgov recorded), so the replay cannot display it again")
 
 
 def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: Upstream,

@@ -114,3 +114,27 @@ def test_magics_are_analysed_after_ipython_transforms(bare_shell: InteractiveShe
     assert names.dynamic  # get_ipython().run_line_magic may bind anything
     plain = "x = 1\n"
     assert transform(bare_shell, plain) == plain
+
+
+@pytest.mark.parametrize(("code", "exact", "unresolved"), [
+    ("y = _", [("_", 1, 0)], []),
+    ("y = (__, ___)", [("__", 2, 0), ("___", 3, 0)], []),
+    ("y = _3 + Out[3] + Out.get(4) + _oh[5]", [("_3", 0, 3), ("Out[3]", 0, 3), ("Out.get(4)", 0, 4),
+                                               ("_oh[5]", 0, 5)], []),
+    ("y = Out[i]", [], ["Out"]),
+    ("n = len(Out) + len(_oh.values())", [], ["Out", "_oh"]),
+    ("y = Out.get(k, 0) + Out[-1]", [], ["Out"]),
+])
+def test_reads_of_the_output_history_name_one_result_only_by_a_constant(
+    code: str, exact: list[tuple[str, int, int]], unresolved: list[str]
+) -> None:
+    history = analyze(code).history
+    assert history is not None
+    assert sorted((r.spelled, r.back, r.count) for r in history.refs) == sorted(exact)
+    assert list(history.unresolved) == unresolved
+
+
+@pytest.mark.parametrize("code", ["x = 1", "_ = 5", "for _ in range(3):\n    pass", "q = [_ for _ in range(3)]",
+                                  "Out = {}\ny = Out[1]", "def f(_):\n    return _", "_private = 1\ny = _private"])
+def test_cells_that_read_no_output_history_have_none(code: str) -> None:
+    assert analyze(code).history is None

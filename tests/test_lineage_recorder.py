@@ -19,6 +19,8 @@ from nbgov.lineage import recorder as recorder_mod
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.stale import StaleTracker, stale_cells, stale_flags
 from nbgov.lineage.store import SidecarStore, read_entries, verify_chain
+from nbgov.replay.export import datasets
+from nbgov.replay.graph import build_graph
 from tests.fixtures.lineage import (
     FullDisk,
     RecordingShell,
@@ -887,20 +889,111 @@ def test_start_times_read_as_datetime_writes_them_across_second_boundaries() -> 
         assert moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") == text
 
 
-def test_reading_an_earlier_result_through_ipythons_history_is_said_in_a_note(recording: RecordingShell) -> None:
-    """``_``, ``_3`` and ``Out[3]`` hold what an earlier cell displayed; nbgov follows none of
-    them as a variable, so a cell reading them says its record lacks that input."""
-    shown = recording.run("[1, 2, 3]")
+def test_an_earlier_result_read_through_ipythons_history_is_an_input_from_the_execution_that_displayed_it(
+    recording: RecordingShell,
+) -> None:
+    """``_``, ``__``, ``_3``, ``Out[3]`` and ``Out.get(3)`` hold what an earlier execution displayed:
+    the read is ``Out[3]`` with the value's fingerprint, its source that execution."""
+    shown = recording.run("[1, 2, 3]", cell_id="show")
     assert shown.success
     count = shown.execution_count
-    recording.run("y = _")
-    assert [w["name"] for w in recording.body()["writes"]] == ["y"]
-    assert any("earlier results through `_` (IPython's output history)" in n for n in recording.body()["notes"])
-    recording.run(f"z = Out[{count}] + _{count}")
-    assert any(f"earlier results through `Out`, `_{count}`" in n for n in recording.body()["notes"])
+    displayed = recording.record()
+    assert displayed.result is not None
+    recording.run("n = 5", cell_id="quiet")  # displays nothing: `_` is still Out[count]
+    recording.run("y = _", cell_id="reader")
+    read = recording.record()
+    assert [(r.name, r.source) for r in read.reads] == [(f"Out[{count}]", displayed.id)]
+    assert read.reads[0].fingerprint == displayed.result  # the value that execution displayed
+    assert read.reads[0].displayed == count
+    assert read.writes[0].fingerprint == displayed.result
+    assert not any("output history" in n for n in read.notes), read.notes
+    # exported lineage: the reader's input is the very dataset the displaying run output
+    assert [(d.name, d.output) for d in datasets(displayed, "nb.ipynb")] == [(f"Out[{count}]", True)]
+    assert (f"Out[{count}]", False) in [(d.name, d.output) for d in datasets(read, "nb.ipynb")]
+    for code in (f"z = Out[{count}] + _{count}", f"z = Out.get({count})", f"z = _oh[{count}]"):
+        recording.run(code)
+        assert [(r.name, r.source) for r in recording.record().reads] == [(f"Out[{count}]", displayed.id)], code
+    second = recording.run("'second'")
+    recording.run("pair = (_, __)")
+    assert [(r.name, r.source) for r in recording.record().reads] == [
+        (f"Out[{count}]", displayed.id), (f"Out[{second.execution_count}]", recording.record(-2).id)]
     for code in ("for _ in range(2):\n    w = _", "_, v = 1, 2", "q = [_ for _ in range(3)]", "u = y + [4]"):
         recording.run(code)
-        assert not any("earlier results" in n for n in recording.body().get("notes", [])), code
+        assert not any(r.displayed for r in recording.record().reads), code
+        assert not any("output history" in n for n in recording.record().notes), code
+
+
+def test_a_cell_that_read_a_displayed_result_is_stale_when_that_cell_displays_another(
+    recording: RecordingShell,
+) -> None:
+    """IPython keeps Out[1] as it was, but the cell that displayed it ran again and shows another
+    value now: what was computed from the old one is stale. Equal content again is not."""
+    run = recording.run
+    run("[1, 2, 3]", cell_id="S")
+    run("total = sum(_)", cell_id="R")
+    run("later = total + 1", cell_id="T")
+    assert recording.rec.stale(now_files=False) == {}
+    records = [recording.record(i) for i in range(3)]
+    graph = build_graph(records)  # the displaying execution feeds the reader through Out[1]
+    assert graph.edges[(records[0].id, records[1].id)] == ["Out[1]"]
+    run("[1, 2, 3]", cell_id="S")  # the same result again
+    assert recording.rec.stale(now_files=False) == {}
+    run("[4, 5]", cell_id="S")
+    reader = recording.record(1).id
+    # the journal's tracker judged R already (fresh): the re-run marks it for judging again
+    assert recording.rec.stale(now_files=False)[reader] == ["input Out[1]: its cell displayed another result as [5]"]
+    flags = stale_cells(recording.rec.entries())
+    assert flags == {"R": ["input Out[1]: its cell displayed another result as [5]"],
+                     "T": ["input total comes from stale [2]"]}
+    run("total = sum(_)", cell_id="R")  # reads Out[5] now
+    assert recording.record().reads[0].name == "Out[5]"
+    assert stale_cells(recording.rec.entries()) == {"T": ["input total rewritten by [6]"]}
+    run("shown = 1", cell_id="S")  # the cell now displays nothing
+    assert stale_cells(recording.rec.entries())["R"] == ["input Out[5]: its cell ran again as [7] and displayed nothing"]
+
+
+def test_a_history_read_nbgov_cannot_resolve_keeps_the_note(recording: RecordingShell) -> None:
+    """A computed index, the whole ``Out``, or a ``_`` the user bound: no input is named, the note
+    says so; ``_9`` never displayed reads nothing (the cell fails), and needs no note."""
+    first = recording.run("[1]").execution_count
+    recording.run(f"i = {first}")
+    for code, spelled in (("z = Out[i]", "`Out`"), ("k = len(Out)", "`Out`"), ("z = _oh.get(i)", "`_oh`")):
+        recording.run(code)
+        record = recording.record()
+        assert not record.reads or [r.name for r in record.reads] == ["i"], code
+        assert any(f"earlier results through {spelled} (IPython's output history)" in n for n in record.notes), code
+    recording.run("_ = 'mine'")
+    recording.run("z = _")
+    assert [r.displayed for r in recording.record().reads] == []
+    assert any("through `_` (IPython's output history)" in n for n in recording.record().notes)
+    assert not recording.run("z = _999").success
+    assert recording.record().reads == () and not any("output history" in n for n in recording.record().notes)
+
+
+def test_a_result_displayed_before_recording_began_is_read_with_no_source(bare_shell: Any) -> None:
+    """Out[1] from before nbgov was loaded: the read is named, with a note that no record holds
+    the execution that displayed it."""
+    bare_shell.run_cell("'before'", store_history=True)
+    rec = recorder_mod.install(bare_shell)
+    try:
+        bare_shell.run_cell("y = _1", store_history=True)
+        record = rec.records[-1].record
+        assert record is not None
+        assert [(r.name, r.source) for r in record.reads] == [("Out[1]", None)]
+        assert any("`Out[1]` was displayed by execution 1, which this session's log does not hold" in n
+                   for n in record.notes)
+    finally:
+        rec.uninstall()
+
+
+def test_a_displayed_result_changed_in_place_since_is_noted(recording: RecordingShell) -> None:
+    recording.run("x = [1]")
+    shown = recording.run("x")
+    recording.run("x.append(2)")
+    recording.run(f"y = _{shown.execution_count}")
+    record = recording.record()
+    assert [r.name for r in record.reads] == [f"Out[{shown.execution_count}]"]
+    assert any(f"holds other content than [{shown.execution_count}] displayed" in n for n in record.notes)
 
 
 def test_a_file_written_in_an_earlier_session_links_to_its_writer_while_its_content_is_the_same(

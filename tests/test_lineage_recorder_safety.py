@@ -376,3 +376,37 @@ def test_a_namespace_key_that_is_no_name_is_never_hashed_compared_or_kept(record
     recording.run("for k in [k for k in globals() if type(k) is Key]:\n    del globals()[k]\n"
                   "del k\ngc.collect()\nstill = alive() is not None")
     assert recording.ns()["still"] is False
+
+
+def test_reading_the_output_history_compares_no_user_key_and_keeps_no_result(recording: RecordingShell) -> None:
+    """IPython's `Out` may hold a key the user put there whose hash collides with a result's
+    number (a lookup of that number compares it first): the recorder never hashes or compares
+    it. A result read is fingerprinted, not kept."""
+    recording.run(
+        "import gc, weakref\n"
+        "calls = []\n"
+        "class Key:\n"
+        "    number = 0\n"
+        "    def __hash__(self):\n"
+        "        calls.append('hash')\n"
+        "        return self.number\n"
+        "    def __eq__(self, other):\n"
+        "        calls.append('eq')\n"
+        "        return False\n"
+        "class Shown:\n"
+        "    pass"
+    )
+    shown = recording.shell.execution_count + 1  # the execution after the next
+    recording.run(f"Key.number = {shown}\nOut[Key()] = 1")
+    assert recording.run("Shown()").execution_count == shown
+    recording.run(f"alive = weakref.ref(_{shown})\ncalls.clear()")
+    recording.run(f"y = (_{shown}, __, _)")
+    assert recording.ns()["calls"] == []
+    assert [(r.name, r.source) for r in recording.record().reads] == [(f"Out[{shown}]", recording.record(-3).id)]
+    recording.run(f"found = Out.get({shown}) is not None")  # the user's own lookup compares the key: the check can fail
+    assert recording.ns()["calls"] == ["eq"]
+    recording.run(f"ip = get_ipython()\ndel y, _{shown}\nOut.clear()\nip.displayhook.flush()\n"
+                  "for k in ('_', '__', '___'):\n    ip.user_ns_hidden.pop(k, None)\n"  # IPython's own references
+                  "del ip, k\nfreed = gc.collect()")
+    recording.run("still = alive() is not None")
+    assert recording.ns()["still"] is False

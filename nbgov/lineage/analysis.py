@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbgov.lineage.output_history import HistoryUses
+from nbgov.lineage.output_history import uses as history_uses
 from nbgov.lineage.sql_names import sql_variables
 
 _DYNAMIC = frozenset({"get_ipython", "exec", "eval", "globals", "vars", "locals", "__import__", "setattr", "delattr"})
@@ -41,6 +43,7 @@ class CellNames:
     dynamic_reads: set[str] = field(default_factory=set)
     strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
     attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
+    history: HistoryUses | None = None  # reads of IPython's output history (`_`, `Out[3]`); None: none
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -98,6 +101,7 @@ def _analyze_cached(code: str) -> CellNames:
     visitor.names.strings = path_literals(tree) if "'" in code or '"' in code else ()
     if "." in code:  # an attribute needs a dot: most cells that have none skip a tree walk
         visitor.names.attributes = frozenset(n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute))
+    visitor.names.history = history_uses(tree, visitor.names.loads)
     return visitor.names
 
 
@@ -248,22 +252,6 @@ def dynamic_reads_note(names: CellNames, called_globals: set[str]) -> str | None
     if not how:
         return None
     return f"the cell reads names dynamically ({', '.join(sorted(how))}): its inputs may be incomplete"
-
-
-# IPython's names for earlier results: the recorder follows none of them as a variable
-# (a displayed result rebinds ``_``, ``__`` and ``___`` and adds ``_3``)
-_EARLIER_RESULTS = re.compile(r"_{1,3}|_\d+|Out|_oh")
-
-
-def earlier_results_note(names: CellNames) -> str | None:
-    """The note of a cell that reads what an earlier cell displayed through IPython's output
-    history (``y = _``, ``Out[3]``): its record has no input for that value."""
-    used = sorted(name for name in names.loads if _EARLIER_RESULTS.fullmatch(name))
-    if not used:
-        return None
-    shown = ", ".join(f"`{name}`" for name in used)
-    return (f"the cell reads earlier results through {shown} (IPython's output history): the record does not "
-            "name that value, or the execution that displayed it, as an input")
 
 
 _EXPRESSION_CALLS = frozenset({"query", "eval"})

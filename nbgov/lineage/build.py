@@ -24,7 +24,9 @@ from nbgov.lineage.record import (
     Read,
     SqlStatement,
     TableUse,
+    record_id,
 )
+from nbgov.lineage.output_history import DisplayedRead
 from nbgov.lineage.sqlreport import ReportedModel, SqlReport
 
 
@@ -84,6 +86,7 @@ class Provenance:
     _bulk: list[tuple[int, frozenset[str], str]] = field(default_factory=list)  # (when, names, record id)
     _clock: int = 0
     seen: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (content hash, execution count)
+    results: dict[str, Fingerprint] = field(default_factory=dict)  # record id -> the result it displayed
     # the log's other sessions (a restarted kernel, another kernel on the notebook), read when a
     # file or model is first looked for that this session never wrote
     earlier: Callable[[], EarlierWriters] | None = None
@@ -134,6 +137,8 @@ class Provenance:
         if also_written:
             self._bulk.append((self._clock, frozenset(also_written), rid))
         self._note_seen(record, also_written)
+        if record.result is not None:
+            self.results[rid] = record.result
         for file in record.files:
             if file.mode == "write":
                 self.files[file.abspath] = rid
@@ -189,6 +194,7 @@ class CellFacts:
     sql_values: Mapping[str, Fingerprint] = field(default_factory=dict)  # frames and $params read
     packages_added: Mapping[str, str] = field(default_factory=dict)
     result: Fingerprint | None = None
+    displayed: tuple[DisplayedRead, ...] = ()  # earlier results read through `_`, `_3`, `Out[3]`
     notes: list[str] = field(default_factory=list)
 
 
@@ -200,6 +206,9 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
     for name, fp in sorted(facts.sql_values.items()):
         if name not in read_names:
             reads.append(Read(name, fp, provenance.writer(name)))
+    notes = [*facts.notes, *provenance.unseen_changes(reads)]  # a displayed result's note comes from _displayed
+    if facts.displayed:
+        reads += [_displayed(shown, facts.session, provenance, notes) for shown in facts.displayed]
     return ExecutionRecord(
         session=facts.session,
         execution_count=facts.execution_count,
@@ -219,8 +228,24 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
         packages_added=dict(facts.packages_added),
         result=facts.result,
         more_writes=changes.more_writes,
-        notes=tuple(dict.fromkeys([*facts.notes, *provenance.unseen_changes(reads)])),
+        notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _displayed(shown: DisplayedRead, session: str, provenance: Provenance, notes: list[str]) -> Read:
+    """A result read through the output history: its source is the execution of this session
+    whose result IPython keeps as ``Out[n]``; a note when no record holds it (displayed before
+    nbgov was loaded) or when the value is no longer what that execution displayed."""
+    source = record_id(session, shown.count)
+    displayed = provenance.results.get(source)
+    if displayed is None:
+        notes.append(f"`{shown.name}` was displayed by execution {shown.count}, which this session's log does not "
+                     "hold (it ran before nbgov recorded, or was not recorded): the read names no source")
+        return Read(shown.name, shown.fingerprint, None)
+    if displayed.same_content(shown.fingerprint) is False:
+        notes.append(f"`{shown.name}` holds other content than [{shown.count}] displayed: the value was changed in "
+                     "place since (through a name bound to the same object)")
+    return Read(shown.name, shown.fingerprint, source)
 
 
 def _files(observed: list[ObservedFile], provenance: Provenance) -> list[FileAccess]:

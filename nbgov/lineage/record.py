@@ -11,6 +11,7 @@ logs were written are optional when read, so old logs still load.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -228,7 +229,12 @@ class Read:
 
     name: str
     fingerprint: Fingerprint
-    source: str | None = None
+    source: str | None = None  # for a displayed result (``Out[3]``): the execution that displayed it
+
+    @property
+    def displayed(self) -> int | None:
+        """The execution count whose displayed result this read is (``_3``, ``Out[3]``), else None."""
+        return displayed_count(self.name)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "fingerprint": self.fingerprint.to_json(), "source": self.source}
@@ -599,6 +605,22 @@ class ExecutionRecord:
             notes=f.strs("notes"),
             schema=f.text("schema", RECORD_SCHEMA),
         )  # the stored "id" is not read: it is derived (session:execution_count)
+
+
+def result_name(execution_count: int) -> str:
+    """How a displayed result is named, as a write of its execution and as a read of a later
+    one through IPython's output history (``_``, ``_3``, ``Out[3]``): ``Out[3]``, a name no
+    notebook variable can have."""
+    return f"Out[{execution_count}]"
+
+
+_RESULT_NAME = re.compile(r"Out\[(\d+)\]")
+
+
+def displayed_count(name: str) -> int | None:
+    """The execution whose displayed result a read names (``Out[3]``: 3); None for a variable."""
+    found = _RESULT_NAME.fullmatch(name) if name[:4] == "Out[" else None
+    return int(found.group(1)) if found else None
 
 
 def record_id(session: str, execution_count: int) -> str:

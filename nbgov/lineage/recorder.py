@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nbgov.lineage import gil_kept, random_state
-from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, earlier_results_note, transform
+from nbgov.lineage import output_history
+from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
 from nbgov.lineage.environment import (
     VersionLookup,
@@ -88,6 +89,7 @@ class _Cell:
     models: list[ReportedModel] = field(default_factory=list)
     sql_values: dict[str, Fingerprint] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    history: output_history.HistoryReads | None = None  # results read through `_`, `Out[3]`
 
 
 class Recorder:
@@ -267,6 +269,10 @@ class Recorder:
         transformed = getattr(info, "transformed_cell", None)
         names = analyze(transformed if type(transformed) is str else transform(self.shell, raw))
         cell.snapshot = self._observer.before(names, ns, cell.hashing)
+        history = names.history
+        if history is not None:  # only a cell naming `_`, `_3`, `Out`: the rest pay one test
+            cell.history = self._part("results read through the output history", cell.notes,
+                                      lambda: output_history.read(history, ns, cell.hashing), None)
         self._watch_files(names, ns)
         cell.t0 = time.perf_counter()
 
@@ -338,9 +344,11 @@ class Recorder:
                 dynamic = dynamic_reads_note(snapshot.names, snapshot.called_globals)
                 if dynamic is not None:
                     notes.append(dynamic)
-            earlier = earlier_results_note(snapshot.names)
-            if earlier is not None:
-                notes.append(earlier)
+        if cell.history is not None:
+            facts.displayed = cell.history.reads
+            unresolved = output_history.note(cell.history.unresolved)
+            if unresolved is not None:
+                notes.append(unresolved)
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
         if any(write.mutated for write in facts.changes.writes):
             none: list[FileEvent] = []

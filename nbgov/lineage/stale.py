@@ -11,6 +11,8 @@ An execution is stale when something it consumed has moved on since it ran:
 - a model version it used as an input was replaced by a newer registration (the
   execution that registered a model is its writer, never stale because of it), or was
   dropped (DROP MODEL) and not registered again with the same bytes;
+- a result it read through IPython's output history (``_``, ``Out[3]``) came from a cell that
+  ran again since and displayed other content, or nothing;
 - a value it read came from an execution that is itself stale ("comes from stale"),
   unless that execution is stale only because of this one (``x = x + 1`` run twice).
 
@@ -36,6 +38,7 @@ from nbgov.lineage.record import (
     Fingerprint,
     LogEntry,
     ModelUse,
+    Read,
     Write,
     as_entries,
 )
@@ -95,6 +98,7 @@ class StaleTracker:
         self._model_users: dict[str, list[int]] = {}
         self._table_readers: dict[TableKey, list[int]] = {}
         self._dependents: dict[int, list[int]] = {}  # position -> positions reading from it
+        self._result_readers: dict[str, list[int]] = {}  # cell id -> positions that read a result it displayed
         self._memo: dict[int, tuple[_Reason, ...]] = {}
         # flags() kept current per change, so asking after each cell costs what changed, not the log
         self._current: set[int] = set()  # latest run of each cell, and runs without a cell id
@@ -134,6 +138,8 @@ class StaleTracker:
         self._current.add(n)
         self._unjudged.add(n)
         changed: list[int] = []
+        if record.cell_id is not None:
+            changed += self._result_readers.get(record.cell_id, ())  # their results' cell ran again
         for write in record.writes:
             self._var_last[write.name] = _VarEvent(n, write)
             changed += self._var_readers.get(write.name, ())
@@ -163,6 +169,8 @@ class StaleTracker:
         for read in record.reads:
             self._var_readers.setdefault(read.name, []).append(n)
             self._depend(n, read.source)
+            if read.displayed is not None:
+                self._read_result(n, read.source)
         for file in record.files:
             if file.mode == "read":
                 self._file_readers.setdefault(file.abspath, []).append(n)
@@ -177,6 +185,13 @@ class StaleTracker:
         origin = self._source_position(source, position)
         if origin is not None:
             self._dependents.setdefault(origin, []).append(position)
+
+    def _read_result(self, position: int, source: str | None) -> None:
+        """A result read through the output history: judged again when its cell runs again."""
+        origin = self._source_position(source, position)
+        cell = self._records[origin].cell_id if origin is not None else None
+        if cell is not None:
+            self._result_readers.setdefault(cell, []).append(position)
 
     def check_files(self, hasher: FileHashes) -> None:
         """Compare every file read with its content on disk now (hashes are cached by stat)."""
@@ -280,6 +295,9 @@ class StaleTracker:
         record = self._records[i]
         reasons: list[_Reason] = []
         for read in record.reads:
+            if read.displayed is not None:
+                reasons += self._result_reasons(read, i)
+                continue
             event = self._var_last.get(read.name)
             if event is not None and event.position > i:
                 label = self._records[event.position].label
@@ -299,6 +317,25 @@ class StaleTracker:
             if model.role == "input":
                 reasons += self._model_reasons(model, i)
         return tuple(reasons)
+
+    def _result_reasons(self, read: Read, i: int) -> list[_Reason]:
+        """A result read through the output history (``Out[3]``): IPython keeps it as it was, but
+        the cell that displayed it ran again after ``i`` and displayed other content (or nothing),
+        so what ``i`` computed from it is not what the notebook shows now; else what the
+        displaying execution's staleness passes on."""
+        origin = self._source_position(read.source, i)
+        cell = self._records[origin].cell_id if origin is not None else None
+        latest = self._latest_of_cell.get(cell) if cell is not None else None
+        if latest is not None and latest > i:
+            again = self._records[latest]
+            label = again.label
+            if again.result is None:
+                return [_Reason(f"input {read.name}: its cell ran again as {label} and displayed nothing",
+                                frozenset({latest}))]
+            if again.result.same_content(read.fingerprint) is not True:
+                return [_Reason(f"input {read.name}: its cell displayed another result as {label}",
+                                frozenset({latest}))]
+        return self._inherited(f"input {read.name}", read.source, i)
 
     def _model_reasons(self, model: ModelUse, i: int) -> list[_Reason]:
         """A version used at ``i``: dropped since (scoring with it now fails), or its name

@@ -21,7 +21,7 @@ from nbgov.lineage import files
 from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.placement import Placement
-from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse
+from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse, Read
 from nbgov.lineage.user_files import NO_SUCH_FILE, UserFileError, not_regular, open_regular
 from nbgov.replay.blocking import BlockingInput
 
@@ -405,12 +405,41 @@ def compare_models(original: ExecutionRecord, replay: ExecutionRecord, upstream:
     return causes
 
 
+def _result_not_read(read: Read, upstream: Upstream, verdict: Comparison) -> None:
+    """A result the recording read through the output history (``Out[3]``) that the replay did
+    not read: its displaying step diverged (the cause), or it cannot be compared, and why."""
+    if read.source in upstream.records:
+        step = upstream.records[str(read.source)]
+        verdict.causes.append(Cause(UPSTREAM, f"`{read.name}` was not read again: step {step}, which displayed it, "
+                                    "diverged", read.name))
+        return
+    why = not_replayed_result(read) or ("the replay read no such result through IPython's output history (a "
+                                        "result displayed since only in the replay, or none kept)")
+    verdict.unverifiable.append(f"`{read.name}` (read): {why}")
+    verdict.unverifiable_inputs.append(f"`{read.name}`: {why}")
+
+
+def not_replayed_result(read: Read) -> str | None:
+    """Why a replay cannot show again the result a read took from the output history, or None:
+    the execution that displayed it is not in the log (it ran before nbgov recorded)."""
+    if read.displayed is None or read.source is not None:
+        return None
+    return (f"displayed by execution {read.displayed}, which no record of its kernel session holds (it ran before "
+            "nbgov recorded), so the replay cannot display it again")
+
+
 def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: Upstream,
-                  context: StepContext, verdict: Comparison) -> None:
+                  context: StepContext, verdict: Comparison, numbered: bool = True) -> None:
+    """``numbered``: the replay ran under the recorded execution count; else its results read
+    through the output history are not compared (the caller says why)."""
     now = {r.name: r for r in replay.reads}
     for read in original.reads:
+        if not numbered and read.displayed is not None:
+            continue
         again = now.get(read.name)
         if again is None:
+            if read.displayed is not None:
+                _result_not_read(read, upstream, verdict)
             continue
         diff = diff_values(read.fingerprint, again.fingerprint)
         why = context.uncomparable(diff)
@@ -431,7 +460,8 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
                     UNVERIFIED_UPSTREAM, f"`{read.name}` differs; it comes from step {step}, where {what} "
                     "could not be compared: the difference most likely entered there", read.name))
             else:
-                why = "no recorded execution wrote it" if read.source is None else f"last written by {read.source}"
+                why = ("no recorded execution wrote it" if read.source is None else
+                       f"{'displayed' if read.displayed is not None else 'last written'} by {read.source}")
                 verdict.causes.append(Cause(
                     UNEXPLAINED_STATE, f"`{read.name}` held {diff.how}; {why}", read.name))
 
@@ -481,6 +511,16 @@ def failure_cause(original: ExecutionRecord, ename: str | None, evalue: str | No
                   upstream: Upstream) -> Cause:
     """A replay error: a name an earlier failed step should have made, state the log
     cannot explain, or the cell simply failed."""
+    for read in original.reads:  # a result the replay could not display again: `_3`, `Out[3]` fail
+        if read.displayed is None:
+            continue
+        if read.source in upstream.records:
+            return Cause(UPSTREAM, f"`{read.name}` was not displayed again as read: step "
+                         f"{upstream.records[str(read.source)]}, which displayed it, diverged ({ename}: {evalue})",
+                         read.name)
+        missing = not_replayed_result(read)
+        if missing is not None:
+            return Cause(UNEXPLAINED_STATE, f"`{read.name}` was {missing} ({ename}: {evalue})", read.name)
     if ename == "NameError":
         for read in original.reads:
             if f"'{read.name}'" not in str(evalue):
@@ -540,9 +580,11 @@ def _explain_changes(original: ExecutionRecord, changed: list[tuple[str, str]], 
 
 def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, status: str,
                  ename: str | None, evalue: str | None, pre: list[Cause], upstream: Upstream,
-                 context: StepContext, before: dict[str, Prefix] | None = None) -> Comparison:
+                 context: StepContext, before: dict[str, Prefix] | None = None,
+                 numbered: bool = True) -> Comparison:
     """The verdict on one step: causes (empty = no divergence), notes, uncompared values;
-    ``before``: ``written_before`` the step ran."""
+    ``before``: ``written_before`` the step ran; ``numbered``: the replay kernel ran it under
+    its recorded execution count (else a result it read as ``Out[3]`` may be another one)."""
     findings = (_DATABASE_READ, _DATABASE_READ_UNVERIFIED)
     verdict = Comparison(causes=[c for c in pre if c.kind not in findings])
     verdict.causes += _status_causes(original, status, ename, evalue, upstream)
@@ -564,7 +606,14 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
                 "read as a file now: what the recorded run read is not known")
         verdict.unverifiable.append(what)
         verdict.unverifiable_inputs.append(what)
-    compare_reads(original, replay, upstream, context, verdict)
+    if not numbered:
+        for read in original.reads:
+            if read.displayed is not None:
+                why = ("the replay kernel could not be given the recorded execution counts, so its output history "
+                       "numbers results otherwise")
+                verdict.unverifiable.append(f"`{read.name}` (read): {why}")
+                verdict.unverifiable_inputs.append(f"`{read.name}`: {why}")
+    compare_reads(original, replay, upstream, context, verdict, numbered)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
     if changed and not verdict.causes:

@@ -197,6 +197,10 @@ class RecordingKernel:
         self.km: KernelManager | None = None
         self.kc: CellIdKernelClient | None = None
         self._idle: str | None = None  # the last request whose idle status was read
+        # the execution count the kernel gives the next cell (a fresh IPython kernel starts at 1;
+        # silent requests take none); None when a cell's reply did not say
+        self.next_count: int | None = 1
+        self.numbering = True  # number_next can set the count (False after a kernel refused it)
 
     def __enter__(self) -> RecordingKernel:
         self.start()
@@ -248,6 +252,8 @@ class RecordingKernel:
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
         msg_id = kc.execute(code, silent=silent, store_history=not silent, stop_on_error=False)
+        if not silent:
+            self.next_count = None  # known again from the reply
         reply = self._wait_reply(msg_id, deadline, stdout)
         if reply is None and km.is_alive():
             # interrupt, and give the cell a moment to unwind so the next step starts on an
@@ -262,9 +268,30 @@ class RecordingKernel:
         seconds = time.perf_counter() - started
         self._wait_idle(msg_id, time.perf_counter() + INTERRUPT_GRACE_S, stdout)
         content = reply["content"]
+        count = content.get("execution_count")
+        if not silent and type(count) is int:
+            self.next_count = count + 1
         if content.get("status") == "ok":
             return Outcome("ok", seconds=seconds, stdout=stdout)
         return Outcome("error", content.get("ename"), content.get("evalue"), seconds, stdout)
+
+    def number_next(self, count: int, timeout: float | None = None) -> bool:
+        """Give the next cell execution count ``count``, as the recorded session did: its
+        ``_3``, ``Out[3]`` and ``In[3]`` then mean what they meant there (a session whose
+        first cells ran before nbgov recorded, or unrecorded, silent or nested executions, is
+        numbered otherwise from 1). A silent request, so it is no cell and no record; False
+        when the kernel did not take it."""
+        if self.next_count == count:
+            return True
+        if not self.numbering:
+            return False
+        done = self.execute(f"__import__('IPython').get_ipython().execution_count = {int(count)}", silent=True,
+                            timeout=timeout if timeout is not None else self.startup_timeout)
+        if done.status != "ok":  # not an IPython kernel: its cells keep the kernel's numbers
+            self.numbering = False
+            return False
+        self.next_count = count
+        return True
 
     def _wait_reply(self, msg_id: str, deadline: float | None, stdout: list[str]) -> dict[str, Any] | None:
         """The execute_reply to msg_id; None at the deadline or when the kernel died."""

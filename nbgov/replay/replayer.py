@@ -212,12 +212,13 @@ def _replay_step(index: int, original: ExecutionRecord, kernel: RecordingKernel,
     """Check the step's files, run its recorded code, compare the fresh record with the old."""
     pre = compare.precheck_files(original, context, upstream)
     before = compare.written_before(original, context)
+    numbered = kernel.number_next(original.execution_count, timeout)
     outcome = kernel.execute(original.code, original.cell_id, timeout)
     new = tail.new_executions()
     again = new[-1] if new else None
     status = "ok" if outcome.status == "ok" else "error"
     verdict = compare.compare_step(original, again, status, outcome.ename, outcome.evalue, pre, upstream,
-                                   context, before)
+                                   context, before, numbered)
     step = StepResult(index, original, outcome.seconds, verdict, again)
     _mark_upstream(upstream, step, context)
     return step, outcome.status

@@ -100,6 +100,11 @@ class NativeWatch:
     _cwd_folders: tuple[str, tuple[str, ...]] = ("", ())  # (working folder, what a cell naming no path watches)
 
     @property
+    def started(self) -> int:
+        """The file system's clock when the cell started (0: not known, no inotify)."""
+        return self._started if self._inotify is not None else 0
+
+    @property
     def available(self) -> bool:
         if not self._tried:
             self._tried = True

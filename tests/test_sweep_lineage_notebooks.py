@@ -1,0 +1,41 @@
+"""Notebooks shaped like library documentation (matplotlib, polars, pyarrow datasets,
+joblib, LightGBM, scipy, IPython magics), recorded by ``nbgov run`` and replayed: what a
+reviewer sees must be what the code did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.replay import invoke, record
+
+
+def _files(path: Path, count: int) -> list[dict[str, Any]]:
+    """The files recorded for execution ``count``, as ``nbgov show --json`` gives them."""
+    shown = json.loads(invoke("show", path, "--json").output)
+    body = next(e["body"] for e in shown["entries"]
+                if e["kind"] == "execution" and e["body"]["execution_count"] == count)
+    return [{k: f[k] for k in ("path", "mode", "source")} for f in body["files"]]
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_an_append_after_a_native_write_is_not_an_input(tmp_path: Path) -> None:
+    # polars writes the CSV natively, then Python appends a footer: the append's open read
+    # the cell's own output, not an input (replay in the same folder found it "changed")
+    path = record(tmp_path / "nb.ipynb",
+                  "import polars as pl\ndf = pl.DataFrame({'a': [1, 2, 3]})\nopen('kept.csv', 'w').write('a\\n0\\n')",
+                  "df.write_csv('out.csv')\nwith open('out.csv', 'a') as f:\n    f.write('# end\\n')",
+                  "with open('kept.csv', 'a') as f:\n    f.write('1\\n')\ndf.write_csv('kept.csv')")
+    assert _files(path, 2) == [{"path": "out.csv", "mode": "write", "source": None}]
+    session = _files(path, 1)[0]["source"]
+    assert session is None  # written by cell 1; its read by cell 3 comes from cell 1
+    read = [f for f in _files(path, 3) if f["mode"] == "read"]
+    assert len(read) == 1 and read[0]["path"] == "kept.csv" and read[0]["source"].endswith(":1"), read
+    for attempt in range(2):
+        replayed = invoke("replay", path)
+        assert replayed.exit_code == 0, f"replay {attempt + 1}: {replayed.output}"
+

@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import nbformat
+import pandas as pd
 import pytest
+from IPython.lib.pretty import pretty
 
 from tests.fixtures.replay import invoke, record
 
@@ -39,3 +42,15 @@ def test_an_append_after_a_native_write_is_not_an_input(tmp_path: Path) -> None:
         replayed = invoke("replay", path)
         assert replayed.exit_code == 0, f"replay {attempt + 1}: {replayed.output}"
 
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_a_dataframe_inside_a_tuple_is_shown_as_without_nbgov(tmp_path: Path) -> None:
+    # `df.head(), listing`: IPython breaks a multi-line repr inside a container line by line;
+    # nbgov's DataFrame printer (for %%sqlml's row limit) printed it as one text, unindented
+    path = record(tmp_path / "nb.ipynb", "import pandas as pd\nmade = pd.DataFrame({'a': [1], 'b': [2]})",
+                  "made, ['params.txt']", "[made, made]")
+    made = pd.DataFrame({"a": [1], "b": [2]})
+    cells = nbformat.read(str(path), as_version=4).cells
+    shown = [c.outputs[0]["data"]["text/plain"] for c in cells[1:]]
+    assert shown == [pretty((made, ["params.txt"])), pretty([made, made])]

@@ -54,3 +54,24 @@ def test_a_dataframe_inside_a_tuple_is_shown_as_without_nbgov(tmp_path: Path) ->
     cells = nbformat.read(str(path), as_version=4).cells
     shown = [c.outputs[0]["data"]["text/plain"] for c in cells[1:]]
     assert shown == [pretty((made, ["params.txt"])), pretty([made, made])]
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_a_lightgbm_model_is_fingerprinted_by_its_trees(tmp_path: Path) -> None:
+    # LightGBM's quick start: its Booster holds the trees behind a ctypes handle, so the
+    # model (and an LGBMClassifier around it) was weak and every replay "unverifiable"
+    path = record(tmp_path / "nb.ipynb",
+                  ("import numpy as np\nimport lightgbm as lgb\nrng = np.random.default_rng(0)\n"
+                   "X = rng.normal(size=(200, 4))\ny = (X[:, 0] + X[:, 1] > 0).astype(int)"),
+                  ("params = {'objective': 'binary', 'num_leaves': 7, 'verbose': -1, 'seed': 0, 'num_threads': 1}\n"
+                   "booster = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=10)\n"
+                   "more = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=11)"),
+                  "clf = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1, random_state=0).fit(X, y)")
+    shown = json.loads(invoke("show", path, "--json").output)
+    writes = {w["name"]: w["fingerprint"] for e in shown["entries"] if e["kind"] == "execution"
+              for w in e["body"]["writes"]}
+    assert not any(writes[name]["weak"] for name in ("booster", "more", "clf")), writes
+    assert writes["booster"]["hash"] != writes["more"]["hash"]  # one tree more: another model
+    replayed = invoke("replay", path)
+    assert replayed.exit_code == 0, replayed.output

@@ -61,7 +61,7 @@ TRUSTED_ROOTS = frozenset(
         "numpy", "pandas", "scipy", "sklearn", "pyarrow", "onnx", "matplotlib", "statsmodels",
         "datetime", "decimal", "zoneinfo", "re", "array", "collections", "functools", "operator",
         "types", "fractions", "uuid", "pathlib", "ipaddress", "enum", "statistics", "random", "_random", "itertools",
-        "onnxruntime",
+        "onnxruntime", "lightgbm",
     }
 )  # fmt: skip
 

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from IPython.lib.pretty import pretty
 
+from nbgov.replay.replayer import replay
+from nbgov.replay.source import load_log
 from tests.fixtures.replay import invoke, record
 
 
@@ -75,3 +77,23 @@ def test_a_lightgbm_model_is_fingerprinted_by_its_trees(tmp_path: Path) -> None:
     assert writes["booster"]["hash"] != writes["more"]["hash"]  # one tree more: another model
     replayed = invoke("replay", path)
     assert replayed.exit_code == 0, replayed.output
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_a_frozen_scipy_distribution_replays_as_reproduced(tmp_path: Path) -> None:
+    # scipy.stats' docs: `rv = stats.norm(1, 2)` holds numpy's global RandomState, seeded
+    # anew in each process and changed by any draw: the frozen distribution was hashed by
+    # that state, so every replay called it "nondeterministic output"
+    path = record(tmp_path / "nb.ipynb",
+                  "import numpy as np\nfrom scipy import stats\nrv = stats.norm(loc=1.0, scale=2.0)",
+                  "noise = np.random.rand(3)",
+                  "q = rv.ppf([0.1, 0.5, 0.9])")
+    shown = json.loads(invoke("show", path, "--json").output)
+    bodies = [e["body"] for e in shown["entries"] if e["kind"] == "execution"]
+    written = next(w["fingerprint"]["hash"] for w in bodies[0]["writes"] if w["name"] == "rv")
+    read = next(r["fingerprint"]["hash"] for r in bodies[2]["reads"] if r["name"] == "rv")
+    assert read == written  # a draw from the global generator in between changed nothing of rv's
+    made, drawn, used = replay(load_log(path)).steps
+    assert made.status == used.status == "reproduced", (made.causes, used.causes)
+    assert [(c.kind, c.name) for c in drawn.causes] == [("nondeterministic output", "noise")]  # unseeded

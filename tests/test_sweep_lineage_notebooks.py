@@ -97,3 +97,16 @@ def test_a_frozen_scipy_distribution_replays_as_reproduced(tmp_path: Path) -> No
     made, drawn, used = replay(load_log(path)).steps
     assert made.status == used.status == "reproduced", (made.causes, used.causes)
     assert [(c.kind, c.name) for c in drawn.causes] == [("nondeterministic output", "noise")]  # unseeded
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_the_code_of_time_and_capture_magics_reads_its_names(tmp_path: Path) -> None:
+    # `%%time` over a cell (as in pandas' and scikit-learn's docs) runs its body in the
+    # notebook's namespace: its result came from `df`, but the record had no input at all
+    path = record(tmp_path / "nb.ipynb", "import pandas as pd\ndf = pd.DataFrame({'a': [1.0, 2.0, 4.0]})",
+                  "%%time\ndf.describe()", "%time doubled = df * 2", "%%capture captured\nprint('hidden')\ndf.sum()",
+                  "%%bash\necho df")
+    shown = json.loads(invoke("show", path, "--json").output)
+    reads = [sorted(r["name"] for r in e["body"]["reads"]) for e in shown["entries"] if e["kind"] == "execution"]
+    assert reads == [[], ["df"], ["df"], ["df"], []]

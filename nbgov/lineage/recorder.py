@@ -447,12 +447,11 @@ class Recorder:
 
     def _changed_in_cell(self, read: FileEvent) -> bool:
         """Whether a read hashed just before Python changed the file (an 'a' or 'r+' open) saw
-        content changed since the cell started: not as an earlier cell's record left it, and
-        changed at or after the cell's start. Then it read what the cell itself wrote there."""
-        key, started = read.before_change_key, self._native.started
-        if key is None or not started or self.journal.files.known(read.abspath, key) is not None:
-            return False
-        return max(key[1], key[3]) >= started
+        another file than the cell started with (none was there, or its size, times or inode
+        differ): then it read what the cell itself wrote there. Known for the files the cell
+        names (stat'ed at its start); any other keeps its read."""
+        key = read.before_change_key
+        return key is not None and self._native.changed_since_start(read.abspath, key) is True
 
     def _random_state_notes(self, cell: _Cell) -> list[str]:
         """The global generators the cell drew from or seeded: compared with their state after

@@ -8,7 +8,8 @@ by an onnxruntime session) and a pandas tips collection (groupby, merge, pivot,
 a CSV written then read, a list changed through another name), polars' and pyarrow's
 (eager and lazy frames over files, a partitioned dataset with fixed part names) and
 IPython's magics (``%%time``, ``%%writefile`` then ``%run``, ``%%bash`` and ``!`` writing
-files a later cell reads, a top-level ``await``). Each is recorded
+files a later cell reads, a top-level ``await``) and matplotlib's gallery (pyplot and
+figures saved as PNG, SVG and PDF with the inline backend, an image read back). Each is recorded
 by ``nbgov run``; almost no recorded write may be weak, and five replays in a row
 must each exit 0 without ``--allow-unverifiable``.
 """
@@ -105,8 +106,19 @@ IPYTHON_MAGICS = (
     "values = await asyncio.gather(*(twice(i) for i in range(4)))\nvalues"),
 )
 
+MATPLOTLIB_GALLERY = (
+    ("%matplotlib inline\nimport numpy as np\nimport matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
+    "mpl.rcParams['svg.hashsalt'] = 'nbgov'  # else an SVG's ids are random"),
+    ("x = np.linspace(0, 2 * np.pi, 100)\nplt.plot(x, np.cos(x))\nplt.title('cos')\n"
+    "plt.savefig('cos.png', dpi=50)\nplt.savefig('cos.svg', metadata={'Date': None})"),
+    ("fig, axes = plt.subplots(1, 2, figsize=(6, 2))\naxes[0].bar(['a', 'b'], [3, 5])\n"
+    "axes[1].scatter(x[:10], x[:10] ** 2)\nfig.tight_layout()"),
+    "fig.savefig('two.png', dpi=50)\nfig.savefig('two.pdf', metadata={'CreationDate': None})\nplt.close(fig)",
+    "from matplotlib.image import imread\nimread('two.png').shape",
+)
+
 CORPUS = {"sklearn_docs": SKLEARN_DOCS, "skl2onnx_tutorial": SKL2ONNX_TUTORIAL, "pandas_tips": PANDAS_TIPS,
-          "polars_arrow": POLARS_ARROW, "ipython_magics": IPYTHON_MAGICS}
+          "polars_arrow": POLARS_ARROW, "ipython_magics": IPYTHON_MAGICS, "matplotlib_gallery": MATPLOTLIB_GALLERY}
 
 
 @pytest.mark.kernel

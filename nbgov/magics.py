@@ -416,10 +416,14 @@ class _Installed:
     def _plain(self, frame: pd.DataFrame, printer: Any, cycle: bool) -> None:
         limited = self._magics.limited(frame)
         if limited is None:
-            printer.text(repr(frame))
+            previous = self._previous.get("text/plain")
+            if previous is not None:
+                previous(frame, printer, cycle)
+            else:
+                _lines(printer, repr(frame))
             return
         head, total = limited
-        printer.text(f"{head!r}\n{len(head)} of {total:,} rows shown")
+        _lines(printer, f"{head!r}\n{len(head)} of {total:,} rows shown")
 
     def uninstall(self) -> None:
         shell = self._shell
@@ -445,6 +449,17 @@ class _Installed:
             if previous is not None:
                 formatter.for_type(_frame_types()[0], previous)
         self._magics.close()
+
+
+def _lines(printer: Any, text: str) -> None:
+    """``text`` as IPython prints a repr without a printer of its own: one break per line,
+    so a DataFrame inside a tuple or list (``df.head(), df.shape``) is indented and laid out
+    as it is without nbgov (one ``text`` call with newlines in it is not)."""
+    with printer.group():
+        for index, line in enumerate(text.splitlines()):
+            if index:
+                printer.break_()
+            printer.text(line)
 
 
 def _frame_types() -> list[Any]:

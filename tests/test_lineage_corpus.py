@@ -5,7 +5,11 @@ pipeline examples (a ``Bunch``, a ColumnTransformer inside a Pipeline, a seeded
 forest, a displayed result), skl2onnx's tutorial (``convert_sklearn`` without a
 name, so a fresh uuid lands in ``graph.name``; the model written to a file and run
 by an onnxruntime session) and a pandas tips collection (groupby, merge, pivot,
-a CSV written then read, a list changed through another name). Each is recorded
+a CSV written then read, a list changed through another name), polars' and pyarrow's
+(eager and lazy frames over files, a partitioned dataset with fixed part names) and
+IPython's magics (``%%time``, ``%%writefile`` then ``%run``, ``%%bash`` and ``!`` writing
+files a later cell reads, a top-level ``await``) and matplotlib's gallery (pyplot and
+figures saved as PNG, SVG and PDF with the inline backend, an image read back). Each is recorded
 by ``nbgov run``; almost no recorded write may be weak, and five replays in a row
 must each exit 0 without ``--allow-unverifiable``.
 """
@@ -73,7 +77,48 @@ PANDAS_TIPS = (
     "alias.append('through another name')\nlen(notes)",
 )
 
-CORPUS = {"sklearn_docs": SKLEARN_DOCS, "skl2onnx_tutorial": SKL2ONNX_TUTORIAL, "pandas_tips": PANDAS_TIPS}
+POLARS_ARROW = (
+    "import numpy as np\nimport polars as pl\nimport pyarrow.parquet as pq\nimport pyarrow.dataset as ds",
+    ("rng = np.random.default_rng(42)\n"
+    "df = pl.DataFrame({'city': rng.choice(['a', 'b', 'c'], 300), 'temp': rng.normal(15, 5, 300).round(2),\n"
+    "                   'day': np.arange(300) % 30})\n"
+    "df.write_csv('weather.csv')\ndf.write_parquet('weather.parquet')"),
+    "summary = df.group_by('city').agg(pl.col('temp').mean().alias('mean_temp'), pl.len().alias('n')).sort('city')\nsummary",
+    ("lazy = pl.scan_csv('weather.csv').filter(pl.col('temp') > 15).group_by('day').agg(pl.col('temp').max()).sort('day')\n"
+    "hot = lazy.collect()"),
+    "fahr = pl.scan_parquet('weather.parquet').select('city', (pl.col('temp') * 9 / 5 + 32).alias('f')).collect()\nfahr.shape",
+    ("pq.write_to_dataset(df.to_arrow(), 'weather_ds', partition_cols=['city'], basename_template='part-{i}.parquet',\n"
+    "                    existing_data_behavior='delete_matching')"),
+    ("back = ds.dataset('weather_ds', format='parquet', partitioning='hive').to_table(filter=ds.field('day') < 5)\n"
+    "len(back.to_pandas())"),
+)
+
+IPYTHON_MAGICS = (
+    "%%time\ntotal = sum(i * i for i in range(10000))",
+    "%%writefile helpers.py\nSCALE = 3\n\ndef scale(xs):\n    return [x * SCALE for x in xs]\n\nscaled = scale([1, 2, 3])",
+    "%run helpers.py",
+    "doubled = scale([10, 20])\nscaled, doubled",
+    "%%bash\necho 'a,b' > made_by_bash.csv\necho '1,2' >> made_by_bash.csv",
+    "!echo hello > shell_out.txt",
+    ("import pandas as pd\nmade = pd.read_csv('made_by_bash.csv')\n"
+    "greeting = open('shell_out.txt').read().strip()\nmade, greeting"),
+    ("import asyncio\nasync def twice(x):\n    await asyncio.sleep(0.01)\n    return x * 2\n"
+    "values = await asyncio.gather(*(twice(i) for i in range(4)))\nvalues"),
+)
+
+MATPLOTLIB_GALLERY = (
+    ("%matplotlib inline\nimport numpy as np\nimport matplotlib as mpl\nimport matplotlib.pyplot as plt\n"
+    "mpl.rcParams['svg.hashsalt'] = 'nbgov'  # else an SVG's ids are random"),
+    ("x = np.linspace(0, 2 * np.pi, 100)\nplt.plot(x, np.cos(x))\nplt.title('cos')\n"
+    "plt.savefig('cos.png', dpi=50)\nplt.savefig('cos.svg', metadata={'Date': None})"),
+    ("fig, axes = plt.subplots(1, 2, figsize=(6, 2))\naxes[0].bar(['a', 'b'], [3, 5])\n"
+    "axes[1].scatter(x[:10], x[:10] ** 2)\nfig.tight_layout()"),
+    "fig.savefig('two.png', dpi=50)\nfig.savefig('two.pdf', metadata={'CreationDate': None})\nplt.close(fig)",
+    "from matplotlib.image import imread\nimread('two.png').shape",
+)
+
+CORPUS = {"sklearn_docs": SKLEARN_DOCS, "skl2onnx_tutorial": SKL2ONNX_TUTORIAL, "pandas_tips": PANDAS_TIPS,
+          "polars_arrow": POLARS_ARROW, "ipython_magics": IPYTHON_MAGICS, "matplotlib_gallery": MATPLOTLIB_GALLERY}
 
 
 @pytest.mark.kernel

@@ -153,6 +153,23 @@ _METADATA_CALLS = frozenset({
 _MAGIC_CALLS = frozenset({"run_cell_magic", "run_line_magic"})
 
 
+# Magics whose text is Python run as is in the notebook's namespace (IPython's ``exec``):
+# `%%time` and `%%capture`'s body, `%time`'s line. Their reads are the cell's reads.
+_PYTHON_MAGICS = {"run_cell_magic": (frozenset({"time", "capture"}), 2), "run_line_magic": (frozenset({"time"}), 1)}
+
+
+def _python_magic_body(node: ast.Call) -> ast.expr | None:
+    """The code constant of ``get_ipython().run_cell_magic('time', '', 'code')`` (and the
+    other magics in ``_PYTHON_MAGICS``), else None."""
+    func = node.func
+    if not isinstance(func, ast.Attribute) or func.attr not in _PYTHON_MAGICS or not _is_get_ipython(func):
+        return None
+    names, index = _PYTHON_MAGICS[func.attr]
+    if len(node.args) <= index or node.keywords or _constant_name(node.args[0]) not in names:
+        return None
+    return node.args[index] if _constant_name(node.args[index]) is not None else None
+
+
 def _metadata_only_args(tree: ast.AST) -> set[int]:
     """ids of the nodes inside ``os.path.exists('x')``, ``Path('x').is_file()`` and the like,
     and of a magic's name and a cell magic's body in IPython's
@@ -431,6 +448,11 @@ class _CellVisitor(ast.NodeVisitor):
             return
         if isinstance(func, ast.Name) and func.id in _CODE_CALLS:
             self._code_call(func.id, node)
+            return
+        body = _python_magic_body(node)
+        if body is not None:  # `%%time` / `%time` / `%%capture`: Python run in the notebook's namespace
+            self.generic_visit(node)
+            self._code_call("exec", ast.Call(ast.Name("exec", ast.Load()), [body], []))
             return
         if isinstance(func, ast.Attribute) and self._namespace_call(func.value):
             key = _constant_name(node.args[0]) if node.args else None

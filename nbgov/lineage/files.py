@@ -105,6 +105,9 @@ def _ensure_hook() -> None:
             _hook_installed = True
 
 
+FileKey = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns)
+
+
 @dataclass(frozen=True)
 class FileEvent:
     path: str  # as the code gave it
@@ -115,6 +118,9 @@ class FileEvent:
     # a read whose file the cell then changed: (size, hash) read just before the change
     # (hash None: too big or unreadable); None when the file is hashed after the cell
     before_change: tuple[int | None, str | None] | None = None
+    # the file's (size, mtime, inode, ctime) when ``before_change`` was taken: tells whether
+    # what the read saw was already the cell's own (native) write
+    before_change_key: FileKey | None = None
     # a native write of a file nothing opened in the cell before it was first written: a
     # read of it Python saw failed (nothing was there) or read what the cell wrote
     unopened_before: bool = False
@@ -125,8 +131,6 @@ ANOTHER_PROCESS = "another process"
 
 
 _CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth")
-
-FileKey = tuple[int, int, int, int]  # (size, mtime_ns, inode, ctime_ns)
 
 
 def file_key(st: os.stat_result) -> FileKey:
@@ -249,12 +253,12 @@ class FileWatcher:
         self._first_read[abspath] = -1  # changed: a later read sees the cell's own content
         if first_read is None or first_read < 0:
             return
-        content = _content(abspath)
+        content, key = _content_and_key(abspath)
         if content[0] is None:  # nothing there: the read's open failed (`try: open(cache)`)
             self._failed.add(first_read)
             return
         ev = self.events[first_read]
-        self.events[first_read] = FileEvent(ev.path, abspath, "read", before_change=content)
+        self.events[first_read] = FileEvent(ev.path, abspath, "read", before_change=content, before_change_key=key)
 
     def _on_change(self, event: str, args: tuple[Any, ...]) -> None:
         """A path removed, renamed (both names), truncated or newly linked: a write of it.
@@ -416,13 +420,19 @@ def _journal_keys(abspath: str, suffixes: tuple[str, ...]) -> tuple[FileKey | No
 
 def _content(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[int | None, str | None]:
     """(size, hash) of a regular file now; hash None when it cannot be read or is too big."""
+    return _content_and_key(abspath, max_bytes)[0]
+
+
+def _content_and_key(abspath: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+                     ) -> tuple[tuple[int | None, str | None], FileKey | None]:
+    """``_content``, and the file's key when it was stat'ed (None when nothing is there)."""
     try:
         st = static.os_stat(abspath)
         if not stat.S_ISREG(st.st_mode):
-            return None, None
-        return st.st_size, content_hash(abspath, max_bytes) if st.st_size <= max_bytes else None
+            return (None, None), None
+        return (st.st_size, content_hash(abspath, max_bytes) if st.st_size <= max_bytes else None), file_key(st)
     except OSError:
-        return None, None
+        return (None, None), None
 
 
 def _opened_path(target: Any) -> str | None:

@@ -93,11 +93,20 @@ class NativeWatch:
     # content a file had when last hashed, if its (size, mtime, inode, ctime) is still this
     known: Callable[[str, FileKey], tuple[int, str | None] | None] | None = None
     _at_start: dict[str, FileKey] = field(default_factory=dict)  # named files, stat'ed at the start
+    _probed: frozenset[str] = frozenset()  # the named paths stat'ed at the start (absent ones too)
+    # the last cell's (_probed, _at_start), kept after ``stop`` for the record's file reads
+    _last_start: tuple[frozenset[str], dict[str, FileKey]] = (frozenset(), {})
     notes: list[str] = field(default_factory=list)
     _origins: Fanotify | None = None  # who made the events inotify sees (where the OS says)
     _children: ChildWatch | None = None
     _cwd: str = ""
     _cwd_folders: tuple[str, tuple[str, ...]] = ("", ())  # (working folder, what a cell naming no path watches)
+
+    def changed_since_start(self, path: str, key: FileKey) -> bool | None:
+        """Whether the file at ``path`` had another (size, mtime, inode, ctime) than ``key``, or
+        was not there, when the last cell started; None when that cell did not name it."""
+        probed, keys = self._last_start
+        return keys.get(path) != key if path in probed else None
 
     @property
     def available(self) -> bool:
@@ -113,6 +122,7 @@ class NativeWatch:
         base = cwd or os.getcwd()
         paths = [_absolute(p, base) for p in mentions]
         self.notes = []
+        self._last_start = (frozenset(), {})
         if not self.available:
             self._probe = PathProbe.start(paths, self.ignored)
             if paths:
@@ -122,6 +132,7 @@ class NativeWatch:
         self._started = _fs_clock()
         entries = _lstats(paths)
         self._at_start = _file_keys(paths[:MAX_PROBED_PATHS], self.ignored, entries)
+        self._probed = frozenset(paths[:MAX_PROBED_PATHS])
         self._inotify.start(_folders(base, paths, self.ignored, entries) if paths else self._working_folder(base))
         if self._origins is not None:
             try:
@@ -154,6 +165,7 @@ class NativeWatch:
         self.notes += own.notes
         events: list[FileEvent] = []
         at_start, self._at_start = self._at_start, {}
+        self._last_start, self._probed = (self._probed, at_start), frozenset()
         touched = {touch.path for touch in touches}
         rollback = {touch.path for touch in touches if touch.name.endswith(JOURNALS)}
         through_journal: dict[str, None] = {}  # databases a commit changed in their journal or WAL only

@@ -411,11 +411,14 @@ class Recorder:
         python = [ev for ev in events if not ev.native]
         native = [ev for ev in events if ev.native]
         unopened = {ev.abspath for ev in native if ev.unopened_before}
+        natively_written = _written(native)
         seen: dict[tuple[str, str], str] = {}
         read_before: dict[str, FileEvent] = {}  # read, then changed (by the cell, or another process)
         for ev in python:
             if ev.mode == "read" and ev.before_change is None and ev.abspath in unopened:
                 continue
+            if ev.mode == "read" and ev.abspath in natively_written and self._changed_in_cell(ev):
+                continue  # an append after a native write (`write_csv`, then open 'a'): the cell's own output
             seen.setdefault((ev.abspath, ev.mode), ev.path)
             if ev.before_change is not None:
                 read_before.setdefault(ev.abspath, ev)
@@ -453,6 +456,14 @@ class Recorder:
             out.append(ObservedFile(path, abspath, "write" if mode == "write" else "read", size, digest,
                                     mode == "write" and gone))
         return out
+
+    def _changed_in_cell(self, read: FileEvent) -> bool:
+        """Whether a read hashed just before Python changed the file (an 'a' or 'r+' open) saw
+        another file than the cell started with (none was there, or its size, times or inode
+        differ): then it read what the cell itself wrote there. Known for the files the cell
+        names (stat'ed at its start); any other keeps its read."""
+        key = read.before_change_key
+        return key is not None and self._native.changed_since_start(read.abspath, key) is True
 
     def _random_state_notes(self, cell: _Cell) -> list[str]:
         """The global generators the cell drew from or seeded: compared with their state after

@@ -48,7 +48,9 @@ __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRU
 #    replay logs to its own copy of the file).
 # 6: what sits under a null in a fixed-width Arrow column (and a pandas masked array, read
 #    through Arrow) read as zeros: it is undefined, so equal columns hashed differently.
-SCHEME = 6
+# 7: the process's global generators (numpy's ``np.random.mtrand._rand``, ``random._inst``)
+#    inside a value (a scipy frozen distribution) read as their names, not their state.
+SCHEME = 7
 DEFAULT_MAX_BYTES = 64 * 1024**3
 DEFAULT_MAX_ITEMS = 10_000_000  # Python objects visited per value
 DEFAULT_MAX_REACH = 100_000  # mutable objects remembered per value for sharing

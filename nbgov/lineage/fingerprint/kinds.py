@@ -28,7 +28,9 @@ from collections.abc import Callable
 from typing import Any
 
 from nbgov.lineage.fingerprint import columnar, libraries, logs, objects, protobuf, static
+from nbgov.lineage.fingerprint.encode import enc_str
 from nbgov.lineage.fingerprint.objects import Handler
+from nbgov.lineage.fingerprint.walk import Walk
 
 # (module, qualname, handler): checked in this order; first class found in the MRO wins
 LIBRARY_KINDS: tuple[tuple[str, str, Handler], ...] = (
@@ -61,7 +63,7 @@ TRUSTED_ROOTS = frozenset(
         "numpy", "pandas", "scipy", "sklearn", "pyarrow", "onnx", "matplotlib", "statsmodels",
         "datetime", "decimal", "zoneinfo", "re", "array", "collections", "functools", "operator",
         "types", "fractions", "uuid", "pathlib", "ipaddress", "enum", "statistics", "random", "_random", "itertools",
-        "onnxruntime",
+        "onnxruntime", "lightgbm",
     }
 )  # fmt: skip
 
@@ -129,8 +131,42 @@ def _long_lived(tp: type) -> bool:
     return static.verified(tp) and static.installed_module(static.module_of(tp))
 
 
+# The process's global generators (what ``np.random.rand`` and ``random.random`` draw from).
+# A value holding one (scipy's frozen distributions hold numpy's) refers to process state,
+# as to a module: it is hashed as that reference, not as the state, which the first draw
+# anywhere changes and which is seeded anew in every process (draws from it are noted by
+# ``random_state``). Hashed as state, every replay called ``stats.norm(1, 2)`` different.
+GLOBAL_GENERATORS: tuple[tuple[str, str], ...] = (("numpy.random.mtrand", "_rand"), ("random", "_inst"))
+
+
+def _global_generator(tp: type, handler: Handler) -> Handler:
+    """``handler``, except for the global generator of ``tp``'s type: its name."""
+    names = [(module, name) for module, name in GLOBAL_GENERATORS if _global_type(module, name) is tp]
+    if not names:
+        return handler
+
+    def handle(walk: Walk, obj: Any) -> None:
+        for module, name in names:
+            namespace = static.loaded_module(module)
+            if namespace is not None and namespace.get(name) is obj:
+                walk.emit(b"Gl" + enc_str(f"{module}.{name}"))
+                return
+        handler(walk, obj)
+
+    return handle
+
+
+def _global_type(module: str, name: str) -> type | None:
+    namespace = static.loaded_module(module)
+    return None if namespace is None else type(namespace.get(name))
+
+
 def resolve(tp: type) -> Handler:
     """The handler for values of ``tp`` (see the module docstring for the order)."""
+    return _global_generator(tp, _resolve(tp))
+
+
+def _resolve(tp: type) -> Handler:
     if static.inherits(tp, type):
         return objects.class_value
     if static.inherits(tp, weakref.ref):

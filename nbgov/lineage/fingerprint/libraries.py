@@ -18,10 +18,17 @@ objects, so such a session is weak, saying why. The ``NodeArg`` a session lists
 as input or output is native too; its name, type and shape are read through
 onnxruntime's own compiled getters (found statically on the class, never through
 the instance).
+
+A LightGBM ``Booster`` keeps its trees in the native library behind a ctypes handle;
+its content is what LightGBM pickles: the instance dict without the training data,
+the handle replaced by the model's text from LightGBM's own ``model_to_string`` (found
+on the library's class, never through the instance), so a model trained in another
+kernel with the same data and seed hashes equal, and one whose trees differ does not.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -121,6 +128,24 @@ def node_arg(tp: type) -> Handler:
     return state_handler(tp, read)
 
 
+def lightgbm_booster(tp: type) -> Handler:
+    read_dict = _instance_dict(tp)
+    found = static.lookup(tp, "model_to_string")
+    if found is None or type(found[1]) is not types.FunctionType or static.module_of(found[0]) != "lightgbm.basic":
+        raise NotExact(f"{static.label(tp)}: no model_to_string from its library")
+    to_string = found[1]
+
+    def read(booster: Any) -> dict[str, Any]:
+        state = dict(read_dict(booster))
+        state.pop("train_set", None)  # the data it was trained on: LightGBM's own pickle leaves it out too
+        state.pop("valid_sets", None)
+        if state.get("_handle") is not None:
+            state["_handle"] = to_string(booster, num_iteration=-1)
+        return state
+
+    return state_handler(tp, read)
+
+
 def _instance_dict(tp: type) -> Callable[[Any], Any]:
     read, _ = static.dict_reader(tp)
     if read is None:
@@ -135,6 +160,7 @@ STATE_READERS: tuple[tuple[str, str, Callable[[type], Handler]], ...] = (
     ("matplotlib.transforms", "TransformNode", transform_node),
     ("onnxruntime", "InferenceSession", inference_session),
     ("onnxruntime.capi.onnxruntime_pybind11_state", "NodeArg", node_arg),
+    ("lightgbm.basic", "Booster", lightgbm_booster),
 )
 
 

@@ -831,3 +831,21 @@ def test_strptime_reads_what_duckdb_reads(engine, spark_engine):
         ("SELECT strptime(short, ['%d/%m/%Y', '%Y']) AS r FROM texts", "strptime needs one text literal format"),
         ("SELECT strptime(short, '%U %Y') AS r FROM texts", "strptime code %U has no Spark form"),
     ])
+
+
+def test_sign_is_a_tinyint_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``sign(x)`` is a TINYINT (int8) for integers, DOUBLEs, FLOATs and DECIMALs,
+    0 for NaN; Spark's SIGN (signum) was a DOUBLE (float64), NaN for NaN."""
+    frame = pd.DataFrame({
+        "i": pd.array([3, -2, 0, None], dtype="Int32"),
+        "b": np.array([3, -2, 0, 5], dtype="int64"),
+        "d": [1.5, -0.0, 2.0, -np.inf],
+        "m": [1.25, 0.5, -3.0, 1.0],
+        "f": np.array([1.5, -2, 0, np.inf], dtype="float32"),
+    })
+    sql = ("SELECT sign(i) AS i, sign(b) AS b, sign(d) AS d, sign(f) AS f, sign(CAST(m AS DECIMAL(9, 2)) - 1) AS m, "
+           "sign(i + b) AS s, sign(CAST('NaN' AS DOUBLE)) AS nan FROM frame ORDER BY b")
+    duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+    assert {str(dtype).lower() for dtype in duck.dtypes} == {"int8"} and duck.nan.tolist() == [0, 0, 0, 0]
+    pd.testing.assert_frame_equal(spark, duck)
+

@@ -143,6 +143,14 @@ def _position(args: list[exp.Expr]) -> exp.Expr:
     return exp.cast(found, exp.DataType.build("int"))
 
 
+def _sign(value: exp.Expr) -> exp.Expr:
+    """DuckDB's ``sign(x)`` is a TINYINT whatever ``x`` is, 0 for NaN; Spark's SIGN (signum)
+    a DOUBLE, NaN for NaN."""
+    signum = exp.Anonymous(this="NANVL", expressions=[exp.Anonymous(this="SIGN", expressions=[value]), exp.cast(exp.Literal.number(0), _DOUBLE_TYPE)])
+    return exp.cast(signum, exp.DataType.build("tinyint"))
+
+
+_DOUBLE_TYPE = exp.DataType.build("double")
 _SERIES_AS_UNNEST = transforms.preprocess([transforms.unnest_generate_series])  # sqlglot's (dates and times)
 
 
@@ -168,6 +176,7 @@ class NbgovSpark(Spark):
             exp.RegexpReplace: lambda self, e: self.sql(regexp_replace(e)),
             exp.Format: lambda self, e: self.sql(formatted(e)),
             exp.IsInf: lambda self, e: self.sql(infinite(e.this)),
+            exp.Sign: lambda self, e: self.sql(_sign(e.this)),
             # DuckDB's strptime, epoch_ms(n) and make_timestamp are TIMESTAMPs (wall-clock
             # times); Spark's to_timestamp, timestamp_millis and make_timestamp instants
             exp.StrToTime: lambda self, e: _wall_clock(self.func("TO_TIMESTAMP", e.this, exp.Literal.string(parsing_pattern(e)))),

@@ -849,3 +849,26 @@ def test_sign_is_a_tinyint_as_on_duckdb(engine, spark_engine):
     assert {str(dtype).lower() for dtype in duck.dtypes} == {"int8"} and duck.nan.tolist() == [0, 0, 0, 0]
     pd.testing.assert_frame_equal(spark, duck)
 
+
+def test_what_is_computed_from_an_integer_sum_is_float64_as_on_duckdb(engine, spark_engine):
+    """DuckDB's sum of integers is a HUGEINT (float64 in its frame), and so is what is
+    computed from one: ``sum(x) + 1``, a CASE or COALESCE of it, a CTE's or subquery's sum
+    read by the outer query (by name or through a star), a window over such sums. Spark
+    cast only a sum that was itself a result column; the others came back int64. A cast to
+    BIGINT and a quotient keep their own types, as on DuckDB."""
+    frame = pd.DataFrame({"x": [3, 1, 2, 2], "g": [1, 1, 2, 2], "small": pd.array([1, 2, 3, None], dtype="Int32")})
+    cells = [
+        "SELECT g, sum(x) + 1 AS a, -sum(small) AS b, abs(sum(x)) AS c, coalesce(sum(small), 0) AS d, "
+        "CASE WHEN g > 1 THEN sum(x) ELSE 0 END AS e, sum(x) // 2 AS f, sum(x) % 2 AS h, count(*) + sum(x) AS i, "
+        "sum(x) / 2 AS j, CAST(sum(x) AS BIGINT) AS k FROM frame GROUP BY g ORDER BY g",
+        "WITH t AS (SELECT g, sum(x) AS s FROM frame GROUP BY g) SELECT g, s, s + 1 AS s1, max(s) OVER () AS m, "
+        "sum(s) OVER () AS total FROM t ORDER BY g",
+        "WITH t AS (SELECT g, sum(x) AS s FROM frame GROUP BY g) SELECT * FROM t ORDER BY g",
+        "SELECT q.*, q.S * 2 AS twice FROM (SELECT g, sum(x) AS S, count(*) AS n FROM frame GROUP BY g) AS q ORDER BY g",
+        "SELECT s, count(*) AS n FROM (SELECT sum(x) AS s FROM frame GROUP BY g) GROUP BY s "
+        "UNION ALL SELECT 9, 1 ORDER BY s",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+        assert "float64" in set(duck.dtypes.astype(str)) and "int64" in set(duck.dtypes.astype(str)), sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)

@@ -22,8 +22,9 @@ what it applies to, which the text alone does not say:
   rounded (``arithmetic.py``);
 - ``trunc(x)`` of a DOUBLE is a DOUBLE, of an integer the integer (sqlglot's Spark: a
   cast to BIGINT);
-- ``sum`` of integers is a HUGEINT, which the DuckDB engine's result holds as float64: a
-  result column that is one is made a DOUBLE (Spark's BIGINT: int64);
+- ``sum`` of integers is a HUGEINT, which the DuckDB engine's result holds as float64, and
+  so is what is computed from one: a result column of that type is made a DOUBLE (Spark's
+  BIGINT: int64);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
   ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
 
@@ -111,7 +112,7 @@ def for_spark(tree: exp.Expr, inputs: Inputs) -> exp.Expr:
     annotated = _annotate(typed, inputs, described)
     if annotated is not None:
         _rewrite(annotated, twins, described)
-        _hugeint_outputs(annotated, twins)
+        _hugeint_outputs(annotated, twins, described)
     _refuse_unexpanded(out)
     return out
 
@@ -346,12 +347,15 @@ def _given_type(node: exp.Expr, inputs: Inputs) -> str | None:
 
 class _DuckDBTypes(TypeAnnotator):
     """sqlglot's typing where DuckDB's differs in what a cast rounds: a DECIMAL combined with
-    a FLOAT or DOUBLE is that binary float (sqlglot keeps a DECIMAL with a precision)."""
+    a FLOAT or DOUBLE is that binary float (sqlglot keeps a DECIMAL with a precision); and
+    in what it shows: an integer combined with a HUGEINT is a HUGEINT."""
 
     def _maybe_coerce(
         self, type1: exp.DataType | exp.DType, type2: exp.DataType | exp.DType
     ) -> exp.DataType | exp.DType:
         kinds = [kind.this if isinstance(kind, exp.DataType) else kind for kind in (type1, type2)]
+        if exp.DType.INT128 in kinds and all(kind in _INTEGERS for kind in kinds):
+            return exp.DType.INT128  # any integer with a HUGEINT (sqlglot: BIGINT's side wins)
         if any(kind in _DECIMALS for kind in kinds):
             for binary in (exp.DType.DOUBLE, exp.DType.FLOAT):
                 if binary in kinds:
@@ -395,6 +399,16 @@ def _div(annotator: TypeAnnotator, div: exp.Div) -> exp.Div:
     return div
 
 
+def _sum(annotator: TypeAnnotator, node: exp.Sum) -> exp.Sum:
+    """DuckDB's ``sum`` of integers is a HUGEINT (sqlglot: the integers' type), so what is
+    computed from it is one too (``sum(x) + 1``, a CTE's column read outside it)."""
+    annotator._annotate_by_args(node, "this", "expressions", promote=True)
+    argument = node.this.expressions[0] if isinstance(node.this, exp.Distinct) and node.this.expressions else node.this
+    if _number_kind(argument.type) == "integer":
+        annotator._set_type(node, exp.DType.INT128)
+    return node
+
+
 def _same_number(annotator: TypeAnnotator, node: exp.Expr, otherwise: exp.DType) -> exp.Expr:
     """A number of its argument's type (DuckDB's ``round(d, 1)`` of a DECIMAL is a DECIMAL;
     sqlglot: a DOUBLE), ``otherwise`` for the rest."""
@@ -422,6 +436,7 @@ def _typing() -> dict[type[exp.Expr], dict[str, Any]]:
         exp.Anonymous: _given(base.get(exp.Anonymous, {}).get("annotator")),
         exp.Literal: {"annotator": _literal},
         exp.Div: {"annotator": _div},
+        exp.Sum: {"annotator": _sum},
         exp.Round: continuous,
         exp.Median: continuous,
         exp.PercentileCont: continuous,
@@ -597,20 +612,35 @@ def _truncated(node: exp.Expr, typed: exp.Trunc) -> None:
     node.replace(toward_zero)
 
 
-def _hugeint_outputs(typed: exp.Expr, twins: list[exp.Expr]) -> None:
-    """A result column that is DuckDB's ``sum`` of integers (a HUGEINT, which the DuckDB
-    engine's frame holds as float64; Spark's BIGINT came back as int64) is made a DOUBLE
-    where it is shown, never inside the query, where DuckDB computes with the integer."""
+def _hugeint_outputs(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> None:
+    """A result column DuckDB types HUGEINT (a ``sum`` of integers, or anything computed
+    from one: ``sum(x) + 1``, a CTE's or subquery's sum read by the outer query), which the
+    DuckDB engine's frame holds as float64 (Spark's BIGINT came back as int64), is made a
+    DOUBLE where it is shown, never inside the query, where DuckDB computes with the
+    integer. A star that stands for such a column is expanded first, so that it can be cast."""
     for select in _outermost_selects(typed):
-        for projection in select.expressions:
-            value = projection.this if isinstance(projection, exp.Alias) else projection
-            total = value.this if isinstance(value, exp.Window) else value
-            if not isinstance(total, exp.Sum) or _TWIN not in value.meta:
-                continue
-            argument = total.this.expressions[0] if isinstance(total.this, exp.Distinct) and total.this.expressions else total.this
-            twin = twins[value.meta[_TWIN]]
-            if _number_kind(argument.type) == "integer" and twin.parent is not None:
-                twin.replace(exp.cast(twin.copy(), _DOUBLE))
+        twin = twins[select.meta[_TWIN]] if _TWIN in select.meta else None
+        if not isinstance(twin, exp.Select):
+            continue
+        huge = [i for i, projection in enumerate(select.expressions) if _hugeint(projection.type)]
+        if huge and len(twin.expressions) != len(select.expressions) and not _modified_stars(twin):
+            _expand_stars(twin, select, twins, _spellings(select, twins, described))
+        if not huge or len(twin.expressions) != len(select.expressions):
+            continue  # a star not expanded: its columns keep Spark's type
+        for i in huge:
+            shown = twin.expressions[i]
+            value = shown.this if isinstance(shown, exp.Alias) else shown
+            doubled = exp.cast(value.copy(), _DOUBLE)
+            if isinstance(shown, exp.Alias):
+                value.replace(doubled)
+            elif isinstance(shown, exp.Column) and isinstance(shown.this, exp.Identifier):
+                shown.replace(exp.alias_(doubled, shown.this.copy()))  # named as before, quoted as written
+            else:
+                shown.replace(doubled)
+
+
+def _hugeint(kind: exp.DataType | None) -> bool:
+    return kind is not None and kind.is_type(exp.DType.INT128)
 
 
 def _outermost_selects(tree: exp.Expr) -> Iterator[exp.Select]:

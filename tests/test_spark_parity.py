@@ -872,3 +872,30 @@ def test_what_is_computed_from_an_integer_sum_is_float64_as_on_duckdb(engine, sp
         duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
         assert "float64" in set(duck.dtypes.astype(str)) and "int64" in set(duck.dtypes.astype(str)), sql
         pd.testing.assert_frame_equal(spark, duck, obj=sql)
+
+
+def test_similar_to_and_like_escape_read_as_on_duckdb(engine, spark_engine):
+    """Spark has no ``SIMILAR TO`` (a syntax error) nor ``like_escape`` (an unknown routine):
+    SIMILAR TO and regexp_full_match match the whole text (RLIKE anchored at both ends, a
+    ``.`` refusing only a newline, as RE2's: Java's also refused ``\\r``), like_escape and
+    its NOT / ILIKE siblings are the LIKE ... ESCAPE they mean. An escape before an
+    ordinary character makes it ordinary, as on DuckDB (Spark refused it: ESC_IN_THE_MIDDLE)."""
+    texts = pd.DataFrame({
+        "s": ["abc", "xabc", "a\nc", "a\rc", "ab\n", None, "a_c", "a%c", "A_C", "a$c", "a\\c"],
+        "p": ["a.c", "b", "a.c", "a.c", "ab$", "a", "a.c", "x", ".*", "a\\$c", "a\\\\c"],
+    })
+    cells = [
+        "SELECT s, s SIMILAR TO 'a.c' AS a, s NOT SIMILAR TO 'a.c' AS b, s SIMILAR TO p AS c, "
+        "regexp_full_match(s, '(?i)a.C') AS d, s SIMILAR TO 'ab$' AS e, s SIMILAR TO 'a|x.*' AS f FROM texts",
+        "SELECT s, like_escape(s, 'a$_c', '$') AS a, not_like_escape(s, 'a$_c', '$') AS b, ilike_escape(s, 'a#_c', '#') AS c, "
+        "not_ilike_escape(s, 'a#_c', '#') AS d, like_escape(s, 'a\\_c', '') AS e, like_escape(s, '$a$%c', '$') AS f, "
+        "s LIKE 'a#$c' ESCAPE '#' AS g FROM texts",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"texts": texts})
+        assert sum(bool(duck[column].any()) for column in duck.columns[1:]) >= len(duck.columns) - 2, sql  # not all False
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    _refused_in_one_line(spark_engine, {"texts": texts}, [
+        ("SELECT like_escape(s, 'a$_c', p) AS r FROM texts", "like_escape needs a text literal"),
+        ("SELECT regexp_full_match(s, 'a.c', 'i') AS r FROM texts", "regexp_full_match options are DuckDB-only"),
+    ])

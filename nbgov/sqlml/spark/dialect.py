@@ -39,8 +39,8 @@ from nbgov.sqlml.spark.functions import (
     number_series,
     percentile,
 )
-from nbgov.sqlml.spark.patterns import empty_escape, given_escape, ordinary_backslash
-from nbgov.sqlml.spark.regex import regexp_replace
+from nbgov.sqlml.spark.patterns import empty_escape, escaped_ordinary, given_escape, ordinary_backslash
+from nbgov.sqlml.spark.regex import full_match, regexp_replace
 from nbgov.sqlml.spark.timeformat import formatted_time, parsing_pattern
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
@@ -143,6 +143,21 @@ def _position(args: list[exp.Expr]) -> exp.Expr:
     return exp.cast(found, exp.DataType.build("int"))
 
 
+_LIKE_ESCAPE = frozenset({"like_escape", "not_like_escape", "ilike_escape", "not_ilike_escape"})
+
+
+def _like_escape(name: str, args: list[exp.Expr]) -> exp.Expr:
+    """DuckDB's ``like_escape(text, pattern, escape)`` (and its NOT / ILIKE siblings) as
+    the LIKE ... ESCAPE it means (Spark has no such function); Spark takes one literal
+    character (``''``: none, as on DuckDB)."""
+    text, pattern, escape = args
+    if not (isinstance(escape, exp.Literal) and escape.is_string and len(escape.this) <= 1):
+        raise SqlError(f"{name} needs a text literal of at most one character as its escape on the spark engine")
+    like: exp.Expr = (exp.ILike if "ilike" in name else exp.Like)(this=text, expression=pattern)
+    escaped: exp.Expr = exp.Escape(this=like, expression=escape)
+    return exp.Not(this=exp.paren(escaped, copy=False)) if name.startswith("not_") else escaped
+
+
 def _sign(value: exp.Expr) -> exp.Expr:
     """DuckDB's ``sign(x)`` is a TINYINT whatever ``x`` is, 0 for NaN; Spark's SIGN (signum)
     a DOUBLE, NaN for NaN."""
@@ -220,14 +235,15 @@ class NbgovSpark(Spark):
             raise SqlError("COLUMNS(...) is DuckDB-only on the spark engine; name the columns instead")
 
         def like_sql(self, expression: exp.Like) -> str:
-            """DuckDB's LIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
+            """DuckDB's LIKE: a backslash is an ordinary character unless ESCAPE says, and the ESCAPE
+            character makes any character after it ordinary (``patterns.py``)."""
             _refuse_star_pattern(expression, "LIKE")
-            written = None if given_escape(expression) else ordinary_backslash(expression)
+            written = escaped_ordinary(expression) if given_escape(expression) else ordinary_backslash(expression)
             return super().like_sql(expression) if written is None else self.sql(written)
 
         def ilike_sql(self, expression: exp.ILike) -> str:
             """DuckDB's ILIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
-            written = None if given_escape(expression) else ordinary_backslash(expression)
+            written = escaped_ordinary(expression) if given_escape(expression) else ordinary_backslash(expression)
             return super().ilike_sql(expression) if written is None else self.sql(written)
 
         def escape_sql(self, expression: exp.Escape) -> str:
@@ -237,8 +253,18 @@ class NbgovSpark(Spark):
             return super().escape_sql(expression)
 
         def similarto_sql(self, expression: exp.SimilarTo) -> str:
+            """DuckDB's ``SIMILAR TO`` is a regular expression matching the whole text (Spark has
+            no SIMILAR TO): ``regex.full_match``."""
             _refuse_star_pattern(expression, "SIMILAR TO")
-            return super().similarto_sql(expression)
+            if isinstance(expression.parent, exp.Escape):
+                raise SqlError("SIMILAR TO ... ESCAPE is DuckDB-only on the spark engine; escape the pattern's characters with \\ instead")
+            return self.sql(full_match(expression.this, expression.expression))
+
+        def regexpfullmatch_sql(self, expression: exp.RegexpFullMatch) -> str:
+            """DuckDB's ``regexp_full_match(text, pattern)``: SIMILAR TO's match."""
+            if expression.args.get("options") is not None:
+                raise SqlError("regexp_full_match options are DuckDB-only on the spark engine; write the flags in the pattern: '(?i)...'")
+            return self.sql(full_match(expression.this, expression.expression))
 
         def arraysize_sql(self, expression: exp.ArraySize) -> str:
             sized = list_size(expression)
@@ -318,6 +344,8 @@ class NbgovSpark(Spark):
                     this=exp.Anonymous(this="ISNAN", expressions=args), expression=infinite(args[0].copy())), copy=False)))
             elif name in {"round_even", "roundbankers"} and len(args) == 2:  # exact for DECIMALs and integers
                 expression = exp.Anonymous(this="BROUND", expressions=args)
+            elif name in _LIKE_ESCAPE and len(args) == 3:
+                return self.sql(_like_escape(name, args))
             elif name in {"list_position", "list_indexof", "array_indexof"} and len(args) == 2:
                 return self.sql(_position(args))
             elif name == "list_sum" and len(args) == 1:

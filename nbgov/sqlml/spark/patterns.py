@@ -56,6 +56,35 @@ def ordinary_backslash(node: exp.Like | exp.ILike) -> exp.Expr | None:
     return like
 
 
+def escaped_ordinary(node: exp.Like | exp.ILike) -> exp.Expr | None:
+    """``node`` (its ESCAPE given) with a literal pattern's escape characters dropped where
+    they precede an ordinary character: DuckDB's escape makes any character after it
+    ordinary, Spark's only ``%``, ``_`` and itself (it refused ``'$a'``: ESC_IN_THE_MIDDLE);
+    without one the character is as ordinary. None when nothing changes."""
+    pattern, escape = node.expression, node.parent.expression if isinstance(node.parent, exp.Escape) else None
+    if node.meta.get(_ORDINARY) or not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return None
+    if not (isinstance(escape, exp.Literal) and escape.is_string and len(escape.this) == 1):
+        return None
+    text, mark = pattern.this, escape.this
+    kept: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == mark and i + 1 < len(text):
+            following = text[i + 1]
+            kept.append(text[i : i + 2] if following in ("%", "_", mark) else following)
+            i += 2
+        else:
+            kept.append(text[i])
+            i += 1
+    if "".join(kept) == text:
+        return None
+    like = node.copy()
+    like.set("expression", exp.Literal.string("".join(kept)))
+    like.meta[_ORDINARY] = True
+    return like
+
+
 def absent_character(pattern: str) -> str:
     """The first character from ``!`` on that ``pattern`` lacks, even lower-cased (ILIKE
     lower-cases it), and that cannot stand for another: not a wildcard, backslash or

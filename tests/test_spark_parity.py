@@ -899,3 +899,32 @@ def test_similar_to_and_like_escape_read_as_on_duckdb(engine, spark_engine):
         ("SELECT like_escape(s, 'a$_c', p) AS r FROM texts", "like_escape needs a text literal"),
         ("SELECT regexp_full_match(s, 'a.c', 'i') AS r FROM texts", "regexp_full_match options are DuckDB-only"),
     ])
+
+
+def test_list_and_text_slices_read_as_on_duckdb(engine, spark_engine):
+    """``l[a:b]`` / ``s[a:b]`` were a syntax error on Spark, and ``array_slice(l, a, b)`` became
+    Spark's SLICE, which reads ``b`` as a length (silently other elements). Each is now
+    DuckDB's slice: both bounds included, 1-based, negative from the end, clamped at both
+    ends, a missing bound the first or last, NULL for a NULL bound; over every pair of
+    bounds, of a list and of a text. A step fails in one line."""
+    bounds = [0, 1, 2, -1, -2, -5, -6, 5, 6, None]
+    pairs = [(a, b) for a in bounds for b in bounds]
+    frame = pa.table({
+        "id": list(range(len(pairs) + 2)),
+        "l": [[10, 20, 30, 40, 50]] * len(pairs) + [None, []],
+        "s": ["héllo"] * len(pairs) + [None, ""],
+        "a": [a for a, _ in pairs] + [1, 1],
+        "b": [b for _, b in pairs] + [2, 2],
+    })
+    cells = [
+        "SELECT id, l[a:b] AS x, s[a:b] AS y, list_slice(l, a, b) AS z, array_slice(s, a, b) AS w FROM frame ORDER BY id",
+        "SELECT id, l[2:3] AS a, l[:2] AS b, l[2:] AS c, l[:] AS d, l[-2:] AS e, l[:-2] AS f, l[0:1] AS g, l[-7:2] AS h, "
+        "s[2:3] AS i, s[-3:] AS j, array_slice(l, 2, 3) AS k, l[a:] AS m, l[1:b] AS n FROM frame ORDER BY id",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+        assert duck.iloc[:, 1:].map(len, na_action="ignore").stack().nunique() > 3, sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    _refused_in_one_line(spark_engine, {"frame": frame}, [
+        ("SELECT l[1:5:2] AS r FROM frame", "a slice with a step (l[a:b:c]) is DuckDB-only"),
+    ])

@@ -41,6 +41,7 @@ from nbgov.sqlml.spark.functions import (
 )
 from nbgov.sqlml.spark.patterns import empty_escape, escaped_ordinary, given_escape, ordinary_backslash
 from nbgov.sqlml.spark.regex import full_match, regexp_replace
+from nbgov.sqlml.spark.slices import slice_bounds, written as sliced_as_typed
 from nbgov.sqlml.spark.timeformat import formatted_time, parsing_pattern
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
@@ -191,6 +192,8 @@ class NbgovSpark(Spark):
             exp.RegexpReplace: lambda self, e: self.sql(regexp_replace(e)),
             exp.Format: lambda self, e: self.sql(formatted(e)),
             exp.IsInf: lambda self, e: self.sql(infinite(e.this)),
+            # DuckDB's array_slice(l, a, b) ends at b (sqlglot's Spark SLICE read b as a length)
+            exp.ArraySlice: lambda self, e: self.sql(sliced_as_typed(e)) if slice_bounds(e) else SparkGenerator.TRANSFORMS[exp.ArraySlice](self, e),
             exp.Sign: lambda self, e: self.sql(_sign(e.this)),
             # DuckDB's strptime, epoch_ms(n) and make_timestamp are TIMESTAMPs (wall-clock
             # times); Spark's to_timestamp, timestamp_millis and make_timestamp instants
@@ -344,6 +347,8 @@ class NbgovSpark(Spark):
                     this=exp.Anonymous(this="ISNAN", expressions=args), expression=infinite(args[0].copy())), copy=False)))
             elif name in {"round_even", "roundbankers"} and len(args) == 2:  # exact for DECIMALs and integers
                 expression = exp.Anonymous(this="BROUND", expressions=args)
+            elif name in {"list_slice", "array_slice"} and len(args) == 3:
+                return self.sql(sliced_as_typed(expression))
             elif name in _LIKE_ESCAPE and len(args) == 3:
                 return self.sql(_like_escape(name, args))
             elif name in {"list_position", "list_indexof", "array_indexof"} and len(args) == 2:
@@ -417,7 +422,10 @@ class NbgovSpark(Spark):
         def bracket_sql(self, expression: exp.Bracket) -> str:
             """``list[list_position(...)]`` (DuckDB, 1-based) as ``element_at`` (1-based):
             sqlglot shifts only literal subscripts to Spark's 0-based ``[]``; a negative one
-            counts from the end (``[-1]`` the last; NULL past the start), as ``try_element_at`` does."""
+            counts from the end (``[-1]`` the last; NULL past the start), as ``try_element_at`` does.
+            A slice ``x[a:b]`` as ``slices.py`` writes it."""
+            if slice_bounds(expression) is not None:
+                return self.sql(sliced_as_typed(expression))
             index = expression.expressions
             if len(index) == 1 and isinstance(index[0], exp.Neg) and isinstance(index[0].this, exp.Literal):
                 written = 1 - int(index[0].this.name)  # sqlglot holds DuckDB's [-1] as [-2]

@@ -14,7 +14,8 @@ what it applies to, which the text alone does not say:
 - ``/`` and ``avg`` of a DECIMAL are DOUBLEs (Spark's DECIMALs; a quotient of six places);
 - ``date - date`` is a BIGINT of days (Spark's an interval), ``date_trunc`` of a DATE or
   TIMESTAMP a wall-clock TIMESTAMP (Spark's an instant);
-- ``list[k]`` past the end of a list is NULL (Spark: an error);
+- ``list[k]`` past the end of a list is NULL (Spark: an error), and a slice ``x[a:b]`` /
+  ``list_slice`` is a list's or a text's (``slices.py``; Spark has no slice syntax);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
 - ``ceil`` / ``floor`` of a number are DOUBLEs, a DOUBLE's ``x % 0`` NaN, ``x // y`` of
@@ -58,6 +59,7 @@ from nbgov.errors import SqlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
 from nbgov.sqlml.spark.arithmetic import integer_quotient, nan_remainder, text_as_number, whole_number
 from nbgov.sqlml.spark.dialect import listed
+from nbgov.sqlml.spark.slices import SLICED, slice_bounds
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -161,7 +163,9 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
         if index is None or index in done:
             continue
         done.add(index)
-        if isinstance(node, exp.Cast):
+        if slice_bounds(node) is not None:
+            _slice_kind(twins[index], node)
+        elif isinstance(node, exp.Cast):
             _round_before_cast(twins[index], node)
         elif isinstance(node, exp.Length):
             _length(twins[index], node)
@@ -241,6 +245,8 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
     if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
+    if slice_bounds(node) is not None:  # of a list or of a text
+        return True
     if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv, exp.Trunc)) or _to_places(node) is not None:
         return True
     if isinstance(node, exp.Sum):  # of integers, shown: a HUGEINT
@@ -552,6 +558,16 @@ def _list_position(bracket: exp.Bracket) -> int | None:
     if len(index) == 1 and isinstance(index[0], exp.Literal) and index[0].is_int and int(index[0].name) >= 0:
         return int(index[0].name) + 1
     return None
+
+
+def _slice_kind(node: exp.Expr, typed: exp.Expr) -> None:
+    """Mark a slice of a list or of a text as such: the dialect writes each (``slices.py``)."""
+    bounds = slice_bounds(typed)
+    kind = bounds[0].type if bounds is not None else None
+    if kind is not None and kind.is_type(exp.DType.ARRAY):
+        node.meta[SLICED] = "list"
+    elif kind is not None and kind.is_type(*exp.DataType.TEXT_TYPES):
+        node.meta[SLICED] = "text"
 
 
 def _element_or_null(bracket: exp.Expr, typed: exp.Bracket) -> None:

@@ -928,3 +928,25 @@ def test_list_and_text_slices_read_as_on_duckdb(engine, spark_engine):
     _refused_in_one_line(spark_engine, {"frame": frame}, [
         ("SELECT l[1:5:2] AS r FROM frame", "a slice with a step (l[a:b:c]) is DuckDB-only"),
     ])
+
+
+def test_union_by_name_reads_as_on_duckdb(engine, spark_engine):
+    """``UNION [ALL] BY NAME`` was a syntax error on Spark: now each side's columns are
+    matched by name (ignoring case), the left side's in order then the right side's others,
+    NULL where a side lacks one, through stars, chained and under an outer query. A side
+    whose column has no name fails in one line."""
+    t = pd.DataFrame({"id": [1, 2], "name": ["a", "b"], "x": [1.5, 2.5]})
+    u = pd.DataFrame({"x": [9.5], "ID": [3], "extra": ["e"]})
+    cells = [
+        "SELECT * FROM t UNION ALL BY NAME SELECT * FROM u ORDER BY id",
+        "SELECT id, name FROM t UNION BY NAME SELECT name, id FROM t ORDER BY id",
+        "SELECT id, x FROM t UNION ALL BY NAME SELECT x, id AS \"Id\" FROM u UNION ALL BY NAME SELECT 7 AS other, 8 AS id ORDER BY id",
+        "SELECT * FROM (SELECT id FROM t UNION ALL BY NAME SELECT extra FROM u) ORDER BY id",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"t": t, "u": u})
+        assert len(duck) >= 2, sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    _refused_in_one_line(spark_engine, {"t": t, "u": u}, [
+        ("SELECT id + 1 FROM t UNION ALL BY NAME SELECT id FROM u", "UNION BY NAME needs each side's columns named"),
+    ])

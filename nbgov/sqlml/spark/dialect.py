@@ -232,6 +232,16 @@ class NbgovSpark(Spark):
                 expression.set("this", exp.Anonymous(this="BROUND", expressions=[expression.this]))
             return super().cast_sql(expression, safe_prefix)
 
+        def set_operations(self, expression: exp.SetOperation) -> str:
+            """A ``UNION BY NAME`` left (``typed.py`` could not tell its sides' columns) has no
+            Spark form: one line that says so, not Spark's syntax error."""
+            if any(node.args.get("by_name") for node in expression.find_all(exp.SetOperation)):
+                raise SqlError(
+                    "UNION BY NAME is DuckDB-only on the spark engine where nbgov cannot tell the columns of its sides; "
+                    "list the columns in the same order on each side instead"
+                )
+            return super().set_operations(expression)
+
         def columns_sql(self, expression: exp.Columns) -> str:
             """DuckDB's ``COLUMNS(...)`` (columns chosen by a pattern or a lambda, an expression
             repeated over them) has no Spark form sqlglot can write: one line that says so."""

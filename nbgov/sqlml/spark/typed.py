@@ -114,6 +114,7 @@ def for_spark(tree: exp.Expr, inputs: Inputs) -> exp.Expr:
     annotated = _annotate(typed, inputs, described)
     if annotated is not None:
         _rewrite(annotated, twins, described)
+        _unions_by_name(annotated, twins, described)
         _hugeint_outputs(annotated, twins, described)
     _refuse_unexpanded(out)
     return out
@@ -245,8 +246,8 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
     if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
-    if slice_bounds(node) is not None:  # of a list or of a text
-        return True
+    if slice_bounds(node) is not None or (isinstance(node, exp.SetOperation) and node.args.get("by_name")):
+        return True  # a slice of a list or of a text; a UNION BY NAME's columns
     if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv, exp.Trunc)) or _to_places(node) is not None:
         return True
     if isinstance(node, exp.Sum):  # of integers, shown: a HUGEINT
@@ -653,6 +654,47 @@ def _hugeint_outputs(typed: exp.Expr, twins: list[exp.Expr], described: _Describ
                 shown.replace(exp.alias_(doubled, shown.this.copy()))  # named as before, quoted as written
             else:
                 shown.replace(doubled)
+
+
+def _unions_by_name(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> None:
+    """DuckDB's ``UNION [ALL] BY NAME`` (Spark has none: a syntax error) as a UNION of each
+    side's columns by name: the left side's names in order, then the right side's others,
+    matched ignoring case, NULL where a side lacks one. Innermost first, so a union by name
+    on a side is already one of its merged columns."""
+    for node in reversed(list(typed.find_all(exp.Union))):
+        twin = twins[node.meta[_TWIN]] if node.args.get("by_name") and _TWIN in node.meta else None
+        if not isinstance(twin, exp.SetOperation):
+            continue
+        sides = [(twin.this, node.this), (twin.expression, node.expression)]
+        for side, typed_side in sides:
+            if isinstance(side, exp.Select) and isinstance(typed_side, exp.Select) and len(side.expressions) != len(typed_side.expressions):
+                _expand_stars(side, typed_side, twins, _spellings(typed_side, twins, described))
+        left, right = (_output_names(side) for side, _ in sides)
+        merged = left + [name for name in right if name.lower() not in {known.lower() for known in left}]
+        for position, (side, _) in enumerate(sides):
+            names = {name.lower(): name for name in (left, right)[position]}
+            columns = [
+                exp.column(exp.to_identifier(names[name.lower()], quoted=True)) if name.lower() in names
+                else exp.alias_(exp.null(), exp.to_identifier(name, quoted=True))
+                for name in merged
+            ]
+            relation = exp.Subquery(this=side.copy(), alias=exp.TableAlias(this=exp.to_identifier(f"nbgov_by_name_{position}")))
+            side.replace(exp.select(*columns).from_(relation))
+        twin.set("by_name", None)
+
+
+def _output_names(query: exp.Expr) -> list[str]:
+    """The column names a query's result has, as written; an unnamed expression or a star
+    (its columns unknown) fails in one line."""
+    select = query
+    while isinstance(select, exp.SetOperation):
+        select = select.this
+    if isinstance(select, exp.Subquery):
+        select = select.this
+        return _output_names(select)
+    if not isinstance(select, exp.Select) or any(p.is_star or not p.alias_or_name for p in select.expressions):
+        raise SqlError("UNION BY NAME needs each side's columns named (AS name) on the spark engine, and known for a *")
+    return [p.alias_or_name for p in select.expressions]
 
 
 def _hugeint(kind: exp.DataType | None) -> bool:

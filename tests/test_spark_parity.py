@@ -950,3 +950,28 @@ def test_union_by_name_reads_as_on_duckdb(engine, spark_engine):
     _refused_in_one_line(spark_engine, {"t": t, "u": u}, [
         ("SELECT id + 1 FROM t UNION ALL BY NAME SELECT id FROM u", "UNION BY NAME needs each side's columns named"),
     ])
+
+
+def test_glob_reads_as_on_duckdb(engine, spark_engine):
+    """``GLOB`` was a syntax error on Spark: a literal pattern is now the regular expression
+    matching the same whole texts (``*``, ``?``, escapes, sets, ``[!...]``, ranges, a set
+    never closed), over random texts and patterns of wildcards, regex metacharacters,
+    accents, an emoji and line ends, with NULL. A pattern that is not a literal fails in
+    one line."""
+    rng = np.random.default_rng(5)
+    alphabet = list("abz*?[]!-\\^.$(){}|+&'") + ["é", "😀", "\n", "A", "%", "_", "\r"]
+
+    def word(longest: int) -> str:
+        return "".join(rng.choice(alphabet, rng.integers(0, longest + 1)))
+
+    texts = pd.DataFrame({"s": [word(6) for _ in range(150)] + [None, "abc", "a*"]})
+    texts["id"] = np.arange(len(texts))
+    patterns = [word(7) for _ in range(50)] + ["*", "a*", "?", "[a-z]*", "[!a]*", "*\\*", "[]a]*", "a[b", "\\"]
+    shown = ", ".join(f"s GLOB '{pattern.replace(chr(39), chr(39) * 2)}' AS g{i}" for i, pattern in enumerate(patterns))
+    sql = f"SELECT id, {shown}, s NOT GLOB 'a*' AS n FROM texts ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"texts": texts})
+    assert duck.iloc[:, 1:].sum().sum() > 100 and duck.n.isna().sum() == 1
+    pd.testing.assert_frame_equal(spark, duck)
+    _refused_in_one_line(spark_engine, {"texts": texts}, [
+        ("SELECT s GLOB s AS r FROM texts", "GLOB needs a text literal pattern"),
+    ])

@@ -39,7 +39,7 @@ from nbgov.sqlml.spark.functions import (
     number_series,
     percentile,
 )
-from nbgov.sqlml.spark.patterns import empty_escape, escaped_ordinary, given_escape, ordinary_backslash
+from nbgov.sqlml.spark.patterns import empty_escape, escaped_ordinary, given_escape, glob_regex, ordinary_backslash
 from nbgov.sqlml.spark.regex import full_match, regexp_replace
 from nbgov.sqlml.spark.slices import slice_bounds, written as sliced_as_typed
 from nbgov.sqlml.spark.timeformat import formatted_time, parsing_pattern
@@ -272,6 +272,15 @@ class NbgovSpark(Spark):
             if isinstance(expression.parent, exp.Escape):
                 raise SqlError("SIMILAR TO ... ESCAPE is DuckDB-only on the spark engine; escape the pattern's characters with \\ instead")
             return self.sql(full_match(expression.this, expression.expression))
+
+        def glob_sql(self, expression: exp.Glob) -> str:
+            """DuckDB's ``GLOB`` (Spark has none) as RLIKE of the regular expression that matches
+            the same whole texts (``patterns.glob_regex``); only a literal pattern can be read."""
+            pattern = expression.expression
+            if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+                raise SqlError("GLOB needs a text literal pattern on the spark engine; expected s GLOB 'a*'")
+            anchored = exp.Literal.string(f"(?s)\\A(?:{glob_regex(pattern.this)})\\z")
+            return self.sql(exp.RegexpLike(this=expression.this, expression=anchored))
 
         def regexpfullmatch_sql(self, expression: exp.RegexpFullMatch) -> str:
             """DuckDB's ``regexp_full_match(text, pattern)``: SIMILAR TO's match."""

@@ -74,20 +74,18 @@ def _guard(call: exp.Anonymous, names: set[str]) -> exp.Expr:
     only where the logic outside left the row undecided. Spark computes a UDF's arguments,
     this guard among them, on every row, so ``outer AND inner`` failed where ``inner``
     raises (a cast of text, an encoder's ``raise_error``) on a row ``outer`` keeps away."""
+    # a side that reads a window or an aggregate (not computable in a UDF's argument) is
+    # left out, and so is any condition that scores a model: the call then scores a few
+    # more rows, as before; Spark short-circuits an AND/OR left to right wherever it sits
     beside = {
-        id(operator): undecided(operator, other) for operator, other in decided_first(call, whole_below=False)
+        id(operator): [undecided(operator, other)] if other.find(exp.Window, exp.AggFunc) is None else []
+        for operator, other in decided_first(call, whole_below=False)
     }
     branches = {id(step): conditions for step, conditions in reach_steps(call)}
     conditions: list[exp.Expr] = []  # innermost first
     for step in _ancestors(call):
-        conditions[:0] = [beside[id(step)]] if id(step) in beside else branches.get(id(step), [])
-    # a condition that scores a model, or reads a window or an aggregate (not computable in
-    # a UDF's argument), is left out: the call then scores a few more rows, as before
-    kept = [
-        condition for condition in conditions
-        if not any(_calls(node, names) for node in condition.find_all(exp.Anonymous))
-        and condition.find(exp.Window, exp.AggFunc) is None
-    ]
+        conditions[:0] = beside.get(id(step)) or branches.get(id(step), [])
+    kept = [condition for condition in conditions if not any(_calls(node, names) for node in condition.find_all(exp.Anonymous))]
     return _nested(kept)
 
 

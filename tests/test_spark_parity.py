@@ -853,14 +853,15 @@ def test_sign_is_a_tinyint_as_on_duckdb(engine, spark_engine):
 def test_what_is_computed_from_an_integer_sum_is_float64_as_on_duckdb(engine, spark_engine):
     """DuckDB's sum of integers is a HUGEINT (float64 in its frame), and so is what is
     computed from one: ``sum(x) + 1``, a CASE or COALESCE of it, a CTE's or subquery's sum
-    read by the outer query (by name or through a star), a window over such sums. Spark
-    cast only a sum that was itself a result column; the others came back int64. A cast to
-    BIGINT and a quotient keep their own types, as on DuckDB."""
+    read by the outer query (by name or through a star), a window over such sums, and
+    DuckDB's count_if (a HUGEINT too). Spark cast only a sum that was itself a result
+    column; the others came back int64. A cast to BIGINT and a quotient keep their own
+    types, as on DuckDB."""
     frame = pd.DataFrame({"x": [3, 1, 2, 2], "g": [1, 1, 2, 2], "small": pd.array([1, 2, 3, None], dtype="Int32")})
     cells = [
         "SELECT g, sum(x) + 1 AS a, -sum(small) AS b, abs(sum(x)) AS c, coalesce(sum(small), 0) AS d, "
         "CASE WHEN g > 1 THEN sum(x) ELSE 0 END AS e, sum(x) // 2 AS f, sum(x) % 2 AS h, count(*) + sum(x) AS i, "
-        "sum(x) / 2 AS j, CAST(sum(x) AS BIGINT) AS k FROM frame GROUP BY g ORDER BY g",
+        "sum(x) / 2 AS j, CAST(sum(x) AS BIGINT) AS k, count_if(x > 1) AS l, count_if(x > 1) + 1 AS m FROM frame GROUP BY g ORDER BY g",
         "WITH t AS (SELECT g, sum(x) AS s FROM frame GROUP BY g) SELECT g, s, s + 1 AS s1, max(s) OVER () AS m, "
         "sum(s) OVER () AS total FROM t ORDER BY g",
         "WITH t AS (SELECT g, sum(x) AS s FROM frame GROUP BY g) SELECT * FROM t ORDER BY g",

@@ -252,6 +252,8 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return True
     if isinstance(node, exp.Sum):  # of integers, shown: a HUGEINT
         return not _model_value(node.this)
+    if isinstance(node, (exp.CountIf, exp.Factorial)):  # DuckDB's HUGEINTs (Spark: BIGINT)
+        return True
     if isinstance(node, (exp.Ceil, exp.Floor)):  # to places, or of a model's FLOAT: Spark's as written
         return node.args.get("decimals") is None and not _model_value(node.this)
     if isinstance(node, exp.Bracket):  # of a list, past its end

@@ -868,6 +868,7 @@ def test_what_is_computed_from_an_integer_sum_is_float64_as_on_duckdb(engine, sp
         "SELECT q.*, q.S * 2 AS twice FROM (SELECT g, sum(x) AS S, count(*) AS n FROM frame GROUP BY g) AS q ORDER BY g",
         "SELECT s, count(*) AS n FROM (SELECT sum(x) AS s FROM frame GROUP BY g) GROUP BY s "
         "UNION ALL SELECT 9, 1 ORDER BY s",
+        "SELECT g, count_if(x > 1) AS c FROM frame GROUP BY g ORDER BY g",
     ]
     for sql in cells:
         duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})

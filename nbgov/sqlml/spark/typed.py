@@ -27,7 +27,9 @@ what it applies to, which the text alone does not say:
   so is what is computed from one: a result column of that type is made a DOUBLE (Spark's
   BIGINT: int64);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
-  ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
+  ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded;
+- ``UNION [ALL] BY NAME`` matches its sides' columns by name (Spark has none): each side
+  is a SELECT of the merged columns over it.
 
 The types are sqlglot's (``annotate_types``) over a second copy of the statement, qualified
 with the columns of the relations it reads as the engine describes them, the ``$name``

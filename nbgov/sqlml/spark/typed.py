@@ -420,6 +420,13 @@ def _sum(annotator: TypeAnnotator, node: exp.Sum) -> exp.Sum:
     return node
 
 
+def _concatenated(annotator: TypeAnnotator, node: exp.DPipe) -> exp.DPipe:
+    """DuckDB's ``a || b`` of lists is a list (sqlglot: always text)."""
+    listed_side = next((side.type for side in (node.left, node.right) if side.type is not None and side.type.is_type(exp.DType.ARRAY)), None)
+    annotator._set_type(node, listed_side if listed_side is not None else exp.DType.VARCHAR)
+    return node
+
+
 def _same_number(annotator: TypeAnnotator, node: exp.Expr, otherwise: exp.DType) -> exp.Expr:
     """A number of its argument's type (DuckDB's ``round(d, 1)`` of a DECIMAL is a DECIMAL;
     sqlglot: a DOUBLE), ``otherwise`` for the rest."""
@@ -448,6 +455,7 @@ def _typing() -> dict[type[exp.Expr], dict[str, Any]]:
         exp.Literal: {"annotator": _literal},
         exp.Div: {"annotator": _div},
         exp.Sum: {"annotator": _sum},
+        exp.DPipe: {"annotator": _concatenated},
         exp.Round: continuous,
         exp.Median: continuous,
         exp.PercentileCont: continuous,

@@ -43,6 +43,7 @@ from nbgov.sqlml.spark.patterns import empty_escape, escaped_ordinary, given_esc
 from nbgov.sqlml.spark.regex import full_match, regexp_replace
 from nbgov.sqlml.spark.slices import slice_bounds, written as sliced_as_typed
 from nbgov.sqlml.spark.timeformat import formatted_time, parsing_pattern
+from nbgov.sqlml.sql.parse import SliceReadingParser
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
@@ -505,9 +506,9 @@ DIALECT = NbgovSpark.__name__.lower()
 class NbgovDuckDB(DuckDB):
     """DuckDB's dialect where ``predict(...)`` is nbgov's model call, any arity (sqlglot
     knows a three-argument SQL ``PREDICT`` function), so a cell reads as written: the
-    positions in a syntax error are the user's."""
+    positions in a syntax error are the user's; ``l[:n]`` a slice (``parse.py``)."""
 
-    class Parser(DuckDBParser):
+    class Parser(SliceReadingParser):
         FUNCTIONS = {name: build for name, build in DuckDBParser.FUNCTIONS.items() if name != "PREDICT"}
 
 

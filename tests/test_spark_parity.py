@@ -831,3 +831,151 @@ def test_strptime_reads_what_duckdb_reads(engine, spark_engine):
         ("SELECT strptime(short, ['%d/%m/%Y', '%Y']) AS r FROM texts", "strptime needs one text literal format"),
         ("SELECT strptime(short, '%U %Y') AS r FROM texts", "strptime code %U has no Spark form"),
     ])
+
+
+def test_sign_is_a_tinyint_as_on_duckdb(engine, spark_engine):
+    """DuckDB's ``sign(x)`` is a TINYINT (int8) for integers, DOUBLEs, FLOATs and DECIMALs,
+    0 for NaN; Spark's SIGN (signum) was a DOUBLE (float64), NaN for NaN."""
+    frame = pd.DataFrame({
+        "i": pd.array([3, -2, 0, None], dtype="Int32"),
+        "b": np.array([3, -2, 0, 5], dtype="int64"),
+        "d": [1.5, -0.0, 2.0, -np.inf],
+        "m": [1.25, 0.5, -3.0, 1.0],
+        "f": np.array([1.5, -2, 0, np.inf], dtype="float32"),
+    })
+    sql = ("SELECT sign(i) AS i, sign(b) AS b, sign(d) AS d, sign(f) AS f, sign(CAST(m AS DECIMAL(9, 2)) - 1) AS m, "
+           "sign(i + b) AS s, sign(CAST('NaN' AS DOUBLE)) AS nan FROM frame ORDER BY b")
+    duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+    assert {str(dtype).lower() for dtype in duck.dtypes} == {"int8"} and duck.nan.tolist() == [0, 0, 0, 0]
+    pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_what_is_computed_from_an_integer_sum_is_float64_as_on_duckdb(engine, spark_engine):
+    """DuckDB's sum of integers is a HUGEINT (float64 in its frame), and so is what is
+    computed from one: ``sum(x) + 1``, a CASE or COALESCE of it, a CTE's or subquery's sum
+    read by the outer query (by name or through a star), a window over such sums, and
+    DuckDB's count_if (a HUGEINT too). Spark cast only a sum that was itself a result
+    column; the others came back int64. A cast to BIGINT and a quotient keep their own
+    types, as on DuckDB."""
+    frame = pd.DataFrame({"x": [3, 1, 2, 2], "g": [1, 1, 2, 2], "small": pd.array([1, 2, 3, None], dtype="Int32")})
+    cells = [
+        "SELECT g, sum(x) + 1 AS a, -sum(small) AS b, abs(sum(x)) AS c, coalesce(sum(small), 0) AS d, "
+        "CASE WHEN g > 1 THEN sum(x) ELSE 0 END AS e, sum(x) // 2 AS f, sum(x) % 2 AS h, count(*) + sum(x) AS i, "
+        "sum(x) / 2 AS j, CAST(sum(x) AS BIGINT) AS k, count_if(x > 1) AS l, count_if(x > 1) + 1 AS m FROM frame GROUP BY g ORDER BY g",
+        "WITH t AS (SELECT g, sum(x) AS s FROM frame GROUP BY g) SELECT g, s, s + 1 AS s1, max(s) OVER () AS m, "
+        "sum(s) OVER () AS total FROM t ORDER BY g",
+        "WITH t AS (SELECT g, sum(x) AS s FROM frame GROUP BY g) SELECT * FROM t ORDER BY g",
+        "SELECT q.*, q.S * 2 AS twice FROM (SELECT g, sum(x) AS S, count(*) AS n FROM frame GROUP BY g) AS q ORDER BY g",
+        "SELECT s, count(*) AS n FROM (SELECT sum(x) AS s FROM frame GROUP BY g) GROUP BY s "
+        "UNION ALL SELECT 9, 1 ORDER BY s",
+        "SELECT g, count_if(x > 1) AS c FROM frame GROUP BY g ORDER BY g",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame})
+        assert "float64" in set(duck.dtypes.astype(str)) and "int64" in set(duck.dtypes.astype(str)), sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+
+
+def test_similar_to_and_like_escape_read_as_on_duckdb(engine, spark_engine):
+    """Spark has no ``SIMILAR TO`` (a syntax error) nor ``like_escape`` (an unknown routine):
+    SIMILAR TO and regexp_full_match match the whole text (RLIKE anchored at both ends, a
+    ``.`` refusing only a newline, as RE2's: Java's also refused ``\\r``), like_escape and
+    its NOT / ILIKE siblings are the LIKE ... ESCAPE they mean. An escape before an
+    ordinary character makes it ordinary, as on DuckDB (Spark refused it: ESC_IN_THE_MIDDLE)."""
+    texts = pd.DataFrame({
+        "s": ["abc", "xabc", "a\nc", "a\rc", "ab\n", None, "a_c", "a%c", "A_C", "a$c", "a\\c"],
+        "p": ["a.c", "b", "a.c", "a.c", "ab$", "a", "a.c", "x", ".*", "a\\$c", "a\\\\c"],
+    })
+    cells = [
+        "SELECT s, s SIMILAR TO 'a.c' AS a, s NOT SIMILAR TO 'a.c' AS b, s SIMILAR TO p AS c, "
+        "regexp_full_match(s, '(?i)a.C') AS d, s SIMILAR TO 'ab$' AS e, s SIMILAR TO 'a|x.*' AS f FROM texts",
+        "SELECT s, like_escape(s, 'a$_c', '$') AS a, not_like_escape(s, 'a$_c', '$') AS b, ilike_escape(s, 'a#_c', '#') AS c, "
+        "not_ilike_escape(s, 'a#_c', '#') AS d, like_escape(s, 'a\\_c', '') AS e, like_escape(s, '$a$%c', '$') AS f, "
+        "s LIKE 'a#$c' ESCAPE '#' AS g FROM texts",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"texts": texts})
+        assert sum(bool(duck[column].any()) for column in duck.columns[1:]) >= len(duck.columns) - 2, sql  # not all False
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    _refused_in_one_line(spark_engine, {"texts": texts}, [
+        ("SELECT like_escape(s, 'a$_c', p) AS r FROM texts", "like_escape needs a text literal"),
+        ("SELECT regexp_full_match(s, 'a.c', 'i') AS r FROM texts", "regexp_full_match options are DuckDB-only"),
+    ])
+
+
+def test_list_and_text_slices_read_as_on_duckdb(engine, spark_engine):
+    """``l[a:b]`` / ``s[a:b]`` were a syntax error on Spark, and ``array_slice(l, a, b)`` became
+    Spark's SLICE, which reads ``b`` as a length (silently other elements). Each is now
+    DuckDB's slice: both bounds included, 1-based, negative from the end, clamped at both
+    ends, a missing bound the first or last, NULL for a NULL bound; over every pair of
+    bounds, of a list and of a text (``||`` of lists is a list); ``l[:b]`` is a slice (sqlglot
+    read it as ``l[$b]``, the notebook variable's element). A step fails in one line."""
+    bounds = [0, 1, 2, -1, -2, -5, -6, 5, 6, None]
+    pairs = [(a, b) for a in bounds for b in bounds]
+    frame = pa.table({
+        "id": list(range(len(pairs) + 2)),
+        "l": [[10, 20, 30, 40, 50]] * len(pairs) + [None, []],
+        "s": ["héllo"] * len(pairs) + [None, ""],
+        "a": [a for a, _ in pairs] + [1, 1],
+        "b": [b for _, b in pairs] + [2, 2],
+    })
+    cells = [
+        "SELECT id, l[a:b] AS x, s[a:b] AS y, list_slice(l, a, b) AS z, array_slice(s, a, b) AS w FROM frame ORDER BY id",
+        "SELECT id, l[2:3] AS a, l[:2] AS b, l[2:] AS c, l[:] AS d, l[-2:] AS e, l[:-2] AS f, l[0:1] AS g, l[-7:2] AS h, "
+        "s[2:3] AS i, s[-3:] AS j, array_slice(l, 2, 3) AS k, l[a:] AS m, l[:b] AS n, (l || l)[4:7] AS o, (s || s)[4:7] AS p "
+        "FROM frame ORDER BY id",
+    ]
+    for sql in cells:  # ``b`` a notebook variable too: l[:b] is the column's slice, not l[$b]
+        duck, spark = _both((engine, spark_engine), sql, frames={"frame": frame}, params={"b": 1})
+        assert duck.iloc[:, 1:].map(len, na_action="ignore").stack().nunique() > 3, sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    _refused_in_one_line(spark_engine, {"frame": frame}, [
+        ("SELECT l[1:5:2] AS r FROM frame", "a slice with a step (l[a:b:c]) is DuckDB-only"),
+    ])
+
+
+def test_union_by_name_reads_as_on_duckdb(engine, spark_engine):
+    """``UNION [ALL] BY NAME`` was a syntax error on Spark: now each side's columns are
+    matched by name (ignoring case), the left side's in order then the right side's others,
+    NULL where a side lacks one, through stars, chained and under an outer query. A side
+    whose column has no name fails in one line."""
+    t = pd.DataFrame({"id": [1, 2], "name": ["a", "b"], "x": [1.5, 2.5]})
+    u = pd.DataFrame({"x": [9.5], "ID": [3], "extra": ["e"]})
+    cells = [
+        "SELECT * FROM t UNION ALL BY NAME SELECT * FROM u ORDER BY id",
+        "SELECT id, name FROM t UNION BY NAME SELECT name, id FROM t ORDER BY id",
+        "SELECT id, x FROM t UNION ALL BY NAME SELECT x, id AS \"Id\" FROM u UNION ALL BY NAME SELECT 7 AS other, 8 AS id ORDER BY id",
+        "SELECT * FROM (SELECT id FROM t UNION ALL BY NAME SELECT extra FROM u) ORDER BY id",
+    ]
+    for sql in cells:
+        duck, spark = _both((engine, spark_engine), sql, frames={"t": t, "u": u})
+        assert len(duck) >= 2, sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+    _refused_in_one_line(spark_engine, {"t": t, "u": u}, [
+        ("SELECT id + 1 FROM t UNION ALL BY NAME SELECT id FROM u", "UNION BY NAME needs each side's columns named"),
+    ])
+
+
+def test_glob_reads_as_on_duckdb(engine, spark_engine):
+    """``GLOB`` was a syntax error on Spark: a literal pattern is now the regular expression
+    matching the same whole texts (``*``, ``?``, escapes, sets, ``[!...]``, ranges, a set
+    never closed), over random texts and patterns of wildcards, regex metacharacters,
+    accents, an emoji and line ends, with NULL. A pattern that is not a literal fails in
+    one line."""
+    rng = np.random.default_rng(5)
+    alphabet = list("abz*?[]!-\\^.$(){}|+&'") + ["é", "😀", "\n", "A", "%", "_", "\r"]
+
+    def word(longest: int) -> str:
+        return "".join(rng.choice(alphabet, rng.integers(0, longest + 1)))
+
+    texts = pd.DataFrame({"s": [word(6) for _ in range(150)] + [None, "abc", "a*"]})
+    texts["id"] = np.arange(len(texts))
+    patterns = [word(7) for _ in range(50)] + ["*", "a*", "?", "[a-z]*", "[!a]*", "*\\*", "[]a]*", "a[b", "\\"]
+    shown = ", ".join(f"s GLOB '{pattern.replace(chr(39), chr(39) * 2)}' AS g{i}" for i, pattern in enumerate(patterns))
+    sql = f"SELECT id, {shown}, s NOT GLOB 'a*' AS n FROM texts ORDER BY id"
+    duck, spark = _both((engine, spark_engine), sql, frames={"texts": texts})
+    assert duck.iloc[:, 1:].sum().sum() > 100 and duck.n.isna().sum() == 1
+    pd.testing.assert_frame_equal(spark, duck)
+    _refused_in_one_line(spark_engine, {"texts": texts}, [
+        ("SELECT s GLOB s AS r FROM texts", "GLOB needs a text literal pattern"),
+    ])

@@ -7,8 +7,9 @@ the encoder does not know. DuckDB computes a CASE branch, the model's arguments 
 only for the rows that take it; Spark computes a Python UDF's arguments for every row, below
 the CASE, so the optimized statement failed on a row the CASE sent elsewhere while DuckDB
 and --no-optimize returned it. Each computed argument now reads under the call's reach
-condition (``spark/guards.py``); a row that does reach the model still fails, alike, and
-the workers of the failed task print no traceback into the cell (``spark/daemon.py``)."""
+condition (``spark/guards.py``), nested conditions composed as DuckDB evaluates them; a
+row that does reach the model still fails, alike, and the workers of the failed task print
+no traceback into the cell (``spark/daemon.py``)."""
 
 from __future__ import annotations
 
@@ -135,6 +136,39 @@ def test_rows_a_condition_keeps_from_predict_skip_its_lowered_encoder_on_spark(
         assert [v for v, k in zip(expected, known) if not k] in ([-1, -1], [None, None])
 
 
+NESTED = [
+    "SELECT id, CASE WHEN plan <> 'zzz' THEN CASE WHEN CAST(code AS INTEGER) > 0 THEN predict(rf, *).label ELSE -2 END "
+    "ELSE -1 END AS l FROM coded ORDER BY id",
+    "SELECT id, CASE WHEN plan <> 'zzz' THEN CASE WHEN CAST(code AS INTEGER) > 0 THEN 1 ELSE predict(rf, *).label END "
+    "ELSE -1 END AS l FROM coded ORDER BY id",
+    "SELECT id, CASE WHEN plan <> 'zzz' THEN CASE WHEN predict(rf, *).label = 1 THEN predict(rf, *).probabilities[2] "
+    "ELSE 2 END ELSE -1 END AS l FROM coded ORDER BY id",
+    "SELECT id, IF(plan <> 'zzz', COALESCE(CASE WHEN CAST(code AS INTEGER) > 0 THEN 5 END, predict(rf, *).label), -1) AS l "
+    "FROM coded ORDER BY id",
+    "SELECT id FROM coded WHERE plan = 'zzz' OR (CAST(code AS INTEGER) > 0 AND predict(rf, *).label = 1) ORDER BY id",
+]
+
+
+@pytest.mark.parametrize("sql", NESTED)
+def test_a_condition_inside_a_guarded_branch_is_evaluated_only_where_the_outer_one_lets_it(
+    engines: tuple[Any, Any], small: pd.DataFrame, sql: str
+) -> None:
+    """Nested guards compose: the inner CASE's WHEN (a cast of text that fails, an inner
+    predict() the encoder refuses) is evaluated, as on DuckDB, only on the rows the outer
+    CASE / OR lets through. Spark computed the call's reach condition ``inner AND outer``
+    on every row, inner first (and left a call under a WHEN that scores a model unguarded),
+    so 'x' failed the cast, or 'zzz' the encoder, on rows DuckDB never evaluated them for."""
+    coded = small.assign(code=["1", "x", "-2", "y", "0", "3"])  # 'x' / 'y' only where plan is 'zzz'
+    duck, spark = engines
+    outcomes = {
+        (name, optimize): _outcome(engine, sql, {"coded": coded}, optimize)
+        for name, engine in (("duckdb", duck), ("spark", spark)) for optimize in (True, False)
+    }
+    expected = outcomes["duckdb", False]
+    assert isinstance(expected, list) and len(expected) > 0, expected
+    assert outcomes == dict.fromkeys(outcomes, expected)
+
+
 def test_a_row_that_reaches_predict_with_an_unknown_category_still_fails_alike(
     engines: tuple[Any, Any], small: pd.DataFrame
 ) -> None:
@@ -167,6 +201,17 @@ def test_each_computed_argument_is_computed_only_on_the_rows_reaching_the_call()
         # columns and constants cannot raise; a call every row reaches is left as it was
         ("SELECT COALESCE(b, f((x), 1, $p))", "SELECT COALESCE(b, F(b IS NULL, (x), 1, $p))"),
         ("SELECT f(CAST(y AS FLOAT))", "SELECT F(TRUE, CAST(y AS REAL))"),
+        # nested guards compose, outermost first: an inner condition only where the outer holds
+        ("SELECT CASE WHEN p THEN CASE WHEN CAST(c AS INT) > 0 THEN f(x, y + 1) END END",
+         "SELECT CASE WHEN p THEN CASE WHEN CAST(c AS INT) > 0 THEN F(CASE WHEN COALESCE(p, FALSE) THEN "
+         "COALESCE(CAST(c AS INT) > 0, FALSE) END, x, CASE WHEN CASE WHEN COALESCE(p, FALSE) THEN "
+         "COALESCE(CAST(c AS INT) > 0, FALSE) END THEN y + 1 END) END END"),
+        ("SELECT 1 FROM t WHERE p OR (CAST(c AS INT) > 0 AND f(x) = 1)",
+         "SELECT 1 FROM t WHERE p OR (CAST(c AS INT) > 0 AND F(CASE WHEN NOT COALESCE(p, FALSE) THEN "
+         "COALESCE(CAST(c AS INT) > 0, TRUE) END, x) = 1)"),
+        # a WHEN that scores a model is left out, the conditions around it kept
+        ("SELECT CASE WHEN p THEN CASE WHEN f(x) = 1 THEN f(z) END END",
+         "SELECT CASE WHEN p THEN CASE WHEN F(COALESCE(p, FALSE), x) = 1 THEN F(COALESCE(p, FALSE), z) END END"),
     ]
     for sql, guarded in cases:
         assert guarded_calls(sqlglot.parse_one(sql, read="duckdb"), ["f"]).sql("duckdb") == guarded

@@ -383,10 +383,20 @@ def reach_conditions(node: exp.Expression) -> list[exp.Expression]:
     """The conditions, all true exactly on the rows for which ``node`` is evaluated (none:
     every row of its SELECT): a CASE branch's WHEN taken and the earlier ones not, an IF's
     branch, COALESCE's earlier arguments NULL. Copies: the tree is left as it is."""
-    conditions: list[exp.Expression] = []
+    return [condition for _, conditions in reach_steps(node) for condition in conditions]
+
+
+def reach_steps(node: exp.Expression) -> list[tuple[exp.Expr, list[exp.Expression]]]:
+    """``reach_conditions`` by the node above ``node`` that sets them, innermost first, each
+    node's in the order DuckDB evaluates them (a CASE's earlier WHENs first): a condition
+    is evaluated only on the rows that pass those before it at its node and all those of
+    the nodes above."""
+    steps: list[tuple[exp.Expr, list[exp.Expression]]] = []
     child: exp.Expr = node
     parent = node.parent
     while parent is not None and not isinstance(parent, exp.Select):
+        conditions: list[exp.Expression] = []
+        steps.append((parent, conditions))
         if isinstance(parent, exp.If) and isinstance(parent.parent, exp.Case):
             case = parent.parent
             whens = list(case.args.get("ifs") or [])
@@ -406,7 +416,7 @@ def reach_conditions(node: exp.Expression) -> list[exp.Expression]:
             earlier = arguments[: next(i for i, a in enumerate(arguments) if a is child)]
             conditions += [exp.Is(this=value.copy(), expression=exp.Null()) for value in earlier]
         child, parent = parent, parent.parent
-    return conditions
+    return [(step, conditions) for step, conditions in steps if conditions]
 
 
 def _taken(case: exp.Case | None, when: exp.If) -> exp.Expression:

@@ -39,9 +39,11 @@ from nbgov.sqlml.spark.functions import (
     number_series,
     percentile,
 )
-from nbgov.sqlml.spark.patterns import empty_escape, given_escape, ordinary_backslash
-from nbgov.sqlml.spark.regex import regexp_replace
+from nbgov.sqlml.spark.patterns import empty_escape, escaped_ordinary, given_escape, glob_regex, ordinary_backslash
+from nbgov.sqlml.spark.regex import full_match, regexp_replace
+from nbgov.sqlml.spark.slices import slice_bounds, written as sliced_as_typed
 from nbgov.sqlml.spark.timeformat import formatted_time, parsing_pattern
+from nbgov.sqlml.sql.parse import SliceReadingParser
 from nbgov.sqlml.sql.frames import refuse_table_parameter
 
 # DuckDB reads ``FROM 'file.parquet'``; Spark's form is ``parquet.`file.parquet```.
@@ -143,6 +145,29 @@ def _position(args: list[exp.Expr]) -> exp.Expr:
     return exp.cast(found, exp.DataType.build("int"))
 
 
+_LIKE_ESCAPE = frozenset({"like_escape", "not_like_escape", "ilike_escape", "not_ilike_escape"})
+
+
+def _like_escape(name: str, args: list[exp.Expr]) -> exp.Expr:
+    """DuckDB's ``like_escape(text, pattern, escape)`` (and its NOT / ILIKE siblings) as
+    the LIKE ... ESCAPE it means (Spark has no such function); Spark takes one literal
+    character (``''``: none, as on DuckDB)."""
+    text, pattern, escape = args
+    if not (isinstance(escape, exp.Literal) and escape.is_string and len(escape.this) <= 1):
+        raise SqlError(f"{name} needs a text literal of at most one character as its escape on the spark engine")
+    like: exp.Expr = (exp.ILike if "ilike" in name else exp.Like)(this=text, expression=pattern)
+    escaped: exp.Expr = exp.Escape(this=like, expression=escape)
+    return exp.Not(this=exp.paren(escaped, copy=False)) if name.startswith("not_") else escaped
+
+
+def _sign(value: exp.Expr) -> exp.Expr:
+    """DuckDB's ``sign(x)`` is a TINYINT whatever ``x`` is, 0 for NaN; Spark's SIGN (signum)
+    a DOUBLE, NaN for NaN."""
+    signum = exp.Anonymous(this="NANVL", expressions=[exp.Anonymous(this="SIGN", expressions=[value]), exp.cast(exp.Literal.number(0), _DOUBLE_TYPE)])
+    return exp.cast(signum, exp.DataType.build("tinyint"))
+
+
+_DOUBLE_TYPE = exp.DataType.build("double")
 _SERIES_AS_UNNEST = transforms.preprocess([transforms.unnest_generate_series])  # sqlglot's (dates and times)
 
 
@@ -168,6 +193,9 @@ class NbgovSpark(Spark):
             exp.RegexpReplace: lambda self, e: self.sql(regexp_replace(e)),
             exp.Format: lambda self, e: self.sql(formatted(e)),
             exp.IsInf: lambda self, e: self.sql(infinite(e.this)),
+            # DuckDB's array_slice(l, a, b) ends at b (sqlglot's Spark SLICE read b as a length)
+            exp.ArraySlice: lambda self, e: self.sql(sliced_as_typed(e)) if slice_bounds(e) else SparkGenerator.TRANSFORMS[exp.ArraySlice](self, e),
+            exp.Sign: lambda self, e: self.sql(_sign(e.this)),
             # DuckDB's strptime, epoch_ms(n) and make_timestamp are TIMESTAMPs (wall-clock
             # times); Spark's to_timestamp, timestamp_millis and make_timestamp instants
             exp.StrToTime: lambda self, e: _wall_clock(self.func("TO_TIMESTAMP", e.this, exp.Literal.string(parsing_pattern(e)))),
@@ -205,20 +233,31 @@ class NbgovSpark(Spark):
                 expression.set("this", exp.Anonymous(this="BROUND", expressions=[expression.this]))
             return super().cast_sql(expression, safe_prefix)
 
+        def set_operations(self, expression: exp.SetOperation) -> str:
+            """A ``UNION BY NAME`` left (``typed.py`` could not tell its sides' columns) has no
+            Spark form: one line that says so, not Spark's syntax error."""
+            if any(node.args.get("by_name") for node in expression.find_all(exp.SetOperation)):
+                raise SqlError(
+                    "UNION BY NAME is DuckDB-only on the spark engine where nbgov cannot tell the columns of its sides; "
+                    "list the columns in the same order on each side instead"
+                )
+            return super().set_operations(expression)
+
         def columns_sql(self, expression: exp.Columns) -> str:
             """DuckDB's ``COLUMNS(...)`` (columns chosen by a pattern or a lambda, an expression
             repeated over them) has no Spark form sqlglot can write: one line that says so."""
             raise SqlError("COLUMNS(...) is DuckDB-only on the spark engine; name the columns instead")
 
         def like_sql(self, expression: exp.Like) -> str:
-            """DuckDB's LIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
+            """DuckDB's LIKE: a backslash is an ordinary character unless ESCAPE says, and the ESCAPE
+            character makes any character after it ordinary (``patterns.py``)."""
             _refuse_star_pattern(expression, "LIKE")
-            written = None if given_escape(expression) else ordinary_backslash(expression)
+            written = escaped_ordinary(expression) if given_escape(expression) else ordinary_backslash(expression)
             return super().like_sql(expression) if written is None else self.sql(written)
 
         def ilike_sql(self, expression: exp.ILike) -> str:
             """DuckDB's ILIKE: a backslash is an ordinary character unless ESCAPE says (``patterns.py``)."""
-            written = None if given_escape(expression) else ordinary_backslash(expression)
+            written = escaped_ordinary(expression) if given_escape(expression) else ordinary_backslash(expression)
             return super().ilike_sql(expression) if written is None else self.sql(written)
 
         def escape_sql(self, expression: exp.Escape) -> str:
@@ -228,8 +267,27 @@ class NbgovSpark(Spark):
             return super().escape_sql(expression)
 
         def similarto_sql(self, expression: exp.SimilarTo) -> str:
+            """DuckDB's ``SIMILAR TO`` is a regular expression matching the whole text (Spark has
+            no SIMILAR TO): ``regex.full_match``."""
             _refuse_star_pattern(expression, "SIMILAR TO")
-            return super().similarto_sql(expression)
+            if isinstance(expression.parent, exp.Escape):
+                raise SqlError("SIMILAR TO ... ESCAPE is DuckDB-only on the spark engine; escape the pattern's characters with \\ instead")
+            return self.sql(full_match(expression.this, expression.expression))
+
+        def glob_sql(self, expression: exp.Glob) -> str:
+            """DuckDB's ``GLOB`` (Spark has none) as RLIKE of the regular expression that matches
+            the same whole texts (``patterns.glob_regex``); only a literal pattern can be read."""
+            pattern = expression.expression
+            if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+                raise SqlError("GLOB needs a text literal pattern on the spark engine; expected s GLOB 'a*'")
+            anchored = exp.Literal.string(f"(?s)\\A(?:{glob_regex(pattern.this)})\\z")
+            return self.sql(exp.RegexpLike(this=expression.this, expression=anchored))
+
+        def regexpfullmatch_sql(self, expression: exp.RegexpFullMatch) -> str:
+            """DuckDB's ``regexp_full_match(text, pattern)``: SIMILAR TO's match."""
+            if expression.args.get("options") is not None:
+                raise SqlError("regexp_full_match options are DuckDB-only on the spark engine; write the flags in the pattern: '(?i)...'")
+            return self.sql(full_match(expression.this, expression.expression))
 
         def arraysize_sql(self, expression: exp.ArraySize) -> str:
             sized = list_size(expression)
@@ -309,6 +367,10 @@ class NbgovSpark(Spark):
                     this=exp.Anonymous(this="ISNAN", expressions=args), expression=infinite(args[0].copy())), copy=False)))
             elif name in {"round_even", "roundbankers"} and len(args) == 2:  # exact for DECIMALs and integers
                 expression = exp.Anonymous(this="BROUND", expressions=args)
+            elif name in {"list_slice", "array_slice"} and len(args) == 3:
+                return self.sql(sliced_as_typed(expression))
+            elif name in _LIKE_ESCAPE and len(args) == 3:
+                return self.sql(_like_escape(name, args))
             elif name in {"list_position", "list_indexof", "array_indexof"} and len(args) == 2:
                 return self.sql(_position(args))
             elif name == "list_sum" and len(args) == 1:
@@ -380,7 +442,10 @@ class NbgovSpark(Spark):
         def bracket_sql(self, expression: exp.Bracket) -> str:
             """``list[list_position(...)]`` (DuckDB, 1-based) as ``element_at`` (1-based):
             sqlglot shifts only literal subscripts to Spark's 0-based ``[]``; a negative one
-            counts from the end (``[-1]`` the last; NULL past the start), as ``try_element_at`` does."""
+            counts from the end (``[-1]`` the last; NULL past the start), as ``try_element_at`` does.
+            A slice ``x[a:b]`` as ``slices.py`` writes it."""
+            if slice_bounds(expression) is not None:
+                return self.sql(sliced_as_typed(expression))
             index = expression.expressions
             if len(index) == 1 and isinstance(index[0], exp.Neg) and isinstance(index[0].this, exp.Literal):
                 written = 1 - int(index[0].this.name)  # sqlglot holds DuckDB's [-1] as [-2]
@@ -441,9 +506,9 @@ DIALECT = NbgovSpark.__name__.lower()
 class NbgovDuckDB(DuckDB):
     """DuckDB's dialect where ``predict(...)`` is nbgov's model call, any arity (sqlglot
     knows a three-argument SQL ``PREDICT`` function), so a cell reads as written: the
-    positions in a syntax error are the user's."""
+    positions in a syntax error are the user's; ``l[:n]`` a slice (``parse.py``)."""
 
-    class Parser(DuckDBParser):
+    class Parser(SliceReadingParser):
         FUNCTIONS = {name: build for name, build in DuckDBParser.FUNCTIONS.items() if name != "PREDICT"}
 
 

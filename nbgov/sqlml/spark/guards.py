@@ -16,6 +16,10 @@ trees kept as ONNX refuses an unknown category with ``raise_error`` (``checks.py
 refuses text. Each computed argument is therefore read under the same reach condition
 (``CASE WHEN reached THEN argument END``): a row the CASE sends elsewhere passes NULL, never
 computing it, and a row that reaches the call fails as on DuckDB and with --no-optimize.
+
+Guards nest as DuckDB evaluates them: a condition inside a branch (an inner CASE's WHEN,
+an AND beside the call) is read only where the conditions outside it let the row through
+(``CASE WHEN outer THEN inner END``), since it may raise where DuckDB never evaluates it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Collection
 
 import sqlglot.expressions as exp
 
-from nbgov.sqlml.planning.batching import decided_first, reach_conditions, undecided
+from nbgov.sqlml.planning.batching import decided_first, reach_steps, undecided
 
 
 def guarded_calls(tree: exp.Expression, functions: Collection[str]) -> exp.Expression:
@@ -64,16 +68,44 @@ def _calls(node: exp.Anonymous, names: set[str]) -> bool:
 
 
 def _guard(call: exp.Anonymous, names: set[str]) -> exp.Expr:
-    branches = reach_conditions(call)
-    if any(_calls(node, names) for condition in branches for node in condition.find_all(exp.Anonymous)):
-        return exp.true()  # the condition itself scores a model: evaluated as before
-    # a side that scores a model, or reads a window or an aggregate (not computable in a
-    # UDF's argument), is left out: the call then scores a few more rows, as before; Spark
-    # short-circuits an AND/OR left to right wherever it sits, below a NOT too
-    beside = [
-        undecided(operator, other) for operator, other in decided_first(call, whole_below=False)
-        if not any(_calls(node, names) for node in other.find_all(exp.Anonymous))
-        and other.find(exp.Window, exp.AggFunc) is None
-    ]
-    conditions = [*branches, *beside]
-    return exp.and_(*conditions) if conditions else exp.true()  # TRUE: every row reaches it
+    """TRUE (or NULL) exactly on the rows that reach ``call``, each condition evaluated only
+    on the rows the conditions around it let through, as DuckDB evaluates them: an inner
+    CASE's WHEN only where the outer CASE took its branch, a condition beside an AND/OR
+    only where the logic outside left the row undecided. Spark computes a UDF's arguments,
+    this guard among them, on every row, so ``outer AND inner`` failed where ``inner``
+    raises (a cast of text, an encoder's ``raise_error``) on a row ``outer`` keeps away."""
+    # a side that reads a window or an aggregate (not computable in a UDF's argument) is
+    # left out, and so is any condition that scores a model: the call then scores a few
+    # more rows, as before; Spark short-circuits an AND/OR left to right wherever it sits
+    beside = {
+        id(operator): [undecided(operator, other)] if other.find(exp.Window, exp.AggFunc) is None else []
+        for operator, other in decided_first(call, whole_below=False)
+    }
+    branches = {id(step): conditions for step, conditions in reach_steps(call)}
+    conditions: list[exp.Expr] = []  # innermost first
+    for step in _ancestors(call):
+        conditions[:0] = beside.get(id(step)) or branches.get(id(step), [])
+    kept = [condition for condition in conditions if not any(_calls(node, names) for node in condition.find_all(exp.Anonymous))]
+    return _nested(kept)
+
+
+def _ancestors(node: exp.Expr) -> list[exp.Expr]:
+    """The nodes above ``node`` up to its SELECT, innermost first."""
+    found: list[exp.Expr] = []
+    parent = node.parent
+    while parent is not None and not isinstance(parent, exp.Select):
+        found.append(parent)
+        parent = parent.parent
+    return found
+
+
+def _nested(conditions: list[exp.Expr]) -> exp.Expr:
+    """TRUE where every condition (outermost first) is: ``CASE WHEN c1 THEN CASE WHEN c2
+    THEN c3 END END``, so each is evaluated only where those before it hold (NULL, not
+    reached, elsewhere); TRUE for none (every row reaches the call)."""
+    if not conditions:
+        return exp.true()
+    guard = conditions[-1]
+    for condition in reversed(conditions[:-1]):
+        guard = exp.Case(ifs=[exp.If(this=condition, true=guard)])
+    return guard

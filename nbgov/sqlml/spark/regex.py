@@ -38,6 +38,19 @@ def regexp_replace(node: exp.RegexpReplace) -> exp.Expr:
     return exp.Anonymous(this="REGEXP_REPLACE", expressions=[node.this, pattern, replacement])
 
 
+def full_match(text: exp.Expr, pattern: exp.Expr) -> exp.Expr:
+    """DuckDB's ``SIMILAR TO`` / ``regexp_full_match``: whether the pattern matches the whole
+    text, RE2's ``.`` matching any character but a newline. Spark's RLIKE finds the pattern
+    anywhere and Java's ``.`` also refuses ``\\r``: the pattern is anchored at both ends
+    (``\\A``, ``\\z``: ``$`` would also match before a final newline) with UNIX_LINES (``(?d)``)."""
+    head, tail = "(?d)\\A(?:", ")\\z"
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        anchored: exp.Expr = exp.Literal.string(f"{head}{pattern.this}{tail}")
+    else:
+        anchored = exp.Concat(expressions=[exp.Literal.string(head), pattern, exp.Literal.string(tail)], safe=True)
+    return exp.RegexpLike(this=text, expression=anchored)
+
+
 def _options(modifiers: exp.Expr | None) -> str:
     if modifiers is None:
         return ""

@@ -14,7 +14,8 @@ what it applies to, which the text alone does not say:
 - ``/`` and ``avg`` of a DECIMAL are DOUBLEs (Spark's DECIMALs; a quotient of six places);
 - ``date - date`` is a BIGINT of days (Spark's an interval), ``date_trunc`` of a DATE or
   TIMESTAMP a wall-clock TIMESTAMP (Spark's an instant);
-- ``list[k]`` past the end of a list is NULL (Spark: an error);
+- ``list[k]`` past the end of a list is NULL (Spark: an error), and a slice ``x[a:b]`` /
+  ``list_slice`` is a list's or a text's (``slices.py``; Spark has no slice syntax);
 - ``len(x)`` / ``length(x)`` of a list is its size (Spark's LENGTH takes text only), and
   both are BIGINTs (Spark's INT came back as int32);
 - ``ceil`` / ``floor`` of a number are DOUBLEs, a DOUBLE's ``x % 0`` NaN, ``x // y`` of
@@ -22,10 +23,13 @@ what it applies to, which the text alone does not say:
   rounded (``arithmetic.py``);
 - ``trunc(x)`` of a DOUBLE is a DOUBLE, of an integer the integer (sqlglot's Spark: a
   cast to BIGINT);
-- ``sum`` of integers is a HUGEINT, which the DuckDB engine's result holds as float64: a
-  result column that is one is made a DOUBLE (Spark's BIGINT: int64);
+- ``sum`` of integers is a HUGEINT, which the DuckDB engine's result holds as float64, and
+  so is what is computed from one: a result column of that type is made a DOUBLE (Spark's
+  BIGINT: int64);
 - ``* EXCLUDE / REPLACE / RENAME (...)`` stand for the columns they keep: Spark has only
-  ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded.
+  ``* EXCEPT``, ambiguous where joined relations share a name; the star is expanded;
+- ``UNION [ALL] BY NAME`` matches its sides' columns by name (Spark has none): each side
+  is a SELECT of the merged columns over it.
 
 The types are sqlglot's (``annotate_types``) over a second copy of the statement, qualified
 with the columns of the relations it reads as the engine describes them, the ``$name``
@@ -57,6 +61,7 @@ from nbgov.errors import SqlError
 from nbgov.sqlml.planning.prepared import INLINED_MODEL
 from nbgov.sqlml.spark.arithmetic import integer_quotient, nan_remainder, text_as_number, whole_number
 from nbgov.sqlml.spark.dialect import listed
+from nbgov.sqlml.spark.slices import SLICED, slice_bounds
 
 _DUCKDB = "duckdb"  # the trees are DuckDB SQL, typed as DuckDB types them
 _TWIN = "nbgov_twin"  # meta key: a typed node's index among the translated copy's nodes
@@ -111,7 +116,8 @@ def for_spark(tree: exp.Expr, inputs: Inputs) -> exp.Expr:
     annotated = _annotate(typed, inputs, described)
     if annotated is not None:
         _rewrite(annotated, twins, described)
-        _hugeint_outputs(annotated, twins)
+        _unions_by_name(annotated, twins, described)
+        _hugeint_outputs(annotated, twins, described)
     _refuse_unexpanded(out)
     return out
 
@@ -160,7 +166,9 @@ def _rewrite(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> N
         if index is None or index in done:
             continue
         done.add(index)
-        if isinstance(node, exp.Cast):
+        if slice_bounds(node) is not None:
+            _slice_kind(twins[index], node)
+        elif isinstance(node, exp.Cast):
             _round_before_cast(twins[index], node)
         elif isinstance(node, exp.Length):
             _length(twins[index], node)
@@ -240,10 +248,14 @@ def _depends_on_types(node: exp.Expr) -> bool:
         return node.to.is_type(*_INTEGERS, *_DECIMALS) and not _integral(node.this)
     if isinstance(node, (exp.Sub, exp.Div, exp.Avg)):  # of dates or DECIMALs: not of a model's FLOAT scores
         return not any(_model_value(operand) for operand in (node.this, node.expression) if operand is not None)
+    if slice_bounds(node) is not None or (isinstance(node, exp.SetOperation) and node.args.get("by_name")):
+        return True  # a slice of a list or of a text; a UNION BY NAME's columns
     if isinstance(node, (exp.Length, exp.TimestampTrunc, exp.Mod, exp.IntDiv, exp.Trunc)) or _to_places(node) is not None:
         return True
     if isinstance(node, exp.Sum):  # of integers, shown: a HUGEINT
         return not _model_value(node.this)
+    if isinstance(node, (exp.CountIf, exp.Factorial)):  # DuckDB's HUGEINTs (Spark: BIGINT)
+        return True
     if isinstance(node, (exp.Ceil, exp.Floor)):  # to places, or of a model's FLOAT: Spark's as written
         return node.args.get("decimals") is None and not _model_value(node.this)
     if isinstance(node, exp.Bracket):  # of a list, past its end
@@ -346,12 +358,15 @@ def _given_type(node: exp.Expr, inputs: Inputs) -> str | None:
 
 class _DuckDBTypes(TypeAnnotator):
     """sqlglot's typing where DuckDB's differs in what a cast rounds: a DECIMAL combined with
-    a FLOAT or DOUBLE is that binary float (sqlglot keeps a DECIMAL with a precision)."""
+    a FLOAT or DOUBLE is that binary float (sqlglot keeps a DECIMAL with a precision); and
+    in what it shows: an integer combined with a HUGEINT is a HUGEINT."""
 
     def _maybe_coerce(
         self, type1: exp.DataType | exp.DType, type2: exp.DataType | exp.DType
     ) -> exp.DataType | exp.DType:
         kinds = [kind.this if isinstance(kind, exp.DataType) else kind for kind in (type1, type2)]
+        if exp.DType.INT128 in kinds and all(kind in _INTEGERS for kind in kinds):
+            return exp.DType.INT128  # any integer with a HUGEINT (sqlglot: BIGINT's side wins)
         if any(kind in _DECIMALS for kind in kinds):
             for binary in (exp.DType.DOUBLE, exp.DType.FLOAT):
                 if binary in kinds:
@@ -395,6 +410,23 @@ def _div(annotator: TypeAnnotator, div: exp.Div) -> exp.Div:
     return div
 
 
+def _sum(annotator: TypeAnnotator, node: exp.Sum) -> exp.Sum:
+    """DuckDB's ``sum`` of integers is a HUGEINT (sqlglot: the integers' type), so what is
+    computed from it is one too (``sum(x) + 1``, a CTE's column read outside it)."""
+    annotator._annotate_by_args(node, "this", "expressions", promote=True)
+    argument = node.this.expressions[0] if isinstance(node.this, exp.Distinct) and node.this.expressions else node.this
+    if _number_kind(argument.type) == "integer":
+        annotator._set_type(node, exp.DType.INT128)
+    return node
+
+
+def _concatenated(annotator: TypeAnnotator, node: exp.DPipe) -> exp.DPipe:
+    """DuckDB's ``a || b`` of lists is a list (sqlglot: always text)."""
+    listed_side = next((side.type for side in (node.left, node.right) if side.type is not None and side.type.is_type(exp.DType.ARRAY)), None)
+    annotator._set_type(node, listed_side if listed_side is not None else exp.DType.VARCHAR)
+    return node
+
+
 def _same_number(annotator: TypeAnnotator, node: exp.Expr, otherwise: exp.DType) -> exp.Expr:
     """A number of its argument's type (DuckDB's ``round(d, 1)`` of a DECIMAL is a DECIMAL;
     sqlglot: a DOUBLE), ``otherwise`` for the rest."""
@@ -422,6 +454,8 @@ def _typing() -> dict[type[exp.Expr], dict[str, Any]]:
         exp.Anonymous: _given(base.get(exp.Anonymous, {}).get("annotator")),
         exp.Literal: {"annotator": _literal},
         exp.Div: {"annotator": _div},
+        exp.Sum: {"annotator": _sum},
+        exp.DPipe: {"annotator": _concatenated},
         exp.Round: continuous,
         exp.Median: continuous,
         exp.PercentileCont: continuous,
@@ -539,6 +573,16 @@ def _list_position(bracket: exp.Bracket) -> int | None:
     return None
 
 
+def _slice_kind(node: exp.Expr, typed: exp.Expr) -> None:
+    """Mark a slice of a list or of a text as such: the dialect writes each (``slices.py``)."""
+    bounds = slice_bounds(typed)
+    kind = bounds[0].type if bounds is not None else None
+    if kind is not None and kind.is_type(exp.DType.ARRAY):
+        node.meta[SLICED] = "list"
+    elif kind is not None and kind.is_type(*exp.DataType.TEXT_TYPES):
+        node.meta[SLICED] = "text"
+
+
 def _element_or_null(bracket: exp.Expr, typed: exp.Bracket) -> None:
     """DuckDB's ``list[k]`` past the end of the list is NULL; Spark's ``[]`` fails the query
     (``tags[1]`` over a column with empty lists): a list's element is read with
@@ -597,20 +641,76 @@ def _truncated(node: exp.Expr, typed: exp.Trunc) -> None:
     node.replace(toward_zero)
 
 
-def _hugeint_outputs(typed: exp.Expr, twins: list[exp.Expr]) -> None:
-    """A result column that is DuckDB's ``sum`` of integers (a HUGEINT, which the DuckDB
-    engine's frame holds as float64; Spark's BIGINT came back as int64) is made a DOUBLE
-    where it is shown, never inside the query, where DuckDB computes with the integer."""
+def _hugeint_outputs(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> None:
+    """A result column DuckDB types HUGEINT (a ``sum`` of integers, or anything computed
+    from one: ``sum(x) + 1``, a CTE's or subquery's sum read by the outer query), which the
+    DuckDB engine's frame holds as float64 (Spark's BIGINT came back as int64), is made a
+    DOUBLE where it is shown, never inside the query, where DuckDB computes with the
+    integer. A star that stands for such a column is expanded first, so that it can be cast."""
     for select in _outermost_selects(typed):
-        for projection in select.expressions:
-            value = projection.this if isinstance(projection, exp.Alias) else projection
-            total = value.this if isinstance(value, exp.Window) else value
-            if not isinstance(total, exp.Sum) or _TWIN not in value.meta:
-                continue
-            argument = total.this.expressions[0] if isinstance(total.this, exp.Distinct) and total.this.expressions else total.this
-            twin = twins[value.meta[_TWIN]]
-            if _number_kind(argument.type) == "integer" and twin.parent is not None:
-                twin.replace(exp.cast(twin.copy(), _DOUBLE))
+        twin = twins[select.meta[_TWIN]] if _TWIN in select.meta else None
+        if not isinstance(twin, exp.Select):
+            continue
+        huge = [i for i, projection in enumerate(select.expressions) if _hugeint(projection.type)]
+        if huge and len(twin.expressions) != len(select.expressions) and not _modified_stars(twin):
+            _expand_stars(twin, select, twins, _spellings(select, twins, described))
+        if not huge or len(twin.expressions) != len(select.expressions):
+            continue  # a star not expanded: its columns keep Spark's type
+        for i in huge:
+            shown = twin.expressions[i]
+            value = shown.this if isinstance(shown, exp.Alias) else shown
+            doubled = exp.cast(value.copy(), _DOUBLE)
+            if isinstance(shown, exp.Alias):
+                value.replace(doubled)
+            elif isinstance(shown, exp.Column) and isinstance(shown.this, exp.Identifier):
+                shown.replace(exp.alias_(doubled, shown.this.copy()))  # named as before, quoted as written
+            else:
+                shown.replace(doubled)
+
+
+def _unions_by_name(typed: exp.Expr, twins: list[exp.Expr], described: _Described) -> None:
+    """DuckDB's ``UNION [ALL] BY NAME`` (Spark has none: a syntax error) as a UNION of each
+    side's columns by name: the left side's names in order, then the right side's others,
+    matched ignoring case, NULL where a side lacks one. Innermost first, so a union by name
+    on a side is already one of its merged columns."""
+    for node in reversed(list(typed.find_all(exp.Union))):
+        twin = twins[node.meta[_TWIN]] if node.args.get("by_name") and _TWIN in node.meta else None
+        if not isinstance(twin, exp.SetOperation):
+            continue
+        sides = [(twin.this, node.this), (twin.expression, node.expression)]
+        for side, typed_side in sides:
+            if isinstance(side, exp.Select) and isinstance(typed_side, exp.Select) and len(side.expressions) != len(typed_side.expressions):
+                _expand_stars(side, typed_side, twins, _spellings(typed_side, twins, described))
+        left, right = (_output_names(side) for side, _ in sides)
+        merged = left + [name for name in right if name.lower() not in {known.lower() for known in left}]
+        for position, (side, _) in enumerate(sides):
+            names = {name.lower(): name for name in (left, right)[position]}
+            columns = [
+                exp.column(exp.to_identifier(names[name.lower()], quoted=True)) if name.lower() in names
+                else exp.alias_(exp.null(), exp.to_identifier(name, quoted=True))
+                for name in merged
+            ]
+            relation = exp.Subquery(this=side.copy(), alias=exp.TableAlias(this=exp.to_identifier(f"nbgov_by_name_{position}")))
+            side.replace(exp.select(*columns).from_(relation))
+        twin.set("by_name", None)
+
+
+def _output_names(query: exp.Expr) -> list[str]:
+    """The column names a query's result has, as written; an unnamed expression or a star
+    (its columns unknown) fails in one line."""
+    select = query
+    while isinstance(select, exp.SetOperation):
+        select = select.this
+    if isinstance(select, exp.Subquery):
+        select = select.this
+        return _output_names(select)
+    if not isinstance(select, exp.Select) or any(p.is_star or not p.alias_or_name for p in select.expressions):
+        raise SqlError("UNION BY NAME needs each side's columns named (AS name) on the spark engine, and known for a *")
+    return [p.alias_or_name for p in select.expressions]
+
+
+def _hugeint(kind: exp.DataType | None) -> bool:
+    return kind is not None and kind.is_type(exp.DType.INT128)
 
 
 def _outermost_selects(tree: exp.Expr) -> Iterator[exp.Select]:

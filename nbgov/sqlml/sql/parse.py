@@ -10,7 +10,22 @@ from functools import lru_cache
 
 import sqlglot
 import sqlglot.expressions as exp
+from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError
+from sqlglot.parsers.duckdb import DuckDBParser
+from sqlglot.tokens import TokenType
+
+
+class SliceReadingParser(DuckDBParser):
+    """sqlglot's DuckDB parser without ``:name`` parameters, which DuckDB has none of (its
+    are ``$name``, ``$1`` and ``?``): sqlglot read the slice ``l[:n]`` as ``l[$n]``, an
+    element at the index the notebook variable ``n`` holds."""
+
+    PLACEHOLDER_PARSERS = {kind: read for kind, read in DuckDBParser.PLACEHOLDER_PARSERS.items() if kind is not TokenType.COLON}
+
+
+class _DuckDB(DuckDB):
+    Parser = SliceReadingParser
 
 
 def parse(text: str) -> exp.Expression | None:
@@ -24,7 +39,7 @@ def parse(text: str) -> exp.Expression | None:
 def _parsed(text: str) -> exp.Expression | None:
     try:
         with _quiet():
-            tree = sqlglot.parse_one(text, read="duckdb")
+            tree = sqlglot.parse_one(text, read=_DuckDB)
         return tree if isinstance(tree, exp.Expression) else None
     except (ParseError, sqlglot.errors.TokenError, ValueError):
         return None

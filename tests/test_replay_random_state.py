@@ -192,3 +192,19 @@ def test_an_import_that_draws_still_reproduces(tmp_path: Path) -> None:
     assert all(names(body["reads"]) == [] for body in bodies(path))
     result = invoke("replay", path)
     assert result.exit_code == 0, result.output
+
+
+@pytest_kernel
+def test_an_unseeded_plot_diverges_and_a_seeded_one_reproduces(tmp_path: Path) -> None:
+    # what a plot shows has no fingerprint: the state its draw left is what is compared
+    plot = "plt.hist(np.random.normal(size=100))\nplt.show()"
+    setup = "import numpy as np\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt"
+    unseeded = record(tmp_path / "unseeded" / "plot.ipynb", setup, plot)
+    result = replay(load_log(unseeded))
+    assert result.exit_code == 1
+    assert result.first_divergence is not None and result.first_divergence.step == 2
+    assert [(c.kind, c.name) for c in result.first_divergence.causes] == [("unseeded random state",
+                                                                          NUMPY_STATE_NAME)]
+    seeded = record(tmp_path / "seeded" / "plot.ipynb", setup, "np.random.seed(0)", plot)
+    replayed = invoke("replay", seeded)
+    assert replayed.exit_code == 0, replayed.output

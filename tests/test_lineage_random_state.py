@@ -197,3 +197,42 @@ def test_an_unfinished_reading_cannot_tell_who_drew(module_folder: Path, monkeyp
     assert sys.modules["nbgov_unit_unread"].TOKEN >= 0
     notes = watch.finish(imported=True)
     assert len(notes) == 1 and notes[0].startswith("the cell (or a module it imported) drew from"), notes
+
+
+# -- the cell's own changes, as fingerprinted values ---------------------------------
+
+
+def test_a_states_fingerprint_is_the_same_whichever_reader_took_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a replay's process may read through the getters where the recording's copied memory
+    random.seed(11)
+    random.random()
+    np.random.seed(11)
+    np.random.standard_normal()
+    fast = random_state.probe()
+    monkeypatch.setattr(generator_memory, "twister_reader", lambda core: None)
+    monkeypatch.setattr(generator_memory, "legacy_numpy_reader", lambda cls: None)
+    slow = random_state.probe()
+    assert type(slow[random_state.RANDOM][0]) is tuple and type(fast[random_state.RANDOM][0]) is bytes
+    for what in (random_state.RANDOM, random_state.NUMPY):
+        assert random_state.fingerprint(what, slow[what]) == random_state.fingerprint(what, fast[what])
+    random.random()
+    assert random_state.fingerprint(random_state.RANDOM, random_state.probe()[random_state.RANDOM]) != \
+        random_state.fingerprint(random_state.RANDOM, slow[random_state.RANDOM])
+
+
+def test_a_watch_hands_the_cells_own_changes_over_without_a_note(module_folder: Path) -> None:
+    (module_folder / "nbgov_unit_own.py").write_text("import random\nTOKEN = random.getrandbits(24)\n")
+    np.random.seed(2)
+    watch = random_state.start(random_state.probe())
+    before = random_state.fingerprint(random_state.NUMPY, watch.first[random_state.NUMPY])
+    importlib.import_module("nbgov_unit_own")  # the random module: the import's, a note
+    np.random.rand()  # numpy's: the cell's own, a read and a write
+    notes = watch.finish(imported=True, recorded=True)
+    assert len(notes) == 1 and notes[0].startswith("importing nbgov_unit_own"), notes
+    assert [(c.what, c.name, c.before) for c in watch.changes] == [
+        (random_state.NUMPY, "numpy.random (global state)", before)]
+    after = random_state.probe()[random_state.NUMPY]
+    assert watch.changes[0].after == random_state.fingerprint(random_state.NUMPY, after)
+    # a cell that changes neither has nothing to hash
+    watch = random_state.start(random_state.probe())
+    assert watch.finish(imported=False, recorded=True) == [] and watch.changes == []

@@ -95,7 +95,9 @@ def test_replaced_model_file_is_flagged_as_model_changed(tmp_path: Path, onnx_mo
     assert "model.onnx" in first.causes[0].detail
 
 
-def test_removed_random_seed_is_reported_as_nondeterministic_output(tmp_path: Path) -> None:
+def test_removed_random_seed_is_reported_as_an_unseeded_random_state(tmp_path: Path) -> None:
+    # the draw's cause is named: numpy's global state, which nothing in the log seeded (it was
+    # "nondeterministic output: `sample`" while the generator was no recorded value)
     seeded = record(tmp_path / "seeded" / "sample.ipynb", "import numpy as np",
                     "np.random.seed(42)\nsample = np.random.rand(100)", "mean = float(sample.mean())")
     assert invoke("replay", seeded).exit_code == 0
@@ -105,10 +107,11 @@ def test_removed_random_seed_is_reported_as_nondeterministic_output(tmp_path: Pa
     assert result.exit_code == 1
     first = result.first_divergence
     assert first is not None and first.step == 2
-    assert [(c.kind, c.name) for c in first.causes] == [("nondeterministic output", "sample")]
+    assert [(c.kind, c.name) for c in first.causes] == [("unseeded random state", "numpy.random (global state)")]
+    assert "numpy's global random state, which nothing in the log seeded" in first.causes[0].detail
     assert result.steps[2].causes[0].kind == "upstream divergence"
     cli = invoke("replay", unseeded)
-    assert "nondeterministic output: `sample`" in cli.output
+    assert "unseeded random state: `numpy.random (global state)`" in cli.output
 
 
 def test_failing_cell_shows_its_error_and_replay_keeps_going(tmp_path: Path) -> None:

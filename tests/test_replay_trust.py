@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from nbgov.lineage.placement import Placement
-from nbgov.lineage.record import ExecutionRecord, Fingerprint, Read, Write
+from nbgov.lineage.record import NUMPY_STATE_NAME, ExecutionRecord, Fingerprint, Read, Write
 from nbgov.lineage.store import sidecar_path
 from nbgov.replay import compare
 from nbgov.replay.replayer import replay
@@ -218,12 +218,13 @@ def test_an_unseeded_forest_is_blamed_where_chance_entered(tmp_path: Path) -> No
     result = replay(load_log(path))
     assert result.exit_code == 1
     forest, scores = result.steps[1], result.steps[2]
-    if forest.causes:  # the forest's learned state was compared: the divergence is there
-        assert result.first_divergence is forest and forest.causes[0].name == "clf"
-    else:  # it could not be: the later difference is blamed on it, not on chance at step 3
-        assert forest.status == "unverifiable"
-        assert [c.kind for c in scores.causes] == [compare.UNVERIFIED_UPSTREAM]
-        assert "comes from step 2" in scores.causes[0].detail
+    # random_state=None draws from numpy's global state, now a recorded value: chance is named
+    # where it entered, whether or not the forest's learned state could be compared (it was
+    # "`clf` differs", or an unverifiable step 2 blamed at step 3)
+    assert result.first_divergence is forest
+    assert [(c.kind, c.name) for c in forest.causes] == [(compare.UNSEEDED, NUMPY_STATE_NAME)]
+    assert "numpy's global random state, which nothing in the log seeded" in forest.causes[0].detail
+    assert [c.kind for c in scores.causes] == [compare.UPSTREAM], scores.causes
 
 
 @pytest.mark.kernel

@@ -179,9 +179,11 @@ def test_replaying_appends_in_the_recorded_folder_blames_the_file_not_the_handle
         "import random\nwith open('r.txt', 'w') as fh:\n    r = random.random()",
     )
     first, second, reader, unseeded = replay(load_log(path)).steps
-    # a handle the cell wrote (closed, uncomparable) is no input: it explains nothing
-    assert [c.kind for c in unseeded.causes] == ["nondeterministic output"]
-    assert unseeded.causes[0].name == "r"
+    # a handle the cell wrote (closed, uncomparable) is no input: it explains nothing; the
+    # unseeded draw does (the random module's state is a recorded value: it was
+    # "nondeterministic output: `r`")
+    assert [c.kind for c in unseeded.causes] == ["unseeded random state"]
+    assert unseeded.causes[0].name == "random (global state)"
     assert [c.text() for c in first.causes] == ["input file changed: hist.txt: read now, not in the recording"]
     assert [c.text() for c in second.causes] == ["upstream divergence: hist.txt written differently at step 1"]
     assert [c.text() for c in reader.causes] == ["upstream divergence: hist.txt written differently at step 2"]

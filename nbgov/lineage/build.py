@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from nbgov.lineage.fingerprint import hash_bytes
 from nbgov.lineage.namespace import NamespaceChanges
+from nbgov.lineage.random_state import OwnChange
 from nbgov.lineage.record import (
     ErrorInfo,
     ExecutionRecord,
@@ -24,6 +25,8 @@ from nbgov.lineage.record import (
     Read,
     SqlStatement,
     TableUse,
+    Write,
+    is_global_state,
     record_id,
 )
 from nbgov.lineage.output_history import DisplayedRead
@@ -87,6 +90,8 @@ class Provenance:
     _clock: int = 0
     seen: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (content hash, execution count)
     results: dict[str, Fingerprint] = field(default_factory=dict)  # record id -> the result it displayed
+    # a global generator's name -> (record id, execution count, state hash) of its last write
+    states: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
     # the log's other sessions (a restarted kernel, another kernel on the notebook), read when a
     # file or model is first looked for that this session never wrote
     earlier: Callable[[], EarlierWriters] | None = None
@@ -114,6 +119,15 @@ class Provenance:
             self._earlier_found = self.earlier() if self.earlier is not None else EarlierWriters()
         return self._earlier_found
 
+    def state_writer(self, name: str, state: Fingerprint) -> tuple[str, int] | None:
+        """(record id, execution count) of the execution of this session that left a global
+        generator in exactly ``state``; None when the last one left another (an import or
+        another thread changed it since) or none did (seeded from the OS)."""
+        last = self.states.get(name)
+        if last is None or state.weak or state.hash is None or last[2] != state.hash:
+            return None
+        return last[0], last[1]
+
     def writer(self, name: str) -> str | None:
         """The record that last wrote (and did not since delete) this variable."""
         stamp = self._stamps.get(name, -1)
@@ -131,6 +145,8 @@ class Provenance:
         for write in record.writes:
             self.variables[write.name] = rid
             self._stamps[write.name] = self._clock
+            if is_global_state(write.name):
+                self.states[write.name] = (rid, record.execution_count, write.fingerprint.hash)
         for name in record.deletes:
             self.variables.pop(name, None)
             self._stamps[name] = self._clock
@@ -170,6 +186,8 @@ class Provenance:
             fp = read.fingerprint
             if known is None or fp.weak or fp.hash is None or known[0] == f"{fp.kind}:{fp.hash}":
                 continue
+            if is_global_state(read.name):
+                continue  # imports and other threads change them between records: its note says so
             notes.append(f"`{read.name}` changed after [{known[1]}] recorded it, by code nbgov could not "
                          "follow (a bound method, weak reference, iterator or generator held by another name, "
                          "or another thread): that change is in no record")
@@ -195,6 +213,7 @@ class CellFacts:
     packages_added: Mapping[str, str] = field(default_factory=dict)
     result: Fingerprint | None = None
     displayed: tuple[DisplayedRead, ...] = ()  # earlier results read through `_`, `_3`, `Out[3]`
+    random_changes: tuple[OwnChange, ...] = ()  # global generators the cell's own code drew from or seeded
     notes: list[str] = field(default_factory=list)
 
 
@@ -209,6 +228,12 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
     notes = [*facts.notes, *provenance.unseen_changes(reads)]  # a displayed result's note comes from _displayed
     if facts.displayed:
         reads += [_displayed(shown, facts.session, provenance, notes) for shown in facts.displayed]
+    writes = list(changes.writes)
+    for change in facts.random_changes:
+        source = provenance.state_writer(change.name, change.before)
+        reads.append(Read(change.name, change.before, source[0] if source else None))
+        writes.append(Write(change.name, change.after))
+        notes.append(change.note(source[1] if source else None))
     return ExecutionRecord(
         session=facts.session,
         execution_count=facts.execution_count,
@@ -220,7 +245,7 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
         status="error" if facts.error else "ok",
         error=facts.error,
         reads=tuple(reads),
-        writes=tuple(changes.writes),
+        writes=tuple(writes),
         deletes=tuple(changes.deletes),
         files=tuple(_files(facts.files, provenance)),
         models=tuple(_models(facts, provenance)),

@@ -616,6 +616,18 @@ def result_name(execution_count: int) -> str:
 
 _RESULT_NAME = re.compile(r"Out\[(\d+)\]")
 
+# The interpreter-wide random generators, read and written as values (``random_state``): named
+# so no notebook variable can have the name, as ``Out[3]`` is.
+RANDOM_STATE_NAME = "random (global state)"
+NUMPY_STATE_NAME = "numpy.random (global state)"
+GLOBAL_STATE_NAMES = frozenset({RANDOM_STATE_NAME, NUMPY_STATE_NAME})
+
+
+def is_global_state(name: str) -> bool:
+    """Whether a read or write names a global generator's state, not a variable: its source is
+    the execution that left that exact state, and another cell's draw does not make it stale."""
+    return name in GLOBAL_STATE_NAMES
+
 
 def displayed_count(name: str) -> int | None:
     """The execution whose displayed result a read names (``Out[3]``: 3); None for a variable."""

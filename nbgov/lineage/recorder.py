@@ -356,7 +356,7 @@ class Recorder:
         facts.files = self._part("files", notes, lambda: self._files(events, cell.sql, notes), [])
         facts.result = self._part("the displayed result", notes, lambda: self._result(result, cell, facts), None)
         facts.packages_added = self._part("packages", notes, lambda: self._packages_added(cell), {})
-        notes += self._part("global random state", notes, lambda: self._random_state_notes(cell), [])
+        notes += self._part("global random state", notes, lambda: self._random_state_notes(cell, facts), [])
         if cell.hashing.unfinished:
             names = ", ".join(cell.hashing.unfinished[:5])
             notes.append(f"recording was interrupted: fingerprints of {names} unfinished")
@@ -465,17 +465,20 @@ class Recorder:
         key = read.before_change_key
         return key is not None and self._native.changed_since_start(read.abspath, key) is True
 
-    def _random_state_notes(self, cell: _Cell) -> list[str]:
+    def _random_state_notes(self, cell: _Cell, facts: CellFacts) -> list[str]:
         """The global generators the cell drew from or seeded: compared with their state after
         the cell before (nothing draws between cells but another thread, or a silent execution),
-        draws made while a module was first imported told from the cell's own."""
+        draws made while a module was first imported told from the cell's own. The cell's own
+        changes go to ``facts`` (a read of the state before, a write of the state after: values
+        a replay compares); an import's stay notes, so an import cell does not diverge."""
         imported = len(sys.modules) != cell.modules
         draws, self._draws = self._draws, None
         if draws is None:  # the cell's start failed before the watch began
             before, self._random_states = self._random_states or {}, random_state.probe()
             return random_state.changed(before, self._random_states, imported)
-        notes = draws.finish(imported)
+        notes = draws.finish(imported, recorded=True)
         self._random_states = draws.last
+        facts.random_changes = tuple(draws.changes)
         return notes
 
     def _stop_draws(self) -> None:

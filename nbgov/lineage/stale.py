@@ -13,6 +13,9 @@ An execution is stale when something it consumed has moved on since it ran:
   dropped (DROP MODEL) and not registered again with the same bytes;
 - a result it read through IPython's output history (``_``, ``Out[3]``) came from a cell that
   ran again since and displayed other content, or nothing;
+- a global generator's state it drew from (``numpy.random (global state)``) was left by a cell
+  that ran again since and left another state, or did not set it (a later draw elsewhere,
+  which moves the state on, is no reason);
 - a value it read came from an execution that is itself stale ("comes from stale"),
   unless that execution is stale only because of this one (``x = x + 1`` run twice).
 
@@ -41,6 +44,7 @@ from nbgov.lineage.record import (
     Read,
     Write,
     as_entries,
+    is_global_state,
 )
 
 DISK = -1  # the cause of a reason found on disk, not in the log
@@ -169,7 +173,7 @@ class StaleTracker:
         for read in record.reads:
             self._var_readers.setdefault(read.name, []).append(n)
             self._depend(n, read.source)
-            if read.displayed is not None:
+            if read.displayed is not None or is_global_state(read.name):
                 self._read_result(n, read.source)
         for file in record.files:
             if file.mode == "read":
@@ -298,6 +302,9 @@ class StaleTracker:
             if read.displayed is not None:
                 reasons += self._result_reasons(read, i)
                 continue
+            if is_global_state(read.name):
+                reasons += self._state_reasons(read, i)
+                continue
             event = self._var_last.get(read.name)
             if event is not None and event.position > i:
                 label = self._records[event.position].label
@@ -334,6 +341,26 @@ class StaleTracker:
                                 frozenset({latest}))]
             if again.result.same_content(read.fingerprint) is not True:
                 return [_Reason(f"input {read.name}: its cell displayed another result as {label}",
+                                frozenset({latest}))]
+        return self._inherited(f"input {read.name}", read.source, i)
+
+    def _state_reasons(self, read: Read, i: int) -> list[_Reason]:
+        """A global generator's state (``numpy.random (global state)``): stale when the cell that
+        left the state ``i`` drew from ran again after ``i`` and left another state, or none
+        (``np.random.seed(1)`` where it was ``seed(0)``); another cell drawing later moves the
+        state on as every draw does, and makes nothing stale. Else what that execution's
+        staleness passes on; a state no execution left (seeded from the OS) makes none."""
+        origin = self._source_position(read.source, i)
+        cell = self._records[origin].cell_id if origin is not None else None
+        latest = self._latest_of_cell.get(cell) if cell is not None else None
+        if latest is not None and latest > i:
+            again = self._records[latest]
+            left = next((w.fingerprint for w in again.writes if w.name == read.name), None)
+            if left is None:
+                return [_Reason(f"input {read.name}: its cell ran again as {again.label} and did not set it",
+                                frozenset({latest}))]
+            if left.same_content(read.fingerprint) is not True:
+                return [_Reason(f"input {read.name}: its cell ran again as {again.label} and left another state",
                                 frozenset({latest}))]
         return self._inherited(f"input {read.name}", read.source, i)
 

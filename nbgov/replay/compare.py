@@ -21,7 +21,8 @@ from nbgov.lineage import files
 from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.placement import Placement
-from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse, Read
+from nbgov.lineage.random_state import unseeded
+from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse, Read, is_global_state
 from nbgov.lineage.user_files import NO_SUCH_FILE, UserFileError, not_regular, open_regular
 from nbgov.replay.blocking import BlockingInput
 
@@ -32,6 +33,9 @@ NONDETERMINISTIC = "nondeterministic output"
 HASH_ORDER = "hash ordering"
 CELL_FAILED = "cell failed"
 UNEXPLAINED_STATE = "unexplained state"
+UNSEEDED = "unseeded random state"
+SEEDED_IN_STEP = "random state seeded in the step"  # a note: the state before differed, the step set it
+RANDOM_STATE_NOT_RECORDED = "random state not recorded"  # a note: only the replay recorded a generator's state
 UPSTREAM = "upstream divergence"
 UNVERIFIED_UPSTREAM = "unverifiable upstream value"
 NOT_RECORDED = "not compared"
@@ -95,6 +99,9 @@ class Comparison:
     unverifiable: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     unverifiable_inputs: list[str] = field(default_factory=list)  # the reads among ``unverifiable``
+    # global generators read with another state than recorded, which no execution of the log
+    # left: judged after the outputs (a step that seeds before drawing leaves the same state)
+    unseeded: list[str] = field(default_factory=list)
 
 
 def short(h: object) -> str:
@@ -459,6 +466,8 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
                 verdict.causes.append(Cause(
                     UNVERIFIED_UPSTREAM, f"`{read.name}` differs; it comes from step {step}, where {what} "
                     "could not be compared: the difference most likely entered there", read.name))
+            elif read.source is None and is_global_state(read.name):
+                verdict.unseeded.append(read.name)
             else:
                 why = ("no recorded execution wrote it" if read.source is None else
                        f"{'displayed' if read.displayed is not None else 'last written'} by {read.source}")
@@ -480,7 +489,16 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
     elif replay.result is not None:
         changed.append((f"Out[{original.execution_count}]", "displayed now, not in the recording"))
     recorded = {w.name for w in original.writes}
-    changed += [(w.name, "written now, not in the recording") for w in replay.writes if w.name not in recorded]
+    for w in replay.writes:
+        if w.name in recorded:
+            continue
+        if is_global_state(w.name):  # a log recorded before these were values makes no claim on them
+            verdict.notes.append(Cause(RANDOM_STATE_NOT_RECORDED, f"`{w.name}`: the step drew from or seeded it "
+                                       "now; the recording has no state of it to compare (recorded by an nbgov that "
+                                       "did not record it, or it could not tell the cell's draws from its imports)",
+                                       w.name))
+            continue
+        changed.append((w.name, "written now, not in the recording"))
     for name, then, again in pairs:
         if again is None:
             changed.append((name, "not produced again"))
@@ -616,11 +634,35 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
     compare_reads(original, replay, upstream, context, verdict, numbered)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
     verdict.changed = [name for name, _ in changed]
+    _judge_unseeded(original, replay, changed, verdict)
     if changed and not verdict.causes:
         verdict.causes += _appended(original, replay, changed, context, before or {}, upstream)
     if changed and not verdict.causes:
         _explain_changes(original, changed, context, upstream, verdict, _read_only_now(original, replay))
     return verdict
+
+
+def _judge_unseeded(original: ExecutionRecord, replay: ExecutionRecord, changed: list[tuple[str, str]],
+                    verdict: Comparison) -> None:
+    """A global generator that started the step in another state than recorded, a state no
+    execution of the log left (seeded from the OS at start): when the state the step left
+    differs too, or other outputs do, its draws are the cause, named by generator (never
+    "reproduced" for a cell that printed or plotted what it drew: printed output has no
+    fingerprint); when the step left the same state and all else matched, it set the state
+    itself (``random.seed(1)`` then draws): a note."""
+    then = {w.name: w.fingerprint for w in original.writes}
+    now = {w.name: w.fingerprint for w in replay.writes}
+    for name in verdict.unseeded:
+        left = then.get(name)
+        again = now.get(name)
+        same = left is not None and again is not None and left.same_content(again) is True
+        if changed or not same:
+            verdict.causes.append(Cause(UNSEEDED, f"`{name}`: the step {unseeded(name)}", name))
+        else:
+            verdict.notes.append(Cause(SEEDED_IN_STEP, f"`{name}`: the state before the step differs from the "
+                                       "recording's (no execution of the log left it), and the step left the same "
+                                       "state: it seeded it (a draw made before that seeding, in the same step, "
+                                       "would not be seen)", name))
 
 
 def _read_without_content(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext) -> list[str]:

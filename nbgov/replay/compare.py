@@ -633,8 +633,8 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
                 verdict.unverifiable_inputs.append(f"`{read.name}`: {why}")
     compare_reads(original, replay, upstream, context, verdict, numbered)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
+    changed = _judge_unseeded(original, replay, changed, verdict)
     verdict.changed = [name for name, _ in changed]
-    _judge_unseeded(original, replay, changed, verdict)
     if changed and not verdict.causes:
         verdict.causes += _appended(original, replay, changed, context, before or {}, upstream)
     if changed and not verdict.causes:
@@ -643,26 +643,32 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
 
 
 def _judge_unseeded(original: ExecutionRecord, replay: ExecutionRecord, changed: list[tuple[str, str]],
-                    verdict: Comparison) -> None:
+                    verdict: Comparison) -> list[tuple[str, str]]:
     """A global generator that started the step in another state than recorded, a state no
-    execution of the log left (seeded from the OS at start): when the state the step left
-    differs too, or other outputs do, its draws are the cause, named by generator (never
-    "reproduced" for a cell that printed or plotted what it drew: printed output has no
-    fingerprint); when the step left the same state and all else matched, it set the state
-    itself (``random.seed(1)`` then draws): a note."""
+    execution of the log left (seeded from the OS at start). When other outputs differ too, its
+    draws are their cause, named by generator. When only the state it left differs, the step
+    is unverifiable, never "reproduced": its draws differ, and what it printed or plotted from
+    them has no fingerprint (a library's own draw may change nothing shown). When it left the
+    same state, it seeded the generator itself (``random.seed(1)`` then draws): a note.
+    Returns ``changed`` without the states judged unverifiable here."""
     then = {w.name: w.fingerprint for w in original.writes}
     now = {w.name: w.fingerprint for w in replay.writes}
+    others = [change for change in changed if change[0] not in verdict.unseeded]
     for name in verdict.unseeded:
         left = then.get(name)
         again = now.get(name)
         same = left is not None and again is not None and left.same_content(again) is True
-        if changed or not same:
+        if others:
             verdict.causes.append(Cause(UNSEEDED, f"`{name}`: the step {unseeded(name)}", name))
+        elif not same:
+            verdict.unverifiable.append(f"`{name}`: the step {unseeded(name)}; what it printed or plotted from "
+                                        "those draws has no fingerprint, so whether that differs is not known")
         else:
             verdict.notes.append(Cause(SEEDED_IN_STEP, f"`{name}`: the state before the step differs from the "
                                        "recording's (no execution of the log left it), and the step left the same "
                                        "state: it seeded it (a draw made before that seeding, in the same step, "
                                        "would not be seen)", name))
+    return changed if others else [change for change in changed if change[0] not in verdict.unseeded]
 
 
 def _read_without_content(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext) -> list[str]:

@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbgov.replay.replayer import replay
 from nbgov.replay.source import load_log
 from tests.fixtures.lineage import RecordingShell, run_recorded
-from tests.fixtures.replay import record, sidecar_lines
+from tests.fixtures.replay import invoke, record, sidecar_lines
 
 
 def _files(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -93,6 +93,65 @@ def test_a_search_means_the_same_only_when_all_but_its_timings_are_the_same() ->
     assert fo.semantic != fa.semantic
     b.cv_results_["mean_test_score"] = b.cv_results_["mean_test_score"] + 1.0
     assert fingerprint(b).semantic != fa.semantic
+
+
+@pytest.mark.kernel
+def test_cross_validate_with_train_scores_replays_as_only_its_timings_differing(tmp_path: Path) -> None:
+    # scikit-learn's cross_validate example: its dict holds fit_time and score_time, the
+    # wall-clock seconds per fold, and replay called the unchanged notebook nondeterministic
+    path = record(
+        tmp_path / "cv.ipynb",
+        "from sklearn import datasets, linear_model\n"
+        "from sklearn.model_selection import cross_validate\n"
+        "diabetes = datasets.load_diabetes()\nX = diabetes.data[:150]\ny = diabetes.target[:150]\n"
+        "lasso = linear_model.Lasso(random_state=0)",  # Lasso() draws a seed from numpy's global state
+        "cv_results = cross_validate(lasso, X, y, cv=3, return_train_score=True)",
+        "keys = sorted(cv_results.keys())\ntest_score = cv_results['test_score']",
+    )
+    written = next(w["fingerprint"] for e in sidecar_lines(path) for w in e.get("body", {}).get("writes", [])
+                   if w["name"] == "cv_results")
+    assert written["kind"] == "dict" and written["hash"] and written["semantic"]  # the bytes stay exact
+    result = invoke("replay", path)
+    assert result.exit_code == 0, result.output
+    assert "all 3 steps reproduced" in result.output, result.output
+    assert "only the fit and score timings it measured differ: `cv_results`" in result.output, result.output
+    assert "nondeterministic" not in result.output, result.output
+
+
+def _cross_validated(scale: float = 1.0) -> dict[str, Any]:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_validate
+
+    X, y = load_iris(return_X_y=True)
+    return dict(cross_validate(LogisticRegression(C=scale, max_iter=500), X, y, cv=3, return_train_score=True))
+
+
+def test_cross_validate_differing_only_in_its_timings_is_a_note_and_a_score_still_diverges() -> None:
+    from nbgov.lineage.fingerprint import fingerprint
+    from nbgov.replay.compare import TIMINGS_ONLY, diff_values
+
+    a, b = _cross_validated(), _cross_validated()
+    b["fit_time"] = b["fit_time"] + 1.0
+    diff = diff_values(fingerprint(a), fingerprint(b))
+    assert not diff.same and diff.names_only and diff.note == TIMINGS_ONLY, diff  # the bytes stay exact
+    b["test_score"] = b["test_score"] + 0.01
+    changed = diff_values(fingerprint(a), fingerprint(b))
+    assert not changed.same and not changed.names_only, changed
+    assert not diff_values(fingerprint(a), fingerprint(_cross_validated(0.01))).names_only
+
+
+def test_a_users_dict_with_a_fit_time_is_compared_in_full() -> None:
+    from nbgov.lineage.fingerprint import fingerprint
+    from nbgov.replay.compare import diff_values
+
+    a = {**_cross_validated(), "model": "lasso"}  # one key cross_validate never makes
+    b = {**a, "fit_time": a["fit_time"] + 1.0}
+    assert fingerprint(a).semantic is None
+    diff = diff_values(fingerprint(a), fingerprint(b))
+    assert not diff.same and not diff.names_only, diff
+    plain = {"fit_time": a["fit_time"], "score_time": a["score_time"]}  # no score: not cross_validate's
+    assert not diff_values(fingerprint(plain), fingerprint({**plain, "fit_time": a["fit_time"] * 2})).names_only
 
 
 def test_a_namedtuple_class_is_read_exactly() -> None:

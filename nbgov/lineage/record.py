@@ -157,7 +157,7 @@ class Fingerprint:
     ``reason`` says why). ``reason`` may also say how a strong hash was taken (a
     memory-mapped file hashed from its data regions). ``semantic``, for ONNX models,
     hashes the model without graph/node names and doc strings; for a fitted scikit-learn
-    search, without the fit and score timings it measured.
+    search, or the dict cross_validate returns, without the fit and score timings it measured.
     """
 
     kind: str

@@ -313,7 +313,7 @@ class ValueDiff:
     """How a value recorded then compares with the value recomputed now."""
 
     same: bool | None  # None: cannot be told (a weak fingerprint)
-    names_only: bool = False  # same meaning: an ONNX model's names, a search's timings aside
+    names_only: bool = False  # same meaning: an ONNX model's names, a search's or cross_validate's timings aside
     how: str = ""
     note: str = MODEL_METADATA  # what differs when ``names_only``
 
@@ -325,7 +325,8 @@ def diff_values(then: Fingerprint, now: Fingerprint) -> ValueDiff:
     if same:
         return ValueDiff(True)
     if then.semantic and then.semantic == now.semantic:
-        note = TIMINGS_ONLY if then.kind.startswith("sklearn.") else MODEL_METADATA
+        # a plain dict has a meaning only as cross_validate's result, without its timings
+        note = TIMINGS_ONLY if then.kind.startswith("sklearn.") or then.kind == "dict" else MODEL_METADATA
         return ValueDiff(False, names_only=True, how=_fp_text(then, now), note=note)
     return ValueDiff(False, how=_fp_text(then, now))
 

@@ -211,9 +211,10 @@ class Fingerprinter:
         return measured
 
     def _without_timings(self, obj: Any) -> str | None:
-        """A scikit-learn search hashed without the fit and score times it measured: two
-        equal searches, fitted twice, differ only there (compared as meaning, never as bytes)."""
-        state = libraries.search_without_timings(obj)
+        """A scikit-learn search, or the dict cross_validate returns, hashed without the fit
+        and score times it measured: two equal ones, fitted twice, differ only there
+        (compared as meaning, never as bytes)."""
+        state = libraries.search_without_timings(obj) or libraries.cross_validate_without_timings(obj)
         if state is None:
             return None
         walk = Walk(self.kinds, self.limits)

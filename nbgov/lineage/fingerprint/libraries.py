@@ -187,3 +187,45 @@ def search_without_timings(obj: Any) -> dict[str, Any] | None:
     if type(results) is dict:
         out["cv_results_"] = {key: value for key, value in results.items() if key not in SEARCH_TIMINGS}
     return out
+
+
+# What scikit-learn's cross_validate returns: a plain dict of these keys (the scores are
+# "test_score", or "test_<scorer>" per scorer, each with "train_<scorer>" when asked for).
+CROSS_VALIDATE_TIMINGS = ("fit_time", "score_time")
+CROSS_VALIDATE_EXTRAS = frozenset({"estimator", "indices"})
+
+
+def cross_validate_without_timings(obj: Any) -> dict[str, Any] | None:
+    """The dict scikit-learn's cross_validate returns, without its fit_time and score_time
+    (wall-clock seconds per fold, different in every run), or None for any other value: a
+    dict with any key cross_validate does not make is a user's own, compared in full."""
+    ndarray = static.library_class("numpy", "ndarray")
+    if type(obj) is not dict or ndarray is None:
+        return None
+    items = list(dict.items(obj))  # CPython's own: an exact dict, its keys checked exact str first
+    if not all(type(key) is str for key, _ in items):
+        return None
+    state = dict(items)
+    timings: list[Any] = [state.get(key) for key in CROSS_VALIDATE_TIMINGS]
+    if not all(type(t) is ndarray and t.ndim == 1 and t.dtype.kind == "f" for t in timings):
+        return None  # numpy's own float arrays, one second count per fold
+    folds = timings[0].shape
+    if timings[1].shape != folds:
+        return None
+    tests = {key[5:] for key in state if key.startswith("test_") and len(key) > 5}
+    trains = {key[6:] for key in state if key.startswith("train_") and len(key) > 6}
+    scores = {f"test_{name}" for name in tests} | {f"train_{name}" for name in trains}
+    if not tests or (trains and trains != tests):
+        return None  # no score, or train scores that are not one per test score
+    if set(state) - scores - CROSS_VALIDATE_EXTRAS != set(CROSS_VALIDATE_TIMINGS):
+        return None
+    if not all(type(state[key]) is ndarray and state[key].shape == folds for key in scores):
+        return None
+    if "estimator" in state and (type(state["estimator"]) is not list or (len(state["estimator"]),) != folds):
+        return None
+    if "indices" in state:
+        split = state["indices"]
+        keys = list(dict.keys(split)) if type(split) is dict else []
+        if not (len(keys) == 2 and all(type(key) is str for key in keys) and set(keys) == {"train", "test"}):
+            return None
+    return {key: value for key, value in items if key not in CROSS_VALIDATE_TIMINGS}

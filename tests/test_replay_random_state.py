@@ -134,6 +134,10 @@ def test_a_state_no_execution_left_makes_the_step_unverifiable_or_explains_what_
     # only the state it left differs: its draws differ, what it printed from them is not compared
     assert verdict.causes == [] and verdict.changed == []
     assert len(verdict.unverifiable) == 1 and verdict.unverifiable[0].startswith(f"`{NUMPY_STATE_NAME}`: the step drew")
+    # ... and when it printed and showed nothing, the draws changed nothing recorded or seen: a note
+    quiet = compare.compare_step(then, now, "ok", None, None, [], compare.Upstream(), CONTEXT, showed=False)
+    assert quiet.causes == [] and quiet.unverifiable == [] and quiet.changed == []
+    assert [c.kind for c in quiet.notes] == [compare.UNSEEDED_UNSEEN]
     # seeded in the step: the state before differs, the state left does not
     now = _step((Read(NUMPY_STATE_NAME, _state("os2")),), (Write(NUMPY_STATE_NAME, _state("a1")),))
     verdict = _verdict(then, now)
@@ -201,7 +205,7 @@ def test_an_import_that_draws_still_reproduces(tmp_path: Path) -> None:
 def test_an_unseeded_plot_is_unverifiable_and_a_seeded_one_reproduces(tmp_path: Path) -> None:
     # what a plot shows has no fingerprint: the state its draw left is what is compared
     plot = "plt.hist(np.random.normal(size=100))\nplt.show()"
-    setup = "import numpy as np\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt"
+    setup = "import numpy as np\nimport matplotlib.pyplot as plt"  # the kernel's inline backend: the plot is shown
     unseeded = record(tmp_path / "unseeded" / "plot.ipynb", setup, plot)
     result = replay(load_log(unseeded))
     assert result.exit_code == 1
@@ -217,3 +221,17 @@ def test_an_unseeded_plot_is_unverifiable_and_a_seeded_one_reproduces(tmp_path: 
     seeded = record(tmp_path / "seeded" / "plot.ipynb", setup, "np.random.seed(0)", plot)
     replayed = invoke("replay", seeded)
     assert replayed.exit_code == 0, replayed.output
+
+
+@pytest_kernel
+def test_a_library_drawing_a_seed_it_does_not_use_still_reproduces(tmp_path: Path) -> None:
+    # scikit-learn's Lasso().fit draws a seed from numpy's global state even with its default
+    # cyclic selection: the coefficients are the same in every run, and the cell shows nothing
+    path = record(tmp_path / "lasso" / "fit.ipynb",
+                  "import numpy as np\nfrom sklearn.linear_model import Lasso\nfrom sklearn.datasets import load_diabetes\n"
+                  "X, y = load_diabetes(return_X_y=True)",
+                  "model = Lasso(alpha=0.1).fit(X, y)", "coef = model.coef_.round(6)")
+    assert NUMPY_STATE_NAME in names(bodies(path)[1]["writes"])  # the draw is recorded
+    result = replay(load_log(path))
+    assert result.exit_code == 0, [(s.status, s.verdict) for s in result.steps]
+    assert [c.kind for c in result.steps[1].verdict.notes] == [compare.UNSEEDED_UNSEEN]

@@ -34,6 +34,7 @@ HASH_ORDER = "hash ordering"
 CELL_FAILED = "cell failed"
 UNEXPLAINED_STATE = "unexplained state"
 UNSEEDED = "unseeded random state"
+UNSEEDED_UNSEEN = "unseeded draws changed nothing"  # a note: only the state left differs, nothing was shown
 SEEDED_IN_STEP = "random state seeded in the step"  # a note: the state before differed, the step set it
 RANDOM_STATE_NOT_RECORDED = "random state not recorded"  # a note: only the replay recorded a generator's state
 UPSTREAM = "upstream divergence"
@@ -600,10 +601,11 @@ def _explain_changes(original: ExecutionRecord, changed: list[tuple[str, str]], 
 def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, status: str,
                  ename: str | None, evalue: str | None, pre: list[Cause], upstream: Upstream,
                  context: StepContext, before: dict[str, Prefix] | None = None,
-                 numbered: bool = True) -> Comparison:
+                 numbered: bool = True, showed: bool = True) -> Comparison:
     """The verdict on one step: causes (empty = no divergence), notes, uncompared values;
     ``before``: ``written_before`` the step ran; ``numbered``: the replay kernel ran it under
-    its recorded execution count (else a result it read as ``Out[3]`` may be another one)."""
+    its recorded execution count (else a result it read as ``Out[3]`` may be another one);
+    ``showed``: it printed or showed something besides its result (unknown: True)."""
     findings = (_DATABASE_READ, _DATABASE_READ_UNVERIFIED)
     verdict = Comparison(causes=[c for c in pre if c.kind not in findings])
     verdict.causes += _status_causes(original, status, ename, evalue, upstream)
@@ -634,7 +636,7 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
                 verdict.unverifiable_inputs.append(f"`{read.name}`: {why}")
     compare_reads(original, replay, upstream, context, verdict, numbered)
     changed = compare_outputs(original, replay, context, verdict) if status == "ok" else []
-    changed = _judge_unseeded(original, replay, changed, verdict)
+    changed = _judge_unseeded(original, replay, changed, verdict, showed)
     verdict.changed = [name for name, _ in changed]
     if changed and not verdict.causes:
         verdict.causes += _appended(original, replay, changed, context, before or {}, upstream)
@@ -644,14 +646,16 @@ def compare_step(original: ExecutionRecord, replay: ExecutionRecord | None, stat
 
 
 def _judge_unseeded(original: ExecutionRecord, replay: ExecutionRecord, changed: list[tuple[str, str]],
-                    verdict: Comparison) -> list[tuple[str, str]]:
+                    verdict: Comparison, showed: bool) -> list[tuple[str, str]]:
     """A global generator that started the step in another state than recorded, a state no
     execution of the log left (seeded from the OS at start). When other outputs differ too, its
-    draws are their cause, named by generator. When only the state it left differs, the step
-    is unverifiable, never "reproduced": its draws differ, and what it printed or plotted from
-    them has no fingerprint (a library's own draw may change nothing shown). When it left the
-    same state, it seeded the generator itself (``random.seed(1)`` then draws): a note.
-    Returns ``changed`` without the states judged unverifiable here."""
+    draws are their cause, named by generator. When only the state it left differs, its draws
+    differ but every value recorded matched: if the step printed or showed anything (``showed``)
+    it is unverifiable, never "reproduced" (what it printed or plotted from them has no
+    fingerprint); if it showed nothing, the draws changed nothing recorded or seen (a library
+    drawing a seed it does not use: ``Lasso().fit``): a note. When it left the same state, it
+    seeded the generator itself (``random.seed(1)`` then draws): a note. Returns ``changed``
+    without the states judged here."""
     then = {w.name: w.fingerprint for w in original.writes}
     now = {w.name: w.fingerprint for w in replay.writes}
     others = [change for change in changed if change[0] not in verdict.unseeded]
@@ -661,9 +665,13 @@ def _judge_unseeded(original: ExecutionRecord, replay: ExecutionRecord, changed:
         same = left is not None and again is not None and left.same_content(again) is True
         if others:
             verdict.causes.append(Cause(UNSEEDED, f"`{name}`: the step {unseeded(name)}", name))
-        elif not same:
-            verdict.unverifiable.append(f"`{name}`: the step {unseeded(name)}; what it printed or plotted from "
+        elif not same and showed:
+            verdict.unverifiable.append(f"`{name}`: the step {unseeded(name)}; what it printed or showed from "
                                         "those draws has no fingerprint, so whether that differs is not known")
+        elif not same:
+            verdict.notes.append(Cause(UNSEEDED_UNSEEN, f"`{name}`: the step {unseeded(name)}; every value it "
+                                       "wrote matched and it printed and showed nothing, so they changed nothing "
+                                       "recorded or seen", name))
         else:
             verdict.notes.append(Cause(SEEDED_IN_STEP, f"`{name}`: the state before the step differs from the "
                                        "recording's (no execution of the log left it), and the step left the same "

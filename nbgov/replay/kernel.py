@@ -181,7 +181,16 @@ class Outcome:
     ename: str | None = None
     evalue: str | None = None
     seconds: float = 0.0
-    stdout: list[str] = field(default_factory=list)
+    stdout: list[str] = field(default_factory=list)  # the stream text it printed
+    displayed: bool = False  # it showed something besides its result (a plot, display())
+
+    @property
+    def showed(self) -> bool:
+        """It printed or showed what has no fingerprint (all but its result, ``Out[n]``)."""
+        return self.displayed or any(self.stdout)
+
+
+_DISPLAYS = frozenset({"display_data", "update_display_data"})  # shown, with no fingerprint (a result has one)
 
 
 class RecordingKernel:
@@ -197,6 +206,7 @@ class RecordingKernel:
         self.km: KernelManager | None = None
         self.kc: CellIdKernelClient | None = None
         self._idle: str | None = None  # the last request whose idle status was read
+        self._displayed = False  # the request being run showed something besides its result
         # the execution count the kernel gives the next cell (a fresh IPython kernel starts at 1;
         # silent requests take none); None when a cell's reply did not say
         self.next_count: int | None = 1
@@ -249,6 +259,7 @@ class RecordingKernel:
         kc, km = self.kc, self.km
         kc.next_cell_id = cell_id
         stdout: list[str] = []
+        self._displayed = False
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
         msg_id = kc.execute(code, silent=silent, store_history=not silent, stop_on_error=False)
@@ -262,9 +273,10 @@ class RecordingKernel:
             late = self._wait_reply(msg_id, time.perf_counter() + INTERRUPT_GRACE_S, stdout)
             status = "timeout" if late is not None else "dead"
             return Outcome(status, "Timeout", f"no reply within {timeout}s",
-                           time.perf_counter() - started, stdout)
+                           time.perf_counter() - started, stdout, self._displayed)
         if reply is None:
-            return Outcome("dead", "DeadKernel", "the kernel died", time.perf_counter() - started, stdout)
+            return Outcome("dead", "DeadKernel", "the kernel died", time.perf_counter() - started, stdout,
+                           self._displayed)
         seconds = time.perf_counter() - started
         self._wait_idle(msg_id, time.perf_counter() + INTERRUPT_GRACE_S, stdout)
         content = reply["content"]
@@ -272,8 +284,8 @@ class RecordingKernel:
         if not silent and type(count) is int:
             self.next_count = count + 1
         if content.get("status") == "ok":
-            return Outcome("ok", seconds=seconds, stdout=stdout)
-        return Outcome("error", content.get("ename"), content.get("evalue"), seconds, stdout)
+            return Outcome("ok", seconds=seconds, stdout=stdout, displayed=self._displayed)
+        return Outcome("error", content.get("ename"), content.get("evalue"), seconds, stdout, self._displayed)
 
     def number_next(self, count: int, timeout: float | None = None) -> bool:
         """Give the next cell execution count ``count``, as the recorded session did: its
@@ -330,6 +342,8 @@ class RecordingKernel:
                 continue
             if msg["msg_type"] == "stream":
                 stdout.append(str(msg["content"].get("text", "")))
+            elif msg["msg_type"] in _DISPLAYS:
+                self._displayed = True
             elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
                 self._idle = msg_id  # (it may come before the reply is read)
                 return True

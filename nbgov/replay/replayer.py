@@ -218,7 +218,7 @@ def _replay_step(index: int, original: ExecutionRecord, kernel: RecordingKernel,
     again = new[-1] if new else None
     status = "ok" if outcome.status == "ok" else "error"
     verdict = compare.compare_step(original, again, status, outcome.ename, outcome.evalue, pre, upstream,
-                                   context, before, numbered)
+                                   context, before, numbered, outcome.showed)
     step = StepResult(index, original, outcome.seconds, verdict, again)
     _mark_upstream(upstream, step, context)
     return step, outcome.status

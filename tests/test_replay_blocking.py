@@ -63,16 +63,20 @@ def test_what_blocks_is_told_by_stat_alone(tmp_path: Path) -> None:
     assert blocking.blocking_kind(Path("bad\0name")) is None
 
 
-def test_only_reads_are_looked_at_and_named_as_the_cell_named_them(tmp_path: Path) -> None:
+def test_reads_and_fifo_writes_are_looked_at_and_named_as_the_cell_named_them(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     def access(path: str, mode: str) -> FileAccess:
         return FileAccess(path, str(tmp_path / path), mode)  # type: ignore[arg-type]
-    record_ = ExecutionRecord(session="s" * 32, execution_count=1, cell_id="c", code="", code_hash="h",
-                              started="", duration_s=0.0, status="ok",
-                              files=(access("pipe", "write"), access("missing", "read"), access("pipe", "read")))
+    def step(*accesses: FileAccess) -> ExecutionRecord:
+        return ExecutionRecord(session="s" * 32, execution_count=1, cell_id="c", code="", code_hash="h",
+                               started="", duration_s=0.0, status="ok", files=accesses)
+    # a write to a device takes the write (or fails) at once: only a FIFO's open waits
+    record_ = step(access("/dev/null", "write"), access("missing", "read"), access("pipe", "read"))
     found = blocking.first_blocking(record_, Placement(None, tmp_path))
     assert found is not None and found.file is record_.files[2]
     assert found.text() == "pipe is a FIFO (named pipe): opening it waits for a writer"
+    written = blocking.first_blocking(step(access("pipe", "write")), Placement(None, tmp_path))
+    assert written is not None and written.text() == "pipe is a FIFO (named pipe): opening it to write waits for a reader"
     assert blocking.first_blocking(record_, Placement(None, tmp_path), lambda f: f.path == "pipe") is None
     through = blocking.BlockingInput(record_.files[2], "sub/pipe", *found_kind(tmp_path / "pipe"))
     assert through.text() == "sub/pipe is a FIFO (named pipe): opening it waits for a writer"
@@ -223,3 +227,15 @@ def test_the_recorder_says_a_write_went_to_a_fifo(shell: InteractiveShell, tmp_p
     assert [(f["path"], f["size"], f["hash"]) for f in writes] == [("pipe", None, None)]
     assert ("file pipe is a FIFO (named pipe), not a file: what the cell wrote to it is kept nowhere nbgov could "
             "hash, so it cannot be compared") in body["notes"]
+
+
+@pytest.mark.kernel
+def test_a_fifo_where_a_step_wrote_a_file_stops_the_replay_at_once(tmp_path: Path) -> None:
+    path = record(tmp_path / "nb.ipynb", "open('out.txt', 'w').write('a,b\\n')", "after = 1")
+    (tmp_path / "out.txt").unlink()
+    os.mkfifo(tmp_path / "out.txt")
+    seconds, code, output = timed_replay(path)
+    assert code == 1, output
+    assert seconds < TIMEOUT / 2, (seconds, output)
+    assert flat("stopped at step 1 of 2: out.txt is a FIFO (named pipe): opening it to write waits for a reader; "
+                "step 1 was not run, nor the one after it") in flat(output), output

@@ -1,4 +1,5 @@
-"""Inputs a replayed step must not be run against: a FIFO, a device or a socket where it read.
+"""Files a replayed step must not be run against: a FIFO, a device or a socket where it read,
+a FIFO where it wrote.
 
 A step's record names the files it read. When one of them is now (or was already when
 recorded) a FIFO (named pipe), a character or block device or a socket, running the step
@@ -80,13 +81,21 @@ def blocking_kind(path: Path) -> tuple[str, str, str | None, bool] | None:
 def first_blocking(record: ExecutionRecord, placement: Placement,
                    skip: Callable[[FileAccess], bool] = lambda file: False) -> BlockingInput | None:
     """The first file ``record`` read that is a FIFO, device or socket where ``placement`` puts
-    it now (the replay folder, as every other check reads it), or None; ``skip``: files that are
-    no notebook data (nbgov's own modules). One ``lstat`` per file read (two for a link): cheap
-    enough before every step."""
+    it now (the replay folder, as every other check reads it), or wrote that is a FIFO now (its
+    open for writing waits for a reader; a device or socket takes the write or fails at once),
+    or None; ``skip``: files that are no notebook data (nbgov's own modules). One ``lstat`` per
+    file (two for a link): cheap enough before every step."""
     for file in record.files:
-        if file.mode != "read" or skip(file):
+        if skip(file):
             continue
         found = blocking_kind(placement.path(file))
-        if found is not None:
+        if found is None:
+            continue
+        if file.mode == "read":
             return BlockingInput(file, placement.shown(file), *found)
+        if found[0] == files.FIFO:
+            return BlockingInput(file, placement.shown(file), found[0], _WRITE_WAITS, *found[2:])
     return None
+
+
+_WRITE_WAITS = "opening it to write waits for a reader"

@@ -174,6 +174,9 @@ def blocked_cause(original: ExecutionRecord, found: BlockingInput) -> Cause:
     """The step read ``found``, a FIFO, device or socket now, so it is not run: an input file
     changed when the record hashed a file there (a model changed, for a model file), else an
     input that was no file's content when recorded either."""
+    if found.file.mode == "write":
+        return Cause(INPUT_FILE_CHANGED, f"{found.text()}, where the step writes a file, so the step was not run",
+                     found.shown)
     if found.file.hash is None:
         return Cause(UNREPLAYABLE_INPUT, f"{found.text()}; the recording has no content of it either, so the step "
                      "was not run", found.shown)

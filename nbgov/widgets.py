@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nbgov.errors import NbgovError
-from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, ModelRole, RecordError, parse_entry
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, ModelRole, RecordError, parse_entry, result_name
 from nbgov.lineage.store import SidecarStore, count_entries
 
 DEFAULT_LAST = 200
@@ -265,7 +265,7 @@ def details_text(record: ExecutionRecord, log: NotebookLog, stale: Sequence[str]
         (
             "writes",
             [f"{w.name}: {_fp(w.fingerprint)}" + (" (mutated)" if w.mutated else "") for w in record.writes]
-            + ([f"Out[{record.execution_count}]: {_fp(record.result)}"] if record.result else []),
+            + ([f"{result_name(record.execution_count)}: {_fp(record.result)}"] if record.result else []),
         ),
         ("deletes", list(record.deletes)),
         ("files", [f"{'removed' if f.removed else f.mode} {f.path} {short(f.hash)}" for f in record.files]),

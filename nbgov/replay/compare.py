@@ -22,7 +22,7 @@ from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.placement import Placement
 from nbgov.lineage.random_state import unseeded
-from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse, Read, is_global_state
+from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse, Read, is_global_state, result_name
 from nbgov.lineage.user_files import NO_SUCH_FILE, UserFileError, not_regular, open_regular
 from nbgov.replay.blocking import BlockingInput
 
@@ -490,9 +490,9 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
     pairs: list[tuple[str, Fingerprint, Fingerprint | None]] = [
         (w.name, w.fingerprint, now[w.name].fingerprint if w.name in now else None) for w in original.writes]
     if original.result is not None:
-        pairs.append((f"Out[{original.execution_count}]", original.result, replay.result))
+        pairs.append((result_name(original.execution_count), original.result, replay.result))
     elif replay.result is not None:
-        changed.append((f"Out[{original.execution_count}]", "displayed now, not in the recording"))
+        changed.append((result_name(original.execution_count), "displayed now, not in the recording"))
     recorded = {w.name for w in original.writes}
     for w in replay.writes:
         if w.name in recorded:

@@ -36,7 +36,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 
 from nbgov import __version__
-from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, SessionInfo
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, LogEntry, SessionInfo, result_name
 
 PRODUCER = f"https://pypi.org/project/nbgov/{__version__}"
 NAMESPACE = "nbgov"
@@ -108,7 +108,7 @@ def datasets(record: ExecutionRecord, notebook: str) -> Iterator[Dataset]:
     for write in record.writes:
         yield Dataset(values, write.name, True, write.fingerprint.hash, write.fingerprint)
     if record.result is not None:
-        yield Dataset(values, f"Out[{record.execution_count}]", True, record.result.hash, record.result)
+        yield Dataset(values, result_name(record.execution_count), True, record.result.hash, record.result)
     for file in record.files:
         yield Dataset("file", file.abspath, file.mode == "write", file.hash, removed=file.removed)
     for stmt in record.sql:

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nbgov.lineage.placement import relocated
-from nbgov.lineage.record import ExecutionRecord, Fingerprint, as_entries
+from nbgov.lineage.record import ExecutionRecord, Fingerprint, as_entries, result_name
 from nbgov.lineage.stale import stale_records
 from nbgov.lineage.store import count_entries
 from nbgov.replay.graph import build_graph, to_svg
@@ -52,7 +52,7 @@ def weak_writes(record: ExecutionRecord) -> list[dict[str, str]]:
     with why: replay cannot compare them, so `show` must not let the row look exact."""
     written: list[tuple[str, Fingerprint]] = [(w.name, w.fingerprint) for w in record.writes]
     if record.result is not None:
-        written.append((f"Out[{record.execution_count}]", record.result))
+        written.append((result_name(record.execution_count), record.result))
     if record.more_writes is not None:
         written.append((f"{plural(record.more_writes.count, 'more name')}", record.more_writes.fingerprint))
     return [{"name": name, "reason": fp.reason or fp.summary or f"a {fp.kind} nbgov cannot read"}

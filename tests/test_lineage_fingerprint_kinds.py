@@ -165,6 +165,33 @@ def test_a_fitted_100_tree_forest_is_fingerprinted_quickly(iris: tuple[pd.DataFr
     assert sorted(runs)[len(runs) // 2] < 0.02  # the 5 ms target is measured by benchmarks/bench_recorder.py
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("left", "<i8"), ("threshold", "<f8"), ("missing_left", "u1")],  # a tree node: one run, then padding
+        [("a", "u1"), ("b", "<i8"), ("c", "u1"), ("d", "<f4")],  # three runs
+        [("x", "<i4"), ("y", "u1"), ("z", "<i2")],  # a one-byte gap inside
+    ],
+)
+def test_padding_of_structured_arrays_is_not_content_and_every_data_byte_is(fields: list[tuple[str, str]]) -> None:
+    from nbgov.lineage.fingerprint import columnar
+
+    dtype = np.dtype(fields, align=True)
+    mask = columnar._item_data(dtype)
+    assert mask is not None and not mask.all()  # the dtype has padding
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (5000, dtype.itemsize), dtype=np.uint8)
+    other = raw.copy()
+    other[:, ~mask] = rng.integers(0, 256, (5000, int((~mask).sum())), dtype=np.uint8)  # other leftovers
+    first, second = raw.view(dtype).reshape(-1), other.view(dtype).reshape(-1)
+    assert strong(first) == strong(second)
+    assert columnar._without_padding(first, mask).tobytes() == np.ascontiguousarray(raw[:, mask]).tobytes()
+    for column in np.flatnonzero(mask):  # each data byte of an item is content
+        changed = raw.copy()
+        changed[4321, column] ^= 1
+        assert strong(changed.view(dtype).reshape(-1)) != strong(first), column
+
+
 # -- functions, closures, classes -------------------------------------------------------
 
 

@@ -199,10 +199,33 @@ def _extended_float_data(dtype: Any) -> Any | None:
 
 
 def _without_padding(arr: Any, data: Any) -> Any:
-    """The array's data bytes only, item after item in C order (a copy)."""
+    """The array's data bytes only, item after item in C order (a copy). Copied as runs of
+    byte columns: a boolean index of the columns gives the same bytes several times slower
+    (a tree's nodes, 57 data bytes of 64, are most of a fitted forest)."""
     np = _numpy()
     items = np["ascontiguousarray"](arr).reshape(-1).view("u1").reshape(-1, arr.dtype.itemsize)
+    runs = _data_runs(data.tolist())
+    if len(runs) == 1:
+        return np["ascontiguousarray"](items[:, runs[0]])
+    if len(runs) <= _MAX_RUNS:
+        return np["concatenate"]([items[:, run] for run in runs], axis=1)
     return np["ascontiguousarray"](items[:, data])
+
+
+_MAX_RUNS = 16  # beyond: one boolean index beats many small copies
+
+
+def _data_runs(keep: list[bool]) -> list[slice]:
+    """The runs of data bytes in one item, as column slices, in order."""
+    runs: list[slice] = []
+    start = None
+    for at, kept in enumerate([*keep, False]):
+        if kept and start is None:
+            start = at
+        elif not kept and start is not None:
+            runs.append(slice(start, at))
+            start = None
+    return runs
 
 
 def _subclass_state(arr: Any) -> list[tuple[str, Any]]:

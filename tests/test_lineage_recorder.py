@@ -585,6 +585,23 @@ def test_capture_magic_runs_a_nested_cell_recorded_once(recording: RecordingShel
     assert set(writes(recording.body())) == {"captured", "inside"}
 
 
+def test_timeit_reads_the_names_its_code_uses_and_binds_none_of_its_own(recording: RecordingShell) -> None:
+    # `%timeit` (in pandas' and numpy's docs) runs its code in a function of its own, with the
+    # notebook's names as globals: it reads them, may change them in place, binds nothing
+    recording.run("import numpy as np\nrows = np.arange(1000.0)\nlog = []\nk = 3")
+    recording.run("%timeit -n 2 -r 1 rows.sum() * k")
+    assert sorted(names(recording.body()["reads"])) == ["k", "rows"] and writes(recording.body()) == {}
+    recording.run("%timeit -n 2 -r 3 log.append(k)")  # six appends to the notebook's list
+    assert recording.shell.user_ns["log"] == [3] * 6
+    assert sorted(names(recording.body()["reads"])) == ["k", "log"]
+    assert writes(recording.body()) == {"log": True}
+    recording.run("%%timeit -n 1 -r 1 scaled = rows * k\ntotal = scaled.sum()")
+    assert sorted(names(recording.body()["reads"])) == ["k", "rows"]
+    assert writes(recording.body()) == {} and "total" not in recording.shell.user_ns  # its own local
+    recording.run("%timeit -x rows")  # an option the magic refuses: nothing ran, nothing read
+    assert recording.body()["reads"] == []
+
+
 def test_the_nesting_count_sees_each_running_cell(recording: RecordingShell) -> None:
     recording.run("from nbgov.lineage.recorder import _running_cells\n"
                   "depth = _running_cells()\n"

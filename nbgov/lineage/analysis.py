@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics
+
 from nbgov.lineage.output_history import HistoryUses
 from nbgov.lineage.output_history import uses as history_uses
 from nbgov.lineage.sql_names import sql_variables
@@ -168,6 +171,40 @@ def _python_magic_body(node: ast.Call) -> ast.expr | None:
     if len(node.args) <= index or node.keywords or _constant_name(node.args[0]) not in names:
         return None
     return node.args[index] if _constant_name(node.args[index]) is not None else None
+
+
+def _timeit_function(node: ast.Call) -> ast.FunctionDef | None:
+    """The function IPython's ``%timeit``/``%%timeit`` times, as code: its setup and
+    statement in one body (``def inner(_it, _timer)``, globals the notebook's, its own
+    assignments local, as ``timeit.Timer`` runs them), or None when it is no ``timeit``
+    call with constant code, or its options or code would stop the magic first."""
+    func = node.func
+    if (not isinstance(func, ast.Attribute) or func.attr not in _MAGIC_CALLS or not _is_get_ipython(func)
+            or node.keywords or len(node.args) < 2 or _constant_name(node.args[0]) != "timeit"):
+        return None
+    texts = [arg.value for arg in node.args[1:3] if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+    if len(texts) != len(node.args) - 1:
+        return None
+    line, cell = texts[0], texts[1] if len(texts) > 1 else None
+    try:
+        _, stmt = Magics.parse_options(_NoDefaultOptions(), line, _TIMEIT_OPTIONS,  # type: ignore[arg-type]
+                                       posix=False, strict=False, preserve_non_opts=True)
+        setup, timed = ("pass", stmt) if cell is None else (stmt, cell)
+        body = ast.parse(setup).body + ast.parse(timed).body
+    except (UsageError, SyntaxError, ValueError):
+        return None  # the magic stops before it runs anything
+    arguments = ast.arguments(posonlyargs=[], args=[ast.arg("_it"), ast.arg("_timer")], kwonlyargs=[],
+                              kw_defaults=[], defaults=[])
+    return ast.FunctionDef("inner", arguments, body or [ast.Pass()], [], None, None)
+
+
+_TIMEIT_OPTIONS = "n:r:tcp:qov:"  # IPython's ``%timeit`` options (the statement follows them)
+
+
+class _NoDefaultOptions:
+    """What ``Magics.parse_options`` reads of its magics object: no default options."""
+
+    options_table: dict[str, str] = {}
 
 
 def _metadata_only_args(tree: ast.AST) -> set[int]:
@@ -449,6 +486,11 @@ class _CellVisitor(ast.NodeVisitor):
         if isinstance(func, ast.Name) and func.id in _CODE_CALLS:
             self._code_call(func.id, node)
             return
+        timed = _timeit_function(node)
+        if timed is not None:  # `%timeit`: its code runs in a function of its own, now
+            self.generic_visit(node)
+            self._function(timed, run_now=True)
+            return
         body = _python_magic_body(node)
         if body is not None:  # `%%time` / `%time` / `%%capture`: Python run in the notebook's namespace
             self.generic_visit(node)
@@ -634,7 +676,9 @@ class _CellVisitor(ast.NodeVisitor):
                 self.visit(target)
 
     # -- scopes ------------------------------------------------------------
-    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, run_now: bool = False) -> None:
+        """A definition: the globals its body names are read when it runs (``run_now``: the
+        cell runs it at once and binds no name for it, as ``%timeit`` does)."""
         for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
             self.visit(default)
         if not isinstance(node, ast.Lambda):
@@ -661,7 +705,9 @@ class _CellVisitor(ast.NodeVisitor):
             self.visit(stmt)
         self._scopes.pop()
         self._collecting.pop()
-        if not isinstance(node, ast.Lambda):
+        if run_now:
+            self._run(found)
+        elif not isinstance(node, ast.Lambda):
             self._store(node.name)
             if at_module_level:
                 self._bodies[node.name] = found

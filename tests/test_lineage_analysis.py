@@ -138,3 +138,22 @@ def test_reads_of_the_output_history_name_one_result_only_by_a_constant(
                                   "Out = {}\ny = Out[1]", "def f(_):\n    return _", "_private = 1\ny = _private"])
 def test_cells_that_read_no_output_history_have_none(code: str) -> None:
     assert analyze(code).history is None
+
+
+@pytest.mark.parametrize(
+    ("cell", "loads", "why"),
+    [
+        ("%timeit -n 3 -r 1 rows.sum() * k", {"rows", "k"}, set()),
+        ("%%timeit -r 2 scaled = rows * k\ntotal = scaled.sum() + bias", {"rows", "k", "bias"}, set()),
+        ("%%timeit\nlog.append(1)\n%time w.sum()", {"log", "w"}, set()),  # a magic inside, expanded as IPython does
+        ("%timeit -x rows", set(), set()),  # an option the magic refuses: nothing runs
+        ("%timeit rows +", set(), set()),  # code that does not compile: nothing runs
+        ("%timeit " + "x = rows; " * 12_000, set(), {"timeit"}),  # too long to follow: reads unknown
+    ],
+)
+def test_timeit_code_reads_the_notebook_names_it_uses(
+        bare_shell: InteractiveShell, cell: str, loads: set[str], why: set[str]) -> None:
+    names = analyze(transform(bare_shell, cell))
+    assert names.loads - {"get_ipython", "exec"} == loads
+    assert names.stores == set()  # its assignments are the timed function's locals
+    assert names.dynamic_reads == why

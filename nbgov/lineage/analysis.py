@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.magic import Magics
 
 from nbgov.lineage.output_history import HistoryUses
@@ -173,11 +174,10 @@ def _python_magic_body(node: ast.Call) -> ast.expr | None:
     return node.args[index] if _constant_name(node.args[index]) is not None else None
 
 
-def _timeit_function(node: ast.Call) -> ast.FunctionDef | None:
-    """The function IPython's ``%timeit``/``%%timeit`` times, as code: its setup and
-    statement in one body (``def inner(_it, _timer)``, globals the notebook's, its own
-    assignments local, as ``timeit.Timer`` runs them), or None when it is no ``timeit``
-    call with constant code, or its options or code would stop the magic first."""
+def _timeit_texts(node: ast.Call) -> tuple[str, str] | None:
+    """The setup and statement of ``get_ipython().run_line_magic('timeit', line)`` (or
+    ``run_cell_magic('timeit', line, cell)``) as IPython's ``%timeit`` splits them, or None
+    when it is no such call with constant text, or its options stop the magic first."""
     func = node.func
     if (not isinstance(func, ast.Attribute) or func.attr not in _MAGIC_CALLS or not _is_get_ipython(func)
             or node.keywords or len(node.args) < 2 or _constant_name(node.args[0]) != "timeit"):
@@ -189,10 +189,14 @@ def _timeit_function(node: ast.Call) -> ast.FunctionDef | None:
     try:
         _, stmt = Magics.parse_options(_NoDefaultOptions(), line, _TIMEIT_OPTIONS,  # type: ignore[arg-type]
                                        posix=False, strict=False, preserve_non_opts=True)
-        setup, timed = ("pass", stmt) if cell is None else (stmt, cell)
-        body = ast.parse(setup).body + ast.parse(timed).body
-    except (UsageError, SyntaxError, ValueError):
-        return None  # the magic stops before it runs anything
+    except UsageError:
+        return None
+    return ("pass", stmt) if cell is None else (stmt, cell)
+
+
+def _timed_function(body: list[ast.stmt]) -> ast.FunctionDef:
+    """``def inner(_it, _timer)`` around the timed code, as ``timeit.Timer`` runs it:
+    the notebook's names are its globals, its own assignments are local."""
     arguments = ast.arguments(posonlyargs=[], args=[ast.arg("_it"), ast.arg("_timer")], kwonlyargs=[],
                               kw_defaults=[], defaults=[])
     return ast.FunctionDef("inner", arguments, body or [ast.Pass()], [], None, None)
@@ -486,10 +490,10 @@ class _CellVisitor(ast.NodeVisitor):
         if isinstance(func, ast.Name) and func.id in _CODE_CALLS:
             self._code_call(func.id, node)
             return
-        timed = _timeit_function(node)
+        timed = _timeit_texts(node)
         if timed is not None:  # `%timeit`: its code runs in a function of its own, now
             self.generic_visit(node)
-            self._function(timed, run_now=True)
+            self._timeit(*timed)
             return
         body = _python_magic_body(node)
         if body is not None:  # `%%time` / `%time` / `%%capture`: Python run in the notebook's namespace
@@ -583,6 +587,27 @@ class _CellVisitor(ast.NodeVisitor):
             elif isinstance(tree, ast.Module):
                 for stmt in tree.body:
                     self.visit(stmt)
+        finally:
+            self._code_depth -= 1
+
+    def _timeit(self, setup: str, statement: str) -> None:
+        """``%timeit``'s code, its magics expanded as IPython expands them; code the parser
+        refuses stops the magic before it runs (nothing read); too long or too deep to
+        follow leaves the cell's reads unknown, as for ``exec``."""
+        if len(setup) + len(statement) > MAX_CODE_TEXT or self._code_depth >= _MAX_CODE_DEPTH:
+            self.names.dynamic_reads.add("timeit")
+            return
+        try:
+            expand = TransformerManager().transform_cell
+            body = ast.parse(expand(setup)).body + ast.parse(expand(statement)).body
+        except (SyntaxError, ValueError):
+            return
+        except (RecursionError, MemoryError):
+            self.names.dynamic_reads.add("timeit")
+            return
+        self._code_depth += 1
+        try:
+            self._function(_timed_function(body), run_now=True)
         finally:
             self._code_depth -= 1
 

@@ -192,6 +192,12 @@ def test_padding_of_structured_arrays_is_not_content_and_every_data_byte_is(fiel
         assert strong(changed.view(dtype).reshape(-1)) != strong(first), column
 
 
+def test_a_structured_dtype_of_padding_only_has_an_exact_fingerprint() -> None:
+    empty = np.dtype({"names": [], "formats": [], "itemsize": 8})
+    garbage = np.frombuffer(np.random.default_rng(1).bytes(80), dtype=empty)
+    assert strong(np.zeros(10, empty)) == strong(garbage) != strong(np.zeros(11, empty))
+
+
 # -- functions, closures, classes -------------------------------------------------------
 
 

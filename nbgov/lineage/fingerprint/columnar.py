@@ -205,6 +205,8 @@ def _without_padding(arr: Any, data: Any) -> Any:
     np = _numpy()
     items = np["ascontiguousarray"](arr).reshape(-1).view("u1").reshape(-1, arr.dtype.itemsize)
     runs = _data_runs(data.tolist())
+    if not runs:  # all padding (a structured dtype of no fields, only an itemsize)
+        return items[:, :0].copy()
     if len(runs) == 1:
         return np["ascontiguousarray"](items[:, runs[0]])
     if len(runs) <= _MAX_RUNS:

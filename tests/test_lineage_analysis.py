@@ -157,3 +157,21 @@ def test_timeit_code_reads_the_notebook_names_it_uses(
     assert names.loads - {"get_ipython", "exec"} == loads
     assert names.stores == set()  # its assignments are the timed function's locals
     assert names.dynamic_reads == why
+
+
+@pytest.mark.parametrize(
+    ("cell", "loads", "stores"),
+    [
+        ("%prun -q -l 5 model = fit(rows, k)", {"fit", "rows", "k"}, {"model"}),  # run in the notebook's namespace
+        ("%%prun -s cumulative\nscaled = rows * k\ntotal = scaled.sum()", {"rows", "k"}, {"scaled", "total"}),
+        ("%%time\n%prun total = rows.sum()\nlater = total + k", {"rows", "k"}, {"total", "later"}),  # magics inside
+        ("%%time\n!ls\nseen = rows", {"rows"}, {"seen"}),
+        ("%prun -Z rows.sum()", set(), set()),  # an option the magic refuses: nothing runs
+    ],
+)
+def test_code_profiled_or_timed_in_the_notebooks_namespace_reads_and_binds_its_names(
+        bare_shell: InteractiveShell, cell: str, loads: set[str], stores: set[str]) -> None:
+    names = analyze(transform(bare_shell, cell))
+    assert names.loads - {"get_ipython"} == loads
+    assert names.stores == stores
+    assert names.dynamic_reads == set()

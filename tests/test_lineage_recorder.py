@@ -602,6 +602,13 @@ def test_timeit_reads_the_names_its_code_uses_and_binds_none_of_its_own(recordin
     assert recording.body()["reads"] == []
 
 
+def test_prun_runs_its_code_in_the_notebooks_namespace_and_is_recorded_so(recording: RecordingShell) -> None:
+    recording.run("import numpy as np\nrows = np.arange(1000.0)\nk = 3")
+    recording.run("%prun -q total = rows.sum() * k")
+    assert sorted(names(recording.body()["reads"])) == ["k", "rows"]
+    assert writes(recording.body()) == {"total": False} and recording.shell.user_ns["total"] == 499500.0 * 3
+
+
 def test_the_nesting_count_sees_each_running_cell(recording: RecordingShell) -> None:
     recording.run("from nbgov.lineage.recorder import _running_cells\n"
                   "depth = _running_cells()\n"

@@ -158,34 +158,54 @@ _MAGIC_CALLS = frozenset({"run_cell_magic", "run_line_magic"})
 
 
 # Magics whose text is Python run as is in the notebook's namespace (IPython's ``exec``):
-# `%%time` and `%%capture`'s body, `%time`'s line. Their reads are the cell's reads.
-_PYTHON_MAGICS = {"run_cell_magic": (frozenset({"time", "capture"}), 2), "run_line_magic": (frozenset({"time"}), 1)}
+# `%%time` and `%%capture`'s body, `%time`'s line, `%prun`'s code (profiled with the notebook's
+# namespace as globals and locals). Their reads are the cell's reads.
+_BODY_MAGICS = {"run_cell_magic": frozenset({"time", "capture"}), "run_line_magic": frozenset({"time"})}
+_PRUN_OPTIONS = "D:l:rs:T:q"  # IPython's ``%prun`` options (its code follows them)
+_TIMEIT_OPTIONS = "n:r:tcp:qov:"  # IPython's ``%timeit`` options (the statement follows them)
 
 
-def _python_magic_body(node: ast.Call) -> ast.expr | None:
-    """The code constant of ``get_ipython().run_cell_magic('time', '', 'code')`` (and the
-    other magics in ``_PYTHON_MAGICS``), else None."""
-    func = node.func
-    if not isinstance(func, ast.Attribute) or func.attr not in _PYTHON_MAGICS or not _is_get_ipython(func):
-        return None
-    names, index = _PYTHON_MAGICS[func.attr]
-    if len(node.args) <= index or node.keywords or _constant_name(node.args[0]) not in names:
-        return None
-    return node.args[index] if _constant_name(node.args[index]) is not None else None
+class _NoDefaultOptions:
+    """What ``Magics.parse_options`` reads of its magics object: no default options."""
+
+    options_table: dict[str, str] = {}
 
 
-def _timeit_texts(node: ast.Call) -> tuple[str, str] | None:
-    """The setup and statement of ``get_ipython().run_line_magic('timeit', line)`` (or
-    ``run_cell_magic('timeit', line, cell)``) as IPython's ``%timeit`` splits them, or None
-    when it is no such call with constant text, or its options stop the magic first."""
+def _magic_call(node: ast.Call) -> tuple[str, str, str | None] | None:
+    """(name, line, cell) of ``get_ipython().run_line_magic(name, line)`` or
+    ``run_cell_magic(name, line, cell)`` with constant text (cell None for a line magic)."""
     func = node.func
     if (not isinstance(func, ast.Attribute) or func.attr not in _MAGIC_CALLS or not _is_get_ipython(func)
-            or node.keywords or len(node.args) < 2 or _constant_name(node.args[0]) != "timeit"):
+            or node.keywords or len(node.args) != (3 if func.attr == "run_cell_magic" else 2)):
         return None
-    texts = [arg.value for arg in node.args[1:3] if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
-    if len(texts) != len(node.args) - 1:
+    texts = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+    if len(texts) != len(node.args):
         return None
-    line, cell = texts[0], texts[1] if len(texts) > 1 else None
+    return texts[0], texts[1], texts[2] if len(texts) > 2 else None
+
+
+def _magic_code(call: tuple[str, str, str | None]) -> str | None:
+    """The code a magic runs as is in the notebook's namespace, or None: another magic, or
+    ``%prun`` options that stop it first."""
+    name, line, cell = call
+    if name in _BODY_MAGICS["run_line_magic" if cell is None else "run_cell_magic"]:
+        return line if cell is None else cell
+    if name != "prun":
+        return None
+    try:
+        _, code = Magics.parse_options(_NoDefaultOptions(), line, _PRUN_OPTIONS,  # type: ignore[arg-type]
+                                       list_all=True, posix=False)
+    except UsageError:
+        return None
+    return str(code) if cell is None else f"{code}\n{cell}"
+
+
+def _timeit_texts(call: tuple[str, str, str | None]) -> tuple[str, str] | None:
+    """The setup and statement of ``%timeit``/``%%timeit`` as IPython splits them, or None:
+    another magic, or options that stop it first."""
+    name, line, cell = call
+    if name != "timeit":
+        return None
     try:
         _, stmt = Magics.parse_options(_NoDefaultOptions(), line, _TIMEIT_OPTIONS,  # type: ignore[arg-type]
                                        posix=False, strict=False, preserve_non_opts=True)
@@ -202,13 +222,6 @@ def _timed_function(body: list[ast.stmt]) -> ast.FunctionDef:
     return ast.FunctionDef("inner", arguments, body or [ast.Pass()], [], None, None)
 
 
-_TIMEIT_OPTIONS = "n:r:tcp:qov:"  # IPython's ``%timeit`` options (the statement follows them)
-
-
-class _NoDefaultOptions:
-    """What ``Magics.parse_options`` reads of its magics object: no default options."""
-
-    options_table: dict[str, str] = {}
 
 
 def _metadata_only_args(tree: ast.AST) -> set[int]:
@@ -490,15 +503,8 @@ class _CellVisitor(ast.NodeVisitor):
         if isinstance(func, ast.Name) and func.id in _CODE_CALLS:
             self._code_call(func.id, node)
             return
-        timed = _timeit_texts(node)
-        if timed is not None:  # `%timeit`: its code runs in a function of its own, now
-            self.generic_visit(node)
-            self._timeit(*timed)
-            return
-        body = _python_magic_body(node)
-        if body is not None:  # `%%time` / `%time` / `%%capture`: Python run in the notebook's namespace
-            self.generic_visit(node)
-            self._code_call("exec", ast.Call(ast.Name("exec", ast.Load()), [body], []))
+        magic = _magic_call(node)
+        if magic is not None and self._python_magic(node, magic):
             return
         if isinstance(func, ast.Attribute) and self._namespace_call(func.value):
             key = _constant_name(node.args[0]) if node.args else None
@@ -566,19 +572,32 @@ class _CellVisitor(ast.NodeVisitor):
         code = node.args[0]
         value = code.value if isinstance(code, ast.Constant) else None
         text = value if isinstance(value, (str, bytes)) else None
-        if not notebook:  # another namespace: the code reads what it holds (visited above)
+        if not notebook or text is None:  # another namespace: the code reads what it holds
             self.visit(code)
+            if notebook:
+                self.names.dynamic_reads.add(kind)
             return
-        if text is None or len(text) > MAX_CODE_TEXT or self._code_depth >= _MAX_CODE_DEPTH:
-            self.visit(code)
-            self.names.dynamic_reads.add(kind)
-            return
-        try:
-            tree = ast.parse(text, mode="eval" if kind == "eval" else "exec")
-        except (SyntaxError, ValueError):
-            return  # the call raises before the code reads anything
-        except (RecursionError, MemoryError):  # too deep for the parser here: Python may still run it
-            self.names.dynamic_reads.add(kind)
+        self._code_text(kind, text)
+
+    def _python_magic(self, node: ast.Call, magic: tuple[str, str, str | None]) -> bool:
+        """A magic that runs Python of the cell (``%%time``, ``%prun``, ``%timeit``): its code
+        read as the cell's own, magics in it expanded as IPython expands them. False: another."""
+        code = _magic_code(magic)
+        timed = _timeit_texts(magic) if code is None else None
+        if code is None and timed is None:
+            return False
+        self.generic_visit(node)
+        if code is not None:
+            self._code_text("exec", code, expand=True)
+        elif timed is not None:
+            self._timeit(*timed)
+        return True
+
+    def _code_text(self, kind: str, text: str | bytes, expand: bool = False) -> None:
+        """Constant code run in the cell's namespace (``expand``: a magic's, with IPython's
+        transforms), read as if the cell named its names."""
+        tree = self._parse(kind, text, expand)
+        if tree is None:
             return
         self._code_depth += 1
         try:
@@ -591,25 +610,32 @@ class _CellVisitor(ast.NodeVisitor):
             self._code_depth -= 1
 
     def _timeit(self, setup: str, statement: str) -> None:
-        """``%timeit``'s code, its magics expanded as IPython expands them; code the parser
-        refuses stops the magic before it runs (nothing read); too long or too deep to
-        follow leaves the cell's reads unknown, as for ``exec``."""
-        if len(setup) + len(statement) > MAX_CODE_TEXT or self._code_depth >= _MAX_CODE_DEPTH:
-            self.names.dynamic_reads.add("timeit")
-            return
-        try:
-            expand = TransformerManager().transform_cell
-            body = ast.parse(expand(setup)).body + ast.parse(expand(statement)).body
-        except (SyntaxError, ValueError):
-            return
-        except (RecursionError, MemoryError):
-            self.names.dynamic_reads.add("timeit")
+        """``%timeit``'s code, run in a function of its own with the notebook's names as globals."""
+        trees = [self._parse("timeit", text, expand=True) for text in (setup, statement)]
+        modules = [tree for tree in trees if isinstance(tree, ast.Module)]
+        if len(modules) != len(trees):
             return
         self._code_depth += 1
         try:
-            self._function(_timed_function(body), run_now=True)
+            self._function(_timed_function([stmt for module in modules for stmt in module.body]), run_now=True)
         finally:
             self._code_depth -= 1
+
+    def _parse(self, kind: str, text: str | bytes, expand: bool) -> ast.AST | None:
+        """The code's tree, or None: code the parser refuses makes the call raise before it
+        reads anything; code too long or too deep to follow leaves the cell's reads unknown."""
+        if len(text) > MAX_CODE_TEXT or self._code_depth >= _MAX_CODE_DEPTH:
+            self.names.dynamic_reads.add(kind)
+            return None
+        try:
+            if expand and isinstance(text, str):
+                text = TransformerManager().transform_cell(text)
+            return ast.parse(text, mode="eval" if kind == "eval" else "exec")
+        except (SyntaxError, ValueError):
+            return None
+        except (RecursionError, MemoryError):  # too deep for the parser here: Python may still run it
+            self.names.dynamic_reads.add(kind)
+            return None
 
     # -- evaluation order ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:

@@ -68,8 +68,10 @@ _TAKES_AWAY = frozenset({"os.remove", "os.rename"})
 # Audit events that start a process: its files are not told from other processes' (fanotify)
 _SPAWNS = frozenset({"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork",
                      "os.forkpty"})
-_EVENTS = frozenset({"open", *_CHANGES, *_SPAWNS})
+_CONNECTED = "sqlite3.connect/handle"  # a new sqlite3 connection: told to ``sqlite_connections``, cells or not
+_EVENTS = frozenset({"open", _CONNECTED, *_CHANGES, *_SPAWNS})
 _spawned = 0  # processes started while a cell was watched (by anyone in this process, nbgov too)
+_connection_listeners: list[Callable[[tuple[Any, ...]], None]] = []
 
 
 def spawned() -> int:
@@ -80,7 +82,13 @@ def spawned() -> int:
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     # Runs for every audited event of every thread: one set lookup for all unrelated ones.
     global _spawned
-    if not _active or event not in _EVENTS:
+    if event not in _EVENTS:
+        return
+    if event == _CONNECTED:
+        for listener in tuple(_connection_listeners):
+            listener(args)
+        return
+    if not _active:
         return
     if event in _SPAWNS:
         _spawned += 1
@@ -93,6 +101,14 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         return
     for watcher in tuple(_active):
         watcher._on_change(event, args)
+
+
+def listen_for_connections(listener: Callable[[tuple[Any, ...]], None]) -> None:
+    """Call ``listener`` with the audit arguments of every sqlite3 connection opened from now
+    on, in any thread, between cells too (it must never raise); installs the hook."""
+    if listener not in _connection_listeners:
+        _connection_listeners.append(listener)
+    _ensure_hook()
 
 
 def _ensure_hook() -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nbgov.lineage import gil_kept, random_state
+from nbgov.lineage import gil_kept, random_state, sqlite_connections
 from nbgov.lineage import output_history
 from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
@@ -105,6 +105,8 @@ class Recorder:
         self._observer = NamespaceObserver(self.values, shell.user_ns, hidden)
         self._watcher = FileWatcher()
         self._native = NativeWatch(self._watcher.ignored, known=self.journal.files.known)
+        self._connections = sqlite_connections.ConnectionReads(self._watcher.ignored)  # through earlier cells' connections
+        sqlite_connections.follow()
         self._versions = VersionLookup()
         self._cell: _Cell | None = None
         self._pending_sql: list[SqlReport] = []
@@ -274,6 +276,7 @@ class Recorder:
             cell.history = self._part("results read through the output history", cell.notes,
                                       lambda: output_history.read(history, ns, cell.hashing), None)
         self._watch_files(names, ns)
+        self._part("reads through earlier sqlite connections", cell.notes, self._connections.start, None)
         cell.t0 = time.perf_counter()
 
     def _watch_files(self, names: CellNames, ns: Mapping[str, Any]) -> None:
@@ -292,10 +295,16 @@ class Recorder:
         cell, self._cell = self._cell, None
         if cell is None:
             self._native.stop()
+            self._connections.stop()
             self._stop_draws()
             return
+        read_through: list[str] = self._part("reads through earlier sqlite connections", cell.notes,
+                                             self._connections.stop, [])
+        cell.notes += self._connections.notes
         native: list[FileEvent] = self._part("native file opens", cell.notes, self._native.stop, [])
         cell.notes += self._native.notes
+        if read_through:
+            native += sqlite_connections.read_events(read_through, events + native, self._watcher.ignored)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

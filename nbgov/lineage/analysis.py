@@ -23,6 +23,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
 
+from nbgov.lineage import environment_variables as env
 from nbgov.lineage.output_history import HistoryUses
 from nbgov.lineage.output_history import uses as history_uses
 from nbgov.lineage.sql_names import sql_variables
@@ -47,6 +48,7 @@ class CellNames:
     strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
     attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
     history: HistoryUses | None = None  # reads of IPython's output history (`_`, `Out[3]`); None: none
+    environment: env.EnvironmentUses | None = None  # `os.environ['X']`, `os.getenv('X')`...; None: none
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -98,8 +100,12 @@ def _analyze_cached(code: str) -> CellNames:
     except (SyntaxError, ValueError):
         return CellNames(syntax_ok=False, dynamic=True)
     visitor = _CellVisitor()
+    # the environment is named in the text of any code that goes through it: most cells skip its checks
+    visitor.env_text = any(word in code for word in _ENV_WORDS)
     for stmt in tree.body:
         visitor.visit(stmt)
+    if visitor.env.uses:
+        visitor.names.environment = visitor.env
     # a string constant needs a quote in the source: most cells have none, and skip two tree walks
     visitor.names.strings = path_literals(tree) if "'" in code or '"' in code else ()
     if "." in code:  # an attribute needs a dot: most cells that have none skip a tree walk
@@ -330,6 +336,7 @@ def expression_variables(call: ast.Call) -> list[str]:
 
 
 _VISIT: dict[type, Callable[[_CellVisitor, Any], None]] = {}  # node class -> its _CellVisitor method
+_ENV_WORDS = ("environ", "getenv", "putenv", "unsetenv")
 
 
 class _CellVisitor(ast.NodeVisitor):
@@ -344,6 +351,12 @@ class _CellVisitor(ast.NodeVisitor):
         self._lambda_named: ast.expr | None = None  # the lambda of `f = lambda ...` at module level
         self._lambda_found: set[str] | None = None
         self._code_depth = 0  # constant code of eval/exec being visited, nested
+        # environment variables (``environment_variables``): checked only when the code names them
+        self.env_text = False
+        self.env = env.EnvironmentUses()
+        self._env_bare = self.env.bare()
+        self._env_seen: set[int] = set()  # ids of `os.environ` nodes a use was found through (no whole read)
+        self._env_of: dict[int, tuple[set[str], list[env.EnvUse]]] = {}  # a definition's globals -> its uses
 
     def visit(self, node: ast.AST) -> None:
         """NodeVisitor's dispatch, with each node class's method found once per class (it
@@ -383,12 +396,14 @@ class _CellVisitor(ast.NodeVisitor):
         read unless the cell stored them first, as the module-level loads are."""
         seen: set[str] = set()
         todo = list(named)
+        self._env_run(named)
         while todo:
             name = todo.pop()
             if name in seen:
                 continue
             seen.add(name)
             todo += self._bodies.get(name, ())
+            self._env_run(self._bodies.get(name))
             if self._first.setdefault(name, "load") == "load":
                 self.names.loads.add(name)
                 self.names.impure.add(name)
@@ -418,7 +433,38 @@ class _CellVisitor(ast.NodeVisitor):
         self.names.deletes.add(name)
         self.names.stores.discard(name)
 
+    # -- environment variables: `os.environ['X']` and the like ------------------------
+    def _env_found(self, found: tuple[ast.expr, list[env.EnvUse]] | None) -> None:
+        """Uses found: now (module level), or when the definition they are in runs."""
+        if found is None:
+            return
+        node, uses = found
+        self._env_seen.add(id(node))
+        if not self._deferred():
+            self.env.uses += uses
+            return
+        for collected in self._collecting:
+            self._env_of.setdefault(id(collected), (collected, []))[1].extend(uses)
+
+    def _env_run(self, named: set[str] | None) -> None:
+        kept = self._env_of.get(id(named)) if named is not None and self._env_of else None
+        if kept is not None and kept[0] is named:
+            self.env.uses += kept[1]
+
+    def _env_whole(self, node: ast.expr) -> None:
+        if id(node) not in self._env_seen:
+            use = env.whole_use(node, self._env_bare)
+            if use is not None:
+                self._env_found((node, [use]))
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if self.env_text:
+            self._env_whole(node)
+        self.generic_visit(node)
+
     def _mutate(self, target: ast.expr) -> None:
+        if self.env_text and isinstance(target, ast.Subscript):
+            self._env_found(env.subscript_uses(target, self._env_bare, write=True, read=False))
         root = _root_name(target)
         if root is None:
             self.visit(target)
@@ -468,6 +514,8 @@ class _CellVisitor(ast.NodeVisitor):
         self._operand(node.operand)
 
     def visit_Compare(self, node: ast.Compare) -> None:
+        if self.env_text:
+            self._env_found(env.contains_uses(node, self._env_bare))
         if (len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
                 and _constant_name(node.left) is not None and self._namespace_call(node.comparators[0])):
             self._namespace_used(node.comparators[0])  # `'df' in globals()`: whether it exists, not its value
@@ -477,6 +525,8 @@ class _CellVisitor(ast.NodeVisitor):
             self._operand(comp)
 
     def visit_Call(self, node: ast.Call) -> None:
+        if self.env_text:
+            self._env_found(env.call_uses(node, self._env_bare))
         func = node.func
         if isinstance(func, ast.Name) and func.id in _PURE_CALLS and not node.keywords:
             self.visit(func)
@@ -530,6 +580,8 @@ class _CellVisitor(ast.NodeVisitor):
             self.visit(call.func)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
+        if self.env_text and isinstance(node.ctx, ast.Load):
+            self._env_found(env.subscript_uses(node, self._env_bare, write=False, read=True))
         key = _constant_name(node.slice)
         if key is None or not self._namespace_call(node.value):
             self.generic_visit(node)
@@ -588,6 +640,8 @@ class _CellVisitor(ast.NodeVisitor):
 
     # -- evaluation order ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
+        if self.env_text and node.id in self._env_bare:
+            self._env_whole(node)
         if isinstance(node.ctx, ast.Load):
             self.names.impure.add(node.id)
             self._load(node.id)
@@ -615,6 +669,8 @@ class _CellVisitor(ast.NodeVisitor):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
+        if self.env_text and isinstance(node.target, ast.Subscript):  # `os.environ['P'] += ':x'` reads it first
+            self._env_found(env.subscript_uses(node.target, self._env_bare, write=False, read=True))
         if isinstance(node.target, ast.Name):
             name = node.target.id
             self._load(name)
@@ -657,9 +713,16 @@ class _CellVisitor(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
+            if alias.name == "os" or (alias.name.startswith("os.") and not alias.asname):  # binds the module os
+                self.env.imports.add((alias.asname or "os", "os"))
             self._store(alias.asname or alias.name.split(".", 1)[0])
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module == "os" and not node.level:
+            for alias in node.names:
+                if alias.name in _ENV_WORDS:
+                    self.env.imports.add((alias.asname or alias.name, alias.name))
+            self._env_bare = self.env.bare()
         for alias in node.names:
             if alias.name != "*":
                 self._store(alias.asname or alias.name)

@@ -188,6 +188,13 @@ def test_every_spelling_of_a_write(recording: RecordingShell, environment: pytes
     assert list(reads(recording)) == list(writes(recording)) == [environment_name("NBGOV_TEST_MODE")]
     recording.run("os.putenv('NBGOV_TEST_SEED', '9')\nos.unsetenv('NBGOV_TEST_FLAG')")
     assert list(writes(recording)) == [SEED, environment_name("NBGOV_TEST_FLAG")]
+    # IPython's magics
+    recording.run("%env NBGOV_TEST_SEED=11")
+    assert writes(recording) == {SEED: Fingerprint(environment_variables.KIND, value_hash("11"), summary="set")}
+    recording.run("%set_env NBGOV_TEST_DIR elsewhere")
+    assert list(writes(recording)) == [environment_name("NBGOV_TEST_DIR")]
+    recording.run("%env NBGOV_TEST_SEED")
+    assert list(reads(recording)) == [SEED] and recording.record().writes == ()
 
 
 def test_reading_the_whole_environment_is_a_note_not_hundreds_of_reads(

@@ -336,7 +336,8 @@ def expression_variables(call: ast.Call) -> list[str]:
 
 
 _VISIT: dict[type, Callable[[_CellVisitor, Any], None]] = {}  # node class -> its _CellVisitor method
-_ENV_WORDS = ("environ", "getenv", "putenv", "unsetenv")
+_OS_MEMBERS = ("environ", "getenv", "putenv", "unsetenv")  # what `from os import ...` may bind for the environment
+_ENV_WORDS = (*_OS_MEMBERS, "'env'", "set_env")  # IPython's transform of `%env`, `%set_env`
 
 
 class _CellVisitor(ast.NodeVisitor):
@@ -720,7 +721,7 @@ class _CellVisitor(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.module == "os" and not node.level:
             for alias in node.names:
-                if alias.name in _ENV_WORDS:
+                if alias.name in _OS_MEMBERS:
                     self.env.imports.add((alias.asname or alias.name, alias.name))
             self._env_bare = self.env.bare()
         for alias in node.names:

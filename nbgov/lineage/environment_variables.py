@@ -121,10 +121,13 @@ def subscript_uses(node: ast.Subscript, bare: Mapping[str, str], write: bool,
 
 
 def call_uses(node: ast.Call, bare: Mapping[str, str]) -> tuple[ast.expr, list[EnvUse]] | None:
-    """``os.environ.get('X')``, ``.pop``, ``.setdefault``, ``.update({...})``, ``.clear()``,
+    """IPython's ``%env X``, ``%env X=v``, ``%set_env X v`` (``magic_uses``);
+    ``os.environ.get('X')``, ``.pop``, ``.setdefault``, ``.update({...})``, ``.clear()``,
     ``os.getenv('X')``, ``os.putenv('X', v)``, ``os.unsetenv('X')``; any other method of
     ``os.environ`` (``copy``, ``items``) reads it whole."""
     func = node.func
+    if isinstance(func, ast.Attribute) and func.attr == "run_line_magic":
+        return magic_uses(node)
     first = _key(node.args[0]) if node.args else None
     spelled = _spelled(node)
     found = _member(func, bare)
@@ -153,6 +156,26 @@ def call_uses(node: ast.Call, bare: Mapping[str, str]) -> tuple[ast.expr, list[E
         key = first if method in ("__setitem__", "__delitem__") else None
         return func.value, [EnvUse(root, via, key, True, spelled)]
     return func.value, [EnvUse(root, via, None, False, spelled)]
+
+
+def magic_uses(node: ast.Call) -> tuple[ast.expr, list[EnvUse]] | None:
+    """``get_ipython().run_line_magic('env', 'SEED=1')``, as IPython writes ``%env SEED=1``: the
+    magic reads a variable (``%env SEED``), sets one (``%env SEED=1``, ``%env SEED 1``,
+    ``%set_env SEED 1``) or reads them all (``%env``), splitting its line as IPython does."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and len(node.args) == 2 and not node.keywords):
+        return None
+    magic, line = _key(node.args[0]), _key(node.args[1])
+    if magic not in ("env", "set_env") or line is None:
+        return None
+    spelled = f"%{magic} {line}".strip()
+    if not line.strip():
+        return func, [EnvUse("get_ipython", "ipython", None, magic == "set_env", spelled)]
+    separator = "=" if "=" in line else " "
+    bits = line.split(separator, 1)
+    key = bits[0].strip()
+    write = magic == "set_env" or len(line.strip().split(separator)) > 1
+    return func, [EnvUse("get_ipython", "ipython", key or None, write, "%" + magic)]
 
 
 def _update_keys(node: ast.Call) -> list[str] | None:
@@ -218,7 +241,9 @@ def before(found: EnvironmentUses, ns: Mapping[str, Any]) -> EnvironmentReads:
     whole_write: list[str] = []
     for use in found.uses:
         target = targets.get(use.via)
-        if target is None or (ns.get(use.root) is not target and (use.root, use.via) not in found.imports):
+        if use.via == "ipython":
+            pass  # IPython's own magic (%env), which the analysis found in IPython's transform of the line
+        elif target is None or (ns.get(use.root) is not target and (use.root, use.via) not in found.imports):
             continue  # a name of the notebook's own, not the standard library's
         if use.key is None:
             (whole_write if use.write else whole_read).append(use.spelled)

@@ -128,20 +128,17 @@ def call_uses(node: ast.Call, bare: Mapping[str, str]) -> tuple[ast.expr, list[E
     func = node.func
     if isinstance(func, ast.Attribute) and func.attr == "run_line_magic":
         return magic_uses(node)
+    called = _member(func, bare)
+    owner = _member(func.value, bare) if called is None and isinstance(func, ast.Attribute) else None
+    if (called is None or called[2] == "environ") and (owner is None or owner[2] != "environ"):
+        return None  # most calls: no environment in them (nothing is spelled out for them)
     first = _key(node.args[0]) if node.args else None
     spelled = _spelled(node)
-    found = _member(func, bare)
-    if found is not None and found[2] != "environ":  # getenv / putenv / unsetenv called
-        root, via, member = found
-        if member == "getenv":
-            return func, [EnvUse(root, via, first, False, spelled)]
-        return func, [EnvUse(root, via, first, True, spelled)]
-    if not isinstance(func, ast.Attribute):
-        return None
-    found = _member(func.value, bare)
-    if found is None or found[2] != "environ":
-        return None
-    root, via, _ = found
+    if called is not None:  # getenv / putenv / unsetenv called
+        root, via, member = called
+        return func, [EnvUse(root, via, first, member != "getenv", spelled)]
+    assert owner is not None and isinstance(func, ast.Attribute)
+    root, via, _ = owner
     method = func.attr
     if method in _READ_ONE:
         return func.value, [EnvUse(root, via, first, False, spelled)]

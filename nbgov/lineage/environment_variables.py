@@ -8,9 +8,10 @@ nothing stale. Each variable is recorded as a value under a name no notebook var
 have (``record.environment_name``: ``os.environ['SEED']``, as ``Out[3]`` is).
 
 Two halves, as ``output_history``: the analysis (``analysis._CellVisitor``, once per distinct
-code) asks ``uses_in`` which spellings of the cell's code go through the environment
+code, and only for code whose text names the environment) asks ``subscript_uses``,
+``call_uses``, ``contains_uses`` and ``whole_use`` which spellings go through it
 (``os.environ['X']``, ``.get('X')``, ``.pop``, ``.setdefault``, ``.update``, ``del``,
-``'X' in os.environ``, ``os.getenv('X')``, ``os.putenv``, ``os.unsetenv``, through
+``'X' in os.environ``, ``os.getenv('X')``, ``os.putenv``, ``os.unsetenv``, ``%env``, through
 ``import os as o`` and ``from os import environ, getenv``); ``before`` runs only for a cell
 that has such a spelling: it checks that the names really are the standard library's (the
 module ``os``, its ``_Environ``: a user's own ``environ`` dict is no environment) and reads

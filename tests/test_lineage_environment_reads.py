@@ -208,6 +208,12 @@ def test_reading_the_whole_environment_is_a_note_not_hundreds_of_reads(
     assert "does not itemise" in record.notes[0]
     recording.run("key = 'NBGOV_TEST_SEED'\nvalue = os.environ.get(key)")  # a computed name: not itemised either
     assert [r.name for r in recording.record().reads] == [] and "whole environment" in recording.record().notes[0]
+    recording.run("settings = {'NBGOV_TEST_MODE': 'x'}\nos.environ.update(settings)")
+    record = recording.record()
+    assert [w.name for w in record.writes] == ["settings"]
+    assert record.notes == ("the cell changes the environment in a way nbgov cannot itemise "
+                            "(`os.environ.update(settings)`): the variables it set or removed are not recorded as "
+                            "its outputs",)
 
 
 # -- compare, on typed records ------------------------------------------------------------

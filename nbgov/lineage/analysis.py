@@ -24,6 +24,7 @@ from IPython.core.error import UsageError
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.magic import Magics
 
+from nbgov.lineage import environment_variables
 from nbgov.lineage.output_history import HistoryUses
 from nbgov.lineage.output_history import uses as history_uses
 from nbgov.lineage.sql_names import sql_variables
@@ -48,6 +49,7 @@ class CellNames:
     strings: tuple[str, ...] = ()  # string constants that could be file paths (see path_literals)
     attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
     history: HistoryUses | None = None  # reads of IPython's output history (`_`, `Out[3]`); None: none
+    environment: environment_variables.EnvironmentUses | None = None  # `os.environ['X']`, `os.getenv('X')`...; None: none
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -99,8 +101,16 @@ def _analyze_cached(code: str) -> CellNames:
     except (SyntaxError, ValueError):
         return CellNames(syntax_ok=False, dynamic=True)
     visitor = _CellVisitor()
+    # the environment is named in the text of any code that goes through it (each word has "env" in
+    # it): most cells skip its checks
+    if "env" in code and any(word in code for word in _ENV_WORDS):
+        visitor.env_start()
     for stmt in tree.body:
         visitor.visit(stmt)
+    if visitor.env_text:
+        visitor.env_whole(tree)
+        if visitor.env.uses:
+            visitor.names.environment = visitor.env
     # a string constant needs a quote in the source: most cells have none, and skip two tree walks
     visitor.names.strings = path_literals(tree) if "'" in code or '"' in code else ()
     if "." in code:  # an attribute needs a dot: most cells that have none skip a tree walk
@@ -347,6 +357,8 @@ def expression_variables(call: ast.Call) -> list[str]:
 
 
 _VISIT: dict[type, Callable[[_CellVisitor, Any], None]] = {}  # node class -> its _CellVisitor method
+_OS_MEMBERS = ("environ", "getenv", "putenv", "unsetenv")  # what `from os import ...` may bind for the environment
+_ENV_WORDS = (*_OS_MEMBERS, "'env'", "set_env")  # IPython's transform of `%env`, `%set_env`
 
 
 class _CellVisitor(ast.NodeVisitor):
@@ -361,6 +373,20 @@ class _CellVisitor(ast.NodeVisitor):
         self._lambda_named: ast.expr | None = None  # the lambda of `f = lambda ...` at module level
         self._lambda_found: set[str] | None = None
         self._code_depth = 0  # constant code of eval/exec being visited, nested
+        self.env_text = False  # the code names the environment: its uses are looked for (``env_start``)
+
+    # environment variables (``environment_variables``), set up by ``env_start`` only for code that names them
+    env: environment_variables.EnvironmentUses
+    _env_bare: dict[str, str]
+    _env_seen: set[int]  # ids of `os.environ` nodes a use was found through (no whole read)
+    _env_of: dict[int, tuple[set[str], list[environment_variables.EnvUse]]]  # a definition's globals -> its uses
+
+    def env_start(self) -> None:
+        self.env_text = True
+        self.env = environment_variables.EnvironmentUses()
+        self._env_bare = self.env.bare()
+        self._env_seen = set()
+        self._env_of = {}
 
     def visit(self, node: ast.AST) -> None:
         """NodeVisitor's dispatch, with each node class's method found once per class (it
@@ -400,12 +426,14 @@ class _CellVisitor(ast.NodeVisitor):
         read unless the cell stored them first, as the module-level loads are."""
         seen: set[str] = set()
         todo = list(named)
+        self._env_run(named)
         while todo:
             name = todo.pop()
             if name in seen:
                 continue
             seen.add(name)
             todo += self._bodies.get(name, ())
+            self._env_run(self._bodies.get(name))
             if self._first.setdefault(name, "load") == "load":
                 self.names.loads.add(name)
                 self.names.impure.add(name)
@@ -435,7 +463,38 @@ class _CellVisitor(ast.NodeVisitor):
         self.names.deletes.add(name)
         self.names.stores.discard(name)
 
+    # -- environment variables: `os.environ['X']` and the like ------------------------
+    def _env_found(self, found: tuple[ast.expr, list[environment_variables.EnvUse]] | None) -> None:
+        """Uses found: now (module level), or when the definition they are in runs."""
+        if found is None:
+            return
+        node, uses = found
+        self._env_seen.add(id(node))
+        if not self._deferred():
+            self.env.uses += uses
+            return
+        for collected in self._collecting:
+            self._env_of.setdefault(id(collected), (collected, []))[1].extend(uses)
+
+    def _env_run(self, named: set[str] | None) -> None:
+        kept = self._env_of.get(id(named)) if named is not None and self.env_text and self._env_of else None
+        if kept is not None and kept[0] is named:
+            self.env.uses += kept[1]
+
+    def env_whole(self, tree: ast.AST) -> None:
+        """``os.environ`` (or ``os.getenv``) used other than through a use found by name
+        (iterated, copied, handed on), anywhere in the code: it may read any variable. A walk of
+        its own, so a cell that does not name the environment pays no check per node."""
+        bare = self.env.bare()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Attribute, ast.Name)) and id(node) not in self._env_seen:
+                use = environment_variables.whole_use(node, bare)
+                if use is not None:
+                    self.env.uses.append(use)
+
     def _mutate(self, target: ast.expr) -> None:
+        if self.env_text and isinstance(target, ast.Subscript):
+            self._env_found(environment_variables.subscript_uses(target, self._env_bare, write=True, read=False))
         root = _root_name(target)
         if root is None:
             self.visit(target)
@@ -485,6 +544,8 @@ class _CellVisitor(ast.NodeVisitor):
         self._operand(node.operand)
 
     def visit_Compare(self, node: ast.Compare) -> None:
+        if self.env_text:
+            self._env_found(environment_variables.contains_uses(node, self._env_bare))
         if (len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
                 and _constant_name(node.left) is not None and self._namespace_call(node.comparators[0])):
             self._namespace_used(node.comparators[0])  # `'df' in globals()`: whether it exists, not its value
@@ -494,6 +555,8 @@ class _CellVisitor(ast.NodeVisitor):
             self._operand(comp)
 
     def visit_Call(self, node: ast.Call) -> None:
+        if self.env_text:
+            self._env_found(environment_variables.call_uses(node, self._env_bare))
         func = node.func
         if isinstance(func, ast.Name) and func.id in _PURE_CALLS and not node.keywords:
             self.visit(func)
@@ -540,6 +603,8 @@ class _CellVisitor(ast.NodeVisitor):
             self.visit(call.func)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
+        if self.env_text and isinstance(node.ctx, ast.Load):
+            self._env_found(environment_variables.subscript_uses(node, self._env_bare, write=False, read=True))
         key = _constant_name(node.slice)
         if key is None or not self._namespace_call(node.value):
             self.generic_visit(node)
@@ -666,6 +731,8 @@ class _CellVisitor(ast.NodeVisitor):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
+        if self.env_text and isinstance(node.target, ast.Subscript):  # `os.environ['P'] += ':x'` reads it first
+            self._env_found(environment_variables.subscript_uses(node.target, self._env_bare, write=False, read=True))
         if isinstance(node.target, ast.Name):
             name = node.target.id
             self._load(name)
@@ -708,9 +775,16 @@ class _CellVisitor(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
+            if self.env_text and (alias.name == "os" or (alias.name.startswith("os.") and not alias.asname)):
+                self.env.imports.add((alias.asname or "os", "os"))  # binds the module os
             self._store(alias.asname or alias.name.split(".", 1)[0])
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if self.env_text and node.module == "os" and not node.level:
+            for alias in node.names:
+                if alias.name in _OS_MEMBERS:
+                    self.env.imports.add((alias.asname or alias.name, alias.name))
+            self._env_bare = self.env.bare()
         for alias in node.names:
             if alias.name != "*":
                 self._store(alias.asname or alias.name)

@@ -26,6 +26,7 @@ from nbgov.lineage.record import (
     SqlStatement,
     TableUse,
     Write,
+    environment_variable,
     is_global_state,
     record_id,
 )
@@ -188,6 +189,11 @@ class Provenance:
                 continue
             if is_global_state(read.name):
                 continue  # imports and other threads change them between records: its note says so
+            if environment_variable(read.name) is not None:
+                notes.append(f"`{read.name}` changed after [{known[1]}] recorded it, where no record saw it (a "
+                             "library, os.putenv, a cell whose code names it in a way nbgov cannot read): that "
+                             "change is in no record")
+                continue
             notes.append(f"`{read.name}` changed after [{known[1]}] recorded it, by code nbgov could not "
                          "follow (a bound method, weak reference, iterator or generator held by another name, "
                          "or another thread): that change is in no record")
@@ -214,6 +220,9 @@ class CellFacts:
     result: Fingerprint | None = None
     displayed: tuple[DisplayedRead, ...] = ()  # earlier results read through `_`, `_3`, `Out[3]`
     random_changes: tuple[OwnChange, ...] = ()  # global generators the cell's own code drew from or seeded
+    # environment variables the cell read (value at its start) and set (value after): `os.environ['X']`
+    environment_reads: tuple[tuple[str, Fingerprint], ...] = ()
+    environment_writes: tuple[tuple[str, Fingerprint], ...] = ()
     notes: list[str] = field(default_factory=list)
 
 
@@ -225,10 +234,11 @@ def build_record(facts: CellFacts, provenance: Provenance) -> ExecutionRecord:
     for name, fp in sorted(facts.sql_values.items()):
         if name not in read_names:
             reads.append(Read(name, fp, provenance.writer(name)))
+    reads += [Read(name, fp, provenance.writer(name)) for name, fp in facts.environment_reads]
     notes = [*facts.notes, *provenance.unseen_changes(reads)]  # a displayed result's note comes from _displayed
     if facts.displayed:
         reads += [_displayed(shown, facts.session, provenance, notes) for shown in facts.displayed]
-    writes = list(changes.writes)
+    writes = [*changes.writes, *(Write(name, fp) for name, fp in facts.environment_writes)]
     for change in facts.random_changes:
         source = provenance.state_writer(change.name, change.before)
         reads.append(Read(change.name, change.before, source[0] if source else None))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dis
 import functools
 import inspect
+import os
 import re
 import types
 import weakref
@@ -415,8 +416,11 @@ _BY_VALUE = object()  # functions and classes: data when defined in the notebook
 _FEW = 16  # up to this many names, _data_items takes them one by one (no lists, sets, regex scans)
 
 
+_ENVIRON = type(os.environ)  # the process's environment: its variables are values one by one (environment_variables)
+
+
 def _data_kind(kind: type) -> Any:
-    if issubclass(kind, types.ModuleType):
+    if issubclass(kind, types.ModuleType) or kind is _ENVIRON:
         return False
     if kind is types.FunctionType or kind is types.BuiltinFunctionType or issubclass(kind, type):
         return _BY_VALUE

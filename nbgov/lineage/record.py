@@ -10,6 +10,7 @@ logs were written are optional when read, so old logs still load.
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -621,6 +622,27 @@ _RESULT_NAME = re.compile(r"Out\[(\d+)\]")
 RANDOM_STATE_NAME = "random (global state)"
 NUMPY_STATE_NAME = "numpy.random (global state)"
 GLOBAL_STATE_NAMES = frozenset({RANDOM_STATE_NAME, NUMPY_STATE_NAME})
+
+
+# Environment variables a cell read or set by name (``environment_variables``): ``os.environ['SEED']``,
+# as the code spells it, a name no notebook variable can have.
+_ENVIRONMENT_NAME = re.compile(r"os\.environ\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\]")
+
+
+def environment_name(key: str) -> str:
+    """How an environment variable is named as a read or write: ``os.environ['SEED']``."""
+    return f"os.environ[{key!r}]"
+
+
+def environment_variable(name: str) -> str | None:
+    """The environment variable a read or write names (``os.environ['SEED']``: SEED), else None."""
+    if name[:11] != "os.environ[" or _ENVIRONMENT_NAME.fullmatch(name) is None:
+        return None
+    try:
+        key = ast.literal_eval(name[11:-1])
+    except (ValueError, SyntaxError):
+        return None
+    return key if type(key) is str else None
 
 
 def is_global_state(name: str) -> bool:

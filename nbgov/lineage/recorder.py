@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nbgov.lineage import gil_kept, random_state, sqlite_connections
-from nbgov.lineage import output_history
+from nbgov.lineage import environment_variables, output_history
 from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
 from nbgov.lineage.environment import (
@@ -90,6 +90,7 @@ class _Cell:
     sql_values: dict[str, Fingerprint] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     history: output_history.HistoryReads | None = None  # results read through `_`, `Out[3]`
+    environment: environment_variables.EnvironmentReads | None = None  # `os.environ['X']` read or set
 
 
 class Recorder:
@@ -275,6 +276,10 @@ class Recorder:
         if history is not None:  # only a cell naming `_`, `_3`, `Out`: the rest pay one test
             cell.history = self._part("results read through the output history", cell.notes,
                                       lambda: output_history.read(history, ns, cell.hashing), None)
+        environment = names.environment
+        if environment is not None:  # only a cell naming os.environ, getenv...: the rest pay one test
+            cell.environment = self._part("environment variables", cell.notes,
+                                          lambda: environment_variables.before(environment, ns), None)
         self._watch_files(names, ns)
         self._part("reads through earlier sqlite connections", cell.notes, self._connections.start, None)
         cell.t0 = time.perf_counter()
@@ -358,6 +363,12 @@ class Recorder:
             unresolved = output_history.note(cell.history.unresolved)
             if unresolved is not None:
                 notes.append(unresolved)
+        environment = cell.environment
+        if environment is not None:
+            facts.environment_reads = environment.reads
+            facts.environment_writes = self._part("environment variables", notes,
+                                                  lambda: environment_variables.after(environment), ())
+            notes += environment.notes
         facts.sql, facts.models, facts.sql_values = cell.sql, cell.models, cell.sql_values
         if any(write.mutated for write in facts.changes.writes):
             none: list[FileEvent] = []

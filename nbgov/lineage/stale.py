@@ -13,6 +13,8 @@ An execution is stale when something it consumed has moved on since it ran:
   dropped (DROP MODEL) and not registered again with the same bytes;
 - a result it read through IPython's output history (``_``, ``Out[3]``) came from a cell that
   ran again since and displayed other content, or nothing;
+- an environment variable it read (``os.environ['SEED']``) was set, or unset, by a later
+  execution to another value ("input os.environ['SEED'] changed by [5]");
 - a global generator's state it drew from (``numpy.random (global state)``) was left by a cell
   that ran again since and left another state, or did not set it (a later draw elsewhere,
   which moves the state on, is no reason);
@@ -44,6 +46,7 @@ from nbgov.lineage.record import (
     Read,
     Write,
     as_entries,
+    environment_variable,
     is_global_state,
 )
 
@@ -312,7 +315,8 @@ class StaleTracker:
                     reasons.append(_Reason(f"input {read.name} deleted by {label}", frozenset({event.position})))
                     continue
                 if event.write.fingerprint.same_content(read.fingerprint) is not True:
-                    reasons.append(_Reason(f"input {read.name} rewritten by {label}", frozenset({event.position})))
+                    how = "changed" if environment_variable(read.name) is not None else "rewritten"
+                    reasons.append(_Reason(f"input {read.name} {how} by {label}", frozenset({event.position})))
                     continue
             reasons += self._inherited(f"input {read.name}", read.source, i)
         for file in record.files:

@@ -22,7 +22,16 @@ from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.fingerprint import SCHEME
 from nbgov.lineage.placement import Placement
 from nbgov.lineage.random_state import unseeded
-from nbgov.lineage.record import ExecutionRecord, FileAccess, Fingerprint, ModelUse, Read, is_global_state, result_name
+from nbgov.lineage.record import (
+    ExecutionRecord,
+    FileAccess,
+    Fingerprint,
+    ModelUse,
+    Read,
+    environment_variable,
+    is_global_state,
+    result_name,
+)
 from nbgov.lineage.user_files import NO_SUCH_FILE, UserFileError, not_regular, open_regular
 from nbgov.replay.blocking import BlockingInput
 
@@ -37,6 +46,8 @@ UNSEEDED = "unseeded random state"
 UNSEEDED_UNSEEN = "unseeded draws changed nothing"  # a note: only the state left differs, nothing was shown
 SEEDED_IN_STEP = "random state seeded in the step"  # a note: the state before differed, the step set it
 RANDOM_STATE_NOT_RECORDED = "random state not recorded"  # a note: only the replay recorded a generator's state
+ENVIRONMENT = "environment variable"  # a variable the step read holds another value in the replay's environment
+ENVIRONMENT_NOT_RECORDED = "environment variable not recorded"  # a note: only the replay recorded setting one
 UPSTREAM = "upstream divergence"
 UNVERIFIED_UPSTREAM = "unverifiable upstream value"
 NOT_RECORDED = "not compared"
@@ -466,6 +477,8 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
             if read.source in upstream.records:
                 verdict.causes.append(Cause(
                     UPSTREAM, f"`{read.name}` differs since step {upstream.records[str(read.source)]}", read.name))
+            elif environment_variable(read.name) is not None:
+                verdict.causes.append(Cause(ENVIRONMENT, environment_differs(read, diff), read.name))
             elif read.source in upstream.unverified:
                 step, what = upstream.unverified[str(read.source)]
                 verdict.causes.append(Cause(
@@ -478,6 +491,15 @@ def compare_reads(original: ExecutionRecord, replay: ExecutionRecord, upstream: 
                        f"{'displayed' if read.displayed is not None else 'last written'} by {read.source}")
                 verdict.causes.append(Cause(
                     UNEXPLAINED_STATE, f"`{read.name}` held {diff.how}; {why}", read.name))
+
+
+def environment_differs(read: Read, diff: ValueDiff) -> str:
+    """Why a step read another value of an environment variable: the replay's environment (the
+    shell ``nbgov replay`` runs in) differs; the recording keeps no value to set it from."""
+    where = ("no step of the log set it, so it comes from the environment the replay runs in"
+             if read.source is None else f"it was last set by {read.source}, and differs all the same")
+    return (f"`{read.name}` holds another value than when recorded ({diff.how}); {where} (the replay kernel "
+            "inherits it; the recording keeps no value, only a fingerprint, so set it as it was to reproduce)")
 
 
 def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context: StepContext,
@@ -502,6 +524,11 @@ def compare_outputs(original: ExecutionRecord, replay: ExecutionRecord, context:
                                        "now; the recording has no state of it to compare (recorded by an nbgov that "
                                        "did not record it, or it could not tell the cell's draws from its imports)",
                                        w.name))
+            continue
+        if environment_variable(w.name) is not None:  # a log recorded before these were values
+            verdict.notes.append(Cause(ENVIRONMENT_NOT_RECORDED, f"`{w.name}`: the step set or removed it now; the "
+                                       "recording has no value of it to compare (recorded by an nbgov that did not "
+                                       "record environment variables)", w.name))
             continue
         changed.append((w.name, "written now, not in the recording"))
     for name, then, again in pairs:

@@ -493,3 +493,45 @@ def test_a_logger_reads_as_its_configuration_and_a_database_as_itself(lab: Lab) 
     assert files.locator(".nbgov-item-aside").all_text_contents() == ["write", "read"]
     _assert_details_fit_the_default_width(lab)
     lab.panel_screenshot("sidebar-details-logger-and-database")
+
+
+# A notebook configured through its environment, as workshop and CI notebooks are.
+ENVIRONMENT_CELLS = [
+    "%load_ext nbgov",
+    "import os\nos.environ['NBGOV_DEMO_SEED'] = '7'",
+    "seed = int(os.environ['NBGOV_DEMO_SEED'])\nhas_token = 'NBGOV_DEMO_API_TOKEN' in os.environ",
+]
+
+
+def test_environment_variables_read_as_inputs_and_a_secret_shows_no_hash(lab: Lab) -> None:
+    run_all(lab, "environment.ipynb", ENVIRONMENT_CELLS)
+    wait_rows(lab, 2)
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    row(lab, 3).click()
+    details.locator(".nbgov-Details-title", has_text="Execution [3]").wait_for(timeout=UI_TIMEOUT_MS)
+    reads = details.locator(".nbgov-items[aria-label='Reads'] .nbgov-item")
+    assert reads.locator(".nbgov-item-name").all_text_contents() == [
+        "os.environ['NBGOV_DEMO_SEED']", "os.environ['NBGOV_DEMO_API_TOKEN']"]
+    seed, token = (reads.nth(i).locator(".nbgov-item-sub").text_content() or "" for i in (0, 1))
+    assert seed.startswith("environment variable set · ") and "7" not in seed.split("·")[0], seed
+    assert token.startswith("environment variable · — · weak: not fingerprinted: its name suggests"), token
+    assert reads.nth(0).locator(".nbgov-item-head").text_content() == "os.environ['NBGOV_DEMO_SEED'][2]", \
+        "its source: the cell that set it"
+    _assert_details_fit_the_default_width(lab)
+    lab.panel_screenshot("sidebar-details-environment")
+
+    # The graph: each variable is labelled by its own name, not an `os.environ['NBG…` cut alike
+    graph = open_graph(lab)
+    lab.page.locator(f"{PANEL} .nbgov-Graph-button", has_text="Fit").click()
+    nodes = graph.locator(".nbgov-Graph-node.nbgov-kind-variable")
+    titles = {node.locator("title").text_content(): node for node in nodes.all()}
+    seed_node = titles["environment variable os.environ['NBGOV_DEMO_SEED']"]
+    token_node = titles["environment variable os.environ['NBGOV_DEMO_API_TOKEN']"]
+    seed_label, token_label = (n.locator("text").text_content() or "" for n in (seed_node, token_node))
+    assert seed_label.startswith("$NBG") and seed_label.endswith("SEED"), seed_label  # cut in the middle
+    assert token_label.startswith("$NBG") and token_label.endswith("TOKEN"), token_label
+    setter = graph.locator(".nbgov-Graph-node", has_text="[2] import os").get_attribute("data-id")
+    edge = f"""[data-from='x:{setter}'][data-to="v:os.environ['NBGOV_DEMO_SEED']"]"""
+    assert graph.locator(f".nbgov-Graph-edge{edge}").count() == 1, "the cell that set it, linked"
+    lab.panel_screenshot("sidebar-graph-environment")
+    assert lab.page_errors == []

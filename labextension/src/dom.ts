@@ -2,7 +2,7 @@
  * Tiny DOM builders. Notebook content (code, names, paths, messages) only ever
  * reaches the page through textContent: nothing here parses HTML.
  */
-import { fitText } from './preview';
+import { fitMiddle, fitText } from './preview';
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -96,11 +96,12 @@ export class TextFitter {
     return this._ctx.measureText(text).width;
   }
 
-  fit(text: string, width: number, font: string): string {
-    const key = `${width}\u0000${font}\u0000${text}`;
+  /** `text` fitted to `width`: cut at a word boundary, or (`middle`) in its middle (names). */
+  fit(text: string, width: number, font: string, middle = false): string {
+    const key = `${width}\u0000${font}\u0000${middle ? 'm' : 'w'}${text}`;
     let fitted = this._cache.get(key);
     if (fitted === undefined) {
-      fitted = fitText(text, width, s => this.measure(s, font));
+      fitted = (middle ? fitMiddle : fitText)(text, width, s => this.measure(s, font));
       if (this._cache.size > 5000) {
         this._cache.clear();
       }

@@ -2,7 +2,8 @@
  * The lineage graph, laid out by dagre and drawn as SVG (labels as text nodes) in a
  * viewport that fits the panel: drag or scroll to pan, Ctrl/⌘ + wheel (or pinch), the
  * +/− buttons or the +, −, 0 keys to zoom, "Fit" to see it all. Node labels are
- * measured and cut at word boundaries so they stay inside their boxes.
+ * measured and cut so they stay inside their boxes: code at word boundaries, the names
+ * of variables, files and models in the middle (their ends tell them apart).
  */
 import * as dagre from '@dagrejs/dagre';
 import { cellLabel, el, svg, TextFitter } from './dom';
@@ -155,7 +156,7 @@ export class GraphView extends LineageView {
     for (const n of data.nodes) {
       const mark = marks(n) ? this._fitter.measure(`${marks(n)} `, font) : 0;
       const max = (n.kind === 'execution' ? MAX_EXECUTION_W : MAX_DATA_W) - 2 * PAD_X - mark;
-      const text = this._fitter.fit(n.label, max, font);
+      const text = this._fitter.fit(n.label, max, font, n.kind !== 'execution');
       texts.set(n.key, text);
       const width = Math.ceil(this._fitter.measure(text, font) + mark) + 2 * PAD_X;
       g.setNode(n.key, { width: Math.max(n.kind === 'execution' ? 48 : 28, width), height: NODE_H });

@@ -55,6 +55,16 @@ export interface GraphOptions {
 }
 
 export const MAX_NODES = 300;
+/**
+ * The variable an environment read or write names (`os.environ['SEED']`: SEED), else null:
+ * its node is labelled `$SEED`, since a label cut to the node's width would keep only
+ * `os.environ['…` of every such name and leave them all alike.
+ */
+export function environmentVariable(name: string): string | null {
+  const match = /^os\.environ\[(['"])(.+)\1\]$/.exec(name);
+  return match ? match[2] : null;
+}
+
 /** Characters of code kept in an execution's label before the view fits it to pixels. */
 export const LABEL_CHARS = 40;
 
@@ -134,6 +144,11 @@ function assemble(executions: ExecutionEntry[], lineage: Set<string>, options: G
   const dataNode = (key: string): void => {
     const kind: NodeKind = key.startsWith('v:') ? 'variable' : 'file';
     const name = key.slice(2);
+    const variable = kind === 'variable' ? environmentVariable(name) : null;
+    if (variable !== null) {
+      node(key, kind, `$${variable}`, `environment variable ${name}`);
+      return;
+    }
     const label = kind === 'file' ? name.split('/').pop() || name : name;
     node(key, kind, label, `${kind} ${name}`);
   };

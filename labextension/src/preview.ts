@@ -80,6 +80,29 @@ export function fitText(text: string, maxWidth: number, measure: (s: string) => 
   return clipWords(text, lo);
 }
 
+/**
+ * `text` cut in its middle to fit `maxWidth`, its start and end kept around an ellipsis:
+ * for names, whose end tells them apart (`features_train` and `features_test`, two
+ * `os.environ['…']`, `model_v1.onnx` and `model_v2.onnx`) where a cut end would not.
+ */
+export function fitMiddle(text: string, maxWidth: number, measure: (s: string) => number): string {
+  if (measure(text) <= maxWidth) {
+    return text;
+  }
+  const cut = (kept: number): string => text.slice(0, Math.ceil(kept / 2)) + ELLIPSIS + text.slice(text.length - Math.floor(kept / 2));
+  let lo = 1;
+  let hi = text.length - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (measure(cut(mid)) <= maxWidth) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return cut(lo);
+}
+
 /** `[n] first line`: how an execution is named in the graph and its tooltips. */
 export function shortLabel(executionCount: number | null, code: string, max = 40): string {
   const prefix = `[${executionCount ?? '?'}] `;

@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { buildGraph, GraphOptions, LABEL_CHARS } from '../src/graphdata';
+import { buildGraph, environmentVariable, GraphOptions, LABEL_CHARS } from '../src/graphdata';
 import { LineageLog } from '../src/log';
 import { file, removedFile, run } from './fixtures';
 
@@ -143,4 +143,22 @@ test('a removed file: its removal edge is marked, and its node while no later ru
   expect(again.nodes.find(n => n.key === 'f:data.csv')!.removed).toBe(false);
   expect(again.nodes.find(n => n.key === 'f:data.csv')!.title).toBe('file data.csv');
   expect(again.edges.filter(e => e.removed).map(e => e.from)).toStrictEqual(['x:s1:3']);
+});
+
+test('an environment variable is labelled by its own name, the full read name on hover', () => {
+  const log = new LineageLog();
+  log.merge([
+    run({ n: 1, writes: [["os.environ['NBGOV_DEMO_SEED']"]] }),
+    run({ n: 2, reads: [["os.environ['NBGOV_DEMO_SEED']", 's1:1'], ["os.environ['NBGOV_DEMO_API_TOKEN']", null]] })
+  ]);
+  const g = buildGraph(log, options(null));
+  const env = g.nodes.filter(n => n.title.startsWith('environment variable')).map(n => [n.label, n.title]);
+  expect(env.sort()).toStrictEqual([
+    ['$NBGOV_DEMO_API_TOKEN', "environment variable os.environ['NBGOV_DEMO_API_TOKEN']"],
+    ['$NBGOV_DEMO_SEED', "environment variable os.environ['NBGOV_DEMO_SEED']"]
+  ]);
+  expect(environmentVariable('os.environ["it\'s"]')).toBe("it\'s");
+  expect(environmentVariable('environ')).toBeNull();
+  expect(environmentVariable("os.environ['']")).toBeNull();
+  expect(environmentVariable("x_os.environ['A']")).toBeNull();
 });

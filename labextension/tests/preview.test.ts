@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { clipWords, codePreview, fitText, isSqlCell, shortLabel } from '../src/preview';
+import { clipWords, codePreview, fitMiddle, fitText, isSqlCell, shortLabel } from '../src/preview';
 
 test('a %%sqlml cell previews its first SQL line', () => {
   expect(codePreview('%%sqlml\nSELECT plan, count(*)\nFROM customers')).toBe('SELECT plan, count(*)');
@@ -27,4 +27,15 @@ test('fitText keeps the longest word-boundary prefix that fits the measured widt
   expect(measure(fitted)).toBeLessThanOrEqual(150);
   expect(fitted).toBe('SELECT id,…');
   expect(fitText('averyveryverylongidentifier', 80, measure)).toBe('averyve…');
+});
+
+test('fitMiddle keeps a name\'s start and end, so names that differ at the end stay apart', () => {
+  const measure = (s: string): number => s.length * 10;
+  expect(fitMiddle('seed', 100, measure)).toBe('seed');
+  const train = fitMiddle('features_scaled_train', 120, measure);
+  const test_ = fitMiddle('features_scaled_test', 120, measure);
+  expect([train, test_]).toStrictEqual(['featur…train', 'featur…_test']);
+  expect(measure(train)).toBeLessThanOrEqual(120);
+  expect(fitMiddle('$NBGOV_DEMO_API_TOKEN', 130, measure)).toBe('$NBGOV…_TOKEN');
+  expect(fitMiddle('abcdef', 10, measure)).toBe('a…');
 });

@@ -203,6 +203,14 @@ def open_graph(lab: Lab) -> Any:
     return graph
 
 
+def show_details(lab: Lab, count: int) -> Any:
+    """The details of execution [count], opened from its timeline row."""
+    row(lab, count).click()
+    details = lab.page.locator(f"{PANEL} .nbgov-Details")
+    details.locator(".nbgov-Details-title", has_text=f"Execution [{count}]").wait_for(timeout=UI_TIMEOUT_MS)
+    return details
+
+
 def graph_transform(lab: Lab) -> str:
     return str(lab.page.locator(f"{PANEL} .nbgov-Graph-layer").get_attribute("transform"))
 
@@ -475,9 +483,7 @@ LOGGING_CELLS = [
 def test_a_logger_reads_as_its_configuration_and_a_database_as_itself(lab: Lab) -> None:
     run_all(lab, "logging.ipynb", LOGGING_CELLS)
     wait_rows(lab, 2)
-    details = lab.page.locator(f"{PANEL} .nbgov-Details")
-    row(lab, 3).click()
-    details.locator(".nbgov-Details-title", has_text="Execution [3]").wait_for(timeout=UI_TIMEOUT_MS)
+    details = show_details(lab, 3)
 
     reads = details.locator(".nbgov-items[aria-label='Reads'] .nbgov-item")
     logger = reads.filter(has=lab.page.locator(".nbgov-item-name", has_text="logger"))
@@ -506,9 +512,7 @@ ENVIRONMENT_CELLS = [
 def test_environment_variables_read_as_inputs_and_a_secret_shows_no_hash(lab: Lab) -> None:
     run_all(lab, "environment.ipynb", ENVIRONMENT_CELLS)
     wait_rows(lab, 2)
-    details = lab.page.locator(f"{PANEL} .nbgov-Details")
-    row(lab, 3).click()
-    details.locator(".nbgov-Details-title", has_text="Execution [3]").wait_for(timeout=UI_TIMEOUT_MS)
+    details = show_details(lab, 3)
     reads = details.locator(".nbgov-items[aria-label='Reads'] .nbgov-item")
     assert reads.locator(".nbgov-item-name").all_text_contents() == [
         "os.environ['NBGOV_DEMO_SEED']", "os.environ['NBGOV_DEMO_API_TOKEN']"]

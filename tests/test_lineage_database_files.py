@@ -10,130 +10,118 @@ connections are kept open across cells, as notebooks do, so the side files outli
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from nbgov.lineage import files
-from tests.fixtures.lineage import RecordingShell
+from tests.fixtures.lineage import RecordingShell, files_by_use, run_settled
 
 SIDE = ("-wal", "-shm", "-journal")
-
-
-def _files(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(f["path"], f["mode"]): f for f in body["files"]}
-
-
-def _run(recording: RecordingShell, code: str) -> dict[str, Any]:
-    result = recording.run(code)
-    result.raise_error()
-    time.sleep(0.05)  # older than the next cell by more than the file system's clock tick
-    return recording.body()
 
 
 def test_a_wal_database_is_recorded_as_itself_with_its_wal_in_its_content(
         recording: RecordingShell, tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
-    made = _run(recording, "import sqlite3\ncon = sqlite3.connect('db.sqlite')\n"
+    made = run_settled(recording, "import sqlite3\ncon = sqlite3.connect('db.sqlite')\n"
                            "con.execute('PRAGMA journal_mode=WAL')\ncon.execute('create table t (x)')\n"
                            "con.execute('insert into t values (1)')\ncon.commit()")
     assert (tmp_path / "db.sqlite-wal").exists() and (tmp_path / "db.sqlite-shm").exists()
-    assert set(_files(made)) == {("db.sqlite", "write")}, made["files"]
-    first = _files(made)[("db.sqlite", "write")]["hash"]
+    assert set(files_by_use(made)) == {("db.sqlite", "write")}, made["files"]
+    first = files_by_use(made)[("db.sqlite", "write")]["hash"]
     assert first == files.content_hash(str(db)) != files.hash_file(str(db))  # the WAL is in it
     # a commit that lands in the WAL only: the database changed, its file did not
     plain = files.hash_file(str(db))
-    body = _run(recording, "con.execute('insert into t values (2)')\ncon.commit()")
+    body = run_settled(recording, "con.execute('insert into t values (2)')\ncon.commit()")
     assert files.hash_file(str(db)) == plain
     # the insert read the table first, through the connection (sqlite's page counters,
     # ``sqlite_connections``): read with no content known, as native code's read before a write
-    assert set(_files(body)) == {("db.sqlite", "write"), ("db.sqlite", "read")}, body["files"]
-    assert _files(body)[("db.sqlite", "read")]["hash"] is None
-    assert _files(body)[("db.sqlite", "write")]["hash"] not in (first, None)
+    assert set(files_by_use(body)) == {("db.sqlite", "write"), ("db.sqlite", "read")}, body["files"]
+    assert files_by_use(body)[("db.sqlite", "read")]["hash"] is None
+    assert files_by_use(body)[("db.sqlite", "write")]["hash"] not in (first, None)
     # the close checkpoints into the file and removes the side files: no removals recorded
-    body = _run(recording, "con.close()")
-    assert set(_files(body)) == {("db.sqlite", "write")}, body["files"]
-    assert _files(body)[("db.sqlite", "write")]["hash"] == files.hash_file(str(db))
+    body = run_settled(recording, "con.close()")
+    assert set(files_by_use(body)) == {("db.sqlite", "write")}, body["files"]
+    assert files_by_use(body)[("db.sqlite", "write")]["hash"] == files.hash_file(str(db))
     assert not any(f["path"].endswith(SIDE) for f in recording.body()["files"])
 
 
 def test_a_rollback_journal_is_not_data_and_an_open_transaction_is_in_the_content(
         recording: RecordingShell, tmp_path: Path) -> None:
     db = tmp_path / "data.db"
-    made = _run(recording, "import sqlite3\ncon = sqlite3.connect('data.db')\ncon.execute('create table t (x)')\n"
+    made = run_settled(recording, "import sqlite3\ncon = sqlite3.connect('data.db')\ncon.execute('create table t (x)')\n"
                            "con.execute('insert into t values (1)')\ncon.commit()")
-    assert set(_files(made)) == {("data.db", "write")}
-    body = _run(recording, "con.execute('insert into t values (2)')")  # a transaction left open
+    assert set(files_by_use(made)) == {("data.db", "write")}
+    body = run_settled(recording, "con.execute('insert into t values (2)')")  # a transaction left open
     assert (tmp_path / "data.db-journal").exists()
-    assert set(_files(body)) == {("data.db", "write"), ("data.db", "read")}, body["files"]  # the insert read first
-    assert _files(body)[("data.db", "write")]["hash"] == files.content_hash(str(db))
-    assert _files(body)[("data.db", "write")]["hash"] != _files(made)[("data.db", "write")]["hash"]
-    body = _run(recording, "con.commit()")
+    assert set(files_by_use(body)) == {("data.db", "write"), ("data.db", "read")}, body["files"]  # the insert read first
+    assert files_by_use(body)[("data.db", "write")]["hash"] == files.content_hash(str(db))
+    assert files_by_use(body)[("data.db", "write")]["hash"] != files_by_use(made)[("data.db", "write")]["hash"]
+    body = run_settled(recording, "con.commit()")
     assert not (tmp_path / "data.db-journal").exists()
     # no journal "removed"; the commit fetched the header page through the connection: a read too
-    assert set(_files(body)) == {("data.db", "write"), ("data.db", "read")}, body["files"]
-    assert _files(body)[("data.db", "write")]["hash"] == files.hash_file(str(db))
+    assert set(files_by_use(body)) == {("data.db", "write"), ("data.db", "read")}, body["files"]
+    assert files_by_use(body)[("data.db", "write")]["hash"] == files.hash_file(str(db))
 
 
 def test_python_opens_of_side_files_are_opens_of_their_database(
         recording: RecordingShell, tmp_path: Path) -> None:
     # copying a live WAL database file by file (shutil, through Python's open): what was
     # read is the database (file + WAL), what was written the copy, never "-wal" files
-    _run(recording, "import sqlite3, shutil\ncon = sqlite3.connect('db.sqlite')\n"
+    run_settled(recording, "import sqlite3, shutil\ncon = sqlite3.connect('db.sqlite')\n"
                     "con.execute('PRAGMA journal_mode=WAL')\ncon.execute('create table t (x)')\n"
                     "con.execute('insert into t values (1)')\ncon.commit()")
-    body = _run(recording, "shutil.copyfile('db.sqlite', 'copy.sqlite')\n"
+    body = run_settled(recording, "shutil.copyfile('db.sqlite', 'copy.sqlite')\n"
                            "shutil.copyfile('db.sqlite-wal', 'copy.sqlite-wal')")
-    seen = _files(body)
+    seen = files_by_use(body)
     assert set(seen) == {("db.sqlite", "read"), ("copy.sqlite", "write")}, body["files"]
     assert seen[("db.sqlite", "read")]["hash"] == files.content_hash(str(tmp_path / "db.sqlite"))
     assert seen[("copy.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "copy.sqlite"))
     # a file named like a side file with no database beside it is data like any other
-    body = _run(recording, "open('notes-wal', 'w').write('x')")
-    assert set(_files(body)) == {("notes-wal", "write")}
+    body = run_settled(recording, "open('notes-wal', 'w').write('x')")
+    assert set(files_by_use(body)) == {("notes-wal", "write")}
 
 
 def test_a_database_in_a_folder_the_cell_made_is_written_without_its_side_files(
         recording: RecordingShell, tmp_path: Path) -> None:
     # the folder's watch came too late, so its files are listed after the cell: a
     # connection left open leaves its WAL and index there
-    body = _run(recording, "import os, sqlite3\nos.makedirs('out')\ncon = sqlite3.connect('out/db.sqlite')\n"
+    body = run_settled(recording, "import os, sqlite3\nos.makedirs('out')\ncon = sqlite3.connect('out/db.sqlite')\n"
                            "con.execute('PRAGMA journal_mode=WAL')\ncon.execute('create table t (x)')\n"
                            "con.execute('insert into t values (1)')\ncon.commit()")
     assert (tmp_path / "out" / "db.sqlite-wal").exists()
-    assert set(_files(body)) == {("out/db.sqlite", "write")}, body["files"]
-    assert _files(body)[("out/db.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "out" / "db.sqlite"))
+    assert set(files_by_use(body)) == {("out/db.sqlite", "write")}, body["files"]
+    assert files_by_use(body)[("out/db.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "out" / "db.sqlite"))
 
 
 def test_a_duckdb_database_is_recorded_as_itself_with_its_wal_in_its_content(
         recording: RecordingShell, tmp_path: Path) -> None:
     db = tmp_path / "shop.duckdb"
-    made = _run(recording, "import duckdb\ncon = duckdb.connect('shop.duckdb')\n"
+    made = run_settled(recording, "import duckdb\ncon = duckdb.connect('shop.duckdb')\n"
                            "con.sql('CREATE TABLE orders AS SELECT range AS id FROM range(10)')")
     assert (tmp_path / "shop.duckdb.wal").exists()  # not checkpointed: the table is in the WAL
-    assert set(_files(made)) == {("shop.duckdb", "write")}, made["files"]
-    first = _files(made)[("shop.duckdb", "write")]["hash"]
+    assert set(files_by_use(made)) == {("shop.duckdb", "write")}, made["files"]
+    first = files_by_use(made)[("shop.duckdb", "write")]["hash"]
     assert first == files.content_hash(str(db)) and first != files.hash_file(str(db))
 
-    body = _run(recording, "con.sql('INSERT INTO orders VALUES (10)')")  # into the WAL only
-    assert set(_files(body)) == {("shop.duckdb", "write")}, body["files"]
-    second = _files(body)[("shop.duckdb", "write")]["hash"]
+    body = run_settled(recording, "con.sql('INSERT INTO orders VALUES (10)')")  # into the WAL only
+    assert set(files_by_use(body)) == {("shop.duckdb", "write")}, body["files"]
+    second = files_by_use(body)[("shop.duckdb", "write")]["hash"]
     assert second not in (first, None)
 
-    body = _run(recording, "con.close()")  # the checkpoint: into the file, the WAL gone
+    body = run_settled(recording, "con.close()")  # the checkpoint: into the file, the WAL gone
     assert not (tmp_path / "shop.duckdb.wal").exists()
-    assert set(_files(body)) == {("shop.duckdb", "write")}, body["files"]
-    assert _files(body)[("shop.duckdb", "write")]["hash"] == files.hash_file(str(db))
+    assert set(files_by_use(body)) == {("shop.duckdb", "write")}, body["files"]
+    assert files_by_use(body)[("shop.duckdb", "write")]["hash"] == files.hash_file(str(db))
 
-    body = _run(recording, "con = duckdb.connect('shop.duckdb', read_only=True)\n"
+    body = run_settled(recording, "con = duckdb.connect('shop.duckdb', read_only=True)\n"
                            "n = con.execute('SELECT count(*) FROM orders').fetchone()[0]")
     assert body["files"] and {(f["path"], f["mode"]) for f in body["files"]} == {("shop.duckdb", "read")}
 
 
 def test_a_wal_file_beside_a_file_that_is_no_database_is_data(recording: RecordingShell, tmp_path: Path) -> None:
     (tmp_path / "notes").write_text("plain text\n")
-    native = _run(recording, "import subprocess\n"
+    native = run_settled(recording, "import subprocess\n"
                              "subprocess.run('echo line >> notes.wal; echo more >> notes-journal', shell=True, check=True)")
-    assert set(_files(native)) == {("notes.wal", "write"), ("notes-journal", "write")}, native["files"]
-    python = _run(recording, "with open('notes.wal', 'w') as f:\n    f.write('log line')")
-    assert set(_files(python)) == {("notes.wal", "write")}, python["files"]
+    assert set(files_by_use(native)) == {("notes.wal", "write"), ("notes-journal", "write")}, native["files"]
+    python = run_settled(recording, "with open('notes.wal', 'w') as f:\n    f.write('log line')")
+    assert set(files_by_use(python)) == {("notes.wal", "write")}, python["files"]

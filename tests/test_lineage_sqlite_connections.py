@@ -10,7 +10,6 @@ open across cells as notebooks keep them. Each test's first assertions on reads 
 from __future__ import annotations
 
 import gc
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,10 @@ from nbgov.lineage import files, sqlite_connections
 from nbgov.lineage.files import FileHasher
 from nbgov.lineage.stale import stale_flags
 from tests.fixtures.kernel import make_notebook
-from tests.fixtures.lineage import INSTALL_RECORDER, RecordingShell
+from tests.fixtures.lineage import INSTALL_RECORDER, RecordingShell, files_by_use, run_settled
 
 MAKE = ("import sqlite3, pandas as pd\ncon = sqlite3.connect('db.sqlite')\ncon.execute('create table t (x)')\n"
         "con.execute('insert into t values (1)')\ncon.commit()")
-
-
-def _files(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(f["path"], f["mode"]): f for f in body["files"]}
-
-
-def _run(recording: RecordingShell, code: str) -> dict[str, Any]:
-    result = recording.run(code)
-    result.raise_error()
-    time.sleep(0.05)  # older than the next cell by more than the file system's clock tick
-    return recording.body()
 
 
 def test_the_check_found_the_connection_layout() -> None:
@@ -43,48 +31,48 @@ def test_the_check_found_the_connection_layout() -> None:
 
 def test_a_read_through_an_earlier_connection_is_an_input_and_makes_the_cell_stale_when_changed(
         recording: RecordingShell, tmp_path: Path) -> None:
-    made = _run(recording, MAKE)
-    assert set(_files(made)) == {("db.sqlite", "write")}
-    body = _run(recording, "df = pd.read_sql('select * from t', con)")
-    read = _files(body)[("db.sqlite", "read")]
-    assert set(_files(body)) == {("db.sqlite", "read")}, body["files"]
+    made = run_settled(recording, MAKE)
+    assert set(files_by_use(made)) == {("db.sqlite", "write")}
+    body = run_settled(recording, "df = pd.read_sql('select * from t', con)")
+    read = files_by_use(body)[("db.sqlite", "read")]
+    assert set(files_by_use(body)) == {("db.sqlite", "read")}, body["files"]
     assert read["abspath"] == str(tmp_path / "db.sqlite")
-    assert read["hash"] == files.content_hash(str(tmp_path / "db.sqlite")) == _files(made)[("db.sqlite", "write")]["hash"]
+    assert read["hash"] == files.content_hash(str(tmp_path / "db.sqlite")) == files_by_use(made)[("db.sqlite", "write")]["hash"]
     assert read["source"] == made["id"]
     assert body["id"] not in stale_flags(recording.rec.entries(), FileHasher())
     # another connection changes the database: the reader is stale
-    changed = _run(recording, "other = sqlite3.connect('db.sqlite')\nother.execute('insert into t values (2)')\n"
+    changed = run_settled(recording, "other = sqlite3.connect('db.sqlite')\nother.execute('insert into t values (2)')\n"
                               "other.commit()\nother.close()")
-    assert ("db.sqlite", "write") in _files(changed)
+    assert ("db.sqlite", "write") in files_by_use(changed)
     assert stale_flags(recording.rec.entries(), FileHasher())[body["id"]] == [
         f"file db.sqlite rewritten by [{changed['execution_count']}]"]
 
 
 def test_naming_a_connection_reads_nothing(recording: RecordingShell) -> None:
-    _run(recording, MAKE)
+    run_settled(recording, MAKE)
     for code in ("c = con", "n = con.total_changes", "cur = con.cursor()", "con.commit()"):
-        body = _run(recording, code)
+        body = run_settled(recording, code)
         assert body["files"] == [], (code, body["files"])
-    body = _run(recording, "rows = c.execute('select * from t').fetchall()")  # the same connection, by another name
-    assert set(_files(body)) == {("db.sqlite", "read")}
+    body = run_settled(recording, "rows = c.execute('select * from t').fetchall()")  # the same connection, by another name
+    assert set(files_by_use(body)) == {("db.sqlite", "read")}
 
 
 def test_a_wal_database_read_twice_with_a_warm_cache_is_read_by_both_cells(
         recording: RecordingShell, tmp_path: Path) -> None:
-    made = _run(recording, "import sqlite3\ncon = sqlite3.connect('db.sqlite')\ncon.execute('PRAGMA journal_mode=WAL')\n"
+    made = run_settled(recording, "import sqlite3\ncon = sqlite3.connect('db.sqlite')\ncon.execute('PRAGMA journal_mode=WAL')\n"
                            "con.execute('create table t (x)')\ncon.execute('insert into t values (1)')\ncon.commit()")
     assert (tmp_path / "db.sqlite-wal").exists()
     content = files.content_hash(str(tmp_path / "db.sqlite"))
     for _ in range(2):  # the second read is served from the connection's cache: hits count too
-        body = _run(recording, "rows = con.execute('select * from t').fetchall()")
-        assert set(_files(body)) == {("db.sqlite", "read")}, body["files"]
-        read = _files(body)[("db.sqlite", "read")]
+        body = run_settled(recording, "rows = con.execute('select * from t').fetchall()")
+        assert set(files_by_use(body)) == {("db.sqlite", "read")}, body["files"]
+        read = files_by_use(body)[("db.sqlite", "read")]
         assert (read["hash"], read["source"]) == (content, made["id"])
 
 
 def test_a_cursor_made_in_an_earlier_cell(recording: RecordingShell) -> None:
-    made = _run(recording, MAKE + "\ncur = con.cursor()")
-    body = _run(recording, "rows = cur.execute('select * from t').fetchall()")
+    made = run_settled(recording, MAKE + "\ncur = con.cursor()")
+    body = run_settled(recording, "rows = cur.execute('select * from t').fetchall()")
     assert [(f["path"], f["mode"], f["source"]) for f in body["files"]] == [("db.sqlite", "read", made["id"])]
     assert recording.ns()["rows"] == [(1,)]
 
@@ -93,20 +81,20 @@ def test_an_attached_database_is_read_with_its_connection_s_main_one(
         recording: RecordingShell, tmp_path: Path) -> None:
     # sqlite counts pages per connection, not per database: a query of the attached database
     # alone records both files as read (a known limit, in sqlite_connections' docstring)
-    _run(recording, MAKE + "\ncon.execute(\"attach 'other.sqlite' as other\")\n"
+    run_settled(recording, MAKE + "\ncon.execute(\"attach 'other.sqlite' as other\")\n"
                            "con.execute('create table other.u (y)')\ncon.execute('insert into other.u values (2)')\n"
                            "con.commit()")
-    body = _run(recording, "rows = con.execute('select * from other.u').fetchall()")
-    assert set(_files(body)) == {("db.sqlite", "read"), ("other.sqlite", "read")}, body["files"]
-    assert _files(body)[("other.sqlite", "read")]["hash"] == files.content_hash(str(tmp_path / "other.sqlite"))
+    body = run_settled(recording, "rows = con.execute('select * from other.u').fetchall()")
+    assert set(files_by_use(body)) == {("db.sqlite", "read"), ("other.sqlite", "read")}, body["files"]
+    assert files_by_use(body)[("other.sqlite", "read")]["hash"] == files.content_hash(str(tmp_path / "other.sqlite"))
 
 
 def test_where_the_layout_check_failed_the_record_says_reads_are_not_seen(
         recording: RecordingShell, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_connections, "_api", lambda: None)
     monkeypatch.setattr(sqlite_connections, "_checked_api", lambda: (None, "another layout"))
-    _run(recording, MAKE)
-    body = _run(recording, "df = pd.read_sql('select * from t', con)")
+    run_settled(recording, MAKE)
+    body = run_settled(recording, "df = pd.read_sql('select * from t', con)")
     assert body["files"] == []  # never a guess
     assert sqlite_connections.NOT_SEEN.format(why="another layout") in body["notes"]
 
@@ -117,41 +105,41 @@ def test_without_sqlite3_db_name_only_the_main_database_is_known(
     api = sqlite_connections._api()
     assert api is not None
     monkeypatch.setattr(api, "name", None)
-    _run(recording, MAKE + "\ncon.execute(\"attach 'other.sqlite' as other\")\n"
+    run_settled(recording, MAKE + "\ncon.execute(\"attach 'other.sqlite' as other\")\n"
                            "con.execute('create table other.u (y)')\ncon.commit()")
-    body = _run(recording, "rows = con.execute('select * from other.u').fetchall()")
-    assert set(_files(body)) == {("db.sqlite", "read")}, body["files"]
+    body = run_settled(recording, "rows = con.execute('select * from other.u').fetchall()")
+    assert set(files_by_use(body)) == {("db.sqlite", "read")}, body["files"]
 
 
 def test_closed_and_collected_connections_record_nothing_and_are_not_kept_alive(recording: RecordingShell) -> None:
-    _run(recording, MAKE + "\nimport gc, weakref\nkept = sqlite3.connect('kept.sqlite')\n"
+    run_settled(recording, MAKE + "\nimport gc, weakref\nkept = sqlite3.connect('kept.sqlite')\n"
                            "kept.execute('create table k (z)')\nkept.commit()\n"
                            "class Connection(sqlite3.Connection):\n    pass\n"
                            "dropped = sqlite3.connect('dropped.sqlite', factory=Connection)\n"
                            "dropped.execute('create table d (w)')\ndropped.commit()\nref = weakref.ref(dropped)")
-    body = _run(recording, "con.close()")
+    body = run_settled(recording, "con.close()")
     assert body["files"] == []
     assert any("was closed during the cell" in note for note in body["notes"])
-    body = _run(recording, "del dropped\ngc.collect()")
+    body = run_settled(recording, "del dropped\ngc.collect()")
     assert body["files"] == []
     assert recording.ns()["ref"]() is None  # the tracker held no reference to it
-    plain = _run(recording, "before = sum(type(o) is sqlite3.Connection for o in gc.get_objects())\n"
+    plain = run_settled(recording, "before = sum(type(o) is sqlite3.Connection for o in gc.get_objects())\n"
                             "kept.close()\ndel kept\ngc.collect()\n"
                             "after = sum(type(o) is sqlite3.Connection for o in gc.get_objects())")
     assert recording.ns()["before"] - recording.ns()["after"] == 1
     assert plain["files"] == []
     # a connection still open is still seen, the closed and collected ones are dropped
-    body = _run(recording, "again = sqlite3.connect('db.sqlite')")
-    body = _run(recording, "rows = again.execute('select * from t').fetchall()")
-    assert set(_files(body)) == {("db.sqlite", "read")}, body["files"]
+    body = run_settled(recording, "again = sqlite3.connect('db.sqlite')")
+    body = run_settled(recording, "rows = again.execute('select * from t').fetchall()")
+    assert set(files_by_use(body)) == {("db.sqlite", "read")}, body["files"]
     assert all(entry.anchor() is not None for entry in sqlite_connections._tracked.values())
 
 
 def test_a_read_then_a_write_through_an_earlier_connection(recording: RecordingShell, tmp_path: Path) -> None:
-    _run(recording, MAKE)
-    body = _run(recording, "n = con.execute('select count(*) from t').fetchone()[0]\n"
+    run_settled(recording, MAKE)
+    body = run_settled(recording, "n = con.execute('select count(*) from t').fetchone()[0]\n"
                            "con.execute('insert into t values (?)', (n + 1,))\ncon.commit()")
-    seen = _files(body)
+    seen = files_by_use(body)
     assert set(seen) == {("db.sqlite", "read"), ("db.sqlite", "write")}, body["files"]
     # native code's read before a write: what was read is no longer there, so no hash, and a note
     assert (seen[("db.sqlite", "read")]["size"], seen[("db.sqlite", "read")]["hash"]) == (None, None)
@@ -160,12 +148,12 @@ def test_a_read_then_a_write_through_an_earlier_connection(recording: RecordingS
 
 
 def test_an_in_memory_connection_is_no_file(recording: RecordingShell) -> None:
-    _run(recording, MAKE + "\nmem = sqlite3.connect(':memory:')\nmem.execute('create table m (v)')\n"
+    run_settled(recording, MAKE + "\nmem = sqlite3.connect(':memory:')\nmem.execute('create table m (v)')\n"
                            "mem.execute('insert into m values (3)')")
-    body = _run(recording, "rows = mem.execute('select * from m').fetchall()")
+    body = run_settled(recording, "rows = mem.execute('select * from m').fetchall()")
     assert body["files"] == []
-    body = _run(recording, "rows = mem.execute('select * from m').fetchall() + con.execute('select * from t').fetchall()")
-    assert set(_files(body)) == {("db.sqlite", "read")}, body["files"]
+    body = run_settled(recording, "rows = mem.execute('select * from m').fetchall() + con.execute('select * from t').fetchall()")
+    assert set(files_by_use(body)) == {("db.sqlite", "read")}, body["files"]
 
 
 @pytest.mark.kernel

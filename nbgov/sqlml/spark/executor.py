@@ -13,6 +13,7 @@ after it, the tables it wrote are fingerprinted.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
 from nbgov.sqlml.spark.guards import guarded_calls
 from nbgov.sqlml.spark.listings import described, shows_tables, table_names
+from nbgov.sqlml.spark.names import Names, duckdb_names
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
 from nbgov.sqlml.spark.tables import inserted_rows, quoted, table_content, table_identity
 from nbgov.sqlml.spark.typed import Inputs, duckdb_type, for_spark
@@ -77,6 +79,7 @@ class SparkExecutor:
         self.scoring = SparkScoring(spark)
         self.frames = FrameCache(spark)
         self._convert: duckdb.DuckDBPyConnection | None = None
+        self._described: dict[tuple[str, str, str], dict[str, str] | None] | None = None  # while a statement runs
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -88,9 +91,14 @@ class SparkExecutor:
         return Parsed(statement_type(tree), parameter_names(tree))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
+        """Named as the DuckDB engine names them (a relation scored by ML.PREDICT is read
+        by those names: ``_steps`` renames its frame alike)."""
         with self._errors(()):
-            schema = self._frame(query, params).schema
-        return tuple(Column(field.name, field.dataType.simpleString()) for field in schema.fields)
+            fields = self._frame(query, params).schema.fields
+            names = self._duckdb_names(query, _tree(query), params, {}).names
+        if names is None or len(names) != len(fields):
+            names = tuple(field.name for field in fields)
+        return tuple(Column(name, field.dataType.simpleString()) for name, field in zip(names, fields))
 
     def catalog_version(self) -> int | None:
         return None  # Spark's catalog says nothing of its changes: a cached plan asks again
@@ -107,11 +115,16 @@ class SparkExecutor:
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         """Steps, then the final SQL; Spark shows its own progress, so ``progress`` is unused."""
-        with self._errors(prepared.signatures), ExitStack() as stack:
-            shipped = self._steps(prepared, params, stack, now=True)
-            read = tuple(table_identity(self.spark, table) for table in prepared.activity.tables_read)
-            frame, summary = self._fetch(prepared, params)
-        notes = [note for each in shipped for label, stats in each.stats() if (note := stats_note(label, stats))]
+        self._described = {}
+        try:
+            with self._errors(prepared.signatures), ExitStack() as stack:
+                shipped = self._steps(prepared, params, stack, now=True)
+                read = tuple(table_identity(self.spark, table) for table in prepared.activity.tables_read)
+                frame, summary, named = self._fetch(prepared, params)
+        finally:
+            self._described = None
+        notes = [named] if named else []
+        notes += [note for each in shipped for label, stats in each.stats() if (note := stats_note(label, stats))]
         notes += [f"{step.label}: {rows:,} rows scored" for step, rows in self._scored_rows(prepared, shipped)]
         written: tuple[TableContent, ...] = ()
         if prepared.statement_type in _WRITING_TYPES:
@@ -162,7 +175,8 @@ class SparkExecutor:
                 stack.callback(self._drop_function, step.name)
                 shipped.append(self.scoring.register_udf(step, expected))
             else:
-                scored, jobs = self.scoring.score(self._frame(step.query, params), step.jobs, step.drop)
+                relation = self._duckdb_named(self._frame(step.query, params), step.query, params, _helper_types(prepared))
+                scored, jobs = self.scoring.score(relation, step.jobs, step.drop)
                 whole = now and step.whole
                 if whole or _read_twice(prepared.query, step.name):  # keep the scores: never score a row twice
                     scored = scored.persist()
@@ -183,16 +197,18 @@ class SparkExecutor:
                 found.append((step, rows))
         return found
 
-    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
+    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str, str]:
+        """The statement run: its result, its summary, and a note when its column names
+        are Spark's because DuckDB's could not be worked out (else empty)."""
         kind = prepared.statement_type
         tree = _tree(prepared.query)
         created = _table_as_select(tree)
         if created is not None:
             self._create_table(created, prepared.query, params, _helper_types(prepared))
-            return None, f"{kind}: ok"
+            return None, f"{kind}: ok", ""
         if shows_tables(tree):
             frame = table_names(self.spark)
-            return frame, f"{len(frame):,} row(s)"
+            return frame, f"{len(frame):,} row(s)", ""
         try:
             result = self._frame(prepared.query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
         except Exception as error:
@@ -200,15 +216,44 @@ class SparkExecutor:
             if replaced is None or condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
                 raise
             self._replace_table(replaced)
-            return None, f"{kind}: ok"
+            return None, f"{kind}: ok", ""
         if isinstance(tree, exp.Describe):
             frame = described(result)
-            return frame, f"{len(frame):,} row(s)"
+            return frame, f"{len(frame):,} row(s)", ""
         if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
-            frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
-            return frame, f"{len(frame):,} row(s)"
+            rows = _nested_nullable(result).toArrow()
+            named = self._duckdb_names(prepared.query, tree, params, _helper_types(prepared))
+            note = ""
+            if named.names is not None and len(named.names) == rows.num_columns:
+                rows = rows.rename_columns(list(named.names))
+            elif named.names is not None:
+                note = f"DuckDB names {len(named.names)} column(s) here, Spark gives {rows.num_columns}"
+            elif named.missing:
+                note = named.missing
+            frame = arrow_result_frame(self._converter(), rows)
+            if note:  # shown in the cell: a name that differs from the DuckDB engine's is never silent
+                note = f"column names as Spark gives them (the DuckDB engine's may differ in case or text): {note}"
+                warnings.warn(f"nbgov: {note}", stacklevel=2)
+            return frame, f"{len(frame):,} row(s)", note
         written = inserted_rows(result) if kind == "INSERT" else None
-        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)"
+        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)", ""
+
+    def _duckdb_names(
+        self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]
+    ) -> Names:
+        """The column names the DuckDB engine gives the query's result (see ``names.py``)."""
+        if tree is None:
+            return Names(missing="sqlglot cannot read the statement")
+        return duckdb_names(self._converter(), tree, query.sql("duckdb"), functions, params, self._table_types)
+
+    def _duckdb_named(self, frame: DataFrame, query: Query, params: Mapping[str, Any], functions: Mapping[str, str]) -> DataFrame:
+        """``frame`` (``query``'s rows) with its columns named as the DuckDB engine names
+        them, as ``columns`` told compile; ``frame`` itself when they are already."""
+        names = self._duckdb_names(query, _tree(query), params, functions).names
+        if names is None:
+            return frame
+        current = [field.name for field in frame.schema.fields]
+        return frame.toDF(*names) if len(names) == len(current) and list(names) != current else frame
 
     def _converter(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB that converts result rows to pandas (it reads no table)."""
@@ -278,13 +323,22 @@ class SparkExecutor:
 
     def _table_types(self, table: exp.Table) -> dict[str, str] | None:
         """The columns of ``table`` with their DuckDB types, as Spark reads it (a notebook
-        frame, a scored helper view, a CSV file...); None when Spark cannot."""
+        frame, a scored helper view, a CSV file...); None when Spark cannot. Asked once per
+        table while a statement runs."""
+        key = (table.catalog.lower(), table.db.lower(), table.name.lower())
+        memo = self._described if isinstance(table.this, exp.Identifier) else None  # a table function: asked each time
+        if memo is not None and key in memo:
+            return memo[key]
         probe = exp.select(exp.Star()).from_(table).limit(0)
         try:
             fields = self.spark.sql(probe.sql(self.dialect)).schema.fields
         except Exception:  # not a relation Spark knows: Spark says so when the statement runs
-            return None
-        return {field.name: duckdb_type(field.dataType.simpleString()) for field in fields}
+            found = None
+        else:
+            found = {field.name: duckdb_type(field.dataType.simpleString()) for field in fields}
+        if memo is not None:
+            memo[key] = found
+        return found
 
     @contextmanager
     def _csv_files(self, tree: exp.Expression | None) -> Iterator[None]:

@@ -1055,3 +1055,22 @@ def test_names_duckdb_cannot_work_out_are_sparks_and_say_so(spark_engine, spark_
         result = spark_engine.execute(f"SELECT A FROM spark_catalog.{spark_database}.t")[-1]
     assert result.df is not None and list(result.df.columns) == ["A"]
     assert result.explain is not None and "another catalog" in result.explain
+
+
+def test_a_table_or_view_made_from_a_query_stores_duckdbs_names(engine, spark_engine, cased):
+    """``CREATE [TEMP|OR REPLACE] TABLE ... AS SELECT`` and ``CREATE VIEW ... AS SELECT`` store
+    the columns as DuckDB names them, so ``SELECT *`` of it later reads the same names;
+    Spark stored ``A``, ``count(1)`` (and refused a view of an unaliased expression)."""
+    for each in (engine, spark_engine):
+        each.execute("CREATE TABLE t (a INTEGER, Bc INTEGER)")
+        each.execute("INSERT INTO t VALUES (1, 2), (3, 4)")
+        each.execute("CREATE TABLE x1 AS SELECT A, count(*) FROM t GROUP BY A")
+        each.execute("CREATE OR REPLACE TABLE x2 AS SELECT A, 'k', BC + 1 FROM t")
+        each.execute("CREATE TEMP TABLE x3 AS SELECT ID, AGE FROM people", frames=cased)
+        each.execute("CREATE VIEW v4 AS SELECT A, count(*) FROM t GROUP BY A")
+    try:
+        _same_names((engine, spark_engine), [
+            "SELECT * FROM x1 ORDER BY 1", "SELECT * FROM x2 ORDER BY 1", "SELECT * FROM x3 ORDER BY 1", "SELECT * FROM v4 ORDER BY 1",
+        ], {})
+    finally:  # Spark's temporary views outlive the test's database
+        spark_engine.execute("DROP TABLE IF EXISTS x3")

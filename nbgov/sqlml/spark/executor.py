@@ -201,22 +201,22 @@ class SparkExecutor:
         """The statement run: its result, its summary, and a note when its column names
         are Spark's because DuckDB's could not be worked out (else empty)."""
         kind = prepared.statement_type
-        tree = _tree(prepared.query)
+        query, tree, stored = self._stored_as_named(prepared.query, _tree(prepared.query), params, _helper_types(prepared))
         created = _table_as_select(tree)
         if created is not None:
-            self._create_table(created, prepared.query, params, _helper_types(prepared))
-            return None, f"{kind}: ok", ""
+            self._create_table(created, query, params, _helper_types(prepared))
+            return None, f"{kind}: ok", stored
         if shows_tables(tree):
             frame = table_names(self.spark)
             return frame, f"{len(frame):,} row(s)", ""
         try:
-            result = self._frame(prepared.query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
+            result = self._frame(query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
         except Exception as error:
             replaced = _replaced_schema(tree)
             if replaced is None or condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
                 raise
             self._replace_table(replaced)
-            return None, f"{kind}: ok", ""
+            return None, f"{kind}: ok", stored
         if isinstance(tree, exp.Describe):
             frame = described(result)
             return frame, f"{len(frame):,} row(s)", ""
@@ -231,12 +231,39 @@ class SparkExecutor:
             elif named.missing:
                 note = named.missing
             frame = arrow_result_frame(self._converter(), rows)
-            if note:  # shown in the cell: a name that differs from the DuckDB engine's is never silent
-                note = f"column names as Spark gives them (the DuckDB engine's may differ in case or text): {note}"
-                warnings.warn(f"nbgov: {note}", stacklevel=2)
-            return frame, f"{len(frame):,} row(s)", note
+            return frame, f"{len(frame):,} row(s)", _names_note(note)
         written = inserted_rows(result) if kind == "INSERT" else None
-        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)", ""
+        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)", stored
+
+    def _stored_as_named(
+        self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]
+    ) -> tuple[Query, exp.Expression | None, str]:
+        """``CREATE TABLE|VIEW name AS SELECT ...`` with the columns named as the DuckDB engine
+        stores them, so a later ``SELECT *`` of it reads DuckDB's names: a table's query as
+        ``SELECT * FROM (SELECT ...) AS nbgov_named(names)`` (Spark takes no column list for
+        a table made AS SELECT), a view's names as its column list (Spark refuses a view
+        whose query has an unaliased expression, even renamed); any other statement as it
+        is. Also a note when DuckDB's names could not be worked out (else empty)."""
+        if (
+            not isinstance(tree, exp.Create)
+            or str(tree.args.get("kind") or "").upper() not in ("TABLE", "VIEW")
+            or not isinstance(tree.this, exp.Table)
+            or not isinstance(tree.expression, exp.Query)
+        ):
+            return query, tree, ""
+        select = tree.expression
+        named = duckdb_names(self._converter(), select, select.sql("duckdb"), functions, params, self._table_types)
+        if named.names is None:
+            return query, tree, _names_note(named.missing)
+        renamed = tree.copy()
+        columns = [exp.to_identifier(name, quoted=True) for name in named.names]
+        if str(tree.args.get("kind")).upper() == "VIEW":
+            renamed.set("this", exp.Schema(this=renamed.this, expressions=columns))
+            _aliased(renamed.expression)
+            return Query(renamed), renamed, ""
+        source = exp.Subquery(this=renamed.expression, alias=exp.TableAlias(this=exp.to_identifier("nbgov_named"), columns=columns))
+        renamed.set("expression", exp.select(exp.Star()).from_(source, copy=False))
+        return Query(renamed), renamed, ""
 
     def _duckdb_names(
         self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]
@@ -392,6 +419,29 @@ class SparkExecutor:
             self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
         except Exception:  # the session is gone
             pass
+
+
+def _aliased(query: exp.Expr) -> None:
+    """Each expression the query's columns come from given an alias (the view's column list
+    names them): Spark refuses to store a view whose column is an unaliased expression."""
+    while isinstance(query, exp.SetOperation):
+        query = query.this
+    if isinstance(query, exp.Select):
+        query.set("expressions", [
+            each if isinstance(each, (exp.Alias, exp.Star, exp.Column)) else exp.alias_(each, f"nbgov_c{i}", quoted=True)
+            for i, each in enumerate(query.expressions)
+        ])
+
+
+def _names_note(problem: str) -> str:
+    """The note (and warning, shown in the cell) when column names are Spark's because
+    DuckDB's could not be worked out: a name that differs from the DuckDB engine's is
+    never silent. Empty when there is no ``problem``."""
+    if not problem:
+        return ""
+    note = f"column names as Spark gives them (the DuckDB engine's may differ in case or text): {problem}"
+    warnings.warn(f"nbgov: {note}", stacklevel=4)
+    return note
 
 
 def _helper_types(prepared: Prepared) -> dict[str, str]:

@@ -19,7 +19,7 @@ import duckdb
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.execution.duckdb_executor import duckdb_value
-from nbgov.sqlml.spark.dialect import parameter_names, reads_file
+from nbgov.sqlml.spark.dialect import reads_file
 from nbgov.sqlml.sql.quoting import quote_ident
 
 TableTypes = Callable[[exp.Table], "dict[str, str] | None"]
@@ -36,7 +36,7 @@ class Names:
 
 def duckdb_names(
     con: duckdb.DuckDBPyConnection,
-    tree: exp.Expression,
+    tree: exp.Expr,
     text: str,
     functions: Mapping[str, str],
     params: Mapping[str, Any],
@@ -72,7 +72,8 @@ def duckdb_names(
             return Names(missing=f"Spark does not describe {table.sql('spark')}")
         described.append((table, columns))
     try:
-        bound = {name: duckdb_value(name, params[name]) for name in parameter_names(tree) if name in params}
+        used = {node.name for node in tree.find_all(exp.Placeholder, exp.Parameter)}
+        bound = {name: duckdb_value(name, params[name]) for name in used if name in params}
     except Exception as error:
         return Names(missing=_first_line(error))
     con.execute("BEGIN TRANSACTION")

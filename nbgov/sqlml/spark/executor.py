@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 # Statement types whose result is rows; the others report "<TYPE>: ok".
 # PySpark logs a failed query's context as JSON on stderr, a SQL text's and a DataFrame's
@@ -80,6 +81,7 @@ class SparkExecutor:
         self.frames = FrameCache(spark)
         self._convert: duckdb.DuckDBPyConnection | None = None
         self._described: dict[tuple[str, str, str], dict[str, str] | None] | None = None  # while a statement runs
+        self._exposed: Mapping[str, StructType] = {}  # the notebook frames' views while exposed, by lower-cased name
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -111,7 +113,11 @@ class SparkExecutor:
     @contextmanager
     def exposing(self, frames: Mapping[str, Any], names: FrameNames) -> Iterator[tuple[str, ...]]:
         with self._errors(()), SparkFrames(self.spark, self.frames, frames, names) as scope:
-            yield tuple(scope.registered)
+            self._exposed = scope.schemas
+            try:
+                yield tuple(scope.registered)
+            finally:
+                self._exposed = {}
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         """Steps, then the final SQL; Spark shows its own progress, so ``progress`` is unused."""
@@ -353,12 +359,18 @@ class SparkExecutor:
         frame, a scored helper view, a CSV file...); None when Spark cannot. Asked once per
         table while a statement runs."""
         key = (table.catalog.lower(), table.db.lower(), table.name.lower())
-        memo = self._described if isinstance(table.this, exp.Identifier) else None  # a table function: asked each time
+        named = isinstance(table.this, exp.Identifier) and not table.this.quoted  # not a table function or file path
+        memo = self._described if named else None
         if memo is not None and key in memo:
             return memo[key]
-        probe = exp.select(exp.Star()).from_(table).limit(0)
+        exposed = self._exposed.get(table.name.lower()) if named and not table.db and not table.catalog else None
         try:
-            fields = self.spark.sql(probe.sql(self.dialect)).schema.fields
+            if exposed is not None:  # a notebook frame's view: its schema is known here, no JVM round trip
+                fields = exposed.fields
+            elif named:  # a table by name: one call to resolve it, not a SQL text parsed and analyzed
+                fields = self.spark.table(quoted(exp.table_(table.name, table.db or None, table.catalog or None).sql(self.dialect))).schema.fields
+            else:
+                fields = self.spark.sql(exp.select(exp.Star()).from_(table).limit(0).sql(self.dialect)).schema.fields
         except Exception:  # not a relation Spark knows: Spark says so when the statement runs
             found = None
         else:

@@ -49,7 +49,7 @@ from nbgov.sqlml.spark.guards import guarded_calls
 from nbgov.sqlml.spark.listings import described, shows_tables, table_names
 from nbgov.sqlml.spark.names import Names, duckdb_names
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
-from nbgov.sqlml.spark.tables import inserted_rows, quoted, table_content, table_identity
+from nbgov.sqlml.spark.tables import NO_ARGS, inserted_rows, quoted, table_content, table_identity
 from nbgov.sqlml.spark.typed import Inputs, duckdb_type, for_spark
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.parse import parse
@@ -149,7 +149,7 @@ class SparkExecutor:
             tree = _tree(prepared.query)
             with self._csv_files(tree):
                 sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
-                plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
+                plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params))
             return EnginePlans(fit_plan(str(plan.collect()[0][0]).strip(), self.dialect, width))
 
     def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
@@ -305,7 +305,7 @@ class SparkExecutor:
         table, select = create.this, create.args["expression"]  # checked by _table_as_select
         with self._csv_files(select):
             sql = self._translated(select, params, functions).sql(self.dialect)
-            rows = self.spark.sql(sql, args=bind_parameters(parameter_names(select), params) or None)
+            rows = self.spark.sql(sql, args=bind_parameters(parameter_names(select), params))
         if not _temporary(create):
             try:
                 self._frame(query, params, functions)
@@ -328,10 +328,10 @@ class SparkExecutor:
         """DuckDB's ``CREATE OR REPLACE TABLE t (columns)`` where Spark's catalog cannot
         replace a table (the built-in one): the table dropped, then created."""
         table = create.this.this
-        self.spark.sql(f"DROP TABLE IF EXISTS {quoted(table.sql(self.dialect))}")
+        self.spark.sql(f"DROP TABLE IF EXISTS {quoted(table.sql(self.dialect))}", args=NO_ARGS)
         fresh = create.copy()
         fresh.set("replace", False)
-        self.spark.sql(fresh.sql(self.dialect))
+        self.spark.sql(fresh.sql(self.dialect), args=NO_ARGS)
 
     def _frame(self, query: Query, params: Mapping[str, Any], functions: Mapping[str, str] | None = None) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound; ``functions``:
@@ -339,7 +339,7 @@ class SparkExecutor:
         tree = _tree(query)
         with self._csv_files(tree):
             sql = self._sql(query, tree, params, functions or {})
-            return self.spark.sql(sql, args=self._args(query, params) or None)
+            return self.spark.sql(sql, args=self._args(query, params))  # a dict, even empty: see tables.NO_ARGS
 
     def _sql(self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]) -> str:
         """``query`` in Spark SQL, with DuckDB's meanings that depend on the types of what it
@@ -370,7 +370,7 @@ class SparkExecutor:
             elif named:  # a table by name: one call to resolve it, not a SQL text parsed and analyzed
                 fields = self.spark.table(quoted(exp.table_(table.name, table.db or None, table.catalog or None).sql(self.dialect))).schema.fields
             else:
-                fields = self.spark.sql(exp.select(exp.Star()).from_(table).limit(0).sql(self.dialect)).schema.fields
+                fields = self.spark.sql(exp.select(exp.Star()).from_(table).limit(0).sql(self.dialect), args=NO_ARGS).schema.fields
         except Exception:  # not a relation Spark knows: Spark says so when the statement runs
             found = None
         else:
@@ -428,7 +428,7 @@ class SparkExecutor:
 
     def _drop_function(self, name: str) -> None:
         try:
-            self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
+            self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}", args=NO_ARGS)
         except Exception:  # the session is gone
             pass
 

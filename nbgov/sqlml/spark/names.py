@@ -58,6 +58,8 @@ def duckdb_names(
     ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
     tables: dict[tuple[str, str], exp.Table] = {}
     for table in query.find_all(exp.Table):
+        if _remote(table):
+            return Names(missing="the query reads a file by URL, which the names are not worked out over")
         if not isinstance(table.this, exp.Identifier) or reads_file(table):
             continue  # a table function or a file: DuckDB reads it as the DuckDB engine does
         if table.catalog:
@@ -90,6 +92,14 @@ def duckdb_names(
         return Names(missing=_first_line(error))
     finally:
         con.execute("ROLLBACK")
+
+
+def _remote(table: exp.Table) -> bool:
+    """Whether ``table`` reads a file by URL (``s3://``, ``https://``...): DuckDB would load
+    an extension and go over the network to describe it, for names only."""
+    if isinstance(table.this, exp.Identifier) and "://" in table.this.name:
+        return True
+    return any(literal.is_string and "://" in str(literal.this) for literal in table.find_all(exp.Literal))
 
 
 def _aliases(tree: exp.Query) -> list[str] | None:

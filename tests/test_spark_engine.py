@@ -141,3 +141,32 @@ def test_a_session_nbgov_starts_runs_its_workers_on_the_kernels_python(tmp_path:
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split()[-1] == "10"
+
+
+def test_a_small_query_over_a_frame_makes_few_jvm_round_trips(spark_engine, monkeypatch):
+    """Each py4j call is a round trip to the JVM. A small query over a notebook frame made
+    39 once its columns were named as DuckDB's (the frame's view described by a SQL probe,
+    ``spark.sql`` given ``args=None``, which PySpark turns into a Java array by reflection);
+    now 29: the frame's schema is known in Python and ``args`` is a dict. Garbage-collection
+    notices (``m d``), which Python's collector times, are not counted."""
+    import pandas as pd
+    import py4j.clientserver
+    import py4j.java_gateway
+
+    frame = pd.DataFrame({"id": np.arange(20), "Age": np.linspace(18, 90, 20), "income": np.linspace(1, 2, 20)})
+    sql = "SELECT id, age, income * 2 AS twice FROM people WHERE age > 40 ORDER BY id"
+    for _ in range(2):  # PySpark's first calls look classes up once
+        spark_engine.execute(sql, frames={"people": frame})
+    sent: list[str] = []
+    for connection in (py4j.clientserver.ClientServerConnection, py4j.java_gateway.GatewayConnection):
+        original = connection.send_command
+
+        def counted(self, command, *args, _original=original, **kwargs):
+            sent.append(command)
+            return _original(self, command, *args, **kwargs)
+
+        monkeypatch.setattr(connection, "send_command", counted)
+    result = spark_engine.execute(sql, frames={"people": frame})[-1]
+    calls = [command for command in sent if not command.startswith("m\nd")]
+    assert result.df is not None and list(result.df.columns) == ["id", "Age", "twice"] and len(result.df) > 5
+    assert len(calls) <= 32, len(calls)

@@ -979,3 +979,98 @@ def test_glob_reads_as_on_duckdb(engine, spark_engine):
     _refused_in_one_line(spark_engine, {"texts": texts}, [
         ("SELECT s GLOB s AS r FROM texts", "GLOB needs a text literal pattern"),
     ])
+
+
+@pytest.fixture
+def cased() -> dict[str, pd.DataFrame]:
+    """Notebook frames whose column names mix letter case."""
+    people = pd.DataFrame({"id": [1, 2, 3], "Age": [30.0, 60.0, 70.0], "income": [1.0, 2.0, 3.0], "Grp": ["a", "b", "a"]})
+    return {"people": people, "other": pd.DataFrame({"ID": [1, 2], "Name": ["x", "y"]})}
+
+
+def _same_names(engines, cells: list[str], frames: dict[str, pd.DataFrame], **kwargs) -> None:
+    for sql in cells:
+        duck, spark = _both(engines, sql, frames=frames, **kwargs)
+        assert list(spark.columns) == list(duck.columns), sql
+        pd.testing.assert_frame_equal(spark, duck, obj=sql)
+
+
+def test_a_column_written_in_other_case_is_named_as_stored_as_on_duckdb(engine, spark_engine, cased):
+    """DuckDB names a column referenced in other letter case as its table stores it (``a``
+    for ``SELECT A``, ``Age`` for ``age``), through joins, GROUP BY, subqueries and CTEs,
+    and an alias or ``*`` as written or stored; Spark named them as the query wrote them."""
+    for each in (engine, spark_engine):
+        each.execute("CREATE TABLE t (a INTEGER, Bc INTEGER)")
+        each.execute("INSERT INTO t VALUES (1, 2), (3, 4)")
+    _same_names((engine, spark_engine), [
+        "SELECT A, bC FROM t ORDER BY a",
+        'SELECT t.A, "BC" FROM t ORDER BY a',
+        "SELECT a AS Foo, * FROM t ORDER BY a",
+        "SELECT ID, age, GRP FROM people ORDER BY id",
+        "SELECT grp, sum(Income) AS total FROM people GROUP BY GRP ORDER BY GRP",
+        "SELECT p.ID, o.name FROM people p JOIN other o ON p.id = o.id ORDER BY 1",
+        "SELECT * FROM people p JOIN other o ON p.id = o.id ORDER BY 1",
+        "WITH c AS (SELECT ID AS Key, AGE FROM people) SELECT key, age FROM c ORDER BY 1",
+        "WITH c AS (SELECT ID AS Key, AGE FROM people) SELECT * FROM c ORDER BY 1",
+        "SELECT sub.X FROM (SELECT id AS x FROM people) sub ORDER BY 1",
+        "SELECT id FROM other AS o(ID, name) UNION ALL SELECT ID FROM people ORDER BY 1",
+    ], cased)
+
+
+def test_an_unaliased_expression_is_named_as_duckdb_names_it(engine, spark_engine, cased):
+    """An expression without an alias is named by DuckDB's text of it (``count_star()``,
+    ``'x'``, ``CAST(age AS INTEGER)``, ``$n``); Spark gave its own text, of its translation
+    (``count(1)``, ``x``, ``CAST(bround(age, 0) AS INT)``)."""
+    _same_names((engine, spark_engine), [
+        "SELECT count(*), count(1), max(AGE), sum(Income) FROM people",
+        "SELECT grp, count(*) FROM people GROUP BY GRP ORDER BY 1",
+        "SELECT 1, 'x', 1.5, true, age + 1, AGE > 50, $n FROM people ORDER BY id",
+        "SELECT CAST(age AS INT), age::DOUBLE, length(grp), coalesce(age, 0) FROM people ORDER BY id",
+        "SELECT CASE WHEN age > 50 THEN 1 ELSE 0 END, row_number() OVER (ORDER BY id) FROM people ORDER BY id",
+    ], cased, params={"n": 3})
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["optimized", "no-optimize"])
+def test_predictions_are_named_as_on_duckdb(engine, spark_engine, cased, optimize):
+    """``predict(m, ...)`` is named as written beside columns named as stored; ``ML.PREDICT``
+    over a query that names its columns in other case keeps DuckDB's names (scored as a
+    relation, without the optimizer, Spark kept the query's ``ID``, ``AGE``)."""
+    features = pd.DataFrame({"age": [30.0, 60.0, 70.0, 20.0], "income": [1.0, 2.0, 3.0, 4.0]})
+    model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(features, [0, 1, 1, 0])
+    for each in (engine, spark_engine):
+        register(each, "m", model)
+    _same_names((engine, spark_engine), [
+        "SELECT ID, predict(m, age, income), predict(m, AGE, income).label FROM people ORDER BY id",
+        "SELECT * FROM ML.PREDICT(MODEL m, (SELECT ID, AGE, Income FROM people)) ORDER BY id",
+        "SELECT id, AGE, predicted_label FROM ML.PREDICT(MODEL m, (SELECT ID, AGE, Income FROM people)) ORDER BY id",
+    ], cased, optimize=optimize)
+
+
+def test_names_duckdb_cannot_work_out_are_sparks_and_say_so(spark_engine, spark_database):
+    """A table DuckDB cannot stand in for (one named with its Spark catalog): the result
+    keeps Spark's names, and a warning in the cell says so (never a silent difference)."""
+    spark_engine.execute("CREATE TABLE t (a INTEGER)")
+    spark_engine.execute("INSERT INTO t VALUES (1)")
+    with pytest.warns(UserWarning, match="column names as Spark gives them"):
+        result = spark_engine.execute(f"SELECT A FROM spark_catalog.{spark_database}.t")[-1]
+    assert result.df is not None and list(result.df.columns) == ["A"]
+    assert result.explain is not None and "another catalog" in result.explain
+
+
+def test_a_table_or_view_made_from_a_query_stores_duckdbs_names(engine, spark_engine, cased):
+    """``CREATE [TEMP|OR REPLACE] TABLE ... AS SELECT`` and ``CREATE VIEW ... AS SELECT`` store
+    the columns as DuckDB names them, so ``SELECT *`` of it later reads the same names;
+    Spark stored ``A``, ``count(1)`` (and refused a view of an unaliased expression)."""
+    for each in (engine, spark_engine):
+        each.execute("CREATE TABLE t (a INTEGER, Bc INTEGER)")
+        each.execute("INSERT INTO t VALUES (1, 2), (3, 4)")
+        each.execute("CREATE TABLE x1 AS SELECT A, count(*) FROM t GROUP BY A")
+        each.execute("CREATE OR REPLACE TABLE x2 AS SELECT A, 'k', BC + 1 FROM t")
+        each.execute("CREATE TEMP TABLE x3 AS SELECT ID, AGE FROM people", frames=cased)
+        each.execute("CREATE VIEW v4 AS SELECT A, count(*) FROM t GROUP BY A")
+    try:
+        _same_names((engine, spark_engine), [
+            "SELECT * FROM x1 ORDER BY 1", "SELECT * FROM x2 ORDER BY 1", "SELECT * FROM x3 ORDER BY 1", "SELECT * FROM v4 ORDER BY 1",
+        ], {})
+    finally:  # Spark's temporary views outlive the test's database
+        spark_engine.execute("DROP TABLE IF EXISTS x3")

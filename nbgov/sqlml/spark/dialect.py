@@ -541,6 +541,11 @@ def csv_paths(tree: exp.Expression) -> tuple[str, ...]:
     return tuple(dict.fromkeys(path for table in tree.find_all(exp.Table) if (path := csv_path(table)) is not None))
 
 
+def reads_file(table: exp.Table) -> bool:
+    """Whether a table reference reads a file by its path (``FROM 'x.csv'``, ``FROM 'y.parquet'``)."""
+    return csv_path(table) is not None or _file_format(table) is not None
+
+
 def _file_format(table: exp.Table) -> str | None:
     identifier = table.this
     if table.db or not isinstance(identifier, exp.Identifier) or not identifier.quoted:

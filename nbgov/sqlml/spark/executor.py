@@ -13,6 +13,7 @@ after it, the tables it wrote are fingerprinted.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,8 +47,9 @@ from nbgov.sqlml.spark.errors import condition, spark_error
 from nbgov.sqlml.spark.frames import FrameCache, SparkFrames
 from nbgov.sqlml.spark.guards import guarded_calls
 from nbgov.sqlml.spark.listings import described, shows_tables, table_names
+from nbgov.sqlml.spark.names import Names, duckdb_names
 from nbgov.sqlml.spark.scoring import Shipped, SparkScoring
-from nbgov.sqlml.spark.tables import inserted_rows, quoted, table_content, table_identity
+from nbgov.sqlml.spark.tables import NO_ARGS, inserted_rows, quoted, table_content, table_identity
 from nbgov.sqlml.spark.typed import Inputs, duckdb_type, for_spark
 from nbgov.sqlml.sql.frames import FrameNames
 from nbgov.sqlml.sql.parse import parse
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 # Statement types whose result is rows; the others report "<TYPE>: ok".
 # PySpark logs a failed query's context as JSON on stderr, a SQL text's and a DataFrame's
@@ -77,6 +80,8 @@ class SparkExecutor:
         self.scoring = SparkScoring(spark)
         self.frames = FrameCache(spark)
         self._convert: duckdb.DuckDBPyConnection | None = None
+        self._described: dict[tuple[str, str, str], dict[str, str] | None] | None = None  # while a statement runs
+        self._exposed: Mapping[str, StructType] = {}  # the notebook frames' views while exposed, by lower-cased name
 
     # --- compile's questions -------------------------------------------------------------
 
@@ -88,9 +93,14 @@ class SparkExecutor:
         return Parsed(statement_type(tree), parameter_names(tree))
 
     def columns(self, query: Query, params: Mapping[str, Any]) -> tuple[Column, ...]:
+        """Named as the DuckDB engine names them (a relation scored by ML.PREDICT is read
+        by those names: ``_steps`` renames its frame alike)."""
         with self._errors(()):
-            schema = self._frame(query, params).schema
-        return tuple(Column(field.name, field.dataType.simpleString()) for field in schema.fields)
+            fields = self._frame(query, params).schema.fields
+            names = self._duckdb_names(query, _tree(query), params, {}).names
+        if names is None or len(names) != len(fields):
+            names = tuple(field.name for field in fields)
+        return tuple(Column(name, field.dataType.simpleString()) for name, field in zip(names, fields))
 
     def catalog_version(self) -> int | None:
         return None  # Spark's catalog says nothing of its changes: a cached plan asks again
@@ -103,15 +113,24 @@ class SparkExecutor:
     @contextmanager
     def exposing(self, frames: Mapping[str, Any], names: FrameNames) -> Iterator[tuple[str, ...]]:
         with self._errors(()), SparkFrames(self.spark, self.frames, frames, names) as scope:
-            yield tuple(scope.registered)
+            self._exposed = scope.schemas
+            try:
+                yield tuple(scope.registered)
+            finally:
+                self._exposed = {}
 
     def run(self, prepared: Prepared, params: Mapping[str, Any], progress: Progress | None = None) -> Outcome:
         """Steps, then the final SQL; Spark shows its own progress, so ``progress`` is unused."""
-        with self._errors(prepared.signatures), ExitStack() as stack:
-            shipped = self._steps(prepared, params, stack, now=True)
-            read = tuple(table_identity(self.spark, table) for table in prepared.activity.tables_read)
-            frame, summary = self._fetch(prepared, params)
-        notes = [note for each in shipped for label, stats in each.stats() if (note := stats_note(label, stats))]
+        self._described = {}
+        try:
+            with self._errors(prepared.signatures), ExitStack() as stack:
+                shipped = self._steps(prepared, params, stack, now=True)
+                read = tuple(table_identity(self.spark, table) for table in prepared.activity.tables_read)
+                frame, summary, named = self._fetch(prepared, params)
+        finally:
+            self._described = None
+        notes = [named] if named else []
+        notes += [note for each in shipped for label, stats in each.stats() if (note := stats_note(label, stats))]
         notes += [f"{step.label}: {rows:,} rows scored" for step, rows in self._scored_rows(prepared, shipped)]
         written: tuple[TableContent, ...] = ()
         if prepared.statement_type in _WRITING_TYPES:
@@ -130,7 +149,7 @@ class SparkExecutor:
             tree = _tree(prepared.query)
             with self._csv_files(tree):
                 sql = self._sql(prepared.query, tree, params, _helper_types(prepared))
-                plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params) or None)
+                plan = self.spark.sql(f"EXPLAIN FORMATTED {sql}", args=self._args(prepared.query, params))
             return EnginePlans(fit_plan(str(plan.collect()[0][0]).strip(), self.dialect, width))
 
     def adopt_session(self, cache_key: str, session: ort.InferenceSession) -> None:
@@ -162,7 +181,8 @@ class SparkExecutor:
                 stack.callback(self._drop_function, step.name)
                 shipped.append(self.scoring.register_udf(step, expected))
             else:
-                scored, jobs = self.scoring.score(self._frame(step.query, params), step.jobs, step.drop)
+                relation = self._duckdb_named(self._frame(step.query, params), step.query, params, _helper_types(prepared))
+                scored, jobs = self.scoring.score(relation, step.jobs, step.drop)
                 whole = now and step.whole
                 if whole or _read_twice(prepared.query, step.name):  # keep the scores: never score a row twice
                     scored = scored.persist()
@@ -183,32 +203,90 @@ class SparkExecutor:
                 found.append((step, rows))
         return found
 
-    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
+    def _fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str, str]:
+        """The statement run: its result, its summary, and a note when its column names
+        are Spark's because DuckDB's could not be worked out (else empty)."""
         kind = prepared.statement_type
-        tree = _tree(prepared.query)
+        query, tree, stored = self._stored_as_named(prepared.query, _tree(prepared.query), params, _helper_types(prepared))
         created = _table_as_select(tree)
         if created is not None:
-            self._create_table(created, prepared.query, params, _helper_types(prepared))
-            return None, f"{kind}: ok"
+            self._create_table(created, query, params, _helper_types(prepared))
+            return None, f"{kind}: ok", stored
         if shows_tables(tree):
             frame = table_names(self.spark)
-            return frame, f"{len(frame):,} row(s)"
+            return frame, f"{len(frame):,} row(s)", ""
         try:
-            result = self._frame(prepared.query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
+            result = self._frame(query, params, _helper_types(prepared))  # DDL and DML run here, eagerly
         except Exception as error:
             replaced = _replaced_schema(tree)
             if replaced is None or condition(error) != "UNSUPPORTED_FEATURE.TABLE_OPERATION":
                 raise
             self._replace_table(replaced)
-            return None, f"{kind}: ok"
+            return None, f"{kind}: ok", stored
         if isinstance(tree, exp.Describe):
             frame = described(result)
-            return frame, f"{len(frame):,} row(s)"
+            return frame, f"{len(frame):,} row(s)", ""
         if kind in _QUERY_TYPES:  # the dtypes and names the DuckDB engine gives
-            frame = arrow_result_frame(self._converter(), _nested_nullable(result).toArrow())
-            return frame, f"{len(frame):,} row(s)"
+            rows = _nested_nullable(result).toArrow()
+            named = self._duckdb_names(prepared.query, tree, params, _helper_types(prepared))
+            note = ""
+            if named.names is not None and len(named.names) == rows.num_columns:
+                rows = rows.rename_columns(list(named.names))
+            elif named.names is not None:
+                note = f"DuckDB names {len(named.names)} column(s) here, Spark gives {rows.num_columns}"
+            elif named.missing:
+                note = named.missing
+            frame = arrow_result_frame(self._converter(), rows)
+            return frame, f"{len(frame):,} row(s)", _names_note(note)
         written = inserted_rows(result) if kind == "INSERT" else None
-        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)"
+        return None, f"{kind}: ok" if written is None else f"{kind}: {written:,} row(s)", stored
+
+    def _stored_as_named(
+        self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]
+    ) -> tuple[Query, exp.Expression | None, str]:
+        """``CREATE TABLE|VIEW name AS SELECT ...`` with the columns named as the DuckDB engine
+        stores them, so a later ``SELECT *`` of it reads DuckDB's names: a table's query as
+        ``SELECT * FROM (SELECT ...) AS nbgov_named(names)`` (Spark takes no column list for
+        a table made AS SELECT), a view's names as its column list (Spark refuses a view
+        whose query has an unaliased expression, even renamed); any other statement as it
+        is. Also a note when DuckDB's names could not be worked out (else empty)."""
+        if (
+            not isinstance(tree, exp.Create)
+            or str(tree.args.get("kind") or "").upper() not in ("TABLE", "VIEW")
+            or not isinstance(tree.this, exp.Table)
+            or not isinstance(tree.expression, exp.Query)
+        ):
+            return query, tree, ""
+        select = tree.expression
+        named = duckdb_names(self._converter(), select, select.sql("duckdb"), functions, params, self._table_types)
+        if named.names is None:
+            return query, tree, _names_note(named.missing)
+        renamed = tree.copy()
+        columns = [exp.to_identifier(name, quoted=True) for name in named.names]
+        if str(tree.args.get("kind")).upper() == "VIEW":
+            renamed.set("this", exp.Schema(this=renamed.this, expressions=columns))
+            _aliased(renamed.expression)
+            return Query(renamed), renamed, ""
+        source = exp.Subquery(this=renamed.expression, alias=exp.TableAlias(this=exp.to_identifier("nbgov_named"), columns=columns))
+        renamed.set("expression", exp.select(exp.Star()).from_(source, copy=False))
+        return Query(renamed), renamed, ""
+
+    def _duckdb_names(
+        self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]
+    ) -> Names:
+        """The column names the DuckDB engine gives the query's result (see ``names.py``)."""
+        if tree is None:
+            return Names(missing="sqlglot cannot read the statement")
+        return duckdb_names(self._converter(), tree, query.sql("duckdb"), functions, params, self._table_types)
+
+    def _duckdb_named(self, frame: DataFrame, query: Query, params: Mapping[str, Any], functions: Mapping[str, str]) -> DataFrame:
+        """``frame`` (``query``'s rows) with its columns named as the DuckDB engine names
+        them, as ``columns`` told compile; ``frame`` itself when they are already."""
+        names = self._duckdb_names(query, _tree(query), params, functions).names
+        if names is None:
+            return frame
+        current = [field.name for field in frame.schema.fields]
+        return frame.toDF(*names) if len(names) == len(current) and list(names) != current else frame
 
     def _converter(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB that converts result rows to pandas (it reads no table)."""
@@ -227,7 +305,7 @@ class SparkExecutor:
         table, select = create.this, create.args["expression"]  # checked by _table_as_select
         with self._csv_files(select):
             sql = self._translated(select, params, functions).sql(self.dialect)
-            rows = self.spark.sql(sql, args=bind_parameters(parameter_names(select), params) or None)
+            rows = self.spark.sql(sql, args=bind_parameters(parameter_names(select), params))
         if not _temporary(create):
             try:
                 self._frame(query, params, functions)
@@ -250,10 +328,10 @@ class SparkExecutor:
         """DuckDB's ``CREATE OR REPLACE TABLE t (columns)`` where Spark's catalog cannot
         replace a table (the built-in one): the table dropped, then created."""
         table = create.this.this
-        self.spark.sql(f"DROP TABLE IF EXISTS {quoted(table.sql(self.dialect))}")
+        self.spark.sql(f"DROP TABLE IF EXISTS {quoted(table.sql(self.dialect))}", args=NO_ARGS)
         fresh = create.copy()
         fresh.set("replace", False)
-        self.spark.sql(fresh.sql(self.dialect))
+        self.spark.sql(fresh.sql(self.dialect), args=NO_ARGS)
 
     def _frame(self, query: Query, params: Mapping[str, Any], functions: Mapping[str, str] | None = None) -> DataFrame:
         """``query`` as a Spark DataFrame (lazy for queries), its parameters bound; ``functions``:
@@ -261,7 +339,7 @@ class SparkExecutor:
         tree = _tree(query)
         with self._csv_files(tree):
             sql = self._sql(query, tree, params, functions or {})
-            return self.spark.sql(sql, args=self._args(query, params) or None)
+            return self.spark.sql(sql, args=self._args(query, params))  # a dict, even empty: see tables.NO_ARGS
 
     def _sql(self, query: Query, tree: exp.Expression | None, params: Mapping[str, Any], functions: Mapping[str, str]) -> str:
         """``query`` in Spark SQL, with DuckDB's meanings that depend on the types of what it
@@ -278,13 +356,28 @@ class SparkExecutor:
 
     def _table_types(self, table: exp.Table) -> dict[str, str] | None:
         """The columns of ``table`` with their DuckDB types, as Spark reads it (a notebook
-        frame, a scored helper view, a CSV file...); None when Spark cannot."""
-        probe = exp.select(exp.Star()).from_(table).limit(0)
+        frame, a scored helper view, a CSV file...); None when Spark cannot. Asked once per
+        table while a statement runs."""
+        key = (table.catalog.lower(), table.db.lower(), table.name.lower())
+        named = isinstance(table.this, exp.Identifier) and not table.this.quoted  # not a table function or file path
+        memo = self._described if named else None
+        if memo is not None and key in memo:
+            return memo[key]
+        exposed = self._exposed.get(table.name.lower()) if named and not table.db and not table.catalog else None
         try:
-            fields = self.spark.sql(probe.sql(self.dialect)).schema.fields
+            if exposed is not None:  # a notebook frame's view: its schema is known here, no JVM round trip
+                fields = exposed.fields
+            elif named:  # a table by name: one call to resolve it, not a SQL text parsed and analyzed
+                fields = self.spark.table(quoted(exp.table_(table.name, table.db or None, table.catalog or None).sql(self.dialect))).schema.fields
+            else:
+                fields = self.spark.sql(exp.select(exp.Star()).from_(table).limit(0).sql(self.dialect), args=NO_ARGS).schema.fields
         except Exception:  # not a relation Spark knows: Spark says so when the statement runs
-            return None
-        return {field.name: duckdb_type(field.dataType.simpleString()) for field in fields}
+            found = None
+        else:
+            found = {field.name: duckdb_type(field.dataType.simpleString()) for field in fields}
+        if memo is not None:
+            memo[key] = found
+        return found
 
     @contextmanager
     def _csv_files(self, tree: exp.Expression | None) -> Iterator[None]:
@@ -335,9 +428,32 @@ class SparkExecutor:
 
     def _drop_function(self, name: str) -> None:
         try:
-            self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}")
+            self.spark.sql(f"DROP TEMPORARY FUNCTION IF EXISTS {quoted(name)}", args=NO_ARGS)
         except Exception:  # the session is gone
             pass
+
+
+def _aliased(query: exp.Expr) -> None:
+    """Each expression the query's columns come from given an alias (the view's column list
+    names them): Spark refuses to store a view whose column is an unaliased expression."""
+    while isinstance(query, exp.SetOperation):
+        query = query.this
+    if isinstance(query, exp.Select):
+        query.set("expressions", [
+            each if isinstance(each, (exp.Alias, exp.Star, exp.Column)) else exp.alias_(each, f"nbgov_c{i}", quoted=True)
+            for i, each in enumerate(query.expressions)
+        ])
+
+
+def _names_note(problem: str) -> str:
+    """The note (and warning, shown in the cell) when column names are Spark's because
+    DuckDB's could not be worked out: a name that differs from the DuckDB engine's is
+    never silent. Empty when there is no ``problem``."""
+    if not problem:
+        return ""
+    note = f"column names as Spark gives them (the DuckDB engine's may differ in case or text): {problem}"
+    warnings.warn(f"nbgov: {note}", stacklevel=4)
+    return note
 
 
 def _helper_types(prepared: Prepared) -> dict[str, str]:

@@ -101,6 +101,7 @@ class SparkFrames:
         self._frames = frames or {}
         self._names = names
         self.registered: list[str] = []
+        self.schemas: dict[str, StructType] = {}  # lower-cased name -> the view's schema, known without asking the JVM
 
     def __enter__(self) -> SparkFrames:
         try:
@@ -114,6 +115,7 @@ class SparkFrames:
                     continue
                 self._cache.frame(table).createOrReplaceTempView(name)
                 self.registered.append(name)
+                self.schemas[name.lower()] = spark_schema(table.schema)
         except BaseException:
             self.__exit__()
             raise
@@ -126,3 +128,4 @@ class SparkFrames:
             except Exception:  # the session is gone: nothing left to drop
                 pass
         self.registered.clear()
+        self.schemas.clear()

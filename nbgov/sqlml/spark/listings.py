@@ -15,6 +15,7 @@ import pandas as pd
 import sqlglot.expressions as exp
 
 from nbgov.sqlml.spark.catalog_store import TABLE as MODELS_TABLE
+from nbgov.sqlml.spark.tables import NO_ARGS
 from nbgov.sqlml.spark.typed import duckdb_type
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def shows_tables(tree: exp.Expression | None) -> bool:
 
 def table_names(spark: SparkSession) -> pd.DataFrame:
     """The current database's tables and views (temporary ones too), by name, in order."""
-    names = sorted({row.tableName for row in spark.sql("SHOW TABLES").collect()} - {MODELS_TABLE})
+    names = sorted({row.tableName for row in spark.sql("SHOW TABLES", args=NO_ARGS).collect()} - {MODELS_TABLE})
     return pd.DataFrame({"name": pd.Series(names, dtype=pd.StringDtype(na_value=float("nan")))})
 
 

@@ -13,6 +13,7 @@ stable row order) when it is small enough, else the reason it was not.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import sqlglot.expressions as exp
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 MAX_LISTED_FILES = 100_000
+# Spark binds no parameter for an empty dict, as for None (the default), but None costs
+# PySpark four JVM round trips more (an empty Java array built by reflection)
+NO_ARGS: dict[str, Any] = {}
 
 
 def quoted(name: str) -> str:
@@ -81,13 +85,13 @@ def _identity(spark: SparkSession, name: str) -> TableIdentity:
         return TableIdentity(name, None, reason="a view: the data it shows is read from other tables")
     details = {
         str(row[0]).strip(): str(row[1]).strip()
-        for row in spark.sql(f"DESCRIBE TABLE EXTENDED {quoted(name)}").collect()
+        for row in spark.sql(f"DESCRIBE TABLE EXTENDED {quoted(name)}", args=NO_ARGS).collect()
         if row[0] is not None and row[1] is not None
     }
     provider = details.get("Provider", "").lower() or None
     location = details.get("Location") or None
     if provider == "delta":
-        history = spark.sql(f"DESCRIBE HISTORY {quoted(name)} LIMIT 1").collect()
+        history = spark.sql(f"DESCRIBE HISTORY {quoted(name)} LIMIT 1", args=NO_ARGS).collect()
         if history:
             return TableIdentity(name, provider, version=str(history[0]["version"]), location=location)
     if provider == "iceberg":
@@ -110,7 +114,7 @@ def listing_fingerprint(spark: SparkSession, location: str) -> tuple[str | None,
     jsc: Any = getattr(spark, "_jsc", None)
     if jvm is None or jsc is None:
         return None, "the session does not expose the file system (Spark Connect)"
-    root = jvm.org.apache.hadoop.fs.Path(location)
+    root = _path_class(jvm)(location)
     fs = root.getFileSystem(jsc.hadoopConfiguration())
     if not fs.exists(root):
         return None, f"the table's location {location} does not exist"
@@ -129,6 +133,13 @@ def listing_fingerprint(spark: SparkSession, location: str) -> tuple[str | None,
         digest.update(entry.encode("utf-8"))
         digest.update(b"\n")
     return f"xxh3_128:{digest.hexdigest()}", None
+
+
+@lru_cache(maxsize=4)
+def _path_class(jvm: Any) -> Any:
+    """Hadoop's ``Path`` class of the session's JVM, looked up once: each package step of
+    ``jvm.org.apache.hadoop.fs.Path`` is a JVM round trip (five per table read)."""
+    return jvm.org.apache.hadoop.fs.Path
 
 
 def _first_line(error: BaseException) -> str:

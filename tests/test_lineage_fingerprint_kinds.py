@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from nbgov.lineage.fingerprint import Fingerprinter, fingerprint
+from nbgov.lineage.fingerprint.kinds import Kinds
+from nbgov.lineage.fingerprint.walk import Limits, Walk
 from nbgov.lineage.record import Fingerprint
 
 
@@ -185,11 +187,29 @@ def test_padding_of_structured_arrays_is_not_content_and_every_data_byte_is(fiel
     other[:, ~mask] = rng.integers(0, 256, (5000, int((~mask).sum())), dtype=np.uint8)  # other leftovers
     first, second = raw.view(dtype).reshape(-1), other.view(dtype).reshape(-1)
     assert strong(first) == strong(second)
-    assert columnar._without_padding(first, mask).tobytes() == np.ascontiguousarray(raw[:, mask]).tobytes()
+    walk = Walk(Kinds(), Limits(max_items=10**6, max_bytes=10**9, max_reach=10**5))
+    for part in (first[:100], first, first[:7]):  # the walk's scratch grown, then reused shorter
+        assert columnar._without_padding(part, mask, walk).tobytes() == np.ascontiguousarray(
+            raw[: len(part), mask]).tobytes()
     for column in np.flatnonzero(mask):  # each data byte of an item is content
         changed = raw.copy()
         changed[4321, column] ^= 1
         assert strong(changed.view(dtype).reshape(-1)) != strong(first), column
+
+
+def test_padded_arrays_copied_into_one_scratch_each_hash_as_their_own_bytes() -> None:
+    """A forest's trees share the walk's scratch copy: every tree is still its own bytes,
+    whatever the trees before it left there, and the order of the trees counts."""
+    dtype = np.dtype([("left", "<i8"), ("threshold", "<f8"), ("missing_left", "u1")], align=True)
+    rng = np.random.default_rng(3)
+    sizes = (70_000, 5_000, 200_000, 70_000)  # above the inline size; shorter, then longer than the scratch
+    trees = [rng.integers(0, 256, (n, dtype.itemsize), dtype=np.uint8).view(dtype).reshape(-1) for n in sizes]
+    alone = [strong(tree) for tree in trees]
+    assert strong(trees) == strong([tree.copy() for tree in trees])
+    assert strong(trees) != strong(trees[::-1]) and strong(trees[:2]) != strong([trees[0], trees[0][:5_000]])
+    changed = [tree.copy() for tree in trees]
+    changed[1][4_999]["threshold"] += 1.0
+    assert strong(changed) != strong(trees) and alone == [strong(tree) for tree in trees]
 
 
 def test_a_structured_dtype_of_padding_only_has_an_exact_fingerprint() -> None:

@@ -50,6 +50,9 @@ class CellNames:
     attributes: frozenset[str] = frozenset()  # every attribute name the code reads or sets (`m.predict`)
     history: HistoryUses | None = None  # reads of IPython's output history (`_`, `Out[3]`); None: none
     environment: environment_variables.EnvironmentUses | None = None  # `os.environ['X']`, `os.getenv('X')`...; None: none
+    # names used only as the object of a read-only model method (`model.predict(X)`), never
+    # otherwise, changed, rebound or deleted: a library's fitted model is left as it was
+    read_calls: frozenset[str] = frozenset()
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -116,6 +119,10 @@ def _analyze_cached(code: str) -> CellNames:
     if "." in code:  # an attribute needs a dot: most cells that have none skip a tree walk
         visitor.names.attributes = frozenset(n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute))
     visitor.names.history = history_uses(tree, visitor.names.loads)
+    if visitor.receivers:
+        names = visitor.names
+        names.read_calls = frozenset(visitor.receivers - names.impure - names.mutates - names.stores - names.deletes)
+        names.impure |= visitor.receivers  # elsewhere a method call is a use like any other
     return visitor.names
 
 
@@ -374,6 +381,7 @@ class _CellVisitor(ast.NodeVisitor):
         self._lambda_found: set[str] | None = None
         self._code_depth = 0  # constant code of eval/exec being visited, nested
         self.env_text = False  # the code names the environment: its uses are looked for (``env_start``)
+        self.receivers: set[str] = set()  # names read-only model methods were called on (``_read_only_call``)
 
     # environment variables (``environment_variables``), set up by ``env_start`` only for code that names them
     env: environment_variables.EnvironmentUses
@@ -566,6 +574,8 @@ class _CellVisitor(ast.NodeVisitor):
         if isinstance(func, ast.Name) and func.id in _CODE_CALLS:
             self._code_call(func.id, node)
             return
+        if self._read_only_call(node):
+            return
         magic = _magic_call(node)
         if magic is not None and self._python_magic(node, magic):
             return
@@ -585,6 +595,19 @@ class _CellVisitor(ast.NodeVisitor):
         for name in (*expression_variables(node), *sql_variables(node)):
             self.names.impure.add(name)
             self._load(name)
+
+    def _read_only_call(self, node: ast.Call) -> bool:
+        """``model.predict(X)`` on a notebook name, run now: the name is a receiver (see
+        ``CellNames.read_calls``), the arguments are visited as usual."""
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr in _READ_ONLY_METHODS
+                and isinstance(func.value, ast.Name) and not self._scopes):
+            return False
+        self.receivers.add(func.value.id)
+        self._load(func.value.id)
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            self.visit(arg)
+        return True
 
     # -- names read through the namespace: globals()['x'], eval('x + 1') -------
     def _namespace_call(self, node: ast.expr) -> bool:
@@ -901,6 +924,11 @@ class _CellVisitor(ast.NodeVisitor):
         self._comprehension(node, [node.key, node.value])
 
 
+# scikit-learn's, LightGBM's and XGBoost's methods that read a fitted model and leave it as it was
+_READ_ONLY_METHODS = frozenset({
+    "predict", "predict_proba", "predict_log_proba", "decision_function", "score", "score_samples",
+    "transform", "staged_predict", "staged_predict_proba", "get_params", "get_feature_names_out",
+})
 _PURE_CALLS = frozenset({"len", "print", "repr", "str", "type", "isinstance", "id", "display", "bool", "hash"})
 
 

@@ -35,6 +35,7 @@ The tracker holds no user object: weak references and ids only.
 
 from __future__ import annotations
 
+import types
 import weakref
 from collections.abc import Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -63,6 +64,7 @@ class ValueTracker:
         self._reach: dict[str, frozenset[int]] = {}  # name -> ids of mutable objects it reaches
         self._owners: dict[int, str | set[str]] = {}  # id -> the name(s) reaching it
         self._last: dict[str, Fingerprint] = {}  # latest fingerprint of names that reach anything
+        self._library: set[str] = set()  # names whose latest fingerprint read only library data and code
 
     # -- cells ---------------------------------------------------------------
     @property
@@ -123,6 +125,7 @@ class ValueTracker:
         for name in names:
             self._after.pop(name, None)
             self._last.pop(name, None)
+            self._library.discard(name)
             self._index(name, frozenset())
 
     # -- sharing -------------------------------------------------------------
@@ -174,6 +177,10 @@ class ValueTracker:
             measured = fper.measure(value, probe)
         else:  # a stand-in with only fingerprint() (fault injection): no sharing known
             measured = Measurement(fper.fingerprint(value), frozenset(), False)
+        if measured.library_only and measured.complete:
+            self._library.add(name)
+        else:
+            self._library.discard(name)
         if measured.reach:
             self._last[name] = measured.fingerprint
             self._index(name, measured.reach)
@@ -233,6 +240,10 @@ class ValueTracker:
         """
         if names.dynamic or not self.skip_pure_reads:
             return set()
+        return self._operands(names, candidates, ns) | self._models_read(names, candidates, ns)
+
+    def _operands(self, names: CellNames, candidates: AbstractSet[str], ns: Mapping[str, Any]) -> set[str]:
+        """Big arrays and frames used purely as operands (``out = big + 1``)."""
         buffers: dict[str, list[Any]] = {}
         for name in candidates:
             value = ns[name]
@@ -256,6 +267,80 @@ class ValueTracker:
                 if any(_may_share(a, b) for a in buffers[name] for b in theirs):
                     pure.discard(name)
         return pure
+
+
+    def _models_read(self, names: CellNames, candidates: AbstractSet[str], ns: Mapping[str, Any]) -> set[str]:
+        """Fitted library models the cell only calls read-only methods of (``model.predict(X)``).
+
+        Such a method runs the library's code on the model and its arguments only, so the
+        model is left as it was when every object it holds is library data or code (no
+        function or class of the notebook's to call back into; see ``Measurement``), every
+        other value the cell uses is too, no name it uses shares an object with the model,
+        and every function, class or module it names is a library's (no notebook code runs
+        that could reach the model by another way).
+        """
+        models = {name for name in names.read_calls & candidates
+                  if name in self._library and static.model_library_kind(type(ns[name])) and _fitted(ns[name])}
+        if not models:
+            return set()
+        only_rebound = names.stores - names.loads - names.mutates - names.impure  # its old value is not used
+        for other in names.referenced - models - only_rebound:
+            if other in candidates:
+                if other not in self._library:
+                    return set()
+            elif other in ns and not other_is_library_code(ns[other]):
+                return set()
+        return {name for name in models if self.sharing((name,), ns).isdisjoint(names.referenced)}
+
+
+def _fitted(model: Any, depth: int = 0) -> bool:
+    """Fitted as scikit-learn tells (``check_is_fitted``): it holds state a fit set, named
+    with a trailing underscore; a pipeline, when each of its steps is. A model's read-only
+    methods are read-only once it is fitted: before, some set such state (a
+    ``CountVectorizer`` given its vocabulary sets ``vocabulary_`` at its first transform)."""
+    read, _ = static.dict_reader(type(model))
+    state = read(model) if read is not None else None
+    if type(state) is not dict:
+        return False
+    if any(type(key) is str and key.endswith("_") and not key.startswith("__") for key in state):
+        return True
+    steps = state.get("steps")
+    if type(steps) is not list or not steps or depth > 8 or not static.module_of(type(model)).startswith("sklearn.pipeline"):
+        return False
+    return all(type(step) is tuple and len(step) == 2 and (
+        step[1] is None or (type(step[1]) is str and step[1] == "passthrough") or _fitted(step[1], depth + 1))
+        for step in steps)
+
+
+def other_is_library_code(value: Any, depth: int = 0) -> bool:
+    """A module, function or class an installed library (or Python) defines: code that cannot
+    reach a notebook variable except through the arguments it is given. A library function
+    may be a closure (scikit-learn's validated functions are): what it closes over must be
+    library code or data too."""
+    kind = type(value)
+    if kind is types.ModuleType:
+        name = static.own_dict(types.ModuleType)["__dict__"].__get__(value).get("__name__")
+        return type(name) is str and static.installed_module(name)
+    if kind is types.FunctionType:
+        module = value.__module__
+        if type(module) is not str or not static.installed_module(module):
+            return False
+        return all(_library_closed_over(cell, depth) for cell in value.__closure__ or ())
+    if kind is types.BuiltinFunctionType:
+        owner = value.__self__
+        return owner is None or type(owner) is types.ModuleType
+    return static.is_class(value) and static.library_kind(value)
+
+
+def _library_closed_over(cell: types.CellType, depth: int) -> bool:
+    try:
+        content = cell.cell_contents
+    except ValueError:  # not yet assigned
+        return True
+    kind = type(content)
+    if kind in (types.FunctionType, types.ModuleType, types.BuiltinFunctionType) or static.is_class(content):
+        return depth < 3 and other_is_library_code(content, depth + 1)
+    return static.library_kind(kind) and kind is not types.MethodType
 
 
 def numeric_buffers(value: Any) -> list[Any] | None:

@@ -75,6 +75,9 @@ class Measurement(NamedTuple):
     # ``probe(obj)`` as it is now, None where no probe applies; ``probed`` False: not read
     probe: str | None = None
     probed: bool = False
+    # every object read is data or code of Python's or of the data and model libraries (none
+    # of the notebook's classes or functions): what a library model's read-only method touches
+    library_only: bool = False
 
 
 class Fingerprinter:
@@ -112,7 +115,7 @@ class Fingerprinter:
                 digest = xxhash.xxh3_128_hexdigest(encode(obj))
                 # tuple.__new__: the named tuple's own __new__ is a Python function (a frame per value)
                 return tuple.__new__(Measurement, (Fingerprint(kind, digest, False, summarize(obj)), _NO_REACH, True,
-                                                   None, False))
+                                                   None, False, True))
             return self._measure(obj, probe)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -184,7 +187,7 @@ class Fingerprinter:
         if flat is not None and flat_kind is not None:
             reach = _NO_REACH if tp is tuple else frozenset((id(obj),))
             fp = Fingerprint(flat_kind, xxhash.xxh3_128_hexdigest(flat), False, summarize(obj))
-            return Measurement(fp, reach, True)
+            return Measurement(fp, reach, True, library_only=True)
         cached = self._immutable.get(id(obj))
         if cached is not None and cached[0]() is obj:
             return cached[1]
@@ -192,6 +195,7 @@ class Fingerprinter:
         probed, probe_digest = False, None
         try:
             digest = walk.run(obj)
+            library_only = not walk.holds_own_code and all(map(static.library_kind, walk.types_read()))
             layout = walk.frame_layouts.get(id(obj)) if probe else None
             if layout is not None:  # a plain frame: its probe from the layout just read
                 probed, probe_digest = True, self._probe_of(columnar.layout_probe_plan(layout))
@@ -205,7 +209,7 @@ class Fingerprinter:
         reason = "; ".join(walk.notes) or None
         semantic = protobuf.semantic_digest(obj) or self._without_timings(obj)
         fp = Fingerprint(static.kind_name(tp), digest, False, summarize(obj), reason=reason, semantic=semantic)
-        measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete, probe_digest, probed)
+        measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete, probe_digest, probed, library_only)
         if _immutable(obj):
             self._remember(obj, measured)
         return measured

@@ -68,7 +68,7 @@ def numpy_array(walk: Walk, arr: Any) -> None:
     data = data_bytes(walk, dtype)
     if data is not None:  # padding holds whatever the allocator left: not content
         walk.afford(arr.nbytes)
-        arr = _without_padding(arr, data)
+        arr = _without_padding(arr, data, walk)
     nbytes = arr.nbytes
     if nbytes <= _SMALL:  # a copy costs less than the views and flags it would take
         walk.spend(nbytes)
@@ -79,6 +79,8 @@ def numpy_array(walk: Walk, arr: Any) -> None:
             memmap.hash_region(walk, arr, where)
         else:
             walk.buffer(b"a", memoryview(arr.reshape(-1).view("u1")))
+            if data is not None:
+                walk.flush()  # hashed now: the walk's scratch it was copied into is reused
     else:
         _strided(walk, arr)
     if extra:
@@ -198,20 +200,27 @@ def _extended_float_data(dtype: Any) -> Any | None:
     return np["tile"](half, dtype.itemsize // real_size)
 
 
-def _without_padding(arr: Any, data: Any) -> Any:
-    """The array's data bytes only, item after item in C order (a copy). Copied as runs of
-    byte columns: a boolean index of the columns gives the same bytes several times slower
-    (a tree's nodes, 57 data bytes of 64, are most of a fitted forest)."""
+def _without_padding(arr: Any, data: Any, walk: Walk) -> Any:
+    """The array's data bytes only, item after item in C order, copied into the walk's
+    scratch (valid until its next copy). Copied as runs of byte columns: a boolean index of
+    the columns gives the same bytes several times slower (a tree's nodes, 57 data bytes of
+    64, are most of a fitted forest); into one reused buffer, as fresh memory for each of a
+    forest's trees costs the system a page fault per 4 KiB, most of the copy's time."""
     np = _numpy()
     items = np["ascontiguousarray"](arr).reshape(-1).view("u1").reshape(-1, arr.dtype.itemsize)
     runs = _data_runs(data.tolist())
-    if not runs:  # all padding (a structured dtype of no fields, only an itemsize)
-        return items[:, :0].copy()
+    width = sum(run.stop - run.start for run in runs)
+    size = len(items) * width
+    if walk.scratch is None or len(walk.scratch) < size:
+        walk.scratch = np["empty"](max(size, 2 * len(walk.scratch) if walk.scratch is not None else 0), "u1")
+    out = walk.scratch[:size].reshape(len(items), width)
     if len(runs) == 1:
-        return np["ascontiguousarray"](items[:, runs[0]])
-    if len(runs) <= _MAX_RUNS:
-        return np["concatenate"]([items[:, run] for run in runs], axis=1)
-    return np["ascontiguousarray"](items[:, data])
+        np["copyto"](out, items[:, runs[0]])
+    elif 1 < len(runs) <= _MAX_RUNS:
+        np["concatenate"]([items[:, run] for run in runs], axis=1, out=out)
+    elif runs:
+        np["compress"](data, items, axis=1, out=out)
+    return out  # (no runs: all padding, a structured dtype of no fields, only an itemsize)
 
 
 _MAX_RUNS = 16  # beyond: one boolean index beats many small copies

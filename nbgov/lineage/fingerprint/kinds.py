@@ -120,13 +120,12 @@ class Kinds:
         return forget
 
 
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by a class statement, type(...))
 
 
 def _long_lived(tp: type) -> bool:
     """A compiled type, or a class an installed library's module holds under its name: it
     lives as long as the session, so caching its handler (which holds it) keeps nothing alive."""
-    if not type.__dict__["__flags__"].__get__(tp) & _HEAPTYPE:
+    if not type.__dict__["__flags__"].__get__(tp) & static.HEAPTYPE:
         return True
     return static.verified(tp) and static.installed_module(static.module_of(tp))
 

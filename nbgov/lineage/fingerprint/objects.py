@@ -171,6 +171,7 @@ def function_value(walk: Walk, fn: types.FunctionType) -> None:
     if fn.__closure__ is None and static.installed_module(module):
         walk.emit(b"n" + name)  # installed code: its name (and the recorded versions) say what it is
         return
+    walk.holds_own_code = True
     if not walk.enter(fn):
         return
     walk.emit(b"Fn" + name)
@@ -195,6 +196,7 @@ _EMPTY_CELL = _EmptyCell()
 
 def code_value(walk: Walk, code: types.CodeType) -> None:
     """Bytecode, constants and names; not line numbers, so moving a function is no change."""
+    walk.holds_own_code = True
     walk.emit(
         b"K"
         + enc_bytes(code.co_code)
@@ -222,6 +224,7 @@ def builtin_function_value(walk: Walk, fn: Any) -> None:
     module = fn.__module__ if type(fn.__module__) is str else ""
     walk.emit(b"Bf" + enc_str(f"{module}.{fn.__qualname__}"))
     bound = owner is not None and type(owner) is not types.ModuleType
+    walk.holds_own_code |= bound
     walk.push(owner if bound else None)
 
 
@@ -269,6 +272,7 @@ def class_value(walk: Walk, cls: type) -> None:
     if static.module_of(cls) != "__main__":
         walk.emit(b"c" + name)
         return
+    walk.holds_own_code = True
     if not walk.enter(cls):
         return
     bases = _type_bases(cls)

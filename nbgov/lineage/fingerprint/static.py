@@ -20,6 +20,7 @@ import errno
 import os
 import sys
 import types
+import weakref
 from collections.abc import Callable, Mapping
 from itertools import repeat
 from operator import is_
@@ -321,6 +322,52 @@ def installed_module(name: str) -> bool:
         found = os.path.realpath(path).startswith(_install_roots())
     _installed[name] = found
     return found
+
+
+# Packages whose fitted models' read-only methods (``predict``, ``transform``) leave the model
+# as it was, and the data libraries such models hold (scikit-learn's estimator checks assert it)
+_MODEL_LIBRARIES = frozenset({"sklearn", "lightgbm", "xgboost"})
+_LIBRARY_ROOTS = _MODEL_LIBRARIES | {"numpy", "scipy", "pandas", "pyarrow"}
+HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by a class statement, type(...))
+_library_kinds: dict[int, tuple[Any, bool]] = {}  # id(type) -> (weak reference to it, verdict)
+
+
+# scikit-learn classes whose instances change when only read: a KD or ball tree counts the
+# queries made of it (and so every neighbours model holding one), a MultiLabelBinarizer caches
+# its class index at its first transform (``tests/test_lineage_model_reads.py`` checks every
+# estimator scikit-learn lists against this)
+_CHANGED_BY_READS = ("sklearn.neighbors._kd_tree.", "sklearn.neighbors._ball_tree.",
+                     "sklearn.preprocessing._label.MultiLabelBinarizer")
+
+
+def library_kind(tp: type) -> bool:
+    """A class Python's standard library or a data or model library defines under its name (or
+    a compiled one): its instances' methods are that library's code, not the notebook's. Not
+    one whose instances the library changes when they are only read."""
+    known = _library_kinds.get(id(tp))
+    if known is not None and known[0]() is tp:
+        return bool(known[1])
+    module = module_of(tp)
+    root = module.partition(".")[0]
+    if label(tp).startswith(_CHANGED_BY_READS):
+        verdict = False
+    elif not type.__dict__["__flags__"].__get__(tp) & HEAPTYPE:
+        verdict = True
+    else:
+        library = (root in _LIBRARY_ROOTS or root in sys.stdlib_module_names) and installed_module(module)
+        verdict = (library or root == "nbgov") and verified(tp)  # (nbgov's own: a reader's stand-in)
+    if len(_library_kinds) >= 4096:  # classes made and dropped by the thousand
+        _library_kinds.clear()
+    try:
+        _library_kinds[id(tp)] = (weakref.ref(tp), verdict)
+    except TypeError:
+        pass
+    return verdict
+
+
+def model_library_kind(tp: type) -> bool:
+    """A class of scikit-learn, LightGBM or XGBoost (as ``library_kind`` finds it)."""
+    return module_of(tp).partition(".")[0] in _MODEL_LIBRARIES and library_kind(tp)
 
 
 def _install_roots() -> tuple[str, ...]:

@@ -83,6 +83,10 @@ class Walk:
         self.hashed_bytes = 0
         self.notes: list[str] = []  # how parts were read, for Fingerprint.reason
         self.frame_layouts: dict[int, Any] = {}  # id of a plain DataFrame read -> its FrameLayout, this walk only
+        # the value holds code of the notebook's own (a function it made, a class of __main__) or
+        # a callable bound to an object: what a library method may call back into
+        self.holds_own_code = False
+        self.scratch: Any = None  # a byte array copies are made into, reused within the walk (see columnar)
 
     # -- driving -------------------------------------------------------------
     def run(self, root: Any) -> str:
@@ -116,6 +120,10 @@ class Walk:
                 self.flush()
         self.flush()
         return self.hasher.hexdigest()
+
+    def types_read(self) -> list[type]:
+        """The classes of the objects read (all but the atoms encoded inline)."""
+        return [tp for tp, _ in self._handlers.values()]
 
     def count(self, items: int) -> None:
         """Spend the object budget (atoms encoded inline are free; runs count each element)."""
@@ -279,6 +287,7 @@ class Walk:
         self.parts.clear()
         self._outer.clear()
         self.frame_layouts.clear()
+        self.scratch = None
 
 
 def _atoms_only(elements: list[Any]) -> list[bytes] | None:

@@ -1,0 +1,221 @@
+"""A fitted library model that a cell only predicts with is hashed once, not twice.
+
+``pred = model.predict(X_test)`` reads the model: its fingerprint is taken before the
+cell, as for any input. scikit-learn's, LightGBM's and XGBoost's read-only methods
+(``predict``, ``predict_proba``, ``transform``, ``score``, ...) leave a fitted model as
+it was, so the recorder does not hash it again after the cell when nothing else the
+cell does could change it: every object the model holds is library data or code, every
+other value the cell uses is too, none shares an object with the model, and no
+notebook code runs. Every other way a cell can change a model must still be a write;
+most tests here are about those.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nbgov.lineage.analysis import analyze
+from nbgov.lineage.fingerprint import Fingerprinter, static
+from tests.fixtures.lineage import RecordingShell
+
+FIT = """
+import numpy as np, pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+rng = np.random.default_rng(0)
+X = rng.random((2000, 8))
+y = (X[:, 0] + rng.random(2000) > 1).astype(int)
+X_test, y_test = X[:300].copy(), y[:300].copy()
+model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+"""
+
+
+def writes(body: dict[str, Any]) -> dict[str, bool]:
+    """The names a record wrote, each with whether it was changed in place."""
+    return {w["name"]: w["mutated"] for w in body["writes"]}
+
+
+def _hashed(recording: RecordingShell, code: str) -> int:
+    """Bytes the recorder hashed for one cell (which must succeed)."""
+    before = recording.rec.fingerprinter.hashed_bytes
+    recording.run(code).raise_error()
+    return recording.rec.fingerprinter.hashed_bytes - before
+
+
+def _model_bytes(recording: RecordingShell, name: str = "model") -> int:
+    fper = Fingerprinter()
+    fper.measure(recording.ns()[name])
+    return fper.hashed_bytes
+
+
+def _read(body: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(r["fingerprint"] for r in body["reads"] if r["name"] == name)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "pred = model.predict(X_test)",
+        "proba = model.predict_proba(X_test)[:, 1]",
+        "acc = accuracy_score(y_test, model.predict(X_test))",
+        "acc = model.score(X_test, y_test)",
+        "pred = np.round(model.predict_proba(X=X_test), 2)",
+    ],
+)
+def test_predicting_hashes_the_model_once_and_records_it_as_read(recording: RecordingShell, cell: str) -> None:
+    recording.run(FIT).raise_error()
+    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    model_bytes = _model_bytes(recording)
+    spent = _hashed(recording, cell)
+    body = recording.body()
+    assert _read(body, "model") == fitted and "model" not in writes(body)
+    assert model_bytes <= spent < 1.5 * model_bytes  # before the cell only (twice before this change)
+
+
+def test_a_pipeline_of_library_steps_on_a_frame_is_hashed_once(recording: RecordingShell) -> None:
+    recording.run(FIT + "frame = pd.DataFrame(X, columns=list('abcdefgh'))\n"
+                  "pipe = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=20, random_state=0))"
+                  ".fit(frame, y)").raise_error()
+    pipe_bytes, frame_bytes = _model_bytes(recording, "pipe"), _model_bytes(recording, "frame")
+    spent = _hashed(recording, "scores = pipe.predict_proba(frame.head(100))")
+    body = recording.body()
+    assert "pipe" in {r["name"] for r in body["reads"]} and set(writes(body)) == {"scores"}
+    assert pipe_bytes <= spent - 2 * frame_bytes < 1.1 * pipe_bytes  # (frame.head is a call: frame is hashed after too)
+
+
+@pytest.mark.parametrize(
+    "setup, cell",
+    [
+        # a method that changes the model
+        ("", "model.fit(X[:500], y[:500])"),
+        ("", "pred = model.predict(X_test)\nmodel.set_params(n_estimators=5)"),
+        ("", "pred = model.predict(X_test)\nmodel.n_jobs = 2"),
+        # another name for the same model
+        ("same = model", "same.fit(X[:500], y[:500])\npred = model.predict(X_test)"),
+        ("held = {'m': model}", "held['m'].fit(X[:500], y[:500])\npred = model.predict(X_test)"),
+        # notebook code that reaches it
+        ("def retrain():\n    model.fit(X[:500], y[:500])", "retrain()\npred = model.predict(X_test)"),
+        ("", "exec('model.fit(X[:500], y[:500])')\npred = model.predict(X_test)"),
+        # an argument whose conversion runs notebook code
+        ("class Rows:\n    def __array__(self, dtype=None, copy=None):\n"
+         "        model.fit(X[:500], y[:500])\n        return X_test\nrows = Rows()",
+         "pred = model.predict(rows)"),
+    ],
+)
+def test_every_other_way_a_cell_changes_the_model_is_a_write(recording: RecordingShell, setup: str, cell: str) -> None:
+    recording.run(FIT + setup).raise_error()
+    fitted = recording.ns()["model"]
+    recording.run(cell).raise_error()
+    body = recording.body()
+    assert writes(body).get("model") is True, body["writes"]
+    assert body["writes"][[w["name"] for w in body["writes"]].index("model")]["fingerprint"]["hash"] == \
+        Fingerprinter().fingerprint(fitted).hash
+
+
+def test_a_model_of_the_notebook_or_holding_its_code_is_hashed_after_the_cell(recording: RecordingShell) -> None:
+    recording.run(FIT + """
+class Counting(RandomForestClassifier):
+    def predict(self, X):
+        self.calls_ = getattr(self, 'calls_', 0) + 1
+        return super().predict(X)
+counting = Counting(n_estimators=5, random_state=0).fit(X, y)
+shrinking = []
+def shrink(rows):
+    for pipe in shrinking:  # the pipeline's own transform changes its classifier
+        pipe.steps[-1][1].C /= 2
+    return rows
+piped = make_pipeline(FunctionTransformer(shrink), LogisticRegression()).fit(X, y)
+shrinking.append(piped)
+""").raise_error()
+    recording.run("pred = counting.predict(X_test)").raise_error()
+    assert writes(recording.body()) == {"pred": False, "counting": True}
+    recording.run("pred = piped.predict(X_test)").raise_error()
+    assert writes(recording.body()) == {"pred": False, "piped": True, "shrinking": True}  # (the list holds it)
+
+
+def test_an_unfitted_model_that_a_read_only_method_fits_is_a_write(recording: RecordingShell) -> None:
+    """scikit-learn's read-only methods leave a *fitted* model as it was: a vectorizer given its
+    vocabulary is fitted by its first transform."""
+    recording.run("from sklearn.feature_extraction.text import CountVectorizer\n"
+                  "vec = CountVectorizer(vocabulary=['red', 'blue'])").raise_error()
+    recording.run("counts = vec.transform(['red blue', 'blue'])").raise_error()
+    assert writes(recording.body()) == {"counts": False, "vec": True}
+    recording.run("counts = vec.transform(['red'])").raise_error()
+    assert writes(recording.body()) == {"counts": False}
+
+
+def test_no_estimator_of_scikit_learns_that_its_read_only_methods_change_is_left_unhashed() -> None:
+    """The rule checked against scikit-learn itself: each estimator it lists (and LightGBM's),
+    fitted with its default parameters, then each read-only method it has called; where that
+    changed the model (a neighbours model's tree counts its queries), the recorder must hash
+    it again."""
+    import functools
+    import warnings
+
+    import lightgbm
+    from sklearn.utils import all_estimators
+
+    from nbgov.lineage.analysis import _READ_ONLY_METHODS
+    from nbgov.lineage.values import _fitted
+
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 4))
+    labels, amounts = (X[:, 0] > 0.5).astype(int), X[:, 1]
+    called, changed = 0, []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lightgbms = [(cls.__name__, functools.partial(cls, n_estimators=10, verbose=-1))
+                     for cls in (lightgbm.LGBMClassifier, lightgbm.LGBMRegressor)]
+        for name, make in [*all_estimators(), *lightgbms]:
+            target = amounts if "Regress" in name else labels
+            try:
+                est = make()
+                est.fit(X, target)
+            except Exception:  # noqa: BLE001 - one needing arguments or other data: not ours to judge
+                continue
+            for method in sorted(_READ_ONLY_METHODS & set(dir(est))):
+                before = Fingerprinter().measure(est)
+                skipped = (before.library_only and before.complete and static.model_library_kind(type(est))
+                           and _fitted(est))
+                args = {"score": (X, target), "get_params": (), "get_feature_names_out": ()}.get(method, (X,))
+                try:
+                    getattr(est, method)(*args)
+                except Exception:  # noqa: BLE001 - not applicable to this estimator
+                    continue
+                called += 1
+                if Fingerprinter().fingerprint(est).hash != before.fingerprint.hash:
+                    changed.append(name)
+                    assert not skipped, (name, method)
+    assert called > 300 and "KNeighborsClassifier" in changed and "LGBMClassifier" not in changed  # it checked
+
+
+def test_only_calls_of_read_only_methods_on_a_name_make_it_a_read_call() -> None:
+    assert analyze("pred = model.predict(X)").read_calls == {"model"}
+    assert analyze("a = accuracy_score(y, m.predict(X))\nb = m.score(X, y)").read_calls == {"m"}
+    for code in ("model.fit(X, y)\np = model.predict(X)",  # changed
+                 "p = model.predict(X)\nmodel.n_jobs = 2",  # changed
+                 "p = model.predict(X)\nf(model)",  # handed on
+                 "p = model.predict(X)\nmodel = None",  # rebound
+                 "g = lambda: model.predict(X)",  # runs later, in notebook code
+                 "p = [model.predict(x) for x in xs]",  # (not followed into comprehensions)
+                 "p = model.predict_proba(X)\ndel model"):
+        assert "model" not in analyze(code).read_calls, code
+    names = analyze("pred = model.predict(X)")
+    assert "model" in names.impure and not names.pure_only("model")  # a method call, for every other rule
+
+
+def test_library_classes_are_told_from_the_notebooks_own() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    class Mine(RandomForestClassifier):
+        pass
+
+    assert static.library_kind(RandomForestClassifier) and static.model_library_kind(RandomForestClassifier)
+    assert static.library_kind(dict) and not static.model_library_kind(dict)
+    assert not static.library_kind(Mine) and not static.model_library_kind(Mine)

@@ -64,6 +64,13 @@ against a young one (a query is a magic cell, whose names are all compared; IPyt
 history grows by a name or two per cell), measured side by side.
 
 Run only these: python3 benchmarks/bench_recorder.py --cases notebook,sqlml
+
+Cells that score with a fitted model (``pred = forest.predict(X_test)``: a 100-tree forest,
+a 500-tree LightGBM model, a scikit-learn pipeline on a frame), recorded vs bare shell,
+``--repeat / 10`` paired rounds: what recording adds to the cells users run most once a
+model is trained (no target).
+
+Run only these: python3 benchmarks/bench_recorder.py --cases predict
 """
 
 from __future__ import annotations
@@ -441,7 +448,61 @@ def report_fingerprint_cases(cases: set[str], repeat: int, memmap_gb: float) -> 
               f"target ≤ 1.05x (as without nbgov) -> {'PASS' if mem['ratio'] <= 1.05 else 'MISS'}")
 
 
-ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml"
+PREDICT_SETUP = (
+    "import numpy as np, pandas as pd, lightgbm as lgb\n"
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "from sklearn.compose import ColumnTransformer\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import OneHotEncoder, StandardScaler\n"
+    "rng = np.random.default_rng(0)\n"
+    "X = rng.random((20_000, 20)); y = (X[:, 0] + rng.random(20_000) > 1).astype(int); X_test = X[:200].copy()\n"
+    "forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)\n"
+    "booster = lgb.LGBMClassifier(n_estimators=500, verbose=-1).fit(X, y)\n"
+    "frame = pd.DataFrame({'a': X[:, 0], 'b': X[:, 1], 'c': rng.choice(['x', 'y', 'z'], 20_000)})\n"
+    "pipe = make_pipeline(ColumnTransformer([('num', StandardScaler(), ['a', 'b']),\n"
+    "                                        ('cat', OneHotEncoder(handle_unknown='ignore'), ['c'])]),\n"
+    "                     LogisticRegression()).fit(frame, y)\n"
+    "test = frame.head(200).copy()\n"
+)
+PREDICT_CELLS = {
+    "RandomForest, 100 trees of unbounded depth": "pred = forest.predict(X_test)",
+    "LightGBM, 500 trees": "pred = booster.predict(X_test)",
+    "scikit-learn pipeline on a frame": "proba = pipe.predict_proba(test)[:, 1]",
+}
+
+
+def predict_cases(rounds: int) -> dict[str, dict[str, float]]:
+    """Cells that score 200 rows with a fitted model, recorded vs bare shell (median of paired
+    runs): the model is an input of each, fingerprinted before the cell; the cell only calls a
+    read-only method of it, so it need not be hashed again after."""
+    from nbgov.lineage import recorder
+
+    bare, recorded = _shell(), _shell()
+    rec = recorder.install(recorded)
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for shell in (bare, recorded):
+            _time(shell, PREDICT_SETUP)
+        for name, code in PREDICT_CELLS.items():
+            for shell in (bare, recorded):  # warm-up
+                _time(shell, code)
+            times = paired({"bare": lambda: _time(bare, code), "nbgov": lambda: _time(recorded, code)}, rounds)
+            diffs = [r - b for b, r in zip(times["bare"], times["nbgov"], strict=True)]
+            out[name] = {"bare_ms": statistics.median(times["bare"]) * 1e3,
+                         "added_ms": statistics.median(diffs) * 1e3, "ratio": median_ratio(times, "nbgov", "bare")}
+    finally:
+        rec.uninstall()
+    return out
+
+
+def report_predict(rounds: int) -> None:
+    print(f"\n== a cell scoring 200 rows with a fitted model, {rounds} paired rounds (no target) ==")
+    for name, m in predict_cases(rounds).items():
+        print(f"{name:45s} bare {m['bare_ms']:7.2f} ms   nbgov +{m['added_ms']:7.2f} ms   nbgov/bare = {m['ratio']:.2f}")
+
+
+ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml,predict"
 
 
 def main() -> None:
@@ -470,6 +531,8 @@ def main() -> None:
         report_notebook(args.cells, args.notebook_rounds)
     if "sqlml" in cases:
         report_sqlml(max(20, args.repeat // 4))
+    if "predict" in cases:
+        report_predict(max(10, args.repeat // 10))
 
 
 def report_overhead(repeat: int, peer_repeat: int | None) -> None:

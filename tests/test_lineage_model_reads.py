@@ -1,7 +1,7 @@
 """A fitted library model that a cell only predicts with is hashed once, not twice.
 
 ``pred = model.predict(X_test)`` reads the model: its fingerprint is taken before the
-cell, as for any input. scikit-learn's, LightGBM's and XGBoost's read-only methods
+cell, as for any input. scikit-learn's and LightGBM's read-only methods
 (``predict``, ``predict_proba``, ``transform``, ``score``, ...) leave a fitted model as
 it was, so the recorder does not hash it again after the cell when nothing else the
 cell does could change it: every object the model holds is library data or code, every

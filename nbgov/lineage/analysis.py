@@ -924,7 +924,7 @@ class _CellVisitor(ast.NodeVisitor):
         self._comprehension(node, [node.key, node.value])
 
 
-# scikit-learn's, LightGBM's and XGBoost's methods that read a fitted model and leave it as it was
+# scikit-learn's and LightGBM's methods that read a fitted model and leave it as it was
 _READ_ONLY_METHODS = frozenset({
     "predict", "predict_proba", "predict_log_proba", "decision_function", "score", "score_samples",
     "transform", "staged_predict", "staged_predict_proba", "get_params", "get_feature_names_out",

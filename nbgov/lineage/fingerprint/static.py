@@ -326,7 +326,7 @@ def installed_module(name: str) -> bool:
 
 # Packages whose fitted models' read-only methods (``predict``, ``transform``) leave the model
 # as it was, and the data libraries such models hold (scikit-learn's estimator checks assert it)
-_MODEL_LIBRARIES = frozenset({"sklearn", "lightgbm", "xgboost"})
+_MODEL_LIBRARIES = frozenset({"sklearn", "lightgbm"})  # (checked against each: the tests)
 _LIBRARY_ROOTS = _MODEL_LIBRARIES | {"numpy", "scipy", "pandas", "pyarrow"}
 HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by a class statement, type(...))
 _library_kinds: dict[int, tuple[Any, bool]] = {}  # id(type) -> (weak reference to it, verdict)
@@ -366,7 +366,7 @@ def library_kind(tp: type) -> bool:
 
 
 def model_library_kind(tp: type) -> bool:
-    """A class of scikit-learn, LightGBM or XGBoost (as ``library_kind`` finds it)."""
+    """A class of scikit-learn or LightGBM (as ``library_kind`` finds it)."""
     return module_of(tp).partition(".")[0] in _MODEL_LIBRARIES and library_kind(tp)
 
 

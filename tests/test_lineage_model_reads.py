@@ -139,6 +139,28 @@ shrinking.append(piped)
     assert writes(recording.body()) == {"pred": False, "piped": True, "shrinking": True}  # (the list holds it)
 
 
+def test_deciding_runs_no_code_of_the_notebooks(recording: RecordingShell) -> None:
+    """The classes and values a predicting cell names are judged by reading them: a metaclass's
+    ``__eq__``, ``__hash__`` or ``__getattribute__``, or a value's ``__getattr__``, never runs."""
+    recording.run(FIT + """
+ran = []
+class Loud(type):
+    def __eq__(cls, other):
+        ran.append('eq'); return False
+    def __hash__(cls):
+        ran.append('hash'); return 1
+    def __getattribute__(cls, name):
+        ran.append(name); return type.__getattribute__(cls, name)
+class Odd(metaclass=Loud):
+    def __getattr__(self, name):
+        ran.append(name); raise AttributeError(name)
+odd = Odd()
+""").raise_error()
+    recording.ns()["ran"].clear()
+    recording.run("pred = model.predict(X_test)\nkinds = (Odd, odd)").raise_error()
+    assert recording.ns()["ran"] == [] and "model" not in writes(recording.body())
+
+
 def test_an_unfitted_model_that_a_read_only_method_fits_is_a_write(recording: RecordingShell) -> None:
     """scikit-learn's read-only methods leave a *fitted* model as it was: a vectorizer given its
     vocabulary is fitted by its first transform."""

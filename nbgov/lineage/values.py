@@ -268,7 +268,6 @@ class ValueTracker:
                     pure.discard(name)
         return pure
 
-
     def _models_read(self, names: CellNames, candidates: AbstractSet[str], ns: Mapping[str, Any]) -> set[str]:
         """Fitted library models the cell only calls read-only methods of (``model.predict(X)``).
 
@@ -305,7 +304,8 @@ def _fitted(model: Any, depth: int = 0) -> bool:
     if any(type(key) is str and key.endswith("_") and not key.startswith("__") for key in state):
         return True
     steps = state.get("steps")
-    if type(steps) is not list or not steps or depth > 8 or not static.module_of(type(model)).startswith("sklearn.pipeline"):
+    pipeline = static.module_of(type(model)).startswith("sklearn.pipeline")
+    if not pipeline or type(steps) is not list or not steps or depth > 8:
         return False
     return all(type(step) is tuple and len(step) == 2 and (
         step[1] is None or (type(step[1]) is str and step[1] == "passthrough") or _fitted(step[1], depth + 1))
@@ -338,7 +338,8 @@ def _library_closed_over(cell: types.CellType, depth: int) -> bool:
     except ValueError:  # not yet assigned
         return True
     kind = type(content)
-    if kind in (types.FunctionType, types.ModuleType, types.BuiltinFunctionType) or static.is_class(content):
+    code = kind is types.FunctionType or kind is types.ModuleType or kind is types.BuiltinFunctionType
+    if code or static.is_class(content):  # (by identity: a metaclass's __eq__ is the notebook's code)
         return depth < 3 and other_is_library_code(content, depth + 1)
     return static.library_kind(kind) and kind is not types.MethodType
 

@@ -120,8 +120,6 @@ class Kinds:
         return forget
 
 
-
-
 def _long_lived(tp: type) -> bool:
     """A compiled type, or a class an installed library's module holds under its name: it
     lives as long as the session, so caching its handler (which holds it) keeps nothing alive."""

@@ -324,14 +324,13 @@ def installed_module(name: str) -> bool:
     return found
 
 
-# Packages whose fitted models' read-only methods (``predict``, ``transform``) leave the model
-# as it was, and the data libraries such models hold (scikit-learn's estimator checks assert it)
-_MODEL_LIBRARIES = frozenset({"sklearn", "lightgbm"})  # (checked against each: the tests)
-_LIBRARY_ROOTS = _MODEL_LIBRARIES | {"numpy", "scipy", "pandas", "pyarrow"}
 HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time (by a class statement, type(...))
+# Packages whose fitted models' read-only methods (``predict``, ``transform``) leave the model
+# as it was (checked against each: ``tests/test_lineage_model_reads.py``), and the data
+# libraries such models hold
+_MODEL_LIBRARIES = frozenset({"sklearn", "lightgbm"})
+_LIBRARY_ROOTS = _MODEL_LIBRARIES | {"numpy", "scipy", "pandas", "pyarrow"}
 _library_kinds: dict[int, tuple[Any, bool]] = {}  # id(type) -> (weak reference to it, verdict)
-
-
 # scikit-learn classes whose instances change when only read: a KD or ball tree counts the
 # queries made of it (and so every neighbours model holding one), a MultiLabelBinarizer caches
 # its class index at its first transform (``tests/test_lineage_model_reads.py`` checks every

@@ -127,6 +127,13 @@ def _time(shell: Any, code: str) -> float:
 
 
 def overhead(repeat: int) -> dict[str, dict[str, float]]:
+    return recorded_vs_bare(SETUP, CELLS, lambda name: repeat if name in ("trivial", "50 statements")
+                            else max(5, repeat // 20))
+
+
+def recorded_vs_bare(setup: str, cells: dict[str, str], rounds: Callable[[str], int]) -> dict[str, dict[str, float]]:
+    """Each cell run in a recorded and a bare shell alternately (after ``setup`` in both and one
+    warm-up run): the bare time, the median of the paired differences, and the median ratio."""
     from nbgov.lineage import recorder
 
     bare, recorded = _shell(), _shell()
@@ -134,14 +141,14 @@ def overhead(repeat: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     try:
         for shell in (bare, recorded):
-            _time(shell, SETUP)
-        for name, code in CELLS.items():
-            n = repeat if name in ("trivial", "50 statements") else max(5, repeat // 20)
+            _time(shell, setup)
+        for name, code in cells.items():
             for shell in (bare, recorded):  # warm-up
                 _time(shell, code)
-            times = paired({"bare": lambda: _time(bare, code), "nbgov": lambda: _time(recorded, code)}, n)
+            times = paired({"bare": lambda: _time(bare, code), "nbgov": lambda: _time(recorded, code)}, rounds(name))
             diffs = [r - b for b, r in zip(times["bare"], times["nbgov"], strict=True)]
-            out[name] = {"bare_ms": statistics.median(times["bare"]) * 1e3, "added_ms": statistics.median(diffs) * 1e3}
+            out[name] = {"bare_ms": statistics.median(times["bare"]) * 1e3,
+                         "added_ms": statistics.median(diffs) * 1e3, "ratio": median_ratio(times, "nbgov", "bare")}
         assert rec.records, "the recorded shell produced no records"
     finally:
         rec.uninstall()
@@ -476,24 +483,7 @@ def predict_cases(rounds: int) -> dict[str, dict[str, float]]:
     """Cells that score 200 rows with a fitted model, recorded vs bare shell (median of paired
     runs): the model is an input of each, fingerprinted before the cell; the cell only calls a
     read-only method of it, so it need not be hashed again after."""
-    from nbgov.lineage import recorder
-
-    bare, recorded = _shell(), _shell()
-    rec = recorder.install(recorded)
-    out: dict[str, dict[str, float]] = {}
-    try:
-        for shell in (bare, recorded):
-            _time(shell, PREDICT_SETUP)
-        for name, code in PREDICT_CELLS.items():
-            for shell in (bare, recorded):  # warm-up
-                _time(shell, code)
-            times = paired({"bare": lambda: _time(bare, code), "nbgov": lambda: _time(recorded, code)}, rounds)
-            diffs = [r - b for b, r in zip(times["bare"], times["nbgov"], strict=True)]
-            out[name] = {"bare_ms": statistics.median(times["bare"]) * 1e3,
-                         "added_ms": statistics.median(diffs) * 1e3, "ratio": median_ratio(times, "nbgov", "bare")}
-    finally:
-        rec.uninstall()
-    return out
+    return recorded_vs_bare(PREDICT_SETUP, PREDICT_CELLS, lambda name: rounds)
 
 
 def report_predict(rounds: int) -> None:

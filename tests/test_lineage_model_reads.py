@@ -241,3 +241,35 @@ def test_library_classes_are_told_from_the_notebooks_own() -> None:
     assert static.library_kind(RandomForestClassifier) and static.model_library_kind(RandomForestClassifier)
     assert static.library_kind(dict) and not static.model_library_kind(dict)
     assert not static.library_kind(Mine) and not static.model_library_kind(Mine)
+
+
+def test_a_lightgbm_models_text_read_in_one_native_call_is_lightgbms_own() -> None:
+    """A big model's text is written once per read (LightGBM's own writes it twice past 1 MiB):
+    the same text as ``model_to_string(num_iteration=-1)``, whether its size is known, grew in
+    place since (``update`` trains the same native booster further), or has pandas categories."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    from nbgov.lineage.fingerprint import libraries
+
+    rng = np.random.default_rng(0)
+    X = rng.random((5000, 20))
+    y = (X[:, 0] + rng.random(5000) > 1).astype(int)
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
+    big = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=400)
+    small = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=3, keep_training_booster=True)
+    frame = pd.DataFrame({"a": X[:, 0], "kind": pd.Categorical(rng.choice(["u", "v", "w"], 5000))})
+    categorical = lgb.train(params, lgb.Dataset(frame, label=y), num_boost_round=5)
+    text = libraries._model_text(lgb.Booster.model_to_string)
+    state = static.dict_reader(lgb.Booster)[0]
+
+    def same(booster: Any) -> bool:
+        return text(booster, state(booster)) == booster.model_to_string(num_iteration=-1)
+
+    assert len(big.model_to_string()) > 1 << 20 and same(big) and same(big)  # its size unknown, then known
+    assert same(small)
+    before = len(small.model_to_string())
+    for _ in range(60):
+        small.update()
+    assert len(small.model_to_string()) > 2 * before  # past the size kept for it, and its margin
+    assert same(small) and same(categorical) and "pandas_categorical:[[" in text(categorical, state(categorical))

@@ -22,12 +22,14 @@ the instance).
 A LightGBM ``Booster`` keeps its trees in the native library behind a ctypes handle;
 its content is what LightGBM pickles: the instance dict without the training data,
 the handle replaced by the model's text from LightGBM's own ``model_to_string`` (found
-on the library's class, never through the instance), so a model trained in another
-kernel with the same data and seed hashes equal, and one whose trees differ does not.
+on the library's class, never through the instance; its native call made once per read,
+``_model_text``), so a model trained in another kernel with the same data and seed
+hashes equal, and one whose trees differ does not.
 """
 
 from __future__ import annotations
 
+import ctypes
 import types
 from collections.abc import Callable
 from typing import Any
@@ -133,17 +135,57 @@ def lightgbm_booster(tp: type) -> Handler:
     found = static.lookup(tp, "model_to_string")
     if found is None or type(found[1]) is not types.FunctionType or static.module_of(found[0]) != "lightgbm.basic":
         raise NotExact(f"{static.label(tp)}: no model_to_string from its library")
-    to_string = found[1]
+    model_text = _model_text(found[1])
 
     def read(booster: Any) -> dict[str, Any]:
         state = dict(read_dict(booster))
         state.pop("train_set", None)  # the data it was trained on: LightGBM's own pickle leaves it out too
         state.pop("valid_sets", None)
         if state.get("_handle") is not None:
-            state["_handle"] = to_string(booster, num_iteration=-1)
+            state["_handle"] = model_text(booster, state)
         return state
 
     return state_handler(tp, read)
+
+
+def _model_text(to_string: Callable[..., str]) -> Callable[[Any, dict[str, Any]], str]:
+    """``model_to_string(num_iteration=-1)``, written by LightGBM once per read.
+
+    LightGBM's own asks for the text with a 1 MiB buffer and, when the model's text is
+    longer (a few hundred trees), writes all of it again into a buffer of the size the
+    first call reported: most of the time a big model's fingerprint takes. A model is read
+    in every cell that uses it, so the size found is kept per model (by its native handle;
+    only a hint) and asked for at once: the same native call and arguments, and the text
+    LightGBM's function appends (the pandas categories), so the same text. Where that
+    module is not the one this was written against, LightGBM's own function."""
+    basic = static.loaded_module("lightgbm.basic") or {}
+    library, categories = basic.get("_LIB"), basic.get("_dump_pandas_categorical")
+    save = getattr(library, "LGBM_BoosterSaveModelToString", None) if type(library) is ctypes.CDLL else None
+    if save is None or type(categories) is not types.FunctionType or basic.get("_C_API_FEATURE_IMPORTANCE_SPLIT") != 0:
+        return lambda booster, state: to_string(booster, num_iteration=-1)
+    sizes: dict[int, int] = {}  # a native handle's address -> the size its text had, and a margin
+
+    def text(booster: Any, state: dict[str, Any]) -> str:
+        handle = state["_handle"]
+        if type(handle) is not ctypes.c_void_p or not handle.value:
+            return to_string(booster, num_iteration=-1)
+        size = sizes.get(handle.value, 1 << 20)
+        written = ctypes.c_int64(0)
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            failed = save(handle, ctypes.c_int(0), ctypes.c_int(-1), ctypes.c_int(0), ctypes.c_int64(size),
+                          ctypes.byref(written), ctypes.c_char_p(ctypes.addressof(buffer)))
+            if failed:
+                return to_string(booster, num_iteration=-1)  # (which raises LightGBM's own error)
+            if written.value <= size:
+                break
+            size = written.value
+        if len(sizes) >= 1024:
+            sizes.clear()
+        sizes[handle.value] = written.value + written.value // 16
+        return buffer.value.decode("utf-8") + categories(state.get("pandas_categorical"))
+
+    return text
 
 
 def _instance_dict(tp: type) -> Callable[[Any], Any]:

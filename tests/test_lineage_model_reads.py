@@ -78,6 +78,16 @@ def test_predicting_hashes_the_model_once_and_records_it_as_read(recording: Reco
     assert model_bytes <= spent < 1.5 * model_bytes  # before the cell only (twice before this change)
 
 
+def test_a_lightgbm_booster_predicting_is_hashed_once(recording: RecordingShell) -> None:
+    """LightGBM's quick start: ``bst = lgb.train(...)``, then ``bst.predict(X_test)``."""
+    recording.run(FIT + "import lightgbm as lgb\n"
+                  "bst = lgb.train({'objective': 'binary', 'verbose': -1, 'num_threads': 1},\n"
+                  "                lgb.Dataset(X, label=y), num_boost_round=50)").raise_error()
+    bst_bytes = _model_bytes(recording, "bst")
+    spent = _hashed(recording, "scores = bst.predict(X_test)")
+    assert set(writes(recording.body())) == {"scores"} and bst_bytes <= spent < 1.5 * bst_bytes
+
+
 def test_a_pipeline_of_library_steps_on_a_frame_is_hashed_once(recording: RecordingShell) -> None:
     recording.run(FIT + "frame = pd.DataFrame(X, columns=list('abcdefgh'))\n"
                   "pipe = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=20, random_state=0))"
@@ -215,6 +225,11 @@ def test_no_estimator_of_scikit_learns_that_its_read_only_methods_change_is_left
                     changed.append(name)
                     assert not skipped, (name, method)
     assert called > 300 and "KNeighborsClassifier" in changed and "LGBMClassifier" not in changed  # it checked
+    booster = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(X, label=labels), 10)
+    before = Fingerprinter().measure(booster)
+    assert before.library_only and _fitted(booster) and static.model_library_kind(type(booster))
+    booster.predict(X)
+    assert Fingerprinter().fingerprint(booster).hash == before.fingerprint.hash  # a booster's one read-only method
 
 
 def test_only_calls_of_read_only_methods_on_a_name_make_it_a_read_call() -> None:

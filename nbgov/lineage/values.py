@@ -294,7 +294,8 @@ class ValueTracker:
 
 def _fitted(model: Any, depth: int = 0) -> bool:
     """Fitted as scikit-learn tells (``check_is_fitted``): it holds state a fit set, named
-    with a trailing underscore; a pipeline, when each of its steps is. A model's read-only
+    with a trailing underscore; a pipeline, when each of its steps is; a LightGBM booster,
+    when it holds a native model. A model's read-only
     methods are read-only once it is fitted: before, some set such state (a
     ``CountVectorizer`` given its vocabulary sets ``vocabulary_`` at its first transform)."""
     read, _ = static.dict_reader(type(model))
@@ -303,8 +304,11 @@ def _fitted(model: Any, depth: int = 0) -> bool:
         return False
     if any(type(key) is str and key.endswith("_") and not key.startswith("__") for key in state):
         return True
+    module = static.module_of(type(model))
+    if module == "lightgbm.basic":  # a Booster holds its trained model natively, made with it
+        return state.get("_handle") is not None
     steps = state.get("steps")
-    pipeline = static.module_of(type(model)).startswith("sklearn.pipeline")
+    pipeline = module.startswith("sklearn.pipeline")
     if not pipeline or type(steps) is not list or not steps or depth > 8:
         return False
     return all(type(step) is tuple and len(step) == 2 and (

@@ -19,7 +19,7 @@ import pytest
 
 from nbgov.lineage.analysis import analyze
 from nbgov.lineage.fingerprint import Fingerprinter, static
-from tests.fixtures.lineage import RecordingShell
+from tests.fixtures.lineage import RecordingShell, writes
 
 FIT = """
 import numpy as np, pandas as pd
@@ -34,11 +34,6 @@ y = (X[:, 0] + rng.random(2000) > 1).astype(int)
 X_test, y_test = X[:300].copy(), y[:300].copy()
 model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
 """
-
-
-def writes(body: dict[str, Any]) -> dict[str, bool]:
-    """The names a record wrote, each with whether it was changed in place."""
-    return {w["name"]: w["mutated"] for w in body["writes"]}
 
 
 def _hashed(recording: RecordingShell, code: str) -> int:

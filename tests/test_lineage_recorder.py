@@ -26,15 +26,12 @@ from tests.fixtures.lineage import (
     RecordingShell,
     count_sidecar_reads,
     read_sidecar,
+    writes,
 )
 
 
 def names(items: list[dict[str, Any]]) -> list[str]:
     return [i["name"] for i in items]
-
-
-def writes(body: dict[str, Any]) -> dict[str, bool]:
-    return {w["name"]: w["mutated"] for w in body["writes"]}
 
 
 def test_a_record_per_execution_with_reads_writes_and_sources(recording: RecordingShell, tmp_path: Path) -> None:

@@ -73,6 +73,42 @@ def test_numpy_views_share_their_buffer_owner() -> None:
     assert set(tracker.shared_writes(["view"], ns, handled=["view"])) == {"base"}
 
 
+def _held_ids(root: Any) -> set[int]:
+    """Ids of the objects ``root`` holds, through references and numpy's base chains."""
+    seen = {id(root)}
+    todo = [root]
+    while todo:
+        obj = todo.pop()
+        children = gc.get_referents(obj)
+        if isinstance(obj, np.ndarray):
+            children.append(obj.base)
+        for child in children:
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                todo.append(child)
+    return seen
+
+
+def test_a_reach_names_only_objects_the_value_holds_not_what_its_readers_made() -> None:
+    """A forest's trees are read through their ``__reduce__``, which copies an array per
+    tree: once hashed, those copies are freed and their addresses reused. Left in the reach,
+    a new array at one of them (a cell's ``scores``) would seem to share the model, and the
+    model would be hashed again after that cell for nothing."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 4))
+    model = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, X[:, 0] > 0.5)
+    reach = Fingerprinter().measure(model).reach
+    assert id(model) in reach and reach <= _held_ids(model)
+    tracker = ValueTracker()
+    tracker.after("model", model)
+    arrays = [np.zeros(1, dtype=np.int64) for _ in range(2000)]  # what a cell makes next
+    ns = {"model": model, "arrays": arrays}
+    tracker.after("arrays", arrays)
+    assert tracker.sharing(["arrays"], ns) == set()
+
+
 def test_sharing_costs_the_names_involved_not_the_namespace() -> None:
     tracker = ValueTracker()
     ns: dict[str, Any] = {f"v{i}": [i] for i in range(100_000)}

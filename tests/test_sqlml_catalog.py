@@ -376,9 +376,10 @@ def test_external_data_outside_the_folder_is_refused(engine: BaseEngine, tmp_pat
 
 
 def test_sklearn_without_skl2onnx_names_the_package(engine: BaseEngine, onnx_models, monkeypatch):
+    fitted = onnx_models.get("rf_clf").estimator  # (trained, and converted, before skl2onnx goes)
     monkeypatch.setitem(sys.modules, "skl2onnx", None)  # as if it were not installed
     with pytest.raises(InvalidModelError, match="skl2onnx"):
-        engine.execute("CREATE MODEL m FROM $clf", params={"clf": onnx_models.get("rf_clf").estimator})
+        engine.execute("CREATE MODEL m FROM $clf", params={"clf": fitted})
     _assert_nothing_registered(engine)
 
 

@@ -199,8 +199,9 @@ class Fingerprinter:
             layout = walk.frame_layouts.get(id(obj)) if probe else None
             if layout is not None:  # a plain frame: its probe from the layout just read
                 probed, probe_digest = True, self._probe_of(columnar.layout_probe_plan(layout))
+            reach = walk.lasting_reach()
         except NotExact as weak:
-            return Measurement(_weak(obj, weak.reason).fingerprint, frozenset(walk.reach), False)
+            return Measurement(_weak(obj, weak.reason).fingerprint, walk.lasting_reach(), False)
         except RecursionError:
             return _weak(obj, "too deeply nested for the library that holds it")
         finally:
@@ -209,7 +210,7 @@ class Fingerprinter:
         reason = "; ".join(walk.notes) or None
         semantic = protobuf.semantic_digest(obj) or self._without_timings(obj)
         fp = Fingerprint(static.kind_name(tp), digest, False, summarize(obj), reason=reason, semantic=semantic)
-        measured = Measurement(fp, frozenset(walk.reach), walk.reach_complete, probe_digest, probed, library_only)
+        measured = Measurement(fp, reach, walk.reach_complete, probe_digest, probed, library_only)
         if _immutable(obj):
             self._remember(obj, measured)
         return measured

@@ -63,7 +63,7 @@ def numpy_array(walk: Walk, arr: Any) -> None:
             children += [x for pair in extra for x in pair]
         walk.push_all(children)
         return
-    walk.reached(id(buffer_owner(arr)))
+    walk.reached(buffer_owner(arr))
     walk.emit(header)
     data = data_bytes(walk, dtype)
     if data is not None:  # padding holds whatever the allocator left: not content
@@ -340,7 +340,7 @@ def object_items(walk: Walk, values: Any) -> list[Any]:
 
 
 def pandas_frame(walk: Walk, df: Any) -> None:
-    walk.reached(id(df))
+    walk.reached(df)
     attrs = _attrs(df)
     walk.emit(b"P" + enc_str(f"DataFrame{df.shape}" + ("+attrs" if attrs else "") + _flags_text(df)))
     deferred: list[Any] = []
@@ -374,7 +374,7 @@ def _layout_values(walk: Walk, layout: FrameLayout, deferred: list[Any]) -> None
             plain = data_bytes(walk, dtype) is None
             header = b"A" + dtype_tag(walk, dtype) + ("%r;" % ((values.shape[1],),)).encode() if plain else None
             head = heads[number] = (_column_tag(walk, dtype), header)
-            walk.reached(id(buffer_owner(values)))
+            walk.reached(buffer_owner(values))
         column = values[row]
         tag, header = head
         nbytes = column.nbytes
@@ -439,7 +439,7 @@ def frame_columns(df: Any) -> list[Any]:
 
 
 def pandas_series(walk: Walk, s: Any) -> None:
-    walk.reached(id(s))
+    walk.reached(s)
     attrs = _attrs(s)
     walk.emit(b"P" + enc_str(f"Series{len(s)}" + ("+attrs" if attrs else "") + _flags_text(s)))
     deferred: list[Any] = [s.name]
@@ -624,7 +624,7 @@ def _arrow_of(arr: Any) -> Any:
 
 
 def polars_frame(walk: Walk, df: Any) -> None:
-    walk.reached(id(df))
+    walk.reached(df)
     walk.emit(b"Q" + enc_str(f"DataFrame{df.shape}"))
     for name, dtype in df.schema.items():
         walk.emit(b"q" + enc_str(f"{name}\x00{dtype}"))
@@ -633,7 +633,7 @@ def polars_frame(walk: Walk, df: Any) -> None:
 
 
 def polars_series(walk: Walk, s: Any) -> None:
-    walk.reached(id(s))
+    walk.reached(s)
     walk.emit(b"Q" + enc_str(f"Series{s.name}\x00{s.dtype}\x00{len(s)}"))
     arrow_values(walk, _polars_arrow(s))
 

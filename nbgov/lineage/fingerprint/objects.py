@@ -138,7 +138,7 @@ def memoryview_value(walk: Walk, view: memoryview) -> None:
     except ValueError as exc:  # released, or a format cast cannot take
         raise NotExact(f"memoryview not readable ({exc})") from exc
     # the exporter it views (a bytearray, an array's owner): a write through either changes both
-    walk.reached(id(static.buffer_owner(view)))
+    walk.reached(static.buffer_owner(view))
     walk.emit(b"m" + enc_str(shape))
     walk.buffer(b"y", flat)
 
@@ -387,7 +387,7 @@ def buffer_object_value(walk: Walk, value: Any) -> None:
         view = memoryview(value).cast("B")
     except (TypeError, ValueError) as exc:
         raise NotExact(f"{static.label(type(value))} not readable ({exc})") from exc
-    walk.reached(id(value))  # arrays made on it (np.frombuffer(mm)) share its bytes
+    walk.reached(value)  # arrays made on it (np.frombuffer(mm)) share its bytes
     walk.emit(b"bo" + enc_str(static.label(type(value))))
     walk.buffer(b"y", view)
 

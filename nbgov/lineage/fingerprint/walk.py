@@ -10,11 +10,16 @@ within it, so the result does not depend on the set's (hash-seed) order.
 While walking, the ids of the mutable objects reached are collected (no
 references kept after the walk): ``ValueTracker`` uses them to find names that
 share state. Objects remembered for back-references are held only until the walk
-ends, so an id cannot be reused by another object meanwhile.
+ends, so an id cannot be reused by another object meanwhile. A reader may make
+objects of its own (a ``__reduce__``'s copies, a ``__getstate__`` dict); those are
+left out of the reach (``lasting_reach``): once freed, their ids would be other
+objects', and two names would seem to share state they do not.
 """
 
 from __future__ import annotations
 
+import sys
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +36,18 @@ _FLUSH_PARTS = 4096
 _DIRECT_BYTES = 1 << 16  # parts this large are hashed in place, not copied into a join
 _SHORT = 64  # strings up to this length (attribute names, dict keys) have their encoding cached
 _SHORT_STRINGS = 65536
+
+
+def _held_by_a_local() -> int:
+    """What ``sys.getrefcount`` says of an object only a local name holds, asked as
+    ``Walk.lasting_reach`` asks (the count differs between Python versions)."""
+    keep: list[Any] = [[]]
+    obj = keep[0]
+    keep[0] = None
+    return sys.getrefcount(obj)
+
+
+_HELD_BY_A_LOCAL = _held_by_a_local()
 
 
 class NotExact(Exception):
@@ -76,7 +93,8 @@ class Walk:
         self._keep: list[Any] = []
         self._texts: dict[int, bytes] = {}  # id of a long str/bytes -> its digest, this walk only
         self._handlers: dict[int, tuple[type, Any]] = {}  # id(type) -> (type, handler), this walk only
-        self.reach: set[int] = set()
+        self.reach: set[int] = set()  # ids of objects entered (held in _keep) and of owners without weak references
+        self._owners: dict[int, Any] = {}  # id of a buffer owner or frame reached -> a weak reference to it
         self.reach_complete = True
         self.items_left = limits.max_items
         self.bytes_left = limits.max_bytes
@@ -248,15 +266,51 @@ class Walk:
         self._memo_order.append(key)
         self._keep.append(obj)
         if mutable:
-            self.reached(key)
+            self._add_reach(key)
         return True
 
-    def reached(self, key: int) -> None:
-        """Record the id of a mutable object (or buffer owner) this value's graph holds."""
-        if len(self.reach) < self.limits.max_reach:
+    def reached(self, owner: Any) -> None:
+        """Record a mutable object (or buffer owner) this value's graph holds, without
+        entering it: weakly where it can be (an array a reader copied dies as soon as it is
+        hashed), else held until the walk ends."""
+        key = id(owner)
+        try:
+            if key not in self._owners and len(self._owners) + len(self.reach) >= self.limits.max_reach:
+                self.reach_complete = False
+                return
+            self._owners[key] = weakref.ref(owner)
+        except TypeError:  # no weak references (a bytearray): held, and told as entered objects are
+            self._keep.append(owner)
+            self._add_reach(key)
+
+    def _add_reach(self, key: int) -> None:
+        if len(self.reach) + len(self._owners) < self.limits.max_reach:
             self.reach.add(key)
         else:
             self.reach_complete = False
+
+    def lasting_reach(self) -> frozenset[int]:
+        """The reach, without the objects only this walk held (made by a reader): once freed,
+        their ids could be any other object's. The walk lets go of what it holds, first to
+        last, so an object a reader made, and what only it held, is freed before it is
+        asked about; an object held by anything else (its owner in the value) stays. Called
+        once, when the walk is done."""
+        self.stack.clear()
+        self.parts.clear()
+        self._outer.clear()
+        reach, keep = self.reach, self._keep
+        getrefcount = sys.getrefcount
+        obj: Any = None
+        for index in range(len(keep)):
+            obj = keep[index]
+            keep[index] = None
+            if getrefcount(obj) <= _HELD_BY_A_LOCAL and id(obj) in reach:
+                reach.discard(id(obj))
+        del obj
+        keep.clear()
+        lasting = {key for key, ref in self._owners.items() if ref() is not None}
+        self._owners.clear()
+        return frozenset(reach | lasting) if lasting else frozenset(reach)
 
     # -- sets: order-free ----------------------------------------------------
     def unordered(self, tag: bytes, elements: list[Any]) -> None:
@@ -280,6 +334,7 @@ class Walk:
     def release(self) -> None:
         """Drop every reference the walk held (called when it ends, however it ends)."""
         self._keep.clear()
+        self._owners.clear()
         self._memo.clear()
         self._texts.clear()
         self._handlers.clear()

@@ -280,8 +280,9 @@ class Walk:
                 return
             self._owners[key] = weakref.ref(owner)
         except TypeError:  # no weak references (a bytearray): held, and told as entered objects are
-            self._keep.append(owner)
-            self._add_reach(key)
+            if key not in self.reach:
+                self._keep.append(owner)
+                self._add_reach(key)
 
     def _add_reach(self, key: int) -> None:
         if len(self.reach) + len(self._owners) < self.limits.max_reach:

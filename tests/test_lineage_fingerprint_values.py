@@ -20,6 +20,7 @@ import pytest
 
 from nbgov.lineage.fingerprint import Fingerprinter, fingerprint
 from nbgov.lineage.values import ValueTracker
+from tests.fixtures.lineage import writes
 
 
 class Node:
@@ -334,3 +335,21 @@ def test_the_version_probe_tells_column_labels_apart(labels: pd.Index) -> None:
         changed = frame.copy(deep=False)
         changed.columns = other
         assert fingerprinter.probe(changed) != probe, other
+
+
+def test_a_cell_making_arrays_does_not_rehash_a_model_it_never_named(recording: Any) -> None:
+    """The CI failure this guards: a forest hashed after one cell, then a cell that makes new
+    arrays. Its trees' ``__reduce__`` copies were freed after that hash; had the reach kept
+    their ids, the new arrays would seem to share the model, and it would be hashed again."""
+    recording.run("import numpy as np\n"
+                  "from sklearn.ensemble import RandomForestClassifier\n"
+                  "rng = np.random.default_rng(0)\n"
+                  "X = rng.random((300, 4))\n"
+                  "model = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, rng.random(300) > 0.5)"
+                  ).raise_error()
+    model_bytes = Fingerprinter()
+    model_bytes.measure(recording.ns()["model"])
+    before = recording.rec.fingerprinter.hashed_bytes
+    recording.run("arrays = [np.zeros(1, dtype=np.int64) for _ in range(2000)]").raise_error()
+    spent = recording.rec.fingerprinter.hashed_bytes - before
+    assert set(writes(recording.body())) == {"arrays"} and spent < model_bytes.hashed_bytes

@@ -75,7 +75,8 @@ def test_numpy_views_share_their_buffer_owner() -> None:
 
 
 def _held_ids(root: Any) -> set[int]:
-    """Ids of the objects ``root`` holds, through references and numpy's base chains."""
+    """Ids of the objects ``root`` holds: through references, numpy's base chains and the
+    items of object arrays (which the garbage collector is not shown)."""
     seen = {id(root)}
     todo = [root]
     while todo:
@@ -83,6 +84,8 @@ def _held_ids(root: Any) -> set[int]:
         children = gc.get_referents(obj)
         if isinstance(obj, np.ndarray):
             children.append(obj.base)
+            if obj.dtype.hasobject:
+                children += obj.ravel().tolist()
         for child in children:
             if child is not None and id(child) not in seen:
                 seen.add(id(child))
@@ -90,18 +93,51 @@ def _held_ids(root: Any) -> set[int]:
     return seen
 
 
-def test_a_reach_names_only_objects_the_value_holds_not_what_its_readers_made() -> None:
+def _values_read_through_objects_of_their_readers() -> dict[str, Any]:
+    """Values whose readers make objects of their own (``__reduce__`` copies, views made per
+    read, arrow buffers, a MultiIndex's levels)."""
+    import lightgbm as lgb
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 4)), rng.random(300) > 0.5
+    frame = pd.DataFrame({"a": rng.random(300), "plan": rng.choice(["x", "y"], 300),
+                          "day": pd.date_range("2020-01-01", periods=300)})
+    return {
+        "forest": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y),
+        "boosting": GradientBoostingRegressor(n_estimators=5, random_state=0).fit(X, rng.random(300)),
+        "pipeline": make_pipeline(make_column_transformer((OneHotEncoder(), ["plan"]), (StandardScaler(), ["a"])),
+                                  LogisticRegression()).fit(frame, y),
+        "lightgbm": lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, label=y), num_boost_round=5),
+        "frame": frame,
+        "multiindex frame": frame.set_index(["plan", "day"]),
+        "categorical frame": frame.astype({"plan": "category"}),
+        "arrow strings": pd.DataFrame({"s": pd.array(["a", "b"] * 150, dtype="string[pyarrow]")}),
+        "views": [X, X[2:], memoryview(bytearray(b"abc"))],
+    }
+
+
+@pytest.mark.parametrize("name", list(_values_read_through_objects_of_their_readers()))
+def test_a_reach_names_only_objects_the_value_holds_not_what_its_readers_made(name: str) -> None:
     """A forest's trees are read through their ``__reduce__``, which copies an array per
     tree: once hashed, those copies are freed and their addresses reused. Left in the reach,
     a new array at one of them (a cell's ``scores``) would seem to share the model, and the
     model would be hashed again after that cell for nothing."""
+    value = _values_read_through_objects_of_their_readers()[name]
+    reach = Fingerprinter().measure(value).reach
+    assert reach and reach <= _held_ids(value)
+
+
+def test_new_arrays_do_not_seem_to_share_a_forest_read_before() -> None:
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
     X = rng.random((300, 4))
     model = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, X[:, 0] > 0.5)
-    reach = Fingerprinter().measure(model).reach
-    assert id(model) in reach and reach <= _held_ids(model)
     tracker = ValueTracker()
     tracker.after("model", model)
     arrays = [np.zeros(1, dtype=np.int64) for _ in range(2000)]  # what a cell makes next

@@ -383,9 +383,9 @@ def test_a_cell_making_arrays_does_not_rehash_a_model_it_never_named(recording: 
                   "X = rng.random((300, 4))\n"
                   "model = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, rng.random(300) > 0.5)"
                   ).raise_error()
-    model_bytes = Fingerprinter()
-    model_bytes.measure(recording.ns()["model"])
+    model_alone = Fingerprinter()
+    model_alone.measure(recording.ns()["model"])
     before = recording.rec.fingerprinter.hashed_bytes
     recording.run("arrays = [np.zeros(1, dtype=np.int64) for _ in range(2000)]").raise_error()
     spent = recording.rec.fingerprinter.hashed_bytes - before
-    assert set(writes(recording.body())) == {"arrays"} and spent < model_bytes.hashed_bytes
+    assert set(writes(recording.body())) == {"arrays"} and spent < model_alone.hashed_bytes

@@ -295,9 +295,9 @@ class ValueTracker:
 def _fitted(model: Any, depth: int = 0) -> bool:
     """Fitted as scikit-learn tells (``check_is_fitted``): it holds state a fit set, named
     with a trailing underscore; a pipeline, when each of its steps is; a LightGBM booster,
-    when it holds a native model. A model's read-only
-    methods are read-only once it is fitted: before, some set such state (a
-    ``CountVectorizer`` given its vocabulary sets ``vocabulary_`` at its first transform)."""
+    when it holds a native model. A model's read-only methods are read-only once it is
+    fitted: before, some set such state (a ``CountVectorizer`` given its vocabulary sets
+    ``vocabulary_`` at its first transform)."""
     read, _ = static.dict_reader(type(model))
     state = read(model) if read is not None else None
     if type(state) is not dict:

@@ -106,3 +106,49 @@ def test_the_asynchronous_client_of_nbgov_run_waits_the_same_way(tmp_path: Any) 
     # on a thread of its own: an earlier test in this process may have left a loop running here
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, start_and_run()).result() == ["status", "busy", "ok"]
+
+
+def _flaky_kernelspec(folder: Any, deaths: int) -> None:
+    """Kernel spec 'nbgov-flaky': its process exits at once the first ``deaths`` times it is
+    started (as a kernel whose port another process took), then runs python3's kernel."""
+    import json
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3").to_dict()
+    count = folder / "starts"
+    launcher = folder / "launch.py"
+    launcher.write_text(
+        "import os, runpy, sys\n"
+        f"count = {str(count)!r}\n"
+        "n = int(open(count).read()) if os.path.exists(count) else 0\n"
+        "open(count, 'w').write(str(n + 1))\n"
+        f"if n < {deaths}:\n"
+        "    sys.exit(1)\n"
+        "sys.argv = ['ipykernel_launcher'] + sys.argv[1:]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n")
+    spec.update(display_name="Flaky Python", argv=[sys.executable, str(launcher), "-f", "{connection_file}"])
+    (folder / "kernels" / "nbgov-flaky").mkdir(parents=True)
+    (folder / "kernels" / "nbgov-flaky" / "kernel.json").write_text(json.dumps(spec))
+
+
+@pytest.mark.parametrize("deaths", [1, 2])
+def test_a_kernel_that_dies_at_start_is_started_once_more(deaths: int, tmp_path: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """One death at start (another process took a port jupyter_client picked) costs a second
+    start, not the run; a kernel that dies again is reported."""
+    from nbgov.errors import ReplayError
+    from nbgov.replay.kernel import RecordingKernel
+
+    _flaky_kernelspec(tmp_path, deaths)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    kernel = RecordingKernel("nbgov-flaky", tmp_path, tmp_path / "k.ipynb")
+    if deaths == 2:
+        with pytest.raises(ReplayError, match="kernel 'nbgov-flaky' did not start: Kernel died before replying"):
+            kernel.start()
+        assert (tmp_path / "starts").read_text() == "2" and kernel.km is None
+        return
+    with kernel:
+        assert kernel.execute("x = 1 + 1").status == "ok"
+    assert (tmp_path / "starts").read_text() == "2"

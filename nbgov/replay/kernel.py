@@ -60,6 +60,10 @@ class _CellIdMixin:
         return str(msg["header"]["msg_id"])
 
 
+class KernelDiedAtStart(RuntimeError):
+    """The kernel process ended before it answered kernel_info."""
+
+
 class _PromptReadyMixin:
     """Ready as soon as the kernel is: jupyter_client's wait ends by listening to IOPub until
     it has been silent for 0.2 s (and reads the first IOPub message within 0.2 s to tell it is
@@ -82,7 +86,7 @@ class _PromptReadyMixin:
                 client._handle_kernel_info_reply(reply)
                 return
             if not await client._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
+                raise KernelDiedAtStart("Kernel died before replying to kernel_info")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
 
@@ -221,7 +225,25 @@ class RecordingKernel:
         self.shutdown()
 
     def start(self) -> None:
-        """Start the kernel and load nbgov silently (no cell, no record)."""
+        """Start the kernel and load nbgov silently (no cell, no record). A kernel that dies
+        before answering is started once more: the ports jupyter_client picks are free when
+        picked, and another process may take one before the kernel binds it (the kernel then
+        exits at once); one that dies twice is reported."""
+        for attempt in range(2):
+            try:
+                kc = self._launch()
+                break
+            except KernelDiedAtStart as exc:
+                if attempt:
+                    raise ReplayError(f"kernel {self.kernel_name!r} did not start: {exc}") from None
+        self.kc = kc
+        loaded = self.execute(LOAD_NBGOV, silent=True, timeout=self.startup_timeout)
+        if loaded.status != "ok":
+            self.shutdown()
+            raise ReplayError(f"could not load nbgov in the kernel: {loaded.ename}: {loaded.evalue}")
+
+    def _launch(self) -> CellIdKernelClient:
+        """A started kernel's client, ready (raises KernelDiedAtStart, or ReplayError)."""
         km = KernelManager(kernel_name=self.kernel_name)
         km.client_class = f"{__name__}.CellIdKernelClient"
         try:
@@ -235,14 +257,15 @@ class RecordingKernel:
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=self.startup_timeout)
+        except KernelDiedAtStart:
+            kc.stop_channels()
+            self.shutdown()
+            raise
         except RuntimeError as exc:
+            kc.stop_channels()
             self.shutdown()
             raise ReplayError(f"kernel {self.kernel_name!r} did not start: {exc}") from None
-        self.kc = kc
-        loaded = self.execute(LOAD_NBGOV, silent=True, timeout=self.startup_timeout)
-        if loaded.status != "ok":
-            self.shutdown()
-            raise ReplayError(f"could not load nbgov in the kernel: {loaded.ename}: {loaded.evalue}")
+        return kc
 
     def execute(self, code: str, cell_id: str | None = None, timeout: float | None = None,
                 silent: bool = False) -> Outcome:

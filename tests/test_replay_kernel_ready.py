@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager, KernelManager
+from jupyter_client.manager import KernelManager
 
 from nbgov.replay.kernel import AsyncCellIdKernelClient, CellIdKernelClient
+from tests.fixtures.kernel import IpcKernelManager, kernel_manager
 
 STARTUP_LINES = 3
 
@@ -21,7 +22,7 @@ STARTUP_LINES = 3
 @pytest.fixture()
 def chatty_kernel(tmp_path: Any) -> Iterator[tuple[KernelManager, CellIdKernelClient]]:
     """A kernel that prints while it starts (as a profile's start-up code may)."""
-    km = KernelManager(kernel_name="python3")
+    km = kernel_manager()
     km.client_class = f"{CellIdKernelClient.__module__}.{CellIdKernelClient.__name__}"
     code = "; ".join(f"print('starting {i}')" for i in range(STARTUP_LINES))
     km.start_kernel(extra_arguments=[f"--IPKernelApp.exec_lines=[\"{code}\"]"], cwd=str(tmp_path),
@@ -85,7 +86,7 @@ def test_the_asynchronous_client_of_nbgov_run_waits_the_same_way(tmp_path: Any) 
     wait, awaited; the first message read afterwards belongs to the next request."""
 
     async def start_and_run() -> list[str]:
-        km = AsyncKernelManager(kernel_name="python3")
+        km = IpcKernelManager(kernel_name="python3")
         km.client_class = f"{__name__}.{_CountingClient.__name__}"
         await km.start_kernel(cwd=str(tmp_path), stderr=subprocess.DEVNULL)
         kc = km.client()
@@ -152,3 +153,32 @@ def test_a_kernel_that_dies_at_start_is_started_once_more(deaths: int, tmp_path:
     with kernel:
         assert kernel.execute("x = 1 + 1").status == "ok"
     assert (tmp_path / "starts").read_text() == "2"
+
+
+@pytest.mark.parametrize("deaths", [1, 2])
+def test_nbgov_run_starts_a_kernel_that_died_at_start_once_more(deaths: int, tmp_path: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nbgov run`, as replay: one death at start costs a second start (the cells run, and
+    their record verifies); a second death is one line naming the kernel, exit 2."""
+    import nbformat
+
+    from tests.fixtures.kernel import make_notebook
+    from tests.fixtures.replay import invoke
+
+    _flaky_kernelspec(tmp_path, deaths)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    notebook = tmp_path / "analysis.ipynb"
+    nbformat.write(make_notebook("x = 20", "y = x + 1\nprint(y)"), notebook)
+    result = invoke("run", notebook, "--kernel", "nbgov-flaky")
+    assert (tmp_path / "starts").read_text() == "2"
+    if deaths == 2:
+        assert result.exit_code == 2, result.output
+        assert "kernel 'nbgov-flaky' did not start: Kernel died before replying to kernel_info" in result.output
+        assert not (tmp_path / ".nbgov" / "analysis.jsonl").exists()
+        return
+    assert result.exit_code == 0, result.output
+    ran = nbformat.read(notebook, as_version=4)
+    assert ran.cells[1].outputs[0]["text"] == "21\n"
+    assert [cell.execution_count for cell in ran.cells] == [1, 2]
+    assert "recorded 2 executions" in result.output
+    assert invoke("verify", notebook).exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from nbgov.lineage import notebook_meta
 from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
 from nbgov.lineage.user_files import check_writable
 from nbgov.replay.kernel import (
-    KERNEL_STREAMS, LOAD_NBGOV, AsyncCellIdKernelClient, kernel_env, kernelspec_metadata, missing_kernel_message,
+    KERNEL_STREAMS, LOAD_NBGOV, AsyncCellIdKernelClient, KernelDiedAtStart, kernel_env, kernelspec_metadata,
+    missing_kernel_message,
 )
 from nbgov.replay.safe_text import for_terminal, where_surrogate
 from nbgov.replay.source import read_sidecar, sidecar_file
@@ -53,6 +55,7 @@ class RecordingNotebookClient(NotebookClient):
     def __init__(self, nb: nbformat.NotebookNode, **kwargs: Any) -> None:
         kwargs.setdefault("kernel_manager_class", PromptExitKernelManager)
         self.on_settled: Callable[[], None] | None = kwargs.pop("on_settled", None)
+        self._start_kwargs: dict[str, Any] = {}  # what the kernel was started with
         super().__init__(nb, **kwargs)
         # the kernel announces each lineage entry on this comm; a headless run has no sidebar
         self.comm_open_handlers["nbgov.lineage"] = lambda msg: None
@@ -63,17 +66,38 @@ class RecordingNotebookClient(NotebookClient):
         km.client_class = f"{AsyncCellIdKernelClient.__module__}.{AsyncCellIdKernelClient.__name__}"
         return km
 
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        self._start_kwargs = kwargs  # for a second start (``_ready_client``)
+        await super().async_start_new_kernel(**kwargs)
+
+    async def _ready_client(self) -> Any:
+        """The started kernel's client, once it answered kernel_info. A kernel that died first
+        (another process took a port jupyter_client picked before the kernel bound it) is
+        started once more, by a new manager that picks new ports; a second death is raised."""
+        on_settled = self.on_settled  # a failed start's cleanup drops it
+        try:
+            return await super().async_start_new_kernel_client()
+        except KernelDiedAtStart:
+            self.km = self.create_kernel_manager()
+            await self.async_start_new_kernel(**self._start_kwargs)
+            self.on_settled = on_settled
+            return await super().async_start_new_kernel_client()
+
     async def async_start_new_kernel_client(self) -> Any:
-        kc = await super().async_start_new_kernel_client()
-        assert isinstance(kc, AsyncCellIdKernelClient), "kernel client class not applied"
-        reply = await kc.execute_interactive(LOAD_NBGOV, silent=True, timeout=self.startup_timeout,
-                                             output_hook=print_escaped)
-        content = reply["content"]
-        if content.get("status") != "ok":
-            await self._async_cleanup_kernel()
-            raise ReplayError(
-                f"could not load nbgov in the kernel: {content.get('ename')}: {content.get('evalue')}"
-            )
+        try:
+            kc = await self._ready_client()
+            assert isinstance(kc, AsyncCellIdKernelClient), "kernel client class not applied"
+            reply = await kc.execute_interactive(LOAD_NBGOV, silent=True, timeout=self.startup_timeout,
+                                                 output_hook=print_escaped)
+            content = reply["content"]
+            if content.get("status") != "ok":
+                await self._async_cleanup_kernel()
+                raise ReplayError(
+                    f"could not load nbgov in the kernel: {content.get('ename')}: {content.get('evalue')}"
+                )
+        finally:
+            if self.km is None:  # failed and cleaned up: nbclient's exit hook would fail without a manager
+                atexit.unregister(self._cleanup_kernel)
         self._settled = True
         return kc
 
@@ -200,6 +224,8 @@ def run_notebook(
         client.execute(env=kernel_env(target), cwd=str(notebook.resolve().parent), **KERNEL_STREAMS)
     except NoSuchKernel:
         raise ReplayError(missing_kernel_message(name)) from None
+    except KernelDiedAtStart as exc:
+        raise ReplayError(f"kernel {name!r} did not start: {exc}") from None
     except CellExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
     except (CellTimeoutError, DeadKernelError) as exc:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from nbgov.lineage import delivery
-from tests.fixtures.kernel import kernel_env, until_idle
+from tests.fixtures.kernel import kernel_env, kernel_manager, until_idle
 
 pytestmark = pytest.mark.kernel
 
@@ -24,7 +22,7 @@ TIMEOUT = 60
 @pytest.fixture
 def kernel(tmp_path: Path) -> Iterator[BlockingKernelClient]:
     """A real python3 kernel in a temp folder, notebook path set as jupyter_server would."""
-    km = KernelManager(kernel_name="python3")
+    km = kernel_manager()
     km.start_kernel(env=kernel_env(tmp_path / "analysis.ipynb"), cwd=str(tmp_path))
     kc = km.blocking_client()
     kc.start_channels()
@@ -201,8 +199,7 @@ def test_outside_a_kernel_delivery_installs_nothing(shell: Any) -> None:
 
 
 def _start_kernel(notebook: Path) -> tuple[KernelManager, BlockingKernelClient]:
-    # ipc sockets in the notebook's folder: no TCP port another process on the machine can take first
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nbgov-ipc-"), "kernel"))
+    km = kernel_manager()
     km.start_kernel(env=kernel_env(notebook), cwd=str(notebook.parent))
     kc = km.blocking_client()
     kc.start_channels()

@@ -4,16 +4,14 @@ read system files, and an interrupt that lands while the recorder is hashing."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client import KernelManager
 
 from nbgov.lineage.store import read_entries, verify_chain
-from tests.fixtures.kernel import kernel_env
+from tests.fixtures.kernel import kernel_env, kernel_manager
 from tests.fixtures.lineage import INSTALL_RECORDER
 
 pytestmark = pytest.mark.kernel
@@ -27,8 +25,7 @@ class Kernel:
                 environment.pop(key, None)
             else:
                 environment[key] = value
-        # ipc sockets: no TCP port another process on the machine can take first
-        self.km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nbgov-ipc-"), "kernel"))
+        self.km = kernel_manager()
         self.km.start_kernel(env=environment, cwd=str(notebook.parent))
         self.kc = self.km.client()
         self.kc.start_channels()

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client import KernelManager
 
 from nbgov.lineage.placement import Placement
 from nbgov.lineage.record import ExecutionRecord, Fingerprint, Read, Write
 from nbgov.replay import compare
 from nbgov.replay.replayer import ReplayResult, replay
 from nbgov.replay.source import load_log
-from tests.fixtures.kernel import kernel_env
+from tests.fixtures.kernel import kernel_env, kernel_manager
 from tests.fixtures.lineage import INSTALL_RECORDER
 from tests.fixtures.replay import write_nb
 
@@ -30,7 +29,7 @@ class _Kernel:
     so the recorded counts are not the ones a fresh replay kernel would give."""
 
     def __init__(self, notebook: Path) -> None:
-        self.km = KernelManager(kernel_name="python3")
+        self.km = kernel_manager()
         self.km.start_kernel(env=kernel_env(notebook), cwd=str(notebook.parent))
         self.kc = self.km.client()
         self.kc.start_channels()

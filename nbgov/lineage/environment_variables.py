@@ -272,7 +272,7 @@ def after(found: EnvironmentReads) -> tuple[tuple[str, Fingerprint], ...]:
     holds now; ``os.putenv`` changes only what child processes inherit, as Python does)."""
     if not found.writes:
         return ()
-    data = _data(vars(_os).get("environ"))
+    data = environment_data()
     if data is None:
         return ()
     return tuple((environment_name(key), fingerprint(key, data)) for key in found.writes)
@@ -292,6 +292,11 @@ def fingerprint(key: str, data: Mapping[Any, Any]) -> Fingerprint:
         return Fingerprint(KIND, hash_bytes(b"\0unset"), summary="unset")
     raw = value if type(value) is bytes else str(value).encode("utf-8", "surrogatepass")
     return Fingerprint(KIND, hash_bytes(b"\1" + raw), summary="set")
+
+
+def environment_data() -> dict[Any, Any] | None:
+    """The process environment's own dict, while ``os.environ`` is the stdlib's (no notebook code runs)."""
+    return _data(vars(_os).get("environ"))
 
 
 def _data(environ: Any) -> dict[Any, Any] | None:

@@ -92,7 +92,7 @@ class Hashing:
 
     def _plain(self, name: str, value: Any) -> Fingerprint:
         """Not remembered for the next cell (the displayed result)."""
-        return self.values.fingerprinter.fingerprint(value)
+        return self.values.fingerprint(value)
 
     def _failed(self, name: str, value: Any, exc: BaseException) -> Fingerprint:
         """An interrupt marks the value unfinished (the fingerprinter guards itself; this is

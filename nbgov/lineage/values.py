@@ -45,6 +45,8 @@ from nbgov.lineage.analysis import CellNames
 from nbgov.lineage.fingerprint import INTERRUPTED, Fingerprinter, Measurement, static
 from nbgov.lineage.fingerprint.columnar import frame_columns
 from nbgov.lineage.record import Fingerprint
+from nbgov.lineage.secret_values import SecretValues
+from nbgov.lineage.secret_values import reason as secret_reason
 
 # Exact scalar types by identity (object.__hash__; id() raises an audit event, and hashing a
 # type could run a metaclass's __hash__): values no probe applies to and no array shares.
@@ -57,6 +59,7 @@ class ValueTracker:
 
     def __init__(self, fingerprinter: Fingerprinter | None = None) -> None:
         self.fingerprinter = fingerprinter or Fingerprinter()
+        self.secrets = SecretValues()  # values copied from secret environment variables are not hashed
         self.reuse_between_cells = True  # False: always hash before a cell
         self.skip_pure_reads = True  # False: always hash after a cell
         # name -> (weak ref to the value, its fingerprint after the last cell, its probe)
@@ -171,9 +174,26 @@ class ValueTracker:
                 writes[name] = now
         return writes
 
+    def fingerprint(self, value: Any) -> Fingerprint:
+        """A value's fingerprint, not remembered for the next cell (the displayed result)."""
+        secret = self._secret(value)
+        return secret.fingerprint if secret is not None else self.fingerprinter.fingerprint(value)
+
+    def _secret(self, value: Any) -> Measurement | None:
+        """A weak measurement for a str or bytes holding a secret environment variable's value."""
+        kind = type(value)
+        variable = self.secrets.name_of(value) if kind is str or kind is bytes else None
+        if variable is None:
+            return None
+        fingerprint = Fingerprint(static.kind_name(kind), None, True, "", reason=secret_reason(variable))  # no length
+        return Measurement(fingerprint, frozenset(), True)
+
     def _measure(self, name: str, value: Any, probe: bool = False) -> Measurement:
         fper = self.fingerprinter
-        if isinstance(fper, Fingerprinter):
+        secret = self._secret(value)
+        if secret is not None:
+            measured = secret
+        elif isinstance(fper, Fingerprinter):
             measured = fper.measure(value, probe)
         else:  # a stand-in with only fingerprint() (fault injection): no sharing known
             measured = Measurement(fper.fingerprint(value), frozenset(), False)

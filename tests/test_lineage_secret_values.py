@@ -1,0 +1,126 @@
+"""A secret copied from the environment into a notebook value (``key =
+os.environ['API_KEY']``) gets no fingerprint, as the variable itself gets none when read:
+an xxh3 of a guessable secret in the sidecar or the notebook's metadata could reveal it. The
+value, its hash and its length are nowhere in the record; the step is unverifiable on replay."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbgov.lineage.fingerprint import Fingerprinter
+from nbgov.lineage.record import Fingerprint
+from nbgov.lineage.secret_values import MIN_CHARS, SecretValues
+from nbgov.replay.replayer import replay
+from nbgov.replay.source import load_log
+from tests.fixtures.lineage import RecordingShell
+from tests.fixtures.replay import record, sidecar_lines
+
+SECRET = "s3cr3t-copied-nbgov-value"
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("NBGOV_TEST_API_KEY", SECRET)
+    for name in ("NBGOV_TEST_PASSWORD", "NBGOV_TEST_SESSION_TIMEOUT", "NBGOV_TEST_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def fingerprints(recording: RecordingShell) -> dict[str, Fingerprint]:
+    record = recording.record()
+    found = {r.name: r.fingerprint for r in record.reads} | {w.name: w.fingerprint for w in record.writes}
+    if record.result is not None:
+        found["Out"] = record.result
+    return found
+
+
+def no_trace(recording: RecordingShell, *secrets: str | bytes) -> None:
+    """Neither a value, nor the hash a plain fingerprint would give it, nor its length."""
+    assert recording.rec.store is not None
+    text = Path(recording.rec.store.path).read_text(encoding="utf-8")
+    plain = Fingerprinter()
+    for secret in secrets:
+        shown = secret.decode() if isinstance(secret, bytes) else secret
+        assert shown not in text
+        digest = plain.fingerprint(secret).hash
+        assert digest is not None and digest not in text
+        assert f"{len(secret)} chars" not in text and f"{len(secret)} bytes" not in text
+
+
+def test_a_copied_secret_has_no_fingerprint_where_it_is_written_read_or_shown(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    recording.run("import os\nkey = os.environ['NBGOV_TEST_API_KEY']")
+    written = fingerprints(recording)["key"]
+    assert written.weak and written.hash is None and written.summary == ""
+    assert written.reason is not None and "NBGOV_TEST_API_KEY" in written.reason and "secret" in written.reason
+    recording.run("header = {'Authorization': 'Bearer ' + key}\nkey")  # read, and shown as Out
+    seen = fingerprints(recording)
+    assert seen["key"].hash is None and seen["Out"].hash is None and seen["Out"].weak
+    assert seen["header"].hash is not None  # inside a longer value: hashed with the rest
+    recording.run("raw = os.environb[b'NBGOV_TEST_API_KEY']")
+    assert fingerprints(recording)["raw"].hash is None
+    no_trace(recording, SECRET, SECRET.encode())
+
+
+def test_a_secret_set_by_a_cell_is_known_from_then_on(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    recording.run("password = 'hunter2' * 2")
+    assert fingerprints(recording)["password"].hash is not None  # no variable holds it yet
+    recording.run("import os\nos.environ['NBGOV_TEST_PASSWORD'] = 'hunter2' * 2")
+    recording.run("again = 'hunter2hunter2'")
+    assert fingerprints(recording)["again"].hash is None
+    recording.run("del os.environ['NBGOV_TEST_PASSWORD']\nlast = 'hunter2hunter2'")
+    assert fingerprints(recording)["last"].hash is not None  # no longer a secret's value
+
+
+def test_short_values_and_other_variables_values_are_fingerprinted(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("NBGOV_TEST_SESSION_TIMEOUT", "30")  # a secret's name, a value too short to be one
+    environment.setenv("NBGOV_TEST_DIR", "a-distinctive-folder-name")
+    recording.run("timeout = '30'\nfolder = 'a-distinctive-folder-name'\nnumber = 30")
+    found = fingerprints(recording)
+    plain = Fingerprinter()
+    for name, value in (("timeout", "30"), ("folder", "a-distinctive-folder-name"), ("number", 30)):
+        assert found[name].hash == plain.fingerprint(value).hash, name
+    assert len("30") < MIN_CHARS
+
+
+def test_a_notebook_environment_reads_none_of_its_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.environ`` replaced by a notebook's mapping: it is no environment, and none of its
+    methods runs (no comparison, no lookup, no iteration)."""
+    calls: list[str] = []
+
+    class Hostile(dict[Any, Any]):
+        def __getattribute__(self, name: str) -> Any:
+            calls.append(name)
+            return super().__getattribute__(name)
+
+        def __eq__(self, other: object) -> bool:
+            calls.append("__eq__")
+            raise RuntimeError("compared")
+
+        __hash__ = None  # type: ignore[assignment]
+
+    monkeypatch.setattr(os, "environ", Hostile({b"NBGOV_TEST_API_KEY": SECRET.encode()}))
+    assert SecretValues().name_of(SECRET) is None
+    assert calls == []
+
+
+@pytest.mark.kernel
+def test_a_step_that_copies_a_secret_is_unverifiable_on_replay(tmp_path: Path, environment: pytest.MonkeyPatch) -> None:
+    path = record(tmp_path / "nb" / "secret.ipynb", "import os", "key = os.environ['NBGOV_TEST_API_KEY']",
+                  "n = len(key)")
+    text = (path.parent / ".nbgov" / "secret.jsonl").read_text() + path.read_text()
+    assert SECRET not in text and Fingerprinter().fingerprint(SECRET).hash not in text
+    steps = [e["body"] for e in sidecar_lines(path) if e["kind"] == "execution"]
+    key = next(w for w in steps[1]["writes"] if w["name"] == "key")["fingerprint"]
+    assert key["hash"] is None and key["weak"] and "NBGOV_TEST_API_KEY" in json.dumps(key)
+
+    result = replay(load_log(path))
+    assert [s.status for s in result.steps] == ["reproduced", "unverifiable", "unverifiable"], result.steps
+    assert any("NBGOV_TEST_API_KEY" in u for u in result.steps[1].verdict.unverifiable)

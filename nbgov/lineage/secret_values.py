@@ -30,6 +30,7 @@ class SecretValues:
     def __init__(self) -> None:
         self._seen: dict[Any, Any] | None = None
         self._names: dict[str | bytes, str] = {}
+        self._longest = 0  # a longer value is no secret's: not hashed by str's own hash here
 
     def name_of(self, value: str | bytes) -> str | None:
         """The secret-named variable whose value ``value`` is (an exact str or bytes), or None."""
@@ -40,8 +41,9 @@ class SecretValues:
             return None
         if data != self._seen:
             self._names = _secret_names(data)
+            self._longest = max(map(len, self._names), default=0)
             self._seen = dict(data)
-        return self._names.get(value)
+        return self._names.get(value) if len(value) <= self._longest else None
 
 
 def _secret_names(data: dict[Any, Any]) -> dict[str | bytes, str]:

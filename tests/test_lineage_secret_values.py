@@ -111,6 +111,41 @@ def test_a_notebook_environment_reads_none_of_its_own_code(monkeypatch: pytest.M
     assert calls == []
 
 
+def test_objects_planted_in_the_environment_run_no_code(environment: pytest.MonkeyPatch) -> None:
+    """``os.environ._data`` given objects of the notebook's own: they are no variable's value
+    or name, and none of their methods runs (listing, comparing, telling a change)."""
+    calls: list[str] = []
+    PLANTED = "planted-token-value-nbgov"
+
+    class Planted:
+        def __eq__(self, other: object) -> bool:
+            calls.append("__eq__")
+            return False
+
+        def __hash__(self) -> int:
+            calls.append("__hash__")
+            return 0
+
+        def __str__(self) -> str:
+            calls.append("__str__")
+            return PLANTED
+
+        def __len__(self) -> int:
+            calls.append("__len__")
+            return len(PLANTED)
+
+    data: dict[Any, Any] = vars(os.environ)["_data"]
+    environment.setitem(data, b"NBGOV_TEST_PLANTED_TOKEN", Planted())
+    secrets = SecretValues()
+    assert secrets.name_of(PLANTED) is None and secrets.name_of(PLANTED.encode()) is None
+    environment.setitem(data, b"NBGOV_TEST_PLANTED_TOKEN", Planted())  # a change: listed again
+    assert secrets.name_of(PLANTED) is None
+    assert calls == []
+    planted = data[b"NBGOV_TEST_PLANTED_TOKEN"]
+    assert not any(held is planted for held in vars(secrets)["_held"].values())  # not kept alive
+    assert secrets.name_of(os.environ["NBGOV_TEST_API_KEY"]) == "NBGOV_TEST_API_KEY"  # the rest still known
+
+
 @pytest.mark.kernel
 def test_a_step_that_copies_a_secret_is_unverifiable_on_replay(tmp_path: Path, environment: pytest.MonkeyPatch) -> None:
     path = record(tmp_path / "nb" / "secret.ipynb", "import os", "key = os.environ['NBGOV_TEST_API_KEY']",

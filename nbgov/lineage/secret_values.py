@@ -23,12 +23,17 @@ from nbgov.lineage.environment_variables import environment_data, is_secret
 MIN_CHARS = 8
 
 
+_identity = object.__hash__  # (id() raises an audit event; == of a planted object runs its code)
+
+
 class SecretValues:
-    """The values of secret-named environment variables, read again when the environment
-    changed (``os.environ``'s own dict compared in C: a cell may set one)."""
+    """The values of secret-named environment variables, listed again when the environment
+    changed: ``os.environ``'s own dict, its keys and values compared by identity (each
+    assignment stores a new object, and the last ones seen are held, so no address is reused)."""
 
     def __init__(self) -> None:
-        self._seen: dict[Any, Any] | None = None
+        self._held: dict[Any, Any] = {}  # the environment as last listed: its objects kept alive
+        self._seen: tuple[list[int], list[int]] | None = None
         self._names: dict[str | bytes, str] = {}
         self._longest = 0  # a longer value is no secret's: not hashed by str's own hash here
 
@@ -39,27 +44,37 @@ class SecretValues:
         data = environment_data()
         if data is None:
             return None
-        if data != self._seen:
-            self._names = _secret_names(data)
+        now = (list(map(_identity, data)), list(map(_identity, data.values())))
+        if now != self._seen:
+            self._names, planted = _secret_names(data)
             self._longest = max(map(len, self._names), default=0)
-            self._seen = dict(data)
+            # an object a notebook planted there is not kept alive: then listed afresh each time
+            self._held, self._seen = ({}, None) if planted else (dict(data), now)
         return self._names.get(value) if len(value) <= self._longest else None
 
 
-def _secret_names(data: dict[Any, Any]) -> dict[str | bytes, str]:
-    """{value: name} of the secret-named variables (their text and, on POSIX, their bytes)."""
+def _secret_names(data: dict[Any, Any]) -> tuple[dict[str | bytes, str], bool]:
+    """{value: name} of the secret-named variables (their text and, on POSIX, their bytes),
+    and whether any key or value is neither bytes nor str (planted by a notebook: skipped)."""
     names: dict[str | bytes, str] = {}
+    planted = False
     for key, value in data.items():
-        name = os.fsdecode(key) if type(key) is bytes else str(key)
-        if not is_secret(name):
+        name, text = _text(key), _text(value)
+        if name is None or text is None:
+            planted = True
             continue
-        text = os.fsdecode(value) if type(value) is bytes else str(value)
-        if len(text) < MIN_CHARS:
-            continue
-        names[text] = name
-        if type(value) is bytes:
-            names[value] = name
-    return names
+        if is_secret(name) and len(text) >= MIN_CHARS:
+            names[text] = name
+            if type(value) is bytes:
+                names[value] = name
+    return names, planted
+
+
+def _text(item: Any) -> str | None:
+    """An environment key or value as text: bytes (POSIX) or str (Windows), nothing planted."""
+    if type(item) is bytes:
+        return os.fsdecode(item)
+    return item if type(item) is str else None
 
 
 def reason(name: str) -> str:

@@ -57,7 +57,8 @@ def test_a_copied_secret_has_no_fingerprint_where_it_is_written_read_or_shown(
     recording.run("import os\nkey = os.environ['NBGOV_TEST_API_KEY']")
     written = fingerprints(recording)["key"]
     assert written.weak and written.hash is None and written.summary == ""
-    assert written.reason is not None and "NBGOV_TEST_API_KEY" in written.reason and "secret" in written.reason
+    assert written.reason is not None and "os.environ['NBGOV_TEST_API_KEY']" in written.reason
+    assert "suggests a secret" in written.reason
     recording.run("header = {'Authorization': 'Bearer ' + key}\nkey")  # read, and shown as Out
     seen = fingerprints(recording)
     assert seen["key"].hash is None and seen["Out"].hash is None and seen["Out"].weak
@@ -78,6 +79,14 @@ def test_a_secret_set_by_a_cell_is_known_from_then_on(
     assert fingerprints(recording)["last"].hash is not None  # no longer a secret's value
 
 
+def test_an_escape_in_a_secret_variable_name_is_quoted_in_the_reason(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("NBGOV_TEST_\x1b[31mTOKEN", "escaped-secret-value")
+    recording.run("value = 'escaped-secret-value'")
+    reason = fingerprints(recording)["value"].reason
+    assert reason is not None and "\x1b" not in reason and "NBGOV_TEST_\\x1b[31mTOKEN" in reason
+
+
 def test_short_values_and_other_variables_values_are_fingerprinted(
         recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
     environment.setenv("NBGOV_TEST_SESSION_TIMEOUT", "30")  # a secret's name, a value too short to be one
@@ -90,7 +99,7 @@ def test_short_values_and_other_variables_values_are_fingerprinted(
     assert len("30") < MIN_CHARS
 
 
-def test_a_notebook_environment_reads_none_of_its_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_notebook_replacement_for_os_environ_is_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """``os.environ`` replaced by a notebook's mapping: it is no environment, and none of its
     methods runs (no comparison, no lookup, no iteration)."""
     calls: list[str] = []

@@ -19,10 +19,9 @@ import os
 from typing import Any
 
 from nbgov.lineage.environment_variables import environment_data, is_secret
+from nbgov.lineage.record import environment_name
 
 MIN_CHARS = 8
-
-
 _identity = object.__hash__  # (id() raises an audit event; == of a planted object runs its code)
 
 
@@ -78,6 +77,7 @@ def _text(item: Any) -> str | None:
 
 
 def reason(name: str) -> str:
-    """Why a value holding the secret of variable ``name`` has no fingerprint."""
-    return (f"not fingerprinted: it holds the value of the environment variable {name}, whose name suggests a "
-            "secret, and a fingerprint (xxh3) could reveal a guessable value")
+    """Why a value holding the secret of variable ``name`` has no fingerprint (the name as
+    reads of it are named: quoted, so no character of it reaches a terminal raw)."""
+    return (f"not fingerprinted: it holds the value of {environment_name(name)}, whose name suggests a secret, "
+            "and a fingerprint (xxh3) could reveal a guessable value")

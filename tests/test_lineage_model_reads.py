@@ -7,7 +7,8 @@ it was, so the recorder does not hash it again after the cell when nothing else 
 cell does could change it: every object the model holds is library data or code, every
 other value the cell uses is too, none shares an object with the model, and no
 notebook code runs. Every other way a cell can change a model must still be a write;
-most tests here are about those.
+most tests here are about those. A LightGBM Booster hashed after an earlier cell is not
+hashed before either, while its version probe is unchanged (``model_probe``).
 """
 
 from __future__ import annotations
@@ -73,14 +74,102 @@ def test_predicting_hashes_the_model_once_and_records_it_as_read(recording: Reco
     assert model_bytes <= spent < 1.5 * model_bytes  # before the cell only (twice before this change)
 
 
-def test_a_lightgbm_booster_predicting_is_hashed_once(recording: RecordingShell) -> None:
-    """LightGBM's quick start: ``bst = lgb.train(...)``, then ``bst.predict(X_test)``."""
-    recording.run(FIT + "import lightgbm as lgb\n"
-                  "bst = lgb.train({'objective': 'binary', 'verbose': -1, 'num_threads': 1},\n"
-                  "                lgb.Dataset(X, label=y), num_boost_round=50)").raise_error()
+TRAIN = ("import lightgbm as lgb\n"
+         "bst = lgb.train({'objective': 'binary', 'verbose': -1, 'num_threads': 1},\n"
+         "                lgb.Dataset(X, label=y), num_boost_round=50, keep_training_booster=True)")
+
+
+ESTIMATOR = "import lightgbm as lgb\nbst = lgb.LGBMRegressor(n_estimators=50, verbose=-1).fit(X, y)"
+
+
+@pytest.mark.parametrize("train", [TRAIN, ESTIMATOR])
+def test_a_lightgbm_model_predicting_is_not_hashed_again(recording: RecordingShell, train: str) -> None:
+    """LightGBM's quick start: ``bst = lgb.train(...)`` (or its scikit-learn estimator), then
+    ``bst.predict(X_test)``: the model hashed after training is read by its version probe,
+    its text not written again."""
+    recording.run(FIT + train).raise_error()
+    trained = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "bst")
     bst_bytes = _model_bytes(recording, "bst")
+    for _ in range(2):
+        spent = _hashed(recording, "scores = bst.predict(X_test)")
+        body = recording.body()
+        assert set(writes(body)) == {"scores"} and _read(body, "bst") == trained
+        data = 2 * recording.ns()["X_test"].nbytes + recording.ns()["scores"].nbytes  # (an argument: before and after)
+        assert spent - data < 0.05 * bst_bytes  # the model's Python state only (before this change: all of it)
+
+
+@pytest.mark.parametrize(
+    "train, between",
+    [
+        (TRAIN, "bst.update()"),  # trained further, as by a thread: another iteration
+        (TRAIN, "bst.set_leaf_output(0, 0, 7.5)"),  # a leaf of a sampled tree
+        (TRAIN, "bst.params['learning_rate'] = 0.5"),  # its Python state
+        (ESTIMATOR, "bst.booster_.set_leaf_output(49, 0, 7.5)"),  # the estimator's Booster (its last tree)
+        (ESTIMATOR, "bst.set_params(learning_rate=0.5)"),  # the estimator's own state
+    ],
+)
+def test_a_lightgbm_model_changed_between_cells_is_hashed_anew(
+        recording: RecordingShell, train: str, between: str) -> None:
+    """What no cell did (a thread, a callback): the probe differs, the model is hashed, and
+    the read is the model as it is now."""
+    recording.run(FIT + train).raise_error()
+    trained = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "bst")
+    exec(between, {"bst": recording.ns()["bst"]})  # outside any cell
     spent = _hashed(recording, "scores = bst.predict(X_test)")
-    assert set(writes(recording.body())) == {"scores"} and bst_bytes <= spent < 1.5 * bst_bytes
+    read = _read(recording.body(), "bst")
+    assert read["hash"] != trained["hash"] and read["hash"] == Fingerprinter().fingerprint(recording.ns()["bst"]).hash
+    assert spent >= _model_bytes(recording, "bst")
+
+
+def test_a_cell_that_changes_a_booster_writes_it_and_the_next_reads_that(recording: RecordingShell) -> None:
+    recording.run(FIT + TRAIN).raise_error()
+    recording.run("bst.set_leaf_output(5, 0, 2.0)").raise_error()  # tree 5 is not sampled: the cell's own write
+    changed = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "bst")
+    spent = _hashed(recording, "scores = bst.predict(X_test)")
+    data = 2 * recording.ns()["X_test"].nbytes + recording.ns()["scores"].nbytes
+    assert _read(recording.body(), "bst") == changed and spent - data < 0.05 * _model_bytes(recording, "bst")
+
+
+@pytest.mark.parametrize(
+    "setup, change",
+    [
+        ("def tweak():\n    bst.set_leaf_output(5, 0, 3.0)", "tweak()"),  # through a notebook function
+        ("holder = [bst]", "holder[0].set_leaf_output(5, 0, 3.0)"),  # through another name
+    ],
+)
+def test_a_booster_changed_by_a_cell_that_does_not_name_it_is_read_as_it_is(
+        recording: RecordingShell, setup: str, change: str) -> None:
+    """A leaf no probe samples (tree 5), changed by a cell through a function or another
+    name: that cell writes ``bst`` (the cell's analysis), so the next read is exact."""
+    recording.run(FIT + TRAIN).raise_error()
+    recording.run(setup).raise_error()
+    recording.run(change).raise_error()
+    assert "bst" in writes(recording.body())
+    recording.run("scores = bst.predict(X_test)").raise_error()
+    assert _read(recording.body(), "bst")["hash"] == Fingerprinter().fingerprint(recording.ns()["bst"]).hash
+
+
+def test_only_lightgbm_s_own_fitted_models_have_a_probe(recording: RecordingShell) -> None:
+    import lightgbm as lgb
+
+    recording.run(FIT + TRAIN).raise_error()
+    bst = recording.ns()["bst"]
+    fper = Fingerprinter()
+    assert fper.probe(bst) is not None and fper.probe(bst) == fper.probe(bst)
+
+    class Notebooks(lgb.Booster):  # a notebook's class: its code could change the model any time
+        pass
+
+    class NotebooksEstimator(lgb.LGBMClassifier):
+        pass
+
+    own = Notebooks(model_str=bst.model_to_string())
+    empty = lgb.Booster.__new__(lgb.Booster)  # no native model
+    assert fper.probe(own) is None and fper.probe(empty) is None
+    assert fper.probe(lgb.LGBMClassifier()) is None  # not fitted
+    ns = recording.ns()
+    assert fper.probe(NotebooksEstimator(n_estimators=5, verbose=-1).fit(ns["X"], ns["y"])) is None
+    assert fper.probe(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(ns["X"], ns["y"])) is not None
 
 
 def test_a_pipeline_of_library_steps_on_a_frame_is_hashed_once(recording: RecordingShell) -> None:

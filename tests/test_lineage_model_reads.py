@@ -7,7 +7,7 @@ it was, so the recorder does not hash it again after the cell when nothing else 
 cell does could change it: every object the model holds is library data or code, every
 other value the cell uses is too, none shares an object with the model, and no
 notebook code runs. Every other way a cell can change a model must still be a write;
-most tests here are about those. A LightGBM Booster hashed after an earlier cell is not
+most tests here are about those. A LightGBM model hashed after an earlier cell is not
 hashed before either, while its version probe is unchanged (``model_probe``).
 """
 
@@ -77,8 +77,6 @@ def test_predicting_hashes_the_model_once_and_records_it_as_read(recording: Reco
 TRAIN = ("import lightgbm as lgb\n"
          "bst = lgb.train({'objective': 'binary', 'verbose': -1, 'num_threads': 1},\n"
          "                lgb.Dataset(X, label=y), num_boost_round=50, keep_training_booster=True)")
-
-
 ESTIMATOR = "import lightgbm as lgb\nbst = lgb.LGBMRegressor(n_estimators=50, verbose=-1).fit(X, y)"
 
 

@@ -64,6 +64,11 @@ class KernelDiedAtStart(RuntimeError):
     """The kernel process ended before it answered kernel_info."""
 
 
+def not_started(kernel_name: str, why: Exception) -> ReplayError:
+    """The one line `run` and `replay` give for a kernel that did not start."""
+    return ReplayError(f"kernel {kernel_name!r} did not start: {why}")
+
+
 class _PromptReadyMixin:
     """Ready as soon as the kernel is: jupyter_client's wait ends by listening to IOPub until
     it has been silent for 0.2 s (and reads the first IOPub message within 0.2 s to tell it is
@@ -235,7 +240,7 @@ class RecordingKernel:
                 break
             except KernelDiedAtStart as exc:
                 if attempt:
-                    raise ReplayError(f"kernel {self.kernel_name!r} did not start: {exc}") from None
+                    raise not_started(self.kernel_name, exc) from None
         self.kc = kc
         loaded = self.execute(LOAD_NBGOV, silent=True, timeout=self.startup_timeout)
         if loaded.status != "ok":
@@ -264,7 +269,7 @@ class RecordingKernel:
         except RuntimeError as exc:
             kc.stop_channels()
             self.shutdown()
-            raise ReplayError(f"kernel {self.kernel_name!r} did not start: {exc}") from None
+            raise not_started(self.kernel_name, exc) from None
         return kc
 
     def execute(self, code: str, cell_id: str | None = None, timeout: float | None = None,

@@ -23,7 +23,7 @@ from nbgov.lineage.store import WRITABLE_KINDS, verify_chain, write_log
 from nbgov.lineage.user_files import check_writable
 from nbgov.replay.kernel import (
     KERNEL_STREAMS, LOAD_NBGOV, AsyncCellIdKernelClient, KernelDiedAtStart, kernel_env, kernelspec_metadata,
-    missing_kernel_message,
+    missing_kernel_message, not_started,
 )
 from nbgov.replay.safe_text import for_terminal, where_surrogate
 from nbgov.replay.source import read_sidecar, sidecar_file
@@ -225,7 +225,7 @@ def run_notebook(
     except NoSuchKernel:
         raise ReplayError(missing_kernel_message(name)) from None
     except KernelDiedAtStart as exc:
-        raise ReplayError(f"kernel {name!r} did not start: {exc}") from None
+        raise not_started(name, exc) from None
     except CellExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
     except (CellTimeoutError, DeadKernelError) as exc:

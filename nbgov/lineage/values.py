@@ -4,9 +4,10 @@ Exactness first: a value is hashed before and after every cell that mentions it,
 so in-place changes are seen whatever API made them. Two savings keep big values
 cheap without giving that up where it matters:
 
-- before a cell, a big array/frame (or a LightGBM model: ``model_probe``) whose
-  fingerprint was taken after the previous cell is reused when its version probe
-  (buffer addresses + sampled bytes) is unchanged — nothing in between ran as a cell;
+- before a cell, a big array/frame (or a LightGBM or scikit-learn model: ``model_probe``,
+  ``sklearn_probe``) whose fingerprint was taken after the previous cell is reused when
+  its version probe (buffer addresses + sampled bytes) is unchanged — nothing in between
+  ran as a cell;
 - after a cell, a big numpy/pandas value the cell used only as an operand
   (``out = big + 1``, ``len(big)``) is not rehashed, unless another name the cell
   uses may share its memory or the cell runs code that could reach it.

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import xxhash
 
 from nbgov.lineage.fingerprint import columnar, libraries, protobuf, static
-from nbgov.lineage.fingerprint import model_probe
+from nbgov.lineage.fingerprint import model_probe, sklearn_probe
 from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT
 from nbgov.lineage.fingerprint.kinds import Kinds
 from nbgov.lineage.fingerprint.objects import flat_encoding
@@ -129,8 +129,8 @@ class Fingerprinter:
         self.interrupted = False
 
     def probe(self, obj: Any) -> str | None:
-        """A cheap version probe of a large numeric array or frame, or of a LightGBM model
-        (``model_probe``), None when not applicable.
+        """A cheap version probe of a large numeric array or frame, or of a LightGBM or
+        scikit-learn model (``model_probe``, ``sklearn_probe``), None when not applicable.
 
         Hashes the identity of the buffers (address, shape, dtype, labels) and a sample
         of their bytes: used to skip re-hashing a big value between two cells when
@@ -139,6 +139,9 @@ class Fingerprinter:
         try:
             model = model_probe.probe(obj, self._digest)
             if model is not model_probe.NOT_A_MODEL:
+                return model
+            model = sklearn_probe.probe(obj, self._digest)
+            if model is not sklearn_probe.NOT_SKLEARN:
                 return model
             return self._probe_of(columnar.probe_plan(obj))
         except Exception:

@@ -881,7 +881,7 @@ def probe_plan(obj: Any) -> tuple[str, list[Any], list[tuple[Any, int, int]]] | 
     arrays, meta, labels = probe_parts(obj)
     if arrays is None or sum(a.nbytes for a in arrays) < PROBE_MIN_BYTES:
         return None
-    return meta, labels, [(_sampled_buffer(a), 0, a.nbytes) for a in arrays]
+    return meta, labels, [(sampled_buffer(a), 0, a.nbytes) for a in arrays]
 
 
 _frame_classes: tuple[Any, ...] = ()  # (DataFrame, BlockManager, RangeIndex, ndarray) once all are found
@@ -968,7 +968,7 @@ def layout_probe_plan(layout: FrameLayout) -> tuple[str, list[Any], list[tuple[A
     flat = []
     for v in layout.blocks:
         interface = v.__array_interface__  # the address, and dtype.str as "typestr"
-        flat.append((_sampled_buffer(v), interface["data"][0], v.strides[0], interface["typestr"],
+        flat.append((sampled_buffer(v), interface["data"][0], v.strides[0], interface["typestr"],
                      v.shape[1] * v.itemsize))
     steps = layout.rows
     meta = [f"frame({len(steps)}, {len(layout.placement)})", f"range{steps.start}:{steps.stop}:{steps.step}"]
@@ -980,7 +980,7 @@ def layout_probe_plan(layout: FrameLayout) -> tuple[str, list[Any], list[tuple[A
     return "|".join(meta), [layout.columns, layout.index_name], regions
 
 
-def _sampled_buffer(values: Any) -> Any:
+def sampled_buffer(values: Any) -> Any:
     """A C-contiguous array whose buffer ``ndarray(..., buffer=)`` reads: itself where numpy
     exports its buffer (numbers, booleans), else its bytes as a flat uint8 view."""
     if values.dtype.char in _BUFFER_CHARS:
@@ -991,16 +991,16 @@ def _sampled_buffer(values: Any) -> Any:
 _BUFFER_CHARS = frozenset("?bBhHiIlLqQefdgFDG")
 
 
-def sample_regions(h: Any, regions: list[tuple[Any, int, int]]) -> None:
-    """Hash each region (an array, byte offset, length) in order: whole up to _PROBE_WINDOWS
-    windows' bytes, else _PROBE_WINDOWS evenly spaced windows of _PROBE_WINDOW_BYTES, read
+def sample_regions(h: Any, regions: list[tuple[Any, int, int]], windows: int = _PROBE_WINDOWS) -> None:
+    """Hash each region (an array, byte offset, length) in order: whole up to ``windows``
+    windows' bytes, else ``windows`` evenly spaced windows of _PROBE_WINDOW_BYTES, read
     through one strided view of the buffer (the same bytes as hashing them one by one)."""
     np = _numpy()
     ndarray, uint8 = np["ndarray"], np["uint8"]
-    small = _PROBE_WINDOWS * _PROBE_WINDOW_BYTES
+    small = windows * _PROBE_WINDOW_BYTES
     for flat, offset, size in regions:
         if size <= small:
             h.update(ndarray((size,), uint8, flat, offset))
         else:
-            step = (size - _PROBE_WINDOW_BYTES) // (_PROBE_WINDOWS - 1)
-            h.update(ndarray((_PROBE_WINDOWS, _PROBE_WINDOW_BYTES), uint8, flat, offset, (step, 1)).tobytes())
+            step = (size - _PROBE_WINDOW_BYTES) // (windows - 1)
+            h.update(ndarray((windows, _PROBE_WINDOW_BYTES), uint8, flat, offset, (step, 1)).tobytes())

@@ -197,14 +197,42 @@ def test_a_scikit_learn_model_changed_between_cells_is_hashed_anew(recording: Re
     assert spent >= _model_bytes(recording)
 
 
+@pytest.mark.parametrize(
+    "make, between",
+    [
+        # trees in an object array (n_estimators x classes)
+        ("GradientBoostingClassifier(n_estimators=20, random_state=0)", "model.estimators_[5, 0].tree_.value[0, 0, 0] = 9"),
+        # trees as node arrays of its own predictor class
+        ("HistGradientBoostingClassifier(max_iter=20, random_state=0)", "model._predictors[3][0].nodes['value'][0] = 9"),
+        ("IsolationForest(n_estimators=20, random_state=0)", "model.estimators_[2].tree_.threshold[0] = 0.5"),
+        ("make_pipeline(StandardScaler(), ExtraTreesClassifier(n_estimators=10, random_state=0))",
+         "model.steps[0][1].mean_[0] = 9"),
+    ],
+)
+def test_other_ensembles_are_not_hashed_to_score_and_a_change_between_cells_is_seen(
+        recording: RecordingShell, make: str, between: str) -> None:
+    recording.run(FIT + "from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,\n"
+                  "    HistGradientBoostingClassifier, IsolationForest)\n"
+                  f"model = {make}.fit(X, y)").raise_error()
+    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    spent = _hashed(recording, "pred = model.predict(X_test)")
+    data = 2 * recording.ns()["X_test"].nbytes + recording.ns()["pred"].nbytes  # (an argument: before and after)
+    # (what the probe reads whole, a generator's state, is hashed: well under the model)
+    assert _read(recording.body(), "model") == fitted and spent - data < 0.5 * _model_bytes(recording)
+    exec(between, {"model": recording.ns()["model"]})  # outside any cell
+    recording.run("pred = model.predict(X_test)").raise_error()
+    read = _read(recording.body(), "model")
+    assert read["hash"] != fitted["hash"] and read["hash"] == Fingerprinter().fingerprint(recording.ns()["model"]).hash
+
+
 def _unsampled_node(tree: Any) -> int:
     """A node whose threshold lies between two of the windows the probe samples of the tree's
     node buffer (``columnar.sample_regions``)."""
-    from nbgov.lineage.fingerprint import columnar
+    from nbgov.lineage.fingerprint import columnar, sklearn_probe
 
     nodes = tree.children_left.base
     size, offset = tree.node_count * nodes.dtype.itemsize, nodes.dtype.fields["threshold"][1]
-    windows, width = columnar._PROBE_WINDOWS, columnar._PROBE_WINDOW_BYTES
+    windows, width = sklearn_probe.TREE_WINDOWS, columnar._PROBE_WINDOW_BYTES
     assert size > windows * width  # else all of it is read
     step = (size - width) // (windows - 1)
     starts = [k * step for k in range(windows)]
@@ -273,6 +301,12 @@ def test_only_scikit_learns_own_classes_have_a_probe_and_it_runs_no_notebook_cod
     first = fper.probe(holding)
     holding.kw_args["odd"].seen = 1  # its state: the probe reads it whole
     assert first is not None and fper.probe(holding) != first and ran == []
+    from sklearn.linear_model import LogisticRegression
+
+    weighted = LogisticRegression(class_weight={0: 1.0, 1: 5.0})  # a dict keyed by ints
+    first = fper.probe(weighted)
+    weighted.class_weight[1] = 4.0
+    assert first is not None and fper.probe(weighted) != first
     cyclic = FunctionTransformer()
     cyclic.kw_args = {"self": cyclic}
     assert fper.probe(cyclic) == fper.probe(cyclic) is not None

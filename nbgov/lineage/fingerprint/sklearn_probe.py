@@ -5,9 +5,10 @@ fingerprint costs as much as scoring 200 rows with it).
 As LightGBM's (``model_probe``) and an array's (``columnar``): identities and a sample. The
 probe reads the model's instance state as its fingerprint does (the ``__dict__`` of each of
 scikit-learn's own classes, never a notebook's subclass): parameters and other plain values
-whole, arrays by address, shape, type and a sample of their bytes (all of a small one), each
-tree (``sklearn.tree._tree.Tree``) by its counts and the address and a sample of its node
-and value buffers; anything else it holds is hashed whole. A cell that changes the model is
+whole, arrays by address, shape, type and a sample of their bytes (all of a small one; an
+array of objects, as a gradient boosting model's trees, item by item), each tree
+(``sklearn.tree._tree.Tree``) by its counts and the address and a sample of its node and
+value buffers; anything else it holds is hashed whole. A cell that changes the model is
 seen by the cell's own analysis and hashes it after; the probe is for what no cell did, as a
 thread. What it cannot see, as an array's probe cannot see a write between its samples, is
 a thread changing bytes of a big array or tree buffer that it does not sample.
@@ -26,10 +27,13 @@ from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT, enc_str
 NOT_SKLEARN = object()  # ``probe``'s answer for anything but scikit-learn's own classes
 MAX_PARTS = 200_000  # values read before giving up (the model is then hashed)
 MAX_DEPTH = 64
-SMALL_ARRAY = 512  # bytes: an array this small is read whole
-# windows sampled of each tree's node and value buffers: a forest has hundreds of them, each
-# window a read of memory the scoring left cold (64, an array's, cost a 100-tree forest 4 ms)
+SMALL_ARRAY = 16384  # bytes: an array this small is read whole (a copy costs less than sampling it)
+SHORT_TEXT = 64
+# windows sampled of each tree's node and value buffers and of each array under BIG_ARRAY
+# (a boosted model's trees' nodes): a model holds hundreds of them, and the 64 of a big
+# array's probe read most of a small one
 TREE_WINDOWS = 8
+BIG_ARRAY = 1 << 16
 _NUMPY_SCALARS = ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                   "float16", "float32", "float64", "longdouble", "complex64", "complex128")
 
@@ -41,7 +45,7 @@ def probe(obj: Any, digest: Callable[[Any], str]) -> Any:
     if not _sklearn_class(type(obj)):
         return NOT_SKLEARN
     reader = _Reader()
-    if not reader.part(obj, 0):
+    if not reader.part(obj, 0) or (reader.whole and reader.whole[0] is obj):  # (unreadable: no use)
         return None
     if reader.whole:
         rest = digest(reader.whole)
@@ -59,16 +63,19 @@ class _Reader:
     """One probe's walk: the bytes it read, the values left to hash whole, what it has seen."""
 
     def __init__(self) -> None:
-        self.out: list[bytes] = [b"sklearn|"]  # hashed at the end, in order
+        self.out: list[Any] = [b"sklearn|"]  # bytes and sampled arrays, hashed at the end in order
         self.whole: list[Any] = []  # hashed by content at the end, in one walk
         self.seen: dict[int, int] = {}  # id of a container or object -> its order of visit
         self.held: list[Any] = []  # what ``seen`` names, alive until the walk ends
-        self.keys: dict[str, bytes] = {}  # the encodings of attribute names (each tree repeats them)
+        self.keys: dict[str, bytes] = {}  # encodings of attribute names and short texts (each tree repeats them)
+        # id of a class -> its instances' dict getter and its name, or None
+        self.states: dict[int, tuple[Callable[[Any], Any], bytes] | None] = {}
         self.parts = 0
         self.numpy = _numpy_kinds()
+        self.update = self.out.append  # as a hash's: samples go into the one stream
 
     def digest(self) -> Any:
-        return xxhash.xxh3_128(b"".join(self.out))
+        return xxhash.xxh3_128(b"".join(self.out))  # (bytes, and arrays of sampled bytes)
 
     def part(self, value: Any, depth: int) -> bool:
         self.parts += 1
@@ -85,22 +92,32 @@ class _Reader:
                 self.out.append(b"n" + enc_str(value.dtype.str) + value.tobytes())
                 return True
             if tp is ndarray:
-                return self._array(value)
+                return self._array(value, depth)
             if tp is tree:
                 return self._tree(value)
-        if tp is list or tp is tuple or tp is dict or _sklearn_class(tp):
+        if tp is list or tp is tuple or tp is dict or self._state_of(tp) is not None:
             return self._container(value, tp, depth)
         self._whole(value)
         return True
+
+    def _state_of(self, tp: type) -> tuple[Callable[[Any], Any], bytes] | None:
+        """The getter of the instance dict of one of scikit-learn's own classes, and the
+        class's name encoded; None for any other class, or one with no dict of its own."""
+        key = id(tp)  # (the class is alive while the walk holds its instance)
+        if key in self.states:
+            return self.states[key]
+        read, hidden = static.dict_reader(tp) if _sklearn_class(tp) else (None, True)
+        found = self.states[key] = None if hidden or read is None else (read, b"o" + enc_str(static.label(tp)))
+        return found
 
     def _whole(self, value: Any) -> None:
         self.out.append(b"w%x;" % len(self.whole))  # its place; hashed whole at the end
         self.whole.append(value)
 
     def _container(self, value: Any, tp: type, depth: int) -> bool:
-        known = self.seen.get(id(value))
-        if known is not None:
-            self.out.append(b"@%x;" % known)
+        visited = self.seen.get(id(value))
+        if visited is not None:
+            self.out.append(b"@%x;" % visited)
             return True
         self.seen[id(value)] = len(self.seen)
         self.held.append(value)
@@ -109,24 +126,34 @@ class _Reader:
             return all(self.part(item, depth + 1) for item in value)
         if tp is dict:
             return self._items(value, depth)
-        read, hidden = static.dict_reader(tp)
-        state = read(value) if read is not None and not hidden else None
-        if type(state) is not dict:
+        kind = self._state_of(tp)
+        state = kind[0](value) if kind is not None else None
+        if kind is None or type(state) is not dict:
             return False
-        self.out.append(b"o" + enc_str(static.qualname_of(tp)))
+        self.out.append(kind[1])
         return self._items(state, depth)
 
     def _items(self, mapping: dict[Any, Any], depth: int) -> bool:
         out, keys = self.out, self.keys
         out.append(b"d%x;" % len(mapping))
         for key, item in mapping.items():
-            if type(key) is not str:
-                return False
-            encoded = keys.get(key)
-            if encoded is None:
-                encoded = keys[key] = enc_str(key)
-            out.append(encoded)
+            if type(key) is str:
+                encoded = keys.get(key)
+                if encoded is None:
+                    encoded = keys[key] = enc_str(key)
+                out.append(encoded)
+            else:  # ({0: 1.0, 1: 5.0} as class weights): atoms only, no notebook object's hash or eq
+                encode = ATOMS.get(id(type(key)))
+                if encode is None:
+                    return False
+                out.append(encode(key))
             tp = type(item)
+            if tp is str and len(item) <= SHORT_TEXT:  # 'gini', 'sqrt': each tree repeats them too
+                encoded = keys.get(item)
+                if encoded is None:
+                    encoded = keys[item] = enc_str(item)
+                out.append(encoded)
+                continue
             encode = ATOMS.get(id(tp))  # most of a model's state: its parameters
             if encode is not None and not (tp is str and len(item) > LONG_TEXT):
                 out.append(encode(item))
@@ -134,25 +161,30 @@ class _Reader:
                 return False
         return True
 
-    def _array(self, array: Any, windows: int | None = None) -> bool:
-        if array.nbytes <= SMALL_ARRAY and not array.dtype.hasobject:  # (classes_, n_classes): all of it
+    def _array(self, array: Any, depth: int) -> bool:
+        if array.dtype.hasobject:  # (a gradient boosting model's trees): its items, as a list's
+            if array.dtype.str != "|O" or array.size > MAX_PARTS:
+                return False
+            self.out.append(b"O" + enc_str(str(array.shape)))
+            return self.part(array.tolist(), depth + 1)
+        if array.nbytes <= SMALL_ARRAY:  # (classes_, n_classes): all of it
             self.out.append(b"A" + enc_str(f"{array.dtype.str}{array.shape}") + array.tobytes())
             return True
         arrays, meta, _ = columnar.probe_parts(array)
-        if arrays is None:  # objects, or not contiguous: hashed whole
+        if arrays is None:  # not contiguous: hashed whole
             self._whole(array)
             return True
-        self._sample(meta, array, array.nbytes, windows)
+        self._sample(meta, array, array.nbytes, None if array.nbytes >= BIG_ARRAY else TREE_WINDOWS)
         return True
 
     def _sample(self, identity: str, array: Any, nbytes: int, windows: int | None = None) -> None:
-        sampled = xxhash.xxh3_128(identity.encode("utf-8", "surrogatepass"))
+        """The array's identity, then its sampled bytes (of a length the identity tells)."""
+        self.out.append(b"a" + enc_str(identity))
         regions = [(columnar.sampled_buffer(array), 0, nbytes)]
         if windows is None:
-            columnar.sample_regions(sampled, regions)
+            columnar.sample_regions(self, regions)
         else:
-            columnar.sample_regions(sampled, regions, windows)
-        self.out.append(b"a" + sampled.digest())
+            columnar.sample_regions(self, regions, windows)
 
     def _tree(self, tree: Any) -> bool:
         """A fitted tree: its counts, and its node and value buffers as arrays (read through
@@ -166,11 +198,14 @@ class _Reader:
             return False
         self.out.append(b"tree|%x|%x|%x|%x|%x|" % (count, tree.max_depth, tree.n_features, tree.n_outputs,
                                                     tree.max_n_classes))
-        # the node array's address is its first field's (whose interface is plain: the node
-        # array's own reads its structured type in Python)
+        # each buffer's address is that of a plain view of it (the node array's own interface
+        # reads its structured type in Python)
         self._sample(f"{nodes.dtype.itemsize}@{left.__array_interface__['data'][0]}", nodes,
                      count * nodes.dtype.itemsize, TREE_WINDOWS)
-        return self._array(values, TREE_WINDOWS) and self._array(tree.n_classes)
+        interface = values.__array_interface__
+        self._sample(f"{interface['typestr']}{values.shape}@{interface['data'][0]}", values, values.nbytes,
+                     TREE_WINDOWS)
+        return self._array(tree.n_classes, 0)
 
 
 def _numpy_kinds() -> tuple[Any, frozenset[int], Any] | None:

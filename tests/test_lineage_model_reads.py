@@ -22,6 +22,7 @@ import pytest
 from nbgov.lineage.analysis import analyze
 from nbgov.lineage.fingerprint import Fingerprinter, static
 from tests.fixtures.lineage import RecordingShell, writes
+from tests.test_lineage_fingerprint_hostile import CALLS, Tripwire
 
 FIT = """
 import numpy as np, pandas as pd
@@ -201,9 +202,11 @@ def test_a_scikit_learn_model_changed_between_cells_is_hashed_anew(recording: Re
     "make, between",
     [
         # trees in an object array (n_estimators x classes)
-        ("GradientBoostingClassifier(n_estimators=20, random_state=0)", "model.estimators_[5, 0].tree_.value[0, 0, 0] = 9"),
+        ("GradientBoostingClassifier(n_estimators=20, random_state=0)",
+         "model.estimators_[5, 0].tree_.value[0, 0, 0] = 9"),
         # trees as node arrays of its own predictor class
-        ("HistGradientBoostingClassifier(max_iter=20, random_state=0)", "model._predictors[3][0].nodes['value'][0] = 9"),
+        ("HistGradientBoostingClassifier(max_iter=20, random_state=0)",
+         "model._predictors[3][0].nodes['value'][0] = 9"),
         ("IsolationForest(n_estimators=20, random_state=0)", "model.estimators_[2].tree_.threshold[0] = 0.5"),
         ("make_pipeline(StandardScaler(), ExtraTreesClassifier(n_estimators=10, random_state=0))",
          "model.steps[0][1].mean_[0] = 9"),
@@ -232,7 +235,7 @@ def _unsampled_node(tree: Any) -> int:
 
     nodes = tree.children_left.base
     size, offset = tree.node_count * nodes.dtype.itemsize, nodes.dtype.fields["threshold"][1]
-    windows, width = sklearn_probe.TREE_WINDOWS, columnar._PROBE_WINDOW_BYTES
+    windows, width = sklearn_probe.TREE_WINDOWS, columnar.PROBE_WINDOW_BYTES
     assert size > windows * width  # else all of it is read
     step = (size - width) // (windows - 1)
     starts = [k * step for k in range(windows)]
@@ -278,29 +281,11 @@ def test_only_scikit_learns_own_classes_have_a_probe_and_it_runs_no_notebook_cod
         pass
 
     assert fper.probe(Notebooks(n_estimators=3).fit(ns["X"], ns["y"])) is None
-    ran: list[str] = []
-
-    class Loud:
-        def __getattr__(self, name: str) -> Any:
-            ran.append(name)
-            raise AttributeError(name)
-
-        def __eq__(self, other: object) -> bool:
-            ran.append("eq")
-            return False
-
-        def __hash__(self) -> int:
-            ran.append("hash")
-            return 1
-
-        def __reduce__(self) -> Any:
-            ran.append("reduce")
-            return (Loud, ())
-
-    holding = FunctionTransformer(kw_args={"odd": Loud()})
+    CALLS.clear()
+    holding = FunctionTransformer(kw_args={"odd": Tripwire(1)})
     first = fper.probe(holding)
-    holding.kw_args["odd"].seen = 1  # its state: the probe reads it whole
-    assert first is not None and fper.probe(holding) != first and ran == []
+    holding.kw_args["odd"].payload = 2  # its state: the probe reads it whole
+    assert first is not None and fper.probe(holding) != first and CALLS == []
     from sklearn.linear_model import LogisticRegression
 
     weighted = LogisticRegression(class_weight={0: 1.0, 1: 5.0})  # a dict keyed by ints

@@ -25,8 +25,8 @@ from nbgov.lineage.fingerprint.static import dict_reader, inherits, library_clas
 from nbgov.lineage.fingerprint.walk import NotExact, Walk
 
 PROBE_MIN_BYTES = 1024 * 1024
-_PROBE_WINDOWS = 64
-_PROBE_WINDOW_BYTES = 64
+PROBE_WINDOWS = 64
+PROBE_WINDOW_BYTES = 64
 # where, not what: a memmap's file, a masked array's note that its mask is shared
 _SUBCLASS_BOOKKEEPING = frozenset({"_mmap", "filename", "offset", "mode", "_sharedmask"})
 
@@ -991,16 +991,16 @@ def sampled_buffer(values: Any) -> Any:
 _BUFFER_CHARS = frozenset("?bBhHiIlLqQefdgFDG")
 
 
-def sample_regions(h: Any, regions: list[tuple[Any, int, int]], windows: int = _PROBE_WINDOWS) -> None:
+def sample_regions(h: Any, regions: list[tuple[Any, int, int]], windows: int = PROBE_WINDOWS) -> None:
     """Hash each region (an array, byte offset, length) in order: whole up to ``windows``
-    windows' bytes, else ``windows`` evenly spaced windows of _PROBE_WINDOW_BYTES, read
+    windows' bytes, else ``windows`` evenly spaced windows of PROBE_WINDOW_BYTES, read
     through one strided view of the buffer (the same bytes as hashing them one by one)."""
     np = _numpy()
     ndarray, uint8 = np["ndarray"], np["uint8"]
-    small = windows * _PROBE_WINDOW_BYTES
+    small = windows * PROBE_WINDOW_BYTES
     for flat, offset, size in regions:
         if size <= small:
             h.update(ndarray((size,), uint8, flat, offset))
         else:
-            step = (size - _PROBE_WINDOW_BYTES) // (windows - 1)
-            h.update(ndarray((windows, _PROBE_WINDOW_BYTES), uint8, flat, offset, (step, 1)).tobytes())
+            step = (size - PROBE_WINDOW_BYTES) // (windows - 1)
+            h.update(ndarray((windows, PROBE_WINDOW_BYTES), uint8, flat, offset, (step, 1)).tobytes())

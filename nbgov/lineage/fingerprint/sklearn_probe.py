@@ -174,17 +174,14 @@ class _Reader:
         if arrays is None:  # not contiguous: hashed whole
             self._whole(array)
             return True
-        self._sample(meta, array, array.nbytes, None if array.nbytes >= BIG_ARRAY else TREE_WINDOWS)
+        windows = columnar.PROBE_WINDOWS if array.nbytes >= BIG_ARRAY else TREE_WINDOWS
+        self._sample(meta, array, array.nbytes, windows)
         return True
 
-    def _sample(self, identity: str, array: Any, nbytes: int, windows: int | None = None) -> None:
+    def _sample(self, identity: str, array: Any, nbytes: int, windows: int) -> None:
         """The array's identity, then its sampled bytes (of a length the identity tells)."""
         self.out.append(b"a" + enc_str(identity))
-        regions = [(columnar.sampled_buffer(array), 0, nbytes)]
-        if windows is None:
-            columnar.sample_regions(self, regions)
-        else:
-            columnar.sample_regions(self, regions, windows)
+        columnar.sample_regions(self, [(columnar.sampled_buffer(array), 0, nbytes)], windows)
 
     def _tree(self, tree: Any) -> bool:
         """A fitted tree: its counts, and its node and value buffers as arrays (read through

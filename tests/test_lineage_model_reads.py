@@ -228,6 +228,31 @@ def test_other_ensembles_are_not_hashed_to_score_and_a_change_between_cells_is_s
     assert read["hash"] != fitted["hash"] and read["hash"] == Fingerprinter().fingerprint(recording.ns()["model"]).hash
 
 
+def test_a_text_pipeline_is_not_hashed_to_score_and_a_change_to_its_vocabulary_is_seen(
+        recording: RecordingShell) -> None:
+    """scikit-learn's text classification example: the vectorizer's vocabulary (a dict of
+    hundreds of words, read by the probe in a few passes) and the classifier."""
+    recording.run("""
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+rng = np.random.default_rng(0)
+words = [f"w{i}" for i in range(600)]
+docs = [" ".join(rng.choice(words, 20)) for _ in range(300)]
+labels = rng.integers(0, 2, 300)
+model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs, labels)
+""").raise_error()
+    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    spent = _hashed(recording, "pred = model.predict(docs[:50])")
+    assert _read(recording.body(), "model") == fitted and spent < 0.5 * _model_bytes(recording)
+    vocabulary = recording.ns()["model"].steps[0][1].vocabulary_
+    vocabulary["w1x"] = vocabulary.pop("w1")  # outside any cell: a word renamed
+    recording.run("pred = model.predict(docs[:50])").raise_error()
+    read = _read(recording.body(), "model")
+    assert read["hash"] != fitted["hash"] and read["hash"] == Fingerprinter().fingerprint(recording.ns()["model"]).hash
+
+
 def _unsampled_node(tree: Any) -> int:
     """A node whose threshold lies between two of the windows the probe samples of the tree's
     node buffer (``columnar.sample_regions``)."""

@@ -5,8 +5,9 @@ fingerprint costs as much as scoring 200 rows with it).
 As LightGBM's (``model_probe``) and an array's (``columnar``): identities and a sample. The
 probe reads the model's instance state as its fingerprint does (the ``__dict__`` of each of
 scikit-learn's own classes, never a notebook's subclass): parameters and other plain values
-whole, arrays by address, shape, type and a sample of their bytes (all of a small one; an
-array of objects, as a gradient boosting model's trees, item by item), each tree
+whole (a long list or dict of them, as a vectorizer's vocabulary, in a few C passes), arrays
+by address, shape, type and a sample of their bytes (all of a small one; an array of
+objects, as a gradient boosting model's trees, item by item), each tree
 (``sklearn.tree._tree.Tree``) by its counts and the address and a sample of its node and
 value buffers; anything else it holds is hashed whole. A cell that changes the model is
 seen by the cell's own analysis and hashes it after; the probe is for what no cell did, as a
@@ -16,19 +17,21 @@ a thread changing bytes of a big array or tree buffer that it does not sample.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any
 
 import xxhash
 
 from nbgov.lineage.fingerprint import columnar, static
-from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT, enc_str
+from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT, enc_str, scalar_run
 
 NOT_SKLEARN = object()  # ``probe``'s answer for anything but scikit-learn's own classes
 MAX_PARTS = 200_000  # values read before giving up (the model is then hashed)
 MAX_DEPTH = 64
 SMALL_ARRAY = 16384  # bytes: an array this small is read whole (a copy costs less than sampling it)
 SHORT_TEXT = 64
+LONG_RUN = 64  # items: a longer list, or dict, of plain values is encoded in C passes (``_plain_run``)
 # windows sampled of each tree's node and value buffers and of each array under BIG_ARRAY
 # (a boosted model's trees' nodes): a model holds hundreds of them, and the 64 of a big
 # array's probe read most of a small one
@@ -123,8 +126,17 @@ class _Reader:
         self.held.append(value)
         if tp is list or tp is tuple:
             self.out.append(b"%s%x;" % (b"l" if tp is list else b"t", len(value)))
+            run = _plain_run(list(value)) if len(value) > LONG_RUN else None  # (feature names)
+            if run is not None:
+                self.out.append(run)
+                return True
             return all(self.part(item, depth + 1) for item in value)
         if tp is dict:
+            if len(value) > LONG_RUN:  # (a vectorizer's vocabulary): keys and values in a few C passes
+                keys, items = _plain_run(list(value)), _plain_run(list(value.values()))
+                if keys is not None and items is not None:
+                    self.out.append(b"D%x;" % len(value) + keys + items)
+                    return True
             return self._items(value, depth)
         kind = self._state_of(tp)
         state = kind[0](value) if kind is not None else None
@@ -203,6 +215,24 @@ class _Reader:
         self._sample(f"{interface['typestr']}{values.shape}@{interface['data'][0]}", values, values.nbytes,
                      TREE_WINDOWS)
         return self._array(tree.n_classes, 0)
+
+
+def _plain_run(values: list[Any]) -> bytes | None:
+    """A list of plain values in a few C passes: all texts (a vocabulary's words), all ints (its
+    columns), else ``scalar_run``'s mixed encoding; None when one is not a plain value."""
+    kinds = set(map(id, map(type, values)))  # (ids: a notebook class's metaclass may define __hash__)
+    if kinds == _TEXTS:
+        joined = "".join(values).encode("utf-8", "surrogatepass")
+        return b"S%x;" % len(values) + array("q", map(len, values)).tobytes() + joined
+    if kinds == _INTS:
+        try:
+            return b"I%x;" % len(values) + array("q", values).tobytes()
+        except OverflowError:  # an int past 64 bits
+            return None
+    return scalar_run(values)
+
+
+_TEXTS, _INTS = {id(str)}, {id(int)}
 
 
 def _numpy_kinds() -> tuple[Any, frozenset[int], Any] | None:

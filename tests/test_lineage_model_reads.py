@@ -253,6 +253,57 @@ model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs, labels)
     assert read["hash"] != fitted["hash"] and read["hash"] == Fingerprinter().fingerprint(recording.ns()["model"]).hash
 
 
+def test_every_estimator_of_scikit_learns_has_a_probe_that_sees_a_change_and_costs_less_than_hashing() -> None:
+    """The probe checked against scikit-learn itself: each estimator it lists, fitted with its
+    default parameters, has a probe, the same when read twice, not dearer to take than the
+    fingerprint, and another one after its first fitted array's first item, or its state,
+    changed."""
+    import warnings
+
+    from sklearn.utils import all_estimators
+
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 6))
+    labels, amounts = (X[:, 0] > 0.5).astype(int), X[:, 1]
+    fper, probed, arrays, slower = Fingerprinter(), 0, 0, []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, cls in all_estimators():
+            try:
+                est = cls()
+                est.fit(X, amounts if "Regress" in name else labels)
+            except Exception:  # noqa: BLE001 - one needing arguments or other data
+                continue
+            # (fresh fingerprinters: one keeps what it hashed of immutable parts; a neighbours
+            # model's tree, which its reads change, is hashed whole by the probe too)
+            if _fastest(lambda: Fingerprinter().probe(est)) > 1.5 * _fastest(lambda: Fingerprinter().measure(est)):
+                slower.append(name)
+            first = fper.probe(est)
+            assert first is not None and fper.probe(est) == first, name
+            probed += 1
+            fitted = next((v for k, v in vars(est).items() if k.endswith("_") and type(v) is np.ndarray
+                           and v.dtype.kind == "f" and v.size and v.flags.writeable), None)
+            if fitted is not None:
+                fitted.flat[0] += 1.0
+                assert fper.probe(est) != first, name
+                arrays += 1
+            vars(est)["checked_"] = True
+            assert fper.probe(est) not in (first, None), name
+    assert probed > 150 and arrays > 60 and len(slower) <= 3, slower  # (a timing: a few may be noise)
+
+
+def _fastest(call: Any, times: int = 3) -> float:
+    """The shortest of a few runs of ``call`` (seconds): a pause of the machine's is not its."""
+    import time
+
+    spans = []
+    for _ in range(times):
+        start = time.perf_counter()
+        call()
+        spans.append(time.perf_counter() - start)
+    return min(spans)
+
+
 def _unsampled_node(tree: Any) -> int:
     """A node whose threshold lies between two of the windows the probe samples of the tree's
     node buffer (``columnar.sample_regions``)."""

@@ -56,6 +56,10 @@ def _read(body: dict[str, Any], name: str) -> dict[str, Any]:
     return next(r["fingerprint"] for r in body["reads"] if r["name"] == name)
 
 
+def _written(body: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(w["fingerprint"] for w in body["writes"] if w["name"] == name)
+
+
 @pytest.mark.parametrize(
     "cell",
     [
@@ -70,7 +74,7 @@ def test_predicting_does_not_hash_the_model_and_records_it_as_read(recording: Re
     """Neither after the cell (a read-only method) nor before it (its probe is unchanged since
     the cell that fitted it hashed it): only the data is hashed."""
     recording.run(FIT).raise_error()
-    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    fitted = _written(recording.body(), "model")
     model_bytes = _model_bytes(recording)
     spent = _hashed(recording, cell)
     body = recording.body()
@@ -90,7 +94,7 @@ def test_a_lightgbm_model_predicting_is_not_hashed_again(recording: RecordingShe
     ``bst.predict(X_test)``: the model hashed after training is read by its version probe,
     its text not written again."""
     recording.run(FIT + train).raise_error()
-    trained = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "bst")
+    trained = _written(recording.body(), "bst")
     bst_bytes = _model_bytes(recording, "bst")
     for _ in range(2):
         spent = _hashed(recording, "scores = bst.predict(X_test)")
@@ -115,7 +119,7 @@ def test_a_lightgbm_model_changed_between_cells_is_hashed_anew(
     """What no cell did (a thread, a callback): the probe differs, the model is hashed, and
     the read is the model as it is now."""
     recording.run(FIT + train).raise_error()
-    trained = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "bst")
+    trained = _written(recording.body(), "bst")
     exec(between, {"bst": recording.ns()["bst"]})  # outside any cell
     spent = _hashed(recording, "scores = bst.predict(X_test)")
     read = _read(recording.body(), "bst")
@@ -126,7 +130,7 @@ def test_a_lightgbm_model_changed_between_cells_is_hashed_anew(
 def test_a_cell_that_changes_a_booster_writes_it_and_the_next_reads_that(recording: RecordingShell) -> None:
     recording.run(FIT + TRAIN).raise_error()
     recording.run("bst.set_leaf_output(5, 0, 2.0)").raise_error()  # tree 5 is not sampled: the cell's own write
-    changed = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "bst")
+    changed = _written(recording.body(), "bst")
     spent = _hashed(recording, "scores = bst.predict(X_test)")
     data = 2 * recording.ns()["X_test"].nbytes + recording.ns()["scores"].nbytes
     assert _read(recording.body(), "bst") == changed and spent - data < 0.05 * _model_bytes(recording, "bst")
@@ -190,7 +194,7 @@ def test_a_scikit_learn_model_changed_between_cells_is_hashed_anew(recording: Re
     """What no cell did (a thread, a callback): the probe differs, the model is hashed, and
     the read is the model as it is now."""
     recording.run(FIT).raise_error()
-    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    fitted = _written(recording.body(), "model")
     exec(between, {"model": recording.ns()["model"], "X": recording.ns()["X"], "y": recording.ns()["y"]})
     spent = _hashed(recording, "acc = model.score(X_test, y_test)")
     read = _read(recording.body(), "model")
@@ -217,7 +221,7 @@ def test_other_ensembles_are_not_hashed_to_score_and_a_change_between_cells_is_s
     recording.run(FIT + "from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,\n"
                   "    HistGradientBoostingClassifier, IsolationForest)\n"
                   f"model = {make}.fit(X, y)").raise_error()
-    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    fitted = _written(recording.body(), "model")
     spent = _hashed(recording, "pred = model.predict(X_test)")
     data = 2 * recording.ns()["X_test"].nbytes + recording.ns()["pred"].nbytes  # (an argument: before and after)
     # (what the probe reads whole, a generator's state, is hashed: well under the model)
@@ -243,7 +247,7 @@ docs = [" ".join(rng.choice(words, 20)) for _ in range(300)]
 labels = rng.integers(0, 2, 300)
 model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs, labels)
 """).raise_error()
-    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "model")
+    fitted = _written(recording.body(), "model")
     spent = _hashed(recording, "pred = model.predict(docs[:50])")
     assert _read(recording.body(), "model") == fitted and spent < 0.5 * _model_bytes(recording)
     vocabulary = recording.ns()["model"].steps[0][1].vocabulary_
@@ -346,6 +350,7 @@ def test_only_scikit_learns_own_classes_have_a_probe_and_it_runs_no_notebook_cod
     holds of the notebook's is hashed whole by the probe, never called; a cycle and a deep
     nest end it without error."""
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import FunctionTransformer
 
     recording.run(FIT).raise_error()
@@ -362,8 +367,6 @@ def test_only_scikit_learns_own_classes_have_a_probe_and_it_runs_no_notebook_cod
     first = fper.probe(holding)
     holding.kw_args["odd"].payload = 2  # its state: the probe reads it whole
     assert first is not None and fper.probe(holding) != first and CALLS == []
-    from sklearn.linear_model import LogisticRegression
-
     weighted = LogisticRegression(class_weight={0: 1.0, 1: 5.0})  # a dict keyed by ints
     first = fper.probe(weighted)
     weighted.class_weight[1] = 4.0
@@ -381,7 +384,7 @@ def test_a_pipeline_of_library_steps_on_a_frame_is_not_hashed_to_score(recording
     recording.run(FIT + "frame = pd.DataFrame(X, columns=list('abcdefgh'))\n"
                   "pipe = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=20, random_state=0))"
                   ".fit(frame, y)").raise_error()
-    fitted = next(w["fingerprint"] for w in recording.body()["writes"] if w["name"] == "pipe")
+    fitted = _written(recording.body(), "pipe")
     pipe_bytes, frame_bytes = _model_bytes(recording, "pipe"), _model_bytes(recording, "frame")
     spent = _hashed(recording, "scores = pipe.predict_proba(frame.head(100))")
     body = recording.body()

@@ -37,6 +37,7 @@ LONG_RUN = 64  # items: a longer list, or dict, of plain values is encoded in C 
 # array's probe read most of a small one
 TREE_WINDOWS = 8
 BIG_ARRAY = 1 << 16
+FLUSH_BYTES = 1 << 20
 _NUMPY_SCALARS = ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                   "float16", "float32", "float64", "longdouble", "complex64", "complex128")
 
@@ -66,7 +67,9 @@ class _Reader:
     """One probe's walk: the bytes it read, the values left to hash whole, what it has seen."""
 
     def __init__(self) -> None:
-        self.out: list[Any] = [b"sklearn|"]  # bytes and sampled arrays, hashed at the end in order
+        self.out: list[Any] = [b"sklearn|"]  # bytes and sampled arrays, hashed in order (``_flush``)
+        self.held_bytes = 0  # of arrays' bytes in ``out``: flushed past FLUSH_BYTES
+        self.h = xxhash.xxh3_128()
         self.whole: list[Any] = []  # hashed by content at the end, in one walk
         self.seen: dict[int, int] = {}  # id of a container or object -> its order of visit
         self.held: list[Any] = []  # what ``seen`` names, alive until the walk ends
@@ -75,10 +78,22 @@ class _Reader:
         self.states: dict[int, tuple[Callable[[Any], Any], bytes] | None] = {}
         self.parts = 0
         self.numpy = _numpy_kinds()
-        self.update = self.out.append  # as a hash's: samples go into the one stream
+
+    def update(self, chunk: Any) -> None:
+        """As a hash's (``columnar.sample_regions`` calls it): into the one stream, in order."""
+        self.out.append(chunk)
+        self.held_bytes += len(chunk)
+        if self.held_bytes > FLUSH_BYTES:  # (thousands of small arrays: not all kept at once)
+            self._flush()
+
+    def _flush(self) -> None:
+        self.h.update(b"".join(self.out))  # (bytes, and arrays of sampled bytes)
+        self.out.clear()
+        self.held_bytes = 0
 
     def digest(self) -> Any:
-        return xxhash.xxh3_128(b"".join(self.out))  # (bytes, and arrays of sampled bytes)
+        self._flush()
+        return self.h
 
     def part(self, value: Any, depth: int) -> bool:
         self.parts += 1
@@ -180,7 +195,7 @@ class _Reader:
             self.out.append(b"O" + enc_str(str(array.shape)))
             return self.part(array.tolist(), depth + 1)
         if array.nbytes <= SMALL_ARRAY:  # (classes_, n_classes): all of it
-            self.out.append(b"A" + enc_str(f"{array.dtype.str}{array.shape}") + array.tobytes())
+            self.update(b"A" + enc_str(f"{array.dtype.str}{array.shape}") + array.tobytes())
             return True
         arrays, meta, _ = columnar.probe_parts(array)
         if arrays is None:  # not contiguous: hashed whole

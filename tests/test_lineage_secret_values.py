@@ -62,10 +62,61 @@ def test_a_copied_secret_has_no_fingerprint_where_it_is_written_read_or_shown(
     recording.run("header = {'Authorization': 'Bearer ' + key}\nkey")  # read, and shown as Out
     seen = fingerprints(recording)
     assert seen["key"].hash is None and seen["Out"].hash is None and seen["Out"].weak
-    assert seen["header"].hash is not None  # inside a longer value: hashed with the rest
+    assert seen["header"].hash is None and seen["header"].weak  # inside a longer value, inside a dict
     recording.run("raw = os.environb[b'NBGOV_TEST_API_KEY']")
     assert fingerprints(recording)["raw"].hash is None
     no_trace(recording, SECRET, SECRET.encode())
+
+
+class Client:
+    """A notebook's class holding a token among its attributes (as API clients do)."""
+
+    def __init__(self, token: str) -> None:
+        self.url = "https://example.invalid"
+        self.token = token
+
+
+HOLDERS = {  # name -> code making a value that holds the secret somewhere its fingerprint reads
+    "bearer": "'Bearer ' + key",  # inside a longer string
+    "pair": "('user', key)",  # a flat tuple
+    "config": "{'db': {'host': 'localhost', 'password': key}}",  # nested dicts
+    "as_key": "{key: 1}",  # a dict key
+    "many": "['x'] * 50 + [key]",  # a long list of strings (encoded in one columnar run)
+    "mixed": "[1, 2.5, None, [key]]",
+    "long": "'-' * 5000 + key",  # a long text (hashed by digest)
+    "in_bytes": "b'token=' + key.encode()",
+    "client": "Client(key)",  # an object's attributes
+    "clients": "[Client(key), Client(key)]",
+}
+
+
+def test_a_value_holding_a_secret_anywhere_its_fingerprint_reads_has_none(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    recording.shell.user_ns["Client"] = Client
+    recording.run("import os\nkey = os.environ['NBGOV_TEST_API_KEY']")
+    recording.run("\n".join(f"{name} = {code}" for name, code in HOLDERS.items()))
+    written = fingerprints(recording)
+    for name in HOLDERS:
+        fingerprint = written[name]
+        assert fingerprint.weak and fingerprint.hash is None, name
+        assert fingerprint.reason is not None and "os.environ['NBGOV_TEST_API_KEY']" in fingerprint.reason, name
+    recording.run("config")  # read by a later cell, and shown
+    seen = fingerprints(recording)
+    assert seen["config"].hash is None and seen["Out"].hash is None
+    no_trace(recording, SECRET, SECRET.encode())
+
+
+def test_values_holding_no_secret_keep_their_exact_fingerprints(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    """The same shapes without the secret's text (a prefix of it, its other case) are hashed
+    exactly as a plain fingerprinter hashes them: the search refuses only the secret."""
+    recording.shell.user_ns["Client"] = Client
+    recording.run(f"key = {SECRET[:-1]!r}\nother = {SECRET.upper()!r}")
+    recording.run("\n".join(f"{name} = {code}" for name, code in HOLDERS.items()) + "\nshout = [other]")
+    written = fingerprints(recording)
+    plain = Fingerprinter()
+    for name in (*HOLDERS, "shout"):
+        assert written[name].hash == plain.fingerprint(recording.shell.user_ns[name]).hash, name
 
 
 def test_a_secret_set_by_a_cell_is_known_from_then_on(

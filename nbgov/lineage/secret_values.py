@@ -5,24 +5,35 @@ fingerprint (xxh3, no cryptographic hash) would sit in the sidecar and the noteb
 metadata, where a guessable secret could be found from it, so ``environment_variables``
 leaves such variables unhashed when they are read. Here the copy is treated alike: a str
 or bytes value equal to the value of an environment variable whose name suggests a secret
-(``is_secret``) gets a weak fingerprint saying so, which replay calls unverifiable.
+(``is_secret``) gets a weak fingerprint saying so, which replay calls unverifiable. So does
+a value holding such a secret's text anywhere in what its fingerprint would read: a longer
+string (``'Bearer ' + key``), a list, a dict, an object's attributes (``needles``: the
+fingerprint's walk looks for them in the bytes it hashes).
 
 Values shorter than ``MIN_CHARS`` are not taken for secrets (``SESSION_TIMEOUT=30`` would
-make every "30" one). Limits: only a whole value is matched (a secret inside a longer
-string, a list or a dict is hashed with the rest, which the log does not hold), and only
-environment variables are known (a password typed into ``getpass`` is not).
+make every "30" one). Limits: the large raw buffers of arrays and frames are not searched
+(a secret inside a big column of strings may be hashed with the rest, which the log does not hold),
+and only environment variables are known (a password typed into ``getpass`` is not).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from nbgov.lineage.environment_variables import environment_data, is_secret
 from nbgov.lineage.record import environment_name
 
 MIN_CHARS = 8
 _identity = object.__hash__  # (id() raises an audit event; == of a planted object runs its code)
+
+
+class Needle(NamedTuple):
+    """A secret's text as a fingerprint encodes it (UTF-8, or the variable's bytes), and why
+    a value holding it is not fingerprinted."""
+
+    text: bytes
+    reason: str
 
 
 class SecretValues:
@@ -35,21 +46,39 @@ class SecretValues:
         self._seen: tuple[list[int], list[int]] | None = None
         self._names: dict[str | bytes, str] = {}
         self._longest = 0  # a longer value is no secret's: not hashed by str's own hash here
+        self._needles: tuple[Needle, ...] = ()
 
     def name_of(self, value: str | bytes) -> str | None:
         """The secret-named variable whose value ``value`` is (an exact str or bytes), or None."""
-        if len(value) < MIN_CHARS:
+        if len(value) < MIN_CHARS or not self._listed():
             return None
+        return self._names.get(value) if len(value) <= self._longest else None
+
+    def needles(self) -> tuple[Needle, ...]:
+        """The secrets' texts, to look for in the bytes a fingerprint hashes (none: empty)."""
+        return self._needles if self._listed() else ()
+
+    def _listed(self) -> bool:
+        """List the secrets again if the environment changed; False when there is none to read."""
         data = environment_data()
         if data is None:
-            return None
+            return False
         now = (list(map(_identity, data)), list(map(_identity, data.values())))
         if now != self._seen:
             self._names, planted = _secret_names(data)
             self._longest = max(map(len, self._names), default=0)
+            self._needles = _needles(self._names)
             # an object a notebook planted there is not kept alive: then listed afresh each time
             self._held, self._seen = ({}, None) if planted else (dict(data), now)
-        return self._names.get(value) if len(value) <= self._longest else None
+        return True
+
+
+def _needles(names: dict[str | bytes, str]) -> tuple[Needle, ...]:
+    found: dict[bytes, str] = {}
+    for value, name in names.items():
+        text = value.encode("utf-8", "surrogatepass") if type(value) is str else value
+        found.setdefault(text, name)  # type: ignore[arg-type]  # str or bytes only
+    return tuple(Needle(text, reason(name)) for text, name in found.items())
 
 
 def _secret_names(data: dict[Any, Any]) -> tuple[dict[str | bytes, str], bool]:

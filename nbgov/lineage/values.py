@@ -46,7 +46,9 @@ from nbgov.lineage.analysis import CellNames
 from nbgov.lineage.fingerprint import INTERRUPTED, Fingerprinter, Measurement, static
 from nbgov.lineage.fingerprint.columnar import frame_columns
 from nbgov.lineage.record import Fingerprint
-from nbgov.lineage.secret_values import SecretValues
+from nbgov.lineage.fingerprint.encode import LONG_TEXT
+from nbgov.lineage.fingerprint.walk import held_secret
+from nbgov.lineage.secret_values import MIN_CHARS, SecretValues
 from nbgov.lineage.secret_values import reason as secret_reason
 
 # Exact scalar types by identity (object.__hash__; id() raises an audit event, and hashing a
@@ -59,8 +61,8 @@ class ValueTracker:
     """Owns the fingerprinter, the after-cell fingerprints of big values and the sharing index."""
 
     def __init__(self, fingerprinter: Fingerprinter | None = None) -> None:
+        self.secrets = SecretValues()  # values holding secret environment variables' values are not hashed
         self.fingerprinter = fingerprinter or Fingerprinter()
-        self.secrets = SecretValues()  # values copied from secret environment variables are not hashed
         self.reuse_between_cells = True  # False: always hash before a cell
         self.skip_pure_reads = True  # False: always hash after a cell
         # name -> (weak ref to the value, its fingerprint after the last cell, its probe)
@@ -175,18 +177,40 @@ class ValueTracker:
                 writes[name] = now
         return writes
 
+    @property
+    def fingerprinter(self) -> Fingerprinter:
+        return self._fingerprinter
+
+    @fingerprinter.setter
+    def fingerprinter(self, value: Fingerprinter) -> None:
+        """The one that hashes values here; a Fingerprinter is given the secrets to refuse."""
+        self._fingerprinter = value
+        if isinstance(value, Fingerprinter):
+            value.secrets = self.secrets.needles
+
     def fingerprint(self, value: Any) -> Fingerprint:
         """A value's fingerprint, not remembered for the next cell (the displayed result)."""
         secret = self._secret(value)
         return secret.fingerprint if secret is not None else self.fingerprinter.fingerprint(value)
 
     def _secret(self, value: Any) -> Measurement | None:
-        """A weak measurement for a str or bytes holding a secret environment variable's value."""
+        """A weak measurement for a str or bytes that is, or holds, a secret environment
+        variable's value (values holding one elsewhere are refused by the fingerprint's walk)."""
         kind = type(value)
-        variable = self.secrets.name_of(value) if kind is str or kind is bytes else None
-        if variable is None:
+        if kind is not str and kind is not bytes:
             return None
-        fingerprint = Fingerprint(static.kind_name(kind), None, True, "", reason=secret_reason(variable))  # no length
+        variable = self.secrets.name_of(value)
+        if variable is not None:
+            why: str | None = secret_reason(variable)
+        elif len(value) > MIN_CHARS and not (kind is str and len(value) > LONG_TEXT):  # (the walk reads long text)
+            needles = self.secrets.needles()
+            data = value.encode("utf-8", "surrogatepass") if needles and kind is str else value
+            why = held_secret(data, needles) if needles else None
+        else:
+            why = None
+        if why is None:
+            return None
+        fingerprint = Fingerprint(static.kind_name(kind), None, True, "", reason=why)  # no length
         return Measurement(fingerprint, frozenset(), True)
 
     def _measure(self, name: str, value: Any, probe: bool = False) -> Measurement:

@@ -23,6 +23,7 @@ recorder can finish its record quickly and say what was not hashed.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import xxhash
@@ -33,7 +34,7 @@ from nbgov.lineage.fingerprint.encode import ATOMS, LONG_TEXT
 from nbgov.lineage.fingerprint.kinds import Kinds
 from nbgov.lineage.fingerprint.objects import flat_encoding
 from nbgov.lineage.fingerprint.summary import summarize
-from nbgov.lineage.fingerprint.walk import Limits, NotExact, Walk
+from nbgov.lineage.fingerprint.walk import Limits, NotExact, SecretHeld, Walk, held_secret
 from nbgov.lineage.record import Fingerprint
 
 __all__ = ["Fingerprinter", "Measurement", "fingerprint", "hash_bytes", "INTERRUPTED"]
@@ -94,6 +95,9 @@ class Fingerprinter:
         self.kinds = Kinds()
         self.interrupted = False
         self.hashed_bytes = 0  # for benchmarks and tests: work actually done
+        # the (text, reason) of secrets no fingerprint may hold, asked per value read (the
+        # recorder's are the secret-named environment variables' values: ``secret_values``)
+        self.secrets: Callable[[], Sequence[tuple[bytes, str]]] | None = None
         # id -> (weak reference proving the id still names that object, measurement)
         self._immutable: dict[int, tuple[weakref.ref[Any], Measurement]] = {}
 
@@ -192,7 +196,11 @@ class Fingerprinter:
             return _weak(obj, _REFERENCE_REASON)
         flat_kind = _FLAT_KINDS.get(key)
         flat = flat_encoding(obj) if flat_kind is not None and 2 * len(obj) < self.limits.max_items else None
+        needles = self.secrets() if self.secrets is not None else ()
         if flat is not None and flat_kind is not None:
+            held = held_secret(flat, needles) if needles else None
+            if held is not None:
+                return _weak(obj, held, summary="")
             reach = _NO_REACH if tp is tuple else frozenset((id(obj),))
             fp = Fingerprint(flat_kind, xxhash.xxh3_128_hexdigest(flat), False, summarize(obj))
             return Measurement(fp, reach, True, library_only=True)
@@ -200,6 +208,7 @@ class Fingerprinter:
         if cached is not None and cached[0]() is obj:
             return cached[1]
         walk = Walk(self.kinds, self.limits)
+        walk.secrets = needles
         probed, probe_digest = False, None
         try:
             digest = walk.run(obj)
@@ -209,7 +218,8 @@ class Fingerprinter:
                 probed, probe_digest = True, self._probe_of(columnar.layout_probe_plan(layout))
             reach = walk.lasting_reach()
         except NotExact as weak:
-            return Measurement(_weak(obj, weak.reason).fingerprint, walk.lasting_reach(), False)
+            summary = "" if isinstance(weak, SecretHeld) else None
+            return Measurement(_weak(obj, weak.reason, summary).fingerprint, walk.lasting_reach(), False)
         except RecursionError:
             return _weak(obj, "too deeply nested for the library that holds it")
         finally:
@@ -267,9 +277,10 @@ _REFERENCE_KINDS = frozenset(map(_identity, (weakref.ProxyType, weakref.Callable
 _REFERENCE_REASON = "a weak reference: it stands for another object, compared under that object's own name"
 
 
-def _weak(obj: Any, reason: str) -> Measurement:
+def _weak(obj: Any, reason: str, summary: str | None = None) -> Measurement:
     tp = type(obj)
-    return Measurement(Fingerprint(static.kind_name(tp), None, True, summarize(obj), reason=reason), _NO_REACH, False)
+    shown = summarize(obj) if summary is None else summary
+    return Measurement(Fingerprint(static.kind_name(tp), None, True, shown, reason=reason), _NO_REACH, False)
 
 
 def _immutable(obj: Any) -> bool:

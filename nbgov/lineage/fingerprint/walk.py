@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import weakref
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,12 +50,24 @@ def _held_by_a_local() -> int:
 _HELD_BY_A_LOCAL = _held_by_a_local()
 
 
+def held_secret(data: bytes, secrets: Sequence[tuple[bytes, str]]) -> str | None:
+    """The reason of the first secret whose text is in ``data``, or None."""
+    for text, reason in secrets:
+        if text in data:
+            return reason
+    return None
+
+
 class NotExact(Exception):
     """A part of the value cannot be read without running code: the fingerprint is weak."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SecretHeld(NotExact):
+    """The value holds a secret's text: no fingerprint, and no summary (a length tells)."""
 
 
 @dataclass
@@ -105,6 +117,9 @@ class Walk:
         # a callable bound to an object: what a library method may call back into
         self.holds_own_code = False
         self.scratch: Any = None  # a byte array copies are made into, reused within the walk (see columnar)
+        # (text, reason) of the secrets no fingerprint may hold (``secret_values``): the bytes
+        # hashed are searched for them, and holding one makes the fingerprint weak
+        self.secrets: Sequence[tuple[bytes, str]] = ()
 
     # -- driving -------------------------------------------------------------
     def run(self, root: Any) -> str:
@@ -161,12 +176,23 @@ class Walk:
                 small.append(part)
                 continue
             if small:
-                self.hasher.update(b"".join(small))
+                self._hash(b"".join(small))
                 small.clear()
-            self.hasher.update(part)
+            self._hash(part)
         if small:
-            self.hasher.update(b"".join(small))
+            self._hash(b"".join(small))
         self.parts.clear()
+
+    def _hash(self, data: bytes) -> None:
+        if self.secrets and type(data) is bytes:  # a large raw buffer (a memoryview) is not searched
+            self.refuse_secrets(data)
+        self.hasher.update(data)
+
+    def refuse_secrets(self, data: bytes) -> None:
+        """Raise SecretHeld (a NotExact) if ``data`` holds a secret's text, naming whose."""
+        reason = held_secret(data, self.secrets)
+        if reason is not None:
+            raise SecretHeld(reason)
 
     # -- output --------------------------------------------------------------
     def emit(self, data: bytes) -> None:
@@ -206,6 +232,8 @@ class Walk:
         if digest is None:
             data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
             self.spend(len(data))
+            if self.secrets:
+                self.refuse_secrets(data)
             digest = xxhash.xxh3_128_digest(data)
             self._texts[key] = digest
             self._keep.append(value)

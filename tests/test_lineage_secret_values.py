@@ -87,13 +87,20 @@ HOLDERS = {  # name -> code making a value that holds the secret somewhere its f
     "in_bytes": "b'token=' + key.encode()",
     "client": "Client(key)",  # an object's attributes
     "clients": "[Client(key), Client(key)]",
+    # frames and Arrow data: their strings are searched in the column's text buffer
+    "frame": "pd.DataFrame({'user': ['ann', 'bob'], 'token': ['t0', key]})",
+    "series": "pd.Series(['a', key])",
+    "index": "pd.Index([key])",
+    "arrow": "pa.array(['x', key])",
+    "straddling": "pa.array(['y' * ((1 << 20) - 5), key])",  # across the end of the search's first window
 }
+IMPORTS = "import pandas as pd, pyarrow as pa"
 
 
 def test_a_value_holding_a_secret_anywhere_its_fingerprint_reads_has_none(
         recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
     recording.shell.user_ns["Client"] = Client
-    recording.run("import os\nkey = os.environ['NBGOV_TEST_API_KEY']")
+    recording.run(f"import os\n{IMPORTS}\nkey = os.environ['NBGOV_TEST_API_KEY']")
     recording.run("\n".join(f"{name} = {code}" for name, code in HOLDERS.items()))
     written = fingerprints(recording)
     for name in HOLDERS:
@@ -111,7 +118,7 @@ def test_values_holding_no_secret_keep_their_exact_fingerprints(
     """The same shapes without the secret's text (a prefix of it, its other case) are hashed
     exactly as a plain fingerprinter hashes them: the search refuses only the secret."""
     recording.shell.user_ns["Client"] = Client
-    recording.run(f"key = {SECRET[:-1]!r}\nother = {SECRET.upper()!r}")
+    recording.run(f"{IMPORTS}\nkey = {SECRET[:-1]!r}\nother = {SECRET.upper()!r}")
     recording.run("\n".join(f"{name} = {code}" for name, code in HOLDERS.items()) + "\nshout = [other]")
     written = fingerprints(recording)
     plain = Fingerprinter()

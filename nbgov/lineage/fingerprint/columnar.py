@@ -736,7 +736,10 @@ def _arrow_chunk(walk: Walk, streams: _ArrowStreams, chunk: Any) -> None:
         streams.lengths.update((offsets[1:] - offsets[:-1]).astype(np["int64"], copy=False).view(np["uint8"]))
         if bufs[2] is not None and end > start:
             walk.spend(end - start)
-            streams.data.update(memoryview(bufs[2])[start:end])
+            text = memoryview(bufs[2])[start:end]
+            if walk.secrets:  # a column of strings holding a secret (``secret_values``)
+                walk.refuse_secrets_in(text)
+            streams.data.update(text)
         return
     width = _fixed_width(t)
     if width is not None and len(chunk.buffers()) == 2:

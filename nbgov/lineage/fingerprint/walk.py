@@ -36,6 +36,7 @@ _FLUSH_PARTS = 4096
 _DIRECT_BYTES = 1 << 16  # parts this large are hashed in place, not copied into a join
 _SHORT = 64  # strings up to this length (attribute names, dict keys) have their encoding cached
 _SHORT_STRINGS = 65536
+_SEARCH_WINDOW = 1 << 20  # bytes of a large buffer copied at a time to be searched for secrets
 
 
 def _held_by_a_local() -> int:
@@ -187,6 +188,13 @@ class Walk:
         if self.secrets and type(data) is bytes:  # a large raw buffer (a memoryview) is not searched
             self.refuse_secrets(data)
         self.hasher.update(data)
+
+    def refuse_secrets_in(self, view: memoryview) -> None:
+        """``refuse_secrets`` over a large buffer (a column's text), a window at a time, the
+        windows overlapping by a secret's length: never a copy of it whole."""
+        overlap = max(len(text) for text, _ in self.secrets) - 1
+        for start in range(0, len(view), _SEARCH_WINDOW):
+            self.refuse_secrets(bytes(view[start:start + _SEARCH_WINDOW + overlap]))
 
     def refuse_secrets(self, data: bytes) -> None:
         """Raise SecretHeld (a NotExact) if ``data`` holds a secret's text, naming whose."""

@@ -215,14 +215,19 @@ def test_objects_planted_in_the_environment_run_no_code(environment: pytest.Monk
 
 @pytest.mark.kernel
 def test_a_step_that_copies_a_secret_is_unverifiable_on_replay(tmp_path: Path, environment: pytest.MonkeyPatch) -> None:
+    headers = {"Authorization": "Bearer " + SECRET}
     path = record(tmp_path / "nb" / "secret.ipynb", "import os", "key = os.environ['NBGOV_TEST_API_KEY']",
-                  "n = len(key)")
+                  "n = len(key)", "headers = {'Authorization': 'Bearer ' + key}", "fields = len(headers)")
     text = (path.parent / ".nbgov" / "secret.jsonl").read_text() + path.read_text()
-    assert SECRET not in text and Fingerprinter().fingerprint(SECRET).hash not in text
+    for plain in (SECRET, headers):
+        assert Fingerprinter().fingerprint(plain).hash not in text
+    assert SECRET not in text
     steps = [e["body"] for e in sidecar_lines(path) if e["kind"] == "execution"]
     key = next(w for w in steps[1]["writes"] if w["name"] == "key")["fingerprint"]
     assert key["hash"] is None and key["weak"] and "NBGOV_TEST_API_KEY" in json.dumps(key)
 
     result = replay(load_log(path))
-    assert [s.status for s in result.steps] == ["reproduced", "unverifiable", "unverifiable"], result.steps
+    # the last step reads only `headers`: a dict holding the secret, unverifiable as the secret is
+    assert [s.status for s in result.steps] == ["reproduced"] + ["unverifiable"] * 4, result.steps
     assert any("NBGOV_TEST_API_KEY" in u for u in result.steps[1].verdict.unverifiable)
+    assert any("NBGOV_TEST_API_KEY" in u for u in result.steps[4].verdict.unverifiable)

@@ -93,8 +93,14 @@ HOLDERS = {  # name -> code making a value that holds the secret somewhere its f
     "index": "pd.Index([key])",
     "arrow": "pa.array(['x', key])",
     "straddling": "pa.array(['y' * ((1 << 20) - 5), key])",  # across the end of the search's first window
+    # numpy's fixed-width strings: bytes as they are, str as UCS-4 (either byte order)
+    "np_str": "np.array(['a', key])",
+    "np_str_big": "np.array(['y'] * 100_000 + [key])",
+    "np_str_swapped": "np.array(['a', key], dtype='>U40')",
+    "np_bytes": "np.array([b'a', key.encode()])",
+    "np_strided": "np.array([['a', key], ['b', 'c']]).T",
 }
-IMPORTS = "import pandas as pd, pyarrow as pa"
+IMPORTS = "import numpy as np, pandas as pd, pyarrow as pa"
 
 
 def test_a_value_holding_a_secret_anywhere_its_fingerprint_reads_has_none(

@@ -7,13 +7,13 @@ leaves such variables unhashed when they are read. Here the copy is treated alik
 or bytes value equal to the value of an environment variable whose name suggests a secret
 (``is_secret``) gets a weak fingerprint saying so, which replay calls unverifiable. So does
 a value holding such a secret's text anywhere in what its fingerprint would read: a longer
-string (``'Bearer ' + key``), a list, a dict, an object's attributes, a frame's strings
-(``needles``: the fingerprint's walk looks for them in the bytes it hashes).
+string (``'Bearer ' + key``), a list, a dict, an object's attributes, a frame's or an
+array's strings (``needles``: the fingerprint's walk looks for them in the bytes it hashes).
 
 Values shorter than ``MIN_CHARS`` are not taken for secrets (``SESSION_TIMEOUT=30`` would
-make every "30" one). Limits: the raw buffers of numpy arrays are not searched (a secret in
-an array of fixed-width ``str_`` is hashed with the rest, which the log does not hold), and
-only environment variables are known (a password typed into ``getpass`` is not).
+make every "30" one). Limits: only the secret's own text is looked for (its base64 is
+hashed with the rest, which the log does not hold), and only environment variables are
+known (a password typed into ``getpass`` is not).
 """
 
 from __future__ import annotations

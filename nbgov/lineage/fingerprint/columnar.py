@@ -65,6 +65,8 @@ def numpy_array(walk: Walk, arr: Any) -> None:
         return
     walk.reached(buffer_owner(arr))
     walk.emit(header)
+    if walk.secrets and dtype.kind in "SU":
+        _refuse_fixed_width_secrets(walk, arr)
     data = data_bytes(walk, dtype)
     if data is not None:  # padding holds whatever the allocator left: not content
         walk.afford(arr.nbytes)
@@ -90,6 +92,24 @@ def numpy_array(walk: Walk, arr: Any) -> None:
 
 _DTYPE_TAGS = 256
 _SMALL = 65536
+
+
+def _refuse_fixed_width_secrets(walk: Walk, arr: Any) -> None:
+    """numpy's fixed-width strings searched for secrets in their own encoding: ``bytes_``
+    as the bytes are, ``str_`` as UCS-4 in the array's byte order (a secret that is not
+    text cannot be in a ``str_``)."""
+    secrets: list[tuple[bytes, str]] = []
+    if arr.dtype.kind == "S":
+        secrets = list(walk.secrets)
+    else:
+        codec = "utf-32-be" if arr.dtype.str.startswith(">") else "utf-32-le"
+        for text, reason in walk.secrets:
+            try:
+                secrets.append((text.decode("utf-8", "surrogatepass").encode(codec, "surrogatepass"), reason))
+            except UnicodeError:
+                continue
+    contiguous = _numpy()["ascontiguousarray"](arr)
+    walk.refuse_secrets_in(memoryview(contiguous.reshape(-1).view("u1")), secrets)
 
 
 def dtype_tag(walk: Walk, dtype: Any) -> bytes:

@@ -189,16 +189,20 @@ class Walk:
             self.refuse_secrets(data)
         self.hasher.update(data)
 
-    def refuse_secrets_in(self, view: memoryview) -> None:
+    def refuse_secrets_in(self, view: memoryview, secrets: Sequence[tuple[bytes, str]] | None = None) -> None:
         """``refuse_secrets`` over a large buffer (a column's text), a window at a time, the
-        windows overlapping by a secret's length: never a copy of it whole."""
-        overlap = max(len(text) for text, _ in self.secrets) - 1
+        windows overlapping by a secret's length: never a copy of it whole. ``secrets``: the
+        texts as the buffer encodes them, when not UTF-8."""
+        texts = self.secrets if secrets is None else secrets
+        if not texts:
+            return
+        overlap = max(len(text) for text, _ in texts) - 1
         for start in range(0, len(view), _SEARCH_WINDOW):
-            self.refuse_secrets(bytes(view[start:start + _SEARCH_WINDOW + overlap]))
+            self.refuse_secrets(bytes(view[start:start + _SEARCH_WINDOW + overlap]), texts)
 
-    def refuse_secrets(self, data: bytes) -> None:
+    def refuse_secrets(self, data: bytes, secrets: Sequence[tuple[bytes, str]] | None = None) -> None:
         """Raise SecretHeld (a NotExact) if ``data`` holds a secret's text, naming whose."""
-        reason = held_secret(data, self.secrets)
+        reason = held_secret(data, self.secrets if secrets is None else secrets)
         if reason is not None:
             raise SecretHeld(reason)
 

@@ -132,6 +132,16 @@ def test_values_holding_no_secret_keep_their_exact_fingerprints(
         assert written[name].hash == plain.fingerprint(recording.shell.user_ns[name]).hash, name
 
 
+def test_a_value_holding_the_notebooks_own_path_keeps_its_fingerprint(
+        recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
+    """JPY_SESSION_NAME (the notebook's path, which Jupyter sets) matches the secret names'
+    rule but says where the notebook is: the files beside it are listed and hashed as ever."""
+    environment.setenv("JPY_SESSION_NAME", "/home/analyst/work/forecast.ipynb")
+    recording.run("outputs = ['/home/analyst/work/forecast.ipynb.bak', '/home/analyst/work/forecast.ipynb']")
+    assert fingerprints(recording)["outputs"].hash == Fingerprinter().fingerprint(
+        recording.shell.user_ns["outputs"]).hash
+
+
 def test_a_secret_set_by_a_cell_is_known_from_then_on(
         recording: RecordingShell, environment: pytest.MonkeyPatch) -> None:
     recording.run("password = 'hunter2' * 2")

@@ -80,8 +80,18 @@ class EnvironmentUses:
 
 
 def is_secret(key: str) -> bool:
-    """Whether a variable's name looks like it holds a secret (its value is then not hashed)."""
-    return _SECRET.search(key) is not None
+    """Whether a variable's name looks like it holds a secret (its value is then not hashed).
+    A few names that match say where things are, not a secret (``LOCATIONS``): a value
+    holding one of those (a path under the notebook's) is no secret's."""
+    return _SECRET.search(key) is not None and key.upper() not in LOCATIONS
+
+
+# Set by Jupyter, the desktop session, ssh-agent and X11: where things are (the notebook's path,
+# a socket's, a file's), and names ("ubuntu", "x11"); the secret of a socket or a cookie file is
+# in the file, not in its path
+LOCATIONS = frozenset({"JPY_SESSION_NAME", "SESSION_MANAGER", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK",
+                       "XAUTHORITY", "DESKTOP_SESSION", "GDMSESSION", "XDG_SESSION_ID", "XDG_SESSION_TYPE",
+                       "XDG_SESSION_CLASS", "XDG_SESSION_DESKTOP", "XDG_SESSION_PATH"})
 
 
 # -- the analysis half: spellings in the AST --------------------------------------------

@@ -256,10 +256,11 @@ def test_a_write_only_the_replay_recorded_is_a_note() -> None:
 
 def test_secret_names() -> None:
     for name in ("API_KEY", "github_token", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "PASSWD", "GOOGLE_CREDENTIALS",
-                 "AUTH_HEADER", "COOKIE_JAR", "SESSION_ID", "PRIVATE_PEM"):
+                 "AUTH_HEADER", "OAUTH_CLIENT", "COOKIE_JAR", "SESSION_ID", "PRIVATE_PEM"):
         assert environment_variables.is_secret(name), name
     for name in ("SEED", "DATA_DIR", "HOME", "PATH", "JPY_SESSION_NAME", "SSH_AUTH_SOCK", "XAUTHORITY",
-                 "DBUS_SESSION_BUS_ADDRESS", "XDG_SESSION_TYPE"):  # the last ones: locations, not secrets
+                 "DBUS_SESSION_BUS_ADDRESS", "XDG_SESSION_TYPE",  # locations, not secrets
+                 "GIT_AUTHOR_NAME", "AUTHOR"):  # AUTHOR is not AUTH
         assert not environment_variables.is_secret(name), name
 
 

@@ -42,7 +42,8 @@ KIND = "environment variable"  # the fingerprint kind of a variable's value
 _Environ: Any = type(_os.environ)  # the stdlib's class, captured before any cell can replace it
 _ORIGINALS: dict[str, Any] = {"getenv": _os.getenv, "putenv": _os.putenv, "unsetenv": getattr(_os, "unsetenv", None)}
 _FS_ENCODING = sys.getfilesystemencoding()
-_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE", re.IGNORECASE)
+# AUTH, not AUTHOR (GIT_AUTHOR_NAME is a name, found in the commits and papers a notebook reads)
+_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH(?!OR)|COOKIE|SESSION|PRIVATE", re.IGNORECASE)
 # what a bare name must be to be an environment use: the names ``from os import ...`` binds
 _FUNCTIONS = ("environ", "getenv", "putenv", "unsetenv")
 _READ_ONE = frozenset({"get", "__getitem__", "__contains__"})

@@ -44,47 +44,25 @@ class SecretValues:
     def __init__(self) -> None:
         self._held: dict[Any, Any] = {}  # the environment as last listed: its objects kept alive
         self._seen: tuple[list[int], list[int]] | None = None
-        self._names: dict[str | bytes, str] = {}
-        self._longest = 0  # a longer value is no secret's: not hashed by str's own hash here
         self._needles: tuple[Needle, ...] = ()
-
-    def name_of(self, value: str | bytes) -> str | None:
-        """The secret-named variable whose value ``value`` is (an exact str or bytes), or None."""
-        if len(value) < MIN_CHARS or not self._listed():
-            return None
-        return self._names.get(value) if len(value) <= self._longest else None
 
     def needles(self) -> tuple[Needle, ...]:
         """The secrets' texts, to look for in the bytes a fingerprint hashes (none: empty)."""
-        return self._needles if self._listed() else ()
-
-    def _listed(self) -> bool:
-        """List the secrets again if the environment changed; False when there is none to read."""
         data = environment_data()
         if data is None:
-            return False
+            return ()
         now = (list(map(_identity, data)), list(map(_identity, data.values())))
         if now != self._seen:
-            self._names, planted = _secret_names(data)
-            self._longest = max(map(len, self._names), default=0)
-            self._needles = _needles(self._names)
+            self._needles, planted = _secret_needles(data)
             # an object a notebook planted there is not kept alive: then listed afresh each time
             self._held, self._seen = ({}, None) if planted else (dict(data), now)
-        return True
+        return self._needles
 
 
-def _needles(names: dict[str | bytes, str]) -> tuple[Needle, ...]:
+def _secret_needles(data: dict[Any, Any]) -> tuple[tuple[Needle, ...], bool]:
+    """The secret-named variables' values (their UTF-8 text and, on POSIX, their bytes), and
+    whether any key or value is neither bytes nor str (planted by a notebook: skipped)."""
     found: dict[bytes, str] = {}
-    for value, name in names.items():
-        text = value.encode("utf-8", "surrogatepass") if type(value) is str else value
-        found.setdefault(text, name)  # type: ignore[arg-type]  # str or bytes only
-    return tuple(Needle(text, reason(name)) for text, name in found.items())
-
-
-def _secret_names(data: dict[Any, Any]) -> tuple[dict[str | bytes, str], bool]:
-    """{value: name} of the secret-named variables (their text and, on POSIX, their bytes),
-    and whether any key or value is neither bytes nor str (planted by a notebook: skipped)."""
-    names: dict[str | bytes, str] = {}
     planted = False
     for key, value in data.items():
         name, text = _text(key), _text(value)
@@ -92,10 +70,10 @@ def _secret_names(data: dict[Any, Any]) -> tuple[dict[str | bytes, str], bool]:
             planted = True
             continue
         if is_secret(name) and len(text) >= MIN_CHARS:
-            names[text] = name
+            found.setdefault(text.encode("utf-8", "surrogatepass"), name)
             if type(value) is bytes:
-                names[value] = name
-    return names, planted
+                found.setdefault(value, name)
+    return tuple(Needle(secret, reason(name)) for secret, name in found.items()), planted
 
 
 def _text(item: Any) -> str | None:

@@ -49,7 +49,6 @@ from nbgov.lineage.record import Fingerprint
 from nbgov.lineage.fingerprint.encode import LONG_TEXT
 from nbgov.lineage.fingerprint.walk import held_secret
 from nbgov.lineage.secret_values import MIN_CHARS, SecretValues
-from nbgov.lineage.secret_values import reason as secret_reason
 
 # Exact scalar types by identity (object.__hash__; id() raises an audit event, and hashing a
 # type could run a metaclass's __hash__): values no probe applies to and no array shares.
@@ -195,19 +194,13 @@ class ValueTracker:
 
     def _secret(self, value: Any) -> Measurement | None:
         """A weak measurement for a str or bytes that is, or holds, a secret environment
-        variable's value (values holding one elsewhere are refused by the fingerprint's walk)."""
+        variable's value (a long text, and values holding one elsewhere, are refused by the
+        fingerprint's walk)."""
         kind = type(value)
-        if kind is not str and kind is not bytes:
+        if (kind is not str and kind is not bytes) or len(value) < MIN_CHARS or (kind is str and len(value) > LONG_TEXT):
             return None
-        variable = self.secrets.name_of(value)
-        if variable is not None:
-            why: str | None = secret_reason(variable)
-        elif len(value) > MIN_CHARS and not (kind is str and len(value) > LONG_TEXT):  # (the walk reads long text)
-            needles = self.secrets.needles()
-            data = value.encode("utf-8", "surrogatepass") if needles and kind is str else value
-            why = held_secret(data, needles) if needles else None
-        else:
-            why = None
+        needles = self.secrets.needles()
+        why = held_secret(value.encode("utf-8", "surrogatepass") if kind is str else value, needles) if needles else None
         if why is None:
             return None
         fingerprint = Fingerprint(static.kind_name(kind), None, True, "", reason=why)  # no length

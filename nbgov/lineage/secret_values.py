@@ -11,9 +11,9 @@ string (``'Bearer ' + key``), a list, a dict, an object's attributes, a frame's 
 array's strings (``needles``: the fingerprint's walk looks for them in the bytes it hashes).
 
 Values shorter than ``MIN_CHARS`` are not taken for secrets (``SESSION_TIMEOUT=30`` would
-make every "30" one). Limits: only the secret's own text is looked for (its base64 is
-hashed with the rest, which the log does not hold), and only environment variables are
-known (a password typed into ``getpass`` is not).
+make every "30" one). Limits: only values are searched, for the secret's own text (its
+base64 is hashed with the rest, which the log does not hold; a file is hashed whatever it
+holds), and only environment variables are known (a password typed into ``getpass`` is not).
 """
 
 from __future__ import annotations

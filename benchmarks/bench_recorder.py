@@ -71,6 +71,13 @@ a 500-tree LightGBM model, a scikit-learn pipeline on a frame), recorded vs bare
 model is trained (no target).
 
 Run only these: python3 benchmarks/bench_recorder.py --cases predict
+
+Values fingerprinted with a secret-named environment variable set against none (the
+fingerprint then searches the bytes it hashes for the secret's text): a dict of 50,000
+words, a list of 100,000 strings, a small config dict, a frame with a 1M-row string column,
+a numpy array of 100,000 ``str_``; ``--repeat / 10`` paired rounds (no target).
+
+Run only these: python3 benchmarks/bench_recorder.py --cases secrets
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ import json
 import os
 import random
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -504,7 +512,58 @@ def report_predict(rounds: int) -> None:
         print(f"{name:45s} bare {m['bare_ms']:7.2f} ms   nbgov +{m['added_ms']:7.2f} ms   nbgov/bare = {m['ratio']:.2f}")
 
 
-ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml,predict"
+SECRET_NAME, SECRET_TEXT = "NBGOV_BENCH_API_TOKEN", "a-secret-token-for-the-bench-0123"
+
+
+def secrets_case(rounds: int) -> dict[str, dict[str, float]]:
+    """Each value fingerprinted with the secret set and with none, in a seeded random order
+    per round; the environment is listed before the timed part (as a cell's first value does)."""
+    import numpy as np
+    import pandas as pd
+
+    from nbgov.lineage.values import ValueTracker
+
+    rng = random.Random(0)
+    words = {"".join(rng.choices(string.ascii_lowercase, k=8)) + str(i): i for i in range(50_000)}
+    values = {
+        "dict of 50,000 words": words,
+        "list of 100,000 str": list(words) * 2,
+        "config dict (8 items)": {f"k{i}": f"value-{i}" for i in range(8)},
+        "frame, 1M-row string column": pd.DataFrame(
+            {"user": pd.array([f"user-{i % 5000}" for i in range(1_000_000)], dtype="string[pyarrow]")}),
+        "numpy str_ array, 100,000": np.array([f"id-{i}" for i in range(100_000)]),
+    }
+    tracker = ValueTracker()
+
+    def timed(value: Any, secret: bool) -> float:
+        if secret:
+            os.environ[SECRET_NAME] = SECRET_TEXT
+        else:
+            os.environ.pop(SECRET_NAME, None)
+        tracker.secrets.needles()
+        start = time.perf_counter()
+        fingerprint = tracker.fingerprinter.fingerprint(value)
+        seconds = time.perf_counter() - start
+        assert fingerprint.hash is not None, "the bench's values hold no secret"
+        return seconds
+
+    try:
+        times = paired({f"{name}|{variant}": functools.partial(timed, value, variant == "secret")
+                        for name, value in values.items() for variant in ("none", "secret")}, rounds, seed=18)
+    finally:
+        os.environ.pop(SECRET_NAME, None)
+    return {name: {"ratio": median_ratio(times, f"{name}|secret", f"{name}|none"),
+                   "none_ms": statistics.median(times[f"{name}|none"]) * 1e3} for name in values}
+
+
+def report_secrets(rounds: int) -> None:
+    print(f"\n== fingerprints with a secret-named environment variable set vs none, {rounds} paired rounds "
+          "(no target) ==")
+    for name, m in secrets_case(rounds).items():
+        print(f"{name:32s} none {m['none_ms']:8.2f} ms   secret set / none = {m['ratio']:.2f}")
+
+
+ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml,predict,secrets"
 
 
 def main() -> None:
@@ -535,6 +594,8 @@ def main() -> None:
         report_sqlml(max(20, args.repeat // 4))
     if "predict" in cases:
         report_predict(max(10, args.repeat // 10))
+    if "secrets" in cases:
+        report_secrets(max(10, args.repeat // 10))
 
 
 def report_overhead(repeat: int, peer_repeat: int | None) -> None:

@@ -34,9 +34,10 @@ def test_a_wal_database_is_recorded_as_itself_with_its_wal_in_its_content(
     body = run_settled(recording, "con.execute('insert into t values (2)')\ncon.commit()")
     assert files.hash_file(str(db)) == plain
     # the insert read the table first, through the connection (sqlite's page counters,
-    # ``sqlite_connections``): read with no content known, as native code's read before a write
+    # ``sqlite_connections``): read as the database was when the cell started (its file and WAL
+    # unchanged since nbgov hashed them)
     assert set(files_by_use(body)) == {("db.sqlite", "write"), ("db.sqlite", "read")}, body["files"]
-    assert files_by_use(body)[("db.sqlite", "read")]["hash"] is None
+    assert files_by_use(body)[("db.sqlite", "read")]["hash"] == first
     assert files_by_use(body)[("db.sqlite", "write")]["hash"] not in (first, None)
     # the close checkpoints into the file and removes the side files: no removals recorded
     body = run_settled(recording, "con.close()")
@@ -104,7 +105,9 @@ def test_a_duckdb_database_is_recorded_as_itself_with_its_wal_in_its_content(
     assert first == files.content_hash(str(db)) and first != files.hash_file(str(db))
 
     body = run_settled(recording, "con.sql('INSERT INTO orders VALUES (10)')")  # into the WAL only
-    assert set(files_by_use(body)) == {("shop.duckdb", "write")}, body["files"]
+    # a query through the connection made before: a read too, of the database as the cell started
+    assert set(files_by_use(body)) == {("shop.duckdb", "write"), ("shop.duckdb", "read")}, body["files"]
+    assert files_by_use(body)[("shop.duckdb", "read")]["hash"] == first
     second = files_by_use(body)[("shop.duckdb", "write")]["hash"]
     assert second not in (first, None)
 

@@ -136,15 +136,29 @@ def test_closed_and_collected_connections_record_nothing_and_are_not_kept_alive(
 
 
 def test_a_read_then_a_write_through_an_earlier_connection(recording: RecordingShell, tmp_path: Path) -> None:
-    run_settled(recording, MAKE)
+    """What the cell read is the database as it started: known, without reading it again, when
+    nbgov hashed it as it is (the cell that made it)."""
+    made = run_settled(recording, MAKE)
     body = run_settled(recording, "n = con.execute('select count(*) from t').fetchone()[0]\n"
                            "con.execute('insert into t values (?)', (n + 1,))\ncon.commit()")
     seen = files_by_use(body)
     assert set(seen) == {("db.sqlite", "read"), ("db.sqlite", "write")}, body["files"]
+    made_file = files_by_use(made)[("db.sqlite", "write")]
+    read = seen[("db.sqlite", "read")]
+    assert (read["size"], read["hash"], read["source"]) == (made_file["size"], made_file["hash"], made["id"])
+    assert not any("overwritten" in note for note in body["notes"])
+    assert seen[("db.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "db.sqlite")) != read["hash"]
+
+
+def test_a_read_then_a_write_after_a_change_nbgov_did_not_see(recording: RecordingShell) -> None:
+    run_settled(recording, MAKE)
+    recording.shell.run_cell("con.execute('insert into t values (5)'); con.commit()", silent=True)  # not recorded
+    body = run_settled(recording, "n = con.execute('select count(*) from t').fetchone()[0]\n"
+                           "con.execute('insert into t values (?)', (n + 1,))\ncon.commit()")
+    seen = files_by_use(body)
     # native code's read before a write: what was read is no longer there, so no hash, and a note
     assert (seen[("db.sqlite", "read")]["size"], seen[("db.sqlite", "read")]["hash"]) == (None, None)
     assert "file db.sqlite was read, then overwritten by the cell: its content when read is not known" in body["notes"]
-    assert seen[("db.sqlite", "write")]["hash"] == files.content_hash(str(tmp_path / "db.sqlite"))
 
 
 def test_an_in_memory_connection_is_no_file(recording: RecordingShell) -> None:

@@ -53,6 +53,9 @@ class CellNames:
     # names used only as the object of a read-only model method (`model.predict(X)`), never
     # otherwise, changed, rebound or deleted: a library's fitted model is left as it was
     read_calls: frozenset[str] = frozenset()
+    # names a call made as the cell runs is made on (`con.sql(q)`, `rel.df()`) or hands on
+    # (`read_sql(q, con)`): a connection opened earlier may read its database through them
+    called_on: set[str] = field(default_factory=set)
 
     def pure_only(self, name: str) -> bool:
         """Every use is an operand of an operator/comparison or an argument of a builtin
@@ -411,7 +414,7 @@ class _CellVisitor(ast.NodeVisitor):
     # -- events ------------------------------------------------------------
     def _deferred(self) -> bool:
         """Inside a def/lambda body: runs later, when called, not when the cell runs."""
-        return any(scope.deferred for scope in self._scopes)
+        return bool(self._scopes) and any(scope.deferred for scope in self._scopes)
 
     def _load(self, name: str) -> None:
         if self._scopes and self._scopes[-1].is_local(name):
@@ -589,12 +592,24 @@ class _CellVisitor(ast.NodeVisitor):
                 for arg in [*node.args[1 if key is not None else 0:], *(k.value for k in node.keywords)]:
                     self.visit(arg)
                 return
+        if not self._deferred():
+            self._call_objects(node)
         self.generic_visit(node)
         if isinstance(func, ast.Name) and func.id in _NAMESPACE_CALLS and self._namespace_call(node):
             self.names.dynamic_reads.add(f"{func.id}()")  # the namespace handed on or looked into by name
         for name in (*expression_variables(node), *sql_variables(node)):
             self.names.impure.add(name)
             self._load(name)
+
+    def _call_objects(self, node: ast.Call) -> None:
+        """The notebook names a call run now is made on or hands on (``CellNames.called_on``)."""
+        func = node.func
+        objects = [func.value] if isinstance(func, ast.Attribute) and func.attr not in _NO_QUERY_METHODS else []
+        objects += [arg for arg in (*node.args, *(k.value for k in node.keywords)) if isinstance(arg, ast.Name)]
+        for expr in objects:
+            root = _root_name(expr)
+            if root is not None and not (self._scopes and self._scopes[-1].is_local(root)):
+                self.names.called_on.add(root)
 
     def _read_only_call(self, node: ast.Call) -> bool:
         """``model.predict(X)`` on a notebook name, run now: the name is a receiver (see
@@ -929,6 +944,9 @@ _READ_ONLY_METHODS = frozenset({
     "predict", "predict_proba", "predict_log_proba", "decision_function", "score", "score_samples",
     "transform", "staged_predict", "staged_predict_proba", "get_params", "get_feature_names_out",
 })
+# methods of a database connection that query none of its tables (``CellNames.called_on``)
+_NO_QUERY_METHODS = frozenset({"close", "cursor", "commit", "rollback", "begin", "interrupt", "register", "unregister",
+                               "create_function", "remove_function"})
 _PURE_CALLS = frozenset({"len", "print", "repr", "str", "type", "isinstance", "id", "display", "bool", "hash"})
 
 

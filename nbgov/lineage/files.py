@@ -347,6 +347,20 @@ class FileHasher:
             return None
         return key[0], hit.digest
 
+    def known_now(self, abspath: str) -> tuple[int, str | None] | None:
+        """(size, hash) of the file as it is now, when it was last hashed as it is now (its key
+        and its journals' keys unchanged): nothing is read. None when not known so."""
+        hit = self._cache.get(abspath)
+        if hit is None:
+            return None
+        try:
+            key = file_key(static.os_stat(abspath))
+        except (OSError, ValueError):
+            return None
+        if key != hit.key or _journal_keys(abspath, hit.journals) != hit.journal_keys:
+            return None
+        return key[0], hit.digest
+
     def forget(self, abspath: str) -> None:
         """The file's content changed where its stat may not show it (a write through a shared
         memory map to a page already dirty changes no time stamp): hash it again next time."""

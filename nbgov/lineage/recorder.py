@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nbgov.lineage import gil_kept, random_state, sqlite_connections
+from nbgov.lineage import duckdb_connections, gil_kept, random_state, sqlite_connections
 from nbgov.lineage import environment_variables, output_history
 from nbgov.lineage.analysis import CellNames, analyze, dynamic_reads_note, transform
 from nbgov.lineage.build import CellFacts, ObservedFile, build_record
@@ -91,6 +91,7 @@ class _Cell:
     notes: list[str] = field(default_factory=list)
     history: output_history.HistoryReads | None = None  # results read through `_`, `Out[3]`
     environment: environment_variables.EnvironmentReads | None = None  # `os.environ['X']` read or set
+    duckdb: duckdb_connections.HeldReads | None = None  # databases read through earlier DuckDB connections
 
 
 class Recorder:
@@ -106,7 +107,8 @@ class Recorder:
         self._observer = NamespaceObserver(self.values, shell.user_ns, hidden)
         self._watcher = FileWatcher()
         self._native = NativeWatch(self._watcher.ignored, known=self.journal.files.known)
-        self._connections = sqlite_connections.ConnectionReads(self._watcher.ignored)  # through earlier cells' connections
+        self._connections = sqlite_connections.ConnectionReads(  # through earlier cells' connections
+            self._watcher.ignored, self.journal.files.known_now)
         sqlite_connections.follow()
         self._versions = VersionLookup()
         self._cell: _Cell | None = None
@@ -271,7 +273,7 @@ class Recorder:
         # IPython 8.19+ hands over the code it transformed for this run; older ones: transform it here
         transformed = getattr(info, "transformed_cell", None)
         names = analyze(transformed if type(transformed) is str else transform(self.shell, raw))
-        cell.snapshot = self._observer.before(names, ns, cell.hashing)
+        cell.snapshot = snapshot = self._observer.before(names, ns, cell.hashing)
         history = names.history
         if history is not None:  # only a cell naming `_`, `_3`, `Out`: the rest pay one test
             cell.history = self._part("results read through the output history", cell.notes,
@@ -280,6 +282,10 @@ class Recorder:
         if environment is not None:  # only a cell naming os.environ, getenv...: the rest pay one test
             cell.environment = self._part("environment variables", cell.notes,
                                           lambda: environment_variables.before(environment, ns), None)
+        if names.called_on or snapshot.called_globals:  # before the file watch: it reads databases' headers
+            called = names.called_on | snapshot.called_globals
+            cell.duckdb = self._part("reads through earlier DuckDB connections", cell.notes, lambda: duckdb_connections.start(
+                called, ns, self._watcher.ignored, cell.notes, self.journal.files.known_now), None)
         self._watch_files(names, ns)
         self._part("reads through earlier sqlite connections", cell.notes, self._connections.start, None)
         cell.t0 = time.perf_counter()
@@ -308,8 +314,14 @@ class Recorder:
         cell.notes += self._connections.notes
         native: list[FileEvent] = self._part("native file opens", cell.notes, self._native.stop, [])
         cell.notes += self._native.notes
+        known_at_start = self._connections.known_at_start
+        if cell.duckdb is not None:
+            read_through += cell.duckdb.paths
+            known_at_start = {**known_at_start, **cell.duckdb.known_at_start}
+            cell.notes.append(cell.duckdb.note)
         if read_through:
-            native += sqlite_connections.read_events(read_through, events + native, self._watcher.ignored)
+            native += sqlite_connections.read_events(read_through, events + native, self._watcher.ignored,
+                                                     known_at_start)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

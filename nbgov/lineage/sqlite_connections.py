@@ -40,7 +40,7 @@ import os
 import sys
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,10 +258,15 @@ def unavailable() -> str | None:
 @dataclass
 class ConnectionReads:
     """One per recorder: ``start`` as a cell starts, ``stop`` as it ends (the main thread).
-    ``ignored``: files that are not the notebook's data (IPython's own history database)."""
+    ``ignored``: files that are not the notebook's data (IPython's own history database);
+    ``known``: a file's (size, hash) as it is now, when known without reading it."""
 
     ignored: Callable[[str], bool] = lambda path: False
+    known: Callable[[str], tuple[int, str | None] | None] = lambda path: None
     notes: list[str] = field(default_factory=list)
+    # each open connection's main database as the cell started, where known: what a cell that
+    # reads and writes through it read (``read_events``)
+    known_at_start: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     _before: dict[int, tuple[_Tracked, int | None]] = field(default_factory=dict)
     _unfollowed: int = 0
 
@@ -269,6 +274,7 @@ class ConnectionReads:
         """Each live connection's page count now (nothing at all to do with none open)."""
         self.notes = []
         self._before = {}
+        self.known_at_start = {}
         self._unfollowed = _unfollowed[0]
         if not _tracked:
             return
@@ -286,6 +292,8 @@ class ConnectionReads:
             db = _handle(address)
             if db.value:
                 self._before[address] = (entry, api.pages(db, counter))
+                if entry.database and (content := self.known(entry.database)) is not None:
+                    self.known_at_start[entry.database] = content
             del connection_cache
 
     def stop(self) -> list[str]:
@@ -326,18 +334,21 @@ class ConnectionReads:
         return list(found)
 
 
-def read_events(paths: Iterable[str], events: list[FileEvent], ignored: Callable[[str], bool]) -> list[FileEvent]:
-    """Native reads of the databases read through earlier connections, for ``recorder._files``:
-    none for a file the cell's record already has as read; one with no content (and its note)
-    for a file the cell also wrote, since the read may have come before the write (the policy
-    for native code's read before a write)."""
+def read_events(paths: Iterable[str], events: list[FileEvent], ignored: Callable[[str], bool],
+                known_at_start: Mapping[str, tuple[int, str | None]] | None = None) -> list[FileEvent]:
+    """Native reads of the databases read through earlier connections (sqlite's, DuckDB's),
+    for ``recorder._files``: none for a file the cell's record already has as read; for a file
+    the cell also wrote, one of its content at the cell's start where that is known, else of
+    no content (and its note), since the read may have come before the write (the policy for
+    native code's read before a write)."""
     read = {ev.abspath for ev in events if ev.mode == "read"}
     written = {ev.abspath for ev in events if ev.mode == "write" and not ev.removes}
+    known = known_at_start or {}
     out: list[FileEvent] = []
     for path in paths:
         if path in read or ignored(path):
             continue
-        before = (None, None) if path in written else None
+        before = known.get(path, (None, None)) if path in written else None
         out.append(FileEvent(path, path, "read", native=True, before_change=before))
     return out
 

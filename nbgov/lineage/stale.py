@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from nbgov.lineage.database_files import is_duckdb
 from nbgov.lineage.record import (
     ExecutionRecord,
     FileAccess,
@@ -398,7 +399,7 @@ class StaleTracker:
             if now is None:
                 return [_Reason(f"file {file.path} is gone or unreadable", frozenset({DISK}))]
             if now != expected:
-                return [_Reason(f"file {file.path} changed on disk since read", frozenset({DISK}))]
+                return [_Reason(_changed_on_disk(file.path, file.abspath), frozenset({DISK}))]
         return self._inherited(f"file {file.path}", file.source, i)
 
     def _table_reasons(self, key: TableKey, i: int) -> list[_Reason]:
@@ -457,3 +458,13 @@ def stale_cells(
         for e in typed
         if e.record is not None and e.record.cell_id is not None and e.record.id in flags
     }
+
+
+def _changed_on_disk(path: str, abspath: str) -> str:
+    """Why a file read differs on disk now. A DuckDB database's checkpoint (at the latest when
+    its last connection closes, as the kernel exits) moves what its WAL held into its file,
+    in new bytes: the same tables then hash differently, and which happened is not known."""
+    if is_duckdb(abspath):
+        return (f"file {path} changed on disk since read, or was only checkpointed (DuckDB rewrites its bytes then, "
+                "so whether its tables changed is not known)")
+    return f"file {path} changed on disk since read"

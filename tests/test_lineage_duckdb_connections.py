@@ -11,6 +11,7 @@ without ``duckdb_connections`` (the read was missing from the record).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,20 @@ def test_a_notebook_class_s_metaclass_and_attributes_are_never_run(recording: Re
     body = run_settled(recording, "value = odd.anything()")
     assert body["files"] == [] and _duckdb_notes(body) == []
     assert recording.ns()["ran"] == ["anything"]  # the cell's own call, nothing of nbgov's
+
+
+def test_something_else_planted_under_duckdb_s_module_names_is_never_run(
+        recording: RecordingShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_settled(recording, MAKE + "\nran = []\nclass Planted:\n    @property\n    def __dict__(self):\n"
+                                  "        ran.append('__dict__')\n        return {}\n"
+                                  "    @property\n    def __class__(self):\n        ran.append('__class__')\n"
+                                  "        return type")
+    planted = recording.ns()["Planted"]()
+    monkeypatch.setitem(sys.modules, "duckdb._relation", planted)
+    monkeypatch.setattr(sys.modules["_duckdb"], "DuckDBPyRelation", planted, raising=False)
+    body = run_settled(recording, "rows = con.sql('select * from t').fetchall()")
+    assert recording.ns()["ran"] == []
+    assert "`con`" in _duckdb_notes(body)[0]  # the real connection class is still told
 
 
 def test_without_proc_the_record_says_the_read_is_not_seen(recording: RecordingShell,

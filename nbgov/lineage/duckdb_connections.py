@@ -26,6 +26,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from nbgov.lineage.database_files import is_duckdb
@@ -85,8 +86,10 @@ def _querying_types() -> tuple[type, ...]:
     found: list[type] = []
     for module_name, class_name in _QUERYING:
         module = sys.modules.get(module_name)
-        kind = vars(module).get(class_name) if module is not None else None
-        if isinstance(kind, type) and kind not in found:
+        # a real module's own dict, and a real class: anything else put in sys.modules under
+        # the name could answer ``vars`` or ``isinstance`` with its own code
+        kind: Any = vars(module).get(class_name) if type(module) is ModuleType else None
+        if issubclass(type(kind), type) and not _is_any(kind, tuple(found)):
             found.append(kind)
     return tuple(found)
 

@@ -501,6 +501,29 @@ def test_a_logger_reads_as_its_configuration_and_a_database_as_itself(lab: Lab) 
     lab.panel_screenshot("sidebar-details-logger-and-database")
 
 
+# DuckDB as notebooks use it: a connection to a database file opened once, queried by later cells.
+DUCKDB_CELLS = [
+    "%load_ext nbgov",
+    "import duckdb\ncon = duckdb.connect('shop.duckdb')\n"
+    "con.execute('CREATE OR REPLACE TABLE orders AS SELECT range AS id, range * 1.5 AS amount FROM range(4)')",
+    "revenue = con.sql('SELECT sum(amount) AS total FROM orders').df()",
+]
+
+
+def test_a_query_through_an_earlier_duckdb_connection_reads_the_database(lab: Lab) -> None:
+    run_all(lab, "duckdb.ipynb", DUCKDB_CELLS)
+    wait_rows(lab, 2)
+    details = show_details(lab, 3)
+    files = details.locator(".nbgov-items[aria-label='Files'] .nbgov-item")
+    assert files.locator(".nbgov-item-name").all_text_contents() == ["shop.duckdb"]
+    assert files.locator(".nbgov-item-aside").all_text_contents() == ["read"]
+    sub = files.locator(".nbgov-item-sub").text_content() or ""
+    assert len(sub.split(" · ")[0]) == 8 and " B · " in sub, f"hashed, with its size: {sub}"
+    _assert_details_fit_the_default_width(lab)
+    lab.panel_screenshot("sidebar-details-duckdb-connection")
+    assert lab.page_errors == []
+
+
 # A notebook configured through its environment, as workshop and CI notebooks are.
 ENVIRONMENT_CELLS = [
     "%load_ext nbgov",

@@ -65,6 +65,13 @@ history grows by a name or two per cell), measured side by side.
 
 Run only these: python3 benchmarks/bench_recorder.py --cases notebook,sqlml
 
+Why the hooks' CPU in a kernel exceeds what the same cells add in process: a hook doing
+fixed plain-Python work (no nbgov), timed per call in a plain kernel driven cell by cell
+through jupyter_client and in an in-process shell, each round both in a seeded random
+order (median of the per-round ratios of per-call medians; no target).
+
+Run only this: python3 benchmarks/bench_recorder.py --cases kernelspeed
+
 Cells that score with a fitted model (``pred = forest.predict(X_test)``: a 100-tree forest,
 a 500-tree LightGBM model, a scikit-learn pipeline on a frame), recorded vs bare shell,
 ``--repeat / 10`` paired rounds: what recording adds to the cells users run most once a
@@ -563,7 +570,63 @@ def report_secrets(rounds: int) -> None:
         print(f"{name:32s} none {m['none_ms']:8.2f} ms   secret set / none = {m['ratio']:.2f}")
 
 
-ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml,predict,secrets"
+# A hook whose work is fixed, plain Python (no nbgov): its CPU per call, kept in the shell.
+FIXED_HOOK = """
+import json as _json, time as _time
+_fixed = []
+def _fixed_work(result):
+    start = _time.thread_time()
+    items = {str(i): [i, str(i)] for i in range(150)}
+    _json.dumps(items)
+    sorted(items)
+    _fixed.append(_time.thread_time() - start)
+get_ipython().events.register("post_run_cell", _fixed_work)
+"""
+
+
+def _fixed_hook_in_kernel(cells: int) -> float:
+    """Median CPU seconds of ``FIXED_HOOK``'s work per cell in a plain kernel, cells sent one
+    by one through jupyter_client as a frontend sends them."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        quiet = {"timeout": 60, "output_hook": lambda msg: None}
+        kc.execute_interactive(FIXED_HOOK, **quiet)
+        for i in range(cells):
+            kc.execute_interactive(f"x{i} = {i} + 1", **quiet)
+        shown: list[str] = []
+        kc.execute_interactive("print(repr(sorted(_fixed)[len(_fixed) // 2]))", timeout=60,
+                               output_hook=lambda msg: shown.append(msg["content"].get("text", "")))
+        return float(ast.literal_eval("".join(shown).strip()))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _fixed_hook_in_process(cells: int) -> float:
+    shell = _shell()
+    shell.run_cell(FIXED_HOOK).raise_error()
+    for i in range(cells):
+        shell.run_cell(f"x{i} = {i} + 1", store_history=True)
+    fixed = sorted(shell.user_ns["_fixed"])
+    return float(fixed[len(fixed) // 2])
+
+
+def report_kernel_speed(rounds: int, cells: int = 2000) -> None:
+    """Why nbgov's hooks take more CPU in a kernel than the same cells add in process: the
+    same fixed Python work in a post_run_cell hook, in a plain kernel and in an in-process
+    shell, each round both in a seeded random order."""
+    print(f"\n== the same Python work in a cell hook, kernel vs in process: {cells} cells, {rounds} rounds "
+          "(no target) ==")
+    times = paired({"kernel": lambda: _fixed_hook_in_kernel(cells), "in process": lambda: _fixed_hook_in_process(cells)},
+                   rounds, seed=8)
+    print(f"fixed hook work in a kernel / in process  {median_ratio(times, 'kernel', 'in process'):.2f}x   "
+          f"(in process {statistics.median(times['in process']) * 1e6:.0f} us per call: any Python a hook runs "
+          "costs this much more CPU between a kernel's messages)")
+
+
+ALL_CASES = "overhead,throughput,forest,names,memmap,memory,notebook,sqlml,predict,secrets,kernelspeed"
 
 
 def main() -> None:
@@ -596,6 +659,8 @@ def main() -> None:
         report_predict(max(10, args.repeat // 10))
     if "secrets" in cases:
         report_secrets(max(10, args.repeat // 10))
+    if "kernelspeed" in cases:
+        report_kernel_speed(max(3, args.repeat // 50))
 
 
 def report_overhead(repeat: int, peer_repeat: int | None) -> None:

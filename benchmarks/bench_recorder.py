@@ -589,7 +589,7 @@ def _fixed_hook_in_kernel(cells: int) -> float:
     by one through jupyter_client as a frontend sends them."""
     from jupyter_client.manager import start_new_kernel
 
-    km, kc = start_new_kernel(kernel_name="python3")
+    km, kc = start_new_kernel(kernel_name="python3", stderr=subprocess.DEVNULL)
     try:
         quiet = {"timeout": 60, "output_hook": lambda msg: None}
         kc.execute_interactive(FIXED_HOOK, **quiet)

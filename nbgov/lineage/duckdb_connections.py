@@ -15,8 +15,9 @@ The files are found in ``/proc/self/fd`` (Linux): each regular file the process 
 whose first bytes are DuckDB's header. The objects are told by their exact types, looked up
 in DuckDB's loaded modules (no notebook code runs, no object is kept). Limits, by design: a
 cell that queries one database counts the others the kernel holds open too (the note says
-so); the module's own default connection (``duckdb.sql(...)``) is not followed; where there
-is no ``/proc`` a read through an earlier connection is missing, and the record says that.
+so); the module's own default connection (``duckdb.sql(...)``) and a connection held inside a
+notebook object (``repo.load()`` querying ``self.con``) are not followed; where there is no
+``/proc`` a read through an earlier connection is missing, and the record says that.
 """
 
 from __future__ import annotations

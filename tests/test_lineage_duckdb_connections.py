@@ -28,17 +28,6 @@ MAKE = ("import duckdb, pandas as pd\ncon = duckdb.connect('shop.duckdb')\n"
 COUNTED = "every DuckDB database the kernel held open counts as read"
 
 
-@pytest.fixture(autouse=True)
-def _connections_closed(recording: RecordingShell) -> Any:
-    """Each test's databases closed after it: one the process still holds counts in the next."""
-    yield
-    import duckdb
-
-    for value in list(recording.ns().values()):
-        if isinstance(value, duckdb.DuckDBPyConnection):
-            value.close()
-
-
 def _duckdb_notes(body: dict[str, Any]) -> list[str]:
     return [note for note in body["notes"] if COUNTED in note]
 

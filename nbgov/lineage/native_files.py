@@ -446,3 +446,22 @@ class PathProbe:
             if after is not None and after != before:
                 out.append(FileEvent(abspath, abspath, "write", native=True))
         return out
+
+
+def reads_through_connections(paths: Iterable[str], events: list[FileEvent], ignored: Callable[[str], bool],
+                              known_at_start: Mapping[str, tuple[int, str | None]] | None = None) -> list[FileEvent]:
+    """Native reads of the databases read through earlier connections (sqlite's, DuckDB's),
+    for ``recorder._files``: none for a file the cell's record already has as read; for a file
+    the cell also wrote, one of its content at the cell's start where that is known, else of
+    no content (and its note), since the read may have come before the write (the policy for
+    native code's read before a write)."""
+    read = {ev.abspath for ev in events if ev.mode == "read"}
+    written = {ev.abspath for ev in events if ev.mode == "write" and not ev.removes}
+    known = known_at_start or {}
+    out: list[FileEvent] = []
+    for path in paths:
+        if path in read or ignored(path):
+            continue
+        before = known.get(path, (None, None)) if path in written else None
+        out.append(FileEvent(path, path, "read", native=True, before_change=before))
+    return out

@@ -47,7 +47,7 @@ from nbgov.lineage.fingerprint import Fingerprinter
 from nbgov.lineage.fingerprint.memmap import written_file
 from nbgov.lineage.journal import Journal, Subscriber, describe
 from nbgov.lineage.namespace import Hashing, NamespaceChanges, NamespaceObserver, Snapshot, identity
-from nbgov.lineage.native_files import NativeWatch, mentioned_paths
+from nbgov.lineage.native_files import NativeWatch, mentioned_paths, reads_through_connections
 from nbgov.lineage.record import ErrorInfo, FileMode, Fingerprint, LogEntry, SessionInfo
 from nbgov.lineage.sqlreport import ReportedModel, SqlReport, read_activity
 from nbgov.lineage.store import SidecarStore
@@ -320,8 +320,7 @@ class Recorder:
             known_at_start = {**known_at_start, **cell.duckdb.known_at_start}
             cell.notes.append(cell.duckdb.note)
         if read_through:
-            native += sqlite_connections.read_events(read_through, events + native, self._watcher.ignored,
-                                                     known_at_start)
+            native += reads_through_connections(read_through, events + native, self._watcher.ignored, known_at_start)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

@@ -40,13 +40,12 @@ import os
 import sys
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbgov.lineage import files
 from nbgov.unrecorded import unrecorded
-from nbgov.lineage.files import FileEvent
 
 CONNECTED = "sqlite3.connect/handle"  # CPython's audit event, raised with the new connection
 _CACHE_HIT, _CACHE_MISS = 7, 8  # sqlite3.h: SQLITE_DBSTATUS_CACHE_HIT, SQLITE_DBSTATUS_CACHE_MISS
@@ -265,7 +264,7 @@ class ConnectionReads:
     known: Callable[[str], tuple[int, str | None] | None] = lambda path: None
     notes: list[str] = field(default_factory=list)
     # each open connection's main database as the cell started, where known: what a cell that
-    # reads and writes through it read (``read_events``)
+    # reads and writes through it read (``native_files.reads_through_connections``)
     known_at_start: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     _before: dict[int, tuple[_Tracked, int | None]] = field(default_factory=dict)
     _unfollowed: int = 0
@@ -332,25 +331,6 @@ class ConnectionReads:
                 found.update(dict.fromkeys(paths or ()))
             del connection_cache
         return list(found)
-
-
-def read_events(paths: Iterable[str], events: list[FileEvent], ignored: Callable[[str], bool],
-                known_at_start: Mapping[str, tuple[int, str | None]] | None = None) -> list[FileEvent]:
-    """Native reads of the databases read through earlier connections (sqlite's, DuckDB's),
-    for ``recorder._files``: none for a file the cell's record already has as read; for a file
-    the cell also wrote, one of its content at the cell's start where that is known, else of
-    no content (and its note), since the read may have come before the write (the policy for
-    native code's read before a write)."""
-    read = {ev.abspath for ev in events if ev.mode == "read"}
-    written = {ev.abspath for ev in events if ev.mode == "write" and not ev.removes}
-    known = known_at_start or {}
-    out: list[FileEvent] = []
-    for path in paths:
-        if path in read or ignored(path):
-            continue
-        before = known.get(path, (None, None)) if path in written else None
-        out.append(FileEvent(path, path, "read", native=True, before_change=before))
-    return out
 
 
 def follow() -> None:

@@ -15,6 +15,7 @@ import stat
 from collections.abc import Container
 
 from nbgov.lineage.fingerprint import static
+from nbgov.lineage.held_locks import close_keeping_locks
 
 SQLITE_JOURNALS = ("-wal", "-journal")
 _DUCKDB_JOURNALS = (".wal",)
@@ -101,4 +102,4 @@ def _head(abspath: str) -> bytes | None:
     except OSError:
         return None
     finally:
-        static.os_close(fd)
+        close_keeping_locks(fd)  # a database the notebook holds locked stays locked

@@ -38,6 +38,7 @@ import xxhash
 from nbgov import unrecorded
 from nbgov.lineage import gil_kept, sqlite_wal
 from nbgov.lineage.fingerprint import static
+from nbgov.lineage.held_locks import close_keeping_locks
 from nbgov.lineage.database_files import (HEAD_BYTES, SQLITE_JOURNALS, database_path, index_only, journals_of,
                                           side_database)
 
@@ -557,7 +558,7 @@ def _hash_and_head(abspath: str) -> tuple[str, bytes]:
                 head = head if len(head) >= HEAD_BYTES else (head + bytes(view[:n]))[:HEAD_BYTES]
                 position += n
     finally:
-        static.os_close(fd)
+        close_keeping_locks(fd)  # a database the notebook holds locked stays locked
     return h.hexdigest(), head
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import xxhash
 
 from nbgov.lineage.fingerprint import static
+from nbgov.lineage.held_locks import close_keeping_locks
 
 _MAGIC = 0x377F0682  # | 1: checksums over big-endian words, else little-endian
 _VERSION = 3007000
@@ -109,9 +110,9 @@ def _pieces(abspath: str) -> Iterator[memoryview]:
             if _stamps(db, wal) != before:
                 raise NotWal("changed while read")
         finally:
-            static.os_close(wal)
+            close_keeping_locks(wal)
     finally:
-        static.os_close(db)
+        close_keeping_locks(db)  # a database the notebook holds locked stays locked
 
 
 def _stamps(db: int, wal: int) -> tuple[tuple[int, int, int], ...]:

@@ -540,18 +540,21 @@ def _hash_and_head(abspath: str) -> tuple[str, bytes]:
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", abspath)
         size = st.st_size
-        buf = bytearray(_CHUNK)
-        view = memoryview(buf)
-        zeros = memoryview(bytes(_CHUNK))
+        # buffers no bigger than the file (two of _CHUNK, zeroed, cost a small file 3 ms);
+        # the zeros only for a file with a hole
+        chunk = max(1, min(_CHUNK, size))
+        view = memoryview(bytearray(chunk))
+        zeros: memoryview | None = None
         position = 0
         for begin, end in [*static.data_extents(fd, 0, size), (size, size)]:
             while position < begin:  # a hole: zeros by definition
-                step = min(_CHUNK, begin - position)
+                zeros = zeros if zeros is not None else memoryview(bytes(chunk))
+                step = min(chunk, begin - position)
                 h.update(zeros[:step])
                 head = head or bytes(zeros[:min(step, HEAD_BYTES)])
                 position += step
             while position < end:
-                n = static.os_preadv(fd, [view[: min(_CHUNK, end - position)]], position)
+                n = static.os_preadv(fd, [view[: min(chunk, end - position)]], position)
                 if not n:
                     return h.hexdigest(), head  # truncated meanwhile: what was there
                 h.update(view[:n])

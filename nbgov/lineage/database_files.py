@@ -15,7 +15,7 @@ import stat
 from collections.abc import Container
 
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.held_locks import close_keeping_locks
+from nbgov.lineage.held_locks import close_keeping_locks, open_reading
 
 SQLITE_JOURNALS = ("-wal", "-journal")
 _DUCKDB_JOURNALS = (".wal",)
@@ -91,7 +91,7 @@ def is_duckdb(abspath: str) -> bool:
 def _head(abspath: str) -> bytes | None:
     """The first bytes of a regular file (fewer when it is shorter); None when it is not one."""
     try:
-        fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = open_reading(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except (OSError, ValueError):
         return None
     try:

@@ -38,7 +38,7 @@ import xxhash
 from nbgov import unrecorded
 from nbgov.lineage import gil_kept, sqlite_wal
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.held_locks import close_keeping_locks
+from nbgov.lineage.held_locks import close_keeping_locks, open_reading
 from nbgov.lineage.database_files import (HEAD_BYTES, SQLITE_JOURNALS, database_path, index_only, journals_of,
                                           side_database)
 
@@ -534,7 +534,7 @@ def _hash_and_head(abspath: str) -> tuple[str, bytes]:
     h = xxhash.xxh3_128()
     head = b""
     # callers stat first; a FIFO swapped in after that must not block the open (nor be read)
-    fd = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    fd = open_reading(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = static.os_fstat(fd)
         if not stat.S_ISREG(st.st_mode):

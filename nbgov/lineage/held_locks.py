@@ -6,8 +6,9 @@ for as long as a connection is open, sqlite its database while a transaction run
 the file to hash it or read its header, then closing it, silently dropped the library's lock,
 and another process could then open the database for writing beside the notebook's
 connection. So a descriptor nbgov opened on a file this process holds a POSIX lock on is not
-closed: it is kept (as sqlite keeps its own in the same case) and closed at a later call once
-no lock is held on that file. nbgov only ever reads through its own descriptors with
+closed: it is kept (as sqlite keeps its own in the same case), handed out again for the next
+read of that file (one per file, however often it is hashed), and closed at a later close
+once no lock is held on that file. nbgov only ever reads through its own descriptors with
 ``pread`` (no offset is shared with the library's).
 
 The locks are read from ``/proc/locks`` (Linux), matched by this process's id and the
@@ -21,26 +22,50 @@ import os
 from nbgov.lineage.fingerprint import static
 
 _LOCKS = "/proc/locks"
-_kept: dict[int, int] = {}  # descriptor -> inode: kept open while this process locks the file
+_kept: dict[int, tuple[int, int]] = {}  # descriptor -> (device, inode): kept open while this process locks the file
+_lent: dict[int, int] = {}  # kept descriptor -> reads it is handed out to now (never closed under them)
+
+
+def open_reading(abspath: str, flags: int) -> int:
+    """A descriptor to read ``abspath`` through: the one kept for its file if there is one
+    (opening another, then closing it, would drop the lock), else a new one."""
+    try:
+        st = static.os_stat(abspath)
+    except (OSError, ValueError):
+        st = None
+    if st is not None and _kept:
+        for fd, key in _kept.items():
+            if key == (st.st_dev, st.st_ino):
+                _lent[fd] = _lent.get(fd, 0) + 1
+                return fd
+    return static.os_open(abspath, flags)
 
 
 def close_keeping_locks(fd: int) -> None:
-    """Close ``fd`` unless this process holds a POSIX lock on its file; then keep it. Kept
-    descriptors whose files are no longer locked are closed now."""
+    """Close ``fd`` unless this process holds a POSIX lock on its file; then keep it (one per
+    file: ``open_reading`` hands it out again). Kept descriptors whose files are no longer
+    locked are closed now."""
+    if fd in _lent:  # a kept one handed out: still in use while other reads hold it
+        _lent[fd] -= 1
+        if _lent[fd]:
+            return
+        del _lent[fd]
     try:
-        inode = static.os_fstat(fd).st_ino
+        st = static.os_fstat(fd)
     except OSError:
+        _kept.pop(fd, None)
         static.os_close(fd)
         return
     locked = _locked_inodes()
-    if locked is not None and inode in locked:
-        _kept[fd] = inode
+    if locked is not None and st.st_ino in locked:
+        _kept[fd] = (st.st_dev, st.st_ino)
     else:
+        _kept.pop(fd, None)
         static.os_close(fd)
-    for kept, kept_inode in list(_kept.items()):
-        if kept != fd and (locked is None or kept_inode not in locked):
-            del _kept[kept]
-            static.os_close(kept)
+    for kept_fd, (_, inode) in list(_kept.items()):
+        if kept_fd != fd and kept_fd not in _lent and (locked is None or inode not in locked):
+            del _kept[kept_fd]
+            static.os_close(kept_fd)
 
 
 def kept() -> int:

@@ -36,7 +36,7 @@ from typing import Any
 import xxhash
 
 from nbgov.lineage.fingerprint import static
-from nbgov.lineage.held_locks import close_keeping_locks
+from nbgov.lineage.held_locks import close_keeping_locks, open_reading
 
 _MAGIC = 0x377F0682  # | 1: checksums over big-endian words, else little-endian
 _VERSION = 3007000
@@ -97,9 +97,9 @@ def frame_checksums(frames: bytes, page_size: int, big_endian: bool, start: tupl
 
 def _pieces(abspath: str) -> Iterator[memoryview]:
     """The effective image's bytes in order, read from the database and its WAL."""
-    db = static.os_open(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    db = open_reading(abspath, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        wal = static.os_open(abspath + "-wal", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        wal = open_reading(abspath + "-wal", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             before = _stamps(db, wal)
             image = _recover(db, wal, before[0][0], before[1][0])
